@@ -1,0 +1,141 @@
+//! The gateway's part of the configuration: upstreams and limits, as the
+//! binary deserializes them from TOML and environment overrides.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// How an HTTP upstream speaks MCP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HttpTransport {
+    /// Streamable HTTP (2025-03-26 and later).
+    StreamableHttp,
+    /// The legacy HTTP+SSE transport (2024-11-05).
+    Sse,
+}
+
+/// Whether clients of a stdio upstream share one child process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Isolation {
+    /// One child per client session (the safe default: no shared state between users).
+    #[default]
+    Session,
+    /// One child for every client; request ids are remapped so they never collide.
+    Shared,
+}
+
+/// One `[[upstream]]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct UpstreamConfig {
+    /// Served at `/mcp/<name>`.
+    pub name: String,
+    /// A stdio server: program and arguments.
+    #[serde(default)]
+    pub command: Option<Vec<String>>,
+    /// An HTTP server's MCP endpoint.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Forces the HTTP transport instead of detecting it.
+    #[serde(default)]
+    pub transport: Option<HttpTransport>,
+    /// stdio only: one child per session, or one shared child.
+    #[serde(default)]
+    pub isolation: Isolation,
+    /// stdio only: extra environment variables for the child.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// stdio only: working directory of the child.
+    #[serde(default)]
+    pub cwd: Option<PathBuf>,
+    /// stdio only: most children alive at once for this upstream.
+    #[serde(default = "default_max_children")]
+    pub max_children: usize,
+    /// Extra static headers sent to an HTTP upstream.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Overrides the server-wide request timeout for this upstream.
+    #[serde(default, with = "humantime_opt")]
+    pub request_timeout: Option<Duration>,
+}
+
+fn default_max_children() -> usize {
+    100
+}
+
+/// Limits and timeouts shared by every upstream.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+    /// Time an upstream may take before its first answer to a request (SSE streams reset it on every message).
+    pub request_timeout: Duration,
+    /// Sessions (and their per-session children) idle this long are closed.
+    pub session_idle_timeout: Duration,
+    /// Events kept per SSE stream for `Last-Event-ID` resumption.
+    pub replay_events: usize,
+    /// Largest single message accepted from an upstream.
+    pub max_message_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: 4 * 1024 * 1024,
+            request_timeout: Duration::from_secs(60),
+            session_idle_timeout: Duration::from_secs(30 * 60),
+            replay_events: 256,
+            max_message_bytes: 16 * 1024 * 1024,
+        }
+    }
+}
+
+/// Durations written as "30s", "5m", "1h", "250ms" or plain seconds.
+pub mod humantime_opt {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    /// Deserializes an optional duration.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Secs(u64),
+            Text(String),
+        }
+        match Option::<Raw>::deserialize(d)? {
+            None => Ok(None),
+            Some(Raw::Secs(s)) => Ok(Some(Duration::from_secs(s))),
+            Some(Raw::Text(t)) => parse(&t).map(Some).map_err(serde::de::Error::custom),
+        }
+    }
+
+    /// Parses "250ms", "30s", "5m", "2h", "7d".
+    pub fn parse(text: &str) -> Result<Duration, String> {
+        let t = text.trim();
+        let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+        let (num, unit) = t.split_at(split);
+        let n: u64 = num.parse().map_err(|_| {
+            format!("invalid duration {text:?}: expected e.g. \"30s\", \"5m\", \"250ms\"")
+        })?;
+        let d = match unit.trim() {
+            "ms" => Duration::from_millis(n),
+            "" | "s" => Duration::from_secs(n),
+            "m" => Duration::from_secs(n * 60),
+            "h" => Duration::from_secs(n * 3600),
+            "d" => Duration::from_secs(n * 86400),
+            other => {
+                return Err(format!(
+                    "invalid duration unit {other:?} in {text:?}: use ms, s, m, h or d"
+                ));
+            }
+        };
+        Ok(d)
+    }
+}

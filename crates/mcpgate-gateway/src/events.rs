@@ -1,0 +1,176 @@
+//! Server-sent event logs: every SSE stream the gateway opens towards a client
+//! writes into a bounded log first, so a client that drops the connection can
+//! come back with `Last-Event-ID` and miss nothing that is still in the log.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use futures_util::Stream;
+use tokio::sync::watch;
+
+use crate::jsonrpc::Message;
+
+/// One SSE stream's log. Event ids are `<stream>-<seq>`, unique within a session,
+/// and name the stream they belong to so a resumption replays the right one.
+#[derive(Debug)]
+pub(crate) struct EventLog {
+    stream_id: u64,
+    capacity: usize,
+    /// The SSE `event:` name: `message` for legacy SSE clients, none otherwise.
+    event_name: Option<&'static str>,
+    inner: Mutex<Inner>,
+    /// Bumped on every push and on close, to wake readers.
+    changed: watch::Sender<u64>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    events: VecDeque<(u64, Bytes)>,
+    next_seq: u64,
+    closed: bool,
+    /// The highest seq handed to a reader that did not name a position.
+    delivered: u64,
+}
+
+impl EventLog {
+    pub(crate) fn new(
+        stream_id: u64,
+        capacity: usize,
+        event_name: Option<&'static str>,
+    ) -> Arc<Self> {
+        let (changed, _) = watch::channel(0);
+        Arc::new(EventLog {
+            stream_id,
+            capacity: capacity.max(1),
+            event_name,
+            inner: Mutex::new(Inner {
+                next_seq: 1,
+                ..Default::default()
+            }),
+            changed,
+        })
+    }
+
+    pub(crate) fn stream_id(&self) -> u64 {
+        self.stream_id
+    }
+
+    /// Appends a JSON-RPC message as one SSE event.
+    pub(crate) fn push(&self, msg: &Message) {
+        self.push_data(self.event_name, &msg.to_bytes());
+    }
+
+    /// Appends an event with empty data: the 2025-11-25 priming event that hands
+    /// the client an id to resume from before anything else is sent.
+    pub(crate) fn push_priming(&self) {
+        self.push_data(None, b"");
+    }
+
+    /// Appends a raw event (the legacy `endpoint` event).
+    pub(crate) fn push_data(&self, event: Option<&str>, data: &[u8]) {
+        let mut inner = lock(&self.inner);
+        if inner.closed {
+            return;
+        }
+        let seq = inner.next_seq;
+        inner.next_seq += 1;
+        let frame = frame(&format!("{}-{}", self.stream_id, seq), event, data);
+        inner.events.push_back((seq, frame));
+        while inner.events.len() > self.capacity {
+            inner.events.pop_front();
+        }
+        drop(inner);
+        self.changed.send_replace(seq);
+    }
+
+    /// Ends the stream: readers finish after the last event.
+    pub(crate) fn close(&self) {
+        let mut inner = lock(&self.inner);
+        inner.closed = true;
+        drop(inner);
+        self.changed.send_modify(|v| *v += 0);
+    }
+
+    /// A reader starting after `after` (a seq from `Last-Event-ID`), or after
+    /// whatever an earlier position-less reader already took.
+    pub(crate) fn reader(
+        self: &Arc<Self>,
+        after: Option<u64>,
+    ) -> impl Stream<Item = Bytes> + Send + use<> {
+        let start = match after {
+            Some(seq) => seq + 1,
+            None => lock(&self.inner).delivered + 1,
+        };
+        let log = Arc::clone(self);
+        let rx = log.changed.subscribe();
+        futures_util::stream::unfold(
+            (log, rx, start, after.is_none()),
+            |(log, mut rx, next, track)| async move {
+                loop {
+                    rx.borrow_and_update();
+                    {
+                        let mut inner = lock(&log.inner);
+                        if let Some((seq, frame)) =
+                            inner.events.iter().find(|(s, _)| *s >= next).cloned()
+                        {
+                            if track && seq > inner.delivered {
+                                inner.delivered = seq;
+                            }
+                            return Some((frame, (log.clone(), rx, seq + 1, track)));
+                        }
+                        if inner.closed {
+                            return None;
+                        }
+                    }
+                    if rx.changed().await.is_err() {
+                        return None;
+                    }
+                }
+            },
+        )
+    }
+}
+
+/// Parses an event id `<stream>-<seq>` written by [`EventLog`].
+pub(crate) fn parse_event_id(id: &str) -> Option<(u64, u64)> {
+    let (stream, seq) = id.trim().split_once('-')?;
+    Some((stream.parse().ok()?, seq.parse().ok()?))
+}
+
+/// Formats one SSE frame; data containing newlines becomes several `data:` lines.
+pub(crate) fn frame(id: &str, event: Option<&str>, data: &[u8]) -> Bytes {
+    let mut out = BytesMut::with_capacity(data.len() + 32);
+    if !id.is_empty() {
+        out.put_slice(b"id: ");
+        out.put_slice(id.as_bytes());
+        out.put_u8(b'\n');
+    }
+    if let Some(event) = event {
+        out.put_slice(b"event: ");
+        out.put_slice(event.as_bytes());
+        out.put_u8(b'\n');
+    }
+    let text = String::from_utf8_lossy(data);
+    if text.is_empty() {
+        out.put_slice(b"data: \n");
+    }
+    for line in text.split('\n') {
+        if text.is_empty() {
+            break;
+        }
+        out.put_slice(b"data: ");
+        out.put_slice(line.trim_end_matches('\r').as_bytes());
+        out.put_u8(b'\n');
+    }
+    out.put_u8(b'\n');
+    out.freeze()
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding the lock leaves plain data behind; keep serving.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(test)]
+mod tests;

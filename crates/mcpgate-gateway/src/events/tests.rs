@@ -1,0 +1,59 @@
+use futures_util::StreamExt;
+
+use super::*;
+
+fn msg(n: u64) -> Message {
+    Message::notification("n", Some(crate::jsonrpc::num_id(n)))
+}
+
+#[tokio::test]
+async fn replays_after_last_event_id_and_ends_on_close() {
+    let log = EventLog::new(3, 10, None);
+    log.push(&msg(1));
+    log.push(&msg(2));
+    log.push(&msg(3));
+    log.close();
+    let frames: Vec<_> = log.reader(Some(1)).collect().await;
+    assert_eq!(frames.len(), 2);
+    let first = std::str::from_utf8(&frames[0]).unwrap();
+    assert!(first.starts_with("id: 3-2\n"), "{first}");
+    assert!(
+        first.contains(r#"data: {"jsonrpc":"2.0","method":"n","params":2}"#),
+        "{first}"
+    );
+}
+
+#[tokio::test]
+async fn bounded_and_live() {
+    let log = EventLog::new(0, 2, Some("message"));
+    for n in 0..5 {
+        log.push(&msg(n));
+    }
+    let mut reader = Box::pin(log.reader(None));
+    let a = reader.next().await.unwrap();
+    assert!(
+        std::str::from_utf8(&a)
+            .unwrap()
+            .starts_with("id: 0-4\nevent: message\n")
+    );
+    let _ = reader.next().await.unwrap();
+    let log2 = log.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        log2.push(&msg(9));
+        log2.close();
+    });
+    let c = reader.next().await.unwrap();
+    assert!(std::str::from_utf8(&c).unwrap().starts_with("id: 0-6\n"));
+    assert!(reader.next().await.is_none());
+    // A new position-less reader does not replay what was already delivered.
+    assert_eq!(log.reader(None).count().await, 0);
+}
+
+#[test]
+fn multi_line_data_and_ids() {
+    let f = frame("1-2", None, b"{\n\"a\":1}");
+    assert_eq!(&f[..], b"id: 1-2\ndata: {\ndata: \"a\":1}\n\n");
+    assert_eq!(parse_event_id("12-34"), Some((12, 34)));
+    assert_eq!(parse_event_id("x"), None);
+}

@@ -1,0 +1,269 @@
+//! The client-facing side: HTTP rules of Streamable HTTP (sessions and the
+//! stateless 2026-07-28 era) and the legacy HTTP+SSE transport.
+
+pub(crate) mod legacy;
+pub(crate) mod stateless;
+pub(crate) mod streamable;
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use serde_json::value::RawValue;
+
+use crate::events::EventLog;
+use crate::jsonrpc::{Kind, Message, code};
+use crate::mux::Exchange;
+use crate::upstream::{Link, UpstreamError};
+
+/// Protocol versions the front accepts in `MCP-Protocol-Version`.
+pub(crate) const SUPPORTED_VERSIONS: &[&str] = &[
+    "2024-11-05",
+    "2025-03-26",
+    "2025-06-18",
+    "2025-11-25",
+    "2026-07-28",
+];
+/// The first stateless protocol version.
+pub(crate) const MODERN_VERSION: &str = "2026-07-28";
+/// Assumed when a session client sends no version header (the spec's rule).
+pub(crate) const DEFAULT_VERSION: &str = "2025-03-26";
+
+/// A JSON-RPC error as an HTTP response with the given status.
+pub(crate) fn rpc_error(
+    status: StatusCode,
+    id: Option<Box<RawValue>>,
+    code: i64,
+    message: &str,
+) -> Response {
+    json(status, &Message::error(id, code, message))
+}
+
+/// An error with `data`, for the 2026-07-28 error shapes.
+pub(crate) fn rpc_error_data(
+    status: StatusCode,
+    id: Option<Box<RawValue>>,
+    code: i64,
+    message: &str,
+    data: serde_json::Value,
+) -> Response {
+    let body = serde_json::json!({
+        "jsonrpc": "2.0",
+        "id": id.map(|i| serde_json::from_str::<serde_json::Value>(i.get()).unwrap_or_default()),
+        "error": { "code": code, "message": message, "data": data },
+    });
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+pub(crate) fn json(status: StatusCode, msg: &Message) -> Response {
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        msg.to_bytes(),
+    )
+        .into_response()
+}
+
+/// Maps a link failure to its status: 502 unreachable, 503 at a limit, 404 session gone.
+pub(crate) fn upstream_error(e: &UpstreamError, id: Option<Box<RawValue>>) -> Response {
+    match e {
+        UpstreamError::Unavailable(why) => {
+            rpc_error(StatusCode::BAD_GATEWAY, id, code::UPSTREAM_ERROR, why)
+        }
+        UpstreamError::Busy(why) => {
+            let mut r = rpc_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                id,
+                code::UPSTREAM_ERROR,
+                why,
+            );
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            r
+        }
+        UpstreamError::SessionGone | UpstreamError::NotStreamable => rpc_error(
+            StatusCode::NOT_FOUND,
+            id,
+            code::SESSION_NOT_FOUND,
+            &e.to_string(),
+        ),
+    }
+}
+
+/// An SSE response over a stream of already-framed events.
+pub(crate) fn sse(frames: impl Stream<Item = Bytes> + Send + 'static) -> Response {
+    let body = Body::from_stream(frames.map(Ok::<_, Infallible>));
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "text/event-stream")
+        .header(header::CACHE_CONTROL, "no-cache")
+        .header("x-accel-buffering", "no")
+        .body(body)
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+/// Whether an Accept header admits `want` (`type/sub`), wildcards included.
+pub(crate) fn accepts(headers: &HeaderMap, want: &str) -> bool {
+    let (wt, _) = want.split_once('/').unwrap_or((want, ""));
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|item| {
+            let media = item
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
+            media == want || media == "*/*" || media == format!("{wt}/*")
+        })
+}
+
+pub(crate) fn is_json_content(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .eq_ignore_ascii_case("application/json")
+        })
+}
+
+pub(crate) fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Reads and classifies a POST body: one JSON-RPC message, or an error response.
+pub(crate) fn parse_body(body: &[u8]) -> Result<(Message, Kind), Response> {
+    let trimmed = body.iter().skip_while(|b| b.is_ascii_whitespace()).next();
+    if trimmed == Some(&b'[') {
+        return Err(rpc_error(
+            StatusCode::BAD_REQUEST,
+            None,
+            code::INVALID_REQUEST,
+            "JSON-RPC batches are not supported (MCP removed them in 2025-06-18): send one message per POST",
+        ));
+    }
+    let msg = Message::parse(body).map_err(|e| {
+        rpc_error(
+            StatusCode::BAD_REQUEST,
+            None,
+            code::PARSE_ERROR,
+            &format!("Parse error: the body is not a JSON-RPC 2.0 message ({e})"),
+        )
+    })?;
+    let kind = msg.kind().ok_or_else(|| {
+        rpc_error(
+            StatusCode::BAD_REQUEST,
+            msg.id.clone(),
+            code::INVALID_REQUEST,
+            "Invalid request: a message needs a method (request, notification) or a result/error (response)",
+        )
+    })?;
+    Ok((msg, kind))
+}
+
+/// How a request's answer is written: as one JSON body, or as an SSE stream
+/// once the upstream sends anything before the response.
+pub(crate) struct Answer<'a> {
+    pub(crate) link: &'a Link,
+    pub(crate) timeout: Duration,
+    /// Rewrites the final response (era bridging).
+    pub(crate) rewrite: fn(&mut Message),
+}
+
+impl Answer<'_> {
+    /// Waits for the first message; a response becomes JSON, anything else opens SSE.
+    /// `open_stream` creates the log the SSE stream is written to.
+    pub(crate) async fn respond(
+        &self,
+        id: Option<Box<RawValue>>,
+        mut ex: Exchange,
+        open_stream: impl FnOnce() -> std::sync::Arc<EventLog>,
+    ) -> Response {
+        let first = tokio::time::timeout(self.timeout, ex.recv()).await;
+        match first {
+            Ok(Some(mut m)) if m.kind() == Some(Kind::Response) => {
+                (self.rewrite)(&mut m);
+                json(StatusCode::OK, &m)
+            }
+            Ok(Some(m)) => {
+                let log = open_stream();
+                log.push(&m);
+                let reader = log.reader(Some(0));
+                tokio::spawn(relay(ex, log, self.timeout, self.rewrite));
+                sse(reader)
+            }
+            Ok(None) => rpc_error(
+                StatusCode::BAD_GATEWAY,
+                id,
+                code::UPSTREAM_ERROR,
+                "the upstream closed the connection without answering",
+            ),
+            Err(_) => {
+                if let Some(id) = &id {
+                    self.link.cancel(id, "mcpgate: request timed out").await;
+                }
+                rpc_error(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    id,
+                    code::UPSTREAM_TIMEOUT,
+                    &format!(
+                        "the upstream did not answer within {:?} (server.request_timeout)",
+                        self.timeout
+                    ),
+                )
+            }
+        }
+    }
+}
+
+/// Copies an exchange into its SSE log until the response. The idle timer
+/// restarts with every message, so long streams that make progress live on.
+pub(crate) async fn relay(
+    mut ex: Exchange,
+    log: std::sync::Arc<EventLog>,
+    idle: Duration,
+    rewrite: fn(&mut Message),
+) {
+    loop {
+        match tokio::time::timeout(idle, ex.recv()).await {
+            Ok(Some(mut m)) => {
+                let done = m.kind() == Some(Kind::Response);
+                if done {
+                    rewrite(&mut m);
+                }
+                log.push(&m);
+                if done {
+                    break;
+                }
+            }
+            Ok(None) => break,
+            Err(_) => {
+                tracing::warn!("an upstream stream went quiet for {idle:?}; closing it");
+                break;
+            }
+        }
+    }
+    log.close();
+}
+
+/// Leaves a response untouched.
+pub(crate) fn keep(_: &mut Message) {}

@@ -1,0 +1,202 @@
+//! The legacy HTTP+SSE front (protocol 2024-11-05) for old clients: a GET opens
+//! the session's only stream and names, in its first `endpoint` event, the URL
+//! to POST messages to; every answer travels on that stream.
+
+use std::sync::Arc;
+
+use axum::extract::Request;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
+
+use super::streamable::{open_link, session_not_found};
+use super::{is_json_content, parse_body, rpc_error, sse, upstream_error};
+use crate::events::EventLog;
+use crate::gateway::Gateway;
+use crate::jsonrpc::{self, Kind, code};
+use crate::session::Session;
+
+/// GET `/mcp/<name>/sse`: opens a session and its stream.
+pub(crate) async fn open(
+    gw: Gateway,
+    name: String,
+    messages_path: String,
+    _req: Request,
+) -> Response {
+    let Some((name, upstream)) = gw.upstream(&name) else {
+        return rpc_error(
+            StatusCode::NOT_FOUND,
+            None,
+            code::INVALID_REQUEST,
+            &format!("no upstream named {name:?} is configured"),
+        );
+    };
+    let log = EventLog::new(0, gw.shared.limits.replay_events, Some("message"));
+    let link = match open_link(&upstream, log.clone()).await {
+        Ok(l) => l,
+        Err(e) => return upstream_error(&e, None),
+    };
+    let session = Session::new(
+        name,
+        link,
+        log.clone(),
+        "2024-11-05".into(),
+        gw.shared.limits.replay_events,
+    );
+    gw.shared.sessions.insert(session.clone());
+    log.push_data(
+        Some("endpoint"),
+        format!("{messages_path}?session_id={}", session.id).as_bytes(),
+    );
+    // The stream is the session: when the client goes away, so does the session.
+    let guard = EndOnDrop {
+        gw: gw.clone(),
+        session: session.clone(),
+    };
+    sse(log.reader(Some(0)).map(move |f| {
+        let _ = &guard;
+        f
+    }))
+}
+
+struct EndOnDrop {
+    gw: Gateway,
+    session: Arc<Session>,
+}
+
+impl Drop for EndOnDrop {
+    fn drop(&mut self) {
+        let (gw, session) = (self.gw.clone(), self.session.clone());
+        tokio::spawn(async move {
+            gw.shared.sessions.remove(&session.id);
+            session.close().await;
+        });
+    }
+}
+
+/// POST `/messages?session_id=…`: accepted at once; the answer goes to the stream.
+pub(crate) async fn post(gw: Gateway, req: Request) -> Response {
+    let session_id = req
+        .uri()
+        .query()
+        .and_then(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .find(|(k, _)| k == "session_id" || k == "sessionId")
+        })
+        .map(|(_, v)| v.into_owned());
+    let Some(session_id) = session_id else {
+        return rpc_error(
+            StatusCode::BAD_REQUEST,
+            None,
+            code::INVALID_REQUEST,
+            "missing session_id query parameter: POST to the URL of the endpoint event",
+        );
+    };
+    if !is_json_content(req.headers()) {
+        return rpc_error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            None,
+            code::INVALID_REQUEST,
+            "send Content-Type: application/json",
+        );
+    }
+    let Some(session) = gw.shared.sessions.get(&session_id) else {
+        return session_not_found(None);
+    };
+    let body = match axum::body::to_bytes(req.into_body(), gw.shared.limits.max_body_bytes).await {
+        Ok(b) => b,
+        Err(_) => {
+            return rpc_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                None,
+                code::INVALID_REQUEST,
+                "request body too large",
+            );
+        }
+    };
+    let (msg, kind) = match parse_body(&body) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let timeout = gw.timeout_for(&session.upstream_name);
+    let log = session.server_stream.clone();
+    match kind {
+        Kind::Request if msg.method.as_deref() == Some("initialize") => {
+            // The link is already open; initialize it in the background and answer on the stream.
+            tokio::spawn(async move {
+                let requested = jsonrpc::requested_protocol_version(msg.params.as_deref());
+                session.link.set_capabilities(msg.params.as_deref());
+                let resp = match session.link.init_result() {
+                    Some(init) => {
+                        let result = jsonrpc::with_protocol_version(init, requested.as_deref());
+                        Some(jsonrpc::Message::response(
+                            msg.id.clone().unwrap_or_else(jsonrpc::null_id),
+                            result,
+                        ))
+                    }
+                    None => match session.link.request(msg.clone()).await {
+                        Ok(mut ex) => tokio::time::timeout(timeout, ex.recv())
+                            .await
+                            .ok()
+                            .flatten(),
+                        Err(e) => Some(jsonrpc::Message::error(
+                            msg.id.clone(),
+                            code::UPSTREAM_ERROR,
+                            &e.to_string(),
+                        )),
+                    },
+                };
+                let resp = resp.unwrap_or_else(|| {
+                    jsonrpc::Message::error(
+                        msg.id,
+                        code::UPSTREAM_TIMEOUT,
+                        "the upstream did not answer initialize",
+                    )
+                });
+                if let Some(v) = resp
+                    .result
+                    .as_deref()
+                    .and_then(jsonrpc::result_protocol_version)
+                {
+                    session.set_protocol_version(&v);
+                }
+                log.push(&resp);
+            });
+        }
+        Kind::Request => {
+            let id = msg.id.clone();
+            tokio::spawn(async move {
+                match session.link.request(msg).await {
+                    Ok(ex) => relay_into(ex, log, timeout).await,
+                    Err(e) => log.push(&jsonrpc::Message::error(
+                        id,
+                        code::UPSTREAM_ERROR,
+                        &e.to_string(),
+                    )),
+                }
+            });
+        }
+        Kind::Notification | Kind::Response => {
+            if let Err(e) = session.link.send(msg).await {
+                return upstream_error(&e, None);
+            }
+        }
+    }
+    StatusCode::ACCEPTED.into_response()
+}
+
+/// Copies an exchange into the session's one stream; the stream outlives the request.
+async fn relay_into(mut ex: crate::mux::Exchange, log: Arc<EventLog>, idle: std::time::Duration) {
+    loop {
+        match tokio::time::timeout(idle, ex.recv()).await {
+            Ok(Some(m)) => {
+                let done = m.kind() == Some(Kind::Response);
+                log.push(&m);
+                if done {
+                    break;
+                }
+            }
+            Ok(None) | Err(_) => break,
+        }
+    }
+}

@@ -1,0 +1,354 @@
+//! Clients of 2026-07-28: no session, every request standalone, routing headers
+//! checked against the body. Against an upstream of an older era the gateway
+//! keeps one upstream session of its own and translates (see docs/ERA-BRIDGING.md).
+
+use std::sync::Arc;
+
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use serde_json::Value;
+use serde_json::value::RawValue;
+
+use super::{
+    Answer, MODERN_VERSION, SUPPORTED_VERSIONS, header_str, json, rpc_error, rpc_error_data,
+    upstream_error,
+};
+use crate::events::EventLog;
+use crate::gateway::Gateway;
+use crate::jsonrpc::{self, Kind, Message, code};
+use crate::upstream::Upstream;
+
+/// 2026-07-28 error codes.
+pub(crate) const HEADER_MISMATCH: i64 = -32020;
+pub(crate) const UNSUPPORTED_VERSION: i64 = -32022;
+
+const META_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
+const META_SERVER_INFO: &str = "io.modelcontextprotocol/serverInfo";
+
+/// Results that carry cache hints in 2026-07-28.
+const CACHEABLE: &[&str] = &[
+    "tools/list",
+    "prompts/list",
+    "resources/list",
+    "resources/templates/list",
+    "resources/read",
+];
+
+pub(crate) fn unsupported_version(id: Option<Box<RawValue>>, requested: &str) -> Response {
+    rpc_error_data(
+        StatusCode::BAD_REQUEST,
+        id,
+        UNSUPPORTED_VERSION,
+        &format!("Unsupported protocol version {requested:?}"),
+        serde_json::json!({ "supported": SUPPORTED_VERSIONS, "requested": requested }),
+    )
+}
+
+fn mismatch(id: Option<Box<RawValue>>, what: &str) -> Response {
+    rpc_error(
+        StatusCode::BAD_REQUEST,
+        id,
+        HEADER_MISMATCH,
+        &format!("Header mismatch: {what}"),
+    )
+}
+
+/// Decodes a routing header value: plain, or `=?base64?…?=`.
+fn decode_header(v: &str) -> Option<String> {
+    match v
+        .strip_prefix("=?base64?")
+        .and_then(|r| r.strip_suffix("?="))
+    {
+        Some(b64) => {
+            let bytes = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
+            String::from_utf8(bytes).ok()
+        }
+        None => Some(v.to_owned()),
+    }
+}
+
+/// Checks `Mcp-Method`, `Mcp-Name` and the `_meta` protocol version against the body.
+fn check_headers(headers: &HeaderMap, msg: &Message, kind: Kind) -> Result<(), Response> {
+    let method = msg.method.as_deref().unwrap_or_default();
+    if kind == Kind::Request {
+        match header_str(headers, "mcp-method") {
+            None => {
+                return Err(mismatch(
+                    msg.id.clone(),
+                    "the Mcp-Method header is required on every request",
+                ));
+            }
+            Some(h) if h != method => {
+                return Err(mismatch(
+                    msg.id.clone(),
+                    &format!("Mcp-Method header {h:?} does not match body method {method:?}"),
+                ));
+            }
+            _ => {}
+        }
+        let field = match method {
+            "tools/call" | "prompts/get" => Some("name"),
+            "resources/read" => Some("uri"),
+            _ => None,
+        };
+        if let Some(field) = field {
+            let body_value = msg
+                .params_as::<Value>()
+                .and_then(|p| p.get(field).and_then(Value::as_str).map(str::to_owned))
+                .unwrap_or_default();
+            match header_str(headers, "mcp-name").map(decode_header) {
+                None => {
+                    return Err(mismatch(
+                        msg.id.clone(),
+                        &format!("the Mcp-Name header is required on {method}"),
+                    ));
+                }
+                Some(h) if h.as_deref() != Some(body_value.as_str()) => {
+                    return Err(mismatch(
+                        msg.id.clone(),
+                        &format!("Mcp-Name header does not match body {field} {body_value:?}"),
+                    ));
+                }
+                _ => {}
+            }
+        }
+        let meta_version = msg.params_as::<Value>().and_then(|p| {
+            p.get("_meta")?
+                .get(META_VERSION)?
+                .as_str()
+                .map(str::to_owned)
+        });
+        match meta_version {
+            None => {
+                return Err(rpc_error(
+                    StatusCode::BAD_REQUEST,
+                    msg.id.clone(),
+                    code::INVALID_PARAMS,
+                    &format!(
+                        "Invalid params: _meta[\"{META_VERSION}\"] is required on every 2026-07-28 request"
+                    ),
+                ));
+            }
+            Some(v) if v != MODERN_VERSION => {
+                return Err(mismatch(
+                    msg.id.clone(),
+                    &format!("MCP-Protocol-Version header does not match _meta version {v:?}"),
+                ));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// One stateless POST.
+pub(crate) async fn post(
+    gw: Gateway,
+    name: Arc<str>,
+    upstream: Arc<Upstream>,
+    headers: &HeaderMap,
+    msg: Message,
+    kind: Kind,
+) -> Response {
+    if let Err(r) = check_headers(headers, &msg, kind) {
+        return r;
+    }
+    let method = msg.method.clone().unwrap_or_default();
+    // The upstream session is the gateway's; it declared no client capabilities,
+    // so upstreams do not send requests a stateless client could not answer.
+    let sink = EventLog::new(0, 1, None);
+    let link = match upstream.open_stateless(sink).await {
+        Ok(l) => l,
+        Err(e) => return upstream_error(&e, msg.id),
+    };
+    link.set_capabilities(Some(&jsonrpc::raw(
+        &serde_json::json!({ "capabilities": {} }),
+    )));
+    let response = match kind {
+        Kind::Response => rpc_error(
+            StatusCode::BAD_REQUEST,
+            msg.id,
+            code::INVALID_REQUEST,
+            "2026-07-28 clients do not send responses; server requests arrive as input_required results",
+        ),
+        Kind::Notification => match link.send(msg).await {
+            Ok(()) => StatusCode::ACCEPTED.into_response(),
+            Err(e) => upstream_error(&e, None),
+        },
+        Kind::Request => match method.as_str() {
+            "server/discover" => discover(&link, msg.id),
+            "subscriptions/listen" => rpc_error(
+                StatusCode::NOT_FOUND,
+                msg.id,
+                code::METHOD_NOT_FOUND,
+                "Method not found: subscriptions/listen is not bridged to this upstream yet",
+            ),
+            "initialize"
+            | "ping"
+            | "logging/setLevel"
+            | "resources/subscribe"
+            | "resources/unsubscribe" => rpc_error(
+                StatusCode::NOT_FOUND,
+                msg.id,
+                code::METHOD_NOT_FOUND,
+                &format!("Method not found: {method} does not exist in protocol 2026-07-28"),
+            ),
+            _ => {
+                let id = msg.id.clone();
+                let rewrite: fn(&mut Message) = if CACHEABLE.contains(&method.as_str()) {
+                    modernize_cacheable
+                } else {
+                    modernize
+                };
+                match link.request(msg).await {
+                    Ok(ex) => {
+                        let answer = Answer {
+                            link: &link,
+                            timeout: gw.timeout_for(&name),
+                            rewrite,
+                        };
+                        let r = answer
+                            .respond(id, ex, || {
+                                EventLog::new(1, gw.shared.limits.replay_events, None)
+                            })
+                            .await;
+                        with_error_status(r).await
+                    }
+                    Err(e) => upstream_error(&e, id),
+                }
+            }
+        },
+    };
+    release(&link);
+    response
+}
+
+/// Stateless requests share the gateway's upstream session: detach, never close it.
+fn release(link: &crate::upstream::Link) {
+    if let crate::upstream::Link::Stdio(l) = link {
+        l.child.mux.detach(l.key);
+    }
+}
+
+/// `server/discover` answered from the upstream's `initialize` result.
+fn discover(link: &crate::upstream::Link, id: Option<Box<RawValue>>) -> Response {
+    let init: Value = link
+        .init_result()
+        .and_then(|r| serde_json::from_str(r.get()).ok())
+        .unwrap_or_default();
+    let mut result = serde_json::json!({
+        "resultType": "complete",
+        "supportedVersions": [MODERN_VERSION],
+        "capabilities": init.get("capabilities").cloned().unwrap_or_else(|| serde_json::json!({})),
+        "ttlMs": 0,
+        "cacheScope": "private",
+    });
+    if let Some(instructions) = init.get("instructions") {
+        result["instructions"] = instructions.clone();
+    }
+    if let Some(info) = init.get("serverInfo") {
+        result["_meta"] = serde_json::json!({ META_SERVER_INFO: info });
+    }
+    json(
+        StatusCode::OK,
+        &Message::response(id.unwrap_or_else(jsonrpc::null_id), jsonrpc::raw(&result)),
+    )
+}
+
+fn modernize(m: &mut Message) {
+    rewrite_result(m, false);
+}
+
+fn modernize_cacheable(m: &mut Message) {
+    rewrite_result(m, true);
+}
+
+/// Adds what 2026-07-28 requires of results and older servers do not send:
+/// `resultType`, and cache hints on list and read results. Nothing is cached
+/// by default (`ttlMs: 0`, `private`) because answers may be per user.
+fn rewrite_result(m: &mut Message, cacheable: bool) {
+    if let Some(result) = m.result.as_deref() {
+        let Ok(mut map) = serde_json::from_str::<serde_json::Map<String, Value>>(result.get())
+        else {
+            return;
+        };
+        map.entry("resultType").or_insert_with(|| "complete".into());
+        if cacheable {
+            map.entry("ttlMs").or_insert_with(|| 0.into());
+            map.entry("cacheScope").or_insert_with(|| "private".into());
+        }
+        m.result = Some(jsonrpc::raw(&map));
+    } else if let Some(err) = m.error.as_deref() {
+        // Resource-not-found moved from -32002 to -32602 in 2026-07-28.
+        if let Ok(mut e) = serde_json::from_str::<serde_json::Map<String, Value>>(err.get()) {
+            if e.get("code").and_then(Value::as_i64) == Some(-32002) {
+                e.insert("code".into(), code::INVALID_PARAMS.into());
+                m.error = Some(jsonrpc::raw(&e));
+            }
+        }
+    }
+}
+
+/// 2026-07-28 puts some JSON-RPC errors in the HTTP status: -32601 → 404, invalid → 400.
+async fn with_error_status(r: Response) -> Response {
+    let is_json = r
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !is_json || r.status() != StatusCode::OK {
+        return r;
+    }
+    let (mut parts, body) = r.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
+        return StatusCode::BAD_GATEWAY.into_response();
+    };
+    if let Ok(m) = Message::parse(&bytes) {
+        if let Some(code) = m
+            .error
+            .as_deref()
+            .and_then(|e| serde_json::from_str::<Value>(e.get()).ok())
+            .and_then(|e| e["code"].as_i64())
+        {
+            parts.status = match code {
+                code::METHOD_NOT_FOUND => StatusCode::NOT_FOUND,
+                code::PARSE_ERROR
+                | code::INVALID_REQUEST
+                | code::INVALID_PARAMS
+                | -32022..=-32020 => StatusCode::BAD_REQUEST,
+                _ => parts.status,
+            };
+        }
+    }
+    Response::from_parts(parts, axum::body::Body::from(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_base64_routing_headers() {
+        assert_eq!(decode_header("echo").as_deref(), Some("echo"));
+        assert_eq!(
+            decode_header("=?base64?w6ljaG8=?=").as_deref(),
+            Some("écho")
+        );
+        assert_eq!(decode_header("=?base64?***?="), None);
+    }
+
+    #[test]
+    fn results_gain_result_type_and_cache_hints() {
+        let mut m = Message::parse(br#"{"jsonrpc":"2.0","id":1,"result":{"tools":[]}}"#).unwrap();
+        rewrite_result(&mut m, true);
+        let r: Value = serde_json::from_str(m.result.unwrap().get()).unwrap();
+        assert_eq!(r["resultType"], "complete");
+        assert_eq!(r["ttlMs"], 0);
+        assert_eq!(r["cacheScope"], "private");
+        let mut e =
+            Message::parse(br#"{"jsonrpc":"2.0","id":1,"error":{"code":-32002,"message":"nf"}}"#)
+                .unwrap();
+        rewrite_result(&mut e, false);
+        assert!(e.error.unwrap().get().contains("-32602"));
+    }
+}

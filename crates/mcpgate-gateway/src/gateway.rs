@@ -1,0 +1,256 @@
+//! The assembled gateway: upstreams, sessions, and the axum router in front of them.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderName, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use crate::config::{Limits, UpstreamConfig};
+use crate::front::{legacy, streamable};
+use crate::origin::OriginPolicy;
+use crate::session::SessionTable;
+use crate::upstream::Upstream;
+
+/// What the gateway needs to start.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// The upstreams, each served at `/mcp/<name>`.
+    pub upstreams: Vec<UpstreamConfig>,
+    /// Limits and timeouts.
+    pub limits: Limits,
+    /// Origin and Host rules.
+    pub origins: OriginPolicy,
+}
+
+/// The running gateway's state; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Gateway {
+    pub(crate) shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) upstreams: BTreeMap<String, Arc<Upstream>>,
+    pub(crate) sessions: SessionTable,
+    pub(crate) limits: Limits,
+    pub(crate) timeouts: BTreeMap<String, Duration>,
+    pub(crate) origins: OriginPolicy,
+}
+
+/// Headers browser clients may send (MCP-AUTH.md, CORS).
+const ALLOW_HEADERS: &[&str] = &[
+    "authorization",
+    "content-type",
+    "accept",
+    "mcp-protocol-version",
+    "mcp-session-id",
+    "last-event-id",
+    "mcp-method",
+    "mcp-name",
+];
+/// Headers browser clients may read.
+const EXPOSE_HEADERS: &[&str] = &["www-authenticate", "mcp-session-id", "mcp-protocol-version"];
+
+impl Gateway {
+    /// Builds the gateway; fails with a message naming the bad upstream.
+    pub fn new(cfg: GatewayConfig) -> Result<Self, String> {
+        let mut upstreams = BTreeMap::new();
+        let mut timeouts = BTreeMap::new();
+        for u in cfg.upstreams {
+            let name = u.name.clone();
+            timeouts.insert(
+                name.clone(),
+                u.request_timeout.unwrap_or(cfg.limits.request_timeout),
+            );
+            upstreams.insert(name, Arc::new(Upstream::new(u, cfg.limits.clone())?));
+        }
+        Ok(Gateway {
+            shared: Arc::new(Shared {
+                upstreams,
+                sessions: SessionTable::default(),
+                limits: cfg.limits,
+                timeouts,
+                origins: cfg.origins,
+            }),
+        })
+    }
+
+    /// The HTTP router: MCP endpoints, legacy SSE endpoints, health checks.
+    pub fn router(&self) -> Router {
+        let mut mcp = Router::new()
+            .route("/mcp/{name}", any(named_endpoint))
+            .route("/mcp/{name}/sse", get(named_legacy_sse))
+            .route("/mcp/{name}/messages", any(named_legacy_post));
+        if self.shared.upstreams.len() == 1 {
+            mcp = mcp
+                .route("/mcp", any(only_endpoint))
+                .route("/sse", get(only_legacy_sse))
+                .route("/messages", any(only_legacy_post));
+        }
+        let cors = CorsLayer::new()
+            .allow_origin(AllowOrigin::list(
+                self.shared.origins.allowed_origin_values(),
+            ))
+            .allow_methods([Method::GET, Method::POST, Method::DELETE])
+            .allow_headers(
+                ALLOW_HEADERS
+                    .iter()
+                    .map(|h| HeaderName::from_static(h))
+                    .collect::<Vec<_>>(),
+            )
+            .expose_headers(
+                EXPOSE_HEADERS
+                    .iter()
+                    .map(|h| HeaderName::from_static(h))
+                    .collect::<Vec<_>>(),
+            )
+            .max_age(Duration::from_secs(600));
+        Router::new()
+            .merge(mcp)
+            .route("/healthz", get(healthz))
+            .route("/readyz", get(readyz))
+            // Origin and Host are checked before anything else touches the request:
+            // a DNS-rebinding page must learn nothing, not even whether a session exists.
+            .layer(middleware::from_fn_with_state(self.clone(), check_origin))
+            // CORS answers preflights first (they carry no credentials and must not be refused by auth).
+            .layer(cors)
+            .with_state(self.clone())
+    }
+
+    /// Sessions currently open.
+    pub fn session_count(&self) -> usize {
+        self.shared.sessions.len()
+    }
+
+    /// Closes idle sessions (and their per-session children) every `every`.
+    pub fn spawn_reaper(&self, every: Duration) -> tokio::task::JoinHandle<()> {
+        let shared = self.shared.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                for s in shared
+                    .sessions
+                    .take_stale(shared.limits.session_idle_timeout)
+                {
+                    tracing::debug!(session = %s.id, upstream = %s.upstream_name, "closing an idle or dead session");
+                    s.close().await;
+                }
+            }
+        })
+    }
+
+    /// Ends every open SSE stream (GET streams, legacy SSE) so a graceful
+    /// shutdown does not wait on connections that never finish by themselves.
+    pub fn end_streams(&self) {
+        self.shared.sessions.end_streams();
+    }
+
+    /// Ends every session and stops every child (SIGTERM, then SIGKILL after `grace`).
+    pub async fn shutdown(&self, grace: Duration) {
+        let sessions = self.shared.sessions.drain();
+        futures_util::future::join_all(sessions.iter().map(|s| s.close())).await;
+        futures_util::future::join_all(self.shared.upstreams.values().map(|u| u.shutdown(grace)))
+            .await;
+    }
+
+    /// Each upstream's state, as `/readyz` reports it.
+    pub fn readiness(&self) -> serde_json::Value {
+        let mut ups = serde_json::Map::new();
+        for (name, u) in &self.shared.upstreams {
+            let mut st = u.status();
+            if let Some(o) = st.as_object_mut() {
+                o.insert(
+                    "sessions".into(),
+                    self.shared.sessions.count_for(name).into(),
+                );
+            }
+            ups.insert(name.clone(), st);
+        }
+        serde_json::json!({ "status": "ready", "upstreams": ups, "sessions": self.shared.sessions.len() })
+    }
+
+    pub(crate) fn upstream(&self, name: &str) -> Option<(Arc<str>, Arc<Upstream>)> {
+        self.shared
+            .upstreams
+            .get_key_value(name)
+            .map(|(k, v)| (Arc::from(k.as_str()), v.clone()))
+    }
+
+    pub(crate) fn only_upstream(&self) -> Option<String> {
+        self.shared.upstreams.keys().next().cloned()
+    }
+
+    pub(crate) fn timeout_for(&self, name: &str) -> Duration {
+        self.shared
+            .timeouts
+            .get(name)
+            .copied()
+            .unwrap_or(self.shared.limits.request_timeout)
+    }
+}
+
+async fn check_origin(State(gw): State<Gateway>, req: Request, next: Next) -> Response {
+    if let Err(resp) = gw.shared.origins.check(req.headers()) {
+        return resp;
+    }
+    next.run(req).await
+}
+
+async fn named_endpoint(
+    State(gw): State<Gateway>,
+    Path(name): Path<String>,
+    req: Request,
+) -> Response {
+    streamable::endpoint(gw, name, req).await
+}
+
+async fn only_endpoint(State(gw): State<Gateway>, req: Request) -> Response {
+    let name = gw.only_upstream().unwrap_or_default();
+    streamable::endpoint(gw, name, req).await
+}
+
+async fn named_legacy_sse(
+    State(gw): State<Gateway>,
+    Path(name): Path<String>,
+    req: Request,
+) -> Response {
+    let base = format!("/mcp/{name}/messages");
+    legacy::open(gw, name, base, req).await
+}
+
+async fn only_legacy_sse(State(gw): State<Gateway>, req: Request) -> Response {
+    let name = gw.only_upstream().unwrap_or_default();
+    legacy::open(gw, name, "/messages".into(), req).await
+}
+
+async fn named_legacy_post(
+    State(gw): State<Gateway>,
+    Path(_name): Path<String>,
+    req: Request,
+) -> Response {
+    legacy::post(gw, req).await
+}
+
+async fn only_legacy_post(State(gw): State<Gateway>, req: Request) -> Response {
+    legacy::post(gw, req).await
+}
+
+async fn healthz() -> Response {
+    (
+        StatusCode::OK,
+        axum::Json(serde_json::json!({ "status": "ok" })),
+    )
+        .into_response()
+}
+
+async fn readyz(State(gw): State<Gateway>) -> Response {
+    (StatusCode::OK, axum::Json(gw.readiness())).into_response()
+}

@@ -1,0 +1,318 @@
+//! The JSON-RPC envelope: the few top-level fields the proxy routes on, with
+//! everything else kept as raw JSON so unknown methods and fields pass untouched.
+
+use std::fmt;
+
+use bytes::Bytes;
+use serde::de::{self, MapAccess, Visitor};
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::value::RawValue;
+
+/// JSON-RPC error codes the gateway itself produces.
+pub mod code {
+    /// Invalid JSON was received.
+    pub const PARSE_ERROR: i64 = -32700;
+    /// The JSON sent is not a valid request object.
+    pub const INVALID_REQUEST: i64 = -32600;
+    /// The method does not exist.
+    pub const METHOD_NOT_FOUND: i64 = -32601;
+    /// Invalid method parameters.
+    pub const INVALID_PARAMS: i64 = -32602;
+    /// Internal error.
+    pub const INTERNAL_ERROR: i64 = -32603;
+    /// The upstream failed or is unreachable (implementation-defined range).
+    pub const UPSTREAM_ERROR: i64 = -32000;
+    /// The upstream did not answer in time.
+    pub const UPSTREAM_TIMEOUT: i64 = -32001;
+    /// The session is gone (ended, expired, or its upstream died).
+    pub const SESSION_NOT_FOUND: i64 = -32002;
+}
+
+/// One JSON-RPC message with only its envelope parsed.
+///
+/// `id`, `params`, `result` and `error` stay raw: the proxy rewrites ids and
+/// routes on `method` but never re-encodes payloads it does not need to read.
+#[derive(Debug, Clone, Default)]
+pub struct Message {
+    /// The request or response id, as the sender wrote it.
+    pub id: Option<Box<RawValue>>,
+    /// The method, for requests and notifications.
+    pub method: Option<String>,
+    /// Request or notification parameters.
+    pub params: Option<Box<RawValue>>,
+    /// A success result.
+    pub result: Option<Box<RawValue>>,
+    /// An error object.
+    pub error: Option<Box<RawValue>>,
+    /// Any other top-level member, kept for forward compatibility.
+    pub extra: Vec<(String, Box<RawValue>)>,
+}
+
+/// What a message is, by JSON-RPC's rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Has a method and an id: expects a response.
+    Request,
+    /// Has a method and no id.
+    Notification,
+    /// Has an id and a result or error.
+    Response,
+}
+
+impl Message {
+    /// Parses one message from bytes; a batch (array) is rejected by the caller.
+    pub fn parse(bytes: &[u8]) -> Result<Self, serde_json::Error> {
+        serde_json::from_slice(bytes)
+    }
+
+    /// Classifies the message, or `None` when it is not valid JSON-RPC.
+    pub fn kind(&self) -> Option<Kind> {
+        match (
+            &self.method,
+            &self.id,
+            self.result.is_some() || self.error.is_some(),
+        ) {
+            (Some(_), Some(_), false) => Some(Kind::Request),
+            (Some(_), None, false) => Some(Kind::Notification),
+            (None, Some(_), true) => Some(Kind::Response),
+            _ => None,
+        }
+    }
+
+    /// The id as its JSON text, used as a map key.
+    pub fn id_key(&self) -> Option<&str> {
+        self.id.as_deref().map(RawValue::get)
+    }
+
+    /// Serializes the message to compact JSON bytes.
+    pub fn to_bytes(&self) -> Bytes {
+        // Serializing raw values and strings cannot fail.
+        Bytes::from(serde_json::to_vec(self).unwrap_or_default())
+    }
+
+    /// A request built by the gateway itself.
+    pub fn request(id: Box<RawValue>, method: &str, params: Option<Box<RawValue>>) -> Self {
+        Message {
+            id: Some(id),
+            method: Some(method.to_owned()),
+            params,
+            ..Default::default()
+        }
+    }
+
+    /// A notification built by the gateway itself.
+    pub fn notification(method: &str, params: Option<Box<RawValue>>) -> Self {
+        Message {
+            method: Some(method.to_owned()),
+            params,
+            ..Default::default()
+        }
+    }
+
+    /// A success response.
+    pub fn response(id: Box<RawValue>, result: Box<RawValue>) -> Self {
+        Message {
+            id: Some(id),
+            result: Some(result),
+            ..Default::default()
+        }
+    }
+
+    /// An error response; `id` is `null` when the request's id is unknown.
+    pub fn error(id: Option<Box<RawValue>>, code: i64, message: &str) -> Self {
+        let error = serde_json::json!({ "code": code, "message": message });
+        Message {
+            id: Some(id.unwrap_or_else(null_id)),
+            error: Some(raw(&error)),
+            ..Default::default()
+        }
+    }
+
+    /// Reads `params` into a typed view; `None` when absent or of another shape.
+    pub fn params_as<'a, T: Deserialize<'a>>(&'a self) -> Option<T> {
+        self.params
+            .as_deref()
+            .and_then(|p| serde_json::from_str(p.get()).ok())
+    }
+}
+
+/// `null` as a raw id, for errors about unparseable requests.
+pub fn null_id() -> Box<RawValue> {
+    RawValue::from_string("null".to_owned()).unwrap_or_else(|_| unreachable_raw())
+}
+
+/// A numeric raw id.
+pub fn num_id(n: u64) -> Box<RawValue> {
+    RawValue::from_string(n.to_string()).unwrap_or_else(|_| unreachable_raw())
+}
+
+/// Serializes a value into a raw JSON value.
+pub fn raw<T: Serialize>(value: &T) -> Box<RawValue> {
+    serde_json::value::to_raw_value(value).unwrap_or_else(|_| unreachable_raw())
+}
+
+fn unreachable_raw() -> Box<RawValue> {
+    // Only reachable if serde_json rejects its own output; `{}` keeps the wire valid.
+    serde_json::value::to_raw_value(&serde_json::Map::new()).expect("empty object serializes")
+}
+
+impl Serialize for Message {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(None)?;
+        map.serialize_entry("jsonrpc", "2.0")?;
+        if let Some(id) = &self.id {
+            map.serialize_entry("id", id)?;
+        }
+        if let Some(method) = &self.method {
+            map.serialize_entry("method", method)?;
+        }
+        if let Some(params) = &self.params {
+            map.serialize_entry("params", params)?;
+        }
+        if let Some(result) = &self.result {
+            map.serialize_entry("result", result)?;
+        }
+        if let Some(error) = &self.error {
+            map.serialize_entry("error", error)?;
+        }
+        for (k, v) in &self.extra {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Message {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Message;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON-RPC 2.0 message object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Message, A::Error> {
+                let mut m = Message::default();
+                let mut version_ok = false;
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.as_str() {
+                        "jsonrpc" => {
+                            let v: String = map.next_value()?;
+                            if v != "2.0" {
+                                return Err(de::Error::custom("\"jsonrpc\" must be \"2.0\""));
+                            }
+                            version_ok = true;
+                        }
+                        "id" => m.id = Some(map.next_value()?),
+                        "method" => m.method = Some(map.next_value()?),
+                        "params" => m.params = Some(map.next_value()?),
+                        "result" => m.result = Some(map.next_value()?),
+                        "error" => m.error = Some(map.next_value()?),
+                        _ => {
+                            let v: Box<RawValue> = map.next_value()?;
+                            m.extra.push((key, v));
+                        }
+                    }
+                }
+                if !version_ok {
+                    return Err(de::Error::custom("missing \"jsonrpc\": \"2.0\""));
+                }
+                Ok(m)
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// The `_meta.progressToken` of a request's params, as raw JSON text.
+pub fn progress_token(params: Option<&RawValue>) -> Option<Box<RawValue>> {
+    #[derive(Deserialize)]
+    struct Params {
+        #[serde(rename = "_meta")]
+        meta: Option<Meta>,
+    }
+    #[derive(Deserialize)]
+    struct Meta {
+        #[serde(rename = "progressToken")]
+        progress_token: Option<Box<RawValue>>,
+    }
+    let p: Params = serde_json::from_str(params?.get()).ok()?;
+    p.meta?.progress_token
+}
+
+/// The `progressToken` of a `notifications/progress` message.
+pub fn notification_progress_token(params: Option<&RawValue>) -> Option<Box<RawValue>> {
+    #[derive(Deserialize)]
+    struct Params {
+        #[serde(rename = "progressToken")]
+        progress_token: Option<Box<RawValue>>,
+    }
+    serde_json::from_str::<Params>(params?.get())
+        .ok()?
+        .progress_token
+}
+
+/// The `requestId` of a `notifications/cancelled` message.
+pub fn cancelled_request_id(params: Option<&RawValue>) -> Option<Box<RawValue>> {
+    #[derive(Deserialize)]
+    struct Params {
+        #[serde(rename = "requestId")]
+        request_id: Option<Box<RawValue>>,
+    }
+    serde_json::from_str::<Params>(params?.get())
+        .ok()?
+        .request_id
+}
+
+/// Rewrites one top-level member of an object-valued raw JSON, leaving the rest untouched.
+pub fn replace_member(obj: &RawValue, key: &str, value: Box<RawValue>) -> Option<Box<RawValue>> {
+    let mut map: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(obj.get()).ok()?;
+    map.insert(key.to_owned(), serde_json::from_str(value.get()).ok()?);
+    Some(raw(&map))
+}
+
+/// Rewrites `_meta.progressToken` inside request params.
+pub fn replace_progress_token(params: &RawValue, token: Box<RawValue>) -> Option<Box<RawValue>> {
+    let mut map: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(params.get()).ok()?;
+    let meta = map.get_mut("_meta")?.as_object_mut()?;
+    meta.insert(
+        "progressToken".to_owned(),
+        serde_json::from_str(token.get()).ok()?,
+    );
+    Some(raw(&map))
+}
+
+#[cfg(test)]
+mod tests;
+
+/// `params.protocolVersion` of an `initialize` request.
+pub fn requested_protocol_version(params: Option<&RawValue>) -> Option<String> {
+    #[derive(Deserialize)]
+    struct P {
+        #[serde(rename = "protocolVersion")]
+        protocol_version: Option<String>,
+    }
+    serde_json::from_str::<P>(params?.get())
+        .ok()?
+        .protocol_version
+}
+
+/// `result.protocolVersion` of an `initialize` response.
+pub fn result_protocol_version(result: &RawValue) -> Option<String> {
+    requested_protocol_version(Some(result))
+}
+
+/// A cached `initialize` result answered to another client: the version is the
+/// client's own when the gateway can speak it and it is not newer than the upstream's.
+pub fn with_protocol_version(result: &RawValue, requested: Option<&str>) -> Box<RawValue> {
+    let upstream = result_protocol_version(result);
+    match (requested, upstream.as_deref()) {
+        (Some(req), Some(up)) if req < up && req >= "2024-11-05" => {
+            replace_member(result, "protocolVersion", raw(&req))
+                .unwrap_or_else(|| result.to_owned())
+        }
+        _ => result.to_owned(),
+    }
+}

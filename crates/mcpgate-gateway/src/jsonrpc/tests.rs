@@ -1,0 +1,45 @@
+use super::*;
+
+#[test]
+fn round_trips_unknown_members_and_raw_payloads() {
+    let text = br#"{"jsonrpc":"2.0","id":"a-1","method":"x/y","params":{"b":[1,2.50]},"ext":true}"#;
+    let m = Message::parse(text).unwrap();
+    assert_eq!(m.kind(), Some(Kind::Request));
+    assert_eq!(m.id_key(), Some("\"a-1\""));
+    let out = String::from_utf8(m.to_bytes().to_vec()).unwrap();
+    assert!(out.contains(r#""params":{"b":[1,2.50]}"#), "{out}");
+    assert!(out.contains(r#""ext":true"#), "{out}");
+}
+
+#[test]
+fn classifies_and_rejects() {
+    let n = Message::parse(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#).unwrap();
+    assert_eq!(n.kind(), Some(Kind::Notification));
+    let r = Message::parse(br#"{"jsonrpc":"2.0","id":7,"result":{}}"#).unwrap();
+    assert_eq!(r.kind(), Some(Kind::Response));
+    let bad = Message::parse(br#"{"jsonrpc":"2.0","id":7}"#).unwrap();
+    assert_eq!(bad.kind(), None);
+    assert!(Message::parse(br#"{"jsonrpc":"1.0","id":1,"method":"a"}"#).is_err());
+    assert!(Message::parse(br#"{"id":1,"method":"a"}"#).is_err());
+    assert!(Message::parse(br#"[{"jsonrpc":"2.0","id":1,"method":"a"}]"#).is_err());
+}
+
+#[test]
+fn progress_token_is_read_and_rewritten() {
+    let m = Message::parse(
+        br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t","_meta":{"progressToken":"p1"}}}"#,
+    )
+    .unwrap();
+    let token = progress_token(m.params.as_deref()).unwrap();
+    assert_eq!(token.get(), "\"p1\"");
+    let rewritten = replace_progress_token(m.params.as_deref().unwrap(), num_id(42)).unwrap();
+    assert_eq!(progress_token(Some(&rewritten)).unwrap().get(), "42");
+    assert!(rewritten.get().contains("\"name\":\"t\""));
+}
+
+#[test]
+fn error_has_null_id_when_unknown() {
+    let e = Message::error(None, code::PARSE_ERROR, "bad");
+    let s = String::from_utf8(e.to_bytes().to_vec()).unwrap();
+    assert!(s.contains(r#""id":null"#) && s.contains("-32700"), "{s}");
+}

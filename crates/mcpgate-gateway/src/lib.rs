@@ -1,0 +1,26 @@
+//! The mcpgate gateway: a streaming MCP reverse proxy.
+//!
+//! It fronts upstream MCP servers — stdio child processes, Streamable HTTP and
+//! legacy HTTP+SSE servers — with one Streamable HTTP endpoint each, for clients
+//! of every protocol era (sessions up to 2025-11-25, stateless 2026-07-28, and
+//! the legacy SSE transport). It relays both directions, remaps request ids where
+//! clients share an upstream, and keeps SSE streams resumable.
+//!
+//! It parses only the JSON-RPC envelope and forwards everything else as bytes.
+//! It must never forward a client's credentials to an upstream, and never let one
+//! session see another session's messages.
+
+mod config;
+mod events;
+mod front;
+mod gateway;
+pub mod jsonrpc;
+mod mux;
+mod origin;
+mod session;
+mod sse;
+mod upstream;
+
+pub use config::{HttpTransport, Isolation, Limits, UpstreamConfig, humantime_opt};
+pub use gateway::{Gateway, GatewayConfig};
+pub use origin::OriginPolicy;

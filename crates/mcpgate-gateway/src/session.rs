@@ -1,0 +1,219 @@
+//! Client sessions (protocol eras up to 2025-11-25): the id the client holds,
+//! the link to the upstream, and the SSE logs that make its streams resumable.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rand::RngCore;
+
+use crate::events::EventLog;
+use crate::upstream::Link;
+
+/// POST streams remembered per session for `Last-Event-ID` resumption.
+const REMEMBERED_STREAMS: usize = 32;
+
+/// One client session.
+#[derive(Debug)]
+pub(crate) struct Session {
+    pub(crate) id: String,
+    pub(crate) upstream_name: Arc<str>,
+    pub(crate) link: Link,
+    /// The negotiated protocol version (2024-11-05 until a legacy SSE client initializes).
+    pub(crate) protocol_version: Mutex<String>,
+    /// The GET stream (id 0), or the one stream of a legacy SSE client.
+    pub(crate) server_stream: Arc<EventLog>,
+    streams: Mutex<VecDeque<Arc<EventLog>>>,
+    next_stream: AtomicU64,
+    /// The GET connection currently allowed to read the server stream.
+    active_get: AtomicU64,
+    /// Open GET connections: a session someone listens on is not idle.
+    pub(crate) listeners: std::sync::atomic::AtomicUsize,
+    last_active: Mutex<Instant>,
+    closed: AtomicBool,
+    replay: usize,
+}
+
+impl Session {
+    pub(crate) fn new(
+        upstream_name: Arc<str>,
+        link: Link,
+        server_stream: Arc<EventLog>,
+        protocol_version: String,
+        replay: usize,
+    ) -> Arc<Self> {
+        Arc::new(Session {
+            id: new_session_id(),
+            upstream_name,
+            link,
+            protocol_version: Mutex::new(protocol_version),
+            server_stream,
+            streams: Mutex::new(VecDeque::new()),
+            next_stream: AtomicU64::new(1),
+            active_get: AtomicU64::new(0),
+            listeners: std::sync::atomic::AtomicUsize::new(0),
+            last_active: Mutex::new(Instant::now()),
+            closed: AtomicBool::new(false),
+            replay,
+        })
+    }
+
+    pub(crate) fn protocol_version(&self) -> String {
+        self.protocol_version
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub(crate) fn set_protocol_version(&self, v: &str) {
+        *self
+            .protocol_version
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = v.to_owned();
+        self.link.set_protocol_version(v);
+    }
+
+    /// Whether SSE streams should open with the priming event (2025-11-25 and later only:
+    /// older clients choke on an event with empty data).
+    pub(crate) fn wants_priming(&self) -> bool {
+        self.protocol_version().as_str() >= "2025-11-25"
+    }
+
+    /// A new POST stream log, remembered for resumption.
+    pub(crate) fn new_stream(&self) -> Arc<EventLog> {
+        let id = self.next_stream.fetch_add(1, Ordering::Relaxed);
+        let log = EventLog::new(id, self.replay, None);
+        let mut streams = self.streams.lock().unwrap_or_else(|e| e.into_inner());
+        streams.push_back(log.clone());
+        while streams.len() > REMEMBERED_STREAMS {
+            streams.pop_front();
+        }
+        log
+    }
+
+    pub(crate) fn find_stream(&self, id: u64) -> Option<Arc<EventLog>> {
+        if id == 0 {
+            return Some(self.server_stream.clone());
+        }
+        let streams = self.streams.lock().unwrap_or_else(|e| e.into_inner());
+        streams.iter().find(|s| s.stream_id() == id).cloned()
+    }
+
+    /// Claims the server stream for a new GET; an older GET stops reading.
+    pub(crate) fn claim_get(&self) -> u64 {
+        self.active_get.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    pub(crate) fn get_is_current(&self, generation: u64) -> bool {
+        self.active_get.load(Ordering::SeqCst) == generation
+    }
+
+    pub(crate) fn touch(&self) {
+        *self.last_active.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+    }
+
+    pub(crate) fn idle_for(&self) -> Duration {
+        self.last_active
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .elapsed()
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+
+    /// Ends the session: streams finish, the upstream session or child is closed.
+    pub(crate) async fn close(&self) {
+        if self.closed.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        self.server_stream.close();
+        for s in self
+            .streams
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            s.close();
+        }
+        self.link.close().await;
+    }
+}
+
+/// 128 random bits, hex: visible ASCII as the spec requires, unguessable.
+fn new_session_id() -> String {
+    let mut b = [0u8; 16];
+    rand::rng().fill_bytes(&mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Every live session, by id.
+#[derive(Debug, Default)]
+pub(crate) struct SessionTable {
+    map: Mutex<HashMap<String, Arc<Session>>>,
+}
+
+impl SessionTable {
+    pub(crate) fn insert(&self, s: Arc<Session>) {
+        self.lock().insert(s.id.clone(), s);
+    }
+
+    /// A live session; one whose upstream died is removed and reported missing,
+    /// so the client gets 404 and initializes again.
+    pub(crate) fn get(&self, id: &str) -> Option<Arc<Session>> {
+        let s = self.lock().get(id).cloned()?;
+        if s.is_closed() || s.link.gone().is_some() {
+            self.remove(id);
+            let s2 = s.clone();
+            tokio::spawn(async move { s2.close().await });
+            return None;
+        }
+        s.touch();
+        Some(s)
+    }
+
+    pub(crate) fn remove(&self, id: &str) -> Option<Arc<Session>> {
+        self.lock().remove(id)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub(crate) fn count_for(&self, upstream: &str) -> usize {
+        self.lock()
+            .values()
+            .filter(|s| &*s.upstream_name == upstream)
+            .count()
+    }
+
+    /// Removes and returns sessions idle longer than `max` or whose upstream is gone.
+    pub(crate) fn take_stale(&self, max: Duration) -> Vec<Arc<Session>> {
+        let mut map = self.lock();
+        let stale: Vec<String> = map
+            .iter()
+            .filter(|(_, s)| {
+                let idle = s.idle_for() > max && s.listeners.load(Ordering::SeqCst) == 0;
+                idle || s.is_closed() || s.link.gone().is_some()
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        stale.iter().filter_map(|k| map.remove(k)).collect()
+    }
+
+    pub(crate) fn end_streams(&self) {
+        for s in self.lock().values() {
+            s.server_stream.close();
+        }
+    }
+
+    pub(crate) fn drain(&self) -> Vec<Arc<Session>> {
+        self.lock().drain().map(|(_, s)| s).collect()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Session>>> {
+        self.map.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}

@@ -1,0 +1,213 @@
+//! Upstream MCP servers and the per-session links to them.
+
+mod http;
+mod legacy_sse;
+pub(crate) mod stdio;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::value::RawValue;
+
+use self::http::HttpLink;
+pub(crate) use self::http::HttpUpstream;
+use self::legacy_sse::SseLink;
+use self::stdio::{StdioLink, StdioUpstream};
+use crate::config::{Limits, UpstreamConfig};
+use crate::events::EventLog;
+use crate::jsonrpc::Message;
+use crate::mux::Exchange;
+
+/// Why an upstream could not take a message. Each maps to one HTTP status in the front.
+#[derive(Debug, Clone, thiserror::Error)]
+pub(crate) enum UpstreamError {
+    /// Unreachable, crashed, or answered nonsense: 502.
+    #[error("{0}")]
+    Unavailable(String),
+    /// At a configured limit: 503.
+    #[error("{0}")]
+    Busy(String),
+    /// The upstream forgot the session: 404, so the client initializes again.
+    #[error("the upstream ended this session; initialize a new one")]
+    SessionGone,
+    /// The URL refused a Streamable HTTP `initialize`: try the legacy SSE transport.
+    #[error("the upstream does not speak Streamable HTTP")]
+    NotStreamable,
+}
+
+/// One configured upstream.
+#[derive(Debug)]
+pub(crate) enum Upstream {
+    /// A child process.
+    Stdio(StdioUpstream),
+    /// A server at a URL (Streamable HTTP or legacy SSE).
+    Http(Arc<HttpUpstream>),
+}
+
+impl Upstream {
+    pub(crate) fn new(cfg: UpstreamConfig, limits: Limits) -> Result<Self, String> {
+        if cfg.command.is_some() {
+            Ok(Upstream::Stdio(StdioUpstream::new(cfg, limits)))
+        } else {
+            Ok(Upstream::Http(Arc::new(HttpUpstream::new(cfg, limits)?)))
+        }
+    }
+
+    /// Opens a link for a new client session. `env` reaches per-session children only.
+    pub(crate) async fn open(
+        &self,
+        server_stream: Arc<EventLog>,
+        env: &[(String, String)],
+    ) -> Result<Link, UpstreamError> {
+        match self {
+            Upstream::Stdio(s) => Ok(Link::Stdio(s.open(server_stream, env).await?)),
+            Upstream::Http(h) => h.open(server_stream).await,
+        }
+    }
+
+    /// A link for clients without sessions (2026-07-28): already initialized by the gateway.
+    pub(crate) async fn open_stateless(
+        &self,
+        server_stream: Arc<EventLog>,
+    ) -> Result<Link, UpstreamError> {
+        match self {
+            Upstream::Stdio(s) => Ok(Link::Stdio(s.join_shared(server_stream).await?)),
+            Upstream::Http(h) => h.open_initialized(server_stream).await,
+        }
+    }
+
+    /// A line for `/readyz`.
+    pub(crate) fn status(&self) -> serde_json::Value {
+        match self {
+            Upstream::Stdio(s) => serde_json::json!({
+                "transport": "stdio",
+                "ready": true,
+                "children": s.running(),
+                "last_error": s.last_error(),
+            }),
+            Upstream::Http(h) => h.status(),
+        }
+    }
+
+    pub(crate) async fn shutdown(&self, grace: Duration) {
+        if let Upstream::Stdio(s) = self {
+            s.shutdown(grace).await;
+        }
+    }
+}
+
+/// A session's connection to its upstream.
+#[derive(Debug)]
+pub(crate) enum Link {
+    /// A stdio child (own or shared).
+    Stdio(StdioLink),
+    /// A Streamable HTTP upstream session.
+    Http(Arc<HttpLink>),
+    /// A legacy HTTP+SSE upstream connection.
+    Sse(SseLink),
+}
+
+impl Link {
+    /// Sends a request; its related messages and response arrive on the exchange.
+    pub(crate) async fn request(&self, msg: Message) -> Result<Exchange, UpstreamError> {
+        match self {
+            Link::Stdio(l) => l
+                .child
+                .mux
+                .request(l.key, msg)
+                .map_err(|e| UpstreamError::Unavailable(e.0)),
+            Link::Sse(l) => l
+                .mux
+                .request(l.key, msg)
+                .map_err(|e| UpstreamError::Unavailable(e.0)),
+            Link::Http(h) => h.request(msg).await,
+        }
+    }
+
+    /// Sends a notification, or a response to a server request.
+    pub(crate) async fn send(&self, msg: Message) -> Result<(), UpstreamError> {
+        match self {
+            Link::Stdio(l) => l
+                .child
+                .mux
+                .send(l.key, msg)
+                .map_err(|e| UpstreamError::Unavailable(e.0)),
+            Link::Sse(l) => l
+                .mux
+                .send(l.key, msg)
+                .map_err(|e| UpstreamError::Unavailable(e.0)),
+            Link::Http(h) => h.send(msg).await,
+        }
+    }
+
+    /// Gives up on a request the client no longer waits for.
+    pub(crate) async fn cancel(&self, client_id: &RawValue, reason: &str) {
+        match self {
+            Link::Stdio(l) => l.child.mux.cancel(l.key, client_id, reason),
+            Link::Sse(l) => l.mux.cancel(l.key, client_id, reason),
+            Link::Http(h) => {
+                let params = crate::jsonrpc::raw(
+                    &serde_json::json!({ "requestId": client_id, "reason": reason }),
+                );
+                let _ = h
+                    .send(Message::notification(
+                        "notifications/cancelled",
+                        Some(params),
+                    ))
+                    .await;
+            }
+        }
+    }
+
+    /// Records the client's declared capabilities (routing of server requests needs them).
+    pub(crate) fn set_capabilities(&self, params: Option<&RawValue>) {
+        match self {
+            Link::Stdio(l) => l.child.mux.set_capabilities(l.key, params),
+            Link::Sse(l) => l.mux.set_capabilities(l.key, params),
+            Link::Http(_) => {}
+        }
+    }
+
+    /// The cached `initialize` result of a gateway-initialized upstream.
+    pub(crate) fn init_result(&self) -> Option<&RawValue> {
+        match self {
+            Link::Stdio(l) => l.init_result.as_deref(),
+            Link::Http(h) => h.init_result(),
+            Link::Sse(_) => None,
+        }
+    }
+
+    /// Called once the protocol version is negotiated; HTTP upstreams need it in a header.
+    pub(crate) fn set_protocol_version(&self, version: &str) {
+        if let Link::Http(h) = self {
+            h.set_protocol_version(version);
+        }
+    }
+
+    /// The client opened its server stream: start relaying the upstream's.
+    pub(crate) fn open_server_stream(&self) {
+        if let Link::Http(h) = self {
+            h.open_server_stream();
+        }
+    }
+
+    /// Why the link can no longer be used, if it cannot.
+    pub(crate) fn gone(&self) -> Option<String> {
+        match self {
+            Link::Stdio(l) => l.child.mux.dead_reason(),
+            Link::Sse(l) => l.mux.dead_reason(),
+            Link::Http(h) => h
+                .gone()
+                .then(|| "the upstream ended this session".to_owned()),
+        }
+    }
+
+    /// Ends the session upstream (DELETE, or stopping a per-session child).
+    pub(crate) async fn close(&self) {
+        match self {
+            Link::Stdio(l) => l.close().await,
+            Link::Sse(l) => l.close(),
+            Link::Http(h) => h.close().await,
+        }
+    }
+}

@@ -1,0 +1,518 @@
+//! Streamable HTTP upstreams: one upstream session per client session, with
+//! request and response bodies streamed through a hyper client.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use bytes::Bytes;
+use http::header::{ACCEPT, CONTENT_TYPE};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Uri};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde_json::value::RawValue;
+use tokio::sync::{mpsc, watch};
+
+use super::legacy_sse::SseLink;
+use super::stdio::GATEWAY_PROTOCOL_VERSION;
+use super::{Link, UpstreamError};
+use crate::config::{HttpTransport, Limits, UpstreamConfig};
+use crate::events::EventLog;
+use crate::jsonrpc::{self, Message};
+use crate::mux::Exchange;
+use crate::sse;
+
+pub(crate) type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// The session header of Streamable HTTP.
+pub(crate) const SESSION_HEADER: &str = "mcp-session-id";
+/// The protocol version header of Streamable HTTP.
+pub(crate) const VERSION_HEADER: &str = "mcp-protocol-version";
+
+/// A configured HTTP upstream.
+#[derive(Debug)]
+pub(crate) struct HttpUpstream {
+    pub(crate) name: Arc<str>,
+    pub(crate) url: Uri,
+    pub(crate) client: HttpClient,
+    pub(crate) headers: HeaderMap,
+    pub(crate) limits: Limits,
+    transport: Mutex<Option<HttpTransport>>,
+    last_error: Mutex<Option<String>>,
+    stateless: tokio::sync::Mutex<Option<Arc<HttpLink>>>,
+}
+
+impl HttpUpstream {
+    pub(crate) fn new(cfg: UpstreamConfig, limits: Limits) -> Result<Self, String> {
+        let raw = cfg.url.clone().unwrap_or_default();
+        let url: Uri = raw
+            .parse()
+            .map_err(|e| format!("upstream {}: url {raw:?} is not a valid URL: {e}", cfg.name))?;
+        let mut headers = HeaderMap::new();
+        for (k, v) in &cfg.headers {
+            let name = HeaderName::try_from(k.as_str())
+                .map_err(|_| format!("upstream {}: {k:?} is not a valid header name", cfg.name))?;
+            let value = HeaderValue::try_from(v.as_str()).map_err(|_| {
+                format!(
+                    "upstream {}: the value of header {k} is not a valid header value",
+                    cfg.name
+                )
+            })?;
+            headers.insert(name, value);
+        }
+        Ok(HttpUpstream {
+            name: cfg.name.as_str().into(),
+            url,
+            client: client(),
+            headers,
+            limits,
+            transport: Mutex::new(cfg.transport),
+            last_error: Mutex::new(None),
+            stateless: tokio::sync::Mutex::new(None),
+        })
+    }
+
+    pub(crate) fn transport(&self) -> Option<HttpTransport> {
+        *self.transport.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn set_transport(&self, t: HttpTransport) {
+        *self.transport.lock().unwrap_or_else(|e| e.into_inner()) = Some(t);
+    }
+
+    pub(crate) fn record(&self, error: Option<String>) {
+        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = error;
+    }
+
+    pub(crate) fn status(&self) -> serde_json::Value {
+        let last_error = self
+            .last_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let transport = match self.transport() {
+            Some(HttpTransport::Sse) => "sse",
+            Some(HttpTransport::StreamableHttp) => "streamable-http",
+            None => "undetected",
+        };
+        serde_json::json!({ "transport": transport, "url": self.url.to_string(), "ready": last_error.is_none(), "last_error": last_error })
+    }
+
+    /// A link for a new session; the session's `initialize` goes through it.
+    pub(crate) async fn open(
+        self: &Arc<Self>,
+        server_stream: Arc<EventLog>,
+    ) -> Result<Link, UpstreamError> {
+        match self.transport() {
+            Some(HttpTransport::Sse) => Ok(Link::Sse(SseLink::connect(self, server_stream).await?)),
+            t => Ok(Link::Http(Arc::new(HttpLink::new(
+                self.clone(),
+                server_stream,
+                t.is_none(),
+            )))),
+        }
+    }
+
+    /// The gateway-initialized upstream session used for stateless clients.
+    pub(crate) async fn open_initialized(
+        self: &Arc<Self>,
+        server_stream: Arc<EventLog>,
+    ) -> Result<Link, UpstreamError> {
+        let mut slot = self.stateless.lock().await;
+        if let Some(l) = slot.as_ref() {
+            if !l.gone() {
+                return Ok(Link::Http(l.clone()));
+            }
+        }
+        let link = Arc::new(HttpLink::new(self.clone(), server_stream, false));
+        let params = jsonrpc::raw(&serde_json::json!({
+            "protocolVersion": GATEWAY_PROTOCOL_VERSION,
+            "capabilities": {},
+            "clientInfo": { "name": "mcpgate", "version": env!("CARGO_PKG_VERSION") }
+        }));
+        let mut ex = link
+            .request(Message::request(
+                jsonrpc::num_id(0),
+                "initialize",
+                Some(params),
+            ))
+            .await?;
+        let answer = tokio::time::timeout(self.limits.request_timeout, async {
+            while let Some(m) = ex.recv().await {
+                if m.id.is_some() && m.method.is_none() {
+                    return Some(m);
+                }
+            }
+            None
+        })
+        .await;
+        let result = match answer {
+            Ok(Some(Message {
+                result: Some(r), ..
+            })) => r,
+            _ => {
+                return Err(UpstreamError::Unavailable(format!(
+                    "upstream {} did not complete initialize",
+                    self.name
+                )));
+            }
+        };
+        #[derive(serde::Deserialize)]
+        struct R {
+            #[serde(rename = "protocolVersion")]
+            protocol_version: Option<String>,
+        }
+        if let Some(v) = serde_json::from_str::<R>(result.get())
+            .ok()
+            .and_then(|r| r.protocol_version)
+        {
+            link.set_protocol_version(&v);
+        }
+        let _ = link.init_result.set(result);
+        link.send(Message::notification("notifications/initialized", None))
+            .await?;
+        *slot = Some(link.clone());
+        Ok(Link::Http(link))
+    }
+
+    pub(crate) fn request(
+        &self,
+        method: Method,
+        headers: &HeaderMap,
+        body: Bytes,
+    ) -> Result<Request<Full<Bytes>>, UpstreamError> {
+        let mut req = Request::builder().method(method).uri(self.url.clone());
+        if let Some(h) = req.headers_mut() {
+            h.extend(self.headers.iter().map(|(k, v)| (k.clone(), v.clone())));
+            h.extend(headers.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        req.body(Full::new(body))
+            .map_err(|e| UpstreamError::Unavailable(format!("cannot build upstream request: {e}")))
+    }
+
+    pub(crate) async fn send_http(
+        &self,
+        req: Request<Full<Bytes>>,
+    ) -> Result<http::Response<Incoming>, UpstreamError> {
+        match self.client.request(req).await {
+            Ok(r) => {
+                if !r.status().is_server_error() {
+                    self.record(None);
+                }
+                Ok(r)
+            }
+            Err(e) => {
+                let why = format!(
+                    "upstream {} is unreachable at {}: {}",
+                    self.name,
+                    self.url,
+                    error_chain(&e)
+                );
+                self.record(Some(why.clone()));
+                Err(UpstreamError::Unavailable(why))
+            }
+        }
+    }
+}
+
+fn client() -> HttpClient {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_webpki_roots()
+        .https_or_http()
+        .enable_http1()
+        .enable_http2()
+        .wrap_connector(http);
+    Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(256)
+        .build(https)
+}
+
+/// The source chain of an error, for messages an operator can act on.
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+/// One upstream Streamable HTTP session.
+#[derive(Debug)]
+pub(crate) struct HttpLink {
+    up: Arc<HttpUpstream>,
+    session_id: Mutex<Option<HeaderValue>>,
+    protocol_version: Mutex<Option<HeaderValue>>,
+    server_stream: Arc<EventLog>,
+    /// The transport is not known yet: a refused `initialize` means "try legacy SSE".
+    detect: bool,
+    gone: watch::Sender<bool>,
+    get_started: AtomicBool,
+    init_result: OnceLock<Box<RawValue>>,
+    tasks: Mutex<Vec<tokio::task::AbortHandle>>,
+}
+
+impl HttpLink {
+    fn new(up: Arc<HttpUpstream>, server_stream: Arc<EventLog>, detect: bool) -> Self {
+        HttpLink {
+            up,
+            session_id: Mutex::new(None),
+            protocol_version: Mutex::new(None),
+            server_stream,
+            detect,
+            gone: watch::channel(false).0,
+            get_started: AtomicBool::new(false),
+            init_result: OnceLock::new(),
+            tasks: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub(crate) fn init_result(&self) -> Option<&RawValue> {
+        self.init_result.get().map(|b| &**b)
+    }
+
+    pub(crate) fn gone(&self) -> bool {
+        *self.gone.borrow()
+    }
+
+    pub(crate) fn set_protocol_version(&self, v: &str) {
+        if let Ok(v) = HeaderValue::try_from(v) {
+            *self
+                .protocol_version
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = Some(v);
+        }
+    }
+
+    fn session_headers(&self, accept: &'static str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(ACCEPT, HeaderValue::from_static(accept));
+        h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if let Some(sid) = self
+            .session_id
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+        {
+            h.insert(SESSION_HEADER, sid);
+        }
+        if let Some(v) = self
+            .protocol_version
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+        {
+            h.insert(VERSION_HEADER, v);
+        }
+        h
+    }
+
+    fn has_session(&self) -> bool {
+        self.session_id
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
+    }
+
+    async fn post(&self, msg: &Message) -> Result<http::Response<Incoming>, UpstreamError> {
+        let headers = self.session_headers("application/json, text/event-stream");
+        let req = self.up.request(Method::POST, &headers, msg.to_bytes())?;
+        let resp = self.up.send_http(req).await?;
+        if resp.status() == StatusCode::NOT_FOUND && self.has_session() {
+            self.gone.send_replace(true);
+            return Err(UpstreamError::SessionGone);
+        }
+        Ok(resp)
+    }
+
+    pub(crate) async fn request(&self, msg: Message) -> Result<Exchange, UpstreamError> {
+        let is_init = msg.method.as_deref() == Some("initialize");
+        let request_id = msg.id.clone();
+        let resp = self.post(&msg).await?;
+        let status = resp.status();
+        if self.detect && is_init && matches!(status.as_u16(), 400 | 404 | 405) {
+            return Err(UpstreamError::NotStreamable);
+        }
+        if is_init {
+            if let Some(sid) = resp.headers().get(SESSION_HEADER) {
+                *self.session_id.lock().unwrap_or_else(|e| e.into_inner()) = Some(sid.clone());
+            }
+            if self.detect {
+                self.up.set_transport(HttpTransport::StreamableHttp);
+            }
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        let is_sse = content_type_is(resp.headers(), "text/event-stream");
+        if status.is_success() && is_sse {
+            let max = self.up.limits.max_message_bytes;
+            let name = self.up.name.clone();
+            let task = tokio::spawn(pump(name, resp.into_body(), max, move |m| {
+                let _ = tx.send(m);
+            }));
+            self.track(task.abort_handle());
+            return Ok(rx);
+        }
+        let body = read_limited(resp.into_body(), self.up.limits.max_message_bytes).await?;
+        match Message::parse(&body) {
+            Ok(m) if m.id.is_some() => {
+                let _ = tx.send(m);
+                Ok(rx)
+            }
+            _ if status.is_success() => Err(UpstreamError::Unavailable(format!(
+                "upstream {} answered a request with HTTP {status} and no JSON-RPC response",
+                self.up.name
+            ))),
+            _ => {
+                let snippet: String = String::from_utf8_lossy(&body).chars().take(200).collect();
+                let why = format!(
+                    "upstream {} answered HTTP {status}: {snippet}",
+                    self.up.name
+                );
+                let _ = tx.send(Message::error(
+                    request_id,
+                    jsonrpc::code::UPSTREAM_ERROR,
+                    &why,
+                ));
+                Ok(rx)
+            }
+        }
+    }
+
+    pub(crate) async fn send(&self, msg: Message) -> Result<(), UpstreamError> {
+        let resp = self.post(&msg).await?;
+        if !resp.status().is_success() {
+            tracing::warn!(upstream = %self.up.name, status = %resp.status(), "upstream refused a notification or response");
+        }
+        Ok(())
+    }
+
+    fn track(&self, h: tokio::task::AbortHandle) {
+        let mut t = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
+        t.retain(|h| !h.is_finished());
+        t.push(h);
+    }
+
+    /// Starts relaying the upstream's GET stream into the session's server stream.
+    pub(crate) fn open_server_stream(self: &Arc<Self>) {
+        if self.get_started.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let this = self.clone();
+        let task = tokio::spawn(async move {
+            let mut attempts = 0u32;
+            while !this.gone() && attempts < 5 {
+                let headers = this.session_headers("text/event-stream");
+                let Ok(req) = this.up.request(Method::GET, &headers, Bytes::new()) else {
+                    return;
+                };
+                let resp = match this.up.send_http(req).await {
+                    Ok(r) => r,
+                    Err(_) => {
+                        attempts += 1;
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                        continue;
+                    }
+                };
+                if !resp.status().is_success()
+                    || !content_type_is(resp.headers(), "text/event-stream")
+                {
+                    // 405: the upstream offers no server stream, which the spec allows.
+                    return;
+                }
+                attempts = 0;
+                let log = this.server_stream.clone();
+                pump(
+                    this.up.name.clone(),
+                    resp.into_body(),
+                    this.up.limits.max_message_bytes,
+                    move |m| log.push(&m),
+                )
+                .await;
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+        });
+        self.track(task.abort_handle());
+    }
+
+    pub(crate) async fn close(&self) {
+        for t in self
+            .tasks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
+            t.abort();
+        }
+        if self.has_session() && !self.gone() {
+            let headers = self.session_headers("application/json, text/event-stream");
+            if let Ok(req) = self.up.request(Method::DELETE, &headers, Bytes::new()) {
+                let _ =
+                    tokio::time::timeout(std::time::Duration::from_secs(5), self.up.send_http(req))
+                        .await;
+            }
+        }
+        self.gone.send_replace(true);
+    }
+}
+
+/// Reads SSE events from an upstream body and hands each JSON-RPC message on.
+pub(crate) async fn pump(
+    name: Arc<str>,
+    mut body: Incoming,
+    max: usize,
+    mut each: impl FnMut(Message),
+) {
+    let mut parser = sse::Parser::new(max);
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else { break };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        match parser.feed(&data) {
+            Ok(events) => {
+                for ev in events {
+                    if !(ev.event.is_empty() || ev.event == "message") || ev.data.trim().is_empty()
+                    {
+                        continue;
+                    }
+                    match Message::parse(ev.data.as_bytes()) {
+                        Ok(m) => each(m),
+                        Err(e) => {
+                            tracing::warn!(upstream = %name, "ignoring an SSE event that is not JSON-RPC ({e})")
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(upstream = %name, "{e}");
+                break;
+            }
+        }
+    }
+}
+
+pub(crate) async fn read_limited(body: Incoming, max: usize) -> Result<Bytes, UpstreamError> {
+    let limited = http_body_util::Limited::new(body, max);
+    limited.collect().await.map(|c| c.to_bytes()).map_err(|e| {
+        UpstreamError::Unavailable(format!("reading the upstream's answer failed: {e}"))
+    })
+}
+
+pub(crate) fn content_type_is(h: &HeaderMap, want: &str) -> bool {
+    h.get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .eq_ignore_ascii_case(want)
+        })
+}

@@ -1,0 +1,409 @@
+//! stdio upstreams: child processes speaking newline-delimited JSON-RPC.
+//!
+//! A child runs in its own process group so that shutting it down also ends
+//! whatever it started (`npx` runs node, which may run more). Its stderr is
+//! log output, tagged with the upstream's name; stdout carries only MCP.
+
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use serde_json::value::RawValue;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::Command;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
+use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
+
+use super::UpstreamError;
+use crate::config::{Isolation, Limits, UpstreamConfig};
+use crate::events::EventLog;
+use crate::jsonrpc::{self, Message};
+use crate::mux::{Mux, SessionKey};
+
+/// The protocol version the gateway asks for when it initializes a child itself.
+pub(crate) const GATEWAY_PROTOCOL_VERSION: &str = "2025-11-25";
+
+/// A running child process and the mux over its stdio.
+#[derive(Debug)]
+pub(crate) struct Child {
+    pub(crate) mux: Arc<Mux>,
+    pid: Option<u32>,
+    exited: watch::Receiver<bool>,
+    /// Set when the gateway itself stops the child, so the exit is not counted as a crash.
+    stopping: Arc<std::sync::atomic::AtomicBool>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Child {
+    /// SIGTERM to the child's process group, then SIGKILL after `grace`.
+    pub(crate) async fn terminate(&self, grace: Duration) {
+        let mut exited = self.exited.clone();
+        if *exited.borrow() {
+            return;
+        }
+        self.stopping
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        signal_group(self.pid, nix::sys::signal::Signal::SIGTERM);
+        if tokio::time::timeout(grace, exited.wait_for(|e| *e))
+            .await
+            .is_err()
+        {
+            signal_group(self.pid, nix::sys::signal::Signal::SIGKILL);
+            let _ = tokio::time::timeout(Duration::from_secs(2), exited.wait_for(|e| *e)).await;
+        }
+    }
+
+    pub(crate) fn is_running(&self) -> bool {
+        !*self.exited.borrow()
+    }
+}
+
+fn signal_group(pid: Option<u32>, sig: nix::sys::signal::Signal) {
+    let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) else {
+        return;
+    };
+    // The child leads its own group (process_group(0)), so -pid reaches its descendants too.
+    let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), sig);
+}
+
+/// A child the gateway initialized itself, shared by sessions (and by stateless clients).
+#[derive(Debug)]
+pub(crate) struct SharedChild {
+    pub(crate) child: Arc<Child>,
+    /// The child's `initialize` result, answered to every client that joins.
+    pub(crate) init_result: Box<RawValue>,
+}
+
+/// Everything the gateway keeps about one stdio upstream.
+#[derive(Debug)]
+pub(crate) struct StdioUpstream {
+    name: Arc<str>,
+    cfg: UpstreamConfig,
+    limits: Limits,
+    permits: Arc<Semaphore>,
+    backoff: Arc<Mutex<Backoff>>,
+    shared: tokio::sync::Mutex<Option<Arc<SharedChild>>>,
+    children: Mutex<Vec<std::sync::Weak<Child>>>,
+    last_error: Mutex<Option<String>>,
+}
+
+#[derive(Debug, Default)]
+struct Backoff {
+    quick_failures: u32,
+}
+
+impl Backoff {
+    fn delay(&self) -> Duration {
+        if self.quick_failures == 0 {
+            return Duration::ZERO;
+        }
+        let ms = 250u64.saturating_mul(1 << self.quick_failures.min(7).saturating_sub(1));
+        Duration::from_millis(ms.min(30_000))
+    }
+}
+
+/// A session's view of a stdio upstream.
+#[derive(Debug)]
+pub(crate) struct StdioLink {
+    pub(crate) child: Arc<Child>,
+    pub(crate) key: SessionKey,
+    /// The shared child's cached `initialize` result, when the child is shared.
+    pub(crate) init_result: Option<Box<RawValue>>,
+    /// Whether this link owns the child (per-session isolation).
+    owns_child: bool,
+}
+
+impl StdioLink {
+    /// Ends this session's use of the child; a per-session child is stopped.
+    pub(crate) async fn close(&self) {
+        self.child.mux.detach(self.key);
+        if self.owns_child {
+            self.child.terminate(Duration::from_secs(5)).await;
+        }
+    }
+}
+
+impl StdioUpstream {
+    pub(crate) fn new(cfg: UpstreamConfig, limits: Limits) -> Self {
+        StdioUpstream {
+            name: cfg.name.as_str().into(),
+            permits: Arc::new(Semaphore::new(cfg.max_children.max(1))),
+            cfg,
+            limits,
+            backoff: Arc::new(Mutex::new(Backoff::default())),
+            shared: tokio::sync::Mutex::new(None),
+            children: Mutex::new(Vec::new()),
+            last_error: Mutex::new(None),
+        }
+    }
+
+    /// Opens a session: a new child, or a seat on the shared one.
+    pub(crate) async fn open(
+        &self,
+        server_stream: Arc<EventLog>,
+        env: &[(String, String)],
+    ) -> Result<StdioLink, UpstreamError> {
+        if self.cfg.isolation == Isolation::Shared {
+            return self.join_shared(server_stream).await;
+        }
+        let child = self.spawn(false, env).await?;
+        let key = child.mux.attach(server_stream);
+        Ok(StdioLink {
+            child,
+            key,
+            init_result: None,
+            owns_child: true,
+        })
+    }
+
+    /// A seat on the gateway-initialized shared child (started on first use, restarted after a crash).
+    pub(crate) async fn join_shared(
+        &self,
+        server_stream: Arc<EventLog>,
+    ) -> Result<StdioLink, UpstreamError> {
+        let shared = self.shared_child().await?;
+        let key = shared.child.mux.attach(server_stream);
+        Ok(StdioLink {
+            child: shared.child.clone(),
+            key,
+            init_result: Some(shared.init_result.clone()),
+            owns_child: false,
+        })
+    }
+
+    async fn shared_child(&self) -> Result<Arc<SharedChild>, UpstreamError> {
+        let mut slot = self.shared.lock().await;
+        if let Some(s) = slot.as_ref() {
+            if s.child.is_running() && s.child.mux.dead_reason().is_none() {
+                return Ok(s.clone());
+            }
+        }
+        let child = self.spawn(true, &[]).await?;
+        let params = jsonrpc::raw(&serde_json::json!({
+            "protocolVersion": GATEWAY_PROTOCOL_VERSION,
+            "capabilities": { "sampling": {}, "elicitation": {}, "roots": { "listChanged": true } },
+            "clientInfo": { "name": "mcpgate", "version": env!("CARGO_PKG_VERSION") }
+        }));
+        let mut ex = child
+            .mux
+            .request_internal("initialize", params)
+            .map_err(|e| self.unavailable(e.0))?;
+        let answer = tokio::time::timeout(self.limits.request_timeout, ex.recv()).await;
+        let result =
+            match answer {
+                Ok(Some(Message {
+                    result: Some(r), ..
+                })) => r,
+                Ok(Some(m)) => {
+                    let why = m.error.map(|e| e.get().to_owned()).unwrap_or_default();
+                    child.terminate(Duration::from_secs(2)).await;
+                    return Err(self
+                        .unavailable(format!("upstream {} refused initialize: {why}", self.name)));
+                }
+                Ok(None) => {
+                    return Err(self
+                        .unavailable(format!("upstream {} exited during initialize", self.name)));
+                }
+                Err(_) => {
+                    child.terminate(Duration::from_secs(2)).await;
+                    return Err(self.unavailable(format!(
+                        "upstream {} did not answer initialize within {:?}",
+                        self.name, self.limits.request_timeout
+                    )));
+                }
+            };
+        child
+            .mux
+            .notify_internal("notifications/initialized")
+            .map_err(|e| self.unavailable(e.0))?;
+        let shared = Arc::new(SharedChild {
+            child,
+            init_result: result,
+        });
+        *slot = Some(shared.clone());
+        Ok(shared)
+    }
+
+    fn unavailable(&self, why: String) -> UpstreamError {
+        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(why.clone());
+        UpstreamError::Unavailable(why)
+    }
+
+    async fn spawn(
+        &self,
+        shared: bool,
+        env: &[(String, String)],
+    ) -> Result<Arc<Child>, UpstreamError> {
+        let permit = self.permits.clone().try_acquire_owned().map_err(|_| {
+            UpstreamError::Busy(format!(
+                "upstream {} already runs max_children = {} processes; try again later, or raise max_children for this [[upstream]]",
+                self.name, self.cfg.max_children
+            ))
+        })?;
+        let delay = self
+            .backoff
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .delay();
+        if !delay.is_zero() {
+            tracing::info!(upstream = %self.name, ?delay, "upstream crashed recently; waiting before starting it again");
+            tokio::time::sleep(delay).await;
+        }
+        let Some((program, args)) = self.cfg.command.as_deref().and_then(|c| c.split_first())
+        else {
+            return Err(self.unavailable(format!("upstream {} has no command", self.name)));
+        };
+        let mut cmd = Command::new(program);
+        cmd.args(args)
+            .envs(&self.cfg.env)
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true);
+        if let Some(dir) = &self.cfg.cwd {
+            cmd.current_dir(dir);
+        }
+        let mut proc = cmd.spawn().map_err(|e| {
+            self.unavailable(format!(
+                "cannot start upstream {} ({program}): {e}",
+                self.name
+            ))
+        })?;
+        let pid = proc.id();
+        tracing::info!(upstream = %self.name, pid, "started upstream process");
+        let (out_tx, out_rx) = mpsc::unbounded_channel::<Bytes>();
+        let mux = Mux::new(self.name.clone(), shared, out_tx);
+        let (exited_tx, exited) = watch::channel(false);
+
+        if let Some(stdin) = proc.stdin.take() {
+            tokio::spawn(write_lines(stdin, out_rx));
+        }
+        if let Some(stdout) = proc.stdout.take() {
+            tokio::spawn(read_messages(
+                self.name.clone(),
+                stdout,
+                mux.clone(),
+                self.limits.max_message_bytes,
+            ));
+        }
+        if let Some(stderr) = proc.stderr.take() {
+            tokio::spawn(log_stderr(self.name.clone(), stderr));
+        }
+        let started = Instant::now();
+        let stopping = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let child = Arc::new(Child {
+            mux: mux.clone(),
+            pid,
+            exited,
+            stopping: stopping.clone(),
+            _permit: permit,
+        });
+        let name = self.name.clone();
+        let backoff = self.backoff.clone();
+        tokio::spawn(async move {
+            let status = proc.wait().await;
+            let reason = match status {
+                Ok(s) => format!("upstream {name} exited ({s})"),
+                Err(e) => format!("upstream {name} could not be waited for: {e}"),
+            };
+            let crashed = !stopping.load(std::sync::atomic::Ordering::Relaxed);
+            if crashed {
+                tracing::warn!(upstream = %name, "{reason}");
+            } else {
+                tracing::debug!(upstream = %name, "{reason}");
+            }
+            mux.fail(&reason);
+            let _ = exited_tx.send(true);
+            let mut b = backoff.lock().unwrap_or_else(|e| e.into_inner());
+            // Only a crash soon after start counts: a long-lived child that dies
+            // is restarted at once; a command that cannot start is not hammered.
+            if crashed && started.elapsed() < Duration::from_secs(10) {
+                b.quick_failures = b.quick_failures.saturating_add(1);
+            } else {
+                b.quick_failures = 0;
+            }
+        });
+        let mut children = self.children.lock().unwrap_or_else(|e| e.into_inner());
+        children.retain(|w| w.strong_count() > 0);
+        children.push(Arc::downgrade(&child));
+        Ok(child)
+    }
+
+    /// Children alive now.
+    pub(crate) fn running(&self) -> usize {
+        let children = self.children.lock().unwrap_or_else(|e| e.into_inner());
+        children
+            .iter()
+            .filter_map(|w| w.upgrade())
+            .filter(|c| c.is_running())
+            .count()
+    }
+
+    pub(crate) fn last_error(&self) -> Option<String> {
+        self.last_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Stops every child: SIGTERM, then SIGKILL after `grace`.
+    pub(crate) async fn shutdown(&self, grace: Duration) {
+        let children: Vec<_> = {
+            let c = self.children.lock().unwrap_or_else(|e| e.into_inner());
+            c.iter().filter_map(|w| w.upgrade()).collect()
+        };
+        futures_util::future::join_all(children.iter().map(|c| c.terminate(grace))).await;
+    }
+}
+
+async fn write_lines(
+    mut stdin: tokio::process::ChildStdin,
+    mut rx: mpsc::UnboundedReceiver<Bytes>,
+) {
+    while let Some(line) = rx.recv().await {
+        if stdin.write_all(&line).await.is_err() || stdin.write_all(b"\n").await.is_err() {
+            break;
+        }
+        if stdin.flush().await.is_err() {
+            break;
+        }
+    }
+}
+
+async fn read_messages(
+    name: Arc<str>,
+    stdout: tokio::process::ChildStdout,
+    mux: Arc<Mux>,
+    max: usize,
+) {
+    let mut lines = FramedRead::new(stdout, LinesCodec::new_with_max_length(max));
+    while let Some(line) = lines.next().await {
+        match line {
+            Ok(line) if line.trim().is_empty() => {}
+            Ok(line) => match Message::parse(line.as_bytes()) {
+                Ok(msg) => mux.dispatch(msg),
+                Err(e) => {
+                    tracing::warn!(upstream = %name, "ignoring stdout line that is not a JSON-RPC message ({e})")
+                }
+            },
+            Err(LinesCodecError::MaxLineLengthExceeded) => {
+                tracing::warn!(upstream = %name, max, "dropped a message longer than the limit");
+            }
+            Err(LinesCodecError::Io(e)) => {
+                tracing::warn!(upstream = %name, "reading stdout failed: {e}");
+                break;
+            }
+        }
+    }
+}
+
+async fn log_stderr(name: Arc<str>, stderr: tokio::process::ChildStderr) {
+    let mut lines = BufReader::new(stderr).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        tracing::info!(target: "mcpgate::upstream::stderr", upstream = %name, "{line}");
+    }
+}

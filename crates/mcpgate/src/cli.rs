@@ -1,0 +1,114 @@
+//! The command line.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::LogFormat;
+
+/// Authentication and a streaming gateway in front of MCP servers.
+#[derive(Debug, Parser)]
+#[command(name = "mcpgate", version, about)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the configured upstreams (or the built-in demo) over HTTP.
+    Serve(ServeArgs),
+    /// Check a configuration file and print every problem.
+    CheckConfig {
+        /// The configuration file.
+        #[arg(long, short, env = "MCPGATE_CONFIG", default_value = "mcpgate.toml")]
+        config: PathBuf,
+    },
+    /// Write an annotated starter configuration.
+    Init {
+        /// Where to write it.
+        #[arg(long, short, default_value = "mcpgate.toml")]
+        config: PathBuf,
+        /// Overwrite an existing file.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Run the demo MCP server (stdio, or Streamable HTTP with --http).
+    DemoServer {
+        /// Serve Streamable HTTP at this address (path /mcp) instead of stdio.
+        #[arg(long)]
+        http: Option<SocketAddr>,
+        /// Where the demo keeps its SQLite database.
+        #[arg(long, env = "MCPGATE_DEMO_DATA_DIR", default_value = "./mcpgate-data")]
+        data_dir: PathBuf,
+        /// Environment variables whose presence health_check reports (never their values).
+        #[arg(long = "credential", value_name = "ENV_VAR")]
+        credentials: Vec<String>,
+    },
+}
+
+/// `mcpgate serve`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ServeArgs {
+    /// The configuration file (optional with --demo).
+    #[arg(long, short, env = "MCPGATE_CONFIG")]
+    pub(crate) config: Option<PathBuf>,
+    /// Listen address; overrides server.listen.
+    #[arg(long)]
+    pub(crate) listen: Option<SocketAddr>,
+    /// Data directory; overrides server.data_dir.
+    #[arg(long)]
+    pub(crate) data_dir: Option<PathBuf>,
+    /// Serve the built-in demo server at /mcp (adds an upstream named "demo").
+    #[arg(long)]
+    pub(crate) demo: bool,
+    /// Log format; overrides server.log_format.
+    #[arg(long, value_enum)]
+    pub(crate) log_format: Option<LogFormat>,
+}
+
+pub(crate) async fn run(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Serve(args) => crate::serve::run(args).await,
+        Command::CheckConfig { config } => match crate::config::load(Some(&config)).and_then(|c| {
+            let p = crate::config::auth_problems(&c);
+            if p.is_empty() {
+                Ok(c)
+            } else {
+                Err(p
+                    .into_iter()
+                    .map(|x| format!("{}: {x}", config.display()))
+                    .collect())
+            }
+        }) {
+            Ok(c) => {
+                println!(
+                    "{}: OK ({} upstream{})",
+                    config.display(),
+                    c.upstreams.len(),
+                    if c.upstreams.len() == 1 { "" } else { "s" }
+                );
+                ExitCode::SUCCESS
+            }
+            Err(problems) => {
+                for p in &problems {
+                    eprintln!("error: {p}");
+                }
+                eprintln!(
+                    "{} problem{} found",
+                    problems.len(),
+                    if problems.len() == 1 { "" } else { "s" }
+                );
+                ExitCode::from(2)
+            }
+        },
+        Command::Init { config, force } => crate::init::write(&config, force),
+        Command::DemoServer {
+            http,
+            data_dir,
+            credentials,
+        } => crate::demo::run(http, data_dir, credentials).await,
+    }
+}

@@ -1,0 +1,391 @@
+//! `mcpgate.toml`: loading, environment overrides, and validation that reports
+//! every problem with the file, the key and what is allowed.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use mcpgate_gateway::{Isolation, Limits, UpstreamConfig, humantime_opt};
+use serde::Deserialize;
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Config {
+    #[serde(default)]
+    pub(crate) server: ServerConfig,
+    #[serde(default)]
+    pub(crate) auth: AuthConfig,
+    #[serde(default, rename = "upstream")]
+    pub(crate) upstreams: Vec<UpstreamConfig>,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ServerConfig {
+    #[serde(default = "default_listen")]
+    pub(crate) listen: SocketAddr,
+    #[serde(default)]
+    pub(crate) public_url: Option<url::Url>,
+    #[serde(default = "default_data_dir")]
+    pub(crate) data_dir: PathBuf,
+    #[serde(default)]
+    pub(crate) allowed_origins: Vec<String>,
+    #[serde(default)]
+    pub(crate) log_format: LogFormat,
+    #[serde(default, with = "humantime_opt")]
+    pub(crate) request_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_opt")]
+    pub(crate) session_idle_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_opt")]
+    pub(crate) shutdown_grace: Option<Duration>,
+    #[serde(default)]
+    pub(crate) max_body_bytes: Option<usize>,
+    #[serde(default)]
+    pub(crate) replay_events: Option<usize>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: default_listen(),
+            public_url: None,
+            data_dir: default_data_dir(),
+            allowed_origins: Vec::new(),
+            log_format: LogFormat::default(),
+            request_timeout: None,
+            session_idle_timeout: None,
+            shutdown_grace: None,
+            max_body_bytes: None,
+            replay_events: None,
+        }
+    }
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("./mcpgate-data")
+}
+
+/// `server.log_format`.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[auth]`.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AuthConfig {
+    #[serde(default)]
+    pub(crate) mode: AuthMode,
+}
+
+/// `auth.mode`.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum AuthMode {
+    /// Every request must carry a valid credential.
+    #[default]
+    Required,
+    /// Anonymous callers get what needs no scope.
+    Optional,
+    /// No authentication: development on loopback only.
+    Disabled,
+}
+
+impl ServerConfig {
+    pub(crate) fn limits(&self) -> Limits {
+        let d = Limits::default();
+        Limits {
+            max_body_bytes: self.max_body_bytes.unwrap_or(d.max_body_bytes),
+            request_timeout: self.request_timeout.unwrap_or(d.request_timeout),
+            session_idle_timeout: self.session_idle_timeout.unwrap_or(d.session_idle_timeout),
+            replay_events: self.replay_events.unwrap_or(d.replay_events),
+            ..d
+        }
+    }
+
+    /// The URL clients use; derived from `listen` unless configured.
+    pub(crate) fn public_url(&self) -> url::Url {
+        if let Some(u) = &self.public_url {
+            return u.clone();
+        }
+        let host = if self.listen.ip().is_unspecified() {
+            "127.0.0.1".to_owned()
+        } else {
+            self.listen.ip().to_string()
+        };
+        let host = if self.listen.is_ipv6() && !self.listen.ip().is_unspecified() {
+            format!("[{host}]")
+        } else {
+            host
+        };
+        url::Url::parse(&format!("http://{host}:{}", self.listen.port())).unwrap_or_else(|_| {
+            url::Url::parse("http://127.0.0.1:8080").expect("a constant URL parses")
+        })
+    }
+}
+
+/// Where a configuration came from, for messages.
+#[derive(Debug, Clone)]
+pub(crate) struct Source(pub(crate) String);
+
+/// Loads the file (if any), applies `MCPGATE_…` overrides, and validates.
+/// Every problem found is returned, each naming the file and the key.
+pub(crate) fn load(path: Option<&Path>) -> Result<Config, Vec<String>> {
+    let (mut value, source) = match path {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(|e| {
+                vec![format!(
+                    "{}: cannot read the configuration file: {e}",
+                    p.display()
+                )]
+            })?;
+            let v: toml::Table = toml::from_str(&text)
+                .map_err(|e| vec![format!("{}: {}", p.display(), e.to_string().trim())])?;
+            (v, Source(p.display().to_string()))
+        }
+        None => (toml::Table::new(), Source("(defaults)".into())),
+    };
+    let mut problems = Vec::new();
+    apply_env(&mut value, std::env::vars(), &mut problems);
+    let config = deserialize_all(value, &source, &mut problems);
+    if let Some(c) = &config {
+        validate(c, &source, &mut problems);
+    }
+    match config {
+        Some(c) if problems.is_empty() => Ok(c),
+        _ => Err(problems),
+    }
+}
+
+/// `MCPGATE_SERVER__LISTEN=…` sets `server.listen`; values are read as TOML when they parse, else as strings.
+fn apply_env(
+    table: &mut toml::Table,
+    vars: impl Iterator<Item = (String, String)>,
+    problems: &mut Vec<String>,
+) {
+    for (k, v) in vars {
+        let Some(rest) = k.strip_prefix("MCPGATE_") else {
+            continue;
+        };
+        let path: Vec<String> = rest.split("__").map(|s| s.to_ascii_lowercase()).collect();
+        if path.len() != 2 || !matches!(path[0].as_str(), "server" | "auth") {
+            // MCPGATE_HOME, MCPGATE_LOG and friends are not configuration keys.
+            continue;
+        }
+        let parsed = toml::from_str::<toml::Table>(&format!("v = {v}"))
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or_else(|| toml::Value::String(v.clone()));
+        let section = table
+            .entry(path[0].clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        match section {
+            toml::Value::Table(t) => {
+                t.insert(path[1].clone(), parsed);
+            }
+            _ => problems.push(format!(
+                "environment {k}: [{}] is not a table in the configuration",
+                path[0]
+            )),
+        }
+    }
+}
+
+/// Deserializes, and on each error records it, removes the offending key and tries
+/// again, so that one run reports every structural problem.
+fn deserialize_all(
+    mut value: toml::Table,
+    source: &Source,
+    problems: &mut Vec<String>,
+) -> Option<Config> {
+    for _ in 0..64 {
+        let de = toml::Value::Table(value.clone());
+        match serde_path_to_error::deserialize::<_, Config>(de) {
+            Ok(c) => return Some(c),
+            Err(e) => {
+                let path = e.path().to_string();
+                let msg = e.inner().to_string();
+                let key = if path == "." {
+                    String::new()
+                } else {
+                    path.clone()
+                };
+                problems.push(format!(
+                    "{}: {}{}",
+                    source.0,
+                    if key.is_empty() {
+                        String::new()
+                    } else {
+                        format!("{key}: ")
+                    },
+                    msg.trim()
+                ));
+                let segments = unknown_key_path(&path, &msg);
+                if !remove_path(&mut value, &segments) {
+                    return None;
+                }
+            }
+        }
+    }
+    None
+}
+
+/// The key to drop after an error: the unknown field itself, or the bad value.
+fn unknown_key_path(path: &str, msg: &str) -> Vec<String> {
+    let mut segs: Vec<String> = if path == "." || path.is_empty() {
+        Vec::new()
+    } else {
+        path.split('.').map(str::to_owned).collect()
+    };
+    if let Some(rest) = msg.strip_prefix("unknown field `") {
+        if let Some(field) = rest.split('`').next() {
+            segs.push(field.to_owned());
+        }
+    }
+    segs
+}
+
+fn remove_path(table: &mut toml::Table, segs: &[String]) -> bool {
+    let Some((last, parents)) = segs.split_last() else {
+        return false;
+    };
+    let mut cur = table;
+    for s in parents {
+        // "upstream[0]" style segments.
+        let (name, index) = match s.split_once('[') {
+            Some((n, i)) => (n, i.trim_end_matches(']').parse::<usize>().ok()),
+            None => (s.as_str(), None),
+        };
+        let next = match (cur.get_mut(name), index) {
+            (Some(toml::Value::Table(t)), None) => t,
+            (Some(toml::Value::Array(a)), Some(i)) => match a.get_mut(i) {
+                Some(toml::Value::Table(t)) => t,
+                _ => return false,
+            },
+            _ => return false,
+        };
+        cur = next;
+    }
+    let (name, index) = match last.split_once('[') {
+        Some((n, i)) => (n, i.trim_end_matches(']').parse::<usize>().ok()),
+        None => (last.as_str(), None),
+    };
+    match index {
+        None => cur.remove(name).is_some(),
+        Some(i) => match cur.get_mut(name) {
+            Some(toml::Value::Array(a)) if i < a.len() => {
+                a.remove(i);
+                true
+            }
+            _ => false,
+        },
+    }
+}
+
+fn validate(c: &Config, source: &Source, problems: &mut Vec<String>) {
+    let f = &source.0;
+    let mut seen = std::collections::HashSet::new();
+    for (i, u) in c.upstreams.iter().enumerate() {
+        let at = format!("{f}: upstream[{i}]");
+        if u.name.is_empty()
+            || !u
+                .name
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
+        {
+            problems.push(format!("{at}.name: {:?} is not allowed: use letters, digits, '-' and '_' (it becomes the path /mcp/<name>)", u.name));
+        }
+        if !seen.insert(u.name.clone()) {
+            problems.push(format!(
+                "{at}.name: {:?} is used by another upstream; names must be unique",
+                u.name
+            ));
+        }
+        match (&u.command, &u.url) {
+            (Some(_), Some(_)) => problems.push(format!("{at}: set either command (stdio) or url (HTTP), not both")),
+            (None, None) => problems.push(format!("{at}: set command = [\"program\", \"arg\"…] for a stdio server or url = \"http://…\" for an HTTP one")),
+            (Some(cmd), None) => {
+                if cmd.is_empty() || cmd[0].trim().is_empty() {
+                    problems.push(format!("{at}.command: must name a program, e.g. [\"npx\", \"-y\", \"@modelcontextprotocol/server-everything\"]"));
+                }
+                if u.transport.is_some() {
+                    problems.push(format!("{at}.transport: applies to url upstreams only"));
+                }
+                if !u.headers.is_empty() {
+                    problems.push(format!("{at}.headers: applies to url upstreams only (use env for stdio)"));
+                }
+            }
+            (None, Some(url)) => {
+                match url::Url::parse(url) {
+                    Ok(p) if matches!(p.scheme(), "http" | "https") => {}
+                    Ok(p) => problems.push(format!("{at}.url: scheme {:?} is not allowed: use http or https", p.scheme())),
+                    Err(e) => problems.push(format!("{at}.url: {url:?} is not a URL ({e})")),
+                }
+                if u.isolation == Isolation::Shared {
+                    problems.push(format!("{at}.isolation: applies to stdio (command) upstreams only"));
+                }
+                if !u.env.is_empty() || u.cwd.is_some() {
+                    problems.push(format!("{at}: env and cwd apply to stdio (command) upstreams only"));
+                }
+            }
+        }
+        if u.max_children == 0 {
+            problems.push(format!("{at}.max_children: must be at least 1"));
+        }
+    }
+    if let Some(u) = &c.server.public_url {
+        if !matches!(u.scheme(), "http" | "https") {
+            problems.push(format!(
+                "{f}: server.public_url: scheme must be http or https"
+            ));
+        }
+    }
+    for o in &c.server.allowed_origins {
+        match url::Url::parse(o) {
+            Ok(u) if u.path() == "/" && u.query().is_none() && u.host().is_some() => {}
+            _ => problems.push(format!("{f}: server.allowed_origins: {o:?} is not an origin; write scheme://host[:port], e.g. \"http://localhost:6274\"")),
+        }
+    }
+    if c.server.max_body_bytes == Some(0) {
+        problems.push(format!(
+            "{f}: server.max_body_bytes: must be greater than 0"
+        ));
+    }
+}
+
+/// Problems with the `[auth]` section as it will run (after `--demo` and flags).
+pub(crate) fn auth_problems(c: &Config) -> Vec<String> {
+    let mut problems = Vec::new();
+    if c.auth.mode == AuthMode::Disabled && !c.server.listen.ip().is_loopback() {
+        problems.push(format!(
+            "auth.mode = \"disabled\" is allowed only on a loopback address, but server.listen = {}; bind 127.0.0.1 or enable authentication",
+            c.server.listen
+        ));
+    }
+    if c.auth.mode != AuthMode::Disabled {
+        let mode = if c.auth.mode == AuthMode::Required {
+            "required"
+        } else {
+            "optional"
+        };
+        problems.push(format!(
+            "auth.mode = \"{mode}\" needs a credential verifier (API keys, tokens, JWT), and this build has none yet; for local development set auth.mode = \"disabled\" (loopback only)"
+        ));
+    }
+    problems
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,114 @@
+use super::*;
+
+fn load_str(text: &str) -> Result<Config, Vec<String>> {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("mcpgate.toml");
+    std::fs::write(&p, text).unwrap();
+    load(Some(&p))
+}
+
+#[test]
+fn reports_every_problem_with_key_and_allowed_values() {
+    let errs = load_str(
+        r#"
+[server]
+lisen = "127.0.0.1:1"
+max_body_bytes = "big"
+[auth]
+mode = "disabled"
+[[upstream]]
+name = "a b"
+url = "ftp://x"
+colour = 1
+"#,
+    )
+    .unwrap_err();
+    let all = errs.join("\n");
+    assert!(
+        all.contains("server.lisen") || all.contains("unknown field `lisen`"),
+        "{all}"
+    );
+    assert!(all.contains("expected one of"), "{all}");
+    assert!(all.contains("max_body_bytes"), "{all}");
+    assert!(all.contains("colour"), "{all}");
+    assert!(errs.len() >= 3, "{all}");
+}
+
+#[test]
+fn semantic_checks_name_the_upstream() {
+    let errs = load_str(
+        r#"
+[auth]
+mode = "disabled"
+[[upstream]]
+name = "x"
+command = ["a"]
+url = "http://b"
+[[upstream]]
+name = "x"
+"#,
+    )
+    .unwrap_err();
+    let all = errs.join("\n");
+    assert!(all.contains("upstream[0]: set either command"), "{all}");
+    assert!(
+        all.contains("upstream[1].name: \"x\" is used by another upstream"),
+        "{all}"
+    );
+    assert!(all.contains("upstream[1]: set command"), "{all}");
+}
+
+#[test]
+fn disabled_auth_refuses_public_bind() {
+    let c = load_str("[server]\nlisten = \"0.0.0.0:8080\"\n[auth]\nmode = \"disabled\"\n").unwrap();
+    let errs = auth_problems(&c);
+    assert!(errs.join("\n").contains("loopback"), "{errs:?}");
+    let local = load_str("[auth]\nmode = \"disabled\"\n").unwrap();
+    assert!(auth_problems(&local).is_empty());
+}
+
+#[test]
+fn env_overrides_apply() {
+    let mut t = toml::Table::new();
+    let mut problems = vec![];
+    apply_env(
+        &mut t,
+        vec![
+            (
+                "MCPGATE_SERVER__LISTEN".to_owned(),
+                "127.0.0.1:9999".to_owned(),
+            ),
+            (
+                "MCPGATE_SERVER__MAX_BODY_BYTES".to_owned(),
+                "1024".to_owned(),
+            ),
+            ("MCPGATE_HOME".to_owned(), "/x".to_owned()),
+        ]
+        .into_iter(),
+        &mut problems,
+    );
+    let c = deserialize_all(t, &Source("t".into()), &mut problems).unwrap();
+    assert!(problems.is_empty(), "{problems:?}");
+    assert_eq!(c.server.listen.port(), 9999);
+    assert_eq!(c.server.max_body_bytes, Some(1024));
+}
+
+#[test]
+fn good_config_loads() {
+    let c = load_str(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+request_timeout = "30s"
+[auth]
+mode = "disabled"
+[[upstream]]
+name = "everything"
+command = ["npx", "-y", "@modelcontextprotocol/server-everything"]
+isolation = "shared"
+"#,
+    )
+    .unwrap();
+    assert_eq!(c.upstreams[0].isolation, Isolation::Shared);
+    assert_eq!(c.server.request_timeout, Some(Duration::from_secs(30)));
+}

@@ -1,0 +1,29 @@
+//! The `mcpgate` binary: parses the command line and the configuration, sets up
+//! logging, wires the gateway, and exits with a message and a code on bad input.
+//! It holds no protocol logic of its own.
+
+mod cli;
+mod config;
+mod demo;
+mod init;
+mod logging;
+mod serve;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("mcpgate: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    runtime.block_on(cli::run(cli))
+}

@@ -1,0 +1,189 @@
+//! `mcpgate serve`: config → gateway → listener, and a graceful shutdown that
+//! ends server streams, drains in-flight requests, then stops children.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use mcpgate_gateway::{Gateway, GatewayConfig, Isolation, OriginPolicy, UpstreamConfig};
+
+use crate::cli::ServeArgs;
+use crate::config::{self, AuthMode, Config};
+
+pub(crate) async fn run(args: ServeArgs) -> ExitCode {
+    let loaded = match (&args.config, args.demo) {
+        (Some(p), _) => config::load(Some(p)),
+        (None, true) => Ok(Config::default()),
+        (None, false) => {
+            let default = std::path::Path::new("mcpgate.toml");
+            if default.exists() {
+                config::load(Some(default))
+            } else {
+                eprintln!(
+                    "mcpgate: no configuration: pass --config FILE (write one with `mcpgate init`), or try `mcpgate serve --demo`"
+                );
+                return ExitCode::from(2);
+            }
+        }
+    };
+    let mut cfg = match loaded {
+        Ok(c) => c,
+        Err(problems) => return report(&problems),
+    };
+    if let Some(l) = args.listen {
+        cfg.server.listen = l;
+    }
+    if let Some(d) = args.data_dir {
+        cfg.server.data_dir = d;
+    }
+    if let Some(f) = args.log_format {
+        cfg.server.log_format = f;
+    }
+    if args.demo {
+        cfg.auth.mode = AuthMode::Disabled;
+        cfg.upstreams.retain(|u| u.name != "demo");
+        match demo_upstream(&cfg.server.data_dir) {
+            Ok(u) => cfg.upstreams.insert(0, u),
+            Err(e) => {
+                eprintln!("mcpgate: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    }
+    let problems = config::auth_problems(&cfg);
+    if !problems.is_empty() {
+        return report(&problems);
+    }
+    if cfg.upstreams.is_empty() {
+        return report(&["no upstream is configured: add an [[upstream]] table (see `mcpgate init`), or run `mcpgate serve --demo`".into()]);
+    }
+    crate::logging::init(cfg.server.log_format, "info,mcpgate::upstream::stderr=info");
+    if let Err(e) = create_data_dir(&cfg.server.data_dir) {
+        eprintln!(
+            "mcpgate: cannot create the data directory {}: {e}",
+            cfg.server.data_dir.display()
+        );
+        return ExitCode::from(1);
+    }
+    let listener = match tokio::net::TcpListener::bind(cfg.server.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("mcpgate: cannot listen on {}: {e}", cfg.server.listen);
+            return ExitCode::from(1);
+        }
+    };
+    let local = listener.local_addr().unwrap_or(cfg.server.listen);
+    cfg.server.listen = local;
+    let public_url = cfg.server.public_url();
+    let gateway = match Gateway::new(GatewayConfig {
+        upstreams: cfg.upstreams.clone(),
+        limits: cfg.server.limits(),
+        origins: OriginPolicy::new(&public_url, local, &cfg.server.allowed_origins),
+    }) {
+        Ok(g) => g,
+        Err(e) => return report(&[e]),
+    };
+    if cfg.auth.mode == AuthMode::Disabled {
+        tracing::warn!(
+            "authentication is DISABLED: anyone who can reach {local} can use every upstream; for development on loopback only"
+        );
+    }
+    let base = public_url.as_str().trim_end_matches('/').to_owned();
+    println!("mcpgate: listening on {base}");
+    for u in &cfg.upstreams {
+        println!("mcpgate: upstream {} at {base}/mcp/{}", u.name, u.name);
+    }
+    if args.demo {
+        print!("{}", crate::init::demo_banner(&base));
+    }
+    let _reaper = gateway.spawn_reaper(Duration::from_secs(30));
+    let app = gateway.router();
+    let grace = cfg.server.shutdown_grace.unwrap_or(Duration::from_secs(10));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let gw = gateway.clone();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down: ending server streams and draining in-flight requests");
+        // Long-lived GET streams would keep the drain waiting forever.
+        gw.end_streams();
+        let _ = stop_tx.send(true);
+    });
+    let mut stop_rx2 = stop_rx.clone();
+    let outcome = tokio::select! {
+        r = server => r.map_err(|e| e.to_string()),
+        _ = async move {
+            let _ = stop_rx2.wait_for(|s| *s).await;
+            tokio::time::sleep(grace).await;
+        } => {
+            tracing::warn!(?grace, "in-flight requests did not finish within the shutdown grace period");
+            Ok(())
+        }
+    };
+    gateway.shutdown(Duration::from_secs(5)).await;
+    match outcome {
+        Ok(()) => {
+            tracing::info!("stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("mcpgate: server error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn report(problems: &[String]) -> ExitCode {
+    for p in problems {
+        eprintln!("error: {p}");
+    }
+    ExitCode::from(2)
+}
+
+/// The demo upstream: this same binary's `demo-server`, one child per session.
+fn demo_upstream(data_dir: &std::path::Path) -> Result<UpstreamConfig, String> {
+    let exe = std::env::current_exe()
+        .map_err(|e| format!("cannot find the mcpgate executable for the demo server: {e}"))?;
+    let dir = std::path::absolute(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
+    let toml = format!(
+        "name = \"demo\"\ncommand = [{:?}, \"demo-server\", \"--data-dir\", {:?}]\n",
+        exe.display().to_string(),
+        dir.display().to_string()
+    );
+    let mut u: UpstreamConfig = toml::from_str(&toml).map_err(|e| e.to_string())?;
+    u.isolation = Isolation::Session;
+    Ok(u)
+}
+
+fn create_data_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+    } else {
+        let meta = std::fs::metadata(dir)?;
+        if meta.permissions().mode() & 0o077 != 0 {
+            tracing::warn!(dir = %dir.display(), "the data directory is readable by other users; chmod 700 it");
+        }
+    }
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub(crate) async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
