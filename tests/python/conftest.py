@@ -8,7 +8,10 @@ loopback port, with a temporary config and data directory. Its upstreams:
   with node from tests/node/node_modules (no network, no npx);
 - ``shared``: the demo again, one child shared by every client.
 
-At the end the gateway gets SIGTERM and must exit with status 0 within 10 s.
+A second gateway (`single_gateway`) has exactly one upstream, the demo over
+Streamable HTTP (`mcpgate demo-server --http`), so `/mcp` and `/sse` serve it.
+
+At the end each gateway gets SIGTERM and must exit with status 0 within 10 s.
 """
 
 from __future__ import annotations
@@ -19,12 +22,13 @@ import queue
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx2
 import pytest
@@ -89,47 +93,15 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-@pytest.fixture(scope="session")
-def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
-    """Starts `mcpgate serve` for the whole session and stops it cleanly at the end."""
-    binary = _mcpgate_bin()
-    everything = _everything_entry()
-    node = _node()
-
-    root = tmp_path_factory.mktemp("mcpgate")
+def _start_gateway(binary: Path, root: Path, config: str) -> tuple[Gateway, Any]:
+    """Runs `mcpgate serve` with `config`; returns once /healthz answers 200."""
     data_dir = root / "gateway-data"
-    demo_data = root / "demo-data"
-    shared_data = root / "shared-data"
-    for d in (data_dir, demo_data, shared_data):
-        d.mkdir()
-
-    config = f"""\
-[server]
-listen = "127.0.0.1:0"
-data_dir = {_toml_str(data_dir)}
-
-[auth]
-mode = "disabled"
-
-[[upstream]]
-name = "demo"
-command = {_toml_list([binary, "demo-server", "--data-dir", demo_data])}
-isolation = "session"
-
-[[upstream]]
-name = "everything"
-command = {_toml_list([node, everything, "stdio"])}
-
-[[upstream]]
-name = "shared"
-command = {_toml_list([binary, "demo-server", "--data-dir", shared_data])}
-isolation = "shared"
-"""
+    data_dir.mkdir(exist_ok=True)
     config_path = root / "mcpgate.toml"
     config_path.write_text(config)
     log_path = root / "mcpgate.log"
 
-    log = open(log_path, "wb")  # noqa: SIM115 - closed in the finalizer below
+    log = open(log_path, "wb")  # noqa: SIM115 - closed by _stop_gateway or abort
     env = dict(os.environ)
     env.setdefault("RUST_LOG", "info")
     env.setdefault("RUST_BACKTRACE", "1")
@@ -153,7 +125,7 @@ isolation = "shared"
     lines: queue.Queue[str | None] = queue.Queue()
     threading.Thread(target=_drain, args=(proc.stdout, lines), daemon=True).start()
 
-    def abort(why: str) -> None:
+    def abort(why: str) -> NoReturn:
         if proc.poll() is None:
             proc.kill()
             proc.wait(5)
@@ -165,9 +137,9 @@ isolation = "shared"
         )
 
     seen: list[str] = []
-    base = port = None
+    found: re.Match[str] | None = None
     deadline = time.monotonic() + START_TIMEOUT_S
-    while base is None:
+    while found is None:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             abort(f"mcpgate printed no 'listening on' line within {START_TIMEOUT_S:.0f} s; stdout: {seen!r}")
@@ -178,22 +150,23 @@ isolation = "shared"
                 abort(f"mcpgate exited with status {proc.returncode} before listening; stdout: {seen!r}")
             continue
         if line is None:
-            proc.wait(5)
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                pass
             abort(f"mcpgate closed stdout before listening (status {proc.poll()}); stdout: {seen!r}")
-            return
         seen.append(line)
-        if m := LISTENING.search(line):
-            base, port = m.group(1), int(m.group(2))
+        found = LISTENING.search(line)
 
+    base, port = found.group(1), int(found.group(2))
     gw = Gateway(base=base, port=port, proc=proc, log_path=log_path, config_path=config_path, stdout_lines=seen)
 
-    # Wait for /healthz.
-    last: str = "no attempt"
+    last = "no attempt"
     while True:
         try:
             r = httpx2.get(f"{base}/healthz", timeout=2.0)
             if r.status_code == 200:
-                break
+                return gw, log
             last = f"status {r.status_code}: {r.text[:200]!r}"
         except httpx2.HTTPError as error:
             last = repr(error)
@@ -203,26 +176,132 @@ isolation = "shared"
             abort(f"mcpgate exited with status {proc.returncode} while waiting for /healthz")
         time.sleep(0.1)
 
-    yield gw
 
-    # Stop: SIGTERM, then a clean exit within 10 s.
-    if proc.poll() is not None:
-        log.close()
-        pytest.fail(
-            f"mcpgate died during the tests with status {proc.returncode}\n{gw.log_tail()}",
-            pytrace=False,
-        )
-    proc.send_signal(signal.SIGTERM)
+def _stop_gateway(gw: Gateway, log: Any) -> None:
+    """SIGTERM, then a clean exit (status 0) within 10 s."""
+    proc = gw.proc
     try:
-        status = proc.wait(STOP_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(5)
+        if proc.poll() is not None:
+            pytest.fail(f"mcpgate died during the tests with status {proc.returncode}\n{gw.log_tail()}", pytrace=False)
+        proc.send_signal(signal.SIGTERM)
+        try:
+            status = proc.wait(STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+            pytest.fail(f"mcpgate did not exit within {STOP_TIMEOUT_S:.0f} s of SIGTERM\n{gw.log_tail()}", pytrace=False)
+        if status != 0:
+            pytest.fail(f"mcpgate exited with status {status} after SIGTERM (want 0)\n{gw.log_tail()}", pytrace=False)
+    finally:
         log.close()
-        pytest.fail(
-            f"mcpgate did not exit within {STOP_TIMEOUT_S:.0f} s of SIGTERM\n{gw.log_tail()}",
-            pytrace=False,
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    """The main gateway: stdio upstreams `demo`, `everything` and `shared`."""
+    binary = _mcpgate_bin()
+    everything = _everything_entry()
+    node = _node()
+
+    root = tmp_path_factory.mktemp("mcpgate")
+    demo_data = root / "demo-data"
+    shared_data = root / "shared-data"
+    for d in (demo_data, shared_data):
+        d.mkdir()
+
+    config = f"""\
+[server]
+listen = "127.0.0.1:0"
+data_dir = {_toml_str(root / "gateway-data")}
+
+[auth]
+mode = "disabled"
+
+[[upstream]]
+name = "demo"
+command = {_toml_list([binary, "demo-server", "--data-dir", demo_data])}
+isolation = "session"
+
+[[upstream]]
+name = "everything"
+command = {_toml_list([node, everything, "stdio"])}
+
+[[upstream]]
+name = "shared"
+command = {_toml_list([binary, "demo-server", "--data-dir", shared_data])}
+isolation = "shared"
+"""
+    gw, log = _start_gateway(binary, root, config)
+    yield gw
+    _stop_gateway(gw, log)
+
+
+@pytest.fixture(scope="session")
+def http_demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`mcpgate demo-server --http` on a free loopback port; yields its MCP URL."""
+    binary = _mcpgate_bin()
+    root = tmp_path_factory.mktemp("http-demo")
+    port = _free_port()
+    log_path = root / "demo.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [str(binary), "demo-server", "--http", f"127.0.0.1:{port}", "--data-dir", str(root)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=root,
         )
-    log.close()
-    if status != 0:
-        pytest.fail(f"mcpgate exited with status {status} after SIGTERM (want 0)\n{gw.log_tail()}", pytrace=False)
+        try:
+            deadline = time.monotonic() + START_TIMEOUT_S
+            while True:
+                try:
+                    with socket.create_connection(("127.0.0.1", port), timeout=1.0):
+                        break
+                except OSError:
+                    pass
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(
+                        f"demo-server --http did not listen on 127.0.0.1:{port} (status {proc.poll()})\n"
+                        + log_path.read_text(errors="replace")[-3000:],
+                        pytrace=False,
+                    )
+                time.sleep(0.1)
+            yield f"http://127.0.0.1:{port}/mcp"
+        finally:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(STOP_TIMEOUT_S)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(5)
+
+
+@pytest.fixture(scope="session")
+def single_gateway(tmp_path_factory: pytest.TempPathFactory, http_demo: str) -> Iterator[Gateway]:
+    """A second gateway with exactly one upstream, the demo over Streamable HTTP,
+    so `/mcp` and `/sse` also serve it."""
+    binary = _mcpgate_bin()
+    root = tmp_path_factory.mktemp("mcpgate-single")
+    config = f"""\
+[server]
+listen = "127.0.0.1:0"
+data_dir = {_toml_str(root / "gateway-data")}
+
+[auth]
+mode = "disabled"
+
+[[upstream]]
+name = "web"
+url = {_toml_str(http_demo)}
+transport = "streamable-http"
+"""
+    gw, log = _start_gateway(binary, root, config)
+    yield gw
+    _stop_gateway(gw, log)

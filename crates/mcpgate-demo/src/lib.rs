@@ -25,7 +25,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use rmcp::ServiceExt as _;
+use rmcp::{RoleServer, ServiceExt as _, transport::IntoTransport};
 
 mod ask;
 mod error;
@@ -61,22 +61,35 @@ pub struct DemoOptions {
 /// is invalid, or the client does not complete the MCP handshake.
 pub async fn serve_stdio(opts: DemoOptions) -> anyhow::Result<()> {
     let process_subject = identity::subject_from_env()?;
+    tracing::info!(data_dir = %opts.data_dir.display(), "demo MCP server on stdio");
+    serve_stream(rmcp::transport::stdio(), opts, process_subject).await
+}
+
+/// Serves one MCP session on a byte stream until the peer closes it.
+async fn serve_stream<T, E, A>(
+    transport: T,
+    opts: DemoOptions,
+    process_subject: Option<identity::Subject>,
+) -> anyhow::Result<()>
+where
+    T: IntoTransport<RoleServer, E, A>,
+    E: std::error::Error + Send + Sync + 'static,
+{
     let store = store::Store::open(&opts.data_dir).await?;
     let server = server::DemoServer::new(store.clone(), opts.credential_names, process_subject);
-    tracing::info!(data_dir = %opts.data_dir.display(), "demo MCP server on stdio");
     let result = async {
         let running = server
-            .serve(rmcp::transport::stdio())
+            .serve(transport)
             .await
-            .context("the MCP client on stdin did not complete the initialize handshake")?;
-        let reason = running
-            .waiting()
-            .await
-            .context("the stdio MCP session failed")?;
-        tracing::info!(?reason, "stdio session ended");
+            .context("the MCP client did not complete the initialize handshake")?;
+        let reason = running.waiting().await.context("the MCP session failed")?;
+        tracing::info!(?reason, "MCP session ended");
         anyhow::Ok(())
     }
     .await;
     store.close().await;
     result
 }
+
+#[cfg(test)]
+mod tests;

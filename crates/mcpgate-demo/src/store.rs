@@ -2,7 +2,7 @@
 //!
 //! It lives at `<data_dir>/demo.sqlite`, in WAL mode so readers never wait
 //! for the writer. The demo keeps its own small schema here rather than in
-//! `mcpgate-store`, whose tables belong to the gateway and the authserver.
+//! the gateway's own store (the demo is an upstream like any other and owns its data).
 //! Queries are built at run time (`sqlx::query`), so building needs no
 //! database.
 

@@ -208,7 +208,7 @@ impl Answer<'_> {
                 let log = open_stream();
                 log.push(&m);
                 let reader = log.reader(Some(0));
-                tokio::spawn(relay(ex, log, self.timeout, self.rewrite));
+                tokio::spawn(relay(ex, log, self.rewrite, id));
                 sse(reader)
             }
             Ok(None) => rpc_error(
@@ -235,17 +235,19 @@ impl Answer<'_> {
     }
 }
 
-/// Copies an exchange into its SSE log until the response. The idle timer
-/// restarts with every message, so long streams that make progress live on.
+/// Copies an exchange into its SSE log until the response. Once a request has
+/// turned into a stream it has no timeout: progress may be slow and an
+/// elicitation waits for a person. It ends with the response, or with an error
+/// when the upstream goes away.
 pub(crate) async fn relay(
     mut ex: Exchange,
     log: std::sync::Arc<EventLog>,
-    idle: Duration,
     rewrite: fn(&mut Message),
+    id: Option<Box<RawValue>>,
 ) {
     loop {
-        match tokio::time::timeout(idle, ex.recv()).await {
-            Ok(Some(mut m)) => {
+        match ex.recv().await {
+            Some(mut m) => {
                 let done = m.kind() == Some(Kind::Response);
                 if done {
                     rewrite(&mut m);
@@ -255,9 +257,9 @@ pub(crate) async fn relay(
                     break;
                 }
             }
-            Ok(None) => break,
-            Err(_) => {
-                tracing::warn!("an upstream stream went quiet for {idle:?}; closing it");
+            None => {
+                let why = "the upstream closed the stream before answering";
+                log.push(&Message::error(id, code::UPSTREAM_ERROR, why));
                 break;
             }
         }

@@ -71,8 +71,8 @@ pub(crate) fn demo_banner(base: &str) -> String {
         r#"
   mcpgate demo is running: {base}/mcp
 
-  MCP Inspector:
-    npx @modelcontextprotocol/inspector --transport http --server-url {base}/mcp
+  MCP Inspector (web UI: choose "Streamable HTTP", URL {base}/mcp; or from the terminal):
+    npx @modelcontextprotocol/inspector --cli {base}/mcp --transport http --method tools/list
 
   Claude Desktop (claude_desktop_config.json), through mcp-remote:
     {{ "mcpServers": {{ "mcpgate-demo": {{ "command": "npx", "args": ["-y", "mcp-remote", "{base}/mcp"] }} }} }}

@@ -1,0 +1,17 @@
+//! End-to-end tests of the `mcpgate` binary: real gateway processes, real
+//! upstream children (the demo server, the npm `server-everything`), real
+//! clients (rmcp and raw HTTP), on loopback only, in temporary directories.
+//!
+//! - `rmcp_flows`: an rmcp client through the gateway to the demo (stdio and HTTP upstreams);
+//! - `everything`: the reference `server-everything` (stdio and Streamable HTTP) through the gateway;
+//! - `lifecycle`: stream resumption, crashed children, unreachable upstreams, limits, restarts;
+//! - `concurrency`: many sessions sharing one child without crossed answers.
+
+// Sampling is deprecated by SEP-2577, but clients still use it and the gateway relays it.
+#![allow(deprecated)]
+
+mod concurrency;
+mod everything;
+mod harness;
+mod lifecycle;
+mod rmcp_flows;
