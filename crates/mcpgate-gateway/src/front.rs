@@ -152,7 +152,7 @@ pub(crate) fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a s
 
 /// Reads and classifies a POST body: one JSON-RPC message, or an error response.
 pub(crate) fn parse_body(body: &[u8]) -> Result<(Message, Kind), Response> {
-    let trimmed = body.iter().skip_while(|b| b.is_ascii_whitespace()).next();
+    let trimmed = body.iter().find(|b| !b.is_ascii_whitespace());
     if trimmed == Some(&b'[') {
         return Err(rpc_error(
             StatusCode::BAD_REQUEST,

@@ -198,11 +198,29 @@ impl Gateway {
 }
 
 async fn check_origin(State(gw): State<Gateway>, req: Request, next: Next) -> Response {
+    let header_bytes: usize = req
+        .headers()
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len())
+        .sum();
+    if header_bytes > MAX_HEADER_BYTES {
+        return crate::front::rpc_error(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            None,
+            crate::jsonrpc::code::INVALID_REQUEST,
+            &format!(
+                "the request headers total {header_bytes} bytes; the limit is {MAX_HEADER_BYTES}"
+            ),
+        );
+    }
     if let Err(resp) = gw.shared.origins.check(req.headers()) {
         return resp;
     }
     next.run(req).await
 }
+
+/// Headers beyond this are refused: MCP requests carry a handful of short headers.
+const MAX_HEADER_BYTES: usize = 32 * 1024;
 
 async fn named_endpoint(
     State(gw): State<Gateway>,

@@ -265,7 +265,7 @@ pub fn cancelled_request_id(params: Option<&RawValue>) -> Option<Box<RawValue>> 
 }
 
 /// Rewrites one top-level member of an object-valued raw JSON, leaving the rest untouched.
-pub fn replace_member(obj: &RawValue, key: &str, value: Box<RawValue>) -> Option<Box<RawValue>> {
+pub fn replace_member(obj: &RawValue, key: &str, value: &RawValue) -> Option<Box<RawValue>> {
     let mut map: serde_json::Map<String, serde_json::Value> =
         serde_json::from_str(obj.get()).ok()?;
     map.insert(key.to_owned(), serde_json::from_str(value.get()).ok()?);
@@ -273,7 +273,7 @@ pub fn replace_member(obj: &RawValue, key: &str, value: Box<RawValue>) -> Option
 }
 
 /// Rewrites `_meta.progressToken` inside request params.
-pub fn replace_progress_token(params: &RawValue, token: Box<RawValue>) -> Option<Box<RawValue>> {
+pub fn replace_progress_token(params: &RawValue, token: &RawValue) -> Option<Box<RawValue>> {
     let mut map: serde_json::Map<String, serde_json::Value> =
         serde_json::from_str(params.get()).ok()?;
     let meta = map.get_mut("_meta")?.as_object_mut()?;
@@ -310,7 +310,7 @@ pub fn with_protocol_version(result: &RawValue, requested: Option<&str>) -> Box<
     let upstream = result_protocol_version(result);
     match (requested, upstream.as_deref()) {
         (Some(req), Some(up)) if req < up && req >= "2024-11-05" => {
-            replace_member(result, "protocolVersion", raw(&req))
+            replace_member(result, "protocolVersion", &raw(&req))
                 .unwrap_or_else(|| result.to_owned())
         }
         _ => result.to_owned(),

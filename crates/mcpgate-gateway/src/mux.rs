@@ -150,7 +150,7 @@ impl Mux {
                 if let Some(p) = msg
                     .params
                     .as_deref()
-                    .and_then(|p| jsonrpc::replace_progress_token(p, ours_raw))
+                    .and_then(|p| jsonrpc::replace_progress_token(p, &ours_raw))
                 {
                     msg.params = Some(p);
                 }
@@ -209,7 +209,7 @@ impl Mux {
                 if let Some(p) = msg
                     .params
                     .as_deref()
-                    .and_then(|p| jsonrpc::replace_member(p, "requestId", jsonrpc::num_id(ours)))
+                    .and_then(|p| jsonrpc::replace_member(p, "requestId", &jsonrpc::num_id(ours)))
                 {
                     msg.params = Some(p);
                 }
@@ -239,10 +239,10 @@ impl Mux {
     fn forget(&self, key: SessionKey, client_id: &str) -> Option<u64> {
         let mut st = self.lock();
         let ours = st.by_client.remove(&(key, client_id.to_owned()))?;
-        if let Some(p) = st.pending.remove(&ours) {
-            if let Some((token, _)) = p.progress {
-                st.progress.remove(&token);
-            }
+        if let Some(p) = st.pending.remove(&ours)
+            && let Some((token, _)) = p.progress
+        {
+            st.progress.remove(&token);
         }
         Some(ours)
     }
@@ -312,14 +312,14 @@ impl Mux {
                 else {
                     return;
                 };
-                if let Some((_, client_token)) = &p.progress {
-                    if self.shared {
-                        if let Some(params) = msg.params.as_deref().and_then(|ps| {
-                            jsonrpc::replace_member(ps, "progressToken", client_token.clone())
-                        }) {
-                            msg.params = Some(params);
-                        }
-                    }
+                if let Some((_, client_token)) = &p.progress
+                    && self.shared
+                    && let Some(params) = msg
+                        .params
+                        .as_deref()
+                        .and_then(|ps| jsonrpc::replace_member(ps, "progressToken", client_token))
+                {
+                    msg.params = Some(params);
                 }
                 let _ = p.tx.send(msg);
             }

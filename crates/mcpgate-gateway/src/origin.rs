@@ -43,10 +43,10 @@ impl OriginPolicy {
             ]);
         }
         for o in extra_origins {
-            if let Ok(u) = url::Url::parse(o) {
-                if let Some(h) = u.host_str() {
-                    hosts.push(format!("{h}:{}", u.port_or_known_default().unwrap_or(80)));
-                }
+            if let Ok(u) = url::Url::parse(o)
+                && let Some(h) = u.host_str()
+            {
+                hosts.push(format!("{h}:{}", u.port_or_known_default().unwrap_or(80)));
             }
         }
         for h in &mut hosts {

@@ -40,10 +40,7 @@ impl Parser {
     pub(crate) fn feed(&mut self, chunk: &[u8]) -> Result<Vec<Event>, TooLarge> {
         self.buf.extend_from_slice(chunk);
         let mut out = Vec::new();
-        loop {
-            let Some(pos) = self.buf.iter().position(|b| *b == b'\n' || *b == b'\r') else {
-                break;
-            };
+        while let Some(pos) = self.buf.iter().position(|b| *b == b'\n' || *b == b'\r') {
             let line = self.buf.split_to(pos);
             // Accept \n, \r\n and a lone \r as line ends.
             if self.buf.first() == Some(&b'\r') && self.buf.get(1) == Some(&b'\n') {

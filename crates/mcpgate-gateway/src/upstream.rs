@@ -39,7 +39,7 @@ pub(crate) enum UpstreamError {
 #[derive(Debug)]
 pub(crate) enum Upstream {
     /// A child process.
-    Stdio(StdioUpstream),
+    Stdio(Box<StdioUpstream>),
     /// A server at a URL (Streamable HTTP or legacy SSE).
     Http(Arc<HttpUpstream>),
 }
@@ -47,7 +47,7 @@ pub(crate) enum Upstream {
 impl Upstream {
     pub(crate) fn new(cfg: UpstreamConfig, limits: Limits) -> Result<Self, String> {
         if cfg.command.is_some() {
-            Ok(Upstream::Stdio(StdioUpstream::new(cfg, limits)))
+            Ok(Upstream::Stdio(Box::new(StdioUpstream::new(cfg, limits))))
         } else {
             Ok(Upstream::Http(Arc::new(HttpUpstream::new(cfg, limits)?)))
         }

@@ -216,7 +216,8 @@ fn deserialize_all(
             Ok(c) => return Some(c),
             Err(e) => {
                 let path = e.path().to_string();
-                let msg = e.inner().to_string();
+                // toml appends "in `section`"; the path already says where.
+                let msg = e.inner().to_string().lines().next().unwrap_or_default().to_owned();
                 let key = if path == "." {
                     String::new()
                 } else {
@@ -251,7 +252,9 @@ fn unknown_key_path(path: &str, msg: &str) -> Vec<String> {
     };
     if let Some(rest) = msg.strip_prefix("unknown field `") {
         if let Some(field) = rest.split('`').next() {
-            segs.push(field.to_owned());
+            if segs.last().map(String::as_str) != Some(field) {
+                segs.push(field.to_owned());
+            }
         }
     }
     segs

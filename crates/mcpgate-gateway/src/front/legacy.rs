@@ -167,7 +167,7 @@ pub(crate) async fn post(gw: Gateway, req: Request) -> Response {
             let id = msg.id.clone();
             tokio::spawn(async move {
                 match session.link.request(msg).await {
-                    Ok(ex) => relay_into(ex, log, timeout).await,
+                    Ok(ex) => relay_into(ex, log, timeout, id).await,
                     Err(e) => log.push(&jsonrpc::Message::error(
                         id,
                         code::UPSTREAM_ERROR,
@@ -186,17 +186,43 @@ pub(crate) async fn post(gw: Gateway, req: Request) -> Response {
 }
 
 /// Copies an exchange into the session's one stream; the stream outlives the request.
-async fn relay_into(mut ex: crate::mux::Exchange, log: Arc<EventLog>, idle: std::time::Duration) {
-    loop {
-        match tokio::time::timeout(idle, ex.recv()).await {
-            Ok(Some(m)) => {
-                let done = m.kind() == Some(Kind::Response);
-                log.push(&m);
-                if done {
-                    break;
-                }
-            }
-            Ok(None) | Err(_) => break,
+async fn relay_into(
+    mut ex: crate::mux::Exchange,
+    log: Arc<EventLog>,
+    first: std::time::Duration,
+    id: Option<Box<serde_json::value::RawValue>>,
+) {
+    // The first message must come within the request timeout; after that the
+    // request is a stream (progress, elicitation) and waits as long as it takes.
+    let head = match tokio::time::timeout(first, ex.recv()).await {
+        Ok(Some(m)) => m,
+        Ok(None) => {
+            log.push(&jsonrpc::Message::error(
+                id,
+                code::UPSTREAM_ERROR,
+                "the upstream closed without answering",
+            ));
+            return;
         }
+        Err(_) => {
+            let why =
+                format!("the upstream did not answer within {first:?} (server.request_timeout)");
+            log.push(&jsonrpc::Message::error(id, code::UPSTREAM_TIMEOUT, &why));
+            return;
+        }
+    };
+    let mut next = Some(head);
+    while let Some(m) = next {
+        let done = m.kind() == Some(Kind::Response);
+        log.push(&m);
+        if done {
+            return;
+        }
+        next = ex.recv().await;
     }
+    log.push(&jsonrpc::Message::error(
+        id,
+        code::UPSTREAM_ERROR,
+        "the upstream closed the stream before answering",
+    ));
 }

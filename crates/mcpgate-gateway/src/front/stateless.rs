@@ -281,11 +281,11 @@ fn rewrite_result(m: &mut Message, cacheable: bool) {
         m.result = Some(jsonrpc::raw(&map));
     } else if let Some(err) = m.error.as_deref() {
         // Resource-not-found moved from -32002 to -32602 in 2026-07-28.
-        if let Ok(mut e) = serde_json::from_str::<serde_json::Map<String, Value>>(err.get()) {
-            if e.get("code").and_then(Value::as_i64) == Some(-32002) {
-                e.insert("code".into(), code::INVALID_PARAMS.into());
-                m.error = Some(jsonrpc::raw(&e));
-            }
+        if let Ok(mut e) = serde_json::from_str::<serde_json::Map<String, Value>>(err.get())
+            && e.get("code").and_then(Value::as_i64) == Some(-32002)
+        {
+            e.insert("code".into(), code::INVALID_PARAMS.into());
+            m.error = Some(jsonrpc::raw(&e));
         }
     }
 }
@@ -303,22 +303,20 @@ async fn with_error_status(r: Response) -> Response {
     let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
         return StatusCode::BAD_GATEWAY.into_response();
     };
-    if let Ok(m) = Message::parse(&bytes) {
-        if let Some(code) = m
+    if let Ok(m) = Message::parse(&bytes)
+        && let Some(code) = m
             .error
             .as_deref()
             .and_then(|e| serde_json::from_str::<Value>(e.get()).ok())
             .and_then(|e| e["code"].as_i64())
-        {
-            parts.status = match code {
-                code::METHOD_NOT_FOUND => StatusCode::NOT_FOUND,
-                code::PARSE_ERROR
-                | code::INVALID_REQUEST
-                | code::INVALID_PARAMS
-                | -32022..=-32020 => StatusCode::BAD_REQUEST,
-                _ => parts.status,
-            };
-        }
+    {
+        parts.status = match code {
+            code::METHOD_NOT_FOUND => StatusCode::NOT_FOUND,
+            code::PARSE_ERROR | code::INVALID_REQUEST | code::INVALID_PARAMS | -32022..=-32020 => {
+                StatusCode::BAD_REQUEST
+            }
+            _ => parts.status,
+        };
     }
     Response::from_parts(parts, axum::body::Body::from(bytes))
 }

@@ -93,10 +93,10 @@ async fn post(gw: Gateway, name: Arc<str>, upstream: Arc<Upstream>, req: Request
         Err(r) => return r,
     };
     let version = header_str(&headers, VERSION_HEADER);
-    if let Some(v) = version {
-        if !SUPPORTED_VERSIONS.contains(&v) {
-            return stateless::unsupported_version(msg.id.clone(), v);
-        }
+    if let Some(v) = version
+        && !SUPPORTED_VERSIONS.contains(&v)
+    {
+        return stateless::unsupported_version(msg.id.clone(), v);
     }
     let session_id = header_str(&headers, SESSION_HEADER);
     if version == Some(MODERN_VERSION) && session_id.is_none() {
@@ -116,7 +116,7 @@ async fn post(gw: Gateway, name: Arc<str>, upstream: Arc<Upstream>, req: Request
     let Some(session) = gw.shared.sessions.get(session_id) else {
         return session_not_found(msg.id);
     };
-    if &*session.upstream_name != &*name {
+    if *session.upstream_name != *name {
         return session_not_found(msg.id);
     }
     match kind {

@@ -32,7 +32,7 @@ fn progress_token_is_read_and_rewritten() {
     .unwrap();
     let token = progress_token(m.params.as_deref()).unwrap();
     assert_eq!(token.get(), "\"p1\"");
-    let rewritten = replace_progress_token(m.params.as_deref().unwrap(), num_id(42)).unwrap();
+    let rewritten = replace_progress_token(m.params.as_deref().unwrap(), &num_id(42)).unwrap();
     assert_eq!(progress_token(Some(&rewritten)).unwrap().get(), "42");
     assert!(rewritten.get().contains("\"name\":\"t\""));
 }

@@ -121,10 +121,10 @@ impl HttpUpstream {
         server_stream: Arc<EventLog>,
     ) -> Result<Link, UpstreamError> {
         let mut slot = self.stateless.lock().await;
-        if let Some(l) = slot.as_ref() {
-            if !l.gone() {
-                return Ok(Link::Http(l.clone()));
-            }
+        if let Some(l) = slot.as_ref()
+            && !l.gone()
+        {
+            return Ok(Link::Http(l.clone()));
         }
         let link = Arc::new(HttpLink::new(self.clone(), server_stream, false));
         let params = jsonrpc::raw(&serde_json::json!({

@@ -175,10 +175,11 @@ impl StdioUpstream {
 
     async fn shared_child(&self) -> Result<Arc<SharedChild>, UpstreamError> {
         let mut slot = self.shared.lock().await;
-        if let Some(s) = slot.as_ref() {
-            if s.child.is_running() && s.child.mux.dead_reason().is_none() {
-                return Ok(s.clone());
-            }
+        if let Some(s) = slot.as_ref()
+            && s.child.is_running()
+            && s.child.mux.dead_reason().is_none()
+        {
+            return Ok(s.clone());
         }
         let child = self.spawn(true, &[]).await?;
         let params = jsonrpc::raw(&serde_json::json!({
