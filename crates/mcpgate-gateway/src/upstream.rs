@@ -71,7 +71,10 @@ impl Upstream {
         server_stream: Arc<EventLog>,
     ) -> Result<Link, UpstreamError> {
         match self {
-            Upstream::Stdio(s) => Ok(Link::Stdio(s.join_shared(server_stream).await?)),
+            Upstream::Stdio(s) => {
+                drop(server_stream);
+                Ok(Link::Stdio(s.stateless().await?))
+            }
             Upstream::Http(h) => h.open_initialized(server_stream).await,
         }
     }

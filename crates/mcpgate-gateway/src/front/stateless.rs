@@ -155,8 +155,9 @@ pub(crate) async fn post(
         return r;
     }
     let method = msg.method.clone().unwrap_or_default();
-    // The upstream session is the gateway's; it declared no client capabilities,
-    // so upstreams do not send requests a stateless client could not answer.
+    // The upstream session is the gateway's, shared by every stateless client and
+    // never closed here; it declared no client capabilities, so upstreams do not
+    // send requests a stateless client could not answer.
     let sink = EventLog::new(0, 1, None);
     let link = match upstream.open_stateless(sink).await {
         Ok(l) => l,
@@ -165,7 +166,7 @@ pub(crate) async fn post(
     link.set_capabilities(Some(&jsonrpc::raw(
         &serde_json::json!({ "capabilities": {} }),
     )));
-    let response = match kind {
+    match kind {
         Kind::Response => rpc_error(
             StatusCode::BAD_REQUEST,
             msg.id,
@@ -219,15 +220,6 @@ pub(crate) async fn post(
                 }
             }
         },
-    };
-    release(&link);
-    response
-}
-
-/// Stateless requests share the gateway's upstream session: detach, never close it.
-fn release(link: &crate::upstream::Link) {
-    if let crate::upstream::Link::Stdio(l) = link {
-        l.child.mux.detach(l.key);
     }
 }
 

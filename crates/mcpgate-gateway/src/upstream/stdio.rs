@@ -85,6 +85,8 @@ pub(crate) struct StdioUpstream {
     permits: Arc<Semaphore>,
     backoff: Arc<Mutex<Backoff>>,
     shared: tokio::sync::Mutex<Option<Arc<SharedChild>>>,
+    /// The seat stateless clients share on the shared child, kept while that child lives.
+    stateless: Mutex<Option<(Arc<Child>, SessionKey)>>,
     children: Mutex<Vec<std::sync::Weak<Child>>>,
     last_error: Mutex<Option<String>>,
 }
@@ -134,6 +136,7 @@ impl StdioUpstream {
             limits,
             backoff: Arc::new(Mutex::new(Backoff::default())),
             shared: tokio::sync::Mutex::new(None),
+            stateless: Mutex::new(None),
             children: Mutex::new(Vec::new()),
             last_error: Mutex::new(None),
         }
@@ -165,6 +168,30 @@ impl StdioUpstream {
     ) -> Result<StdioLink, UpstreamError> {
         let shared = self.shared_child().await?;
         let key = shared.child.mux.attach(server_stream);
+        Ok(StdioLink {
+            child: shared.child.clone(),
+            key,
+            init_result: Some(shared.init_result.clone()),
+            owns_child: false,
+        })
+    }
+
+    /// The seat stateless (2026-07-28) clients use: one per shared child, declaring
+    /// no client capabilities, so the child's requests to clients are refused
+    /// instead of reaching a client that cannot answer them.
+    pub(crate) async fn stateless(&self) -> Result<StdioLink, UpstreamError> {
+        let shared = self.shared_child().await?;
+        let mut slot = self.stateless.lock().unwrap_or_else(|e| e.into_inner());
+        let key = match slot.as_ref() {
+            Some((child, key)) if Arc::ptr_eq(child, &shared.child) => *key,
+            _ => {
+                let key = shared.child.mux.attach(EventLog::new(0, 1, None));
+                let none = jsonrpc::raw(&serde_json::json!({ "capabilities": {} }));
+                shared.child.mux.set_capabilities(key, Some(&none));
+                *slot = Some((shared.child.clone(), key));
+                key
+            }
+        };
         Ok(StdioLink {
             child: shared.child.clone(),
             key,
