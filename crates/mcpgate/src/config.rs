@@ -217,7 +217,13 @@ fn deserialize_all(
             Err(e) => {
                 let path = e.path().to_string();
                 // toml appends "in `section`"; the path already says where.
-                let msg = e.inner().to_string().lines().next().unwrap_or_default().to_owned();
+                let msg = e
+                    .inner()
+                    .to_string()
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
                 let key = if path == "." {
                     String::new()
                 } else {
@@ -250,12 +256,11 @@ fn unknown_key_path(path: &str, msg: &str) -> Vec<String> {
     } else {
         path.split('.').map(str::to_owned).collect()
     };
-    if let Some(rest) = msg.strip_prefix("unknown field `") {
-        if let Some(field) = rest.split('`').next() {
-            if segs.last().map(String::as_str) != Some(field) {
-                segs.push(field.to_owned());
-            }
-        }
+    if let Some(rest) = msg.strip_prefix("unknown field `")
+        && let Some(field) = rest.split('`').next()
+        && segs.last().map(String::as_str) != Some(field)
+    {
+        segs.push(field.to_owned());
     }
     segs
 }
@@ -348,12 +353,12 @@ fn validate(c: &Config, source: &Source, problems: &mut Vec<String>) {
             problems.push(format!("{at}.max_children: must be at least 1"));
         }
     }
-    if let Some(u) = &c.server.public_url {
-        if !matches!(u.scheme(), "http" | "https") {
-            problems.push(format!(
-                "{f}: server.public_url: scheme must be http or https"
-            ));
-        }
+    if let Some(u) = &c.server.public_url
+        && !matches!(u.scheme(), "http" | "https")
+    {
+        problems.push(format!(
+            "{f}: server.public_url: scheme must be http or https"
+        ));
     }
     for o in &c.server.allowed_origins {
         match url::Url::parse(o) {

@@ -53,10 +53,10 @@ impl Proc {
             // Keep draining after the marker, so the process never blocks on a full pipe.
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
-                if line.contains(&marker_owned) {
-                    if let Some(tx) = tx.take() {
-                        let _ = tx.send(line);
-                    }
+                if line.contains(&marker_owned)
+                    && let Some(tx) = tx.take()
+                {
+                    let _ = tx.send(line);
                 }
             }
         });
@@ -227,10 +227,10 @@ impl Gateway {
         let http = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            if let Ok(r) = http.get(format!("{}/healthz", self.base)).send().await {
-                if r.status() == reqwest::StatusCode::OK {
-                    return;
-                }
+            if let Ok(r) = http.get(format!("{}/healthz", self.base)).send().await
+                && r.status() == reqwest::StatusCode::OK
+            {
+                return;
             }
             assert!(
                 Instant::now() < deadline,
@@ -343,10 +343,11 @@ pub(crate) fn children_of(pid: u32) -> Vec<u32> {
         let Ok(p) = entry.file_name().to_string_lossy().parse::<u32>() else {
             continue;
         };
-        if let Some((state, ppid)) = stat(p) {
-            if ppid == pid && state != 'Z' {
-                out.push(p);
-            }
+        if let Some((state, ppid)) = stat(p)
+            && ppid == pid
+            && state != 'Z'
+        {
+            out.push(p);
         }
     }
     out.sort_unstable();

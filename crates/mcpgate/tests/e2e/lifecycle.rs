@@ -139,10 +139,10 @@ async fn a_child_killed_mid_call_ends_its_session() {
             .next(Duration::from_secs(10))
             .await
             .expect("the stream ended without an answer to the call");
-        if let Some(m) = ev.json() {
-            if !is_progress(&m) {
-                break m;
-            }
+        if let Some(m) = ev.json()
+            && !is_progress(&m)
+        {
+            break m;
         }
     };
     assert_eq!(error["id"], 9, "{error}");

@@ -108,11 +108,9 @@ impl Raw {
         let status = resp.status();
         let msgs = messages(resp).await;
         assert_eq!(status, StatusCode::OK, "{body} → {msgs:?}");
-        let answer = msgs
-            .into_iter()
+        msgs.into_iter()
             .rfind(|m| m.get("id") == body.get("id") && m.get("method").is_none())
-            .unwrap_or_else(|| panic!("no response to {body}"));
-        answer
+            .unwrap_or_else(|| panic!("no response to {body}"))
     }
 
     /// Ends a session; returns the status.
