@@ -5,8 +5,11 @@
 """
 
 import re
+import os
 import statistics
 import sys
+
+NPROC = os.cpu_count() or 1
 
 TARGET_RATIO = 0.8          # gateway throughput / direct throughput, at least
 TARGET_ADDED_P50_MS = 0.3   # added median latency, at most
@@ -48,10 +51,14 @@ def main(path):
             # CPU microseconds per request, by process.
             "gw_us": sum(int(r["gw_ticks"]) for r in rs) / tck * 1e6 / reqs,
             "up_us": sum(int(r["demo_ticks"]) + int(r["child_ticks"]) for r in rs) / tck * 1e6 / reqs,
+            # CPU used by other processes during the runs, as a share of the machine.
+            "other_pct": 100 * sum(int(r.get("other_ticks", 0)) for r in rs) / tck
+            / (sum(int(r["duration_us"]) for r in rs) / 1e6) / NPROC,
+            "wrk_us": sum(int(r.get("wrk_ticks", 0)) for r in rs) / tck * 1e6 / reqs,
         }
 
     print()
-    print(f"{'run':<22}{'req/s (each round)':>30}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'errors':>8}{'gw CPU µs/req':>15}{'upstream CPU µs/req':>21}")
+    print(f"{'run':<22}{'req/s (each round)':>30}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'errors':>8}{'gw CPU µs/req':>15}{'upstream CPU µs/req':>21}{'wrk CPU µs/req':>16}{'other CPU %':>13}")
     table = {}
     for kind, title in (("tput", "throughput"), ("lat", "latency c=1")):
         for target in ("direct", "gateway", "stdio"):
@@ -62,7 +69,7 @@ def main(path):
             each = " / ".join(f"{x:.0f}" for x in a["rps_each"])
             name = f"{title}: {target}"
             print(f"{name:<22}{a['rps']:>10.0f} ({each}){'':>{max(0, 18 - len(each) - 2)}}"
-                  f"{a['p50']:>9.3f}{a['p90']:>9.3f}{a['p99']:>9.3f}{a['errors']:>8}{a['gw_us']:>15.1f}{a['up_us']:>21.1f}")
+                  f"{a['p50']:>9.3f}{a['p90']:>9.3f}{a['p99']:>9.3f}{a['errors']:>8}{a['gw_us']:>15.1f}{a['up_us']:>21.1f}{a['wrk_us']:>16.1f}{a['other_pct']:>13.1f}")
 
     def verdict(ok):
         return "met" if ok else "MISSED"
@@ -95,6 +102,9 @@ def main(path):
     if a:
         print(f"  gateway RSS at the end of the run {int(a['final_rss_kib']) / 1024:6.1f} MiB")
     total_errors = sum(v["errors"] for v in table.values())
+    other = max(v["other_pct"] for v in table.values()) if table else 0
+    if other > 5:
+        print(f"  WARNING: other processes used up to {other:.0f}% of the machine during a run; figures are skewed")
     if total_errors:
         print(f"  WARNING: {total_errors} socket errors or non-2xx responses during the runs")
 

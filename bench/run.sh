@@ -11,6 +11,9 @@
 #   BENCH_THREADS [1]  BENCH_CONNS [16]  BENCH_DURATION [15] seconds per throughput run
 #   BENCH_LAT_DURATION [10] seconds per single-connection latency run
 #   BENCH_ROUNDS [2] alternations of direct / gateway   BENCH_SESSIONS [1000]
+#   BENCH_UPSTREAM_NODELAY [1]: preload bench/nodelay_preload.c into the demo
+#     upstream so it sets TCP_NODELAY (see that file: without it every direct
+#     request costs a ~40 ms Nagle/delayed-ACK stall); 0 measures the demo as is
 #   MCPGATE_BIN: a binary to use instead of building one
 # Raw wrk output and process logs are kept in target/bench/last-run/.
 set -euo pipefail
@@ -24,6 +27,7 @@ DURATION="${BENCH_DURATION:-15}"
 LAT_DURATION="${BENCH_LAT_DURATION:-10}"
 ROUNDS="${BENCH_ROUNDS:-2}"
 SESSIONS="${BENCH_SESSIONS:-1000}"
+UPSTREAM_NODELAY="${BENCH_UPSTREAM_NODELAY:-1}"
 
 step() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'bench/run.sh: %s\n' "$*" >&2; exit 1; }
@@ -90,10 +94,43 @@ rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 # CPU time (user + system) of a process, in clock ticks.
 cpu_ticks() { if [[ -n "$1" ]]; then awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; else echo 0; fi; }
 TICKS="$(getconf CLK_TCK)"
+# CPU time (user + system) of this shell's finished children, in clock ticks, into
+# CHILD_TICKS: around a wrk run its delta is wrk's CPU time. (`times` must run in
+# this shell, not in a $(…) subshell, whose counters start at zero.)
+children_ticks() {
+    times >"$WORK/times"
+    CHILD_TICKS="$(tail -1 "$WORK/times" | awk -v t="$TICKS" '{
+        s = 0
+        for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); s += a[1] * 60 + a[2] }
+        printf "%d\n", s * t + 0.5
+    }')"
+}
+
+# Non-idle CPU ticks of the whole machine since boot (all CPUs).
+machine_busy_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
 
 # --- processes ----------------------------------------------------------------
-step "starting the demo upstream (Streamable HTTP)"
-"$BIN" demo-server --http 127.0.0.1:0 --data-dir "$WORK/demo-http" \
+# Busy share of all CPUs over one second, in percent: other work skews every figure.
+cpu_busy_pct() {
+    local a b
+    a=($(head -1 /proc/stat)); sleep 1; b=($(head -1 /proc/stat))
+    local idle=$(( (b[4] + b[5]) - (a[4] + a[5]) )) total=0 i
+    for i in 1 2 3 4 5 6 7 8; do total=$(( total + b[i] - a[i] )); done
+    echo $(( total > 0 ? 100 * (total - idle) / total : 0 ))
+}
+BUSY_START="$(cpu_busy_pct)"
+if (( BUSY_START > 10 )); then
+    step "WARNING: the CPUs are already ${BUSY_START}% busy before starting; other work will skew the figures"
+fi
+PRELOAD=""
+if [[ "$UPSTREAM_NODELAY" == 1 ]]; then
+    command -v cc >/dev/null || die "cc is needed to build bench/nodelay_preload.c (or set BENCH_UPSTREAM_NODELAY=0)"
+    cc -shared -fPIC -O2 -o "$WORK/nodelay.so" bench/nodelay_preload.c -ldl \
+        || die "could not build bench/nodelay_preload.c"
+    PRELOAD="$WORK/nodelay.so"
+fi
+step "starting the demo upstream (Streamable HTTP${PRELOAD:+, TCP_NODELAY preloaded})"
+LD_PRELOAD="$PRELOAD" "$BIN" demo-server --http 127.0.0.1:0 --data-dir "$WORK/demo-http" \
     >"$OUT/demo.out" 2>"$OUT/demo.err" &
 DEMO_PID=$!
 PIDS+=("$DEMO_PID")
@@ -170,14 +207,20 @@ RESULTS="$OUT/results.txt"
 # run LABEL URL SID CONNS THREADS SECONDS [warmup]
 run() {
     local label="$1" url="$2" sid="$3" c="$4" t="$5" d="$6" warm="${7:-}"
-    local g0 u0 c0 g1 u1 c1 line
+    local g0 u0 c0 w0 m0 g1 u1 c1 w1 m1 line other
+    m0="$(machine_busy_ticks)"
     g0="$(cpu_ticks "$GW_PID")"; u0="$(cpu_ticks "$DEMO_PID")"; c0="$(cpu_ticks "$STDIO_CHILD")"
+    children_ticks; w0=$CHILD_TICKS
     MCP_SESSION_ID="$sid" BENCH_LABEL="$label" \
         wrk -t"$t" -c"$c" -d"${d}s" --latency -s bench/tools_call.lua "$url" >"$OUT/wrk-$label.txt" 2>&1 \
         || die "wrk failed; see $OUT/wrk-$label.txt"
+    children_ticks; w1=$CHILD_TICKS
     g1="$(cpu_ticks "$GW_PID")"; u1="$(cpu_ticks "$DEMO_PID")"; c1="$(cpu_ticks "$STDIO_CHILD")"
+    m1="$(machine_busy_ticks)"
+    # CPU used during the run by anything but wrk, the gateway and the upstreams.
+    other=$(( (m1 - m0) - (g1 - g0) - (u1 - u0) - (c1 - c0) - (w1 - w0) ))
     line="$(grep '^BENCH ' "$OUT/wrk-$label.txt")" || die "no result line in $OUT/wrk-$label.txt"
-    line="$line gw_ticks=$(( g1 - g0 )) demo_ticks=$(( u1 - u0 )) child_ticks=$(( c1 - c0 )) clk_tck=$TICKS"
+    line="$line gw_ticks=$(( g1 - g0 )) demo_ticks=$(( u1 - u0 )) child_ticks=$(( c1 - c0 )) wrk_ticks=$(( w1 - w0 )) other_ticks=$other clk_tck=$TICKS"
     [[ -n "$warm" ]] || echo "$line" >>"$RESULTS"
     printf '    %s\n' "$line" >&2
 }
@@ -209,6 +252,8 @@ FINAL_RSS="$(rss_kib "$GW_PID")"
 echo
 echo "mcpgate benchmark — $(date -u '+%Y-%m-%d %H:%M UTC') — $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
 echo "binary: $BIN ($("$BIN" --version 2>/dev/null || echo unknown version))"
+echo "upstream: demo-server over HTTP, TCP_NODELAY shim $([[ -n "$PRELOAD" ]] && echo on || echo off)"
+echo "CPU busy before start (other work on the machine): ${BUSY_START}%"
 echo "load: wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}'), throughput -t$THREADS -c$CONNS -d${DURATION}s, latency -t1 -c1 -d${LAT_DURATION}s, $ROUNDS rounds alternating"
 python3 bench/report.py "$RESULTS"
 echo

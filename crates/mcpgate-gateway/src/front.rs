@@ -2,6 +2,7 @@
 //! stateless 2026-07-28 era) and the legacy HTTP+SSE transport.
 
 pub(crate) mod legacy;
+pub(crate) mod mrtr;
 pub(crate) mod stateless;
 pub(crate) mod streamable;
 
@@ -153,7 +154,8 @@ pub(crate) fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a s
 /// Reads and classifies a POST body: one JSON-RPC message, or an error response.
 pub(crate) fn parse_body(body: &[u8]) -> Result<(Message, Kind), Response> {
     let trimmed = body.iter().find(|b| !b.is_ascii_whitespace());
-    if trimmed == Some(&b'[') {
+    // Only a well-formed array is a batch; `[1, 2` is plain invalid JSON (-32700).
+    if trimmed == Some(&b'[') && serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok() {
         return Err(rpc_error(
             StatusCode::BAD_REQUEST,
             None,

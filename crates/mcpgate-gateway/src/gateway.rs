@@ -42,6 +42,8 @@ pub(crate) struct Shared {
     pub(crate) limits: Limits,
     pub(crate) timeouts: BTreeMap<String, Duration>,
     pub(crate) origins: OriginPolicy,
+    /// 2026-07-28 calls waiting for the client's `input_required` retry.
+    pub(crate) parked: Arc<crate::front::mrtr::ParkedTable>,
 }
 
 /// Headers browser clients may send (MCP-AUTH.md, CORS).
@@ -78,6 +80,7 @@ impl Gateway {
                 limits: cfg.limits,
                 timeouts,
                 origins: cfg.origins,
+                parked: Arc::default(),
             }),
         })
     }

@@ -348,19 +348,29 @@ impl Mux {
 
     fn dispatch_server_request(&self, msg: Message) {
         let mut st = self.lock();
-        // stdio gives no hint of which client request caused a server request:
-        // the session with the newest request in flight is the best guess.
-        let target = st
+        let mut in_flight = st
             .pending
-            .iter()
-            .filter(|(_, p)| p.session != 0)
-            .max_by_key(|(id, _)| **id)
-            .map(|(_, p)| p.session)
-            .or_else(|| {
-                (st.sessions.len() == 1)
-                    .then(|| st.sessions.keys().next().copied())
-                    .flatten()
-            });
+            .values()
+            .filter(|p| p.session != 0)
+            .map(|p| p.session);
+        let only_session = || {
+            (st.sessions.len() == 1)
+                .then(|| st.sessions.keys().next().copied())
+                .flatten()
+        };
+        // stdio gives no hint of which client request caused a server request.
+        // A child of its own belongs to one session anyway. A shared child's
+        // request goes out only when exactly one request is in flight: a guess
+        // could hand one user's sampling prompt or elicitation to another user.
+        let target = if self.shared {
+            match (in_flight.next(), in_flight.next()) {
+                (Some(s), None) => Some(s),
+                (None, _) => only_session(),
+                (Some(_), Some(_)) => None,
+            }
+        } else {
+            in_flight.next().or_else(only_session)
+        };
         let method = msg.method.clone().unwrap_or_default();
         let capability = match method.as_str() {
             "sampling/createMessage" => Some("sampling"),
@@ -369,7 +379,10 @@ impl Mux {
             _ => None,
         };
         let refusal = match target {
-            None => Some("no client is connected that could answer".to_owned()),
+            None => Some(
+                "no single client can be told apart to answer it (several requests are in flight on this shared upstream)"
+                    .to_owned(),
+            ),
             Some(key) => match (
                 capability,
                 st.sessions.get(&key).and_then(|a| a.capabilities.as_ref()),

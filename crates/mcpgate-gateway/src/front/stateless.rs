@@ -10,13 +10,15 @@ use base64::Engine;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
+use super::mrtr::{self, Step};
+use super::sse;
 use super::{
-    Answer, MODERN_VERSION, SUPPORTED_VERSIONS, header_str, json, rpc_error, rpc_error_data,
-    upstream_error,
+    MODERN_VERSION, SUPPORTED_VERSIONS, header_str, json, rpc_error, rpc_error_data, upstream_error,
 };
 use crate::events::EventLog;
 use crate::gateway::Gateway;
 use crate::jsonrpc::{self, Kind, Message, code};
+use crate::upstream::Link;
 use crate::upstream::Upstream;
 
 /// 2026-07-28 error codes.
@@ -156,16 +158,13 @@ pub(crate) async fn post(
     }
     let method = msg.method.clone().unwrap_or_default();
     // The upstream session is the gateway's, shared by every stateless client and
-    // never closed here; it declared no client capabilities, so upstreams do not
-    // send requests a stateless client could not answer.
+    // never closed here. It declared every client capability; each request's own
+    // `clientCapabilities` decide whether an upstream question reaches the client.
     let sink = EventLog::new(0, 1, None);
     let link = match upstream.open_stateless(sink).await {
         Ok(l) => l,
         Err(e) => return upstream_error(&e, msg.id),
     };
-    link.set_capabilities(Some(&jsonrpc::raw(
-        &serde_json::json!({ "capabilities": {} }),
-    )));
     match kind {
         Kind::Response => rpc_error(
             StatusCode::BAD_REQUEST,
@@ -196,31 +195,94 @@ pub(crate) async fn post(
                 &format!("Method not found: {method} does not exist in protocol 2026-07-28"),
             ),
             _ => {
-                let id = msg.id.clone();
                 let rewrite: fn(&mut Message) = if CACHEABLE.contains(&method.as_str()) {
                     modernize_cacheable
                 } else {
                     modernize
                 };
-                match link.request(msg).await {
-                    Ok(ex) => {
-                        let answer = Answer {
-                            link: &link,
-                            timeout: gw.timeout_for(&name),
-                            rewrite,
-                        };
-                        let r = answer
-                            .respond(id, ex, || {
-                                EventLog::new(1, gw.shared.limits.replay_events, None)
-                            })
-                            .await;
-                        with_error_status(r).await
-                    }
-                    Err(e) => upstream_error(&e, id),
-                }
+                call(&gw, &name, Arc::new(link), msg, &method, rewrite).await
             }
         },
     }
+}
+
+/// A forwarded request: JSON when the first thing back is the answer, SSE when
+/// progress comes first; an upstream question becomes `input_required`.
+async fn call(
+    gw: &Gateway,
+    name: &str,
+    link: Arc<Link>,
+    mut msg: Message,
+    method: &str,
+    rewrite: fn(&mut Message),
+) -> Response {
+    let parked = gw.shared.parked.clone();
+    let state = msg
+        .params_as::<Value>()
+        .and_then(|p| p.get("requestState")?.as_str().map(str::to_owned));
+    let mut call = match state {
+        Some(state) => match mrtr::resume(&parked, &msg, method, &state, rewrite).await {
+            Ok(c) => c,
+            Err(e) => return with_error_status(json(StatusCode::OK, &e)).await,
+        },
+        None => {
+            let client_id = msg.id.clone();
+            let upstream_id = mrtr::unique_id();
+            let capabilities = mrtr::client_capabilities(msg.params.as_deref());
+            msg.id = Some(upstream_id.clone());
+            msg.params = msg.params.as_deref().map(strip_modern_meta);
+            let ex = match link.request(msg).await {
+                Ok(ex) => ex,
+                Err(e) => return upstream_error(&e, client_id),
+            };
+            mrtr::Call {
+                ex: Some(ex),
+                link,
+                client_id,
+                upstream_id,
+                method: method.to_owned(),
+                capabilities,
+                rewrite,
+                parked,
+            }
+        }
+    };
+    match call.step(Some(gw.timeout_for(name))).await {
+        Step::Final(m) => with_error_status(json(StatusCode::OK, &m)).await,
+        Step::Interim(m) => {
+            let log = EventLog::new(1, gw.shared.limits.replay_events, None);
+            log.push(&m);
+            let reader = log.reader(Some(0));
+            tokio::spawn(async move {
+                loop {
+                    match call.step(None).await {
+                        Step::Interim(m) => log.push(&m),
+                        Step::Final(m) => {
+                            log.push(&m);
+                            break;
+                        }
+                    }
+                }
+                log.close();
+            });
+            sse(reader)
+        }
+    }
+}
+
+/// Older upstreams know nothing of the per-request protocol keys; the gateway's
+/// upstream session already negotiated a version, so they are dropped.
+fn strip_modern_meta(params: &RawValue) -> Box<RawValue> {
+    let Ok(mut p) = serde_json::from_str::<serde_json::Map<String, Value>>(params.get()) else {
+        return params.to_owned();
+    };
+    if let Some(Value::Object(meta)) = p.get_mut("_meta") {
+        meta.retain(|k, _| !k.starts_with("io.modelcontextprotocol/"));
+        if meta.is_empty() {
+            p.remove("_meta");
+        }
+    }
+    jsonrpc::raw(&p)
 }
 
 /// `server/discover` answered from the upstream's `initialize` result.

@@ -152,3 +152,37 @@ fn cancellation_is_rewritten_and_failure_answers_everyone() {
             .is_err()
     );
 }
+
+#[test]
+fn shared_child_refuses_a_server_request_it_cannot_attribute() {
+    let (mux, mut wire) = setup(true);
+    let a = mux.attach(EventLog::new(0, 8, None));
+    let b = mux.attach(EventLog::new(0, 8, None));
+    let mut ea = mux
+        .request(
+            a,
+            parse(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call"}"#),
+        )
+        .unwrap();
+    let mut eb = mux
+        .request(
+            b,
+            parse(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call"}"#),
+        )
+        .unwrap();
+    let _ = (sent(&mut wire), sent(&mut wire));
+    mux.dispatch(parse(
+        r#"{"jsonrpc":"2.0","id":"q","method":"elicitation/create","params":{}}"#,
+    ));
+    // Two users' requests are in flight: neither may see the question.
+    assert!(ea.try_recv().is_err() && eb.try_recv().is_err());
+    let refusal = sent(&mut wire);
+    assert_eq!(refusal.id_key(), Some("\"q\""));
+    assert!(
+        refusal
+            .error
+            .unwrap()
+            .get()
+            .contains("several requests are in flight")
+    );
+}

@@ -129,7 +129,9 @@ impl HttpUpstream {
         let link = Arc::new(HttpLink::new(self.clone(), server_stream, false));
         let params = jsonrpc::raw(&serde_json::json!({
             "protocolVersion": GATEWAY_PROTOCOL_VERSION,
-            "capabilities": {},
+            // Every capability: each stateless request's own clientCapabilities decide
+            // whether an upstream question reaches the client (front/mrtr.rs).
+            "capabilities": { "sampling": {}, "elicitation": {}, "roots": {} },
             "clientInfo": { "name": "mcpgate", "version": env!("CARGO_PKG_VERSION") }
         }));
         let mut ex = link

@@ -176,9 +176,9 @@ impl StdioUpstream {
         })
     }
 
-    /// The seat stateless (2026-07-28) clients use: one per shared child, declaring
-    /// no client capabilities, so the child's requests to clients are refused
-    /// instead of reaching a client that cannot answer them.
+    /// The seat stateless (2026-07-28) clients use: one per shared child. The child's
+    /// questions reach it only when one request is in flight (see the mux), and the
+    /// front turns them into `input_required` results.
     pub(crate) async fn stateless(&self) -> Result<StdioLink, UpstreamError> {
         let shared = self.shared_child().await?;
         let mut slot = self.stateless.lock().unwrap_or_else(|e| e.into_inner());
@@ -186,8 +186,8 @@ impl StdioUpstream {
             Some((child, key)) if Arc::ptr_eq(child, &shared.child) => *key,
             _ => {
                 let key = shared.child.mux.attach(EventLog::new(0, 1, None));
-                let none = jsonrpc::raw(&serde_json::json!({ "capabilities": {} }));
-                shared.child.mux.set_capabilities(key, Some(&none));
+                // Each request's own clientCapabilities decide (front/mrtr.rs).
+                shared.child.mux.set_capabilities(key, None);
                 *slot = Some((shared.child.clone(), key));
                 key
             }

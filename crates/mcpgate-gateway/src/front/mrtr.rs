@@ -1,0 +1,288 @@
+//! Multi-round-trip requests for 2026-07-28 clients: an older upstream asks the
+//! client something (elicitation, sampling, roots) in the middle of a call;
+//! the gateway answers the client with an `input_required` result, keeps the
+//! upstream call waiting, and continues it when the client retries with
+//! `inputResponses` and the `requestState` it was given.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rand::RngCore;
+use serde_json::Value;
+use serde_json::value::RawValue;
+
+use crate::jsonrpc::{self, Kind, Message, code};
+use crate::mux::Exchange;
+use crate::upstream::Link;
+
+/// Only these methods may answer `input_required` (2026-07-28).
+pub(crate) const MRTR_METHODS: &[&str] = &["tools/call", "prompts/get", "resources/read"];
+
+/// How long a parked call waits for the client's retry.
+const PARK_TTL: Duration = Duration::from_secs(10 * 60);
+
+/// Calls waiting for a client's retry, by `requestState`.
+#[derive(Debug, Default)]
+pub(crate) struct ParkedTable {
+    map: Mutex<HashMap<String, Parked>>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Parked {
+    ex: Exchange,
+    link: Arc<Link>,
+    /// The gateway's id for the upstream call, for cancellation.
+    upstream_id: Box<RawValue>,
+    /// inputRequests key → the upstream's request id.
+    inputs: Vec<(String, Box<RawValue>)>,
+    method: String,
+    expires: Instant,
+}
+
+impl ParkedTable {
+    fn put(&self, p: Parked) -> String {
+        let mut b = [0u8; 24];
+        rand::rng().fill_bytes(&mut b);
+        // The state is kept here, not in the token: the token is only an
+        // unguessable name for it, so a client cannot forge or alter it.
+        let token: String = b.iter().map(|x| format!("{x:02x}")).collect();
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        let expired: Vec<String> = map
+            .iter()
+            .filter(|(_, p)| p.expires < now)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in expired {
+            if let Some(p) = map.remove(&k) {
+                tokio::spawn(async move {
+                    p.link
+                        .cancel(&p.upstream_id, "mcpgate: the client never retried")
+                        .await
+                });
+            }
+        }
+        map.insert(token.clone(), p);
+        token
+    }
+
+    fn take(&self, token: &str) -> Option<Parked> {
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        map.remove(token).filter(|p| p.expires >= Instant::now())
+    }
+}
+
+/// The client capability a server request needs.
+fn capability_of(method: &str) -> Option<&'static str> {
+    match method {
+        "elicitation/create" => Some("elicitation"),
+        "sampling/createMessage" => Some("sampling"),
+        "roots/list" => Some("roots"),
+        _ => None,
+    }
+}
+
+/// What one step of a call produced.
+pub(crate) enum Step {
+    /// Progress or another notification: the answer becomes a stream.
+    Interim(Message),
+    /// The answer: a result, an error, or `input_required`.
+    Final(Message),
+}
+
+/// One stateless call in flight.
+pub(crate) struct Call {
+    pub(crate) ex: Option<Exchange>,
+    pub(crate) link: Arc<Link>,
+    pub(crate) client_id: Option<Box<RawValue>>,
+    pub(crate) upstream_id: Box<RawValue>,
+    pub(crate) method: String,
+    pub(crate) capabilities: HashSet<String>,
+    pub(crate) rewrite: fn(&mut Message),
+    pub(crate) parked: Arc<ParkedTable>,
+}
+
+static NEXT: AtomicU64 = AtomicU64::new(1);
+
+/// A gateway-unique id: stateless clients share one upstream session, and two of
+/// them may both use id 1.
+pub(crate) fn unique_id() -> Box<RawValue> {
+    jsonrpc::raw(&format!("mcpgate-{}", NEXT.fetch_add(1, Ordering::Relaxed)))
+}
+
+/// The keys of `_meta["io.modelcontextprotocol/clientCapabilities"]`.
+pub(crate) fn client_capabilities(params: Option<&RawValue>) -> HashSet<String> {
+    params
+        .and_then(|p| serde_json::from_str::<Value>(p.get()).ok())
+        .and_then(|p| {
+            p.get("_meta")?
+                .get("io.modelcontextprotocol/clientCapabilities")?
+                .as_object()
+                .cloned()
+        })
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+impl Call {
+    /// Reads until something for the client: `first` bounds the wait when set.
+    pub(crate) async fn step(&mut self, first: Option<Duration>) -> Step {
+        loop {
+            let Some(ex) = self.ex.as_mut() else {
+                return Step::Final(Message::error(
+                    self.client_id.clone(),
+                    code::INTERNAL_ERROR,
+                    "the call already ended",
+                ));
+            };
+            let next = match first {
+                Some(d) => tokio::time::timeout(d, ex.recv()).await,
+                None => Ok(ex.recv().await),
+            };
+            let mut m = match next {
+                Ok(Some(m)) => m,
+                Ok(None) => {
+                    let why = "the upstream closed the stream before answering";
+                    return Step::Final(Message::error(
+                        self.client_id.clone(),
+                        code::UPSTREAM_ERROR,
+                        why,
+                    ));
+                }
+                Err(_) => {
+                    self.link
+                        .cancel(&self.upstream_id, "mcpgate: request timed out")
+                        .await;
+                    let why = format!(
+                        "the upstream did not answer within {first:?} (server.request_timeout)"
+                    );
+                    return Step::Final(Message::error(
+                        self.client_id.clone(),
+                        code::UPSTREAM_TIMEOUT,
+                        &why,
+                    ));
+                }
+            };
+            match m.kind() {
+                Some(Kind::Response) => {
+                    m.id = self.client_id.clone();
+                    (self.rewrite)(&mut m);
+                    return Step::Final(m);
+                }
+                Some(Kind::Request) => {
+                    let method = m.method.clone().unwrap_or_default();
+                    let allowed = MRTR_METHODS.contains(&self.method.as_str())
+                        && capability_of(&method).is_some_and(|c| self.capabilities.contains(c));
+                    if !allowed {
+                        let why = format!(
+                            "{method}: the client of this request cannot be asked (not declared, or not allowed for {})",
+                            self.method
+                        );
+                        let _ = self
+                            .link
+                            .send(Message::error(m.id, code::METHOD_NOT_FOUND, &why))
+                            .await;
+                        continue;
+                    }
+                    return Step::Final(self.park(m));
+                }
+                _ => return Step::Interim(m),
+            }
+        }
+    }
+
+    /// Parks the call and answers the client with `input_required`.
+    fn park(&mut self, request: Message) -> Message {
+        let key = "mcpgate-input-1".to_owned();
+        let params: Value = request
+            .params
+            .as_deref()
+            .and_then(|p| serde_json::from_str(p.get()).ok())
+            .unwrap_or_default();
+        let mut input = serde_json::json!({ "method": request.method });
+        if !params.is_null() {
+            input["params"] = params;
+        }
+        let Some(ex) = self.ex.take() else {
+            return Message::error(
+                self.client_id.clone(),
+                code::INTERNAL_ERROR,
+                "the call already ended",
+            );
+        };
+        let token = self.parked.put(Parked {
+            ex,
+            link: self.link.clone(),
+            upstream_id: self.upstream_id.clone(),
+            inputs: vec![(key.clone(), request.id.unwrap_or_else(jsonrpc::null_id))],
+            method: self.method.clone(),
+            expires: Instant::now() + PARK_TTL,
+        });
+        let result = serde_json::json!({
+            "resultType": "input_required",
+            "inputRequests": { key: input },
+            "requestState": token,
+        });
+        Message::response(
+            self.client_id.clone().unwrap_or_else(jsonrpc::null_id),
+            jsonrpc::raw(&result),
+        )
+    }
+}
+
+/// A client's retry: answers the upstream's questions and resumes the parked call.
+pub(crate) async fn resume(
+    parked: &Arc<ParkedTable>,
+    msg: &Message,
+    method: &str,
+    state: &str,
+    rewrite: fn(&mut Message),
+) -> Result<Call, Message> {
+    let Some(p) = parked.take(state) else {
+        return Err(Message::error(
+            msg.id.clone(),
+            code::INVALID_PARAMS,
+            "requestState is unknown or expired; send the request again without it",
+        ));
+    };
+    if p.method != method {
+        return Err(Message::error(
+            msg.id.clone(),
+            code::INVALID_PARAMS,
+            "requestState belongs to another method",
+        ));
+    }
+    let responses: serde_json::Map<String, Value> = msg
+        .params_as::<Value>()
+        .and_then(|v| v.get("inputResponses")?.as_object().cloned())
+        .unwrap_or_default();
+    for (key, server_id) in &p.inputs {
+        let answer = match responses.get(key) {
+            Some(v) => Message::response(server_id.clone(), jsonrpc::raw(v)),
+            None => Message::error(
+                Some(server_id.clone()),
+                code::INVALID_REQUEST,
+                "the client gave no answer",
+            ),
+        };
+        if let Err(e) = p.link.send(answer).await {
+            return Err(Message::error(
+                msg.id.clone(),
+                code::UPSTREAM_ERROR,
+                &e.to_string(),
+            ));
+        }
+    }
+    Ok(Call {
+        ex: Some(p.ex),
+        link: p.link,
+        client_id: msg.id.clone(),
+        upstream_id: p.upstream_id,
+        method: method.to_owned(),
+        capabilities: client_capabilities(msg.params.as_deref()),
+        rewrite,
+        parked: parked.clone(),
+    })
+}
