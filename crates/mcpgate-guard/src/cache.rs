@@ -1,0 +1,80 @@
+//! Verified credentials, remembered by a digest of the credential, so a token
+//! is verified once and not on every request.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use sha2::{Digest, Sha256};
+
+use crate::credential::Credential;
+use crate::principal::Principal;
+
+/// A bounded cache of verified principals. Keys are SHA-256 digests: the cache
+/// holds no credential in the clear.
+#[derive(Debug, Clone)]
+pub struct VerifiedCache {
+    inner: moka::sync::Cache<[u8; 32], (Principal, Instant)>,
+}
+
+impl VerifiedCache {
+    /// A cache of at most `capacity` entries, none kept longer than `max_ttl`.
+    pub fn new(capacity: u64, max_ttl: Duration) -> Self {
+        VerifiedCache {
+            inner: moka::sync::Cache::builder()
+                .max_capacity(capacity)
+                .time_to_live(max_ttl)
+                .build(),
+        }
+    }
+
+    /// The digest a credential is cached under.
+    pub fn key(c: &Credential) -> [u8; 32] {
+        let mut h = Sha256::new();
+        match c {
+            Credential::Bearer(t) => {
+                h.update(b"bearer\0");
+                h.update(t.as_bytes());
+            }
+            Credential::ApiKey(t) => {
+                h.update(b"apikey\0");
+                h.update(t.as_bytes());
+            }
+            Credential::Basic { user, password } => {
+                h.update(b"basic\0");
+                h.update(user.as_bytes());
+                h.update(b"\0");
+                h.update(password.as_bytes());
+            }
+        }
+        h.finalize().into()
+    }
+
+    /// A principal still valid for this credential.
+    pub fn get(&self, key: &[u8; 32]) -> Option<Principal> {
+        let (p, until) = self.inner.get(key)?;
+        if Instant::now() >= until || p.expires_at.is_some_and(|e| e <= SystemTime::now()) {
+            self.inner.invalidate(key);
+            return None;
+        }
+        Some(p)
+    }
+
+    /// Remembers a principal for `ttl`, never past its expiry.
+    pub fn insert(&self, key: [u8; 32], p: Principal, ttl: Duration) {
+        let mut ttl = ttl;
+        if let Some(left) = p
+            .expires_at
+            .and_then(|e| e.duration_since(SystemTime::now()).ok())
+        {
+            ttl = ttl.min(left);
+        }
+        if ttl.is_zero() {
+            return;
+        }
+        self.inner.insert(key, (p, Instant::now() + ttl));
+    }
+
+    /// Forgets everything (a key was revoked, a signing key rotated).
+    pub fn clear(&self) {
+        self.inner.invalidate_all();
+    }
+}

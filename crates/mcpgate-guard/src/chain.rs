@@ -1,0 +1,81 @@
+//! The ordered list of verifiers a credential is tried against.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::cache::VerifiedCache;
+use crate::credential::Credential;
+use crate::principal::Principal;
+use crate::rejection::AuthRejection;
+use crate::verifier::{Verifier, VerifyError};
+
+/// Verifiers in configured order, with the verified-credential cache in front.
+#[derive(Debug, Clone)]
+pub struct Chain {
+    verifiers: Vec<Arc<dyn Verifier>>,
+    cache: VerifiedCache,
+}
+
+impl Chain {
+    /// A chain over `verifiers`, caching up to 10,000 verified credentials for at most 5 minutes.
+    pub fn new(verifiers: Vec<Arc<dyn Verifier>>) -> Self {
+        Chain {
+            verifiers,
+            cache: VerifiedCache::new(10_000, Duration::from_secs(300)),
+        }
+    }
+
+    /// Whether any verifier is configured.
+    pub fn is_empty(&self) -> bool {
+        self.verifiers.is_empty()
+    }
+
+    /// The cache, to clear it on revocation.
+    pub fn cache(&self) -> &VerifiedCache {
+        &self.cache
+    }
+
+    /// Who the credential belongs to. Verifiers whose shape matches are tried in
+    /// order; the first that accepts wins. If none accepts, an unavailable
+    /// verifier makes it 503 (never "allow"), else the first reason given is the 401.
+    pub async fn authenticate(&self, credential: &Credential) -> Result<Principal, AuthRejection> {
+        let key = VerifiedCache::key(credential);
+        if let Some(p) = self.cache.get(&key) {
+            return Ok(p);
+        }
+        let mut invalid: Option<String> = None;
+        let mut unavailable: Option<String> = None;
+        for v in self.verifiers.iter().filter(|v| v.accepts(credential)) {
+            match v.verify(credential).await {
+                Ok(verified) => {
+                    self.cache
+                        .insert(key, verified.principal.clone(), verified.cache_for);
+                    return Ok(verified.principal);
+                }
+                Err(VerifyError::NotMine) => {}
+                Err(VerifyError::Invalid(why)) => {
+                    tracing::debug!(verifier = v.name(), %why, "credential refused");
+                    invalid.get_or_insert(why);
+                }
+                Err(VerifyError::Unavailable(why)) => {
+                    tracing::warn!(verifier = v.name(), %why, "verifier unavailable");
+                    unavailable.get_or_insert(why);
+                }
+            }
+        }
+        if let Some(why) = unavailable {
+            return Err(AuthRejection::Unavailable(format!(
+                "cannot verify the credential right now: {why}; try again shortly"
+            )));
+        }
+        Err(AuthRejection::InvalidToken(invalid.unwrap_or_else(
+            || match credential {
+                Credential::Basic { .. } => "unknown user or wrong password".to_owned(),
+                _ => "the credential is not recognized by this server".to_owned(),
+            },
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests;

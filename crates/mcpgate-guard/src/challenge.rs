@@ -1,0 +1,91 @@
+//! `WWW-Authenticate: Bearer …` challenges (RFC 6750, RFC 9728 §5.1).
+
+/// What a protected endpoint tells a client that must (re-)authenticate.
+#[derive(Debug, Clone)]
+pub struct Challenge {
+    /// The URL of this resource's protected-resource metadata.
+    pub resource_metadata: String,
+    /// The scopes a client should ask for when signing in.
+    pub default_scopes: Vec<String>,
+}
+
+impl Challenge {
+    /// 401 without an error: sign in, asking for `scopes` (or the defaults).
+    pub fn sign_in(&self, scopes: Option<&[String]>) -> String {
+        let scopes = scopes.unwrap_or(&self.default_scopes);
+        let mut s = format!(
+            "Bearer resource_metadata=\"{}\"",
+            quote(&self.resource_metadata)
+        );
+        if !scopes.is_empty() {
+            s.push_str(&format!(", scope=\"{}\"", quote(&scopes.join(" "))));
+        }
+        s
+    }
+
+    /// 401 `invalid_token` with a reason.
+    pub fn invalid_token(&self, why: &str) -> String {
+        let mut s = format!(
+            "Bearer error=\"invalid_token\", error_description=\"{}\", resource_metadata=\"{}\"",
+            quote(why),
+            quote(&self.resource_metadata)
+        );
+        if !self.default_scopes.is_empty() {
+            s.push_str(&format!(
+                ", scope=\"{}\"",
+                quote(&self.default_scopes.join(" "))
+            ));
+        }
+        s
+    }
+
+    /// 403 `insufficient_scope` naming every scope still needed.
+    pub fn insufficient_scope(&self, needed: &[String]) -> String {
+        format!(
+            "Bearer error=\"insufficient_scope\", scope=\"{}\", resource_metadata=\"{}\"",
+            quote(&needed.join(" ")),
+            quote(&self.resource_metadata)
+        )
+    }
+
+    /// 400 `invalid_request`.
+    pub fn invalid_request(&self, why: &str) -> String {
+        format!(
+            "Bearer error=\"invalid_request\", error_description=\"{}\"",
+            quote(why)
+        )
+    }
+}
+
+/// Quoted-string content: no quotes, backslashes or control characters survive.
+fn quote(s: &str) -> String {
+    s.chars()
+        .filter(|c| !c.is_control())
+        .map(|c| if c == '"' || c == '\\' { '\'' } else { c })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn challenges_have_the_spec_shapes() {
+        let c = Challenge {
+            resource_metadata: "https://h/.well-known/oauth-protected-resource/mcp".into(),
+            default_scopes: vec!["notes:read".into()],
+        };
+        assert_eq!(
+            c.sign_in(None),
+            r#"Bearer resource_metadata="https://h/.well-known/oauth-protected-resource/mcp", scope="notes:read""#
+        );
+        assert_eq!(
+            c.insufficient_scope(&["a".into(), "b".into()]),
+            r#"Bearer error="insufficient_scope", scope="a b", resource_metadata="https://h/.well-known/oauth-protected-resource/mcp""#
+        );
+        assert!(
+            c.invalid_token("bad \"x\"\n")
+                .contains(r#"error_description="bad 'x'""#)
+        );
+    }
+}

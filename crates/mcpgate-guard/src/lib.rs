@@ -1,0 +1,30 @@
+//! The guard: who is calling, and may they do this?
+//!
+//! It extracts a credential from a request (`Authorization: Bearer`, an API-key
+//! header, `Authorization: Basic`), runs it through an ordered chain of
+//! [`Verifier`]s, caches what verified, and yields a [`Principal`]. It builds the
+//! RFC 9728 protected-resource metadata and the exact `WWW-Authenticate`
+//! challenges (401 to sign in, 403 `insufficient_scope` to step up), and decides
+//! per tool, prompt and resource which scopes a call needs.
+//!
+//! It stays light — no database, no HTML — so an MCP server can embed it as a
+//! tower layer. It must never log or echo a credential, never accept a token
+//! from the query string, and never let an unavailable verifier mean "allow".
+
+mod cache;
+mod chain;
+mod challenge;
+mod credential;
+mod metadata;
+mod principal;
+mod rejection;
+mod verifier;
+
+pub use cache::VerifiedCache;
+pub use chain::Chain;
+pub use challenge::Challenge;
+pub use credential::{Credential, CredentialKind, ExtractOptions, extract};
+pub use metadata::{ProtectedResource, canonical, same_resource};
+pub use principal::{AuthMethod, Principal};
+pub use rejection::AuthRejection;
+pub use verifier::{BoxFuture, Verified, Verifier, VerifyError};

@@ -1,0 +1,94 @@
+//! Every way authentication can refuse a request, each with one status.
+
+use http::{HeaderValue, StatusCode, header};
+use serde::Serialize;
+
+use crate::challenge::Challenge;
+
+/// Why a request was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthRejection {
+    /// No credential where one is needed: 401 with the sign-in challenge.
+    #[error("Authorization required: send Authorization: Bearer <token>")]
+    Missing,
+    /// The credential is unknown, expired, revoked or for another audience: 401.
+    #[error("{0}")]
+    InvalidToken(String),
+    /// A valid credential without the scopes needed: 403 `insufficient_scope`.
+    #[error("insufficient scope: this needs {}", .0.join(" "))]
+    InsufficientScope(Vec<String>),
+    /// The credential is malformed, ambiguous or in the wrong place: 400.
+    #[error("{0}")]
+    BadRequest(String),
+    /// A verifier could not decide (identity provider down): 503, never "allow".
+    #[error("{0}")]
+    Unavailable(String),
+    /// Authenticated, but a rule denies this subject: 403.
+    #[error("{0}")]
+    Forbidden(String),
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    error: &'a str,
+    error_description: String,
+}
+
+impl AuthRejection {
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            AuthRejection::Missing | AuthRejection::InvalidToken(_) => StatusCode::UNAUTHORIZED,
+            AuthRejection::InsufficientScope(_) | AuthRejection::Forbidden(_) => {
+                StatusCode::FORBIDDEN
+            }
+            AuthRejection::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AuthRejection::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// The OAuth error code (RFC 6750 §3.1).
+    pub fn error_code(&self) -> &'static str {
+        match self {
+            AuthRejection::Missing => "unauthorized",
+            AuthRejection::InvalidToken(_) => "invalid_token",
+            AuthRejection::InsufficientScope(_) => "insufficient_scope",
+            AuthRejection::BadRequest(_) => "invalid_request",
+            AuthRejection::Unavailable(_) => "temporarily_unavailable",
+            AuthRejection::Forbidden(_) => "access_denied",
+        }
+    }
+
+    /// The complete response: JSON `{error, error_description}` and, for 401 and
+    /// 403, the `WWW-Authenticate` challenge that tells the client what to do next.
+    pub fn into_response(self, challenge: &Challenge) -> http::Response<String> {
+        let body = Body {
+            error: self.error_code(),
+            error_description: self.to_string(),
+        };
+        let json = serde_json::to_string(&body).unwrap_or_default();
+        let mut resp = http::Response::new(json);
+        *resp.status_mut() = self.status();
+        let h = resp.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        let www = match &self {
+            AuthRejection::Missing => Some(challenge.sign_in(None)),
+            AuthRejection::InvalidToken(why) => Some(challenge.invalid_token(why)),
+            AuthRejection::InsufficientScope(needed) => Some(challenge.insufficient_scope(needed)),
+            AuthRejection::BadRequest(why) => Some(challenge.invalid_request(why)),
+            AuthRejection::Unavailable(_) | AuthRejection::Forbidden(_) => None,
+        };
+        if let Some(v) = www.and_then(|w| HeaderValue::try_from(w).ok()) {
+            h.insert(header::WWW_AUTHENTICATE, v);
+        }
+        if matches!(self, AuthRejection::Unavailable(_)) {
+            h.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
+        resp
+    }
+}

@@ -1,0 +1,51 @@
+//! What every way of checking a credential implements.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use crate::credential::Credential;
+use crate::principal::Principal;
+
+/// A boxed, sendable future (verifiers are used as trait objects).
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A credential that checked out.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    /// Who it is.
+    pub principal: Principal,
+    /// How long the result may be reused without asking the verifier again
+    /// (the cache also never outlives `principal.expires_at`).
+    pub cache_for: Duration,
+}
+
+/// Why a verifier did not accept a credential.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum VerifyError {
+    /// Not a credential of this verifier's kind (e.g. an API key shown to the JWT verifier): try the next.
+    #[error("not recognized")]
+    NotMine,
+    /// This verifier's kind, but invalid: expired, bad signature, revoked, wrong audience. The reason is shown to the client.
+    #[error("{0}")]
+    Invalid(String),
+    /// The verifier cannot decide now (its identity provider is unreachable).
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// One way of checking credentials (API keys, JWT, introspection…).
+pub trait Verifier: Send + Sync + std::fmt::Debug {
+    /// A short name for logs and configuration (`"jwt:auth0"`).
+    fn name(&self) -> &str;
+
+    /// Whether the credential's shape could be this verifier's (no I/O; cheap).
+    fn accepts(&self, credential: &Credential) -> bool;
+
+    /// Checks the credential.
+    fn verify<'a>(
+        &'a self,
+        credential: &'a Credential,
+    ) -> BoxFuture<'a, Result<Verified, VerifyError>>;
+}
