@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use mcpgate_guard::{PolicyConfig, Scopes};
 use serde::Deserialize;
 
 /// How an HTTP upstream speaks MCP.
@@ -62,6 +63,46 @@ pub struct UpstreamConfig {
     /// Overrides the server-wide request timeout for this upstream.
     #[serde(default, with = "humantime_opt")]
     pub request_timeout: Option<Duration>,
+    /// Scopes needed for anything on this upstream.
+    #[serde(default)]
+    pub required_scopes: Scopes,
+    /// Tool-name glob → scopes needed to see and call matching tools.
+    #[serde(default)]
+    pub tool_scopes: BTreeMap<String, Scopes>,
+    /// Prompt-name glob → scopes.
+    #[serde(default)]
+    pub prompt_scopes: BTreeMap<String, Scopes>,
+    /// Resource-URI glob → scopes.
+    #[serde(default)]
+    pub resource_scopes: BTreeMap<String, Scopes>,
+    /// Only these subjects (globs) may use the upstream.
+    #[serde(default)]
+    pub allow_subjects: Vec<String>,
+    /// These subjects (globs) may not.
+    #[serde(default)]
+    pub deny_subjects: Vec<String>,
+    /// Only members of these groups may use the upstream.
+    #[serde(default)]
+    pub allow_groups: Vec<String>,
+    /// Members of these groups may not.
+    #[serde(default)]
+    pub deny_groups: Vec<String>,
+}
+
+impl UpstreamConfig {
+    /// The policy part of the table.
+    pub fn policy_config(&self) -> PolicyConfig {
+        PolicyConfig {
+            required_scopes: self.required_scopes.clone(),
+            tool_scopes: self.tool_scopes.clone(),
+            prompt_scopes: self.prompt_scopes.clone(),
+            resource_scopes: self.resource_scopes.clone(),
+            allow_subjects: self.allow_subjects.clone(),
+            deny_subjects: self.deny_subjects.clone(),
+            allow_groups: self.allow_groups.clone(),
+            deny_groups: self.deny_groups.clone(),
+        }
+    }
 }
 
 fn default_max_children() -> usize {

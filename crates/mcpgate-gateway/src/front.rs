@@ -182,13 +182,16 @@ pub(crate) fn parse_body(body: &[u8]) -> Result<(Message, Kind), Response> {
     Ok((msg, kind))
 }
 
+/// Rewrites a final response (era bridging, list filtering).
+pub(crate) type Rewrite = std::sync::Arc<dyn Fn(&mut Message) + Send + Sync>;
+
 /// How a request's answer is written: as one JSON body, or as an SSE stream
 /// once the upstream sends anything before the response.
 pub(crate) struct Answer<'a> {
     pub(crate) link: &'a Link,
     pub(crate) timeout: Duration,
     /// Rewrites the final response (era bridging).
-    pub(crate) rewrite: fn(&mut Message),
+    pub(crate) rewrite: Rewrite,
 }
 
 impl Answer<'_> {
@@ -210,7 +213,7 @@ impl Answer<'_> {
                 let log = open_stream();
                 log.push(&m);
                 let reader = log.reader(Some(0));
-                tokio::spawn(relay(ex, log, self.rewrite, id));
+                tokio::spawn(relay(ex, log, self.rewrite.clone(), id));
                 sse(reader)
             }
             Ok(None) => rpc_error(
@@ -244,7 +247,7 @@ impl Answer<'_> {
 pub(crate) async fn relay(
     mut ex: Exchange,
     log: std::sync::Arc<EventLog>,
-    rewrite: fn(&mut Message),
+    rewrite: Rewrite,
     id: Option<Box<RawValue>>,
 ) {
     loop {
@@ -270,4 +273,6 @@ pub(crate) async fn relay(
 }
 
 /// Leaves a response untouched.
-pub(crate) fn keep(_: &mut Message) {}
+pub(crate) fn keep() -> Rewrite {
+    std::sync::Arc::new(|_| {})
+}

@@ -12,6 +12,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
+use mcpgate_guard::Policy;
+
+use crate::auth::{AuthSettings, Guard};
 use crate::config::{Limits, UpstreamConfig};
 use crate::front::{legacy, streamable};
 use crate::origin::OriginPolicy;
@@ -27,6 +30,10 @@ pub struct GatewayConfig {
     pub limits: Limits,
     /// Origin and Host rules.
     pub origins: OriginPolicy,
+    /// Authentication: mode, verifiers, issuers.
+    pub auth: AuthSettings,
+    /// The URL clients use (resource identifiers and metadata URLs derive from it).
+    pub public_url: url::Url,
 }
 
 /// The running gateway's state; cheap to clone.
@@ -42,6 +49,7 @@ pub(crate) struct Shared {
     pub(crate) limits: Limits,
     pub(crate) timeouts: BTreeMap<String, Duration>,
     pub(crate) origins: OriginPolicy,
+    pub(crate) guard: Guard,
     /// 2026-07-28 calls waiting for the client's `input_required` retry.
     pub(crate) parked: Arc<crate::front::mrtr::ParkedTable>,
 }
@@ -65,8 +73,12 @@ impl Gateway {
     pub fn new(cfg: GatewayConfig) -> Result<Self, String> {
         let mut upstreams = BTreeMap::new();
         let mut timeouts = BTreeMap::new();
+        let mut policies = BTreeMap::new();
         for u in cfg.upstreams {
             let name = u.name.clone();
+            let policy = Policy::new(&u.policy_config(), &cfg.auth.groups_claim)
+                .map_err(|e| format!("upstream {name}: {e}"))?;
+            policies.insert(name.clone(), policy);
             timeouts.insert(
                 name.clone(),
                 u.request_timeout.unwrap_or(cfg.limits.request_timeout),
@@ -80,6 +92,11 @@ impl Gateway {
                 limits: cfg.limits,
                 timeouts,
                 origins: cfg.origins,
+                guard: Guard {
+                    settings: cfg.auth,
+                    policies,
+                    public_url: cfg.public_url,
+                },
                 parked: Arc::default(),
             }),
         })
@@ -115,7 +132,29 @@ impl Gateway {
                     .collect::<Vec<_>>(),
             )
             .max_age(Duration::from_secs(600));
+        // Metadata is public and read by browser clients from any origin: it sits
+        // outside the Origin check, with CORS open to all.
+        let mut well_known = Router::new()
+            .route("/.well-known/oauth-protected-resource", get(metadata_root))
+            .route(
+                "/.well-known/oauth-protected-resource/mcp/{name}",
+                get(metadata_named),
+            );
+        if self.shared.upstreams.len() == 1 {
+            well_known = well_known.route(
+                "/.well-known/oauth-protected-resource/mcp",
+                get(metadata_only),
+            );
+        }
+        let well_known = well_known
+            .layer(
+                CorsLayer::new()
+                    .allow_origin(tower_http::cors::Any)
+                    .allow_methods([Method::GET]),
+            )
+            .with_state(self.clone());
         Router::new()
+            .merge(well_known)
             .merge(mcp)
             .route("/healthz", get(healthz))
             .route("/readyz", get(readyz))
@@ -145,6 +184,9 @@ impl Gateway {
                 {
                     tracing::debug!(session = %s.id, upstream = %s.upstream_name, "closing an idle or dead session");
                     s.close().await;
+                }
+                for u in shared.upstreams.values() {
+                    u.reap_idle(shared.limits.session_idle_timeout).await;
                 }
             }
         })
@@ -262,6 +304,56 @@ async fn named_legacy_post(
 
 async fn only_legacy_post(State(gw): State<Gateway>, req: Request) -> Response {
     legacy::post(gw, req).await
+}
+
+/// RFC 9728 metadata for one upstream's endpoint, or 404 when no authorization
+/// server is configured (the document must name at least one).
+fn metadata(gw: &Gateway, upstream: Option<&str>, path: &str) -> Response {
+    let guard = &gw.shared.guard;
+    if guard.settings.authorization_servers.is_empty() {
+        return crate::front::rpc_error(
+            StatusCode::NOT_FOUND,
+            None,
+            crate::jsonrpc::code::INVALID_REQUEST,
+            "no authorization server is configured for this gateway; authenticate with an API key or token",
+        );
+    }
+    let mut resource = guard.public_url.clone();
+    resource.set_path(path);
+    let scopes = upstream.map(|u| guard.scopes_for(u)).unwrap_or_default();
+    let doc = mcpgate_guard::ProtectedResource::new(
+        &resource,
+        guard.settings.authorization_servers.clone(),
+        scopes,
+    );
+    let mut r = (StatusCode::OK, axum::Json(doc)).into_response();
+    r.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("max-age=300"),
+    );
+    r
+}
+
+async fn metadata_named(State(gw): State<Gateway>, Path(name): Path<String>) -> Response {
+    if gw.upstream(&name).is_none() {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    metadata(&gw, Some(&name), &format!("/mcp/{name}"))
+}
+
+async fn metadata_only(State(gw): State<Gateway>) -> Response {
+    let name = gw.only_upstream();
+    metadata(&gw, name.as_deref(), "/mcp")
+}
+
+/// Older clients only try the root: it describes `/mcp` when there is one
+/// upstream, else the gateway as a whole.
+async fn metadata_root(State(gw): State<Gateway>) -> Response {
+    if gw.shared.upstreams.len() == 1 {
+        let name = gw.only_upstream();
+        return metadata(&gw, name.as_deref(), "/mcp");
+    }
+    metadata(&gw, None, "/")
 }
 
 async fn healthz() -> Response {

@@ -10,6 +10,7 @@
 //! It must never forward a client's credentials to an upstream, and never let one
 //! session see another session's messages.
 
+mod auth;
 mod config;
 mod events;
 mod front;
@@ -21,6 +22,7 @@ mod session;
 mod sse;
 mod upstream;
 
+pub use auth::{AccessMode, AuthSettings};
 pub use config::{HttpTransport, Isolation, Limits, UpstreamConfig, humantime_opt};
 pub use gateway::{Gateway, GatewayConfig};
 pub use origin::OriginPolicy;

@@ -19,6 +19,8 @@ const REMEMBERED_STREAMS: usize = 32;
 pub(crate) struct Session {
     pub(crate) id: String,
     pub(crate) upstream_name: Arc<str>,
+    /// Who opened it: anyone else presenting its id gets 404.
+    pub(crate) subject: String,
     pub(crate) link: Link,
     /// The negotiated protocol version (2024-11-05 until a legacy SSE client initializes).
     pub(crate) protocol_version: Mutex<String>,
@@ -38,6 +40,7 @@ pub(crate) struct Session {
 impl Session {
     pub(crate) fn new(
         upstream_name: Arc<str>,
+        subject: String,
         link: Link,
         server_stream: Arc<EventLog>,
         protocol_version: String,
@@ -46,6 +49,7 @@ impl Session {
         Arc::new(Session {
             id: new_session_id(),
             upstream_name,
+            subject,
             link,
             protocol_version: Mutex::new(protocol_version),
             server_stream,

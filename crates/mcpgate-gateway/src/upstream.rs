@@ -18,6 +18,17 @@ use crate::events::EventLog;
 use crate::jsonrpc::Message;
 use crate::mux::Exchange;
 
+/// Who a link acts for, in the forms upstreams receive it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Identity {
+    /// Keys per-subject upstream sessions of stateless clients.
+    pub(crate) subject: String,
+    /// Environment of a per-session stdio child.
+    pub(crate) env: Vec<(String, String)>,
+    /// Headers to an HTTP upstream.
+    pub(crate) headers: ::http::HeaderMap,
+}
+
 /// Why an upstream could not take a message. Each maps to one HTTP status in the front.
 #[derive(Debug, Clone, thiserror::Error)]
 pub(crate) enum UpstreamError {
@@ -53,29 +64,33 @@ impl Upstream {
         }
     }
 
-    /// Opens a link for a new client session. `env` reaches per-session children only.
+    /// Opens a link for a new client session, telling the upstream who the caller is
+    /// (environment of a per-session child, headers to an HTTP upstream).
     pub(crate) async fn open(
         &self,
         server_stream: Arc<EventLog>,
-        env: &[(String, String)],
+        id: &Identity,
     ) -> Result<Link, UpstreamError> {
         match self {
-            Upstream::Stdio(s) => Ok(Link::Stdio(s.open(server_stream, env).await?)),
-            Upstream::Http(h) => h.open(server_stream).await,
+            Upstream::Stdio(s) => Ok(Link::Stdio(s.open(server_stream, &id.env).await?)),
+            Upstream::Http(h) => h.open(server_stream, id.headers.clone()).await,
         }
     }
 
-    /// A link for clients without sessions (2026-07-28): already initialized by the gateway.
-    pub(crate) async fn open_stateless(
-        &self,
-        server_stream: Arc<EventLog>,
-    ) -> Result<Link, UpstreamError> {
+    /// A link for clients without sessions (2026-07-28), already initialized by the
+    /// gateway and kept per subject so that per-user state stays per user.
+    pub(crate) async fn open_stateless(&self, id: &Identity) -> Result<Link, UpstreamError> {
         match self {
-            Upstream::Stdio(s) => {
-                drop(server_stream);
-                Ok(Link::Stdio(s.stateless().await?))
-            }
-            Upstream::Http(h) => h.open_initialized(server_stream).await,
+            Upstream::Stdio(s) => Ok(Link::Stdio(s.stateless(&id.subject, &id.env).await?)),
+            Upstream::Http(h) => h.open_initialized(&id.subject, id.headers.clone()).await,
+        }
+    }
+
+    /// Stops gateway-held upstream sessions and children unused for `max`.
+    pub(crate) async fn reap_idle(&self, max: Duration) {
+        match self {
+            Upstream::Stdio(s) => s.reap_idle(max).await,
+            Upstream::Http(h) => h.reap_idle(max).await,
         }
     }
 

@@ -3,8 +3,9 @@
 /// What a protected endpoint tells a client that must (re-)authenticate.
 #[derive(Debug, Clone)]
 pub struct Challenge {
-    /// The URL of this resource's protected-resource metadata.
-    pub resource_metadata: String,
+    /// The URL of this resource's protected-resource metadata (none when no
+    /// authorization server is configured, e.g. API keys only).
+    pub resource_metadata: Option<String>,
     /// The scopes a client should ask for when signing in.
     pub default_scopes: Vec<String>,
 }
@@ -13,23 +14,28 @@ impl Challenge {
     /// 401 without an error: sign in, asking for `scopes` (or the defaults).
     pub fn sign_in(&self, scopes: Option<&[String]>) -> String {
         let scopes = scopes.unwrap_or(&self.default_scopes);
-        let mut s = format!(
-            "Bearer resource_metadata=\"{}\"",
-            quote(&self.resource_metadata)
-        );
-        if !scopes.is_empty() {
-            s.push_str(&format!(", scope=\"{}\"", quote(&scopes.join(" "))));
+        let mut parts = Vec::new();
+        if let Some(m) = &self.resource_metadata {
+            parts.push(format!("resource_metadata=\"{}\"", quote(m)));
         }
-        s
+        if !scopes.is_empty() {
+            parts.push(format!("scope=\"{}\"", quote(&scopes.join(" "))));
+        }
+        if parts.is_empty() {
+            parts.push("realm=\"mcpgate\"".to_owned());
+        }
+        format!("Bearer {}", parts.join(", "))
     }
 
     /// 401 `invalid_token` with a reason.
     pub fn invalid_token(&self, why: &str) -> String {
         let mut s = format!(
-            "Bearer error=\"invalid_token\", error_description=\"{}\", resource_metadata=\"{}\"",
-            quote(why),
-            quote(&self.resource_metadata)
+            "Bearer error=\"invalid_token\", error_description=\"{}\"",
+            quote(why)
         );
+        if let Some(m) = &self.resource_metadata {
+            s.push_str(&format!(", resource_metadata=\"{}\"", quote(m)));
+        }
         if !self.default_scopes.is_empty() {
             s.push_str(&format!(
                 ", scope=\"{}\"",
@@ -41,11 +47,14 @@ impl Challenge {
 
     /// 403 `insufficient_scope` naming every scope still needed.
     pub fn insufficient_scope(&self, needed: &[String]) -> String {
-        format!(
-            "Bearer error=\"insufficient_scope\", scope=\"{}\", resource_metadata=\"{}\"",
-            quote(&needed.join(" ")),
-            quote(&self.resource_metadata)
-        )
+        let mut s = format!(
+            "Bearer error=\"insufficient_scope\", scope=\"{}\"",
+            quote(&needed.join(" "))
+        );
+        if let Some(m) = &self.resource_metadata {
+            s.push_str(&format!(", resource_metadata=\"{}\"", quote(m)));
+        }
+        s
     }
 
     /// 400 `invalid_request`.
@@ -72,7 +81,7 @@ mod tests {
     #[test]
     fn challenges_have_the_spec_shapes() {
         let c = Challenge {
-            resource_metadata: "https://h/.well-known/oauth-protected-resource/mcp".into(),
+            resource_metadata: Some("https://h/.well-known/oauth-protected-resource/mcp".into()),
             default_scopes: vec!["notes:read".into()],
         };
         assert_eq!(

@@ -4,7 +4,9 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use mcpgate_gateway::{Gateway, GatewayConfig, Isolation, OriginPolicy, UpstreamConfig};
+use mcpgate_gateway::{
+    AuthSettings, Gateway, GatewayConfig, Isolation, OriginPolicy, UpstreamConfig,
+};
 
 use crate::cli::ServeArgs;
 use crate::config::{self, AuthMode, Config};
@@ -78,6 +80,8 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
         upstreams: cfg.upstreams.clone(),
         limits: cfg.server.limits(),
         origins: OriginPolicy::new(&public_url, local, &cfg.server.allowed_origins),
+        auth: AuthSettings::disabled(),
+        public_url: public_url.clone(),
     }) {
         Ok(g) => g,
         Err(e) => return report(&[e]),

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 
 use super::streamable::{open_link, session_not_found};
-use super::{is_json_content, parse_body, rpc_error, sse, upstream_error};
+use super::{is_json_content, keep, parse_body, rpc_error, sse, upstream_error};
 use crate::events::EventLog;
 use crate::gateway::Gateway;
 use crate::jsonrpc::{self, Kind, code};
@@ -21,7 +21,7 @@ pub(crate) async fn open(
     gw: Gateway,
     name: String,
     messages_path: String,
-    _req: Request,
+    req: Request,
 ) -> Response {
     let Some((name, upstream)) = gw.upstream(&name) else {
         return rpc_error(
@@ -31,13 +31,24 @@ pub(crate) async fn open(
             &format!("no upstream named {name:?} is configured"),
         );
     };
+    let path = format!("/mcp/{name}");
+    let guard = &gw.shared.guard;
+    let principal = match guard
+        .authenticate(&name, &path, req.headers(), req.uri().query())
+        .await
+    {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
     let log = EventLog::new(0, gw.shared.limits.replay_events, Some("message"));
-    let link = match open_link(&upstream, log.clone()).await {
+    let identity = crate::auth::identity(&principal);
+    let link = match open_link(&upstream, log.clone(), &identity).await {
         Ok(l) => l,
         Err(e) => return upstream_error(&e, None),
     };
     let session = Session::new(
         name,
+        principal.subject.clone(),
         link,
         log.clone(),
         "2024-11-05".into(),
@@ -103,6 +114,18 @@ pub(crate) async fn post(gw: Gateway, req: Request) -> Response {
     let Some(session) = gw.shared.sessions.get(&session_id) else {
         return session_not_found(None);
     };
+    let path = format!("/mcp/{}", session.upstream_name);
+    let guard = &gw.shared.guard;
+    let principal = match guard
+        .authenticate(&session.upstream_name, &path, req.headers(), None)
+        .await
+    {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    if principal.subject != session.subject {
+        return session_not_found(None);
+    }
     let body = match axum::body::to_bytes(req.into_body(), gw.shared.limits.max_body_bytes).await {
         Ok(b) => b,
         Err(_) => {
@@ -118,6 +141,13 @@ pub(crate) async fn post(gw: Gateway, req: Request) -> Response {
         Ok(v) => v,
         Err(r) => return r,
     };
+    if let Err(r) = gw
+        .shared
+        .guard
+        .authorize(&session.upstream_name, &path, &principal, &msg)
+    {
+        return r;
+    }
     let timeout = gw.timeout_for(&session.upstream_name);
     let log = session.server_stream.clone();
     match kind {
@@ -165,9 +195,15 @@ pub(crate) async fn post(gw: Gateway, req: Request) -> Response {
         }
         Kind::Request => {
             let id = msg.id.clone();
+            let method = msg.method.clone().unwrap_or_default();
+            let rewrite = gw
+                .shared
+                .guard
+                .list_filter(&session.upstream_name, &principal, &method)
+                .unwrap_or_else(keep);
             tokio::spawn(async move {
                 match session.link.request(msg).await {
-                    Ok(ex) => relay_into(ex, log, timeout, id).await,
+                    Ok(ex) => relay_into(ex, log, timeout, id, rewrite).await,
                     Err(e) => log.push(&jsonrpc::Message::error(
                         id,
                         code::UPSTREAM_ERROR,
@@ -191,6 +227,7 @@ async fn relay_into(
     log: Arc<EventLog>,
     first: std::time::Duration,
     id: Option<Box<serde_json::value::RawValue>>,
+    rewrite: super::Rewrite,
 ) {
     // The first message must come within the request timeout; after that the
     // request is a stream (progress, elicitation) and waits as long as it takes.
@@ -212,8 +249,11 @@ async fn relay_into(
         }
     };
     let mut next = Some(head);
-    while let Some(m) = next {
+    while let Some(mut m) = next {
         let done = m.kind() == Some(Kind::Response);
+        if done {
+            rewrite(&mut m);
+        }
         log.push(&m);
         if done {
             return;

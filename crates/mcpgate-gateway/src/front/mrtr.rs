@@ -100,7 +100,7 @@ pub(crate) struct Call {
     pub(crate) upstream_id: Box<RawValue>,
     pub(crate) method: String,
     pub(crate) capabilities: HashSet<String>,
-    pub(crate) rewrite: fn(&mut Message),
+    pub(crate) rewrite: super::Rewrite,
     pub(crate) parked: Arc<ParkedTable>,
 }
 
@@ -238,7 +238,7 @@ pub(crate) async fn resume(
     msg: &Message,
     method: &str,
     state: &str,
-    rewrite: fn(&mut Message),
+    rewrite: super::Rewrite,
 ) -> Result<Call, Message> {
     let Some(p) = parked.take(state) else {
         return Err(Message::error(

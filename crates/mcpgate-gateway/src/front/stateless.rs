@@ -12,6 +12,7 @@ use serde_json::value::RawValue;
 
 use super::mrtr::{self, Step};
 use super::sse;
+use super::streamable::Caller;
 use super::{
     MODERN_VERSION, SUPPORTED_VERSIONS, header_str, json, rpc_error, rpc_error_data, upstream_error,
 };
@@ -152,16 +153,26 @@ pub(crate) async fn post(
     headers: &HeaderMap,
     msg: Message,
     kind: Kind,
+    caller: Caller,
 ) -> Response {
     if let Err(r) = check_headers(headers, &msg, kind) {
         return r;
     }
+    if let Err(r) = gw
+        .shared
+        .guard
+        .authorize(&name, &caller.path, &caller.principal, &msg)
+    {
+        return r;
+    }
     let method = msg.method.clone().unwrap_or_default();
-    // The upstream session is the gateway's, shared by every stateless client and
-    // never closed here. It declared every client capability; each request's own
+    // The upstream session is the gateway's, one per subject, and never closed
+    // here. It declared every client capability; each request's own
     // `clientCapabilities` decide whether an upstream question reaches the client.
-    let sink = EventLog::new(0, 1, None);
-    let link = match upstream.open_stateless(sink).await {
+    let link = match upstream
+        .open_stateless(&crate::auth::identity(&caller.principal))
+        .await
+    {
         Ok(l) => l,
         Err(e) => return upstream_error(&e, msg.id),
     };
@@ -195,11 +206,17 @@ pub(crate) async fn post(
                 &format!("Method not found: {method} does not exist in protocol 2026-07-28"),
             ),
             _ => {
-                let rewrite: fn(&mut Message) = if CACHEABLE.contains(&method.as_str()) {
-                    modernize_cacheable
-                } else {
-                    modernize
-                };
+                let cacheable = CACHEABLE.contains(&method.as_str());
+                let filter = gw
+                    .shared
+                    .guard
+                    .list_filter(&name, &caller.principal, &method);
+                let rewrite: super::Rewrite = Arc::new(move |m: &mut Message| {
+                    if let Some(f) = &filter {
+                        f(m);
+                    }
+                    rewrite_result(m, cacheable);
+                });
                 call(&gw, &name, Arc::new(link), msg, &method, rewrite).await
             }
         },
@@ -214,7 +231,7 @@ async fn call(
     link: Arc<Link>,
     mut msg: Message,
     method: &str,
-    rewrite: fn(&mut Message),
+    rewrite: super::Rewrite,
 ) -> Response {
     let parked = gw.shared.parked.clone();
     let state = msg
@@ -308,14 +325,6 @@ fn discover(link: &crate::upstream::Link, id: Option<Box<RawValue>>) -> Response
         StatusCode::OK,
         &Message::response(id.unwrap_or_else(jsonrpc::null_id), jsonrpc::raw(&result)),
     )
-}
-
-fn modernize(m: &mut Message) {
-    rewrite_result(m, false);
-}
-
-fn modernize_cacheable(m: &mut Message) {
-    rewrite_result(m, true);
 }
 
 /// Adds what 2026-07-28 requires of results and older servers do not send:

@@ -13,12 +13,14 @@ use super::{
     Answer, DEFAULT_VERSION, MODERN_VERSION, SUPPORTED_VERSIONS, accepts, header_str,
     is_json_content, json, keep, parse_body, rpc_error, sse, stateless, upstream_error,
 };
+use crate::auth;
 use crate::config::HttpTransport;
 use crate::events::{EventLog, parse_event_id};
 use crate::gateway::Gateway;
 use crate::jsonrpc::{self, Kind, Message, code};
 use crate::session::Session;
-use crate::upstream::{Link, Upstream, UpstreamError};
+use crate::upstream::{Identity, Link, Upstream, UpstreamError};
+use mcpgate_guard::Principal;
 
 pub(crate) const SESSION_HEADER: &str = "mcp-session-id";
 pub(crate) const VERSION_HEADER: &str = "mcp-protocol-version";
@@ -34,10 +36,27 @@ pub(crate) async fn endpoint(gw: Gateway, name: String, req: Request) -> Respons
         );
     };
     let modern = header_str(req.headers(), VERSION_HEADER) == Some(MODERN_VERSION);
+    let served = matches!(*req.method(), Method::POST)
+        || (!modern && matches!(*req.method(), Method::GET | Method::DELETE));
+    if served {
+        // Every request is authenticated: a session id is not a credential.
+        let path = req.uri().path().to_owned();
+        let guard = &gw.shared.guard;
+        let principal = match guard
+            .authenticate(&name, &path, req.headers(), req.uri().query())
+            .await
+        {
+            Ok(p) => p,
+            Err(r) => return r,
+        };
+        let caller = Caller { principal, path };
+        return match *req.method() {
+            Method::POST => post(gw, name, upstream, caller, req).await,
+            Method::GET => get_stream(gw, caller, req).await,
+            _ => delete(gw, caller, req).await,
+        };
+    }
     match *req.method() {
-        Method::POST => post(gw, name, upstream, req).await,
-        Method::GET if !modern => get_stream(gw, req).await,
-        Method::DELETE if !modern => delete(gw, req).await,
         _ => {
             let allow = if modern { "POST" } else { "GET, POST, DELETE" };
             let mut r = rpc_error(
@@ -56,7 +75,26 @@ pub(crate) async fn endpoint(gw: Gateway, name: String, req: Request) -> Respons
     }
 }
 
-async fn post(gw: Gateway, name: Arc<str>, upstream: Arc<Upstream>, req: Request) -> Response {
+/// The authenticated caller and the endpoint path it used (for challenges).
+pub(crate) struct Caller {
+    pub(crate) principal: Principal,
+    pub(crate) path: String,
+}
+
+impl Caller {
+    /// A session opened by someone else does not exist for this caller.
+    pub(crate) fn owns(&self, session: &Session) -> bool {
+        session.subject == self.principal.subject
+    }
+}
+
+async fn post(
+    gw: Gateway,
+    name: Arc<str>,
+    upstream: Arc<Upstream>,
+    caller: Caller,
+    req: Request,
+) -> Response {
     let headers = req.headers().clone();
     if !(accepts(&headers, "application/json") && accepts(&headers, "text/event-stream")) {
         return rpc_error(
@@ -100,10 +138,17 @@ async fn post(gw: Gateway, name: Arc<str>, upstream: Arc<Upstream>, req: Request
     }
     let session_id = header_str(&headers, SESSION_HEADER);
     if version == Some(MODERN_VERSION) && session_id.is_none() {
-        return stateless::post(gw, name, upstream, &headers, msg, kind).await;
+        return stateless::post(gw, name, upstream, &headers, msg, kind, caller).await;
+    }
+    if let Err(r) = gw
+        .shared
+        .guard
+        .authorize(&name, &caller.path, &caller.principal, &msg)
+    {
+        return r;
     }
     if kind == Kind::Request && msg.method.as_deref() == Some("initialize") {
-        return initialize(gw, name, upstream, msg).await;
+        return initialize(gw, name, upstream, msg, caller).await;
     }
     let Some(session_id) = session_id else {
         return rpc_error(
@@ -116,21 +161,28 @@ async fn post(gw: Gateway, name: Arc<str>, upstream: Arc<Upstream>, req: Request
     let Some(session) = gw.shared.sessions.get(session_id) else {
         return session_not_found(msg.id);
     };
-    if *session.upstream_name != *name {
+    if *session.upstream_name != *name || !caller.owns(&session) {
         return session_not_found(msg.id);
     }
     match kind {
         Kind::Request => {
             let timeout = gw.timeout_for(&name);
             let id = msg.id.clone();
+            let msg_method = msg.method.clone();
             let ex = match session.link.request(msg).await {
                 Ok(ex) => ex,
                 Err(e) => return link_failed(&gw, &session, &e, id).await,
             };
+            let method = msg_method.unwrap_or_default();
+            let rewrite = gw
+                .shared
+                .guard
+                .list_filter(&name, &caller.principal, &method)
+                .unwrap_or_else(keep);
             let answer = Answer {
                 link: &session.link,
                 timeout,
-                rewrite: keep,
+                rewrite,
             };
             let s = session.clone();
             answer
@@ -183,8 +235,9 @@ pub(crate) fn session_not_found(id: Option<Box<RawValue>>) -> Response {
 pub(crate) async fn open_link(
     upstream: &Upstream,
     log: Arc<EventLog>,
+    id: &Identity,
 ) -> Result<Link, UpstreamError> {
-    upstream.open(log, &[]).await
+    upstream.open(log, id).await
 }
 
 /// Sends (or, for a gateway-initialized upstream, answers) an `initialize`.
@@ -195,6 +248,7 @@ pub(crate) async fn initialize_link(
     log: &Arc<EventLog>,
     msg: Message,
     timeout: std::time::Duration,
+    identity: &Identity,
 ) -> Result<(Link, Message), (Link, Response)> {
     let id = msg.id.clone();
     let requested = jsonrpc::requested_protocol_version(msg.params.as_deref());
@@ -213,7 +267,7 @@ pub(crate) async fn initialize_link(
                 h.set_transport(HttpTransport::Sse);
             }
             link.close().await;
-            link = match upstream.open(log.clone(), &[]).await {
+            link = match upstream.open(log.clone(), identity).await {
                 Ok(l) => l,
                 Err(e) => return Err((link, upstream_error(&e, id))),
             };
@@ -265,14 +319,16 @@ async fn initialize(
     name: Arc<str>,
     upstream: Arc<Upstream>,
     msg: Message,
+    caller: Caller,
 ) -> Response {
     let log = EventLog::new(0, gw.shared.limits.replay_events, None);
-    let link = match open_link(&upstream, log.clone()).await {
+    let identity = auth::identity(&caller.principal);
+    let link = match open_link(&upstream, log.clone(), &identity).await {
         Ok(l) => l,
         Err(e) => return upstream_error(&e, msg.id),
     };
     let timeout = gw.timeout_for(&name);
-    let (link, resp) = match initialize_link(&upstream, link, &log, msg, timeout).await {
+    let (link, resp) = match initialize_link(&upstream, link, &log, msg, timeout, &identity).await {
         Ok(v) => v,
         Err((link, r)) => {
             link.close().await;
@@ -288,6 +344,7 @@ async fn initialize(
         jsonrpc::result_protocol_version(result).unwrap_or_else(|| DEFAULT_VERSION.to_owned());
     let session = Session::new(
         name,
+        caller.principal.subject.clone(),
         link,
         log,
         version.clone(),
@@ -303,7 +360,7 @@ async fn initialize(
     r
 }
 
-async fn get_stream(gw: Gateway, req: Request) -> Response {
+async fn get_stream(gw: Gateway, caller: Caller, req: Request) -> Response {
     let headers = req.headers();
     if !accepts(headers, "text/event-stream") {
         return rpc_error(
@@ -321,7 +378,12 @@ async fn get_stream(gw: Gateway, req: Request) -> Response {
             "Bad Request: missing Mcp-Session-Id header",
         );
     };
-    let Some(session) = gw.shared.sessions.get(session_id) else {
+    let Some(session) = gw
+        .shared
+        .sessions
+        .get(session_id)
+        .filter(|s| caller.owns(s))
+    else {
         return session_not_found(None);
     };
     let resume = header_str(headers, "last-event-id").and_then(parse_event_id);
@@ -377,7 +439,7 @@ impl Drop for ListenGuard {
     }
 }
 
-async fn delete(gw: Gateway, req: Request) -> Response {
+async fn delete(gw: Gateway, caller: Caller, req: Request) -> Response {
     let Some(session_id) = header_str(req.headers(), SESSION_HEADER) else {
         return rpc_error(
             StatusCode::BAD_REQUEST,
@@ -386,9 +448,15 @@ async fn delete(gw: Gateway, req: Request) -> Response {
             "Bad Request: missing Mcp-Session-Id header",
         );
     };
-    let Some(session) = gw.shared.sessions.remove(session_id) else {
+    let Some(session) = gw
+        .shared
+        .sessions
+        .get(session_id)
+        .filter(|s| caller.owns(s))
+    else {
         return session_not_found(None);
     };
+    gw.shared.sessions.remove(&session.id);
     session.close().await;
     tracing::debug!(session = %session.id, "session deleted by the client");
     StatusCode::OK.into_response()

@@ -41,7 +41,9 @@ pub(crate) struct HttpUpstream {
     pub(crate) limits: Limits,
     transport: Mutex<Option<HttpTransport>>,
     last_error: Mutex<Option<String>>,
-    stateless: tokio::sync::Mutex<Option<Arc<HttpLink>>>,
+    /// Gateway-initialized upstream sessions of stateless clients, one per subject.
+    stateless:
+        tokio::sync::Mutex<std::collections::HashMap<String, (Arc<HttpLink>, std::time::Instant)>>,
 }
 
 impl HttpUpstream {
@@ -70,7 +72,7 @@ impl HttpUpstream {
             limits,
             transport: Mutex::new(cfg.transport),
             last_error: Mutex::new(None),
-            stateless: tokio::sync::Mutex::new(None),
+            stateless: tokio::sync::Mutex::new(std::collections::HashMap::new()),
         })
     }
 
@@ -104,29 +106,55 @@ impl HttpUpstream {
     pub(crate) async fn open(
         self: &Arc<Self>,
         server_stream: Arc<EventLog>,
+        identity: HeaderMap,
     ) -> Result<Link, UpstreamError> {
         match self.transport() {
-            Some(HttpTransport::Sse) => Ok(Link::Sse(SseLink::connect(self, server_stream).await?)),
+            Some(HttpTransport::Sse) => Ok(Link::Sse(
+                SseLink::connect(self, server_stream, identity).await?,
+            )),
             t => Ok(Link::Http(Arc::new(HttpLink::new(
                 self.clone(),
                 server_stream,
                 t.is_none(),
+                identity,
             )))),
+        }
+    }
+
+    /// Ends gateway-held sessions of subjects idle for `max`.
+    pub(crate) async fn reap_idle(&self, max: std::time::Duration) {
+        let stale: Vec<Arc<HttpLink>> = {
+            let mut map = self.stateless.lock().await;
+            let keys: Vec<String> = map
+                .iter()
+                .filter(|(_, (l, used))| used.elapsed() > max || l.gone())
+                .map(|(k, _)| k.clone())
+                .collect();
+            keys.iter()
+                .filter_map(|k| map.remove(k))
+                .map(|(l, _)| l)
+                .collect()
+        };
+        for l in stale {
+            l.close().await;
         }
     }
 
     /// The gateway-initialized upstream session used for stateless clients.
     pub(crate) async fn open_initialized(
         self: &Arc<Self>,
-        server_stream: Arc<EventLog>,
+        subject: &str,
+        identity: HeaderMap,
     ) -> Result<Link, UpstreamError> {
-        let mut slot = self.stateless.lock().await;
-        if let Some(l) = slot.as_ref()
+        let mut map = self.stateless.lock().await;
+        if let Some((l, used)) = map.get_mut(subject)
             && !l.gone()
         {
+            *used = std::time::Instant::now();
             return Ok(Link::Http(l.clone()));
         }
-        let link = Arc::new(HttpLink::new(self.clone(), server_stream, false));
+        let sink = EventLog::new(0, 1, None);
+        let link = Arc::new(HttpLink::new(self.clone(), sink, false, identity));
         let params = jsonrpc::raw(&serde_json::json!({
             "protocolVersion": GATEWAY_PROTOCOL_VERSION,
             // Every capability: each stateless request's own clientCapabilities decide
@@ -175,7 +203,10 @@ impl HttpUpstream {
         let _ = link.init_result.set(result);
         link.send(Message::notification("notifications/initialized", None))
             .await?;
-        *slot = Some(link.clone());
+        map.insert(
+            subject.to_owned(),
+            (link.clone(), std::time::Instant::now()),
+        );
         Ok(Link::Http(link))
     }
 
@@ -259,10 +290,17 @@ pub(crate) struct HttpLink {
     get_started: AtomicBool,
     init_result: OnceLock<Box<RawValue>>,
     tasks: Mutex<Vec<tokio::task::AbortHandle>>,
+    /// Who this session acts for, as headers on every upstream request.
+    identity: HeaderMap,
 }
 
 impl HttpLink {
-    fn new(up: Arc<HttpUpstream>, server_stream: Arc<EventLog>, detect: bool) -> Self {
+    fn new(
+        up: Arc<HttpUpstream>,
+        server_stream: Arc<EventLog>,
+        detect: bool,
+        identity: HeaderMap,
+    ) -> Self {
         HttpLink {
             up,
             session_id: Mutex::new(None),
@@ -273,6 +311,7 @@ impl HttpLink {
             get_started: AtomicBool::new(false),
             init_result: OnceLock::new(),
             tasks: Mutex::new(Vec::new()),
+            identity,
         }
     }
 
@@ -294,7 +333,7 @@ impl HttpLink {
     }
 
     fn session_headers(&self, accept: &'static str) -> HeaderMap {
-        let mut h = HeaderMap::new();
+        let mut h = self.identity.clone();
         h.insert(ACCEPT, HeaderValue::from_static(accept));
         h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         if let Some(sid) = self

@@ -29,8 +29,9 @@ impl SseLink {
     pub(crate) async fn connect(
         up: &Arc<HttpUpstream>,
         server_stream: Arc<EventLog>,
+        identity: HeaderMap,
     ) -> Result<Self, UpstreamError> {
-        let mut headers = HeaderMap::new();
+        let mut headers = identity.clone();
         headers.insert(ACCEPT, HeaderValue::from_static("text/event-stream"));
         let req = up.request(Method::GET, &headers, Bytes::new())?;
         let resp = up.send_http(req).await?;
@@ -83,6 +84,7 @@ impl SseLink {
                         .uri(post_url.clone());
                     if let Some(h) = req.headers_mut() {
                         h.extend(up.headers.iter().map(|(k, v)| (k.clone(), v.clone())));
+                        h.extend(identity.iter().map(|(k, v)| (k.clone(), v.clone())));
                         h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
                     }
                     let Ok(req) = req.body(Full::new(body)) else {

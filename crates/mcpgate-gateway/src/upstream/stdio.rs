@@ -74,6 +74,14 @@ pub(crate) struct SharedChild {
     pub(crate) child: Arc<Child>,
     /// The child's `initialize` result, answered to every client that joins.
     pub(crate) init_result: Box<RawValue>,
+    /// The mux seat stateless clients use on this child.
+    seat: std::sync::OnceLock<SessionKey>,
+}
+
+impl SharedChild {
+    fn is_usable(&self) -> bool {
+        self.child.is_running() && self.child.mux.dead_reason().is_none()
+    }
 }
 
 /// Everything the gateway keeps about one stdio upstream.
@@ -85,8 +93,8 @@ pub(crate) struct StdioUpstream {
     permits: Arc<Semaphore>,
     backoff: Arc<Mutex<Backoff>>,
     shared: tokio::sync::Mutex<Option<Arc<SharedChild>>>,
-    /// The seat stateless clients share on the shared child, kept while that child lives.
-    stateless: Mutex<Option<(Arc<Child>, SessionKey)>>,
+    /// Gateway-initialized children of stateless clients, one per subject.
+    per_subject: tokio::sync::Mutex<std::collections::HashMap<String, (Arc<SharedChild>, Instant)>>,
     children: Mutex<Vec<std::sync::Weak<Child>>>,
     last_error: Mutex<Option<String>>,
 }
@@ -136,7 +144,7 @@ impl StdioUpstream {
             limits,
             backoff: Arc::new(Mutex::new(Backoff::default())),
             shared: tokio::sync::Mutex::new(None),
-            stateless: Mutex::new(None),
+            per_subject: tokio::sync::Mutex::new(std::collections::HashMap::new()),
             children: Mutex::new(Vec::new()),
             last_error: Mutex::new(None),
         }
@@ -176,22 +184,27 @@ impl StdioUpstream {
         })
     }
 
-    /// The seat stateless (2026-07-28) clients use: one per shared child. The child's
-    /// questions reach it only when one request is in flight (see the mux), and the
-    /// front turns them into `input_required` results.
-    pub(crate) async fn stateless(&self) -> Result<StdioLink, UpstreamError> {
-        let shared = self.shared_child().await?;
-        let mut slot = self.stateless.lock().unwrap_or_else(|e| e.into_inner());
-        let key = match slot.as_ref() {
-            Some((child, key)) if Arc::ptr_eq(child, &shared.child) => *key,
-            _ => {
-                let key = shared.child.mux.attach(EventLog::new(0, 1, None));
-                // Each request's own clientCapabilities decide (front/mrtr.rs).
-                shared.child.mux.set_capabilities(key, None);
-                *slot = Some((shared.child.clone(), key));
-                key
-            }
+    /// The seat stateless (2026-07-28) clients use. With `isolation = "shared"` it is
+    /// on the shared child; otherwise each subject gets a gateway-initialized child
+    /// of its own, so per-user data stays per user. The child's questions reach the
+    /// seat only when one request is in flight (see the mux), and the front turns
+    /// them into `input_required` results.
+    pub(crate) async fn stateless(
+        &self,
+        subject: &str,
+        env: &[(String, String)],
+    ) -> Result<StdioLink, UpstreamError> {
+        let shared = if self.cfg.isolation == Isolation::Shared {
+            self.shared_child().await?
+        } else {
+            self.subject_child(subject, env).await?
         };
+        let key = *shared.seat.get_or_init(|| {
+            let key = shared.child.mux.attach(EventLog::new(0, 1, None));
+            // Each request's own clientCapabilities decide (front/mrtr.rs).
+            shared.child.mux.set_capabilities(key, None);
+            key
+        });
         Ok(StdioLink {
             child: shared.child.clone(),
             key,
@@ -203,12 +216,57 @@ impl StdioUpstream {
     async fn shared_child(&self) -> Result<Arc<SharedChild>, UpstreamError> {
         let mut slot = self.shared.lock().await;
         if let Some(s) = slot.as_ref()
-            && s.child.is_running()
-            && s.child.mux.dead_reason().is_none()
+            && s.is_usable()
         {
             return Ok(s.clone());
         }
-        let child = self.spawn(true, &[]).await?;
+        let shared = self.initialized_child(&[]).await?;
+        *slot = Some(shared.clone());
+        Ok(shared)
+    }
+
+    async fn subject_child(
+        &self,
+        subject: &str,
+        env: &[(String, String)],
+    ) -> Result<Arc<SharedChild>, UpstreamError> {
+        let mut map = self.per_subject.lock().await;
+        if let Some((s, used)) = map.get_mut(subject)
+            && s.is_usable()
+        {
+            *used = Instant::now();
+            return Ok(s.clone());
+        }
+        let shared = self.initialized_child(env).await?;
+        map.insert(subject.to_owned(), (shared.clone(), Instant::now()));
+        Ok(shared)
+    }
+
+    /// Stops per-subject children unused for `max`.
+    pub(crate) async fn reap_idle(&self, max: Duration) {
+        let stale: Vec<Arc<SharedChild>> = {
+            let mut map = self.per_subject.lock().await;
+            let keys: Vec<String> = map
+                .iter()
+                .filter(|(_, (s, used))| used.elapsed() > max || !s.is_usable())
+                .map(|(k, _)| k.clone())
+                .collect();
+            keys.iter()
+                .filter_map(|k| map.remove(k))
+                .map(|(s, _)| s)
+                .collect()
+        };
+        for s in stale {
+            s.child.terminate(Duration::from_secs(5)).await;
+        }
+    }
+
+    /// Starts a child and initializes it as the gateway.
+    async fn initialized_child(
+        &self,
+        env: &[(String, String)],
+    ) -> Result<Arc<SharedChild>, UpstreamError> {
+        let child = self.spawn(true, env).await?;
         let params = jsonrpc::raw(&serde_json::json!({
             "protocolVersion": GATEWAY_PROTOCOL_VERSION,
             "capabilities": { "sampling": {}, "elicitation": {}, "roots": { "listChanged": true } },
@@ -246,12 +304,11 @@ impl StdioUpstream {
             .mux
             .notify_internal("notifications/initialized")
             .map_err(|e| self.unavailable(e.0))?;
-        let shared = Arc::new(SharedChild {
+        Ok(Arc::new(SharedChild {
             child,
             init_result: result,
-        });
-        *slot = Some(shared.clone());
-        Ok(shared)
+            seat: std::sync::OnceLock::new(),
+        }))
     }
 
     fn unavailable(&self, why: String) -> UpstreamError {

@@ -1,0 +1,287 @@
+//! Authentication and policy in front of every MCP request: who is calling
+//! (the guard's verifier chain), may they use this upstream and this tool, and
+//! what the upstream is told about them.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use mcpgate_guard::{
+    AuthMethod, AuthRejection, Chain, Challenge, ExtractOptions, Policy, Principal, Target,
+};
+use serde_json::Value;
+
+use crate::front::Rewrite;
+use crate::jsonrpc::{Kind, Message};
+
+/// `auth.mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AccessMode {
+    /// Every request needs a valid credential.
+    #[default]
+    Required,
+    /// Anonymous callers get what needs no scope; the rest answers the sign-in challenge.
+    Optional,
+    /// Nobody is checked (development, loopback only).
+    Disabled,
+}
+
+/// How the gateway authenticates and what it tells upstreams.
+#[derive(Debug, Clone)]
+pub struct AuthSettings {
+    /// Required, optional or disabled.
+    pub mode: AccessMode,
+    /// The verifiers, in order.
+    pub chain: Chain,
+    /// Where credentials are read from.
+    pub extract: ExtractOptions,
+    /// Issuers named in protected-resource metadata.
+    pub authorization_servers: Vec<String>,
+    /// The claim that lists a principal's groups.
+    pub groups_claim: String,
+}
+
+impl AuthSettings {
+    /// No authentication.
+    pub fn disabled() -> Self {
+        AuthSettings {
+            mode: AccessMode::Disabled,
+            chain: Chain::new(Vec::new()),
+            extract: ExtractOptions::default(),
+            authorization_servers: Vec::new(),
+            groups_claim: "groups".into(),
+        }
+    }
+}
+
+/// Headers the gateway sets towards HTTP upstreams; never taken from clients.
+pub(crate) const SUBJECT_HEADER: &str = "x-mcpgate-subject";
+const SCOPES_HEADER: &str = "x-mcpgate-scopes";
+const CLIENT_HEADER: &str = "x-mcpgate-client-id";
+
+/// The principal everyone is when authentication is disabled.
+fn everyone() -> Principal {
+    let mut p = Principal::anonymous();
+    p.scopes.insert("*".into());
+    p
+}
+
+/// What the front needs of the guard for one upstream.
+#[derive(Debug)]
+pub(crate) struct Guard {
+    pub(crate) settings: AuthSettings,
+    pub(crate) policies: BTreeMap<String, Policy>,
+    pub(crate) public_url: url::Url,
+}
+
+impl Guard {
+    /// The challenge for an endpoint path (`/mcp` or `/mcp/<name>`).
+    pub(crate) fn challenge(&self, upstream: &str, endpoint_path: &str) -> Challenge {
+        let resource_metadata = (!self.settings.authorization_servers.is_empty()).then(|| {
+            let mut u = self.public_url.clone();
+            u.set_path(&format!(
+                "/.well-known/oauth-protected-resource{}",
+                endpoint_path.trim_end_matches('/')
+            ));
+            u.to_string()
+        });
+        let default_scopes = self
+            .policies
+            .get(upstream)
+            .map(|p| p.required().to_vec())
+            .unwrap_or_default();
+        Challenge {
+            resource_metadata,
+            default_scopes,
+        }
+    }
+
+    fn reject(&self, r: AuthRejection, upstream: &str, path: &str) -> Response {
+        r.into_response(&self.challenge(upstream, path))
+            .map(axum::body::Body::from)
+            .into_response()
+    }
+
+    /// Who is calling, or the 400/401/503 answer.
+    pub(crate) async fn authenticate(
+        &self,
+        upstream: &str,
+        path: &str,
+        headers: &HeaderMap,
+        query: Option<&str>,
+    ) -> Result<Principal, Response> {
+        if self.settings.mode == AccessMode::Disabled {
+            return Ok(everyone());
+        }
+        let credential = mcpgate_guard::extract(headers, query, &self.settings.extract)
+            .map_err(|r| self.reject(r, upstream, path))?;
+        let principal = match credential {
+            None if self.settings.mode == AccessMode::Optional => Principal::anonymous(),
+            None => return Err(self.reject(AuthRejection::Missing, upstream, path)),
+            Some(c) => self
+                .settings
+                .chain
+                .authenticate(&c)
+                .await
+                .map_err(|r| self.reject(r, upstream, path))?,
+        };
+        if let Some(policy) = self.policies.get(upstream) {
+            policy
+                .admits(&principal)
+                .map_err(|why| self.reject(AuthRejection::Forbidden(why), upstream, path))?;
+        }
+        Ok(principal)
+    }
+
+    /// Whether the principal may send this message; a 401 (anonymous: sign in)
+    /// or 403 `insufficient_scope` naming the scopes the operation needs.
+    pub(crate) fn authorize(
+        &self,
+        upstream: &str,
+        path: &str,
+        p: &Principal,
+        msg: &Message,
+    ) -> Result<(), Response> {
+        let Some(policy) = self.policies.get(upstream) else {
+            return Ok(());
+        };
+        let target = target_of(msg);
+        let target = match &target {
+            Some((kind, name)) => match *kind {
+                "tool" => Target::Tool(name),
+                "prompt" => Target::Prompt(name),
+                _ => Target::Resource(name),
+            },
+            None => Target::Upstream,
+        };
+        if policy.missing(p, target).is_empty() {
+            return Ok(());
+        }
+        let needed = policy.needed(target);
+        if p.method == AuthMethod::Anonymous {
+            let challenge = self.challenge(upstream, path);
+            let mut r = AuthRejection::Missing.into_response(&challenge);
+            if let Ok(v) = HeaderValue::try_from(challenge.sign_in(Some(&needed))) {
+                r.headers_mut()
+                    .insert(axum::http::header::WWW_AUTHENTICATE, v);
+            }
+            return Err(r.map(axum::body::Body::from).into_response());
+        }
+        Err(self.reject(AuthRejection::InsufficientScope(needed), upstream, path))
+    }
+
+    /// For list results: hides what the principal may not use.
+    pub(crate) fn list_filter(
+        &self,
+        upstream: &str,
+        p: &Principal,
+        method: &str,
+    ) -> Option<Rewrite> {
+        let policy = self.policies.get(upstream)?;
+        if !policy.filters_lists() {
+            return None;
+        }
+        let (field, key, kind) = match method {
+            "tools/list" => ("tools", "name", "tool"),
+            "prompts/list" => ("prompts", "name", "prompt"),
+            "resources/list" => ("resources", "uri", "resource"),
+            _ => return None,
+        };
+        let policy = policy.clone();
+        let p = p.clone();
+        Some(Arc::new(move |m: &mut Message| {
+            let Some(result) = m.result.as_deref() else {
+                return;
+            };
+            let Ok(mut map) = serde_json::from_str::<serde_json::Map<String, Value>>(result.get())
+            else {
+                return;
+            };
+            if let Some(Value::Array(items)) = map.get_mut(field) {
+                items.retain(|item| {
+                    let name = item.get(key).and_then(Value::as_str).unwrap_or_default();
+                    let target = match kind {
+                        "tool" => Target::Tool(name),
+                        "prompt" => Target::Prompt(name),
+                        _ => Target::Resource(name),
+                    };
+                    policy.missing(&p, target).is_empty()
+                });
+            }
+            m.result = Some(crate::jsonrpc::raw(&map));
+        }))
+    }
+
+    /// Every scope the upstream's policy mentions.
+    pub(crate) fn scopes_for(&self, upstream: &str) -> Vec<String> {
+        self.policies
+            .get(upstream)
+            .map(Policy::scopes)
+            .unwrap_or_default()
+    }
+}
+
+/// (kind, name) of a named request: tools/call, prompts/get, resources/read.
+fn target_of(msg: &Message) -> Option<(&'static str, String)> {
+    if msg.kind() != Some(Kind::Request) {
+        return None;
+    }
+    let (kind, field) = match msg.method.as_deref()? {
+        "tools/call" => ("tool", "name"),
+        "prompts/get" => ("prompt", "name"),
+        "resources/read" => ("resource", "uri"),
+        _ => return None,
+    };
+    let params: Value = msg.params_as()?;
+    Some((kind, params.get(field)?.as_str()?.to_owned()))
+}
+
+/// What HTTP upstreams are told about the caller (nothing for anonymous callers).
+pub(crate) fn identity_headers(p: &Principal) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    if p.method == AuthMethod::Anonymous {
+        return h;
+    }
+    let mut put = |name: &'static str, value: &str| {
+        if let Ok(v) = HeaderValue::try_from(value) {
+            h.insert(HeaderName::from_static(name), v);
+        }
+    };
+    put(SUBJECT_HEADER, &p.subject);
+    put(
+        SCOPES_HEADER,
+        &p.scopes.iter().cloned().collect::<Vec<_>>().join(" "),
+    );
+    if let Some(c) = &p.client_id {
+        put(CLIENT_HEADER, c);
+    }
+    h
+}
+
+/// Everything an upstream may be told about the caller.
+pub(crate) fn identity(p: &Principal) -> crate::upstream::Identity {
+    crate::upstream::Identity {
+        subject: p.subject.clone(),
+        env: identity_env(p),
+        headers: identity_headers(p),
+    }
+}
+
+/// What a per-session stdio child is told about its user.
+pub(crate) fn identity_env(p: &Principal) -> Vec<(String, String)> {
+    if p.method == AuthMethod::Anonymous {
+        return Vec::new();
+    }
+    let mut env = vec![
+        ("MCPGATE_SUBJECT".to_owned(), p.subject.clone()),
+        (
+            "MCPGATE_SCOPES".to_owned(),
+            p.scopes.iter().cloned().collect::<Vec<_>>().join(" "),
+        ),
+    ];
+    if let Some(c) = &p.client_id {
+        env.push(("MCPGATE_CLIENT_ID".to_owned(), c.clone()));
+    }
+    env
+}
