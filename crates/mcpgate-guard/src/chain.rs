@@ -36,14 +36,14 @@ impl Chain {
     }
 
     /// Who the credential belongs to. Verifiers whose shape matches are tried in
-    /// order; the first that accepts wins. If none accepts, an unavailable
-    /// verifier makes it 503 (never "allow"), else the first reason given is the 401.
+    /// order; the first that accepts or refuses it decides (`NotMine` passes it
+    /// on). If none decides, an unavailable verifier makes it 503 (never "allow"),
+    /// else it is a 401.
     pub async fn authenticate(&self, credential: &Credential) -> Result<Principal, AuthRejection> {
         let key = VerifiedCache::key(credential);
         if let Some(p) = self.cache.get(&key) {
             return Ok(p);
         }
-        let mut invalid: Option<String> = None;
         let mut unavailable: Option<String> = None;
         for v in self.verifiers.iter().filter(|v| v.accepts(credential)) {
             match v.verify(credential).await {
@@ -54,8 +54,11 @@ impl Chain {
                 }
                 Err(VerifyError::NotMine) => {}
                 Err(VerifyError::Invalid(why)) => {
+                    // The verifier owns this credential and refuses it: stop here, so a
+                    // revoked key or an expired token is never shown to the verifiers
+                    // after it (an introspection endpoint of another party).
                     tracing::debug!(verifier = v.name(), %why, "credential refused");
-                    invalid.get_or_insert(why);
+                    return Err(AuthRejection::InvalidToken(why));
                 }
                 Err(VerifyError::Unavailable(why)) => {
                     tracing::warn!(verifier = v.name(), %why, "verifier unavailable");
@@ -68,12 +71,10 @@ impl Chain {
                 "cannot verify the credential right now: {why}; try again shortly"
             )));
         }
-        Err(AuthRejection::InvalidToken(invalid.unwrap_or_else(
-            || match credential {
-                Credential::Basic { .. } => "unknown user or wrong password".to_owned(),
-                _ => "the credential is not recognized by this server".to_owned(),
-            },
-        )))
+        Err(AuthRejection::InvalidToken(match credential {
+            Credential::Basic { .. } => "unknown user or wrong password".to_owned(),
+            _ => "the credential is not recognized by this server".to_owned(),
+        }))
     }
 }
 

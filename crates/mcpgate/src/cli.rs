@@ -47,6 +47,16 @@ enum Command {
         #[arg(long = "credential", value_name = "ENV_VAR")]
         credentials: Vec<String>,
     },
+    /// Create, list and revoke API keys.
+    Keys {
+        #[command(subcommand)]
+        command: crate::keys::KeysCommand,
+    },
+    /// Add, re-password and remove HTTP Basic users.
+    Users {
+        #[command(subcommand)]
+        command: crate::users::UsersCommand,
+    },
 }
 
 /// `mcpgate serve`.
@@ -110,5 +120,7 @@ pub(crate) async fn run(cli: Cli) -> ExitCode {
             data_dir,
             credentials,
         } => crate::demo::run(http, data_dir, credentials).await,
+        Command::Keys { command } => crate::keys::run(command).await,
+        Command::Users { command } => crate::users::run(command).await,
     }
 }

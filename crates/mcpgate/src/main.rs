@@ -6,8 +6,10 @@ mod cli;
 mod config;
 mod demo;
 mod init;
+mod keys;
 mod logging;
 mod serve;
+mod users;
 
 use std::process::ExitCode;
 

@@ -1,0 +1,608 @@
+//! Opaque bearer tokens checked at the issuer's RFC 7662 introspection endpoint.
+//!
+//! Each uncached token costs one `POST token=…&token_type_hint=access_token` to
+//! the endpoint, authenticated as a confidential client (`client_secret_basic`
+//! or `client_secret_post`). Answers are cached under the token's SHA-256
+//! digest: an active token until `min(exp, positive_ttl)`, an inactive one for
+//! `negative_ttl`. Concurrent verifications of one uncached token share a single
+//! HTTP call. When the endpoint is unreachable, slow, or answers 5xx (or anything
+//! but a well-formed 200), the result is [`VerifyError::Unavailable`] — which the
+//! chain turns into 503 with `Retry-After`, never into "allow" — and nothing is
+//! cached.
+//!
+//! ## Coexisting with JWT verifiers
+//!
+//! An opaque token has no shape to recognize, so [`Introspection`] accepts every
+//! `Authorization: Bearer` credential (never the API-key header: API keys are not
+//! OAuth tokens). Order the chain so that cheaper, local verifiers come first —
+//! JWT, API keys, static tokens — and introspection after them: a bearer that an
+//! earlier verifier accepts never reaches the identity provider, and a JWT that
+//! the JWT verifier refused (expired, wrong audience) costs one introspection
+//! call whose negative answer is cached, while the JWT verifier's reason is the
+//! one the client sees (the chain keeps the first refusal).
+//!
+//! The endpoint must be `https`, or `http` on a loopback address; `allow_http`
+//! lifts that for in-cluster identity providers, at the price of sending the
+//! client secret and users' tokens in the clear.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use base64::Engine;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use crate::credential::Credential;
+use crate::metadata::same_resource;
+use crate::principal::{AuthMethod, Principal};
+use crate::verifier::{BoxFuture, Verified, Verifier, VerifyError};
+
+/// Largest introspection answer read; anything longer is treated as a broken endpoint.
+const MAX_RESPONSE_BYTES: usize = 64 * 1024;
+
+/// How many token answers are cached at most.
+const CACHE_CAPACITY: u64 = 100_000;
+
+/// One `[[auth.introspection]]` entry.
+///
+/// ```toml
+/// endpoint = "https://idp.example/oauth2/introspect"
+/// client_id = "mcpgate"
+/// client_secret_env = "INTROSPECTION_SECRET"
+/// auth_method = "client_secret_basic"      # or "client_secret_post"
+/// audience = "https://mcp.example/mcp"     # optional: `aud` must include it
+/// positive_ttl = "5m"                      # active answers, never past `exp`
+/// negative_ttl = "10s"                     # inactive answers
+/// timeout = "5s"
+/// ```
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntrospectionConfig {
+    /// The RFC 7662 endpoint: `https`, or `http` on loopback (see `allow_http`).
+    pub endpoint: url::Url,
+    /// mcpgate's client id at the identity provider.
+    pub client_id: String,
+    /// The client secret, inline. Prefer `client_secret_env`; exactly one of the two.
+    #[serde(default)]
+    pub client_secret: Option<String>,
+    /// The environment variable holding the client secret.
+    #[serde(default)]
+    pub client_secret_env: Option<String>,
+    /// How mcpgate authenticates to the endpoint (default `client_secret_basic`).
+    #[serde(default)]
+    pub auth_method: ClientAuthMethod,
+    /// When set, an active token's `aud` must include this resource (compared
+    /// with [`same_resource`]: `X`, `X/` and an upper-case host are the same).
+    #[serde(default)]
+    pub audience: Option<String>,
+    /// How long an active answer is reused; never past the token's `exp` (default 5m).
+    #[serde(
+        default = "default_positive_ttl",
+        deserialize_with = "duration::deserialize"
+    )]
+    pub positive_ttl: Duration,
+    /// How long an inactive answer is reused (default 10s).
+    #[serde(
+        default = "default_negative_ttl",
+        deserialize_with = "duration::deserialize"
+    )]
+    pub negative_ttl: Duration,
+    /// How long one introspection call may take before the token is "unavailable" (default 5s).
+    #[serde(
+        default = "default_timeout",
+        deserialize_with = "duration::deserialize"
+    )]
+    pub timeout: Duration,
+    /// Allows a plain-`http` endpoint that is not on loopback. Risky: the client
+    /// secret and every token cross the network in the clear.
+    #[serde(default)]
+    pub allow_http: bool,
+}
+
+impl std::fmt::Debug for IntrospectionConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IntrospectionConfig")
+            .field("endpoint", &self.endpoint.as_str())
+            .field("client_id", &self.client_id)
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field("client_secret_env", &self.client_secret_env)
+            .field("auth_method", &self.auth_method)
+            .field("audience", &self.audience)
+            .field("positive_ttl", &self.positive_ttl)
+            .field("negative_ttl", &self.negative_ttl)
+            .field("timeout", &self.timeout)
+            .field("allow_http", &self.allow_http)
+            .finish()
+    }
+}
+
+fn default_positive_ttl() -> Duration {
+    Duration::from_secs(300)
+}
+
+fn default_negative_ttl() -> Duration {
+    Duration::from_secs(10)
+}
+
+fn default_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+
+/// How mcpgate proves to the introspection endpoint that it may ask (RFC 6749 §2.3.1).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientAuthMethod {
+    /// `Authorization: Basic` with the form-encoded client id and secret.
+    #[default]
+    ClientSecretBasic,
+    /// `client_id` and `client_secret` in the form body.
+    ClientSecretPost,
+}
+
+/// The introspection verifier. Cheap to share: wrap it in an `Arc`.
+pub struct Introspection {
+    name: String,
+    endpoint: url::Url,
+    client_id: String,
+    client_secret: String,
+    auth_method: ClientAuthMethod,
+    audience: Option<String>,
+    positive_ttl: Duration,
+    negative_ttl: Duration,
+    timeout: Duration,
+    http: reqwest::Client,
+    cache: moka::future::Cache<[u8; 32], Answer>,
+}
+
+impl std::fmt::Debug for Introspection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Introspection")
+            .field("endpoint", &self.endpoint.as_str())
+            .field("client_id", &self.client_id)
+            .field("auth_method", &self.auth_method)
+            .field("audience", &self.audience)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A cached answer of the endpoint. Unavailability is never cached.
+#[derive(Clone)]
+enum Answer {
+    Active {
+        principal: Principal,
+        until: Instant,
+    },
+    Inactive {
+        why: String,
+        until: Instant,
+    },
+}
+
+impl Answer {
+    fn until(&self) -> Instant {
+        match self {
+            Answer::Active { until, .. } | Answer::Inactive { until, .. } => *until,
+        }
+    }
+}
+
+/// Each answer lives exactly until its own deadline.
+struct AnswerExpiry;
+
+impl moka::Expiry<[u8; 32], Answer> for AnswerExpiry {
+    fn expire_after_create(
+        &self,
+        _key: &[u8; 32],
+        value: &Answer,
+        created_at: Instant,
+    ) -> Option<Duration> {
+        Some(value.until().saturating_duration_since(created_at))
+    }
+}
+
+impl Introspection {
+    /// The verifier for `cfg`, reading `client_secret_env` from the process environment.
+    pub fn new(cfg: &IntrospectionConfig) -> Result<Self, String> {
+        Self::with_env(cfg, |name| std::env::var(name).ok())
+    }
+
+    /// The verifier for `cfg`, reading environment variables through `env`.
+    pub fn with_env(
+        cfg: &IntrospectionConfig,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, String> {
+        let what = format!("introspection endpoint {}", cfg.endpoint);
+        check_url(&cfg.endpoint, cfg.allow_http, &what)?;
+        if cfg.client_id.trim().is_empty() {
+            return Err(format!("{what}: client_id is empty"));
+        }
+        let client_secret = match (&cfg.client_secret, &cfg.client_secret_env) {
+            (Some(s), None) => s.clone(),
+            (None, Some(var)) => env(var).ok_or_else(|| {
+                format!("{what}: client_secret_env names {var}, which is not set")
+            })?,
+            (None, None) => {
+                return Err(format!(
+                    "{what}: set client_secret_env (or client_secret) to mcpgate's client secret"
+                ));
+            }
+            (Some(_), Some(_)) => {
+                return Err(format!(
+                    "{what}: set client_secret or client_secret_env, not both"
+                ));
+            }
+        };
+        if client_secret.is_empty() {
+            return Err(format!("{what}: the client secret is empty"));
+        }
+        if cfg.timeout.is_zero() {
+            return Err(format!("{what}: timeout must be greater than 0"));
+        }
+        Ok(Introspection {
+            name: format!("introspection:{}", cfg.endpoint.host_str().unwrap_or("")),
+            endpoint: cfg.endpoint.clone(),
+            client_id: cfg.client_id.clone(),
+            client_secret,
+            auth_method: cfg.auth_method,
+            audience: cfg.audience.clone(),
+            positive_ttl: cfg.positive_ttl,
+            negative_ttl: cfg.negative_ttl,
+            timeout: cfg.timeout,
+            http: http_client(cfg.timeout).map_err(|e| format!("{what}: {e}"))?,
+            cache: moka::future::Cache::builder()
+                .max_capacity(CACHE_CAPACITY)
+                .expire_after(AnswerExpiry)
+                .build(),
+        })
+    }
+
+    /// Forgets every cached answer (e.g. after a revocation was announced).
+    pub fn clear_cache(&self) {
+        self.cache.invalidate_all();
+    }
+
+    async fn check(&self, token: &str) -> Result<Verified, VerifyError> {
+        let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        // Single flight: concurrent misses for one key wait for one `introspect`.
+        let answer = self
+            .cache
+            .try_get_with(key, self.introspect(token))
+            .await
+            .map_err(|e: Arc<VerifyError>| (*e).clone())?;
+        match answer {
+            Answer::Inactive { why, .. } => Err(VerifyError::Invalid(why)),
+            Answer::Active { principal, until } => {
+                if let Some(exp) = principal.expires_at
+                    && exp <= SystemTime::now()
+                {
+                    return Err(VerifyError::Invalid(format!(
+                        "Token expired at {}",
+                        rfc3339(exp)
+                    )));
+                }
+                Ok(Verified {
+                    principal,
+                    cache_for: until.saturating_duration_since(Instant::now()),
+                })
+            }
+        }
+    }
+
+    /// Asks the endpoint. `Err` is always [`VerifyError::Unavailable`]: an
+    /// inactive token is a (cacheable) `Ok(Answer::Inactive)`.
+    async fn introspect(&self, token: &str) -> Result<Answer, VerifyError> {
+        let req = self.request(token)?;
+        let sent = Instant::now();
+        let resp = req.send().await.map_err(|e| {
+            tracing::warn!(verifier = %self.name, error = %e, "introspection request failed");
+            if e.is_timeout() {
+                VerifyError::Unavailable(format!(
+                    "the token introspection endpoint did not answer within {:?}",
+                    self.timeout
+                ))
+            } else {
+                unavailable("the token introspection endpoint is unreachable")
+            }
+        })?;
+        let status = resp.status();
+        if !status.is_success() {
+            if status.is_client_error() && status != http::StatusCode::TOO_MANY_REQUESTS {
+                tracing::error!(verifier = %self.name, %status,
+                    "the introspection endpoint refused mcpgate's request; check client_id, the client secret and auth_method");
+            } else {
+                tracing::warn!(verifier = %self.name, %status, "introspection endpoint error");
+            }
+            return Err(VerifyError::Unavailable(format!(
+                "the token introspection endpoint answered HTTP {}",
+                status.as_u16()
+            )));
+        }
+        let body = read_limited(resp, MAX_RESPONSE_BYTES).await.map_err(|e| {
+            tracing::warn!(verifier = %self.name, error = %e, "introspection response unreadable");
+            if e.contains("timed out") {
+                VerifyError::Unavailable(format!(
+                    "the token introspection endpoint did not answer within {:?}",
+                    self.timeout
+                ))
+            } else {
+                unavailable("the token introspection endpoint sent an unreadable answer")
+            }
+        })?;
+        let claims: Map<String, Value> = serde_json::from_slice(&body).map_err(|_| {
+            tracing::warn!(verifier = %self.name, "introspection response is not a JSON object");
+            unavailable("the token introspection endpoint sent an invalid answer")
+        })?;
+        tracing::debug!(verifier = %self.name, elapsed = ?sent.elapsed(), "token introspected");
+        Ok(self.answer(claims))
+    }
+
+    /// The introspection request for `token`, with mcpgate's client authentication.
+    fn request(&self, token: &str) -> Result<reqwest::RequestBuilder, VerifyError> {
+        let mut form = url::form_urlencoded::Serializer::new(String::new());
+        form.append_pair("token", token)
+            .append_pair("token_type_hint", "access_token");
+        let mut req = self
+            .http
+            .post(self.endpoint.clone())
+            .header(http::header::ACCEPT, "application/json")
+            .header(
+                http::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            );
+        match self.auth_method {
+            ClientAuthMethod::ClientSecretBasic => {
+                let pair = format!(
+                    "{}:{}",
+                    form_encode(&self.client_id),
+                    form_encode(&self.client_secret)
+                );
+                let encoded = base64::engine::general_purpose::STANDARD.encode(pair);
+                let mut value =
+                    http::HeaderValue::try_from(format!("Basic {encoded}")).map_err(|_| {
+                        unavailable(
+                            "the introspection client credentials are not valid in a header",
+                        )
+                    })?;
+                value.set_sensitive(true);
+                req = req.header(http::header::AUTHORIZATION, value);
+            }
+            ClientAuthMethod::ClientSecretPost => {
+                form.append_pair("client_id", &self.client_id)
+                    .append_pair("client_secret", &self.client_secret);
+            }
+        }
+        Ok(req.body(form.finish()))
+    }
+
+    /// Turns the endpoint's JSON into a cacheable answer.
+    fn answer(&self, mut claims: Map<String, Value>) -> Answer {
+        let now = Instant::now();
+        let inactive = |why: String| Answer::Inactive {
+            why,
+            until: now + self.negative_ttl,
+        };
+        match claims.remove("active") {
+            Some(Value::Bool(true)) => {}
+            _ => return inactive("Token is not active (revoked or expired)".to_owned()),
+        }
+        let text = |k: &str| claims.get(k).and_then(Value::as_str).map(str::to_owned);
+        let Some(subject) = text("sub")
+            .or_else(|| text("username"))
+            .or_else(|| text("client_id"))
+            .filter(|s| !s.is_empty())
+        else {
+            return inactive(
+                "the token's introspection result names no subject (sub, username or client_id)"
+                    .to_owned(),
+            );
+        };
+        let audience = strings(claims.get("aud"));
+        if let Some(want) = &self.audience
+            && !audience.iter().any(|a| same_resource(a, want))
+        {
+            return inactive(format!("Token audience does not include {want}"));
+        }
+        let scopes = match claims.get("scope") {
+            Some(Value::String(s)) => Principal::parse_scopes(s),
+            other => strings(other).into_iter().collect(),
+        };
+        let expires_at = claims
+            .get("exp")
+            .and_then(Value::as_f64)
+            .filter(|s| s.is_finite() && *s >= 0.0)
+            .map(|s| SystemTime::UNIX_EPOCH + Duration::from_secs(s as u64));
+        let mut ttl = self.positive_ttl;
+        if let Some(exp) = expires_at {
+            ttl = ttl.min(exp.duration_since(SystemTime::now()).unwrap_or_default());
+        }
+        Answer::Active {
+            principal: Principal {
+                subject,
+                client_id: text("client_id"),
+                scopes,
+                audience,
+                expires_at,
+                method: AuthMethod::Introspection,
+                claims,
+            },
+            until: now + ttl,
+        }
+    }
+}
+
+impl Verifier for Introspection {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Every bearer token (opaque tokens have no shape to recognize); never API-key headers.
+    fn accepts(&self, credential: &Credential) -> bool {
+        matches!(credential, Credential::Bearer(_))
+    }
+
+    fn verify<'a>(
+        &'a self,
+        credential: &'a Credential,
+    ) -> BoxFuture<'a, Result<Verified, VerifyError>> {
+        Box::pin(async move {
+            match credential {
+                Credential::Bearer(token) => self.check(token).await,
+                _ => Err(VerifyError::NotMine),
+            }
+        })
+    }
+}
+
+/// A string or an array of strings (`aud`, a `scope` list).
+fn strings(v: Option<&Value>) -> Vec<String> {
+    match v {
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn unavailable(why: &str) -> VerifyError {
+    VerifyError::Unavailable(why.to_owned())
+}
+
+fn form_encode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// Refuses URLs that would carry secrets in the clear: `https`, or `http` on a
+/// loopback host, unless `allow_http`.
+pub(crate) fn check_url(u: &url::Url, allow_http: bool, what: &str) -> Result<(), String> {
+    match u.scheme() {
+        "https" => Ok(()),
+        "http" if allow_http || is_loopback(u) => Ok(()),
+        "http" => Err(format!(
+            "{what}: plain http sends secrets in the clear; use https (http is allowed on loopback, or with allow_http = true)"
+        )),
+        other => Err(format!("{what}: unsupported scheme {other:?}; use https")),
+    }
+}
+
+fn is_loopback(u: &url::Url) -> bool {
+    match u.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
+}
+
+/// An HTTP client for control-plane calls that carry secrets: a whole-call
+/// timeout, and no redirects (a redirect would resend the secret elsewhere).
+pub(crate) fn http_client(timeout: Duration) -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("mcpgate/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| format!("cannot build the HTTP client: {e}"))
+}
+
+/// Reads at most `limit` bytes of a body; longer bodies are an error.
+pub(crate) async fn read_limited(
+    mut resp: reqwest::Response,
+    limit: usize,
+) -> Result<Vec<u8>, String> {
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| {
+        if e.is_timeout() {
+            "timed out".to_owned()
+        } else {
+            e.to_string()
+        }
+    })? {
+        if body.len() + chunk.len() > limit {
+            return Err(format!("the answer is longer than {limit} bytes"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// `2026-01-01T00:00:00Z`.
+pub(crate) fn rfc3339(t: SystemTime) -> String {
+    let secs = t
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Durations in configuration: `"30s"`, `"5m"`, `"1h"`, `"250ms"`, `"1d"`, or a
+/// plain number of seconds.
+pub(crate) mod duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    /// Deserializes a duration.
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Secs(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Secs(s) => Ok(Duration::from_secs(s)),
+            Raw::Text(t) => parse(&t).map_err(serde::de::Error::custom),
+        }
+    }
+
+    /// Parses `"30s"`-style text.
+    pub(crate) fn parse(text: &str) -> Result<Duration, String> {
+        let t = text.trim();
+        let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+        let (num, unit) = t.split_at(split);
+        let n: u64 = num.parse().map_err(|_| {
+            format!("invalid duration {text:?}: expected e.g. \"30s\", \"5m\", \"250ms\"")
+        })?;
+        let d = match unit.trim() {
+            "ms" => Duration::from_millis(n),
+            "" | "s" => Duration::from_secs(n),
+            "m" => Duration::from_secs(n.saturating_mul(60)),
+            "h" => Duration::from_secs(n.saturating_mul(3600)),
+            "d" => Duration::from_secs(n.saturating_mul(86_400)),
+            other => {
+                return Err(format!(
+                    "invalid duration unit {other:?} in {text:?}: use ms, s, m, h or d"
+                ));
+            }
+        };
+        Ok(d)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,216 @@
+//! API keys: generated here, shown once, stored as a SHA-256 digest.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::time::SystemTime;
+
+use rand::Rng as _;
+use rand::distr::Alphanumeric;
+use sha2::{Digest as _, Sha256};
+use sqlx::Row as _;
+use sqlx::sqlite::SqliteRow;
+
+use crate::error::{Kind, StoreError};
+use crate::time::{from_unix, to_unix};
+use crate::{Store, check_name, join_scopes};
+
+/// What every mcpgate API key starts with, so leaked keys can be scanned for.
+pub const KEY_PREFIX: &str = "mcpg_";
+
+/// Random base62 characters after [`KEY_PREFIX`] (≈ 238 bits).
+pub(crate) const KEY_RANDOM_CHARS: usize = 40;
+
+/// Random characters kept in the listed prefix (the rest is never stored).
+const SHOWN_CHARS: usize = 6;
+
+/// The SHA-256 digest of an API key: what the store keeps and looks keys up by.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct KeyDigest([u8; 32]);
+
+impl KeyDigest {
+    /// The digest of `key`.
+    pub fn of(key: &str) -> KeyDigest {
+        KeyDigest(Sha256::digest(key.as_bytes()).into())
+    }
+
+    /// The raw digest.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    fn to_hex(self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+impl fmt::Debug for KeyDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KeyDigest({})", self.to_hex())
+    }
+}
+
+/// An API key as stored: everything but the key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ApiKeyRecord {
+    /// Unique name given at creation.
+    pub name: String,
+    /// The key's first characters (`mcpg_` and a few more), to recognise it.
+    pub prefix: String,
+    /// The subject a request with this key acts as.
+    pub subject: String,
+    /// Granted scopes (`*` grants every scope).
+    pub scopes: BTreeSet<String>,
+    /// When it was created.
+    pub created_at: SystemTime,
+    /// When it stops working, if ever.
+    pub expires_at: Option<SystemTime>,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<SystemTime>,
+}
+
+impl ApiKeyRecord {
+    /// Whether it has expired at `now`.
+    pub fn is_expired(&self, now: SystemTime) -> bool {
+        self.expires_at.is_some_and(|e| e <= now)
+    }
+
+    fn from_row(row: &SqliteRow) -> Result<ApiKeyRecord, sqlx::Error> {
+        Ok(ApiKeyRecord {
+            name: row.try_get("name")?,
+            prefix: row.try_get("prefix")?,
+            subject: row.try_get("subject")?,
+            scopes: split_scopes(&row.try_get::<String, _>("scopes")?),
+            created_at: from_unix(row.try_get("created_at")?),
+            expires_at: row.try_get::<Option<i64>, _>("expires_at")?.map(from_unix),
+            revoked_at: row.try_get::<Option<i64>, _>("revoked_at")?.map(from_unix),
+        })
+    }
+}
+
+pub(crate) fn split_scopes(s: &str) -> BTreeSet<String> {
+    s.split_ascii_whitespace().map(str::to_owned).collect()
+}
+
+/// A fresh key: the prefix and [`KEY_RANDOM_CHARS`] base62 characters from the
+/// thread-local CSPRNG (ChaCha, seeded from the OS).
+fn generate_key() -> String {
+    let mut key = String::with_capacity(KEY_PREFIX.len() + KEY_RANDOM_CHARS);
+    key.push_str(KEY_PREFIX);
+    key.extend(
+        rand::rng()
+            .sample_iter(Alphanumeric)
+            .take(KEY_RANDOM_CHARS)
+            .map(char::from),
+    );
+    key
+}
+
+/// Whether `key` has the shape of a key this store generates.
+pub(crate) fn well_formed(key: &str) -> bool {
+    key.strip_prefix(KEY_PREFIX).is_some_and(|rest| {
+        rest.len() == KEY_RANDOM_CHARS && rest.bytes().all(|b| b.is_ascii_alphanumeric())
+    })
+}
+
+impl Store {
+    /// Creates a key named `name` acting as `subject` with `scopes`, valid
+    /// until `expires_at` (or forever), and returns it. This is the only time
+    /// the key exists outside the caller's hands: only its digest is stored.
+    pub async fn create_api_key(
+        &self,
+        name: &str,
+        subject: &str,
+        scopes: &BTreeSet<String>,
+        expires_at: Option<SystemTime>,
+    ) -> Result<String, StoreError> {
+        check_name(Kind::ApiKey, name)?;
+        check_subject(subject)?;
+        let scopes = join_scopes(scopes)?;
+        let key = generate_key();
+        let prefix = &key[..KEY_PREFIX.len() + SHOWN_CHARS];
+        sqlx::query(
+            "INSERT INTO api_keys (name, prefix, digest, subject, scopes, created_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(name)
+        .bind(prefix)
+        .bind(KeyDigest::of(&key).to_hex())
+        .bind(subject)
+        .bind(scopes)
+        .bind(to_unix(SystemTime::now()))
+        .bind(expires_at.map(to_unix))
+        .execute(&self.pool)
+        .await
+        .map_err(|e| StoreError::on_insert(e, Kind::ApiKey, name))?;
+        Ok(key)
+    }
+
+    /// Every key, revoked and expired ones included, oldest first.
+    pub async fn list_api_keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT name, prefix, subject, scopes, created_at, expires_at, revoked_at
+             FROM api_keys ORDER BY created_at, name",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(ApiKeyRecord::from_row)
+            .collect::<Result<_, _>>()?)
+    }
+
+    /// Revokes the key named `name`: it fails from the next verification on.
+    /// Returns `false` when it was revoked already (the first time is kept).
+    pub async fn revoke_api_key(&self, name: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE api_keys SET revoked_at = $1 WHERE name = $2 AND revoked_at IS NULL",
+        )
+        .bind(to_unix(SystemTime::now()))
+        .bind(name)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() > 0 {
+            return Ok(true);
+        }
+        let exists = sqlx::query("SELECT 1 FROM api_keys WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?
+            .is_some();
+        if exists {
+            Ok(false)
+        } else {
+            Err(StoreError::NotFound {
+                kind: Kind::ApiKey,
+                name: name.to_owned(),
+            })
+        }
+    }
+
+    /// The key with this digest, revoked and expired ones included (the
+    /// caller decides, and can say why it refuses).
+    pub async fn find_api_key(
+        &self,
+        digest: &KeyDigest,
+    ) -> Result<Option<ApiKeyRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT name, prefix, subject, scopes, created_at, expires_at, revoked_at
+             FROM api_keys WHERE digest = $1",
+        )
+        .bind(digest.to_hex())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(ApiKeyRecord::from_row).transpose()?)
+    }
+}
+
+fn check_subject(subject: &str) -> Result<(), StoreError> {
+    if subject.is_empty() || subject.len() > 256 || subject.chars().any(char::is_control) {
+        return Err(StoreError::InvalidSubject(subject.to_owned()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

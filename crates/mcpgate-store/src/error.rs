@@ -1,0 +1,111 @@
+//! The store's one error type.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// What a record is, for messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Kind {
+    /// An API key.
+    ApiKey,
+    /// A Basic user.
+    User,
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Kind::ApiKey => "API key",
+            Kind::User => "user",
+        })
+    }
+}
+
+/// Why a store operation failed. Messages name what to do and never contain a secret.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The data directory or the database file cannot be created.
+    #[error("cannot create {}: {source}", path.display())]
+    DataDir {
+        /// The directory or file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The database cannot be opened.
+    #[error("cannot open the database {}: {source}", path.display())]
+    Open {
+        /// The database file.
+        path: PathBuf,
+        /// The cause.
+        source: sqlx::Error,
+    },
+    /// The schema cannot be brought up to date (e.g. the database was written by a newer mcpgate).
+    #[error("cannot update the database schema of {}: {source}", path.display())]
+    Migrate {
+        /// The database file.
+        path: PathBuf,
+        /// The cause.
+        source: sqlx::migrate::MigrateError,
+    },
+    /// A query failed.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// A record with this name exists already.
+    #[error("{kind} {name:?} already exists")]
+    Duplicate {
+        /// What it is.
+        kind: Kind,
+        /// Its name.
+        name: String,
+    },
+    /// No record has this name.
+    #[error("no {kind} named {name:?}")]
+    NotFound {
+        /// What was looked for.
+        kind: Kind,
+        /// The name given.
+        name: String,
+    },
+    /// A name with characters that are not allowed.
+    #[error("invalid {kind} name {name:?}: use 1 to 64 letters, digits, and . _ - @ +")]
+    InvalidName {
+        /// What was being named.
+        kind: Kind,
+        /// The name given.
+        name: String,
+    },
+    /// A subject that is empty, longer than 256 bytes, or holds control characters.
+    #[error("invalid subject {0:?}: use 1 to 256 printable characters")]
+    InvalidSubject(String),
+    /// A scope with characters that are not allowed (RFC 6749 §3.3).
+    #[error("invalid scope {0:?}: scopes are separated by spaces and hold no quote or backslash")]
+    InvalidScope(String),
+    /// The password is empty.
+    #[error("the password is empty")]
+    EmptyPassword,
+    /// Hashing or checking a password failed.
+    #[error("password hashing failed: {0}")]
+    Hash(String),
+    /// A stored value cannot be read back.
+    #[error("corrupt record in the database: {0}")]
+    Corrupt(String),
+    /// A background hashing task did not finish.
+    #[error("a background task failed: {0}")]
+    Task(String),
+}
+
+impl StoreError {
+    /// Maps a unique-constraint violation to [`StoreError::Duplicate`].
+    pub(crate) fn on_insert(e: sqlx::Error, kind: Kind, name: &str) -> StoreError {
+        match &e {
+            sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Duplicate {
+                kind,
+                name: name.to_owned(),
+            },
+            _ => StoreError::Database(e),
+        }
+    }
+}

@@ -1,0 +1,258 @@
+//! `mcpgate keys`: create, list and revoke API keys in the data directory's store.
+//!
+//! A key is printed once, alone on stdout, so it can be captured by a script;
+//! everything else goes to stderr. Only its digest is stored.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime};
+
+use mcpgate_store::{ApiKeyRecord, DB_FILE, Store, format_utc};
+
+/// Where the store lives (shared by `mcpgate keys` and `mcpgate users`).
+#[derive(Debug, clap::Args)]
+pub(crate) struct StoreArgs {
+    /// Data directory holding mcpgate.sqlite (the same as `serve`'s server.data_dir).
+    #[arg(
+        long,
+        env = "MCPGATE_SERVER__DATA_DIR",
+        default_value = "./mcpgate-data"
+    )]
+    data_dir: PathBuf,
+}
+
+impl StoreArgs {
+    /// Opens the store, creating the directory (0700) and database if missing.
+    pub(crate) async fn create(&self) -> Result<Store, String> {
+        Store::open(&self.data_dir).await.map_err(|e| e.to_string())
+    }
+
+    /// Opens the store, which must exist (a mistyped --data-dir is not silently created).
+    pub(crate) async fn existing(&self) -> Result<Store, String> {
+        if !self.data_dir.join(DB_FILE).is_file() {
+            return Err(format!(
+                "no mcpgate database in {}: pass --data-dir (or MCPGATE_SERVER__DATA_DIR) with the server's data directory",
+                self.data_dir.display()
+            ));
+        }
+        self.create().await
+    }
+
+    fn dir(&self) -> String {
+        self.data_dir.display().to_string()
+    }
+}
+
+/// `mcpgate keys …`.
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum KeysCommand {
+    /// Create an API key and print it on stdout (it is shown only this once).
+    Create {
+        /// A unique name for the key (letters, digits, . _ - @ +).
+        #[arg(long)]
+        name: String,
+        /// Space-separated scopes the key grants ("notes:read notes:write"), or '*' for all.
+        #[arg(long, default_value = "")]
+        scopes: String,
+        /// The subject requests with this key act as (default: the key's name).
+        #[arg(long)]
+        subject: Option<String>,
+        /// Lifetime, e.g. 30d, 12h, 90m, 2w (default: no expiry).
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        expires_in: Option<Duration>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// List API keys (never the keys themselves).
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Revoke an API key; a running server refuses it within a second.
+    Revoke {
+        /// The key's name.
+        name: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+/// Runs a `keys` subcommand.
+pub(crate) async fn run(command: KeysCommand) -> ExitCode {
+    let result = match command {
+        KeysCommand::Create {
+            name,
+            scopes,
+            subject,
+            expires_in,
+            store,
+        } => create(&name, &scopes, subject, expires_in, &store).await,
+        KeysCommand::List { store } => list(&store).await,
+        KeysCommand::Revoke { name, store } => revoke(&name, &store).await,
+    };
+    exit(result)
+}
+
+/// Prints the error, if any, and turns it into the exit code.
+pub(crate) fn exit(result: Result<(), String>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn create(
+    name: &str,
+    scopes: &str,
+    subject: Option<String>,
+    expires_in: Option<Duration>,
+    args: &StoreArgs,
+) -> Result<(), String> {
+    let expires_at = expires_in
+        .map(|d| {
+            SystemTime::now()
+                .checked_add(d)
+                .ok_or_else(|| "--expires-in is too far in the future".to_owned())
+        })
+        .transpose()?;
+    let subject = subject.unwrap_or_else(|| name.to_owned());
+    let scopes = scopes.split_ascii_whitespace().map(str::to_owned).collect();
+    let store = args.create().await?;
+    let key = store
+        .create_api_key(name, &subject, &scopes, expires_at)
+        .await
+        .map_err(|e| e.to_string())?;
+    store.close().await;
+    println!("{key}");
+    eprintln!(
+        "Created API key {name:?} for subject {subject:?} in {}{}.\nThis is the only time the key is shown: store it now.",
+        args.dir(),
+        expires_at.map_or(String::new(), |t| format!(", expiring {}", format_utc(t)))
+    );
+    Ok(())
+}
+
+async fn list(args: &StoreArgs) -> Result<(), String> {
+    let store = args.existing().await?;
+    let keys = store.list_api_keys().await.map_err(|e| e.to_string())?;
+    store.close().await;
+    if keys.is_empty() {
+        eprintln!(
+            "no API keys in {} (create one with `mcpgate keys create --name NAME`)",
+            args.dir()
+        );
+        return Ok(());
+    }
+    print!("{}", table(&keys));
+    Ok(())
+}
+
+async fn revoke(name: &str, args: &StoreArgs) -> Result<(), String> {
+    let store = args.existing().await?;
+    let newly = store
+        .revoke_api_key(name)
+        .await
+        .map_err(|e| e.to_string())?;
+    store.close().await;
+    if newly {
+        eprintln!("Revoked API key {name:?}; a running server refuses it within a second.");
+    } else {
+        eprintln!("API key {name:?} was already revoked.");
+    }
+    Ok(())
+}
+
+/// The keys as an aligned table with a header line.
+fn table(keys: &[ApiKeyRecord]) -> String {
+    let time = |t: Option<SystemTime>| t.map_or_else(|| "-".to_owned(), format_utc);
+    let mut rows = vec![
+        [
+            "NAME", "PREFIX", "SUBJECT", "SCOPES", "CREATED", "EXPIRES", "REVOKED",
+        ]
+        .map(str::to_owned),
+    ];
+    for k in keys {
+        let scopes = k.scopes.iter().cloned().collect::<Vec<_>>().join(" ");
+        rows.push([
+            k.name.clone(),
+            format!("{}…", k.prefix),
+            k.subject.clone(),
+            if scopes.is_empty() {
+                "-".into()
+            } else {
+                scopes
+            },
+            format_utc(k.created_at),
+            time(k.expires_at),
+            time(k.revoked_at),
+        ]);
+    }
+    let mut widths = [0usize; 7];
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in &rows {
+        let line: Vec<String> = row
+            .iter()
+            .zip(widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// `30d`, `12h`, `90m`, `45s`, `2w`.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let bad = || "expected e.g. 30d, 12h (a whole number, then s, m, h, d or w)".to_owned();
+    let split = s.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+    let (number, unit) = s.split_at(split);
+    let n: u64 = number.parse().map_err(|_| bad())?;
+    let unit_secs = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        _ => return Err(bad()),
+    };
+    if n == 0 {
+        return Err("the duration must be more than zero".to_owned());
+    }
+    n.checked_mul(unit_secs)
+        .map(Duration::from_secs)
+        .ok_or_else(bad)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30d"), Ok(Duration::from_secs(30 * 86_400)));
+        assert_eq!(parse_duration("12h"), Ok(Duration::from_secs(12 * 3600)));
+        assert_eq!(parse_duration("2w"), Ok(Duration::from_secs(14 * 86_400)));
+        for bad in [
+            "",
+            "30",
+            "d",
+            "30 d",
+            "1.5h",
+            "-1d",
+            "30days",
+            "99999999999999999999w",
+        ] {
+            let e = parse_duration(bad).unwrap_err();
+            assert!(e.starts_with("expected e.g. 30d, 12h"), "{bad:?}: {e}");
+        }
+        assert!(parse_duration("0d").is_err());
+    }
+}
