@@ -8,7 +8,8 @@ use std::sync::Arc;
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use mcpgate_guard::{
-    AuthMethod, AuthRejection, Chain, Challenge, ExtractOptions, Policy, Principal, Target,
+    AuthMethod, AuthRejection, Chain, Challenge, Credential, ExtractOptions, IdentitySigner,
+    Policy, Principal, Target, UpstreamKey,
 };
 use serde_json::Value;
 
@@ -40,6 +41,10 @@ pub struct AuthSettings {
     pub authorization_servers: Vec<String>,
     /// The claim that lists a principal's groups.
     pub groups_claim: String,
+    /// Users' own upstream keys: delivered to their upstream only.
+    pub upstream_keys: Vec<Arc<UpstreamKey>>,
+    /// Signs the short-lived identity token HTTP upstreams receive.
+    pub identity_signer: Option<Arc<IdentitySigner>>,
 }
 
 impl AuthSettings {
@@ -51,6 +56,8 @@ impl AuthSettings {
             extract: ExtractOptions::default(),
             authorization_servers: Vec::new(),
             groups_claim: "groups".into(),
+            upstream_keys: Vec::new(),
+            identity_signer: None,
         }
     }
 }
@@ -110,28 +117,100 @@ impl Guard {
         path: &str,
         headers: &HeaderMap,
         query: Option<&str>,
-    ) -> Result<Principal, Response> {
+    ) -> Result<Authenticated, Response> {
         if self.settings.mode == AccessMode::Disabled {
-            return Ok(everyone());
+            return Ok(Authenticated {
+                principal: everyone(),
+                delivery: Delivery::default(),
+            });
         }
         let credential = mcpgate_guard::extract(headers, query, &self.settings.extract)
             .map_err(|r| self.reject(r, upstream, path))?;
-        let principal = match credential {
-            None if self.settings.mode == AccessMode::Optional => Principal::anonymous(),
+        let (principal, delivery) = match credential {
+            None if self.settings.mode == AccessMode::Optional => {
+                (Principal::anonymous(), Delivery::default())
+            }
             None => return Err(self.reject(AuthRejection::Missing, upstream, path)),
-            Some(c) => self
-                .settings
-                .chain
-                .authenticate(&c)
-                .await
-                .map_err(|r| self.reject(r, upstream, path))?,
+            Some(c) => {
+                let p = self
+                    .settings
+                    .chain
+                    .authenticate(&c)
+                    .await
+                    .map_err(|r| self.reject(r, upstream, path))?;
+                let delivery = self
+                    .upstream_key_delivery(&p, &c, upstream)
+                    .map_err(|r| self.reject(r, upstream, path))?;
+                (p, delivery)
+            }
         };
         if let Some(policy) = self.policies.get(upstream) {
             policy
                 .admits(&principal)
                 .map_err(|why| self.reject(AuthRejection::Forbidden(why), upstream, path))?;
         }
-        Ok(principal)
+        Ok(Authenticated {
+            principal,
+            delivery,
+        })
+    }
+
+    /// A user's own upstream key works only for its upstream, and travels only there.
+    fn upstream_key_delivery(
+        &self,
+        p: &Principal,
+        c: &Credential,
+        upstream: &str,
+    ) -> Result<Delivery, AuthRejection> {
+        if p.method != AuthMethod::UpstreamKey {
+            return Ok(Delivery::default());
+        }
+        let owner = UpstreamKey::upstream_of(p).unwrap_or_default();
+        if owner != upstream {
+            return Err(AuthRejection::InvalidToken(format!(
+                "this API key is for upstream {owner}, not {upstream}"
+            )));
+        }
+        let secret = self
+            .settings
+            .upstream_keys
+            .iter()
+            .find_map(|k| k.key_for_upstream(c));
+        Ok(match secret {
+            Some(s) => Delivery {
+                header: s.header(),
+                env: s.env_var().map(|(k, v)| (k.to_owned(), v.to_owned())),
+            },
+            None => Delivery::default(),
+        })
+    }
+
+    /// Everything an upstream may be told about the caller.
+    pub(crate) fn identity(&self, a: &Authenticated, upstream: &str) -> crate::upstream::Identity {
+        let p = &a.principal;
+        let mut headers = identity_headers(p);
+        let mut env = identity_env(p);
+        if let Some((k, v)) = &a.delivery.header {
+            headers.insert(k.clone(), v.clone());
+        }
+        if let Some(kv) = &a.delivery.env {
+            env.push(kv.clone());
+        }
+        let token = match &self.settings.identity_signer {
+            Some(signer) if p.method != AuthMethod::Anonymous => Some(Arc::new(IdentityToken {
+                signer: signer.clone(),
+                principal: p.clone(),
+                audience: upstream.to_owned(),
+                current: std::sync::Mutex::new(None),
+            })),
+            _ => None,
+        };
+        crate::upstream::Identity {
+            subject: p.subject.clone(),
+            env,
+            headers,
+            token,
+        }
     }
 
     /// Whether the principal may send this message; a 401 (anonymous: sign in)
@@ -259,14 +338,52 @@ pub(crate) fn identity_headers(p: &Principal) -> HeaderMap {
     h
 }
 
-/// Everything an upstream may be told about the caller.
-pub(crate) fn identity(p: &Principal) -> crate::upstream::Identity {
-    crate::upstream::Identity {
-        subject: p.subject.clone(),
-        env: identity_env(p),
-        headers: identity_headers(p),
+/// A caller the guard let through, and what travels with it to its upstream.
+#[derive(Debug, Clone)]
+pub(crate) struct Authenticated {
+    pub(crate) principal: Principal,
+    pub(crate) delivery: Delivery,
+}
+
+/// A user's own upstream key, on its way to that upstream only.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Delivery {
+    header: Option<(HeaderName, HeaderValue)>,
+    env: Option<(String, String)>,
+}
+
+/// A short-lived identity token for one principal and upstream, re-signed
+/// before it expires so long sessions keep sending a valid one.
+#[derive(Debug)]
+pub(crate) struct IdentityToken {
+    signer: Arc<IdentitySigner>,
+    principal: Principal,
+    audience: String,
+    current: std::sync::Mutex<Option<(HeaderValue, std::time::Instant)>>,
+}
+
+/// Re-sign when the token is older than this (it lives 60 s).
+const RESIGN_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
+
+impl IdentityToken {
+    /// The token to send now.
+    pub(crate) fn header(&self) -> Option<HeaderValue> {
+        let mut cur = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((v, at)) = cur.as_ref()
+            && at.elapsed() < RESIGN_AFTER
+        {
+            return Some(v.clone());
+        }
+        let token = self.signer.sign(&self.principal, &self.audience).ok()?;
+        let mut v = HeaderValue::try_from(token).ok()?;
+        v.set_sensitive(true);
+        *cur = Some((v.clone(), std::time::Instant::now()));
+        Some(v)
     }
 }
+
+/// The header HTTP upstreams find the identity token in.
+pub(crate) const IDENTITY_HEADER: &str = "x-mcpgate-identity";
 
 /// What a per-session stdio child is told about its user.
 pub(crate) fn identity_env(p: &Principal) -> Vec<(String, String)> {

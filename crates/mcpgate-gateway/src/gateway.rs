@@ -146,6 +146,7 @@ impl Gateway {
                 get(metadata_only),
             );
         }
+        well_known = well_known.route(IDENTITY_JWKS_PATH, get(identity_jwks));
         let well_known = well_known
             .layer(
                 CorsLayer::new()
@@ -354,6 +355,16 @@ async fn metadata_root(State(gw): State<Gateway>) -> Response {
         return metadata(&gw, name.as_deref(), "/mcp");
     }
     metadata(&gw, None, "/")
+}
+
+/// Where upstreams fetch the keys that verify `X-Mcpgate-Identity` tokens.
+pub const IDENTITY_JWKS_PATH: &str = "/.well-known/mcpgate/identity-jwks.json";
+
+async fn identity_jwks(State(gw): State<Gateway>) -> Response {
+    match &gw.shared.guard.settings.identity_signer {
+        Some(s) => (StatusCode::OK, axum::Json(s.jwks())).into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
 }
 
 async fn healthz() -> Response {

@@ -24,5 +24,5 @@ mod upstream;
 
 pub use auth::{AccessMode, AuthSettings};
 pub use config::{HttpTransport, Isolation, Limits, UpstreamConfig, humantime_opt};
-pub use gateway::{Gateway, GatewayConfig};
+pub use gateway::{Gateway, GatewayConfig, IDENTITY_JWKS_PATH};
 pub use origin::OriginPolicy;

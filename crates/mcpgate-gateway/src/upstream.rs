@@ -27,6 +27,8 @@ pub(crate) struct Identity {
     pub(crate) env: Vec<(String, String)>,
     /// Headers to an HTTP upstream.
     pub(crate) headers: ::http::HeaderMap,
+    /// The signed identity token HTTP upstreams receive, kept fresh.
+    pub(crate) token: Option<Arc<crate::auth::IdentityToken>>,
 }
 
 /// Why an upstream could not take a message. Each maps to one HTTP status in the front.
@@ -73,7 +75,10 @@ impl Upstream {
     ) -> Result<Link, UpstreamError> {
         match self {
             Upstream::Stdio(s) => Ok(Link::Stdio(s.open(server_stream, &id.env).await?)),
-            Upstream::Http(h) => h.open(server_stream, id.headers.clone()).await,
+            Upstream::Http(h) => {
+                h.open(server_stream, id.headers.clone(), id.token.clone())
+                    .await
+            }
         }
     }
 
@@ -82,7 +87,10 @@ impl Upstream {
     pub(crate) async fn open_stateless(&self, id: &Identity) -> Result<Link, UpstreamError> {
         match self {
             Upstream::Stdio(s) => Ok(Link::Stdio(s.stateless(&id.subject, &id.env).await?)),
-            Upstream::Http(h) => h.open_initialized(&id.subject, id.headers.clone()).await,
+            Upstream::Http(h) => {
+                h.open_initialized(&id.subject, id.headers.clone(), id.token.clone())
+                    .await
+            }
         }
     }
 

@@ -72,8 +72,12 @@ pub(crate) struct ServeArgs {
     #[arg(long)]
     pub(crate) data_dir: Option<PathBuf>,
     /// Serve the built-in demo server at /mcp (adds an upstream named "demo").
+    /// It requires an API key, created and printed on first start.
     #[arg(long)]
     pub(crate) demo: bool,
+    /// With --demo: no authentication at all (loopback only).
+    #[arg(long, requires = "demo")]
+    pub(crate) no_auth: bool,
     /// Log format; overrides server.log_format.
     #[arg(long, value_enum)]
     pub(crate) log_format: Option<LogFormat>,

@@ -83,11 +83,105 @@ pub(crate) enum LogFormat {
 }
 
 /// `[auth]`.
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct AuthConfig {
     #[serde(default)]
     pub(crate) mode: AuthMode,
+    /// The header API keys may come in (besides `Authorization: Bearer`).
+    #[serde(default = "default_api_key_header")]
+    pub(crate) api_key_header: String,
+    /// The claim that lists a caller's groups (JWT, introspection).
+    #[serde(default = "default_groups_claim")]
+    pub(crate) groups_claim: String,
+    /// Issuers to name in RFC 9728 metadata besides the `[[auth.jwt]]` issuers.
+    #[serde(default)]
+    pub(crate) authorization_servers: Vec<String>,
+    /// Accept API keys from `mcpgate keys create`.
+    #[serde(default = "yes")]
+    pub(crate) api_keys: bool,
+    /// Accept HTTP Basic users from `mcpgate users add`.
+    #[serde(default = "yes")]
+    pub(crate) users: bool,
+    /// Send HTTP upstreams a signed, short-lived `X-Mcpgate-Identity` JWT.
+    #[serde(default = "yes")]
+    pub(crate) identity_token: bool,
+    /// The order verifiers are tried in.
+    #[serde(default = "default_order")]
+    pub(crate) order: Vec<VerifierKind>,
+    /// Static tokens from configuration, a file or the environment.
+    #[serde(default)]
+    pub(crate) static_tokens: Option<mcpgate_guard::StaticTokensConfig>,
+    /// JWT issuers.
+    #[serde(default)]
+    pub(crate) jwt: Vec<mcpgate_guard::JwtConfig>,
+    /// RFC 7662 introspection of opaque tokens.
+    #[serde(default)]
+    pub(crate) introspection: Option<mcpgate_guard::IntrospectionConfig>,
+    /// Users' own upstream keys, passed through to one upstream each.
+    #[serde(default)]
+    pub(crate) upstream_key: Vec<mcpgate_guard::UpstreamKeyConfig>,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            mode: AuthMode::default(),
+            api_key_header: default_api_key_header(),
+            groups_claim: default_groups_claim(),
+            authorization_servers: Vec::new(),
+            api_keys: true,
+            users: true,
+            identity_token: true,
+            order: default_order(),
+            static_tokens: None,
+            jwt: Vec::new(),
+            introspection: None,
+            upstream_key: Vec::new(),
+        }
+    }
+}
+
+fn default_api_key_header() -> String {
+    "x-api-key".into()
+}
+
+fn default_groups_claim() -> String {
+    "groups".into()
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_order() -> Vec<VerifierKind> {
+    use VerifierKind::*;
+    vec![
+        ApiKeys,
+        StaticTokens,
+        Users,
+        UpstreamKey,
+        Jwt,
+        Introspection,
+    ]
+}
+
+/// One kind of verifier, for `auth.order`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum VerifierKind {
+    /// `mcpgate keys` API keys.
+    ApiKeys,
+    /// `[auth.static_tokens]`.
+    StaticTokens,
+    /// `mcpgate users` Basic users.
+    Users,
+    /// `[[auth.upstream_key]]`.
+    UpstreamKey,
+    /// `[[auth.jwt]]`, in the order written.
+    Jwt,
+    /// `[auth.introspection]`.
+    Introspection,
 }
 
 /// `auth.mode`.
@@ -382,15 +476,31 @@ pub(crate) fn auth_problems(c: &Config) -> Vec<String> {
             c.server.listen
         ));
     }
-    if c.auth.mode != AuthMode::Disabled {
-        let mode = if c.auth.mode == AuthMode::Required {
-            "required"
-        } else {
-            "optional"
-        };
+    let a = &c.auth;
+    let any_verifier = a.api_keys
+        || a.users
+        || a.static_tokens.is_some()
+        || !a.jwt.is_empty()
+        || a.introspection.is_some()
+        || !a.upstream_key.is_empty();
+    if a.mode != AuthMode::Disabled && !any_verifier {
+        problems.push(
+            "auth: every verifier is switched off, so nobody could sign in; enable api_keys or users, or configure [auth.static_tokens], [[auth.jwt]] or [auth.introspection]".into(),
+        );
+    }
+    if http::HeaderName::try_from(a.api_key_header.as_str()).is_err() {
         problems.push(format!(
-            "auth.mode = \"{mode}\" needs a credential verifier (API keys, tokens, JWT), and this build has none yet; for local development set auth.mode = \"disabled\" (loopback only)"
+            "auth.api_key_header: {:?} is not a valid header name",
+            a.api_key_header
         ));
+    }
+    for k in &a.upstream_key {
+        if !c.upstreams.iter().any(|u| u.name == k.upstream) {
+            problems.push(format!(
+                "auth.upstream_key: upstream {:?} is not configured",
+                k.upstream
+            ));
+        }
     }
     problems
 }

@@ -21,14 +21,25 @@ allowed_origins = []   # ["http://localhost:6274"]
 # max_body_bytes = 4194304
 
 [auth]
-# "disabled" serves without authentication and is refused on non-loopback addresses.
-# "required" (the default) and "optional" need credential verifiers (API keys, JWT…).
-mode = "disabled"
+# "required": every request needs a credential. "optional": anonymous callers get
+# what needs no scope. "disabled": no authentication (loopback addresses only).
+mode = "required"
+# Verifiers, tried in this order (docs/AUTH.md has every option and provider recipes):
+#   API keys:    mcpgate keys create --name alice --scopes "*"      (api_keys = true)
+#   Basic users: mcpgate users add alice --password-stdin           (users = true)
+# [auth.static_tokens]
+# tokens_env = "MCPGATE_API_KEYS"          # a,b  or  token:subject:scope scope
+# [[auth.jwt]]
+# issuer = "https://your-tenant.auth0.com/"
+# audience = "https://mcp.example.com/mcp"
+# jwks_uri = "https://your-tenant.auth0.com/.well-known/jwks.json"
 
 [[upstream]]
 name = "everything"            # served at /mcp/everything (and /mcp while it is the only one)
 command = ["npx", "-y", "@modelcontextprotocol/server-everything"]
 isolation = "session"          # one child per client session; "shared" = one child for all
+# required_scopes = "mcp"      # scopes needed for anything on this upstream
+# tool_scopes = { "delete_*" = "admin" }   # per-tool scopes (globs); tools/list hides the rest
 # env = { API_KEY = "..." }    # extra environment for the child
 # cwd = "/srv/mcp"
 # max_children = 100
@@ -65,26 +76,73 @@ pub(crate) fn write(path: &Path, force: bool) -> ExitCode {
     }
 }
 
+/// How the demo is protected, for the banner.
+pub(crate) enum DemoAuth<'a> {
+    /// `--no-auth`.
+    Disabled,
+    /// First start: the key was just created and is shown this once.
+    NewKey(&'a str),
+    /// A demo key was created on an earlier start.
+    KeyExists,
+}
+
 /// What `serve --demo` prints: where to point a client, and how.
-pub(crate) fn demo_banner(base: &str) -> String {
+pub(crate) fn demo_banner(base: &str, auth: &DemoAuth<'_>) -> String {
+    let (key, note) = match auth {
+        DemoAuth::Disabled => (
+            None,
+            "Authentication is disabled (--no-auth, loopback only).".to_owned(),
+        ),
+        DemoAuth::NewKey(k) => (
+            Some((*k).to_owned()),
+            format!(
+                "Your demo API key (shown once; scopes notes:read notes:write):\n    {k}\n  \
+                 Send it as  Authorization: Bearer <key>  (or X-API-Key)."
+            ),
+        ),
+        DemoAuth::KeyExists => (
+            None,
+            "The demo API key was printed on the first start. Lost it? Create another:\n    \
+             mcpgate keys create --name demo2 --scopes \"notes:read notes:write\" --data-dir <data dir>"
+                .to_owned(),
+        ),
+    };
+    let bearer = key.as_deref().unwrap_or("<key>");
+    let header_args = if matches!(auth, DemoAuth::Disabled) {
+        String::new()
+    } else {
+        format!(", \"--header\", \"Authorization: Bearer {bearer}\"")
+    };
+    let headers_json = if matches!(auth, DemoAuth::Disabled) {
+        String::new()
+    } else {
+        format!(", \"headers\": {{ \"Authorization\": \"Bearer {bearer}\" }}")
+    };
     format!(
         r#"
   mcpgate demo is running: {base}/mcp
 
+  {note}
+
   MCP Inspector (web UI: choose "Streamable HTTP", URL {base}/mcp; or from the terminal):
-    npx @modelcontextprotocol/inspector --cli {base}/mcp --transport http --method tools/list
+    npx @modelcontextprotocol/inspector --cli {base}/mcp --transport http --method tools/list{inspector_header}
 
   Claude Desktop (claude_desktop_config.json), through mcp-remote:
-    {{ "mcpServers": {{ "mcpgate-demo": {{ "command": "npx", "args": ["-y", "mcp-remote", "{base}/mcp"] }} }} }}
+    {{ "mcpServers": {{ "mcpgate-demo": {{ "command": "npx", "args": ["-y", "mcp-remote", "{base}/mcp"{header_args}] }} }} }}
 
   Cursor (~/.cursor/mcp.json):
-    {{ "mcpServers": {{ "mcpgate-demo": {{ "url": "{base}/mcp" }} }} }}
+    {{ "mcpServers": {{ "mcpgate-demo": {{ "url": "{base}/mcp"{headers_json} }} }} }}
 
   VS Code (.vscode/mcp.json):
-    {{ "servers": {{ "mcpgate-demo": {{ "type": "http", "url": "{base}/mcp" }} }} }}
+    {{ "servers": {{ "mcpgate-demo": {{ "type": "http", "url": "{base}/mcp"{headers_json} }} }} }}
 
-  Authentication is disabled in the demo (loopback only). Stop with Ctrl-C.
-"#
+  Stop with Ctrl-C.
+"#,
+        inspector_header = if matches!(auth, DemoAuth::Disabled) {
+            String::new()
+        } else {
+            format!(" --header \"Authorization: Bearer {bearer}\"")
+        },
     )
 }
 

@@ -2,6 +2,7 @@
 //! logging, wires the gateway, and exits with a message and a code on bad input.
 //! It holds no protocol logic of its own.
 
+mod auth;
 mod cli;
 mod config;
 mod demo;

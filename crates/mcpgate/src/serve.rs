@@ -4,9 +4,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use mcpgate_gateway::{
-    AuthSettings, Gateway, GatewayConfig, Isolation, OriginPolicy, UpstreamConfig,
-};
+use mcpgate_gateway::{Gateway, GatewayConfig, Isolation, OriginPolicy, UpstreamConfig};
 
 use crate::cli::ServeArgs;
 use crate::config::{self, AuthMode, Config};
@@ -41,7 +39,11 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
         cfg.server.log_format = f;
     }
     if args.demo {
-        cfg.auth.mode = AuthMode::Disabled;
+        cfg.auth.mode = if args.no_auth {
+            AuthMode::Disabled
+        } else {
+            AuthMode::Required
+        };
         cfg.upstreams.retain(|u| u.name != "demo");
         match demo_upstream(&cfg.server.data_dir) {
             Ok(u) => cfg.upstreams.insert(0, u),
@@ -76,11 +78,23 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
     let local = listener.local_addr().unwrap_or(cfg.server.listen);
     cfg.server.listen = local;
     let public_url = cfg.server.public_url();
+    let auth = match crate::auth::build(&cfg, &public_url).await {
+        Ok(a) => a,
+        Err(problems) => return report(&problems),
+    };
+    let demo_key = if args.demo && cfg.auth.mode != AuthMode::Disabled {
+        match crate::auth::ensure_demo_key(&cfg.server.data_dir).await {
+            Ok(k) => k,
+            Err(e) => return report(&[e]),
+        }
+    } else {
+        None
+    };
     let gateway = match Gateway::new(GatewayConfig {
         upstreams: cfg.upstreams.clone(),
         limits: cfg.server.limits(),
         origins: OriginPolicy::new(&public_url, local, &cfg.server.allowed_origins),
-        auth: AuthSettings::disabled(),
+        auth,
         public_url: public_url.clone(),
     }) {
         Ok(g) => g,
@@ -97,7 +111,12 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
         println!("mcpgate: upstream {} at {base}/mcp/{}", u.name, u.name);
     }
     if args.demo {
-        print!("{}", crate::init::demo_banner(&base));
+        let auth = match (&demo_key, cfg.auth.mode) {
+            (_, AuthMode::Disabled) => crate::init::DemoAuth::Disabled,
+            (Some(k), _) => crate::init::DemoAuth::NewKey(k),
+            (None, _) => crate::init::DemoAuth::KeyExists,
+        };
+        print!("{}", crate::init::demo_banner(&base, &auth));
     }
     let _reaper = gateway.spawn_reaper(Duration::from_secs(30));
     let app = gateway.router();
@@ -147,8 +166,12 @@ fn demo_upstream(data_dir: &std::path::Path) -> Result<UpstreamConfig, String> {
     let exe = std::env::current_exe()
         .map_err(|e| format!("cannot find the mcpgate executable for the demo server: {e}"))?;
     let dir = std::path::absolute(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
+    // Reading needs notes:read, creating needs notes:write (tools/list hides the rest).
     let toml = format!(
-        "name = \"demo\"\ncommand = [{:?}, \"demo-server\", \"--data-dir\", {:?}]\n",
+        "name = \"demo\"\ncommand = [{:?}, \"demo-server\", \"--data-dir\", {:?}]\n\
+         tool_scopes = {{ \"create_*\" = \"notes:write\", \"list_secure_notes\" = \"notes:read\" }}\n\
+         resource_scopes = {{ \"user://*\" = \"notes:read\" }}\n\
+         prompt_scopes = {{ \"note_summary\" = \"notes:read\" }}\n",
         exe.display().to_string(),
         dir.display().to_string()
     );

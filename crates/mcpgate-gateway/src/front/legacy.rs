@@ -41,7 +41,8 @@ pub(crate) async fn open(
         Err(r) => return r,
     };
     let log = EventLog::new(0, gw.shared.limits.replay_events, Some("message"));
-    let identity = crate::auth::identity(&principal);
+    let identity = gw.shared.guard.identity(&principal, &name);
+    let principal = principal.principal;
     let link = match open_link(&upstream, log.clone(), &identity).await {
         Ok(l) => l,
         Err(e) => return upstream_error(&e, None),
@@ -120,7 +121,7 @@ pub(crate) async fn post(gw: Gateway, req: Request) -> Response {
         .authenticate(&session.upstream_name, &path, req.headers(), None)
         .await
     {
-        Ok(p) => p,
+        Ok(a) => a.principal,
         Err(r) => return r,
     };
     if principal.subject != session.subject {

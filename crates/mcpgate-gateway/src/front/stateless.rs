@@ -170,7 +170,7 @@ pub(crate) async fn post(
     // here. It declared every client capability; each request's own
     // `clientCapabilities` decide whether an upstream question reaches the client.
     let link = match upstream
-        .open_stateless(&crate::auth::identity(&caller.principal))
+        .open_stateless(&gw.shared.guard.identity(&caller.authed, &name))
         .await
     {
         Ok(l) => l,

@@ -49,7 +49,11 @@ pub(crate) async fn endpoint(gw: Gateway, name: String, req: Request) -> Respons
             Ok(p) => p,
             Err(r) => return r,
         };
-        let caller = Caller { principal, path };
+        let caller = Caller {
+            principal: principal.principal.clone(),
+            authed: principal,
+            path,
+        };
         return match *req.method() {
             Method::POST => post(gw, name, upstream, caller, req).await,
             Method::GET => get_stream(gw, caller, req).await,
@@ -78,6 +82,7 @@ pub(crate) async fn endpoint(gw: Gateway, name: String, req: Request) -> Respons
 /// The authenticated caller and the endpoint path it used (for challenges).
 pub(crate) struct Caller {
     pub(crate) principal: Principal,
+    pub(crate) authed: auth::Authenticated,
     pub(crate) path: String,
 }
 
@@ -322,7 +327,7 @@ async fn initialize(
     caller: Caller,
 ) -> Response {
     let log = EventLog::new(0, gw.shared.limits.replay_events, None);
-    let identity = auth::identity(&caller.principal);
+    let identity = gw.shared.guard.identity(&caller.authed, &name);
     let link = match open_link(&upstream, log.clone(), &identity).await {
         Ok(l) => l,
         Err(e) => return upstream_error(&e, msg.id),

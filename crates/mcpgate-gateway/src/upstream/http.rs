@@ -18,6 +18,7 @@ use tokio::sync::{mpsc, watch};
 use super::legacy_sse::SseLink;
 use super::stdio::GATEWAY_PROTOCOL_VERSION;
 use super::{Link, UpstreamError};
+use crate::auth::IdentityToken;
 use crate::config::{HttpTransport, Limits, UpstreamConfig};
 use crate::events::EventLog;
 use crate::jsonrpc::{self, Message};
@@ -107,6 +108,7 @@ impl HttpUpstream {
         self: &Arc<Self>,
         server_stream: Arc<EventLog>,
         identity: HeaderMap,
+        token: Option<Arc<IdentityToken>>,
     ) -> Result<Link, UpstreamError> {
         match self.transport() {
             Some(HttpTransport::Sse) => Ok(Link::Sse(
@@ -117,6 +119,7 @@ impl HttpUpstream {
                 server_stream,
                 t.is_none(),
                 identity,
+                token,
             )))),
         }
     }
@@ -145,6 +148,7 @@ impl HttpUpstream {
         self: &Arc<Self>,
         subject: &str,
         identity: HeaderMap,
+        token: Option<Arc<IdentityToken>>,
     ) -> Result<Link, UpstreamError> {
         let mut map = self.stateless.lock().await;
         if let Some((l, used)) = map.get_mut(subject)
@@ -154,7 +158,7 @@ impl HttpUpstream {
             return Ok(Link::Http(l.clone()));
         }
         let sink = EventLog::new(0, 1, None);
-        let link = Arc::new(HttpLink::new(self.clone(), sink, false, identity));
+        let link = Arc::new(HttpLink::new(self.clone(), sink, false, identity, token));
         let params = jsonrpc::raw(&serde_json::json!({
             "protocolVersion": GATEWAY_PROTOCOL_VERSION,
             // Every capability: each stateless request's own clientCapabilities decide
@@ -292,6 +296,7 @@ pub(crate) struct HttpLink {
     tasks: Mutex<Vec<tokio::task::AbortHandle>>,
     /// Who this session acts for, as headers on every upstream request.
     identity: HeaderMap,
+    token: Option<Arc<IdentityToken>>,
 }
 
 impl HttpLink {
@@ -300,6 +305,7 @@ impl HttpLink {
         server_stream: Arc<EventLog>,
         detect: bool,
         identity: HeaderMap,
+        token: Option<Arc<IdentityToken>>,
     ) -> Self {
         HttpLink {
             up,
@@ -312,6 +318,7 @@ impl HttpLink {
             init_result: OnceLock::new(),
             tasks: Mutex::new(Vec::new()),
             identity,
+            token,
         }
     }
 
@@ -334,6 +341,9 @@ impl HttpLink {
 
     fn session_headers(&self, accept: &'static str) -> HeaderMap {
         let mut h = self.identity.clone();
+        if let Some(v) = self.token.as_ref().and_then(|t| t.header()) {
+            h.insert(crate::auth::IDENTITY_HEADER, v);
+        }
         h.insert(ACCEPT, HeaderValue::from_static(accept));
         h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         if let Some(sid) = self

@@ -87,10 +87,19 @@ async fn unavailable_is_503_never_allow_and_invalid_reason_is_kept() {
 
 #[tokio::test]
 async fn a_refusal_stops_the_chain() {
-    let owner = v(Err(VerifyError::Invalid("API key \"k\" was revoked".into())));
+    let owner = v(Err(VerifyError::Invalid(
+        "API key \"k\" was revoked".into(),
+    )));
     let later = v(Ok("someone"));
     let chain = Chain::new(vec![owner, later.clone()]);
-    let e = chain.authenticate(&Credential::Bearer("t".into())).await.unwrap_err();
+    let e = chain
+        .authenticate(&Credential::Bearer("t".into()))
+        .await
+        .unwrap_err();
     assert!(matches!(e, AuthRejection::InvalidToken(ref m) if m.contains("revoked")));
-    assert_eq!(later.calls.load(Ordering::SeqCst), 0, "the credential never reached the next verifier");
+    assert_eq!(
+        later.calls.load(Ordering::SeqCst),
+        0,
+        "the credential never reached the next verifier"
+    );
 }

@@ -173,11 +173,12 @@ impl Gateway {
         Gateway::launch(dir, &args).await
     }
 
-    /// `mcpgate serve --demo --data-dir <data_dir> --listen 127.0.0.1:0`.
+    /// `mcpgate serve --demo --no-auth --data-dir <data_dir> --listen 127.0.0.1:0`.
     pub(crate) async fn start_demo(data_dir: &Path) -> Gateway {
         let dir = tempfile::tempdir().expect("tempdir");
         let args = [
             "--demo".to_owned(),
+            "--no-auth".to_owned(),
             "--data-dir".to_owned(),
             data_dir.display().to_string(),
         ];

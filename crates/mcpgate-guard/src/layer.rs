@@ -1,0 +1,377 @@
+//! The guard as a tower layer: [`require_auth`] in front of an MCP endpoint
+//! authenticates every request, hands the caller on as a [`Principal`] in the
+//! request's extensions, answers refusals with their `WWW-Authenticate`
+//! challenge, and serves the RFC 9728 protected-resource metadata.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body::{Body, Frame, SizeHint};
+use pin_project_lite::pin_project;
+
+use crate::chain::Chain;
+use crate::challenge::Challenge;
+use crate::credential::{ExtractOptions, extract};
+use crate::metadata::ProtectedResource;
+use crate::principal::{AuthMethod, Principal};
+use crate::rejection::AuthRejection;
+use crate::verifier::BoxFuture;
+
+/// What [`require_auth`] protects and how.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct GuardSettings {
+    /// The protected endpoint's public URL (`https://mcp.example.com/mcp`): the
+    /// `resource` of the metadata, and where the metadata paths derive from.
+    pub resource: url::Url,
+    /// The issuers of tokens for this resource. With none (API keys or static
+    /// tokens only) no metadata is served and challenges carry no
+    /// `resource_metadata`.
+    pub authorization_servers: Vec<String>,
+    /// Scopes a client should ask for when it signs in: named in 401
+    /// challenges and listed as `scopes_supported`.
+    pub default_scopes: Vec<String>,
+    /// Scopes every request needs. A caller without them gets 403
+    /// `insufficient_scope` (an anonymous caller, 401 to sign in).
+    pub required_scopes: Vec<String>,
+    /// Where credentials are read from (the API-key header's name).
+    pub extract: ExtractOptions,
+    /// Lets requests without a credential through as [`Principal::anonymous`]
+    /// (no scopes). A credential that is present must still be valid.
+    pub allow_anonymous: bool,
+}
+
+impl GuardSettings {
+    /// Every request to `resource` needs a valid credential; no authorization
+    /// server, no scopes, the default API-key header.
+    pub fn new(resource: url::Url) -> Self {
+        GuardSettings {
+            resource,
+            authorization_servers: Vec::new(),
+            default_scopes: Vec::new(),
+            required_scopes: Vec::new(),
+            extract: ExtractOptions::default(),
+            allow_anonymous: false,
+        }
+    }
+
+    /// Names the token issuers (turns the metadata on).
+    pub fn authorization_servers(mut self, issuers: impl IntoIterator<Item = String>) -> Self {
+        self.authorization_servers = issuers.into_iter().collect();
+        self
+    }
+
+    /// Sets the scopes clients are told to ask for.
+    pub fn default_scopes(mut self, scopes: impl IntoIterator<Item = String>) -> Self {
+        self.default_scopes = scopes.into_iter().collect();
+        self
+    }
+
+    /// Sets the scopes every request needs.
+    pub fn required_scopes(mut self, scopes: impl IntoIterator<Item = String>) -> Self {
+        self.required_scopes = scopes.into_iter().collect();
+        self
+    }
+
+    /// Sets where credentials are read from.
+    pub fn extract(mut self, extract: ExtractOptions) -> Self {
+        self.extract = extract;
+        self
+    }
+
+    /// Lets requests without a credential through as anonymous.
+    pub fn allow_anonymous(mut self, allow: bool) -> Self {
+        self.allow_anonymous = allow;
+        self
+    }
+}
+
+/// The layer that puts [`RequireAuth`] in front of a service: every request
+/// but `OPTIONS` (answered by a CORS layer outside, or the service) and the
+/// metadata paths must carry a credential the `chain` accepts.
+///
+/// Apply it to the whole router, not one route, so that it sees the
+/// well-known paths it serves.
+pub fn require_auth(chain: Chain, settings: GuardSettings) -> RequireAuthLayer {
+    RequireAuthLayer {
+        shared: Arc::new(Shared::new(chain, settings)),
+    }
+}
+
+/// Applies [`RequireAuth`]; made by [`require_auth`].
+#[derive(Debug, Clone)]
+pub struct RequireAuthLayer {
+    shared: Arc<Shared>,
+}
+
+impl<S> tower_layer::Layer<S> for RequireAuthLayer {
+    type Service = RequireAuth<S>;
+
+    fn layer(&self, inner: S) -> RequireAuth<S> {
+        RequireAuth {
+            inner,
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+/// A service whose requests are authenticated first; see [`require_auth`].
+#[derive(Debug, Clone)]
+pub struct RequireAuth<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+/// The caller [`RequireAuth`] let through, from the request's parts. In an
+/// rmcp tool, take `Extension<http::request::Parts>` (or read
+/// `context.extensions.get::<http::request::Parts>()`) and ask this.
+pub fn principal(parts: &http::request::Parts) -> Option<&Principal> {
+    parts.extensions.get::<Principal>()
+}
+
+impl<S, ReqBody, ResBody> tower_service::Service<Request<ReqBody>> for RequireAuth<S>
+where
+    S: tower_service::Service<Request<ReqBody>, Response = Response<ResBody>>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    ReqBody: Send + 'static,
+    ResBody: Send + 'static,
+{
+    type Response = Response<AuthBody<ResBody>>;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        if let Some(resp) = self
+            .shared
+            .metadata_response(req.method(), req.uri().path())
+        {
+            return Box::pin(std::future::ready(Ok(resp)));
+        }
+        // The instance that was polled ready serves this request; a fresh
+        // clone stays behind for the next one.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        if req.method() == Method::OPTIONS {
+            return Box::pin(async move { Ok(inner.call(req).await?.map(AuthBody::inner)) });
+        }
+        let shared = self.shared.clone();
+        Box::pin(async move {
+            let verdict = shared.authenticate(req.headers(), req.uri().query()).await;
+            match verdict {
+                Ok(principal) => {
+                    req.extensions_mut().insert(principal);
+                    Ok(inner.call(req).await?.map(AuthBody::inner))
+                }
+                Err(rejection) => {
+                    tracing::debug!(
+                        status = rejection.status().as_u16(),
+                        error = rejection.error_code(),
+                        "request refused"
+                    );
+                    Ok(rejection
+                        .into_response(&shared.challenge)
+                        .map(|json| AuthBody::own(Bytes::from(json))))
+                }
+            }
+        })
+    }
+}
+
+/// Everything the layer's services share.
+#[derive(Debug)]
+struct Shared {
+    chain: Chain,
+    challenge: Challenge,
+    required_scopes: Vec<String>,
+    extract: ExtractOptions,
+    allow_anonymous: bool,
+    metadata: Option<Metadata>,
+}
+
+/// The metadata document and the two paths it is served at.
+#[derive(Debug)]
+struct Metadata {
+    path: String,
+    root: String,
+    json: Bytes,
+}
+
+impl Shared {
+    fn new(chain: Chain, s: GuardSettings) -> Self {
+        let mut scopes = s.default_scopes.clone();
+        scopes.extend(s.required_scopes.iter().cloned());
+        dedup(&mut scopes);
+        let has_metadata = !s.authorization_servers.is_empty();
+        let metadata = has_metadata.then(|| {
+            let doc = ProtectedResource::new(&s.resource, s.authorization_servers, scopes.clone());
+            let (path, root) = ProtectedResource::well_known_paths(&s.resource);
+            Metadata {
+                path,
+                root,
+                json: serde_json::to_vec(&doc).unwrap_or_default().into(),
+            }
+        });
+        Shared {
+            chain,
+            challenge: Challenge {
+                resource_metadata: has_metadata
+                    .then(|| ProtectedResource::metadata_url(&s.resource)),
+                default_scopes: scopes,
+            },
+            required_scopes: s.required_scopes,
+            extract: s.extract,
+            allow_anonymous: s.allow_anonymous,
+            metadata,
+        }
+    }
+
+    /// The answer at a metadata path, `None` elsewhere (and for `OPTIONS`,
+    /// which CORS answers).
+    fn metadata_response<B>(&self, method: &Method, path: &str) -> Option<Response<AuthBody<B>>> {
+        let m = self.metadata.as_ref()?;
+        if path != m.path && path != m.root {
+            return None;
+        }
+        let resp = match *method {
+            Method::GET | Method::HEAD => {
+                let mut r = Response::new(AuthBody::own(m.json.clone()));
+                let h = r.headers_mut();
+                h.insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
+                h.insert(
+                    header::CACHE_CONTROL,
+                    HeaderValue::from_static("max-age=300"),
+                );
+                r
+            }
+            Method::OPTIONS => return None,
+            _ => {
+                let mut r = Response::new(AuthBody::own(Bytes::new()));
+                *r.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+                r.headers_mut().insert(
+                    header::ALLOW,
+                    HeaderValue::from_static("GET, HEAD, OPTIONS"),
+                );
+                r
+            }
+        };
+        Some(resp)
+    }
+
+    /// Who is calling, or why not.
+    async fn authenticate(
+        &self,
+        headers: &HeaderMap,
+        query: Option<&str>,
+    ) -> Result<Principal, AuthRejection> {
+        let principal = match extract(headers, query, &self.extract)? {
+            Some(credential) => self.chain.authenticate(&credential).await?,
+            None if self.allow_anonymous => Principal::anonymous(),
+            None => return Err(AuthRejection::Missing),
+        };
+        if principal.missing(&self.required_scopes).is_empty() {
+            Ok(principal)
+        } else if principal.method == AuthMethod::Anonymous {
+            Err(AuthRejection::Missing)
+        } else {
+            Err(AuthRejection::InsufficientScope(
+                self.required_scopes.clone(),
+            ))
+        }
+    }
+}
+
+/// Sorts and removes repeats.
+fn dedup(scopes: &mut Vec<String>) {
+    scopes.sort();
+    scopes.dedup();
+}
+
+pin_project! {
+    /// The response body of [`RequireAuth`]: the inner service's, or the
+    /// guard's own (a refusal's JSON, the metadata document).
+    pub struct AuthBody<B> {
+        #[pin]
+        kind: Kind<B>,
+    }
+}
+
+pin_project! {
+    #[project = KindProj]
+    enum Kind<B> {
+        Inner { #[pin] body: B },
+        Own { bytes: Option<Bytes> },
+    }
+}
+
+impl<B> AuthBody<B> {
+    fn inner(body: B) -> Self {
+        AuthBody {
+            kind: Kind::Inner { body },
+        }
+    }
+
+    fn own(bytes: Bytes) -> Self {
+        AuthBody {
+            kind: Kind::Own {
+                bytes: (!bytes.is_empty()).then_some(bytes),
+            },
+        }
+    }
+}
+
+impl<B> std::fmt::Debug for AuthBody<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.kind {
+            Kind::Inner { .. } => f.write_str("AuthBody::Inner"),
+            Kind::Own { .. } => f.write_str("AuthBody::Own"),
+        }
+    }
+}
+
+impl<B: Body<Data = Bytes>> Body for AuthBody<B> {
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        match self.project().kind.project() {
+            KindProj::Inner { body } => body.poll_frame(cx),
+            KindProj::Own { bytes } => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.kind {
+            Kind::Inner { body } => body.is_end_stream(),
+            Kind::Own { bytes } => bytes.is_none(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.kind {
+            Kind::Inner { body } => body.size_hint(),
+            Kind::Own { bytes } => {
+                SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,200 @@
+//! Turning `[auth]` into the gateway's verifier chain: opening the store for
+//! API keys and users, building each configured verifier in the configured
+//! order, and loading (or creating) the key that signs identity tokens.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use mcpgate_gateway::{AccessMode, AuthSettings};
+use mcpgate_guard::{
+    Chain, ExtractOptions, IdentitySigner, Introspection, JwtVerifier, StaticTokens, UpstreamKey,
+    Verifier,
+};
+use mcpgate_store::{ApiKeyVerifier, BasicVerifier, Store};
+
+use crate::config::{AuthMode, Config, VerifierKind};
+
+/// The identity-token signing key inside the data directory.
+const IDENTITY_KEY_FILE: &str = "identity-key.pem";
+
+/// Builds the gateway's authentication from the configuration; every problem is reported.
+pub(crate) async fn build(
+    cfg: &Config,
+    public_url: &url::Url,
+) -> Result<AuthSettings, Vec<String>> {
+    let a = &cfg.auth;
+    if a.mode == AuthMode::Disabled {
+        return Ok(AuthSettings::disabled());
+    }
+    let mut problems = Vec::new();
+    let store = if a.api_keys || a.users {
+        match Store::open(&cfg.server.data_dir).await {
+            Ok(s) => Some(s),
+            Err(e) => {
+                problems.push(format!(
+                    "cannot open the store in {}: {e}",
+                    cfg.server.data_dir.display()
+                ));
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let mut verifiers: Vec<Arc<dyn Verifier>> = Vec::new();
+    let mut upstream_keys = Vec::new();
+    let mut issuers = a.authorization_servers.clone();
+    let mut seen = Vec::new();
+    for kind in &a.order {
+        if seen.contains(kind) {
+            continue;
+        }
+        seen.push(*kind);
+        match kind {
+            VerifierKind::ApiKeys if a.api_keys => {
+                if let Some(s) = &store {
+                    verifiers.push(Arc::new(ApiKeyVerifier::new(s.clone())));
+                }
+            }
+            VerifierKind::Users if a.users => {
+                if let Some(s) = &store {
+                    verifiers.push(Arc::new(BasicVerifier::new(s.clone())));
+                }
+            }
+            VerifierKind::StaticTokens => {
+                if let Some(st) = &a.static_tokens {
+                    match StaticTokens::new(st) {
+                        Ok(v) => verifiers.push(Arc::new(v)),
+                        Err(e) => {
+                            problems.extend(e.lines().map(|l| format!("auth.static_tokens: {l}")))
+                        }
+                    }
+                }
+            }
+            VerifierKind::UpstreamKey => {
+                for k in &a.upstream_key {
+                    match UpstreamKey::new(k) {
+                        Ok(v) => {
+                            let v = Arc::new(v);
+                            upstream_keys.push(v.clone());
+                            verifiers.push(v);
+                        }
+                        Err(e) => problems.push(format!("auth.upstream_key ({}): {e}", k.upstream)),
+                    }
+                }
+            }
+            VerifierKind::Jwt => {
+                for j in &a.jwt {
+                    match JwtVerifier::new(j) {
+                        Ok(v) => {
+                            issuers.push(v.issuer().to_owned());
+                            if let Err(e) = v.warm_up().await {
+                                // Not fatal: the keys are fetched again on the first token.
+                                tracing::warn!(
+                                    issuer = v.issuer(),
+                                    "could not fetch the issuer's keys yet: {e}"
+                                );
+                            }
+                            verifiers.push(Arc::new(v));
+                        }
+                        Err(e) => problems.push(e),
+                    }
+                }
+            }
+            VerifierKind::Introspection => {
+                if let Some(i) = &a.introspection {
+                    match Introspection::new(i) {
+                        Ok(v) => verifiers.push(Arc::new(v)),
+                        Err(e) => problems.push(format!("auth.introspection: {e}")),
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let extract = match http::HeaderName::try_from(a.api_key_header.to_ascii_lowercase()) {
+        Ok(h) => ExtractOptions { api_key_header: h },
+        Err(_) => {
+            problems.push(format!(
+                "auth.api_key_header: {:?} is not a valid header name",
+                a.api_key_header
+            ));
+            ExtractOptions::default()
+        }
+    };
+    let identity_signer = if a.identity_token {
+        match load_signer(
+            &cfg.server.data_dir,
+            public_url.as_str().trim_end_matches('/'),
+        ) {
+            Ok(s) => Some(Arc::new(s)),
+            Err(e) => {
+                problems.push(e);
+                None
+            }
+        }
+    } else {
+        None
+    };
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    issuers.sort();
+    issuers.dedup();
+    Ok(AuthSettings {
+        mode: if a.mode == AuthMode::Optional {
+            AccessMode::Optional
+        } else {
+            AccessMode::Required
+        },
+        chain: Chain::new(verifiers),
+        extract,
+        authorization_servers: issuers,
+        groups_claim: a.groups_claim.clone(),
+        upstream_keys,
+        identity_signer,
+    })
+}
+
+/// Loads the identity-token key, creating it (mode 0600) on first start.
+fn load_signer(data_dir: &Path, issuer: &str) -> Result<IdentitySigner, String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = data_dir.join(IDENTITY_KEY_FILE);
+    if let Ok(pem) = std::fs::read_to_string(&path) {
+        return IdentitySigner::from_pem(&pem, issuer)
+            .map_err(|e| format!("{}: {e}", path.display()));
+    }
+    let (signer, pem) = IdentitySigner::generate(issuer)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+    f.write_all(pem.as_bytes())
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    tracing::info!(path = %path.display(), "created the key that signs identity tokens for upstreams");
+    Ok(signer)
+}
+
+/// The demo's API key: created with the demo's scopes on first start and
+/// returned then (it is shown once); `None` when one already exists.
+pub(crate) async fn ensure_demo_key(data_dir: &Path) -> Result<Option<String>, String> {
+    let store = Store::open(data_dir)
+        .await
+        .map_err(|e| format!("cannot open the store: {e}"))?;
+    let keys = store.list_api_keys().await.map_err(|e| e.to_string())?;
+    if keys.iter().any(|k| k.name == "demo") {
+        return Ok(None);
+    }
+    let scopes = ["notes:read", "notes:write"]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+    store
+        .create_api_key("demo", "demo-user", &scopes, None)
+        .await
+        .map(Some)
+        .map_err(|e| e.to_string())
+}
