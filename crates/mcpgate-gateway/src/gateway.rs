@@ -14,7 +14,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use mcpgate_guard::Policy;
 
-use crate::auth::{AuthSettings, Guard};
+use crate::auth::{AccessMode, AuthSettings, Guard};
 use crate::config::{Limits, UpstreamConfig};
 use crate::front::{legacy, streamable};
 use crate::origin::OriginPolicy;
@@ -220,7 +220,17 @@ impl Gateway {
             }
             ups.insert(name.clone(), st);
         }
-        serde_json::json!({ "status": "ready", "upstreams": ups, "sessions": self.shared.sessions.len() })
+        let mut doc = serde_json::json!({ "status": "ready", "upstreams": ups, "sessions": self.shared.sessions.len() });
+        let auth = match self.shared.guard.settings.mode {
+            AccessMode::Required => "required",
+            AccessMode::Optional => "optional",
+            AccessMode::Disabled => {
+                doc["warning"] = "authentication is DISABLED: anyone who can reach this address can use every upstream".into();
+                "disabled"
+            }
+        };
+        doc["auth"] = auth.into();
+        doc
     }
 
     pub(crate) fn upstream(&self, name: &str) -> Option<(Arc<str>, Arc<Upstream>)> {

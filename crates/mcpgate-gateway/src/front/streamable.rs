@@ -60,23 +60,19 @@ pub(crate) async fn endpoint(gw: Gateway, name: String, req: Request) -> Respons
             _ => delete(gw, caller, req).await,
         };
     }
-    match *req.method() {
-        _ => {
-            let allow = if modern { "POST" } else { "GET, POST, DELETE" };
-            let mut r = rpc_error(
-                StatusCode::METHOD_NOT_ALLOWED,
-                None,
-                code::INVALID_REQUEST,
-                &format!(
-                    "method {} is not allowed on an MCP endpoint; use {allow}",
-                    req.method()
-                ),
-            );
-            r.headers_mut()
-                .insert(header::ALLOW, HeaderValue::from_static(allow));
-            r
-        }
-    }
+    let allow = if modern { "POST" } else { "GET, POST, DELETE" };
+    let mut r = rpc_error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        None,
+        code::INVALID_REQUEST,
+        &format!(
+            "method {} is not allowed on an MCP endpoint; use {allow}",
+            req.method()
+        ),
+    );
+    r.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
+    r
 }
 
 /// The authenticated caller and the endpoint path it used (for challenges).
