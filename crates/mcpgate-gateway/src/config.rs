@@ -61,7 +61,10 @@ pub struct UpstreamConfig {
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
     /// Overrides the server-wide request timeout for this upstream.
-    #[serde(default, with = "humantime_opt")]
+    #[serde(
+        default,
+        deserialize_with = "mcpgate_guard::time::deserialize_opt_duration"
+    )]
     pub request_timeout: Option<Duration>,
     /// Scopes needed for anything on this upstream.
     #[serde(default)]
@@ -133,50 +136,5 @@ impl Default for Limits {
             replay_events: 256,
             max_message_bytes: 16 * 1024 * 1024,
         }
-    }
-}
-
-/// Durations written as "30s", "5m", "1h", "250ms" or plain seconds.
-pub mod humantime_opt {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer};
-
-    /// Deserializes an optional duration.
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Secs(u64),
-            Text(String),
-        }
-        match Option::<Raw>::deserialize(d)? {
-            None => Ok(None),
-            Some(Raw::Secs(s)) => Ok(Some(Duration::from_secs(s))),
-            Some(Raw::Text(t)) => parse(&t).map(Some).map_err(serde::de::Error::custom),
-        }
-    }
-
-    /// Parses "250ms", "30s", "5m", "2h", "7d".
-    pub fn parse(text: &str) -> Result<Duration, String> {
-        let t = text.trim();
-        let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-        let (num, unit) = t.split_at(split);
-        let n: u64 = num.parse().map_err(|_| {
-            format!("invalid duration {text:?}: expected e.g. \"30s\", \"5m\", \"250ms\"")
-        })?;
-        let d = match unit.trim() {
-            "ms" => Duration::from_millis(n),
-            "" | "s" => Duration::from_secs(n),
-            "m" => Duration::from_secs(n * 60),
-            "h" => Duration::from_secs(n * 3600),
-            "d" => Duration::from_secs(n * 86400),
-            other => {
-                return Err(format!(
-                    "invalid duration unit {other:?} in {text:?}: use ms, s, m, h or d"
-                ));
-            }
-        };
-        Ok(d)
     }
 }

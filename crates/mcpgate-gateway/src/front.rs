@@ -135,16 +135,7 @@ pub(crate) fn accepts(headers: &HeaderMap, want: &str) -> bool {
 }
 
 pub(crate) fn is_json_content(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .eq_ignore_ascii_case("application/json")
-        })
+    crate::upstream::content_type_is(headers, "application/json")
 }
 
 pub(crate) fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {

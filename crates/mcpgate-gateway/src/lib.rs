@@ -23,6 +23,6 @@ mod sse;
 mod upstream;
 
 pub use auth::{AccessMode, AuthSettings};
-pub use config::{HttpTransport, Isolation, Limits, UpstreamConfig, humantime_opt};
+pub use config::{HttpTransport, Isolation, Limits, UpstreamConfig};
 pub use gateway::{Gateway, GatewayConfig, IDENTITY_JWKS_PATH};
 pub use origin::OriginPolicy;

@@ -79,19 +79,19 @@ pub struct IntrospectionConfig {
     /// How long an active answer is reused; never past the token's `exp` (default 5m).
     #[serde(
         default = "default_positive_ttl",
-        deserialize_with = "duration::deserialize"
+        deserialize_with = "crate::time::deserialize_duration"
     )]
     pub positive_ttl: Duration,
     /// How long an inactive answer is reused (default 10s).
     #[serde(
         default = "default_negative_ttl",
-        deserialize_with = "duration::deserialize"
+        deserialize_with = "crate::time::deserialize_duration"
     )]
     pub negative_ttl: Duration,
     /// How long one introspection call may take before the token is "unavailable" (default 5s).
     #[serde(
         default = "default_timeout",
-        deserialize_with = "duration::deserialize"
+        deserialize_with = "crate::time::deserialize_duration"
     )]
     pub timeout: Duration,
     /// Allows a plain-`http` endpoint that is not on loopback. Risky: the client
@@ -281,7 +281,7 @@ impl Introspection {
                 {
                     return Err(VerifyError::Invalid(format!(
                         "Token expired at {}",
-                        rfc3339(exp)
+                        crate::time::rfc3339(exp)
                     )));
                 }
                 Ok(Verified {
@@ -531,77 +531,6 @@ pub(crate) async fn read_limited(
         body.extend_from_slice(&chunk);
     }
     Ok(body)
-}
-
-/// `2026-01-01T00:00:00Z`.
-pub(crate) fn rfc3339(t: SystemTime) -> String {
-    let secs = t
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-/// Durations in configuration: `"30s"`, `"5m"`, `"1h"`, `"250ms"`, `"1d"`, or a
-/// plain number of seconds.
-pub(crate) mod duration {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer};
-
-    /// Deserializes a duration.
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Secs(u64),
-            Text(String),
-        }
-        match Raw::deserialize(d)? {
-            Raw::Secs(s) => Ok(Duration::from_secs(s)),
-            Raw::Text(t) => parse(&t).map_err(serde::de::Error::custom),
-        }
-    }
-
-    /// Parses `"30s"`-style text.
-    pub(crate) fn parse(text: &str) -> Result<Duration, String> {
-        let t = text.trim();
-        let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-        let (num, unit) = t.split_at(split);
-        let n: u64 = num.parse().map_err(|_| {
-            format!("invalid duration {text:?}: expected e.g. \"30s\", \"5m\", \"250ms\"")
-        })?;
-        let d = match unit.trim() {
-            "ms" => Duration::from_millis(n),
-            "" | "s" => Duration::from_secs(n),
-            "m" => Duration::from_secs(n.saturating_mul(60)),
-            "h" => Duration::from_secs(n.saturating_mul(3600)),
-            "d" => Duration::from_secs(n.saturating_mul(86_400)),
-            other => {
-                return Err(format!(
-                    "invalid duration unit {other:?} in {text:?}: use ms, s, m, h or d"
-                ));
-            }
-        };
-        Ok(d)
-    }
 }
 
 #[cfg(test)]

@@ -10,6 +10,8 @@
 //! It stays light — no database, no HTML — so an MCP server can embed it as a
 //! tower layer. It must never log or echo a credential, never accept a token
 //! from the query string, and never let an unavailable verifier mean "allow".
+//!
+#![doc = include_str!("../../../docs/GUARD-LIBRARY.md")]
 
 mod cache;
 mod chain;
@@ -24,6 +26,7 @@ mod policy;
 mod principal;
 mod rejection;
 mod static_tokens;
+pub mod time;
 mod upstream_key;
 mod verifier;
 

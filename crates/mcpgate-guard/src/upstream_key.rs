@@ -43,7 +43,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::credential::Credential;
-use crate::introspection::{check_url, duration, http_client};
+use crate::introspection::{check_url, http_client};
 use crate::policy::Scopes;
 use crate::principal::{AuthMethod, Principal};
 use crate::verifier::{BoxFuture, Verified, Verifier, VerifyError};
@@ -92,13 +92,13 @@ pub struct UpstreamKeyConfig {
     /// How long a key that `verify_url` accepted is trusted (default 10m).
     #[serde(
         default = "default_verify_ttl",
-        deserialize_with = "duration::deserialize"
+        deserialize_with = "crate::time::deserialize_duration"
     )]
     pub verify_ttl: Duration,
     /// How long one `verify_url` call may take (default 5s).
     #[serde(
         default = "default_verify_timeout",
-        deserialize_with = "duration::deserialize"
+        deserialize_with = "crate::time::deserialize_duration"
     )]
     pub verify_timeout: Duration,
     /// Put before the key's digest to form the subject (default `"<upstream>:"`).

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use mcpgate_gateway::{Isolation, Limits, UpstreamConfig, humantime_opt};
+use mcpgate_gateway::{Isolation, Limits, UpstreamConfig};
 use serde::Deserialize;
 
 /// The whole configuration file.
@@ -34,11 +34,20 @@ pub(crate) struct ServerConfig {
     pub(crate) allowed_origins: Vec<String>,
     #[serde(default)]
     pub(crate) log_format: LogFormat,
-    #[serde(default, with = "humantime_opt")]
+    #[serde(
+        default,
+        deserialize_with = "mcpgate_guard::time::deserialize_opt_duration"
+    )]
     pub(crate) request_timeout: Option<Duration>,
-    #[serde(default, with = "humantime_opt")]
+    #[serde(
+        default,
+        deserialize_with = "mcpgate_guard::time::deserialize_opt_duration"
+    )]
     pub(crate) session_idle_timeout: Option<Duration>,
-    #[serde(default, with = "humantime_opt")]
+    #[serde(
+        default,
+        deserialize_with = "mcpgate_guard::time::deserialize_opt_duration"
+    )]
     pub(crate) shutdown_grace: Option<Duration>,
     #[serde(default)]
     pub(crate) max_body_bytes: Option<usize>,

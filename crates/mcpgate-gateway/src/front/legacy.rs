@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 
-use super::streamable::{open_link, session_not_found};
+use super::streamable::{no_such_upstream, open_link, session_not_found};
 use super::{is_json_content, keep, parse_body, rpc_error, sse, upstream_error};
 use crate::events::EventLog;
 use crate::gateway::Gateway;
@@ -24,12 +24,7 @@ pub(crate) async fn open(
     req: Request,
 ) -> Response {
     let Some((name, upstream)) = gw.upstream(&name) else {
-        return rpc_error(
-            StatusCode::NOT_FOUND,
-            None,
-            code::INVALID_REQUEST,
-            &format!("no upstream named {name:?} is configured"),
-        );
+        return no_such_upstream(&name);
     };
     let path = format!("/mcp/{name}");
     let guard = &gw.shared.guard;

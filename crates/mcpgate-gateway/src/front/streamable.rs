@@ -28,12 +28,7 @@ pub(crate) const VERSION_HEADER: &str = "mcp-protocol-version";
 /// Everything that reaches `/mcp/<name>`.
 pub(crate) async fn endpoint(gw: Gateway, name: String, req: Request) -> Response {
     let Some((name, upstream)) = gw.upstream(&name) else {
-        return rpc_error(
-            StatusCode::NOT_FOUND,
-            None,
-            code::INVALID_REQUEST,
-            &format!("no upstream named {name:?} is configured"),
-        );
+        return no_such_upstream(&name);
     };
     let modern = header_str(req.headers(), VERSION_HEADER) == Some(MODERN_VERSION);
     let served = matches!(*req.method(), Method::POST)
@@ -223,6 +218,24 @@ async fn link_failed(
     upstream_error(e, id)
 }
 
+pub(crate) fn no_such_upstream(name: &str) -> Response {
+    rpc_error(
+        StatusCode::NOT_FOUND,
+        None,
+        code::INVALID_REQUEST,
+        &format!("no upstream named {name:?} is configured"),
+    )
+}
+
+fn missing_session_id() -> Response {
+    rpc_error(
+        StatusCode::BAD_REQUEST,
+        None,
+        code::INVALID_REQUEST,
+        "Bad Request: missing Mcp-Session-Id header",
+    )
+}
+
 pub(crate) fn session_not_found(id: Option<Box<RawValue>>) -> Response {
     rpc_error(
         StatusCode::NOT_FOUND,
@@ -372,12 +385,7 @@ async fn get_stream(gw: Gateway, caller: Caller, req: Request) -> Response {
         );
     }
     let Some(session_id) = header_str(headers, SESSION_HEADER) else {
-        return rpc_error(
-            StatusCode::BAD_REQUEST,
-            None,
-            code::INVALID_REQUEST,
-            "Bad Request: missing Mcp-Session-Id header",
-        );
+        return missing_session_id();
     };
     let Some(session) = gw
         .shared
@@ -442,12 +450,7 @@ impl Drop for ListenGuard {
 
 async fn delete(gw: Gateway, caller: Caller, req: Request) -> Response {
     let Some(session_id) = header_str(req.headers(), SESSION_HEADER) else {
-        return rpc_error(
-            StatusCode::BAD_REQUEST,
-            None,
-            code::INVALID_REQUEST,
-            "Bad Request: missing Mcp-Session-Id header",
-        );
+        return missing_session_id();
     };
     let Some(session) = gw
         .shared

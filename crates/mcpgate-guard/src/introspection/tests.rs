@@ -50,31 +50,6 @@ fn config_defaults_and_durations() {
 }
 
 #[test]
-fn durations_parse_with_units() {
-    assert_eq!(duration::parse("30s"), Ok(Duration::from_secs(30)));
-    assert_eq!(duration::parse("5m"), Ok(Duration::from_secs(300)));
-    assert_eq!(duration::parse("2h"), Ok(Duration::from_secs(7200)));
-    assert_eq!(duration::parse("1d"), Ok(Duration::from_secs(86_400)));
-    assert_eq!(duration::parse("250ms"), Ok(Duration::from_millis(250)));
-    assert_eq!(duration::parse("7"), Ok(Duration::from_secs(7)));
-    assert!(duration::parse("m").is_err());
-    assert!(
-        duration::parse("5y")
-            .unwrap_err()
-            .contains("use ms, s, m, h or d")
-    );
-}
-
-#[test]
-fn timestamps_format_as_rfc3339() {
-    assert_eq!(rfc3339(SystemTime::UNIX_EPOCH), "1970-01-01T00:00:00Z");
-    let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_767_225_600);
-    assert_eq!(rfc3339(t), "2026-01-01T00:00:00Z");
-    let t = SystemTime::UNIX_EPOCH + Duration::from_secs(951_827_696);
-    assert_eq!(rfc3339(t), "2000-02-29T12:34:56Z");
-}
-
-#[test]
 fn construction_checks_the_endpoint_and_the_secret() {
     let e = Introspection::with_env(&cfg(""), |_| None).unwrap_err();
     assert!(e.contains("set client_secret_env"), "{e}");
