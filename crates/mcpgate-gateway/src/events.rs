@@ -22,6 +22,9 @@ pub(crate) struct EventLog {
     inner: Mutex<Inner>,
     /// Bumped on every push and on close, to wake readers.
     changed: watch::Sender<u64>,
+    /// Every pushed message, for listeners that want messages rather than frames
+    /// (2026-07-28 `subscriptions/listen`).
+    tap: Option<tokio::sync::broadcast::Sender<Message>>,
 }
 
 #[derive(Debug, Default)]
@@ -49,7 +52,29 @@ impl EventLog {
                 ..Default::default()
             }),
             changed,
+            tap: None,
         })
+    }
+
+    /// A log whose messages can also be listened to one by one.
+    pub(crate) fn tapped(stream_id: u64, capacity: usize) -> Arc<Self> {
+        let (changed, _) = watch::channel(0);
+        Arc::new(EventLog {
+            stream_id,
+            capacity: capacity.max(1),
+            event_name: None,
+            inner: Mutex::new(Inner {
+                next_seq: 1,
+                ..Default::default()
+            }),
+            changed,
+            tap: Some(tokio::sync::broadcast::channel(64).0),
+        })
+    }
+
+    /// Messages pushed from now on, if this log is tapped.
+    pub(crate) fn listen(&self) -> Option<tokio::sync::broadcast::Receiver<Message>> {
+        self.tap.as_ref().map(|t| t.subscribe())
     }
 
     pub(crate) fn stream_id(&self) -> u64 {
@@ -58,6 +83,9 @@ impl EventLog {
 
     /// Appends a JSON-RPC message as one SSE event.
     pub(crate) fn push(&self, msg: &Message) {
+        if let Some(tap) = &self.tap {
+            let _ = tap.send(msg.clone());
+        }
         self.push_data(self.event_name, &msg.to_bytes());
     }
 

@@ -244,6 +244,10 @@ impl Gateway {
         self.shared.upstreams.keys().next().cloned()
     }
 
+    pub(crate) fn timeout_for_any(&self) -> Duration {
+        self.shared.limits.request_timeout
+    }
+
     pub(crate) fn timeout_for(&self, name: &str) -> Duration {
         self.shared
             .timeouts

@@ -217,6 +217,15 @@ impl Link {
         }
     }
 
+    /// The upstream's unsolicited notifications from now on, for stateless links.
+    pub(crate) fn listen(&self) -> Option<tokio::sync::broadcast::Receiver<Message>> {
+        match self {
+            Link::Stdio(l) => l.notifications.as_ref()?.listen(),
+            Link::Http(h) => h.listen(),
+            Link::Sse(_) => None,
+        }
+    }
+
     /// Why the link can no longer be used, if it cannot.
     pub(crate) fn gone(&self) -> Option<String> {
         match self {

@@ -189,12 +189,7 @@ pub(crate) async fn post(
         },
         Kind::Request => match method.as_str() {
             "server/discover" => discover(&link, msg.id),
-            "subscriptions/listen" => rpc_error(
-                StatusCode::NOT_FOUND,
-                msg.id,
-                code::METHOD_NOT_FOUND,
-                "Method not found: subscriptions/listen is not bridged to this upstream yet",
-            ),
+            "subscriptions/listen" => listen(&gw, link, msg).await,
             "initialize"
             | "ping"
             | "logging/setLevel"
@@ -285,6 +280,120 @@ async fn call(
             sse(reader)
         }
     }
+}
+
+/// `subscriptions/listen` against an older upstream: the gateway's upstream
+/// session for this subject already receives list-changed and resource-updated
+/// notifications; this stream acknowledges what can be honoured and forwards
+/// the opted-in ones, tagged with the subscription id (the request's id).
+async fn listen(gw: &Gateway, link: Link, msg: Message) -> Response {
+    #[derive(serde::Deserialize, Default)]
+    #[serde(rename_all = "camelCase", default)]
+    struct Filter {
+        tools_list_changed: bool,
+        prompts_list_changed: bool,
+        resources_list_changed: bool,
+        resource_subscriptions: Vec<String>,
+    }
+    let id = msg.id.clone().unwrap_or_else(jsonrpc::null_id);
+    let wanted: Filter = msg
+        .params_as::<Value>()
+        .and_then(|p| serde_json::from_value(p.get("notifications")?.clone()).ok())
+        .unwrap_or_default();
+    let caps: Value = link
+        .init_result()
+        .and_then(|r| serde_json::from_str(r.get()).ok())
+        .unwrap_or_default();
+    let cap = |kind: &str, flag: &str| caps["capabilities"][kind][flag].as_bool().unwrap_or(false);
+    let honoured = Filter {
+        tools_list_changed: wanted.tools_list_changed && cap("tools", "listChanged"),
+        prompts_list_changed: wanted.prompts_list_changed && cap("prompts", "listChanged"),
+        resources_list_changed: wanted.resources_list_changed && cap("resources", "listChanged"),
+        resource_subscriptions: if cap("resources", "subscribe") {
+            wanted.resource_subscriptions
+        } else {
+            Vec::new()
+        },
+    };
+    let Some(mut rx) = link.listen() else {
+        return rpc_error(
+            StatusCode::NOT_FOUND,
+            msg.id,
+            code::METHOD_NOT_FOUND,
+            "Method not found: subscriptions/listen is not bridged to a legacy SSE upstream",
+        );
+    };
+    for uri in &honoured.resource_subscriptions {
+        let params = jsonrpc::raw(&serde_json::json!({ "uri": uri }));
+        if let Ok(mut ex) = link
+            .request(Message::request(
+                mrtr::unique_id(),
+                "resources/subscribe",
+                Some(params),
+            ))
+            .await
+        {
+            let _ = tokio::time::timeout(gw.timeout_for_any(), ex.recv()).await;
+        }
+    }
+    let sub_meta = serde_json::json!({ "io.modelcontextprotocol/subscriptionId": serde_json::from_str::<Value>(id.get()).unwrap_or_default() });
+    let ack = serde_json::json!({
+        "_meta": sub_meta,
+        "notifications": {
+            "toolsListChanged": honoured.tools_list_changed,
+            "promptsListChanged": honoured.prompts_list_changed,
+            "resourcesListChanged": honoured.resources_list_changed,
+            "resourceSubscriptions": honoured.resource_subscriptions,
+        },
+    });
+    let log = EventLog::new(1, gw.shared.limits.replay_events, None);
+    log.push(&Message::notification(
+        "notifications/subscriptions/acknowledged",
+        Some(jsonrpc::raw(&ack)),
+    ));
+    let reader = log.reader(Some(0));
+    tokio::spawn(async move {
+        // Ends when the client goes away (the log's last reader is dropped) or the upstream does.
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(15));
+        loop {
+            let next = tokio::select! {
+                r = rx.recv() => r,
+                _ = tick.tick() => {
+                    if Arc::strong_count(&log) <= 1 {
+                        break;
+                    }
+                    continue;
+                }
+            };
+            let m = match next {
+                Ok(m) => m,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(_) => break,
+            };
+            let method = m.method.as_deref().unwrap_or_default();
+            let pass = match method {
+                "notifications/tools/list_changed" => honoured.tools_list_changed,
+                "notifications/prompts/list_changed" => honoured.prompts_list_changed,
+                "notifications/resources/list_changed" => honoured.resources_list_changed,
+                "notifications/resources/updated" => m
+                    .params_as::<Value>()
+                    .and_then(|p| p.get("uri")?.as_str().map(str::to_owned))
+                    .is_some_and(|u| honoured.resource_subscriptions.contains(&u)),
+                _ => false,
+            };
+            if !pass {
+                continue;
+            }
+            let mut params: serde_json::Map<String, Value> = m.params_as().unwrap_or_default();
+            params.insert("_meta".into(), sub_meta.clone());
+            log.push(&Message::notification(method, Some(jsonrpc::raw(&params))));
+            if Arc::strong_count(&log) <= 1 {
+                break;
+            }
+        }
+        log.close();
+    });
+    sse(reader)
 }
 
 /// Older upstreams know nothing of the per-request protocol keys; the gateway's

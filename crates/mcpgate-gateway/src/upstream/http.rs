@@ -157,7 +157,7 @@ impl HttpUpstream {
             *used = std::time::Instant::now();
             return Ok(Link::Http(l.clone()));
         }
-        let sink = EventLog::new(0, 1, None);
+        let sink = EventLog::tapped(0, 1);
         let link = Arc::new(HttpLink::new(self.clone(), sink, false, identity, token));
         let params = jsonrpc::raw(&serde_json::json!({
             "protocolVersion": GATEWAY_PROTOCOL_VERSION,
@@ -320,6 +320,13 @@ impl HttpLink {
             identity,
             token,
         }
+    }
+
+    /// The upstream's unsolicited notifications from now on (stateless sessions only).
+    pub(crate) fn listen(self: &Arc<Self>) -> Option<tokio::sync::broadcast::Receiver<Message>> {
+        let rx = self.server_stream.listen()?;
+        self.open_server_stream();
+        Some(rx)
     }
 
     pub(crate) fn init_result(&self) -> Option<&RawValue> {

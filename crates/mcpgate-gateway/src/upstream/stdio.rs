@@ -74,8 +74,9 @@ pub(crate) struct SharedChild {
     pub(crate) child: Arc<Child>,
     /// The child's `initialize` result, answered to every client that joins.
     pub(crate) init_result: Box<RawValue>,
-    /// The mux seat stateless clients use on this child.
-    seat: std::sync::OnceLock<SessionKey>,
+    /// The mux seat stateless clients use on this child, and where the child's
+    /// unsolicited notifications to it go.
+    seat: std::sync::OnceLock<(SessionKey, Arc<EventLog>)>,
 }
 
 impl SharedChild {
@@ -123,6 +124,8 @@ pub(crate) struct StdioLink {
     pub(crate) init_result: Option<Box<RawValue>>,
     /// Whether this link owns the child (per-session isolation).
     owns_child: bool,
+    /// The stateless seat's notifications, for `subscriptions/listen`.
+    pub(crate) notifications: Option<Arc<EventLog>>,
 }
 
 impl StdioLink {
@@ -166,6 +169,7 @@ impl StdioUpstream {
             key,
             init_result: None,
             owns_child: true,
+            notifications: None,
         })
     }
 
@@ -181,6 +185,7 @@ impl StdioUpstream {
             key,
             init_result: Some(shared.init_result.clone()),
             owns_child: false,
+            notifications: None,
         })
     }
 
@@ -199,17 +204,19 @@ impl StdioUpstream {
         } else {
             self.subject_child(subject, env).await?
         };
-        let key = *shared.seat.get_or_init(|| {
-            let key = shared.child.mux.attach(EventLog::new(0, 1, None));
+        let (key, notifications) = shared.seat.get_or_init(|| {
+            let log = EventLog::tapped(0, 1);
+            let key = shared.child.mux.attach(log.clone());
             // Each request's own clientCapabilities decide (front/mrtr.rs).
             shared.child.mux.set_capabilities(key, None);
-            key
+            (key, log)
         });
         Ok(StdioLink {
             child: shared.child.clone(),
-            key,
+            key: *key,
             init_result: Some(shared.init_result.clone()),
             owns_child: false,
+            notifications: Some(notifications.clone()),
         })
     }
 
