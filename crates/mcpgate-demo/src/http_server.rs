@@ -62,6 +62,10 @@ pub async fn serve_http(
         "demo MCP server listening"
     );
     let signal = stop.clone();
+    // Without TCP_NODELAY an answer written in pieces (SSE) waits ~40 ms on Nagle.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown.await;
         signal.cancel();

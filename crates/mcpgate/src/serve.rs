@@ -123,6 +123,10 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
     let grace = cfg.server.shutdown_grace.unwrap_or(Duration::from_secs(10));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let gw = gateway.clone();
+    // Without TCP_NODELAY every SSE event waits ~40 ms on Nagle and delayed ACKs.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown_signal().await;
         tracing::info!("shutting down: ending server streams and draining in-flight requests");
