@@ -45,6 +45,8 @@ pub struct AuthSettings {
     pub upstream_keys: Vec<Arc<UpstreamKey>>,
     /// Signs the short-lived identity token HTTP upstreams receive.
     pub identity_signer: Option<Arc<IdentitySigner>>,
+    /// Send `X-Mcpgate-Subject`/`-Scopes`/`-Client-Id` to HTTP upstreams.
+    pub identity_headers: bool,
 }
 
 impl AuthSettings {
@@ -58,6 +60,7 @@ impl AuthSettings {
             groups_claim: "groups".into(),
             upstream_keys: Vec::new(),
             identity_signer: None,
+            identity_headers: true,
         }
     }
 }
@@ -188,7 +191,11 @@ impl Guard {
     /// Everything an upstream may be told about the caller.
     pub(crate) fn identity(&self, a: &Authenticated, upstream: &str) -> crate::upstream::Identity {
         let p = &a.principal;
-        let mut headers = identity_headers(p);
+        let mut headers = if self.settings.identity_headers {
+            identity_headers(p)
+        } else {
+            HeaderMap::new()
+        };
         let mut env = identity_env(p);
         if let Some((k, v)) = &a.delivery.header {
             headers.insert(k.clone(), v.clone());

@@ -153,6 +153,7 @@ pub(crate) async fn build(
         groups_claim: a.groups_claim.clone(),
         upstream_keys,
         identity_signer,
+        identity_headers: a.identity_headers,
     })
 }
 

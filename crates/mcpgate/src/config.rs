@@ -115,6 +115,9 @@ pub(crate) struct AuthConfig {
     /// Send HTTP upstreams a signed, short-lived `X-Mcpgate-Identity` JWT.
     #[serde(default = "yes")]
     pub(crate) identity_token: bool,
+    /// Send HTTP upstreams plain `X-Mcpgate-Subject`/`-Scopes`/`-Client-Id` headers.
+    #[serde(default = "yes")]
+    pub(crate) identity_headers: bool,
     /// The order verifiers are tried in.
     #[serde(default = "default_order")]
     pub(crate) order: Vec<VerifierKind>,
@@ -142,6 +145,7 @@ impl Default for AuthConfig {
             api_keys: true,
             users: true,
             identity_token: true,
+            identity_headers: true,
             order: default_order(),
             static_tokens: None,
             jwt: Vec::new(),
