@@ -135,12 +135,22 @@ impl Guard {
             }
             None => return Err(self.reject(AuthRejection::Missing, upstream, path)),
             Some(c) => {
-                let p = self
-                    .settings
-                    .chain
-                    .authenticate(&c)
-                    .await
-                    .map_err(|r| self.reject(r, upstream, path))?;
+                let p = match self.settings.chain.authenticate(&c).await {
+                    Ok(p) => p,
+                    // On an upstream that takes users' own keys, an unrecognized
+                    // credential is most likely a mistyped key: say what a key looks like.
+                    Err(AuthRejection::InvalidToken(why)) if why == mcpgate_guard::UNRECOGNIZED => {
+                        let why = self
+                            .settings
+                            .upstream_keys
+                            .iter()
+                            .find(|k| k.upstream() == upstream)
+                            .map(|k| k.format_error())
+                            .unwrap_or(why);
+                        return Err(self.reject(AuthRejection::InvalidToken(why), upstream, path));
+                    }
+                    Err(r) => return Err(self.reject(r, upstream, path)),
+                };
                 let delivery = self
                     .upstream_key_delivery(&p, &c, upstream)
                     .map_err(|r| self.reject(r, upstream, path))?;

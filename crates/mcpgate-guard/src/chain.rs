@@ -9,6 +9,9 @@ use crate::principal::Principal;
 use crate::rejection::AuthRejection;
 use crate::verifier::{Verifier, VerifyError};
 
+/// The refusal of a bearer or API-key credential that no verifier recognized.
+pub const UNRECOGNIZED: &str = "the credential is not recognized by this server";
+
 /// Verifiers in configured order, with the verified-credential cache in front.
 #[derive(Debug, Clone)]
 pub struct Chain {
@@ -73,7 +76,7 @@ impl Chain {
         }
         Err(AuthRejection::InvalidToken(match credential {
             Credential::Basic { .. } => "unknown user or wrong password".to_owned(),
-            _ => "the credential is not recognized by this server".to_owned(),
+            _ => UNRECOGNIZED.to_owned(),
         }))
     }
 }

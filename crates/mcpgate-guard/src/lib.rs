@@ -31,7 +31,7 @@ mod upstream_key;
 mod verifier;
 
 pub use cache::VerifiedCache;
-pub use chain::Chain;
+pub use chain::{Chain, UNRECOGNIZED};
 pub use challenge::Challenge;
 pub use credential::{Credential, CredentialKind, ExtractOptions, extract};
 pub use identity_token::IdentitySigner;

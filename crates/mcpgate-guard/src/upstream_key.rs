@@ -27,12 +27,12 @@
 //!
 //! ## Where it sits in the chain
 //!
-//! It [`accepts`](Verifier::accepts) every bearer and API-key credential, and a
-//! value that does not match the format is refused with the precise message
-//! `Invalid API key format: expected <format_description>`. Put it last: when it
-//! is the only verifier (the usual deployment) that message reaches the client;
-//! with others before it, the first refusal they give is the one shown, and a
-//! credential another verifier accepts never gets here.
+//! It [`accepts`](Verifier::accepts) every bearer and API-key credential. A value
+//! that does not match the format is [`VerifyError::NotMine`]: it may be a JWT or
+//! an mcpgate API key for another verifier, and refusing it here would stop the
+//! chain. The gateway shows [`UpstreamKey::format_error`] — `Invalid API key
+//! format: expected <format_description>` — when a credential no verifier
+//! recognized was sent to this key's own upstream.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -355,12 +355,17 @@ impl UpstreamKey {
         principal.claims.get("upstream").and_then(Value::as_str)
     }
 
+    /// The refusal for a credential that is not in this key's format.
+    pub fn format_error(&self) -> String {
+        format!(
+            "Invalid API key format: expected {}",
+            self.format_description
+        )
+    }
+
     async fn check(&self, key: &str) -> Result<Verified, VerifyError> {
         if !self.format.is_match(key) {
-            return Err(VerifyError::Invalid(format!(
-                "Invalid API key format: expected {}",
-                self.format_description
-            )));
+            return Err(VerifyError::NotMine);
         }
         let digest: [u8; 32] = Sha256::digest(key.as_bytes()).into();
         let key_id: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();

@@ -29,7 +29,7 @@ net.Server.prototype.listen = function (...args) {
 "#;
 
 /// The installed server's entry point; a missing install fails the test with the fix.
-fn entry() -> PathBuf {
+pub(crate) fn entry() -> PathBuf {
     let modules = std::env::var_os("MCPGATE_NODE_MODULES")
         .map(PathBuf::from)
         .unwrap_or_else(|| {

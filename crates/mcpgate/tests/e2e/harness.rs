@@ -8,6 +8,7 @@ pub(crate) mod raw;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
@@ -27,6 +28,8 @@ pub(crate) struct Proc {
     child: Child,
     log: PathBuf,
     status: Option<ExitStatus>,
+    /// Every line the process printed on stdout so far.
+    stdout: Arc<Mutex<Vec<String>>>,
 }
 
 impl Proc {
@@ -48,11 +51,14 @@ impl Proc {
         let stdout = child.stdout.take().expect("piped stdout");
         let (tx, rx) = tokio::sync::oneshot::channel::<String>();
         let marker_owned = marker.to_owned();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let seen = lines.clone();
         std::thread::spawn(move || {
             let mut tx = Some(tx);
             // Keep draining after the marker, so the process never blocks on a full pipe.
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
+                seen.lock().expect("lock").push(line.clone());
                 if line.contains(&marker_owned)
                     && let Some(tx) = tx.take()
                 {
@@ -65,6 +71,7 @@ impl Proc {
             child,
             log: log.to_owned(),
             status: None,
+            stdout: lines,
         };
         match tokio::time::timeout(START_TIMEOUT, rx).await {
             Ok(Ok(line)) => (proc, line),
@@ -85,6 +92,11 @@ impl Proc {
 
     pub(crate) fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Every line printed on stdout so far.
+    pub(crate) fn stdout_lines(&self) -> Vec<String> {
+        self.stdout.lock().expect("lock").clone()
     }
 
     /// The last `n` lines of the process's stderr.
@@ -154,12 +166,20 @@ pub(crate) struct Gateway {
     proc: Proc,
     /// `http://127.0.0.1:PORT`.
     pub(crate) base: String,
+    /// `--data-dir` (API keys, users, the identity-token key).
+    data: PathBuf,
     _dir: TempDir,
 }
 
 impl Gateway {
     /// `mcpgate serve --config <config> --listen 127.0.0.1:0` with a fresh data dir.
     pub(crate) async fn start(config: &str) -> Gateway {
+        Gateway::start_listening(config, "127.0.0.1:0").await
+    }
+
+    /// Like [`Gateway::start`], on `listen` (a fixed port makes the public URL
+    /// known before the start, e.g. for a JWT audience).
+    pub(crate) async fn start_listening(config: &str, listen: &str) -> Gateway {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("mcpgate.toml");
         std::fs::write(&path, config).expect("write the config");
@@ -170,7 +190,7 @@ impl Gateway {
             "--data-dir".to_owned(),
             data.display().to_string(),
         ];
-        Gateway::launch(dir, &args).await
+        Gateway::launch(dir, &args, listen, data).await
     }
 
     /// `mcpgate serve --demo --no-auth --data-dir <data_dir> --listen 127.0.0.1:0`.
@@ -182,14 +202,25 @@ impl Gateway {
             "--data-dir".to_owned(),
             data_dir.display().to_string(),
         ];
-        Gateway::launch(dir, &args).await
+        Gateway::launch(dir, &args, "127.0.0.1:0", data_dir.to_owned()).await
     }
 
-    async fn launch(dir: TempDir, args: &[String]) -> Gateway {
+    /// `mcpgate serve --demo --data-dir <data_dir> --listen 127.0.0.1:0`: API keys required.
+    pub(crate) async fn start_demo_with_auth(data_dir: &Path) -> Gateway {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let args = [
+            "--demo".to_owned(),
+            "--data-dir".to_owned(),
+            data_dir.display().to_string(),
+        ];
+        Gateway::launch(dir, &args, "127.0.0.1:0", data_dir.to_owned()).await
+    }
+
+    async fn launch(dir: TempDir, args: &[String], listen: &str, data: PathBuf) -> Gateway {
         let mut cmd = Command::new(BIN);
         cmd.arg("serve")
             .args(args)
-            .args(["--listen", "127.0.0.1:0"])
+            .args(["--listen", listen])
             .current_dir(dir.path());
         // The test's own environment must not configure the gateway or the demo.
         for (k, _) in std::env::vars() {
@@ -218,6 +249,7 @@ impl Gateway {
         let gw = Gateway {
             proc,
             base,
+            data,
             _dir: dir,
         };
         gw.wait_healthy().await;
@@ -253,6 +285,16 @@ impl Gateway {
 
     pub(crate) fn log_tail(&self, n: usize) -> String {
         self.proc.log_tail(n)
+    }
+
+    /// Every line the gateway printed on stdout so far.
+    pub(crate) fn stdout_lines(&self) -> Vec<String> {
+        self.proc.stdout_lines()
+    }
+
+    /// The gateway's data directory.
+    pub(crate) fn data_dir(&self) -> &Path {
+        &self.data
     }
 
     /// `/readyz` as JSON.

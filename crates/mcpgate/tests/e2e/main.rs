@@ -5,11 +5,14 @@
 //! - `rmcp_flows`: an rmcp client through the gateway to the demo (stdio and HTTP upstreams);
 //! - `everything`: the reference `server-everything` (stdio and Streamable HTTP) through the gateway;
 //! - `lifecycle`: stream resumption, crashed children, unreachable upstreams, limits, restarts;
-//! - `concurrency`: many sessions sharing one child without crossed answers.
+//! - `concurrency`: many sessions sharing one child without crossed answers;
+//! - `auth`: the guard with API keys, Basic users and JWTs, scopes, sessions bound to
+//!   their subject, revocation, and the identity HTTP upstreams receive.
 
 // Sampling is deprecated by SEP-2577, but clients still use it and the gateway relays it.
 #![allow(deprecated)]
 
+mod auth;
 mod concurrency;
 mod everything;
 mod harness;
