@@ -12,9 +12,6 @@
 #   BENCH_LAT_DURATION [10] seconds per single-connection latency run
 #   BENCH_ROUNDS [2] alternations of direct / gateway   BENCH_SESSIONS [1000]
 #   BENCH_RETRIES [2]: runs repeated (in all) because other processes took >10% of the CPU
-#   BENCH_UPSTREAM_NODELAY [1]: preload bench/nodelay_preload.c into the demo
-#     upstream so it sets TCP_NODELAY (see that file: without it every direct
-#     request costs a ~40 ms Nagle/delayed-ACK stall); 0 measures the demo as is
 #   MCPGATE_BIN: a binary to use instead of building one
 # Raw wrk output and process logs are kept in target/bench/last-run/.
 set -euo pipefail
@@ -28,7 +25,6 @@ DURATION="${BENCH_DURATION:-15}"
 LAT_DURATION="${BENCH_LAT_DURATION:-10}"
 ROUNDS="${BENCH_ROUNDS:-2}"
 SESSIONS="${BENCH_SESSIONS:-1000}"
-UPSTREAM_NODELAY="${BENCH_UPSTREAM_NODELAY:-1}"
 
 step() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'bench/run.sh: %s\n' "$*" >&2; exit 1; }
@@ -122,15 +118,8 @@ BUSY_START="$(cpu_busy_pct)"
 if (( BUSY_START > 10 )); then
     step "WARNING: the CPUs are already ${BUSY_START}% busy before starting; other work will skew the figures"
 fi
-PRELOAD=""
-if [[ "$UPSTREAM_NODELAY" == 1 ]]; then
-    command -v cc >/dev/null || die "cc is needed to build bench/nodelay_preload.c (or set BENCH_UPSTREAM_NODELAY=0)"
-    cc -shared -fPIC -O2 -o "$WORK/nodelay.so" bench/nodelay_preload.c -ldl \
-        || die "could not build bench/nodelay_preload.c"
-    PRELOAD="$WORK/nodelay.so"
-fi
-step "starting the demo upstream (Streamable HTTP${PRELOAD:+, TCP_NODELAY preloaded})"
-LD_PRELOAD="$PRELOAD" "$BIN" demo-server --http 127.0.0.1:0 --data-dir "$WORK/demo-http" \
+step "starting the demo upstream (Streamable HTTP)"
+"$BIN" demo-server --http 127.0.0.1:0 --data-dir "$WORK/demo-http" \
     >"$OUT/demo.out" 2>"$OUT/demo.err" &
 DEMO_PID=$!
 PIDS+=("$DEMO_PID")
@@ -265,7 +254,7 @@ FINAL_RSS="$(rss_kib "$GW_PID")"
 echo
 echo "mcpgate benchmark — $(date -u '+%Y-%m-%d %H:%M UTC') — $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
 echo "binary: $BIN ($("$BIN" --version 2>/dev/null || echo unknown version))"
-echo "upstream: demo-server over HTTP, TCP_NODELAY shim $([[ -n "$PRELOAD" ]] && echo on || echo off)"
+echo "upstream: demo-server over HTTP"
 echo "CPU busy before start (other work on the machine): ${BUSY_START}%"
 echo "load: wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}'), throughput -t$THREADS -c$CONNS -d${DURATION}s, latency -t1 -c1 -d${LAT_DURATION}s, $ROUNDS rounds alternating"
 python3 bench/report.py "$RESULTS"
