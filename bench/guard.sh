@@ -29,6 +29,10 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+BENCH_NAME="bench/guard.sh"
+WORK_PREFIX="mcpgate-guard-bench"
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 
 THREADS="${BENCH_THREADS:-1}"
 CONNS="${BENCH_CONNS:-16}"
@@ -37,8 +41,6 @@ ROUNDS="${BENCH_ROUNDS:-5}"
 WARMUP="${BENCH_WARMUP:-2}"
 SETUPS=(noauth apikey static jwt)
 
-step() { printf '==> %s\n' "$*" >&2; }
-die() { printf 'bench/guard.sh: %s\n' "$*" >&2; exit 1; }
 for tool in wrk curl openssl python3; do
     command -v "$tool" >/dev/null || die "$tool is required"
 done
@@ -60,38 +62,6 @@ fi
 OUT="$ROOT/target/bench/guard-last-run"
 rm -rf "$OUT"
 mkdir -p "$OUT"
-WORK="$(mktemp -d "${TMPDIR:-/tmp}/mcpgate-guard-bench.XXXXXX")"
-
-PIDS=()
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do
-        kill -TERM "$pid" 2>/dev/null || true
-    done
-    for pid in "${PIDS[@]}"; do
-        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# Waits for a line matching $2 in file $1 (or for process $3 to die); prints the line.
-wait_line() {
-    local file="$1" pattern="$2" pid="$3" line
-    for _ in $(seq 200); do
-        line="$(grep -m1 -E "$pattern" "$file" 2>/dev/null || true)"
-        if [[ -n "$line" ]]; then printf '%s\n' "$line"; return 0; fi
-        kill -0 "$pid" 2>/dev/null || die "process $pid exited; see $file and its .err"
-        sleep 0.05
-    done
-    die "timed out waiting for '$pattern' in $file"
-}
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
-machine_busy_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
-TICKS="$(getconf CLK_TCK)"
 NPROC="$(nproc)"
 cpu_busy_pct() {
     local a b

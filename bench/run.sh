@@ -18,6 +18,10 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+BENCH_NAME="bench/run.sh"
+WORK_PREFIX="mcpgate-bench"
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 
 THREADS="${BENCH_THREADS:-1}"
 CONNS="${BENCH_CONNS:-16}"
@@ -26,8 +30,6 @@ LAT_DURATION="${BENCH_LAT_DURATION:-10}"
 ROUNDS="${BENCH_ROUNDS:-2}"
 SESSIONS="${BENCH_SESSIONS:-1000}"
 
-step() { printf '==> %s\n' "$*" >&2; }
-die() { printf 'bench/run.sh: %s\n' "$*" >&2; exit 1; }
 command -v python3 >/dev/null || die "python3 is required"
 
 # --- wrk ----------------------------------------------------------------------
@@ -57,39 +59,6 @@ fi
 OUT="$ROOT/target/bench/last-run"
 rm -rf "$OUT"
 mkdir -p "$OUT"
-WORK="$(mktemp -d "${TMPDIR:-/tmp}/mcpgate-bench.XXXXXX")"
-
-PIDS=()
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do
-        kill -TERM "$pid" 2>/dev/null || true
-    done
-    for pid in "${PIDS[@]}"; do
-        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# Waits for a line matching $2 in file $1 (or for process $3 to die); prints the line.
-wait_line() {
-    local file="$1" pattern="$2" pid="$3" line
-    for _ in $(seq 200); do
-        line="$(grep -m1 -E "$pattern" "$file" 2>/dev/null || true)"
-        if [[ -n "$line" ]]; then printf '%s\n' "$line"; return 0; fi
-        kill -0 "$pid" 2>/dev/null || die "process $pid exited; see $file and its .err"
-        sleep 0.05
-    done
-    die "timed out waiting for '$pattern' in $file"
-}
-rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
-# CPU time (user + system) of a process, in clock ticks.
-cpu_ticks() { if [[ -n "$1" ]]; then awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; else echo 0; fi; }
-TICKS="$(getconf CLK_TCK)"
 # CPU time (user + system) of this shell's finished children, in clock ticks, into
 # CHILD_TICKS: around a wrk run its delta is wrk's CPU time. (`times` must run in
 # this shell, not in a $(…) subshell, whose counters start at zero.)
@@ -103,7 +72,6 @@ children_ticks() {
 }
 
 # Non-idle CPU ticks of the whole machine since boot (all CPUs).
-machine_busy_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
 
 # --- processes ----------------------------------------------------------------
 # Busy share of all CPUs over one second, in percent: other work skews every figure.

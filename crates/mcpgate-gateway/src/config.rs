@@ -66,6 +66,9 @@ pub struct UpstreamConfig {
         deserialize_with = "mcpgate_guard::time::deserialize_opt_duration"
     )]
     pub request_timeout: Option<Duration>,
+    // The policy keys repeat `mcpgate_guard::PolicyConfig` field by field because
+    // serde cannot `flatten` into a struct that denies unknown keys, and unknown
+    // keys must stay errors. `policy_config()` maps them across.
     /// Scopes needed for anything on this upstream.
     #[serde(default)]
     pub required_scopes: Scopes,

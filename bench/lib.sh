@@ -1,0 +1,43 @@
+# Shared by bench/run.sh and bench/guard.sh (sourced, not run): process
+# bookkeeping so every process a benchmark starts is stopped when it exits,
+# and readers of /proc for memory and CPU figures.
+# Expects: BENCH_NAME (for messages) and WORK_PREFIX (for the scratch directory).
+
+step() { printf '==> %s\n' "$*" >&2; }
+die() { printf '%s: %s\n' "$BENCH_NAME" "$*" >&2; exit 1; }
+
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/${WORK_PREFIX}.XXXXXX")"
+
+PIDS=()
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]}"; do
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    for pid in "${PIDS[@]}"; do
+        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Waits for a line matching $2 in file $1 (or for process $3 to die); prints the line.
+wait_line() {
+    local file="$1" pattern="$2" pid="$3" line
+    for _ in $(seq 200); do
+        line="$(grep -m1 -E "$pattern" "$file" 2>/dev/null || true)"
+        if [[ -n "$line" ]]; then printf '%s\n' "$line"; return 0; fi
+        kill -0 "$pid" 2>/dev/null || die "process $pid exited; see $file and its .err"
+        sleep 0.05
+    done
+    die "timed out waiting for '$pattern' in $file"
+}
+rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+# CPU time (user + system) of a process, in clock ticks; 0 for no process.
+cpu_ticks() { if [[ -n "$1" ]]; then awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; else echo 0; fi; }
+# CPU time the whole machine spent busy, in clock ticks.
+machine_busy_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
+TICKS="$(getconf CLK_TCK)"
