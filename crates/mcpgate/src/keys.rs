@@ -12,34 +12,56 @@ use mcpgate_store::{ApiKeyRecord, DB_FILE, Store, format_utc};
 /// Where the store lives (shared by `mcpgate keys` and `mcpgate users`).
 #[derive(Debug, clap::Args)]
 pub(crate) struct StoreArgs {
-    /// Data directory holding mcpgate.sqlite (the same as `serve`'s server.data_dir).
-    #[arg(
-        long,
-        env = "MCPGATE_SERVER__DATA_DIR",
-        default_value = "./mcpgate-data"
-    )]
-    data_dir: PathBuf,
+    /// Data directory holding mcpgate.sqlite (default: the configuration's
+    /// server.data_dir, else ./mcpgate-data).
+    #[arg(long, env = "MCPGATE_SERVER__DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// The server's configuration file, to find its server.data_dir.
+    #[arg(long, short, env = "MCPGATE_CONFIG")]
+    config: Option<PathBuf>,
 }
 
 impl StoreArgs {
+    /// The data directory: --data-dir, else the config's server.data_dir, else the default.
+    fn data_dir(&self) -> Result<PathBuf, String> {
+        if let Some(d) = &self.data_dir {
+            return Ok(d.clone());
+        }
+        let path = match &self.config {
+            Some(p) => Some(p.clone()),
+            None => Some(PathBuf::from("mcpgate.toml")).filter(|p| p.is_file()),
+        };
+        match path {
+            Some(p) => crate::config::load(Some(&p))
+                .map(|c| c.server.data_dir)
+                .map_err(|problems| problems.join("\n")),
+            None => Ok(PathBuf::from("./mcpgate-data")),
+        }
+    }
+
     /// Opens the store, creating the directory (0700) and database if missing.
     pub(crate) async fn create(&self) -> Result<Store, String> {
-        Store::open(&self.data_dir).await.map_err(|e| e.to_string())
+        Store::open(&self.data_dir()?)
+            .await
+            .map_err(|e| e.to_string())
     }
 
     /// Opens the store, which must exist (a mistyped --data-dir is not silently created).
     pub(crate) async fn existing(&self) -> Result<Store, String> {
-        if !self.data_dir.join(DB_FILE).is_file() {
+        let dir = self.data_dir()?;
+        if !dir.join(DB_FILE).is_file() {
             return Err(format!(
-                "no mcpgate database in {}: pass --data-dir (or MCPGATE_SERVER__DATA_DIR) with the server's data directory",
-                self.data_dir.display()
+                "no mcpgate database in {}: pass --data-dir (or --config) with the server's data directory",
+                dir.display()
             ));
         }
-        self.create().await
+        Store::open(&dir).await.map_err(|e| e.to_string())
     }
 
     fn dir(&self) -> String {
-        self.data_dir.display().to_string()
+        self.data_dir()
+            .map(|d| d.display().to_string())
+            .unwrap_or_default()
     }
 }
 

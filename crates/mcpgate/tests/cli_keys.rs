@@ -181,6 +181,43 @@ fn the_data_dir_comes_from_the_environment_too() {
     assert!(dir.join(mcpgate_store::DB_FILE).is_file());
 }
 
+#[test]
+fn the_data_dir_comes_from_the_servers_configuration() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("from-config");
+    let config = tmp.path().join("mcpgate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\ndata_dir = {:?}\n[[upstream]]\nname = \"x\"\ncommand = [\"true\"]\n",
+            data.display().to_string()
+        ),
+    )
+    .unwrap();
+    let cfg = config.display().to_string();
+    let (key, _) = ok(&["keys", "create", "--name", "c", "--config", &cfg], "");
+    assert!(key.trim().starts_with("mcpg_"), "{key}");
+    assert!(
+        data.join("mcpgate.sqlite").is_file(),
+        "the key went to the configured data_dir"
+    );
+    let (list, _) = ok(&["keys", "list", "-c", &cfg], "");
+    assert!(list.contains("c "), "{list}");
+    // An explicit --data-dir still wins over the configuration.
+    let err = fails(
+        &[
+            "keys",
+            "list",
+            "-c",
+            &cfg,
+            "--data-dir",
+            &tmp.path().join("none").display().to_string(),
+        ],
+        "",
+    );
+    assert!(err.contains("no mcpgate database"), "{err}");
+}
+
 #[tokio::test]
 async fn users_add_passwd_remove() {
     let tmp = tempfile::tempdir().unwrap();
