@@ -107,6 +107,19 @@ impl Store {
         not_found_if_none(done.rows_affected(), name)
     }
 
+    /// Every user, by name.
+    pub async fn list_users(&self) -> Result<Vec<UserRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT name, password_hash, scopes, created_at, updated_at FROM users ORDER BY name",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(UserRecord::from_row)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(Into::into)
+    }
+
     /// User `name`, if there is one.
     pub async fn find_user(&self, name: &str) -> Result<Option<UserRecord>, StoreError> {
         let row = sqlx::query(

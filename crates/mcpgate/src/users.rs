@@ -35,6 +35,11 @@ pub(crate) enum UsersCommand {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// List users (name, scopes, dates; never a password or hash).
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// Remove a user; a running server refuses them within a second.
     Remove {
         /// The user name.
@@ -59,6 +64,7 @@ pub(crate) async fn run(command: UsersCommand) -> ExitCode {
             store,
         } => passwd(&name, password_stdin, &store).await,
         UsersCommand::Remove { name, store } => remove(&name, &store).await,
+        UsersCommand::List { store } => list(&store).await,
     })
 }
 
@@ -103,6 +109,35 @@ async fn passwd(name: &str, from_stdin: bool, args: &StoreArgs) -> Result<(), St
         .map_err(|e| e.to_string())?;
     store.close().await;
     eprintln!("Changed the password of {name:?}.");
+    Ok(())
+}
+
+async fn list(args: &StoreArgs) -> Result<(), String> {
+    let store = args.existing().await?;
+    let users = store.list_users().await.map_err(|e| e.to_string())?;
+    if users.is_empty() {
+        eprintln!("no users; add one with: mcpgate users add NAME --password-stdin");
+        return Ok(());
+    }
+    let width = users.iter().map(|u| u.name.len()).max().unwrap_or(4).max(4);
+    println!(
+        "{:width$}  {:24}  {:20}  UPDATED",
+        "NAME", "SCOPES", "CREATED"
+    );
+    for u in &users {
+        let scopes = u.scopes.iter().cloned().collect::<Vec<_>>().join(" ");
+        println!(
+            "{:width$}  {:24}  {:20}  {}",
+            u.name,
+            if scopes.is_empty() {
+                "-".to_owned()
+            } else {
+                scopes
+            },
+            mcpgate_store::format_utc(u.created_at),
+            mcpgate_store::format_utc(u.updated_at)
+        );
+    }
     Ok(())
 }
 

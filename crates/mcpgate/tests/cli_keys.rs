@@ -250,6 +250,17 @@ async fn users_add_passwd_remove() {
     assert!(alice.scopes.contains("notes:read"));
     s.close().await;
 
+    let (list, _) = ok(&["users", "list", "--data-dir", d], "");
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with("alice") && l.contains("notes:read")),
+        "{list}"
+    );
+    assert!(
+        !list.contains("first-pass") && !list.contains("$argon2"),
+        "{list}"
+    );
+
     let err = fails(
         &["users", "add", "alice", "--password-stdin", "--data-dir", d],
         "x\n",
