@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 
-use super::streamable::{no_such_upstream, open_link, session_not_found};
+use super::streamable::{no_such_upstream, session_not_found};
 use super::{is_json_content, keep, parse_body, rpc_error, sse, upstream_error};
 use crate::events::EventLog;
 use crate::gateway::Gateway;
@@ -38,7 +38,7 @@ pub(crate) async fn open(
     let log = EventLog::new(0, gw.shared.limits.replay_events, Some("message"));
     let identity = gw.shared.guard.identity(&principal, &name);
     let principal = principal.principal;
-    let link = match open_link(&upstream, log.clone(), &identity).await {
+    let link = match upstream.open(log.clone(), &identity).await {
         Ok(l) => l,
         Err(e) => return upstream_error(&e, None),
     };

@@ -161,7 +161,7 @@ pub(crate) async fn post(
     if let Err(r) = gw
         .shared
         .guard
-        .authorize(&name, &caller.path, &caller.principal, &msg)
+        .authorize(&name, &caller.path, caller.principal(), &msg)
     {
         return r;
     }
@@ -205,7 +205,7 @@ pub(crate) async fn post(
                 let filter = gw
                     .shared
                     .guard
-                    .list_filter(&name, &caller.principal, &method);
+                    .list_filter(&name, caller.principal(), &method);
                 let rewrite: super::Rewrite = Arc::new(move |m: &mut Message| {
                     if let Some(f) = &filter {
                         f(m);

@@ -45,7 +45,6 @@ pub(crate) async fn endpoint(gw: Gateway, name: String, req: Request) -> Respons
             Err(r) => return r,
         };
         let caller = Caller {
-            principal: principal.principal.clone(),
             authed: principal,
             path,
         };
@@ -72,15 +71,18 @@ pub(crate) async fn endpoint(gw: Gateway, name: String, req: Request) -> Respons
 
 /// The authenticated caller and the endpoint path it used (for challenges).
 pub(crate) struct Caller {
-    pub(crate) principal: Principal,
     pub(crate) authed: auth::Authenticated,
     pub(crate) path: String,
 }
 
 impl Caller {
+    pub(crate) fn principal(&self) -> &Principal {
+        &self.authed.principal
+    }
+
     /// A session opened by someone else does not exist for this caller.
     pub(crate) fn owns(&self, session: &Session) -> bool {
-        session.subject == self.principal.subject
+        session.subject == self.principal().subject
     }
 }
 
@@ -139,7 +141,7 @@ async fn post(
     if let Err(r) = gw
         .shared
         .guard
-        .authorize(&name, &caller.path, &caller.principal, &msg)
+        .authorize(&name, &caller.path, caller.principal(), &msg)
     {
         return r;
     }
@@ -173,7 +175,7 @@ async fn post(
             let rewrite = gw
                 .shared
                 .guard
-                .list_filter(&name, &caller.principal, &method)
+                .list_filter(&name, caller.principal(), &method)
                 .unwrap_or_else(keep);
             let answer = Answer {
                 link: &session.link,
@@ -243,15 +245,6 @@ pub(crate) fn session_not_found(id: Option<Box<RawValue>>) -> Response {
         code::SESSION_NOT_FOUND,
         "Session not found: it ended, expired, or its upstream restarted; send initialize to start a new one",
     )
-}
-
-/// Opens a link and initializes it, trying legacy SSE when an undetected URL refuses Streamable HTTP.
-pub(crate) async fn open_link(
-    upstream: &Upstream,
-    log: Arc<EventLog>,
-    id: &Identity,
-) -> Result<Link, UpstreamError> {
-    upstream.open(log, id).await
 }
 
 /// Sends (or, for a gateway-initialized upstream, answers) an `initialize`.
@@ -337,7 +330,7 @@ async fn initialize(
 ) -> Response {
     let log = EventLog::new(0, gw.shared.limits.replay_events, None);
     let identity = gw.shared.guard.identity(&caller.authed, &name);
-    let link = match open_link(&upstream, log.clone(), &identity).await {
+    let link = match upstream.open(log.clone(), &identity).await {
         Ok(l) => l,
         Err(e) => return upstream_error(&e, msg.id),
     };
@@ -358,7 +351,7 @@ async fn initialize(
         jsonrpc::result_protocol_version(result).unwrap_or_else(|| DEFAULT_VERSION.to_owned());
     let session = Session::new(
         name,
-        caller.principal.subject.clone(),
+        caller.principal().subject.clone(),
         link,
         log,
         version.clone(),
