@@ -265,5 +265,8 @@ pub(crate) async fn relay(
 
 /// Leaves a response untouched.
 pub(crate) fn keep() -> Rewrite {
-    std::sync::Arc::new(|_| {})
+    // Shared, so the common case allocates nothing per request.
+    static KEEP: std::sync::LazyLock<Rewrite> =
+        std::sync::LazyLock::new(|| std::sync::Arc::new(|_| {}));
+    KEEP.clone()
 }
