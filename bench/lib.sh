@@ -41,3 +41,20 @@ cpu_ticks() { if [[ -n "$1" ]]; then awk '{ print $14 + $15 }' "/proc/$1/stat" 2
 # CPU time the whole machine spent busy, in clock ticks.
 machine_busy_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
 TICKS="$(getconf CLK_TCK)"
+
+# Sets BIN: $MCPGATE_BIN, else the release build (built first unless BENCH_NO_BUILD is set).
+locate_binary() {
+    if [[ -n "${MCPGATE_BIN:-}" ]]; then
+        BIN="$MCPGATE_BIN"
+    else
+        local target
+        target="$(cargo metadata --format-version 1 --no-deps \
+            | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
+        BIN="$target/release/mcpgate"
+        if [[ -z "${BENCH_NO_BUILD:-}" ]]; then
+            step "cargo build --release -p mcpgate"
+            cargo build --release -p mcpgate
+        fi
+    fi
+    [[ -x "$BIN" ]] || die "no mcpgate binary at $BIN"
+}

@@ -43,18 +43,7 @@ if ! command -v wrk >/dev/null; then
 fi
 
 # --- binary -------------------------------------------------------------------
-if [[ -n "${MCPGATE_BIN:-}" ]]; then
-    BIN="$MCPGATE_BIN"
-else
-    TARGET_DIR="$(cargo metadata --format-version 1 --no-deps \
-        | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
-    BIN="$TARGET_DIR/release/mcpgate"
-    if [[ -z "${BENCH_NO_BUILD:-}" ]]; then
-        step "cargo build --release -p mcpgate"
-        cargo build --release -p mcpgate
-    fi
-fi
-[[ -x "$BIN" ]] || die "no mcpgate binary at $BIN"
+locate_binary
 
 OUT="$ROOT/target/bench/last-run"
 rm -rf "$OUT"
