@@ -222,11 +222,16 @@ impl Guard {
             })),
             _ => None,
         };
+        let caller = crate::credentials::Caller {
+            subject: (p.method != AuthMethod::Anonymous).then(|| p.subject.clone()),
+            identity: token.clone(),
+        };
         crate::upstream::Identity {
             subject: p.subject.clone(),
             env,
             headers,
             token,
+            caller,
         }
     }
 
@@ -396,6 +401,12 @@ impl IdentityToken {
         v.set_sensitive(true);
         *cur = Some((v.clone(), std::time::Instant::now()));
         Some(v)
+    }
+
+    /// A fresh token about the same principal for another audience (a security
+    /// token service), so that it cannot be replayed to the upstream.
+    pub(crate) fn sign_for(&self, audience: &str) -> Result<String, String> {
+        self.signer.sign(&self.principal, audience)
     }
 }
 

@@ -60,6 +60,11 @@ pub struct UpstreamConfig {
     /// Extra static headers sent to an HTTP upstream.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    /// Credentials the gateway presents to this upstream: headers to an HTTP
+    /// upstream, environment variables of a stdio child. One table
+    /// (`[upstream.credentials]`) or several (`[[upstream.credentials]]`).
+    #[serde(default, deserialize_with = "crate::credentials::one_or_many")]
+    pub credentials: Vec<crate::credentials::CredentialConfig>,
     /// Overrides the server-wide request timeout for this upstream.
     #[serde(
         default,

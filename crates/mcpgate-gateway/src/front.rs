@@ -94,6 +94,12 @@ pub(crate) fn upstream_error(e: &UpstreamError, id: Option<Box<RawValue>>) -> Re
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
             r
         }
+        UpstreamError::Credential(why) => rpc_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            id,
+            code::UPSTREAM_ERROR,
+            why,
+        ),
         UpstreamError::SessionGone | UpstreamError::NotStreamable => rpc_error(
             StatusCode::NOT_FOUND,
             id,

@@ -83,7 +83,18 @@ impl Gateway {
                 name.clone(),
                 u.request_timeout.unwrap_or(cfg.limits.request_timeout),
             );
-            upstreams.insert(name, Arc::new(Upstream::new(u, cfg.limits.clone())?));
+            if cfg.auth.identity_signer.is_none() && u.credentials.iter().any(|c| c.per_user()) {
+                return Err(format!(
+                    "upstream {name}: a per-user credential (token_exchange) needs signed-in callers and the gateway's identity token: enable authentication and keep auth.identity_token = true"
+                ));
+            }
+            let upstream = Upstream::new(u, cfg.limits.clone())?;
+            // Reported now and on /readyz; the gateway still starts, so that the
+            // other upstreams work and the operator sees what is missing.
+            for m in upstream.credentials().missing() {
+                tracing::warn!("{m}");
+            }
+            upstreams.insert(name, Arc::new(upstream));
         }
         Ok(Gateway {
             shared: Arc::new(Shared {
@@ -220,7 +231,18 @@ impl Gateway {
             }
             ups.insert(name.clone(), st);
         }
+        let missing: Vec<serde_json::Value> = self
+            .shared
+            .upstreams
+            .values()
+            .flat_map(|u| u.credentials().missing())
+            .map(Into::into)
+            .collect();
         let mut doc = serde_json::json!({ "status": "ready", "upstreams": ups, "sessions": self.shared.sessions.len() });
+        if !missing.is_empty() {
+            doc["status"] = "not_ready".into();
+            doc["missing_credentials"] = missing.into();
+        }
         let auth = match self.shared.guard.settings.mode {
             AccessMode::Required => "required",
             AccessMode::Optional => "optional",
@@ -389,6 +411,14 @@ async fn healthz() -> Response {
         .into_response()
 }
 
+/// 503 while a configured credential is missing (the operator must act);
+/// unreachable upstreams are reported but do not make the gateway unready.
 async fn readyz(State(gw): State<Gateway>) -> Response {
-    (StatusCode::OK, axum::Json(gw.readiness())).into_response()
+    let doc = gw.readiness();
+    let status = if doc["status"] == "ready" {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, axum::Json(doc)).into_response()
 }

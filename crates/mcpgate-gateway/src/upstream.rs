@@ -10,10 +10,11 @@ use std::time::Duration;
 use serde_json::value::RawValue;
 
 use self::http::HttpLink;
-pub(crate) use self::http::{HttpUpstream, content_type_is};
+pub(crate) use self::http::{HttpUpstream, content_type_is, error_chain};
 use self::legacy_sse::SseLink;
 use self::stdio::{StdioLink, StdioUpstream};
 use crate::config::{Limits, UpstreamConfig};
+use crate::credentials::{Caller, CredentialError, Credentials};
 use crate::events::EventLog;
 use crate::jsonrpc::Message;
 use crate::mux::Exchange;
@@ -29,6 +30,8 @@ pub(crate) struct Identity {
     pub(crate) headers: ::http::HeaderMap,
     /// The signed identity token HTTP upstreams receive, kept fresh.
     pub(crate) token: Option<Arc<crate::auth::IdentityToken>>,
+    /// Whom per-user outbound credentials are resolved for.
+    pub(crate) caller: Caller,
 }
 
 /// Why an upstream could not take a message. Each maps to one HTTP status in the front.
@@ -46,6 +49,15 @@ pub(crate) enum UpstreamError {
     /// The URL refused a Streamable HTTP `initialize`: try the legacy SSE transport.
     #[error("the upstream does not speak Streamable HTTP")]
     NotStreamable,
+    /// No outbound credential could be presented (missing secret, token endpoint down): 503.
+    #[error("{0}")]
+    Credential(String),
+}
+
+impl From<CredentialError> for UpstreamError {
+    fn from(e: CredentialError) -> Self {
+        UpstreamError::Credential(e.0)
+    }
 }
 
 /// One configured upstream.
@@ -59,10 +71,27 @@ pub(crate) enum Upstream {
 
 impl Upstream {
     pub(crate) fn new(cfg: UpstreamConfig, limits: Limits) -> Result<Self, String> {
+        let credentials = Arc::new(Credentials::new(&cfg)?);
         if cfg.command.is_some() {
-            Ok(Upstream::Stdio(Box::new(StdioUpstream::new(cfg, limits))))
+            Ok(Upstream::Stdio(Box::new(StdioUpstream::new(
+                cfg,
+                limits,
+                credentials,
+            ))))
         } else {
-            Ok(Upstream::Http(Arc::new(HttpUpstream::new(cfg, limits)?)))
+            Ok(Upstream::Http(Arc::new(HttpUpstream::new(
+                cfg,
+                limits,
+                credentials,
+            )?)))
+        }
+    }
+
+    /// The upstream's outbound credentials.
+    pub(crate) fn credentials(&self) -> &Credentials {
+        match self {
+            Upstream::Stdio(s) => s.credentials(),
+            Upstream::Http(h) => &h.credentials,
         }
     }
 
@@ -74,10 +103,17 @@ impl Upstream {
         id: &Identity,
     ) -> Result<Link, UpstreamError> {
         match self {
-            Upstream::Stdio(s) => Ok(Link::Stdio(s.open(server_stream, &id.env).await?)),
+            Upstream::Stdio(s) => Ok(Link::Stdio(
+                s.open(server_stream, &id.env, &id.caller).await?,
+            )),
             Upstream::Http(h) => {
-                h.open(server_stream, id.headers.clone(), id.token.clone())
-                    .await
+                h.open(
+                    server_stream,
+                    id.headers.clone(),
+                    id.token.clone(),
+                    id.caller.clone(),
+                )
+                .await
             }
         }
     }
@@ -86,10 +122,17 @@ impl Upstream {
     /// gateway and kept per subject so that per-user state stays per user.
     pub(crate) async fn open_stateless(&self, id: &Identity) -> Result<Link, UpstreamError> {
         match self {
-            Upstream::Stdio(s) => Ok(Link::Stdio(s.stateless(&id.subject, &id.env).await?)),
+            Upstream::Stdio(s) => Ok(Link::Stdio(
+                s.stateless(&id.subject, &id.env, &id.caller).await?,
+            )),
             Upstream::Http(h) => {
-                h.open_initialized(&id.subject, id.headers.clone(), id.token.clone())
-                    .await
+                h.open_initialized(
+                    &id.subject,
+                    id.headers.clone(),
+                    id.token.clone(),
+                    id.caller.clone(),
+                )
+                .await
             }
         }
     }
@@ -104,6 +147,20 @@ impl Upstream {
 
     /// A line for `/readyz`.
     pub(crate) fn status(&self) -> serde_json::Value {
+        let mut st = self.transport_status();
+        let creds = self.credentials();
+        if !creds.is_empty() {
+            let missing = creds.missing();
+            st["credentials"] = creds.report().into();
+            if !missing.is_empty() {
+                st["ready"] = false.into();
+                st["missing_credentials"] = missing.into();
+            }
+        }
+        st
+    }
+
+    fn transport_status(&self) -> serde_json::Value {
         match self {
             Upstream::Stdio(s) => serde_json::json!({
                 "transport": "stdio",

@@ -20,6 +20,7 @@ use super::stdio::GATEWAY_PROTOCOL_VERSION;
 use super::{Link, UpstreamError};
 use crate::auth::IdentityToken;
 use crate::config::{HttpTransport, Limits, UpstreamConfig};
+use crate::credentials::{Caller, Credentials};
 use crate::events::EventLog;
 use crate::jsonrpc::{self, Message};
 use crate::mux::Exchange;
@@ -40,6 +41,8 @@ pub(crate) struct HttpUpstream {
     pub(crate) client: HttpClient,
     pub(crate) headers: HeaderMap,
     pub(crate) limits: Limits,
+    /// Outbound credentials, as headers on every request.
+    pub(crate) credentials: Arc<Credentials>,
     transport: Mutex<Option<HttpTransport>>,
     last_error: Mutex<Option<String>>,
     /// Gateway-initialized upstream sessions of stateless clients, one per subject.
@@ -48,7 +51,11 @@ pub(crate) struct HttpUpstream {
 }
 
 impl HttpUpstream {
-    pub(crate) fn new(cfg: UpstreamConfig, limits: Limits) -> Result<Self, String> {
+    pub(crate) fn new(
+        cfg: UpstreamConfig,
+        limits: Limits,
+        credentials: Arc<Credentials>,
+    ) -> Result<Self, String> {
         let raw = cfg.url.clone().unwrap_or_default();
         let url: Uri = raw
             .parse()
@@ -71,6 +78,7 @@ impl HttpUpstream {
             client: client(),
             headers,
             limits,
+            credentials,
             transport: Mutex::new(cfg.transport),
             last_error: Mutex::new(None),
             stateless: tokio::sync::Mutex::new(std::collections::HashMap::new()),
@@ -109,10 +117,11 @@ impl HttpUpstream {
         server_stream: Arc<EventLog>,
         identity: HeaderMap,
         token: Option<Arc<IdentityToken>>,
+        caller: Caller,
     ) -> Result<Link, UpstreamError> {
         match self.transport() {
             Some(HttpTransport::Sse) => Ok(Link::Sse(
-                SseLink::connect(self, server_stream, identity).await?,
+                SseLink::connect(self, server_stream, identity, caller).await?,
             )),
             t => Ok(Link::Http(Arc::new(HttpLink::new(
                 self.clone(),
@@ -120,6 +129,7 @@ impl HttpUpstream {
                 t.is_none(),
                 identity,
                 token,
+                caller,
             )))),
         }
     }
@@ -149,6 +159,7 @@ impl HttpUpstream {
         subject: &str,
         identity: HeaderMap,
         token: Option<Arc<IdentityToken>>,
+        caller: Caller,
     ) -> Result<Link, UpstreamError> {
         let mut map = self.stateless.lock().await;
         if let Some((l, used)) = map.get_mut(subject)
@@ -158,7 +169,14 @@ impl HttpUpstream {
             return Ok(Link::Http(l.clone()));
         }
         let sink = EventLog::tapped(0, 1);
-        let link = Arc::new(HttpLink::new(self.clone(), sink, false, identity, token));
+        let link = Arc::new(HttpLink::new(
+            self.clone(),
+            sink,
+            false,
+            identity,
+            token,
+            caller,
+        ));
         let params = jsonrpc::raw(&serde_json::json!({
             "protocolVersion": GATEWAY_PROTOCOL_VERSION,
             // Every capability: each stateless request's own clientCapabilities decide
@@ -297,6 +315,8 @@ pub(crate) struct HttpLink {
     /// Who this session acts for, as headers on every upstream request.
     identity: HeaderMap,
     token: Option<Arc<IdentityToken>>,
+    /// Whom per-user outbound credentials are resolved for.
+    caller: Caller,
 }
 
 impl HttpLink {
@@ -306,6 +326,7 @@ impl HttpLink {
         detect: bool,
         identity: HeaderMap,
         token: Option<Arc<IdentityToken>>,
+        caller: Caller,
     ) -> Self {
         HttpLink {
             up,
@@ -319,6 +340,7 @@ impl HttpLink {
             tasks: Mutex::new(Vec::new()),
             identity,
             token,
+            caller,
         }
     }
 
@@ -379,10 +401,44 @@ impl HttpLink {
             .is_some()
     }
 
+    /// The session's headers plus the outbound credentials, and what was sent.
+    async fn headers_with_credentials(
+        &self,
+        accept: &'static str,
+    ) -> Result<(HeaderMap, Option<crate::credentials::Used>), UpstreamError> {
+        let mut h = self.session_headers(accept);
+        if self.up.credentials.is_empty() {
+            return Ok((h, None));
+        }
+        let (creds, used) = self.up.credentials.headers(&self.caller).await?;
+        // Configured credentials win over same-named static or identity headers.
+        for name in creds.keys() {
+            h.remove(name);
+        }
+        h.extend(creds);
+        Ok((h, Some(used)))
+    }
+
     async fn post(&self, msg: &Message) -> Result<http::Response<Incoming>, UpstreamError> {
-        let headers = self.session_headers("application/json, text/event-stream");
-        let req = self.up.request(Method::POST, &headers, msg.to_bytes())?;
-        let resp = self.up.send_http(req).await?;
+        let body = msg.to_bytes();
+        let (headers, used) = self
+            .headers_with_credentials("application/json, text/event-stream")
+            .await?;
+        let req = self.up.request(Method::POST, &headers, body.clone())?;
+        let mut resp = self.up.send_http(req).await?;
+        // A 401 before anything reached the client: renew the credential once and
+        // send the same bytes again.
+        if resp.status() == StatusCode::UNAUTHORIZED
+            && let Some(used) = used
+            && self.up.credentials.renewable()
+            && self.up.credentials.rejected(&self.caller, &used).await
+        {
+            let (headers, _) = self
+                .headers_with_credentials("application/json, text/event-stream")
+                .await?;
+            let req = self.up.request(Method::POST, &headers, body)?;
+            resp = self.up.send_http(req).await?;
+        }
         if resp.status() == StatusCode::NOT_FOUND && self.has_session() {
             self.gone.send_replace(true);
             return Err(UpstreamError::SessionGone);
@@ -466,7 +522,12 @@ impl HttpLink {
         let task = tokio::spawn(async move {
             let mut attempts = 0u32;
             while !this.gone() && attempts < 5 {
-                let headers = this.session_headers("text/event-stream");
+                let Ok((headers, used)) = this.headers_with_credentials("text/event-stream").await
+                else {
+                    attempts += 1;
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    continue;
+                };
                 let Ok(req) = this.up.request(Method::GET, &headers, Bytes::new()) else {
                     return;
                 };
@@ -478,6 +539,13 @@ impl HttpLink {
                         continue;
                     }
                 };
+                if resp.status() == StatusCode::UNAUTHORIZED
+                    && let Some(used) = used
+                    && this.up.credentials.rejected(&this.caller, &used).await
+                {
+                    attempts += 1;
+                    continue;
+                }
                 if !resp.status().is_success()
                     || !content_type_is(resp.headers(), "text/event-stream")
                 {
@@ -508,13 +576,15 @@ impl HttpLink {
         {
             t.abort();
         }
-        if self.has_session() && !self.gone() {
-            let headers = self.session_headers("application/json, text/event-stream");
-            if let Ok(req) = self.up.request(Method::DELETE, &headers, Bytes::new()) {
-                let _ =
-                    tokio::time::timeout(std::time::Duration::from_secs(5), self.up.send_http(req))
-                        .await;
-            }
+        if self.has_session()
+            && !self.gone()
+            && let Ok((headers, _)) = self
+                .headers_with_credentials("application/json, text/event-stream")
+                .await
+            && let Ok(req) = self.up.request(Method::DELETE, &headers, Bytes::new())
+        {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), self.up.send_http(req))
+                .await;
         }
         self.gone.send_replace(true);
     }

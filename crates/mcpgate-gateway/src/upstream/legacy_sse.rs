@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 
 use super::UpstreamError;
 use super::http::{HttpUpstream, content_type_is};
+use crate::credentials::{Caller, Used};
 use crate::events::EventLog;
 use crate::jsonrpc::Message;
 use crate::mux::{Mux, SessionKey};
@@ -30,9 +31,15 @@ impl SseLink {
         up: &Arc<HttpUpstream>,
         server_stream: Arc<EventLog>,
         identity: HeaderMap,
+        caller: Caller,
     ) -> Result<Self, UpstreamError> {
         let mut headers = identity.clone();
         headers.insert(ACCEPT, HeaderValue::from_static("text/event-stream"));
+        let (creds, _) = up.credentials.headers(&caller).await?;
+        for name in creds.keys() {
+            headers.remove(name);
+        }
+        headers.extend(creds);
         let req = up.request(Method::GET, &headers, Bytes::new())?;
         let resp = up.send_http(req).await?;
         if !resp.status().is_success() || !content_type_is(resp.headers(), "text/event-stream") {
@@ -79,18 +86,15 @@ impl SseLink {
             let (up, mux) = (up.clone(), mux.clone());
             tokio::spawn(async move {
                 while let Some(body) = out_rx.recv().await {
-                    let mut req = Request::builder()
-                        .method(Method::POST)
-                        .uri(post_url.clone());
-                    if let Some(h) = req.headers_mut() {
-                        h.extend(up.headers.iter().map(|(k, v)| (k.clone(), v.clone())));
-                        h.extend(identity.iter().map(|(k, v)| (k.clone(), v.clone())));
-                        h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                    let mut sent = post(&up, &post_url, &identity, &caller, body.clone()).await;
+                    // A refused credential is renewed once and the message sent again.
+                    if let Ok((r, Some(used))) = &sent
+                        && r.status() == http::StatusCode::UNAUTHORIZED
+                        && up.credentials.rejected(&caller, used).await
+                    {
+                        sent = post(&up, &post_url, &identity, &caller, body).await;
                     }
-                    let Ok(req) = req.body(Full::new(body)) else {
-                        continue;
-                    };
-                    match up.send_http(req).await {
+                    match sent.map(|(r, _)| r) {
                         Ok(r) if r.status().is_success() => {}
                         Ok(r) if r.status() == http::StatusCode::NOT_FOUND => {
                             mux.fail(&format!("upstream {} forgot the SSE session", up.name));
@@ -143,6 +147,36 @@ impl SseLink {
         }
         self.mux.fail("session closed");
     }
+}
+
+/// POSTs one message to the session's endpoint with the outbound credentials.
+async fn post(
+    up: &HttpUpstream,
+    url: &Uri,
+    identity: &HeaderMap,
+    caller: &Caller,
+    body: Bytes,
+) -> Result<(http::Response<hyper::body::Incoming>, Option<Used>), UpstreamError> {
+    let (creds, used) = if up.credentials.is_empty() {
+        (HeaderMap::new(), None)
+    } else {
+        let (h, u) = up.credentials.headers(caller).await?;
+        (h, Some(u))
+    };
+    let mut req = Request::builder().method(Method::POST).uri(url.clone());
+    if let Some(h) = req.headers_mut() {
+        h.extend(up.headers.iter().map(|(k, v)| (k.clone(), v.clone())));
+        h.extend(identity.iter().map(|(k, v)| (k.clone(), v.clone())));
+        for name in creds.keys() {
+            h.remove(name);
+        }
+        h.extend(creds);
+        h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    }
+    let req = req
+        .body(Full::new(body))
+        .map_err(|e| UpstreamError::Unavailable(format!("cannot build upstream request: {e}")))?;
+    Ok((up.send_http(req).await?, used))
 }
 
 fn dispatch(name: &str, mux: &Mux, ev: sse::Event) {

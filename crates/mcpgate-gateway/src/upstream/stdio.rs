@@ -18,6 +18,7 @@ use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
 
 use super::UpstreamError;
 use crate::config::{Isolation, Limits, UpstreamConfig};
+use crate::credentials::{Caller, Credentials};
 use crate::events::EventLog;
 use crate::jsonrpc::{self, Message};
 use crate::mux::{Mux, SessionKey};
@@ -98,6 +99,8 @@ pub(crate) struct StdioUpstream {
     per_subject: tokio::sync::Mutex<std::collections::HashMap<String, (Arc<SharedChild>, Instant)>>,
     children: Mutex<Vec<std::sync::Weak<Child>>>,
     last_error: Mutex<Option<String>>,
+    /// Outbound credentials, as environment variables of each child.
+    credentials: Arc<Credentials>,
 }
 
 #[derive(Debug, Default)]
@@ -139,7 +142,7 @@ impl StdioLink {
 }
 
 impl StdioUpstream {
-    pub(crate) fn new(cfg: UpstreamConfig, limits: Limits) -> Self {
+    pub(crate) fn new(cfg: UpstreamConfig, limits: Limits, credentials: Arc<Credentials>) -> Self {
         StdioUpstream {
             name: cfg.name.as_str().into(),
             permits: Arc::new(Semaphore::new(cfg.max_children.max(1))),
@@ -150,7 +153,12 @@ impl StdioUpstream {
             per_subject: tokio::sync::Mutex::new(std::collections::HashMap::new()),
             children: Mutex::new(Vec::new()),
             last_error: Mutex::new(None),
+            credentials,
         }
+    }
+
+    pub(crate) fn credentials(&self) -> &Credentials {
+        &self.credentials
     }
 
     /// Opens a session: a new child, or a seat on the shared one.
@@ -158,11 +166,12 @@ impl StdioUpstream {
         &self,
         server_stream: Arc<EventLog>,
         env: &[(String, String)],
+        caller: &Caller,
     ) -> Result<StdioLink, UpstreamError> {
         if self.cfg.isolation == Isolation::Shared {
             return self.join_shared(server_stream).await;
         }
-        let child = self.spawn(false, env).await?;
+        let child = self.spawn(false, env, caller).await?;
         let key = child.mux.attach(server_stream);
         Ok(StdioLink {
             child,
@@ -198,11 +207,12 @@ impl StdioUpstream {
         &self,
         subject: &str,
         env: &[(String, String)],
+        caller: &Caller,
     ) -> Result<StdioLink, UpstreamError> {
         let shared = if self.cfg.isolation == Isolation::Shared {
             self.shared_child().await?
         } else {
-            self.subject_child(subject, env).await?
+            self.subject_child(subject, env, caller).await?
         };
         let (key, notifications) = shared.seat.get_or_init(|| {
             let log = EventLog::tapped(0, 1);
@@ -227,7 +237,8 @@ impl StdioUpstream {
         {
             return Ok(s.clone());
         }
-        let shared = self.initialized_child(&[]).await?;
+        // A shared child serves everyone: it gets only the gateway's own credentials.
+        let shared = self.initialized_child(&[], &Caller::gateway()).await?;
         *slot = Some(shared.clone());
         Ok(shared)
     }
@@ -236,6 +247,7 @@ impl StdioUpstream {
         &self,
         subject: &str,
         env: &[(String, String)],
+        caller: &Caller,
     ) -> Result<Arc<SharedChild>, UpstreamError> {
         let mut map = self.per_subject.lock().await;
         if let Some((s, used)) = map.get_mut(subject)
@@ -244,7 +256,7 @@ impl StdioUpstream {
             *used = Instant::now();
             return Ok(s.clone());
         }
-        let shared = self.initialized_child(env).await?;
+        let shared = self.initialized_child(env, caller).await?;
         map.insert(subject.to_owned(), (shared.clone(), Instant::now()));
         Ok(shared)
     }
@@ -272,8 +284,9 @@ impl StdioUpstream {
     async fn initialized_child(
         &self,
         env: &[(String, String)],
+        caller: &Caller,
     ) -> Result<Arc<SharedChild>, UpstreamError> {
-        let child = self.spawn(true, env).await?;
+        let child = self.spawn(true, env, caller).await?;
         let params = jsonrpc::raw(&serde_json::json!({
             "protocolVersion": GATEWAY_PROTOCOL_VERSION,
             "capabilities": { "sampling": {}, "elicitation": {}, "roots": { "listChanged": true } },
@@ -327,7 +340,10 @@ impl StdioUpstream {
         &self,
         shared: bool,
         env: &[(String, String)],
+        caller: &Caller,
     ) -> Result<Arc<Child>, UpstreamError> {
+        // Resolved first: a missing secret fails the session without starting anything.
+        let secrets = self.credentials.env(caller).await?;
         let permit = self.permits.clone().try_acquire_owned().map_err(|_| {
             UpstreamError::Busy(format!(
                 "upstream {} already runs max_children = {} processes; try again later, or raise max_children for this [[upstream]]",
@@ -351,6 +367,7 @@ impl StdioUpstream {
         cmd.args(args)
             .envs(&self.cfg.env)
             .envs(env.iter().map(|(k, v)| (k, v)))
+            .envs(secrets.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -1,0 +1,347 @@
+//! Token endpoints: the OAuth 2 client credentials grant, RFC 8693 token
+//! exchange, and a REST API's username/password login with refresh.
+
+use std::time::Duration;
+
+use base64::Engine;
+use serde_json::Value;
+
+use super::config::{BodyFormat, TokenAuthMethod};
+use super::secret::{Secret, SecretRef};
+use super::token::{Issued, Renew, parse_issued};
+
+/// Largest token answer read.
+const MAX_ANSWER_BYTES: usize = 64 * 1024;
+
+/// The gateway's client at a token endpoint.
+#[derive(Debug, Clone)]
+pub(crate) struct ClientAuth {
+    pub(crate) id: SecretRef,
+    pub(crate) secret: SecretRef,
+    pub(crate) method: TokenAuthMethod,
+}
+
+/// A POST to a token endpoint and its JSON answer, with messages that name
+/// the endpoint and the upstream but never a secret.
+pub(crate) async fn post(
+    http: &reqwest::Client,
+    upstream: &str,
+    what: &str,
+    url: &url::Url,
+    body: Body,
+    client: Option<&ClientAuth>,
+    timeout: Duration,
+) -> Result<Value, String> {
+    let mut form = match &body {
+        Body::Form(pairs) => pairs.clone(),
+        Body::Json(_) => Vec::new(),
+    };
+    let mut req = http
+        .post(url.clone())
+        .timeout(timeout)
+        .header(http::header::ACCEPT, "application/json");
+    if let Some(auth) = client {
+        let id = auth.id.load(upstream)?;
+        let secret = auth.secret.load(upstream)?;
+        match auth.method {
+            TokenAuthMethod::Basic => {
+                let pair = format!(
+                    "{}:{}",
+                    form_encode(id.expose()),
+                    form_encode(secret.expose())
+                );
+                let mut v = http::HeaderValue::try_from(format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(pair)
+                ))
+                .map_err(|_| format!("{what} for upstream {upstream}: the client credentials cannot go in a header"))?;
+                v.set_sensitive(true);
+                req = req.header(http::header::AUTHORIZATION, v);
+            }
+            TokenAuthMethod::Post => {
+                form.push(("client_id".into(), id));
+                form.push(("client_secret".into(), secret));
+            }
+        }
+    }
+    req = match body {
+        Body::Json(doc) => req.json(&doc),
+        Body::Form(_) => {
+            let mut s = url::form_urlencoded::Serializer::new(String::new());
+            for (k, v) in &form {
+                s.append_pair(k, v.expose());
+            }
+            req.header(
+                http::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .body(s.finish())
+        }
+    };
+    let resp = req.send().await.map_err(|e| {
+        format!(
+            "{what} for upstream {upstream} failed: {url} is unreachable: {}",
+            crate::upstream::error_chain(&e)
+        )
+    })?;
+    let status = resp.status();
+    let bytes = read_capped(resp).await.map_err(|e| {
+        format!("{what} for upstream {upstream} failed: reading the answer of {url}: {e}")
+    })?;
+    if !status.is_success() {
+        return Err(format!(
+            "{what} for upstream {upstream} failed: {url} answered HTTP {status}{}",
+            error_summary(&bytes)
+        ));
+    }
+    serde_json::from_slice(&bytes).map_err(|_| {
+        format!("{what} for upstream {upstream} failed: {url} answered HTTP {status} without a JSON object")
+    })
+}
+
+/// A request body: JSON, or form pairs whose values may be secrets.
+pub(crate) enum Body {
+    Json(Value),
+    Form(Vec<(String, Secret)>),
+}
+
+async fn read_capped(mut resp: reqwest::Response) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| e.to_string())? {
+        if out.len() + chunk.len() > MAX_ANSWER_BYTES {
+            return Err(format!(
+                "the answer is larger than {MAX_ANSWER_BYTES} bytes"
+            ));
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
+}
+
+/// `: invalid_client (the description)` from an OAuth error answer; nothing
+/// else of the body, which might echo what was sent.
+fn error_summary(body: &[u8]) -> String {
+    let Ok(doc) = serde_json::from_slice::<Value>(body) else {
+        return String::new();
+    };
+    let text = |k: &str| {
+        doc.get(k)
+            .and_then(Value::as_str)
+            .map(|s| s.chars().take(200).collect::<String>())
+    };
+    match (text("error"), text("error_description")) {
+        (Some(e), Some(d)) => format!(": {e} ({d})"),
+        (Some(e), None) => format!(": {e}"),
+        (None, Some(d)) => format!(": {d}"),
+        (None, None) => String::new(),
+    }
+}
+
+/// RFC 6749 appendix B encoding of client credentials for Basic.
+fn form_encode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+fn pair(k: &str, v: &str) -> (String, Secret) {
+    (k.to_owned(), Secret::new(v))
+}
+
+/// `kind = "client_credentials"`.
+#[derive(Debug)]
+pub(crate) struct ClientCredentials {
+    pub(crate) upstream: String,
+    pub(crate) http: reqwest::Client,
+    pub(crate) token_url: url::Url,
+    pub(crate) client: ClientAuth,
+    pub(crate) scope: Option<String>,
+    pub(crate) audience: Option<String>,
+    pub(crate) resource: Option<String>,
+    pub(crate) timeout: Duration,
+}
+
+impl Renew for ClientCredentials {
+    async fn obtain(&self) -> Result<Issued, String> {
+        let mut form = vec![pair("grant_type", "client_credentials")];
+        for (k, v) in [
+            ("scope", &self.scope),
+            ("audience", &self.audience),
+            ("resource", &self.resource),
+        ] {
+            if let Some(v) = v {
+                form.push(pair(k, v));
+            }
+        }
+        let what = "the client credentials grant";
+        let doc = post(
+            &self.http,
+            &self.upstream,
+            what,
+            &self.token_url,
+            Body::Form(form),
+            Some(&self.client),
+            self.timeout,
+        )
+        .await?;
+        tracing::info!(upstream = %self.upstream, "obtained an upstream access token (client credentials)");
+        parse_issued(&doc, "access_token", None, "expires_in")
+            .map_err(|e| format!("{what} for upstream {}: {e}", self.upstream))
+    }
+}
+
+/// `kind = "login"`.
+#[derive(Debug)]
+pub(crate) struct Login {
+    pub(crate) upstream: String,
+    pub(crate) http: reqwest::Client,
+    pub(crate) login_url: url::Url,
+    pub(crate) username: SecretRef,
+    pub(crate) password: SecretRef,
+    pub(crate) format: BodyFormat,
+    pub(crate) username_field: String,
+    pub(crate) password_field: String,
+    pub(crate) access_token_field: String,
+    pub(crate) refresh_token_field: String,
+    pub(crate) expires_in_field: String,
+    pub(crate) refresh_url: Option<url::Url>,
+    pub(crate) refresh_token_param: String,
+    pub(crate) timeout: Duration,
+}
+
+impl Login {
+    fn body(&self, pairs: Vec<(String, Secret)>) -> Body {
+        match self.format {
+            BodyFormat::Form => Body::Form(pairs),
+            BodyFormat::Json => Body::Json(Value::Object(
+                pairs
+                    .into_iter()
+                    .map(|(k, v)| (k, Value::String(v.expose().to_owned())))
+                    .collect(),
+            )),
+        }
+    }
+
+    fn issued(&self, doc: &Value, what: &str) -> Result<Issued, String> {
+        parse_issued(
+            doc,
+            &self.access_token_field,
+            Some(&self.refresh_token_field),
+            &self.expires_in_field,
+        )
+        .map_err(|e| format!("{what} for upstream {}: {e}", self.upstream))
+    }
+}
+
+impl Renew for Login {
+    async fn obtain(&self) -> Result<Issued, String> {
+        let user = self.username.load(&self.upstream)?;
+        let password = self.password.load(&self.upstream)?;
+        let body = self.body(vec![
+            (self.username_field.clone(), user),
+            (self.password_field.clone(), password),
+        ]);
+        let what = "the login";
+        let doc = post(
+            &self.http,
+            &self.upstream,
+            what,
+            &self.login_url,
+            body,
+            None,
+            self.timeout,
+        )
+        .await?;
+        tracing::info!(upstream = %self.upstream, "logged in to the upstream's API");
+        self.issued(&doc, what)
+    }
+
+    async fn refresh(&self, previous: &Issued) -> Option<Result<Issued, String>> {
+        let url = self.refresh_url.as_ref()?;
+        let token = previous.refresh.clone()?;
+        let body = self.body(vec![(self.refresh_token_param.clone(), token)]);
+        let what = "the token refresh";
+        let result = post(
+            &self.http,
+            &self.upstream,
+            what,
+            url,
+            body,
+            None,
+            self.timeout,
+        )
+        .await
+        .and_then(|doc| self.issued(&doc, what));
+        if result.is_ok() {
+            tracing::info!(upstream = %self.upstream, "refreshed the upstream access token");
+        }
+        Some(result)
+    }
+}
+
+/// One RFC 8693 exchange for one caller.
+#[derive(Debug)]
+pub(crate) struct Exchange<'a> {
+    pub(crate) cfg: &'a TokenExchange,
+    pub(crate) caller: &'a super::Caller,
+}
+
+/// `kind = "token_exchange"`.
+#[derive(Debug)]
+pub(crate) struct TokenExchange {
+    pub(crate) upstream: String,
+    pub(crate) http: reqwest::Client,
+    pub(crate) token_url: url::Url,
+    pub(crate) client: Option<ClientAuth>,
+    pub(crate) audience: Option<String>,
+    pub(crate) resource: Option<String>,
+    pub(crate) scope: Option<String>,
+    pub(crate) requested_token_type: String,
+    pub(crate) timeout: Duration,
+}
+
+/// The grant type of RFC 8693.
+pub(crate) const TOKEN_EXCHANGE_GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+/// The type of the gateway's identity token as a subject token.
+pub(crate) const JWT_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
+
+impl Renew for Exchange<'_> {
+    async fn obtain(&self) -> Result<Issued, String> {
+        let c = self.cfg;
+        // Signed for the STS (its token URL is the audience), so the subject
+        // token cannot be replayed to an upstream; fresh for every exchange.
+        let subject_token = self
+            .caller
+            .subject_token(c.token_url.as_str(), &c.upstream)?;
+        let mut form = vec![
+            pair("grant_type", TOKEN_EXCHANGE_GRANT),
+            ("subject_token".to_owned(), subject_token),
+            pair("subject_token_type", JWT_TOKEN_TYPE),
+            pair("requested_token_type", &c.requested_token_type),
+        ];
+        for (k, v) in [
+            ("audience", &c.audience),
+            ("resource", &c.resource),
+            ("scope", &c.scope),
+        ] {
+            if let Some(v) = v {
+                form.push(pair(k, v));
+            }
+        }
+        let what = "the token exchange";
+        let doc = post(
+            &c.http,
+            &c.upstream,
+            what,
+            &c.token_url,
+            Body::Form(form),
+            c.client.as_ref(),
+            c.timeout,
+        )
+        .await?;
+        // The exchanged token's `exp` may outlive the subject token; a refresh
+        // token from the STS is not kept (each renewal exchanges a fresh identity).
+        let mut issued = parse_issued(&doc, "access_token", None, "expires_in")
+            .map_err(|e| format!("{what} for upstream {}: {e}", c.upstream))?;
+        issued.refresh = None;
+        Ok(issued)
+    }
+}
