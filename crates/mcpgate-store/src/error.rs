@@ -11,6 +11,8 @@ pub enum Kind {
     ApiKey,
     /// A Basic user.
     User,
+    /// An OAuth client.
+    Client,
 }
 
 impl fmt::Display for Kind {
@@ -18,6 +20,7 @@ impl fmt::Display for Kind {
         f.write_str(match self {
             Kind::ApiKey => "API key",
             Kind::User => "user",
+            Kind::Client => "client",
         })
     }
 }

@@ -1,6 +1,10 @@
 //! mcpgate's persistence: the API keys of `mcpgate keys` and the Basic users of
 //! `mcpgate users`, and the [`Verifier`](mcpgate_guard::Verifier)s that check
-//! requests against them ([`ApiKeyVerifier`], [`BasicVerifier`]).
+//! requests against them ([`ApiKeyVerifier`], [`BasicVerifier`]); the
+//! authorization server's clients, grants, codes, tokens and keys
+//! ([`oauth`]); encryption at rest under a master key ([`seal`]); the
+//! per-user credential vault ([`vault`]) and identity federation's links and
+//! IdP tokens ([`federation`]).
 //!
 //! A [`Store`] is one SQLite database, `<data_dir>/mcpgate.sqlite` (WAL, full
 //! sync, schema from the embedded migrations), shared safely between a running
@@ -14,8 +18,12 @@
 
 mod api_keys;
 mod error;
+pub mod federation;
+pub mod oauth;
+pub mod seal;
 mod time;
 mod users;
+pub mod vault;
 mod verify;
 
 use std::path::{Path, PathBuf};
@@ -30,8 +38,10 @@ use tokio::sync::Semaphore;
 
 pub use api_keys::{ApiKeyRecord, KEY_PREFIX, KeyDigest};
 pub use error::{Kind, StoreError};
+pub use seal::{MasterKey, SealError};
 pub use time::format_utc;
 pub use users::UserRecord;
+pub use vault::{VaultEntry, VaultError, VaultSecret};
 pub use verify::{ApiKeyVerifier, BasicVerifier};
 
 /// The database file's name inside the data directory.
@@ -107,7 +117,7 @@ impl Store {
     }
 }
 
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     if dir.is_dir() {
         return Ok(());

@@ -177,6 +177,21 @@ impl Gateway {
         Gateway::start_listening(config, "127.0.0.1:0").await
     }
 
+    /// Like [`Gateway::start`], with extra environment variables for the gateway process.
+    pub(crate) async fn start_with_env(config: &str, env: &[(&str, &str)]) -> Gateway {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("mcpgate.toml");
+        std::fs::write(&path, config).expect("write the config");
+        let data = dir.path().join("data");
+        let args = [
+            "--config".to_owned(),
+            path.display().to_string(),
+            "--data-dir".to_owned(),
+            data.display().to_string(),
+        ];
+        Gateway::launch_with_env(dir, &args, "127.0.0.1:0", data, env).await
+    }
+
     /// Like [`Gateway::start`], on `listen` (a fixed port makes the public URL
     /// known before the start, e.g. for a JWT audience).
     pub(crate) async fn start_listening(config: &str, listen: &str) -> Gateway {
@@ -217,6 +232,16 @@ impl Gateway {
     }
 
     async fn launch(dir: TempDir, args: &[String], listen: &str, data: PathBuf) -> Gateway {
+        Gateway::launch_with_env(dir, args, listen, data, &[]).await
+    }
+
+    async fn launch_with_env(
+        dir: TempDir,
+        args: &[String],
+        listen: &str,
+        data: PathBuf,
+        env: &[(&str, &str)],
+    ) -> Gateway {
         let mut cmd = Command::new(BIN);
         cmd.arg("serve")
             .args(args)
@@ -228,6 +253,7 @@ impl Gateway {
                 cmd.env_remove(k);
             }
         }
+        cmd.envs(env.iter().copied());
         let (proc, line) = Proc::spawn(
             "gateway",
             cmd,
@@ -422,5 +448,22 @@ pub(crate) async fn eventually(within: Duration, what: &str, mut cond: impl FnMu
             "timed out after {within:?}: {what}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+impl Gateway {
+    /// `mcpgate serve --config <config> --listen <listen>` on an existing data
+    /// directory: a restart keeps the port (so the public URL and issuer) and the data.
+    pub(crate) async fn start_with_data(config: &str, listen: &str, data: &Path) -> Gateway {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("mcpgate.toml");
+        std::fs::write(&path, config).expect("write the config");
+        let args = [
+            "--config".to_owned(),
+            path.display().to_string(),
+            "--data-dir".to_owned(),
+            data.display().to_string(),
+        ];
+        Gateway::launch(dir, &args, listen, data.to_owned()).await
     }
 }

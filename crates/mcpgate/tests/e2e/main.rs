@@ -7,13 +7,17 @@
 //! - `lifecycle`: stream resumption, crashed children, unreachable upstreams, limits, restarts;
 //! - `concurrency`: many sessions sharing one child without crossed answers;
 //! - `auth`: the guard with API keys, Basic users and JWTs, scopes, sessions bound to
-//!   their subject, revocation, and the identity HTTP upstreams receive.
+//!   their subject, revocation, and the identity HTTP upstreams receive;
+//! - `credentials`: outbound upstream credentials (login + refresh, client credentials,
+//!   static secrets, token exchange) against small loopback token servers.
 
 // Sampling is deprecated by SEP-2577, but clients still use it and the gateway relays it.
 #![allow(deprecated)]
 
 mod auth;
+mod authserver;
 mod concurrency;
+mod credentials;
 mod everything;
 mod harness;
 mod lifecycle;

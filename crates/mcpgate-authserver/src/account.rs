@@ -1,0 +1,134 @@
+//! `/account`: the signed-in user's grants, each with a revoke button.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use askama::Template;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use crate::authorize::see_other;
+use crate::params::Params;
+use crate::{Inner, pages, scope_string, session};
+
+struct GrantLine {
+    id: String,
+    client: String,
+    scopes: String,
+    since: String,
+    last_used: String,
+}
+
+#[derive(Template)]
+#[template(path = "account.html")]
+struct AccountPage<'a> {
+    css: &'a str,
+    user: &'a str,
+    csrf: &'a str,
+    notice: Option<&'a str>,
+    grants: Vec<GrantLine>,
+    revoke_action: &'a str,
+    logout: &'a str,
+}
+
+fn to_login(inner: &Inner) -> Response {
+    let next = form_urlencoded::Serializer::new(String::new())
+        .append_pair("next", &inner.route("/account"))
+        .finish();
+    see_other(&format!("{}?{next}", inner.route("/login")))
+}
+
+async fn render(inner: &Inner, subject: &str, csrf: &str, notice: Option<&str>) -> Response {
+    let grants = match inner
+        .store
+        .list_grants_for(subject, SystemTime::now())
+        .await
+    {
+        Ok(g) => g,
+        Err(e) => return crate::error::OAuthError::store(e).into_response(),
+    };
+    let mut lines = Vec::new();
+    for g in grants {
+        let client = match crate::clients::find(inner, &g.client_id).await {
+            Ok(Some(c)) => c.display_name(),
+            _ => g.client_id.clone(),
+        };
+        lines.push(GrantLine {
+            id: g.id.clone(),
+            client,
+            scopes: if g.scopes.is_empty() {
+                "sign-in only".into()
+            } else {
+                scope_string(&g.scopes)
+            },
+            since: mcpgate_store::format_utc(g.created_at),
+            last_used: mcpgate_store::format_utc(g.last_used_at),
+        });
+    }
+    pages::render(
+        StatusCode::OK,
+        &AccountPage {
+            css: &inner.route("/assets/style.css"),
+            user: subject,
+            csrf,
+            notice,
+            grants: lines,
+            revoke_action: &inner.route("/account/revoke"),
+            logout: &inner.route("/logout"),
+        },
+    )
+}
+
+/// `GET /account`.
+pub(crate) async fn get(State(inner): State<Arc<Inner>>, headers: HeaderMap) -> Response {
+    match session::current(&inner, &headers).await {
+        Ok(Some(s)) if s.subject.is_some() => {
+            render(
+                &inner,
+                s.subject.as_deref().unwrap_or_default(),
+                &s.csrf,
+                None,
+            )
+            .await
+        }
+        Ok(_) => to_login(&inner),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `POST /account/revoke`: ends one of the user's grants.
+pub(crate) async fn revoke(
+    State(inner): State<Arc<Inner>>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    let form = Params::parse(&body).unwrap_or_default();
+    let s = match session::current(&inner, &headers).await {
+        Ok(Some(s)) if s.subject.is_some() => s,
+        Ok(_) => return to_login(&inner),
+        Err(e) => return e.into_response(),
+    };
+    if !session::csrf_ok(&s, form.get("csrf")) {
+        return pages::error_page(
+            &inner.route("/assets/style.css"),
+            StatusCode::FORBIDDEN,
+            "Cannot revoke",
+            "The form expired; reload the page.",
+        );
+    }
+    let subject = s.subject.clone().unwrap_or_default();
+    let gid = form.get("grant").unwrap_or_default();
+    let notice = match inner.store.find_grant(gid).await {
+        Ok(Some(g)) if g.subject == subject => {
+            let _ = inner.store.delete_consent(&subject, &g.client_id).await;
+            match inner.store.revoke_grant(gid, "revoked by the user").await {
+                Ok(_) => "Access revoked.",
+                Err(e) => return crate::error::OAuthError::store(e).into_response(),
+            }
+        }
+        Ok(_) => "Nothing to revoke.",
+        Err(e) => return crate::error::OAuthError::store(e).into_response(),
+    };
+    render(&inner, &subject, &s.csrf, Some(notice)).await
+}

@@ -1,0 +1,546 @@
+//! `/authorize` (code flow only) and the consent form it leads to.
+//!
+//! Errors about the client or the redirect URI are shown on a page and never
+//! redirected (an open redirect otherwise); every other error goes back to the
+//! validated redirect URI with `state` and `iss` (RFC 9207).
+
+use std::collections::BTreeSet;
+use std::time::SystemTime;
+
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use mcpgate_store::UserRecord;
+use mcpgate_store::oauth::{ClientKind, CodeRow, GrantRow, digest_hex};
+use std::sync::Arc;
+
+use crate::clients::{self, Client};
+use crate::error::{ErrorCode, OAuthError};
+use crate::pages::{self, ConsentPage, OobPage, ScopeLine};
+use crate::params::Params;
+use crate::redirect::{self, OOB};
+use crate::settings::UnknownScopes;
+use crate::{Inner, pkce, random_token, scope_string, session};
+
+/// A validated authorization request.
+#[derive(Debug, Clone)]
+pub(crate) struct AuthRequest {
+    pub(crate) client: Client,
+    pub(crate) redirect_uri: String,
+    pub(crate) scopes: BTreeSet<String>,
+    pub(crate) state: Option<String>,
+    pub(crate) challenge: String,
+    pub(crate) resource: String,
+    pub(crate) nonce: Option<String>,
+    pub(crate) prompt: BTreeSet<String>,
+    /// The request's parameters, to carry through login and consent.
+    pub(crate) params: Params,
+}
+
+/// Why a request failed: shown on a page, or sent back to the client.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    Page(StatusCode, String),
+    Redirect {
+        redirect_uri: String,
+        state: Option<String>,
+        error: OAuthError,
+    },
+}
+
+impl Failure {
+    pub(crate) fn respond(self, inner: &Inner) -> Response {
+        match self {
+            Failure::Page(status, msg) => pages::error_page(
+                &inner.route("/assets/style.css"),
+                status,
+                "This sign-in request cannot continue",
+                &msg,
+            ),
+            Failure::Redirect {
+                redirect_uri,
+                state,
+                error,
+            } => {
+                if redirect_uri == OOB {
+                    return pages::error_page(
+                        &inner.route("/assets/style.css"),
+                        StatusCode::BAD_REQUEST,
+                        "Sign-in was not completed",
+                        &format!("{}: {}", error.code, error.description),
+                    );
+                }
+                let mut p = vec![
+                    ("error", error.code.as_str()),
+                    ("error_description", error.description.as_str()),
+                ];
+                if let Some(s) = &state {
+                    p.push(("state", s));
+                }
+                p.push(("iss", &inner.issuer));
+                see_other(&redirect::with_params(&redirect_uri, &p))
+            }
+        }
+    }
+}
+
+pub(crate) fn see_other(to: &str) -> Response {
+    Redirect::to(to).into_response()
+}
+
+/// Validates the parameters of an authorization request.
+pub(crate) async fn validate(inner: &Inner, params: Params) -> Result<AuthRequest, Failure> {
+    let page = |m: String| Failure::Page(StatusCode::BAD_REQUEST, m);
+    let client_id = params
+        .get("client_id")
+        .ok_or_else(|| page("The request names no application (client_id is missing).".into()))?;
+    let client = clients::find(inner, client_id)
+        .await
+        .map_err(|e| {
+            if e.code == ErrorCode::ServerError {
+                Failure::Page(StatusCode::SERVICE_UNAVAILABLE, e.description.clone())
+            } else {
+                page(format!(
+                    "The application could not be identified: {}",
+                    e.description
+                ))
+            }
+        })?
+        .ok_or_else(|| {
+            page(format!(
+                "Unknown application {client_id:?}: it must register first."
+            ))
+        })?;
+    let redirect_uri = match params.get("redirect_uri") {
+        Some(r) => {
+            if !client
+                .redirect_uris
+                .iter()
+                .any(|reg| redirect::matches(reg, r))
+            {
+                return Err(page(format!(
+                    "The redirect address {r:?} is not registered for this application, so you are not sent there."
+                )));
+            }
+            r.to_owned()
+        }
+        None if client.redirect_uris.len() == 1 => client.redirect_uris[0].clone(),
+        None => {
+            return Err(page(
+                "The request has no redirect_uri and the application registered several.".into(),
+            ));
+        }
+    };
+    let state = params.get("state").map(str::to_owned);
+    let fail = |error: OAuthError| Failure::Redirect {
+        redirect_uri: redirect_uri.clone(),
+        state: state.clone(),
+        error,
+    };
+    if params.get("request").is_some() || params.get("request_uri").is_some() {
+        return Err(fail(OAuthError::new(
+            ErrorCode::InvalidRequest,
+            "request objects are not supported",
+        )));
+    }
+    match params.get("response_type") {
+        Some("code") => {}
+        None => {
+            return Err(fail(OAuthError::request(
+                "response_type is required (use \"code\")",
+            )));
+        }
+        Some(other) => {
+            return Err(fail(OAuthError::new(
+                ErrorCode::UnsupportedResponseType,
+                format!("response_type {other:?} is not supported; use \"code\""),
+            )));
+        }
+    }
+    if !client.allows_grant("authorization_code") {
+        return Err(fail(OAuthError::new(
+            ErrorCode::UnauthorizedClient,
+            "this client is not registered for the authorization_code grant",
+        )));
+    }
+    let challenge = pkce::check_challenge(
+        params.get("code_challenge"),
+        params.get("code_challenge_method"),
+    )
+    .map_err(|m| fail(OAuthError::request(m)))?;
+    let scopes = requested_scopes(inner, &client, params.get("scope")).map_err(fail)?;
+    let resource = resource(inner, params.get("resource")).map_err(fail)?;
+    let prompt: BTreeSet<String> = params
+        .get("prompt")
+        .map(crate::scope_set)
+        .unwrap_or_default();
+    if prompt.contains("none") && prompt.len() > 1 {
+        return Err(fail(OAuthError::request(
+            "prompt=none cannot be combined with other values",
+        )));
+    }
+    Ok(AuthRequest {
+        client,
+        redirect_uri,
+        scopes,
+        state,
+        challenge,
+        resource,
+        nonce: params.get("nonce").map(str::to_owned),
+        prompt,
+        params,
+    })
+}
+
+/// The scopes asked for: unknown ones dropped or refused per configuration;
+/// none asked = the client's registered scope, else every configured one.
+pub(crate) fn requested_scopes(
+    inner: &Inner,
+    client: &Client,
+    scope: Option<&str>,
+) -> Result<BTreeSet<String>, OAuthError> {
+    let asked = match scope {
+        Some(s) => crate::scope_set(s),
+        None => match &client.scope {
+            Some(s) => crate::scope_set(s),
+            None => inner
+                .settings
+                .scopes
+                .keys()
+                .filter(|s| !matches!(s.as_str(), "openid" | "profile" | "offline_access"))
+                .cloned()
+                .collect(),
+        },
+    };
+    let mut out = BTreeSet::new();
+    for s in asked {
+        let allowed_for_client = client
+            .scope
+            .as_ref()
+            .is_none_or(|cs| cs.split_ascii_whitespace().any(|c| c == s));
+        if inner.known_scope(&s) && allowed_for_client {
+            out.insert(s);
+        } else if inner.settings.unknown_scopes == UnknownScopes::Reject {
+            return Err(OAuthError::new(
+                ErrorCode::InvalidScope,
+                format!("scope {s:?} is not offered to this client"),
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// The audience: the `resource` asked for (one of this server's), else the default.
+pub(crate) fn resource(inner: &Inner, asked: Option<&str>) -> Result<String, OAuthError> {
+    let Some(r) = asked else {
+        return Ok(inner.default_resource.clone());
+    };
+    let u = url::Url::parse(r).map_err(|_| {
+        OAuthError::new(
+            ErrorCode::InvalidTarget,
+            format!("resource {r:?} is not an absolute URI"),
+        )
+    })?;
+    if u.fragment().is_some() {
+        return Err(OAuthError::new(
+            ErrorCode::InvalidTarget,
+            "resource must not have a fragment",
+        ));
+    }
+    let c = mcpgate_guard::canonical(&u);
+    inner
+        .resources
+        .iter()
+        .find(|known| **known == c)
+        .cloned()
+        .ok_or_else(|| {
+            OAuthError::new(
+                ErrorCode::InvalidTarget,
+                format!(
+                    "this server does not issue tokens for {r:?}; use one of: {}",
+                    inner.resources.join(", ")
+                ),
+            )
+        })
+}
+
+/// The scopes of `asked` that `user` holds (`*` holds all; OpenID scopes are free).
+pub(crate) fn user_scopes(user: &UserRecord, asked: &BTreeSet<String>) -> BTreeSet<String> {
+    asked
+        .iter()
+        .filter(|s| {
+            user.scopes.contains("*")
+                || user.scopes.contains(*s)
+                || matches!(s.as_str(), "openid" | "profile" | "offline_access")
+        })
+        .cloned()
+        .collect()
+}
+
+/// `GET /authorize`.
+pub(crate) async fn get(
+    State(inner): State<Arc<Inner>>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let params = match Params::parse(q.as_deref().unwrap_or_default()) {
+        Ok(p) => p,
+        Err(e) => return Failure::Page(StatusCode::BAD_REQUEST, e.description).respond(&inner),
+    };
+    let req = match validate(&inner, params).await {
+        Ok(r) => r,
+        Err(f) => return f.respond(&inner),
+    };
+    let session = match session::current(&inner, &headers).await {
+        Ok(s) => s.filter(|s| s.subject.is_some()),
+        Err(e) => {
+            return Failure::Page(StatusCode::SERVICE_UNAVAILABLE, e.description).respond(&inner);
+        }
+    };
+    let fail = |error| Failure::Redirect {
+        redirect_uri: req.redirect_uri.clone(),
+        state: req.state.clone(),
+        error,
+    };
+    let Some(session) = session.filter(|_| !req.prompt.contains("login")) else {
+        if req.prompt.contains("none") {
+            return fail(OAuthError::new(
+                ErrorCode::LoginRequired,
+                "nobody is signed in",
+            ))
+            .respond(&inner);
+        }
+        // Back here after signing in, without prompt=login (else it would loop).
+        let mut back = req.params.without(&["prompt"]);
+        let rest: Vec<&str> = req
+            .prompt
+            .iter()
+            .map(String::as_str)
+            .filter(|p| *p != "login")
+            .collect();
+        if !rest.is_empty() {
+            back.pairs.push(("prompt".into(), rest.join(" ")));
+        }
+        let next = format!("{}?{}", inner.route("/authorize"), back.to_query());
+        let login = format!(
+            "{}?{}",
+            inner.route("/login"),
+            form_urlencoded::Serializer::new(String::new())
+                .append_pair("next", &next)
+                .finish()
+        );
+        let mut r = see_other(&login);
+        if req.prompt.contains("login") {
+            // prompt=login: the current session must not satisfy the next step.
+            if let Ok(c) = session::end(&inner, &headers).await {
+                r.headers_mut().append(header::SET_COOKIE, c);
+            }
+        }
+        return r;
+    };
+    let subject = session.subject.clone().unwrap_or_default();
+    let user = match inner.store.find_user(&subject).await {
+        Ok(Some(u)) => u,
+        Ok(None) => {
+            return Failure::Page(
+                StatusCode::FORBIDDEN,
+                "Your user no longer exists; sign in again.".into(),
+            )
+            .respond(&inner);
+        }
+        Err(e) => {
+            return Failure::Page(StatusCode::SERVICE_UNAVAILABLE, e.to_string()).respond(&inner);
+        }
+    };
+    let scopes = user_scopes(&user, &req.scopes);
+    if !req.prompt.contains("consent") {
+        let remembered = inner
+            .store
+            .find_consent(&subject, &req.client.id)
+            .await
+            .ok()
+            .flatten();
+        if remembered.is_some_and(|r| scopes.is_subset(&r)) {
+            return issue_code(&inner, &req, &subject, scopes).await;
+        }
+    }
+    if req.prompt.contains("none") {
+        return fail(OAuthError::new(
+            ErrorCode::ConsentRequired,
+            "the user has not approved this application yet",
+        ))
+        .respond(&inner);
+    }
+    consent_page(&inner, &req, &session.csrf, &subject, &scopes)
+}
+
+fn consent_page(
+    inner: &Inner,
+    req: &AuthRequest,
+    csrf: &str,
+    user: &str,
+    scopes: &BTreeSet<String>,
+) -> Response {
+    let redirect_host = if req.redirect_uri == OOB {
+        "this page (you will copy a code)".to_owned()
+    } else {
+        url::Url::parse(&req.redirect_uri)
+            .ok()
+            .map(|u| match (u.scheme(), u.host_str()) {
+                ("http" | "https", Some(h)) => match u.port() {
+                    Some(p) => format!("{h}:{p}"),
+                    None => h.to_owned(),
+                },
+                (s, _) => format!("{s}: (an application on this device)"),
+            })
+            .unwrap_or_else(|| req.redirect_uri.clone())
+    };
+    let page = ConsentPage {
+        css: &inner.route("/assets/style.css"),
+        action: &inner.route("/consent"),
+        logout: &inner.route("/logout"),
+        csrf,
+        user,
+        client_name: &req.client.display_name(),
+        client_id: &req.client.id,
+        logo_uri: req.client.logo_uri.as_deref(),
+        redirect_host: &redirect_host,
+        localhost_only: req.client.kind == ClientKind::Cimd
+            && redirect::all_loopback(&req.client.redirect_uris),
+        document_client: req.client.kind == ClientKind::Cimd,
+        scopes: scopes
+            .iter()
+            .map(|s| ScopeLine {
+                name: s.clone(),
+                description: inner.scope_description(s),
+            })
+            .collect(),
+        hidden: req.params.pairs.clone(),
+    };
+    pages::render(StatusCode::OK, &page)
+}
+
+/// `POST /consent`: the user's decision.
+pub(crate) async fn consent(
+    State(inner): State<Arc<Inner>>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    let form = match Params::parse(&body) {
+        Ok(p) => p,
+        Err(e) => return Failure::Page(StatusCode::BAD_REQUEST, e.description).respond(&inner),
+    };
+    let session = match session::current(&inner, &headers).await {
+        Ok(Some(s)) if s.subject.is_some() => s,
+        Ok(_) => {
+            return Failure::Page(
+                StatusCode::FORBIDDEN,
+                "Your sign-in expired; start again from your application.".into(),
+            )
+            .respond(&inner);
+        }
+        Err(e) => {
+            return Failure::Page(StatusCode::SERVICE_UNAVAILABLE, e.description).respond(&inner);
+        }
+    };
+    if !session::csrf_ok(&session, form.get("csrf")) {
+        return Failure::Page(
+            StatusCode::FORBIDDEN,
+            "The form expired or did not come from this server; start again.".into(),
+        )
+        .respond(&inner);
+    }
+    let req = match validate(&inner, form.without(&["csrf", "decision", "remember"])).await {
+        Ok(r) => r,
+        Err(f) => return f.respond(&inner),
+    };
+    let subject = session.subject.clone().unwrap_or_default();
+    if form.get("decision") != Some("allow") {
+        return Failure::Redirect {
+            redirect_uri: req.redirect_uri.clone(),
+            state: req.state.clone(),
+            error: OAuthError::new(ErrorCode::AccessDenied, "the user denied access"),
+        }
+        .respond(&inner);
+    }
+    let user = match inner.store.find_user(&subject).await {
+        Ok(Some(u)) => u,
+        _ => {
+            return Failure::Page(StatusCode::FORBIDDEN, "Your user no longer exists.".into())
+                .respond(&inner);
+        }
+    };
+    let scopes = user_scopes(&user, &req.scopes);
+    if form.get("remember") == Some("yes")
+        && let Err(e) = inner
+            .store
+            .put_consent(&subject, &req.client.id, &scopes)
+            .await
+    {
+        tracing::warn!("cannot remember a consent: {e}");
+    }
+    issue_code(&inner, &req, &subject, scopes).await
+}
+
+/// Creates the grant and its code, and sends the code to the client.
+async fn issue_code(
+    inner: &Inner,
+    req: &AuthRequest,
+    subject: &str,
+    scopes: BTreeSet<String>,
+) -> Response {
+    let now = SystemTime::now();
+    let grant = GrantRow::new(
+        random_token(),
+        req.client.id.clone(),
+        subject.to_owned(),
+        scopes.clone(),
+        req.resource.clone(),
+        now + inner.settings.refresh_max_ttl,
+    );
+    let code = random_token();
+    let row = CodeRow {
+        digest: digest_hex(&code),
+        grant_id: grant.id.clone(),
+        client_id: req.client.id.clone(),
+        redirect_uri: req.redirect_uri.clone(),
+        code_challenge: req.challenge.clone(),
+        scopes,
+        resource: req.resource.clone(),
+        subject: subject.to_owned(),
+        nonce: req.nonce.clone(),
+        created_at: now,
+        expires_at: now + inner.settings.code_ttl,
+    };
+    let stored = async {
+        inner.store.insert_grant(&grant).await?;
+        inner.store.insert_code(&row).await
+    }
+    .await;
+    if let Err(e) = stored {
+        return Failure::Redirect {
+            redirect_uri: req.redirect_uri.clone(),
+            state: req.state.clone(),
+            error: OAuthError::store(e),
+        }
+        .respond(inner);
+    }
+    tracing::info!(client = %req.client.id, %subject, scopes = %scope_string(&row.scopes), "authorization code issued");
+    if req.redirect_uri == OOB {
+        return pages::render(
+            StatusCode::OK,
+            &OobPage {
+                css: &inner.route("/assets/style.css"),
+                client: &req.client.display_name(),
+                code: &code,
+                state: req.state.as_deref().unwrap_or_default(),
+            },
+        );
+    }
+    let mut p = vec![("code", code.as_str())];
+    if let Some(s) = &req.state {
+        p.push(("state", s));
+    }
+    p.push(("iss", &inner.issuer));
+    see_other(&redirect::with_params(&req.redirect_uri, &p))
+}

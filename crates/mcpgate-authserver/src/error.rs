@@ -1,0 +1,151 @@
+//! OAuth errors and how they go on the wire: one enum, mapped to the
+//! `error` codes of RFC 6749, 7591, 8628 and 9068 in one place.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+/// An OAuth error: its code picks the status; the description says what to do.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {description}")]
+pub struct OAuthError {
+    /// The `error` code.
+    pub code: ErrorCode,
+    /// The `error_description` (never holds a secret).
+    pub description: String,
+}
+
+/// The `error` codes this server sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// A parameter is missing, repeated or malformed.
+    InvalidRequest,
+    /// Client authentication failed (401).
+    InvalidClient,
+    /// The code, refresh token or device code is invalid, expired, revoked or another client's.
+    InvalidGrant,
+    /// The client may not use this grant type.
+    UnauthorizedClient,
+    /// The grant type is not supported.
+    UnsupportedGrantType,
+    /// `response_type` other than `code`.
+    UnsupportedResponseType,
+    /// A scope is unknown or wider than granted.
+    InvalidScope,
+    /// The `resource` is not one this server issues tokens for.
+    InvalidTarget,
+    /// The user refused.
+    AccessDenied,
+    /// `prompt=none` but nobody is signed in.
+    LoginRequired,
+    /// `prompt=none` but consent is needed.
+    ConsentRequired,
+    /// A server-side failure (storage).
+    ServerError,
+    /// Registration: a redirect URI is not acceptable.
+    InvalidRedirectUri,
+    /// Registration: other metadata is not acceptable.
+    InvalidClientMetadata,
+    /// Device flow: the user has not decided yet.
+    AuthorizationPending,
+    /// Device flow: polling too fast.
+    SlowDown,
+    /// Device flow: the code expired.
+    ExpiredToken,
+    /// A bearer token (registration access token, initial access token) is invalid.
+    InvalidToken,
+}
+
+impl ErrorCode {
+    /// The code as sent.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidRequest => "invalid_request",
+            ErrorCode::InvalidClient => "invalid_client",
+            ErrorCode::InvalidGrant => "invalid_grant",
+            ErrorCode::UnauthorizedClient => "unauthorized_client",
+            ErrorCode::UnsupportedGrantType => "unsupported_grant_type",
+            ErrorCode::UnsupportedResponseType => "unsupported_response_type",
+            ErrorCode::InvalidScope => "invalid_scope",
+            ErrorCode::InvalidTarget => "invalid_target",
+            ErrorCode::AccessDenied => "access_denied",
+            ErrorCode::LoginRequired => "login_required",
+            ErrorCode::ConsentRequired => "consent_required",
+            ErrorCode::ServerError => "server_error",
+            ErrorCode::InvalidRedirectUri => "invalid_redirect_uri",
+            ErrorCode::InvalidClientMetadata => "invalid_client_metadata",
+            ErrorCode::AuthorizationPending => "authorization_pending",
+            ErrorCode::SlowDown => "slow_down",
+            ErrorCode::ExpiredToken => "expired_token",
+            ErrorCode::InvalidToken => "invalid_token",
+        }
+    }
+
+    fn status(self) -> StatusCode {
+        match self {
+            ErrorCode::InvalidClient | ErrorCode::InvalidToken => StatusCode::UNAUTHORIZED,
+            ErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::AccessDenied => StatusCode::FORBIDDEN,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl OAuthError {
+    /// An error with `code` and `description`.
+    pub fn new(code: ErrorCode, description: impl Into<String>) -> OAuthError {
+        OAuthError {
+            code,
+            description: description.into(),
+        }
+    }
+
+    /// `invalid_request`.
+    pub fn request(description: impl Into<String>) -> OAuthError {
+        OAuthError::new(ErrorCode::InvalidRequest, description)
+    }
+
+    /// `invalid_grant`.
+    pub fn grant(description: impl Into<String>) -> OAuthError {
+        OAuthError::new(ErrorCode::InvalidGrant, description)
+    }
+
+    /// `server_error` for a storage failure; the cause is logged, not sent.
+    pub fn store(e: impl std::fmt::Display) -> OAuthError {
+        tracing::error!("authorization server storage error: {e}");
+        OAuthError::new(
+            ErrorCode::ServerError,
+            "the authorization server cannot reach its storage; try again shortly",
+        )
+    }
+}
+
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        let mut resp = (
+            self.code.status(),
+            Json(serde_json::json!({
+                "error": self.code.as_str(),
+                "error_description": self.description,
+            })),
+        )
+            .into_response();
+        let h = resp.headers_mut();
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+        if self.code == ErrorCode::InvalidClient {
+            h.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"mcpgate\""),
+            );
+        }
+        resp
+    }
+}

@@ -1,0 +1,123 @@
+//! `/introspect` (RFC 7662) for authenticated clients, and `/userinfo`.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use mcpgate_guard::{Credential, Verifier as _};
+use mcpgate_store::oauth::digest_hex;
+
+use crate::error::{ErrorCode, OAuthError};
+use crate::params::Params;
+use crate::token::no_store;
+use crate::verifier::AccessTokenVerifier;
+use crate::{Inner, client_auth, scope_string, unix};
+
+/// `POST /introspect`.
+pub(crate) async fn post(
+    State(inner): State<Arc<Inner>>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    let result = async {
+        let params = Params::parse(&body)?;
+        let client = client_auth::authenticate(&inner, &headers, &params).await?;
+        if !client.confidential {
+            return Err(OAuthError::new(
+                ErrorCode::InvalidClient,
+                "introspection needs client authentication",
+            ));
+        }
+        let token = params.require("token")?;
+        Ok(Json(introspect(&inner, token).await?))
+    }
+    .await;
+    no_store(match result {
+        Ok(j) => j.into_response(),
+        Err(e) => e.into_response(),
+    })
+}
+
+async fn introspect(inner: &Arc<Inner>, token: &str) -> Result<serde_json::Value, OAuthError> {
+    let inactive = serde_json::json!({ "active": false });
+    let cred = Credential::Bearer(token.to_owned());
+    let v = AccessTokenVerifier::new(inner.clone());
+    if v.accepts(&cred) {
+        return Ok(match v.verify(&cred).await {
+            Ok(ok) => {
+                let mut claims = serde_json::Value::Object(ok.principal.claims);
+                claims["active"] = true.into();
+                claims["token_type"] = "Bearer".into();
+                claims["username"] = ok.principal.subject.into();
+                claims
+            }
+            Err(_) => inactive,
+        });
+    }
+    let Some(row) = inner
+        .store
+        .find_refresh(&digest_hex(token))
+        .await
+        .map_err(OAuthError::store)?
+    else {
+        return Ok(inactive);
+    };
+    let now = std::time::SystemTime::now();
+    let grant = inner
+        .store
+        .find_grant(&row.grant_id)
+        .await
+        .map_err(OAuthError::store)?;
+    match grant {
+        Some(g) if g.is_active(now) && row.expires_at > now && row.rotated_at.is_none() => {
+            Ok(serde_json::json!({
+                "active": true,
+                "token_type": "refresh_token",
+                "scope": scope_string(&row.scopes),
+                "client_id": g.client_id,
+                "sub": g.subject,
+                "username": g.subject,
+                "aud": g.resource,
+                "iss": inner.issuer,
+                "exp": unix(row.expires_at),
+                "iat": unix(row.created_at),
+            }))
+        }
+        _ => Ok(inactive),
+    }
+}
+
+/// `GET|POST /userinfo` with an access token.
+pub(crate) async fn userinfo(State(inner): State<Arc<Inner>>, headers: HeaderMap) -> Response {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let unauthorized = |why: &str| {
+        let mut r = (
+            StatusCode::UNAUTHORIZED,
+            Json(serde_json::json!({ "error": "invalid_token", "error_description": why })),
+        )
+            .into_response();
+        if let Ok(v) = "Bearer error=\"invalid_token\"".parse() {
+            r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+        }
+        r
+    };
+    let Some(token) = token else {
+        return unauthorized("send the access token as Authorization: Bearer");
+    };
+    let cred = Credential::Bearer(token.to_owned());
+    let v = AccessTokenVerifier::new(inner.clone());
+    // Userinfo serves tokens for any of this server's audiences.
+    match v.verify(&cred).await {
+        Ok(ok) => no_store(
+            Json(serde_json::json!({ "sub": ok.principal.subject, "preferred_username": ok.principal.subject }))
+                .into_response(),
+        ),
+        Err(e) => unauthorized(&e.to_string()),
+    }
+}

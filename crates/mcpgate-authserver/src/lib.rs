@@ -1,0 +1,300 @@
+//! mcpgate's OAuth 2.1 authorization server, served on the gateway's origin.
+//!
+//! It issues access tokens (RFC 9068 JWTs) for the gateway's MCP endpoints to
+//! any MCP client: metadata (RFC 8414, OpenID discovery), `/authorize` with
+//! mandatory PKCE S256, server-rendered login and consent pages, `/token`
+//! (authorization code, refresh with rotation and reuse detection, client
+//! credentials, device code), dynamic registration (RFC 7591/7592), client ID
+//! metadata documents, introspection, revocation, userinfo and the JWKS.
+//! [`AuthServer::verifier`] checks its tokens in-process for the guard.
+//!
+//! It must never store a code, token or secret in the clear (digests only;
+//! signing keys sealed), never redirect to an unvalidated URI, never answer a
+//! token request without `Cache-Control: no-store`, and never panic on input.
+
+mod account;
+mod authorize;
+mod cimd;
+mod client_auth;
+mod clients;
+mod device;
+mod error;
+mod introspect;
+mod keys;
+mod metadata;
+mod pages;
+mod params;
+mod pkce;
+mod redirect;
+mod register;
+mod revoke;
+mod routes;
+mod session;
+mod settings;
+mod ssrf;
+mod throttle;
+mod token;
+mod verifier;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use mcpgate_store::{MasterKey, Store};
+
+pub use error::{ErrorCode, OAuthError};
+pub use keys::rotate as rotate_signing_key;
+pub use redirect::OOB;
+pub use settings::{
+    CimdSettings, Registration, RegistrationPolicy, Settings, SigningAlg, UnknownScopes,
+};
+pub use verifier::AccessTokenVerifier;
+
+/// The running authorization server; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AuthServer {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub(crate) settings: Settings,
+    /// The issuer identifier: the public URL (no trailing slash) plus the issuer path.
+    pub(crate) issuer: String,
+    /// The issuer path (`""` or `"/tenant1"`): where the endpoints are routed.
+    pub(crate) base_path: String,
+    /// Audiences tokens may be issued for (canonical form).
+    pub(crate) resources: Vec<String>,
+    pub(crate) default_resource: String,
+    pub(crate) store: Store,
+    pub(crate) master: Arc<MasterKey>,
+    pub(crate) keys: keys::KeyRing,
+    pub(crate) throttle: throttle::Throttle,
+    pub(crate) cimd: cimd::Fetcher,
+    /// `Secure` cookies with the `__Host-` prefix (relaxed only for http on loopback).
+    pub(crate) secure_cookies: bool,
+    pub(crate) initial_access_tokens: Vec<String>,
+    /// `private_key_jwt` assertions already used.
+    pub(crate) seen_assertions: client_auth::ReplaySet,
+}
+
+impl Inner {
+    /// The absolute URL of endpoint `path` (`"/token"`).
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.issuer)
+    }
+
+    /// The route of endpoint `path`.
+    pub(crate) fn route(&self, path: &str) -> String {
+        format!("{}{path}", self.base_path)
+    }
+
+    /// The scopes configured, without the OpenID ones nobody needs on consent.
+    pub(crate) fn scope_description(&self, scope: &str) -> String {
+        self.settings
+            .scopes
+            .get(scope)
+            .cloned()
+            .unwrap_or_else(|| scope.to_owned())
+    }
+
+    pub(crate) fn known_scope(&self, scope: &str) -> bool {
+        self.settings.scopes.contains_key(scope)
+    }
+}
+
+impl AuthServer {
+    /// Starts the authorization server for the gateway at `public_url`,
+    /// issuing tokens for `resources` (the MCP endpoints' URLs; the first is
+    /// the default unless `settings.default_resource` says otherwise). Loads
+    /// (or, on first start, generates) the signing keys.
+    pub async fn new(
+        settings: Settings,
+        public_url: &url::Url,
+        resources: Vec<String>,
+        store: Store,
+        master: MasterKey,
+    ) -> Result<AuthServer, String> {
+        let origin = public_url.as_str().trim_end_matches('/').to_owned();
+        let base_path = normalize_path(&settings.issuer_path)?;
+        let issuer = format!("{origin}{base_path}");
+        let mut canon: Vec<String> = resources
+            .iter()
+            .filter_map(|r| url::Url::parse(r).ok())
+            .map(|u| mcpgate_guard::canonical(&u))
+            .collect();
+        let default_resource = match &settings.default_resource {
+            Some(r) => {
+                let u = url::Url::parse(r).map_err(|e| {
+                    format!("authserver.default_resource: {r:?} is not a URL ({e})")
+                })?;
+                mcpgate_guard::canonical(&u)
+            }
+            None => canon
+                .first()
+                .cloned()
+                .unwrap_or_else(|| format!("{origin}/mcp")),
+        };
+        if !canon.contains(&default_resource) {
+            canon.push(default_resource.clone());
+        }
+        let keys = keys::KeyRing::load(&store, &master, settings.signing_alg, settings.key_overlap)
+            .await?;
+        let secure_cookies = !(public_url.scheme() == "http" && is_loopback(public_url));
+        if public_url.scheme() == "http" && secure_cookies {
+            tracing::warn!(
+                "server.public_url is plain http on a non-loopback host: browsers will not send the login session cookie; serve https"
+            );
+        }
+        let mut initial_access_tokens = settings.registration.initial_access_tokens.clone();
+        if let Some(var) = &settings.registration.initial_access_tokens_env {
+            match std::env::var(var) {
+                Ok(v) => initial_access_tokens.extend(
+                    v.split(',')
+                        .map(str::trim)
+                        .filter(|t| !t.is_empty())
+                        .map(str::to_owned),
+                ),
+                Err(_) => {
+                    return Err(format!(
+                        "authserver.registration.initial_access_tokens_env: the environment variable {var} is not set"
+                    ));
+                }
+            }
+        }
+        if settings.registration.policy == RegistrationPolicy::InitialAccessToken
+            && initial_access_tokens.is_empty()
+        {
+            return Err("authserver.registration.policy = \"initial_access_token\" needs initial_access_tokens or initial_access_tokens_env".into());
+        }
+        let throttle = throttle::Throttle::new(settings.login_max_failures, settings.login_window);
+        let cimd = cimd::Fetcher::new(&settings.cimd)?;
+        Ok(AuthServer {
+            inner: Arc::new(Inner {
+                settings,
+                issuer,
+                base_path,
+                resources: canon,
+                default_resource,
+                store,
+                master: Arc::new(master),
+                keys,
+                throttle,
+                cimd,
+                secure_cookies,
+                initial_access_tokens,
+                seen_assertions: client_auth::ReplaySet::new(),
+            }),
+        })
+    }
+
+    /// The issuer identifier, for the protected-resource metadata's `authorization_servers`.
+    pub fn issuer(&self) -> &str {
+        &self.inner.issuer
+    }
+
+    /// The scopes a client may ask for (configured), for the resource's metadata
+    /// (without `offline_access`, which resources must not advertise).
+    pub fn resource_scopes(&self) -> Vec<String> {
+        self.inner
+            .settings
+            .scopes
+            .keys()
+            .filter(|s| !matches!(s.as_str(), "offline_access" | "openid" | "profile"))
+            .cloned()
+            .collect()
+    }
+
+    /// The endpoints, to merge into the gateway's router (same origin).
+    pub fn router(&self) -> axum::Router {
+        routes::router(self.inner.clone())
+    }
+
+    /// Checks this server's access tokens in-process (signature, `iss`, `aud`,
+    /// expiry, and that their grant is not revoked).
+    pub fn verifier(&self) -> Arc<dyn mcpgate_guard::Verifier> {
+        Arc::new(AccessTokenVerifier::new(self.inner.clone()))
+    }
+
+    /// Purges expired rows and re-reads the signing keys every `every`.
+    pub fn spawn_maintenance(&self, every: Duration) -> tokio::task::JoinHandle<()> {
+        let inner = self.inner.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                match inner
+                    .store
+                    .purge_expired(std::time::SystemTime::now())
+                    .await
+                {
+                    Ok(p) => tracing::debug!(?p, "purged expired authorization server rows"),
+                    Err(e) => tracing::warn!("cannot purge expired authorization server rows: {e}"),
+                }
+                if let Err(e) = inner.keys.reload(&inner.store, &inner.master).await {
+                    tracing::warn!("cannot re-read the signing keys: {e}");
+                }
+            }
+        })
+    }
+}
+
+fn normalize_path(p: &str) -> Result<String, String> {
+    let p = p.trim_end_matches('/');
+    if p.is_empty() {
+        return Ok(String::new());
+    }
+    let ok = p.starts_with('/')
+        && p[1..].split('/').all(|seg| {
+            !seg.is_empty()
+                && seg
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        })
+        && !p.contains("/.well-known");
+    if ok {
+        Ok(p.to_owned())
+    } else {
+        Err(format!(
+            "authserver.issuer_path: {p:?} is not allowed: write a path like \"/tenant1\" (letters, digits, - _ .)"
+        ))
+    }
+}
+
+fn is_loopback(u: &url::Url) -> bool {
+    match u.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+/// 32 random bytes, base64url: codes, tokens, ids.
+pub(crate) fn random_token() -> String {
+    let mut b = [0u8; 32];
+    // aws-lc's generator does not fail in practice; a zeroed buffer is never used.
+    if aws_lc_rs::rand::fill(&mut b).is_err() {
+        use rand::RngCore as _;
+        rand::rng().fill_bytes(&mut b);
+    }
+    URL_SAFE_NO_PAD.encode(b)
+}
+
+/// A space-separated scope string as a set.
+pub(crate) fn scope_set(s: &str) -> BTreeSet<String> {
+    s.split_ascii_whitespace().map(str::to_owned).collect()
+}
+
+/// A scope set as a space-separated string.
+pub(crate) fn scope_string(s: &BTreeSet<String>) -> String {
+    s.iter().map(String::as_str).collect::<Vec<_>>().join(" ")
+}
+
+/// Seconds since the epoch.
+pub(crate) fn unix(t: std::time::SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}

@@ -1,0 +1,97 @@
+//! The HTML pages: askama templates (`templates/*.html`), the shared
+//! stylesheet, and the headers every page carries (no framing, no caching,
+//! no referrer, a strict CSP — the pages need no JavaScript).
+
+pub(crate) mod login;
+
+use askama::Template;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+/// The stylesheet, served at `<issuer path>/assets/style.css`.
+pub(crate) const STYLE_CSS: &str = include_str!("../assets/style.css");
+
+/// Renders `t` with `status` and the pages' security headers.
+pub(crate) fn render(status: StatusCode, t: &impl Template) -> Response {
+    match t.render() {
+        Ok(html) => {
+            let mut r = (status, html).into_response();
+            let h = r.headers_mut();
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            );
+            r
+        }
+        Err(e) => {
+            tracing::error!("cannot render a page: {e}");
+            (StatusCode::INTERNAL_SERVER_ERROR, "page rendering failed").into_response()
+        }
+    }
+}
+
+/// The error page: for errors that must not be redirected (unknown client,
+/// unregistered redirect URI).
+#[derive(Template)]
+#[template(path = "error.html")]
+pub(crate) struct ErrorPage<'a> {
+    pub(crate) css: &'a str,
+    pub(crate) title: &'a str,
+    pub(crate) message: &'a str,
+}
+
+/// An error page response.
+pub(crate) fn error_page(css: &str, status: StatusCode, title: &str, message: &str) -> Response {
+    render(
+        status,
+        &ErrorPage {
+            css,
+            title,
+            message,
+        },
+    )
+}
+
+/// The out-of-band page: the code to paste into a CLI.
+#[derive(Template)]
+#[template(path = "oob.html")]
+pub(crate) struct OobPage<'a> {
+    pub(crate) css: &'a str,
+    pub(crate) client: &'a str,
+    pub(crate) code: &'a str,
+    pub(crate) state: &'a str,
+}
+
+/// One scope on the consent page.
+pub(crate) struct ScopeLine {
+    pub(crate) name: String,
+    pub(crate) description: String,
+}
+
+/// The consent page.
+#[derive(Template)]
+#[template(path = "consent.html")]
+pub(crate) struct ConsentPage<'a> {
+    pub(crate) css: &'a str,
+    pub(crate) action: &'a str,
+    pub(crate) logout: &'a str,
+    pub(crate) csrf: &'a str,
+    pub(crate) user: &'a str,
+    pub(crate) client_name: &'a str,
+    pub(crate) client_id: &'a str,
+    pub(crate) logo_uri: Option<&'a str>,
+    pub(crate) redirect_host: &'a str,
+    pub(crate) localhost_only: bool,
+    pub(crate) document_client: bool,
+    pub(crate) scopes: Vec<ScopeLine>,
+    pub(crate) hidden: Vec<(String, String)>,
+}
+
+/// A short message page.
+#[derive(Template)]
+#[template(path = "message.html")]
+pub(crate) struct MessagePage<'a> {
+    pub(crate) css: &'a str,
+    pub(crate) title: &'a str,
+    pub(crate) message: &'a str,
+}

@@ -1,0 +1,225 @@
+//! `/login` and `/logout`: local users (`mcpgate users`), argon2id, throttled
+//! per account and per client address; a new session id on every sign-in.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use askama::Template;
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::authorize::see_other;
+use crate::params::Params;
+use crate::{Inner, pages, session};
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage<'a> {
+    css: &'a str,
+    action: &'a str,
+    csrf: &'a str,
+    next: &'a str,
+    username: &'a str,
+    error: Option<&'a str>,
+}
+
+/// Where to go after signing in: only a path of this server's pages (no open redirect).
+fn safe_next(inner: &Inner, next: Option<&str>) -> String {
+    let fallback = inner.route("/account");
+    let Some(n) = next else {
+        return fallback;
+    };
+    let allowed = ["/authorize?", "/device", "/account"]
+        .iter()
+        .any(|p| n.starts_with(&inner.route(p)));
+    if allowed && n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') {
+        n.to_owned()
+    } else {
+        fallback
+    }
+}
+
+fn with_cookie(mut r: Response, cookie: Option<HeaderValue>) -> Response {
+    if let Some(c) = cookie {
+        r.headers_mut().append(header::SET_COOKIE, c);
+    }
+    r
+}
+
+fn page(
+    inner: &Inner,
+    status: StatusCode,
+    csrf: &str,
+    next: &str,
+    username: &str,
+    error: Option<&str>,
+) -> Response {
+    pages::render(
+        status,
+        &LoginPage {
+            css: &inner.route("/assets/style.css"),
+            action: &inner.route("/login"),
+            csrf,
+            next,
+            username,
+            error,
+        },
+    )
+}
+
+/// Query of `GET /login`.
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct LoginQuery {
+    next: Option<String>,
+}
+
+/// `GET /login`.
+pub(crate) async fn get(
+    State(inner): State<Arc<Inner>>,
+    Query(q): Query<LoginQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let next = safe_next(&inner, q.next.as_deref());
+    match session::current_or_start(&inner, &headers).await {
+        Ok((s, cookie)) => with_cookie(
+            page(&inner, StatusCode::OK, &s.csrf, &next, "", None),
+            cookie,
+        ),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `POST /login`.
+pub(crate) async fn post(
+    State(inner): State<Arc<Inner>>,
+    extensions: axum::http::Extensions,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    let form = Params::parse(&body).unwrap_or_default();
+    let next = safe_next(&inner, form.get("next"));
+    let username = form.get("username").unwrap_or_default().trim().to_owned();
+    let password = form.get("password").unwrap_or_default().to_owned();
+    let (s, cookie) = match session::current_or_start(&inner, &headers).await {
+        Ok(x) => x,
+        Err(e) => return e.into_response(),
+    };
+    if cookie.is_some() || !session::csrf_ok(&s, form.get("csrf")) {
+        // No session yet (cookies blocked, or it expired): show the form again with a fresh one.
+        return with_cookie(
+            page(
+                &inner,
+                StatusCode::FORBIDDEN,
+                &s.csrf,
+                &next,
+                &username,
+                Some("The form expired; please sign in again."),
+            ),
+            cookie,
+        );
+    }
+    let account_key = format!("user:{}", username.to_lowercase());
+    let ip_key = extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(a)| format!("ip:{}", a.ip()));
+    let locked = inner
+        .throttle
+        .locked(&account_key)
+        .or_else(|| ip_key.as_deref().and_then(|k| inner.throttle.locked(k)));
+    if let Some(wait) = locked {
+        let minutes = wait.as_secs().div_ceil(60).max(1);
+        let msg = format!(
+            "Too many failed sign-ins. Try again in {minutes} minute{}.",
+            if minutes == 1 { "" } else { "s" }
+        );
+        let mut r = page(
+            &inner,
+            StatusCode::TOO_MANY_REQUESTS,
+            &s.csrf,
+            &next,
+            &username,
+            Some(&msg),
+        );
+        if let Ok(v) = HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
+            r.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return r;
+    }
+    let user = match inner.store.check_password(&username, &password).await {
+        Ok(u) => u,
+        Err(e) => {
+            tracing::error!("cannot check a password: {e}");
+            return page(
+                &inner,
+                StatusCode::SERVICE_UNAVAILABLE,
+                &s.csrf,
+                &next,
+                &username,
+                Some("Sign-in is unavailable right now; try again shortly."),
+            );
+        }
+    };
+    let Some(user) = user else {
+        inner.throttle.fail(&account_key);
+        if let Some(k) = &ip_key {
+            inner.throttle.fail(k);
+        }
+        tracing::info!(user = %username, "failed sign-in");
+        return page(
+            &inner,
+            StatusCode::UNAUTHORIZED,
+            &s.csrf,
+            &next,
+            &username,
+            Some("Unknown user or wrong password."),
+        );
+    };
+    inner.throttle.clear(&account_key);
+    // A new session id on sign-in: a session fixed by an attacker before is worthless.
+    if let Err(e) = session::end(&inner, &headers).await {
+        return e.into_response();
+    }
+    match session::start(&inner, Some(user.name.clone())).await {
+        Ok((_, cookie)) => {
+            tracing::info!(user = %user.name, "signed in");
+            with_cookie(see_other(&next), Some(cookie))
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `POST /logout`.
+pub(crate) async fn logout(
+    State(inner): State<Arc<Inner>>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    let form = Params::parse(&body).unwrap_or_default();
+    match session::current(&inner, &headers).await {
+        Ok(Some(s)) if session::csrf_ok(&s, form.get("csrf")) => {}
+        Ok(_) => {
+            return pages::error_page(
+                &inner.route("/assets/style.css"),
+                StatusCode::FORBIDDEN,
+                "Cannot sign out",
+                "The form expired; reload the page.",
+            );
+        }
+        Err(e) => return e.into_response(),
+    }
+    match session::end(&inner, &headers).await {
+        Ok(c) => with_cookie(
+            pages::render(
+                StatusCode::OK,
+                &pages::MessagePage {
+                    css: &inner.route("/assets/style.css"),
+                    title: "Signed out",
+                    message: "You are signed out. You can close this window.",
+                },
+            ),
+            Some(c),
+        ),
+        Err(e) => e.into_response(),
+    }
+}

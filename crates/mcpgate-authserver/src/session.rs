@@ -1,0 +1,112 @@
+//! Browser sessions of the login pages: a random cookie (its digest stored),
+//! a CSRF token per session checked on every POST, and the cookie attributes
+//! (`__Host-` prefix, Secure, HttpOnly, SameSite=Lax; Secure and the prefix
+//! dropped only when the public URL is http on loopback).
+
+use std::time::SystemTime;
+
+use axum::http::{HeaderMap, HeaderValue, header};
+use mcpgate_store::oauth::{SessionRow, digest_hex};
+use subtle::ConstantTimeEq as _;
+
+use crate::error::OAuthError;
+use crate::{Inner, random_token};
+
+const SECURE_NAME: &str = "__Host-mcpgate-session";
+const PLAIN_NAME: &str = "mcpgate-session";
+
+fn cookie_name(inner: &Inner) -> &'static str {
+    if inner.secure_cookies {
+        SECURE_NAME
+    } else {
+        PLAIN_NAME
+    }
+}
+
+/// The session cookie's value from the request, if any.
+fn cookie_value(inner: &Inner, headers: &HeaderMap) -> Option<String> {
+    let name = cookie_name(inner);
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_owned())
+}
+
+/// The request's live session.
+pub(crate) async fn current(
+    inner: &Inner,
+    headers: &HeaderMap,
+) -> Result<Option<SessionRow>, OAuthError> {
+    let Some(v) = cookie_value(inner, headers) else {
+        return Ok(None);
+    };
+    inner
+        .store
+        .find_session(&digest_hex(&v), SystemTime::now())
+        .await
+        .map_err(OAuthError::store)
+}
+
+/// A new session (signed in as `subject`, or anonymous) and its `Set-Cookie`.
+pub(crate) async fn start(
+    inner: &Inner,
+    subject: Option<String>,
+) -> Result<(SessionRow, HeaderValue), OAuthError> {
+    let token = random_token();
+    let ttl = inner.settings.session_ttl;
+    let row = SessionRow::new(
+        digest_hex(&token),
+        subject,
+        random_token(),
+        SystemTime::now() + ttl,
+    );
+    inner
+        .store
+        .insert_session(&row)
+        .await
+        .map_err(OAuthError::store)?;
+    Ok((row, set_cookie(inner, &token, ttl.as_secs())))
+}
+
+/// The request's session, or a new anonymous one (with the cookie to set).
+pub(crate) async fn current_or_start(
+    inner: &Inner,
+    headers: &HeaderMap,
+) -> Result<(SessionRow, Option<HeaderValue>), OAuthError> {
+    if let Some(s) = current(inner, headers).await? {
+        return Ok((s, None));
+    }
+    let (s, c) = start(inner, None).await?;
+    Ok((s, Some(c)))
+}
+
+/// Ends the request's session; the cookie that clears it.
+pub(crate) async fn end(inner: &Inner, headers: &HeaderMap) -> Result<HeaderValue, OAuthError> {
+    if let Some(v) = cookie_value(inner, headers) {
+        inner
+            .store
+            .delete_session(&digest_hex(&v))
+            .await
+            .map_err(OAuthError::store)?;
+    }
+    Ok(set_cookie(inner, "", 0))
+}
+
+fn set_cookie(inner: &Inner, value: &str, max_age: u64) -> HeaderValue {
+    let secure = if inner.secure_cookies { "; Secure" } else { "" };
+    let text = format!(
+        "{}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}",
+        cookie_name(inner)
+    );
+    // Tokens are base64url: always a valid header value.
+    HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// Whether `sent` is the session's CSRF token.
+pub(crate) fn csrf_ok(session: &SessionRow, sent: Option<&str>) -> bool {
+    sent.is_some_and(|s| s.as_bytes().ct_eq(session.csrf.as_bytes()).into())
+}

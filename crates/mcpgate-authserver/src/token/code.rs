@@ -1,0 +1,106 @@
+//! The `authorization_code` grant: single use, 60 seconds, bound to the
+//! client, the redirect URI and the PKCE verifier. A replayed code revokes
+//! its grant, so every token issued from it stops working.
+
+use std::time::SystemTime;
+
+use mcpgate_store::oauth::{CodeOutcome, digest_hex};
+
+use super::{Issued, access_token, live_grant, refresh_token};
+use crate::client_auth::Authenticated;
+use crate::error::OAuthError;
+use crate::params::Params;
+use crate::{Inner, pkce};
+
+pub(super) async fn exchange(
+    inner: &Inner,
+    client: &Authenticated,
+    params: &Params,
+) -> Result<Issued, OAuthError> {
+    let code = params.require("code")?;
+    let verifier = params
+        .get("code_verifier")
+        .ok_or_else(|| OAuthError::request("code_verifier is required (PKCE)"))?;
+    if !pkce::verifier_well_formed(verifier) {
+        return Err(OAuthError::request(
+            "code_verifier must be 43 to 128 characters of A-Z a-z 0-9 - . _ ~",
+        ));
+    }
+    let row = match inner
+        .store
+        .redeem_code(&digest_hex(code))
+        .await
+        .map_err(OAuthError::store)?
+    {
+        CodeOutcome::Fresh(row) => row,
+        CodeOutcome::Replayed(row) => {
+            let revoked = inner
+                .store
+                .revoke_grant(&row.grant_id, "authorization code replayed")
+                .await
+                .map_err(OAuthError::store)?;
+            if revoked {
+                tracing::warn!(client = %row.client_id, "authorization code replayed: its grant is revoked");
+            }
+            return Err(OAuthError::grant(
+                "the authorization code was used already; every token issued from it is revoked",
+            ));
+        }
+        CodeOutcome::Unknown => return Err(OAuthError::grant("unknown authorization code")),
+        _ => return Err(OAuthError::grant("unknown authorization code")),
+    };
+    if row.client_id != client.client.id {
+        return Err(OAuthError::grant(
+            "the authorization code was issued to another client",
+        ));
+    }
+    if row.expires_at <= SystemTime::now() {
+        return Err(OAuthError::grant(
+            "the authorization code expired; codes live 60 seconds",
+        ));
+    }
+    match params.get("redirect_uri") {
+        Some(r) if r == row.redirect_uri => {}
+        Some(_) => {
+            return Err(OAuthError::grant(
+                "redirect_uri differs from the one in the authorization request",
+            ));
+        }
+        None if client.client.redirect_uris.len() == 1 => {}
+        None => return Err(OAuthError::request("redirect_uri is required")),
+    }
+    if !pkce::verify(verifier, &row.code_challenge) {
+        return Err(OAuthError::grant(
+            "code_verifier does not match the code_challenge",
+        ));
+    }
+    if let Some(r) = params.get("resource") {
+        let asked = crate::authorize::resource(inner, Some(r))?;
+        if asked != row.resource {
+            return Err(OAuthError::new(
+                crate::ErrorCode::InvalidTarget,
+                "resource differs from the one in the authorization request",
+            ));
+        }
+    }
+    let grant = live_grant(inner, &row.grant_id, &client.client.id).await?;
+    let (access, expires_in) = access_token(inner, &grant, &grant.scopes)?;
+    let refresh = if client.client.allows_grant("refresh_token") {
+        let (token, r) = refresh_token(inner, &grant, None, grant.scopes.clone());
+        inner
+            .store
+            .insert_refresh(&r)
+            .await
+            .map_err(OAuthError::store)?;
+        Some(token)
+    } else {
+        None
+    };
+    let _ = inner.store.touch_grant(&grant.id, SystemTime::now()).await;
+    Ok(Issued {
+        access_token: access,
+        expires_in,
+        scopes: grant.scopes.clone(),
+        refresh_token: refresh,
+    })
+}

@@ -1,0 +1,90 @@
+//! The `refresh_token` grant: every use rotates the token. A rotated token
+//! presented again within the grace window (concurrent refreshes) gets a new
+//! pair; later, it is treated as stolen and the whole grant is revoked. The
+//! scope may narrow (the refresh token keeps its own), never widen.
+
+use std::time::{Duration, SystemTime};
+
+use mcpgate_store::oauth::digest_hex;
+
+use super::{Issued, access_token, live_grant, refresh_token};
+use crate::client_auth::Authenticated;
+use crate::error::{ErrorCode, OAuthError};
+use crate::params::Params;
+use crate::{Inner, scope_set};
+
+pub(super) async fn exchange(
+    inner: &Inner,
+    client: &Authenticated,
+    params: &Params,
+) -> Result<Issued, OAuthError> {
+    let presented = params.require("refresh_token")?;
+    let digest = digest_hex(presented);
+    let row = inner
+        .store
+        .find_refresh(&digest)
+        .await
+        .map_err(OAuthError::store)?
+        .ok_or_else(|| OAuthError::grant("unknown refresh token"))?;
+    let grant = live_grant(inner, &row.grant_id, &client.client.id).await?;
+    let now = SystemTime::now();
+    if row.expires_at <= now {
+        return Err(OAuthError::grant(
+            "the refresh token expired; sign in again",
+        ));
+    }
+    let scopes = match params.get("scope") {
+        Some(s) => {
+            let asked = scope_set(s);
+            if !asked.is_subset(&row.scopes) {
+                let extra: Vec<&str> = asked.difference(&row.scopes).map(String::as_str).collect();
+                return Err(OAuthError::new(
+                    ErrorCode::InvalidScope,
+                    format!(
+                        "a refresh cannot widen the scope; not granted: {}",
+                        extra.join(" ")
+                    ),
+                ));
+            }
+            asked
+        }
+        None => row.scopes.clone(),
+    };
+    if let Some(rotated) = row.rotated_at {
+        let grace = inner.settings.refresh_grace;
+        if now.duration_since(rotated).unwrap_or(Duration::ZERO) > grace {
+            inner
+                .store
+                .revoke_grant(&grant.id, "rotated refresh token reused")
+                .await
+                .map_err(OAuthError::store)?;
+            tracing::warn!(client = %client.client.id, subject = %grant.subject, "a rotated refresh token was reused: the grant is revoked");
+            return Err(OAuthError::grant(
+                "this refresh token was already used; as a precaution the grant is revoked, sign in again",
+            ));
+        }
+    }
+    let (token, new_row) = refresh_token(inner, &grant, Some(digest.clone()), row.scopes.clone());
+    let fresh = row.rotated_at.is_none()
+        && inner
+            .store
+            .rotate_refresh(&digest, &new_row)
+            .await
+            .map_err(OAuthError::store)?;
+    if !fresh {
+        // A concurrent refresh rotated it within the grace window: a sibling token.
+        inner
+            .store
+            .insert_refresh(&new_row)
+            .await
+            .map_err(OAuthError::store)?;
+    }
+    let (access, expires_in) = access_token(inner, &grant, &scopes)?;
+    let _ = inner.store.touch_grant(&grant.id, now).await;
+    Ok(Issued {
+        access_token: access,
+        expires_in,
+        scopes,
+        refresh_token: Some(token),
+    })
+}

@@ -1,0 +1,415 @@
+//! Grants, and the authorization codes and refresh tokens issued from them.
+//!
+//! A grant is created with its code; the code's single use, the refresh
+//! token's rotation and the revocation of a whole grant are single statements
+//! (or one transaction), so two concurrent redemptions can never both win.
+
+use std::collections::BTreeSet;
+use std::time::SystemTime;
+
+use sqlx::Row as _;
+use sqlx::sqlite::SqliteRow;
+
+use super::join;
+use crate::Store;
+use crate::api_keys::split_scopes;
+use crate::error::StoreError;
+use crate::time::{from_unix, to_unix};
+
+/// What one user allowed one client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct GrantRow {
+    /// Random id (the `gid` claim of its access tokens).
+    pub id: String,
+    /// The client.
+    pub client_id: String,
+    /// The user (or, for client credentials, the client).
+    pub subject: String,
+    /// The scopes granted (refreshes may narrow, never widen).
+    pub scopes: BTreeSet<String>,
+    /// The audience of its access tokens.
+    pub resource: String,
+    /// When it was granted.
+    pub created_at: SystemTime,
+    /// When it last issued a token.
+    pub last_used_at: SystemTime,
+    /// The absolute end of its refresh tokens.
+    pub expires_at: SystemTime,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<SystemTime>,
+    /// Why it was revoked.
+    pub revoked_why: Option<String>,
+}
+
+impl GrantRow {
+    /// A new grant created now.
+    pub fn new(
+        id: String,
+        client_id: String,
+        subject: String,
+        scopes: BTreeSet<String>,
+        resource: String,
+        expires_at: SystemTime,
+    ) -> GrantRow {
+        let now = SystemTime::now();
+        GrantRow {
+            id,
+            client_id,
+            subject,
+            scopes,
+            resource,
+            created_at: now,
+            last_used_at: now,
+            expires_at,
+            revoked_at: None,
+            revoked_why: None,
+        }
+    }
+
+    fn from_row(row: &SqliteRow) -> Result<GrantRow, sqlx::Error> {
+        Ok(GrantRow {
+            id: row.try_get("id")?,
+            client_id: row.try_get("client_id")?,
+            subject: row.try_get("subject")?,
+            scopes: split_scopes(&row.try_get::<String, _>("scopes")?),
+            resource: row.try_get("resource")?,
+            created_at: from_unix(row.try_get("created_at")?),
+            last_used_at: from_unix(row.try_get("last_used_at")?),
+            expires_at: from_unix(row.try_get("expires_at")?),
+            revoked_at: row.try_get::<Option<i64>, _>("revoked_at")?.map(from_unix),
+            revoked_why: row.try_get("revoked_why")?,
+        })
+    }
+
+    /// Whether tokens from it are valid at `now`.
+    pub fn is_active(&self, now: SystemTime) -> bool {
+        self.revoked_at.is_none() && self.expires_at > now
+    }
+}
+
+/// An authorization code as stored (its digest, never the code).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodeRow {
+    /// Hex SHA-256 of the code.
+    pub digest: String,
+    /// The grant it belongs to.
+    pub grant_id: String,
+    /// The client it was issued to.
+    pub client_id: String,
+    /// The redirect URI it was sent to (the token request must repeat it).
+    pub redirect_uri: String,
+    /// The PKCE S256 challenge.
+    pub code_challenge: String,
+    /// Scopes granted.
+    pub scopes: BTreeSet<String>,
+    /// The audience.
+    pub resource: String,
+    /// The user.
+    pub subject: String,
+    /// The OpenID `nonce`, if one was sent.
+    pub nonce: Option<String>,
+    /// When it was issued.
+    pub created_at: SystemTime,
+    /// When it expires.
+    pub expires_at: SystemTime,
+}
+
+impl CodeRow {
+    fn from_row(row: &SqliteRow) -> Result<CodeRow, sqlx::Error> {
+        Ok(CodeRow {
+            digest: row.try_get("digest")?,
+            grant_id: row.try_get("grant_id")?,
+            client_id: row.try_get("client_id")?,
+            redirect_uri: row.try_get("redirect_uri")?,
+            code_challenge: row.try_get("code_challenge")?,
+            scopes: split_scopes(&row.try_get::<String, _>("scopes")?),
+            resource: row.try_get("resource")?,
+            subject: row.try_get("subject")?,
+            nonce: row.try_get("nonce")?,
+            created_at: from_unix(row.try_get("created_at")?),
+            expires_at: from_unix(row.try_get("expires_at")?),
+        })
+    }
+}
+
+/// What redeeming a code found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CodeOutcome {
+    /// First use: it is now spent.
+    Fresh(CodeRow),
+    /// It was used before: a replay.
+    Replayed(CodeRow),
+    /// No such code.
+    Unknown,
+}
+
+/// A refresh token as stored (its digest, never the token).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RefreshRow {
+    /// Hex SHA-256 of the token.
+    pub digest: String,
+    /// The grant it belongs to.
+    pub grant_id: String,
+    /// The token it replaced.
+    pub parent_digest: Option<String>,
+    /// Its scopes (a refresh keeps them, even when it narrows the access token).
+    pub scopes: BTreeSet<String>,
+    /// When it was issued.
+    pub created_at: SystemTime,
+    /// When it expires (idle limit, capped by the grant's).
+    pub expires_at: SystemTime,
+    /// When it was exchanged for a successor.
+    pub rotated_at: Option<SystemTime>,
+}
+
+impl RefreshRow {
+    /// A new token issued now.
+    pub fn new(
+        digest: String,
+        grant_id: String,
+        parent_digest: Option<String>,
+        scopes: BTreeSet<String>,
+        expires_at: SystemTime,
+    ) -> RefreshRow {
+        RefreshRow {
+            digest,
+            grant_id,
+            parent_digest,
+            scopes,
+            created_at: SystemTime::now(),
+            expires_at,
+            rotated_at: None,
+        }
+    }
+
+    fn from_row(row: &SqliteRow) -> Result<RefreshRow, sqlx::Error> {
+        Ok(RefreshRow {
+            digest: row.try_get("digest")?,
+            grant_id: row.try_get("grant_id")?,
+            parent_digest: row.try_get("parent_digest")?,
+            scopes: split_scopes(&row.try_get::<String, _>("scopes")?),
+            created_at: from_unix(row.try_get("created_at")?),
+            expires_at: from_unix(row.try_get("expires_at")?),
+            rotated_at: row.try_get::<Option<i64>, _>("rotated_at")?.map(from_unix),
+        })
+    }
+}
+
+macro_rules! grant_columns {
+    () => {
+        "id, client_id, subject, scopes, resource, created_at, last_used_at, expires_at, revoked_at, revoked_why"
+    };
+}
+macro_rules! code_columns {
+    () => {
+        "digest, grant_id, client_id, redirect_uri, code_challenge, scopes, resource, subject, nonce, created_at, expires_at"
+    };
+}
+macro_rules! refresh_columns {
+    () => {
+        "digest, grant_id, parent_digest, scopes, created_at, expires_at, rotated_at"
+    };
+}
+
+impl Store {
+    /// Records a grant.
+    pub async fn insert_grant(&self, g: &GrantRow) -> Result<(), StoreError> {
+        sqlx::query(concat!(
+            "INSERT INTO oauth_grants (",
+            grant_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+        ))
+        .bind(&g.id)
+        .bind(&g.client_id)
+        .bind(&g.subject)
+        .bind(join(&g.scopes))
+        .bind(&g.resource)
+        .bind(to_unix(g.created_at))
+        .bind(to_unix(g.last_used_at))
+        .bind(to_unix(g.expires_at))
+        .bind(g.revoked_at.map(to_unix))
+        .bind(&g.revoked_why)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The grant with this id (revoked ones included).
+    pub async fn find_grant(&self, id: &str) -> Result<Option<GrantRow>, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            grant_columns!(),
+            " FROM oauth_grants WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(GrantRow::from_row).transpose()?)
+    }
+
+    /// A user's grants that are still active, newest first.
+    pub async fn list_grants_for(
+        &self,
+        subject: &str,
+        now: SystemTime,
+    ) -> Result<Vec<GrantRow>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            grant_columns!(),
+            " FROM oauth_grants
+             WHERE subject = $1 AND revoked_at IS NULL AND expires_at > $2
+             ORDER BY last_used_at DESC, id"
+        ))
+        .bind(subject)
+        .bind(to_unix(now))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(GrantRow::from_row)
+            .collect::<Result<_, _>>()?)
+    }
+
+    /// Revokes a grant: its refresh tokens stop working, and its access tokens
+    /// with the next verification. Returns whether it was active.
+    pub async fn revoke_grant(&self, id: &str, why: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE oauth_grants SET revoked_at = $1, revoked_why = $2 WHERE id = $3 AND revoked_at IS NULL",
+        )
+        .bind(to_unix(SystemTime::now()))
+        .bind(why)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Records that a grant issued a token now.
+    pub async fn touch_grant(&self, id: &str, now: SystemTime) -> Result<(), StoreError> {
+        sqlx::query("UPDATE oauth_grants SET last_used_at = $1 WHERE id = $2")
+            .bind(to_unix(now))
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Stores an authorization code (its digest).
+    pub async fn insert_code(&self, c: &CodeRow) -> Result<(), StoreError> {
+        sqlx::query(concat!(
+            "INSERT INTO oauth_codes (",
+            code_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+        ))
+        .bind(&c.digest)
+        .bind(&c.grant_id)
+        .bind(&c.client_id)
+        .bind(&c.redirect_uri)
+        .bind(&c.code_challenge)
+        .bind(join(&c.scopes))
+        .bind(&c.resource)
+        .bind(&c.subject)
+        .bind(&c.nonce)
+        .bind(to_unix(c.created_at))
+        .bind(to_unix(c.expires_at))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Spends the code with this digest: the first call gets
+    /// [`CodeOutcome::Fresh`], every later one [`CodeOutcome::Replayed`].
+    pub async fn redeem_code(&self, digest: &str) -> Result<CodeOutcome, StoreError> {
+        let first = sqlx::query(
+            "UPDATE oauth_codes SET used_at = $1 WHERE digest = $2 AND used_at IS NULL",
+        )
+        .bind(to_unix(SystemTime::now()))
+        .bind(digest)
+        .execute(&self.pool)
+        .await?
+        .rows_affected()
+            > 0;
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            code_columns!(),
+            " FROM oauth_codes WHERE digest = $1"
+        ))
+        .bind(digest)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(match row.as_ref().map(CodeRow::from_row).transpose()? {
+            Some(c) if first => CodeOutcome::Fresh(c),
+            Some(c) => CodeOutcome::Replayed(c),
+            None => CodeOutcome::Unknown,
+        })
+    }
+
+    /// Stores a refresh token (its digest).
+    pub async fn insert_refresh(&self, r: &RefreshRow) -> Result<(), StoreError> {
+        sqlx::query(concat!(
+            "INSERT INTO oauth_refresh_tokens (",
+            refresh_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7)"
+        ))
+        .bind(&r.digest)
+        .bind(&r.grant_id)
+        .bind(&r.parent_digest)
+        .bind(join(&r.scopes))
+        .bind(to_unix(r.created_at))
+        .bind(to_unix(r.expires_at))
+        .bind(r.rotated_at.map(to_unix))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The refresh token with this digest.
+    pub async fn find_refresh(&self, digest: &str) -> Result<Option<RefreshRow>, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            refresh_columns!(),
+            " FROM oauth_refresh_tokens WHERE digest = $1"
+        ))
+        .bind(digest)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(RefreshRow::from_row).transpose()?)
+    }
+
+    /// Replaces `old` (not yet rotated) by `new` in one transaction. Returns
+    /// `false`, storing nothing, when `old` was rotated meanwhile.
+    pub async fn rotate_refresh(&self, old: &str, new: &RefreshRow) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let won = sqlx::query(
+            "UPDATE oauth_refresh_tokens SET rotated_at = $1 WHERE digest = $2 AND rotated_at IS NULL",
+        )
+        .bind(to_unix(SystemTime::now()))
+        .bind(old)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            > 0;
+        if !won {
+            return Ok(false);
+        }
+        sqlx::query(concat!(
+            "INSERT INTO oauth_refresh_tokens (",
+            refresh_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7)"
+        ))
+        .bind(&new.digest)
+        .bind(&new.grant_id)
+        .bind(&new.parent_digest)
+        .bind(join(&new.scopes))
+        .bind(to_unix(new.created_at))
+        .bind(to_unix(new.expires_at))
+        .bind(new.rotated_at.map(to_unix))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+}

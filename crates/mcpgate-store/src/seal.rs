@@ -1,0 +1,191 @@
+//! Encryption at rest: a [`MasterKey`] seals small secrets (signing keys,
+//! later vault entries) with AES-256-GCM.
+//!
+//! A sealed value is `version (1) ‖ key id (1) ‖ nonce (12) ‖ ciphertext ‖ tag (16)`.
+//! The nonce is random per seal; the caller's `aad` (e.g. the row's key) binds
+//! a sealed value to its place, so it cannot be moved to another row. The key
+//! id is the first byte of the key's SHA-256, so a wrong master key is told
+//! apart from a damaged value, and a rotation can find what to re-seal.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use sha2::{Digest as _, Sha256};
+
+/// The environment variable that holds the master key (base64 of 32 bytes).
+pub const MASTER_KEY_ENV: &str = "MCPGATE_MASTER_KEY";
+
+/// The master key file inside the data directory (used when the variable is unset).
+pub const MASTER_KEY_FILE: &str = "master.key";
+
+const FORMAT_VERSION: u8 = 1;
+const HEADER_LEN: usize = 2 + NONCE_LEN;
+const TAG_LEN: usize = 16;
+
+/// Why a master key cannot be loaded or a value cannot be unsealed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SealError {
+    /// `MCPGATE_MASTER_KEY` or the key file does not hold base64 of 32 bytes.
+    #[error(
+        "{origin}: the master key must be base64 of exactly 32 bytes (generate one with `openssl rand -base64 32`)"
+    )]
+    BadKey {
+        /// Where the key came from.
+        origin: String,
+    },
+    /// The key file cannot be read or created.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The key file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The value was sealed under another master key.
+    #[error(
+        "sealed under master key id {sealed:02x}, but the configured master key has id {current:02x}: set {MASTER_KEY_ENV} (or restore {MASTER_KEY_FILE}) to the key the data was written with"
+    )]
+    WrongKey {
+        /// The id in the sealed value.
+        sealed: u8,
+        /// The configured key's id.
+        current: u8,
+    },
+    /// The value is truncated, of an unknown format, or fails authentication.
+    #[error("the sealed value is damaged or does not belong here")]
+    Damaged,
+    /// No randomness for a nonce, or the cipher refused.
+    #[error("encryption failed")]
+    Crypto,
+}
+
+/// An AES-256-GCM key. `Debug` never shows it.
+pub struct MasterKey {
+    key: LessSafeKey,
+    id: u8,
+}
+
+impl fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "MasterKey(id {:02x})", self.id)
+    }
+}
+
+impl MasterKey {
+    /// A key from its 32 bytes.
+    pub fn from_bytes(bytes: &[u8], origin: &str) -> Result<MasterKey, SealError> {
+        if bytes.len() != 32 {
+            return Err(SealError::BadKey {
+                origin: origin.to_owned(),
+            });
+        }
+        let key = UnboundKey::new(&AES_256_GCM, bytes).map_err(|_| SealError::BadKey {
+            origin: origin.to_owned(),
+        })?;
+        Ok(MasterKey {
+            key: LessSafeKey::new(key),
+            id: Sha256::digest(bytes)[0],
+        })
+    }
+
+    /// A key from base64 text (whitespace around it ignored).
+    pub fn from_base64(text: &str, origin: &str) -> Result<MasterKey, SealError> {
+        let bytes = STANDARD
+            .decode(text.trim())
+            .map_err(|_| SealError::BadKey {
+                origin: origin.to_owned(),
+            })?;
+        MasterKey::from_bytes(&bytes, origin)
+    }
+
+    /// The key from `MCPGATE_MASTER_KEY`, else from `<data_dir>/master.key`,
+    /// which is created (mode 0600, 32 random bytes) when missing.
+    pub fn load(data_dir: &Path) -> Result<MasterKey, SealError> {
+        if let Ok(text) = std::env::var(MASTER_KEY_ENV) {
+            return MasterKey::from_base64(&text, MASTER_KEY_ENV);
+        }
+        let path = data_dir.join(MASTER_KEY_FILE);
+        let io = |source| SealError::Io {
+            path: path.clone(),
+            source,
+        };
+        match std::fs::read_to_string(&path) {
+            Ok(text) => MasterKey::from_base64(&text, &path.display().to_string()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                use std::io::Write as _;
+                use std::os::unix::fs::OpenOptionsExt as _;
+                crate::create_private_dir(data_dir).map_err(io)?;
+                let mut bytes = [0u8; 32];
+                aws_lc_rs::rand::fill(&mut bytes).map_err(|_| SealError::Crypto)?;
+                let mut f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(&path)
+                    .map_err(io)?;
+                f.write_all(format!("{}\n", STANDARD.encode(bytes)).as_bytes())
+                    .and_then(|()| f.sync_all())
+                    .map_err(io)?;
+                MasterKey::from_bytes(&bytes, &path.display().to_string())
+            }
+            Err(e) => Err(io(e)),
+        }
+    }
+
+    /// The key id stored in every value it seals.
+    pub fn id(&self) -> u8 {
+        self.id
+    }
+
+    /// Encrypts `plaintext`, bound to `aad`.
+    pub fn seal(&self, plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>, SealError> {
+        let mut nonce = [0u8; NONCE_LEN];
+        aws_lc_rs::rand::fill(&mut nonce).map_err(|_| SealError::Crypto)?;
+        let mut out = Vec::with_capacity(HEADER_LEN + plaintext.len() + TAG_LEN);
+        out.push(FORMAT_VERSION);
+        out.push(self.id);
+        out.extend_from_slice(&nonce);
+        let mut body = plaintext.to_vec();
+        self.key
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(aad),
+                &mut body,
+            )
+            .map_err(|_| SealError::Crypto)?;
+        out.extend_from_slice(&body);
+        Ok(out)
+    }
+
+    /// Decrypts what [`MasterKey::seal`] produced with the same `aad`.
+    pub fn open(&self, sealed: &[u8], aad: &[u8]) -> Result<Vec<u8>, SealError> {
+        if sealed.len() < HEADER_LEN + TAG_LEN || sealed[0] != FORMAT_VERSION {
+            return Err(SealError::Damaged);
+        }
+        if sealed[1] != self.id {
+            return Err(SealError::WrongKey {
+                sealed: sealed[1],
+                current: self.id,
+            });
+        }
+        let mut nonce = [0u8; NONCE_LEN];
+        nonce.copy_from_slice(&sealed[2..HEADER_LEN]);
+        let mut body = sealed[HEADER_LEN..].to_vec();
+        let plain = self
+            .key
+            .open_in_place(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(aad),
+                &mut body,
+            )
+            .map_err(|_| SealError::Damaged)?;
+        Ok(plain.to_vec())
+    }
+}
+
+#[cfg(test)]
+mod tests;
