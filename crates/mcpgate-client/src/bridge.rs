@@ -1,1 +1,304 @@
-//! `mcpgate bridge`: a local stdio MCP server that relays to a remote one.
+//! `mcpgate bridge`: a local stdio MCP server that relays every message to a
+//! remote MCP server over Streamable HTTP, or legacy HTTP+SSE for servers of
+//! the 2024-11-05 era, with the `Authorization` header from a [`Credentials`].
+//!
+//! Messages pass as the bytes the peers sent: the bridge reads only the
+//! JSON-RPC envelope (`id`, `method`, and the routing members of 2026-07-28
+//! requests) and never re-serializes a message. Everything it logs goes to
+//! stderr through `tracing`; stdout carries only JSON-RPC messages.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), mcpgate_client::bridge::BridgeError> {
+//! use std::sync::Arc;
+//! use mcpgate_client::StaticCredentials;
+//! use mcpgate_client::bridge::{BridgeOptions, Transport, run};
+//!
+//! let url = url::Url::parse("https://mcp.example.com/mcp").expect("a valid URL");
+//! let options = BridgeOptions::new(url, Arc::new(StaticCredentials::new(None)));
+//! run(options, tokio::io::stdin(), tokio::io::stdout(), std::future::pending()).await
+//! # }
+//! ```
+
+mod envelope;
+mod headers;
+mod legacy;
+mod output;
+mod remote;
+mod sse;
+mod streamable;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, StatusCode};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, BufReader};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use url::Url;
+
+pub use headers::{HeaderError, parse_header, read_header_file};
+
+use crate::credentials::Credentials;
+use envelope::{Envelope, Kind};
+use legacy::{ConnectError, Legacy};
+use output::Output;
+use remote::Remote;
+use streamable::{Posted, Streamable};
+
+/// How long requests still in flight may finish after stdin closes.
+const DRAIN: Duration = Duration::from_secs(5);
+
+/// Which HTTP transport the remote server speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Transport {
+    /// Streamable HTTP, falling back to legacy HTTP+SSE when the first POST
+    /// gets a 4xx (the spec's backwards-compatibility rule).
+    #[default]
+    Auto,
+    /// Streamable HTTP only.
+    Streamable,
+    /// Legacy HTTP+SSE (2024-11-05) only.
+    Sse,
+}
+
+/// What the bridge connects to and with which credentials.
+pub struct BridgeOptions {
+    /// The remote MCP endpoint (the SSE URL for legacy servers).
+    pub url: Url,
+    /// Which transport to speak.
+    pub transport: Transport,
+    /// Extra headers sent on every request (see [`parse_header`]).
+    pub headers: HeaderMap,
+    /// Where each request's `Authorization` header comes from.
+    pub credentials: Arc<dyn Credentials>,
+    /// Appended to authorization errors the stdio client sees: what the
+    /// person should do (for example which command signs in).
+    pub auth_hint: String,
+}
+
+impl BridgeOptions {
+    /// Options with automatic transport detection and no extra headers.
+    pub fn new(url: Url, credentials: Arc<dyn Credentials>) -> Self {
+        BridgeOptions {
+            url,
+            transport: Transport::Auto,
+            headers: HeaderMap::new(),
+            credentials,
+            auth_hint: "pass a credential with --header \"Authorization: Bearer …\"".to_owned(),
+        }
+    }
+}
+
+/// Why the bridge stopped other than by stdin closing or the shutdown signal.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BridgeError {
+    /// The HTTP client could not be set up.
+    #[error("cannot set up the HTTP client: {0}")]
+    Client(String),
+    /// The connection to the remote server ended for good (a legacy SSE
+    /// session's stream closed).
+    #[error("{0}")]
+    Remote(String),
+    /// Reading stdin or writing stdout failed.
+    #[error("stdio: {0}")]
+    Stdio(#[from] std::io::Error),
+}
+
+/// The transport in use once the first message has been sent.
+enum Link {
+    Streamable(Arc<Streamable>),
+    Legacy(Arc<Legacy>),
+}
+
+enum Ended {
+    Eof,
+    Shutdown,
+}
+
+/// Runs the bridge until `stdin` closes, `shutdown` completes, or the remote
+/// session ends for good; then ends the remote session (`DELETE`).
+pub async fn run<R, W>(
+    options: BridgeOptions,
+    stdin: R,
+    stdout: W,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), BridgeError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    let transport = options.transport;
+    let remote = Arc::new(
+        Remote::new(
+            options.url,
+            options.headers,
+            options.credentials,
+            options.auth_hint,
+        )
+        .map_err(|e| BridgeError::Client(remote::chain(&e)))?,
+    );
+    let (out, writer) = Output::spawn(stdout);
+    let (fatal_tx, mut fatal_rx) = watch::channel::<Option<String>>(None);
+    let mut link: Option<Link> = None;
+    let mut tasks: JoinSet<()> = JoinSet::new();
+    let mut reader = BufReader::new(stdin);
+    let mut line = Vec::new();
+    tokio::pin!(shutdown);
+
+    let ended: Result<Ended, BridgeError> = loop {
+        tokio::select! {
+            read = reader.read_until(b'\n', &mut line) => match read {
+                Ok(0) if line.is_empty() => break Ok(Ended::Eof),
+                Ok(_) => {}
+                Err(e) => break Err(BridgeError::Stdio(e)),
+            },
+            () = &mut shutdown => break Ok(Ended::Shutdown),
+            Ok(()) = fatal_rx.changed() => {
+                let why = fatal_rx.borrow().clone().unwrap_or_default();
+                break Err(BridgeError::Remote(why));
+            }
+            // Reaps finished request tasks; a partly read line stays in `line`.
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
+        }
+        let msg = Bytes::from(std::mem::take(&mut line));
+        if msg.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let env = match Envelope::parse(&msg) {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::warn!("stdin: {e}");
+                out.parse_error(&e.to_string()).await;
+                continue;
+            }
+        };
+        match &link {
+            None => {
+                link = open(transport, &remote, &out, &fatal_tx, msg, env).await;
+            }
+            Some(Link::Streamable(s)) => {
+                // Requests run side by side (a slow tool call must not hold up
+                // its own cancellation); initialize, notifications and
+                // responses go in order, as the client sent them.
+                if env.kind == Kind::Request && env.method.as_deref() != Some("initialize") {
+                    let s = s.clone();
+                    tasks.spawn(async move { s.deliver(msg, env).await });
+                } else {
+                    s.deliver(msg, env).await;
+                }
+            }
+            Some(Link::Legacy(l)) => {
+                if env.kind == Kind::Request {
+                    let l = l.clone();
+                    tasks.spawn(async move { l.deliver(msg, env).await });
+                } else {
+                    l.deliver(msg, env).await;
+                }
+            }
+        }
+    };
+
+    match ended {
+        Ok(Ended::Eof) => {
+            // A script may close stdin right after its last request.
+            let drain = async { while tasks.join_next().await.is_some() {} };
+            if tokio::time::timeout(DRAIN, drain).await.is_err() {
+                tracing::info!("stdin closed; dropping requests still in flight");
+            }
+        }
+        Ok(Ended::Shutdown) | Err(_) => {}
+    }
+    tasks.abort_all();
+    match link.take() {
+        Some(Link::Streamable(s)) => s.close().await,
+        Some(Link::Legacy(l)) => l.close(),
+        None => {}
+    }
+    drop(out);
+    drop(remote);
+    // Give the writer a moment to flush what is queued; aborted tasks may
+    // still hold an `Output` until the runtime drops them.
+    if let Ok(Ok(Err(e))) = tokio::time::timeout(Duration::from_secs(2), writer).await {
+        tracing::debug!("stdout: {e}");
+    }
+    ended.map(|_| ())
+}
+
+/// Sends the first message, which decides the transport.
+async fn open(
+    transport: Transport,
+    remote: &Arc<Remote>,
+    out: &Output,
+    fatal: &watch::Sender<Option<String>>,
+    msg: Bytes,
+    env: Envelope,
+) -> Option<Link> {
+    match transport {
+        Transport::Streamable => {
+            let s = Streamable::new(remote.clone(), out.clone());
+            s.deliver(msg, env).await;
+            Some(Link::Streamable(s))
+        }
+        Transport::Sse => match Legacy::connect(remote.clone(), out.clone(), fatal.clone()).await {
+            Ok(l) => {
+                l.deliver(msg, env).await;
+                Some(Link::Legacy(l))
+            }
+            Err(e) => {
+                // No session: answer this message and try again with the next.
+                let why = explain_connect(remote, &e);
+                tracing::error!("{why}");
+                if env.kind == Kind::Request {
+                    out.error(env.id.as_deref(), &why, serde_json::json!({}))
+                        .await;
+                }
+                None
+            }
+        },
+        Transport::Auto => {
+            let s = Streamable::new(remote.clone(), out.clone());
+            let resp = match s.deliver_first(msg.clone(), &env).await {
+                Posted::Done => return Some(Link::Streamable(s)),
+                Posted::ClientError(resp) => resp,
+            };
+            let status = resp.status();
+            if matches!(
+                status,
+                StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::TOO_MANY_REQUESTS
+            ) {
+                s.refused(resp, &env).await;
+                return Some(Link::Streamable(s));
+            }
+            tracing::info!("POST answered HTTP {status}; trying legacy HTTP+SSE (2024-11-05)");
+            match Legacy::connect(remote.clone(), out.clone(), fatal.clone()).await {
+                Ok(l) => {
+                    tracing::info!("the remote server speaks legacy HTTP+SSE");
+                    l.deliver(msg, env).await;
+                    Some(Link::Legacy(l))
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        "legacy HTTP+SSE fallback failed too: {}",
+                        explain_connect(remote, &e)
+                    );
+                    s.refused(resp, &env).await;
+                    Some(Link::Streamable(s))
+                }
+            }
+        }
+    }
+}
+
+fn explain_connect(remote: &Remote, e: &ConnectError) -> String {
+    match e {
+        ConnectError::Remote(f) => remote.explain(f),
+        ConnectError::Protocol(p) => format!(
+            "cannot open a legacy HTTP+SSE session with {}: {p}",
+            remote.url
+        ),
+    }
+}

@@ -14,4 +14,21 @@
 pub mod bridge;
 pub mod credentials;
 
+pub mod authorize;
+pub mod challenge;
+pub mod device;
+pub mod discovery;
+pub mod error;
+pub mod manager;
+pub mod mcp_config;
+pub mod mcp_http;
+pub mod metadata;
+pub mod oauth;
+pub mod pkce;
+pub mod registration;
+pub mod store;
+
 pub use credentials::{Credentials, CredentialsError, StaticCredentials};
+pub use error::ClientError;
+pub use manager::{SignInMethod, SignInOptions, TokenManager};
+pub use store::TokenStore;

@@ -18,9 +18,11 @@ use crate::config::{AuthMode, Config, VerifierKind};
 const IDENTITY_KEY_FILE: &str = "identity-key.pem";
 
 /// Builds the gateway's authentication from the configuration; every problem is reported.
+/// The built-in authorization server's verifier, when it runs, comes first.
 pub(crate) async fn build(
     cfg: &Config,
     public_url: &url::Url,
+    authserver: Option<&mcpgate_authserver::AuthServer>,
 ) -> Result<AuthSettings, Vec<String>> {
     let a = &cfg.auth;
     if a.mode == AuthMode::Disabled {
@@ -44,6 +46,10 @@ pub(crate) async fn build(
     let mut verifiers: Vec<Arc<dyn Verifier>> = Vec::new();
     let mut upstream_keys = Vec::new();
     let mut issuers = a.authorization_servers.clone();
+    if let Some(server) = authserver {
+        verifiers.push(server.verifier());
+        issuers.push(server.issuer().to_owned());
+    }
     let mut seen = Vec::new();
     for kind in &a.order {
         if seen.contains(kind) {

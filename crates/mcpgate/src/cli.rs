@@ -57,6 +57,12 @@ enum Command {
         #[command(subcommand)]
         command: crate::users::UsersCommand,
     },
+    #[command(flatten)]
+    Client(crate::client_cmd::ClientCommand),
+    /// Serve a remote MCP server as a local stdio server (for apps that speak only stdio).
+    Bridge(crate::bridge_cmd::BridgeArgs),
+    /// Print the config snippet that starts `mcpgate bridge` in Claude Desktop, Cursor or VS Code.
+    Config(crate::bridge_cmd::ConfigArgs),
 }
 
 /// `mcpgate serve`.
@@ -87,7 +93,13 @@ pub(crate) async fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Serve(args) => crate::serve::run(args).await,
         Command::CheckConfig { config } => match crate::config::load(Some(&config)).and_then(|c| {
-            let p = crate::config::auth_problems(&c);
+            let mut p = crate::config::auth_problems(&c);
+            // serve starts without them (/readyz says 503), but a check must fail.
+            p.extend(
+                c.upstreams
+                    .iter()
+                    .flat_map(mcpgate_gateway::missing_credentials),
+            );
             if p.is_empty() {
                 Ok(c)
             } else {
@@ -126,5 +138,8 @@ pub(crate) async fn run(cli: Cli) -> ExitCode {
         } => crate::demo::run(http, data_dir, credentials).await,
         Command::Keys { command } => crate::keys::run(command).await,
         Command::Users { command } => crate::users::run(command).await,
+        Command::Client(command) => crate::client_cmd::run(command).await,
+        Command::Bridge(args) => crate::bridge_cmd::run(args).await,
+        Command::Config(args) => crate::bridge_cmd::config(args),
     }
 }

@@ -18,6 +18,9 @@ pub(crate) struct Config {
     pub(crate) auth: AuthConfig,
     #[serde(default, rename = "upstream")]
     pub(crate) upstreams: Vec<UpstreamConfig>,
+    /// `[authserver]`: the built-in OAuth 2.1 authorization server.
+    #[serde(default)]
+    pub(crate) authserver: mcpgate_authserver::Settings,
 }
 
 /// `[server]`.
@@ -459,6 +462,9 @@ fn validate(c: &Config, source: &Source, problems: &mut Vec<String>) {
         if u.max_children == 0 {
             problems.push(format!("{at}.max_children: must be at least 1"));
         }
+        for p in mcpgate_gateway::credential_problems(u) {
+            problems.push(format!("{f}: {p}"));
+        }
     }
     if let Some(u) = &c.server.public_url
         && !matches!(u.scheme(), "http" | "https")
@@ -495,7 +501,8 @@ pub(crate) fn auth_problems(c: &Config) -> Vec<String> {
         || a.static_tokens.is_some()
         || !a.jwt.is_empty()
         || a.introspection.is_some()
-        || !a.upstream_key.is_empty();
+        || !a.upstream_key.is_empty()
+        || c.authserver.enabled;
     if a.mode != AuthMode::Disabled && !any_verifier {
         problems.push(
             "auth: every verifier is switched off, so nobody could sign in; enable api_keys or users, or configure [auth.static_tokens], [[auth.jwt]] or [auth.introspection]".into(),

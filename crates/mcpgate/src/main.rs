@@ -3,7 +3,10 @@
 //! It holds no protocol logic of its own.
 
 mod auth;
+mod authserver;
+mod bridge_cmd;
 mod cli;
+mod client_cmd;
 mod config;
 mod demo;
 mod init;

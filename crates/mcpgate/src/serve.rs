@@ -44,6 +44,8 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
         } else {
             AuthMode::Required
         };
+        // The demo signs users in through the built-in authorization server too.
+        cfg.authserver.enabled = !args.no_auth;
         cfg.upstreams.retain(|u| u.name != "demo");
         match demo_upstream(&cfg.server.data_dir) {
             Ok(u) => cfg.upstreams.insert(0, u),
@@ -78,7 +80,11 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
     let local = listener.local_addr().unwrap_or(cfg.server.listen);
     cfg.server.listen = local;
     let public_url = cfg.server.public_url();
-    let auth = match crate::auth::build(&cfg, &public_url).await {
+    let authserver = match crate::authserver::start(&cfg, &public_url).await {
+        Ok(a) => a,
+        Err(problems) => return report(&problems),
+    };
+    let auth = match crate::auth::build(&cfg, &public_url, authserver.as_ref()).await {
         Ok(a) => a,
         Err(problems) => return report(&problems),
     };
@@ -89,6 +95,13 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
         }
     } else {
         None
+    };
+    let demo_admin = match (&authserver, args.demo) {
+        (Some(_), true) => match crate::authserver::ensure_demo_admin(&cfg.server.data_dir).await {
+            Ok(p) => p,
+            Err(e) => return report(&[e]),
+        },
+        _ => None,
     };
     let gateway = match Gateway::new(GatewayConfig {
         upstreams: cfg.upstreams.clone(),
@@ -117,9 +130,18 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
             (None, _) => crate::init::DemoAuth::KeyExists,
         };
         print!("{}", crate::init::demo_banner(&base, &auth));
+        if let Some(a) = &authserver {
+            print!(
+                "{}",
+                crate::authserver::demo_banner(a, demo_admin.as_deref())
+            );
+        }
     }
     let _reaper = gateway.spawn_reaper(Duration::from_secs(30));
-    let app = gateway.router();
+    let app = crate::authserver::merge(gateway.router(), authserver.as_ref());
+    let _maintenance = authserver
+        .as_ref()
+        .map(|a| a.spawn_maintenance(Duration::from_secs(60)));
     let grace = cfg.server.shutdown_grace.unwrap_or(Duration::from_secs(10));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let gw = gateway.clone();
@@ -127,6 +149,8 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
         let _ = tcp.set_nodelay(true);
     });
+    // The peer address feeds the login throttle of the authorization server.
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown_signal().await;
         tracing::info!("shutting down: ending server streams and draining in-flight requests");

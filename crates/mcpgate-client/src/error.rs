@@ -1,0 +1,78 @@
+//! The one error type of the sign-in side of this crate.
+
+/// Why signing in, refreshing or calling a server failed. Every message says
+/// what to do next; none contains a token or a client secret.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The server or authorization server could not be reached or answered garbage.
+    #[error("{0}")]
+    Http(String),
+    /// Discovery found no usable protected-resource or authorization-server metadata.
+    #[error("discovery failed: {0}")]
+    Discovery(String),
+    /// The authorization server cannot be used safely (no PKCE S256, issuer mismatch, …).
+    #[error("refusing this authorization server: {0}")]
+    Unsafe(String),
+    /// No way to register a client with this authorization server.
+    #[error("{0}")]
+    Registration(String),
+    /// The authorization server no longer knows our client (`invalid_client`).
+    #[error("the authorization server does not know this client (invalid_client){0}")]
+    InvalidClient(String),
+    /// The refresh token was refused (`invalid_grant`): a new sign-in is needed.
+    #[error("the authorization server refused the refresh token ({0}); sign in again")]
+    RefreshRejected(String),
+    /// The authorization server answered with an OAuth error.
+    #[error("the authorization server answered {error}{description}")]
+    OAuth {
+        /// The OAuth `error` code.
+        error: String,
+        /// `: <error_description>` or empty.
+        description: String,
+    },
+    /// The authorization response was wrong (state, issuer, error from the user's side).
+    #[error("sign-in failed: {0}")]
+    Authorization(String),
+    /// A person must act (sign in, paste a code) and this process may not ask.
+    #[error("{0}")]
+    NeedsPerson(String),
+    /// Reading or writing the token store failed.
+    #[error("token store: {0}")]
+    Store(String),
+    /// A flag or configuration value is wrong.
+    #[error("{0}")]
+    Config(String),
+    /// The MCP server answered a JSON-RPC error or an unexpected status.
+    #[error("{0}")]
+    Mcp(String),
+}
+
+impl ClientError {
+    pub(crate) fn http(context: &str, err: reqwest::Error) -> Self {
+        // reqwest's Display includes the URL, never headers or bodies.
+        let mut msg = format!("{context}: {err}");
+        let mut source = std::error::Error::source(&err);
+        while let Some(s) = source {
+            msg.push_str(&format!(": {s}"));
+            source = s.source();
+        }
+        Self::Http(msg)
+    }
+
+    pub(crate) fn store(context: &str, err: impl std::fmt::Display) -> Self {
+        Self::Store(format!("{context}: {err}"))
+    }
+}
+
+impl From<ClientError> for crate::CredentialsError {
+    fn from(err: ClientError) -> Self {
+        crate::CredentialsError::new(err.to_string())
+    }
+}
+
+impl From<crate::CredentialsError> for ClientError {
+    fn from(err: crate::CredentialsError) -> Self {
+        Self::NeedsPerson(err.message)
+    }
+}

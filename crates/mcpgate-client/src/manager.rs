@@ -1,0 +1,433 @@
+//! The token manager: signs in (discovery → registration → grant), keeps the
+//! sign-in in the [`TokenStore`], refreshes before expiry and on 401, steps
+//! up on 403 `insufficient_scope`, and serves `Authorization` values to the
+//! transports through [`Credentials`].
+
+mod signin;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use tokio::sync::Mutex;
+use url::Url;
+
+use crate::challenge::{BearerChallenge, split_scopes};
+use crate::credentials::{Credentials, CredentialsError};
+use crate::error::ClientError;
+use crate::mcp_config::AuthBlock;
+use crate::oauth::{ClientAuth, PrivateKey, TokenResponse};
+use crate::store::{Grant, SignIn, TokenStore, Tokens, now_secs};
+
+/// How a sign-in gets its grant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignInMethod {
+    /// Browser + loopback callback.
+    Browser,
+    /// Print the URL, read the redirect URL or code from stdin.
+    Manual,
+    /// RFC 8628 device authorization.
+    Device,
+    /// Fetch the authorization URL ourselves; never prompt.
+    NonInteractive,
+    /// The client credentials grant (no person).
+    ClientCredentials,
+}
+
+/// Everything a sign-in may use; the defaults suit an interactive CLI.
+#[derive(Debug, Clone)]
+pub struct SignInOptions {
+    /// A pre-registered client ID.
+    pub client_id: Option<String>,
+    /// Its secret.
+    pub client_secret: Option<String>,
+    /// A client ID metadata document URL (used when the server supports CIMD).
+    pub client_metadata_url: Option<String>,
+    /// A key for `private_key_jwt`.
+    pub private_key: Option<PrivateKey>,
+    /// Force a token-endpoint auth method.
+    pub token_endpoint_auth_method: Option<String>,
+    /// Scopes to ask for (overrides the challenge and metadata).
+    pub scope: Option<String>,
+    /// How to get the grant.
+    pub method: SignInMethod,
+    /// Fixed loopback callback port.
+    pub callback_port: Option<u16>,
+    /// A fixed redirect URI (e.g. `urn:ietf:wg:oauth:2.0:oob` with `Manual`).
+    pub redirect_uri: Option<String>,
+    /// Endpoints from a config `auth` block (skips AS discovery).
+    pub preset: Option<AuthBlock>,
+    /// Whether [`Credentials`] calls may start a sign-in when none is
+    /// usable (`mcpgate call`), or must fail asking for `mcpgate login`.
+    pub may_sign_in: bool,
+    /// Refresh when less than this remains.
+    pub refresh_margin: Duration,
+    /// Step-up re-authorizations allowed per process.
+    pub max_step_ups: u32,
+    /// How long to wait for the browser callback.
+    pub callback_timeout: Duration,
+    /// The name registered with the authorization server.
+    pub client_name: String,
+}
+
+impl Default for SignInOptions {
+    fn default() -> Self {
+        Self {
+            client_id: None,
+            client_secret: None,
+            client_metadata_url: None,
+            private_key: None,
+            token_endpoint_auth_method: None,
+            scope: None,
+            method: SignInMethod::Browser,
+            callback_port: None,
+            redirect_uri: None,
+            preset: None,
+            may_sign_in: false,
+            refresh_margin: Duration::from_secs(300),
+            max_step_ups: 3,
+            callback_timeout: Duration::from_secs(300),
+            client_name: "mcpgate".into(),
+        }
+    }
+}
+
+/// Tokens for one MCP server, kept fresh.
+pub struct TokenManager {
+    http: reqwest::Client,
+    server_url: Url,
+    store: TokenStore,
+    opts: SignInOptions,
+    current: Mutex<Option<SignIn>>,
+    step_ups: AtomicU32,
+}
+
+impl std::fmt::Debug for TokenManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenManager")
+            .field("server_url", &self.server_url)
+            .finish()
+    }
+}
+
+impl TokenManager {
+    /// A manager for the MCP server at `server_url`.
+    pub fn new(
+        server_url: Url,
+        store: TokenStore,
+        opts: SignInOptions,
+    ) -> Result<Self, ClientError> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .redirect(reqwest::redirect::Policy::limited(5))
+            .build()
+            .map_err(|e| ClientError::http("building an HTTP client", e))?;
+        Ok(Self {
+            http,
+            server_url,
+            store,
+            opts,
+            current: Mutex::new(None),
+            step_ups: AtomicU32::new(0),
+        })
+    }
+
+    /// As an `Arc<dyn Credentials>` for the transports.
+    pub fn into_credentials(self) -> Arc<dyn Credentials> {
+        Arc::new(self)
+    }
+
+    /// The MCP server URL.
+    pub fn server_url(&self) -> &Url {
+        &self.server_url
+    }
+
+    /// The store used.
+    pub fn store(&self) -> &TokenStore {
+        &self.store
+    }
+
+    fn login_hint(&self) -> String {
+        format!("sign-in needed: run `mcpgate login {}`", self.server_url)
+    }
+
+    /// The stored sign-in for this server, if any.
+    pub async fn stored(&self) -> Result<Option<SignIn>, ClientError> {
+        let mut cur = self.current.lock().await;
+        if cur.is_none() {
+            *cur = self.store.find_for_url(&self.server_url)?;
+        }
+        Ok(cur.clone())
+    }
+
+    /// Signs in. Unless `force`, a usable stored sign-in holding `scopes`
+    /// (perhaps just made by another process) is returned instead. Processes
+    /// signing in to one server queue on a lock: one browser tab.
+    pub async fn login(&self, extra_scopes: &[String], force: bool) -> Result<SignIn, ClientError> {
+        let _lock = self
+            .store
+            .lock(&format!("login {}", self.server_url))
+            .await?;
+        if !force && let Some(s) = self.store.find_for_url(&self.server_url)? {
+            let has_scopes = extra_scopes.iter().all(|x| s.tokens.scopes.contains(x));
+            if has_scopes && !s.tokens.expires_within(self.opts.refresh_margin.as_secs()) {
+                *self.current.lock().await = Some(s.clone());
+                return Ok(s);
+            }
+        }
+        let s = signin::sign_in(self, extra_scopes).await?;
+        *self.current.lock().await = Some(s.clone());
+        Ok(s)
+    }
+
+    /// A fresh access token: the stored one, refreshed when it expires within
+    /// the margin; a new sign-in only when allowed (`may_sign_in`).
+    pub async fn access_token(&self) -> Result<String, ClientError> {
+        let s = match self.stored().await? {
+            Some(s) => s,
+            None if self.may_renew_without_person() => self.login(&[], false).await?,
+            None => return Err(ClientError::NeedsPerson(self.login_hint())),
+        };
+        if !s.tokens.access_token.is_empty()
+            && !s.tokens.expires_within(self.opts.refresh_margin.as_secs())
+        {
+            return Ok(s.tokens.access_token);
+        }
+        Ok(self
+            .renew(Some(&s.tokens.access_token))
+            .await?
+            .tokens
+            .access_token)
+    }
+
+    fn may_renew_without_person(&self) -> bool {
+        self.opts.may_sign_in || self.opts.method == SignInMethod::ClientCredentials
+    }
+
+    /// Gets a new access token to replace `stale`: another process's newer
+    /// one if it wrote one meanwhile, else a refresh, else (if allowed) a
+    /// new sign-in. Refreshes of one sign-in are serialized across processes.
+    pub async fn renew(&self, stale: Option<&str>) -> Result<SignIn, ClientError> {
+        let Some(known) = self.stored().await? else {
+            return self.sign_in_again(&[]).await;
+        };
+        let key = crate::store::key_of(&known.issuer, &known.resource);
+        let lock = self.store.lock(&key).await?;
+        // Someone else may have refreshed while we waited for the lock.
+        let latest = self
+            .store
+            .load(&known.issuer, &known.resource)?
+            .unwrap_or(known);
+        // A token other than the one we found stale was written by another
+        // process that held this lock: use it unless it has actually expired.
+        if Some(latest.tokens.access_token.as_str()) != stale
+            && !latest.tokens.access_token.is_empty()
+            && !latest.tokens.expires_within(0)
+        {
+            *self.current.lock().await = Some(latest.clone());
+            return Ok(latest);
+        }
+        let result = match (&latest.tokens.refresh_token, latest.grant) {
+            (_, Grant::ClientCredentials) => signin::client_credentials_again(self, &latest).await,
+            (Some(rt), _) => self.refresh_with(&latest, rt).await,
+            (None, _) => Err(ClientError::RefreshRejected(
+                "no refresh token was issued".into(),
+            )),
+        };
+        match result {
+            Ok(s) => {
+                self.store.save(&s)?;
+                *self.current.lock().await = Some(s.clone());
+                Ok(s)
+            }
+            Err(e @ (ClientError::RefreshRejected(_) | ClientError::InvalidClient(_))) => {
+                if matches!(e, ClientError::InvalidClient(_)) {
+                    self.store.delete_registration(&latest.issuer)?;
+                }
+                drop(lock);
+                tracing::info!(error = %e, "refresh failed; a new sign-in is needed");
+                if self.opts.may_sign_in {
+                    let scopes = latest.tokens.scopes.clone();
+                    self.sign_in_again(&scopes).await
+                } else {
+                    Err(ClientError::NeedsPerson(format!(
+                        "{e}. {}",
+                        self.login_hint()
+                    )))
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn sign_in_again(&self, scopes: &[String]) -> Result<SignIn, ClientError> {
+        if self.may_renew_without_person() {
+            self.login(scopes, true).await
+        } else {
+            Err(ClientError::NeedsPerson(self.login_hint()))
+        }
+    }
+
+    async fn refresh_with(&self, s: &SignIn, refresh_token: &str) -> Result<SignIn, ClientError> {
+        let endpoint =
+            s.auth_server.token_endpoint.as_deref().ok_or_else(|| {
+                ClientError::Unsafe(format!("{} has no token_endpoint", s.issuer))
+            })?;
+        let auth = ClientAuth {
+            registration: &s.registration,
+            private_key: self.opts.private_key.as_ref(),
+        };
+        let r = crate::oauth::token_request(
+            &self.http,
+            endpoint,
+            auth,
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh_token),
+                ("resource", &s.resource),
+            ],
+        )
+        .await;
+        let t = match r {
+            Ok(t) => t,
+            Err(ClientError::OAuth { error, description }) if error == "invalid_grant" => {
+                return Err(ClientError::RefreshRejected(format!(
+                    "invalid_grant{description}"
+                )));
+            }
+            Err(e) => return Err(e),
+        };
+        let mut next = s.clone();
+        next.tokens = tokens_from(t, Some(&s.tokens));
+        Ok(next)
+    }
+
+    /// Revokes (RFC 7009, when the server offers it) and forgets the sign-in.
+    /// Returns whether anything was stored, and any revocation error.
+    pub async fn logout(&self) -> Result<(bool, Option<String>), ClientError> {
+        let Some(s) = self.stored().await? else {
+            return Ok((false, None));
+        };
+        let mut problem = None;
+        if let Some(endpoint) = &s.auth_server.revocation_endpoint {
+            let auth = ClientAuth {
+                registration: &s.registration,
+                private_key: self.opts.private_key.as_ref(),
+            };
+            if let Some(rt) = &s.tokens.refresh_token
+                && let Err(e) =
+                    crate::oauth::revoke(&self.http, endpoint, auth, rt, "refresh_token").await
+            {
+                problem = Some(e.to_string());
+            }
+            if !s.tokens.access_token.is_empty()
+                && let Err(e) = crate::oauth::revoke(
+                    &self.http,
+                    endpoint,
+                    auth,
+                    &s.tokens.access_token,
+                    "access_token",
+                )
+                .await
+            {
+                problem.get_or_insert(e.to_string());
+            }
+        } else {
+            problem = Some(format!(
+                "{} has no revocation endpoint; the tokens stay valid until they expire",
+                s.issuer
+            ));
+        }
+        self.store.delete(&s.issuer, &s.resource)?;
+        *self.current.lock().await = None;
+        Ok((true, problem))
+    }
+
+    async fn step_up(&self, challenge: &str) -> Result<SignIn, ClientError> {
+        let c = BearerChallenge::parse(challenge).unwrap_or_default();
+        let held = self
+            .stored()
+            .await?
+            .map(|s| s.tokens.scopes)
+            .unwrap_or_default();
+        let mut want = held.clone();
+        for s in c.scopes() {
+            if !want.contains(&s) {
+                want.push(s);
+            }
+        }
+        let attempt = self.step_ups.fetch_add(1, Ordering::SeqCst) + 1;
+        if attempt > self.opts.max_step_ups {
+            return Err(ClientError::NeedsPerson(format!(
+                "the server still wants more scope ({}) after {} re-authorizations; \
+                 ask its administrator to grant it",
+                c.scope.unwrap_or_default(),
+                self.opts.max_step_ups
+            )));
+        }
+        if !self.may_renew_without_person() {
+            return Err(ClientError::NeedsPerson(format!(
+                "this needs more scope: run `mcpgate login {} --scope \"{}\"`",
+                self.server_url,
+                want.join(" ")
+            )));
+        }
+        eprintln!(
+            "The server needs more scope ({}); signing in again for: {}",
+            c.scope.as_deref().unwrap_or(""),
+            want.join(" ")
+        );
+        self.login(&want, true).await
+    }
+}
+
+/// Tokens from a token response; keeps the old refresh token when the
+/// response omits a new one, and the held scopes when it names none.
+pub fn tokens_from(t: TokenResponse, old: Option<&Tokens>) -> Tokens {
+    Tokens {
+        access_token: t.access_token,
+        refresh_token: t
+            .refresh_token
+            .or_else(|| old.and_then(|o| o.refresh_token.clone())),
+        expires_at: t.expires_in.map(|s| now_secs().saturating_add(s)),
+        scopes: match t.scope {
+            Some(s) => split_scopes(&s),
+            None => old.map(|o| o.scopes.clone()).unwrap_or_default(),
+        },
+    }
+}
+
+fn bearer(s: &SignIn) -> Option<String> {
+    Some(format!("Bearer {}", s.tokens.access_token))
+}
+
+impl Credentials for TokenManager {
+    fn authorization(&self) -> BoxFuture<'_, Result<Option<String>, CredentialsError>> {
+        Box::pin(async move {
+            let t = self.access_token().await?;
+            Ok(Some(format!("Bearer {t}")))
+        })
+    }
+
+    fn unauthorized<'a>(
+        &'a self,
+        _challenge: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Option<String>, CredentialsError>> {
+        Box::pin(async move {
+            let stale = self.stored().await?.map(|s| s.tokens.access_token);
+            let s = self.renew(stale.as_deref()).await?;
+            Ok(bearer(&s))
+        })
+    }
+
+    fn insufficient_scope<'a>(
+        &'a self,
+        challenge: &'a str,
+    ) -> BoxFuture<'a, Result<Option<String>, CredentialsError>> {
+        Box::pin(async move {
+            let s = self.step_up(challenge).await?;
+            Ok(bearer(&s))
+        })
+    }
+}
