@@ -21,6 +21,7 @@
 
 mod envelope;
 mod headers;
+mod lazy;
 mod legacy;
 mod output;
 mod remote;
@@ -39,6 +40,7 @@ use tokio::task::JoinSet;
 use url::Url;
 
 pub use headers::{HeaderError, parse_header, read_header_file};
+pub use lazy::SignInOnChallenge;
 
 use crate::credentials::Credentials;
 use envelope::{Envelope, Kind};

@@ -13,7 +13,6 @@ use mcpgate_client::{Credentials, StaticCredentials};
 use url::Url;
 
 use crate::client_cmd::LoginArgs;
-use crate::config::LogFormat;
 
 /// `mcpgate bridge`.
 #[derive(Debug, clap::Args)]
@@ -69,7 +68,7 @@ impl TransportArg {
 
 /// `mcpgate bridge <url>`.
 pub(crate) async fn run(args: BridgeArgs) -> ExitCode {
-    crate::logging::init(LogFormat::Human, "warn");
+    init_logging();
     let options = match options(&args) {
         Ok(o) => o,
         Err(e) => {
@@ -86,6 +85,22 @@ pub(crate) async fn run(args: BridgeArgs) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// Logs to stderr (stdout is the protocol), quiet by default; without colour
+/// codes when stderr is a file, as it is when an app starts the bridge.
+fn init_logging() {
+    use std::io::IsTerminal;
+    let filter = std::env::var("MCPGATE_LOG")
+        .ok()
+        .or_else(|| std::env::var("RUST_LOG").ok())
+        .and_then(|f| tracing_subscriber::EnvFilter::try_new(f).ok())
+        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
 }
 
 fn options(args: &BridgeArgs) -> Result<BridgeOptions, String> {
@@ -105,17 +120,24 @@ fn options(args: &BridgeArgs) -> Result<BridgeOptions, String> {
     let mut authorization = headers.remove(AUTHORIZATION);
     if let Some(var) = &c.bearer_env {
         if authorization.is_some() {
-            return Err("--bearer-env and an Authorization header both give the credential; keep one".into());
+            return Err(
+                "--bearer-env and an Authorization header both give the credential; keep one"
+                    .into(),
+            );
         }
-        let token = std::env::var(var)
-            .map_err(|_| format!("--bearer-env {var}: the environment variable is not set (or not UTF-8)"))?;
+        let token = std::env::var(var).map_err(|_| {
+            format!("--bearer-env {var}: the environment variable is not set (or not UTF-8)")
+        })?;
         let token = token.trim();
         if token.is_empty() {
-            return Err(format!("--bearer-env {var}: the environment variable is empty"));
+            return Err(format!(
+                "--bearer-env {var}: the environment variable is empty"
+            ));
         }
         authorization = Some(
-            http::HeaderValue::try_from(format!("Bearer {token}"))
-                .map_err(|_| format!("--bearer-env {var}: the value is not a valid header value"))?,
+            http::HeaderValue::try_from(format!("Bearer {token}")).map_err(|_| {
+                format!("--bearer-env {var}: the value is not a valid header value")
+            })?,
         );
     }
     let authorization = authorization
@@ -134,10 +156,15 @@ fn options(args: &BridgeArgs) -> Result<BridgeOptions, String> {
         // Otherwise the stored sign-in, signing in (with the login flags) when
         // the server asks for authorization and there is none.
         None => {
-            let (url, config_headers, credentials) =
-                crate::client_cmd::credentials_for(&args.url, &args.login)
-                    .map_err(|e| e.to_string())?;
-            for (name, value) in config_headers {
+            let target = crate::client_cmd::resolve(&args.url, &args.login, true)
+                .map_err(|e| e.to_string())?;
+            // Sign in when the server answers 401, not before: it may want no token.
+            let credentials: Arc<dyn Credentials> = match &target.manager {
+                Some(m) => Arc::new(bridge::SignInOnChallenge::new(m.clone())),
+                None => target.credentials(),
+            };
+            let url = target.url.clone();
+            for (name, value) in target.extra_headers() {
                 let (name, value) = bridge::parse_header(&format!("{name}: {value}"))
                     .map_err(|e| format!("--mcp-config: {e}"))?;
                 if !headers.contains_key(&name) {
@@ -164,7 +191,9 @@ fn options(args: &BridgeArgs) -> Result<BridgeOptions, String> {
 fn remote_url(raw: &str) -> Result<Url, String> {
     let url = Url::parse(raw).map_err(|e| format!("{raw:?} is not a URL: {e}"))?;
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(format!("{raw:?}: the remote MCP server must be an http:// or https:// URL"));
+        return Err(format!(
+            "{raw:?}: the remote MCP server must be an http:// or https:// URL"
+        ));
     }
     if !url.username().is_empty() || url.password().is_some() {
         return Err("put credentials in --header-file or --bearer-env, not in the URL".into());
@@ -241,7 +270,10 @@ fn snippet(args: &ConfigArgs) -> Result<(String, Vec<String>), String> {
     }
     if let Some(file) = &c.header_file {
         bridge::read_header_file(file).map_err(|e| e.to_string())?;
-        bridge_args.extend(["--header-file".to_owned(), absolute(file)?.display().to_string()]);
+        bridge_args.extend([
+            "--header-file".to_owned(),
+            absolute(file)?.display().to_string(),
+        ]);
     }
     if let Some(var) = &c.bearer_env {
         bridge_args.extend(["--bearer-env".to_owned(), var.clone()]);
@@ -303,7 +335,11 @@ fn locations(app: App) -> Vec<String> {
 /// The sign-in flags again, for the bridge the app starts. Paths become
 /// absolute (apps start servers in a directory of their choosing); the
 /// client secret is never written into an app's config file.
-fn login_flags(l: &LoginArgs, out: &mut Vec<String>, notes: &mut Vec<String>) -> Result<(), String> {
+fn login_flags(
+    l: &LoginArgs,
+    out: &mut Vec<String>,
+    notes: &mut Vec<String>,
+) -> Result<(), String> {
     let mut flag = |name: &str, value: Option<String>| {
         if let Some(v) = value {
             out.extend([format!("--{name}"), v]);
@@ -319,7 +355,10 @@ fn login_flags(l: &LoginArgs, out: &mut Vec<String>, notes: &mut Vec<String>) ->
     flag("client-metadata-url", l.client_metadata_url.clone());
     flag("private-key-file", path(&l.private_key_file)?);
     flag("private-key-id", l.private_key_id.clone());
-    flag("token-endpoint-auth-method", l.token_endpoint_auth_method.clone());
+    flag(
+        "token-endpoint-auth-method",
+        l.token_endpoint_auth_method.clone(),
+    );
     flag("scope", l.scope.clone());
     (l.grant != "authorization_code").then(|| flag("grant", Some(l.grant.clone())));
     flag("callback-port", l.callback_port.map(|p| p.to_string()));

@@ -34,11 +34,22 @@ pub(crate) struct Envelope {
 #[derive(Deserialize)]
 struct Raw<'a> {
     #[serde(borrow, default)]
-    id: Option<&'a RawValue>,
+    id: PresentId<'a>,
     #[serde(default)]
     method: Option<String>,
     #[serde(borrow, default)]
     params: Option<&'a RawValue>,
+}
+
+/// The `id` member exactly as sent, `null` included (an `Option` would turn
+/// `"id": null` into "no id", but an error answer with a null id is a response).
+#[derive(Default)]
+struct PresentId<'a>(Option<&'a RawValue>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for PresentId<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        <&'a RawValue>::deserialize(d).map(|v| PresentId(Some(v)))
+    }
 }
 
 #[derive(Deserialize)]
@@ -91,13 +102,17 @@ impl Envelope {
     /// Reads the routing members of one message.
     pub(crate) fn parse(bytes: &[u8]) -> Result<Self, EnvelopeError> {
         let raw: Raw<'_> = serde_json::from_slice(bytes)?;
-        let id = raw.id.filter(|v| v.get() != "null").map(RawValue::to_owned);
+        let id = raw
+            .id
+            .0
+            .filter(|v| v.get().trim() != "null")
+            .map(RawValue::to_owned);
         let kind = match (&raw.method, &id) {
             (Some(_), Some(_)) => Kind::Request,
             (Some(_), None) => Kind::Notification,
             (None, Some(_)) => Kind::Response,
             // An error response to an unparseable request has `"id": null`.
-            (None, None) if raw.id.is_some() => Kind::Response,
+            (None, None) if raw.id.0.is_some() => Kind::Response,
             (None, None) => return Err(EnvelopeError::Neither),
         };
         let (mut name, mut stateless_version) = (None, None);

@@ -40,7 +40,9 @@ pub enum HeaderError {
         name: String,
     },
     /// The value has characters a header cannot carry (the value is not shown).
-    #[error("{at}: the value of header {name} is not a valid header value (control characters or non-visible bytes)")]
+    #[error(
+        "{at}: the value of header {name} is not a valid header value (control characters or non-visible bytes)"
+    )]
     BadValue {
         /// Where: `--header` or `FILE line N`.
         at: String,

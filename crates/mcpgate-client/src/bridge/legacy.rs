@@ -70,7 +70,11 @@ impl Legacy {
         if !status.is_success() || !is_sse {
             return Err(ConnectError::Protocol(format!(
                 "GET {url} answered HTTP {status}{}, not an SSE stream",
-                if is_sse { "" } else { " without text/event-stream" }
+                if is_sse {
+                    ""
+                } else {
+                    " without text/event-stream"
+                }
             )));
         }
         let mut body: BoxStream<'static, Result<Bytes, reqwest::Error>> =
@@ -137,7 +141,10 @@ impl Legacy {
                     Err(e) => return e.to_string(),
                 },
                 Err(e) => {
-                    return format!("the legacy SSE stream from the remote server broke: {}", chain(&e));
+                    return format!(
+                        "the legacy SSE stream from the remote server broke: {}",
+                        chain(&e)
+                    );
                 }
             };
             for ev in events {

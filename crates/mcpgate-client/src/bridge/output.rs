@@ -51,13 +51,19 @@ impl Output {
 
     /// Answers a line from the stdio client that is no JSON-RPC message.
     pub(crate) async fn parse_error(&self, detail: &str) {
-        let body = serde_json::json!({ "code": PARSE_ERROR, "message": format!("Parse error: {detail}") });
+        let body =
+            serde_json::json!({ "code": PARSE_ERROR, "message": format!("Parse error: {detail}") });
         let line = format!(r#"{{"jsonrpc":"2.0","id":null,"error":{body}}}"#);
         self.message(Bytes::from(line)).await;
     }
 
     /// Answers the stdio client's request `id` with a JSON-RPC error.
-    pub(crate) async fn error(&self, id: Option<&RawValue>, message: &str, data: serde_json::Value) {
+    pub(crate) async fn error(
+        &self,
+        id: Option<&RawValue>,
+        message: &str,
+        data: serde_json::Value,
+    ) {
         let id = id.map_or("null", RawValue::get);
         let body = serde_json::json!({
             "code": BRIDGE_ERROR,

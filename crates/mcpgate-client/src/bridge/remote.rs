@@ -174,7 +174,9 @@ impl Remote {
                 )
             }
             Failure::Credentials(e) => format!("no credential for {url}: {e}"),
-            Failure::Network(e) => format!("cannot reach the remote MCP server at {url}: {}", chain(e)),
+            Failure::Network(e) => {
+                format!("cannot reach the remote MCP server at {url}: {}", chain(e))
+            }
         }
     }
 }
@@ -233,8 +235,7 @@ fn find_param(haystack: &str, name: &str) -> Option<usize> {
     let mut from = 0;
     while let Some(i) = lower[from..].find(name) {
         let at = from + i;
-        let before_ok = at == 0
-            || matches!(lower.as_bytes()[at - 1], b' ' | b',' | b'\t');
+        let before_ok = at == 0 || matches!(lower.as_bytes()[at - 1], b' ' | b',' | b'\t');
         if before_ok {
             return Some(at);
         }

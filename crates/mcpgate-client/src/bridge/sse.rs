@@ -70,7 +70,11 @@ impl Parser {
                     self.buf.unsplit_front(line);
                     break;
                 }
-                let skip = if self.buf.get(1) == Some(&b'\n') { 2 } else { 1 };
+                let skip = if self.buf.get(1) == Some(&b'\n') {
+                    2
+                } else {
+                    1
+                };
                 self.buf.advance(skip);
             } else {
                 self.buf.advance(1);

@@ -150,7 +150,11 @@ impl Streamable {
                 if let Ok(v) = HeaderValue::try_from(v.as_str()) {
                     req = req.header(VERSION, v);
                 }
-                if let Some(m) = env.method.as_deref().and_then(|m| HeaderValue::try_from(m).ok()) {
+                if let Some(m) = env
+                    .method
+                    .as_deref()
+                    .and_then(|m| HeaderValue::try_from(m).ok())
+                {
                     req = req.header("mcp-method", m);
                 }
                 if let Some(name) = &env.name {
@@ -189,8 +193,12 @@ impl Streamable {
                     self.out.message(body).await;
                 }
                 Err(e) => {
-                    self.fail(env, &format!("the remote server's answer was cut off: {e}"), json!({}))
-                        .await;
+                    self.fail(
+                        env,
+                        &format!("the remote server's answer was cut off: {e}"),
+                        json!({}),
+                    )
+                    .await;
                 }
             }
         } else {
@@ -290,9 +298,8 @@ impl Streamable {
                 if !ev.is_message() {
                     continue;
                 }
-                let answered = want.is_some_and(|w| {
-                    Envelope::parse(&ev.data).is_ok_and(|e| e.answers(w))
-                });
+                let answered =
+                    want.is_some_and(|w| Envelope::parse(&ev.data).is_ok_and(|e| e.answers(w)));
                 if answered && initialize {
                     self.learn_version(&ev.data);
                 }
@@ -369,10 +376,14 @@ impl Streamable {
                 }
                 StatusCode::NOT_FOUND if self.state().session.is_some() => {
                     self.state().ended = true;
-                    tracing::warn!("the remote server ended the MCP session (404 on the GET stream)");
+                    tracing::warn!(
+                        "the remote server ended the MCP session (404 on the GET stream)"
+                    );
                     return;
                 }
-                s if s.is_success() && content_type(&resp).is_some_and(|t| t == "text/event-stream") => {
+                s if s.is_success()
+                    && content_type(&resp).is_some_and(|t| t == "text/event-stream") =>
+                {
                     failures = 0;
                     match self.relay(resp, None, false, &mut cursor).await {
                         Ok(_) => tracing::debug!("the server stream ended; reopening it"),
@@ -380,7 +391,9 @@ impl Streamable {
                     }
                 }
                 s => {
-                    tracing::warn!("the remote server refused the GET stream (HTTP {s}); server-initiated messages outside requests will not arrive");
+                    tracing::warn!(
+                        "the remote server refused the GET stream (HTTP {s}); server-initiated messages outside requests will not arrive"
+                    );
                     return;
                 }
             }

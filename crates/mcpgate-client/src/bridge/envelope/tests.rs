@@ -10,8 +10,9 @@ fn kinds() {
     assert!(n.id.is_none());
     let a = Envelope::parse(br#"{"jsonrpc":"2.0","id":"a","result":{}}"#).unwrap();
     assert_eq!(a.kind, Kind::Response);
-    let e = Envelope::parse(br#"{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"x"}}"#)
-        .unwrap();
+    let e =
+        Envelope::parse(br#"{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"x"}}"#)
+            .unwrap();
     assert_eq!(e.kind, Kind::Response);
     assert!(Envelope::parse(br#"{"jsonrpc":"2.0"}"#).is_err());
     assert!(Envelope::parse(b"[1,2]").is_err());
@@ -39,8 +40,8 @@ fn routing_name_and_stateless_version() {
     )
     .unwrap();
     assert!(odd.name.is_none() && odd.stateless_version.is_none());
-    let list = Envelope::parse(br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":[1]}"#)
-        .unwrap();
+    let list =
+        Envelope::parse(br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":[1]}"#).unwrap();
     assert!(list.name.is_none());
 }
 
@@ -52,5 +53,8 @@ fn answers_compares_ids_as_json() {
     let s = Envelope::parse(br#"{"jsonrpc":"2.0","id":"12","result":{}}"#).unwrap();
     assert!(!s.answers(&id));
     let req = Envelope::parse(br#"{"jsonrpc":"2.0","id":12,"method":"ping"}"#).unwrap();
-    assert!(!req.answers(&id), "a server request with the same id is not an answer");
+    assert!(
+        !req.answers(&id),
+        "a server request with the same id is not an answer"
+    );
 }

@@ -13,8 +13,14 @@ fn parses_name_and_value() {
 
 #[test]
 fn refuses_bad_headers_without_showing_values() {
-    assert!(matches!(parse_header("novalue"), Err(HeaderError::NoColon { .. })));
-    assert!(matches!(parse_header("bad name: x"), Err(HeaderError::BadName { .. })));
+    assert!(matches!(
+        parse_header("novalue"),
+        Err(HeaderError::NoColon { .. })
+    ));
+    assert!(matches!(
+        parse_header("bad name: x"),
+        Err(HeaderError::BadName { .. })
+    ));
     let e = parse_header("X-Key: sec\u{7}ret").unwrap_err();
     assert!(matches!(e, HeaderError::BadValue { .. }));
     assert!(!e.to_string().contains("sec"), "{e}");

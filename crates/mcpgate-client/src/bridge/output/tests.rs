@@ -22,8 +22,12 @@ async fn errors_are_json_rpc_errors_with_the_callers_id() {
     let (w, r) = tokio::io::duplex(4096);
     let (out, task) = Output::spawn(w);
     let id = RawValue::from_string("\"abc\"".into()).unwrap();
-    out.error(Some(&id), "no way through", serde_json::json!({"httpStatus": 502}))
-        .await;
+    out.error(
+        Some(&id),
+        "no way through",
+        serde_json::json!({"httpStatus": 502}),
+    )
+    .await;
     drop(out);
     task.await.unwrap().unwrap();
     let mut text = String::new();

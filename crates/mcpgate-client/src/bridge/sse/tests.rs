@@ -3,7 +3,11 @@ use super::*;
 #[test]
 fn splits_across_chunks_and_line_endings() {
     let mut p = Parser::new(1024);
-    assert!(p.feed(b"event: endpoint\r\ndata: /messages?s").unwrap().is_empty());
+    assert!(
+        p.feed(b"event: endpoint\r\ndata: /messages?s")
+            .unwrap()
+            .is_empty()
+    );
     let ev = p
         .feed(b"=1\r\n\r\n: comment\nid: 4\nretry: 250\ndata: a\ndata: b\n\n")
         .unwrap();
@@ -21,7 +25,10 @@ fn splits_across_chunks_and_line_endings() {
 fn crlf_split_between_chunks_is_one_line_end() {
     let mut p = Parser::new(1024);
     assert!(p.feed(b"data: x\r").unwrap().is_empty());
-    assert!(p.feed(b"\n").unwrap().is_empty(), "the \\n completes \\r\\n, not an empty line");
+    assert!(
+        p.feed(b"\n").unwrap().is_empty(),
+        "the \\n completes \\r\\n, not an empty line"
+    );
     let ev = p.feed(b"\r\n").unwrap();
     assert_eq!(ev.len(), 1);
     assert_eq!(&ev[0].data[..], b"x");
