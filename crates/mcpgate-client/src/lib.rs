@@ -31,4 +31,4 @@ pub mod store;
 pub use credentials::{Credentials, CredentialsError, StaticCredentials};
 pub use error::ClientError;
 pub use manager::{SignInMethod, SignInOptions, TokenManager};
-pub use store::TokenStore;
+pub use store::{RefreshMargin, TokenStore};

@@ -18,7 +18,8 @@ use crate::credentials::{Credentials, CredentialsError};
 use crate::error::ClientError;
 use crate::mcp_config::AuthBlock;
 use crate::oauth::{ClientAuth, PrivateKey, TokenResponse};
-use crate::store::{Grant, SignIn, TokenStore, Tokens, now_secs};
+use crate::registration::RegistrationSource;
+use crate::store::{Grant, RefreshMargin, SignIn, TokenStore, Tokens, now_secs};
 
 /// How a sign-in gets its grant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,8 +62,8 @@ pub struct SignInOptions {
     /// Whether [`Credentials`] calls may start a sign-in when none is
     /// usable (`mcpgate call`), or must fail asking for `mcpgate login`.
     pub may_sign_in: bool,
-    /// Refresh when less than this remains.
-    pub refresh_margin: Duration,
+    /// When to refresh before expiry.
+    pub refresh_margin: RefreshMargin,
     /// Step-up re-authorizations allowed per process.
     pub max_step_ups: u32,
     /// How long to wait for the browser callback.
@@ -85,7 +86,7 @@ impl Default for SignInOptions {
             redirect_uri: None,
             preset: None,
             may_sign_in: false,
-            refresh_margin: Duration::from_secs(300),
+            refresh_margin: RefreshMargin::default(),
             max_step_ups: 3,
             callback_timeout: Duration::from_secs(300),
             client_name: "mcpgate".into(),
@@ -171,7 +172,7 @@ impl TokenManager {
             .await?;
         if !force && let Some(s) = self.store.find_for_url(&self.server_url)? {
             let has_scopes = extra_scopes.iter().all(|x| s.tokens.scopes.contains(x));
-            if has_scopes && !s.tokens.expires_within(self.opts.refresh_margin.as_secs()) {
+            if has_scopes && !s.tokens.due(self.opts.refresh_margin) {
                 *self.current.lock().await = Some(s.clone());
                 return Ok(s);
             }
@@ -190,7 +191,7 @@ impl TokenManager {
             None => return Err(ClientError::NeedsPerson(self.login_hint())),
         };
         if !s.tokens.access_token.is_empty()
-            && !s.tokens.expires_within(self.opts.refresh_margin.as_secs())
+            && !s.tokens.due(self.opts.refresh_margin)
         {
             return Ok(s.tokens.access_token);
         }
@@ -242,12 +243,17 @@ impl TokenManager {
                 Ok(s)
             }
             Err(e @ (ClientError::RefreshRejected(_) | ClientError::InvalidClient(_))) => {
-                if matches!(e, ClientError::InvalidClient(_)) {
+                // Only a dynamic registration is ours to forget; a pre-registered
+                // or CIMD client ID stays what the person configured.
+                if matches!(e, ClientError::InvalidClient(_))
+                    && latest.registration.source == RegistrationSource::Dynamic
+                {
                     self.store.delete_registration(&latest.issuer)?;
                 }
                 drop(lock);
                 tracing::info!(error = %e, "refresh failed; a new sign-in is needed");
-                if self.opts.may_sign_in {
+                // A machine (client credentials) signs in again without a person.
+                if self.may_renew_without_person() {
                     let scopes = latest.tokens.scopes.clone();
                     self.sign_in_again(&scopes).await
                 } else {
@@ -391,6 +397,7 @@ pub fn tokens_from(t: TokenResponse, old: Option<&Tokens>) -> Tokens {
             .refresh_token
             .or_else(|| old.and_then(|o| o.refresh_token.clone())),
         expires_at: t.expires_in.map(|s| now_secs().saturating_add(s)),
+        issued_at: Some(now_secs()),
         scopes: match t.scope {
             Some(s) => split_scopes(&s),
             None => old.map(|o| o.scopes.clone()).unwrap_or_default(),

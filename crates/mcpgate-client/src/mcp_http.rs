@@ -174,6 +174,17 @@ impl McpHttp {
                         continue;
                     }
                 }
+            } else if status == 403
+                && let Some(c) = challenge.as_deref().and_then(BearerChallenge::parse)
+                && c.is_insufficient_scope()
+            {
+                // Signed in again for the scope and still refused: the
+                // authorization server did not grant it, which no retry fixes.
+                return Err(ClientError::NeedsPerson(format!(
+                    "{} still answers 403 insufficient_scope (it needs: {}) after signing in                      again: the authorization server did not grant that scope to this account;                      ask its administrator",
+                    self.url,
+                    c.scope.as_deref().unwrap_or("a scope it does not name")
+                )));
             }
             if let Some(s) = resp
                 .headers()

@@ -39,6 +39,12 @@ pub struct ClientRegistration {
     /// Grant types registered (empty: unknown, e.g. pre-registered).
     #[serde(default)]
     pub grant_types: Vec<String>,
+    /// RFC 7592: where this registration can be read, when the server said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registration_client_uri: Option<String>,
+    /// RFC 7592: the bearer token for that URI (a secret).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registration_access_token: Option<String>,
 }
 
 impl std::fmt::Debug for ClientRegistration {
@@ -53,6 +59,11 @@ impl std::fmt::Debug for ClientRegistration {
             )
             .field("redirect_uris", &self.redirect_uris)
             .field("source", &self.source)
+            .field("registration_client_uri", &self.registration_client_uri)
+            .field(
+                "registration_access_token",
+                &self.registration_access_token.as_ref().map(|_| "…"),
+            )
             .finish()
     }
 }
@@ -176,6 +187,10 @@ pub async fn register_dynamic(
         token_endpoint_auth_method: Option<String>,
         #[serde(default)]
         redirect_uris: Option<Vec<String>>,
+        #[serde(default)]
+        registration_client_uri: Option<String>,
+        #[serde(default)]
+        registration_access_token: Option<String>,
     }
     let answer: Answer = serde_json::from_slice(&bytes).map_err(|e| {
         ClientError::Registration(format!("registration response is not RFC 7591 JSON: {e}"))
@@ -192,5 +207,29 @@ pub async fn register_dynamic(
             .unwrap_or_else(|| req.redirect_uris.clone()),
         source: RegistrationSource::Dynamic,
         grant_types: req.grant_types.iter().map(|g| (*g).to_owned()).collect(),
+        registration_client_uri: answer.registration_client_uri,
+        registration_access_token: answer.registration_access_token,
     })
+}
+
+/// Whether the server still knows a dynamically registered client, asked
+/// through RFC 7592 (`GET registration_client_uri` with its token): `false`
+/// on 401, 403 or 404; `true` when it answers 2xx, and also when it cannot
+/// tell (no RFC 7592 data, other statuses, network errors), so that only a
+/// definite "forgotten" makes the client register again.
+///
+/// Why ask before a browser sign-in: a server that forgot the client shows
+/// the person an error page, and the loopback callback would never arrive.
+pub async fn still_registered(http: &reqwest::Client, reg: &ClientRegistration) -> bool {
+    let (Some(uri), Some(token)) = (&reg.registration_client_uri, &reg.registration_access_token)
+    else {
+        return true;
+    };
+    match http.get(uri).bearer_auth(token).send().await {
+        Ok(r) => !matches!(r.status().as_u16(), 401 | 403 | 404),
+        Err(e) => {
+            tracing::debug!(error = %e, "could not check the client registration");
+            true
+        }
+    }
 }

@@ -46,6 +46,10 @@ pub struct Tokens {
     /// Absolute expiry (seconds since the epoch); `None`: the server gave none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<u64>,
+    /// When the access token was received (seconds since the epoch), so a
+    /// default refresh margin can be kept below half the token's lifetime.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issued_at: Option<u64>,
     /// Scopes held.
     #[serde(default)]
     pub scopes: Vec<String>,
@@ -66,6 +70,38 @@ impl Tokens {
     pub fn expires_within(&self, margin: u64) -> bool {
         self.expires_at
             .is_some_and(|at| at <= now_secs().saturating_add(margin))
+    }
+
+    /// Whether the access token is due for a refresh: within `margin` of
+    /// expiry when the margin was chosen explicitly, else within the default
+    /// margin capped at half the token's lifetime — a 5-minute token (a
+    /// common IdP default) would otherwise be refreshed on every use.
+    pub fn due(&self, margin: RefreshMargin) -> bool {
+        match margin {
+            RefreshMargin::Exactly(m) => self.expires_within(m.as_secs()),
+            RefreshMargin::AtMost(m) => {
+                let lifetime = match (self.issued_at, self.expires_at) {
+                    (Some(i), Some(e)) => e.saturating_sub(i),
+                    _ => u64::MAX,
+                };
+                self.expires_within(m.as_secs().min(lifetime / 2))
+            }
+        }
+    }
+}
+
+/// How long before expiry an access token is refreshed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefreshMargin {
+    /// This long before expiry, whatever the token's lifetime.
+    Exactly(std::time::Duration),
+    /// This long before expiry, but never more than half the token's lifetime.
+    AtMost(std::time::Duration),
+}
+
+impl Default for RefreshMargin {
+    fn default() -> Self {
+        RefreshMargin::AtMost(std::time::Duration::from_secs(300))
     }
 }
 
@@ -278,6 +314,7 @@ impl TokenStore {
     pub fn delete_registration(&self, issuer: &str) -> Result<(), ClientError> {
         if self.backend == Backend::Keyring {
             keyring_backend::delete(&format!("reg-{}", digest(issuer)))?;
+            keyring_backend::delete(&format!("regtoken-{}", digest(issuer)))?;
         }
         files::remove(&self.registration_path(issuer))
     }

@@ -363,7 +363,7 @@ fn login_flags(
     (l.grant != "authorization_code").then(|| flag("grant", Some(l.grant.clone())));
     flag("callback-port", l.callback_port.map(|p| p.to_string()));
     flag("redirect-uri", l.redirect_uri.clone());
-    (l.refresh_margin != 300).then(|| flag("refresh-margin", Some(l.refresh_margin.to_string())));
+    flag("refresh-margin", l.refresh_margin.map(|m| m.to_string()));
     for (on, name) in [
         (l.manual, "--manual"),
         (l.device, "--device"),

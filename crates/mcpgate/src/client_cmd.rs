@@ -1,5 +1,5 @@
 //! `mcpgate login / token / status / logout / call`: the sign-in commands.
-//! The flags shared with `mcpgate bridge` are [`LoginArgs`]; [`credentials_for`]
+//! The flags shared with `mcpgate bridge` are [`LoginArgs`]; [`resolve`]
 //! builds the token manager from them.
 
 use std::path::PathBuf;
@@ -11,7 +11,7 @@ use clap::{Args, Subcommand};
 use mcpgate_client::mcp_config::{McpConfig, ResolvedServer};
 use mcpgate_client::oauth::PrivateKey;
 use mcpgate_client::{
-    ClientError, Credentials, SignInMethod, SignInOptions, StaticCredentials, TokenManager,
+    ClientError, Credentials, RefreshMargin, SignInMethod, SignInOptions, StaticCredentials, TokenManager,
     TokenStore,
 };
 
@@ -68,9 +68,10 @@ pub(crate) struct LoginArgs {
     /// A fixed redirect URI (e.g. urn:ietf:wg:oauth:2.0:oob with --manual).
     #[arg(long)]
     pub(crate) redirect_uri: Option<String>,
-    /// Refresh when fewer than this many seconds of validity remain.
-    #[arg(long, default_value_t = 300)]
-    pub(crate) refresh_margin: u64,
+    /// Refresh when fewer than this many seconds of validity remain
+    /// (default: 300, but at most half the token's lifetime).
+    #[arg(long)]
+    pub(crate) refresh_margin: Option<u64>,
 }
 
 /// A remote server resolved from a URL or a config name.
@@ -144,20 +145,6 @@ pub(crate) fn resolve(
     })
 }
 
-/// The endpoint, the config's extra headers and the credential source.
-pub(crate) type BridgeTarget = (url::Url, Vec<(String, String)>, Arc<dyn Credentials>);
-
-/// The credentials for `target` as the bridge needs them: the URL, the
-/// config's extra headers and an `Arc<dyn Credentials>` that signs in when
-/// needed.
-pub(crate) fn credentials_for(
-    target: &str,
-    args: &LoginArgs,
-) -> Result<BridgeTarget, ClientError> {
-    let t = resolve(target, args, true)?;
-    Ok((t.url.clone(), t.extra_headers(), t.credentials()))
-}
-
 fn sign_in_options(
     args: &LoginArgs,
     preset: Option<mcpgate_client::mcp_config::AuthBlock>,
@@ -191,7 +178,10 @@ fn sign_in_options(
         redirect_uri: args.redirect_uri.clone(),
         preset,
         may_sign_in,
-        refresh_margin: Duration::from_secs(args.refresh_margin),
+        refresh_margin: args
+            .refresh_margin
+            .map(|s| RefreshMargin::Exactly(Duration::from_secs(s)))
+            .unwrap_or_default(),
         ..SignInOptions::default()
     })
 }

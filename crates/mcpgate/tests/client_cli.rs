@@ -264,7 +264,8 @@ fn root_metadata_and_every_token_endpoint_auth_method() {
 
 #[test]
 fn step_up_refresh_once_across_processes_and_logout() {
-    let p = peer(serde_json::json!({"as": "oidc", "prm": "path"}));
+    // Short-lived access tokens, so both processes below find theirs expired.
+    let p = peer(serde_json::json!({"as": "oidc", "prm": "path", "ttl": 4}));
     let home = tempfile::tempdir().unwrap();
     let h = home.path();
     ok(h, &["login", &p.mcp, "--non-interactive"]);
@@ -305,11 +306,14 @@ fn step_up_refresh_once_across_processes_and_logout() {
     );
     assert!(e.contains("403"), "{e}");
     assert_eq!(p.stats()["authorizations"].as_i64().unwrap(), auths + 1);
-    // Two processes that both find the token stale refresh it once between them.
+    // Two processes that both find the token expired refresh it once between
+    // them: the second either waits on the lock and finds the first one's new
+    // token, or starts after it and finds that token fresh.
+    std::thread::sleep(std::time::Duration::from_secs(5));
     let before = p.stats()["refreshes"].as_i64().unwrap();
     let spawn = || {
         Command::new(env!("CARGO_BIN_EXE_mcpgate"))
-            .args(["token", &p.mcp, "--refresh-margin", "7200"])
+            .args(["token", &p.mcp])
             .env("MCPGATE_HOME", h)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -324,7 +328,6 @@ fn step_up_refresh_once_across_processes_and_logout() {
         String::from_utf8_lossy(&a.stderr),
         String::from_utf8_lossy(&b.stderr)
     );
-    // The second waits on the lock, then finds the first one's new token.
     let after = p.stats()["refreshes"].as_i64().unwrap();
     assert_eq!(after, before + 1);
     assert_eq!(a.stdout, b.stdout);

@@ -203,6 +203,8 @@ async fn register(
                 redirect_uris: if uri.is_empty() { vec![] } else { vec![uri] },
                 source: RegistrationSource::Preregistered,
                 grant_types: Vec::new(),
+                registration_client_uri: None,
+                registration_access_token: None,
             },
             lb,
         ));
@@ -229,15 +231,26 @@ async fn register(
                     redirect_uris: vec![uri],
                     source: RegistrationSource::Cimd,
                     grant_types: Vec::new(),
+                    registration_client_uri: None,
+                    registration_access_token: None,
                 },
                 lb,
             ));
         }
         tracing::info!(issuer = %meta.issuer, "the server does not support client ID metadata documents");
     }
-    // 3. A registration this store made earlier with this issuer.
+    // 3. A registration this store made earlier with this issuer, unless the
+    // server says (RFC 7592) it has forgotten it.
     let wanted = grant_types(o.method);
-    if let Some(reg) = m.store.load_registration(&meta.issuer)?
+    let mut stored = m.store.load_registration(&meta.issuer)?;
+    if let Some(reg) = &stored
+        && !crate::registration::still_registered(&m.http, reg).await
+    {
+        tracing::info!(client = %reg.client_id, "the authorization server forgot our client; registering again");
+        m.store.delete_registration(&meta.issuer)?;
+        stored = None;
+    }
+    if let Some(reg) = stored
         && wanted
             .iter()
             .all(|g| reg.grant_types.iter().any(|h| h == g))

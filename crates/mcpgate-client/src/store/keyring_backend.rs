@@ -74,6 +74,8 @@ pub(super) fn take_signin_secrets(key: &str, record: &mut SignIn) -> Result<(), 
         refresh_token: record.tokens.refresh_token.take(),
         client_secret: record.registration.client_secret.take(),
     };
+    // The registration record keeps its own (keyring) copy; a sign-in needs none.
+    record.registration.registration_access_token = None;
     let json = serde_json::to_string(&secrets).map_err(|e| ClientError::store("encoding", e))?;
     set(key, &json)
 }
@@ -93,6 +95,10 @@ pub(super) fn take_registration_secret(
     digest: &str,
     reg: &mut ClientRegistration,
 ) -> Result<(), ClientError> {
+    match reg.registration_access_token.take() {
+        Some(token) => set(&format!("regtoken-{digest}"), &token)?,
+        None => delete(&format!("regtoken-{digest}"))?,
+    }
     match reg.client_secret.take() {
         Some(secret) => set(&format!("reg-{digest}"), &secret),
         None => delete(&format!("reg-{digest}")),
@@ -104,5 +110,6 @@ pub(super) fn fill_registration(
     reg: &mut ClientRegistration,
 ) -> Result<(), ClientError> {
     reg.client_secret = get(&format!("reg-{digest}"))?;
+    reg.registration_access_token = get(&format!("regtoken-{digest}"))?;
     Ok(())
 }

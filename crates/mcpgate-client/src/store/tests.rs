@@ -23,12 +23,15 @@ fn signin(issuer: &str, resource: &str) -> SignIn {
             redirect_uris: vec![],
             source: RegistrationSource::Dynamic,
             grant_types: vec![],
+            registration_client_uri: None,
+            registration_access_token: None,
         },
         grant: Grant::AuthorizationCode,
         tokens: Tokens {
             access_token: "at".into(),
             refresh_token: Some("rt".into()),
             expires_at: Some(now_secs() + 100),
+            issued_at: Some(now_secs()),
             scopes: vec!["mcp".into()],
         },
         updated_at: 0,
@@ -132,4 +135,32 @@ async fn the_lock_excludes_a_second_holder_until_dropped() {
         .unwrap()
         .unwrap()
         .unwrap();
+}
+
+#[test]
+fn default_refresh_margin_is_capped_at_half_the_lifetime() {
+    use std::time::Duration;
+    let now = now_secs();
+    // A 5-minute token just issued: the 300 s default would call it stale at once.
+    let short = Tokens {
+        access_token: "at".into(),
+        expires_at: Some(now + 300),
+        issued_at: Some(now),
+        ..Tokens::default()
+    };
+    assert!(!short.due(RefreshMargin::default()));
+    assert!(short.due(RefreshMargin::Exactly(Duration::from_secs(300))));
+    // Past half of its lifetime it is due.
+    let half_gone = Tokens {
+        issued_at: Some(now - 200),
+        expires_at: Some(now + 100),
+        ..short.clone()
+    };
+    assert!(half_gone.due(RefreshMargin::default()));
+    // Stored before issue times were kept: the plain 300 s margin applies.
+    let legacy = Tokens {
+        issued_at: None,
+        ..short
+    };
+    assert!(legacy.due(RefreshMargin::default()));
 }
