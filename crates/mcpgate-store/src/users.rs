@@ -98,13 +98,36 @@ impl Store {
         not_found_if_none(done.rows_affected(), name)
     }
 
-    /// Removes user `name`.
+    /// Removes user `name`, and with it everything that lets them in: their
+    /// authorization-server grants are revoked (so their refresh tokens stop at
+    /// once and their access tokens at the next verification), their
+    /// remembered consents and browser sessions deleted. One transaction: a
+    /// crash leaves either the user with all of it or none of it.
     pub async fn remove_user(&self, name: &str) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query("DELETE FROM users WHERE name = $1")
             .bind(name)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
-        not_found_if_none(done.rows_affected(), name)
+        not_found_if_none(done.rows_affected(), name)?;
+        sqlx::query(
+            "UPDATE oauth_grants SET revoked_at = $1, revoked_why = 'user removed' \
+             WHERE subject = $2 AND revoked_at IS NULL",
+        )
+        .bind(crate::time::to_unix(std::time::SystemTime::now()))
+        .bind(name)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM oauth_consents WHERE subject = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM oauth_sessions WHERE subject = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Every user, by name.

@@ -137,3 +137,32 @@ fn the_dummy_hash_costs_what_a_real_one_does() {
     assert_eq!(dummy.params, real.params);
     assert_eq!(dummy.hash.map(|h| h.len()), real.hash.map(|h| h.len()));
 }
+
+#[tokio::test]
+async fn removing_a_user_revokes_their_grants_only() {
+    use crate::oauth::GrantRow;
+    use std::time::{Duration, SystemTime};
+    let (_dir, store) = test_store().await;
+    store.add_user("alice", "pw-a", &scopes("")).await.unwrap();
+    store.add_user("bob", "pw-b", &scopes("")).await.unwrap();
+    let later = SystemTime::now() + Duration::from_secs(3600);
+    for (id, who) in [("g-alice", "alice"), ("g-bob", "bob")] {
+        let g = GrantRow::new(
+            id.into(),
+            "client".into(),
+            who.into(),
+            scopes("notes:read"),
+            "http://127.0.0.1/mcp".into(),
+            later,
+        );
+        store.insert_grant(&g).await.unwrap();
+    }
+    store.remove_user("alice").await.unwrap();
+    let now = SystemTime::now();
+    let alice = store.find_grant("g-alice").await.unwrap().unwrap();
+    assert!(!alice.is_active(now), "a removed user's grant must end");
+    let bob = store.find_grant("g-bob").await.unwrap().unwrap();
+    assert!(bob.is_active(now), "other users keep theirs");
+    // Removing an unknown user changes nothing and says so.
+    assert!(store.remove_user("alice").await.is_err());
+}
