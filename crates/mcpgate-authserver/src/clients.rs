@@ -126,10 +126,26 @@ pub(crate) async fn require(inner: &Inner, client_id: &str) -> Result<Client, OA
 
 /// Records that the client got a token now; a dynamic client's expiry moves out.
 pub(crate) async fn used(inner: &Inner, client: &Client) {
+    let now = SystemTime::now();
     if client.kind == ClientKind::Cimd {
+        // A document client gets a row too: the purge deletes grants whose
+        // client has none, and `mcpgate clients list` shows it.
+        let mut row = ClientRow::new(
+            client.id.clone(),
+            ClientKind::Cimd,
+            serde_json::json!({
+                "client_name": client.name,
+                "redirect_uris": client.redirect_uris,
+                "grant_types": client.grant_types,
+                "token_endpoint_auth_method": client.auth_method,
+            }),
+        );
+        row.expires_at = Some(now + inner.settings.dynamic_client_ttl);
+        if let Err(e) = inner.store.upsert_client(&row).await {
+            tracing::warn!(client = %client.id, "cannot record the document client: {e}");
+        }
         return;
     }
-    let now = SystemTime::now();
     let expires =
         (client.kind == ClientKind::Dynamic).then(|| now + inner.settings.dynamic_client_ttl);
     if let Err(e) = inner.store.touch_client(&client.id, now, expires).await {

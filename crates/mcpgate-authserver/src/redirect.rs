@@ -6,8 +6,9 @@
 /// The out-of-band redirect: the code is shown on a page for pasting into a CLI.
 pub const OOB: &str = "urn:ietf:wg:oauth:2.0:oob";
 
-/// Why a redirect URI cannot be registered, if it cannot.
-pub(crate) fn check_registrable(uri: &str) -> Result<(), String> {
+/// Why a redirect URI cannot be registered, if it cannot (also used by
+/// `mcpgate clients add`).
+pub fn check_registrable(uri: &str) -> Result<(), String> {
     if uri == OOB {
         return Ok(());
     }

@@ -71,6 +71,21 @@ pub struct Settings {
     /// The window the failures are counted in.
     #[serde(default = "d_window", deserialize_with = "deserialize_duration")]
     pub login_window: Duration,
+    /// How often expired rows are purged and the signing keys re-read (after
+    /// `mcpgate signing-keys rotate`).
+    #[serde(default = "d_maintenance", deserialize_with = "deserialize_duration")]
+    pub maintenance_interval: Duration,
+    /// External identity providers users may sign in with (`[[authserver.federation]]`).
+    #[serde(default)]
+    pub federation: Vec<crate::federation::ProviderConfig>,
+    /// Whether the login page offers local password sign-in (`mcpgate users`);
+    /// switch it off to allow federated sign-in only.
+    #[serde(default = "d_local_login")]
+    pub local_login: bool,
+}
+
+fn d_local_login() -> bool {
+    true
 }
 
 impl Default for Settings {
@@ -96,6 +111,9 @@ impl Default for Settings {
             dynamic_client_ttl: d_client_ttl(),
             login_max_failures: d_failures(),
             login_window: d_window(),
+            maintenance_interval: d_maintenance(),
+            federation: Vec::new(),
+            local_login: true,
         }
     }
 }
@@ -255,6 +273,9 @@ fn d_failures() -> u32 {
 }
 fn d_window() -> Duration {
     Duration::from_secs(15 * 60)
+}
+fn d_maintenance() -> Duration {
+    Duration::from_secs(60)
 }
 fn d_cimd_cache() -> Duration {
     Duration::from_secs(3600)

@@ -57,6 +57,21 @@ enum Command {
         #[command(subcommand)]
         command: crate::users::UsersCommand,
     },
+    /// Pre-register, list and remove OAuth clients of the built-in authorization server.
+    Clients {
+        #[command(subcommand)]
+        command: crate::clients::ClientsCommand,
+    },
+    /// List and rotate the authorization server's token signing keys.
+    SigningKeys {
+        #[command(subcommand)]
+        command: crate::signing_keys::SigningKeysCommand,
+    },
+    /// Manage the per-user credential vault (master key rotation).
+    Vault {
+        #[command(subcommand)]
+        command: crate::vault_cmd::VaultCommand,
+    },
     #[command(flatten)]
     Client(crate::client_cmd::ClientCommand),
     /// Serve a remote MCP server as a local stdio server (for apps that speak only stdio).
@@ -138,6 +153,9 @@ pub(crate) async fn run(cli: Cli) -> ExitCode {
         } => crate::demo::run(http, data_dir, credentials).await,
         Command::Keys { command } => crate::keys::run(command).await,
         Command::Users { command } => crate::users::run(command).await,
+        Command::Clients { command } => crate::clients::run(command).await,
+        Command::SigningKeys { command } => crate::signing_keys::run(command).await,
+        Command::Vault { command } => crate::vault_cmd::run(command).await,
         Command::Client(command) => crate::client_cmd::run(command).await,
         Command::Bridge(args) => crate::bridge_cmd::run(args).await,
         Command::Config(args) => crate::bridge_cmd::config(args),

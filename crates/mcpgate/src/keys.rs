@@ -23,7 +23,7 @@ pub(crate) struct StoreArgs {
 
 impl StoreArgs {
     /// The data directory: --data-dir, else the config's server.data_dir, else the default.
-    fn data_dir(&self) -> Result<PathBuf, String> {
+    pub(crate) fn data_dir(&self) -> Result<PathBuf, String> {
         if let Some(d) = &self.data_dir {
             return Ok(d.clone());
         }
@@ -58,7 +58,8 @@ impl StoreArgs {
         Store::open(&dir).await.map_err(|e| e.to_string())
     }
 
-    fn dir(&self) -> String {
+    /// The data directory for messages.
+    pub(crate) fn dir(&self) -> String {
         self.data_dir()
             .map(|d| d.display().to_string())
             .unwrap_or_default()

@@ -7,13 +7,16 @@ mod authserver;
 mod bridge_cmd;
 mod cli;
 mod client_cmd;
+mod clients;
 mod config;
 mod demo;
 mod init;
 mod keys;
 mod logging;
 mod serve;
+mod signing_keys;
 mod users;
+mod vault_cmd;
 
 use std::process::ExitCode;
 

@@ -103,12 +103,27 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
         },
         _ => None,
     };
+    let user_sources = match crate::vault_cmd::wire(
+        authserver.as_ref(),
+        &cfg.upstreams,
+        &cfg.authserver
+            .federation
+            .iter()
+            .map(|p| p.name.clone())
+            .collect::<Vec<_>>(),
+    )
+    .await
+    {
+        Ok(s) => s,
+        Err(e) => return report(&[e]),
+    };
     let gateway = match Gateway::new(GatewayConfig {
         upstreams: cfg.upstreams.clone(),
         limits: cfg.server.limits(),
         origins: OriginPolicy::new(&public_url, local, &cfg.server.allowed_origins),
         auth,
         public_url: public_url.clone(),
+        user_sources,
     }) {
         Ok(g) => g,
         Err(e) => return report(&[e]),
@@ -141,7 +156,7 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
     let app = crate::authserver::merge(gateway.router(), authserver.as_ref());
     let _maintenance = authserver
         .as_ref()
-        .map(|a| a.spawn_maintenance(Duration::from_secs(60)));
+        .map(|a| a.spawn_maintenance(cfg.authserver.maintenance_interval.max(Duration::from_secs(1))));
     let grace = cfg.server.shutdown_grace.unwrap_or(Duration::from_secs(10));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let gw = gateway.clone();

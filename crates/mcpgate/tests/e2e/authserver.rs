@@ -18,13 +18,13 @@ use crate::harness::raw::{Raw, tool_call};
 use crate::harness::{BIN, Gateway, demo_stdio_upstream, free_port};
 
 /// A browser without JavaScript: no automatic redirects, one cookie jar.
-struct Browser {
-    http: reqwest::Client,
-    cookies: Vec<(String, String)>,
+pub(crate) struct Browser {
+    pub(crate) http: reqwest::Client,
+    pub(crate) cookies: Vec<(String, String)>,
 }
 
 impl Browser {
-    fn new() -> Browser {
+    pub(crate) fn new() -> Browser {
         Browser {
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
@@ -34,7 +34,7 @@ impl Browser {
         }
     }
 
-    fn cookie_header(&self) -> String {
+    pub(crate) fn cookie_header(&self) -> String {
         self.cookies
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
@@ -55,7 +55,7 @@ impl Browser {
         }
     }
 
-    async fn get(&mut self, url: &str) -> (StatusCode, HeaderMap, String) {
+    pub(crate) async fn get(&mut self, url: &str) -> (StatusCode, HeaderMap, String) {
         let r = self
             .http
             .get(url)
@@ -68,7 +68,7 @@ impl Browser {
         (s, h, r.text().await.expect("body"))
     }
 
-    async fn post_form(
+    pub(crate) async fn post_form(
         &mut self,
         url: &str,
         form: &[(String, String)],
@@ -89,7 +89,7 @@ impl Browser {
     }
 }
 
-fn form_encode(form: &[(String, String)]) -> String {
+pub(crate) fn form_encode(form: &[(String, String)]) -> String {
     let mut s = url::form_urlencoded::Serializer::new(String::new());
     for (k, v) in form {
         s.append_pair(k, v);
@@ -97,7 +97,7 @@ fn form_encode(form: &[(String, String)]) -> String {
     s.finish()
 }
 
-fn unescape(s: &str) -> String {
+pub(crate) fn unescape(s: &str) -> String {
     // Named and numeric (decimal or hex) character references.
     let mut out = String::new();
     let mut rest = s;
@@ -132,7 +132,7 @@ fn unescape(s: &str) -> String {
 }
 
 /// The hidden inputs of the first form in `html`.
-fn hidden_fields(html: &str) -> Vec<(String, String)> {
+pub(crate) fn hidden_fields(html: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for part in html.split("<input type=\"hidden\" name=\"").skip(1) {
         let (name, rest) = part.split_once('"').expect("name");
@@ -146,7 +146,7 @@ fn hidden_fields(html: &str) -> Vec<(String, String)> {
     out
 }
 
-fn location(h: &HeaderMap) -> String {
+pub(crate) fn location(h: &HeaderMap) -> String {
     h.get(LOCATION)
         .expect("a Location header")
         .to_str()
@@ -154,7 +154,7 @@ fn location(h: &HeaderMap) -> String {
         .to_owned()
 }
 
-fn query_of(url: &str) -> std::collections::BTreeMap<String, String> {
+pub(crate) fn query_of(url: &str) -> std::collections::BTreeMap<String, String> {
     url::Url::parse(url)
         .expect("absolute URL")
         .query_pairs()
@@ -162,12 +162,12 @@ fn query_of(url: &str) -> std::collections::BTreeMap<String, String> {
         .collect()
 }
 
-struct Pkce {
-    verifier: String,
-    challenge: String,
+pub(crate) struct Pkce {
+    pub(crate) verifier: String,
+    pub(crate) challenge: String,
 }
 
-fn pkce() -> Pkce {
+pub(crate) fn pkce() -> Pkce {
     let mut b = [0u8; 32];
     aws_lc_rs::rand::fill(&mut b).expect("random");
     let verifier = URL_SAFE_NO_PAD.encode(b);
@@ -179,7 +179,7 @@ fn pkce() -> Pkce {
 }
 
 /// `mcpgate users add NAME --password-stdin --scopes … --data-dir DATA`.
-fn add_user(data: &Path, name: &str, password: &str, scopes: &str) {
+pub(crate) fn add_user(data: &Path, name: &str, password: &str, scopes: &str) {
     use std::io::Write as _;
     let mut child = std::process::Command::new(BIN)
         .args([
@@ -211,7 +211,7 @@ fn add_user(data: &Path, name: &str, password: &str, scopes: &str) {
     );
 }
 
-fn config(notes: &Path, extra: &str) -> String {
+pub(crate) fn config(notes: &Path, extra: &str) -> String {
     format!(
         "[server]\nrequest_timeout = \"30s\"\n\n[auth]\nmode = \"required\"\n\n[authserver]\nenabled = true\nrefresh_grace = \"1s\"\n{extra}\n\n{}",
         demo_stdio_upstream(
@@ -223,7 +223,7 @@ fn config(notes: &Path, extra: &str) -> String {
 }
 
 /// A registered public client.
-async fn register(base: &str, redirect_uris: &[&str]) -> String {
+pub(crate) async fn register(base: &str, redirect_uris: &[&str]) -> String {
     let r = reqwest::Client::new()
         .post(format!("{base}/register"))
         .json(&json!({
@@ -242,7 +242,7 @@ async fn register(base: &str, redirect_uris: &[&str]) -> String {
 }
 
 /// Signs in (filling the forms) and allows; the code the client receives.
-async fn authorize(
+pub(crate) async fn authorize(
     b: &mut Browser,
     base: &str,
     client_id: &str,
@@ -332,7 +332,7 @@ async fn authorize(
         .unwrap_or_else(|| panic!("no code in {redirected}"))
 }
 
-async fn token(base: &str, form: &[(&str, &str)]) -> (StatusCode, Value) {
+pub(crate) async fn token(base: &str, form: &[(&str, &str)]) -> (StatusCode, Value) {
     let r = reqwest::Client::new()
         .post(format!("{base}/token"))
         .form(form)
@@ -351,7 +351,7 @@ async fn token(base: &str, form: &[(&str, &str)]) -> (StatusCode, Value) {
 }
 
 /// `whoami` through the gateway with `access`; the subject, or the HTTP status.
-async fn whoami(mcp: &str, access: &str) -> Result<String, StatusCode> {
+pub(crate) async fn whoami(mcp: &str, access: &str) -> Result<String, StatusCode> {
     let http = reqwest::Client::builder()
         .default_headers(
             [(

@@ -9,16 +9,25 @@
 //! - `auth`: the guard with API keys, Basic users and JWTs, scopes, sessions bound to
 //!   their subject, revocation, and the identity HTTP upstreams receive;
 //! - `credentials`: outbound upstream credentials (login + refresh, client credentials,
-//!   static secrets, token exchange) against small loopback token servers.
+//!   static secrets, token exchange) against small loopback token servers;
+//! - `oauth_rmcp`: rmcp's OAuth client against the built-in authorization server;
+//! - `federation`: sign-in through a GitHub-shaped server and through a second mcpgate
+//!   as OIDC provider, federated tokens forwarded, refreshed and revoked;
+//! - `vault`: per-user secrets from the vault (account page, isolation between users,
+//!   the OAuth façade, master key rotation).
 
 // Sampling is deprecated by SEP-2577, but clients still use it and the gateway relays it.
 #![allow(deprecated)]
 
 mod auth;
 mod authserver;
+mod authserver_more;
 mod concurrency;
 mod credentials;
 mod everything;
+mod federation;
 mod harness;
 mod lifecycle;
+mod oauth_rmcp;
 mod rmcp_flows;
+mod vault;
