@@ -30,9 +30,11 @@ struct AccountPage<'a> {
     grants: Vec<GrantLine>,
     revoke_action: &'a str,
     logout: &'a str,
+    credentials: Vec<crate::vault::CredentialLine>,
+    credentials_action: &'a str,
 }
 
-fn to_login(inner: &Inner) -> Response {
+pub(crate) fn to_login(inner: &Inner) -> Response {
     let next = form_urlencoded::Serializer::new(String::new())
         .append_pair("next", &inner.route("/account"))
         .finish();
@@ -40,6 +42,17 @@ fn to_login(inner: &Inner) -> Response {
 }
 
 async fn render(inner: &Inner, subject: &str, csrf: &str, notice: Option<&str>) -> Response {
+    render_with(inner, subject, csrf, notice, StatusCode::OK).await
+}
+
+/// The account page with `notice`, answered with `status`.
+pub(crate) async fn render_with(
+    inner: &Inner,
+    subject: &str,
+    csrf: &str,
+    notice: Option<&str>,
+    status: StatusCode,
+) -> Response {
     let grants = match inner
         .store
         .list_grants_for(subject, SystemTime::now())
@@ -66,8 +79,9 @@ async fn render(inner: &Inner, subject: &str, csrf: &str, notice: Option<&str>) 
             last_used: mcpgate_store::format_utc(g.last_used_at),
         });
     }
+    let credentials = crate::vault::lines(inner, subject).await;
     pages::render(
-        StatusCode::OK,
+        status,
         &AccountPage {
             css: &inner.route("/assets/style.css"),
             user: subject,
@@ -76,6 +90,8 @@ async fn render(inner: &Inner, subject: &str, csrf: &str, notice: Option<&str>) 
             grants: lines,
             revoke_action: &inner.route("/account/revoke"),
             logout: &inner.route("/logout"),
+            credentials,
+            credentials_action: &inner.route("/account/credentials"),
         },
     )
 }

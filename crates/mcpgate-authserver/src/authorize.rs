@@ -214,10 +214,16 @@ pub(crate) fn requested_scopes(
     };
     let mut out = BTreeSet::new();
     for s in asked {
-        let allowed_for_client = client
-            .scope
-            .as_ref()
-            .is_none_or(|cs| cs.split_ascii_whitespace().any(|c| c == s));
+        // A dynamic or CIMD client's `scope` is what it asked for when it registered, not a
+        // ceiling: anyone may register (or host a document) with any scope, and MCP clients
+        // register with their first challenge's scope, then step up to more after a 403
+        // insufficient_scope. The user's consent decides; only a pre-registered client is
+        // held to its list.
+        let allowed_for_client = client.kind != ClientKind::Static
+            || client
+                .scope
+                .as_ref()
+                .is_none_or(|cs| cs.split_ascii_whitespace().any(|c| c == s));
         if inner.known_scope(&s) && allowed_for_client {
             out.insert(s);
         } else if inner.settings.unknown_scopes == UnknownScopes::Reject {
@@ -339,6 +345,11 @@ pub(crate) async fn get(
         return r;
     };
     let subject = session.subject.clone().unwrap_or_default();
+    // The IdP revoked the tokens an upstream needs: through the IdP again first.
+    let here = format!("{}?{}", inner.route("/authorize"), req.params.to_query());
+    if let Some(url) = crate::federation::reconsent_url(&inner, &subject, &here).await {
+        return see_other(&url);
+    }
     let user = match inner.store.find_user(&subject).await {
         Ok(Some(u)) => u,
         Ok(None) => {
@@ -353,7 +364,8 @@ pub(crate) async fn get(
         }
     };
     let scopes = user_scopes(&user, &req.scopes);
-    if !req.prompt.contains("consent") {
+    let vault = crate::vault::consent_field(&inner, &subject, &req.resource, None).await;
+    if !req.prompt.contains("consent") && vault.is_none() {
         let remembered = inner
             .store
             .find_consent(&subject, &req.client.id)
@@ -371,7 +383,7 @@ pub(crate) async fn get(
         ))
         .respond(&inner);
     }
-    consent_page(&inner, &req, &session.csrf, &subject, &scopes)
+    consent_page(&inner, &req, &session.csrf, &subject, &scopes, vault)
 }
 
 fn consent_page(
@@ -380,7 +392,13 @@ fn consent_page(
     csrf: &str,
     user: &str,
     scopes: &BTreeSet<String>,
+    vault: Option<crate::vault::ConsentField>,
 ) -> Response {
+    let status = if vault.as_ref().is_some_and(|v| v.error.is_some()) {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
     let redirect_host = if req.redirect_uri == OOB {
         "this page (you will copy a code)".to_owned()
     } else {
@@ -416,8 +434,9 @@ fn consent_page(
             })
             .collect(),
         hidden: req.params.pairs.clone(),
+        vault,
     };
-    pages::render(StatusCode::OK, &page)
+    pages::render(status, &page)
 }
 
 /// `POST /consent`: the user's decision.
@@ -450,7 +469,12 @@ pub(crate) async fn consent(
         )
         .respond(&inner);
     }
-    let req = match validate(&inner, form.without(&["csrf", "decision", "remember"])).await {
+    let req = match validate(
+        &inner,
+        form.without(&["csrf", "decision", "remember", "vault_secret"]),
+    )
+    .await
+    {
         Ok(r) => r,
         Err(f) => return f.respond(&inner),
     };
@@ -471,6 +495,17 @@ pub(crate) async fn consent(
         }
     };
     let scopes = user_scopes(&user, &req.scopes);
+    // The secret the requested upstream needs, when the page asked for it.
+    if let Some(field) = crate::vault::consent_field(&inner, &subject, &req.resource, None).await
+        && let Some(secret) = form
+            .get("vault_secret")
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        && let Err(why) = crate::vault::store_from_consent(&inner, &subject, &field, secret).await
+    {
+        let field = crate::vault::consent_field(&inner, &subject, &req.resource, Some(why)).await;
+        return consent_page(&inner, &req, &session.csrf, &subject, &scopes, field);
+    }
     if form.get("remember") == Some("yes")
         && let Err(e) = inner
             .store
@@ -512,6 +547,10 @@ async fn issue_code(
         created_at: now,
         expires_at: now + inner.settings.code_ttl,
     };
+    if req.client.kind == ClientKind::Cimd {
+        // Before the grant exists, so that the purge never sees it without a client.
+        clients::used(inner, &req.client).await;
+    }
     let stored = async {
         inner.store.insert_grant(&grant).await?;
         inner.store.insert_code(&row).await

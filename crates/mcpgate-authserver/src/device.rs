@@ -185,6 +185,7 @@ pub(crate) async fn exchange(
                 expires_in,
                 scopes: grant.scopes.clone(),
                 refresh_token: refresh,
+                id_token: None,
             })
         }
         _ => Err(OAuthError::grant("the device code was used already")),

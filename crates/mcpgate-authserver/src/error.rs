@@ -86,7 +86,8 @@ impl ErrorCode {
         match self {
             ErrorCode::InvalidClient | ErrorCode::InvalidToken => StatusCode::UNAUTHORIZED,
             ErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
-            ErrorCode::AccessDenied => StatusCode::FORBIDDEN,
+            // access_denied too: a token-endpoint error is 400 (RFC 6749 §5.2, RFC 8628 §3.5),
+            // and so is a refused registration (RFC 7591 §3.2.2).
             _ => StatusCode::BAD_REQUEST,
         }
     }

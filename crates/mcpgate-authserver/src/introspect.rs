@@ -114,10 +114,15 @@ pub(crate) async fn userinfo(State(inner): State<Arc<Inner>>, headers: HeaderMap
     let v = AccessTokenVerifier::new(inner.clone());
     // Userinfo serves tokens for any of this server's audiences.
     match v.verify(&cred).await {
-        Ok(ok) => no_store(
-            Json(serde_json::json!({ "sub": ok.principal.subject, "preferred_username": ok.principal.subject }))
-                .into_response(),
-        ),
+        Ok(ok) => {
+            let mut body = serde_json::json!({ "sub": ok.principal.subject, "preferred_username": ok.principal.subject });
+            if let Some(email) = crate::federation::user_email(&inner, &ok.principal.subject).await
+            {
+                body["email"] = email.into();
+                body["email_verified"] = true.into();
+            }
+            no_store(Json(body).into_response())
+        }
         Err(e) => unauthorized(&e.to_string()),
     }
 }

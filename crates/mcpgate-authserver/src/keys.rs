@@ -171,7 +171,7 @@ fn generate(alg: SigningAlg) -> Result<Vec<u8>, String> {
 }
 
 /// The associated data a key is sealed with: it cannot be moved to another row.
-fn aad(kid: &str) -> Vec<u8> {
+pub fn aad(kid: &str) -> Vec<u8> {
     format!("mcpgate-signing-key:{kid}").into_bytes()
 }
 

@@ -19,6 +19,7 @@ mod client_auth;
 mod clients;
 mod device;
 mod error;
+mod federation;
 mod introspect;
 mod keys;
 mod metadata;
@@ -34,6 +35,7 @@ mod settings;
 mod ssrf;
 mod throttle;
 mod token;
+mod vault;
 mod verifier;
 
 use std::collections::BTreeSet;
@@ -45,11 +47,14 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use mcpgate_store::{MasterKey, Store};
 
 pub use error::{ErrorCode, OAuthError};
+pub use federation::{MapBy, ProviderConfig, ProviderKind};
+pub use keys::aad as signing_key_aad;
 pub use keys::rotate as rotate_signing_key;
-pub use redirect::OOB;
+pub use redirect::{OOB, check_registrable as check_redirect_uri};
 pub use settings::{
     CimdSettings, Registration, RegistrationPolicy, Settings, SigningAlg, UnknownScopes,
 };
+pub use vault::VaultSlot;
 pub use verifier::AccessTokenVerifier;
 
 /// The running authorization server; cheap to clone.
@@ -78,6 +83,10 @@ pub(crate) struct Inner {
     pub(crate) initial_access_tokens: Vec<String>,
     /// `private_key_jwt` assertions already used.
     pub(crate) seen_assertions: client_auth::ReplaySet,
+    /// Upstreams whose credential is each user's own secret (the account page's "Credentials").
+    pub(crate) vault: std::sync::OnceLock<Vec<vault::VaultSlot>>,
+    /// External identity providers (`[[authserver.federation]]`).
+    pub(crate) federation: federation::Federation,
 }
 
 impl Inner {
@@ -169,6 +178,10 @@ impl AuthServer {
         {
             return Err("authserver.registration.policy = \"initial_access_token\" needs initial_access_tokens or initial_access_tokens_env".into());
         }
+        let federation = federation::Federation::new(&settings.federation)?;
+        if !settings.local_login && federation.providers.is_empty() {
+            return Err("authserver.local_login = false needs at least one [[authserver.federation]] provider, or nobody can sign in".into());
+        }
         let throttle = throttle::Throttle::new(settings.login_max_failures, settings.login_window);
         let cimd = cimd::Fetcher::new(&settings.cimd)?;
         Ok(AuthServer {
@@ -186,6 +199,8 @@ impl AuthServer {
                 secure_cookies,
                 initial_access_tokens,
                 seen_assertions: client_auth::ReplaySet::new(),
+                vault: std::sync::OnceLock::new(),
+                federation,
             }),
         })
     }

@@ -85,6 +85,8 @@ pub(crate) struct ConsentPage<'a> {
     pub(crate) document_client: bool,
     pub(crate) scopes: Vec<ScopeLine>,
     pub(crate) hidden: Vec<(String, String)>,
+    /// The requested upstream needs the user's own secret, not stored yet.
+    pub(crate) vault: Option<crate::vault::ConsentField>,
 }
 
 /// A short message page.

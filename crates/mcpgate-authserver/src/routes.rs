@@ -12,7 +12,8 @@ use tower_http::cors::{Any, CorsLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::{
-    Inner, account, authorize, device, introspect, metadata, pages, register, revoke, token,
+    Inner, account, authorize, device, federation, introspect, metadata, pages, register, revoke,
+    token, vault,
 };
 
 pub(crate) fn router(inner: Arc<Inner>) -> Router {
@@ -57,6 +58,9 @@ pub(crate) fn router(inner: Arc<Inner>) -> Router {
         .route(&r("/logout"), post(pages::login::logout))
         .route(&r("/account"), get(account::get))
         .route(&r("/account/revoke"), post(account::revoke))
+        .route(&r("/account/credentials"), post(vault::post))
+        .route(&r("/federation/{name}/start"), get(federation::start))
+        .route(&r("/federation/{name}/callback"), get(federation::callback))
         .route(&r("/device"), get(device::page).post(device::submit))
         .layer(SetResponseHeaderLayer::overriding(
             header::CONTENT_SECURITY_POLICY,

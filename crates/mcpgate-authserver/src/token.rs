@@ -67,6 +67,8 @@ pub(crate) struct Issued {
     pub(crate) expires_in: u64,
     pub(crate) scopes: BTreeSet<String>,
     pub(crate) refresh_token: Option<String>,
+    /// OpenID Connect: for the `openid` scope of an authorization code.
+    pub(crate) id_token: Option<String>,
 }
 
 impl IntoResponse for Issued {
@@ -79,6 +81,9 @@ impl IntoResponse for Issued {
         });
         if let Some(r) = self.refresh_token {
             body["refresh_token"] = r.into();
+        }
+        if let Some(t) = self.id_token {
+            body["id_token"] = t.into();
         }
         no_store((StatusCode::OK, Json(body)).into_response())
     }

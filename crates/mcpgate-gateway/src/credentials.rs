@@ -45,8 +45,8 @@ use serde_json::{Value, json};
 
 pub(crate) use self::config::one_or_many;
 pub use self::config::{
-    BodyFormat, CredentialConfig, LoginConfig, OAuthClientConfig, SubjectToken, TokenAuthMethod,
-    TokenExchangeConfig,
+    BodyFormat, CredentialConfig, FederatedConfig, LoginConfig, OAuthClientConfig, SubjectToken,
+    TokenAuthMethod, TokenExchangeConfig, VaultConfig,
 };
 use self::oauth::{ClientCredentials, Exchange, Login, TokenExchange};
 use self::secret::{Secret, SecretRef, Template};
@@ -66,6 +66,13 @@ impl UserSecret {
     }
 }
 
+impl UserSecret {
+    /// The value, for a source comparing what was sent with what it holds.
+    pub fn expose(&self) -> &str {
+        self.0.expose()
+    }
+}
+
 impl std::fmt::Debug for UserSecret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("UserSecret(<redacted>)")
@@ -82,6 +89,41 @@ pub trait UserSecretSource: Send + Sync + std::fmt::Debug {
         subject: &'a str,
         upstream: &'a str,
     ) -> mcpgate_guard::BoxFuture<'a, Result<Option<UserSecret>, String>>;
+
+    /// The upstream refused `sent` (401) on `subject`'s request: renew it if
+    /// the source can (a federated token refreshed, or found revoked and
+    /// marked). Returns whether sending the request again is worth it; by
+    /// default nothing is renewed.
+    fn rejected<'a>(
+        &'a self,
+        subject: &'a str,
+        upstream: &'a str,
+        sent: &'a UserSecret,
+    ) -> mcpgate_guard::BoxFuture<'a, bool> {
+        let _ = (subject, upstream, sent);
+        Box::pin(async { false })
+    }
+}
+
+/// The per-user secret stores the gateway asks (wired by the binary).
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct UserSources {
+    /// The vault, for `kind = "vault"`; without it those credentials fail
+    /// with a message saying to enable the authorization server.
+    pub vault: Option<Arc<dyn UserSecretSource>>,
+    /// Per identity provider name, its users' tokens, for `kind = "federated"`.
+    pub federated: HashMap<String, Arc<dyn UserSecretSource>>,
+}
+
+impl UserSources {
+    /// Sources with `vault` as the vault.
+    pub fn with_vault(vault: Arc<dyn UserSecretSource>) -> Self {
+        UserSources {
+            vault: Some(vault),
+            federated: HashMap::new(),
+        }
+    }
 }
 
 /// Who a credential is resolved for.
@@ -127,13 +169,6 @@ pub(crate) enum Source {
     /// `token_exchange`: one token per subject.
     TokenExchange(TokenExchange, Mutex<HashMap<String, Arc<TokenCell>>>),
     /// A per-user secret from a [`UserSecretSource`] (the vault).
-    #[cfg_attr(
-        not(test),
-        expect(
-            dead_code,
-            reason = "built by the per-user vault, which is not wired yet"
-        )
-    )]
     User(Arc<dyn UserSecretSource>),
 }
 
@@ -167,6 +202,14 @@ pub(crate) struct Credentials {
 impl Credentials {
     /// Builds the upstream's credentials, or every structural problem (one per line).
     pub(crate) fn new(cfg: &UpstreamConfig) -> Result<Self, String> {
+        Credentials::with_sources(cfg, &UserSources::default())
+    }
+
+    /// [`Credentials::new`] with per-user secrets from `sources`.
+    pub(crate) fn with_sources(
+        cfg: &UpstreamConfig,
+        sources: &UserSources,
+    ) -> Result<Self, String> {
         let mut problems = Vec::new();
         let mut items = Vec::new();
         let http = reqwest::Client::builder()
@@ -174,7 +217,7 @@ impl Credentials {
             .build()
             .unwrap_or_default();
         for (i, c) in cfg.credentials.iter().enumerate() {
-            match build::item(cfg, c, &http) {
+            match build::item(cfg, c, &http, sources) {
                 Ok(it) => items.push(it),
                 Err(e) => problems.push(format!(
                     "upstream {}: credentials[{i}] ({}): {e}",
@@ -202,7 +245,10 @@ impl Credentials {
         self.items.iter().any(|i| {
             matches!(
                 i.source,
-                Source::ClientCredentials(..) | Source::Login(..) | Source::TokenExchange(..)
+                Source::ClientCredentials(..)
+                    | Source::Login(..)
+                    | Source::TokenExchange(..)
+                    | Source::User(..)
             )
         })
     }
@@ -259,6 +305,13 @@ impl Credentials {
                     Some(cell) => {
                         let ex = Exchange { cfg: how, caller };
                         cell.rejected(&ex, sent).await
+                    }
+                    None => false,
+                },
+                Source::User(src) => match &caller.subject {
+                    Some(subject) => {
+                        src.rejected(subject, &self.upstream, &UserSecret(sent.clone()))
+                            .await
                     }
                     None => false,
                 },

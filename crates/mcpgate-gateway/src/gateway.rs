@@ -34,6 +34,8 @@ pub struct GatewayConfig {
     pub auth: AuthSettings,
     /// The URL clients use (resource identifiers and metadata URLs derive from it).
     pub public_url: url::Url,
+    /// Where per-user secrets (`kind = "vault"`) come from.
+    pub user_sources: crate::credentials::UserSources,
 }
 
 /// The running gateway's state; cheap to clone.
@@ -83,12 +85,16 @@ impl Gateway {
                 name.clone(),
                 u.request_timeout.unwrap_or(cfg.limits.request_timeout),
             );
-            if cfg.auth.identity_signer.is_none() && u.credentials.iter().any(|c| c.per_user()) {
+            if cfg.auth.identity_signer.is_none()
+                && u.credentials
+                    .iter()
+                    .any(|c| matches!(c, crate::CredentialConfig::TokenExchange(_)))
+            {
                 return Err(format!(
                     "upstream {name}: a per-user credential (token_exchange) needs signed-in callers and the gateway's identity token: enable authentication and keep auth.identity_token = true"
                 ));
             }
-            let upstream = Upstream::new(u, cfg.limits.clone())?;
+            let upstream = Upstream::new(u, cfg.limits.clone(), &cfg.user_sources)?;
             // Reported now and on /readyz; the gateway still starts, so that the
             // other upstreams work and the operator sees what is missing.
             for m in upstream.credentials().missing() {

@@ -26,8 +26,9 @@ mod upstream;
 pub use auth::{AccessMode, AuthSettings};
 pub use config::{HttpTransport, Isolation, Limits, UpstreamConfig};
 pub use credentials::{
-    BodyFormat, CredentialConfig, LoginConfig, OAuthClientConfig, SubjectToken, TokenAuthMethod,
-    TokenExchangeConfig, UserSecret, UserSecretSource, credential_problems, missing_credentials,
+    BodyFormat, CredentialConfig, FederatedConfig, LoginConfig, OAuthClientConfig, SubjectToken,
+    TokenAuthMethod, TokenExchangeConfig, UserSecret, UserSecretSource, UserSources, VaultConfig,
+    credential_problems, missing_credentials,
 };
 pub use gateway::{Gateway, GatewayConfig, IDENTITY_JWKS_PATH};
 pub use origin::OriginPolicy;

@@ -70,8 +70,12 @@ pub(crate) enum Upstream {
 }
 
 impl Upstream {
-    pub(crate) fn new(cfg: UpstreamConfig, limits: Limits) -> Result<Self, String> {
-        let credentials = Arc::new(Credentials::new(&cfg)?);
+    pub(crate) fn new(
+        cfg: UpstreamConfig,
+        limits: Limits,
+        sources: &crate::credentials::UserSources,
+    ) -> Result<Self, String> {
+        let credentials = Arc::new(Credentials::with_sources(&cfg, sources)?);
         if cfg.command.is_some() {
             Ok(Upstream::Stdio(Box::new(StdioUpstream::new(
                 cfg,

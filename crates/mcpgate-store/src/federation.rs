@@ -81,8 +81,11 @@ pub struct FederatedTokens {
 pub struct NewTokens<'a> {
     /// The access token.
     pub access: &'a str,
-    /// The refresh token; `None` keeps the one stored (IdPs may omit it on refresh).
+    /// The refresh token.
     pub refresh: Option<&'a str>,
+    /// With `refresh` `None`: keep the stored refresh token (a refresh answer
+    /// may omit it) rather than drop it (a new sign-in without one).
+    pub keep_refresh: bool,
     /// The granted scopes.
     pub scopes: &'a BTreeSet<String>,
     /// When the access token expires.
@@ -181,6 +184,18 @@ impl Store {
         Ok(row.map(|r| r.try_get("name")).transpose()?)
     }
 
+    /// Local user `name`'s email, if one is recorded.
+    pub async fn user_email(&self, name: &str) -> Result<Option<String>, VaultError> {
+        let row = sqlx::query("SELECT email FROM users WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row
+            .map(|r| r.try_get::<Option<String>, _>("email"))
+            .transpose()?
+            .flatten())
+    }
+
     /// Sets (or clears) local user `name`'s email, used to map federated sign-ins.
     pub async fn set_user_email(&self, name: &str, email: Option<&str>) -> Result<(), VaultError> {
         let done = sqlx::query("UPDATE users SET email = $1, updated_at = $2 WHERE name = $3")
@@ -253,7 +268,9 @@ impl Store {
              VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, $8)
              ON CONFLICT (subject, provider) DO UPDATE SET
                  access_sealed = excluded.access_sealed,
-                 refresh_sealed = COALESCE(excluded.refresh_sealed, federated_tokens.refresh_sealed),
+                 refresh_sealed = CASE WHEN $9 = 1
+                     THEN COALESCE(excluded.refresh_sealed, federated_tokens.refresh_sealed)
+                     ELSE excluded.refresh_sealed END,
                  key_id = excluded.key_id, scopes = excluded.scopes,
                  expires_at = excluded.expires_at, revoked_at = NULL,
                  updated_at = excluded.updated_at",
@@ -266,6 +283,7 @@ impl Store {
         .bind(scopes)
         .bind(tokens.expires_at.map(to_unix))
         .bind(now)
+        .bind(i64::from(tokens.keep_refresh))
         .execute(&self.pool)
         .await?;
         Ok(())

@@ -22,10 +22,14 @@ struct LoginPage<'a> {
     next: &'a str,
     username: &'a str,
     error: Option<&'a str>,
+    /// "Sign in with …" buttons of the configured identity providers.
+    providers: Vec<crate::federation::Button>,
+    /// Whether the password form is shown (`authserver.local_login`).
+    local: bool,
 }
 
 /// Where to go after signing in: only a path of this server's pages (no open redirect).
-fn safe_next(inner: &Inner, next: Option<&str>) -> String {
+pub(crate) fn safe_next(inner: &Inner, next: Option<&str>) -> String {
     let fallback = inner.route("/account");
     let Some(n) = next else {
         return fallback;
@@ -64,6 +68,8 @@ fn page(
             next,
             username,
             error,
+            providers: crate::federation::buttons(inner, next),
+            local: inner.settings.local_login,
         },
     )
 }
@@ -117,6 +123,16 @@ pub(crate) async fn post(
                 Some("The form expired; please sign in again."),
             ),
             cookie,
+        );
+    }
+    if !inner.settings.local_login {
+        return page(
+            &inner,
+            StatusCode::FORBIDDEN,
+            &s.csrf,
+            &next,
+            "",
+            Some("Password sign-in is switched off here; use one of the sign-in buttons."),
         );
     }
     let account_key = format!("user:{}", username.to_lowercase());

@@ -97,10 +97,16 @@ pub(super) async fn exchange(
         None
     };
     let _ = inner.store.touch_grant(&grant.id, SystemTime::now()).await;
+    let id_token = if row.scopes.contains("openid") || grant.scopes.contains("openid") {
+        Some(crate::federation::id_token(inner, &grant, row.nonce.as_deref()).await?)
+    } else {
+        None
+    };
     Ok(Issued {
         access_token: access,
         expires_in,
         scopes: grant.scopes.clone(),
         refresh_token: refresh,
+        id_token,
     })
 }

@@ -44,5 +44,6 @@ pub(super) async fn exchange(
         expires_in,
         scopes,
         refresh_token: None,
+        id_token: None,
     })
 }

@@ -86,5 +86,6 @@ pub(super) async fn exchange(
         expires_in,
         scopes,
         refresh_token: Some(token),
+        id_token: None,
     })
 }

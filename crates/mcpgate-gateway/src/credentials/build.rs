@@ -1,7 +1,7 @@
 //! Building a credential from its table: the checks that make a
 //! configuration fail early with the key to change, then the [`Source`].
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use http::HeaderName;
 
@@ -9,7 +9,7 @@ use super::config::{CredentialConfig, TokenAuthMethod};
 use super::oauth::{ClientAuth, ClientCredentials, Login, TokenExchange};
 use super::secret::{SecretRef, Template};
 use super::token::TokenCell;
-use super::{Item, Source};
+use super::{Item, Source, UserSecret, UserSecretSource, UserSources};
 use crate::config::{Isolation, UpstreamConfig};
 
 /// Where a credential goes: a header and its template (HTTP), or an environment variable (stdio).
@@ -20,6 +20,7 @@ pub(super) fn item(
     up: &UpstreamConfig,
     c: &CredentialConfig,
     http: &reqwest::Client,
+    sources: &UserSources,
 ) -> Result<Item, String> {
     let stdio = up.command.is_some();
     if stdio && c.per_user() && up.isolation == Isolation::Shared {
@@ -31,7 +32,9 @@ pub(super) fn item(
     if stdio
         && !matches!(
             c,
-            CredentialConfig::Static { .. } | CredentialConfig::Bearer { .. }
+            CredentialConfig::Static { .. }
+                | CredentialConfig::Bearer { .. }
+                | CredentialConfig::Vault(_)
         )
     {
         return Err(if c.renewable() {
@@ -326,6 +329,40 @@ pub(super) fn item(
                 Source::TokenExchange(how, Mutex::default()),
             )
         }
+        CredentialConfig::Vault(v) => {
+            if let Some(f) = &v.format {
+                vault_format(f)?;
+            }
+            let (h, e) = delivery(
+                &v.header,
+                &v.template,
+                &v.env,
+                Some("authorization"),
+                "Bearer {secret}",
+            )?;
+            let label = v
+                .label
+                .clone()
+                .unwrap_or_else(|| format!("your secret for {name}"));
+            let src = sources.vault.clone().unwrap_or_else(|| Arc::new(NoVault));
+            (c.kind(), label, h, e, Source::User(src))
+        }
+        CredentialConfig::Federated(f) => {
+            let (h, e) = delivery(
+                &f.header,
+                &f.template,
+                &None,
+                Some("authorization"),
+                "Bearer {secret}",
+            )?;
+            let src = sources
+                .federated
+                .get(&f.provider)
+                .cloned()
+                .unwrap_or_else(|| Arc::new(NoFederation(f.provider.clone())));
+            let label = format!("your {} token", f.provider);
+            (c.kind(), label, h, e, Source::User(src))
+        }
     };
     Ok(Item {
         kind,
@@ -336,4 +373,49 @@ pub(super) fn item(
         last_error: Mutex::new(None),
         loaded: std::sync::OnceLock::new(),
     })
+}
+
+/// A vault `format` as a regular expression anchored at both ends.
+pub(crate) fn vault_format(format: &str) -> Result<regex::Regex, String> {
+    regex::Regex::new(&format!("^(?:{format})$"))
+        .map_err(|e| format!("format: not a valid regular expression: {e}"))
+}
+
+/// The vault when none is wired (no authorization server): every lookup fails
+/// with what to enable.
+#[derive(Debug)]
+struct NoVault;
+
+impl UserSecretSource for NoVault {
+    fn secret_for<'a>(
+        &'a self,
+        _subject: &'a str,
+        upstream: &'a str,
+    ) -> mcpgate_guard::BoxFuture<'a, Result<Option<UserSecret>, String>> {
+        Box::pin(async move {
+            Err(format!(
+                "upstream {upstream} takes each user's secret from the vault, which needs the authorization server: enable [authserver]"
+            ))
+        })
+    }
+}
+
+/// A federated provider that is not wired (no authorization server, or no
+/// provider of that name).
+#[derive(Debug)]
+struct NoFederation(String);
+
+impl UserSecretSource for NoFederation {
+    fn secret_for<'a>(
+        &'a self,
+        _subject: &'a str,
+        upstream: &'a str,
+    ) -> mcpgate_guard::BoxFuture<'a, Result<Option<UserSecret>, String>> {
+        Box::pin(async move {
+            Err(format!(
+                "upstream {upstream} forwards each user's token from identity provider {:?}, which is not configured: add it as [[authserver.federation]] with [authserver] enabled",
+                self.0
+            ))
+        })
+    }
 }

@@ -92,6 +92,53 @@ pub enum CredentialConfig {
     /// RFC 8693 token exchange at a security token service, per user: the
     /// caller's gateway identity token is the subject token.
     TokenExchange(TokenExchangeConfig),
+    /// Per user: the secret each user stored for this upstream in the vault
+    /// (the authserver's account page, or its consent page), e.g. their own
+    /// API key.
+    Vault(VaultConfig),
+    /// Per user: the access token of the identity provider the user signed in
+    /// with (`[[authserver.federation]]` named `provider`), refreshed when expired.
+    Federated(FederatedConfig),
+}
+
+/// `kind = "federated"`: the caller's own token from an identity provider.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct FederatedConfig {
+    /// The `name` of the `[[authserver.federation]]` provider.
+    pub provider: String,
+    /// HTTP: the header; default `Authorization`.
+    #[serde(default)]
+    pub header: Option<String>,
+    /// HTTP: the header value; default `Bearer {secret}`.
+    #[serde(default)]
+    pub template: Option<String>,
+}
+
+/// `kind = "vault"`: each user's own secret for this upstream, from the vault.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct VaultConfig {
+    /// What the secret is, as the account page shows it (e.g. "Weather API key").
+    #[serde(default)]
+    pub label: Option<String>,
+    /// A regular expression the whole secret must match when a user stores it.
+    #[serde(default)]
+    pub format: Option<String>,
+    /// What to tell a user whose secret does not match `format`.
+    #[serde(default)]
+    pub format_hint: Option<String>,
+    /// HTTP: the header; default `Authorization`.
+    #[serde(default)]
+    pub header: Option<String>,
+    /// HTTP: the header value; default `Bearer {secret}`.
+    #[serde(default)]
+    pub template: Option<String>,
+    /// stdio (isolation = "session"): the child's environment variable.
+    #[serde(default)]
+    pub env: Option<String>,
 }
 
 /// How a client authenticates at a token endpoint (RFC 6749 §2.3.1).
@@ -327,13 +374,20 @@ impl CredentialConfig {
             CredentialConfig::ClientCredentials(_) => "client_credentials",
             CredentialConfig::Login(_) => "login",
             CredentialConfig::TokenExchange(_) => "token_exchange",
+            CredentialConfig::Vault(_) => "vault",
+            CredentialConfig::Federated(_) => "federated",
         }
     }
 
     /// Whether the credential differs per caller (it then needs a signed-in
     /// caller, and cannot go to a stdio child shared by every user).
     pub fn per_user(&self) -> bool {
-        matches!(self, CredentialConfig::TokenExchange(_))
+        matches!(
+            self,
+            CredentialConfig::TokenExchange(_)
+                | CredentialConfig::Vault(_)
+                | CredentialConfig::Federated(_)
+        )
     }
 
     /// Whether the credential expires and is renewed (an environment variable
@@ -388,6 +442,8 @@ impl std::fmt::Debug for CredentialConfig {
                 .field("login_url", &c.login_url.as_str())
                 .field("password_env", &c.password_env),
             CredentialConfig::TokenExchange(c) => d.field("token_url", &c.token_url.as_str()),
+            CredentialConfig::Vault(c) => d.field("label", &c.label).field("header", &c.header),
+            CredentialConfig::Federated(c) => d.field("provider", &c.provider),
         };
         d.finish_non_exhaustive()
     }

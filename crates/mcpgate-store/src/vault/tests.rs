@@ -151,6 +151,7 @@ async fn rotation_moves_every_sealed_value() {
                 refresh: Some("ghr_refresh"),
                 scopes: &scopes,
                 expires_at: None,
+                keep_refresh: false,
             },
         )
         .await

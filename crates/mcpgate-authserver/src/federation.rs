@@ -1,0 +1,591 @@
+//! Federation: users sign in with an external identity provider — GitHub
+//! (OAuth 2.0 and its user API), Google, Entra ID v2, or any OpenID Connect
+//! provider found by discovery — configured as `[[authserver.federation]]`.
+//!
+//! `GET /federation/{name}/start` sends the browser to the IdP with PKCE S256,
+//! a single-use `state` (and a `nonce` for OIDC); `GET /federation/{name}/callback`
+//! (the one fixed callback URL per provider, under the issuer) exchanges the
+//! code, establishes the identity (a validated `id_token`, or GitHub's `/user`,
+//! `/user/emails` and `/user/orgs`), applies the allow-lists, maps it to a
+//! local user (by verified email or by the IdP's subject, creating the user
+//! when configured), keeps the IdP's tokens sealed for upstreams that need
+//! them, and signs the browser in.
+//!
+//! It must never accept an unverified email for mapping, a `state` twice, or an
+//! `id_token` whose issuer, audience, expiry, nonce or signature is wrong; a
+//! refusal is a page saying why, never a redirect to an unvalidated URL.
+
+mod idp;
+mod policy;
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use mcpgate_store::federation::{FederationLogin, NewTokens};
+use serde::Deserialize;
+
+pub(crate) use idp::Idp;
+
+use crate::authorize::see_other;
+use crate::{AuthServer, Inner, pages, random_token, session};
+
+/// How long a sign-in at the IdP may take.
+const LOGIN_TTL: Duration = Duration::from_secs(600);
+
+/// Which protocol an IdP speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum ProviderKind {
+    /// GitHub (or GitHub Enterprise Server): OAuth 2.0 without OIDC; identity from its user API.
+    Github,
+    /// Google: OIDC at `https://accounts.google.com`, refresh tokens with `access_type=offline`.
+    Google,
+    /// Microsoft Entra ID, v2 endpoints of `tenant` (no `resource` parameter).
+    Entra,
+    /// Any OpenID Connect provider, found by discovery from `issuer`.
+    Oidc,
+}
+
+/// How a federated identity finds its local user.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum MapBy {
+    /// The local user whose email is the IdP's verified email.
+    #[default]
+    Email,
+    /// Only the link made at the first sign-in (provider + the IdP's subject).
+    Subject,
+}
+
+/// One `[[authserver.federation]]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct ProviderConfig {
+    /// `github`, `google`, `entra` or `oidc`.
+    pub kind: ProviderKind,
+    /// The provider's name in URLs and in `kind = "federated"` credentials (`[a-z0-9-]`).
+    pub name: String,
+    /// The button text: "Sign in with <display_name>" (default: by kind).
+    #[serde(default)]
+    pub display_name: Option<String>,
+    /// The OAuth client id registered at the IdP.
+    pub client_id: String,
+    /// The environment variable holding the client secret.
+    #[serde(default)]
+    pub client_secret_env: Option<String>,
+    /// A file holding the client secret.
+    #[serde(default)]
+    pub client_secret_file: Option<PathBuf>,
+    /// Entra: the tenant (id, domain, `organizations` or `common`).
+    #[serde(default)]
+    pub tenant: Option<String>,
+    /// `oidc`: the issuer, whose `/.well-known/openid-configuration` is fetched.
+    #[serde(default)]
+    pub issuer: Option<String>,
+    /// Scopes to ask for (default by kind; GitHub adds `read:org` for `allowed_orgs`).
+    #[serde(default)]
+    pub scopes: Option<Vec<String>>,
+    /// GitHub: only members of one of these organizations.
+    #[serde(default)]
+    pub allowed_orgs: Vec<String>,
+    /// Only verified emails in one of these domains.
+    #[serde(default)]
+    pub allowed_domains: Vec<String>,
+    /// OIDC: only members of one of these groups (the `groups_claim` claim).
+    #[serde(default)]
+    pub allowed_groups: Vec<String>,
+    /// Only identities whose verified email or login matches one of these globs.
+    #[serde(default)]
+    pub allowed_users: Vec<String>,
+    /// The claim holding group names (default `groups`).
+    #[serde(default)]
+    pub groups_claim: Option<String>,
+    /// `email` (default) or `subject`.
+    #[serde(default)]
+    pub map_by: MapBy,
+    /// Create a local user at the first sign-in when none matches.
+    #[serde(default)]
+    pub create_users: bool,
+    /// Scopes of users created at their first sign-in.
+    #[serde(default)]
+    pub user_scopes: Vec<String>,
+    /// GitHub Enterprise Server: the web URL (default `https://github.com`).
+    #[serde(default)]
+    pub github_url: Option<url::Url>,
+    /// GitHub Enterprise Server: the API URL (default `https://api.github.com`).
+    #[serde(default)]
+    pub github_api_url: Option<url::Url>,
+}
+
+/// The configured providers, ready to use.
+#[derive(Debug, Default)]
+pub(crate) struct Federation {
+    pub(crate) providers: Vec<Idp>,
+}
+
+impl Federation {
+    /// Checks every provider table and reads its client secret.
+    pub(crate) fn new(configs: &[ProviderConfig]) -> Result<Federation, String> {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(10))
+            .user_agent(concat!("mcpgate/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("authserver.federation: HTTP client: {e}"))?;
+        let mut providers: Vec<Idp> = Vec::new();
+        for c in configs {
+            let idp = Idp::new(c, http.clone())
+                .map_err(|e| format!("authserver.federation {:?}: {e}", c.name))?;
+            if providers.iter().any(|p| p.cfg.name == c.name) {
+                return Err(format!(
+                    "authserver.federation: two providers are named {:?}",
+                    c.name
+                ));
+            }
+            providers.push(idp);
+        }
+        Ok(Federation { providers })
+    }
+
+    pub(crate) fn get(&self, name: &str) -> Option<&Idp> {
+        self.providers.iter().find(|p| p.cfg.name == name)
+    }
+}
+
+/// A button on the login page.
+pub(crate) struct Button {
+    pub(crate) label: String,
+    pub(crate) url: String,
+}
+
+/// The login page's "Sign in with …" buttons, each returning to `next`.
+pub(crate) fn buttons(inner: &Inner, next: &str) -> Vec<Button> {
+    inner
+        .federation
+        .providers
+        .iter()
+        .map(|p| Button {
+            label: format!("Sign in with {}", p.display_name()),
+            url: format!(
+                "{}?{}",
+                inner.route(&format!("/federation/{}/start", p.cfg.name)),
+                form_urlencoded::Serializer::new(String::new())
+                    .append_pair("next", next)
+                    .finish()
+            ),
+        })
+        .collect()
+}
+
+fn refusal(inner: &Inner, status: StatusCode, title: &str, why: &str) -> Response {
+    pages::error_page(&inner.route("/assets/style.css"), status, title, why)
+}
+
+/// Query of `/federation/{name}/start`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct StartQuery {
+    next: Option<String>,
+}
+
+/// `GET /federation/{name}/start`: to the IdP.
+pub(crate) async fn start(
+    State(inner): State<Arc<Inner>>,
+    Path(name): Path<String>,
+    Query(q): Query<StartQuery>,
+) -> Response {
+    let Some(idp) = inner.federation.get(&name) else {
+        return refusal(
+            &inner,
+            StatusCode::NOT_FOUND,
+            "Unknown sign-in",
+            "No identity provider of that name is configured.",
+        );
+    };
+    let next = crate::pages::login::safe_next(&inner, q.next.as_deref());
+    let state = random_token();
+    let verifier = random_token() + &random_token();
+    let nonce = random_token();
+    let redirect_uri = callback_url(&inner, &name);
+    let url = match idp
+        .authorization_url(&redirect_uri, &state, &verifier, &nonce)
+        .await
+    {
+        Ok(u) => u,
+        Err(e) => {
+            tracing::warn!(provider = %name, "federation: {e}");
+            return refusal(
+                &inner,
+                StatusCode::BAD_GATEWAY,
+                "Sign-in unavailable",
+                &format!("{} cannot be reached right now: {e}", idp.display_name()),
+            );
+        }
+    };
+    let login = FederationLogin::new(&name, &verifier, &nonce, &next);
+    if let Err(e) = inner
+        .store
+        .begin_federation_login(&inner.master, &state, &login, LOGIN_TTL)
+        .await
+    {
+        tracing::error!("federation: {e}");
+        return refusal(
+            &inner,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Sign-in unavailable",
+            "The server cannot record the sign-in; try again later.",
+        );
+    }
+    see_other(&url)
+}
+
+/// Query of the callback.
+#[derive(Debug, Deserialize)]
+pub(crate) struct CallbackQuery {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+/// The fixed callback URL of provider `name`.
+pub(crate) fn callback_url(inner: &Inner, name: &str) -> String {
+    inner.url(&format!("/federation/{name}/callback"))
+}
+
+/// `GET /federation/{name}/callback`: back from the IdP.
+pub(crate) async fn callback(
+    State(inner): State<Arc<Inner>>,
+    Path(name): Path<String>,
+    Query(q): Query<CallbackQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(idp) = inner.federation.get(&name) else {
+        return refusal(
+            &inner,
+            StatusCode::NOT_FOUND,
+            "Unknown sign-in",
+            "No identity provider of that name is configured.",
+        );
+    };
+    let login = match q.state.as_deref() {
+        Some(s) => inner.store.take_federation_login(&inner.master, s).await,
+        None => Ok(None),
+    };
+    let login = match login {
+        Ok(Some(l)) if l.provider == name => l,
+        Ok(_) => {
+            return refusal(
+                &inner,
+                StatusCode::BAD_REQUEST,
+                "Sign-in expired",
+                "This sign-in link is unknown, used or expired. Start again from the sign-in page.",
+            );
+        }
+        Err(e) => {
+            tracing::error!("federation: {e}");
+            return refusal(
+                &inner,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Sign-in unavailable",
+                "The server cannot read the sign-in; try again later.",
+            );
+        }
+    };
+    if let Some(e) = q.error {
+        let why = q.error_description.unwrap_or_default();
+        return refusal(
+            &inner,
+            StatusCode::FORBIDDEN,
+            "Sign-in cancelled",
+            &format!("{} answered {e}. {why}", idp.display_name()),
+        );
+    }
+    let Some(code) = q.code else {
+        return refusal(
+            &inner,
+            StatusCode::BAD_REQUEST,
+            "Sign-in failed",
+            "The identity provider sent no authorization code.",
+        );
+    };
+    let redirect_uri = callback_url(&inner, &name);
+    let tokens = match idp.exchange(&code, &redirect_uri, &login.verifier).await {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::warn!(provider = %name, "federation: code exchange: {e}");
+            return refusal(
+                &inner,
+                StatusCode::BAD_GATEWAY,
+                "Sign-in failed",
+                &format!("{} refused the sign-in: {e}", idp.display_name()),
+            );
+        }
+    };
+    let identity = match idp.identity(&tokens, &login.nonce).await {
+        Ok(i) => i,
+        Err(e) => {
+            tracing::warn!(provider = %name, "federation: identity: {e}");
+            return refusal(
+                &inner,
+                StatusCode::BAD_GATEWAY,
+                "Sign-in failed",
+                &format!(
+                    "The identity from {} cannot be accepted: {e}",
+                    idp.display_name()
+                ),
+            );
+        }
+    };
+    if let Err(why) = policy::allowed(&idp.cfg, &identity) {
+        tracing::info!(provider = %name, login = ?identity.login, "federation: refused by the allow-list");
+        return refusal(&inner, StatusCode::FORBIDDEN, "Access denied", &why);
+    }
+    let subject = match policy::local_user(&inner, &idp.cfg, &identity).await {
+        Ok(s) => s,
+        Err(why) => return refusal(&inner, StatusCode::FORBIDDEN, "No account", &why),
+    };
+    let granted: BTreeSet<String> = tokens
+        .scope
+        .as_deref()
+        .unwrap_or_default()
+        .split([' ', ','])
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let stored = inner
+        .store
+        .put_federated_tokens(
+            &inner.master,
+            &subject,
+            &name,
+            NewTokens {
+                access: &tokens.access_token,
+                refresh: tokens.refresh_token.as_deref(),
+                scopes: &granted,
+                expires_at: tokens.expires_at(),
+                keep_refresh: false,
+            },
+        )
+        .await;
+    if let Err(e) = stored {
+        tracing::error!("federation: {e}");
+        return refusal(
+            &inner,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Sign-in unavailable",
+            "The server cannot store the sign-in; try again later.",
+        );
+    }
+    // A fresh session id on every sign-in (no fixation); the old one ends.
+    let _ = session::end(&inner, &headers).await;
+    match session::start(&inner, Some(subject.clone())).await {
+        Ok((_, cookie)) => {
+            tracing::info!(provider = %name, user = %subject, "federated sign-in");
+            let mut r = see_other(&login.return_to);
+            r.headers_mut().append(header::SET_COOKIE, cookie);
+            r
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+impl AuthServer {
+    /// `subject`'s current access token from provider `name`, refreshed with
+    /// the IdP's refresh token when expired. When the IdP refuses the refresh
+    /// (revoked), the tokens are marked revoked and the error tells the user
+    /// to sign in again; their next authorization goes through the IdP.
+    pub async fn federated_token(&self, subject: &str, name: &str) -> Result<String, String> {
+        let inner = &self.inner;
+        let Some(idp) = inner.federation.get(name) else {
+            return Err(format!(
+                "no identity provider named {name:?} is configured ([[authserver.federation]])"
+            ));
+        };
+        let again = format!(
+            "sign in again with {} at {}",
+            idp.display_name(),
+            inner.url("/account")
+        );
+        let stored = inner
+            .store
+            .federated_tokens(&inner.master, subject, name)
+            .await
+            .map_err(|e| format!("the federated token store: {e}"))?;
+        let Some(t) = stored else {
+            return Err(format!(
+                "this upstream acts with your {} account, which you have not signed in with: {again}",
+                idp.display_name()
+            ));
+        };
+        if t.revoked_at.is_some() {
+            return Err(format!(
+                "{} revoked mcpgate's access to your account: {again}",
+                idp.display_name()
+            ));
+        }
+        let fresh = t
+            .expires_at
+            .is_none_or(|e| e > std::time::SystemTime::now() + Duration::from_secs(30));
+        if fresh {
+            return Ok(t.access.into_inner());
+        }
+        let Some(refresh) = t.refresh else {
+            return Err(format!(
+                "your {} sign-in expired: {again}",
+                idp.display_name()
+            ));
+        };
+        match idp.refresh(refresh.expose()).await {
+            Ok(new) => {
+                let _ = inner
+                    .store
+                    .put_federated_tokens(
+                        &inner.master,
+                        subject,
+                        name,
+                        NewTokens {
+                            access: &new.access_token,
+                            refresh: new.refresh_token.as_deref(),
+                            scopes: &t.scopes,
+                            expires_at: new.expires_at(),
+                            keep_refresh: true,
+                        },
+                    )
+                    .await
+                    .map_err(|e| tracing::error!("federation: {e}"));
+                Ok(new.access_token)
+            }
+            Err(idp::RefreshError::Revoked(why)) => {
+                let _ = inner.store.mark_federated_revoked(subject, name).await;
+                tracing::info!(provider = %name, user = %subject, "the IdP refused the refresh token ({why}): marked revoked");
+                Err(format!(
+                    "{} revoked mcpgate's access to your account: {again}",
+                    idp.display_name()
+                ))
+            }
+            Err(idp::RefreshError::Other(e)) => Err(format!(
+                "{} cannot renew your token right now: {e}",
+                idp.display_name()
+            )),
+        }
+    }
+}
+
+impl AuthServer {
+    /// An upstream refused `sent`, `subject`'s token from provider `name`:
+    /// refresh it (true: retry with the new one), or, when the IdP says it is
+    /// revoked, mark it so the next call tells the user to sign in again.
+    pub async fn federated_rejected(&self, subject: &str, name: &str, sent: &str) -> bool {
+        let inner = &self.inner;
+        let Some(idp) = inner.federation.get(name) else {
+            return false;
+        };
+        let Ok(Some(t)) = inner
+            .store
+            .federated_tokens(&inner.master, subject, name)
+            .await
+        else {
+            return false;
+        };
+        if t.revoked_at.is_some() {
+            return false;
+        }
+        if t.access.expose() != sent {
+            // Renewed meanwhile by another request.
+            return true;
+        }
+        if let Some(refresh) = &t.refresh {
+            return match idp.refresh(refresh.expose()).await {
+                Ok(new) => inner
+                    .store
+                    .put_federated_tokens(
+                        &inner.master,
+                        subject,
+                        name,
+                        NewTokens {
+                            access: &new.access_token,
+                            refresh: new.refresh_token.as_deref(),
+                            scopes: &t.scopes,
+                            expires_at: new.expires_at(),
+                            keep_refresh: true,
+                        },
+                    )
+                    .await
+                    .is_ok(),
+                Err(idp::RefreshError::Revoked(_)) => {
+                    let _ = inner.store.mark_federated_revoked(subject, name).await;
+                    false
+                }
+                Err(idp::RefreshError::Other(_)) => false,
+            };
+        }
+        if idp.still_valid(sent).await == Some(false) {
+            tracing::info!(provider = %name, user = %subject, "the IdP no longer accepts the user's token: marked revoked");
+            let _ = inner.store.mark_federated_revoked(subject, name).await;
+        }
+        false
+    }
+}
+
+/// The providers whose tokens `subject` must renew by signing in again, as
+/// the start URL of the first one (for `/authorize`).
+pub(crate) async fn reconsent_url(inner: &Inner, subject: &str, next: &str) -> Option<String> {
+    let revoked = inner.store.revoked_federations_of(subject).await.ok()?;
+    let name = revoked
+        .into_iter()
+        .find(|n| inner.federation.get(n).is_some())?;
+    Some(format!(
+        "{}?{}",
+        inner.route(&format!("/federation/{name}/start")),
+        form_urlencoded::Serializer::new(String::new())
+            .append_pair("next", next)
+            .finish()
+    ))
+}
+
+/// An OpenID Connect `id_token` for the user of `grant` (so that another
+/// server, e.g. a second mcpgate, can use this one as its IdP).
+pub(crate) async fn id_token(
+    inner: &Inner,
+    grant: &mcpgate_store::oauth::GrantRow,
+    nonce: Option<&str>,
+) -> Result<String, crate::OAuthError> {
+    let now = crate::unix(std::time::SystemTime::now());
+    let mut claims = serde_json::json!({
+        "iss": inner.issuer,
+        "sub": grant.subject,
+        "aud": grant.client_id,
+        "exp": now + inner.settings.access_token_ttl.as_secs().max(1),
+        "iat": now,
+        "auth_time": crate::unix(grant.created_at),
+        "preferred_username": grant.subject,
+    });
+    if let Some(n) = nonce {
+        claims["nonce"] = n.into();
+    }
+    if let Some(email) = user_email(inner, &grant.subject).await {
+        claims["email"] = email.into();
+        claims["email_verified"] = true.into();
+    }
+    inner.keys.sign("JWT", &claims).map_err(|e| {
+        tracing::error!("cannot sign an id_token: {e}");
+        crate::OAuthError::new(crate::ErrorCode::ServerError, "cannot sign the id_token")
+    })
+}
+
+/// The email recorded for local user `subject` (set when a federated sign-in
+/// created the user, or by an operator).
+pub(crate) async fn user_email(inner: &Inner, subject: &str) -> Option<String> {
+    inner.store.user_email(subject).await.ok().flatten()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,29 @@
+use super::*;
+
+#[test]
+fn formats_are_anchored_and_explained() {
+    let slot = VaultSlot::new(
+        "weather",
+        "Weather API key",
+        Some("wx-[a-z0-9]{8}"),
+        Some("it starts with wx- and has 8 more characters"),
+    )
+    .unwrap();
+    assert!(slot.refuse("wx-abcd1234").is_none());
+    let why = slot.refuse("prefix wx-abcd1234").unwrap();
+    assert!(why.contains("starts with wx-"), "{why}");
+    assert!(slot.refuse("").unwrap().contains("Paste"));
+    let plain = VaultSlot::new("w", "key", Some("k[0-9]+"), None).unwrap();
+    assert!(plain.refuse("k12x").unwrap().contains("k[0-9]+"));
+    assert!(
+        VaultSlot::new("w", "key", None, None)
+            .unwrap()
+            .refuse("anything")
+            .is_none()
+    );
+    assert!(
+        VaultSlot::new("w", "key", Some("("), None)
+            .unwrap_err()
+            .contains("regular expression")
+    );
+}
