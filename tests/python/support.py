@@ -154,3 +154,235 @@ def resource_text(result: types.ReadResourceResult) -> str:
     item = result.contents[0]
     assert isinstance(item, types.TextResourceContents), item
     return item.text
+
+
+# ---- OAuth: the built-in authorization server driven by real clients ----------------
+# Used by test_oauth_sdk*.py: a gateway on a fixed loopback port (so its issuer survives a
+# restart), local users, a headless "browser" that fills the login, consent and device
+# pages over HTTP, and an in-memory token store for the SDK's OAuth client provider.
+
+OAUTH_LISTENING = "mcpgate: listening on http://127.0.0.1:"
+
+
+def add_user(binary: Path, data_dir: Path, name: str, password: str, scopes: str) -> None:
+    """`mcpgate users add NAME --password-stdin --scopes SCOPES --data-dir DATA`."""
+    out = subprocess.run(
+        [str(binary), "users", "add", name, "--password-stdin", "--scopes", scopes, "--data-dir", str(data_dir)],
+        input=password.encode(),
+        capture_output=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr.decode(errors="replace")
+
+
+def start_gateway_at(
+    binary: Path, root: Path, config: str, listen: str, data_dir: Path, env: dict[str, str] | None = None
+) -> Gateway:
+    """`mcpgate serve --config … --listen LISTEN --data-dir DATA`; returns once /healthz answers.
+
+    The log (stderr) goes to root/mcpgate-N.log, one file per start.
+    """
+    import os
+    import time
+
+    import httpx2
+
+    config_path = root / "mcpgate.toml"
+    config_path.write_text(config)
+    n = len(list(root.glob("mcpgate-*.log")))
+    log_path = root / f"mcpgate-{n}.log"
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("MCPGATE_")}
+    full_env.setdefault("RUST_LOG", "info")
+    full_env.update(env or {})
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [str(binary), "serve", "--config", str(config_path), "--listen", listen, "--data-dir", str(data_dir)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            cwd=root,
+            env=full_env,
+        )
+    assert proc.stdout is not None
+    seen: list[str] = []
+    base = f"http://{listen}"
+    deadline = time.monotonic() + 60
+    # The banner line comes first; then /healthz must answer.
+    for raw in iter(proc.stdout.readline, b""):
+        seen.append(raw.decode(errors="replace").rstrip("\n"))
+        if OAUTH_LISTENING in seen[-1]:
+            break
+        assert time.monotonic() < deadline, f"no 'listening on' line: {seen}"
+    else:
+        proc.wait(5)
+        raise AssertionError(f"mcpgate exited ({proc.returncode}) before listening: {seen}\n{log_path.read_text()}")
+    # Keep draining stdout so the process never blocks on a full pipe.
+    import threading
+
+    threading.Thread(target=lambda: [None for _ in iter(proc.stdout.readline, b"")], daemon=True).start()  # type: ignore[union-attr]
+    while True:
+        try:
+            if httpx2.get(f"{base}/healthz", timeout=2.0).status_code == 200:
+                break
+        except httpx2.HTTPError:
+            pass
+        assert time.monotonic() < deadline, f"/healthz did not answer 200\n{log_path.read_text()[-3000:]}"
+        time.sleep(0.1)
+    port = int(listen.rsplit(":", 1)[1])
+    return Gateway(base=base, port=port, proc=proc, log_path=log_path, config_path=config_path, stdout_lines=seen)
+
+
+def stop_gateway(gw: Gateway) -> None:
+    """SIGTERM; the gateway must exit with status 0 within 10 s."""
+    import signal
+
+    if gw.proc.poll() is None:
+        gw.proc.send_signal(signal.SIGTERM)
+        try:
+            status = gw.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            gw.proc.kill()
+            gw.proc.wait(5)
+            raise AssertionError(f"mcpgate did not exit within 10 s of SIGTERM\n{gw.log_tail()}") from None
+        assert status == 0, f"mcpgate exited with {status}\n{gw.log_tail()}"
+
+
+@dataclass
+class Form:
+    """One HTML form: where it posts, its hidden fields, and which inputs it has."""
+
+    action: str
+    hidden: list[tuple[str, str]]
+    inputs: set[str]
+
+
+def forms_of(html: str) -> list[Form]:
+    """Every <form> of a page, parsed with the standard library's HTML parser."""
+    from html.parser import HTMLParser
+
+    forms: list[Form] = []
+
+    class Parser(HTMLParser):
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            a = {k: v or "" for k, v in attrs}
+            if tag == "form":
+                forms.append(Form(action=a.get("action", ""), hidden=[], inputs=set()))
+            elif tag in ("input", "button") and forms and "name" in a:
+                forms[-1].inputs.add(a["name"])
+                if tag == "input" and a.get("type") == "hidden":
+                    forms[-1].hidden.append((a["name"], a.get("value", "")))
+
+    Parser().feed(html)
+    return forms
+
+
+@dataclass
+class Browser:
+    """A browser without JavaScript on the authorization server's pages: follows
+    redirects by hand, keeps the session cookie, signs in and allows.
+
+    `pages` records which pages it saw (login, consent, device, device-approve,
+    message) so tests can tell whether a flow needed the user.
+    """
+
+    base: str
+    username: str
+    password: str
+    decision: str = "allow"
+    pages: list[str] = field(default_factory=list)
+    consent_html: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        import httpx2
+
+        self.http = httpx2.AsyncClient(follow_redirects=False, timeout=30.0)
+
+    def _abs(self, url: str) -> str:
+        return self.base + url if url.startswith("/") else url
+
+    async def _submit(self, html: str) -> Any:
+        form = forms_of(html)[0]
+        data = dict(form.hidden)
+        if "password" in form.inputs:
+            self.pages.append("login")
+            data.update(username=self.username, password=self.password)
+        elif "decision" in form.inputs and "user_code" in data:
+            self.pages.append("device-approve")
+            data["decision"] = self.decision
+        elif "decision" in form.inputs:
+            self.pages.append("consent")
+            self.consent_html.append(html)
+            data["decision"] = self.decision
+        else:
+            raise AssertionError(f"an unexpected form: {form}\n{html}")
+        return await self.http.post(self._abs(form.action), data=data)
+
+    async def authorize(self, url: str) -> str:
+        """Opens an authorization URL; the URL the server finally redirects the
+        user agent to, off its own origin (the client's redirect URI)."""
+        r = await self.http.get(url)
+        for _ in range(8):
+            if r.is_redirect:
+                to = self._abs(r.headers["location"])
+                if not to.startswith(self.base + "/"):
+                    return to
+                r = await self.http.get(to)
+                continue
+            assert r.status_code == 200, f"{r.request.method} {r.request.url}: {r.status_code} {r.text[:2000]}"
+            r = await self._submit(r.text)
+        raise AssertionError(f"no redirect to the client after eight pages from {url}")
+
+    async def enter_user_code(self, verification_uri: str, user_code: str) -> str:
+        """The device flow's user side: open the verification page, sign in,
+        enter the code, approve (or deny); the final page's text."""
+        r = await self.http.get(verification_uri)
+        submitted = False
+        for _ in range(8):
+            if r.is_redirect:
+                r = await self.http.get(self._abs(r.headers["location"]))
+                continue
+            if r.status_code == 400 and submitted:
+                # The code was refused; the page asks for it again.
+                self.pages.append("device-retry")
+                return r.text
+            assert r.status_code == 200, f"{r.request.url}: {r.status_code} {r.text[:2000]}"
+            forms = forms_of(r.text)
+            if forms and "user_code" in forms[0].inputs and "decision" not in forms[0].inputs:
+                self.pages.append("device")
+                form = forms[0]
+                data = dict(form.hidden)
+                data["user_code"] = user_code
+                submitted = True
+                r = await self.http.post(self._abs(form.action), data=data)
+                continue
+            if forms and ("password" in forms[0].inputs or "decision" in forms[0].inputs):
+                r = await self._submit(r.text)
+                continue
+            self.pages.append("message")
+            return r.text
+        raise AssertionError(f"the device pages did not finish from {verification_uri}")
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+
+@dataclass
+class MemoryTokenStorage:
+    """The SDK's `TokenStorage` in memory, counting writes (a refresh writes tokens)."""
+
+    tokens: Any = None
+    client_info: Any = None
+    token_writes: int = 0
+
+    async def get_tokens(self) -> Any:
+        return self.tokens
+
+    async def set_tokens(self, tokens: Any) -> None:
+        self.tokens = tokens
+        self.token_writes += 1
+
+    async def get_client_info(self) -> Any:
+        return self.client_info
+
+    async def set_client_info(self, client_info: Any) -> None:
+        self.client_info = client_info
