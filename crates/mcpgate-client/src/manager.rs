@@ -190,9 +190,7 @@ impl TokenManager {
             None if self.may_renew_without_person() => self.login(&[], false).await?,
             None => return Err(ClientError::NeedsPerson(self.login_hint())),
         };
-        if !s.tokens.access_token.is_empty()
-            && !s.tokens.due(self.opts.refresh_margin)
-        {
+        if !s.tokens.access_token.is_empty() && !s.tokens.due(self.opts.refresh_margin) {
             return Ok(s.tokens.access_token);
         }
         Ok(self

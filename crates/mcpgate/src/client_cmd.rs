@@ -11,8 +11,8 @@ use clap::{Args, Subcommand};
 use mcpgate_client::mcp_config::{McpConfig, ResolvedServer};
 use mcpgate_client::oauth::PrivateKey;
 use mcpgate_client::{
-    ClientError, Credentials, RefreshMargin, SignInMethod, SignInOptions, StaticCredentials, TokenManager,
-    TokenStore,
+    ClientError, Credentials, RefreshMargin, SignInMethod, SignInOptions, StaticCredentials,
+    TokenManager, TokenStore,
 };
 
 /// How to sign in: shared by `login`, `call`, `token` and `bridge`.

@@ -154,9 +154,13 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
     }
     let _reaper = gateway.spawn_reaper(Duration::from_secs(30));
     let app = crate::authserver::merge(gateway.router(), authserver.as_ref());
-    let _maintenance = authserver
-        .as_ref()
-        .map(|a| a.spawn_maintenance(cfg.authserver.maintenance_interval.max(Duration::from_secs(1))));
+    let _maintenance = authserver.as_ref().map(|a| {
+        a.spawn_maintenance(
+            cfg.authserver
+                .maintenance_interval
+                .max(Duration::from_secs(1)),
+        )
+    });
     let grace = cfg.server.shutdown_grace.unwrap_or(Duration::from_secs(10));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let gw = gateway.clone();
