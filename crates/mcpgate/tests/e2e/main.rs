@@ -22,6 +22,7 @@
 mod auth;
 mod authserver;
 mod authserver_more;
+mod authserver_path;
 mod concurrency;
 mod credentials;
 mod everything;
