@@ -18,7 +18,7 @@
 mod idp;
 mod policy;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -129,7 +129,14 @@ pub struct ProviderConfig {
 #[derive(Debug, Default)]
 pub(crate) struct Federation {
     pub(crate) providers: Vec<Idp>,
+    /// One lock per (user, provider): IdPs that rotate refresh tokens (GitHub
+    /// does) refuse the second of two concurrent refreshes with the same
+    /// token, which would otherwise read as a revocation.
+    renewals: std::sync::Mutex<HashMap<(String, String), RenewalLock>>,
 }
+
+/// Held while one user's token from one provider is read and renewed.
+type RenewalLock = Arc<tokio::sync::Mutex<()>>;
 
 impl Federation {
     /// Checks every provider table and reads its client secret.
@@ -152,7 +159,22 @@ impl Federation {
             }
             providers.push(idp);
         }
-        Ok(Federation { providers })
+        Ok(Federation {
+            providers,
+            renewals: Default::default(),
+        })
+    }
+
+    /// The lock that serializes renewing `subject`'s token from provider `name`.
+    fn renewal_lock(&self, subject: &str, name: &str) -> RenewalLock {
+        let mut locks = self
+            .renewals
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        locks
+            .entry((subject.to_owned(), name.to_owned()))
+            .or_default()
+            .clone()
     }
 
     pub(crate) fn get(&self, name: &str) -> Option<&Idp> {
@@ -414,6 +436,10 @@ impl AuthServer {
             idp.display_name(),
             inner.url("/account")
         );
+        // Held across the read and any refresh: a request that waited finds
+        // the token its predecessor renewed.
+        let lock = inner.federation.renewal_lock(subject, name);
+        let _renewing = lock.lock().await;
         let stored = inner
             .store
             .federated_tokens(&inner.master, subject, name)
@@ -488,6 +514,8 @@ impl AuthServer {
         let Some(idp) = inner.federation.get(name) else {
             return false;
         };
+        let lock = inner.federation.renewal_lock(subject, name);
+        let _renewing = lock.lock().await;
         let Ok(Some(t)) = inner
             .store
             .federated_tokens(&inner.master, subject, name)
