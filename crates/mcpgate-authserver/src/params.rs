@@ -64,3 +64,6 @@ impl Params {
         s.finish()
     }
 }
+
+#[cfg(test)]
+mod props;

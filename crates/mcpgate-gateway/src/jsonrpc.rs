@@ -285,6 +285,9 @@ pub fn replace_progress_token(params: &RawValue, token: &RawValue) -> Option<Box
 }
 
 #[cfg(test)]
+mod props;
+
+#[cfg(test)]
 mod tests;
 
 /// `params.protocolVersion` of an `initialize` request.

@@ -21,6 +21,10 @@ pub(crate) struct Parser {
     current: Event,
     has_data: bool,
     max_event: usize,
+    /// The last line ended in `\r` at the end of a chunk: a `\n` opening the
+    /// next chunk belongs to that line end, not to an empty line (which would
+    /// dispatch the event early).
+    after_cr: bool,
 }
 
 /// An event grew past the size limit.
@@ -39,6 +43,12 @@ impl Parser {
     /// Adds bytes and returns the events they complete.
     pub(crate) fn feed(&mut self, chunk: &[u8]) -> Result<Vec<Event>, TooLarge> {
         self.buf.extend_from_slice(chunk);
+        if self.after_cr && !self.buf.is_empty() {
+            if self.buf[0] == b'\n' {
+                self.buf.advance(1);
+            }
+            self.after_cr = false;
+        }
         let mut out = Vec::new();
         while let Some(pos) = self.buf.iter().position(|b| *b == b'\n' || *b == b'\r') {
             let line = self.buf.split_to(pos);
@@ -46,6 +56,7 @@ impl Parser {
             if self.buf.first() == Some(&b'\r') && self.buf.get(1) == Some(&b'\n') {
                 self.buf.advance(2);
             } else {
+                self.after_cr = self.buf.first() == Some(&b'\r') && self.buf.len() == 1;
                 self.buf.advance(1);
             }
             self.line(&line, &mut out);
@@ -87,6 +98,9 @@ impl Parser {
         }
     }
 }
+
+#[cfg(test)]
+mod props;
 
 #[cfg(test)]
 mod tests {

@@ -193,4 +193,7 @@ fn is_token68(b: u8) -> bool {
 }
 
 #[cfg(test)]
+mod props;
+
+#[cfg(test)]
 mod tests;

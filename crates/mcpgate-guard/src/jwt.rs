@@ -392,4 +392,7 @@ impl Verifier for JwtVerifier {
 }
 
 #[cfg(test)]
+mod props;
+
+#[cfg(test)]
 mod tests;
