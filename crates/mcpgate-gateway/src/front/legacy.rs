@@ -199,7 +199,10 @@ pub(crate) async fn post(gw: Gateway, req: Request) -> Response {
                 .unwrap_or_else(keep);
             tokio::spawn(async move {
                 match session.link.request(msg).await {
-                    Ok(ex) => relay_into(ex, log, timeout, id, rewrite).await,
+                    Ok(ex) => {
+                        let ex = gw.shared.stopping.guard(ex, id.clone());
+                        relay_into(ex, log, timeout, id, rewrite).await
+                    }
                     Err(e) => log.push(&jsonrpc::Message::error(
                         id,
                         code::UPSTREAM_ERROR,

@@ -168,7 +168,7 @@ async fn post(
             let id = msg.id.clone();
             let msg_method = msg.method.clone();
             let ex = match session.link.request(msg).await {
-                Ok(ex) => ex,
+                Ok(ex) => gw.shared.stopping.guard(ex, id.clone()),
                 Err(e) => return link_failed(&gw, &session, &e, id).await,
             };
             let method = msg_method.unwrap_or_default();
