@@ -122,16 +122,9 @@ pub(crate) async fn post(gw: Gateway, req: Request) -> Response {
     if principal.subject != session.subject {
         return session_not_found(None);
     }
-    let body = match axum::body::to_bytes(req.into_body(), gw.shared.limits.max_body_bytes).await {
+    let body = match super::read_body(req, gw.shared.limits.max_body_bytes).await {
         Ok(b) => b,
-        Err(_) => {
-            return rpc_error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                None,
-                code::INVALID_REQUEST,
-                "request body too large",
-            );
-        }
+        Err(r) => return r,
     };
     let (msg, kind) = match parse_body(&body) {
         Ok(v) => v,
