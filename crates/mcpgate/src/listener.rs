@@ -36,11 +36,11 @@ pub(crate) struct ConnLimits {
     pub(crate) max_connections: usize,
 }
 
-/// Connections answered 503 at once, beyond the cap; more are closed unanswered
-/// (each 503 holds a descriptor for a moment).
+/// Connections beyond the cap being answered 503 at once (each holds a
+/// descriptor for a moment); the accept loop waits when all are busy.
 const MAX_SHEDDING: usize = 64;
 /// How long a shed connection may take to read its 503 and close.
-const SHED_LINGER: Duration = Duration::from_millis(500);
+const SHED_LINGER: Duration = Duration::from_millis(250);
 /// The pause after `accept` fails for lack of descriptors.
 const FD_BACKOFF: Duration = Duration::from_millis(100);
 /// Repeated warnings (sheds, timeouts, EMFILE) are logged at most this often.
@@ -148,14 +148,16 @@ impl Server {
                 }
                 Err(_) => {
                     self.warnings.shed(peer, self.limits.max_connections);
-                    if let Ok(permit) = self.shedding.clone().try_acquire_owned() {
-                        let max = self.limits.max_connections;
-                        self.tracker.spawn(async move {
-                            shed(tcp, max).await;
-                            drop(permit);
-                        });
-                    }
-                    // Else the socket closes here: an answer nobody waits for.
+                    // Waiting for a shedding slot holds further sockets in the
+                    // backlog, where they cost this process no descriptor.
+                    let Ok(permit) = self.shedding.clone().acquire_owned().await else {
+                        break;
+                    };
+                    let max = self.limits.max_connections;
+                    self.tracker.spawn(async move {
+                        shed(tcp, max).await;
+                        drop(permit);
+                    });
                 }
             }
         }

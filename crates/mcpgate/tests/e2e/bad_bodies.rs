@@ -26,8 +26,11 @@ async fn an_oversized_content_length_is_refused_before_the_body_is_read() {
         .await
         .expect("connect");
     // 100 MB announced, 1 KB sent: the answer must not wait for the rest.
-    let head = "POST /mcp/demo HTTP/1.1\r\nHost: 127.0.0.1\r\ncontent-type: application/json\r\n\
-                accept: application/json, text/event-stream\r\ncontent-length: 100000000\r\n\r\n";
+    let host = gw.base.trim_start_matches("http://");
+    let head = format!(
+        "POST /mcp/demo HTTP/1.1\r\nHost: {host}\r\ncontent-type: application/json\r\n\
+         accept: application/json, text/event-stream\r\ncontent-length: 100000000\r\n\r\n"
+    );
     s.write_all(head.as_bytes()).await.expect("write head");
     s.write_all(&[b' '; 1024]).await.expect("write some body");
     let t = Instant::now();

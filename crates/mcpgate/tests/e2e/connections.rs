@@ -52,7 +52,7 @@ async fn half_sent_and_silent_sockets_are_closed_after_header_read_timeout() {
     .await;
     let addr = host_port(&gw.base);
     let mut half = TcpStream::connect(&addr).await.expect("connect");
-    half.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+    half.write_all(format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\nX-Slow: ").as_bytes())
         .await
         .expect("write half a head");
     let mut silent = TcpStream::connect(&addr).await.expect("connect");
@@ -84,10 +84,9 @@ async fn idle_timeout_closes_idle_keep_alive_but_not_streams_or_long_calls() {
     ))
     .await;
     // An idle keep-alive connection is closed once idle_timeout has passed.
-    let mut ka = TcpStream::connect(host_port(&gw.base))
-        .await
-        .expect("connect");
-    ka.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    let addr = host_port(&gw.base);
+    let mut ka = TcpStream::connect(&addr).await.expect("connect");
+    ka.write_all(format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes())
         .await
         .expect("write");
     let mut buf = vec![0u8; 4096];
@@ -213,7 +212,7 @@ async fn idle_sockets_under_a_low_fd_limit_do_not_lock_out_a_real_request() {
         .await
         .unwrap_or_else(|e| {
             panic!(
-                "with 400 idle sockets a real request got no answer within 8 s: {e}; log:\n{}",
+                "with 400 idle sockets a real request got no answer within 8 s: {e:?}; log:\n{}",
                 gw.log_tail(30)
             )
         });
