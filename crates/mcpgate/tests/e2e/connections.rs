@@ -198,8 +198,14 @@ async fn idle_sockets_under_a_low_fd_limit_do_not_lock_out_a_real_request() {
     let (gw, base, _dir) = start_with_fd_limit(256, &limits_config(data.path(), "")).await;
     let addr = host_port(&base);
     let mut idle = Vec::new();
-    for _ in 0..400 {
-        idle.push(TcpStream::connect(&addr).await.expect("connect"));
+    for i in 0..400 {
+        match tokio::time::timeout(Duration::from_secs(3), TcpStream::connect(&addr)).await {
+            Ok(Ok(s)) => idle.push(s),
+            other => panic!(
+                "idle socket {i} of 400 could not connect within 3 s ({other:?}): the gateway stopped accepting; log:\n{}",
+                gw.log_tail(30)
+            ),
+        }
     }
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(8))
