@@ -11,7 +11,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
 /// The deadlines the watchdog enforces.
@@ -144,27 +145,67 @@ impl Drop for InFlight {
     }
 }
 
-/// A socket that reports reads to its [`Activity`].
+/// A socket that reports reads to its [`Activity`], and closes lingering.
 #[derive(Debug)]
-pub(crate) struct Tracked<T> {
-    io: T,
+pub(crate) struct Tracked {
+    /// `None` only once dropped.
+    io: Option<TcpStream>,
     activity: Arc<Activity>,
 }
 
-impl<T> Tracked<T> {
-    pub(crate) fn new(io: T, activity: Arc<Activity>) -> Self {
-        Tracked { io, activity }
+/// How long a closed connection may keep sending what nobody reads.
+const LINGER: Duration = Duration::from_secs(1);
+
+impl Tracked {
+    pub(crate) fn new(io: TcpStream, activity: Arc<Activity>) -> Self {
+        Tracked {
+            io: Some(io),
+            activity,
+        }
+    }
+
+    fn io(&mut self) -> io::Result<&mut TcpStream> {
+        self.io
+            .as_mut()
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))
     }
 }
 
-impl<T: AsyncRead + Unpin> AsyncRead for Tracked<T> {
+impl Drop for Tracked {
+    /// A connection answered before its request body was read (413 by
+    /// `Content-Length`) still has the body arriving: closing it then would
+    /// reset the connection and destroy the answer before the client reads
+    /// it. Such a socket is half-closed and drained for a moment instead.
+    fn drop(&mut self) {
+        let Some(mut tcp) = self.io.take() else {
+            return;
+        };
+        let mut probe = [0u8; 1];
+        if !matches!(tcp.try_read(&mut probe), Ok(n) if n > 0) {
+            return;
+        }
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                let _ = tokio::time::timeout(LINGER, async {
+                    tcp.shutdown().await?;
+                    let mut sink = vec![0u8; 16 * 1024];
+                    while tcp.read(&mut sink).await? > 0 {}
+                    Ok::<_, io::Error>(())
+                })
+                .await;
+            });
+        }
+    }
+}
+
+impl AsyncRead for Tracked {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
-        ready!(Pin::new(&mut self.io).poll_read(cx, buf))?;
+        ready!(Pin::new(self.io()?).poll_read(cx, buf))?;
         if buf.filled().len() > before {
             self.activity.on_read();
         }
@@ -172,13 +213,13 @@ impl<T: AsyncRead + Unpin> AsyncRead for Tracked<T> {
     }
 }
 
-impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<T> {
+impl AsyncWrite for Tracked {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write(cx, buf)
+        Pin::new(self.io()?).poll_write(cx, buf)
     }
 
     fn poll_write_vectored(
@@ -186,19 +227,19 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<T> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+        Pin::new(self.io()?).poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
+        self.io.as_ref().is_some_and(|t| t.is_write_vectored())
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_flush(cx)
+        Pin::new(self.io()?).poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_shutdown(cx)
+        Pin::new(self.io()?).poll_shutdown(cx)
     }
 }
 
