@@ -14,6 +14,7 @@
 
 mod account;
 mod authorize;
+mod body_limit;
 mod cimd;
 mod client_auth;
 mod clients;
@@ -46,6 +47,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use mcpgate_store::{MasterKey, Store};
 
+pub use body_limit::MAX_BODY_BYTES;
 pub use error::{ErrorCode, OAuthError};
 pub use federation::{MapBy, ProviderConfig, ProviderKind};
 pub use keys::aad as signing_key_aad;

@@ -87,5 +87,7 @@ pub(crate) fn router(inner: Arc<Inner>) -> Router {
         .merge(api)
         .merge(pages)
         .merge(assets)
+        // Outermost: an oversized body is refused before a handler reads it.
+        .layer(axum::middleware::from_fn(crate::body_limit::limit_body))
         .with_state(inner)
 }

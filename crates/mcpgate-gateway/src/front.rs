@@ -148,8 +148,60 @@ pub(crate) fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a s
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
+/// Reads a POST body within `limit` bytes. A body whose `Content-Length`
+/// exceeds the limit is refused before any of it is read.
+pub(crate) async fn read_body(
+    req: axum::extract::Request,
+    limit: usize,
+) -> Result<Bytes, Response> {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if let Some(n) = declared
+        && n > limit as u64
+    {
+        return Err(body_too_large(Some(n), limit));
+    }
+    axum::body::to_bytes(req.into_body(), limit)
+        .await
+        .map_err(|_| body_too_large(None, limit))
+}
+
+fn body_too_large(declared: Option<u64>, limit: usize) -> Response {
+    tracing::info!(
+        content_length = declared,
+        limit,
+        "refused a request body larger than server.max_body_bytes"
+    );
+    rpc_error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        None,
+        code::INVALID_REQUEST,
+        &format!("the request body is larger than server.max_body_bytes = {limit}"),
+    )
+}
+
 /// Reads and classifies a POST body: one JSON-RPC message, or an error response.
 pub(crate) fn parse_body(body: &[u8]) -> Result<(Message, Kind), Response> {
+    // Before parsing: the envelope parser skips `params` without a depth limit,
+    // and an upstream choking on a deep array would leave the client waiting.
+    if crate::jsonrpc::nests_deeper_than(body, crate::jsonrpc::MAX_DEPTH) {
+        tracing::info!(
+            limit = crate::jsonrpc::MAX_DEPTH,
+            "refused a JSON-RPC message nested too deeply"
+        );
+        return Err(rpc_error(
+            StatusCode::BAD_REQUEST,
+            None,
+            code::INVALID_REQUEST,
+            &format!(
+                "Invalid request: the message nests arrays and objects more than {} levels deep",
+                crate::jsonrpc::MAX_DEPTH
+            ),
+        ));
+    }
     let trimmed = body.iter().find(|b| !b.is_ascii_whitespace());
     // Only a well-formed array is a batch; `[1, 2` is plain invalid JSON (-32700).
     if trimmed == Some(&b'[') && serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok() {
@@ -176,6 +228,15 @@ pub(crate) fn parse_body(body: &[u8]) -> Result<(Message, Kind), Response> {
             "Invalid request: a message needs a method (request, notification) or a result/error (response)",
         )
     })?;
+    if let Some(why) = msg.id_problem(kind) {
+        tracing::info!("refused a JSON-RPC message: {why}");
+        return Err(rpc_error(
+            StatusCode::BAD_REQUEST,
+            None,
+            code::INVALID_REQUEST,
+            &format!("Invalid request: {why}"),
+        ));
+    }
     Ok((msg, kind))
 }
 

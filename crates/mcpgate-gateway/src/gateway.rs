@@ -54,6 +54,8 @@ pub(crate) struct Shared {
     pub(crate) guard: Guard,
     /// 2026-07-28 calls waiting for the client's `input_required` retry.
     pub(crate) parked: Arc<crate::front::mrtr::ParkedTable>,
+    /// Answers requests still in flight at the end of the shutdown grace.
+    pub(crate) stopping: crate::stopping::Stopping,
 }
 
 /// Headers browser clients may send (MCP-AUTH.md, CORS).
@@ -115,6 +117,7 @@ impl Gateway {
                     public_url: cfg.public_url,
                 },
                 parked: Arc::default(),
+                stopping: crate::stopping::Stopping::default(),
             }),
         })
     }
@@ -214,6 +217,13 @@ impl Gateway {
     /// shutdown does not wait on connections that never finish by themselves.
     pub fn end_streams(&self) {
         self.shared.sessions.end_streams();
+    }
+
+    /// Answers every request still waiting on an upstream with a JSON-RPC
+    /// error saying the gateway is shutting down (SSE answers end with it).
+    /// Call it before [`Gateway::shutdown`], which stops the children.
+    pub fn abort_in_flight(&self) {
+        self.shared.stopping.trigger();
     }
 
     /// Ends every session and stops every child (SIGTERM, then SIGKILL after `grace`).

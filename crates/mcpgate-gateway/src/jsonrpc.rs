@@ -9,6 +9,9 @@ use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
 
+mod shape;
+pub use shape::{MAX_DEPTH, nests_deeper_than};
+
 /// JSON-RPC error codes the gateway itself produces.
 pub mod code {
     /// Invalid JSON was received.

@@ -21,6 +21,7 @@ mod mux;
 mod origin;
 mod session;
 mod sse;
+mod stopping;
 mod upstream;
 
 pub use auth::{AccessMode, AuthSettings};

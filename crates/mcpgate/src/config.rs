@@ -56,6 +56,21 @@ pub(crate) struct ServerConfig {
     pub(crate) max_body_bytes: Option<usize>,
     #[serde(default)]
     pub(crate) replay_events: Option<usize>,
+    /// From accept (or a request's first byte) to its complete head.
+    #[serde(
+        default,
+        deserialize_with = "mcpgate_guard::time::deserialize_opt_duration"
+    )]
+    pub(crate) header_read_timeout: Option<Duration>,
+    /// A connection with no request in flight for this long is closed.
+    #[serde(
+        default,
+        deserialize_with = "mcpgate_guard::time::deserialize_opt_duration"
+    )]
+    pub(crate) idle_timeout: Option<Duration>,
+    /// Connections beyond this are answered 503 and closed.
+    #[serde(default)]
+    pub(crate) max_connections: Option<usize>,
 }
 
 impl Default for ServerConfig {
@@ -71,6 +86,9 @@ impl Default for ServerConfig {
             shutdown_grace: None,
             max_body_bytes: None,
             replay_events: None,
+            header_read_timeout: None,
+            idle_timeout: None,
+            max_connections: None,
         }
     }
 }
@@ -222,6 +240,15 @@ impl ServerConfig {
             session_idle_timeout: self.session_idle_timeout.unwrap_or(d.session_idle_timeout),
             replay_events: self.replay_events.unwrap_or(d.replay_events),
             ..d
+        }
+    }
+
+    /// The listener's limits; the connection cap defaults to half `nofile`.
+    pub(crate) fn conn_limits(&self, nofile: Option<u64>) -> crate::listener::ConnLimits {
+        crate::listener::ConnLimits {
+            header_read_timeout: self.header_read_timeout.unwrap_or(Duration::from_secs(10)),
+            idle_timeout: self.idle_timeout.unwrap_or(Duration::from_secs(120)),
+            max_connections: crate::fd_limit::max_connections(self.max_connections, nofile),
         }
     }
 
@@ -477,6 +504,17 @@ fn validate(c: &Config, source: &Source, problems: &mut Vec<String>) {
         match url::Url::parse(o) {
             Ok(u) if u.path() == "/" && u.query().is_none() && u.host().is_some() => {}
             _ => problems.push(format!("{f}: server.allowed_origins: {o:?} is not an origin; write scheme://host[:port], e.g. \"http://localhost:6274\"")),
+        }
+    }
+    if c.server.max_connections == Some(0) {
+        problems.push(format!("{f}: server.max_connections: must be at least 1"));
+    }
+    for (key, v) in [
+        ("header_read_timeout", c.server.header_read_timeout),
+        ("idle_timeout", c.server.idle_timeout),
+    ] {
+        if v == Some(Duration::ZERO) {
+            problems.push(format!("{f}: server.{key}: must be longer than 0s"));
         }
     }
     if c.server.max_body_bytes == Some(0) {

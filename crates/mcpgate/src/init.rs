@@ -19,6 +19,10 @@ allowed_origins = []   # ["http://localhost:6274"]
 # request_timeout = "60s"     # first answer from an upstream; SSE streams reset it on every message
 # session_idle_timeout = "30m"
 # max_body_bytes = 4194304
+# shutdown_grace = "10s"      # in-flight requests get this long on SIGTERM, then "shutting down"
+# header_read_timeout = "10s" # a connection must send a complete request head within this
+# idle_timeout = "120s"       # connections with no request in flight close after this (SSE streams are busy)
+# max_connections = 10000     # default: half the open-file limit; beyond it → 503
 
 [auth]
 # "required": every request needs a credential. "optional": anonymous callers get

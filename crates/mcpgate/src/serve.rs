@@ -70,6 +70,8 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
         );
         return ExitCode::from(1);
     }
+    // Before the first socket: every descriptor the process may open needs the raised limit.
+    let nofile = crate::fd_limit::raise();
     let listener = match tokio::net::TcpListener::bind(cfg.server.listen).await {
         Ok(l) => l,
         Err(e) => {
@@ -162,45 +164,36 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
         )
     });
     let grace = cfg.server.shutdown_grace.unwrap_or(Duration::from_secs(10));
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let gw = gateway.clone();
-    // Without TCP_NODELAY every SSE event waits ~40 ms on Nagle and delayed ACKs.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    // The peer address feeds the login throttle of the authorization server.
-    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        shutdown_signal().await;
-        tracing::info!("shutting down: ending server streams and draining in-flight requests");
-        // Long-lived GET streams would keep the drain waiting forever.
-        gw.end_streams();
-        let _ = stop_tx.send(true);
-    });
-    let mut stop_rx2 = stop_rx.clone();
-    let outcome = tokio::select! {
-        r = server => r.map_err(|e| e.to_string()),
-        _ = async move {
-            let _ = stop_rx2.wait_for(|s| *s).await;
-            tokio::time::sleep(grace).await;
-        } => {
-            tracing::warn!(?grace, "in-flight requests did not finish within the shutdown grace period");
-            Ok(())
-        }
-    };
-    gateway.shutdown(Duration::from_secs(5)).await;
-    match outcome {
-        Ok(()) => {
-            tracing::info!("stopped");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("mcpgate: server error: {e}");
-            ExitCode::from(1)
-        }
+    let conn_limits = cfg.server.conn_limits(nofile);
+    tracing::info!(
+        max_connections = conn_limits.max_connections,
+        header_read_timeout = ?conn_limits.header_read_timeout,
+        idle_timeout = ?conn_limits.idle_timeout,
+        "connection limits"
+    );
+    let server = crate::listener::spawn(listener, app, conn_limits);
+    shutdown_signal().await;
+    tracing::info!("shutting down: ending server streams and draining in-flight requests");
+    // Long-lived GET streams would keep the drain waiting forever.
+    gateway.end_streams();
+    server.stop();
+    if tokio::time::timeout(grace, server.drained()).await.is_err() {
+        tracing::warn!(
+            ?grace,
+            "in-flight requests did not finish within the shutdown grace period; answering them that the gateway is shutting down"
+        );
+        // Answered before the children stop, so clients read "shutting down"
+        // rather than "the upstream closed the connection".
+        gateway.abort_in_flight();
+        let _ = tokio::time::timeout(ABORT_FLUSH, server.drained()).await;
     }
+    gateway.shutdown(Duration::from_secs(5)).await;
+    tracing::info!("stopped");
+    ExitCode::SUCCESS
 }
 
+/// How long the "shutting down" answers get to reach their clients.
+const ABORT_FLUSH: Duration = Duration::from_secs(2);
 fn report(problems: &[String]) -> ExitCode {
     for p in problems {
         eprintln!("error: {p}");

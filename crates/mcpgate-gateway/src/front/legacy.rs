@@ -122,16 +122,9 @@ pub(crate) async fn post(gw: Gateway, req: Request) -> Response {
     if principal.subject != session.subject {
         return session_not_found(None);
     }
-    let body = match axum::body::to_bytes(req.into_body(), gw.shared.limits.max_body_bytes).await {
+    let body = match super::read_body(req, gw.shared.limits.max_body_bytes).await {
         Ok(b) => b,
-        Err(_) => {
-            return rpc_error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                None,
-                code::INVALID_REQUEST,
-                "request body too large",
-            );
-        }
+        Err(r) => return r,
     };
     let (msg, kind) = match parse_body(&body) {
         Ok(v) => v,
@@ -199,7 +192,10 @@ pub(crate) async fn post(gw: Gateway, req: Request) -> Response {
                 .unwrap_or_else(keep);
             tokio::spawn(async move {
                 match session.link.request(msg).await {
-                    Ok(ex) => relay_into(ex, log, timeout, id, rewrite).await,
+                    Ok(ex) => {
+                        let ex = gw.shared.stopping.guard(ex, id.clone());
+                        relay_into(ex, log, timeout, id, rewrite).await
+                    }
                     Err(e) => log.push(&jsonrpc::Message::error(
                         id,
                         code::UPSTREAM_ERROR,

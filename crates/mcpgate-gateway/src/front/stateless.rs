@@ -244,7 +244,7 @@ async fn call(
             msg.id = Some(upstream_id.clone());
             msg.params = msg.params.as_deref().map(strip_modern_meta);
             let ex = match link.request(msg).await {
-                Ok(ex) => ex,
+                Ok(ex) => gw.shared.stopping.guard(ex, Some(upstream_id.clone())),
                 Err(e) => return upstream_error(&e, client_id),
             };
             mrtr::Call {

@@ -11,7 +11,7 @@ use serde_json::value::RawValue;
 
 use super::{
     Answer, DEFAULT_VERSION, MODERN_VERSION, SUPPORTED_VERSIONS, accepts, header_str,
-    is_json_content, json, keep, parse_body, rpc_error, sse, stateless, upstream_error,
+    is_json_content, json, keep, parse_body, read_body, rpc_error, sse, stateless, upstream_error,
 };
 use crate::auth;
 use crate::config::HttpTransport;
@@ -110,19 +110,9 @@ async fn post(
             "Unsupported Media Type: send the JSON-RPC message with Content-Type: application/json",
         );
     }
-    let body = match axum::body::to_bytes(req.into_body(), gw.shared.limits.max_body_bytes).await {
+    let body = match read_body(req, gw.shared.limits.max_body_bytes).await {
         Ok(b) => b,
-        Err(_) => {
-            return rpc_error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                None,
-                code::INVALID_REQUEST,
-                &format!(
-                    "the request body is larger than server.max_body_bytes = {}",
-                    gw.shared.limits.max_body_bytes
-                ),
-            );
-        }
+        Err(r) => return r,
     };
     let (msg, kind) = match parse_body(&body) {
         Ok(v) => v,
@@ -168,7 +158,7 @@ async fn post(
             let id = msg.id.clone();
             let msg_method = msg.method.clone();
             let ex = match session.link.request(msg).await {
-                Ok(ex) => ex,
+                Ok(ex) => gw.shared.stopping.guard(ex, id.clone()),
                 Err(e) => return link_failed(&gw, &session, &e, id).await,
             };
             let method = msg_method.unwrap_or_default();

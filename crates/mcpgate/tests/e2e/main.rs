@@ -13,6 +13,9 @@
 //! - `oauth_rmcp`: rmcp's OAuth client against the built-in authorization server;
 //! - `federation`: sign-in through a GitHub-shaped server and through a second mcpgate
 //!   as OIDC provider, federated tokens forwarded, refreshed and revoked;
+//! - `connections`: header-read and idle timeouts, the connection cap under a low fd limit;
+//! - `bad_bodies`: oversized, deeply nested and badly identified bodies, refused quickly;
+//! - `shutdown`: calls in flight past the shutdown grace are told the gateway is shutting down;
 //! - `vault`: per-user secrets from the vault (account page, isolation between users,
 //!   the OAuth façade, master key rotation).
 
@@ -23,7 +26,9 @@ mod auth;
 mod authserver;
 mod authserver_more;
 mod authserver_path;
+mod bad_bodies;
 mod concurrency;
+mod connections;
 mod credentials;
 mod everything;
 mod federation;
@@ -31,4 +36,5 @@ mod harness;
 mod lifecycle;
 mod oauth_rmcp;
 mod rmcp_flows;
+mod shutdown;
 mod vault;
