@@ -56,6 +56,10 @@ pub(crate) struct ServerConfig {
     pub(crate) max_body_bytes: Option<usize>,
     #[serde(default)]
     pub(crate) replay_events: Option<usize>,
+    #[serde(default)]
+    pub(crate) max_sessions_per_subject: Option<usize>,
+    #[serde(default)]
+    pub(crate) max_children_per_subject: Option<usize>,
 }
 
 impl Default for ServerConfig {
@@ -71,6 +75,8 @@ impl Default for ServerConfig {
             shutdown_grace: None,
             max_body_bytes: None,
             replay_events: None,
+            max_sessions_per_subject: None,
+            max_children_per_subject: None,
         }
     }
 }
@@ -221,6 +227,12 @@ impl ServerConfig {
             request_timeout: self.request_timeout.unwrap_or(d.request_timeout),
             session_idle_timeout: self.session_idle_timeout.unwrap_or(d.session_idle_timeout),
             replay_events: self.replay_events.unwrap_or(d.replay_events),
+            max_sessions_per_subject: self
+                .max_sessions_per_subject
+                .unwrap_or(d.max_sessions_per_subject),
+            max_children_per_subject: self
+                .max_children_per_subject
+                .unwrap_or(d.max_children_per_subject),
             ..d
         }
     }

@@ -39,6 +39,13 @@ pub(crate) async fn open(
     let log = EventLog::new(0, gw.shared.limits.replay_events, Some("message"));
     let identity = gw.shared.guard.identity(&principal, &name);
     let principal = principal.principal;
+    let _place = match gw.shared.sessions.reserve(
+        identity.caller.subject.as_deref(),
+        gw.shared.limits.max_sessions_per_subject,
+    ) {
+        Ok(p) => p,
+        Err(e) => return upstream_error(&e, None),
+    };
     let link = match upstream.open(log.clone(), &identity).await {
         Ok(l) => l,
         Err(e) => return upstream_error(&e, None),

@@ -342,6 +342,14 @@ async fn initialize(
 ) -> Response {
     let log = EventLog::new(0, gw.shared.limits.replay_events, None);
     let identity = gw.shared.guard.identity(&caller.authed, &name);
+    // Held until the session is in the table (or the initialize failed).
+    let _place = match gw.shared.sessions.reserve(
+        identity.caller.subject.as_deref(),
+        gw.shared.limits.max_sessions_per_subject,
+    ) {
+        Ok(p) => p,
+        Err(e) => return upstream_error(&e, msg.id),
+    };
     let link = match upstream.open(log.clone(), &identity).await {
         Ok(l) => l,
         Err(e) => return upstream_error(&e, msg.id),

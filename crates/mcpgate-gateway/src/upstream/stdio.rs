@@ -589,12 +589,12 @@ async fn read_messages(
                 }
             },
             Line::TooLong { head, len } => {
-                tracing::warn!(upstream = %name, len, max, "skipped a stdout line longer than the limit (server.max_message_bytes)");
+                tracing::warn!(upstream = %name, len, max, "skipped a stdout line over the message size limit");
                 fail_request(
                     &name,
                     &mux,
                     &head,
-                    &format!("a message of {len} bytes, over the limit of {max} (server.max_message_bytes)"),
+                    &format!("a message of {len} bytes, over the gateway's message size limit of {max} bytes"),
                 );
             }
         }

@@ -13,6 +13,9 @@
 //! - `oauth_rmcp`: rmcp's OAuth client against the built-in authorization server;
 //! - `federation`: sign-in through a GitHub-shaped server and through a second mcpgate
 //!   as OIDC provider, federated tokens forwarded, refreshed and revoked;
+//! - `upstream_timeouts`: `request_timeout` over every stage of an upstream exchange
+//!   (hanging HTTP upstreams, silent SSE answers, stdio children);
+//! - `upstream_children`: no leaked children, per-subject caps, bad child output skipped;
 //! - `vault`: per-user secrets from the vault (account page, isolation between users,
 //!   the OAuth façade, master key rotation).
 
@@ -31,4 +34,6 @@ mod harness;
 mod lifecycle;
 mod oauth_rmcp;
 mod rmcp_flows;
+mod upstream_children;
+mod upstream_timeouts;
 mod vault;
