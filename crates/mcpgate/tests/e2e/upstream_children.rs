@@ -51,12 +51,12 @@ async fn a_client_gone_during_a_slow_start_leaves_no_child() {
             .send()
             .await;
         assert!(sent.is_err(), "the client gave up before the child answered");
+        eventually(Duration::from_secs(5), "every started child is gone", || {
+            let s = started(pids.path());
+            !s.is_empty() && s.iter().all(|p| !is_running(*p)) && children_of(gw.pid()).is_empty()
+        })
+        .await;
     }
-    eventually(Duration::from_secs(5), "every started child is gone", || {
-        let s = started(pids.path());
-        !s.is_empty() && s.iter().all(|p| !is_running(*p))
-    })
-    .await;
     // Well past the child's 3 s start: nothing came back to life, nothing is left.
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert_eq!(children_of(gw.pid()), Vec::<u32>::new(), "{}", gw.log_tail(20));
