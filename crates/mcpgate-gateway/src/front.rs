@@ -95,12 +95,9 @@ pub(crate) fn upstream_error(e: &UpstreamError, id: Option<Box<RawValue>>) -> Re
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
             r
         }
-        UpstreamError::TimedOut(why) => rpc_error(
-            StatusCode::GATEWAY_TIMEOUT,
-            id,
-            code::UPSTREAM_TIMEOUT,
-            why,
-        ),
+        UpstreamError::TimedOut(why) => {
+            rpc_error(StatusCode::GATEWAY_TIMEOUT, id, code::UPSTREAM_TIMEOUT, why)
+        }
         UpstreamError::SubjectLimit(why) => {
             let mut r = rpc_error(StatusCode::TOO_MANY_REQUESTS, id, code::UPSTREAM_ERROR, why);
             r.headers_mut()
@@ -237,7 +234,14 @@ impl Answer<'_> {
                     limit: self.timeout,
                     waiting_on_client: m.kind() == Some(Kind::Request),
                 };
-                tokio::spawn(relay(ex, log, self.rewrite.clone(), id, silence, self.cancel));
+                tokio::spawn(relay(
+                    ex,
+                    log,
+                    self.rewrite.clone(),
+                    id,
+                    silence,
+                    self.cancel,
+                ));
                 sse(reader)
             }
             Ok(None) => rpc_error(

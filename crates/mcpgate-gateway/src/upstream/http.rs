@@ -479,7 +479,10 @@ impl HttpLink {
                             "reason": "mcpgate: request timed out"
                         }));
                         let _ = this
-                            .send(Message::notification("notifications/cancelled", Some(params)))
+                            .send(Message::notification(
+                                "notifications/cancelled",
+                                Some(params),
+                            ))
                             .await;
                     });
                 }

@@ -594,7 +594,9 @@ async fn read_messages(
                     &name,
                     &mux,
                     &head,
-                    &format!("a message of {len} bytes, over the gateway's message size limit of {max} bytes"),
+                    &format!(
+                        "a message of {len} bytes, over the gateway's message size limit of {max} bytes"
+                    ),
                 );
             }
         }

@@ -35,7 +35,12 @@ async fn a_client_gone_during_a_slow_start_leaves_no_child() {
         "isolation = \"session\"\nmax_children = 1\nenv = {{ FAULTY_INIT_DELAY = \"3\", FAULTY_PID_DIR = {} }}",
         crate::harness::toml_str(&pids.path().display().to_string())
     );
-    let gw = Gateway::start(&config_with("", "mode = \"disabled\"", &faulty_upstream("slow", &extra))).await;
+    let gw = Gateway::start(&config_with(
+        "",
+        "mode = \"disabled\"",
+        &faulty_upstream("slow", &extra),
+    ))
+    .await;
     let impatient = reqwest::Client::builder()
         .timeout(Duration::from_millis(700))
         .build()
@@ -50,16 +55,30 @@ async fn a_client_gone_during_a_slow_start_leaves_no_child() {
             .body(initialize_request().to_string())
             .send()
             .await;
-        assert!(sent.is_err(), "the client gave up before the child answered");
-        eventually(Duration::from_secs(5), "every started child is gone", || {
-            let s = started(pids.path());
-            !s.is_empty() && s.iter().all(|p| !is_running(*p)) && children_of(gw.pid()).is_empty()
-        })
+        assert!(
+            sent.is_err(),
+            "the client gave up before the child answered"
+        );
+        eventually(
+            Duration::from_secs(5),
+            "every started child is gone",
+            || {
+                let s = started(pids.path());
+                !s.is_empty()
+                    && s.iter().all(|p| !is_running(*p))
+                    && children_of(gw.pid()).is_empty()
+            },
+        )
         .await;
     }
     // Well past the child's 3 s start: nothing came back to life, nothing is left.
     tokio::time::sleep(Duration::from_secs(4)).await;
-    assert_eq!(children_of(gw.pid()), Vec::<u32>::new(), "{}", gw.log_tail(20));
+    assert_eq!(
+        children_of(gw.pid()),
+        Vec::<u32>::new(),
+        "{}",
+        gw.log_tail(20)
+    );
     let ready = gw.readyz().await;
     assert_eq!(ready["upstreams"]["slow"]["children"], 0, "{ready}");
 
@@ -70,9 +89,11 @@ async fn a_client_gone_during_a_slow_start_leaves_no_child() {
     assert_eq!(ready["upstreams"]["slow"]["children"], 1, "{ready}");
     assert_eq!(children_of(gw.pid()).len(), 1);
     assert_eq!(patient.delete(&session).await, StatusCode::OK);
-    eventually(Duration::from_secs(5), "the session's child is gone", || {
-        children_of(gw.pid()).is_empty()
-    })
+    eventually(
+        Duration::from_secs(5),
+        "the session's child is gone",
+        || children_of(gw.pid()).is_empty(),
+    )
     .await;
 }
 
@@ -135,7 +156,10 @@ async fn one_subject_cannot_take_every_slot() {
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
     let why = body["error"]["message"].as_str().unwrap_or_default();
     assert!(why.contains("max_sessions_per_subject"), "{body}");
-    assert!(gw.log_tail(40).contains("max_sessions_per_subject"), "the refusal is logged");
+    assert!(
+        gw.log_tail(40).contains("max_sessions_per_subject"),
+        "the refusal is logged"
+    );
 
     // Bob is not affected by alice's use.
     let (status, body, session) = initialize_as(&gw.mcp("own"), bob).await;
@@ -168,7 +192,10 @@ async fn a_bad_line_from_a_shared_child_is_skipped() {
     let answer = raw
         .call(&one, &tool_call(json!(4), "too_long", json!({})))
         .await;
-    assert!(started.elapsed() < Duration::from_secs(8), "not by the timeout");
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "not by the timeout"
+    );
     let why = answer["error"]["message"].as_str().unwrap_or_default();
     assert!(why.contains("message size limit"), "{answer}");
 
@@ -176,10 +203,20 @@ async fn a_bad_line_from_a_shared_child_is_skipped() {
     for (session, id) in [(&one, 5), (&two, 6)] {
         let text = format!("still here {id}");
         let answer = raw
-            .call(session, &tool_call(json!(id), "echo", json!({ "text": text })))
+            .call(
+                session,
+                &tool_call(json!(id), "echo", json!({ "text": text })),
+            )
             .await;
         assert_eq!(tool_text(&answer), text, "{answer}");
     }
-    assert_eq!(children_of(gw.pid()), child, "the same child, still running");
-    assert!(gw.log_tail(60).contains("skipped a stdout line"), "the skip is logged");
+    assert_eq!(
+        children_of(gw.pid()),
+        child,
+        "the same child, still running"
+    );
+    assert!(
+        gw.log_tail(60).contains("skipped a stdout line"),
+        "the skip is logged"
+    );
 }

@@ -21,7 +21,8 @@ const TIMEOUT: Duration = Duration::from_secs(2);
 const PATIENCE: Duration = Duration::from_secs(20);
 
 /// The stdio child that misbehaves on request.
-pub(crate) const FAULTY_CHILD: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/e2e/faulty_child.py");
+pub(crate) const FAULTY_CHILD: &str =
+    concat!(env!("CARGO_MANIFEST_DIR"), "/tests/e2e/faulty_child.py");
 
 /// `[[upstream]]` running the faulty child with `extra` keys.
 pub(crate) fn faulty_upstream(name: &str, extra: &str) -> String {
@@ -36,7 +37,9 @@ pub(crate) fn faulty_upstream(name: &str, extra: &str) -> String {
 /// `late_body` (headers of a JSON answer, no body), `progress_then_silence`
 /// (an SSE answer with one event, then nothing).
 async fn faulty_http_upstream() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
     let addr = listener.local_addr().expect("local addr");
     tokio::spawn(async move {
         while let Ok((sock, _)) = listener.accept().await {
@@ -65,7 +68,11 @@ async fn serve_connection(mut sock: TcpStream) {
             )
         };
         if method != "POST" {
-            let status = if method == "DELETE" { "200 OK" } else { "405 Method Not Allowed" };
+            let status = if method == "DELETE" {
+                "200 OK"
+            } else {
+                "405 Method Not Allowed"
+            };
             let _ = sock.write_all(reply(status, "", "").as_bytes()).await;
             continue;
         }
@@ -78,7 +85,9 @@ async fn serve_connection(mut sock: TcpStream) {
                     "capabilities": { "tools": {} },
                     "serverInfo": { "name": "faulty-http", "version": "1" } } });
                 let extra = "content-type: application/json\r\nmcp-session-id: s1\r\n";
-                let _ = sock.write_all(reply("200 OK", extra, &answer.to_string()).as_bytes()).await;
+                let _ = sock
+                    .write_all(reply("200 OK", extra, &answer.to_string()).as_bytes())
+                    .await;
             }
             "tools/call" => {
                 match msg["params"]["name"].as_str().unwrap_or("") {
@@ -91,7 +100,9 @@ async fn serve_connection(mut sock: TcpStream) {
                         let note = json!({ "jsonrpc": "2.0", "method": "notifications/progress",
                             "params": { "progressToken": token, "progress": 1, "total": 10 } });
                         let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\nconnection: close\r\n\r\n";
-                        let _ = sock.write_all(format!("{head}data: {note}\n\n").as_bytes()).await;
+                        let _ = sock
+                            .write_all(format!("{head}data: {note}\n\n").as_bytes())
+                            .await;
                     }
                     // "hang": the request was read; no answer ever comes.
                     _ => {}
@@ -100,7 +111,9 @@ async fn serve_connection(mut sock: TcpStream) {
                 std::future::pending::<()>().await;
             }
             _ => {
-                let _ = sock.write_all(reply("202 Accepted", "", "").as_bytes()).await;
+                let _ = sock
+                    .write_all(reply("202 Accepted", "", "").as_bytes())
+                    .await;
             }
         }
     }
@@ -121,7 +134,8 @@ async fn read_request(sock: &mut TcpStream, buf: &mut Vec<u8>) -> Option<(String
         .lines()
         .find_map(|l| {
             let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("content-length").then(|| v.trim().parse::<usize>().ok())?
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse::<usize>().ok())?
         })
         .unwrap_or(0);
     while buf.len() < end + len {
@@ -163,7 +177,9 @@ async fn expect_504(raw: &Raw, session: Option<&str>, body: &Value, modern: bool
         .header("content-type", "application/json")
         .body(body.to_string());
     if let Some(s) = session {
-        req = req.header("mcp-session-id", s).header("mcp-protocol-version", "2025-11-25");
+        req = req
+            .header("mcp-session-id", s)
+            .header("mcp-protocol-version", "2025-11-25");
     }
     if modern {
         req = req
@@ -196,7 +212,9 @@ async fn expect_silence_error(raw: &Raw, session: Option<&str>, body: &Value, mo
         .header("content-type", "application/json")
         .body(body.to_string());
     if let Some(s) = session {
-        req = req.header("mcp-session-id", s).header("mcp-protocol-version", "2025-11-25");
+        req = req
+            .header("mcp-session-id", s)
+            .header("mcp-protocol-version", "2025-11-25");
     }
     if modern {
         req = req
@@ -213,7 +231,9 @@ async fn expect_silence_error(raw: &Raw, session: Option<&str>, body: &Value, mo
     assert_eq!(last["error"]["code"], -32001, "{events:?}");
     assert_eq!(last["id"], body["id"], "{events:?}");
     assert!(
-        events.iter().any(|m| m["method"] == "notifications/progress"),
+        events
+            .iter()
+            .any(|m| m["method"] == "notifications/progress"),
         "the progress came first: {events:?}"
     );
     assert!(started.elapsed() < TIMEOUT * 4, "{:?}", started.elapsed());
@@ -228,9 +248,21 @@ async fn an_http_upstream_that_never_sends_headers_gets_504() {
     .await;
     let raw = patient_client(&gw.mcp("h"));
     let session = raw.initialize().await;
-    expect_504(&raw, Some(&session), &tool_call(json!(5), "hang", json!({})), false).await;
+    expect_504(
+        &raw,
+        Some(&session),
+        &tool_call(json!(5), "hang", json!({})),
+        false,
+    )
+    .await;
     // The session survives a timeout.
-    expect_504(&raw, Some(&session), &tool_call(json!(6), "late_body", json!({})), false).await;
+    expect_504(
+        &raw,
+        Some(&session),
+        &tool_call(json!(6), "late_body", json!({})),
+        false,
+    )
+    .await;
     // The stateless era: the gateway's own upstream session, same rule.
     let mut modern = tool_call(json!("m1"), "hang", json!({}));
     modern["params"]["_meta"] = json!({
@@ -249,7 +281,13 @@ async fn a_legacy_sse_upstream_that_never_opens_its_stream_gets_504() {
     )))
     .await;
     let raw = patient_client(&gw.mcp("old"));
-    expect_504(&raw, None, &crate::harness::raw::initialize_request(), false).await;
+    expect_504(
+        &raw,
+        None,
+        &crate::harness::raw::initialize_request(),
+        false,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -264,9 +302,20 @@ async fn sse_answers_that_fall_silent_end_with_32001() {
     for name in ["h", "own", "shared"] {
         let raw = patient_client(&gw.mcp(name));
         let session = raw.initialize().await;
-        expect_silence_error(&raw, Some(&session), &progress_call(7, "progress_then_silence"), false)
-            .await;
+        expect_silence_error(
+            &raw,
+            Some(&session),
+            &progress_call(7, "progress_then_silence"),
+            false,
+        )
+        .await;
         // A child that never answers at all: 504 (this held before; kept as a guard).
-        expect_504(&raw, Some(&session), &tool_call(json!(8), "hang", json!({})), false).await;
+        expect_504(
+            &raw,
+            Some(&session),
+            &tool_call(json!(8), "hang", json!({})),
+            false,
+        )
+        .await;
     }
 }

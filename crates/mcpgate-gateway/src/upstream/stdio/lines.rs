@@ -147,10 +147,9 @@ fn value_at(s: &[u8], i: usize) -> Option<Box<RawValue>> {
         b'"' => string_end(s, i)? + 1,
         b'-' | b'0'..=b'9' => {
             let mut j = i + 1;
-            while s
-                .get(j)
-                .is_some_and(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-'))
-            {
+            while s.get(j).is_some_and(|b| {
+                b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-')
+            }) {
                 j += 1;
             }
             j
