@@ -125,7 +125,10 @@ fn default_max_children() -> usize {
 pub struct Limits {
     /// Largest accepted request body.
     pub max_body_bytes: usize,
-    /// Time an upstream may take before its first answer to a request (SSE streams reset it on every message).
+    /// Time an upstream may take for a whole exchange: connecting, its response
+    /// headers, a JSON body, or the first event of an SSE answer; then the longest
+    /// silence between events of an SSE answer (not counted while a question the
+    /// upstream asked the client waits for the client).
     pub request_timeout: Duration,
     /// Sessions (and their per-session children) idle this long are closed.
     pub session_idle_timeout: Duration,
@@ -133,6 +136,10 @@ pub struct Limits {
     pub replay_events: usize,
     /// Largest single message accepted from an upstream.
     pub max_message_bytes: usize,
+    /// Client sessions one signed-in subject may hold at once (0: no limit).
+    pub max_sessions_per_subject: usize,
+    /// stdio children one signed-in subject may run at once, per upstream (0: no limit).
+    pub max_children_per_subject: usize,
 }
 
 impl Default for Limits {
@@ -143,6 +150,8 @@ impl Default for Limits {
             session_idle_timeout: Duration::from_secs(30 * 60),
             replay_events: 256,
             max_message_bytes: 16 * 1024 * 1024,
+            max_sessions_per_subject: 32,
+            max_children_per_subject: 8,
         }
     }
 }

@@ -77,7 +77,8 @@ pub(crate) fn json(status: StatusCode, msg: &Message) -> Response {
         .into_response()
 }
 
-/// Maps a link failure to its status: 502 unreachable, 503 at a limit, 404 session gone.
+/// Maps a link failure to its status: 502 unreachable, 503 at a limit, 504 timed out,
+/// 429 at a per-subject limit, 404 session gone.
 pub(crate) fn upstream_error(e: &UpstreamError, id: Option<Box<RawValue>>) -> Response {
     match e {
         UpstreamError::Unavailable(why) => {
@@ -92,6 +93,15 @@ pub(crate) fn upstream_error(e: &UpstreamError, id: Option<Box<RawValue>>) -> Re
             );
             r.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            r
+        }
+        UpstreamError::TimedOut(why) => {
+            rpc_error(StatusCode::GATEWAY_TIMEOUT, id, code::UPSTREAM_TIMEOUT, why)
+        }
+        UpstreamError::SubjectLimit(why) => {
+            let mut r = rpc_error(StatusCode::TOO_MANY_REQUESTS, id, code::UPSTREAM_ERROR, why);
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("30"));
             r
         }
         UpstreamError::Credential(why) => rpc_error(
@@ -247,21 +257,31 @@ pub(crate) type Rewrite = std::sync::Arc<dyn Fn(&mut Message) + Send + Sync>;
 /// once the upstream sends anything before the response.
 pub(crate) struct Answer<'a> {
     pub(crate) link: &'a Link,
+    /// `request_timeout`: the first message is due by `deadline`, and an SSE
+    /// answer may then fall silent this long.
     pub(crate) timeout: Duration,
+    /// When the first message is due: `request_timeout` after the request was sent.
+    pub(crate) deadline: tokio::time::Instant,
     /// Rewrites the final response (era bridging).
     pub(crate) rewrite: Rewrite,
+    /// Cancels the request upstream when its SSE answer falls silent.
+    pub(crate) cancel: Option<Cancel>,
 }
+
+/// Cancels a request upstream by its client id (from a task that outlives the handler).
+pub(crate) type Cancel =
+    Box<dyn FnOnce(Box<RawValue>) -> futures_util::future::BoxFuture<'static, ()> + Send>;
 
 impl Answer<'_> {
     /// Waits for the first message; a response becomes JSON, anything else opens SSE.
     /// `open_stream` creates the log the SSE stream is written to.
     pub(crate) async fn respond(
-        &self,
+        self,
         id: Option<Box<RawValue>>,
         mut ex: Exchange,
         open_stream: impl FnOnce() -> std::sync::Arc<EventLog>,
     ) -> Response {
-        let first = tokio::time::timeout(self.timeout, ex.recv()).await;
+        let first = tokio::time::timeout_at(self.deadline, ex.recv()).await;
         match first {
             Ok(Some(mut m)) if m.kind() == Some(Kind::Response) => {
                 (self.rewrite)(&mut m);
@@ -271,7 +291,18 @@ impl Answer<'_> {
                 let log = open_stream();
                 log.push(&m);
                 let reader = log.reader(Some(0));
-                tokio::spawn(relay(ex, log, self.rewrite.clone(), id));
+                let silence = Silence {
+                    limit: self.timeout,
+                    waiting_on_client: m.kind() == Some(Kind::Request),
+                };
+                tokio::spawn(relay(
+                    ex,
+                    log,
+                    self.rewrite.clone(),
+                    id,
+                    silence,
+                    self.cancel,
+                ));
                 sse(reader)
             }
             Ok(None) => rpc_error(
@@ -298,19 +329,54 @@ impl Answer<'_> {
     }
 }
 
-/// Copies an exchange into its SSE log until the response. Once a request has
-/// turned into a stream it has no timeout: progress may be slow and an
-/// elicitation waits for a person. It ends with the response, or with an error
-/// when the upstream goes away.
+/// How long an SSE answer may stay silent. The upstream owes a message every
+/// `limit`, except while a question it asked the client (elicitation, sampling,
+/// roots) is waiting: that wait is the client's (or a person's), not the upstream's.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Silence {
+    pub(crate) limit: Duration,
+    /// The last message relayed was a request to the client.
+    pub(crate) waiting_on_client: bool,
+}
+
+impl Silence {
+    /// The next message, `Err(())` when the upstream stayed silent too long.
+    pub(crate) async fn next(&mut self, ex: &mut Exchange) -> Result<Option<Message>, ()> {
+        let m = if self.waiting_on_client {
+            ex.recv().await
+        } else {
+            tokio::time::timeout(self.limit, ex.recv())
+                .await
+                .map_err(|_| ())?
+        };
+        self.waiting_on_client = m.as_ref().is_some_and(|m| m.kind() == Some(Kind::Request));
+        Ok(m)
+    }
+
+    /// The error that ends a stream that fell silent.
+    pub(crate) fn message(&self) -> String {
+        format!(
+            "the upstream sent nothing for {:?} while answering (server.request_timeout)",
+            self.limit
+        )
+    }
+}
+
+/// Copies an exchange into its SSE log until the response. Progress resets the
+/// timeout (see [`Silence`]); an elicitation waits for a person as long as it
+/// takes. It ends with the response, or with an error when the upstream goes
+/// away or falls silent (JSON-RPC -32001, and the request is cancelled upstream).
 pub(crate) async fn relay(
     mut ex: Exchange,
     log: std::sync::Arc<EventLog>,
     rewrite: Rewrite,
     id: Option<Box<RawValue>>,
+    mut silence: Silence,
+    cancel: Option<Cancel>,
 ) {
     loop {
-        match ex.recv().await {
-            Some(mut m) => {
+        match silence.next(&mut ex).await {
+            Ok(Some(mut m)) => {
                 let done = m.kind() == Some(Kind::Response);
                 if done {
                     rewrite(&mut m);
@@ -320,9 +386,18 @@ pub(crate) async fn relay(
                     break;
                 }
             }
-            None => {
+            Ok(None) => {
                 let why = "the upstream closed the stream before answering";
                 log.push(&Message::error(id, code::UPSTREAM_ERROR, why));
+                break;
+            }
+            Err(()) => {
+                let why = silence.message();
+                tracing::warn!("{why}");
+                if let (Some(cancel), Some(id)) = (cancel, id.clone()) {
+                    cancel(id).await;
+                }
+                log.push(&Message::error(id, code::UPSTREAM_TIMEOUT, &why));
                 break;
             }
         }

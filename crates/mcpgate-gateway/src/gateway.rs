@@ -83,10 +83,14 @@ impl Gateway {
             let policy = Policy::new(&u.policy_config(), &cfg.auth.groups_claim)
                 .map_err(|e| format!("upstream {name}: {e}"))?;
             policies.insert(name.clone(), policy);
-            timeouts.insert(
-                name.clone(),
-                u.request_timeout.unwrap_or(cfg.limits.request_timeout),
-            );
+            let timeout = u.request_timeout.unwrap_or(cfg.limits.request_timeout);
+            timeouts.insert(name.clone(), timeout);
+            // The upstream bounds its own exchanges (HTTP requests, a child's
+            // initialize) by its own timeout, not the server-wide one.
+            let limits = crate::config::Limits {
+                request_timeout: timeout,
+                ..cfg.limits.clone()
+            };
             if cfg.auth.identity_signer.is_none()
                 && u.credentials
                     .iter()
@@ -96,7 +100,7 @@ impl Gateway {
                     "upstream {name}: a per-user credential (token_exchange) needs signed-in callers and the gateway's identity token: enable authentication and keep auth.identity_token = true"
                 ));
             }
-            let upstream = Upstream::new(u, cfg.limits.clone(), &cfg.user_sources)?;
+            let upstream = Upstream::new(u, limits, &cfg.user_sources)?;
             // Reported now and on /readyz; the gateway still starts, so that the
             // other upstreams work and the operator sees what is missing.
             for m in upstream.credentials().missing() {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use rand::RngCore;
 
 use crate::events::EventLog;
-use crate::upstream::Link;
+use crate::upstream::{Link, UpstreamError};
 
 /// POST streams remembered per session for `Last-Event-ID` resumption.
 const REMEMBERED_STREAMS: usize = 32;
@@ -157,9 +157,62 @@ fn new_session_id() -> String {
 #[derive(Debug, Default)]
 pub(crate) struct SessionTable {
     map: Mutex<HashMap<String, Arc<Session>>>,
+    /// Sessions being opened (initialize in flight), per subject: they count
+    /// against `server.max_sessions_per_subject` before they exist.
+    opening: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+/// A place for one session of a subject, held while it opens.
+#[derive(Debug)]
+pub(crate) struct Reservation {
+    opening: Arc<Mutex<HashMap<String, usize>>>,
+    subject: String,
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        let mut opening = self.opening.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = opening.get_mut(&self.subject) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                opening.remove(&self.subject);
+            }
+        }
+    }
 }
 
 impl SessionTable {
+    /// Holds a place for a new session of `subject` (signed-in callers only;
+    /// `None` for anonymous ones), or refuses when the subject already has `cap`
+    /// sessions open or opening. `cap` 0 means no limit.
+    pub(crate) fn reserve(
+        &self,
+        subject: Option<&str>,
+        cap: usize,
+    ) -> Result<Option<Reservation>, UpstreamError> {
+        let Some(subject) = subject.filter(|_| cap > 0) else {
+            return Ok(None);
+        };
+        let open = self
+            .lock()
+            .values()
+            .filter(|s| s.subject == subject && !s.is_closed())
+            .count();
+        let mut opening = self.opening.lock().unwrap_or_else(|e| e.into_inner());
+        let n = opening.entry(subject.to_owned()).or_default();
+        if open + *n >= cap {
+            tracing::warn!(%subject, cap, "refused a session: the subject is at server.max_sessions_per_subject");
+            return Err(UpstreamError::SubjectLimit(format!(
+                "{subject} already has {cap} open sessions (server.max_sessions_per_subject = {cap}); end one with DELETE, or wait for idle ones to expire (server.session_idle_timeout)"
+            )));
+        }
+        *n += 1;
+        Ok(Some(Reservation {
+            opening: self.opening.clone(),
+            subject: subject.to_owned(),
+        }))
+    }
+
     pub(crate) fn insert(&self, s: Arc<Session>) {
         self.lock().insert(s.id.clone(), s);
     }

@@ -52,6 +52,13 @@ pub(crate) enum UpstreamError {
     /// No outbound credential could be presented (missing secret, token endpoint down): 503.
     #[error("{0}")]
     Credential(String),
+    /// The upstream did not answer within `request_timeout`: 504, JSON-RPC -32001.
+    #[error("{0}")]
+    TimedOut(String),
+    /// The caller is at a per-subject limit (`server.max_sessions_per_subject`,
+    /// `server.max_children_per_subject`): 429.
+    #[error("{0}")]
+    SubjectLimit(String),
 }
 
 impl From<CredentialError> for UpstreamError {

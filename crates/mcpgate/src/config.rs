@@ -71,6 +71,10 @@ pub(crate) struct ServerConfig {
     /// Connections beyond this are answered 503 and closed.
     #[serde(default)]
     pub(crate) max_connections: Option<usize>,
+    #[serde(default)]
+    pub(crate) max_sessions_per_subject: Option<usize>,
+    #[serde(default)]
+    pub(crate) max_children_per_subject: Option<usize>,
 }
 
 impl Default for ServerConfig {
@@ -89,6 +93,8 @@ impl Default for ServerConfig {
             header_read_timeout: None,
             idle_timeout: None,
             max_connections: None,
+            max_sessions_per_subject: None,
+            max_children_per_subject: None,
         }
     }
 }
@@ -239,6 +245,12 @@ impl ServerConfig {
             request_timeout: self.request_timeout.unwrap_or(d.request_timeout),
             session_idle_timeout: self.session_idle_timeout.unwrap_or(d.session_idle_timeout),
             replay_events: self.replay_events.unwrap_or(d.replay_events),
+            max_sessions_per_subject: self
+                .max_sessions_per_subject
+                .unwrap_or(d.max_sessions_per_subject),
+            max_children_per_subject: self
+                .max_children_per_subject
+                .unwrap_or(d.max_children_per_subject),
             ..d
         }
     }

@@ -16,8 +16,12 @@ data_dir = "./mcpgate-data"
 # Browser origins allowed besides public_url's own, e.g. the MCP Inspector:
 allowed_origins = []   # ["http://localhost:6274"]
 # log_format = "human"        # or "json"
-# request_timeout = "60s"     # first answer from an upstream; SSE streams reset it on every message
+# request_timeout = "60s"     # whole upstream exchange up to its answer (headers, JSON body,
+#                             # first SSE event); then the longest silence between SSE events
+#                             # (not while a question to the client, e.g. elicitation, waits)
 # session_idle_timeout = "30m"
+# max_sessions_per_subject = 32   # open sessions per signed-in caller (0 = no limit); 429 above
+# max_children_per_subject = 8    # stdio children per signed-in caller and upstream (0 = no limit)
 # max_body_bytes = 4194304
 # shutdown_grace = "10s"      # in-flight requests get this long on SIGTERM, then "shutting down"
 # header_read_timeout = "10s" # a connection must send a complete request head within this

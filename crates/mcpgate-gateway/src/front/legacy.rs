@@ -10,11 +10,12 @@ use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 
 use super::streamable::{no_such_upstream, session_not_found};
-use super::{is_json_content, keep, parse_body, rpc_error, sse, upstream_error};
+use super::{Silence, is_json_content, keep, parse_body, rpc_error, sse, upstream_error};
 use crate::events::EventLog;
 use crate::gateway::Gateway;
 use crate::jsonrpc::{self, Kind, code};
 use crate::session::Session;
+use crate::upstream::UpstreamError;
 
 /// GET `/mcp/<name>/sse`: opens a session and its stream.
 pub(crate) async fn open(
@@ -38,6 +39,13 @@ pub(crate) async fn open(
     let log = EventLog::new(0, gw.shared.limits.replay_events, Some("message"));
     let identity = gw.shared.guard.identity(&principal, &name);
     let principal = principal.principal;
+    let _place = match gw.shared.sessions.reserve(
+        identity.caller.subject.as_deref(),
+        gw.shared.limits.max_sessions_per_subject,
+    ) {
+        Ok(p) => p,
+        Err(e) => return upstream_error(&e, None),
+    };
     let link = match upstream.open(log.clone(), &identity).await {
         Ok(l) => l,
         Err(e) => return upstream_error(&e, None),
@@ -142,6 +150,7 @@ pub(crate) async fn post(gw: Gateway, req: Request) -> Response {
     match kind {
         Kind::Request if msg.method.as_deref() == Some("initialize") => {
             // The link is already open; initialize it in the background and answer on the stream.
+            let deadline = tokio::time::Instant::now() + timeout;
             tokio::spawn(async move {
                 let requested = jsonrpc::requested_protocol_version(msg.params.as_deref());
                 session.link.set_capabilities(msg.params.as_deref());
@@ -154,7 +163,7 @@ pub(crate) async fn post(gw: Gateway, req: Request) -> Response {
                         ))
                     }
                     None => match session.link.request(msg.clone()).await {
-                        Ok(mut ex) => tokio::time::timeout(timeout, ex.recv())
+                        Ok(mut ex) => tokio::time::timeout_at(deadline, ex.recv())
                             .await
                             .ok()
                             .flatten(),
@@ -190,17 +199,20 @@ pub(crate) async fn post(gw: Gateway, req: Request) -> Response {
                 .guard
                 .list_filter(&session.upstream_name, &principal, &method)
                 .unwrap_or_else(keep);
+            let deadline = tokio::time::Instant::now() + timeout;
             tokio::spawn(async move {
                 match session.link.request(msg).await {
                     Ok(ex) => {
                         let ex = gw.shared.stopping.guard(ex, id.clone());
-                        relay_into(ex, log, timeout, id, rewrite).await
+                        relay_into(ex, &session, deadline, timeout, id, rewrite).await
                     }
-                    Err(e) => log.push(&jsonrpc::Message::error(
-                        id,
-                        code::UPSTREAM_ERROR,
-                        &e.to_string(),
-                    )),
+                    Err(e) => {
+                        let code = match e {
+                            UpstreamError::TimedOut(_) => code::UPSTREAM_TIMEOUT,
+                            _ => code::UPSTREAM_ERROR,
+                        };
+                        log.push(&jsonrpc::Message::error(id, code, &e.to_string()));
+                    }
                 }
             });
         }
@@ -214,16 +226,22 @@ pub(crate) async fn post(gw: Gateway, req: Request) -> Response {
 }
 
 /// Copies an exchange into the session's one stream; the stream outlives the request.
+/// The first message is due by `deadline`; then the request is a stream that may
+/// fall silent for `limit` at most (see [`Silence`]).
 async fn relay_into(
     mut ex: crate::mux::Exchange,
-    log: Arc<EventLog>,
-    first: std::time::Duration,
+    session: &Session,
+    deadline: tokio::time::Instant,
+    limit: std::time::Duration,
     id: Option<Box<serde_json::value::RawValue>>,
     rewrite: super::Rewrite,
 ) {
-    // The first message must come within the request timeout; after that the
-    // request is a stream (progress, elicitation) and waits as long as it takes.
-    let head = match tokio::time::timeout(first, ex.recv()).await {
+    let log = &session.server_stream;
+    let timed_out = |why: String| {
+        tracing::warn!(session = %session.id, "{why}");
+        jsonrpc::Message::error(id.clone(), code::UPSTREAM_TIMEOUT, &why)
+    };
+    let head = match tokio::time::timeout_at(deadline, ex.recv()).await {
         Ok(Some(m)) => m,
         Ok(None) => {
             log.push(&jsonrpc::Message::error(
@@ -234,11 +252,18 @@ async fn relay_into(
             return;
         }
         Err(_) => {
-            let why =
-                format!("the upstream did not answer within {first:?} (server.request_timeout)");
-            log.push(&jsonrpc::Message::error(id, code::UPSTREAM_TIMEOUT, &why));
+            if let Some(id) = &id {
+                session.link.cancel(id, "mcpgate: request timed out").await;
+            }
+            log.push(&timed_out(format!(
+                "the upstream did not answer within {limit:?} (server.request_timeout)"
+            )));
             return;
         }
+    };
+    let mut silence = Silence {
+        limit,
+        waiting_on_client: head.kind() == Some(Kind::Request),
     };
     let mut next = Some(head);
     while let Some(mut m) = next {
@@ -250,7 +275,16 @@ async fn relay_into(
         if done {
             return;
         }
-        next = ex.recv().await;
+        next = match silence.next(&mut ex).await {
+            Ok(m) => m,
+            Err(()) => {
+                if let Some(id) = &id {
+                    session.link.cancel(id, "mcpgate: request timed out").await;
+                }
+                log.push(&timed_out(silence.message()));
+                return;
+            }
+        };
     }
     log.push(&jsonrpc::Message::error(
         id,

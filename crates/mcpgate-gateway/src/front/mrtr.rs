@@ -127,8 +127,10 @@ pub(crate) fn client_capabilities(params: Option<&RawValue>) -> HashSet<String> 
 }
 
 impl Call {
-    /// Reads until something for the client: `first` bounds the wait when set.
-    pub(crate) async fn step(&mut self, first: Option<Duration>) -> Step {
+    /// Reads until something for the client, waiting at most `wait` (what is
+    /// left of the request's `limit` for its first answer, then `limit` of
+    /// silence between messages of a streamed answer).
+    pub(crate) async fn step(&mut self, wait: Duration, limit: Duration) -> Step {
         loop {
             let Some(ex) = self.ex.as_mut() else {
                 return Step::Final(Message::error(
@@ -137,10 +139,7 @@ impl Call {
                     "the call already ended",
                 ));
             };
-            let next = match first {
-                Some(d) => tokio::time::timeout(d, ex.recv()).await,
-                None => Ok(ex.recv().await),
-            };
+            let next = tokio::time::timeout(wait, ex.recv()).await;
             let mut m = match next {
                 Ok(Some(m)) => m,
                 Ok(None) => {
@@ -156,8 +155,9 @@ impl Call {
                         .cancel(&self.upstream_id, "mcpgate: request timed out")
                         .await;
                     let why = format!(
-                        "the upstream did not answer within {first:?} (server.request_timeout)"
+                        "the upstream did not answer within {limit:?} (server.request_timeout)"
                     );
+                    tracing::warn!(method = %self.method, "{why}");
                     return Step::Final(Message::error(
                         self.client_id.clone(),
                         code::UPSTREAM_TIMEOUT,

@@ -232,6 +232,9 @@ async fn call(
     let state = msg
         .params_as::<Value>()
         .and_then(|p| p.get("requestState")?.as_str().map(str::to_owned));
+    let timeout = gw.timeout_for(name);
+    // When the request went upstream: its first answer is due `timeout` later.
+    let mut sent = tokio::time::Instant::now();
     let mut call = match state {
         Some(state) => match mrtr::resume(&parked, &msg, method, &state, rewrite).await {
             Ok(c) => c,
@@ -243,6 +246,7 @@ async fn call(
             let capabilities = mrtr::client_capabilities(msg.params.as_deref());
             msg.id = Some(upstream_id.clone());
             msg.params = msg.params.as_deref().map(strip_modern_meta);
+            sent = tokio::time::Instant::now();
             let ex = match link.request(msg).await {
                 Ok(ex) => gw.shared.stopping.guard(ex, Some(upstream_id.clone())),
                 Err(e) => return upstream_error(&e, client_id),
@@ -259,7 +263,8 @@ async fn call(
             }
         }
     };
-    match call.step(Some(gw.timeout_for(name))).await {
+    let first = timeout.saturating_sub(sent.elapsed());
+    match call.step(first, timeout).await {
         Step::Final(m) => with_error_status(json(StatusCode::OK, &m)).await,
         Step::Interim(m) => {
             let log = EventLog::new(1, gw.shared.limits.replay_events, None);
@@ -267,7 +272,7 @@ async fn call(
             let reader = log.reader(Some(0));
             tokio::spawn(async move {
                 loop {
-                    match call.step(None).await {
+                    match call.step(timeout, timeout).await {
                         Step::Interim(m) => log.push(&m),
                         Step::Final(m) => {
                             log.push(&m);
@@ -484,6 +489,7 @@ async fn with_error_status(r: Response) -> Response {
     {
         parts.status = match code {
             code::METHOD_NOT_FOUND => StatusCode::NOT_FOUND,
+            code::UPSTREAM_TIMEOUT => StatusCode::GATEWAY_TIMEOUT,
             code::PARSE_ERROR | code::INVALID_REQUEST | code::INVALID_PARAMS | -32022..=-32020 => {
                 StatusCode::BAD_REQUEST
             }

@@ -155,6 +155,7 @@ async fn post(
     match kind {
         Kind::Request => {
             let timeout = gw.timeout_for(&name);
+            let deadline = tokio::time::Instant::now() + timeout;
             let id = msg.id.clone();
             let msg_method = msg.method.clone();
             let ex = match session.link.request(msg).await {
@@ -167,10 +168,20 @@ async fn post(
                 .guard
                 .list_filter(&name, caller.principal(), &method)
                 .unwrap_or_else(keep);
+            let on_silence = session.clone();
             let answer = Answer {
                 link: &session.link,
                 timeout,
+                deadline,
                 rewrite,
+                cancel: Some(Box::new(move |id| {
+                    Box::pin(async move {
+                        on_silence
+                            .link
+                            .cancel(&id, "mcpgate: request timed out")
+                            .await;
+                    })
+                })),
             };
             let s = session.clone();
             answer
@@ -257,6 +268,7 @@ pub(crate) async fn initialize_link(
             Message::response(id.unwrap_or_else(jsonrpc::null_id), result),
         ));
     }
+    let deadline = tokio::time::Instant::now() + timeout;
     let ex = match link.request(msg.clone()).await {
         Err(UpstreamError::NotStreamable) => {
             if let Upstream::Http(h) = upstream {
@@ -277,7 +289,7 @@ pub(crate) async fn initialize_link(
         Ok(ex) => ex,
         Err(e) => return Err((link, upstream_error(&e, id))),
     };
-    let answer = tokio::time::timeout(timeout, async {
+    let answer = tokio::time::timeout_at(deadline, async {
         while let Some(m) = ex.recv().await {
             if m.kind() == Some(Kind::Response) {
                 return Some(m);
@@ -320,6 +332,14 @@ async fn initialize(
 ) -> Response {
     let log = EventLog::new(0, gw.shared.limits.replay_events, None);
     let identity = gw.shared.guard.identity(&caller.authed, &name);
+    // Held until the session is in the table (or the initialize failed).
+    let _place = match gw.shared.sessions.reserve(
+        identity.caller.subject.as_deref(),
+        gw.shared.limits.max_sessions_per_subject,
+    ) {
+        Ok(p) => p,
+        Err(e) => return upstream_error(&e, msg.id),
+    };
     let link = match upstream.open(log.clone(), &identity).await {
         Ok(l) => l,
         Err(e) => return upstream_error(&e, msg.id),

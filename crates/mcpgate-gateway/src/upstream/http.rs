@@ -204,6 +204,12 @@ impl HttpUpstream {
             Ok(Some(Message {
                 result: Some(r), ..
             })) => r,
+            Err(_) => {
+                return Err(UpstreamError::TimedOut(format!(
+                    "upstream {} did not answer initialize within {:?} (request_timeout)",
+                    self.name, self.limits.request_timeout
+                )));
+            }
             _ => {
                 return Err(UpstreamError::Unavailable(format!(
                     "upstream {} did not complete initialize",
@@ -446,7 +452,46 @@ impl HttpLink {
         Ok(resp)
     }
 
-    pub(crate) async fn request(&self, msg: Message) -> Result<Exchange, UpstreamError> {
+    /// Sends a request. Everything up to the exchange (credentials, connecting,
+    /// the response headers, a JSON body) happens within `request_timeout`: an
+    /// upstream that accepts the connection and then says nothing is cut off with
+    /// [`UpstreamError::TimedOut`] instead of holding the client forever.
+    pub(crate) async fn request(self: &Arc<Self>, msg: Message) -> Result<Exchange, UpstreamError> {
+        let limit = self.up.limits.request_timeout;
+        // initialize must not be cancelled (MCP lifecycle); anything else is.
+        let cancel = msg
+            .id
+            .clone()
+            .filter(|_| msg.method.as_deref() != Some("initialize"));
+        match tokio::time::timeout(limit, self.exchange(msg)).await {
+            Ok(r) => r,
+            Err(_) => {
+                let why = format!(
+                    "upstream {} did not answer within {limit:?} (request_timeout)",
+                    self.up.name
+                );
+                tracing::warn!(upstream = %self.up.name, ?limit, "an HTTP upstream request timed out before its answer began");
+                if let Some(id) = cancel {
+                    let this = self.clone();
+                    tokio::spawn(async move {
+                        let params = jsonrpc::raw(&serde_json::json!({
+                            "requestId": id,
+                            "reason": "mcpgate: request timed out"
+                        }));
+                        let _ = this
+                            .send(Message::notification(
+                                "notifications/cancelled",
+                                Some(params),
+                            ))
+                            .await;
+                    });
+                }
+                Err(UpstreamError::TimedOut(why))
+            }
+        }
+    }
+
+    async fn exchange(&self, msg: Message) -> Result<Exchange, UpstreamError> {
         let is_init = msg.method.as_deref() == Some("initialize");
         let request_id = msg.id.clone();
         let resp = self.post(&msg).await?;
@@ -467,9 +512,17 @@ impl HttpLink {
         if status.is_success() && is_sse {
             let max = self.up.limits.max_message_bytes;
             let name = self.up.name.clone();
-            let task = tokio::spawn(pump(name, resp.into_body(), max, move |m| {
-                let _ = tx.send(m);
-            }));
+            let closed = tx.clone();
+            // The pump ends when the client stops waiting (the exchange is dropped
+            // on a timeout or a disconnect), which closes the upstream response too.
+            let task = tokio::spawn(async move {
+                tokio::select! {
+                    () = pump(name, resp.into_body(), max, move |m| {
+                        let _ = tx.send(m);
+                    }) => {}
+                    () = closed.closed() => {}
+                }
+            });
             self.track(task.abort_handle());
             return Ok(rx);
         }
@@ -500,7 +553,15 @@ impl HttpLink {
     }
 
     pub(crate) async fn send(&self, msg: Message) -> Result<(), UpstreamError> {
-        let resp = self.post(&msg).await?;
+        let limit = self.up.limits.request_timeout;
+        let resp = tokio::time::timeout(limit, self.post(&msg))
+            .await
+            .map_err(|_| {
+                UpstreamError::TimedOut(format!(
+                    "upstream {} did not take a message within {limit:?} (request_timeout)",
+                    self.up.name
+                ))
+            })??;
         if !resp.status().is_success() {
             tracing::warn!(upstream = %self.up.name, status = %resp.status(), "upstream refused a notification or response");
         }

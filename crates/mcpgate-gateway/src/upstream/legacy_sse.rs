@@ -27,7 +27,26 @@ pub(crate) struct SseLink {
 }
 
 impl SseLink {
+    /// Opens the event stream and waits for its `endpoint` event, all within
+    /// `request_timeout`.
     pub(crate) async fn connect(
+        up: &Arc<HttpUpstream>,
+        server_stream: Arc<EventLog>,
+        identity: HeaderMap,
+        caller: Caller,
+    ) -> Result<Self, UpstreamError> {
+        let limit = up.limits.request_timeout;
+        tokio::time::timeout(limit, Self::open(up, server_stream, identity, caller))
+            .await
+            .map_err(|_| {
+                UpstreamError::TimedOut(format!(
+                    "upstream {} did not open its SSE stream within {limit:?} (request_timeout)",
+                    up.name
+                ))
+            })?
+    }
+
+    async fn open(
         up: &Arc<HttpUpstream>,
         server_stream: Arc<EventLog>,
         identity: HeaderMap,
@@ -103,6 +122,9 @@ impl SseLink {
                         Ok(r) => {
                             tracing::warn!(upstream = %up.name, status = %r.status(), "upstream refused a message")
                         }
+                        Err(UpstreamError::TimedOut(why)) => {
+                            tracing::warn!(upstream = %up.name, "{why}");
+                        }
                         Err(e) => {
                             mux.fail(&e.to_string());
                             return;
@@ -176,7 +198,17 @@ async fn post(
     let req = req
         .body(Full::new(body))
         .map_err(|e| UpstreamError::Unavailable(format!("cannot build upstream request: {e}")))?;
-    Ok((up.send_http(req).await?, used))
+    // A POST that hangs would hold up every later message of the session.
+    let limit = up.limits.request_timeout;
+    let resp = tokio::time::timeout(limit, up.send_http(req))
+        .await
+        .map_err(|_| {
+            UpstreamError::TimedOut(format!(
+                "upstream {} did not take a message within {limit:?} (request_timeout)",
+                up.name
+            ))
+        })??;
+    Ok((resp, used))
 }
 
 fn dispatch(name: &str, mux: &Mux, ev: sse::Event) {

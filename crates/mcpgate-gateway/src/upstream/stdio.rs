@@ -3,24 +3,32 @@
 //! A child runs in its own process group so that shutting it down also ends
 //! whatever it started (`npx` runs node, which may run more). Its stderr is
 //! log output, tagged with the upstream's name; stdout carries only MCP.
+//!
+//! Every process is owned by its [`Child`]: dropping the last handle (a session
+//! that ends, a client that goes away while the child still starts) kills the
+//! process group. The slot it takes under `max_children` (and under
+//! `server.max_children_per_subject`) is given back only once the process has
+//! been reaped, so the counts are counts of live processes.
+
+mod lines;
 
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures_util::StreamExt;
 use serde_json::value::RawValue;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::Command;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
-use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
+use tokio::sync::{Semaphore, mpsc, watch};
+
+use self::lines::{Line, LineReader};
 
 use super::UpstreamError;
 use crate::config::{Isolation, Limits, UpstreamConfig};
 use crate::credentials::{Caller, Credentials};
 use crate::events::EventLog;
-use crate::jsonrpc::{self, Message};
+use crate::jsonrpc::{self, Message, code};
 use crate::mux::{Mux, SessionKey};
 
 /// The protocol version the gateway asks for when it initializes a child itself.
@@ -34,7 +42,19 @@ pub(crate) struct Child {
     exited: watch::Receiver<bool>,
     /// Set when the gateway itself stops the child, so the exit is not counted as a crash.
     stopping: Arc<std::sync::atomic::AtomicBool>,
-    _permit: OwnedSemaphorePermit,
+}
+
+impl Drop for Child {
+    /// Nothing may outlive its owner: a child still running when its last handle
+    /// goes (a client that disconnected during `initialize`, a session dropped
+    /// without `close`) is killed with its process group. The wait task reaps it.
+    fn drop(&mut self) {
+        if self.is_running() {
+            self.stopping
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            signal_group(self.pid, nix::sys::signal::Signal::SIGKILL);
+        }
+    }
 }
 
 impl Child {
@@ -98,6 +118,8 @@ pub(crate) struct StdioUpstream {
     /// Gateway-initialized children of stateless clients, one per subject.
     per_subject: tokio::sync::Mutex<std::collections::HashMap<String, (Arc<SharedChild>, Instant)>>,
     children: Mutex<Vec<std::sync::Weak<Child>>>,
+    /// Live processes per signed-in subject, for `server.max_children_per_subject`.
+    per_subject_count: Arc<Mutex<std::collections::HashMap<String, usize>>>,
     last_error: Mutex<Option<String>>,
     /// Outbound credentials, as environment variables of each child.
     credentials: Arc<Credentials>,
@@ -152,6 +174,7 @@ impl StdioUpstream {
             shared: tokio::sync::Mutex::new(None),
             per_subject: tokio::sync::Mutex::new(std::collections::HashMap::new()),
             children: Mutex::new(Vec::new()),
+            per_subject_count: Arc::default(),
             last_error: Mutex::new(None),
             credentials,
         }
@@ -314,10 +337,13 @@ impl StdioUpstream {
                 }
                 Err(_) => {
                     child.terminate(Duration::from_secs(2)).await;
-                    return Err(self.unavailable(format!(
-                        "upstream {} did not answer initialize within {:?}",
+                    let why = format!(
+                        "upstream {} did not answer initialize within {:?} (request_timeout)",
                         self.name, self.limits.request_timeout
-                    )));
+                    );
+                    tracing::warn!(upstream = %self.name, "{why}");
+                    let _ = self.unavailable(why.clone());
+                    return Err(UpstreamError::TimedOut(why));
                 }
             };
         child
@@ -350,6 +376,7 @@ impl StdioUpstream {
                 self.name, self.cfg.max_children
             ))
         })?;
+        let subject_slot = self.subject_slot(caller)?;
         let delay = self
             .backoff
             .lock()
@@ -409,12 +436,16 @@ impl StdioUpstream {
             pid,
             exited,
             stopping: stopping.clone(),
-            _permit: permit,
         });
         let name = self.name.clone();
         let backoff = self.backoff.clone();
         tokio::spawn(async move {
             let status = proc.wait().await;
+            // Whatever the child started and left behind goes with it.
+            signal_group(pid, nix::sys::signal::Signal::SIGKILL);
+            // The slots are free only now that the process is gone.
+            drop(permit);
+            drop(subject_slot);
             let reason = match status {
                 Ok(s) => format!("upstream {name} exited ({s})"),
                 Err(e) => format!("upstream {name} could not be waited for: {e}"),
@@ -442,14 +473,40 @@ impl StdioUpstream {
         Ok(child)
     }
 
-    /// Children alive now.
+    /// Processes alive now (started and not yet reaped).
     pub(crate) fn running(&self) -> usize {
-        let children = self.children.lock().unwrap_or_else(|e| e.into_inner());
-        children
-            .iter()
-            .filter_map(|w| w.upgrade())
-            .filter(|c| c.is_running())
-            .count()
+        self.cfg
+            .max_children
+            .max(1)
+            .saturating_sub(self.permits.available_permits())
+    }
+
+    /// Takes one of a signed-in subject's child slots; anonymous callers and the
+    /// gateway itself (shared children) are bounded by `max_children` alone.
+    fn subject_slot(&self, caller: &Caller) -> Result<Option<SubjectSlot>, UpstreamError> {
+        let (Some(subject), cap) = (&caller.subject, self.limits.max_children_per_subject) else {
+            return Ok(None);
+        };
+        if cap == 0 {
+            return Ok(None);
+        }
+        let mut counts = self
+            .per_subject_count
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let n = counts.entry(subject.clone()).or_default();
+        if *n >= cap {
+            tracing::warn!(upstream = %self.name, %subject, cap, "refused a child: the subject is at server.max_children_per_subject");
+            return Err(UpstreamError::SubjectLimit(format!(
+                "{subject} already runs {cap} processes of upstream {} (server.max_children_per_subject = {cap}); close a session (DELETE) or wait for idle ones to expire",
+                self.name
+            )));
+        }
+        *n += 1;
+        Ok(Some(SubjectSlot {
+            counts: self.per_subject_count.clone(),
+            subject: subject.clone(),
+        }))
     }
 
     pub(crate) fn last_error(&self) -> Option<String> {
@@ -466,6 +523,24 @@ impl StdioUpstream {
             c.iter().filter_map(|w| w.upgrade()).collect()
         };
         futures_util::future::join_all(children.iter().map(|c| c.terminate(grace))).await;
+    }
+}
+
+/// One live process counted against its subject; given back when dropped.
+struct SubjectSlot {
+    counts: Arc<Mutex<std::collections::HashMap<String, usize>>>,
+    subject: String,
+}
+
+impl Drop for SubjectSlot {
+    fn drop(&mut self) {
+        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = counts.get_mut(&self.subject) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                counts.remove(&self.subject);
+            }
+        }
     }
 }
 
@@ -489,24 +564,54 @@ async fn read_messages(
     mux: Arc<Mux>,
     max: usize,
 ) {
-    let mut lines = FramedRead::new(stdout, LinesCodec::new_with_max_length(max));
-    while let Some(line) = lines.next().await {
-        match line {
-            Ok(line) if line.trim().is_empty() => {}
-            Ok(line) => match Message::parse(line.as_bytes()) {
-                Ok(msg) => mux.dispatch(msg),
-                Err(e) => {
-                    tracing::warn!(upstream = %name, "ignoring stdout line that is not a JSON-RPC message ({e})")
-                }
-            },
-            Err(LinesCodecError::MaxLineLengthExceeded) => {
-                tracing::warn!(upstream = %name, max, "dropped a message longer than the limit");
-            }
-            Err(LinesCodecError::Io(e)) => {
+    let mut lines = LineReader::new(stdout, max);
+    loop {
+        let line = match lines.next_line().await {
+            Ok(Some(line)) => line,
+            Ok(None) => break,
+            Err(e) => {
                 tracing::warn!(upstream = %name, "reading stdout failed: {e}");
                 break;
             }
+        };
+        match line {
+            Line::Whole(line) if line.trim_ascii().is_empty() => {}
+            Line::Whole(line) => match Message::parse(&line) {
+                Ok(msg) => mux.dispatch(msg),
+                Err(e) => {
+                    let what = if std::str::from_utf8(&line).is_err() {
+                        "is not valid UTF-8"
+                    } else {
+                        "is not a JSON-RPC message"
+                    };
+                    tracing::warn!(upstream = %name, "skipped a stdout line that {what} ({e})");
+                    fail_request(&name, &mux, &line, &format!("a message that {what}"));
+                }
+            },
+            Line::TooLong { head, len } => {
+                tracing::warn!(upstream = %name, len, max, "skipped a stdout line over the message size limit");
+                fail_request(
+                    &name,
+                    &mux,
+                    &head,
+                    &format!(
+                        "a message of {len} bytes, over the gateway's message size limit of {max} bytes"
+                    ),
+                );
+            }
         }
+    }
+}
+
+/// Answers the request a skipped line was the response to, when its id can be
+/// read, so the client hears at once instead of waiting for the timeout.
+fn fail_request(name: &str, mux: &Mux, line: &[u8], what: &str) {
+    if let Some(id) = lines::response_id(line) {
+        mux.dispatch(Message::error(
+            Some(id),
+            code::UPSTREAM_ERROR,
+            &format!("upstream {name} answered with {what}; the answer was dropped"),
+        ));
     }
 }
 

@@ -16,6 +16,9 @@
 //! - `connections`: header-read and idle timeouts, the connection cap under a low fd limit;
 //! - `bad_bodies`: oversized, deeply nested and badly identified bodies, refused quickly;
 //! - `shutdown`: calls in flight past the shutdown grace are told the gateway is shutting down;
+//! - `upstream_timeouts`: `request_timeout` over every stage of an upstream exchange
+//!   (hanging HTTP upstreams, silent SSE answers, stdio children);
+//! - `upstream_children`: no leaked children, per-subject caps, bad child output skipped;
 //! - `vault`: per-user secrets from the vault (account page, isolation between users,
 //!   the OAuth façade, master key rotation).
 
@@ -37,4 +40,6 @@ mod lifecycle;
 mod oauth_rmcp;
 mod rmcp_flows;
 mod shutdown;
+mod upstream_children;
+mod upstream_timeouts;
 mod vault;
