@@ -14,7 +14,9 @@
 //! - `federation`: sign-in through a GitHub-shaped server and through a second mcpgate
 //!   as OIDC provider, federated tokens forwarded, refreshed and revoked;
 //! - `vault`: per-user secrets from the vault (account page, isolation between users,
-//!   the OAuth façade, master key rotation).
+//!   the OAuth façade, master key rotation);
+//! - `disk_full`: the data directory on a tiny tmpfs, filled and freed: nothing acknowledged
+//!   is lost, nothing refused half-happens, storage errors are 503 with `Retry-After`.
 
 // Sampling is deprecated by SEP-2577, but clients still use it and the gateway relays it.
 #![allow(deprecated)]
@@ -25,6 +27,7 @@ mod authserver_more;
 mod authserver_path;
 mod concurrency;
 mod credentials;
+mod disk_full;
 mod everything;
 mod federation;
 mod harness;
