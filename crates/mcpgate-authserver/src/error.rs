@@ -52,6 +52,9 @@ pub enum ErrorCode {
     /// The storage cannot take writes or reads right now (disk full, I/O
     /// error, database locked): 503 with `Retry-After` (RFC 6749 §4.1.2.1).
     TemporarilyUnavailable,
+    /// Too many requests from this client address (429 with `Retry-After`),
+    /// e.g. registrations past `authserver.registration_rate`.
+    TooManyRequests,
     /// Registration: a redirect URI is not acceptable.
     InvalidRedirectUri,
     /// Registration: other metadata is not acceptable.
@@ -83,6 +86,7 @@ impl ErrorCode {
             ErrorCode::ConsentRequired => "consent_required",
             ErrorCode::ServerError => "server_error",
             ErrorCode::TemporarilyUnavailable => "temporarily_unavailable",
+            ErrorCode::TooManyRequests => "too_many_requests",
             ErrorCode::InvalidRedirectUri => "invalid_redirect_uri",
             ErrorCode::InvalidClientMetadata => "invalid_client_metadata",
             ErrorCode::AuthorizationPending => "authorization_pending",
@@ -97,6 +101,7 @@ impl ErrorCode {
             ErrorCode::InvalidClient | ErrorCode::InvalidToken => StatusCode::UNAUTHORIZED,
             ErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
             ErrorCode::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             // access_denied too: a token-endpoint error is 400 (RFC 6749 §5.2, RFC 8628 §3.5),
             // and so is a refused registration (RFC 7591 §3.2.2).
             _ => StatusCode::BAD_REQUEST,

@@ -130,7 +130,9 @@ async fn a_full_disk_loses_nothing_acknowledged_and_half_does_nothing() {
     let disk = match Tmpfs::mount(tmp.path()) {
         Ok(d) => d,
         Err(why) => {
-            eprintln!("SKIPPED a_full_disk_loses_nothing_acknowledged_and_half_does_nothing: {why}");
+            eprintln!(
+                "SKIPPED a_full_disk_loses_nothing_acknowledged_and_half_does_nothing: {why}"
+            );
             return;
         }
     };
@@ -218,7 +220,11 @@ async fn a_full_disk_loses_nothing_acknowledged_and_half_does_nothing() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     for i in 0..8 {
         let (s, _, body) = try_refresh(&base, &client_id, &refresh).await;
-        assert_eq!(s, StatusCode::OK, "refresh {i} after freeing the disk: {body}");
+        assert_eq!(
+            s,
+            StatusCode::OK,
+            "refresh {i} after freeing the disk: {body}"
+        );
         refresh = body["refresh_token"].as_str().expect("rotated").to_owned();
         let name = format!("after-{i}");
         let (s, _, body) = try_register(&base, &name).await;
@@ -252,7 +258,11 @@ async fn a_full_disk_loses_nothing_acknowledged_and_half_does_nothing() {
             .send()
             .await
             .expect("read client");
-        assert_eq!(r.status(), StatusCode::OK, "{uri} was acknowledged but is gone");
+        assert_eq!(
+            r.status(),
+            StatusCode::OK,
+            "{uri} was acknowledged but is gone"
+        );
     }
     let out = Command::new(BIN)
         .args(["clients", "list", "--data-dir"])
