@@ -14,7 +14,9 @@ use std::time::{Duration, SystemTime};
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{AssertSqlSafe, Connection as _, SqliteConnection};
 
-use crate::oauth::{ClientKind, ClientRow, GrantRow, RefreshRow, SigningKeyRow};
+use crate::oauth::{
+    ClientKind, ClientRow, CodeOutcome, CodeRow, GrantRow, RefreshRow, SigningKeyRow,
+};
 use crate::{MasterKey, Store, scopes, test_store};
 
 fn later(secs: u64) -> SystemTime {
@@ -146,6 +148,46 @@ async fn rotate_refresh_failing_leaves_the_old_token_unrotated_and_the_pool_clea
     assert_pool_clean(&store, "rotate_refresh").await;
     // And the token still rotates once the storage is back.
     assert!(store.rotate_refresh("old", &new).await.unwrap());
+}
+
+#[tokio::test]
+async fn spend_code_failing_leaves_the_code_unspent_and_the_pool_clean() {
+    let (_d, store) = test_store().await;
+    let g = client_and_grant(&store, "c1", "g1", "alice").await;
+    let code = CodeRow {
+        digest: "code".into(),
+        grant_id: g.id.clone(),
+        client_id: "c1".into(),
+        redirect_uri: "http://127.0.0.1/cb".into(),
+        code_challenge: "x".into(),
+        scopes: g.scopes.clone(),
+        resource: g.resource.clone(),
+        subject: "alice".into(),
+        nonce: None,
+        created_at: SystemTime::now(),
+        expires_at: later(60),
+    };
+    store.insert_code(&code).await.unwrap();
+    let refresh = RefreshRow::new("r1".into(), g.id.clone(), None, g.scopes.clone(), later(60));
+    inject(&store, "INSERT ON oauth_refresh_tokens").await;
+    assert!(store.spend_code("code", Some(&refresh)).await.is_err());
+    heal(&store).await;
+    assert!(
+        matches!(
+            store.peek_code("code").await.unwrap(),
+            CodeOutcome::Fresh(_)
+        ),
+        "the failed exchange spent the code"
+    );
+    assert_pool_clean(&store, "spend_code").await;
+    // Once the storage is back the retry wins, once.
+    assert!(store.spend_code("code", Some(&refresh)).await.unwrap());
+    assert!(store.find_refresh("r1").await.unwrap().is_some());
+    assert!(!store.spend_code("code", None).await.unwrap());
+    assert!(matches!(
+        store.peek_code("code").await.unwrap(),
+        CodeOutcome::Replayed(_)
+    ));
 }
 
 #[tokio::test]
