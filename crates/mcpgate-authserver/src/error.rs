@@ -4,6 +4,12 @@
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use mcpgate_store::{StoreError, VaultError};
+
+/// Seconds a client should wait after a 503 (`Retry-After`): long enough for
+/// an operator to free disk space or for a lock to clear, short enough that
+/// a retrying client does not give up.
+pub(crate) const RETRY_AFTER_SECS: u32 = 10;
 
 /// An OAuth error: its code picks the status; the description says what to do.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -41,8 +47,14 @@ pub enum ErrorCode {
     LoginRequired,
     /// `prompt=none` but consent is needed.
     ConsentRequired,
-    /// A server-side failure (storage).
+    /// A server-side failure that retrying will not fix (500).
     ServerError,
+    /// The storage cannot take writes or reads right now (disk full, I/O
+    /// error, database locked): 503 with `Retry-After` (RFC 6749 §4.1.2.1).
+    TemporarilyUnavailable,
+    /// Too many requests from this client address (429 with `Retry-After`),
+    /// e.g. registrations past `authserver.registration_rate`.
+    TooManyRequests,
     /// Registration: a redirect URI is not acceptable.
     InvalidRedirectUri,
     /// Registration: other metadata is not acceptable.
@@ -73,6 +85,8 @@ impl ErrorCode {
             ErrorCode::LoginRequired => "login_required",
             ErrorCode::ConsentRequired => "consent_required",
             ErrorCode::ServerError => "server_error",
+            ErrorCode::TemporarilyUnavailable => "temporarily_unavailable",
+            ErrorCode::TooManyRequests => "too_many_requests",
             ErrorCode::InvalidRedirectUri => "invalid_redirect_uri",
             ErrorCode::InvalidClientMetadata => "invalid_client_metadata",
             ErrorCode::AuthorizationPending => "authorization_pending",
@@ -86,6 +100,8 @@ impl ErrorCode {
         match self {
             ErrorCode::InvalidClient | ErrorCode::InvalidToken => StatusCode::UNAUTHORIZED,
             ErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             // access_denied too: a token-endpoint error is 400 (RFC 6749 §5.2, RFC 8628 §3.5),
             // and so is a refused registration (RFC 7591 §3.2.2).
             _ => StatusCode::BAD_REQUEST,
@@ -118,13 +134,28 @@ impl OAuthError {
         OAuthError::new(ErrorCode::InvalidGrant, description)
     }
 
-    /// `server_error` for a storage failure; the cause is logged, not sent.
-    pub fn store(e: impl std::fmt::Display) -> OAuthError {
-        tracing::error!("authorization server storage error: {e}");
-        OAuthError::new(
-            ErrorCode::ServerError,
-            "the authorization server cannot reach its storage; try again shortly",
-        )
+    /// A storage failure, as the one place that decides its status: a
+    /// transient one (disk full, I/O, locked; see
+    /// [`StoreError::Unavailable`]) is `temporarily_unavailable` (503 with
+    /// `Retry-After`), anything else `server_error` (500). Nothing was
+    /// written either way: the store rolled its transaction back. The cause is
+    /// logged, not sent.
+    pub fn store(e: impl std::error::Error + 'static) -> OAuthError {
+        if is_unavailable(&e) {
+            tracing::error!(
+                "authorization server storage unavailable, answering 503 (free disk space or check the data directory): {e}"
+            );
+            OAuthError::new(
+                ErrorCode::TemporarilyUnavailable,
+                "the authorization server's storage is unavailable (disk full, I/O error or database locked); nothing was changed, try again later",
+            )
+        } else {
+            tracing::error!("authorization server storage error: {e}");
+            OAuthError::new(
+                ErrorCode::ServerError,
+                "the authorization server cannot use its storage; nothing was changed",
+            )
+        }
     }
 }
 
@@ -141,6 +172,9 @@ impl IntoResponse for OAuthError {
         let h = resp.headers_mut();
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+        if self.code == ErrorCode::TemporarilyUnavailable {
+            h.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+        }
         if self.code == ErrorCode::InvalidClient {
             h.insert(
                 header::WWW_AUTHENTICATE,
@@ -149,4 +183,19 @@ impl IntoResponse for OAuthError {
         }
         resp
     }
+}
+
+/// Whether `e` is, or wraps, a transient storage failure.
+fn is_unavailable(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if let Some(s) = err.downcast_ref::<StoreError>() {
+            return s.is_unavailable();
+        }
+        if let Some(v) = err.downcast_ref::<VaultError>() {
+            return v.is_unavailable();
+        }
+        cur = err.source();
+    }
+    false
 }

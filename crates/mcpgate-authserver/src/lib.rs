@@ -29,6 +29,7 @@ mod params;
 mod pkce;
 mod redirect;
 mod register;
+mod registration_rate;
 mod revoke;
 mod routes;
 mod session;
@@ -53,6 +54,7 @@ pub use federation::{MapBy, ProviderConfig, ProviderKind};
 pub use keys::aad as signing_key_aad;
 pub use keys::rotate as rotate_signing_key;
 pub use redirect::{OOB, check_registrable as check_redirect_uri};
+pub use registration_rate::RegistrationRate;
 pub use settings::{
     CimdSettings, Registration, RegistrationPolicy, Settings, SigningAlg, UnknownScopes,
 };
@@ -79,6 +81,8 @@ pub(crate) struct Inner {
     pub(crate) master: Arc<MasterKey>,
     pub(crate) keys: keys::KeyRing,
     pub(crate) throttle: throttle::Throttle,
+    /// `POST /register` per client address (`authserver.registration_rate`).
+    pub(crate) registrations: registration_rate::RegistrationLimiter,
     pub(crate) cimd: cimd::Fetcher,
     /// `Secure` cookies with the `__Host-` prefix (relaxed only for http on loopback).
     pub(crate) secure_cookies: bool,
@@ -186,6 +190,7 @@ impl AuthServer {
         }
         let throttle = throttle::Throttle::new(settings.login_max_failures, settings.login_window);
         let cimd = cimd::Fetcher::new(&settings.cimd)?;
+        let registrations = registration_rate::RegistrationLimiter::new(settings.registration_rate);
         Ok(AuthServer {
             inner: Arc::new(Inner {
                 settings,
@@ -197,6 +202,7 @@ impl AuthServer {
                 master: Arc::new(master),
                 keys,
                 throttle,
+                registrations,
                 cimd,
                 secure_cookies,
                 initial_access_tokens,

@@ -21,6 +21,13 @@ pub(crate) fn render(status: StatusCode, t: &impl Template) -> Response {
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("text/html; charset=utf-8"),
             );
+            // A 503 page is a transient failure (storage unavailable): say when to retry.
+            if status == StatusCode::SERVICE_UNAVAILABLE {
+                h.insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(crate::error::RETRY_AFTER_SECS),
+                );
+            }
             r
         }
         Err(e) => {

@@ -4,11 +4,12 @@
 //! (several URIs at once, private-use schemes, loopback URIs without port)
 //! and refuses unsafe redirect URIs with `invalid_redirect_uri` and a reason.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{Extensions, HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use mcpgate_store::oauth::{ClientKind, ClientRow, digest_hex};
 use subtle::ConstantTimeEq as _;
@@ -180,9 +181,32 @@ fn response(
 /// `POST /register`.
 pub(crate) async fn post(
     State(inner): State<Arc<Inner>>,
+    extensions: Extensions,
     headers: HeaderMap,
     body: String,
 ) -> Response {
+    // Counted before any work, failed attempts included (they cost as much).
+    if let Some(ConnectInfo(addr)) = extensions.get::<ConnectInfo<SocketAddr>>()
+        && let Err(wait) = inner.registrations.take(addr.ip())
+    {
+        let secs = wait.as_secs() + 1;
+        tracing::warn!(
+            client_ip = %addr.ip(),
+            rate = %inner.registrations.rate(),
+            retry_after = secs,
+            "registration refused: too many registrations from this address (authserver.registration_rate)"
+        );
+        let mut r = OAuthError::new(
+            ErrorCode::TooManyRequests,
+            format!(
+                "too many client registrations from this address; try again in {secs} s (a client registers once and keeps its client_id)"
+            ),
+        )
+        .into_response();
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        return r;
+    }
     match register(&inner, &headers, &body).await {
         Ok(r) => r,
         Err(e) => e.into_response(),

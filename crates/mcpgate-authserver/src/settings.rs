@@ -59,6 +59,10 @@ pub struct Settings {
     /// Dynamic client registration (RFC 7591).
     #[serde(default)]
     pub registration: Registration,
+    /// Registrations (`POST /register`) allowed per client address, e.g.
+    /// `"20/min"` (bursts up to the count); `"off"` for no limit.
+    #[serde(default)]
+    pub registration_rate: crate::RegistrationRate,
     /// Client ID metadata documents.
     #[serde(default)]
     pub cimd: CimdSettings,
@@ -107,6 +111,7 @@ impl Default for Settings {
             scopes: d_scopes(),
             unknown_scopes: UnknownScopes::default(),
             registration: Registration::default(),
+            registration_rate: crate::RegistrationRate::default(),
             cimd: CimdSettings::default(),
             dynamic_client_ttl: d_client_ttl(),
             login_max_failures: d_failures(),

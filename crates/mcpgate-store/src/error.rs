@@ -53,9 +53,16 @@ pub enum StoreError {
         /// The cause.
         source: sqlx::migrate::MigrateError,
     },
-    /// A query failed.
+    /// A query failed for a reason that will not go away by retrying (a bug, a
+    /// corrupt file); see [`StoreError::Unavailable`] for the transient ones.
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
+    /// The storage cannot take the operation now: the disk is full, an I/O
+    /// error, the database is locked or busy past the busy timeout, read-only,
+    /// or out of memory. Nothing was written (the transaction was rolled back);
+    /// the caller may retry later, and should answer 503 with `Retry-After`.
+    #[error("storage unavailable (disk full, I/O error or database locked): {0}")]
+    Unavailable(sqlx::Error),
     /// A record with this name exists already.
     #[error("{kind} {name:?} already exists")]
     Duplicate {
@@ -108,7 +115,46 @@ impl StoreError {
                 kind,
                 name: name.to_owned(),
             },
-            _ => StoreError::Database(e),
+            _ => StoreError::from(e),
         }
+    }
+
+    /// Whether this is (or wraps) a transient storage failure: answer 503
+    /// with `Retry-After`, not 500.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
+}
+
+/// Sorts a query failure into [`StoreError::Unavailable`] (transient: disk
+/// full, I/O, locked, busy, read-only, out of memory, the pool timing out or
+/// closing) or [`StoreError::Database`] (everything else).
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> StoreError {
+        if is_transient(&e) {
+            StoreError::Unavailable(e)
+        } else {
+            StoreError::Database(e)
+        }
+    }
+}
+
+/// SQLite's primary result codes for "try again later"
+/// (<https://www.sqlite.org/rescode.html>): BUSY, LOCKED, NOMEM, READONLY,
+/// IOERR, FULL, CANTOPEN, PROTOCOL.
+const TRANSIENT_CODES: [i64; 8] = [5, 6, 7, 8, 10, 13, 14, 15];
+
+fn is_transient(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(d) => d
+            .code()
+            .and_then(|c| c.parse::<i64>().ok())
+            // sqlx reports the extended code; its low byte is the primary one.
+            .is_some_and(|c| TRANSIENT_CODES.contains(&(c & 0xff))),
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        _ => false,
     }
 }

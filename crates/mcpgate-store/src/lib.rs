@@ -8,7 +8,10 @@
 //!
 //! A [`Store`] is one SQLite database, `<data_dir>/mcpgate.sqlite` (WAL, full
 //! sync, schema from the embedded migrations), shared safely between a running
-//! server and the CLI. Its SQL is kept portable so that a PostgreSQL backend
+//! server and the CLI. Every write either commits or is rolled back, and no
+//! connection returns to the pool inside a transaction ([`pool`]), so an
+//! `Ok` means the row is durable and visible to every connection; a full
+//! disk, an I/O error or a lock held too long is [`StoreError::Unavailable`]. Its SQL is kept portable so that a PostgreSQL backend
 //! can serve the same API to several replicas.
 //!
 //! It must never store or log a secret in the clear: API keys are kept as
@@ -20,6 +23,7 @@ mod api_keys;
 mod error;
 pub mod federation;
 pub mod oauth;
+mod pool;
 pub mod seal;
 mod time;
 mod users;
@@ -27,13 +31,9 @@ pub mod vault;
 mod verify;
 
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::sync::Arc;
-use std::time::Duration;
 
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::sqlite::SqlitePool;
 use tokio::sync::Semaphore;
 
 pub use api_keys::{ApiKeyRecord, KEY_PREFIX, KeyDigest};
@@ -71,25 +71,10 @@ impl Store {
             path: path.clone(),
             source,
         })?;
-        let open_err = |source| StoreError::Open {
+        let pool = pool::open(&path).await.map_err(|source| StoreError::Open {
             path: path.clone(),
             source,
-        };
-        let options = SqliteConnectOptions::from_str("sqlite:")
-            .map_err(open_err)?
-            .filename(&path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            // Nothing acknowledged may be lost, even on power loss.
-            .synchronous(SqliteSynchronous::Full)
-            // The CLI and a running server share the file: wait, don't fail.
-            .busy_timeout(Duration::from_secs(5))
-            .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
-            .await
-            .map_err(open_err)?;
+        })?;
         sqlx::migrate!()
             .run(&pool)
             .await

@@ -55,9 +55,16 @@ pub enum VaultError {
     },
 }
 
+impl VaultError {
+    /// Whether this is a transient storage failure ([`StoreError::Unavailable`]).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, VaultError::Store(e) if e.is_unavailable())
+    }
+}
+
 impl From<sqlx::Error> for VaultError {
     fn from(e: sqlx::Error) -> Self {
-        VaultError::Store(StoreError::Database(e))
+        VaultError::Store(StoreError::from(e))
     }
 }
 

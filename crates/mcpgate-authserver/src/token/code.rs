@@ -4,7 +4,7 @@
 
 use std::time::SystemTime;
 
-use mcpgate_store::oauth::{CodeOutcome, digest_hex};
+use mcpgate_store::oauth::{CodeOutcome, CodeRow, digest_hex};
 
 use super::{Issued, access_token, live_grant, refresh_token};
 use crate::client_auth::Authenticated;
@@ -26,29 +26,94 @@ pub(super) async fn exchange(
             "code_verifier must be 43 to 128 characters of A-Z a-z 0-9 - . _ ~",
         ));
     }
+    let digest = digest_hex(code);
+    // Looked at first and spent last, together with the refresh token it buys
+    // (one transaction): a storage failure in between leaves it unspent, so a
+    // 503 never turns the client's retry into a "replay" that revokes the grant.
     let row = match inner
         .store
-        .redeem_code(&digest_hex(code))
+        .peek_code(&digest)
         .await
         .map_err(OAuthError::store)?
     {
         CodeOutcome::Fresh(row) => row,
-        CodeOutcome::Replayed(row) => {
-            let revoked = inner
-                .store
-                .revoke_grant(&row.grant_id, "authorization code replayed")
-                .await
-                .map_err(OAuthError::store)?;
-            if revoked {
-                tracing::warn!(client = %row.client_id, "authorization code replayed: its grant is revoked");
-            }
-            return Err(OAuthError::grant(
-                "the authorization code was used already; every token issued from it is revoked",
-            ));
-        }
+        CodeOutcome::Replayed(row) => return Err(replayed(inner, &row).await),
         CodeOutcome::Unknown => return Err(OAuthError::grant("unknown authorization code")),
         _ => return Err(OAuthError::grant("unknown authorization code")),
     };
+    let checked = async {
+        check(inner, client, params, &row, verifier)?;
+        let grant = live_grant(inner, &row.grant_id, &client.client.id).await?;
+        let (access, expires_in) = access_token(inner, &grant, &grant.scopes)?;
+        let refresh = client
+            .client
+            .allows_grant("refresh_token")
+            .then(|| refresh_token(inner, &grant, None, grant.scopes.clone()));
+        let id_token = if row.scopes.contains("openid") || grant.scopes.contains("openid") {
+            Some(crate::federation::id_token(inner, &grant, row.nonce.as_deref()).await?)
+        } else {
+            None
+        };
+        Ok::<_, OAuthError>((grant, access, expires_in, refresh, id_token))
+    }
+    .await;
+    let (grant, access, expires_in, refresh, id_token) = match checked {
+        Ok(c) => c,
+        Err(e) => {
+            // A refused exchange spends the code all the same (single use).
+            inner
+                .store
+                .spend_code(&digest, None)
+                .await
+                .map_err(OAuthError::store)?;
+            return Err(e);
+        }
+    };
+    let spent = inner
+        .store
+        .spend_code(&digest, refresh.as_ref().map(|(_, r)| r))
+        .await
+        .map_err(OAuthError::store)?;
+    if !spent {
+        return Err(replayed(inner, &row).await);
+    }
+    let refresh = refresh.map(|(token, _)| token);
+    let _ = inner.store.touch_grant(&grant.id, SystemTime::now()).await;
+    Ok(Issued {
+        access_token: access,
+        expires_in,
+        scopes: grant.scopes.clone(),
+        refresh_token: refresh,
+        id_token,
+    })
+}
+
+/// A code used before: its grant is revoked, so every token issued from it stops working.
+async fn replayed(inner: &Inner, row: &CodeRow) -> OAuthError {
+    match inner
+        .store
+        .revoke_grant(&row.grant_id, "authorization code replayed")
+        .await
+    {
+        Ok(true) => {
+            tracing::warn!(client = %row.client_id, "authorization code replayed: its grant is revoked");
+        }
+        Ok(false) => {}
+        Err(e) => return OAuthError::store(e),
+    }
+    OAuthError::grant(
+        "the authorization code was used already; every token issued from it is revoked",
+    )
+}
+
+/// What binds the code: its client, lifetime, redirect URI, PKCE verifier and resource.
+fn check(
+    inner: &Inner,
+    client: &Authenticated,
+    params: &Params,
+    row: &CodeRow,
+    verifier: &str,
+) -> Result<(), OAuthError> {
     if row.client_id != client.client.id {
         return Err(OAuthError::grant(
             "the authorization code was issued to another client",
@@ -83,30 +148,5 @@ pub(super) async fn exchange(
             ));
         }
     }
-    let grant = live_grant(inner, &row.grant_id, &client.client.id).await?;
-    let (access, expires_in) = access_token(inner, &grant, &grant.scopes)?;
-    let refresh = if client.client.allows_grant("refresh_token") {
-        let (token, r) = refresh_token(inner, &grant, None, grant.scopes.clone());
-        inner
-            .store
-            .insert_refresh(&r)
-            .await
-            .map_err(OAuthError::store)?;
-        Some(token)
-    } else {
-        None
-    };
-    let _ = inner.store.touch_grant(&grant.id, SystemTime::now()).await;
-    let id_token = if row.scopes.contains("openid") || grant.scopes.contains("openid") {
-        Some(crate::federation::id_token(inner, &grant, row.nonce.as_deref()).await?)
-    } else {
-        None
-    };
-    Ok(Issued {
-        access_token: access,
-        expires_in,
-        scopes: grant.scopes.clone(),
-        refresh_token: refresh,
-        id_token,
-    })
+    Ok(())
 }

@@ -347,6 +347,72 @@ impl Store {
         })
     }
 
+    /// Looks a code up without spending it: [`CodeOutcome::Fresh`] while
+    /// unused, [`CodeOutcome::Replayed`] once spent. Spend it with
+    /// [`Store::spend_code`].
+    pub async fn peek_code(&self, digest: &str) -> Result<CodeOutcome, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            code_columns!(),
+            ", used_at FROM oauth_codes WHERE digest = $1"
+        ))
+        .bind(digest)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else {
+            return Ok(CodeOutcome::Unknown);
+        };
+        let used: Option<i64> = row.try_get("used_at")?;
+        let code = CodeRow::from_row(&row)?;
+        Ok(if used.is_some() {
+            CodeOutcome::Replayed(code)
+        } else {
+            CodeOutcome::Fresh(code)
+        })
+    }
+
+    /// Spends the code and stores the refresh token it bought, in one
+    /// transaction: both happen or neither (a storage failure leaves the code
+    /// unspent, so the client can retry). Returns `false`, storing nothing,
+    /// when the code was spent meanwhile (a concurrent redemption: a replay).
+    pub async fn spend_code(
+        &self,
+        digest: &str,
+        refresh: Option<&RefreshRow>,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let won = sqlx::query(
+            "UPDATE oauth_codes SET used_at = $1 WHERE digest = $2 AND used_at IS NULL",
+        )
+        .bind(to_unix(SystemTime::now()))
+        .bind(digest)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            > 0;
+        if !won {
+            return Ok(false);
+        }
+        if let Some(r) = refresh {
+            sqlx::query(concat!(
+                "INSERT INTO oauth_refresh_tokens (",
+                refresh_columns!(),
+                ") VALUES ($1, $2, $3, $4, $5, $6, $7)"
+            ))
+            .bind(&r.digest)
+            .bind(&r.grant_id)
+            .bind(&r.parent_digest)
+            .bind(join(&r.scopes))
+            .bind(to_unix(r.created_at))
+            .bind(to_unix(r.expires_at))
+            .bind(r.rotated_at.map(to_unix))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
     /// Stores a refresh token (its digest).
     pub async fn insert_refresh(&self, r: &RefreshRow) -> Result<(), StoreError> {
         sqlx::query(concat!(

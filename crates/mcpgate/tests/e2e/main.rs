@@ -20,7 +20,10 @@
 //!   (hanging HTTP upstreams, silent SSE answers, stdio children);
 //! - `upstream_children`: no leaked children, per-subject caps, bad child output skipped;
 //! - `vault`: per-user secrets from the vault (account page, isolation between users,
-//!   the OAuth façade, master key rotation).
+//!   the OAuth façade, master key rotation);
+//! - `disk_full`: the data directory on a tiny tmpfs, filled and freed: nothing acknowledged
+//!   is lost, nothing refused half-happens, storage errors are 503 with `Retry-After`;
+//! - `registration_rate`: open dynamic registration limited per client address.
 
 // Sampling is deprecated by SEP-2577, but clients still use it and the gateway relays it.
 #![allow(deprecated)]
@@ -33,11 +36,13 @@ mod bad_bodies;
 mod concurrency;
 mod connections;
 mod credentials;
+mod disk_full;
 mod everything;
 mod federation;
 mod harness;
 mod lifecycle;
 mod oauth_rmcp;
+mod registration_rate;
 mod rmcp_flows;
 mod shutdown;
 mod upstream_children;

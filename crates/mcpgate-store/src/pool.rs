@@ -1,0 +1,78 @@
+//! The connection pool, and the rule that no connection goes back into it
+//! inside a transaction.
+//!
+//! Why this is needed: when SQLite fails a statement or a `COMMIT` with
+//! `SQLITE_FULL`, `SQLITE_IOERR`, `SQLITE_NOMEM` or `SQLITE_BUSY`, it may roll
+//! the whole transaction back by itself (<https://www.sqlite.org/lang_transaction.html>,
+//! "Response To Errors Within A Transaction"). sqlx then issues its own
+//! `ROLLBACK`, which fails ("no transaction is active"), so sqlx still counts
+//! the connection as one transaction deep. The next `begin()` on it becomes a
+//! `SAVEPOINT`, which on a connection in autocommit mode opens a real
+//! transaction, and a later failure there rolls back only *to* the savepoint:
+//! the connection is left inside an open transaction that holds the write
+//! lock. Every later "commit" on it only releases a savepoint: the writes are
+//! acknowledged, visible to nobody else, and lost at restart, while the other
+//! connections wait for the lock and fail with "database is locked".
+//!
+//! The fix is checked where a connection is returned: [`is_clean`] runs after
+//! every release (after sqlx's queued rollback) and asks SQLite itself, not
+//! sqlx's counter, whether the connection is in autocommit mode. A connection
+//! that is not is closed, which makes SQLite roll back whatever it held; the
+//! pool opens a fresh one when needed. The check costs one round trip to the
+//! connection's worker thread and no I/O (a deferred `BEGIN` takes no lock).
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::Connection as _;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
+};
+
+/// Most connections open at once.
+const MAX_CONNECTIONS: u32 = 4;
+
+/// Opens the pool on the database file at `path`, creating it when missing.
+pub(crate) async fn open(path: &Path) -> Result<SqlitePool, sqlx::Error> {
+    let options = SqliteConnectOptions::from_str("sqlite:")?
+        .filename(path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        // Nothing acknowledged may be lost, even on power loss.
+        .synchronous(SqliteSynchronous::Full)
+        // The CLI and a running server share the file: wait, don't fail.
+        .busy_timeout(Duration::from_secs(5))
+        .foreign_keys(true);
+    SqlitePoolOptions::new()
+        .max_connections(MAX_CONNECTIONS)
+        .after_release(|conn, _| Box::pin(async move { Ok(is_clean(conn).await) }))
+        .connect_with(options)
+        .await
+}
+
+/// Whether `conn` may go back into the pool: SQLite is in autocommit mode
+/// (no transaction open) and sqlx agrees. Logs why when it may not.
+pub(crate) async fn is_clean(conn: &mut SqliteConnection) -> bool {
+    // `BEGIN` fails inside a transaction and otherwise opens a deferred one
+    // that takes no lock; `ROLLBACK` closes it. Sent as raw SQL so that sqlx's
+    // transaction counter is not involved. Being a query, it also runs after
+    // any rollback sqlx queued when a `Transaction` was dropped.
+    if let Err(e) = sqlx::raw_sql("BEGIN; ROLLBACK").execute(&mut *conn).await {
+        tracing::warn!(
+            "closing a database connection that was left inside a transaction (its uncommitted writes are rolled back): {e}"
+        );
+        return false;
+    }
+    if conn.is_in_transaction() {
+        tracing::warn!(
+            "closing a database connection whose transaction count is out of step with SQLite"
+        );
+        return false;
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests;
