@@ -69,6 +69,12 @@ impl Policy {
         self
     }
 
+    /// DANGER: connect to private, loopback and link-local addresses too.
+    pub fn allow_private(mut self) -> Policy {
+        self.private = Private::Allow;
+        self
+    }
+
     /// The deadline of a whole fetch: resolution, connection and the answer's body.
     pub fn timeout(mut self, timeout: Duration) -> Policy {
         self.timeout = timeout;

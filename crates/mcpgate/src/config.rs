@@ -56,6 +56,12 @@ pub(crate) struct ServerConfig {
     pub(crate) max_body_bytes: Option<usize>,
     #[serde(default)]
     pub(crate) replay_events: Option<usize>,
+    /// Whether URLs the operator configured (`[[auth.jwt]] jwks_uri`,
+    /// `[auth.introspection]`, upstream token endpoints, federation issuers)
+    /// may be on loopback, private and link-local addresses. URLs that clients
+    /// or documents name never may.
+    #[serde(default)]
+    pub(crate) outbound_private: mcpgate_fetch::Private,
 }
 
 impl Default for ServerConfig {
@@ -71,6 +77,7 @@ impl Default for ServerConfig {
             shutdown_grace: None,
             max_body_bytes: None,
             replay_events: None,
+            outbound_private: mcpgate_fetch::Private::default(),
         }
     }
 }

@@ -13,6 +13,7 @@
 //! - `oauth_rmcp`: rmcp's OAuth client against the built-in authorization server;
 //! - `federation`: sign-in through a GitHub-shaped server and through a second mcpgate
 //!   as OIDC provider, federated tokens forwarded, refreshed and revoked;
+//! - `outbound`: the SSRF-guarded fetcher (a loopback `jwks_uri` is never connected to, an endless JWKS is cut off);
 //! - `vault`: per-user secrets from the vault (account page, isolation between users,
 //!   the OAuth façade, master key rotation).
 
@@ -30,5 +31,6 @@ mod federation;
 mod harness;
 mod lifecycle;
 mod oauth_rmcp;
+mod outbound;
 mod rmcp_flows;
 mod vault;
