@@ -36,7 +36,7 @@ pub enum FetchError {
     #[error("the server did not answer in time")]
     Timeout,
     /// The answer is longer than the fetcher reads; reading stopped at the limit.
-    #[error("the answer is larger than {limit} bytes")]
+    #[error("the answer is larger than {}", size(*limit))]
     TooLarge {
         /// The limit in bytes.
         limit: usize,
@@ -54,6 +54,15 @@ pub enum FetchError {
     /// The HTTP client could not be built (TLS setup).
     #[error("cannot build the HTTP client: {0}")]
     Client(String),
+}
+
+/// `64 KiB` rather than `65536 bytes` when it is a whole number of KiB.
+fn size(bytes: usize) -> String {
+    if bytes >= 1024 && bytes % 1024 == 0 {
+        format!("{} KiB", bytes / 1024)
+    } else {
+        format!("{bytes} bytes")
+    }
 }
 
 impl FetchError {

@@ -18,6 +18,23 @@ pub enum Private {
     Deny,
 }
 
+/// The process-wide setting for operator-configured URLs, set once at startup.
+static CONFIGURED: std::sync::OnceLock<Private> = std::sync::OnceLock::new();
+
+impl Private {
+    /// The process's setting for operator-configured URLs (`[server]
+    /// outbound_private`): [`Private::Allow`] until [`Private::configure`] ran.
+    pub fn configured() -> Private {
+        CONFIGURED.get().copied().unwrap_or_default()
+    }
+
+    /// Sets [`Private::configured`] once, before any verifier is built (the
+    /// binary does, from its configuration). `false` if it was set already.
+    pub fn configure(private: Private) -> bool {
+        CONFIGURED.set(private).is_ok()
+    }
+}
+
 /// The rules one [`crate::Fetcher`] applies to every request.
 #[derive(Debug, Clone)]
 pub struct Policy {
