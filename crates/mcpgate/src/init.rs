@@ -19,6 +19,10 @@ allowed_origins = []   # ["http://localhost:6274"]
 # request_timeout = "60s"     # first answer from an upstream; SSE streams reset it on every message
 # session_idle_timeout = "30m"
 # max_body_bytes = 4194304
+# May URLs you configure (JWKS, introspection, token endpoints, federation issuers,
+# verify_url) be on loopback/private addresses? "allow" (default) or "deny".
+# URLs that clients or documents name never may.
+# outbound_private = "allow"
 
 [auth]
 # "required": every request needs a credential. "optional": anonymous callers get
