@@ -1,29 +1,26 @@
 //! Client ID metadata documents: a `client_id` that is an https URL names a
-//! JSON document describing the client. It is fetched behind the SSRF guard
-//! (the address is resolved, checked, and pinned for the connection), within
-//! 5 seconds and 64 KiB, without following redirects, and cached per the
-//! response's `Cache-Control: max-age` (bounded).
+//! JSON document describing the client. It is fetched through the
+//! authserver's SSRF-guarded fetcher (`mcpgate-fetch`: every resolved address
+//! checked and pinned, no redirects, 64 KiB read while streaming, 5 seconds),
+//! and cached per the response's `Cache-Control: max-age` (bounded).
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use mcpgate_fetch::{FetchError, Fetcher, Request};
 use mcpgate_store::oauth::ClientKind;
 
 use crate::clients::Client;
 use crate::error::{ErrorCode, OAuthError};
 use crate::redirect::check_registrable;
 use crate::settings::CimdSettings;
-use crate::ssrf;
 
-const TIMEOUT: Duration = Duration::from_secs(5);
-const MAX_BYTES: usize = 64 * 1024;
 /// No document is trusted longer than this without a re-fetch.
 const MAX_CACHE: Duration = Duration::from_secs(24 * 3600);
 
-/// Fetches and caches metadata documents.
+/// Fetches (through the guarded fetcher) and caches metadata documents.
 #[derive(Debug)]
-pub(crate) struct Fetcher {
-    allow_private: bool,
+pub(crate) struct Documents {
+    fetcher: Fetcher,
     allow_hosts: Vec<String>,
     default_cache: Duration,
     cache: moka::sync::Cache<String, (Client, Instant)>,
@@ -33,10 +30,10 @@ fn invalid(msg: impl Into<String>) -> OAuthError {
     OAuthError::new(ErrorCode::InvalidClient, msg)
 }
 
-impl Fetcher {
-    pub(crate) fn new(s: &CimdSettings) -> Result<Fetcher, String> {
-        Ok(Fetcher {
-            allow_private: s.allow_private,
+impl Documents {
+    pub(crate) fn new(s: &CimdSettings, fetcher: Fetcher) -> Documents {
+        Documents {
+            fetcher,
             allow_hosts: s
                 .allow_hosts
                 .iter()
@@ -44,7 +41,7 @@ impl Fetcher {
                 .collect(),
             default_cache: s.default_cache.min(MAX_CACHE),
             cache: moka::sync::Cache::new(1_000),
-        })
+        }
     }
 
     fn host_allowed(&self, u: &url::Url) -> bool {
@@ -89,12 +86,6 @@ impl Fetcher {
     async fn fetch(&self, client_id: &str) -> Result<(Client, Duration), OAuthError> {
         let u = url::Url::parse(client_id)
             .map_err(|e| invalid(format!("client_id {client_id:?} is not a URL ({e})")))?;
-        let plain_ok = self.allows_plain_http(client_id);
-        if u.scheme() != "https" && !plain_ok {
-            return Err(invalid(
-                "a client ID metadata document must be served over https",
-            ));
-        }
         if u.path() == "/"
             || u.fragment().is_some()
             || !u.username().is_empty()
@@ -104,69 +95,20 @@ impl Fetcher {
                 "a client ID metadata document URL needs a path, and no fragment or credentials",
             ));
         }
-        let host = u.host_str().unwrap_or_default().to_owned();
-        let port = u.port_or_known_default().unwrap_or(443);
-        let lookup_host = host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_owned();
-        let addrs: Vec<SocketAddr> = tokio::time::timeout(
-            TIMEOUT,
-            tokio::net::lookup_host((lookup_host.as_str(), port)),
-        )
-        .await
-        .map_err(|_| invalid(format!("resolving {host} timed out")))?
-        .map_err(|e| invalid(format!("cannot resolve {host}: {e}")))?
-        .collect();
-        let trusted = self.allow_private || self.host_allowed(&u);
-        let addr = addrs
-            .iter()
-            .find(|a| trusted || !ssrf::is_forbidden(a.ip()))
-            .copied()
-            .ok_or_else(|| {
-                invalid(format!(
-                    "{host} resolves only to private, loopback or link-local addresses, which this server does not fetch client metadata from"
-                ))
-            })?;
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(TIMEOUT)
-            // Pinned to the address checked above: a second DNS answer cannot steer it elsewhere.
-            .resolve(&lookup_host, addr)
-            .build()
-            .map_err(|e| invalid(format!("cannot fetch the client metadata document: {e}")))?;
-        let mut resp = http
-            .get(u.clone())
-            .header("accept", "application/json")
-            .send()
+        let fetched = |e: FetchError| {
+            tracing::warn!(client_id, reason = %e, "client metadata document not fetched");
+            invalid(format!(
+                "cannot use the client metadata document {client_id}: {e}"
+            ))
+        };
+        let resp = self
+            .fetcher
+            .send(Request::get(client_id).accept_json())
             .await
-            .map_err(|e| {
-                invalid(format!(
-                    "cannot fetch the client metadata document {client_id}: {e}"
-                ))
-            })?;
-        if !resp.status().is_success() {
-            return Err(invalid(format!(
-                "the client metadata document {client_id} answered HTTP {}",
-                resp.status().as_u16()
-            )));
-        }
-        let ttl = cache_ttl(resp.headers(), self.default_cache);
-        let mut body = Vec::new();
-        while let Some(chunk) = resp
-            .chunk()
-            .await
-            .map_err(|e| invalid(format!("reading the client metadata document failed: {e}")))?
-        {
-            if body.len() + chunk.len() > MAX_BYTES {
-                return Err(invalid(
-                    "the client metadata document is larger than 64 KiB",
-                ));
-            }
-            body.extend_from_slice(&chunk);
-        }
-        let doc: serde_json::Value = serde_json::from_slice(&body)
-            .map_err(|e| invalid(format!("the client metadata document is not JSON: {e}")))?;
+            .and_then(|r| r.success())
+            .map_err(fetched)?;
+        let ttl = cache_ttl(&resp.headers, self.default_cache);
+        let doc: serde_json::Value = resp.json().map_err(fetched)?;
         Ok((validate(client_id, &doc)?, ttl))
     }
 }
@@ -215,9 +157,9 @@ pub(crate) fn validate(client_id: &str, doc: &serde_json::Value) -> Result<Clien
     ))
 }
 
-fn cache_ttl(headers: &reqwest::header::HeaderMap, default: Duration) -> Duration {
+fn cache_ttl(headers: &http::HeaderMap, default: Duration) -> Duration {
     let Some(cc) = headers
-        .get(reqwest::header::CACHE_CONTROL)
+        .get(http::header::CACHE_CONTROL)
         .and_then(|v| v.to_str().ok())
     else {
         return default;

@@ -16,6 +16,7 @@
 //! refusal is a page saying why, never a redirect to an unvalidated URL.
 
 mod idp;
+pub(crate) use idp::Outbound;
 mod policy;
 
 use std::collections::{BTreeSet, HashMap};
@@ -140,16 +141,13 @@ type RenewalLock = Arc<tokio::sync::Mutex<()>>;
 
 impl Federation {
     /// Checks every provider table and reads its client secret.
-    pub(crate) fn new(configs: &[ProviderConfig]) -> Result<Federation, String> {
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(10))
-            .user_agent(concat!("mcpgate/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| format!("authserver.federation: HTTP client: {e}"))?;
+    pub(crate) fn new(
+        configs: &[ProviderConfig],
+        outbound: &idp::Outbound,
+    ) -> Result<Federation, String> {
         let mut providers: Vec<Idp> = Vec::new();
         for c in configs {
-            let idp = Idp::new(c, http.clone())
+            let idp = Idp::new(c, outbound.clone())
                 .map_err(|e| format!("authserver.federation {:?}: {e}", c.name))?;
             if providers.iter().any(|p| p.cfg.name == c.name) {
                 return Err(format!(

@@ -34,7 +34,6 @@ mod revoke;
 mod routes;
 mod session;
 mod settings;
-mod ssrf;
 mod throttle;
 mod token;
 mod vault;
@@ -83,7 +82,11 @@ pub(crate) struct Inner {
     pub(crate) throttle: throttle::Throttle,
     /// `POST /register` per client address (`authserver.registration_rate`).
     pub(crate) registrations: registration_rate::RegistrationLimiter,
-    pub(crate) cimd: cimd::Fetcher,
+    pub(crate) cimd: cimd::Documents,
+    /// The SSRF-guarded fetcher for every URL a client or a document names
+    /// (CIMD documents, client `jwks_uri`, what a federation provider's
+    /// discovery points to beyond its own origin).
+    pub(crate) outbound: mcpgate_fetch::Fetcher,
     /// `Secure` cookies with the `__Host-` prefix (relaxed only for http on loopback).
     pub(crate) secure_cookies: bool,
     pub(crate) initial_access_tokens: Vec<String>,
@@ -184,13 +187,23 @@ impl AuthServer {
         {
             return Err("authserver.registration.policy = \"initial_access_token\" needs initial_access_tokens or initial_access_tokens_env".into());
         }
-        let federation = federation::Federation::new(&settings.federation)?;
+        let outbound = untrusted_fetcher(&settings.cimd)?;
+        let operator =
+            mcpgate_fetch::Fetcher::new(mcpgate_fetch::Policy::operator(settings.outbound_private))
+                .map_err(|e| format!("authserver: {e}"))?;
+        let federation = federation::Federation::new(
+            &settings.federation,
+            &federation::Outbound {
+                operator,
+                untrusted: outbound.clone(),
+            },
+        )?;
         if !settings.local_login && federation.providers.is_empty() {
             return Err("authserver.local_login = false needs at least one [[authserver.federation]] provider, or nobody can sign in".into());
         }
         let throttle = throttle::Throttle::new(settings.login_max_failures, settings.login_window);
-        let cimd = cimd::Fetcher::new(&settings.cimd)?;
         let registrations = registration_rate::RegistrationLimiter::new(settings.registration_rate);
+        let cimd = cimd::Documents::new(&settings.cimd, outbound.clone());
         Ok(AuthServer {
             inner: Arc::new(Inner {
                 settings,
@@ -204,6 +217,7 @@ impl AuthServer {
                 throttle,
                 registrations,
                 cimd,
+                outbound,
                 secure_cookies,
                 initial_access_tokens,
                 seen_assertions: client_auth::ReplaySet::new(),
@@ -262,6 +276,16 @@ impl AuthServer {
             }
         })
     }
+}
+
+/// The fetcher for URLs clients and documents name: public https only, except
+/// the `[authserver.cimd]` DANGER switches (`allow_private`, `allow_hosts`).
+fn untrusted_fetcher(cimd: &settings::CimdSettings) -> Result<mcpgate_fetch::Fetcher, String> {
+    let mut policy = mcpgate_fetch::Policy::untrusted().allow_hosts(&cimd.allow_hosts);
+    if cimd.allow_private {
+        policy = policy.allow_private();
+    }
+    mcpgate_fetch::Fetcher::new(policy).map_err(|e| format!("authserver: {e}"))
 }
 
 fn normalize_path(p: &str) -> Result<String, String> {

@@ -144,8 +144,11 @@ fn validate(inner: &Inner, mut m: serde_json::Value) -> Result<serde_json::Value
         "tos_uri",
         "jwks_uri",
     ] {
+        // The test allow-list (`[authserver.cimd] allow_hosts`) lets a jwks_uri
+        // be plain http on loopback, as it does for metadata documents.
         if let Some(v) = obj.get(k).and_then(|v| v.as_str())
             && !v.starts_with("https://")
+            && !(k == "jwks_uri" && inner.cimd.allows_plain_http(v))
         {
             return Err(meta_err(format!("{k} must be an https URL")));
         }

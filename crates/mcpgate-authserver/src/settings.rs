@@ -86,6 +86,11 @@ pub struct Settings {
     /// switch it off to allow federated sign-in only.
     #[serde(default = "d_local_login")]
     pub local_login: bool,
+    /// Whether operator-configured URLs (federation issuers and what lies on
+    /// their origins) may be on private addresses: set by the binary from
+    /// `[server] outbound_private`, not read from `[authserver]`.
+    #[serde(skip)]
+    pub outbound_private: mcpgate_fetch::Private,
 }
 
 fn d_local_login() -> bool {
@@ -119,6 +124,7 @@ impl Default for Settings {
             maintenance_interval: d_maintenance(),
             federation: Vec::new(),
             local_login: true,
+            outbound_private: mcpgate_fetch::Private::default(),
         }
     }
 }
@@ -217,11 +223,14 @@ pub struct CimdSettings {
     /// Accept https `client_id` URLs (client ID metadata documents).
     #[serde(default = "yes")]
     pub enabled: bool,
-    /// DANGER: allow documents on private, loopback and link-local addresses.
+    /// DANGER: allow every URL a client or document names (metadata documents,
+    /// client `jwks_uri`, federation discovery pointers) on private, loopback
+    /// and link-local addresses.
     #[serde(default)]
     pub allow_private: bool,
-    /// DANGER: hosts (`host` or `host:port`) whose documents may be fetched even
-    /// on private addresses, and over plain http when on loopback. For tests.
+    /// DANGER: hosts (`host` or `host:port`) fetched even on private addresses,
+    /// and over plain http when on loopback, for every URL a client or
+    /// document names (metadata documents, client `jwks_uri`). For tests.
     #[serde(default)]
     pub allow_hosts: Vec<String>,
     /// How long a document is cached when its response says nothing.

@@ -154,7 +154,8 @@ pub struct Introspection {
     positive_ttl: Duration,
     negative_ttl: Duration,
     timeout: Duration,
-    http: reqwest::Client,
+    /// The guarded fetcher (operator policy: `[server] outbound_private`).
+    fetcher: mcpgate_fetch::Fetcher,
     cache: moka::future::Cache<[u8; 32], Answer>,
 }
 
@@ -252,7 +253,12 @@ impl Introspection {
             positive_ttl: cfg.positive_ttl,
             negative_ttl: cfg.negative_ttl,
             timeout: cfg.timeout,
-            http: http_client(cfg.timeout).map_err(|e| format!("{what}: {e}"))?,
+            fetcher: mcpgate_fetch::Fetcher::new(
+                mcpgate_fetch::Policy::operator(mcpgate_fetch::Private::configured())
+                    .timeout(cfg.timeout)
+                    .max_bytes(MAX_RESPONSE_BYTES),
+            )
+            .map_err(|e| format!("{what}: {e}"))?,
             cache: moka::future::Cache::builder()
                 .max_capacity(CACHE_CAPACITY)
                 .expire_after(AnswerExpiry)
@@ -297,18 +303,20 @@ impl Introspection {
     async fn introspect(&self, token: &str) -> Result<Answer, VerifyError> {
         let req = self.request(token)?;
         let sent = Instant::now();
-        let resp = req.send().await.map_err(|e| {
+        let resp = self.fetcher.send(req).await.map_err(|e| {
             tracing::warn!(verifier = %self.name, error = %e, "introspection request failed");
-            if e.is_timeout() {
-                VerifyError::Unavailable(format!(
+            match e {
+                mcpgate_fetch::FetchError::Timeout => VerifyError::Unavailable(format!(
                     "the token introspection endpoint did not answer within {:?}",
                     self.timeout
-                ))
-            } else {
-                unavailable("the token introspection endpoint is unreachable")
+                )),
+                mcpgate_fetch::FetchError::TooLarge { .. } => {
+                    unavailable("the token introspection endpoint sent an unreadable answer")
+                }
+                _ => unavailable("the token introspection endpoint is unreachable"),
             }
         })?;
-        let status = resp.status();
+        let status = resp.status;
         if !status.is_success() {
             if status.is_client_error() && status != http::StatusCode::TOO_MANY_REQUESTS {
                 tracing::error!(verifier = %self.name, %status,
@@ -321,17 +329,7 @@ impl Introspection {
                 status.as_u16()
             )));
         }
-        let body = read_limited(resp, MAX_RESPONSE_BYTES).await.map_err(|e| {
-            tracing::warn!(verifier = %self.name, error = %e, "introspection response unreadable");
-            if e.contains("timed out") {
-                VerifyError::Unavailable(format!(
-                    "the token introspection endpoint did not answer within {:?}",
-                    self.timeout
-                ))
-            } else {
-                unavailable("the token introspection endpoint sent an unreadable answer")
-            }
-        })?;
+        let body = resp.body;
         let claims: Map<String, Value> = serde_json::from_slice(&body).map_err(|_| {
             tracing::warn!(verifier = %self.name, "introspection response is not a JSON object");
             unavailable("the token introspection endpoint sent an invalid answer")
@@ -341,18 +339,9 @@ impl Introspection {
     }
 
     /// The introspection request for `token`, with mcpgate's client authentication.
-    fn request(&self, token: &str) -> Result<reqwest::RequestBuilder, VerifyError> {
-        let mut form = url::form_urlencoded::Serializer::new(String::new());
-        form.append_pair("token", token)
-            .append_pair("token_type_hint", "access_token");
-        let mut req = self
-            .http
-            .post(self.endpoint.clone())
-            .header(http::header::ACCEPT, "application/json")
-            .header(
-                http::header::CONTENT_TYPE,
-                "application/x-www-form-urlencoded",
-            );
+    fn request(&self, token: &str) -> Result<mcpgate_fetch::Request, VerifyError> {
+        let mut form = vec![("token", token), ("token_type_hint", "access_token")];
+        let mut basic = None;
         match self.auth_method {
             ClientAuthMethod::ClientSecretBasic => {
                 let pair = format!(
@@ -368,14 +357,18 @@ impl Introspection {
                         )
                     })?;
                 value.set_sensitive(true);
-                req = req.header(http::header::AUTHORIZATION, value);
+                basic = Some(value);
             }
             ClientAuthMethod::ClientSecretPost => {
-                form.append_pair("client_id", &self.client_id)
-                    .append_pair("client_secret", &self.client_secret);
+                form.push(("client_id", &self.client_id));
+                form.push(("client_secret", &self.client_secret));
             }
         }
-        Ok(req.body(form.finish()))
+        let mut req = mcpgate_fetch::Request::post_form(self.endpoint.as_str(), form).accept_json();
+        if let Some(value) = basic {
+            req = req.header(http::header::AUTHORIZATION, value);
+        }
+        Ok(req)
     }
 
     /// Turns the endpoint's JSON into a cacheable answer.
@@ -498,39 +491,6 @@ fn is_loopback(u: &url::Url) -> bool {
         Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
         None => false,
     }
-}
-
-/// An HTTP client for control-plane calls that carry secrets: a whole-call
-/// timeout, and no redirects (a redirect would resend the secret elsewhere).
-pub(crate) fn http_client(timeout: Duration) -> Result<reqwest::Client, String> {
-    reqwest::Client::builder()
-        .timeout(timeout)
-        .connect_timeout(timeout)
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("mcpgate/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| format!("cannot build the HTTP client: {e}"))
-}
-
-/// Reads at most `limit` bytes of a body; longer bodies are an error.
-pub(crate) async fn read_limited(
-    mut resp: reqwest::Response,
-    limit: usize,
-) -> Result<Vec<u8>, String> {
-    let mut body = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(|e| {
-        if e.is_timeout() {
-            "timed out".to_owned()
-        } else {
-            e.to_string()
-        }
-    })? {
-        if body.len() + chunk.len() > limit {
-            return Err(format!("the answer is longer than {limit} bytes"));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
 }
 
 #[cfg(test)]

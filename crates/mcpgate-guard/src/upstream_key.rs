@@ -43,7 +43,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::credential::Credential;
-use crate::introspection::{check_url, http_client};
+use crate::introspection::check_url;
 use crate::policy::Scopes;
 use crate::principal::{AuthMethod, Principal};
 use crate::verifier::{BoxFuture, Verified, Verifier, VerifyError};
@@ -149,8 +149,8 @@ pub struct UpstreamKey {
 struct Verify {
     url: url::Url,
     ttl: Duration,
-    timeout: Duration,
-    http: reqwest::Client,
+    /// The guarded fetcher (operator policy: `[server] outbound_private`).
+    fetcher: mcpgate_fetch::Fetcher,
     /// Key digest → (accepted?, until when).
     cache: moka::future::Cache<[u8; 32], (bool, Instant)>,
 }
@@ -287,13 +287,15 @@ impl UpstreamKey {
             } else if let Err(p) = check_url(url, cfg.allow_http, &vwhat) {
                 problems.push(p);
             } else {
-                match http_client(cfg.verify_timeout) {
-                    Ok(http) => {
+                let policy = mcpgate_fetch::Policy::operator(mcpgate_fetch::Private::configured())
+                    .timeout(cfg.verify_timeout)
+                    .max_bytes(64 * 1024);
+                match mcpgate_fetch::Fetcher::new(policy) {
+                    Ok(fetcher) => {
                         verify = Some(Verify {
                             url: url.clone(),
                             ttl: cfg.verify_ttl,
-                            timeout: cfg.verify_timeout,
-                            http,
+                            fetcher,
                             cache: moka::future::Cache::builder()
                                 .max_capacity(CACHE_CAPACITY)
                                 .expire_after(UntilExpiry)
@@ -413,19 +415,11 @@ impl UpstreamKey {
             VerifyError::Unavailable(format!("cannot check the API key with {}", self.upstream))
         };
         let resp = v
-            .http
-            .get(v.url.clone())
-            .header(name, value)
-            .send()
+            .fetcher
+            .send(mcpgate_fetch::Request::get(v.url.as_str()).header(name, value))
             .await
-            .map_err(|e| {
-                if e.is_timeout() {
-                    unavailable(format!("no answer within {:?}", v.timeout))
-                } else {
-                    unavailable(e.to_string())
-                }
-            })?;
-        let status = resp.status();
+            .map_err(|e| unavailable(e.to_string()))?;
+        let status = resp.status;
         if status.is_success() {
             Ok((true, Instant::now() + v.ttl))
         } else if status == http::StatusCode::UNAUTHORIZED || status == http::StatusCode::FORBIDDEN

@@ -37,7 +37,9 @@ pub(crate) async fn start(
             .iter()
             .map(|u| format!("{base}/mcp/{}", u.name)),
     );
-    let server = AuthServer::new(cfg.authserver.clone(), public_url, resources, store, master)
+    let mut settings = cfg.authserver.clone();
+    settings.outbound_private = cfg.server.outbound_private;
+    let server = AuthServer::new(settings, public_url, resources, store, master)
         .await
         .map_err(|e| vec![format!("authserver: {e}")])?;
     Ok(Some(server))

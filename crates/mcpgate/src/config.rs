@@ -75,6 +75,12 @@ pub(crate) struct ServerConfig {
     pub(crate) max_sessions_per_subject: Option<usize>,
     #[serde(default)]
     pub(crate) max_children_per_subject: Option<usize>,
+    /// Whether URLs the operator configured (`[[auth.jwt]] jwks_uri`,
+    /// `[auth.introspection]`, upstream token endpoints, federation issuers)
+    /// may be on loopback, private and link-local addresses. URLs that clients
+    /// or documents name never may.
+    #[serde(default)]
+    pub(crate) outbound_private: mcpgate_fetch::Private,
 }
 
 impl Default for ServerConfig {
@@ -95,6 +101,7 @@ impl Default for ServerConfig {
             max_connections: None,
             max_sessions_per_subject: None,
             max_children_per_subject: None,
+            outbound_private: mcpgate_fetch::Private::default(),
         }
     }
 }

@@ -27,6 +27,10 @@ allowed_origins = []   # ["http://localhost:6274"]
 # header_read_timeout = "10s" # a connection must send a complete request head within this
 # idle_timeout = "120s"       # connections with no request in flight close after this (SSE streams are busy)
 # max_connections = 10000     # default: half the open-file limit; beyond it → 503
+# May URLs you configure (JWKS, introspection, token endpoints, federation issuers,
+# verify_url) be on loopback/private addresses? "allow" (default) or "deny".
+# URLs that clients or documents name never may.
+# outbound_private = "allow"
 
 [auth]
 # "required": every request needs a credential. "optional": anonymous callers get

@@ -82,6 +82,8 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
     let local = listener.local_addr().unwrap_or(cfg.server.listen);
     cfg.server.listen = local;
     let public_url = cfg.server.public_url();
+    // Before any verifier or fetcher is built: they read it once.
+    mcpgate_fetch::Private::configure(cfg.server.outbound_private);
     let authserver = match crate::authserver::start(&cfg, &public_url).await {
         Ok(a) => a,
         Err(problems) => return report(&problems),

@@ -8,6 +8,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use mcpgate_fetch::{Fetcher, Request};
 use serde::Deserialize;
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
@@ -15,15 +16,24 @@ use tokio::sync::OnceCell;
 
 use super::{ProviderConfig, ProviderKind};
 
-/// The largest answer read from an IdP.
-const MAX_BODY: usize = 256 * 1024;
+/// The two fetchers an IdP is reached through.
+#[derive(Debug, Clone)]
+pub(crate) struct Outbound {
+    /// For the operator's own URLs (issuer, GitHub URLs) and whatever lies on
+    /// their origins: private addresses as `[server] outbound_private` says.
+    pub(crate) operator: Fetcher,
+    /// For URLs a discovery document names on any other origin: public https only.
+    pub(crate) untrusted: Fetcher,
+}
 
 /// One configured IdP.
 #[derive(Debug)]
 pub(crate) struct Idp {
     pub(crate) cfg: ProviderConfig,
     secret: Option<String>,
-    http: reqwest::Client,
+    outbound: Outbound,
+    /// Origins (`scheme://host:port`) the operator configured for this IdP.
+    trusted_origins: Vec<String>,
     /// OIDC discovery, fetched once (on first use, so a slow IdP does not block startup).
     discovered: OnceCell<Discovery>,
     jwks: tokio::sync::RwLock<Option<JwkSet>>,
@@ -87,7 +97,7 @@ pub(crate) enum RefreshError {
 }
 
 impl Idp {
-    pub(crate) fn new(cfg: &ProviderConfig, http: reqwest::Client) -> Result<Idp, String> {
+    pub(crate) fn new(cfg: &ProviderConfig, outbound: Outbound) -> Result<Idp, String> {
         let name_ok = !cfg.name.is_empty()
             && cfg.name.len() <= 32
             && cfg
@@ -140,13 +150,29 @@ impl Idp {
         if secret.is_none() && cfg.kind == ProviderKind::Github {
             return Err("GitHub needs the OAuth app's client secret: set client_secret_env or client_secret_file".into());
         }
-        Ok(Idp {
+        let mut idp = Idp {
             cfg: cfg.clone(),
             secret,
-            http,
+            outbound,
+            trusted_origins: Vec::new(),
             discovered: OnceCell::new(),
             jwks: tokio::sync::RwLock::new(None),
-        })
+        };
+        let configured = match cfg.kind {
+            ProviderKind::Github => vec![idp.github_web(), idp.github_api()],
+            _ => idp.issuer().into_iter().collect(),
+        };
+        idp.trusted_origins = configured.iter().filter_map(|u| origin(u)).collect();
+        Ok(idp)
+    }
+
+    /// The fetcher for `url`: the operator's trust on a configured origin, the
+    /// SSRF guard anywhere a discovery document may point.
+    fn fetcher_for(&self, url: &str) -> &Fetcher {
+        match origin(url) {
+            Some(o) if self.trusted_origins.contains(&o) => &self.outbound.operator,
+            _ => &self.outbound.untrusted,
+        }
     }
 
     pub(crate) fn display_name(&self) -> String {
@@ -283,20 +309,15 @@ impl Idp {
         if let Some(s) = &self.secret {
             body.push(("client_secret", s));
         }
-        let encoded = form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(&body)
-            .finish();
         let r = self
-            .http
-            .post(&url)
-            .header("accept", "application/json")
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(encoded)
-            .send()
+            .fetcher_for(&url)
+            .send(Request::post_form(&url, body).accept_json())
             .await
-            .map_err(|e| format!("cannot reach the token endpoint: {}", e.without_url()))?;
-        let status = r.status();
-        let v: Value = read_json(r).await?;
+            .map_err(|e| format!("cannot use the token endpoint: {e}"))?;
+        let status = r.status;
+        let v: Value = r
+            .json()
+            .map_err(|e| format!("cannot use the token endpoint: {e}"))?;
         // GitHub answers errors with 200 and an `error` field.
         if let Some(e) = v.get("error").and_then(Value::as_str) {
             let d = v
@@ -306,7 +327,8 @@ impl Idp {
             return Ok(Err((e.to_owned(), d.to_owned())));
         }
         if !status.is_success() {
-            return Err(format!("the token endpoint answered {status}"));
+            tracing::warn!(provider = %self.cfg.name, status = status.as_u16(), "the IdP's token endpoint answered without success");
+            return Err("the token endpoint did not answer with success".into());
         }
         serde_json::from_value(v)
             .map(Ok)
@@ -360,8 +382,12 @@ impl Idp {
             ProviderKind::Github => format!("{}/user", self.github_api()),
             _ => self.discovery().await.ok()?.userinfo_endpoint.clone()?,
         };
-        let r = self.http.get(&url).bearer_auth(access).send().await.ok()?;
-        match r.status().as_u16() {
+        let r = self
+            .fetcher_for(&url)
+            .send(Request::get(&url).bearer(access))
+            .await
+            .ok()?;
+        match r.status.as_u16() {
             401 => Some(false),
             s if (200..300).contains(&s) => Some(true),
             _ => None,
@@ -527,34 +553,31 @@ impl Idp {
         url: &str,
         bearer: Option<&str>,
     ) -> Result<T, String> {
-        let mut req = self.http.get(url).header("accept", "application/json");
+        let mut req = Request::get(url).accept_json();
         if let Some(b) = bearer {
-            req = req.bearer_auth(b);
+            req = req.bearer(b);
         }
-        let r = req
-            .send()
+        self.fetcher_for(url)
+            .send(req)
             .await
-            .map_err(|e| format!("cannot reach {url}: {}", e.without_url()))?;
-        if !r.status().is_success() {
-            return Err(format!("{url} answered {}", r.status()));
-        }
-        let v: Value = read_json(r).await?;
-        serde_json::from_value(v).map_err(|e| format!("{url}: unexpected answer: {e}"))
+            .and_then(|r| r.success())
+            .and_then(|r| r.json())
+            .map_err(|e| format!("{}: {e}", strip_query(url)))
     }
 }
 
-/// A JSON body of at most [`MAX_BODY`] bytes.
-async fn read_json(mut r: reqwest::Response) -> Result<Value, String> {
-    let mut body = Vec::new();
-    while let Some(chunk) = r
-        .chunk()
-        .await
-        .map_err(|e| format!("reading the answer: {}", e.without_url()))?
-    {
-        body.extend_from_slice(&chunk);
-        if body.len() > MAX_BODY {
-            return Err("the answer is too large".into());
-        }
-    }
-    serde_json::from_slice(&body).map_err(|_| "the answer is not JSON".to_owned())
+/// `scheme://host:port` of `url`, for comparing origins.
+fn origin(url: &str) -> Option<String> {
+    let u = url::Url::parse(url).ok()?;
+    Some(format!(
+        "{}://{}:{}",
+        u.scheme(),
+        u.host_str()?.to_ascii_lowercase(),
+        u.port_or_known_default()?
+    ))
+}
+
+/// `url` without its query (which may carry identifiers) for messages.
+fn strip_query(url: &str) -> &str {
+    url.split('?').next().unwrap_or(url)
 }

@@ -41,7 +41,7 @@ async fn github_authorization_url_has_pkce_and_state_but_no_nonce() {
     let mut c = cfg(ProviderKind::Github, "github");
     c.client_secret_file = Some(secret);
     c.allowed_orgs = vec!["acme".into()];
-    let idp = Idp::new(&c, reqwest::Client::new()).unwrap();
+    let idp = Idp::new(&c, outbound()).unwrap();
     let url = idp
         .authorization_url(
             "https://gw/federation/github/callback",
@@ -65,18 +65,18 @@ async fn github_authorization_url_has_pkce_and_state_but_no_nonce() {
 
 #[test]
 fn configuration_mistakes_are_named() {
-    let e = Idp::new(&cfg(ProviderKind::Github, "github"), reqwest::Client::new()).unwrap_err();
+    let e = Idp::new(&cfg(ProviderKind::Github, "github"), outbound()).unwrap_err();
     assert!(e.contains("client secret"), "{e}");
-    let e = Idp::new(&cfg(ProviderKind::Entra, "entra"), reqwest::Client::new()).unwrap_err();
+    let e = Idp::new(&cfg(ProviderKind::Entra, "entra"), outbound()).unwrap_err();
     assert!(e.contains("tenant"), "{e}");
-    let e = Idp::new(&cfg(ProviderKind::Oidc, "corp"), reqwest::Client::new()).unwrap_err();
+    let e = Idp::new(&cfg(ProviderKind::Oidc, "corp"), outbound()).unwrap_err();
     assert!(e.contains("issuer"), "{e}");
-    let e = Idp::new(&cfg(ProviderKind::Oidc, "Bad Name"), reqwest::Client::new()).unwrap_err();
+    let e = Idp::new(&cfg(ProviderKind::Oidc, "Bad Name"), outbound()).unwrap_err();
     assert!(e.contains("name"), "{e}");
     let mut c = cfg(ProviderKind::Google, "google");
     c.allowed_orgs = vec!["x".into()];
     assert!(
-        Idp::new(&c, reqwest::Client::new())
+        Idp::new(&c, outbound())
             .unwrap_err()
             .contains("allowed_groups")
     );
@@ -86,12 +86,12 @@ fn configuration_mistakes_are_named() {
 fn issuers_by_kind() {
     let mut e = cfg(ProviderKind::Entra, "entra");
     e.tenant = Some("contoso.onmicrosoft.com".into());
-    let idp = Idp::new(&e, reqwest::Client::new()).unwrap();
+    let idp = Idp::new(&e, outbound()).unwrap();
     assert_eq!(
         idp.issuer().unwrap(),
         "https://login.microsoftonline.com/contoso.onmicrosoft.com/v2.0"
     );
-    let g = Idp::new(&cfg(ProviderKind::Google, "google"), reqwest::Client::new()).unwrap();
+    let g = Idp::new(&cfg(ProviderKind::Google, "google"), outbound()).unwrap();
     assert_eq!(g.issuer().unwrap(), "https://accounts.google.com");
     assert_eq!(g.display_name(), "Google");
 }
@@ -146,4 +146,14 @@ fn user_names_are_storable() {
         ..Identity::default()
     };
     assert_eq!(policy::user_name("gh", &anon), "gh-42");
+}
+
+fn outbound() -> super::Outbound {
+    super::Outbound {
+        operator: mcpgate_fetch::Fetcher::new(mcpgate_fetch::Policy::operator(
+            mcpgate_fetch::Private::Allow,
+        ))
+        .unwrap(),
+        untrusted: mcpgate_fetch::Fetcher::new(mcpgate_fetch::Policy::untrusted()).unwrap(),
+    }
 }

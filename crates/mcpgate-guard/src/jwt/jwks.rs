@@ -68,7 +68,8 @@ const MAX_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
 #[derive(Debug)]
 pub(crate) struct Jwks {
     uri: url::Url,
-    http: reqwest::Client,
+    /// The guarded fetcher (operator policy: `[server] outbound_private`).
+    fetcher: mcpgate_fetch::Fetcher,
     settings: JwksSettings,
     state: Mutex<State>,
     /// Held while a fetch is in flight; waiters reuse its result.
@@ -96,16 +97,13 @@ pub(crate) struct Snapshot {
 impl Jwks {
     /// A fetcher for `uri`; nothing is fetched yet.
     pub(crate) fn new(uri: url::Url, settings: JwksSettings) -> Result<Self, String> {
-        let http = reqwest::Client::builder()
+        let policy = mcpgate_fetch::Policy::operator(mcpgate_fetch::Private::configured())
             .timeout(settings.timeout)
-            .connect_timeout(settings.timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("mcpgate/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+            .max_bytes(settings.max_bytes);
+        let fetcher = mcpgate_fetch::Fetcher::new(policy).map_err(|e| e.to_string())?;
         Ok(Jwks {
             uri,
-            http,
+            fetcher,
             settings,
             state: Mutex::new(State::default()),
             fetching: tokio::sync::Mutex::new(()),
@@ -242,19 +240,17 @@ impl Jwks {
 
     async fn download(&self) -> Result<(KeySet, Duration), String> {
         let resp = self
-            .http
-            .get(self.uri.clone())
-            .header(
+            .fetcher
+            .send(mcpgate_fetch::Request::get(self.uri.as_str()).header(
                 http::header::ACCEPT,
-                "application/json, application/jwk-set+json",
-            )
-            .send()
+                http::HeaderValue::from_static("application/json, application/jwk-set+json"),
+            ))
             .await
-            .map_err(|e| describe(&e))?;
-        let status = resp.status();
+            .map_err(|e| e.to_string())?;
+        let status = resp.status;
         if status.is_redirection() {
             let to = resp
-                .headers()
+                .headers
                 .get(http::header::LOCATION)
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("elsewhere");
@@ -266,7 +262,7 @@ impl Jwks {
             return Err(format!("HTTP {status}"));
         }
         let max_age = resp
-            .headers()
+            .headers
             .get(http::header::CACHE_CONTROL)
             .and_then(|v| v.to_str().ok())
             .and_then(max_age)
@@ -275,43 +271,13 @@ impl Jwks {
                 self.settings.min_refetch_interval,
                 MAX_MAX_AGE.max(self.settings.min_refetch_interval),
             );
-        if resp
-            .content_length()
-            .is_some_and(|n| n > self.settings.max_bytes as u64)
-        {
-            return Err(format!(
-                "the key set is larger than {} bytes",
-                self.settings.max_bytes
-            ));
-        }
-        let body = read_limited(resp, self.settings.max_bytes).await?;
+        let body = resp.body;
         let set = KeySet::from_json(&body)?;
         if set.keys.is_empty() {
             return Err("the key set holds no usable signing key".into());
         }
         Ok((set, max_age))
     }
-}
-
-fn describe(e: &reqwest::Error) -> String {
-    if e.is_timeout() {
-        "timed out".to_owned()
-    } else if e.is_connect() {
-        "cannot connect".to_owned()
-    } else {
-        e.to_string()
-    }
-}
-
-async fn read_limited(mut resp: reqwest::Response, limit: usize) -> Result<Vec<u8>, String> {
-    let mut body = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(|e| describe(&e))? {
-        if body.len() + chunk.len() > limit {
-            return Err(format!("the key set is larger than {limit} bytes"));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
 }
 
 /// The `max-age` of a `Cache-Control` value; `no-cache`/`no-store` mean zero.

@@ -532,7 +532,7 @@ async fn device_flow() {
 }
 
 /// An ES256 key pair for `private_key_jwt`: (PKCS#8 DER, public JWKS).
-fn client_key() -> (Vec<u8>, Value) {
+pub(crate) fn client_key() -> (Vec<u8>, Value) {
     use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _};
     let rng = aws_lc_rs::rand::SystemRandom::new();
     let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).expect("key");
@@ -547,7 +547,7 @@ fn client_key() -> (Vec<u8>, Value) {
     (pkcs8.as_ref().to_vec(), jwks)
 }
 
-fn assertion(der: &[u8], client_id: &str, aud: &str) -> String {
+pub(crate) fn assertion(der: &[u8], client_id: &str, aud: &str) -> String {
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
     header.kid = Some("test-1".into());
     let claims = json!({

@@ -19,6 +19,7 @@
 //! - `upstream_timeouts`: `request_timeout` over every stage of an upstream exchange
 //!   (hanging HTTP upstreams, silent SSE answers, stdio children);
 //! - `upstream_children`: no leaked children, per-subject caps, bad child output skipped;
+//! - `outbound`: the SSRF-guarded fetcher (a loopback `jwks_uri` is never connected to, an endless JWKS is cut off);
 //! - `vault`: per-user secrets from the vault (account page, isolation between users,
 //!   the OAuth façade, master key rotation);
 //! - `disk_full`: the data directory on a tiny tmpfs, filled and freed: nothing acknowledged
@@ -43,6 +44,7 @@ mod harness;
 mod lifecycle;
 mod oauth_rmcp;
 mod registration_rate;
+mod outbound;
 mod rmcp_flows;
 mod shutdown;
 mod upstream_children;
