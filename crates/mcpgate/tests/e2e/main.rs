@@ -14,7 +14,8 @@
 //! - `federation`: sign-in through a GitHub-shaped server and through a second mcpgate
 //!   as OIDC provider, federated tokens forwarded, refreshed and revoked;
 //! - `vault`: per-user secrets from the vault (account page, isolation between users,
-//!   the OAuth façade, master key rotation).
+//!   the OAuth façade, master key rotation);
+//! - `resources`: tokens bound to their upstream, registered resource servers, who may introspect.
 
 // Sampling is deprecated by SEP-2577, but clients still use it and the gateway relays it.
 #![allow(deprecated)]
@@ -30,5 +31,6 @@ mod federation;
 mod harness;
 mod lifecycle;
 mod oauth_rmcp;
+mod resources;
 mod rmcp_flows;
 mod vault;

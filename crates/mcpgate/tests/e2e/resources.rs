@@ -1,0 +1,170 @@
+//! Audience binding and registered resource servers: a token works only at the
+//! endpoint it was issued for; mcpgate as the authorization server of another
+//! (guard-only) mcpgate that checks tokens by introspection; who may introspect.
+
+use std::path::Path;
+
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::authserver::{config, whoami};
+use crate::harness::raw::{Raw, initialize_request};
+use crate::harness::{BIN, Gateway, demo_stdio_upstream};
+
+/// Runs `mcpgate ARGS --data-dir DATA`; its stdout, or a panic with its stderr.
+fn cli_ok(data: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new(BIN)
+        .args(args)
+        .arg("--data-dir")
+        .arg(data)
+        .env_remove("MCPGATE_CONFIG")
+        .env_remove("MCPGATE_MASTER_KEY")
+        .output()
+        .expect("run mcpgate");
+    assert!(
+        out.status.success(),
+        "mcpgate {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A pre-registered confidential client-credentials client; its secret.
+fn service_client(data: &Path, id: &str) -> String {
+    cli_ok(
+        data,
+        &[
+            "clients",
+            "add",
+            id,
+            "--confidential",
+            "--grant-type",
+            "client_credentials",
+            "--client-id",
+            id,
+        ],
+    )
+    .trim()
+    .to_owned()
+}
+
+/// `POST url` with a form, optionally as a Basic-authenticated client.
+async fn post_form(
+    url: &str,
+    form: &[(&str, &str)],
+    basic: Option<(&str, &str)>,
+) -> (StatusCode, Value) {
+    let mut rb = reqwest::Client::new().post(url).form(form);
+    if let Some((id, secret)) = basic {
+        rb = rb.basic_auth(id, Some(secret));
+    }
+    let r = rb.send().await.expect("POST");
+    let s = r.status();
+    (s, r.json().await.unwrap_or(Value::Null))
+}
+
+/// A client-credentials access token for `resource`.
+async fn cc_token(base: &str, client: (&str, &str), resource: &str) -> String {
+    let (s, t) = post_form(
+        &format!("{base}/token"),
+        &[
+            ("grant_type", "client_credentials"),
+            ("scope", "notes:read"),
+            ("resource", resource),
+        ],
+        Some(client),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{t}");
+    t["access_token"].as_str().expect("access token").to_owned()
+}
+
+/// An initialize at `mcp` with `access`: the status and the `WWW-Authenticate` header.
+async fn initialize_with(mcp: &str, access: &str) -> (StatusCode, String) {
+    let http = reqwest::Client::builder()
+        .default_headers(
+            [(
+                reqwest::header::AUTHORIZATION,
+                format!("Bearer {access}").parse().expect("header"),
+            )]
+            .into_iter()
+            .collect(),
+        )
+        .build()
+        .expect("client");
+    let r = Raw::with_client(http, mcp)
+        .post(None, &initialize_request())
+        .await;
+    let www = r
+        .headers()
+        .get("www-authenticate")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    (r.status(), www)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_works_only_at_the_upstream_it_was_issued_for() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    let secret = service_client(&data, "svc");
+    let cfg = format!(
+        "{}\n{}",
+        config(&tmp.path().join("notes"), ""),
+        demo_stdio_upstream("echo", &tmp.path().join("notes-echo"), "")
+    );
+    let gw = Gateway::start_with_data(&cfg, "127.0.0.1:0", &data).await;
+    let base = gw.base.clone();
+    let (demo, echo) = (gw.mcp("demo"), gw.mcp("echo"));
+
+    let for_demo = cc_token(&base, ("svc", &secret), &demo).await;
+    assert_eq!(whoami(&demo, &for_demo).await, Ok("svc".to_owned()));
+    let (s, www) = initialize_with(&echo, &for_demo).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "{www}");
+    assert!(www.contains("error=\"invalid_token\""), "{www}");
+    assert!(
+        www.contains(&format!("Token audience does not include {echo}")),
+        "{www}"
+    );
+    crate::harness::eventually(
+        std::time::Duration::from_secs(5),
+        "the refusal is logged",
+        || {
+            gw.log_tail(50)
+                .contains("refused a token issued for another resource")
+        },
+    )
+    .await;
+
+    // Asked for the other endpoint (in another spelling of its URL): works there only.
+    let loud = echo.replacen("http://", "HTTP://", 1) + "/";
+    let for_echo = cc_token(&base, ("svc", &secret), &loud).await;
+    assert_eq!(whoami(&echo, &for_echo).await, Ok("svc".to_owned()));
+    assert_eq!(
+        initialize_with(&demo, &for_echo).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_single_upstream_accepts_tokens_for_either_of_its_urls() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    let secret = service_client(&data, "svc");
+    let gw = Gateway::start_with_data(&config(&tmp.path().join("notes"), ""), "127.0.0.1:0", &data)
+        .await;
+    let base = gw.base.clone();
+    let alias = format!("{base}/mcp");
+    let named = gw.mcp("demo");
+    for resource in [&alias, &named] {
+        let t = cc_token(&base, ("svc", &secret), resource).await;
+        for at in [&alias, &named] {
+            assert_eq!(
+                whoami(at, &t).await,
+                Ok("svc".to_owned()),
+                "{resource} at {at}"
+            );
+        }
+    }
+}
