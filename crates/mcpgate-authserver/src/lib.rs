@@ -28,6 +28,7 @@ mod params;
 mod pkce;
 mod redirect;
 mod register;
+mod resource_servers;
 mod revoke;
 mod routes;
 mod session;
@@ -51,6 +52,7 @@ pub use federation::{MapBy, ProviderConfig, ProviderKind};
 pub use keys::aad as signing_key_aad;
 pub use keys::rotate as rotate_signing_key;
 pub use redirect::{OOB, check_registrable as check_redirect_uri};
+pub use resource_servers::{ResourceServerConfig, canonical_resource};
 pub use settings::{
     CimdSettings, Registration, RegistrationPolicy, Settings, SigningAlg, UnknownScopes,
 };
@@ -87,6 +89,8 @@ pub(crate) struct Inner {
     pub(crate) vault: std::sync::OnceLock<Vec<vault::VaultSlot>>,
     /// External identity providers (`[[authserver.federation]]`).
     pub(crate) federation: federation::Federation,
+    /// `[[authserver.resource]]` (more are in the store).
+    pub(crate) resource_servers: resource_servers::Configured,
 }
 
 impl Inner {
@@ -184,6 +188,7 @@ impl AuthServer {
         }
         let throttle = throttle::Throttle::new(settings.login_max_failures, settings.login_window);
         let cimd = cimd::Fetcher::new(&settings.cimd)?;
+        let resource_servers = resource_servers::Configured::new(&settings.resource, &canon)?;
         Ok(AuthServer {
             inner: Arc::new(Inner {
                 settings,
@@ -201,6 +206,7 @@ impl AuthServer {
                 seen_assertions: client_auth::ReplaySet::new(),
                 vault: std::sync::OnceLock::new(),
                 federation,
+                resource_servers,
             }),
         })
     }

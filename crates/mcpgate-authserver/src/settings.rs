@@ -82,6 +82,9 @@ pub struct Settings {
     /// switch it off to allow federated sign-in only.
     #[serde(default = "d_local_login")]
     pub local_login: bool,
+    /// Other resource servers this server issues tokens for (`[[authserver.resource]]`).
+    #[serde(default)]
+    pub resource: Vec<crate::resource_servers::ResourceServerConfig>,
 }
 
 fn d_local_login() -> bool {
@@ -114,6 +117,7 @@ impl Default for Settings {
             maintenance_interval: d_maintenance(),
             federation: Vec::new(),
             local_login: true,
+            resource: Vec::new(),
         }
     }
 }

@@ -13,6 +13,7 @@ mod demo;
 mod init;
 mod keys;
 mod logging;
+mod resources;
 mod serve;
 mod signing_keys;
 mod users;

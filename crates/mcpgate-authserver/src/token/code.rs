@@ -75,7 +75,7 @@ pub(super) async fn exchange(
         ));
     }
     if let Some(r) = params.get("resource") {
-        let asked = crate::authorize::resource(inner, Some(r))?;
+        let (asked, _) = crate::authorize::resource(inner, Some(r)).await?;
         if asked != row.resource {
             return Err(OAuthError::new(
                 crate::ErrorCode::InvalidTarget,

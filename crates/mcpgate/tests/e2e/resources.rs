@@ -168,3 +168,126 @@ async fn the_single_upstream_accepts_tokens_for_either_of_its_urls() {
         }
     }
 }
+
+/// `POST /introspect` for `token` as the Basic-authenticated `who`.
+async fn introspect(base: &str, who: (&str, &str), token: &str) -> (StatusCode, Value) {
+    post_form(
+        &format!("{base}/introspect"),
+        &[("token", token)],
+        Some(who),
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn introspection_tells_a_token_only_to_the_client_it_was_issued_to() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    let svc = service_client(&data, "svc");
+    let other = service_client(&data, "other");
+    let gw = Gateway::start_with_data(&config(&tmp.path().join("notes"), ""), "127.0.0.1:0", &data)
+        .await;
+    let base = gw.base.clone();
+    let token = cc_token(&base, ("svc", &svc), &gw.mcp("demo")).await;
+    let (s, mine) = introspect(&base, ("svc", &svc), &token).await;
+    assert_eq!(s, StatusCode::OK, "{mine}");
+    assert_eq!(mine["active"], true, "{mine}");
+    assert_eq!(mine["client_id"], "svc", "{mine}");
+    // Another client authenticates fine, and learns nothing (RFC 7662 §4).
+    let (s, theirs) = introspect(&base, ("other", &other), &token).await;
+    assert_eq!(s, StatusCode::OK, "{theirs}");
+    assert_eq!(theirs, serde_json::json!({ "active": false }));
+    crate::harness::eventually(
+        std::time::Duration::from_secs(5),
+        "the reason is logged",
+        || {
+            gw.log_tail(50)
+                .contains("introspection answered active=false")
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registered_resource_server_introspects_the_tokens_issued_for_it() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    let svc = service_client(&data, "svc");
+    // Nothing needs to listen there: the resource server only introspects.
+    let rs = "http://127.0.0.1:9/mcp";
+    let rs_secret = cli_ok(
+        &data,
+        &[
+            "resources",
+            "add",
+            rs,
+            "--name",
+            "Notes elsewhere",
+            "--scopes",
+            "notes:read",
+            "--client-id",
+            "rs-notes",
+        ],
+    )
+    .trim()
+    .to_owned();
+    let gw = Gateway::start_with_data(&config(&tmp.path().join("notes"), ""), "127.0.0.1:0", &data)
+        .await;
+    let base = gw.base.clone();
+    let for_rs = cc_token(&base, ("svc", &svc), rs).await;
+    let (s, v) = introspect(&base, ("rs-notes", &rs_secret), &for_rs).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        (v["active"].clone(), v["aud"].clone()),
+        (true.into(), rs.into()),
+        "{v}"
+    );
+    assert_eq!(v["scope"], "notes:read", "{v}");
+    // A scope it does not accept is not granted for it.
+    let (s, t) = post_form(
+        &format!("{base}/token"),
+        &[
+            ("grant_type", "client_credentials"),
+            ("scope", "notes:write"),
+            ("resource", rs),
+        ],
+        Some(("svc", &svc)),
+    )
+    .await;
+    assert!(
+        s != StatusCode::OK
+            || t["scope"]
+                .as_str()
+                .is_none_or(|sc| !sc.contains("notes:write")),
+        "{t}"
+    );
+    // Tokens for the gateway's own endpoints are none of its business.
+    let for_demo = cc_token(&base, ("svc", &svc), &gw.mcp("demo")).await;
+    let (_, v) = introspect(&base, ("rs-notes", &rs_secret), &for_demo).await;
+    assert_eq!(v, serde_json::json!({ "active": false }));
+    // A wrong secret is a failed client authentication.
+    let (s, e) = introspect(&base, ("rs-notes", "not-the-secret-at-all"), &for_rs).await;
+    assert_eq!(
+        (s, e["error"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_client")),
+        "{e}"
+    );
+    // Its tokens do not open the gateway's own endpoint.
+    let (s, www) = initialize_with(&gw.mcp("demo"), &for_rs).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "{www}");
+    // Removed: no more tokens for it, and its credentials no longer work.
+    cli_ok(&data, &["resources", "remove", "rs-notes"]);
+    let (s, e) = post_form(
+        &format!("{base}/token"),
+        &[("grant_type", "client_credentials"), ("resource", rs)],
+        Some(("svc", &svc)),
+    )
+    .await;
+    assert_eq!(
+        (s, e["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_target")),
+        "{e}"
+    );
+    let (s, _) = introspect(&base, ("rs-notes", &rs_secret), &for_rs).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+}
