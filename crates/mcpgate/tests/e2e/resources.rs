@@ -291,3 +291,59 @@ async fn a_registered_resource_server_introspects_the_tokens_issued_for_it() {
     let (s, _) = introspect(&base, ("rs-notes", &rs_secret), &for_rs).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_consent_page_names_the_registered_resource_server() {
+    use crate::authserver::{
+        Browser, add_user, form_encode, hidden_fields, location, pkce, register,
+    };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    add_user(&data, "erin", "pw-erin-123", "notes:read notes:write");
+    let rs = "https://notes.example/mcp";
+    cli_ok(
+        &data,
+        &[
+            "resources",
+            "add",
+            rs,
+            "--name",
+            "Team notes",
+            "--scopes",
+            "notes:read",
+        ],
+    );
+    let gw = Gateway::start_with_data(&config(&tmp.path().join("notes"), ""), "127.0.0.1:0", &data)
+        .await;
+    let base = gw.base.clone();
+    let client = register(&base, &["http://127.0.0.1/cb"]).await;
+    let p = pkce();
+    let url = format!(
+        "{base}/authorize?{}",
+        form_encode(&[
+            ("response_type".into(), "code".into()),
+            ("client_id".into(), client.clone()),
+            ("redirect_uri".into(), "http://127.0.0.1/cb".into()),
+            ("scope".into(), "notes:read".into()),
+            ("state".into(), "st".into()),
+            ("code_challenge".into(), p.challenge.clone()),
+            ("code_challenge_method".into(), "S256".into()),
+            ("resource".into(), rs.into()),
+        ])
+    );
+    let mut b = Browser::new();
+    let (s, h, _) = b.get(&url).await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    let (_, _, html) = b.get(&format!("{base}{}", location(&h))).await;
+    let mut form = hidden_fields(&html);
+    form.push(("username".into(), "erin".into()));
+    form.push(("password".into(), "pw-erin-123".into()));
+    let (s, h, body) = b.post_form(&format!("{base}/login"), &form).await;
+    assert_eq!(s, StatusCode::SEE_OTHER, "{body}");
+    let (s, _, consent) = b.get(&format!("{base}{}", location(&h))).await;
+    assert_eq!(s, StatusCode::OK, "{consent}");
+    assert!(
+        consent.contains("Access to <strong>Team notes</strong>") && consent.contains(rs),
+        "{consent}"
+    );
+}
