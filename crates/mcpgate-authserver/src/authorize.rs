@@ -19,6 +19,7 @@ use crate::error::{ErrorCode, OAuthError};
 use crate::pages::{self, ConsentPage, OobPage, ScopeLine};
 use crate::params::Params;
 use crate::redirect::{self, OOB};
+use crate::resource_servers::ResourceServer;
 use crate::settings::UnknownScopes;
 use crate::{Inner, pkce, random_token, scope_string, session};
 
@@ -31,6 +32,8 @@ pub(crate) struct AuthRequest {
     pub(crate) state: Option<String>,
     pub(crate) challenge: String,
     pub(crate) resource: String,
+    /// A registered resource server's name, for the consent page.
+    pub(crate) resource_name: Option<String>,
     pub(crate) nonce: Option<String>,
     pub(crate) prompt: BTreeSet<String>,
     /// The request's parameters, to carry through login and consent.
@@ -168,8 +171,11 @@ pub(crate) async fn validate(inner: &Inner, params: Params) -> Result<AuthReques
         params.get("code_challenge_method"),
     )
     .map_err(|m| fail(OAuthError::request(m)))?;
-    let scopes = requested_scopes(inner, &client, params.get("scope")).map_err(fail)?;
-    let resource = resource(inner, params.get("resource")).map_err(fail)?;
+    let (resource, rs) = resource(inner, params.get("resource"))
+        .await
+        .map_err(fail)?;
+    let scopes =
+        requested_scopes(inner, &client, params.get("scope"), rs.as_ref()).map_err(fail)?;
     let prompt: BTreeSet<String> = params
         .get("prompt")
         .map(crate::scope_set)
@@ -186,6 +192,7 @@ pub(crate) async fn validate(inner: &Inner, params: Params) -> Result<AuthReques
         state,
         challenge,
         resource,
+        resource_name: rs.map(|r| r.name),
         nonce: params.get("nonce").map(str::to_owned),
         prompt,
         params,
@@ -194,16 +201,19 @@ pub(crate) async fn validate(inner: &Inner, params: Params) -> Result<AuthReques
 
 /// The scopes asked for: unknown ones dropped or refused per configuration;
 /// none asked = the client's registered scope, else every configured one.
+/// For a registered resource server `rs`, its scopes are the ones known.
 pub(crate) fn requested_scopes(
     inner: &Inner,
     client: &Client,
     scope: Option<&str>,
+    rs: Option<&ResourceServer>,
 ) -> Result<BTreeSet<String>, OAuthError> {
     let asked = match scope {
         Some(s) => crate::scope_set(s),
-        None => match &client.scope {
-            Some(s) => crate::scope_set(s),
-            None => inner
+        None => match (&client.scope, rs) {
+            (Some(s), _) => crate::scope_set(s),
+            (None, Some(rs)) => rs.scopes.clone(),
+            (None, None) => inner
                 .settings
                 .scopes
                 .keys()
@@ -224,7 +234,14 @@ pub(crate) fn requested_scopes(
                 .scope
                 .as_ref()
                 .is_none_or(|cs| cs.split_ascii_whitespace().any(|c| c == s));
-        if inner.known_scope(&s) && allowed_for_client {
+        let known = match rs {
+            Some(rs) => {
+                rs.scopes.contains(&s)
+                    || matches!(s.as_str(), "openid" | "profile" | "offline_access")
+            }
+            None => inner.known_scope(&s),
+        };
+        if known && allowed_for_client {
             out.insert(s);
         } else if inner.settings.unknown_scopes == UnknownScopes::Reject {
             return Err(OAuthError::new(
@@ -236,10 +253,14 @@ pub(crate) fn requested_scopes(
     Ok(out)
 }
 
-/// The audience: the `resource` asked for (one of this server's), else the default.
-pub(crate) fn resource(inner: &Inner, asked: Option<&str>) -> Result<String, OAuthError> {
+/// The audience: the `resource` asked for (one of the gateway's endpoints or
+/// a registered resource server, which comes along), else the default.
+pub(crate) async fn resource(
+    inner: &Inner,
+    asked: Option<&str>,
+) -> Result<(String, Option<ResourceServer>), OAuthError> {
     let Some(r) = asked else {
-        return Ok(inner.default_resource.clone());
+        return Ok((inner.default_resource.clone(), None));
     };
     let u = url::Url::parse(r).map_err(|_| {
         OAuthError::new(
@@ -254,20 +275,20 @@ pub(crate) fn resource(inner: &Inner, asked: Option<&str>) -> Result<String, OAu
         ));
     }
     let c = mcpgate_guard::canonical(&u);
-    inner
-        .resources
-        .iter()
-        .find(|known| **known == c)
-        .cloned()
-        .ok_or_else(|| {
-            OAuthError::new(
-                ErrorCode::InvalidTarget,
-                format!(
-                    "this server does not issue tokens for {r:?}; use one of: {}",
-                    inner.resources.join(", ")
-                ),
-            )
-        })
+    if let Some(own) = inner.resources.iter().find(|known| **known == c) {
+        return Ok((own.clone(), None));
+    }
+    if let Some(rs) = crate::resource_servers::find(inner, &c).await? {
+        return Ok((rs.resource.clone(), Some(rs)));
+    }
+    tracing::info!(resource = %r, "refused a token request for a resource that is not registered");
+    Err(OAuthError::new(
+        ErrorCode::InvalidTarget,
+        format!(
+            "this server does not issue tokens for {r:?}; use one of: {} (or register it: mcpgate resources add)",
+            inner.resources.join(", ")
+        ),
+    ))
 }
 
 /// The scopes of `asked` that `user` holds (`*` holds all; OpenID scopes are free).
@@ -421,6 +442,8 @@ fn consent_page(
         user,
         client_name: &req.client.display_name(),
         client_id: &req.client.id,
+        resource_name: req.resource_name.as_deref(),
+        resource: &req.resource,
         logo_uri: req.client.logo_uri.as_deref(),
         redirect_host: &redirect_host,
         localhost_only: req.client.kind == ClientKind::Cimd

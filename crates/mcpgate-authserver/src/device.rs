@@ -60,8 +60,8 @@ pub(crate) async fn authorization(
         if !client.client.allows_grant(crate::token::DEVICE_GRANT) {
             return Err(OAuthError::new(ErrorCode::UnauthorizedClient, "this client is not registered for the device_code grant"));
         }
-        let scopes = authorize::requested_scopes(&inner, &client.client, params.get("scope"))?;
-        let resource = authorize::resource(&inner, params.get("resource"))?;
+        let (resource, rs) = authorize::resource(&inner, params.get("resource")).await?;
+        let scopes = authorize::requested_scopes(&inner, &client.client, params.get("scope"), rs.as_ref())?;
         let device_code = random_token();
         let ttl = inner.settings.device_code_ttl;
         let interval = inner.settings.device_poll_interval.max(1);

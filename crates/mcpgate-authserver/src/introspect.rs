@@ -1,4 +1,10 @@
-//! `/introspect` (RFC 7662) for authenticated clients, and `/userinfo`.
+//! `/introspect` (RFC 7662) and `/userinfo`.
+//!
+//! Introspection tells the details of an active token only to whom it
+//! concerns (RFC 7662 §4): a registered resource server presenting its own
+//! credentials, about tokens issued for it; or the client the token was
+//! issued to. Any other authenticated client learns `{"active": false}`, so
+//! that one client cannot read another's tokens (subject, scopes, audience).
 
 use std::sync::Arc;
 
@@ -6,11 +12,12 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use mcpgate_guard::{Credential, Verifier as _};
+use mcpgate_guard::{Credential, Verifier as _, same_resource};
 use mcpgate_store::oauth::digest_hex;
 
 use crate::error::{ErrorCode, OAuthError};
 use crate::params::Params;
+use crate::resource_servers::{self, ResourceServer};
 use crate::token::no_store;
 use crate::verifier::AccessTokenVerifier;
 use crate::{Inner, client_auth, scope_string, unix};
@@ -23,21 +30,72 @@ pub(crate) async fn post(
 ) -> Response {
     let result = async {
         let params = Params::parse(&body)?;
-        let client = client_auth::authenticate(&inner, &headers, &params).await?;
-        if !client.confidential {
-            return Err(OAuthError::new(
-                ErrorCode::InvalidClient,
-                "introspection needs client authentication",
-            ));
-        }
+        let caller = match resource_servers::authenticate(&inner, &headers, &params).await? {
+            Some(rs) => Caller::Resource(rs),
+            None => {
+                let client = client_auth::authenticate(&inner, &headers, &params).await?;
+                if !client.confidential {
+                    return Err(OAuthError::new(
+                        ErrorCode::InvalidClient,
+                        "introspection needs client authentication",
+                    ));
+                }
+                Caller::Client(client.client.id)
+            }
+        };
         let token = params.require("token")?;
-        Ok(Json(introspect(&inner, token).await?))
+        Ok(Json(caller.filter(introspect(&inner, token).await?)))
     }
     .await;
     no_store(match result {
         Ok(j) => j.into_response(),
         Err(e) => e.into_response(),
     })
+}
+
+/// Who asks `/introspect`.
+enum Caller {
+    /// A registered resource server, with its credentials.
+    Resource(ResourceServer),
+    /// An OAuth client (confidential).
+    Client(String),
+}
+
+impl Caller {
+    /// The answer this caller may see: an active token's details only when
+    /// the token is for this resource server, or was issued to this client.
+    fn filter(&self, answer: serde_json::Value) -> serde_json::Value {
+        if answer["active"] != true {
+            return answer;
+        }
+        let (allowed, who) = match self {
+            Caller::Resource(rs) => {
+                let aud = match &answer["aud"] {
+                    serde_json::Value::String(a) => vec![a.as_str()],
+                    serde_json::Value::Array(a) => a.iter().filter_map(|v| v.as_str()).collect(),
+                    _ => Vec::new(),
+                };
+                (
+                    aud.iter().any(|a| same_resource(a, &rs.resource)),
+                    format!("resource server {} ({})", rs.client_id, rs.resource),
+                )
+            }
+            Caller::Client(id) => (
+                answer["client_id"].as_str() == Some(id.as_str()),
+                format!("client {id}"),
+            ),
+        };
+        if allowed {
+            return answer;
+        }
+        tracing::info!(
+            caller = %who,
+            token_client = answer["client_id"].as_str().unwrap_or("-"),
+            token_audience = %answer["aud"],
+            "introspection answered active=false: the token is neither for this resource server nor issued to this client"
+        );
+        serde_json::json!({ "active": false })
+    }
 }
 
 async fn introspect(inner: &Arc<Inner>, token: &str) -> Result<serde_json::Value, OAuthError> {

@@ -30,6 +30,7 @@ mod pkce;
 mod redirect;
 mod register;
 mod registration_rate;
+mod resource_servers;
 mod revoke;
 mod routes;
 mod session;
@@ -54,6 +55,7 @@ pub use keys::aad as signing_key_aad;
 pub use keys::rotate as rotate_signing_key;
 pub use redirect::{OOB, check_registrable as check_redirect_uri};
 pub use registration_rate::RegistrationRate;
+pub use resource_servers::{ResourceServerConfig, canonical_resource};
 pub use settings::{
     CimdSettings, Registration, RegistrationPolicy, Settings, SigningAlg, UnknownScopes,
 };
@@ -96,6 +98,8 @@ pub(crate) struct Inner {
     pub(crate) vault: std::sync::OnceLock<Vec<vault::VaultSlot>>,
     /// External identity providers (`[[authserver.federation]]`).
     pub(crate) federation: federation::Federation,
+    /// `[[authserver.resource]]` (more are in the store).
+    pub(crate) resource_servers: resource_servers::Configured,
 }
 
 impl Inner {
@@ -204,6 +208,7 @@ impl AuthServer {
         let throttle = throttle::Throttle::new(settings.login_max_failures, settings.login_window);
         let registrations = registration_rate::RegistrationLimiter::new(settings.registration_rate);
         let cimd = cimd::Documents::new(&settings.cimd, outbound.clone());
+        let resource_servers = resource_servers::Configured::new(&settings.resource, &canon)?;
         Ok(AuthServer {
             inner: Arc::new(Inner {
                 settings,
@@ -223,6 +228,7 @@ impl AuthServer {
                 seen_assertions: client_auth::ReplaySet::new(),
                 vault: std::sync::OnceLock::new(),
                 federation,
+                resource_servers,
             }),
         })
     }

@@ -86,6 +86,9 @@ pub(crate) struct ConsentPage<'a> {
     pub(crate) user: &'a str,
     pub(crate) client_name: &'a str,
     pub(crate) client_id: &'a str,
+    /// A registered resource server the access is for (its name), else the gateway.
+    pub(crate) resource_name: Option<&'a str>,
+    pub(crate) resource: &'a str,
     pub(crate) logo_uri: Option<&'a str>,
     pub(crate) redirect_host: &'a str,
     pub(crate) localhost_only: bool,

@@ -91,6 +91,9 @@ pub struct Settings {
     /// `[server] outbound_private`, not read from `[authserver]`.
     #[serde(skip)]
     pub outbound_private: mcpgate_fetch::Private,
+    /// Other resource servers this server issues tokens for (`[[authserver.resource]]`).
+    #[serde(default)]
+    pub resource: Vec<crate::resource_servers::ResourceServerConfig>,
 }
 
 fn d_local_login() -> bool {
@@ -125,6 +128,7 @@ impl Default for Settings {
             federation: Vec::new(),
             local_login: true,
             outbound_private: mcpgate_fetch::Private::default(),
+            resource: Vec::new(),
         }
     }
 }

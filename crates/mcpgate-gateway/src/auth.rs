@@ -47,6 +47,8 @@ pub struct AuthSettings {
     pub identity_signer: Option<Arc<IdentitySigner>>,
     /// Send `X-Mcpgate-Subject`/`-Scopes`/`-Client-Id` to HTTP upstreams.
     pub identity_headers: bool,
+    /// Which tokens are accepted only where their `aud` says (RFC 8707).
+    pub audiences: crate::AudienceBinding,
 }
 
 impl AuthSettings {
@@ -61,6 +63,7 @@ impl AuthSettings {
             upstream_keys: Vec::new(),
             identity_signer: None,
             identity_headers: true,
+            audiences: crate::AudienceBinding::default(),
         }
     }
 }
@@ -83,6 +86,7 @@ pub(crate) struct Guard {
     pub(crate) settings: AuthSettings,
     pub(crate) policies: BTreeMap<String, Policy>,
     pub(crate) public_url: url::Url,
+    pub(crate) audiences: crate::audience::Audiences,
 }
 
 impl Guard {
@@ -151,6 +155,11 @@ impl Guard {
                     }
                     Err(r) => return Err(self.reject(r, upstream, path)),
                 };
+                let mut presented_at = self.public_url.clone();
+                presented_at.set_path(path);
+                self.audiences
+                    .check(&p, upstream, presented_at.as_str())
+                    .map_err(|r| self.reject(r, upstream, path))?;
                 let delivery = self
                     .upstream_key_delivery(&p, &c, upstream)
                     .map_err(|r| self.reject(r, upstream, path))?;

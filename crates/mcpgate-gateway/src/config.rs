@@ -71,6 +71,11 @@ pub struct UpstreamConfig {
         deserialize_with = "mcpgate_guard::time::deserialize_opt_duration"
     )]
     pub request_timeout: Option<Duration>,
+    /// For JWTs of `[[auth.jwt]]` issuers: the audience(s) a token must name to
+    /// be accepted here, instead of the issuer's configured `audience`. Tokens
+    /// of the built-in authorization server always name the endpoint's URL.
+    #[serde(default)]
+    pub audience: Option<mcpgate_guard::Audience>,
     // The policy keys repeat `mcpgate_guard::PolicyConfig` field by field because
     // serde cannot `flatten` into a struct that denies unknown keys, and unknown
     // keys must stay errors. `policy_config()` maps them across.

@@ -78,6 +78,11 @@ impl Gateway {
         let mut upstreams = BTreeMap::new();
         let mut timeouts = BTreeMap::new();
         let mut policies = BTreeMap::new();
+        let audiences = crate::audience::Audiences::new(
+            cfg.auth.audiences.clone(),
+            &cfg.public_url,
+            &cfg.upstreams,
+        );
         for u in cfg.upstreams {
             let name = u.name.clone();
             let policy = Policy::new(&u.policy_config(), &cfg.auth.groups_claim)
@@ -119,6 +124,7 @@ impl Gateway {
                     settings: cfg.auth,
                     policies,
                     public_url: cfg.public_url,
+                    audiences,
                 },
                 parked: Arc::default(),
                 stopping: crate::stopping::Stopping::default(),

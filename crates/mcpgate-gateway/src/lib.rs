@@ -10,6 +10,7 @@
 //! It must never forward a client's credentials to an upstream, and never let one
 //! session see another session's messages.
 
+mod audience;
 mod auth;
 mod config;
 mod credentials;
@@ -24,6 +25,7 @@ mod sse;
 mod stopping;
 mod upstream;
 
+pub use audience::AudienceBinding;
 pub use auth::{AccessMode, AuthSettings};
 pub use config::{HttpTransport, Isolation, Limits, UpstreamConfig};
 pub use credentials::{

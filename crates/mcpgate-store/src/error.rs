@@ -13,6 +13,8 @@ pub enum Kind {
     User,
     /// An OAuth client.
     Client,
+    /// A resource server registered with the authorization server.
+    ResourceServer,
 }
 
 impl fmt::Display for Kind {
@@ -21,6 +23,7 @@ impl fmt::Display for Kind {
             Kind::ApiKey => "API key",
             Kind::User => "user",
             Kind::Client => "client",
+            Kind::ResourceServer => "resource server",
         })
     }
 }

@@ -1,4 +1,4 @@
-//! The authorization server's tables: clients, grants with their codes and
+//! The authorization server's tables: clients, registered resource servers, grants with their codes and
 //! refresh tokens, consents, sealed signing keys, device codes and browser
 //! sessions. Codes, tokens and secrets arrive here as digests only
 //! ([`digest_hex`]); the authserver decides what is valid, this module keeps
@@ -10,6 +10,7 @@ mod consents;
 mod devices;
 mod grants;
 mod keys;
+mod resources;
 mod sessions;
 
 use std::collections::BTreeSet;
@@ -21,6 +22,7 @@ pub use clients::{ClientKind, ClientRow};
 pub use devices::{DeviceRow, DeviceStatus};
 pub use grants::{CodeOutcome, CodeRow, GrantRow, RefreshRow};
 pub use keys::SigningKeyRow;
+pub use resources::ResourceServerRow;
 pub use sessions::SessionRow;
 
 use crate::Store;

@@ -46,10 +46,20 @@ pub(crate) async fn build(
     let mut verifiers: Vec<Arc<dyn Verifier>> = Vec::new();
     let mut upstream_keys = Vec::new();
     let mut issuers = a.authorization_servers.clone();
+    let mut audiences = mcpgate_gateway::AudienceBinding::default();
     if let Some(server) = authserver {
         verifiers.push(server.verifier());
         issuers.push(server.issuer().to_owned());
+        audiences.endpoint_issuers.push(server.issuer().to_owned());
     }
+    // An upstream's `audience` override must get past the issuer's own check;
+    // the gateway then holds each upstream to its override or the configured audience.
+    let overrides: Vec<String> = cfg
+        .upstreams
+        .iter()
+        .filter_map(|u| u.audience.as_ref())
+        .flat_map(|a| a.0.iter().cloned())
+        .collect();
     let mut seen = Vec::new();
     for kind in &a.order {
         if seen.contains(kind) {
@@ -91,7 +101,14 @@ pub(crate) async fn build(
             }
             VerifierKind::Jwt => {
                 for j in &a.jwt {
-                    match JwtVerifier::new(j) {
+                    let mut j = j.clone();
+                    audiences
+                        .issuer_audiences
+                        .insert(j.issuer.clone(), j.audience.0.clone());
+                    if !j.audience.0.is_empty() {
+                        j.audience.0.extend(overrides.iter().cloned());
+                    }
+                    match JwtVerifier::new(&j) {
                         Ok(v) => {
                             issuers.push(v.issuer().to_owned());
                             if let Err(e) = v.warm_up().await {
@@ -160,6 +177,7 @@ pub(crate) async fn build(
         upstream_keys,
         identity_signer,
         identity_headers: a.identity_headers,
+        audiences,
     })
 }
 

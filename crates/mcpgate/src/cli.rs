@@ -62,6 +62,11 @@ enum Command {
         #[command(subcommand)]
         command: crate::clients::ClientsCommand,
     },
+    /// Register, list and remove resource servers the authorization server issues tokens for.
+    Resources {
+        #[command(subcommand)]
+        command: crate::resources::ResourcesCommand,
+    },
     /// List and rotate the authorization server's token signing keys.
     SigningKeys {
         #[command(subcommand)]
@@ -154,6 +159,7 @@ pub(crate) async fn run(cli: Cli) -> ExitCode {
         Command::Keys { command } => crate::keys::run(command).await,
         Command::Users { command } => crate::users::run(command).await,
         Command::Clients { command } => crate::clients::run(command).await,
+        Command::Resources { command } => crate::resources::run(command).await,
         Command::SigningKeys { command } => crate::signing_keys::run(command).await,
         Command::Vault { command } => crate::vault_cmd::run(command).await,
         Command::Client(command) => crate::client_cmd::run(command).await,

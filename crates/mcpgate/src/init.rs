@@ -46,12 +46,26 @@ mode = "required"
 # audience = "https://mcp.example.com/mcp"
 # jwks_uri = "https://your-tenant.auth0.com/.well-known/jwks.json"
 
+# The built-in authorization server (docs/AUTHSERVER.md); its tokens work only at the
+# upstream endpoint they were issued for.
+# [authserver]
+# enabled = true
+# Another MCP server it issues tokens for, which checks them by introspection
+# (or: mcpgate resources add URI --name NAME --scopes "...").
+# [[authserver.resource]]
+# resource = "https://notes.example.com/mcp"
+# name = "Team notes"
+# scopes = ["notes:read"]
+# client_id = "notes-rs"
+# client_secret_env = "NOTES_RS_SECRET"
+
 [[upstream]]
 name = "everything"            # served at /mcp/everything (and /mcp while it is the only one)
 command = ["npx", "-y", "@modelcontextprotocol/server-everything"]
 isolation = "session"          # one child per client session; "shared" = one child for all
 # required_scopes = "mcp"      # scopes needed for anything on this upstream
 # tool_scopes = { "delete_*" = "admin" }   # per-tool scopes (globs); tools/list hides the rest
+# audience = "https://api.example.com"     # [[auth.jwt]] tokens must name this here (default: the issuer's audience)
 # env = { API_KEY = "..." }    # extra environment for the child
 # cwd = "/srv/mcp"
 # max_children = 100

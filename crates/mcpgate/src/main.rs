@@ -15,6 +15,7 @@ mod init;
 mod keys;
 mod listener;
 mod logging;
+mod resources;
 mod serve;
 mod signing_keys;
 mod users;

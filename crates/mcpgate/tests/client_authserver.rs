@@ -116,15 +116,28 @@ fn server(authserver_extra: &str, users: &[(&str, &str)]) -> Server {
         add_user(&data, name, scopes);
     }
     let notes = dir.path().join("notes");
-    let cfg = format!(
-        "[server]\nrequest_timeout = \"30s\"\n\n[auth]\nmode = \"required\"\n\n\
-         [authserver]\nenabled = true\n{authserver_extra}\n\n\
+    let cfg = demo_config(
+        &format!("[authserver]\nenabled = true\n{authserver_extra}\n"),
+        &notes,
+    );
+    serve(dir, data, &cfg, "127.0.0.1:0")
+}
+
+/// A configuration with auth required, `auth_extra` (more of `[auth]`, then
+/// other tables), and the demo upstream over stdio keeping its notes in `notes`.
+fn demo_config(auth_extra: &str, notes: &Path) -> String {
+    format!(
+        "[server]\nrequest_timeout = \"30s\"\n\n[auth]\nmode = \"required\"\n{auth_extra}\n\n\
          [[upstream]]\nname = \"demo\"\ncommand = [{bin}, \"demo-server\", \"--data-dir\", {notes}]\n\
          isolation = \"session\"\n\
          tool_scopes = {{ \"create_*\" = \"notes:write\", \"list_secure_notes\" = \"notes:read\" }}\n",
         bin = serde_json::to_string(BIN).unwrap(),
         notes = serde_json::to_string(&notes.display().to_string()).unwrap(),
-    );
+    )
+}
+
+/// `mcpgate serve` with `cfg` on `listen`, keeping its data in `data`.
+fn serve(dir: tempfile::TempDir, data: PathBuf, cfg: &str, listen: &str) -> Server {
     let path = dir.path().join("mcpgate.toml");
     std::fs::write(&path, cfg).unwrap();
     let log = std::fs::File::create(dir.path().join("gateway.log")).unwrap();
@@ -134,7 +147,7 @@ fn server(authserver_extra: &str, users: &[(&str, &str)]) -> Server {
         .arg(&path)
         .arg("--data-dir")
         .arg(&data)
-        .args(["--listen", "127.0.0.1:0"])
+        .args(["--listen", listen])
         .current_dir(dir.path())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -1030,4 +1043,133 @@ fn mcp_config_auth_block_with_a_preregistered_client() {
     let (code, e) = cli.err(&["token", "notes", "--mcp-config", bad.to_str().unwrap()]);
     assert_eq!(code, 2, "{e}");
     assert!(e.contains("clientid"), "{e}");
+}
+
+/// A port on 127.0.0.1 that nothing listens on (bound, then released): the
+/// resource server's URL must be known before it starts, to register it.
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// mcpgate as the authorization server of another gateway (docs/AUTHSERVER.md,
+/// "Standalone authorization server"): `as` issues tokens for the registered
+/// resource `rs`, a guard-only gateway that checks them by introspection with
+/// its own credentials. `mcpgate login` to `rs` goes through `as`, and a tool
+/// call succeeds; the token for `rs` is refused at `as`'s own endpoint.
+#[test]
+fn standalone_authorization_server_for_an_introspecting_gateway() {
+    let as_dir = tempfile::tempdir().unwrap();
+    let as_data = as_dir.path().join("data");
+    add_user(&as_data, "alice", "notes:read notes:write");
+    let rs_port = free_port();
+    let rs_mcp = format!("http://127.0.0.1:{rs_port}/mcp");
+    let out = Command::new(BIN)
+        .args([
+            "resources",
+            "add",
+            &rs_mcp,
+            "--name",
+            "Team notes",
+            "--scopes",
+            "notes:read notes:write",
+            "--client-id",
+            "notes-rs",
+        ])
+        .arg("--data-dir")
+        .arg(&as_data)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let secret = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert!(secret.len() >= 32, "{secret}");
+    let listed = Command::new(BIN)
+        .args(["resources", "list", "--data-dir"])
+        .arg(&as_data)
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        listed.contains(&rs_mcp) && listed.contains("notes-rs"),
+        "{listed}"
+    );
+    assert!(!listed.contains(&secret), "never a secret: {listed}");
+
+    let as_cfg = demo_config(
+        "\n[authserver]\nenabled = true\n",
+        &as_dir.path().join("notes"),
+    );
+    let a = serve(as_dir, as_data, &as_cfg, "127.0.0.1:0");
+
+    let rs_dir = tempfile::tempdir().unwrap();
+    let rs_data = rs_dir.path().join("data");
+    let rs_cfg = demo_config(
+        &format!(
+            "authorization_servers = [{issuer}]\n\n\
+             [auth.introspection]\nendpoint = {endpoint}\nclient_id = \"notes-rs\"\n\
+             client_secret = {secret}\naudience = {aud}\n",
+            issuer = serde_json::to_string(&a.base).unwrap(),
+            endpoint = serde_json::to_string(&format!("{}/introspect", a.base)).unwrap(),
+            secret = serde_json::to_string(&secret).unwrap(),
+            aud = serde_json::to_string(&rs_mcp).unwrap(),
+        ),
+        &rs_dir.path().join("notes"),
+    );
+    let rs = serve(rs_dir, rs_data, &rs_cfg, &format!("127.0.0.1:{rs_port}"));
+    assert_eq!(rs.base, format!("http://127.0.0.1:{rs_port}"));
+    // Its protected-resource metadata names the authorization server.
+    let (status, prm) = get(&format!(
+        "{}/.well-known/oauth-protected-resource/mcp",
+        rs.base
+    ));
+    assert_eq!(status, 200, "{prm}");
+    let prm: serde_json::Value = serde_json::from_str(&prm).unwrap();
+    assert_eq!(prm["authorization_servers"], serde_json::json!([a.base]));
+    assert_eq!(prm["resource"], rs_mcp.as_str());
+
+    let cli = Cli::new("alice");
+    let out = cli.run_with(&["login", &rs_mcp], &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "{err}\nbrowser: {}",
+        cli.browser_log()
+    );
+    assert!(err.contains(&format!("{}/authorize?", a.base)), "{err}");
+    assert_eq!(cli.whoami(&rs_mcp, &[]), "alice");
+    let st = cli.status();
+    assert_eq!(st[0]["issuer"], a.base.as_str());
+    assert_eq!(st[0]["resource"], rs_mcp.as_str());
+
+    // The token for the resource server is no key to the authorization server's own endpoints.
+    let token = cli.ok(&["token", &rs_mcp]).trim().to_owned();
+    let refused = rt().block_on(async {
+        reqwest::Client::new()
+            .post(a.mcp())
+            .bearer_auth(&token)
+            .header("accept", "application/json, text/event-stream")
+            .json(&serde_json::json!({
+                "jsonrpc": "2.0", "id": 1, "method": "initialize",
+                "params": {"protocolVersion": "2025-06-18", "capabilities": {},
+                           "clientInfo": {"name": "t", "version": "1"}}
+            }))
+            .send()
+            .await
+            .unwrap()
+    });
+    assert_eq!(refused.status().as_u16(), 401);
+    let www = refused
+        .headers()
+        .get("www-authenticate")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        www.contains(&format!("Token audience does not include {}", a.mcp())),
+        "{www}"
+    );
 }

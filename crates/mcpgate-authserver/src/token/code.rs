@@ -140,7 +140,7 @@ fn check(
         ));
     }
     if let Some(r) = params.get("resource") {
-        let asked = crate::authorize::resource(inner, Some(r))?;
+        let (asked, _) = crate::authorize::resource(inner, Some(r)).await?;
         if asked != row.resource {
             return Err(OAuthError::new(
                 crate::ErrorCode::InvalidTarget,

@@ -21,8 +21,9 @@ pub(super) async fn exchange(
             "client_credentials needs a confidential client (a secret or private_key_jwt)",
         ));
     }
-    let scopes = authorize::requested_scopes(inner, &client.client, params.get("scope"))?;
-    let resource = authorize::resource(inner, params.get("resource"))?;
+    let (resource, rs) = authorize::resource(inner, params.get("resource")).await?;
+    let scopes =
+        authorize::requested_scopes(inner, &client.client, params.get("scope"), rs.as_ref())?;
     let now = SystemTime::now();
     // A grant per issuance, so that revoking the client's access is possible.
     let grant = GrantRow::new(

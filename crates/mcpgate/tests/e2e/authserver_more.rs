@@ -753,27 +753,36 @@ async fn client_credentials_introspection_revocation_userinfo() {
     let access = t["access_token"].as_str().expect("access").to_owned();
     let refresh = t["refresh_token"].as_str().expect("refresh").to_owned();
 
+    // A client introspects the tokens issued to it (details); another client's
+    // tokens, even live ones, read as inactive (RFC 7662 §4: svc-basic is
+    // neither erin's client nor a registered resource server; see
+    // resources::introspection_tells_a_token_only_to_the_client_it_was_issued_to).
     let introspect = format!("{base}/introspect");
     let (s, i) = post_form(
         &introspect,
-        &[("token", &access)],
+        &[("token", &basic_access)],
         Some(("svc-basic", &basic_secret)),
     )
     .await;
     assert_eq!(s, StatusCode::OK, "{i}");
     assert_eq!(i["active"], true, "{i}");
     assert_eq!(i["scope"], "notes:read");
-    assert_eq!(i["sub"], "erin");
-    assert_eq!(i["client_id"], public.as_str());
+    assert_eq!(i["sub"], "svc-basic");
+    assert_eq!(i["client_id"], "svc-basic");
     assert_eq!(i["aud"], resource.as_str());
     assert!(i["exp"].as_u64().is_some_and(|e| e > now()), "{i}");
-    let (_, i) = post_form(
-        &introspect,
-        &[("token", &refresh)],
-        Some(("svc-basic", &basic_secret)),
-    )
-    .await;
-    assert_eq!(i["active"], true, "{i}");
+    for other in [&access, &refresh] {
+        let (s, i) = post_form(
+            &introspect,
+            &[("token", other)],
+            Some(("svc-basic", &basic_secret)),
+        )
+        .await;
+        assert_eq!(
+            (s, i),
+            (StatusCode::OK, serde_json::json!({ "active": false }))
+        );
+    }
     let (s, i) = post_form(
         &introspect,
         &[("token", "garbage")],

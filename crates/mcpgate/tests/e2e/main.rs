@@ -25,6 +25,7 @@
 //! - `disk_full`: the data directory on a tiny tmpfs, filled and freed: nothing acknowledged
 //!   is lost, nothing refused half-happens, storage errors are 503 with `Retry-After`;
 //! - `registration_rate`: open dynamic registration limited per client address.
+//! - `resources`: tokens bound to their upstream, registered resource servers, who may introspect.
 
 // Sampling is deprecated by SEP-2577, but clients still use it and the gateway relays it.
 #![allow(deprecated)]
@@ -45,6 +46,7 @@ mod lifecycle;
 mod oauth_rmcp;
 mod registration_rate;
 mod outbound;
+mod resources;
 mod rmcp_flows;
 mod shutdown;
 mod upstream_children;

@@ -1,0 +1,121 @@
+use super::*;
+
+fn upstreams(toml_text: &str) -> Vec<UpstreamConfig> {
+    #[derive(serde::Deserialize)]
+    struct F {
+        upstream: Vec<UpstreamConfig>,
+    }
+    toml::from_str::<F>(toml_text).expect("toml").upstream
+}
+
+fn token(iss: &str, aud: &[&str], method: AuthMethod) -> Principal {
+    let mut p = Principal::anonymous();
+    p.subject = "alice".into();
+    p.method = method;
+    p.audience = aud.iter().map(|a| (*a).to_owned()).collect();
+    p.claims.insert("iss".into(), iss.into());
+    p
+}
+
+const AS: &str = "https://gw.example";
+
+fn two() -> Audiences {
+    let binding = AudienceBinding {
+        endpoint_issuers: vec![AS.into()],
+        issuer_audiences: [(
+            "https://idp.example".to_owned(),
+            vec!["api://all".to_owned()],
+        )]
+        .into_iter()
+        .collect(),
+    };
+    let url = url::Url::parse("https://gw.example/").expect("url");
+    Audiences::new(
+        binding,
+        &url,
+        &upstreams(
+            "[[upstream]]\nname = \"demo\"\nurl = \"http://d\"\n\n[[upstream]]\nname = \"echo\"\nurl = \"http://e\"\naudience = \"api://echo\"\n",
+        ),
+    )
+}
+
+#[test]
+fn a_token_of_the_built_in_server_works_only_at_its_endpoint() {
+    let a = two();
+    let p = token(AS, &["https://gw.example/mcp/demo"], AuthMethod::Jwt);
+    assert!(a.check(&p, "demo", "https://gw.example/mcp/demo").is_ok());
+    let e = a
+        .check(&p, "echo", "https://gw.example/mcp/echo")
+        .expect_err("refused");
+    assert_eq!(
+        e.to_string(),
+        AuthRejection::InvalidToken(
+            "Token audience does not include https://gw.example/mcp/echo".into()
+        )
+        .to_string()
+    );
+    // `X/` and an upper-case host name the same resource.
+    let p = token(AS, &["https://GW.example/mcp/demo/"], AuthMethod::Jwt);
+    assert!(a.check(&p, "demo", "https://gw.example/mcp/demo").is_ok());
+    // With two upstreams `/mcp` is no endpoint: a token for it works nowhere.
+    let p = token(AS, &["https://gw.example/mcp"], AuthMethod::Jwt);
+    assert!(a.check(&p, "demo", "https://gw.example/mcp/demo").is_err());
+}
+
+#[test]
+fn the_single_upstream_answers_to_both_of_its_urls() {
+    let url = url::Url::parse("https://gw.example/").expect("url");
+    let a = Audiences::new(
+        AudienceBinding {
+            endpoint_issuers: vec![AS.into()],
+            ..AudienceBinding::default()
+        },
+        &url,
+        &upstreams("[[upstream]]\nname = \"demo\"\nurl = \"http://d\"\n"),
+    );
+    for aud in ["https://gw.example/mcp", "https://gw.example/mcp/demo"] {
+        let p = token(AS, &[aud], AuthMethod::Jwt);
+        assert!(
+            a.check(&p, "demo", "https://gw.example/mcp").is_ok(),
+            "{aud}"
+        );
+        assert!(
+            a.check(&p, "demo", "https://gw.example/mcp/demo").is_ok(),
+            "{aud}"
+        );
+    }
+}
+
+#[test]
+fn external_issuers_keep_their_audience_unless_the_upstream_overrides_it() {
+    let a = two();
+    let idp = "https://idp.example";
+    let all = token(idp, &["api://all"], AuthMethod::Jwt);
+    assert!(a.check(&all, "demo", "https://gw.example/mcp/demo").is_ok());
+    assert!(
+        a.check(&all, "echo", "https://gw.example/mcp/echo")
+            .is_err()
+    );
+    let echo = token(idp, &["api://echo"], AuthMethod::Jwt);
+    assert!(
+        a.check(&echo, "echo", "https://gw.example/mcp/echo")
+            .is_ok()
+    );
+    assert!(
+        a.check(&echo, "demo", "https://gw.example/mcp/demo")
+            .is_err()
+    );
+}
+
+#[test]
+fn keys_and_passwords_are_not_audience_bound() {
+    let a = two();
+    for m in [
+        AuthMethod::ApiKey,
+        AuthMethod::Basic,
+        AuthMethod::StaticToken,
+    ] {
+        let p = token(AS, &[], m);
+        assert!(a.check(&p, "echo", "https://gw.example/mcp/echo").is_ok());
+    }
+}

@@ -1,0 +1,203 @@
+//! Resource servers registered with the authorization server: the URI that
+//! becomes their tokens' `aud`, the scopes they accept, the name the consent
+//! page shows, and the credentials they introspect with (secret as a digest).
+
+use std::collections::BTreeSet;
+use std::time::SystemTime;
+
+use sqlx::Row as _;
+use sqlx::sqlite::SqliteRow;
+
+use crate::Store;
+use crate::error::{Kind, StoreError};
+use crate::time::{from_unix, to_unix};
+
+/// A registered resource server as stored.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct ResourceServerRow {
+    /// The canonical resource URI (the `aud` of its tokens).
+    pub resource: String,
+    /// Its name on the consent page.
+    pub name: String,
+    /// The scopes it accepts.
+    pub scopes: BTreeSet<String>,
+    /// Its client id at the introspection endpoint.
+    pub client_id: String,
+    /// Hex SHA-256 of its introspection secret.
+    pub secret_digest: String,
+    /// When it was registered.
+    pub created_at: SystemTime,
+}
+
+impl ResourceServerRow {
+    /// A new row, registered now.
+    pub fn new(
+        resource: String,
+        name: String,
+        scopes: BTreeSet<String>,
+        client_id: String,
+        secret_digest: String,
+    ) -> ResourceServerRow {
+        ResourceServerRow {
+            resource,
+            name,
+            scopes,
+            client_id,
+            secret_digest,
+            created_at: SystemTime::now(),
+        }
+    }
+
+    fn from_row(row: &SqliteRow) -> Result<ResourceServerRow, sqlx::Error> {
+        Ok(ResourceServerRow {
+            resource: row.try_get("resource")?,
+            name: row.try_get("name")?,
+            scopes: crate::api_keys::split_scopes(&row.try_get::<String, _>("scopes")?),
+            client_id: row.try_get("client_id")?,
+            secret_digest: row.try_get("secret_digest")?,
+            created_at: from_unix(row.try_get("created_at")?),
+        })
+    }
+}
+
+macro_rules! columns {
+    () => {
+        "resource, name, scopes, client_id, secret_digest, created_at"
+    };
+}
+
+impl Store {
+    /// Registers a resource server; a taken resource or client id is [`StoreError::Duplicate`].
+    pub async fn insert_resource_server(&self, r: &ResourceServerRow) -> Result<(), StoreError> {
+        sqlx::query(concat!(
+            "INSERT INTO resource_servers (",
+            columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6)"
+        ))
+        .bind(&r.resource)
+        .bind(&r.name)
+        .bind(super::join(&r.scopes))
+        .bind(&r.client_id)
+        .bind(&r.secret_digest)
+        .bind(to_unix(r.created_at))
+        .execute(&self.pool)
+        .await
+        .map_err(|e| StoreError::on_insert(e, Kind::ResourceServer, &r.resource))?;
+        Ok(())
+    }
+
+    /// The resource server with this canonical resource URI.
+    pub async fn find_resource_server(
+        &self,
+        resource: &str,
+    ) -> Result<Option<ResourceServerRow>, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM resource_servers WHERE resource = $1"
+        ))
+        .bind(resource)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(ResourceServerRow::from_row).transpose()?)
+    }
+
+    /// The resource server that introspects as `client_id`.
+    pub async fn find_resource_server_by_client(
+        &self,
+        client_id: &str,
+    ) -> Result<Option<ResourceServerRow>, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM resource_servers WHERE client_id = $1"
+        ))
+        .bind(client_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(ResourceServerRow::from_row).transpose()?)
+    }
+
+    /// Every registered resource server, oldest first.
+    pub async fn list_resource_servers(&self) -> Result<Vec<ResourceServerRow>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM resource_servers ORDER BY created_at, resource"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(ResourceServerRow::from_row)
+            .collect::<Result<_, _>>()?)
+    }
+
+    /// Removes the resource server with this resource URI or client id.
+    /// Tokens already issued for it stay valid until they expire (their grants
+    /// belong to the clients that asked for them). Returns whether it existed.
+    pub async fn delete_resource_server(
+        &self,
+        resource_or_client: &str,
+    ) -> Result<bool, StoreError> {
+        let done =
+            sqlx::query("DELETE FROM resource_servers WHERE resource = $1 OR client_id = $1")
+                .bind(resource_or_client)
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected() > 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn registered_resource_servers_round_trip() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).await.expect("open");
+        let scopes: BTreeSet<String> = ["a".to_owned(), "b".to_owned()].into();
+        let row = ResourceServerRow::new(
+            "https://rs.example/mcp".into(),
+            "Notes".into(),
+            scopes.clone(),
+            "rs-notes".into(),
+            crate::oauth::digest_hex("s3cret"),
+        );
+        store.insert_resource_server(&row).await.expect("insert");
+        let again = store.insert_resource_server(&row).await;
+        assert!(
+            matches!(again, Err(StoreError::Duplicate { .. })),
+            "{again:?}"
+        );
+        let found = store
+            .find_resource_server_by_client("rs-notes")
+            .await
+            .expect("find")
+            .expect("some");
+        assert_eq!(found.scopes, scopes);
+        assert_eq!(found.resource, "https://rs.example/mcp");
+        assert_eq!(store.list_resource_servers().await.expect("list").len(), 1);
+        assert!(
+            store
+                .delete_resource_server("rs-notes")
+                .await
+                .expect("delete")
+        );
+        assert!(
+            !store
+                .delete_resource_server("https://rs.example/mcp")
+                .await
+                .expect("delete")
+        );
+        assert!(
+            store
+                .find_resource_server("https://rs.example/mcp")
+                .await
+                .expect("find")
+                .is_none()
+        );
+    }
+}
