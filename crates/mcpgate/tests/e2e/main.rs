@@ -14,7 +14,8 @@
 //! - `federation`: sign-in through a GitHub-shaped server and through a second mcpgate
 //!   as OIDC provider, federated tokens forwarded, refreshed and revoked;
 //! - `vault`: per-user secrets from the vault (account page, isolation between users,
-//!   the OAuth façade, master key rotation).
+//!   the OAuth façade, master key rotation);
+//! - `hardening`: the authorization server against an attacker (issue 10).
 
 // Sampling is deprecated by SEP-2577, but clients still use it and the gateway relays it.
 #![allow(deprecated)]
@@ -27,6 +28,7 @@ mod concurrency;
 mod credentials;
 mod everything;
 mod federation;
+mod hardening;
 mod harness;
 mod lifecycle;
 mod oauth_rmcp;
