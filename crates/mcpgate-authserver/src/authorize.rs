@@ -8,8 +8,8 @@ use std::collections::BTreeSet;
 use std::time::SystemTime;
 
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use mcpgate_store::UserRecord;
 use mcpgate_store::oauth::{ClientKind, CodeRow, GrantRow, digest_hex};
 use std::sync::Arc;
@@ -87,13 +87,31 @@ impl Failure {
     }
 }
 
+/// A 303 to `to`; a target that cannot be a header value (control
+/// characters slipped through) is a 400, never a panic.
 pub(crate) fn see_other(to: &str) -> Response {
-    Redirect::to(to).into_response()
+    match HeaderValue::from_str(to) {
+        Ok(v) => (StatusCode::SEE_OTHER, [(header::LOCATION, v)]).into_response(),
+        Err(_) => {
+            tracing::warn!("redirect refused: its target contains a control character");
+            (
+                StatusCode::BAD_REQUEST,
+                "This request cannot continue: an address in it contains a control character.",
+            )
+                .into_response()
+        }
+    }
 }
 
 /// Validates the parameters of an authorization request.
 pub(crate) async fn validate(inner: &Inner, params: Params) -> Result<AuthRequest, Failure> {
     let page = |m: String| Failure::Page(StatusCode::BAD_REQUEST, m);
+    if let Some(name) = params.control_character() {
+        tracing::warn!(parameter = %name, "authorization request refused: a parameter contains a control character");
+        return Err(page(format!(
+            "The request's {name} parameter contains a control character (such as a line break), which no sign-in request has."
+        )));
+    }
     let client_id = params
         .get("client_id")
         .ok_or_else(|| page("The request names no application (client_id is missing).".into()))?;
@@ -121,6 +139,7 @@ pub(crate) async fn validate(inner: &Inner, params: Params) -> Result<AuthReques
                 .iter()
                 .any(|reg| redirect::matches(reg, r))
             {
+                tracing::info!(client = %client.id, requested = %r.escape_debug(), "authorization redirect_uri refused: not registered for this client (loopback URIs match exactly except for the port)");
                 return Err(page(format!(
                     "The redirect address {r:?} is not registered for this application, so you are not sent there."
                 )));
@@ -134,6 +153,12 @@ pub(crate) async fn validate(inner: &Inner, params: Params) -> Result<AuthReques
             ));
         }
     };
+    if redirect_uri == OOB && client.kind != ClientKind::Static {
+        tracing::info!(client = %client.id, "authorization redirect_uri refused: out-of-band for a client not registered by an administrator");
+        return Err(page(
+            "Out-of-band sign-in (a code shown on this page) is only for applications an administrator registered.".into(),
+        ));
+    }
     let state = params.get("state").map(str::to_owned);
     let fail = |error: OAuthError| Failure::Redirect {
         redirect_uri: redirect_uri.clone(),
@@ -404,10 +429,19 @@ pub(crate) async fn get(
         ))
         .respond(&inner);
     }
-    consent_page(&inner, &req, &session.csrf, &subject, &scopes, vault)
+    consent_page(&inner, &req, &session.csrf, &subject, &scopes, vault).await
 }
 
-fn consent_page(
+/// The form's own fields: the user's choices, never part of the request.
+const FORM_FIELDS: [&str; 5] = ["csrf", "request", "decision", "remember", "vault_secret"];
+
+/// How long a consent page may stay open before its request record expires.
+const PENDING_TTL: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+/// Shows the consent page for `req`, kept server-side (`oauth_pending_consents`)
+/// under a fresh reference that the form carries instead of the request: what
+/// the user approves is what was validated here, whatever the browser posts.
+async fn consent_page(
     inner: &Inner,
     req: &AuthRequest,
     csrf: &str,
@@ -415,6 +449,20 @@ fn consent_page(
     scopes: &BTreeSet<String>,
     vault: Option<crate::vault::ConsentField>,
 ) -> Response {
+    let reference = random_token();
+    let request = req.params.without(&FORM_FIELDS).to_query();
+    if let Err(e) = inner
+        .store
+        .put_pending_consent(&digest_hex(&reference), user, &request, PENDING_TTL)
+        .await
+    {
+        tracing::error!("cannot keep an authorization request for its consent page: {e}");
+        return Failure::Page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The server cannot record this sign-in request right now; try again shortly.".into(),
+        )
+        .respond(inner);
+    }
     let status = if vault.as_ref().is_some_and(|v| v.error.is_some()) {
         StatusCode::UNPROCESSABLE_ENTITY
     } else {
@@ -456,7 +504,7 @@ fn consent_page(
                 description: inner.scope_description(s),
             })
             .collect(),
-        hidden: req.params.pairs.clone(),
+        request: &reference,
         vault,
     };
     pages::render(status, &page)
@@ -492,16 +540,42 @@ pub(crate) async fn consent(
         )
         .respond(&inner);
     }
-    let req = match validate(
-        &inner,
-        form.without(&["csrf", "decision", "remember", "vault_secret"]),
-    )
-    .await
+    let subject = session.subject.clone().unwrap_or_default();
+    // The request comes from the server's record only (single use); every
+    // other field of the form is a choice of the user, read below by name.
+    let reference = form.get("request").unwrap_or_default();
+    let kept = match inner
+        .store
+        .take_pending_consent(&digest_hex(reference), &subject)
+        .await
     {
+        Ok(k) => k,
+        Err(e) => {
+            tracing::error!("cannot read an authorization request of a consent page: {e}");
+            return Failure::Page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The server cannot read this sign-in request right now; try again shortly.".into(),
+            )
+            .respond(&inner);
+        }
+    };
+    let Some(kept) = kept else {
+        tracing::info!(user = %subject, "consent refused: the form's request was already decided, has expired, or was never shown to this user");
+        return Failure::Page(
+            StatusCode::BAD_REQUEST,
+            "This consent form was already used or has expired; start again from your application."
+                .into(),
+        )
+        .respond(&inner);
+    };
+    let params = match Params::parse(&kept) {
+        Ok(p) => p,
+        Err(e) => return Failure::Page(StatusCode::BAD_REQUEST, e.description).respond(&inner),
+    };
+    let req = match validate(&inner, params).await {
         Ok(r) => r,
         Err(f) => return f.respond(&inner),
     };
-    let subject = session.subject.clone().unwrap_or_default();
     if form.get("decision") != Some("allow") {
         return Failure::Redirect {
             redirect_uri: req.redirect_uri.clone(),
@@ -527,7 +601,7 @@ pub(crate) async fn consent(
         && let Err(why) = crate::vault::store_from_consent(&inner, &subject, &field, secret).await
     {
         let field = crate::vault::consent_field(&inner, &subject, &req.resource, Some(why)).await;
-        return consent_page(&inner, &req, &session.csrf, &subject, &scopes, field);
+        return consent_page(&inner, &req, &session.csrf, &subject, &scopes, field).await;
     }
     if form.get("remember") == Some("yes")
         && let Err(e) = inner

@@ -11,7 +11,7 @@ use mcpgate_store::oauth::ClientKind;
 
 use crate::clients::Client;
 use crate::error::{ErrorCode, OAuthError};
-use crate::redirect::check_registrable;
+use crate::redirect::check_self_registrable;
 use crate::settings::CimdSettings;
 
 /// No document is trusted longer than this without a re-fetch.
@@ -136,7 +136,7 @@ pub(crate) fn validate(client_id: &str, doc: &serde_json::Value) -> Result<Clien
         let u = u
             .as_str()
             .ok_or_else(|| invalid("redirect_uris must be strings"))?;
-        check_registrable(u).map_err(|e| invalid(format!("redirect_uris: {e}")))?;
+        check_self_registrable(u).map_err(|e| invalid(format!("redirect_uris: {e}")))?;
     }
     match doc
         .get("token_endpoint_auth_method")

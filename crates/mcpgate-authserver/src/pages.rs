@@ -94,7 +94,9 @@ pub(crate) struct ConsentPage<'a> {
     pub(crate) localhost_only: bool,
     pub(crate) document_client: bool,
     pub(crate) scopes: Vec<ScopeLine>,
-    pub(crate) hidden: Vec<(String, String)>,
+    /// The opaque reference to the server-side record of the request
+    /// (`oauth_pending_consents`): the form's only hidden field besides the CSRF token.
+    pub(crate) request: &'a str,
     /// The requested upstream needs the user's own secret, not stored yet.
     pub(crate) vault: Option<crate::vault::ConsentField>,
 }

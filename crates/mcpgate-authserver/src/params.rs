@@ -55,6 +55,16 @@ impl Params {
         p
     }
 
+    /// The first parameter whose name or value holds a control character:
+    /// such a value must never reach a header (`Location`), and no OAuth
+    /// parameter legitimately has one (RFC 6749 §A: visible ASCII and space).
+    pub(crate) fn control_character(&self) -> Option<&str> {
+        self.pairs
+            .iter()
+            .find(|(k, v)| has_control(k) || has_control(v))
+            .map(|(k, _)| k.as_str())
+    }
+
     /// Them as a query string.
     pub(crate) fn to_query(&self) -> String {
         let mut s = form_urlencoded::Serializer::new(String::new());
@@ -63,6 +73,11 @@ impl Params {
         }
         s.finish()
     }
+}
+
+/// Whether `s` holds a control character (C0, DEL or C1), e.g. CR/LF.
+pub(crate) fn has_control(s: &str) -> bool {
+    s.chars().any(char::is_control)
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use mcpgate_store::oauth::{ClientKind, ClientRow, digest_hex};
 use subtle::ConstantTimeEq as _;
 
 use crate::error::{ErrorCode, OAuthError};
-use crate::redirect::check_registrable;
+use crate::redirect::check_self_registrable;
 use crate::settings::RegistrationPolicy;
 use crate::token::no_store;
 use crate::{Inner, random_token};
@@ -85,7 +85,10 @@ fn validate(inner: &Inner, mut m: serde_json::Value) -> Result<serde_json::Value
         }
     };
     for u in &uris {
-        check_registrable(u).map_err(|e| OAuthError::new(ErrorCode::InvalidRedirectUri, e))?;
+        check_self_registrable(u).map_err(|e| {
+            tracing::info!("registration redirect_uri refused: {e}");
+            OAuthError::new(ErrorCode::InvalidRedirectUri, e)
+        })?;
     }
     let method = obj
         .get("token_endpoint_auth_method")

@@ -75,13 +75,59 @@ pub(crate) struct Store {
     pool: SqlitePool,
 }
 
+/// Creates `dir` (and its parents) as 0700 when missing; an existing one is left as the operator set it.
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+/// Creates `db` as 0600, or narrows it and its -wal/-shm files to 0600 when a
+/// release before this one left them readable by others.
+fn make_private(db: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(db)
+    {
+        Ok(_) => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e),
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = db.as_os_str().to_owned();
+        name.push(suffix);
+        let p = std::path::PathBuf::from(name);
+        match std::fs::metadata(&p) {
+            Ok(m) if m.permissions().mode() & 0o077 != 0 => {
+                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600))?;
+                tracing::info!(path = %p.display(), "narrowed the demo database file to 0600");
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 impl Store {
     /// Opens (creating if needed) the data directory and the database in it.
     pub(crate) async fn open(data_dir: &Path) -> anyhow::Result<Self> {
-        tokio::fs::create_dir_all(data_dir)
-            .await
+        create_private_dir(data_dir)
             .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
         let path = data_dir.join(DB_FILE);
+        // Notes are users' data: 0600 before SQLite opens the file, since SQLite
+        // gives the -wal and -shm files the database file's mode.
+        make_private(&path)
+            .with_context(|| format!("cannot make {} private (0600)", path.display()))?;
         let options = SqliteConnectOptions::from_str("sqlite:")
             .context("building SQLite options")?
             .filename(&path)

@@ -1,6 +1,6 @@
-//! The authorization server's tables: clients, registered resource servers, grants with their codes and
-//! refresh tokens, consents, sealed signing keys, device codes and browser
-//! sessions. Codes, tokens and secrets arrive here as digests only
+//! The authorization server's tables: clients, registered resource servers,
+//! grants with their codes and refresh tokens, consents (remembered and
+//! pending), sealed signing keys, device codes and browser sessions. Codes, tokens and secrets arrive here as digests only
 //! ([`digest_hex`]); the authserver decides what is valid, this module keeps
 //! the rows and makes the single-use steps (code redemption, refresh
 //! rotation) atomic.
@@ -11,6 +11,7 @@ mod devices;
 mod grants;
 mod keys;
 mod resources;
+mod pending;
 mod sessions;
 
 use std::collections::BTreeSet;
@@ -89,6 +90,7 @@ impl Store {
             "DELETE FROM oauth_refresh_tokens WHERE expires_at < $1 OR grant_id NOT IN (SELECT id FROM oauth_grants)",
             "DELETE FROM oauth_device_codes WHERE expires_at < $1",
             "DELETE FROM oauth_sessions WHERE expires_at < $1",
+            "DELETE FROM oauth_pending_consents WHERE expires_at < $1",
             "DELETE FROM oauth_signing_keys WHERE retire_at IS NOT NULL AND retire_at < $1",
         ] {
             out.rows += sqlx::query(q)

@@ -533,6 +533,15 @@ fn manual_paste_of_the_redirect_url() {
     assert!(ok, "{err}");
     assert_eq!(cli.whoami(&s.mcp(), &[]), "alice");
     // Out of band: the server shows the code on a page; the code is pasted.
+    // Only a client an administrator registered may use it.
+    let oob_client = clients_add(
+        &s,
+        &[
+            "terminal",
+            "--redirect-uri",
+            "urn:ietf:wg:oauth:2.0:oob",
+        ],
+    );
     let oob = Cli::new("alice");
     let mut live = Live::spawn(oob.command(&[
         "login",
@@ -540,6 +549,8 @@ fn manual_paste_of_the_redirect_url() {
         "--manual",
         "--redirect-uri",
         "urn:ietf:wg:oauth:2.0:oob",
+        "--client-id",
+        &oob_client,
     ]));
     let url = live.wait_for(|l| {
         let l = l.trim();

@@ -3,7 +3,7 @@
 // (registration, PKCE, token calls), a loopback callback listener standing in
 // for a native client, and Debian's Chromium driven by playwright-core.
 
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -126,6 +126,19 @@ export async function registerClient(base, metadata) {
   });
   if (status !== 201) throw new Error(`registration failed (${status}): ${JSON.stringify(body)}`);
   return body;
+}
+
+/**
+ * Adds a public client the way an administrator does (`mcpgate clients add`,
+ * on the running demo's data directory); resolves to { client_id } like a
+ * registration response. Needed for what dynamic registration may not ask
+ * for, such as the out-of-band redirect.
+ */
+export function addClient(dataDir, name, redirectUris) {
+  const args = ['clients', 'add', name, ...redirectUris.flatMap((u) => ['--redirect-uri', u]), '--data-dir', dataDir];
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('MCPGATE_')));
+  const out = execFileSync(MCPGATE_BIN, args, { encoding: 'utf8', env });
+  return { client_id: out.trim() };
 }
 
 /** A PKCE pair (S256). */

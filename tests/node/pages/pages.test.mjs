@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 
 import {
+  addClient,
   authorizeUrl,
   exchangeCode,
   launchBrowser,
@@ -302,7 +303,7 @@ describe('authorization server pages in Chromium', () => {
 
   test('out-of-band: the page shows a code that the CLI can redeem', async () => {
     const oob = 'urn:ietf:wg:oauth:2.0:oob';
-    const cli = await registerClient(gw.base, { client_name: 'Terminal CLI', redirect_uris: [oob] });
+    const cli = addClient(gw.dataDir, 'Terminal CLI', [oob]);
     const ctx = await browser.newContext();
     const page = await ctx.newPage();
     const { url, verifier } = authorizeUrl(gw.base, cli, oob, 'notes:read');

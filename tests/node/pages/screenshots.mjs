@@ -7,6 +7,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 
 import {
+  addClient,
   ROOT,
   authorizeUrl,
   launchBrowser,
@@ -29,7 +30,7 @@ async function main() {
     const editor = await registerClient(gw.base, { client_name: 'Example Editor', redirect_uris: [REDIRECT] });
     const cli = await registerClient(gw.base, { client_name: 'Notes CLI', redirect_uris: [REDIRECT] });
     const OOB = 'urn:ietf:wg:oauth:2.0:oob';
-    const term = await registerClient(gw.base, { client_name: 'Terminal CLI', redirect_uris: [OOB] });
+    const term = addClient(gw.dataDir, 'Terminal CLI', [OOB]);
     const tv = await registerClient(gw.base, {
       client_name: 'Living Room TV',
       redirect_uris: [],

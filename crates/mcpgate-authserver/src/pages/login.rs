@@ -34,6 +34,9 @@ pub(crate) fn safe_next(inner: &Inner, next: Option<&str>) -> String {
     let Some(n) = next else {
         return fallback;
     };
+    if crate::params::has_control(n) {
+        return fallback;
+    }
     let allowed = ["/authorize?", "/device", "/account"]
         .iter()
         .any(|p| n.starts_with(&inner.route(p)));
@@ -74,6 +77,20 @@ fn page(
     )
 }
 
+/// The 400 page for a `next` with a control character (it would end up in `Location`).
+fn bad_next(inner: &Inner, next: Option<&str>) -> Option<Response> {
+    if !next.is_some_and(crate::params::has_control) {
+        return None;
+    }
+    tracing::warn!("sign-in page refused: its next parameter contains a control character");
+    Some(pages::error_page(
+        &inner.route("/assets/style.css"),
+        StatusCode::BAD_REQUEST,
+        "This sign-in link is broken",
+        "Its next parameter contains a control character (such as a line break). Start again from your application.",
+    ))
+}
+
 /// Query of `GET /login`.
 #[derive(Debug, serde::Deserialize)]
 pub(crate) struct LoginQuery {
@@ -86,6 +103,9 @@ pub(crate) async fn get(
     Query(q): Query<LoginQuery>,
     headers: HeaderMap,
 ) -> Response {
+    if let Some(r) = bad_next(&inner, q.next.as_deref()) {
+        return r;
+    }
     let next = safe_next(&inner, q.next.as_deref());
     match session::current_or_start(&inner, &headers).await {
         Ok((s, cookie)) => with_cookie(
@@ -104,6 +124,9 @@ pub(crate) async fn post(
     body: String,
 ) -> Response {
     let form = Params::parse(&body).unwrap_or_default();
+    if let Some(r) = bad_next(&inner, form.get("next")) {
+        return r;
+    }
     let next = safe_next(&inner, form.get("next"));
     let username = form.get("username").unwrap_or_default().trim().to_owned();
     let password = form.get("password").unwrap_or_default().to_owned();
@@ -139,32 +162,39 @@ pub(crate) async fn post(
     let ip_key = extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(a)| format!("ip:{}", a.ip()));
-    let locked = inner
-        .throttle
-        .locked(&account_key)
-        .or_else(|| ip_key.as_deref().and_then(|k| inner.throttle.locked(k)));
-    if let Some(wait) = locked {
-        let minutes = wait.as_secs().div_ceil(60).max(1);
-        let msg = format!(
-            "Too many failed sign-ins. Try again in {minutes} minute{}.",
-            if minutes == 1 { "" } else { "s" }
-        );
-        let mut r = page(
-            &inner,
-            StatusCode::TOO_MANY_REQUESTS,
-            &s.csrf,
-            &next,
-            &username,
-            Some(&msg),
-        );
-        if let Ok(v) = HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
-            r.headers_mut().insert(header::RETRY_AFTER, v);
+    // Reserved before the password is checked: concurrent guesses cannot all pass a
+    // "locked?" test that is only updated after their (slow) argon2 checks.
+    let keys: Vec<&str> = std::iter::once(account_key.as_str())
+        .chain(ip_key.as_deref())
+        .collect();
+    let reservation = match inner.throttle.reserve(&keys) {
+        Ok(r) => r,
+        Err(wait) => {
+            tracing::warn!(user = %username, client = ?ip_key, retry_after_secs = wait.as_secs().max(1), "sign-in refused: too many attempts in the window");
+            let minutes = wait.as_secs().div_ceil(60).max(1);
+            let msg = format!(
+                "Too many failed sign-ins. Try again in {minutes} minute{}.",
+                if minutes == 1 { "" } else { "s" }
+            );
+            let mut r = page(
+                &inner,
+                StatusCode::TOO_MANY_REQUESTS,
+                &s.csrf,
+                &next,
+                &username,
+                Some(&msg),
+            );
+            if let Ok(v) = HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
+                r.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            return r;
         }
-        return r;
-    }
+    };
     let user = match inner.store.check_password(&username, &password).await {
         Ok(u) => u,
         Err(e) => {
+            // Not a guess: nothing was compared.
+            inner.throttle.release(reservation);
             tracing::error!("cannot check a password: {e}");
             return page(
                 &inner,
@@ -177,10 +207,8 @@ pub(crate) async fn post(
         }
     };
     let Some(user) = user else {
-        inner.throttle.fail(&account_key);
-        if let Some(k) = &ip_key {
-            inner.throttle.fail(k);
-        }
+        // The reservation stays: it is the failure count.
+        drop(reservation);
         tracing::info!(user = %username, "failed sign-in");
         return page(
             &inner,
@@ -191,7 +219,7 @@ pub(crate) async fn post(
             Some("Unknown user or wrong password."),
         );
     };
-    inner.throttle.clear(&account_key);
+    inner.throttle.succeeded(reservation, &account_key);
     // A new session id on sign-in: a session fixed by an attacker before is worthless.
     if let Err(e) = session::end(&inner, &headers).await {
         return e.into_response();

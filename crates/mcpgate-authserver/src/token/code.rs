@@ -1,6 +1,7 @@
 //! The `authorization_code` grant: single use, 60 seconds, bound to the
-//! client, the redirect URI and the PKCE verifier. A replayed code revokes
-//! its grant, so every token issued from it stops working.
+//! client, the redirect URI and the PKCE verifier. Only a request that passes
+//! those checks spends the code; a second such request is a replay and
+//! revokes the grant, so every token issued from it stops working.
 
 use std::time::SystemTime;
 
@@ -11,6 +12,12 @@ use crate::client_auth::Authenticated;
 use crate::error::OAuthError;
 use crate::params::Params;
 use crate::{Inner, pkce};
+
+/// `invalid_grant` with `why`, logged for the operator (never the code).
+fn refused(client: &Authenticated, why: &'static str) -> OAuthError {
+    tracing::info!(client = %client.client.id, "authorization code refused: {why}");
+    OAuthError::grant(why)
+}
 
 pub(super) async fn exchange(
     inner: &Inner,
@@ -30,6 +37,9 @@ pub(super) async fn exchange(
     // Looked at first and spent last, together with the refresh token it buys
     // (one transaction): a storage failure in between leaves it unspent, so a
     // 503 never turns the client's retry into a "replay" that revokes the grant.
+    // A request that fails the checks (another client, a wrong verifier) does
+    // not spend it either, or whoever saw the code could make the real
+    // client's redemption look like a replay.
     let row = match inner
         .store
         .peek_code(&digest)
@@ -38,8 +48,7 @@ pub(super) async fn exchange(
     {
         CodeOutcome::Fresh(row) => row,
         CodeOutcome::Replayed(row) => return Err(replayed(inner, &row).await),
-        CodeOutcome::Unknown => return Err(OAuthError::grant("unknown authorization code")),
-        _ => return Err(OAuthError::grant("unknown authorization code")),
+        _ => return Err(refused(client, "unknown authorization code")),
     };
     let checked = async {
         check(inner, client, params, &row, verifier)?;
@@ -57,18 +66,7 @@ pub(super) async fn exchange(
         Ok::<_, OAuthError>((grant, access, expires_in, refresh, id_token))
     }
     .await;
-    let (grant, access, expires_in, refresh, id_token) = match checked {
-        Ok(c) => c,
-        Err(e) => {
-            // A refused exchange spends the code all the same (single use).
-            inner
-                .store
-                .spend_code(&digest, None)
-                .await
-                .map_err(OAuthError::store)?;
-            return Err(e);
-        }
-    };
+    let (grant, access, expires_in, refresh, id_token) = checked?;
     let spent = inner
         .store
         .spend_code(&digest, refresh.as_ref().map(|(_, r)| r))
@@ -115,29 +113,21 @@ fn check(
     verifier: &str,
 ) -> Result<(), OAuthError> {
     if row.client_id != client.client.id {
-        return Err(OAuthError::grant(
-            "the authorization code was issued to another client",
-        ));
+        return Err(refused(client, "the authorization code was issued to another client"));
     }
     if row.expires_at <= SystemTime::now() {
-        return Err(OAuthError::grant(
-            "the authorization code expired; codes live 60 seconds",
-        ));
+        return Err(refused(client, "the authorization code expired; codes live 60 seconds"));
     }
     match params.get("redirect_uri") {
         Some(r) if r == row.redirect_uri => {}
         Some(_) => {
-            return Err(OAuthError::grant(
-                "redirect_uri differs from the one in the authorization request",
-            ));
+            return Err(refused(client, "redirect_uri differs from the one in the authorization request"));
         }
         None if client.client.redirect_uris.len() == 1 => {}
         None => return Err(OAuthError::request("redirect_uri is required")),
     }
     if !pkce::verify(verifier, &row.code_challenge) {
-        return Err(OAuthError::grant(
-            "code_verifier does not match the code_challenge",
-        ));
+        return Err(refused(client, "code_verifier does not match the code_challenge"));
     }
     if let Some(r) = params.get("resource") {
         let (asked, _) = crate::authorize::resource(inner, Some(r)).await?;

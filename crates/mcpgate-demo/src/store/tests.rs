@@ -84,3 +84,28 @@ async fn a_note_is_only_readable_by_its_owner() {
     assert!(store.notes_of(&bob).await.expect("list").is_empty());
     store.close().await;
 }
+
+#[tokio::test]
+async fn database_files_are_private_and_old_ones_are_narrowed() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let root = tempfile::tempdir().expect("tempdir");
+    let data_dir = root.path().join("data");
+    let mode = |p: &Path| std::fs::metadata(p).expect("stat").permissions().mode() & 0o777;
+    let store = Store::open(&data_dir).await.expect("open");
+    store
+        .record_call(&subject("a"), "whoami")
+        .await
+        .expect("record");
+    assert_eq!(mode(&data_dir), 0o700);
+    for f in [DB_FILE, "demo.sqlite-wal", "demo.sqlite-shm"] {
+        assert_eq!(mode(&data_dir.join(f)), 0o600, "{f}");
+    }
+    store.close().await;
+    drop(store);
+    // A database an older release left world-readable.
+    let db = data_dir.join(DB_FILE);
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let store = Store::open(&data_dir).await.expect("reopen");
+    assert_eq!(mode(&db), 0o600);
+    store.close().await;
+}

@@ -320,6 +320,22 @@ impl Store {
         Ok(())
     }
 
+    /// The code with this digest, spent or not, without spending it: the
+    /// authserver checks the client and PKCE first, so that a request that
+    /// fails them never counts as a use (and never makes the real
+    /// client's redemption look like a replay).
+    pub async fn find_code(&self, digest: &str) -> Result<Option<CodeRow>, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            code_columns!(),
+            " FROM oauth_codes WHERE digest = $1"
+        ))
+        .bind(digest)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(CodeRow::from_row).transpose()?)
+    }
+
     /// Spends the code with this digest: the first call gets
     /// [`CodeOutcome::Fresh`], every later one [`CodeOutcome::Replayed`].
     pub async fn redeem_code(&self, digest: &str) -> Result<CodeOutcome, StoreError> {

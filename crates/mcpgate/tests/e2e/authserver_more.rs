@@ -1088,7 +1088,21 @@ async fn prompts_remembered_consent_and_oob() {
     let base = gw.base.clone();
     let mcp = gw.mcp("demo");
     let redirect = "http://127.0.0.1/cb";
-    let client_id = register(&base, &[redirect, "urn:ietf:wg:oauth:2.0:oob"]).await;
+    // Out-of-band needs a client an administrator registered.
+    let client_id = cli_ok(
+        &data,
+        &[
+            "clients",
+            "add",
+            "e2e client",
+            "--redirect-uri",
+            redirect,
+            "--redirect-uri",
+            "urn:ietf:wg:oauth:2.0:oob",
+        ],
+    )
+    .trim()
+    .to_owned();
     let p = pkce();
     let mut b = Browser::new();
 

@@ -24,8 +24,9 @@
 //!   the OAuth façade, master key rotation);
 //! - `disk_full`: the data directory on a tiny tmpfs, filled and freed: nothing acknowledged
 //!   is lost, nothing refused half-happens, storage errors are 503 with `Retry-After`;
-//! - `registration_rate`: open dynamic registration limited per client address.
-//! - `resources`: tokens bound to their upstream, registered resource servers, who may introspect.
+//! - `registration_rate`: open dynamic registration limited per client address;
+//! - `resources`: tokens bound to their upstream, registered resource servers, who may introspect;
+//! - `hardening`: the authorization server against an attacker (issue 10).
 
 // Sampling is deprecated by SEP-2577, but clients still use it and the gateway relays it.
 #![allow(deprecated)]
@@ -41,6 +42,7 @@ mod credentials;
 mod disk_full;
 mod everything;
 mod federation;
+mod hardening;
 mod harness;
 mod lifecycle;
 mod oauth_rmcp;
