@@ -13,6 +13,7 @@ mod demo;
 mod init;
 mod keys;
 mod logging;
+mod preflight;
 mod serve;
 mod signing_keys;
 mod users;
