@@ -13,6 +13,9 @@
 //! - `oauth_rmcp`: rmcp's OAuth client against the built-in authorization server;
 //! - `federation`: sign-in through a GitHub-shaped server and through a second mcpgate
 //!   as OIDC provider, federated tokens forwarded, refreshed and revoked;
+//! - `scenarios`: one test per documented scenario of issue 12 (and which other test proves the rest);
+//! - `checks`: what check-config and serve both refuse, what /readyz reports, the banner,
+//!   and the client commands against a server that needs no sign-in;
 //! - `vault`: per-user secrets from the vault (account page, isolation between users,
 //!   the OAuth façade, master key rotation).
 
@@ -23,6 +26,7 @@ mod auth;
 mod authserver;
 mod authserver_more;
 mod authserver_path;
+mod checks;
 mod concurrency;
 mod credentials;
 mod everything;
@@ -31,4 +35,5 @@ mod harness;
 mod lifecycle;
 mod oauth_rmcp;
 mod rmcp_flows;
+mod scenarios;
 mod vault;
