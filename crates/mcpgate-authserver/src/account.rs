@@ -27,6 +27,8 @@ struct AccountPage<'a> {
     user: &'a str,
     csrf: &'a str,
     notice: Option<&'a str>,
+    /// The notice reports a refusal: announced at once (`role="alert"`).
+    error: bool,
     grants: Vec<GrantLine>,
     revoke_action: &'a str,
     logout: &'a str,
@@ -87,6 +89,7 @@ pub(crate) async fn render_with(
             user: subject,
             csrf,
             notice,
+            error: status.is_client_error() || status.is_server_error(),
             grants: lines,
             revoke_action: &inner.route("/account/revoke"),
             logout: &inner.route("/logout"),

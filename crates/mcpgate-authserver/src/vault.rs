@@ -60,15 +60,56 @@ impl VaultSlot {
         }
         match &self.format {
             Some(re) if !re.is_match(secret) => Some(match &self.format_hint {
-                Some(h) => format!("That does not look like a {}: {h}", self.label),
+                Some(h) => format!(
+                    "That does not look like {} {}: {h}",
+                    indefinite_article(&self.label),
+                    self.label
+                ),
                 None => format!(
-                    "That does not look like a {}: it must match {}",
+                    "That does not look like {} {}: it must match {}",
+                    indefinite_article(&self.label),
                     self.label,
                     re.as_str()
                 ),
             }),
             _ => None,
         }
+    }
+}
+
+/// "a" or "an" before `label`, by how its first word sounds: acronyms by
+/// their first letter's name ("an SSH key", "a URL"), words by their first
+/// letter, with the common exceptions ("a user", "an hour").
+fn indefinite_article(label: &str) -> &'static str {
+    let word = label.split_whitespace().next().unwrap_or_default();
+    let Some(first) = word.chars().next() else {
+        return "a";
+    };
+    let acronym = word.chars().count() > 1
+        && word
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
+    if acronym {
+        // Letter names that start with a vowel sound: A E F H I L M N O R S X.
+        return if "AEFHILMNORSX".contains(first) {
+            "an"
+        } else {
+            "a"
+        };
+    }
+    let lower = word.to_lowercase();
+    let consonant_sound = [
+        "uni", "use", "usu", "uti", "ure", "uro", "eu", "one", "once",
+    ];
+    let vowel_sound = ["hour", "honest", "honor", "honour", "heir"];
+    if vowel_sound.iter().any(|p| lower.starts_with(p)) {
+        "an"
+    } else if consonant_sound.iter().any(|p| lower.starts_with(p)) {
+        "a"
+    } else if matches!(lower.chars().next(), Some('a' | 'e' | 'i' | 'o' | 'u')) {
+        "an"
+    } else {
+        "a"
     }
 }
 

@@ -292,6 +292,12 @@ pub async fn discover(http: &reqwest::Client, server_url: &Url) -> Result<Discov
     let found = fetch_resource_metadata(http, server_url, challenge.as_ref()).await?;
     let Some((prm_url, prm)) = found else {
         return Err(match probe {
+            Probe::Open(status) if (200..300).contains(&status) => {
+                ClientError::NoSignInNeeded(format!(
+                    "{server_url} answered {status} without asking for credentials and publishes no \
+                     protected-resource metadata"
+                ))
+            }
             Probe::Open(status) => ClientError::Discovery(format!(
                 "{server_url} answered {status} without asking for credentials and publishes no \
                  protected-resource metadata: no sign-in needed"

@@ -46,6 +46,11 @@ pub enum ClientError {
     /// The MCP server answered a JSON-RPC error or an unexpected status.
     #[error("{0}")]
     Mcp(String),
+    /// The server accepts requests without credentials and names no
+    /// authorization server: there is nothing to sign in to (not a failure
+    /// for `call`, which then goes ahead without a token).
+    #[error("no sign-in needed: {0}")]
+    NoSignInNeeded(String),
 }
 
 impl ClientError {

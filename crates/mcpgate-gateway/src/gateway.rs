@@ -36,6 +36,17 @@ pub struct GatewayConfig {
     pub public_url: url::Url,
     /// Where per-user secrets (`kind = "vault"`) come from.
     pub user_sources: crate::credentials::UserSources,
+    /// Conditions outside the gateway that `/readyz` checks on every request
+    /// (e.g. the binary's data directory still writable).
+    pub readiness_checks: Vec<Arc<dyn ReadinessCheck>>,
+}
+
+/// A condition `/readyz` checks on every request, outside what the gateway
+/// itself knows: each returned line is a reason it is not ready, naming what
+/// to fix. Must be quick (it runs on the request path of `/readyz`).
+pub trait ReadinessCheck: std::fmt::Debug + Send + Sync {
+    /// Why the gateway is not ready now; empty when it is.
+    fn problems(&self) -> Vec<String>;
 }
 
 /// The running gateway's state; cheap to clone.
@@ -56,6 +67,7 @@ pub(crate) struct Shared {
     pub(crate) parked: Arc<crate::front::mrtr::ParkedTable>,
     /// Answers requests still in flight at the end of the shutdown grace.
     pub(crate) stopping: crate::stopping::Stopping,
+    pub(crate) readiness_checks: Vec<Arc<dyn ReadinessCheck>>,
 }
 
 /// Headers browser clients may send (MCP-AUTH.md, CORS).
@@ -128,6 +140,7 @@ impl Gateway {
                 },
                 parked: Arc::default(),
                 stopping: crate::stopping::Stopping::default(),
+                readiness_checks: cfg.readiness_checks,
             }),
         })
     }
@@ -268,6 +281,17 @@ impl Gateway {
         if !missing.is_empty() {
             doc["status"] = "not_ready".into();
             doc["missing_credentials"] = missing.into();
+        }
+        let problems: Vec<serde_json::Value> = self
+            .shared
+            .readiness_checks
+            .iter()
+            .flat_map(|c| c.problems())
+            .map(Into::into)
+            .collect();
+        if !problems.is_empty() {
+            doc["status"] = "not_ready".into();
+            doc["problems"] = problems.into();
         }
         let auth = match self.shared.guard.settings.mode {
             AccessMode::Required => "required",
@@ -437,7 +461,8 @@ async fn healthz() -> Response {
         .into_response()
 }
 
-/// 503 while a configured credential is missing (the operator must act);
+/// 503 while a configured credential is missing or a readiness check fails
+/// (the operator must act);
 /// unreachable upstreams are reported but do not make the gateway unready.
 async fn readyz(State(gw): State<Gateway>) -> Response {
     let doc = gw.readiness();

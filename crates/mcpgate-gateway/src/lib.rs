@@ -33,5 +33,5 @@ pub use credentials::{
     TokenAuthMethod, TokenExchangeConfig, UserSecret, UserSecretSource, UserSources, VaultConfig,
     credential_problems, missing_credentials,
 };
-pub use gateway::{Gateway, GatewayConfig, IDENTITY_JWKS_PATH};
+pub use gateway::{Gateway, GatewayConfig, IDENTITY_JWKS_PATH, ReadinessCheck};
 pub use origin::OriginPolicy;

@@ -113,13 +113,10 @@ pub(crate) async fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Serve(args) => crate::serve::run(args).await,
         Command::CheckConfig { config } => match crate::config::load(Some(&config)).and_then(|c| {
-            let mut p = crate::config::auth_problems(&c);
-            // serve starts without them (/readyz says 503), but a check must fail.
-            p.extend(
-                c.upstreams
-                    .iter()
-                    .flat_map(mcpgate_gateway::missing_credentials),
-            );
+            // The same checks `serve` runs (its refusals), plus what would make
+            // its /readyz answer 503: a check must fail on those too.
+            let mut p = crate::preflight::refusals(&c);
+            p.extend(crate::preflight::readiness_problems(&c));
             if p.is_empty() {
                 Ok(c)
             } else {

@@ -271,7 +271,18 @@ async fn run_inner(cmd: ClientCommand) -> Result<(), ClientError> {
         ClientCommand::Login { url, login } => {
             let t = resolve(&url, &login, true)?;
             let m = manager(&t)?;
-            let s = m.login(&[], true).await?;
+            let s = match m.login(&[], true).await {
+                Ok(s) => s,
+                Err(ClientError::NoSignInNeeded(why)) => {
+                    // Nothing to do is success: scripts may run `login` first unconditionally.
+                    eprintln!(
+                        "No sign-in needed: {why}. Call it directly, e.g. `mcpgate call {} tools/list`.",
+                        t.url
+                    );
+                    return Ok(());
+                }
+                Err(e) => return Err(e),
+            };
             eprintln!(
                 "Signed in to {} (issuer {}, scopes: {}, expires {}); stored in {}",
                 s.resource,
@@ -362,9 +373,15 @@ async fn run_inner(cmd: ClientCommand) -> Result<(), ClientError> {
                     .map_err(|e| ClientError::Config(format!("params are not JSON ({e}): {p}")))?,
             };
             let t = resolve(&url, &login, true)?;
+            // Like the bridge: no token until the server asks for one, so a
+            // server that needs no sign-in is simply called.
+            let credentials: Arc<dyn Credentials> = match &t.manager {
+                Some(m) => Arc::new(mcpgate_client::bridge::SignInOnChallenge::new(m.clone())),
+                None => t.credentials(),
+            };
             let mut c = mcpgate_client::mcp_http::McpHttp::new(
                 t.url.clone(),
-                t.credentials(),
+                credentials,
                 t.extra_headers(),
             );
             c.initialize().await?;

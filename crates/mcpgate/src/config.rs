@@ -292,9 +292,24 @@ impl ServerConfig {
     }
 }
 
-/// Where a configuration came from, for messages.
+/// Where a configuration came from, for messages: the file, and the keys
+/// that `MCPGATE_…` environment variables set (a problem with one of those
+/// names the variable, since the file does not hold that value).
 #[derive(Debug, Clone)]
-pub(crate) struct Source(pub(crate) String);
+pub(crate) struct Source(pub(crate) String, pub(crate) Vec<(String, String)>);
+
+impl Source {
+    /// The prefix of a message about `key` (a dotted path such as
+    /// `server.listen` or `server.listen[0]`): the variable that set it, else the file.
+    fn at(&self, key: &str) -> String {
+        match self.1.iter().find(|(k, _)| {
+            key == k || key.starts_with(&format!("{k}.")) || key.starts_with(&format!("{k}["))
+        }) {
+            Some((k, var)) => format!("environment {var} (sets {k})"),
+            None => self.0.clone(),
+        }
+    }
+}
 
 /// Loads the file (if any), applies `MCPGATE_…` overrides, and validates.
 /// Every problem found is returned, each naming the file and the key.
@@ -309,12 +324,13 @@ pub(crate) fn load(path: Option<&Path>) -> Result<Config, Vec<String>> {
             })?;
             let v: toml::Table = toml::from_str(&text)
                 .map_err(|e| vec![format!("{}: {}", p.display(), e.to_string().trim())])?;
-            (v, Source(p.display().to_string()))
+            (v, Source(p.display().to_string(), Vec::new()))
         }
-        None => (toml::Table::new(), Source("(defaults)".into())),
+        None => (toml::Table::new(), Source("(defaults)".into(), Vec::new())),
     };
+    let mut source = source;
     let mut problems = Vec::new();
-    apply_env(&mut value, std::env::vars(), &mut problems);
+    source.1 = apply_env(&mut value, std::env::vars(), &mut problems);
     let config = deserialize_all(value, &source, &mut problems);
     if let Some(c) = &config {
         validate(c, &source, &mut problems);
@@ -326,11 +342,13 @@ pub(crate) fn load(path: Option<&Path>) -> Result<Config, Vec<String>> {
 }
 
 /// `MCPGATE_SERVER__LISTEN=…` sets `server.listen`; values are read as TOML when they parse, else as strings.
+/// Returns each key set, with the variable that set it.
 fn apply_env(
     table: &mut toml::Table,
     vars: impl Iterator<Item = (String, String)>,
     problems: &mut Vec<String>,
-) {
+) -> Vec<(String, String)> {
+    let mut set = Vec::new();
     for (k, v) in vars {
         let Some(rest) = k.strip_prefix("MCPGATE_") else {
             continue;
@@ -350,6 +368,7 @@ fn apply_env(
         match section {
             toml::Value::Table(t) => {
                 t.insert(path[1].clone(), parsed);
+                set.push((format!("{}.{}", path[0], path[1]), k.clone()));
             }
             _ => problems.push(format!(
                 "environment {k}: [{}] is not a table in the configuration",
@@ -357,6 +376,7 @@ fn apply_env(
             )),
         }
     }
+    set
 }
 
 /// Deserializes, and on each error records it, removes the offending key and tries
@@ -387,7 +407,7 @@ fn deserialize_all(
                 };
                 problems.push(format!(
                     "{}: {}{}",
-                    source.0,
+                    source.at(&key),
                     if key.is_empty() {
                         String::new()
                     } else {
@@ -516,13 +536,14 @@ fn validate(c: &Config, source: &Source, problems: &mut Vec<String>) {
         && !matches!(u.scheme(), "http" | "https")
     {
         problems.push(format!(
-            "{f}: server.public_url: scheme must be http or https"
+            "{}: server.public_url: scheme must be http or https",
+            source.at("server.public_url")
         ));
     }
     for o in &c.server.allowed_origins {
         match url::Url::parse(o) {
             Ok(u) if u.path() == "/" && u.query().is_none() && u.host().is_some() => {}
-            _ => problems.push(format!("{f}: server.allowed_origins: {o:?} is not an origin; write scheme://host[:port], e.g. \"http://localhost:6274\"")),
+            _ => problems.push(format!("{}: server.allowed_origins: {o:?} is not an origin; write scheme://host[:port], e.g. \"http://localhost:6274\"", source.at("server.allowed_origins"))),
         }
     }
     if c.server.max_connections == Some(0) {
@@ -538,7 +559,8 @@ fn validate(c: &Config, source: &Source, problems: &mut Vec<String>) {
     }
     if c.server.max_body_bytes == Some(0) {
         problems.push(format!(
-            "{f}: server.max_body_bytes: must be greater than 0"
+            "{}: server.max_body_bytes: must be greater than 0",
+            source.at("server.max_body_bytes")
         ));
     }
 }

@@ -16,6 +16,7 @@ mod keys;
 mod listener;
 mod logging;
 mod resources;
+mod preflight;
 mod serve;
 mod signing_keys;
 mod users;

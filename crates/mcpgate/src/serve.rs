@@ -55,12 +55,10 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
             }
         }
     }
-    let problems = config::auth_problems(&cfg);
+    // The same refusals `check-config` reports, after the flags applied.
+    let problems = crate::preflight::refusals(&cfg);
     if !problems.is_empty() {
         return report(&problems);
-    }
-    if cfg.upstreams.is_empty() {
-        return report(&["no upstream is configured: add an [[upstream]] table (see `mcpgate init`), or run `mcpgate serve --demo`".into()]);
     }
     crate::logging::init(cfg.server.log_format, "info,mcpgate::upstream::stderr=info");
     if let Err(e) = create_data_dir(&cfg.server.data_dir) {
@@ -72,6 +70,10 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
     }
     // Before the first socket: every descriptor the process may open needs the raised limit.
     let nofile = crate::fd_limit::raise();
+    // Reported now and on /readyz; serve still starts (the other upstreams work).
+    for p in crate::preflight::readiness_problems(&cfg) {
+        tracing::warn!("not ready: {p}");
+    }
     let listener = match tokio::net::TcpListener::bind(cfg.server.listen).await {
         Ok(l) => l,
         Err(e) => {
@@ -128,6 +130,10 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
         auth,
         public_url: public_url.clone(),
         user_sources,
+        readiness_checks: vec![std::sync::Arc::new(crate::preflight::Readiness {
+            data_dir: cfg.server.data_dir.clone(),
+            upstreams: cfg.upstreams.clone(),
+        })],
     }) {
         Ok(g) => g,
         Err(e) => return report(&[e]),
@@ -138,7 +144,10 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
         );
     }
     let base = public_url.as_str().trim_end_matches('/').to_owned();
-    println!("mcpgate: listening on {base}");
+    // Both, labelled: behind a proxy the bound socket and the URL clients
+    // (and token audiences) use differ, and each answers a different question.
+    println!("mcpgate: listening on http://{local}");
+    println!("mcpgate: public URL {base}");
     for u in &cfg.upstreams {
         println!("mcpgate: upstream {} at {base}/mcp/{}", u.name, u.name);
     }
@@ -231,6 +240,13 @@ fn create_data_dir(dir: &std::path::Path) -> std::io::Result<()> {
             .create(dir)?;
     } else {
         let meta = std::fs::metadata(dir)?;
+        if !meta.is_dir() {
+            // preflight refuses this before; a race (replaced since) lands here.
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::NotADirectory,
+                "it exists and is not a directory",
+            ));
+        }
         if meta.permissions().mode() & 0o077 != 0 {
             tracing::warn!(dir = %dir.display(), "the data directory is readable by other users; chmod 700 it");
         }

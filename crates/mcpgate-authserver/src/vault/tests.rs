@@ -27,3 +27,24 @@ fn formats_are_anchored_and_explained() {
             .contains("regular expression")
     );
 }
+
+#[test]
+fn refusals_use_the_right_article() {
+    let why = |label: &str| {
+        VaultSlot::new("w", label, Some("k"), None)
+            .unwrap()
+            .refuse("x")
+            .unwrap()
+    };
+    assert!(
+        why("Acme API key").starts_with("That does not look like an Acme API key:"),
+        "{}",
+        why("Acme API key")
+    );
+    assert!(why("Weather API key").starts_with("That does not look like a Weather API key:"));
+    assert!(why("API key").starts_with("That does not look like an API key:"));
+    assert!(why("SSH key").starts_with("That does not look like an SSH key:"));
+    assert!(why("URL token").starts_with("That does not look like a URL token:"));
+    assert!(why("user token").starts_with("That does not look like a user token:"));
+    assert!(why("hour pass").starts_with("That does not look like an hour pass:"));
+}

@@ -87,10 +87,49 @@ fn env_overrides_apply() {
         .into_iter(),
         &mut problems,
     );
-    let c = deserialize_all(t, &Source("t".into()), &mut problems).unwrap();
+    let c = deserialize_all(t, &Source("t".into(), Vec::new()), &mut problems).unwrap();
     assert!(problems.is_empty(), "{problems:?}");
     assert_eq!(c.server.listen.port(), 9999);
     assert_eq!(c.server.max_body_bytes, Some(1024));
+}
+
+#[test]
+fn env_override_errors_name_the_variable_not_the_file() {
+    let mut t: toml::Table = toml::from_str("[server]\nrequest_timeout = \"30s\"\n").unwrap();
+    let mut problems = vec![];
+    let set = apply_env(
+        &mut t,
+        vec![
+            ("MCPGATE_SERVER__LISTEN".to_owned(), "nonsense".to_owned()),
+            ("MCPGATE_SERVER__MAX_BODY_BYTES".to_owned(), "0".to_owned()),
+        ]
+        .into_iter(),
+        &mut problems,
+    );
+    let source = Source("/etc/mcpgate.toml".into(), set);
+    let c = deserialize_all(t, &source, &mut problems);
+    let all = problems.join("\n");
+    assert!(
+        all.contains("environment MCPGATE_SERVER__LISTEN (sets server.listen)"),
+        "{all}"
+    );
+    assert!(!all.contains("/etc/mcpgate.toml"), "{all}");
+    // A value that deserializes but fails validation names it too.
+    let mut t: toml::Table = toml::Table::new();
+    let mut problems = vec![];
+    let set = apply_env(
+        &mut t,
+        vec![("MCPGATE_SERVER__MAX_BODY_BYTES".to_owned(), "0".to_owned())].into_iter(),
+        &mut problems,
+    );
+    let source = Source("/etc/mcpgate.toml".into(), set);
+    let c2 = deserialize_all(t, &source, &mut problems).unwrap();
+    validate(&c2, &source, &mut problems);
+    assert_eq!(
+        problems,
+        vec!["environment MCPGATE_SERVER__MAX_BODY_BYTES (sets server.max_body_bytes): server.max_body_bytes: must be greater than 0".to_owned()]
+    );
+    drop(c);
 }
 
 #[test]

@@ -19,6 +19,12 @@ use tempfile::TempDir;
 /// The binary under test.
 pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_mcpgate");
 
+/// The gateway binary the harness starts: `MCPGATE_TEST_BIN` when set (to run
+/// a test against an older build and watch it fail), else [`BIN`].
+pub(crate) fn gateway_bin() -> String {
+    std::env::var("MCPGATE_TEST_BIN").unwrap_or_else(|_| BIN.to_owned())
+}
+
 /// How long a process gets to print its "listening" line.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -242,7 +248,7 @@ impl Gateway {
         data: PathBuf,
         env: &[(&str, &str)],
     ) -> Gateway {
-        let mut cmd = Command::new(BIN);
+        let mut cmd = Command::new(gateway_bin());
         cmd.arg("serve")
             .args(args)
             .args(["--listen", listen])

@@ -20,6 +20,9 @@
 //!   (hanging HTTP upstreams, silent SSE answers, stdio children);
 //! - `upstream_children`: no leaked children, per-subject caps, bad child output skipped;
 //! - `outbound`: the SSRF-guarded fetcher (a loopback `jwks_uri` is never connected to, an endless JWKS is cut off);
+//! - `scenarios`: one test per documented scenario of issue 12 (and which other test proves the rest);
+//! - `checks`: what check-config and serve both refuse, what /readyz reports, the banner,
+//!   and the client commands against a server that needs no sign-in;
 //! - `vault`: per-user secrets from the vault (account page, isolation between users,
 //!   the OAuth façade, master key rotation);
 //! - `disk_full`: the data directory on a tiny tmpfs, filled and freed: nothing acknowledged
@@ -36,6 +39,7 @@ mod authserver;
 mod authserver_more;
 mod authserver_path;
 mod bad_bodies;
+mod checks;
 mod concurrency;
 mod connections;
 mod credentials;
@@ -53,4 +57,5 @@ mod rmcp_flows;
 mod shutdown;
 mod upstream_children;
 mod upstream_timeouts;
+mod scenarios;
 mod vault;

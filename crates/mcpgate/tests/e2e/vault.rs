@@ -221,6 +221,11 @@ async fn each_user_gets_only_their_own_key_and_the_oauth_facade_works() {
     let (s, html) = save(&mut alice_b, &base, &page, "save", "sk-wrong-shape-123").await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{html}");
     assert!(html.contains("starts with wx-"), "{html}");
+    // A refusal is announced at once (docs/AUTHSERVER.md), not as a status note.
+    assert!(
+        html.contains(r#"<p class="error" role="alert" id="account-error">That does not look like a Weather API key:"#),
+        "{html}"
+    );
     assert!(
         !html.contains("sk-wrong-shape-123"),
         "a refused value is not echoed"
@@ -228,6 +233,10 @@ async fn each_user_gets_only_their_own_key_and_the_oauth_facade_works() {
     let (s, html) = save(&mut alice_b, &base, &page, "save", ALICE_KEY).await;
     assert_eq!(s, StatusCode::OK, "{html}");
     assert!(html.contains("saved"), "{html}");
+    assert!(
+        html.contains(r#"role="status""#) && !html.contains(r#"role="alert""#),
+        "{html}"
+    );
     assert!(!html.contains(ALICE_KEY), "the stored key is never shown");
     // A forged form (wrong CSRF token) changes nothing.
     let forged = vec![
