@@ -10,8 +10,8 @@ mod consents;
 mod devices;
 mod grants;
 mod keys;
-mod resources;
 mod pending;
+mod resources;
 mod sessions;
 
 use std::collections::BTreeSet;

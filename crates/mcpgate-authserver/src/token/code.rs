@@ -113,21 +113,33 @@ fn check(
     verifier: &str,
 ) -> Result<(), OAuthError> {
     if row.client_id != client.client.id {
-        return Err(refused(client, "the authorization code was issued to another client"));
+        return Err(refused(
+            client,
+            "the authorization code was issued to another client",
+        ));
     }
     if row.expires_at <= SystemTime::now() {
-        return Err(refused(client, "the authorization code expired; codes live 60 seconds"));
+        return Err(refused(
+            client,
+            "the authorization code expired; codes live 60 seconds",
+        ));
     }
     match params.get("redirect_uri") {
         Some(r) if r == row.redirect_uri => {}
         Some(_) => {
-            return Err(refused(client, "redirect_uri differs from the one in the authorization request"));
+            return Err(refused(
+                client,
+                "redirect_uri differs from the one in the authorization request",
+            ));
         }
         None if client.client.redirect_uris.len() == 1 => {}
         None => return Err(OAuthError::request("redirect_uri is required")),
     }
     if !pkce::verify(verifier, &row.code_challenge) {
-        return Err(refused(client, "code_verifier does not match the code_challenge"));
+        return Err(refused(
+            client,
+            "code_verifier does not match the code_challenge",
+        ));
     }
     if let Some(r) = params.get("resource") {
         let (asked, _) = crate::authorize::resource(inner, Some(r)).await?;
