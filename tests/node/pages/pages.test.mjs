@@ -84,6 +84,7 @@ describe('authorization server pages in Chromium', () => {
     assert.match(h['content-security-policy'], /frame-ancestors 'none'/);
     assert.equal(h['x-frame-options'], 'DENY');
     assert.equal(h['cache-control'], 'no-store');
+    assert.equal(h['referrer-policy'], 'no-referrer');
     await checkAccessible(page);
     assert.equal(await page.getByLabel('User name').getAttribute('autocomplete'), 'username');
     assert.equal(await page.getByLabel('Password').getAttribute('autocomplete'), 'current-password');
