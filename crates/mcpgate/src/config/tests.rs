@@ -151,3 +151,33 @@ isolation = "shared"
     assert_eq!(c.upstreams[0].isolation, Isolation::Shared);
     assert_eq!(c.server.request_timeout, Some(Duration::from_secs(30)));
 }
+
+#[test]
+fn connection_limits_load_default_and_refuse_zero() {
+    let upstream = "[auth]\nmode = \"disabled\"\n[[upstream]]\nname = \"a\"\ncommand = [\"x\"]\n";
+    let c = load_str(&format!(
+        "[server]\nheader_read_timeout = \"3s\"\nidle_timeout = \"5m\"\nmax_connections = 50\n{upstream}"
+    ))
+    .unwrap();
+    let l = c.server.conn_limits(Some(1024));
+    assert_eq!(l.header_read_timeout, Duration::from_secs(3));
+    assert_eq!(l.idle_timeout, Duration::from_secs(300));
+    assert_eq!(l.max_connections, 50);
+    let d = load_str(upstream).unwrap().server.conn_limits(Some(1024));
+    assert_eq!(d.header_read_timeout, Duration::from_secs(10));
+    assert_eq!(d.idle_timeout, Duration::from_secs(120));
+    assert_eq!(d.max_connections, 512);
+    let errs = load_str(&format!(
+        "[server]\nheader_read_timeout = \"0s\"\nmax_connections = 0\n{upstream}"
+    ))
+    .unwrap_err()
+    .join("\n");
+    assert!(
+        errs.contains("server.header_read_timeout: must be longer than 0s"),
+        "{errs}"
+    );
+    assert!(
+        errs.contains("server.max_connections: must be at least 1"),
+        "{errs}"
+    );
+}
