@@ -523,11 +523,7 @@ fn manual_paste_of_the_redirect_url() {
     // Only a client an administrator registered may use it.
     let oob_client = clients_add(
         &s,
-        &[
-            "terminal",
-            "--redirect-uri",
-            "urn:ietf:wg:oauth:2.0:oob",
-        ],
+        &["terminal", "--redirect-uri", "urn:ietf:wg:oauth:2.0:oob"],
     );
     let oob = Cli::new("alice");
     let mut live = Live::spawn(oob.command(&[
