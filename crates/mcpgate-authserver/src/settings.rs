@@ -69,7 +69,9 @@ pub struct Settings {
     /// Dynamic clients unused this long are deleted.
     #[serde(default = "d_client_ttl", deserialize_with = "deserialize_duration")]
     pub dynamic_client_ttl: Duration,
-    /// Failed logins allowed per account and per client IP within `login_window`.
+    /// Passwords evaluated per account and per client IP within `login_window`
+    /// (reserved before checking, so concurrent guesses count too; a success
+    /// gives its reservation back).
     #[serde(default = "d_failures")]
     pub login_max_failures: u32,
     /// The window the failures are counted in.
