@@ -347,3 +347,52 @@ async fn the_consent_page_names_the_registered_resource_server() {
         "{consent}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_audience_override_holds_external_jwts_to_their_api() {
+    const SECRET: &str = "e2e-hmac-secret-of-at-least-32-bytes!";
+    let notes = tempfile::tempdir().expect("tempdir");
+    let cfg = format!(
+        "[server]\nrequest_timeout = \"30s\"\n\n[auth]\nmode = \"required\"\n\n\
+         [[auth.jwt]]\nissuer = \"https://idp.example\"\naudience = \"api://all\"\n\
+         hmac_secret_env = \"E2E_AUDIENCE_HMAC\"\nalgorithms = [\"HS256\"]\n\n{}\n{}",
+        demo_stdio_upstream("demo", &notes.path().join("demo"), ""),
+        demo_stdio_upstream(
+            "echo",
+            &notes.path().join("echo"),
+            "audience = \"api://echo\""
+        ),
+    );
+    let gw = Gateway::start_with_env(&cfg, &[("E2E_AUDIENCE_HMAC", SECRET)]).await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let sign = |aud: &str| {
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+            &serde_json::json!({
+                "iss": "https://idp.example", "aud": aud, "sub": "jwt-carol",
+                "iat": now - 10, "exp": now + 300,
+            }),
+            &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+        )
+        .expect("sign")
+    };
+    let (demo, echo) = (gw.mcp("demo"), gw.mcp("echo"));
+    let (for_all, for_echo) = (sign("api://all"), sign("api://echo"));
+    assert_eq!(whoami(&demo, &for_all).await, Ok("jwt-carol".to_owned()));
+    assert_eq!(whoami(&echo, &for_echo).await, Ok("jwt-carol".to_owned()));
+    let (s, www) = initialize_with(&echo, &for_all).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "{www}");
+    assert!(
+        www.contains("Token audience does not include api://echo"),
+        "{www}"
+    );
+    let (s, www) = initialize_with(&demo, &for_echo).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "{www}");
+    assert!(
+        www.contains("Token audience does not include api://all"),
+        "{www}"
+    );
+}
