@@ -51,7 +51,7 @@ pub(super) async fn exchange(
         _ => return Err(refused(client, "unknown authorization code")),
     };
     let checked = async {
-        check(inner, client, params, &row, verifier)?;
+        check(inner, client, params, &row, verifier).await?;
         let grant = live_grant(inner, &row.grant_id, &client.client.id).await?;
         let (access, expires_in) = access_token(inner, &grant, &grant.scopes)?;
         let refresh = client
@@ -105,7 +105,7 @@ async fn replayed(inner: &Inner, row: &CodeRow) -> OAuthError {
 }
 
 /// What binds the code: its client, lifetime, redirect URI, PKCE verifier and resource.
-fn check(
+async fn check(
     inner: &Inner,
     client: &Authenticated,
     params: &Params,
