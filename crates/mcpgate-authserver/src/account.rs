@@ -29,6 +29,9 @@ struct AccountPage<'a> {
     notice: Option<&'a str>,
     /// The notice reports a refusal: announced at once (`role="alert"`).
     error: bool,
+    /// The upstream whose secret field the refusal is about ("" for none):
+    /// that field points at the message (`aria-describedby`, `aria-invalid`).
+    error_field: &'a str,
     grants: Vec<GrantLine>,
     revoke_action: &'a str,
     logout: &'a str,
@@ -54,6 +57,19 @@ pub(crate) async fn render_with(
     csrf: &str,
     notice: Option<&str>,
     status: StatusCode,
+) -> Response {
+    render_for_field(inner, subject, csrf, notice, status, "").await
+}
+
+/// The account page with `notice` about the secret field of `field` (an
+/// upstream name; "" for none), answered with `status`.
+pub(crate) async fn render_for_field(
+    inner: &Inner,
+    subject: &str,
+    csrf: &str,
+    notice: Option<&str>,
+    status: StatusCode,
+    field: &str,
 ) -> Response {
     let grants = match inner
         .store
@@ -90,6 +106,7 @@ pub(crate) async fn render_with(
             csrf,
             notice,
             error: status.is_client_error() || status.is_server_error(),
+            error_field: field,
             grants: lines,
             revoke_action: &inner.route("/account/revoke"),
             logout: &inner.route("/logout"),

@@ -273,7 +273,7 @@ pub(crate) async fn post(
             },
         }
     };
-    account::render_with(&inner, &subject, &s.csrf, Some(&notice), status).await
+    account::render_for_field(&inner, &subject, &s.csrf, Some(&notice), status, upstream).await
 }
 
 fn store_failed(inner: &Inner, e: &mcpgate_store::VaultError) -> Response {

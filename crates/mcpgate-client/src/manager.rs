@@ -209,7 +209,14 @@ impl TokenManager {
     /// new sign-in. Refreshes of one sign-in are serialized across processes.
     pub async fn renew(&self, stale: Option<&str>) -> Result<SignIn, ClientError> {
         let Some(known) = self.stored().await? else {
-            return self.sign_in_again(&[]).await;
+            // Nothing stored: another process may be signing in to this server
+            // right now (two app windows after a 401). Waiting on its login
+            // lock and using its sign-in keeps it to one browser tab.
+            return if self.may_renew_without_person() {
+                self.login(&[], false).await
+            } else {
+                Err(ClientError::NeedsPerson(self.login_hint()))
+            };
         };
         let key = crate::store::key_of(&known.issuer, &known.resource);
         let lock = self.store.lock(&key).await?;

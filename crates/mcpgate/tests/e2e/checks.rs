@@ -67,13 +67,16 @@ fn serve_refuses(config: &Path, dir: &Path, env: &[(&str, &str)]) -> Output {
 /// An upstream that is valid as configuration (nothing needs to listen there).
 const AN_UPSTREAM: &str = "[[upstream]]\nname = \"w\"\nurl = \"http://127.0.0.1:9/mcp\"\n";
 
+/// What is broken, the configuration, its environment, and the message both must print.
+type Case<'a> = (&'a str, String, Vec<(&'a str, &'a str)>, &'a str);
+
 #[test]
 fn check_config_and_serve_refuse_the_same_broken_configs_with_the_same_message() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("not-a-dir");
     std::fs::write(&file, "").unwrap();
     let short = ("SCENARIO_SHORT_SECRET", "only-20-bytes-secret");
-    let cases: Vec<(&str, String, Vec<(&str, &str)>, &str)> = vec![
+    let cases: Vec<Case<'_>> = vec![
         (
             "jwt hmac_secret_env unset",
             format!(

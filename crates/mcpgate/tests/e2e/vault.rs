@@ -227,6 +227,10 @@ async fn each_user_gets_only_their_own_key_and_the_oauth_facade_works() {
         "{html}"
     );
     assert!(
+        html.contains(r#"aria-invalid="true" aria-describedby="account-error hint-demo""#),
+        "the refused field points at the message: {html}"
+    );
+    assert!(
         !html.contains("sk-wrong-shape-123"),
         "a refused value is not echoed"
     );
