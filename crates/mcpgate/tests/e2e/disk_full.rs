@@ -23,6 +23,9 @@ use crate::harness::{BIN, Gateway, free_port};
 /// The tmpfs: big enough for the database and its WAL, small enough to fill fast.
 const TMPFS_SIZE: &str = "8m";
 
+/// Bytes left free after filling: room for a few transactions' WAL frames.
+const SLACK: u64 = 48 << 10;
+
 /// A tmpfs mounted for the test, unmounted on drop.
 struct Tmpfs {
     dir: PathBuf,
@@ -171,8 +174,50 @@ async fn a_full_disk_loses_nothing_acknowledged_and_half_does_nothing() {
     assert_eq!(s, StatusCode::OK, "{t}");
     let mut refresh = t["refresh_token"].as_str().expect("refresh").to_owned();
 
-    // Full: every answer is a success whose write is kept, or a 503.
+    // Codes to exchange while the disk is full (each a fresh grant).
+    let mut codes = Vec::new();
+    for _ in 0..3 {
+        let p = pkce();
+        let code = authorize(
+            &mut b,
+            &base,
+            &client_id,
+            redirect,
+            &p.challenge,
+            "notes:read",
+            ("alice", "correct horse"),
+        )
+        .await;
+        codes.push((code, p.verifier));
+    }
+
+    // Nearly full, then full: every answer is a success whose write is kept,
+    // or a 503. The slack lets the first few writes through, so that the
+    // failures come in the middle of a sequence of successes, as on a real disk.
     let filler = disk.fill();
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&filler)
+        .expect("open the filler");
+    let len = f.metadata().expect("metadata").len();
+    f.set_len(len.saturating_sub(SLACK)).expect("leave slack");
+    drop(f);
+    let mut exchanged = Vec::new();
+    let mut retry_codes = Vec::new();
+    for (code, verifier) in codes {
+        let (s, body) = exchange(&base, &client_id, redirect, &code, &verifier).await;
+        if s == StatusCode::OK {
+            exchanged.push(body["refresh_token"].as_str().expect("refresh").to_owned());
+        } else {
+            assert_eq!(
+                s,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "code exchange on a full disk: {body}"
+            );
+            assert_eq!(body["error"], "temporarily_unavailable", "{body}");
+            retry_codes.push((code, verifier));
+        }
+    }
     let mut refused = 0;
     let mut registered: Vec<(String, String)> = Vec::new();
     let mut names_kept = Vec::new();
@@ -203,8 +248,12 @@ async fn a_full_disk_loses_nothing_acknowledged_and_half_does_nothing() {
             refused += 1;
         }
     }
+    eprintln!(
+        "full disk: {} of 3 code exchanges, and {refused} of 12 refreshes and registrations, refused with 503",
+        retry_codes.len()
+    );
     assert!(
-        refused > 0,
+        refused + retry_codes.len() > 0,
         "the full disk refused nothing: the test did not fill it; gateway log:\n{}",
         gw.log_tail(20)
     );
@@ -218,6 +267,16 @@ async fn a_full_disk_loses_nothing_acknowledged_and_half_does_nothing() {
     // the refresh token current before a 503 must still be unrotated and valid.
     std::fs::remove_file(&filler).expect("free the disk");
     tokio::time::sleep(Duration::from_millis(1500)).await;
+    // A code refused with 503 was not spent: the retry gets its tokens.
+    for (code, verifier) in retry_codes {
+        let (s, body) = exchange(&base, &client_id, redirect, &code, &verifier).await;
+        assert_eq!(
+            s,
+            StatusCode::OK,
+            "retrying a code refused on a full disk: {body}"
+        );
+        exchanged.push(body["refresh_token"].as_str().expect("refresh").to_owned());
+    }
     for i in 0..8 {
         let (s, _, body) = try_refresh(&base, &client_id, &refresh).await;
         assert_eq!(
@@ -285,4 +344,37 @@ async fn a_full_disk_loses_nothing_acknowledged_and_half_does_nothing() {
         StatusCode::OK,
         "the last refresh token acknowledged survives the restart: {body}"
     );
+    for r in &exchanged {
+        let (s, _, body) = try_refresh(&gw.base, &client_id, r).await;
+        assert_eq!(
+            s,
+            StatusCode::OK,
+            "a refresh token from a code exchange survives the restart: {body}"
+        );
+    }
+}
+
+/// `authorization_code` at `/token`: the status and the body.
+async fn exchange(
+    base: &str,
+    client_id: &str,
+    redirect: &str,
+    code: &str,
+    verifier: &str,
+) -> (StatusCode, Value) {
+    let r = reqwest::Client::new()
+        .post(format!("{base}/token"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", redirect),
+            ("client_id", client_id),
+            ("code_verifier", verifier),
+        ])
+        .timeout(Duration::from_secs(30))
+        .send()
+        .await
+        .expect("token request");
+    let s = r.status();
+    (s, r.json().await.unwrap_or(Value::Null))
 }
