@@ -58,7 +58,7 @@ pub enum FetchError {
 
 /// `64 KiB` rather than `65536 bytes` when it is a whole number of KiB.
 fn size(bytes: usize) -> String {
-    if bytes >= 1024 && bytes % 1024 == 0 {
+    if bytes >= 1024 && bytes.is_multiple_of(1024) {
         format!("{} KiB", bytes / 1024)
     } else {
         format!("{bytes} bytes")

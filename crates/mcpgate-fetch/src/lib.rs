@@ -53,6 +53,7 @@ pub struct Request {
     headers: HeaderMap,
     body: Option<Vec<u8>>,
     invalid_header: bool,
+    timeout: Option<std::time::Duration>,
 }
 
 impl Request {
@@ -64,6 +65,7 @@ impl Request {
             headers: HeaderMap::new(),
             body: None,
             invalid_header: false,
+            timeout: None,
         }
     }
 
@@ -88,6 +90,24 @@ impl Request {
             HeaderValue::from_static("application/x-www-form-urlencoded"),
         );
         r
+    }
+
+    /// A POST of `doc` as `application/json` to `url`.
+    pub fn post_json(url: impl Into<String>, doc: &serde_json::Value) -> Request {
+        let mut r = Request::get(url);
+        r.method = Method::POST;
+        r.body = Some(doc.to_string().into_bytes());
+        r.headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        r
+    }
+
+    /// A deadline for this request instead of the policy's.
+    pub fn timeout(mut self, timeout: std::time::Duration) -> Request {
+        self.timeout = Some(timeout);
+        self
     }
 
     /// Adds a header.
@@ -257,6 +277,8 @@ impl Fetcher {
             builder = builder.body(body);
         }
         let limit = policy.max_bytes;
+        let deadline = req.timeout.unwrap_or(policy.timeout);
+        builder = builder.timeout(deadline);
         let exchange = async {
             let mut resp = builder.send().await.map_err(|e| classify(&e, &host_name))?;
             let status = resp.status();
@@ -270,7 +292,7 @@ impl Fetcher {
             }
             Ok((status, headers, body))
         };
-        match tokio::time::timeout(policy.timeout, exchange).await {
+        match tokio::time::timeout(deadline, exchange).await {
             Ok(Ok((status, headers, body))) => Ok(Response {
                 status,
                 headers,
@@ -282,7 +304,7 @@ impl Fetcher {
                 Err(e)
             }
             Err(_) => {
-                tracing::warn!(url = %target, timeout = ?policy.timeout, "outbound fetch timed out");
+                tracing::warn!(url = %target, timeout = ?deadline, "outbound fetch timed out");
                 Err(FetchError::Timeout)
             }
         }

@@ -212,10 +212,15 @@ impl Credentials {
     ) -> Result<Self, String> {
         let mut problems = Vec::new();
         let mut items = Vec::new();
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap_or_default();
+        // Token endpoints are the operator's URLs: private addresses as
+        // `[server] outbound_private` says; answers capped at 64 KiB.
+        let http = match mcpgate_fetch::Fetcher::new(
+            mcpgate_fetch::Policy::operator(mcpgate_fetch::Private::configured())
+                .max_bytes(oauth::MAX_ANSWER_BYTES),
+        ) {
+            Ok(f) => f,
+            Err(e) => return Err(format!("upstream {}: {e}", cfg.name)),
+        };
         for (i, c) in cfg.credentials.iter().enumerate() {
             match build::item(cfg, c, &http, sources) {
                 Ok(it) => items.push(it),

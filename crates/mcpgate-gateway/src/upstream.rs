@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::value::RawValue;
 
 use self::http::HttpLink;
-pub(crate) use self::http::{HttpUpstream, content_type_is, error_chain};
+pub(crate) use self::http::{HttpUpstream, content_type_is};
 use self::legacy_sse::SseLink;
 use self::stdio::{StdioLink, StdioUpstream};
 use crate::config::{Limits, UpstreamConfig};

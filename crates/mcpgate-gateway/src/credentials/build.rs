@@ -19,7 +19,7 @@ type Delivery = (Option<(HeaderName, Template)>, Option<String>);
 pub(super) fn item(
     up: &UpstreamConfig,
     c: &CredentialConfig,
-    http: &reqwest::Client,
+    http: &mcpgate_fetch::Fetcher,
     sources: &UserSources,
 ) -> Result<Item, String> {
     let stdio = up.command.is_some();

@@ -11,7 +11,7 @@ use super::secret::{Secret, SecretRef};
 use super::token::{Issued, Renew, parse_issued};
 
 /// Largest token answer read.
-const MAX_ANSWER_BYTES: usize = 64 * 1024;
+pub(crate) const MAX_ANSWER_BYTES: usize = 64 * 1024;
 
 /// The gateway's client at a token endpoint.
 #[derive(Debug, Clone)]
@@ -24,7 +24,7 @@ pub(crate) struct ClientAuth {
 /// A POST to a token endpoint and its JSON answer, with messages that name
 /// the endpoint and the upstream but never a secret.
 pub(crate) async fn post(
-    http: &reqwest::Client,
+    http: &mcpgate_fetch::Fetcher,
     upstream: &str,
     what: &str,
     url: &url::Url,
@@ -36,10 +36,7 @@ pub(crate) async fn post(
         Body::Form(pairs) => pairs.clone(),
         Body::Json(_) => Vec::new(),
     };
-    let mut req = http
-        .post(url.clone())
-        .timeout(timeout)
-        .header(http::header::ACCEPT, "application/json");
+    let mut basic = None;
     if let Some(auth) = client {
         let id = auth.id.load(upstream)?;
         let secret = auth.secret.load(upstream)?;
@@ -56,7 +53,7 @@ pub(crate) async fn post(
                 ))
                 .map_err(|_| format!("{what} for upstream {upstream}: the client credentials cannot go in a header"))?;
                 v.set_sensitive(true);
-                req = req.header(http::header::AUTHORIZATION, v);
+                basic = Some(v);
             }
             TokenAuthMethod::Post => {
                 form.push(("client_id".into(), id));
@@ -64,30 +61,26 @@ pub(crate) async fn post(
             }
         }
     }
-    req = match body {
-        Body::Json(doc) => req.json(&doc),
-        Body::Form(_) => {
-            let mut s = url::form_urlencoded::Serializer::new(String::new());
-            for (k, v) in &form {
-                s.append_pair(k, v.expose());
-            }
-            req.header(
-                http::header::CONTENT_TYPE,
-                "application/x-www-form-urlencoded",
-            )
-            .body(s.finish())
-        }
-    };
-    let resp = req.send().await.map_err(|e| {
-        format!(
-            "{what} for upstream {upstream} failed: {url} is unreachable: {}",
-            crate::upstream::error_chain(&e)
-        )
-    })?;
-    let status = resp.status();
-    let bytes = read_capped(resp).await.map_err(|e| {
-        format!("{what} for upstream {upstream} failed: reading the answer of {url}: {e}")
-    })?;
+    let mut req = match body {
+        Body::Json(doc) => mcpgate_fetch::Request::post_json(url.as_str(), &doc),
+        Body::Form(_) => mcpgate_fetch::Request::post_form(
+            url.as_str(),
+            form.iter().map(|(k, v)| (k.as_str(), v.expose())),
+        ),
+    }
+    .accept_json()
+    .timeout(timeout);
+    if let Some(v) = basic {
+        req = req.header(http::header::AUTHORIZATION, v);
+    }
+    // The token endpoint is the operator's: its status may be shown (to the
+    // operator's own logs and the upstream's error), never a secret.
+    let resp = http
+        .send(req)
+        .await
+        .map_err(|e| format!("{what} for upstream {upstream} failed: {url}: {e}"))?;
+    let status = resp.status;
+    let bytes = resp.body;
     if !status.is_success() {
         return Err(format!(
             "{what} for upstream {upstream} failed: {url} answered HTTP {status}{}",
@@ -103,19 +96,6 @@ pub(crate) async fn post(
 pub(crate) enum Body {
     Json(Value),
     Form(Vec<(String, Secret)>),
-}
-
-async fn read_capped(mut resp: reqwest::Response) -> Result<Vec<u8>, String> {
-    let mut out = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(|e| e.to_string())? {
-        if out.len() + chunk.len() > MAX_ANSWER_BYTES {
-            return Err(format!(
-                "the answer is larger than {MAX_ANSWER_BYTES} bytes"
-            ));
-        }
-        out.extend_from_slice(&chunk);
-    }
-    Ok(out)
 }
 
 /// `: invalid_client (the description)` from an OAuth error answer; nothing
@@ -150,7 +130,7 @@ fn pair(k: &str, v: &str) -> (String, Secret) {
 #[derive(Debug)]
 pub(crate) struct ClientCredentials {
     pub(crate) upstream: String,
-    pub(crate) http: reqwest::Client,
+    pub(crate) http: mcpgate_fetch::Fetcher,
     pub(crate) token_url: url::Url,
     pub(crate) client: ClientAuth,
     pub(crate) scope: Option<String>,
@@ -192,7 +172,7 @@ impl Renew for ClientCredentials {
 #[derive(Debug)]
 pub(crate) struct Login {
     pub(crate) upstream: String,
-    pub(crate) http: reqwest::Client,
+    pub(crate) http: mcpgate_fetch::Fetcher,
     pub(crate) login_url: url::Url,
     pub(crate) username: SecretRef,
     pub(crate) password: SecretRef,
@@ -288,7 +268,7 @@ pub(crate) struct Exchange<'a> {
 #[derive(Debug)]
 pub(crate) struct TokenExchange {
     pub(crate) upstream: String,
-    pub(crate) http: reqwest::Client,
+    pub(crate) http: mcpgate_fetch::Fetcher,
     pub(crate) token_url: url::Url,
     pub(crate) client: Option<ClientAuth>,
     pub(crate) audience: Option<String>,

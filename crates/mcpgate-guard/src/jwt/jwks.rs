@@ -246,7 +246,7 @@ impl Jwks {
                 http::HeaderValue::from_static("application/json, application/jwk-set+json"),
             ))
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| self.describe(&e))?;
         let status = resp.status;
         if status.is_redirection() {
             let to = resp
@@ -277,6 +277,21 @@ impl Jwks {
             return Err("the key set holds no usable signing key".into());
         }
         Ok((set, max_age))
+    }
+}
+
+impl Jwks {
+    /// The operator's words for a failed fetch (the issuer is theirs).
+    fn describe(&self, e: &mcpgate_fetch::FetchError) -> String {
+        match e {
+            mcpgate_fetch::FetchError::Unreachable => "cannot connect".to_owned(),
+            mcpgate_fetch::FetchError::Timeout => "timed out".to_owned(),
+            mcpgate_fetch::FetchError::TooLarge { .. } => format!(
+                "the key set is larger than {} bytes",
+                self.settings.max_bytes
+            ),
+            other => other.to_string(),
+        }
     }
 }
 

@@ -161,3 +161,56 @@ async fn an_endless_jwks_is_cut_off_at_the_cap() {
     assert!(took < Duration::from_secs(3), "took {took:?}");
     assert_eq!(accepts.load(Ordering::SeqCst), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbound_private_deny_keeps_configured_jwks_off_loopback() {
+    let (port, accepts) = listener(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 11\r\n\r\n",
+        "{\"keys\":[]}",
+        false,
+    )
+    .await;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let issuer = "https://idp.example";
+    let cfg = config(&tmp.path().join("notes"), "")
+        .replacen("[server]\n", "[server]\noutbound_private = \"deny\"\n", 1)
+        .replacen(
+            "mode = \"required\"\n",
+            &format!(
+                "mode = \"required\"\n\n[[auth.jwt]]\nissuer = \"{issuer}\"\naudience = \"api\"\n\
+                 jwks_uri = \"http://localhost:{port}/jwks\"\nalgorithms = [\"ES256\"]\n"
+            ),
+            1,
+        );
+    let gw = Gateway::start_with_data(&cfg, "127.0.0.1:0", &tmp.path().join("data")).await;
+    // A JWT-shaped token naming the issuer: the verifier must fetch the issuer's keys.
+    let b64 = |v: Value| {
+        use base64::Engine as _;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+    };
+    let jwt = format!(
+        "{}.{}.c2ln",
+        b64(json!({"alg": "ES256", "kid": "k1", "typ": "JWT"})),
+        b64(json!({"iss": issuer, "aud": "api", "sub": "x", "exp": 4_000_000_000u64})),
+    );
+    let r = reqwest::Client::new()
+        .post(gw.mcp("demo"))
+        .bearer_auth(&jwt)
+        .header("accept", "application/json, text/event-stream")
+        .json(
+            &json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {},
+            "clientInfo": {"name": "t", "version": "1"}}}),
+        )
+        .send()
+        .await
+        .expect("POST");
+    assert!(!r.status().is_success(), "{}", r.status());
+    assert_eq!(
+        accepts.load(Ordering::SeqCst),
+        0,
+        "the JWKS on loopback was fetched"
+    );
+    let log = gw.log_tail(200);
+    assert!(log.contains("outbound fetch refused"), "{log}");
+}
