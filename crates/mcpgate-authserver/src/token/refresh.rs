@@ -1,7 +1,8 @@
 //! The `refresh_token` grant: every use rotates the token. A rotated token
 //! presented again within the grace window (concurrent refreshes) gets a new
 //! pair; later, it is treated as stolen and the whole grant is revoked. The
-//! scope may narrow (the refresh token keeps its own), never widen.
+//! scope may narrow (the refresh token keeps its own), never widen; the
+//! resource stays the grant's.
 
 use std::time::{Duration, SystemTime};
 
@@ -27,6 +28,22 @@ pub(super) async fn exchange(
         .map_err(OAuthError::store)?
         .ok_or_else(|| OAuthError::grant("unknown refresh token"))?;
     let grant = live_grant(inner, &row.grant_id, &client.client.id).await?;
+    // RFC 8707 §2.2: a refresh may name the grant's resource, never another
+    // one. Answering with a token for the old audience would hand the client a
+    // token that the resource it named refuses, with no way to tell why.
+    if let Some(r) = params.get("resource") {
+        let (asked, _) = crate::authorize::resource(inner, Some(r)).await?;
+        if asked != grant.resource {
+            tracing::info!(client = %client.client.id, asked = %asked, granted = %grant.resource, "refresh refused: another resource than the grant's");
+            return Err(OAuthError::new(
+                ErrorCode::InvalidTarget,
+                format!(
+                    "this refresh token was issued for {}; sign in again for {asked}",
+                    grant.resource
+                ),
+            ));
+        }
+    }
     let now = SystemTime::now();
     if row.expires_at <= now {
         return Err(OAuthError::grant(

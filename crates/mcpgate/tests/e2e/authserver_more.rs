@@ -1287,6 +1287,53 @@ async fn refresh(base: &str, client_id: &str, rt: &str) -> (StatusCode, Value) {
     .await
 }
 
+/// RFC 8707 §2.2: a refresh that names another resource than its grant's is
+/// `invalid_target`, not a token for the old audience; it does not rotate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_for_another_resource_is_invalid_target() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    add_user(&data, "gina", "pw-gina-123", "notes:read");
+    let gw = Gateway::start_with_data(&config(&tmp.path().join("notes"), ""), "127.0.0.1:0", &data)
+        .await;
+    let base = gw.base.clone();
+    let redirect = "http://127.0.0.1/cb";
+    let client_id = register(&base, &[redirect]).await;
+    let mut b = Browser::new();
+    let t = grant(&mut b, &base, &client_id, redirect).await;
+    let rt = t["refresh_token"].as_str().expect("refresh").to_owned();
+    let other = format!("{base}/mcp/elsewhere");
+    let (s, e) = token(
+        &base,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &rt),
+            ("client_id", &client_id),
+            ("resource", &other),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (s, e["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_target")),
+        "{e}"
+    );
+    // Refused, so not rotated: the same token still refreshes, naming its own resource.
+    let own = gw.mcp("demo");
+    let (s, e) = token(
+        &base,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &rt),
+            ("client_id", &client_id),
+            ("resource", &own),
+        ],
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{e}");
+    assert!(e["access_token"].is_string(), "{e}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_refresh_and_the_account_page() {
     let tmp = tempfile::tempdir().expect("tempdir");
