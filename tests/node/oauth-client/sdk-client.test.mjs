@@ -107,7 +107,9 @@ command = [${toml(MCPGATE_BIN)}, "demo-server", "--data-dir", ${toml(join(dir, '
     if (child.exitCode === null && child.signalCode === null) {
       const gone = new Promise((ok) => child.once('exit', ok));
       child.kill('SIGTERM');
-      await Promise.race([gone, new Promise((ok) => setTimeout(ok, 5000))]);
+      let timer;
+      await Promise.race([gone, new Promise((ok) => (timer = setTimeout(ok, 5000)))]);
+      clearTimeout(timer);
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     }
     rmSync(dir, { recursive: true, force: true });
