@@ -88,7 +88,10 @@ export async function startDemo() {
       if (child.exitCode === null) {
         const gone = new Promise((ok) => child.once('exit', ok));
         child.kill('SIGTERM');
-        await Promise.race([gone, new Promise((ok) => setTimeout(ok, 5000))]);
+        // A pending 5 s timer would keep node alive after the last test.
+        let timer;
+        await Promise.race([gone, new Promise((ok) => (timer = setTimeout(ok, 5000)))]);
+        clearTimeout(timer);
         if (child.exitCode === null) child.kill('SIGKILL');
       }
       rmSync(dataDir, { recursive: true, force: true });
