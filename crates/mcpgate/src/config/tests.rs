@@ -112,3 +112,26 @@ isolation = "shared"
     assert_eq!(c.upstreams[0].isolation, Isolation::Shared);
     assert_eq!(c.server.request_timeout, Some(Duration::from_secs(30)));
 }
+
+#[test]
+fn per_subject_caps_load_and_default() {
+    let c = load_str(
+        r#"
+[server]
+max_sessions_per_subject = 5
+max_children_per_subject = 0
+[auth]
+mode = "disabled"
+[[upstream]]
+name = "x"
+command = ["x"]
+"#,
+    )
+    .unwrap();
+    let limits = c.server.limits();
+    assert_eq!(limits.max_sessions_per_subject, 5);
+    assert_eq!(limits.max_children_per_subject, 0, "0 turns the cap off");
+    let defaults = ServerConfig::default().limits();
+    assert_eq!(defaults.max_sessions_per_subject, 32);
+    assert_eq!(defaults.max_children_per_subject, 8);
+}
