@@ -14,7 +14,10 @@ Runs, for MINUTES, a bounded mixed load against the gateway at BASE:
     after 0.5 s (a client gone mid-initialize).
 Every 10 s it appends to CSV: elapsed seconds, the gateway's RSS (KiB), open
 fds, live children, and the request counters. Then it stops the load, closes
-its sessions, waits for the children to go, and prints the summary.
+its sessions, waits for the children to go, and prints the summary: growth is
+the least-squares trend over the samples after warm-up (the first fifth of the
+run), in percent of the mean, so that the noise of in-flight connections does
+not read as growth; the first and last minute are printed too.
 Exits non-zero when an invariant breaks (see the summary).
 """
 
@@ -246,31 +249,46 @@ def main():
     while children() and time.monotonic() < deadline:
         time.sleep(0.5)
     idle_children = len(children())
-    summary(rows, idle_children)
+    time.sleep(2)
+    summary(rows, idle_children, fds())
 
 
-def summary(rows, idle_children):
+def trend_pct(rows, i):
+    """The least-squares trend of column i over rows, as the change across the rows'
+    time span in percent of their mean: growth, with the sample-to-sample noise of
+    in-flight connections and children averaged out."""
+    xs = [r[0] for r in rows]
+    ys = [r[i] for r in rows]
+    n = len(rows)
+    mx, my = sum(xs) / n, sum(ys) / n
+    var = sum((x - mx) ** 2 for x in xs)
+    if var == 0 or my == 0:
+        return 0.0
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / var
+    return slope * (xs[-1] - xs[0]) / my * 100
+
+
+def summary(rows, idle_children, idle_fds):
     # Warm-up: the first fifth of the run (at least one minute when the run is long enough).
     warm = max(min(60, rows[-1][0] / 2), rows[-1][0] / 5)
     after = [r for r in rows if r[0] >= warm]
     window = max(1, min(6, len(after) // 4))  # one minute of samples at each end
     first, last = after[:window], after[-window:]
     mean = lambda rs, i: sum(r[i] for r in rs) / len(rs)
-    rss0, rss1 = mean(first, 1), mean(last, 1)
-    fd0, fd1 = mean(first, 2), mean(last, 2)
-    rss_growth = (rss1 - rss0) / rss0 * 100
-    fd_growth = (fd1 - fd0) / fd0 * 100
+    rss_trend, fd_trend = trend_pct(after, 1), trend_pct(after, 2)
     c = rows[-1]
-    print(f"duration_s={c[0]} warmup_s={warm:.0f} samples={len(rows)}")
+    print(f"duration_s={c[0]} warmup_s={warm:.0f} samples={len(rows)} samples_after_warmup={len(after)}")
     print(f"requests_ok={c[4]} requests_failed={c[5]} refresh_ok={c[6]} refresh_failed={c[7]} "
           f"child_crashes={c[8]} abandoned_initializes={c[9]}")
-    print(f"rss_kib_after_warmup={rss0:.0f} rss_kib_end={rss1:.0f} rss_growth_pct={rss_growth:+.1f} "
-          f"rss_kib_min={min(r[1] for r in after)} rss_kib_max={max(r[1] for r in after)}")
-    print(f"fds_after_warmup={fd0:.1f} fds_end={fd1:.1f} fd_growth_pct={fd_growth:+.1f} "
-          f"fds_min={min(r[2] for r in after)} fds_max={max(r[2] for r in after)}")
-    print(f"children_max={max(r[3] for r in rows)} children_idle_at_end={idle_children} (idle count: 0)")
-    ok = abs(rss_growth) <= 5 and abs(fd_growth) <= 5 and idle_children == 0
-    print("verdict=" + ("PASS" if ok else "FAIL") + " (RSS and fds within 5% after warm-up, children back to 0)")
+    print(f"rss_kib: first_minute_after_warmup={mean(first, 1):.0f} last_minute={mean(last, 1):.0f} "
+          f"min={min(r[1] for r in after)} max={max(r[1] for r in after)} trend_pct={rss_trend:+.1f}")
+    print(f"fds: first_minute_after_warmup={mean(first, 2):.1f} last_minute={mean(last, 2):.1f} "
+          f"min={min(r[2] for r in after)} max={max(r[2] for r in after)} trend_pct={fd_trend:+.1f} "
+          f"before_load={rows[0][2]} idle_after_load={idle_fds}")
+    print(f"children: max={max(r[3] for r in rows)} idle_after_load={idle_children} (idle count: 0)")
+    ok = abs(rss_trend) <= 5 and abs(fd_trend) <= 5 and idle_children == 0
+    print("verdict=" + ("PASS" if ok else "FAIL")
+          + " (RSS and fd trends within 5% after warm-up, children back to 0)")
     sys.exit(0 if ok else 1)
 
 

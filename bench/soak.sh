@@ -7,7 +7,7 @@
 # client that hangs up mid-initialize (on a child that takes 3 s to start) a
 # minute. RSS, open fds and live children of the gateway are sampled every
 # 10 s into a CSV; at the end the load stops, every session is closed, and the
-# growth after warm-up is printed, with PASS when RSS and fds stayed within 5 %
+# growth after warm-up (least-squares trend) is printed, with PASS when RSS and fds stayed within 5 %
 # and the children went back to the idle count (0: no session, no shared child).
 #
 #   bench/soak.sh                          build release, soak 30 minutes

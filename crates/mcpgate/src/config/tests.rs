@@ -181,3 +181,26 @@ fn connection_limits_load_default_and_refuse_zero() {
         "{errs}"
     );
 }
+
+#[test]
+fn per_subject_caps_load_and_default() {
+    let c = load_str(
+        r#"
+[server]
+max_sessions_per_subject = 5
+max_children_per_subject = 0
+[auth]
+mode = "disabled"
+[[upstream]]
+name = "x"
+command = ["x"]
+"#,
+    )
+    .unwrap();
+    let limits = c.server.limits();
+    assert_eq!(limits.max_sessions_per_subject, 5);
+    assert_eq!(limits.max_children_per_subject, 0, "0 turns the cap off");
+    let defaults = ServerConfig::default().limits();
+    assert_eq!(defaults.max_sessions_per_subject, 32);
+    assert_eq!(defaults.max_children_per_subject, 8);
+}

@@ -42,7 +42,7 @@ async fn a_client_gone_during_a_slow_start_leaves_no_child() {
     ))
     .await;
     let impatient = reqwest::Client::builder()
-        .timeout(Duration::from_millis(700))
+        .timeout(Duration::from_millis(1500))
         .build()
         .expect("a client");
     let raw = Raw::with_client(impatient, &gw.mcp("slow"));
@@ -63,14 +63,16 @@ async fn a_client_gone_during_a_slow_start_leaves_no_child() {
             Duration::from_secs(5),
             "every started child is gone",
             || {
+                // On a loaded machine the child may be killed before it wrote its
+                // pid: the gateway's own children count then.
                 let s = started(pids.path());
-                !s.is_empty()
-                    && s.iter().all(|p| !is_running(*p))
-                    && children_of(gw.pid()).is_empty()
+                s.iter().all(|p| !is_running(*p)) && children_of(gw.pid()).is_empty()
             },
         )
         .await;
     }
+    let starts = gw.log_tail(200).matches("started upstream process").count();
+    assert_eq!(starts, 2, "one child started for each abandoned initialize");
     // Well past the child's 3 s start: nothing came back to life, nothing is left.
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert_eq!(

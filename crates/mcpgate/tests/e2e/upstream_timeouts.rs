@@ -264,13 +264,7 @@ async fn an_http_upstream_that_never_sends_headers_gets_504() {
     )
     .await;
     // The stateless era: the gateway's own upstream session, same rule.
-    let mut modern = tool_call(json!("m1"), "hang", json!({}));
-    modern["params"]["_meta"] = json!({
-        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-        "io.modelcontextprotocol/clientCapabilities": {},
-        "io.modelcontextprotocol/clientInfo": { "name": "t", "version": "0" },
-    });
-    expect_504(&raw, None, &modern, true).await;
+    expect_504(&raw, None, &modern_call("m1", "hang"), true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -309,7 +303,7 @@ async fn sse_answers_that_fall_silent_end_with_32001() {
             false,
         )
         .await;
-        // A child that never answers at all: 504 (this held before; kept as a guard).
+        // A request that never gets an answer: 504 in both eras.
         expect_504(
             &raw,
             Some(&session),
@@ -317,5 +311,17 @@ async fn sse_answers_that_fall_silent_end_with_32001() {
             false,
         )
         .await;
+        expect_504(&raw, None, &modern_call("m2", "hang"), true).await;
     }
+}
+
+/// A 2026-07-28 `tools/call` of `name`, with the stateless `_meta`.
+fn modern_call(id: &str, name: &str) -> Value {
+    let mut call = tool_call(json!(id), name, json!({}));
+    call["params"]["_meta"] = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {},
+        "io.modelcontextprotocol/clientInfo": { "name": "t", "version": "0" },
+    });
+    call
 }
