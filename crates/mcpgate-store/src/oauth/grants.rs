@@ -410,20 +410,7 @@ impl Store {
             return Ok(false);
         }
         if let Some(r) = refresh {
-            sqlx::query(concat!(
-                "INSERT INTO oauth_refresh_tokens (",
-                refresh_columns!(),
-                ") VALUES ($1, $2, $3, $4, $5, $6, $7)"
-            ))
-            .bind(&r.digest)
-            .bind(&r.grant_id)
-            .bind(&r.parent_digest)
-            .bind(join(&r.scopes))
-            .bind(to_unix(r.created_at))
-            .bind(to_unix(r.expires_at))
-            .bind(r.rotated_at.map(to_unix))
-            .execute(&mut *tx)
-            .await?;
+            insert_refresh_row(&mut *tx, r).await?;
         }
         tx.commit().await?;
         Ok(true)
@@ -431,21 +418,7 @@ impl Store {
 
     /// Stores a refresh token (its digest).
     pub async fn insert_refresh(&self, r: &RefreshRow) -> Result<(), StoreError> {
-        sqlx::query(concat!(
-            "INSERT INTO oauth_refresh_tokens (",
-            refresh_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7)"
-        ))
-        .bind(&r.digest)
-        .bind(&r.grant_id)
-        .bind(&r.parent_digest)
-        .bind(join(&r.scopes))
-        .bind(to_unix(r.created_at))
-        .bind(to_unix(r.expires_at))
-        .bind(r.rotated_at.map(to_unix))
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        insert_refresh_row(&self.pool, r).await
     }
 
     /// The refresh token with this digest.
@@ -477,21 +450,31 @@ impl Store {
         if !won {
             return Ok(false);
         }
-        sqlx::query(concat!(
-            "INSERT INTO oauth_refresh_tokens (",
-            refresh_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7)"
-        ))
-        .bind(&new.digest)
-        .bind(&new.grant_id)
-        .bind(&new.parent_digest)
-        .bind(join(&new.scopes))
-        .bind(to_unix(new.created_at))
-        .bind(to_unix(new.expires_at))
-        .bind(new.rotated_at.map(to_unix))
-        .execute(&mut *tx)
-        .await?;
+        insert_refresh_row(&mut *tx, new).await?;
         tx.commit().await?;
         Ok(true)
     }
+}
+
+/// The one INSERT of a refresh-token row, on the pool or inside a transaction
+/// (code redemption and rotation store theirs atomically with another write).
+async fn insert_refresh_row<'e, E>(exec: E, r: &RefreshRow) -> Result<(), StoreError>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Sqlite>,
+{
+    sqlx::query(concat!(
+        "INSERT INTO oauth_refresh_tokens (",
+        refresh_columns!(),
+        ") VALUES ($1, $2, $3, $4, $5, $6, $7)"
+    ))
+    .bind(&r.digest)
+    .bind(&r.grant_id)
+    .bind(&r.parent_digest)
+    .bind(join(&r.scopes))
+    .bind(to_unix(r.created_at))
+    .bind(to_unix(r.expires_at))
+    .bind(r.rotated_at.map(to_unix))
+    .execute(exec)
+    .await?;
+    Ok(())
 }
