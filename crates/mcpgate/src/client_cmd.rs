@@ -300,7 +300,7 @@ async fn run_inner(cmd: ClientCommand) -> Result<(), ClientError> {
         ClientCommand::Token { url, login } => {
             let t = resolve(&url, &login, false)?;
             let token = manager(&t)?.access_token().await?;
-            println!("{token}");
+            print_out(&token);
             Ok(())
         }
         ClientCommand::Status { json } => {
@@ -388,11 +388,18 @@ async fn run_inner(cmd: ClientCommand) -> Result<(), ClientError> {
             let result = c.request(&method, params).await;
             c.close().await;
             let result = result?;
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&result).unwrap_or_else(|_| result.to_string())
+            print_out(
+                &serde_json::to_string_pretty(&result).unwrap_or_else(|_| result.to_string()),
             );
             Ok(())
         }
     }
+}
+
+/// Writes a result line to stdout. A reader that went away (`mcpgate call … | head`)
+/// is not an error of ours; `println!` would panic on the broken pipe.
+fn print_out(text: &str) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{text}").and_then(|()| out.flush());
 }

@@ -337,4 +337,15 @@ async fn call_and_login_just_work_against_a_server_that_needs_no_sign_in() {
     // Nothing was stored: there was nothing to sign in to.
     let status = command(&["status", "--json"], &env).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&status.stdout).trim(), "[]");
+    // A reader that goes away (`mcpgate call … | head -c 1`) is not a crash.
+    let mut piped = command(&["call", &url, "tools/list"], &env)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(piped.stdout.take());
+    let out = piped.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(out.status.success(), "{err}");
 }
