@@ -70,7 +70,12 @@ fn authorize_url(
 }
 
 /// Fills the login form at `login` (a `/login?next=…` path); where it sends us.
-async fn sign_in(b: &mut Browser, base: &str, login: &str, user: (&str, &str)) -> String {
+pub(crate) async fn sign_in(
+    b: &mut Browser,
+    base: &str,
+    login: &str,
+    user: (&str, &str),
+) -> String {
     let (s, _, html) = b.get(&format!("{base}{login}")).await;
     assert_eq!(s, StatusCode::OK, "{html}");
     let mut form = hidden_fields(&html);

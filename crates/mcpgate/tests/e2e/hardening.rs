@@ -13,6 +13,7 @@ use crate::authserver::{
     Browser, add_user, authorize, config, form_encode, hidden_fields, location, pkce, query_of,
     register, token,
 };
+use crate::authserver_more::sign_in;
 use crate::harness::Gateway;
 
 async fn eventually_logged(gw: &Gateway, what: &str) {
@@ -107,18 +108,6 @@ fn authorize_url(base: &str, client_id: &str, challenge: &str, extra: &[(&str, &
         f.push(((*k).into(), (*v).into()));
     }
     format!("{base}/authorize?{}", form_encode(&f))
-}
-
-/// Signs in through the login form that `/authorize` sent the browser to.
-async fn sign_in(b: &mut Browser, base: &str, login: &str, user: (&str, &str)) -> String {
-    let (s, _, html) = b.get(&format!("{base}{login}")).await;
-    assert_eq!(s, StatusCode::OK, "{html}");
-    let mut form = hidden_fields(&html);
-    form.push(("username".into(), user.0.into()));
-    form.push(("password".into(), user.1.into()));
-    let (s, h, body) = b.post_form(&format!("{base}/login"), &form).await;
-    assert_eq!(s, StatusCode::SEE_OTHER, "{body}");
-    format!("{base}{}", location(&h))
 }
 
 /// The consent form's fields as the page rendered them, once each.
