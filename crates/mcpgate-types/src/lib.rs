@@ -1,0 +1,8 @@
+//! The values of the OAuth and MCP specs, parsed once.
+//!
+//! Every value that crosses a trust boundary as text (a client id, a redirect URI, a scope, a
+//! resource indicator) is parsed here into a type named after the RFC that defines it, at the edge
+//! where it arrives. Code further in takes the type, never the `String`, so a value that was not
+//! checked cannot reach it. Each constructor says what it refuses; its error names the rule.
+//!
+//! This crate is a leaf: it depends on nothing of ours, and every other crate may use it.
