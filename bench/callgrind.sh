@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# Instructions per request through the gateway, counted by valgrind's callgrind: the
+# figure that stays the same run after run on a shared, noisy machine, so a change on the
+# hot path can be judged by its own delta (issue 17). Wall-clock throughput is bench/run.sh.
+#
+#   bench/callgrind.sh                   build release, count every setup (~3-5 min)
+#   BENCH_NO_BUILD=1 bench/callgrind.sh  reuse the release binary already built
+#   MCPGATE_BIN=path bench/callgrind.sh  count another binary (e.g. an older commit's)
+#
+# Setups: `direct hop` (no auth, Streamable HTTP upstream), `API key`, `JWT ES256`, and
+# `stdio` (no auth, one shared stdio child). Each runs the gateway under callgrind with
+# collection off, opens a session, sends 50 warm-up calls, switches collection on, sends
+# CG_REQUESTS [2000] sequential `tools/call echo` requests on one keep-alive connection,
+# dumps, and divides the instructions (Ir) by the request count. The upstream runs natively.
+# Knobs: CG_REQUESTS, CG_SETUPS (space-separated subset of: hop apikey jwt stdio), CG_TOP [12].
+# Dumps and annotated profiles are kept in target/bench/callgrind/.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+BENCH_NAME="bench/callgrind.sh"
+WORK_PREFIX="mcpgate-callgrind"
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
+
+REQUESTS="${CG_REQUESTS:-2000}"
+read -r -a SETUPS <<<"${CG_SETUPS:-hop apikey jwt stdio}"
+TOP="${CG_TOP:-12}"
+
+for tool in valgrind callgrind_control callgrind_annotate openssl python3; do
+    command -v "$tool" >/dev/null || die "$tool is required (Debian: apt-get install valgrind openssl python3)"
+done
+locate_binary
+
+OUT="$ROOT/target/bench/callgrind"
+rm -rf "$OUT"
+mkdir -p "$OUT"
+
+# --- credentials (the same shapes as bench/guard.sh) ----------------------------
+AUDIENCE="https://mcp.bench.example/mcp"
+ISSUER="https://issuer.bench.example/"
+openssl ecparam -name prime256v1 -genkey -noout -out "$WORK/es256.key" 2>/dev/null
+openssl ec -in "$WORK/es256.key" -pubout -out "$WORK/es256.pub" 2>/dev/null
+JWT="$(ISSUER="$ISSUER" AUDIENCE="$AUDIENCE" KEY="$WORK/es256.key" python3 - <<'EOF'
+import base64, json, os, subprocess, time
+b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+now = int(time.time())
+header = {"alg": "ES256", "typ": "JWT"}
+claims = {"iss": os.environ["ISSUER"], "aud": os.environ["AUDIENCE"], "sub": "b",
+          "client_id": "bench", "scope": "*", "iat": now, "exp": now + 86400}
+signing_input = b64(json.dumps(header).encode()) + "." + b64(json.dumps(claims).encode())
+der = subprocess.run(["openssl", "dgst", "-sha256", "-sign", os.environ["KEY"]],
+                     input=signing_input.encode(), capture_output=True, check=True).stdout
+# DER SEQUENCE { INTEGER r, INTEGER s } to JWS's raw r||s.
+i = 2 if der[1] < 0x80 else 3
+ints = []
+for _ in range(2):
+    n = der[i + 1]
+    ints.append(int.from_bytes(der[i + 2:i + 2 + n], "big"))
+    i += 2 + n
+print(signing_input + "." + b64(b"".join(v.to_bytes(32, "big") for v in ints)))
+EOF
+)"
+
+step "starting the demo upstream (Streamable HTTP, native)"
+"$BIN" demo-server --http 127.0.0.1:0 --data-dir "$WORK/demo-http" >"$OUT/demo.out" 2>"$OUT/demo.err" &
+DEMO_PID=$!
+PIDS+=("$DEMO_PID")
+UPSTREAM_URL="$(wait_line "$OUT/demo.out" 'listening on http://' "$DEMO_PID" | grep -oE 'http://[^ ]+')"
+
+API_KEY="$("$BIN" keys create --data-dir "$WORK/data-apikey" --name b --scopes '*' 2>"$OUT/keys.err")" \
+    || die "mcpgate keys create failed; see $OUT/keys.err"
+
+config() {
+    printf '[server]\nlisten = "127.0.0.1:0"\ndata_dir = "%s"\n\n' "$WORK/data-$1"
+    case "$1" in
+        hop | stdio) printf '[auth]\nmode = "disabled"\n' ;;
+        apikey) printf '[auth]\nmode = "required"\nusers = false\n' ;;
+        jwt)
+            printf '[auth]\nmode = "required"\napi_keys = false\nusers = false\n\n'
+            printf '[[auth.jwt]]\nname = "bench"\nissuer = "%s"\naudience = "%s"\n' "$ISSUER" "$AUDIENCE"
+            printf 'public_key_file = "%s"\nalgorithms = ["ES256"]\n' "$WORK/es256.pub"
+            ;;
+    esac
+    if [[ "$1" == stdio ]]; then
+        printf '\n[[upstream]]\nname = "echo"\ncommand = ["%s", "demo-server", "--data-dir", "%s"]\nisolation = "shared"\n' \
+            "$BIN" "$WORK/demo-stdio"
+    else
+        printf '\n[[upstream]]\nname = "echo"\nurl = "%s"\n' "$UPSTREAM_URL"
+    fi
+}
+credential() {
+    case "$1" in
+        apikey) echo "$API_KEY" ;;
+        jwt) echo "$JWT" ;;
+        *) echo "" ;;
+    esac
+}
+# The api-key setup's data directory already holds the key made above.
+mkdir -p "$WORK/data-hop" "$WORK/data-jwt" "$WORK/data-stdio"
+
+declare -A IR
+for s in "${SETUPS[@]}"; do
+    config "$s" >"$WORK/gateway-$s.toml"
+    step "$s: gateway under callgrind, $REQUESTS requests"
+    valgrind --tool=callgrind --collect-atstart=no --callgrind-out-file="$OUT/callgrind.$s.out" \
+        "$BIN" serve --config "$WORK/gateway-$s.toml" >"$OUT/gateway-$s.out" 2>"$OUT/gateway-$s.err" &
+    pid=$!
+    PIDS+=("$pid")
+    base="$(wait_line "$OUT/gateway-$s.out" 'listening on http://' "$pid" | grep -oE 'http://[^ ]+')"
+    rm -f "$WORK/ready" "$WORK/go"
+    python3 "$ROOT/bench/callgrind_drive.py" "$base/mcp/echo" "$(credential "$s")" "$REQUESTS" \
+        "$WORK/ready" "$WORK/go" >"$OUT/drive-$s.out" 2>&1 &
+    driver=$!
+    for _ in $(seq 1200); do [[ -e "$WORK/ready" ]] && break; kill -0 "$driver" 2>/dev/null || break; sleep 0.1; done
+    [[ -e "$WORK/ready" ]] || die "$s: the driver did not get through the warm-up; see $OUT/drive-$s.out"
+    callgrind_control -z "$pid" >/dev/null
+    callgrind_control -i on "$pid" >/dev/null
+    touch "$WORK/go"
+    wait "$driver" || die "$s: the driver failed; see $OUT/drive-$s.out"
+    callgrind_control -i off "$pid" >/dev/null
+    callgrind_control -d "$s" "$pid" >/dev/null
+    kill -TERM "$pid"
+    wait "$pid" 2>/dev/null || true
+    # The dump made on request is the one named after the trigger; its totals cover exactly
+    # the collected requests.
+    dump="$(grep -l "^desc: Trigger: Client Request: $s" "$OUT"/callgrind.$s.out* | head -1)"
+    [[ -n "$dump" ]] || die "$s: no callgrind dump found in $OUT"
+    total="$(awk '/^(summary|totals):/ { print $2; exit }' "$dump")"
+    IR[$s]=$(( total / REQUESTS ))
+    callgrind_annotate "$dump" 2>/dev/null | sed -n '1,/^Ir/d; /^$/d; p' | head -n "$TOP" >"$OUT/top-$s.txt" || true
+done
+
+names() {
+    case "$1" in
+        hop) echo "direct hop (no auth, HTTP upstream)" ;;
+        apikey) echo "API key" ;;
+        jwt) echo "JWT ES256" ;;
+        stdio) echo "stdio shared child (no auth)" ;;
+    esac
+}
+echo
+echo "instructions per tools/call in the gateway process ($REQUESTS sequential requests, $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'))"
+printf '| %-38s | %14s |\n' setup "Ir per request"
+printf '| %-38s | %14s |\n' "---" "---"
+for s in "${SETUPS[@]}"; do
+    printf '| %-38s | %14s |\n' "$(names "$s")" "${IR[$s]}"
+done
+for s in "${SETUPS[@]}"; do
+    echo
+    echo "top functions, $(names "$s") (self Ir over all $REQUESTS requests):"
+    cat "$OUT/top-$s.txt"
+done

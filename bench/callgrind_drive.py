@@ -1,0 +1,70 @@
+#!/usr/bin/env python3
+"""Drives a fixed number of sequential `tools/call echo` requests for bench/callgrind.sh.
+
+  callgrind_drive.py URL CREDENTIAL N READY_FILE GO_FILE
+
+Opens one Streamable HTTP session (with `Authorization: Bearer CREDENTIAL` unless it is empty),
+sends 50 warm-up calls on one keep-alive connection, writes READY_FILE, waits for GO_FILE (the
+script turns callgrind's collection on in between), sends N calls, and exits 0 if every answer
+carried the echoed text. Standard library only; sequential, so the work the gateway does per
+request is the same from run to run.
+"""
+
+import http.client
+import json
+import os
+import sys
+import time
+import urllib.parse
+
+PROTOCOL = "2025-11-25"
+
+
+def main():
+    url, cred, n, ready, go = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
+    u = urllib.parse.urlsplit(url)
+    # Valgrind slows the gateway ~50x: a generous timeout.
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=300)
+    base = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+    if cred:
+        base["Authorization"] = "Bearer " + cred
+
+    def post(body, sid=None):
+        headers = dict(base)
+        if sid:
+            headers["Mcp-Session-Id"] = sid
+            headers["MCP-Protocol-Version"] = PROTOCOL
+        conn.request("POST", u.path, json.dumps(body), headers)
+        resp = conn.getresponse()
+        return resp.status, resp.getheader("Mcp-Session-Id"), resp.read()
+
+    status, sid, body = post({
+        "jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": {"protocolVersion": PROTOCOL, "capabilities": {},
+                   "clientInfo": {"name": "callgrind-bench", "version": "0"}},
+    })
+    if status != 200 or not sid:
+        sys.exit(f"initialize: HTTP {status}: {body[:300]!r}")
+    status, _, _ = post({"jsonrpc": "2.0", "method": "notifications/initialized"}, sid)
+    if status not in (200, 202):
+        sys.exit(f"notifications/initialized: HTTP {status}")
+
+    def calls(count, first_id):
+        for i in range(count):
+            status, _, body = post({
+                "jsonrpc": "2.0", "id": first_id + i, "method": "tools/call",
+                "params": {"name": "echo", "arguments": {"text": "callgrind"}},
+            }, sid)
+            if status != 200 or b"callgrind" not in body:
+                sys.exit(f"tools/call {first_id + i}: HTTP {status}: {body[:300]!r}")
+
+    calls(50, 10)
+    with open(ready, "w") as f:
+        f.write("ready\n")
+    while not os.path.exists(go):
+        time.sleep(0.05)
+    calls(n, 1000)
+
+
+if __name__ == "__main__":
+    main()
