@@ -8,8 +8,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use crate::authorize::see_other;
 use crate::params::Params;
+use crate::respond::see_other;
 use crate::{Inner, pages, scope_string, session};
 
 struct GrantLine {

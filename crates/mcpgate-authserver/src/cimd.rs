@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 
 use mcpgate_fetch::{FetchError, Fetcher, Request};
 use mcpgate_store::oauth::ClientKind;
+use mcpgate_types::RedirectUri;
 
 use crate::clients::Client;
 use crate::error::{ErrorCode, OAuthError};
-use crate::redirect::check_self_registrable;
 use crate::settings::CimdSettings;
 
 /// No document is trusted longer than this without a re-fetch.
@@ -136,7 +136,7 @@ pub(crate) fn validate(client_id: &str, doc: &serde_json::Value) -> Result<Clien
         let u = u
             .as_str()
             .ok_or_else(|| invalid("redirect_uris must be strings"))?;
-        check_self_registrable(u).map_err(|e| invalid(format!("redirect_uris: {e}")))?;
+        RedirectUri::self_registered(u).map_err(|e| invalid(format!("redirect_uris: {e}")))?;
     }
     match doc
         .get("token_endpoint_auth_method")

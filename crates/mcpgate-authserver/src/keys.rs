@@ -22,6 +22,7 @@ use jsonwebtoken::{Algorithm, DecodingKey};
 use mcpgate_store::oauth::SigningKeyRow;
 use mcpgate_store::{MasterKey, Store};
 
+use crate::error::Error;
 use crate::settings::SigningAlg;
 
 enum Signer {
@@ -182,19 +183,19 @@ pub async fn rotate(
     master: &MasterKey,
     alg: SigningAlg,
     overlap: Duration,
-) -> Result<String, String> {
-    let der = generate(alg)?;
-    let key = SigningKey::from_pkcs8(alg, &der, true)?;
+) -> Result<String, Error> {
+    let der = generate(alg).map_err(Error::SigningKey)?;
+    let key = SigningKey::from_pkcs8(alg, &der, true).map_err(Error::SigningKey)?;
     let sealed = master
         .seal(&der, &aad(&key.kid))
-        .map_err(|e| format!("cannot seal the signing key: {e}"))?;
+        .map_err(|e| Error::SigningKey(format!("cannot seal the signing key: {e}")))?;
     store
         .add_signing_key(
             &SigningKeyRow::new(key.kid.clone(), alg.as_str().to_owned(), sealed),
             SystemTime::now() + overlap,
         )
         .await
-        .map_err(|e| format!("cannot store the signing key: {e}"))?;
+        .map_err(Error::store("cannot store the signing key"))?;
     Ok(key.kid)
 }
 
@@ -211,7 +212,7 @@ impl KeyRing {
         master: &MasterKey,
         alg: SigningAlg,
         overlap: Duration,
-    ) -> Result<KeyRing, String> {
+    ) -> Result<KeyRing, Error> {
         let ring = KeyRing::default();
         ring.reload(store, master).await?;
         if ring.active().is_none() {
@@ -223,28 +224,29 @@ impl KeyRing {
     }
 
     /// Reads the keys again (after `mcpgate signing-keys rotate` in another process).
-    pub(crate) async fn reload(&self, store: &Store, master: &MasterKey) -> Result<(), String> {
+    pub(crate) async fn reload(&self, store: &Store, master: &MasterKey) -> Result<(), Error> {
         let rows = store
             .list_signing_keys()
             .await
-            .map_err(|e| format!("cannot read the signing keys: {e}"))?;
+            .map_err(Error::store("cannot read the signing keys"))?;
         let now = SystemTime::now();
         let mut keys = Vec::new();
         for row in rows.iter().filter(|r| r.retire_at.is_none_or(|t| t > now)) {
             let der = master.open(&row.sealed, &aad(&row.kid)).map_err(|e| {
-                format!("the master key does not open the sealed signing keys: {e}")
+                Error::SigningKey(format!(
+                    "the master key does not open the sealed signing keys: {e}"
+                ))
             })?;
             let alg = SigningAlg::parse(&row.alg).ok_or_else(|| {
-                format!(
+                Error::SigningKey(format!(
                     "stored signing key {} has unknown algorithm {:?}",
                     row.kid, row.alg
-                )
+                ))
             })?;
-            keys.push(SigningKey::from_pkcs8(
-                alg,
-                &der,
-                row.superseded_at.is_none(),
-            )?);
+            keys.push(
+                SigningKey::from_pkcs8(alg, &der, row.superseded_at.is_none())
+                    .map_err(Error::SigningKey)?,
+            );
         }
         // Newest active key first: it signs.
         keys.sort_by_key(|k| !k.active);
