@@ -58,14 +58,8 @@ impl Documents {
     /// Whether `client_id` is a plain-http document URL on an allow-listed loopback host (tests).
     pub(crate) fn allows_plain_http(&self, client_id: &str) -> bool {
         client_id.starts_with("http://")
-            && url::Url::parse(client_id).is_ok_and(|u| {
-                self.host_allowed(&u)
-                    && u.host().is_some_and(|h| match h {
-                        url::Host::Ipv4(ip) => ip.is_loopback(),
-                        url::Host::Ipv6(ip) => ip.is_loopback(),
-                        url::Host::Domain(d) => d.eq_ignore_ascii_case("localhost"),
-                    })
-            })
+            && url::Url::parse(client_id)
+                .is_ok_and(|u| self.host_allowed(&u) && mcpgate_types::is_loopback_host(&u))
     }
 
     /// The client the document at `client_id` describes (cached).

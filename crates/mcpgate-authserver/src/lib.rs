@@ -214,7 +214,8 @@ impl AuthServer {
         }
         let keys = keys::KeyRing::load(&store, &master, settings.signing_alg, settings.key_overlap)
             .await?;
-        let secure_cookies = !(public_url.scheme() == "http" && is_loopback(public_url));
+        let secure_cookies =
+            !(public_url.scheme() == "http" && mcpgate_types::is_loopback_host(public_url));
         if public_url.scheme() == "http" && secure_cookies {
             tracing::warn!(
                 "server.public_url is plain http on a non-loopback host: browsers will not send the login session cookie; serve https"
@@ -363,15 +364,6 @@ fn normalize_path(p: &str) -> Result<String, Error> {
         Err(Error::Config(format!(
             "authserver.issuer_path: {p:?} is not allowed: write a path like \"/tenant1\" (letters, digits, - _ .)"
         )))
-    }
-}
-
-fn is_loopback(u: &url::Url) -> bool {
-    match u.host() {
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
     }
 }
 

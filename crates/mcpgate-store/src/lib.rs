@@ -19,6 +19,9 @@
 //! - [`random`]: the one source of randomness (aws-lc-rs) for keys,
 //!   passwords, codes and tokens.
 //!
+//! [`open_pool`] is the one way mcpgate's crates open SQLite (the demo's
+//! database too).
+//!
 //! A call goes: a [`Store`] method (the module of its table) → the pool
 //! (`pool.rs`) → SQLite; a failure is a [`StoreError`] (a [`VaultError`] for
 //! sealed rows), each saying when it happens.
@@ -58,6 +61,7 @@ use tokio::sync::Semaphore;
 
 pub use api_keys::{ApiKeyRecord, KEY_PREFIX, KeyDigest};
 pub use error::{Kind, StoreError};
+pub use pool::{Durability, open_pool};
 pub use seal::{MasterKey, SealError};
 pub use time::format_utc;
 pub use users::UserRecord;
@@ -91,10 +95,12 @@ impl Store {
             path: path.clone(),
             source,
         })?;
-        let pool = pool::open(&path).await.map_err(|source| StoreError::Open {
-            path: path.clone(),
-            source,
-        })?;
+        let pool = pool::open_pool(&path, Durability::Full)
+            .await
+            .map_err(|source| StoreError::Open {
+                path: path.clone(),
+                source,
+            })?;
         sqlx::migrate!()
             .run(&pool)
             .await

@@ -6,7 +6,6 @@
 //! the two it is, and whether such a client exists, the authorization server
 //! decides.
 
-use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
@@ -47,35 +46,7 @@ impl FromStr for ClientId {
     }
 }
 
-impl From<ClientId> for String {
-    fn from(c: ClientId) -> String {
-        c.0
-    }
-}
-
-impl AsRef<str> for ClientId {
-    fn as_ref(&self) -> &str {
-        &self.0
-    }
-}
-
-impl PartialEq<str> for ClientId {
-    fn eq(&self, other: &str) -> bool {
-        self.0 == other
-    }
-}
-
-impl PartialEq<&str> for ClientId {
-    fn eq(&self, other: &&str) -> bool {
-        self.0 == *other
-    }
-}
-
-impl fmt::Display for ClientId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+text_newtype!(ClientId);
 
 #[cfg(test)]
 mod tests {

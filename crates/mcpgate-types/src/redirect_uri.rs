@@ -9,7 +9,6 @@
 //! spellings are refused, not normalized. `localhost` and `127.0.0.1` stay
 //! distinct.
 
-use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
@@ -132,25 +131,10 @@ impl FromStr for RedirectUri {
     }
 }
 
-impl From<RedirectUri> for String {
-    fn from(r: RedirectUri) -> String {
-        r.0
-    }
-}
-
-impl AsRef<str> for RedirectUri {
-    fn as_ref(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for RedirectUri {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-fn is_loopback_host(u: &url::Url) -> bool {
+/// Whether `u`'s host is loopback as the URL parser reads it (`localhost` in
+/// any case, 127.0.0.0/8, `::1`): for deciding about URLs already parsed,
+/// never for matching redirect URIs, which are compared as written.
+pub fn is_loopback_host(u: &url::Url) -> bool {
     match u.host() {
         Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
@@ -202,6 +186,8 @@ impl<'a> Loopback<'a> {
         Some(Loopback { host, rest })
     }
 }
+
+text_newtype!(RedirectUri);
 
 #[cfg(test)]
 mod tests;

@@ -5,7 +5,6 @@
 //! are the same resource: the URL as the `url` crate serializes it (scheme and
 //! host lowercased, default port dropped), without one trailing slash.
 
-use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
@@ -62,29 +61,7 @@ impl TryFrom<String> for ResourceUri {
     }
 }
 
-impl From<ResourceUri> for String {
-    fn from(r: ResourceUri) -> String {
-        r.0
-    }
-}
-
-impl AsRef<str> for ResourceUri {
-    fn as_ref(&self) -> &str {
-        &self.0
-    }
-}
-
-impl PartialEq<str> for ResourceUri {
-    fn eq(&self, other: &str) -> bool {
-        self.0 == other
-    }
-}
-
-impl fmt::Display for ResourceUri {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+text_newtype!(ResourceUri);
 
 #[cfg(test)]
 mod tests {
