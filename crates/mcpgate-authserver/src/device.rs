@@ -19,6 +19,7 @@ use crate::error::{ErrorCode, OAuthError};
 use crate::pages::{self, ScopeLine};
 use crate::params::Params;
 use crate::respond::{no_store, see_other};
+use crate::session::UserForm;
 use crate::token::issue::{FirstTokens, Issued};
 use crate::{Inner, authorize, random_token, session};
 
@@ -250,23 +251,20 @@ pub(crate) async fn submit(
     headers: HeaderMap,
     body: String,
 ) -> Response {
-    let form = Params::parse(&body).unwrap_or_default();
-    let s = match session::current(&inner, &headers).await {
-        Ok(Some(s)) if s.subject.is_some() => s,
-        Ok(_) => return to_login(&inner, form.get("user_code")),
-        Err(e) => return e.into_response(),
+    let UserForm {
+        session: s,
+        subject,
+        form,
+    } = match session::user_form(&inner, &headers, &body).await {
+        Ok(f) => f,
+        Err(e) => {
+            return e.respond(&inner, "Cannot continue", |form| {
+                to_login(&inner, form.get("user_code"))
+            });
+        }
     };
     let css = inner.route("/assets/style.css");
     let action = inner.route("/device");
-    if !session::csrf_ok(&s, form.get("csrf")) {
-        return pages::error_page(
-            &css,
-            StatusCode::FORBIDDEN,
-            "Cannot continue",
-            "The form expired; reload the page.",
-        );
-    }
-    let subject = s.subject.clone().unwrap_or_default();
     let entered = form.get("user_code").unwrap_or_default();
     let retry = |msg: &str| {
         pages::render(

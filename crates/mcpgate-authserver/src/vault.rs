@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use mcpgate_store::VaultSecret;
 
 mod slots;
@@ -21,7 +21,7 @@ pub(crate) use slots::{
 };
 
 use crate::error::Error;
-use crate::params::Params;
+use crate::session::UserForm;
 use crate::{AuthServer, Inner, account, pages, session};
 
 /// `POST /account/credentials`: stores (`action=save`) or deletes
@@ -31,21 +31,14 @@ pub(crate) async fn post(
     headers: HeaderMap,
     body: String,
 ) -> Response {
-    let form = Params::parse(&body).unwrap_or_default();
-    let s = match session::current(&inner, &headers).await {
-        Ok(Some(s)) if s.subject.is_some() => s,
-        Ok(_) => return account::to_login(&inner),
-        Err(e) => return e.into_response(),
+    let UserForm {
+        session: s,
+        subject,
+        form,
+    } = match session::user_form(&inner, &headers, &body).await {
+        Ok(f) => f,
+        Err(e) => return e.respond(&inner, "Cannot save", |_| account::to_login(&inner)),
     };
-    if !session::csrf_ok(&s, form.get("csrf")) {
-        return pages::error_page(
-            &inner.route("/assets/style.css"),
-            StatusCode::FORBIDDEN,
-            "Cannot save",
-            "The form expired; reload the page.",
-        );
-    }
-    let subject = s.subject.clone().unwrap_or_default();
     let upstream = form.get("upstream").unwrap_or_default();
     let Some(slot) = inner
         .vault
