@@ -9,7 +9,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use crate::respond::see_other;
-use crate::session::UserForm;
 use crate::{Inner, pages, scope_string, session};
 
 struct GrantLine {
@@ -139,12 +138,8 @@ pub(crate) async fn revoke(
     headers: HeaderMap,
     body: String,
 ) -> Response {
-    let UserForm {
-        session: s,
-        subject,
-        form,
-    } = match session::user_form(&inner, &headers, &body).await {
-        Ok(f) => f,
+    let (s, subject, form) = match session::user_form(&inner, &headers, &body).await {
+        Ok(f) => (f.session, f.subject, f.form),
         Err(e) => return e.respond(&inner, "Cannot revoke", |_| to_login(&inner)),
     };
     let gid = form.get("grant").unwrap_or_default();

@@ -19,7 +19,6 @@ use crate::error::{ErrorCode, OAuthError};
 use crate::pages::{self, ScopeLine};
 use crate::params::Params;
 use crate::respond::{no_store, see_other};
-use crate::session::UserForm;
 use crate::token::issue::{FirstTokens, Issued};
 use crate::{Inner, authorize, random_token, session};
 
@@ -251,12 +250,8 @@ pub(crate) async fn submit(
     headers: HeaderMap,
     body: String,
 ) -> Response {
-    let UserForm {
-        session: s,
-        subject,
-        form,
-    } = match session::user_form(&inner, &headers, &body).await {
-        Ok(f) => f,
+    let (s, subject, form) = match session::user_form(&inner, &headers, &body).await {
+        Ok(f) => (f.session, f.subject, f.form),
         Err(e) => {
             return e.respond(&inner, "Cannot continue", |form| {
                 to_login(&inner, form.get("user_code"))

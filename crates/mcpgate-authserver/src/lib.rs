@@ -51,6 +51,8 @@
 //! - **Revocation**, `POST /revoke`: `ClientForm` → `revoke.rs`.
 //! - **Account**, `GET /account`, `POST /account/revoke`: `account.rs`;
 //!   `POST /account/credentials`: `vault.rs` (slots in `vault/slots.rs`).
+//!   Every page form a signed-in user posts (these, and `POST /device`) is
+//!   read by `session::user_form`: session, then CSRF token.
 //! - **In-process calls**: the guard's token check ([`AuthServer::verifier`],
 //!   `verifier.rs`); a user's vault secret (`vault.rs`) and IdP token
 //!   (`federation/tokens.rs`) for the gateway's upstream credentials. They

@@ -21,7 +21,6 @@ pub(crate) use slots::{
 };
 
 use crate::error::Error;
-use crate::session::UserForm;
 use crate::{AuthServer, Inner, account, pages, session};
 
 /// `POST /account/credentials`: stores (`action=save`) or deletes
@@ -31,12 +30,8 @@ pub(crate) async fn post(
     headers: HeaderMap,
     body: String,
 ) -> Response {
-    let UserForm {
-        session: s,
-        subject,
-        form,
-    } = match session::user_form(&inner, &headers, &body).await {
-        Ok(f) => f,
+    let (s, subject, form) = match session::user_form(&inner, &headers, &body).await {
+        Ok(f) => (f.session, f.subject, f.form),
         Err(e) => return e.respond(&inner, "Cannot save", |_| account::to_login(&inner)),
     };
     let upstream = form.get("upstream").unwrap_or_default();
