@@ -121,7 +121,8 @@ impl SigningKey {
     }
 
     /// A compact JWS of `claims` with header `typ`.
-    fn sign(&self, typ: &str, claims: &serde_json::Value) -> Result<String, String> {
+    fn sign(&self, typ: &str, claims: &serde_json::Value) -> Result<String, Error> {
+        let failed = |_| Error::SigningKey("signing failed".to_owned());
         let header = serde_json::json!({ "alg": self.alg.as_str(), "typ": typ, "kid": self.kid });
         let input = format!(
             "{}.{}",
@@ -132,14 +133,14 @@ impl SigningKey {
         let sig = match &self.signer {
             Signer::Ec(p) => p
                 .sign(&rng, input.as_bytes())
-                .map_err(|_| "signing failed".to_owned())?
+                .map_err(failed)?
                 .as_ref()
                 .to_vec(),
             Signer::Ed(p) => p.sign(input.as_bytes()).as_ref().to_vec(),
             Signer::Rsa(p) => {
                 let mut out = vec![0; p.public_modulus_len()];
                 p.sign(&RSA_PKCS1_SHA256, &rng, input.as_bytes(), &mut out)
-                    .map_err(|_| "signing failed".to_owned())?;
+                    .map_err(failed)?;
                 out
             }
         };
@@ -268,12 +269,12 @@ impl KeyRing {
     }
 
     /// Signs `claims` with the active key.
-    pub(crate) fn sign(&self, typ: &str, claims: &serde_json::Value) -> Result<String, String> {
+    pub(crate) fn sign(&self, typ: &str, claims: &serde_json::Value) -> Result<String, Error> {
         let keys = self.snapshot();
         let key = keys
             .iter()
             .find(|k| k.active)
-            .ok_or_else(|| "no active signing key".to_owned())?;
+            .ok_or_else(|| Error::SigningKey("no active signing key".to_owned()))?;
         key.sign(typ, claims)
     }
 
