@@ -8,8 +8,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use crate::authorize::see_other;
-use crate::params::Params;
+use crate::respond::see_other;
 use crate::{Inner, pages, scope_string, session};
 
 struct GrantLine {
@@ -139,21 +138,10 @@ pub(crate) async fn revoke(
     headers: HeaderMap,
     body: String,
 ) -> Response {
-    let form = Params::parse(&body).unwrap_or_default();
-    let s = match session::current(&inner, &headers).await {
-        Ok(Some(s)) if s.subject.is_some() => s,
-        Ok(_) => return to_login(&inner),
-        Err(e) => return e.into_response(),
+    let (s, subject, form) = match session::user_form(&inner, &headers, &body).await {
+        Ok(f) => (f.session, f.subject, f.form),
+        Err(e) => return e.respond(&inner, "Cannot revoke", |_| to_login(&inner)),
     };
-    if !session::csrf_ok(&s, form.get("csrf")) {
-        return pages::error_page(
-            &inner.route("/assets/style.css"),
-            StatusCode::FORBIDDEN,
-            "Cannot revoke",
-            "The form expired; reload the page.",
-        );
-    }
-    let subject = s.subject.clone().unwrap_or_default();
     let gid = form.get("grant").unwrap_or_default();
     let notice = match inner.store.find_grant(gid).await {
         Ok(Some(g)) if g.subject == subject => {

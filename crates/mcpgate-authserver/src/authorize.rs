@@ -8,8 +8,8 @@ use std::collections::BTreeSet;
 use std::time::SystemTime;
 
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::Response;
 use mcpgate_store::UserRecord;
 use mcpgate_store::oauth::{ClientKind, CodeRow, GrantRow, digest_hex};
 use std::sync::Arc;
@@ -18,10 +18,12 @@ use crate::clients::{self, Client};
 use crate::error::{ErrorCode, OAuthError};
 use crate::pages::{self, ConsentPage, OobPage, ScopeLine};
 use crate::params::Params;
-use crate::redirect::{self, OOB};
+use crate::redirect;
 use crate::resource_servers::ResourceServer;
+use crate::respond::see_other;
 use crate::settings::UnknownScopes;
 use crate::{Inner, pkce, random_token, scope_string, session};
+use mcpgate_types::OOB;
 
 /// A validated authorization request.
 #[derive(Debug, Clone)]
@@ -87,22 +89,6 @@ impl Failure {
     }
 }
 
-/// A 303 to `to`; a target that cannot be a header value (control
-/// characters slipped through) is a 400, never a panic.
-pub(crate) fn see_other(to: &str) -> Response {
-    match HeaderValue::from_str(to) {
-        Ok(v) => (StatusCode::SEE_OTHER, [(header::LOCATION, v)]).into_response(),
-        Err(_) => {
-            tracing::warn!("redirect refused: its target contains a control character");
-            (
-                StatusCode::BAD_REQUEST,
-                "This request cannot continue: an address in it contains a control character.",
-            )
-                .into_response()
-        }
-    }
-}
-
 /// Validates the parameters of an authorization request.
 pub(crate) async fn validate(inner: &Inner, params: Params) -> Result<AuthRequest, Failure> {
     let page = |m: String| Failure::Page(StatusCode::BAD_REQUEST, m);
@@ -134,11 +120,7 @@ pub(crate) async fn validate(inner: &Inner, params: Params) -> Result<AuthReques
         })?;
     let redirect_uri = match params.get("redirect_uri") {
         Some(r) => {
-            if !client
-                .redirect_uris
-                .iter()
-                .any(|reg| redirect::matches(reg, r))
-            {
+            if !client.redirect_uris.iter().any(|reg| reg.matches(r)) {
                 tracing::info!(client = %client.id, requested = %r.escape_debug(), "authorization redirect_uri refused: not registered for this client (loopback URIs match exactly except for the port)");
                 return Err(page(format!(
                     "The redirect address {r:?} is not registered for this application, so you are not sent there."
@@ -146,7 +128,7 @@ pub(crate) async fn validate(inner: &Inner, params: Params) -> Result<AuthReques
             }
             r.to_owned()
         }
-        None if client.redirect_uris.len() == 1 => client.redirect_uris[0].clone(),
+        None if client.redirect_uris.len() == 1 => client.redirect_uris[0].to_string(),
         None => {
             return Err(page(
                 "The request has no redirect_uri and the application registered several.".into(),

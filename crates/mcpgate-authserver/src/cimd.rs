@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 
 use mcpgate_fetch::{FetchError, Fetcher, Request};
 use mcpgate_store::oauth::ClientKind;
+use mcpgate_types::RedirectUri;
 
 use crate::clients::Client;
 use crate::error::{ErrorCode, OAuthError};
-use crate::redirect::check_self_registrable;
 use crate::settings::CimdSettings;
 
 /// No document is trusted longer than this without a re-fetch.
@@ -58,14 +58,8 @@ impl Documents {
     /// Whether `client_id` is a plain-http document URL on an allow-listed loopback host (tests).
     pub(crate) fn allows_plain_http(&self, client_id: &str) -> bool {
         client_id.starts_with("http://")
-            && url::Url::parse(client_id).is_ok_and(|u| {
-                self.host_allowed(&u)
-                    && u.host().is_some_and(|h| match h {
-                        url::Host::Ipv4(ip) => ip.is_loopback(),
-                        url::Host::Ipv6(ip) => ip.is_loopback(),
-                        url::Host::Domain(d) => d.eq_ignore_ascii_case("localhost"),
-                    })
-            })
+            && url::Url::parse(client_id)
+                .is_ok_and(|u| self.host_allowed(&u) && mcpgate_types::is_loopback_host(&u))
     }
 
     /// The client the document at `client_id` describes (cached).
@@ -136,7 +130,7 @@ pub(crate) fn validate(client_id: &str, doc: &serde_json::Value) -> Result<Clien
         let u = u
             .as_str()
             .ok_or_else(|| invalid("redirect_uris must be strings"))?;
-        check_self_registrable(u).map_err(|e| invalid(format!("redirect_uris: {e}")))?;
+        RedirectUri::self_registered(u).map_err(|e| invalid(format!("redirect_uris: {e}")))?;
     }
     match doc
         .get("token_endpoint_auth_method")

@@ -1,10 +1,16 @@
-//! Client authentication at the token, introspection and revocation endpoints:
-//! `none` (public clients name themselves), `client_secret_basic`,
-//! `client_secret_post` and `private_key_jwt` (RFC 7523).
+//! Client authentication at the token, introspection, revocation and device
+//! authorization endpoints: `none` (public clients name themselves),
+//! `client_secret_basic`, `client_secret_post` and `private_key_jwt` (RFC 7523).
+//!
+//! Those endpoints take a [`ClientForm`]: the form is read and the client
+//! authenticated before the handler runs, so no endpoint can skip it.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::{FromRequest, Request};
 use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use mcpgate_store::oauth::digest_hex;
@@ -29,19 +35,69 @@ pub(crate) struct Authenticated {
     pub(crate) confidential: bool,
 }
 
+/// A form POSTed by a client that proved who it is (or, if public, named
+/// itself); rejected with the OAuth error before the handler runs.
+pub(crate) struct ClientForm {
+    pub(crate) client: Authenticated,
+    pub(crate) params: Params,
+}
+
+impl FromRequest<Arc<Inner>> for ClientForm {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, inner: &Arc<Inner>) -> Result<ClientForm, Response> {
+        let (headers, params) = read_form(req, inner).await?;
+        let client = authenticate(inner, &headers, &params)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        Ok(ClientForm { client, params })
+    }
+}
+
+/// The headers and the parameters of a form POST (a repeated parameter is
+/// `invalid_request`).
+pub(crate) async fn read_form(
+    req: Request,
+    inner: &Arc<Inner>,
+) -> Result<(HeaderMap, Params), Response> {
+    let headers = req.headers().clone();
+    let body = String::from_request(req, inner)
+        .await
+        .map_err(IntoResponse::into_response)?;
+    let params = Params::parse(&body).map_err(IntoResponse::into_response)?;
+    Ok((headers, params))
+}
+
+/// The `Authorization: Basic` credentials of a request, if it sends that
+/// scheme: `Some(None)` when they do not decode to `id:secret`. Both halves
+/// are form-decoded (RFC 6749 §2.3.1).
+pub(crate) fn basic_credentials(headers: &HeaderMap) -> Option<Option<(String, String)>> {
+    let b = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Basic ")
+                .or_else(|| v.strip_prefix("basic "))
+        })?;
+    Some(
+        STANDARD
+            .decode(b.trim())
+            .ok()
+            .and_then(|d| String::from_utf8(d).ok())
+            .and_then(|d| {
+                let (id, secret) = d.split_once(':')?;
+                Some((url_decode(id), url_decode(secret)))
+            }),
+    )
+}
+
 /// Authenticates the client of a token-endpoint-style request.
 pub(crate) async fn authenticate(
     inner: &Inner,
     headers: &HeaderMap,
     params: &Params,
 ) -> Result<Authenticated, OAuthError> {
-    let basic = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Basic ")
-                .or_else(|| v.strip_prefix("basic "))
-        });
+    let basic = basic_credentials(headers);
     let methods = [
         basic.is_some(),
         params.get("client_secret").is_some(),
@@ -52,17 +108,8 @@ pub(crate) async fn authenticate(
             "use exactly one client authentication method",
         ));
     }
-    if let Some(b) = basic {
-        let decoded = STANDARD
-            .decode(b.trim())
-            .ok()
-            .and_then(|d| String::from_utf8(d).ok())
-            .ok_or_else(|| invalid("malformed Basic credentials"))?;
-        let (id, secret) = decoded
-            .split_once(':')
-            .ok_or_else(|| invalid("malformed Basic credentials"))?;
-        let id = url_decode(id);
-        let secret = url_decode(secret);
+    if let Some(pair) = basic {
+        let (id, secret) = pair.ok_or_else(|| invalid("malformed Basic credentials"))?;
         if params.get("client_id").is_some_and(|p| p != id) {
             return Err(OAuthError::request(
                 "client_id differs from the authenticated client",

@@ -4,6 +4,7 @@
 use std::time::SystemTime;
 
 use mcpgate_store::oauth::{ClientKind, ClientRow};
+use mcpgate_types::RedirectUri;
 
 use crate::Inner;
 use crate::error::{ErrorCode, OAuthError};
@@ -15,7 +16,9 @@ pub(crate) struct Client {
     pub(crate) kind: ClientKind,
     pub(crate) name: Option<String>,
     pub(crate) logo_uri: Option<String>,
-    pub(crate) redirect_uris: Vec<String>,
+    /// As registered; a stored URI that no longer parses (registered before
+    /// the rules of RFC 8252 were enforced) is left out, and so never matches.
+    pub(crate) redirect_uris: Vec<RedirectUri>,
     pub(crate) grant_types: Vec<String>,
     /// `none`, `client_secret_basic`, `client_secret_post` or `private_key_jwt`.
     pub(crate) auth_method: String,
@@ -48,12 +51,22 @@ impl Client {
         if grant_types.is_empty() {
             grant_types = vec!["authorization_code".into(), "refresh_token".into()];
         }
+        let redirect_uris = list("redirect_uris")
+            .into_iter()
+            .filter_map(|u| {
+                u.parse()
+                    .map_err(
+                        |e| tracing::warn!(client = %id, "registered redirect URI ignored: {e}"),
+                    )
+                    .ok()
+            })
+            .collect();
         Client {
             id,
             kind,
             name: s("client_name"),
             logo_uri: s("logo_uri").filter(|u| u.starts_with("https://")),
-            redirect_uris: list("redirect_uris"),
+            redirect_uris,
             grant_types,
             auth_method: s("token_endpoint_auth_method").unwrap_or_else(|| {
                 if secret_digest.is_some() {

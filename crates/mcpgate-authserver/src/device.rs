@@ -13,23 +13,23 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use mcpgate_store::oauth::{DeviceRow, DeviceStatus, GrantRow, digest_hex};
 
-use crate::authorize::{see_other, user_scopes};
-use crate::client_auth::{self, Authenticated};
+use crate::authorize::user_scopes;
+use crate::client_auth::{Authenticated, ClientForm};
 use crate::error::{ErrorCode, OAuthError};
 use crate::pages::{self, ScopeLine};
 use crate::params::Params;
-use crate::token::{Issued, access_token, live_grant, no_store, refresh_token};
+use crate::respond::{no_store, see_other};
+use crate::token::issue::{FirstTokens, Issued};
 use crate::{Inner, authorize, random_token, session};
+
+/// The grant type a device polls `/token` with (RFC 8628 §3.4).
+pub(crate) const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 
 /// Letters that cannot be confused with each other or with digits (RFC 8628 §6.1).
 const ALPHABET: &[u8] = b"BCDFGHJKLMNPQRSTVWXZ";
 
 fn user_code() -> String {
-    use rand::Rng as _;
-    let mut rng = rand::rng();
-    (0..8)
-        .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
-        .collect()
+    mcpgate_store::random::string_from(ALPHABET, 8)
 }
 
 /// Upper-case, without dashes and spaces: the stored form.
@@ -51,13 +51,10 @@ fn display(code: &str) -> String {
 /// `POST /device_authorization`.
 pub(crate) async fn authorization(
     State(inner): State<Arc<Inner>>,
-    headers: HeaderMap,
-    body: String,
+    ClientForm { client, params }: ClientForm,
 ) -> Response {
     let result = async {
-        let params = Params::parse(&body)?;
-        let client = client_auth::authenticate(&inner, &headers, &params).await?;
-        if !client.client.allows_grant(crate::token::DEVICE_GRANT) {
+        if !client.client.allows_grant(DEVICE_GRANT) {
             return Err(OAuthError::new(ErrorCode::UnauthorizedClient, "this client is not registered for the device_code grant"));
         }
         let (resource, rs) = authorize::resource(&inner, params.get("resource")).await?;
@@ -167,26 +164,15 @@ pub(crate) async fn exchange(
                 return Err(OAuthError::grant("the device code was used already"));
             }
             let gid = row.grant_id.clone().unwrap_or_default();
-            let grant = live_grant(inner, &gid, &client.client.id).await?;
-            let (access, expires_in) = access_token(inner, &grant, &grant.scopes)?;
-            let refresh = if client.client.allows_grant("refresh_token") {
-                let (t, r) = refresh_token(inner, &grant, None, grant.scopes.clone());
+            let tokens = FirstTokens::issue(inner, &gid, client).await?;
+            if let Some((_, r)) = &tokens.refresh {
                 inner
                     .store
-                    .insert_refresh(&r)
+                    .insert_refresh(r)
                     .await
                     .map_err(OAuthError::store)?;
-                Some(t)
-            } else {
-                None
-            };
-            Ok(Issued {
-                access_token: access,
-                expires_in,
-                scopes: grant.scopes.clone(),
-                refresh_token: refresh,
-                id_token: None,
-            })
+            }
+            Ok(tokens.issued(None))
         }
         _ => Err(OAuthError::grant("the device code was used already")),
     }
@@ -264,23 +250,16 @@ pub(crate) async fn submit(
     headers: HeaderMap,
     body: String,
 ) -> Response {
-    let form = Params::parse(&body).unwrap_or_default();
-    let s = match session::current(&inner, &headers).await {
-        Ok(Some(s)) if s.subject.is_some() => s,
-        Ok(_) => return to_login(&inner, form.get("user_code")),
-        Err(e) => return e.into_response(),
+    let (s, subject, form) = match session::user_form(&inner, &headers, &body).await {
+        Ok(f) => (f.session, f.subject, f.form),
+        Err(e) => {
+            return e.respond(&inner, "Cannot continue", |form| {
+                to_login(&inner, form.get("user_code"))
+            });
+        }
     };
     let css = inner.route("/assets/style.css");
     let action = inner.route("/device");
-    if !session::csrf_ok(&s, form.get("csrf")) {
-        return pages::error_page(
-            &css,
-            StatusCode::FORBIDDEN,
-            "Cannot continue",
-            "The form expired; reload the page.",
-        );
-    }
-    let subject = s.subject.clone().unwrap_or_default();
     let entered = form.get("user_code").unwrap_or_default();
     let retry = |msg: &str| {
         pages::render(

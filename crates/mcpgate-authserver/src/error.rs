@@ -1,5 +1,12 @@
-//! OAuth errors and how they go on the wire: one enum, mapped to the
-//! `error` codes of RFC 6749, 7591, 8628 and 9068 in one place.
+//! The crate's two kinds of failure, each in one place:
+//!
+//! - [`OAuthError`]: what an OAuth client is told. One `ErrorCode` enum,
+//!   mapped to the `error` codes of RFC 6749, 7591, 8628 and 9068 and to HTTP
+//!   statuses here and nowhere else.
+//! - [`Error`]: what the rest of mcpgate is told when the server cannot start
+//!   or cannot answer a call made in-process (the CLI, the gateway's
+//!   credential sources). Its messages are for the operator or the user
+//!   whose request it was; none holds a secret.
 
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -10,6 +17,54 @@ use mcpgate_store::{StoreError, VaultError};
 /// an operator to free disk space or for a lock to clear, short enough that
 /// a retrying client does not give up.
 pub(crate) const RETRY_AFTER_SECS: u32 = 10;
+
+/// Why the authorization server cannot start, or cannot answer an in-process call.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A setting is refused at start; the message names the setting and what to write.
+    #[error("{0}")]
+    Config(String),
+    /// A value that its RFC refuses (a redirect URI, a resource URI, a client id).
+    #[error(transparent)]
+    Parse(#[from] mcpgate_types::ParseError),
+    /// A signing key cannot be generated, sealed, stored, read or used.
+    #[error("{0}")]
+    SigningKey(String),
+    /// The store failed; `what` names what was being read or written.
+    #[error("{what}: {source}")]
+    Store {
+        /// What was being read or written ("the credential vault").
+        what: &'static str,
+        /// The store's error.
+        source: StoreError,
+    },
+    /// Sealed rows (the vault, federated tokens) cannot be opened or read: a
+    /// wrong master key, a failing disk. `what` names what was being read.
+    #[error("{what}: {source}")]
+    Vault {
+        /// What was being read ("the credential vault").
+        what: &'static str,
+        /// The store's error.
+        source: VaultError,
+    },
+    /// A user's token from an identity provider cannot be had; the message
+    /// tells the user what to do (usually: sign in again).
+    #[error("{0}")]
+    Federated(String),
+}
+
+impl Error {
+    /// A store failure while doing `what`.
+    pub(crate) fn store(what: &'static str) -> impl FnOnce(StoreError) -> Error {
+        move |source| Error::Store { what, source }
+    }
+
+    /// A failure to read sealed rows while doing `what`.
+    pub(crate) fn vault(what: &'static str) -> impl FnOnce(VaultError) -> Error {
+        move |source| Error::Vault { what, source }
+    }
+}
 
 /// An OAuth error: its code picks the status; the description says what to do.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -15,12 +15,15 @@
 //! `id_token` whose issuer, audience, expiry, nonce or signature is wrong; a
 //! refusal is a page saying why, never a redirect to an unvalidated URL.
 
+mod config;
 mod idp;
 pub(crate) use idp::Outbound;
 mod policy;
+mod tokens;
+
+pub use config::{MapBy, ProviderConfig, ProviderKind};
 
 use std::collections::{BTreeSet, HashMap};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,99 +35,12 @@ use serde::Deserialize;
 
 pub(crate) use idp::Idp;
 
-use crate::authorize::see_other;
-use crate::{AuthServer, Inner, pages, random_token, session};
+use crate::error::Error;
+use crate::respond::see_other;
+use crate::{Inner, pages, random_token, session};
 
 /// How long a sign-in at the IdP may take.
 const LOGIN_TTL: Duration = Duration::from_secs(600);
-
-/// Which protocol an IdP speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-#[non_exhaustive]
-pub enum ProviderKind {
-    /// GitHub (or GitHub Enterprise Server): OAuth 2.0 without OIDC; identity from its user API.
-    Github,
-    /// Google: OIDC at `https://accounts.google.com`, refresh tokens with `access_type=offline`.
-    Google,
-    /// Microsoft Entra ID, v2 endpoints of `tenant` (no `resource` parameter).
-    Entra,
-    /// Any OpenID Connect provider, found by discovery from `issuer`.
-    Oidc,
-}
-
-/// How a federated identity finds its local user.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-#[non_exhaustive]
-pub enum MapBy {
-    /// The local user whose email is the IdP's verified email.
-    #[default]
-    Email,
-    /// Only the link made at the first sign-in (provider + the IdP's subject).
-    Subject,
-}
-
-/// One `[[authserver.federation]]` table.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-#[non_exhaustive]
-pub struct ProviderConfig {
-    /// `github`, `google`, `entra` or `oidc`.
-    pub kind: ProviderKind,
-    /// The provider's name in URLs and in `kind = "federated"` credentials (`[a-z0-9-]`).
-    pub name: String,
-    /// The button text: "Sign in with <display_name>" (default: by kind).
-    #[serde(default)]
-    pub display_name: Option<String>,
-    /// The OAuth client id registered at the IdP.
-    pub client_id: String,
-    /// The environment variable holding the client secret.
-    #[serde(default)]
-    pub client_secret_env: Option<String>,
-    /// A file holding the client secret.
-    #[serde(default)]
-    pub client_secret_file: Option<PathBuf>,
-    /// Entra: the tenant (id, domain, `organizations` or `common`).
-    #[serde(default)]
-    pub tenant: Option<String>,
-    /// `oidc`: the issuer, whose `/.well-known/openid-configuration` is fetched.
-    #[serde(default)]
-    pub issuer: Option<String>,
-    /// Scopes to ask for (default by kind; GitHub adds `read:org` for `allowed_orgs`).
-    #[serde(default)]
-    pub scopes: Option<Vec<String>>,
-    /// GitHub: only members of one of these organizations.
-    #[serde(default)]
-    pub allowed_orgs: Vec<String>,
-    /// Only verified emails in one of these domains.
-    #[serde(default)]
-    pub allowed_domains: Vec<String>,
-    /// OIDC: only members of one of these groups (the `groups_claim` claim).
-    #[serde(default)]
-    pub allowed_groups: Vec<String>,
-    /// Only identities whose verified email or login matches one of these globs.
-    #[serde(default)]
-    pub allowed_users: Vec<String>,
-    /// The claim holding group names (default `groups`).
-    #[serde(default)]
-    pub groups_claim: Option<String>,
-    /// `email` (default) or `subject`.
-    #[serde(default)]
-    pub map_by: MapBy,
-    /// Create a local user at the first sign-in when none matches.
-    #[serde(default)]
-    pub create_users: bool,
-    /// Scopes of users created at their first sign-in.
-    #[serde(default)]
-    pub user_scopes: Vec<String>,
-    /// GitHub Enterprise Server: the web URL (default `https://github.com`).
-    #[serde(default)]
-    pub github_url: Option<url::Url>,
-    /// GitHub Enterprise Server: the API URL (default `https://api.github.com`).
-    #[serde(default)]
-    pub github_api_url: Option<url::Url>,
-}
 
 /// The configured providers, ready to use.
 #[derive(Debug, Default)]
@@ -144,16 +60,16 @@ impl Federation {
     pub(crate) fn new(
         configs: &[ProviderConfig],
         outbound: &idp::Outbound,
-    ) -> Result<Federation, String> {
+    ) -> Result<Federation, Error> {
         let mut providers: Vec<Idp> = Vec::new();
         for c in configs {
             let idp = Idp::new(c, outbound.clone())
-                .map_err(|e| format!("authserver.federation {:?}: {e}", c.name))?;
+                .map_err(|e| Error::Config(format!("authserver.federation {:?}: {e}", c.name)))?;
             if providers.iter().any(|p| p.cfg.name == c.name) {
-                return Err(format!(
+                return Err(Error::Config(format!(
                     "authserver.federation: two providers are named {:?}",
                     c.name
-                ));
+                )));
             }
             providers.push(idp);
         }
@@ -178,31 +94,6 @@ impl Federation {
     pub(crate) fn get(&self, name: &str) -> Option<&Idp> {
         self.providers.iter().find(|p| p.cfg.name == name)
     }
-}
-
-/// A button on the login page.
-pub(crate) struct Button {
-    pub(crate) label: String,
-    pub(crate) url: String,
-}
-
-/// The login page's "Sign in with …" buttons, each returning to `next`.
-pub(crate) fn buttons(inner: &Inner, next: &str) -> Vec<Button> {
-    inner
-        .federation
-        .providers
-        .iter()
-        .map(|p| Button {
-            label: format!("Sign in with {}", p.display_name()),
-            url: format!(
-                "{}?{}",
-                inner.route(&format!("/federation/{}/start", p.cfg.name)),
-                form_urlencoded::Serializer::new(String::new())
-                    .append_pair("next", next)
-                    .finish()
-            ),
-        })
-        .collect()
 }
 
 fn refusal(inner: &Inner, status: StatusCode, title: &str, why: &str) -> Response {
@@ -414,150 +305,6 @@ pub(crate) async fn callback(
             r
         }
         Err(e) => e.into_response(),
-    }
-}
-
-impl AuthServer {
-    /// `subject`'s current access token from provider `name`, refreshed with
-    /// the IdP's refresh token when expired. When the IdP refuses the refresh
-    /// (revoked), the tokens are marked revoked and the error tells the user
-    /// to sign in again; their next authorization goes through the IdP.
-    pub async fn federated_token(&self, subject: &str, name: &str) -> Result<String, String> {
-        let inner = &self.inner;
-        let Some(idp) = inner.federation.get(name) else {
-            return Err(format!(
-                "no identity provider named {name:?} is configured ([[authserver.federation]])"
-            ));
-        };
-        let again = format!(
-            "sign in again with {} at {}",
-            idp.display_name(),
-            inner.url("/account")
-        );
-        // Held across the read and any refresh: a request that waited finds
-        // the token its predecessor renewed.
-        let lock = inner.federation.renewal_lock(subject, name);
-        let _renewing = lock.lock().await;
-        let stored = inner
-            .store
-            .federated_tokens(&inner.master, subject, name)
-            .await
-            .map_err(|e| format!("the federated token store: {e}"))?;
-        let Some(t) = stored else {
-            return Err(format!(
-                "this upstream acts with your {} account, which you have not signed in with: {again}",
-                idp.display_name()
-            ));
-        };
-        if t.revoked_at.is_some() {
-            return Err(format!(
-                "{} revoked mcpgate's access to your account: {again}",
-                idp.display_name()
-            ));
-        }
-        let fresh = t
-            .expires_at
-            .is_none_or(|e| e > std::time::SystemTime::now() + Duration::from_secs(30));
-        if fresh {
-            return Ok(t.access.into_inner());
-        }
-        let Some(refresh) = t.refresh else {
-            return Err(format!(
-                "your {} sign-in expired: {again}",
-                idp.display_name()
-            ));
-        };
-        match idp.refresh(refresh.expose()).await {
-            Ok(new) => {
-                let _ = inner
-                    .store
-                    .put_federated_tokens(
-                        &inner.master,
-                        subject,
-                        name,
-                        NewTokens {
-                            access: &new.access_token,
-                            refresh: new.refresh_token.as_deref(),
-                            scopes: &t.scopes,
-                            expires_at: new.expires_at(),
-                            keep_refresh: true,
-                        },
-                    )
-                    .await
-                    .map_err(|e| tracing::error!("federation: {e}"));
-                Ok(new.access_token)
-            }
-            Err(idp::RefreshError::Revoked(why)) => {
-                let _ = inner.store.mark_federated_revoked(subject, name).await;
-                tracing::info!(provider = %name, user = %subject, "the IdP refused the refresh token ({why}): marked revoked");
-                Err(format!(
-                    "{} revoked mcpgate's access to your account: {again}",
-                    idp.display_name()
-                ))
-            }
-            Err(idp::RefreshError::Other(e)) => Err(format!(
-                "{} cannot renew your token right now: {e}",
-                idp.display_name()
-            )),
-        }
-    }
-}
-
-impl AuthServer {
-    /// An upstream refused `sent`, `subject`'s token from provider `name`:
-    /// refresh it (true: retry with the new one), or, when the IdP says it is
-    /// revoked, mark it so the next call tells the user to sign in again.
-    pub async fn federated_rejected(&self, subject: &str, name: &str, sent: &str) -> bool {
-        let inner = &self.inner;
-        let Some(idp) = inner.federation.get(name) else {
-            return false;
-        };
-        let lock = inner.federation.renewal_lock(subject, name);
-        let _renewing = lock.lock().await;
-        let Ok(Some(t)) = inner
-            .store
-            .federated_tokens(&inner.master, subject, name)
-            .await
-        else {
-            return false;
-        };
-        if t.revoked_at.is_some() {
-            return false;
-        }
-        if t.access.expose() != sent {
-            // Renewed meanwhile by another request.
-            return true;
-        }
-        if let Some(refresh) = &t.refresh {
-            return match idp.refresh(refresh.expose()).await {
-                Ok(new) => inner
-                    .store
-                    .put_federated_tokens(
-                        &inner.master,
-                        subject,
-                        name,
-                        NewTokens {
-                            access: &new.access_token,
-                            refresh: new.refresh_token.as_deref(),
-                            scopes: &t.scopes,
-                            expires_at: new.expires_at(),
-                            keep_refresh: true,
-                        },
-                    )
-                    .await
-                    .is_ok(),
-                Err(idp::RefreshError::Revoked(_)) => {
-                    let _ = inner.store.mark_federated_revoked(subject, name).await;
-                    false
-                }
-                Err(idp::RefreshError::Other(_)) => false,
-            };
-        }
-        if idp.still_valid(sent).await == Some(false) {
-            tracing::info!(provider = %name, user = %subject, "the IdP no longer accepts the user's token: marked revoked");
-            let _ = inner.store.mark_federated_revoked(subject, name).await;
-        }
-        false
     }
 }
 

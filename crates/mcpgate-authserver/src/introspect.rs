@@ -9,27 +9,25 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use mcpgate_guard::{Credential, Verifier as _, same_resource};
 use mcpgate_store::oauth::digest_hex;
 
 use crate::error::{ErrorCode, OAuthError};
-use crate::params::Params;
 use crate::resource_servers::{self, ResourceServer};
-use crate::token::no_store;
+use crate::respond::no_store;
 use crate::verifier::AccessTokenVerifier;
 use crate::{Inner, client_auth, scope_string, unix};
 
 /// `POST /introspect`.
-pub(crate) async fn post(
-    State(inner): State<Arc<Inner>>,
-    headers: HeaderMap,
-    body: String,
-) -> Response {
+pub(crate) async fn post(State(inner): State<Arc<Inner>>, req: Request) -> Response {
+    let (headers, params) = match client_auth::read_form(req, &inner).await {
+        Ok(form) => form,
+        Err(r) => return r,
+    };
     let result = async {
-        let params = Params::parse(&body)?;
         let caller = match resource_servers::authenticate(&inner, &headers, &params).await? {
             Some(rs) => Caller::Resource(rs),
             None => {

@@ -22,6 +22,7 @@ use jsonwebtoken::{Algorithm, DecodingKey};
 use mcpgate_store::oauth::SigningKeyRow;
 use mcpgate_store::{MasterKey, Store};
 
+use crate::error::Error;
 use crate::settings::SigningAlg;
 
 enum Signer {
@@ -120,7 +121,8 @@ impl SigningKey {
     }
 
     /// A compact JWS of `claims` with header `typ`.
-    fn sign(&self, typ: &str, claims: &serde_json::Value) -> Result<String, String> {
+    fn sign(&self, typ: &str, claims: &serde_json::Value) -> Result<String, Error> {
+        let failed = |_| Error::SigningKey("signing failed".to_owned());
         let header = serde_json::json!({ "alg": self.alg.as_str(), "typ": typ, "kid": self.kid });
         let input = format!(
             "{}.{}",
@@ -131,14 +133,14 @@ impl SigningKey {
         let sig = match &self.signer {
             Signer::Ec(p) => p
                 .sign(&rng, input.as_bytes())
-                .map_err(|_| "signing failed".to_owned())?
+                .map_err(failed)?
                 .as_ref()
                 .to_vec(),
             Signer::Ed(p) => p.sign(input.as_bytes()).as_ref().to_vec(),
             Signer::Rsa(p) => {
                 let mut out = vec![0; p.public_modulus_len()];
                 p.sign(&RSA_PKCS1_SHA256, &rng, input.as_bytes(), &mut out)
-                    .map_err(|_| "signing failed".to_owned())?;
+                    .map_err(failed)?;
                 out
             }
         };
@@ -182,19 +184,19 @@ pub async fn rotate(
     master: &MasterKey,
     alg: SigningAlg,
     overlap: Duration,
-) -> Result<String, String> {
-    let der = generate(alg)?;
-    let key = SigningKey::from_pkcs8(alg, &der, true)?;
+) -> Result<String, Error> {
+    let der = generate(alg).map_err(Error::SigningKey)?;
+    let key = SigningKey::from_pkcs8(alg, &der, true).map_err(Error::SigningKey)?;
     let sealed = master
         .seal(&der, &aad(&key.kid))
-        .map_err(|e| format!("cannot seal the signing key: {e}"))?;
+        .map_err(|e| Error::SigningKey(format!("cannot seal the signing key: {e}")))?;
     store
         .add_signing_key(
             &SigningKeyRow::new(key.kid.clone(), alg.as_str().to_owned(), sealed),
             SystemTime::now() + overlap,
         )
         .await
-        .map_err(|e| format!("cannot store the signing key: {e}"))?;
+        .map_err(Error::store("cannot store the signing key"))?;
     Ok(key.kid)
 }
 
@@ -211,7 +213,7 @@ impl KeyRing {
         master: &MasterKey,
         alg: SigningAlg,
         overlap: Duration,
-    ) -> Result<KeyRing, String> {
+    ) -> Result<KeyRing, Error> {
         let ring = KeyRing::default();
         ring.reload(store, master).await?;
         if ring.active().is_none() {
@@ -223,28 +225,29 @@ impl KeyRing {
     }
 
     /// Reads the keys again (after `mcpgate signing-keys rotate` in another process).
-    pub(crate) async fn reload(&self, store: &Store, master: &MasterKey) -> Result<(), String> {
+    pub(crate) async fn reload(&self, store: &Store, master: &MasterKey) -> Result<(), Error> {
         let rows = store
             .list_signing_keys()
             .await
-            .map_err(|e| format!("cannot read the signing keys: {e}"))?;
+            .map_err(Error::store("cannot read the signing keys"))?;
         let now = SystemTime::now();
         let mut keys = Vec::new();
         for row in rows.iter().filter(|r| r.retire_at.is_none_or(|t| t > now)) {
             let der = master.open(&row.sealed, &aad(&row.kid)).map_err(|e| {
-                format!("the master key does not open the sealed signing keys: {e}")
+                Error::SigningKey(format!(
+                    "the master key does not open the sealed signing keys: {e}"
+                ))
             })?;
             let alg = SigningAlg::parse(&row.alg).ok_or_else(|| {
-                format!(
+                Error::SigningKey(format!(
                     "stored signing key {} has unknown algorithm {:?}",
                     row.kid, row.alg
-                )
+                ))
             })?;
-            keys.push(SigningKey::from_pkcs8(
-                alg,
-                &der,
-                row.superseded_at.is_none(),
-            )?);
+            keys.push(
+                SigningKey::from_pkcs8(alg, &der, row.superseded_at.is_none())
+                    .map_err(Error::SigningKey)?,
+            );
         }
         // Newest active key first: it signs.
         keys.sort_by_key(|k| !k.active);
@@ -266,12 +269,12 @@ impl KeyRing {
     }
 
     /// Signs `claims` with the active key.
-    pub(crate) fn sign(&self, typ: &str, claims: &serde_json::Value) -> Result<String, String> {
+    pub(crate) fn sign(&self, typ: &str, claims: &serde_json::Value) -> Result<String, Error> {
         let keys = self.snapshot();
         let key = keys
             .iter()
             .find(|k| k.active)
-            .ok_or_else(|| "no active signing key".to_owned())?;
+            .ok_or_else(|| Error::SigningKey("no active signing key".to_owned()))?;
         key.sign(typ, claims)
     }
 

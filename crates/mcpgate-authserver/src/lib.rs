@@ -11,6 +11,52 @@
 //! It must never store a code, token or secret in the clear (digests only;
 //! signing keys sealed), never redirect to an unvalidated URI, never answer a
 //! token request without `Cache-Control: no-store`, and never panic on input.
+//!
+//! # The path of each request
+//!
+//! Every route is under the issuer path (`routes.rs`); every request first
+//! passes the body limit (`body_limit.rs`). Values a client sends are parsed
+//! into the types of `mcpgate-types` (`ClientId`, `RedirectUri`,
+//! `ResourceUri`) where they arrive. An OAuth failure becomes the wire's
+//! `error`/`error_description` in `error.rs` only.
+//!
+//! - **Metadata**, `GET /.well-known/…`, `GET /jwks.json`: `metadata.rs`
+//!   (the public keys from `keys.rs`).
+//! - **Registration**, `POST /register`: `registration_rate.rs` (per address)
+//!   → `register.rs` (policy, metadata, `RedirectUri::self_registered`) →
+//!   the store. `GET|PUT|DELETE /register/{id}`: `register.rs`.
+//! - **Authorization**, `GET /authorize`: `authorize.rs` reads the request
+//!   (`params.rs`), finds the client (`clients.rs`, or its metadata document
+//!   in `cimd.rs`), matches the redirect URI (`RedirectUri::matches`), checks
+//!   PKCE (`pkce.rs`), the resource (`resource_servers.rs`) and the scopes;
+//!   then the session (`session.rs`): not signed in → `/login`
+//!   (`pages/login.rs`, `throttle.rs`) or an IdP (`federation.rs`); signed
+//!   in → the consent page (`pages.rs`, with the vault field of
+//!   `vault/slots.rs`). `POST /consent` (`authorize.rs`) stores the grant and
+//!   the code and redirects (`redirect.rs`, `respond.rs`).
+//! - **Federated sign-in**, `GET /federation/{name}/start|callback`:
+//!   `federation.rs` → `federation/idp.rs` (the IdP's protocol) →
+//!   `federation/policy.rs` (allow-lists, local user) → `session.rs`.
+//! - **Tokens**, `POST /token`: `client_auth.rs` (the `ClientForm`
+//!   extractor authenticates the client before the handler runs) → `token.rs`
+//!   picks the grant: `token/code.rs`, `token/refresh.rs`,
+//!   `token/credentials.rs` or `device.rs` → `token/issue.rs` (signs with
+//!   `keys.rs`, answers with `no-store`).
+//! - **Device flow**, `POST /device_authorization`: `ClientForm` → `device.rs`;
+//!   the user's `GET|POST /device`: `device.rs` (signed in via `session.rs`).
+//! - **Introspection**, `POST /introspect`: `client_auth::read_form` →
+//!   a resource server's credentials (`resource_servers.rs`) or a client's
+//!   (`client_auth.rs`) → `introspect.rs` (checks with `verifier.rs`).
+//!   `/userinfo`: `introspect.rs`.
+//! - **Revocation**, `POST /revoke`: `ClientForm` → `revoke.rs`.
+//! - **Account**, `GET /account`, `POST /account/revoke`: `account.rs`;
+//!   `POST /account/credentials`: `vault.rs` (slots in `vault/slots.rs`).
+//!   Every page form a signed-in user posts (these, and `POST /device`) is
+//!   read by `session::user_form`: session, then CSRF token.
+//! - **In-process calls**: the guard's token check ([`AuthServer::verifier`],
+//!   `verifier.rs`); a user's vault secret (`vault.rs`) and IdP token
+//!   (`federation/tokens.rs`) for the gateway's upstream credentials. They
+//!   fail with [`Error`].
 
 mod account;
 mod authorize;
@@ -31,6 +77,7 @@ mod redirect;
 mod register;
 mod registration_rate;
 mod resource_servers;
+mod respond;
 mod revoke;
 mod routes;
 mod session;
@@ -49,13 +96,13 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use mcpgate_store::{MasterKey, Store};
 
 pub use body_limit::MAX_BODY_BYTES;
-pub use error::{ErrorCode, OAuthError};
+pub use error::{Error, ErrorCode, OAuthError};
 pub use federation::{MapBy, ProviderConfig, ProviderKind};
 pub use keys::aad as signing_key_aad;
 pub use keys::rotate as rotate_signing_key;
-pub use redirect::{OOB, check_registrable as check_redirect_uri};
+pub use mcpgate_types::{ClientId, OOB, ParseError, RedirectUri, ResourceUri};
 pub use registration_rate::RegistrationRate;
-pub use resource_servers::{ResourceServerConfig, canonical_resource};
+pub use resource_servers::ResourceServerConfig;
 pub use settings::{
     CimdSettings, Registration, RegistrationPolicy, Settings, SigningAlg, UnknownScopes,
 };
@@ -138,21 +185,26 @@ impl AuthServer {
         resources: Vec<String>,
         store: Store,
         master: MasterKey,
-    ) -> Result<AuthServer, String> {
+    ) -> Result<AuthServer, Error> {
         let origin = public_url.as_str().trim_end_matches('/').to_owned();
         let base_path = normalize_path(&settings.issuer_path)?;
         let issuer = format!("{origin}{base_path}");
         let mut canon: Vec<String> = resources
             .iter()
             .filter_map(|r| url::Url::parse(r).ok())
-            .map(|u| mcpgate_guard::canonical(&u))
+            .filter_map(|u| ResourceUri::from_url(&u).ok())
+            .map(String::from)
             .collect();
         let default_resource = match &settings.default_resource {
             Some(r) => {
                 let u = url::Url::parse(r).map_err(|e| {
-                    format!("authserver.default_resource: {r:?} is not a URL ({e})")
+                    Error::Config(format!(
+                        "authserver.default_resource: {r:?} is not a URL ({e})"
+                    ))
                 })?;
-                mcpgate_guard::canonical(&u)
+                ResourceUri::from_url(&u)
+                    .map_err(|e| Error::Config(format!("authserver.default_resource: {e}")))?
+                    .to_string()
             }
             None => canon
                 .first()
@@ -164,7 +216,8 @@ impl AuthServer {
         }
         let keys = keys::KeyRing::load(&store, &master, settings.signing_alg, settings.key_overlap)
             .await?;
-        let secure_cookies = !(public_url.scheme() == "http" && is_loopback(public_url));
+        let secure_cookies =
+            !(public_url.scheme() == "http" && mcpgate_types::is_loopback_host(public_url));
         if public_url.scheme() == "http" && secure_cookies {
             tracing::warn!(
                 "server.public_url is plain http on a non-loopback host: browsers will not send the login session cookie; serve https"
@@ -180,21 +233,21 @@ impl AuthServer {
                         .map(str::to_owned),
                 ),
                 Err(_) => {
-                    return Err(format!(
+                    return Err(Error::Config(format!(
                         "authserver.registration.initial_access_tokens_env: the environment variable {var} is not set"
-                    ));
+                    )));
                 }
             }
         }
         if settings.registration.policy == RegistrationPolicy::InitialAccessToken
             && initial_access_tokens.is_empty()
         {
-            return Err("authserver.registration.policy = \"initial_access_token\" needs initial_access_tokens or initial_access_tokens_env".into());
+            return Err(Error::Config("authserver.registration.policy = \"initial_access_token\" needs initial_access_tokens or initial_access_tokens_env".into()));
         }
         let outbound = untrusted_fetcher(&settings.cimd)?;
         let operator =
             mcpgate_fetch::Fetcher::new(mcpgate_fetch::Policy::operator(settings.outbound_private))
-                .map_err(|e| format!("authserver: {e}"))?;
+                .map_err(|e| Error::Config(format!("authserver: {e}")))?;
         let federation = federation::Federation::new(
             &settings.federation,
             &federation::Outbound {
@@ -203,7 +256,7 @@ impl AuthServer {
             },
         )?;
         if !settings.local_login && federation.providers.is_empty() {
-            return Err("authserver.local_login = false needs at least one [[authserver.federation]] provider, or nobody can sign in".into());
+            return Err(Error::Config("authserver.local_login = false needs at least one [[authserver.federation]] provider, or nobody can sign in".into()));
         }
         let throttle = throttle::Throttle::new(settings.login_max_failures, settings.login_window);
         let registrations = registration_rate::RegistrationLimiter::new(settings.registration_rate);
@@ -286,15 +339,15 @@ impl AuthServer {
 
 /// The fetcher for URLs clients and documents name: public https only, except
 /// the `[authserver.cimd]` DANGER switches (`allow_private`, `allow_hosts`).
-fn untrusted_fetcher(cimd: &settings::CimdSettings) -> Result<mcpgate_fetch::Fetcher, String> {
+fn untrusted_fetcher(cimd: &settings::CimdSettings) -> Result<mcpgate_fetch::Fetcher, Error> {
     let mut policy = mcpgate_fetch::Policy::untrusted().allow_hosts(&cimd.allow_hosts);
     if cimd.allow_private {
         policy = policy.allow_private();
     }
-    mcpgate_fetch::Fetcher::new(policy).map_err(|e| format!("authserver: {e}"))
+    mcpgate_fetch::Fetcher::new(policy).map_err(|e| Error::Config(format!("authserver: {e}")))
 }
 
-fn normalize_path(p: &str) -> Result<String, String> {
+fn normalize_path(p: &str) -> Result<String, Error> {
     let p = p.trim_end_matches('/');
     if p.is_empty() {
         return Ok(String::new());
@@ -310,30 +363,15 @@ fn normalize_path(p: &str) -> Result<String, String> {
     if ok {
         Ok(p.to_owned())
     } else {
-        Err(format!(
+        Err(Error::Config(format!(
             "authserver.issuer_path: {p:?} is not allowed: write a path like \"/tenant1\" (letters, digits, - _ .)"
-        ))
-    }
-}
-
-fn is_loopback(u: &url::Url) -> bool {
-    match u.host() {
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
+        )))
     }
 }
 
 /// 32 random bytes, base64url: codes, tokens, ids.
 pub(crate) fn random_token() -> String {
-    let mut b = [0u8; 32];
-    // aws-lc's generator does not fail in practice; a zeroed buffer is never used.
-    if aws_lc_rs::rand::fill(&mut b).is_err() {
-        use rand::RngCore as _;
-        rand::rng().fill_bytes(&mut b);
-    }
-    URL_SAFE_NO_PAD.encode(b)
+    URL_SAFE_NO_PAD.encode(mcpgate_store::random::bytes::<32>())
 }
 
 /// A space-separated scope string as a set.

@@ -26,7 +26,7 @@ pub(crate) fn document(inner: &Inner) -> serde_json::Value {
         "response_modes_supported": ["query"],
         "grant_types_supported": [
             "authorization_code", "refresh_token", "client_credentials",
-            crate::token::DEVICE_GRANT,
+            crate::device::DEVICE_GRANT,
         ],
         "token_endpoint_auth_methods_supported": ["none", "client_secret_basic", "client_secret_post", "private_key_jwt"],
         "token_endpoint_auth_signing_alg_values_supported": ["ES256", "EdDSA", "RS256", "PS256", "ES384"],

@@ -12,19 +12,19 @@ use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{Extensions, HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use mcpgate_store::oauth::{ClientKind, ClientRow, digest_hex};
+use mcpgate_types::RedirectUri;
 use subtle::ConstantTimeEq as _;
 
 use crate::error::{ErrorCode, OAuthError};
-use crate::redirect::check_self_registrable;
+use crate::respond::no_store;
 use crate::settings::RegistrationPolicy;
-use crate::token::no_store;
 use crate::{Inner, random_token};
 
 const GRANTS: &[&str] = &[
     "authorization_code",
     "refresh_token",
     "client_credentials",
-    crate::token::DEVICE_GRANT,
+    crate::device::DEVICE_GRANT,
 ];
 const METHODS: &[&str] = &[
     "none",
@@ -85,9 +85,9 @@ fn validate(inner: &Inner, mut m: serde_json::Value) -> Result<serde_json::Value
         }
     };
     for u in &uris {
-        check_self_registrable(u).map_err(|e| {
+        RedirectUri::self_registered(u).map_err(|e| {
             tracing::info!("registration redirect_uri refused: {e}");
-            OAuthError::new(ErrorCode::InvalidRedirectUri, e)
+            OAuthError::new(ErrorCode::InvalidRedirectUri, e.to_string())
         })?;
     }
     let method = obj

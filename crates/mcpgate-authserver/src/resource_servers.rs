@@ -9,15 +9,15 @@
 
 use std::collections::BTreeSet;
 
-use axum::http::{HeaderMap, header};
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
+use axum::http::HeaderMap;
 use mcpgate_store::oauth::{ResourceServerRow, digest_hex};
+use mcpgate_types::ResourceUri;
 use serde::Deserialize;
 use subtle::ConstantTimeEq as _;
 
 use crate::Inner;
-use crate::error::{ErrorCode, OAuthError};
+use crate::client_auth::basic_credentials;
+use crate::error::{Error, ErrorCode, OAuthError};
 use crate::params::Params;
 
 /// One `[[authserver.resource]]` table.
@@ -61,18 +61,6 @@ impl From<ResourceServerRow> for ResourceServer {
     }
 }
 
-/// The canonical form of a resource URI, or why it is not one.
-pub fn canonical_resource(r: &str) -> Result<String, String> {
-    let u = url::Url::parse(r).map_err(|e| format!("{r:?} is not an absolute URI ({e})"))?;
-    if u.fragment().is_some() {
-        return Err(format!("{r:?} has a fragment; a resource URI must not"));
-    }
-    if !matches!(u.scheme(), "https" | "http") {
-        return Err(format!("{r:?}: a resource URI is an http(s) URL"));
-    }
-    Ok(mcpgate_guard::canonical(&u))
-}
-
 /// The resource servers of `[[authserver.resource]]`, checked at start.
 #[derive(Debug, Default)]
 pub(crate) struct Configured(Vec<ResourceServer>);
@@ -80,39 +68,44 @@ pub(crate) struct Configured(Vec<ResourceServer>);
 impl Configured {
     /// Resolves the tables; `own` are the gateway's endpoints (canonical),
     /// which cannot be registered again.
-    pub(crate) fn new(cfgs: &[ResourceServerConfig], own: &[String]) -> Result<Configured, String> {
+    pub(crate) fn new(cfgs: &[ResourceServerConfig], own: &[String]) -> Result<Configured, Error> {
         let mut out: Vec<ResourceServer> = Vec::new();
         for (i, c) in cfgs.iter().enumerate() {
             let at = format!("authserver.resource[{i}]");
-            let resource =
-                canonical_resource(&c.resource).map_err(|e| format!("{at}.resource: {e}"))?;
+            let resource = c
+                .resource
+                .parse::<ResourceUri>()
+                .map_err(|e| Error::Config(format!("{at}.resource: {e}")))?
+                .to_string();
             if own.contains(&resource) {
-                return Err(format!(
+                return Err(Error::Config(format!(
                     "{at}.resource: {resource} is one of this gateway's own endpoints; register only other servers"
-                ));
+                )));
             }
             if c.name.trim().is_empty() || c.client_id.trim().is_empty() {
-                return Err(format!("{at}: name and client_id must not be empty"));
+                return Err(Error::Config(format!(
+                    "{at}: name and client_id must not be empty"
+                )));
             }
             if out
                 .iter()
                 .any(|o| o.resource == resource || o.client_id == c.client_id)
             {
-                return Err(format!(
+                return Err(Error::Config(format!(
                     "{at}: another resource server has the same resource or client_id"
-                ));
+                )));
             }
             let secret = std::env::var(&c.client_secret_env).map_err(|_| {
-                format!(
+                Error::Config(format!(
                     "{at}.client_secret_env: the environment variable {} is not set",
                     c.client_secret_env
-                )
+                ))
             })?;
             if secret.len() < 16 {
-                return Err(format!(
+                return Err(Error::Config(format!(
                     "{at}.client_secret_env: the secret in {} is shorter than 16 characters",
                     c.client_secret_env
-                ));
+                )));
             }
             out.push(ResourceServer {
                 resource,
@@ -175,20 +168,7 @@ pub(crate) async fn authenticate(
     headers: &HeaderMap,
     params: &Params,
 ) -> Result<Option<ResourceServer>, OAuthError> {
-    let basic = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Basic ")
-                .or_else(|| v.strip_prefix("basic "))
-        })
-        .and_then(|b| STANDARD.decode(b.trim()).ok())
-        .and_then(|d| String::from_utf8(d).ok())
-        .and_then(|d| {
-            let (id, secret) = d.split_once(':')?;
-            Some((url_decode(id), url_decode(secret)))
-        });
-    let (id, secret) = match basic {
+    let (id, secret) = match basic_credentials(headers).flatten() {
         Some(pair) => pair,
         None => match (params.get("client_id"), params.get("client_secret")) {
             (Some(id), Some(secret)) => (id.to_owned(), secret.to_owned()),
@@ -210,11 +190,4 @@ pub(crate) async fn authenticate(
         ErrorCode::InvalidClient,
         "the resource server's credentials are not valid",
     ))
-}
-
-fn url_decode(s: &str) -> String {
-    form_urlencoded::parse(format!("x={s}").as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_default()
 }

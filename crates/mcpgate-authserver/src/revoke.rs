@@ -5,26 +5,23 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use mcpgate_guard::{Credential, Verifier as _};
 use mcpgate_store::oauth::digest_hex;
 
+use crate::Inner;
+use crate::client_auth::ClientForm;
 use crate::error::OAuthError;
-use crate::params::Params;
-use crate::token::no_store;
+use crate::respond::no_store;
 use crate::verifier::AccessTokenVerifier;
-use crate::{Inner, client_auth};
 
 /// `POST /revoke`.
 pub(crate) async fn post(
     State(inner): State<Arc<Inner>>,
-    headers: HeaderMap,
-    body: String,
+    ClientForm { client, params }: ClientForm,
 ) -> Response {
     let result = async {
-        let params = Params::parse(&body)?;
-        let client = client_auth::authenticate(&inner, &headers, &params).await?;
         let token = params.require("token")?;
         let grant_id = match inner
             .store

@@ -91,3 +91,6 @@ pub(crate) fn router(inner: Arc<Inner>) -> Router {
         .layer(axum::middleware::from_fn(crate::body_limit::limit_body))
         .with_state(inner)
 }
+
+#[cfg(test)]
+mod tests;

@@ -5,12 +5,14 @@
 
 use std::time::SystemTime;
 
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse as _, Response};
 use mcpgate_store::oauth::{SessionRow, digest_hex};
 use subtle::ConstantTimeEq as _;
 
 use crate::error::OAuthError;
-use crate::{Inner, random_token};
+use crate::params::Params;
+use crate::{Inner, pages, random_token};
 
 const SECURE_NAME: &str = "__Host-mcpgate-session";
 const PLAIN_NAME: &str = "mcpgate-session";
@@ -109,4 +111,68 @@ fn set_cookie(inner: &Inner, value: &str, max_age: u64) -> HeaderValue {
 /// Whether `sent` is the session's CSRF token.
 pub(crate) fn csrf_ok(session: &SessionRow, sent: Option<&str>) -> bool {
     sent.is_some_and(|s| s.as_bytes().ct_eq(session.csrf.as_bytes()).into())
+}
+
+/// A page's form POSTed by a signed-in user, carrying their session's CSRF token.
+pub(crate) struct UserForm {
+    pub(crate) session: SessionRow,
+    pub(crate) subject: String,
+    pub(crate) form: Params,
+}
+
+/// Why a page's form is not a [`UserForm`].
+pub(crate) enum NotUserForm {
+    /// Nobody is signed in; the form says where they were.
+    SignedOut(Params),
+    /// The CSRF token is not the session's: an old page, or another site's form.
+    Expired,
+    /// The session could not be read.
+    Failed(Response),
+}
+
+impl NotUserForm {
+    /// The answer: `login(form)` for a signed-out user, else a page titled
+    /// `title` saying why.
+    pub(crate) fn respond(
+        self,
+        inner: &Inner,
+        title: &str,
+        login: impl FnOnce(&Params) -> Response,
+    ) -> Response {
+        match self {
+            NotUserForm::SignedOut(form) => login(&form),
+            NotUserForm::Expired => pages::error_page(
+                &inner.route("/assets/style.css"),
+                StatusCode::FORBIDDEN,
+                title,
+                "The form expired; reload the page.",
+            ),
+            NotUserForm::Failed(r) => r,
+        }
+    }
+}
+
+/// Reads a page's form: who sent it (signed in), and that it came from a
+/// page this server rendered for them (CSRF). A form that does not parse is
+/// read as empty, and so fails the CSRF check.
+pub(crate) async fn user_form(
+    inner: &Inner,
+    headers: &HeaderMap,
+    body: &str,
+) -> Result<UserForm, NotUserForm> {
+    let form = Params::parse(body).unwrap_or_default();
+    let session = match current(inner, headers).await {
+        Ok(Some(s)) if s.subject.is_some() => s,
+        Ok(_) => return Err(NotUserForm::SignedOut(form)),
+        Err(e) => return Err(NotUserForm::Failed(e.into_response())),
+    };
+    if !csrf_ok(&session, form.get("csrf")) {
+        return Err(NotUserForm::Expired);
+    }
+    let subject = session.subject.clone().unwrap_or_default();
+    Ok(UserForm {
+        session,
+        subject,
+        form,
+    })
 }

@@ -8,17 +8,13 @@
 
 use std::{
     path::Path,
-    str::FromStr,
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::{SystemTime, UNIX_EPOCH},
 };
 
 use anyhow::Context as _;
 use sqlx::{
     Row as _,
-    sqlite::{
-        SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-        SqliteSynchronous,
-    },
+    sqlite::{SqlitePool, SqliteRow},
 };
 
 use crate::{
@@ -128,20 +124,9 @@ impl Store {
         // gives the -wal and -shm files the database file's mode.
         make_private(&path)
             .with_context(|| format!("cannot make {} private (0600)", path.display()))?;
-        let options = SqliteConnectOptions::from_str("sqlite:")
-            .context("building SQLite options")?
-            .filename(&path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            // In WAL mode NORMAL survives a crash of this process; only a power
-            // loss may drop the last commits, which a demo can afford.
-            .synchronous(SqliteSynchronous::Normal)
-            // Writers queue behind one another instead of failing at once.
-            .busy_timeout(Duration::from_secs(5))
-            .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
+        // NORMAL: a crash of this process loses nothing; only a power loss
+        // may drop the last commits, which a demo can afford.
+        let pool = mcpgate_store::open_pool(&path, mcpgate_store::Durability::Normal)
             .await
             .with_context(|| format!("cannot open the demo database {}", path.display()))?;
         for statement in SCHEMA {

@@ -4,8 +4,6 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::time::SystemTime;
 
-use rand::Rng as _;
-use rand::distr::Alphanumeric;
 use sha2::{Digest as _, Sha256};
 use sqlx::Row as _;
 use sqlx::sqlite::SqliteRow;
@@ -92,17 +90,15 @@ pub(crate) fn split_scopes(s: &str) -> BTreeSet<String> {
     s.split_ascii_whitespace().map(str::to_owned).collect()
 }
 
-/// A fresh key: the prefix and [`KEY_RANDOM_CHARS`] base62 characters from the
-/// thread-local CSPRNG (ChaCha, seeded from the OS).
+/// A fresh key: the prefix and [`KEY_RANDOM_CHARS`] base62 characters from
+/// aws-lc-rs's CSPRNG.
 fn generate_key() -> String {
     let mut key = String::with_capacity(KEY_PREFIX.len() + KEY_RANDOM_CHARS);
     key.push_str(KEY_PREFIX);
-    key.extend(
-        rand::rng()
-            .sample_iter(Alphanumeric)
-            .take(KEY_RANDOM_CHARS)
-            .map(char::from),
-    );
+    key.push_str(&crate::random::string_from(
+        crate::random::ALPHANUMERIC,
+        KEY_RANDOM_CHARS,
+    ));
     key
 }
 

@@ -6,7 +6,6 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime};
 
-use rand::distr::{Alphanumeric, SampleString as _};
 use sqlx::Row as _;
 use sqlx::sqlite::SqliteRow;
 
@@ -223,7 +222,7 @@ impl Store {
         email: Option<&str>,
         scopes: &BTreeSet<String>,
     ) -> Result<(), VaultError> {
-        let password = Alphanumeric.sample_string(&mut rand::rng(), 40);
+        let password = crate::random::string_from(crate::random::ALPHANUMERIC, 40);
         self.add_user(name, &password, scopes).await?;
         if email.is_some() {
             self.set_user_email(name, email).await?;

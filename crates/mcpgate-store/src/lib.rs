@@ -1,29 +1,52 @@
-//! mcpgate's persistence: the API keys of `mcpgate keys` and the Basic users of
-//! `mcpgate users`, and the [`Verifier`](mcpgate_guard::Verifier)s that check
-//! requests against them ([`ApiKeyVerifier`], [`BasicVerifier`]); the
-//! authorization server's clients, grants, codes, tokens and keys
-//! ([`oauth`]); encryption at rest under a master key ([`seal`]); the
-//! per-user credential vault ([`vault`]) and identity federation's links and
-//! IdP tokens ([`federation`]).
+//! mcpgate's persistence: one SQLite database holding everything the gateway,
+//! the authorization server and the CLI keep between runs.
+//!
+//! What it holds, by module:
+//!
+//! - `api_keys.rs`, `users.rs`: the API keys of `mcpgate keys` (SHA-256
+//!   digests) and the Basic users of `mcpgate users` (argon2id), and
+//!   `verify.rs`, the guard's [`Verifier`](mcpgate_guard::Verifier)s on them
+//!   ([`ApiKeyVerifier`], [`BasicVerifier`]).
+//! - [`oauth`]: the authorization server's rows, one file per table family:
+//!   clients, consents, device codes, grants with their codes and refresh
+//!   tokens, pending authorizations, resource servers, browser sessions, and
+//!   the signing keys (sealed).
+//! - [`vault`]: each user's own upstream secrets (sealed), and the master
+//!   key's rotation over every sealed row (`vault/rotate.rs`).
+//! - [`federation`]: links between local users and IdP identities, and the
+//!   IdP tokens (sealed).
+//! - [`seal`]: AES-256-GCM under the master key, each value bound to its row.
+//! - [`random`]: the one source of randomness (aws-lc-rs) for keys,
+//!   passwords, codes and tokens.
+//!
+//! [`open_pool`] is the one way mcpgate's crates open SQLite (the demo's
+//! database too).
+//!
+//! A call goes: a [`Store`] method (the module of its table) → the pool
+//! (`pool.rs`) → SQLite; a failure is a [`StoreError`] (a [`VaultError`] for
+//! sealed rows), each saying when it happens.
 //!
 //! A [`Store`] is one SQLite database, `<data_dir>/mcpgate.sqlite` (WAL, full
 //! sync, schema from the embedded migrations), shared safely between a running
 //! server and the CLI. Every write either commits or is rolled back, and no
-//! connection returns to the pool inside a transaction ([`pool`]), so an
+//! connection returns to the pool inside a transaction (`pool.rs`), so an
 //! `Ok` means the row is durable and visible to every connection; a full
-//! disk, an I/O error or a lock held too long is [`StoreError::Unavailable`]. Its SQL is kept portable so that a PostgreSQL backend
-//! can serve the same API to several replicas.
+//! disk, an I/O error or a lock held too long is [`StoreError::Unavailable`].
+//! Its SQL is kept portable so that a PostgreSQL backend can serve the same
+//! API to several replicas.
 //!
-//! It must never store or log a secret in the clear: API keys are kept as
-//! SHA-256 digests (the key is returned once, at creation), passwords as
-//! argon2id hashes. It must never answer "allow" when the database cannot be
-//! read: the verifiers report that as unavailable.
+//! It must never store or log a secret in the clear: API keys, codes and
+//! tokens are kept as SHA-256 digests (the key is returned once, at
+//! creation), passwords as argon2id hashes, secrets sealed. It must never
+//! answer "allow" when the database cannot be read: the verifiers report that
+//! as unavailable.
 
 mod api_keys;
 mod error;
 pub mod federation;
 pub mod oauth;
 mod pool;
+pub mod random;
 pub mod seal;
 mod time;
 mod users;
@@ -38,6 +61,7 @@ use tokio::sync::Semaphore;
 
 pub use api_keys::{ApiKeyRecord, KEY_PREFIX, KeyDigest};
 pub use error::{Kind, StoreError};
+pub use pool::{Durability, open_pool};
 pub use seal::{MasterKey, SealError};
 pub use time::format_utc;
 pub use users::UserRecord;
@@ -71,10 +95,12 @@ impl Store {
             path: path.clone(),
             source,
         })?;
-        let pool = pool::open(&path).await.map_err(|source| StoreError::Open {
-            path: path.clone(),
-            source,
-        })?;
+        let pool = pool::open_pool(&path, Durability::Full)
+            .await
+            .map_err(|source| StoreError::Open {
+                path: path.clone(),
+                source,
+            })?;
         sqlx::migrate!()
             .run(&pool)
             .await

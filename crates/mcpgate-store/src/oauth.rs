@@ -18,6 +18,7 @@ use std::collections::BTreeSet;
 use std::time::SystemTime;
 
 use sha2::{Digest as _, Sha256};
+use sqlx::sqlite::SqliteRow;
 
 pub use clients::{ClientKind, ClientRow};
 pub use devices::{DeviceRow, DeviceStatus};
@@ -44,6 +45,24 @@ fn join(scopes: &BTreeSet<String>) -> String {
         .map(String::as_str)
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+impl Store {
+    /// The row that `sql` (a `SELECT` of one row type's columns with one
+    /// parameter, `$1`) finds for `key`, read by `from_row`: every lookup by
+    /// id, digest or code of this module.
+    async fn fetch_row<T>(
+        &self,
+        sql: &'static str,
+        key: &str,
+        from_row: fn(&SqliteRow) -> Result<T, sqlx::Error>,
+    ) -> Result<Option<T>, StoreError> {
+        let row = sqlx::query(sql)
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(from_row).transpose()?)
+    }
 }
 
 /// How long revoked grants are kept (for the account page and for rejecting

@@ -34,14 +34,32 @@ use sqlx::sqlite::{
 /// Most connections open at once.
 const MAX_CONNECTIONS: u32 = 4;
 
-/// Opens the pool on the database file at `path`, creating it when missing.
-pub(crate) async fn open(path: &Path) -> Result<SqlitePool, sqlx::Error> {
+/// What a commit survives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Durability {
+    /// Nothing acknowledged is lost, even on power loss (`synchronous = FULL`):
+    /// the gateway's own store.
+    Full,
+    /// A crash of the process loses nothing; a power loss may drop the last
+    /// commits (`synchronous = NORMAL`): data a demo can afford to lose.
+    Normal,
+}
+
+/// Opens a pool on the SQLite database at `path`, creating the file when
+/// missing: WAL (readers never wait for the writer), a 5-second wait for
+/// locks, foreign keys on, at most four connections, and no connection
+/// returned to the pool inside a transaction (see the module's text). The
+/// one way mcpgate's crates open SQLite.
+pub async fn open_pool(path: &Path, durability: Durability) -> Result<SqlitePool, sqlx::Error> {
     let options = SqliteConnectOptions::from_str("sqlite:")?
         .filename(path)
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
-        // Nothing acknowledged may be lost, even on power loss.
-        .synchronous(SqliteSynchronous::Full)
+        .synchronous(match durability {
+            Durability::Full => SqliteSynchronous::Full,
+            Durability::Normal => SqliteSynchronous::Normal,
+        })
         // The CLI and a running server share the file: wait, don't fail.
         .busy_timeout(Duration::from_secs(5))
         .foreign_keys(true);

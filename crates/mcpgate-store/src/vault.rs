@@ -15,7 +15,9 @@ use std::time::SystemTime;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use secrecy::{ExposeSecret as _, SecretString};
 use sqlx::Row as _;
+use subtle::ConstantTimeEq as _;
 
 pub use rotate::Rotated;
 
@@ -68,26 +70,47 @@ impl From<sqlx::Error> for VaultError {
     }
 }
 
-/// A secret read back from the vault. `Debug` and `Display` never show it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct VaultSecret(String);
+/// A secret read back from the vault, zeroed when dropped. `Debug` and
+/// `Display` never show it.
+pub struct VaultSecret(SecretString);
+
+impl Clone for VaultSecret {
+    fn clone(&self) -> Self {
+        VaultSecret::from_plain(self.expose().to_owned())
+    }
+}
+
+/// In constant time, like every comparison of secrets here.
+impl PartialEq for VaultSecret {
+    fn eq(&self, other: &Self) -> bool {
+        self.expose()
+            .as_bytes()
+            .ct_eq(other.expose().as_bytes())
+            .into()
+    }
+}
+
+impl Eq for VaultSecret {}
 
 impl VaultSecret {
     pub(crate) fn from_plain(text: String) -> Self {
-        VaultSecret(text)
+        VaultSecret(SecretString::from(text))
     }
 
     /// The secret itself, to hand to an upstream.
     pub fn expose(&self) -> &str {
-        &self.0
+        self.0.expose_secret()
     }
 
-    /// Consumes it.
+    /// The secret as a plain `String`, for a caller that wraps it in its own
+    /// secret type; this copy is not zeroed on drop.
     pub fn into_inner(self) -> String {
-        self.0
+        self.0.expose_secret().to_owned()
     }
 }
 
+// `SecretString`'s own Debug says only "SecretBox<str>([REDACTED])"; this
+// names the type.
 impl fmt::Debug for VaultSecret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("VaultSecret(<redacted>)")
@@ -234,7 +257,7 @@ impl Store {
             what: what_vault(subject, upstream),
             source: SealError::Damaged,
         })?;
-        Ok(Some(VaultSecret(text)))
+        Ok(Some(VaultSecret::from_plain(text)))
     }
 
     /// Deletes `subject`'s secret for `upstream`; whether there was one.

@@ -6,3 +6,16 @@
 //! checked cannot reach it. Each constructor says what it refuses; its error names the rule.
 //!
 //! This crate is a leaf: it depends on nothing of ours, and every other crate may use it.
+
+#[macro_use]
+mod text;
+
+mod client_id;
+mod error;
+mod redirect_uri;
+mod resource_uri;
+
+pub use client_id::ClientId;
+pub use error::ParseError;
+pub use redirect_uri::{OOB, RedirectUri, is_loopback_host};
+pub use resource_uri::ResourceUri;

@@ -178,7 +178,8 @@ fn metadata(spec: &Spec) -> Result<(serde_json::Value, bool), String> {
         return Err("the authorization_code grant needs at least one --redirect-uri (or use --grant-type client_credentials)".into());
     }
     for u in &spec.redirect_uris {
-        mcpgate_authserver::check_redirect_uri(u).map_err(|e| format!("--redirect-uri {e}"))?;
+        u.parse::<mcpgate_authserver::RedirectUri>()
+            .map_err(|e| format!("--redirect-uri {e}"))?;
     }
     let jwks = match &spec.jwks_file {
         Some(path) => {

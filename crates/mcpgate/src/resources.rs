@@ -71,7 +71,10 @@ async fn add(
     client_id: Option<String>,
     args: &StoreArgs,
 ) -> Result<(), String> {
-    let resource = mcpgate_authserver::canonical_resource(resource)?;
+    let resource = resource
+        .parse::<mcpgate_authserver::ResourceUri>()
+        .map_err(|e| e.to_string())?
+        .to_string();
     if name.trim().is_empty() {
         return Err("--name must not be empty: the consent page shows it".into());
     }
@@ -154,8 +157,9 @@ async fn list(args: &StoreArgs) -> Result<(), String> {
 
 async fn remove(resource: &str, args: &StoreArgs) -> Result<(), String> {
     // Accept the URI in any spelling of it.
-    let key =
-        mcpgate_authserver::canonical_resource(resource).unwrap_or_else(|_| resource.to_owned());
+    let key = resource
+        .parse::<mcpgate_authserver::ResourceUri>()
+        .map_or_else(|_| resource.to_owned(), String::from);
     let store = args.existing().await?;
     let removed = store
         .delete_resource_server(&key)

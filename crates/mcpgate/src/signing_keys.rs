@@ -130,7 +130,9 @@ async fn rotate(
         let alg = alg
             .or_else(|| current.as_ref().and_then(|k| SigningAlg::parse(&k.alg)))
             .unwrap_or_default();
-        let kid = mcpgate_authserver::rotate_signing_key(&store, &master, alg, overlap).await?;
+        let kid = mcpgate_authserver::rotate_signing_key(&store, &master, alg, overlap)
+            .await
+            .map_err(|e| e.to_string())?;
         Ok::<_, String>((kid, current.map(|k| k.kid), alg))
     }
     .await;

@@ -153,12 +153,15 @@ pub(crate) fn slots(upstreams: &[UpstreamConfig]) -> Result<Vec<VaultSlot>, Stri
                     .label
                     .clone()
                     .unwrap_or_else(|| format!("credential for {}", u.name));
-                out.push(VaultSlot::new(
-                    &u.name,
-                    &label,
-                    v.format.as_deref(),
-                    v.format_hint.as_deref(),
-                )?);
+                out.push(
+                    VaultSlot::new(
+                        &u.name,
+                        &label,
+                        v.format.as_deref(),
+                        v.format_hint.as_deref(),
+                    )
+                    .map_err(|e| e.to_string())?,
+                );
             }
         }
     }
@@ -189,7 +192,7 @@ pub(crate) async fn wire(
     let Some(a) = authserver else {
         return Ok(UserSources::default());
     };
-    a.check_vault_key().await?;
+    a.check_vault_key().await.map_err(|e| e.to_string())?;
     a.offer_vault(slots(upstreams)?);
     let mut sources = UserSources::with_vault(Arc::new(Vault(a.clone())));
     for p in providers {
@@ -222,6 +225,7 @@ impl UserSecretSource for Federated {
                 .federated_token(subject, &self.provider)
                 .await
                 .map(|t| Some(UserSecret::new(t)))
+                .map_err(|e| e.to_string())
         })
     }
 
@@ -250,7 +254,12 @@ impl UserSecretSource for Vault {
         upstream: &'a str,
     ) -> mcpgate_guard::BoxFuture<'a, Result<Option<UserSecret>, String>> {
         Box::pin(async move {
-            match self.0.vault_secret(subject, upstream).await? {
+            match self
+                .0
+                .vault_secret(subject, upstream)
+                .await
+                .map_err(|e| e.to_string())?
+            {
                 Some(s) => Ok(Some(UserSecret::new(s.into_inner()))),
                 // Said here rather than as `None`, to tell the user where to add it.
                 None => Err(format!(

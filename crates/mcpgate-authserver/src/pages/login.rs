@@ -9,8 +9,8 @@ use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::authorize::see_other;
 use crate::params::Params;
+use crate::respond::see_other;
 use crate::{Inner, pages, session};
 
 #[derive(Template)]
@@ -23,7 +23,7 @@ struct LoginPage<'a> {
     username: &'a str,
     error: Option<&'a str>,
     /// "Sign in with …" buttons of the configured identity providers.
-    providers: Vec<crate::federation::Button>,
+    providers: Vec<Button>,
     /// Whether the password form is shown (`authserver.local_login`).
     local: bool,
 }
@@ -71,7 +71,7 @@ fn page(
             next,
             username,
             error,
-            providers: crate::federation::buttons(inner, next),
+            providers: buttons(inner, next),
             local: inner.settings.local_login,
         },
     )
@@ -266,4 +266,29 @@ pub(crate) async fn logout(
         ),
         Err(e) => e.into_response(),
     }
+}
+
+/// A button on the login page.
+pub(crate) struct Button {
+    pub(crate) label: String,
+    pub(crate) url: String,
+}
+
+/// The login page's "Sign in with …" buttons, each returning to `next`.
+pub(crate) fn buttons(inner: &Inner, next: &str) -> Vec<Button> {
+    inner
+        .federation
+        .providers
+        .iter()
+        .map(|p| Button {
+            label: format!("Sign in with {}", p.display_name()),
+            url: format!(
+                "{}?{}",
+                inner.route(&format!("/federation/{}/start", p.cfg.name)),
+                form_urlencoded::Serializer::new(String::new())
+                    .append_pair("next", next)
+                    .finish()
+            ),
+        })
+        .collect()
 }

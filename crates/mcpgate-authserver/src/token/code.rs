@@ -7,7 +7,7 @@ use std::time::SystemTime;
 
 use mcpgate_store::oauth::{CodeOutcome, CodeRow, digest_hex};
 
-use super::{Issued, access_token, live_grant, refresh_token};
+use super::issue::{FirstTokens, Issued};
 use crate::client_auth::Authenticated;
 use crate::error::OAuthError;
 use crate::params::Params;
@@ -52,38 +52,30 @@ pub(super) async fn exchange(
     };
     let checked = async {
         check(inner, client, params, &row, verifier).await?;
-        let grant = live_grant(inner, &row.grant_id, &client.client.id).await?;
-        let (access, expires_in) = access_token(inner, &grant, &grant.scopes)?;
-        let refresh = client
-            .client
-            .allows_grant("refresh_token")
-            .then(|| refresh_token(inner, &grant, None, grant.scopes.clone()));
+        let tokens = FirstTokens::issue(inner, &row.grant_id, client).await?;
+        let grant = &tokens.grant;
         let id_token = if row.scopes.contains("openid") || grant.scopes.contains("openid") {
-            Some(crate::federation::id_token(inner, &grant, row.nonce.as_deref()).await?)
+            Some(crate::federation::id_token(inner, grant, row.nonce.as_deref()).await?)
         } else {
             None
         };
-        Ok::<_, OAuthError>((grant, access, expires_in, refresh, id_token))
+        Ok::<_, OAuthError>((tokens, id_token))
     }
     .await;
-    let (grant, access, expires_in, refresh, id_token) = checked?;
+    let (tokens, id_token) = checked?;
     let spent = inner
         .store
-        .spend_code(&digest, refresh.as_ref().map(|(_, r)| r))
+        .spend_code(&digest, tokens.refresh.as_ref().map(|(_, r)| r))
         .await
         .map_err(OAuthError::store)?;
     if !spent {
         return Err(replayed(inner, &row).await);
     }
-    let refresh = refresh.map(|(token, _)| token);
-    let _ = inner.store.touch_grant(&grant.id, SystemTime::now()).await;
-    Ok(Issued {
-        access_token: access,
-        expires_in,
-        scopes: grant.scopes.clone(),
-        refresh_token: refresh,
-        id_token,
-    })
+    let _ = inner
+        .store
+        .touch_grant(&tokens.grant.id, SystemTime::now())
+        .await;
+    Ok(tokens.issued(id_token))
 }
 
 /// A code used before: its grant is revoked, so every token issued from it stops working.

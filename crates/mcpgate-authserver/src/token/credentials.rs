@@ -4,7 +4,7 @@ use std::time::SystemTime;
 
 use mcpgate_store::oauth::GrantRow;
 
-use super::{Issued, access_token};
+use super::issue::{Issued, access_token};
 use crate::client_auth::Authenticated;
 use crate::error::{ErrorCode, OAuthError};
 use crate::params::Params;

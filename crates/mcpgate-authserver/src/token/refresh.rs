@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use mcpgate_store::oauth::digest_hex;
 
-use super::{Issued, access_token, live_grant, refresh_token};
+use super::issue::{Issued, access_token, live_grant, refresh_token};
 use crate::client_auth::Authenticated;
 use crate::error::{ErrorCode, OAuthError};
 use crate::params::Params;

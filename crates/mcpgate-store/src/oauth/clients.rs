@@ -103,63 +103,71 @@ macro_rules! columns {
     };
 }
 
+/// The parameters of an insert of `columns!()`.
+macro_rules! values {
+    () => {
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+    };
+}
+
 impl Store {
     /// Adds a client; a taken `client_id` is [`StoreError::Duplicate`].
     pub async fn insert_client(&self, c: &ClientRow) -> Result<(), StoreError> {
-        sqlx::query(concat!(
-            "INSERT INTO oauth_clients (",
-            columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
-        ))
-        .bind(&c.client_id)
-        .bind(c.kind.as_str())
-        .bind(c.metadata.to_string())
-        .bind(&c.secret_digest)
-        .bind(&c.registration_token_digest)
-        .bind(to_unix(c.created_at))
-        .bind(to_unix(c.last_used_at))
-        .bind(c.expires_at.map(to_unix))
-        .execute(&self.pool)
+        self.write_client(
+            c,
+            concat!("INSERT INTO oauth_clients (", columns!(), ") ", values!()),
+        )
         .await
-        .map_err(|e| StoreError::on_insert(e, Kind::Client, &c.client_id))?;
-        Ok(())
+        .map_err(|e| StoreError::on_insert(e, Kind::Client, &c.client_id))
     }
 
     /// Inserts or replaces a client (RFC 7592 updates, refreshed metadata documents).
     pub async fn upsert_client(&self, c: &ClientRow) -> Result<(), StoreError> {
-        sqlx::query(concat!(
-            "INSERT INTO oauth_clients (",
-            columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-             ON CONFLICT (client_id) DO UPDATE SET kind = excluded.kind,
-               metadata = excluded.metadata, secret_digest = excluded.secret_digest,
-               registration_token_digest = excluded.registration_token_digest,
-               last_used_at = excluded.last_used_at, expires_at = excluded.expires_at"
-        ))
-        .bind(&c.client_id)
-        .bind(c.kind.as_str())
-        .bind(c.metadata.to_string())
-        .bind(&c.secret_digest)
-        .bind(&c.registration_token_digest)
-        .bind(to_unix(c.created_at))
-        .bind(to_unix(c.last_used_at))
-        .bind(c.expires_at.map(to_unix))
-        .execute(&self.pool)
-        .await?;
+        Ok(self
+            .write_client(
+                c,
+                concat!(
+                    "INSERT INTO oauth_clients (",
+                    columns!(),
+                    ") ",
+                    values!(),
+                    " ON CONFLICT (client_id) DO UPDATE SET kind = excluded.kind,
+                      metadata = excluded.metadata, secret_digest = excluded.secret_digest,
+                      registration_token_digest = excluded.registration_token_digest,
+                      last_used_at = excluded.last_used_at, expires_at = excluded.expires_at"
+                ),
+            )
+            .await?)
+    }
+
+    /// Runs `sql`, an `INSERT` of `columns!()` with `values!()`, for `c`.
+    async fn write_client(&self, c: &ClientRow, sql: &'static str) -> Result<(), sqlx::Error> {
+        sqlx::query(sql)
+            .bind(&c.client_id)
+            .bind(c.kind.as_str())
+            .bind(c.metadata.to_string())
+            .bind(&c.secret_digest)
+            .bind(&c.registration_token_digest)
+            .bind(to_unix(c.created_at))
+            .bind(to_unix(c.last_used_at))
+            .bind(c.expires_at.map(to_unix))
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
     /// The client with this id.
     pub async fn find_client(&self, client_id: &str) -> Result<Option<ClientRow>, StoreError> {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            columns!(),
-            " FROM oauth_clients WHERE client_id = $1"
-        ))
-        .bind(client_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.as_ref().map(ClientRow::from_row).transpose()?)
+        self.fetch_row(
+            concat!(
+                "SELECT ",
+                columns!(),
+                " FROM oauth_clients WHERE client_id = $1"
+            ),
+            client_id,
+            ClientRow::from_row,
+        )
+        .await
     }
 
     /// Every client of `kind` (all when `None`), oldest first.

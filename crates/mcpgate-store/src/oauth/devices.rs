@@ -162,15 +162,16 @@ impl Store {
 
     /// The authorization with this device-code digest.
     pub async fn find_device(&self, digest: &str) -> Result<Option<DeviceRow>, StoreError> {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            columns!(),
-            " FROM oauth_device_codes WHERE digest = $1"
-        ))
-        .bind(digest)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.as_ref().map(DeviceRow::from_row).transpose()?)
+        self.fetch_row(
+            concat!(
+                "SELECT ",
+                columns!(),
+                " FROM oauth_device_codes WHERE digest = $1"
+            ),
+            digest,
+            DeviceRow::from_row,
+        )
+        .await
     }
 
     /// The authorization with this (normalized) user code.
@@ -178,15 +179,16 @@ impl Store {
         &self,
         user_code: &str,
     ) -> Result<Option<DeviceRow>, StoreError> {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            columns!(),
-            " FROM oauth_device_codes WHERE user_code = $1"
-        ))
-        .bind(user_code)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.as_ref().map(DeviceRow::from_row).transpose()?)
+        self.fetch_row(
+            concat!(
+                "SELECT ",
+                columns!(),
+                " FROM oauth_device_codes WHERE user_code = $1"
+            ),
+            user_code,
+            DeviceRow::from_row,
+        )
+        .await
     }
 
     /// Records a poll at `now`, with the (possibly raised) interval.

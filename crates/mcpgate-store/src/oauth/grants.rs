@@ -239,15 +239,16 @@ impl Store {
 
     /// The grant with this id (revoked ones included).
     pub async fn find_grant(&self, id: &str) -> Result<Option<GrantRow>, StoreError> {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            grant_columns!(),
-            " FROM oauth_grants WHERE id = $1"
-        ))
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.as_ref().map(GrantRow::from_row).transpose()?)
+        self.fetch_row(
+            concat!(
+                "SELECT ",
+                grant_columns!(),
+                " FROM oauth_grants WHERE id = $1"
+            ),
+            id,
+            GrantRow::from_row,
+        )
+        .await
     }
 
     /// A user's grants that are still active, newest first.
@@ -325,15 +326,16 @@ impl Store {
     /// fails them never counts as a use (and never makes the real
     /// client's redemption look like a replay).
     pub async fn find_code(&self, digest: &str) -> Result<Option<CodeRow>, StoreError> {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            code_columns!(),
-            " FROM oauth_codes WHERE digest = $1"
-        ))
-        .bind(digest)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.as_ref().map(CodeRow::from_row).transpose()?)
+        self.fetch_row(
+            concat!(
+                "SELECT ",
+                code_columns!(),
+                " FROM oauth_codes WHERE digest = $1"
+            ),
+            digest,
+            CodeRow::from_row,
+        )
+        .await
     }
 
     /// Spends the code with this digest: the first call gets
@@ -423,15 +425,16 @@ impl Store {
 
     /// The refresh token with this digest.
     pub async fn find_refresh(&self, digest: &str) -> Result<Option<RefreshRow>, StoreError> {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            refresh_columns!(),
-            " FROM oauth_refresh_tokens WHERE digest = $1"
-        ))
-        .bind(digest)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.as_ref().map(RefreshRow::from_row).transpose()?)
+        self.fetch_row(
+            concat!(
+                "SELECT ",
+                refresh_columns!(),
+                " FROM oauth_refresh_tokens WHERE digest = $1"
+            ),
+            digest,
+            RefreshRow::from_row,
+        )
+        .await
     }
 
     /// Replaces `old` (not yet rotated) by `new` in one transaction. Returns

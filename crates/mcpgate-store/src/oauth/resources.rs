@@ -92,15 +92,16 @@ impl Store {
         &self,
         resource: &str,
     ) -> Result<Option<ResourceServerRow>, StoreError> {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            columns!(),
-            " FROM resource_servers WHERE resource = $1"
-        ))
-        .bind(resource)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.as_ref().map(ResourceServerRow::from_row).transpose()?)
+        self.fetch_row(
+            concat!(
+                "SELECT ",
+                columns!(),
+                " FROM resource_servers WHERE resource = $1"
+            ),
+            resource,
+            ResourceServerRow::from_row,
+        )
+        .await
     }
 
     /// The resource server that introspects as `client_id`.
@@ -108,15 +109,16 @@ impl Store {
         &self,
         client_id: &str,
     ) -> Result<Option<ResourceServerRow>, StoreError> {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            columns!(),
-            " FROM resource_servers WHERE client_id = $1"
-        ))
-        .bind(client_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.as_ref().map(ResourceServerRow::from_row).transpose()?)
+        self.fetch_row(
+            concat!(
+                "SELECT ",
+                columns!(),
+                " FROM resource_servers WHERE client_id = $1"
+            ),
+            client_id,
+            ResourceServerRow::from_row,
+        )
+        .await
     }
 
     /// Every registered resource server, oldest first.

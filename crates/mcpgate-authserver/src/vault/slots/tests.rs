@@ -24,6 +24,7 @@ fn formats_are_anchored_and_explained() {
     assert!(
         VaultSlot::new("w", "key", Some("("), None)
             .unwrap_err()
+            .to_string()
             .contains("regular expression")
     );
 }
