@@ -1,0 +1,38 @@
+//! `mcpgate completions <shell>` and `mcpgate man`: generated from the clap
+//! definition, so they list exactly the commands and flags the binary has.
+//! The Debian package ships both (packaging/build.sh).
+
+use std::io::Write as _;
+use std::process::ExitCode;
+
+use clap::CommandFactory as _;
+
+pub(crate) fn completions(shell: clap_complete::Shell) -> ExitCode {
+    let mut cmd = crate::cli::Cli::command();
+    // Rendered first: clap_complete panics on a write error (`| head`).
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut cmd, "mcpgate", &mut script);
+    print_all(&script, "the completion script")
+}
+
+pub(crate) fn man() -> ExitCode {
+    let mut page = Vec::new();
+    match clap_mangen::Man::new(crate::cli::Cli::command()).render(&mut page) {
+        Ok(()) => print_all(&page, "the manual page"),
+        Err(e) => {
+            eprintln!("mcpgate: cannot render the manual page: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn print_all(bytes: &[u8], what: &str) -> ExitCode {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mcpgate: cannot write {what}: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
