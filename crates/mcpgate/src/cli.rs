@@ -175,7 +175,9 @@ pub(crate) async fn run(cli: Cli) -> ExitCode {
         Command::Client(command) => crate::client_cmd::run(command).await,
         Command::Bridge(args) => crate::bridge_cmd::run(args).await,
         Command::Config(args) => crate::bridge_cmd::config(args),
-        Command::Completions { shell } => crate::manual::completions(shell),
-        Command::Man => crate::manual::man(),
+        Command::Completions { shell } => {
+            crate::manual::completions(<Cli as clap::CommandFactory>::command(), shell)
+        }
+        Command::Man => crate::manual::man(<Cli as clap::CommandFactory>::command()),
     }
 }

@@ -5,19 +5,18 @@
 use std::io::Write as _;
 use std::process::ExitCode;
 
-use clap::CommandFactory as _;
-
-pub(crate) fn completions(shell: clap_complete::Shell) -> ExitCode {
-    let mut cmd = crate::cli::Cli::command();
+/// The completion script of `cmd` (the whole CLI) for `shell`, on stdout.
+pub(crate) fn completions(mut cmd: clap::Command, shell: clap_complete::Shell) -> ExitCode {
     // Rendered first: clap_complete panics on a write error (`| head`).
     let mut script = Vec::new();
     clap_complete::generate(shell, &mut cmd, "mcpgate", &mut script);
     print_all(&script, "the completion script")
 }
 
-pub(crate) fn man() -> ExitCode {
+/// The manual page of `cmd` (the whole CLI), roff on stdout.
+pub(crate) fn man(cmd: clap::Command) -> ExitCode {
     let mut page = Vec::new();
-    match clap_mangen::Man::new(crate::cli::Cli::command()).render(&mut page) {
+    match clap_mangen::Man::new(cmd).render(&mut page) {
         Ok(()) => print_all(&page, "the manual page"),
         Err(e) => {
             eprintln!("mcpgate: cannot render the manual page: {e}");

@@ -160,8 +160,10 @@ async fn config_show_prints_each_source_and_redacts_secrets() {
         !stdout.contains("hdr-secret-value") && !stdout.contains("st-0123456789abcdef"),
         "a secret was printed:\n{stdout}"
     );
-    // The output is TOML (comments aside): an operator can start from it.
-    toml::from_str::<toml::Table>(&stdout).unwrap();
+    // The configuration is TOML (comments aside), then check-config's verdict.
+    let (shown, verdict) = stdout.trim_end().rsplit_once('\n').unwrap();
+    assert_eq!(verdict, format!("{}: OK (1 upstream)", path.display()));
+    toml::from_str::<toml::Table>(shown).unwrap();
 }
 
 /// Runs `serve --demo --no-auth` for a few seconds with stderr on a terminal
