@@ -22,8 +22,9 @@ while [[ $# -gt 0 ]]; do
     esac
 done
 case "$PROFILE" in
-    release) PROFILE_DIR=release; MATURIN_PROFILE=(--release) ;;
-    dev) PROFILE_DIR=debug; MATURIN_PROFILE=(--profile dev) ;;
+    release) PROFILE_DIR=release; MATURIN_PROFILE=(--release); DEB_FLAGS=() ;;
+    # A debug binary is large: compress it quickly, it is not shipped.
+    dev) PROFILE_DIR=debug; MATURIN_PROFILE=(--profile dev); DEB_FLAGS=(--fast) ;;
     *) echo "build.sh: --profile release or dev" >&2; exit 2 ;;
 esac
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
@@ -56,7 +57,8 @@ sed -i 's|^data_dir = .*|data_dir = "/var/lib/mcpgate"|' "$STAGE/mcpgate.toml"
 grep -q '^data_dir = "/var/lib/mcpgate"$' "$STAGE/mcpgate.toml"
 
 echo "== .deb (cargo deb)"
-(cd "$ROOT" && cargo deb -p mcpgate --no-build --no-strip --deb-version "$VERSION" -o "$DIST/")
+# --quiet: cargo-deb warns that assets outside target/release/ are not built; build.sh made them.
+(cd "$ROOT" && cargo deb -p mcpgate --no-build --no-strip --quiet "${DEB_FLAGS[@]}" --deb-version "$VERSION" -o "$DIST/")
 
 echo "== npm packages"
 for pkg in mcpgate mcpgate-linux-x64; do
