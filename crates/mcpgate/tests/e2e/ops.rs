@@ -10,21 +10,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use crate::checks::command;
 use crate::harness::raw::{Raw, request};
 use crate::harness::{Gateway, Proc, config, demo_stdio_upstream, gateway_bin, toml_str};
-
-/// `mcpgate <args>` with none of the test's own `MCPGATE_…` variables, plus `env`.
-fn command(args: &[&str], env: &[(&str, &str)]) -> Command {
-    let mut cmd = Command::new(gateway_bin());
-    cmd.args(args).stdin(Stdio::null());
-    for (k, _) in std::env::vars() {
-        if k.starts_with("MCPGATE_") || k == "NO_COLOR" {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.envs(env.iter().copied());
-    cmd
-}
 
 #[tokio::test]
 async fn config_authserver_keys_from_the_environment_take_effect() {
