@@ -174,19 +174,6 @@ pub(crate) fn demo_banner(base: &str, auth: &DemoAuth<'_>) -> String {
     )
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn starter_config_is_valid() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("mcpgate.toml");
-        std::fs::write(&p, super::STARTER).unwrap();
-        let c = crate::config::load(Some(&p)).unwrap();
-        assert_eq!(c.upstreams.len(), 1);
-        assert!(crate::config::auth_problems(&c).is_empty());
-    }
-}
-
 /// A path as one shell word, to paste into a command line.
 pub(crate) fn shell_word(p: &std::path::Path) -> String {
     let s = p.display().to_string();
@@ -197,5 +184,18 @@ pub(crate) fn shell_word(p: &std::path::Path) -> String {
         s
     } else {
         format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn starter_config_is_valid() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("mcpgate.toml");
+        std::fs::write(&p, super::STARTER).unwrap();
+        let c = crate::config::load(Some(&p)).unwrap();
+        assert_eq!(c.upstreams.len(), 1);
+        assert!(crate::config::auth_problems(&c).is_empty());
     }
 }

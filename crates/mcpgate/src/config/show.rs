@@ -60,25 +60,22 @@ impl Origin<'_> {
 
 /// Whether the dotted `key` (`upstream[0].url`) is present in `t`.
 fn lookup(t: &Table, key: &str) -> bool {
-    let mut cur = Value::Table(t.clone());
+    let mut table = Some(t);
     for seg in key.split('.') {
         let (name, index) = match seg.split_once('[') {
             Some((n, i)) => (n, i.trim_end_matches(']').parse::<usize>().ok()),
             None => (seg, None),
         };
-        let next = match (&cur, index) {
-            (Value::Table(t), None) => t.get(name).cloned(),
-            (Value::Table(t), Some(i)) => t
-                .get(name)
-                .and_then(|v| v.as_array())
-                .and_then(|a| a.get(i))
-                .cloned(),
-            _ => None,
+        let Some(mut v) = table.and_then(|t| t.get(name)) else {
+            return false;
         };
-        match next {
-            Some(v) => cur = v,
-            None => return false,
+        if let Some(i) = index {
+            match v.as_array().and_then(|a| a.get(i)) {
+                Some(item) => v = item,
+                None => return false,
+            }
         }
+        table = v.as_table();
     }
     true
 }
