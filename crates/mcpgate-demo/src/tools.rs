@@ -29,6 +29,7 @@ use crate::{
 
 /// Arguments of `create_secure_note`.
 #[derive(Debug, Deserialize, JsonSchema)]
+#[schemars(transform = standard_json_schema)]
 pub(crate) struct CreateNoteArgs {
     /// 1 to 200 characters.
     title: String,
@@ -38,6 +39,7 @@ pub(crate) struct CreateNoteArgs {
 
 /// Arguments of `slow_count`.
 #[derive(Debug, Deserialize, JsonSchema)]
+#[schemars(transform = standard_json_schema)]
 pub(crate) struct SlowCountArgs {
     /// How many steps to count (at most 1000).
     steps: u32,
@@ -47,6 +49,7 @@ pub(crate) struct SlowCountArgs {
 
 /// Arguments of `confirm_action`.
 #[derive(Debug, Deserialize, JsonSchema)]
+#[schemars(transform = standard_json_schema)]
 pub(crate) struct ConfirmArgs {
     /// What the user is asked to approve, in plain words.
     action: String,
@@ -54,6 +57,7 @@ pub(crate) struct ConfirmArgs {
 
 /// Arguments of `summarize` and `echo`.
 #[derive(Debug, Deserialize, JsonSchema)]
+#[schemars(transform = standard_json_schema)]
 pub(crate) struct TextArgs {
     /// The text.
     text: String,
@@ -61,6 +65,7 @@ pub(crate) struct TextArgs {
 
 /// Reply of `whoami`.
 #[derive(Debug, Serialize, JsonSchema)]
+#[schemars(transform = standard_json_schema)]
 pub(crate) struct WhoamiReply {
     subject: String,
     /// `header`, `environment` or `anonymous`.
@@ -70,6 +75,7 @@ pub(crate) struct WhoamiReply {
 
 /// One note as tools show it.
 #[derive(Debug, Serialize, JsonSchema)]
+#[schemars(transform = standard_json_schema)]
 pub(crate) struct NoteView {
     id: i64,
     /// Readable with `resources/read`.
@@ -94,6 +100,7 @@ impl From<Note> for NoteView {
 
 /// Reply of `list_secure_notes`.
 #[derive(Debug, Serialize, JsonSchema)]
+#[schemars(transform = standard_json_schema)]
 pub(crate) struct NoteList {
     subject: String,
     notes: Vec<NoteView>,
@@ -101,6 +108,7 @@ pub(crate) struct NoteList {
 
 /// Reply of `get_api_usage`.
 #[derive(Debug, Serialize, JsonSchema)]
+#[schemars(transform = standard_json_schema)]
 pub(crate) struct UsageReply {
     subject: String,
     /// Calls of all tools, this one included.
@@ -111,6 +119,7 @@ pub(crate) struct UsageReply {
 
 /// One credential in the `health_check` reply.
 #[derive(Debug, Serialize, JsonSchema)]
+#[schemars(transform = standard_json_schema)]
 pub(crate) struct CredentialStatus {
     /// The environment variable's name.
     name: String,
@@ -120,6 +129,7 @@ pub(crate) struct CredentialStatus {
 
 /// Reply of `health_check`.
 #[derive(Debug, Serialize, JsonSchema)]
+#[schemars(transform = standard_json_schema)]
 pub(crate) struct HealthReply {
     /// `ok` when every credential is configured, else `degraded`.
     status: &'static str,
@@ -128,11 +138,21 @@ pub(crate) struct HealthReply {
 
 /// Reply of `slow_count`.
 #[derive(Debug, Serialize, JsonSchema)]
+#[schemars(transform = standard_json_schema)]
 pub(crate) struct CountReply {
     completed: u32,
     requested: u32,
     /// Whether `notifications/progress` were sent (the caller gave a progressToken).
     reported_progress: bool,
+}
+
+/// TypeScript clients (ajv) warn on schemars' `uint32`/`int64` formats,
+/// which JSON Schema does not define: the demo's schemas carry no `format`.
+fn standard_json_schema(schema: &mut schemars::Schema) {
+    use schemars::transform::{RestrictFormats, Transform as _};
+    let mut restrict = RestrictFormats::default();
+    restrict.infer_from_meta_schema = false;
+    restrict.transform(schema);
 }
 
 #[tool_router(vis = "pub(crate)")]

@@ -100,10 +100,17 @@ impl Guard {
             ));
             u.to_string()
         });
+        // RFC 6750 §3 and MCP's scope selection: clients ask for the
+        // challenge's scopes. Nothing required: the scopes the upstream's
+        // tools, prompts and resources use, rather than none (then clients ask
+        // for every scope the authorization server lists).
         let default_scopes = self
             .policies
             .get(upstream)
-            .map(|p| p.required().to_vec())
+            .map(|p| match p.required() {
+                [] => p.scopes(),
+                required => required.to_vec(),
+            })
             .unwrap_or_default();
         Challenge {
             resource_metadata,

@@ -88,13 +88,14 @@ fn random_password() -> String {
 }
 
 /// The banner lines about signing in through the authorization server.
-pub(crate) fn demo_banner(a: &AuthServer, password: Option<&str>) -> String {
+pub(crate) fn demo_banner(a: &AuthServer, password: Option<&str>, data_dir: &Path) -> String {
     let login = match password {
         Some(p) => format!(
             "  Sign in with OAuth (any MCP client that supports it) as:\n    user {DEMO_ADMIN}, password {p}   (shown once)\n"
         ),
         None => format!(
-            "  Sign in with OAuth as user {DEMO_ADMIN} (its password was printed on the first start;\n  reset it with: mcpgate users passwd {DEMO_ADMIN} --data-dir <data dir>)\n"
+            "  Sign in with OAuth as user {DEMO_ADMIN} (its password was printed on the first start;\n  reset it with: mcpgate users passwd {DEMO_ADMIN} --data-dir {})\n",
+            crate::init::shell_word(data_dir)
         ),
     };
     format!(

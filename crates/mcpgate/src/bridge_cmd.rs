@@ -90,7 +90,6 @@ pub(crate) async fn run(args: BridgeArgs) -> ExitCode {
 /// Logs to stderr (stdout is the protocol), quiet by default; without colour
 /// codes when stderr is a file, as it is when an app starts the bridge.
 fn init_logging() {
-    use std::io::IsTerminal;
     let filter = std::env::var("MCPGATE_LOG")
         .ok()
         .or_else(|| std::env::var("RUST_LOG").ok())
@@ -99,7 +98,7 @@ fn init_logging() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_ansi(crate::logging::colour())
         .try_init();
 }
 

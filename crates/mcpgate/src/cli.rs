@@ -25,6 +25,10 @@ enum Command {
         /// The configuration file.
         #[arg(long, short, env = "MCPGATE_CONFIG", default_value = "mcpgate.toml")]
         config: PathBuf,
+        /// Also print the effective configuration, each value with its source
+        /// (default, file, environment), secrets redacted.
+        #[arg(long)]
+        show: bool,
     },
     /// Write an annotated starter configuration.
     Init {
@@ -83,6 +87,13 @@ enum Command {
     Bridge(crate::bridge_cmd::BridgeArgs),
     /// Print the config snippet that starts `mcpgate bridge` in Claude Desktop, Cursor or VS Code.
     Config(crate::bridge_cmd::ConfigArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff; view with `mcpgate man | man -l -`).
+    Man,
 }
 
 /// `mcpgate serve`.
@@ -112,41 +123,43 @@ pub(crate) struct ServeArgs {
 pub(crate) async fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Serve(args) => crate::serve::run(args).await,
-        Command::CheckConfig { config } => match crate::config::load(Some(&config)).and_then(|c| {
-            // The same checks `serve` runs (its refusals), plus what would make
-            // its /readyz answer 503: a check must fail on those too.
-            let mut p = crate::preflight::refusals(&c);
-            p.extend(crate::preflight::readiness_problems(&c));
-            if p.is_empty() {
-                Ok(c)
-            } else {
-                Err(p
-                    .into_iter()
-                    .map(|x| format!("{}: {x}", config.display()))
-                    .collect())
-            }
-        }) {
-            Ok(c) => {
-                println!(
-                    "{}: OK ({} upstream{})",
-                    config.display(),
-                    c.upstreams.len(),
-                    if c.upstreams.len() == 1 { "" } else { "s" }
-                );
-                ExitCode::SUCCESS
-            }
-            Err(problems) => {
-                for p in &problems {
-                    eprintln!("error: {p}");
+        Command::CheckConfig { config, show } => {
+            match crate::config::show::load_and_print(&config, show).and_then(|c| {
+                // The same checks `serve` runs (its refusals), plus what would make
+                // its /readyz answer 503: a check must fail on those too.
+                let mut p = crate::preflight::refusals(&c);
+                p.extend(crate::preflight::readiness_problems(&c));
+                if p.is_empty() {
+                    Ok(c)
+                } else {
+                    Err(p
+                        .into_iter()
+                        .map(|x| format!("{}: {x}", config.display()))
+                        .collect())
                 }
-                eprintln!(
-                    "{} problem{} found",
-                    problems.len(),
-                    if problems.len() == 1 { "" } else { "s" }
-                );
-                ExitCode::from(2)
+            }) {
+                Ok(c) => {
+                    println!(
+                        "{}: OK ({} upstream{})",
+                        config.display(),
+                        c.upstreams.len(),
+                        if c.upstreams.len() == 1 { "" } else { "s" }
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(problems) => {
+                    for p in &problems {
+                        eprintln!("error: {p}");
+                    }
+                    eprintln!(
+                        "{} problem{} found",
+                        problems.len(),
+                        if problems.len() == 1 { "" } else { "s" }
+                    );
+                    ExitCode::from(2)
+                }
             }
-        },
+        }
         Command::Init { config, force } => crate::init::write(&config, force),
         Command::DemoServer {
             http,
@@ -162,5 +175,9 @@ pub(crate) async fn run(cli: Cli) -> ExitCode {
         Command::Client(command) => crate::client_cmd::run(command).await,
         Command::Bridge(args) => crate::bridge_cmd::run(args).await,
         Command::Config(args) => crate::bridge_cmd::config(args),
+        Command::Completions { shell } => {
+            crate::manual::completions(<Cli as clap::CommandFactory>::command(), shell)
+        }
+        Command::Man => crate::manual::man(<Cli as clap::CommandFactory>::command()),
     }
 }

@@ -8,6 +8,11 @@ use std::time::Duration;
 use mcpgate_gateway::{Isolation, Limits, UpstreamConfig};
 use serde::Deserialize;
 
+mod env;
+pub(crate) mod show;
+
+use env::apply_env;
+
 /// The whole configuration file.
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -314,6 +319,20 @@ impl Source {
 /// Loads the file (if any), applies `MCPGATE_…` overrides, and validates.
 /// Every problem found is returned, each naming the file and the key.
 pub(crate) fn load(path: Option<&Path>) -> Result<Config, Vec<String>> {
+    load_layers(path).map(|(c, _)| c)
+}
+
+/// What the file and the environment set, for `check-config --show`.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Layers {
+    /// The file's table after the environment's overrides.
+    pub(crate) merged: toml::Table,
+    /// Each key an `MCPGATE_…` variable set (dotted), with the variable.
+    pub(crate) from_env: Vec<(String, String)>,
+}
+
+/// [`load`], also returning what each layer set.
+pub(crate) fn load_layers(path: Option<&Path>) -> Result<(Config, Layers), Vec<String>> {
     let (mut value, source) = match path {
         Some(p) => {
             let text = std::fs::read_to_string(p).map_err(|e| {
@@ -331,52 +350,18 @@ pub(crate) fn load(path: Option<&Path>) -> Result<Config, Vec<String>> {
     let mut source = source;
     let mut problems = Vec::new();
     source.1 = apply_env(&mut value, std::env::vars(), &mut problems);
+    let layers = Layers {
+        merged: value.clone(),
+        from_env: source.1.clone(),
+    };
     let config = deserialize_all(value, &source, &mut problems);
     if let Some(c) = &config {
         validate(c, &source, &mut problems);
     }
     match config {
-        Some(c) if problems.is_empty() => Ok(c),
+        Some(c) if problems.is_empty() => Ok((c, layers)),
         _ => Err(problems),
     }
-}
-
-/// `MCPGATE_SERVER__LISTEN=…` sets `server.listen`; values are read as TOML when they parse, else as strings.
-/// Returns each key set, with the variable that set it.
-fn apply_env(
-    table: &mut toml::Table,
-    vars: impl Iterator<Item = (String, String)>,
-    problems: &mut Vec<String>,
-) -> Vec<(String, String)> {
-    let mut set = Vec::new();
-    for (k, v) in vars {
-        let Some(rest) = k.strip_prefix("MCPGATE_") else {
-            continue;
-        };
-        let path: Vec<String> = rest.split("__").map(|s| s.to_ascii_lowercase()).collect();
-        if path.len() != 2 || !matches!(path[0].as_str(), "server" | "auth") {
-            // MCPGATE_HOME, MCPGATE_LOG and friends are not configuration keys.
-            continue;
-        }
-        let parsed = toml::from_str::<toml::Table>(&format!("v = {v}"))
-            .ok()
-            .and_then(|mut t| t.remove("v"))
-            .unwrap_or_else(|| toml::Value::String(v.clone()));
-        let section = table
-            .entry(path[0].clone())
-            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-        match section {
-            toml::Value::Table(t) => {
-                t.insert(path[1].clone(), parsed);
-                set.push((format!("{}.{}", path[0], path[1]), k.clone()));
-            }
-            _ => problems.push(format!(
-                "environment {k}: [{}] is not a table in the configuration",
-                path[0]
-            )),
-        }
-    }
-    set
 }
 
 /// Deserializes, and on each error records it, removes the offending key and tries
@@ -407,7 +392,8 @@ fn deserialize_all(
                 };
                 problems.push(format!(
                     "{}: {}{}",
-                    source.at(&key),
+                    // The unknown key itself: an `MCPGATE_…` variable may have set it.
+                    source.at(&unknown_key_path(&path, &msg).join(".")),
                     if key.is_empty() {
                         String::new()
                     } else {

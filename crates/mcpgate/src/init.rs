@@ -108,8 +108,8 @@ pub(crate) enum DemoAuth<'a> {
     Disabled,
     /// First start: the key was just created and is shown this once.
     NewKey(&'a str),
-    /// A demo key was created on an earlier start.
-    KeyExists,
+    /// A demo key was created on an earlier start; the data directory it is in.
+    KeyExists(&'a std::path::Path),
 }
 
 /// What `serve --demo` prints: where to point a client, and how.
@@ -126,11 +126,13 @@ pub(crate) fn demo_banner(base: &str, auth: &DemoAuth<'_>) -> String {
                  Send it as  Authorization: Bearer <key>  (or X-API-Key)."
             ),
         ),
-        DemoAuth::KeyExists => (
+        DemoAuth::KeyExists(dir) => (
             None,
-            "The demo API key was printed on the first start. Lost it? Create another:\n    \
-             mcpgate keys create --name demo2 --scopes \"notes:read notes:write\" --data-dir <data dir>"
-                .to_owned(),
+            format!(
+                "The demo API key was printed on the first start. Lost it? Create another:\n    \
+                 mcpgate keys create --name demo2 --scopes \"notes:read notes:write\" --data-dir {}",
+                shell_word(dir)
+            ),
         ),
     };
     let bearer = key.as_deref().unwrap_or("<key>");
@@ -170,6 +172,19 @@ pub(crate) fn demo_banner(base: &str, auth: &DemoAuth<'_>) -> String {
             format!(" --header \"Authorization: Bearer {bearer}\"")
         },
     )
+}
+
+/// A path as one shell word, to paste into a command line.
+pub(crate) fn shell_word(p: &std::path::Path) -> String {
+    let s = p.display().to_string();
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+:@%,".contains(c))
+    {
+        s
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
 }
 
 #[cfg(test)]

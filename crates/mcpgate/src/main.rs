@@ -15,6 +15,7 @@ mod init;
 mod keys;
 mod listener;
 mod logging;
+mod manual;
 mod preflight;
 mod resources;
 mod serve;

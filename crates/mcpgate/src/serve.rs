@@ -7,12 +7,13 @@ use std::time::Duration;
 use mcpgate_gateway::{Gateway, GatewayConfig, Isolation, OriginPolicy, UpstreamConfig};
 
 use crate::cli::ServeArgs;
-use crate::config::{self, AuthMode, Config};
+use crate::config::{self, AuthMode};
 
 pub(crate) async fn run(args: ServeArgs) -> ExitCode {
     let loaded = match (&args.config, args.demo) {
         (Some(p), _) => config::load(Some(p)),
-        (None, true) => Ok(Config::default()),
+        // Defaults, then the `MCPGATE_…` variables.
+        (None, true) => config::load(None),
         (None, false) => {
             let default = std::path::Path::new("mcpgate.toml");
             if default.exists() {
@@ -144,6 +145,9 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
         );
     }
     let base = public_url.as_str().trim_end_matches('/').to_owned();
+    // What the restart banners tell the user to pass as --data-dir.
+    let data_dir_abs =
+        std::path::absolute(&cfg.server.data_dir).unwrap_or_else(|_| cfg.server.data_dir.clone());
     // Both, labelled: behind a proxy the bound socket and the URL clients
     // (and token audiences) use differ, and each answers a different question.
     println!("mcpgate: listening on http://{local}");
@@ -155,13 +159,13 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
         let auth = match (&demo_key, cfg.auth.mode) {
             (_, AuthMode::Disabled) => crate::init::DemoAuth::Disabled,
             (Some(k), _) => crate::init::DemoAuth::NewKey(k),
-            (None, _) => crate::init::DemoAuth::KeyExists,
+            (None, _) => crate::init::DemoAuth::KeyExists(&data_dir_abs),
         };
         print!("{}", crate::init::demo_banner(&base, &auth));
         if let Some(a) = &authserver {
             print!(
                 "{}",
-                crate::authserver::demo_banner(a, demo_admin.as_deref())
+                crate::authserver::demo_banner(a, demo_admin.as_deref(), &data_dir_abs)
             );
         }
     }

@@ -17,7 +17,7 @@ fn bin() -> String {
 }
 
 /// `mcpgate <args>` with only `env` of the `MCPGATE_…` variables.
-fn command(args: &[&str], env: &[(&str, &str)]) -> Command {
+pub(crate) fn command(args: &[&str], env: &[(&str, &str)]) -> Command {
     let mut cmd = Command::new(bin());
     cmd.args(args).stdin(Stdio::null());
     for (k, _) in std::env::vars() {
