@@ -17,6 +17,7 @@ mod cache;
 mod chain;
 mod challenge;
 mod credential;
+mod error;
 mod identity_token;
 mod introspection;
 mod jwt;
@@ -24,6 +25,7 @@ mod layer;
 mod metadata;
 mod policy;
 mod principal;
+mod proof;
 mod rejection;
 mod static_tokens;
 pub mod time;
@@ -34,13 +36,18 @@ pub use cache::VerifiedCache;
 pub use chain::{Chain, UNRECOGNIZED};
 pub use challenge::Challenge;
 pub use credential::{Credential, CredentialKind, ExtractOptions, extract};
+pub use error::GuardError;
 pub use identity_token::IdentitySigner;
 pub use introspection::{ClientAuthMethod, Introspection, IntrospectionConfig};
 pub use jwt::{Audience, JwksSettings, JwtConfig, JwtVerifier};
-pub use layer::{AuthBody, GuardSettings, RequireAuth, RequireAuthLayer, principal, require_auth};
+pub use layer::{
+    Access, Admission, AuthBody, GuardSettings, RequireAuth, RequireAuthLayer, principal,
+    require_auth,
+};
 pub use metadata::{ProtectedResource, canonical, same_resource};
 pub use policy::{Policy, PolicyConfig, Scopes, Target};
-pub use principal::{AuthMethod, Principal};
+pub use principal::{AuthMethod, Principal, danger};
+pub use proof::{Authenticated, Authorized, NotBehindAuthLayer};
 pub use rejection::AuthRejection;
 pub use static_tokens::{MIN_TOKEN_CHARS, StaticTokenEntry, StaticTokens, StaticTokensConfig};
 pub use upstream_key::{UpstreamKey, UpstreamKeyConfig, UpstreamSecret};
