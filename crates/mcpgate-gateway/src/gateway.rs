@@ -5,16 +5,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{Path, Request, State};
+use axum::extract::{MatchedPath, Path, Request, State};
 use axum::http::{HeaderName, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
-use mcpgate_guard::Policy;
+use mcpgate_guard::{Authenticated, Policy};
 
-use crate::auth::{AccessMode, AuthSettings, Guard};
+use crate::auth::{AccessMode, AuthSettings, Endpoint, Guard};
 use crate::config::{Limits, UpstreamConfig};
 use crate::front::{legacy, streamable};
 use crate::origin::OriginPolicy;
@@ -62,7 +62,7 @@ pub(crate) struct Shared {
     pub(crate) limits: Limits,
     pub(crate) timeouts: BTreeMap<String, Duration>,
     pub(crate) origins: OriginPolicy,
-    pub(crate) guard: Guard,
+    pub(crate) guard: Arc<Guard>,
     /// 2026-07-28 calls waiting for the client's `input_required` retry.
     pub(crate) parked: Arc<crate::front::mrtr::ParkedTable>,
     /// Answers requests still in flight at the end of the shutdown grace.
@@ -132,12 +132,12 @@ impl Gateway {
                 limits: cfg.limits,
                 timeouts,
                 origins: cfg.origins,
-                guard: Guard {
+                guard: Arc::new(Guard {
                     settings: cfg.auth,
                     policies,
                     public_url: cfg.public_url,
                     audiences,
-                },
+                }),
                 parked: Arc::default(),
                 stopping: crate::stopping::Stopping::default(),
                 readiness_checks: cfg.readiness_checks,
@@ -157,6 +157,14 @@ impl Gateway {
                 .route("/sse", get(only_legacy_sse))
                 .route("/messages", any(only_legacy_post));
         }
+        // Every MCP route, and only those, sits behind the guard: the handlers
+        // take its `Authenticated` proof, so a route added here without the
+        // layer answers 500 instead of serving an unchecked caller. Which
+        // upstream a request is for is settled first, so that a refusal carries
+        // that upstream's challenge.
+        let mcp = mcp
+            .route_layer(self.shared.guard.layer())
+            .route_layer(middleware::from_fn_with_state(self.clone(), endpoint_of));
         let cors = CorsLayer::new()
             .allow_origin(AllowOrigin::list(
                 self.shared.origins.allowed_origin_values(),
@@ -354,43 +362,92 @@ async fn check_origin(State(gw): State<Gateway>, req: Request, next: Next) -> Re
 /// Headers beyond this are refused: MCP requests carry a handful of short headers.
 const MAX_HEADER_BYTES: usize = 32 * 1024;
 
+/// Settles which upstream a request to an MCP route is for, before the guard
+/// runs: the `{name}` of the path, the only upstream on the short paths, and
+/// for a legacy message the upstream of its session (the path does not say).
+async fn endpoint_of(
+    State(gw): State<Gateway>,
+    named: Result<Path<BTreeMap<String, String>>, axum::extract::rejection::PathRejection>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_owned())
+        .unwrap_or_default();
+    let session_upstream = route
+        .ends_with("/messages")
+        .then(|| crate::front::legacy::session_id(req.uri().query()))
+        .flatten()
+        .and_then(|id| gw.shared.sessions.get(&id))
+        .map(|s| s.upstream_name.to_string());
+    let name = session_upstream
+        .or_else(|| named.ok().and_then(|Path(mut p)| p.remove("name")))
+        .or_else(|| gw.only_upstream())
+        .unwrap_or_default();
+    let Some((upstream, _)) = gw.upstream(&name) else {
+        return crate::front::streamable::no_such_upstream(&name);
+    };
+    // Streamable HTTP names its endpoint by the path it was reached at (`/mcp`
+    // or `/mcp/<name>`); the legacy routes by the upstream's own endpoint.
+    let path = if route == "/mcp" || route == "/mcp/{name}" {
+        req.uri().path().to_owned()
+    } else {
+        format!("/mcp/{upstream}")
+    };
+    req.extensions_mut().insert(Endpoint { upstream, path });
+    next.run(req).await
+}
+
 async fn named_endpoint(
     State(gw): State<Gateway>,
+    caller: Authenticated,
     Path(name): Path<String>,
     req: Request,
 ) -> Response {
-    streamable::endpoint(gw, name, req).await
+    streamable::endpoint(gw, name, caller, req).await
 }
 
-async fn only_endpoint(State(gw): State<Gateway>, req: Request) -> Response {
+async fn only_endpoint(State(gw): State<Gateway>, caller: Authenticated, req: Request) -> Response {
     let name = gw.only_upstream().unwrap_or_default();
-    streamable::endpoint(gw, name, req).await
+    streamable::endpoint(gw, name, caller, req).await
 }
 
 async fn named_legacy_sse(
     State(gw): State<Gateway>,
+    caller: Authenticated,
     Path(name): Path<String>,
     req: Request,
 ) -> Response {
     let base = format!("/mcp/{name}/messages");
-    legacy::open(gw, name, base, req).await
+    legacy::open(gw, name, base, caller, req).await
 }
 
-async fn only_legacy_sse(State(gw): State<Gateway>, req: Request) -> Response {
+async fn only_legacy_sse(
+    State(gw): State<Gateway>,
+    caller: Authenticated,
+    req: Request,
+) -> Response {
     let name = gw.only_upstream().unwrap_or_default();
-    legacy::open(gw, name, "/messages".into(), req).await
+    legacy::open(gw, name, "/messages".into(), caller, req).await
 }
 
 async fn named_legacy_post(
     State(gw): State<Gateway>,
+    caller: Authenticated,
     Path(_name): Path<String>,
     req: Request,
 ) -> Response {
-    legacy::post(gw, req).await
+    legacy::post(gw, caller, req).await
 }
 
-async fn only_legacy_post(State(gw): State<Gateway>, req: Request) -> Response {
-    legacy::post(gw, req).await
+async fn only_legacy_post(
+    State(gw): State<Gateway>,
+    caller: Authenticated,
+    req: Request,
+) -> Response {
+    legacy::post(gw, caller, req).await
 }
 
 /// RFC 9728 metadata for one upstream's endpoint, or 404 when no authorization

@@ -8,9 +8,11 @@ use axum::extract::Request;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
+use mcpgate_guard::Authenticated;
 
 use super::streamable::{no_such_upstream, session_not_found};
 use super::{Silence, is_json_content, keep, parse_body, rpc_error, sse, upstream_error};
+use crate::auth::Admitted;
 use crate::events::EventLog;
 use crate::gateway::Gateway;
 use crate::jsonrpc::{self, Kind, code};
@@ -22,23 +24,15 @@ pub(crate) async fn open(
     gw: Gateway,
     name: String,
     messages_path: String,
+    caller: Authenticated,
     req: Request,
 ) -> Response {
     let Some((name, upstream)) = gw.upstream(&name) else {
         return no_such_upstream(&name);
     };
-    let path = format!("/mcp/{name}");
-    let guard = &gw.shared.guard;
-    let principal = match guard
-        .authenticate(&name, &path, req.headers(), req.uri().query())
-        .await
-    {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
+    let caller = Admitted::new(caller, &req);
     let log = EventLog::new(0, gw.shared.limits.replay_events, Some("message"));
-    let identity = gw.shared.guard.identity(&principal, &name);
-    let principal = principal.principal;
+    let identity = gw.shared.guard.identity(&caller, &name);
     let _place = match gw.shared.sessions.reserve(
         identity.caller.subject.as_deref(),
         gw.shared.limits.max_sessions_per_subject,
@@ -52,7 +46,7 @@ pub(crate) async fn open(
     };
     let session = Session::new(
         name,
-        principal.subject.clone(),
+        caller.principal().subject().to_owned(),
         link,
         log.clone(),
         "2024-11-05".into(),
@@ -74,6 +68,14 @@ pub(crate) async fn open(
     }))
 }
 
+/// The session a legacy message is for (`?session_id=`, or `sessionId` as some
+/// clients write it).
+pub(crate) fn session_id(query: Option<&str>) -> Option<String> {
+    url::form_urlencoded::parse(query?.as_bytes())
+        .find(|(k, _)| k == "session_id" || k == "sessionId")
+        .map(|(_, v)| v.into_owned())
+}
+
 struct EndOnDrop {
     gw: Gateway,
     session: Arc<Session>,
@@ -90,16 +92,8 @@ impl Drop for EndOnDrop {
 }
 
 /// POST `/messages?session_id=…`: accepted at once; the answer goes to the stream.
-pub(crate) async fn post(gw: Gateway, req: Request) -> Response {
-    let session_id = req
-        .uri()
-        .query()
-        .and_then(|q| {
-            url::form_urlencoded::parse(q.as_bytes())
-                .find(|(k, _)| k == "session_id" || k == "sessionId")
-        })
-        .map(|(_, v)| v.into_owned());
-    let Some(session_id) = session_id else {
+pub(crate) async fn post(gw: Gateway, caller: Authenticated, req: Request) -> Response {
+    let Some(session_id) = session_id(req.uri().query()) else {
         return rpc_error(
             StatusCode::BAD_REQUEST,
             None,
@@ -118,16 +112,8 @@ pub(crate) async fn post(gw: Gateway, req: Request) -> Response {
     let Some(session) = gw.shared.sessions.get(&session_id) else {
         return session_not_found(None);
     };
-    let path = format!("/mcp/{}", session.upstream_name);
-    let guard = &gw.shared.guard;
-    let principal = match guard
-        .authenticate(&session.upstream_name, &path, req.headers(), None)
-        .await
-    {
-        Ok(a) => a.principal,
-        Err(r) => return r,
-    };
-    if principal.subject != session.subject {
+    let caller = Admitted::new(caller, &req);
+    if caller.principal().subject() != session.subject {
         return session_not_found(None);
     }
     let body = match super::read_body(req, gw.shared.limits.max_body_bytes).await {
@@ -141,7 +127,7 @@ pub(crate) async fn post(gw: Gateway, req: Request) -> Response {
     if let Err(r) = gw
         .shared
         .guard
-        .authorize(&session.upstream_name, &path, &principal, &msg)
+        .authorize(&session.upstream_name, &caller, &msg)
     {
         return r;
     }
@@ -197,7 +183,7 @@ pub(crate) async fn post(gw: Gateway, req: Request) -> Response {
             let rewrite = gw
                 .shared
                 .guard
-                .list_filter(&session.upstream_name, &principal, &method)
+                .list_filter(&session.upstream_name, caller.principal(), &method)
                 .unwrap_or_else(keep);
             let deadline = tokio::time::Instant::now() + timeout;
             tokio::spawn(async move {

@@ -158,11 +158,7 @@ pub(crate) async fn post(
     if let Err(r) = check_headers(headers, &msg, kind) {
         return r;
     }
-    if let Err(r) = gw
-        .shared
-        .guard
-        .authorize(&name, &caller.path, caller.principal(), &msg)
-    {
+    if let Err(r) = gw.shared.guard.authorize(&name, &caller.authed, &msg) {
         return r;
     }
     let method = msg.method.clone().unwrap_or_default();

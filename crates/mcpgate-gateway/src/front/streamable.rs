@@ -20,13 +20,18 @@ use crate::gateway::Gateway;
 use crate::jsonrpc::{self, Kind, Message, code};
 use crate::session::Session;
 use crate::upstream::{Identity, Link, Upstream, UpstreamError};
-use mcpgate_guard::Principal;
+use mcpgate_guard::{Authenticated, Principal};
 
 pub(crate) const SESSION_HEADER: &str = "mcp-session-id";
 pub(crate) const VERSION_HEADER: &str = "mcp-protocol-version";
 
 /// Everything that reaches `/mcp/<name>`.
-pub(crate) async fn endpoint(gw: Gateway, name: String, req: Request) -> Response {
+pub(crate) async fn endpoint(
+    gw: Gateway,
+    name: String,
+    caller: Authenticated,
+    req: Request,
+) -> Response {
     let Some((name, upstream)) = gw.upstream(&name) else {
         return no_such_upstream(&name);
     };
@@ -34,19 +39,10 @@ pub(crate) async fn endpoint(gw: Gateway, name: String, req: Request) -> Respons
     let served = matches!(*req.method(), Method::POST)
         || (!modern && matches!(*req.method(), Method::GET | Method::DELETE));
     if served {
-        // Every request is authenticated: a session id is not a credential.
-        let path = req.uri().path().to_owned();
-        let guard = &gw.shared.guard;
-        let principal = match guard
-            .authenticate(&name, &path, req.headers(), req.uri().query())
-            .await
-        {
-            Ok(p) => p,
-            Err(r) => return r,
-        };
+        // Every request was authenticated by the layer: a session id is not a
+        // credential.
         let caller = Caller {
-            authed: principal,
-            path,
+            authed: auth::Admitted::new(caller, &req),
         };
         return match *req.method() {
             Method::POST => post(gw, name, upstream, caller, req).await,
@@ -71,18 +67,17 @@ pub(crate) async fn endpoint(gw: Gateway, name: String, req: Request) -> Respons
 
 /// The authenticated caller and the endpoint path it used (for challenges).
 pub(crate) struct Caller {
-    pub(crate) authed: auth::Authenticated,
-    pub(crate) path: String,
+    pub(crate) authed: auth::Admitted,
 }
 
 impl Caller {
     pub(crate) fn principal(&self) -> &Principal {
-        &self.authed.principal
+        self.authed.principal()
     }
 
     /// A session opened by someone else does not exist for this caller.
     pub(crate) fn owns(&self, session: &Session) -> bool {
-        session.subject == self.principal().subject
+        session.subject == self.principal().subject()
     }
 }
 
@@ -128,11 +123,7 @@ async fn post(
     if version == Some(MODERN_VERSION) && session_id.is_none() {
         return stateless::post(gw, name, upstream, &headers, msg, kind, caller).await;
     }
-    if let Err(r) = gw
-        .shared
-        .guard
-        .authorize(&name, &caller.path, caller.principal(), &msg)
-    {
+    if let Err(r) = gw.shared.guard.authorize(&name, &caller.authed, &msg) {
         return r;
     }
     if kind == Kind::Request && msg.method.as_deref() == Some("initialize") {
@@ -361,7 +352,7 @@ async fn initialize(
         jsonrpc::result_protocol_version(result).unwrap_or_else(|| DEFAULT_VERSION.to_owned());
     let session = Session::new(
         name,
-        caller.principal().subject.clone(),
+        caller.principal().subject().to_owned(),
         link,
         log,
         version.clone(),
