@@ -530,3 +530,6 @@ async fn readyz(State(gw): State<Gateway>) -> Response {
     };
     (status, axum::Json(doc)).into_response()
 }
+
+#[cfg(test)]
+mod tests;

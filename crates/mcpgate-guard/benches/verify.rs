@@ -141,7 +141,7 @@ fn verify_now(v: &dyn Verifier, c: &Credential) -> Principal {
         .now_or_never()
         .expect("verification waited on I/O")
         .expect("the credential was refused")
-        .principal
+        .into_principal()
 }
 
 fn authenticate_now(chain: &Chain, c: &Credential) -> Principal {

@@ -6,3 +6,17 @@
 //! checked cannot reach it. Each constructor says what it refuses; its error names the rule.
 //!
 //! This crate is a leaf: it depends on nothing of ours, and every other crate may use it.
+
+mod text;
+
+mod audience;
+mod issuer;
+mod scope;
+mod session_id;
+mod subject;
+
+pub use audience::{Audience, AudienceError};
+pub use issuer::{Issuer, IssuerError};
+pub use scope::{Scope, ScopeError, ScopeSet};
+pub use session_id::{SessionId, SessionIdError};
+pub use subject::{Subject, SubjectError};
