@@ -15,8 +15,8 @@ use mcpgate_guard::{
 };
 use serde_json::Value;
 
-use crate::front::Rewrite;
 use crate::jsonrpc::{Kind, Message};
+use crate::rewrite::Rewrite;
 
 /// `auth.mode`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{MatchedPath, Path, Request, State};
 use axum::http::{HeaderName, Method, StatusCode};
 use axum::middleware::{self, Next};
@@ -12,13 +13,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
-use mcpgate_guard::{Authenticated, Policy};
+use mcpgate_guard::Policy;
 
 use crate::auth::{AccessMode, AuthSettings, Endpoint, Guard};
 use crate::config::{Limits, UpstreamConfig};
-use crate::front::{legacy, streamable};
+use crate::front;
 use crate::origin::OriginPolicy;
 use crate::session::SessionTable;
+use crate::state::{Gateway, ReadinessCheck, Shared};
 use crate::upstream::Upstream;
 
 /// What the gateway needs to start.
@@ -39,35 +41,6 @@ pub struct GatewayConfig {
     /// Conditions outside the gateway that `/readyz` checks on every request
     /// (e.g. the binary's data directory still writable).
     pub readiness_checks: Vec<Arc<dyn ReadinessCheck>>,
-}
-
-/// A condition `/readyz` checks on every request, outside what the gateway
-/// itself knows: each returned line is a reason it is not ready, naming what
-/// to fix. Must be quick (it runs on the request path of `/readyz`).
-pub trait ReadinessCheck: std::fmt::Debug + Send + Sync {
-    /// Why the gateway is not ready now; empty when it is.
-    fn problems(&self) -> Vec<String>;
-}
-
-/// The running gateway's state; cheap to clone.
-#[derive(Debug, Clone)]
-pub struct Gateway {
-    pub(crate) shared: Arc<Shared>,
-}
-
-#[derive(Debug)]
-pub(crate) struct Shared {
-    pub(crate) upstreams: BTreeMap<String, Arc<Upstream>>,
-    pub(crate) sessions: SessionTable,
-    pub(crate) limits: Limits,
-    pub(crate) timeouts: BTreeMap<String, Duration>,
-    pub(crate) origins: OriginPolicy,
-    pub(crate) guard: Arc<Guard>,
-    /// 2026-07-28 calls waiting for the client's `input_required` retry.
-    pub(crate) parked: Arc<crate::front::mrtr::ParkedTable>,
-    /// Answers requests still in flight at the end of the shutdown grace.
-    pub(crate) stopping: crate::stopping::Stopping,
-    pub(crate) readiness_checks: Vec<Arc<dyn ReadinessCheck>>,
 }
 
 /// Headers browser clients may send (MCP-AUTH.md, CORS).
@@ -148,20 +121,21 @@ impl Gateway {
     /// The HTTP router: MCP endpoints, legacy SSE endpoints, health checks.
     pub fn router(&self) -> Router {
         let mut mcp = Router::new()
-            .route("/mcp/{name}", any(named_endpoint))
-            .route("/mcp/{name}/sse", get(named_legacy_sse))
-            .route("/mcp/{name}/messages", any(named_legacy_post));
+            // One handler for every era: it decides the era once (front/era.rs).
+            .route("/mcp/{name}", any(front::serve))
+            .route("/mcp/{name}/sse", get(front::serve))
+            .route("/mcp/{name}/messages", any(front::serve));
         if self.shared.upstreams.len() == 1 {
             mcp = mcp
-                .route("/mcp", any(only_endpoint))
-                .route("/sse", get(only_legacy_sse))
-                .route("/messages", any(only_legacy_post));
+                .route("/mcp", any(front::serve))
+                .route("/sse", get(front::serve))
+                .route("/messages", any(front::serve));
         }
-        // Every MCP route, and only those, sits behind the guard: the handlers
-        // take its `Authenticated` proof, so a route added here without the
+        // Every MCP route, and only those, sits behind the guard: `front::serve`
+        // takes its `Authenticated` proof, so a route added here without the
         // layer answers 500 instead of serving an unchecked caller. Which
         // upstream a request is for is settled first, so that a refusal carries
-        // that upstream's challenge.
+        // that upstream's challenge; the era is decided after, in the handler.
         let mcp = mcp
             .route_layer(self.shared.guard.layer())
             .route_layer(middleware::from_fn_with_state(self.clone(), endpoint_of));
@@ -312,29 +286,6 @@ impl Gateway {
         doc["auth"] = auth.into();
         doc
     }
-
-    pub(crate) fn upstream(&self, name: &str) -> Option<(Arc<str>, Arc<Upstream>)> {
-        self.shared
-            .upstreams
-            .get_key_value(name)
-            .map(|(k, v)| (Arc::from(k.as_str()), v.clone()))
-    }
-
-    pub(crate) fn only_upstream(&self) -> Option<String> {
-        self.shared.upstreams.keys().next().cloned()
-    }
-
-    pub(crate) fn timeout_for_any(&self) -> Duration {
-        self.shared.limits.request_timeout
-    }
-
-    pub(crate) fn timeout_for(&self, name: &str) -> Duration {
-        self.shared
-            .timeouts
-            .get(name)
-            .copied()
-            .unwrap_or(self.shared.limits.request_timeout)
-    }
 }
 
 async fn check_origin(State(gw): State<Gateway>, req: Request, next: Next) -> Response {
@@ -344,7 +295,7 @@ async fn check_origin(State(gw): State<Gateway>, req: Request, next: Next) -> Re
         .map(|(k, v)| k.as_str().len() + v.len())
         .sum();
     if header_bytes > MAX_HEADER_BYTES {
-        return crate::front::rpc_error(
+        return crate::rejection::rpc_error(
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             None,
             crate::jsonrpc::code::INVALID_REQUEST,
@@ -367,7 +318,7 @@ const MAX_HEADER_BYTES: usize = 32 * 1024;
 /// for a legacy message the upstream of its session (the path does not say).
 async fn endpoint_of(
     State(gw): State<Gateway>,
-    named: Result<Path<BTreeMap<String, String>>, axum::extract::rejection::PathRejection>,
+    named: Result<Path<BTreeMap<String, String>>, PathRejection>,
     mut req: Request,
     next: Next,
 ) -> Response {
@@ -378,7 +329,7 @@ async fn endpoint_of(
         .unwrap_or_default();
     let session_upstream = route
         .ends_with("/messages")
-        .then(|| crate::front::legacy::session_id(req.uri().query()))
+        .then(|| front::era::session_id(req.uri().query()))
         .flatten()
         .and_then(|id| gw.shared.sessions.get(&id))
         .map(|s| s.upstream_name.to_string());
@@ -387,7 +338,7 @@ async fn endpoint_of(
         .or_else(|| gw.only_upstream())
         .unwrap_or_default();
     let Some((upstream, _)) = gw.upstream(&name) else {
-        return crate::front::streamable::no_such_upstream(&name);
+        return crate::rejection::no_such_upstream(&name);
     };
     // Streamable HTTP names its endpoint by the path it was reached at (`/mcp`
     // or `/mcp/<name>`); the legacy routes by the upstream's own endpoint.
@@ -400,62 +351,12 @@ async fn endpoint_of(
     next.run(req).await
 }
 
-async fn named_endpoint(
-    State(gw): State<Gateway>,
-    caller: Authenticated,
-    Path(name): Path<String>,
-    req: Request,
-) -> Response {
-    streamable::endpoint(gw, name, caller, req).await
-}
-
-async fn only_endpoint(State(gw): State<Gateway>, caller: Authenticated, req: Request) -> Response {
-    let name = gw.only_upstream().unwrap_or_default();
-    streamable::endpoint(gw, name, caller, req).await
-}
-
-async fn named_legacy_sse(
-    State(gw): State<Gateway>,
-    caller: Authenticated,
-    Path(name): Path<String>,
-    req: Request,
-) -> Response {
-    let base = format!("/mcp/{name}/messages");
-    legacy::open(gw, name, base, caller, req).await
-}
-
-async fn only_legacy_sse(
-    State(gw): State<Gateway>,
-    caller: Authenticated,
-    req: Request,
-) -> Response {
-    let name = gw.only_upstream().unwrap_or_default();
-    legacy::open(gw, name, "/messages".into(), caller, req).await
-}
-
-async fn named_legacy_post(
-    State(gw): State<Gateway>,
-    caller: Authenticated,
-    Path(_name): Path<String>,
-    req: Request,
-) -> Response {
-    legacy::post(gw, caller, req).await
-}
-
-async fn only_legacy_post(
-    State(gw): State<Gateway>,
-    caller: Authenticated,
-    req: Request,
-) -> Response {
-    legacy::post(gw, caller, req).await
-}
-
 /// RFC 9728 metadata for one upstream's endpoint, or 404 when no authorization
 /// server is configured (the document must name at least one).
 fn metadata(gw: &Gateway, upstream: Option<&str>, path: &str) -> Response {
     let guard = &gw.shared.guard;
     if guard.settings.authorization_servers.is_empty() {
-        return crate::front::rpc_error(
+        return crate::rejection::rpc_error(
             StatusCode::NOT_FOUND,
             None,
             crate::jsonrpc::code::INVALID_REQUEST,

@@ -20,8 +20,12 @@ mod gateway;
 pub mod jsonrpc;
 mod mux;
 mod origin;
+mod protocol;
+mod rejection;
+mod rewrite;
 mod session;
 mod sse;
+mod state;
 mod stopping;
 mod upstream;
 
@@ -33,5 +37,6 @@ pub use credentials::{
     TokenAuthMethod, TokenExchangeConfig, UserSecret, UserSecretSource, UserSources, VaultConfig,
     credential_problems, missing_credentials,
 };
-pub use gateway::{Gateway, GatewayConfig, IDENTITY_JWKS_PATH, ReadinessCheck};
+pub use gateway::{GatewayConfig, IDENTITY_JWKS_PATH};
 pub use origin::OriginPolicy;
+pub use state::{Gateway, ReadinessCheck};

@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 
-use crate::front::rpc_error;
 use crate::jsonrpc::code;
+use crate::rejection::rpc_error;
 
 /// Which origins and hosts may reach the gateway.
 #[derive(Debug, Clone)]

@@ -8,31 +8,30 @@ use axum::extract::Request;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
-use mcpgate_guard::Authenticated;
 
-use super::streamable::{no_such_upstream, session_not_found};
-use super::{Silence, is_json_content, keep, parse_body, rpc_error, sse, upstream_error};
-use crate::auth::Admitted;
+use super::answer::Silence;
+use super::caller::AuthenticatedCaller;
+use super::era::Endpoint;
+use super::request::{parse_body, read_body};
 use crate::events::EventLog;
-use crate::gateway::Gateway;
 use crate::jsonrpc::{self, Kind, code};
+use crate::protocol::LEGACY_SSE_VERSION;
+use crate::rejection::{session_not_found, sse, upstream_error};
+use crate::rewrite::{Rewrite, keep};
 use crate::session::Session;
+use crate::state::Gateway;
 use crate::upstream::UpstreamError;
 
 /// GET `/mcp/<name>/sse`: opens a session and its stream.
 pub(crate) async fn open(
     gw: Gateway,
-    name: String,
+    endpoint: Endpoint,
     messages_path: String,
-    caller: Authenticated,
-    req: Request,
+    caller: AuthenticatedCaller,
 ) -> Response {
-    let Some((name, upstream)) = gw.upstream(&name) else {
-        return no_such_upstream(&name);
-    };
-    let caller = Admitted::new(caller, &req);
+    let Endpoint { name, upstream, .. } = endpoint;
     let log = EventLog::new(0, gw.shared.limits.replay_events, Some("message"));
-    let identity = gw.shared.guard.identity(&caller, &name);
+    let identity = gw.shared.guard.identity(&caller.authed, &name);
     let _place = match gw.shared.sessions.reserve(
         identity.caller.subject.as_deref(),
         gw.shared.limits.max_sessions_per_subject,
@@ -49,7 +48,7 @@ pub(crate) async fn open(
         caller.principal().subject().to_owned(),
         link,
         log.clone(),
-        "2024-11-05".into(),
+        LEGACY_SSE_VERSION.into(),
         gw.shared.limits.replay_events,
     );
     gw.shared.sessions.insert(session.clone());
@@ -68,14 +67,6 @@ pub(crate) async fn open(
     }))
 }
 
-/// The session a legacy message is for (`?session_id=`, or `sessionId` as some
-/// clients write it).
-pub(crate) fn session_id(query: Option<&str>) -> Option<String> {
-    url::form_urlencoded::parse(query?.as_bytes())
-        .find(|(k, _)| k == "session_id" || k == "sessionId")
-        .map(|(_, v)| v.into_owned())
-}
-
 struct EndOnDrop {
     gw: Gateway,
     session: Arc<Session>,
@@ -92,31 +83,16 @@ impl Drop for EndOnDrop {
 }
 
 /// POST `/messages?session_id=…`: accepted at once; the answer goes to the stream.
-pub(crate) async fn post(gw: Gateway, caller: Authenticated, req: Request) -> Response {
-    let Some(session_id) = session_id(req.uri().query()) else {
-        return rpc_error(
-            StatusCode::BAD_REQUEST,
-            None,
-            code::INVALID_REQUEST,
-            "missing session_id query parameter: POST to the URL of the endpoint event",
-        );
-    };
-    if !is_json_content(req.headers()) {
-        return rpc_error(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            None,
-            code::INVALID_REQUEST,
-            "send Content-Type: application/json",
-        );
-    }
-    let Some(session) = gw.shared.sessions.get(&session_id) else {
-        return session_not_found(None);
-    };
-    let caller = Admitted::new(caller, &req);
-    if caller.principal().subject() != session.subject {
+pub(crate) async fn message(
+    gw: Gateway,
+    session: Arc<Session>,
+    caller: AuthenticatedCaller,
+    req: Request,
+) -> Response {
+    if !caller.owns(&session) {
         return session_not_found(None);
     }
-    let body = match super::read_body(req, gw.shared.limits.max_body_bytes).await {
+    let body = match read_body(req, gw.shared.limits.max_body_bytes).await {
         Ok(b) => b,
         Err(r) => return r,
     };
@@ -127,7 +103,7 @@ pub(crate) async fn post(gw: Gateway, caller: Authenticated, req: Request) -> Re
     if let Err(r) = gw
         .shared
         .guard
-        .authorize(&session.upstream_name, &caller, &msg)
+        .authorize(&session.upstream_name, &caller.authed, &msg)
     {
         return r;
     }
@@ -220,7 +196,7 @@ async fn relay_into(
     deadline: tokio::time::Instant,
     limit: std::time::Duration,
     id: Option<Box<serde_json::value::RawValue>>,
-    rewrite: super::Rewrite,
+    rewrite: Rewrite,
 ) {
     let log = &session.server_stream;
     let timed_out = |why: String| {

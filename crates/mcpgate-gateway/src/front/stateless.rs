@@ -4,27 +4,24 @@
 
 use std::sync::Arc;
 
+use axum::extract::Request;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
+use super::caller::AuthenticatedCaller;
+use super::era::Endpoint;
 use super::mrtr::{self, Step};
-use super::sse;
-use super::streamable::Caller;
-use super::{
-    MODERN_VERSION, SUPPORTED_VERSIONS, header_str, json, rpc_error, rpc_error_data, upstream_error,
-};
+use super::request::{Post, header_str, read_post};
 use crate::events::EventLog;
-use crate::gateway::Gateway;
 use crate::jsonrpc::{self, Kind, Message, code};
+use crate::protocol::{HEADER_MISMATCH, MODERN_VERSION};
+use crate::rejection::{json, rpc_error, sse, upstream_error};
+use crate::rewrite::Rewrite;
+use crate::state::Gateway;
 use crate::upstream::Link;
-use crate::upstream::Upstream;
-
-/// 2026-07-28 error codes.
-pub(crate) const HEADER_MISMATCH: i64 = -32020;
-pub(crate) const UNSUPPORTED_VERSION: i64 = -32022;
 
 const META_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
 const META_SERVER_INFO: &str = "io.modelcontextprotocol/serverInfo";
@@ -37,16 +34,6 @@ const CACHEABLE: &[&str] = &[
     "resources/templates/list",
     "resources/read",
 ];
-
-pub(crate) fn unsupported_version(id: Option<Box<RawValue>>, requested: &str) -> Response {
-    rpc_error_data(
-        StatusCode::BAD_REQUEST,
-        id,
-        UNSUPPORTED_VERSION,
-        &format!("Unsupported protocol version {requested:?}"),
-        serde_json::json!({ "supported": SUPPORTED_VERSIONS, "requested": requested }),
-    )
-}
 
 fn mismatch(id: Option<Box<RawValue>>, what: &str) -> Response {
     rpc_error(
@@ -146,16 +133,18 @@ fn check_headers(headers: &HeaderMap, msg: &Message, kind: Kind) -> Result<(), R
 }
 
 /// One stateless POST.
-pub(crate) async fn post(
+pub(crate) async fn serve(
     gw: Gateway,
-    name: Arc<str>,
-    upstream: Arc<Upstream>,
-    headers: &HeaderMap,
-    msg: Message,
-    kind: Kind,
-    caller: Caller,
+    endpoint: Endpoint,
+    caller: AuthenticatedCaller,
+    req: Request,
 ) -> Response {
-    if let Err(r) = check_headers(headers, &msg, kind) {
+    let Post { headers, msg, kind } = match read_post(req, gw.shared.limits.max_body_bytes).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let Endpoint { name, upstream, .. } = endpoint;
+    if let Err(r) = check_headers(&headers, &msg, kind) {
         return r;
     }
     if let Err(r) = gw.shared.guard.authorize(&name, &caller.authed, &msg) {
@@ -202,7 +191,7 @@ pub(crate) async fn post(
                     .shared
                     .guard
                     .list_filter(&name, caller.principal(), &method);
-                let rewrite: super::Rewrite = Arc::new(move |m: &mut Message| {
+                let rewrite: Rewrite = Arc::new(move |m: &mut Message| {
                     if let Some(f) = &filter {
                         f(m);
                     }
@@ -222,7 +211,7 @@ async fn call(
     link: Arc<Link>,
     mut msg: Message,
     method: &str,
-    rewrite: super::Rewrite,
+    rewrite: Rewrite,
 ) -> Response {
     let parked = gw.shared.parked.clone();
     let state = msg

@@ -24,14 +24,10 @@ use crate::credentials::{Caller, Credentials};
 use crate::events::EventLog;
 use crate::jsonrpc::{self, Message};
 use crate::mux::Exchange;
+use crate::protocol::{SESSION_HEADER, VERSION_HEADER};
 use crate::sse;
 
 pub(crate) type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
-
-/// The session header of Streamable HTTP.
-pub(crate) const SESSION_HEADER: &str = "mcp-session-id";
-/// The protocol version header of Streamable HTTP.
-pub(crate) const VERSION_HEADER: &str = "mcp-protocol-version";
 
 /// A configured HTTP upstream.
 #[derive(Debug)]

@@ -4,125 +4,54 @@
 use std::sync::Arc;
 
 use axum::extract::Request;
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use serde_json::value::RawValue;
 
-use super::{
-    Answer, DEFAULT_VERSION, MODERN_VERSION, SUPPORTED_VERSIONS, accepts, header_str,
-    is_json_content, json, keep, parse_body, read_body, rpc_error, sse, stateless, upstream_error,
-};
-use crate::auth;
+use super::answer::Answer;
+use super::caller::AuthenticatedCaller;
+use super::era::{Endpoint, SessionMethod};
+use super::request::{Post, accepts, header_str, read_post};
 use crate::config::HttpTransport;
 use crate::events::{EventLog, parse_event_id};
-use crate::gateway::Gateway;
 use crate::jsonrpc::{self, Kind, Message, code};
+use crate::protocol::{DEFAULT_VERSION, SESSION_HEADER};
+use crate::rejection::{
+    json, missing_session_id, rpc_error, session_not_found, sse, upstream_error,
+};
+use crate::rewrite::keep;
 use crate::session::Session;
+use crate::state::Gateway;
 use crate::upstream::{Identity, Link, Upstream, UpstreamError};
-use mcpgate_guard::{Authenticated, Principal};
 
-pub(crate) const SESSION_HEADER: &str = "mcp-session-id";
-pub(crate) const VERSION_HEADER: &str = "mcp-protocol-version";
-
-/// Everything that reaches `/mcp/<name>`.
-pub(crate) async fn endpoint(
+/// A request of the sessionful era.
+pub(crate) async fn serve(
     gw: Gateway,
-    name: String,
-    caller: Authenticated,
+    endpoint: Endpoint,
+    method: SessionMethod,
+    caller: AuthenticatedCaller,
     req: Request,
 ) -> Response {
-    let Some((name, upstream)) = gw.upstream(&name) else {
-        return no_such_upstream(&name);
-    };
-    let modern = header_str(req.headers(), VERSION_HEADER) == Some(MODERN_VERSION);
-    let served = matches!(*req.method(), Method::POST)
-        || (!modern && matches!(*req.method(), Method::GET | Method::DELETE));
-    if served {
-        // Every request was authenticated by the layer: a session id is not a
-        // credential.
-        let caller = Caller {
-            authed: auth::Admitted::new(caller, &req),
-        };
-        return match *req.method() {
-            Method::POST => post(gw, name, upstream, caller, req).await,
-            Method::GET => get_stream(gw, caller, req).await,
-            _ => delete(gw, caller, req).await,
-        };
-    }
-    let allow = if modern { "POST" } else { "GET, POST, DELETE" };
-    let mut r = rpc_error(
-        StatusCode::METHOD_NOT_ALLOWED,
-        None,
-        code::INVALID_REQUEST,
-        &format!(
-            "method {} is not allowed on an MCP endpoint; use {allow}",
-            req.method()
-        ),
-    );
-    r.headers_mut()
-        .insert(header::ALLOW, HeaderValue::from_static(allow));
-    r
-}
-
-/// The authenticated caller and the endpoint path it used (for challenges).
-pub(crate) struct Caller {
-    pub(crate) authed: auth::Admitted,
-}
-
-impl Caller {
-    pub(crate) fn principal(&self) -> &Principal {
-        self.authed.principal()
-    }
-
-    /// A session opened by someone else does not exist for this caller.
-    pub(crate) fn owns(&self, session: &Session) -> bool {
-        session.subject == self.principal().subject()
+    match method {
+        SessionMethod::Post => post(gw, endpoint, caller, req).await,
+        SessionMethod::Get => get_stream(gw, caller, req).await,
+        SessionMethod::Delete => delete(gw, caller, req).await,
     }
 }
 
 async fn post(
     gw: Gateway,
-    name: Arc<str>,
-    upstream: Arc<Upstream>,
-    caller: Caller,
+    endpoint: Endpoint,
+    caller: AuthenticatedCaller,
     req: Request,
 ) -> Response {
-    let headers = req.headers().clone();
-    if !(accepts(&headers, "application/json") && accepts(&headers, "text/event-stream")) {
-        return rpc_error(
-            StatusCode::NOT_ACCEPTABLE,
-            None,
-            code::INVALID_REQUEST,
-            "Not Acceptable: the Accept header must list both application/json and text/event-stream",
-        );
-    }
-    if !is_json_content(&headers) {
-        return rpc_error(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            None,
-            code::INVALID_REQUEST,
-            "Unsupported Media Type: send the JSON-RPC message with Content-Type: application/json",
-        );
-    }
-    let body = match read_body(req, gw.shared.limits.max_body_bytes).await {
-        Ok(b) => b,
+    let Post { headers, msg, kind } = match read_post(req, gw.shared.limits.max_body_bytes).await {
+        Ok(p) => p,
         Err(r) => return r,
     };
-    let (msg, kind) = match parse_body(&body) {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    let version = header_str(&headers, VERSION_HEADER);
-    if let Some(v) = version
-        && !SUPPORTED_VERSIONS.contains(&v)
-    {
-        return stateless::unsupported_version(msg.id.clone(), v);
-    }
+    let Endpoint { name, upstream, .. } = endpoint;
     let session_id = header_str(&headers, SESSION_HEADER);
-    if version == Some(MODERN_VERSION) && session_id.is_none() {
-        return stateless::post(gw, name, upstream, &headers, msg, kind, caller).await;
-    }
     if let Err(r) = gw.shared.guard.authorize(&name, &caller.authed, &msg) {
         return r;
     }
@@ -212,33 +141,6 @@ async fn link_failed(
     upstream_error(e, id)
 }
 
-pub(crate) fn no_such_upstream(name: &str) -> Response {
-    rpc_error(
-        StatusCode::NOT_FOUND,
-        None,
-        code::INVALID_REQUEST,
-        &format!("no upstream named {name:?} is configured"),
-    )
-}
-
-fn missing_session_id() -> Response {
-    rpc_error(
-        StatusCode::BAD_REQUEST,
-        None,
-        code::INVALID_REQUEST,
-        "Bad Request: missing Mcp-Session-Id header",
-    )
-}
-
-pub(crate) fn session_not_found(id: Option<Box<RawValue>>) -> Response {
-    rpc_error(
-        StatusCode::NOT_FOUND,
-        id,
-        code::SESSION_NOT_FOUND,
-        "Session not found: it ended, expired, or its upstream restarted; send initialize to start a new one",
-    )
-}
-
 /// Sends (or, for a gateway-initialized upstream, answers) an `initialize`.
 /// Returns the link actually used (it may have switched to legacy SSE) and the response.
 pub(crate) async fn initialize_link(
@@ -319,7 +221,7 @@ async fn initialize(
     name: Arc<str>,
     upstream: Arc<Upstream>,
     msg: Message,
-    caller: Caller,
+    caller: AuthenticatedCaller,
 ) -> Response {
     let log = EventLog::new(0, gw.shared.limits.replay_events, None);
     let identity = gw.shared.guard.identity(&caller.authed, &name);
@@ -368,7 +270,7 @@ async fn initialize(
     r
 }
 
-async fn get_stream(gw: Gateway, caller: Caller, req: Request) -> Response {
+async fn get_stream(gw: Gateway, caller: AuthenticatedCaller, req: Request) -> Response {
     let headers = req.headers();
     if !accepts(headers, "text/event-stream") {
         return rpc_error(
@@ -442,7 +344,7 @@ impl Drop for ListenGuard {
     }
 }
 
-async fn delete(gw: Gateway, caller: Caller, req: Request) -> Response {
+async fn delete(gw: Gateway, caller: AuthenticatedCaller, req: Request) -> Response {
     let Some(session_id) = header_str(req.headers(), SESSION_HEADER) else {
         return missing_session_id();
     };
