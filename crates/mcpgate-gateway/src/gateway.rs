@@ -16,6 +16,7 @@ use mcpgate_guard::Policy;
 
 use crate::auth::{AccessMode, AuthSettings, Guard};
 use crate::config::{Limits, UpstreamConfig};
+use crate::error::GatewayError;
 use crate::front;
 use crate::origin::OriginPolicy;
 use crate::session::SessionTable;
@@ -57,8 +58,8 @@ const ALLOW_HEADERS: &[&str] = &[
 const EXPOSE_HEADERS: &[&str] = &["www-authenticate", "mcp-session-id", "mcp-protocol-version"];
 
 impl Gateway {
-    /// Builds the gateway; fails with a message naming the bad upstream.
-    pub fn new(cfg: GatewayConfig) -> Result<Self, String> {
+    /// Builds the gateway; fails with [`GatewayError::Config`] naming the bad upstream.
+    pub fn new(cfg: GatewayConfig) -> Result<Self, GatewayError> {
         let mut upstreams = BTreeMap::new();
         let mut timeouts = BTreeMap::new();
         let mut policies = BTreeMap::new();
@@ -69,8 +70,12 @@ impl Gateway {
         );
         for u in cfg.upstreams {
             let name = u.name.clone();
-            let policy = Policy::new(&u.policy_config(), &cfg.auth.groups_claim)
-                .map_err(|e| format!("upstream {name}: {e}"))?;
+            let policy = Policy::new(&u.policy_config(), &cfg.auth.groups_claim).map_err(|e| {
+                GatewayError::Config {
+                    upstream: name.clone(),
+                    problems: vec![format!("upstream {name}: {e}")],
+                }
+            })?;
             policies.insert(name.clone(), policy);
             let timeout = u.request_timeout.unwrap_or(cfg.limits.request_timeout);
             timeouts.insert(name.clone(), timeout);
@@ -85,9 +90,12 @@ impl Gateway {
                     .iter()
                     .any(|c| matches!(c, crate::CredentialConfig::TokenExchange(_)))
             {
-                return Err(format!(
-                    "upstream {name}: a per-user credential (token_exchange) needs signed-in callers and the gateway's identity token: enable authentication and keep auth.identity_token = true"
-                ));
+                return Err(GatewayError::Config {
+                    problems: vec![format!(
+                        "upstream {name}: a per-user credential (token_exchange) needs signed-in callers and the gateway's identity token: enable authentication and keep auth.identity_token = true"
+                    )],
+                    upstream: name,
+                });
             }
             let upstream = Upstream::new(u, limits, &cfg.user_sources)?;
             // Reported now and on /readyz; the gateway still starts, so that the
@@ -286,14 +294,11 @@ async fn check_origin(State(gw): State<Gateway>, req: Request, next: Next) -> Re
         .map(|(k, v)| k.as_str().len() + v.len())
         .sum();
     if header_bytes > MAX_HEADER_BYTES {
-        return crate::rejection::rpc_error(
-            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            None,
-            crate::jsonrpc::code::INVALID_REQUEST,
-            &format!(
-                "the request headers total {header_bytes} bytes; the limit is {MAX_HEADER_BYTES}"
-            ),
-        );
+        return GatewayError::HeadersTooLarge {
+            total: header_bytes,
+            limit: MAX_HEADER_BYTES,
+        }
+        .into_response();
     }
     if let Err(resp) = gw.shared.origins.check(req.headers()) {
         return resp;
@@ -309,12 +314,7 @@ const MAX_HEADER_BYTES: usize = 32 * 1024;
 fn metadata(gw: &Gateway, upstream: Option<&str>, path: &str) -> Response {
     let guard = &gw.shared.guard;
     if guard.settings.authorization_servers.is_empty() {
-        return crate::rejection::rpc_error(
-            StatusCode::NOT_FOUND,
-            None,
-            crate::jsonrpc::code::INVALID_REQUEST,
-            "no authorization server is configured for this gateway; authenticate with an API key or token",
-        );
+        return GatewayError::NoAuthorizationServer.into_response();
     }
     let mut resource = guard.public_url.clone();
     resource.set_path(path);
