@@ -15,6 +15,7 @@ use mcpgate_guard::{
 };
 use serde_json::Value;
 
+use crate::identity::{Identity, IdentityToken, OnBehalfOf};
 use crate::jsonrpc::{Kind, Message};
 use crate::rewrite::Rewrite;
 
@@ -166,7 +167,7 @@ impl Guard {
     }
 
     /// Everything an upstream may be told about the caller.
-    pub(crate) fn identity(&self, a: &Admitted, upstream: &str) -> crate::upstream::Identity {
+    pub(crate) fn identity(&self, a: &Admitted, upstream: &str) -> Identity {
         let p = a.principal();
         let mut headers = if self.settings.identity_headers {
             identity_headers(p)
@@ -181,24 +182,23 @@ impl Guard {
             env.push(kv.clone());
         }
         let token = match &self.settings.identity_signer {
-            Some(signer) if !p.is_anonymous() => Some(Arc::new(IdentityToken {
-                signer: signer.clone(),
-                principal: p.clone(),
-                audience: upstream.to_owned(),
-                current: std::sync::Mutex::new(None),
-            })),
+            Some(signer) if !p.is_anonymous() => Some(Arc::new(IdentityToken::new(
+                signer.clone(),
+                p.clone(),
+                upstream,
+            ))),
             _ => None,
         };
-        let caller = crate::credentials::Caller {
+        let on_behalf_of = OnBehalfOf {
             subject: (!p.is_anonymous()).then(|| p.subject().to_owned()),
             identity: token.clone(),
         };
-        crate::upstream::Identity {
+        Identity {
             subject: p.subject().to_owned(),
             env,
             headers,
             token,
-            caller,
+            on_behalf_of,
         }
     }
 
@@ -415,47 +415,6 @@ pub(crate) struct Delivery {
     header: Option<(HeaderName, HeaderValue)>,
     env: Option<(String, String)>,
 }
-
-/// A short-lived identity token for one principal and upstream, re-signed
-/// before it expires so long sessions keep sending a valid one.
-#[derive(Debug)]
-pub(crate) struct IdentityToken {
-    signer: Arc<IdentitySigner>,
-    principal: Principal,
-    audience: String,
-    current: std::sync::Mutex<Option<(HeaderValue, std::time::Instant)>>,
-}
-
-/// Re-sign when the token is older than this (it lives 60 s).
-const RESIGN_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
-
-impl IdentityToken {
-    /// The token to send now.
-    pub(crate) fn header(&self) -> Option<HeaderValue> {
-        let mut cur = self.current.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((v, at)) = cur.as_ref()
-            && at.elapsed() < RESIGN_AFTER
-        {
-            return Some(v.clone());
-        }
-        let token = self.signer.sign(&self.principal, &self.audience).ok()?;
-        let mut v = HeaderValue::try_from(token).ok()?;
-        v.set_sensitive(true);
-        *cur = Some((v.clone(), std::time::Instant::now()));
-        Some(v)
-    }
-
-    /// A fresh token about the same principal for another audience (a security
-    /// token service), so that it cannot be replayed to the upstream.
-    pub(crate) fn sign_for(&self, audience: &str) -> Result<String, String> {
-        self.signer
-            .sign(&self.principal, audience)
-            .map_err(|e| e.to_string())
-    }
-}
-
-/// The header HTTP upstreams find the identity token in.
-pub(crate) const IDENTITY_HEADER: &str = "x-mcpgate-identity";
 
 /// What a per-session stdio child is told about its user.
 pub(crate) fn identity_env(p: &Principal) -> Vec<(String, String)> {

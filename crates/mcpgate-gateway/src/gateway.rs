@@ -17,6 +17,7 @@ use mcpgate_guard::Policy;
 
 use crate::auth::{AccessMode, AuthSettings, Endpoint, Guard};
 use crate::config::{Limits, UpstreamConfig};
+use crate::error::GatewayError;
 use crate::front;
 use crate::origin::OriginPolicy;
 use crate::session::SessionTable;
@@ -58,8 +59,8 @@ const ALLOW_HEADERS: &[&str] = &[
 const EXPOSE_HEADERS: &[&str] = &["www-authenticate", "mcp-session-id", "mcp-protocol-version"];
 
 impl Gateway {
-    /// Builds the gateway; fails with a message naming the bad upstream.
-    pub fn new(cfg: GatewayConfig) -> Result<Self, String> {
+    /// Builds the gateway; fails with [`GatewayError::Config`] naming the bad upstream.
+    pub fn new(cfg: GatewayConfig) -> Result<Self, GatewayError> {
         let mut upstreams = BTreeMap::new();
         let mut timeouts = BTreeMap::new();
         let mut policies = BTreeMap::new();
@@ -70,8 +71,12 @@ impl Gateway {
         );
         for u in cfg.upstreams {
             let name = u.name.clone();
-            let policy = Policy::new(&u.policy_config(), &cfg.auth.groups_claim)
-                .map_err(|e| format!("upstream {name}: {e}"))?;
+            let policy = Policy::new(&u.policy_config(), &cfg.auth.groups_claim).map_err(|e| {
+                GatewayError::Config {
+                    upstream: name.clone(),
+                    problems: vec![format!("upstream {name}: {e}")],
+                }
+            })?;
             policies.insert(name.clone(), policy);
             let timeout = u.request_timeout.unwrap_or(cfg.limits.request_timeout);
             timeouts.insert(name.clone(), timeout);
@@ -86,9 +91,12 @@ impl Gateway {
                     .iter()
                     .any(|c| matches!(c, crate::CredentialConfig::TokenExchange(_)))
             {
-                return Err(format!(
-                    "upstream {name}: a per-user credential (token_exchange) needs signed-in callers and the gateway's identity token: enable authentication and keep auth.identity_token = true"
-                ));
+                return Err(GatewayError::Config {
+                    problems: vec![format!(
+                        "upstream {name}: a per-user credential (token_exchange) needs signed-in callers and the gateway's identity token: enable authentication and keep auth.identity_token = true"
+                    )],
+                    upstream: name,
+                });
             }
             let upstream = Upstream::new(u, limits, &cfg.user_sources)?;
             // Reported now and on /readyz; the gateway still starts, so that the
@@ -295,14 +303,11 @@ async fn check_origin(State(gw): State<Gateway>, req: Request, next: Next) -> Re
         .map(|(k, v)| k.as_str().len() + v.len())
         .sum();
     if header_bytes > MAX_HEADER_BYTES {
-        return crate::rejection::rpc_error(
-            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            None,
-            crate::jsonrpc::code::INVALID_REQUEST,
-            &format!(
-                "the request headers total {header_bytes} bytes; the limit is {MAX_HEADER_BYTES}"
-            ),
-        );
+        return GatewayError::HeadersTooLarge {
+            total: header_bytes,
+            limit: MAX_HEADER_BYTES,
+        }
+        .into_response();
     }
     if let Err(resp) = gw.shared.origins.check(req.headers()) {
         return resp;
@@ -338,7 +343,7 @@ async fn endpoint_of(
         .or_else(|| gw.only_upstream())
         .unwrap_or_default();
     let Some((upstream, _)) = gw.upstream(&name) else {
-        return crate::rejection::no_such_upstream(&name);
+        return crate::error::GatewayError::UnknownUpstream(name).answer(None);
     };
     // Streamable HTTP names its endpoint by the path it was reached at (`/mcp`
     // or `/mcp/<name>`); the legacy routes by the upstream's own endpoint.
@@ -356,12 +361,7 @@ async fn endpoint_of(
 fn metadata(gw: &Gateway, upstream: Option<&str>, path: &str) -> Response {
     let guard = &gw.shared.guard;
     if guard.settings.authorization_servers.is_empty() {
-        return crate::rejection::rpc_error(
-            StatusCode::NOT_FOUND,
-            None,
-            crate::jsonrpc::code::INVALID_REQUEST,
-            "no authorization server is configured for this gateway; authenticate with an API key or token",
-        );
+        return GatewayError::NoAuthorizationServer.into_response();
     }
     let mut resource = guard.public_url.clone();
     resource.set_path(path);

@@ -25,3 +25,7 @@ pub(crate) const LEGACY_SSE_VERSION: &str = "2024-11-05";
 pub(crate) const HEADER_MISMATCH: i64 = -32020;
 /// 2026-07-28: the requested protocol version is not spoken here.
 pub(crate) const UNSUPPORTED_VERSION: i64 = -32022;
+
+/// The protocol version the gateway asks for when it initializes an upstream
+/// session itself (shared children, stateless clients' upstream sessions).
+pub(crate) const GATEWAY_PROTOCOL_VERSION: &str = "2025-11-25";

@@ -7,10 +7,11 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::value::RawValue;
 
+use crate::error::GatewayError;
 use crate::events::EventLog;
 use crate::jsonrpc::{Kind, Message, code};
 use crate::mux::Exchange;
-use crate::rejection::{json, rpc_error, sse};
+use crate::reply::{json, sse};
 use crate::rewrite::Rewrite;
 use crate::upstream::Link;
 
@@ -66,25 +67,19 @@ impl Answer<'_> {
                 ));
                 sse(reader)
             }
-            Ok(None) => rpc_error(
-                StatusCode::BAD_GATEWAY,
-                id,
-                code::UPSTREAM_ERROR,
-                "the upstream closed the connection without answering",
-            ),
+            Ok(None) => GatewayError::UpstreamUnavailable(
+                "the upstream closed the connection without answering".into(),
+            )
+            .answer(id),
             Err(_) => {
                 if let Some(id) = &id {
                     self.link.cancel(id, "mcpgate: request timed out").await;
                 }
-                rpc_error(
-                    StatusCode::GATEWAY_TIMEOUT,
-                    id,
-                    code::UPSTREAM_TIMEOUT,
-                    &format!(
-                        "the upstream did not answer within {:?} (server.request_timeout)",
-                        self.timeout
-                    ),
-                )
+                GatewayError::UpstreamTimedOut(format!(
+                    "the upstream did not answer within {:?} (server.request_timeout)",
+                    self.timeout
+                ))
+                .answer(id)
             }
         }
     }

@@ -11,14 +11,13 @@
 use std::sync::Arc;
 
 use axum::extract::{FromRequestParts, MatchedPath, Path};
+use axum::http::Method;
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::request::{header_str, is_json_content};
-use crate::jsonrpc::code;
+use crate::error::GatewayError;
 use crate::protocol::{MODERN_VERSION, SESSION_HEADER, VERSION_HEADER};
-use crate::rejection::{no_such_upstream, rpc_error, session_not_found};
 use crate::session::Session;
 use crate::state::Gateway;
 use crate::upstream::Upstream;
@@ -96,7 +95,7 @@ impl FromRequestParts<Gateway> for Era {
             gw.only_upstream().unwrap_or_default()
         };
         let Some((name, upstream)) = gw.upstream(&name) else {
-            return Err(no_such_upstream(&name));
+            return Err(GatewayError::UnknownUpstream(name).answer(None));
         };
         match route {
             Route::LegacyOpen => {
@@ -128,18 +127,11 @@ fn streamable(parts: &Parts, endpoint: Endpoint) -> Result<Era, Response> {
         Method::DELETE if !modern => SessionMethod::Delete,
         _ => {
             let allow = if modern { "POST" } else { "GET, POST, DELETE" };
-            let mut r = rpc_error(
-                StatusCode::METHOD_NOT_ALLOWED,
-                None,
-                code::INVALID_REQUEST,
-                &format!(
-                    "method {} is not allowed on an MCP endpoint; use {allow}",
-                    parts.method
-                ),
-            );
-            r.headers_mut()
-                .insert(header::ALLOW, HeaderValue::from_static(allow));
-            return Err(r);
+            return Err(GatewayError::MethodNotAllowed {
+                method: parts.method.to_string(),
+                allow,
+            }
+            .answer(None));
         }
     };
     Ok(Era::Sessionful { endpoint, method })
@@ -148,23 +140,18 @@ fn streamable(parts: &Parts, endpoint: Endpoint) -> Result<Era, Response> {
 /// A legacy message names its session in the query; the session names the upstream.
 fn legacy_message(parts: &Parts, gw: &Gateway) -> Result<Era, Response> {
     let Some(session_id) = session_id(parts.uri.query()) else {
-        return Err(rpc_error(
-            StatusCode::BAD_REQUEST,
-            None,
-            code::INVALID_REQUEST,
-            "missing session_id query parameter: POST to the URL of the endpoint event",
-        ));
+        return Err(GatewayError::InvalidRequest(
+            "missing session_id query parameter: POST to the URL of the endpoint event".into(),
+        )
+        .answer(None));
     };
     if !is_json_content(&parts.headers) {
-        return Err(rpc_error(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            None,
-            code::INVALID_REQUEST,
-            "send Content-Type: application/json",
-        ));
+        return Err(
+            GatewayError::UnsupportedMediaType("send Content-Type: application/json").answer(None),
+        );
     }
     let Some(session) = gw.shared.sessions.get(&session_id) else {
-        return Err(session_not_found(None));
+        return Err(GatewayError::SessionNotFound.answer(None));
     };
     Ok(Era::LegacyMessage { session })
 }

@@ -13,10 +13,11 @@ use super::answer::Silence;
 use super::caller::AuthenticatedCaller;
 use super::era::Endpoint;
 use super::request::{parse_body, read_body};
+use crate::error::GatewayError;
 use crate::events::EventLog;
 use crate::jsonrpc::{self, Kind, code};
 use crate::protocol::LEGACY_SSE_VERSION;
-use crate::rejection::{session_not_found, sse, upstream_error};
+use crate::reply::sse;
 use crate::rewrite::{Rewrite, keep};
 use crate::session::Session;
 use crate::state::Gateway;
@@ -33,15 +34,15 @@ pub(crate) async fn open(
     let log = EventLog::new(0, gw.shared.limits.replay_events, Some("message"));
     let identity = gw.shared.guard.identity(&caller.authed, &name);
     let _place = match gw.shared.sessions.reserve(
-        identity.caller.subject.as_deref(),
+        identity.on_behalf_of.subject.as_deref(),
         gw.shared.limits.max_sessions_per_subject,
     ) {
         Ok(p) => p,
-        Err(e) => return upstream_error(&e, None),
+        Err(e) => return GatewayError::from(&e).answer(None),
     };
     let link = match upstream.open(log.clone(), &identity).await {
         Ok(l) => l,
-        Err(e) => return upstream_error(&e, None),
+        Err(e) => return GatewayError::from(&e).answer(None),
     };
     let session = Session::new(
         name,
@@ -90,7 +91,7 @@ pub(crate) async fn message(
     req: Request,
 ) -> Response {
     if !caller.owns(&session) {
-        return session_not_found(None);
+        return GatewayError::SessionNotFound.answer(None);
     }
     let body = match read_body(req, gw.shared.limits.max_body_bytes).await {
         Ok(b) => b,
@@ -180,7 +181,7 @@ pub(crate) async fn message(
         }
         Kind::Notification | Kind::Response => {
             if let Err(e) = session.link.send(msg).await {
-                return upstream_error(&e, None);
+                return GatewayError::from(&e).answer(None);
             }
         }
     }

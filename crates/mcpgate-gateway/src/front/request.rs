@@ -2,14 +2,13 @@
 //! sees it: content negotiation, the body within its limit, one JSON-RPC
 //! envelope, a protocol version the gateway speaks.
 
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, header};
 use axum::response::Response;
 use bytes::Bytes;
-use serde_json::value::RawValue;
 
-use crate::jsonrpc::{Kind, Message, code};
+use crate::error::GatewayError;
+use crate::jsonrpc::{Kind, Message};
 use crate::protocol::{SUPPORTED_VERSIONS, VERSION_HEADER};
-use crate::rejection::{rpc_error, rpc_error_data};
 
 /// Whether an Accept header admits `want` (`type/sub`), wildcards included.
 pub(crate) fn accepts(headers: &HeaderMap, want: &str) -> bool {
@@ -65,12 +64,7 @@ fn body_too_large(declared: Option<u64>, limit: usize) -> Response {
         limit,
         "refused a request body larger than server.max_body_bytes"
     );
-    rpc_error(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        None,
-        code::INVALID_REQUEST,
-        &format!("the request body is larger than server.max_body_bytes = {limit}"),
-    )
+    GatewayError::BodyTooLarge { limit }.answer(None)
 }
 
 /// Reads and classifies a POST body: one JSON-RPC message, or an error response.
@@ -82,50 +76,24 @@ pub(crate) fn parse_body(body: &[u8]) -> Result<(Message, Kind), Response> {
             limit = crate::jsonrpc::MAX_DEPTH,
             "refused a JSON-RPC message nested too deeply"
         );
-        return Err(rpc_error(
-            StatusCode::BAD_REQUEST,
-            None,
-            code::INVALID_REQUEST,
-            &format!(
-                "Invalid request: the message nests arrays and objects more than {} levels deep",
-                crate::jsonrpc::MAX_DEPTH
-            ),
-        ));
+        return Err(GatewayError::InvalidRequest(format!(
+            "Invalid request: the message nests arrays and objects more than {} levels deep",
+            crate::jsonrpc::MAX_DEPTH
+        ))
+        .answer(None));
     }
     let trimmed = body.iter().find(|b| !b.is_ascii_whitespace());
     // Only a well-formed array is a batch; `[1, 2` is plain invalid JSON (-32700).
     if trimmed == Some(&b'[') && serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok() {
-        return Err(rpc_error(
-            StatusCode::BAD_REQUEST,
-            None,
-            code::INVALID_REQUEST,
-            "JSON-RPC batches are not supported (MCP removed them in 2025-06-18): send one message per POST",
-        ));
+        return Err(GatewayError::InvalidRequest("JSON-RPC batches are not supported (MCP removed them in 2025-06-18): send one message per POST".into()).answer(None));
     }
-    let msg = Message::parse(body).map_err(|e| {
-        rpc_error(
-            StatusCode::BAD_REQUEST,
-            None,
-            code::PARSE_ERROR,
-            &format!("Parse error: the body is not a JSON-RPC 2.0 message ({e})"),
-        )
-    })?;
+    let msg = Message::parse(body).map_err(|e| GatewayError::Parse(e.to_string()).answer(None))?;
     let kind = msg.kind().ok_or_else(|| {
-        rpc_error(
-            StatusCode::BAD_REQUEST,
-            msg.id.clone(),
-            code::INVALID_REQUEST,
-            "Invalid request: a message needs a method (request, notification) or a result/error (response)",
-        )
+        GatewayError::InvalidRequest("Invalid request: a message needs a method (request, notification) or a result/error (response)".into()).answer(msg.id.clone())
     })?;
     if let Some(why) = msg.id_problem(kind) {
         tracing::info!("refused a JSON-RPC message: {why}");
-        return Err(rpc_error(
-            StatusCode::BAD_REQUEST,
-            None,
-            code::INVALID_REQUEST,
-            &format!("Invalid request: {why}"),
-        ));
+        return Err(GatewayError::InvalidRequest(format!("Invalid request: {why}")).answer(None));
     }
     Ok((msg, kind))
 }
@@ -142,37 +110,20 @@ pub(crate) struct Post {
 pub(crate) async fn read_post(req: axum::extract::Request, limit: usize) -> Result<Post, Response> {
     let headers = req.headers().clone();
     if !(accepts(&headers, "application/json") && accepts(&headers, "text/event-stream")) {
-        return Err(rpc_error(
-            StatusCode::NOT_ACCEPTABLE,
-            None,
-            code::INVALID_REQUEST,
-            "Not Acceptable: the Accept header must list both application/json and text/event-stream",
-        ));
+        return Err(GatewayError::NotAcceptable("Not Acceptable: the Accept header must list both application/json and text/event-stream").answer(None));
     }
     if !is_json_content(&headers) {
-        return Err(rpc_error(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            None,
-            code::INVALID_REQUEST,
+        return Err(GatewayError::UnsupportedMediaType(
             "Unsupported Media Type: send the JSON-RPC message with Content-Type: application/json",
-        ));
+        )
+        .answer(None));
     }
     let body = read_body(req, limit).await?;
     let (msg, kind) = parse_body(&body)?;
     if let Some(v) = header_str(&headers, VERSION_HEADER)
         && !SUPPORTED_VERSIONS.contains(&v)
     {
-        return Err(unsupported_version(msg.id.clone(), v));
+        return Err(GatewayError::UnsupportedVersion(v.to_owned()).answer(msg.id));
     }
     Ok(Post { headers, msg, kind })
-}
-
-fn unsupported_version(id: Option<Box<RawValue>>, requested: &str) -> Response {
-    rpc_error_data(
-        StatusCode::BAD_REQUEST,
-        id,
-        crate::protocol::UNSUPPORTED_VERSION,
-        &format!("Unsupported protocol version {requested:?}"),
-        serde_json::json!({ "supported": SUPPORTED_VERSIONS, "requested": requested }),
-    )
 }

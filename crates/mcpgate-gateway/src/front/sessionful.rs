@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::extract::Request;
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use serde_json::value::RawValue;
@@ -14,16 +14,16 @@ use super::caller::AuthenticatedCaller;
 use super::era::{Endpoint, SessionMethod};
 use super::request::{Post, accepts, header_str, read_post};
 use crate::config::HttpTransport;
+use crate::error::GatewayError;
 use crate::events::{EventLog, parse_event_id};
-use crate::jsonrpc::{self, Kind, Message, code};
+use crate::identity::Identity;
+use crate::jsonrpc::{self, Kind, Message};
 use crate::protocol::{DEFAULT_VERSION, SESSION_HEADER};
-use crate::rejection::{
-    json, missing_session_id, rpc_error, session_not_found, sse, upstream_error,
-};
+use crate::reply::{json, sse};
 use crate::rewrite::keep;
 use crate::session::Session;
 use crate::state::Gateway;
-use crate::upstream::{Identity, Link, Upstream, UpstreamError};
+use crate::upstream::{Link, Upstream, UpstreamError};
 
 /// A request of the sessionful era.
 pub(crate) async fn serve(
@@ -34,7 +34,10 @@ pub(crate) async fn serve(
     req: Request,
 ) -> Response {
     match method {
-        SessionMethod::Post => post(gw, endpoint, caller, req).await,
+        SessionMethod::Post => match read_post(req, gw.shared.limits.max_body_bytes).await {
+            Ok(p) => post(gw, endpoint, caller, p).await,
+            Err(r) => r,
+        },
         SessionMethod::Get => get_stream(gw, caller, req).await,
         SessionMethod::Delete => delete(gw, caller, req).await,
     }
@@ -44,12 +47,9 @@ async fn post(
     gw: Gateway,
     endpoint: Endpoint,
     caller: AuthenticatedCaller,
-    req: Request,
+    post: Post,
 ) -> Response {
-    let Post { headers, msg, kind } = match read_post(req, gw.shared.limits.max_body_bytes).await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
+    let Post { headers, msg, kind } = post;
     let Endpoint { name, upstream, .. } = endpoint;
     let session_id = header_str(&headers, SESSION_HEADER);
     if let Err(r) = gw.shared.guard.authorize(&name, &caller.authed, &msg) {
@@ -59,18 +59,13 @@ async fn post(
         return initialize(gw, name, upstream, msg, caller).await;
     }
     let Some(session_id) = session_id else {
-        return rpc_error(
-            StatusCode::BAD_REQUEST,
-            msg.id,
-            code::INVALID_REQUEST,
-            "Bad Request: missing Mcp-Session-Id header; send the id returned by initialize (or initialize first)",
-        );
+        return GatewayError::InvalidRequest("Bad Request: missing Mcp-Session-Id header; send the id returned by initialize (or initialize first)".into()).answer(msg.id);
     };
     let Some(session) = gw.shared.sessions.get(session_id) else {
-        return session_not_found(msg.id);
+        return GatewayError::SessionNotFound.answer(msg.id);
     };
     if *session.upstream_name != *name || !caller.owns(&session) {
-        return session_not_found(msg.id);
+        return GatewayError::SessionNotFound.answer(msg.id);
     }
     match kind {
         Kind::Request => {
@@ -136,9 +131,9 @@ async fn link_failed(
         session.close().await;
     }
     if matches!(e, UpstreamError::Unavailable(_)) && session.link.gone().is_some() {
-        return session_not_found(id);
+        return GatewayError::SessionNotFound.answer(id);
     }
-    upstream_error(e, id)
+    GatewayError::from(e).answer(id)
 }
 
 /// Sends (or, for a gateway-initialized upstream, answers) an `initialize`.
@@ -171,7 +166,7 @@ pub(crate) async fn initialize_link(
             link.close().await;
             link = match upstream.open(log.clone(), identity).await {
                 Ok(l) => l,
-                Err(e) => return Err((link, upstream_error(&e, id))),
+                Err(e) => return Err((link, GatewayError::from(&e).answer(id))),
             };
             link.set_capabilities(msg.params.as_deref());
             link.request(msg).await
@@ -180,7 +175,7 @@ pub(crate) async fn initialize_link(
     };
     let mut ex = match ex {
         Ok(ex) => ex,
-        Err(e) => return Err((link, upstream_error(&e, id))),
+        Err(e) => return Err((link, GatewayError::from(&e).answer(id))),
     };
     let answer = tokio::time::timeout_at(deadline, async {
         while let Some(m) = ex.recv().await {
@@ -201,17 +196,15 @@ pub(crate) async fn initialize_link(
                 .unwrap_or_else(|| "the upstream closed without answering initialize".into());
             Err((
                 link,
-                rpc_error(StatusCode::BAD_GATEWAY, id, code::UPSTREAM_ERROR, &why),
+                GatewayError::UpstreamUnavailable(why.to_string()).answer(id),
             ))
         }
         Err(_) => Err((
             link,
-            rpc_error(
-                StatusCode::GATEWAY_TIMEOUT,
-                id,
-                code::UPSTREAM_TIMEOUT,
-                &format!("the upstream did not answer initialize within {timeout:?}"),
-            ),
+            GatewayError::UpstreamTimedOut(format!(
+                "the upstream did not answer initialize within {timeout:?}"
+            ))
+            .answer(id),
         )),
     }
 }
@@ -227,15 +220,15 @@ async fn initialize(
     let identity = gw.shared.guard.identity(&caller.authed, &name);
     // Held until the session is in the table (or the initialize failed).
     let _place = match gw.shared.sessions.reserve(
-        identity.caller.subject.as_deref(),
+        identity.on_behalf_of.subject.as_deref(),
         gw.shared.limits.max_sessions_per_subject,
     ) {
         Ok(p) => p,
-        Err(e) => return upstream_error(&e, msg.id),
+        Err(e) => return GatewayError::from(&e).answer(msg.id),
     };
     let link = match upstream.open(log.clone(), &identity).await {
         Ok(l) => l,
-        Err(e) => return upstream_error(&e, msg.id),
+        Err(e) => return GatewayError::from(&e).answer(msg.id),
     };
     let timeout = gw.timeout_for(&name);
     let (link, resp) = match initialize_link(&upstream, link, &log, msg, timeout, &identity).await {
@@ -273,23 +266,11 @@ async fn initialize(
 async fn get_stream(gw: Gateway, caller: AuthenticatedCaller, req: Request) -> Response {
     let headers = req.headers();
     if !accepts(headers, "text/event-stream") {
-        return rpc_error(
-            StatusCode::NOT_ACCEPTABLE,
-            None,
-            code::INVALID_REQUEST,
-            "Not Acceptable: a GET opens a server-sent event stream; send Accept: text/event-stream",
-        );
+        return GatewayError::NotAcceptable("Not Acceptable: a GET opens a server-sent event stream; send Accept: text/event-stream").answer(None);
     }
-    let Some(session_id) = header_str(headers, SESSION_HEADER) else {
-        return missing_session_id();
-    };
-    let Some(session) = gw
-        .shared
-        .sessions
-        .get(session_id)
-        .filter(|s| caller.owns(s))
-    else {
-        return session_not_found(None);
+    let session = match owned_session(&gw, &caller, headers) {
+        Ok(s) => s,
+        Err(e) => return e.answer(None),
     };
     let resume = header_str(headers, "last-event-id").and_then(parse_event_id);
     let (log, after) =
@@ -345,19 +326,30 @@ impl Drop for ListenGuard {
 }
 
 async fn delete(gw: Gateway, caller: AuthenticatedCaller, req: Request) -> Response {
-    let Some(session_id) = header_str(req.headers(), SESSION_HEADER) else {
-        return missing_session_id();
-    };
-    let Some(session) = gw
-        .shared
-        .sessions
-        .get(session_id)
-        .filter(|s| caller.owns(s))
-    else {
-        return session_not_found(None);
+    let session = match owned_session(&gw, &caller, req.headers()) {
+        Ok(s) => s,
+        Err(e) => return e.answer(None),
     };
     gw.shared.sessions.remove(&session.id);
     session.close().await;
     tracing::debug!(session = %session.id, "session deleted by the client");
     StatusCode::OK.into_response()
+}
+
+/// The session a GET or DELETE names, if it exists for this caller.
+fn owned_session(
+    gw: &Gateway,
+    caller: &AuthenticatedCaller,
+    headers: &HeaderMap,
+) -> Result<Arc<Session>, GatewayError> {
+    let Some(session_id) = header_str(headers, SESSION_HEADER) else {
+        return Err(GatewayError::InvalidRequest(
+            "Bad Request: missing Mcp-Session-Id header".into(),
+        ));
+    };
+    gw.shared
+        .sessions
+        .get(session_id)
+        .filter(|s| caller.owns(s))
+        .ok_or(GatewayError::SessionNotFound)
 }
