@@ -174,7 +174,8 @@ pub(crate) async fn userinfo(State(inner): State<Arc<Inner>>, headers: HeaderMap
     match v.verify(&cred).await {
         Ok(ok) => {
             let mut body = serde_json::json!({ "sub": ok.principal().subject(), "preferred_username": ok.principal().subject() });
-            if let Some(email) = crate::federation::user_email(&inner, ok.principal().subject()).await
+            if let Some(email) =
+                crate::federation::user_email(&inner, ok.principal().subject()).await
             {
                 body["email"] = email.into();
                 body["email_verified"] = true.into();

@@ -91,7 +91,7 @@ async fn every_algorithm_verifies_through_the_jwks() {
             .await
             .unwrap_or_else(|e| panic!("{:?}: {e:?}", key.alg));
         assert_eq!(p.subject(), "alice");
-        assert_eq!(p.client_id().as_deref(), Some("cursor"));
+        assert_eq!(p.client_id(), Some("cursor"));
         assert!(p.has_scope("notes:read"));
         assert_eq!(p.audience(), [AUDIENCE]);
         assert_eq!(p.method(), mcpgate_guard::AuthMethod::Jwt);

@@ -81,9 +81,11 @@ pub(crate) async fn build(
                 if let Some(st) = &a.static_tokens {
                     match StaticTokens::new(st) {
                         Ok(v) => verifiers.push(Arc::new(v)),
-                        Err(e) => {
-                            problems.extend(e.to_string().lines().map(|l| format!("auth.static_tokens: {l}")))
-                        }
+                        Err(e) => problems.extend(
+                            e.to_string()
+                                .lines()
+                                .map(|l| format!("auth.static_tokens: {l}")),
+                        ),
                     }
                 }
             }

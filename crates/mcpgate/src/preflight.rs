@@ -70,7 +70,11 @@ fn verifier_problems(c: &Config) -> Vec<String> {
     if let Some(st) = &a.static_tokens
         && let Err(e) = mcpgate_guard::StaticTokens::new(st)
     {
-        out.extend(e.to_string().lines().map(|l| format!("auth.static_tokens: {l}")));
+        out.extend(
+            e.to_string()
+                .lines()
+                .map(|l| format!("auth.static_tokens: {l}")),
+        );
     }
     for k in &a.upstream_key {
         if let Err(e) = mcpgate_guard::UpstreamKey::new(k) {

@@ -54,9 +54,12 @@ fn gateway(names: &[&str], mode: AccessMode) -> Gateway {
     .expect("gateway")
 }
 
+/// A method, a path and the headers of one request.
+type Route = (Method, String, Vec<(&'static str, &'static str)>);
+
 /// Each MCP route with a request its handler would serve: streamable POST,
 /// GET and DELETE, stateless (2026-07-28) POST, legacy SSE GET and message POST.
-fn every_route(single: bool) -> Vec<(Method, String, Vec<(&'static str, &'static str)>)> {
+fn every_route(single: bool) -> Vec<Route> {
     let json = vec![
         ("content-type", "application/json"),
         ("accept", "application/json, text/event-stream"),

@@ -38,7 +38,7 @@ async fn signed_tokens_verify_with_the_public_key() {
         .unwrap()
         .into_principal();
     assert_eq!(p.subject(), "alice");
-    assert_eq!(p.client_id().as_deref(), Some("cursor"));
+    assert_eq!(p.client_id(), Some("cursor"));
     assert_eq!(p.scopes(), alice().scopes());
     assert_eq!(p.audience(), ["notes"]);
     assert_eq!(p.claims()["iss"], "https://gw.example");

@@ -106,7 +106,7 @@ fn active_answers_become_principals() {
         panic!("expected active");
     };
     assert_eq!(p.subject(), "u-1");
-    assert_eq!(p.client_id().as_deref(), Some("cli"));
+    assert_eq!(p.client_id(), Some("cli"));
     assert!(p.has_scope("notes:write"));
     assert_eq!(p.audience(), vec!["https://mcp.example/mcp".to_owned()]);
     assert_eq!(

@@ -401,7 +401,7 @@ fn the_principal_reads_the_configured_claims() {
         .principal(obj(base.clone()), SystemTime::now())
         .unwrap();
     assert_eq!(p.subject(), "user-1");
-    assert_eq!(p.client_id().as_deref(), Some("client-a"));
+    assert_eq!(p.client_id(), Some("client-a"));
     assert_eq!(
         p.scopes().iter().map(String::as_str).collect::<Vec<_>>(),
         ["extra", "notes:read", "notes:write"]

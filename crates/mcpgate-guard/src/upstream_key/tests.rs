@@ -77,7 +77,7 @@ async fn a_matching_key_is_a_principal_that_never_contains_the_key() {
     assert_eq!(ok.cache_for(), CACHE_FOR_UNVERIFIED);
     let all = serde_json::to_string(&p).unwrap();
     assert!(!all.contains(KEY), "{all}");
-    assert_eq!(UpstreamKey::upstream_of(&p), Some("wandb"));
+    assert_eq!(UpstreamKey::upstream_of(p), Some("wandb"));
     assert_eq!(UpstreamKey::upstream_of(&Principal::anonymous()), None);
 
     let v = UpstreamKey::new(&cfg("subject_prefix = \"wb-\"")).unwrap();
