@@ -103,10 +103,10 @@ async fn introspect(inner: &Arc<Inner>, token: &str) -> Result<serde_json::Value
     if v.accepts(&cred) {
         return Ok(match v.verify(&cred).await {
             Ok(ok) => {
-                let mut claims = serde_json::Value::Object(ok.principal.claims);
+                let mut claims = serde_json::Value::Object(ok.principal().claims().clone());
                 claims["active"] = true.into();
                 claims["token_type"] = "Bearer".into();
-                claims["username"] = ok.principal.subject.into();
+                claims["username"] = ok.principal().subject().into();
                 claims
             }
             Err(_) => inactive,
@@ -171,8 +171,9 @@ pub(crate) async fn userinfo(State(inner): State<Arc<Inner>>, headers: HeaderMap
     // Userinfo serves tokens for any of this server's audiences.
     match v.verify(&cred).await {
         Ok(ok) => {
-            let mut body = serde_json::json!({ "sub": ok.principal.subject, "preferred_username": ok.principal.subject });
-            if let Some(email) = crate::federation::user_email(&inner, &ok.principal.subject).await
+            let mut body = serde_json::json!({ "sub": ok.principal().subject(), "preferred_username": ok.principal().subject() });
+            if let Some(email) =
+                crate::federation::user_email(&inner, ok.principal().subject()).await
             {
                 body["email"] = email.into();
                 body["email_verified"] = true.into();

@@ -35,8 +35,8 @@ pub(crate) async fn post(
                 let v = AccessTokenVerifier::new(inner.clone());
                 match v.verify(&cred).await {
                     Ok(ok) => ok
-                        .principal
-                        .claims
+                        .principal()
+                        .claims()
                         .get("gid")
                         .and_then(|g| g.as_str())
                         .map(str::to_owned),

@@ -101,18 +101,15 @@ impl AccessTokenVerifier {
             _ => Vec::new(),
         };
         let exp = claims.get("exp").and_then(|v| v.as_u64()).unwrap_or(0);
-        Ok(Verified {
-            principal: Principal {
-                subject: s("sub").unwrap_or_default(),
-                client_id: s("client_id"),
-                scopes,
-                audience,
-                expires_at: Some(UNIX_EPOCH + Duration::from_secs(exp)),
-                method: AuthMethod::Jwt,
-                claims,
-            },
-            cache_for: CACHE_FOR,
-        })
+        Ok(Verified::new(
+            Principal::new(s("sub").unwrap_or_default(), AuthMethod::Jwt)
+                .with_client_id(s("client_id"))
+                .with_scopes(scopes)
+                .with_audience(audience)
+                .with_expires_at(Some(UNIX_EPOCH + Duration::from_secs(exp)))
+                .with_claims(claims),
+            CACHE_FOR,
+        ))
     }
 }
 

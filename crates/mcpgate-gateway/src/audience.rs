@@ -72,14 +72,14 @@ impl Audiences {
     /// The audiences a token must name (one of) at `upstream`, or `None` when
     /// the principal is not audience-bound.
     fn wanted(&self, p: &Principal, upstream: &str) -> Option<&[String]> {
-        if !matches!(p.method, AuthMethod::Jwt | AuthMethod::Introspection) {
+        if !matches!(p.method(), AuthMethod::Jwt | AuthMethod::Introspection) {
             return None;
         }
-        let iss = p.claims.get("iss").and_then(serde_json::Value::as_str)?;
+        let iss = p.claims().get("iss").and_then(serde_json::Value::as_str)?;
         if self.binding.endpoint_issuers.iter().any(|e| e == iss) {
             return self.endpoints.get(upstream).map(Vec::as_slice);
         }
-        if p.method != AuthMethod::Jwt {
+        if p.method() != AuthMethod::Jwt {
             return None;
         }
         let configured = self.binding.issuer_audiences.get(iss)?;
@@ -103,7 +103,7 @@ impl Audiences {
         let Some(wanted) = self.wanted(p, upstream) else {
             return Ok(());
         };
-        if p.audience
+        if p.audience()
             .iter()
             .any(|a| wanted.iter().any(|w| same_resource(a, w)))
         {
@@ -117,9 +117,9 @@ impl Audiences {
             .unwrap_or_else(|| presented_at.to_owned());
         tracing::warn!(
             upstream,
-            subject = %p.subject,
-            client_id = p.client_id.as_deref().unwrap_or("-"),
-            token_audience = ?p.audience,
+            subject = p.subject(),
+            client_id = p.client_id().unwrap_or("-"),
+            token_audience = ?p.audience(),
             wanted = ?wanted,
             "refused a token issued for another resource"
         );

@@ -5,16 +5,19 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use mcpgate_guard::{
-    AuthMethod, AuthRejection, Chain, Challenge, Credential, ExtractOptions, IdentitySigner,
-    Policy, Principal, Target, UpstreamKey,
+    Access, Admission, AuthMethod, AuthRejection, Authenticated, Authorized, Chain, Challenge,
+    Credential, ExtractOptions, IdentitySigner, Policy, Principal, RequireAuthLayer, Target,
+    UpstreamKey,
 };
 use serde_json::Value;
 
-use crate::front::Rewrite;
+use crate::identity::{Identity, IdentityToken, OnBehalfOf};
 use crate::jsonrpc::{Kind, Message};
+use crate::rewrite::Rewrite;
 
 /// `auth.mode`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -73,14 +76,11 @@ pub(crate) const SUBJECT_HEADER: &str = "x-mcpgate-subject";
 const SCOPES_HEADER: &str = "x-mcpgate-scopes";
 const CLIENT_HEADER: &str = "x-mcpgate-client-id";
 
-/// The principal everyone is when authentication is disabled.
-fn everyone() -> Principal {
-    let mut p = Principal::anonymous();
-    p.scopes.insert("*".into());
-    p
-}
-
-/// What the front needs of the guard for one upstream.
+/// The guard's side of the gateway: the policies and audience bindings of
+/// every upstream. It is the [`Admission`] of the one [`RequireAuthLayer`] in
+/// front of every MCP route: the layer runs the verifier chain, this says
+/// which upstream's challenge a refusal carries and what must hold of a
+/// caller at that upstream.
 #[derive(Debug)]
 pub(crate) struct Guard {
     pub(crate) settings: AuthSettings,
@@ -89,7 +89,32 @@ pub(crate) struct Guard {
     pub(crate) audiences: crate::audience::Audiences,
 }
 
+/// Which upstream a request is for and the endpoint path it came to (for
+/// challenges and the audience check); the router puts it in the request's
+/// extensions before the guard runs.
+#[derive(Debug, Clone)]
+pub(crate) struct Endpoint {
+    pub(crate) upstream: Arc<str>,
+    pub(crate) path: String,
+}
+
 impl Guard {
+    /// The layer that authenticates every MCP request, with this guard deciding
+    /// per upstream.
+    pub(crate) fn layer(self: &Arc<Self>) -> RequireAuthLayer {
+        let access = match self.settings.mode {
+            AccessMode::Required => Access::Required,
+            AccessMode::Optional => Access::Optional,
+            AccessMode::Disabled => Access::Disabled,
+        };
+        RequireAuthLayer::with_admission(
+            self.settings.chain.clone(),
+            access,
+            self.settings.extract.clone(),
+            self.clone(),
+        )
+    }
+
     /// The challenge for an endpoint path (`/mcp` or `/mcp/<name>`).
     pub(crate) fn challenge(&self, upstream: &str, endpoint_path: &str) -> Challenge {
         let resource_metadata = (!self.settings.authorization_servers.is_empty()).then(|| {
@@ -118,72 +143,6 @@ impl Guard {
         }
     }
 
-    fn reject(&self, r: AuthRejection, upstream: &str, path: &str) -> Response {
-        r.into_response(&self.challenge(upstream, path))
-            .map(axum::body::Body::from)
-            .into_response()
-    }
-
-    /// Who is calling, or the 400/401/503 answer.
-    pub(crate) async fn authenticate(
-        &self,
-        upstream: &str,
-        path: &str,
-        headers: &HeaderMap,
-        query: Option<&str>,
-    ) -> Result<Authenticated, Response> {
-        if self.settings.mode == AccessMode::Disabled {
-            return Ok(Authenticated {
-                principal: everyone(),
-                delivery: Delivery::default(),
-            });
-        }
-        let credential = mcpgate_guard::extract(headers, query, &self.settings.extract)
-            .map_err(|r| self.reject(r, upstream, path))?;
-        let (principal, delivery) = match credential {
-            None if self.settings.mode == AccessMode::Optional => {
-                (Principal::anonymous(), Delivery::default())
-            }
-            None => return Err(self.reject(AuthRejection::Missing, upstream, path)),
-            Some(c) => {
-                let p = match self.settings.chain.authenticate(&c).await {
-                    Ok(p) => p,
-                    // On an upstream that takes users' own keys, an unrecognized
-                    // credential is most likely a mistyped key: say what a key looks like.
-                    Err(AuthRejection::InvalidToken(why)) if why == mcpgate_guard::UNRECOGNIZED => {
-                        let why = self
-                            .settings
-                            .upstream_keys
-                            .iter()
-                            .find(|k| k.upstream() == upstream)
-                            .map(|k| k.format_error())
-                            .unwrap_or(why);
-                        return Err(self.reject(AuthRejection::InvalidToken(why), upstream, path));
-                    }
-                    Err(r) => return Err(self.reject(r, upstream, path)),
-                };
-                let mut presented_at = self.public_url.clone();
-                presented_at.set_path(path);
-                self.audiences
-                    .check(&p, upstream, presented_at.as_str())
-                    .map_err(|r| self.reject(r, upstream, path))?;
-                let delivery = self
-                    .upstream_key_delivery(&p, &c, upstream)
-                    .map_err(|r| self.reject(r, upstream, path))?;
-                (p, delivery)
-            }
-        };
-        if let Some(policy) = self.policies.get(upstream) {
-            policy
-                .admits(&principal)
-                .map_err(|why| self.reject(AuthRejection::Forbidden(why), upstream, path))?;
-        }
-        Ok(Authenticated {
-            principal,
-            delivery,
-        })
-    }
-
     /// A user's own upstream key works only for its upstream, and travels only there.
     fn upstream_key_delivery(
         &self,
@@ -191,7 +150,7 @@ impl Guard {
         c: &Credential,
         upstream: &str,
     ) -> Result<Delivery, AuthRejection> {
-        if p.method != AuthMethod::UpstreamKey {
+        if p.method() != AuthMethod::UpstreamKey {
             return Ok(Delivery::default());
         }
         let owner = UpstreamKey::upstream_of(p).unwrap_or_default();
@@ -215,8 +174,8 @@ impl Guard {
     }
 
     /// Everything an upstream may be told about the caller.
-    pub(crate) fn identity(&self, a: &Authenticated, upstream: &str) -> crate::upstream::Identity {
-        let p = &a.principal;
+    pub(crate) fn identity(&self, a: &Admitted, upstream: &str) -> Identity {
+        let p = a.principal();
         let mut headers = if self.settings.identity_headers {
             identity_headers(p)
         } else {
@@ -230,39 +189,37 @@ impl Guard {
             env.push(kv.clone());
         }
         let token = match &self.settings.identity_signer {
-            Some(signer) if p.method != AuthMethod::Anonymous => Some(Arc::new(IdentityToken {
-                signer: signer.clone(),
-                principal: p.clone(),
-                audience: upstream.to_owned(),
-                current: std::sync::Mutex::new(None),
-            })),
+            Some(signer) if !p.is_anonymous() => Some(Arc::new(IdentityToken::new(
+                signer.clone(),
+                p.clone(),
+                upstream,
+            ))),
             _ => None,
         };
-        let caller = crate::credentials::Caller {
-            subject: (p.method != AuthMethod::Anonymous).then(|| p.subject.clone()),
+        let on_behalf_of = OnBehalfOf {
+            subject: (!p.is_anonymous()).then(|| p.subject().to_owned()),
             identity: token.clone(),
         };
-        crate::upstream::Identity {
-            subject: p.subject.clone(),
+        Identity {
+            subject: p.subject().to_owned(),
             env,
             headers,
             token,
-            caller,
+            on_behalf_of,
         }
     }
 
-    /// Whether the principal may send this message; a 401 (anonymous: sign in)
-    /// or 403 `insufficient_scope` naming the scopes the operation needs.
+    /// Whether the caller may send this message: the proof the upstream call
+    /// needs, or a 401 (anonymous: sign in) or 403 `insufficient_scope` naming
+    /// the scopes the operation needs.
     pub(crate) fn authorize(
         &self,
         upstream: &str,
-        path: &str,
-        p: &Principal,
+        caller: &Admitted,
         msg: &Message,
-    ) -> Result<(), Response> {
-        let Some(policy) = self.policies.get(upstream) else {
-            return Ok(());
-        };
+    ) -> Result<Authorized, Response> {
+        let no_rules = Policy::default();
+        let policy = self.policies.get(upstream).unwrap_or(&no_rules);
         let target = target_of(msg);
         let target = match &target {
             Some((kind, name)) => match *kind {
@@ -272,20 +229,11 @@ impl Guard {
             },
             None => Target::Upstream,
         };
-        if policy.missing(p, target).is_empty() {
-            return Ok(());
-        }
-        let needed = policy.needed(target);
-        if p.method == AuthMethod::Anonymous {
-            let challenge = self.challenge(upstream, path);
-            let mut r = AuthRejection::Missing.into_response(&challenge);
-            if let Ok(v) = HeaderValue::try_from(challenge.sign_in(Some(&needed))) {
-                r.headers_mut()
-                    .insert(axum::http::header::WWW_AUTHENTICATE, v);
-            }
-            return Err(r.map(axum::body::Body::from).into_response());
-        }
-        Err(self.reject(AuthRejection::InsufficientScope(needed), upstream, path))
+        policy.authorize(&caller.proof, target).map_err(|r| {
+            r.into_response(&self.challenge(upstream, &caller.path))
+                .map(axum::body::Body::from)
+                .into_response()
+        })
     }
 
     /// For list results: hides what the principal may not use.
@@ -357,7 +305,7 @@ fn target_of(msg: &Message) -> Option<(&'static str, String)> {
 /// What HTTP upstreams are told about the caller (nothing for anonymous callers).
 pub(crate) fn identity_headers(p: &Principal) -> HeaderMap {
     let mut h = HeaderMap::new();
-    if p.method == AuthMethod::Anonymous {
+    if p.is_anonymous() {
         return h;
     }
     let mut put = |name: &'static str, value: &str| {
@@ -365,22 +313,107 @@ pub(crate) fn identity_headers(p: &Principal) -> HeaderMap {
             h.insert(HeaderName::from_static(name), v);
         }
     };
-    put(SUBJECT_HEADER, &p.subject);
+    put(SUBJECT_HEADER, p.subject());
     put(
         SCOPES_HEADER,
-        &p.scopes.iter().cloned().collect::<Vec<_>>().join(" "),
+        &p.scopes().iter().cloned().collect::<Vec<_>>().join(" "),
     );
-    if let Some(c) = &p.client_id {
+    if let Some(c) = p.client_id() {
         put(CLIENT_HEADER, c);
     }
     h
 }
 
-/// A caller the guard let through, and what travels with it to its upstream.
+/// A caller the guard's layer let through at one upstream's endpoint, and what
+/// travels with it to that upstream. Made only from the layer's
+/// [`Authenticated`] proof.
 #[derive(Debug, Clone)]
-pub(crate) struct Authenticated {
-    pub(crate) principal: Principal,
+pub(crate) struct Admitted {
+    pub(crate) proof: Authenticated,
     pub(crate) delivery: Delivery,
+    /// The endpoint path it came to (for challenges).
+    pub(crate) path: String,
+}
+
+impl Admitted {
+    /// The proof, with what the guard left in `req`'s extensions about this
+    /// upstream (a user's own key to deliver, the endpoint path).
+    pub(crate) fn new(proof: Authenticated, req: &axum::extract::Request) -> Self {
+        let ext = req.extensions();
+        Admitted {
+            proof,
+            delivery: ext.get::<Delivery>().cloned().unwrap_or_default(),
+            path: ext
+                .get::<Endpoint>()
+                .map_or_else(|| req.uri().path().to_owned(), |e| e.path.clone()),
+        }
+    }
+
+    /// Who is calling.
+    pub(crate) fn principal(&self) -> &Principal {
+        self.proof.principal()
+    }
+}
+
+impl Admission for Guard {
+    fn challenge(&self, req: &Parts) -> Challenge {
+        match req.extensions.get::<Endpoint>() {
+            Some(e) => Guard::challenge(self, &e.upstream, &e.path),
+            None => Guard::challenge(self, "", req.uri.path()),
+        }
+    }
+
+    /// The audience binding, a user's own key's upstream, then the upstream's
+    /// subject and group rules.
+    fn admit(
+        &self,
+        req: &mut Parts,
+        p: &Principal,
+        credential: Option<&Credential>,
+    ) -> Result<(), AuthRejection> {
+        let Some(e) = req.extensions.get::<Endpoint>().cloned() else {
+            tracing::error!(
+                path = req.uri.path(),
+                "no upstream resolved before authentication"
+            );
+            return Err(AuthRejection::Forbidden(
+                "no upstream serves this path".to_owned(),
+            ));
+        };
+        if let Some(c) = credential {
+            let mut presented_at = self.public_url.clone();
+            presented_at.set_path(&e.path);
+            self.audiences
+                .check(p, &e.upstream, presented_at.as_str())?;
+            let delivery = self.upstream_key_delivery(p, c, &e.upstream)?;
+            req.extensions.insert(delivery);
+        }
+        if let Some(policy) = self.policies.get(&*e.upstream) {
+            policy.admits(p)?;
+        }
+        Ok(())
+    }
+
+    /// On an upstream that takes users' own keys, an unrecognized credential is
+    /// most likely a mistyped key: say what a key looks like.
+    fn explain(&self, req: &Parts, rejection: AuthRejection) -> AuthRejection {
+        let upstream = req.extensions.get::<Endpoint>().map(|e| e.upstream.clone());
+        match (rejection, upstream) {
+            (AuthRejection::InvalidToken(why), Some(upstream))
+                if why == mcpgate_guard::UNRECOGNIZED =>
+            {
+                let why = self
+                    .settings
+                    .upstream_keys
+                    .iter()
+                    .find(|k| k.upstream() == &*upstream)
+                    .map(|k| k.format_error())
+                    .unwrap_or(why);
+                AuthRejection::InvalidToken(why)
+            }
+            (r, _) => r,
+        }
+    }
 }
 
 /// A user's own upstream key, on its way to that upstream only.
@@ -390,59 +423,20 @@ pub(crate) struct Delivery {
     env: Option<(String, String)>,
 }
 
-/// A short-lived identity token for one principal and upstream, re-signed
-/// before it expires so long sessions keep sending a valid one.
-#[derive(Debug)]
-pub(crate) struct IdentityToken {
-    signer: Arc<IdentitySigner>,
-    principal: Principal,
-    audience: String,
-    current: std::sync::Mutex<Option<(HeaderValue, std::time::Instant)>>,
-}
-
-/// Re-sign when the token is older than this (it lives 60 s).
-const RESIGN_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
-
-impl IdentityToken {
-    /// The token to send now.
-    pub(crate) fn header(&self) -> Option<HeaderValue> {
-        let mut cur = self.current.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((v, at)) = cur.as_ref()
-            && at.elapsed() < RESIGN_AFTER
-        {
-            return Some(v.clone());
-        }
-        let token = self.signer.sign(&self.principal, &self.audience).ok()?;
-        let mut v = HeaderValue::try_from(token).ok()?;
-        v.set_sensitive(true);
-        *cur = Some((v.clone(), std::time::Instant::now()));
-        Some(v)
-    }
-
-    /// A fresh token about the same principal for another audience (a security
-    /// token service), so that it cannot be replayed to the upstream.
-    pub(crate) fn sign_for(&self, audience: &str) -> Result<String, String> {
-        self.signer.sign(&self.principal, audience)
-    }
-}
-
-/// The header HTTP upstreams find the identity token in.
-pub(crate) const IDENTITY_HEADER: &str = "x-mcpgate-identity";
-
 /// What a per-session stdio child is told about its user.
 pub(crate) fn identity_env(p: &Principal) -> Vec<(String, String)> {
-    if p.method == AuthMethod::Anonymous {
+    if p.is_anonymous() {
         return Vec::new();
     }
     let mut env = vec![
-        ("MCPGATE_SUBJECT".to_owned(), p.subject.clone()),
+        ("MCPGATE_SUBJECT".to_owned(), p.subject().to_owned()),
         (
             "MCPGATE_SCOPES".to_owned(),
-            p.scopes.iter().cloned().collect::<Vec<_>>().join(" "),
+            p.scopes().iter().cloned().collect::<Vec<_>>().join(" "),
         ),
     ];
-    if let Some(c) = &p.client_id {
-        env.push(("MCPGATE_CLIENT_ID".to_owned(), c.clone()));
+    if let Some(c) = p.client_id() {
+        env.push(("MCPGATE_CLIENT_ID".to_owned(), c.to_owned()));
     }
     env
 }

@@ -17,7 +17,7 @@
 //!
 //! # Per-user credentials and the extension point
 //!
-//! Resolution always takes the request's [`Caller`]: shared kinds ignore it,
+//! Resolution always takes the request's [`OnBehalfOf`]: shared kinds ignore it,
 //! per-user kinds key on its subject, so a per-user credential only ever flows
 //! into that user's requests (each session and each stateless subject has its
 //! own upstream link) or that user's per-session child. A stdio child shared by
@@ -32,15 +32,17 @@
 
 mod build;
 mod config;
+mod item;
 mod oauth;
 mod secret;
 mod token;
+mod user;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use base64::Engine;
-use http::{HeaderMap, HeaderName};
+use http::HeaderMap;
 use serde_json::{Value, json};
 
 pub(crate) use self::config::one_or_many;
@@ -48,149 +50,18 @@ pub use self::config::{
     BodyFormat, CredentialConfig, FederatedConfig, LoginConfig, OAuthClientConfig, SubjectToken,
     TokenAuthMethod, TokenExchangeConfig, VaultConfig,
 };
-use self::oauth::{ClientCredentials, Exchange, Login, TokenExchange};
-use self::secret::{Secret, SecretRef, Template};
+pub(crate) use self::item::{CredentialError, Used};
+use self::item::{Item, Source};
+use self::oauth::Exchange;
+use self::secret::Secret;
 use self::token::TokenCell;
-use crate::auth::IdentityToken;
+pub use self::user::{UserSecret, UserSecretSource, UserSources};
 use crate::config::UpstreamConfig;
-
-/// A secret one user keeps for one upstream, as a [`UserSecretSource`] returns it.
-/// `Debug` never shows it.
-#[derive(Clone)]
-pub struct UserSecret(Secret);
-
-impl UserSecret {
-    /// Wraps a secret value.
-    pub fn new(value: impl Into<Arc<str>>) -> Self {
-        UserSecret(Secret::new(value))
-    }
-}
-
-impl UserSecret {
-    /// The value, for a source comparing what was sent with what it holds.
-    pub fn expose(&self) -> &str {
-        self.0.expose()
-    }
-}
-
-impl std::fmt::Debug for UserSecret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("UserSecret(<redacted>)")
-    }
-}
-
-/// Where per-user secrets come from (the vault implements it): the secret
-/// `subject` stored for `upstream`, `Ok(None)` when there is none.
-pub trait UserSecretSource: Send + Sync + std::fmt::Debug {
-    /// Looks the secret up; an `Err` is shown to the caller and the operator, so it
-    /// must name what failed, never a value.
-    fn secret_for<'a>(
-        &'a self,
-        subject: &'a str,
-        upstream: &'a str,
-    ) -> mcpgate_guard::BoxFuture<'a, Result<Option<UserSecret>, String>>;
-
-    /// The upstream refused `sent` (401) on `subject`'s request: renew it if
-    /// the source can (a federated token refreshed, or found revoked and
-    /// marked). Returns whether sending the request again is worth it; by
-    /// default nothing is renewed.
-    fn rejected<'a>(
-        &'a self,
-        subject: &'a str,
-        upstream: &'a str,
-        sent: &'a UserSecret,
-    ) -> mcpgate_guard::BoxFuture<'a, bool> {
-        let _ = (subject, upstream, sent);
-        Box::pin(async { false })
-    }
-}
-
-/// The per-user secret stores the gateway asks (wired by the binary).
-#[derive(Debug, Clone, Default)]
-#[non_exhaustive]
-pub struct UserSources {
-    /// The vault, for `kind = "vault"`; without it those credentials fail
-    /// with a message saying to enable the authorization server.
-    pub vault: Option<Arc<dyn UserSecretSource>>,
-    /// Per identity provider name, its users' tokens, for `kind = "federated"`.
-    pub federated: HashMap<String, Arc<dyn UserSecretSource>>,
-}
-
-impl UserSources {
-    /// Sources with `vault` as the vault.
-    pub fn with_vault(vault: Arc<dyn UserSecretSource>) -> Self {
-        UserSources {
-            vault: Some(vault),
-            federated: HashMap::new(),
-        }
-    }
-}
-
-/// Who a credential is resolved for.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Caller {
-    /// The signed-in subject; `None` for anonymous callers and for the gateway
-    /// itself (a shared child).
-    pub(crate) subject: Option<String>,
-    /// Signs identity tokens about the caller (token exchange's subject token).
-    pub(crate) identity: Option<Arc<IdentityToken>>,
-}
-
-impl Caller {
-    /// The gateway acting for nobody in particular (shared children, readiness).
-    pub(crate) fn gateway() -> Self {
-        Caller::default()
-    }
-
-    fn subject_token(&self, audience: &str, upstream: &str) -> Result<Secret, String> {
-        let id = self.identity.as_ref().ok_or_else(|| {
-            format!("the token exchange for upstream {upstream} needs a signed-in caller and the gateway's identity token (auth.identity_token)")
-        })?;
-        id.sign_for(audience).map(Secret::new)
-    }
-}
-
-/// Why no credential could be presented; the request fails with this message.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{0}")]
-pub(crate) struct CredentialError(pub(crate) String);
-
-/// Where one credential's value comes from.
-#[derive(Debug)]
-pub(crate) enum Source {
-    /// `static`, `bearer`: one secret.
-    Fixed(SecretRef),
-    /// `basic`: user name and password.
-    Basic(SecretRef, SecretRef),
-    /// `client_credentials`.
-    ClientCredentials(ClientCredentials, TokenCell),
-    /// `login`.
-    Login(Login, TokenCell),
-    /// `token_exchange`: one token per subject.
-    TokenExchange(TokenExchange, Mutex<HashMap<String, Arc<TokenCell>>>),
-    /// A per-user secret from a [`UserSecretSource`] (the vault).
-    User(Arc<dyn UserSecretSource>),
-}
+use crate::error::GatewayError;
+use crate::identity::OnBehalfOf;
 
 /// Per-user caches beyond this many subjects drop their expired tokens.
 const PRUNE_AT: usize = 1024;
-
-/// One configured credential and where it is delivered.
-#[derive(Debug)]
-pub(crate) struct Item {
-    kind: &'static str,
-    label: String,
-    header: Option<(HeaderName, Template)>,
-    env: Option<String>,
-    source: Source,
-    last_error: Mutex<Option<String>>,
-    /// A fixed secret once read.
-    loaded: std::sync::OnceLock<Secret>,
-}
-
-/// The secret sent for one credential on one request, to tell a 401 about.
-#[derive(Debug, Clone)]
-pub(crate) struct Used(Vec<(usize, Secret)>);
 
 /// Every credential of one upstream.
 #[derive(Debug)]
@@ -201,7 +72,7 @@ pub(crate) struct Credentials {
 
 impl Credentials {
     /// Builds the upstream's credentials, or every structural problem (one per line).
-    pub(crate) fn new(cfg: &UpstreamConfig) -> Result<Self, String> {
+    pub(crate) fn new(cfg: &UpstreamConfig) -> Result<Self, GatewayError> {
         Credentials::with_sources(cfg, &UserSources::default())
     }
 
@@ -209,7 +80,7 @@ impl Credentials {
     pub(crate) fn with_sources(
         cfg: &UpstreamConfig,
         sources: &UserSources,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, GatewayError> {
         let mut problems = Vec::new();
         let mut items = Vec::new();
         // Token endpoints are the operator's URLs: private addresses as
@@ -219,7 +90,12 @@ impl Credentials {
                 .max_bytes(oauth::MAX_ANSWER_BYTES),
         ) {
             Ok(f) => f,
-            Err(e) => return Err(format!("upstream {}: {e}", cfg.name)),
+            Err(e) => {
+                return Err(GatewayError::Config {
+                    upstream: cfg.name.clone(),
+                    problems: vec![format!("upstream {}: {e}", cfg.name)],
+                });
+            }
         };
         for (i, c) in cfg.credentials.iter().enumerate() {
             match build::item(cfg, c, &http, sources) {
@@ -237,7 +113,10 @@ impl Credentials {
                 items,
             })
         } else {
-            Err(problems.join("\n"))
+            Err(GatewayError::Config {
+                upstream: cfg.name.clone(),
+                problems,
+            })
         }
     }
 
@@ -261,7 +140,7 @@ impl Credentials {
     /// The headers for one request to an HTTP upstream, and what was sent.
     pub(crate) async fn headers(
         &self,
-        caller: &Caller,
+        caller: &OnBehalfOf,
     ) -> Result<(HeaderMap, Used), CredentialError> {
         let mut headers = HeaderMap::new();
         let mut used = Vec::new();
@@ -282,7 +161,7 @@ impl Credentials {
     /// The environment of a stdio child started for `caller`.
     pub(crate) async fn env(
         &self,
-        caller: &Caller,
+        caller: &OnBehalfOf,
     ) -> Result<Vec<(String, String)>, CredentialError> {
         let mut env = Vec::new();
         for it in &self.items {
@@ -297,7 +176,7 @@ impl Credentials {
     /// The upstream answered 401 to a request that carried `used`: renew those
     /// renewable credentials (once, whatever the number of requests that saw
     /// the 401). Returns whether sending the request again is worth it.
-    pub(crate) async fn rejected(&self, caller: &Caller, used: &Used) -> bool {
+    pub(crate) async fn rejected(&self, caller: &OnBehalfOf, used: &Used) -> bool {
         let mut retry = false;
         for (n, sent) in &used.0 {
             let Some(it) = self.items.get(*n) else {
@@ -330,7 +209,7 @@ impl Credentials {
         retry
     }
 
-    async fn value(&self, it: &Item, caller: &Caller) -> Result<Secret, CredentialError> {
+    async fn value(&self, it: &Item, caller: &OnBehalfOf) -> Result<Secret, CredentialError> {
         let up = &*self.upstream;
         if let Some(s) = it.loaded.get() {
             return Ok(s.clone());
@@ -387,7 +266,7 @@ impl Credentials {
     fn cell_of(
         &self,
         cells: &Mutex<HashMap<String, Arc<TokenCell>>>,
-        caller: &Caller,
+        caller: &OnBehalfOf,
     ) -> Option<Arc<TokenCell>> {
         let subject = caller.subject.as_ref()?;
         let mut map = cells.lock().unwrap_or_else(|e| e.into_inner());
@@ -439,34 +318,12 @@ impl Credentials {
     }
 }
 
-impl Item {
-    fn missing(&self, upstream: &str) -> Vec<String> {
-        if self.loaded.get().is_some() {
-            return Vec::new();
-        }
-        missing_of(&self.source, upstream)
-    }
-}
-
-fn missing_of(source: &Source, upstream: &str) -> Vec<String> {
-    let refs: Vec<&SecretRef> = match source {
-        Source::Fixed(r) => vec![r],
-        Source::Basic(u, p) => vec![u, p],
-        Source::ClientCredentials(c, _) => vec![&c.client.id, &c.client.secret],
-        Source::Login(l, _) => vec![&l.username, &l.password],
-        Source::TokenExchange(t, _) => t.client.iter().flat_map(|c| [&c.id, &c.secret]).collect(),
-        Source::User(_) => Vec::new(),
-    };
-    refs.into_iter()
-        .filter_map(|r| r.load(upstream).err())
-        .collect()
-}
-
 /// Structural problems of an upstream's `credentials`, one per line item.
 pub fn credential_problems(cfg: &UpstreamConfig) -> Vec<String> {
     match Credentials::new(cfg) {
         Ok(_) => Vec::new(),
-        Err(e) => e.lines().map(str::to_owned).collect(),
+        Err(GatewayError::Config { problems, .. }) => problems,
+        Err(e) => vec![e.to_string()],
     }
 }
 

@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{Path, Request, State};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{MatchedPath, Path, Request, State};
 use axum::http::{HeaderName, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -14,11 +15,13 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use mcpgate_guard::Policy;
 
-use crate::auth::{AccessMode, AuthSettings, Guard};
+use crate::auth::{AccessMode, AuthSettings, Endpoint, Guard};
 use crate::config::{Limits, UpstreamConfig};
-use crate::front::{legacy, streamable};
+use crate::error::GatewayError;
+use crate::front;
 use crate::origin::OriginPolicy;
 use crate::session::SessionTable;
+use crate::state::{Gateway, ReadinessCheck, Shared};
 use crate::upstream::Upstream;
 
 /// What the gateway needs to start.
@@ -41,35 +44,6 @@ pub struct GatewayConfig {
     pub readiness_checks: Vec<Arc<dyn ReadinessCheck>>,
 }
 
-/// A condition `/readyz` checks on every request, outside what the gateway
-/// itself knows: each returned line is a reason it is not ready, naming what
-/// to fix. Must be quick (it runs on the request path of `/readyz`).
-pub trait ReadinessCheck: std::fmt::Debug + Send + Sync {
-    /// Why the gateway is not ready now; empty when it is.
-    fn problems(&self) -> Vec<String>;
-}
-
-/// The running gateway's state; cheap to clone.
-#[derive(Debug, Clone)]
-pub struct Gateway {
-    pub(crate) shared: Arc<Shared>,
-}
-
-#[derive(Debug)]
-pub(crate) struct Shared {
-    pub(crate) upstreams: BTreeMap<String, Arc<Upstream>>,
-    pub(crate) sessions: SessionTable,
-    pub(crate) limits: Limits,
-    pub(crate) timeouts: BTreeMap<String, Duration>,
-    pub(crate) origins: OriginPolicy,
-    pub(crate) guard: Guard,
-    /// 2026-07-28 calls waiting for the client's `input_required` retry.
-    pub(crate) parked: Arc<crate::front::mrtr::ParkedTable>,
-    /// Answers requests still in flight at the end of the shutdown grace.
-    pub(crate) stopping: crate::stopping::Stopping,
-    pub(crate) readiness_checks: Vec<Arc<dyn ReadinessCheck>>,
-}
-
 /// Headers browser clients may send (MCP-AUTH.md, CORS).
 const ALLOW_HEADERS: &[&str] = &[
     "authorization",
@@ -85,8 +59,8 @@ const ALLOW_HEADERS: &[&str] = &[
 const EXPOSE_HEADERS: &[&str] = &["www-authenticate", "mcp-session-id", "mcp-protocol-version"];
 
 impl Gateway {
-    /// Builds the gateway; fails with a message naming the bad upstream.
-    pub fn new(cfg: GatewayConfig) -> Result<Self, String> {
+    /// Builds the gateway; fails with [`GatewayError::Config`] naming the bad upstream.
+    pub fn new(cfg: GatewayConfig) -> Result<Self, GatewayError> {
         let mut upstreams = BTreeMap::new();
         let mut timeouts = BTreeMap::new();
         let mut policies = BTreeMap::new();
@@ -97,8 +71,12 @@ impl Gateway {
         );
         for u in cfg.upstreams {
             let name = u.name.clone();
-            let policy = Policy::new(&u.policy_config(), &cfg.auth.groups_claim)
-                .map_err(|e| format!("upstream {name}: {e}"))?;
+            let policy = Policy::new(&u.policy_config(), &cfg.auth.groups_claim).map_err(|e| {
+                GatewayError::Config {
+                    upstream: name.clone(),
+                    problems: vec![format!("upstream {name}: {e}")],
+                }
+            })?;
             policies.insert(name.clone(), policy);
             let timeout = u.request_timeout.unwrap_or(cfg.limits.request_timeout);
             timeouts.insert(name.clone(), timeout);
@@ -113,9 +91,12 @@ impl Gateway {
                     .iter()
                     .any(|c| matches!(c, crate::CredentialConfig::TokenExchange(_)))
             {
-                return Err(format!(
-                    "upstream {name}: a per-user credential (token_exchange) needs signed-in callers and the gateway's identity token: enable authentication and keep auth.identity_token = true"
-                ));
+                return Err(GatewayError::Config {
+                    problems: vec![format!(
+                        "upstream {name}: a per-user credential (token_exchange) needs signed-in callers and the gateway's identity token: enable authentication and keep auth.identity_token = true"
+                    )],
+                    upstream: name,
+                });
             }
             let upstream = Upstream::new(u, limits, &cfg.user_sources)?;
             // Reported now and on /readyz; the gateway still starts, so that the
@@ -132,12 +113,12 @@ impl Gateway {
                 limits: cfg.limits,
                 timeouts,
                 origins: cfg.origins,
-                guard: Guard {
+                guard: Arc::new(Guard {
                     settings: cfg.auth,
                     policies,
                     public_url: cfg.public_url,
                     audiences,
-                },
+                }),
                 parked: Arc::default(),
                 stopping: crate::stopping::Stopping::default(),
                 readiness_checks: cfg.readiness_checks,
@@ -148,15 +129,24 @@ impl Gateway {
     /// The HTTP router: MCP endpoints, legacy SSE endpoints, health checks.
     pub fn router(&self) -> Router {
         let mut mcp = Router::new()
-            .route("/mcp/{name}", any(named_endpoint))
-            .route("/mcp/{name}/sse", get(named_legacy_sse))
-            .route("/mcp/{name}/messages", any(named_legacy_post));
+            // One handler for every era: it decides the era once (front/era.rs).
+            .route("/mcp/{name}", any(front::serve))
+            .route("/mcp/{name}/sse", get(front::serve))
+            .route("/mcp/{name}/messages", any(front::serve));
         if self.shared.upstreams.len() == 1 {
             mcp = mcp
-                .route("/mcp", any(only_endpoint))
-                .route("/sse", get(only_legacy_sse))
-                .route("/messages", any(only_legacy_post));
+                .route("/mcp", any(front::serve))
+                .route("/sse", get(front::serve))
+                .route("/messages", any(front::serve));
         }
+        // Every MCP route, and only those, sits behind the guard: `front::serve`
+        // takes its `Authenticated` proof, so a route added here without the
+        // layer answers 500 instead of serving an unchecked caller. Which
+        // upstream a request is for is settled first, so that a refusal carries
+        // that upstream's challenge; the era is decided after, in the handler.
+        let mcp = mcp
+            .route_layer(self.shared.guard.layer())
+            .route_layer(middleware::from_fn_with_state(self.clone(), endpoint_of));
         let cors = CorsLayer::new()
             .allow_origin(AllowOrigin::list(
                 self.shared.origins.allowed_origin_values(),
@@ -304,29 +294,6 @@ impl Gateway {
         doc["auth"] = auth.into();
         doc
     }
-
-    pub(crate) fn upstream(&self, name: &str) -> Option<(Arc<str>, Arc<Upstream>)> {
-        self.shared
-            .upstreams
-            .get_key_value(name)
-            .map(|(k, v)| (Arc::from(k.as_str()), v.clone()))
-    }
-
-    pub(crate) fn only_upstream(&self) -> Option<String> {
-        self.shared.upstreams.keys().next().cloned()
-    }
-
-    pub(crate) fn timeout_for_any(&self) -> Duration {
-        self.shared.limits.request_timeout
-    }
-
-    pub(crate) fn timeout_for(&self, name: &str) -> Duration {
-        self.shared
-            .timeouts
-            .get(name)
-            .copied()
-            .unwrap_or(self.shared.limits.request_timeout)
-    }
 }
 
 async fn check_origin(State(gw): State<Gateway>, req: Request, next: Next) -> Response {
@@ -336,14 +303,11 @@ async fn check_origin(State(gw): State<Gateway>, req: Request, next: Next) -> Re
         .map(|(k, v)| k.as_str().len() + v.len())
         .sum();
     if header_bytes > MAX_HEADER_BYTES {
-        return crate::front::rpc_error(
-            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            None,
-            crate::jsonrpc::code::INVALID_REQUEST,
-            &format!(
-                "the request headers total {header_bytes} bytes; the limit is {MAX_HEADER_BYTES}"
-            ),
-        );
+        return GatewayError::HeadersTooLarge {
+            total: header_bytes,
+            limit: MAX_HEADER_BYTES,
+        }
+        .into_response();
     }
     if let Err(resp) = gw.shared.origins.check(req.headers()) {
         return resp;
@@ -354,43 +318,42 @@ async fn check_origin(State(gw): State<Gateway>, req: Request, next: Next) -> Re
 /// Headers beyond this are refused: MCP requests carry a handful of short headers.
 const MAX_HEADER_BYTES: usize = 32 * 1024;
 
-async fn named_endpoint(
+/// Settles which upstream a request to an MCP route is for, before the guard
+/// runs: the `{name}` of the path, the only upstream on the short paths, and
+/// for a legacy message the upstream of its session (the path does not say).
+async fn endpoint_of(
     State(gw): State<Gateway>,
-    Path(name): Path<String>,
-    req: Request,
+    named: Result<Path<BTreeMap<String, String>>, PathRejection>,
+    mut req: Request,
+    next: Next,
 ) -> Response {
-    streamable::endpoint(gw, name, req).await
-}
-
-async fn only_endpoint(State(gw): State<Gateway>, req: Request) -> Response {
-    let name = gw.only_upstream().unwrap_or_default();
-    streamable::endpoint(gw, name, req).await
-}
-
-async fn named_legacy_sse(
-    State(gw): State<Gateway>,
-    Path(name): Path<String>,
-    req: Request,
-) -> Response {
-    let base = format!("/mcp/{name}/messages");
-    legacy::open(gw, name, base, req).await
-}
-
-async fn only_legacy_sse(State(gw): State<Gateway>, req: Request) -> Response {
-    let name = gw.only_upstream().unwrap_or_default();
-    legacy::open(gw, name, "/messages".into(), req).await
-}
-
-async fn named_legacy_post(
-    State(gw): State<Gateway>,
-    Path(_name): Path<String>,
-    req: Request,
-) -> Response {
-    legacy::post(gw, req).await
-}
-
-async fn only_legacy_post(State(gw): State<Gateway>, req: Request) -> Response {
-    legacy::post(gw, req).await
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_owned())
+        .unwrap_or_default();
+    let session_upstream = route
+        .ends_with("/messages")
+        .then(|| front::era::session_id(req.uri().query()))
+        .flatten()
+        .and_then(|id| gw.shared.sessions.get(&id))
+        .map(|s| s.upstream_name.to_string());
+    let name = session_upstream
+        .or_else(|| named.ok().and_then(|Path(mut p)| p.remove("name")))
+        .or_else(|| gw.only_upstream())
+        .unwrap_or_default();
+    let Some((upstream, _)) = gw.upstream(&name) else {
+        return crate::error::GatewayError::UnknownUpstream(name).answer(None);
+    };
+    // Streamable HTTP names its endpoint by the path it was reached at (`/mcp`
+    // or `/mcp/<name>`); the legacy routes by the upstream's own endpoint.
+    let path = if route == "/mcp" || route == "/mcp/{name}" {
+        req.uri().path().to_owned()
+    } else {
+        format!("/mcp/{upstream}")
+    };
+    req.extensions_mut().insert(Endpoint { upstream, path });
+    next.run(req).await
 }
 
 /// RFC 9728 metadata for one upstream's endpoint, or 404 when no authorization
@@ -398,12 +361,7 @@ async fn only_legacy_post(State(gw): State<Gateway>, req: Request) -> Response {
 fn metadata(gw: &Gateway, upstream: Option<&str>, path: &str) -> Response {
     let guard = &gw.shared.guard;
     if guard.settings.authorization_servers.is_empty() {
-        return crate::front::rpc_error(
-            StatusCode::NOT_FOUND,
-            None,
-            crate::jsonrpc::code::INVALID_REQUEST,
-            "no authorization server is configured for this gateway; authenticate with an API key or token",
-        );
+        return GatewayError::NoAuthorizationServer.into_response();
     }
     let mut resource = guard.public_url.clone();
     resource.set_path(path);
@@ -473,3 +431,6 @@ async fn readyz(State(gw): State<Gateway>) -> Response {
     };
     (status, axum::Json(doc)).into_response()
 }
+
+#[cfg(test)]
+mod tests;

@@ -9,19 +9,53 @@
 //! It parses only the JSON-RPC envelope and forwards everything else as bytes.
 //! It must never forward a client's credentials to an upstream, and never let one
 //! session see another session's messages.
+//!
+//! # A request's path, in order
+//!
+//! 1. `gateway.rs`: the router and its layers — CORS, then the header size and
+//!    Origin/Host checks (`origin.rs`); every MCP route goes to one handler.
+//! 2. `front/era.rs`: the protocol era is decided once, from the route, the
+//!    method and the headers: legacy SSE, Streamable HTTP with sessions, or
+//!    stateless 2026-07-28. Unknown upstreams (404) and methods (405) stop here.
+//! 3. `front.rs` → `auth.rs`: the caller is authenticated (401/403), once.
+//! 4. `front/request.rs`: a POST's Accept and Content-Type, its body within
+//!    `server.max_body_bytes`, one JSON-RPC envelope (`jsonrpc.rs`), a supported
+//!    protocol version.
+//! 5. The era's handler, which only calls downward: `front/legacy.rs`,
+//!    `front/sessionful.rs` (the session table, `session.rs`) or
+//!    `front/stateless.rs` (multi-round-trip calls in `front/mrtr.rs`); each
+//!    asks `auth.rs` whether the caller may send this message (scopes, 403).
+//! 6. `upstream.rs`: the link to the upstream — a stdio child (`upstream/stdio.rs`,
+//!    through `mux.rs`), a Streamable HTTP session (`upstream/http.rs`) or a
+//!    legacy SSE connection (`upstream/legacy_sse.rs`), told who the caller is
+//!    (`identity.rs`) and carrying outbound credentials (`credentials.rs`).
+//! 7. The answer: one JSON body, or an SSE stream written into a resumable log
+//!    (`front/answer.rs`, `events.rs`, `reply.rs`); a list may be filtered or an
+//!    era bridged on the way (`rewrite.rs`).
+//!
+//! Every failure is a [`GatewayError`] (`error.rs`), answered with the HTTP
+//! status and JSON-RPC code chosen in `rejection.rs` and nowhere else. The
+//! running state the handlers share is [`Gateway`] (`state.rs`).
 
 mod audience;
 mod auth;
 mod config;
 mod credentials;
+mod error;
 mod events;
 mod front;
 mod gateway;
+mod identity;
 pub mod jsonrpc;
 mod mux;
 mod origin;
+mod protocol;
+mod rejection;
+mod reply;
+mod rewrite;
 mod session;
 mod sse;
+mod state;
 mod stopping;
 mod upstream;
 
@@ -33,5 +67,7 @@ pub use credentials::{
     TokenAuthMethod, TokenExchangeConfig, UserSecret, UserSecretSource, UserSources, VaultConfig,
     credential_problems, missing_credentials,
 };
-pub use gateway::{Gateway, GatewayConfig, IDENTITY_JWKS_PATH, ReadinessCheck};
+pub use error::GatewayError;
+pub use gateway::{GatewayConfig, IDENTITY_JWKS_PATH};
 pub use origin::OriginPolicy;
+pub use state::{Gateway, ReadinessCheck};

@@ -2,11 +2,10 @@
 
 use std::net::SocketAddr;
 
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::Response;
 
-use crate::front::rpc_error;
-use crate::jsonrpc::code;
+use crate::error::GatewayError;
 
 /// Which origins and hosts may reach the gateway.
 #[derive(Debug, Clone)]
@@ -71,27 +70,18 @@ impl OriginPolicy {
                 .trim_end_matches('/')
                 .to_ascii_lowercase();
             if !self.origins.contains(&o) {
-                return Err(rpc_error(
-                    StatusCode::FORBIDDEN,
-                    None,
-                    code::INVALID_REQUEST,
-                    &format!(
+                return Err(GatewayError::ForeignOrigin(format!(
                         "Origin {o} is not allowed; add it to server.allowed_origins if this is your web client"
-                    ),
-                ));
+                    )).answer(None));
             }
         }
         if let Some(host) = headers.get(header::HOST) {
             let h = host.to_str().unwrap_or("").to_ascii_lowercase();
             if !self.hosts.contains(&h) {
-                return Err(rpc_error(
-                    StatusCode::FORBIDDEN,
-                    None,
-                    code::INVALID_REQUEST,
-                    &format!(
-                        "Host {h} is not this server; set server.public_url to the address clients use"
-                    ),
-                ));
+                return Err(GatewayError::ForeignOrigin(format!(
+                    "Host {h} is not this server; set server.public_url to the address clients use"
+                ))
+                .answer(None));
             }
         }
         Ok(())

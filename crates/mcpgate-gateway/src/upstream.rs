@@ -1,5 +1,6 @@
 //! Upstream MCP servers and the per-session links to them.
 
+mod error;
 mod http;
 mod legacy_sse;
 pub(crate) mod stdio;
@@ -9,63 +10,18 @@ use std::time::Duration;
 
 use serde_json::value::RawValue;
 
+pub(crate) use self::error::UpstreamError;
 use self::http::HttpLink;
 pub(crate) use self::http::{HttpUpstream, content_type_is};
 use self::legacy_sse::SseLink;
 use self::stdio::{StdioLink, StdioUpstream};
-use crate::config::{Limits, UpstreamConfig};
-use crate::credentials::{Caller, CredentialError, Credentials};
+use crate::config::{HttpTransport, Limits, UpstreamConfig};
+use crate::credentials::Credentials;
+use crate::error::GatewayError;
 use crate::events::EventLog;
+use crate::identity::Identity;
 use crate::jsonrpc::Message;
-use crate::mux::Exchange;
-
-/// Who a link acts for, in the forms upstreams receive it.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Identity {
-    /// Keys per-subject upstream sessions of stateless clients.
-    pub(crate) subject: String,
-    /// Environment of a per-session stdio child.
-    pub(crate) env: Vec<(String, String)>,
-    /// Headers to an HTTP upstream.
-    pub(crate) headers: ::http::HeaderMap,
-    /// The signed identity token HTTP upstreams receive, kept fresh.
-    pub(crate) token: Option<Arc<crate::auth::IdentityToken>>,
-    /// Whom per-user outbound credentials are resolved for.
-    pub(crate) caller: Caller,
-}
-
-/// Why an upstream could not take a message. Each maps to one HTTP status in the front.
-#[derive(Debug, Clone, thiserror::Error)]
-pub(crate) enum UpstreamError {
-    /// Unreachable, crashed, or answered nonsense: 502.
-    #[error("{0}")]
-    Unavailable(String),
-    /// At a configured limit: 503.
-    #[error("{0}")]
-    Busy(String),
-    /// The upstream forgot the session: 404, so the client initializes again.
-    #[error("the upstream ended this session; initialize a new one")]
-    SessionGone,
-    /// The URL refused a Streamable HTTP `initialize`: try the legacy SSE transport.
-    #[error("the upstream does not speak Streamable HTTP")]
-    NotStreamable,
-    /// No outbound credential could be presented (missing secret, token endpoint down): 503.
-    #[error("{0}")]
-    Credential(String),
-    /// The upstream did not answer within `request_timeout`: 504, JSON-RPC -32001.
-    #[error("{0}")]
-    TimedOut(String),
-    /// The caller is at a per-subject limit (`server.max_sessions_per_subject`,
-    /// `server.max_children_per_subject`): 429.
-    #[error("{0}")]
-    SubjectLimit(String),
-}
-
-impl From<CredentialError> for UpstreamError {
-    fn from(e: CredentialError) -> Self {
-        UpstreamError::Credential(e.0)
-    }
-}
+use crate::mux::{Exchange, Mux, SessionKey};
 
 /// One configured upstream.
 #[derive(Debug)]
@@ -81,7 +37,7 @@ impl Upstream {
         cfg: UpstreamConfig,
         limits: Limits,
         sources: &crate::credentials::UserSources,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, GatewayError> {
         let credentials = Arc::new(Credentials::with_sources(&cfg, sources)?);
         if cfg.command.is_some() {
             Ok(Upstream::Stdio(Box::new(StdioUpstream::new(
@@ -115,17 +71,27 @@ impl Upstream {
     ) -> Result<Link, UpstreamError> {
         match self {
             Upstream::Stdio(s) => Ok(Link::Stdio(
-                s.open(server_stream, &id.env, &id.caller).await?,
+                s.open(server_stream, &id.env, &id.on_behalf_of).await?,
             )),
-            Upstream::Http(h) => {
-                h.open(
+            Upstream::Http(h) => match h.transport() {
+                Some(HttpTransport::Sse) => Ok(Link::Sse(
+                    SseLink::connect(
+                        h,
+                        server_stream,
+                        id.headers.clone(),
+                        id.on_behalf_of.clone(),
+                    )
+                    .await?,
+                )),
+                t => Ok(Link::Http(Arc::new(HttpLink::new(
+                    h.clone(),
                     server_stream,
+                    t.is_none(),
                     id.headers.clone(),
                     id.token.clone(),
-                    id.caller.clone(),
-                )
-                .await
-            }
+                    id.on_behalf_of.clone(),
+                )))),
+            },
         }
     }
 
@@ -134,17 +100,17 @@ impl Upstream {
     pub(crate) async fn open_stateless(&self, id: &Identity) -> Result<Link, UpstreamError> {
         match self {
             Upstream::Stdio(s) => Ok(Link::Stdio(
-                s.stateless(&id.subject, &id.env, &id.caller).await?,
+                s.stateless(&id.subject, &id.env, &id.on_behalf_of).await?,
             )),
-            Upstream::Http(h) => {
+            Upstream::Http(h) => Ok(Link::Http(
                 h.open_initialized(
                     &id.subject,
                     id.headers.clone(),
                     id.token.clone(),
-                    id.caller.clone(),
+                    id.on_behalf_of.clone(),
                 )
-                .await
-            }
+                .await?,
+            )),
         }
     }
 
@@ -202,35 +168,33 @@ pub(crate) enum Link {
 }
 
 impl Link {
+    /// A message pipe (stdio child, legacy SSE) pairs requests through its mux,
+    /// under this session's key; an HTTP session pairs them itself.
+    fn pipe(&self) -> Result<(&Mux, SessionKey), &Arc<HttpLink>> {
+        match self {
+            Link::Stdio(l) => Ok((&l.child.mux, l.key)),
+            Link::Sse(l) => Ok((&l.mux, l.key)),
+            Link::Http(h) => Err(h),
+        }
+    }
+
     /// Sends a request; its related messages and response arrive on the exchange.
     pub(crate) async fn request(&self, msg: Message) -> Result<Exchange, UpstreamError> {
-        match self {
-            Link::Stdio(l) => l
-                .child
-                .mux
-                .request(l.key, msg)
+        match self.pipe() {
+            Ok((mux, key)) => mux
+                .request(key, msg)
                 .map_err(|e| UpstreamError::Unavailable(e.0)),
-            Link::Sse(l) => l
-                .mux
-                .request(l.key, msg)
-                .map_err(|e| UpstreamError::Unavailable(e.0)),
-            Link::Http(h) => h.request(msg).await,
+            Err(h) => h.request(msg).await,
         }
     }
 
     /// Sends a notification, or a response to a server request.
     pub(crate) async fn send(&self, msg: Message) -> Result<(), UpstreamError> {
-        match self {
-            Link::Stdio(l) => l
-                .child
-                .mux
-                .send(l.key, msg)
+        match self.pipe() {
+            Ok((mux, key)) => mux
+                .send(key, msg)
                 .map_err(|e| UpstreamError::Unavailable(e.0)),
-            Link::Sse(l) => l
-                .mux
-                .send(l.key, msg)
-                .map_err(|e| UpstreamError::Unavailable(e.0)),
-            Link::Http(h) => h.send(msg).await,
+            Err(h) => h.send(msg).await,
         }
     }
 

@@ -81,13 +81,13 @@ impl Whoami {
         let p = mcpgate_guard::principal(&parts).ok_or_else(|| {
             ErrorData::internal_error("no principal: require_auth is not in front", None)
         })?;
-        let method = serde_json::to_value(p.method)
+        let method = serde_json::to_value(p.method())
             .ok()
             .and_then(|v| v.as_str().map(str::to_owned))
             .unwrap_or_default();
         Ok(Json(Caller {
-            subject: p.subject.clone(),
-            scopes: p.scopes.iter().cloned().collect(),
+            subject: p.subject().to_owned(),
+            scopes: p.scopes().iter().cloned().collect(),
             method,
         }))
     }
@@ -119,7 +119,9 @@ pub(crate) fn guard_from_env(
             tokens_env: Some("WHOAMI_TOKENS".to_owned()),
             ..StaticTokensConfig::default()
         };
-        verifiers.push(Arc::new(StaticTokens::with_env(&cfg, &env)?));
+        verifiers.push(Arc::new(
+            StaticTokens::with_env(&cfg, &env).map_err(|e| e.to_string())?,
+        ));
     }
     if let (Some(issuer), Some(jwks_uri)) = (env("WHOAMI_JWT_ISSUER"), env("WHOAMI_JWT_JWKS_URI")) {
         let cfg = JwtConfig {
@@ -128,7 +130,9 @@ pub(crate) fn guard_from_env(
             jwks_uri: Some(jwks_uri),
             ..JwtConfig::default()
         };
-        verifiers.push(Arc::new(JwtVerifier::with_env(&cfg, &env)?));
+        verifiers.push(Arc::new(
+            JwtVerifier::with_env(&cfg, &env).map_err(|e| e.to_string())?,
+        ));
         issuers.push(issuer);
     }
     if verifiers.is_empty() {

@@ -51,7 +51,7 @@ impl VerifiedCache {
     /// A principal still valid for this credential.
     pub fn get(&self, key: &[u8; 32]) -> Option<Principal> {
         let (p, until) = self.inner.get(key)?;
-        if Instant::now() >= until || p.expires_at.is_some_and(|e| e <= SystemTime::now()) {
+        if Instant::now() >= until || p.expires_at().is_some_and(|e| e <= SystemTime::now()) {
             self.inner.invalidate(key);
             return None;
         }
@@ -62,7 +62,7 @@ impl VerifiedCache {
     pub fn insert(&self, key: [u8; 32], p: Principal, ttl: Duration) {
         let mut ttl = ttl;
         if let Some(left) = p
-            .expires_at
+            .expires_at()
             .and_then(|e| e.duration_since(SystemTime::now()).ok())
         {
             ttl = ttl.min(left);

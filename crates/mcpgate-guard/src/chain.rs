@@ -51,9 +51,10 @@ impl Chain {
         for v in self.verifiers.iter().filter(|v| v.accepts(credential)) {
             match v.verify(credential).await {
                 Ok(verified) => {
-                    self.cache
-                        .insert(key, verified.principal.clone(), verified.cache_for);
-                    return Ok(verified.principal);
+                    let cache_for = verified.cache_for();
+                    let principal = verified.into_principal();
+                    self.cache.insert(key, principal.clone(), cache_for);
+                    return Ok(principal);
                 }
                 Err(VerifyError::NotMine) => {}
                 Err(VerifyError::Invalid(why)) => {

@@ -18,6 +18,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use jsonwebtoken::jwk::{Jwk, JwkSet, PublicKeyUse, ThumbprintHash};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 
+use crate::error::GuardError;
 use crate::principal::Principal;
 
 /// How long an identity token is valid.
@@ -46,7 +47,11 @@ impl std::fmt::Debug for IdentitySigner {
 impl IdentitySigner {
     /// A signer for tokens issued as `issuer` (the gateway's public URL), from
     /// an EC P-256 private key in PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`).
-    pub fn from_pem(pem: &str, issuer: impl Into<String>) -> Result<Self, String> {
+    pub fn from_pem(pem: &str, issuer: impl Into<String>) -> Result<Self, GuardError> {
+        Self::read_pem(pem, issuer.into()).map_err(GuardError::IdentityKey)
+    }
+
+    fn read_pem(pem: &str, issuer: String) -> Result<Self, String> {
         let key = EncodingKey::from_ec_pem(pem.as_bytes()).map_err(|_| {
             "the identity-token key is not an EC private key in PKCS#8 PEM (-----BEGIN PRIVATE KEY-----)"
                 .to_owned()
@@ -65,7 +70,7 @@ impl IdentitySigner {
         jwk.common.key_id = Some(kid.clone());
         jwk.common.public_key_use = Some(PublicKeyUse::Signature);
         Ok(IdentitySigner {
-            issuer: issuer.into(),
+            issuer,
             key,
             jwk,
             kid,
@@ -76,12 +81,13 @@ impl IdentitySigner {
 
     /// A signer with a new random key, and that key as PKCS#8 PEM (to store,
     /// so that tokens stay verifiable across restarts).
-    pub fn generate(issuer: impl Into<String>) -> Result<(Self, String), String> {
-        let pair = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING)
-            .map_err(|_| "cannot generate an identity-token key".to_owned())?;
-        let der = pair
-            .to_pkcs8v1()
-            .map_err(|_| "cannot encode the identity-token key".to_owned())?;
+    pub fn generate(issuer: impl Into<String>) -> Result<(Self, String), GuardError> {
+        let pair = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).map_err(|_| {
+            GuardError::IdentityKey("cannot generate an identity-token key".to_owned())
+        })?;
+        let der = pair.to_pkcs8v1().map_err(|_| {
+            GuardError::IdentityKey("cannot encode the identity-token key".to_owned())
+        })?;
         let pem = pem_encode("PRIVATE KEY", der.as_ref());
         let signer = Self::from_pem(&pem, issuer)?;
         Ok((signer, pem))
@@ -118,22 +124,23 @@ impl IdentitySigner {
     }
 
     /// A token about `principal` for the upstream `audience` (its name or URL).
-    pub fn sign(&self, principal: &Principal, audience: &str) -> Result<String, String> {
+    pub fn sign(&self, principal: &Principal, audience: &str) -> Result<String, GuardError> {
         let iat = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         let mut jti = [0u8; 16];
-        aws_lc_rs::rand::fill(&mut jti).map_err(|_| "no randomness for the token id".to_owned())?;
+        aws_lc_rs::rand::fill(&mut jti)
+            .map_err(|_| GuardError::Signing("no randomness for the token id".to_owned()))?;
         let mut claims = serde_json::Map::new();
         claims.insert("iss".into(), self.issuer.clone().into());
         claims.insert("aud".into(), audience.into());
-        claims.insert("sub".into(), principal.subject.clone().into());
-        if !principal.scopes.is_empty() {
-            let scope: Vec<&str> = principal.scopes.iter().map(String::as_str).collect();
+        claims.insert("sub".into(), principal.subject().into());
+        if !principal.scopes().is_empty() {
+            let scope: Vec<&str> = principal.scopes().iter().map(String::as_str).collect();
             claims.insert("scope".into(), scope.join(" ").into());
         }
-        if let Some(c) = &principal.client_id {
-            claims.insert("client_id".into(), c.clone().into());
+        if let Some(c) = principal.client_id() {
+            claims.insert("client_id".into(), c.into());
         }
         claims.insert("iat".into(), iat.into());
         claims.insert("exp".into(), (iat + self.ttl.as_secs()).into());
@@ -142,7 +149,7 @@ impl IdentitySigner {
         header.typ = Some("JWT".into());
         header.kid = Some(self.kid.clone());
         jsonwebtoken::encode(&header, &claims, &self.key)
-            .map_err(|e| format!("cannot sign the identity token: {e}"))
+            .map_err(|e| GuardError::Signing(e.to_string()))
     }
 }
 

@@ -34,6 +34,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::credential::Credential;
+use crate::error::GuardError;
 use crate::metadata::same_resource;
 use crate::principal::{AuthMethod, Principal};
 use crate::verifier::{BoxFuture, Verified, Verifier, VerifyError};
@@ -207,7 +208,7 @@ impl moka::Expiry<[u8; 32], Answer> for AnswerExpiry {
 
 impl Introspection {
     /// The verifier for `cfg`, reading `client_secret_env` from the process environment.
-    pub fn new(cfg: &IntrospectionConfig) -> Result<Self, String> {
+    pub fn new(cfg: &IntrospectionConfig) -> Result<Self, GuardError> {
         Self::with_env(cfg, |name| std::env::var(name).ok())
     }
 
@@ -215,6 +216,13 @@ impl Introspection {
     pub fn with_env(
         cfg: &IntrospectionConfig,
         env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, GuardError> {
+        Self::build(cfg, &env).map_err(GuardError::Config)
+    }
+
+    fn build(
+        cfg: &IntrospectionConfig,
+        env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Self, String> {
         let what = format!("introspection endpoint {}", cfg.endpoint);
         check_url(&cfg.endpoint, cfg.allow_http, &what)?;
@@ -282,7 +290,7 @@ impl Introspection {
         match answer {
             Answer::Inactive { why, .. } => Err(VerifyError::Invalid(why)),
             Answer::Active { principal, until } => {
-                if let Some(exp) = principal.expires_at
+                if let Some(exp) = principal.expires_at()
                     && exp <= SystemTime::now()
                 {
                     return Err(VerifyError::Invalid(format!(
@@ -290,10 +298,10 @@ impl Introspection {
                         crate::time::rfc3339(exp)
                     )));
                 }
-                Ok(Verified {
+                Ok(Verified::new(
                     principal,
-                    cache_for: until.saturating_duration_since(Instant::now()),
-                })
+                    until.saturating_duration_since(Instant::now()),
+                ))
             }
         }
     }
@@ -413,15 +421,12 @@ impl Introspection {
             ttl = ttl.min(exp.duration_since(SystemTime::now()).unwrap_or_default());
         }
         Answer::Active {
-            principal: Principal {
-                subject,
-                client_id: text("client_id"),
-                scopes,
-                audience,
-                expires_at,
-                method: AuthMethod::Introspection,
-                claims,
-            },
+            principal: Principal::new(subject, AuthMethod::Introspection)
+                .with_client_id(text("client_id"))
+                .with_scopes(scopes)
+                .with_audience(audience)
+                .with_expires_at(expires_at)
+                .with_claims(claims),
             until: now + ttl,
         }
     }

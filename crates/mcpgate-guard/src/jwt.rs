@@ -140,6 +140,7 @@ pub use config::{Audience, JwtConfig};
 pub use jwks::JwksSettings;
 
 use crate::credential::Credential;
+use crate::error::GuardError;
 use crate::verifier::{BoxFuture, Verified, Verifier, VerifyError};
 
 use claims::ClaimRules;
@@ -173,7 +174,7 @@ impl JwtVerifier {
     /// The verifier for `config`, reading `hmac_secret_env` from the process
     /// environment and `public_key_file` from disk now. Nothing is fetched
     /// yet. The error names the table and the key at fault.
-    pub fn new(config: &JwtConfig) -> Result<Self, String> {
+    pub fn new(config: &JwtConfig) -> Result<Self, GuardError> {
         Self::with_env(config, |name| std::env::var(name).ok())
     }
 
@@ -181,7 +182,7 @@ impl JwtVerifier {
     pub fn with_env(
         config: &JwtConfig,
         env: impl Fn(&str) -> Option<String>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, GuardError> {
         Self::with_settings(config, env, JwksSettings::default())
     }
 
@@ -190,13 +191,15 @@ impl JwtVerifier {
         config: &JwtConfig,
         env: impl Fn(&str) -> Option<String>,
         settings: JwksSettings,
-    ) -> Result<Self, String> {
-        let r = config.resolve(&env)?;
+    ) -> Result<Self, GuardError> {
+        let r = config.resolve(&env).map_err(GuardError::Config)?;
         let keys = match r.source {
             Source::Fixed(key) => Keys::Fixed(key),
-            Source::Jwks(uri) => Keys::Jwks(Arc::new(
-                Jwks::new(uri, settings).map_err(|e| format!("auth.jwt ({}): {e}", r.label))?,
-            )),
+            Source::Jwks(uri) => {
+                Keys::Jwks(Arc::new(Jwks::new(uri, settings).map_err(|e| {
+                    GuardError::Config(format!("auth.jwt ({}): {e}", r.label))
+                })?))
+            }
         };
         Ok(JwtVerifier {
             name: format!("jwt:{}", r.label),
@@ -224,9 +227,13 @@ impl JwtVerifier {
 
     /// Fetches the JWKS now (at startup, to report an unreachable identity
     /// provider early); a no-op for fixed keys.
-    pub async fn warm_up(&self) -> Result<(), String> {
+    pub async fn warm_up(&self) -> Result<(), GuardError> {
         match &self.keys {
-            Keys::Jwks(j) => j.current().await.map(|_| ()).map_err(|e| e.to_string()),
+            Keys::Jwks(j) => j
+                .current()
+                .await
+                .map(|_| ())
+                .map_err(|e| GuardError::KeysUnavailable(e.to_string())),
             Keys::Fixed(_) => Ok(()),
         }
     }
@@ -264,10 +271,7 @@ impl JwtVerifier {
             Keys::Jwks(jwks) => self.verify_with_jwks(jwks, &t, kid, alg).await?,
         }
         let (principal, cache_for) = self.rules.principal(t.claims, SystemTime::now())?;
-        Ok(Verified {
-            principal,
-            cache_for,
-        })
+        Ok(Verified::new(principal, cache_for))
     }
 
     /// The algorithm named in the header, if this issuer may use it.

@@ -1,22 +1,27 @@
 //! The guard as a tower layer: [`require_auth`] in front of an MCP endpoint
-//! authenticates every request, hands the caller on as a [`Principal`] in the
-//! request's extensions, answers refusals with their `WWW-Authenticate`
-//! challenge, and serves the RFC 9728 protected-resource metadata.
+//! authenticates every request, hands the caller on as an [`Authenticated`]
+//! proof in the request's extensions, answers refusals with their
+//! `WWW-Authenticate` challenge, and serves the RFC 9728 protected-resource
+//! metadata. A server with several protected resources behind one layer (the
+//! gateway: one per upstream) says per request what differs through an
+//! [`Admission`].
 
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
+use http::request::Parts;
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
 use crate::chain::Chain;
 use crate::challenge::Challenge;
-use crate::credential::{ExtractOptions, extract};
+use crate::credential::{Credential, ExtractOptions, extract};
 use crate::metadata::ProtectedResource;
-use crate::principal::{AuthMethod, Principal};
+use crate::principal::{Principal, danger};
+use crate::proof::Authenticated;
 use crate::rejection::AuthRejection;
 use crate::verifier::BoxFuture;
 
@@ -89,6 +94,76 @@ impl GuardSettings {
     }
 }
 
+/// Who may pass the layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Access {
+    /// Every request needs a valid credential.
+    #[default]
+    Required,
+    /// A request without a credential passes as [`Principal::anonymous`] (no
+    /// scopes); a credential that is present must still be valid.
+    Optional,
+    /// Nobody is checked: every request passes as
+    /// [`danger::superuser_for_disabled_auth`]. Development on loopback only.
+    Disabled,
+}
+
+/// What a server decides per request around the verifier chain: which
+/// protected resource the request is for (its challenge), and the checks only
+/// it can make once the caller is known (audience binding, subject rules).
+pub trait Admission: std::fmt::Debug + Send + Sync + 'static {
+    /// The challenge a refusal of this request carries.
+    fn challenge(&self, request: &Parts) -> Challenge;
+
+    /// Checks a caller the chain (or anonymous access) let through, for this
+    /// request's resource. What it learns for later steps it may leave in
+    /// `request.extensions`.
+    fn admit(
+        &self,
+        request: &mut Parts,
+        principal: &Principal,
+        credential: Option<&Credential>,
+    ) -> Result<(), AuthRejection>;
+
+    /// A refusal of the chain, reworded for this request's resource (by
+    /// default as it is).
+    fn explain(&self, request: &Parts, rejection: AuthRejection) -> AuthRejection {
+        let _ = request;
+        rejection
+    }
+}
+
+/// One resource with one set of required scopes: [`require_auth`]'s admission.
+#[derive(Debug)]
+struct OneResource {
+    challenge: Challenge,
+    required_scopes: Vec<String>,
+}
+
+impl Admission for OneResource {
+    fn challenge(&self, _: &Parts) -> Challenge {
+        self.challenge.clone()
+    }
+
+    fn admit(
+        &self,
+        _: &mut Parts,
+        principal: &Principal,
+        _: Option<&Credential>,
+    ) -> Result<(), AuthRejection> {
+        if principal.missing(&self.required_scopes).is_empty() {
+            Ok(())
+        } else if principal.is_anonymous() {
+            Err(AuthRejection::Missing)
+        } else {
+            Err(AuthRejection::InsufficientScope(
+                self.required_scopes.clone(),
+            ))
+        }
+    }
+}
+
 /// The layer that puts [`RequireAuth`] in front of a service: every request
 /// but `OPTIONS` (answered by a CORS layer outside, or the service) and the
 /// metadata paths must carry a credential the `chain` accepts.
@@ -96,15 +171,71 @@ impl GuardSettings {
 /// Apply it to the whole router, not one route, so that it sees the
 /// well-known paths it serves.
 pub fn require_auth(chain: Chain, settings: GuardSettings) -> RequireAuthLayer {
-    RequireAuthLayer {
-        shared: Arc::new(Shared::new(chain, settings)),
+    let mut scopes = settings.default_scopes.clone();
+    scopes.extend(settings.required_scopes.iter().cloned());
+    dedup(&mut scopes);
+    let has_metadata = !settings.authorization_servers.is_empty();
+    let metadata = has_metadata.then(|| {
+        let doc = ProtectedResource::new(
+            &settings.resource,
+            settings.authorization_servers,
+            scopes.clone(),
+        );
+        let (path, root) = ProtectedResource::well_known_paths(&settings.resource);
+        Metadata {
+            path,
+            root,
+            json: serde_json::to_vec(&doc).unwrap_or_default().into(),
+        }
+    });
+    let admission = OneResource {
+        challenge: Challenge {
+            resource_metadata: has_metadata
+                .then(|| ProtectedResource::metadata_url(&settings.resource)),
+            default_scopes: scopes,
+        },
+        required_scopes: settings.required_scopes,
+    };
+    let access = if settings.allow_anonymous {
+        Access::Optional
+    } else {
+        Access::Required
+    };
+    let mut layer =
+        RequireAuthLayer::with_admission(chain, access, settings.extract, Arc::new(admission));
+    if let Some(shared) = Arc::get_mut(&mut layer.shared) {
+        shared.metadata = metadata;
     }
+    layer
 }
 
-/// Applies [`RequireAuth`]; made by [`require_auth`].
+/// Applies [`RequireAuth`]; made by [`require_auth`] or
+/// [`RequireAuthLayer::with_admission`].
 #[derive(Debug, Clone)]
 pub struct RequireAuthLayer {
     shared: Arc<Shared>,
+}
+
+impl RequireAuthLayer {
+    /// A layer whose challenge and checks after the chain depend on the
+    /// request (several protected resources behind one layer). It serves no
+    /// metadata: each resource's is the server's to route.
+    pub fn with_admission(
+        chain: Chain,
+        access: Access,
+        extract: ExtractOptions,
+        admission: Arc<dyn Admission>,
+    ) -> Self {
+        RequireAuthLayer {
+            shared: Arc::new(Shared {
+                chain,
+                access,
+                extract,
+                admission,
+                metadata: None,
+            }),
+        }
+    }
 }
 
 impl<S> tower_layer::Layer<S> for RequireAuthLayer {
@@ -129,7 +260,10 @@ pub struct RequireAuth<S> {
 /// rmcp tool, take `Extension<http::request::Parts>` (or read
 /// `context.extensions.get::<http::request::Parts>()`) and ask this.
 pub fn principal(parts: &http::request::Parts) -> Option<&Principal> {
-    parts.extensions.get::<Principal>()
+    parts
+        .extensions
+        .get::<Authenticated>()
+        .map(Authenticated::principal)
 }
 
 impl<S, ReqBody, ResBody> tower_service::Service<Request<ReqBody>> for RequireAuth<S>
@@ -151,7 +285,7 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         if let Some(resp) = self
             .shared
             .metadata_response(req.method(), req.uri().path())
@@ -167,20 +301,24 @@ where
         }
         let shared = self.shared.clone();
         Box::pin(async move {
-            let verdict = shared.authenticate(req.headers(), req.uri().query()).await;
-            match verdict {
-                Ok(principal) => {
-                    req.extensions_mut().insert(principal);
+            let (mut parts, body) = req.into_parts();
+            match shared.authenticate(&mut parts).await {
+                Ok(caller) => {
+                    parts.extensions.insert(caller);
+                    let req = Request::from_parts(parts, body);
                     Ok(inner.call(req).await?.map(AuthBody::inner))
                 }
                 Err(rejection) => {
                     tracing::debug!(
+                        path = parts.uri.path(),
                         status = rejection.status().as_u16(),
                         error = rejection.error_code(),
+                        reason = %rejection,
                         "request refused"
                     );
+                    let challenge = shared.admission.challenge(&parts);
                     Ok(rejection
-                        .into_response(&shared.challenge)
+                        .into_response(&challenge)
                         .map(|json| AuthBody::own(Bytes::from(json))))
                 }
             }
@@ -192,10 +330,9 @@ where
 #[derive(Debug)]
 struct Shared {
     chain: Chain,
-    challenge: Challenge,
-    required_scopes: Vec<String>,
+    access: Access,
     extract: ExtractOptions,
-    allow_anonymous: bool,
+    admission: Arc<dyn Admission>,
     metadata: Option<Metadata>,
 }
 
@@ -208,34 +345,6 @@ struct Metadata {
 }
 
 impl Shared {
-    fn new(chain: Chain, s: GuardSettings) -> Self {
-        let mut scopes = s.default_scopes.clone();
-        scopes.extend(s.required_scopes.iter().cloned());
-        dedup(&mut scopes);
-        let has_metadata = !s.authorization_servers.is_empty();
-        let metadata = has_metadata.then(|| {
-            let doc = ProtectedResource::new(&s.resource, s.authorization_servers, scopes.clone());
-            let (path, root) = ProtectedResource::well_known_paths(&s.resource);
-            Metadata {
-                path,
-                root,
-                json: serde_json::to_vec(&doc).unwrap_or_default().into(),
-            }
-        });
-        Shared {
-            chain,
-            challenge: Challenge {
-                resource_metadata: has_metadata
-                    .then(|| ProtectedResource::metadata_url(&s.resource)),
-                default_scopes: scopes,
-            },
-            required_scopes: s.required_scopes,
-            extract: s.extract,
-            allow_anonymous: s.allow_anonymous,
-            metadata,
-        }
-    }
-
     /// The answer at a metadata path, `None` elsewhere (and for `OPTIONS`,
     /// which CORS answers).
     fn metadata_response<B>(&self, method: &Method, path: &str) -> Option<Response<AuthBody<B>>> {
@@ -271,26 +380,24 @@ impl Shared {
         Some(resp)
     }
 
-    /// Who is calling, or why not.
-    async fn authenticate(
-        &self,
-        headers: &HeaderMap,
-        query: Option<&str>,
-    ) -> Result<Principal, AuthRejection> {
-        let principal = match extract(headers, query, &self.extract)? {
-            Some(credential) => self.chain.authenticate(&credential).await?,
-            None if self.allow_anonymous => Principal::anonymous(),
+    /// Who is calling, or why not: the credential (none is anonymous where
+    /// access is optional), the chain, then the admission's checks.
+    async fn authenticate(&self, parts: &mut Parts) -> Result<Authenticated, AuthRejection> {
+        if self.access == Access::Disabled {
+            return Ok(Authenticated::new(danger::superuser_for_disabled_auth()));
+        }
+        let credential = extract(&parts.headers, parts.uri.query(), &self.extract)?;
+        let principal = match &credential {
+            Some(c) => match self.chain.authenticate(c).await {
+                Ok(p) => p,
+                Err(r) => return Err(self.admission.explain(parts, r)),
+            },
+            None if self.access == Access::Optional => Principal::anonymous(),
             None => return Err(AuthRejection::Missing),
         };
-        if principal.missing(&self.required_scopes).is_empty() {
-            Ok(principal)
-        } else if principal.method == AuthMethod::Anonymous {
-            Err(AuthRejection::Missing)
-        } else {
-            Err(AuthRejection::InsufficientScope(
-                self.required_scopes.clone(),
-            ))
-        }
+        self.admission
+            .admit(parts, &principal, credential.as_ref())?;
+        Ok(Authenticated::new(principal))
     }
 }
 

@@ -6,7 +6,10 @@ use std::collections::BTreeMap;
 use globset::{Glob, GlobMatcher};
 use serde::Deserialize;
 
+use crate::error::GuardError;
 use crate::principal::Principal;
+use crate::proof::{Authenticated, Authorized};
+use crate::rejection::AuthRejection;
 
 /// Scopes written as one space-separated string or as a list.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
@@ -111,7 +114,11 @@ fn compile_map(
 
 impl Policy {
     /// Compiles a configuration; `groups_claim` names the claim holding a principal's groups.
-    pub fn new(cfg: &PolicyConfig, groups_claim: &str) -> Result<Self, String> {
+    pub fn new(cfg: &PolicyConfig, groups_claim: &str) -> Result<Self, GuardError> {
+        Self::compile(cfg, groups_claim).map_err(GuardError::Config)
+    }
+
+    fn compile(cfg: &PolicyConfig, groups_claim: &str) -> Result<Self, String> {
         Ok(Policy {
             required: cfg.required_scopes.to_vec(),
             tools: compile_map(&cfg.tool_scopes, "tool_scopes")?,
@@ -183,17 +190,54 @@ impl Policy {
         p.missing(&self.needed(target))
     }
 
+    /// Whether the caller may do `target`: the one decision per operation, and
+    /// the proof the upstream call needs. An anonymous caller is told to sign
+    /// in asking for the scopes the operation needs (401), a signed-in one
+    /// that it lacks them (403 `insufficient_scope`).
+    pub fn authorize(
+        &self,
+        caller: &Authenticated,
+        target: Target<'_>,
+    ) -> Result<Authorized, AuthRejection> {
+        let p = caller.principal();
+        if self.missing(p, target).is_empty() {
+            return Ok(Authorized::new(caller.clone()));
+        }
+        let needed = self.needed(target);
+        tracing::debug!(
+            subject = p.subject(),
+            ?target,
+            ?needed,
+            "operation refused: scopes missing"
+        );
+        if p.is_anonymous() {
+            Err(AuthRejection::MissingFor(needed))
+        } else {
+            Err(AuthRejection::InsufficientScope(needed))
+        }
+    }
+
     /// Whether subject and group rules let this principal use the upstream at all.
-    pub fn admits(&self, p: &Principal) -> Result<(), String> {
-        if self.deny_subjects.iter().any(|g| g.is_match(&p.subject)) {
-            return Err(format!("subject {} is denied on this upstream", p.subject));
+    pub fn admits(&self, p: &Principal) -> Result<(), AuthRejection> {
+        self.rule_for(p).map_err(|why| {
+            tracing::info!(subject = p.subject(), %why, "refused by a subject or group rule");
+            AuthRejection::Forbidden(why)
+        })
+    }
+
+    fn rule_for(&self, p: &Principal) -> Result<(), String> {
+        if self.deny_subjects.iter().any(|g| g.is_match(p.subject())) {
+            return Err(format!(
+                "subject {} is denied on this upstream",
+                p.subject()
+            ));
         }
         if !self.allow_subjects.is_empty()
-            && !self.allow_subjects.iter().any(|g| g.is_match(&p.subject))
+            && !self.allow_subjects.iter().any(|g| g.is_match(p.subject()))
         {
             return Err(format!(
                 "subject {} is not allowed on this upstream",
-                p.subject
+                p.subject()
             ));
         }
         if self.allow_groups.is_empty() && self.deny_groups.is_empty() {
@@ -213,7 +257,7 @@ impl Policy {
     }
 
     fn groups(&self, p: &Principal) -> Vec<String> {
-        match p.claims.get(&self.groups_claim) {
+        match p.claims().get(&self.groups_claim) {
             Some(serde_json::Value::Array(a)) => a
                 .iter()
                 .filter_map(|v| v.as_str().map(str::to_owned))

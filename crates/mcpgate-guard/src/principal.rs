@@ -27,36 +27,109 @@ pub enum AuthMethod {
 }
 
 /// The verified caller: what policy decides on and logs name.
+///
+/// Its fields are private so that what a verifier said cannot be edited on the
+/// way to policy: a verifier builds one with [`Principal::new`] and the `with_*`
+/// setters, everyone else reads it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Principal {
-    /// Stable identifier of the user or service (`sub`).
-    pub subject: String,
-    /// The OAuth client the token was issued to, when known.
-    pub client_id: Option<String>,
-    /// Granted scopes.
-    pub scopes: BTreeSet<String>,
-    /// Audiences the credential is valid for.
-    pub audience: Vec<String>,
-    /// When the credential stops being valid.
-    pub expires_at: Option<SystemTime>,
-    /// How the caller authenticated.
-    pub method: AuthMethod,
-    /// Other claims (JWT or introspection), for group rules and forwarding.
-    pub claims: serde_json::Map<String, serde_json::Value>,
+    subject: String,
+    client_id: Option<String>,
+    scopes: BTreeSet<String>,
+    audience: Vec<String>,
+    expires_at: Option<SystemTime>,
+    method: AuthMethod,
+    claims: serde_json::Map<String, serde_json::Value>,
 }
 
 impl Principal {
-    /// The caller with no credential.
-    pub fn anonymous() -> Self {
+    /// A caller known by `subject` (the `sub`), proven by `method`, with no
+    /// scopes, audience, expiry or claims yet.
+    pub fn new(subject: impl Into<String>, method: AuthMethod) -> Self {
         Principal {
-            subject: "anonymous".to_owned(),
+            subject: subject.into(),
             client_id: None,
             scopes: BTreeSet::new(),
             audience: Vec::new(),
             expires_at: None,
-            method: AuthMethod::Anonymous,
+            method,
             claims: serde_json::Map::new(),
         }
+    }
+
+    /// The caller with no credential.
+    pub fn anonymous() -> Self {
+        Principal::new("anonymous", AuthMethod::Anonymous)
+    }
+
+    /// Sets the OAuth client the credential was issued to.
+    pub fn with_client_id(mut self, client_id: Option<String>) -> Self {
+        self.client_id = client_id;
+        self
+    }
+
+    /// Sets the granted scopes.
+    pub fn with_scopes(mut self, scopes: BTreeSet<String>) -> Self {
+        self.scopes = scopes;
+        self
+    }
+
+    /// Sets the audiences the credential is valid for.
+    pub fn with_audience(mut self, audience: Vec<String>) -> Self {
+        self.audience = audience;
+        self
+    }
+
+    /// Sets when the credential stops being valid.
+    pub fn with_expires_at(mut self, expires_at: Option<SystemTime>) -> Self {
+        self.expires_at = expires_at;
+        self
+    }
+
+    /// Sets the other claims (JWT or introspection), for group rules and forwarding.
+    pub fn with_claims(mut self, claims: serde_json::Map<String, serde_json::Value>) -> Self {
+        self.claims = claims;
+        self
+    }
+
+    /// Stable identifier of the user or service (`sub`).
+    pub fn subject(&self) -> &str {
+        &self.subject
+    }
+
+    /// The OAuth client the token was issued to, when known.
+    pub fn client_id(&self) -> Option<&str> {
+        self.client_id.as_deref()
+    }
+
+    /// Granted scopes.
+    pub fn scopes(&self) -> &BTreeSet<String> {
+        &self.scopes
+    }
+
+    /// Audiences the credential is valid for.
+    pub fn audience(&self) -> &[String] {
+        &self.audience
+    }
+
+    /// When the credential stops being valid.
+    pub fn expires_at(&self) -> Option<SystemTime> {
+        self.expires_at
+    }
+
+    /// How the caller authenticated.
+    pub fn method(&self) -> AuthMethod {
+        self.method
+    }
+
+    /// Whether nobody authenticated (no credential in optional mode).
+    pub fn is_anonymous(&self) -> bool {
+        self.method == AuthMethod::Anonymous
+    }
+
+    /// Other claims (JWT or introspection), for group rules and forwarding.
+    pub fn claims(&self) -> &serde_json::Map<String, serde_json::Value> {
+        &self.claims
     }
 
     /// Whether the caller holds `scope` (the `*` scope holds every scope).
@@ -76,5 +149,20 @@ impl Principal {
     /// Parses a space-separated scope string.
     pub fn parse_scopes(s: &str) -> BTreeSet<String> {
         s.split_ascii_whitespace().map(str::to_owned).collect()
+    }
+}
+
+/// Principals that bypass authentication. Nothing here is for a server that
+/// checks its callers: each constructor says in its name what it gives away.
+pub mod danger {
+    use super::Principal;
+
+    /// The caller everyone is when authentication is disabled (`auth.mode =
+    /// "disabled"`, loopback development only): anonymous, holding the `*`
+    /// scope, so every tool, prompt and resource is allowed.
+    pub fn superuser_for_disabled_auth() -> Principal {
+        let mut p = Principal::anonymous();
+        p.scopes.insert("*".into());
+        p
     }
 }

@@ -12,6 +12,10 @@ pub enum AuthRejection {
     /// No credential where one is needed: 401 with the sign-in challenge.
     #[error("Authorization required: send Authorization: Bearer <token>")]
     Missing,
+    /// No credential, and the operation needs these scopes: 401 with a sign-in
+    /// challenge asking for them (not the defaults).
+    #[error("Authorization required: send Authorization: Bearer <token>")]
+    MissingFor(Vec<String>),
     /// The credential is unknown, expired, revoked or for another audience: 401.
     #[error("{0}")]
     InvalidToken(String),
@@ -39,7 +43,9 @@ impl AuthRejection {
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
         match self {
-            AuthRejection::Missing | AuthRejection::InvalidToken(_) => StatusCode::UNAUTHORIZED,
+            AuthRejection::Missing
+            | AuthRejection::MissingFor(_)
+            | AuthRejection::InvalidToken(_) => StatusCode::UNAUTHORIZED,
             AuthRejection::InsufficientScope(_) | AuthRejection::Forbidden(_) => {
                 StatusCode::FORBIDDEN
             }
@@ -51,7 +57,7 @@ impl AuthRejection {
     /// The OAuth error code (RFC 6750 §3.1).
     pub fn error_code(&self) -> &'static str {
         match self {
-            AuthRejection::Missing => "unauthorized",
+            AuthRejection::Missing | AuthRejection::MissingFor(_) => "unauthorized",
             AuthRejection::InvalidToken(_) => "invalid_token",
             AuthRejection::InsufficientScope(_) => "insufficient_scope",
             AuthRejection::BadRequest(_) => "invalid_request",
@@ -78,6 +84,7 @@ impl AuthRejection {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         let www = match &self {
             AuthRejection::Missing => Some(challenge.sign_in(None)),
+            AuthRejection::MissingFor(needed) => Some(challenge.sign_in(Some(needed))),
             AuthRejection::InvalidToken(why) => Some(challenge.invalid_token(why)),
             AuthRejection::InsufficientScope(needed) => Some(challenge.insufficient_scope(needed)),
             AuthRejection::BadRequest(why) => Some(challenge.invalid_request(why)),

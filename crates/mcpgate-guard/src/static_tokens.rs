@@ -35,6 +35,7 @@ use sha2::{Digest, Sha256};
 use subtle::{ConditionallySelectable, ConstantTimeEq};
 
 use crate::credential::Credential;
+use crate::error::GuardError;
 use crate::policy::Scopes;
 use crate::principal::{AuthMethod, Principal};
 use crate::verifier::{BoxFuture, Verified, Verifier, VerifyError};
@@ -140,7 +141,7 @@ struct Loaded {
 
 impl StaticTokens {
     /// The verifier for `cfg`, reading variables from the process environment.
-    pub fn new(cfg: &StaticTokensConfig) -> Result<Self, String> {
+    pub fn new(cfg: &StaticTokensConfig) -> Result<Self, GuardError> {
         Self::with_env(cfg, |name| std::env::var(name).ok())
     }
 
@@ -149,7 +150,7 @@ impl StaticTokens {
     pub fn with_env(
         cfg: &StaticTokensConfig,
         env: impl Fn(&str) -> Option<String>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, GuardError> {
         let mut problems = Vec::new();
         let mut loaded = Vec::new();
         for (i, e) in cfg.tokens.iter().enumerate() {
@@ -234,7 +235,7 @@ impl StaticTokens {
             );
         }
         if !problems.is_empty() {
-            return Err(problems.join("\n"));
+            return Err(GuardError::Config(problems.join("\n")));
         }
         Ok(StaticTokens { entries })
     }
@@ -335,18 +336,11 @@ impl Verifier for StaticTokens {
         let found = credential.token().and_then(|t| self.find(t));
         let result = match found {
             None => Err(VerifyError::NotMine),
-            Some(e) => Ok(Verified {
-                principal: Principal {
-                    subject: e.subject.clone(),
-                    client_id: None,
-                    scopes: e.scopes.clone(),
-                    audience: Vec::new(),
-                    expires_at: None,
-                    method: AuthMethod::StaticToken,
-                    claims: serde_json::Map::new(),
-                },
-                cache_for: CACHE_FOR,
-            }),
+            Some(e) => Ok(Verified::new(
+                Principal::new(e.subject.clone(), AuthMethod::StaticToken)
+                    .with_scopes(e.scopes.clone()),
+                CACHE_FOR,
+            )),
         };
         Box::pin(std::future::ready(result))
     }

@@ -10,13 +10,14 @@ pub fn rfc3339(t: SystemTime) -> String {
 }
 
 /// Parses `"250ms"`, `"30s"`, `"5m"`, `"2h"`, `"7d"` (or `"1h 30m"`), or a plain number of seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+pub fn parse_duration(text: &str) -> Result<Duration, crate::GuardError> {
     let t = text.trim();
     if let Ok(secs) = t.parse::<u64>() {
         return Ok(Duration::from_secs(secs));
     }
-    humantime::parse_duration(t).map_err(|e| {
-        format!("invalid duration {text:?} ({e}): write e.g. \"30s\", \"5m\", \"250ms\", \"7d\"")
+    humantime::parse_duration(t).map_err(|e| crate::GuardError::Duration {
+        text: text.to_owned(),
+        reason: e.to_string(),
     })
 }
 
@@ -67,6 +68,11 @@ mod tests {
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert_eq!(parse_duration("1d"), Ok(Duration::from_secs(86_400)));
         assert_eq!(parse_duration("45"), Ok(Duration::from_secs(45)));
-        assert!(parse_duration("soon").unwrap_err().contains("30s"));
+        assert!(
+            parse_duration("soon")
+                .unwrap_err()
+                .to_string()
+                .contains("30s")
+        );
     }
 }

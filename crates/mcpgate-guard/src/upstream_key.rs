@@ -43,6 +43,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::credential::Credential;
+use crate::error::GuardError;
 use crate::introspection::check_url;
 use crate::policy::Scopes;
 use crate::principal::{AuthMethod, Principal};
@@ -236,7 +237,11 @@ fn carrier_header(carrier: &Carrier, key: &str) -> Option<(HeaderName, HeaderVal
 
 impl UpstreamKey {
     /// The verifier for `cfg`; every problem is reported, one per line.
-    pub fn new(cfg: &UpstreamKeyConfig) -> Result<Self, String> {
+    pub fn new(cfg: &UpstreamKeyConfig) -> Result<Self, GuardError> {
+        Self::build(cfg).map_err(GuardError::Config)
+    }
+
+    fn build(cfg: &UpstreamKeyConfig) -> Result<Self, String> {
         let what = format!("upstream_key for upstream {:?}", cfg.upstream);
         let mut problems = Vec::new();
         if cfg.upstream.trim().is_empty() {
@@ -351,10 +356,10 @@ impl UpstreamKey {
     /// The upstream a principal's key belongs to, when it was authenticated by an
     /// [`UpstreamKey`] verifier; such a principal must reach no other upstream.
     pub fn upstream_of(principal: &Principal) -> Option<&str> {
-        if principal.method != AuthMethod::UpstreamKey {
+        if principal.method() != AuthMethod::UpstreamKey {
             return None;
         }
-        principal.claims.get("upstream").and_then(Value::as_str)
+        principal.claims().get("upstream").and_then(Value::as_str)
     }
 
     /// The refusal for a credential that is not in this key's format.
@@ -392,18 +397,15 @@ impl UpstreamKey {
         claims.insert("upstream".into(), Value::String(self.upstream.clone()));
         claims.insert("key_id".into(), Value::String(key_id.clone()));
         claims.insert("key_verified".into(), Value::Bool(verified));
-        Ok(Verified {
-            principal: Principal {
-                subject: format!("{}{key_id}", self.subject_prefix),
-                client_id: None,
-                scopes: self.scopes.clone(),
-                audience: Vec::new(),
-                expires_at: None,
-                method: AuthMethod::UpstreamKey,
-                claims,
-            },
+        Ok(Verified::new(
+            Principal::new(
+                format!("{}{key_id}", self.subject_prefix),
+                AuthMethod::UpstreamKey,
+            )
+            .with_scopes(self.scopes.clone())
+            .with_claims(claims),
             cache_for,
-        })
+        ))
     }
 
     /// Asks `verify_url` about a key: `Ok((accepted, until))`, or `Unavailable`.

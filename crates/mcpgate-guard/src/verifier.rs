@@ -13,11 +13,34 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// A credential that checked out.
 #[derive(Debug, Clone)]
 pub struct Verified {
+    principal: Principal,
+    cache_for: Duration,
+}
+
+impl Verified {
+    /// `principal`, reusable for `cache_for` without asking the verifier again
+    /// (the cache also never outlives the principal's `expires_at`).
+    pub fn new(principal: Principal, cache_for: Duration) -> Self {
+        Verified {
+            principal,
+            cache_for,
+        }
+    }
+
     /// Who it is.
-    pub principal: Principal,
-    /// How long the result may be reused without asking the verifier again
-    /// (the cache also never outlives `principal.expires_at`).
-    pub cache_for: Duration,
+    pub fn principal(&self) -> &Principal {
+        &self.principal
+    }
+
+    /// The principal, taken out.
+    pub fn into_principal(self) -> Principal {
+        self.principal
+    }
+
+    /// How long the result may be reused without asking the verifier again.
+    pub fn cache_for(&self) -> Duration {
+        self.cache_for
+    }
 }
 
 /// Why a verifier did not accept a credential.

@@ -102,14 +102,16 @@ async fn an_active_token_becomes_a_principal_and_is_cached() {
     );
     let v = Introspection::new(&config(&serve(idp.clone()).await)).unwrap();
     let ok = v.verify(&bearer("tok-alice")).await.unwrap();
-    let p = &ok.principal;
-    assert_eq!(p.subject, "alice");
-    assert_eq!(p.client_id.as_deref(), Some("cursor"));
+    let p = &ok.principal();
+    assert_eq!(p.subject(), "alice");
+    assert_eq!(p.client_id(), Some("cursor"));
     assert!(p.has_scope("notes:read") && !p.has_scope("notes:write"));
-    assert_eq!(p.audience, ["https://mcp.example/mcp"]);
-    assert_eq!(p.method, AuthMethod::Introspection);
-    assert_eq!(p.claims["groups"], json!(["eng"]));
-    assert!(ok.cache_for <= Duration::from_secs(300) && ok.cache_for > Duration::from_secs(290));
+    assert_eq!(p.audience(), ["https://mcp.example/mcp"]);
+    assert_eq!(p.method(), AuthMethod::Introspection);
+    assert_eq!(p.claims()["groups"], json!(["eng"]));
+    assert!(
+        ok.cache_for() <= Duration::from_secs(300) && ok.cache_for() > Duration::from_secs(290)
+    );
     v.verify(&bearer("tok-alice")).await.unwrap();
     assert_eq!(
         idp.calls(),
@@ -137,8 +139,8 @@ async fn an_inactive_token_is_invalid_and_cached_briefly() {
         v.verify(&bearer("revoked"))
             .await
             .unwrap()
-            .principal
-            .subject,
+            .principal()
+            .subject(),
         "back"
     );
     assert_eq!(idp.calls(), 2, "and only briefly");
@@ -156,7 +158,7 @@ async fn concurrent_misses_share_one_call() {
         tasks.spawn(async move { v.verify(&bearer("popular")).await });
     }
     while let Some(r) = tasks.join_next().await {
-        assert_eq!(r.unwrap().unwrap().principal.subject, "bob");
+        assert_eq!(r.unwrap().unwrap().principal().subject(), "bob");
     }
     assert_eq!(
         idp.calls(),
@@ -186,7 +188,7 @@ async fn concurrent_misses_share_one_failure_too_and_it_is_not_cached() {
     assert_eq!(idp.calls(), 1);
     *idp.status.lock().unwrap() = None;
     assert_eq!(
-        v.verify(&bearer("t")).await.unwrap().principal.subject,
+        v.verify(&bearer("t")).await.unwrap().principal().subject(),
         "carol"
     );
     assert_eq!(idp.calls(), 2, "an unavailable answer is never cached");
@@ -264,7 +266,11 @@ async fn the_positive_cache_ends_at_exp() {
     );
     let v = Introspection::new(&config(&serve(idp.clone()).await)).unwrap();
     let ok = v.verify(&bearer("short-lived")).await.unwrap();
-    assert!(ok.cache_for <= Duration::from_secs(2), "{:?}", ok.cache_for);
+    assert!(
+        ok.cache_for() <= Duration::from_secs(2),
+        "{:?}",
+        ok.cache_for()
+    );
     v.verify(&bearer("short-lived")).await.unwrap();
     assert_eq!(idp.calls(), 1);
     // Past exp the cached answer is gone; the IdP now says inactive.

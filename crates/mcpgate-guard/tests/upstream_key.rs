@@ -84,11 +84,13 @@ async fn verify_url_accepts_2xx_and_caches_it() {
     let url = serve(api.clone()).await;
     let v = UpstreamKey::new(&config(&format!("verify_url = \"{url}\""))).unwrap();
     let ok = v.verify(&Credential::Bearer(GOOD.into())).await.unwrap();
-    assert_eq!(ok.principal.method, AuthMethod::UpstreamKey);
-    assert_eq!(ok.principal.claims["key_verified"], true);
-    assert!(ok.principal.subject.starts_with("wandb:"));
-    assert!(!ok.principal.subject.contains(GOOD));
-    assert!(ok.cache_for > Duration::from_secs(590) && ok.cache_for <= Duration::from_secs(600));
+    assert_eq!(ok.principal().method(), AuthMethod::UpstreamKey);
+    assert_eq!(ok.principal().claims()["key_verified"], true);
+    assert!(ok.principal().subject().starts_with("wandb:"));
+    assert!(!ok.principal().subject().contains(GOOD));
+    assert!(
+        ok.cache_for() > Duration::from_secs(590) && ok.cache_for() <= Duration::from_secs(600)
+    );
     for _ in 0..3 {
         v.verify(&Credential::ApiKey(GOOD.into())).await.unwrap();
     }

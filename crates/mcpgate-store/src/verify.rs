@@ -67,18 +67,13 @@ impl ApiKeyVerifier {
         }
         let mut claims = serde_json::Map::new();
         claims.insert("key_name".into(), record.name.into());
-        Ok(Verified {
-            principal: Principal {
-                subject: record.subject,
-                client_id: None,
-                scopes: record.scopes,
-                audience: Vec::new(),
-                expires_at: record.expires_at,
-                method: AuthMethod::ApiKey,
-                claims,
-            },
-            cache_for: CACHE_FOR,
-        })
+        Ok(Verified::new(
+            Principal::new(record.subject, AuthMethod::ApiKey)
+                .with_scopes(record.scopes)
+                .with_expires_at(record.expires_at)
+                .with_claims(claims),
+            CACHE_FOR,
+        ))
     }
 }
 
@@ -142,18 +137,10 @@ impl Verifier for BasicVerifier {
                 .await
                 .map_err(|_| VerifyError::Unavailable("the user store cannot be read".into()))?
                 .ok_or_else(|| VerifyError::Invalid("unknown user or wrong password".into()))?;
-            Ok(Verified {
-                principal: Principal {
-                    subject: record.name,
-                    client_id: None,
-                    scopes: record.scopes,
-                    audience: Vec::new(),
-                    expires_at: None,
-                    method: AuthMethod::Basic,
-                    claims: serde_json::Map::new(),
-                },
-                cache_for: CACHE_FOR,
-            })
+            Ok(Verified::new(
+                Principal::new(record.name, AuthMethod::Basic).with_scopes(record.scopes),
+                CACHE_FOR,
+            ))
         })
     }
 }

@@ -17,13 +17,6 @@ use crate::ParseError;
 #[serde(try_from = "String", into = "String")]
 pub struct ClientId(String);
 
-impl ClientId {
-    /// The identifier as sent and stored.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
 impl TryFrom<String> for ClientId {
     type Error = ParseError;
 

@@ -10,12 +10,22 @@
 #[macro_use]
 mod text;
 
+mod audience;
 mod client_id;
 mod error;
+mod issuer;
 mod redirect_uri;
 mod resource_uri;
+mod scope;
+mod session_id;
+mod subject;
 
+pub use audience::{Audience, AudienceError};
 pub use client_id::ClientId;
 pub use error::ParseError;
+pub use issuer::{Issuer, IssuerError};
 pub use redirect_uri::{OOB, RedirectUri, is_loopback_host};
 pub use resource_uri::ResourceUri;
+pub use scope::{Scope, ScopeError, ScopeSet};
+pub use session_id::{SessionId, SessionIdError};
+pub use subject::{Subject, SubjectError};

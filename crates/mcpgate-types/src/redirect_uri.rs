@@ -52,11 +52,6 @@ impl RedirectUri {
         s.parse()
     }
 
-    /// The URI as registered.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
     /// Whether it is the out-of-band URI.
     pub fn is_out_of_band(&self) -> bool {
         self.0 == OOB

@@ -29,11 +29,6 @@ impl ResourceUri {
         let s = u.as_str();
         Ok(ResourceUri(s.strip_suffix('/').unwrap_or(s).to_owned()))
     }
-
-    /// The canonical URI.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
 }
 
 impl FromStr for ResourceUri {

@@ -1,13 +1,21 @@
-//! What every type of this crate is besides its constructor: text that was
-//! checked once. The impls that only hand the text out are the same for
-//! each, so they are written once here.
+//! What every type of this crate is besides its rule: text that was checked once. The impls
+//! that only hand the text out are the same for each, so they are written once here.
+//!
+//! `text_newtype!` gives a newtype `$t(String)` its text back (`as_str`, `From<$t> for String`
+//! for serde's `into`, `AsRef<str>`, `Borrow<str>`, `Display`, comparison with `str`); the
+//! types whose constructor needs more than a check of the text (`RedirectUri`, `ResourceUri`,
+//! `ClientId`) write `TryFrom<String>`/`FromStr` themselves, where the RFC's rules are.
+//! `string_newtype!` adds those two for a type whose rule is `fn check(&str) -> Result<(), E>`.
 
-/// Implements, for a newtype `$t(String)`, the conversions that give its text
-/// back: `From<$t> for String` (serde's `into`), `AsRef<str>`, `Display` and
-/// comparison with `str`. The constructor (`TryFrom<String>`, `FromStr`)
-/// stays with each type: it is where the RFC's rules are.
 macro_rules! text_newtype {
     ($t:ident) => {
+        impl $t {
+            /// The value as sent and stored.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
         impl From<$t> for String {
             fn from(v: $t) -> String {
                 v.0
@@ -20,15 +28,50 @@ macro_rules! text_newtype {
             }
         }
 
+        impl std::borrow::Borrow<str> for $t {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+
         impl PartialEq<str> for $t {
             fn eq(&self, other: &str) -> bool {
                 self.0 == other
             }
         }
 
+        impl PartialEq<&str> for $t {
+            fn eq(&self, other: &&str) -> bool {
+                self.0 == *other
+            }
+        }
+
         impl std::fmt::Display for $t {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+macro_rules! string_newtype {
+    ($t:ident, $err:ty, $check:path) => {
+        text_newtype!($t);
+
+        impl TryFrom<String> for $t {
+            type Error = $err;
+
+            fn try_from(s: String) -> Result<$t, $err> {
+                $check(&s)?;
+                Ok($t(s))
+            }
+        }
+
+        impl std::str::FromStr for $t {
+            type Err = $err;
+
+            fn from_str(s: &str) -> Result<$t, $err> {
+                $t::try_from(s.to_owned())
             }
         }
     };

@@ -81,9 +81,11 @@ pub(crate) async fn build(
                 if let Some(st) = &a.static_tokens {
                     match StaticTokens::new(st) {
                         Ok(v) => verifiers.push(Arc::new(v)),
-                        Err(e) => {
-                            problems.extend(e.lines().map(|l| format!("auth.static_tokens: {l}")))
-                        }
+                        Err(e) => problems.extend(
+                            e.to_string()
+                                .lines()
+                                .map(|l| format!("auth.static_tokens: {l}")),
+                        ),
                     }
                 }
             }
@@ -120,7 +122,7 @@ pub(crate) async fn build(
                             }
                             verifiers.push(Arc::new(v));
                         }
-                        Err(e) => problems.push(e),
+                        Err(e) => problems.push(e.to_string()),
                     }
                 }
             }
@@ -190,7 +192,7 @@ fn load_signer(data_dir: &Path, issuer: &str) -> Result<IdentitySigner, String> 
         return IdentitySigner::from_pem(&pem, issuer)
             .map_err(|e| format!("{}: {e}", path.display()));
     }
-    let (signer, pem) = IdentitySigner::generate(issuer)?;
+    let (signer, pem) = IdentitySigner::generate(issuer).map_err(|e| e.to_string())?;
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)

@@ -64,13 +64,17 @@ fn verifier_problems(c: &Config) -> Vec<String> {
     let mut out = Vec::new();
     for j in &a.jwt {
         if let Err(e) = mcpgate_guard::JwtVerifier::new(j) {
-            out.push(e);
+            out.push(e.to_string());
         }
     }
     if let Some(st) = &a.static_tokens
         && let Err(e) = mcpgate_guard::StaticTokens::new(st)
     {
-        out.extend(e.lines().map(|l| format!("auth.static_tokens: {l}")));
+        out.extend(
+            e.to_string()
+                .lines()
+                .map(|l| format!("auth.static_tokens: {l}")),
+        );
     }
     for k in &a.upstream_key {
         if let Err(e) = mcpgate_guard::UpstreamKey::new(k) {

@@ -137,7 +137,7 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
         })],
     }) {
         Ok(g) => g,
-        Err(e) => return report(&[e]),
+        Err(e) => return report(&[e.to_string()]),
     };
     if cfg.auth.mode == AuthMode::Disabled {
         tracing::warn!(

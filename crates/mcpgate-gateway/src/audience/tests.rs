@@ -9,12 +9,11 @@ fn upstreams(toml_text: &str) -> Vec<UpstreamConfig> {
 }
 
 fn token(iss: &str, aud: &[&str], method: AuthMethod) -> Principal {
-    let mut p = Principal::anonymous();
-    p.subject = "alice".into();
-    p.method = method;
-    p.audience = aud.iter().map(|a| (*a).to_owned()).collect();
-    p.claims.insert("iss".into(), iss.into());
-    p
+    let mut claims = serde_json::Map::new();
+    claims.insert("iss".into(), iss.into());
+    Principal::new("alice", method)
+        .with_audience(aud.iter().map(|a| (*a).to_owned()).collect())
+        .with_claims(claims)
 }
 
 const AS: &str = "https://gw.example";

@@ -6,10 +6,11 @@ use std::sync::{Arc, Mutex};
 use http::HeaderName;
 
 use super::config::{CredentialConfig, TokenAuthMethod};
+use super::item::{Item, Source};
 use super::oauth::{ClientAuth, ClientCredentials, Login, TokenExchange};
 use super::secret::{SecretRef, Template};
 use super::token::TokenCell;
-use super::{Item, Source, UserSecret, UserSecretSource, UserSources};
+use super::user::{UserSecret, UserSecretSource, UserSources};
 use crate::config::{Isolation, UpstreamConfig};
 
 /// Where a credential goes: a header and its template (HTTP), or an environment variable (stdio).

@@ -9,6 +9,7 @@ use serde_json::Value;
 use super::config::{BodyFormat, TokenAuthMethod};
 use super::secret::{Secret, SecretRef};
 use super::token::{Issued, Renew, parse_issued};
+use crate::identity::OnBehalfOf;
 
 /// Largest token answer read.
 pub(crate) const MAX_ANSWER_BYTES: usize = 64 * 1024;
@@ -261,7 +262,7 @@ impl Renew for Login {
 #[derive(Debug)]
 pub(crate) struct Exchange<'a> {
     pub(crate) cfg: &'a TokenExchange,
-    pub(crate) caller: &'a super::Caller,
+    pub(crate) caller: &'a OnBehalfOf,
 }
 
 /// `kind = "token_exchange"`.
@@ -283,14 +284,23 @@ pub(crate) const TOKEN_EXCHANGE_GRANT: &str = "urn:ietf:params:oauth:grant-type:
 /// The type of the gateway's identity token as a subject token.
 pub(crate) const JWT_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
 
+impl Exchange<'_> {
+    fn subject_token(&self, audience: &str, upstream: &str) -> Result<Secret, String> {
+        let id = self.caller.identity.as_ref().ok_or_else(|| {
+            format!("the token exchange for upstream {upstream} needs a signed-in caller and the gateway's identity token (auth.identity_token)")
+        })?;
+        id.sign_for(audience)
+            .map(Secret::new)
+            .map_err(|e| e.to_string())
+    }
+}
+
 impl Renew for Exchange<'_> {
     async fn obtain(&self) -> Result<Issued, String> {
         let c = self.cfg;
         // Signed for the STS (its token URL is the audience), so the subject
         // token cannot be replayed to an upstream; fresh for every exchange.
-        let subject_token = self
-            .caller
-            .subject_token(c.token_url.as_str(), &c.upstream)?;
+        let subject_token = self.subject_token(c.token_url.as_str(), &c.upstream)?;
         let mut form = vec![
             pair("grant_type", TOKEN_EXCHANGE_GRANT),
             ("subject_token".to_owned(), subject_token),

@@ -3,10 +3,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use base64::Engine;
+use http::HeaderName;
 
-use super::secret::Secret;
+use super::secret::{Secret, Template};
 use super::token::{self, Issued, Renew, TokenCell};
 use super::*;
+use crate::identity::OnBehalfOf;
 
 fn upstream(toml_text: &str) -> UpstreamConfig {
     toml::from_str(toml_text).expect("an upstream table")
@@ -70,7 +72,9 @@ fn a_file_secret_is_read_without_its_newline_and_never_shown() {
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .expect("runtime");
-    let (headers, _) = rt.block_on(c.headers(&Caller::gateway())).expect("headers");
+    let (headers, _) = rt
+        .block_on(c.headers(&OnBehalfOf::gateway()))
+        .expect("headers");
     let v = headers.get("authorization").expect("the header");
     assert_eq!(v.to_str().expect("ascii"), "Token s3cr3t-value");
     assert!(v.is_sensitive());
@@ -90,7 +94,9 @@ fn inline_secrets_stay_out_of_debug_output() {
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .expect("runtime");
-    let (h, _) = rt.block_on(c.headers(&Caller::gateway())).expect("headers");
+    let (h, _) = rt
+        .block_on(c.headers(&OnBehalfOf::gateway()))
+        .expect("headers");
     let expected = base64::engine::general_purpose::STANDARD.encode("svc:hunter2-inline");
     assert_eq!(
         h.get("authorization").and_then(|v| v.to_str().ok()),
@@ -280,7 +286,7 @@ async fn per_user_secrets_follow_the_caller() {
             loaded: std::sync::OnceLock::new(),
         }],
     };
-    let as_user = |s: &str| Caller {
+    let as_user = |s: &str| OnBehalfOf {
         subject: Some(s.to_owned()),
         identity: None,
     };
@@ -290,6 +296,9 @@ async fn per_user_secrets_follow_the_caller() {
     assert_eq!(bob["authorization"], "Bearer bob@gh");
     let none = c.headers(&as_user("nobody")).await.expect_err("no secret");
     assert!(none.0.contains("have not stored one"), "{none}");
-    let anon = c.headers(&Caller::gateway()).await.expect_err("anonymous");
+    let anon = c
+        .headers(&OnBehalfOf::gateway())
+        .await
+        .expect_err("anonymous");
     assert!(anon.0.contains("signed-in caller"), "{anon}");
 }

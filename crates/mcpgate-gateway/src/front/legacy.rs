@@ -9,53 +9,47 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 
-use super::streamable::{no_such_upstream, session_not_found};
-use super::{Silence, is_json_content, keep, parse_body, rpc_error, sse, upstream_error};
+use super::answer::Silence;
+use super::caller::AuthenticatedCaller;
+use super::era::Endpoint;
+use super::request::{parse_body, read_body};
+use crate::error::GatewayError;
 use crate::events::EventLog;
-use crate::gateway::Gateway;
 use crate::jsonrpc::{self, Kind, code};
+use crate::protocol::LEGACY_SSE_VERSION;
+use crate::reply::sse;
+use crate::rewrite::{Rewrite, keep};
 use crate::session::Session;
+use crate::state::Gateway;
 use crate::upstream::UpstreamError;
 
 /// GET `/mcp/<name>/sse`: opens a session and its stream.
 pub(crate) async fn open(
     gw: Gateway,
-    name: String,
+    endpoint: Endpoint,
     messages_path: String,
-    req: Request,
+    caller: AuthenticatedCaller,
 ) -> Response {
-    let Some((name, upstream)) = gw.upstream(&name) else {
-        return no_such_upstream(&name);
-    };
-    let path = format!("/mcp/{name}");
-    let guard = &gw.shared.guard;
-    let principal = match guard
-        .authenticate(&name, &path, req.headers(), req.uri().query())
-        .await
-    {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
+    let Endpoint { name, upstream, .. } = endpoint;
     let log = EventLog::new(0, gw.shared.limits.replay_events, Some("message"));
-    let identity = gw.shared.guard.identity(&principal, &name);
-    let principal = principal.principal;
+    let identity = gw.shared.guard.identity(&caller.authed, &name);
     let _place = match gw.shared.sessions.reserve(
-        identity.caller.subject.as_deref(),
+        identity.on_behalf_of.subject.as_deref(),
         gw.shared.limits.max_sessions_per_subject,
     ) {
         Ok(p) => p,
-        Err(e) => return upstream_error(&e, None),
+        Err(e) => return GatewayError::from(&e).answer(None),
     };
     let link = match upstream.open(log.clone(), &identity).await {
         Ok(l) => l,
-        Err(e) => return upstream_error(&e, None),
+        Err(e) => return GatewayError::from(&e).answer(None),
     };
     let session = Session::new(
         name,
-        principal.subject.clone(),
+        caller.principal().subject().to_owned(),
         link,
         log.clone(),
-        "2024-11-05".into(),
+        LEGACY_SSE_VERSION.into(),
         gw.shared.limits.replay_events,
     );
     gw.shared.sessions.insert(session.clone());
@@ -90,47 +84,16 @@ impl Drop for EndOnDrop {
 }
 
 /// POST `/messages?session_id=…`: accepted at once; the answer goes to the stream.
-pub(crate) async fn post(gw: Gateway, req: Request) -> Response {
-    let session_id = req
-        .uri()
-        .query()
-        .and_then(|q| {
-            url::form_urlencoded::parse(q.as_bytes())
-                .find(|(k, _)| k == "session_id" || k == "sessionId")
-        })
-        .map(|(_, v)| v.into_owned());
-    let Some(session_id) = session_id else {
-        return rpc_error(
-            StatusCode::BAD_REQUEST,
-            None,
-            code::INVALID_REQUEST,
-            "missing session_id query parameter: POST to the URL of the endpoint event",
-        );
-    };
-    if !is_json_content(req.headers()) {
-        return rpc_error(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            None,
-            code::INVALID_REQUEST,
-            "send Content-Type: application/json",
-        );
+pub(crate) async fn message(
+    gw: Gateway,
+    session: Arc<Session>,
+    caller: AuthenticatedCaller,
+    req: Request,
+) -> Response {
+    if !caller.owns(&session) {
+        return GatewayError::SessionNotFound.answer(None);
     }
-    let Some(session) = gw.shared.sessions.get(&session_id) else {
-        return session_not_found(None);
-    };
-    let path = format!("/mcp/{}", session.upstream_name);
-    let guard = &gw.shared.guard;
-    let principal = match guard
-        .authenticate(&session.upstream_name, &path, req.headers(), None)
-        .await
-    {
-        Ok(a) => a.principal,
-        Err(r) => return r,
-    };
-    if principal.subject != session.subject {
-        return session_not_found(None);
-    }
-    let body = match super::read_body(req, gw.shared.limits.max_body_bytes).await {
+    let body = match read_body(req, gw.shared.limits.max_body_bytes).await {
         Ok(b) => b,
         Err(r) => return r,
     };
@@ -141,7 +104,7 @@ pub(crate) async fn post(gw: Gateway, req: Request) -> Response {
     if let Err(r) = gw
         .shared
         .guard
-        .authorize(&session.upstream_name, &path, &principal, &msg)
+        .authorize(&session.upstream_name, &caller.authed, &msg)
     {
         return r;
     }
@@ -197,7 +160,7 @@ pub(crate) async fn post(gw: Gateway, req: Request) -> Response {
             let rewrite = gw
                 .shared
                 .guard
-                .list_filter(&session.upstream_name, &principal, &method)
+                .list_filter(&session.upstream_name, caller.principal(), &method)
                 .unwrap_or_else(keep);
             let deadline = tokio::time::Instant::now() + timeout;
             tokio::spawn(async move {
@@ -218,7 +181,7 @@ pub(crate) async fn post(gw: Gateway, req: Request) -> Response {
         }
         Kind::Notification | Kind::Response => {
             if let Err(e) = session.link.send(msg).await {
-                return upstream_error(&e, None);
+                return GatewayError::from(&e).answer(None);
             }
         }
     }
@@ -234,7 +197,7 @@ async fn relay_into(
     deadline: tokio::time::Instant,
     limit: std::time::Duration,
     id: Option<Box<serde_json::value::RawValue>>,
-    rewrite: super::Rewrite,
+    rewrite: Rewrite,
 ) {
     let log = &session.server_stream;
     let timed_out = |why: String| {

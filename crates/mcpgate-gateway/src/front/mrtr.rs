@@ -15,6 +15,7 @@ use serde_json::value::RawValue;
 
 use crate::jsonrpc::{self, Kind, Message, code};
 use crate::mux::Exchange;
+use crate::rewrite::Rewrite;
 use crate::upstream::Link;
 
 /// Only these methods may answer `input_required` (2026-07-28).
@@ -100,7 +101,7 @@ pub(crate) struct Call {
     pub(crate) upstream_id: Box<RawValue>,
     pub(crate) method: String,
     pub(crate) capabilities: HashSet<String>,
-    pub(crate) rewrite: super::Rewrite,
+    pub(crate) rewrite: Rewrite,
     pub(crate) parked: Arc<ParkedTable>,
 }
 
@@ -238,7 +239,7 @@ pub(crate) async fn resume(
     msg: &Message,
     method: &str,
     state: &str,
-    rewrite: super::Rewrite,
+    rewrite: Rewrite,
 ) -> Result<Call, Message> {
     let Some(p) = parked.take(state) else {
         return Err(Message::error(

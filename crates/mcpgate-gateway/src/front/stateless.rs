@@ -4,27 +4,26 @@
 
 use std::sync::Arc;
 
+use axum::extract::Request;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
+use super::caller::AuthenticatedCaller;
+use super::era::Endpoint;
 use super::mrtr::{self, Step};
-use super::sse;
-use super::streamable::Caller;
-use super::{
-    MODERN_VERSION, SUPPORTED_VERSIONS, header_str, json, rpc_error, rpc_error_data, upstream_error,
-};
+use super::request::{Post, header_str, read_post};
+use crate::error::GatewayError;
 use crate::events::EventLog;
-use crate::gateway::Gateway;
 use crate::jsonrpc::{self, Kind, Message, code};
+use crate::protocol::MODERN_VERSION;
+use crate::rejection::modern_status;
+use crate::reply::{json, sse};
+use crate::rewrite::Rewrite;
+use crate::state::Gateway;
 use crate::upstream::Link;
-use crate::upstream::Upstream;
-
-/// 2026-07-28 error codes.
-pub(crate) const HEADER_MISMATCH: i64 = -32020;
-pub(crate) const UNSUPPORTED_VERSION: i64 = -32022;
 
 const META_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
 const META_SERVER_INFO: &str = "io.modelcontextprotocol/serverInfo";
@@ -38,23 +37,8 @@ const CACHEABLE: &[&str] = &[
     "resources/read",
 ];
 
-pub(crate) fn unsupported_version(id: Option<Box<RawValue>>, requested: &str) -> Response {
-    rpc_error_data(
-        StatusCode::BAD_REQUEST,
-        id,
-        UNSUPPORTED_VERSION,
-        &format!("Unsupported protocol version {requested:?}"),
-        serde_json::json!({ "supported": SUPPORTED_VERSIONS, "requested": requested }),
-    )
-}
-
 fn mismatch(id: Option<Box<RawValue>>, what: &str) -> Response {
-    rpc_error(
-        StatusCode::BAD_REQUEST,
-        id,
-        HEADER_MISMATCH,
-        &format!("Header mismatch: {what}"),
-    )
+    GatewayError::HeaderMismatch(what.to_owned()).answer(id)
 }
 
 /// Decodes a routing header value: plain, or `=?base64?…?=`.
@@ -124,14 +108,9 @@ fn check_headers(headers: &HeaderMap, msg: &Message, kind: Kind) -> Result<(), R
         });
         match meta_version {
             None => {
-                return Err(rpc_error(
-                    StatusCode::BAD_REQUEST,
-                    msg.id.clone(),
-                    code::INVALID_PARAMS,
-                    &format!(
+                return Err(GatewayError::InvalidParams(format!(
                         "Invalid params: _meta[\"{META_VERSION}\"] is required on every 2026-07-28 request"
-                    ),
-                ));
+                    )).answer(msg.id.clone()));
             }
             Some(v) if v != MODERN_VERSION => {
                 return Err(mismatch(
@@ -146,23 +125,30 @@ fn check_headers(headers: &HeaderMap, msg: &Message, kind: Kind) -> Result<(), R
 }
 
 /// One stateless POST.
-pub(crate) async fn post(
+pub(crate) async fn serve(
     gw: Gateway,
-    name: Arc<str>,
-    upstream: Arc<Upstream>,
-    headers: &HeaderMap,
-    msg: Message,
-    kind: Kind,
-    caller: Caller,
+    endpoint: Endpoint,
+    caller: AuthenticatedCaller,
+    req: Request,
 ) -> Response {
-    if let Err(r) = check_headers(headers, &msg, kind) {
+    match read_post(req, gw.shared.limits.max_body_bytes).await {
+        Ok(p) => post(gw, endpoint, caller, p).await,
+        Err(r) => r,
+    }
+}
+
+async fn post(
+    gw: Gateway,
+    endpoint: Endpoint,
+    caller: AuthenticatedCaller,
+    post: Post,
+) -> Response {
+    let Post { headers, msg, kind } = post;
+    let Endpoint { name, upstream, .. } = endpoint;
+    if let Err(r) = check_headers(&headers, &msg, kind) {
         return r;
     }
-    if let Err(r) = gw
-        .shared
-        .guard
-        .authorize(&name, &caller.path, caller.principal(), &msg)
-    {
+    if let Err(r) = gw.shared.guard.authorize(&name, &caller.authed, &msg) {
         return r;
     }
     let method = msg.method.clone().unwrap_or_default();
@@ -174,18 +160,13 @@ pub(crate) async fn post(
         .await
     {
         Ok(l) => l,
-        Err(e) => return upstream_error(&e, msg.id),
+        Err(e) => return GatewayError::from(&e).answer(msg.id),
     };
     match kind {
-        Kind::Response => rpc_error(
-            StatusCode::BAD_REQUEST,
-            msg.id,
-            code::INVALID_REQUEST,
-            "2026-07-28 clients do not send responses; server requests arrive as input_required results",
-        ),
+        Kind::Response => GatewayError::InvalidRequest("2026-07-28 clients do not send responses; server requests arrive as input_required results".into()).answer(msg.id),
         Kind::Notification => match link.send(msg).await {
             Ok(()) => StatusCode::ACCEPTED.into_response(),
-            Err(e) => upstream_error(&e, None),
+            Err(e) => GatewayError::from(&e).answer(None),
         },
         Kind::Request => match method.as_str() {
             "server/discover" => discover(&link, msg.id),
@@ -194,19 +175,14 @@ pub(crate) async fn post(
             | "ping"
             | "logging/setLevel"
             | "resources/subscribe"
-            | "resources/unsubscribe" => rpc_error(
-                StatusCode::NOT_FOUND,
-                msg.id,
-                code::METHOD_NOT_FOUND,
-                &format!("Method not found: {method} does not exist in protocol 2026-07-28"),
-            ),
+            | "resources/unsubscribe" => GatewayError::MethodNotFound(format!("Method not found: {method} does not exist in protocol 2026-07-28")).answer(msg.id),
             _ => {
                 let cacheable = CACHEABLE.contains(&method.as_str());
                 let filter = gw
                     .shared
                     .guard
                     .list_filter(&name, caller.principal(), &method);
-                let rewrite: super::Rewrite = Arc::new(move |m: &mut Message| {
+                let rewrite: Rewrite = Arc::new(move |m: &mut Message| {
                     if let Some(f) = &filter {
                         f(m);
                     }
@@ -226,7 +202,7 @@ async fn call(
     link: Arc<Link>,
     mut msg: Message,
     method: &str,
-    rewrite: super::Rewrite,
+    rewrite: Rewrite,
 ) -> Response {
     let parked = gw.shared.parked.clone();
     let state = msg
@@ -249,7 +225,7 @@ async fn call(
             sent = tokio::time::Instant::now();
             let ex = match link.request(msg).await {
                 Ok(ex) => gw.shared.stopping.guard(ex, Some(upstream_id.clone())),
-                Err(e) => return upstream_error(&e, client_id),
+                Err(e) => return GatewayError::from(&e).answer(client_id),
             };
             mrtr::Call {
                 ex: Some(ex),
@@ -321,12 +297,10 @@ async fn listen(gw: &Gateway, link: Link, msg: Message) -> Response {
         },
     };
     let Some(mut rx) = link.listen() else {
-        return rpc_error(
-            StatusCode::NOT_FOUND,
-            msg.id,
-            code::METHOD_NOT_FOUND,
-            "Method not found: subscriptions/listen is not bridged to a legacy SSE upstream",
-        );
+        return GatewayError::MethodNotFound(
+            "Method not found: subscriptions/listen is not bridged to a legacy SSE upstream".into(),
+        )
+        .answer(msg.id);
     };
     for uri in &honoured.resource_subscriptions {
         let params = jsonrpc::raw(&serde_json::json!({ "uri": uri }));
@@ -487,14 +461,7 @@ async fn with_error_status(r: Response) -> Response {
             .and_then(|e| serde_json::from_str::<Value>(e.get()).ok())
             .and_then(|e| e["code"].as_i64())
     {
-        parts.status = match code {
-            code::METHOD_NOT_FOUND => StatusCode::NOT_FOUND,
-            code::UPSTREAM_TIMEOUT => StatusCode::GATEWAY_TIMEOUT,
-            code::PARSE_ERROR | code::INVALID_REQUEST | code::INVALID_PARAMS | -32022..=-32020 => {
-                StatusCode::BAD_REQUEST
-            }
-            _ => parts.status,
-        };
+        parts.status = modern_status(code).unwrap_or(parts.status);
     }
     Response::from_parts(parts, axum::body::Body::from(bytes))
 }

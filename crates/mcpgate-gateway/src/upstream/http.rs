@@ -15,23 +15,19 @@ use hyper_util::rt::TokioExecutor;
 use serde_json::value::RawValue;
 use tokio::sync::{mpsc, watch};
 
-use super::legacy_sse::SseLink;
-use super::stdio::GATEWAY_PROTOCOL_VERSION;
-use super::{Link, UpstreamError};
-use crate::auth::IdentityToken;
+use super::error::{UpstreamError, error_chain};
 use crate::config::{HttpTransport, Limits, UpstreamConfig};
-use crate::credentials::{Caller, Credentials};
+use crate::credentials::Credentials;
+use crate::error::GatewayError;
 use crate::events::EventLog;
+use crate::identity::OnBehalfOf;
+use crate::identity::{IDENTITY_HEADER, IdentityToken};
 use crate::jsonrpc::{self, Message};
 use crate::mux::Exchange;
+use crate::protocol::{GATEWAY_PROTOCOL_VERSION, SESSION_HEADER, VERSION_HEADER};
 use crate::sse;
 
 pub(crate) type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
-
-/// The session header of Streamable HTTP.
-pub(crate) const SESSION_HEADER: &str = "mcp-session-id";
-/// The protocol version header of Streamable HTTP.
-pub(crate) const VERSION_HEADER: &str = "mcp-protocol-version";
 
 /// A configured HTTP upstream.
 #[derive(Debug)]
@@ -55,20 +51,31 @@ impl HttpUpstream {
         cfg: UpstreamConfig,
         limits: Limits,
         credentials: Arc<Credentials>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, GatewayError> {
+        let problem = |line: String| GatewayError::Config {
+            upstream: cfg.name.clone(),
+            problems: vec![line],
+        };
         let raw = cfg.url.clone().unwrap_or_default();
-        let url: Uri = raw
-            .parse()
-            .map_err(|e| format!("upstream {}: url {raw:?} is not a valid URL: {e}", cfg.name))?;
+        let url: Uri = raw.parse().map_err(|e| {
+            problem(format!(
+                "upstream {}: url {raw:?} is not a valid URL: {e}",
+                cfg.name
+            ))
+        })?;
         let mut headers = HeaderMap::new();
         for (k, v) in &cfg.headers {
-            let name = HeaderName::try_from(k.as_str())
-                .map_err(|_| format!("upstream {}: {k:?} is not a valid header name", cfg.name))?;
+            let name = HeaderName::try_from(k.as_str()).map_err(|_| {
+                problem(format!(
+                    "upstream {}: {k:?} is not a valid header name",
+                    cfg.name
+                ))
+            })?;
             let value = HeaderValue::try_from(v.as_str()).map_err(|_| {
-                format!(
+                problem(format!(
                     "upstream {}: the value of header {k} is not a valid header value",
                     cfg.name
-                )
+                ))
             })?;
             headers.insert(name, value);
         }
@@ -111,29 +118,6 @@ impl HttpUpstream {
         serde_json::json!({ "transport": transport, "url": self.url.to_string(), "ready": last_error.is_none(), "last_error": last_error })
     }
 
-    /// A link for a new session; the session's `initialize` goes through it.
-    pub(crate) async fn open(
-        self: &Arc<Self>,
-        server_stream: Arc<EventLog>,
-        identity: HeaderMap,
-        token: Option<Arc<IdentityToken>>,
-        caller: Caller,
-    ) -> Result<Link, UpstreamError> {
-        match self.transport() {
-            Some(HttpTransport::Sse) => Ok(Link::Sse(
-                SseLink::connect(self, server_stream, identity, caller).await?,
-            )),
-            t => Ok(Link::Http(Arc::new(HttpLink::new(
-                self.clone(),
-                server_stream,
-                t.is_none(),
-                identity,
-                token,
-                caller,
-            )))),
-        }
-    }
-
     /// Ends gateway-held sessions of subjects idle for `max`.
     pub(crate) async fn reap_idle(&self, max: std::time::Duration) {
         let stale: Vec<Arc<HttpLink>> = {
@@ -159,14 +143,14 @@ impl HttpUpstream {
         subject: &str,
         identity: HeaderMap,
         token: Option<Arc<IdentityToken>>,
-        caller: Caller,
-    ) -> Result<Link, UpstreamError> {
+        caller: OnBehalfOf,
+    ) -> Result<Arc<HttpLink>, UpstreamError> {
         let mut map = self.stateless.lock().await;
         if let Some((l, used)) = map.get_mut(subject)
             && !l.gone()
         {
             *used = std::time::Instant::now();
-            return Ok(Link::Http(l.clone()));
+            return Ok(l.clone());
         }
         let sink = EventLog::tapped(0, 1);
         let link = Arc::new(HttpLink::new(
@@ -235,7 +219,7 @@ impl HttpUpstream {
             subject.to_owned(),
             (link.clone(), std::time::Instant::now()),
         );
-        Ok(Link::Http(link))
+        Ok(link)
     }
 
     pub(crate) fn request(
@@ -293,18 +277,6 @@ fn client() -> HttpClient {
         .build(https)
 }
 
-/// The source chain of an error, for messages an operator can act on.
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
-}
-
 /// One upstream Streamable HTTP session.
 #[derive(Debug)]
 pub(crate) struct HttpLink {
@@ -322,17 +294,17 @@ pub(crate) struct HttpLink {
     identity: HeaderMap,
     token: Option<Arc<IdentityToken>>,
     /// Whom per-user outbound credentials are resolved for.
-    caller: Caller,
+    caller: OnBehalfOf,
 }
 
 impl HttpLink {
-    fn new(
+    pub(super) fn new(
         up: Arc<HttpUpstream>,
         server_stream: Arc<EventLog>,
         detect: bool,
         identity: HeaderMap,
         token: Option<Arc<IdentityToken>>,
-        caller: Caller,
+        caller: OnBehalfOf,
     ) -> Self {
         HttpLink {
             up,
@@ -377,7 +349,7 @@ impl HttpLink {
     fn session_headers(&self, accept: &'static str) -> HeaderMap {
         let mut h = self.identity.clone();
         if let Some(v) = self.token.as_ref().and_then(|t| t.header()) {
-            h.insert(crate::auth::IDENTITY_HEADER, v);
+            h.insert(IDENTITY_HEADER, v);
         }
         h.insert(ACCEPT, HeaderValue::from_static(accept));
         h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));

@@ -10,10 +10,11 @@ use http::{HeaderMap, HeaderValue, Method, Request, Uri};
 use http_body_util::{BodyExt, Full};
 use tokio::sync::mpsc;
 
-use super::UpstreamError;
+use super::error::UpstreamError;
 use super::http::{HttpUpstream, content_type_is};
-use crate::credentials::{Caller, Used};
+use crate::credentials::Used;
 use crate::events::EventLog;
+use crate::identity::OnBehalfOf;
 use crate::jsonrpc::Message;
 use crate::mux::{Mux, SessionKey};
 use crate::sse;
@@ -33,7 +34,7 @@ impl SseLink {
         up: &Arc<HttpUpstream>,
         server_stream: Arc<EventLog>,
         identity: HeaderMap,
-        caller: Caller,
+        caller: OnBehalfOf,
     ) -> Result<Self, UpstreamError> {
         let limit = up.limits.request_timeout;
         tokio::time::timeout(limit, Self::open(up, server_stream, identity, caller))
@@ -50,7 +51,7 @@ impl SseLink {
         up: &Arc<HttpUpstream>,
         server_stream: Arc<EventLog>,
         identity: HeaderMap,
-        caller: Caller,
+        caller: OnBehalfOf,
     ) -> Result<Self, UpstreamError> {
         let mut headers = identity.clone();
         headers.insert(ACCEPT, HeaderValue::from_static("text/event-stream"));
@@ -176,7 +177,7 @@ async fn post(
     up: &HttpUpstream,
     url: &Uri,
     identity: &HeaderMap,
-    caller: &Caller,
+    caller: &OnBehalfOf,
     body: Bytes,
 ) -> Result<(http::Response<hyper::body::Incoming>, Option<Used>), UpstreamError> {
     let (creds, used) = if up.credentials.is_empty() {

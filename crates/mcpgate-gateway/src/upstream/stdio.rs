@@ -24,15 +24,14 @@ use tokio::sync::{Semaphore, mpsc, watch};
 
 use self::lines::{Line, LineReader};
 
-use super::UpstreamError;
+use super::error::UpstreamError;
 use crate::config::{Isolation, Limits, UpstreamConfig};
-use crate::credentials::{Caller, Credentials};
+use crate::credentials::Credentials;
 use crate::events::EventLog;
+use crate::identity::OnBehalfOf;
 use crate::jsonrpc::{self, Message, code};
 use crate::mux::{Mux, SessionKey};
-
-/// The protocol version the gateway asks for when it initializes a child itself.
-pub(crate) const GATEWAY_PROTOCOL_VERSION: &str = "2025-11-25";
+use crate::protocol::GATEWAY_PROTOCOL_VERSION;
 
 /// A running child process and the mux over its stdio.
 #[derive(Debug)]
@@ -189,7 +188,7 @@ impl StdioUpstream {
         &self,
         server_stream: Arc<EventLog>,
         env: &[(String, String)],
-        caller: &Caller,
+        caller: &OnBehalfOf,
     ) -> Result<StdioLink, UpstreamError> {
         if self.cfg.isolation == Isolation::Shared {
             return self.join_shared(server_stream).await;
@@ -230,7 +229,7 @@ impl StdioUpstream {
         &self,
         subject: &str,
         env: &[(String, String)],
-        caller: &Caller,
+        caller: &OnBehalfOf,
     ) -> Result<StdioLink, UpstreamError> {
         let shared = if self.cfg.isolation == Isolation::Shared {
             self.shared_child().await?
@@ -261,7 +260,7 @@ impl StdioUpstream {
             return Ok(s.clone());
         }
         // A shared child serves everyone: it gets only the gateway's own credentials.
-        let shared = self.initialized_child(&[], &Caller::gateway()).await?;
+        let shared = self.initialized_child(&[], &OnBehalfOf::gateway()).await?;
         *slot = Some(shared.clone());
         Ok(shared)
     }
@@ -270,7 +269,7 @@ impl StdioUpstream {
         &self,
         subject: &str,
         env: &[(String, String)],
-        caller: &Caller,
+        caller: &OnBehalfOf,
     ) -> Result<Arc<SharedChild>, UpstreamError> {
         let mut map = self.per_subject.lock().await;
         if let Some((s, used)) = map.get_mut(subject)
@@ -307,7 +306,7 @@ impl StdioUpstream {
     async fn initialized_child(
         &self,
         env: &[(String, String)],
-        caller: &Caller,
+        caller: &OnBehalfOf,
     ) -> Result<Arc<SharedChild>, UpstreamError> {
         let child = self.spawn(true, env, caller).await?;
         let params = jsonrpc::raw(&serde_json::json!({
@@ -366,7 +365,7 @@ impl StdioUpstream {
         &self,
         shared: bool,
         env: &[(String, String)],
-        caller: &Caller,
+        caller: &OnBehalfOf,
     ) -> Result<Arc<Child>, UpstreamError> {
         // Resolved first: a missing secret fails the session without starting anything.
         let secrets = self.credentials.env(caller).await?;
@@ -483,7 +482,7 @@ impl StdioUpstream {
 
     /// Takes one of a signed-in subject's child slots; anonymous callers and the
     /// gateway itself (shared children) are bounded by `max_children` alone.
-    fn subject_slot(&self, caller: &Caller) -> Result<Option<SubjectSlot>, UpstreamError> {
+    fn subject_slot(&self, caller: &OnBehalfOf) -> Result<Option<SubjectSlot>, UpstreamError> {
         let (Some(subject), cap) = (&caller.subject, self.limits.max_children_per_subject) else {
             return Ok(None);
         };

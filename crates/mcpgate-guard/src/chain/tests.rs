@@ -22,13 +22,10 @@ impl Verifier for Fixed {
         let answer = self.answer.clone();
         Box::pin(async move {
             answer.map(|s| {
-                let mut p = Principal::anonymous();
-                p.subject = s.into();
-                p.method = AuthMethod::StaticToken;
-                Verified {
-                    principal: p,
-                    cache_for: Duration::from_secs(60),
-                }
+                Verified::new(
+                    Principal::new(s, AuthMethod::StaticToken),
+                    Duration::from_secs(60),
+                )
             })
         })
     }
@@ -47,8 +44,8 @@ async fn first_acceptance_wins_and_is_cached() {
     let b = v(Ok("alice"));
     let chain = Chain::new(vec![a.clone(), b.clone()]);
     let cred = Credential::Bearer("t".into());
-    assert_eq!(chain.authenticate(&cred).await.unwrap().subject, "alice");
-    assert_eq!(chain.authenticate(&cred).await.unwrap().subject, "alice");
+    assert_eq!(chain.authenticate(&cred).await.unwrap().subject(), "alice");
+    assert_eq!(chain.authenticate(&cred).await.unwrap().subject(), "alice");
     assert_eq!(
         b.calls.load(Ordering::SeqCst),
         1,

@@ -7,12 +7,12 @@ use crate::principal::AuthMethod;
 use crate::verifier::{Verifier, VerifyError};
 
 fn alice() -> Principal {
-    let mut p = Principal::anonymous();
-    p.subject = "alice".into();
-    p.client_id = Some("cursor".into());
-    p.scopes = BTreeSet::from(["notes:read".to_owned(), "notes:write".to_owned()]);
-    p.method = AuthMethod::ApiKey;
-    p
+    Principal::new("alice", AuthMethod::ApiKey)
+        .with_client_id(Some("cursor".into()))
+        .with_scopes(BTreeSet::from([
+            "notes:read".to_owned(),
+            "notes:write".to_owned(),
+        ]))
 }
 
 fn verifier_for(signer: &IdentitySigner, audience: &str) -> JwtVerifier {
@@ -36,18 +36,18 @@ async fn signed_tokens_verify_with_the_public_key() {
         .verify(&Credential::Bearer(token.clone()))
         .await
         .unwrap()
-        .principal;
-    assert_eq!(p.subject, "alice");
-    assert_eq!(p.client_id.as_deref(), Some("cursor"));
-    assert_eq!(p.scopes, alice().scopes);
-    assert_eq!(p.audience, ["notes"]);
-    assert_eq!(p.claims["iss"], "https://gw.example");
+        .into_principal();
+    assert_eq!(p.subject(), "alice");
+    assert_eq!(p.client_id(), Some("cursor"));
+    assert_eq!(p.scopes(), alice().scopes());
+    assert_eq!(p.audience(), ["notes"]);
+    assert_eq!(p.claims()["iss"], "https://gw.example");
     let (iat, exp) = (
-        p.claims["iat"].as_u64().unwrap(),
-        p.claims["exp"].as_u64().unwrap(),
+        p.claims()["iat"].as_u64().unwrap(),
+        p.claims()["exp"].as_u64().unwrap(),
     );
     assert_eq!(exp - iat, 60);
-    assert_eq!(p.claims["jti"].as_str().unwrap().len(), 22);
+    assert_eq!(p.claims()["jti"].as_str().unwrap().len(), 22);
 
     let header = jsonwebtoken::decode_header(&token).unwrap();
     assert_eq!(header.typ.as_deref(), Some("JWT"));
@@ -90,14 +90,18 @@ fn the_jwks_holds_the_public_key_only() {
 
 #[test]
 fn the_key_must_be_a_p256_private_key() {
-    let e = IdentitySigner::from_pem("nonsense", "x").unwrap_err();
+    let e = IdentitySigner::from_pem("nonsense", "x")
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("PKCS#8 PEM"), "{e}");
     let (signer, _) = IdentitySigner::generate("x").unwrap();
-    let e = IdentitySigner::from_pem(signer.public_key_pem(), "x").unwrap_err();
+    let e = IdentitySigner::from_pem(signer.public_key_pem(), "x")
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("not an EC private key"), "{e}");
     let p384 =
         EcdsaKeyPair::generate(&aws_lc_rs::signature::ECDSA_P384_SHA384_FIXED_SIGNING).unwrap();
     let pem = pem_encode("PRIVATE KEY", p384.to_pkcs8v1().unwrap().as_ref());
-    let e = IdentitySigner::from_pem(&pem, "x").unwrap_err();
+    let e = IdentitySigner::from_pem(&pem, "x").unwrap_err().to_string();
     assert!(e.contains("P-256"), "{e}");
 }

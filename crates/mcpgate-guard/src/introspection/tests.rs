@@ -51,10 +51,13 @@ fn config_defaults_and_durations() {
 
 #[test]
 fn construction_checks_the_endpoint_and_the_secret() {
-    let e = Introspection::with_env(&cfg(""), |_| None).unwrap_err();
+    let e = Introspection::with_env(&cfg(""), |_| None)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("set client_secret_env"), "{e}");
-    let e =
-        Introspection::with_env(&cfg("client_secret_env = \"IDP_SECRET\""), |_| None).unwrap_err();
+    let e = Introspection::with_env(&cfg("client_secret_env = \"IDP_SECRET\""), |_| None)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("IDP_SECRET, which is not set"), "{e}");
     Introspection::with_env(&cfg("client_secret_env = \"IDP_SECRET\""), |_| {
         Some("x".into())
@@ -64,12 +67,13 @@ fn construction_checks_the_endpoint_and_the_secret() {
         &cfg("client_secret = \"a\"\nclient_secret_env = \"B\""),
         |_| None,
     )
-    .unwrap_err();
+    .unwrap_err()
+    .to_string();
     assert!(e.contains("not both"), "{e}");
 
     let mut remote = with_secret();
     remote.endpoint = url::Url::parse("http://idp.example/introspect").unwrap();
-    let e = Introspection::new(&remote).unwrap_err();
+    let e = Introspection::new(&remote).unwrap_err().to_string();
     assert!(e.contains("plain http"), "{e}");
     remote.allow_http = true;
     Introspection::new(&remote).unwrap();
@@ -101,18 +105,18 @@ fn active_answers_become_principals() {
     else {
         panic!("expected active");
     };
-    assert_eq!(p.subject, "u-1");
-    assert_eq!(p.client_id.as_deref(), Some("cli"));
+    assert_eq!(p.subject(), "u-1");
+    assert_eq!(p.client_id(), Some("cli"));
     assert!(p.has_scope("notes:write"));
-    assert_eq!(p.audience, vec!["https://mcp.example/mcp".to_owned()]);
+    assert_eq!(p.audience(), vec!["https://mcp.example/mcp".to_owned()]);
     assert_eq!(
-        p.expires_at,
+        p.expires_at(),
         Some(SystemTime::UNIX_EPOCH + Duration::from_secs(exp))
     );
-    assert_eq!(p.method, AuthMethod::Introspection);
-    assert_eq!(p.claims["groups"], json!(["eng"]));
-    assert_eq!(p.claims["username"], json!("alice"));
-    assert!(!p.claims.contains_key("active"));
+    assert_eq!(p.method(), AuthMethod::Introspection);
+    assert_eq!(p.claims()["groups"], json!(["eng"]));
+    assert_eq!(p.claims()["username"], json!("alice"));
+    assert!(!p.claims().contains_key("active"));
     assert!(
         until <= Instant::now() + Duration::from_secs(60),
         "never past exp"
@@ -123,13 +127,13 @@ fn active_answers_become_principals() {
     else {
         panic!("expected active");
     };
-    assert_eq!(p.subject, "bob");
+    assert_eq!(p.subject(), "bob");
     let Answer::Active { principal: p, .. } = v.answer(obj(
         json!({"active": true, "client_id": "svc", "scope": ["a", "b"]}),
     )) else {
         panic!("expected active");
     };
-    assert_eq!((p.subject.as_str(), p.scopes.len()), ("svc", 2));
+    assert_eq!((p.subject(), p.scopes().len()), ("svc", 2));
 }
 
 #[test]

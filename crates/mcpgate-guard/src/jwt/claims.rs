@@ -191,15 +191,12 @@ impl ClaimRules {
         }
         let cache_for = expires_at.duration_since(now).unwrap_or_default();
         Ok((
-            Principal {
-                subject,
-                client_id,
-                scopes,
-                audience: audiences(&claims),
-                expires_at: Some(expires_at),
-                method: AuthMethod::Jwt,
-                claims,
-            },
+            Principal::new(subject, AuthMethod::Jwt)
+                .with_client_id(client_id)
+                .with_scopes(scopes)
+                .with_audience(audiences(&claims))
+                .with_expires_at(Some(expires_at))
+                .with_claims(claims),
             cache_for,
         ))
     }

@@ -19,6 +19,7 @@ fn build(toml_text: &str) -> Result<JwtVerifier, String> {
     JwtVerifier::with_env(&parse(toml_text)?, |v| {
         (v == "SECRET").then(|| "s".repeat(40))
     })
+    .map_err(|e| e.to_string())
 }
 
 const BASE: &str = r#"
@@ -399,17 +400,17 @@ fn the_principal_reads_the_configured_claims() {
     let (p, cache_for) = rules()
         .principal(obj(base.clone()), SystemTime::now())
         .unwrap();
-    assert_eq!(p.subject, "user-1");
-    assert_eq!(p.client_id.as_deref(), Some("client-a"));
+    assert_eq!(p.subject(), "user-1");
+    assert_eq!(p.client_id(), Some("client-a"));
     assert_eq!(
-        p.scopes.iter().map(String::as_str).collect::<Vec<_>>(),
+        p.scopes().iter().map(String::as_str).collect::<Vec<_>>(),
         ["extra", "notes:read", "notes:write"]
     );
-    assert_eq!(p.audience, ["https://mcp.example/mcp"]);
-    assert_eq!(p.method, crate::AuthMethod::Jwt);
+    assert_eq!(p.audience(), ["https://mcp.example/mcp"]);
+    assert_eq!(p.method(), crate::AuthMethod::Jwt);
     assert!(cache_for > Duration::from_secs(590) && cache_for <= Duration::from_secs(600));
-    assert!(p.expires_at.is_some());
-    assert_eq!(p.claims["oid"], "object-1");
+    assert!(p.expires_at().is_some());
+    assert_eq!(p.claims()["oid"], "object-1");
 
     let mut r = rules();
     r.subject_claim = "oid".into();
@@ -417,11 +418,11 @@ fn the_principal_reads_the_configured_claims() {
     r.client_id_claim = Some("appid".into());
     r.groups_claim = Some("realm_access.roles".into());
     let (p, _) = r.principal(obj(base.clone()), SystemTime::now()).unwrap();
-    assert_eq!(p.subject, "object-1");
-    assert_eq!(p.scopes.len(), 2);
+    assert_eq!(p.subject(), "object-1");
+    assert_eq!(p.scopes().len(), 2);
     assert!(p.has_scope("p:2"));
-    assert_eq!(p.client_id, None);
-    assert_eq!(p.claims["groups"], json!(["admin", "dev"]));
+    assert_eq!(p.client_id(), None);
+    assert_eq!(p.claims()["groups"], json!(["admin", "dev"]));
 
     r.required = vec!["tenant".into()];
     assert_eq!(

@@ -3,6 +3,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Body;
 use axum::routing::get;
+use http::HeaderMap;
 use http::request::Parts;
 use http_body_util::BodyExt;
 use serde_json::Value;
@@ -53,8 +54,8 @@ async fn whoami(parts: Parts) -> String {
     match principal(&parts) {
         Some(p) => format!(
             "{} {}",
-            p.subject,
-            p.scopes.iter().cloned().collect::<Vec<_>>().join(",")
+            p.subject(),
+            p.scopes().iter().cloned().collect::<Vec<_>>().join(",")
         ),
         None => "nobody".to_owned(),
     }
@@ -271,4 +272,117 @@ async fn two_credentials_are_a_bad_request() {
         .insert("x-api-key", HeaderValue::from_static(WRITER));
     let (status, _, _) = send(app(settings()), req).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+/// Answers with the subject of the `Authenticated` proof; without the layer the
+/// extractor refuses.
+async fn proven(caller: Authenticated) -> String {
+    caller.principal().subject().to_owned()
+}
+
+#[tokio::test]
+async fn the_extractor_needs_the_layer_and_a_missing_one_is_a_server_error() {
+    let bare = Router::new().route("/public/mcp", get(proven));
+    let (status, _, body) = send(bare, request(Method::GET, "/public/mcp", Some(READER))).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(body.contains("server_error"), "{body}");
+
+    let guarded = Router::new()
+        .route("/public/mcp", get(proven))
+        .layer(require_auth(chain(), settings()));
+    let (status, _, body) = send(guarded, request(Method::GET, "/public/mcp", Some(WRITER))).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "bob"));
+}
+
+/// Two resources behind one layer: the path names the resource, and only
+/// `bob` is admitted to `/b`.
+#[derive(Debug)]
+struct TwoResources;
+
+impl Admission for TwoResources {
+    fn challenge(&self, request: &Parts) -> Challenge {
+        Challenge {
+            resource_metadata: Some(format!(
+                "https://h/.well-known/oauth-protected-resource{}",
+                request.uri.path()
+            )),
+            default_scopes: Vec::new(),
+        }
+    }
+
+    fn admit(
+        &self,
+        request: &mut Parts,
+        principal: &Principal,
+        _: Option<&Credential>,
+    ) -> Result<(), AuthRejection> {
+        if request.uri.path() == "/b" && principal.subject() != "bob" {
+            return Err(AuthRejection::Forbidden("only bob".into()));
+        }
+        Ok(())
+    }
+}
+
+fn two_resources(access: Access) -> Router {
+    Router::new()
+        .route("/a", get(proven))
+        .route("/b", get(proven))
+        .layer(RequireAuthLayer::with_admission(
+            chain(),
+            access,
+            ExtractOptions::default(),
+            Arc::new(TwoResources),
+        ))
+}
+
+#[tokio::test]
+async fn an_admission_chooses_the_challenge_and_the_rules_per_request() {
+    let (status, headers, _) = send(
+        two_resources(Access::Required),
+        request(Method::GET, "/b", None),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        www(&headers),
+        "Bearer resource_metadata=\"https://h/.well-known/oauth-protected-resource/b\""
+    );
+    let (status, _, _) = send(
+        two_resources(Access::Required),
+        request(Method::GET, "/b", Some(READER)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _, body) = send(
+        two_resources(Access::Required),
+        request(Method::GET, "/b", Some(WRITER)),
+    )
+    .await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "bob"));
+    let (status, _, body) = send(
+        two_resources(Access::Optional),
+        request(Method::GET, "/a", None),
+    )
+    .await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "anonymous"));
+}
+
+#[tokio::test]
+async fn disabled_access_lets_everyone_through_as_the_disabled_mode_superuser() {
+    let app = Router::new()
+        .route(
+            "/b",
+            get(|caller: Authenticated| async move {
+                let p = caller.principal();
+                format!("{} {}", p.subject(), p.has_scope("anything"))
+            }),
+        )
+        .layer(RequireAuthLayer::with_admission(
+            chain(),
+            Access::Disabled,
+            ExtractOptions::default(),
+            Arc::new(TwoResources),
+        ));
+    let (status, _, body) = send(app, request(Method::GET, "/b", None)).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "anonymous true"));
 }

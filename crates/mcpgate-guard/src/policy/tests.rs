@@ -1,10 +1,8 @@
 use super::*;
 
 fn principal(scopes: &str) -> Principal {
-    let mut p = Principal::anonymous();
-    p.subject = "alice".into();
-    p.scopes = Principal::parse_scopes(scopes);
-    p
+    Principal::new("alice", crate::AuthMethod::Anonymous)
+        .with_scopes(Principal::parse_scopes(scopes))
 }
 
 fn demo() -> Policy {
@@ -54,18 +52,45 @@ fn subject_and_group_rules() {
     }))
     .unwrap();
     let pol = Policy::new(&cfg, "groups").unwrap();
-    let mut p = principal("");
-    assert!(pol.admits(&p).unwrap_err().contains("staff"));
-    p.claims
-        .insert("groups".into(), serde_json::json!(["staff", "x"]));
+    let p = principal("");
+    assert!(pol.admits(&p).unwrap_err().to_string().contains("staff"));
+    let mut claims = serde_json::Map::new();
+    claims.insert("groups".into(), serde_json::json!(["staff", "x"]));
+    let p = p.with_claims(claims);
     assert!(pol.admits(&p).is_ok());
-    p.subject = "mallory2".into();
-    assert!(pol.admits(&p).unwrap_err().contains("denied"));
+    let p =
+        Principal::new("mallory2", crate::AuthMethod::Anonymous).with_claims(p.claims().clone());
+    assert!(pol.admits(&p).unwrap_err().to_string().contains("denied"));
     assert!(
         Policy::new(
             &serde_json::from_value(serde_json::json!({"tool_scopes": {"[": "x"}})).unwrap(),
             "g"
         )
         .is_err()
+    );
+}
+
+#[test]
+fn authorize_proves_the_operation_or_names_the_scopes_it_needs() {
+    let pol = demo();
+    let caller = |p: Principal| crate::proof::Authenticated::new(p);
+    let ok = pol
+        .authorize(
+            &caller(principal("mcp notes:read")),
+            Target::Tool("list_secure_notes"),
+        )
+        .expect("allowed");
+    assert_eq!(ok.caller().principal().subject(), "alice");
+    let signed_in =
+        Principal::new("bob", crate::AuthMethod::Jwt).with_scopes(Principal::parse_scopes("mcp"));
+    assert_eq!(
+        pol.authorize(&caller(signed_in), Target::Tool("create_note"))
+            .unwrap_err(),
+        AuthRejection::InsufficientScope(vec!["mcp".into(), "notes:write".into()])
+    );
+    assert_eq!(
+        pol.authorize(&caller(Principal::anonymous()), Target::Upstream)
+            .unwrap_err(),
+        AuthRejection::MissingFor(vec!["mcp".into()])
     );
 }

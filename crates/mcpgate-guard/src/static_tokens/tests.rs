@@ -76,7 +76,9 @@ fn short_tokens_are_refused_naming_the_entry_but_never_the_token() {
         subject = "alice"
         "#,
     );
-    let e = StaticTokens::with_env(&cfg, no_env).unwrap_err();
+    let e = StaticTokens::with_env(&cfg, no_env)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("static token #1 (subject \"alice\")"), "{e}");
     assert!(e.contains("16 characters"), "{e}");
     assert!(e.contains("allow_short = true"), "{e}");
@@ -110,7 +112,9 @@ fn every_problem_is_reported() {
         subject = "  "
         "#
     ));
-    let e = StaticTokens::with_env(&cfg, no_env).unwrap_err();
+    let e = StaticTokens::with_env(&cfg, no_env)
+        .unwrap_err()
+        .to_string();
     let lines: Vec<&str> = e.lines().collect();
     assert_eq!(lines.len(), 5, "{e}");
     assert!(e.contains("#1 (subject \"nobody\"): set one of token, token_env or token_file"));
@@ -163,7 +167,9 @@ fn the_file_takes_one_entry_per_line_with_comments_and_continues_the_numbering()
     assert_eq!(v.find(LONG_C).unwrap().subject, "static-3");
 
     std::fs::write(&path, "way-too-short\n").unwrap();
-    let e = StaticTokens::with_env(&cfg, env(&[("KEYS", LONG_A)])).unwrap_err();
+    let e = StaticTokens::with_env(&cfg, env(&[("KEYS", LONG_A)]))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains(&format!("{} line 1", path.display())), "{e}");
     assert!(!e.contains("way-too-short"), "{e}");
 }
@@ -199,7 +205,9 @@ fn token_env_and_token_file_are_read_and_trimmed() {
         (bot.subject.as_str(), &bot.scopes),
         ("bot", &scopes(&["b", "c"]))
     );
-    let e = StaticTokens::with_env(&cfg, no_env).unwrap_err();
+    let e = StaticTokens::with_env(&cfg, no_env)
+        .unwrap_err()
+        .to_string();
     assert!(
         e.contains("token_env names CI_TOKEN, which is not set"),
         "{e}"
@@ -209,10 +217,13 @@ fn token_env_and_token_file_are_read_and_trimmed() {
 #[test]
 fn one_token_cannot_name_two_subjects_and_nothing_configured_is_an_error() {
     let cfg = parse("tokens_env = \"K\"");
-    let e =
-        StaticTokens::with_env(&cfg, env(&[("K", &format!("{LONG_A}:x,{LONG_A}:y"))])).unwrap_err();
+    let e = StaticTokens::with_env(&cfg, env(&[("K", &format!("{LONG_A}:x,{LONG_A}:y"))]))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("K entry 2: the same token as K entry 1"), "{e}");
-    let e = StaticTokens::with_env(&cfg, env(&[("K", " , ")])).unwrap_err();
+    let e = StaticTokens::with_env(&cfg, env(&[("K", " , ")]))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("no static tokens are configured"), "{e}");
 }
 
@@ -257,11 +268,11 @@ async fn verification_accepts_bearer_and_api_key_and_refuses_as_not_mine() {
     ] {
         assert!(v.accepts(&c));
         let ok = v.verify(&c).await.unwrap();
-        assert_eq!(ok.principal.subject, "alice");
-        assert_eq!(ok.principal.method, AuthMethod::StaticToken);
-        assert!(ok.principal.has_scope("notes:read"));
-        assert!(!ok.principal.has_scope("notes:write"));
-        assert_eq!(ok.cache_for, CACHE_FOR);
+        assert_eq!(ok.principal().subject(), "alice");
+        assert_eq!(ok.principal().method(), AuthMethod::StaticToken);
+        assert!(ok.principal().has_scope("notes:read"));
+        assert!(!ok.principal().has_scope("notes:write"));
+        assert_eq!(ok.cache_for(), CACHE_FOR);
     }
     let wrong = Credential::Bearer(LONG_B.into());
     assert_eq!(v.verify(&wrong).await.unwrap_err(), VerifyError::NotMine);

@@ -33,7 +33,7 @@ fn construction_reports_every_problem() {
     c.format = "[unclosed".into();
     c.format_description = " ".into();
     c.env = Some("A=B".into());
-    let e = UpstreamKey::new(&c).unwrap_err();
+    let e = UpstreamKey::new(&c).unwrap_err().to_string();
     assert_eq!(e.lines().count(), 5, "{e}");
     assert!(
         e.contains(
@@ -63,21 +63,21 @@ fn the_format_is_anchored() {
 async fn a_matching_key_is_a_principal_that_never_contains_the_key() {
     let v = UpstreamKey::new(&cfg("scopes = \"runs:read\"")).unwrap();
     let ok = v.verify(&Credential::Bearer(KEY.into())).await.unwrap();
-    let p = ok.principal;
+    let p = ok.principal();
     let hex: String = Sha256::digest(KEY.as_bytes())
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    assert_eq!(p.subject, format!("wandb:{}", &hex[..16]));
-    assert_eq!(p.method, AuthMethod::UpstreamKey);
-    assert_eq!(p.claims["upstream"], "wandb");
-    assert_eq!(p.claims["key_id"], hex[..16]);
-    assert_eq!(p.claims["key_verified"], false);
+    assert_eq!(p.subject(), format!("wandb:{}", &hex[..16]));
+    assert_eq!(p.method(), AuthMethod::UpstreamKey);
+    assert_eq!(p.claims()["upstream"], "wandb");
+    assert_eq!(p.claims()["key_id"], hex[..16]);
+    assert_eq!(p.claims()["key_verified"], false);
     assert!(p.has_scope("runs:read") && !p.has_scope("*"));
-    assert_eq!(ok.cache_for, CACHE_FOR_UNVERIFIED);
+    assert_eq!(ok.cache_for(), CACHE_FOR_UNVERIFIED);
     let all = serde_json::to_string(&p).unwrap();
     assert!(!all.contains(KEY), "{all}");
-    assert_eq!(UpstreamKey::upstream_of(&p), Some("wandb"));
+    assert_eq!(UpstreamKey::upstream_of(p), Some("wandb"));
     assert_eq!(UpstreamKey::upstream_of(&Principal::anonymous()), None);
 
     let v = UpstreamKey::new(&cfg("subject_prefix = \"wb-\"")).unwrap();
@@ -85,8 +85,8 @@ async fn a_matching_key_is_a_principal_that_never_contains_the_key() {
         .verify(&Credential::ApiKey(KEY.into()))
         .await
         .unwrap()
-        .principal;
-    assert_eq!(p.subject, format!("wb-{}", &hex[..16]));
+        .into_principal();
+    assert_eq!(p.subject(), format!("wb-{}", &hex[..16]));
 }
 
 #[tokio::test]

@@ -33,10 +33,10 @@ async fn api_keys_verify_from_either_header() {
     ] {
         assert!(v.accepts(&cred));
         let ok = v.verify(&cred).await.unwrap();
-        assert_eq!(ok.principal.subject, "ci-bot");
-        assert_eq!(ok.principal.method, AuthMethod::ApiKey);
-        assert!(ok.principal.has_scope("notes:read") && !ok.principal.has_scope("notes:write"));
-        assert_eq!(ok.principal.claims["key_name"], "ci");
+        assert_eq!(ok.principal().subject(), "ci-bot");
+        assert_eq!(ok.principal().method(), AuthMethod::ApiKey);
+        assert!(ok.principal().has_scope("notes:read") && !ok.principal().has_scope("notes:write"));
+        assert_eq!(ok.principal().claims()["key_name"], "ci");
         assert!(ok.cache_for <= Duration::from_secs(1));
     }
     assert!(!v.accepts(&Credential::Bearer("eyJhbGciOi.x.y".into())));
@@ -137,9 +137,9 @@ async fn basic_users_verify() {
     assert!(!v.accepts(&Credential::Bearer("mcpg_x".into())));
 
     let ok = v.verify(&basic("alice", "pw-alice")).await.unwrap();
-    assert_eq!(ok.principal.subject, "alice");
-    assert_eq!(ok.principal.method, AuthMethod::Basic);
-    assert_eq!(ok.principal.scopes, scopes("notes:read notes:write"));
+    assert_eq!(ok.principal().subject(), "alice");
+    assert_eq!(ok.principal().method(), AuthMethod::Basic);
+    assert_eq!(*ok.principal().scopes(), scopes("notes:read notes:write"));
     assert!(ok.cache_for <= Duration::from_secs(1));
 
     assert_eq!(

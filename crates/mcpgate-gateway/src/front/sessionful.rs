@@ -4,153 +4,68 @@
 use std::sync::Arc;
 
 use axum::extract::Request;
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use serde_json::value::RawValue;
 
-use super::{
-    Answer, DEFAULT_VERSION, MODERN_VERSION, SUPPORTED_VERSIONS, accepts, header_str,
-    is_json_content, json, keep, parse_body, read_body, rpc_error, sse, stateless, upstream_error,
-};
-use crate::auth;
+use super::answer::Answer;
+use super::caller::AuthenticatedCaller;
+use super::era::{Endpoint, SessionMethod};
+use super::request::{Post, accepts, header_str, read_post};
 use crate::config::HttpTransport;
+use crate::error::GatewayError;
 use crate::events::{EventLog, parse_event_id};
-use crate::gateway::Gateway;
-use crate::jsonrpc::{self, Kind, Message, code};
+use crate::identity::Identity;
+use crate::jsonrpc::{self, Kind, Message};
+use crate::protocol::{DEFAULT_VERSION, SESSION_HEADER};
+use crate::reply::{json, sse};
+use crate::rewrite::keep;
 use crate::session::Session;
-use crate::upstream::{Identity, Link, Upstream, UpstreamError};
-use mcpgate_guard::Principal;
+use crate::state::Gateway;
+use crate::upstream::{Link, Upstream, UpstreamError};
 
-pub(crate) const SESSION_HEADER: &str = "mcp-session-id";
-pub(crate) const VERSION_HEADER: &str = "mcp-protocol-version";
-
-/// Everything that reaches `/mcp/<name>`.
-pub(crate) async fn endpoint(gw: Gateway, name: String, req: Request) -> Response {
-    let Some((name, upstream)) = gw.upstream(&name) else {
-        return no_such_upstream(&name);
-    };
-    let modern = header_str(req.headers(), VERSION_HEADER) == Some(MODERN_VERSION);
-    let served = matches!(*req.method(), Method::POST)
-        || (!modern && matches!(*req.method(), Method::GET | Method::DELETE));
-    if served {
-        // Every request is authenticated: a session id is not a credential.
-        let path = req.uri().path().to_owned();
-        let guard = &gw.shared.guard;
-        let principal = match guard
-            .authenticate(&name, &path, req.headers(), req.uri().query())
-            .await
-        {
-            Ok(p) => p,
-            Err(r) => return r,
-        };
-        let caller = Caller {
-            authed: principal,
-            path,
-        };
-        return match *req.method() {
-            Method::POST => post(gw, name, upstream, caller, req).await,
-            Method::GET => get_stream(gw, caller, req).await,
-            _ => delete(gw, caller, req).await,
-        };
-    }
-    let allow = if modern { "POST" } else { "GET, POST, DELETE" };
-    let mut r = rpc_error(
-        StatusCode::METHOD_NOT_ALLOWED,
-        None,
-        code::INVALID_REQUEST,
-        &format!(
-            "method {} is not allowed on an MCP endpoint; use {allow}",
-            req.method()
-        ),
-    );
-    r.headers_mut()
-        .insert(header::ALLOW, HeaderValue::from_static(allow));
-    r
-}
-
-/// The authenticated caller and the endpoint path it used (for challenges).
-pub(crate) struct Caller {
-    pub(crate) authed: auth::Authenticated,
-    pub(crate) path: String,
-}
-
-impl Caller {
-    pub(crate) fn principal(&self) -> &Principal {
-        &self.authed.principal
-    }
-
-    /// A session opened by someone else does not exist for this caller.
-    pub(crate) fn owns(&self, session: &Session) -> bool {
-        session.subject == self.principal().subject
+/// A request of the sessionful era.
+pub(crate) async fn serve(
+    gw: Gateway,
+    endpoint: Endpoint,
+    method: SessionMethod,
+    caller: AuthenticatedCaller,
+    req: Request,
+) -> Response {
+    match method {
+        SessionMethod::Post => match read_post(req, gw.shared.limits.max_body_bytes).await {
+            Ok(p) => post(gw, endpoint, caller, p).await,
+            Err(r) => r,
+        },
+        SessionMethod::Get => get_stream(gw, caller, req).await,
+        SessionMethod::Delete => delete(gw, caller, req).await,
     }
 }
 
 async fn post(
     gw: Gateway,
-    name: Arc<str>,
-    upstream: Arc<Upstream>,
-    caller: Caller,
-    req: Request,
+    endpoint: Endpoint,
+    caller: AuthenticatedCaller,
+    post: Post,
 ) -> Response {
-    let headers = req.headers().clone();
-    if !(accepts(&headers, "application/json") && accepts(&headers, "text/event-stream")) {
-        return rpc_error(
-            StatusCode::NOT_ACCEPTABLE,
-            None,
-            code::INVALID_REQUEST,
-            "Not Acceptable: the Accept header must list both application/json and text/event-stream",
-        );
-    }
-    if !is_json_content(&headers) {
-        return rpc_error(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            None,
-            code::INVALID_REQUEST,
-            "Unsupported Media Type: send the JSON-RPC message with Content-Type: application/json",
-        );
-    }
-    let body = match read_body(req, gw.shared.limits.max_body_bytes).await {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    let (msg, kind) = match parse_body(&body) {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    let version = header_str(&headers, VERSION_HEADER);
-    if let Some(v) = version
-        && !SUPPORTED_VERSIONS.contains(&v)
-    {
-        return stateless::unsupported_version(msg.id.clone(), v);
-    }
+    let Post { headers, msg, kind } = post;
+    let Endpoint { name, upstream, .. } = endpoint;
     let session_id = header_str(&headers, SESSION_HEADER);
-    if version == Some(MODERN_VERSION) && session_id.is_none() {
-        return stateless::post(gw, name, upstream, &headers, msg, kind, caller).await;
-    }
-    if let Err(r) = gw
-        .shared
-        .guard
-        .authorize(&name, &caller.path, caller.principal(), &msg)
-    {
+    if let Err(r) = gw.shared.guard.authorize(&name, &caller.authed, &msg) {
         return r;
     }
     if kind == Kind::Request && msg.method.as_deref() == Some("initialize") {
         return initialize(gw, name, upstream, msg, caller).await;
     }
     let Some(session_id) = session_id else {
-        return rpc_error(
-            StatusCode::BAD_REQUEST,
-            msg.id,
-            code::INVALID_REQUEST,
-            "Bad Request: missing Mcp-Session-Id header; send the id returned by initialize (or initialize first)",
-        );
+        return GatewayError::InvalidRequest("Bad Request: missing Mcp-Session-Id header; send the id returned by initialize (or initialize first)".into()).answer(msg.id);
     };
     let Some(session) = gw.shared.sessions.get(session_id) else {
-        return session_not_found(msg.id);
+        return GatewayError::SessionNotFound.answer(msg.id);
     };
     if *session.upstream_name != *name || !caller.owns(&session) {
-        return session_not_found(msg.id);
+        return GatewayError::SessionNotFound.answer(msg.id);
     }
     match kind {
         Kind::Request => {
@@ -216,36 +131,9 @@ async fn link_failed(
         session.close().await;
     }
     if matches!(e, UpstreamError::Unavailable(_)) && session.link.gone().is_some() {
-        return session_not_found(id);
+        return GatewayError::SessionNotFound.answer(id);
     }
-    upstream_error(e, id)
-}
-
-pub(crate) fn no_such_upstream(name: &str) -> Response {
-    rpc_error(
-        StatusCode::NOT_FOUND,
-        None,
-        code::INVALID_REQUEST,
-        &format!("no upstream named {name:?} is configured"),
-    )
-}
-
-fn missing_session_id() -> Response {
-    rpc_error(
-        StatusCode::BAD_REQUEST,
-        None,
-        code::INVALID_REQUEST,
-        "Bad Request: missing Mcp-Session-Id header",
-    )
-}
-
-pub(crate) fn session_not_found(id: Option<Box<RawValue>>) -> Response {
-    rpc_error(
-        StatusCode::NOT_FOUND,
-        id,
-        code::SESSION_NOT_FOUND,
-        "Session not found: it ended, expired, or its upstream restarted; send initialize to start a new one",
-    )
+    GatewayError::from(e).answer(id)
 }
 
 /// Sends (or, for a gateway-initialized upstream, answers) an `initialize`.
@@ -278,7 +166,7 @@ pub(crate) async fn initialize_link(
             link.close().await;
             link = match upstream.open(log.clone(), identity).await {
                 Ok(l) => l,
-                Err(e) => return Err((link, upstream_error(&e, id))),
+                Err(e) => return Err((link, GatewayError::from(&e).answer(id))),
             };
             link.set_capabilities(msg.params.as_deref());
             link.request(msg).await
@@ -287,7 +175,7 @@ pub(crate) async fn initialize_link(
     };
     let mut ex = match ex {
         Ok(ex) => ex,
-        Err(e) => return Err((link, upstream_error(&e, id))),
+        Err(e) => return Err((link, GatewayError::from(&e).answer(id))),
     };
     let answer = tokio::time::timeout_at(deadline, async {
         while let Some(m) = ex.recv().await {
@@ -308,17 +196,15 @@ pub(crate) async fn initialize_link(
                 .unwrap_or_else(|| "the upstream closed without answering initialize".into());
             Err((
                 link,
-                rpc_error(StatusCode::BAD_GATEWAY, id, code::UPSTREAM_ERROR, &why),
+                GatewayError::UpstreamUnavailable(why.to_string()).answer(id),
             ))
         }
         Err(_) => Err((
             link,
-            rpc_error(
-                StatusCode::GATEWAY_TIMEOUT,
-                id,
-                code::UPSTREAM_TIMEOUT,
-                &format!("the upstream did not answer initialize within {timeout:?}"),
-            ),
+            GatewayError::UpstreamTimedOut(format!(
+                "the upstream did not answer initialize within {timeout:?}"
+            ))
+            .answer(id),
         )),
     }
 }
@@ -328,21 +214,21 @@ async fn initialize(
     name: Arc<str>,
     upstream: Arc<Upstream>,
     msg: Message,
-    caller: Caller,
+    caller: AuthenticatedCaller,
 ) -> Response {
     let log = EventLog::new(0, gw.shared.limits.replay_events, None);
     let identity = gw.shared.guard.identity(&caller.authed, &name);
     // Held until the session is in the table (or the initialize failed).
     let _place = match gw.shared.sessions.reserve(
-        identity.caller.subject.as_deref(),
+        identity.on_behalf_of.subject.as_deref(),
         gw.shared.limits.max_sessions_per_subject,
     ) {
         Ok(p) => p,
-        Err(e) => return upstream_error(&e, msg.id),
+        Err(e) => return GatewayError::from(&e).answer(msg.id),
     };
     let link = match upstream.open(log.clone(), &identity).await {
         Ok(l) => l,
-        Err(e) => return upstream_error(&e, msg.id),
+        Err(e) => return GatewayError::from(&e).answer(msg.id),
     };
     let timeout = gw.timeout_for(&name);
     let (link, resp) = match initialize_link(&upstream, link, &log, msg, timeout, &identity).await {
@@ -361,7 +247,7 @@ async fn initialize(
         jsonrpc::result_protocol_version(result).unwrap_or_else(|| DEFAULT_VERSION.to_owned());
     let session = Session::new(
         name,
-        caller.principal().subject.clone(),
+        caller.principal().subject().to_owned(),
         link,
         log,
         version.clone(),
@@ -377,26 +263,14 @@ async fn initialize(
     r
 }
 
-async fn get_stream(gw: Gateway, caller: Caller, req: Request) -> Response {
+async fn get_stream(gw: Gateway, caller: AuthenticatedCaller, req: Request) -> Response {
     let headers = req.headers();
     if !accepts(headers, "text/event-stream") {
-        return rpc_error(
-            StatusCode::NOT_ACCEPTABLE,
-            None,
-            code::INVALID_REQUEST,
-            "Not Acceptable: a GET opens a server-sent event stream; send Accept: text/event-stream",
-        );
+        return GatewayError::NotAcceptable("Not Acceptable: a GET opens a server-sent event stream; send Accept: text/event-stream").answer(None);
     }
-    let Some(session_id) = header_str(headers, SESSION_HEADER) else {
-        return missing_session_id();
-    };
-    let Some(session) = gw
-        .shared
-        .sessions
-        .get(session_id)
-        .filter(|s| caller.owns(s))
-    else {
-        return session_not_found(None);
+    let session = match owned_session(&gw, &caller, headers) {
+        Ok(s) => s,
+        Err(e) => return e.answer(None),
     };
     let resume = header_str(headers, "last-event-id").and_then(parse_event_id);
     let (log, after) =
@@ -451,20 +325,31 @@ impl Drop for ListenGuard {
     }
 }
 
-async fn delete(gw: Gateway, caller: Caller, req: Request) -> Response {
-    let Some(session_id) = header_str(req.headers(), SESSION_HEADER) else {
-        return missing_session_id();
-    };
-    let Some(session) = gw
-        .shared
-        .sessions
-        .get(session_id)
-        .filter(|s| caller.owns(s))
-    else {
-        return session_not_found(None);
+async fn delete(gw: Gateway, caller: AuthenticatedCaller, req: Request) -> Response {
+    let session = match owned_session(&gw, &caller, req.headers()) {
+        Ok(s) => s,
+        Err(e) => return e.answer(None),
     };
     gw.shared.sessions.remove(&session.id);
     session.close().await;
     tracing::debug!(session = %session.id, "session deleted by the client");
     StatusCode::OK.into_response()
+}
+
+/// The session a GET or DELETE names, if it exists for this caller.
+fn owned_session(
+    gw: &Gateway,
+    caller: &AuthenticatedCaller,
+    headers: &HeaderMap,
+) -> Result<Arc<Session>, GatewayError> {
+    let Some(session_id) = header_str(headers, SESSION_HEADER) else {
+        return Err(GatewayError::InvalidRequest(
+            "Bad Request: missing Mcp-Session-Id header".into(),
+        ));
+    };
+    gw.shared
+        .sessions
+        .get(session_id)
+        .filter(|s| caller.owns(s))
+        .ok_or(GatewayError::SessionNotFound)
 }

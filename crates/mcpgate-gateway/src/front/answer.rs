@@ -1,0 +1,162 @@
+//! Writing a forwarded request's answer: one JSON body when the response comes
+//! first, else an SSE stream that relays everything up to the response.
+
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde_json::value::RawValue;
+
+use crate::error::GatewayError;
+use crate::events::EventLog;
+use crate::jsonrpc::{Kind, Message, code};
+use crate::mux::Exchange;
+use crate::reply::{json, sse};
+use crate::rewrite::Rewrite;
+use crate::upstream::Link;
+
+/// How a request's answer is written: as one JSON body, or as an SSE stream
+/// once the upstream sends anything before the response.
+pub(crate) struct Answer<'a> {
+    pub(crate) link: &'a Link,
+    /// `request_timeout`: the first message is due by `deadline`, and an SSE
+    /// answer may then fall silent this long.
+    pub(crate) timeout: Duration,
+    /// When the first message is due: `request_timeout` after the request was sent.
+    pub(crate) deadline: tokio::time::Instant,
+    /// Rewrites the final response (era bridging).
+    pub(crate) rewrite: Rewrite,
+    /// Cancels the request upstream when its SSE answer falls silent.
+    pub(crate) cancel: Option<Cancel>,
+}
+
+/// Cancels a request upstream by its client id (from a task that outlives the handler).
+pub(crate) type Cancel =
+    Box<dyn FnOnce(Box<RawValue>) -> futures_util::future::BoxFuture<'static, ()> + Send>;
+
+impl Answer<'_> {
+    /// Waits for the first message; a response becomes JSON, anything else opens SSE.
+    /// `open_stream` creates the log the SSE stream is written to.
+    pub(crate) async fn respond(
+        self,
+        id: Option<Box<RawValue>>,
+        mut ex: Exchange,
+        open_stream: impl FnOnce() -> std::sync::Arc<EventLog>,
+    ) -> Response {
+        let first = tokio::time::timeout_at(self.deadline, ex.recv()).await;
+        match first {
+            Ok(Some(mut m)) if m.kind() == Some(Kind::Response) => {
+                (self.rewrite)(&mut m);
+                json(StatusCode::OK, &m)
+            }
+            Ok(Some(m)) => {
+                let log = open_stream();
+                log.push(&m);
+                let reader = log.reader(Some(0));
+                let silence = Silence {
+                    limit: self.timeout,
+                    waiting_on_client: m.kind() == Some(Kind::Request),
+                };
+                tokio::spawn(relay(
+                    ex,
+                    log,
+                    self.rewrite.clone(),
+                    id,
+                    silence,
+                    self.cancel,
+                ));
+                sse(reader)
+            }
+            Ok(None) => GatewayError::UpstreamUnavailable(
+                "the upstream closed the connection without answering".into(),
+            )
+            .answer(id),
+            Err(_) => {
+                if let Some(id) = &id {
+                    self.link.cancel(id, "mcpgate: request timed out").await;
+                }
+                GatewayError::UpstreamTimedOut(format!(
+                    "the upstream did not answer within {:?} (server.request_timeout)",
+                    self.timeout
+                ))
+                .answer(id)
+            }
+        }
+    }
+}
+
+/// How long an SSE answer may stay silent. The upstream owes a message every
+/// `limit`, except while a question it asked the client (elicitation, sampling,
+/// roots) is waiting: that wait is the client's (or a person's), not the upstream's.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Silence {
+    pub(crate) limit: Duration,
+    /// The last message relayed was a request to the client.
+    pub(crate) waiting_on_client: bool,
+}
+
+impl Silence {
+    /// The next message, `Err(())` when the upstream stayed silent too long.
+    pub(crate) async fn next(&mut self, ex: &mut Exchange) -> Result<Option<Message>, ()> {
+        let m = if self.waiting_on_client {
+            ex.recv().await
+        } else {
+            tokio::time::timeout(self.limit, ex.recv())
+                .await
+                .map_err(|_| ())?
+        };
+        self.waiting_on_client = m.as_ref().is_some_and(|m| m.kind() == Some(Kind::Request));
+        Ok(m)
+    }
+
+    /// The error that ends a stream that fell silent.
+    pub(crate) fn message(&self) -> String {
+        format!(
+            "the upstream sent nothing for {:?} while answering (server.request_timeout)",
+            self.limit
+        )
+    }
+}
+
+/// Copies an exchange into its SSE log until the response. Progress resets the
+/// timeout (see [`Silence`]); an elicitation waits for a person as long as it
+/// takes. It ends with the response, or with an error when the upstream goes
+/// away or falls silent (JSON-RPC -32001, and the request is cancelled upstream).
+pub(crate) async fn relay(
+    mut ex: Exchange,
+    log: std::sync::Arc<EventLog>,
+    rewrite: Rewrite,
+    id: Option<Box<RawValue>>,
+    mut silence: Silence,
+    cancel: Option<Cancel>,
+) {
+    loop {
+        match silence.next(&mut ex).await {
+            Ok(Some(mut m)) => {
+                let done = m.kind() == Some(Kind::Response);
+                if done {
+                    rewrite(&mut m);
+                }
+                log.push(&m);
+                if done {
+                    break;
+                }
+            }
+            Ok(None) => {
+                let why = "the upstream closed the stream before answering";
+                log.push(&Message::error(id, code::UPSTREAM_ERROR, why));
+                break;
+            }
+            Err(()) => {
+                let why = silence.message();
+                tracing::warn!("{why}");
+                if let (Some(cancel), Some(id)) = (cancel, id.clone()) {
+                    cancel(id).await;
+                }
+                log.push(&Message::error(id, code::UPSTREAM_TIMEOUT, &why));
+                break;
+            }
+        }
+    }
+    log.close();
+}

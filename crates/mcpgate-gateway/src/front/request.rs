@@ -1,0 +1,129 @@
+//! What every POST to an MCP endpoint goes through before its era's handler
+//! sees it: content negotiation, the body within its limit, one JSON-RPC
+//! envelope, a protocol version the gateway speaks.
+
+use axum::http::{HeaderMap, header};
+use axum::response::Response;
+use bytes::Bytes;
+
+use crate::error::GatewayError;
+use crate::jsonrpc::{Kind, Message};
+use crate::protocol::{SUPPORTED_VERSIONS, VERSION_HEADER};
+
+/// Whether an Accept header admits `want` (`type/sub`), wildcards included.
+pub(crate) fn accepts(headers: &HeaderMap, want: &str) -> bool {
+    let (wt, _) = want.split_once('/').unwrap_or((want, ""));
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|item| {
+            let media = item
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
+            media == want || media == "*/*" || media == format!("{wt}/*")
+        })
+}
+
+pub(crate) fn is_json_content(headers: &HeaderMap) -> bool {
+    crate::upstream::content_type_is(headers, "application/json")
+}
+
+pub(crate) fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Reads a POST body within `limit` bytes. A body whose `Content-Length`
+/// exceeds the limit is refused before any of it is read.
+pub(crate) async fn read_body(
+    req: axum::extract::Request,
+    limit: usize,
+) -> Result<Bytes, Response> {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if let Some(n) = declared
+        && n > limit as u64
+    {
+        return Err(body_too_large(Some(n), limit));
+    }
+    axum::body::to_bytes(req.into_body(), limit)
+        .await
+        .map_err(|_| body_too_large(None, limit))
+}
+
+fn body_too_large(declared: Option<u64>, limit: usize) -> Response {
+    tracing::info!(
+        content_length = declared,
+        limit,
+        "refused a request body larger than server.max_body_bytes"
+    );
+    GatewayError::BodyTooLarge { limit }.answer(None)
+}
+
+/// Reads and classifies a POST body: one JSON-RPC message, or an error response.
+pub(crate) fn parse_body(body: &[u8]) -> Result<(Message, Kind), Response> {
+    // Before parsing: the envelope parser skips `params` without a depth limit,
+    // and an upstream choking on a deep array would leave the client waiting.
+    if crate::jsonrpc::nests_deeper_than(body, crate::jsonrpc::MAX_DEPTH) {
+        tracing::info!(
+            limit = crate::jsonrpc::MAX_DEPTH,
+            "refused a JSON-RPC message nested too deeply"
+        );
+        return Err(GatewayError::InvalidRequest(format!(
+            "Invalid request: the message nests arrays and objects more than {} levels deep",
+            crate::jsonrpc::MAX_DEPTH
+        ))
+        .answer(None));
+    }
+    let trimmed = body.iter().find(|b| !b.is_ascii_whitespace());
+    // Only a well-formed array is a batch; `[1, 2` is plain invalid JSON (-32700).
+    if trimmed == Some(&b'[') && serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok() {
+        return Err(GatewayError::InvalidRequest("JSON-RPC batches are not supported (MCP removed them in 2025-06-18): send one message per POST".into()).answer(None));
+    }
+    let msg = Message::parse(body).map_err(|e| GatewayError::Parse(e.to_string()).answer(None))?;
+    let kind = msg.kind().ok_or_else(|| {
+        GatewayError::InvalidRequest("Invalid request: a message needs a method (request, notification) or a result/error (response)".into()).answer(msg.id.clone())
+    })?;
+    if let Some(why) = msg.id_problem(kind) {
+        tracing::info!("refused a JSON-RPC message: {why}");
+        return Err(GatewayError::InvalidRequest(format!("Invalid request: {why}")).answer(None));
+    }
+    Ok((msg, kind))
+}
+
+/// A POST's envelope, after the checks every era shares.
+pub(crate) struct Post {
+    pub(crate) headers: HeaderMap,
+    pub(crate) msg: Message,
+    pub(crate) kind: Kind,
+}
+
+/// Content negotiation (406, 415), the body within `limit` (413), one
+/// JSON-RPC message (400) and a supported `MCP-Protocol-Version` (400).
+pub(crate) async fn read_post(req: axum::extract::Request, limit: usize) -> Result<Post, Response> {
+    let headers = req.headers().clone();
+    if !(accepts(&headers, "application/json") && accepts(&headers, "text/event-stream")) {
+        return Err(GatewayError::NotAcceptable("Not Acceptable: the Accept header must list both application/json and text/event-stream").answer(None));
+    }
+    if !is_json_content(&headers) {
+        return Err(GatewayError::UnsupportedMediaType(
+            "Unsupported Media Type: send the JSON-RPC message with Content-Type: application/json",
+        )
+        .answer(None));
+    }
+    let body = read_body(req, limit).await?;
+    let (msg, kind) = parse_body(&body)?;
+    if let Some(v) = header_str(&headers, VERSION_HEADER)
+        && !SUPPORTED_VERSIONS.contains(&v)
+    {
+        return Err(GatewayError::UnsupportedVersion(v.to_owned()).answer(msg.id));
+    }
+    Ok(Post { headers, msg, kind })
+}

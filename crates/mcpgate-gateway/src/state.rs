@@ -1,0 +1,69 @@
+//! The running gateway's state, shared by the router and every front handler.
+//! It sits below both: `gateway.rs` builds it and routes to the fronts, the
+//! fronts read it, and neither imports the other.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::auth::Guard;
+use crate::config::Limits;
+use crate::front::mrtr::ParkedTable;
+use crate::origin::OriginPolicy;
+use crate::session::SessionTable;
+use crate::stopping::Stopping;
+use crate::upstream::Upstream;
+
+/// A condition `/readyz` checks on every request, outside what the gateway
+/// itself knows: each returned line is a reason it is not ready, naming what
+/// to fix. Must be quick (it runs on the request path of `/readyz`).
+pub trait ReadinessCheck: std::fmt::Debug + Send + Sync {
+    /// Why the gateway is not ready now; empty when it is.
+    fn problems(&self) -> Vec<String>;
+}
+
+/// The running gateway's state; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Gateway {
+    pub(crate) shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) upstreams: BTreeMap<String, Arc<Upstream>>,
+    pub(crate) sessions: SessionTable,
+    pub(crate) limits: Limits,
+    pub(crate) timeouts: BTreeMap<String, Duration>,
+    pub(crate) origins: OriginPolicy,
+    pub(crate) guard: Arc<Guard>,
+    /// 2026-07-28 calls waiting for the client's `input_required` retry.
+    pub(crate) parked: Arc<ParkedTable>,
+    /// Answers requests still in flight at the end of the shutdown grace.
+    pub(crate) stopping: Stopping,
+    pub(crate) readiness_checks: Vec<Arc<dyn ReadinessCheck>>,
+}
+
+impl Gateway {
+    pub(crate) fn upstream(&self, name: &str) -> Option<(Arc<str>, Arc<Upstream>)> {
+        self.shared
+            .upstreams
+            .get_key_value(name)
+            .map(|(k, v)| (Arc::from(k.as_str()), v.clone()))
+    }
+
+    pub(crate) fn only_upstream(&self) -> Option<String> {
+        self.shared.upstreams.keys().next().cloned()
+    }
+
+    pub(crate) fn timeout_for_any(&self) -> Duration {
+        self.shared.limits.request_timeout
+    }
+
+    pub(crate) fn timeout_for(&self, name: &str) -> Duration {
+        self.shared
+            .timeouts
+            .get(name)
+            .copied()
+            .unwrap_or(self.shared.limits.request_timeout)
+    }
+}
