@@ -21,7 +21,6 @@ pub mod jsonrpc;
 mod mux;
 mod origin;
 mod session;
-mod sse;
 mod stopping;
 mod upstream;
 
