@@ -16,6 +16,7 @@ pub mod credentials;
 
 pub mod authorize;
 pub mod challenge;
+pub mod clock;
 pub mod device;
 pub mod discovery;
 pub mod error;
