@@ -18,6 +18,7 @@ mod logging;
 mod preflight;
 mod resources;
 mod serve;
+mod shutdown;
 mod signing_keys;
 mod users;
 mod vault_cmd;
