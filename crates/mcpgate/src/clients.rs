@@ -254,16 +254,6 @@ fn check_client_id(id: &str) -> Result<(), String> {
     }
 }
 
-/// A random token of 43 letters and digits (about 256 bits).
-fn random() -> String {
-    use rand::Rng as _;
-    rand::rng()
-        .sample_iter(rand::distr::Alphanumeric)
-        .take(43)
-        .map(char::from)
-        .collect()
-}
-
 async fn add(spec: Spec, args: &StoreArgs) -> Result<(), String> {
     let (metadata, with_secret) = metadata(&spec)?;
     let client_id = match &spec.client_id {
@@ -271,9 +261,9 @@ async fn add(spec: Spec, args: &StoreArgs) -> Result<(), String> {
             check_client_id(id)?;
             id.clone()
         }
-        None => format!("mcpgate-{}", &random()[..22]),
+        None => format!("mcpgate-{}", crate::random::alphanumeric(22)),
     };
-    let secret = with_secret.then(random);
+    let secret = with_secret.then(|| crate::random::alphanumeric(43));
     let mut row = ClientRow::new(client_id.clone(), ClientKind::Static, metadata.clone());
     row.secret_digest = secret.as_deref().map(digest_hex);
     let store = args.create().await?;

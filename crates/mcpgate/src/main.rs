@@ -16,6 +16,7 @@ mod keys;
 mod listener;
 mod logging;
 mod preflight;
+mod random;
 mod resources;
 mod serve;
 mod shutdown;
