@@ -21,6 +21,7 @@ mod resources;
 mod serve;
 mod shutdown;
 mod signing_keys;
+mod table;
 mod users;
 mod vault_cmd;
 
