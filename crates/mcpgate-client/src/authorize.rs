@@ -235,7 +235,7 @@ pub async fn via_redirect(req: &Request, meta: &AuthServerMetadata) -> Result<St
             )));
         }
         let body = resp.bytes().await.unwrap_or_default();
-        let (error, description) = crate::oauth::error_fields(&body);
+        let (error, description) = crate::error::oauth_error_fields(&body);
         return Err(ClientError::Authorization(format!(
             "{} answered {status}: {error}{description}",
             strip_query(&url)

@@ -25,7 +25,6 @@ mod lazy;
 mod legacy;
 mod output;
 mod remote;
-mod sse;
 mod streamable;
 
 use std::future::Future;

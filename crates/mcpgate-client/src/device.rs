@@ -52,7 +52,7 @@ pub async fn run(
     }
     let (status, body) = post_form(http, endpoint, auth, &params).await?;
     if !status.is_success() {
-        let (error, description) = crate::oauth::error_fields(&body.0);
+        let (error, description) = crate::error::oauth_error_fields(&body.0);
         return Err(match error.as_str() {
             "invalid_client" => ClientError::InvalidClient(description),
             _ => ClientError::OAuth { error, description },

@@ -81,3 +81,21 @@ impl From<crate::CredentialsError> for ClientError {
         Self::NeedsPerson(err.message)
     }
 }
+
+/// `(error, ": description")` from an OAuth error body (empty when absent).
+pub(crate) fn oauth_error_fields(body: &[u8]) -> (String, String) {
+    #[derive(serde::Deserialize)]
+    struct E {
+        error: Option<String>,
+        error_description: Option<String>,
+    }
+    match serde_json::from_slice::<E>(body) {
+        Ok(e) => (
+            e.error.unwrap_or_else(|| "an error".into()),
+            e.error_description
+                .map(|d| format!(": {d}"))
+                .unwrap_or_default(),
+        ),
+        Err(_) => ("a non-OAuth error".into(), String::new()),
+    }
+}

@@ -7,6 +7,26 @@
 //! private file, refreshes them before they expire, and bridges a local stdio
 //! MCP client to a remote server ([`bridge`]).
 //!
+//! The path of a sign-in (`mcpgate client login`, or the first call that
+//! needs a token), each step in its module:
+//!
+//! ```text
+//! login        manager::TokenManager::token: a stored token still good? done
+//!  → discovery   discovery: 401 + WWW-Authenticate (challenge) → RFC 9728
+//!                protected-resource metadata → RFC 8414 / OIDC server metadata
+//!  → registration  manager/signin: pre-registered, a client ID metadata
+//!                document, one stored earlier, or RFC 7591 (registration)
+//!  → authorize   authorize: PKCE (pkce) + state; browser and the loopback
+//!                callback server, a pasted URL, or the device flow (device)
+//!  → token       oauth: the code (or refresh token) for tokens at the token
+//!                endpoint, client authentication as registered
+//!  → store       store: one record per (issuer, resource), secrets in the
+//!                OS keyring or a 0600 file, refreshed under a lock file
+//! ```
+//!
+//! Errors are one [`ClientError`]; `mcp_http` makes the MCP calls of
+//! `mcpgate call`, and [`bridge`] relays a stdio client with those tokens.
+//!
 //! It must never send a token to a server other than the one it was issued
 //! for, never write a secret to a file others can read, and never open a URL
 //! through a shell.
@@ -16,6 +36,7 @@ pub mod credentials;
 
 pub mod authorize;
 pub mod challenge;
+pub mod clock;
 pub mod device;
 pub mod discovery;
 pub mod error;

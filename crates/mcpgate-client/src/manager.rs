@@ -14,12 +14,13 @@ use tokio::sync::Mutex;
 use url::Url;
 
 use crate::challenge::{BearerChallenge, split_scopes};
+use crate::clock::now_secs;
 use crate::credentials::{Credentials, CredentialsError};
 use crate::error::ClientError;
 use crate::mcp_config::AuthBlock;
 use crate::oauth::{ClientAuth, PrivateKey, TokenResponse};
 use crate::registration::RegistrationSource;
-use crate::store::{Grant, RefreshMargin, SignIn, TokenStore, Tokens, now_secs};
+use crate::store::{Grant, RefreshMargin, SignIn, TokenStore, Tokens};
 
 /// How a sign-in gets its grant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -40,7 +40,7 @@ impl PrivateKey {
     }
 
     /// Parses a PEM key (see [`from_pem_file`](Self::from_pem_file)).
-    pub fn from_pem(pem: &[u8]) -> Result<Self, String> {
+    pub fn from_pem(pem: &[u8]) -> Result<Self, ClientError> {
         use jsonwebtoken::{Algorithm, EncodingKey};
         let text = String::from_utf8_lossy(pem);
         let (key, alg) = if text.contains("RSA PRIVATE KEY") {
@@ -54,8 +54,11 @@ impl PrivateKey {
         } else {
             (EncodingKey::from_ed_pem(pem), Algorithm::EdDSA)
         };
-        let key =
-            key.map_err(|e| format!("not an RSA, EC P-256 or Ed25519 PEM private key: {e}"))?;
+        let key = key.map_err(|e| {
+            ClientError::Config(format!(
+                "not an RSA, EC P-256 or Ed25519 PEM private key: {e}"
+            ))
+        })?;
         Ok(Self {
             key,
             alg,
@@ -72,7 +75,7 @@ impl PrivateKey {
     /// An RFC 7523 client assertion: `iss` = `sub` = client ID, `aud` = the
     /// issuer, a fresh `jti`, valid for 60 seconds.
     pub fn client_assertion(&self, client_id: &str, audience: &str) -> Result<String, ClientError> {
-        let now = crate::store::now_secs();
+        let now = crate::clock::now_secs();
         let claims = serde_json::json!({
             "iss": client_id, "sub": client_id, "aud": audience,
             "jti": uuid::Uuid::new_v4().to_string(),
@@ -185,24 +188,6 @@ impl std::fmt::Debug for TokenResponse {
     }
 }
 
-/// `(error, ": description")` from an OAuth error body (empty when absent).
-pub(crate) fn error_fields(body: &[u8]) -> (String, String) {
-    #[derive(Deserialize)]
-    struct E {
-        error: Option<String>,
-        error_description: Option<String>,
-    }
-    match serde_json::from_slice::<E>(body) {
-        Ok(e) => (
-            e.error.unwrap_or_else(|| "an error".into()),
-            e.error_description
-                .map(|d| format!(": {d}"))
-                .unwrap_or_default(),
-        ),
-        Err(_) => ("a non-OAuth error".into(), String::new()),
-    }
-}
-
 /// POSTs a form to a back-channel endpoint with client authentication;
 /// returns the status and body.
 pub async fn post_form(
@@ -264,7 +249,7 @@ pub async fn token_request(
         }
         return Ok(t);
     }
-    let (error, description) = error_fields(&body.0);
+    let (error, description) = crate::error::oauth_error_fields(&body.0);
     Err(match error.as_str() {
         "invalid_client" => ClientError::InvalidClient(description),
         _ => ClientError::OAuth { error, description },
@@ -289,7 +274,7 @@ pub async fn revoke(
     if status.is_success() {
         Ok(())
     } else {
-        let (error, description) = error_fields(&body.0);
+        let (error, description) = crate::error::oauth_error_fields(&body.0);
         Err(ClientError::OAuth { error, description })
     }
 }

@@ -5,7 +5,6 @@ mod tests;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use rand::RngCore as _;
 use sha2::Digest as _;
 
 /// A fresh PKCE verifier and its S256 challenge.
@@ -51,6 +50,7 @@ pub fn s256(verifier: &str) -> String {
 /// `n` random bytes, base64url without padding (for `state` and verifiers).
 pub fn random_token(n: usize) -> String {
     let mut buf = vec![0u8; n];
-    rand::rng().fill_bytes(&mut buf);
+    // The system's random source failing is not something to sign in with.
+    aws_lc_rs::rand::fill(&mut buf).expect("the system random source failed");
     URL_SAFE_NO_PAD.encode(buf)
 }

@@ -173,7 +173,7 @@ pub async fn register_dynamic(
         .await
         .map_err(|e| ClientError::http("reading the registration response", e))?;
     if !status.is_success() {
-        let (error, description) = crate::oauth::error_fields(&bytes);
+        let (error, description) = crate::error::oauth_error_fields(&bytes);
         return Err(ClientError::Registration(format!(
             "dynamic registration at {endpoint} failed with {status}: {error}{description}"
         )));

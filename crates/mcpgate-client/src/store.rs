@@ -15,7 +15,6 @@ mod files;
 mod keyring_backend;
 
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
@@ -25,15 +24,8 @@ use crate::error::ClientError;
 use crate::metadata::AuthServerMetadata;
 use crate::registration::ClientRegistration;
 
+pub use crate::clock::now_secs;
 pub use files::StoreLock;
-
-/// Seconds since the Unix epoch.
-pub fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
 
 /// The tokens of one sign-in.
 #[derive(Clone, Serialize, Deserialize, Default)]

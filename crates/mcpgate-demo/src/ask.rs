@@ -124,17 +124,32 @@ pub(crate) async fn confirm(
         {
             return Err(unsupported("elicitation", "confirm_action"));
         }
-        tokio::select! {
-            result = context.peer.create_elicitation(params) => result.map_err(|error| {
-                DemoError::Client(format!("the client failed to answer the confirmation form: {error}"))
-            })?,
-            () = context.ct.cancelled() => {
-                return Err(DemoError::Client("the request was cancelled while waiting for the user".into()));
-            }
-        }
+        unless_cancelled(
+            context,
+            context.peer.create_elicitation(params),
+            "the client failed to answer the confirmation form",
+            "the user",
+        )
+        .await?
     };
 
     Ok(Asked::Answered(Confirmation::from_result(&result)))
+}
+
+/// Waits for the client's answer to a request we sent it, unless the caller
+/// cancels its own request first.
+async fn unless_cancelled<T, E: std::fmt::Display>(
+    context: &RequestContext<RoleServer>,
+    asked: impl std::future::Future<Output = Result<T, E>>,
+    failed: &str,
+    waiting_for: &str,
+) -> Result<T, DemoError> {
+    tokio::select! {
+        result = asked => result.map_err(|error| DemoError::Client(format!("{failed}: {error}"))),
+        () = context.ct.cancelled() => Err(DemoError::Client(format!(
+            "the request was cancelled while waiting for {waiting_for}"
+        ))),
+    }
 }
 
 /// Asks the client's model, through sampling, to summarize `text`.
@@ -168,14 +183,13 @@ pub(crate) async fn summarize(
         if !supported {
             return Err(unsupported("sampling", "summarize"));
         }
-        tokio::select! {
-            result = context.peer.create_message(params) => result.map_err(|error| {
-                DemoError::Client(format!("the client failed to sample a summary: {error}"))
-            })?,
-            () = context.ct.cancelled() => {
-                return Err(DemoError::Client("the request was cancelled while waiting for the model".into()));
-            }
-        }
+        unless_cancelled(
+            context,
+            context.peer.create_message(params),
+            "the client failed to sample a summary",
+            "the model",
+        )
+        .await?
     };
 
     let summary: Vec<&str> = result

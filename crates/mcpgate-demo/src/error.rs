@@ -6,10 +6,10 @@
 
 use rmcp::ErrorData;
 
-/// Everything that can go wrong while serving one request.
+/// Everything that can go wrong while starting the server or serving one request.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub(crate) enum DemoError {
+pub enum DemoError {
     /// The caller sent arguments we refuse; the message says how to fix them.
     #[error("{0}")]
     InvalidInput(String),
@@ -27,9 +27,19 @@ pub(crate) enum DemoError {
     /// SQLite failed. The detail goes to the log, not to the caller.
     #[error("the demo server's database failed; the server log has the details")]
     Store(#[from] sqlx::Error),
+    /// The server could not start, or its session failed: the data directory,
+    /// the database, `MCPGATE_SUBJECT`, the listener or the MCP handshake. The
+    /// message says which, then why.
+    #[error("{0}")]
+    Start(String),
 }
 
 impl DemoError {
+    /// A [`Start`](Self::Start) error: what failed, then why.
+    pub(crate) fn start(what: impl std::fmt::Display, why: impl std::fmt::Display) -> Self {
+        Self::Start(format!("{what}: {why}"))
+    }
+
     /// The text a tool result carries for this error.
     pub(crate) fn into_tool_message(self) -> String {
         self.log_if_internal();
@@ -52,7 +62,9 @@ impl From<DemoError> for ErrorData {
                 ErrorData::invalid_params(message, None)
             }
             DemoError::NotFound(_) => ErrorData::resource_not_found(message, None),
-            DemoError::Client(_) | DemoError::Store(_) => ErrorData::internal_error(message, None),
+            DemoError::Client(_) | DemoError::Store(_) | DemoError::Start(_) => {
+                ErrorData::internal_error(message, None)
+            }
         }
     }
 }

@@ -8,7 +8,7 @@ use rmcp::transport::{
 };
 use tokio_util::sync::CancellationToken;
 
-use crate::{DemoOptions, identity, server::DemoServer, store::Store};
+use crate::{DemoError, identity, options::DemoOptions, server::DemoServer, store::Store};
 
 /// The path the MCP endpoint is served at.
 const MCP_PATH: &str = "/mcp";
@@ -31,9 +31,11 @@ pub async fn serve_http(
     listener: tokio::net::TcpListener,
     opts: DemoOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
+) -> Result<(), DemoError> {
     let process_subject = identity::subject_from_env()?;
-    let address = listener.local_addr()?;
+    let address = listener
+        .local_addr()
+        .map_err(|e| DemoError::start("the listener has no address", e))?;
     let store = Store::open(&opts.data_dir).await?;
     let prototype = DemoServer::new(store.clone(), opts.credential_names, process_subject);
 
@@ -71,7 +73,7 @@ pub async fn serve_http(
         signal.cancel();
     });
     let result = tokio::select! {
-        result = serve => result.map_err(anyhow::Error::from),
+        result = serve => result.map_err(|e| DemoError::start("the listener failed", e)),
         () = async {
             stop.cancelled().await;
             tokio::time::sleep(SHUTDOWN_GRACE).await;

@@ -103,19 +103,21 @@ pub(crate) struct Identity {
 
 /// Reads `MCPGATE_SUBJECT` once at start-up, so a bad value stops the server
 /// with a clear message instead of failing every request.
-pub(crate) fn subject_from_env() -> anyhow::Result<Option<Subject>> {
+pub(crate) fn subject_from_env() -> Result<Option<Subject>, DemoError> {
     let Some(raw) = std::env::var_os(SUBJECT_ENV) else {
         return Ok(None);
     };
     let Some(raw) = raw.to_str() else {
-        anyhow::bail!("{SUBJECT_ENV} is not valid UTF-8");
+        return Err(DemoError::Start(format!(
+            "{SUBJECT_ENV} is not valid UTF-8"
+        )));
     };
     if raw.is_empty() {
         return Ok(None);
     }
     Subject::parse(raw)
         .map(Some)
-        .map_err(|why| anyhow::anyhow!("{SUBJECT_ENV} cannot name a user: {why}"))
+        .map_err(|why| DemoError::start(format_args!("{SUBJECT_ENV} cannot name a user"), why))
 }
 
 /// Decides who a request acts for: the header (HTTP requests), else the

@@ -11,13 +11,13 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
-use anyhow::Context as _;
 use sqlx::{
     Row as _,
     sqlite::{SqlitePool, SqliteRow},
 };
 
 use crate::{
+    error::DemoError,
     identity::Subject,
     notes::{NoteContent, NoteTitle},
 };
@@ -116,24 +116,33 @@ fn make_private(db: &Path) -> std::io::Result<()> {
 
 impl Store {
     /// Opens (creating if needed) the data directory and the database in it.
-    pub(crate) async fn open(data_dir: &Path) -> anyhow::Result<Self> {
-        create_private_dir(data_dir)
-            .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
+    pub(crate) async fn open(data_dir: &Path) -> Result<Self, DemoError> {
+        create_private_dir(data_dir).map_err(|e| {
+            DemoError::start(
+                format!("cannot create the data directory {}", data_dir.display()),
+                e,
+            )
+        })?;
         let path = data_dir.join(DB_FILE);
         // Notes are users' data: 0600 before SQLite opens the file, since SQLite
         // gives the -wal and -shm files the database file's mode.
-        make_private(&path)
-            .with_context(|| format!("cannot make {} private (0600)", path.display()))?;
+        make_private(&path).map_err(|e| {
+            DemoError::start(format!("cannot make {} private (0600)", path.display()), e)
+        })?;
         // NORMAL: a crash of this process loses nothing; only a power loss
         // may drop the last commits, which a demo can afford.
         let pool = mcpgate_store::open_pool(&path, mcpgate_store::Durability::Normal)
             .await
-            .with_context(|| format!("cannot open the demo database {}", path.display()))?;
+            .map_err(|e| {
+                DemoError::start(
+                    format!("cannot open the demo database {}", path.display()),
+                    e,
+                )
+            })?;
         for statement in SCHEMA {
-            sqlx::query(*statement)
-                .execute(&pool)
-                .await
-                .with_context(|| format!("cannot create the schema in {}", path.display()))?;
+            sqlx::query(*statement).execute(&pool).await.map_err(|e| {
+                DemoError::start(format!("cannot create the schema in {}", path.display()), e)
+            })?;
         }
         Ok(Self { pool })
     }

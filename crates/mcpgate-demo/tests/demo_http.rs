@@ -44,7 +44,7 @@ const MISSING_CREDENTIAL: &str = "MCPGATE_DEMO_TEST_CREDENTIAL_THAT_IS_NEVER_SET
 struct Server {
     url: String,
     stop: oneshot::Sender<()>,
-    task: JoinHandle<anyhow::Result<()>>,
+    task: JoinHandle<Result<(), mcpgate_demo::DemoError>>,
 }
 
 async fn start(data_dir: &Path) -> Server {

@@ -54,7 +54,6 @@ mod rejection;
 mod reply;
 mod rewrite;
 mod session;
-mod sse;
 mod state;
 mod stopping;
 mod upstream;

@@ -66,7 +66,7 @@ pub(crate) async fn ensure_demo_admin(data_dir: &Path) -> Result<Option<String>,
     {
         return Ok(None);
     }
-    let password = random_password();
+    let password = crate::random::alphanumeric(20);
     let scopes = ["notes:read", "notes:write"]
         .iter()
         .map(|s| (*s).to_owned())
@@ -76,15 +76,6 @@ pub(crate) async fn ensure_demo_admin(data_dir: &Path) -> Result<Option<String>,
         .await
         .map_err(|e| e.to_string())?;
     Ok(Some(password))
-}
-
-fn random_password() -> String {
-    use rand::Rng as _;
-    rand::rng()
-        .sample_iter(rand::distr::Alphanumeric)
-        .take(20)
-        .map(char::from)
-        .collect()
 }
 
 /// The banner lines about signing in through the authorization server.

@@ -77,7 +77,7 @@ pub(crate) async fn run(args: BridgeArgs) -> ExitCode {
         }
     };
     tracing::info!(url = %options.url, "bridge starting");
-    let shutdown = crate::serve::shutdown_signal();
+    let shutdown = crate::shutdown::signal();
     match bridge::run(options, tokio::io::stdin(), tokio::io::stdout(), shutdown).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

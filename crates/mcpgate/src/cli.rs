@@ -6,8 +6,6 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::LogFormat;
-
 /// Authentication and a streaming gateway in front of MCP servers.
 #[derive(Debug, Parser)]
 #[command(name = "mcpgate", version, about)]
@@ -19,7 +17,7 @@ pub(crate) struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Serve the configured upstreams (or the built-in demo) over HTTP.
-    Serve(ServeArgs),
+    Serve(crate::serve::ServeArgs),
     /// Check a configuration file and print every problem.
     CheckConfig {
         /// The configuration file.
@@ -94,30 +92,6 @@ enum Command {
     },
     /// Print the manual page (roff; view with `mcpgate man | man -l -`).
     Man,
-}
-
-/// `mcpgate serve`.
-#[derive(Debug, clap::Args)]
-pub(crate) struct ServeArgs {
-    /// The configuration file (optional with --demo).
-    #[arg(long, short, env = "MCPGATE_CONFIG")]
-    pub(crate) config: Option<PathBuf>,
-    /// Listen address; overrides server.listen.
-    #[arg(long)]
-    pub(crate) listen: Option<SocketAddr>,
-    /// Data directory; overrides server.data_dir.
-    #[arg(long)]
-    pub(crate) data_dir: Option<PathBuf>,
-    /// Serve the built-in demo server at /mcp (adds an upstream named "demo").
-    /// It requires an API key, created and printed on first start.
-    #[arg(long)]
-    pub(crate) demo: bool,
-    /// With --demo: no authentication at all (loopback only).
-    #[arg(long, requires = "demo")]
-    pub(crate) no_auth: bool,
-    /// Log format; overrides server.log_format.
-    #[arg(long, value_enum)]
-    pub(crate) log_format: Option<LogFormat>,
 }
 
 pub(crate) async fn run(cli: Cli) -> ExitCode {

@@ -20,36 +20,8 @@ const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 pub(crate) enum ClientsCommand {
     /// Pre-register a client; a confidential client's secret is printed once on stdout.
     Add {
-        /// A display name, shown on the consent page.
-        name: String,
-        /// A redirect URI (repeatable). Not needed for client_credentials-only clients.
-        #[arg(long = "redirect-uri", value_name = "URI")]
-        redirect_uris: Vec<String>,
-        /// A public client (no secret; authentication method none). The default.
-        #[arg(long, conflicts_with = "confidential")]
-        public: bool,
-        /// A confidential client (client_secret_basic unless --auth-method says otherwise).
-        #[arg(long)]
-        confidential: bool,
-        /// none, client_secret_basic, client_secret_post or private_key_jwt.
-        #[arg(long, value_name = "METHOD")]
-        auth_method: Option<String>,
-        /// A JSON Web Key Set file with the client's public keys (private_key_jwt).
-        #[arg(long, value_name = "FILE", conflicts_with = "jwks_uri")]
-        jwks_file: Option<PathBuf>,
-        /// An https URL serving the client's JWKS (private_key_jwt).
-        #[arg(long, value_name = "URL")]
-        jwks_uri: Option<String>,
-        /// A grant type (repeatable): authorization_code, refresh_token, client_credentials,
-        /// device_code. Default: authorization_code and refresh_token.
-        #[arg(long = "grant-type", value_name = "GRANT")]
-        grant_types: Vec<String>,
-        /// Space-separated scopes the client may ask for (default: any configured scope).
-        #[arg(long)]
-        scope: Option<String>,
-        /// The client_id (default: a random one).
-        #[arg(long, value_name = "ID")]
-        client_id: Option<String>,
+        #[command(flatten)]
+        spec: Spec,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -70,50 +42,45 @@ pub(crate) enum ClientsCommand {
 /// Runs a `clients` subcommand.
 pub(crate) async fn run(command: ClientsCommand) -> ExitCode {
     exit(match command {
-        ClientsCommand::Add {
-            name,
-            redirect_uris,
-            public,
-            confidential,
-            auth_method,
-            jwks_file,
-            jwks_uri,
-            grant_types,
-            scope,
-            client_id,
-            store,
-        } => {
-            let spec = Spec {
-                name,
-                redirect_uris,
-                public,
-                confidential,
-                auth_method,
-                jwks_file,
-                jwks_uri,
-                grant_types,
-                scope,
-                client_id,
-            };
-            add(spec, &store).await
-        }
+        ClientsCommand::Add { spec, store } => add(spec, &store).await,
         ClientsCommand::List { store } => list(&store).await,
         ClientsCommand::Remove { client_id, store } => remove(&client_id, &store).await,
     })
 }
 
-/// What `clients add` was asked for.
-#[derive(Debug, Default)]
-struct Spec {
+// What `clients add` was asked for (a plain comment: a doc comment here
+// would replace the subcommand's help text).
+#[derive(Debug, Default, clap::Args)]
+pub(crate) struct Spec {
+    /// A display name, shown on the consent page.
     name: String,
+    /// A redirect URI (repeatable). Not needed for client_credentials-only clients.
+    #[arg(long = "redirect-uri", value_name = "URI")]
     redirect_uris: Vec<String>,
+    /// A public client (no secret; authentication method none). The default.
+    #[arg(long, conflicts_with = "confidential")]
     public: bool,
+    /// A confidential client (client_secret_basic unless --auth-method says otherwise).
+    #[arg(long)]
     confidential: bool,
+    /// none, client_secret_basic, client_secret_post or private_key_jwt.
+    #[arg(long, value_name = "METHOD")]
     auth_method: Option<String>,
+    /// A JSON Web Key Set file with the client's public keys (private_key_jwt).
+    #[arg(long, value_name = "FILE", conflicts_with = "jwks_uri")]
     jwks_file: Option<PathBuf>,
+    /// An https URL serving the client's JWKS (private_key_jwt).
+    #[arg(long, value_name = "URL")]
     jwks_uri: Option<String>,
+    /// A grant type (repeatable): authorization_code, refresh_token, client_credentials,
+    /// device_code. Default: authorization_code and refresh_token.
+    #[arg(long = "grant-type", value_name = "GRANT")]
     grant_types: Vec<String>,
+    /// Space-separated scopes the client may ask for (default: any configured scope).
+    #[arg(long)]
     scope: Option<String>,
+    /// The client_id (default: a random one).
+    #[arg(long, value_name = "ID")]
     client_id: Option<String>,
 }
 
@@ -255,16 +222,6 @@ fn check_client_id(id: &str) -> Result<(), String> {
     }
 }
 
-/// A random token of 43 letters and digits (about 256 bits).
-fn random() -> String {
-    use rand::Rng as _;
-    rand::rng()
-        .sample_iter(rand::distr::Alphanumeric)
-        .take(43)
-        .map(char::from)
-        .collect()
-}
-
 async fn add(spec: Spec, args: &StoreArgs) -> Result<(), String> {
     let (metadata, with_secret) = metadata(&spec)?;
     let client_id = match &spec.client_id {
@@ -272,9 +229,9 @@ async fn add(spec: Spec, args: &StoreArgs) -> Result<(), String> {
             check_client_id(id)?;
             id.clone()
         }
-        None => format!("mcpgate-{}", &random()[..22]),
+        None => format!("mcpgate-{}", crate::random::alphanumeric(22)),
     };
-    let secret = with_secret.then(random);
+    let secret = with_secret.then(|| crate::random::alphanumeric(43));
     let mut row = ClientRow::new(client_id.clone(), ClientKind::Static, metadata.clone());
     row.secret_digest = secret.as_deref().map(digest_hex);
     let store = args.create().await?;
@@ -354,20 +311,19 @@ fn kind(k: ClientKind) -> &'static str {
     }
 }
 
+const HEADER: [&str; 7] = [
+    "CLIENT_ID",
+    "NAME",
+    "KIND",
+    "AUTH",
+    "REDIRECT_URIS",
+    "CREATED",
+    "LAST_USED",
+];
+
 /// The clients as an aligned table with a header line.
 fn table(clients: &[ClientRow]) -> String {
-    let mut rows = vec![
-        [
-            "CLIENT_ID",
-            "NAME",
-            "KIND",
-            "AUTH",
-            "REDIRECT_URIS",
-            "CREATED",
-            "LAST_USED",
-        ]
-        .map(str::to_owned),
-    ];
+    let mut rows = Vec::new();
     let dash = |s: String| if s.is_empty() { "-".to_owned() } else { s };
     for c in clients {
         let m = &c.metadata;
@@ -406,23 +362,7 @@ fn table(clients: &[ClientRow]) -> String {
             dash(used),
         ]);
     }
-    let mut widths = [0usize; 7];
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    for row in &rows {
-        let line: Vec<String> = row
-            .iter()
-            .zip(widths)
-            .map(|(cell, w)| format!("{cell:<w$}"))
-            .collect();
-        out.push_str(line.join("  ").trim_end());
-        out.push('\n');
-    }
-    out
+    crate::table::render(HEADER, rows)
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use mcpgate_gateway::{Isolation, Limits, UpstreamConfig};
+use mcpgate_guard::time::deserialize_opt_duration as opt_duration;
 use serde::Deserialize;
 
 mod env;
@@ -42,36 +43,21 @@ pub(crate) struct ServerConfig {
     pub(crate) allowed_origins: Vec<String>,
     #[serde(default)]
     pub(crate) log_format: LogFormat,
-    #[serde(
-        default,
-        deserialize_with = "mcpgate_guard::time::deserialize_opt_duration"
-    )]
+    #[serde(default, deserialize_with = "opt_duration")]
     pub(crate) request_timeout: Option<Duration>,
-    #[serde(
-        default,
-        deserialize_with = "mcpgate_guard::time::deserialize_opt_duration"
-    )]
+    #[serde(default, deserialize_with = "opt_duration")]
     pub(crate) session_idle_timeout: Option<Duration>,
-    #[serde(
-        default,
-        deserialize_with = "mcpgate_guard::time::deserialize_opt_duration"
-    )]
+    #[serde(default, deserialize_with = "opt_duration")]
     pub(crate) shutdown_grace: Option<Duration>,
     #[serde(default)]
     pub(crate) max_body_bytes: Option<usize>,
     #[serde(default)]
     pub(crate) replay_events: Option<usize>,
     /// From accept (or a request's first byte) to its complete head.
-    #[serde(
-        default,
-        deserialize_with = "mcpgate_guard::time::deserialize_opt_duration"
-    )]
+    #[serde(default, deserialize_with = "opt_duration")]
     pub(crate) header_read_timeout: Option<Duration>,
     /// A connection with no request in flight for this long is closed.
-    #[serde(
-        default,
-        deserialize_with = "mcpgate_guard::time::deserialize_opt_duration"
-    )]
+    #[serde(default, deserialize_with = "opt_duration")]
     pub(crate) idle_timeout: Option<Duration>,
     /// Connections beyond this are answered 503 and closed.
     #[serde(default)]

@@ -27,7 +27,7 @@ pub(crate) async fn run(
                     .map(|a| a.to_string())
                     .unwrap_or_default();
                 println!("mcpgate demo-server: listening on http://{local}/mcp");
-                mcpgate_demo::serve_http(listener, opts, crate::serve::shutdown_signal()).await
+                mcpgate_demo::serve_http(listener, opts, crate::shutdown::signal()).await
             }
             Err(e) => {
                 eprintln!("mcpgate demo-server: cannot listen on {addr}: {e}");

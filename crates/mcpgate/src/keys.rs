@@ -188,15 +188,14 @@ async fn revoke(name: &str, args: &StoreArgs) -> Result<(), String> {
     Ok(())
 }
 
+const HEADER: [&str; 7] = [
+    "NAME", "PREFIX", "SUBJECT", "SCOPES", "CREATED", "EXPIRES", "REVOKED",
+];
+
 /// The keys as an aligned table with a header line.
 fn table(keys: &[ApiKeyRecord]) -> String {
     let time = |t: Option<SystemTime>| t.map_or_else(|| "-".to_owned(), format_utc);
-    let mut rows = vec![
-        [
-            "NAME", "PREFIX", "SUBJECT", "SCOPES", "CREATED", "EXPIRES", "REVOKED",
-        ]
-        .map(str::to_owned),
-    ];
+    let mut rows = Vec::new();
     for k in keys {
         let scopes = k.scopes.iter().cloned().collect::<Vec<_>>().join(" ");
         rows.push([
@@ -213,23 +212,7 @@ fn table(keys: &[ApiKeyRecord]) -> String {
             time(k.revoked_at),
         ]);
     }
-    let mut widths = [0usize; 7];
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    for row in &rows {
-        let line: Vec<String> = row
-            .iter()
-            .zip(widths)
-            .map(|(cell, w)| format!("{cell:<w$}"))
-            .collect();
-        out.push_str(line.join("  ").trim_end());
-        out.push('\n');
-    }
-    out
+    crate::table::render(HEADER, rows)
 }
 
 /// `30d`, `12h`, `90m`, `45s`, `2w` (humantime's units), more than zero.

@@ -1,6 +1,23 @@
 //! The `mcpgate` binary: parses the command line and the configuration, sets up
 //! logging, wires the gateway, and exits with a message and a code on bad input.
 //! It holds no protocol logic of its own.
+//!
+//! The path of `mcpgate serve` (`serve.rs`):
+//!
+//! ```text
+//! cli::Cli::parse → cli::run → serve::run
+//!   → config::load: TOML, MCPGATE_ variables, flags; preflight refusals
+//!   → logging::init (tracing, human or JSON, to stderr); fd_limit::raise
+//!   → wire the roles: authserver::start (the OAuth server, if enabled),
+//!     auth::build (the guard's verifiers), vault_cmd::wire (per-user
+//!     secrets), then mcpgate_gateway::Gateway with its upstreams
+//!   → listener::spawn (connection cap, deadlines) until shutdown::signal
+//! ```
+//!
+//! The other subcommands are one file each: administration of the store
+//! (`keys`, `users`, `clients`, `resources`, `signing_keys`, `vault_cmd`,
+//! their lists drawn by `table`), `init`, `demo` (the demo MCP server), and
+//! the client side (`client_cmd`: login/call/token; `bridge_cmd`).
 
 mod auth;
 mod authserver;
@@ -17,9 +34,12 @@ mod listener;
 mod logging;
 mod manual;
 mod preflight;
+mod random;
 mod resources;
 mod serve;
+mod shutdown;
 mod signing_keys;
+mod table;
 mod users;
 mod vault_cmd;
 

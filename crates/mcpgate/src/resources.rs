@@ -85,10 +85,10 @@ async fn add(
                 "--client-id {id:?}: use 1 to 128 letters, digits and . _ - : (no spaces)"
             ));
         }
-        None => format!("rs-{}", &random()[..22]),
+        None => format!("rs-{}", crate::random::alphanumeric(22)),
     };
     let scopes: BTreeSet<String> = scopes.split_ascii_whitespace().map(str::to_owned).collect();
-    let secret = random();
+    let secret = crate::random::alphanumeric(43);
     let row = ResourceServerRow::new(
         resource.clone(),
         name.trim().to_owned(),
@@ -115,15 +115,6 @@ fn valid_id(id: &str) -> bool {
         && id
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ':'))
-}
-
-fn random() -> String {
-    use rand::Rng as _;
-    rand::rng()
-        .sample_iter(rand::distr::Alphanumeric)
-        .take(43)
-        .map(char::from)
-        .collect()
 }
 
 async fn list(args: &StoreArgs) -> Result<(), String> {

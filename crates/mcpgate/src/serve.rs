@@ -1,13 +1,38 @@
 //! `mcpgate serve`: config → gateway → listener, and a graceful shutdown that
 //! ends server streams, drains in-flight requests, then stops children.
 
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use mcpgate_gateway::{Gateway, GatewayConfig, Isolation, OriginPolicy, UpstreamConfig};
 
-use crate::cli::ServeArgs;
-use crate::config::{self, AuthMode};
+use crate::config::{self, AuthMode, Config, LogFormat};
+
+/// `mcpgate serve`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ServeArgs {
+    /// The configuration file (optional with --demo).
+    #[arg(long, short, env = "MCPGATE_CONFIG")]
+    pub(crate) config: Option<PathBuf>,
+    /// Listen address; overrides server.listen.
+    #[arg(long)]
+    pub(crate) listen: Option<SocketAddr>,
+    /// Data directory; overrides server.data_dir.
+    #[arg(long)]
+    pub(crate) data_dir: Option<PathBuf>,
+    /// Serve the built-in demo server at /mcp (adds an upstream named "demo").
+    /// It requires an API key, created and printed on first start.
+    #[arg(long)]
+    pub(crate) demo: bool,
+    /// With --demo: no authentication at all (loopback only).
+    #[arg(long, requires = "demo")]
+    pub(crate) no_auth: bool,
+    /// Log format; overrides server.log_format.
+    #[arg(long, value_enum)]
+    pub(crate) log_format: Option<LogFormat>,
+}
 
 pub(crate) async fn run(args: ServeArgs) -> ExitCode {
     let loaded = match (&args.config, args.demo) {
@@ -187,7 +212,7 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
         "connection limits"
     );
     let server = crate::listener::spawn(listener, app, conn_limits);
-    shutdown_signal().await;
+    crate::shutdown::signal().await;
     tracing::info!("shutting down: ending server streams and draining in-flight requests");
     // Long-lived GET streams would keep the drain waiting forever.
     gateway.end_streams();
@@ -256,23 +281,4 @@ fn create_data_dir(dir: &std::path::Path) -> std::io::Result<()> {
         }
     }
     Ok(())
-}
-
-/// Resolves on Ctrl-C or SIGTERM.
-pub(crate) async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
 }

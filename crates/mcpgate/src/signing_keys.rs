@@ -82,7 +82,7 @@ async fn list(args: &StoreArgs) -> Result<(), String> {
         return Ok(());
     }
     let now = SystemTime::now();
-    let mut rows = vec![["KID", "ALG", "CREATED", "STATE"].map(str::to_owned)];
+    let mut rows = Vec::new();
     for k in &keys {
         let state = match (k.superseded_at, k.retire_at) {
             (None, _) => "active".to_owned(),
@@ -96,20 +96,10 @@ async fn list(args: &StoreArgs) -> Result<(), String> {
             state,
         ]);
     }
-    let mut widths = [0usize; 4];
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    for row in &rows {
-        let line: Vec<String> = row
-            .iter()
-            .zip(widths)
-            .map(|(cell, w)| format!("{cell:<w$}"))
-            .collect();
-        println!("{}", line.join("  ").trim_end());
-    }
+    print!(
+        "{}",
+        crate::table::render(["KID", "ALG", "CREATED", "STATE"], rows)
+    );
     Ok(())
 }
 

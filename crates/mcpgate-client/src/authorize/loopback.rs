@@ -1,16 +1,24 @@
-//! The loopback redirect receiver (RFC 8252 §7.3): a one-shot HTTP listener
-//! on 127.0.0.1 that takes the authorization response from the browser.
+//! The loopback redirect receiver (RFC 8252 §7.3): an HTTP server on
+//! 127.0.0.1 that takes one authorization response from the browser, shows a
+//! short page and stops. The `state` and `iss` checks follow in the caller
+//! ([`code_from_response`](super::code_from_response)).
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use axum::extract::{RawQuery, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use tokio::net::TcpListener;
-use url::Url;
+use tokio::sync::oneshot;
 
 use crate::error::ClientError;
 
 /// The path the browser is sent back to.
 pub(super) const CALLBACK_PATH: &str = "/callback";
+
+/// How long the server may take to hand the page over once the response came.
+const FINISH: Duration = Duration::from_secs(5);
 
 /// A bound loopback listener.
 #[derive(Debug)]
@@ -18,6 +26,9 @@ pub struct Loopback {
     listener: TcpListener,
     port: u16,
 }
+
+/// Where the first callback's query pairs go; taken by that request.
+type Slot = Arc<Mutex<Option<oneshot::Sender<Vec<(String, String)>>>>>;
 
 impl Loopback {
     /// Binds 127.0.0.1 on `port` (0: an ephemeral port).
@@ -48,71 +59,74 @@ impl Loopback {
     /// a short page and returns its query pairs. Other requests (a favicon)
     /// get 404 and are skipped.
     pub async fn wait(self, timeout: Duration) -> Result<Vec<(String, String)>, ClientError> {
-        let fut = async {
-            loop {
-                let (mut sock, _) =
-                    self.listener.accept().await.map_err(|e| {
-                        ClientError::Authorization(format!("callback listener: {e}"))
-                    })?;
-                let mut buf = Vec::with_capacity(2048);
-                let mut chunk = [0u8; 2048];
-                while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 16 * 1024 {
-                    match tokio::time::timeout(Duration::from_secs(10), sock.read(&mut chunk)).await
-                    {
-                        Ok(Ok(0)) | Err(_) | Ok(Err(_)) => break,
-                        Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
-                    }
-                }
-                let head = String::from_utf8_lossy(&buf);
-                let target = head
-                    .lines()
-                    .next()
-                    .and_then(|l| l.split_whitespace().nth(1))
-                    .unwrap_or("");
-                let Ok(url) = Url::parse(&format!("http://127.0.0.1{target}")) else {
-                    let _ = respond(&mut sock, "400 Bad Request", "Bad request").await;
-                    continue;
-                };
-                if url.path() != CALLBACK_PATH {
-                    let _ = respond(&mut sock, "404 Not Found", "Not found").await;
-                    continue;
-                }
-                let pairs: Vec<(String, String)> = url
-                    .query_pairs()
-                    .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                    .collect();
-                let ok = pairs.iter().any(|(k, _)| k == "code");
-                let msg = if ok {
-                    "Signed in. You can close this tab and return to the terminal."
-                } else {
-                    "Sign-in did not complete. Return to the terminal for details."
-                };
-                let _ = respond(&mut sock, "200 OK", msg).await;
-                return Ok(pairs);
-            }
-        };
-        tokio::time::timeout(timeout, fut).await.map_err(|_| {
-            ClientError::NeedsPerson(format!(
+        let (tx, rx) = oneshot::channel();
+        let slot: Slot = Arc::new(Mutex::new(Some(tx)));
+        let app = axum::Router::new()
+            .route(CALLBACK_PATH, axum::routing::any(callback))
+            .fallback(|| async { page(StatusCode::NOT_FOUND, "Not found") })
+            .with_state(slot);
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(
+            axum::serve(self.listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.await;
+                })
+                .into_future(),
+        );
+        let got = tokio::time::timeout(timeout, rx).await;
+        // Stop taking requests; the page of the one taken is still delivered.
+        let _ = stop.send(());
+        if got.is_ok() && tokio::time::timeout(FINISH, server).await.is_err() {
+            tracing::debug!("the browser kept the callback connection open; not waiting for it");
+        }
+        match got {
+            Ok(Ok(pairs)) => Ok(pairs),
+            Ok(Err(_)) => Err(ClientError::Authorization(
+                "the callback listener stopped before the browser came back".into(),
+            )),
+            Err(_) => Err(ClientError::NeedsPerson(format!(
                 "no sign-in arrived within {}s; run the command again, or use --manual \
                  (paste the redirect URL) or --device",
                 timeout.as_secs()
-            ))
-        })?
+            ))),
+        }
     }
+}
+
+/// The browser's return: hands the query on (the first time only) and says
+/// whether to go back to the terminal.
+async fn callback(State(slot): State<Slot>, RawQuery(query): RawQuery) -> Response {
+    let pairs: Vec<(String, String)> =
+        url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+            .into_owned()
+            .collect();
+    let ok = pairs.iter().any(|(k, _)| k == "code");
+    let sender = slot.lock().ok().and_then(|mut s| s.take());
+    if let Some(sender) = sender {
+        let _ = sender.send(pairs);
+    }
+    let msg = if ok {
+        "Signed in. You can close this tab and return to the terminal."
+    } else {
+        "Sign-in did not complete. Return to the terminal for details."
+    };
+    page(StatusCode::OK, msg)
+}
+
+fn page(status: StatusCode, msg: &str) -> Response {
+    let body = format!("<!doctype html><meta charset=utf-8><title>mcpgate</title><p>{msg}</p>");
+    (
+        status,
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 /// The loopback redirect URI for a port.
 pub(super) fn redirect_uri(port: u16) -> String {
     format!("http://127.0.0.1:{port}{CALLBACK_PATH}")
-}
-
-async fn respond(sock: &mut tokio::net::TcpStream, status: &str, msg: &str) -> std::io::Result<()> {
-    let body = format!("<!doctype html><meta charset=utf-8><title>mcpgate</title><p>{msg}</p>");
-    let resp = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\n\
-         Cache-Control: no-store\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    sock.write_all(resp.as_bytes()).await?;
-    sock.shutdown().await
 }

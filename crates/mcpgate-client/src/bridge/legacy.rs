@@ -20,8 +20,8 @@ use url::Url;
 use super::envelope::{Envelope, Kind};
 use super::output::{Output, one_line};
 use super::remote::{Failure, Remote, chain};
-use super::sse::{Event, Parser};
 use super::streamable::{MAX_MESSAGE, read_limited};
+use mcpgate_sse::{Event, Parser};
 
 /// How long the server has to name its POST endpoint.
 const ENDPOINT_TIMEOUT: Duration = Duration::from_secs(15);

@@ -19,7 +19,7 @@ use serde_json::value::RawValue;
 use super::envelope::{Envelope, Kind};
 use super::output::{Output, one_line};
 use super::remote::{Failure, Remote, chain};
-use super::sse::Parser;
+use mcpgate_sse::Parser;
 
 /// The session header.
 const SESSION: &str = "mcp-session-id";

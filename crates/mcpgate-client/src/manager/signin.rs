@@ -163,6 +163,29 @@ async fn redirect(
     Ok((uri, keep.then_some(lb)))
 }
 
+/// A registration this client did not make at the server (pre-registered,
+/// or a client ID metadata document): no grant types recorded, nothing to
+/// manage through RFC 7592.
+fn unmanaged(
+    meta: &AuthServerMetadata,
+    client_id: String,
+    client_secret: Option<String>,
+    token_endpoint_auth_method: String,
+    redirect_uris: Vec<String>,
+) -> ClientRegistration {
+    ClientRegistration {
+        issuer: meta.issuer.clone(),
+        client_id,
+        client_secret,
+        token_endpoint_auth_method,
+        redirect_uris,
+        source: RegistrationSource::Preregistered,
+        grant_types: Vec::new(),
+        registration_client_uri: None,
+        registration_access_token: None,
+    }
+}
+
 /// Registration in the spec's order; returns it with the redirect listener.
 async fn register(
     m: &TokenManager,
@@ -194,20 +217,9 @@ async fn register(
         } else {
             (String::new(), None)
         };
-        return Ok((
-            ClientRegistration {
-                issuer: meta.issuer.clone(),
-                client_id,
-                client_secret: secret,
-                token_endpoint_auth_method: method,
-                redirect_uris: if uri.is_empty() { vec![] } else { vec![uri] },
-                source: RegistrationSource::Preregistered,
-                grant_types: Vec::new(),
-                registration_client_uri: None,
-                registration_access_token: None,
-            },
-            lb,
-        ));
+        let redirect_uris = if uri.is_empty() { vec![] } else { vec![uri] };
+        let reg = unmanaged(meta, client_id, secret, method, redirect_uris);
+        return Ok((reg, lb));
     }
     // 2. A client ID metadata document, when the server accepts them.
     if let Some(url) = &o.client_metadata_url {
@@ -222,20 +234,11 @@ async fn register(
             } else {
                 (String::new(), None)
             };
-            return Ok((
-                ClientRegistration {
-                    issuer: meta.issuer.clone(),
-                    client_id: url.clone(),
-                    client_secret: None,
-                    token_endpoint_auth_method: method.into(),
-                    redirect_uris: vec![uri],
-                    source: RegistrationSource::Cimd,
-                    grant_types: Vec::new(),
-                    registration_client_uri: None,
-                    registration_access_token: None,
-                },
-                lb,
-            ));
+            let reg = ClientRegistration {
+                source: RegistrationSource::Cimd,
+                ..unmanaged(meta, url.clone(), None, method.into(), vec![uri])
+            };
+            return Ok((reg, lb));
         }
         tracing::info!(issuer = %meta.issuer, "the server does not support client ID metadata documents");
     }

@@ -1,4 +1,5 @@
 use super::*;
+use crate::error::oauth_error_fields as error_fields;
 
 #[test]
 fn error_fields_read_oauth_errors() {
@@ -21,5 +22,5 @@ fn token_response_debug_hides_tokens() {
 #[test]
 fn bad_pem_is_a_clear_error() {
     let e = PrivateKey::from_pem(b"not a key").unwrap_err();
-    assert!(e.contains("PEM private key"), "{e}");
+    assert!(e.to_string().contains("PEM private key"), "{e}");
 }

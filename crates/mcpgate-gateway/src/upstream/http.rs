@@ -25,7 +25,7 @@ use crate::identity::{IDENTITY_HEADER, IdentityToken};
 use crate::jsonrpc::{self, Message};
 use crate::mux::Exchange;
 use crate::protocol::{GATEWAY_PROTOCOL_VERSION, SESSION_HEADER, VERSION_HEADER};
-use crate::sse;
+use mcpgate_sse as sse;
 
 pub(crate) type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
 
@@ -639,11 +639,12 @@ pub(crate) async fn pump(
         match parser.feed(&data) {
             Ok(events) => {
                 for ev in events {
-                    if !(ev.event.is_empty() || ev.event == "message") || ev.data.trim().is_empty()
+                    if !(ev.event.is_empty() || ev.event == "message")
+                        || ev.data.trim_ascii().is_empty()
                     {
                         continue;
                     }
-                    match Message::parse(ev.data.as_bytes()) {
+                    match Message::parse(&ev.data) {
                         Ok(m) => each(m),
                         Err(e) => {
                             tracing::warn!(upstream = %name, "ignoring an SSE event that is not JSON-RPC ({e})")

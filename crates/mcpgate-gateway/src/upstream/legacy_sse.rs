@@ -17,7 +17,7 @@ use crate::events::EventLog;
 use crate::identity::OnBehalfOf;
 use crate::jsonrpc::Message;
 use crate::mux::{Mux, SessionKey};
-use crate::sse;
+use mcpgate_sse as sse;
 
 /// One legacy SSE connection, owned by one client session.
 #[derive(Debug)]
@@ -78,7 +78,7 @@ impl SseLink {
                 let Some(data) = data else { continue };
                 for ev in parser.feed(&data).ok()? {
                     if ev.event == "endpoint" {
-                        return Some(ev.data);
+                        return Some(String::from_utf8_lossy(&ev.data).into_owned());
                     }
                     early.push(ev);
                 }
@@ -216,7 +216,7 @@ fn dispatch(name: &str, mux: &Mux, ev: sse::Event) {
     if !(ev.event.is_empty() || ev.event == "message") {
         return;
     }
-    match Message::parse(ev.data.as_bytes()) {
+    match Message::parse(&ev.data) {
         Ok(m) => mux.dispatch(m),
         Err(e) => {
             tracing::warn!(upstream = %name, "ignoring an SSE event that is not JSON-RPC ({e})")

@@ -87,7 +87,10 @@ fn refusals_say_why() {
 
 #[test]
 fn secrets_are_random() {
-    let (a, b) = (random(), random());
+    let (a, b) = (
+        crate::random::alphanumeric(43),
+        crate::random::alphanumeric(43),
+    );
     assert_eq!(a.len(), 43);
     assert_ne!(a, b);
 }

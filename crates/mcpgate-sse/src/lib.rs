@@ -1,33 +1,41 @@
-//! An incremental `text/event-stream` parser for the bodies the remote server
-//! streams: fed byte chunks, it yields complete events. The gateway has its
-//! own; this one also keeps `retry:` (the reconnect delay a server may ask
-//! for), and keeps the client crate free of the gateway.
+//! An incremental parser for `text/event-stream` bodies.
+//!
+//! Path: a body arrives in byte chunks → [`Parser::feed`] scans them for
+//! line ends (`\n`, `\r\n`, a lone `\r`, including a `\r\n` split between
+//! two chunks) → each line sets a field of the pending event → an empty line
+//! dispatches it as an [`Event`].
+//!
+//! The gateway reads upstream streams with it and the client bridge reads
+//! remote ones. It sits on the proxy's hot path, so it is a line scanner of
+//! our own rather than a general SSE crate: a data line is copied once, into
+//! the event's buffer, and the event hands that buffer on as [`Bytes`]
+//! without copying again or decoding it as UTF-8.
 
 use bytes::{Buf, Bytes, BytesMut};
 
 /// One dispatched server-sent event.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub(crate) struct Event {
+pub struct Event {
     /// The `event:` field; empty means "message".
-    pub(crate) event: String,
-    /// The `data:` lines joined with `\n`.
-    pub(crate) data: Bytes,
+    pub event: String,
+    /// The `data:` lines joined with `\n`, as sent (not decoded).
+    pub data: Bytes,
     /// The `id:` field, if the event had one.
-    pub(crate) id: Option<String>,
+    pub id: Option<String>,
     /// The `retry:` field in milliseconds, if the event had one.
-    pub(crate) retry: Option<u64>,
+    pub retry: Option<u64>,
 }
 
 impl Event {
-    /// Whether this event carries a JSON-RPC message (`message` type, non-empty data).
-    pub(crate) fn is_message(&self) -> bool {
+    /// Whether this event carries a message: `message` type and non-empty data.
+    pub fn is_message(&self) -> bool {
         (self.event.is_empty() || self.event == "message") && !self.data.is_empty()
     }
 }
 
 /// Feed it chunks; it yields complete events.
 #[derive(Debug)]
-pub(crate) struct Parser {
+pub struct Parser {
     buf: BytesMut,
     event: String,
     data: BytesMut,
@@ -35,16 +43,22 @@ pub(crate) struct Parser {
     id: Option<String>,
     retry: Option<u64>,
     max_event: usize,
+    /// The last line ended in `\r` at the end of a chunk: a `\n` opening the
+    /// next chunk belongs to that line end, not to an empty line (which would
+    /// dispatch the event early). Remembering this, rather than holding the
+    /// `\r` back, dispatches an event ended by a lone `\r` without waiting for
+    /// the next chunk.
+    after_cr: bool,
 }
 
 /// An event grew past the size limit.
 #[derive(Debug, thiserror::Error)]
-#[error("a server-sent event from the remote server exceeded {0} bytes")]
-pub(crate) struct TooLarge(pub(crate) usize);
+#[error("a server-sent event exceeded {0} bytes")]
+pub struct TooLarge(pub usize);
 
 impl Parser {
     /// A parser refusing events larger than `max_event` bytes.
-    pub(crate) fn new(max_event: usize) -> Self {
+    pub fn new(max_event: usize) -> Self {
         Parser {
             buf: BytesMut::new(),
             event: String::new(),
@@ -53,30 +67,26 @@ impl Parser {
             id: None,
             retry: None,
             max_event,
+            after_cr: false,
         }
     }
 
     /// Adds bytes and returns the events they complete.
-    pub(crate) fn feed(&mut self, chunk: &[u8]) -> Result<Vec<Event>, TooLarge> {
+    pub fn feed(&mut self, chunk: &[u8]) -> Result<Vec<Event>, TooLarge> {
         self.buf.extend_from_slice(chunk);
+        if self.after_cr && !self.buf.is_empty() {
+            if self.buf[0] == b'\n' {
+                self.buf.advance(1);
+            }
+            self.after_cr = false;
+        }
         let mut out = Vec::new();
         while let Some(pos) = self.buf.iter().position(|b| *b == b'\n' || *b == b'\r') {
             let line = self.buf.split_to(pos);
-            // \n, \r\n and a lone \r all end a line. A \r at the very end of
-            // the buffer may be the first half of \r\n: the \n, when it comes,
-            // then reads as an empty line, so wait for the next byte.
-            if self.buf.first() == Some(&b'\r') {
-                if self.buf.len() == 1 {
-                    self.buf.unsplit_front(line);
-                    break;
-                }
-                let skip = if self.buf.get(1) == Some(&b'\n') {
-                    2
-                } else {
-                    1
-                };
-                self.buf.advance(skip);
+            if self.buf.first() == Some(&b'\r') && self.buf.get(1) == Some(&b'\n') {
+                self.buf.advance(2);
             } else {
+                self.after_cr = self.buf.first() == Some(&b'\r') && self.buf.len() == 1;
                 self.buf.advance(1);
             }
             self.line(&line, &mut out);
@@ -135,17 +145,7 @@ impl Parser {
     }
 }
 
-trait UnsplitFront {
-    fn unsplit_front(&mut self, front: BytesMut);
-}
-
-impl UnsplitFront for BytesMut {
-    /// Puts `front` back before the buffer's bytes (it was split off them).
-    fn unsplit_front(&mut self, mut front: BytesMut) {
-        front.unsplit(std::mem::take(self));
-        *self = front;
-    }
-}
-
+#[cfg(test)]
+mod props;
 #[cfg(test)]
 mod tests;

@@ -3,10 +3,10 @@
 
 use proptest::prelude::*;
 
-use super::{Event, Parser};
+use super::{Event, Parser, TooLarge};
 
 /// Runs `bytes` through a parser in the chunks that `cuts` describes.
-fn parse_in_chunks(bytes: &[u8], cuts: &[usize]) -> Result<Vec<Event>, super::TooLarge> {
+fn parse_in_chunks(bytes: &[u8], cuts: &[usize]) -> Result<Vec<Event>, TooLarge> {
     let mut parser = Parser::new(1 << 20);
     let mut events = Vec::new();
     let mut at = 0;

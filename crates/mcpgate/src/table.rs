@@ -1,0 +1,40 @@
+//! The aligned tables of the `list` subcommands (keys, clients, signing keys):
+//! a header row, then one row per record, columns two spaces apart.
+
+/// Renders `rows` under `header`, each column as wide as its widest cell,
+/// without trailing spaces; one line per row.
+pub(crate) fn render<const N: usize>(header: [&str; N], rows: Vec<[String; N]>) -> String {
+    let header = header.map(str::to_owned);
+    let mut widths = [0usize; N];
+    for row in std::iter::once(&header).chain(&rows) {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in std::iter::once(&header).chain(&rows) {
+        let line: Vec<String> = row
+            .iter()
+            .zip(widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn columns_are_as_wide_as_their_widest_cell() {
+        let t = super::render(
+            ["A", "LONGER"],
+            vec![
+                ["wide cell".into(), "x".into()],
+                ["b".into(), String::new()],
+            ],
+        );
+        assert_eq!(t, "A          LONGER\nwide cell  x\nb\n");
+    }
+}
