@@ -62,6 +62,7 @@ pub(crate) async fn authenticate(
             .split_once(':')
             .ok_or_else(|| invalid("malformed Basic credentials"))?;
         let id = url_decode(id);
+        mcpgate_telemetry::note_client_id(Some(&id));
         let secret = url_decode(secret);
         if params.get("client_id").is_some_and(|p| p != id) {
             return Err(OAuthError::request(
@@ -71,6 +72,7 @@ pub(crate) async fn authenticate(
         return secret_client(inner, &id, &secret, "client_secret_basic").await;
     }
     let client_id = params.get("client_id");
+    mcpgate_telemetry::note_client_id(client_id);
     if let Some(secret) = params.get("client_secret") {
         let id = client_id
             .ok_or_else(|| OAuthError::request("client_id is required with client_secret"))?;

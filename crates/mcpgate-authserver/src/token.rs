@@ -57,6 +57,7 @@ async fn handle(inner: &Inner, headers: &HeaderMap, body: &str) -> Result<Respon
         }
     };
     crate::clients::used(inner, &client.client).await;
+    mcpgate_telemetry::token_issued(&grant_type, &client.client.id, &issued.scopes);
     Ok(issued.into_response())
 }
 

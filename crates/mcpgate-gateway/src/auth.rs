@@ -269,6 +269,7 @@ impl Guard {
             return Ok(());
         }
         let needed = policy.needed(target);
+        mcpgate_telemetry::note_denied(&format!("insufficient_scope: needs {needed:?}"));
         if p.method == AuthMethod::Anonymous {
             let challenge = self.challenge(upstream, path);
             let mut r = AuthRejection::Missing.into_response(&challenge);

@@ -170,10 +170,16 @@ where
             let verdict = shared.authenticate(req.headers(), req.uri().query()).await;
             match verdict {
                 Ok(principal) => {
+                    mcpgate_telemetry::note_principal(
+                        &principal.subject,
+                        principal.client_id.as_deref(),
+                        principal.method,
+                    );
                     req.extensions_mut().insert(principal);
                     Ok(inner.call(req).await?.map(AuthBody::inner))
                 }
                 Err(rejection) => {
+                    mcpgate_telemetry::note_auth_refused(rejection.error_code());
                     tracing::debug!(
                         status = rejection.status().as_u16(),
                         error = rejection.error_code(),

@@ -20,6 +20,7 @@
 //! read: the verifiers report that as unavailable.
 
 mod api_keys;
+pub mod audit;
 mod error;
 pub mod federation;
 pub mod oauth;

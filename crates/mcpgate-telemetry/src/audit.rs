@@ -209,6 +209,47 @@ pub fn audit(event: AuditEvent) {
     }
 }
 
+/// A security event with the common fields only (one-line hooks).
+pub fn audit_simple(
+    kind: AuditKind,
+    subject: Option<&str>,
+    client_id: Option<&str>,
+    outcome: Option<&str>,
+) {
+    if SINK.get().is_none() {
+        return;
+    }
+    let mut e = AuditEvent::new(kind).client(client_id);
+    e.subject = subject.map(crate::note::clean);
+    e.outcome = outcome.map(str::to_owned);
+    audit(e);
+}
+
+/// The authorization server issued an access token: counts it and records
+/// `token_issued` (`token_refreshed` for the refresh grant).
+pub fn token_issued<'a>(
+    grant_type: &str,
+    client_id: &str,
+    scopes: impl IntoIterator<Item = &'a String>,
+) {
+    crate::metrics().token_issued(grant_type);
+    if SINK.get().is_none() {
+        return;
+    }
+    let kind = if grant_type == "refresh_token" {
+        AuditKind::TokenRefreshed
+    } else {
+        AuditKind::TokenIssued
+    };
+    let scopes: Vec<&str> = scopes.into_iter().map(String::as_str).collect();
+    let mut e = AuditEvent::new(kind)
+        .client(Some(client_id))
+        .with("grant_type", grant_type)
+        .with("scope", scopes.join(" "));
+    let _ = crate::note::NOTE.try_with(|n| e.subject = crate::note::lock(n).subject.clone());
+    audit(e);
+}
+
 pub(crate) fn wants_arguments() -> bool {
     WANTS_ARGS.load(Ordering::Relaxed)
 }

@@ -37,6 +37,16 @@ async fn observe_request(req: Request, next: Next) -> Response {
         .to_owned();
     let method = req.method().clone();
     let path = clean(req.uri().path());
+    // The client an authorization request names is in its query.
+    let query_client = route
+        .ends_with("/authorize")
+        .then(|| req.uri().query())
+        .flatten()
+        .and_then(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .find(|(k, _)| k == "client_id")
+                .map(|(_, v)| clean(&v))
+        });
     let peer = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
@@ -48,7 +58,10 @@ async fn observe_request(req: Request, next: Next) -> Response {
         .filter(|v| !v.is_empty())
         .map(clean)
         .unwrap_or_else(new_request_id);
-    let mut note = Note::default();
+    let mut note = Note {
+        client_id: query_client,
+        ..Note::default()
+    };
     let span = if crate::trace::enabled() {
         let span = tracing::info_span!(
             target: "mcpgate::request",

@@ -29,7 +29,10 @@ mod metrics;
 mod note;
 pub mod trace;
 
-pub use audit::{AuditEvent, AuditKind, AuditSink, ToolArguments, audit, hex, install_audit_sink};
+pub use audit::{
+    AuditEvent, AuditKind, AuditSink, ToolArguments, audit, audit_simple, hex, install_audit_sink,
+    token_issued,
+};
 pub use error::TelemetryError;
 pub use exporter::{MetricsServer, serve_metrics};
 pub use http::{ACCESS_TARGET, observe};

@@ -20,7 +20,7 @@ const MAX_FIELD: usize = 128;
 pub(crate) struct Note {
     pub(crate) subject: Option<String>,
     pub(crate) client_id: Option<String>,
-    pub(crate) verifier: Option<&'static str>,
+    pub(crate) verifier: Option<String>,
     pub(crate) upstream: Option<String>,
     pub(crate) mcp_method: Option<String>,
     pub(crate) session_id: Option<String>,
@@ -62,9 +62,14 @@ pub(crate) fn clean(s: &str) -> String {
 }
 
 /// The caller was authenticated: its subject, OAuth client and how
-/// (`api_key`, `jwt`, …). Counts an allowed authentication decision.
-pub fn note_principal(subject: &str, client_id: Option<&str>, verifier: &'static str) {
-    crate::metrics().auth_decision(verifier, true, "ok");
+/// (`method` serializes to `api_key`, `jwt`, …). Counts an allowed
+/// authentication decision.
+pub fn note_principal(subject: &str, client_id: Option<&str>, method: impl serde::Serialize) {
+    let verifier = match serde_json::to_value(method) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => "other".to_owned(),
+    };
+    crate::metrics().auth_decision(&verifier, true, "ok");
     with(|n| {
         n.subject = Some(clean(subject));
         n.client_id = client_id.map(clean);

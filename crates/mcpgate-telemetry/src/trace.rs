@@ -15,6 +15,7 @@ use opentelemetry_otlp::{Protocol, WithExportConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider, span_processor_with_async_runtime};
+use serde_json::value::RawValue;
 use tracing_opentelemetry::{OpenTelemetryLayer, OpenTelemetrySpanExt};
 use tracing_subscriber::registry::LookupSpan;
 
@@ -197,6 +198,28 @@ pub fn inject_headers(headers: &mut http::HeaderMap) {
             headers.insert(k, v);
         }
     }
+}
+
+/// [`inject_meta`] on a message's raw params: the same text back while
+/// tracing is off, for a message without a method (a response), or when
+/// there is no span; else the params with `_meta` set (a request without
+/// params gets `{"_meta": …}`).
+pub fn inject_meta_raw(
+    method: Option<&str>,
+    params: Option<Box<RawValue>>,
+) -> Option<Box<RawValue>> {
+    if !enabled() || method.is_none() {
+        return params;
+    }
+    let mut value = match params.as_deref() {
+        Some(p) => match serde_json::from_str::<serde_json::Value>(p.get()) {
+            Ok(v) => v,
+            Err(_) => return params,
+        },
+        None => serde_json::Value::Object(Default::default()),
+    };
+    inject_meta(&mut value);
+    serde_json::value::to_raw_value(&value).ok().or(params)
 }
 
 /// Sets `params._meta.traceparent` (and `tracestate`) for the current span in

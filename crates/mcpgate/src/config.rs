@@ -21,6 +21,12 @@ pub(crate) struct Config {
     /// `[authserver]`: the built-in OAuth 2.1 authorization server.
     #[serde(default)]
     pub(crate) authserver: mcpgate_authserver::Settings,
+    #[serde(default)]
+    pub(crate) metrics: crate::observability::MetricsConfig,
+    #[serde(default)]
+    pub(crate) telemetry: crate::observability::TelemetryConfig,
+    #[serde(default)]
+    pub(crate) audit: crate::observability::AuditConfig,
 }
 
 /// `[server]`.

@@ -2,6 +2,7 @@
 //! logging, wires the gateway, and exits with a message and a code on bad input.
 //! It holds no protocol logic of its own.
 
+mod audit_cmd;
 mod auth;
 mod authserver;
 mod bridge_cmd;
@@ -15,6 +16,7 @@ mod init;
 mod keys;
 mod listener;
 mod logging;
+mod observability;
 mod preflight;
 mod resources;
 mod serve;

@@ -125,6 +125,17 @@ async fn post(
         return stateless::unsupported_version(msg.id.clone(), v);
     }
     let session_id = header_str(&headers, SESSION_HEADER);
+    mcpgate_telemetry::note_mcp(
+        &name,
+        msg.method.as_deref(),
+        msg.id.as_deref().map(RawValue::get),
+        session_id,
+        msg.params.as_deref().map(RawValue::get),
+    );
+    let msg = Message {
+        params: mcpgate_telemetry::trace::inject_meta_raw(msg.method.as_deref(), msg.params),
+        ..msg
+    };
     if version == Some(MODERN_VERSION) && session_id.is_none() {
         return stateless::post(gw, name, upstream, &headers, msg, kind, caller).await;
     }

@@ -22,6 +22,13 @@ async fn a_tool_call_is_noted_with_its_name_and_nothing_outside_the_layer() {
             Some(r#"{"name":"create_note","arguments":{"title":"t"}}"#),
         );
         note_principal("alice", Some("cli\u{7}ent"), "api_key");
+        assert!(
+            NOTE.try_with(|n| lock(n).verifier.clone())
+                .ok()
+                .flatten()
+                .as_deref()
+                == Some("api_key")
+        );
     })
     .await;
     let n = lock(&shared);

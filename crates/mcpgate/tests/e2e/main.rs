@@ -29,7 +29,8 @@
 //!   is lost, nothing refused half-happens, storage errors are 503 with `Retry-After`;
 //! - `registration_rate`: open dynamic registration limited per client address;
 //! - `resources`: tokens bound to their upstream, registered resource servers, who may introspect;
-//! - `hardening`: the authorization server against an attacker (issue 10).
+//! - `hardening`: the authorization server against an attacker (issue 10);
+//! - `observability`: `/metrics`, the access log, refused OAuth requests at warn, the audit trail (issue 15).
 
 // Sampling is deprecated by SEP-2577, but clients still use it and the gateway relays it.
 #![allow(deprecated)]
@@ -50,6 +51,7 @@ mod hardening;
 mod harness;
 mod lifecycle;
 mod oauth_rmcp;
+mod observability;
 mod outbound;
 mod registration_rate;
 mod resources;
