@@ -12,6 +12,7 @@ use axum::Router;
 use axum::extract::{ConnectInfo, MatchedPath, Request};
 use axum::middleware::Next;
 use axum::response::Response;
+use opentelemetry::trace::TraceContextExt as _;
 use tracing::Instrument;
 use tracing::field::Empty;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
@@ -178,7 +179,10 @@ fn record_span(span: &tracing::Span, note: &Note, status: u16) {
             Some(tool) => format!("{method} {tool}"),
             None => method.clone(),
         };
-        span.record("otel.name", name);
+        span.record("otel.name", name.as_str());
+        // Once started (injecting the context into an upstream call starts
+        // it) the span takes a new name only this way.
+        span.context().span().update_name(name);
         span.record("mcp.method.name", method.as_str());
     }
     if let Some(tool) = &note.tool {
