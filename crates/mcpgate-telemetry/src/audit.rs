@@ -220,7 +220,7 @@ pub fn audit_simple(
         return;
     }
     let mut e = AuditEvent::new(kind).client(client_id);
-    e.subject = subject.map(crate::note::clean);
+    e.subject = subject.map(crate::clean::clean);
     e.outcome = outcome.map(str::to_owned);
     audit(e);
 }
@@ -242,12 +242,12 @@ pub fn token_issued<'a>(
         AuditKind::TokenIssued
     };
     let scopes: Vec<&str> = scopes.into_iter().map(String::as_str).collect();
-    let mut e = AuditEvent::new(kind)
-        .client(Some(client_id))
-        .with("grant_type", grant_type)
-        .with("scope", scopes.join(" "));
-    let _ = crate::note::NOTE.try_with(|n| e.subject = crate::note::lock(n).subject.clone());
-    audit(e);
+    audit(
+        AuditEvent::new(kind)
+            .client(Some(client_id))
+            .with("grant_type", grant_type)
+            .with("scope", scopes.join(" ")),
+    );
 }
 
 pub(crate) fn wants_arguments() -> bool {

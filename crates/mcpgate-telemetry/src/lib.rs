@@ -21,6 +21,7 @@
 //! tool arguments reach the audit trail as a digest unless configured otherwise.
 
 mod audit;
+mod clean;
 mod error;
 mod exporter;
 mod http;

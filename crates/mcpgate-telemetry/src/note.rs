@@ -11,9 +11,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
-/// The longest value kept from a client-chosen string (ids, names).
-const MAX_FIELD: usize = 128;
+pub(crate) use crate::clean::clean;
 
 /// Everything noted about one request.
 #[derive(Debug, Default)]
@@ -51,14 +51,6 @@ pub(crate) fn lock(n: &Shared) -> MutexGuard<'_, Note> {
 
 fn with(f: impl FnOnce(&mut Note)) {
     let _ = NOTE.try_with(|n| f(&mut lock(n)));
-}
-
-/// A client-chosen string made safe to log: bounded, no control characters.
-pub(crate) fn clean(s: &str) -> String {
-    s.chars()
-        .take(MAX_FIELD)
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect()
 }
 
 /// The caller was authenticated: its subject, OAuth client and how
@@ -143,10 +135,18 @@ pub fn note_mcp(
             }
         }
     });
+    // Continues the caller's trace unless a header already did.
     if let Some(meta) = parsed.and_then(|p| p.meta)
         && let Some(tp) = meta.traceparent
+        && let Some(cx) = crate::trace::parent_from_meta(&tp, meta.tracestate.as_deref())
     {
-        crate::trace::continue_from_meta(&tp, meta.tracestate.as_deref());
+        with(|n| {
+            if !n.has_parent
+                && let Some(span) = &n.span
+            {
+                n.has_parent = span.set_parent(cx).is_ok();
+            }
+        });
     }
 }
 

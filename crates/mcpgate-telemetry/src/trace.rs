@@ -147,26 +147,19 @@ pub(crate) fn parent_from_headers(headers: &http::HeaderMap) -> Option<opentelem
     valid(TraceContextPropagator::new().extract(&Headers(headers)))
 }
 
-/// Continues the trace named in `params._meta` unless a header already did.
-pub(crate) fn continue_from_meta(traceparent: &str, tracestate: Option<&str>) {
+/// The trace context a `params._meta.traceparent` names, when valid.
+pub(crate) fn parent_from_meta(
+    traceparent: &str,
+    tracestate: Option<&str>,
+) -> Option<opentelemetry::Context> {
     if !enabled() {
-        return;
+        return None;
     }
     let mut carrier = HashMap::from([("traceparent".to_owned(), traceparent.to_owned())]);
     if let Some(ts) = tracestate {
         carrier.insert("tracestate".to_owned(), ts.to_owned());
     }
-    let Some(cx) = valid(TraceContextPropagator::new().extract(&carrier)) else {
-        return;
-    };
-    let _ = crate::note::NOTE.try_with(|n| {
-        let mut n = crate::note::lock(n);
-        if !n.has_parent
-            && let Some(span) = &n.span
-        {
-            n.has_parent = span.set_parent(cx).is_ok();
-        }
-    });
+    valid(TraceContextPropagator::new().extract(&carrier))
 }
 
 /// The current span's context as W3C headers (`traceparent`, and

@@ -22,11 +22,11 @@ pub(crate) struct Config {
     #[serde(default)]
     pub(crate) authserver: mcpgate_authserver::Settings,
     #[serde(default)]
-    pub(crate) metrics: crate::observability::MetricsConfig,
+    pub(crate) metrics: crate::telemetry_config::MetricsConfig,
     #[serde(default)]
-    pub(crate) telemetry: crate::observability::TelemetryConfig,
+    pub(crate) telemetry: crate::telemetry_config::TelemetryConfig,
     #[serde(default)]
-    pub(crate) audit: crate::observability::AuditConfig,
+    pub(crate) audit: crate::telemetry_config::AuditConfig,
 }
 
 /// `[server]`.

@@ -3,6 +3,7 @@
 //! It holds no protocol logic of its own.
 
 mod audit_cmd;
+mod audit_record;
 mod auth;
 mod authserver;
 mod bridge_cmd;
@@ -21,6 +22,7 @@ mod preflight;
 mod resources;
 mod serve;
 mod signing_keys;
+mod telemetry_config;
 mod users;
 mod vault_cmd;
 

@@ -58,5 +58,5 @@ async fn only_tools_call_names_a_tool() {
 
 #[test]
 fn long_values_are_cut() {
-    assert_eq!(clean(&"a".repeat(1000)).len(), MAX_FIELD);
+    assert_eq!(clean(&"a".repeat(1000)).len(), crate::clean::MAX_FIELD);
 }

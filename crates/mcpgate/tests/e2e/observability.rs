@@ -65,16 +65,26 @@ async fn metrics_count_http_and_mcp_requests_on_their_own_listener() {
 
     let text = scrape(port).await;
     assert!(
-        sample(&text, "mcpgate_http_requests_total{route=\"/mcp/{name}\",status=\"200\"}")
-            .is_some_and(|v| v >= 3.0),
+        sample(
+            &text,
+            "mcpgate_http_requests_total{route=\"/mcp/{name}\",status=\"200\"}"
+        )
+        .is_some_and(|v| v >= 3.0),
         "{text}"
     );
     assert_eq!(
-        sample(&text, "mcpgate_http_requests_total{route=\"unmatched\",status=\"404\"}"),
+        sample(
+            &text,
+            "mcpgate_http_requests_total{route=\"unmatched\",status=\"404\"}"
+        ),
         Some(1.0),
         "{text}"
     );
-    for (method, n) in [("initialize", 1.0), ("tools/call", 1.0), ("tools/list", 1.0)] {
+    for (method, n) in [
+        ("initialize", 1.0),
+        ("tools/call", 1.0),
+        ("tools/list", 1.0),
+    ] {
         let series = format!(
             "mcpgate_mcp_requests_total{{upstream=\"demo\",method=\"{method}\",outcome=\"ok\"}}"
         );
@@ -85,7 +95,10 @@ async fn metrics_count_http_and_mcp_requests_on_their_own_listener() {
             || text.contains("mcpgate_mcp_request_duration_seconds_count{upstream=\"demo\",method=\"tools/call\"} 1"),
         "{text}"
     );
-    assert!(!text.contains("xxxxxxxx"), "a path reached a label:\n{text}");
+    assert!(
+        !text.contains("xxxxxxxx"),
+        "a path reached a label:\n{text}"
+    );
 
     // One JSON access log line per request, with what the gateway learnt.
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -101,8 +114,16 @@ async fn metrics_count_http_and_mcp_requests_on_their_own_listener() {
     assert_eq!(f["status"], 200, "{call}");
     assert_eq!(f["upstream"], "demo", "{call}");
     assert_eq!(f["mcp_method"], "tools/call", "{call}");
-    assert!(f["request_id"].as_str().is_some_and(|s| !s.is_empty()), "{call}");
-    assert!(f["client"].as_str().is_some_and(|s| s.starts_with("127.0.0.1:")), "{call}");
+    assert!(
+        f["request_id"].as_str().is_some_and(|s| !s.is_empty()),
+        "{call}"
+    );
+    assert!(
+        f["client"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("127.0.0.1:")),
+        "{call}"
+    );
     assert!(f["duration_ms"].as_f64().is_some(), "{call}");
     gw.stop().await;
 }
@@ -116,7 +137,11 @@ async fn metrics_listener_is_off_with_an_empty_address() {
         config(&demo_stdio_upstream("demo", notes.path(), ""))
     );
     let mut gw = Gateway::start(&cfg).await;
-    assert!(!gw.log_tail(100).contains("serving metrics"), "{}", gw.log_tail(100));
+    assert!(
+        !gw.log_tail(100).contains("serving metrics"),
+        "{}",
+        gw.log_tail(100)
+    );
     // Nothing of ours listens there (the port was free before the start).
     assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
     gw.stop().await;
@@ -146,7 +171,10 @@ async fn a_refused_token_request_is_logged_at_warn_with_its_client_and_reason() 
         .unwrap_or_else(|| panic!("no warn line for the refused /token:\n{log}"));
     assert!(line.contains("no-such-client"), "{line}");
     assert!(line.contains(&error), "{line}");
-    assert!(!line.contains("made-up"), "the code reached the log: {line}");
+    assert!(
+        !line.contains("made-up"),
+        "the code reached the log: {line}"
+    );
     gw.stop().await;
 }
 
@@ -183,7 +211,11 @@ fn sqlite(db: &Path, sql: &str) {
         .arg(sql)
         .output()
         .expect("python3");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[tokio::test]
@@ -196,7 +228,10 @@ async fn the_audit_trail_records_tool_calls_and_names_tampering() {
     let session = raw.initialize().await;
     let args = json!({ "title": "audit", "content": "secret-ish words" });
     let created = raw
-        .call(&session, &tool_call(json!(2), "create_secure_note", args.clone()))
+        .call(
+            &session,
+            &tool_call(json!(2), "create_secure_note", args.clone()),
+        )
         .await;
     assert!(created.get("result").is_some(), "{created}");
     // Written by the server's writer, which a clean stop flushes.
@@ -209,7 +244,11 @@ async fn the_audit_trail_records_tool_calls_and_names_tampering() {
 
     let all = audit_json(&data, &[]);
     let kinds: Vec<&str> = all.iter().filter_map(|r| r["kind"].as_str()).collect();
-    assert_eq!(kinds, ["tool_called", "api_key_created", "api_key_revoked"], "{all:?}");
+    assert_eq!(
+        kinds,
+        ["tool_called", "api_key_created", "api_key_revoked"],
+        "{all:?}"
+    );
     let call = &all[0];
     assert_eq!(call["upstream"], "demo", "{call}");
     assert_eq!(call["tool"], "create_secure_note", "{call}");
@@ -218,8 +257,15 @@ async fn the_audit_trail_records_tool_calls_and_names_tampering() {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    assert_eq!(call["detail"]["arguments_sha256"], digest.as_str(), "{call}");
-    assert!(!call.to_string().contains("secret-ish"), "arguments reached the trail: {call}");
+    assert_eq!(
+        call["detail"]["arguments_sha256"],
+        digest.as_str(),
+        "{call}"
+    );
+    assert!(
+        !call.to_string().contains("secret-ish"),
+        "arguments reached the trail: {call}"
+    );
     assert_eq!(all[1]["prev_hash"], call["hash"]);
     let only = audit_json(&data, &["--kind", "api_key_created"]);
     assert_eq!(only.len(), 1);
