@@ -110,6 +110,7 @@ pub(crate) async fn authenticate(
     }
     if let Some(pair) = basic {
         let (id, secret) = pair.ok_or_else(|| invalid("malformed Basic credentials"))?;
+        mcpgate_telemetry::note_client_id(Some(&id));
         if params.get("client_id").is_some_and(|p| p != id) {
             return Err(OAuthError::request(
                 "client_id differs from the authenticated client",
@@ -118,6 +119,7 @@ pub(crate) async fn authenticate(
         return secret_client(inner, &id, &secret, "client_secret_basic").await;
     }
     let client_id = params.get("client_id");
+    mcpgate_telemetry::note_client_id(client_id);
     if let Some(secret) = params.get("client_secret") {
         let id = client_id
             .ok_or_else(|| OAuthError::request("client_id is required with client_secret"))?;

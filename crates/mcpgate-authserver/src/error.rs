@@ -216,6 +216,7 @@ impl OAuthError {
 
 impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
+        mcpgate_telemetry::note_oauth_error(self.code.as_str(), &self.description);
         let mut resp = (
             self.code.status(),
             Json(serde_json::json!({

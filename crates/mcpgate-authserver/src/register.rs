@@ -261,6 +261,12 @@ async fn register(inner: &Inner, headers: &HeaderMap, body: &str) -> Result<Resp
         .await
         .map_err(OAuthError::store)?;
     tracing::info!(client = %row.client_id, name = row.metadata.get("client_name").and_then(|v| v.as_str()).unwrap_or(""), "client registered");
+    mcpgate_telemetry::audit_simple(
+        mcpgate_telemetry::AuditKind::ClientRegistered,
+        None,
+        Some(&row.client_id),
+        Some("dynamic"),
+    );
     Ok(response(
         inner,
         &row,

@@ -52,5 +52,6 @@ async fn handle(
         }
     };
     crate::clients::used(inner, &client.client).await;
+    mcpgate_telemetry::token_issued(&grant_type, &client.client.id, &issued.scopes);
     Ok(issued.into_response())
 }

@@ -230,6 +230,7 @@ impl Guard {
             None => Target::Upstream,
         };
         policy.authorize(&caller.proof, target).map_err(|r| {
+            mcpgate_telemetry::note_denied(&format!("{}: {r}", r.error_code()));
             r.into_response(&self.challenge(upstream, &caller.path))
                 .map(axum::body::Body::from)
                 .into_response()

@@ -304,11 +304,14 @@ where
             let (mut parts, body) = req.into_parts();
             match shared.authenticate(&mut parts).await {
                 Ok(caller) => {
+                    let p = caller.principal();
+                    mcpgate_telemetry::note_principal(p.subject(), p.client_id(), p.method());
                     parts.extensions.insert(caller);
                     let req = Request::from_parts(parts, body);
                     Ok(inner.call(req).await?.map(AuthBody::inner))
                 }
                 Err(rejection) => {
+                    mcpgate_telemetry::note_auth_refused(rejection.error_code());
                     tracing::debug!(
                         path = parts.uri.path(),
                         status = rejection.status().as_u16(),

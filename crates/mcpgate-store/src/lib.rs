@@ -42,6 +42,7 @@
 //! as unavailable.
 
 mod api_keys;
+pub mod audit;
 mod error;
 pub mod federation;
 pub mod oauth;

@@ -79,6 +79,11 @@ enum Command {
         #[command(subcommand)]
         command: crate::vault_cmd::VaultCommand,
     },
+    /// List, verify and prune the audit trail of security events.
+    Audit {
+        #[command(subcommand)]
+        command: crate::audit_cmd::AuditCommand,
+    },
     #[command(flatten)]
     Client(crate::client_cmd::ClientCommand),
     /// Serve a remote MCP server as a local stdio server (for apps that speak only stdio).
@@ -146,6 +151,7 @@ pub(crate) async fn run(cli: Cli) -> ExitCode {
         Command::Resources { command } => crate::resources::run(command).await,
         Command::SigningKeys { command } => crate::signing_keys::run(command).await,
         Command::Vault { command } => crate::vault_cmd::run(command).await,
+        Command::Audit { command } => crate::audit_cmd::run(command).await,
         Command::Client(command) => crate::client_cmd::run(command).await,
         Command::Bridge(args) => crate::bridge_cmd::run(args).await,
         Command::Config(args) => crate::bridge_cmd::config(args),

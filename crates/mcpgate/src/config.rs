@@ -27,6 +27,12 @@ pub(crate) struct Config {
     /// `[authserver]`: the built-in OAuth 2.1 authorization server.
     #[serde(default)]
     pub(crate) authserver: mcpgate_authserver::Settings,
+    #[serde(default)]
+    pub(crate) metrics: crate::telemetry_config::MetricsConfig,
+    #[serde(default)]
+    pub(crate) telemetry: crate::telemetry_config::TelemetryConfig,
+    #[serde(default)]
+    pub(crate) audit: crate::telemetry_config::AuditConfig,
 }
 
 /// `[server]`.

@@ -148,6 +148,7 @@ async fn create(
         .create_api_key(name, &subject, &scopes, expires_at)
         .await
         .map_err(|e| e.to_string())?;
+    crate::audit_record::key_created(&store, name, &subject).await;
     store.close().await;
     println!("{key}");
     eprintln!(
@@ -179,6 +180,7 @@ async fn revoke(name: &str, args: &StoreArgs) -> Result<(), String> {
         .revoke_api_key(name)
         .await
         .map_err(|e| e.to_string())?;
+    crate::audit_record::key_revoked(&store, name, newly).await;
     store.close().await;
     if newly {
         eprintln!("Revoked API key {name:?}; a running server refuses it within a second.");

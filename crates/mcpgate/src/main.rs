@@ -19,6 +19,8 @@
 //! their lists drawn by `table`), `init`, `demo` (the demo MCP server), and
 //! the client side (`client_cmd`: login/call/token; `bridge_cmd`).
 
+mod audit_cmd;
+mod audit_record;
 mod auth;
 mod authserver;
 mod bridge_cmd;
@@ -33,6 +35,7 @@ mod keys;
 mod listener;
 mod logging;
 mod manual;
+mod observability;
 mod preflight;
 mod random;
 mod resources;
@@ -40,6 +43,7 @@ mod serve;
 mod shutdown;
 mod signing_keys;
 mod table;
+mod telemetry_config;
 mod users;
 mod vault_cmd;
 

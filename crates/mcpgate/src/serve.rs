@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use mcpgate_gateway::{Gateway, GatewayConfig, Isolation, OriginPolicy, UpstreamConfig};
 
-use crate::config::{self, AuthMode, Config, LogFormat};
+use crate::config::{self, AuthMode, LogFormat};
 
 /// `mcpgate serve`.
 #[derive(Debug, clap::Args)]
@@ -86,7 +86,9 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
     if !problems.is_empty() {
         return report(&problems);
     }
-    crate::logging::init(cfg.server.log_format, "info,mcpgate::upstream::stderr=info");
+    let Ok(tracing) = crate::observability::init_logging(&cfg) else {
+        return ExitCode::from(1);
+    };
     if let Err(e) = create_data_dir(&cfg.server.data_dir) {
         eprintln!(
             "mcpgate: cannot create the data directory {}: {e}",
@@ -169,6 +171,10 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
             "authentication is DISABLED: anyone who can reach {local} can use every upstream; for development on loopback only"
         );
     }
+    let obs = match crate::observability::start(&cfg, tracing).await {
+        Ok(o) => o,
+        Err(e) => return report(&[e]),
+    };
     let base = public_url.as_str().trim_end_matches('/').to_owned();
     // What the restart banners tell the user to pass as --data-dir.
     let data_dir_abs =
@@ -187,6 +193,9 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
             (None, _) => crate::init::DemoAuth::KeyExists(&data_dir_abs),
         };
         print!("{}", crate::init::demo_banner(&base, &auth));
+        if let Some(u) = obs.metrics_url() {
+            println!("mcpgate: metrics at {u}");
+        }
         if let Some(a) = &authserver {
             print!(
                 "{}",
@@ -196,6 +205,7 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
     }
     let _reaper = gateway.spawn_reaper(Duration::from_secs(30));
     let app = crate::authserver::merge(gateway.router(), authserver.as_ref());
+    let app = mcpgate_telemetry::observe(app);
     let _maintenance = authserver.as_ref().map(|a| {
         a.spawn_maintenance(
             cfg.authserver
@@ -228,6 +238,7 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
         let _ = tokio::time::timeout(ABORT_FLUSH, server.drained()).await;
     }
     gateway.shutdown(Duration::from_secs(5)).await;
+    obs.stop().await;
     tracing::info!("stopped");
     ExitCode::SUCCESS
 }

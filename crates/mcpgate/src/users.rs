@@ -87,6 +87,7 @@ async fn add(name: &str, from_stdin: bool, scopes: &str, args: &StoreArgs) -> Re
         .add_user(name, &password, &scopes)
         .await
         .map_err(|e| e.to_string())?;
+    crate::audit_record::user_changed(&store, name, true).await;
     store.close().await;
     eprintln!("Added user {name:?}.");
     Ok(())
@@ -144,6 +145,7 @@ async fn list(args: &StoreArgs) -> Result<(), String> {
 async fn remove(name: &str, args: &StoreArgs) -> Result<(), String> {
     let store = args.existing().await?;
     store.remove_user(name).await.map_err(|e| e.to_string())?;
+    crate::audit_record::user_changed(&store, name, false).await;
     store.close().await;
     eprintln!("Removed user {name:?}.");
     Ok(())

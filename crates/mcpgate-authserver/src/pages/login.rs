@@ -210,6 +210,12 @@ pub(crate) async fn post(
         // The reservation stays: it is the failure count.
         drop(reservation);
         tracing::info!(user = %username, "failed sign-in");
+        mcpgate_telemetry::audit_simple(
+            mcpgate_telemetry::AuditKind::SignInFailed,
+            Some(&username),
+            None,
+            Some("unknown user or wrong password"),
+        );
         return page(
             &inner,
             StatusCode::UNAUTHORIZED,
@@ -227,6 +233,12 @@ pub(crate) async fn post(
     match session::start(&inner, Some(user.name.clone())).await {
         Ok((_, cookie)) => {
             tracing::info!(user = %user.name, "signed in");
+            mcpgate_telemetry::audit_simple(
+                mcpgate_telemetry::AuditKind::SignIn,
+                Some(&user.name),
+                None,
+                Some("ok"),
+            );
             with_cookie(see_other(&next), Some(cookie))
         }
         Err(e) => e.into_response(),

@@ -87,6 +87,12 @@ async fn replayed(inner: &Inner, row: &CodeRow) -> OAuthError {
     {
         Ok(true) => {
             tracing::warn!(client = %row.client_id, "authorization code replayed: its grant is revoked");
+            mcpgate_telemetry::audit_simple(
+                mcpgate_telemetry::AuditKind::ReplayDetected,
+                None,
+                Some(&row.client_id),
+                Some("authorization_code"),
+            );
         }
         Ok(false) => {}
         Err(e) => return OAuthError::store(e),

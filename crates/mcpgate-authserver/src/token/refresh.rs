@@ -76,6 +76,12 @@ pub(super) async fn exchange(
                 .await
                 .map_err(OAuthError::store)?;
             tracing::warn!(client = %client.client.id, subject = %grant.subject, "a rotated refresh token was reused: the grant is revoked");
+            mcpgate_telemetry::audit_simple(
+                mcpgate_telemetry::AuditKind::ReplayDetected,
+                Some(&grant.subject),
+                Some(&client.client.id),
+                Some("refresh_token"),
+            );
             return Err(OAuthError::grant(
                 "this refresh token was already used; as a precaution the grant is revoked, sign in again",
             ));

@@ -52,6 +52,17 @@ async fn post(
     let Post { headers, msg, kind } = post;
     let Endpoint { name, upstream, .. } = endpoint;
     let session_id = header_str(&headers, SESSION_HEADER);
+    mcpgate_telemetry::note_mcp(
+        &name,
+        msg.method.as_deref(),
+        msg.id.as_deref().map(RawValue::get),
+        session_id,
+        msg.params.as_deref().map(RawValue::get),
+    );
+    let msg = Message {
+        params: mcpgate_telemetry::trace::inject_meta_raw(msg.method.as_deref(), msg.params),
+        ..msg
+    };
     if let Err(r) = gw.shared.guard.authorize(&name, &caller.authed, &msg) {
         return r;
     }

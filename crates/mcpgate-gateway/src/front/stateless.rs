@@ -148,6 +148,17 @@ async fn post(
     if let Err(r) = check_headers(&headers, &msg, kind) {
         return r;
     }
+    mcpgate_telemetry::note_mcp(
+        &name,
+        msg.method.as_deref(),
+        msg.id.as_deref().map(serde_json::value::RawValue::get),
+        None,
+        msg.params.as_deref().map(serde_json::value::RawValue::get),
+    );
+    let msg = Message {
+        params: mcpgate_telemetry::trace::inject_meta_raw(msg.method.as_deref(), msg.params),
+        ..msg
+    };
     if let Err(r) = gw.shared.guard.authorize(&name, &caller.authed, &msg) {
         return r;
     }

@@ -385,6 +385,7 @@ impl HttpLink {
         accept: &'static str,
     ) -> Result<(HeaderMap, Option<crate::credentials::Used>), UpstreamError> {
         let mut h = self.session_headers(accept);
+        mcpgate_telemetry::trace::inject_headers(&mut h);
         if self.up.credentials.is_empty() {
             return Ok((h, None));
         }

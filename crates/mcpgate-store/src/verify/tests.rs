@@ -37,7 +37,7 @@ async fn api_keys_verify_from_either_header() {
         assert_eq!(ok.principal().method(), AuthMethod::ApiKey);
         assert!(ok.principal().has_scope("notes:read") && !ok.principal().has_scope("notes:write"));
         assert_eq!(ok.principal().claims()["key_name"], "ci");
-        assert!(ok.cache_for <= Duration::from_secs(1));
+        assert!(ok.cache_for() <= Duration::from_secs(1));
     }
     assert!(!v.accepts(&Credential::Bearer("eyJhbGciOi.x.y".into())));
     assert!(!v.accepts(&basic("u", "mcpg_x")));
@@ -140,7 +140,7 @@ async fn basic_users_verify() {
     assert_eq!(ok.principal().subject(), "alice");
     assert_eq!(ok.principal().method(), AuthMethod::Basic);
     assert_eq!(*ok.principal().scopes(), scopes("notes:read notes:write"));
-    assert!(ok.cache_for <= Duration::from_secs(1));
+    assert!(ok.cache_for() <= Duration::from_secs(1));
 
     assert_eq!(
         invalid(v.verify(&basic("alice", "nope")).await),

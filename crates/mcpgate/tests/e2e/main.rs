@@ -31,6 +31,7 @@
 //! - `resources`: tokens bound to their upstream, registered resource servers, who may introspect;
 //! - `hardening`: the authorization server against an attacker (issue 10);
 //! - `ops`: configuration from the environment, `check-config --show`, colours, the demo's small things (issue 15).
+//! - `observability`: `/metrics`, the access log, refused OAuth requests at warn, the audit trail (issue 15).
 
 // Sampling is deprecated by SEP-2577, but clients still use it and the gateway relays it.
 #![allow(deprecated)]
@@ -51,6 +52,7 @@ mod hardening;
 mod harness;
 mod lifecycle;
 mod oauth_rmcp;
+mod observability;
 mod ops;
 mod outbound;
 mod registration_rate;

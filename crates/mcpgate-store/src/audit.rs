@@ -1,0 +1,383 @@
+//! The audit trail: security events, append-only and hash-chained.
+//!
+//! A record's hash is the SHA-256 of its canonical form, a JSON array of its
+//! fields in a fixed order ending with the previous record's hash. The
+//! `audit_chain` row keeps the newest record's hash (a deleted newest record
+//! is noticed) and the last pruned one's (the oldest kept record still links
+//! after `prune`). [`Store::audit_verify`] walks the chain and names the first
+//! record that was edited or is missing. This detects tampering with the
+//! database file by anyone who does not also recompute every later hash; it is
+//! not a signature.
+
+use std::time::SystemTime;
+
+use sha2::{Digest, Sha256};
+use sqlx::Row as _;
+use sqlx::sqlite::SqliteRow;
+
+use crate::time::{from_unix, to_unix};
+use crate::{Store, StoreError};
+
+/// A record to append. `detail` is a JSON object's text.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct NewAuditRecord {
+    /// The event kind (`sign_in`, `tool_called`, …).
+    pub kind: String,
+    /// Who.
+    pub subject: Option<String>,
+    /// Through which OAuth client.
+    pub client_id: Option<String>,
+    /// Which upstream.
+    pub upstream: Option<String>,
+    /// Which tool.
+    pub tool: Option<String>,
+    /// How it ended.
+    pub outcome: Option<String>,
+    /// The rest, as a JSON object (never a secret).
+    pub detail: String,
+}
+
+impl NewAuditRecord {
+    /// A record of this kind with no detail.
+    pub fn new(kind: impl Into<String>) -> Self {
+        NewAuditRecord {
+            kind: kind.into(),
+            detail: "{}".to_owned(),
+            ..Default::default()
+        }
+    }
+}
+
+/// A stored record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AuditRecord {
+    /// Its position in the chain, from 1.
+    pub seq: i64,
+    /// When it was written.
+    pub at: SystemTime,
+    /// The event kind.
+    pub kind: String,
+    /// Who.
+    pub subject: Option<String>,
+    /// Through which OAuth client.
+    pub client_id: Option<String>,
+    /// Which upstream.
+    pub upstream: Option<String>,
+    /// Which tool.
+    pub tool: Option<String>,
+    /// How it ended.
+    pub outcome: Option<String>,
+    /// A JSON object's text.
+    pub detail: String,
+    /// The previous record's hash (hex).
+    pub prev_hash: String,
+    /// This record's hash (hex).
+    pub hash: String,
+}
+
+impl AuditRecord {
+    fn from_row(r: &SqliteRow) -> Result<Self, sqlx::Error> {
+        Ok(AuditRecord {
+            seq: r.try_get("seq")?,
+            at: from_unix(r.try_get("at")?),
+            kind: r.try_get("kind")?,
+            subject: r.try_get("subject")?,
+            client_id: r.try_get("client_id")?,
+            upstream: r.try_get("upstream")?,
+            tool: r.try_get("tool")?,
+            outcome: r.try_get("outcome")?,
+            detail: r.try_get("detail")?,
+            prev_hash: r.try_get("prev_hash")?,
+            hash: r.try_get("hash")?,
+        })
+    }
+
+    /// The hash this record's fields give; differs from `hash` when edited.
+    pub fn computed_hash(&self) -> String {
+        chain_hash(
+            self.seq,
+            to_unix(self.at),
+            &NewAuditRecord {
+                kind: self.kind.clone(),
+                subject: self.subject.clone(),
+                client_id: self.client_id.clone(),
+                upstream: self.upstream.clone(),
+                tool: self.tool.clone(),
+                outcome: self.outcome.clone(),
+                detail: self.detail.clone(),
+            },
+            &self.prev_hash,
+        )
+    }
+}
+
+/// The SHA-256 of a record's canonical form: a JSON array, fields in a fixed
+/// order (serde_json writes arrays of strings and numbers one way only).
+fn chain_hash(seq: i64, at: i64, r: &NewAuditRecord, prev: &str) -> String {
+    let canonical = serde_json::json!([
+        seq,
+        at,
+        r.kind,
+        r.subject,
+        r.client_id,
+        r.upstream,
+        r.tool,
+        r.outcome,
+        r.detail,
+        prev
+    ]);
+    let digest = Sha256::digest(canonical.to_string().as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Which records to list.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct AuditFilter {
+    /// At or after this time.
+    pub since: Option<SystemTime>,
+    /// This subject only.
+    pub subject: Option<String>,
+    /// This kind only.
+    pub kind: Option<String>,
+}
+
+impl AuditFilter {
+    /// No filter.
+    pub fn new(since: Option<SystemTime>, subject: Option<String>, kind: Option<String>) -> Self {
+        AuditFilter {
+            since,
+            subject,
+            kind,
+        }
+    }
+}
+
+/// What `verify` found wrong first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ChainBreak {
+    /// The record's fields no longer give its hash.
+    Edited {
+        /// The record.
+        seq: i64,
+    },
+    /// The record's link does not match the record before it: that one (or a
+    /// run of them) was deleted, or rewritten with its hash recomputed.
+    Broken {
+        /// The record whose link does not match.
+        seq: i64,
+        /// The first missing sequence number, when numbers are skipped.
+        missing_from: Option<i64>,
+    },
+    /// The newest records are gone (the chain's head names a later one).
+    TailMissing {
+        /// The last record present.
+        last: i64,
+        /// The newest record the chain recorded.
+        head: i64,
+    },
+}
+
+impl std::fmt::Display for ChainBreak {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ChainBreak::Edited { seq } => {
+                write!(
+                    f,
+                    "record {seq} was edited: its fields do not give its hash"
+                )
+            }
+            ChainBreak::Broken {
+                seq,
+                missing_from: Some(from),
+            } if from + 1 == *seq => write!(
+                f,
+                "record {from} was deleted: record {seq} links to a record that is not there"
+            ),
+            ChainBreak::Broken {
+                seq,
+                missing_from: Some(from),
+            } => write!(
+                f,
+                "records {from} to {} were deleted: record {seq} links to a record that is not there",
+                seq - 1
+            ),
+            ChainBreak::Broken {
+                seq,
+                missing_from: None,
+            } => write!(
+                f,
+                "record {} was rewritten: record {seq} does not link to it",
+                seq - 1
+            ),
+            ChainBreak::TailMissing { last, head } if last + 1 == *head => {
+                write!(f, "record {head} (the newest) was deleted")
+            }
+            ChainBreak::TailMissing { last, head } => {
+                write!(
+                    f,
+                    "records {} to {head} (the newest) were deleted",
+                    last + 1
+                )
+            }
+        }
+    }
+}
+
+/// The result of [`Store::audit_verify`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AuditVerification {
+    /// Records checked.
+    pub checked: u64,
+    /// The first problem, if any.
+    pub broken: Option<ChainBreak>,
+}
+
+impl Store {
+    /// Appends one record, linked to the newest.
+    pub async fn audit_append(&self, r: &NewAuditRecord) -> Result<AuditRecord, StoreError> {
+        let at = to_unix(SystemTime::now());
+        let mut tx = self.pool.begin().await?;
+        // Writing first takes SQLite's write lock before anything is read, so
+        // two processes appending cannot both link to the same head.
+        let head = sqlx::query(
+            "UPDATE audit_chain SET head_seq = head_seq + 1 WHERE id = 1 RETURNING head_seq, head_hash",
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        let seq: i64 = head.try_get("head_seq")?;
+        let prev: String = head.try_get("head_hash")?;
+        let hash = chain_hash(seq, at, r, &prev);
+        sqlx::query(
+            "INSERT INTO audit_log (seq, at, kind, subject, client_id, upstream, tool, outcome, detail, prev_hash, hash) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(seq)
+        .bind(at)
+        .bind(&r.kind)
+        .bind(&r.subject)
+        .bind(&r.client_id)
+        .bind(&r.upstream)
+        .bind(&r.tool)
+        .bind(&r.outcome)
+        .bind(&r.detail)
+        .bind(&prev)
+        .bind(&hash)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE audit_chain SET head_hash = ? WHERE id = 1")
+            .bind(&hash)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(AuditRecord {
+            seq,
+            at: from_unix(at),
+            kind: r.kind.clone(),
+            subject: r.subject.clone(),
+            client_id: r.client_id.clone(),
+            upstream: r.upstream.clone(),
+            tool: r.tool.clone(),
+            outcome: r.outcome.clone(),
+            detail: r.detail.clone(),
+            prev_hash: prev,
+            hash,
+        })
+    }
+
+    /// Records matching `filter`, oldest first.
+    pub async fn audit_list(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM audit_log WHERE at >= ? AND (? IS NULL OR subject = ?) \
+             AND (? IS NULL OR kind = ?) ORDER BY seq",
+        )
+        .bind(filter.since.map_or(i64::MIN, to_unix))
+        .bind(&filter.subject)
+        .bind(&filter.subject)
+        .bind(&filter.kind)
+        .bind(&filter.kind)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(AuditRecord::from_row)
+            .collect::<Result<_, _>>()
+            .map_err(Into::into)
+    }
+
+    /// Walks the whole chain and reports the first record edited or missing.
+    pub async fn audit_verify(&self) -> Result<AuditVerification, StoreError> {
+        let ends =
+            sqlx::query("SELECT head_seq, pruned_seq, pruned_hash FROM audit_chain WHERE id = 1")
+                .fetch_one(&self.pool)
+                .await?;
+        let head: i64 = ends.try_get("head_seq")?;
+        let mut expect_seq: i64 = ends.try_get::<i64, _>("pruned_seq")? + 1;
+        let mut expect_prev: String = ends.try_get("pruned_hash")?;
+        let records = self.audit_list(&AuditFilter::default()).await?;
+        let mut checked = 0;
+        for r in &records {
+            if r.computed_hash() != r.hash {
+                return Ok(AuditVerification {
+                    checked,
+                    broken: Some(ChainBreak::Edited { seq: r.seq }),
+                });
+            }
+            if r.prev_hash != expect_prev || r.seq != expect_seq {
+                return Ok(AuditVerification {
+                    checked,
+                    broken: Some(ChainBreak::Broken {
+                        seq: r.seq,
+                        missing_from: (r.seq > expect_seq).then_some(expect_seq),
+                    }),
+                });
+            }
+            expect_prev = r.hash.clone();
+            expect_seq = r.seq + 1;
+            checked += 1;
+        }
+        let broken = (expect_seq <= head).then_some(ChainBreak::TailMissing {
+            last: expect_seq - 1,
+            head,
+        });
+        Ok(AuditVerification { checked, broken })
+    }
+
+    /// Deletes the records written before `before`, and remembers the last
+    /// one deleted so that the chain still verifies. Returns how many went.
+    pub async fn audit_prune(&self, before: SystemTime) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        // Locks first (see audit_append).
+        sqlx::query("UPDATE audit_chain SET pruned_seq = pruned_seq WHERE id = 1")
+            .execute(&mut *tx)
+            .await?;
+        let last =
+            sqlx::query("SELECT seq, hash FROM audit_log WHERE at < ? ORDER BY seq DESC LIMIT 1")
+                .bind(to_unix(before))
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some(last) = last else {
+            return Ok(0);
+        };
+        let seq: i64 = last.try_get("seq")?;
+        let hash: String = last.try_get("hash")?;
+        let gone = sqlx::query("DELETE FROM audit_log WHERE seq <= ?")
+            .bind(seq)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        sqlx::query("UPDATE audit_chain SET pruned_seq = ?, pruned_hash = ? WHERE id = 1")
+            .bind(seq)
+            .bind(&hash)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(gone)
+    }
+}
+
+#[cfg(test)]
+mod tests;

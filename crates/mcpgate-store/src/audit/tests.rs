@@ -1,0 +1,140 @@
+use std::time::{Duration, SystemTime};
+
+use super::*;
+
+/// The hash before the first record (the migration's initial head).
+const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+async fn store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = Store::open(dir.path()).await.expect("open");
+    (dir, s)
+}
+
+fn event(kind: &str, subject: &str) -> NewAuditRecord {
+    let mut r = NewAuditRecord::new(kind);
+    r.subject = Some(subject.to_owned());
+    r
+}
+
+#[tokio::test]
+async fn records_link_and_verify() {
+    let (_d, s) = store().await;
+    let a = s
+        .audit_append(&event("sign_in", "alice"))
+        .await
+        .expect("append");
+    let b = s
+        .audit_append(&event("tool_called", "bob"))
+        .await
+        .expect("append");
+    assert_eq!((a.seq, b.seq), (1, 2));
+    assert_eq!(a.prev_hash, GENESIS);
+    assert_eq!(b.prev_hash, a.hash);
+    let v = s.audit_verify().await.expect("verify");
+    assert_eq!(
+        v,
+        AuditVerification {
+            checked: 2,
+            broken: None
+        }
+    );
+    let only_bob = s
+        .audit_list(&AuditFilter::new(None, Some("bob".into()), None))
+        .await
+        .expect("list");
+    assert_eq!(only_bob.len(), 1);
+    let sign_ins = s
+        .audit_list(&AuditFilter::new(None, None, Some("sign_in".into())))
+        .await
+        .expect("list");
+    assert_eq!(sign_ins[0].subject.as_deref(), Some("alice"));
+}
+
+#[tokio::test]
+async fn updates_are_refused_and_an_edit_is_found() {
+    let (_d, s) = store().await;
+    for i in 0..3 {
+        s.audit_append(&event("sign_in", &format!("u{i}")))
+            .await
+            .expect("append");
+    }
+    let refused = sqlx::query("UPDATE audit_log SET subject = 'mallory' WHERE seq = 2")
+        .execute(&s.pool)
+        .await;
+    assert!(refused.is_err(), "the trigger must refuse updates");
+    sqlx::query("DROP TRIGGER audit_log_append_only")
+        .execute(&s.pool)
+        .await
+        .expect("drop");
+    sqlx::query("UPDATE audit_log SET subject = 'mallory' WHERE seq = 2")
+        .execute(&s.pool)
+        .await
+        .expect("edit");
+    let v = s.audit_verify().await.expect("verify");
+    assert_eq!(v.broken, Some(ChainBreak::Edited { seq: 2 }));
+    assert_eq!(v.checked, 1);
+}
+
+#[tokio::test]
+async fn deletions_are_found_in_the_middle_and_at_the_end() {
+    let (_d, s) = store().await;
+    for i in 0..5 {
+        s.audit_append(&event("sign_in", &format!("u{i}")))
+            .await
+            .expect("append");
+    }
+    sqlx::query("DELETE FROM audit_log WHERE seq = 5")
+        .execute(&s.pool)
+        .await
+        .expect("delete");
+    let v = s.audit_verify().await.expect("verify");
+    assert_eq!(v.broken, Some(ChainBreak::TailMissing { last: 4, head: 5 }));
+    assert_eq!(
+        v.broken.map(|b| b.to_string()).as_deref(),
+        Some("record 5 (the newest) was deleted")
+    );
+    sqlx::query("DELETE FROM audit_log WHERE seq = 3")
+        .execute(&s.pool)
+        .await
+        .expect("delete");
+    let v = s.audit_verify().await.expect("verify");
+    assert_eq!(
+        v.broken,
+        Some(ChainBreak::Broken {
+            seq: 4,
+            missing_from: Some(3)
+        })
+    );
+}
+
+#[tokio::test]
+async fn pruning_keeps_the_chain_verifiable() {
+    let (_d, s) = store().await;
+    for i in 0..3 {
+        s.audit_append(&event("sign_in", &format!("u{i}")))
+            .await
+            .expect("append");
+    }
+    // Everything so far is "before" a moment in the future.
+    let gone = s
+        .audit_prune(SystemTime::now() + Duration::from_secs(5))
+        .await
+        .expect("prune");
+    assert_eq!(gone, 3);
+    s.audit_append(&event("audit_pruned", "admin"))
+        .await
+        .expect("append");
+    let v = s.audit_verify().await.expect("verify");
+    assert_eq!(
+        v,
+        AuditVerification {
+            checked: 1,
+            broken: None
+        }
+    );
+    assert_eq!(
+        s.audit_prune(SystemTime::UNIX_EPOCH).await.expect("prune"),
+        0
+    );
+}

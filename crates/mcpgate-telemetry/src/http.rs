@@ -1,0 +1,308 @@
+//! The layer around the whole router: one span, one access log line and the
+//! HTTP and MCP metrics per request, from what the request itself says
+//! (method, route template, client address) and what handlers noted
+//! ([`crate::note`]) by the time the response head leaves.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{ConnectInfo, MatchedPath, Request};
+use axum::middleware::Next;
+use axum::response::Response;
+use opentelemetry::trace::TraceContextExt as _;
+use tracing::Instrument;
+use tracing::field::Empty;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use crate::audit::{AuditEvent, AuditKind};
+use crate::metrics::McpOutcome;
+use crate::note::{NOTE, Note, clean, lock};
+
+/// The access log's target (`MCPGATE_LOG=mcpgate::access=off` silences it).
+pub const ACCESS_TARGET: &str = "mcpgate::access";
+
+/// Wraps every route of `router` (the fallback included) in the layer.
+pub fn observe(router: Router) -> Router {
+    router.layer(axum::middleware::from_fn(observe_request))
+}
+
+async fn observe_request(req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str)
+        .to_owned();
+    let method = req.method().clone();
+    let path = clean(req.uri().path());
+    // The client an authorization request names is in its query.
+    let query_client = route
+        .ends_with("/authorize")
+        .then(|| req.uri().query())
+        .flatten()
+        .and_then(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .find(|(k, _)| k == "client_id")
+                .map(|(_, v)| clean(&v))
+        });
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0);
+    let request_id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty())
+        .map(clean)
+        .unwrap_or_else(new_request_id);
+    let mut note = Note {
+        client_id: query_client,
+        ..Note::default()
+    };
+    let span = if crate::trace::enabled() {
+        let span = tracing::info_span!(
+            target: "mcpgate::request",
+            "request",
+            otel.name = %format!("{method} {route}"),
+            otel.kind = "server",
+            otel.status_code = Empty,
+            http.request.method = %method,
+            http.route = %route,
+            url.path = %path,
+            http.response.status_code = Empty,
+            client.address = peer.map(|p| p.ip().to_string()),
+            mcp.method.name = Empty,
+            mcp.session.id = Empty,
+            gen_ai.tool.name = Empty,
+            gen_ai.operation.name = Empty,
+            jsonrpc.request.id = Empty,
+            mcpgate.upstream = Empty,
+            mcpgate.request_id = %request_id,
+        );
+        if let Some(cx) = crate::trace::parent_from_headers(req.headers()) {
+            note.has_parent = span.set_parent(cx).is_ok();
+        }
+        note.span = Some(span.clone());
+        span
+    } else {
+        tracing::Span::none()
+    };
+    let shared = Arc::new(Mutex::new(note));
+    let resp = NOTE
+        .scope(shared.clone(), next.run(req))
+        .instrument(span.clone())
+        .await;
+    let note = std::mem::take(&mut *lock(&shared));
+    finish(
+        &Seen {
+            route: &route,
+            method: method.as_str(),
+            path: &path,
+            peer,
+            request_id: &request_id,
+            elapsed: start.elapsed(),
+        },
+        &span,
+        note,
+        &resp,
+    );
+    resp
+}
+
+/// What the layer saw of the request itself.
+struct Seen<'a> {
+    route: &'a str,
+    method: &'a str,
+    path: &'a str,
+    peer: Option<SocketAddr>,
+    request_id: &'a str,
+    elapsed: Duration,
+}
+
+fn finish(seen: &Seen<'_>, span: &tracing::Span, mut note: Note, resp: &Response) {
+    let status = resp.status().as_u16();
+    let m = crate::metrics();
+    m.http_request(seen.route, status);
+    // The session id of a new session is in the answer to initialize.
+    if note.session_id.is_none() {
+        note.session_id = resp
+            .headers()
+            .get("mcp-session-id")
+            .and_then(|v| v.to_str().ok())
+            .map(clean);
+    }
+    if let (Some(upstream), Some(method)) = (&note.upstream, &note.mcp_method) {
+        m.mcp_request(
+            upstream,
+            method,
+            McpOutcome::from_status(status),
+            seen.elapsed,
+        );
+    }
+    if !span.is_none() {
+        record_span(span, &note, status);
+    }
+    let duration_ms = seen.elapsed.as_secs_f64() * 1000.0;
+    tracing::info!(
+        target: ACCESS_TARGET,
+        request_id = seen.request_id,
+        client = seen.peer.map(|p| p.to_string()),
+        method = seen.method,
+        path = seen.path,
+        status,
+        duration_ms,
+        subject = note.subject.as_deref(),
+        client_id = note.client_id.as_deref(),
+        upstream = note.upstream.as_deref(),
+        mcp_method = note.mcp_method.as_deref(),
+        tool = note.tool.as_deref(),
+        "{} {} {status}",
+        seen.method,
+        seen.path,
+    );
+    oauth_refusal(seen, &note, resp);
+    audit_events(&note, status, seen.elapsed);
+}
+
+fn record_span(span: &tracing::Span, note: &Note, status: u16) {
+    span.record("http.response.status_code", status);
+    if status >= 500 {
+        span.record("otel.status_code", "ERROR");
+    }
+    if let Some(method) = &note.mcp_method {
+        // The MCP conventions name the span "{method} {target}".
+        let name = match &note.tool {
+            Some(tool) => format!("{method} {tool}"),
+            None => method.clone(),
+        };
+        span.record("otel.name", name.as_str());
+        // Once started (injecting the context into an upstream call starts
+        // it) the span takes a new name only this way.
+        span.context().span().update_name(name);
+        span.record("mcp.method.name", method.as_str());
+    }
+    if let Some(tool) = &note.tool {
+        span.record("gen_ai.tool.name", tool.as_str());
+        span.record("gen_ai.operation.name", "execute_tool");
+    }
+    if let Some(s) = &note.session_id {
+        span.record("mcp.session.id", s.as_str());
+    }
+    if let Some(id) = &note.jsonrpc_id {
+        span.record("jsonrpc.request.id", id.trim_matches('"'));
+    }
+    if let Some(u) = &note.upstream {
+        span.record("mcpgate.upstream", u.as_str());
+    }
+}
+
+/// The OAuth endpoints whose refusals a user debugs.
+fn is_oauth_endpoint(route: &str) -> bool {
+    ["/authorize", "/token", "/register"]
+        .iter()
+        .any(|e| route.ends_with(e))
+}
+
+/// Logs a refused `/authorize`, `/token` or `/register` at warn, with the
+/// client it named and the reason, and counts it.
+fn oauth_refusal(seen: &Seen<'_>, note: &Note, resp: &Response) {
+    let status = resp.status().as_u16();
+    let (code, reason) = match &note.oauth_error {
+        Some((code, why)) => ((*code).to_owned(), why.clone()),
+        None if !is_oauth_endpoint(seen.route) => return,
+        // An authorization error goes back to the client in the redirect.
+        None => match redirect_error(resp) {
+            Some(e) => e,
+            None if status >= 400 => (
+                format!("http_{status}"),
+                "refused before an OAuth error was chosen (see the lines above)".to_owned(),
+            ),
+            None => return,
+        },
+    };
+    crate::metrics().oauth_failure(seen.route, &code);
+    tracing::warn!(
+        target: ACCESS_TARGET,
+        request_id = seen.request_id,
+        endpoint = seen.route,
+        client_id = note.client_id.as_deref(),
+        error = %code,
+        status,
+        "refused {}: {code}: {reason}",
+        seen.path,
+    );
+}
+
+/// `error` and `error_description` from a redirect's `Location`.
+fn redirect_error(resp: &Response) -> Option<(String, String)> {
+    let location = resp.headers().get(http::header::LOCATION)?.to_str().ok()?;
+    let query = location.split_once('?')?.1;
+    let query = query.split('#').next().unwrap_or(query);
+    let mut code = None;
+    let mut description = String::new();
+    for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+        match &*k {
+            "error" => code = Some(clean(&v)),
+            "error_description" => description = clean(&v),
+            _ => {}
+        }
+    }
+    code.map(|c| (c, description))
+}
+
+fn audit_events(note: &Note, status: u16, elapsed: Duration) {
+    let subject = note.subject.clone();
+    if let Some(reason) = &note.denied {
+        let mut e = AuditEvent::new(AuditKind::PolicyDenied)
+            .client(note.client_id.clone())
+            .outcome(reason.clone());
+        e.subject = subject.clone();
+        e.upstream = note.upstream.clone();
+        e.tool = note.tool.clone();
+        crate::audit(e);
+        return;
+    }
+    if note.tool.is_none() || note.mcp_method.as_deref() != Some("tools/call") {
+        return;
+    }
+    let outcome = match McpOutcome::from_status(status) {
+        McpOutcome::Ok => "ok",
+        McpOutcome::Refused => "refused",
+        McpOutcome::Failed => "failed",
+    };
+    let mut e = AuditEvent::new(AuditKind::ToolCalled)
+        .client(note.client_id.clone())
+        .outcome(outcome)
+        .with("duration_ms", elapsed.as_millis() as u64)
+        .with("status", status);
+    if let Some((k, v)) = note
+        .arguments
+        .as_deref()
+        .and_then(crate::audit::arguments_detail)
+    {
+        e = e.with(k, v);
+    }
+    e.subject = subject;
+    e.upstream = note.upstream.clone();
+    e.tool = note.tool.clone();
+    crate::audit(e);
+}
+
+/// A request id when the client sent none: process start time and a counter,
+/// unique per process and sortable.
+fn new_request_id() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    static START: std::sync::LazyLock<u64> = std::sync::LazyLock::new(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    });
+    format!("{:x}-{:06x}", *START, NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,73 @@
+use axum::body::Body;
+use axum::routing::{get, post};
+use tower::ServiceExt;
+
+use super::*;
+
+async fn status_of(app: Router, req: http::Request<Body>) -> u16 {
+    app.oneshot(req)
+        .await
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn requests_are_counted_by_route_template_and_mcp_method() {
+    let app = observe(Router::new().route(
+        "/mcp/{name}",
+        post(|| async {
+            crate::note_mcp("metrics-test", Some("tools/list"), Some("1"), None, None);
+            "ok"
+        }),
+    ));
+    let req = http::Request::post("/mcp/metrics-test")
+        .body(Body::empty())
+        .unwrap_or_default();
+    assert_eq!(status_of(app.clone(), req).await, 200);
+    let req = http::Request::get("/nowhere")
+        .body(Body::empty())
+        .unwrap_or_default();
+    assert_eq!(status_of(app, req).await, 404);
+    let text = crate::metrics().encode();
+    assert!(
+        text.contains("mcpgate_http_requests_total{route=\"/mcp/{name}\",status=\"200\"}"),
+        "{text}"
+    );
+    assert!(
+        text.contains("mcpgate_http_requests_total{route=\"unmatched\",status=\"404\"}"),
+        "{text}"
+    );
+    assert!(
+        text.contains("mcpgate_mcp_requests_total{upstream=\"metrics-test\",method=\"tools/list\",outcome=\"ok\"} 1"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_redirected_authorization_error_is_a_refusal() {
+    let app = observe(Router::new().route(
+        "/authorize",
+        get(|| async {
+            (
+                http::StatusCode::FOUND,
+                [(http::header::LOCATION, "https://app.example/cb?error=invalid_scope&error_description=no+such+scope&state=x")],
+            )
+        }),
+    ));
+    let req = http::Request::get("/authorize?client_id=abc")
+        .body(Body::empty())
+        .unwrap_or_default();
+    assert_eq!(status_of(app, req).await, 302);
+    let text = crate::metrics().encode();
+    assert!(
+        text.contains(
+            "mcpgate_oauth_failures_total{endpoint=\"/authorize\",error=\"invalid_scope\"} 1"
+        ),
+        "{text}"
+    );
+}
+
+#[test]
+fn request_ids_differ() {
+    assert_ne!(new_request_id(), new_request_id());
+}

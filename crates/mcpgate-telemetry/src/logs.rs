@@ -1,0 +1,47 @@
+//! The process's `tracing` subscriber: log lines to stderr (human or JSON)
+//! and, when configured, spans to OpenTelemetry, each with its own filter.
+
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{Layer, fmt};
+
+use crate::TelemetryError;
+use crate::trace::{TraceSettings, Tracing};
+
+/// Installs the subscriber. `filter` is the log filter (`MCPGATE_LOG` or the
+/// default); request spans never reach the log lines (they would prefix every
+/// line), only the exporter, which takes mcpgate's spans at info and above.
+pub fn init_logging(
+    json: bool,
+    filter: &str,
+    traces: &TraceSettings,
+) -> Result<Option<Tracing>, TelemetryError> {
+    let log_filter = EnvFilter::try_new(format!("{filter},mcpgate::request=off"))
+        .unwrap_or_else(|_| EnvFilter::new("info,mcpgate::request=off"));
+    let fmt = fmt::layer().with_writer(std::io::stderr);
+    let fmt = if json {
+        fmt.json().with_filter(log_filter).boxed()
+    } else {
+        fmt.with_filter(log_filter).boxed()
+    };
+    let (otel, tracing) = match crate::trace::layer(traces)? {
+        Some((layer, t)) => (
+            Some(
+                layer.with_filter(
+                    Targets::new()
+                        .with_target("mcpgate", tracing::Level::INFO)
+                        .with_default(tracing::level_filters::LevelFilter::OFF),
+                ),
+            ),
+            Some(t),
+        ),
+        None => (None, None),
+    };
+    let _ = tracing_subscriber::registry()
+        .with(fmt)
+        .with(otel)
+        .try_init();
+    Ok(tracing)
+}

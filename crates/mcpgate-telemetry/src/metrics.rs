@@ -1,0 +1,421 @@
+//! The Prometheus registry and its families, with a typed method per event so
+//! that label values stay bounded: routes are templates, methods and outcomes
+//! come from fixed lists, upstream names from the configuration.
+
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::{Registry, Unit};
+
+/// MCP methods that get their own label value; anything else is `other`, so a
+/// client inventing method names cannot grow the series count.
+const KNOWN_METHODS: &[&str] = &[
+    "initialize",
+    "ping",
+    "tools/list",
+    "tools/call",
+    "resources/list",
+    "resources/read",
+    "resources/templates/list",
+    "resources/subscribe",
+    "resources/unsubscribe",
+    "prompts/list",
+    "prompts/get",
+    "completion/complete",
+    "logging/setLevel",
+    "server/discover",
+    "subscriptions/listen",
+    "tasks/get",
+    "tasks/list",
+    "tasks/cancel",
+    "tasks/result",
+];
+
+/// The label value for an MCP method.
+pub fn method_label(method: &str) -> &'static str {
+    KNOWN_METHODS
+        .iter()
+        .find(|m| **m == method)
+        .copied()
+        .unwrap_or("other")
+}
+
+/// How an MCP request ended, as the gateway answered it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum McpOutcome {
+    /// Answered (a JSON-RPC error from the upstream included).
+    Ok,
+    /// Refused by the gateway (4xx: scope, policy, session, malformed).
+    Refused,
+    /// The upstream failed, timed out or was at a limit (5xx).
+    Failed,
+}
+
+impl McpOutcome {
+    /// From the HTTP status the gateway answered with.
+    pub fn from_status(status: u16) -> McpOutcome {
+        match status {
+            500.. => McpOutcome::Failed,
+            400..=499 => McpOutcome::Refused,
+            _ => McpOutcome::Ok,
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            McpOutcome::Ok => "ok",
+            McpOutcome::Refused => "refused",
+            McpOutcome::Failed => "failed",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HttpLabels {
+    route: String,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct McpLabels {
+    upstream: String,
+    method: &'static str,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct McpTimeLabels {
+    upstream: String,
+    method: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AuthLabels {
+    verifier: String,
+    outcome: &'static str,
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct GrantLabels {
+    grant_type: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OAuthFailureLabels {
+    endpoint: String,
+    error: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct UpstreamLabels {
+    upstream: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RenewalLabels {
+    upstream: String,
+    kind: &'static str,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReloadLabels {
+    outcome: &'static str,
+}
+
+type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    // 0.5 ms to ~16 s: a cached tools/list through the gateway up to a slow tool.
+    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+}
+
+/// Every family mcpgate exports; one per process ([`metrics`]).
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    http_requests: Family<HttpLabels, Counter>,
+    mcp_requests: Family<McpLabels, Counter>,
+    mcp_duration: Histograms<McpTimeLabels>,
+    gateway_overhead: Histograms<McpTimeLabels>,
+    auth_decisions: Family<AuthLabels, Counter>,
+    tokens_issued: Family<GrantLabels, Counter>,
+    oauth_failures: Family<OAuthFailureLabels, Counter>,
+    sessions_active: Family<UpstreamLabels, Gauge>,
+    upstream_children: Family<UpstreamLabels, Gauge>,
+    upstream_up: Family<UpstreamLabels, Gauge>,
+    renewals: Family<RenewalLabels, Counter>,
+    reloads: Family<ReloadLabels, Counter>,
+}
+
+static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
+
+/// The process's metrics. Always recording (a few atomic adds per request);
+/// exported only when `[metrics] listen` is set.
+pub fn metrics() -> &'static Metrics {
+    &METRICS
+}
+
+impl Metrics {
+    fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("mcpgate");
+        let m = Metrics {
+            registry: Registry::default(),
+            http_requests: Family::default(),
+            mcp_requests: Family::default(),
+            mcp_duration: Family::new_with_constructor(latency_histogram),
+            gateway_overhead: Family::new_with_constructor(latency_histogram),
+            auth_decisions: Family::default(),
+            tokens_issued: Family::default(),
+            oauth_failures: Family::default(),
+            sessions_active: Family::default(),
+            upstream_children: Family::default(),
+            upstream_up: Family::default(),
+            renewals: Family::default(),
+            reloads: Family::default(),
+        };
+        registry.register(
+            "http_requests",
+            "HTTP requests answered, by route template and status",
+            m.http_requests.clone(),
+        );
+        registry.register(
+            "mcp_requests",
+            "MCP requests forwarded, by upstream, method and outcome",
+            m.mcp_requests.clone(),
+        );
+        registry.register_with_unit(
+            "mcp_request_duration",
+            "Time from an MCP request's arrival to its answer's first byte",
+            Unit::Seconds,
+            m.mcp_duration.clone(),
+        );
+        registry.register_with_unit(
+            "gateway_overhead",
+            "The gateway's own share of an MCP request's time (total minus the upstream's)",
+            Unit::Seconds,
+            m.gateway_overhead.clone(),
+        );
+        registry.register(
+            "auth_decisions",
+            "Authentication decisions, by verifier, outcome and reason",
+            m.auth_decisions.clone(),
+        );
+        registry.register(
+            "oauth_tokens_issued",
+            "Access tokens the authorization server issued, by grant type",
+            m.tokens_issued.clone(),
+        );
+        registry.register(
+            "oauth_failures",
+            "Refused authorization server requests, by endpoint and OAuth error code",
+            m.oauth_failures.clone(),
+        );
+        registry.register(
+            "sessions_active",
+            "Open MCP sessions, by upstream",
+            m.sessions_active.clone(),
+        );
+        registry.register(
+            "upstream_children",
+            "Running stdio upstream processes, by upstream",
+            m.upstream_children.clone(),
+        );
+        registry.register(
+            "upstream_up",
+            "Whether the last attempt to reach an upstream succeeded (1) or not (0)",
+            m.upstream_up.clone(),
+        );
+        registry.register(
+            "credential_renewals",
+            "Upstream credential renewals, by upstream, kind and outcome",
+            m.renewals.clone(),
+        );
+        registry.register(
+            "config_reloads",
+            "Configuration reloads, by outcome",
+            m.reloads.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    /// The exposition text (OpenMetrics).
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+
+    /// One HTTP request answered.
+    pub fn http_request(&self, route: &str, status: u16) {
+        self.http_requests
+            .get_or_create(&HttpLabels {
+                route: route.to_owned(),
+                status,
+            })
+            .inc();
+    }
+
+    /// One MCP request answered by the gateway.
+    pub fn mcp_request(
+        &self,
+        upstream: &str,
+        method: &str,
+        outcome: McpOutcome,
+        duration: Duration,
+    ) {
+        let method = method_label(method);
+        self.mcp_requests
+            .get_or_create(&McpLabels {
+                upstream: upstream.to_owned(),
+                method,
+                outcome: outcome.as_str(),
+            })
+            .inc();
+        self.mcp_duration
+            .get_or_create(&McpTimeLabels {
+                upstream: upstream.to_owned(),
+                method,
+            })
+            .observe(duration.as_secs_f64());
+    }
+
+    /// The gateway's own time in one MCP request (its total minus the upstream's).
+    pub fn gateway_overhead(&self, upstream: &str, method: &str, overhead: Duration) {
+        self.gateway_overhead
+            .get_or_create(&McpTimeLabels {
+                upstream: upstream.to_owned(),
+                method: method_label(method),
+            })
+            .observe(overhead.as_secs_f64());
+    }
+
+    /// One authentication decision. `verifier` is how the caller
+    /// authenticated (`api_key`, `jwt`, …) or `none` when refused before one
+    /// matched; `reason` an error code, `ok` when allowed.
+    pub fn auth_decision(&self, verifier: &str, allowed: bool, reason: &'static str) {
+        self.auth_decisions
+            .get_or_create(&AuthLabels {
+                verifier: verifier.to_owned(),
+                outcome: if allowed { "allowed" } else { "refused" },
+                reason,
+            })
+            .inc();
+    }
+
+    /// One access token issued.
+    pub fn token_issued(&self, grant_type: &str) {
+        const GRANTS: &[&str] = &[
+            "authorization_code",
+            "refresh_token",
+            "client_credentials",
+            "urn:ietf:params:oauth:grant-type:device_code",
+            "urn:ietf:params:oauth:grant-type:token-exchange",
+            "urn:ietf:params:oauth:grant-type:jwt-bearer",
+        ];
+        let grant_type = GRANTS
+            .iter()
+            .find(|g| **g == grant_type)
+            .copied()
+            .unwrap_or("other");
+        self.tokens_issued
+            .get_or_create(&GrantLabels { grant_type })
+            .inc();
+    }
+
+    /// One refused authorization server request; `endpoint` is a route
+    /// template, `error` an OAuth error code (others count as `other`).
+    pub fn oauth_failure(&self, endpoint: &str, error: &str) {
+        const CODES: &[&str] = &[
+            "invalid_request",
+            "invalid_client",
+            "invalid_grant",
+            "unauthorized_client",
+            "unsupported_grant_type",
+            "unsupported_response_type",
+            "invalid_scope",
+            "invalid_target",
+            "access_denied",
+            "login_required",
+            "consent_required",
+            "server_error",
+            "temporarily_unavailable",
+            "too_many_requests",
+            "invalid_redirect_uri",
+            "invalid_client_metadata",
+            "authorization_pending",
+            "slow_down",
+            "expired_token",
+        ];
+        let error = CODES
+            .iter()
+            .find(|c| **c == error)
+            .copied()
+            .unwrap_or("other");
+        self.oauth_failures
+            .get_or_create(&OAuthFailureLabels {
+                endpoint: endpoint.to_owned(),
+                error,
+            })
+            .inc();
+    }
+
+    /// Sessions open on `upstream` now.
+    pub fn sessions_active(&self, upstream: &str, n: i64) {
+        self.sessions_active
+            .get_or_create(&UpstreamLabels {
+                upstream: upstream.to_owned(),
+            })
+            .set(n);
+    }
+
+    /// Child processes running for `upstream` now.
+    pub fn upstream_children(&self, upstream: &str, n: i64) {
+        self.upstream_children
+            .get_or_create(&UpstreamLabels {
+                upstream: upstream.to_owned(),
+            })
+            .set(n);
+    }
+
+    /// Whether `upstream` answered its last request or connection attempt.
+    pub fn upstream_up(&self, upstream: &str, up: bool) {
+        self.upstream_up
+            .get_or_create(&UpstreamLabels {
+                upstream: upstream.to_owned(),
+            })
+            .set(i64::from(up));
+    }
+
+    /// One upstream credential renewal; `kind` is `oauth_refresh`,
+    /// `client_credentials`, `token_exchange` or `federation`.
+    pub fn credential_renewal(&self, upstream: &str, kind: &'static str, ok: bool) {
+        self.renewals
+            .get_or_create(&RenewalLabels {
+                upstream: upstream.to_owned(),
+                kind,
+                outcome: if ok { "ok" } else { "failed" },
+            })
+            .inc();
+    }
+
+    /// One configuration reload.
+    pub fn config_reload(&self, ok: bool) {
+        self.reloads
+            .get_or_create(&ReloadLabels {
+                outcome: if ok { "ok" } else { "failed" },
+            })
+            .inc();
+    }
+}
+
+#[cfg(test)]
+mod tests;

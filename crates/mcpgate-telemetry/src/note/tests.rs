@@ -1,0 +1,62 @@
+use std::sync::{Arc, Mutex};
+
+use super::*;
+
+#[tokio::test]
+async fn a_tool_call_is_noted_with_its_name_and_nothing_outside_the_layer() {
+    // Outside the scope: nothing to note into, and no panic.
+    note_mcp(
+        "demo",
+        Some("tools/call"),
+        Some("1"),
+        None,
+        Some(r#"{"name":"x"}"#),
+    );
+    let shared: Shared = Arc::new(Mutex::new(Note::default()));
+    NOTE.scope(shared.clone(), async {
+        note_mcp(
+            "demo",
+            Some("tools/call"),
+            Some("7"),
+            Some("s-1"),
+            Some(r#"{"name":"create_note","arguments":{"title":"t"}}"#),
+        );
+        note_principal("alice", Some("cli\u{7}ent"), "api_key");
+        assert!(
+            NOTE.try_with(|n| lock(n).verifier.clone())
+                .ok()
+                .flatten()
+                .as_deref()
+                == Some("api_key")
+        );
+    })
+    .await;
+    let n = lock(&shared);
+    assert_eq!(n.upstream.as_deref(), Some("demo"));
+    assert_eq!(n.tool.as_deref(), Some("create_note"));
+    assert_eq!(n.jsonrpc_id.as_deref(), Some("7"));
+    assert_eq!(n.session_id.as_deref(), Some("s-1"));
+    assert_eq!(n.subject.as_deref(), Some("alice"));
+    assert_eq!(n.client_id.as_deref(), Some("cli?ent"));
+}
+
+#[tokio::test]
+async fn only_tools_call_names_a_tool() {
+    let shared: Shared = Arc::new(Mutex::new(Note::default()));
+    NOTE.scope(shared.clone(), async {
+        note_mcp(
+            "demo",
+            Some("prompts/get"),
+            None,
+            None,
+            Some(r#"{"name":"p"}"#),
+        );
+    })
+    .await;
+    assert_eq!(lock(&shared).tool, None);
+}
+
+#[test]
+fn long_values_are_cut() {
+    assert_eq!(clean(&"a".repeat(1000)).len(), crate::clean::MAX_FIELD);
+}

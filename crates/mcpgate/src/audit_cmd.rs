@@ -1,0 +1,295 @@
+//! The audit trail from the binary's side: `mcpgate audit list|verify|prune`,
+//! the writer that stores the server's events (and mirrors them as JSON
+//! lines), and [`record`] for the CLI commands that change security state.
+
+use std::io::Write as _;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime};
+
+use mcpgate_store::audit::{AuditFilter, AuditRecord};
+use mcpgate_store::{Store, format_utc};
+use mcpgate_telemetry::{AuditEvent, AuditKind, AuditSink, ToolArguments};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::audit_record::{json_line, record, to_record};
+use crate::keys::{StoreArgs, exit};
+use crate::telemetry_config::AuditConfig;
+
+/// Events waiting to be written; past this the server logs and drops them
+/// rather than slow requests down.
+const QUEUE: usize = 10_000;
+
+/// `mcpgate audit …`.
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum AuditCommand {
+    /// Print audit records, oldest first.
+    List {
+        /// Only records at or after this time: RFC 3339 (2026-12-01T10:00:00Z),
+        /// a date (2026-12-01), or an age (24h, 7d).
+        #[arg(long)]
+        since: Option<String>,
+        /// Only this subject's records.
+        #[arg(long)]
+        subject: Option<String>,
+        /// Only this kind (sign_in, tool_called, api_key_created, …).
+        #[arg(long)]
+        kind: Option<String>,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Check the hash chain; names the first record edited or deleted.
+    Verify {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Delete records older than a time, keeping the chain verifiable.
+    Prune {
+        /// RFC 3339, a date, or an age (90d).
+        #[arg(long)]
+        before: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+pub(crate) async fn run(cmd: AuditCommand) -> ExitCode {
+    match cmd {
+        AuditCommand::List {
+            since,
+            subject,
+            kind,
+            json,
+            store,
+        } => exit(list(since, subject, kind, json, &store).await),
+        AuditCommand::Verify { store } => match verify(&store).await {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::from(1),
+            Err(e) => exit(Err(e)),
+        },
+        AuditCommand::Prune { before, store } => exit(prune(&before, &store).await),
+    }
+}
+
+/// An RFC 3339 time, a date (midnight UTC) or an age before now.
+fn parse_time(s: &str) -> Result<SystemTime, String> {
+    let s = s.trim();
+    if let Ok(age) = humantime::parse_duration(s) {
+        return SystemTime::now()
+            .checked_sub(age)
+            .ok_or_else(|| format!("{s:?} is too long ago"));
+    }
+    let full = if s.len() == 10 {
+        format!("{s}T00:00:00Z")
+    } else {
+        s.to_owned()
+    };
+    humantime::parse_rfc3339_weak(&full).map_err(|_| {
+        format!("{s:?} is not a time: use RFC 3339 (2026-12-01T10:00:00Z), a date (2026-12-01) or an age (24h, 7d)")
+    })
+}
+
+async fn list(
+    since: Option<String>,
+    subject: Option<String>,
+    kind: Option<String>,
+    json: bool,
+    args: &StoreArgs,
+) -> Result<(), String> {
+    if let Some(k) = &kind
+        && !AuditKind::ALL.iter().any(|a| a.as_str() == k)
+    {
+        let known: Vec<_> = AuditKind::ALL.iter().map(|a| a.as_str()).collect();
+        return Err(format!(
+            "unknown kind {k:?}: use one of {}",
+            known.join(", ")
+        ));
+    }
+    let since = since.as_deref().map(parse_time).transpose()?;
+    let store = args.existing().await?;
+    let records = store
+        .audit_list(&AuditFilter::new(since, subject, kind))
+        .await
+        .map_err(|e| e.to_string())?;
+    store.close().await;
+    let mut out = std::io::stdout().lock();
+    for r in &records {
+        let line = if json { json_line(r) } else { human_line(r) };
+        writeln!(out, "{line}").map_err(|e| e.to_string())?;
+    }
+    if records.is_empty() && !json {
+        eprintln!("no audit records match in {}", args.dir());
+    }
+    Ok(())
+}
+
+fn human_line(r: &AuditRecord) -> String {
+    let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+    format!(
+        "{:>6}  {}  {:<20}  subject={}  client={}  upstream={}  tool={}  outcome={}  {}",
+        r.seq,
+        format_utc(r.at),
+        r.kind,
+        opt(&r.subject),
+        opt(&r.client_id),
+        opt(&r.upstream),
+        opt(&r.tool),
+        opt(&r.outcome),
+        r.detail
+    )
+}
+
+async fn verify(args: &StoreArgs) -> Result<bool, String> {
+    let store = args.existing().await?;
+    let v = store.audit_verify().await.map_err(|e| e.to_string())?;
+    store.close().await;
+    match v.broken {
+        None => {
+            println!("audit: OK ({} records checked)", v.checked);
+            Ok(true)
+        }
+        Some(b) => {
+            println!(
+                "audit: BROKEN: {b} ({} records before it are intact)",
+                v.checked
+            );
+            Ok(false)
+        }
+    }
+}
+
+async fn prune(before: &str, args: &StoreArgs) -> Result<(), String> {
+    let t = parse_time(before)?;
+    let store = args.existing().await?;
+    let gone = store.audit_prune(t).await.map_err(|e| e.to_string())?;
+    // The pruning itself is on the record.
+    record(
+        &store,
+        AuditEvent::new(AuditKind::AuditPruned)
+            .with("before", format_utc(t))
+            .with("records", gone),
+    )
+    .await;
+    store.close().await;
+    eprintln!(
+        "Pruned {gone} audit records written before {}.",
+        format_utc(t)
+    );
+    Ok(())
+}
+
+enum Msg {
+    Event(Box<AuditEvent>),
+    Flush(oneshot::Sender<()>),
+}
+
+struct Sink(mpsc::Sender<Msg>);
+
+impl AuditSink for Sink {
+    fn record(&self, event: AuditEvent) {
+        if let Err(e) = self.0.try_send(Msg::Event(Box::new(event))) {
+            tracing::error!(
+                "audit event dropped: the writer is {} behind",
+                match e {
+                    mpsc::error::TrySendError::Full(_) => "10000 events",
+                    mpsc::error::TrySendError::Closed(_) => "stopped and",
+                }
+            );
+        }
+    }
+}
+
+/// The server's audit writer: events queue in memory and one task appends
+/// them to the store in order, then mirrors them.
+pub(crate) struct Writer {
+    tx: mpsc::Sender<Msg>,
+}
+
+impl Writer {
+    pub(crate) async fn start(data_dir: &Path, cfg: &AuditConfig) -> Result<Writer, String> {
+        let store = Store::open(data_dir)
+            .await
+            .map_err(|e| format!("audit: {e}"))?;
+        let mut mirror: Option<Box<dyn std::io::Write + Send>> = match cfg.mirror.as_deref() {
+            None | Some("") => None,
+            Some("stdout") => Some(Box::new(std::io::stdout())),
+            Some(path) => Some(Box::new(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .map_err(|e| format!("audit.mirror: cannot open {path}: {e}"))?,
+            )),
+        };
+        let (tx, mut rx) = mpsc::channel::<Msg>(QUEUE);
+        tokio::spawn(async move {
+            while let Some(msg) = rx.recv().await {
+                let e = match msg {
+                    Msg::Event(e) => e,
+                    Msg::Flush(done) => {
+                        let _ = done.send(());
+                        continue;
+                    }
+                };
+                match store.audit_append(&to_record(&e)).await {
+                    Ok(r) => {
+                        if let Some(m) = mirror.as_mut()
+                            && let Err(err) =
+                                writeln!(m, "{}", json_line(&r)).and_then(|()| m.flush())
+                        {
+                            tracing::warn!("audit.mirror: cannot write: {err}");
+                        }
+                    }
+                    Err(err) => {
+                        tracing::error!(kind = e.kind.as_str(), "audit record not written: {err}")
+                    }
+                }
+            }
+        });
+        let args = if cfg.tool_arguments == ToolArguments::Full {
+            tracing::warn!(
+                "audit.tool_arguments = \"full\": tool arguments are stored in the audit trail as sent, personal data and secrets included"
+            );
+            ToolArguments::Full
+        } else {
+            cfg.tool_arguments
+        };
+        if !mcpgate_telemetry::install_audit_sink(Box::new(Sink(tx.clone())), args) {
+            tracing::warn!("an audit sink was installed already");
+        }
+        Ok(Writer { tx })
+    }
+
+    /// Waits (at most `max`) until the events queued so far are written.
+    pub(crate) async fn flush(&self, max: Duration) {
+        let (done, wait) = oneshot::channel();
+        if self.tx.send(Msg::Flush(done)).await.is_ok() {
+            let _ = tokio::time::timeout(max, wait).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_parse_in_three_forms() {
+        let now = SystemTime::now();
+        let day = parse_time("1d").expect("age");
+        let ago = now.duration_since(day).expect("past");
+        assert!(ago >= Duration::from_secs(86_399) && ago <= Duration::from_secs(86_500));
+        assert_eq!(
+            format_utc(parse_time("2026-12-01").expect("date")),
+            "2026-12-01T00:00:00Z"
+        );
+        assert_eq!(
+            format_utc(parse_time("2026-12-01T10:11:12Z").expect("rfc3339")),
+            "2026-12-01T10:11:12Z"
+        );
+        assert!(parse_time("yesterday").is_err());
+    }
+}

@@ -1,0 +1,73 @@
+//! Audit records from the binary's side: what the CLI commands that change
+//! security state append, and the JSON-line form `audit list --json` prints
+//! and the mirror writes.
+
+use mcpgate_store::audit::{AuditRecord, NewAuditRecord};
+use mcpgate_store::{Store, format_utc};
+use mcpgate_telemetry::{AuditEvent, AuditKind};
+
+/// The record as one JSON object: what `--json` prints and the mirror writes.
+pub(crate) fn json_line(r: &AuditRecord) -> String {
+    serde_json::json!({
+        "seq": r.seq,
+        "at": format_utc(r.at),
+        "kind": r.kind,
+        "subject": r.subject,
+        "client_id": r.client_id,
+        "upstream": r.upstream,
+        "tool": r.tool,
+        "outcome": r.outcome,
+        "detail": serde_json::from_str::<serde_json::Value>(&r.detail).unwrap_or_default(),
+        "prev_hash": r.prev_hash,
+        "hash": r.hash,
+    })
+    .to_string()
+}
+
+pub(crate) fn to_record(e: &AuditEvent) -> NewAuditRecord {
+    let mut r = NewAuditRecord::new(e.kind.as_str());
+    r.subject = e.subject.clone();
+    r.client_id = e.client_id.clone();
+    r.upstream = e.upstream.clone();
+    r.tool = e.tool.clone();
+    r.outcome = e.outcome.clone();
+    r.detail = e.detail.to_string();
+    r
+}
+
+/// Appends one event from a CLI command; a failure is reported, not fatal
+/// (the change itself was made).
+pub(crate) async fn record(store: &Store, e: AuditEvent) {
+    if let Err(err) = store.audit_append(&to_record(&e)).await {
+        eprintln!(
+            "warning: the audit record ({}) was not written: {err}",
+            e.kind.as_str()
+        );
+    }
+}
+
+/// `mcpgate keys create`.
+pub(crate) async fn key_created(store: &Store, name: &str, subject: &str) {
+    let e = AuditEvent::new(AuditKind::ApiKeyCreated).subject(subject);
+    record(store, e.with("name", name)).await;
+}
+
+/// `mcpgate keys revoke`.
+pub(crate) async fn key_revoked(store: &Store, name: &str, newly: bool) {
+    let e = AuditEvent::new(AuditKind::ApiKeyRevoked).with("name", name);
+    record(
+        store,
+        e.outcome(if newly { "revoked" } else { "already_revoked" }),
+    )
+    .await;
+}
+
+/// `mcpgate users add` (`added`) and `remove`.
+pub(crate) async fn user_changed(store: &Store, name: &str, added: bool) {
+    let kind = if added {
+        AuditKind::UserCreated
+    } else {
+        AuditKind::UserRemoved
+    };
+    record(store, AuditEvent::new(kind).subject(name)).await;
+}
