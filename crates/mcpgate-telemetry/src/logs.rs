@@ -13,8 +13,10 @@ use crate::trace::{TraceSettings, Tracing};
 /// Installs the subscriber. `filter` is the log filter (`MCPGATE_LOG` or the
 /// default); request spans never reach the log lines (they would prefix every
 /// line), only the exporter, which takes mcpgate's spans at info and above.
+/// `colour` is the caller's decision (a terminal, no `NO_COLOR`) for human lines.
 pub fn init_logging(
     json: bool,
+    colour: bool,
     filter: &str,
     traces: &TraceSettings,
 ) -> Result<Option<Tracing>, TelemetryError> {
@@ -24,7 +26,7 @@ pub fn init_logging(
     let fmt = if json {
         fmt.json().with_filter(log_filter).boxed()
     } else {
-        fmt.with_filter(log_filter).boxed()
+        fmt.with_ansi(colour).with_filter(log_filter).boxed()
     };
     let (otel, tracing) = match crate::trace::layer(traces)? {
         Some((layer, t)) => (

@@ -7,7 +7,7 @@
 //! ```text
 //! cli::Cli::parse → cli::run → serve::run
 //!   → config::load: TOML, MCPGATE_ variables, flags; preflight refusals
-//!   → logging::init (tracing, human or JSON, to stderr); fd_limit::raise
+//!   → observability::init_logging (tracing, human or JSON, to stderr; spans to OTLP); fd_limit::raise
 //!   → wire the roles: authserver::start (the OAuth server, if enabled),
 //!     auth::build (the guard's verifiers), vault_cmd::wire (per-user
 //!     secrets), then mcpgate_gateway::Gateway with its upstreams

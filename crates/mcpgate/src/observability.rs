@@ -25,6 +25,7 @@ pub(crate) fn init_logging(cfg: &Config) -> Result<Option<Tracing>, ()> {
     let t = &cfg.telemetry;
     mcpgate_telemetry::init_logging(
         cfg.server.log_format == LogFormat::Json,
+        crate::logging::colour(),
         &filter,
         &TraceSettings {
             otlp_endpoint: t.otlp_endpoint.clone(),
