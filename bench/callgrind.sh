@@ -9,10 +9,13 @@
 #
 # Setups: `direct hop` (no auth, Streamable HTTP upstream), `API key`, `JWT ES256`, and
 # `stdio` (no auth, one shared stdio child). Each runs the gateway under callgrind with
-# collection off, opens a session, sends 50 warm-up calls, switches collection on, sends
-# CG_REQUESTS [2000] sequential `tools/call echo` requests on one keep-alive connection,
-# dumps, and divides the instructions (Ir) by the request count. The upstream runs natively.
-# Knobs: CG_REQUESTS, CG_SETUPS (space-separated subset of: hop apikey jwt stdio), CG_TOP [12].
+# instrumentation off (nothing counted), opens a session, sends 50 warm-up calls, zeroes the
+# counters and switches instrumentation on, sends CG_REQUESTS [2000] sequential
+# `tools/call echo` requests on one keep-alive connection, dumps, and divides the
+# instructions (Ir) by the request count. The upstream runs natively.
+# Knobs: CG_REQUESTS, CG_SETUPS (space-separated subset of: hop apikey jwt stdio), CG_TOP [12],
+# CG_CONFIG: TOML appended to every gateway's configuration, e.g. to switch off the
+# metrics listener and the access log: CG_CONFIG=$'[metrics]\nlisten = ""\n[telemetry]\naccess_log = false'.
 # Dumps and annotated profiles are kept in target/bench/callgrind/.
 set -euo pipefail
 
@@ -88,6 +91,7 @@ config() {
     else
         printf '\n[[upstream]]\nname = "echo"\nurl = "%s"\n' "$UPSTREAM_URL"
     fi
+    [[ -z "${CG_CONFIG:-}" ]] || printf '\n%s\n' "$CG_CONFIG"
 }
 credential() {
     case "$1" in
@@ -103,7 +107,7 @@ declare -A IR
 for s in "${SETUPS[@]}"; do
     config "$s" >"$WORK/gateway-$s.toml"
     step "$s: gateway under callgrind, $REQUESTS requests"
-    valgrind --tool=callgrind --collect-atstart=no --callgrind-out-file="$OUT/callgrind.$s.out" \
+    valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$OUT/callgrind.$s.out" \
         "$BIN" serve --config "$WORK/gateway-$s.toml" >"$OUT/gateway-$s.out" 2>"$OUT/gateway-$s.err" &
     pid=$!
     PIDS+=("$pid")
@@ -124,9 +128,9 @@ for s in "${SETUPS[@]}"; do
     wait "$pid" 2>/dev/null || true
     # The dump made on request is the one named after the trigger; its totals cover exactly
     # the collected requests.
-    dump="$(grep -l "^desc: Trigger: Client Request: $s" "$OUT"/callgrind.$s.out* | head -1)"
+    dump="$(grep -lE "^desc: Trigger: (Client Request: )?dump $s$" "$OUT"/callgrind.$s.out* | head -1)"
     [[ -n "$dump" ]] || die "$s: no callgrind dump found in $OUT"
-    total="$(awk '/^(summary|totals):/ { print $2; exit }' "$dump")"
+    total="$(awk '/^totals:/ { print $2; exit }' "$dump")"
     IR[$s]=$(( total / REQUESTS ))
     callgrind_annotate "$dump" 2>/dev/null | sed -n '1,/^Ir/d; /^$/d; p' | head -n "$TOP" >"$OUT/top-$s.txt" || true
 done
