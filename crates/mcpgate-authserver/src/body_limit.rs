@@ -59,7 +59,9 @@ fn too_large(path: &str, declared: Option<u64>) -> Response {
     *r.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
     // The rest of the body is never read, so the connection cannot carry another request:
     // saying so keeps a client from reusing it and losing its next request to the close.
-    r.headers_mut()
-        .insert(header::CONNECTION, header::HeaderValue::from_static("close"));
+    r.headers_mut().insert(
+        header::CONNECTION,
+        header::HeaderValue::from_static("close"),
+    );
     r
 }
