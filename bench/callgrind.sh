@@ -44,26 +44,7 @@ AUDIENCE="https://mcp.bench.example/mcp"
 ISSUER="https://issuer.bench.example/"
 openssl ecparam -name prime256v1 -genkey -noout -out "$WORK/es256.key" 2>/dev/null
 openssl ec -in "$WORK/es256.key" -pubout -out "$WORK/es256.pub" 2>/dev/null
-JWT="$(ISSUER="$ISSUER" AUDIENCE="$AUDIENCE" KEY="$WORK/es256.key" python3 - <<'EOF'
-import base64, json, os, subprocess, time
-b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
-now = int(time.time())
-header = {"alg": "ES256", "typ": "JWT"}
-claims = {"iss": os.environ["ISSUER"], "aud": os.environ["AUDIENCE"], "sub": "b",
-          "client_id": "bench", "scope": "*", "iat": now, "exp": now + 86400}
-signing_input = b64(json.dumps(header).encode()) + "." + b64(json.dumps(claims).encode())
-der = subprocess.run(["openssl", "dgst", "-sha256", "-sign", os.environ["KEY"]],
-                     input=signing_input.encode(), capture_output=True, check=True).stdout
-# DER SEQUENCE { INTEGER r, INTEGER s } to JWS's raw r||s.
-i = 2 if der[1] < 0x80 else 3
-ints = []
-for _ in range(2):
-    n = der[i + 1]
-    ints.append(int.from_bytes(der[i + 2:i + 2 + n], "big"))
-    i += 2 + n
-print(signing_input + "." + b64(b"".join(v.to_bytes(32, "big") for v in ints)))
-EOF
-)"
+JWT="$(make_es256_jwt "$ISSUER" "$AUDIENCE" "$WORK/es256.key")"
 
 step "starting the demo upstream (Streamable HTTP, native)"
 "$BIN" demo-server --http 127.0.0.1:0 --data-dir "$WORK/demo-http" >"$OUT/demo.out" 2>"$OUT/demo.err" &

@@ -58,3 +58,29 @@ locate_binary() {
     fi
     [[ -x "$BIN" ]] || die "no mcpgate binary at $BIN"
 }
+
+# Prints an ES256 JWT valid for a day (sub "b", scope "*") for issuer $1 and audience $2,
+# signed by openssl with the P-256 key in PEM file $3; python turns openssl's DER ECDSA
+# signature (SEQUENCE { INTEGER r, INTEGER s }, short lengths) into JWS's raw r||s.
+make_es256_jwt() {
+    ISSUER="$1" AUDIENCE="$2" KEY="$3" python3 - <<'PY'
+import base64, json, os, subprocess, time
+b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+now = int(time.time())
+header = {"alg": "ES256", "typ": "JWT"}
+claims = {"iss": os.environ["ISSUER"], "aud": os.environ["AUDIENCE"], "sub": "b",
+          "client_id": "bench", "scope": "*", "iat": now, "exp": now + 86400}
+signing_input = b64(json.dumps(header).encode()) + "." + b64(json.dumps(claims).encode())
+der = subprocess.run(["openssl", "dgst", "-sha256", "-sign", os.environ["KEY"]],
+                     input=signing_input.encode(), capture_output=True, check=True).stdout
+assert der[0] == 0x30
+i = 2 if der[1] < 0x80 else 3
+ints = []
+for _ in range(2):
+    assert der[i] == 0x02
+    n = der[i + 1]
+    ints.append(int.from_bytes(der[i + 2:i + 2 + n], "big"))
+    i += 2 + n
+print(signing_input + "." + b64(b"".join(v.to_bytes(32, "big") for v in ints)))
+PY
+}
