@@ -78,10 +78,15 @@ X="$WORK/root/usr/bin/mcpgate"
 grep -q '^data_dir = "/var/lib/mcpgate"  # file ' "$WORK/show.out" || fail "check-config --show on the shipped file: $(cat "$WORK/show.out")"
 # (.debug_gdb_scripts is loaded program data, not debug info.)
 DEBUG_INFO='\.debug_(info|line|abbrev|str|aranges|ranges|rnglists|loclists|frame)'
-readelf -SW "$X" | grep -Eq "$DEBUG_INFO" && fail "the shipped binary carries debug info"
-readelf -SW "$X" | grep -q '\.gnu_debuglink' || fail "the shipped binary does not name its debug file"
-readelf -SW "$TARGET/package/mcpgate.debug" 2>/dev/null | grep -q '\.debug_line' || fail "mcpgate.debug has no line tables"
-zcat "$WORK/root/usr/share/man/man1/mcpgate.1.gz" | grep -q '^\.TH mcpgate' || fail "the man page"
+# The section lists go to files first: `readelf | grep -q` under pipefail
+# fails whenever grep stops reading before readelf has written everything.
+readelf -SW "$X" >"$WORK/sections.shipped" || fail "readelf on the shipped binary"
+readelf -SW "$TARGET/package/mcpgate.debug" >"$WORK/sections.debug" || fail "readelf on mcpgate.debug"
+grep -Eq "$DEBUG_INFO" "$WORK/sections.shipped" && fail "the shipped binary carries debug info"
+grep -q '\.gnu_debuglink' "$WORK/sections.shipped" || fail "the shipped binary does not name its debug file"
+grep -q '\.debug_line' "$WORK/sections.debug" || fail "mcpgate.debug has no line tables"
+zcat "$WORK/root/usr/share/man/man1/mcpgate.1.gz" >"$WORK/mcpgate.1" || fail "the man page does not decompress"
+grep -q '^\.TH mcpgate' "$WORK/mcpgate.1" || fail "the man page"
 grep -q 'check-config' "$WORK/root/usr/share/bash-completion/completions/mcpgate" || fail "bash completion"
 
 step "npm: install both tarballs, npx mcpgate"
@@ -106,7 +111,8 @@ WHEEL="$(ls "$DIST"/mcpgate-"$VERSION"-*.whl)"
 "$WORK/venv/bin/pip" install --quiet --disable-pip-version-check --no-index "$WHEEL"
 out="$("$WORK/venv/bin/mcpgate" --version)"
 [[ "$out" == "mcpgate $VERSION" ]] || fail "wheel: mcpgate --version: $out"
-"$WORK/venv/bin/mcpgate" bridge --help | grep -q 'Usage: mcpgate bridge' || fail "wheel: mcpgate bridge --help"
+"$WORK/venv/bin/mcpgate" bridge --help >"$WORK/wheel-help.out" || fail "wheel: mcpgate bridge --help exited non-zero"
+grep -q 'Usage: mcpgate bridge' "$WORK/wheel-help.out" || fail "wheel: mcpgate bridge --help: $(cat "$WORK/wheel-help.out")"
 if command -v uvx >/dev/null; then
     out="$(uvx --offline --from "$WHEEL" mcpgate --version)"
     [[ "$out" == "mcpgate $VERSION" ]] || fail "uvx: mcpgate --version: $out"
