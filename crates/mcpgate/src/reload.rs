@@ -224,11 +224,18 @@ impl Running {
         next.upstreams = read.upstreams;
         next.auth = read.auth;
         next.server.allowed_origins = read.server.allowed_origins;
-        let refusals = crate::preflight::refusals(&next);
-        if !refusals.is_empty() {
-            return Err(refusals);
-        }
-        let gw_cfg = gateway_config(&next, &self.at).await?;
+        // Every problem, not the first: the refusals and what building fails on.
+        let mut problems = crate::preflight::refusals(&next);
+        let gw_cfg = match gateway_config(&next, &self.at).await {
+            Ok(c) if problems.is_empty() => c,
+            Ok(_) => return Err(problems),
+            Err(more) => {
+                let more: Vec<String> =
+                    more.into_iter().filter(|p| !problems.contains(p)).collect();
+                problems.extend(more);
+                return Err(problems);
+            }
+        };
         let upstreams = diff::upstreams(
             &self.file,
             &file,

@@ -186,12 +186,12 @@ const TOKEN: &str = "st-reload-0123456789abcdef0123456789abcdef";
 const SECRET: &str = "reload-hmac-secret-of-at-least-32-bytes!";
 const ISSUER: &str = "[[auth.jwt]]\nissuer = \"https://idp.reload.example\"\naudience = \"api://reload\"\nhmac_secret_env = \"RELOAD_HMAC\"\nalgorithms = [\"HS256\"]\n\n";
 
-fn auth_config(data: &Path, echo_scope: &str, svc_env: &str, jwt: bool) -> String {
+fn auth_config(data: &Path, echo_scope: &str, svc_env: &str, auth_extra: &str) -> String {
     format!(
         "[server]\nrequest_timeout = \"30s\"\n\n[auth]\nmode = \"required\"\napi_keys = false\nusers = false\n\n\
          [auth.static_tokens]\ntokens = [{{ token = \"{TOKEN}\", subject = \"ci\", scopes = \"notes:read\" }}]\n\n\
          {}{}{}",
-        if jwt { ISSUER } else { "" },
+        auth_extra,
         demo_stdio_upstream(
             "notes",
             &data.join("notes"),
@@ -225,7 +225,7 @@ fn jwt() -> String {
 async fn scopes_issuers_and_changed_upstreams_apply_to_the_next_request() {
     let data = tempfile::tempdir().expect("tempdir");
     let gw = Gateway::start_with_env(
-        &auth_config(data.path(), "admin", "1", false),
+        &auth_config(data.path(), "admin", "1", ""),
         &[("RELOAD_HMAC", SECRET)],
     )
     .await;
@@ -241,7 +241,7 @@ async fn scopes_issuers_and_changed_upstreams_apply_to_the_next_request() {
         StatusCode::UNAUTHORIZED
     );
 
-    let out = reload(&gw, &auth_config(data.path(), "notes:read", "2", true)).await;
+    let out = reload(&gw, &auth_config(data.path(), "notes:read", "2", ISSUER)).await;
     assert!(out.contains("configuration reloaded"), "{out}");
     assert!(
         out.contains(r#"policy_changed=["notes"]"#)
@@ -262,8 +262,31 @@ async fn scopes_issuers_and_changed_upstreams_apply_to_the_next_request() {
     let js = by_jwt.initialize().await;
     assert!(echo(&by_jwt, &js, "jwt").await.contains("jwt"));
 
+    // A file that loads but that serve would refuse, for two reasons: both
+    // are logged, and nothing changes.
+    let refused = format!(
+        "{ISSUER}[[auth.jwt]]\nissuer = \"https://other.reload.example\"\naudience = \"x\"\n\
+         hmac_secret_env = \"RELOAD_UNSET_SECRET\"\n\n\
+         [[auth.upstream_key]]\nupstream = \"nowhere\"\nformat = \"k-[0-9]+\"\n\
+         format_description = \"k- and digits\"\nheader = \"X-Key\"\n\n"
+    );
+    let out = reload(&gw, &auth_config(data.path(), "admin", "3", &refused)).await;
+    assert!(out.contains("problems=2"), "{out}");
+    for problem in [
+        "RELOAD_UNSET_SECRET",
+        "upstream \"nowhere\" is not configured",
+    ] {
+        assert!(
+            out.lines()
+                .any(|l| l.contains("ERROR") && l.contains(problem)),
+            "{problem} not logged: {out}"
+        );
+    }
+    assert!(echo(&notes, &ns, "kept").await.contains("kept"));
+    assert!(echo(&svc, &ss2, "kept").await.contains("kept"));
+
     // And back: the issuer removed, its tokens refused again.
-    let out = reload(&gw, &auth_config(data.path(), "notes:read", "2", false)).await;
+    let out = reload(&gw, &auth_config(data.path(), "notes:read", "2", "")).await;
     assert!(out.contains("configuration reloaded"), "{out}");
     assert_eq!(
         by_jwt.post(None, &initialize_request()).await.status(),
