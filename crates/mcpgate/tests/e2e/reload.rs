@@ -15,7 +15,7 @@ use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 use serde_json::{Value, json};
 
-use crate::harness::raw::{Raw, initialize_request, messages, tool_call, tool_text};
+use crate::harness::raw::{Raw, SseReader, initialize_request, messages, tool_call, tool_text};
 use crate::harness::{
     BIN, DemoHttp, Gateway, children_of, config, demo_stdio_upstream, eventually, free_port,
     signal, toml_str,
@@ -75,6 +75,69 @@ async fn echo_status(raw: &Raw, session: &str) -> StatusCode {
     .status()
 }
 
+/// The next message on a legacy stream answering request `id`.
+async fn answer_on(sse: &mut SseReader, id: u64) -> Value {
+    loop {
+        let ev = sse
+            .next(Duration::from_secs(15))
+            .await
+            .expect("an answer on the legacy stream");
+        if let Some(v) = ev.json()
+            && v["id"] == id
+        {
+            return v;
+        }
+    }
+}
+
+/// Opens a legacy HTTP+SSE session on `upstream` and initializes it; returns
+/// its message URL and its stream.
+async fn legacy_session(gw: &Gateway, upstream: &str) -> (String, SseReader) {
+    let stream = reqwest::Client::new()
+        .get(format!("{}/sse", gw.mcp(upstream)))
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .expect("GET /sse");
+    assert_eq!(stream.status(), StatusCode::OK);
+    let mut sse = SseReader::new(stream);
+    let endpoint = sse
+        .next(Duration::from_secs(10))
+        .await
+        .expect("an endpoint event")
+        .data;
+    let url = format!("{}{endpoint}", gw.base);
+    let init = json!({
+        "jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": { "protocolVersion": "2024-11-05", "capabilities": {},
+                    "clientInfo": { "name": "mcpgate-e2e-reload", "version": "0" } }
+    });
+    let http = reqwest::Client::new();
+    let r = http
+        .post(&url)
+        .header("content-type", "application/json")
+        .body(init.to_string())
+        .send()
+        .await
+        .expect("POST initialize");
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let answer = answer_on(&mut sse, 1).await;
+    assert_eq!(
+        answer["result"]["protocolVersion"], "2024-11-05",
+        "{answer}"
+    );
+    let note = json!({ "jsonrpc": "2.0", "method": "notifications/initialized" });
+    let r = http
+        .post(&url)
+        .header("content-type", "application/json")
+        .body(note.to_string())
+        .send()
+        .await
+        .expect("POST initialized");
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    (url, sse)
+}
+
 fn bearer(token: &str) -> reqwest::Client {
     let mut h = HeaderMap::new();
     h.insert(
@@ -110,8 +173,10 @@ async fn upstreams_come_and_go_and_the_others_keep_their_sessions() {
         g.initialize().await,
     );
     assert!(echo(&k, &ks, "one").await.contains("one"));
+    // A legacy HTTP+SSE client too: its stream stays open across the reload.
+    let (messages_url, mut sse) = legacy_session(&gw, "keep").await;
     let before = children_of(gw.pid());
-    assert_eq!(before.len(), 2, "a child per stdio session: {before:?}");
+    assert_eq!(before.len(), 3, "a child per stdio session: {before:?}");
     // A call whose answer streams across the reload.
     let slow = {
         let (k, ks) = (k.clone(), ks.clone());
@@ -165,10 +230,22 @@ async fn upstreams_come_and_go_and_the_others_keep_their_sessions() {
         "the removed upstream's child exits",
         || {
             let now = children_of(pid);
-            now.len() == 1 && before.contains(&now[0])
+            now.len() == 2 && now.iter().all(|p| before.contains(p))
         },
     )
     .await;
+    // The legacy stream opened before the reload carries the next answer.
+    let call = tool_call(json!(9), "echo", json!({ "text": "legacy" }));
+    let r = reqwest::Client::new()
+        .post(&messages_url)
+        .header("content-type", "application/json")
+        .body(call.to_string())
+        .send()
+        .await
+        .expect("POST a legacy message");
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let answer = answer_on(&mut sse, 9).await;
+    assert!(tool_text(&answer).contains("legacy"), "{answer}");
     assert!(echo(&k, &ks, "three").await.contains("three"));
     // The removed one: its session and its endpoint are gone.
     assert_eq!(echo_status(&g, &gs).await, StatusCode::NOT_FOUND);
