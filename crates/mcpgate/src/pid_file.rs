@@ -1,6 +1,7 @@
 //! `<data_dir>/mcpgate.pid`: the process id of the `mcpgate serve` that uses
-//! a data directory, written at start (mode 0644) and removed on a clean
-//! shutdown, so that `mcpgate reload` can find the process to signal.
+//! a data directory, written at start (mode 0600, like every file there) and
+//! removed on a clean shutdown, so that `mcpgate reload` can find the process
+//! to signal.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -81,7 +82,7 @@ impl PidFile {
             .write(true)
             .create(true)
             .truncate(true)
-            .mode(0o644)
+            .mode(0o600)
             .open(&tmp)
             .and_then(|mut f| f.write_all(format!("{pid}\n").as_bytes()))
             .and_then(|()| std::fs::rename(&tmp, &path));
@@ -157,7 +158,7 @@ mod tests {
         let path = dir.path().join(FILE_NAME);
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&path).expect("meta").permissions().mode();
-        assert_eq!(mode & 0o777, 0o644);
+        assert_eq!(mode & 0o777, 0o600);
         // The test binary is not `mcpgate serve`.
         assert!(matches!(
             running(dir.path()),

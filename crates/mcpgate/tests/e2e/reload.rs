@@ -507,7 +507,7 @@ async fn the_reload_command_finds_the_server_through_its_pid_file() {
         .expect("meta")
         .permissions()
         .mode();
-    assert_eq!(mode & 0o777, 0o644);
+    assert_eq!(mode & 0o777, 0o600);
 
     std::fs::write(gw.config_path(), config(&format!("{first}{second}"))).expect("write");
     let before = log(&gw).lines().count();
