@@ -1,6 +1,6 @@
 //! The assembled gateway: upstreams, sessions, and the axum router in front of them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,7 +20,6 @@ use crate::config::{Limits, UpstreamConfig};
 use crate::error::GatewayError;
 use crate::front;
 use crate::origin::OriginPolicy;
-use crate::session::SessionTable;
 use crate::state::{Gateway, ReadinessCheck, Shared};
 use crate::upstream::Upstream;
 
@@ -61,6 +60,17 @@ const EXPOSE_HEADERS: &[&str] = &["www-authenticate", "mcp-session-id", "mcp-pro
 impl Gateway {
     /// Builds the gateway; fails with [`GatewayError::Config`] naming the bad upstream.
     pub fn new(cfg: GatewayConfig) -> Result<Self, GatewayError> {
+        Gateway::build(cfg, None)
+    }
+
+    /// Builds a snapshot from `cfg`. With `previous` (a reload: the running
+    /// snapshot and the upstreams whose connection did not change), the
+    /// session table and the shutdown signal are shared with it, and each
+    /// kept upstream is the running one, children and all.
+    pub(crate) fn build(
+        cfg: GatewayConfig,
+        previous: Option<(&Shared, &BTreeSet<String>)>,
+    ) -> Result<Self, GatewayError> {
         let mut upstreams = BTreeMap::new();
         let mut timeouts = BTreeMap::new();
         let mut policies = BTreeMap::new();
@@ -98,6 +108,13 @@ impl Gateway {
                     upstream: name,
                 });
             }
+            let running = previous
+                .filter(|(_, keep)| keep.contains(&name))
+                .and_then(|(shared, _)| shared.upstreams.get(&name));
+            if let Some(running) = running {
+                upstreams.insert(name, running.clone());
+                continue;
+            }
             let upstream = Upstream::new(u, limits, &cfg.user_sources)?;
             // Reported now and on /readyz; the gateway still starts, so that the
             // other upstreams work and the operator sees what is missing.
@@ -109,7 +126,9 @@ impl Gateway {
         Ok(Gateway {
             shared: Arc::new(Shared {
                 upstreams,
-                sessions: SessionTable::default(),
+                sessions: previous
+                    .map(|(p, _)| p.sessions.clone())
+                    .unwrap_or_default(),
                 limits: cfg.limits,
                 timeouts,
                 origins: cfg.origins,
@@ -119,8 +138,10 @@ impl Gateway {
                     public_url: cfg.public_url,
                     audiences,
                 }),
-                parked: Arc::default(),
-                stopping: crate::stopping::Stopping::default(),
+                parked: previous.map(|(p, _)| p.parked.clone()).unwrap_or_default(),
+                stopping: previous
+                    .map(|(p, _)| p.stopping.clone())
+                    .unwrap_or_default(),
                 readiness_checks: cfg.readiness_checks,
             }),
         })

@@ -35,7 +35,8 @@
 //!
 //! Every failure is a [`GatewayError`] (`error.rs`), answered with the HTTP
 //! status and JSON-RPC code chosen in `rejection.rs` and nowhere else. The
-//! running state the handlers share is [`Gateway`] (`state.rs`).
+//! running state the handlers share is [`Gateway`] (`state.rs`), one
+//! configuration's snapshot; a reload builds the next one (`reload.rs`).
 
 mod audience;
 mod auth;
@@ -51,6 +52,7 @@ mod mux;
 mod origin;
 mod protocol;
 mod rejection;
+mod reload;
 mod reply;
 mod rewrite;
 mod session;
@@ -69,4 +71,5 @@ pub use credentials::{
 pub use error::GatewayError;
 pub use gateway::{GatewayConfig, IDENTITY_JWKS_PATH};
 pub use origin::OriginPolicy;
+pub use reload::{Retired, UpstreamChanges};
 pub use state::{Gateway, ReadinessCheck};

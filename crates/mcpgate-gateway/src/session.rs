@@ -260,6 +260,17 @@ impl SessionTable {
         stale.iter().filter_map(|k| map.remove(k)).collect()
     }
 
+    /// Removes and returns the sessions `which` picks (a reload's retired upstreams).
+    pub(crate) fn take_where(&self, which: impl Fn(&Session) -> bool) -> Vec<Arc<Session>> {
+        let mut map = self.lock();
+        let picked: Vec<String> = map
+            .iter()
+            .filter(|(_, s)| which(s))
+            .map(|(k, _)| k.clone())
+            .collect();
+        picked.iter().filter_map(|k| map.remove(k)).collect()
+    }
+
     pub(crate) fn end_streams(&self) {
         for s in self.lock().values() {
             s.server_stream.close();

@@ -22,7 +22,9 @@ pub trait ReadinessCheck: std::fmt::Debug + Send + Sync {
     fn problems(&self) -> Vec<String>;
 }
 
-/// The running gateway's state; cheap to clone.
+/// The running gateway's state; cheap to clone. One configuration's snapshot:
+/// a reload builds the next one ([`Gateway::reconfigured`]), which shares the
+/// sessions, and the binary swaps the router it serves.
 #[derive(Debug, Clone)]
 pub struct Gateway {
     pub(crate) shared: Arc<Shared>,
@@ -31,7 +33,9 @@ pub struct Gateway {
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) upstreams: BTreeMap<String, Arc<Upstream>>,
-    pub(crate) sessions: SessionTable,
+    /// Shared with the snapshots a reload makes (`reload.rs`): a session
+    /// outlives the configuration it was opened under.
+    pub(crate) sessions: Arc<SessionTable>,
     pub(crate) limits: Limits,
     pub(crate) timeouts: BTreeMap<String, Duration>,
     pub(crate) origins: OriginPolicy,
@@ -39,7 +43,7 @@ pub(crate) struct Shared {
     /// 2026-07-28 calls waiting for the client's `input_required` retry.
     pub(crate) parked: Arc<ParkedTable>,
     /// Answers requests still in flight at the end of the shutdown grace.
-    pub(crate) stopping: Stopping,
+    pub(crate) stopping: Arc<Stopping>,
     pub(crate) readiness_checks: Vec<Arc<dyn ReadinessCheck>>,
 }
 

@@ -18,6 +18,8 @@ pub(crate) struct Cli {
 enum Command {
     /// Serve the configured upstreams (or the built-in demo) over HTTP.
     Serve(crate::serve::ServeArgs),
+    /// Ask the running server to reload its configuration (SIGHUP).
+    Reload(crate::reload_cmd::ReloadArgs),
     /// Check a configuration file and print every problem.
     CheckConfig {
         /// The configuration file.
@@ -102,6 +104,7 @@ enum Command {
 pub(crate) async fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Serve(args) => crate::serve::run(args).await,
+        Command::Reload(args) => crate::reload_cmd::run(args),
         Command::CheckConfig { config, show } => {
             match crate::config::show::load_and_print(&config, show).and_then(|c| {
                 // The same checks `serve` runs (its refusals), plus what would make

@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use http_body_util::BodyExt;
@@ -24,6 +23,7 @@ use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
 use self::activity::{Activity, Deadlines, Expiry, Tracked};
+use crate::live::LiveApp;
 
 /// Connection limits, from `[server]`.
 #[derive(Debug, Clone, Copy)]
@@ -66,8 +66,8 @@ impl Handle {
     }
 }
 
-/// Starts serving `app` on `listener`.
-pub(crate) fn spawn(listener: TcpListener, app: Router, limits: ConnLimits) -> Handle {
+/// Starts serving `app` (the router current at each request) on `listener`.
+pub(crate) fn spawn(listener: TcpListener, app: LiveApp, limits: ConnLimits) -> Handle {
     let (stop, stop_rx) = watch::channel(false);
     let tracker = TaskTracker::new();
     let server = Server {
@@ -93,7 +93,7 @@ fn builder() -> auto::Builder<TokioExecutor> {
 }
 
 struct Server {
-    app: Router,
+    app: LiveApp,
     limits: ConnLimits,
     slots: Arc<Semaphore>,
     shedding: Arc<Semaphore>,
@@ -201,7 +201,7 @@ async fn shed(mut tcp: TcpStream, max: usize) {
 
 /// One accepted connection.
 struct Conn {
-    app: Router,
+    app: LiveApp,
     builder: auto::Builder<TokioExecutor>,
     deadlines: Deadlines,
     stop: watch::Receiver<bool>,
@@ -220,7 +220,8 @@ impl Conn {
                 let mut req = req.map(Body::new);
                 // The login throttle of the authorization server keys on the peer address.
                 req.extensions_mut().insert(ConnectInfo(peer));
-                let app = app.clone();
+                // A reload swaps the router; this request keeps the one it got.
+                let app = app.load();
                 async move {
                     let resp = app.oneshot(req).await?;
                     // The request stays in flight until its body (an SSE stream,

@@ -11,7 +11,10 @@
 //!   → wire the roles: authserver::start (the OAuth server, if enabled),
 //!     auth::build (the guard's verifiers), vault_cmd::wire (per-user
 //!     secrets), then mcpgate_gateway::Gateway with its upstreams
-//!   → listener::spawn (connection cap, deadlines) until shutdown::signal
+//!   → listener::spawn (connection cap, deadlines) serving live::LiveApp,
+//!     the router of the running configuration (reload::Running), until
+//!     shutdown::signal; SIGHUP reloads (reload.rs), `mcpgate reload`
+//!     sends it (reload_cmd.rs, pid_file.rs)
 //! ```
 //!
 //! The other subcommands are one file each: administration of the store
@@ -33,11 +36,15 @@ mod fd_limit;
 mod init;
 mod keys;
 mod listener;
+mod live;
 mod logging;
 mod manual;
 mod observability;
+mod pid_file;
 mod preflight;
 mod random;
+mod reload;
+mod reload_cmd;
 mod resources;
 mod serve;
 mod shutdown;

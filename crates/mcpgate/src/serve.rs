@@ -6,9 +6,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use mcpgate_gateway::{Gateway, GatewayConfig, Isolation, OriginPolicy, UpstreamConfig};
+use mcpgate_gateway::Gateway;
 
-use crate::config::{self, AuthMode, LogFormat};
+use crate::config::{AuthMode, LogFormat};
+use crate::reload::{Overrides, Place, Running};
 
 /// `mcpgate serve`.
 #[derive(Debug, clap::Args)]
@@ -35,14 +36,17 @@ pub(crate) struct ServeArgs {
 }
 
 pub(crate) async fn run(args: ServeArgs) -> ExitCode {
-    let loaded = match (&args.config, args.demo) {
-        (Some(p), _) => config::load(Some(p)),
+    // Before anything can take long: until a handler is installed, SIGHUP
+    // (`mcpgate reload`) would end the process.
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    let path = match (&args.config, args.demo) {
+        (Some(p), _) => Some(p.clone()),
         // Defaults, then the `MCPGATE_…` variables.
-        (None, true) => config::load(None),
+        (None, true) => None,
         (None, false) => {
             let default = std::path::Path::new("mcpgate.toml");
             if default.exists() {
-                config::load(Some(default))
+                Some(default.to_path_buf())
             } else {
                 eprintln!(
                     "mcpgate: no configuration: pass --config FILE (write one with `mcpgate init`), or try `mcpgate serve --demo`"
@@ -51,36 +55,17 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
             }
         }
     };
-    let mut cfg = match loaded {
+    let overrides = Overrides {
+        listen: args.listen,
+        data_dir: args.data_dir.clone(),
+        log_format: args.log_format,
+        demo: args.demo,
+        no_auth: args.no_auth,
+    };
+    let (mut cfg, file) = match overrides.load(path.as_deref()) {
         Ok(c) => c,
         Err(problems) => return report(&problems),
     };
-    if let Some(l) = args.listen {
-        cfg.server.listen = l;
-    }
-    if let Some(d) = args.data_dir {
-        cfg.server.data_dir = d;
-    }
-    if let Some(f) = args.log_format {
-        cfg.server.log_format = f;
-    }
-    if args.demo {
-        cfg.auth.mode = if args.no_auth {
-            AuthMode::Disabled
-        } else {
-            AuthMode::Required
-        };
-        // The demo signs users in through the built-in authorization server too.
-        cfg.authserver.enabled = !args.no_auth;
-        cfg.upstreams.retain(|u| u.name != "demo");
-        match demo_upstream(&cfg.server.data_dir) {
-            Ok(u) => cfg.upstreams.insert(0, u),
-            Err(e) => {
-                eprintln!("mcpgate: {e}");
-                return ExitCode::from(1);
-            }
-        }
-    }
     // The same refusals `check-config` reports, after the flags applied.
     let problems = crate::preflight::refusals(&cfg);
     if !problems.is_empty() {
@@ -118,10 +103,16 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
         Ok(a) => a,
         Err(problems) => return report(&problems),
     };
-    let auth = match crate::auth::build(&cfg, &public_url, authserver.as_ref()).await {
-        Ok(a) => a,
+    let at = Place {
+        public_url: public_url.clone(),
+        local,
+        authserver,
+    };
+    let gw_cfg = match crate::reload::gateway_config(&cfg, &at).await {
+        Ok(c) => c,
         Err(problems) => return report(&problems),
     };
+    let authserver = at.authserver.clone();
     let demo_key = if args.demo && cfg.auth.mode != AuthMode::Disabled {
         match crate::auth::ensure_demo_key(&cfg.server.data_dir).await {
             Ok(k) => k,
@@ -137,32 +128,7 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
         },
         _ => None,
     };
-    let user_sources = match crate::vault_cmd::wire(
-        authserver.as_ref(),
-        &cfg.upstreams,
-        &cfg.authserver
-            .federation
-            .iter()
-            .map(|p| p.name.clone())
-            .collect::<Vec<_>>(),
-    )
-    .await
-    {
-        Ok(s) => s,
-        Err(e) => return report(&[e]),
-    };
-    let gateway = match Gateway::new(GatewayConfig {
-        upstreams: cfg.upstreams.clone(),
-        limits: cfg.server.limits(),
-        origins: OriginPolicy::new(&public_url, local, &cfg.server.allowed_origins),
-        auth,
-        public_url: public_url.clone(),
-        user_sources,
-        readiness_checks: vec![std::sync::Arc::new(crate::preflight::Readiness {
-            data_dir: cfg.server.data_dir.clone(),
-            upstreams: cfg.upstreams.clone(),
-        })],
-    }) {
+    let gateway = match Gateway::new(gw_cfg) {
         Ok(g) => g,
         Err(e) => return report(&[e.to_string()]),
     };
@@ -203,9 +169,17 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
             );
         }
     }
-    let _reaper = gateway.spawn_reaper(Duration::from_secs(30));
-    let app = crate::authserver::merge(gateway.router(), authserver.as_ref());
-    let app = mcpgate_telemetry::observe(app);
+    let pid_file = match crate::pid_file::PidFile::write(&cfg.server.data_dir) {
+        Ok(f) => Some(f),
+        Err(e) => {
+            tracing::warn!(
+                "{e}; `mcpgate reload` will not find this server (send it SIGHUP yourself)"
+            );
+            None
+        }
+    };
+    let mut running = Running::new((path, overrides), (cfg, file), at, gateway);
+    let cfg = running.config().clone();
     let _maintenance = authserver.as_ref().map(|a| {
         a.spawn_maintenance(
             cfg.authserver
@@ -221,9 +195,25 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
         idle_timeout = ?conn_limits.idle_timeout,
         "connection limits"
     );
-    let server = crate::listener::spawn(listener, app, conn_limits);
-    crate::shutdown::signal().await;
+    let server = crate::listener::spawn(listener, running.app(), conn_limits);
+    let stop = crate::shutdown::signal();
+    tokio::pin!(stop);
+    loop {
+        let hup = async {
+            match hangup.as_mut() {
+                Some(h) => h.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = &mut stop => break,
+            Some(()) = hup => {
+                running.reload().await;
+            }
+        }
+    }
     tracing::info!("shutting down: ending server streams and draining in-flight requests");
+    let gateway = running.gateway();
     // Long-lived GET streams would keep the drain waiting forever.
     gateway.end_streams();
     server.stop();
@@ -239,6 +229,9 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
     }
     gateway.shutdown(Duration::from_secs(5)).await;
     obs.stop().await;
+    if let Some(f) = pid_file {
+        f.remove();
+    }
     tracing::info!("stopped");
     ExitCode::SUCCESS
 }
@@ -250,25 +243,6 @@ fn report(problems: &[String]) -> ExitCode {
         eprintln!("error: {p}");
     }
     ExitCode::from(2)
-}
-
-/// The demo upstream: this same binary's `demo-server`, one child per session.
-fn demo_upstream(data_dir: &std::path::Path) -> Result<UpstreamConfig, String> {
-    let exe = std::env::current_exe()
-        .map_err(|e| format!("cannot find the mcpgate executable for the demo server: {e}"))?;
-    let dir = std::path::absolute(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
-    // Reading needs notes:read, creating needs notes:write (tools/list hides the rest).
-    let toml = format!(
-        "name = \"demo\"\ncommand = [{:?}, \"demo-server\", \"--data-dir\", {:?}]\n\
-         tool_scopes = {{ \"create_*\" = \"notes:write\", \"list_secure_notes\" = \"notes:read\" }}\n\
-         resource_scopes = {{ \"user://*\" = \"notes:read\" }}\n\
-         prompt_scopes = {{ \"note_summary\" = \"notes:read\" }}\n",
-        exe.display().to_string(),
-        dir.display().to_string()
-    );
-    let mut u: UpstreamConfig = toml::from_str(&toml).map_err(|e| e.to_string())?;
-    u.isolation = Isolation::Session;
-    Ok(u)
 }
 
 fn create_data_dir(dir: &std::path::Path) -> std::io::Result<()> {

@@ -324,6 +324,11 @@ impl Gateway {
         self.proc.stdout_lines()
     }
 
+    /// The configuration file it was started with (`--config`).
+    pub(crate) fn config_path(&self) -> PathBuf {
+        self._dir.path().join("mcpgate.toml")
+    }
+
     /// The gateway's data directory.
     pub(crate) fn data_dir(&self) -> &Path {
         &self.data

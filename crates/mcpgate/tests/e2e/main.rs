@@ -31,6 +31,8 @@
 //! - `resources`: tokens bound to their upstream, registered resource servers, who may introspect;
 //! - `hardening`: the authorization server against an attacker (issue 10);
 //! - `ops`: configuration from the environment, `check-config --show`, colours, the demo's small things (issue 15).
+//! - `reload`: SIGHUP and `mcpgate reload` apply upstreams, scopes, issuers and origins
+//!   without a restart, keep unchanged upstreams' sessions, refuse a bad file whole (issue 15).
 //! - `observability`: `/metrics`, the access log, refused OAuth requests at warn, the audit trail (issue 15).
 
 // Sampling is deprecated by SEP-2577, but clients still use it and the gateway relays it.
@@ -56,6 +58,7 @@ mod observability;
 mod ops;
 mod outbound;
 mod registration_rate;
+mod reload;
 mod resources;
 mod rmcp_flows;
 mod scenarios;
