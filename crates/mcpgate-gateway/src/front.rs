@@ -37,10 +37,10 @@ pub(crate) async fn serve(
     State(gw): State<Gateway>,
     authenticated: Authenticated,
     era: Era,
-    req: Request,
+    mut req: Request,
 ) -> Response {
     let caller = AuthenticatedCaller {
-        authed: Admitted::new(authenticated, &req),
+        authed: Admitted::new(authenticated, &mut req),
     };
     match era {
         Era::LegacyOpen {

@@ -348,11 +348,8 @@ async fn endpoint_of(
     mut req: Request,
     next: Next,
 ) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|m| m.as_str().to_owned())
-        .unwrap_or_default();
+    let matched = req.extensions().get::<MatchedPath>().cloned();
+    let route = matched.as_ref().map_or("", MatchedPath::as_str);
     let session_upstream = route
         .ends_with("/messages")
         .then(|| front::era::session_id(req.uri().query()))
@@ -363,7 +360,7 @@ async fn endpoint_of(
         .or_else(|| named.ok().and_then(|Path(mut p)| p.remove("name")))
         .or_else(|| gw.only_upstream())
         .unwrap_or_default();
-    let Some((upstream, _)) = gw.upstream(&name) else {
+    let Some((upstream, target)) = gw.upstream(&name) else {
         return crate::error::GatewayError::UnknownUpstream(name).answer(None);
     };
     // Streamable HTTP names its endpoint by the path it was reached at (`/mcp`
@@ -373,7 +370,11 @@ async fn endpoint_of(
     } else {
         format!("/mcp/{upstream}")
     };
-    req.extensions_mut().insert(Endpoint { upstream, path });
+    req.extensions_mut().insert(Endpoint {
+        upstream,
+        path,
+        target,
+    });
     next.run(req).await
 }
 

@@ -1,6 +1,7 @@
 //! Verified credentials, remembered by a digest of the credential, so a token
 //! is verified once and not on every request.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use sha2::{Digest, Sha256};
@@ -9,10 +10,11 @@ use crate::credential::Credential;
 use crate::principal::Principal;
 
 /// A bounded cache of verified principals. Keys are SHA-256 digests: the cache
-/// holds no credential in the clear.
+/// holds no credential in the clear. Principals are shared, not copied, on a
+/// hit: a request costs a reference count, not a copy of the claims.
 #[derive(Debug, Clone)]
 pub struct VerifiedCache {
-    inner: moka::sync::Cache<[u8; 32], (Principal, Instant)>,
+    inner: moka::sync::Cache<[u8; 32], (Arc<Principal>, Instant)>,
 }
 
 impl VerifiedCache {
@@ -50,6 +52,11 @@ impl VerifiedCache {
 
     /// A principal still valid for this credential.
     pub fn get(&self, key: &[u8; 32]) -> Option<Principal> {
+        self.get_shared(key).map(Arc::unwrap_or_clone)
+    }
+
+    /// [`VerifiedCache::get`] without the copy.
+    pub(crate) fn get_shared(&self, key: &[u8; 32]) -> Option<Arc<Principal>> {
         let (p, until) = self.inner.get(key)?;
         if Instant::now() >= until || p.expires_at().is_some_and(|e| e <= SystemTime::now()) {
             self.inner.invalidate(key);
@@ -60,6 +67,11 @@ impl VerifiedCache {
 
     /// Remembers a principal for `ttl`, never past its expiry.
     pub fn insert(&self, key: [u8; 32], p: Principal, ttl: Duration) {
+        self.insert_shared(key, Arc::new(p), ttl);
+    }
+
+    /// [`VerifiedCache::insert`] of a shared principal.
+    pub(crate) fn insert_shared(&self, key: [u8; 32], p: Arc<Principal>, ttl: Duration) {
         let mut ttl = ttl;
         if let Some(left) = p
             .expires_at()

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use mcpgate_guard::Authorized;
 use rand::RngCore;
 use serde_json::Value;
 use serde_json::value::RawValue;
@@ -103,6 +104,10 @@ pub(crate) struct Call {
     pub(crate) capabilities: HashSet<String>,
     pub(crate) rewrite: Rewrite,
     pub(crate) parked: Arc<ParkedTable>,
+    /// Policy's yes for this call (a retry brings its own): what the gateway
+    /// sends upstream on the call's behalf, such as a refusal of a question the
+    /// client cannot be asked, goes under it.
+    pub(crate) proof: Authorized,
 }
 
 static NEXT: AtomicU64 = AtomicU64::new(1);
@@ -183,7 +188,10 @@ impl Call {
                         );
                         let _ = self
                             .link
-                            .send(Message::error(m.id, code::METHOD_NOT_FOUND, &why))
+                            .send(
+                                &self.proof,
+                                Message::error(m.id, code::METHOD_NOT_FOUND, &why),
+                            )
                             .await;
                         continue;
                     }
@@ -240,6 +248,7 @@ pub(crate) async fn resume(
     method: &str,
     state: &str,
     rewrite: Rewrite,
+    proof: Authorized,
 ) -> Result<Call, Message> {
     let Some(p) = parked.take(state) else {
         return Err(Message::error(
@@ -268,7 +277,7 @@ pub(crate) async fn resume(
                 "the client gave no answer",
             ),
         };
-        if let Err(e) = p.link.send(answer).await {
+        if let Err(e) = p.link.send(&proof, answer).await {
             return Err(Message::error(
                 msg.id.clone(),
                 code::UPSTREAM_ERROR,
@@ -285,5 +294,6 @@ pub(crate) async fn resume(
         capabilities: client_capabilities(msg.params.as_deref()),
         rewrite,
         parked: parked.clone(),
+        proof,
     })
 }

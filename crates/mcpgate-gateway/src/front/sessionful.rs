@@ -7,6 +7,7 @@ use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
+use mcpgate_guard::Authorized;
 use serde_json::value::RawValue;
 
 use super::answer::Answer;
@@ -63,11 +64,12 @@ async fn post(
         params: mcpgate_telemetry::trace::inject_meta_raw(msg.method.as_deref(), msg.params),
         ..msg
     };
-    if let Err(r) = gw.shared.guard.authorize(&name, &caller.authed, &msg) {
-        return r;
-    }
+    let proof = match gw.shared.guard.authorize(&name, &caller.authed, &msg) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
     if kind == Kind::Request && msg.method.as_deref() == Some("initialize") {
-        return initialize(gw, name, upstream, msg, caller).await;
+        return initialize(gw, name, upstream, msg, caller, proof).await;
     }
     let Some(session_id) = session_id else {
         return GatewayError::InvalidRequest("Bad Request: missing Mcp-Session-Id header; send the id returned by initialize (or initialize first)".into()).answer(msg.id);
@@ -84,7 +86,7 @@ async fn post(
             let deadline = tokio::time::Instant::now() + timeout;
             let id = msg.id.clone();
             let msg_method = msg.method.clone();
-            let ex = match session.link.request(msg).await {
+            let ex = match session.link.request(&proof, msg).await {
                 Ok(ex) => gw.shared.stopping.guard(ex, id.clone()),
                 Err(e) => return link_failed(&gw, &session, &e, id).await,
             };
@@ -120,7 +122,7 @@ async fn post(
                 })
                 .await
         }
-        Kind::Notification | Kind::Response => match session.link.send(msg).await {
+        Kind::Notification | Kind::Response => match session.link.send(&proof, msg).await {
             Ok(()) => StatusCode::ACCEPTED.into_response(),
             Err(e) => link_failed(&gw, &session, &e, None).await,
         },
@@ -156,6 +158,7 @@ pub(crate) async fn initialize_link(
     msg: Message,
     timeout: std::time::Duration,
     identity: &Identity,
+    proof: &Authorized,
 ) -> Result<(Link, Message), (Link, Response)> {
     let id = msg.id.clone();
     let requested = jsonrpc::requested_protocol_version(msg.params.as_deref());
@@ -168,7 +171,7 @@ pub(crate) async fn initialize_link(
         ));
     }
     let deadline = tokio::time::Instant::now() + timeout;
-    let ex = match link.request(msg.clone()).await {
+    let ex = match link.request(proof, msg.clone()).await {
         Err(UpstreamError::NotStreamable) => {
             if let Upstream::Http(h) = upstream {
                 tracing::info!(upstream = %h.name, "the URL refused Streamable HTTP; using the legacy SSE transport");
@@ -180,7 +183,7 @@ pub(crate) async fn initialize_link(
                 Err(e) => return Err((link, GatewayError::from(&e).answer(id))),
             };
             link.set_capabilities(msg.params.as_deref());
-            link.request(msg).await
+            link.request(proof, msg).await
         }
         other => other,
     };
@@ -226,6 +229,7 @@ async fn initialize(
     upstream: Arc<Upstream>,
     msg: Message,
     caller: AuthenticatedCaller,
+    proof: Authorized,
 ) -> Response {
     let log = EventLog::new(0, gw.shared.limits.replay_events, None);
     let identity = gw.shared.guard.identity(&caller.authed, &name);
@@ -242,13 +246,14 @@ async fn initialize(
         Err(e) => return GatewayError::from(&e).answer(msg.id),
     };
     let timeout = gw.timeout_for(&name);
-    let (link, resp) = match initialize_link(&upstream, link, &log, msg, timeout, &identity).await {
-        Ok(v) => v,
-        Err((link, r)) => {
-            link.close().await;
-            return r;
-        }
-    };
+    let (link, resp) =
+        match initialize_link(&upstream, link, &log, msg, timeout, &identity, &proof).await {
+            Ok(v) => v,
+            Err((link, r)) => {
+                link.close().await;
+                return r;
+            }
+        };
     let Some(result) = resp.result.as_deref() else {
         // The upstream refused initialize: pass its error on, keep no session.
         link.close().await;

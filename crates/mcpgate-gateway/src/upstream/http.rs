@@ -429,7 +429,7 @@ impl HttpLink {
     /// the response headers, a JSON body) happens within `request_timeout`: an
     /// upstream that accepts the connection and then says nothing is cut off with
     /// [`UpstreamError::TimedOut`] instead of holding the client forever.
-    pub(crate) async fn request(self: &Arc<Self>, msg: Message) -> Result<Exchange, UpstreamError> {
+    pub(super) async fn request(self: &Arc<Self>, msg: Message) -> Result<Exchange, UpstreamError> {
         let limit = self.up.limits.request_timeout;
         // initialize must not be cancelled (MCP lifecycle); anything else is.
         let cancel = msg
@@ -525,7 +525,7 @@ impl HttpLink {
         }
     }
 
-    pub(crate) async fn send(&self, msg: Message) -> Result<(), UpstreamError> {
+    pub(super) async fn send(&self, msg: Message) -> Result<(), UpstreamError> {
         let limit = self.up.limits.request_timeout;
         let resp = tokio::time::timeout(limit, self.post(&msg))
             .await
