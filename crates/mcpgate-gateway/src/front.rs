@@ -12,6 +12,7 @@
 //! through), `answer.rs` (writing an answer as JSON or SSE), `caller.rs`, and
 //! the crate's `rejection.rs` (every error answer).
 
+pub(crate) mod adopt;
 pub(crate) mod answer;
 pub(crate) mod caller;
 pub(crate) mod era;

@@ -41,6 +41,9 @@ pub struct GatewayConfig {
     /// Conditions outside the gateway that `/readyz` checks on every request
     /// (e.g. the binary's data directory still writable).
     pub readiness_checks: Vec<Arc<dyn ReadinessCheck>>,
+    /// Seals and opens `Mcp-Session-Id`s; replicas that share it serve each
+    /// other's sessions.
+    pub session_keys: Arc<crate::SessionKeys>,
 }
 
 /// Headers browser clients may send (MCP-AUTH.md, CORS).
@@ -143,6 +146,7 @@ impl Gateway {
                     .map(|(p, _)| p.stopping.clone())
                     .unwrap_or_default(),
                 readiness_checks: cfg.readiness_checks,
+                session_keys: cfg.session_keys,
             }),
         })
     }
@@ -237,8 +241,8 @@ impl Gateway {
                     .sessions
                     .take_stale(shared.limits.session_idle_timeout)
                 {
-                    tracing::debug!(session = %s.id, upstream = %s.upstream_name, "closing an idle or dead session");
-                    s.close().await;
+                    tracing::debug!(upstream = %s.upstream_name, "closing an idle or dead session");
+                    s.release().await;
                 }
                 for u in shared.upstreams.values() {
                     u.reap_idle(shared.limits.session_idle_timeout).await;

@@ -288,6 +288,40 @@ impl Link {
         }
     }
 
+    /// The upstream's own session id (Streamable HTTP upstreams that gave one).
+    pub(crate) fn upstream_session_id(&self) -> Option<String> {
+        match self {
+            Link::Http(h) => h.upstream_session_id(),
+            Link::Stdio(_) | Link::Sse(_) => None,
+        }
+    }
+
+    /// Whether any replica can continue this link's upstream session.
+    pub(crate) fn is_portable(&self) -> bool {
+        matches!(self, Link::Http(h) if h.init_result().is_none())
+    }
+
+    /// Continues another replica's upstream session on this (fresh) link.
+    pub(crate) fn adopt(
+        &self,
+        session_id: Option<&str>,
+        version: &str,
+    ) -> Result<(), UpstreamError> {
+        match self {
+            Link::Http(h) => h.adopt(session_id, version),
+            Link::Stdio(_) | Link::Sse(_) => Err(UpstreamError::SessionGone),
+        }
+    }
+
+    /// Lets go of the link without ending a portable upstream session, which
+    /// another replica may be serving (idle expiry); ends anything else.
+    pub(crate) async fn release(&self) {
+        match self {
+            Link::Http(h) if h.init_result().is_none() => h.release(),
+            _ => self.close().await,
+        }
+    }
+
     /// Ends the session upstream (DELETE, or stopping a per-session child).
     pub(crate) async fn close(&self) {
         match self {

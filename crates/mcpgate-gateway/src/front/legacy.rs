@@ -45,6 +45,7 @@ pub(crate) async fn open(
         Err(e) => return GatewayError::from(&e).answer(None),
     };
     let session = Session::new(
+        crate::session_key::random_hex(),
         name,
         caller.principal().subject().to_owned(),
         link,

@@ -74,10 +74,11 @@ async fn post(
     let Some(session_id) = session_id else {
         return GatewayError::InvalidRequest("Bad Request: missing Mcp-Session-Id header; send the id returned by initialize (or initialize first)".into()).answer(msg.id);
     };
-    let Some(session) = gw.shared.sessions.get(session_id) else {
-        return GatewayError::SessionNotFound.answer(msg.id);
+    let session = match super::adopt::find(&gw, &caller, session_id).await {
+        Ok(s) => s,
+        Err(e) => return e.answer(msg.id),
     };
-    if *session.upstream_name != *name || !caller.owns(&session) {
+    if *session.upstream_name != *name {
         return GatewayError::SessionNotFound.answer(msg.id);
     }
     match kind {
@@ -261,9 +262,12 @@ async fn initialize(
     };
     let version =
         jsonrpc::result_protocol_version(result).unwrap_or_else(|| DEFAULT_VERSION.to_owned());
+    let subject = caller.principal().subject().to_owned();
+    let id = super::adopt::seal_id(&gw, &name, &link, &subject, &version);
     let session = Session::new(
+        id,
         name,
-        caller.principal().subject().to_owned(),
+        subject,
         link,
         log,
         version.clone(),
@@ -271,7 +275,7 @@ async fn initialize(
     );
     session.set_protocol_version(&version);
     gw.shared.sessions.insert(session.clone());
-    tracing::debug!(session = %session.id, upstream = %session.upstream_name, %version, "session opened");
+    tracing::debug!(upstream = %session.upstream_name, %version, "session opened");
     let mut r = json(StatusCode::OK, &resp);
     if let Ok(v) = HeaderValue::try_from(session.id.as_str()) {
         r.headers_mut().insert(SESSION_HEADER, v);
@@ -284,7 +288,7 @@ async fn get_stream(gw: Gateway, caller: AuthenticatedCaller, req: Request) -> R
     if !accepts(headers, "text/event-stream") {
         return GatewayError::NotAcceptable("Not Acceptable: a GET opens a server-sent event stream; send Accept: text/event-stream").answer(None);
     }
-    let session = match owned_session(&gw, &caller, headers) {
+    let session = match owned_session(&gw, &caller, headers).await {
         Ok(s) => s,
         Err(e) => return e.answer(None),
     };
@@ -342,18 +346,18 @@ impl Drop for ListenGuard {
 }
 
 async fn delete(gw: Gateway, caller: AuthenticatedCaller, req: Request) -> Response {
-    let session = match owned_session(&gw, &caller, req.headers()) {
+    let session = match owned_session(&gw, &caller, req.headers()).await {
         Ok(s) => s,
         Err(e) => return e.answer(None),
     };
     gw.shared.sessions.remove(&session.id);
     session.close().await;
-    tracing::debug!(session = %session.id, "session deleted by the client");
+    tracing::debug!(upstream = %session.upstream_name, "session deleted by the client");
     StatusCode::OK.into_response()
 }
 
 /// The session a GET or DELETE names, if it exists for this caller.
-fn owned_session(
+async fn owned_session(
     gw: &Gateway,
     caller: &AuthenticatedCaller,
     headers: &HeaderMap,
@@ -363,9 +367,5 @@ fn owned_session(
             "Bad Request: missing Mcp-Session-Id header".into(),
         ));
     };
-    gw.shared
-        .sessions
-        .get(session_id)
-        .filter(|s| caller.owns(s))
-        .ok_or(GatewayError::SessionNotFound)
+    super::adopt::find(gw, caller, session_id).await
 }
