@@ -23,6 +23,9 @@ const PREFIX: &str = "s1.";
 /// Binds a sealed value to its use: a value sealed for something else under
 /// the same key does not open as a session id.
 const AAD: &[u8] = b"mcpgate session id v1";
+/// A 2026-07-28 `requestState` (`r1.` and the same layout).
+const STATE_PREFIX: &str = "r1.";
+const STATE_AAD: &[u8] = b"mcpgate requestState v1";
 const TAG_LEN: usize = 16;
 
 /// Why a session key cannot be loaded.
@@ -91,6 +94,16 @@ pub(crate) struct SessionClaims {
     pub(crate) created: u64,
     /// A 128-bit random part: two sessions never share an id.
     pub(crate) nonce: String,
+}
+
+/// What a sealed 2026-07-28 `requestState` carries: the parked call's name in
+/// the table of the replica that holds it, and whose call it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct StateClaims {
+    pub(crate) token: String,
+    pub(crate) subject: String,
+    pub(crate) upstream: String,
+    pub(crate) method: String,
 }
 
 struct Key {
@@ -204,6 +217,25 @@ impl SessionKeys {
 
     /// The id for a new session. `None` only if the system has no randomness.
     pub(crate) fn seal(&self, claims: &SessionClaims) -> Option<String> {
+        self.seal_as(PREFIX, AAD, claims)
+    }
+
+    /// What a presented id carries, if one of the keys sealed it.
+    pub(crate) fn open(&self, id: &str) -> Result<SessionClaims, Unsealed> {
+        self.open_as(PREFIX, AAD, id)
+    }
+
+    /// A `requestState` for a parked call.
+    pub(crate) fn seal_state(&self, claims: &StateClaims) -> Option<String> {
+        self.seal_as(STATE_PREFIX, STATE_AAD, claims)
+    }
+
+    /// What a presented `requestState` carries, if one of the keys sealed it.
+    pub(crate) fn open_state(&self, state: &str) -> Result<StateClaims, Unsealed> {
+        self.open_as(STATE_PREFIX, STATE_AAD, state)
+    }
+
+    fn seal_as<T: Serialize>(&self, prefix: &str, aad: &[u8], claims: &T) -> Option<String> {
         let mut nonce = [0u8; NONCE_LEN];
         aws_lc_rs::rand::fill(&mut nonce).ok()?;
         let mut body = serde_json::to_vec(claims).ok()?;
@@ -211,7 +243,7 @@ impl SessionKeys {
             .key
             .seal_in_place_append_tag(
                 Nonce::assume_unique_for_key(nonce),
-                Aad::from(AAD),
+                Aad::from(aad),
                 &mut body,
             )
             .ok()?;
@@ -219,13 +251,17 @@ impl SessionKeys {
         raw.push(self.current.id);
         raw.extend_from_slice(&nonce);
         raw.extend_from_slice(&body);
-        Some(format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(raw)))
+        Some(format!("{prefix}{}", URL_SAFE_NO_PAD.encode(raw)))
     }
 
-    /// What a presented id carries, if one of the keys sealed it.
-    pub(crate) fn open(&self, id: &str) -> Result<SessionClaims, Unsealed> {
+    fn open_as<T: serde::de::DeserializeOwned>(
+        &self,
+        prefix: &str,
+        aad: &[u8],
+        id: &str,
+    ) -> Result<T, Unsealed> {
         let raw = id
-            .strip_prefix(PREFIX)
+            .strip_prefix(prefix)
             .and_then(|b| URL_SAFE_NO_PAD.decode(b).ok())
             .filter(|r| r.len() > 1 + NONCE_LEN + TAG_LEN)
             .ok_or(Unsealed::NotSealed)?;
@@ -241,7 +277,7 @@ impl SessionKeys {
             .key
             .open_in_place(
                 Nonce::assume_unique_for_key(nonce),
-                Aad::from(AAD),
+                Aad::from(aad),
                 &mut body,
             )
             .map_err(|_| Unsealed::Damaged)?;
@@ -306,6 +342,25 @@ mod tests {
         altered[last] = if altered[last] == b'A' { b'B' } else { b'A' };
         let altered = String::from_utf8(altered).unwrap();
         assert_eq!(k1.open(&altered), Err(Unsealed::Damaged));
+    }
+
+    #[test]
+    fn a_request_state_is_not_a_session_id_and_opens_only_as_itself() {
+        let k = SessionKeys::from_base64(K1, None, "test").unwrap();
+        let c = StateClaims {
+            token: random_hex(),
+            subject: "alice".into(),
+            upstream: "demo".into(),
+            method: "tools/call".into(),
+        };
+        let state = k.seal_state(&c).unwrap();
+        assert_eq!(k.open_state(&state).unwrap(), c);
+        assert_eq!(k.open(&state), Err(Unsealed::NotSealed));
+        let id = k.seal(&claims()).unwrap();
+        assert_eq!(k.open_state(&id), Err(Unsealed::NotSealed));
+        // Same key, other purpose: the associated data keeps them apart.
+        let swapped = format!("s1.{}", &state[3..]);
+        assert_eq!(k.open(&swapped), Err(Unsealed::Damaged));
     }
 
     #[test]

@@ -211,7 +211,7 @@ async fn post(
 /// progress comes first; an upstream question becomes `input_required`.
 async fn call(
     gw: &Gateway,
-    name: &str,
+    name: &Arc<str>,
     link: Arc<Link>,
     mut msg: Message,
     method: &str,
@@ -219,6 +219,10 @@ async fn call(
     proof: Authorized,
 ) -> Response {
     let parked = gw.shared.parked.clone();
+    let seal = mrtr::StateSeal {
+        keys: gw.shared.session_keys.clone(),
+        upstream: name.clone(),
+    };
     let state = msg
         .params_as::<Value>()
         .and_then(|p| p.get("requestState")?.as_str().map(str::to_owned));
@@ -226,10 +230,12 @@ async fn call(
     // When the request went upstream: its first answer is due `timeout` later.
     let mut sent = tokio::time::Instant::now();
     let mut call = match state {
-        Some(state) => match mrtr::resume(&parked, &msg, method, &state, rewrite, proof).await {
-            Ok(c) => c,
-            Err(e) => return with_error_status(json(StatusCode::OK, &e)).await,
-        },
+        Some(state) => {
+            match mrtr::resume(&parked, seal, &msg, method, &state, rewrite, proof).await {
+                Ok(c) => c,
+                Err(e) => return with_error_status(json(StatusCode::OK, &e)).await,
+            }
+        }
         None => {
             let client_id = msg.id.clone();
             let upstream_id = mrtr::unique_id();
@@ -251,6 +257,7 @@ async fn call(
                 rewrite,
                 parked,
                 proof,
+                seal,
             }
         }
     };

@@ -12,7 +12,7 @@ use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 use serde_json::json;
 
 use crate::harness::raw::{Raw, tool_call, tool_text};
-use crate::harness::{DemoHttp, Gateway, gateway_bin, toml_str};
+use crate::harness::{DemoHttp, Gateway, demo_stdio_upstream, gateway_bin, toml_str};
 
 /// `mcpgate keys create` for `subject` in `data`: the key.
 fn create_key(data: &Path, subject: &str) -> String {
@@ -82,7 +82,11 @@ async fn pair() -> Pair {
         .status()
         .expect("cp");
     assert!(cp.success());
-    let cfg = config(&demo.url, &dir.path().join("session.key"), "");
+    let stdio = demo_stdio_upstream("local", &dir.path().join("demo-stdio"), "");
+    let cfg = format!(
+        "{}\n{stdio}",
+        config(&demo.url, &dir.path().join("session.key"), "")
+    );
     let a = Gateway::start_with_data(&cfg, "127.0.0.1:0", &data_a).await;
     let b = Gateway::start_with_data(&cfg, "127.0.0.1:0", &data_b).await;
     Pair {
@@ -250,4 +254,124 @@ async fn forged_and_foreign_session_ids_are_404_and_a_rotated_key_still_opens_ol
     for log in [p.a.log_tail(400), p.b.log_tail(400), c.log_tail(400)] {
         assert!(!log.contains(old.trim()) && !log.contains(new));
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stdio_session_stays_with_the_replica_that_runs_its_child() {
+    let p = pair().await;
+    let alice_a = as_key(&p.a.mcp("local"), &p.alice);
+    let alice_b = as_key(&p.b.mcp("local"), &p.alice);
+    let sid = alice_a.initialize().await;
+    assert!(sid.starts_with("s1."), "{sid}");
+    let r = alice_b
+        .post(Some(&sid), &tool_call(json!(2), "whoami", json!({})))
+        .await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND, "B has no child for it");
+    assert!(
+        p.b.log_tail(200)
+            .contains("lives in the replica that opened it"),
+        "{}",
+        p.b.log_tail(50)
+    );
+    // A still serves it, and an HTTP-upstream route does not take it either.
+    let me = alice_a
+        .call(&sid, &tool_call(json!(3), "whoami", json!({})))
+        .await;
+    assert!(tool_text(&me).contains("alice"), "{me}");
+    let notes_b = as_key(&p.b.mcp("notes"), &p.alice);
+    let r = notes_b
+        .post(Some(&sid), &tool_call(json!(4), "whoami", json!({})))
+        .await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+}
+
+/// A 2026-07-28 `tools/call confirm_action` that may be asked for elicitation.
+fn modern_confirm(id: u64, extra: serde_json::Value) -> serde_json::Value {
+    let mut call = tool_call(json!(id), "confirm_action", json!({ "action": "ship it" }));
+    call["params"]["_meta"] = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": { "elicitation": {} },
+        "io.modelcontextprotocol/clientInfo": { "name": "t", "version": "0" },
+    });
+    if let Some(obj) = extra.as_object() {
+        for (k, v) in obj {
+            call["params"][k] = v.clone();
+        }
+    }
+    call
+}
+
+/// POSTs a 2026-07-28 request; returns its one JSON-RPC answer.
+async fn modern(raw: &Raw, body: &serde_json::Value) -> serde_json::Value {
+    let resp = raw
+        .http
+        .post(&raw.url)
+        .header("accept", "application/json, text/event-stream")
+        .header("content-type", "application/json")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", "confirm_action")
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("POST");
+    crate::harness::raw::messages(resp)
+        .await
+        .into_iter()
+        .rfind(|m| m.get("id") == body.get("id"))
+        .unwrap_or_else(|| panic!("no answer to {body}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sealed_request_state_is_bound_to_its_caller_and_refused_clearly_elsewhere() {
+    let p = pair().await;
+    let alice_a = as_key(&p.a.mcp("local"), &p.alice);
+    let alice_b = as_key(&p.b.mcp("local"), &p.alice);
+    let bob_a = as_key(&p.a.mcp("local"), &p.bob);
+
+    let first = modern(&alice_a, &modern_confirm(1, json!({}))).await;
+    assert_eq!(first["result"]["resultType"], "input_required", "{first}");
+    let state = first["result"]["requestState"]
+        .as_str()
+        .expect("requestState")
+        .to_owned();
+    assert!(
+        state.starts_with("r1.") && !state.contains("alice"),
+        "{state}"
+    );
+    let answers =
+        json!({ "mcpgate-input-1": { "action": "accept", "content": { "confirm": true } } });
+    let retry = |id, state: &str| {
+        modern_confirm(
+            id,
+            json!({ "requestState": state, "inputResponses": answers.clone() }),
+        )
+    };
+
+    // Refusals, each with a message saying what to do; none consumes the call.
+    let r = modern(&alice_b, &retry(2, &state)).await;
+    let msg = r["error"]["message"].as_str().unwrap_or_default();
+    assert!(msg.contains("unknown here"), "the other replica: {r}");
+    let r = modern(&bob_a, &retry(3, &state)).await;
+    let msg = r["error"]["message"].as_str().unwrap_or_default();
+    assert!(msg.contains("another caller"), "another subject: {r}");
+    let mut altered = state.clone().into_bytes();
+    let i = altered.len() - 4;
+    altered[i] = if altered[i] == b'A' { b'B' } else { b'A' };
+    let altered = String::from_utf8(altered).expect("ascii");
+    let r = modern(&alice_a, &retry(4, &altered)).await;
+    let msg = r["error"]["message"].as_str().unwrap_or_default();
+    assert!(msg.contains("not issued by this gateway"), "altered: {r}");
+    assert!(
+        p.a.log_tail(200).contains("refused a requestState"),
+        "{}",
+        p.a.log_tail(50)
+    );
+
+    // The caller's own retry on the replica that parked the call completes it.
+    let done = modern(&alice_a, &retry(5, &state)).await;
+    assert_eq!(
+        done["result"]["structuredContent"]["confirmed"], true,
+        "{done}"
+    );
 }
