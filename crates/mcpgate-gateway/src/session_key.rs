@@ -69,31 +69,36 @@ pub(crate) enum Unsealed {
 
 /// How the session reaches its upstream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
 pub(crate) enum Carrier {
     /// A Streamable HTTP upstream session: any replica can speak to it.
+    #[serde(rename = "h")]
     Http,
     /// A stdio child or a legacy SSE connection: it lives in one process.
+    #[serde(rename = "l")]
     Local,
 }
 
-/// What a sealed id carries.
+/// What a sealed id carries (short names: the id is on every request).
+/// Two ids never repeat: each seal has its own random nonce.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct SessionClaims {
     /// The upstream's name.
+    #[serde(rename = "u")]
     pub(crate) upstream: String,
+    #[serde(rename = "c")]
     pub(crate) carrier: Carrier,
     /// The upstream's own `Mcp-Session-Id`, if it gave one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "s", default, skip_serializing_if = "Option::is_none")]
     pub(crate) upstream_session: Option<String>,
     /// Who opened it.
+    #[serde(rename = "p")]
     pub(crate) subject: String,
     /// The negotiated protocol version.
+    #[serde(rename = "v")]
     pub(crate) version: String,
     /// Unix seconds at initialize.
+    #[serde(rename = "t")]
     pub(crate) created: u64,
-    /// A 128-bit random part: two sessions never share an id.
-    pub(crate) nonce: String,
 }
 
 /// What a sealed 2026-07-28 `requestState` carries: the parked call's name in
@@ -311,7 +316,6 @@ mod tests {
             subject: "alice".into(),
             version: "2025-06-18".into(),
             created: 1_700_000_000,
-            nonce: random_hex(),
         }
     }
 

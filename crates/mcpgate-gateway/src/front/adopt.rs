@@ -33,7 +33,6 @@ pub(crate) fn seal_id(
         subject: subject.to_owned(),
         version: version.to_owned(),
         created: unix_now(),
-        nonce: random_hex(),
     };
     gw.shared.session_keys.seal(&claims).unwrap_or_else(|| {
         tracing::warn!(%upstream, "could not seal a session id (no randomness); this session stays with this replica");
