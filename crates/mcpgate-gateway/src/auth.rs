@@ -480,3 +480,6 @@ pub(crate) fn identity_env(p: &Principal) -> Vec<(String, String)> {
     }
     env
 }
+
+#[cfg(test)]
+mod tests;
