@@ -86,8 +86,17 @@ async fn adopt(
     let Some((name, upstream)) = gw.upstream(&claims.upstream) else {
         return Err(refuse("its upstream is no longer configured"));
     };
-    let log = EventLog::new(0, gw.shared.limits.replay_events, None);
     let identity = gw.shared.guard.identity(&caller.authed, &name);
+    // An adopted session counts against the subject's cap here like one opened here.
+    let _place = gw
+        .shared
+        .sessions
+        .reserve(
+            identity.on_behalf_of.subject.as_deref(),
+            gw.shared.limits.max_sessions_per_subject,
+        )
+        .map_err(|e| GatewayError::from(&e))?;
+    let log = EventLog::new(0, gw.shared.limits.replay_events, None);
     let link = upstream
         .open(log.clone(), &identity)
         .await
