@@ -94,11 +94,23 @@ impl Audiences {
     /// Refuses a token not issued for `upstream`; `presented_at` is the URL of
     /// the endpoint it came to (named in the message when it is one of the
     /// wanted audiences).
+    #[cfg(test)]
     pub(crate) fn check(
         &self,
         p: &Principal,
         upstream: &str,
         presented_at: &str,
+    ) -> Result<(), AuthRejection> {
+        self.check_at(p, upstream, || presented_at.to_owned())
+    }
+
+    /// [`Audiences::check`], building the endpoint's URL only for a refusal
+    /// (this runs on every authenticated request).
+    pub(crate) fn check_at(
+        &self,
+        p: &Principal,
+        upstream: &str,
+        presented_at: impl FnOnce() -> String,
     ) -> Result<(), AuthRejection> {
         let Some(wanted) = self.wanted(p, upstream) else {
             return Ok(());
@@ -109,6 +121,8 @@ impl Audiences {
         {
             return Ok(());
         }
+        let presented_at = presented_at();
+        let presented_at = presented_at.as_str();
         let named = wanted
             .iter()
             .find(|w| same_resource(w, presented_at))

@@ -96,6 +96,8 @@ pub(crate) struct Guard {
 pub(crate) struct Endpoint {
     pub(crate) upstream: Arc<str>,
     pub(crate) path: String,
+    /// The upstream itself, so the era step does not look it up again.
+    pub(crate) target: Arc<crate::upstream::Upstream>,
 }
 
 impl Guard {
@@ -218,10 +220,16 @@ impl Guard {
         caller: &Admitted,
         msg: &Message,
     ) -> Result<Authorized, Response> {
-        let no_rules = Policy::default();
-        let policy = self.policies.get(upstream).unwrap_or(&no_rules);
-        let target = target_of(msg);
-        let target = match &target {
+        static NO_RULES: std::sync::LazyLock<Policy> = std::sync::LazyLock::new(Policy::default);
+        let policy = self.policies.get(upstream).unwrap_or(&NO_RULES);
+        // Without per-name rules every target needs what the upstream needs:
+        // the name is not read out of the params at all.
+        let named = if policy.filters_lists() {
+            target_of(msg)
+        } else {
+            None
+        };
+        let target = match &named {
             Some((kind, name)) => match *kind {
                 "tool" => Target::Tool(name),
                 "prompt" => Target::Prompt(name),
@@ -289,7 +297,20 @@ impl Guard {
 }
 
 /// (kind, name) of a named request: tools/call, prompts/get, resources/read.
-fn target_of(msg: &Message) -> Option<(&'static str, String)> {
+/// The name is read borrowed, skipping the arguments; anything unusual (a
+/// repeated key, a name that is not a string) is read as a whole value, as
+/// before, so the policy sees the same name either way.
+fn target_of(msg: &Message) -> Option<(&'static str, std::borrow::Cow<'_, str>)> {
+    #[derive(serde::Deserialize)]
+    struct Name<'a> {
+        #[serde(borrow)]
+        name: std::borrow::Cow<'a, str>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Uri<'a> {
+        #[serde(borrow)]
+        uri: std::borrow::Cow<'a, str>,
+    }
     if msg.kind() != Some(Kind::Request) {
         return None;
     }
@@ -299,8 +320,17 @@ fn target_of(msg: &Message) -> Option<(&'static str, String)> {
         "resources/read" => ("resource", "uri"),
         _ => return None,
     };
+    let raw = msg.params.as_deref()?.get();
+    let quick = if field == "uri" {
+        serde_json::from_str::<Uri<'_>>(raw).map(|u| u.uri)
+    } else {
+        serde_json::from_str::<Name<'_>>(raw).map(|n| n.name)
+    };
+    if let Ok(name) = quick {
+        return Some((kind, name));
+    }
     let params: Value = msg.params_as()?;
-    Some((kind, params.get(field)?.as_str()?.to_owned()))
+    Some((kind, params.get(field)?.as_str()?.to_owned().into()))
 }
 
 /// What HTTP upstreams are told about the caller (nothing for anonymous callers).
@@ -338,15 +368,18 @@ pub(crate) struct Admitted {
 
 impl Admitted {
     /// The proof, with what the guard left in `req`'s extensions about this
-    /// upstream (a user's own key to deliver, the endpoint path).
-    pub(crate) fn new(proof: Authenticated, req: &axum::extract::Request) -> Self {
-        let ext = req.extensions();
+    /// upstream (a user's own key to deliver, the endpoint path), taken out of them.
+    pub(crate) fn new(proof: Authenticated, req: &mut axum::extract::Request) -> Self {
+        let ext = req.extensions_mut();
+        let delivery = ext.remove::<Delivery>().unwrap_or_default();
+        let path = match ext.remove::<Endpoint>() {
+            Some(e) => e.path,
+            None => req.uri().path().to_owned(),
+        };
         Admitted {
             proof,
-            delivery: ext.get::<Delivery>().cloned().unwrap_or_default(),
-            path: ext
-                .get::<Endpoint>()
-                .map_or_else(|| req.uri().path().to_owned(), |e| e.path.clone()),
+            delivery,
+            path,
         }
     }
 
@@ -372,7 +405,7 @@ impl Admission for Guard {
         p: &Principal,
         credential: Option<&Credential>,
     ) -> Result<(), AuthRejection> {
-        let Some(e) = req.extensions.get::<Endpoint>().cloned() else {
+        let Some(e) = req.extensions.get::<Endpoint>() else {
             tracing::error!(
                 path = req.uri.path(),
                 "no upstream resolved before authentication"
@@ -381,16 +414,22 @@ impl Admission for Guard {
                 "no upstream serves this path".to_owned(),
             ));
         };
+        let mut delivery = None;
         if let Some(c) = credential {
-            let mut presented_at = self.public_url.clone();
-            presented_at.set_path(&e.path);
-            self.audiences
-                .check(p, &e.upstream, presented_at.as_str())?;
-            let delivery = self.upstream_key_delivery(p, c, &e.upstream)?;
-            req.extensions.insert(delivery);
+            self.audiences.check_at(p, &e.upstream, || {
+                let mut presented_at = self.public_url.clone();
+                presented_at.set_path(&e.path);
+                presented_at.into()
+            })?;
+            if p.method() == AuthMethod::UpstreamKey {
+                delivery = Some(self.upstream_key_delivery(p, c, &e.upstream)?);
+            }
         }
         if let Some(policy) = self.policies.get(&*e.upstream) {
             policy.admits(p)?;
+        }
+        if let Some(d) = delivery {
+            req.extensions.insert(d);
         }
         Ok(())
     }
@@ -441,3 +480,6 @@ pub(crate) fn identity_env(p: &Principal) -> Vec<(String, String)> {
     }
     env
 }
+
+#[cfg(test)]
+mod tests;

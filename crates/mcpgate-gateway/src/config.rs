@@ -137,6 +137,9 @@ pub struct Limits {
     pub request_timeout: Duration,
     /// Sessions (and their per-session children) idle this long are closed.
     pub session_idle_timeout: Duration,
+    /// A sealed session id older than this is not adopted by a replica that
+    /// does not hold the session (404: the client initializes again).
+    pub session_max_age: Duration,
     /// Events kept per SSE stream for `Last-Event-ID` resumption.
     pub replay_events: usize,
     /// Largest single message accepted from an upstream.
@@ -153,6 +156,7 @@ impl Default for Limits {
             max_body_bytes: 4 * 1024 * 1024,
             request_timeout: Duration::from_secs(60),
             session_idle_timeout: Duration::from_secs(30 * 60),
+            session_max_age: Duration::from_secs(24 * 60 * 60),
             replay_events: 256,
             max_message_bytes: 16 * 1024 * 1024,
             max_sessions_per_subject: 32,

@@ -55,7 +55,7 @@ use self::item::{Item, Source};
 use self::oauth::Exchange;
 use self::secret::Secret;
 use self::token::TokenCell;
-pub use self::user::{UserSecret, UserSecretSource, UserSources};
+pub use self::user::{UserSecret, UserSecretError, UserSecretSource, UserSources};
 use crate::config::UpstreamConfig;
 use crate::error::GatewayError;
 use crate::identity::OnBehalfOf;
@@ -236,7 +236,7 @@ impl Credentials {
                     Ok(None) => Err(format!(
                         "upstream {up} needs your own credential, and you have not stored one"
                     )),
-                    Err(e) => Err(e),
+                    Err(e) => Err(e.to_string()),
                 },
                 None => Err(format!(
                     "upstream {up} needs a signed-in caller: its credential is per user"

@@ -12,6 +12,7 @@
 //! through), `answer.rs` (writing an answer as JSON or SSE), `caller.rs`, and
 //! the crate's `rejection.rs` (every error answer).
 
+pub(crate) mod adopt;
 pub(crate) mod answer;
 pub(crate) mod caller;
 pub(crate) mod era;
@@ -37,10 +38,10 @@ pub(crate) async fn serve(
     State(gw): State<Gateway>,
     authenticated: Authenticated,
     era: Era,
-    req: Request,
+    mut req: Request,
 ) -> Response {
     let caller = AuthenticatedCaller {
-        authed: Admitted::new(authenticated, &req),
+        authed: Admitted::new(authenticated, &mut req),
     };
     match era {
         Era::LegacyOpen {

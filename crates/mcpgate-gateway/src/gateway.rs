@@ -41,6 +41,9 @@ pub struct GatewayConfig {
     /// Conditions outside the gateway that `/readyz` checks on every request
     /// (e.g. the binary's data directory still writable).
     pub readiness_checks: Vec<Arc<dyn ReadinessCheck>>,
+    /// Seals and opens `Mcp-Session-Id`s; replicas that share it serve each
+    /// other's sessions.
+    pub session_keys: Arc<crate::SessionKeys>,
 }
 
 /// Headers browser clients may send (MCP-AUTH.md, CORS).
@@ -143,6 +146,7 @@ impl Gateway {
                     .map(|(p, _)| p.stopping.clone())
                     .unwrap_or_default(),
                 readiness_checks: cfg.readiness_checks,
+                session_keys: cfg.session_keys,
             }),
         })
     }
@@ -237,8 +241,8 @@ impl Gateway {
                     .sessions
                     .take_stale(shared.limits.session_idle_timeout)
                 {
-                    tracing::debug!(session = %s.id, upstream = %s.upstream_name, "closing an idle or dead session");
-                    s.close().await;
+                    tracing::debug!(upstream = %s.upstream_name, "closing an idle or dead session");
+                    s.release().await;
                 }
                 for u in shared.upstreams.values() {
                     u.reap_idle(shared.limits.session_idle_timeout).await;
@@ -348,11 +352,8 @@ async fn endpoint_of(
     mut req: Request,
     next: Next,
 ) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|m| m.as_str().to_owned())
-        .unwrap_or_default();
+    let matched = req.extensions().get::<MatchedPath>().cloned();
+    let route = matched.as_ref().map_or("", MatchedPath::as_str);
     let session_upstream = route
         .ends_with("/messages")
         .then(|| front::era::session_id(req.uri().query()))
@@ -363,7 +364,7 @@ async fn endpoint_of(
         .or_else(|| named.ok().and_then(|Path(mut p)| p.remove("name")))
         .or_else(|| gw.only_upstream())
         .unwrap_or_default();
-    let Some((upstream, _)) = gw.upstream(&name) else {
+    let Some((upstream, target)) = gw.upstream(&name) else {
         return crate::error::GatewayError::UnknownUpstream(name).answer(None);
     };
     // Streamable HTTP names its endpoint by the path it was reached at (`/mcp`
@@ -373,7 +374,11 @@ async fn endpoint_of(
     } else {
         format!("/mcp/{upstream}")
     };
-    req.extensions_mut().insert(Endpoint { upstream, path });
+    req.extensions_mut().insert(Endpoint {
+        upstream,
+        path,
+        target,
+    });
     next.run(req).await
 }
 

@@ -13,22 +13,31 @@
 //! # A request's path, in order
 //!
 //! 1. `gateway.rs`: the router and its layers — CORS, then the header size and
-//!    Origin/Host checks (`origin.rs`); every MCP route goes to one handler.
-//! 2. `front/era.rs`: the protocol era is decided once, from the route, the
+//!    Origin/Host checks (`origin.rs`), then `endpoint_of`: the upstream of the
+//!    route (404 for an unknown one) and the endpoint path its challenge names.
+//! 2. `auth.rs` with `mcpgate-guard`'s `RequireAuthLayer`: the caller is
+//!    authenticated once, in front of every MCP route (400/401/403/503); the
+//!    handler takes the `Authenticated` proof as an extractor.
+//! 3. `front/era.rs`: the protocol era is decided once, from the route, the
 //!    method and the headers: legacy SSE, Streamable HTTP with sessions, or
-//!    stateless 2026-07-28. Unknown upstreams (404) and methods (405) stop here.
-//! 3. `front.rs` → `auth.rs`: the caller is authenticated (401/403), once.
+//!    stateless 2026-07-28. Unsupported methods (405) stop here.
 //! 4. `front/request.rs`: a POST's Accept and Content-Type, its body within
 //!    `server.max_body_bytes`, one JSON-RPC envelope (`jsonrpc.rs`), a supported
 //!    protocol version.
 //! 5. The era's handler, which only calls downward: `front/legacy.rs`,
 //!    `front/sessionful.rs` (the session table, `session.rs`) or
 //!    `front/stateless.rs` (multi-round-trip calls in `front/mrtr.rs`); each
-//!    asks `auth.rs` whether the caller may send this message (scopes, 403).
+//!    asks `Guard::authorize` (`auth.rs`, the guard's `Policy::authorize`)
+//!    once per message whether the caller may send it (scopes, 401/403), for
+//!    every method alike, and gets the `Authorized` proof.
 //! 6. `upstream.rs`: the link to the upstream — a stdio child (`upstream/stdio.rs`,
 //!    through `mux.rs`), a Streamable HTTP session (`upstream/http.rs`) or a
 //!    legacy SSE connection (`upstream/legacy_sse.rs`), told who the caller is
 //!    (`identity.rs`) and carrying outbound credentials (`credentials.rs`).
+//!    `Link::request`, `Link::send` and `Upstream::open_stateless` take the
+//!    `Authorized` proof, which only the guard crate can make: a path that
+//!    skips step 5 does not compile. (The raw senders of `upstream/` are
+//!    private to it.)
 //! 7. The answer: one JSON body, or an SSE stream written into a resumable log
 //!    (`front/answer.rs`, `events.rs`, `reply.rs`); a list may be filtered or an
 //!    era bridged on the way (`rewrite.rs`).
@@ -56,6 +65,7 @@ mod reload;
 mod reply;
 mod rewrite;
 mod session;
+mod session_key;
 mod state;
 mod stopping;
 mod upstream;
@@ -65,11 +75,12 @@ pub use auth::{AccessMode, AuthSettings};
 pub use config::{HttpTransport, Isolation, Limits, UpstreamConfig};
 pub use credentials::{
     BodyFormat, CredentialConfig, FederatedConfig, LoginConfig, OAuthClientConfig, SubjectToken,
-    TokenAuthMethod, TokenExchangeConfig, UserSecret, UserSecretSource, UserSources, VaultConfig,
-    credential_problems, missing_credentials,
+    TokenAuthMethod, TokenExchangeConfig, UserSecret, UserSecretError, UserSecretSource,
+    UserSources, VaultConfig, credential_problems, missing_credentials,
 };
 pub use error::GatewayError;
 pub use gateway::{GatewayConfig, IDENTITY_JWKS_PATH};
 pub use origin::OriginPolicy;
 pub use reload::{Retired, UpstreamChanges};
+pub use session_key::{SESSION_KEY_FILE, SessionKeyError, SessionKeys};
 pub use state::{Gateway, ReadinessCheck};

@@ -6,8 +6,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rand::RngCore;
-
 use crate::events::EventLog;
 use crate::upstream::{Link, UpstreamError};
 
@@ -39,6 +37,7 @@ pub(crate) struct Session {
 
 impl Session {
     pub(crate) fn new(
+        id: String,
         upstream_name: Arc<str>,
         subject: String,
         link: Link,
@@ -47,7 +46,7 @@ impl Session {
         replay: usize,
     ) -> Arc<Self> {
         Arc::new(Session {
-            id: new_session_id(),
+            id,
             upstream_name,
             subject,
             link,
@@ -130,8 +129,23 @@ impl Session {
 
     /// Ends the session: streams finish, the upstream session or child is closed.
     pub(crate) async fn close(&self) {
+        if self.end_streams() {
+            self.link.close().await;
+        }
+    }
+
+    /// Forgets the session here (idle expiry): streams finish, and a session
+    /// any replica can serve is left open upstream (only DELETE ends it).
+    pub(crate) async fn release(&self) {
+        if self.end_streams() {
+            self.link.release().await;
+        }
+    }
+
+    /// Marks the session closed and finishes its streams; false if it already was.
+    fn end_streams(&self) -> bool {
         if self.closed.swap(true, Ordering::SeqCst) {
-            return;
+            return false;
         }
         self.server_stream.close();
         for s in self
@@ -142,15 +156,8 @@ impl Session {
         {
             s.close();
         }
-        self.link.close().await;
+        true
     }
-}
-
-/// 128 random bits, hex: visible ASCII as the spec requires, unguessable.
-fn new_session_id() -> String {
-    let mut b = [0u8; 16];
-    rand::rng().fill_bytes(&mut b);
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// Every live session, by id.
@@ -215,6 +222,12 @@ impl SessionTable {
 
     pub(crate) fn insert(&self, s: Arc<Session>) {
         self.lock().insert(s.id.clone(), s);
+    }
+
+    /// Inserts `s` unless a session with its id is already there (two
+    /// requests adopting the same session at once); returns the one in the table.
+    pub(crate) fn insert_or_get(&self, s: Arc<Session>) -> Arc<Session> {
+        self.lock().entry(s.id.clone()).or_insert(s).clone()
     }
 
     /// A live session; one whose upstream died is removed and reported missing,

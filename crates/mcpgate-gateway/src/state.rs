@@ -45,6 +45,7 @@ pub(crate) struct Shared {
     /// Answers requests still in flight at the end of the shutdown grace.
     pub(crate) stopping: Arc<Stopping>,
     pub(crate) readiness_checks: Vec<Arc<dyn ReadinessCheck>>,
+    pub(crate) session_keys: Arc<crate::session_key::SessionKeys>,
 }
 
 impl Gateway {

@@ -8,6 +8,7 @@ pub(crate) mod stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
+use mcpgate_guard::Authorized;
 use serde_json::value::RawValue;
 
 pub(crate) use self::error::UpstreamError;
@@ -97,7 +98,13 @@ impl Upstream {
 
     /// A link for clients without sessions (2026-07-28), already initialized by the
     /// gateway and kept per subject so that per-user state stays per user.
-    pub(crate) async fn open_stateless(&self, id: &Identity) -> Result<Link, UpstreamError> {
+    /// The gateway initializes it on the caller's behalf, so it takes policy's
+    /// yes for the caller's request like [`Link::request`].
+    pub(crate) async fn open_stateless(
+        &self,
+        _proof: &Authorized,
+        id: &Identity,
+    ) -> Result<Link, UpstreamError> {
         match self {
             Upstream::Stdio(s) => Ok(Link::Stdio(
                 s.stateless(&id.subject, &id.env, &id.on_behalf_of).await?,
@@ -179,7 +186,13 @@ impl Link {
     }
 
     /// Sends a request; its related messages and response arrive on the exchange.
-    pub(crate) async fn request(&self, msg: Message) -> Result<Exchange, UpstreamError> {
+    /// `_proof` is policy's yes for it ([`Guard::authorize`](crate::auth::Guard::authorize)):
+    /// nothing reaches an upstream without one.
+    pub(crate) async fn request(
+        &self,
+        _proof: &Authorized,
+        msg: Message,
+    ) -> Result<Exchange, UpstreamError> {
         match self.pipe() {
             Ok((mux, key)) => mux
                 .request(key, msg)
@@ -188,8 +201,13 @@ impl Link {
         }
     }
 
-    /// Sends a notification, or a response to a server request.
-    pub(crate) async fn send(&self, msg: Message) -> Result<(), UpstreamError> {
+    /// Sends a notification, or a response to a server request, under policy's
+    /// yes for the client message it carries or answers.
+    pub(crate) async fn send(
+        &self,
+        _proof: &Authorized,
+        msg: Message,
+    ) -> Result<(), UpstreamError> {
         match self.pipe() {
             Ok((mux, key)) => mux
                 .send(key, msg)
@@ -198,7 +216,8 @@ impl Link {
         }
     }
 
-    /// Gives up on a request the client no longer waits for.
+    /// Gives up on a request the client no longer waits for. It takes no proof:
+    /// it only withdraws a request that went upstream under one.
     pub(crate) async fn cancel(&self, client_id: &RawValue, reason: &str) {
         match self {
             Link::Stdio(l) => l.child.mux.cancel(l.key, client_id, reason),
@@ -266,6 +285,40 @@ impl Link {
             Link::Http(h) => h
                 .gone()
                 .then(|| "the upstream ended this session".to_owned()),
+        }
+    }
+
+    /// The upstream's own session id (Streamable HTTP upstreams that gave one).
+    pub(crate) fn upstream_session_id(&self) -> Option<String> {
+        match self {
+            Link::Http(h) => h.upstream_session_id(),
+            Link::Stdio(_) | Link::Sse(_) => None,
+        }
+    }
+
+    /// Whether any replica can continue this link's upstream session.
+    pub(crate) fn is_portable(&self) -> bool {
+        matches!(self, Link::Http(h) if h.init_result().is_none())
+    }
+
+    /// Continues another replica's upstream session on this (fresh) link.
+    pub(crate) fn adopt(
+        &self,
+        session_id: Option<&str>,
+        version: &str,
+    ) -> Result<(), UpstreamError> {
+        match self {
+            Link::Http(h) => h.adopt(session_id, version),
+            Link::Stdio(_) | Link::Sse(_) => Err(UpstreamError::SessionGone),
+        }
+    }
+
+    /// Lets go of the link without ending a portable upstream session, which
+    /// another replica may be serving (idle expiry); ends anything else.
+    pub(crate) async fn release(&self) {
+        match self {
+            Link::Http(h) if h.init_result().is_none() => h.release(),
+            _ => self.close().await,
         }
     }
 

@@ -1,18 +1,20 @@
 //! Verified credentials, remembered by a digest of the credential, so a token
 //! is verified once and not on every request.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use sha2::{Digest, Sha256};
+use aws_lc_rs::digest;
 
 use crate::credential::Credential;
 use crate::principal::Principal;
 
 /// A bounded cache of verified principals. Keys are SHA-256 digests: the cache
-/// holds no credential in the clear.
+/// holds no credential in the clear. Principals are shared, not copied, on a
+/// hit: a request costs a reference count, not a copy of the claims.
 #[derive(Debug, Clone)]
 pub struct VerifiedCache {
-    inner: moka::sync::Cache<[u8; 32], (Principal, Instant)>,
+    inner: moka::sync::Cache<[u8; 32], (Arc<Principal>, Instant)>,
 }
 
 impl VerifiedCache {
@@ -26,9 +28,10 @@ impl VerifiedCache {
         }
     }
 
-    /// The digest a credential is cached under.
+    /// The digest a credential is cached under. (aws-lc-rs's SHA-256, which
+    /// uses the CPU's SHA instructions: this runs on every request.)
     pub fn key(c: &Credential) -> [u8; 32] {
-        let mut h = Sha256::new();
+        let mut h = digest::Context::new(&digest::SHA256);
         match c {
             Credential::Bearer(t) => {
                 h.update(b"bearer\0");
@@ -45,11 +48,19 @@ impl VerifiedCache {
                 h.update(password.as_bytes());
             }
         }
-        h.finalize().into()
+        let mut key = [0u8; 32];
+        // SHA-256 is 32 bytes by definition.
+        key.copy_from_slice(h.finish().as_ref());
+        key
     }
 
     /// A principal still valid for this credential.
     pub fn get(&self, key: &[u8; 32]) -> Option<Principal> {
+        self.get_shared(key).map(Arc::unwrap_or_clone)
+    }
+
+    /// [`VerifiedCache::get`] without the copy.
+    pub(crate) fn get_shared(&self, key: &[u8; 32]) -> Option<Arc<Principal>> {
         let (p, until) = self.inner.get(key)?;
         if Instant::now() >= until || p.expires_at().is_some_and(|e| e <= SystemTime::now()) {
             self.inner.invalidate(key);
@@ -60,6 +71,11 @@ impl VerifiedCache {
 
     /// Remembers a principal for `ttl`, never past its expiry.
     pub fn insert(&self, key: [u8; 32], p: Principal, ttl: Duration) {
+        self.insert_shared(key, Arc::new(p), ttl);
+    }
+
+    /// [`VerifiedCache::insert`] of a shared principal.
+    pub(crate) fn insert_shared(&self, key: [u8; 32], p: Arc<Principal>, ttl: Duration) {
         let mut ttl = ttl;
         if let Some(left) = p
             .expires_at()

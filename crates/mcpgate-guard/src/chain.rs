@@ -43,8 +43,18 @@ impl Chain {
     /// on). If none decides, an unavailable verifier makes it 503 (never "allow"),
     /// else it is a 401.
     pub async fn authenticate(&self, credential: &Credential) -> Result<Principal, AuthRejection> {
+        self.authenticate_shared(credential)
+            .await
+            .map(Arc::unwrap_or_clone)
+    }
+
+    /// [`Chain::authenticate`], sharing the cached principal instead of copying it.
+    pub(crate) async fn authenticate_shared(
+        &self,
+        credential: &Credential,
+    ) -> Result<Arc<Principal>, AuthRejection> {
         let key = VerifiedCache::key(credential);
-        if let Some(p) = self.cache.get(&key) {
+        if let Some(p) = self.cache.get_shared(&key) {
             return Ok(p);
         }
         let mut unavailable: Option<String> = None;
@@ -52,8 +62,8 @@ impl Chain {
             match v.verify(credential).await {
                 Ok(verified) => {
                     let cache_for = verified.cache_for();
-                    let principal = verified.into_principal();
-                    self.cache.insert(key, principal.clone(), cache_for);
+                    let principal = Arc::new(verified.into_principal());
+                    self.cache.insert_shared(key, principal.clone(), cache_for);
                     return Ok(principal);
                 }
                 Err(VerifyError::NotMine) => {}

@@ -25,6 +25,7 @@
 //! lifts that for in-cluster identity providers, at the price of sending the
 //! client secret and users' tokens in the clear.
 
+use secrecy::{ExposeSecret as _, SecretString};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -66,7 +67,7 @@ pub struct IntrospectionConfig {
     pub client_id: String,
     /// The client secret, inline. Prefer `client_secret_env`; exactly one of the two.
     #[serde(default)]
-    pub client_secret: Option<String>,
+    pub client_secret: Option<SecretString>,
     /// The environment variable holding the client secret.
     #[serde(default)]
     pub client_secret_env: Option<String>,
@@ -149,7 +150,7 @@ pub struct Introspection {
     name: String,
     endpoint: url::Url,
     client_id: String,
-    client_secret: String,
+    client_secret: SecretString,
     auth_method: ClientAuthMethod,
     audience: Option<String>,
     positive_ttl: Duration,
@@ -231,7 +232,7 @@ impl Introspection {
         }
         let client_secret = match (&cfg.client_secret, &cfg.client_secret_env) {
             (Some(s), None) => s.clone(),
-            (None, Some(var)) => env(var).ok_or_else(|| {
+            (None, Some(var)) => env(var).map(SecretString::from).ok_or_else(|| {
                 format!("{what}: client_secret_env names {var}, which is not set")
             })?,
             (None, None) => {
@@ -245,7 +246,7 @@ impl Introspection {
                 ));
             }
         };
-        if client_secret.is_empty() {
+        if client_secret.expose_secret().is_empty() {
             return Err(format!("{what}: the client secret is empty"));
         }
         if cfg.timeout.is_zero() {
@@ -355,7 +356,7 @@ impl Introspection {
                 let pair = format!(
                     "{}:{}",
                     form_encode(&self.client_id),
-                    form_encode(&self.client_secret)
+                    form_encode(self.client_secret.expose_secret())
                 );
                 let encoded = base64::engine::general_purpose::STANDARD.encode(pair);
                 let mut value =
@@ -369,7 +370,7 @@ impl Introspection {
             }
             ClientAuthMethod::ClientSecretPost => {
                 form.push(("client_id", &self.client_id));
-                form.push(("client_secret", &self.client_secret));
+                form.push(("client_secret", self.client_secret.expose_secret()));
             }
         }
         let mut req = mcpgate_fetch::Request::post_form(self.endpoint.as_str(), form).accept_json();

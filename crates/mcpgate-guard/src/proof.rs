@@ -28,9 +28,12 @@ pub struct Authenticated {
 impl Authenticated {
     /// Only the layer calls this, after the credential checked out.
     pub(crate) fn new(principal: Principal) -> Self {
-        Authenticated {
-            principal: Arc::new(principal),
-        }
+        Self::shared(Arc::new(principal))
+    }
+
+    /// The same, for a principal the verified-credential cache shares.
+    pub(crate) fn shared(principal: Arc<Principal>) -> Self {
+        Authenticated { principal }
     }
 
     /// Who is calling.

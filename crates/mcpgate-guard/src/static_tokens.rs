@@ -26,6 +26,7 @@
 //! cannot tell a mistyped token from another verifier's credential, so the chain
 //! goes on (and answers 401 if nothing accepts it).
 
+use secrecy::{ExposeSecret as _, SecretString};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -81,7 +82,7 @@ pub struct StaticTokensConfig {
 pub struct StaticTokenEntry {
     /// The token, inline (prefer `token_env` or `token_file`).
     #[serde(default)]
-    pub token: Option<String>,
+    pub token: Option<SecretString>,
     /// The environment variable holding the token.
     #[serde(default)]
     pub token_env: Option<String>,
@@ -134,7 +135,7 @@ impl std::fmt::Debug for StaticTokens {
 /// A token read from somewhere, with a label naming where for messages.
 struct Loaded {
     label: String,
-    token: String,
+    token: SecretString,
     subject: String,
     scopes: BTreeSet<String>,
 }
@@ -205,7 +206,7 @@ impl StaticTokens {
         let mut entries: Vec<Entry> = Vec::with_capacity(loaded.len());
         let mut labels: Vec<String> = Vec::with_capacity(loaded.len());
         for l in loaded {
-            let chars = l.token.chars().count();
+            let chars = l.token.expose_secret().chars().count();
             if !cfg.allow_short && chars < MIN_TOKEN_CHARS {
                 problems.push(format!(
                     "{}: the token is {chars} characters; tokens under {MIN_TOKEN_CHARS} characters are refused (make one with `openssl rand -hex 32`), or set allow_short = true",
@@ -213,7 +214,7 @@ impl StaticTokens {
                 ));
                 continue;
             }
-            let digest: [u8; 32] = Sha256::digest(l.token.as_bytes()).into();
+            let digest: [u8; 32] = Sha256::digest(l.token.expose_secret().as_bytes()).into();
             if let Some(i) = entries.iter().position(|e| e.digest == digest) {
                 problems.push(format!(
                     "{}: the same token as {}; each token must name one subject",
@@ -269,9 +270,9 @@ fn entry_token(
     e: &StaticTokenEntry,
     env: &impl Fn(&str) -> Option<String>,
     label: &str,
-) -> Result<String, String> {
+) -> Result<SecretString, String> {
     let token = match (&e.token, &e.token_env, &e.token_file) {
-        (Some(t), None, None) => t.clone(),
+        (Some(t), None, None) => t.expose_secret().to_owned(),
         (None, Some(var), None) => {
             env(var).ok_or_else(|| format!("{label}: token_env names {var}, which is not set"))?
         }
@@ -288,8 +289,8 @@ fn entry_token(
             ));
         }
     };
-    let token = token.trim().to_owned();
-    if token.is_empty() {
+    let token = SecretString::from(token.trim());
+    if token.expose_secret().is_empty() {
         return Err(format!("{label}: the token is empty"));
     }
     Ok(token)
@@ -313,7 +314,7 @@ fn compact(item: &str, label: String, numbered: &mut usize) -> Option<Loaded> {
     };
     Some(Loaded {
         label,
-        token: token.to_owned(),
+        token: SecretString::from(token),
         subject,
         scopes,
     })

@@ -54,6 +54,18 @@ pub(crate) struct ServerConfig {
     #[serde(default, deserialize_with = "opt_duration")]
     pub(crate) session_idle_timeout: Option<Duration>,
     #[serde(default, deserialize_with = "opt_duration")]
+    pub(crate) session_max_age: Option<Duration>,
+    /// The key that seals session ids (base64 of 32 bytes), shared by replicas.
+    #[serde(default)]
+    pub(crate) session_key: Option<secrecy::SecretString>,
+    /// The previous session key during a rotation: it opens ids, never seals.
+    #[serde(default)]
+    pub(crate) session_key_previous: Option<secrecy::SecretString>,
+    /// A file holding the session key (created when missing);
+    /// default `<data_dir>/session.key`.
+    #[serde(default)]
+    pub(crate) session_key_file: Option<PathBuf>,
+    #[serde(default, deserialize_with = "opt_duration")]
     pub(crate) shutdown_grace: Option<Duration>,
     #[serde(default)]
     pub(crate) max_body_bytes: Option<usize>,
@@ -90,6 +102,10 @@ impl Default for ServerConfig {
             log_format: LogFormat::default(),
             request_timeout: None,
             session_idle_timeout: None,
+            session_max_age: None,
+            session_key: None,
+            session_key_previous: None,
+            session_key_file: None,
             shutdown_grace: None,
             max_body_bytes: None,
             replay_events: None,
@@ -249,6 +265,7 @@ impl ServerConfig {
             request_timeout: self.request_timeout.unwrap_or(d.request_timeout),
             session_idle_timeout: self.session_idle_timeout.unwrap_or(d.session_idle_timeout),
             replay_events: self.replay_events.unwrap_or(d.replay_events),
+            session_max_age: self.session_max_age.unwrap_or(d.session_max_age),
             max_sessions_per_subject: self
                 .max_sessions_per_subject
                 .unwrap_or(d.max_sessions_per_subject),

@@ -108,11 +108,13 @@ pub(crate) async fn gateway_config(cfg: &Config, at: &Place) -> Result<GatewayCo
         .map(|p| p.name.clone())
         .collect();
     let sources = crate::vault_cmd::wire(at.authserver.as_ref(), &cfg.upstreams, &federation).await;
-    let (auth, user_sources) = match (auth, sources) {
-        (Ok(a), Ok(s)) => (a, s),
-        (a, s) => {
+    let keys = session_keys(&cfg.server).map_err(|e| format!("server.session_key: {e}"));
+    let (auth, user_sources, session_keys) = match (auth, sources, keys) {
+        (Ok(a), Ok(s), Ok(k)) => (a, s, k),
+        (a, s, k) => {
             let mut problems = a.err().unwrap_or_default();
             problems.extend(s.err());
+            problems.extend(k.err());
             return Err(problems);
         }
     };
@@ -127,7 +129,41 @@ pub(crate) async fn gateway_config(cfg: &Config, at: &Place) -> Result<GatewayCo
             data_dir: cfg.server.data_dir.clone(),
             upstreams: cfg.upstreams.clone(),
         })],
+        session_keys: std::sync::Arc::new(session_keys),
     })
+}
+
+/// The key that seals `Mcp-Session-Id`s: `server.session_key`, else the key
+/// in `server.session_key_file` (default `<data_dir>/session.key`, created
+/// when missing). `server.session_key_previous` opens ids during a rotation.
+fn session_keys(
+    server: &crate::config::ServerConfig,
+) -> Result<mcpgate_gateway::SessionKeys, mcpgate_gateway::SessionKeyError> {
+    use secrecy::ExposeSecret as _;
+    let previous = server
+        .session_key_previous
+        .as_ref()
+        .map(|p| p.expose_secret());
+    if let Some(key) = &server.session_key {
+        return mcpgate_gateway::SessionKeys::from_base64(
+            key.expose_secret(),
+            previous,
+            "server.session_key",
+        );
+    }
+    let path = match &server.session_key_file {
+        Some(p) => p.clone(),
+        None => {
+            std::fs::create_dir_all(&server.data_dir).map_err(|source| {
+                mcpgate_gateway::SessionKeyError::Io {
+                    path: server.data_dir.clone(),
+                    source,
+                }
+            })?;
+            server.data_dir.join(mcpgate_gateway::SESSION_KEY_FILE)
+        }
+    };
+    mcpgate_gateway::SessionKeys::load_file(&path, previous)
 }
 
 /// The served application for one gateway snapshot: its routes, the

@@ -17,7 +17,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use mcpgate_authserver::{AuthServer, VaultSlot};
 use mcpgate_gateway::{
-    CredentialConfig, UpstreamConfig, UserSecret, UserSecretSource, UserSources,
+    CredentialConfig, UpstreamConfig, UserSecret, UserSecretError, UserSecretSource, UserSources,
 };
 use mcpgate_store::seal::{MASTER_KEY_ENV, MASTER_KEY_FILE};
 use mcpgate_store::{MasterKey, Store};
@@ -219,13 +219,13 @@ impl UserSecretSource for Federated {
         &'a self,
         subject: &'a str,
         _upstream: &'a str,
-    ) -> mcpgate_guard::BoxFuture<'a, Result<Option<UserSecret>, String>> {
+    ) -> mcpgate_guard::BoxFuture<'a, Result<Option<UserSecret>, UserSecretError>> {
         Box::pin(async move {
             self.authserver
                 .federated_token(subject, &self.provider)
                 .await
                 .map(|t| Some(UserSecret::new(t)))
-                .map_err(|e| e.to_string())
+                .map_err(|e| UserSecretError::Failed(Box::new(e)))
         })
     }
 
@@ -252,23 +252,23 @@ impl UserSecretSource for Vault {
         &'a self,
         subject: &'a str,
         upstream: &'a str,
-    ) -> mcpgate_guard::BoxFuture<'a, Result<Option<UserSecret>, String>> {
+    ) -> mcpgate_guard::BoxFuture<'a, Result<Option<UserSecret>, UserSecretError>> {
         Box::pin(async move {
             match self
                 .0
                 .vault_secret(subject, upstream)
                 .await
-                .map_err(|e| e.to_string())?
+                .map_err(|e| UserSecretError::Failed(Box::new(e)))?
             {
                 Some(s) => Ok(Some(UserSecret::new(s.into_inner()))),
                 // Said here rather than as `None`, to tell the user where to add it.
-                None => Err(format!(
+                None => Err(UserSecretError::NotStored(format!(
                     "upstream {upstream} needs your own {}, and you have not stored one yet: add it under \"Credentials\" at {}",
                     self.0
                         .vault_label(upstream)
                         .unwrap_or_else(|| "credential".into()),
                     self.0.account_url()
-                )),
+                ))),
             }
         })
     }

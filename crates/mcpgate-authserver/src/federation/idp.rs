@@ -9,6 +9,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use mcpgate_fetch::{Fetcher, Request};
+use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
@@ -30,7 +31,8 @@ pub(crate) struct Outbound {
 #[derive(Debug)]
 pub(crate) struct Idp {
     pub(crate) cfg: ProviderConfig,
-    secret: Option<String>,
+    /// The client secret at the IdP; `Debug` shows it redacted.
+    secret: Option<SecretString>,
     outbound: Outbound,
     /// Origins (`scheme://host:port`) the operator configured for this IdP.
     trusted_origins: Vec<String>,
@@ -136,14 +138,14 @@ impl Idp {
             (Some(_), Some(_)) => {
                 return Err("set client_secret_env or client_secret_file, not both".into());
             }
-            (Some(var), None) => Some(std::env::var(var).map_err(|_| {
+            (Some(var), None) => Some(SecretString::from(std::env::var(var).map_err(|_| {
                 format!("the client secret's environment variable {var} is not set")
-            })?),
+            })?)),
             (None, Some(path)) => Some(
                 std::fs::read_to_string(path)
                     .map_err(|e| format!("client_secret_file {}: {e}", path.display()))?
                     .trim_end_matches(['\r', '\n'])
-                    .to_owned(),
+                    .into(),
             ),
             (None, None) => None,
         };
@@ -307,7 +309,7 @@ impl Idp {
         let mut body = form.to_vec();
         body.push(("client_id", &self.cfg.client_id));
         if let Some(s) = &self.secret {
-            body.push(("client_secret", s));
+            body.push(("client_secret", s.expose_secret()));
         }
         let r = self
             .fetcher_for(&url)

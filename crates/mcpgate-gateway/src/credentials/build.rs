@@ -1,6 +1,7 @@
 //! Building a credential from its table: the checks that make a
 //! configuration fail early with the key to change, then the [`Source`].
 
+use secrecy::{ExposeSecret, SecretString};
 use std::sync::{Arc, Mutex};
 
 use http::HeaderName;
@@ -10,7 +11,7 @@ use super::item::{Item, Source};
 use super::oauth::{ClientAuth, ClientCredentials, Login, TokenExchange};
 use super::secret::{SecretRef, Template};
 use super::token::TokenCell;
-use super::user::{UserSecret, UserSecretSource, UserSources};
+use super::user::{UserSecret, UserSecretError, UserSecretSource, UserSources};
 use crate::config::{Isolation, UpstreamConfig};
 
 /// Where a credential goes: a header and its template (HTTP), or an environment variable (stdio).
@@ -96,16 +97,16 @@ pub(super) fn item(
         &Option<std::path::PathBuf>,
     ),
                        secret: (
-        &Option<String>,
+        &Option<SecretString>,
         &Option<String>,
         &Option<std::path::PathBuf>,
     ),
                        method: TokenAuthMethod|
      -> Result<Option<ClientAuth>, String> {
-        let id = SecretRef::one_of("client_id", id.0.as_ref(), id.1.as_ref(), id.2.as_ref())?;
+        let id = SecretRef::one_of("client_id", id.0.as_deref(), id.1.as_ref(), id.2.as_ref())?;
         let secret = SecretRef::one_of(
             "client_secret",
-            secret.0.as_ref(),
+            secret.0.as_ref().map(ExposeSecret::expose_secret),
             secret.1.as_ref(),
             secret.2.as_ref(),
         )?;
@@ -138,7 +139,7 @@ pub(super) fn item(
             let bearer = matches!(c, CredentialConfig::Bearer { .. });
             let r = SecretRef::required(
                 "value",
-                value.as_ref(),
+                value.as_ref().map(ExposeSecret::expose_secret),
                 value_env.as_ref(),
                 value_file.as_ref(),
                 true,
@@ -167,14 +168,14 @@ pub(super) fn item(
         } => {
             let u = SecretRef::required(
                 "username",
-                username.as_ref(),
+                username.as_deref(),
                 username_env.as_ref(),
                 username_file.as_ref(),
                 true,
             )?;
             let p = SecretRef::required(
                 "password",
-                password.as_ref(),
+                password.as_ref().map(ExposeSecret::expose_secret),
                 password_env.as_ref(),
                 password_file.as_ref(),
                 true,
@@ -392,11 +393,11 @@ impl UserSecretSource for NoVault {
         &'a self,
         _subject: &'a str,
         upstream: &'a str,
-    ) -> mcpgate_guard::BoxFuture<'a, Result<Option<UserSecret>, String>> {
+    ) -> mcpgate_guard::BoxFuture<'a, Result<Option<UserSecret>, UserSecretError>> {
         Box::pin(async move {
-            Err(format!(
+            Err(UserSecretError::NotConfigured(format!(
                 "upstream {upstream} takes each user's secret from the vault, which needs the authorization server: enable [authserver]"
-            ))
+            )))
         })
     }
 }
@@ -411,12 +412,12 @@ impl UserSecretSource for NoFederation {
         &'a self,
         _subject: &'a str,
         upstream: &'a str,
-    ) -> mcpgate_guard::BoxFuture<'a, Result<Option<UserSecret>, String>> {
+    ) -> mcpgate_guard::BoxFuture<'a, Result<Option<UserSecret>, UserSecretError>> {
         Box::pin(async move {
-            Err(format!(
+            Err(UserSecretError::NotConfigured(format!(
                 "upstream {upstream} forwards each user's token from identity provider {:?}, which is not configured: add it as [[authserver.federation]] with [authserver] enabled",
                 self.0
-            ))
+            )))
         })
     }
 }

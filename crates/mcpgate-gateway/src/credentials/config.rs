@@ -1,6 +1,7 @@
 //! `[[upstream.credentials]]` as written in TOML: one table per credential,
 //! its `kind` deciding which keys apply.
 
+use secrecy::SecretString;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -21,7 +22,7 @@ pub enum CredentialConfig {
     Static {
         /// The secret inline. Prefer `value_env` or `value_file`.
         #[serde(default)]
-        value: Option<String>,
+        value: Option<SecretString>,
         /// The gateway's environment variable holding the secret.
         #[serde(default)]
         value_env: Option<String>,
@@ -42,7 +43,7 @@ pub enum CredentialConfig {
     Bearer {
         /// The token inline. Prefer `value_env` or `value_file`.
         #[serde(default)]
-        value: Option<String>,
+        value: Option<SecretString>,
         /// The gateway's environment variable holding the token.
         #[serde(default)]
         value_env: Option<String>,
@@ -72,7 +73,7 @@ pub enum CredentialConfig {
         username_file: Option<PathBuf>,
         /// The password inline. Prefer `password_env` or `password_file`.
         #[serde(default)]
-        password: Option<String>,
+        password: Option<SecretString>,
         /// The environment variable holding the password.
         #[serde(default)]
         password_env: Option<String>,
@@ -172,7 +173,7 @@ pub struct OAuthClientConfig {
     pub client_id_file: Option<PathBuf>,
     /// The client secret inline. Prefer `client_secret_env` or `client_secret_file`.
     #[serde(default)]
-    pub client_secret: Option<String>,
+    pub client_secret: Option<SecretString>,
     /// The environment variable holding the client secret.
     #[serde(default)]
     pub client_secret_env: Option<String>,
@@ -291,7 +292,7 @@ pub struct TokenExchangeConfig {
     pub client_id_file: Option<PathBuf>,
     /// The client secret inline.
     #[serde(default)]
-    pub client_secret: Option<String>,
+    pub client_secret: Option<SecretString>,
     /// The environment variable holding the client secret.
     #[serde(default)]
     pub client_secret_env: Option<String>,

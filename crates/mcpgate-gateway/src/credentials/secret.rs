@@ -4,20 +4,31 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-/// A secret value. `Debug` never shows it; only [`Secret::expose`] does.
-#[derive(Clone, PartialEq, Eq)]
-pub(crate) struct Secret(Arc<str>);
+use secrecy::{ExposeSecret as _, SecretString};
+
+/// A secret value (zeroed when the last copy is dropped). `Debug` never shows
+/// it; only [`Secret::expose`] does.
+#[derive(Clone)]
+pub(crate) struct Secret(Arc<SecretString>);
 
 impl Secret {
-    pub(crate) fn new(s: impl Into<Arc<str>>) -> Self {
-        Secret(s.into())
+    pub(crate) fn new(s: impl Into<String>) -> Self {
+        Secret(Arc::new(SecretString::from(s.into())))
     }
 
     /// The value, for the one place it is sent.
     pub(crate) fn expose(&self) -> &str {
-        &self.0
+        self.0.expose_secret()
     }
 }
+
+impl PartialEq for Secret {
+    fn eq(&self, other: &Self) -> bool {
+        self.expose() == other.expose()
+    }
+}
+
+impl Eq for Secret {}
 
 impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -50,7 +61,7 @@ impl SecretRef {
     /// Exactly one of `<field>`, `<field>_env`, `<field>_file`; `None` when none is set.
     pub(crate) fn one_of(
         field: &str,
-        value: Option<&String>,
+        value: Option<&str>,
         env: Option<&String>,
         file: Option<&PathBuf>,
     ) -> Result<Option<SecretRef>, String> {
@@ -64,7 +75,7 @@ impl SecretRef {
             ));
         }
         Ok(if let Some(v) = value {
-            Some(SecretRef::Value(Secret::new(v.as_str())))
+            Some(SecretRef::Value(Secret::new(v)))
         } else if let Some(e) = env {
             if e.is_empty() {
                 return Err(format!("{field}_env: name an environment variable"));
@@ -79,7 +90,7 @@ impl SecretRef {
     /// the configuration may hold the value itself.
     pub(crate) fn required(
         field: &str,
-        value: Option<&String>,
+        value: Option<&str>,
         env: Option<&String>,
         file: Option<&PathBuf>,
         inline: bool,

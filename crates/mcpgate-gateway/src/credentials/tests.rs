@@ -262,7 +262,7 @@ impl UserSecretSource for PerUser {
         &'a self,
         subject: &'a str,
         upstream: &'a str,
-    ) -> mcpgate_guard::BoxFuture<'a, Result<Option<UserSecret>, String>> {
+    ) -> mcpgate_guard::BoxFuture<'a, Result<Option<UserSecret>, super::UserSecretError>> {
         Box::pin(async move {
             Ok((subject != "nobody").then(|| UserSecret::new(format!("{subject}@{upstream}"))))
         })

@@ -13,7 +13,7 @@ pub struct UserSecret(pub(super) Secret);
 
 impl UserSecret {
     /// Wraps a secret value.
-    pub fn new(value: impl Into<Arc<str>>) -> Self {
+    pub fn new(value: impl Into<String>) -> Self {
         UserSecret(Secret::new(value))
     }
 }
@@ -31,6 +31,24 @@ impl std::fmt::Debug for UserSecret {
     }
 }
 
+/// Why a [`UserSecretSource`] has no secret to give. Its text is shown to the
+/// caller and the operator, so it names what failed and what to do, never a value.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum UserSecretError {
+    /// The source is not wired (no authorization server, no identity provider
+    /// of that name); the text says what to enable.
+    #[error("{0}")]
+    NotConfigured(String),
+    /// The user has not stored the secret the upstream needs; the text says
+    /// where to add it.
+    #[error("{0}")]
+    NotStored(String),
+    /// Looking it up failed (the store, the identity provider).
+    #[error(transparent)]
+    Failed(Box<dyn std::error::Error + Send + Sync>),
+}
+
 /// Where per-user secrets come from (the vault implements it): the secret
 /// `subject` stored for `upstream`, `Ok(None)` when there is none.
 pub trait UserSecretSource: Send + Sync + std::fmt::Debug {
@@ -40,7 +58,7 @@ pub trait UserSecretSource: Send + Sync + std::fmt::Debug {
         &'a self,
         subject: &'a str,
         upstream: &'a str,
-    ) -> mcpgate_guard::BoxFuture<'a, Result<Option<UserSecret>, String>>;
+    ) -> mcpgate_guard::BoxFuture<'a, Result<Option<UserSecret>, UserSecretError>>;
 
     /// The upstream refused `sent` (401) on `subject`'s request: renew it if
     /// the source can (a federated token refreshed, or found revoked and

@@ -10,10 +10,10 @@
 
 use std::sync::Arc;
 
-use axum::extract::{FromRequestParts, MatchedPath, Path};
+use axum::extract::{FromRequestParts, MatchedPath};
 use axum::http::Method;
 use axum::http::request::Parts;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 
 use super::request::{header_str, is_json_content};
 use crate::error::GatewayError;
@@ -70,11 +70,8 @@ impl FromRequestParts<Gateway> for Era {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, gw: &Gateway) -> Result<Self, Response> {
-        let matched = parts
-            .extensions
-            .get::<MatchedPath>()
-            .map(|m| m.as_str().to_owned())
-            .unwrap_or_default();
+        let matched = parts.extensions.get::<MatchedPath>().cloned();
+        let matched = matched.as_ref().map_or("", MatchedPath::as_str);
         let route = if matched.ends_with("/sse") {
             Route::LegacyOpen
         } else if matched.ends_with("/messages") {
@@ -86,17 +83,16 @@ impl FromRequestParts<Gateway> for Era {
             return legacy_message(parts, gw);
         }
         let named = matched.contains("{name}");
-        let name = if named {
-            Path::<String>::from_request_parts(parts, gw)
-                .await
-                .map_err(IntoResponse::into_response)?
-                .0
-        } else {
-            gw.only_upstream().unwrap_or_default()
+        // The router's first step (`endpoint_of`) resolved the upstream, and
+        // answered 404 for an unknown one.
+        let Some(e) = parts.extensions.get::<crate::auth::Endpoint>() else {
+            tracing::error!(
+                path = parts.uri.path(),
+                "an MCP route without its upstream resolved"
+            );
+            return Err(GatewayError::UnknownUpstream(String::new()).answer(None));
         };
-        let Some((name, upstream)) = gw.upstream(&name) else {
-            return Err(GatewayError::UnknownUpstream(name).answer(None));
-        };
+        let (name, upstream) = (e.upstream.clone(), e.target.clone());
         match route {
             Route::LegacyOpen => {
                 let messages_path = if named {

@@ -45,6 +45,7 @@ pub(crate) async fn open(
         Err(e) => return GatewayError::from(&e).answer(None),
     };
     let session = Session::new(
+        crate::session_key::random_hex(),
         name,
         caller.principal().subject().to_owned(),
         link,
@@ -101,13 +102,14 @@ pub(crate) async fn message(
         Ok(v) => v,
         Err(r) => return r,
     };
-    if let Err(r) = gw
+    let proof = match gw
         .shared
         .guard
         .authorize(&session.upstream_name, &caller.authed, &msg)
     {
-        return r;
-    }
+        Ok(p) => p,
+        Err(r) => return r,
+    };
     let timeout = gw.timeout_for(&session.upstream_name);
     let log = session.server_stream.clone();
     match kind {
@@ -125,7 +127,7 @@ pub(crate) async fn message(
                             result,
                         ))
                     }
-                    None => match session.link.request(msg.clone()).await {
+                    None => match session.link.request(&proof, msg.clone()).await {
                         Ok(mut ex) => tokio::time::timeout_at(deadline, ex.recv())
                             .await
                             .ok()
@@ -164,7 +166,7 @@ pub(crate) async fn message(
                 .unwrap_or_else(keep);
             let deadline = tokio::time::Instant::now() + timeout;
             tokio::spawn(async move {
-                match session.link.request(msg).await {
+                match session.link.request(&proof, msg).await {
                     Ok(ex) => {
                         let ex = gw.shared.stopping.guard(ex, id.clone());
                         relay_into(ex, &session, deadline, timeout, id, rewrite).await
@@ -180,7 +182,7 @@ pub(crate) async fn message(
             });
         }
         Kind::Notification | Kind::Response => {
-            if let Err(e) = session.link.send(msg).await {
+            if let Err(e) = session.link.send(&proof, msg).await {
                 return GatewayError::from(&e).answer(None);
             }
         }

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use mcpgate_guard::Authorized;
 use rand::RngCore;
 use serde_json::Value;
 use serde_json::value::RawValue;
@@ -16,6 +17,7 @@ use serde_json::value::RawValue;
 use crate::jsonrpc::{self, Kind, Message, code};
 use crate::mux::Exchange;
 use crate::rewrite::Rewrite;
+use crate::session_key::{SessionKeys, StateClaims};
 use crate::upstream::Link;
 
 /// Only these methods may answer `input_required` (2026-07-28).
@@ -38,7 +40,6 @@ pub(crate) struct Parked {
     upstream_id: Box<RawValue>,
     /// inputRequests key → the upstream's request id.
     inputs: Vec<(String, Box<RawValue>)>,
-    method: String,
     expires: Instant,
 }
 
@@ -47,7 +48,8 @@ impl ParkedTable {
         let mut b = [0u8; 24];
         rand::rng().fill_bytes(&mut b);
         // The state is kept here, not in the token: the token is only an
-        // unguessable name for it, so a client cannot forge or alter it.
+        // unguessable name for it (sealed, with its owner, into the
+        // `requestState` the client gets), so a client cannot forge or alter it.
         let token: String = b.iter().map(|x| format!("{x:02x}")).collect();
         let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
@@ -103,6 +105,20 @@ pub(crate) struct Call {
     pub(crate) capabilities: HashSet<String>,
     pub(crate) rewrite: Rewrite,
     pub(crate) parked: Arc<ParkedTable>,
+    /// Policy's yes for this call (a retry brings its own): what the gateway
+    /// sends upstream on the call's behalf, such as a refusal of a question the
+    /// client cannot be asked, goes under it.
+    pub(crate) proof: Authorized,
+    pub(crate) seal: StateSeal,
+}
+
+/// What a parked call's `requestState` is sealed with and bound to.
+#[derive(Clone)]
+pub(crate) struct StateSeal {
+    /// The session key.
+    pub(crate) keys: Arc<SessionKeys>,
+    /// The endpoint's upstream: a `requestState` is good for it only.
+    pub(crate) upstream: Arc<str>,
 }
 
 static NEXT: AtomicU64 = AtomicU64::new(1);
@@ -183,7 +199,10 @@ impl Call {
                         );
                         let _ = self
                             .link
-                            .send(Message::error(m.id, code::METHOD_NOT_FOUND, &why))
+                            .send(
+                                &self.proof,
+                                Message::error(m.id, code::METHOD_NOT_FOUND, &why),
+                            )
                             .await;
                         continue;
                     }
@@ -218,13 +237,25 @@ impl Call {
             link: self.link.clone(),
             upstream_id: self.upstream_id.clone(),
             inputs: vec![(key.clone(), request.id.unwrap_or_else(jsonrpc::null_id))],
-            method: self.method.clone(),
             expires: Instant::now() + PARK_TTL,
         });
+        let sealed = self.seal.keys.seal_state(&StateClaims {
+            token,
+            subject: self.proof.caller().principal().subject().to_owned(),
+            upstream: self.seal.upstream.to_string(),
+            method: self.method.clone(),
+        });
+        let Some(state) = sealed else {
+            return Message::error(
+                self.client_id.clone(),
+                code::INTERNAL_ERROR,
+                "could not seal requestState (no randomness)",
+            );
+        };
         let result = serde_json::json!({
             "resultType": "input_required",
             "inputRequests": { key: input },
-            "requestState": token,
+            "requestState": state,
         });
         Message::response(
             self.client_id.clone().unwrap_or_else(jsonrpc::null_id),
@@ -233,28 +264,59 @@ impl Call {
     }
 }
 
+/// The parked call a client's `requestState` names, if it is this caller's,
+/// for this upstream and method, and held by this replica.
+fn claim(
+    parked: &ParkedTable,
+    keys: &SessionKeys,
+    upstream: &str,
+    method: &str,
+    state: &str,
+    subject: &str,
+) -> Result<Parked, &'static str> {
+    let refuse = |reason: &str, answer| {
+        tracing::info!(%upstream, %method, reason, "refused a requestState");
+        answer
+    };
+    let c = keys.open_state(state).map_err(|why| {
+        refuse(
+            &why.to_string(),
+            "requestState was not issued by this gateway (forged, altered, or sealed under another session key); send the request again without it",
+        )
+    })?;
+    if c.subject != subject || c.upstream != upstream {
+        return Err(refuse(
+            "issued to another subject or for another upstream",
+            "requestState belongs to another caller or upstream",
+        ));
+    }
+    if c.method != method {
+        return Err(refuse(
+            "issued for another method",
+            "requestState belongs to another method",
+        ));
+    }
+    parked.take(&c.token).ok_or_else(|| {
+        refuse(
+            "no such parked call here (expired, already resumed, or parked on another replica)",
+            "requestState is unknown here or expired (the call may wait on another replica, or it ended); send the request again without it",
+        )
+    })
+}
+
 /// A client's retry: answers the upstream's questions and resumes the parked call.
 pub(crate) async fn resume(
     parked: &Arc<ParkedTable>,
+    seal: StateSeal,
     msg: &Message,
     method: &str,
     state: &str,
     rewrite: Rewrite,
+    proof: Authorized,
 ) -> Result<Call, Message> {
-    let Some(p) = parked.take(state) else {
-        return Err(Message::error(
-            msg.id.clone(),
-            code::INVALID_PARAMS,
-            "requestState is unknown or expired; send the request again without it",
-        ));
-    };
-    if p.method != method {
-        return Err(Message::error(
-            msg.id.clone(),
-            code::INVALID_PARAMS,
-            "requestState belongs to another method",
-        ));
-    }
+    let subject = proof.caller().principal().subject();
+    let p = claim(parked, &seal.keys, &seal.upstream, method, state, subject)
+        .map_err(|why| Message::error(msg.id.clone(), code::INVALID_PARAMS, why))?;
     let responses: serde_json::Map<String, Value> = msg
         .params_as::<Value>()
         .and_then(|v| v.get("inputResponses")?.as_object().cloned())
@@ -268,7 +330,7 @@ pub(crate) async fn resume(
                 "the client gave no answer",
             ),
         };
-        if let Err(e) = p.link.send(answer).await {
+        if let Err(e) = p.link.send(&proof, answer).await {
             return Err(Message::error(
                 msg.id.clone(),
                 code::UPSTREAM_ERROR,
@@ -285,5 +347,7 @@ pub(crate) async fn resume(
         capabilities: client_capabilities(msg.params.as_deref()),
         rewrite,
         parked: parked.clone(),
+        proof,
+        seal,
     })
 }

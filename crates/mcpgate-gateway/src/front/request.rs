@@ -19,13 +19,12 @@ pub(crate) fn accepts(headers: &HeaderMap, want: &str) -> bool {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .any(|item| {
-            let media = item
-                .split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase();
-            media == want || media == "*/*" || media == format!("{wt}/*")
+            let media = item.split(';').next().unwrap_or("").trim();
+            media.eq_ignore_ascii_case(want)
+                || media == "*/*"
+                || media
+                    .split_once('/')
+                    .is_some_and(|(t, s)| s == "*" && t.eq_ignore_ascii_case(wt))
         })
 }
 
@@ -43,8 +42,17 @@ pub(crate) async fn read_body(
     req: axum::extract::Request,
     limit: usize,
 ) -> Result<Bytes, Response> {
-    let declared = req
-        .headers()
+    let (parts, body) = req.into_parts();
+    read_body_of(&parts.headers, body, limit).await
+}
+
+/// [`read_body`] of a request already taken apart.
+async fn read_body_of(
+    headers: &HeaderMap,
+    body: axum::body::Body,
+    limit: usize,
+) -> Result<Bytes, Response> {
+    let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
@@ -53,7 +61,7 @@ pub(crate) async fn read_body(
     {
         return Err(body_too_large(Some(n), limit));
     }
-    axum::body::to_bytes(req.into_body(), limit)
+    axum::body::to_bytes(body, limit)
         .await
         .map_err(|_| body_too_large(None, limit))
 }
@@ -108,7 +116,8 @@ pub(crate) struct Post {
 /// Content negotiation (406, 415), the body within `limit` (413), one
 /// JSON-RPC message (400) and a supported `MCP-Protocol-Version` (400).
 pub(crate) async fn read_post(req: axum::extract::Request, limit: usize) -> Result<Post, Response> {
-    let headers = req.headers().clone();
+    let (parts, body) = req.into_parts();
+    let headers = parts.headers;
     if !(accepts(&headers, "application/json") && accepts(&headers, "text/event-stream")) {
         return Err(GatewayError::NotAcceptable("Not Acceptable: the Accept header must list both application/json and text/event-stream").answer(None));
     }
@@ -118,7 +127,7 @@ pub(crate) async fn read_post(req: axum::extract::Request, limit: usize) -> Resu
         )
         .answer(None));
     }
-    let body = read_body(req, limit).await?;
+    let body = read_body_of(&headers, body, limit).await?;
     let (msg, kind) = parse_body(&body)?;
     if let Some(v) = header_str(&headers, VERSION_HEADER)
         && !SUPPORTED_VERSIONS.contains(&v)

@@ -7,6 +7,7 @@ use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
+use mcpgate_guard::Authorized;
 use serde_json::value::RawValue;
 
 use super::answer::Answer;
@@ -63,19 +64,21 @@ async fn post(
         params: mcpgate_telemetry::trace::inject_meta_raw(msg.method.as_deref(), msg.params),
         ..msg
     };
-    if let Err(r) = gw.shared.guard.authorize(&name, &caller.authed, &msg) {
-        return r;
-    }
+    let proof = match gw.shared.guard.authorize(&name, &caller.authed, &msg) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
     if kind == Kind::Request && msg.method.as_deref() == Some("initialize") {
-        return initialize(gw, name, upstream, msg, caller).await;
+        return initialize(gw, name, upstream, msg, caller, proof).await;
     }
     let Some(session_id) = session_id else {
         return GatewayError::InvalidRequest("Bad Request: missing Mcp-Session-Id header; send the id returned by initialize (or initialize first)".into()).answer(msg.id);
     };
-    let Some(session) = gw.shared.sessions.get(session_id) else {
-        return GatewayError::SessionNotFound.answer(msg.id);
+    let session = match super::adopt::find(&gw, &caller, session_id).await {
+        Ok(s) => s,
+        Err(e) => return e.answer(msg.id),
     };
-    if *session.upstream_name != *name || !caller.owns(&session) {
+    if *session.upstream_name != *name {
         return GatewayError::SessionNotFound.answer(msg.id);
     }
     match kind {
@@ -84,7 +87,7 @@ async fn post(
             let deadline = tokio::time::Instant::now() + timeout;
             let id = msg.id.clone();
             let msg_method = msg.method.clone();
-            let ex = match session.link.request(msg).await {
+            let ex = match session.link.request(&proof, msg).await {
                 Ok(ex) => gw.shared.stopping.guard(ex, id.clone()),
                 Err(e) => return link_failed(&gw, &session, &e, id).await,
             };
@@ -120,7 +123,7 @@ async fn post(
                 })
                 .await
         }
-        Kind::Notification | Kind::Response => match session.link.send(msg).await {
+        Kind::Notification | Kind::Response => match session.link.send(&proof, msg).await {
             Ok(()) => StatusCode::ACCEPTED.into_response(),
             Err(e) => link_failed(&gw, &session, &e, None).await,
         },
@@ -156,6 +159,7 @@ pub(crate) async fn initialize_link(
     msg: Message,
     timeout: std::time::Duration,
     identity: &Identity,
+    proof: &Authorized,
 ) -> Result<(Link, Message), (Link, Response)> {
     let id = msg.id.clone();
     let requested = jsonrpc::requested_protocol_version(msg.params.as_deref());
@@ -168,7 +172,7 @@ pub(crate) async fn initialize_link(
         ));
     }
     let deadline = tokio::time::Instant::now() + timeout;
-    let ex = match link.request(msg.clone()).await {
+    let ex = match link.request(proof, msg.clone()).await {
         Err(UpstreamError::NotStreamable) => {
             if let Upstream::Http(h) = upstream {
                 tracing::info!(upstream = %h.name, "the URL refused Streamable HTTP; using the legacy SSE transport");
@@ -180,7 +184,7 @@ pub(crate) async fn initialize_link(
                 Err(e) => return Err((link, GatewayError::from(&e).answer(id))),
             };
             link.set_capabilities(msg.params.as_deref());
-            link.request(msg).await
+            link.request(proof, msg).await
         }
         other => other,
     };
@@ -226,6 +230,7 @@ async fn initialize(
     upstream: Arc<Upstream>,
     msg: Message,
     caller: AuthenticatedCaller,
+    proof: Authorized,
 ) -> Response {
     let log = EventLog::new(0, gw.shared.limits.replay_events, None);
     let identity = gw.shared.guard.identity(&caller.authed, &name);
@@ -242,13 +247,14 @@ async fn initialize(
         Err(e) => return GatewayError::from(&e).answer(msg.id),
     };
     let timeout = gw.timeout_for(&name);
-    let (link, resp) = match initialize_link(&upstream, link, &log, msg, timeout, &identity).await {
-        Ok(v) => v,
-        Err((link, r)) => {
-            link.close().await;
-            return r;
-        }
-    };
+    let (link, resp) =
+        match initialize_link(&upstream, link, &log, msg, timeout, &identity, &proof).await {
+            Ok(v) => v,
+            Err((link, r)) => {
+                link.close().await;
+                return r;
+            }
+        };
     let Some(result) = resp.result.as_deref() else {
         // The upstream refused initialize: pass its error on, keep no session.
         link.close().await;
@@ -256,9 +262,12 @@ async fn initialize(
     };
     let version =
         jsonrpc::result_protocol_version(result).unwrap_or_else(|| DEFAULT_VERSION.to_owned());
+    let subject = caller.principal().subject().to_owned();
+    let id = super::adopt::seal_id(&gw, &name, &link, &subject, &version);
     let session = Session::new(
+        id,
         name,
-        caller.principal().subject().to_owned(),
+        subject,
         link,
         log,
         version.clone(),
@@ -266,7 +275,7 @@ async fn initialize(
     );
     session.set_protocol_version(&version);
     gw.shared.sessions.insert(session.clone());
-    tracing::debug!(session = %session.id, upstream = %session.upstream_name, %version, "session opened");
+    tracing::debug!(upstream = %session.upstream_name, %version, "session opened");
     let mut r = json(StatusCode::OK, &resp);
     if let Ok(v) = HeaderValue::try_from(session.id.as_str()) {
         r.headers_mut().insert(SESSION_HEADER, v);
@@ -279,7 +288,7 @@ async fn get_stream(gw: Gateway, caller: AuthenticatedCaller, req: Request) -> R
     if !accepts(headers, "text/event-stream") {
         return GatewayError::NotAcceptable("Not Acceptable: a GET opens a server-sent event stream; send Accept: text/event-stream").answer(None);
     }
-    let session = match owned_session(&gw, &caller, headers) {
+    let session = match owned_session(&gw, &caller, headers).await {
         Ok(s) => s,
         Err(e) => return e.answer(None),
     };
@@ -337,18 +346,18 @@ impl Drop for ListenGuard {
 }
 
 async fn delete(gw: Gateway, caller: AuthenticatedCaller, req: Request) -> Response {
-    let session = match owned_session(&gw, &caller, req.headers()) {
+    let session = match owned_session(&gw, &caller, req.headers()).await {
         Ok(s) => s,
         Err(e) => return e.answer(None),
     };
     gw.shared.sessions.remove(&session.id);
     session.close().await;
-    tracing::debug!(session = %session.id, "session deleted by the client");
+    tracing::debug!(upstream = %session.upstream_name, "session deleted by the client");
     StatusCode::OK.into_response()
 }
 
 /// The session a GET or DELETE names, if it exists for this caller.
-fn owned_session(
+async fn owned_session(
     gw: &Gateway,
     caller: &AuthenticatedCaller,
     headers: &HeaderMap,
@@ -358,9 +367,5 @@ fn owned_session(
             "Bad Request: missing Mcp-Session-Id header".into(),
         ));
     };
-    gw.shared
-        .sessions
-        .get(session_id)
-        .filter(|s| caller.owns(s))
-        .ok_or(GatewayError::SessionNotFound)
+    super::adopt::find(gw, caller, session_id).await
 }

@@ -8,6 +8,7 @@ use axum::extract::Request;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
+use mcpgate_guard::Authorized;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
@@ -159,15 +160,16 @@ async fn post(
         params: mcpgate_telemetry::trace::inject_meta_raw(msg.method.as_deref(), msg.params),
         ..msg
     };
-    if let Err(r) = gw.shared.guard.authorize(&name, &caller.authed, &msg) {
-        return r;
-    }
+    let proof = match gw.shared.guard.authorize(&name, &caller.authed, &msg) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
     let method = msg.method.clone().unwrap_or_default();
     // The upstream session is the gateway's, one per subject, and never closed
     // here. It declared every client capability; each request's own
     // `clientCapabilities` decide whether an upstream question reaches the client.
     let link = match upstream
-        .open_stateless(&gw.shared.guard.identity(&caller.authed, &name))
+        .open_stateless(&proof, &gw.shared.guard.identity(&caller.authed, &name))
         .await
     {
         Ok(l) => l,
@@ -175,13 +177,13 @@ async fn post(
     };
     match kind {
         Kind::Response => GatewayError::InvalidRequest("2026-07-28 clients do not send responses; server requests arrive as input_required results".into()).answer(msg.id),
-        Kind::Notification => match link.send(msg).await {
+        Kind::Notification => match link.send(&proof, msg).await {
             Ok(()) => StatusCode::ACCEPTED.into_response(),
             Err(e) => GatewayError::from(&e).answer(None),
         },
         Kind::Request => match method.as_str() {
             "server/discover" => discover(&link, msg.id),
-            "subscriptions/listen" => listen(&gw, link, msg).await,
+            "subscriptions/listen" => listen(&gw, link, msg, &proof).await,
             "initialize"
             | "ping"
             | "logging/setLevel"
@@ -199,7 +201,7 @@ async fn post(
                     }
                     rewrite_result(m, cacheable);
                 });
-                call(&gw, &name, Arc::new(link), msg, &method, rewrite).await
+                call(&gw, &name, Arc::new(link), msg, &method, rewrite, proof).await
             }
         },
     }
@@ -209,13 +211,18 @@ async fn post(
 /// progress comes first; an upstream question becomes `input_required`.
 async fn call(
     gw: &Gateway,
-    name: &str,
+    name: &Arc<str>,
     link: Arc<Link>,
     mut msg: Message,
     method: &str,
     rewrite: Rewrite,
+    proof: Authorized,
 ) -> Response {
     let parked = gw.shared.parked.clone();
+    let seal = mrtr::StateSeal {
+        keys: gw.shared.session_keys.clone(),
+        upstream: name.clone(),
+    };
     let state = msg
         .params_as::<Value>()
         .and_then(|p| p.get("requestState")?.as_str().map(str::to_owned));
@@ -223,10 +230,12 @@ async fn call(
     // When the request went upstream: its first answer is due `timeout` later.
     let mut sent = tokio::time::Instant::now();
     let mut call = match state {
-        Some(state) => match mrtr::resume(&parked, &msg, method, &state, rewrite).await {
-            Ok(c) => c,
-            Err(e) => return with_error_status(json(StatusCode::OK, &e)).await,
-        },
+        Some(state) => {
+            match mrtr::resume(&parked, seal, &msg, method, &state, rewrite, proof).await {
+                Ok(c) => c,
+                Err(e) => return with_error_status(json(StatusCode::OK, &e)).await,
+            }
+        }
         None => {
             let client_id = msg.id.clone();
             let upstream_id = mrtr::unique_id();
@@ -234,7 +243,7 @@ async fn call(
             msg.id = Some(upstream_id.clone());
             msg.params = msg.params.as_deref().map(strip_modern_meta);
             sent = tokio::time::Instant::now();
-            let ex = match link.request(msg).await {
+            let ex = match link.request(&proof, msg).await {
                 Ok(ex) => gw.shared.stopping.guard(ex, Some(upstream_id.clone())),
                 Err(e) => return GatewayError::from(&e).answer(client_id),
             };
@@ -247,6 +256,8 @@ async fn call(
                 capabilities,
                 rewrite,
                 parked,
+                proof,
+                seal,
             }
         }
     };
@@ -278,7 +289,7 @@ async fn call(
 /// session for this subject already receives list-changed and resource-updated
 /// notifications; this stream acknowledges what can be honoured and forwards
 /// the opted-in ones, tagged with the subscription id (the request's id).
-async fn listen(gw: &Gateway, link: Link, msg: Message) -> Response {
+async fn listen(gw: &Gateway, link: Link, msg: Message, proof: &Authorized) -> Response {
     #[derive(serde::Deserialize, Default)]
     #[serde(rename_all = "camelCase", default)]
     struct Filter {
@@ -316,11 +327,10 @@ async fn listen(gw: &Gateway, link: Link, msg: Message) -> Response {
     for uri in &honoured.resource_subscriptions {
         let params = jsonrpc::raw(&serde_json::json!({ "uri": uri }));
         if let Ok(mut ex) = link
-            .request(Message::request(
-                mrtr::unique_id(),
-                "resources/subscribe",
-                Some(params),
-            ))
+            .request(
+                proof,
+                Message::request(mrtr::unique_id(), "resources/subscribe", Some(params)),
+            )
             .await
         {
             let _ = tokio::time::timeout(gw.timeout_for_any(), ex.recv()).await;

@@ -50,6 +50,7 @@ fn gateway(names: &[&str], mode: AccessMode) -> Gateway {
         public_url,
         user_sources: Default::default(),
         readiness_checks: Vec::new(),
+        session_keys: std::sync::Arc::new(crate::SessionKeys::random()),
     })
     .expect("gateway")
 }

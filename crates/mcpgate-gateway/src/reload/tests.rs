@@ -33,6 +33,7 @@ fn config(spec: &[(&str, &str)]) -> GatewayConfig {
         public_url,
         user_sources: Default::default(),
         readiness_checks: Vec::new(),
+        session_keys: std::sync::Arc::new(crate::SessionKeys::random()),
     }
 }
 

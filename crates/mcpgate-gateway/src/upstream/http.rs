@@ -372,6 +372,33 @@ impl HttpLink {
         h
     }
 
+    /// The upstream's own session id, once initialize gave one.
+    pub(crate) fn upstream_session_id(&self) -> Option<String> {
+        self.session_id
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    }
+
+    /// Continues an upstream session another replica initialized: requests
+    /// carry its id and version, and the upstream decides whether it still
+    /// exists (its 404 ends the session here too).
+    pub(crate) fn adopt(
+        &self,
+        session_id: Option<&str>,
+        version: &str,
+    ) -> Result<(), UpstreamError> {
+        let sid = session_id
+            .map(HeaderValue::try_from)
+            .transpose()
+            .map_err(|_| UpstreamError::SessionGone)?;
+        *self.session_id.lock().unwrap_or_else(|e| e.into_inner()) = sid;
+        self.set_protocol_version(version);
+        Ok(())
+    }
+
     fn has_session(&self) -> bool {
         self.session_id
             .lock()
@@ -429,7 +456,7 @@ impl HttpLink {
     /// the response headers, a JSON body) happens within `request_timeout`: an
     /// upstream that accepts the connection and then says nothing is cut off with
     /// [`UpstreamError::TimedOut`] instead of holding the client forever.
-    pub(crate) async fn request(self: &Arc<Self>, msg: Message) -> Result<Exchange, UpstreamError> {
+    pub(super) async fn request(self: &Arc<Self>, msg: Message) -> Result<Exchange, UpstreamError> {
         let limit = self.up.limits.request_timeout;
         // initialize must not be cancelled (MCP lifecycle); anything else is.
         let cancel = msg
@@ -525,7 +552,7 @@ impl HttpLink {
         }
     }
 
-    pub(crate) async fn send(&self, msg: Message) -> Result<(), UpstreamError> {
+    pub(super) async fn send(&self, msg: Message) -> Result<(), UpstreamError> {
         let limit = self.up.limits.request_timeout;
         let resp = tokio::time::timeout(limit, self.post(&msg))
             .await
@@ -599,6 +626,20 @@ impl HttpLink {
             }
         });
         self.track(task.abort_handle());
+    }
+
+    /// Stops this process's use of the session (its GET relay) without ending
+    /// it upstream: another replica may still be serving it.
+    pub(crate) fn release(&self) {
+        for t in self
+            .tasks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
+            t.abort();
+        }
+        self.gone.send_replace(true);
     }
 
     pub(crate) async fn close(&self) {

@@ -22,8 +22,8 @@ use mcpgate_sse as sse;
 /// One legacy SSE connection, owned by one client session.
 #[derive(Debug)]
 pub(crate) struct SseLink {
-    pub(crate) mux: Arc<Mux>,
-    pub(crate) key: SessionKey,
+    pub(super) mux: Arc<Mux>,
+    pub(super) key: SessionKey,
     tasks: Vec<tokio::task::AbortHandle>,
 }
 

@@ -91,7 +91,7 @@ fn signal_group(pid: Option<u32>, sig: nix::sys::signal::Signal) {
 /// A child the gateway initialized itself, shared by sessions (and by stateless clients).
 #[derive(Debug)]
 pub(crate) struct SharedChild {
-    pub(crate) child: Arc<Child>,
+    pub(super) child: Arc<Child>,
     /// The child's `initialize` result, answered to every client that joins.
     pub(crate) init_result: Box<RawValue>,
     /// The mux seat stateless clients use on this child, and where the child's
@@ -143,13 +143,13 @@ impl Backoff {
 #[derive(Debug)]
 pub(crate) struct StdioLink {
     pub(crate) child: Arc<Child>,
-    pub(crate) key: SessionKey,
+    pub(super) key: SessionKey,
     /// The shared child's cached `initialize` result, when the child is shared.
-    pub(crate) init_result: Option<Box<RawValue>>,
+    pub(super) init_result: Option<Box<RawValue>>,
     /// Whether this link owns the child (per-session isolation).
     owns_child: bool,
     /// The stateless seat's notifications, for `subscriptions/listen`.
-    pub(crate) notifications: Option<Arc<EventLog>>,
+    pub(super) notifications: Option<Arc<EventLog>>,
 }
 
 impl StdioLink {

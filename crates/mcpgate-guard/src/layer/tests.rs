@@ -23,7 +23,7 @@ const ROOT_METADATA: &str = "/.well-known/oauth-protected-resource";
 
 fn entry(token: &str, subject: &str, scopes: &str) -> StaticTokenEntry {
     StaticTokenEntry {
-        token: Some(token.to_owned()),
+        token: Some(token.into()),
         token_env: None,
         token_file: None,
         subject: subject.to_owned(),

@@ -179,7 +179,14 @@ fn is_secret(key: &str) -> bool {
     !names_a_place
         && (key.contains("secret")
             || key.contains("password")
-            || matches!(key, "token" | "tokens" | "initial_access_tokens"))
+            || matches!(
+                key,
+                "token"
+                    | "tokens"
+                    | "initial_access_tokens"
+                    | "session_key"
+                    | "session_key_previous"
+            ))
 }
 
 /// The value as TOML, with secrets replaced (inside arrays and inline tables too).
@@ -245,6 +252,15 @@ fn defaults(c: &Config) -> Table {
     server.insert(
         "session_idle_timeout".into(),
         duration(limits.session_idle_timeout),
+    );
+    server.insert("session_max_age".into(), duration(limits.session_max_age));
+    server.insert(
+        "session_key_file".into(),
+        Value::String(format!(
+            "{}/{}",
+            d.server.data_dir.display(),
+            mcpgate_gateway::SESSION_KEY_FILE
+        )),
     );
     server.insert("shutdown_grace".into(), duration(Duration::from_secs(10)));
     server.insert("max_body_bytes".into(), int(limits.max_body_bytes));
@@ -353,7 +369,7 @@ mod tests {
     #[test]
     fn sources_and_redaction() {
         let merged: Table = toml::from_str(
-            "[server]\nlisten = \"127.0.0.1:9\"\n[authserver.cimd]\nenabled = false\n[[upstream]]\nname = \"a\"\nurl = \"http://x\"\nheaders = { Authorization = \"Bearer abc\" }\n[upstream.credential]\nclient_secret = \"s3cret\"\nclient_secret_env = \"SECRET_VAR\"\n",
+            "[server]\nlisten = \"127.0.0.1:9\"\nsession_key = \"c2Vzc2lvbi1rZXktc2Vzc2lvbi1rZXktc2Vzc2lvbjE=\"\nsession_key_file = \"/k\"\n[authserver.cimd]\nenabled = false\n[[upstream]]\nname = \"a\"\nurl = \"http://x\"\nheaders = { Authorization = \"Bearer abc\" }\n[upstream.credential]\nclient_secret = \"s3cret\"\nclient_secret_env = \"SECRET_VAR\"\n",
         )
         .unwrap();
         let layers = Layers {
@@ -382,6 +398,9 @@ mod tests {
         );
         assert!(!out.contains("abc") && !out.contains("s3cret"), "{out}");
         assert!(out.contains("client_secret = \"<redacted>\""), "{out}");
+        assert!(out.contains("session_key = \"<redacted>\""), "{out}");
+        assert!(!out.contains("c2Vzc2lvbi1rZXkt"), "{out}");
+        assert!(out.contains("session_key_file = \"/k\""), "{out}");
         assert!(out.contains("client_secret_env = \"SECRET_VAR\""), "{out}");
         // The rendering is TOML that parses.
         toml::from_str::<Table>(&out).unwrap();

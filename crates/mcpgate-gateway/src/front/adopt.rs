@@ -1,0 +1,132 @@
+//! Sessions any replica can serve: the id of a new session is sealed at
+//! initialize ([`seal_id`]), and a request whose id this process does not hold
+//! is opened and, for a Streamable HTTP upstream, continued on a connection of
+//! this replica's own ([`find`]). Sealing and opening stay off the path of a
+//! session this process holds.
+
+use std::sync::Arc;
+
+use super::caller::AuthenticatedCaller;
+use crate::error::GatewayError;
+use crate::events::EventLog;
+use crate::session::Session;
+use crate::session_key::{Carrier, SessionClaims, random_hex, unix_now};
+use crate::state::Gateway;
+use crate::upstream::Link;
+
+/// The id for a session just initialized on `link`.
+pub(crate) fn seal_id(
+    gw: &Gateway,
+    upstream: &str,
+    link: &Link,
+    subject: &str,
+    version: &str,
+) -> String {
+    let claims = SessionClaims {
+        upstream: upstream.to_owned(),
+        carrier: if link.is_portable() {
+            Carrier::Http
+        } else {
+            Carrier::Local
+        },
+        upstream_session: link.upstream_session_id(),
+        subject: subject.to_owned(),
+        version: version.to_owned(),
+        created: unix_now(),
+    };
+    gw.shared.session_keys.seal(&claims).unwrap_or_else(|| {
+        tracing::warn!(%upstream, "could not seal a session id (no randomness); this session stays with this replica");
+        random_hex()
+    })
+}
+
+/// The session `id` names, if the caller may use it: the one in this
+/// process's table, else one another replica opened (adopted here).
+pub(crate) async fn find(
+    gw: &Gateway,
+    caller: &AuthenticatedCaller,
+    id: &str,
+) -> Result<Arc<Session>, GatewayError> {
+    match gw.shared.sessions.get(id) {
+        Some(s) if caller.owns(&s) => Ok(s),
+        Some(_) => Err(GatewayError::SessionNotFound),
+        None => adopt(gw, caller, id).await,
+    }
+}
+
+/// Opens a sealed id this process does not hold and continues its upstream
+/// session here. Anything it cannot continue is 404, so the client
+/// initializes again (MCP, session management); the reason is logged, the
+/// id's contents never.
+async fn adopt(
+    gw: &Gateway,
+    caller: &AuthenticatedCaller,
+    id: &str,
+) -> Result<Arc<Session>, GatewayError> {
+    let claims = gw.shared.session_keys.open(id).map_err(|why| {
+        tracing::info!(reason = %why, "an unknown Mcp-Session-Id: 404");
+        GatewayError::SessionNotFound
+    })?;
+    let refuse = |why: &str| {
+        tracing::info!(upstream = %claims.upstream, reason = why, "refused to continue a session this replica does not hold: 404");
+        GatewayError::SessionNotFound
+    };
+    let age = unix_now().saturating_sub(claims.created);
+    if age > gw.shared.limits.session_max_age.as_secs() {
+        return Err(refuse("the session is older than server.session_max_age"));
+    }
+    if claims.subject != caller.principal().subject() {
+        return Err(refuse("the session belongs to another subject"));
+    }
+    if claims.carrier != Carrier::Http {
+        return Err(refuse(
+            "its upstream connection (a stdio child or legacy SSE) lives in the replica that opened it",
+        ));
+    }
+    let Some((name, upstream)) = gw.upstream(&claims.upstream) else {
+        return Err(refuse("its upstream is no longer configured"));
+    };
+    let identity = gw.shared.guard.identity(&caller.authed, &name);
+    // An adopted session counts against the subject's cap here like one opened here.
+    let _place = gw
+        .shared
+        .sessions
+        .reserve(
+            identity.on_behalf_of.subject.as_deref(),
+            gw.shared.limits.max_sessions_per_subject,
+        )
+        .map_err(|e| GatewayError::from(&e))?;
+    let log = EventLog::new(0, gw.shared.limits.replay_events, None);
+    let link = upstream
+        .open(log.clone(), &identity)
+        .await
+        .map_err(|e| GatewayError::from(&e))?;
+    if !link.is_portable()
+        || link
+            .adopt(claims.upstream_session.as_deref(), &claims.version)
+            .is_err()
+    {
+        link.release().await;
+        return Err(refuse(
+            "the upstream no longer speaks Streamable HTTP, or its session id is unusable",
+        ));
+    }
+    let session = Session::new(
+        id.to_owned(),
+        name,
+        claims.subject,
+        link,
+        log,
+        claims.version.clone(),
+        gw.shared.limits.replay_events,
+    );
+    session.set_protocol_version(&claims.version);
+    let held = gw.shared.sessions.insert_or_get(session.clone());
+    if !Arc::ptr_eq(&held, &session) {
+        // Another request adopted it at the same moment: use that one.
+        session.release().await;
+    } else {
+        tracing::info!(upstream = %held.upstream_name, "continuing a session another replica opened");
+    }
+    Ok(held)
+}

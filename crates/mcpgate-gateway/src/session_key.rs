@@ -1,0 +1,397 @@
+//! Sealed `Mcp-Session-Id`s: the id a client holds is an AES-256-GCM sealed
+//! record of what any replica sharing the key needs to continue the session
+//! (upstream, the upstream's own session id, subject, negotiated version,
+//! creation time). The session table stays the fast path; a replica opens an
+//! id only when its table does not know it.
+//!
+//! An id is `s1.` and the URL-safe base64 (no padding) of
+//! `key id (1) ‖ nonce (12) ‖ ciphertext ‖ tag (16)`: visible ASCII, as the
+//! spec requires of session ids.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use serde::{Deserialize, Serialize};
+
+/// The key file inside the data directory, when no key or file is configured.
+pub const SESSION_KEY_FILE: &str = "session.key";
+
+const PREFIX: &str = "s1.";
+/// Binds a sealed value to its use: a value sealed for something else under
+/// the same key does not open as a session id.
+const AAD: &[u8] = b"mcpgate session id v1";
+/// A 2026-07-28 `requestState` (`r1.` and the same layout).
+const STATE_PREFIX: &str = "r1.";
+const STATE_AAD: &[u8] = b"mcpgate requestState v1";
+const TAG_LEN: usize = 16;
+
+/// Why a session key cannot be loaded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SessionKeyError {
+    /// Not base64 of exactly 32 bytes.
+    #[error(
+        "{origin}: a session key must be base64 of exactly 32 bytes (generate one with `openssl rand -base64 32`)"
+    )]
+    BadKey {
+        /// Where the key came from.
+        origin: String,
+    },
+    /// The key file cannot be read or created.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The key file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// No randomness for a new key.
+    #[error("no randomness for a new session key")]
+    Random,
+}
+
+/// Why a presented id did not open (logged, never shown to the client).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum Unsealed {
+    /// Not of the sealed form at all (forged, or from an older gateway).
+    #[error("not a sealed session id")]
+    NotSealed,
+    /// Sealed under a key that is neither the current nor the previous one.
+    #[error("sealed under an unknown session key (id {0:02x})")]
+    ForeignKey(u8),
+    /// The right key id, but it does not authenticate.
+    #[error("the sealed session id does not authenticate")]
+    Damaged,
+}
+
+/// How the session reaches its upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Carrier {
+    /// A Streamable HTTP upstream session: any replica can speak to it.
+    #[serde(rename = "h")]
+    Http,
+    /// A stdio child or a legacy SSE connection: it lives in one process.
+    #[serde(rename = "l")]
+    Local,
+}
+
+/// What a sealed id carries (short names: the id is on every request).
+/// Two ids never repeat: each seal has its own random nonce.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct SessionClaims {
+    /// The upstream's name.
+    #[serde(rename = "u")]
+    pub(crate) upstream: String,
+    #[serde(rename = "c")]
+    pub(crate) carrier: Carrier,
+    /// The upstream's own `Mcp-Session-Id`, if it gave one.
+    #[serde(rename = "s", default, skip_serializing_if = "Option::is_none")]
+    pub(crate) upstream_session: Option<String>,
+    /// Who opened it.
+    #[serde(rename = "p")]
+    pub(crate) subject: String,
+    /// The negotiated protocol version.
+    #[serde(rename = "v")]
+    pub(crate) version: String,
+    /// Unix seconds at initialize.
+    #[serde(rename = "t")]
+    pub(crate) created: u64,
+}
+
+/// What a sealed 2026-07-28 `requestState` carries: the parked call's name in
+/// the table of the replica that holds it, and whose call it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct StateClaims {
+    pub(crate) token: String,
+    pub(crate) subject: String,
+    pub(crate) upstream: String,
+    pub(crate) method: String,
+}
+
+struct Key {
+    key: LessSafeKey,
+    id: u8,
+}
+
+/// The current session key, and the previous one during a rotation (opened,
+/// never used to seal). `Debug` never shows them.
+pub struct SessionKeys {
+    current: Key,
+    previous: Option<Key>,
+}
+
+impl fmt::Debug for SessionKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SessionKeys(id {:02x}", self.current.id)?;
+        if let Some(p) = &self.previous {
+            write!(f, ", previous {:02x}", p.id)?;
+        }
+        write!(f, ")")
+    }
+}
+
+fn key_from_base64(text: &str, origin: &str) -> Result<Key, SessionKeyError> {
+    let bad = || SessionKeyError::BadKey {
+        origin: origin.to_owned(),
+    };
+    let bytes = STANDARD.decode(text.trim()).map_err(|_| bad())?;
+    key_from_bytes(&bytes).ok_or_else(bad)
+}
+
+fn key_from_bytes(bytes: &[u8]) -> Option<Key> {
+    if bytes.len() != 32 {
+        return None;
+    }
+    let key = UnboundKey::new(&AES_256_GCM, bytes).ok()?;
+    // The id is a hash byte of the key: it tells "another key" from "damaged".
+    let id = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes).as_ref()[0];
+    Some(Key {
+        key: LessSafeKey::new(key),
+        id,
+    })
+}
+
+impl SessionKeys {
+    /// Keys from base64 text (`server.session_key`, `server.session_key_previous`).
+    pub fn from_base64(
+        current: &str,
+        previous: Option<&str>,
+        origin: &str,
+    ) -> Result<SessionKeys, SessionKeyError> {
+        Ok(SessionKeys {
+            current: key_from_base64(current, origin)?,
+            previous: previous
+                .map(|p| key_from_base64(p, &format!("{origin} (previous)")))
+                .transpose()?,
+        })
+    }
+
+    /// The key in `path`, which is created (mode 0600, 32 random bytes) when
+    /// missing; `previous` as in [`SessionKeys::from_base64`].
+    pub fn load_file(path: &Path, previous: Option<&str>) -> Result<SessionKeys, SessionKeyError> {
+        let io = |source| SessionKeyError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        let origin = path.display().to_string();
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                use std::io::Write as _;
+                use std::os::unix::fs::OpenOptionsExt as _;
+                let mut bytes = [0u8; 32];
+                aws_lc_rs::rand::fill(&mut bytes).map_err(|_| SessionKeyError::Random)?;
+                let text = format!("{}\n", STANDARD.encode(bytes));
+                match std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(path)
+                {
+                    Ok(mut f) => {
+                        f.write_all(text.as_bytes())
+                            .and_then(|()| f.sync_all())
+                            .map_err(io)?;
+                        tracing::info!(path = %origin, "created a session key; replicas must share it (server.session_key_file or server.session_key)");
+                        text
+                    }
+                    // Another process created it first: use theirs.
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                        std::fs::read_to_string(path).map_err(io)?
+                    }
+                    Err(e) => return Err(io(e)),
+                }
+            }
+            Err(e) => return Err(io(e)),
+        };
+        SessionKeys::from_base64(&text, previous, &origin)
+    }
+
+    /// A random key that only this process knows (tests, embedders).
+    pub fn random() -> SessionKeys {
+        let mut bytes = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
+        SessionKeys {
+            current: key_from_bytes(&bytes).unwrap_or_else(|| unreachable!("32 bytes")),
+            previous: None,
+        }
+    }
+
+    /// The id for a new session. `None` only if the system has no randomness.
+    pub(crate) fn seal(&self, claims: &SessionClaims) -> Option<String> {
+        self.seal_as(PREFIX, AAD, claims)
+    }
+
+    /// What a presented id carries, if one of the keys sealed it.
+    pub(crate) fn open(&self, id: &str) -> Result<SessionClaims, Unsealed> {
+        self.open_as(PREFIX, AAD, id)
+    }
+
+    /// A `requestState` for a parked call.
+    pub(crate) fn seal_state(&self, claims: &StateClaims) -> Option<String> {
+        self.seal_as(STATE_PREFIX, STATE_AAD, claims)
+    }
+
+    /// What a presented `requestState` carries, if one of the keys sealed it.
+    pub(crate) fn open_state(&self, state: &str) -> Result<StateClaims, Unsealed> {
+        self.open_as(STATE_PREFIX, STATE_AAD, state)
+    }
+
+    fn seal_as<T: Serialize>(&self, prefix: &str, aad: &[u8], claims: &T) -> Option<String> {
+        let mut nonce = [0u8; NONCE_LEN];
+        aws_lc_rs::rand::fill(&mut nonce).ok()?;
+        let mut body = serde_json::to_vec(claims).ok()?;
+        self.current
+            .key
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(aad),
+                &mut body,
+            )
+            .ok()?;
+        let mut raw = Vec::with_capacity(1 + NONCE_LEN + body.len());
+        raw.push(self.current.id);
+        raw.extend_from_slice(&nonce);
+        raw.extend_from_slice(&body);
+        Some(format!("{prefix}{}", URL_SAFE_NO_PAD.encode(raw)))
+    }
+
+    fn open_as<T: serde::de::DeserializeOwned>(
+        &self,
+        prefix: &str,
+        aad: &[u8],
+        id: &str,
+    ) -> Result<T, Unsealed> {
+        let raw = id
+            .strip_prefix(prefix)
+            .and_then(|b| URL_SAFE_NO_PAD.decode(b).ok())
+            .filter(|r| r.len() > 1 + NONCE_LEN + TAG_LEN)
+            .ok_or(Unsealed::NotSealed)?;
+        let key = [Some(&self.current), self.previous.as_ref()]
+            .into_iter()
+            .flatten()
+            .find(|k| k.id == raw[0])
+            .ok_or(Unsealed::ForeignKey(raw[0]))?;
+        let mut nonce = [0u8; NONCE_LEN];
+        nonce.copy_from_slice(&raw[1..=NONCE_LEN]);
+        let mut body = raw[1 + NONCE_LEN..].to_vec();
+        let plain = key
+            .key
+            .open_in_place(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(aad),
+                &mut body,
+            )
+            .map_err(|_| Unsealed::Damaged)?;
+        serde_json::from_slice(plain).map_err(|_| Unsealed::Damaged)
+    }
+}
+
+/// 128 random bits, hex.
+pub(crate) fn random_hex() -> String {
+    let mut b = [0u8; 16];
+    rand::RngCore::fill_bytes(&mut rand::rng(), &mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Seconds since the Unix epoch.
+pub(crate) fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims() -> SessionClaims {
+        SessionClaims {
+            upstream: "demo".into(),
+            carrier: Carrier::Http,
+            upstream_session: Some("up-1".into()),
+            subject: "alice".into(),
+            version: "2025-06-18".into(),
+            created: 1_700_000_000,
+        }
+    }
+
+    const K1: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+    const K2: &str = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
+
+    #[test]
+    fn an_id_opens_under_its_key_and_is_visible_ascii() {
+        let k = SessionKeys::from_base64(K1, None, "test").unwrap();
+        let c = claims();
+        let id = k.seal(&c).unwrap();
+        assert!(id.bytes().all(|b| (0x21..=0x7e).contains(&b)), "{id}");
+        assert!(!id.contains("alice") && !id.contains("up-1"));
+        assert_eq!(k.open(&id).unwrap(), c);
+        assert_ne!(k.seal(&c).unwrap(), id, "a fresh nonce each time");
+    }
+
+    #[test]
+    fn forged_foreign_and_altered_ids_do_not_open() {
+        let k1 = SessionKeys::from_base64(K1, None, "test").unwrap();
+        let k2 = SessionKeys::from_base64(K2, None, "test").unwrap();
+        let id = k1.seal(&claims()).unwrap();
+        assert_eq!(k1.open("0123abcd"), Err(Unsealed::NotSealed));
+        assert_eq!(k1.open("s1.!!"), Err(Unsealed::NotSealed));
+        assert!(matches!(k2.open(&id), Err(Unsealed::ForeignKey(_))));
+        let mut altered = id.clone().into_bytes();
+        let last = altered.len() - 5;
+        altered[last] = if altered[last] == b'A' { b'B' } else { b'A' };
+        let altered = String::from_utf8(altered).unwrap();
+        assert_eq!(k1.open(&altered), Err(Unsealed::Damaged));
+    }
+
+    #[test]
+    fn a_request_state_is_not_a_session_id_and_opens_only_as_itself() {
+        let k = SessionKeys::from_base64(K1, None, "test").unwrap();
+        let c = StateClaims {
+            token: random_hex(),
+            subject: "alice".into(),
+            upstream: "demo".into(),
+            method: "tools/call".into(),
+        };
+        let state = k.seal_state(&c).unwrap();
+        assert_eq!(k.open_state(&state).unwrap(), c);
+        assert_eq!(k.open(&state), Err(Unsealed::NotSealed));
+        let id = k.seal(&claims()).unwrap();
+        assert_eq!(k.open_state(&id), Err(Unsealed::NotSealed));
+        // Same key, other purpose: the associated data keeps them apart.
+        let swapped = format!("s1.{}", &state[3..]);
+        assert_eq!(k.open(&swapped), Err(Unsealed::Damaged));
+    }
+
+    #[test]
+    fn the_previous_key_opens_but_does_not_seal() {
+        let old = SessionKeys::from_base64(K1, None, "test").unwrap();
+        let rotated = SessionKeys::from_base64(K2, Some(K1), "test").unwrap();
+        let id = old.seal(&claims()).unwrap();
+        assert_eq!(rotated.open(&id).unwrap().subject, "alice");
+        let new_id = rotated.seal(&claims()).unwrap();
+        assert!(old.open(&new_id).is_err());
+    }
+
+    #[test]
+    fn a_key_file_is_created_once_private_and_reused() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(SESSION_KEY_FILE);
+        let a = SessionKeys::load_file(&path, None).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let b = SessionKeys::load_file(&path, None).unwrap();
+        let c = claims();
+        assert_eq!(b.open(&a.seal(&c).unwrap()).unwrap(), c);
+        std::fs::write(&path, "short").unwrap();
+        assert!(matches!(
+            SessionKeys::load_file(&path, None),
+            Err(SessionKeyError::BadKey { .. })
+        ));
+    }
+}
