@@ -33,7 +33,7 @@
 //! - `ops`: configuration from the environment, `check-config --show`, colours, the demo's small things (issue 15).
 //! - `reload`: SIGHUP and `mcpgate reload` apply upstreams, scopes, issuers and origins
 //!   without a restart, keep unchanged upstreams' sessions, refuse a bad file whole (issue 15).
-//! - `replicas`: two replicas sharing a session key: a session continues on either, DELETE on
+//! - `session_replicas`: two replicas sharing a session key: a session continues on either, DELETE on
 //!   one ends it on both, forged, foreign-key and other users' ids are 404, key rotation (issue 14).
 //! - `observability`: `/metrics`, the access log, refused OAuth requests at warn, the audit trail (issue 15).
 
@@ -61,7 +61,7 @@ mod ops;
 mod outbound;
 mod registration_rate;
 mod reload;
-mod replicas;
+mod session_replicas;
 mod resources;
 mod rmcp_flows;
 mod scenarios;
