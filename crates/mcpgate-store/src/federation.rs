@@ -6,8 +6,8 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime};
 
+use crate::Row as SqliteRow;
 use sqlx::Row as _;
-use sqlx::sqlite::SqliteRow;
 
 use crate::api_keys::split_scopes;
 use crate::oauth::digest_hex;

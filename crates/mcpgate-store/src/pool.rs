@@ -23,16 +23,25 @@
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Once;
 use std::time::Duration;
 
-use sqlx::Connection as _;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteSynchronous,
 };
+use sqlx::{AnyConnection, AnyPool};
+use sqlx::{ConnectOptions as _, Connection as _};
 
-/// Most connections open at once.
+use crate::location::StoreUrl;
+
+/// Most connections open at once on SQLite (one writer at a time anyway).
 const MAX_CONNECTIONS: u32 = 4;
+
+/// Most connections one process opens to PostgreSQL: several replicas share
+/// the server's `max_connections` (100 by default).
+const MAX_PG_CONNECTIONS: u32 = 16;
 
 /// What a commit survives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +77,64 @@ pub async fn open_pool(path: &Path, durability: Durability) -> Result<SqlitePool
         .after_release(|conn, _| Box::pin(async move { Ok(is_clean(conn).await) }))
         .connect_with(options)
         .await
+}
+
+/// Opens the store's pool on either backend (sqlx's `Any` driver, so that
+/// every query is written once). SQLite gets what [`open_pool`] gives it
+/// (WAL, a 5-second busy timeout, foreign keys, `synchronous = FULL`) and the
+/// same clean-release check; PostgreSQL gets a bounded pool and a 5-second
+/// wait for a connection.
+pub(crate) async fn connect(url: &StoreUrl) -> Result<AnyPool, sqlx::Error> {
+    static DRIVERS: Once = Once::new();
+    DRIVERS.call_once(sqlx::any::install_default_drivers);
+    match url {
+        StoreUrl::Sqlite(path) => {
+            // sqlx's SQLite defaults already are foreign keys on, a 5 s busy
+            // timeout and `synchronous = FULL`; WAL is set per connection below.
+            let sqlite = SqliteConnectOptions::new()
+                .filename(path)
+                .create_if_missing(true);
+            let options = AnyConnectOptions::from_str(sqlite.to_url_lossy().as_str())?;
+            AnyPoolOptions::new()
+                .max_connections(MAX_CONNECTIONS)
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        sqlx::raw_sql("PRAGMA journal_mode = WAL")
+                            .execute(&mut *conn)
+                            .await?;
+                        Ok(())
+                    })
+                })
+                .after_release(|conn, _| Box::pin(async move { Ok(any_is_clean(conn).await) }))
+                .connect_with(options)
+                .await
+        }
+        StoreUrl::Postgres(url) => {
+            let options = AnyConnectOptions::from_str(url)?;
+            AnyPoolOptions::new()
+                .max_connections(MAX_PG_CONNECTIONS)
+                .acquire_timeout(Duration::from_secs(5))
+                .connect_with(options)
+                .await
+        }
+    }
+}
+
+/// [`is_clean`] for the store's SQLite connections behind sqlx's `Any` driver.
+async fn any_is_clean(conn: &mut AnyConnection) -> bool {
+    if let Err(e) = sqlx::raw_sql("BEGIN; ROLLBACK").execute(&mut *conn).await {
+        tracing::warn!(
+            "closing a database connection that was left inside a transaction (its uncommitted writes are rolled back): {e}"
+        );
+        return false;
+    }
+    if conn.is_in_transaction() {
+        tracing::warn!(
+            "closing a database connection whose transaction count is out of step with SQLite"
+        );
+        return false;
+    }
+    true
 }
 
 /// Whether `conn` may go back into the pool: SQLite is in autocommit mode
