@@ -110,8 +110,9 @@ impl Store {
         Ok(store)
     }
 
-    /// Opens the store without touching its schema.
-    pub(crate) async fn connect_unmigrated(url: &StoreUrl) -> Result<Store, StoreError> {
+    /// Opens the store without touching its schema (`mcpgate migrate` then
+    /// calls [`Store::migrate`] itself).
+    pub async fn connect_unmigrated(url: &StoreUrl) -> Result<Store, StoreError> {
         if let StoreUrl::Sqlite(path) = url {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 create_private_dir(dir).map_err(|source| StoreError::DataDir {
@@ -152,18 +153,26 @@ impl Store {
             location: self.url.to_string(),
             source,
         };
-        let before = self.applied_migrations().await;
-        migrator.run(&self.pool).await.map_err(err)?;
-        let after = self.applied_migrations().await;
+        let mut conn = self.pool.acquire().await?;
+        // Held around the count and the run (sqlx's migrator takes its own
+        // lock inside), so that what is reported is what this call applied.
+        if self.url.is_postgres() {
+            sqlx::query("SELECT pg_advisory_lock($1)")
+                .bind(MIGRATE_LOCK)
+                .execute(&mut *conn)
+                .await?;
+        }
+        let before = applied_migrations(&mut conn).await;
+        let ran = migrator.run(&mut *conn).await.map_err(err);
+        let after = applied_migrations(&mut conn).await;
+        if self.url.is_postgres() {
+            sqlx::query("SELECT pg_advisory_unlock($1)")
+                .bind(MIGRATE_LOCK)
+                .execute(&mut *conn)
+                .await?;
+        }
+        ran?;
         Ok(after.saturating_sub(before))
-    }
-
-    /// How many migrations the database records as applied (0 before the first).
-    async fn applied_migrations(&self) -> usize {
-        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
-            .fetch_one(&self.pool)
-            .await
-            .map_or(0, |n| usize::try_from(n).unwrap_or(0))
     }
 
     /// Where the store lives.
@@ -203,6 +212,17 @@ impl Store {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// The advisory lock `Store::migrate` holds on PostgreSQL ("mcpgate" in ASCII).
+const MIGRATE_LOCK: i64 = 0x006d_6370_6761_7465;
+
+/// How many migrations the database records as applied (0 before the first).
+async fn applied_migrations(conn: &mut sqlx::AnyConnection) -> usize {
+    sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
+        .fetch_one(&mut *conn)
+        .await
+        .map_or(0, |n| usize::try_from(n).unwrap_or(0))
 }
 
 pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
