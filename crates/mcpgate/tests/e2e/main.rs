@@ -31,6 +31,8 @@
 //! - `resources`: tokens bound to their upstream, registered resource servers, who may introspect;
 //! - `hardening`: the authorization server against an attacker (issue 10);
 //! - `ops`: configuration from the environment, `check-config --show`, colours, the demo's small things (issue 15).
+//! - `replicas`: three `mcpgate serve` on one PostgreSQL database (and one on SQLite): a code
+//!   and a refresh token fired at all of them at once are honoured exactly once, 200 times;
 //! - `observability`: `/metrics`, the access log, refused OAuth requests at warn, the audit trail (issue 15).
 
 // Sampling is deprecated by SEP-2577, but clients still use it and the gateway relays it.
@@ -56,6 +58,7 @@ mod observability;
 mod ops;
 mod outbound;
 mod registration_rate;
+mod replicas;
 mod resources;
 mod rmcp_flows;
 mod scenarios;
