@@ -1,8 +1,8 @@
 //! The store the unit tests run on: SQLite in a temporary directory, or, when
-//! `MCPGATE_TEST_POSTGRES_URL` names a PostgreSQL server
-//! (`postgres://postgres@127.0.0.1:5432/postgres`), a database of its own
-//! there, created for the test and dropped after it. `scripts/test` runs the
-//! store's tests both ways.
+//! `MCPGATE_TEST_STORE=postgres`, a database of its own on the PostgreSQL
+//! server `MCPGATE_TEST_POSTGRES_URL` names (default
+//! `postgres://postgres@127.0.0.1:5432/postgres`), created for the test and
+//! dropped after it. `scripts/test` runs the store's tests both ways.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -11,7 +11,25 @@ use sqlx::Connection as _;
 use crate::{Store, StoreUrl};
 
 /// The environment variable naming the PostgreSQL server tests may use.
-pub(crate) const PG_ENV: &str = "MCPGATE_TEST_POSTGRES_URL";
+const PG_ENV: &str = "MCPGATE_TEST_POSTGRES_URL";
+
+/// The environment variable choosing the backend (`sqlite`, the default, or `postgres`).
+const BACKEND_ENV: &str = "MCPGATE_TEST_STORE";
+
+/// The PostgreSQL server to create test databases on, when the run asks for it.
+fn postgres_server() -> Option<String> {
+    let backend = std::env::var(BACKEND_ENV).unwrap_or_default();
+    match backend.as_str() {
+        "" | "sqlite" => None,
+        "postgres" => Some(
+            std::env::var(PG_ENV)
+                .ok()
+                .filter(|u| !u.is_empty())
+                .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/postgres".to_owned()),
+        ),
+        other => panic!("{BACKEND_ENV}={other:?}: use sqlite or postgres"),
+    }
+}
 
 /// A test's database; dropping it drops a PostgreSQL database.
 pub(crate) struct TestDb {
@@ -26,7 +44,7 @@ impl TestDb {
     /// A fresh, empty database (not yet opened).
     pub(crate) async fn new() -> TestDb {
         let dir = tempfile::tempdir().expect("temp dir");
-        match std::env::var(PG_ENV).ok().filter(|u| !u.is_empty()) {
+        match postgres_server() {
             None => {
                 let url = StoreUrl::in_data_dir(&dir.path().join("data"));
                 TestDb {
