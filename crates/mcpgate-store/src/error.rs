@@ -40,6 +40,18 @@ pub enum StoreError {
         /// The cause.
         source: std::io::Error,
     },
+    /// `mcpgate store copy` found rows in its target.
+    #[error(
+        "the target store {location} is not empty ({table} holds {rows} rows): copy into an empty database, or pass --replace to empty it first"
+    )]
+    NotEmpty {
+        /// The target (its password hidden).
+        location: String,
+        /// The first table with rows.
+        table: &'static str,
+        /// How many.
+        rows: u64,
+    },
     /// The store URL is not one mcpgate can use.
     #[error("invalid store URL: {0}")]
     Url(String),

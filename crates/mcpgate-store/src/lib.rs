@@ -51,6 +51,7 @@
 
 mod api_keys;
 pub mod audit;
+mod copy;
 mod error;
 pub mod federation;
 mod location;
@@ -71,6 +72,7 @@ use sqlx::AnyPool;
 use tokio::sync::Semaphore;
 
 pub use api_keys::{ApiKeyRecord, KEY_PREFIX, KeyDigest};
+pub use copy::{CopyReport, TableCount};
 pub use error::{Kind, StoreError};
 pub use location::{DB_FILE, StoreUrl};
 pub use pool::{Durability, open_pool};

@@ -90,6 +90,11 @@ enum Command {
         #[command(flatten)]
         store: crate::keys::StoreArgs,
     },
+    /// Copy a whole store between SQLite and PostgreSQL, verified.
+    Store {
+        #[command(subcommand)]
+        command: crate::store_cmd::StoreCommand,
+    },
     #[command(flatten)]
     Client(crate::client_cmd::ClientCommand),
     /// Serve a remote MCP server as a local stdio server (for apps that speak only stdio).
@@ -158,6 +163,7 @@ pub(crate) async fn run(cli: Cli) -> ExitCode {
         Command::SigningKeys { command } => crate::signing_keys::run(command).await,
         Command::Vault { command } => crate::vault_cmd::run(command).await,
         Command::Audit { command } => crate::audit_cmd::run(command).await,
+        Command::Store { command } => crate::store_cmd::run(command).await,
         Command::Migrate { store } => crate::keys::exit(crate::keys::migrate(&store).await),
         Command::Client(command) => crate::client_cmd::run(command).await,
         Command::Bridge(args) => crate::bridge_cmd::run(args).await,
