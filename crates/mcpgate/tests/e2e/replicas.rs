@@ -4,7 +4,8 @@
 //! directory. 200 times, one authorization code is sent to all three token
 //! endpoints at once, and, with `refresh_grace = "0s"`, one refresh token is:
 //! exactly one request wins each time, the others get `invalid_grant`. The
-//! same rounds against one process on SQLite hold too.
+//! same rounds against one process on SQLite hold too. And a single SQLite
+//! node moves to PostgreSQL with `mcpgate store copy`.
 //!
 //! PostgreSQL: `MCPGATE_TEST_POSTGRES_URL` (a server URL whose user may create
 //! databases), else `postgres://postgres@127.0.0.1:5432/postgres`;
@@ -284,4 +285,111 @@ async fn one_process_on_sqlite_honours_a_code_and_a_refresh_token_once() {
     let gw = Gateway::start_with_data(&config, &format!("127.0.0.1:{port}"), &data).await;
     let bases = vec![gw.base.clone(), gw.base.clone(), gw.base.clone()];
     code_and_refresh_races(&public, &bases).await;
+}
+
+/// The `kid` in a JWT's header.
+fn kid_of(jwt: &str) -> String {
+    use base64::Engine as _;
+    let header = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(jwt.split('.').next().expect("a JWT header"))
+        .expect("base64url");
+    let v: serde_json::Value = serde_json::from_slice(&header).expect("JSON");
+    v["kid"].as_str().expect("kid").to_owned()
+}
+
+/// Signs in on a fresh browser and exchanges the code at `base`: the token response.
+async fn sign_in_and_exchange(base: &str, client_id: &str, redirect: &str) -> serde_json::Value {
+    let mut b = Browser::new();
+    let (code, verifier) = new_code(&mut b, base, client_id, redirect).await;
+    let (s, t) = token(
+        base,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("client_id", client_id),
+            ("redirect_uri", redirect),
+            ("code_verifier", verifier.as_str()),
+        ],
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{t}");
+    t
+}
+
+/// A single node on SQLite moves to PostgreSQL with `mcpgate store copy`:
+/// the user, the registered client, the refresh token and the sealed signing
+/// key (it still signs: the same `kid`) all work on the PostgreSQL-backed
+/// server; a second copy into the now non-empty database is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_copy_moves_a_sqlite_installation_to_postgres() {
+    let db = PgDatabase::create("copy").await;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let public = format!("http://127.0.0.1:{port}");
+    let listen = format!("127.0.0.1:{port}");
+    let data = tmp.path().join("data");
+    let sqlite = format!("sqlite://{}/mcpgate.sqlite", data.display());
+    add_user(&sqlite, &data, "rita", "pw-rita-12345");
+    let notes = tmp.path().join("notes");
+    let redirect = "http://127.0.0.1/cb";
+
+    let mut gw =
+        Gateway::start_with_data(&replica_config(&public, &sqlite, &notes), &listen, &data).await;
+    let client_id = register(&public, &[redirect]).await;
+    let before = sign_in_and_exchange(&public, &client_id, redirect).await;
+    let kid = kid_of(before["access_token"].as_str().expect("access token"));
+    gw.stop().await;
+
+    let copy = |extra: &[&str]| {
+        std::process::Command::new(BIN)
+            .args([
+                "store",
+                "copy",
+                "--from",
+                &sqlite,
+                "--to",
+                &db.url,
+                "--data-dir",
+            ])
+            .arg(&data)
+            .args(extra)
+            .env_remove("MCPGATE_MASTER_KEY")
+            .output()
+            .expect("mcpgate store copy")
+    };
+    let out = copy(&[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("sealed values open with the master key"),
+        "{err}"
+    );
+    let out = copy(&[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("is not empty"),
+        "{err}"
+    );
+
+    let gw =
+        Gateway::start_with_data(&replica_config(&public, &db.url, &notes), &listen, &data).await;
+    // The refresh token issued on SQLite rotates on PostgreSQL.
+    let rt = before["refresh_token"].as_str().expect("refresh token");
+    let (s, t) = token(
+        &public,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", rt),
+            ("client_id", client_id.as_str()),
+        ],
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{t}");
+    // The user signs in, the client is known, the same key signs.
+    let after = sign_in_and_exchange(&public, &client_id, redirect).await;
+    assert_eq!(
+        kid_of(after["access_token"].as_str().expect("access token")),
+        kid
+    );
+    drop(gw);
 }
