@@ -26,13 +26,12 @@ use std::str::FromStr;
 use std::sync::Once;
 use std::time::Duration;
 
+use sqlx::AnyPool;
+use sqlx::ConnectOptions as _;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{AnyConnection, AnyPool};
-use sqlx::{ConnectOptions as _, Connection as _};
 
 use crate::location::StoreUrl;
 
@@ -105,7 +104,7 @@ pub(crate) async fn connect(url: &StoreUrl) -> Result<AnyPool, sqlx::Error> {
                         Ok(())
                     })
                 })
-                .after_release(|conn, _| Box::pin(async move { Ok(any_is_clean(conn).await) }))
+                .after_release(|conn, _| Box::pin(async move { Ok(is_clean(conn).await) }))
                 .connect_with(options)
                 .await
         }
@@ -120,26 +119,15 @@ pub(crate) async fn connect(url: &StoreUrl) -> Result<AnyPool, sqlx::Error> {
     }
 }
 
-/// [`is_clean`] for the store's SQLite connections behind sqlx's `Any` driver.
-async fn any_is_clean(conn: &mut AnyConnection) -> bool {
-    if let Err(e) = sqlx::raw_sql("BEGIN; ROLLBACK").execute(&mut *conn).await {
-        tracing::warn!(
-            "closing a database connection that was left inside a transaction (its uncommitted writes are rolled back): {e}"
-        );
-        return false;
-    }
-    if conn.is_in_transaction() {
-        tracing::warn!(
-            "closing a database connection whose transaction count is out of step with SQLite"
-        );
-        return false;
-    }
-    true
-}
-
 /// Whether `conn` may go back into the pool: SQLite is in autocommit mode
 /// (no transaction open) and sqlx agrees. Logs why when it may not.
-pub(crate) async fn is_clean(conn: &mut SqliteConnection) -> bool {
+///
+/// The same for a SQLite connection reached directly or through sqlx's `Any` driver.
+pub(crate) async fn is_clean<C>(conn: &mut C) -> bool
+where
+    C: sqlx::Connection,
+    for<'c> &'c mut C: sqlx::Executor<'c, Database = C::Database>,
+{
     // `BEGIN` fails inside a transaction and otherwise opens a deferred one
     // that takes no lock; `ROLLBACK` closes it. Sent as raw SQL so that sqlx's
     // transaction counter is not involved. Being a query, it also runs after
