@@ -38,9 +38,10 @@ use crate::location::StoreUrl;
 /// Most connections open at once on SQLite (one writer at a time anyway).
 const MAX_CONNECTIONS: u32 = 4;
 
-/// Most connections one process opens to PostgreSQL: several replicas share
-/// the server's `max_connections` (100 by default).
-const MAX_PG_CONNECTIONS: u32 = 16;
+/// Most connections one pool opens to PostgreSQL (`serve` has up to three:
+/// API keys and users, the authorization server, the audit writer), so that
+/// three replicas fit PostgreSQL's default `max_connections` of 100.
+const MAX_PG_CONNECTIONS: u32 = 10;
 
 /// What a commit survives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
