@@ -1,6 +1,8 @@
 //! The `refresh_token` grant: every use rotates the token. A rotated token
 //! presented again within the grace window (concurrent refreshes) gets a new
-//! pair; later, it is treated as stolen and the whole grant is revoked. The
+//! pair; later, or with no grace window at all, it is treated as stolen and
+//! the whole grant is revoked. The store decides which, under a lock on the
+//! token's row, so concurrent requests on any number of replicas agree. The
 //! scope may narrow (the refresh token keeps its own), never widen; the
 //! resource stays the grant's.
 
