@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The authorization server benchmark, on the release binary, SQLite storage:
+# The authorization server benchmark, on the release binary, SQLite storage
+# (or PostgreSQL with BENCH_STORE_URL=postgres://…, an empty database):
 #
 #   1. authorizations/s: GET /authorize by a signed-in user whose consent is
 #      remembered, answered by a 303 carrying a fresh code (a grant and a code
@@ -29,6 +30,8 @@
 #   BENCH_TOKEN_SECONDS [4] steps 2 and 3   BENCH_PAIRS [40000] PKCE pairs made
 #   BENCH_DURATION [5] BENCH_ROUNDS [4] step 4   MCPGATE_BIN: a binary to use
 #   BENCH_DATA_PARENT [scratch dir]: parent of the SQLite data directory
+#   BENCH_STORE_URL [SQLite in the data directory]: the store, e.g. a PostgreSQL
+#     database created for the run (postgres://postgres@127.0.0.1:5432/bench)
 # Everything listens on 127.0.0.1; every process started here is stopped on exit.
 # Raw wrk output, the config and logs are kept in target/bench/authserver-last-run/.
 set -euo pipefail
@@ -70,11 +73,16 @@ UPSTREAM_URL="$(wait_line "$OUT/demo.out" 'listening on http://' "$DEMO_PID" | g
 # $TMPDIR or /tmp); e.g. /dev/shm to see the figures without the disk's fsync cost.
 DATA="$(mktemp -d "${BENCH_DATA_PARENT:-$WORK}/data.XXXXXX")"
 [[ -z "${BENCH_DATA_PARENT:-}" ]] || trap 'cleanup; rm -rf "$DATA"' EXIT
+STORE_URL="${BENCH_STORE_URL:-sqlite://$DATA/mcpgate.sqlite}"
+case "$STORE_URL" in
+    postgres*) STORAGE="PostgreSQL" ;;
+    *) STORAGE="SQLite" ;;
+esac
 PASSWORD="$(python3 -c 'import secrets; print(secrets.token_urlsafe(18))')"
 step "creating a user and an API key"
 printf '%s' "$PASSWORD" | "$BIN" users add bench --password-stdin --scopes 'notes:read notes:write' \
-    --data-dir "$DATA" >/dev/null 2>"$OUT/users.err" || die "mcpgate users add failed; see $OUT/users.err"
-API_KEY="$("$BIN" keys create --data-dir "$DATA" --name bench --scopes '*' 2>"$OUT/keys.err")" \
+    --data-dir "$DATA" --store-url "$STORE_URL" >/dev/null 2>"$OUT/users.err" || die "mcpgate users add failed; see $OUT/users.err"
+API_KEY="$("$BIN" keys create --data-dir "$DATA" --store-url "$STORE_URL" --name bench --scopes '*' 2>"$OUT/keys.err")" \
     || die "mcpgate keys create failed; see $OUT/keys.err"
 
 PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
@@ -91,12 +99,15 @@ mode = "required"
 enabled = true
 refresh_grace = "2s"
 
+[store]
+url = "$STORE_URL"
+
 [[upstream]]
 name = "echo"
 url = "$UPSTREAM_URL"
 EOF
 cp "$WORK/gateway.toml" "$OUT/gateway.toml"
-step "starting the gateway with the authorization server (SQLite in $DATA)"
+step "starting the gateway with the authorization server ($STORAGE)"
 "$BIN" serve --config "$WORK/gateway.toml" >"$OUT/gateway.out" 2>"$OUT/gateway.err" &
 GW_PID=$!
 PIDS+=("$GW_PID")
@@ -186,7 +197,7 @@ LOAD_END="$(cut -d' ' -f1-3 /proc/loadavg)"
 # --- report -------------------------------------------------------------------
 echo
 echo "mcpgate authorization server benchmark — $(date -u '+%Y-%m-%d %H:%M UTC') — $NPROC cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
-echo "binary: $BIN ($("$BIN" --version 2>/dev/null || echo unknown version)); storage: SQLite; access tokens ES256"
+echo "binary: $BIN ($("$BIN" --version 2>/dev/null || echo unknown version)); storage: $STORAGE; access tokens ES256"
 echo "load average (1/5/15 min) before: $LOAD_START, after: $LOAD_END"
 echo "load: wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}') -t$THREADS -c$CONNS"
 RESULTS="$RESULTS" NPROC="$NPROC" python3 - <<'EOF'

@@ -258,7 +258,11 @@ impl AuthServer {
         if !settings.local_login && federation.providers.is_empty() {
             return Err(Error::Config("authserver.local_login = false needs at least one [[authserver.federation]] provider, or nobody can sign in".into()));
         }
-        let throttle = throttle::Throttle::new(settings.login_max_failures, settings.login_window);
+        let throttle = throttle::Throttle::new(
+            store.clone(),
+            settings.login_max_failures,
+            settings.login_window,
+        );
         let registrations = registration_rate::RegistrationLimiter::new(settings.registration_rate);
         let cimd = cimd::Documents::new(&settings.cimd, outbound.clone());
         let resource_servers = resource_servers::Configured::new(&settings.resource, &canon)?;

@@ -4,9 +4,9 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::time::SystemTime;
 
+use crate::Row as SqliteRow;
 use sha2::{Digest as _, Sha256};
 use sqlx::Row as _;
-use sqlx::sqlite::SqliteRow;
 
 use crate::error::{Kind, StoreError};
 use crate::time::{from_unix, to_unix};

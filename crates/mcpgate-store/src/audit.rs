@@ -11,9 +11,9 @@
 
 use std::time::SystemTime;
 
+use crate::Row as SqliteRow;
 use sha2::{Digest, Sha256};
 use sqlx::Row as _;
-use sqlx::sqlite::SqliteRow;
 
 use crate::time::{from_unix, to_unix};
 use crate::{Store, StoreError};
@@ -254,7 +254,7 @@ impl Store {
         let hash = chain_hash(seq, at, r, &prev);
         sqlx::query(
             "INSERT INTO audit_log (seq, at, kind, subject, client_id, upstream, tool, outcome, detail, prev_hash, hash) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(seq)
         .bind(at)
@@ -269,7 +269,7 @@ impl Store {
         .bind(&hash)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("UPDATE audit_chain SET head_hash = ? WHERE id = 1")
+        sqlx::query("UPDATE audit_chain SET head_hash = $1 WHERE id = 1")
             .bind(&hash)
             .execute(&mut *tx)
             .await?;
@@ -292,8 +292,8 @@ impl Store {
     /// Records matching `filter`, oldest first.
     pub async fn audit_list(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>, StoreError> {
         let rows = sqlx::query(
-            "SELECT * FROM audit_log WHERE at >= ? AND (? IS NULL OR subject = ?) \
-             AND (? IS NULL OR kind = ?) ORDER BY seq",
+            "SELECT * FROM audit_log WHERE at >= $1 AND ($2 IS NULL OR subject = $3) \
+             AND ($4 IS NULL OR kind = $5) ORDER BY seq",
         )
         .bind(filter.since.map_or(i64::MIN, to_unix))
         .bind(&filter.subject)
@@ -355,7 +355,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         let last =
-            sqlx::query("SELECT seq, hash FROM audit_log WHERE at < ? ORDER BY seq DESC LIMIT 1")
+            sqlx::query("SELECT seq, hash FROM audit_log WHERE at < $1 ORDER BY seq DESC LIMIT 1")
                 .bind(to_unix(before))
                 .fetch_optional(&mut *tx)
                 .await?;
@@ -364,12 +364,12 @@ impl Store {
         };
         let seq: i64 = last.try_get("seq")?;
         let hash: String = last.try_get("hash")?;
-        let gone = sqlx::query("DELETE FROM audit_log WHERE seq <= ?")
+        let gone = sqlx::query("DELETE FROM audit_log WHERE seq <= $1")
             .bind(seq)
             .execute(&mut *tx)
             .await?
             .rows_affected();
-        sqlx::query("UPDATE audit_chain SET pruned_seq = ?, pruned_hash = ? WHERE id = 1")
+        sqlx::query("UPDATE audit_chain SET pruned_seq = $1, pruned_hash = $2 WHERE id = 1")
             .bind(seq)
             .bind(&hash)
             .execute(&mut *tx)

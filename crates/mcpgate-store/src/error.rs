@@ -40,19 +40,34 @@ pub enum StoreError {
         /// The cause.
         source: std::io::Error,
     },
-    /// The database cannot be opened.
-    #[error("cannot open the database {}: {source}", path.display())]
+    /// `mcpgate store copy` found rows in its target.
+    #[error(
+        "the target store {location} is not empty ({table} holds {rows} rows): copy into an empty database, or pass --replace to empty it first"
+    )]
+    NotEmpty {
+        /// The target (its password hidden).
+        location: String,
+        /// The first table with rows.
+        table: &'static str,
+        /// How many.
+        rows: u64,
+    },
+    /// The store URL is not one mcpgate can use.
+    #[error("invalid store URL: {0}")]
+    Url(String),
+    /// The database cannot be opened (or PostgreSQL cannot be reached).
+    #[error("cannot open the database {location}: {source}")]
     Open {
-        /// The database file.
-        path: PathBuf,
+        /// The store URL (its password hidden).
+        location: String,
         /// The cause.
         source: sqlx::Error,
     },
     /// The schema cannot be brought up to date (e.g. the database was written by a newer mcpgate).
-    #[error("cannot update the database schema of {}: {source}", path.display())]
+    #[error("cannot update the database schema of {location}: {source}")]
     Migrate {
-        /// The database file.
-        path: PathBuf,
+        /// The store URL (its password hidden).
+        location: String,
         /// The cause.
         source: sqlx::migrate::MigrateError,
     },
@@ -147,13 +162,21 @@ impl From<sqlx::Error> for StoreError {
 /// IOERR, FULL, CANTOPEN, PROTOCOL.
 const TRANSIENT_CODES: [i64; 8] = [5, 6, 7, 8, 10, 13, 14, 15];
 
+/// PostgreSQL's SQLSTATE classes for "try again later"
+/// (<https://www.postgresql.org/docs/current/errcodes-appendix.html>):
+/// 08 connection exception, 40 transaction rollback (serialization failure,
+/// deadlock), 53 insufficient resources (disk full, out of memory, too many
+/// connections), 57 operator intervention (shutdown, cancel), 58 system error
+/// (I/O), and 25006 a read-only transaction (a standby).
+const PG_TRANSIENT_CLASSES: [&str; 5] = ["08", "40", "53", "57", "58"];
+
 fn is_transient(e: &sqlx::Error) -> bool {
     match e {
-        sqlx::Error::Database(d) => d
-            .code()
-            .and_then(|c| c.parse::<i64>().ok())
-            // sqlx reports the extended code; its low byte is the primary one.
-            .is_some_and(|c| TRANSIENT_CODES.contains(&(c & 0xff))),
+        sqlx::Error::Database(d) => d.code().is_some_and(|c| match c.parse::<i64>() {
+            // sqlx reports SQLite's extended code; its low byte is the primary one.
+            Ok(n) if c.len() != 5 => TRANSIENT_CODES.contains(&(n & 0xff)),
+            _ => c == "25006" || PG_TRANSIENT_CLASSES.iter().any(|k| c.starts_with(k)),
+        }),
         sqlx::Error::Io(_)
         | sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed

@@ -6,8 +6,8 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime};
 
+use crate::Row as SqliteRow;
 use sqlx::Row as _;
-use sqlx::sqlite::SqliteRow;
 
 use crate::api_keys::split_scopes;
 use crate::oauth::digest_hex;
@@ -21,7 +21,7 @@ pub(crate) fn token_aad(subject: &str, provider: &str, which: &str) -> Vec<u8> {
     format!("mcpgate federation v1\0{subject}\0{provider}\0{which}").into_bytes()
 }
 
-fn login_aad(state_digest: &str, provider: &str) -> Vec<u8> {
+pub(crate) fn login_aad(state_digest: &str, provider: &str) -> Vec<u8> {
     format!("mcpgate federation login v1\0{state_digest}\0{provider}").into_bytes()
 }
 

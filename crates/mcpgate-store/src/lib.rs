@@ -1,5 +1,7 @@
-//! mcpgate's persistence: one SQLite database holding everything the gateway,
-//! the authorization server and the CLI keep between runs.
+//! mcpgate's persistence: one database holding everything the gateway, the
+//! authorization server and the CLI keep between runs: a SQLite file (the
+//! default, one node) or a PostgreSQL database (any number of replicas),
+//! named by a [`StoreUrl`].
 //!
 //! What it holds, by module:
 //!
@@ -26,14 +28,20 @@
 //! (`pool.rs`) → SQLite; a failure is a [`StoreError`] (a [`VaultError`] for
 //! sealed rows), each saying when it happens.
 //!
-//! A [`Store`] is one SQLite database, `<data_dir>/mcpgate.sqlite` (WAL, full
-//! sync, schema from the embedded migrations), shared safely between a running
-//! server and the CLI. Every write either commits or is rolled back, and no
+//! Every query is written once, in SQL both backends accept (`$N`
+//! placeholders, TEXT and BIGINT columns), and run through sqlx's `Any`
+//! driver; the migrations exist once per backend (`migrations/sqlite`,
+//! `migrations/postgres`, the same versions). Steps that must happen once
+//! (a code's redemption, a refresh token's rotation, a login attempt's
+//! reservation) are conditional updates or transactions that lock the rows
+//! they read (`BEGIN IMMEDIATE` on SQLite, `SELECT … FOR UPDATE` on
+//! PostgreSQL), so they hold across replicas too.
+//!
+//! The default store is `<data_dir>/mcpgate.sqlite` (WAL, full sync), shared
+//! safely between a running server and the CLI. Every write either commits or is rolled back, and no
 //! connection returns to the pool inside a transaction (`pool.rs`), so an
 //! `Ok` means the row is durable and visible to every connection; a full
 //! disk, an I/O error or a lock held too long is [`StoreError::Unavailable`].
-//! Its SQL is kept portable so that a PostgreSQL backend can serve the same
-//! API to several replicas.
 //!
 //! It must never store or log a secret in the clear: API keys, codes and
 //! tokens are kept as SHA-256 digests (the key is returned once, at
@@ -43,40 +51,46 @@
 
 mod api_keys;
 pub mod audit;
+mod copy;
 mod error;
 pub mod federation;
+mod location;
 pub mod oauth;
 mod pool;
 pub mod random;
 pub mod seal;
+mod throttle;
 mod time;
 mod users;
 pub mod vault;
 mod verify;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
-use sqlx::sqlite::SqlitePool;
+use sqlx::AnyPool;
 use tokio::sync::Semaphore;
 
 pub use api_keys::{ApiKeyRecord, KEY_PREFIX, KeyDigest};
+pub use copy::{CopyReport, TableCount};
 pub use error::{Kind, StoreError};
+pub use location::{DB_FILE, StoreUrl};
 pub use pool::{Durability, open_pool};
 pub use seal::{MasterKey, SealError};
+
 pub use time::format_utc;
 pub use users::UserRecord;
 pub use vault::{VaultEntry, VaultError, VaultSecret};
 pub use verify::{ApiKeyVerifier, BasicVerifier};
 
-/// The database file's name inside the data directory.
-pub const DB_FILE: &str = "mcpgate.sqlite";
+/// The row type of every query (sqlx's `Any` driver: one query, two backends).
+pub(crate) type Row = sqlx::any::AnyRow;
 
 /// A handle on the database; cheap to clone (the pool is shared).
 #[derive(Debug, Clone)]
 pub struct Store {
-    pool: SqlitePool,
-    path: PathBuf,
+    pool: AnyPool,
+    url: StoreUrl,
     /// Bounds concurrent argon2 computations (each takes ~19 MiB and a core).
     hashing: Arc<Semaphore>,
 }
@@ -85,41 +99,114 @@ impl Store {
     /// Opens `<data_dir>/mcpgate.sqlite`, creating the directory (mode 0700)
     /// and the database (mode 0600) when missing, and brings the schema up to date.
     pub async fn open(data_dir: &Path) -> Result<Store, StoreError> {
-        create_private_dir(data_dir).map_err(|source| StoreError::DataDir {
-            path: data_dir.to_path_buf(),
-            source,
-        })?;
-        let path = data_dir.join(DB_FILE);
-        // Created here rather than by SQLite so that it is 0600 from the start;
-        // SQLite gives the -wal and -shm files the database file's mode.
-        create_private_file(&path).map_err(|source| StoreError::DataDir {
-            path: path.clone(),
-            source,
-        })?;
-        let pool = pool::open_pool(&path, Durability::Full)
-            .await
-            .map_err(|source| StoreError::Open {
+        Store::connect(&StoreUrl::in_data_dir(data_dir)).await
+    }
+
+    /// Opens the store at `url` and brings its schema up to date (under
+    /// PostgreSQL's advisory lock, so replicas starting together migrate
+    /// once). A SQLite file is created (0600, in a 0700 directory) when
+    /// missing; a PostgreSQL database must exist.
+    pub async fn connect(url: &StoreUrl) -> Result<Store, StoreError> {
+        let store = Store::connect_unmigrated(url).await?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Opens the store without touching its schema (`mcpgate migrate` then
+    /// calls [`Store::migrate`] itself).
+    pub async fn connect_unmigrated(url: &StoreUrl) -> Result<Store, StoreError> {
+        if let StoreUrl::Sqlite(path) = url {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                create_private_dir(dir).map_err(|source| StoreError::DataDir {
+                    path: dir.to_path_buf(),
+                    source,
+                })?;
+            }
+            // Created here rather than by SQLite so that it is 0600 from the start;
+            // SQLite gives the -wal and -shm files the database file's mode.
+            create_private_file(path).map_err(|source| StoreError::DataDir {
                 path: path.clone(),
                 source,
             })?;
-        sqlx::migrate!()
-            .run(&pool)
+        }
+        let pool = pool::connect(url)
             .await
-            .map_err(|source| StoreError::Migrate {
-                path: path.clone(),
+            .map_err(|source| StoreError::Open {
+                location: url.to_string(),
                 source,
             })?;
         let parallelism = std::thread::available_parallelism().map_or(2, |n| n.get());
         Ok(Store {
             pool,
-            path,
+            url: url.clone(),
             hashing: Arc::new(Semaphore::new(parallelism * 2)),
         })
     }
 
-    /// The database file.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// Applies the migrations this build has and the database lacks; returns
+    /// how many it applied. On PostgreSQL, concurrent callers wait for one
+    /// another (sqlx's migrator holds `pg_advisory_lock` while it works).
+    pub async fn migrate(&self) -> Result<usize, StoreError> {
+        let migrator = match self.url {
+            StoreUrl::Sqlite(_) => sqlx::migrate!("migrations/sqlite"),
+            StoreUrl::Postgres(_) => sqlx::migrate!("migrations/postgres"),
+        };
+        let err = |source| StoreError::Migrate {
+            location: self.url.to_string(),
+            source,
+        };
+        let mut conn = self.pool.acquire().await?;
+        // Held around the count and the run (sqlx's migrator takes its own
+        // lock inside), so that what is reported is what this call applied.
+        if self.url.is_postgres() {
+            sqlx::query("SELECT pg_advisory_lock($1)")
+                .bind(MIGRATE_LOCK)
+                .execute(&mut *conn)
+                .await?;
+        }
+        let before = applied_migrations(&mut conn).await;
+        let ran = migrator.run(&mut *conn).await.map_err(err);
+        let after = applied_migrations(&mut conn).await;
+        if self.url.is_postgres() {
+            sqlx::query("SELECT pg_advisory_unlock($1)")
+                .bind(MIGRATE_LOCK)
+                .execute(&mut *conn)
+                .await?;
+        }
+        ran?;
+        Ok(after.saturating_sub(before))
+    }
+
+    /// Where the store lives.
+    pub fn url(&self) -> &StoreUrl {
+        &self.url
+    }
+
+    /// The database file, when the store is SQLite.
+    pub fn path(&self) -> Option<&Path> {
+        self.url.sqlite_path()
+    }
+
+    /// Starts a transaction that will write: on SQLite it takes the write lock
+    /// at once (`BEGIN IMMEDIATE`), so that what it reads cannot change before
+    /// it writes; on PostgreSQL the rows it reads are locked with
+    /// [`Store::for_update`].
+    pub(crate) async fn begin_write(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        match self.url {
+            StoreUrl::Sqlite(_) => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            StoreUrl::Postgres(_) => self.pool.begin().await,
+        }
+    }
+
+    /// `" FOR UPDATE"` on PostgreSQL (a row lock for the transaction), nothing
+    /// on SQLite (whose `BEGIN IMMEDIATE` already excludes other writers).
+    pub(crate) fn for_update(&self) -> &'static str {
+        match self.url {
+            StoreUrl::Sqlite(_) => "",
+            StoreUrl::Postgres(_) => " FOR UPDATE",
+        }
     }
 
     /// Waits for in-flight queries and closes every connection, so the WAL is
@@ -127,6 +214,17 @@ impl Store {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// The advisory lock `Store::migrate` holds on PostgreSQL ("mcpgate" in ASCII).
+const MIGRATE_LOCK: i64 = 0x006d_6370_6761_7465;
+
+/// How many migrations the database records as applied (0 before the first).
+async fn applied_migrations(conn: &mut sqlx::AnyConnection) -> usize {
+    sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
+        .fetch_one(&mut *conn)
+        .await
+        .map_or(0, |n| usize::try_from(n).unwrap_or(0))
 }
 
 pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
@@ -186,15 +284,10 @@ fn join_scopes<'a>(scopes: impl IntoIterator<Item = &'a String>) -> Result<Strin
     Ok(out.join(" "))
 }
 
-/// A store in a fresh temporary directory (kept alive by the returned guard).
 #[cfg(test)]
-pub(crate) async fn test_store() -> (tempfile::TempDir, Store) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let store = Store::open(&dir.path().join("data"))
-        .await
-        .expect("open store");
-    (dir, store)
-}
+mod testing;
+#[cfg(test)]
+pub(crate) use testing::{TestDb, test_sqlite_store, test_store};
 
 /// `"a b"` as a scope set.
 #[cfg(test)]

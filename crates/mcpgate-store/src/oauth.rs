@@ -17,12 +17,12 @@ mod sessions;
 use std::collections::BTreeSet;
 use std::time::SystemTime;
 
+use crate::Row as SqliteRow;
 use sha2::{Digest as _, Sha256};
-use sqlx::sqlite::SqliteRow;
 
 pub use clients::{ClientKind, ClientRow};
 pub use devices::{DeviceRow, DeviceStatus};
-pub use grants::{CodeOutcome, CodeRow, GrantRow, RefreshRow};
+pub use grants::{CodeOutcome, CodeRow, GrantRow, RefreshRow, Rotation};
 pub use keys::SigningKeyRow;
 pub use resources::ResourceServerRow;
 pub use sessions::SessionRow;

@@ -23,16 +23,25 @@
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Once;
 use std::time::Duration;
 
-use sqlx::Connection as _;
+use sqlx::AnyPool;
+use sqlx::ConnectOptions as _;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-/// Most connections open at once.
+use crate::location::StoreUrl;
+
+/// Most connections open at once on SQLite (one writer at a time anyway).
 const MAX_CONNECTIONS: u32 = 4;
+
+/// Most connections one pool opens to PostgreSQL (`serve` has up to three:
+/// API keys and users, the authorization server, the audit writer), so that
+/// three replicas fit PostgreSQL's default `max_connections` of 100.
+const MAX_PG_CONNECTIONS: u32 = 10;
 
 /// What a commit survives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,9 +79,56 @@ pub async fn open_pool(path: &Path, durability: Durability) -> Result<SqlitePool
         .await
 }
 
+/// Opens the store's pool on either backend (sqlx's `Any` driver, so that
+/// every query is written once). SQLite gets what [`open_pool`] gives it
+/// (WAL, a 5-second busy timeout, foreign keys, `synchronous = FULL`) and the
+/// same clean-release check; PostgreSQL gets a bounded pool and a 5-second
+/// wait for a connection.
+pub(crate) async fn connect(url: &StoreUrl) -> Result<AnyPool, sqlx::Error> {
+    static DRIVERS: Once = Once::new();
+    DRIVERS.call_once(sqlx::any::install_default_drivers);
+    match url {
+        StoreUrl::Sqlite(path) => {
+            // sqlx's SQLite defaults already are foreign keys on, a 5 s busy
+            // timeout and `synchronous = FULL`; WAL is set per connection below.
+            let sqlite = SqliteConnectOptions::new()
+                .filename(path)
+                .create_if_missing(true);
+            let options = AnyConnectOptions::from_str(sqlite.to_url_lossy().as_str())?;
+            AnyPoolOptions::new()
+                .max_connections(MAX_CONNECTIONS)
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        sqlx::raw_sql("PRAGMA journal_mode = WAL")
+                            .execute(&mut *conn)
+                            .await?;
+                        Ok(())
+                    })
+                })
+                .after_release(|conn, _| Box::pin(async move { Ok(is_clean(conn).await) }))
+                .connect_with(options)
+                .await
+        }
+        StoreUrl::Postgres(url) => {
+            let options = AnyConnectOptions::from_str(url)?;
+            AnyPoolOptions::new()
+                .max_connections(MAX_PG_CONNECTIONS)
+                .acquire_timeout(Duration::from_secs(5))
+                .connect_with(options)
+                .await
+        }
+    }
+}
+
 /// Whether `conn` may go back into the pool: SQLite is in autocommit mode
 /// (no transaction open) and sqlx agrees. Logs why when it may not.
-pub(crate) async fn is_clean(conn: &mut SqliteConnection) -> bool {
+///
+/// The same for a SQLite connection reached directly or through sqlx's `Any` driver.
+pub(crate) async fn is_clean<C>(conn: &mut C) -> bool
+where
+    C: sqlx::Connection,
+    for<'c> &'c mut C: sqlx::Executor<'c, Database = C::Database>,
+{
     // `BEGIN` fails inside a transaction and otherwise opens a deferred one
     // that takes no lock; `ROLLBACK` closes it. Sent as raw SQL so that sqlx's
     // transaction counter is not involved. Being a query, it also runs after

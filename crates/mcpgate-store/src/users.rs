@@ -4,9 +4,9 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::time::SystemTime;
 
+use crate::Row as SqliteRow;
 use argon2::{Argon2, PasswordHasher as _, PasswordVerifier as _, password_hash};
 use sqlx::Row as _;
-use sqlx::sqlite::SqliteRow;
 
 use crate::api_keys::split_scopes;
 use crate::error::{Kind, StoreError};

@@ -67,7 +67,7 @@ async fn no_plaintext_in_the_database_file_or_wal() {
         .vault_put(&k, "alice", "weather", &format!("{SECRET}-new"))
         .await
         .unwrap();
-    let db = store.path().to_path_buf();
+    let db = store.path().expect("a SQLite store").to_path_buf();
     // While open: the data sits in the WAL.
     let bytes = on_disk(&db);
     assert!(bytes.len() > 4096, "the database holds something");
@@ -106,7 +106,7 @@ async fn rotation_reseals_and_the_old_key_no_longer_opens() {
     let store = Store::open(&data).await.unwrap();
     let (old, new) = (key(1), key(2));
     fill(&store, &old).await;
-    let before = on_disk(store.path());
+    let before = on_disk(store.path().expect("a SQLite store"));
     let done = store
         .rotate_master_key(&old, &new, &|kid: &str| kid.as_bytes().to_vec())
         .await
@@ -135,7 +135,10 @@ async fn rotation_reseals_and_the_old_key_no_longer_opens() {
         .unwrap();
     assert_eq!(t.access.expose(), IDP_TOKEN);
     assert!(!contains(&before, "PLAINTEXT-canary"));
-    assert!(!contains(&on_disk(store.path()), "PLAINTEXT-canary"));
+    assert!(!contains(
+        &on_disk(store.path().expect("a SQLite store")),
+        "PLAINTEXT-canary"
+    ));
 }
 
 #[tokio::test]

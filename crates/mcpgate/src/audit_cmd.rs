@@ -3,7 +3,6 @@
 //! lines), and [`record`] for the CLI commands that change security state.
 
 use std::io::Write as _;
-use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
@@ -209,8 +208,11 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    pub(crate) async fn start(data_dir: &Path, cfg: &AuditConfig) -> Result<Writer, String> {
-        let store = Store::open(data_dir)
+    pub(crate) async fn start(
+        url: &mcpgate_store::StoreUrl,
+        cfg: &AuditConfig,
+    ) -> Result<Writer, String> {
+        let store = Store::connect(url)
             .await
             .map_err(|e| format!("audit: {e}"))?;
         let mut mirror: Option<Box<dyn std::io::Write + Send>> = match cfg.mirror.as_deref() {

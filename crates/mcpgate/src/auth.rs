@@ -30,13 +30,10 @@ pub(crate) async fn build(
     }
     let mut problems = Vec::new();
     let store = if a.api_keys || a.users {
-        match Store::open(&cfg.server.data_dir).await {
+        match Store::connect(&cfg.store_url()).await {
             Ok(s) => Some(s),
             Err(e) => {
-                problems.push(format!(
-                    "cannot open the store in {}: {e}",
-                    cfg.server.data_dir.display()
-                ));
+                problems.push(format!("cannot open the store: {e}"));
                 None
             }
         }
@@ -207,8 +204,10 @@ fn load_signer(data_dir: &Path, issuer: &str) -> Result<IdentitySigner, String> 
 
 /// The demo's API key: created with the demo's scopes on first start and
 /// returned then (it is shown once); `None` when one already exists.
-pub(crate) async fn ensure_demo_key(data_dir: &Path) -> Result<Option<String>, String> {
-    let store = Store::open(data_dir)
+pub(crate) async fn ensure_demo_key(
+    url: &mcpgate_store::StoreUrl,
+) -> Result<Option<String>, String> {
+    let store = Store::connect(url)
         .await
         .map_err(|e| format!("cannot open the store: {e}"))?;
     let keys = store.list_api_keys().await.map_err(|e| e.to_string())?;

@@ -22,12 +22,9 @@ pub(crate) async fn start(
         return Ok(None);
     }
     let dir = &cfg.server.data_dir;
-    let store = Store::open(dir).await.map_err(|e| {
-        vec![format!(
-            "authserver: cannot open the store in {}: {e}",
-            dir.display()
-        )]
-    })?;
+    let store = Store::connect(&cfg.store_url())
+        .await
+        .map_err(|e| vec![format!("authserver: cannot open the store: {e}")])?;
     let master = MasterKey::load(dir).map_err(|e| vec![format!("authserver: master key: {e}")])?;
     let base = public_url.as_str().trim_end_matches('/');
     // Every MCP endpoint of the gateway is a resource; `/mcp` (the single-upstream alias) first.
@@ -54,8 +51,10 @@ pub(crate) fn merge(gateway: axum::Router, authserver: Option<&AuthServer>) -> a
 }
 
 /// Creates the demo's `admin` user on first start; returns its random password then.
-pub(crate) async fn ensure_demo_admin(data_dir: &Path) -> Result<Option<String>, String> {
-    let store = Store::open(data_dir)
+pub(crate) async fn ensure_demo_admin(
+    url: &mcpgate_store::StoreUrl,
+) -> Result<Option<String>, String> {
+    let store = Store::connect(url)
         .await
         .map_err(|e| format!("cannot open the store: {e}"))?;
     if store

@@ -86,6 +86,17 @@ enum Command {
         #[command(subcommand)]
         command: crate::audit_cmd::AuditCommand,
     },
+    /// Bring the store's schema up to date (SQLite or PostgreSQL) and exit;
+    /// `serve` does the same at start, under the same lock.
+    Migrate {
+        #[command(flatten)]
+        store: crate::keys::StoreArgs,
+    },
+    /// Copy a whole store between SQLite and PostgreSQL, verified.
+    Store {
+        #[command(subcommand)]
+        command: crate::store_cmd::StoreCommand,
+    },
     #[command(flatten)]
     Client(crate::client_cmd::ClientCommand),
     /// Serve a remote MCP server as a local stdio server (for apps that speak only stdio).
@@ -155,6 +166,8 @@ pub(crate) async fn run(cli: Cli) -> ExitCode {
         Command::SigningKeys { command } => crate::signing_keys::run(command).await,
         Command::Vault { command } => crate::vault_cmd::run(command).await,
         Command::Audit { command } => crate::audit_cmd::run(command).await,
+        Command::Store { command } => crate::store_cmd::run(command).await,
+        Command::Migrate { store } => crate::keys::exit(crate::keys::migrate(&store).await),
         Command::Client(command) => crate::client_cmd::run(command).await,
         Command::Bridge(args) => crate::bridge_cmd::run(args).await,
         Command::Config(args) => crate::bridge_cmd::config(args),

@@ -33,6 +33,42 @@ pub(crate) struct Config {
     pub(crate) telemetry: crate::telemetry_config::TelemetryConfig,
     #[serde(default)]
     pub(crate) audit: crate::telemetry_config::AuditConfig,
+    /// `[store]`: where the state lives (SQLite by default, or PostgreSQL).
+    #[serde(default)]
+    pub(crate) store: StoreConfig,
+}
+
+/// `[store]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct StoreConfig {
+    /// `sqlite://<path>` or `postgres://…`; unset: `DATABASE_URL`, else
+    /// `sqlite://<data_dir>/mcpgate.sqlite`.
+    #[serde(default)]
+    pub(crate) url: Option<String>,
+}
+
+impl Config {
+    /// The store's location: `[store] url` (or `MCPGATE_STORE__URL`), else
+    /// `DATABASE_URL`, else `<data_dir>/mcpgate.sqlite`. `load` has checked it parses.
+    pub(crate) fn store_url(&self) -> mcpgate_store::StoreUrl {
+        store_url(self.store.url.as_deref(), &self.server.data_dir)
+            .unwrap_or_else(|_| mcpgate_store::StoreUrl::in_data_dir(&self.server.data_dir))
+    }
+}
+
+/// `url` (else `DATABASE_URL`, else the default in `data_dir`) as a store location.
+pub(crate) fn store_url(
+    url: Option<&str>,
+    data_dir: &Path,
+) -> Result<mcpgate_store::StoreUrl, mcpgate_store::StoreError> {
+    let from_env = std::env::var("DATABASE_URL")
+        .ok()
+        .filter(|u| !u.trim().is_empty());
+    match url.map(str::to_owned).or(from_env) {
+        Some(u) => mcpgate_store::StoreUrl::parse(&u),
+        None => Ok(mcpgate_store::StoreUrl::in_data_dir(data_dir)),
+    }
 }
 
 /// `[server]`.
@@ -475,6 +511,14 @@ fn remove_path(table: &mut toml::Table, segs: &[String]) -> bool {
 
 fn validate(c: &Config, source: &Source, problems: &mut Vec<String>) {
     let f = &source.0;
+    if let Err(e) = store_url(c.store.url.as_deref(), &c.server.data_dir) {
+        let at = if c.store.url.is_some() {
+            format!("{}: store.url", source.at("store.url"))
+        } else {
+            "environment DATABASE_URL".to_owned()
+        };
+        problems.push(format!("{at}: {e}"));
+    }
     let mut seen = std::collections::HashSet::new();
     for (i, u) in c.upstreams.iter().enumerate() {
         let at = format!("{f}: upstream[{i}]");

@@ -7,62 +7,93 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
-use mcpgate_store::{ApiKeyRecord, DB_FILE, Store, format_utc};
+use mcpgate_store::{ApiKeyRecord, Store, StoreUrl, format_utc};
 
-/// Where the store lives (shared by `mcpgate keys` and `mcpgate users`).
+/// Where the store lives (shared by every store command).
 #[derive(Debug, clap::Args)]
 pub(crate) struct StoreArgs {
-    /// Data directory holding mcpgate.sqlite (default: the configuration's
-    /// server.data_dir, else ./mcpgate-data).
+    /// Data directory holding mcpgate.sqlite and the master key (default: the
+    /// configuration's server.data_dir, else ./mcpgate-data).
     #[arg(long, env = "MCPGATE_SERVER__DATA_DIR")]
     data_dir: Option<PathBuf>,
-    /// The server's configuration file, to find its server.data_dir.
+    /// The server's configuration file, to find its server.data_dir and [store] url.
     #[arg(long, short, env = "MCPGATE_CONFIG")]
     config: Option<PathBuf>,
+    /// The store: sqlite://<path> or postgres://user:password@host/database
+    /// (default: the configuration's [store] url, else DATABASE_URL, else
+    /// <data-dir>/mcpgate.sqlite).
+    #[arg(long, env = "MCPGATE_STORE__URL", hide_env_values = true)]
+    store_url: Option<String>,
 }
 
 impl StoreArgs {
-    /// The data directory: --data-dir, else the config's server.data_dir, else the default.
-    pub(crate) fn data_dir(&self) -> Result<PathBuf, String> {
-        if let Some(d) = &self.data_dir {
-            return Ok(d.clone());
-        }
+    /// The configuration file named by --config, else ./mcpgate.toml when present.
+    fn config(&self) -> Result<Option<crate::config::Config>, String> {
         let path = match &self.config {
             Some(p) => Some(p.clone()),
             None => Some(PathBuf::from("mcpgate.toml")).filter(|p| p.is_file()),
         };
         match path {
             Some(p) => crate::config::load(Some(&p))
-                .map(|c| c.server.data_dir)
+                .map(Some)
                 .map_err(|problems| problems.join("\n")),
-            None => Ok(PathBuf::from("./mcpgate-data")),
+            None => Ok(None),
         }
     }
 
-    /// Opens the store, creating the directory (0700) and database if missing.
+    /// The data directory: --data-dir, else the config's server.data_dir, else the default.
+    pub(crate) fn data_dir(&self) -> Result<PathBuf, String> {
+        if let Some(d) = &self.data_dir {
+            return Ok(d.clone());
+        }
+        Ok(self
+            .config()?
+            .map_or_else(|| PathBuf::from("./mcpgate-data"), |c| c.server.data_dir))
+    }
+
+    /// The store: --store-url, else the config's [store] url, else
+    /// DATABASE_URL, else mcpgate.sqlite in the data directory.
+    pub(crate) fn url(&self) -> Result<StoreUrl, String> {
+        let from_config = match &self.store_url {
+            Some(_) => None,
+            None => self.config()?.and_then(|c| c.store.url),
+        };
+        let url = self.store_url.clone().or(from_config);
+        crate::config::store_url(url.as_deref(), &self.data_dir()?).map_err(|e| e.to_string())
+    }
+
+    /// Opens the store, creating a SQLite directory (0700) and database if missing.
     pub(crate) async fn create(&self) -> Result<Store, String> {
-        Store::open(&self.data_dir()?)
+        Store::connect(&self.url()?)
             .await
             .map_err(|e| e.to_string())
     }
 
     /// Opens the store, which must exist (a mistyped --data-dir is not silently created).
     pub(crate) async fn existing(&self) -> Result<Store, String> {
-        let dir = self.data_dir()?;
-        if !dir.join(DB_FILE).is_file() {
+        let url = self.url()?;
+        if let Some(path) = url.sqlite_path()
+            && !path.is_file()
+        {
             return Err(format!(
-                "no mcpgate database in {}: pass --data-dir (or --config) with the server's data directory",
-                dir.display()
+                "no mcpgate database in {}: pass --data-dir (or --config, or --store-url) with the server's store",
+                path.parent().unwrap_or(path).display()
             ));
         }
-        Store::open(&dir).await.map_err(|e| e.to_string())
+        Store::connect(&url).await.map_err(|e| e.to_string())
     }
 
-    /// The data directory for messages.
+    /// Where the store is, for messages: the data directory of a SQLite
+    /// store, the URL (password hidden) of a PostgreSQL one.
     pub(crate) fn dir(&self) -> String {
-        self.data_dir()
-            .map(|d| d.display().to_string())
-            .unwrap_or_default()
+        match self.url() {
+            Ok(StoreUrl::Sqlite(p)) => p
+                .parent()
+                .map(|d| d.display().to_string())
+                .unwrap_or_default(),
+            Ok(u) => u.to_string(),
+            Err(_) => String::new(),
+        }
     }
 }
 
@@ -117,6 +148,19 @@ pub(crate) async fn run(command: KeysCommand) -> ExitCode {
 }
 
 /// Prints the error, if any, and turns it into the exit code.
+/// `mcpgate migrate`: applies the migrations the store lacks and says how many.
+pub(crate) async fn migrate(args: &StoreArgs) -> Result<(), String> {
+    let url = args.url()?;
+    let store = Store::connect_unmigrated(&url)
+        .await
+        .map_err(|e| e.to_string())?;
+    // Under PostgreSQL's advisory lock: a replica starting meanwhile waits.
+    let applied = store.migrate().await.map_err(|e| e.to_string())?;
+    store.close().await;
+    eprintln!("The store {url} is up to date: {applied} migration(s) applied.");
+    Ok(())
+}
+
 pub(crate) fn exit(result: Result<(), String>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,

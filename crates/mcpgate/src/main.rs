@@ -49,6 +49,7 @@ mod resources;
 mod serve;
 mod shutdown;
 mod signing_keys;
+mod store_cmd;
 mod table;
 mod telemetry_config;
 mod users;

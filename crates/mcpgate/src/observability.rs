@@ -87,7 +87,7 @@ pub(crate) async fn start(cfg: &Config, tracing: Option<Tracing>) -> Result<Runn
     let audit = if cfg.audit.enabled {
         // Like the other upstreams on an unwritable data directory (/readyz
         // says so): serving goes on, without the trail, and says why.
-        match crate::audit_cmd::Writer::start(&cfg.server.data_dir, &cfg.audit).await {
+        match crate::audit_cmd::Writer::start(&cfg.store_url(), &cfg.audit).await {
             Ok(w) => Some(w),
             Err(e) => {
                 tracing::error!("the audit trail is off: {e}");

@@ -114,7 +114,7 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
     };
     let authserver = at.authserver.clone();
     let demo_key = if args.demo && cfg.auth.mode != AuthMode::Disabled {
-        match crate::auth::ensure_demo_key(&cfg.server.data_dir).await {
+        match crate::auth::ensure_demo_key(&cfg.store_url()).await {
             Ok(k) => k,
             Err(e) => return report(&[e]),
         }
@@ -122,7 +122,7 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
         None
     };
     let demo_admin = match (&authserver, args.demo) {
-        (Some(_), true) => match crate::authserver::ensure_demo_admin(&cfg.server.data_dir).await {
+        (Some(_), true) => match crate::authserver::ensure_demo_admin(&cfg.store_url()).await {
             Ok(p) => p,
             Err(e) => return report(&[e]),
         },

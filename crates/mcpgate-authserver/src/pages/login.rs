@@ -167,9 +167,21 @@ pub(crate) async fn post(
     let keys: Vec<&str> = std::iter::once(account_key.as_str())
         .chain(ip_key.as_deref())
         .collect();
-    let reservation = match inner.throttle.reserve(&keys) {
-        Ok(r) => r,
-        Err(wait) => {
+    let reservation = match inner.throttle.reserve(&keys).await {
+        Err(e) => {
+            // Unknown whether this would be one attempt too many: refuse, and say why.
+            tracing::error!(user = %username, "sign-in refused: the login throttle cannot be read: {e}");
+            return page(
+                &inner,
+                StatusCode::SERVICE_UNAVAILABLE,
+                &s.csrf,
+                &next,
+                &username,
+                Some("Sign-in is unavailable right now; try again shortly."),
+            );
+        }
+        Ok(Ok(r)) => r,
+        Ok(Err(wait)) => {
             tracing::warn!(user = %username, client = ?ip_key, retry_after_secs = wait.as_secs().max(1), "sign-in refused: too many attempts in the window");
             let minutes = wait.as_secs().div_ceil(60).max(1);
             let msg = format!(
@@ -194,7 +206,7 @@ pub(crate) async fn post(
         Ok(u) => u,
         Err(e) => {
             // Not a guess: nothing was compared.
-            inner.throttle.release(reservation);
+            inner.throttle.release(reservation).await;
             tracing::error!("cannot check a password: {e}");
             return page(
                 &inner,
@@ -225,7 +237,7 @@ pub(crate) async fn post(
             Some("Unknown user or wrong password."),
         );
     };
-    inner.throttle.succeeded(reservation, &account_key);
+    inner.throttle.succeeded(reservation, &account_key).await;
     // A new session id on sign-in: a session fixed by an attacker before is worthless.
     if let Err(e) = session::end(&inner, &headers).await {
         return e.into_response();

@@ -1,12 +1,14 @@
 //! The `refresh_token` grant: every use rotates the token. A rotated token
 //! presented again within the grace window (concurrent refreshes) gets a new
-//! pair; later, it is treated as stolen and the whole grant is revoked. The
+//! pair; later, or with no grace window at all, it is treated as stolen and
+//! the whole grant is revoked. The store decides which, under a lock on the
+//! token's row, so concurrent requests on any number of replicas agree. The
 //! scope may narrow (the refresh token keeps its own), never widen; the
 //! resource stays the grant's.
 
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
-use mcpgate_store::oauth::digest_hex;
+use mcpgate_store::oauth::{Rotation, digest_hex};
 
 use super::issue::{Issued, access_token, live_grant, refresh_token};
 use crate::client_auth::Authenticated;
@@ -67,15 +69,26 @@ pub(super) async fn exchange(
         }
         None => row.scopes.clone(),
     };
-    if let Some(rotated) = row.rotated_at {
-        let grace = inner.settings.refresh_grace;
-        if now.duration_since(rotated).unwrap_or(Duration::ZERO) > grace {
+    // Decided by the store under a lock on the token's row, so that two
+    // requests with the same token (on one replica or two) are ordered: the
+    // first rotates it; a later one gets a sibling only within the grace
+    // window, and is a reuse otherwise.
+    let (token, new_row) = refresh_token(inner, &grant, Some(digest.clone()), row.scopes.clone());
+    let grace = inner.settings.refresh_grace;
+    match inner
+        .store
+        .rotate_refresh(&digest, &new_row, grace, now)
+        .await
+        .map_err(OAuthError::store)?
+    {
+        Rotation::Rotated | Rotation::Sibling => {}
+        Rotation::Reused { .. } => {
             inner
                 .store
                 .revoke_grant(&grant.id, "rotated refresh token reused")
                 .await
                 .map_err(OAuthError::store)?;
-            tracing::warn!(client = %client.client.id, subject = %grant.subject, "a rotated refresh token was reused: the grant is revoked");
+            tracing::warn!(client = %client.client.id, subject = %grant.subject, grace_secs = grace.as_secs(), "a rotated refresh token was reused: the grant is revoked");
             mcpgate_telemetry::audit_simple(
                 mcpgate_telemetry::AuditKind::ReplayDetected,
                 Some(&grant.subject),
@@ -86,21 +99,7 @@ pub(super) async fn exchange(
                 "this refresh token was already used; as a precaution the grant is revoked, sign in again",
             ));
         }
-    }
-    let (token, new_row) = refresh_token(inner, &grant, Some(digest.clone()), row.scopes.clone());
-    let fresh = row.rotated_at.is_none()
-        && inner
-            .store
-            .rotate_refresh(&digest, &new_row)
-            .await
-            .map_err(OAuthError::store)?;
-    if !fresh {
-        // A concurrent refresh rotated it within the grace window: a sibling token.
-        inner
-            .store
-            .insert_refresh(&new_row)
-            .await
-            .map_err(OAuthError::store)?;
+        _ => return Err(OAuthError::grant("unknown refresh token")),
     }
     let (access, expires_in) = access_token(inner, &grant, &scopes)?;
     let _ = inner.store.touch_grant(&grant.id, now).await;

@@ -2,7 +2,7 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::time::{Duration, SystemTime};
 
 use crate::error::{Kind, StoreError};
-use crate::{DB_FILE, KEY_PREFIX, KeyDigest, Store, scopes, test_store};
+use crate::{DB_FILE, KEY_PREFIX, KeyDigest, Store, scopes, test_sqlite_store, test_store};
 
 #[tokio::test]
 async fn create_returns_a_prefixed_base62_key_found_by_digest() {
@@ -123,7 +123,7 @@ async fn list_revoke_and_expire() {
 
 #[tokio::test]
 async fn only_digests_reach_the_disk_and_reopening_keeps_them() {
-    let (dir, store) = test_store().await;
+    let (dir, store) = test_sqlite_store().await;
     let key = store
         .create_api_key("k", "s", &scopes("a"), None)
         .await
@@ -162,12 +162,12 @@ async fn only_digests_reach_the_disk_and_reopening_keeps_them() {
 
 #[tokio::test]
 async fn the_data_dir_is_private() {
-    let (dir, store) = test_store().await;
+    let (dir, store) = test_sqlite_store().await;
     let data = dir.path().join("data");
     let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&data), 0o700);
     assert_eq!(mode(&data.join(DB_FILE)), 0o600);
-    assert_eq!(store.path(), data.join(DB_FILE));
+    assert_eq!(store.path(), Some(data.join(DB_FILE).as_path()));
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {

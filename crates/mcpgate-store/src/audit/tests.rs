@@ -5,10 +5,8 @@ use super::*;
 /// The hash before the first record (the migration's initial head).
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
-async fn store() -> (tempfile::TempDir, Store) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let s = Store::open(dir.path()).await.expect("open");
-    (dir, s)
+async fn store() -> (crate::TestDb, Store) {
+    crate::test_store().await
 }
 
 fn event(kind: &str, subject: &str) -> NewAuditRecord {
@@ -63,10 +61,12 @@ async fn updates_are_refused_and_an_edit_is_found() {
         .execute(&s.pool)
         .await;
     assert!(refused.is_err(), "the trigger must refuse updates");
-    sqlx::query("DROP TRIGGER audit_log_append_only")
-        .execute(&s.pool)
-        .await
-        .expect("drop");
+    let drop = if s.url().is_postgres() {
+        "DROP TRIGGER audit_log_append_only ON audit_log"
+    } else {
+        "DROP TRIGGER audit_log_append_only"
+    };
+    sqlx::query(drop).execute(&s.pool).await.expect("drop");
     sqlx::query("UPDATE audit_log SET subject = 'mallory' WHERE seq = 2")
         .execute(&s.pool)
         .await

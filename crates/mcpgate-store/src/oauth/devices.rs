@@ -3,8 +3,8 @@
 use std::collections::BTreeSet;
 use std::time::SystemTime;
 
+use crate::Row as SqliteRow;
 use sqlx::Row as _;
-use sqlx::sqlite::SqliteRow;
 
 use super::join;
 use crate::Store;

@@ -5,10 +5,10 @@
 //! (or one transaction), so two concurrent redemptions can never both win.
 
 use std::collections::BTreeSet;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
-use sqlx::Row as _;
-use sqlx::sqlite::SqliteRow;
+use crate::Row as SqliteRow;
+use sqlx::{AssertSqlSafe, Row as _};
 
 use super::join;
 use crate::Store;
@@ -437,33 +437,89 @@ impl Store {
         .await
     }
 
-    /// Replaces `old` (not yet rotated) by `new` in one transaction. Returns
-    /// `false`, storing nothing, when `old` was rotated meanwhile.
-    pub async fn rotate_refresh(&self, old: &str, new: &RefreshRow) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let won = sqlx::query(
-            "UPDATE oauth_refresh_tokens SET rotated_at = $1 WHERE digest = $2 AND rotated_at IS NULL",
-        )
-        .bind(to_unix(SystemTime::now()))
+    /// Rotates the refresh token `old` to `new`, deciding under a lock on
+    /// `old`'s row (`BEGIN IMMEDIATE` on SQLite, `SELECT … FOR UPDATE` on
+    /// PostgreSQL) so that two requests with the same token, on one process or
+    /// on two replicas, are ordered:
+    ///
+    /// - not yet rotated: it is now, and `new` is stored ([`Rotation::Rotated`]);
+    /// - rotated less than `grace` ago (and `grace` is not zero): `new` is
+    ///   stored as a sibling ([`Rotation::Sibling`]);
+    /// - rotated longer ago, or `grace` is zero: nothing is stored
+    ///   ([`Rotation::Reused`]; the caller revokes the grant);
+    /// - no such token: [`Rotation::Unknown`].
+    pub async fn rotate_refresh(
+        &self,
+        old: &str,
+        new: &RefreshRow,
+        grace: Duration,
+        now: SystemTime,
+    ) -> Result<Rotation, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT rotated_at FROM oauth_refresh_tokens WHERE digest = $1{}",
+            self.for_update()
+        )))
         .bind(old)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            > 0;
-        if !won {
-            return Ok(false);
-        }
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            tx.rollback().await?;
+            return Ok(Rotation::Unknown);
+        };
+        let outcome = match row.try_get::<Option<i64>, _>("rotated_at")? {
+            None => {
+                sqlx::query("UPDATE oauth_refresh_tokens SET rotated_at = $1 WHERE digest = $2")
+                    .bind(to_unix(now))
+                    .bind(old)
+                    .execute(&mut *tx)
+                    .await?;
+                Rotation::Rotated
+            }
+            Some(at) if !grace.is_zero() && within(at, now, grace) => Rotation::Sibling,
+            Some(at) => {
+                tx.rollback().await?;
+                return Ok(Rotation::Reused {
+                    rotated_at: from_unix(at),
+                });
+            }
+        };
         insert_refresh_row(&mut *tx, new).await?;
         tx.commit().await?;
-        Ok(true)
+        Ok(outcome)
     }
+}
+
+/// Whether `now` is no more than `grace` after `at`, counted in whole
+/// seconds as the times are stored.
+fn within(at: i64, now: SystemTime, grace: Duration) -> bool {
+    let grace = i64::try_from(grace.as_secs()).unwrap_or(i64::MAX);
+    to_unix(now).saturating_sub(at) <= grace
+}
+
+/// What [`Store::rotate_refresh`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Rotation {
+    /// The token was current: it is rotated and its successor stored.
+    Rotated,
+    /// The token was rotated within the grace window: a sibling successor is stored.
+    Sibling,
+    /// The token was rotated before the grace window (or there is none): a
+    /// reuse; nothing is stored.
+    Reused {
+        /// When it was rotated.
+        rotated_at: SystemTime,
+    },
+    /// No such token.
+    Unknown,
 }
 
 /// The one INSERT of a refresh-token row, on the pool or inside a transaction
 /// (code redemption and rotation store theirs atomically with another write).
 async fn insert_refresh_row<'e, E>(exec: E, r: &RefreshRow) -> Result<(), StoreError>
 where
-    E: sqlx::Executor<'e, Database = sqlx::Sqlite>,
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
 {
     sqlx::query(concat!(
         "INSERT INTO oauth_refresh_tokens (",

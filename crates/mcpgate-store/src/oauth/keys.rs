@@ -2,10 +2,10 @@
 
 use std::time::SystemTime;
 
+use crate::Row as SqliteRow;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use sqlx::Row as _;
-use sqlx::sqlite::SqliteRow;
 
 use crate::Store;
 use crate::error::StoreError;

@@ -78,7 +78,15 @@ async fn a_refresh_token_rotates_once() {
         g.scopes.clone(),
         later(60),
     );
-    assert!(store.rotate_refresh(&first.digest, &second).await.unwrap());
+    let now = SystemTime::now();
+    let grace = Duration::from_secs(30);
+    assert_eq!(
+        store
+            .rotate_refresh(&first.digest, &second, grace, now)
+            .await
+            .unwrap(),
+        Rotation::Rotated
+    );
     let third = RefreshRow::new(
         digest_hex("r3"),
         g.id.clone(),
@@ -86,8 +94,47 @@ async fn a_refresh_token_rotates_once() {
         g.scopes.clone(),
         later(60),
     );
-    assert!(!store.rotate_refresh(&first.digest, &third).await.unwrap());
+    // Without a grace window, a second rotation is a reuse and stores nothing.
+    assert!(matches!(
+        store
+            .rotate_refresh(&first.digest, &third, Duration::ZERO, now)
+            .await
+            .unwrap(),
+        Rotation::Reused { .. }
+    ));
     assert!(store.find_refresh(&third.digest).await.unwrap().is_none());
+    // Within the window it stores a sibling; after it, a reuse again.
+    assert_eq!(
+        store
+            .rotate_refresh(&first.digest, &third, grace, now + grace)
+            .await
+            .unwrap(),
+        Rotation::Sibling
+    );
+    assert!(store.find_refresh(&third.digest).await.unwrap().is_some());
+    let fourth = RefreshRow::new(
+        digest_hex("r4"),
+        g.id.clone(),
+        Some(first.digest.clone()),
+        g.scopes.clone(),
+        later(60),
+    );
+    let late = now + grace + Duration::from_secs(2);
+    assert!(matches!(
+        store
+            .rotate_refresh(&first.digest, &fourth, grace, late)
+            .await
+            .unwrap(),
+        Rotation::Reused { .. }
+    ));
+    assert!(store.find_refresh(&fourth.digest).await.unwrap().is_none());
+    assert_eq!(
+        store
+            .rotate_refresh(&digest_hex("nope"), &fourth, grace, now)
+            .await
+            .unwrap(),
+        Rotation::Unknown
+    );
     assert!(
         store
             .find_refresh(&first.digest)
@@ -145,4 +192,72 @@ async fn deleting_a_client_removes_its_grants() {
     assert!(store.find_grant("g1").await.unwrap().is_none());
     assert!(!store.delete_client("c1").await.unwrap());
     assert!(store.list_clients(None).await.unwrap().is_empty());
+}
+
+/// Three handles on one database, as three replicas have: on PostgreSQL they
+/// open (and migrate) at the same instant; then, 30 times, each tries to
+/// rotate the same refresh token at once without a grace window, and exactly
+/// one wins while the others are told it is a reuse.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_handles_migrate_once_and_one_rotation_wins() {
+    let db = crate::TestDb::new().await;
+    let handles: Vec<Store> = if db.url().is_postgres() {
+        let (a, b, c) = tokio::join!(
+            Store::connect(db.url()),
+            Store::connect(db.url()),
+            Store::connect(db.url())
+        );
+        vec![a.unwrap(), b.unwrap(), c.unwrap()]
+    } else {
+        // SQLite is one node: its handles open one after the other.
+        let mut v = Vec::new();
+        for _ in 0..3 {
+            v.push(Store::connect(db.url()).await.unwrap());
+        }
+        v
+    };
+    assert_eq!(
+        handles[0].migrate().await.unwrap(),
+        0,
+        "all applied already"
+    );
+    let g = grant(&handles[0], "g1").await;
+    for round in 0..30 {
+        let old = RefreshRow::new(
+            digest_hex(&format!("old-{round}")),
+            g.id.clone(),
+            None,
+            g.scopes.clone(),
+            later(60),
+        );
+        handles[0].insert_refresh(&old).await.unwrap();
+        let tasks: Vec<_> = handles
+            .iter()
+            .enumerate()
+            .map(|(i, h)| {
+                let h = h.clone();
+                let old = old.digest.clone();
+                let new = RefreshRow::new(
+                    digest_hex(&format!("new-{round}-{i}")),
+                    g.id.clone(),
+                    Some(old.clone()),
+                    g.scopes.clone(),
+                    later(60),
+                );
+                tokio::spawn(async move {
+                    h.rotate_refresh(&old, &new, Duration::ZERO, SystemTime::now())
+                        .await
+                })
+            })
+            .collect();
+        let mut rotated = 0;
+        for t in tasks {
+            match t.await.unwrap().unwrap() {
+                Rotation::Rotated => rotated += 1,
+                Rotation::Reused { .. } => {}
+                other => panic!("round {round}: {other:?}"),
+            }
+        }
+        assert_eq!(rotated, 1, "round {round}");
+    }
 }

@@ -17,7 +17,7 @@ use sqlx::{AssertSqlSafe, Connection as _, SqliteConnection};
 use crate::oauth::{
     ClientKind, ClientRow, CodeOutcome, CodeRow, GrantRow, RefreshRow, SigningKeyRow,
 };
-use crate::{MasterKey, Store, scopes, test_store};
+use crate::{MasterKey, Store, scopes, test_sqlite_store};
 
 fn later(secs: u64) -> SystemTime {
     SystemTime::now() + Duration::from_secs(secs)
@@ -26,7 +26,7 @@ fn later(secs: u64) -> SystemTime {
 /// A connection of its own (outside the pool) for installing triggers.
 async fn side_connection(store: &Store) -> SqliteConnection {
     let opts = SqliteConnectOptions::new()
-        .filename(store.path())
+        .filename(store.path().expect("a SQLite store"))
         .busy_timeout(Duration::from_secs(5));
     SqliteConnection::connect_with(&opts)
         .await
@@ -73,7 +73,10 @@ async fn assert_pool_clean(store: &Store, tag: &str) {
         ))
         .await
         .expect("a write after the failure");
-    let dir = store.path().parent().expect("data dir");
+    let dir = store
+        .path()
+        .and_then(std::path::Path::parent)
+        .expect("data dir");
     let other = Store::open(dir).await.expect("second store");
     assert!(
         other.find_client(&id).await.expect("read").is_some(),
@@ -119,7 +122,7 @@ async fn client_and_grant(store: &Store, client: &str, grant: &str, subject: &st
 
 #[tokio::test]
 async fn rotate_refresh_failing_leaves_the_old_token_unrotated_and_the_pool_clean() {
-    let (_d, store) = test_store().await;
+    let (_d, store) = test_sqlite_store().await;
     let g = client_and_grant(&store, "c1", "g1", "alice").await;
     let old = RefreshRow::new(
         "old".into(),
@@ -137,7 +140,12 @@ async fn rotate_refresh_failing_leaves_the_old_token_unrotated_and_the_pool_clea
         g.scopes.clone(),
         later(60),
     );
-    assert!(store.rotate_refresh("old", &new).await.is_err());
+    assert!(
+        store
+            .rotate_refresh("old", &new, Duration::ZERO, SystemTime::now())
+            .await
+            .is_err()
+    );
     heal(&store).await;
     let old_now = store.find_refresh("old").await.unwrap().unwrap();
     assert!(
@@ -147,12 +155,18 @@ async fn rotate_refresh_failing_leaves_the_old_token_unrotated_and_the_pool_clea
     assert!(store.find_refresh("new").await.unwrap().is_none());
     assert_pool_clean(&store, "rotate_refresh").await;
     // And the token still rotates once the storage is back.
-    assert!(store.rotate_refresh("old", &new).await.unwrap());
+    assert_eq!(
+        store
+            .rotate_refresh("old", &new, Duration::ZERO, SystemTime::now())
+            .await
+            .unwrap(),
+        crate::oauth::Rotation::Rotated
+    );
 }
 
 #[tokio::test]
 async fn spend_code_failing_leaves_the_code_unspent_and_the_pool_clean() {
-    let (_d, store) = test_store().await;
+    let (_d, store) = test_sqlite_store().await;
     let g = client_and_grant(&store, "c1", "g1", "alice").await;
     let code = CodeRow {
         digest: "code".into(),
@@ -192,7 +206,7 @@ async fn spend_code_failing_leaves_the_code_unspent_and_the_pool_clean() {
 
 #[tokio::test]
 async fn delete_client_failing_keeps_the_client_and_the_pool_clean() {
-    let (_d, store) = test_store().await;
+    let (_d, store) = test_sqlite_store().await;
     client_and_grant(&store, "c1", "g1", "alice").await;
     inject(&store, "DELETE ON oauth_grants").await;
     assert!(store.delete_client("c1").await.is_err());
@@ -204,7 +218,7 @@ async fn delete_client_failing_keeps_the_client_and_the_pool_clean() {
 
 #[tokio::test]
 async fn add_signing_key_failing_keeps_the_old_key_active_and_the_pool_clean() {
-    let (_d, store) = test_store().await;
+    let (_d, store) = test_sqlite_store().await;
     let first = SigningKeyRow::new("k1".into(), "ES256".into(), vec![1, 2, 3]);
     store.add_signing_key(&first, later(60)).await.unwrap();
     inject(&store, "INSERT ON oauth_signing_keys").await;
@@ -222,7 +236,7 @@ async fn add_signing_key_failing_keeps_the_old_key_active_and_the_pool_clean() {
 
 #[tokio::test]
 async fn remove_user_failing_keeps_the_user_and_the_pool_clean() {
-    let (_d, store) = test_store().await;
+    let (_d, store) = test_sqlite_store().await;
     store
         .add_user("alice", "a long password", &BTreeSet::new())
         .await
@@ -243,7 +257,7 @@ async fn remove_user_failing_keeps_the_user_and_the_pool_clean() {
 
 #[tokio::test]
 async fn purge_expired_failing_deletes_nothing_and_leaves_the_pool_clean() {
-    let (_d, store) = test_store().await;
+    let (_d, store) = test_sqlite_store().await;
     let g = client_and_grant(&store, "c1", "g1", "alice").await;
     let stale = RefreshRow::new(
         "stale".into(),
@@ -262,7 +276,7 @@ async fn purge_expired_failing_deletes_nothing_and_leaves_the_pool_clean() {
 
 #[tokio::test]
 async fn rotate_master_key_failing_keeps_the_old_seal_and_the_pool_clean() {
-    let (_d, store) = test_store().await;
+    let (_d, store) = test_sqlite_store().await;
     let old = MasterKey::from_bytes(&[1; 32], "test").unwrap();
     let new = MasterKey::from_bytes(&[2; 32], "test").unwrap();
     store
@@ -292,7 +306,7 @@ async fn rotate_master_key_failing_keeps_the_old_seal_and_the_pool_clean() {
 
 #[tokio::test]
 async fn a_full_database_is_reported_as_unavailable() {
-    let (_d, store) = test_store().await;
+    let (_d, store) = test_sqlite_store().await;
     let mut c = side_connection(&store).await;
     // The database may not grow: the next page it needs fails with SQLITE_FULL.
     sqlx::raw_sql("PRAGMA max_page_count = 1")

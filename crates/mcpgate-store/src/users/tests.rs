@@ -2,7 +2,7 @@ use argon2::{Argon2, PasswordHash, PasswordHasher as _};
 
 use super::DUMMY_HASH;
 use crate::error::{Kind, StoreError};
-use crate::{Store, scopes, test_store};
+use crate::{Store, scopes, test_sqlite_store, test_store};
 
 #[tokio::test]
 async fn add_check_passwd_remove() {
@@ -103,7 +103,7 @@ async fn user_errors_are_clear() {
 
 #[tokio::test]
 async fn users_survive_reopening_and_passwords_never_reach_the_disk() {
-    let (dir, store) = test_store().await;
+    let (dir, store) = test_sqlite_store().await;
     store
         .add_user("carol", "s3cret-passphrase", &scopes("*"))
         .await

@@ -96,7 +96,7 @@ async fn a_revoke_reaches_a_caching_chain_within_a_second() {
     chain.authenticate(&cred).await.unwrap();
 
     // Revoked through a second handle, as the CLI in another process would.
-    let cli = crate::Store::open(&dir.path().join("data")).await.unwrap();
+    let cli = crate::Store::connect(dir.url()).await.unwrap();
     cli.revoke_api_key("k").await.unwrap();
     let revoked = Instant::now();
     while chain.authenticate(&cred).await.is_ok() {

@@ -193,6 +193,10 @@ fn is_secret(key: &str) -> bool {
 fn redact(key: &str, v: &Value) -> Value {
     match v {
         Value::String(_) if is_secret(key) => Value::String(REDACTED.into()),
+        // A PostgreSQL URL may carry a password: shown with it hidden.
+        Value::String(s) if key == "url" && s.starts_with("postgres") => Value::String(
+            mcpgate_store::StoreUrl::parse(s).map_or_else(|_| REDACTED.into(), |u| u.to_string()),
+        ),
         Value::Array(items) => Value::Array(items.iter().map(|i| redact(key, i)).collect()),
         Value::Table(t) => Value::Table(t.iter().map(|(k, v)| (k.clone(), redact(k, v))).collect()),
         other => other.clone(),
@@ -359,6 +363,9 @@ fn defaults(c: &Config) -> Table {
     t.insert("server".into(), Value::Table(server));
     t.insert("auth".into(), Value::Table(auth));
     t.insert("authserver".into(), Value::Table(authserver));
+    let mut store = Table::new();
+    store.insert("url".into(), Value::String(c.store_url().to_string()));
+    t.insert("store".into(), Value::Table(store));
     t
 }
 

@@ -198,6 +198,25 @@ impl Gateway {
         Gateway::launch_with_env(dir, &args, "127.0.0.1:0", data, env).await
     }
 
+    /// Like [`Gateway::start_with_env`], on `listen`.
+    pub(crate) async fn start_listening_with_env(
+        config: &str,
+        listen: &str,
+        env: &[(&str, &str)],
+    ) -> Gateway {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("mcpgate.toml");
+        std::fs::write(&path, config).expect("write the config");
+        let data = dir.path().join("data");
+        let args = [
+            "--config".to_owned(),
+            path.display().to_string(),
+            "--data-dir".to_owned(),
+            data.display().to_string(),
+        ];
+        Gateway::launch_with_env(dir, &args, listen, data, env).await
+    }
+
     /// Like [`Gateway::start`], on `listen` (a fixed port makes the public URL
     /// known before the start, e.g. for a JWT audience).
     pub(crate) async fn start_listening(config: &str, listen: &str) -> Gateway {

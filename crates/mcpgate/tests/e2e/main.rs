@@ -35,6 +35,8 @@
 //!   without a restart, keep unchanged upstreams' sessions, refuse a bad file whole (issue 15).
 //! - `session_replicas`: two replicas sharing a session key: a session continues on either, DELETE on
 //!   one ends it on both, forged, foreign-key and other users' ids are 404, key rotation (issue 14).
+//! - `replicas`: three `mcpgate serve` on one PostgreSQL database (and one on SQLite): a code
+//!   and a refresh token fired at all of them at once are honoured exactly once, 200 times;
 //! - `observability`: `/metrics`, the access log, refused OAuth requests at warn, the audit trail (issue 15).
 
 // Sampling is deprecated by SEP-2577, but clients still use it and the gateway relays it.
@@ -62,6 +64,7 @@ mod outbound;
 mod registration_rate;
 mod reload;
 mod session_replicas;
+mod replicas;
 mod resources;
 mod rmcp_flows;
 mod scenarios;
