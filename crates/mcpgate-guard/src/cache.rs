@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use sha2::{Digest, Sha256};
+use aws_lc_rs::digest;
 
 use crate::credential::Credential;
 use crate::principal::Principal;
@@ -28,9 +28,10 @@ impl VerifiedCache {
         }
     }
 
-    /// The digest a credential is cached under.
+    /// The digest a credential is cached under. (aws-lc-rs's SHA-256, which
+    /// uses the CPU's SHA instructions: this runs on every request.)
     pub fn key(c: &Credential) -> [u8; 32] {
-        let mut h = Sha256::new();
+        let mut h = digest::Context::new(&digest::SHA256);
         match c {
             Credential::Bearer(t) => {
                 h.update(b"bearer\0");
@@ -47,7 +48,10 @@ impl VerifiedCache {
                 h.update(password.as_bytes());
             }
         }
-        h.finalize().into()
+        let mut key = [0u8; 32];
+        // SHA-256 is 32 bytes by definition.
+        key.copy_from_slice(h.finish().as_ref());
+        key
     }
 
     /// A principal still valid for this credential.
