@@ -7,10 +7,19 @@
 //! Which audience is right depends on where the token is presented: the
 //! gateway holds each endpoint to its own URL (its `audience` module), and a
 //! registered resource server checks the `aud` that introspection returns.
+//!
+//! Replicas on one store sign with keys another replica may not have read
+//! yet (two replicas starting at once each generate a first key; a rotation
+//! lands in one process). A token that names this issuer but an unknown `kid`
+//! makes the verifier re-read the key ring — at most once a second — before
+//! it gives up, so any replica accepts what any other signed.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::{Duration, Instant, UNIX_EPOCH};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use mcpgate_guard::{
     AuthMethod, BoxFuture, Credential, Principal, Verified, Verifier, VerifyError,
@@ -21,15 +30,57 @@ use crate::Inner;
 /// How long the guard may reuse a verification: the revocation latency.
 const CACHE_FOR: Duration = Duration::from_secs(1);
 
+/// The least time between two re-reads of the key ring for unknown `kid`s:
+/// a stream of forged kids must not become a stream of store reads.
+const RELOAD_AT_MOST_EVERY: Duration = Duration::from_secs(1);
+
 /// The verifier of this server's access tokens.
 #[derive(Debug, Clone)]
 pub struct AccessTokenVerifier {
     inner: Arc<Inner>,
+    last_reload: Arc<tokio::sync::Mutex<Option<Instant>>>,
 }
 
 impl AccessTokenVerifier {
     pub(crate) fn new(inner: Arc<Inner>) -> AccessTokenVerifier {
-        AccessTokenVerifier { inner }
+        AccessTokenVerifier {
+            inner,
+            last_reload: Arc::default(),
+        }
+    }
+
+    /// Whether the token's unverified `iss` is this server: only then is an
+    /// unknown `kid` worth a look in the store.
+    fn names_this_issuer(&self, token: &str) -> bool {
+        #[derive(serde::Deserialize)]
+        struct Iss {
+            iss: Option<String>,
+        }
+        token
+            .split('.')
+            .nth(1)
+            .and_then(|p| URL_SAFE_NO_PAD.decode(p).ok())
+            .and_then(|b| serde_json::from_slice::<Iss>(&b).ok())
+            .and_then(|c| c.iss)
+            .is_some_and(|iss| iss == self.inner.issuer)
+    }
+
+    /// Re-reads the key ring unless that was done less than a second ago.
+    async fn reload_keys(&self) {
+        let mut last = self.last_reload.lock().await;
+        if last.is_some_and(|t| t.elapsed() < RELOAD_AT_MOST_EVERY) {
+            return;
+        }
+        *last = Some(Instant::now());
+        match self
+            .inner
+            .keys
+            .reload(&self.inner.store, &self.inner.master)
+            .await
+        {
+            Ok(()) => tracing::debug!("re-read the signing keys for a token with an unknown kid"),
+            Err(e) => tracing::warn!("cannot re-read the signing keys: {e}"),
+        }
     }
 
     fn kid_of(&self, token: &str) -> Option<String> {
@@ -54,6 +105,9 @@ impl AccessTokenVerifier {
             ));
         }
         let kid = header.kid.unwrap_or_default();
+        if !self.inner.keys.has(&kid) {
+            self.reload_keys().await;
+        }
         let (key, alg) = self.inner.keys.decoding(&kid).ok_or(VerifyError::NotMine)?;
         if header.alg != alg {
             return Err(VerifyError::Invalid(
@@ -120,10 +174,10 @@ impl Verifier for AccessTokenVerifier {
 
     fn accepts(&self, credential: &Credential) -> bool {
         matches!(credential, Credential::Bearer(_))
-            && credential
-                .token()
-                .and_then(|t| self.kid_of(t))
-                .is_some_and(|kid| self.inner.keys.has(&kid))
+            && credential.token().is_some_and(|t| {
+                self.kid_of(t)
+                    .is_some_and(|kid| self.inner.keys.has(&kid) || self.names_this_issuer(t))
+            })
     }
 
     fn verify<'a>(

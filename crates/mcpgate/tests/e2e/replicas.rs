@@ -393,3 +393,116 @@ async fn store_copy_moves_a_sqlite_installation_to_postgres() {
     );
     drop(gw);
 }
+
+/// `mcpgate signing-keys rotate --store-url URL` with the shared master key:
+/// the new `kid`.
+fn rotate_signing_key(store_url: &str, data: &Path, master: &str) -> String {
+    let out = std::process::Command::new(BIN)
+        .args([
+            "signing-keys",
+            "rotate",
+            "--store-url",
+            store_url,
+            "--data-dir",
+        ])
+        .arg(data)
+        .env_remove("MCPGATE_CONFIG")
+        .env("MCPGATE_MASTER_KEY", master)
+        .output()
+        .expect("mcpgate signing-keys rotate");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// What `base`'s MCP endpoint answers an `initialize` carrying `access_token`.
+async fn initialize_status(base: &str, access_token: &str) -> StatusCode {
+    reqwest::Client::new()
+        .post(format!("{base}/mcp/demo"))
+        .bearer_auth(access_token)
+        .header("accept", "application/json, text/event-stream")
+        .json(&serde_json::json!({
+            "jsonrpc": "2.0", "id": 1, "method": "initialize",
+            "params": {"protocolVersion": "2025-06-18", "capabilities": {},
+                       "clientInfo": {"name": "replicas", "version": "0"}}
+        }))
+        .send()
+        .await
+        .expect("initialize")
+        .status()
+}
+
+/// A key one replica signs with and another has not read yet: A starts and
+/// makes the first key; the key is rotated in the store (as `signing-keys
+/// rotate` on any host does); B starts and signs with the new key. A has not
+/// re-read its ring (maintenance runs once a minute), yet it accepts B's
+/// token at once — an unknown `kid` under its own issuer makes it look in the
+/// store — and B accepts A's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_accepts_a_token_signed_with_a_key_it_has_not_read_yet() {
+    let db = PgDatabase::create("kidmiss").await;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let master = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        aws_lc_rs::rand::generate::<[u8; 32]>(&aws_lc_rs::rand::SystemRandom::new())
+            .expect("random")
+            .expose(),
+    );
+    let port = free_port();
+    let public = format!("http://127.0.0.1:{port}");
+    add_user(&db.url, &tmp.path().join("cli"), "rita", "pw-rita-12345");
+    let env = [("MCPGATE_MASTER_KEY", master.as_str())];
+    let config = |i: usize| replica_config(&public, &db.url, &tmp.path().join(format!("notes{i}")));
+    let a = Gateway::start_listening_with_env(&config(0), &format!("127.0.0.1:{port}"), &env).await;
+    let rotated = rotate_signing_key(&db.url, &tmp.path().join("cli"), &master);
+    let b = Gateway::start_listening_with_env(&config(1), "127.0.0.1:0", &env).await;
+
+    let redirect = "http://127.0.0.1/cb";
+    let client_id = register(&public, &[redirect]).await;
+    let mut browser = Browser::new();
+    let mut tokens = Vec::new();
+    for base in [&a.base, &b.base] {
+        let (code, verifier) = new_code(&mut browser, &public, &client_id, redirect).await;
+        let (s, t) = token(
+            base,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", code.as_str()),
+                ("client_id", client_id.as_str()),
+                ("redirect_uri", redirect),
+                ("code_verifier", verifier.as_str()),
+            ],
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{t}");
+        tokens.push(t["access_token"].as_str().expect("access token").to_owned());
+    }
+    let (from_a, from_b) = (&tokens[0], &tokens[1]);
+    assert_ne!(
+        kid_of(from_a),
+        kid_of(from_b),
+        "A still signs with its first key"
+    );
+    assert!(
+        rotated.contains(&kid_of(from_b)),
+        "B signs with the rotated key: {rotated}"
+    );
+    for (who, base) in [("A", &a.base), ("B", &b.base)] {
+        for (whose, t) in [("A's", from_a), ("B's", from_b)] {
+            assert_eq!(
+                initialize_status(base, t).await,
+                StatusCode::OK,
+                "{who} refused {whose} token: {}",
+                if who == "A" {
+                    a.log_tail(20)
+                } else {
+                    b.log_tail(20)
+                }
+            );
+        }
+    }
+    drop((a, b));
+}
