@@ -146,6 +146,11 @@ impl Session {
     }
 }
 
+/// A session left the table: `mcpgate_sessions_active` goes down.
+fn closed(s: &Arc<Session>) {
+    mcpgate_telemetry::metrics().session_closed(&s.upstream_name);
+}
+
 /// 128 random bits, hex: visible ASCII as the spec requires, unguessable.
 fn new_session_id() -> String {
     let mut b = [0u8; 16];
@@ -214,7 +219,10 @@ impl SessionTable {
     }
 
     pub(crate) fn insert(&self, s: Arc<Session>) {
-        self.lock().insert(s.id.clone(), s);
+        mcpgate_telemetry::metrics().session_opened(&s.upstream_name);
+        if let Some(old) = self.lock().insert(s.id.clone(), s) {
+            closed(&old);
+        }
     }
 
     /// A live session; one whose upstream died is removed and reported missing,
@@ -232,7 +240,8 @@ impl SessionTable {
     }
 
     pub(crate) fn remove(&self, id: &str) -> Option<Arc<Session>> {
-        self.lock().remove(id)
+        let s = self.lock().remove(id);
+        s.inspect(closed)
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -257,7 +266,11 @@ impl SessionTable {
             })
             .map(|(k, _)| k.clone())
             .collect();
-        stale.iter().filter_map(|k| map.remove(k)).collect()
+        stale
+            .iter()
+            .filter_map(|k| map.remove(k))
+            .inspect(closed)
+            .collect()
     }
 
     pub(crate) fn end_streams(&self) {
@@ -267,7 +280,11 @@ impl SessionTable {
     }
 
     pub(crate) fn drain(&self) -> Vec<Arc<Session>> {
-        self.lock().drain().map(|(_, s)| s).collect()
+        self.lock()
+            .drain()
+            .map(|(_, s)| s)
+            .inspect(closed)
+            .collect()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Session>>> {

@@ -240,53 +240,74 @@ pub struct AuditVerification {
 impl Store {
     /// Appends one record, linked to the newest.
     pub async fn audit_append(&self, r: &NewAuditRecord) -> Result<AuditRecord, StoreError> {
+        let mut out = self.audit_append_all(std::slice::from_ref(r)).await?;
+        out.pop()
+            .ok_or_else(|| StoreError::from(sqlx::Error::RowNotFound))
+    }
+
+    /// Appends records in order, each linked to the one before, in one
+    /// transaction: all are written or none (the server's writer batches what
+    /// queued while the previous batch was written).
+    pub async fn audit_append_all(
+        &self,
+        records: &[NewAuditRecord],
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        if records.is_empty() {
+            return Ok(Vec::new());
+        }
         let at = to_unix(SystemTime::now());
+        let n = i64::try_from(records.len()).unwrap_or(i64::MAX);
         let mut tx = self.pool.begin().await?;
         // Writing first takes SQLite's write lock before anything is read, so
         // two processes appending cannot both link to the same head.
         let head = sqlx::query(
-            "UPDATE audit_chain SET head_seq = head_seq + 1 WHERE id = 1 RETURNING head_seq, head_hash",
+            "UPDATE audit_chain SET head_seq = head_seq + ? WHERE id = 1 RETURNING head_seq, head_hash",
         )
+        .bind(n)
         .fetch_one(&mut *tx)
         .await?;
-        let seq: i64 = head.try_get("head_seq")?;
-        let prev: String = head.try_get("head_hash")?;
-        let hash = chain_hash(seq, at, r, &prev);
-        sqlx::query(
-            "INSERT INTO audit_log (seq, at, kind, subject, client_id, upstream, tool, outcome, detail, prev_hash, hash) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(seq)
-        .bind(at)
-        .bind(&r.kind)
-        .bind(&r.subject)
-        .bind(&r.client_id)
-        .bind(&r.upstream)
-        .bind(&r.tool)
-        .bind(&r.outcome)
-        .bind(&r.detail)
-        .bind(&prev)
-        .bind(&hash)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("UPDATE audit_chain SET head_hash = ? WHERE id = 1")
+        let last_seq: i64 = head.try_get("head_seq")?;
+        let mut prev: String = head.try_get("head_hash")?;
+        let mut out = Vec::with_capacity(records.len());
+        for (seq, r) in (last_seq - n + 1..).zip(records) {
+            let hash = chain_hash(seq, at, r, &prev);
+            sqlx::query(
+                "INSERT INTO audit_log (seq, at, kind, subject, client_id, upstream, tool, outcome, detail, prev_hash, hash) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(seq)
+            .bind(at)
+            .bind(&r.kind)
+            .bind(&r.subject)
+            .bind(&r.client_id)
+            .bind(&r.upstream)
+            .bind(&r.tool)
+            .bind(&r.outcome)
+            .bind(&r.detail)
+            .bind(&prev)
             .bind(&hash)
             .execute(&mut *tx)
             .await?;
+            out.push(AuditRecord {
+                seq,
+                at: from_unix(at),
+                kind: r.kind.clone(),
+                subject: r.subject.clone(),
+                client_id: r.client_id.clone(),
+                upstream: r.upstream.clone(),
+                tool: r.tool.clone(),
+                outcome: r.outcome.clone(),
+                detail: r.detail.clone(),
+                prev_hash: std::mem::replace(&mut prev, hash.clone()),
+                hash,
+            });
+        }
+        sqlx::query("UPDATE audit_chain SET head_hash = ? WHERE id = 1")
+            .bind(&prev)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
-        Ok(AuditRecord {
-            seq,
-            at: from_unix(at),
-            kind: r.kind.clone(),
-            subject: r.subject.clone(),
-            client_id: r.client_id.clone(),
-            upstream: r.upstream.clone(),
-            tool: r.tool.clone(),
-            outcome: r.outcome.clone(),
-            detail: r.detail.clone(),
-            prev_hash: prev,
-            hash,
-        })
+        Ok(out)
     }
 
     /// Records matching `filter`, oldest first.

@@ -8,6 +8,15 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{Layer, fmt};
 
 use crate::TelemetryError;
+
+/// The access log's target (`MCPGATE_LOG=mcpgate::access=off` silences it).
+pub const ACCESS_TARGET: &str = "mcpgate::access";
+
+/// Whether access log lines are written (`[telemetry] access_log`, or a
+/// log filter that silences `mcpgate::access`).
+pub(crate) fn access_log() -> bool {
+    tracing::enabled!(target: ACCESS_TARGET, tracing::Level::INFO)
+}
 use crate::trace::{TraceSettings, Tracing};
 
 /// Installs the subscriber. `filter` is the log filter (`MCPGATE_LOG` or the

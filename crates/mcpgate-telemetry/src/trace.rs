@@ -22,6 +22,12 @@ use tracing_subscriber::registry::LookupSpan;
 use crate::TelemetryError;
 
 static ENABLED: AtomicBool = AtomicBool::new(false);
+/// The exporter's tracer, for the request steps' child spans ([`crate::phase`]).
+static TRACER: std::sync::OnceLock<opentelemetry_sdk::trace::Tracer> = std::sync::OnceLock::new();
+
+pub(crate) fn tracer() -> Option<&'static opentelemetry_sdk::trace::Tracer> {
+    TRACER.get().filter(|_| enabled())
+}
 
 /// The `[telemetry]` settings the exporter reads; the standard `OTEL_…`
 /// variables win over them.
@@ -108,6 +114,7 @@ where
     }
     let provider = provider.build();
     let tracer = provider.tracer("mcpgate");
+    let _ = TRACER.set(tracer.clone());
     ENABLED.store(true, Ordering::Relaxed);
     // Without activation on enter, a request span stays unstarted until its
     // first child or its end, so a `params._meta.traceparent` read after the

@@ -5,6 +5,8 @@
 use std::io::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use mcpgate_store::audit::{AuditFilter, AuditRecord};
@@ -16,8 +18,8 @@ use crate::audit_record::{json_line, record, to_record};
 use crate::keys::{StoreArgs, exit};
 use crate::telemetry_config::AuditConfig;
 
-/// Events waiting to be written; past this the server logs and drops them
-/// rather than slow requests down.
+/// Events waiting to be written; past this the server counts, logs and drops
+/// them rather than slow requests down.
 const QUEUE: usize = 10_000;
 
 /// `mcpgate audit …`.
@@ -186,24 +188,38 @@ enum Msg {
     Flush(oneshot::Sender<()>),
 }
 
-struct Sink(mpsc::Sender<Msg>);
+/// The most events written in one transaction.
+const BATCH: usize = 256;
+
+struct Sink {
+    tx: mpsc::Sender<Msg>,
+    /// Events refused since the writer last reported them.
+    dropped: Arc<AtomicU64>,
+}
 
 impl AuditSink for Sink {
     fn record(&self, event: AuditEvent) {
-        if let Err(e) = self.0.try_send(Msg::Event(Box::new(event))) {
-            tracing::error!(
-                "audit event dropped: the writer is {} behind",
-                match e {
-                    mpsc::error::TrySendError::Full(_) => "10000 events",
-                    mpsc::error::TrySendError::Closed(_) => "stopped and",
+        match self.tx.try_send(Msg::Event(Box::new(event))) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                // Never blocks a request; counted, and the first of a run is
+                // logged at once (the writer reports the total when it catches up).
+                if self.dropped.fetch_add(1, Ordering::Relaxed) == 0 {
+                    tracing::error!(
+                        "audit events are being dropped: {QUEUE} are waiting to be written (is the data directory's disk slow or full?)"
+                    );
                 }
-            );
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                tracing::error!("an audit event was dropped: the audit writer has stopped");
+            }
         }
     }
 }
 
-/// The server's audit writer: events queue in memory and one task appends
-/// them to the store in order, then mirrors them.
+/// The server's audit writer: events queue in memory (at most [`QUEUE`]) and
+/// one task appends them to the store in order, what queued while it wrote
+/// in one transaction (at most [`BATCH`]), then mirrors them.
 pub(crate) struct Writer {
     tx: mpsc::Sender<Msg>,
 }
@@ -213,7 +229,7 @@ impl Writer {
         let store = Store::open(data_dir)
             .await
             .map_err(|e| format!("audit: {e}"))?;
-        let mut mirror: Option<Box<dyn std::io::Write + Send>> = match cfg.mirror.as_deref() {
+        let mirror: Option<Box<dyn std::io::Write + Send>> = match cfg.mirror.as_deref() {
             None | Some("") => None,
             Some("stdout") => Some(Box::new(std::io::stdout())),
             Some(path) => Some(Box::new(
@@ -224,31 +240,9 @@ impl Writer {
                     .map_err(|e| format!("audit.mirror: cannot open {path}: {e}"))?,
             )),
         };
-        let (tx, mut rx) = mpsc::channel::<Msg>(QUEUE);
-        tokio::spawn(async move {
-            while let Some(msg) = rx.recv().await {
-                let e = match msg {
-                    Msg::Event(e) => e,
-                    Msg::Flush(done) => {
-                        let _ = done.send(());
-                        continue;
-                    }
-                };
-                match store.audit_append(&to_record(&e)).await {
-                    Ok(r) => {
-                        if let Some(m) = mirror.as_mut()
-                            && let Err(err) =
-                                writeln!(m, "{}", json_line(&r)).and_then(|()| m.flush())
-                        {
-                            tracing::warn!("audit.mirror: cannot write: {err}");
-                        }
-                    }
-                    Err(err) => {
-                        tracing::error!(kind = e.kind.as_str(), "audit record not written: {err}")
-                    }
-                }
-            }
-        });
+        let (tx, rx) = mpsc::channel::<Msg>(QUEUE);
+        let dropped = Arc::new(AtomicU64::new(0));
+        tokio::spawn(write_batches(store, rx, mirror, dropped.clone()));
         let args = if cfg.tool_arguments == ToolArguments::Full {
             tracing::warn!(
                 "audit.tool_arguments = \"full\": tool arguments are stored in the audit trail as sent, personal data and secrets included"
@@ -257,7 +251,11 @@ impl Writer {
         } else {
             cfg.tool_arguments
         };
-        if !mcpgate_telemetry::install_audit_sink(Box::new(Sink(tx.clone())), args) {
+        let sink = Sink {
+            tx: tx.clone(),
+            dropped,
+        };
+        if !mcpgate_telemetry::install_audit_sink(Box::new(sink), args) {
             tracing::warn!("an audit sink was installed already");
         }
         Ok(Writer { tx })
@@ -268,6 +266,55 @@ impl Writer {
         let (done, wait) = oneshot::channel();
         if self.tx.send(Msg::Flush(done)).await.is_ok() {
             let _ = tokio::time::timeout(max, wait).await;
+        }
+    }
+}
+
+/// The writer task: waits for an event, takes whatever else queued behind it
+/// (up to [`BATCH`]), and appends them in one transaction, in queue order.
+async fn write_batches(
+    store: Store,
+    mut rx: mpsc::Receiver<Msg>,
+    mut mirror: Option<Box<dyn std::io::Write + Send>>,
+    dropped: Arc<AtomicU64>,
+) {
+    let mut batch = Vec::with_capacity(BATCH);
+    let mut flushes = Vec::new();
+    while let Some(first) = rx.recv().await {
+        let mut next = Some(first);
+        while let Some(msg) = next.take() {
+            match msg {
+                Msg::Event(e) => batch.push(to_record(&e)),
+                Msg::Flush(done) => flushes.push(done),
+            }
+            if batch.len() < BATCH {
+                next = rx.try_recv().ok();
+            }
+        }
+        match store.audit_append_all(&batch).await {
+            Ok(written) => {
+                if let Some(m) = mirror.as_mut() {
+                    let lines: String = written.iter().map(|r| json_line(r) + "\n").collect();
+                    if let Err(err) = m.write_all(lines.as_bytes()).and_then(|()| m.flush()) {
+                        tracing::warn!("audit.mirror: cannot write: {err}");
+                    }
+                }
+            }
+            Err(err) => {
+                tracing::error!(records = batch.len(), "audit records not written: {err}");
+            }
+        }
+        batch.clear();
+        // Flushes answer once everything queued before them is written.
+        for done in flushes.drain(..) {
+            let _ = done.send(());
+        }
+        let lost = dropped.swap(0, Ordering::Relaxed);
+        if lost > 0 {
+            tracing::error!(
+                dropped = lost,
+                "{lost} audit events were dropped while the queue was full"
+            );
         }
     }
 }
