@@ -18,6 +18,9 @@ use sqlx::sqlite::SqliteRow;
 use crate::time::{from_unix, to_unix};
 use crate::{Store, StoreError};
 
+/// Records per INSERT statement (11 parameters each, far under SQLite's limit).
+const INSERT_ROWS: usize = 64;
+
 /// A record to append. `detail` is a JSON object's text.
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]
@@ -271,23 +274,6 @@ impl Store {
         let mut out = Vec::with_capacity(records.len());
         for (seq, r) in (last_seq - n + 1..).zip(records) {
             let hash = chain_hash(seq, at, r, &prev);
-            sqlx::query(
-                "INSERT INTO audit_log (seq, at, kind, subject, client_id, upstream, tool, outcome, detail, prev_hash, hash) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(seq)
-            .bind(at)
-            .bind(&r.kind)
-            .bind(&r.subject)
-            .bind(&r.client_id)
-            .bind(&r.upstream)
-            .bind(&r.tool)
-            .bind(&r.outcome)
-            .bind(&r.detail)
-            .bind(&prev)
-            .bind(&hash)
-            .execute(&mut *tx)
-            .await?;
             out.push(AuditRecord {
                 seq,
                 at: from_unix(at),
@@ -301,6 +287,27 @@ impl Store {
                 prev_hash: std::mem::replace(&mut prev, hash.clone()),
                 hash,
             });
+        }
+        // One statement per INSERT_ROWS records: a statement's round trip
+        // through the driver costs more than a row.
+        for chunk in out.chunks(INSERT_ROWS) {
+            let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "INSERT INTO audit_log (seq, at, kind, subject, client_id, upstream, tool, outcome, detail, prev_hash, hash) ",
+            );
+            insert.push_values(chunk, |mut row, r| {
+                row.push_bind(r.seq)
+                    .push_bind(at)
+                    .push_bind(r.kind.clone())
+                    .push_bind(r.subject.clone())
+                    .push_bind(r.client_id.clone())
+                    .push_bind(r.upstream.clone())
+                    .push_bind(r.tool.clone())
+                    .push_bind(r.outcome.clone())
+                    .push_bind(r.detail.clone())
+                    .push_bind(r.prev_hash.clone())
+                    .push_bind(r.hash.clone());
+            });
+            insert.build().execute(&mut *tx).await?;
         }
         sqlx::query("UPDATE audit_chain SET head_hash = ? WHERE id = 1")
             .bind(&prev)

@@ -190,6 +190,8 @@ enum Msg {
 
 /// The most events written in one transaction.
 const BATCH: usize = 256;
+/// How long the writer waits for more events to join a transaction.
+const LINGER: Duration = Duration::from_millis(20);
 
 struct Sink {
     tx: mpsc::Sender<Msg>,
@@ -218,8 +220,9 @@ impl AuditSink for Sink {
 }
 
 /// The server's audit writer: events queue in memory (at most [`QUEUE`]) and
-/// one task appends them to the store in order, what queued while it wrote
-/// in one transaction (at most [`BATCH`]), then mirrors them.
+/// one task appends them to the store in order, those that arrive within
+/// [`LINGER`] of each other in one transaction (at most [`BATCH`]), then
+/// mirrors them.
 pub(crate) struct Writer {
     tx: mpsc::Sender<Msg>,
 }
@@ -270,8 +273,9 @@ impl Writer {
     }
 }
 
-/// The writer task: waits for an event, takes whatever else queued behind it
-/// (up to [`BATCH`]), and appends them in one transaction, in queue order.
+/// The writer task: waits for an event, takes whatever else arrives within
+/// [`LINGER`] (up to [`BATCH`]), and appends them in one transaction, in
+/// queue order.
 async fn write_batches(
     store: Store,
     mut rx: mpsc::Receiver<Msg>,
@@ -281,14 +285,23 @@ async fn write_batches(
     let mut batch = Vec::with_capacity(BATCH);
     let mut flushes = Vec::new();
     while let Some(first) = rx.recv().await {
+        // Events of the next LINGER join this one's transaction; a flush
+        // (shutdown, tests) writes at once.
+        let until = tokio::time::Instant::now() + LINGER;
         let mut next = Some(first);
         while let Some(msg) = next.take() {
             match msg {
                 Msg::Event(e) => batch.push(to_record(&e)),
                 Msg::Flush(done) => flushes.push(done),
             }
-            if batch.len() < BATCH {
-                next = rx.try_recv().ok();
+            if batch.len() < BATCH && flushes.is_empty() {
+                next = match rx.try_recv() {
+                    Ok(m) => Some(m),
+                    Err(_) => tokio::time::timeout_at(until, rx.recv())
+                        .await
+                        .ok()
+                        .flatten(),
+                };
             }
         }
         match store.audit_append_all(&batch).await {
@@ -322,6 +335,52 @@ async fn write_batches(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_full_queue_counts_what_it_drops_and_never_blocks() {
+        let (tx, mut rx) = mpsc::channel(2);
+        let dropped = Arc::new(AtomicU64::new(0));
+        let sink = Sink {
+            tx,
+            dropped: dropped.clone(),
+        };
+        for _ in 0..5 {
+            sink.record(AuditEvent::new(AuditKind::ToolCalled));
+        }
+        assert_eq!(dropped.load(Ordering::Relaxed), 3);
+        let mut queued = 0;
+        while rx.try_recv().is_ok() {
+            queued += 1;
+        }
+        assert_eq!(queued, 2);
+    }
+
+    #[tokio::test]
+    async fn the_writer_keeps_queue_order_across_batches_and_a_flush_waits_for_them() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).await.expect("store");
+        let (tx, rx) = mpsc::channel(QUEUE);
+        tokio::spawn(write_batches(store, rx, None, Arc::new(AtomicU64::new(0))));
+        for i in 0..300 {
+            let e = AuditEvent::new(AuditKind::ToolCalled).with("i", i);
+            tx.send(Msg::Event(Box::new(e))).await.expect("queued");
+        }
+        let (done, wait) = oneshot::channel();
+        tx.send(Msg::Flush(done)).await.expect("flush");
+        wait.await.expect("flushed");
+        let store = Store::open(dir.path()).await.expect("store");
+        let all = store
+            .audit_list(&AuditFilter::default())
+            .await
+            .expect("list");
+        assert_eq!(all.len(), 300);
+        for (i, r) in all.iter().enumerate() {
+            assert_eq!(r.seq, i as i64 + 1);
+            assert_eq!(r.detail, format!("{{\"i\":{i}}}"));
+        }
+        let v = store.audit_verify().await.expect("verify");
+        assert_eq!((v.checked, v.broken), (300, None));
+    }
 
     #[test]
     fn times_parse_in_three_forms() {

@@ -172,3 +172,20 @@ async fn a_batch_links_in_order_after_the_head_and_verifies() {
     assert_eq!(v.checked, 5);
     assert_eq!(v.broken, None);
 }
+
+#[tokio::test]
+async fn a_batch_larger_than_one_insert_statement_keeps_its_order() {
+    let (_d, s) = store().await;
+    let batch: Vec<NewAuditRecord> = (0..150)
+        .map(|i| event("tool_called", &format!("s{i}")))
+        .collect();
+    let written = s.audit_append_all(&batch).await.expect("batch");
+    let listed = s.audit_list(&AuditFilter::default()).await.expect("list");
+    assert_eq!(listed, written);
+    for (i, r) in listed.iter().enumerate() {
+        assert_eq!(r.seq, i as i64 + 1);
+        assert_eq!(r.subject.as_deref(), Some(format!("s{i}").as_str()));
+    }
+    let v = s.audit_verify().await.expect("verify");
+    assert_eq!((v.checked, v.broken), (150, None));
+}
