@@ -119,9 +119,16 @@ where
     // Without activation on enter, a request span stays unstarted until its
     // first child or its end, so a `params._meta.traceparent` read after the
     // span was entered can still become its parent.
+    // Only the attributes mcpgate sets: no source location, thread, target or
+    // busy/idle timings (the last reads the clock on every poll of a request).
     let layer = tracing_opentelemetry::layer()
         .with_tracer(tracer)
-        .with_context_activation(false);
+        .with_context_activation(false)
+        .with_tracked_inactivity(false)
+        .with_location(false)
+        .with_threads(false)
+        .with_target(false)
+        .with_level(false);
     Ok(Some((layer, Tracing { provider })))
 }
 
@@ -211,6 +218,19 @@ pub fn inject_meta_raw(
     if !enabled() || method.is_none() {
         return params;
     }
+    // The common case, an object without `_meta`: the context goes in front
+    // of its first member, without parsing and writing the whole params.
+    if let Some(p) = params.as_deref()
+        && !p.get().contains("\"_meta\"")
+        && p.get().trim_start().starts_with('{')
+    {
+        let context = current();
+        if context.is_empty() {
+            return params;
+        }
+        let spliced = splice_meta(p, &context);
+        return spliced.or(params);
+    }
     let mut value = match params.as_deref() {
         Some(p) => match serde_json::from_str::<serde_json::Value>(p.get()) {
             Ok(v) => v,
@@ -220,6 +240,19 @@ pub fn inject_meta_raw(
     };
     inject_meta(&mut value);
     serde_json::value::to_raw_value(&value).ok().or(params)
+}
+
+/// `{"_meta": context, …the object's members}` from an object's text that
+/// has no `_meta`; `None` when `params` is not an object.
+fn splice_meta(params: &RawValue, context: &HashMap<String, String>) -> Option<Box<RawValue>> {
+    let rest = params.get().trim_start().strip_prefix('{')?;
+    let meta = serde_json::to_string(context).ok()?;
+    let comma = if rest.trim_start().starts_with('}') {
+        ""
+    } else {
+        ","
+    };
+    RawValue::from_string(format!("{{\"_meta\":{meta}{comma}{rest}")).ok()
 }
 
 /// Sets `params._meta.traceparent` (and `tracestate`) for the current span in
@@ -242,3 +275,6 @@ pub fn inject_meta(params: &mut serde_json::Value) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
