@@ -38,7 +38,7 @@ pub use audit::{
 pub use error::TelemetryError;
 pub use exporter::{MetricsServer, serve_metrics};
 pub use http::observe;
-pub use logs::{ACCESS_TARGET, init_logging};
+pub use logs::{ACCESS_TARGET, init_logging, set_access_log};
 pub use metrics::{McpOutcome, Metrics, mcp_answered, method_label, metrics};
 pub use note::{Step, step};
 pub use note::{

@@ -6,6 +6,7 @@ use super::*;
 async fn a_tool_call_is_noted_with_its_name_and_nothing_outside_the_layer() {
     // A subscriber that takes the access log: the tool's name has a reader.
     let _log = tracing::subscriber::set_default(tracing_subscriber::registry());
+    crate::set_access_log(true);
     // Outside the scope: nothing to note into, and no panic.
     note_mcp(
         "demo",
@@ -45,6 +46,7 @@ async fn a_tool_call_is_noted_with_its_name_and_nothing_outside_the_layer() {
 #[tokio::test]
 async fn only_tools_call_names_a_tool() {
     let _log = tracing::subscriber::set_default(tracing_subscriber::registry());
+    crate::set_access_log(true);
     let shared: Shared = Arc::new(Mutex::new(Note::default()));
     NOTE.scope(shared.clone(), async {
         note_mcp(
