@@ -1,5 +1,11 @@
-"""Debian's Prometheus scrapes a running mcpgate: the counters of issue 15
-arrive through a real scrape and are read back through Prometheus's HTTP API.
+"""Debian's Prometheus scrapes a running mcpgate: every family issue 15 names
+arrives through a real scrape, with values the test's traffic produced, read
+back through Prometheus's HTTP API. The traffic: MCP calls with an API key
+(and one with a wrong key), a client_credentials token from the built-in
+authorization server (and a refused one), and an HTTP upstream whose own
+client_credentials token the gateway obtains from a token endpoint in the
+test. `mcpgate_config_reloads_total` is fed by the reload work (issue 15,
+item 6) and asserted with it.
 
 scripts/test installs the `prometheus` package with apt-get when it runs as
 root; elsewhere this test is skipped with the reason.
@@ -9,6 +15,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -16,20 +23,24 @@ from typing import Any
 import httpx2
 import pytest
 from conftest import _free_port, _mcpgate_bin, _start_gateway, _stop_gateway, _toml_list, _toml_str
+from test_traces import Receiver
 
 PROTOCOL = "2025-11-25"
 HEADERS = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
 
 
+KEY: dict[str, str] = {}
+
+
 def _rpc(url: str, body: dict[str, Any], session: str | None = None) -> httpx2.Response:
-    headers = dict(HEADERS)
+    headers = dict(HEADERS) | KEY
     if session:
         headers |= {"mcp-session-id": session, "mcp-protocol-version": PROTOCOL}
     return httpx2.post(url, json=body, headers=headers, timeout=30.0)
 
 
-def drive(url: str, calls: int) -> None:
-    """One session: initialize, then `calls` tools/call of whoami."""
+def drive(url: str, calls: int, tool: str = "whoami") -> None:
+    """One session: initialize, then `calls` tools/call of `tool`."""
     init = {
         "jsonrpc": "2.0",
         "id": 1,
@@ -42,7 +53,7 @@ def drive(url: str, calls: int) -> None:
     r = _rpc(url, {"jsonrpc": "2.0", "method": "notifications/initialized"}, session)
     assert r.status_code == 202, r.text
     for i in range(calls):
-        call = {"jsonrpc": "2.0", "id": 10 + i, "method": "tools/call", "params": {"name": "whoami", "arguments": {}}}
+        call = {"jsonrpc": "2.0", "id": 10 + i, "method": "tools/call", "params": {"name": tool, "arguments": {}}}
         r = _rpc(url, call, session)
         assert r.status_code == 200, r.text
 
@@ -78,19 +89,43 @@ def test_prometheus_scrapes_the_counters(tmp_path: Path) -> None:
     demo_data = tmp_path / "demo-data"
     demo_data.mkdir()
     metrics_port = _free_port()
+    web = Receiver()
+    threading.Thread(target=web.serve_forever, daemon=True).start()
+    web_base = f"http://127.0.0.1:{web.server_address[1]}"
+    data_dir = tmp_path / "gateway-data"
+
+    def cli(*args: str) -> str:
+        done = subprocess.run([binary, *args, "--data-dir", data_dir], capture_output=True, text=True, check=True)
+        return done.stdout.strip()
+
+    KEY["authorization"] = f"Bearer {cli('keys', 'create', '--name', 'prom', '--scopes', '*')}"
+    svc_secret = cli("clients", "add", "svc", "--confidential", "--grant-type", "client_credentials", "--client-id", "svc")
     config = f"""\
 [server]
-data_dir = {_toml_str(tmp_path / "gateway-data")}
+data_dir = {_toml_str(data_dir)}
 
 [metrics]
 listen = "127.0.0.1:{metrics_port}"
 
 [auth]
-mode = "disabled"
+mode = "required"
+
+[authserver]
+enabled = true
 
 [[upstream]]
 name = "demo"
 command = {_toml_list([binary, "demo-server", "--data-dir", demo_data])}
+
+[[upstream]]
+name = "web"
+url = "{web_base}/mcp"
+transport = "streamable-http"
+[upstream.credentials]
+kind = "client_credentials"
+token_url = "{web_base}/token"
+client_id = "gw"
+client_secret = "gw-secret"
 """
     gw, log = _start_gateway(binary, tmp_path, config)
     prom_port = _free_port()
@@ -123,6 +158,16 @@ scrape_configs:
         # Prometheus is up and scraping mcpgate before the traffic.
         wait_for(api, 'up{job="mcpgate"}', 1.0)
         drive(gw.url("demo"), calls=3)
+        drive(gw.url("web"), calls=1, tool="echo")
+        # A wrong key is refused by the guard.
+        bad = httpx2.post(gw.url("demo"), json={}, headers=HEADERS | {"authorization": "Bearer mcpgate_wrong"}, timeout=10)
+        assert bad.status_code == 401, bad.text
+        # The authorization server issues one token and refuses a wrong secret.
+        token_url = gw.url("demo").split("/mcp/")[0] + "/token"
+        ok = httpx2.post(token_url, data={"grant_type": "client_credentials"}, auth=("svc", svc_secret), timeout=10)
+        assert ok.status_code == 200, ok.text
+        refused = httpx2.post(token_url, data={"grant_type": "client_credentials"}, auth=("svc", "wrong"), timeout=10)
+        assert refused.status_code == 401, refused.text
         calls = wait_for(
             api, 'mcpgate_mcp_requests_total{upstream="demo",method="tools/call",outcome="ok"}', 3.0
         )
@@ -133,6 +178,23 @@ scrape_configs:
         assert http >= 4.0
         # Histograms arrive with their buckets.
         wait_for(api, 'mcpgate_mcp_request_duration_seconds_count{upstream="demo",method="tools/call"}', 3.0)
+        overhead = wait_for(api, 'mcpgate_gateway_overhead_seconds_count{upstream="demo",method="tools/call"}', 3.0)
+        assert overhead == 3.0
+        share = query(api, 'mcpgate_gateway_overhead_seconds_sum{upstream="demo",method="tools/call"}')
+        total = query(api, 'mcpgate_mcp_request_duration_seconds_sum{upstream="demo",method="tools/call"}')
+        assert 0 < float(share[0]["value"][1]) < float(total[0]["value"][1]), (share, total)
+        # One decision per MCP request with the key: 5 to demo, 3 to web.
+        assert wait_for(api, 'sum(mcpgate_auth_decisions_total{verifier="api_key",outcome="allowed"})', 8.0) == 8.0
+        assert wait_for(api, 'sum(mcpgate_auth_decisions_total{outcome="refused"})', 1.0) >= 1.0
+        assert wait_for(api, 'mcpgate_oauth_tokens_issued_total{grant_type="client_credentials"}', 1.0) == 1.0
+        assert wait_for(api, 'sum(mcpgate_oauth_failures_total{error="invalid_client"})', 1.0) == 1.0
+        assert wait_for(api, 'mcpgate_sessions_active{upstream="demo"}', 1.0) == 1.0
+        assert wait_for(api, 'mcpgate_sessions_active{upstream="web"}', 1.0) == 1.0
+        assert wait_for(api, 'mcpgate_upstream_children{upstream="demo"}', 1.0) == 1.0
+        assert wait_for(api, 'mcpgate_upstream_up{upstream="demo"}', 1.0) == 1.0
+        assert wait_for(api, 'mcpgate_upstream_up{upstream="web"}', 1.0) == 1.0
+        renewals = 'mcpgate_credential_renewals_total{upstream="web",kind="client_credentials",outcome="ok"}'
+        assert wait_for(api, renewals, 1.0) == 1.0
     finally:
         prom.terminate()
         try:
@@ -141,3 +203,4 @@ scrape_configs:
             prom.kill()
         prom_log.close()
         _stop_gateway(gw, log)
+        web.shutdown()

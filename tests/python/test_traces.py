@@ -1,14 +1,18 @@
 """OpenTelemetry traces from the real binary to an OTLP/HTTP receiver in the
 test (decoded with the `opentelemetry-proto` package): one span per MCP
 request named after the MCP conventions, its attributes, a caller's
-`traceparent` continued (from the header and from `params._meta`), and the
-context passed on to a stdio upstream in `params._meta`.
+`traceparent` continued (from the header and from `params._meta`), the
+context passed on to a stdio upstream in `params._meta` and to an HTTP
+upstream in the `traceparent` header, and the request span's children:
+authentication, policy, the upstream call and a credential renewal (a
+`client_credentials` token from the receiver's own token endpoint).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -57,10 +61,44 @@ class Receiver(ThreadingHTTPServer):
 
 
 class Handler(BaseHTTPRequestHandler):
+    """OTLP at /v1/traces; also a token endpoint (/token) and a small
+    Streamable HTTP MCP server (/mcp) whose one tool answers with the
+    `traceparent` and `authorization` headers it received."""
+
     server: Receiver
+
+    def reply_json(self, status: int, doc: dict[str, Any] | None) -> None:
+        body = json.dumps(doc).encode() if doc is not None else b""
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def mcp(self, body: bytes) -> None:
+        msg = json.loads(body)
+        if "id" not in msg:
+            self.reply_json(202, None)
+            return
+        params = msg.get("params") or {}
+        if msg["method"] == "initialize":
+            result = {"protocolVersion": params.get("protocolVersion", PROTOCOL), "capabilities": {"tools": {}},
+                      "serverInfo": {"name": "header-echo", "version": "0"}}
+        elif msg["method"] == "tools/call":
+            seen = {"traceparent": self.headers.get("traceparent"), "authorization": self.headers.get("authorization")}
+            result = {"content": [{"type": "text", "text": json.dumps(seen)}]}
+        else:
+            result = {}
+        self.reply_json(200, {"jsonrpc": "2.0", "id": msg["id"], "result": result})
 
     def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
         body = self.rfile.read(int(self.headers.get("content-length", "0")))
+        if self.path == "/token":
+            self.reply_json(200, {"access_token": "upstream-token-1", "token_type": "Bearer", "expires_in": 3600})
+            return
+        if self.path == "/mcp":
+            self.mcp(body)
+            return
         ok = self.path == "/v1/traces" and self.headers.get("content-type") == "application/x-protobuf"
         if ok:
             req = ExportTraceServiceRequest()
@@ -83,6 +121,8 @@ class Handler(BaseHTTPRequestHandler):
                                     "span_id": s.span_id.hex(),
                                     "parent": s.parent_span_id.hex(),
                                     "kind": s.kind,
+                                    "start": s.start_time_unix_nano,
+                                    "end": s.end_time_unix_nano,
                                     "attrs": attrs,
                                     "service": service,
                                 }
@@ -98,8 +138,11 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
 
+KEY: dict[str, str] = {}
+
+
 def rpc(url: str, body: dict[str, Any], session: str | None = None, traceparent: str | None = None) -> httpx2.Response:
-    headers = dict(HEADERS)
+    headers = dict(HEADERS) | KEY
     if session:
         headers |= {"mcp-session-id": session, "mcp-protocol-version": PROTOCOL}
     if traceparent:
@@ -135,16 +178,34 @@ otlp_endpoint = "http://127.0.0.1:{receiver.server_address[1]}"
 service_name = "mcpgate-under-test"
 
 [auth]
-mode = "disabled"
+mode = "required"
 
 [[upstream]]
 name = "meta"
 command = {_toml_list([sys.executable, script])}
 
 [[upstream]]
+name = "web"
+url = "http://127.0.0.1:{receiver.server_address[1]}/mcp"
+transport = "streamable-http"
+[upstream.credentials]
+kind = "client_credentials"
+token_url = "http://127.0.0.1:{receiver.server_address[1]}/token"
+client_id = "gw"
+client_secret = "gw-secret"
+
+[[upstream]]
 name = "demo"
 command = {_toml_list([binary, "demo-server", "--data-dir", demo_data])}
 """
+    data_dir = tmp_path / "gateway-data"
+    made = subprocess.run(
+        [binary, "keys", "create", "--data-dir", data_dir, "--name", "tracer", "--scopes", "*"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    KEY["authorization"] = f"Bearer {made.stdout.strip()}"
     os.environ["OTEL_BSP_SCHEDULE_DELAY"] = "100"
     try:
         gw, log = _start_gateway(binary, tmp_path, config)
@@ -179,16 +240,26 @@ command = {_toml_list([binary, "demo-server", "--data-dir", demo_data])}
         r = rpc(url, call, session)
         assert r.status_code == 200, r.text
         upstream_meta2 = json.loads(result_json(r)["result"]["content"][0]["text"])
+        # An HTTP upstream with a client_credentials token.
+        web = gw.url("web")
+        r = rpc(web, init)
+        assert r.status_code == 200, r.text
+        web_session = r.headers["mcp-session-id"]
+        assert rpc(web, {"jsonrpc": "2.0", "method": "notifications/initialized"}, web_session).status_code == 202
+        call = {"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": {"name": "echo", "arguments": {}}}
+        r = rpc(web, call, web_session)
+        assert r.status_code == 200, r.text
+        web_headers = json.loads(result_json(r)["result"]["content"][0]["text"])
     finally:
         # A clean stop exports what is still queued.
         _stop_gateway(gw, log)
         receiver.shutdown()
 
     spans = receiver.spans
-    calls = [s for s in spans if s["attrs"].get("mcp.method.name") == "tools/call"]
-    assert len(calls) == 2, json.dumps(spans, indent=1)
+    calls = [s for s in spans if s["attrs"].get("mcp.method.name") == "tools/call" and s["kind"] == 2]
+    assert len(calls) == 3, json.dumps(spans, indent=1)
     by_id = {s["attrs"].get("jsonrpc.request.id"): s for s in calls}
-    first, second = by_id["7"], by_id["eight"]
+    first, second, third = by_id["7"], by_id["eight"], by_id["9"]
     for s in (first, second):
         assert s["name"] == "tools/call meta", s
         assert s["attrs"]["gen_ai.tool.name"] == "meta", s
@@ -203,5 +274,47 @@ command = {_toml_list([binary, "demo-server", "--data-dir", demo_data])}
     assert upstream_meta["traceparent"] == f"00-{header_trace}-{first['span_id']}-01", upstream_meta
     assert upstream_meta2["traceparent"] == f"00-{meta_trace}-{second['span_id']}-01", upstream_meta2
     # initialize has its span too, with the new session's id.
-    inits = [s for s in spans if s["attrs"].get("mcp.method.name") == "initialize"]
+    inits = [
+        s
+        for s in spans
+        if s["attrs"].get("mcp.method.name") == "initialize" and s["attrs"].get("mcpgate.upstream") == "meta" and s["kind"] == 2
+    ]
     assert len(inits) == 1 and inits[0]["attrs"]["mcp.session.id"] == session, inits
+
+    def children(parent: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        kids = {s["name"]: s for s in spans if s["parent"] == parent["span_id"]}
+        for k in kids.values():
+            # In the parent's trace and inside its time.
+            assert k["trace_id"] == parent["trace_id"], (k, parent)
+            assert parent["start"] <= k["start"] <= k["end"] <= parent["end"], (k, parent)
+        return kids
+
+    # Each call's steps are children of its span, whichever way the caller's
+    # context came (a child made early must not freeze the parent).
+    for s in (first, second):
+        kids = children(s)
+        assert {"authenticate", "authorize", "upstream call"} <= kids.keys(), (s, kids)
+        assert kids["authenticate"]["attrs"]["mcpgate.auth.verifier"] == "api_key", kids
+        assert kids["authorize"]["attrs"]["mcpgate.policy.reason"] == "allowed", kids
+        up = kids["upstream call"]
+        assert up["kind"] == 3, up  # SPAN_KIND_CLIENT
+        assert up["attrs"]["mcp.method.name"] == "tools/call", up
+        assert up["attrs"]["gen_ai.tool.name"] == "meta", up
+        assert up["attrs"]["mcpgate.upstream"] == "meta", up
+        assert up["attrs"]["mcpgate.outcome"] == "ok", up
+    # The HTTP upstream got the call's span in its traceparent header, and the
+    # token the gateway obtained while initializing (a renewal span there).
+    assert web_headers["traceparent"] == f"00-{third['trace_id']}-{third['span_id']}-01", (web_headers, third)
+    assert web_headers["authorization"] == "Bearer upstream-token-1", web_headers
+    web_init = [
+        s
+        for s in spans
+        if s["attrs"].get("mcp.method.name") == "initialize" and s["attrs"].get("mcpgate.upstream") == "web" and s["kind"] == 2
+    ]
+    assert len(web_init) == 1, json.dumps(spans, indent=1)
+    renewal = children(web_init[0])["credential renewal"]
+    assert renewal["kind"] == 3, renewal
+    assert renewal["attrs"]["mcpgate.credential.kind"] == "client_credentials", renewal
+    assert renewal["attrs"]["mcpgate.upstream"] == "web", renewal
+    assert renewal["attrs"]["mcpgate.outcome"] == "ok", renewal
+    assert "upstream-token-1" not in json.dumps(spans), "a token reached a span"

@@ -147,7 +147,17 @@ pub(crate) async fn revoke(
         Ok(Some(g)) if g.subject == subject => {
             let _ = inner.store.delete_consent(&subject, &g.client_id).await;
             match inner.store.revoke_grant(gid, "revoked by the user").await {
-                Ok(_) => "Access revoked.",
+                Ok(_) => {
+                    mcpgate_telemetry::audit(
+                        mcpgate_telemetry::AuditEvent::new(
+                            mcpgate_telemetry::AuditKind::ConsentRevoked,
+                        )
+                        .subject(subject.as_str())
+                        .client(Some(g.client_id.as_str()))
+                        .with("grant", gid),
+                    );
+                    "Access revoked."
+                }
                 Err(e) => return crate::error::OAuthError::store(e).into_response(),
             }
         }

@@ -574,6 +574,16 @@ pub(crate) async fn consent(
         }
     };
     let scopes = user_scopes(&user, &req.scopes);
+    mcpgate_telemetry::audit(
+        mcpgate_telemetry::AuditEvent::new(mcpgate_telemetry::AuditKind::ConsentGiven)
+            .subject(subject.as_str())
+            .client(Some(req.client.id.as_str()))
+            .with(
+                "scope",
+                scopes.iter().cloned().collect::<Vec<_>>().join(" "),
+            )
+            .with("remembered", form.get("remember") == Some("yes")),
+    );
     // The secret the requested upstream needs, when the page asked for it.
     if let Some(field) = crate::vault::consent_field(&inner, &subject, &req.resource, None).await
         && let Some(secret) = form

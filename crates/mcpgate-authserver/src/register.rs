@@ -345,7 +345,15 @@ pub(crate) async fn delete(
 ) -> Response {
     match managed(&inner, &headers, &id).await {
         Ok(_) => match inner.store.delete_client(&id).await {
-            Ok(_) => StatusCode::NO_CONTENT.into_response(),
+            Ok(_) => {
+                mcpgate_telemetry::audit_simple(
+                    mcpgate_telemetry::AuditKind::ClientRemoved,
+                    None,
+                    Some(&id),
+                    Some("deleted_by_client"),
+                );
+                StatusCode::NO_CONTENT.into_response()
+            }
             Err(e) => OAuthError::store(e).into_response(),
         },
         Err(e) => e.into_response(),

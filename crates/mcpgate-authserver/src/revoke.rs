@@ -54,6 +54,12 @@ pub(crate) async fn post(
                 .revoke_grant(&gid, "revoked by the client")
                 .await
                 .map_err(OAuthError::store)?;
+            mcpgate_telemetry::audit(
+                mcpgate_telemetry::AuditEvent::new(mcpgate_telemetry::AuditKind::TokenRevoked)
+                    .subject(g.subject.as_str())
+                    .client(Some(g.client_id.as_str()))
+                    .with("grant", gid.as_str()),
+            );
         }
         Ok::<_, OAuthError>(())
     }

@@ -237,7 +237,19 @@ impl Guard {
             },
             None => Target::Upstream,
         };
-        policy.authorize(&caller.proof, target).map_err(|r| {
+        let step = mcpgate_telemetry::step(mcpgate_telemetry::StepName::Policy);
+        let decided = policy.authorize(&caller.proof, target);
+        if step.is_timed() {
+            let reason = decided.as_ref().err().map(|r| r.error_code());
+            step.end(
+                reason.is_some(),
+                &[
+                    ("mcpgate.upstream", upstream),
+                    ("mcpgate.policy.reason", reason.unwrap_or("allowed")),
+                ],
+            );
+        }
+        decided.map_err(|r| {
             mcpgate_telemetry::note_denied(&format!("{}: {r}", r.error_code()));
             r.into_response(&self.challenge(upstream, &caller.path))
                 .map(axum::body::Body::from)

@@ -160,6 +160,11 @@ impl Session {
     }
 }
 
+/// A session left the table: `mcpgate_sessions_active` goes down.
+fn closed(s: &Arc<Session>) {
+    mcpgate_telemetry::metrics().session_closed(&s.upstream_name);
+}
+
 /// Every live session, by id.
 #[derive(Debug, Default)]
 pub(crate) struct SessionTable {
@@ -221,13 +226,22 @@ impl SessionTable {
     }
 
     pub(crate) fn insert(&self, s: Arc<Session>) {
-        self.lock().insert(s.id.clone(), s);
+        mcpgate_telemetry::metrics().session_opened(&s.upstream_name);
+        if let Some(old) = self.lock().insert(s.id.clone(), s) {
+            closed(&old);
+        }
     }
 
     /// Inserts `s` unless a session with its id is already there (two
     /// requests adopting the same session at once); returns the one in the table.
     pub(crate) fn insert_or_get(&self, s: Arc<Session>) -> Arc<Session> {
-        self.lock().entry(s.id.clone()).or_insert(s).clone()
+        self.lock()
+            .entry(s.id.clone())
+            .or_insert_with(|| {
+                mcpgate_telemetry::metrics().session_opened(&s.upstream_name);
+                s.clone()
+            })
+            .clone()
     }
 
     /// A live session; one whose upstream died is removed and reported missing,
@@ -245,7 +259,8 @@ impl SessionTable {
     }
 
     pub(crate) fn remove(&self, id: &str) -> Option<Arc<Session>> {
-        self.lock().remove(id)
+        let s = self.lock().remove(id);
+        s.inspect(closed)
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -270,7 +285,11 @@ impl SessionTable {
             })
             .map(|(k, _)| k.clone())
             .collect();
-        stale.iter().filter_map(|k| map.remove(k)).collect()
+        stale
+            .iter()
+            .filter_map(|k| map.remove(k))
+            .inspect(closed)
+            .collect()
     }
 
     /// Removes and returns the sessions `which` picks (a reload's retired upstreams).
@@ -281,7 +300,11 @@ impl SessionTable {
             .filter(|(_, s)| which(s))
             .map(|(k, _)| k.clone())
             .collect();
-        picked.iter().filter_map(|k| map.remove(k)).collect()
+        picked
+            .iter()
+            .filter_map(|k| map.remove(k))
+            .inspect(closed)
+            .collect()
     }
 
     pub(crate) fn end_streams(&self) {
@@ -291,7 +314,11 @@ impl SessionTable {
     }
 
     pub(crate) fn drain(&self) -> Vec<Arc<Session>> {
-        self.lock().drain().map(|(_, s)| s).collect()
+        self.lock()
+            .drain()
+            .map(|(_, s)| s)
+            .inspect(closed)
+            .collect()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Session>>> {

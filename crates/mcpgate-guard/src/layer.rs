@@ -303,7 +303,22 @@ where
         let shared = self.shared.clone();
         Box::pin(async move {
             let (mut parts, body) = req.into_parts();
-            match shared.authenticate(&mut parts).await {
+            let step = mcpgate_telemetry::step(mcpgate_telemetry::StepName::Authentication);
+            let decided = shared.authenticate(&mut parts).await;
+            if step.is_timed() {
+                let (failed, how) = match &decided {
+                    Ok(c) => (false, serde_json::to_value(c.principal().method()).ok()),
+                    Err(r) => (true, Some(r.error_code().into())),
+                };
+                let how = how.as_ref().and_then(|v| v.as_str()).unwrap_or("other");
+                let key = if failed {
+                    "mcpgate.auth.error"
+                } else {
+                    "mcpgate.auth.verifier"
+                };
+                step.end(failed, &[(key, how)]);
+            }
+            match decided {
                 Ok(caller) => {
                     let p = caller.principal();
                     mcpgate_telemetry::note_principal(p.subject(), p.client_id(), p.method());

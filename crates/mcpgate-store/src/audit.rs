@@ -18,6 +18,9 @@ use sqlx::Row as _;
 use crate::time::{from_unix, to_unix};
 use crate::{Store, StoreError};
 
+/// Records per INSERT statement (11 parameters each, far under SQLite's limit).
+const INSERT_ROWS: usize = 64;
+
 /// A record to append. `detail` is a JSON object's text.
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]
@@ -115,6 +118,29 @@ impl AuditRecord {
 
 /// The SHA-256 of a record's canonical form: a JSON array, fields in a fixed
 /// order (serde_json writes arrays of strings and numbers one way only).
+/// `INSERT INTO audit_log … VALUES ($1, …, $11), ($12, …)` for `rows` records.
+fn multi_row_insert(rows: usize) -> String {
+    const COLUMNS: usize = 11;
+    let mut sql = String::from(
+        "INSERT INTO audit_log (seq, at, kind, subject, client_id, upstream, tool, outcome, detail, prev_hash, hash) VALUES ",
+    );
+    for row in 0..rows {
+        if row > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for col in 0..COLUMNS {
+            if col > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('$');
+            sql.push_str(&(row * COLUMNS + col + 1).to_string());
+        }
+        sql.push(')');
+    }
+    sql
+}
+
 fn chain_hash(seq: i64, at: i64, r: &NewAuditRecord, prev: &str) -> String {
     let canonical = serde_json::json!([
         seq,
@@ -240,53 +266,80 @@ pub struct AuditVerification {
 impl Store {
     /// Appends one record, linked to the newest.
     pub async fn audit_append(&self, r: &NewAuditRecord) -> Result<AuditRecord, StoreError> {
+        let mut out = self.audit_append_all(std::slice::from_ref(r)).await?;
+        out.pop()
+            .ok_or_else(|| StoreError::from(sqlx::Error::RowNotFound))
+    }
+
+    /// Appends records in order, each linked to the one before, in one
+    /// transaction: all are written or none (the server's writer batches what
+    /// queued while the previous batch was written).
+    pub async fn audit_append_all(
+        &self,
+        records: &[NewAuditRecord],
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        if records.is_empty() {
+            return Ok(Vec::new());
+        }
         let at = to_unix(SystemTime::now());
+        let n = i64::try_from(records.len()).unwrap_or(i64::MAX);
         let mut tx = self.pool.begin().await?;
         // Writing first takes SQLite's write lock before anything is read, so
         // two processes appending cannot both link to the same head.
         let head = sqlx::query(
-            "UPDATE audit_chain SET head_seq = head_seq + 1 WHERE id = 1 RETURNING head_seq, head_hash",
+            "UPDATE audit_chain SET head_seq = head_seq + $1 WHERE id = 1 RETURNING head_seq, head_hash",
         )
+        .bind(n)
         .fetch_one(&mut *tx)
         .await?;
-        let seq: i64 = head.try_get("head_seq")?;
-        let prev: String = head.try_get("head_hash")?;
-        let hash = chain_hash(seq, at, r, &prev);
-        sqlx::query(
-            "INSERT INTO audit_log (seq, at, kind, subject, client_id, upstream, tool, outcome, detail, prev_hash, hash) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        )
-        .bind(seq)
-        .bind(at)
-        .bind(&r.kind)
-        .bind(&r.subject)
-        .bind(&r.client_id)
-        .bind(&r.upstream)
-        .bind(&r.tool)
-        .bind(&r.outcome)
-        .bind(&r.detail)
-        .bind(&prev)
-        .bind(&hash)
-        .execute(&mut *tx)
-        .await?;
+        let last_seq: i64 = head.try_get("head_seq")?;
+        let mut prev: String = head.try_get("head_hash")?;
+        let mut out = Vec::with_capacity(records.len());
+        for (seq, r) in (last_seq - n + 1..).zip(records) {
+            let hash = chain_hash(seq, at, r, &prev);
+            out.push(AuditRecord {
+                seq,
+                at: from_unix(at),
+                kind: r.kind.clone(),
+                subject: r.subject.clone(),
+                client_id: r.client_id.clone(),
+                upstream: r.upstream.clone(),
+                tool: r.tool.clone(),
+                outcome: r.outcome.clone(),
+                detail: r.detail.clone(),
+                prev_hash: std::mem::replace(&mut prev, hash.clone()),
+                hash,
+            });
+        }
+        // One statement per INSERT_ROWS records: a statement's round trip
+        // through the driver costs more than a row.
+        for chunk in out.chunks(INSERT_ROWS) {
+            // `$N` placeholders written out: both backends read them (sqlx's
+            // query builder would write SQLite's `?` through the Any driver).
+            let sql = multi_row_insert(chunk.len());
+            let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
+            for r in chunk {
+                insert = insert
+                    .bind(r.seq)
+                    .bind(at)
+                    .bind(&r.kind)
+                    .bind(&r.subject)
+                    .bind(&r.client_id)
+                    .bind(&r.upstream)
+                    .bind(&r.tool)
+                    .bind(&r.outcome)
+                    .bind(&r.detail)
+                    .bind(&r.prev_hash)
+                    .bind(&r.hash);
+            }
+            insert.execute(&mut *tx).await?;
+        }
         sqlx::query("UPDATE audit_chain SET head_hash = $1 WHERE id = 1")
-            .bind(&hash)
+            .bind(&prev)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(AuditRecord {
-            seq,
-            at: from_unix(at),
-            kind: r.kind.clone(),
-            subject: r.subject.clone(),
-            client_id: r.client_id.clone(),
-            upstream: r.upstream.clone(),
-            tool: r.tool.clone(),
-            outcome: r.outcome.clone(),
-            detail: r.detail.clone(),
-            prev_hash: prev,
-            hash,
-        })
+        Ok(out)
     }
 
     /// Records matching `filter`, oldest first.

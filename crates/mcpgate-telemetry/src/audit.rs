@@ -202,6 +202,11 @@ pub fn install_audit_sink(sink: Box<dyn AuditSink>, arguments: ToolArguments) ->
     ok
 }
 
+/// Whether a sink is installed (the audit trail is on).
+pub(crate) fn installed() -> bool {
+    SINK.get().is_some()
+}
+
 /// Records one event (nothing happens before a sink is installed).
 pub fn audit(event: AuditEvent) {
     if let Some((sink, _)) = SINK.get() {

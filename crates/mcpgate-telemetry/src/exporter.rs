@@ -36,6 +36,7 @@ pub async fn serve_metrics(addr: SocketAddr) -> Result<MetricsServer, TelemetryE
         .await
         .map_err(|source| TelemetryError::Bind { addr, source })?;
     let local = listener.local_addr().unwrap_or(addr);
+    crate::metrics().record(true);
     let app = Router::new().route("/metrics", get(scrape));
     let task = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {

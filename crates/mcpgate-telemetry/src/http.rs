@@ -21,23 +21,35 @@ use crate::audit::{AuditEvent, AuditKind};
 use crate::metrics::McpOutcome;
 use crate::note::{NOTE, Note, clean, lock};
 
-/// The access log's target (`MCPGATE_LOG=mcpgate::access=off` silences it).
-pub const ACCESS_TARGET: &str = "mcpgate::access";
+use crate::logs::{ACCESS_TARGET, access_log};
 
 /// Wraps every route of `router` (the fallback included) in the layer.
 pub fn observe(router: Router) -> Router {
     router.layer(axum::middleware::from_fn(observe_request))
 }
 
+/// Whether anything the layer does is on: metrics, traces, the access log,
+/// the audit trail. When none is, a request passes straight through, but for
+/// the OAuth endpoints, whose refusals are always logged.
+fn anything_on() -> bool {
+    crate::metrics().recording()
+        || crate::trace::enabled()
+        || crate::audit::installed()
+        || access_log()
+}
+
 async fn observe_request(req: Request, next: Next) -> Response {
-    let start = Instant::now();
     let route = req
         .extensions()
         .get::<MatchedPath>()
-        .map_or("unmatched", MatchedPath::as_str)
-        .to_owned();
+        .map_or("unmatched", MatchedPath::as_str);
+    if !anything_on() && !is_oauth_endpoint(route) {
+        return next.run(req).await;
+    }
+    let start = Instant::now();
+    let route = route.to_owned();
     let method = req.method().clone();
-    let path = clean(req.uri().path());
+    let uri = req.uri().clone();
     // The client an authorization request names is in its query.
     let query_client = route
         .ends_with("/authorize")
@@ -52,18 +64,15 @@ async fn observe_request(req: Request, next: Next) -> Response {
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0);
-    let request_id = req
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty())
-        .map(clean)
-        .unwrap_or_else(new_request_id);
+    let given_id = req.headers().get("x-request-id").cloned();
     let mut note = Note {
         client_id: query_client,
         ..Note::default()
     };
-    let span = if crate::trace::enabled() {
+    let tracing_on = crate::trace::enabled();
+    let request_id = RequestId::new(given_id, tracing_on);
+    let span = if tracing_on {
+        let path = clean(uri.path());
         let span = tracing::info_span!(
             target: "mcpgate::request",
             "request",
@@ -81,7 +90,7 @@ async fn observe_request(req: Request, next: Next) -> Response {
             gen_ai.operation.name = Empty,
             jsonrpc.request.id = Empty,
             mcpgate.upstream = Empty,
-            mcpgate.request_id = %request_id,
+            mcpgate.request_id = %request_id.get(),
         );
         if let Some(cx) = crate::trace::parent_from_headers(req.headers()) {
             note.has_parent = span.set_parent(cx).is_ok();
@@ -101,9 +110,9 @@ async fn observe_request(req: Request, next: Next) -> Response {
         &Seen {
             route: &route,
             method: method.as_str(),
-            path: &path,
+            uri: &uri,
             peer,
-            request_id: &request_id,
+            request_id,
             elapsed: start.elapsed(),
         },
         &span,
@@ -113,13 +122,40 @@ async fn observe_request(req: Request, next: Next) -> Response {
     resp
 }
 
+/// The request's id: the client's `X-Request-Id`, or one made when a log
+/// line or a span first needs it.
+struct RequestId {
+    given: Option<http::HeaderValue>,
+    made: std::sync::OnceLock<String>,
+}
+
+impl RequestId {
+    fn new(given: Option<http::HeaderValue>, eager: bool) -> RequestId {
+        let id = RequestId {
+            given: given.filter(|v| !v.is_empty() && v.to_str().is_ok()),
+            made: std::sync::OnceLock::new(),
+        };
+        if eager {
+            id.get();
+        }
+        id
+    }
+
+    fn get(&self) -> &str {
+        self.made.get_or_init(|| match &self.given {
+            Some(v) => clean(v.to_str().unwrap_or_default()),
+            None => new_request_id(),
+        })
+    }
+}
+
 /// What the layer saw of the request itself.
 struct Seen<'a> {
     route: &'a str,
     method: &'a str,
-    path: &'a str,
+    uri: &'a http::Uri,
     peer: Option<SocketAddr>,
-    request_id: &'a str,
+    request_id: RequestId,
     elapsed: Duration,
 }
 
@@ -128,47 +164,55 @@ fn finish(seen: &Seen<'_>, span: &tracing::Span, mut note: Note, resp: &Response
     let m = crate::metrics();
     m.http_request(seen.route, status);
     // The session id of a new session is in the answer to initialize.
-    if note.session_id.is_none() {
+    if note.session_id.is_none() && (note.upstream.is_some() || !span.is_none()) {
         note.session_id = resp
             .headers()
             .get("mcp-session-id")
             .and_then(|v| v.to_str().ok())
             .map(clean);
     }
-    if let (Some(upstream), Some(method)) = (&note.upstream, &note.mcp_method) {
-        m.mcp_request(
+    // A request that never got its answer: the wait ends now.
+    crate::note::upstream_answered(&mut note, true);
+    if let (Some(upstream), Some(method), false) = (&note.upstream, &note.mcp_method, note.deferred)
+    {
+        crate::mcp_answered(
             upstream,
             method,
             McpOutcome::from_status(status),
             seen.elapsed,
+            note.upstream_wait.unwrap_or_default(),
         );
     }
     if !span.is_none() {
-        record_span(span, &note, status);
+        record_span(span, &mut note, status);
     }
-    let duration_ms = seen.elapsed.as_secs_f64() * 1000.0;
-    tracing::info!(
-        target: ACCESS_TARGET,
-        request_id = seen.request_id,
-        client = seen.peer.map(|p| p.to_string()),
-        method = seen.method,
-        path = seen.path,
-        status,
-        duration_ms,
-        subject = note.subject.as_deref(),
-        client_id = note.client_id.as_deref(),
-        upstream = note.upstream.as_deref(),
-        mcp_method = note.mcp_method.as_deref(),
-        tool = note.tool.as_deref(),
-        "{} {} {status}",
-        seen.method,
-        seen.path,
-    );
+    if access_log() {
+        let duration_ms = seen.elapsed.as_secs_f64() * 1000.0;
+        let path = clean(seen.uri.path());
+        tracing::info!(
+            target: ACCESS_TARGET,
+            request_id = seen.request_id.get(),
+            client = seen.peer.map(|p| p.to_string()),
+            method = seen.method,
+            path = path.as_str(),
+            status,
+            duration_ms,
+            subject = note.subject.as_deref(),
+            client_id = note.client_id.as_deref(),
+            upstream = note.upstream.as_deref(),
+            mcp_method = note.mcp_method.as_deref(),
+            tool = note.tool.as_deref(),
+            "{} {path} {status}",
+            seen.method,
+        );
+    }
     oauth_refusal(seen, &note, resp);
-    audit_events(&note, status, seen.elapsed);
+    if crate::audit::installed() {
+        audit_events(&note, status, seen.elapsed);
+    }
 }
 
-fn record_span(span: &tracing::Span, note: &Note, status: u16) {
+fn record_span(span: &tracing::Span, note: &mut Note, status: u16) {
     span.record("http.response.status_code", status);
     if status >= 500 {
         span.record("otel.status_code", "ERROR");
@@ -197,6 +241,10 @@ fn record_span(span: &tracing::Span, note: &Note, status: u16) {
     }
     if let Some(u) = &note.upstream {
         span.record("mcpgate.upstream", u.as_str());
+    }
+    let phases = std::mem::take(&mut note.phases);
+    if !phases.is_empty() {
+        crate::phase::export(&span.context(), phases);
     }
 }
 
@@ -227,13 +275,13 @@ fn oauth_refusal(seen: &Seen<'_>, note: &Note, resp: &Response) {
     crate::metrics().oauth_failure(seen.route, &code);
     tracing::warn!(
         target: ACCESS_TARGET,
-        request_id = seen.request_id,
+        request_id = seen.request_id.get(),
         endpoint = seen.route,
         client_id = note.client_id.as_deref(),
         error = %code,
         status,
         "refused {}: {code}: {reason}",
-        seen.path,
+        clean(seen.uri.path()),
     );
 }
 

@@ -28,6 +28,7 @@ mod http;
 mod logs;
 mod metrics;
 mod note;
+mod phase;
 pub mod trace;
 
 pub use audit::{
@@ -36,9 +37,12 @@ pub use audit::{
 };
 pub use error::TelemetryError;
 pub use exporter::{MetricsServer, serve_metrics};
-pub use http::{ACCESS_TARGET, observe};
-pub use logs::init_logging;
-pub use metrics::{McpOutcome, Metrics, method_label, metrics};
+pub use http::observe;
+pub use logs::{ACCESS_TARGET, init_logging, set_access_log};
+pub use metrics::{McpOutcome, Metrics, mcp_answered, method_label, metrics};
+pub use note::{Step, step};
 pub use note::{
-    note_auth_refused, note_client_id, note_denied, note_mcp, note_oauth_error, note_principal,
+    note_auth_refused, note_client_id, note_denied, note_mcp, note_mcp_deferred, note_oauth_error,
+    note_principal, note_upstream_answered, note_upstream_sent,
 };
+pub use phase::StepName;

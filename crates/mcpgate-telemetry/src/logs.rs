@@ -8,6 +8,25 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{Layer, fmt};
 
 use crate::TelemetryError;
+
+/// The access log's target (`MCPGATE_LOG=mcpgate::access=off` silences it).
+pub const ACCESS_TARGET: &str = "mcpgate::access";
+
+static ACCESS_LOG: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Switches the access log on or off (`[telemetry] access_log`; off until
+/// `serve` says so).
+pub fn set_access_log(on: bool) {
+    ACCESS_LOG.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether access log lines are written: switched on, and not silenced by
+/// the log filter (`MCPGATE_LOG=…,mcpgate::access=off`). The flag comes
+/// first: with per-layer filters `enabled!` cannot say "no" on its own.
+pub(crate) fn access_log() -> bool {
+    ACCESS_LOG.load(std::sync::atomic::Ordering::Relaxed)
+        && tracing::enabled!(target: ACCESS_TARGET, tracing::Level::INFO)
+}
 use crate::trace::{TraceSettings, Tracing};
 
 /// Installs the subscriber. `filter` is the log filter (`MCPGATE_LOG` or the

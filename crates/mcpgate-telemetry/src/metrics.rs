@@ -3,6 +3,7 @@
 //! come from fixed lists, upstream names from the configuration.
 
 use std::sync::LazyLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -137,6 +138,24 @@ fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.0005, 2.0, 16))
 }
 
+/// One MCP request answered by the gateway after `total`, of which the
+/// upstream took `upstream_wait`: counts it, its duration, and the gateway's
+/// own share (`mcpgate_gateway_overhead_seconds`).
+pub fn mcp_answered(
+    upstream: &str,
+    method: &str,
+    outcome: McpOutcome,
+    total: Duration,
+    upstream_wait: Duration,
+) {
+    let m = metrics();
+    if !m.recording() {
+        return;
+    }
+    m.mcp_request(upstream, method, outcome, total);
+    m.gateway_overhead(upstream, method, total.saturating_sub(upstream_wait));
+}
+
 /// Every family mcpgate exports; one per process ([`metrics`]).
 #[derive(Debug)]
 pub struct Metrics {
@@ -153,12 +172,14 @@ pub struct Metrics {
     upstream_up: Family<UpstreamLabels, Gauge>,
     renewals: Family<RenewalLabels, Counter>,
     reloads: Family<ReloadLabels, Counter>,
+    on: AtomicBool,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
 
-/// The process's metrics. Always recording (a few atomic adds per request);
-/// exported only when `[metrics] listen` is set.
+/// The process's metrics. They record only once [`Metrics::record`] switched
+/// them on (the `/metrics` listener does): with `[metrics] listen = ""` every
+/// method returns at its first line.
 pub fn metrics() -> &'static Metrics {
     &METRICS
 }
@@ -180,6 +201,7 @@ impl Metrics {
             upstream_up: Family::default(),
             renewals: Family::default(),
             reloads: Family::default(),
+            on: AtomicBool::new(false),
         };
         registry.register(
             "http_requests",
@@ -246,6 +268,16 @@ impl Metrics {
         Metrics { registry, ..m }
     }
 
+    /// Whether metrics are being recorded (the registry is exported).
+    pub fn recording(&self) -> bool {
+        self.on.load(Ordering::Relaxed)
+    }
+
+    /// Starts (or stops) recording.
+    pub fn record(&self, on: bool) {
+        self.on.store(on, Ordering::Relaxed);
+    }
+
     /// The exposition text (OpenMetrics).
     pub fn encode(&self) -> String {
         let mut out = String::new();
@@ -256,6 +288,9 @@ impl Metrics {
 
     /// One HTTP request answered.
     pub fn http_request(&self, route: &str, status: u16) {
+        if !self.recording() {
+            return;
+        }
         self.http_requests
             .get_or_create(&HttpLabels {
                 route: route.to_owned(),
@@ -272,6 +307,9 @@ impl Metrics {
         outcome: McpOutcome,
         duration: Duration,
     ) {
+        if !self.recording() {
+            return;
+        }
         let method = method_label(method);
         self.mcp_requests
             .get_or_create(&McpLabels {
@@ -290,6 +328,9 @@ impl Metrics {
 
     /// The gateway's own time in one MCP request (its total minus the upstream's).
     pub fn gateway_overhead(&self, upstream: &str, method: &str, overhead: Duration) {
+        if !self.recording() {
+            return;
+        }
         self.gateway_overhead
             .get_or_create(&McpTimeLabels {
                 upstream: upstream.to_owned(),
@@ -302,6 +343,9 @@ impl Metrics {
     /// authenticated (`api_key`, `jwt`, …) or `none` when refused before one
     /// matched; `reason` an error code, `ok` when allowed.
     pub fn auth_decision(&self, verifier: &str, allowed: bool, reason: &'static str) {
+        if !self.recording() {
+            return;
+        }
         self.auth_decisions
             .get_or_create(&AuthLabels {
                 verifier: verifier.to_owned(),
@@ -313,6 +357,9 @@ impl Metrics {
 
     /// One access token issued.
     pub fn token_issued(&self, grant_type: &str) {
+        if !self.recording() {
+            return;
+        }
         const GRANTS: &[&str] = &[
             "authorization_code",
             "refresh_token",
@@ -334,6 +381,9 @@ impl Metrics {
     /// One refused authorization server request; `endpoint` is a route
     /// template, `error` an OAuth error code (others count as `other`).
     pub fn oauth_failure(&self, endpoint: &str, error: &str) {
+        if !self.recording() {
+            return;
+        }
         const CODES: &[&str] = &[
             "invalid_request",
             "invalid_client",
@@ -370,6 +420,9 @@ impl Metrics {
 
     /// Sessions open on `upstream` now.
     pub fn sessions_active(&self, upstream: &str, n: i64) {
+        if !self.recording() {
+            return;
+        }
         self.sessions_active
             .get_or_create(&UpstreamLabels {
                 upstream: upstream.to_owned(),
@@ -379,6 +432,9 @@ impl Metrics {
 
     /// Child processes running for `upstream` now.
     pub fn upstream_children(&self, upstream: &str, n: i64) {
+        if !self.recording() {
+            return;
+        }
         self.upstream_children
             .get_or_create(&UpstreamLabels {
                 upstream: upstream.to_owned(),
@@ -386,8 +442,42 @@ impl Metrics {
             .set(n);
     }
 
+    /// A session on `upstream` opened (the gauge goes up by one).
+    pub fn session_opened(&self, upstream: &str) {
+        self.add(&self.sessions_active, upstream, 1);
+    }
+
+    /// A session on `upstream` ended (DELETE, expiry, its upstream gone).
+    pub fn session_closed(&self, upstream: &str) {
+        self.add(&self.sessions_active, upstream, -1);
+    }
+
+    /// A child process of `upstream` started.
+    pub fn child_started(&self, upstream: &str) {
+        self.add(&self.upstream_children, upstream, 1);
+    }
+
+    /// A child process of `upstream` was reaped.
+    pub fn child_exited(&self, upstream: &str) {
+        self.add(&self.upstream_children, upstream, -1);
+    }
+
+    fn add(&self, gauge: &Family<UpstreamLabels, Gauge>, upstream: &str, n: i64) {
+        if !self.recording() {
+            return;
+        }
+        gauge
+            .get_or_create(&UpstreamLabels {
+                upstream: upstream.to_owned(),
+            })
+            .inc_by(n);
+    }
+
     /// Whether `upstream` answered its last request or connection attempt.
     pub fn upstream_up(&self, upstream: &str, up: bool) {
+        if !self.recording() {
+            return;
+        }
         self.upstream_up
             .get_or_create(&UpstreamLabels {
                 upstream: upstream.to_owned(),
@@ -398,6 +488,9 @@ impl Metrics {
     /// One upstream credential renewal; `kind` is `oauth_refresh`,
     /// `client_credentials`, `token_exchange` or `federation`.
     pub fn credential_renewal(&self, upstream: &str, kind: &'static str, ok: bool) {
+        if !self.recording() {
+            return;
+        }
         self.renewals
             .get_or_create(&RenewalLabels {
                 upstream: upstream.to_owned(),
@@ -409,6 +502,9 @@ impl Metrics {
 
     /// One configuration reload.
     pub fn config_reload(&self, ok: bool) {
+        if !self.recording() {
+            return;
+        }
         self.reloads
             .get_or_create(&ReloadLabels {
                 outcome: if ok { "ok" } else { "failed" },

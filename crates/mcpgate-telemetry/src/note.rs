@@ -8,7 +8,9 @@
 //! calls do nothing.
 
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
 
+use opentelemetry::KeyValue;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
@@ -36,6 +38,16 @@ pub(crate) struct Note {
     /// trace context already became its parent.
     pub(crate) span: Option<tracing::Span>,
     pub(crate) has_parent: bool,
+    /// When the request went upstream (and the wall clock then, while traces
+    /// are exported), until its first answer.
+    pub(crate) upstream_sent: Option<(Instant, Option<SystemTime>)>,
+    /// How long the upstream took to answer, summed over its calls.
+    pub(crate) upstream_wait: Option<Duration>,
+    /// The steps that become child spans ([`crate::phase`]).
+    pub(crate) phases: Vec<crate::phase::Phase>,
+    /// The front counts the MCP request itself (its answer comes later, on
+    /// another stream: the legacy SSE front).
+    pub(crate) deferred: bool,
 }
 
 pub(crate) type Shared = Arc<Mutex<Note>>;
@@ -51,6 +63,70 @@ pub(crate) fn lock(n: &Shared) -> MutexGuard<'_, Note> {
 
 fn with(f: impl FnOnce(&mut Note)) {
     let _ = NOTE.try_with(|n| f(&mut lock(n)));
+}
+
+/// The current request's note, inside the layer.
+pub(crate) fn shared() -> Option<Shared> {
+    NOTE.try_with(Clone::clone).ok()
+}
+
+/// The request is sent upstream now: the wait for its first answer starts
+/// (the gateway's own share is the rest), and its `upstream call` span.
+pub fn note_upstream_sent() {
+    let tracing = crate::trace::enabled();
+    if !tracing && !crate::metrics().recording() {
+        return;
+    }
+    with(|n| n.upstream_sent = Some((Instant::now(), tracing.then(SystemTime::now))));
+}
+
+/// The upstream's first answer to the request arrived (`failed`: it failed,
+/// timed out, or went away instead).
+pub fn note_upstream_answered(failed: bool) {
+    with(|n| upstream_answered(n, failed));
+}
+
+pub(crate) fn upstream_answered(n: &mut Note, failed: bool) {
+    let Some((sent, wall)) = n.upstream_sent.take() else {
+        return;
+    };
+    n.upstream_wait = Some(n.upstream_wait.unwrap_or_default() + sent.elapsed());
+    if let Some(start) = wall {
+        let mut attrs = Vec::with_capacity(5);
+        let fields = [
+            ("mcpgate.upstream", &n.upstream),
+            ("mcp.method.name", &n.mcp_method),
+            ("gen_ai.tool.name", &n.tool),
+            ("mcp.session.id", &n.session_id),
+        ];
+        for (k, v) in fields {
+            if let Some(v) = v {
+                attrs.push(KeyValue::new(k, v.clone()));
+            }
+        }
+        if let Some(id) = &n.jsonrpc_id {
+            attrs.push(KeyValue::new(
+                "jsonrpc.request.id",
+                id.trim_matches('"').to_owned(),
+            ));
+        }
+        attrs.push(KeyValue::new(
+            "mcpgate.outcome",
+            if failed { "failed" } else { "ok" },
+        ));
+        n.phases.push(crate::phase::Phase::new(
+            crate::phase::StepName::UpstreamCall,
+            start,
+            attrs,
+            failed,
+        ));
+    }
+}
+
+/// The MCP request is counted by the front itself, once its answer is out
+/// (the legacy SSE front answers 202 and sends the answer on its stream).
+pub fn note_mcp_deferred() {
+    with(|n| n.deferred = true);
 }
 
 /// The caller was authenticated: its subject, OAuth client and how
@@ -121,8 +197,18 @@ pub fn note_mcp(
     session_id: Option<&str>,
     params: Option<&str>,
 ) {
-    let parsed = params.and_then(|p| serde_json::from_str::<Params<'_>>(p).ok());
+    if NOTE.try_with(|_| ()).is_err() {
+        return;
+    }
+    let tracing = crate::trace::enabled();
     let is_call = method == Some("tools/call");
+    // The tool's name is for the access log, the span and the audit trail;
+    // `_meta` for the trace. Nothing reads them otherwise: no parse.
+    let wanted = (is_call && (tracing || crate::audit::installed() || crate::logs::access_log()))
+        || (tracing && params.is_some());
+    let parsed = params
+        .filter(|_| wanted)
+        .and_then(|p| serde_json::from_str::<Params<'_>>(p).ok());
     with(|n| {
         n.upstream = Some(clean(upstream));
         n.mcp_method = method.map(clean);
@@ -147,6 +233,64 @@ pub fn note_mcp(
                 n.has_parent = span.set_parent(cx).is_ok();
             }
         });
+    }
+}
+
+/// A step of a request being timed for its child span (authentication,
+/// policy, a credential renewal).
+#[derive(Debug)]
+pub struct Step {
+    inner: Option<(crate::phase::StepName, SystemTime, Shared)>,
+}
+
+/// Starts timing `name` for the current request; a no-op while traces are
+/// off or outside the layer.
+pub fn step(name: crate::phase::StepName) -> Step {
+    if !crate::trace::enabled() {
+        return Step { inner: None };
+    }
+    Step {
+        inner: shared().map(|n| (name, SystemTime::now(), n)),
+    }
+}
+
+impl Step {
+    /// Ends the step; `failed` marks its span as an error, `attrs` are its
+    /// attributes (`mcpgate.outcome` is added).
+    pub fn end(mut self, failed: bool, attrs: &[(&'static str, &str)]) {
+        self.finish(failed, attrs);
+    }
+
+    fn finish(&mut self, failed: bool, attrs: &[(&'static str, &str)]) {
+        let Some((name, start, shared)) = self.inner.take() else {
+            return;
+        };
+        let mut kv: Vec<KeyValue> = attrs
+            .iter()
+            .map(|(k, v)| KeyValue::new(*k, clean(v)))
+            .collect();
+        kv.push(KeyValue::new(
+            "mcpgate.outcome",
+            if failed { "failed" } else { "ok" },
+        ));
+        lock(&shared).phases.push(crate::phase::Phase {
+            name,
+            start,
+            end: SystemTime::now(),
+            attrs: kv,
+            failed,
+        });
+    }
+
+    /// Whether the step is being timed.
+    pub fn is_timed(&self) -> bool {
+        self.inner.is_some()
+    }
+}
+
+impl Drop for Step {
+    fn drop(&mut self) {
+        self.finish(false, &[]);
     }
 }
 

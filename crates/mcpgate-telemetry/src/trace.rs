@@ -22,6 +22,12 @@ use tracing_subscriber::registry::LookupSpan;
 use crate::TelemetryError;
 
 static ENABLED: AtomicBool = AtomicBool::new(false);
+/// The exporter's tracer, for the request steps' child spans ([`crate::phase`]).
+static TRACER: std::sync::OnceLock<opentelemetry_sdk::trace::Tracer> = std::sync::OnceLock::new();
+
+pub(crate) fn tracer() -> Option<&'static opentelemetry_sdk::trace::Tracer> {
+    TRACER.get().filter(|_| enabled())
+}
 
 /// The `[telemetry]` settings the exporter reads; the standard `OTEL_…`
 /// variables win over them.
@@ -108,13 +114,21 @@ where
     }
     let provider = provider.build();
     let tracer = provider.tracer("mcpgate");
+    let _ = TRACER.set(tracer.clone());
     ENABLED.store(true, Ordering::Relaxed);
     // Without activation on enter, a request span stays unstarted until its
     // first child or its end, so a `params._meta.traceparent` read after the
     // span was entered can still become its parent.
+    // Only the attributes mcpgate sets: no source location, thread, target or
+    // busy/idle timings (the last reads the clock on every poll of a request).
     let layer = tracing_opentelemetry::layer()
         .with_tracer(tracer)
-        .with_context_activation(false);
+        .with_context_activation(false)
+        .with_tracked_inactivity(false)
+        .with_location(false)
+        .with_threads(false)
+        .with_target(false)
+        .with_level(false);
     Ok(Some((layer, Tracing { provider })))
 }
 
@@ -204,6 +218,19 @@ pub fn inject_meta_raw(
     if !enabled() || method.is_none() {
         return params;
     }
+    // The common case, an object without `_meta`: the context goes in front
+    // of its first member, without parsing and writing the whole params.
+    if let Some(p) = params.as_deref()
+        && !p.get().contains("\"_meta\"")
+        && p.get().trim_start().starts_with('{')
+    {
+        let context = current();
+        if context.is_empty() {
+            return params;
+        }
+        let spliced = splice_meta(p, &context);
+        return spliced.or(params);
+    }
     let mut value = match params.as_deref() {
         Some(p) => match serde_json::from_str::<serde_json::Value>(p.get()) {
             Ok(v) => v,
@@ -213,6 +240,19 @@ pub fn inject_meta_raw(
     };
     inject_meta(&mut value);
     serde_json::value::to_raw_value(&value).ok().or(params)
+}
+
+/// `{"_meta": context, …the object's members}` from an object's text that
+/// has no `_meta`; `None` when `params` is not an object.
+fn splice_meta(params: &RawValue, context: &HashMap<String, String>) -> Option<Box<RawValue>> {
+    let rest = params.get().trim_start().strip_prefix('{')?;
+    let meta = serde_json::to_string(context).ok()?;
+    let comma = if rest.trim_start().starts_with('}') {
+        ""
+    } else {
+        ","
+    };
+    RawValue::from_string(format!("{{\"_meta\":{meta}{comma}{rest}")).ok()
 }
 
 /// Sets `params._meta.traceparent` (and `tracestate`) for the current span in
@@ -235,3 +275,6 @@ pub fn inject_meta(params: &mut serde_json::Value) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

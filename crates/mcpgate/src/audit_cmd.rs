@@ -4,6 +4,8 @@
 
 use std::io::Write as _;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use mcpgate_store::audit::{AuditFilter, AuditRecord};
@@ -15,8 +17,8 @@ use crate::audit_record::{json_line, record, to_record};
 use crate::keys::{StoreArgs, exit};
 use crate::telemetry_config::AuditConfig;
 
-/// Events waiting to be written; past this the server logs and drops them
-/// rather than slow requests down.
+/// Events waiting to be written; past this the server counts, logs and drops
+/// them rather than slow requests down.
 const QUEUE: usize = 10_000;
 
 /// `mcpgate audit …`.
@@ -185,24 +187,41 @@ enum Msg {
     Flush(oneshot::Sender<()>),
 }
 
-struct Sink(mpsc::Sender<Msg>);
+/// The most events written in one transaction.
+const BATCH: usize = 256;
+/// How long the writer waits for more events to join a transaction.
+const LINGER: Duration = Duration::from_millis(20);
+
+struct Sink {
+    tx: mpsc::Sender<Msg>,
+    /// Events refused since the writer last reported them.
+    dropped: Arc<AtomicU64>,
+}
 
 impl AuditSink for Sink {
     fn record(&self, event: AuditEvent) {
-        if let Err(e) = self.0.try_send(Msg::Event(Box::new(event))) {
-            tracing::error!(
-                "audit event dropped: the writer is {} behind",
-                match e {
-                    mpsc::error::TrySendError::Full(_) => "10000 events",
-                    mpsc::error::TrySendError::Closed(_) => "stopped and",
+        match self.tx.try_send(Msg::Event(Box::new(event))) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                // Never blocks a request; counted, and the first of a run is
+                // logged at once (the writer reports the total when it catches up).
+                if self.dropped.fetch_add(1, Ordering::Relaxed) == 0 {
+                    tracing::error!(
+                        "audit events are being dropped: {QUEUE} are waiting to be written (is the data directory's disk slow or full?)"
+                    );
                 }
-            );
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                tracing::error!("an audit event was dropped: the audit writer has stopped");
+            }
         }
     }
 }
 
-/// The server's audit writer: events queue in memory and one task appends
-/// them to the store in order, then mirrors them.
+/// The server's audit writer: events queue in memory (at most [`QUEUE`]) and
+/// one task appends them to the store in order, those that arrive within
+/// [`LINGER`] of each other in one transaction (at most [`BATCH`]), then
+/// mirrors them.
 pub(crate) struct Writer {
     tx: mpsc::Sender<Msg>,
 }
@@ -215,7 +234,7 @@ impl Writer {
         let store = Store::connect(url)
             .await
             .map_err(|e| format!("audit: {e}"))?;
-        let mut mirror: Option<Box<dyn std::io::Write + Send>> = match cfg.mirror.as_deref() {
+        let mirror: Option<Box<dyn std::io::Write + Send>> = match cfg.mirror.as_deref() {
             None | Some("") => None,
             Some("stdout") => Some(Box::new(std::io::stdout())),
             Some(path) => Some(Box::new(
@@ -226,31 +245,9 @@ impl Writer {
                     .map_err(|e| format!("audit.mirror: cannot open {path}: {e}"))?,
             )),
         };
-        let (tx, mut rx) = mpsc::channel::<Msg>(QUEUE);
-        tokio::spawn(async move {
-            while let Some(msg) = rx.recv().await {
-                let e = match msg {
-                    Msg::Event(e) => e,
-                    Msg::Flush(done) => {
-                        let _ = done.send(());
-                        continue;
-                    }
-                };
-                match store.audit_append(&to_record(&e)).await {
-                    Ok(r) => {
-                        if let Some(m) = mirror.as_mut()
-                            && let Err(err) =
-                                writeln!(m, "{}", json_line(&r)).and_then(|()| m.flush())
-                        {
-                            tracing::warn!("audit.mirror: cannot write: {err}");
-                        }
-                    }
-                    Err(err) => {
-                        tracing::error!(kind = e.kind.as_str(), "audit record not written: {err}")
-                    }
-                }
-            }
-        });
+        let (tx, rx) = mpsc::channel::<Msg>(QUEUE);
+        let dropped = Arc::new(AtomicU64::new(0));
+        tokio::spawn(write_batches(store, rx, mirror, dropped.clone()));
         let args = if cfg.tool_arguments == ToolArguments::Full {
             tracing::warn!(
                 "audit.tool_arguments = \"full\": tool arguments are stored in the audit trail as sent, personal data and secrets included"
@@ -259,7 +256,11 @@ impl Writer {
         } else {
             cfg.tool_arguments
         };
-        if !mcpgate_telemetry::install_audit_sink(Box::new(Sink(tx.clone())), args) {
+        let sink = Sink {
+            tx: tx.clone(),
+            dropped,
+        };
+        if !mcpgate_telemetry::install_audit_sink(Box::new(sink), args) {
             tracing::warn!("an audit sink was installed already");
         }
         Ok(Writer { tx })
@@ -274,9 +275,114 @@ impl Writer {
     }
 }
 
+/// The writer task: waits for an event, takes whatever else arrives within
+/// [`LINGER`] (up to [`BATCH`]), and appends them in one transaction, in
+/// queue order.
+async fn write_batches(
+    store: Store,
+    mut rx: mpsc::Receiver<Msg>,
+    mut mirror: Option<Box<dyn std::io::Write + Send>>,
+    dropped: Arc<AtomicU64>,
+) {
+    let mut batch = Vec::with_capacity(BATCH);
+    let mut flushes = Vec::new();
+    while let Some(first) = rx.recv().await {
+        // Events of the next LINGER join this one's transaction; a flush
+        // (shutdown, tests) writes at once.
+        let until = tokio::time::Instant::now() + LINGER;
+        let mut next = Some(first);
+        while let Some(msg) = next.take() {
+            match msg {
+                Msg::Event(e) => batch.push(to_record(&e)),
+                Msg::Flush(done) => flushes.push(done),
+            }
+            if batch.len() < BATCH && flushes.is_empty() {
+                next = match rx.try_recv() {
+                    Ok(m) => Some(m),
+                    Err(_) => tokio::time::timeout_at(until, rx.recv())
+                        .await
+                        .ok()
+                        .flatten(),
+                };
+            }
+        }
+        match store.audit_append_all(&batch).await {
+            Ok(written) => {
+                if let Some(m) = mirror.as_mut() {
+                    let lines: String = written.iter().map(|r| json_line(r) + "\n").collect();
+                    if let Err(err) = m.write_all(lines.as_bytes()).and_then(|()| m.flush()) {
+                        tracing::warn!("audit.mirror: cannot write: {err}");
+                    }
+                }
+            }
+            Err(err) => {
+                tracing::error!(records = batch.len(), "audit records not written: {err}");
+            }
+        }
+        batch.clear();
+        // Flushes answer once everything queued before them is written.
+        for done in flushes.drain(..) {
+            let _ = done.send(());
+        }
+        let lost = dropped.swap(0, Ordering::Relaxed);
+        if lost > 0 {
+            tracing::error!(
+                dropped = lost,
+                "{lost} audit events were dropped while the queue was full"
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_full_queue_counts_what_it_drops_and_never_blocks() {
+        let (tx, mut rx) = mpsc::channel(2);
+        let dropped = Arc::new(AtomicU64::new(0));
+        let sink = Sink {
+            tx,
+            dropped: dropped.clone(),
+        };
+        for _ in 0..5 {
+            sink.record(AuditEvent::new(AuditKind::ToolCalled));
+        }
+        assert_eq!(dropped.load(Ordering::Relaxed), 3);
+        let mut queued = 0;
+        while rx.try_recv().is_ok() {
+            queued += 1;
+        }
+        assert_eq!(queued, 2);
+    }
+
+    #[tokio::test]
+    async fn the_writer_keeps_queue_order_across_batches_and_a_flush_waits_for_them() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).await.expect("store");
+        let (tx, rx) = mpsc::channel(QUEUE);
+        tokio::spawn(write_batches(store, rx, None, Arc::new(AtomicU64::new(0))));
+        for i in 0..300 {
+            let e = AuditEvent::new(AuditKind::ToolCalled).with("i", i);
+            tx.send(Msg::Event(Box::new(e))).await.expect("queued");
+        }
+        let (done, wait) = oneshot::channel();
+        tx.send(Msg::Flush(done)).await.expect("flush");
+        wait.await.expect("flushed");
+        let store = Store::open(dir.path()).await.expect("store");
+        let all = store
+            .audit_list(&AuditFilter::default())
+            .await
+            .expect("list");
+        assert_eq!(all.len(), 300);
+        for (i, r) in all.iter().enumerate() {
+            assert_eq!(r.seq, i as i64 + 1);
+            assert_eq!(r.detail, format!("{{\"i\":{i}}}"));
+        }
+        let v = store.audit_verify().await.expect("verify");
+        assert_eq!((v.checked, v.broken), (300, None));
+    }
 
     #[test]
     fn times_parse_in_three_forms() {

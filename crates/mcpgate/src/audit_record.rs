@@ -71,3 +71,23 @@ pub(crate) async fn user_changed(store: &Store, name: &str, added: bool) {
     };
     record(store, AuditEvent::new(kind).subject(name)).await;
 }
+
+/// `mcpgate clients add` (`added`) and `remove`.
+pub(crate) async fn client_changed(store: &Store, client_id: &str, added: bool) {
+    let kind = if added {
+        AuditKind::ClientRegistered
+    } else {
+        AuditKind::ClientRemoved
+    };
+    let e = AuditEvent::new(kind).client(Some(client_id)).outcome("cli");
+    record(store, e).await;
+}
+
+/// `mcpgate signing-keys rotate`.
+pub(crate) async fn signing_key_rotated(store: &Store, kid: &str, previous: Option<&str>) {
+    let mut e = AuditEvent::new(AuditKind::SigningKeyRotated).with("kid", kid);
+    if let Some(p) = previous {
+        e = e.with("previous_kid", p);
+    }
+    record(store, e).await;
+}

@@ -236,6 +236,9 @@ async fn add(spec: Spec, args: &StoreArgs) -> Result<(), String> {
     row.secret_digest = secret.as_deref().map(digest_hex);
     let store = args.create().await?;
     let inserted = store.insert_client(&row).await;
+    if inserted.is_ok() {
+        crate::audit_record::client_changed(&store, &client_id, true).await;
+    }
     store.close().await;
     inserted.map_err(|e| e.to_string())?;
     let method = metadata["token_endpoint_auth_method"]
@@ -289,6 +292,9 @@ async fn remove(client_id: &str, args: &StoreArgs) -> Result<(), String> {
         .delete_client(client_id)
         .await
         .map_err(|e| e.to_string());
+    if removed == Ok(true) {
+        crate::audit_record::client_changed(&store, client_id, false).await;
+    }
     store.close().await;
     if removed? {
         eprintln!(

@@ -22,6 +22,7 @@ pub(crate) fn init_logging(cfg: &Config) -> Result<Option<Tracing>, ()> {
     if !cfg.telemetry.access_log {
         filter.push_str(",mcpgate::access=off");
     }
+    mcpgate_telemetry::set_access_log(cfg.telemetry.access_log);
     let t = &cfg.telemetry;
     mcpgate_telemetry::init_logging(
         cfg.server.log_format == LogFormat::Json,

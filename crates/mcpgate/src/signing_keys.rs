@@ -123,6 +123,8 @@ async fn rotate(
         let kid = mcpgate_authserver::rotate_signing_key(&store, &master, alg, overlap)
             .await
             .map_err(|e| e.to_string())?;
+        let previous = current.as_ref().map(|k| k.kid.as_str());
+        crate::audit_record::signing_key_rotated(&store, &kid, previous).await;
         Ok::<_, String>((kid, current.map(|k| k.kid), alg))
     }
     .await;

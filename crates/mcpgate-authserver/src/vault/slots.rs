@@ -85,7 +85,14 @@ impl VaultSlot {
             .map_err(|e| match e {
                 VaultError::InvalidSecret(why) => NotSaved::Refused(format!("Not saved: {why}.")),
                 other => NotSaved::Unavailable(other),
-            })
+            })?;
+        // Who stored a secret for which upstream; never the secret.
+        let mut e =
+            mcpgate_telemetry::AuditEvent::new(mcpgate_telemetry::AuditKind::VaultSecretSet)
+                .subject(subject);
+        e.upstream = Some(self.upstream.clone());
+        mcpgate_telemetry::audit(e);
+        Ok(())
     }
 }
 

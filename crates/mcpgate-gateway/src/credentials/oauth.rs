@@ -141,6 +141,10 @@ pub(crate) struct ClientCredentials {
 }
 
 impl Renew for ClientCredentials {
+    fn label(&self) -> (&str, &'static str) {
+        (&self.upstream, "client_credentials")
+    }
+
     async fn obtain(&self) -> Result<Issued, String> {
         let mut form = vec![pair("grant_type", "client_credentials")];
         for (k, v) in [
@@ -213,6 +217,10 @@ impl Login {
 }
 
 impl Renew for Login {
+    fn label(&self) -> (&str, &'static str) {
+        (&self.upstream, "login")
+    }
+
     async fn obtain(&self) -> Result<Issued, String> {
         let user = self.username.load(&self.upstream)?;
         let password = self.password.load(&self.upstream)?;
@@ -296,6 +304,10 @@ impl Exchange<'_> {
 }
 
 impl Renew for Exchange<'_> {
+    fn label(&self) -> (&str, &'static str) {
+        (&self.cfg.upstream, "token_exchange")
+    }
+
     async fn obtain(&self) -> Result<Issued, String> {
         let c = self.cfg;
         // Signed for the STS (its token URL is the audience), so the subject

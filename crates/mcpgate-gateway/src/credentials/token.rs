@@ -44,6 +44,10 @@ pub(crate) trait Renew: Sync {
     ) -> impl Future<Output = Option<Result<Issued, String>>> + Send {
         std::future::ready(None)
     }
+    /// The upstream and the credential's kind, for the renewal's metric and span.
+    fn label(&self) -> (&str, &'static str) {
+        ("", "other")
+    }
 }
 
 impl TokenCell {
@@ -96,9 +100,26 @@ impl TokenCell {
     }
 }
 
+/// One renewal, counted (`mcpgate_credential_renewals_total`) and timed as
+/// the request's `credential renewal` span.
+async fn renew(how: &impl Renew, previous: Option<&Issued>) -> Result<Issued, String> {
+    let (upstream, kind) = how.label();
+    let step = mcpgate_telemetry::step(mcpgate_telemetry::StepName::CredentialRenewal);
+    let result = obtain_or_refresh(how, previous).await;
+    mcpgate_telemetry::metrics().credential_renewal(upstream, kind, result.is_ok());
+    step.end(
+        result.is_err(),
+        &[
+            ("mcpgate.upstream", upstream),
+            ("mcpgate.credential.kind", kind),
+        ],
+    );
+    result
+}
+
 /// Refresh when there is a refresh token and the kind can; otherwise (or when
 /// refreshing fails) obtain a new token from scratch.
-async fn renew(how: &impl Renew, previous: Option<&Issued>) -> Result<Issued, String> {
+async fn obtain_or_refresh(how: &impl Renew, previous: Option<&Issued>) -> Result<Issued, String> {
     if let Some(p) = previous
         && p.refresh.is_some()
     {

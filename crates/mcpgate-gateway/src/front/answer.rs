@@ -44,6 +44,7 @@ impl Answer<'_> {
         open_stream: impl FnOnce() -> std::sync::Arc<EventLog>,
     ) -> Response {
         let first = tokio::time::timeout_at(self.deadline, ex.recv()).await;
+        mcpgate_telemetry::note_upstream_answered(!matches!(first, Ok(Some(_))));
         match first {
             Ok(Some(mut m)) if m.kind() == Some(Kind::Response) => {
                 (self.rewrite)(&mut m);

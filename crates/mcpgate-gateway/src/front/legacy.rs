@@ -22,6 +22,7 @@ use crate::rewrite::{Rewrite, keep};
 use crate::session::Session;
 use crate::state::Gateway;
 use crate::upstream::UpstreamError;
+use mcpgate_telemetry::McpOutcome;
 
 /// GET `/mcp/<name>/sse`: opens a session and its stream.
 pub(crate) async fn open(
@@ -102,6 +103,20 @@ pub(crate) async fn message(
         Ok(v) => v,
         Err(r) => return r,
     };
+    let received = std::time::Instant::now();
+    mcpgate_telemetry::note_mcp(
+        &session.upstream_name,
+        msg.method.as_deref(),
+        msg.id.as_deref().map(serde_json::value::RawValue::get),
+        Some(&session.id),
+        msg.params.as_deref().map(serde_json::value::RawValue::get),
+    );
+    // The answer goes out later on the stream: counted there, not as this 202.
+    mcpgate_telemetry::note_mcp_deferred();
+    let msg = jsonrpc::Message {
+        params: mcpgate_telemetry::trace::inject_meta_raw(msg.method.as_deref(), msg.params),
+        ..msg
+    };
     let proof = match gw
         .shared
         .guard
@@ -117,6 +132,7 @@ pub(crate) async fn message(
             // The link is already open; initialize it in the background and answer on the stream.
             let deadline = tokio::time::Instant::now() + timeout;
             tokio::spawn(async move {
+                let sent = std::time::Instant::now();
                 let requested = jsonrpc::requested_protocol_version(msg.params.as_deref());
                 session.link.set_capabilities(msg.params.as_deref());
                 let resp = match session.link.init_result() {
@@ -153,7 +169,20 @@ pub(crate) async fn message(
                 {
                     session.set_protocol_version(&v);
                 }
+                let outcome = if resp.error.is_some() {
+                    McpOutcome::Failed
+                } else {
+                    McpOutcome::Ok
+                };
                 log.push(&resp);
+                let total = received.elapsed();
+                mcpgate_telemetry::mcp_answered(
+                    &session.upstream_name,
+                    "initialize",
+                    outcome,
+                    total,
+                    total.saturating_sub(sent.duration_since(received)),
+                );
             });
         }
         Kind::Request => {
@@ -166,7 +195,8 @@ pub(crate) async fn message(
                 .unwrap_or_else(keep);
             let deadline = tokio::time::Instant::now() + timeout;
             tokio::spawn(async move {
-                match session.link.request(&proof, msg).await {
+                let sent = std::time::Instant::now();
+                let outcome = match session.link.request(&proof, msg).await {
                     Ok(ex) => {
                         let ex = gw.shared.stopping.guard(ex, id.clone());
                         relay_into(ex, &session, deadline, timeout, id, rewrite).await
@@ -177,8 +207,17 @@ pub(crate) async fn message(
                             _ => code::UPSTREAM_ERROR,
                         };
                         log.push(&jsonrpc::Message::error(id, code, &e.to_string()));
+                        McpOutcome::Failed
                     }
-                }
+                };
+                let total = received.elapsed();
+                mcpgate_telemetry::mcp_answered(
+                    &session.upstream_name,
+                    &method,
+                    outcome,
+                    total,
+                    total.saturating_sub(sent.duration_since(received)),
+                );
             });
         }
         Kind::Notification | Kind::Response => {
@@ -200,7 +239,7 @@ async fn relay_into(
     limit: std::time::Duration,
     id: Option<Box<serde_json::value::RawValue>>,
     rewrite: Rewrite,
-) {
+) -> McpOutcome {
     let log = &session.server_stream;
     let timed_out = |why: String| {
         tracing::warn!(session = %session.id, "{why}");
@@ -214,7 +253,7 @@ async fn relay_into(
                 code::UPSTREAM_ERROR,
                 "the upstream closed without answering",
             ));
-            return;
+            return McpOutcome::Failed;
         }
         Err(_) => {
             if let Some(id) = &id {
@@ -223,7 +262,7 @@ async fn relay_into(
             log.push(&timed_out(format!(
                 "the upstream did not answer within {limit:?} (server.request_timeout)"
             )));
-            return;
+            return McpOutcome::Failed;
         }
     };
     let mut silence = Silence {
@@ -238,7 +277,7 @@ async fn relay_into(
         }
         log.push(&m);
         if done {
-            return;
+            return McpOutcome::Ok;
         }
         next = match silence.next(&mut ex).await {
             Ok(m) => m,
@@ -247,7 +286,7 @@ async fn relay_into(
                     session.link.cancel(id, "mcpgate: request timed out").await;
                 }
                 log.push(&timed_out(silence.message()));
-                return;
+                return McpOutcome::Failed;
             }
         };
     }
@@ -256,4 +295,5 @@ async fn relay_into(
         code::UPSTREAM_ERROR,
         "the upstream closed the stream before answering",
     ));
+    McpOutcome::Failed
 }

@@ -87,6 +87,7 @@ async fn post(
             let deadline = tokio::time::Instant::now() + timeout;
             let id = msg.id.clone();
             let msg_method = msg.method.clone();
+            mcpgate_telemetry::note_upstream_sent();
             let ex = match session.link.request(&proof, msg).await {
                 Ok(ex) => gw.shared.stopping.guard(ex, id.clone()),
                 Err(e) => return link_failed(&gw, &session, &e, id).await,
@@ -242,19 +243,22 @@ async fn initialize(
         Ok(p) => p,
         Err(e) => return GatewayError::from(&e).answer(msg.id),
     };
+    // Starting a child or connecting is the upstream's time, not the gateway's.
+    mcpgate_telemetry::note_upstream_sent();
     let link = match upstream.open(log.clone(), &identity).await {
         Ok(l) => l,
         Err(e) => return GatewayError::from(&e).answer(msg.id),
     };
     let timeout = gw.timeout_for(&name);
-    let (link, resp) =
-        match initialize_link(&upstream, link, &log, msg, timeout, &identity, &proof).await {
-            Ok(v) => v,
-            Err((link, r)) => {
-                link.close().await;
-                return r;
-            }
-        };
+    let initialized = initialize_link(&upstream, link, &log, msg, timeout, &identity, &proof).await;
+    mcpgate_telemetry::note_upstream_answered(initialized.is_err());
+    let (link, resp) = match initialized {
+        Ok(v) => v,
+        Err((link, r)) => {
+            link.close().await;
+            return r;
+        }
+    };
     let Some(result) = resp.result.as_deref() else {
         // The upstream refused initialize: pass its error on, keep no session.
         link.close().await;

@@ -243,6 +243,7 @@ async fn call(
             msg.id = Some(upstream_id.clone());
             msg.params = msg.params.as_deref().map(strip_modern_meta);
             sent = tokio::time::Instant::now();
+            mcpgate_telemetry::note_upstream_sent();
             let ex = match link.request(&proof, msg).await {
                 Ok(ex) => gw.shared.stopping.guard(ex, Some(upstream_id.clone())),
                 Err(e) => return GatewayError::from(&e).answer(client_id),
@@ -262,7 +263,9 @@ async fn call(
         }
     };
     let first = timeout.saturating_sub(sent.elapsed());
-    match call.step(first, timeout).await {
+    let step = call.step(first, timeout).await;
+    mcpgate_telemetry::note_upstream_answered(false);
+    match step {
         Step::Final(m) => with_error_status(json(StatusCode::OK, &m)).await,
         Step::Interim(m) => {
             let log = EventLog::new(1, gw.shared.limits.replay_events, None);

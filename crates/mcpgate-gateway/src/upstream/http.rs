@@ -101,6 +101,7 @@ impl HttpUpstream {
     }
 
     pub(crate) fn record(&self, error: Option<String>) {
+        mcpgate_telemetry::metrics().upstream_up(&self.name, error.is_none());
         *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = error;
     }
 

@@ -403,12 +403,16 @@ impl StdioUpstream {
             cmd.current_dir(dir);
         }
         let mut proc = cmd.spawn().map_err(|e| {
+            mcpgate_telemetry::metrics().upstream_up(&self.name, false);
             self.unavailable(format!(
                 "cannot start upstream {} ({program}): {e}",
                 self.name
             ))
         })?;
         let pid = proc.id();
+        let m = mcpgate_telemetry::metrics();
+        m.child_started(&self.name);
+        m.upstream_up(&self.name, true);
         tracing::info!(upstream = %self.name, pid, "started upstream process");
         let (out_tx, out_rx) = mpsc::unbounded_channel::<Bytes>();
         let mux = Mux::new(self.name.clone(), shared, out_tx);
@@ -450,6 +454,11 @@ impl StdioUpstream {
                 Err(e) => format!("upstream {name} could not be waited for: {e}"),
             };
             let crashed = !stopping.load(std::sync::atomic::Ordering::Relaxed);
+            let m = mcpgate_telemetry::metrics();
+            m.child_exited(&name);
+            if crashed {
+                m.upstream_up(&name, false);
+            }
             if crashed {
                 tracing::warn!(upstream = %name, "{reason}");
             } else {

@@ -138,3 +138,54 @@ async fn pruning_keeps_the_chain_verifiable() {
         0
     );
 }
+
+#[tokio::test]
+async fn a_batch_links_in_order_after_the_head_and_verifies() {
+    let (_d, s) = store().await;
+    let first = s
+        .audit_append(&event("sign_in", "alice"))
+        .await
+        .expect("append");
+    let batch = [
+        event("tool_called", "a"),
+        event("tool_called", "b"),
+        event("policy_denied", "c"),
+    ];
+    let written = s.audit_append_all(&batch).await.expect("batch");
+    let seqs: Vec<i64> = written.iter().map(|r| r.seq).collect();
+    assert_eq!(seqs, [2, 3, 4]);
+    assert_eq!(written[0].prev_hash, first.hash);
+    assert_eq!(written[1].prev_hash, written[0].hash);
+    assert_eq!(written[2].prev_hash, written[1].hash);
+    assert_eq!(written[2].subject.as_deref(), Some("c"));
+    assert!(s.audit_append_all(&[]).await.expect("empty").is_empty());
+    let after = s
+        .audit_append(&event("sign_in", "d"))
+        .await
+        .expect("append");
+    assert_eq!(after.seq, 5);
+    assert_eq!(after.prev_hash, written[2].hash);
+    let listed = s.audit_list(&AuditFilter::default()).await.expect("list");
+    assert_eq!(listed.len(), 5);
+    assert_eq!(listed[1..4].to_vec(), written);
+    let v = s.audit_verify().await.expect("verify");
+    assert_eq!(v.checked, 5);
+    assert_eq!(v.broken, None);
+}
+
+#[tokio::test]
+async fn a_batch_larger_than_one_insert_statement_keeps_its_order() {
+    let (_d, s) = store().await;
+    let batch: Vec<NewAuditRecord> = (0..150)
+        .map(|i| event("tool_called", &format!("s{i}")))
+        .collect();
+    let written = s.audit_append_all(&batch).await.expect("batch");
+    let listed = s.audit_list(&AuditFilter::default()).await.expect("list");
+    assert_eq!(listed, written);
+    for (i, r) in listed.iter().enumerate() {
+        assert_eq!(r.seq, i as i64 + 1);
+        assert_eq!(r.subject.as_deref(), Some(format!("s{i}").as_str()));
+    }
+    let v = s.audit_verify().await.expect("verify");
+    assert_eq!((v.checked, v.broken), (150, None));
+}

@@ -13,6 +13,7 @@ async fn status_of(app: Router, req: http::Request<Body>) -> u16 {
 
 #[tokio::test]
 async fn requests_are_counted_by_route_template_and_mcp_method() {
+    crate::metrics().record(true);
     let app = observe(Router::new().route(
         "/mcp/{name}",
         post(|| async {
@@ -45,6 +46,7 @@ async fn requests_are_counted_by_route_template_and_mcp_method() {
 
 #[tokio::test]
 async fn a_redirected_authorization_error_is_a_refusal() {
+    crate::metrics().record(true);
     let app = observe(Router::new().route(
         "/authorize",
         get(|| async {

@@ -5,6 +5,7 @@ use super::*;
 #[test]
 fn families_have_the_issue_names() {
     let m = Metrics::new();
+    m.record(true);
     m.http_request("/mcp/{name}", 200);
     m.mcp_request(
         "demo",
@@ -43,6 +44,7 @@ fn families_have_the_issue_names() {
 #[test]
 fn unknown_methods_and_grants_share_one_series() {
     let m = Metrics::new();
+    m.record(true);
     for i in 0..50 {
         m.mcp_request(
             "demo",
@@ -67,4 +69,31 @@ fn outcome_follows_the_status() {
     assert_eq!(McpOutcome::from_status(202), McpOutcome::Ok);
     assert_eq!(McpOutcome::from_status(403), McpOutcome::Refused);
     assert_eq!(McpOutcome::from_status(504), McpOutcome::Failed);
+}
+
+#[test]
+fn nothing_is_recorded_until_switched_on_and_gauges_follow_opens_and_closes() {
+    let m = Metrics::new();
+    m.http_request("/mcp/{name}", 200);
+    m.session_opened("off");
+    m.mcp_request("off", "ping", McpOutcome::Ok, Duration::from_millis(1));
+    assert!(!m.encode().contains("upstream=\"off\""), "{}", m.encode());
+    assert!(!m.encode().contains("status=\"200\""), "{}", m.encode());
+    m.record(true);
+    m.session_opened("demo");
+    m.session_opened("demo");
+    m.session_closed("demo");
+    m.child_started("demo");
+    m.child_started("demo");
+    m.child_exited("demo");
+    m.child_exited("demo");
+    let text = m.encode();
+    assert!(
+        text.contains("mcpgate_sessions_active{upstream=\"demo\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("mcpgate_upstream_children{upstream=\"demo\"} 0"),
+        "{text}"
+    );
 }

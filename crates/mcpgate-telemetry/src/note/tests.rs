@@ -4,6 +4,9 @@ use super::*;
 
 #[tokio::test]
 async fn a_tool_call_is_noted_with_its_name_and_nothing_outside_the_layer() {
+    // A subscriber that takes the access log: the tool's name has a reader.
+    let _log = tracing::subscriber::set_default(tracing_subscriber::registry());
+    crate::set_access_log(true);
     // Outside the scope: nothing to note into, and no panic.
     note_mcp(
         "demo",
@@ -42,6 +45,8 @@ async fn a_tool_call_is_noted_with_its_name_and_nothing_outside_the_layer() {
 
 #[tokio::test]
 async fn only_tools_call_names_a_tool() {
+    let _log = tracing::subscriber::set_default(tracing_subscriber::registry());
+    crate::set_access_log(true);
     let shared: Shared = Arc::new(Mutex::new(Note::default()));
     NOTE.scope(shared.clone(), async {
         note_mcp(
@@ -59,4 +64,23 @@ async fn only_tools_call_names_a_tool() {
 #[test]
 fn long_values_are_cut() {
     assert_eq!(clean(&"a".repeat(1000)).len(), crate::clean::MAX_FIELD);
+}
+
+#[tokio::test]
+async fn with_nothing_to_read_it_the_tool_is_not_parsed() {
+    // No subscriber (no access log), no audit sink, no exporter.
+    let shared: Shared = Arc::new(Mutex::new(Note::default()));
+    NOTE.scope(shared.clone(), async {
+        note_mcp(
+            "demo",
+            Some("tools/call"),
+            Some("7"),
+            None,
+            Some(r#"{"name":"create_note"}"#),
+        );
+    })
+    .await;
+    let n = lock(&shared);
+    assert_eq!(n.mcp_method.as_deref(), Some("tools/call"));
+    assert_eq!(n.tool, None);
 }

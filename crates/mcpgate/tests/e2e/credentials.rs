@@ -485,8 +485,12 @@ async fn client_credentials_are_cached_renewed_early_and_fetched_once() {
          client_id = \"gw-client\"\nclient_secret_env = \"E2E_CC_SECRET\"\nscope = \"weather:read\"\n",
         toml_str(&format!("{base}/cc/token")),
     );
+    let metrics = crate::harness::free_port();
     let gw = Gateway::start_with_env(
-        &disabled_auth(&http_upstream("cc", &format!("{base}/cc/mcp"), &creds)),
+        &format!(
+            "[metrics]\nlisten = \"127.0.0.1:{metrics}\"\n\n{}",
+            disabled_auth(&http_upstream("cc", &format!("{base}/cc/mcp"), &creds))
+        ),
         &[("E2E_CC_SECRET", "cc-secret-Value")],
     )
     .await;
@@ -509,6 +513,28 @@ async fn client_credentials_are_cached_renewed_early_and_fetched_once() {
     );
     assert_eq!(remote.cc_unauthorized.load(Ordering::SeqCst), 0);
     assert_eq!(remote.max_renewing.load(Ordering::SeqCst), 1);
+
+    // The two renewals are counted, and the upstream answered.
+    use crate::observability::{sample, scrape};
+    let text = scrape(metrics).await;
+    assert_eq!(
+        sample(
+            &text,
+            "mcpgate_credential_renewals_total{upstream=\"cc\",kind=\"client_credentials\",outcome=\"ok\"}"
+        ),
+        Some(2.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "mcpgate_upstream_up{upstream=\"cc\"}"),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "mcpgate_sessions_active{upstream=\"cc\"}"),
+        Some(1.0),
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

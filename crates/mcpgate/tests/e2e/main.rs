@@ -38,10 +38,13 @@
 //! - `replicas`: three `mcpgate serve` on one PostgreSQL database (and one on SQLite): a code
 //!   and a refresh token fired at all of them at once are honoured exactly once, 200 times;
 //! - `observability`: `/metrics`, the access log, refused OAuth requests at warn, the audit trail (issue 15).
+//! - `metrics_gauges`: sessions, children, upstream liveness, the gateway's share and the legacy front in `/metrics`.
+//! - `audit_events`: each security event of issue 15 caused through the binary and read back with `audit list`.
 
 // Sampling is deprecated by SEP-2577, but clients still use it and the gateway relays it.
 #![allow(deprecated)]
 
+mod audit_events;
 mod auth;
 mod authserver;
 mod authserver_more;
@@ -57,6 +60,7 @@ mod federation;
 mod hardening;
 mod harness;
 mod lifecycle;
+mod metrics_gauges;
 mod oauth_rmcp;
 mod observability;
 mod ops;

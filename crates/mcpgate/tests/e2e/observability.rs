@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 use crate::harness::raw::{Raw, tool_call};
 use crate::harness::{BIN, Gateway, config, demo_stdio_upstream, free_port};
 
-async fn scrape(port: u16) -> String {
+pub(crate) async fn scrape(port: u16) -> String {
     let r = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
         .await
         .expect("GET /metrics");
@@ -33,7 +33,7 @@ async fn scrape(port: u16) -> String {
 }
 
 /// The value of the sample whose line starts with `series`.
-fn sample(text: &str, series: &str) -> Option<f64> {
+pub(crate) fn sample(text: &str, series: &str) -> Option<f64> {
     text.lines()
         .find(|l| l.starts_with(series))
         .and_then(|l| l.rsplit(' ').next())

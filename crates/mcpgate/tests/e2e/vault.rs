@@ -86,7 +86,7 @@ async fn start_recorder(demo: &DemoHttp) -> (Seen, String) {
     (seen, format!("http://{addr}/mcp"))
 }
 
-fn vault_config(upstream: &str) -> String {
+pub(crate) fn vault_config(upstream: &str) -> String {
     format!(
         "[server]\nrequest_timeout = \"30s\"\n\n[auth]\nmode = \"required\"\n\n[authserver]\nenabled = true\n\n\
          [[upstream]]\nname = \"demo\"\nurl = {}\ntransport = \"streamable-http\"\n\
@@ -131,7 +131,7 @@ fn with_bearer(url: &str, token: &str) -> Raw {
 }
 
 /// Signs `user` in on the login page and opens the account page.
-async fn sign_in(base: &str, user: &str, password: &str) -> (Browser, String) {
+pub(crate) async fn sign_in(base: &str, user: &str, password: &str) -> (Browser, String) {
     let mut b = Browser::new();
     let (s, h, html) = b.get(&format!("{base}/account")).await;
     assert_eq!(s, StatusCode::SEE_OTHER, "{html}");
@@ -148,7 +148,7 @@ async fn sign_in(base: &str, user: &str, password: &str) -> (Browser, String) {
 }
 
 /// Posts the account page's credential form.
-async fn save(
+pub(crate) async fn save(
     b: &mut Browser,
     base: &str,
     page: &str,
