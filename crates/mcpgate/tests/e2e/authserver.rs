@@ -180,6 +180,11 @@ pub(crate) fn pkce() -> Pkce {
 
 /// `mcpgate users add NAME --password-stdin --scopes … --data-dir DATA`.
 pub(crate) fn add_user(data: &Path, name: &str, password: &str, scopes: &str) {
+    add_user_with(data, name, password, scopes, &[]);
+}
+
+/// [`add_user`] with more arguments (e.g. `--store-url URL`).
+pub(crate) fn add_user_with(data: &Path, name: &str, password: &str, scopes: &str, more: &[&str]) {
     use std::io::Write as _;
     let mut child = std::process::Command::new(BIN)
         .args([
@@ -192,6 +197,8 @@ pub(crate) fn add_user(data: &Path, name: &str, password: &str, scopes: &str) {
             "--data-dir",
         ])
         .arg(data)
+        .args(more)
+        .env_remove("MCPGATE_CONFIG")
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())

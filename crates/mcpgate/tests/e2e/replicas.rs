@@ -17,7 +17,7 @@ use std::time::Instant;
 use reqwest::StatusCode;
 use sqlx::Connection as _;
 
-use crate::authserver::{Browser, authorize, pkce, register, token};
+use crate::authserver::{Browser, add_user_with, authorize, pkce, register, token};
 use crate::harness::{BIN, Gateway, demo_stdio_upstream, free_port};
 
 /// How many times each race is run.
@@ -92,35 +92,12 @@ impl Drop for PgDatabase {
 
 /// `mcpgate users add NAME --store-url URL` (the password on stdin).
 fn add_user(store_url: &str, data: &Path, name: &str, password: &str) {
-    use std::io::Write as _;
-    let mut child = std::process::Command::new(BIN)
-        .args([
-            "users",
-            "add",
-            name,
-            "--password-stdin",
-            "--scopes",
-            "notes:read",
-        ])
-        .args(["--store-url", store_url, "--data-dir"])
-        .arg(data)
-        .env_remove("MCPGATE_CONFIG")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("mcpgate users add");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(password.as_bytes())
-        .expect("password");
-    let out = child.wait_with_output().expect("wait");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    add_user_with(
+        data,
+        name,
+        password,
+        "notes:read",
+        &["--store-url", store_url],
     );
 }
 
@@ -132,6 +109,16 @@ fn replica_config(public: &str, store_url: &str, notes: &Path) -> String {
          [authserver]\nenabled = true\nrefresh_grace = \"0s\"\n\n[store]\nurl = {}\n\n{}",
         crate::harness::toml_str(store_url),
         demo_stdio_upstream("demo", notes, "")
+    )
+}
+
+/// A fresh master key, base64, as `MCPGATE_MASTER_KEY` takes it: the replicas share it.
+fn random_master_key() -> String {
+    base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        aws_lc_rs::rand::generate::<[u8; 32]>(&aws_lc_rs::rand::SystemRandom::new())
+            .expect("random")
+            .expose(),
     )
 }
 
@@ -230,12 +217,7 @@ async fn code_and_refresh_races(issuer: &str, bases: &[String]) {
 async fn three_replicas_on_postgres_honour_a_code_and_a_refresh_token_once() {
     let db = PgDatabase::create("replicas").await;
     let tmp = tempfile::tempdir().expect("tempdir");
-    let master = base64::Engine::encode(
-        &base64::engine::general_purpose::STANDARD,
-        aws_lc_rs::rand::generate::<[u8; 32]>(&aws_lc_rs::rand::SystemRandom::new())
-            .expect("random")
-            .expose(),
-    );
+    let master = random_master_key();
     let port = free_port();
     let public = format!("http://127.0.0.1:{port}");
     add_user(&db.url, &tmp.path().join("cli"), "rita", "pw-rita-12345");
@@ -445,12 +427,7 @@ async fn initialize_status(base: &str, access_token: &str) -> StatusCode {
 async fn a_replica_accepts_a_token_signed_with_a_key_it_has_not_read_yet() {
     let db = PgDatabase::create("kidmiss").await;
     let tmp = tempfile::tempdir().expect("tempdir");
-    let master = base64::Engine::encode(
-        &base64::engine::general_purpose::STANDARD,
-        aws_lc_rs::rand::generate::<[u8; 32]>(&aws_lc_rs::rand::SystemRandom::new())
-            .expect("random")
-            .expose(),
-    );
+    let master = random_master_key();
     let port = free_port();
     let public = format!("http://127.0.0.1:{port}");
     add_user(&db.url, &tmp.path().join("cli"), "rita", "pw-rita-12345");
