@@ -40,8 +40,13 @@ pub(crate) async fn serve(
     era: Era,
     mut req: Request,
 ) -> Response {
+    let forwarded = req
+        .extensions()
+        .get::<crate::forward::Forwarded>()
+        .is_some();
     let caller = AuthenticatedCaller {
         authed: Admitted::new(authenticated, &mut req),
+        forwarded,
     };
     match era {
         Era::LegacyOpen {

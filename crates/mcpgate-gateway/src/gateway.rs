@@ -44,6 +44,10 @@ pub struct GatewayConfig {
     /// Seals and opens `Mcp-Session-Id`s; replicas that share it serve each
     /// other's sessions.
     pub session_keys: Arc<crate::SessionKeys>,
+    /// The `host:port` at which the other replicas reach this one's internal
+    /// listener ([`Gateway::internal_router`]); `None` without one (a stdio
+    /// session is then served by this replica only).
+    pub internal_advertise: Option<String>,
 }
 
 /// Headers browser clients may send (MCP-AUTH.md, CORS).
@@ -147,6 +151,13 @@ impl Gateway {
                     .unwrap_or_default(),
                 readiness_checks: cfg.readiness_checks,
                 session_keys: cfg.session_keys,
+                internal_advertise: cfg.internal_advertise,
+                forwarder: previous
+                    .map(|(p, _)| p.forwarder.clone())
+                    .unwrap_or_default(),
+                used_passes: previous
+                    .map(|(p, _)| p.used_passes.clone())
+                    .unwrap_or_default(),
             }),
         })
     }
@@ -346,7 +357,7 @@ const MAX_HEADER_BYTES: usize = 32 * 1024;
 /// Settles which upstream a request to an MCP route is for, before the guard
 /// runs: the `{name}` of the path, the only upstream on the short paths, and
 /// for a legacy message the upstream of its session (the path does not say).
-async fn endpoint_of(
+pub(crate) async fn endpoint_of(
     State(gw): State<Gateway>,
     named: Result<Path<BTreeMap<String, String>>, PathRejection>,
     mut req: Request,

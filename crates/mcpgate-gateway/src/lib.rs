@@ -53,6 +53,7 @@ mod config;
 mod credentials;
 mod error;
 mod events;
+mod forward;
 mod front;
 mod gateway;
 mod identity;

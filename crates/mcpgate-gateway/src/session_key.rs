@@ -99,6 +99,10 @@ pub(crate) struct SessionClaims {
     /// Unix seconds at initialize.
     #[serde(rename = "t")]
     pub(crate) created: u64,
+    /// For a [`Carrier::Local`] session: the internal address of the replica
+    /// that holds it, where other replicas forward its requests.
+    #[serde(rename = "o", default, skip_serializing_if = "Option::is_none")]
+    pub(crate) owner: Option<String>,
 }
 
 /// What a sealed 2026-07-28 `requestState` carries: the parked call's name in
@@ -240,7 +244,13 @@ impl SessionKeys {
         self.open_as(STATE_PREFIX, STATE_AAD, state)
     }
 
-    fn seal_as<T: Serialize>(&self, prefix: &str, aad: &[u8], claims: &T) -> Option<String> {
+    /// Seals `claims` for one use (`prefix`, bound by `aad`).
+    pub(crate) fn seal_as<T: Serialize>(
+        &self,
+        prefix: &str,
+        aad: &[u8],
+        claims: &T,
+    ) -> Option<String> {
         let mut nonce = [0u8; NONCE_LEN];
         aws_lc_rs::rand::fill(&mut nonce).ok()?;
         let mut body = serde_json::to_vec(claims).ok()?;
@@ -259,7 +269,8 @@ impl SessionKeys {
         Some(format!("{prefix}{}", URL_SAFE_NO_PAD.encode(raw)))
     }
 
-    fn open_as<T: serde::de::DeserializeOwned>(
+    /// Opens what [`SessionKeys::seal_as`] sealed for the same use.
+    pub(crate) fn open_as<T: serde::de::DeserializeOwned>(
         &self,
         prefix: &str,
         aad: &[u8],
@@ -316,6 +327,7 @@ mod tests {
             subject: "alice".into(),
             version: "2025-06-18".into(),
             created: 1_700_000_000,
+            owner: None,
         }
     }
 

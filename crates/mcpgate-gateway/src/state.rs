@@ -46,6 +46,13 @@ pub(crate) struct Shared {
     pub(crate) stopping: Arc<Stopping>,
     pub(crate) readiness_checks: Vec<Arc<dyn ReadinessCheck>>,
     pub(crate) session_keys: Arc<crate::session_key::SessionKeys>,
+    /// Where other replicas reach this one's internal listener; sealed into
+    /// the ids of the sessions only this process can serve.
+    pub(crate) internal_advertise: Option<String>,
+    /// Connections to the other replicas' internal listeners.
+    pub(crate) forwarder: crate::forward::pool::Forwarder,
+    /// Forwarding passes already taken (shared across reloads).
+    pub(crate) used_passes: Arc<crate::forward::pass::Used>,
 }
 
 impl Gateway {

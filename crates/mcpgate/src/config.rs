@@ -101,6 +101,15 @@ pub(crate) struct ServerConfig {
     /// default `<data_dir>/session.key`.
     #[serde(default)]
     pub(crate) session_key_file: Option<PathBuf>,
+    /// Where other replicas forward requests for the stdio and legacy SSE
+    /// sessions this one holds (`"off"`: nowhere; such sessions are then
+    /// served by this replica only).
+    #[serde(default = "default_internal_listen")]
+    pub(crate) internal_listen: String,
+    /// The `host:port` other replicas reach the internal listener at;
+    /// default the address it is bound to.
+    #[serde(default)]
+    pub(crate) internal_advertise: Option<String>,
     #[serde(default, deserialize_with = "opt_duration")]
     pub(crate) shutdown_grace: Option<Duration>,
     #[serde(default)]
@@ -142,6 +151,8 @@ impl Default for ServerConfig {
             session_key: None,
             session_key_previous: None,
             session_key_file: None,
+            internal_listen: default_internal_listen(),
+            internal_advertise: None,
             shutdown_grace: None,
             max_body_bytes: None,
             replay_events: None,
@@ -152,6 +163,43 @@ impl Default for ServerConfig {
             max_children_per_subject: None,
             outbound_private: mcpgate_fetch::Private::default(),
         }
+    }
+}
+
+fn default_internal_listen() -> String {
+    "127.0.0.1:0".to_owned()
+}
+
+/// `server.internal_listen`, read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum InternalListen {
+    Off,
+    At(SocketAddr),
+}
+
+impl ServerConfig {
+    /// `server.internal_listen` and `server.internal_advertise`, or what is wrong with them.
+    pub(crate) fn internal_listen(&self) -> Result<InternalListen, String> {
+        let text = self.internal_listen.trim();
+        if text.eq_ignore_ascii_case("off") {
+            return Ok(InternalListen::Off);
+        }
+        let at: SocketAddr = text.parse().map_err(|_| {
+            format!("server.internal_listen = {text:?}: an address and port (\"10.0.0.5:7070\", \"127.0.0.1:0\") or \"off\"")
+        })?;
+        if at.ip().is_unspecified() && self.internal_advertise.is_none() {
+            return Err(format!(
+                "server.internal_listen = {at} listens on every interface: set server.internal_advertise to the host:port other replicas reach this one at (e.g. the pod IP)"
+            ));
+        }
+        if let Some(a) = &self.internal_advertise
+            && (a.contains('/') || a.contains('@') || !a.contains(':'))
+        {
+            return Err(format!(
+                "server.internal_advertise = {a:?}: a host:port, without scheme or path"
+            ));
+        }
+        Ok(InternalListen::At(at))
     }
 }
 

@@ -34,6 +34,9 @@ pub(crate) fn refusals(c: &Config) -> Vec<String> {
         out.extend(verifier_problems(c));
     }
     out.extend(credential_source_problems(c));
+    if let Err(p) = c.server.internal_listen() {
+        out.push(p);
+    }
     if let Some(p) = data_dir_not_a_directory(&c.server.data_dir) {
         out.push(p);
     }

@@ -94,6 +94,8 @@ pub(crate) struct Place {
     pub(crate) local: SocketAddr,
     /// The built-in authorization server, when it runs.
     pub(crate) authserver: Option<AuthServer>,
+    /// Where other replicas reach the internal listener, when it runs.
+    pub(crate) internal_advertise: Option<String>,
 }
 
 /// The gateway's configuration from `cfg`: the guard's verifiers
@@ -130,6 +132,7 @@ pub(crate) async fn gateway_config(cfg: &Config, at: &Place) -> Result<GatewayCo
             upstreams: cfg.upstreams.clone(),
         })],
         session_keys: std::sync::Arc::new(session_keys),
+        internal_advertise: at.internal_advertise.clone(),
     })
 }
 
@@ -186,6 +189,7 @@ pub(crate) struct Running {
     at: Place,
     gateway: Gateway,
     app: LiveApp,
+    internal_app: LiveApp,
     reaper: tokio::task::JoinHandle<()>,
 }
 
@@ -199,6 +203,7 @@ impl Running {
         gateway: Gateway,
     ) -> Self {
         let app = LiveApp::new(app_for(&gateway, &at));
+        let internal_app = LiveApp::new(gateway.internal_router());
         let reaper = gateway.spawn_reaper(REAP_EVERY);
         Running {
             path,
@@ -208,6 +213,7 @@ impl Running {
             at,
             gateway,
             app,
+            internal_app,
             reaper,
         }
     }
@@ -215,6 +221,11 @@ impl Running {
     /// The router the listener serves.
     pub(crate) fn app(&self) -> LiveApp {
         self.app.clone()
+    }
+
+    /// The router the internal listener serves (forwards from other replicas).
+    pub(crate) fn internal_app(&self) -> LiveApp {
+        self.internal_app.clone()
     }
 
     /// The gateway snapshot in force.
@@ -285,6 +296,7 @@ impl Running {
         // From here on nothing fails: the new snapshot takes over.
         let retired = self.gateway.retire(&gateway);
         self.app.store(app_for(&gateway, &self.at));
+        self.internal_app.store(gateway.internal_router());
         self.reaper.abort();
         self.reaper = gateway.spawn_reaper(REAP_EVERY);
         let ended = retired.session_count();

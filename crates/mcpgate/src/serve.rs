@@ -103,10 +103,16 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
         Ok(a) => a,
         Err(problems) => return report(&problems),
     };
+    // Bound before the gateway is built: its address goes into session ids.
+    let internal = match bind_internal(&cfg.server).await {
+        Ok(i) => i,
+        Err(problem) => return report(&[problem]),
+    };
     let at = Place {
         public_url: public_url.clone(),
         local,
         authserver,
+        internal_advertise: internal.as_ref().map(|(_, a)| a.clone()),
     };
     let gw_cfg = match crate::reload::gateway_config(&cfg, &at).await {
         Ok(c) => c,
@@ -196,6 +202,10 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
         "connection limits"
     );
     let server = crate::listener::spawn(listener, running.app(), conn_limits);
+    let internal_server = internal.map(|(l, advertise)| {
+        println!("mcpgate: internal listener for other replicas on {advertise}");
+        crate::listener::spawn(l, running.internal_app(), conn_limits)
+    });
     let stop = crate::shutdown::signal();
     tokio::pin!(stop);
     loop {
@@ -217,7 +227,16 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
     // Long-lived GET streams would keep the drain waiting forever.
     gateway.end_streams();
     server.stop();
-    if tokio::time::timeout(grace, server.drained()).await.is_err() {
+    if let Some(i) = &internal_server {
+        i.stop();
+    }
+    let drained = async {
+        server.drained().await;
+        if let Some(i) = &internal_server {
+            i.drained().await;
+        }
+    };
+    if tokio::time::timeout(grace, drained).await.is_err() {
         tracing::warn!(
             ?grace,
             "in-flight requests did not finish within the shutdown grace period; answering them that the gateway is shutting down"
@@ -238,6 +257,26 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
 
 /// How long the "shutting down" answers get to reach their clients.
 const ABORT_FLUSH: Duration = Duration::from_secs(2);
+/// The internal listener (`server.internal_listen`) and the address other
+/// replicas use for it (`server.internal_advertise`, else the bound address).
+async fn bind_internal(
+    server: &crate::config::ServerConfig,
+) -> Result<Option<(tokio::net::TcpListener, String)>, String> {
+    let at = match server.internal_listen()? {
+        crate::config::InternalListen::Off => return Ok(None),
+        crate::config::InternalListen::At(at) => at,
+    };
+    let listener = tokio::net::TcpListener::bind(at)
+        .await
+        .map_err(|e| format!("cannot listen on server.internal_listen = {at}: {e}"))?;
+    let bound = listener.local_addr().unwrap_or(at);
+    let advertise = server
+        .internal_advertise
+        .clone()
+        .unwrap_or_else(|| bound.to_string());
+    Ok(Some((listener, advertise)))
+}
+
 fn report(problems: &[String]) -> ExitCode {
     for p in problems {
         eprintln!("error: {p}");

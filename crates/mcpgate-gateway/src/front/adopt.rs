@@ -1,8 +1,9 @@
 //! Sessions any replica can serve: the id of a new session is sealed at
 //! initialize ([`seal_id`]), and a request whose id this process does not hold
 //! is opened and, for a Streamable HTTP upstream, continued on a connection of
-//! this replica's own ([`find`]). Sealing and opening stay off the path of a
-//! session this process holds.
+//! this replica's own ([`locate`]); a stdio or legacy SSE session lives with
+//! its owner, so its requests are forwarded there (`crate::forward`).
+//! Sealing and opening stay off the path of a session this process holds.
 
 use std::sync::Arc;
 
@@ -33,6 +34,11 @@ pub(crate) fn seal_id(
         subject: subject.to_owned(),
         version: version.to_owned(),
         created: unix_now(),
+        owner: if link.is_portable() {
+            None
+        } else {
+            gw.shared.internal_advertise.clone()
+        },
     };
     gw.shared.session_keys.seal(&claims).unwrap_or_else(|| {
         tracing::warn!(%upstream, "could not seal a session id (no randomness); this session stays with this replica");
@@ -40,15 +46,24 @@ pub(crate) fn seal_id(
     })
 }
 
+/// Where the session a request names is served.
+pub(crate) enum Located {
+    /// In this process (opened or adopted here).
+    Here(Arc<Session>),
+    /// By the replica at this internal address, which holds its child.
+    Owner(String),
+}
+
 /// The session `id` names, if the caller may use it: the one in this
-/// process's table, else one another replica opened (adopted here).
-pub(crate) async fn find(
+/// process's table, else one another replica opened (adopted here, or served
+/// by its owner).
+pub(crate) async fn locate(
     gw: &Gateway,
     caller: &AuthenticatedCaller,
     id: &str,
-) -> Result<Arc<Session>, GatewayError> {
+) -> Result<Located, GatewayError> {
     match gw.shared.sessions.get(id) {
-        Some(s) if caller.owns(&s) => Ok(s),
+        Some(s) if caller.owns(&s) => Ok(Located::Here(s)),
         Some(_) => Err(GatewayError::SessionNotFound),
         None => adopt(gw, caller, id).await,
     }
@@ -62,7 +77,7 @@ async fn adopt(
     gw: &Gateway,
     caller: &AuthenticatedCaller,
     id: &str,
-) -> Result<Arc<Session>, GatewayError> {
+) -> Result<Located, GatewayError> {
     let claims = gw.shared.session_keys.open(id).map_err(|why| {
         tracing::info!(reason = %why, "an unknown Mcp-Session-Id: 404");
         GatewayError::SessionNotFound
@@ -79,9 +94,19 @@ async fn adopt(
         return Err(refuse("the session belongs to another subject"));
     }
     if claims.carrier != Carrier::Http {
-        return Err(refuse(
-            "its upstream connection (a stdio child or legacy SSE) lives in the replica that opened it",
-        ));
+        // One hop at most: a forwarded request is for a session held here.
+        return match claims.owner {
+            _ if caller.forwarded => Err(refuse(
+                "forwarded here, but this replica no longer holds it (its child ended, or the replica restarted)",
+            )),
+            Some(owner) if Some(&owner) == gw.shared.internal_advertise.as_ref() => Err(refuse(
+                "this replica opened it but no longer holds it (its child ended, or the replica restarted)",
+            )),
+            Some(owner) => Ok(Located::Owner(owner)),
+            None => Err(refuse(
+                "its upstream connection (a stdio child or legacy SSE) lives in the replica that opened it, which has no internal listener",
+            )),
+        };
     }
     let Some((name, upstream)) = gw.upstream(&claims.upstream) else {
         return Err(refuse("its upstream is no longer configured"));
@@ -128,5 +153,5 @@ async fn adopt(
     } else {
         tracing::info!(upstream = %held.upstream_name, "continuing a session another replica opened");
     }
-    Ok(held)
+    Ok(Located::Here(held))
 }

@@ -8,6 +8,9 @@ use crate::session::Session;
 /// The authenticated caller (with the endpoint path it used, for challenges).
 pub(crate) struct AuthenticatedCaller {
     pub(crate) authed: Admitted,
+    /// Whether another replica forwarded the request (over the internal
+    /// listener, with a pass): it is not forwarded again.
+    pub(crate) forwarded: bool,
 }
 
 impl AuthenticatedCaller {

@@ -4,12 +4,13 @@
 use std::sync::Arc;
 
 use axum::extract::Request;
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use mcpgate_guard::Authorized;
 use serde_json::value::RawValue;
 
+use super::adopt::Located;
 use super::answer::Answer;
 use super::caller::AuthenticatedCaller;
 use super::era::{Endpoint, SessionMethod};
@@ -17,6 +18,7 @@ use super::request::{Post, accepts, header_str, read_post};
 use crate::config::HttpTransport;
 use crate::error::GatewayError;
 use crate::events::{EventLog, parse_event_id};
+use crate::forward::send::Forward;
 use crate::identity::Identity;
 use crate::jsonrpc::{self, Kind, Message};
 use crate::protocol::{DEFAULT_VERSION, SESSION_HEADER};
@@ -39,8 +41,8 @@ pub(crate) async fn serve(
             Ok(p) => post(gw, endpoint, caller, p).await,
             Err(r) => r,
         },
-        SessionMethod::Get => get_stream(gw, caller, req).await,
-        SessionMethod::Delete => delete(gw, caller, req).await,
+        SessionMethod::Get => get_stream(gw, &endpoint.name, caller, req).await,
+        SessionMethod::Delete => delete(gw, &endpoint.name, caller, req).await,
     }
 }
 
@@ -74,8 +76,19 @@ async fn post(
     let Some(session_id) = session_id else {
         return GatewayError::InvalidRequest("Bad Request: missing Mcp-Session-Id header; send the id returned by initialize (or initialize first)".into()).answer(msg.id);
     };
-    let session = match super::adopt::find(&gw, &caller, session_id).await {
-        Ok(s) => s,
+    let session = match super::adopt::locate(&gw, &caller, session_id).await {
+        Ok(Located::Here(s)) => s,
+        Ok(Located::Owner(owner)) => {
+            let fwd = Forward {
+                owner: &owner,
+                upstream: &name,
+                method: Method::POST,
+                headers: &headers,
+                body: msg.to_bytes(),
+                id: msg.id,
+            };
+            return crate::forward::send::send(&gw, &caller, fwd).await;
+        }
         Err(e) => return e.answer(msg.id),
     };
     if *session.upstream_name != *name {
@@ -287,13 +300,21 @@ async fn initialize(
     r
 }
 
-async fn get_stream(gw: Gateway, caller: AuthenticatedCaller, req: Request) -> Response {
+async fn get_stream(
+    gw: Gateway,
+    upstream: &str,
+    caller: AuthenticatedCaller,
+    req: Request,
+) -> Response {
     let headers = req.headers();
     if !accepts(headers, "text/event-stream") {
         return GatewayError::NotAcceptable("Not Acceptable: a GET opens a server-sent event stream; send Accept: text/event-stream").answer(None);
     }
     let session = match owned_session(&gw, &caller, headers).await {
-        Ok(s) => s,
+        Ok(Located::Here(s)) => s,
+        Ok(Located::Owner(owner)) => {
+            return forward_bodiless(&gw, &caller, &owner, upstream, Method::GET, headers).await;
+        }
         Err(e) => return e.answer(None),
     };
     let resume = header_str(headers, "last-event-id").and_then(parse_event_id);
@@ -349,9 +370,25 @@ impl Drop for ListenGuard {
     }
 }
 
-async fn delete(gw: Gateway, caller: AuthenticatedCaller, req: Request) -> Response {
+async fn delete(
+    gw: Gateway,
+    upstream: &str,
+    caller: AuthenticatedCaller,
+    req: Request,
+) -> Response {
     let session = match owned_session(&gw, &caller, req.headers()).await {
-        Ok(s) => s,
+        Ok(Located::Here(s)) => s,
+        Ok(Located::Owner(owner)) => {
+            return forward_bodiless(
+                &gw,
+                &caller,
+                &owner,
+                upstream,
+                Method::DELETE,
+                req.headers(),
+            )
+            .await;
+        }
         Err(e) => return e.answer(None),
     };
     gw.shared.sessions.remove(&session.id);
@@ -365,11 +402,31 @@ async fn owned_session(
     gw: &Gateway,
     caller: &AuthenticatedCaller,
     headers: &HeaderMap,
-) -> Result<Arc<Session>, GatewayError> {
+) -> Result<Located, GatewayError> {
     let Some(session_id) = header_str(headers, SESSION_HEADER) else {
         return Err(GatewayError::InvalidRequest(
             "Bad Request: missing Mcp-Session-Id header".into(),
         ));
     };
-    super::adopt::find(gw, caller, session_id).await
+    super::adopt::locate(gw, caller, session_id).await
+}
+
+/// A GET or DELETE for a session `owner` holds, sent there.
+async fn forward_bodiless(
+    gw: &Gateway,
+    caller: &AuthenticatedCaller,
+    owner: &str,
+    upstream: &str,
+    method: Method,
+    headers: &HeaderMap,
+) -> Response {
+    let fwd = Forward {
+        owner,
+        upstream,
+        method,
+        headers,
+        body: bytes::Bytes::new(),
+        id: None,
+    };
+    crate::forward::send::send(gw, caller, fwd).await
 }

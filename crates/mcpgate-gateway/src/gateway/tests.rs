@@ -51,6 +51,7 @@ fn gateway(names: &[&str], mode: AccessMode) -> Gateway {
         user_sources: Default::default(),
         readiness_checks: Vec::new(),
         session_keys: std::sync::Arc::new(crate::SessionKeys::random()),
+        internal_advertise: None,
     })
     .expect("gateway")
 }

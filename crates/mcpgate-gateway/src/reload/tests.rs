@@ -34,6 +34,7 @@ fn config(spec: &[(&str, &str)]) -> GatewayConfig {
         user_sources: Default::default(),
         readiness_checks: Vec::new(),
         session_keys: std::sync::Arc::new(crate::SessionKeys::random()),
+        internal_advertise: None,
     }
 }
 

@@ -266,6 +266,10 @@ fn defaults(c: &Config) -> Table {
             mcpgate_gateway::SESSION_KEY_FILE
         )),
     );
+    server.insert(
+        "internal_listen".into(),
+        Value::String(d.server.internal_listen.clone()),
+    );
     server.insert("shutdown_grace".into(), duration(Duration::from_secs(10)));
     server.insert("max_body_bytes".into(), int(limits.max_body_bytes));
     server.insert("replay_events".into(), int(limits.replay_events));

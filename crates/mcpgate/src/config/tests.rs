@@ -204,3 +204,39 @@ command = ["x"]
     assert_eq!(defaults.max_sessions_per_subject, 32);
     assert_eq!(defaults.max_children_per_subject, 8);
 }
+
+#[test]
+fn the_internal_listener_is_loopback_by_default_and_needs_an_advertised_address_on_every_interface()
+{
+    let d = ServerConfig::default();
+    assert_eq!(
+        d.internal_listen(),
+        Ok(InternalListen::At(SocketAddr::from(([127, 0, 0, 1], 0))))
+    );
+    let off = ServerConfig {
+        internal_listen: "off".into(),
+        ..ServerConfig::default()
+    };
+    assert_eq!(off.internal_listen(), Ok(InternalListen::Off));
+    let every = ServerConfig {
+        internal_listen: "0.0.0.0:7070".into(),
+        ..ServerConfig::default()
+    };
+    let why = every.internal_listen().unwrap_err();
+    assert!(why.contains("server.internal_advertise"), "{why}");
+    let advertised = ServerConfig {
+        internal_advertise: Some("10.1.2.3:7070".into()),
+        ..every.clone()
+    };
+    assert!(advertised.internal_listen().is_ok());
+    let url = ServerConfig {
+        internal_advertise: Some("http://10.1.2.3:7070/".into()),
+        ..every
+    };
+    assert!(url.internal_listen().is_err());
+    let junk = ServerConfig {
+        internal_listen: "somewhere".into(),
+        ..ServerConfig::default()
+    };
+    assert!(junk.internal_listen().unwrap_err().contains("\"off\""));
+}

@@ -71,6 +71,7 @@ mod replicas;
 mod resources;
 mod rmcp_flows;
 mod scenarios;
+mod session_forwarding;
 mod session_replicas;
 mod shutdown;
 mod upstream_children;
