@@ -113,6 +113,10 @@ pub(crate) struct StateClaims {
     pub(crate) subject: String,
     pub(crate) upstream: String,
     pub(crate) method: String,
+    /// The internal address of the replica that holds the parked call, where
+    /// other replicas forward the follow-up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) owner: Option<String>,
 }
 
 struct Key {
@@ -368,6 +372,7 @@ mod tests {
             subject: "alice".into(),
             upstream: "demo".into(),
             method: "tools/call".into(),
+            owner: Some("127.0.0.1:7070".into()),
         };
         let state = k.seal_state(&c).unwrap();
         assert_eq!(k.open_state(&state).unwrap(), c);

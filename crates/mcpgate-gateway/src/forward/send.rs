@@ -46,11 +46,36 @@ pub(crate) struct Forward<'a> {
     pub(crate) body: Bytes,
     /// The JSON-RPC id the client's request had (for an error answer).
     pub(crate) id: Option<Box<RawValue>>,
+    /// What was forwarded, for the answer when the owner is gone.
+    pub(crate) held: Held,
+}
+
+/// What the owner holds for the request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Held {
+    /// A session (its child or legacy SSE connection).
+    Session,
+    /// A parked 2026-07-28 call.
+    ParkedCall,
+}
+
+impl Held {
+    /// The answer when the owner cannot be reached: what the client would
+    /// get had the owner forgotten it.
+    fn gone(self, id: Option<Box<RawValue>>) -> Response {
+        match self {
+            Held::Session => GatewayError::SessionNotFound.answer(id),
+            Held::ParkedCall => GatewayError::InvalidParams(
+                "requestState is unknown here or expired (the replica that held the call is gone); send the request again without it".into(),
+            )
+            .answer(id),
+        }
+    }
 }
 
 /// Sends `fwd` to its owner and answers with what the owner answered. An
-/// owner that cannot be reached is gone with its child: 404, so the client
-/// initializes again (MCP, session management).
+/// owner that cannot be reached is gone with what it held: a session is 404,
+/// so the client initializes again (MCP, session management).
 pub(crate) async fn send(gw: &Gateway, caller: &AuthenticatedCaller, fwd: Forward<'_>) -> Response {
     let path = format!("/mcp/{}", fwd.upstream);
     let session = fwd
@@ -97,9 +122,10 @@ pub(crate) async fn send(gw: &Gateway, caller: &AuthenticatedCaller, fwd: Forwar
             tracing::info!(
                 owner = fwd.owner,
                 upstream = fwd.upstream,
-                "the replica that holds this session is gone (connection refused or timed out): 404, the client initializes again"
+                held = ?fwd.held,
+                "the replica that holds this session is gone (connection refused or timed out): the client starts again"
             );
-            return GatewayError::SessionNotFound.answer(fwd.id);
+            return fwd.held.gone(fwd.id);
         }
         Err(e) => {
             tracing::warn!(owner = fwd.owner, upstream = fwd.upstream, error = %e, "the replica that holds this session failed to answer");

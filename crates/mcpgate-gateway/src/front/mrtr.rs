@@ -119,6 +119,9 @@ pub(crate) struct StateSeal {
     pub(crate) keys: Arc<SessionKeys>,
     /// The endpoint's upstream: a `requestState` is good for it only.
     pub(crate) upstream: Arc<str>,
+    /// This replica's internal address, sealed in so that a follow-up that
+    /// lands on another replica is forwarded here.
+    pub(crate) owner: Option<String>,
 }
 
 static NEXT: AtomicU64 = AtomicU64::new(1);
@@ -244,6 +247,7 @@ impl Call {
             subject: self.proof.caller().principal().subject().to_owned(),
             upstream: self.seal.upstream.to_string(),
             method: self.method.clone(),
+            owner: self.seal.owner.clone(),
         });
         let Some(state) = sealed else {
             return Message::error(
@@ -262,6 +266,23 @@ impl Call {
             jsonrpc::raw(&result),
         )
     }
+}
+
+/// The internal address of the replica that holds the call `msg`'s
+/// `requestState` names, when that is another replica and the state is this
+/// caller's (anything else is refused here, by [`resume`], with its reason).
+pub(crate) fn parked_elsewhere(
+    keys: &SessionKeys,
+    msg: &Message,
+    subject: &str,
+    here: Option<&str>,
+) -> Option<String> {
+    let params: Value = msg.params_as()?;
+    let claims = keys
+        .open_state(params.get("requestState")?.as_str()?)
+        .ok()?;
+    let owner = claims.owner.filter(|o| Some(o.as_str()) != here)?;
+    (claims.subject == subject).then_some(owner)
 }
 
 /// The parked call a client's `requestState` names, if it is this caller's,

@@ -86,6 +86,7 @@ async fn post(
                 headers: &headers,
                 body: msg.to_bytes(),
                 id: msg.id,
+                held: crate::forward::send::Held::Session,
             };
             return crate::forward::send::send(&gw, &caller, fwd).await;
         }
@@ -427,6 +428,7 @@ async fn forward_bodiless(
         headers,
         body: bytes::Bytes::new(),
         id: None,
+        held: crate::forward::send::Held::Session,
     };
     crate::forward::send::send(gw, caller, fwd).await
 }

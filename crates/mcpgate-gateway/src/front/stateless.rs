@@ -164,6 +164,27 @@ async fn post(
         Ok(p) => p,
         Err(r) => return r,
     };
+    // A follow-up for a call parked on another replica is answered there (one hop).
+    if kind == Kind::Request
+        && !caller.forwarded
+        && let Some(owner) = mrtr::parked_elsewhere(
+            &gw.shared.session_keys,
+            &msg,
+            caller.principal().subject(),
+            gw.shared.internal_advertise.as_deref(),
+        )
+    {
+        let fwd = crate::forward::send::Forward {
+            owner: &owner,
+            upstream: &name,
+            method: axum::http::Method::POST,
+            headers: &headers,
+            body: msg.to_bytes(),
+            id: msg.id,
+            held: crate::forward::send::Held::ParkedCall,
+        };
+        return crate::forward::send::send(&gw, &caller, fwd).await;
+    }
     let method = msg.method.clone().unwrap_or_default();
     // The upstream session is the gateway's, one per subject, and never closed
     // here. It declared every client capability; each request's own
@@ -222,6 +243,7 @@ async fn call(
     let seal = mrtr::StateSeal {
         keys: gw.shared.session_keys.clone(),
         upstream: name.clone(),
+        owner: gw.shared.internal_advertise.clone(),
     };
     let state = msg
         .params_as::<Value>()

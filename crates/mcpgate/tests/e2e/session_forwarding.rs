@@ -18,6 +18,7 @@ use crate::everything::entry;
 use crate::harness::raw::{Raw, SseReader, request, tool_call, tool_text};
 use crate::harness::{Gateway, children_of, gateway_bin, toml_str};
 use crate::replicas::PgDatabase;
+use crate::session_replicas::{modern, modern_confirm};
 
 /// `mcpgate keys create` for `subject` on the shared store: the key.
 fn create_key(store: &str, data: &Path, subject: &str) -> String {
@@ -301,4 +302,49 @@ async fn the_internal_listener_refuses_what_no_replica_sent_and_a_gone_owner_is_
     );
     let again = alice_b.initialize().await;
     assert_ne!(again, sid);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_input_required_follow_up_completes_on_whichever_replica_it_reaches() {
+    let notes = tempfile::tempdir().expect("tempdir");
+    let upstream = crate::harness::demo_stdio_upstream("local", notes.path(), "");
+    let mut r = replicas("mrtr", 3, &upstream).await;
+    let alice = |r: &Replicas, i: usize| as_key(&r.gws[i].mcp("local"), &r.alice);
+    let answers =
+        json!({ "mcpgate-input-1": { "action": "accept", "content": { "confirm": true } } });
+    // Each call parks on one replica and its follow-up lands on the next.
+    for (round, (first, then)) in [(0, 1), (1, 2), (2, 0)].into_iter().enumerate() {
+        let id = 10 * round as u64;
+        let asked = modern(&alice(&r, first), &modern_confirm(id + 1, json!({}))).await;
+        assert_eq!(asked["result"]["resultType"], "input_required", "{asked}");
+        let state = asked["result"]["requestState"]
+            .as_str()
+            .expect("requestState");
+        let retry = modern_confirm(
+            id + 2,
+            json!({ "requestState": state, "inputResponses": answers.clone() }),
+        );
+        let done = modern(&alice(&r, then), &retry).await;
+        assert_eq!(
+            done["result"]["structuredContent"]["confirmed"], true,
+            "parked on {first}, answered through {then}: {done}"
+        );
+    }
+    // The replica holding a parked call stops: the follow-up elsewhere is
+    // told the state is unknown, and the request sent again works.
+    let asked = modern(&alice(&r, 0), &modern_confirm(100, json!({}))).await;
+    let state = asked["result"]["requestState"]
+        .as_str()
+        .expect("requestState")
+        .to_owned();
+    r.gws[0].stop().await;
+    let retry = modern_confirm(
+        101,
+        json!({ "requestState": state, "inputResponses": answers.clone() }),
+    );
+    let lost = modern(&alice(&r, 1), &retry).await;
+    let msg = lost["error"]["message"].as_str().unwrap_or_default();
+    assert!(msg.contains("unknown here"), "{lost}");
+    let again = modern(&alice(&r, 1), &modern_confirm(102, json!({}))).await;
+    assert_eq!(again["result"]["resultType"], "input_required", "{again}");
 }

@@ -285,7 +285,7 @@ async fn a_stdio_session_is_served_through_the_replica_that_runs_its_child() {
 }
 
 /// A 2026-07-28 `tools/call confirm_action` that may be asked for elicitation.
-fn modern_confirm(id: u64, extra: serde_json::Value) -> serde_json::Value {
+pub(crate) fn modern_confirm(id: u64, extra: serde_json::Value) -> serde_json::Value {
     let mut call = tool_call(json!(id), "confirm_action", json!({ "action": "ship it" }));
     call["params"]["_meta"] = json!({
         "io.modelcontextprotocol/protocolVersion": "2026-07-28",
@@ -301,7 +301,7 @@ fn modern_confirm(id: u64, extra: serde_json::Value) -> serde_json::Value {
 }
 
 /// POSTs a 2026-07-28 request; returns its one JSON-RPC answer.
-async fn modern(raw: &Raw, body: &serde_json::Value) -> serde_json::Value {
+pub(crate) async fn modern(raw: &Raw, body: &serde_json::Value) -> serde_json::Value {
     let resp = raw
         .http
         .post(&raw.url)
@@ -322,7 +322,7 @@ async fn modern(raw: &Raw, body: &serde_json::Value) -> serde_json::Value {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_sealed_request_state_is_bound_to_its_caller_and_refused_clearly_elsewhere() {
+async fn a_sealed_request_state_is_bound_to_its_caller_and_completes_on_another_replica() {
     let p = pair().await;
     let alice_a = as_key(&p.a.mcp("local"), &p.alice);
     let alice_b = as_key(&p.b.mcp("local"), &p.alice);
@@ -348,9 +348,10 @@ async fn a_sealed_request_state_is_bound_to_its_caller_and_refused_clearly_elsew
     };
 
     // Refusals, each with a message saying what to do; none consumes the call.
-    let r = modern(&alice_b, &retry(2, &state)).await;
+    let bob_b = as_key(&p.b.mcp("local"), &p.bob);
+    let r = modern(&bob_b, &retry(2, &state)).await;
     let msg = r["error"]["message"].as_str().unwrap_or_default();
-    assert!(msg.contains("unknown here"), "the other replica: {r}");
+    assert!(msg.contains("another caller"), "another subject on B: {r}");
     let r = modern(&bob_a, &retry(3, &state)).await;
     let msg = r["error"]["message"].as_str().unwrap_or_default();
     assert!(msg.contains("another caller"), "another subject: {r}");
@@ -367,10 +368,14 @@ async fn a_sealed_request_state_is_bound_to_its_caller_and_refused_clearly_elsew
         p.a.log_tail(50)
     );
 
-    // The caller's own retry on the replica that parked the call completes it.
-    let done = modern(&alice_a, &retry(5, &state)).await;
+    // The caller's own retry on the other replica is forwarded to the one
+    // that parked the call, and completes it; the state is then spent.
+    let done = modern(&alice_b, &retry(5, &state)).await;
     assert_eq!(
         done["result"]["structuredContent"]["confirmed"], true,
         "{done}"
     );
+    let r = modern(&alice_a, &retry(6, &state)).await;
+    let msg = r["error"]["message"].as_str().unwrap_or_default();
+    assert!(msg.contains("unknown here"), "spent: {r}");
 }
