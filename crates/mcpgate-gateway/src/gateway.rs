@@ -236,6 +236,13 @@ impl Gateway {
             .with_state(self.clone())
     }
 
+    /// Forgets every credential verified so far, so that the next request
+    /// with each is verified again: a revocation was announced (on
+    /// PostgreSQL, by any replica or the CLI).
+    pub fn forget_verified(&self) {
+        self.shared.guard.settings.chain.cache().clear();
+    }
+
     /// Sessions currently open.
     pub fn session_count(&self) -> usize {
         self.shared.sessions.len()

@@ -49,6 +49,7 @@
 //! answer "allow" when the database cannot be read: the verifiers report that
 //! as unavailable.
 
+mod announce;
 mod api_keys;
 pub mod audit;
 mod copy;
@@ -71,6 +72,7 @@ use std::sync::Arc;
 use sqlx::AnyPool;
 use tokio::sync::Semaphore;
 
+pub use announce::Revocations;
 pub use api_keys::{ApiKeyRecord, KEY_PREFIX, KeyDigest};
 pub use copy::{CopyReport, TableCount};
 pub use error::{Kind, StoreError};

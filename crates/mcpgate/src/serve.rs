@@ -206,6 +206,9 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
         println!("mcpgate: internal listener for other replicas on {advertise}");
         crate::listener::spawn(l, running.internal_app(), conn_limits)
     });
+    // On PostgreSQL, revocations made anywhere reach this replica at once;
+    // the verified-credential cache (1 s) bounds it otherwise.
+    let mut revocations = mcpgate_store::Revocations::listen(&cfg.store_url());
     let stop = crate::shutdown::signal();
     tokio::pin!(stop);
     loop {
@@ -219,6 +222,15 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
             _ = &mut stop => break,
             Some(()) = hup => {
                 running.reload().await;
+            }
+            Some(from) = async {
+                match revocations.as_mut() {
+                    Some(r) => r.next().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                tracing::debug!(%from, "a revocation was announced: verifying every credential again");
+                running.gateway().forget_verified();
             }
         }
     }

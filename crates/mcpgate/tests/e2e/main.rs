@@ -69,6 +69,7 @@ mod registration_rate;
 mod reload;
 mod replicas;
 mod resources;
+mod revocation_replicas;
 mod rmcp_flows;
 mod scenarios;
 mod session_forwarding;
