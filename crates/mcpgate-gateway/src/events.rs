@@ -11,11 +11,15 @@ use tokio::sync::watch;
 
 use crate::jsonrpc::Message;
 
-/// One SSE stream's log. Event ids are `<stream>-<seq>`, unique within a session,
-/// and name the stream they belong to so a resumption replays the right one.
+/// One SSE stream's log. Event ids are `<stream>-<seq>-<tag>`, unique within a
+/// session, and name the stream they belong to so a resumption replays the
+/// right one. The tag is random per log: an id another replica (or an earlier
+/// run) handed out never matches a log here, so it is never read as a
+/// position in a log it did not come from.
 #[derive(Debug)]
 pub(crate) struct EventLog {
     stream_id: u64,
+    tag: u32,
     capacity: usize,
     /// The SSE `event:` name: `message` for legacy SSE clients, none otherwise.
     event_name: Option<&'static str>,
@@ -45,6 +49,7 @@ impl EventLog {
         let (changed, _) = watch::channel(0);
         Arc::new(EventLog {
             stream_id,
+            tag: rand::random(),
             capacity: capacity.max(1),
             event_name,
             inner: Mutex::new(Inner {
@@ -61,6 +66,7 @@ impl EventLog {
         let (changed, _) = watch::channel(0);
         Arc::new(EventLog {
             stream_id,
+            tag: rand::random(),
             capacity: capacity.max(1),
             event_name: None,
             inner: Mutex::new(Inner {
@@ -79,6 +85,11 @@ impl EventLog {
 
     pub(crate) fn stream_id(&self) -> u64 {
         self.stream_id
+    }
+
+    /// Whether `id` (parsed from `Last-Event-ID`) was handed out by this log.
+    pub(crate) fn issued(&self, id: &EventId) -> bool {
+        id.stream == self.stream_id && id.tag == self.tag
     }
 
     /// Appends a JSON-RPC message as one SSE event.
@@ -103,7 +114,11 @@ impl EventLog {
         }
         let seq = inner.next_seq;
         inner.next_seq += 1;
-        let frame = frame(&format!("{}-{}", self.stream_id, seq), event, data);
+        let frame = frame(
+            &format!("{}-{}-{:08x}", self.stream_id, seq, self.tag),
+            event,
+            data,
+        );
         inner.events.push_back((seq, frame));
         while inner.events.len() > self.capacity {
             inner.events.pop_front();
@@ -160,10 +175,21 @@ impl EventLog {
     }
 }
 
-/// Parses an event id `<stream>-<seq>` written by [`EventLog`].
-pub(crate) fn parse_event_id(id: &str) -> Option<(u64, u64)> {
-    let (stream, seq) = id.trim().split_once('-')?;
-    Some((stream.parse().ok()?, seq.parse().ok()?))
+/// An event id as [`EventLog`] writes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct EventId {
+    pub(crate) stream: u64,
+    pub(crate) seq: u64,
+    tag: u32,
+}
+
+/// Parses an event id `<stream>-<seq>-<tag>` written by [`EventLog`].
+pub(crate) fn parse_event_id(id: &str) -> Option<EventId> {
+    let mut parts = id.trim().splitn(3, '-');
+    let stream = parts.next()?.parse().ok()?;
+    let seq = parts.next()?.parse().ok()?;
+    let tag = u32::from_str_radix(parts.next()?, 16).ok()?;
+    Some(EventId { stream, seq, tag })
 }
 
 /// Formats one SSE frame; data containing newlines becomes several `data:` lines.

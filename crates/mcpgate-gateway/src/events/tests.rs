@@ -16,7 +16,11 @@ async fn replays_after_last_event_id_and_ends_on_close() {
     let frames: Vec<_> = log.reader(Some(1)).collect().await;
     assert_eq!(frames.len(), 2);
     let first = std::str::from_utf8(&frames[0]).unwrap();
-    assert!(first.starts_with("id: 3-2\n"), "{first}");
+    assert!(first.starts_with("id: 3-2-"), "{first}");
+    let id = parse_event_id(first[4..].lines().next().unwrap()).unwrap();
+    assert_eq!((id.stream, id.seq), (3, 2));
+    assert!(log.issued(&id));
+    assert!(!EventLog::new(3, 10, None).issued(&id), "another log's id");
     assert!(
         first.contains(r#"data: {"jsonrpc":"2.0","method":"n","params":2}"#),
         "{first}"
@@ -31,11 +35,7 @@ async fn bounded_and_live() {
     }
     let mut reader = Box::pin(log.reader(None));
     let a = reader.next().await.unwrap();
-    assert!(
-        std::str::from_utf8(&a)
-            .unwrap()
-            .starts_with("id: 0-4\nevent: message\n")
-    );
+    assert!(std::str::from_utf8(&a).unwrap().starts_with("id: 0-4-"));
     let _ = reader.next().await.unwrap();
     let log2 = log.clone();
     tokio::spawn(async move {
@@ -44,7 +44,7 @@ async fn bounded_and_live() {
         log2.close();
     });
     let c = reader.next().await.unwrap();
-    assert!(std::str::from_utf8(&c).unwrap().starts_with("id: 0-6\n"));
+    assert!(std::str::from_utf8(&c).unwrap().starts_with("id: 0-6-"));
     assert!(reader.next().await.is_none());
     // A new position-less reader does not replay what was already delivered.
     assert_eq!(log.reader(None).count().await, 0);
@@ -54,6 +54,8 @@ async fn bounded_and_live() {
 fn multi_line_data_and_ids() {
     let f = frame("1-2", None, b"{\n\"a\":1}");
     assert_eq!(&f[..], b"id: 1-2\ndata: {\ndata: \"a\":1}\n\n");
-    assert_eq!(parse_event_id("12-34"), Some((12, 34)));
+    let id = parse_event_id("12-34-0000abcd").unwrap();
+    assert_eq!((id.stream, id.seq), (12, 34));
+    assert_eq!(parse_event_id("12-34"), None, "no tag: not one of ours");
     assert_eq!(parse_event_id("x"), None);
 }

@@ -318,12 +318,25 @@ async fn get_stream(
         }
         Err(e) => return e.answer(None),
     };
-    let resume = header_str(headers, "last-event-id").and_then(parse_event_id);
-    let (log, after) =
-        match resume.and_then(|(stream, seq)| session.find_stream(stream).map(|l| (l, seq))) {
-            Some((log, seq)) => (log, Some(seq)),
-            None => (session.server_stream.clone(), None),
-        };
+    let last = header_str(headers, "last-event-id");
+    let resume = last.and_then(parse_event_id).and_then(|id| {
+        session
+            .find_stream(id.stream)
+            .filter(|l| l.issued(&id))
+            .map(|l| (l, id.seq))
+    });
+    let (log, after) = match resume {
+        Some((log, seq)) => (log, Some(seq)),
+        None => {
+            if last.is_some() {
+                // Another replica's stream, one that ended, or not an id of
+                // ours: nothing to replay here, and nothing from another
+                // stream is (MCP, resumability).
+                tracing::info!(upstream = %session.upstream_name, "Last-Event-ID names a stream this replica does not hold: opening the session's server stream without replay");
+            }
+            (session.server_stream.clone(), None)
+        }
+    };
     let is_server_stream = log.stream_id() == 0;
     let generation = if is_server_stream {
         session.claim_get()

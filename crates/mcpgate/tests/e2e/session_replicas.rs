@@ -284,6 +284,63 @@ async fn a_stdio_session_is_served_through_the_replica_that_runs_its_child() {
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
 }
 
+/// Opens the GET stream of `sid` on `raw`, after `last` if given.
+async fn get_after(raw: &Raw, sid: &str, last: Option<&str>) -> reqwest::Response {
+    let mut req = raw
+        .http
+        .get(&raw.url)
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", sid)
+        .header("mcp-protocol-version", crate::harness::raw::PROTOCOL);
+    if let Some(id) = last {
+        req = req.header("last-event-id", id);
+    }
+    req.send().await.expect("GET")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_id_of_another_replica_is_never_read_as_a_position_here() {
+    let p = pair().await;
+    let alice_a = as_key(&p.a.mcp("notes"), &p.alice);
+    let alice_b = as_key(&p.b.mcp("notes"), &p.alice);
+    let sid = alice_a.initialize().await;
+    // A's server stream starts with a priming event: an id to resume from.
+    let resp = get_after(&alice_a, &sid, None).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let mut stream = crate::harness::raw::SseReader::new(resp);
+    let primed = stream
+        .next(std::time::Duration::from_secs(5))
+        .await
+        .expect("a priming event");
+    let id = primed.id.expect("the priming event has an id");
+    drop(stream);
+    // B continues the session but holds none of A's streams: its answer is the
+    // session's server stream, with no position taken from A's id.
+    let resp = get_after(&alice_b, &sid, Some(&id)).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let mut on_b = crate::harness::raw::SseReader::new(resp);
+    let first = on_b
+        .next(std::time::Duration::from_secs(5))
+        .await
+        .expect("B's own priming event");
+    assert_ne!(first.id.as_deref(), Some(id.as_str()));
+    assert!(
+        p.b.log_tail(200)
+            .contains("Last-Event-ID names a stream this replica does not hold"),
+        "{}",
+        p.b.log_tail(40)
+    );
+    // On A, which holds it, the same id resumes the stream.
+    let resp = get_after(&alice_a, &sid, Some(&id)).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(
+        !p.a.log_tail(200)
+            .contains("Last-Event-ID names a stream this replica does not hold"),
+        "{}",
+        p.a.log_tail(40)
+    );
+}
+
 /// A 2026-07-28 `tools/call confirm_action` that may be asked for elicitation.
 pub(crate) fn modern_confirm(id: u64, extra: serde_json::Value) -> serde_json::Value {
     let mut call = tool_call(json!(id), "confirm_action", json!({ "action": "ship it" }));
