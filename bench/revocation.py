@@ -19,7 +19,6 @@ Without the announcement B would accept the key until its cache entry expires (u
 
 import http.client
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -27,36 +26,10 @@ import tempfile
 import time
 import urllib.parse
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.environ.get("MCPGATE_BIN", os.path.join(ROOT, "target/debug/mcpgate"))
-SERVER = os.environ.get("MCPGATE_TEST_POSTGRES_URL") or "postgres://postgres@127.0.0.1:5432/postgres"
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from replicas_lib import BIN, SERVER, db_url, pct, psql, start_replica  # noqa: E402
+
 ROUNDS = int(sys.argv[1]) if len(sys.argv) > 1 else 200
-
-
-def db_url(name):
-    base, _, query = SERVER.partition("?")
-    base = base.rsplit("/", 1)[0]
-    return f"{base}/{name}" + (f"?{query}" if query else "")
-
-
-def psql(url, sql):
-    subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", url, "-c", sql], check=True,
-                   stdout=subprocess.DEVNULL)
-
-
-def start_replica(cfg, data, log):
-    p = subprocess.Popen([BIN, "serve", "--config", cfg, "--data-dir", data, "--listen", "127.0.0.1:0"],
-                         stdout=subprocess.PIPE, stderr=open(log, "w"), text=True,
-                         env={**os.environ, "MCPGATE_MASTER_KEY": MASTER})
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        line = p.stdout.readline()
-        m = re.search(r"listening on (http://\S+)", line)
-        if m:
-            return p, m.group(1)
-        if not line and p.poll() is not None:
-            break
-    sys.exit(f"replica did not start; see {log}")
 
 
 class Poller:
@@ -75,14 +48,7 @@ class Poller:
         return r.status
 
 
-def pct(xs, p):
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
-
-
 name = f"mcpgate_bench_revocation_{os.getpid()}"
-MASTER = subprocess.run(["openssl", "rand", "-base64", "32"], capture_output=True, text=True,
-                        check=True).stdout.strip()
 psql(SERVER, f"CREATE DATABASE {name}")
 url = db_url(name)
 tmp = tempfile.mkdtemp(prefix="mcpgate-revocation-")
