@@ -119,22 +119,31 @@ pub(crate) fn is_pass(token: &str) -> bool {
     token.starts_with(PREFIX)
 }
 
-/// The nonces of passes used within [`VALIDITY`].
+/// The nonces of passes used, each kept until its pass is stale anyway.
 #[derive(Debug, Default)]
-pub(crate) struct Used(Mutex<HashMap<String, u64>>);
+pub(crate) struct Used(Mutex<UsedInner>);
+
+#[derive(Debug, Default)]
+struct UsedInner {
+    seen: HashMap<String, u64>,
+    pruned: u64,
+}
 
 impl Used {
     /// False if `nonce` was seen before; remembers it until `until` (ms).
     fn first_use(&self, nonce: &str, until: u64) -> bool {
-        let mut seen = self
+        let mut inner = self
             .0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if seen.len() >= 4096 {
-            let now = now_ms();
-            seen.retain(|_, t| *t > now);
+        let now = now_ms();
+        // Pruned at most once a second: under load the set holds VALIDITY's
+        // worth of passes, and is not scanned for each one.
+        if inner.seen.len() >= 4096 && now >= inner.pruned.saturating_add(1000) {
+            inner.seen.retain(|_, t| *t > now);
+            inner.pruned = now;
         }
-        seen.insert(nonce.to_owned(), until).is_none()
+        inner.seen.insert(nonce.to_owned(), until).is_none()
     }
 }
 
@@ -163,7 +172,7 @@ pub(crate) fn open(
         return Err(Refused::OtherRequest);
     }
     if let Some(used) = used
-        && !used.first_use(&sealed.nonce, sealed.issued.saturating_add(2 * validity))
+        && !used.first_use(&sealed.nonce, sealed.issued.saturating_add(validity))
     {
         return Err(Refused::Replayed);
     }
