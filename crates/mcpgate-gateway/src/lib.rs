@@ -30,6 +30,11 @@
 //!    asks `Guard::authorize` (`auth.rs`, the guard's `Policy::authorize`)
 //!    once per message whether the caller may send it (scopes, 401/403), for
 //!    every method alike, and gets the `Authorized` proof.
+//!    A session (or a parked 2026-07-28 call) that lives in another
+//!    replica is forwarded there instead (`forward/send.rs`); that replica's
+//!    internal listener (`forward/internal.rs`, [`Gateway::internal_router`])
+//!    takes the request with a sealed pass for the caller in place of a
+//!    credential and runs the same steps from 3 on.
 //! 6. `upstream.rs`: the link to the upstream — a stdio child (`upstream/stdio.rs`,
 //!    through `mux.rs`), a Streamable HTTP session (`upstream/http.rs`) or a
 //!    legacy SSE connection (`upstream/legacy_sse.rs`), told who the caller is
