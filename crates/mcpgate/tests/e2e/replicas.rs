@@ -91,7 +91,7 @@ impl Drop for PgDatabase {
 }
 
 /// `mcpgate users add NAME --store-url URL` (the password on stdin).
-fn add_user(store_url: &str, data: &Path, name: &str, password: &str) {
+pub(crate) fn add_user(store_url: &str, data: &Path, name: &str, password: &str) {
     add_user_with(
         data,
         name,
@@ -103,7 +103,7 @@ fn add_user(store_url: &str, data: &Path, name: &str, password: &str) {
 
 /// A replica's configuration: the shared public URL (one issuer), the store,
 /// no grace for rotated refresh tokens.
-fn replica_config(public: &str, store_url: &str, notes: &Path) -> String {
+pub(crate) fn replica_config(public: &str, store_url: &str, notes: &Path) -> String {
     format!(
         "[server]\npublic_url = \"{public}\"\nrequest_timeout = \"30s\"\n\n[auth]\nmode = \"required\"\n\n\
          [authserver]\nenabled = true\nrefresh_grace = \"0s\"\n\n[store]\nurl = {}\n\n{}",
@@ -113,7 +113,7 @@ fn replica_config(public: &str, store_url: &str, notes: &Path) -> String {
 }
 
 /// A fresh master key, base64, as `MCPGATE_MASTER_KEY` takes it: the replicas share it.
-fn random_master_key() -> String {
+pub(crate) fn random_master_key() -> String {
     base64::Engine::encode(
         &base64::engine::general_purpose::STANDARD,
         aws_lc_rs::rand::generate::<[u8; 32]>(&aws_lc_rs::rand::SystemRandom::new())
@@ -123,7 +123,7 @@ fn random_master_key() -> String {
 }
 
 /// Signs in on `issuer` (the first time) and allows: a fresh code and its verifier.
-async fn new_code(
+pub(crate) async fn new_code(
     b: &mut Browser,
     issuer: &str,
     client_id: &str,

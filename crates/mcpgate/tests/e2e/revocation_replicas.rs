@@ -3,13 +3,16 @@
 //! verified-credential cache holds it), the key is revoked with the CLI; B
 //! refuses it well within a second, through `LISTEN/NOTIFY` rather than the
 //! cache's expiry. Each round uses a fresh key; every round must be quick.
+//! The same for an access token whose grant is revoked at A's `/revoke`.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 
-use crate::harness::gateway_bin;
+use crate::authserver::{Browser, register, token};
+use crate::harness::{Gateway, free_port, gateway_bin};
+use crate::replicas::{PgDatabase, add_user, new_code, random_master_key, replica_config};
 use crate::session_forwarding::{as_key, replicas};
 
 /// Well under the cache's 1 s: an announcement, not an expiry, made B refuse.
@@ -97,4 +100,77 @@ async fn a_key_revoked_with_the_cli_is_refused_by_every_replica_at_once() {
             "refused on A"
         );
     }
+}
+
+/// Polls `raw` until it refuses its credential; fails past [`WITHIN`].
+async fn refused_within(raw: &crate::harness::raw::Raw, what: &str) {
+    let revoked = Instant::now();
+    loop {
+        match status(raw).await {
+            StatusCode::UNAUTHORIZED => return,
+            StatusCode::BAD_REQUEST => {}
+            other => panic!("{what}: unexpected {other}"),
+        }
+        assert!(
+            revoked.elapsed() < WITHIN,
+            "{what}: still accepted {:?} after the revocation",
+            revoked.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grant_revoked_at_one_replica_ends_its_access_token_on_the_other_at_once() {
+    let db = PgDatabase::create("revgrant").await;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let master = random_master_key();
+    let port = free_port();
+    let public = format!("http://127.0.0.1:{port}");
+    add_user(&db.url, &tmp.path().join("cli"), "rita", "pw-rita-12345");
+    let env = [("MCPGATE_MASTER_KEY", master.as_str())];
+    let a = Gateway::start_listening_with_env(
+        &replica_config(&public, &db.url, &tmp.path().join("notes-a")),
+        &format!("127.0.0.1:{port}"),
+        &env,
+    )
+    .await;
+    let b = Gateway::start_listening_with_env(
+        &replica_config(&public, &db.url, &tmp.path().join("notes-b")),
+        "127.0.0.1:0",
+        &env,
+    )
+    .await;
+    let redirect = "http://127.0.0.1/cb";
+    let client_id = register(&public, &[redirect]).await;
+    let mut browser = Browser::new();
+    let (code, verifier) = new_code(&mut browser, &public, &client_id, redirect).await;
+    let (s, t) = token(
+        &a.base,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("client_id", client_id.as_str()),
+            ("redirect_uri", redirect),
+            ("code_verifier", verifier.as_str()),
+        ],
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{t}");
+    let access = t["access_token"].as_str().expect("access token");
+    let refresh = t["refresh_token"].as_str().expect("refresh token");
+    let on_b = as_key(&b.mcp("demo"), access);
+    assert_eq!(
+        status(&on_b).await,
+        StatusCode::BAD_REQUEST,
+        "accepted on B"
+    );
+    let revoked = reqwest::Client::new()
+        .post(format!("{}/revoke", a.base))
+        .form(&[("token", refresh), ("client_id", client_id.as_str())])
+        .send()
+        .await
+        .expect("POST /revoke");
+    assert_eq!(revoked.status(), StatusCode::OK);
+    refused_within(&on_b, "the access token of a revoked grant on B").await;
 }
