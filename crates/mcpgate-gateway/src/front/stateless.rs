@@ -245,7 +245,7 @@ async fn call(
             sent = tokio::time::Instant::now();
             mcpgate_telemetry::note_upstream_sent();
             let ex = match link.request(&proof, msg).await {
-                Ok(ex) => gw.shared.stopping.guard(ex, Some(upstream_id.clone())),
+                Ok(ex) => ex.until(gw.shared.stopping.stop_for(Some(upstream_id.clone()))),
                 Err(e) => return GatewayError::from(&e).answer(client_id),
             };
             mrtr::Call {
