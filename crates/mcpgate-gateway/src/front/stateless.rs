@@ -264,9 +264,9 @@ async fn call(
     };
     let first = timeout.saturating_sub(sent.elapsed());
     let step = call.step(first, timeout).await;
-    mcpgate_telemetry::note_upstream_answered(false);
+    mcpgate_telemetry::note_upstream_answered(matches!(step, Step::Failed(_)));
     match step {
-        Step::Final(m) => with_error_status(json(StatusCode::OK, &m)).await,
+        Step::Final(m) | Step::Failed(m) => with_error_status(json(StatusCode::OK, &m)).await,
         Step::Interim(m) => {
             let log = EventLog::new(1, gw.shared.limits.replay_events, None);
             log.push(&m);
@@ -275,7 +275,7 @@ async fn call(
                 loop {
                     match call.step(timeout, timeout).await {
                         Step::Interim(m) => log.push(&m),
-                        Step::Final(m) => {
+                        Step::Final(m) | Step::Failed(m) => {
                             log.push(&m);
                             break;
                         }
