@@ -246,7 +246,11 @@ async fn call(
             mcpgate_telemetry::note_upstream_sent();
             let ex = match link.request(&proof, msg).await {
                 Ok(ex) => ex.until(gw.shared.stopping.stop_for(Some(upstream_id.clone()))),
-                Err(e) => return GatewayError::from(&e).answer(client_id),
+                Err(e) => {
+                    // An HTTP upstream's wait (and its timeout) is inside the request.
+                    mcpgate_telemetry::note_upstream_answered(true);
+                    return GatewayError::from(&e).answer(client_id);
+                }
             };
             mrtr::Call {
                 ex: Some(ex),
