@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -84,6 +85,10 @@ class Handler(BaseHTTPRequestHandler):
         if msg["method"] == "initialize":
             result = {"protocolVersion": params.get("protocolVersion", PROTOCOL), "capabilities": {"tools": {}},
                       "serverInfo": {"name": "header-echo", "version": "0"}}
+        elif msg["method"] == "tools/call" and params.get("name") == "stuck":
+            # Past the `stuck` upstream's request_timeout: the call fails.
+            time.sleep(3)
+            result = {}
         elif msg["method"] == "tools/call":
             seen = {"traceparent": self.headers.get("traceparent"), "authorization": self.headers.get("authorization")}
             result = {"content": [{"type": "text", "text": json.dumps(seen)}]}
@@ -197,6 +202,12 @@ client_secret = "gw-secret"
 [[upstream]]
 name = "demo"
 command = {_toml_list([binary, "demo-server", "--data-dir", demo_data])}
+
+[[upstream]]
+name = "stuck"
+url = "http://127.0.0.1:{receiver.server_address[1]}/mcp"
+transport = "streamable-http"
+request_timeout = "1s"
 """
     data_dir = tmp_path / "gateway-data"
     made = subprocess.run(
@@ -250,13 +261,35 @@ command = {_toml_list([binary, "demo-server", "--data-dir", demo_data])}
         r = rpc(web, call, web_session)
         assert r.status_code == 200, r.text
         web_headers = json.loads(result_json(r)["result"]["content"][0]["text"])
+        # A stateless (2026-07-28) call the upstream does not answer in time.
+        stuck = {
+            "jsonrpc": "2.0",
+            "id": 10,
+            "method": "tools/call",
+            "params": {
+                "name": "stuck",
+                "arguments": {},
+                "_meta": {
+                    "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                    "io.modelcontextprotocol/clientCapabilities": {},
+                    "io.modelcontextprotocol/clientInfo": {"name": "t", "version": "0"},
+                },
+            },
+        }
+        modern = dict(HEADERS) | KEY | {"mcp-protocol-version": "2026-07-28", "mcp-method": "tools/call", "mcp-name": "stuck"}
+        r = httpx2.post(gw.url("stuck"), json=stuck, headers=modern, timeout=30.0)
+        assert "error" in result_json(r), r.text
     finally:
         # A clean stop exports what is still queued.
         _stop_gateway(gw, log)
         receiver.shutdown()
 
     spans = receiver.spans
-    calls = [s for s in spans if s["attrs"].get("mcp.method.name") == "tools/call" and s["kind"] == 2]
+    calls = [
+        s
+        for s in spans
+        if s["attrs"].get("mcp.method.name") == "tools/call" and s["kind"] == 2 and s["attrs"].get("mcpgate.upstream") != "stuck"
+    ]
     assert len(calls) == 3, json.dumps(spans, indent=1)
     by_id = {s["attrs"].get("jsonrpc.request.id"): s for s in calls}
     first, second, third = by_id["7"], by_id["eight"], by_id["9"]
@@ -318,3 +351,12 @@ command = {_toml_list([binary, "demo-server", "--data-dir", demo_data])}
     assert renewal["attrs"]["mcpgate.upstream"] == "web", renewal
     assert renewal["attrs"]["mcpgate.outcome"] == "ok", renewal
     assert "upstream-token-1" not in json.dumps(spans), "a token reached a span"
+    # The stateless call's upstream step records that it failed.
+    stuck_calls = [
+        s
+        for s in spans
+        if s["attrs"].get("mcpgate.upstream") == "stuck" and s["attrs"].get("mcp.method.name") == "tools/call" and s["kind"] == 2
+    ]
+    assert len(stuck_calls) == 1, json.dumps(spans, indent=1)
+    up = children(stuck_calls[0])["upstream call"]
+    assert up["attrs"]["mcpgate.outcome"] == "failed", up

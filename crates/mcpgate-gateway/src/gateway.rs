@@ -180,9 +180,13 @@ impl Gateway {
         // layer answers 500 instead of serving an unchecked caller. Which
         // upstream a request is for is settled first, so that a refusal carries
         // that upstream's challenge; the era is decided after, in the handler.
-        let mcp = mcp
-            .route_layer(self.shared.guard.layer())
-            .route_layer(middleware::from_fn_with_state(self.clone(), endpoint_of));
+        // One `route_layer` for both: each layer added on its own boxes the
+        // route again, and axum clones every box down the stack per request.
+        let mcp = mcp.route_layer(
+            tower::ServiceBuilder::new()
+                .layer(middleware::from_fn_with_state(self.clone(), endpoint_of))
+                .layer(self.shared.guard.layer()),
+        );
         let cors = CorsLayer::new()
             .allow_origin(AllowOrigin::list(
                 self.shared.origins.allowed_origin_values(),
@@ -228,11 +232,15 @@ impl Gateway {
             .merge(mcp)
             .route("/healthz", get(healthz))
             .route("/readyz", get(readyz))
-            // Origin and Host are checked before anything else touches the request:
-            // a DNS-rebinding page must learn nothing, not even whether a session exists.
-            .layer(middleware::from_fn_with_state(self.clone(), check_origin))
-            // CORS answers preflights first (they carry no credentials and must not be refused by auth).
-            .layer(cors)
+            // One `layer` for both (one box per route, as above).
+            .layer(
+                tower::ServiceBuilder::new()
+                    // CORS answers preflights first (they carry no credentials and must not be refused by auth).
+                    .layer(cors)
+                    // Origin and Host are checked before anything else touches the request:
+                    // a DNS-rebinding page must learn nothing, not even whether a session exists.
+                    .layer(middleware::from_fn_with_state(self.clone(), check_origin)),
+            )
             .with_state(self.clone())
     }
 

@@ -16,13 +16,49 @@ use tokio::sync::{mpsc, watch};
 
 use crate::events::EventLog;
 use crate::jsonrpc::{self, Kind, Message, code};
+use crate::stopping::Stop;
 
 /// Identifies a client session attached to a mux.
 pub(crate) type SessionKey = u64;
 
 /// Messages belonging to one client request: related requests and
 /// notifications first, the response last.
-pub(crate) type Exchange = mpsc::UnboundedReceiver<Message>;
+#[derive(Debug)]
+pub(crate) struct Exchange {
+    rx: mpsc::UnboundedReceiver<Message>,
+    /// Once the front guards it: the hard stop, which ends it with an error.
+    stop: Option<Stop>,
+}
+
+impl Exchange {
+    pub(crate) fn new(rx: mpsc::UnboundedReceiver<Message>) -> Exchange {
+        Exchange { rx, stop: None }
+    }
+
+    /// The same exchange, answered by `stop`'s error if the hard stop comes
+    /// first. Checked where the front waits, rather than by a task forwarding
+    /// every message: a task and a channel per request cost more than the
+    /// rest of the gateway's own work on one.
+    pub(crate) fn until(self, stop: Stop) -> Exchange {
+        Exchange {
+            stop: Some(stop),
+            ..self
+        }
+    }
+
+    /// The next message; `None` once the upstream side is done.
+    pub(crate) async fn recv(&mut self) -> Option<Message> {
+        match &mut self.stop {
+            Some(stop) => stop.recv(&mut self.rx).await,
+            None => self.rx.recv().await,
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn try_recv(&mut self) -> Result<Message, mpsc::error::TryRecvError> {
+        self.rx.try_recv()
+    }
+}
 
 /// Why a mux cannot take a message.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -176,7 +212,7 @@ impl Mux {
             );
         }
         self.write(&msg)?;
-        Ok(rx)
+        Ok(Exchange::new(rx))
     }
 
     /// Sends a client notification or a client's response to a server request.

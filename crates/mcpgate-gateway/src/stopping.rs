@@ -7,7 +7,6 @@ use serde_json::value::RawValue;
 use tokio::sync::{mpsc, watch};
 
 use crate::jsonrpc::{Message, code};
-use crate::mux::Exchange;
 
 /// What a request still waiting at the hard stop is answered.
 pub(crate) const SHUTTING_DOWN: &str = "the gateway is shutting down: the request was still waiting for its upstream when the shutdown grace period (server.shutdown_grace) ended; retry it once the gateway is back";
@@ -32,33 +31,40 @@ impl Stopping {
         self.tx.send_replace(true);
     }
 
-    /// Passes an exchange's messages through until the hard stop, which ends
-    /// it with an error response to `id` (the id the exchange's response carries).
-    pub(crate) fn guard(&self, mut ex: Exchange, id: Option<Box<RawValue>>) -> Exchange {
-        let mut stop = self.tx.subscribe();
-        let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    biased;
-                    _ = stop.wait_for(|s| *s) => {
-                        let _ = tx.send(Message::error(id, code::UPSTREAM_ERROR, SHUTTING_DOWN));
-                        return;
-                    }
-                    m = ex.recv() => match m {
-                        Some(m) => {
-                            if tx.send(m).is_err() {
-                                return;
-                            }
-                        }
-                        None => return,
-                    },
-                    // The client went away: drop the upstream side at once, as before.
-                    () = tx.closed() => return,
-                }
+    /// The hard stop for one exchange, whose answer is an error response to
+    /// `id` (the id the exchange's response carries).
+    pub(crate) fn stop_for(&self, id: Option<Box<RawValue>>) -> Stop {
+        Stop {
+            rx: self.tx.subscribe(),
+            id: Some(id),
+        }
+    }
+}
+
+/// One exchange's view of the hard stop (`Exchange::until`).
+#[derive(Debug)]
+pub(crate) struct Stop {
+    rx: watch::Receiver<bool>,
+    /// The response's id, until the error was given.
+    id: Option<Option<Box<RawValue>>>,
+}
+
+impl Stop {
+    /// The next message of `rx` until the hard stop, then the error once,
+    /// then `None`.
+    pub(crate) async fn recv(
+        &mut self,
+        rx: &mut mpsc::UnboundedReceiver<Message>,
+    ) -> Option<Message> {
+        self.id.as_ref()?;
+        tokio::select! {
+            biased;
+            Ok(_) = self.rx.wait_for(|s| *s) => {
+                let id = self.id.take().flatten();
+                Some(Message::error(id, code::UPSTREAM_ERROR, SHUTTING_DOWN))
             }
-        });
-        rx
+            m = rx.recv() => m,
+        }
     }
 }
 
@@ -69,17 +75,19 @@ mod tests {
     #[tokio::test]
     async fn messages_pass_until_the_stop_then_the_error_ends_the_exchange() {
         let s = Stopping::default();
-        let (up, ex) = mpsc::unbounded_channel();
-        let mut guarded = s.guard(ex, Some(crate::jsonrpc::num_id(7)));
+        let (up, mut ex) = mpsc::unbounded_channel();
+        let mut guarded = s.stop_for(Some(crate::jsonrpc::num_id(7)));
         up.send(Message::notification("notifications/progress", None))
             .expect("send");
-        let first = guarded.recv().await.expect("a message");
+        let first = guarded.recv(&mut ex).await.expect("a message");
         assert_eq!(first.method.as_deref(), Some("notifications/progress"));
         s.trigger();
-        let last = guarded.recv().await.expect("the error");
+        up.send(Message::notification("notifications/progress", None))
+            .expect("send");
+        let last = guarded.recv(&mut ex).await.expect("the error");
         assert_eq!(last.id_key(), Some("7"));
         let err = last.error.expect("an error").get().to_owned();
         assert!(err.contains("shutting down"), "{err}");
-        assert!(guarded.recv().await.is_none());
+        assert!(guarded.recv(&mut ex).await.is_none());
     }
 }

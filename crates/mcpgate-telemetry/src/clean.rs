@@ -7,8 +7,27 @@ pub(crate) const MAX_FIELD: usize = 256;
 
 /// Bounded to [`MAX_FIELD`] characters, control characters replaced.
 pub(crate) fn clean(s: &str) -> String {
+    // The usual value (a method, an id, a session id) is short printable
+    // ASCII: copied at once instead of character by character.
+    if s.len() <= MAX_FIELD && s.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        return s.to_owned();
+    }
     s.chars()
         .take(MAX_FIELD)
         .map(|c| if c.is_control() { '?' } else { c })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn printable_ascii_is_kept_and_the_rest_bounded_and_replaced() {
+        assert_eq!(clean("tools/call"), "tools/call");
+        assert_eq!(clean("a\u{7}b\nc"), "a?b?c");
+        assert_eq!(clean("é\u{1b}"), "é?");
+        assert_eq!(clean(&"x".repeat(300)).len(), MAX_FIELD);
+        assert_eq!(clean(&"é".repeat(300)).chars().count(), MAX_FIELD);
+    }
 }

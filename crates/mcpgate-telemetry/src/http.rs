@@ -164,7 +164,7 @@ fn finish(seen: &Seen<'_>, span: &tracing::Span, mut note: Note, resp: &Response
     let m = crate::metrics();
     m.http_request(seen.route, status);
     // The session id of a new session is in the answer to initialize.
-    if note.session_id.is_none() && (note.upstream.is_some() || !span.is_none()) {
+    if note.session_id.is_none() && !span.is_none() {
         note.session_id = resp
             .headers()
             .get("mcp-session-id")

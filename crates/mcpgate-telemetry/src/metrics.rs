@@ -13,6 +13,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 
+use series::Series;
+
 /// MCP methods that get their own label value; anything else is `other`, so a
 /// client inventing method names cannot grow the series count.
 const KNOWN_METHODS: &[&str] = &[
@@ -172,6 +174,17 @@ pub struct Metrics {
     upstream_up: Family<UpstreamLabels, Gauge>,
     renewals: Family<RenewalLabels, Counter>,
     reloads: Family<ReloadLabels, Counter>,
+    /// The per-request series again, by route and status.
+    http_series: Series<u16, Counter>,
+    /// By upstream, method label and outcome.
+    mcp_series: Series<(&'static str, &'static str), Counter>,
+    /// By upstream and method label: the request's duration and the
+    /// gateway's share of it.
+    mcp_times: Series<&'static str, (Histogram, Histogram)>,
+    /// By verifier, whether allowed, and reason.
+    auth_series: Series<(bool, &'static str), Counter>,
+    /// By upstream: set after every upstream request.
+    up_series: Series<(), Gauge>,
     on: AtomicBool,
 }
 
@@ -201,6 +214,11 @@ impl Metrics {
             upstream_up: Family::default(),
             renewals: Family::default(),
             reloads: Family::default(),
+            http_series: Series::default(),
+            mcp_series: Series::default(),
+            mcp_times: Series::default(),
+            auth_series: Series::default(),
+            up_series: Series::default(),
             on: AtomicBool::new(false),
         };
         registry.register(
@@ -291,12 +309,19 @@ impl Metrics {
         if !self.recording() {
             return;
         }
-        self.http_requests
-            .get_or_create(&HttpLabels {
-                route: route.to_owned(),
-                status,
-            })
-            .inc();
+        self.http_series.with(
+            route,
+            status,
+            || {
+                self.http_requests.get_or_create_owned(&HttpLabels {
+                    route: route.to_owned(),
+                    status,
+                })
+            },
+            |c| {
+                c.inc();
+            },
+        );
     }
 
     /// One MCP request answered by the gateway.
@@ -311,19 +336,24 @@ impl Metrics {
             return;
         }
         let method = method_label(method);
-        self.mcp_requests
-            .get_or_create(&McpLabels {
-                upstream: upstream.to_owned(),
-                method,
-                outcome: outcome.as_str(),
-            })
-            .inc();
-        self.mcp_duration
-            .get_or_create(&McpTimeLabels {
-                upstream: upstream.to_owned(),
-                method,
-            })
-            .observe(duration.as_secs_f64());
+        let outcome = outcome.as_str();
+        self.mcp_series.with(
+            upstream,
+            (method, outcome),
+            || {
+                self.mcp_requests.get_or_create_owned(&McpLabels {
+                    upstream: upstream.to_owned(),
+                    method,
+                    outcome,
+                })
+            },
+            |c| {
+                c.inc();
+            },
+        );
+        self.mcp_time(upstream, method, |(total, _)| {
+            total.observe(duration.as_secs_f64());
+        });
     }
 
     /// The gateway's own time in one MCP request (its total minus the upstream's).
@@ -331,12 +361,32 @@ impl Metrics {
         if !self.recording() {
             return;
         }
-        self.gateway_overhead
-            .get_or_create(&McpTimeLabels {
-                upstream: upstream.to_owned(),
-                method: method_label(method),
-            })
-            .observe(overhead.as_secs_f64());
+        self.mcp_time(upstream, method_label(method), |(_, own)| {
+            own.observe(overhead.as_secs_f64());
+        });
+    }
+
+    fn mcp_time(
+        &self,
+        upstream: &str,
+        method: &'static str,
+        f: impl FnOnce(&(Histogram, Histogram)),
+    ) {
+        self.mcp_times.with(
+            upstream,
+            method,
+            || {
+                let labels = McpTimeLabels {
+                    upstream: upstream.to_owned(),
+                    method,
+                };
+                (
+                    self.mcp_duration.get_or_create_owned(&labels),
+                    self.gateway_overhead.get_or_create_owned(&labels),
+                )
+            },
+            f,
+        );
     }
 
     /// One authentication decision. `verifier` is how the caller
@@ -346,13 +396,20 @@ impl Metrics {
         if !self.recording() {
             return;
         }
-        self.auth_decisions
-            .get_or_create(&AuthLabels {
-                verifier: verifier.to_owned(),
-                outcome: if allowed { "allowed" } else { "refused" },
-                reason,
-            })
-            .inc();
+        self.auth_series.with(
+            verifier,
+            (allowed, reason),
+            || {
+                self.auth_decisions.get_or_create_owned(&AuthLabels {
+                    verifier: verifier.to_owned(),
+                    outcome: if allowed { "allowed" } else { "refused" },
+                    reason,
+                })
+            },
+            |c| {
+                c.inc();
+            },
+        );
     }
 
     /// One access token issued.
@@ -478,11 +535,18 @@ impl Metrics {
         if !self.recording() {
             return;
         }
-        self.upstream_up
-            .get_or_create(&UpstreamLabels {
-                upstream: upstream.to_owned(),
-            })
-            .set(i64::from(up));
+        self.up_series.with(
+            upstream,
+            (),
+            || {
+                self.upstream_up.get_or_create_owned(&UpstreamLabels {
+                    upstream: upstream.to_owned(),
+                })
+            },
+            |g| {
+                g.set(i64::from(up));
+            },
+        );
     }
 
     /// One upstream credential renewal; `kind` is `oauth_refresh`,
@@ -512,6 +576,8 @@ impl Metrics {
             .inc();
     }
 }
+
+mod series;
 
 #[cfg(test)]
 mod tests;

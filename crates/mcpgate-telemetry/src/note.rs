@@ -22,7 +22,6 @@ pub(crate) use crate::clean::clean;
 pub(crate) struct Note {
     pub(crate) subject: Option<String>,
     pub(crate) client_id: Option<String>,
-    pub(crate) verifier: Option<String>,
     pub(crate) upstream: Option<String>,
     pub(crate) mcp_method: Option<String>,
     pub(crate) session_id: Option<String>,
@@ -92,23 +91,18 @@ pub(crate) fn upstream_answered(n: &mut Note, failed: bool) {
     };
     n.upstream_wait = Some(n.upstream_wait.unwrap_or_default() + sent.elapsed());
     if let Some(start) = wall {
-        let mut attrs = Vec::with_capacity(5);
+        // The session and request ids are on the request's span, its parent:
+        // every attribute is converted and encoded again for each span.
+        let mut attrs = Vec::with_capacity(4);
         let fields = [
             ("mcpgate.upstream", &n.upstream),
             ("mcp.method.name", &n.mcp_method),
             ("gen_ai.tool.name", &n.tool),
-            ("mcp.session.id", &n.session_id),
         ];
         for (k, v) in fields {
             if let Some(v) = v {
                 attrs.push(KeyValue::new(k, v.clone()));
             }
-        }
-        if let Some(id) = &n.jsonrpc_id {
-            attrs.push(KeyValue::new(
-                "jsonrpc.request.id",
-                id.trim_matches('"').to_owned(),
-            ));
         }
         attrs.push(KeyValue::new(
             "mcpgate.outcome",
@@ -133,16 +127,31 @@ pub fn note_mcp_deferred() {
 /// (`method` serializes to `api_key`, `jwt`, …). Counts an allowed
 /// authentication decision.
 pub fn note_principal(subject: &str, client_id: Option<&str>, method: impl serde::Serialize) {
-    let verifier = match serde_json::to_value(method) {
-        Ok(serde_json::Value::String(s)) => s,
-        _ => "other".to_owned(),
-    };
-    crate::metrics().auth_decision(&verifier, true, "ok");
+    let m = crate::metrics();
+    if m.recording() {
+        let mut buf = [0u8; 48];
+        let verifier = verifier_label(&method, &mut buf);
+        m.auth_decision(verifier, true, "ok");
+    }
     with(|n| {
         n.subject = Some(clean(subject));
         n.client_id = client_id.map(clean);
-        n.verifier = Some(verifier);
     });
+}
+
+/// The name `method` serializes to (a unit variant: `api_key`), written into
+/// `buf` on the stack since this runs on every request; `other` for anything
+/// longer or not a string.
+fn verifier_label(method: impl serde::Serialize, buf: &mut [u8; 48]) -> &str {
+    let mut out = &mut buf[..];
+    if serde_json::to_writer(&mut out, &method).is_err() {
+        return "other";
+    }
+    let len = 48 - out.len();
+    std::str::from_utf8(&buf[..len])
+        .ok()
+        .and_then(|s| s.strip_prefix('"')?.strip_suffix('"'))
+        .unwrap_or("other")
 }
 
 /// The caller was refused authentication with this error code.
@@ -212,8 +221,11 @@ pub fn note_mcp(
     with(|n| {
         n.upstream = Some(clean(upstream));
         n.mcp_method = method.map(clean);
-        n.jsonrpc_id = id.map(clean);
-        n.session_id = session_id.map(clean);
+        // Only the span shows these two; the session id is long (sealed).
+        if tracing {
+            n.jsonrpc_id = id.map(clean);
+            n.session_id = session_id.map(clean);
+        }
         if let Some(p) = parsed.as_ref().filter(|_| is_call) {
             n.tool = p.name.as_deref().map(clean);
             if crate::audit::wants_arguments() {

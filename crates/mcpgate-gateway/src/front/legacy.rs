@@ -198,7 +198,7 @@ pub(crate) async fn message(
                 let sent = std::time::Instant::now();
                 let outcome = match session.link.request(&proof, msg).await {
                     Ok(ex) => {
-                        let ex = gw.shared.stopping.guard(ex, id.clone());
+                        let ex = ex.until(gw.shared.stopping.stop_for(id.clone()));
                         relay_into(ex, &session, deadline, timeout, id, rewrite).await
                     }
                     Err(e) => {

@@ -93,6 +93,9 @@ pub(crate) enum Step {
     Interim(Message),
     /// The answer: a result, an error, or `input_required`.
     Final(Message),
+    /// No answer came: the upstream closed the stream or timed out, and this
+    /// is the gateway's error in its place.
+    Failed(Message),
 }
 
 /// One stateless call in flight.
@@ -164,7 +167,7 @@ impl Call {
                 Ok(Some(m)) => m,
                 Ok(None) => {
                     let why = "the upstream closed the stream before answering";
-                    return Step::Final(Message::error(
+                    return Step::Failed(Message::error(
                         self.client_id.clone(),
                         code::UPSTREAM_ERROR,
                         why,
@@ -178,7 +181,7 @@ impl Call {
                         "the upstream did not answer within {limit:?} (server.request_timeout)"
                     );
                     tracing::warn!(method = %self.method, "{why}");
-                    return Step::Final(Message::error(
+                    return Step::Failed(Message::error(
                         self.client_id.clone(),
                         code::UPSTREAM_TIMEOUT,
                         &why,

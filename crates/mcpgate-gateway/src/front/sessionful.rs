@@ -103,8 +103,11 @@ async fn post(
             let msg_method = msg.method.clone();
             mcpgate_telemetry::note_upstream_sent();
             let ex = match session.link.request(&proof, msg).await {
-                Ok(ex) => gw.shared.stopping.guard(ex, id.clone()),
-                Err(e) => return link_failed(&gw, &session, &e, id).await,
+                Ok(ex) => ex.until(gw.shared.stopping.stop_for(id.clone())),
+                Err(e) => {
+                    mcpgate_telemetry::note_upstream_answered(true);
+                    return link_failed(&gw, &session, &e, id).await;
+                }
             };
             let method = msg_method.unwrap_or_default();
             let rewrite = gw

@@ -267,8 +267,12 @@ async fn call(
             sent = tokio::time::Instant::now();
             mcpgate_telemetry::note_upstream_sent();
             let ex = match link.request(&proof, msg).await {
-                Ok(ex) => gw.shared.stopping.guard(ex, Some(upstream_id.clone())),
-                Err(e) => return GatewayError::from(&e).answer(client_id),
+                Ok(ex) => ex.until(gw.shared.stopping.stop_for(Some(upstream_id.clone()))),
+                Err(e) => {
+                    // An HTTP upstream's wait (and its timeout) is inside the request.
+                    mcpgate_telemetry::note_upstream_answered(true);
+                    return GatewayError::from(&e).answer(client_id);
+                }
             };
             mrtr::Call {
                 ex: Some(ex),
@@ -286,9 +290,9 @@ async fn call(
     };
     let first = timeout.saturating_sub(sent.elapsed());
     let step = call.step(first, timeout).await;
-    mcpgate_telemetry::note_upstream_answered(false);
+    mcpgate_telemetry::note_upstream_answered(matches!(step, Step::Failed(_)));
     match step {
-        Step::Final(m) => with_error_status(json(StatusCode::OK, &m)).await,
+        Step::Final(m) | Step::Failed(m) => with_error_status(json(StatusCode::OK, &m)).await,
         Step::Interim(m) => {
             let log = EventLog::new(1, gw.shared.limits.replay_events, None);
             log.push(&m);
@@ -297,7 +301,7 @@ async fn call(
                 loop {
                     match call.step(timeout, timeout).await {
                         Step::Interim(m) => log.push(&m),
-                        Step::Final(m) => {
+                        Step::Final(m) | Step::Failed(m) => {
                             log.push(&m);
                             break;
                         }

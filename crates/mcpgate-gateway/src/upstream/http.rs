@@ -525,13 +525,13 @@ impl HttpLink {
                 }
             });
             self.track(task.abort_handle());
-            return Ok(rx);
+            return Ok(Exchange::new(rx));
         }
         let body = read_limited(resp.into_body(), self.up.limits.max_message_bytes).await?;
         match Message::parse(&body) {
             Ok(m) if m.id.is_some() => {
                 let _ = tx.send(m);
-                Ok(rx)
+                Ok(Exchange::new(rx))
             }
             _ if status.is_success() => Err(UpstreamError::Unavailable(format!(
                 "upstream {} answered a request with HTTP {status} and no JSON-RPC response",
@@ -548,7 +548,7 @@ impl HttpLink {
                     jsonrpc::code::UPSTREAM_ERROR,
                     &why,
                 ));
-                Ok(rx)
+                Ok(Exchange::new(rx))
             }
         }
     }

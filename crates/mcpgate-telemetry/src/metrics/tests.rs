@@ -97,3 +97,35 @@ fn nothing_is_recorded_until_switched_on_and_gauges_follow_opens_and_closes() {
         "{text}"
     );
 }
+
+#[test]
+fn repeated_requests_count_into_the_same_series() {
+    let m = Metrics::new();
+    m.record(true);
+    for _ in 0..3 {
+        m.http_request("/mcp/{name}", 200);
+        m.mcp_request("a", "tools/call", McpOutcome::Ok, Duration::from_millis(2));
+        m.gateway_overhead("a", "tools/call", Duration::from_micros(100));
+        m.auth_decision("api_key", true, "ok");
+    }
+    m.http_request("/mcp/{name}", 404);
+    m.mcp_request("b", "tools/call", McpOutcome::Failed, Duration::ZERO);
+    m.auth_decision("api_key", false, "invalid_token");
+    let text = m.encode();
+    for line in [
+        "mcpgate_http_requests_total{route=\"/mcp/{name}\",status=\"200\"} 3",
+        "mcpgate_http_requests_total{route=\"/mcp/{name}\",status=\"404\"} 1",
+        "mcpgate_mcp_requests_total{upstream=\"a\",method=\"tools/call\",outcome=\"ok\"} 3",
+        "mcpgate_mcp_requests_total{upstream=\"b\",method=\"tools/call\",outcome=\"failed\"} 1",
+        "mcpgate_mcp_request_duration_seconds_count{upstream=\"a\",method=\"tools/call\"} 3",
+        "mcpgate_gateway_overhead_seconds_count{upstream=\"a\",method=\"tools/call\"} 3",
+        "mcpgate_auth_decisions_total{verifier=\"api_key\",outcome=\"allowed\",reason=\"ok\"} 3",
+        "mcpgate_auth_decisions_total{verifier=\"api_key\",outcome=\"refused\",reason=\"invalid_token\"} 1",
+    ] {
+        assert!(text.contains(line), "missing {line} in\n{text}");
+    }
+    assert!(
+        !text.contains("upstream=\"b\",method=\"tools/call\",outcome=\"ok\""),
+        "{text}"
+    );
+}

@@ -25,20 +25,14 @@ async fn a_tool_call_is_noted_with_its_name_and_nothing_outside_the_layer() {
             Some(r#"{"name":"create_note","arguments":{"title":"t"}}"#),
         );
         note_principal("alice", Some("cli\u{7}ent"), "api_key");
-        assert!(
-            NOTE.try_with(|n| lock(n).verifier.clone())
-                .ok()
-                .flatten()
-                .as_deref()
-                == Some("api_key")
-        );
     })
     .await;
     let n = lock(&shared);
     assert_eq!(n.upstream.as_deref(), Some("demo"));
     assert_eq!(n.tool.as_deref(), Some("create_note"));
-    assert_eq!(n.jsonrpc_id.as_deref(), Some("7"));
-    assert_eq!(n.session_id.as_deref(), Some("s-1"));
+    // Only a span shows the request's id and session: traces are off here.
+    assert_eq!(n.jsonrpc_id, None);
+    assert_eq!(n.session_id, None);
     assert_eq!(n.subject.as_deref(), Some("alice"));
     assert_eq!(n.client_id.as_deref(), Some("cli?ent"));
 }
@@ -83,4 +77,12 @@ async fn with_nothing_to_read_it_the_tool_is_not_parsed() {
     let n = lock(&shared);
     assert_eq!(n.mcp_method.as_deref(), Some("tools/call"));
     assert_eq!(n.tool, None);
+}
+
+#[test]
+fn the_verifier_label_is_the_variant_name_or_other() {
+    let mut buf = [0u8; 48];
+    assert_eq!(verifier_label("api_key", &mut buf), "api_key");
+    assert_eq!(verifier_label(7, &mut buf), "other");
+    assert_eq!(verifier_label("x".repeat(60), &mut buf), "other");
 }

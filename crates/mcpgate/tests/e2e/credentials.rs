@@ -411,8 +411,12 @@ async fn login_session_refreshes_relogs_and_renews_once_for_many() {
         toml_str(&format!("{base}/refresh")),
         toml_str(&user_file.display().to_string()),
     );
+    let metrics = crate::harness::free_port();
     let gw = Gateway::start_with_env(
-        &disabled_auth(&http_upstream("api", &format!("{base}/api/mcp"), &creds)),
+        &format!(
+            "[metrics]\nlisten = \"127.0.0.1:{metrics}\"\n\n{}",
+            disabled_auth(&http_upstream("api", &format!("{base}/api/mcp"), &creds))
+        ),
         &[("E2E_API_PASSWORD", PASSWORD)],
     )
     .await;
@@ -474,6 +478,27 @@ async fn login_session_refreshes_relogs_and_renews_once_for_many() {
         "{ready}"
     );
     assert!(!ready.to_string().contains(PASSWORD));
+
+    // Four renewals, each counted once: the login, two refreshes, and the
+    // refresh that failed and fell back to a new login (which succeeded).
+    use crate::observability::{sample, scrape};
+    let text = scrape(metrics).await;
+    assert_eq!(
+        sample(
+            &text,
+            "mcpgate_credential_renewals_total{upstream=\"api\",kind=\"login\",outcome=\"ok\"}"
+        ),
+        Some(4.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "mcpgate_credential_renewals_total{upstream=\"api\",kind=\"login\",outcome=\"failed\"}"
+        ),
+        None,
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -670,8 +695,9 @@ async fn token_exchange_gives_each_user_their_own_token() {
         "[upstream.credentials]\nkind = \"token_exchange\"\ntoken_url = {}\naudience = \"weather-api\"\n",
         toml_str(&sts)
     );
+    let metrics = crate::harness::free_port();
     let config = format!(
-        "[server]\nrequest_timeout = \"30s\"\n\n{}",
+        "[server]\nrequest_timeout = \"30s\"\n\n[metrics]\nlisten = \"127.0.0.1:{metrics}\"\n\n{}",
         http_upstream("shared", &format!("{base}/xt/mcp"), &creds)
     );
     let gw = Gateway::start(&config).await;
@@ -719,4 +745,15 @@ async fn token_exchange_gives_each_user_their_own_token() {
             "{subject} received {token}"
         );
     }
+    // One exchange per user, each counted as a renewal.
+    use crate::observability::{sample, scrape};
+    let text = scrape(metrics).await;
+    assert_eq!(
+        sample(
+            &text,
+            "mcpgate_credential_renewals_total{upstream=\"shared\",kind=\"token_exchange\",outcome=\"ok\"}"
+        ),
+        Some(2.0),
+        "{text}"
+    );
 }
