@@ -313,8 +313,8 @@ pub(crate) async fn submit(
                 scopes: scopes
                     .iter()
                     .map(|x| ScopeLine {
-                        name: x.clone(),
-                        description: inner.scope_description(x),
+                        name: x.to_string(),
+                        description: inner.scope_description(x.as_str()),
                     })
                     .collect(),
             },

@@ -87,7 +87,6 @@ mod token;
 mod vault;
 mod verifier;
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -376,16 +375,6 @@ fn normalize_path(p: &str) -> Result<String, Error> {
 /// 32 random bytes, base64url: codes, tokens, ids.
 pub(crate) fn random_token() -> String {
     URL_SAFE_NO_PAD.encode(mcpgate_store::random::bytes::<32>())
-}
-
-/// A space-separated scope string as a set.
-pub(crate) fn scope_set(s: &str) -> BTreeSet<String> {
-    s.split_ascii_whitespace().map(str::to_owned).collect()
-}
-
-/// A scope set as a space-separated string.
-pub(crate) fn scope_string(s: &BTreeSet<String>) -> String {
-    s.iter().map(String::as_str).collect::<Vec<_>>().join(" ")
 }
 
 /// Seconds since the epoch.

@@ -269,21 +269,6 @@ fn check_name(kind: Kind, name: &str) -> Result<(), StoreError> {
     }
 }
 
-/// Checks scope tokens (RFC 6749 §3.3) and joins them with spaces for storage.
-fn join_scopes<'a>(scopes: impl IntoIterator<Item = &'a String>) -> Result<String, StoreError> {
-    let mut out = Vec::new();
-    for s in scopes {
-        let ok = !s.is_empty()
-            && s.bytes()
-                .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b));
-        if !ok {
-            return Err(StoreError::InvalidScope(s.clone()));
-        }
-        out.push(s.as_str());
-    }
-    Ok(out.join(" "))
-}
-
 #[cfg(test)]
 mod testing;
 #[cfg(test)]
@@ -291,6 +276,12 @@ pub(crate) use testing::{TestDb, test_sqlite_store, test_store};
 
 /// `"a b"` as a scope set.
 #[cfg(test)]
-pub(crate) fn scopes(s: &str) -> std::collections::BTreeSet<String> {
-    s.split_ascii_whitespace().map(str::to_owned).collect()
+pub(crate) fn scopes(s: &str) -> mcpgate_types::ScopeSet {
+    s.parse().expect("test scopes are scope-tokens")
+}
+
+/// `s` as a subject.
+#[cfg(test)]
+pub(crate) fn subject(s: &str) -> mcpgate_types::Subject {
+    s.parse().expect("test subjects are subjects")
 }

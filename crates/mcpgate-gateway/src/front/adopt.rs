@@ -75,7 +75,7 @@ async fn adopt(
     if age > gw.shared.limits.session_max_age.as_secs() {
         return Err(refuse("the session is older than server.session_max_age"));
     }
-    if claims.subject != caller.principal().subject() {
+    if claims.subject != caller.principal().subject().as_str() {
         return Err(refuse("the session belongs to another subject"));
     }
     if claims.carrier != Carrier::Http {

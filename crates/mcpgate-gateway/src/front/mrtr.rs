@@ -241,7 +241,7 @@ impl Call {
         });
         let sealed = self.seal.keys.seal_state(&StateClaims {
             token,
-            subject: self.proof.caller().principal().subject().to_owned(),
+            subject: self.proof.caller().principal().subject().to_string(),
             upstream: self.seal.upstream.to_string(),
             method: self.method.clone(),
         });
@@ -314,7 +314,7 @@ pub(crate) async fn resume(
     rewrite: Rewrite,
     proof: Authorized,
 ) -> Result<Call, Message> {
-    let subject = proof.caller().principal().subject();
+    let subject = proof.caller().principal().subject().as_str();
     let p = claim(parked, &seal.keys, &seal.upstream, method, state, subject)
         .map_err(|why| Message::error(msg.id.clone(), code::INVALID_PARAMS, why))?;
     let responses: serde_json::Map<String, Value> = msg

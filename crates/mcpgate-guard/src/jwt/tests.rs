@@ -401,9 +401,9 @@ fn the_principal_reads_the_configured_claims() {
         .principal(obj(base.clone()), SystemTime::now())
         .unwrap();
     assert_eq!(p.subject(), "user-1");
-    assert_eq!(p.client_id(), Some("client-a"));
+    assert_eq!(p.client_id().map(|c| c.as_str()), Some("client-a"));
     assert_eq!(
-        p.scopes().iter().map(String::as_str).collect::<Vec<_>>(),
+        p.scopes().iter().map(|s| s.as_str()).collect::<Vec<_>>(),
         ["extra", "notes:read", "notes:write"]
     );
     assert_eq!(p.audience(), ["https://mcp.example/mcp"]);

@@ -22,8 +22,8 @@ fn no_env(_: &str) -> Option<String> {
     None
 }
 
-fn scopes(list: &[&str]) -> BTreeSet<String> {
-    list.iter().map(|s| (*s).to_owned()).collect()
+fn scopes(list: &[&str]) -> mcpgate_types::ScopeSet {
+    list.iter().map(|s| s.parse().unwrap()).collect()
 }
 
 #[test]

@@ -4,13 +4,12 @@
 //! token's rotation and the revocation of a whole grant are single statements
 //! (or one transaction), so two concurrent redemptions can never both win.
 
-use std::collections::BTreeSet;
+use mcpgate_types::ScopeSet;
 use std::time::{Duration, SystemTime};
 
 use crate::Row as SqliteRow;
 use sqlx::{AssertSqlSafe, Row as _};
 
-use super::join;
 use crate::Store;
 use crate::api_keys::split_scopes;
 use crate::error::StoreError;
@@ -27,7 +26,7 @@ pub struct GrantRow {
     /// The user (or, for client credentials, the client).
     pub subject: String,
     /// The scopes granted (refreshes may narrow, never widen).
-    pub scopes: BTreeSet<String>,
+    pub scopes: ScopeSet,
     /// The audience of its access tokens.
     pub resource: String,
     /// When it was granted.
@@ -48,7 +47,7 @@ impl GrantRow {
         id: String,
         client_id: String,
         subject: String,
-        scopes: BTreeSet<String>,
+        scopes: ScopeSet,
         resource: String,
         expires_at: SystemTime,
     ) -> GrantRow {
@@ -102,7 +101,7 @@ pub struct CodeRow {
     /// The PKCE S256 challenge.
     pub code_challenge: String,
     /// Scopes granted.
-    pub scopes: BTreeSet<String>,
+    pub scopes: ScopeSet,
     /// The audience.
     pub resource: String,
     /// The user.
@@ -156,7 +155,7 @@ pub struct RefreshRow {
     /// The token it replaced.
     pub parent_digest: Option<String>,
     /// Its scopes (a refresh keeps them, even when it narrows the access token).
-    pub scopes: BTreeSet<String>,
+    pub scopes: ScopeSet,
     /// When it was issued.
     pub created_at: SystemTime,
     /// When it expires (idle limit, capped by the grant's).
@@ -171,7 +170,7 @@ impl RefreshRow {
         digest: String,
         grant_id: String,
         parent_digest: Option<String>,
-        scopes: BTreeSet<String>,
+        scopes: ScopeSet,
         expires_at: SystemTime,
     ) -> RefreshRow {
         RefreshRow {
@@ -225,7 +224,7 @@ impl Store {
         .bind(&g.id)
         .bind(&g.client_id)
         .bind(&g.subject)
-        .bind(join(&g.scopes))
+        .bind(g.scopes.to_string())
         .bind(&g.resource)
         .bind(to_unix(g.created_at))
         .bind(to_unix(g.last_used_at))
@@ -310,7 +309,7 @@ impl Store {
         .bind(&c.client_id)
         .bind(&c.redirect_uri)
         .bind(&c.code_challenge)
-        .bind(join(&c.scopes))
+        .bind(c.scopes.to_string())
         .bind(&c.resource)
         .bind(&c.subject)
         .bind(&c.nonce)
@@ -529,7 +528,7 @@ where
     .bind(&r.digest)
     .bind(&r.grant_id)
     .bind(&r.parent_digest)
-    .bind(join(&r.scopes))
+    .bind(r.scopes.to_string())
     .bind(to_unix(r.created_at))
     .bind(to_unix(r.expires_at))
     .bind(r.rotated_at.map(to_unix))

@@ -8,7 +8,6 @@
 //! a transaction, without needing a full filesystem (the end-to-end test in
 //! `crates/mcpgate/tests/e2e/disk_full.rs` fills a real one).
 
-use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime};
 
 use sqlx::sqlite::SqliteConnectOptions;
@@ -238,7 +237,7 @@ async fn add_signing_key_failing_keeps_the_old_key_active_and_the_pool_clean() {
 async fn remove_user_failing_keeps_the_user_and_the_pool_clean() {
     let (_d, store) = test_sqlite_store().await;
     store
-        .add_user("alice", "a long password", &BTreeSet::new())
+        .add_user("alice", "a long password", &mcpgate_types::ScopeSet::new())
         .await
         .unwrap();
     store
