@@ -57,7 +57,6 @@ mod front;
 mod gateway;
 mod identity;
 pub mod jsonrpc;
-mod mux;
 mod origin;
 mod protocol;
 mod rejection;

@@ -7,7 +7,7 @@ use serde_json::value::RawValue;
 use tokio::sync::{mpsc, watch};
 
 use crate::jsonrpc::{Message, code};
-use crate::mux::Exchange;
+use crate::upstream::Exchange;
 
 /// What a request still waiting at the hard stop is answered.
 pub(crate) const SHUTTING_DOWN: &str = "the gateway is shutting down: the request was still waiting for its upstream when the shutdown grace period (server.shutdown_grace) ended; retry it once the gateway is back";

@@ -15,9 +15,9 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use crate::jsonrpc::{self, Kind, Message, code};
-use crate::mux::Exchange;
 use crate::rewrite::Rewrite;
 use crate::session_key::{SessionKeys, StateClaims};
+use crate::upstream::Exchange;
 use crate::upstream::Link;
 
 /// Only these methods may answer `input_required` (2026-07-28).

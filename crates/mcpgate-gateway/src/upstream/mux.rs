@@ -133,7 +133,7 @@ impl Mux {
     }
 
     /// Sends a client request; what the upstream says about it arrives on the returned exchange.
-    pub(crate) fn request(&self, key: SessionKey, mut msg: Message) -> Result<Exchange, MuxClosed> {
+    pub(super) fn request(&self, key: SessionKey, mut msg: Message) -> Result<Exchange, MuxClosed> {
         if let Some(reason) = self.dead_reason() {
             return Err(MuxClosed(reason));
         }
@@ -180,7 +180,7 @@ impl Mux {
     }
 
     /// Sends a client notification or a client's response to a server request.
-    pub(crate) fn send(&self, key: SessionKey, mut msg: Message) -> Result<(), MuxClosed> {
+    pub(super) fn send(&self, key: SessionKey, mut msg: Message) -> Result<(), MuxClosed> {
         if let Some(reason) = self.dead_reason() {
             return Err(MuxClosed(reason));
         }
@@ -248,7 +248,7 @@ impl Mux {
     }
 
     /// Sends a message of the gateway's own (its `initialize` of a shared child).
-    pub(crate) fn request_internal(
+    pub(super) fn request_internal(
         &self,
         method: &str,
         params: Box<RawValue>,
@@ -258,7 +258,7 @@ impl Mux {
     }
 
     /// Sends a notification of the gateway's own.
-    pub(crate) fn notify_internal(&self, method: &str) -> Result<(), MuxClosed> {
+    pub(super) fn notify_internal(&self, method: &str) -> Result<(), MuxClosed> {
         self.write(&Message::notification(method, None))
     }
 
