@@ -227,7 +227,10 @@ async fn applied_migrations(conn: &mut sqlx::AnyConnection) -> usize {
         .map_or(0, |n| usize::try_from(n).unwrap_or(0))
 }
 
-pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+/// Creates `dir` (and its parents) as 0700 when missing; an existing one is
+/// left as the operator set it. Every data directory of mcpgate is made here
+/// (the demo's too).
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     if dir.is_dir() {
         return Ok(());
@@ -238,7 +241,10 @@ pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
         .create(dir)
 }
 
-fn create_private_file(path: &Path) -> std::io::Result<()> {
+/// Creates `path` as an empty 0600 file when missing, before SQLite opens it
+/// (SQLite gives the -wal and -shm files the database file's mode); an existing
+/// file is left as it is.
+pub fn create_private_file(path: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     match std::fs::OpenOptions::new()
         .write(true)
