@@ -7,6 +7,8 @@
 use std::sync::Arc;
 
 use super::caller::AuthenticatedCaller;
+use mcpgate_types::Subject;
+
 use crate::error::GatewayError;
 use crate::events::EventLog;
 use crate::session::Session;
@@ -19,7 +21,7 @@ pub(crate) fn seal_id(
     gw: &Gateway,
     upstream: &str,
     link: &Link,
-    subject: &str,
+    subject: &Subject,
     version: &str,
 ) -> String {
     let claims = SessionClaims {
@@ -30,7 +32,7 @@ pub(crate) fn seal_id(
             Carrier::Local
         },
         upstream_session: link.upstream_session_id(),
-        subject: subject.to_owned(),
+        subject: subject.clone(),
         version: version.to_owned(),
         created: unix_now(),
     };
@@ -75,7 +77,7 @@ async fn adopt(
     if age > gw.shared.limits.session_max_age.as_secs() {
         return Err(refuse("the session is older than server.session_max_age"));
     }
-    if claims.subject != caller.principal().subject().as_str() {
+    if claims.subject != *caller.principal().subject() {
         return Err(refuse("the session belongs to another subject"));
     }
     if claims.carrier != Carrier::Http {

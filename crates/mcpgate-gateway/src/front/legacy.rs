@@ -48,7 +48,7 @@ pub(crate) async fn open(
     let session = Session::new(
         crate::session_key::random_hex(),
         name,
-        caller.principal().subject().to_string(),
+        caller.principal().subject().clone(),
         link,
         log.clone(),
         LEGACY_SSE_VERSION.into(),

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use mcpgate_guard::Authorized;
+use mcpgate_types::Subject;
 use rand::RngCore;
 use serde_json::Value;
 use serde_json::value::RawValue;
@@ -241,7 +242,7 @@ impl Call {
         });
         let sealed = self.seal.keys.seal_state(&StateClaims {
             token,
-            subject: self.proof.caller().principal().subject().to_string(),
+            subject: self.proof.caller().principal().subject().clone(),
             upstream: self.seal.upstream.to_string(),
             method: self.method.clone(),
         });
@@ -272,7 +273,7 @@ fn claim(
     upstream: &str,
     method: &str,
     state: &str,
-    subject: &str,
+    subject: &Subject,
 ) -> Result<Parked, &'static str> {
     let refuse = |reason: &str, answer| {
         tracing::info!(%upstream, %method, reason, "refused a requestState");
@@ -284,7 +285,7 @@ fn claim(
             "requestState was not issued by this gateway (forged, altered, or sealed under another session key); send the request again without it",
         )
     })?;
-    if c.subject != subject || c.upstream != upstream {
+    if c.subject != *subject || c.upstream != upstream {
         return Err(refuse(
             "issued to another subject or for another upstream",
             "requestState belongs to another caller or upstream",
@@ -314,7 +315,7 @@ pub(crate) async fn resume(
     rewrite: Rewrite,
     proof: Authorized,
 ) -> Result<Call, Message> {
-    let subject = proof.caller().principal().subject().as_str();
+    let subject = proof.caller().principal().subject();
     let p = claim(parked, &seal.keys, &seal.upstream, method, state, subject)
         .map_err(|why| Message::error(msg.id.clone(), code::INVALID_PARAMS, why))?;
     let responses: serde_json::Map<String, Value> = msg
