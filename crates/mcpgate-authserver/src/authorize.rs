@@ -619,11 +619,23 @@ pub(crate) async fn consent(
 
 /// Creates the grant and its code, and sends the code to the client.
 async fn issue_code(inner: &Inner, req: &AuthRequest, subject: &str, scopes: ScopeSet) -> Response {
+    let fail = |error| {
+        Failure::Redirect {
+            redirect_uri: req.redirect_uri.clone(),
+            state: req.state.clone(),
+            error,
+        }
+        .respond(inner)
+    };
+    let subject = match crate::grant_subject(subject) {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
     let now = SystemTime::now();
     let grant = GrantRow::new(
         random_token(),
         req.client.id.clone(),
-        subject.to_owned(),
+        subject.clone(),
         scopes.clone(),
         req.resource.clone(),
         now + inner.settings.refresh_max_ttl,
@@ -637,7 +649,7 @@ async fn issue_code(inner: &Inner, req: &AuthRequest, subject: &str, scopes: Sco
         code_challenge: req.challenge.clone(),
         scopes,
         resource: req.resource.clone(),
-        subject: subject.to_owned(),
+        subject: subject.clone(),
         nonce: req.nonce.clone(),
         created_at: now,
         expires_at: now + inner.settings.code_ttl,
@@ -652,12 +664,7 @@ async fn issue_code(inner: &Inner, req: &AuthRequest, subject: &str, scopes: Sco
     }
     .await;
     if let Err(e) = stored {
-        return Failure::Redirect {
-            redirect_uri: req.redirect_uri.clone(),
-            state: req.state.clone(),
-            error: OAuthError::store(e),
-        }
-        .respond(inner);
+        return fail(OAuthError::store(e));
     }
     tracing::info!(client = %req.client.id, %subject, scopes = %row.scopes.to_string(), "authorization code issued");
     if req.redirect_uri == OOB {

@@ -340,7 +340,7 @@ pub(crate) async fn id_token(
     if let Some(n) = nonce {
         claims["nonce"] = n.into();
     }
-    if let Some(email) = user_email(inner, &grant.subject).await {
+    if let Some(email) = user_email(inner, grant.subject.as_str()).await {
         claims["email"] = email.into();
         claims["email_verified"] = true.into();
     }

@@ -377,6 +377,19 @@ pub(crate) fn random_token() -> String {
     URL_SAFE_NO_PAD.encode(mcpgate_store::random::bytes::<32>())
 }
 
+/// The subject of a grant for `name` (a signed-in user's name, or a client
+/// id): both were checked when they were created, so a refusal here is this
+/// server's bug, answered `server_error` and logged.
+pub(crate) fn grant_subject(name: &str) -> Result<mcpgate_types::Subject, OAuthError> {
+    name.parse().map_err(|e| {
+        tracing::error!(%name, "cannot name this subject in a grant: {e}");
+        OAuthError::new(
+            ErrorCode::ServerError,
+            "the signed-in user cannot be named in a token",
+        )
+    })
+}
+
 /// Seconds since the epoch.
 pub(crate) fn unix(t: std::time::SystemTime) -> u64 {
     t.duration_since(std::time::UNIX_EPOCH)

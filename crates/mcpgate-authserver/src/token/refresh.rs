@@ -95,7 +95,7 @@ pub(super) async fn exchange(
             tracing::warn!(client = %client.client.id, subject = %grant.subject, grace_secs = grace.as_secs(), "a rotated refresh token was reused: the grant is revoked");
             mcpgate_telemetry::audit_simple(
                 mcpgate_telemetry::AuditKind::ReplayDetected,
-                Some(&grant.subject),
+                Some(grant.subject.as_str()),
                 Some(&client.client.id),
                 Some("refresh_token"),
             );

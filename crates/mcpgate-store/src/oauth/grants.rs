@@ -4,14 +4,14 @@
 //! token's rotation and the revocation of a whole grant are single statements
 //! (or one transaction), so two concurrent redemptions can never both win.
 
-use mcpgate_types::ScopeSet;
+use mcpgate_types::{ScopeSet, Subject};
 use std::time::{Duration, SystemTime};
 
 use crate::Row as SqliteRow;
 use sqlx::{AssertSqlSafe, Row as _};
 
 use crate::Store;
-use crate::api_keys::split_scopes;
+use crate::api_keys::{decode_subject, split_scopes};
 use crate::error::StoreError;
 use crate::time::{from_unix, to_unix};
 
@@ -24,7 +24,7 @@ pub struct GrantRow {
     /// The client.
     pub client_id: String,
     /// The user (or, for client credentials, the client).
-    pub subject: String,
+    pub subject: Subject,
     /// The scopes granted (refreshes may narrow, never widen).
     pub scopes: ScopeSet,
     /// The audience of its access tokens.
@@ -46,7 +46,7 @@ impl GrantRow {
     pub fn new(
         id: String,
         client_id: String,
-        subject: String,
+        subject: Subject,
         scopes: ScopeSet,
         resource: String,
         expires_at: SystemTime,
@@ -70,7 +70,7 @@ impl GrantRow {
         Ok(GrantRow {
             id: row.try_get("id")?,
             client_id: row.try_get("client_id")?,
-            subject: row.try_get("subject")?,
+            subject: decode_subject(row.try_get("subject")?)?,
             scopes: split_scopes(&row.try_get::<String, _>("scopes")?),
             resource: row.try_get("resource")?,
             created_at: from_unix(row.try_get("created_at")?),
@@ -105,7 +105,7 @@ pub struct CodeRow {
     /// The audience.
     pub resource: String,
     /// The user.
-    pub subject: String,
+    pub subject: Subject,
     /// The OpenID `nonce`, if one was sent.
     pub nonce: Option<String>,
     /// When it was issued.
@@ -124,7 +124,7 @@ impl CodeRow {
             code_challenge: row.try_get("code_challenge")?,
             scopes: split_scopes(&row.try_get::<String, _>("scopes")?),
             resource: row.try_get("resource")?,
-            subject: row.try_get("subject")?,
+            subject: decode_subject(row.try_get("subject")?)?,
             nonce: row.try_get("nonce")?,
             created_at: from_unix(row.try_get("created_at")?),
             expires_at: from_unix(row.try_get("expires_at")?),
@@ -223,7 +223,7 @@ impl Store {
         ))
         .bind(&g.id)
         .bind(&g.client_id)
-        .bind(&g.subject)
+        .bind(g.subject.as_str())
         .bind(g.scopes.to_string())
         .bind(&g.resource)
         .bind(to_unix(g.created_at))
@@ -311,7 +311,7 @@ impl Store {
         .bind(&c.code_challenge)
         .bind(c.scopes.to_string())
         .bind(&c.resource)
-        .bind(&c.subject)
+        .bind(c.subject.as_str())
         .bind(&c.nonce)
         .bind(to_unix(c.created_at))
         .bind(to_unix(c.expires_at))

@@ -110,7 +110,7 @@ async fn client_and_grant(store: &Store, client: &str, grant: &str, subject: &st
     let g = GrantRow::new(
         grant.into(),
         client.into(),
-        subject.into(),
+        crate::subject(subject),
         scopes("notes:read"),
         "http://127.0.0.1/mcp".into(),
         later(3600),
@@ -175,7 +175,7 @@ async fn spend_code_failing_leaves_the_code_unspent_and_the_pool_clean() {
         code_challenge: "x".into(),
         scopes: g.scopes.clone(),
         resource: g.resource.clone(),
-        subject: "alice".into(),
+        subject: crate::subject("alice"),
         nonce: None,
         created_at: SystemTime::now(),
         expires_at: later(60),
