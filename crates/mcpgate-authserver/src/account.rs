@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use crate::respond::see_other;
-use crate::{Inner, pages, scope_string, session};
+use crate::{Inner, pages, session};
 
 struct GrantLine {
     id: String,
@@ -90,7 +90,7 @@ pub(crate) async fn render_for_field(
             scopes: if g.scopes.is_empty() {
                 "sign-in only".into()
             } else {
-                scope_string(&g.scopes)
+                g.scopes.to_string()
             },
             since: mcpgate_store::format_utc(g.created_at),
             last_used: mcpgate_store::format_utc(g.last_used_at),

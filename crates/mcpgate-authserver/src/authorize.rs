@@ -5,6 +5,8 @@
 //! validated redirect URI with `state` and `iss` (RFC 9207).
 
 use std::collections::BTreeSet;
+
+use mcpgate_types::{Scope, ScopeSet};
 use std::time::SystemTime;
 
 use axum::extract::{RawQuery, State};
@@ -22,7 +24,7 @@ use crate::redirect;
 use crate::resource_servers::ResourceServer;
 use crate::respond::see_other;
 use crate::settings::UnknownScopes;
-use crate::{Inner, pkce, random_token, scope_string, session};
+use crate::{Inner, pkce, random_token, session};
 use mcpgate_types::OOB;
 
 /// A validated authorization request.
@@ -30,7 +32,7 @@ use mcpgate_types::OOB;
 pub(crate) struct AuthRequest {
     pub(crate) client: Client,
     pub(crate) redirect_uri: String,
-    pub(crate) scopes: BTreeSet<String>,
+    pub(crate) scopes: ScopeSet,
     pub(crate) state: Option<String>,
     pub(crate) challenge: String,
     pub(crate) resource: String,
@@ -185,7 +187,7 @@ pub(crate) async fn validate(inner: &Inner, params: Params) -> Result<AuthReques
         requested_scopes(inner, &client, params.get("scope"), rs.as_ref()).map_err(fail)?;
     let prompt: BTreeSet<String> = params
         .get("prompt")
-        .map(crate::scope_set)
+        .map(|p| p.split_ascii_whitespace().map(str::to_owned).collect())
         .unwrap_or_default();
     if prompt.contains("none") && prompt.len() > 1 {
         return Err(fail(OAuthError::request(
@@ -214,22 +216,28 @@ pub(crate) fn requested_scopes(
     client: &Client,
     scope: Option<&str>,
     rs: Option<&ResourceServer>,
-) -> Result<BTreeSet<String>, OAuthError> {
-    let asked = match scope {
-        Some(s) => crate::scope_set(s),
+) -> Result<ScopeSet, OAuthError> {
+    let configured: Vec<&str>;
+    // Words, not yet scopes: a word that is no RFC 6749 scope-token is simply
+    // unknown below, dropped or refused like any other unknown scope.
+    let asked: Vec<&str> = match scope {
+        Some(s) => s.split_ascii_whitespace().collect(),
         None => match (&client.scope, rs) {
-            (Some(s), _) => crate::scope_set(s),
-            (None, Some(rs)) => rs.scopes.clone(),
-            (None, None) => inner
-                .settings
-                .scopes
-                .keys()
-                .filter(|s| !matches!(s.as_str(), "openid" | "profile" | "offline_access"))
-                .cloned()
-                .collect(),
+            (Some(s), _) => s.split_ascii_whitespace().collect(),
+            (None, Some(rs)) => rs.scopes.iter().map(|s| s.as_str()).collect(),
+            (None, None) => {
+                configured = inner
+                    .settings
+                    .scopes
+                    .keys()
+                    .map(String::as_str)
+                    .filter(|s| !matches!(*s, "openid" | "profile" | "offline_access"))
+                    .collect();
+                configured.clone()
+            }
         },
     };
-    let mut out = BTreeSet::new();
+    let mut out = ScopeSet::new();
     for s in asked {
         // A dynamic or CIMD client's `scope` is what it asked for when it registered, not a
         // ceiling: anyone may register (or host a document) with any scope, and MCP clients
@@ -243,18 +251,21 @@ pub(crate) fn requested_scopes(
                 .is_none_or(|cs| cs.split_ascii_whitespace().any(|c| c == s));
         let known = match rs {
             Some(rs) => {
-                rs.scopes.contains(&s)
-                    || matches!(s.as_str(), "openid" | "profile" | "offline_access")
+                rs.scopes.contains(s) || matches!(s, "openid" | "profile" | "offline_access")
             }
-            None => inner.known_scope(&s),
+            None => inner.known_scope(s),
         };
-        if known && allowed_for_client {
-            out.insert(s);
-        } else if inner.settings.unknown_scopes == UnknownScopes::Reject {
-            return Err(OAuthError::new(
-                ErrorCode::InvalidScope,
-                format!("scope {s:?} is not offered to this client"),
-            ));
+        match s.parse::<Scope>() {
+            Ok(scope) if known && allowed_for_client => {
+                out.insert(scope);
+            }
+            _ if inner.settings.unknown_scopes == UnknownScopes::Reject => {
+                return Err(OAuthError::new(
+                    ErrorCode::InvalidScope,
+                    format!("scope {s:?} is not offered to this client"),
+                ));
+            }
+            _ => {}
         }
     }
     Ok(out)
@@ -299,12 +310,12 @@ pub(crate) async fn resource(
 }
 
 /// The scopes of `asked` that `user` holds (`*` holds all; OpenID scopes are free).
-pub(crate) fn user_scopes(user: &UserRecord, asked: &BTreeSet<String>) -> BTreeSet<String> {
+pub(crate) fn user_scopes(user: &UserRecord, asked: &ScopeSet) -> ScopeSet {
     asked
         .iter()
         .filter(|s| {
             user.scopes.contains("*")
-                || user.scopes.contains(*s)
+                || user.scopes.contains(s.as_str())
                 || matches!(s.as_str(), "openid" | "profile" | "offline_access")
         })
         .cloned()
@@ -428,7 +439,7 @@ async fn consent_page(
     req: &AuthRequest,
     csrf: &str,
     user: &str,
-    scopes: &BTreeSet<String>,
+    scopes: &ScopeSet,
     vault: Option<crate::vault::ConsentField>,
 ) -> Response {
     let reference = random_token();
@@ -482,8 +493,8 @@ async fn consent_page(
         scopes: scopes
             .iter()
             .map(|s| ScopeLine {
-                name: s.clone(),
-                description: inner.scope_description(s),
+                name: s.to_string(),
+                description: inner.scope_description(s.as_str()),
             })
             .collect(),
         request: &reference,
@@ -607,17 +618,24 @@ pub(crate) async fn consent(
 }
 
 /// Creates the grant and its code, and sends the code to the client.
-async fn issue_code(
-    inner: &Inner,
-    req: &AuthRequest,
-    subject: &str,
-    scopes: BTreeSet<String>,
-) -> Response {
+async fn issue_code(inner: &Inner, req: &AuthRequest, subject: &str, scopes: ScopeSet) -> Response {
+    let fail = |error| {
+        Failure::Redirect {
+            redirect_uri: req.redirect_uri.clone(),
+            state: req.state.clone(),
+            error,
+        }
+        .respond(inner)
+    };
+    let subject = match crate::grant_subject(subject) {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
     let now = SystemTime::now();
     let grant = GrantRow::new(
         random_token(),
         req.client.id.clone(),
-        subject.to_owned(),
+        subject.clone(),
         scopes.clone(),
         req.resource.clone(),
         now + inner.settings.refresh_max_ttl,
@@ -631,7 +649,7 @@ async fn issue_code(
         code_challenge: req.challenge.clone(),
         scopes,
         resource: req.resource.clone(),
-        subject: subject.to_owned(),
+        subject: subject.clone(),
         nonce: req.nonce.clone(),
         created_at: now,
         expires_at: now + inner.settings.code_ttl,
@@ -646,14 +664,9 @@ async fn issue_code(
     }
     .await;
     if let Err(e) = stored {
-        return Failure::Redirect {
-            redirect_uri: req.redirect_uri.clone(),
-            state: req.state.clone(),
-            error: OAuthError::store(e),
-        }
-        .respond(inner);
+        return fail(OAuthError::store(e));
     }
-    tracing::info!(client = %req.client.id, %subject, scopes = %scope_string(&row.scopes), "authorization code issued");
+    tracing::info!(client = %req.client.id, %subject, scopes = %row.scopes.to_string(), "authorization code issued");
     if req.redirect_uri == OOB {
         return pages::render(
             StatusCode::OK,

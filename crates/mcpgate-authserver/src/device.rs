@@ -313,18 +313,22 @@ pub(crate) async fn submit(
                 scopes: scopes
                     .iter()
                     .map(|x| ScopeLine {
-                        name: x.clone(),
-                        description: inner.scope_description(x),
+                        name: x.to_string(),
+                        description: inner.scope_description(x.as_str()),
                     })
                     .collect(),
             },
         );
     }
     let (status, grant_id, message) = if form.get("decision") == Some("allow") {
+        let grant_subject = match crate::grant_subject(&subject) {
+            Ok(s) => s,
+            Err(e) => return e.into_response(),
+        };
         let grant = GrantRow::new(
             random_token(),
             client.id.clone(),
-            subject.clone(),
+            grant_subject,
             scopes,
             row.resource.clone(),
             SystemTime::now() + inner.settings.refresh_max_ttl,

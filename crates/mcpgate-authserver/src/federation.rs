@@ -23,7 +23,7 @@ mod tokens;
 
 pub use config::{MapBy, ProviderConfig, ProviderKind};
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -263,14 +263,10 @@ pub(crate) async fn callback(
         Ok(s) => s,
         Err(why) => return refusal(&inner, StatusCode::FORBIDDEN, "No account", &why),
     };
-    let granted: BTreeSet<String> = tokens
-        .scope
-        .as_deref()
-        .unwrap_or_default()
-        .split([' ', ','])
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect();
+    // The IdP's words: one that is no RFC 6749 scope-token is not kept.
+    let granted = mcpgate_types::ScopeSet::from_words_lossy(
+        tokens.scope.as_deref().unwrap_or_default().split(','),
+    );
     let stored = inner
         .store
         .put_federated_tokens(
@@ -344,7 +340,7 @@ pub(crate) async fn id_token(
     if let Some(n) = nonce {
         claims["nonce"] = n.into();
     }
-    if let Some(email) = user_email(inner, &grant.subject).await {
+    if let Some(email) = user_email(inner, grant.subject.as_str()).await {
         claims["email"] = email.into();
         claims["email_verified"] = true.into();
     }

@@ -19,7 +19,7 @@ use crate::error::{ErrorCode, OAuthError};
 use crate::resource_servers::{self, ResourceServer};
 use crate::respond::no_store;
 use crate::verifier::AccessTokenVerifier;
-use crate::{Inner, client_auth, scope_string, unix};
+use crate::{Inner, client_auth, unix};
 
 /// `POST /introspect`.
 pub(crate) async fn post(State(inner): State<Arc<Inner>>, req: Request) -> Response {
@@ -106,7 +106,7 @@ async fn introspect(inner: &Arc<Inner>, token: &str) -> Result<serde_json::Value
                 let mut claims = serde_json::Value::Object(ok.principal().claims().clone());
                 claims["active"] = true.into();
                 claims["token_type"] = "Bearer".into();
-                claims["username"] = ok.principal().subject().into();
+                claims["username"] = ok.principal().subject().as_str().into();
                 claims
             }
             Err(_) => inactive,
@@ -131,7 +131,7 @@ async fn introspect(inner: &Arc<Inner>, token: &str) -> Result<serde_json::Value
             Ok(serde_json::json!({
                 "active": true,
                 "token_type": "refresh_token",
-                "scope": scope_string(&row.scopes),
+                "scope": row.scopes.to_string(),
                 "client_id": g.client_id,
                 "sub": g.subject,
                 "username": g.subject,
@@ -171,10 +171,9 @@ pub(crate) async fn userinfo(State(inner): State<Arc<Inner>>, headers: HeaderMap
     // Userinfo serves tokens for any of this server's audiences.
     match v.verify(&cred).await {
         Ok(ok) => {
-            let mut body = serde_json::json!({ "sub": ok.principal().subject(), "preferred_username": ok.principal().subject() });
-            if let Some(email) =
-                crate::federation::user_email(&inner, ok.principal().subject()).await
-            {
+            let subject = ok.principal().subject().as_str();
+            let mut body = serde_json::json!({ "sub": subject, "preferred_username": subject });
+            if let Some(email) = crate::federation::user_email(&inner, subject).await {
                 body["email"] = email.into();
                 body["email_verified"] = true.into();
             }

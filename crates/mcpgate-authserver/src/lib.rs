@@ -87,7 +87,6 @@ mod token;
 mod vault;
 mod verifier;
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -378,14 +377,17 @@ pub(crate) fn random_token() -> String {
     URL_SAFE_NO_PAD.encode(mcpgate_store::random::bytes::<32>())
 }
 
-/// A space-separated scope string as a set.
-pub(crate) fn scope_set(s: &str) -> BTreeSet<String> {
-    s.split_ascii_whitespace().map(str::to_owned).collect()
-}
-
-/// A scope set as a space-separated string.
-pub(crate) fn scope_string(s: &BTreeSet<String>) -> String {
-    s.iter().map(String::as_str).collect::<Vec<_>>().join(" ")
+/// The subject of a grant for `name` (a signed-in user's name, or a client
+/// id): both were checked when they were created, so a refusal here is this
+/// server's bug, answered `server_error` and logged.
+pub(crate) fn grant_subject(name: &str) -> Result<mcpgate_types::Subject, OAuthError> {
+    name.parse().map_err(|e| {
+        tracing::error!(%name, "cannot name this subject in a grant: {e}");
+        OAuthError::new(
+            ErrorCode::ServerError,
+            "the signed-in user cannot be named in a token",
+        )
+    })
 }
 
 /// Seconds since the epoch.

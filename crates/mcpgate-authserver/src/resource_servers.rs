@@ -7,7 +7,7 @@
 //! They come from `[[authserver.resource]]` (secret from an environment
 //! variable) and from `mcpgate resources add` (the store keeps a digest).
 
-use std::collections::BTreeSet;
+use mcpgate_types::ScopeSet;
 
 use axum::http::HeaderMap;
 use mcpgate_store::oauth::{ResourceServerRow, digest_hex};
@@ -44,7 +44,7 @@ pub(crate) struct ResourceServer {
     /// Canonical resource URI.
     pub(crate) resource: String,
     pub(crate) name: String,
-    pub(crate) scopes: BTreeSet<String>,
+    pub(crate) scopes: ScopeSet,
     pub(crate) client_id: String,
     secret_digest: String,
 }
@@ -107,10 +107,16 @@ impl Configured {
                     c.client_secret_env
                 )));
             }
+            let scopes = c
+                .scopes
+                .iter()
+                .map(|s| s.parse::<mcpgate_types::Scope>())
+                .collect::<Result<_, _>>()
+                .map_err(|e| Error::Config(format!("{at}.scopes: {e}")))?;
             out.push(ResourceServer {
                 resource,
                 name: c.name.clone(),
-                scopes: c.scopes.iter().cloned().collect(),
+                scopes,
                 client_id: c.client_id.clone(),
                 secret_digest: digest_hex(&secret),
             });

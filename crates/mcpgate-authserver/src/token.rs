@@ -52,6 +52,10 @@ async fn handle(
         }
     };
     crate::clients::used(inner, &client.client).await;
-    mcpgate_telemetry::token_issued(&grant_type, &client.client.id, &issued.scopes);
+    mcpgate_telemetry::token_issued(
+        &grant_type,
+        &client.client.id,
+        issued.scopes.iter().map(|s| s.as_str()),
+    );
     Ok(issued.into_response())
 }

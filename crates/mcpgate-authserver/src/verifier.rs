@@ -14,7 +14,6 @@
 //! makes the verifier re-read the key ring — at most once a second — before
 //! it gives up, so any replica accepts what any other signed.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
@@ -24,6 +23,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use mcpgate_guard::{
     AuthMethod, BoxFuture, Credential, Principal, Verified, Verifier, VerifyError,
 };
+
+use mcpgate_types::{Audience, ClientId, ScopeSet, Subject};
 
 use crate::Inner;
 
@@ -145,19 +146,26 @@ impl AccessTokenVerifier {
             ));
         }
         let s = |k: &str| claims.get(k).and_then(|v| v.as_str()).map(str::to_owned);
-        let scopes: BTreeSet<String> = s("scope").map(|x| crate::scope_set(&x)).unwrap_or_default();
+        // This server signed these claims from values it had parsed, so a
+        // value that does not parse back is left out (or refused, for `sub`)
+        // rather than trusted.
+        let subject = s("sub")
+            .and_then(|x| Subject::try_from(x).ok())
+            .ok_or_else(|| VerifyError::Invalid("the access token names no subject".into()))?;
+        let scopes = ScopeSet::from_words_lossy(s("scope").as_deref());
         let audience = match claims.get("aud") {
-            Some(serde_json::Value::String(a)) => vec![a.clone()],
-            Some(serde_json::Value::Array(a)) => a
-                .iter()
-                .filter_map(|x| x.as_str().map(str::to_owned))
-                .collect(),
+            Some(serde_json::Value::String(a)) => vec![a.as_str()],
+            Some(serde_json::Value::Array(a)) => a.iter().filter_map(|x| x.as_str()).collect(),
             _ => Vec::new(),
         };
+        let audience: Vec<Audience> = audience
+            .into_iter()
+            .filter_map(|a| a.parse().ok())
+            .collect();
         let exp = claims.get("exp").and_then(|v| v.as_u64()).unwrap_or(0);
         Ok(Verified::new(
-            Principal::new(s("sub").unwrap_or_default(), AuthMethod::Jwt)
-                .with_client_id(s("client_id"))
+            Principal::new(subject, AuthMethod::Jwt)
+                .with_client_id(s("client_id").and_then(|c| ClientId::try_from(c).ok()))
                 .with_scopes(scopes)
                 .with_audience(audience)
                 .with_expires_at(Some(UNIX_EPOCH + Duration::from_secs(exp)))

@@ -71,32 +71,11 @@ pub(crate) struct Store {
     pool: SqlitePool,
 }
 
-/// Creates `dir` (and its parents) as 0700 when missing; an existing one is left as the operator set it.
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt as _;
-    if dir.is_dir() {
-        return Ok(());
-    }
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-}
-
 /// Creates `db` as 0600, or narrows it and its -wal/-shm files to 0600 when a
 /// release before this one left them readable by others.
 fn make_private(db: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
-    match std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(db)
-    {
-        Ok(_) => return Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(e),
-    }
+    use std::os::unix::fs::PermissionsExt as _;
+    mcpgate_store::create_private_file(db)?;
     for suffix in ["", "-wal", "-shm"] {
         let mut name = db.as_os_str().to_owned();
         name.push(suffix);
@@ -117,7 +96,7 @@ fn make_private(db: &Path) -> std::io::Result<()> {
 impl Store {
     /// Opens (creating if needed) the data directory and the database in it.
     pub(crate) async fn open(data_dir: &Path) -> Result<Self, DemoError> {
-        create_private_dir(data_dir).map_err(|e| {
+        mcpgate_store::create_private_dir(data_dir).map_err(|e| {
             DemoError::start(
                 format!("cannot create the data directory {}", data_dir.display()),
                 e,

@@ -117,7 +117,7 @@ impl Audiences {
         };
         if p.audience()
             .iter()
-            .any(|a| wanted.iter().any(|w| same_resource(a, w)))
+            .any(|a| wanted.iter().any(|w| same_resource(a.as_str(), w)))
         {
             return Ok(());
         }
@@ -131,8 +131,8 @@ impl Audiences {
             .unwrap_or_else(|| presented_at.to_owned());
         tracing::warn!(
             upstream,
-            subject = p.subject(),
-            client_id = p.client_id().unwrap_or("-"),
+            subject = p.subject().as_str(),
+            client_id = p.client_id().map_or("-", |c| c.as_str()),
             token_audience = ?p.audience(),
             wanted = ?wanted,
             "refused a token issued for another resource"

@@ -199,11 +199,11 @@ impl Guard {
             _ => None,
         };
         let on_behalf_of = OnBehalfOf {
-            subject: (!p.is_anonymous()).then(|| p.subject().to_owned()),
+            subject: (!p.is_anonymous()).then(|| p.subject().to_string()),
             identity: token.clone(),
         };
         Identity {
-            subject: p.subject().to_owned(),
+            subject: p.subject().to_string(),
             env,
             headers,
             token,
@@ -356,13 +356,10 @@ pub(crate) fn identity_headers(p: &Principal) -> HeaderMap {
             h.insert(HeaderName::from_static(name), v);
         }
     };
-    put(SUBJECT_HEADER, p.subject());
-    put(
-        SCOPES_HEADER,
-        &p.scopes().iter().cloned().collect::<Vec<_>>().join(" "),
-    );
+    put(SUBJECT_HEADER, p.subject().as_str());
+    put(SCOPES_HEADER, &p.scopes().to_string());
     if let Some(c) = p.client_id() {
-        put(CLIENT_HEADER, c);
+        put(CLIENT_HEADER, c.as_str());
     }
     h
 }
@@ -481,14 +478,11 @@ pub(crate) fn identity_env(p: &Principal) -> Vec<(String, String)> {
         return Vec::new();
     }
     let mut env = vec![
-        ("MCPGATE_SUBJECT".to_owned(), p.subject().to_owned()),
-        (
-            "MCPGATE_SCOPES".to_owned(),
-            p.scopes().iter().cloned().collect::<Vec<_>>().join(" "),
-        ),
+        ("MCPGATE_SUBJECT".to_owned(), p.subject().to_string()),
+        ("MCPGATE_SCOPES".to_owned(), p.scopes().to_string()),
     ];
     if let Some(c) = p.client_id() {
-        env.push(("MCPGATE_CLIENT_ID".to_owned(), c.to_owned()));
+        env.push(("MCPGATE_CLIENT_ID".to_owned(), c.to_string()));
     }
     env
 }

@@ -36,13 +36,14 @@
 //!    takes the request with a sealed pass for the caller in place of a
 //!    credential and runs the same steps from 3 on.
 //! 6. `upstream.rs`: the link to the upstream — a stdio child (`upstream/stdio.rs`,
-//!    through `mux.rs`), a Streamable HTTP session (`upstream/http.rs`) or a
+//!    through `upstream/mux.rs`), a Streamable HTTP session (`upstream/http.rs`) or a
 //!    legacy SSE connection (`upstream/legacy_sse.rs`), told who the caller is
 //!    (`identity.rs`) and carrying outbound credentials (`credentials.rs`).
 //!    `Link::request`, `Link::send` and `Upstream::open_stateless` take the
 //!    `Authorized` proof, which only the guard crate can make: a path that
 //!    skips step 5 does not compile. (The raw senders of `upstream/` are
-//!    private to it.)
+//!    private to it: the mux's are `pub(super)`, the HTTP link's live in a
+//!    private module.)
 //! 7. The answer: one JSON body, or an SSE stream written into a resumable log
 //!    (`front/answer.rs`, `events.rs`, `reply.rs`); a list may be filtered or an
 //!    era bridged on the way (`rewrite.rs`).
@@ -63,7 +64,6 @@ mod front;
 mod gateway;
 mod identity;
 pub mod jsonrpc;
-mod mux;
 mod origin;
 mod protocol;
 mod rejection;

@@ -6,6 +6,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use mcpgate_types::Subject;
+
 use crate::events::EventLog;
 use crate::upstream::{Link, UpstreamError};
 
@@ -18,7 +20,7 @@ pub(crate) struct Session {
     pub(crate) id: String,
     pub(crate) upstream_name: Arc<str>,
     /// Who opened it: anyone else presenting its id gets 404.
-    pub(crate) subject: String,
+    pub(crate) subject: Subject,
     pub(crate) link: Link,
     /// The negotiated protocol version (2024-11-05 until a legacy SSE client initializes).
     pub(crate) protocol_version: Mutex<String>,
@@ -39,7 +41,7 @@ impl Session {
     pub(crate) fn new(
         id: String,
         upstream_name: Arc<str>,
-        subject: String,
+        subject: Subject,
         link: Link,
         server_stream: Arc<EventLog>,
         protocol_version: String,

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use mcpgate_types::Subject;
 use serde::{Deserialize, Serialize};
 
 /// The key file inside the data directory, when no key or file is configured.
@@ -92,7 +93,7 @@ pub(crate) struct SessionClaims {
     pub(crate) upstream_session: Option<String>,
     /// Who opened it.
     #[serde(rename = "p")]
-    pub(crate) subject: String,
+    pub(crate) subject: Subject,
     /// The negotiated protocol version.
     #[serde(rename = "v")]
     pub(crate) version: String,
@@ -110,7 +111,7 @@ pub(crate) struct SessionClaims {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct StateClaims {
     pub(crate) token: String,
-    pub(crate) subject: String,
+    pub(crate) subject: Subject,
     pub(crate) upstream: String,
     pub(crate) method: String,
     /// The internal address of the replica that holds the parked call, where
@@ -328,7 +329,7 @@ mod tests {
             upstream: "demo".into(),
             carrier: Carrier::Http,
             upstream_session: Some("up-1".into()),
-            subject: "alice".into(),
+            subject: "alice".parse().unwrap(),
             version: "2025-06-18".into(),
             created: 1_700_000_000,
             owner: None,
@@ -369,7 +370,7 @@ mod tests {
         let k = SessionKeys::from_base64(K1, None, "test").unwrap();
         let c = StateClaims {
             token: random_hex(),
-            subject: "alice".into(),
+            subject: "alice".parse().unwrap(),
             upstream: "demo".into(),
             method: "tools/call".into(),
             owner: Some("127.0.0.1:7070".into()),

@@ -3,6 +3,9 @@
 mod error;
 mod http;
 mod legacy_sse;
+// Private: the mux's raw senders pair requests without asking for a proof, so
+// only the `Link` methods below, which take `Authorized`, may reach them.
+mod mux;
 pub(crate) mod stdio;
 
 use std::sync::Arc;
@@ -15,6 +18,8 @@ pub(crate) use self::error::UpstreamError;
 use self::http::HttpLink;
 pub(crate) use self::http::{HttpUpstream, content_type_is};
 use self::legacy_sse::SseLink;
+pub(crate) use self::mux::Exchange;
+use self::mux::{Mux, SessionKey};
 use self::stdio::{StdioLink, StdioUpstream};
 use crate::config::{HttpTransport, Limits, UpstreamConfig};
 use crate::credentials::Credentials;
@@ -22,7 +27,6 @@ use crate::error::GatewayError;
 use crate::events::EventLog;
 use crate::identity::Identity;
 use crate::jsonrpc::Message;
-use crate::mux::{Exchange, Mux, SessionKey};
 
 /// One configured upstream.
 #[derive(Debug)]

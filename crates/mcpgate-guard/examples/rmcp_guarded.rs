@@ -86,8 +86,8 @@ impl Whoami {
             .and_then(|v| v.as_str().map(str::to_owned))
             .unwrap_or_default();
         Ok(Json(Caller {
-            subject: p.subject().to_owned(),
-            scopes: p.scopes().iter().cloned().collect(),
+            subject: p.subject().to_string(),
+            scopes: p.scopes().iter().map(ToString::to_string).collect(),
             method,
         }))
     }

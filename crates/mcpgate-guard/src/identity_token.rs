@@ -134,13 +134,12 @@ impl IdentitySigner {
         let mut claims = serde_json::Map::new();
         claims.insert("iss".into(), self.issuer.clone().into());
         claims.insert("aud".into(), audience.into());
-        claims.insert("sub".into(), principal.subject().into());
+        claims.insert("sub".into(), principal.subject().as_str().into());
         if !principal.scopes().is_empty() {
-            let scope: Vec<&str> = principal.scopes().iter().map(String::as_str).collect();
-            claims.insert("scope".into(), scope.join(" ").into());
+            claims.insert("scope".into(), principal.scopes().to_string().into());
         }
         if let Some(c) = principal.client_id() {
-            claims.insert("client_id".into(), c.into());
+            claims.insert("client_id".into(), c.as_str().into());
         }
         claims.insert("iat".into(), iat.into());
         claims.insert("exp".into(), (iat + self.ttl.as_secs()).into());

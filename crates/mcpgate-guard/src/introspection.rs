@@ -30,6 +30,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use base64::Engine;
+use mcpgate_types::{ClientId, ScopeSet, Subject};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -37,7 +38,7 @@ use sha2::{Digest, Sha256};
 use crate::credential::Credential;
 use crate::error::GuardError;
 use crate::metadata::same_resource;
-use crate::principal::{AuthMethod, Principal};
+use crate::principal::{AuthMethod, Principal, audiences_lossy};
 use crate::verifier::{BoxFuture, Verified, Verifier, VerifyError};
 
 /// Largest introspection answer read; anything longer is treated as a broken endpoint.
@@ -402,6 +403,14 @@ impl Introspection {
                     .to_owned(),
             );
         };
+        let subject = match Subject::try_from(subject) {
+            Ok(s) => s,
+            Err(e) => {
+                return inactive(format!(
+                    "the token's introspection result names no usable subject: {e}"
+                ));
+            }
+        };
         let audience = strings(claims.get("aud"));
         if let Some(want) = &self.audience
             && !audience.iter().any(|a| same_resource(a, want))
@@ -409,8 +418,8 @@ impl Introspection {
             return inactive(format!("Token audience does not include {want}"));
         }
         let scopes = match claims.get("scope") {
-            Some(Value::String(s)) => Principal::parse_scopes(s),
-            other => strings(other).into_iter().collect(),
+            Some(Value::String(s)) => ScopeSet::from_words_lossy([s.as_str()]),
+            other => ScopeSet::from_words_lossy(strings(other).iter().map(String::as_str)),
         };
         let expires_at = claims
             .get("exp")
@@ -423,9 +432,9 @@ impl Introspection {
         }
         Answer::Active {
             principal: Principal::new(subject, AuthMethod::Introspection)
-                .with_client_id(text("client_id"))
+                .with_client_id(text("client_id").and_then(|c| ClientId::try_from(c).ok()))
                 .with_scopes(scopes)
-                .with_audience(audience)
+                .with_audience(audiences_lossy(audience))
                 .with_expires_at(expires_at)
                 .with_claims(claims),
             until: now + ttl,

@@ -321,7 +321,11 @@ where
             match decided {
                 Ok(caller) => {
                     let p = caller.principal();
-                    mcpgate_telemetry::note_principal(p.subject(), p.client_id(), p.method());
+                    mcpgate_telemetry::note_principal(
+                        p.subject().as_str(),
+                        p.client_id().map(|c| c.as_str()),
+                        p.method(),
+                    );
                     parts.extensions.insert(caller);
                     let req = Request::from_parts(parts, body);
                     Ok(inner.call(req).await?.map(AuthBody::inner))

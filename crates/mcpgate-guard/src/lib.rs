@@ -24,7 +24,8 @@
 //!    [`Verifier`] whose shape matches (`verifier.rs`): `static_tokens.rs`,
 //!    `upstream_key.rs`, `jwt.rs` (with `jwt/`), `introspection.rs`, and the
 //!    API keys and users of the store crate. Each yields a [`Principal`]
-//!    (`principal.rs`) or a refusal.
+//!    (`principal.rs`: a `Subject`, `ClientId`, `ScopeSet` and `Audience`s of
+//!    `mcpgate-types`, parsed from the credential) or a refusal.
 //! 4. `layer.rs` — the [`Admission`]: which resource's challenge a refusal
 //!    carries and what must hold of the caller there (required scopes; in the
 //!    gateway, audience binding and subject rules). A refusal becomes its

@@ -10,6 +10,7 @@ use crate::error::GuardError;
 use crate::principal::Principal;
 use crate::proof::{Authenticated, Authorized};
 use crate::rejection::AuthRejection;
+use mcpgate_types::{Scope, ScopeError, ScopeSet};
 
 /// Scopes written as one space-separated string or as a list.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
@@ -37,6 +38,12 @@ impl Scopes {
                 .collect(),
             Scopes::None => Vec::new(),
         }
+    }
+
+    /// The scopes as a set, each checked against RFC 6749 §3.3 (configuration
+    /// names scopes a token must carry, so one that no token can carry is a mistake).
+    pub fn to_set(&self) -> Result<ScopeSet, ScopeError> {
+        self.to_vec().into_iter().map(Scope::try_from).collect()
     }
 }
 
@@ -205,7 +212,7 @@ impl Policy {
         }
         let needed = self.needed(target);
         tracing::debug!(
-            subject = p.subject(),
+            subject = p.subject().as_str(),
             ?target,
             ?needed,
             "operation refused: scopes missing"
@@ -220,20 +227,27 @@ impl Policy {
     /// Whether subject and group rules let this principal use the upstream at all.
     pub fn admits(&self, p: &Principal) -> Result<(), AuthRejection> {
         self.rule_for(p).map_err(|why| {
-            tracing::info!(subject = p.subject(), %why, "refused by a subject or group rule");
+            tracing::info!(subject = p.subject().as_str(), %why, "refused by a subject or group rule");
             AuthRejection::Forbidden(why)
         })
     }
 
     fn rule_for(&self, p: &Principal) -> Result<(), String> {
-        if self.deny_subjects.iter().any(|g| g.is_match(p.subject())) {
+        if self
+            .deny_subjects
+            .iter()
+            .any(|g| g.is_match(p.subject().as_str()))
+        {
             return Err(format!(
                 "subject {} is denied on this upstream",
                 p.subject()
             ));
         }
         if !self.allow_subjects.is_empty()
-            && !self.allow_subjects.iter().any(|g| g.is_match(p.subject()))
+            && !self
+                .allow_subjects
+                .iter()
+                .any(|g| g.is_match(p.subject().as_str()))
         {
             return Err(format!(
                 "subject {} is not allowed on this upstream",

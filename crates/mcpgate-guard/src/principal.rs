@@ -1,8 +1,8 @@
 //! The caller, as every verifier describes it.
 
-use std::collections::BTreeSet;
 use std::time::SystemTime;
 
+use mcpgate_types::{Audience, ClientId, ScopeSet, Subject};
 use serde::{Deserialize, Serialize};
 
 /// How a caller proved who they are.
@@ -33,10 +33,10 @@ pub enum AuthMethod {
 /// setters, everyone else reads it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Principal {
-    subject: String,
-    client_id: Option<String>,
-    scopes: BTreeSet<String>,
-    audience: Vec<String>,
+    subject: Subject,
+    client_id: Option<ClientId>,
+    scopes: ScopeSet,
+    audience: Vec<Audience>,
     expires_at: Option<SystemTime>,
     method: AuthMethod,
     claims: serde_json::Map<String, serde_json::Value>,
@@ -45,11 +45,11 @@ pub struct Principal {
 impl Principal {
     /// A caller known by `subject` (the `sub`), proven by `method`, with no
     /// scopes, audience, expiry or claims yet.
-    pub fn new(subject: impl Into<String>, method: AuthMethod) -> Self {
+    pub fn new(subject: Subject, method: AuthMethod) -> Self {
         Principal {
-            subject: subject.into(),
+            subject,
             client_id: None,
-            scopes: BTreeSet::new(),
+            scopes: ScopeSet::new(),
             audience: Vec::new(),
             expires_at: None,
             method,
@@ -59,23 +59,25 @@ impl Principal {
 
     /// The caller with no credential.
     pub fn anonymous() -> Self {
-        Principal::new("anonymous", AuthMethod::Anonymous)
+        // A literal without control characters, so the parse cannot fail.
+        let nobody = "anonymous".parse().expect("\"anonymous\" is a subject");
+        Principal::new(nobody, AuthMethod::Anonymous)
     }
 
     /// Sets the OAuth client the credential was issued to.
-    pub fn with_client_id(mut self, client_id: Option<String>) -> Self {
+    pub fn with_client_id(mut self, client_id: Option<ClientId>) -> Self {
         self.client_id = client_id;
         self
     }
 
     /// Sets the granted scopes.
-    pub fn with_scopes(mut self, scopes: BTreeSet<String>) -> Self {
+    pub fn with_scopes(mut self, scopes: ScopeSet) -> Self {
         self.scopes = scopes;
         self
     }
 
     /// Sets the audiences the credential is valid for.
-    pub fn with_audience(mut self, audience: Vec<String>) -> Self {
+    pub fn with_audience(mut self, audience: Vec<Audience>) -> Self {
         self.audience = audience;
         self
     }
@@ -93,22 +95,22 @@ impl Principal {
     }
 
     /// Stable identifier of the user or service (`sub`).
-    pub fn subject(&self) -> &str {
+    pub fn subject(&self) -> &Subject {
         &self.subject
     }
 
     /// The OAuth client the token was issued to, when known.
-    pub fn client_id(&self) -> Option<&str> {
-        self.client_id.as_deref()
+    pub fn client_id(&self) -> Option<&ClientId> {
+        self.client_id.as_ref()
     }
 
     /// Granted scopes.
-    pub fn scopes(&self) -> &BTreeSet<String> {
+    pub fn scopes(&self) -> &ScopeSet {
         &self.scopes
     }
 
     /// Audiences the credential is valid for.
-    pub fn audience(&self) -> &[String] {
+    pub fn audience(&self) -> &[Audience] {
         &self.audience
     }
 
@@ -145,24 +147,29 @@ impl Principal {
             .cloned()
             .collect()
     }
+}
 
-    /// Parses a space-separated scope string.
-    pub fn parse_scopes(s: &str) -> BTreeSet<String> {
-        s.split_ascii_whitespace().map(str::to_owned).collect()
-    }
+/// The values of an `aud` claim that are audiences, the others left out: the
+/// audience check ran on the claim as sent, this is what is kept for the
+/// caller's description, and a value with a space could match nothing.
+pub(crate) fn audiences_lossy(values: Vec<String>) -> Vec<Audience> {
+    values
+        .into_iter()
+        .filter_map(|a| Audience::try_from(a).ok())
+        .collect()
 }
 
 /// Principals that bypass authentication. Nothing here is for a server that
 /// checks its callers: each constructor says in its name what it gives away.
 pub mod danger {
-    use super::Principal;
+    use super::{Principal, ScopeSet};
 
     /// The caller everyone is when authentication is disabled (`auth.mode =
     /// "disabled"`, loopback development only): anonymous, holding the `*`
     /// scope, so every tool, prompt and resource is allowed.
     pub fn superuser_for_disabled_auth() -> Principal {
         let mut p = Principal::anonymous();
-        p.scopes.insert("*".into());
+        p.scopes = ScopeSet::from_words_lossy(["*"]);
         p
     }
 }

@@ -6,6 +6,55 @@
 //! A handler that takes [`Authenticated`] as an extractor cannot be reached
 //! unless the layer let the request through; an upstream call that takes
 //! [`Authorized`] cannot be made before policy said yes.
+//!
+//! What the compiler holds to, checked by the examples below. A handler reads
+//! the proof it was given:
+//!
+//! ```
+//! use mcpgate_guard::{Authenticated, Authorized};
+//!
+//! fn handler(caller: Authenticated) -> String {
+//!     caller.principal().subject().to_string()
+//! }
+//! fn upstream_call(proof: &Authorized) -> String {
+//!     proof.caller().principal().subject().to_string()
+//! }
+//! ```
+//!
+//! but nothing outside this crate can make one, not from its fields:
+//!
+//! ```compile_fail,E0451
+//! use std::sync::Arc;
+//! use mcpgate_guard::{Authenticated, Principal};
+//!
+//! let forged = Authenticated { principal: Arc::new(Principal::anonymous()) };
+//! ```
+//!
+//! nor with the constructors the layer and policy use:
+//!
+//! ```compile_fail,E0624
+//! use mcpgate_guard::{Authenticated, Principal};
+//!
+//! let forged = Authenticated::new(Principal::anonymous());
+//! ```
+//!
+//! ```compile_fail,E0624
+//! # fn given(caller: mcpgate_guard::Authenticated) {
+//! let skipped_policy = mcpgate_guard::Authorized::new(caller);
+//! # }
+//! ```
+//!
+//! and a call that requires [`Authorized`] cannot be made with only the
+//! caller's [`Authenticated`] (an upstream send without policy's yes):
+//!
+//! ```compile_fail,E0308
+//! use mcpgate_guard::{Authenticated, Authorized};
+//!
+//! fn upstream_call(_proof: &Authorized) {}
+//! fn handler(caller: Authenticated) {
+//!     upstream_call(&caller);
+//! }
+//! ```
 
 use std::sync::Arc;
 

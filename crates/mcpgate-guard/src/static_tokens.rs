@@ -27,10 +27,10 @@
 //! goes on (and answers 401 if nothing accepts it).
 
 use secrecy::{ExposeSecret as _, SecretString};
-use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use mcpgate_types::{ScopeSet, Subject};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::{ConditionallySelectable, ConstantTimeEq};
@@ -115,8 +115,8 @@ impl std::fmt::Debug for StaticTokenEntry {
 /// One configured token, as kept: its digest, never the token.
 struct Entry {
     digest: [u8; 32],
-    subject: String,
-    scopes: BTreeSet<String>,
+    subject: Subject,
+    scopes: ScopeSet,
 }
 
 /// The static-token verifier.
@@ -136,8 +136,8 @@ impl std::fmt::Debug for StaticTokens {
 struct Loaded {
     label: String,
     token: SecretString,
-    subject: String,
-    scopes: BTreeSet<String>,
+    subject: Subject,
+    scopes: ScopeSet,
 }
 
 impl StaticTokens {
@@ -161,12 +161,16 @@ impl StaticTokens {
                 Ok(_) if e.subject.trim().is_empty() => {
                     problems.push(format!("static token #{}: subject is empty", i + 1));
                 }
-                Ok(token) => loaded.push(Loaded {
-                    label,
-                    token,
-                    subject: e.subject.trim().to_owned(),
-                    scopes: e.scopes.to_vec().into_iter().collect(),
-                }),
+                Ok(token) => match (e.subject.trim().parse(), e.scopes.to_set()) {
+                    (Ok(subject), Ok(scopes)) => loaded.push(Loaded {
+                        label,
+                        token,
+                        subject,
+                        scopes,
+                    }),
+                    (Err(why), _) => problems.push(format!("{label}: {why}")),
+                    (_, Err(why)) => problems.push(format!("{label}: scopes: {why}")),
+                },
             }
         }
         let mut numbered = 0;
@@ -176,8 +180,10 @@ impl StaticTokens {
                     let entries = text.split(',').enumerate().map(|(i, s)| (i + 1, s));
                     for (n, item) in entries {
                         let label = format!("{var} entry {n}");
-                        if let Some(l) = compact(item, label, &mut numbered) {
-                            loaded.push(l);
+                        match compact(item, label, &mut numbered) {
+                            Some(Ok(l)) => loaded.push(l),
+                            Some(Err(p)) => problems.push(p),
+                            None => {}
                         }
                     }
                 }
@@ -192,8 +198,10 @@ impl StaticTokens {
                             continue;
                         }
                         let label = format!("{} line {}", path.display(), n + 1);
-                        if let Some(l) = compact(line, label, &mut numbered) {
-                            loaded.push(l);
+                        match compact(line, label, &mut numbered) {
+                            Some(Ok(l)) => loaded.push(l),
+                            Some(Err(p)) => problems.push(p),
+                            None => {}
                         }
                     }
                 }
@@ -296,8 +304,9 @@ fn entry_token(
     Ok(token)
 }
 
-/// Parses `token[:subject[:scopes]]`; `None` for a blank entry.
-fn compact(item: &str, label: String, numbered: &mut usize) -> Option<Loaded> {
+/// Parses `token[:subject[:scopes]]`; `None` for a blank entry, a problem
+/// (naming the entry, never the token) for a subject or scope that does not parse.
+fn compact(item: &str, label: String, numbered: &mut usize) -> Option<Result<Loaded, String>> {
     let mut parts = item.trim().splitn(3, ':');
     let token = parts.next().unwrap_or("").trim();
     if token.is_empty() {
@@ -305,19 +314,24 @@ fn compact(item: &str, label: String, numbered: &mut usize) -> Option<Loaded> {
     }
     *numbered += 1;
     let subject = match parts.next().map(str::trim) {
-        Some(s) if !s.is_empty() => s.to_owned(),
-        _ => format!("static-{numbered}"),
+        Some(s) if !s.is_empty() => s.parse(),
+        _ => format!("static-{numbered}").parse(),
     };
-    let scopes = match parts.next().map(Principal::parse_scopes) {
-        Some(s) if !s.is_empty() => s,
-        _ => BTreeSet::from(["*".to_owned()]),
+    let subject = match subject {
+        Ok(s) => s,
+        Err(why) => return Some(Err(format!("{label}: {why}"))),
     };
-    Some(Loaded {
+    let scopes = match parts.next().map(str::parse::<ScopeSet>) {
+        Some(Ok(s)) if !s.is_empty() => s,
+        Some(Err(why)) => return Some(Err(format!("{label}: scopes: {why}"))),
+        _ => ScopeSet::from_words_lossy(["*"]),
+    };
+    Some(Ok(Loaded {
         label,
         token: SecretString::from(token),
         subject,
         scopes,
-    })
+    }))
 }
 
 impl Verifier for StaticTokens {

@@ -38,6 +38,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http::{HeaderName, HeaderValue};
+use mcpgate_types::{ScopeSet, Subject};
 use serde::Deserialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -142,7 +143,7 @@ pub struct UpstreamKey {
     carrier: Carrier,
     env: Option<String>,
     subject_prefix: String,
-    scopes: std::collections::BTreeSet<String>,
+    scopes: ScopeSet,
     verify: Option<Verify>,
 }
 
@@ -311,6 +312,19 @@ impl UpstreamKey {
                 }
             }
         }
+        let scopes = cfg
+            .scopes
+            .to_set()
+            .map_err(|e| problems.push(format!("{what}: scopes: {e}")))
+            .unwrap_or_default();
+        let subject_prefix = cfg
+            .subject_prefix
+            .clone()
+            .unwrap_or_else(|| format!("{}:", cfg.upstream));
+        // Every subject is the prefix and hex digits, so the prefix decides whether it parses.
+        if let Err(e) = format!("{subject_prefix}0").parse::<Subject>() {
+            problems.push(format!("{what}: subject_prefix: {e}"));
+        }
         let (Some(format), Some(carrier), true) = (format, carrier, problems.is_empty()) else {
             return Err(problems.join("\n"));
         };
@@ -321,11 +335,8 @@ impl UpstreamKey {
             format_description: cfg.format_description.trim().to_owned(),
             carrier,
             env: cfg.env.clone(),
-            subject_prefix: cfg
-                .subject_prefix
-                .clone()
-                .unwrap_or_else(|| format!("{}:", cfg.upstream)),
-            scopes: cfg.scopes.to_vec().into_iter().collect(),
+            subject_prefix,
+            scopes,
             verify,
         })
     }
@@ -397,13 +408,13 @@ impl UpstreamKey {
         claims.insert("upstream".into(), Value::String(self.upstream.clone()));
         claims.insert("key_id".into(), Value::String(key_id.clone()));
         claims.insert("key_verified".into(), Value::Bool(verified));
+        let subject = format!("{}{key_id}", self.subject_prefix)
+            .parse()
+            .map_err(|e| VerifyError::Invalid(format!("Invalid API key subject: {e}")))?;
         Ok(Verified::new(
-            Principal::new(
-                format!("{}{key_id}", self.subject_prefix),
-                AuthMethod::UpstreamKey,
-            )
-            .with_scopes(self.scopes.clone())
-            .with_claims(claims),
+            Principal::new(subject, AuthMethod::UpstreamKey)
+                .with_scopes(self.scopes.clone())
+                .with_claims(claims),
             cache_for,
         ))
     }

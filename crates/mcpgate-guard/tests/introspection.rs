@@ -104,7 +104,7 @@ async fn an_active_token_becomes_a_principal_and_is_cached() {
     let ok = v.verify(&bearer("tok-alice")).await.unwrap();
     let p = &ok.principal();
     assert_eq!(p.subject(), "alice");
-    assert_eq!(p.client_id(), Some("cursor"));
+    assert_eq!(p.client_id().map(|c| c.as_str()), Some("cursor"));
     assert!(p.has_scope("notes:read") && !p.has_scope("notes:write"));
     assert_eq!(p.audience(), ["https://mcp.example/mcp"]);
     assert_eq!(p.method(), AuthMethod::Introspection);

@@ -62,7 +62,10 @@ async fn every_source_authenticates_by_bearer_or_api_key_header() {
     let p = who(&chain, &[("authorization", &format!("Bearer {CI}"))])
         .await
         .unwrap();
-    assert_eq!((p.subject(), p.method()), ("ci", AuthMethod::StaticToken));
+    assert_eq!(
+        (p.subject().as_str(), p.method()),
+        ("ci", AuthMethod::StaticToken)
+    );
     assert!(p.has_scope("deploy") && !p.has_scope("notes:read"));
 
     let p = who(&chain, &[("x-api-key", ALICE)]).await.unwrap();

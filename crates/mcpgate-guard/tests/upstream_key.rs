@@ -86,8 +86,8 @@ async fn verify_url_accepts_2xx_and_caches_it() {
     let ok = v.verify(&Credential::Bearer(GOOD.into())).await.unwrap();
     assert_eq!(ok.principal().method(), AuthMethod::UpstreamKey);
     assert_eq!(ok.principal().claims()["key_verified"], true);
-    assert!(ok.principal().subject().starts_with("wandb:"));
-    assert!(!ok.principal().subject().contains(GOOD));
+    assert!(ok.principal().subject().as_str().starts_with("wandb:"));
+    assert!(!ok.principal().subject().as_str().contains(GOOD));
     assert!(
         ok.cache_for() > Duration::from_secs(590) && ok.cache_for() <= Duration::from_secs(600)
     );

@@ -1,6 +1,6 @@
 //! API keys: generated here, shown once, stored as a SHA-256 digest.
 
-use std::collections::BTreeSet;
+use mcpgate_types::{ScopeSet, Subject};
 use std::fmt;
 use std::time::SystemTime;
 
@@ -10,7 +10,7 @@ use sqlx::Row as _;
 
 use crate::error::{Kind, StoreError};
 use crate::time::{from_unix, to_unix};
-use crate::{Store, check_name, join_scopes};
+use crate::{Store, check_name};
 
 /// What every mcpgate API key starts with, so leaked keys can be scanned for.
 pub const KEY_PREFIX: &str = "mcpg_";
@@ -56,9 +56,9 @@ pub struct ApiKeyRecord {
     /// The key's first characters (`mcpg_` and a few more), to recognise it.
     pub prefix: String,
     /// The subject a request with this key acts as.
-    pub subject: String,
+    pub subject: Subject,
     /// Granted scopes (`*` grants every scope).
-    pub scopes: BTreeSet<String>,
+    pub scopes: ScopeSet,
     /// When it was created.
     pub created_at: SystemTime,
     /// When it stops working, if ever.
@@ -77,7 +77,7 @@ impl ApiKeyRecord {
         Ok(ApiKeyRecord {
             name: row.try_get("name")?,
             prefix: row.try_get("prefix")?,
-            subject: row.try_get("subject")?,
+            subject: decode_subject(row.try_get("subject")?)?,
             scopes: split_scopes(&row.try_get::<String, _>("scopes")?),
             created_at: from_unix(row.try_get("created_at")?),
             expires_at: row.try_get::<Option<i64>, _>("expires_at")?.map(from_unix),
@@ -86,8 +86,17 @@ impl ApiKeyRecord {
     }
 }
 
-pub(crate) fn split_scopes(s: &str) -> BTreeSet<String> {
-    s.split_ascii_whitespace().map(str::to_owned).collect()
+/// A stored subject: written from a [`Subject`], so one that does not parse
+/// back was edited outside mcpgate, and is a decode error, not a caller.
+pub(crate) fn decode_subject(s: String) -> Result<Subject, sqlx::Error> {
+    Subject::try_from(s).map_err(|e| sqlx::Error::Decode(Box::new(e)))
+}
+
+/// A stored scope list. Read leniently: rows the authorization server wrote
+/// before scopes were parsed on the way in may hold a word that is not an RFC
+/// 6749 scope-token, and such a word could never have matched a scope anyway.
+pub(crate) fn split_scopes(s: &str) -> ScopeSet {
+    ScopeSet::from_words_lossy([s])
 }
 
 /// A fresh key: the prefix and [`KEY_RANDOM_CHARS`] base62 characters from
@@ -116,13 +125,13 @@ impl Store {
     pub async fn create_api_key(
         &self,
         name: &str,
-        subject: &str,
-        scopes: &BTreeSet<String>,
+        subject: &Subject,
+        scopes: &ScopeSet,
         expires_at: Option<SystemTime>,
     ) -> Result<String, StoreError> {
         check_name(Kind::ApiKey, name)?;
-        check_subject(subject)?;
-        let scopes = join_scopes(scopes)?;
+        check_subject_len(subject)?;
+        let scopes = scopes.to_string();
         let key = generate_key();
         let prefix = &key[..KEY_PREFIX.len() + SHOWN_CHARS];
         sqlx::query(
@@ -132,7 +141,7 @@ impl Store {
         .bind(name)
         .bind(prefix)
         .bind(KeyDigest::of(&key).to_hex())
-        .bind(subject)
+        .bind(subject.as_str())
         .bind(scopes)
         .bind(to_unix(SystemTime::now()))
         .bind(expires_at.map(to_unix))
@@ -201,9 +210,10 @@ impl Store {
     }
 }
 
-fn check_subject(subject: &str) -> Result<(), StoreError> {
-    if subject.is_empty() || subject.len() > 256 || subject.chars().any(char::is_control) {
-        return Err(StoreError::InvalidSubject(subject.to_owned()));
+/// The store's own limit on top of what [`Subject`] already rules out.
+fn check_subject_len(subject: &Subject) -> Result<(), StoreError> {
+    if subject.as_str().len() > 256 {
+        return Err(StoreError::InvalidSubject(subject.to_string()));
     }
     Ok(())
 }

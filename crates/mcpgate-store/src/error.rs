@@ -105,12 +105,10 @@ pub enum StoreError {
         /// The name given.
         name: String,
     },
-    /// A subject that is empty, longer than 256 bytes, or holds control characters.
+    /// A subject longer than 256 bytes (a [`Subject`](mcpgate_types::Subject)
+    /// is already non-empty and free of control characters).
     #[error("invalid subject {0:?}: use 1 to 256 printable characters")]
     InvalidSubject(String),
-    /// A scope with characters that are not allowed (RFC 6749 §3.3).
-    #[error("invalid scope {0:?}: scopes are separated by spaces and hold no quote or backslash")]
-    InvalidScope(String),
     /// The password is empty.
     #[error("the password is empty")]
     EmptyPassword,

@@ -3,18 +3,18 @@
 //! sign in again" mark), and the sign-ins in flight toward an IdP (their PKCE
 //! verifier and nonce sealed, single use).
 
-use std::collections::BTreeSet;
+use mcpgate_types::ScopeSet;
 use std::time::{Duration, SystemTime};
 
 use crate::Row as SqliteRow;
 use sqlx::Row as _;
 
+use crate::Store;
 use crate::api_keys::split_scopes;
 use crate::oauth::digest_hex;
 use crate::seal::{MasterKey, SealError};
 use crate::time::{from_unix, to_unix};
 use crate::vault::{VaultError, VaultSecret, check_label, open_b64, seal_b64};
-use crate::{Store, join_scopes};
 
 /// The additional data an IdP token is sealed with: its row and which token.
 pub(crate) fn token_aad(subject: &str, provider: &str, which: &str) -> Vec<u8> {
@@ -68,7 +68,7 @@ pub struct FederatedTokens {
     /// The IdP refresh token, when it gave one.
     pub refresh: Option<VaultSecret>,
     /// The scopes the IdP granted.
-    pub scopes: BTreeSet<String>,
+    pub scopes: ScopeSet,
     /// When the access token expires (`None`: the IdP did not say).
     pub expires_at: Option<SystemTime>,
     /// When the IdP refused them; the user must sign in again.
@@ -86,7 +86,7 @@ pub struct NewTokens<'a> {
     /// may omit it) rather than drop it (a new sign-in without one).
     pub keep_refresh: bool,
     /// The granted scopes.
-    pub scopes: &'a BTreeSet<String>,
+    pub scopes: &'a ScopeSet,
     /// When the access token expires.
     pub expires_at: Option<SystemTime>,
 }
@@ -220,7 +220,7 @@ impl Store {
         &self,
         name: &str,
         email: Option<&str>,
-        scopes: &BTreeSet<String>,
+        scopes: &ScopeSet,
     ) -> Result<(), VaultError> {
         let password = crate::random::string_from(crate::random::ALPHANUMERIC, 40);
         self.add_user(name, &password, scopes).await?;
@@ -259,7 +259,7 @@ impl Store {
                 )
             })
             .transpose()?;
-        let scopes = join_scopes(tokens.scopes)?;
+        let scopes = tokens.scopes.to_string();
         let now = to_unix(SystemTime::now());
         sqlx::query(
             "INSERT INTO federated_tokens

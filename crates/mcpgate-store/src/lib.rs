@@ -229,7 +229,10 @@ async fn applied_migrations(conn: &mut sqlx::AnyConnection) -> usize {
         .map_or(0, |n| usize::try_from(n).unwrap_or(0))
 }
 
-pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+/// Creates `dir` (and its parents) as 0700 when missing; an existing one is
+/// left as the operator set it. Every data directory of mcpgate is made here
+/// (the demo's too).
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     if dir.is_dir() {
         return Ok(());
@@ -240,7 +243,10 @@ pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
         .create(dir)
 }
 
-fn create_private_file(path: &Path) -> std::io::Result<()> {
+/// Creates `path` as an empty 0600 file when missing, before SQLite opens it
+/// (SQLite gives the -wal and -shm files the database file's mode); an existing
+/// file is left as it is.
+pub fn create_private_file(path: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     match std::fs::OpenOptions::new()
         .write(true)
@@ -271,21 +277,6 @@ fn check_name(kind: Kind, name: &str) -> Result<(), StoreError> {
     }
 }
 
-/// Checks scope tokens (RFC 6749 §3.3) and joins them with spaces for storage.
-fn join_scopes<'a>(scopes: impl IntoIterator<Item = &'a String>) -> Result<String, StoreError> {
-    let mut out = Vec::new();
-    for s in scopes {
-        let ok = !s.is_empty()
-            && s.bytes()
-                .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b));
-        if !ok {
-            return Err(StoreError::InvalidScope(s.clone()));
-        }
-        out.push(s.as_str());
-    }
-    Ok(out.join(" "))
-}
-
 #[cfg(test)]
 mod testing;
 #[cfg(test)]
@@ -293,6 +284,12 @@ pub(crate) use testing::{TestDb, test_sqlite_store, test_store};
 
 /// `"a b"` as a scope set.
 #[cfg(test)]
-pub(crate) fn scopes(s: &str) -> std::collections::BTreeSet<String> {
-    s.split_ascii_whitespace().map(str::to_owned).collect()
+pub(crate) fn scopes(s: &str) -> mcpgate_types::ScopeSet {
+    s.parse().expect("test scopes are scope-tokens")
+}
+
+/// `s` as a subject.
+#[cfg(test)]
+pub(crate) fn subject(s: &str) -> mcpgate_types::Subject {
+    s.parse().expect("test subjects are subjects")
 }

@@ -14,7 +14,6 @@ mod pending;
 mod resources;
 mod sessions;
 
-use std::collections::BTreeSet;
 use std::time::SystemTime;
 
 use crate::Row as SqliteRow;
@@ -37,14 +36,6 @@ pub fn digest_hex(secret: &str) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
-}
-
-fn join(scopes: &BTreeSet<String>) -> String {
-    scopes
-        .iter()
-        .map(String::as_str)
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 impl Store {

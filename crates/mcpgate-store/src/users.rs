@@ -1,6 +1,6 @@
 //! Basic users: a name, an argon2id password hash, scopes.
 
-use std::collections::BTreeSet;
+use mcpgate_types::ScopeSet;
 use std::fmt;
 use std::time::SystemTime;
 
@@ -11,7 +11,7 @@ use sqlx::Row as _;
 use crate::api_keys::split_scopes;
 use crate::error::{Kind, StoreError};
 use crate::time::{from_unix, to_unix};
-use crate::{Store, check_name, join_scopes};
+use crate::{Store, check_name};
 
 /// An argon2id hash (default parameters) of a random password nobody knows.
 /// Unknown users are checked against it so that they take as long as known
@@ -27,7 +27,7 @@ pub struct UserRecord {
     /// argon2id PHC string.
     pub password_hash: String,
     /// Granted scopes (`*` grants every scope).
-    pub scopes: BTreeSet<String>,
+    pub scopes: ScopeSet,
     /// When the user was added.
     pub created_at: SystemTime,
     /// When the password or scopes last changed.
@@ -64,10 +64,10 @@ impl Store {
         &self,
         name: &str,
         password: &str,
-        scopes: &BTreeSet<String>,
+        scopes: &ScopeSet,
     ) -> Result<(), StoreError> {
         check_name(Kind::User, name)?;
-        let scopes = join_scopes(scopes)?;
+        let scopes = scopes.to_string();
         let hash = self.hash_password(password).await?;
         let now = to_unix(SystemTime::now());
         sqlx::query(

@@ -122,7 +122,7 @@ impl fmt::Debug for VaultSecret {
 #[non_exhaustive]
 pub struct VaultEntry {
     /// The user.
-    pub subject: String,
+    pub subject: mcpgate_types::Subject,
     /// The upstream the secret is for.
     pub upstream: String,
     /// When it was first stored.
@@ -282,7 +282,7 @@ impl Store {
         rows.iter()
             .map(|r| {
                 Ok(VaultEntry {
-                    subject: r.try_get("subject")?,
+                    subject: crate::api_keys::decode_subject(r.try_get("subject")?)?,
                     upstream: r.try_get("upstream")?,
                     created_at: from_unix(r.try_get("created_at")?),
                     updated_at: from_unix(r.try_get("updated_at")?),

@@ -38,7 +38,7 @@ async fn fill(store: &Store, k: &MasterKey) {
             .await
             .unwrap();
     }
-    let scopes = ["repo".to_owned()].into_iter().collect();
+    let scopes: mcpgate_types::ScopeSet = "repo".parse().unwrap();
     store
         .put_federated_tokens(
             k,

@@ -235,7 +235,7 @@ pub fn audit_simple(
 pub fn token_issued<'a>(
     grant_type: &str,
     client_id: &str,
-    scopes: impl IntoIterator<Item = &'a String>,
+    scopes: impl IntoIterator<Item = &'a str>,
 ) {
     crate::metrics().token_issued(grant_type);
     if SINK.get().is_none() {
@@ -246,7 +246,7 @@ pub fn token_issued<'a>(
     } else {
         AuditKind::TokenIssued
     };
-    let scopes: Vec<&str> = scopes.into_iter().map(String::as_str).collect();
+    let scopes: Vec<&str> = scopes.into_iter().collect();
     audit(
         AuditEvent::new(kind)
             .client(Some(client_id))

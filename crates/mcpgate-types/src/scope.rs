@@ -66,6 +66,11 @@ impl ScopeSet {
         self.0.iter()
     }
 
+    /// Whether every scope of `self` is in `other`.
+    pub fn is_subset(&self, other: &ScopeSet) -> bool {
+        self.0.is_subset(&other.0)
+    }
+
     /// How many scopes.
     pub fn len(&self) -> usize {
         self.0.len()
@@ -74,6 +79,20 @@ impl ScopeSet {
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+
+    /// The scope tokens of `words` that follow RFC 6749, the others left out.
+    ///
+    /// For what another party wrote (a token's `scope` or `scp` claim, an
+    /// introspection answer): a token that is not a scope-token can never equal
+    /// a scope policy asks for, so leaving it out changes no decision, where
+    /// refusing the whole credential for it would.
+    pub fn from_words_lossy<'a>(words: impl IntoIterator<Item = &'a str>) -> ScopeSet {
+        words
+            .into_iter()
+            .flat_map(str::split_ascii_whitespace)
+            .filter_map(|w| w.parse().ok())
+            .collect()
     }
 }
 
@@ -153,6 +172,12 @@ mod tests {
         let json: ScopeSet = serde_json::from_str("\"b a\"").unwrap();
         assert_eq!(serde_json::to_string(&json).unwrap(), "\"a b\"");
         assert!(serde_json::from_str::<Scope>("\"a b\"").is_err());
+    }
+
+    #[test]
+    fn a_lossy_set_keeps_only_scope_tokens() {
+        let s = ScopeSet::from_words_lossy(["b a", "é", "c\"d", "a"]);
+        assert_eq!(s.to_string(), "a b");
     }
 
     proptest! {

@@ -40,6 +40,12 @@ macro_rules! text_newtype {
             }
         }
 
+        impl PartialEq<String> for $t {
+            fn eq(&self, other: &String) -> bool {
+                self.0 == *other
+            }
+        }
+
         impl PartialEq<&str> for $t {
             fn eq(&self, other: &&str) -> bool {
                 self.0 == *other

@@ -214,12 +214,12 @@ pub(crate) async fn ensure_demo_key(
     if keys.iter().any(|k| k.name == "demo") {
         return Ok(None);
     }
-    let scopes = ["notes:read", "notes:write"]
-        .iter()
-        .map(|s| (*s).to_owned())
-        .collect();
+    let scopes = mcpgate_types::ScopeSet::from_words_lossy(["notes:read notes:write"]);
+    let subject = "demo-user"
+        .parse()
+        .map_err(|e| format!("the demo subject: {e}"))?;
     store
-        .create_api_key("demo", "demo-user", &scopes, None)
+        .create_api_key("demo", &subject, &scopes, None)
         .await
         .map(Some)
         .map_err(|e| e.to_string())

@@ -66,10 +66,7 @@ pub(crate) async fn ensure_demo_admin(
         return Ok(None);
     }
     let password = crate::random::alphanumeric(20);
-    let scopes = ["notes:read", "notes:write"]
-        .iter()
-        .map(|s| (*s).to_owned())
-        .collect();
+    let scopes = mcpgate_types::ScopeSet::from_words_lossy(["notes:read notes:write"]);
     store
         .add_user(DEMO_ADMIN, &password, &scopes)
         .await

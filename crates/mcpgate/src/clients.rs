@@ -10,6 +10,7 @@ use std::process::ExitCode;
 
 use mcpgate_store::format_utc;
 use mcpgate_store::oauth::{ClientKind, ClientRow, digest_hex};
+use mcpgate_types::ClientId;
 
 use crate::keys::{StoreArgs, exit};
 
@@ -206,14 +207,16 @@ fn metadata(spec: &Spec) -> Result<(serde_json::Value, bool), String> {
     Ok((m, secret))
 }
 
-fn check_client_id(id: &str) -> Result<(), String> {
+/// A client id an administrator chooses: an RFC 6749 client id, and of the
+/// narrower shape `mcpgate clients add` allows.
+fn preregistered_client_id(id: &str) -> Result<ClientId, String> {
     let ok = !id.is_empty()
         && id.len() <= 128
         && id
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'@' | b'+'));
     if ok {
-        Ok(())
+        id.parse().map_err(|e| format!("--client-id {id:?}: {e}"))
     } else {
         // URLs name metadata documents; they cannot be pre-registered ids.
         Err(format!(
@@ -225,10 +228,7 @@ fn check_client_id(id: &str) -> Result<(), String> {
 async fn add(spec: Spec, args: &StoreArgs) -> Result<(), String> {
     let (metadata, with_secret) = metadata(&spec)?;
     let client_id = match &spec.client_id {
-        Some(id) => {
-            check_client_id(id)?;
-            id.clone()
-        }
+        Some(id) => preregistered_client_id(id)?.to_string(),
         None => format!("mcpgate-{}", crate::random::alphanumeric(22)),
     };
     let secret = with_secret.then(|| crate::random::alphanumeric(43));

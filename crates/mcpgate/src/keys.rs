@@ -185,18 +185,22 @@ async fn create(
                 .ok_or_else(|| "--expires-in is too far in the future".to_owned())
         })
         .transpose()?;
-    let subject = subject.unwrap_or_else(|| name.to_owned());
-    let scopes = scopes.split_ascii_whitespace().map(str::to_owned).collect();
+    let subject: mcpgate_types::Subject = subject
+        .unwrap_or_else(|| name.to_owned())
+        .parse()
+        .map_err(|e| format!("--subject: {e}"))?;
+    let scopes: mcpgate_types::ScopeSet = scopes.parse().map_err(|e| format!("--scopes: {e}"))?;
     let store = args.create().await?;
     let key = store
         .create_api_key(name, &subject, &scopes, expires_at)
         .await
         .map_err(|e| e.to_string())?;
-    crate::audit_record::key_created(&store, name, &subject).await;
+    crate::audit_record::key_created(&store, name, subject.as_str()).await;
     store.close().await;
     println!("{key}");
     eprintln!(
-        "Created API key {name:?} for subject {subject:?} in {}{}.\nThis is the only time the key is shown: store it now.",
+        "Created API key {name:?} for subject {:?} in {}{}.\nThis is the only time the key is shown: store it now.",
+        subject.as_str(),
         args.dir(),
         expires_at.map_or(String::new(), |t| format!(", expiring {}", format_utc(t)))
     );
@@ -247,7 +251,7 @@ fn table(keys: &[ApiKeyRecord]) -> String {
         rows.push([
             k.name.clone(),
             format!("{}…", k.prefix),
-            k.subject.clone(),
+            k.subject.to_string(),
             if scopes.is_empty() {
                 "-".into()
             } else {

@@ -7,7 +7,6 @@
 //! key); only its SHA-256 digest is stored. A running server sees a change on
 //! the next request (resources are looked up in the store each time).
 
-use std::collections::BTreeSet;
 use std::process::ExitCode;
 
 use mcpgate_store::format_utc;
@@ -87,7 +86,7 @@ async fn add(
         }
         None => format!("rs-{}", crate::random::alphanumeric(22)),
     };
-    let scopes: BTreeSet<String> = scopes.split_ascii_whitespace().map(str::to_owned).collect();
+    let scopes: mcpgate_types::ScopeSet = scopes.parse().map_err(|e| format!("--scopes: {e}"))?;
     let secret = crate::random::alphanumeric(43);
     let row = ResourceServerRow::new(
         resource.clone(),

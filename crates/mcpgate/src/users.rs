@@ -82,7 +82,7 @@ async fn add(name: &str, from_stdin: bool, scopes: &str, args: &StoreArgs) -> Re
         ));
     }
     let password = read_password(name, from_stdin)?;
-    let scopes = scopes.split_ascii_whitespace().map(str::to_owned).collect();
+    let scopes: mcpgate_types::ScopeSet = scopes.parse().map_err(|e| format!("--scopes: {e}"))?;
     store
         .add_user(name, &password, &scopes)
         .await

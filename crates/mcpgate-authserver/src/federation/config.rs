@@ -83,9 +83,10 @@ pub struct ProviderConfig {
     /// Create a local user at the first sign-in when none matches.
     #[serde(default)]
     pub create_users: bool,
-    /// Scopes of users created at their first sign-in.
+    /// Scopes of users created at their first sign-in (each an RFC 6749
+    /// scope-token, checked when the configuration is read).
     #[serde(default)]
-    pub user_scopes: Vec<String>,
+    pub user_scopes: Vec<mcpgate_types::Scope>,
     /// GitHub Enterprise Server: the web URL (default `https://github.com`).
     #[serde(default)]
     pub github_url: Option<url::Url>,

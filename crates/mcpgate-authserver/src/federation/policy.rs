@@ -149,7 +149,7 @@ pub(crate) async fn local_user(
 
 async fn create(inner: &Inner, cfg: &ProviderConfig, id: &Identity) -> Result<String, String> {
     let base = user_name(&cfg.name, id);
-    let scopes: BTreeSet<String> = cfg.user_scopes.iter().cloned().collect();
+    let scopes: mcpgate_types::ScopeSet = cfg.user_scopes.iter().cloned().collect();
     for n in 0..20 {
         let name = if n == 0 {
             base.clone()

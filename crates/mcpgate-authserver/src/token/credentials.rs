@@ -29,7 +29,7 @@ pub(super) async fn exchange(
     let grant = GrantRow::new(
         random_token(),
         client.client.id.clone(),
-        client.client.id.clone(),
+        crate::grant_subject(&client.client.id)?,
         scopes.clone(),
         resource,
         now + inner.settings.access_token_ttl,

@@ -1,7 +1,7 @@
 //! What every grant type ends with: the tokens it issues for a grant, and
 //! the token response (always `Cache-Control: no-store`).
 
-use std::collections::BTreeSet;
+use mcpgate_types::ScopeSet;
 use std::time::SystemTime;
 
 use axum::Json;
@@ -12,14 +12,14 @@ use mcpgate_store::oauth::{GrantRow, RefreshRow, digest_hex};
 use crate::client_auth::Authenticated;
 use crate::error::{ErrorCode, OAuthError};
 use crate::respond::no_store;
-use crate::{Inner, random_token, scope_string, unix};
+use crate::{Inner, random_token, unix};
 
 /// What a successful grant returns.
 #[derive(Debug)]
 pub(crate) struct Issued {
     pub(crate) access_token: String,
     pub(crate) expires_in: u64,
-    pub(crate) scopes: BTreeSet<String>,
+    pub(crate) scopes: ScopeSet,
     pub(crate) refresh_token: Option<String>,
     /// OpenID Connect: for the `openid` scope of an authorization code.
     pub(crate) id_token: Option<String>,
@@ -31,7 +31,7 @@ impl IntoResponse for Issued {
             "access_token": self.access_token,
             "token_type": "Bearer",
             "expires_in": self.expires_in,
-            "scope": scope_string(&self.scopes),
+            "scope": self.scopes.to_string(),
         });
         if let Some(r) = self.refresh_token {
             body["refresh_token"] = r.into();
@@ -47,7 +47,7 @@ impl IntoResponse for Issued {
 pub(crate) fn access_token(
     inner: &Inner,
     grant: &GrantRow,
-    scopes: &BTreeSet<String>,
+    scopes: &ScopeSet,
 ) -> Result<(String, u64), OAuthError> {
     let now = unix(SystemTime::now());
     let ttl = inner.settings.access_token_ttl.as_secs().max(1);
@@ -60,7 +60,7 @@ pub(crate) fn access_token(
         "nbf": now,
         "jti": random_token(),
         "client_id": grant.client_id,
-        "scope": scope_string(scopes),
+        "scope": scopes.to_string(),
         "gid": grant.id,
         "auth_time": unix(grant.created_at),
     });
@@ -76,7 +76,7 @@ pub(crate) fn refresh_token(
     inner: &Inner,
     grant: &GrantRow,
     parent: Option<String>,
-    scopes: BTreeSet<String>,
+    scopes: ScopeSet,
 ) -> (String, RefreshRow) {
     let token = random_token();
     let expires = (SystemTime::now() + inner.settings.refresh_idle_ttl).min(grant.expires_at);

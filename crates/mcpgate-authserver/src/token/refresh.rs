@@ -11,10 +11,11 @@ use std::time::SystemTime;
 use mcpgate_store::oauth::{Rotation, digest_hex};
 
 use super::issue::{Issued, access_token, live_grant, refresh_token};
+use crate::Inner;
 use crate::client_auth::Authenticated;
 use crate::error::{ErrorCode, OAuthError};
 use crate::params::Params;
-use crate::{Inner, scope_set};
+use mcpgate_types::ScopeSet;
 
 pub(super) async fn exchange(
     inner: &Inner,
@@ -54,9 +55,11 @@ pub(super) async fn exchange(
     }
     let scopes = match params.get("scope") {
         Some(s) => {
-            let asked = scope_set(s);
-            if !asked.is_subset(&row.scopes) {
-                let extra: Vec<&str> = asked.difference(&row.scopes).map(String::as_str).collect();
+            let extra: Vec<&str> = s
+                .split_ascii_whitespace()
+                .filter(|w| !row.scopes.contains(w))
+                .collect();
+            if !extra.is_empty() {
                 return Err(OAuthError::new(
                     ErrorCode::InvalidScope,
                     format!(
@@ -65,7 +68,8 @@ pub(super) async fn exchange(
                     ),
                 ));
             }
-            asked
+            // Every word is one of the row's scopes, so none is lost here.
+            ScopeSet::from_words_lossy([s])
         }
         None => row.scopes.clone(),
     };
@@ -91,7 +95,7 @@ pub(super) async fn exchange(
             tracing::warn!(client = %client.client.id, subject = %grant.subject, grace_secs = grace.as_secs(), "a rotated refresh token was reused: the grant is revoked");
             mcpgate_telemetry::audit_simple(
                 mcpgate_telemetry::AuditKind::ReplayDetected,
-                Some(&grant.subject),
+                Some(grant.subject.as_str()),
                 Some(&client.client.id),
                 Some("refresh_token"),
             );

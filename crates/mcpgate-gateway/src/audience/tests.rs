@@ -11,8 +11,8 @@ fn upstreams(toml_text: &str) -> Vec<UpstreamConfig> {
 fn token(iss: &str, aud: &[&str], method: AuthMethod) -> Principal {
     let mut claims = serde_json::Map::new();
     claims.insert("iss".into(), iss.into());
-    Principal::new("alice", method)
-        .with_audience(aud.iter().map(|a| (*a).to_owned()).collect())
+    Principal::new("alice".parse().unwrap(), method)
+        .with_audience(aud.iter().map(|a| a.parse().unwrap()).collect())
         .with_claims(claims)
 }
 

@@ -162,6 +162,10 @@ pub enum TokenAuthMethod {
 pub struct OAuthClientConfig {
     /// The token endpoint.
     pub token_url: url::Url,
+    // The client_id and client_secret trios repeat in `TokenExchangeConfig`:
+    // these structs are the TOML surface, and serde's `flatten` (one shared
+    // struct) cannot be combined with `deny_unknown_fields`, which keeps a
+    // misspelt key an error. `build.rs` reads both through one `ClientAuth`.
     /// The client id inline.
     #[serde(default)]
     pub client_id: Option<String>,
@@ -281,6 +285,8 @@ pub struct LoginConfig {
 pub struct TokenExchangeConfig {
     /// The security token service's token endpoint.
     pub token_url: url::Url,
+    // The same client_id/client_secret keys as `OAuthClientConfig`, written
+    // again for the reason given there (flatten vs deny_unknown_fields).
     /// The gateway's client id at the STS, when it requires client authentication.
     #[serde(default)]
     pub client_id: Option<String>,

@@ -4,11 +4,12 @@
 //! seconds and once. The owner takes it instead of the client's credential,
 //! which never crosses the internal hop.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use mcpgate_guard::{AuthMethod, Principal};
+use mcpgate_types::{Audience, ClientId, ScopeSet, Subject};
 use serde::{Deserialize, Serialize};
 
 use crate::session_key::{SessionKeys, random_hex};
@@ -50,11 +51,11 @@ struct Sealed {
 /// A [`Principal`] in a form that reads back (its own serialization does not).
 #[derive(Debug, Serialize, Deserialize)]
 struct Caller {
-    sub: String,
+    sub: Subject,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    cid: Option<String>,
-    sc: BTreeSet<String>,
-    aud: Vec<String>,
+    cid: Option<ClientId>,
+    sc: ScopeSet,
+    aud: Vec<Audience>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     exp: Option<u64>,
     am: AuthMethod,
@@ -99,8 +100,8 @@ pub(crate) fn issue(
         issued: now_ms(),
         nonce: random_hex(),
         caller: Caller {
-            sub: caller.subject().to_owned(),
-            cid: caller.client_id().map(str::to_owned),
+            sub: caller.subject().clone(),
+            cid: caller.client_id().cloned(),
             sc: caller.scopes().clone(),
             aud: caller.audience().to_vec(),
             exp: caller
@@ -207,9 +208,9 @@ mod tests {
     #[test]
     fn a_pass_carries_the_caller_once_and_only_for_its_request() {
         let keys = SessionKeys::random();
-        let caller = Principal::new("alice", AuthMethod::ApiKey)
-            .with_scopes(["a".to_owned(), "b".to_owned()].into())
-            .with_client_id(Some("cli".into()));
+        let caller = Principal::new("alice".parse().unwrap(), AuthMethod::ApiKey)
+            .with_scopes("a b".parse().unwrap())
+            .with_client_id(Some("cli".parse().unwrap()));
         let pass = issue(&keys, &caller, &binding()).unwrap();
         assert!(is_pass(&pass) && !pass.contains("alice"));
         let used = Used::default();
@@ -224,7 +225,7 @@ mod tests {
         let p = open(&keys, &pass, Some(&binding()), Some(&used)).unwrap();
         assert_eq!(p.subject(), "alice");
         assert_eq!(p.method(), AuthMethod::ApiKey);
-        assert_eq!(p.client_id(), Some("cli"));
+        assert_eq!(p.client_id().map(ClientId::as_str), Some("cli"));
         assert!(p.has_scope("b"));
         assert_eq!(
             open(&keys, &pass, Some(&binding()), Some(&used)).unwrap_err(),

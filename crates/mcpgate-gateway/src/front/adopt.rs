@@ -8,6 +8,8 @@
 use std::sync::Arc;
 
 use super::caller::AuthenticatedCaller;
+use mcpgate_types::Subject;
+
 use crate::error::GatewayError;
 use crate::events::EventLog;
 use crate::session::Session;
@@ -20,7 +22,7 @@ pub(crate) fn seal_id(
     gw: &Gateway,
     upstream: &str,
     link: &Link,
-    subject: &str,
+    subject: &Subject,
     version: &str,
 ) -> String {
     let claims = SessionClaims {
@@ -31,7 +33,7 @@ pub(crate) fn seal_id(
             Carrier::Local
         },
         upstream_session: link.upstream_session_id(),
-        subject: subject.to_owned(),
+        subject: subject.clone(),
         version: version.to_owned(),
         created: unix_now(),
         owner: if link.is_portable() {
@@ -90,7 +92,7 @@ async fn adopt(
     if age > gw.shared.limits.session_max_age.as_secs() {
         return Err(refuse("the session is older than server.session_max_age"));
     }
-    if claims.subject != caller.principal().subject() {
+    if claims.subject != *caller.principal().subject() {
         return Err(refuse("the session belongs to another subject"));
     }
     if claims.carrier != Carrier::Http {

@@ -10,9 +10,9 @@ use serde_json::value::RawValue;
 use crate::error::GatewayError;
 use crate::events::EventLog;
 use crate::jsonrpc::{Kind, Message, code};
-use crate::mux::Exchange;
 use crate::reply::{json, sse};
 use crate::rewrite::Rewrite;
+use crate::upstream::Exchange;
 use crate::upstream::Link;
 
 /// How a request's answer is written: as one JSON body, or as an SSE stream

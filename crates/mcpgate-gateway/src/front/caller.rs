@@ -20,6 +20,6 @@ impl AuthenticatedCaller {
 
     /// A session opened by someone else does not exist for this caller.
     pub(crate) fn owns(&self, session: &Session) -> bool {
-        session.subject == self.principal().subject()
+        session.subject == *self.principal().subject()
     }
 }

@@ -48,7 +48,7 @@ pub(crate) async fn open(
     let session = Session::new(
         crate::session_key::random_hex(),
         name,
-        caller.principal().subject().to_owned(),
+        caller.principal().subject().clone(),
         link,
         log.clone(),
         LEGACY_SSE_VERSION.into(),
@@ -233,7 +233,7 @@ pub(crate) async fn message(
 /// The first message is due by `deadline`; then the request is a stream that may
 /// fall silent for `limit` at most (see [`Silence`]).
 async fn relay_into(
-    mut ex: crate::mux::Exchange,
+    mut ex: crate::upstream::Exchange,
     session: &Session,
     deadline: tokio::time::Instant,
     limit: std::time::Duration,

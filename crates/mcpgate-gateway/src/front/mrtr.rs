@@ -10,14 +10,15 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use mcpgate_guard::Authorized;
+use mcpgate_types::Subject;
 use rand::RngCore;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
 use crate::jsonrpc::{self, Kind, Message, code};
-use crate::mux::Exchange;
 use crate::rewrite::Rewrite;
 use crate::session_key::{SessionKeys, StateClaims};
+use crate::upstream::Exchange;
 use crate::upstream::Link;
 
 /// Only these methods may answer `input_required` (2026-07-28).
@@ -247,7 +248,7 @@ impl Call {
         });
         let sealed = self.seal.keys.seal_state(&StateClaims {
             token,
-            subject: self.proof.caller().principal().subject().to_owned(),
+            subject: self.proof.caller().principal().subject().clone(),
             upstream: self.seal.upstream.to_string(),
             method: self.method.clone(),
             owner: self.seal.owner.clone(),
@@ -296,7 +297,7 @@ fn claim(
     upstream: &str,
     method: &str,
     state: &str,
-    subject: &str,
+    subject: &Subject,
 ) -> Result<Parked, &'static str> {
     let refuse = |reason: &str, answer| {
         tracing::info!(%upstream, %method, reason, "refused a requestState");
@@ -308,7 +309,7 @@ fn claim(
             "requestState was not issued by this gateway (forged, altered, or sealed under another session key); send the request again without it",
         )
     })?;
-    if c.subject != subject || c.upstream != upstream {
+    if c.subject != *subject || c.upstream != upstream {
         return Err(refuse(
             "issued to another subject or for another upstream",
             "requestState belongs to another caller or upstream",

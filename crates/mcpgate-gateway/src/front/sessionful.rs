@@ -283,7 +283,7 @@ async fn initialize(
     };
     let version =
         jsonrpc::result_protocol_version(result).unwrap_or_else(|| DEFAULT_VERSION.to_owned());
-    let subject = caller.principal().subject().to_owned();
+    let subject = caller.principal().subject().clone();
     let id = super::adopt::seal_id(&gw, &name, &link, &subject, &version);
     let session = Session::new(
         id,

@@ -170,7 +170,7 @@ async fn post(
         && let Some(owner) = mrtr::parked_elsewhere(
             &gw.shared.session_keys,
             &msg,
-            caller.principal().subject(),
+            caller.principal().subject().as_str(),
             gw.shared.internal_advertise.as_deref(),
         )
     {

@@ -16,6 +16,7 @@ use serde_json::value::RawValue;
 use tokio::sync::{mpsc, watch};
 
 use super::error::{UpstreamError, error_chain};
+use super::mux::Exchange;
 use crate::config::{HttpTransport, Limits, UpstreamConfig};
 use crate::credentials::Credentials;
 use crate::error::GatewayError;
@@ -23,7 +24,6 @@ use crate::events::EventLog;
 use crate::identity::OnBehalfOf;
 use crate::identity::{IDENTITY_HEADER, IdentityToken};
 use crate::jsonrpc::{self, Message};
-use crate::mux::Exchange;
 use crate::protocol::{GATEWAY_PROTOCOL_VERSION, SESSION_HEADER, VERSION_HEADER};
 use mcpgate_sse as sse;
 

@@ -12,11 +12,11 @@ use tokio::sync::mpsc;
 
 use super::error::UpstreamError;
 use super::http::{HttpUpstream, content_type_is};
+use super::mux::{Mux, SessionKey};
 use crate::credentials::Used;
 use crate::events::EventLog;
 use crate::identity::OnBehalfOf;
 use crate::jsonrpc::Message;
-use crate::mux::{Mux, SessionKey};
 use mcpgate_sse as sse;
 
 /// One legacy SSE connection, owned by one client session.

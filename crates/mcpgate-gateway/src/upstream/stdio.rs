@@ -25,12 +25,12 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use self::lines::{Line, LineReader};
 
 use super::error::UpstreamError;
+use super::mux::{Mux, SessionKey};
 use crate::config::{Isolation, Limits, UpstreamConfig};
 use crate::credentials::Credentials;
 use crate::events::EventLog;
 use crate::identity::OnBehalfOf;
 use crate::jsonrpc::{self, Message, code};
-use crate::mux::{Mux, SessionKey};
 use crate::protocol::GATEWAY_PROTOCOL_VERSION;
 
 /// A running child process and the mux over its stdio.

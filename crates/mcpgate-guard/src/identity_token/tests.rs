@@ -1,5 +1,3 @@
-use std::collections::BTreeSet;
-
 use super::*;
 use crate::credential::Credential;
 use crate::jwt::{JwtConfig, JwtVerifier};
@@ -7,12 +5,9 @@ use crate::principal::AuthMethod;
 use crate::verifier::{Verifier, VerifyError};
 
 fn alice() -> Principal {
-    Principal::new("alice", AuthMethod::ApiKey)
-        .with_client_id(Some("cursor".into()))
-        .with_scopes(BTreeSet::from([
-            "notes:read".to_owned(),
-            "notes:write".to_owned(),
-        ]))
+    Principal::new("alice".parse().unwrap(), AuthMethod::ApiKey)
+        .with_client_id(Some("cursor".parse().unwrap()))
+        .with_scopes("notes:read notes:write".parse().unwrap())
 }
 
 fn verifier_for(signer: &IdentitySigner, audience: &str) -> JwtVerifier {
@@ -38,7 +33,7 @@ async fn signed_tokens_verify_with_the_public_key() {
         .unwrap()
         .into_principal();
     assert_eq!(p.subject(), "alice");
-    assert_eq!(p.client_id(), Some("cursor"));
+    assert_eq!(p.client_id().map(|c| c.as_str()), Some("cursor"));
     assert_eq!(p.scopes(), alice().scopes());
     assert_eq!(p.audience(), ["notes"]);
     assert_eq!(p.claims()["iss"], "https://gw.example");

@@ -1,13 +1,13 @@
 //! What a signed token says, checked: times, audience, required claims; and
 //! the [`Principal`] it describes.
 
-use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use mcpgate_types::{ClientId, ScopeSet, Subject};
 use serde_json::{Map, Value};
 
 use crate::metadata::same_resource;
-use crate::principal::{AuthMethod, Principal};
+use crate::principal::{AuthMethod, Principal, audiences_lossy};
 use crate::verifier::VerifyError;
 
 /// The claim-reading settings of one verifier.
@@ -171,16 +171,29 @@ impl ClaimRules {
                 self.subject_claim
             ))
         })?;
+        let subject = Subject::try_from(subject).map_err(|e| {
+            invalid(format!(
+                "Token's {:?} claim cannot name the caller: {e}",
+                self.subject_claim
+            ))
+        })?;
+        // Not the caller's name, only forwarded: one that is not an RFC 6749
+        // client id is left out rather than refusing the token.
         let client_id = match &self.client_id_claim {
             Some(c) => text(lookup(&claims, c)),
             None => text(claims.get("client_id")).or_else(|| text(claims.get("azp"))),
-        };
-        let scopes: BTreeSet<String> = match &self.scope_claim {
-            Some(c) => words(lookup(&claims, c)).into_iter().collect(),
-            None => words(claims.get("scope"))
-                .into_iter()
-                .chain(words(claims.get("scp")))
-                .collect(),
+        }
+        .and_then(|c| ClientId::try_from(c).ok());
+        let scopes = match &self.scope_claim {
+            Some(c) => {
+                ScopeSet::from_words_lossy(words(lookup(&claims, c)).iter().map(String::as_str))
+            }
+            None => ScopeSet::from_words_lossy(
+                words(claims.get("scope"))
+                    .iter()
+                    .chain(&words(claims.get("scp")))
+                    .map(String::as_str),
+            ),
         };
         if let Some(g) = &self.groups_claim {
             let groups: Vec<Value> = words(lookup(&claims, g))
@@ -194,7 +207,7 @@ impl ClaimRules {
             Principal::new(subject, AuthMethod::Jwt)
                 .with_client_id(client_id)
                 .with_scopes(scopes)
-                .with_audience(audiences(&claims))
+                .with_audience(audiences_lossy(audiences(&claims)))
                 .with_expires_at(Some(expires_at))
                 .with_claims(claims),
             cache_for,

@@ -391,6 +391,27 @@ fn audience_matches_as_a_resource() {
 }
 
 #[test]
+fn a_subject_no_header_could_carry_is_refused_and_stray_words_are_left_out() {
+    let msg = invalid_msg(rules().principal(
+        obj(json!({"sub": "eve\nX-Forged: 1", "exp": later(), "aud": "https://mcp.example/mcp"})),
+        SystemTime::now(),
+    ));
+    assert!(msg.contains("cannot name the caller"), "{msg}");
+    let (p, _) = rules()
+        .principal(
+            obj(json!({
+                "sub": "bob", "exp": later(), "aud": ["https://mcp.example/mcp", "two words"],
+                "scope": "notes:read caf\u{e9} \"q\"", "client_id": "bad\u{1}id",
+            })),
+            SystemTime::now(),
+        )
+        .unwrap();
+    assert_eq!(p.scopes().to_string(), "notes:read");
+    assert_eq!(p.audience(), ["https://mcp.example/mcp"]);
+    assert_eq!(p.client_id(), None);
+}
+
+#[test]
 fn the_principal_reads_the_configured_claims() {
     let base = json!({
         "sub": "user-1", "oid": "object-1", "exp": later(), "aud": "https://mcp.example/mcp",
@@ -401,9 +422,9 @@ fn the_principal_reads_the_configured_claims() {
         .principal(obj(base.clone()), SystemTime::now())
         .unwrap();
     assert_eq!(p.subject(), "user-1");
-    assert_eq!(p.client_id(), Some("client-a"));
+    assert_eq!(p.client_id().map(|c| c.as_str()), Some("client-a"));
     assert_eq!(
-        p.scopes().iter().map(String::as_str).collect::<Vec<_>>(),
+        p.scopes().iter().map(|s| s.as_str()).collect::<Vec<_>>(),
         ["extra", "notes:read", "notes:write"]
     );
     assert_eq!(p.audience(), ["https://mcp.example/mcp"]);

@@ -277,7 +277,7 @@ async fn two_credentials_are_a_bad_request() {
 /// Answers with the subject of the `Authenticated` proof; without the layer the
 /// extractor refuses.
 async fn proven(caller: Authenticated) -> String {
-    caller.principal().subject().to_owned()
+    caller.principal().subject().to_string()
 }
 
 #[tokio::test]

@@ -1,8 +1,8 @@
 use super::*;
 
 fn principal(scopes: &str) -> Principal {
-    Principal::new("alice", crate::AuthMethod::Anonymous)
-        .with_scopes(Principal::parse_scopes(scopes))
+    Principal::new("alice".parse().unwrap(), crate::AuthMethod::Anonymous)
+        .with_scopes(scopes.parse().unwrap())
 }
 
 fn demo() -> Policy {
@@ -58,8 +58,8 @@ fn subject_and_group_rules() {
     claims.insert("groups".into(), serde_json::json!(["staff", "x"]));
     let p = p.with_claims(claims);
     assert!(pol.admits(&p).is_ok());
-    let p =
-        Principal::new("mallory2", crate::AuthMethod::Anonymous).with_claims(p.claims().clone());
+    let p = Principal::new("mallory2".parse().unwrap(), crate::AuthMethod::Anonymous)
+        .with_claims(p.claims().clone());
     assert!(pol.admits(&p).unwrap_err().to_string().contains("denied"));
     assert!(
         Policy::new(
@@ -81,8 +81,8 @@ fn authorize_proves_the_operation_or_names_the_scopes_it_needs() {
         )
         .expect("allowed");
     assert_eq!(ok.caller().principal().subject(), "alice");
-    let signed_in =
-        Principal::new("bob", crate::AuthMethod::Jwt).with_scopes(Principal::parse_scopes("mcp"));
+    let signed_in = Principal::new("bob".parse().unwrap(), crate::AuthMethod::Jwt)
+        .with_scopes("mcp".parse().unwrap());
     assert_eq!(
         pol.authorize(&caller(signed_in), Target::Tool("create_note"))
             .unwrap_err(),

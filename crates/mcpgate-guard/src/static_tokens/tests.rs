@@ -22,8 +22,8 @@ fn no_env(_: &str) -> Option<String> {
     None
 }
 
-fn scopes(list: &[&str]) -> BTreeSet<String> {
-    list.iter().map(|s| (*s).to_owned()).collect()
+fn scopes(list: &[&str]) -> mcpgate_types::ScopeSet {
+    list.iter().map(|s| s.parse().unwrap()).collect()
 }
 
 #[test]
@@ -65,6 +65,35 @@ fn unknown_fields_are_refused() {
     )
     .unwrap_err();
     assert!(e.to_string().contains("unknown field `scope`"), "{e}");
+}
+
+#[test]
+fn scopes_and_subjects_are_parsed_when_the_configuration_is_read() {
+    let cfg = parse(&format!(
+        "[[tokens]]\ntoken = \"{LONG_A}\"\nsubject = \"alice\"\nscopes = \"notes:read caf\u{e9}\"\n\
+         [[tokens]]\ntoken = \"{LONG_B}\"\nsubject = \"bo\\u0007b\"\n"
+    ));
+    let e = StaticTokens::with_env(&cfg, no_env)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("static token #1") && e.contains("scopes:"),
+        "{e}"
+    );
+    assert!(
+        e.contains("static token #2") && e.contains("control"),
+        "{e}"
+    );
+    assert!(!e.contains(LONG_A) && !e.contains(LONG_B), "{e}");
+    let compact = StaticTokensConfig {
+        tokens_env: Some("K".into()),
+        ..Default::default()
+    };
+    let e = StaticTokens::with_env(&compact, env(&[("K", &format!("{LONG_C}:ci:a\"b"))]))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("K entry 1: scopes:"), "{e}");
+    assert!(!e.contains(LONG_C), "{e}");
 }
 
 #[test]

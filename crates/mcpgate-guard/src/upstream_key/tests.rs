@@ -68,7 +68,7 @@ async fn a_matching_key_is_a_principal_that_never_contains_the_key() {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    assert_eq!(p.subject(), format!("wandb:{}", &hex[..16]));
+    assert_eq!(p.subject().as_str(), format!("wandb:{}", &hex[..16]));
     assert_eq!(p.method(), AuthMethod::UpstreamKey);
     assert_eq!(p.claims()["upstream"], "wandb");
     assert_eq!(p.claims()["key_id"], hex[..16]);
@@ -86,7 +86,7 @@ async fn a_matching_key_is_a_principal_that_never_contains_the_key() {
         .await
         .unwrap()
         .into_principal();
-    assert_eq!(p.subject(), format!("wb-{}", &hex[..16]));
+    assert_eq!(p.subject().as_str(), format!("wb-{}", &hex[..16]));
 }
 
 #[tokio::test]

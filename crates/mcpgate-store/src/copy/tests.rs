@@ -17,7 +17,7 @@ fn kid_aad(kid: &str) -> Vec<u8> {
 async fn filled() -> (tempfile::TempDir, Store) {
     let (dir, s) = test_sqlite_store().await;
     let k = master();
-    s.create_api_key("ci", "robot", &scopes("notes:read"), None)
+    s.create_api_key("ci", &crate::subject("robot"), &scopes("notes:read"), None)
         .await
         .unwrap();
     s.add_user("ann", "a long passphrase", &scopes("*"))
@@ -132,7 +132,7 @@ async fn without_a_master_key_only_a_store_without_sealed_values_is_copied() {
     assert_eq!(dst.list_api_keys().await.unwrap().len(), 0);
     let (_d, plain) = test_sqlite_store().await;
     plain
-        .create_api_key("k", "s", &scopes(""), None)
+        .create_api_key("k", &crate::subject("s"), &scopes(""), None)
         .await
         .unwrap();
     let report = plain.copy_into(&dst, false, None, &kid_aad).await.unwrap();

@@ -1,11 +1,10 @@
 //! Remembered consent: per user and client, the scopes the user agreed to.
 
-use std::collections::BTreeSet;
+use mcpgate_types::ScopeSet;
 use std::time::SystemTime;
 
 use sqlx::Row as _;
 
-use super::join;
 use crate::Store;
 use crate::api_keys::split_scopes;
 use crate::error::StoreError;
@@ -17,7 +16,7 @@ impl Store {
         &self,
         subject: &str,
         client_id: &str,
-    ) -> Result<Option<BTreeSet<String>>, StoreError> {
+    ) -> Result<Option<ScopeSet>, StoreError> {
         let row =
             sqlx::query("SELECT scopes FROM oauth_consents WHERE subject = $1 AND client_id = $2")
                 .bind(subject)
@@ -35,7 +34,7 @@ impl Store {
         &self,
         subject: &str,
         client_id: &str,
-        scopes: &BTreeSet<String>,
+        scopes: &ScopeSet,
     ) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO oauth_consents (subject, client_id, scopes, created_at) VALUES ($1, $2, $3, $4)
@@ -43,7 +42,7 @@ impl Store {
         )
         .bind(subject)
         .bind(client_id)
-        .bind(join(scopes))
+        .bind(scopes.to_string())
         .bind(to_unix(SystemTime::now()))
         .execute(&self.pool)
         .await?;

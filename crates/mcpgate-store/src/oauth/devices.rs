@@ -1,12 +1,11 @@
 //! Device authorization (RFC 8628): device codes (digests) and their user codes.
 
-use std::collections::BTreeSet;
+use mcpgate_types::ScopeSet;
 use std::time::SystemTime;
 
 use crate::Row as SqliteRow;
 use sqlx::Row as _;
 
-use super::join;
 use crate::Store;
 use crate::api_keys::split_scopes;
 use crate::error::StoreError;
@@ -62,7 +61,7 @@ pub struct DeviceRow {
     /// The client.
     pub client_id: String,
     /// Scopes asked for.
-    pub scopes: BTreeSet<String>,
+    pub scopes: ScopeSet,
     /// The audience.
     pub resource: String,
     /// When it was issued.
@@ -87,7 +86,7 @@ impl DeviceRow {
         digest: String,
         user_code: String,
         client_id: String,
-        scopes: BTreeSet<String>,
+        scopes: ScopeSet,
         resource: String,
         expires_at: SystemTime,
         poll_interval: i64,
@@ -145,7 +144,7 @@ impl Store {
         .bind(&d.digest)
         .bind(&d.user_code)
         .bind(&d.client_id)
-        .bind(join(&d.scopes))
+        .bind(d.scopes.to_string())
         .bind(&d.resource)
         .bind(to_unix(d.created_at))
         .bind(to_unix(d.expires_at))

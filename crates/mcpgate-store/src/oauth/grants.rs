@@ -4,15 +4,14 @@
 //! token's rotation and the revocation of a whole grant are single statements
 //! (or one transaction), so two concurrent redemptions can never both win.
 
-use std::collections::BTreeSet;
+use mcpgate_types::{ScopeSet, Subject};
 use std::time::{Duration, SystemTime};
 
 use crate::Row as SqliteRow;
 use sqlx::{AssertSqlSafe, Row as _};
 
-use super::join;
 use crate::Store;
-use crate::api_keys::split_scopes;
+use crate::api_keys::{decode_subject, split_scopes};
 use crate::error::StoreError;
 use crate::time::{from_unix, to_unix};
 
@@ -25,9 +24,9 @@ pub struct GrantRow {
     /// The client.
     pub client_id: String,
     /// The user (or, for client credentials, the client).
-    pub subject: String,
+    pub subject: Subject,
     /// The scopes granted (refreshes may narrow, never widen).
-    pub scopes: BTreeSet<String>,
+    pub scopes: ScopeSet,
     /// The audience of its access tokens.
     pub resource: String,
     /// When it was granted.
@@ -47,8 +46,8 @@ impl GrantRow {
     pub fn new(
         id: String,
         client_id: String,
-        subject: String,
-        scopes: BTreeSet<String>,
+        subject: Subject,
+        scopes: ScopeSet,
         resource: String,
         expires_at: SystemTime,
     ) -> GrantRow {
@@ -71,7 +70,7 @@ impl GrantRow {
         Ok(GrantRow {
             id: row.try_get("id")?,
             client_id: row.try_get("client_id")?,
-            subject: row.try_get("subject")?,
+            subject: decode_subject(row.try_get("subject")?)?,
             scopes: split_scopes(&row.try_get::<String, _>("scopes")?),
             resource: row.try_get("resource")?,
             created_at: from_unix(row.try_get("created_at")?),
@@ -102,11 +101,11 @@ pub struct CodeRow {
     /// The PKCE S256 challenge.
     pub code_challenge: String,
     /// Scopes granted.
-    pub scopes: BTreeSet<String>,
+    pub scopes: ScopeSet,
     /// The audience.
     pub resource: String,
     /// The user.
-    pub subject: String,
+    pub subject: Subject,
     /// The OpenID `nonce`, if one was sent.
     pub nonce: Option<String>,
     /// When it was issued.
@@ -125,7 +124,7 @@ impl CodeRow {
             code_challenge: row.try_get("code_challenge")?,
             scopes: split_scopes(&row.try_get::<String, _>("scopes")?),
             resource: row.try_get("resource")?,
-            subject: row.try_get("subject")?,
+            subject: decode_subject(row.try_get("subject")?)?,
             nonce: row.try_get("nonce")?,
             created_at: from_unix(row.try_get("created_at")?),
             expires_at: from_unix(row.try_get("expires_at")?),
@@ -156,7 +155,7 @@ pub struct RefreshRow {
     /// The token it replaced.
     pub parent_digest: Option<String>,
     /// Its scopes (a refresh keeps them, even when it narrows the access token).
-    pub scopes: BTreeSet<String>,
+    pub scopes: ScopeSet,
     /// When it was issued.
     pub created_at: SystemTime,
     /// When it expires (idle limit, capped by the grant's).
@@ -171,7 +170,7 @@ impl RefreshRow {
         digest: String,
         grant_id: String,
         parent_digest: Option<String>,
-        scopes: BTreeSet<String>,
+        scopes: ScopeSet,
         expires_at: SystemTime,
     ) -> RefreshRow {
         RefreshRow {
@@ -224,8 +223,8 @@ impl Store {
         ))
         .bind(&g.id)
         .bind(&g.client_id)
-        .bind(&g.subject)
-        .bind(join(&g.scopes))
+        .bind(g.subject.as_str())
+        .bind(g.scopes.to_string())
         .bind(&g.resource)
         .bind(to_unix(g.created_at))
         .bind(to_unix(g.last_used_at))
@@ -310,9 +309,9 @@ impl Store {
         .bind(&c.client_id)
         .bind(&c.redirect_uri)
         .bind(&c.code_challenge)
-        .bind(join(&c.scopes))
+        .bind(c.scopes.to_string())
         .bind(&c.resource)
-        .bind(&c.subject)
+        .bind(c.subject.as_str())
         .bind(&c.nonce)
         .bind(to_unix(c.created_at))
         .bind(to_unix(c.expires_at))
@@ -529,7 +528,7 @@ where
     .bind(&r.digest)
     .bind(&r.grant_id)
     .bind(&r.parent_digest)
-    .bind(join(&r.scopes))
+    .bind(r.scopes.to_string())
     .bind(to_unix(r.created_at))
     .bind(to_unix(r.expires_at))
     .bind(r.rotated_at.map(to_unix))

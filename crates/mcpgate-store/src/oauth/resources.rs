@@ -2,7 +2,7 @@
 //! becomes their tokens' `aud`, the scopes they accept, the name the consent
 //! page shows, and the credentials they introspect with (secret as a digest).
 
-use std::collections::BTreeSet;
+use mcpgate_types::ScopeSet;
 use std::time::SystemTime;
 
 use crate::Row as SqliteRow;
@@ -21,7 +21,7 @@ pub struct ResourceServerRow {
     /// Its name on the consent page.
     pub name: String,
     /// The scopes it accepts.
-    pub scopes: BTreeSet<String>,
+    pub scopes: ScopeSet,
     /// Its client id at the introspection endpoint.
     pub client_id: String,
     /// Hex SHA-256 of its introspection secret.
@@ -35,7 +35,7 @@ impl ResourceServerRow {
     pub fn new(
         resource: String,
         name: String,
-        scopes: BTreeSet<String>,
+        scopes: ScopeSet,
         client_id: String,
         secret_digest: String,
     ) -> ResourceServerRow {
@@ -77,7 +77,7 @@ impl Store {
         ))
         .bind(&r.resource)
         .bind(&r.name)
-        .bind(super::join(&r.scopes))
+        .bind(r.scopes.to_string())
         .bind(&r.client_id)
         .bind(&r.secret_digest)
         .bind(to_unix(r.created_at))
@@ -160,7 +160,7 @@ mod tests {
     async fn registered_resource_servers_round_trip() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path()).await.expect("open");
-        let scopes: BTreeSet<String> = ["a".to_owned(), "b".to_owned()].into();
+        let scopes: ScopeSet = "a b".parse().expect("scopes");
         let row = ResourceServerRow::new(
             "https://rs.example/mcp".into(),
             "Notes".into(),

@@ -19,7 +19,7 @@ async fn grant(store: &Store, id: &str) -> GrantRow {
     let g = GrantRow::new(
         id.into(),
         "c1".into(),
-        "alice".into(),
+        crate::subject("alice"),
         scopes("notes:read"),
         "http://127.0.0.1/mcp".into(),
         later(3600),
@@ -40,7 +40,7 @@ async fn a_code_is_spent_once_and_then_reported_as_replayed() {
         code_challenge: "x".into(),
         scopes: g.scopes.clone(),
         resource: g.resource.clone(),
-        subject: "alice".into(),
+        subject: crate::subject("alice"),
         nonce: None,
         created_at: SystemTime::now(),
         expires_at: later(60),

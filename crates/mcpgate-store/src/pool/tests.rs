@@ -8,7 +8,6 @@
 //! a transaction, without needing a full filesystem (the end-to-end test in
 //! `crates/mcpgate/tests/e2e/disk_full.rs` fills a real one).
 
-use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime};
 
 use sqlx::sqlite::SqliteConnectOptions;
@@ -111,7 +110,7 @@ async fn client_and_grant(store: &Store, client: &str, grant: &str, subject: &st
     let g = GrantRow::new(
         grant.into(),
         client.into(),
-        subject.into(),
+        crate::subject(subject),
         scopes("notes:read"),
         "http://127.0.0.1/mcp".into(),
         later(3600),
@@ -176,7 +175,7 @@ async fn spend_code_failing_leaves_the_code_unspent_and_the_pool_clean() {
         code_challenge: "x".into(),
         scopes: g.scopes.clone(),
         resource: g.resource.clone(),
-        subject: "alice".into(),
+        subject: crate::subject("alice"),
         nonce: None,
         created_at: SystemTime::now(),
         expires_at: later(60),
@@ -238,7 +237,7 @@ async fn add_signing_key_failing_keeps_the_old_key_active_and_the_pool_clean() {
 async fn remove_user_failing_keeps_the_user_and_the_pool_clean() {
     let (_d, store) = test_sqlite_store().await;
     store
-        .add_user("alice", "a long password", &BTreeSet::new())
+        .add_user("alice", "a long password", &mcpgate_types::ScopeSet::new())
         .await
         .unwrap();
     store

@@ -150,7 +150,7 @@ async fn removing_a_user_revokes_their_grants_only() {
         let g = GrantRow::new(
             id.into(),
             "client".into(),
-            who.into(),
+            crate::subject(who),
             scopes("notes:read"),
             "http://127.0.0.1/mcp".into(),
             later,

@@ -23,7 +23,7 @@ fn invalid(r: Result<mcpgate_guard::Verified, VerifyError>) -> String {
 async fn api_keys_verify_from_either_header() {
     let (_dir, store) = test_store().await;
     let key = store
-        .create_api_key("ci", "ci-bot", &scopes("notes:read"), None)
+        .create_api_key("ci", &crate::subject("ci-bot"), &scopes("notes:read"), None)
         .await
         .unwrap();
     let v = ApiKeyVerifier::new(store);
@@ -53,12 +53,12 @@ async fn api_keys_verify_from_either_header() {
 async fn wrong_malformed_revoked_and_expired_keys_are_refused_with_a_reason() {
     let (_dir, store) = test_store().await;
     let key = store
-        .create_api_key("gone", "s", &scopes(""), None)
+        .create_api_key("gone", &crate::subject("s"), &scopes(""), None)
         .await
         .unwrap();
     let past = SystemTime::now() - Duration::from_secs(5);
     let old = store
-        .create_api_key("old", "s", &scopes(""), Some(past))
+        .create_api_key("old", &crate::subject("s"), &scopes(""), Some(past))
         .await
         .unwrap();
     let v = ApiKeyVerifier::new(store.clone());
@@ -88,7 +88,7 @@ async fn wrong_malformed_revoked_and_expired_keys_are_refused_with_a_reason() {
 async fn a_revoke_reaches_a_caching_chain_within_a_second() {
     let (dir, store) = test_store().await;
     let key = store
-        .create_api_key("k", "s", &scopes(""), None)
+        .create_api_key("k", &crate::subject("s"), &scopes(""), None)
         .await
         .unwrap();
     let chain = Chain::new(vec![Arc::new(ApiKeyVerifier::new(store.clone()))]);
@@ -112,7 +112,7 @@ async fn a_revoke_reaches_a_caching_chain_within_a_second() {
 async fn an_unreadable_store_is_unavailable_never_allowed() {
     let (_dir, store) = test_store().await;
     let key = store
-        .create_api_key("k", "s", &scopes(""), None)
+        .create_api_key("k", &crate::subject("s"), &scopes(""), None)
         .await
         .unwrap();
     store.add_user("u", "pw", &scopes("")).await.unwrap();

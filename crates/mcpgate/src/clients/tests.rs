@@ -81,8 +81,8 @@ fn refusals_say_why() {
         let e = metadata(&s).unwrap_err();
         assert!(e.contains(why), "{s:?}: {e}");
     }
-    assert!(check_client_id("https://app.example/client.json").is_err());
-    assert!(check_client_id("ci-bot_1").is_ok());
+    assert!(preregistered_client_id("https://app.example/client.json").is_err());
+    assert_eq!(preregistered_client_id("ci-bot_1").unwrap(), "ci-bot_1");
 }
 
 #[test]

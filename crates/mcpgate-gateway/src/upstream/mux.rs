@@ -169,7 +169,7 @@ impl Mux {
     }
 
     /// Sends a client request; what the upstream says about it arrives on the returned exchange.
-    pub(crate) fn request(&self, key: SessionKey, mut msg: Message) -> Result<Exchange, MuxClosed> {
+    pub(super) fn request(&self, key: SessionKey, mut msg: Message) -> Result<Exchange, MuxClosed> {
         if let Some(reason) = self.dead_reason() {
             return Err(MuxClosed(reason));
         }
@@ -216,7 +216,7 @@ impl Mux {
     }
 
     /// Sends a client notification or a client's response to a server request.
-    pub(crate) fn send(&self, key: SessionKey, mut msg: Message) -> Result<(), MuxClosed> {
+    pub(super) fn send(&self, key: SessionKey, mut msg: Message) -> Result<(), MuxClosed> {
         if let Some(reason) = self.dead_reason() {
             return Err(MuxClosed(reason));
         }
@@ -284,7 +284,7 @@ impl Mux {
     }
 
     /// Sends a message of the gateway's own (its `initialize` of a shared child).
-    pub(crate) fn request_internal(
+    pub(super) fn request_internal(
         &self,
         method: &str,
         params: Box<RawValue>,
@@ -294,7 +294,7 @@ impl Mux {
     }
 
     /// Sends a notification of the gateway's own.
-    pub(crate) fn notify_internal(&self, method: &str) -> Result<(), MuxClosed> {
+    pub(super) fn notify_internal(&self, method: &str) -> Result<(), MuxClosed> {
         self.write(&Message::notification(method, None))
     }
 
