@@ -2,6 +2,7 @@
 //! is verified once and not on every request.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use aws_lc_rs::digest;
@@ -15,6 +16,10 @@ use crate::principal::Principal;
 #[derive(Debug, Clone)]
 pub struct VerifiedCache {
     inner: moka::sync::Cache<[u8; 32], (Arc<Principal>, Instant)>,
+    /// Bumped by every [`VerifiedCache::clear`]: a verification that started
+    /// before a revocation was announced must not put its (maybe revoked)
+    /// answer back after the clear.
+    generation: Arc<AtomicU64>,
 }
 
 impl VerifiedCache {
@@ -25,7 +30,14 @@ impl VerifiedCache {
                 .max_capacity(capacity)
                 .time_to_live(max_ttl)
                 .build(),
+            generation: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// The generation to pass to [`VerifiedCache::insert_verified_at`], read
+    /// before verifying.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// The digest a credential is cached under. (aws-lc-rs's SHA-256, which
@@ -89,8 +101,48 @@ impl VerifiedCache {
         self.inner.insert(key, (p, Instant::now() + ttl));
     }
 
+    /// [`VerifiedCache::insert_shared`] of an answer verified in generation
+    /// `generation`: dropped if the cache was cleared since. The second check
+    /// covers a clear that lands between the first and the insert.
+    pub(crate) fn insert_verified_at(
+        &self,
+        generation: u64,
+        key: [u8; 32],
+        p: Arc<Principal>,
+        ttl: Duration,
+    ) {
+        if self.generation() != generation {
+            return;
+        }
+        self.insert_shared(key, p, ttl);
+        if self.generation() != generation {
+            self.inner.invalidate(&key);
+        }
+    }
+
     /// Forgets everything (a key was revoked, a signing key rotated).
     pub fn clear(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
         self.inner.invalidate_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::principal::AuthMethod;
+
+    #[test]
+    fn an_answer_verified_before_a_clear_is_not_kept_after_it() {
+        let cache = VerifiedCache::new(10, Duration::from_secs(60));
+        let key = VerifiedCache::key(&Credential::ApiKey("k".to_owned()));
+        let p = Arc::new(Principal::new("carol".parse().unwrap(), AuthMethod::ApiKey));
+        let before = cache.generation();
+        // A revocation is announced while the verification is in flight.
+        cache.clear();
+        cache.insert_verified_at(before, key, p.clone(), Duration::from_secs(60));
+        assert!(cache.get_shared(&key).is_none());
+        cache.insert_verified_at(cache.generation(), key, p, Duration::from_secs(60));
+        assert!(cache.get_shared(&key).is_some());
     }
 }

@@ -57,13 +57,15 @@ impl Chain {
         if let Some(p) = self.cache.get_shared(&key) {
             return Ok(p);
         }
+        let generation = self.cache.generation();
         let mut unavailable: Option<String> = None;
         for v in self.verifiers.iter().filter(|v| v.accepts(credential)) {
             match v.verify(credential).await {
                 Ok(verified) => {
                     let cache_for = verified.cache_for();
                     let principal = Arc::new(verified.into_principal());
-                    self.cache.insert_shared(key, principal.clone(), cache_for);
+                    self.cache
+                        .insert_verified_at(generation, key, principal.clone(), cache_for);
                     return Ok(principal);
                 }
                 Err(VerifyError::NotMine) => {}

@@ -16,6 +16,8 @@ pub(crate) const CHANNEL: &str = "mcpgate_revocations";
 
 /// After a lost connection, the wait before connecting again.
 const RETRY: Duration = Duration::from_secs(1);
+/// How long start-up waits for the first connection.
+const FIRST_CONNECT: Duration = Duration::from_secs(5);
 
 /// Announcements of revocations made anywhere on the store. Each item means
 /// "what you verified may be revoked now": forget it and verify again. One is
@@ -28,12 +30,28 @@ pub struct Revocations {
 
 impl Revocations {
     /// Listens on `url`'s database; `None` for SQLite. Runs until dropped.
-    pub fn listen(url: &StoreUrl) -> Option<Revocations> {
+    /// The first connection is made before this returns (or given up after
+    /// [`FIRST_CONNECT`], then retried in the background), so that a replica
+    /// that starts serving hears every revocation made from then on.
+    pub async fn listen(url: &StoreUrl) -> Option<Revocations> {
         let StoreUrl::Postgres(url) = url else {
             return None;
         };
+        let first = match tokio::time::timeout(FIRST_CONNECT, connect(url)).await {
+            Ok(Ok(l)) => Some(l),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "cannot listen for revocations on PostgreSQL; retrying (cached credentials still expire within a second)");
+                None
+            }
+            Err(_) => {
+                tracing::warn!(
+                    "listening for revocations on PostgreSQL takes longer than {FIRST_CONNECT:?}; going on in the background (cached credentials still expire within a second)"
+                );
+                None
+            }
+        };
         let (tx, rx) = mpsc::channel(64);
-        tokio::spawn(run(url.clone(), tx));
+        tokio::spawn(run(url.clone(), first, tx));
         Some(Revocations { rx })
     }
 
@@ -44,10 +62,16 @@ impl Revocations {
     }
 }
 
-async fn run(url: String, tx: mpsc::Sender<String>) {
-    let mut connected_before = false;
+async fn run(url: String, mut first: Option<PgListener>, tx: mpsc::Sender<String>) {
+    // Without a first connection, the retry's "reconnected" makes the
+    // replica forget what it verified meanwhile.
+    let mut connected_before = first.is_none();
     loop {
-        let mut listener = match connect(&url).await {
+        let next = match first.take() {
+            Some(l) => Ok(l),
+            None => connect(&url).await,
+        };
+        let mut listener = match next {
             Ok(l) => l,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot listen for revocations on PostgreSQL; retrying (cached credentials still expire within a second)");

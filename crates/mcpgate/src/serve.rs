@@ -147,6 +147,11 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
         Ok(o) => o,
         Err(e) => return report(&[e]),
     };
+    // On PostgreSQL, revocations made anywhere reach this replica at once;
+    // the verified-credential cache (1 s) bounds it otherwise. Listening
+    // starts before the banner: a replica that says it is up hears every
+    // revocation from then on.
+    let mut revocations = mcpgate_store::Revocations::listen(&cfg.store_url()).await;
     let base = public_url.as_str().trim_end_matches('/').to_owned();
     // What the restart banners tell the user to pass as --data-dir.
     let data_dir_abs =
@@ -206,9 +211,6 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
         println!("mcpgate: internal listener for other replicas on {advertise}");
         crate::listener::spawn(l, running.internal_app(), conn_limits)
     });
-    // On PostgreSQL, revocations made anywhere reach this replica at once;
-    // the verified-credential cache (1 s) bounds it otherwise.
-    let mut revocations = mcpgate_store::Revocations::listen(&cfg.store_url());
     let stop = crate::shutdown::signal();
     tokio::pin!(stop);
     loop {
