@@ -25,6 +25,7 @@ import subprocess
 import time
 from collections import Counter
 from collections.abc import Iterator
+from typing import Any
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +33,11 @@ from pathlib import Path
 import httpx2
 import pytest
 from conftest import REPO, _free_port, _mcpgate_bin, _toml_str
-from support import Gateway, start_gateway_at, stop_gateway
+from mcp.client.auth import OAuthClientProvider
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.auth import OAuthClientMetadata
+from support import LEGACY, Browser, Gateway, MemoryTokenStorage, connect, start_gateway_at, stop_gateway
+from test_oauth_sdk import Headless
 
 NGINX_CONF = REPO / "packaging" / "nginx" / "mcpgate.conf"
 DEFAULT_POSTGRES = "postgres://postgres@127.0.0.1:5432/postgres"
@@ -330,3 +335,72 @@ def cluster(root: Path, upstream_url: str, authserver: str, replicas: int = 3) -
                 c.nginx.stop()
             for r in members:
                 r.stop()
+
+
+def sdk_client(c: Cluster, user: str, password: str, name: str) -> tuple[OAuthClientProvider, Headless, MemoryTokenStorage]:
+    """The SDK's OAuth client provider for the upstream behind nginx, with the test's browser as `user`."""
+    storage = MemoryTokenStorage()
+    redirect_uri = f"http://127.0.0.1:{_free_port()}/callback"
+    headless = Headless(Browser(c.base, user, password), redirect_uri)
+    provider = OAuthClientProvider(
+        server_url=c.url(),
+        client_metadata=OAuthClientMetadata(
+            client_name=name,
+            redirect_uris=[redirect_uri],  # type: ignore[list-item]
+            grant_types=["authorization_code", "refresh_token"],
+            response_types=["code"],
+            token_endpoint_auth_method="none",
+        ),
+        storage=storage,
+        redirect_handler=headless.redirect_handler,
+        callback_handler=headless.callback_handler,
+    )
+    return provider, headless, storage
+
+
+def mcp_client(
+    c: Cluster,
+    provider: OAuthClientProvider,
+    mode: str = LEGACY,
+    upstream: str = "notes",
+    transport: httpx2.AsyncBaseTransport | None = None,
+) -> Any:
+    """An SDK client of `upstream` through nginx, authenticated by `provider`."""
+    http = httpx2.AsyncClient(auth=provider, timeout=30.0, transport=transport)
+    return connect(streamable_http_client(c.url(upstream), http_client=http), mode)
+
+
+class RetryOn502(httpx2.AsyncBaseTransport):
+    """A client's retry policy behind a load balancer: a 502/503/504 from nginx (the
+    replica died with the request in flight) or a failed connection is retried, the
+    same request, a few times. Counts what it retried in `retried`."""
+
+    STATUSES = (502, 503, 504)
+
+    def __init__(self, attempts: int = 10, pause_s: float = 0.2) -> None:
+        self.inner = httpx2.AsyncHTTPTransport()
+        self.attempts = attempts
+        self.pause_s = pause_s
+        self.retried: Counter[str] = Counter()
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        import anyio
+
+        for attempt in range(1, self.attempts + 1):
+            last = attempt == self.attempts
+            try:
+                response = await self.inner.handle_async_request(request)
+            except httpx2.TransportError as error:
+                if last:
+                    raise
+                self.retried[type(error).__name__] += 1
+            else:
+                if response.status_code not in self.STATUSES or last:
+                    return response
+                await response.aclose()
+                self.retried[str(response.status_code)] += 1
+            await anyio.sleep(self.pause_s)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()

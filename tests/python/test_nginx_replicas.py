@@ -25,45 +25,16 @@ from typing import Any
 
 import httpx2
 import pytest
-from conftest import _free_port
 from mcp.client.auth import OAuthClientProvider
 from mcp.client.streamable_http import streamable_http_client
-from mcp.shared.auth import OAuthClientMetadata
-from replicas import Cluster, cluster
-from support import LEGACY, Browser, MemoryTokenStorage, connect, ok_text, structured
-from test_oauth_sdk import Headless
+from replicas import Cluster, cluster, mcp_client, sdk_client
+from support import LEGACY, connect, ok_text, structured
 
 pytestmark = pytest.mark.anyio
 
 USER, PASSWORD = "rhea", "replicas correct horse"
 ACCESS_TTL_S = 3
 CONTINUED = "continuing a session another replica opened"
-
-
-def sdk_client(c: Cluster, user: str, password: str, name: str) -> tuple[OAuthClientProvider, Headless, MemoryTokenStorage]:
-    """The SDK's OAuth client provider for the upstream behind nginx, with the test's browser as `user`."""
-    storage = MemoryTokenStorage()
-    redirect_uri = f"http://127.0.0.1:{_free_port()}/callback"
-    headless = Headless(Browser(c.base, user, password), redirect_uri)
-    provider = OAuthClientProvider(
-        server_url=c.url(),
-        client_metadata=OAuthClientMetadata(
-            client_name=name,
-            redirect_uris=[redirect_uri],  # type: ignore[list-item]
-            grant_types=["authorization_code", "refresh_token"],
-            response_types=["code"],
-            token_endpoint_auth_method="none",
-        ),
-        storage=storage,
-        redirect_handler=headless.redirect_handler,
-        callback_handler=headless.callback_handler,
-    )
-    return provider, headless, storage
-
-
-def mcp_client(c: Cluster, provider: OAuthClientProvider, mode: str = LEGACY, upstream: str = "notes") -> Any:
-    http = httpx2.AsyncClient(auth=provider, timeout=30.0)
-    return connect(streamable_http_client(c.url(upstream), http_client=http), mode)
 
 
 async def check_answers(client: Any, user: str, calls: int) -> None:
