@@ -78,7 +78,7 @@ async fn a_refresh_token_rotates_once() {
         g.scopes.clone(),
         later(60),
     );
-    let now = SystemTime::now();
+    let now = SystemTime::now() + Duration::from_secs(7);
     let grace = Duration::from_secs(30);
     assert_eq!(
         store
@@ -86,6 +86,13 @@ async fn a_refresh_token_rotates_once() {
             .await
             .unwrap(),
         Rotation::Rotated
+    );
+    // The rotation marked the grant used, in the same write.
+    let touched = store.find_grant(&g.id).await.unwrap().unwrap().last_used_at;
+    assert_eq!(
+        crate::time::to_unix(touched),
+        crate::time::to_unix(now),
+        "last_used_at"
     );
     let third = RefreshRow::new(
         digest_hex("r3"),
