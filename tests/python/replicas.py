@@ -305,9 +305,13 @@ class Cluster:
 
 
 @contextmanager
-def cluster(root: Path, upstream_url: str, authserver: str, replicas: int = 3) -> Iterator[Cluster]:
+def cluster(
+    root: Path, upstream_url: str, authserver: str, replicas: int = 3, more_upstreams: str = ""
+) -> Iterator[Cluster]:
     """`replicas` replicas on a fresh database behind nginx; all stopped (and the
-    database dropped) at the end, each replica required to exit cleanly on SIGTERM."""
+    database dropped) at the end, each replica required to exit cleanly on SIGTERM.
+    Their upstreams: `notes` over HTTP at `upstream_url`, then `more_upstreams`
+    (`[[upstream]]` TOML, e.g. a stdio one)."""
     nginx_binary()
     with postgres_database(root.name.replace("-", "_")[:20]) as store_url:
         nginx_port = _free_port()
@@ -317,7 +321,8 @@ def cluster(root: Path, upstream_url: str, authserver: str, replicas: int = 3) -
         members = []
         for i in range(replicas):
             metrics_port = _free_port()
-            config = replica_config(public, store_url, metrics_port, http_upstream("notes", upstream_url), authserver)
+            upstreams = http_upstream("notes", upstream_url) + more_upstreams
+            config = replica_config(public, store_url, metrics_port, upstreams, authserver)
             members.append(Replica(i, _free_port(), metrics_port, root / f"replica-{i}", config, env))
         for r in members:
             r.root.mkdir(parents=True)

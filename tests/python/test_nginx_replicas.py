@@ -63,7 +63,11 @@ def sessions_by_replica(c: Cluster, path: str) -> dict[str, set[str]]:
 
 
 async def session_spans_replicas(c: Cluster, provider: OAuthClientProvider, upstream: str) -> None:
-    """One session on `upstream`, long enough for round-robin to take it to every replica."""
+    """One session on `upstream`, long enough for round-robin to take it to every replica.
+
+    Only the HTTP upstream is checked for now: a stdio upstream's session lives with
+    its child on one replica until forwarding between replicas lands; then this is one
+    more call with a stdio `[[upstream]]` passed to `cluster(more_upstreams=…)`."""
     async with mcp_client(c, provider, upstream=upstream) as client:
         await check_answers(client, USER, 6)
     spread = sessions_by_replica(c, f"/mcp/{upstream}")
