@@ -105,8 +105,8 @@ pub(super) async fn exchange(
         }
         _ => return Err(OAuthError::grant("unknown refresh token")),
     }
+    // The rotation also marked the grant used.
     let (access, expires_in) = access_token(inner, &grant, &scopes)?;
-    let _ = inner.store.touch_grant(&grant.id, now).await;
     Ok(Issued {
         access_token: access,
         expires_in,

@@ -447,6 +447,15 @@ impl Store {
     /// - rotated longer ago, or `grace` is zero: nothing is stored
     ///   ([`Rotation::Reused`]; the caller revokes the grant);
     /// - no such token: [`Rotation::Unknown`].
+    ///
+    /// When `new` is stored, its grant is marked used now (`last_used_at`), in
+    /// the same transaction.
+    ///
+    /// On PostgreSQL the common case, a token not yet rotated, is one statement
+    /// (one round trip, one commit): a conditional update, which takes the same
+    /// row lock `FOR UPDATE` would and, when a concurrent rotation committed
+    /// first, sees its `rotated_at` and matches nothing. Only then, or for an
+    /// unknown token, does the locked transaction below decide.
     pub async fn rotate_refresh(
         &self,
         old: &str,
@@ -454,6 +463,9 @@ impl Store {
         grace: Duration,
         now: SystemTime,
     ) -> Result<Rotation, StoreError> {
+        if self.url().is_postgres() && rotate_unrotated(&self.pool, old, new, now).await? {
+            return Ok(Rotation::Rotated);
+        }
         let mut tx = self.begin_write().await?;
         let row = sqlx::query(AssertSqlSafe(format!(
             "SELECT rotated_at FROM oauth_refresh_tokens WHERE digest = $1{}",
@@ -484,9 +496,46 @@ impl Store {
             }
         };
         insert_refresh_row(&mut *tx, new).await?;
+        sqlx::query("UPDATE oauth_grants SET last_used_at = $1 WHERE id = $2")
+            .bind(to_unix(now))
+            .bind(&new.grant_id)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(outcome)
     }
+}
+
+/// PostgreSQL's one-statement rotation of a token not yet rotated: marks
+/// `old` rotated, stores `new` and marks the grant used, or does nothing and
+/// answers `false` (already rotated, or no such token).
+async fn rotate_unrotated(
+    pool: &sqlx::AnyPool,
+    old: &str,
+    new: &RefreshRow,
+    now: SystemTime,
+) -> Result<bool, StoreError> {
+    let stored = sqlx::query(concat!(
+        "WITH rotated AS (UPDATE oauth_refresh_tokens SET rotated_at = $8 \
+         WHERE digest = $9 AND rotated_at IS NULL RETURNING grant_id), \
+         touched AS (UPDATE oauth_grants SET last_used_at = $8 \
+         WHERE id IN (SELECT grant_id FROM rotated)) \
+         INSERT INTO oauth_refresh_tokens (",
+        refresh_columns!(),
+        ") SELECT $1, $2, $3, $4, $5, $6, $7 FROM rotated"
+    ))
+    .bind(&new.digest)
+    .bind(&new.grant_id)
+    .bind(&new.parent_digest)
+    .bind(join(&new.scopes))
+    .bind(to_unix(new.created_at))
+    .bind(to_unix(new.expires_at))
+    .bind(new.rotated_at.map(to_unix))
+    .bind(to_unix(now))
+    .bind(old)
+    .execute(pool)
+    .await?;
+    Ok(stored.rows_affected() == 1)
 }
 
 /// Whether `now` is no more than `grace` after `at`, counted in whole

@@ -78,7 +78,7 @@ async fn a_refresh_token_rotates_once() {
         g.scopes.clone(),
         later(60),
     );
-    let now = SystemTime::now();
+    let now = SystemTime::now() + Duration::from_secs(7);
     let grace = Duration::from_secs(30);
     assert_eq!(
         store
@@ -86,6 +86,13 @@ async fn a_refresh_token_rotates_once() {
             .await
             .unwrap(),
         Rotation::Rotated
+    );
+    // The rotation marked the grant used, in the same write.
+    let touched = store.find_grant(&g.id).await.unwrap().unwrap().last_used_at;
+    assert_eq!(
+        crate::time::to_unix(touched),
+        crate::time::to_unix(now),
+        "last_used_at"
     );
     let third = RefreshRow::new(
         digest_hex("r3"),
@@ -260,4 +267,51 @@ async fn three_handles_migrate_once_and_one_rotation_wins() {
         }
         assert_eq!(rotated, 1, "round {round}");
     }
+}
+
+#[tokio::test]
+async fn a_client_is_touched_on_first_use_then_at_most_once_a_minute() {
+    let (_d, store) = test_store().await;
+    grant(&store, "g1").await;
+    let created = SystemTime::now();
+    // First use: recorded even within the minute of the registration.
+    let first = created + Duration::from_secs(5);
+    store
+        .touch_client("c1", first, Some(first + Duration::from_secs(100)))
+        .await
+        .unwrap();
+    let expect_first = (
+        crate::time::to_unix(first),
+        Some(crate::time::to_unix(first + Duration::from_secs(100))),
+    );
+    assert_eq!(client_used(&store).await, expect_first);
+    // Within the minute after it: nothing is written.
+    let soon = first + Duration::from_secs(30);
+    store
+        .touch_client("c1", soon, Some(soon + Duration::from_secs(100)))
+        .await
+        .unwrap();
+    assert_eq!(client_used(&store).await, expect_first);
+    // A minute later: recorded again.
+    let later_use = first + Duration::from_secs(61);
+    store
+        .touch_client("c1", later_use, Some(later_use + Duration::from_secs(100)))
+        .await
+        .unwrap();
+    assert_eq!(
+        client_used(&store).await,
+        (
+            crate::time::to_unix(later_use),
+            Some(crate::time::to_unix(later_use + Duration::from_secs(100)))
+        )
+    );
+}
+
+/// Client c1's `last_used_at` and `expires_at`, in whole seconds.
+async fn client_used(store: &Store) -> (i64, Option<i64>) {
+    let c = store.find_client("c1").await.unwrap().unwrap();
+    (
+        crate::time::to_unix(c.last_used_at),
+        c.expires_at.map(crate::time::to_unix),
+    )
 }

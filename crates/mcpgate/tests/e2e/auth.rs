@@ -73,9 +73,17 @@ impl Cred<'_> {
 /// `mcpgate args…` with `stdin`; returns stdout (the command must succeed).
 fn mcpgate(args: &[&str], stdin: &str) -> String {
     use std::io::Write as _;
+    // The store of the data directory the arguments name (PostgreSQL runs).
+    let data = args
+        .iter()
+        .position(|a| *a == "--data-dir")
+        .and_then(|i| args.get(i + 1))
+        .map_or_else(Vec::new, |d| crate::harness::store::env_for(Path::new(d)));
     let mut child = Command::new(BIN)
         .args(args)
         .env_remove("MCPGATE_SERVER__DATA_DIR")
+        .env_remove("DATABASE_URL")
+        .envs(data)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

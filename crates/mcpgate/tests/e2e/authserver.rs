@@ -199,6 +199,8 @@ pub(crate) fn add_user_with(data: &Path, name: &str, password: &str, scopes: &st
         .arg(data)
         .args(more)
         .env_remove("MCPGATE_CONFIG")
+        .env_remove("DATABASE_URL")
+        .envs(crate::harness::store::env_for(data))
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())

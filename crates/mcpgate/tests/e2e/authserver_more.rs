@@ -27,6 +27,8 @@ fn cli(data: &Path, args: &[&str]) -> (bool, String, String) {
         .args(args)
         .arg("--data-dir")
         .arg(data)
+        .env_remove("DATABASE_URL")
+        .envs(crate::harness::store::env_for(data))
         .env_remove("MCPGATE_CONFIG")
         .env_remove("MCPGATE_MASTER_KEY")
         .output()

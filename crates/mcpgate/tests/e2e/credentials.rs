@@ -672,6 +672,8 @@ fn create_key(data: &std::path::Path, name: &str, subject: &str) -> String {
         ])
         .arg("--data-dir")
         .arg(data)
+        .env_remove("DATABASE_URL")
+        .envs(crate::harness::store::env_for(data))
         .output()
         .expect("mcpgate keys create");
     assert!(

@@ -140,6 +140,7 @@ async fn a_full_disk_loses_nothing_acknowledged_and_half_does_nothing() {
         }
     };
     let data = disk.dir.join("data");
+    crate::harness::store::keep_sqlite(&data);
     add_user(&data, "alice", "correct horse", "notes:read notes:write");
     let listen = format!("127.0.0.1:{}", free_port());
     let cfg = config(&tmp.path().join("notes"), "");
@@ -326,6 +327,8 @@ async fn a_full_disk_loses_nothing_acknowledged_and_half_does_nothing() {
     let out = Command::new(BIN)
         .args(["clients", "list", "--data-dir"])
         .arg(&data)
+        .env_remove("DATABASE_URL")
+        .envs(crate::harness::store::env_for(&data))
         .output()
         .expect("mcpgate clients list");
     let listed = String::from_utf8_lossy(&out.stdout);

@@ -4,6 +4,7 @@
 
 pub(crate) mod client;
 pub(crate) mod raw;
+pub(crate) mod store;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -145,19 +146,27 @@ impl Drop for Proc {
                 self.name
             );
         }
+        self.stop_now();
+    }
+}
+
+impl Proc {
+    /// SIGTERM, then SIGKILL after 5 s; nothing when it already exited.
+    fn stop_now(&mut self) {
         if self.status.is_some() {
             return;
         }
         signal(self.pid(), Signal::SIGTERM);
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                self.status = Some(s);
                 return;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
         let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.status = self.child.wait().ok();
     }
 }
 
@@ -175,6 +184,17 @@ pub(crate) struct Gateway {
     /// `--data-dir` (API keys, users, the identity-token key).
     data: PathBuf,
     _dir: TempDir,
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        // A data directory of the gateway's own goes with it, and so does its
+        // database (on PostgreSQL runs); a test's own data directory may be reused.
+        if self.data.starts_with(self._dir.path()) {
+            self.proc.stop_now();
+            store::drop_for(&self.data);
+        }
+    }
 }
 
 impl Gateway {
@@ -278,6 +298,7 @@ impl Gateway {
                 cmd.env_remove(k);
             }
         }
+        store::apply(&mut cmd, &data);
         cmd.envs(env.iter().copied());
         let (proc, line) = Proc::spawn(
             "gateway",

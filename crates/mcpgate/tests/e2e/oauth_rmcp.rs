@@ -188,6 +188,8 @@ fn add_user(data: &Path, name: &str, password: &str, scopes: &str) {
         .args(["users", "add", name, "--password-stdin", "--scopes", scopes])
         .arg("--data-dir")
         .arg(data)
+        .env_remove("DATABASE_URL")
+        .envs(crate::harness::store::env_for(data))
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())

@@ -183,6 +183,8 @@ fn mcpgate(args: &[&str], data: &Path) -> (bool, String, String) {
         .args(args)
         .arg("--data-dir")
         .arg(data)
+        .env_remove("DATABASE_URL")
+        .envs(crate::harness::store::env_for(data))
         .env_remove("MCPGATE_CONFIG")
         .output()
         .expect("run mcpgate");
@@ -222,8 +224,11 @@ fn sqlite(db: &Path, sql: &str) {
 async fn the_audit_trail_records_tool_calls_and_names_tampering() {
     let notes = tempfile::tempdir().expect("tempdir");
     let cfg = config(&demo_stdio_upstream("demo", notes.path(), ""));
-    let mut gw = Gateway::start(&cfg).await;
-    let data = gw.data_dir().to_owned();
+    // The test edits the SQLite file behind the server's back.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    crate::harness::store::keep_sqlite(&data);
+    let mut gw = Gateway::start_with_data(&cfg, "127.0.0.1:0", &data).await;
     let raw = Raw::new(&gw.mcp("demo"));
     let session = raw.initialize().await;
     let args = json!({ "title": "audit", "content": "secret-ish words" });
@@ -296,6 +301,8 @@ async fn the_audit_trail_records_tool_calls_and_names_tampering() {
 async fn pruning_keeps_the_chain_verifiable_and_is_on_the_record() {
     let data = tempfile::tempdir().expect("tempdir");
     let data = data.path().join("data");
+    // The test edits the SQLite file.
+    crate::harness::store::keep_sqlite(&data);
     for name in ["a", "b", "c"] {
         let (ok, _, err) = mcpgate(&["keys", "create", "--name", name], &data);
         assert!(ok, "{err}");

@@ -21,6 +21,8 @@ fn create_key(data: &Path, subject: &str) -> String {
         .args(["--subject", subject, "--data-dir"])
         .arg(data)
         .env_remove("MCPGATE_SERVER__DATA_DIR")
+        .env_remove("DATABASE_URL")
+        .envs(crate::harness::store::env_for(data))
         .output()
         .expect("mcpgate keys create");
     assert!(
@@ -74,6 +76,8 @@ async fn pair() -> Pair {
     let data_a = dir.path().join("a");
     let alice = create_key(&data_a, "alice");
     let bob = create_key(&data_a, "bob");
+    // On PostgreSQL runs nothing else creates it (the copy shares the database).
+    std::fs::create_dir_all(&data_a).expect("data dir");
     let data_b = dir.path().join("b");
     let cp = Command::new("cp")
         .arg("-a")
@@ -82,6 +86,7 @@ async fn pair() -> Pair {
         .status()
         .expect("cp");
     assert!(cp.success());
+    crate::harness::store::copied(&data_a, &data_b);
     let stdio = demo_stdio_upstream("local", &dir.path().join("demo-stdio"), "");
     let cfg = format!(
         "{}\n{stdio}",
@@ -212,6 +217,7 @@ async fn forged_and_foreign_session_ids_are_404_and_a_rotated_key_still_opens_ol
         .status()
         .expect("cp");
     assert!(cp.success());
+    crate::harness::store::copied(&p.dir.path().join("b"), &data_c);
     let demo_url = {
         // The upstream URL is the one in A's configuration.
         let text = std::fs::read_to_string(p.a.config_path()).expect("config");

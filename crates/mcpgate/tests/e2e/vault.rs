@@ -102,6 +102,8 @@ fn create_key(data: &Path, subject: &str) -> String {
         .args(["keys", "create", "--name", &format!("{subject}-key")])
         .args(["--scopes", "*", "--subject", subject, "--data-dir"])
         .arg(data)
+        .env_remove("DATABASE_URL")
+        .envs(crate::harness::store::env_for(data))
         .output()
         .expect("mcpgate keys create");
     assert!(
@@ -454,6 +456,8 @@ async fn rotate_key_between_restarts_and_a_wrong_key_is_refused() {
     let (seen, upstream) = start_recorder(&demo).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
+    // The test reads the SQLite file's bytes.
+    crate::harness::store::keep_sqlite(&data);
     let listen = format!("127.0.0.1:{}", free_port());
     let config = vault_config(&upstream);
     let mut gw = Gateway::start_with_data(&config, &listen, &data).await;
@@ -469,6 +473,8 @@ async fn rotate_key_between_restarts_and_a_wrong_key_is_refused() {
     let out = std::process::Command::new(BIN)
         .args(["vault", "rotate-key", "--data-dir"])
         .arg(&data)
+        .env_remove("DATABASE_URL")
+        .envs(crate::harness::store::env_for(&data))
         .output()
         .expect("mcpgate vault rotate-key");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -493,6 +499,8 @@ async fn rotate_key_between_restarts_and_a_wrong_key_is_refused() {
             .arg(&cfg_path)
             .arg("--data-dir")
             .arg(&data)
+            .env_remove("DATABASE_URL")
+            .envs(crate::harness::store::env_for(&data))
             .env("MCPGATE_MASTER_KEY", old_key.trim())
             .output(),
     )
