@@ -527,7 +527,7 @@ async fn rotate_unrotated(
     .bind(&new.digest)
     .bind(&new.grant_id)
     .bind(&new.parent_digest)
-    .bind(join(&new.scopes))
+    .bind(new.scopes.to_string())
     .bind(to_unix(new.created_at))
     .bind(to_unix(new.expires_at))
     .bind(new.rotated_at.map(to_unix))
