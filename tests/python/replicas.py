@@ -342,13 +342,15 @@ def cluster(
                 r.stop()
 
 
-def sdk_client(c: Cluster, user: str, password: str, name: str) -> tuple[OAuthClientProvider, Headless, MemoryTokenStorage]:
-    """The SDK's OAuth client provider for the upstream behind nginx, with the test's browser as `user`."""
+def sdk_client(
+    c: Cluster, user: str, password: str, name: str, upstream: str = "notes"
+) -> tuple[OAuthClientProvider, Headless, MemoryTokenStorage]:
+    """The SDK's OAuth client provider for `upstream` behind nginx, with the test's browser as `user`."""
     storage = MemoryTokenStorage()
     redirect_uri = f"http://127.0.0.1:{_free_port()}/callback"
     headless = Headless(Browser(c.base, user, password), redirect_uri)
     provider = OAuthClientProvider(
-        server_url=c.url(),
+        server_url=c.url(upstream),
         client_metadata=OAuthClientMetadata(
             client_name=name,
             redirect_uris=[redirect_uri],  # type: ignore[list-item]

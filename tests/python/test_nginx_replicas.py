@@ -8,7 +8,9 @@ nginx, and every one of its requests may land on any replica:
 - the sign-in itself crossed replicas (the login page on one, the consent on
   another: browser sessions and codes live in the database);
 - one MCP session (an HTTP upstream's) was served by all three, and the
-  replicas that did not open it say they continued it.
+  replicas that did not open it say they continued it;
+- one session on a stdio upstream (its child lives in one replica) was served
+  through all three: the others forward its requests to the owner.
 
 The replicas, nginx and the database: replicas.py. When nginx is missing the
 tests skip and say why.
@@ -16,6 +18,7 @@ tests skip and say why.
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections import defaultdict
@@ -28,6 +31,7 @@ import pytest
 from mcp.client.auth import OAuthClientProvider
 from mcp.client.streamable_http import streamable_http_client
 from replicas import Cluster, cluster, mcp_client, sdk_client
+from conftest import _mcpgate_bin
 from support import LEGACY, connect, ok_text, structured
 
 pytestmark = pytest.mark.anyio
@@ -45,10 +49,22 @@ async def check_answers(client: Any, user: str, calls: int) -> None:
         assert nonce in ok_text(await client.call_tool("echo", {"text": nonce}))
 
 
+def stdio_upstream(name: str, data_dir: Path) -> str:
+    """An `[[upstream]]` running the demo over stdio, one child per session."""
+    return f"""
+[[upstream]]
+name = "{name}"
+command = [{json.dumps(str(_mcpgate_bin()))}, "demo-server", "--data-dir", {json.dumps(str(data_dir))}]
+required_scopes = "notes:read"
+"""
+
+
 @pytest.fixture
 def replicas(tmp_path: Path, http_demo: str) -> Iterator[Cluster]:
     authserver = f'access_token_ttl = "{ACCESS_TTL_S}s"\nrefresh_grace = "2s"'
-    with cluster(tmp_path, http_demo, authserver) as c:
+    local = tmp_path / "local-notes"
+    local.mkdir()
+    with cluster(tmp_path, http_demo, authserver, more_upstreams=stdio_upstream("local", local)) as c:
         c.add_user(USER, PASSWORD, "notes:read notes:write")
         yield c
 
@@ -65,17 +81,18 @@ def sessions_by_replica(c: Cluster, path: str) -> dict[str, set[str]]:
 async def session_spans_replicas(c: Cluster, provider: OAuthClientProvider, upstream: str) -> None:
     """One session on `upstream`, long enough for round-robin to take it to every replica.
 
-    Only the HTTP upstream is checked for now: a stdio upstream's session lives with
-    its child on one replica until forwarding between replicas lands; then this is one
-    more call with a stdio `[[upstream]]` passed to `cluster(more_upstreams=…)`."""
+    An HTTP upstream's session is continued by each replica on its own connection; a
+    stdio upstream's child stays in the replica that started it, and the others
+    forward to it (a 404 anywhere would end the SDK's session and fail the calls)."""
     async with mcp_client(c, provider, upstream=upstream) as client:
         await check_answers(client, USER, 6)
     spread = sessions_by_replica(c, f"/mcp/{upstream}")
     assert spread, f"nginx logged no request with an Mcp-Session-Id on /mcp/{upstream}"
     widest = max(spread.values(), key=len)
     assert widest == {r.address for r in c.replicas}, f"one session, replicas {spread}"
-    continued = [r.index for r in c.replicas if CONTINUED in r.log()]
-    assert len(continued) >= 2, f"replicas {continued} logged {CONTINUED!r}\n{c.logs()}"
+    if upstream == "notes":
+        continued = [r.index for r in c.replicas if CONTINUED in r.log()]
+        assert len(continued) >= 2, f"replicas {continued} logged {CONTINUED!r}\n{c.logs()}"
 
 
 async def test_sdk_signs_in_refreshes_and_calls_across_three_replicas(replicas: Cluster) -> None:
@@ -107,6 +124,14 @@ async def test_sdk_signs_in_refreshes_and_calls_across_three_replicas(replicas: 
     # The OAuth steps were spread too: the authorization server's routes hit more than one replica.
     oauth = {e["upstream"] for e in c.nginx.entries() if e["uri"] in ("/authorize", "/login", "/consent", "/token", "/register")}
     assert len(oauth) >= 2, oauth
+
+
+async def test_a_stdio_session_is_served_through_every_replica(replicas: Cluster) -> None:
+    c = replicas
+    provider, headless, _ = sdk_client(c, USER, PASSWORD, "python sdk, stdio upstream, behind nginx", upstream="local")
+    await session_spans_replicas(c, provider, "local")
+    assert len(headless.authorization_urls) == 1
+    await headless.browser.aclose()
 
 
 async def test_a_key_created_with_the_cli_works_on_every_replica(replicas: Cluster) -> None:
