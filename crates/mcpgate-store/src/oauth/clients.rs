@@ -215,7 +215,8 @@ impl Store {
     }
 
     /// Records that a client obtained a token now, and pushes its expiry out;
-    /// at most once a minute (`TOUCH_EVERY`), and always on its first use.
+    /// at most once a minute (`TOUCH_EVERY`), and always on its first use and
+    /// while its expiry is less than a minute away.
     ///
     /// Every token a client obtains would otherwise write its one row: under
     /// load all of a client's token requests queue on that row's lock, one
@@ -230,14 +231,20 @@ impl Store {
         let due = now
             .checked_sub(TOUCH_EVERY)
             .unwrap_or(SystemTime::UNIX_EPOCH);
+        // A stored expiry less than an interval away is pushed out at every use:
+        // with a `dynamic_client_ttl` shorter than the interval, a client in use
+        // would otherwise expire between two writes.
+        let expiring = now + TOUCH_EVERY;
         sqlx::query(
             "UPDATE oauth_clients SET last_used_at = $1, expires_at = $2 WHERE client_id = $3 \
-             AND (last_used_at <= $4 OR last_used_at = created_at)",
+             AND (last_used_at <= $4 OR last_used_at = created_at \
+                  OR (expires_at IS NOT NULL AND expires_at <= $5))",
         )
         .bind(to_unix(now))
         .bind(expires_at.map(to_unix))
         .bind(client_id)
         .bind(to_unix(due))
+        .bind(to_unix(expiring))
         .execute(&self.pool)
         .await?;
         Ok(())

@@ -305,6 +305,25 @@ async fn a_client_is_touched_on_first_use_then_at_most_once_a_minute() {
             Some(crate::time::to_unix(later_use + Duration::from_secs(100)))
         )
     );
+    // A short lifetime (expiry within the minute): every use pushes it out, so a
+    // client in use never expires between two writes.
+    let short = later_use + Duration::from_secs(45);
+    store
+        .touch_client("c1", short, Some(short + Duration::from_secs(6)))
+        .await
+        .unwrap();
+    let next = short + Duration::from_secs(4);
+    store
+        .touch_client("c1", next, Some(next + Duration::from_secs(6)))
+        .await
+        .unwrap();
+    assert_eq!(
+        client_used(&store).await,
+        (
+            crate::time::to_unix(next),
+            Some(crate::time::to_unix(next + Duration::from_secs(6)))
+        )
+    );
 }
 
 /// Client c1's `last_used_at` and `expires_at`, in whole seconds.
