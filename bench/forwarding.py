@@ -14,15 +14,13 @@ exchange on loopback, and policy checked on both replicas).
 import http.client
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from replicas_lib import BIN, SERVER, db_url, pct, psql, start_replica  # noqa: E402
+from replicas_lib import BIN, pct, two_replicas  # noqa: E402
 
 CALLS = int(sys.argv[1]) if len(sys.argv) > 1 else 500
 
@@ -44,20 +42,7 @@ def connect(base):
     return http.client.HTTPConnection(u.hostname, u.port, timeout=30)
 
 
-name = f"mcpgate_bench_forwarding_{os.getpid()}"
-psql(SERVER, f"CREATE DATABASE {name}")
-url = db_url(name)
-tmp = tempfile.mkdtemp(prefix="mcpgate-forwarding-")
-procs = []
-try:
-    cfg = os.path.join(tmp, "mcpgate.toml")
-    with open(cfg, "w") as f:
-        f.write(f'[server]\nsession_key_file = "{tmp}/session.key"\n\n[store]\nurl = "{url}"\n\n'
-                f'[[upstream]]\nname = "local"\ncommand = ["{BIN}", "demo-server", "--data-dir", "{tmp}/demo"]\n')
-    a, base_a = start_replica(cfg, os.path.join(tmp, "a"), os.path.join(tmp, "a.log"))
-    procs.append(a)
-    b, base_b = start_replica(cfg, os.path.join(tmp, "b"), os.path.join(tmp, "b.log"))
-    procs.append(b)
+with two_replicas("forwarding") as (url, base_a, base_b):
     key = subprocess.run([BIN, "keys", "create", "--name", "bench", "--scopes", "mcp", "--subject",
                           "bench", "--store-url", url], capture_output=True, text=True,
                          check=True).stdout.strip()
@@ -85,13 +70,3 @@ try:
               f"p99 {pct(times, 99):.2f} ms")
     a50, b50 = pct(results["A (owner)"], 50), pct(results["B (forwarded to A)"], 50)
     print(f"forwarding adds {b50 - a50:.2f} ms at the median ({b50 / a50:.2f}x)")
-finally:
-    for p in procs:
-        p.terminate()
-    for p in procs:
-        try:
-            p.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            p.kill()
-    shutil.rmtree(tmp, ignore_errors=True)
-    psql(SERVER, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

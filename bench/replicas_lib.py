@@ -1,9 +1,12 @@
 """Shared by bench/revocation.py and bench/forwarding.py: replicas on a fresh PostgreSQL database."""
 
+import contextlib
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -39,6 +42,39 @@ def start_replica(cfg, data, log):
         if not line and p.poll() is not None:
             break
     sys.exit(f"replica did not start; see {log}")
+
+
+@contextlib.contextmanager
+def two_replicas(tag):
+    """Replicas A and B of one configuration (the demo as a per-session stdio child
+    named `local`) on a fresh database: yields (store URL, A's base URL, B's). Both
+    stopped, their files and the database dropped at the end."""
+    name = f"mcpgate_bench_{tag}_{os.getpid()}"
+    psql(SERVER, f"CREATE DATABASE {name}")
+    url = db_url(name)
+    tmp = tempfile.mkdtemp(prefix=f"mcpgate-{tag}-")
+    procs = []
+    try:
+        cfg = os.path.join(tmp, "mcpgate.toml")
+        with open(cfg, "w") as f:
+            f.write(f'[server]\nsession_key_file = "{tmp}/session.key"\n\n[store]\nurl = "{url}"\n\n'
+                    f'[[upstream]]\nname = "local"\ncommand = ["{BIN}", "demo-server", "--data-dir", "{tmp}/demo"]\n')
+        bases = []
+        for r in ("a", "b"):
+            p, base = start_replica(cfg, os.path.join(tmp, r), os.path.join(tmp, f"{r}.log"))
+            procs.append(p)
+            bases.append(base)
+        yield url, bases[0], bases[1]
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        shutil.rmtree(tmp, ignore_errors=True)
+        psql(SERVER, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 def pct(xs, p):

@@ -19,15 +19,13 @@ Without the announcement B would accept the key until its cache entry expires (u
 
 import http.client
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from replicas_lib import BIN, SERVER, db_url, pct, psql, start_replica  # noqa: E402
+from replicas_lib import BIN, pct, two_replicas  # noqa: E402
 
 ROUNDS = int(sys.argv[1]) if len(sys.argv) > 1 else 200
 
@@ -48,20 +46,7 @@ class Poller:
         return r.status
 
 
-name = f"mcpgate_bench_revocation_{os.getpid()}"
-psql(SERVER, f"CREATE DATABASE {name}")
-url = db_url(name)
-tmp = tempfile.mkdtemp(prefix="mcpgate-revocation-")
-procs = []
-try:
-    cfg = os.path.join(tmp, "mcpgate.toml")
-    with open(cfg, "w") as f:
-        f.write(f'[server]\nsession_key_file = "{tmp}/session.key"\n\n[store]\nurl = "{url}"\n\n'
-                f'[[upstream]]\nname = "local"\ncommand = ["{BIN}", "demo-server", "--data-dir", "{tmp}/demo"]\n')
-    a, base_a = start_replica(cfg, os.path.join(tmp, "a"), os.path.join(tmp, "a.log"))
-    procs.append(a)
-    b, base_b = start_replica(cfg, os.path.join(tmp, "b"), os.path.join(tmp, "b.log"))
-    procs.append(b)
+with two_replicas("revocation") as (url, base_a, base_b):
     keys = []
     for i in range(ROUNDS):
         out = subprocess.run([BIN, "keys", "create", "--name", f"k{i}", "--scopes", "mcp",
@@ -96,13 +81,3 @@ try:
     print(f"revocation propagation to both replicas, {len(times)} revocations (ms): "
           f"p50 {pct(times, 50):.1f}  p90 {pct(times, 90):.1f}  p99 {pct(times, 99):.1f}  "
           f"max {max(times):.1f}")
-finally:
-    for p in procs:
-        p.terminate()
-    for p in procs:
-        try:
-            p.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            p.kill()
-    shutil.rmtree(tmp, ignore_errors=True)
-    psql(SERVER, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

@@ -13,7 +13,8 @@ use reqwest::StatusCode;
 use crate::authserver::{Browser, register, token};
 use crate::harness::{Gateway, free_port, gateway_bin};
 use crate::replicas::{PgDatabase, add_user, new_code, random_master_key, replica_config};
-use crate::session_forwarding::{as_key, replicas};
+use crate::session_forwarding::replicas;
+use crate::session_replicas::as_key;
 
 /// Well under the cache's 1 s: an announcement, not an expiry, made B refuse.
 const WITHIN: Duration = Duration::from_millis(600);

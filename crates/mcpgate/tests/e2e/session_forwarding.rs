@@ -6,53 +6,16 @@
 //! listener. A forged request to that listener is refused; once A is gone its
 //! sessions are 404 everywhere, so clients initialize again.
 
-use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use reqwest::StatusCode;
-use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 use serde_json::{Value, json};
 
 use crate::everything::entry;
 use crate::harness::raw::{Raw, SseReader, request, tool_call, tool_text};
-use crate::harness::{Gateway, children_of, gateway_bin, toml_str};
+use crate::harness::{Gateway, children_of, toml_str};
 use crate::replicas::PgDatabase;
-use crate::session_replicas::{modern, modern_confirm};
-
-/// `mcpgate keys create` for `subject` on the shared store: the key.
-fn create_key(store: &str, data: &Path, subject: &str) -> String {
-    let out = Command::new(gateway_bin())
-        .args(["keys", "create", "--name", subject, "--scopes", "mcp"])
-        .args(["--subject", subject, "--store-url", store, "--data-dir"])
-        .arg(data)
-        .env_remove("MCPGATE_SERVER__DATA_DIR")
-        .output()
-        .expect("mcpgate keys create");
-    assert!(
-        out.status.success(),
-        "keys create: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .expect("UTF-8")
-        .trim()
-        .to_owned()
-}
-
-/// A raw client of `url` that presents `key`.
-pub(crate) fn as_key(url: &str, key: &str) -> Raw {
-    let mut h = HeaderMap::new();
-    h.insert(
-        AUTHORIZATION,
-        HeaderValue::from_str(&format!("Bearer {key}")).expect("header"),
-    );
-    let http = reqwest::Client::builder()
-        .default_headers(h)
-        .build()
-        .expect("client");
-    Raw::with_client(http, url)
-}
+use crate::session_replicas::{as_key, create_key_on, modern, modern_confirm};
 
 /// The address a replica printed for its internal listener.
 pub(crate) fn internal_address(gw: &Gateway) -> String {
@@ -96,8 +59,8 @@ pub(crate) async fn replicas(tag: &str, n: usize, upstreams: &str) -> Replicas {
         gws.push(Gateway::start_with_env(&cfg, &env).await);
     }
     let keys_dir = dir.path().join("keys");
-    let alice = create_key(&db.url, &keys_dir, "alice");
-    let bob = create_key(&db.url, &keys_dir, "bob");
+    let alice = create_key_on(&keys_dir, "alice", Some(&db.url));
+    let bob = create_key_on(&keys_dir, "bob", Some(&db.url));
     Replicas {
         _db: db,
         _dir: dir,

@@ -16,15 +16,24 @@ use crate::harness::{DemoHttp, Gateway, demo_stdio_upstream, gateway_bin, toml_s
 
 /// `mcpgate keys create` for `subject` in `data`: the key.
 fn create_key(data: &Path, subject: &str) -> String {
-    let out = Command::new(gateway_bin())
-        .args(["keys", "create", "--name", subject, "--scopes", "mcp"])
+    create_key_on(data, subject, None)
+}
+
+/// `mcpgate keys create` for `subject`: on `store` when given (a shared
+/// database), else on the store of `data`. The key.
+pub(crate) fn create_key_on(data: &Path, subject: &str, store: Option<&str>) -> String {
+    let mut cmd = Command::new(gateway_bin());
+    cmd.args(["keys", "create", "--name", subject, "--scopes", "mcp"])
         .args(["--subject", subject, "--data-dir"])
         .arg(data)
-        .env_remove("MCPGATE_SERVER__DATA_DIR")
-        .env_remove("DATABASE_URL")
-        .envs(crate::harness::store::env_for(data))
-        .output()
-        .expect("mcpgate keys create");
+        .env_remove("MCPGATE_SERVER__DATA_DIR");
+    match store {
+        Some(url) => cmd.args(["--store-url", url]),
+        None => cmd
+            .env_remove("DATABASE_URL")
+            .envs(crate::harness::store::env_for(data)),
+    };
+    let out = cmd.output().expect("mcpgate keys create");
     assert!(
         out.status.success(),
         "keys create: {}",
@@ -37,7 +46,7 @@ fn create_key(data: &Path, subject: &str) -> String {
 }
 
 /// A raw client of `url` that presents `key`.
-fn as_key(url: &str, key: &str) -> Raw {
+pub(crate) fn as_key(url: &str, key: &str) -> Raw {
     let mut h = HeaderMap::new();
     h.insert(
         AUTHORIZATION,
