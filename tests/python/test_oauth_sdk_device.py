@@ -45,7 +45,7 @@ mode = "required"
 
 [authserver]
 enabled = true
-device_poll_interval = 1
+device_poll_interval = 3
 
 [[upstream]]
 name = "demo"
@@ -103,6 +103,8 @@ async def test_device_flow_then_sdk_tools_call(device_gateway: Gateway, mode: st
         assert d["verification_uri"] == f"{base}/device", d
 
         # Before the user acts: authorization_pending; polling again at once: slow_down.
+        # The interval is 3 s, not 1: the last poll is stored in whole seconds, so with a
+        # 1 s interval a second poll on a loaded machine could fall outside the window.
         r = await _poll(http, base, client_id, d["device_code"])
         assert r.status_code == 400 and r.json()["error"] == "authorization_pending", r.text
         r = await _poll(http, base, client_id, d["device_code"])
