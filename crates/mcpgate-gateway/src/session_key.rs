@@ -27,6 +27,10 @@ const AAD: &[u8] = b"mcpgate session id v1";
 /// A 2026-07-28 `requestState` (`r1.` and the same layout).
 const STATE_PREFIX: &str = "r1.";
 const STATE_AAD: &[u8] = b"mcpgate requestState v1";
+/// An upstream's SSE event id inside one of ours (`e1.` and the same layout);
+/// the associated data also names the session it was handed out in.
+const EVENT_PREFIX: &str = "e1.";
+const EVENT_AAD: &[u8] = b"mcpgate upstream event id v1 ";
 const TAG_LEN: usize = 16;
 
 /// Why a session key cannot be loaded.
@@ -249,6 +253,16 @@ impl SessionKeys {
         self.open_as(STATE_PREFIX, STATE_AAD, state)
     }
 
+    /// An upstream event id as the events of session `session` carry it.
+    pub(crate) fn seal_event(&self, session: &str, upstream_id: &str) -> Option<String> {
+        self.seal_as(EVENT_PREFIX, &event_aad(session), &upstream_id)
+    }
+
+    /// The upstream event id `sealed` carries, if it was handed out in `session`.
+    pub(crate) fn open_event(&self, session: &str, sealed: &str) -> Result<String, Unsealed> {
+        self.open_as(EVENT_PREFIX, &event_aad(session), sealed)
+    }
+
     /// Seals `claims` for one use (`prefix`, bound by `aad`).
     pub(crate) fn seal_as<T: Serialize>(
         &self,
@@ -304,6 +318,10 @@ impl SessionKeys {
             .map_err(|_| Unsealed::Damaged)?;
         serde_json::from_slice(plain).map_err(|_| Unsealed::Damaged)
     }
+}
+
+fn event_aad(session: &str) -> Vec<u8> {
+    [EVENT_AAD, session.as_bytes()].concat()
 }
 
 /// 128 random bits, hex.
@@ -383,6 +401,27 @@ mod tests {
         // Same key, other purpose: the associated data keeps them apart.
         let swapped = format!("s1.{}", &state[3..]);
         assert_eq!(k.open(&swapped), Err(Unsealed::Damaged));
+    }
+
+    #[test]
+    fn an_upstream_event_id_opens_only_in_its_session() {
+        let k = SessionKeys::from_base64(K1, None, "test").unwrap();
+        let sealed = k.seal_event("s1.session-a", "event 7\nof 9").unwrap();
+        assert!(sealed.starts_with("e1."), "{sealed}");
+        assert!(
+            sealed
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)),
+            "an SSE id and a header value: {sealed}"
+        );
+        assert_eq!(k.open_event("s1.session-a", &sealed).unwrap(), "event 7\nof 9");
+        assert_eq!(
+            k.open_event("s1.session-b", &sealed),
+            Err(Unsealed::Damaged),
+            "replayed into another session"
+        );
+        assert_eq!(k.open_event("s1.session-a", "7"), Err(Unsealed::NotSealed));
+        assert_eq!(k.open(&sealed), Err(Unsealed::NotSealed));
     }
 
     #[test]

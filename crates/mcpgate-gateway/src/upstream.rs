@@ -272,6 +272,19 @@ impl Link {
         }
     }
 
+    /// The client resumes its server stream after the upstream's event
+    /// `last`: relay the upstream's from there. False if this link's upstream
+    /// has no such stream to resume (stdio, legacy SSE).
+    pub(crate) fn resume_server_stream(&self, last: String) -> bool {
+        match self {
+            Link::Http(h) => {
+                h.resume_server_stream(last);
+                true
+            }
+            Link::Stdio(_) | Link::Sse(_) => false,
+        }
+    }
+
     /// The upstream's unsolicited notifications from now on, for stateless links.
     pub(crate) fn listen(&self) -> Option<tokio::sync::broadcast::Receiver<Message>> {
         match self {

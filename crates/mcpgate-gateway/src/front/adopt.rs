@@ -11,7 +11,7 @@ use super::caller::AuthenticatedCaller;
 use mcpgate_types::Subject;
 
 use crate::error::GatewayError;
-use crate::events::EventLog;
+use crate::events::{EventLog, UpstreamIds};
 use crate::session::Session;
 use crate::session_key::{Carrier, SessionClaims, random_hex, unix_now};
 use crate::state::Gateway;
@@ -46,6 +46,29 @@ pub(crate) fn seal_id(
         tracing::warn!(%upstream, "could not seal a session id (no randomness); this session stays with this replica");
         random_hex()
     })
+}
+
+/// Lets the server stream of session `id` (on a portable link) carry the
+/// upstream's event ids, so another replica can resume the upstream's stream
+/// where the client stopped (`front::sessionful`).
+///
+/// The upstream id is sealed, bound to the session id, rather than carried in
+/// the clear: the gateway sends whatever the client presents to the upstream
+/// as `Last-Event-ID`, and an upstream whose event store is shared by its
+/// sessions (the SDKs' example stores are) and whose ids can be guessed
+/// (counters) would replay another session's events, maybe another user's, to
+/// a client that made one up. Sealed, a client can only resume from a
+/// position this session was handed; and the upstream's ids, which may name
+/// its internal streams, stay opaque.
+pub(crate) fn carry_upstream_ids(gw: &Gateway, id: &str, link: &Link, log: &EventLog) {
+    if !link.is_portable() {
+        return;
+    }
+    let keys = gw.shared.session_keys.clone();
+    let session = id.to_owned();
+    log.carry_upstream_ids(UpstreamIds(Box::new(move |up| {
+        keys.seal_event(&session, up)
+    })));
 }
 
 /// Where the session a request names is served.
@@ -138,6 +161,7 @@ async fn adopt(
             "the upstream no longer speaks Streamable HTTP, or its session id is unusable",
         ));
     }
+    carry_upstream_ids(gw, id, &link, &log);
     let session = Session::new(
         id.to_owned(),
         name,

@@ -17,7 +17,7 @@ use super::era::{Endpoint, SessionMethod};
 use super::request::{Post, accepts, header_str, read_post};
 use crate::config::HttpTransport;
 use crate::error::GatewayError;
-use crate::events::{EventLog, parse_event_id};
+use crate::events::{EventLog, parse_event_id, upstream_part};
 use crate::forward::send::Forward;
 use crate::identity::Identity;
 use crate::jsonrpc::{self, Kind, Message};
@@ -285,6 +285,7 @@ async fn initialize(
         jsonrpc::result_protocol_version(result).unwrap_or_else(|| DEFAULT_VERSION.to_owned());
     let subject = caller.principal().subject().clone();
     let id = super::adopt::seal_id(&gw, &name, &link, &subject, &version);
+    super::adopt::carry_upstream_ids(&gw, &id, &link, &log);
     let session = Session::new(
         id,
         name,
@@ -328,17 +329,24 @@ async fn get_stream(
             .filter(|l| l.issued(&id))
             .map(|l| (l, id.seq))
     });
-    let (log, after) = match resume {
-        Some((log, seq)) => (log, Some(seq)),
-        None => {
-            if last.is_some() {
-                // Another replica's stream, one that ended, or not an id of
-                // ours: nothing to replay here, and nothing from another
-                // stream is (MCP, resumability).
-                tracing::info!(upstream = %session.upstream_name, "Last-Event-ID names a stream this replica does not hold: opening the session's server stream without replay");
+    let (log, after, from_upstream) = match resume {
+        Some((log, seq)) => (log, Some(seq), None),
+        None => match last.map(|l| upstream_position(&gw, &session, l)) {
+            Some(Ok(up)) => {
+                tracing::info!(upstream = %session.upstream_name, "Last-Event-ID names a stream this replica does not hold: resuming the upstream's stream from the position it carries");
+                let log = session.server_stream.clone();
+                // What the log holds already came before the position the client names.
+                (log.clone(), Some(log.last_seq()), Some(up))
             }
-            (session.server_stream.clone(), None)
-        }
+            Some(Err(why)) => {
+                // Nothing to replay here, and nothing from another stream
+                // is; the spec's answer is the stream without replay (MCP,
+                // resumability: the server MAY replay).
+                tracing::info!(upstream = %session.upstream_name, reason = why, "Last-Event-ID names a stream this replica does not hold: opening the session's server stream without replay");
+                (session.server_stream.clone(), None, None)
+            }
+            None => (session.server_stream.clone(), None, None),
+        },
     };
     let is_server_stream = log.stream_id() == 0;
     let generation = if is_server_stream {
@@ -346,7 +354,15 @@ async fn get_stream(
     } else {
         0
     };
-    if is_server_stream {
+    if let Some(up) = from_upstream {
+        // The priming event carries the client's position on: resuming
+        // from it elsewhere replays the same events again.
+        log.note_upstream_id(&up);
+        if session.wants_priming() {
+            log.push_priming();
+        }
+        session.link.resume_server_stream(up);
+    } else if is_server_stream {
         session.link.open_server_stream();
         if after.is_none() && session.wants_priming() {
             log.push_priming();
@@ -365,6 +381,35 @@ async fn get_stream(
             f
         });
     sse(frames)
+}
+
+/// The upstream event id a `Last-Event-ID` from another replica carries, or
+/// why it cannot be resumed from.
+fn upstream_position(
+    gw: &Gateway,
+    session: &Session,
+    last: &str,
+) -> Result<String, &'static str> {
+    let Some(id) = parse_event_id(last) else {
+        return Err("it is not an event id this gateway hands out");
+    };
+    if id.stream != 0 {
+        return Err(
+            "it names a POST response stream, which resumes only on the replica that answered the POST",
+        );
+    }
+    let Some(sealed) = upstream_part(last) else {
+        return Err(
+            "it carries no upstream position (the upstream sets no SSE event ids, or had sent nothing on the stream yet)",
+        );
+    };
+    if !session.link.is_portable() {
+        return Err("the session's upstream has no stream to resume");
+    }
+    gw.shared
+        .session_keys
+        .open_event(&session.id, sealed)
+        .map_err(|_| "its upstream position was not handed out in this session")
 }
 
 /// Counts a session's open GET connections while one lives.

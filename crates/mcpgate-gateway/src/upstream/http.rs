@@ -29,6 +29,9 @@ use mcpgate_sse as sse;
 
 pub(crate) type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
 
+/// The SSE resumption header (not among `http`'s named headers).
+const LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
+
 /// A configured HTTP upstream.
 #[derive(Debug)]
 pub(crate) struct HttpUpstream {
@@ -289,6 +292,8 @@ pub(crate) struct HttpLink {
     detect: bool,
     gone: watch::Sender<bool>,
     get_started: AtomicBool,
+    /// The task relaying the upstream's GET stream, replaced by a resumption.
+    get_task: Mutex<Option<tokio::task::AbortHandle>>,
     init_result: OnceLock<Box<RawValue>>,
     tasks: Mutex<Vec<tokio::task::AbortHandle>>,
     /// Who this session acts for, as headers on every upstream request.
@@ -315,6 +320,7 @@ impl HttpLink {
             detect,
             gone: watch::channel(false).0,
             get_started: AtomicBool::new(false),
+            get_task: Mutex::new(None),
             init_result: OnceLock::new(),
             tasks: Mutex::new(Vec::new()),
             identity,
@@ -518,8 +524,10 @@ impl HttpLink {
             // on a timeout or a disconnect), which closes the upstream response too.
             let task = tokio::spawn(async move {
                 tokio::select! {
-                    () = pump(name, resp.into_body(), max, move |m| {
-                        let _ = tx.send(m);
+                    () = pump(name, resp.into_body(), max, move |_, m| {
+                        if let Some(m) = m {
+                            let _ = tx.send(m);
+                        }
                     }) => {}
                     () = closed.closed() => {}
                 }
@@ -580,16 +588,32 @@ impl HttpLink {
         if self.get_started.swap(true, Ordering::SeqCst) {
             return;
         }
+        self.relay_server_stream(None);
+    }
+
+    /// Relays the upstream's GET stream from after its event `last` (a
+    /// client's `Last-Event-ID` this replica has no log for), replacing a
+    /// relay already running: the upstream replays what came after `last`.
+    pub(crate) fn resume_server_stream(self: &Arc<Self>, last: String) {
+        self.get_started.store(true, Ordering::SeqCst);
+        self.relay_server_stream(Some(last));
+    }
+
+    fn relay_server_stream(self: &Arc<Self>, mut resume: Option<String>) {
         let this = self.clone();
         let task = tokio::spawn(async move {
             let mut attempts = 0u32;
             while !this.gone() && attempts < 5 {
-                let Ok((headers, used)) = this.headers_with_credentials("text/event-stream").await
+                let Ok((mut headers, used)) =
+                    this.headers_with_credentials("text/event-stream").await
                 else {
                     attempts += 1;
                     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
                     continue;
                 };
+                if let Some(v) = resume.as_deref().and_then(|l| HeaderValue::try_from(l).ok()) {
+                    headers.insert(LAST_EVENT_ID, v);
+                }
                 let Ok(req) = this.up.request(Method::GET, &headers, Bytes::new()) else {
                     return;
                 };
@@ -608,25 +632,51 @@ impl HttpLink {
                     attempts += 1;
                     continue;
                 }
-                if !resp.status().is_success()
-                    || !content_type_is(resp.headers(), "text/event-stream")
-                {
+                let is_stream = resp.status().is_success()
+                    && content_type_is(resp.headers(), "text/event-stream");
+                if !is_stream && resume.take().is_some() {
+                    // The client still gets the stream, only without what it missed.
+                    tracing::info!(upstream = %this.up.name, status = %resp.status(), "the upstream did not resume its GET stream from the client's Last-Event-ID: relaying it without replay");
+                    attempts += 1;
+                    continue;
+                }
+                if !is_stream {
                     // 405: the upstream offers no server stream, which the spec allows.
                     return;
                 }
+                // Reconnects after this one do not resume: a replica whose
+                // stream another replica took over by resuming it would take
+                // it back, and the two would trade it forever.
+                resume = None;
                 attempts = 0;
                 let log = this.server_stream.clone();
                 pump(
                     this.up.name.clone(),
                     resp.into_body(),
                     this.up.limits.max_message_bytes,
-                    move |m| log.push(&m),
+                    move |id, m| {
+                        if let Some(id) = id {
+                            log.note_upstream_id(id);
+                        }
+                        if let Some(m) = m {
+                            log.push(&m);
+                        }
+                    },
                 )
                 .await;
                 tokio::time::sleep(std::time::Duration::from_millis(200)).await;
             }
         });
-        self.track(task.abort_handle());
+        let handle = task.abort_handle();
+        let previous = self
+            .get_task
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .replace(handle.clone());
+        if let Some(previous) = previous {
+            previous.abort();
+        }
+        self.track(handle);
     }
 
     /// Stops this process's use of the session (its GET relay) without ending
@@ -666,12 +716,13 @@ impl HttpLink {
     }
 }
 
-/// Reads SSE events from an upstream body and hands each JSON-RPC message on.
+/// Reads SSE events from an upstream body and hands each one's id (if it
+/// has one) and JSON-RPC message (if it carries one) on.
 pub(crate) async fn pump(
     name: Arc<str>,
     mut body: Incoming,
     max: usize,
-    mut each: impl FnMut(Message),
+    mut each: impl FnMut(Option<&str>, Option<Message>),
 ) {
     let mut parser = sse::Parser::new(max);
     while let Some(frame) = body.frame().await {
@@ -682,15 +733,23 @@ pub(crate) async fn pump(
         match parser.feed(&data) {
             Ok(events) => {
                 for ev in events {
+                    let id = ev.id.as_deref();
                     if !(ev.event.is_empty() || ev.event == "message")
                         || ev.data.trim_ascii().is_empty()
                     {
+                        // A priming event: a position without a message.
+                        if id.is_some() {
+                            each(id, None);
+                        }
                         continue;
                     }
                     match Message::parse(&ev.data) {
-                        Ok(m) => each(m),
+                        Ok(m) => each(id, Some(m)),
                         Err(e) => {
-                            tracing::warn!(upstream = %name, "ignoring an SSE event that is not JSON-RPC ({e})")
+                            tracing::warn!(upstream = %name, "ignoring an SSE event that is not JSON-RPC ({e})");
+                            if id.is_some() {
+                                each(id, None);
+                            }
                         }
                     }
                 }
