@@ -182,6 +182,17 @@ impl EventLog {
         self: &Arc<Self>,
         after: Option<u64>,
     ) -> impl Stream<Item = Bytes> + Send + use<> {
+        self.reader_from(after, after.is_none())
+    }
+
+    /// A reader starting as [`EventLog::reader`] does; with `track`, what it
+    /// reads counts as delivered even though it named a position (a stream
+    /// resumed from the upstream's position is the session's stream from then on).
+    pub(crate) fn reader_from(
+        self: &Arc<Self>,
+        after: Option<u64>,
+        track: bool,
+    ) -> impl Stream<Item = Bytes> + Send + use<> {
         let start = match after {
             Some(seq) => seq + 1,
             None => lock(&self.inner).delivered + 1,
@@ -189,7 +200,7 @@ impl EventLog {
         let log = Arc::clone(self);
         let rx = log.changed.subscribe();
         futures_util::stream::unfold(
-            (log, rx, start, after.is_none()),
+            (log, rx, start, track),
             |(log, mut rx, next, track)| async move {
                 loop {
                     rx.borrow_and_update();

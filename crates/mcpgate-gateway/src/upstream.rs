@@ -273,15 +273,11 @@ impl Link {
     }
 
     /// The client resumes its server stream after the upstream's event
-    /// `last`: relay the upstream's from there. False if this link's upstream
-    /// has no such stream to resume (stdio, legacy SSE).
-    pub(crate) fn resume_server_stream(&self, last: String) -> bool {
-        match self {
-            Link::Http(h) => {
-                h.resume_server_stream(last);
-                true
-            }
-            Link::Stdio(_) | Link::Sse(_) => false,
+    /// `last`: relay the upstream's from there (HTTP upstreams; the others
+    /// have no event ids to resume from).
+    pub(crate) fn resume_server_stream(&self, last: String) {
+        if let Link::Http(h) = self {
+            h.resume_server_stream(last);
         }
     }
 

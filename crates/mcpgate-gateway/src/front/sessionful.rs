@@ -329,7 +329,7 @@ async fn get_stream(
             .filter(|l| l.issued(&id))
             .map(|l| (l, id.seq))
     });
-    let (log, after, from_upstream) = match resume {
+    let (log, after, from_upstream): (_, _, Option<String>) = match resume {
         Some((log, seq)) => (log, Some(seq), None),
         None => match last.map(|l| upstream_position(&gw, &session, l)) {
             Some(Ok(up)) => {
@@ -354,9 +354,12 @@ async fn get_stream(
     } else {
         0
     };
+    // A stream resumed from the upstream's position is the session's server
+    // stream from now on: a later GET without an id does not get it again.
+    let track = after.is_none() || from_upstream.is_some();
     if let Some(up) = from_upstream {
         // The priming event carries the client's position on: resuming
-        // from it elsewhere replays the same events again.
+        // from it elsewhere starts from the same place.
         log.note_upstream_id(&up);
         if session.wants_priming() {
             log.push_priming();
@@ -371,7 +374,7 @@ async fn get_stream(
     let guard = ListenGuard::new(session.clone());
     let s = session.clone();
     let frames = log
-        .reader(after)
+        .reader_from(after, track)
         .take_while(move |_| {
             let current = !is_server_stream || s.get_is_current(generation);
             async move { current }

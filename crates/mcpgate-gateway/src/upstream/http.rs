@@ -658,7 +658,10 @@ impl HttpLink {
                         if let Some(id) = id {
                             log.note_upstream_id(id);
                         }
-                        if let Some(m) = m {
+                        // Replays can hold what is not JSON-RPC (an event
+                        // store's record of a priming event): its id counts,
+                        // its data is not the client's.
+                        if let Some(m) = m.filter(|m| m.kind().is_some()) {
                             log.push(&m);
                         }
                     },

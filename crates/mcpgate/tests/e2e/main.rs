@@ -33,6 +33,7 @@
 //! - `ops`: configuration from the environment, `check-config --show`, colours, the demo's small things (issue 15).
 //! - `reload`: SIGHUP and `mcpgate reload` apply upstreams, scopes, issuers and origins
 //!   without a restart, keep unchanged upstreams' sessions, refuse a bad file whole (issue 15).
+//! - `session_resume`: a GET stream read on one replica resumes on another through the upstream's event ids (issue 14).
 //! - `session_replicas`: two replicas sharing a session key: a session continues on either, DELETE on
 //!   one ends it on both, forged, foreign-key and other users' ids are 404, key rotation (issue 14).
 //! - `replicas`: three `mcpgate serve` on one PostgreSQL database (and one on SQLite): a code
@@ -74,6 +75,7 @@ mod rmcp_flows;
 mod scenarios;
 mod session_forwarding;
 mod session_replicas;
+mod session_resume;
 mod shutdown;
 mod upstream_children;
 mod upstream_timeouts;
