@@ -91,6 +91,9 @@ async fn a_get_stream_resumes_on_another_replica_through_the_upstreams_event_ids
     let resp = get_stream(&alice(a), &sid, None).await;
     assert_eq!(resp.status(), StatusCode::OK);
     let mut on_a = SseReader::new(resp);
+    // A answers the GET before its own GET to the upstream is connected;
+    // what the upstream sends before that reaches no stream.
+    tokio::time::sleep(Duration::from_secs(1)).await;
     subscribe(&alice(a), &sid, 2, "test://one").await;
     let seen = read_logs(&mut on_a, &["test://one"], Duration::from_secs(15)).await;
     let (_, last) = seen
