@@ -250,7 +250,10 @@ pub(crate) fn parse_event_id(id: &str) -> Option<EventId> {
 /// The sealed upstream position an event id carries, if any: what follows
 /// the first `.` (our part never contains one).
 pub(crate) fn upstream_part(id: &str) -> Option<&str> {
-    id.trim().split_once('.').map(|(_, up)| up).filter(|up| !up.is_empty())
+    id.trim()
+        .split_once('.')
+        .map(|(_, up)| up)
+        .filter(|up| !up.is_empty())
 }
 
 /// Formats one SSE frame; data containing newlines becomes several `data:` lines.

@@ -290,10 +290,13 @@ impl Gateway {
         self.shared.stopping.trigger();
     }
 
-    /// Ends every session and stops every child (SIGTERM, then SIGKILL after `grace`).
+    /// Ends every session and stops every child (SIGTERM, then SIGKILL after
+    /// `grace`). A session any replica can serve (a Streamable HTTP
+    /// upstream's) is let go, not ended upstream: its client continues it,
+    /// and resumes its streams, on another replica or after a restart.
     pub async fn shutdown(&self, grace: Duration) {
         let sessions = self.shared.sessions.drain();
-        futures_util::future::join_all(sessions.iter().map(|s| s.close())).await;
+        futures_util::future::join_all(sessions.iter().map(|s| s.release())).await;
         futures_util::future::join_all(self.shared.upstreams.values().map(|u| u.shutdown(grace)))
             .await;
     }

@@ -414,7 +414,10 @@ mod tests {
                 .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)),
             "an SSE id and a header value: {sealed}"
         );
-        assert_eq!(k.open_event("s1.session-a", &sealed).unwrap(), "event 7\nof 9");
+        assert_eq!(
+            k.open_event("s1.session-a", &sealed).unwrap(),
+            "event 7\nof 9"
+        );
         assert_eq!(
             k.open_event("s1.session-b", &sealed),
             Err(Unsealed::Damaged),

@@ -73,7 +73,13 @@ async fn ids_carry_the_upstream_position_once_bound() {
     let frames: Vec<_> = log.reader(Some(0)).collect().await;
     let ids: Vec<String> = frames
         .iter()
-        .map(|f| std::str::from_utf8(f).unwrap()[4..].lines().next().unwrap().to_owned())
+        .map(|f| {
+            std::str::from_utf8(f).unwrap()[4..]
+                .lines()
+                .next()
+                .unwrap()
+                .to_owned()
+        })
         .collect();
     assert_eq!(upstream_part(&ids[0]), None, "unbound: {}", ids[0]);
     for id in &ids[1..] {

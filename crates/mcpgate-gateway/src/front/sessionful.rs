@@ -388,11 +388,7 @@ async fn get_stream(
 
 /// The upstream event id a `Last-Event-ID` from another replica carries, or
 /// why it cannot be resumed from.
-fn upstream_position(
-    gw: &Gateway,
-    session: &Session,
-    last: &str,
-) -> Result<String, &'static str> {
+fn upstream_position(gw: &Gateway, session: &Session, last: &str) -> Result<String, &'static str> {
     let Some(id) = parse_event_id(last) else {
         return Err("it is not an event id this gateway hands out");
     };

@@ -595,91 +595,106 @@ impl HttpLink {
     /// client's `Last-Event-ID` this replica has no log for), replacing a
     /// relay already running: the upstream replays what came after `last`.
     pub(crate) fn resume_server_stream(self: &Arc<Self>, last: String) {
-        self.get_started.store(true, Ordering::SeqCst);
         self.relay_server_stream(Some(last));
     }
 
-    fn relay_server_stream(self: &Arc<Self>, mut resume: Option<String>) {
+    fn relay_server_stream(self: &Arc<Self>, resume: Option<String>) {
         let this = self.clone();
         let task = tokio::spawn(async move {
-            let mut attempts = 0u32;
-            while !this.gone() && attempts < 5 {
-                let Ok((mut headers, used)) =
-                    this.headers_with_credentials("text/event-stream").await
-                else {
-                    attempts += 1;
-                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                    continue;
-                };
-                if let Some(v) = resume.as_deref().and_then(|l| HeaderValue::try_from(l).ok()) {
-                    headers.insert(LAST_EVENT_ID, v);
-                }
-                let Ok(req) = this.up.request(Method::GET, &headers, Bytes::new()) else {
-                    return;
-                };
-                let resp = match this.up.send_http(req).await {
-                    Ok(r) => r,
-                    Err(_) => {
-                        attempts += 1;
-                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                        continue;
-                    }
-                };
-                if resp.status() == StatusCode::UNAUTHORIZED
-                    && let Some(used) = used
-                    && this.up.credentials.rejected(&this.caller, &used).await
-                {
-                    attempts += 1;
-                    continue;
-                }
-                let is_stream = resp.status().is_success()
-                    && content_type_is(resp.headers(), "text/event-stream");
-                if !is_stream && resume.take().is_some() {
-                    // The client still gets the stream, only without what it missed.
-                    tracing::info!(upstream = %this.up.name, status = %resp.status(), "the upstream did not resume its GET stream from the client's Last-Event-ID: relaying it without replay");
-                    attempts += 1;
-                    continue;
-                }
-                if !is_stream {
-                    // 405: the upstream offers no server stream, which the spec allows.
-                    return;
-                }
-                // Reconnects after this one do not resume: a replica whose
-                // stream another replica took over by resuming it would take
-                // it back, and the two would trade it forever.
-                resume = None;
-                attempts = 0;
-                let log = this.server_stream.clone();
-                pump(
-                    this.up.name.clone(),
-                    resp.into_body(),
-                    this.up.limits.max_message_bytes,
-                    move |id, m| {
-                        if let Some(id) = id {
-                            log.note_upstream_id(id);
-                        }
-                        // Replays can hold what is not JSON-RPC (an event
-                        // store's record of a priming event): its id counts,
-                        // its data is not the client's.
-                        if let Some(m) = m.filter(|m| m.kind().is_some()) {
-                            log.push(&m);
-                        }
-                    },
-                )
-                .await;
-                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            this.relay_until_done(resume).await;
+            // A later GET from the client starts a relay again (the upstream
+            // may offer its stream again, or another replica let go of it).
+            let mut current = this.get_task.lock().unwrap_or_else(|e| e.into_inner());
+            if current
+                .as_ref()
+                .is_some_and(|h| h.id() == tokio::task::id())
+            {
+                *current = None;
+                this.get_started.store(false, Ordering::SeqCst);
             }
         });
         let handle = task.abort_handle();
-        let previous = self
-            .get_task
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .replace(handle.clone());
-        if let Some(previous) = previous {
+        let mut current = self.get_task.lock().unwrap_or_else(|e| e.into_inner());
+        self.get_started.store(true, Ordering::SeqCst);
+        if let Some(previous) = current.replace(handle.clone()) {
             previous.abort();
         }
+        drop(current);
         self.track(handle);
+    }
+
+    /// Relays the upstream's GET stream into the server stream until the
+    /// session ends, the upstream offers none, or it fails 5 times in a row.
+    async fn relay_until_done(self: &Arc<Self>, mut resume: Option<String>) {
+        let mut attempts = 0u32;
+        while !self.gone() && attempts < 5 {
+            let Ok((mut headers, used)) = self.headers_with_credentials("text/event-stream").await
+            else {
+                attempts += 1;
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                continue;
+            };
+            if let Some(v) = resume
+                .as_deref()
+                .and_then(|l| HeaderValue::try_from(l).ok())
+            {
+                headers.insert(LAST_EVENT_ID, v);
+            }
+            let Ok(req) = self.up.request(Method::GET, &headers, Bytes::new()) else {
+                return;
+            };
+            let resp = match self.up.send_http(req).await {
+                Ok(r) => r,
+                Err(_) => {
+                    attempts += 1;
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            if resp.status() == StatusCode::UNAUTHORIZED
+                && let Some(used) = used
+                && self.up.credentials.rejected(&self.caller, &used).await
+            {
+                attempts += 1;
+                continue;
+            }
+            let is_stream =
+                resp.status().is_success() && content_type_is(resp.headers(), "text/event-stream");
+            if !is_stream && resume.take().is_some() {
+                // The client still gets the stream, only without what it missed.
+                tracing::info!(upstream = %self.up.name, status = %resp.status(), "the upstream did not resume its GET stream from the client's Last-Event-ID: relaying it without replay");
+                attempts += 1;
+                continue;
+            }
+            if !is_stream {
+                // 405: the upstream offers no server stream, which the spec allows.
+                return;
+            }
+            // Reconnects after this one do not resume: a replica whose
+            // stream another replica took over by resuming it would take
+            // it back, and the two would trade it forever.
+            resume = None;
+            attempts = 0;
+            let log = self.server_stream.clone();
+            pump(
+                self.up.name.clone(),
+                resp.into_body(),
+                self.up.limits.max_message_bytes,
+                move |id, m| {
+                    if let Some(id) = id {
+                        log.note_upstream_id(id);
+                    }
+                    // Replays can hold what is not JSON-RPC (an event
+                    // store's record of a priming event): its id counts,
+                    // its data is not the client's.
+                    if let Some(m) = m.filter(|m| m.kind().is_some()) {
+                        log.push(&m);
+                    }
+                },
+            )
+            .await;
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
     }
 
     /// Stops this process's use of the session (its GET relay) without ending

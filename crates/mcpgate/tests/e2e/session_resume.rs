@@ -64,10 +64,7 @@ async fn read_logs(
             continue;
         }
         let text = m["params"]["data"].as_str().unwrap_or_default().to_owned();
-        if let Some(uri) = text
-            .split_whitespace()
-            .find(|w| w.starts_with("test://"))
-        {
+        if let Some(uri) = text.split_whitespace().find(|w| w.starts_with("test://")) {
             seen.push((uri.to_owned(), ev.id.expect("an event id")));
         }
     }
@@ -176,4 +173,38 @@ async fn a_get_stream_resumes_on_another_replica_through_the_upstreams_event_ids
         "{}",
         b.log_tail(40)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_get_stream_cut_by_a_stopping_replica_resumes_on_another() {
+    let (_server, url, _server_dir) = start_streamable_http().await;
+    let upstream = format!(
+        "[[upstream]]\nname = \"everything\"\nurl = {}\ntransport = \"streamable-http\"\n",
+        toml_str(&url)
+    );
+    let mut r = replicas("resume_stop", 2, &upstream).await;
+    let alice_a = as_key(&r.gws[0].mcp("everything"), &r.alice);
+    let alice_b = as_key(&r.gws[1].mcp("everything"), &r.alice);
+    let sid = alice_a.initialize().await;
+    let resp = get_stream(&alice_a, &sid, None).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let mut on_a = SseReader::new(resp);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    subscribe(&alice_a, &sid, 2, "test://one").await;
+    let seen = read_logs(&mut on_a, &["test://one"], Duration::from_secs(15)).await;
+    let last = seen.last().expect("an event for test://one").1.clone();
+
+    // A deploy stops A: its streams end, and the session stays open upstream
+    // (A lets go of it rather than ending it), so B continues it.
+    let status = r.gws[0].stop().await;
+    assert!(status.success(), "A exits cleanly: {status:?}");
+    while on_a.next(Duration::from_secs(10)).await.is_some() {}
+    subscribe(&alice_b, &sid, 3, "test://two").await;
+
+    let resp = get_stream(&alice_b, &sid, Some(&last)).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let mut on_b = SseReader::new(resp);
+    let replayed = read_logs(&mut on_b, &["test://two"], Duration::from_secs(15)).await;
+    let uris: Vec<&str> = replayed.iter().map(|(u, _)| u.as_str()).collect();
+    assert_eq!(uris, ["test://two"], "B: {}", r.gws[1].log_tail(40));
 }
