@@ -50,8 +50,11 @@ struct Inner {
 }
 
 /// Seals an upstream event id into the part of our event id that carries it
-/// (bound to one session: see `front::sessionful`).
-pub(crate) struct UpstreamIds(pub(crate) Box<dyn Fn(&str) -> Option<String> + Send + Sync>);
+/// (bound to one session: see `front::adopt::carry_upstream_ids`).
+pub(crate) struct UpstreamIds(pub(crate) Box<SealUpstreamId>);
+
+/// `None` when it cannot be sealed: the event then carries no position.
+pub(crate) type SealUpstreamId = dyn Fn(&str) -> Option<String> + Send + Sync;
 
 impl std::fmt::Debug for UpstreamIds {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
