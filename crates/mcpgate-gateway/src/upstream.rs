@@ -281,6 +281,19 @@ impl Link {
         }
     }
 
+    /// Resumes a POST answer stream after the upstream's event `last` into
+    /// `log` (HTTP upstreams); Err says why it cannot be.
+    pub(crate) async fn resume_answer(
+        &self,
+        last: &str,
+        log: Arc<crate::events::EventLog>,
+    ) -> Result<(), String> {
+        match self {
+            Link::Http(h) => h.resume_answer(last, log).await,
+            Link::Stdio(_) | Link::Sse(_) => Err("its upstream has no streams to resume".into()),
+        }
+    }
+
     /// The upstream's unsolicited notifications from now on, for stateless links.
     pub(crate) fn listen(&self) -> Option<tokio::sync::broadcast::Receiver<Message>> {
         match self {

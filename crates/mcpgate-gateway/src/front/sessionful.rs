@@ -134,6 +134,7 @@ async fn post(
             answer
                 .respond(id, ex, move || {
                     let log = s.new_stream();
+                    super::adopt::carry_upstream_ids(&gw, &s.id, &s.link, &log);
                     if s.wants_priming() {
                         log.push_priming();
                     }
@@ -332,7 +333,14 @@ async fn get_stream(
     let (log, after, from_upstream): (_, _, Option<String>) = match resume {
         Some((log, seq)) => (log, Some(seq), None),
         None => match last.map(|l| upstream_position(&gw, &session, l)) {
-            Some(Ok(up)) => {
+            Some(Ok((Stream::Answer, up))) => match resume_answer(&gw, &session, &up).await {
+                Ok(r) => return r,
+                Err(why) => {
+                    tracing::info!(upstream = %session.upstream_name, reason = %why, "Last-Event-ID names a POST answer stream this replica does not hold, and the upstream did not resume it: opening the session's server stream without replay");
+                    (session.server_stream.clone(), None, None)
+                }
+            },
+            Some(Ok((Stream::Server, up))) => {
                 tracing::info!(upstream = %session.upstream_name, "Last-Event-ID names a stream this replica does not hold: resuming the upstream's stream from the position it carries");
                 let log = session.server_stream.clone();
                 // What the log holds already came before the position the client names.
@@ -386,17 +394,29 @@ async fn get_stream(
     sse(frames)
 }
 
+/// Which kind of stream an event id names.
+enum Stream {
+    /// The session's GET stream.
+    Server,
+    /// The SSE answer to one POST.
+    Answer,
+}
+
 /// The upstream event id a `Last-Event-ID` from another replica carries, or
 /// why it cannot be resumed from.
-fn upstream_position(gw: &Gateway, session: &Session, last: &str) -> Result<String, &'static str> {
+fn upstream_position(
+    gw: &Gateway,
+    session: &Session,
+    last: &str,
+) -> Result<(Stream, String), &'static str> {
     let Some(id) = parse_event_id(last) else {
         return Err("it is not an event id this gateway hands out");
     };
-    if id.stream != 0 {
-        return Err(
-            "it names a POST response stream, which resumes only on the replica that answered the POST",
-        );
-    }
+    let stream = if id.stream == 0 {
+        Stream::Server
+    } else {
+        Stream::Answer
+    };
     let Some(sealed) = upstream_part(last) else {
         return Err(
             "it carries no upstream position (the upstream sets no SSE event ids, or had sent nothing on the stream yet)",
@@ -408,7 +428,22 @@ fn upstream_position(gw: &Gateway, session: &Session, last: &str) -> Result<Stri
     gw.shared
         .session_keys
         .open_event(&session.id, sealed)
+        .map(|up| (stream, up))
         .map_err(|_| "its upstream position was not handed out in this session")
+}
+
+/// A POST answer stream resumed from the upstream's event `up` into a new
+/// stream of this replica's, whose ids are its own.
+async fn resume_answer(gw: &Gateway, session: &Arc<Session>, up: &str) -> Result<Response, String> {
+    let log = session.new_stream();
+    super::adopt::carry_upstream_ids(gw, &session.id, &session.link, &log);
+    log.note_upstream_id(up);
+    if session.wants_priming() {
+        log.push_priming();
+    }
+    session.link.resume_answer(up, log.clone()).await?;
+    tracing::info!(upstream = %session.upstream_name, "Last-Event-ID names a POST answer stream this replica does not hold: resuming it from the upstream's position it carries");
+    Ok(sse(log.reader(Some(0))))
 }
 
 /// Counts a session's open GET connections while one lives.

@@ -520,12 +520,14 @@ impl HttpLink {
             let max = self.up.limits.max_message_bytes;
             let name = self.up.name.clone();
             let closed = tx.clone();
+            let (ids_tx, ids) = mpsc::unbounded_channel();
             // The pump ends when the client stops waiting (the exchange is dropped
             // on a timeout or a disconnect), which closes the upstream response too.
             let task = tokio::spawn(async move {
                 tokio::select! {
-                    () = pump(name, resp.into_body(), max, move |_, m| {
+                    () = pump(name, resp.into_body(), max, move |id, m| {
                         if let Some(m) = m {
+                            let _ = ids_tx.send(id.map(Arc::from));
                             let _ = tx.send(m);
                         }
                     }) => {}
@@ -533,7 +535,7 @@ impl HttpLink {
                 }
             });
             self.track(task.abort_handle());
-            return Ok(Exchange::new(rx));
+            return Ok(Exchange::with_ids(rx, ids));
         }
         let body = read_limited(resp.into_body(), self.up.limits.max_message_bytes).await?;
         match Message::parse(&body) {
@@ -621,6 +623,64 @@ impl HttpLink {
         }
         drop(current);
         self.track(handle);
+    }
+
+    /// Resumes one of the upstream's POST answer streams after its event
+    /// `last` (a client's `Last-Event-ID` this replica has no log for) into
+    /// `log`: the upstream's GET with that id replays the rest of the answer.
+    /// Err (why) when the upstream does not resume it; else the relay runs
+    /// until the answer's response, or `request_timeout`, and closes `log`.
+    pub(crate) async fn resume_answer(
+        self: &Arc<Self>,
+        last: &str,
+        log: Arc<EventLog>,
+    ) -> Result<(), String> {
+        let (mut headers, _) = self
+            .headers_with_credentials("text/event-stream")
+            .await
+            .map_err(|e| e.to_string())?;
+        let last_id = HeaderValue::try_from(last).map_err(|e| e.to_string())?;
+        headers.insert(LAST_EVENT_ID, last_id);
+        let req = self
+            .up
+            .request(Method::GET, &headers, Bytes::new())
+            .map_err(|e| e.to_string())?;
+        let limit = self.up.limits.request_timeout;
+        let resp = tokio::time::timeout(limit, self.up.send_http(req))
+            .await
+            .map_err(|_| format!("no answer within {limit:?}"))?
+            .map_err(|e| e.to_string())?;
+        if !resp.status().is_success() || !content_type_is(resp.headers(), "text/event-stream") {
+            return Err(format!("the upstream answered HTTP {}", resp.status()));
+        }
+        let (name, max) = (self.up.name.clone(), self.up.limits.max_message_bytes);
+        let task = tokio::spawn(async move {
+            let (done_tx, done) = tokio::sync::oneshot::channel::<()>();
+            let mut done_tx = Some(done_tx);
+            let into = log.clone();
+            // The upstream may keep the stream open after the response; the
+            // answer is complete then, so the relay stops there.
+            tokio::select! {
+                () = pump(name, resp.into_body(), max, move |id, m| {
+                    if let Some(id) = id {
+                        into.note_upstream_id(id);
+                    }
+                    if let Some(m) = m.filter(|m| m.kind().is_some()) {
+                        into.push(&m);
+                        if m.kind() == Some(jsonrpc::Kind::Response)
+                            && let Some(tx) = done_tx.take()
+                        {
+                            let _ = tx.send(());
+                        }
+                    }
+                }) => {}
+                _ = done => {}
+                () = tokio::time::sleep(limit) => {}
+            }
+            log.close();
+        });
+        self.track(task.abort_handle());
+        Ok(())
     }
 
     /// Relays the upstream's GET stream into the server stream until the

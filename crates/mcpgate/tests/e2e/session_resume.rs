@@ -208,3 +208,93 @@ async fn a_get_stream_cut_by_a_stopping_replica_resumes_on_another() {
     let uris: Vec<&str> = replayed.iter().map(|(u, _)| u.as_str()).collect();
     assert_eq!(uris, ["test://two"], "B: {}", r.gws[1].log_tail(40));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_post_answer_stream_resumes_on_another_replica() {
+    let (_server, url, _server_dir) = start_streamable_http().await;
+    let upstream = format!(
+        "[[upstream]]\nname = \"everything\"\nurl = {}\ntransport = \"streamable-http\"\n",
+        toml_str(&url)
+    );
+    let r = replicas("resume_post", 2, &upstream).await;
+    let alice_a = as_key(&r.gws[0].mcp("everything"), &r.alice);
+    let alice_b = as_key(&r.gws[1].mcp("everything"), &r.alice);
+    let sid = alice_a.initialize().await;
+
+    // A long call through A answers with SSE: progress first, the result last.
+    let call = json!({
+        "jsonrpc": "2.0", "id": 9, "method": "tools/call",
+        "params": {
+            "name": "trigger-long-running-operation",
+            "arguments": { "duration": 2, "steps": 4 },
+            "_meta": { "progressToken": "p9" }
+        }
+    });
+    let resp = alice_a.post(Some(&sid), &call).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let mut on_a = SseReader::new(resp);
+    let first = loop {
+        let ev = on_a
+            .next(Duration::from_secs(15))
+            .await
+            .expect("a progress event");
+        if let Some(m) = ev.json() {
+            assert_eq!(m["method"], "notifications/progress", "{m}");
+            break ev;
+        }
+    };
+    let last = first.id.expect("an event id");
+    assert!(
+        last.contains(".e1."),
+        "the id carries the upstream's: {last}"
+    );
+    assert!(
+        !last.starts_with("0-"),
+        "an answer stream, not the server stream: {last}"
+    );
+    drop(on_a);
+
+    // The call ends while the client is away; it resumes through B.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let resp = get_stream(&alice_b, &sid, Some(&last)).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let mut on_b = SseReader::new(resp);
+    let mut progress = Vec::new();
+    let result = loop {
+        let ev = on_b.next(Duration::from_secs(15)).await.unwrap_or_else(|| {
+            panic!(
+                "B's stream ended before the result: {}",
+                r.gws[1].log_tail(30)
+            )
+        });
+        let Some(m) = ev.json() else { continue };
+        if m["method"] == "notifications/progress" {
+            progress.push(m["params"]["progress"].as_u64().expect("a number"));
+            continue;
+        }
+        break m;
+    };
+    assert_eq!(
+        progress,
+        [2, 3, 4],
+        "what was missed after the first progress"
+    );
+    assert_eq!(result["id"], 9, "{result}");
+    assert!(
+        result["result"]["content"][0]["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("completed")),
+        "{result}"
+    );
+    assert!(
+        on_b.next(Duration::from_secs(10)).await.is_none(),
+        "the resumed answer ends with its result"
+    );
+    assert!(
+        r.gws[1]
+            .log_tail(300)
+            .contains("resuming it from the upstream's position it carries"),
+        "{}",
+        r.gws[1].log_tail(40)
+    );
+}
