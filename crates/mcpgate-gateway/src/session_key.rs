@@ -124,6 +124,19 @@ pub(crate) struct StateClaims {
     pub(crate) owner: Option<String>,
 }
 
+/// Where in an upstream's stream an event of ours was: what a replica without
+/// the stream's log needs to resume it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct EventPosition {
+    /// The upstream's SSE event id.
+    #[serde(rename = "u")]
+    pub(crate) upstream_id: String,
+    /// For a POST's answer stream: the request's method, whose answer the
+    /// resuming replica rewrites as the answering one did (policy's list filters).
+    #[serde(rename = "m", default, skip_serializing_if = "Option::is_none")]
+    pub(crate) method: Option<String>,
+}
+
 struct Key {
     key: LessSafeKey,
     id: u8,
@@ -253,13 +266,17 @@ impl SessionKeys {
         self.open_as(STATE_PREFIX, STATE_AAD, state)
     }
 
-    /// An upstream event id as the events of session `session` carry it.
-    pub(crate) fn seal_event(&self, session: &str, upstream_id: &str) -> Option<String> {
-        self.seal_as(EVENT_PREFIX, &event_aad(session), &upstream_id)
+    /// An upstream event position as the events of session `session` carry it.
+    pub(crate) fn seal_event(&self, session: &str, position: &EventPosition) -> Option<String> {
+        self.seal_as(EVENT_PREFIX, &event_aad(session), position)
     }
 
-    /// The upstream event id `sealed` carries, if it was handed out in `session`.
-    pub(crate) fn open_event(&self, session: &str, sealed: &str) -> Result<String, Unsealed> {
+    /// The upstream event position `sealed` carries, if it was handed out in `session`.
+    pub(crate) fn open_event(
+        &self,
+        session: &str,
+        sealed: &str,
+    ) -> Result<EventPosition, Unsealed> {
         self.open_as(EVENT_PREFIX, &event_aad(session), sealed)
     }
 
@@ -406,7 +423,11 @@ mod tests {
     #[test]
     fn an_upstream_event_id_opens_only_in_its_session() {
         let k = SessionKeys::from_base64(K1, None, "test").unwrap();
-        let sealed = k.seal_event("s1.session-a", "event 7\nof 9").unwrap();
+        let pos = EventPosition {
+            upstream_id: "event 7\nof 9".into(),
+            method: Some("tools/list".into()),
+        };
+        let sealed = k.seal_event("s1.session-a", &pos).unwrap();
         assert!(sealed.starts_with("e1."), "{sealed}");
         assert!(
             sealed
@@ -414,10 +435,7 @@ mod tests {
                 .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)),
             "an SSE id and a header value: {sealed}"
         );
-        assert_eq!(
-            k.open_event("s1.session-a", &sealed).unwrap(),
-            "event 7\nof 9"
-        );
+        assert_eq!(k.open_event("s1.session-a", &sealed).unwrap(), pos);
         assert_eq!(
             k.open_event("s1.session-b", &sealed),
             Err(Unsealed::Damaged),

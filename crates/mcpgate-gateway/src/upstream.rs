@@ -282,14 +282,16 @@ impl Link {
     }
 
     /// Resumes a POST answer stream after the upstream's event `last` into
-    /// `log` (HTTP upstreams); Err says why it cannot be.
+    /// `log`, its response rewritten by `rewrite` (HTTP upstreams); Err says
+    /// why it cannot be.
     pub(crate) async fn resume_answer(
         &self,
         last: &str,
         log: Arc<crate::events::EventLog>,
+        rewrite: crate::rewrite::Rewrite,
     ) -> Result<(), String> {
         match self {
-            Link::Http(h) => h.resume_answer(last, log).await,
+            Link::Http(h) => h.resume_answer(last, log, rewrite).await,
             Link::Stdio(_) | Link::Sse(_) => Err("its upstream has no streams to resume".into()),
         }
     }

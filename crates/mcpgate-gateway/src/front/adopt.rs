@@ -13,7 +13,7 @@ use mcpgate_types::Subject;
 use crate::error::GatewayError;
 use crate::events::{EventLog, UpstreamIds};
 use crate::session::Session;
-use crate::session_key::{Carrier, SessionClaims, random_hex, unix_now};
+use crate::session_key::{Carrier, EventPosition, SessionClaims, random_hex, unix_now};
 use crate::state::Gateway;
 use crate::upstream::Link;
 
@@ -60,14 +60,27 @@ pub(crate) fn seal_id(
 /// a client that made one up. Sealed, a client can only resume from a
 /// position this session was handed; and the upstream's ids, which may name
 /// its internal streams, stay opaque.
-pub(crate) fn carry_upstream_ids(gw: &Gateway, id: &str, link: &Link, log: &EventLog) {
+///
+/// `method` is the request's, for a POST's answer stream: the resuming replica
+/// rewrites the answer as this one does (policy's list filters).
+pub(crate) fn carry_upstream_ids(
+    gw: &Gateway,
+    id: &str,
+    link: &Link,
+    log: &EventLog,
+    method: Option<String>,
+) {
     if !link.is_portable() {
         return;
     }
     let keys = gw.shared.session_keys.clone();
     let session = id.to_owned();
     log.carry_upstream_ids(UpstreamIds(Box::new(move |up| {
-        keys.seal_event(&session, up)
+        let position = EventPosition {
+            upstream_id: up.to_owned(),
+            method: method.clone(),
+        };
+        keys.seal_event(&session, &position)
     })));
 }
 
@@ -161,7 +174,7 @@ async fn adopt(
             "the upstream no longer speaks Streamable HTTP, or its session id is unusable",
         ));
     }
-    carry_upstream_ids(gw, id, &link, &log);
+    carry_upstream_ids(gw, id, &link, &log, None);
     let session = Session::new(
         id.to_owned(),
         name,

@@ -25,6 +25,7 @@ use crate::protocol::{DEFAULT_VERSION, SESSION_HEADER};
 use crate::reply::{json, sse};
 use crate::rewrite::keep;
 use crate::session::Session;
+use crate::session_key::EventPosition;
 use crate::state::Gateway;
 use crate::upstream::{Link, Upstream, UpstreamError};
 
@@ -134,7 +135,7 @@ async fn post(
             answer
                 .respond(id, ex, move || {
                     let log = s.new_stream();
-                    super::adopt::carry_upstream_ids(&gw, &s.id, &s.link, &log);
+                    super::adopt::carry_upstream_ids(&gw, &s.id, &s.link, &log, Some(method));
                     if s.wants_priming() {
                         log.push_priming();
                     }
@@ -286,7 +287,7 @@ async fn initialize(
         jsonrpc::result_protocol_version(result).unwrap_or_else(|| DEFAULT_VERSION.to_owned());
     let subject = caller.principal().subject().clone();
     let id = super::adopt::seal_id(&gw, &name, &link, &subject, &version);
-    super::adopt::carry_upstream_ids(&gw, &id, &link, &log);
+    super::adopt::carry_upstream_ids(&gw, &id, &link, &log, None);
     let session = Session::new(
         id,
         name,
@@ -333,7 +334,8 @@ async fn get_stream(
     let (log, after, from_upstream): (_, _, Option<String>) = match resume {
         Some((log, seq)) => (log, Some(seq), None),
         None => match last.map(|l| upstream_position(&gw, &session, l)) {
-            Some(Ok((Stream::Answer, up))) => match resume_answer(&gw, &session, &up).await {
+            Some(Ok((Stream::Answer, up))) => match resume_answer(&gw, &session, &caller, up).await
+            {
                 Ok(r) => return r,
                 Err(why) => {
                     tracing::info!(upstream = %session.upstream_name, reason = %why, "Last-Event-ID names a POST answer stream this replica does not hold, and the upstream did not resume it: opening the session's server stream without replay");
@@ -344,7 +346,7 @@ async fn get_stream(
                 tracing::info!(upstream = %session.upstream_name, "Last-Event-ID names a stream this replica does not hold: resuming the upstream's stream from the position it carries");
                 let log = session.server_stream.clone();
                 // What the log holds already came before the position the client names.
-                (log.clone(), Some(log.last_seq()), Some(up))
+                (log.clone(), Some(log.last_seq()), Some(up.upstream_id))
             }
             Some(Err(why)) => {
                 // Nothing to replay here, and nothing from another stream
@@ -402,13 +404,13 @@ enum Stream {
     Answer,
 }
 
-/// The upstream event id a `Last-Event-ID` from another replica carries, or
+/// The upstream position a `Last-Event-ID` from another replica carries, or
 /// why it cannot be resumed from.
 fn upstream_position(
     gw: &Gateway,
     session: &Session,
     last: &str,
-) -> Result<(Stream, String), &'static str> {
+) -> Result<(Stream, EventPosition), &'static str> {
     let Some(id) = parse_event_id(last) else {
         return Err("it is not an event id this gateway hands out");
     };
@@ -432,16 +434,31 @@ fn upstream_position(
         .map_err(|_| "its upstream position was not handed out in this session")
 }
 
-/// A POST answer stream resumed from the upstream's event `up` into a new
-/// stream of this replica's, whose ids are its own.
-async fn resume_answer(gw: &Gateway, session: &Arc<Session>, up: &str) -> Result<Response, String> {
+/// A POST answer stream resumed from the upstream's position `up` into a
+/// new stream of this replica's, whose ids are its own; its response is
+/// rewritten as the replica that answered the POST rewrote it.
+async fn resume_answer(
+    gw: &Gateway,
+    session: &Arc<Session>,
+    caller: &AuthenticatedCaller,
+    up: EventPosition,
+) -> Result<Response, String> {
+    let method = up.method.unwrap_or_default();
+    let rewrite = gw
+        .shared
+        .guard
+        .list_filter(&session.upstream_name, caller.principal(), &method)
+        .unwrap_or_else(keep);
     let log = session.new_stream();
-    super::adopt::carry_upstream_ids(gw, &session.id, &session.link, &log);
-    log.note_upstream_id(up);
+    super::adopt::carry_upstream_ids(gw, &session.id, &session.link, &log, Some(method));
+    log.note_upstream_id(&up.upstream_id);
     if session.wants_priming() {
         log.push_priming();
     }
-    session.link.resume_answer(up, log.clone()).await?;
+    session
+        .link
+        .resume_answer(&up.upstream_id, log.clone(), rewrite)
+        .await?;
     tracing::info!(upstream = %session.upstream_name, "Last-Event-ID names a POST answer stream this replica does not hold: resuming it from the upstream's position it carries");
     Ok(sse(log.reader(Some(0))))
 }

@@ -629,11 +629,13 @@ impl HttpLink {
     /// `last` (a client's `Last-Event-ID` this replica has no log for) into
     /// `log`: the upstream's GET with that id replays the rest of the answer.
     /// Err (why) when the upstream does not resume it; else the relay runs
-    /// until the answer's response, or `request_timeout`, and closes `log`.
+    /// until the answer's response (rewritten by `rewrite`), or
+    /// `request_timeout`, and closes `log`.
     pub(crate) async fn resume_answer(
         self: &Arc<Self>,
         last: &str,
         log: Arc<EventLog>,
+        rewrite: crate::rewrite::Rewrite,
     ) -> Result<(), String> {
         let (mut headers, _) = self
             .headers_with_credentials("text/event-stream")
@@ -665,11 +667,13 @@ impl HttpLink {
                     if let Some(id) = id {
                         into.note_upstream_id(id);
                     }
-                    if let Some(m) = m.filter(|m| m.kind().is_some()) {
+                    if let Some(mut m) = m.filter(|m| m.kind().is_some()) {
+                        let done = m.kind() == Some(jsonrpc::Kind::Response);
+                        if done {
+                            rewrite(&mut m);
+                        }
                         into.push(&m);
-                        if m.kind() == Some(jsonrpc::Kind::Response)
-                            && let Some(tx) = done_tx.take()
-                        {
+                        if done && let Some(tx) = done_tx.take() {
                             let _ = tx.send(());
                         }
                     }
