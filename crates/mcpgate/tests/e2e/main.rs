@@ -33,7 +33,8 @@
 //! - `ops`: configuration from the environment, `check-config --show`, colours, the demo's small things (issue 15).
 //! - `reload`: SIGHUP and `mcpgate reload` apply upstreams, scopes, issuers and origins
 //!   without a restart, keep unchanged upstreams' sessions, refuse a bad file whole (issue 15).
-//! - `session_resume`: a GET stream read on one replica resumes on another through the upstream's event ids (issue 14).
+//! - `session_resume`: SSE streams (the GET stream, also after its replica stopped, and a POST's answer)
+//!   read on one replica resume on another through the upstream's event ids (issue 14).
 //! - `session_replicas`: two replicas sharing a session key: a session continues on either, DELETE on
 //!   one ends it on both, forged, foreign-key and other users' ids are 404, key rotation (issue 14).
 //! - `replicas`: three `mcpgate serve` on one PostgreSQL database (and one on SQLite): a code

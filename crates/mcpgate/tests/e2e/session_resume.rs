@@ -5,7 +5,9 @@
 //! the stream on A, drops it, and resumes on B with the last id it saw: B,
 //! which holds no log of A's, resumes the upstream's stream from the position
 //! that id carries and relays what the client missed. An id whose upstream
-//! position was tampered with gets the stream without replay.
+//! position was tampered with gets the stream without replay. The same holds
+//! when A stopped (it lets the session go rather than ending it upstream),
+//! and for the SSE answer to a POST, resumed on B up to its result.
 
 use std::time::Duration;
 
