@@ -9,9 +9,9 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use mcpgate_guard::{
-    Access, Admission, AuthMethod, DpopCheck, DpopMode, AuthRejection, Authenticated, Authorized, Chain, Challenge,
-    Credential, ExtractOptions, IdentitySigner, Policy, Principal, RequireAuthLayer, Target,
-    UpstreamKey,
+    Access, Admission, AuthMethod, AuthRejection, Authenticated, Authorized, Chain, Challenge,
+    Credential, DpopCheck, DpopMode, ExtractOptions, IdentitySigner, Policy, Principal,
+    RequireAuthLayer, Target, UpstreamKey,
 };
 use serde_json::Value;
 

@@ -66,7 +66,6 @@ pub use chain::{Chain, UNRECOGNIZED};
 pub use challenge::Challenge;
 pub use credential::{Credential, CredentialKind, ExtractOptions, extract};
 pub use dpop::{DpopCheck, DpopMode};
-pub use mcpgate_dpop::Nonces as DpopNonces;
 pub use error::GuardError;
 pub use identity_token::IdentitySigner;
 pub use introspection::{ClientAuthMethod, Introspection, IntrospectionConfig};
@@ -75,6 +74,7 @@ pub use layer::{
     Access, Admission, AuthBody, GuardSettings, RequireAuth, RequireAuthLayer, principal,
     require_auth,
 };
+pub use mcpgate_dpop::Nonces as DpopNonces;
 pub use metadata::{ProtectedResource, canonical, same_resource};
 pub use policy::{Policy, PolicyConfig, Scopes, Target};
 pub use principal::{AuthMethod, Principal, danger};

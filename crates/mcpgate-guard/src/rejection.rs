@@ -115,9 +115,7 @@ impl AuthRejection {
                 h.append(header::WWW_AUTHENTICATE, v);
             }
         }
-        if let AuthRejection::Dpop {
-            nonce: Some(n), ..
-        } = &self
+        if let AuthRejection::Dpop { nonce: Some(n), .. } = &self
             && let Ok(v) = HeaderValue::try_from(n.as_str())
         {
             h.insert(mcpgate_dpop::NONCE_HEADER, v);

@@ -63,7 +63,11 @@ async fn check(inner: &Inner, proof: &str) -> Result<Result<Verified, ProofError
         .dpop_first_use(&v.replay_key(), v.remember_until(), now)
         .await
         .map_err(OAuthError::store)?;
-    Ok(if first { Ok(v) } else { Err(ProofError::Replayed) })
+    Ok(if first {
+        Ok(v)
+    } else {
+        Err(ProofError::Replayed)
+    })
 }
 
 /// Every `/token` answer carries the current nonce when nonces are on, so a
