@@ -1180,3 +1180,45 @@ fn standalone_authorization_server_for_an_introspecting_gateway() {
         "{www}"
     );
 }
+
+#[test]
+fn dpop_sign_in_binds_the_tokens_and_every_call_proves_possession() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    add_user(&data, "alice", "notes:read notes:write");
+    let notes = dir.path().join("notes");
+    // Nonces on at /token, and an upstream that takes DPoP-bound tokens only.
+    let cfg = format!(
+        "{}dpop = \"required\"\n",
+        demo_config("[authserver]\nenabled = true\ndpop_nonce = true\n", &notes)
+    );
+    let s = serve(dir, data, &cfg, "127.0.0.1:0");
+
+    // A Bearer sign-in is refused there, with the reason.
+    let plain = Cli::new("alice");
+    plain.ok(&["login", &s.mcp()]);
+    let (_, err) = plain.err(&[
+        "call",
+        &s.mcp(),
+        "tools/call",
+        r#"{"name":"whoami","arguments":{}}"#,
+    ]);
+    assert!(err.contains("401"), "{err}");
+
+    let cli = Cli::new("alice");
+    cli.ok(&["login", &s.mcp(), "--dpop"]);
+    let rec = cli.record();
+    let key = rec["tokens"]["dpop_key"]
+        .as_str()
+        .expect("the key is stored with the tokens");
+    assert_eq!(cli.whoami(&s.mcp(), &[]), "alice");
+    // A refresh (forced by the margin) proves possession too, and keeps the key.
+    assert_eq!(
+        cli.whoami(&s.mcp(), &["--refresh-margin", "100000"]),
+        "alice"
+    );
+    assert_eq!(cli.record()["tokens"]["dpop_key"].as_str(), Some(key));
+    let log = std::fs::read_to_string(s.dir.path().join("gateway.log")).unwrap();
+    assert!(log.contains("POST /token 200"), "{log}");
+    assert!(!log.contains(key), "the key never reaches a log");
+}
