@@ -1218,6 +1218,30 @@ fn dpop_sign_in_binds_the_tokens_and_every_call_proves_possession() {
         "alice"
     );
     assert_eq!(cli.record()["tokens"]["dpop_key"].as_str(), Some(key));
+    // The stdio bridge proves possession on each request too.
+    let mut bridge = cli.command(&["bridge", &s.mcp()]);
+    bridge.stdin(Stdio::piped());
+    let mut child = bridge.spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"0"}}}"#;
+    writeln!(stdin, "{init}").unwrap();
+    let first = lines.next().unwrap().unwrap();
+    assert!(first.contains("\"result\""), "{first}");
+    writeln!(
+        stdin,
+        r#"{{"jsonrpc":"2.0","method":"notifications/initialized"}}"#
+    )
+    .unwrap();
+    writeln!(
+        stdin,
+        r#"{{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{{"name":"whoami","arguments":{{}}}}}}"#
+    )
+    .unwrap();
+    let answer = lines.next().unwrap().unwrap();
+    assert!(answer.contains("alice"), "{answer}");
+    drop(stdin);
+    let _ = wait_output(child, Duration::from_secs(30));
     let log = std::fs::read_to_string(s.dir.path().join("gateway.log")).unwrap();
     assert!(log.contains("POST /token 200"), "{log}");
     assert!(!log.contains(key), "the key never reaches a log");
