@@ -14,7 +14,7 @@ use mcpgate_dpop::{Expect, Nonces, ProofError};
 use serde::{Deserialize, Serialize};
 
 use crate::credential::Credential;
-use crate::principal::Principal;
+use crate::principal::{AuthMethod, Principal};
 use crate::rejection::AuthRejection;
 
 /// Whether a resource takes DPoP-bound tokens (per upstream in the gateway).
@@ -82,6 +82,12 @@ fn bound_key(p: &Principal) -> Option<&str> {
     p.claims().get("cnf")?.get("jkt")?.as_str()
 }
 
+/// Whether the caller came with an OAuth access token, which `required`
+/// wants bound; API keys, static tokens and upstream keys are not.
+fn is_access_token(p: &Principal) -> bool {
+    matches!(p.method(), AuthMethod::Jwt | AuthMethod::Introspection)
+}
+
 /// Whether the request's `Authorization` scheme is `DPoP`.
 fn dpop_scheme(parts: &Parts) -> bool {
     parts
@@ -113,9 +119,11 @@ pub(crate) fn check(
         (false, Some(_)) => Err(invalid(
             "this token is bound to a DPoP key: send it as Authorization: DPoP <token> with a DPoP proof",
         )),
-        (false, None) if check.mode == DpopMode::Required => Err(invalid(
-            "this resource takes DPoP-bound access tokens only: sign in with DPoP (mcpgate login --dpop)",
-        )),
+        (false, None) if check.mode == DpopMode::Required && is_access_token(principal) => {
+            Err(invalid(
+                "this resource takes DPoP-bound access tokens only: sign in with DPoP (mcpgate login --dpop)",
+            ))
+        }
         (false, None) => Ok(()),
         (true, _) if check.mode == DpopMode::Off => Err(invalid(
             "this resource does not take DPoP-bound tokens: sign in again without DPoP",

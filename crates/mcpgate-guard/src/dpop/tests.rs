@@ -1,5 +1,4 @@
 use super::*;
-use crate::principal::AuthMethod;
 
 #[test]
 fn modes_read_as_written() {
