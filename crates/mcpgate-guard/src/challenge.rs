@@ -11,13 +11,13 @@ pub struct Challenge {
     pub default_scopes: Vec<String>,
     /// Whether the resource takes DPoP: unless off, every 401 also carries a
     /// `DPoP algs="…"` challenge.
-    pub dpop: crate::DpopMode,
+    pub dpop: crate::dpop_mode::DpopMode,
 }
 
 impl Challenge {
     /// The `DPoP` challenge sent beside the Bearer one, when DPoP is taken.
     pub fn dpop_offer(&self) -> Option<String> {
-        (self.dpop != crate::DpopMode::Off)
+        (self.dpop != crate::dpop_mode::DpopMode::Off)
             .then(|| format!("DPoP algs=\"{}\"", mcpgate_dpop::ALGS.join(" ")))
     }
 
@@ -108,7 +108,7 @@ mod tests {
         let c = Challenge {
             resource_metadata: Some("https://h/.well-known/oauth-protected-resource/mcp".into()),
             default_scopes: vec!["notes:read".into()],
-            dpop: crate::DpopMode::Off,
+            dpop: crate::dpop_mode::DpopMode::Off,
         };
         assert_eq!(
             c.sign_in(None),

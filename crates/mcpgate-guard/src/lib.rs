@@ -46,6 +46,7 @@ mod chain;
 mod challenge;
 mod credential;
 mod dpop;
+mod dpop_mode;
 mod error;
 mod identity_token;
 mod introspection;

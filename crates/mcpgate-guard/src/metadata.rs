@@ -44,12 +44,12 @@ impl ProtectedResource {
     }
 
     /// Says what the resource takes of DPoP.
-    pub fn with_dpop(mut self, mode: crate::DpopMode) -> Self {
-        if mode != crate::DpopMode::Off {
+    pub fn with_dpop(mut self, mode: crate::dpop_mode::DpopMode) -> Self {
+        if mode != crate::dpop_mode::DpopMode::Off {
             self.dpop_signing_alg_values_supported =
                 mcpgate_dpop::ALGS.iter().map(|a| (*a).to_owned()).collect();
         }
-        self.dpop_bound_access_tokens_required = mode == crate::DpopMode::Required;
+        self.dpop_bound_access_tokens_required = mode == crate::dpop_mode::DpopMode::Required;
         self
     }
 

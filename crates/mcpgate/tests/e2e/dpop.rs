@@ -96,6 +96,7 @@ async fn dpop_bound_tokens_from_sign_in_to_the_gateway() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let data = tmp.path().join("data");
     add_user(&data, "alice", "correct horse", "notes:read notes:write");
+    let api_key = crate::auth::create_key(&data, "ci", "notes:read", None);
     let gw =
         Gateway::start_with_data(&config(&tmp.path().join("notes")), "127.0.0.1:0", &data).await;
     let base = gw.base.clone();
@@ -370,4 +371,7 @@ async fn dpop_bound_tokens_from_sign_in_to_the_gateway() {
     let (s, www, _) = call(&mcp, "Bearer not-a-token", None).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
     assert!(www.iter().any(|w| w.starts_with("DPoP algs=")), "{www:?}");
+    // `required` is about access tokens: an API key passes as configured.
+    let (s, _, e) = call(&mcp, &format!("Bearer {api_key}"), None).await;
+    assert_eq!(s, StatusCode::OK, "an API key where DPoP is required: {e}");
 }
