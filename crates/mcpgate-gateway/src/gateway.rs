@@ -60,6 +60,8 @@ const ALLOW_HEADERS: &[&str] = &[
     "last-event-id",
     "mcp-method",
     "mcp-name",
+    // RFC 9449: the proof that goes with `Authorization: DPoP`.
+    "dpop",
 ];
 /// Headers browser clients may read.
 const EXPOSE_HEADERS: &[&str] = &["www-authenticate", "mcp-session-id", "mcp-protocol-version"];

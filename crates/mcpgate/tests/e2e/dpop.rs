@@ -143,6 +143,25 @@ async fn dpop_bound_tokens_from_sign_in_to_the_gateway() {
         "{open}"
     );
 
+    // Browser clients may send the proof and read the nonce.
+    let pre = reqwest::Client::new()
+        .request(reqwest::Method::OPTIONS, format!("{base}/token"))
+        .header("origin", "https://app.example")
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "dpop")
+        .send()
+        .await
+        .expect("preflight");
+    let allowed = pre
+        .headers()
+        .get("access-control-allow-headers")
+        .map(|v| v.to_str().expect("ascii").to_owned());
+    assert!(
+        allowed.as_deref().is_some_and(|a| a.contains("dpop")),
+        "{:?}",
+        pre.headers()
+    );
+
     // Sign in; the code is redeemed with a proof, after the nonce round trip.
     let redirect = "http://127.0.0.1:9/cb";
     let client_id = register(&base, &[redirect]).await;
