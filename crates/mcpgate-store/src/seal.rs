@@ -67,6 +67,9 @@ pub enum SealError {
 pub struct MasterKey {
     key: LessSafeKey,
     id: u8,
+    /// For [`MasterKey::derive`]: secrets that every replica must share
+    /// without storing them (DPoP nonces).
+    kdf: aws_lc_rs::hmac::Key,
 }
 
 impl fmt::Debug for MasterKey {
@@ -89,6 +92,7 @@ impl MasterKey {
         Ok(MasterKey {
             key: LessSafeKey::new(key),
             id: Sha256::digest(bytes)[0],
+            kdf: aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, bytes),
         })
     }
 
@@ -134,6 +138,14 @@ impl MasterKey {
             }
             Err(e) => Err(io(e)),
         }
+    }
+
+    /// A secret for `purpose`, the same on every process with this master
+    /// key, and unrelated to the key itself or to another purpose's.
+    pub fn derive(&self, purpose: &str) -> Vec<u8> {
+        aws_lc_rs::hmac::sign(&self.kdf, purpose.as_bytes())
+            .as_ref()
+            .to_vec()
     }
 
     /// The key id stored in every value it seals.

@@ -41,6 +41,8 @@
 //!   and a refresh token fired at all of them at once are honoured exactly once, 200 times;
 //! - `observability`: `/metrics`, the access log, refused OAuth requests at warn, the audit trail (issue 15).
 //! - `metrics_gauges`: sessions, children, upstream liveness, the gateway's share and the legacy front in `/metrics`.
+//! - `dpop`: DPoP-bound tokens (RFC 9449) from `/token` (nonces, bound refresh) to an upstream
+//!   with `dpop = "required"`, and every way a proof can be wrong.
 //! - `audit_events`: each security event of issue 15 caused through the binary and read back with `audit list`.
 
 // Sampling is deprecated by SEP-2577, but clients still use it and the gateway relays it.
@@ -57,6 +59,7 @@ mod concurrency;
 mod connections;
 mod credentials;
 mod disk_full;
+mod dpop;
 mod everything;
 mod federation;
 mod hardening;
