@@ -16,8 +16,10 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.streamable_http import EventCallback, EventId, EventMessage, EventStore, StreamId
 from mcp.types import JSONRPCMessage
 
-# Short enough for a quick test, long enough that the client really waits.
-RETRY_MS = 300
+# Short enough for a quick test, long enough that the client really waits; the
+# tool pauses well beyond it, so the client is back before the next event
+# (the SDK has a window between replay and live events on a resumed stream).
+RETRY_MS = 200
 
 
 class MemoryEventStore(EventStore):
@@ -53,10 +55,10 @@ async def poll_twice(ctx: Context) -> str:
     resumed stream too, then answers: the client must come back twice."""
     await ctx.report_progress(1, 3, "started")
     await ctx.close_sse_stream()
-    await anyio.sleep(0.5)
+    await anyio.sleep(1.0)
     await ctx.report_progress(2, 3, "halfway")
     await ctx.close_sse_stream()
-    await anyio.sleep(0.5)
+    await anyio.sleep(1.0)
     await ctx.report_progress(3, 3, "finishing")
     return "polled to the end"
 
