@@ -1,6 +1,12 @@
 //! The span exporter behind the SDK's batch processor: OTLP/HTTP with
 //! protobuf bodies ([`proto`] writes them from the span records without the
-//! generic conversion), posted with `opentelemetry-http`'s hyper client.
+//! generic conversion), posted with `opentelemetry-http`'s hyper client on
+//! the Tokio runtime.
+//!
+//! The processor is the SDK's thread-based one: ending a span is a send on a
+//! bounded channel that wakes nobody until a batch is full, where the
+//! runtime-based processor woke its task for every span. Its thread has no
+//! Tokio reactor, so the post is spawned onto the runtime and awaited there.
 //!
 //! Configured as the OTLP exporter specification says: the endpoint from
 //! `[telemetry] otlp_endpoint` (with `/v1/traces`), else
@@ -129,14 +135,17 @@ fn with_path(base: &str) -> String {
 pub(crate) struct OtlpExporter {
     config: ExportConfig,
     client: HyperClient,
+    runtime: tokio::runtime::Handle,
     encoder: Mutex<proto::Encoder>,
     body: Mutex<Vec<u8>>,
 }
 
 impl OtlpExporter {
-    pub(crate) fn new(config: ExportConfig) -> OtlpExporter {
+    /// An exporter posting on `runtime`.
+    pub(crate) fn new(config: ExportConfig, runtime: tokio::runtime::Handle) -> OtlpExporter {
         OtlpExporter {
             client: HyperClient::with_default_connector(config.timeout, None),
+            runtime,
             config,
             encoder: Mutex::new(proto::Encoder::default()),
             body: Mutex::new(Vec::new()),
@@ -176,12 +185,21 @@ impl SpanExporter for OtlpExporter {
         let req = self
             .request(body)
             .map_err(|e| OTelSdkError::InternalFailure(format!("OTLP request: {e}")))?;
-        self.client.send_bytes(req).await.map(|_| ()).map_err(|e| {
-            OTelSdkError::InternalFailure(format!(
+        let client = self.client.clone();
+        let sent = self
+            .runtime
+            .spawn(async move { client.send_bytes(req).await.map(|_| ()) });
+        match sent.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(OTelSdkError::InternalFailure(format!(
                 "OTLP export to {} failed: {e}",
                 self.config.endpoint
-            ))
-        })
+            ))),
+            Err(e) => Err(OTelSdkError::InternalFailure(format!(
+                "OTLP export to {} did not finish: {e}",
+                self.config.endpoint
+            ))),
+        }
     }
 
     fn set_resource(&mut self, resource: &Resource) {

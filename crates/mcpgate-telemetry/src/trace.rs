@@ -14,7 +14,7 @@ use opentelemetry::propagation::{Extractor, TextMapPropagator};
 use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
-use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider, span_processor_with_async_runtime};
+use opentelemetry_sdk::trace::{BatchSpanProcessor, Sampler, SdkTracerProvider};
 use serde_json::value::RawValue;
 
 use crate::TelemetryError;
@@ -68,13 +68,11 @@ pub fn start(settings: &TraceSettings) -> Result<Option<Tracing>, TelemetryError
     let Some(config) = ExportConfig::resolve(settings.otlp_endpoint.as_deref())? else {
         return Ok(None);
     };
-    // The SDK's own batch thread has no Tokio reactor for the hyper client.
-    // `OTEL_BSP_*` still set the batch sizes and delay.
-    let processor = span_processor_with_async_runtime::BatchSpanProcessor::builder(
-        OtlpExporter::new(config),
-        opentelemetry_sdk::runtime::Tokio,
-    )
-    .build();
+    let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+        TelemetryError::Otlp("the exporter must be started inside the Tokio runtime".to_owned())
+    })?;
+    // `OTEL_BSP_*` set the batch sizes and delay.
+    let processor = BatchSpanProcessor::builder(OtlpExporter::new(config, runtime)).build();
     let mut resource = Resource::builder();
     if !env_set("OTEL_SERVICE_NAME") {
         resource = resource.with_service_name(
