@@ -13,7 +13,7 @@
 use std::time::SystemTime;
 
 use http::HeaderValue;
-use opentelemetry::trace::{Span as _, SpanBuilder, SpanKind, Status, TraceContextExt as _};
+use opentelemetry::trace::{Span as _, SpanBuilder, SpanKind, Status};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::trace::Span as SdkSpan;
 
@@ -106,12 +106,32 @@ impl RequestSpan {
         if error {
             span.set_status(Status::error(""));
         }
-        let cx = Context::new().with_span(span);
         if !phases.is_empty() {
-            crate::phase::export(&cx, phases);
+            crate::phase::export(span.span_context(), phases);
         }
-        cx.span().end_with_timestamp(end);
+        span.end_with_timestamp(end);
     }
+}
+
+/// `00-{trace id}-{span id}-{sampled}` in lowercase hex, written by hand:
+/// `format!` with the ids' `LowerHex` cost more than the rest of the
+/// propagation.
+fn traceparent(sc: &opentelemetry::trace::SpanContext) -> String {
+    fn hex(out: &mut String, bytes: &[u8]) {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        for b in bytes {
+            out.push(char::from(DIGITS[usize::from(b >> 4)]));
+            out.push(char::from(DIGITS[usize::from(b & 0xf)]));
+        }
+    }
+    let mut out = String::with_capacity(55);
+    out.push_str("00-");
+    hex(&mut out, &sc.trace_id().to_bytes());
+    out.push('-');
+    hex(&mut out, &sc.span_id().to_bytes());
+    out.push('-');
+    hex(&mut out, &[sc.trace_flags().to_u8() & 1]);
+    out
 }
 
 /// `traceparent` (and `tracestate`) for `sc`, as headers and as `_meta`.
@@ -119,12 +139,7 @@ fn propagate(sc: &opentelemetry::trace::SpanContext) -> Option<Propagated> {
     if !sc.is_valid() {
         return None;
     }
-    let traceparent = format!(
-        "00-{}-{}-{:02x}",
-        sc.trace_id(),
-        sc.span_id(),
-        sc.trace_flags().to_u8() & 1
-    );
+    let traceparent = traceparent(sc);
     let header = sc.trace_state().header();
     let (tracestate, state_json) = if header.is_empty() {
         (None, None)

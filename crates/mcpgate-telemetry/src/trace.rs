@@ -14,7 +14,10 @@ use opentelemetry::propagation::{Extractor, TextMapPropagator};
 use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
-use opentelemetry_sdk::trace::{BatchSpanProcessor, Sampler, SdkTracerProvider};
+use opentelemetry_sdk::trace::{
+    BatchSpanProcessor, IdGenerator as _, RandomIdGenerator, Sampler, SdkTracerProvider, SpanData,
+    SpanExporter as _, SpanProcessor,
+};
 use serde_json::value::RawValue;
 
 use crate::TelemetryError;
@@ -25,8 +28,62 @@ static ENABLED: AtomicBool = AtomicBool::new(false);
 /// their steps' child spans ([`crate::phase`]) are built with it directly.
 static TRACER: std::sync::OnceLock<opentelemetry_sdk::trace::Tracer> = std::sync::OnceLock::new();
 
+/// The batch processor, shared with the provider: the steps' child spans
+/// are handed to it as finished records ([`crate::phase`]).
+static PROCESSOR: std::sync::OnceLock<std::sync::Arc<BatchSpanProcessor>> =
+    std::sync::OnceLock::new();
+
 pub(crate) fn tracer() -> Option<&'static opentelemetry_sdk::trace::Tracer> {
     TRACER.get().filter(|_| enabled())
+}
+
+/// Queues a finished span for export.
+pub(crate) fn export_span(span: SpanData) {
+    if let Some(p) = PROCESSOR.get().filter(|_| enabled()) {
+        p.on_end(span);
+    }
+}
+
+/// A new span id, as the SDK's tracer makes them.
+pub(crate) fn new_span_id() -> opentelemetry::trace::SpanId {
+    RandomIdGenerator::default().new_span_id()
+}
+
+/// The instrumentation scope of mcpgate's spans (the tracer's).
+pub(crate) fn scope() -> &'static opentelemetry::InstrumentationScope {
+    static SCOPE: std::sync::LazyLock<opentelemetry::InstrumentationScope> =
+        std::sync::LazyLock::new(|| {
+            opentelemetry::InstrumentationScope::builder(SCOPE_NAME).build()
+        });
+    &SCOPE
+}
+
+const SCOPE_NAME: &str = "mcpgate";
+
+/// The provider's handle on the shared processor. The exporter is given the
+/// resource before the processor is built, so there is nothing to set here.
+#[derive(Debug)]
+struct Shared(std::sync::Arc<BatchSpanProcessor>);
+
+impl SpanProcessor for Shared {
+    fn on_start(&self, span: &mut opentelemetry_sdk::trace::Span, cx: &opentelemetry::Context) {
+        self.0.on_start(span, cx);
+    }
+
+    fn on_end(&self, span: SpanData) {
+        self.0.on_end(span);
+    }
+
+    fn force_flush(&self) -> opentelemetry_sdk::error::OTelSdkResult {
+        self.0.force_flush()
+    }
+
+    fn shutdown_with_timeout(
+        &self,
+        timeout: std::time::Duration,
+    ) -> opentelemetry_sdk::error::OTelSdkResult {
+        self.0.shutdown_with_timeout(timeout)
+    }
 }
 
 /// The `[telemetry]` settings the exporter reads; the standard `OTEL_…`
@@ -71,8 +128,6 @@ pub fn start(settings: &TraceSettings) -> Result<Option<Tracing>, TelemetryError
     let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
         TelemetryError::Otlp("the exporter must be started inside the Tokio runtime".to_owned())
     })?;
-    // `OTEL_BSP_*` set the batch sizes and delay.
-    let processor = BatchSpanProcessor::builder(OtlpExporter::new(config, runtime)).build();
     let mut resource = Resource::builder();
     if !env_set("OTEL_SERVICE_NAME") {
         resource = resource.with_service_name(
@@ -82,16 +137,22 @@ pub fn start(settings: &TraceSettings) -> Result<Option<Tracing>, TelemetryError
                 .unwrap_or_else(|| "mcpgate".to_owned()),
         );
     }
+    let resource = resource.build();
+    let mut exporter = OtlpExporter::new(config, runtime);
+    exporter.set_resource(&resource);
+    // `OTEL_BSP_*` set the batch sizes and delay.
+    let processor = std::sync::Arc::new(BatchSpanProcessor::builder(exporter).build());
     let mut provider = SdkTracerProvider::builder()
-        .with_span_processor(processor)
-        .with_resource(resource.build());
+        .with_span_processor(Shared(processor.clone()))
+        .with_resource(resource);
     if let (Some(ratio), false) = (settings.sample_ratio, env_set("OTEL_TRACES_SAMPLER")) {
         provider = provider.with_sampler(Sampler::ParentBased(Box::new(
             Sampler::TraceIdRatioBased(ratio.clamp(0.0, 1.0)),
         )));
     }
     let provider = provider.build();
-    let _ = TRACER.set(provider.tracer("mcpgate"));
+    let _ = TRACER.set(provider.tracer(SCOPE_NAME));
+    let _ = PROCESSOR.set(processor);
     ENABLED.store(true, Ordering::Relaxed);
     Ok(Some(Tracing { provider }))
 }
