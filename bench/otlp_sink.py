@@ -2,7 +2,10 @@
 """A minimal OTLP/HTTP trace receiver for bench/observability.sh (standard
 library only): accepts POST /v1/traces, answers 200 with an empty
 ExportTraceServiceResponse (zero bytes is its valid encoding), and keeps the
-number of exports and bytes received in COUNT_FILE ("exports bytes").
+number of exports, bytes and request spans received in COUNT_FILE ("exports
+bytes request_spans"). A request span is counted by its `mcpgate.request_id`
+attribute key, which only request spans carry: a cheap count that shows whether
+the gateway dropped spans (its queue full) without decoding the protobuf.
 
   otlp_sink.py COUNT_FILE   prints "listening on http://127.0.0.1:PORT"
 """
@@ -13,7 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 COUNT_FILE = sys.argv[1]
 lock = threading.Lock()
-totals = [0, 0]
+totals = [0, 0, 0]
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -26,8 +29,9 @@ class Handler(BaseHTTPRequestHandler):
             with lock:
                 totals[0] += 1
                 totals[1] += len(body)
+                totals[2] += body.count(b"mcpgate.request_id")
                 with open(COUNT_FILE, "w") as f:
-                    f.write(f"{totals[0]} {totals[1]}\n")
+                    f.write(f"{totals[0]} {totals[1]} {totals[2]}\n")
         self.send_response(200 if ok else 404)
         self.send_header("content-type", "application/x-protobuf")
         self.send_header("content-length", "0")

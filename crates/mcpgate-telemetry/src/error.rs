@@ -14,9 +14,10 @@ pub enum TelemetryError {
         /// The cause.
         source: std::io::Error,
     },
-    /// The OTLP exporter cannot be built (a malformed endpoint URL).
+    /// The OTLP exporter cannot be configured (a malformed endpoint URL,
+    /// headers or an unsupported compression).
     #[error(
-        "cannot start the OpenTelemetry exporter (telemetry.otlp_endpoint or OTEL_EXPORTER_OTLP_ENDPOINT): {0}"
+        "cannot start the OpenTelemetry exporter (telemetry.otlp_endpoint or OTEL_EXPORTER_OTLP_*): {0}"
     )]
-    Otlp(#[from] opentelemetry_otlp::ExporterBuildError),
+    Otlp(String),
 }

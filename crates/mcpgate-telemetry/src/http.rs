@@ -6,20 +6,18 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use axum::Router;
 use axum::extract::{ConnectInfo, MatchedPath, Request};
 use axum::middleware::Next;
 use axum::response::Response;
-use opentelemetry::trace::TraceContextExt as _;
-use tracing::Instrument;
-use tracing::field::Empty;
-use tracing_opentelemetry::OpenTelemetrySpanExt;
+use opentelemetry::KeyValue;
 
 use crate::audit::{AuditEvent, AuditKind};
 use crate::metrics::McpOutcome;
 use crate::note::{NOTE, Note, clean, lock};
+use crate::request_span::RequestSpan;
 
 use crate::logs::{ACCESS_TARGET, access_log};
 
@@ -69,53 +67,25 @@ async fn observe_request(req: Request, next: Next) -> Response {
         client_id: query_client,
         ..Note::default()
     };
-    let tracing_on = crate::trace::enabled();
-    let request_id = RequestId::new(given_id, tracing_on);
-    let span = if tracing_on {
-        let path = clean(uri.path());
-        let span = tracing::info_span!(
-            target: "mcpgate::request",
-            "request",
-            otel.name = %format!("{method} {route}"),
-            otel.kind = "server",
-            otel.status_code = Empty,
-            http.request.method = %method,
-            http.route = %route,
-            url.path = %path,
-            http.response.status_code = Empty,
-            client.address = peer.map(|p| p.ip().to_string()),
-            mcp.method.name = Empty,
-            mcp.session.id = Empty,
-            gen_ai.tool.name = Empty,
-            gen_ai.operation.name = Empty,
-            jsonrpc.request.id = Empty,
-            mcpgate.upstream = Empty,
-            mcpgate.request_id = %request_id.get(),
-        );
-        if let Some(cx) = crate::trace::parent_from_headers(req.headers()) {
-            note.has_parent = span.set_parent(cx).is_ok();
-        }
-        note.span = Some(span.clone());
-        span
-    } else {
-        tracing::Span::none()
-    };
+    let request_id = RequestId::new(given_id);
+    if crate::trace::enabled() {
+        note.span = Some(RequestSpan::new(
+            SystemTime::now(),
+            crate::trace::parent_from_headers(req.headers()),
+        ));
+    }
     let shared = Arc::new(Mutex::new(note));
-    let resp = NOTE
-        .scope(shared.clone(), next.run(req))
-        .instrument(span.clone())
-        .await;
+    let resp = NOTE.scope(shared.clone(), next.run(req)).await;
     let note = std::mem::take(&mut *lock(&shared));
     finish(
         &Seen {
             route: &route,
-            method: method.as_str(),
+            method: &method,
             uri: &uri,
             peer,
             request_id,
             elapsed: start.elapsed(),
         },
-        &span,
         note,
         &resp,
     );
@@ -130,15 +100,11 @@ struct RequestId {
 }
 
 impl RequestId {
-    fn new(given: Option<http::HeaderValue>, eager: bool) -> RequestId {
-        let id = RequestId {
+    fn new(given: Option<http::HeaderValue>) -> RequestId {
+        RequestId {
             given: given.filter(|v| !v.is_empty() && v.to_str().is_ok()),
             made: std::sync::OnceLock::new(),
-        };
-        if eager {
-            id.get();
         }
-        id
     }
 
     fn get(&self) -> &str {
@@ -152,19 +118,19 @@ impl RequestId {
 /// What the layer saw of the request itself.
 struct Seen<'a> {
     route: &'a str,
-    method: &'a str,
+    method: &'a http::Method,
     uri: &'a http::Uri,
     peer: Option<SocketAddr>,
     request_id: RequestId,
     elapsed: Duration,
 }
 
-fn finish(seen: &Seen<'_>, span: &tracing::Span, mut note: Note, resp: &Response) {
+fn finish(seen: &Seen<'_>, mut note: Note, resp: &Response) {
     let status = resp.status().as_u16();
     let m = crate::metrics();
     m.http_request(seen.route, status);
     // The session id of a new session is in the answer to initialize.
-    if note.session_id.is_none() && !span.is_none() {
+    if note.session_id.is_none() && note.span.is_some() {
         note.session_id = resp
             .headers()
             .get("mcp-session-id")
@@ -183,9 +149,6 @@ fn finish(seen: &Seen<'_>, span: &tracing::Span, mut note: Note, resp: &Response
             note.upstream_wait.unwrap_or_default(),
         );
     }
-    if !span.is_none() {
-        record_span(span, &mut note, status);
-    }
     if access_log() {
         let duration_ms = seen.elapsed.as_secs_f64() * 1000.0;
         let path = clean(seen.uri.path());
@@ -193,7 +156,7 @@ fn finish(seen: &Seen<'_>, span: &tracing::Span, mut note: Note, resp: &Response
             target: ACCESS_TARGET,
             request_id = seen.request_id.get(),
             client = seen.peer.map(|p| p.to_string()),
-            method = seen.method,
+            method = seen.method.as_str(),
             path = path.as_str(),
             status,
             duration_ms,
@@ -210,41 +173,83 @@ fn finish(seen: &Seen<'_>, span: &tracing::Span, mut note: Note, resp: &Response
     if crate::audit::installed() {
         audit_events(&note, status, seen.elapsed);
     }
+    // Last, so that the span can take the note's strings instead of copies.
+    if let Some(span) = note.span.take() {
+        end_span(seen, span, note, status);
+    }
 }
 
-fn record_span(span: &tracing::Span, note: &mut Note, status: u16) {
-    span.record("http.response.status_code", status);
-    if status >= 500 {
-        span.record("otel.status_code", "ERROR");
-    }
-    if let Some(method) = &note.mcp_method {
-        // The MCP conventions name the span "{method} {target}".
-        let name = match &note.tool {
-            Some(tool) => format!("{method} {tool}"),
-            None => method.clone(),
-        };
-        span.record("otel.name", name.as_str());
-        // Once started (injecting the context into an upstream call starts
-        // it) the span takes a new name only this way.
-        span.context().span().update_name(name);
-        span.record("mcp.method.name", method.as_str());
-    }
-    if let Some(tool) = &note.tool {
-        span.record("gen_ai.tool.name", tool.as_str());
-        span.record("gen_ai.operation.name", "execute_tool");
-    }
-    if let Some(s) = &note.session_id {
-        span.record("mcp.session.id", s.as_str());
-    }
-    if let Some(id) = &note.jsonrpc_id {
-        span.record("jsonrpc.request.id", id.trim_matches('"'));
-    }
-    if let Some(u) = &note.upstream {
-        span.record("mcpgate.upstream", u.as_str());
-    }
+/// Ends the request's span with the HTTP and MCP attributes (OpenTelemetry's
+/// semantic conventions; `mcpgate.*` for the gateway's own).
+fn end_span(seen: &Seen<'_>, span: RequestSpan, mut note: Note, status: u16) {
+    // The MCP conventions name the span "{method} {target}".
+    let name = match (&note.mcp_method, &note.tool) {
+        (Some(m), Some(t)) => format!("{m} {t}"),
+        (Some(m), None) => m.clone(),
+        (None, _) => format!("{} {}", seen.method, seen.route),
+    };
     let phases = std::mem::take(&mut note.phases);
-    if !phases.is_empty() {
-        crate::phase::export(&span.context(), phases);
+    let attrs = || {
+        let mut a = Vec::with_capacity(13);
+        a.push(KeyValue::new(
+            "http.request.method",
+            method_value(seen.method),
+        ));
+        a.push(KeyValue::new("http.route", seen.route.to_owned()));
+        a.push(KeyValue::new("url.path", clean(seen.uri.path())));
+        a.push(KeyValue::new(
+            "http.response.status_code",
+            i64::from(status),
+        ));
+        if let Some(p) = seen.peer {
+            a.push(KeyValue::new("client.address", p.ip().to_string()));
+        }
+        a.push(KeyValue::new(
+            "mcpgate.request_id",
+            seen.request_id.get().to_owned(),
+        ));
+        if let Some(m) = note.mcp_method {
+            a.push(KeyValue::new("mcp.method.name", m));
+        }
+        if let Some(t) = note.tool {
+            a.push(KeyValue::new("gen_ai.tool.name", t));
+            a.push(KeyValue::new("gen_ai.operation.name", "execute_tool"));
+        }
+        if let Some(s) = note.session_id {
+            a.push(KeyValue::new("mcp.session.id", s));
+        }
+        if let Some(id) = note.jsonrpc_id {
+            // A string id is noted as its JSON text; a number moves as is.
+            let id = if id.starts_with('"') {
+                id.trim_matches('"').to_owned()
+            } else {
+                id
+            };
+            a.push(KeyValue::new("jsonrpc.request.id", id));
+        }
+        if let Some(u) = note.upstream {
+            a.push(KeyValue::new("mcpgate.upstream", u));
+        }
+        a
+    };
+    span.end(SystemTime::now(), name, attrs, status >= 500, phases);
+}
+
+/// The standard methods as static text: no copy per request.
+fn method_value(m: &http::Method) -> opentelemetry::Value {
+    let known = [
+        http::Method::GET,
+        http::Method::POST,
+        http::Method::DELETE,
+        http::Method::PUT,
+        http::Method::PATCH,
+        http::Method::OPTIONS,
+        http::Method::HEAD,
+    ];
+    const NAMES: [&str; 7] = ["GET", "POST", "DELETE", "PUT", "PATCH", "OPTIONS", "HEAD"];
+    match known.iter().position(|k| k == m) {
+        Some(i) => opentelemetry::Value::from(NAMES[i]),
+        None => opentelemetry::Value::from(m.as_str().to_owned()),
     }
 }
 

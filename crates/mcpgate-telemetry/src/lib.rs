@@ -16,7 +16,7 @@
 //!    or `policy_denied` event to the audit sink ([`audit`]).
 //!
 //! [`serve_metrics`] exports the registry at `GET /metrics` on its own
-//! listener; [`trace::layer`] exports spans over OTLP/HTTP. Nothing here
+//! listener; [`trace::start`] exports spans over OTLP/HTTP. Nothing here
 //! sees a credential: subjects and client ids are logged, never tokens, and
 //! tool arguments reach the audit trail as a digest unless configured otherwise.
 
@@ -28,7 +28,9 @@ mod http;
 mod logs;
 mod metrics;
 mod note;
+mod otlp;
 mod phase;
+mod request_span;
 pub mod trace;
 
 pub use audit::{

@@ -1,8 +1,7 @@
-//! The process's `tracing` subscriber: log lines to stderr (human or JSON)
-//! and, when configured, spans to OpenTelemetry, each with its own filter.
+//! The process's `tracing` subscriber: log lines to stderr (human or JSON);
+//! and, when configured, the span exporter ([`crate::trace::start`]).
 
 use tracing_subscriber::EnvFilter;
-use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{Layer, fmt};
@@ -29,40 +28,26 @@ pub(crate) fn access_log() -> bool {
 }
 use crate::trace::{TraceSettings, Tracing};
 
-/// Installs the subscriber. `filter` is the log filter (`MCPGATE_LOG` or the
-/// default); request spans never reach the log lines (they would prefix every
-/// line), only the exporter, which takes mcpgate's spans at info and above.
-/// `colour` is the caller's decision (a terminal, no `NO_COLOR`) for human lines.
+/// Installs the subscriber and starts the span exporter when configured.
+/// `filter` is the log filter (`MCPGATE_LOG` or the default). Spans do not go
+/// through `tracing`: request spans are OpenTelemetry spans from the start
+/// ([`crate::request_span`]), so log lines carry no span prefix and the
+/// exporter sees no log events. `colour` is the caller's decision (a
+/// terminal, no `NO_COLOR`) for human lines.
 pub fn init_logging(
     json: bool,
     colour: bool,
     filter: &str,
     traces: &TraceSettings,
 ) -> Result<Option<Tracing>, TelemetryError> {
-    let log_filter = EnvFilter::try_new(format!("{filter},mcpgate::request=off"))
-        .unwrap_or_else(|_| EnvFilter::new("info,mcpgate::request=off"));
+    let log_filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
     let fmt = fmt::layer().with_writer(std::io::stderr);
     let fmt = if json {
         fmt.json().with_filter(log_filter).boxed()
     } else {
         fmt.with_ansi(colour).with_filter(log_filter).boxed()
     };
-    let (otel, tracing) = match crate::trace::layer(traces)? {
-        Some((layer, t)) => (
-            Some(
-                layer.with_filter(
-                    Targets::new()
-                        .with_target("mcpgate", tracing::Level::INFO)
-                        .with_default(tracing::level_filters::LevelFilter::OFF),
-                ),
-            ),
-            Some(t),
-        ),
-        None => (None, None),
-    };
-    let _ = tracing_subscriber::registry()
-        .with(fmt)
-        .with(otel)
-        .try_init();
+    let tracing = crate::trace::start(traces)?;
+    let _ = tracing_subscriber::registry().with(fmt).try_init();
     Ok(tracing)
 }

@@ -13,7 +13,6 @@ use std::time::{Duration, Instant, SystemTime};
 use opentelemetry::KeyValue;
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 pub(crate) use crate::clean::clean;
 
@@ -33,10 +32,8 @@ pub(crate) struct Note {
     pub(crate) oauth_error: Option<(&'static str, String)>,
     /// A policy refusal's reason.
     pub(crate) denied: Option<String>,
-    /// The request's span (when traces are exported), and whether a caller's
-    /// trace context already became its parent.
-    pub(crate) span: Option<tracing::Span>,
-    pub(crate) has_parent: bool,
+    /// The request's span, when traces are exported.
+    pub(crate) span: Option<crate::request_span::RequestSpan>,
     /// When the request went upstream (and the wall clock then, while traces
     /// are exported), until its first answer.
     pub(crate) upstream_sent: Option<(Instant, Option<SystemTime>)>,
@@ -62,6 +59,15 @@ pub(crate) fn lock(n: &Shared) -> MutexGuard<'_, Note> {
 
 fn with(f: impl FnOnce(&mut Note)) {
     let _ = NOTE.try_with(|n| f(&mut lock(n)));
+}
+
+/// `f` on the current request span's context as it is passed on (the span
+/// starts if it has not); `None` outside the layer, while traces are off, or
+/// for an invalid context.
+pub(crate) fn propagated<R>(f: impl FnOnce(&crate::request_span::Propagated) -> R) -> Option<R> {
+    NOTE.try_with(|n| lock(n).span.as_mut()?.propagated().map(f))
+        .ok()
+        .flatten()
 }
 
 /// The current request's note, inside the layer.
@@ -239,10 +245,8 @@ pub fn note_mcp(
         && let Some(cx) = crate::trace::parent_from_meta(&tp, meta.tracestate.as_deref())
     {
         with(|n| {
-            if !n.has_parent
-                && let Some(span) = &n.span
-            {
-                n.has_parent = span.set_parent(cx).is_ok();
+            if let Some(span) = &mut n.span {
+                span.set_parent(cx);
             }
         });
     }

@@ -9,10 +9,12 @@
 //! child starts). While traces are off, or outside the layer, a step is a
 //! no-op: no clock is read.
 
+use std::borrow::Cow;
 use std::time::SystemTime;
 
 use opentelemetry::KeyValue;
-use opentelemetry::trace::{Span as _, SpanKind, Status, TraceContextExt as _, Tracer as _};
+use opentelemetry::trace::{SpanContext, SpanKind, Status};
+use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
 
 /// Which step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,25 +76,41 @@ impl Phase {
     }
 }
 
-/// Exports the request's steps as children of `parent` (the request's span).
-pub(crate) fn export(parent: &opentelemetry::Context, phases: Vec<Phase>) {
-    let Some(tracer) = crate::trace::tracer() else {
-        return;
-    };
-    if !parent.span().span_context().is_valid() {
+/// Exports the request's steps as children of `parent` (the request span's
+/// context). They are finished records already: each becomes the SDK's span
+/// record directly, without a span started and ended through the tracer. A
+/// child is sampled as its parent is (what the SDK's samplers decide for a
+/// local parent).
+pub(crate) fn export(parent: &SpanContext, phases: Vec<Phase>) {
+    if !parent.is_valid() || !parent.is_sampled() {
         return;
     }
     for p in phases {
-        let mut span = tracer
-            .span_builder(p.name.span_name())
-            .with_kind(p.name.kind())
-            .with_start_time(p.start)
-            .with_attributes(p.attrs)
-            .start_with_context(tracer, parent);
-        if p.failed {
-            span.set_status(Status::error(""));
-        }
-        span.end_with_timestamp(p.end);
+        crate::trace::export_span(SpanData {
+            span_context: SpanContext::new(
+                parent.trace_id(),
+                crate::trace::new_span_id(),
+                parent.trace_flags(),
+                false,
+                parent.trace_state().clone(),
+            ),
+            parent_span_id: parent.span_id(),
+            parent_span_is_remote: false,
+            span_kind: p.name.kind(),
+            name: Cow::Borrowed(p.name.span_name()),
+            start_time: p.start,
+            end_time: p.end,
+            attributes: p.attrs,
+            dropped_attributes_count: 0,
+            events: SpanEvents::default(),
+            links: SpanLinks::default(),
+            status: if p.failed {
+                Status::error("")
+            } else {
+                Status::Unset
+            },
+            instrumentation_scope: crate::trace::scope().clone(),
+        });
     }
 }
 

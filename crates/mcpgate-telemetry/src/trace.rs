@@ -1,6 +1,7 @@
-//! OpenTelemetry traces: the OTLP/HTTP exporter behind a `tracing` layer,
-//! and W3C trace context in and out (`traceparent` headers and
-//! `params._meta.traceparent`).
+//! OpenTelemetry traces: the SDK's tracer with the OTLP/HTTP exporter
+//! ([`crate::otlp`]), and W3C trace context in and out (`traceparent`
+//! headers and `params._meta.traceparent`). Request spans are built with the
+//! tracer directly, not through `tracing` ([`crate::request_span`]).
 //!
 //! Off unless `[telemetry] otlp_endpoint` or `OTEL_EXPORTER_OTLP_ENDPOINT`
 //! (or `…_TRACES_ENDPOINT`) is set; while off, every function here returns at
@@ -11,22 +12,81 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use opentelemetry::propagation::{Extractor, TextMapPropagator};
 use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
-use opentelemetry_otlp::{Protocol, WithExportConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
-use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider, span_processor_with_async_runtime};
+use opentelemetry_sdk::trace::{
+    BatchConfigBuilder, BatchSpanProcessor, IdGenerator as _, RandomIdGenerator, Sampler,
+    SdkTracerProvider, SpanData, SpanExporter as _, SpanProcessor,
+};
 use serde_json::value::RawValue;
-use tracing_opentelemetry::{OpenTelemetryLayer, OpenTelemetrySpanExt};
-use tracing_subscriber::registry::LookupSpan;
 
 use crate::TelemetryError;
+use crate::otlp::{ExportConfig, OtlpExporter};
 
 static ENABLED: AtomicBool = AtomicBool::new(false);
-/// The exporter's tracer, for the request steps' child spans ([`crate::phase`]).
+/// The exporter's tracer: the request spans ([`crate::request_span`]) and
+/// their steps' child spans ([`crate::phase`]) are built with it directly.
 static TRACER: std::sync::OnceLock<opentelemetry_sdk::trace::Tracer> = std::sync::OnceLock::new();
+
+/// The batch processor, shared with the provider: the steps' child spans
+/// are handed to it as finished records ([`crate::phase`]).
+static PROCESSOR: std::sync::OnceLock<std::sync::Arc<BatchSpanProcessor>> =
+    std::sync::OnceLock::new();
 
 pub(crate) fn tracer() -> Option<&'static opentelemetry_sdk::trace::Tracer> {
     TRACER.get().filter(|_| enabled())
+}
+
+/// Queues a finished span for export.
+pub(crate) fn export_span(span: SpanData) {
+    if let Some(p) = PROCESSOR.get().filter(|_| enabled()) {
+        p.on_end(span);
+    }
+}
+
+/// A new span id, as the SDK's tracer makes them.
+pub(crate) fn new_span_id() -> opentelemetry::trace::SpanId {
+    RandomIdGenerator::default().new_span_id()
+}
+
+/// The instrumentation scope of mcpgate's spans (the tracer's).
+pub(crate) fn scope() -> &'static opentelemetry::InstrumentationScope {
+    static SCOPE: std::sync::LazyLock<opentelemetry::InstrumentationScope> =
+        std::sync::LazyLock::new(|| {
+            opentelemetry::InstrumentationScope::builder(SCOPE_NAME).build()
+        });
+    &SCOPE
+}
+
+const SCOPE_NAME: &str = "mcpgate";
+
+/// The batch processor's queue, in spans, unless `OTEL_BSP_MAX_QUEUE_SIZE` says.
+const QUEUE_SIZE: usize = 16_384;
+
+/// The provider's handle on the shared processor. The exporter is given the
+/// resource before the processor is built, so there is nothing to set here.
+#[derive(Debug)]
+struct Shared(std::sync::Arc<BatchSpanProcessor>);
+
+impl SpanProcessor for Shared {
+    fn on_start(&self, span: &mut opentelemetry_sdk::trace::Span, cx: &opentelemetry::Context) {
+        self.0.on_start(span, cx);
+    }
+
+    fn on_end(&self, span: SpanData) {
+        self.0.on_end(span);
+    }
+
+    fn force_flush(&self) -> opentelemetry_sdk::error::OTelSdkResult {
+        self.0.force_flush()
+    }
+
+    fn shutdown_with_timeout(
+        &self,
+        timeout: std::time::Duration,
+    ) -> opentelemetry_sdk::error::OTelSdkResult {
+        self.0.shutdown_with_timeout(timeout)
+    }
 }
 
 /// The `[telemetry]` settings the exporter reads; the standard `OTEL_…`
@@ -62,39 +122,15 @@ fn env_set(name: &str) -> bool {
     std::env::var(name).is_ok_and(|v| !v.trim().is_empty())
 }
 
-/// The `tracing` layer that exports spans.
-pub type OtelLayer<S> = OpenTelemetryLayer<S, opentelemetry_sdk::trace::Tracer>;
-
-/// The layer that turns `tracing` spans into OpenTelemetry spans, or `None`
-/// when no endpoint is configured. Must be called inside the Tokio runtime.
-pub fn layer<S>(settings: &TraceSettings) -> Result<Option<(OtelLayer<S>, Tracing)>, TelemetryError>
-where
-    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
-{
-    let configured = settings
-        .otlp_endpoint
-        .as_deref()
-        .map(str::trim)
-        .filter(|e| !e.is_empty());
-    if configured.is_none()
-        && !env_set("OTEL_EXPORTER_OTLP_ENDPOINT")
-        && !env_set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-    {
+/// Starts exporting spans, or returns `None` when no endpoint is configured.
+/// Must be called inside the Tokio runtime.
+pub fn start(settings: &TraceSettings) -> Result<Option<Tracing>, TelemetryError> {
+    let Some(config) = ExportConfig::resolve(settings.otlp_endpoint.as_deref())? else {
         return Ok(None);
-    }
-    let mut exporter = opentelemetry_otlp::SpanExporter::builder()
-        .with_http()
-        .with_protocol(Protocol::HttpBinary);
-    if let Some(base) = configured {
-        exporter = exporter.with_endpoint(format!("{}/v1/traces", base.trim_end_matches('/')));
-    }
-    let exporter = exporter.build()?;
-    // The SDK's own batch thread has no Tokio reactor for the hyper client.
-    let processor = span_processor_with_async_runtime::BatchSpanProcessor::builder(
-        exporter,
-        opentelemetry_sdk::runtime::Tokio,
-    )
-    .build();
+    };
+    let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+        TelemetryError::Otlp("the exporter must be started inside the Tokio runtime".to_owned())
+    })?;
     let mut resource = Resource::builder();
     if !env_set("OTEL_SERVICE_NAME") {
         resource = resource.with_service_name(
@@ -104,32 +140,35 @@ where
                 .unwrap_or_else(|| "mcpgate".to_owned()),
         );
     }
+    let resource = resource.build();
+    let mut exporter = OtlpExporter::new(config, runtime);
+    exporter.set_resource(&resource);
+    // `OTEL_BSP_*` set the batch sizes and delay. Unset, the queue holds
+    // 16,384 spans instead of the SDK's 2,048: at ten thousand requests a
+    // second (three spans each) 2,048 is 70 ms, less than one export to a
+    // slow collector takes, and the spans beyond it were dropped.
+    let mut batch = BatchConfigBuilder::default();
+    if !env_set("OTEL_BSP_MAX_QUEUE_SIZE") {
+        batch = batch.with_max_queue_size(QUEUE_SIZE);
+    }
+    let processor = std::sync::Arc::new(
+        BatchSpanProcessor::builder(exporter)
+            .with_batch_config(batch.build())
+            .build(),
+    );
     let mut provider = SdkTracerProvider::builder()
-        .with_span_processor(processor)
-        .with_resource(resource.build());
+        .with_span_processor(Shared(processor.clone()))
+        .with_resource(resource);
     if let (Some(ratio), false) = (settings.sample_ratio, env_set("OTEL_TRACES_SAMPLER")) {
         provider = provider.with_sampler(Sampler::ParentBased(Box::new(
             Sampler::TraceIdRatioBased(ratio.clamp(0.0, 1.0)),
         )));
     }
     let provider = provider.build();
-    let tracer = provider.tracer("mcpgate");
-    let _ = TRACER.set(tracer.clone());
+    let _ = TRACER.set(provider.tracer(SCOPE_NAME));
+    let _ = PROCESSOR.set(processor);
     ENABLED.store(true, Ordering::Relaxed);
-    // Without activation on enter, a request span stays unstarted until its
-    // first child or its end, so a `params._meta.traceparent` read after the
-    // span was entered can still become its parent.
-    // Only the attributes mcpgate sets: no source location, thread, target or
-    // busy/idle timings (the last reads the clock on every poll of a request).
-    let layer = tracing_opentelemetry::layer()
-        .with_tracer(tracer)
-        .with_context_activation(false)
-        .with_tracked_inactivity(false)
-        .with_location(false)
-        .with_threads(false)
-        .with_target(false)
-        .with_level(false);
-    Ok(Some((layer, Tracing { provider })))
+    Ok(Some(Tracing { provider }))
 }
 
 /// Whether spans are exported.
@@ -176,35 +215,23 @@ pub(crate) fn parent_from_meta(
     valid(TraceContextPropagator::new().extract(&carrier))
 }
 
-/// The current span's context as W3C headers (`traceparent`, and
-/// `tracestate` when there is one); empty while tracing is off.
-fn current() -> HashMap<String, String> {
-    let mut out = HashMap::new();
-    if enabled() {
-        let cx = tracing::Span::current().context();
-        if cx.span().span_context().is_valid() {
-            TraceContextPropagator::new().inject_context(&cx, &mut out);
-        }
-    }
-    out
-}
-
-/// The current span's `traceparent`, to pass on to an upstream.
+/// The current request span's `traceparent`, to pass on to an upstream.
 pub fn traceparent() -> Option<String> {
-    current().remove("traceparent")
+    crate::note::propagated(|p| p.traceparent.to_str().ok().map(str::to_owned)).flatten()
 }
 
-/// Adds `traceparent` (and `tracestate`) for the current span to an upstream
-/// HTTP request's headers.
+/// Adds `traceparent` (and `tracestate`) for the current request's span to
+/// an upstream HTTP request's headers.
 pub fn inject_headers(headers: &mut http::HeaderMap) {
-    for (k, v) in current() {
-        if let (Ok(k), Ok(v)) = (
-            http::HeaderName::from_bytes(k.as_bytes()),
-            http::HeaderValue::from_str(&v),
-        ) {
-            headers.insert(k, v);
-        }
+    if !enabled() {
+        return;
     }
+    crate::note::propagated(|p| {
+        headers.insert("traceparent", p.traceparent.clone());
+        if let Some(ts) = &p.tracestate {
+            headers.insert("tracestate", ts.clone());
+        }
+    });
 }
 
 /// [`inject_meta`] on a message's raw params: the same text back while
@@ -224,12 +251,10 @@ pub fn inject_meta_raw(
         && !p.get().contains("\"_meta\"")
         && p.get().trim_start().starts_with('{')
     {
-        let context = current();
-        if context.is_empty() {
+        let Some(meta) = crate::note::propagated(|p| p.meta.clone()) else {
             return params;
-        }
-        let spliced = splice_meta(p, &context);
-        return spliced.or(params);
+        };
+        return splice_meta(p, &meta).or(params);
     }
     let mut value = match params.as_deref() {
         Some(p) => match serde_json::from_str::<serde_json::Value>(p.get()) {
@@ -242,27 +267,40 @@ pub fn inject_meta_raw(
     serde_json::value::to_raw_value(&value).ok().or(params)
 }
 
-/// `{"_meta": context, …the object's members}` from an object's text that
-/// has no `_meta`; `None` when `params` is not an object.
-fn splice_meta(params: &RawValue, context: &HashMap<String, String>) -> Option<Box<RawValue>> {
+/// `{"_meta": meta, …the object's members}` from an object's text that
+/// has no `_meta` (`meta`: the context as a JSON object); `None` when
+/// `params` is not an object.
+fn splice_meta(params: &RawValue, meta: &str) -> Option<Box<RawValue>> {
     let rest = params.get().trim_start().strip_prefix('{')?;
-    let meta = serde_json::to_string(context).ok()?;
     let comma = if rest.trim_start().starts_with('}') {
         ""
     } else {
         ","
     };
-    RawValue::from_string(format!("{{\"_meta\":{meta}{comma}{rest}")).ok()
+    let mut out = String::with_capacity(10 + meta.len() + rest.len());
+    out.push_str("{\"_meta\":");
+    out.push_str(meta);
+    out.push_str(comma);
+    out.push_str(rest);
+    RawValue::from_string(out).ok()
 }
 
 /// Sets `params._meta.traceparent` (and `tracestate`) for the current span in
 /// a JSON-RPC request's params object, so that stdio upstreams continue the
 /// trace too. Params that are not an object are left alone.
 pub fn inject_meta(params: &mut serde_json::Value) {
-    let context = current();
-    if context.is_empty() {
+    if !enabled() {
         return;
     }
+    let Some(context) = crate::note::propagated(|p| {
+        let mut c = vec![("traceparent", p.traceparent.clone())];
+        if let Some(ts) = &p.tracestate {
+            c.push(("tracestate", ts.clone()));
+        }
+        c
+    }) else {
+        return;
+    };
     let Some(obj) = params.as_object_mut() else {
         return;
     };
@@ -271,7 +309,9 @@ pub fn inject_meta(params: &mut serde_json::Value) {
         .or_insert_with(|| serde_json::Value::Object(Default::default()));
     if let Some(meta) = meta.as_object_mut() {
         for (k, v) in context {
-            meta.insert(k, serde_json::Value::String(v));
+            if let Ok(v) = v.to_str() {
+                meta.insert(k.to_owned(), serde_json::Value::String(v.to_owned()));
+            }
         }
     }
 }
