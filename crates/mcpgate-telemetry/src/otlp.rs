@@ -1,7 +1,8 @@
 //! The span exporter behind the SDK's batch processor: OTLP/HTTP with
 //! protobuf bodies ([`proto`] writes them from the span records without the
 //! generic conversion), posted with `opentelemetry-http`'s hyper client on
-//! the Tokio runtime.
+//! the Tokio runtime, over plain HTTP or HTTPS (rustls, the web PKI roots, as
+//! the gateway's own upstream client).
 //!
 //! The processor is the SDK's thread-based one: ending a span is a send on a
 //! bounded channel that wakes nobody until a batch is full, where the
@@ -23,6 +24,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use http::{HeaderMap, HeaderName, HeaderValue, Uri};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
 use opentelemetry_http::hyper::HyperClient;
 use opentelemetry_http::{Bytes, HttpClient};
 use opentelemetry_sdk::Resource;
@@ -71,10 +74,12 @@ impl ExportConfig {
         let endpoint: Uri = endpoint
             .parse()
             .ok()
-            .filter(|u: &Uri| matches!(u.scheme_str(), Some("http")) && u.host().is_some())
+            .filter(|u: &Uri| {
+                matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some()
+            })
             .ok_or_else(|| {
                 TelemetryError::Otlp(format!(
-                    "the endpoint {endpoint:?} is not an http:// URL (https is not supported)"
+                    "the endpoint {endpoint:?} is not an http:// or https:// URL"
                 ))
             })?;
         for var in [
@@ -130,11 +135,23 @@ fn with_path(base: &str) -> String {
     format!("{}/v1/traces", base.trim().trim_end_matches('/'))
 }
 
+/// HTTP and HTTPS, so a collector behind TLS (most hosted ones) is reachable.
+fn connector() -> HttpsConnector<HttpConnector> {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    hyper_rustls::HttpsConnectorBuilder::new()
+        .with_webpki_roots()
+        .https_or_http()
+        .enable_http1()
+        .enable_http2()
+        .wrap_connector(http)
+}
+
 /// The exporter the batch processor calls with each batch.
 #[derive(Debug)]
 pub(crate) struct OtlpExporter {
     config: ExportConfig,
-    client: HyperClient,
+    client: HyperClient<HttpsConnector<HttpConnector>>,
     runtime: tokio::runtime::Handle,
     encoder: Mutex<proto::Encoder>,
     body: Mutex<Vec<u8>>,
@@ -144,7 +161,7 @@ impl OtlpExporter {
     /// An exporter posting on `runtime`.
     pub(crate) fn new(config: ExportConfig, runtime: tokio::runtime::Handle) -> OtlpExporter {
         OtlpExporter {
-            client: HyperClient::with_default_connector(config.timeout, None),
+            client: HyperClient::new(connector(), config.timeout, None),
             runtime,
             config,
             encoder: Mutex::new(proto::Encoder::default()),
@@ -188,9 +205,15 @@ impl SpanExporter for OtlpExporter {
         let client = self.client.clone();
         let sent = self
             .runtime
-            .spawn(async move { client.send_bytes(req).await.map(|_| ()) });
+            .spawn(async move { client.send_bytes(req).await.map(|r| r.status()) });
         match sent.await {
-            Ok(Ok(())) => Ok(()),
+            Ok(Ok(status)) if status.is_success() => Ok(()),
+            // A collector that refuses the batch (a wrong path, a missing
+            // credential header) must show in the SDK's error log, not pass.
+            Ok(Ok(status)) => Err(OTelSdkError::InternalFailure(format!(
+                "OTLP export to {} was refused with HTTP {status}",
+                self.config.endpoint
+            ))),
             Ok(Err(e)) => Err(OTelSdkError::InternalFailure(format!(
                 "OTLP export to {} failed: {e}",
                 self.config.endpoint

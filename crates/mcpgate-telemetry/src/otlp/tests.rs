@@ -76,11 +76,11 @@ fn headers_and_timeout_come_from_the_environment() {
 #[test]
 fn what_cannot_be_honoured_is_an_error_that_names_it_without_the_secret() {
     for (configured, vars, says) in [
-        (Some("not a url"), vec![], "not an http:// URL"),
+        (Some("not a url"), vec![], "not an http:// or https:// URL"),
         (
-            Some("https://collector:4318"),
+            Some("ftp://collector:4318"),
             vec![],
-            "https is not supported",
+            "not an http:// or https:// URL",
         ),
         (
             Some("http://127.0.0.1:4318"),
