@@ -5,15 +5,13 @@
 //! The nonce is random per seal; the caller's `aad` (e.g. the row's key) binds
 //! a sealed value to its place, so it cannot be moved to another row. The key
 //! id is the first byte of the key's SHA-256, so a wrong master key is told
-//! apart from a damaged value, and a rotation can find what to re-seal.
+//! apart from a damaged value, and a rotation can find what to re-seal. The
+//! cipher is [`AeadKey`], which the gateway's sealed session ids use too.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
-use sha2::{Digest as _, Sha256};
+use mcpgate_types::{AeadError, AeadKey, KeyFileError, MIN_SEALED_LEN};
 
 /// The environment variable that holds the master key (base64 of 32 bytes).
 pub const MASTER_KEY_ENV: &str = "MCPGATE_MASTER_KEY";
@@ -22,8 +20,7 @@ pub const MASTER_KEY_ENV: &str = "MCPGATE_MASTER_KEY";
 pub const MASTER_KEY_FILE: &str = "master.key";
 
 const FORMAT_VERSION: u8 = 1;
-const HEADER_LEN: usize = 2 + NONCE_LEN;
-const TAG_LEN: usize = 16;
+const HEADER_LEN: usize = 2;
 
 /// Why a master key cannot be loaded or a value cannot be unsealed.
 #[derive(Debug, thiserror::Error)]
@@ -63,43 +60,33 @@ pub enum SealError {
     Crypto,
 }
 
-/// An AES-256-GCM key. `Debug` never shows it.
-pub struct MasterKey {
-    key: LessSafeKey,
-    id: u8,
-}
+/// An AES-256-GCM key ([`AeadKey`]), framing what it seals with a format
+/// version and its id. `Debug` never shows it.
+pub struct MasterKey(AeadKey);
 
 impl fmt::Debug for MasterKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "MasterKey(id {:02x})", self.id)
+        write!(f, "MasterKey(id {:02x})", self.0.id())
     }
 }
 
 impl MasterKey {
     /// A key from its 32 bytes.
     pub fn from_bytes(bytes: &[u8], origin: &str) -> Result<MasterKey, SealError> {
-        if bytes.len() != 32 {
-            return Err(SealError::BadKey {
+        AeadKey::from_bytes(bytes)
+            .map(MasterKey)
+            .ok_or_else(|| SealError::BadKey {
                 origin: origin.to_owned(),
-            });
-        }
-        let key = UnboundKey::new(&AES_256_GCM, bytes).map_err(|_| SealError::BadKey {
-            origin: origin.to_owned(),
-        })?;
-        Ok(MasterKey {
-            key: LessSafeKey::new(key),
-            id: Sha256::digest(bytes)[0],
-        })
+            })
     }
 
     /// A key from base64 text (whitespace around it ignored).
     pub fn from_base64(text: &str, origin: &str) -> Result<MasterKey, SealError> {
-        let bytes = STANDARD
-            .decode(text.trim())
-            .map_err(|_| SealError::BadKey {
+        AeadKey::from_base64(text)
+            .map(MasterKey)
+            .ok_or_else(|| SealError::BadKey {
                 origin: origin.to_owned(),
-            })?;
-        MasterKey::from_bytes(&bytes, origin)
+            })
     }
 
     /// The key from `MCPGATE_MASTER_KEY`, else from `<data_dir>/master.key`,
@@ -113,77 +100,44 @@ impl MasterKey {
             path: path.clone(),
             source,
         };
-        match std::fs::read_to_string(&path) {
-            Ok(text) => MasterKey::from_base64(&text, &path.display().to_string()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                use std::io::Write as _;
-                use std::os::unix::fs::OpenOptionsExt as _;
-                crate::create_private_dir(data_dir).map_err(io)?;
-                let mut bytes = [0u8; 32];
-                aws_lc_rs::rand::fill(&mut bytes).map_err(|_| SealError::Crypto)?;
-                let mut f = std::fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .open(&path)
-                    .map_err(io)?;
-                f.write_all(format!("{}\n", STANDARD.encode(bytes)).as_bytes())
-                    .and_then(|()| f.sync_all())
-                    .map_err(io)?;
-                MasterKey::from_bytes(&bytes, &path.display().to_string())
-            }
-            Err(e) => Err(io(e)),
-        }
+        crate::create_private_dir(data_dir).map_err(io)?;
+        let file = mcpgate_types::read_or_create_key_file(&path).map_err(|e| match e {
+            KeyFileError::Io(e) => io(e),
+            _ => SealError::Crypto,
+        })?;
+        MasterKey::from_base64(&file.text, &path.display().to_string())
     }
 
     /// The key id stored in every value it seals.
     pub fn id(&self) -> u8 {
-        self.id
+        self.0.id()
     }
 
     /// Encrypts `plaintext`, bound to `aad`.
     pub fn seal(&self, plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>, SealError> {
-        let mut nonce = [0u8; NONCE_LEN];
-        aws_lc_rs::rand::fill(&mut nonce).map_err(|_| SealError::Crypto)?;
-        let mut out = Vec::with_capacity(HEADER_LEN + plaintext.len() + TAG_LEN);
+        let mut out = Vec::with_capacity(HEADER_LEN + MIN_SEALED_LEN + plaintext.len());
         out.push(FORMAT_VERSION);
-        out.push(self.id);
-        out.extend_from_slice(&nonce);
-        let mut body = plaintext.to_vec();
-        self.key
-            .seal_in_place_append_tag(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::from(aad),
-                &mut body,
-            )
+        out.push(self.0.id());
+        self.0
+            .seal_append(&mut out, plaintext, aad)
             .map_err(|_| SealError::Crypto)?;
-        out.extend_from_slice(&body);
         Ok(out)
     }
 
     /// Decrypts what [`MasterKey::seal`] produced with the same `aad`.
     pub fn open(&self, sealed: &[u8], aad: &[u8]) -> Result<Vec<u8>, SealError> {
-        if sealed.len() < HEADER_LEN + TAG_LEN || sealed[0] != FORMAT_VERSION {
+        if sealed.len() < HEADER_LEN + MIN_SEALED_LEN || sealed[0] != FORMAT_VERSION {
             return Err(SealError::Damaged);
         }
-        if sealed[1] != self.id {
+        if sealed[1] != self.0.id() {
             return Err(SealError::WrongKey {
                 sealed: sealed[1],
-                current: self.id,
+                current: self.0.id(),
             });
         }
-        let mut nonce = [0u8; NONCE_LEN];
-        nonce.copy_from_slice(&sealed[2..HEADER_LEN]);
-        let mut body = sealed[HEADER_LEN..].to_vec();
-        let plain = self
-            .key
-            .open_in_place(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::from(aad),
-                &mut body,
-            )
-            .map_err(|_| SealError::Damaged)?;
-        Ok(plain.to_vec())
+        self.0
+            .open(&sealed[HEADER_LEN..], aad)
+            .map_err(|_: AeadError| SealError::Damaged)
     }
 }
 

@@ -81,6 +81,16 @@ pub(super) fn item(
             Ok((Some((h, t)), None))
         }
     };
+    // Every kind but static and basic defaults to `Authorization: Bearer {secret}`.
+    let bearer = |header: &Option<String>, template: &Option<String>, env: &Option<String>| {
+        delivery(
+            header,
+            template,
+            env,
+            Some("authorization"),
+            "Bearer {secret}",
+        )
+    };
     let url_ok = |u: &url::Url, key: &str| -> Result<(), String> {
         if matches!(u.scheme(), "http" | "https") {
             Ok(())
@@ -119,6 +129,21 @@ pub(super) fn item(
             (None, Some(_)) => Err("set client_id (or client_id_env / client_id_file)".into()),
         }
     };
+    // The two token-endpoint tables carry the same client keys under the same
+    // names (config.rs says why they are two structs): read them one way.
+    macro_rules! client_auth {
+        ($t:expr) => {
+            client_auth(
+                (&$t.client_id, &$t.client_id_env, &$t.client_id_file),
+                (
+                    &$t.client_secret,
+                    &$t.client_secret_env,
+                    &$t.client_secret_file,
+                ),
+                $t.auth_method,
+            )
+        };
+    }
     let (kind, label, header, env, source) = match c {
         CredentialConfig::Static {
             value,
@@ -136,7 +161,7 @@ pub(super) fn item(
             template,
             env,
         } => {
-            let bearer = matches!(c, CredentialConfig::Bearer { .. });
+            let is_bearer = matches!(c, CredentialConfig::Bearer { .. });
             let r = SecretRef::required(
                 "value",
                 value.as_ref().map(ExposeSecret::expose_secret),
@@ -144,14 +169,8 @@ pub(super) fn item(
                 value_file.as_ref(),
                 true,
             )?;
-            let (h, e) = if bearer {
-                delivery(
-                    header,
-                    template,
-                    env,
-                    Some("authorization"),
-                    "Bearer {secret}",
-                )?
+            let (h, e) = if is_bearer {
+                bearer(header, template, env)?
             } else {
                 delivery(header, template, env, None, "{secret}")?
             };
@@ -192,23 +211,9 @@ pub(super) fn item(
         }
         CredentialConfig::ClientCredentials(o) => {
             url_ok(&o.token_url, "token_url")?;
-            let client = client_auth(
-                (&o.client_id, &o.client_id_env, &o.client_id_file),
-                (
-                    &o.client_secret,
-                    &o.client_secret_env,
-                    &o.client_secret_file,
-                ),
-                o.auth_method,
-            )?
-            .ok_or("set client_id and client_secret (or their _env / _file forms)")?;
-            let (h, e) = delivery(
-                &o.header,
-                &o.template,
-                &None,
-                Some("authorization"),
-                "Bearer {secret}",
-            )?;
+            let client = client_auth!(o)?
+                .ok_or("set client_id and client_secret (or their _env / _file forms)")?;
+            let (h, e) = bearer(&o.header, &o.template, &None)?;
             let how = ClientCredentials {
                 upstream: name.clone(),
                 http: http.clone(),
@@ -261,13 +266,7 @@ pub(super) fn item(
                     ));
                 }
             }
-            let (h, e) = delivery(
-                &l.header,
-                &l.template,
-                &None,
-                Some("authorization"),
-                "Bearer {secret}",
-            )?;
+            let (h, e) = bearer(&l.header, &l.template, &None)?;
             let label = format!("login at {} as {}", l.login_url, username.label());
             let how = Login {
                 upstream: name.clone(),
@@ -295,22 +294,8 @@ pub(super) fn item(
         }
         CredentialConfig::TokenExchange(t) => {
             url_ok(&t.token_url, "token_url")?;
-            let client = client_auth(
-                (&t.client_id, &t.client_id_env, &t.client_id_file),
-                (
-                    &t.client_secret,
-                    &t.client_secret_env,
-                    &t.client_secret_file,
-                ),
-                t.auth_method,
-            )?;
-            let (h, e) = delivery(
-                &t.header,
-                &t.template,
-                &None,
-                Some("authorization"),
-                "Bearer {secret}",
-            )?;
+            let client = client_auth!(t)?;
+            let (h, e) = bearer(&t.header, &t.template, &None)?;
             let how = TokenExchange {
                 upstream: name.clone(),
                 http: http.clone(),
@@ -335,13 +320,7 @@ pub(super) fn item(
             if let Some(f) = &v.format {
                 vault_format(f)?;
             }
-            let (h, e) = delivery(
-                &v.header,
-                &v.template,
-                &v.env,
-                Some("authorization"),
-                "Bearer {secret}",
-            )?;
+            let (h, e) = bearer(&v.header, &v.template, &v.env)?;
             let label = v
                 .label
                 .clone()
@@ -350,13 +329,7 @@ pub(super) fn item(
             (c.kind(), label, h, e, Source::User(src))
         }
         CredentialConfig::Federated(f) => {
-            let (h, e) = delivery(
-                &f.header,
-                &f.template,
-                &None,
-                Some("authorization"),
-                "Bearer {secret}",
-            )?;
+            let (h, e) = bearer(&f.header, &f.template, &None)?;
             let src = sources
                 .federated
                 .get(&f.provider)
