@@ -456,12 +456,7 @@ impl Verifier for Introspection {
         &'a self,
         credential: &'a Credential,
     ) -> BoxFuture<'a, Result<Verified, VerifyError>> {
-        Box::pin(async move {
-            match credential {
-                Credential::Bearer(token) => self.check(token).await,
-                _ => Err(VerifyError::NotMine),
-            }
-        })
+        crate::claim(credential.bearer(), |token| self.check(token))
     }
 }
 

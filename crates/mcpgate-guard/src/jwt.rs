@@ -386,12 +386,8 @@ impl Verifier for JwtVerifier {
         &'a self,
         credential: &'a Credential,
     ) -> BoxFuture<'a, Result<Verified, VerifyError>> {
-        Box::pin(async move {
-            match credential {
-                Credential::Bearer(t) if token::looks_like_jws(t) => self.check(t).await,
-                _ => Err(VerifyError::NotMine),
-            }
-        })
+        let jws = credential.bearer().filter(|t| token::looks_like_jws(t));
+        crate::claim(jws, |t| self.check(t))
     }
 }
 

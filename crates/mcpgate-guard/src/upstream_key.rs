@@ -461,12 +461,7 @@ impl Verifier for UpstreamKey {
         &'a self,
         credential: &'a Credential,
     ) -> BoxFuture<'a, Result<Verified, VerifyError>> {
-        Box::pin(async move {
-            match credential.token() {
-                Some(key) => self.check(key).await,
-                None => Err(VerifyError::NotMine),
-            }
-        })
+        crate::claim(credential.token(), |key| self.check(key))
     }
 }
 

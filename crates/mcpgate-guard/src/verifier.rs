@@ -72,3 +72,19 @@ pub trait Verifier: Send + Sync + std::fmt::Debug {
         credential: &'a Credential,
     ) -> BoxFuture<'a, Result<Verified, VerifyError>>;
 }
+
+/// What most [`Verifier::verify`]s are: `check` the token when it is this
+/// verifier's (`token`, already narrowed to its kind and shape), else
+/// [`VerifyError::NotMine`] so that the next verifier tries it.
+pub fn claim<'a, F>(
+    token: Option<&'a str>,
+    check: impl FnOnce(&'a str) -> F,
+) -> BoxFuture<'a, Result<Verified, VerifyError>>
+where
+    F: Future<Output = Result<Verified, VerifyError>> + Send + 'a,
+{
+    match token {
+        Some(t) => Box::pin(check(t)),
+        None => Box::pin(std::future::ready(Err(VerifyError::NotMine))),
+    }
+}
