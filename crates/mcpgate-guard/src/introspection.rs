@@ -214,6 +214,9 @@ impl Introspection {
         Self::with_env(cfg, |name| std::env::var(name).ok())
     }
 
+    // Each verifier that reads secrets from the environment has this `new` /
+    // `with_env` pair: setting process variables in a threaded test is unsound
+    // (`set_var` is unsafe), so tests and embedders pass their own lookup.
     /// The verifier for `cfg`, reading environment variables through `env`.
     pub fn with_env(
         cfg: &IntrospectionConfig,

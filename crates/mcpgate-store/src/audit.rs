@@ -327,10 +327,7 @@ impl Store {
         .bind(&filter.kind)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(AuditRecord::from_row)
-            .collect::<Result<_, _>>()
-            .map_err(Into::into)
+        crate::decode::all(&rows, AuditRecord::from_row)
     }
 
     /// Walks the whole chain and reports the first record edited or missing.

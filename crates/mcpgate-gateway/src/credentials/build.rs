@@ -325,7 +325,11 @@ pub(super) fn item(
                 .label
                 .clone()
                 .unwrap_or_else(|| format!("your secret for {name}"));
-            let src = sources.vault.clone().unwrap_or_else(|| Arc::new(NoVault));
+            let src = sources.vault.clone().unwrap_or_else(|| {
+                Arc::new(NotWired(format!(
+                    "upstream {name} takes each user's secret from the vault, which needs the authorization server: enable [authserver]"
+                )))
+            });
             (c.kind(), label, h, e, Source::User(src))
         }
         CredentialConfig::Federated(f) => {
@@ -334,7 +338,12 @@ pub(super) fn item(
                 .federated
                 .get(&f.provider)
                 .cloned()
-                .unwrap_or_else(|| Arc::new(NoFederation(f.provider.clone())));
+                .unwrap_or_else(|| {
+                    Arc::new(NotWired(format!(
+                        "upstream {name} forwards each user's token from identity provider {:?}, which is not configured: add it as [[authserver.federation]] with [authserver] enabled",
+                        f.provider
+                    )))
+                });
             let label = format!("your {} token", f.provider);
             (c.kind(), label, h, e, Source::User(src))
         }
@@ -356,41 +365,19 @@ pub(crate) fn vault_format(format: &str) -> Result<regex::Regex, String> {
         .map_err(|e| format!("format: not a valid regular expression: {e}"))
 }
 
-/// The vault when none is wired (no authorization server): every lookup fails
-/// with what to enable.
+/// A per-user source that is not wired (no authorization server, or no
+/// federated provider of that name): every lookup fails saying what to enable.
 #[derive(Debug)]
-struct NoVault;
+struct NotWired(String);
 
-impl UserSecretSource for NoVault {
+impl UserSecretSource for NotWired {
     fn secret_for<'a>(
         &'a self,
         _subject: &'a str,
-        upstream: &'a str,
+        _upstream: &'a str,
     ) -> mcpgate_guard::BoxFuture<'a, Result<Option<UserSecret>, UserSecretError>> {
-        Box::pin(async move {
-            Err(UserSecretError::NotConfigured(format!(
-                "upstream {upstream} takes each user's secret from the vault, which needs the authorization server: enable [authserver]"
-            )))
-        })
-    }
-}
-
-/// A federated provider that is not wired (no authorization server, or no
-/// provider of that name).
-#[derive(Debug)]
-struct NoFederation(String);
-
-impl UserSecretSource for NoFederation {
-    fn secret_for<'a>(
-        &'a self,
-        _subject: &'a str,
-        upstream: &'a str,
-    ) -> mcpgate_guard::BoxFuture<'a, Result<Option<UserSecret>, UserSecretError>> {
-        Box::pin(async move {
-            Err(UserSecretError::NotConfigured(format!(
-                "upstream {upstream} forwards each user's token from identity provider {:?}, which is not configured: add it as [[authserver.federation]] with [authserver] enabled",
-                self.0
-            )))
-        })
+        Box::pin(std::future::ready(Err(UserSecretError::NotConfigured(
+            self.0.clone(),
+        ))))
     }
 }

@@ -267,10 +267,7 @@ impl Store {
         .bind(to_unix(now))
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .iter()
-            .map(GrantRow::from_row)
-            .collect::<Result<_, _>>()?)
+        crate::decode::all(&rows, GrantRow::from_row)
     }
 
     /// Revokes a grant: its refresh tokens stop working, and its access tokens
