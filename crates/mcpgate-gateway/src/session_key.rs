@@ -28,6 +28,8 @@ const STATE_PREFIX: &str = "r1.";
 const STATE_AAD: &[u8] = b"mcpgate requestState v1";
 
 /// Why a session key cannot be loaded.
+// `BadKey` and `Io` are the store's `SealError` variants again: each crate
+// keeps its own error enum, and the message names which key is at fault.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SessionKeyError {

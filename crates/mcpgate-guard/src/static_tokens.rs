@@ -344,7 +344,7 @@ impl Verifier for StaticTokens {
 
     /// Bearer tokens and API-key headers.
     fn accepts(&self, credential: &Credential) -> bool {
-        matches!(credential, Credential::Bearer(_) | Credential::ApiKey(_))
+        credential.token().is_some()
     }
 
     fn verify<'a>(

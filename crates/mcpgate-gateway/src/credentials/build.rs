@@ -144,7 +144,7 @@ pub(super) fn item(
             )
         };
     }
-    let (kind, label, header, env, source) = match c {
+    let (label, header, env, source) = match c {
         CredentialConfig::Static {
             value,
             value_env,
@@ -174,7 +174,7 @@ pub(super) fn item(
             } else {
                 delivery(header, template, env, None, "{secret}")?
             };
-            (c.kind(), r.label(), h, e, Source::Fixed(r))
+            (r.label(), h, e, Source::Fixed(r))
         }
         CredentialConfig::Basic {
             username,
@@ -207,7 +207,7 @@ pub(super) fn item(
                 "Basic {secret}",
             )?;
             let label = format!("{} / {}", u.label(), p.label());
-            (c.kind(), label, h, e, Source::Basic(u, p))
+            (label, h, e, Source::Basic(u, p))
         }
         CredentialConfig::ClientCredentials(o) => {
             url_ok(&o.token_url, "token_url")?;
@@ -226,7 +226,6 @@ pub(super) fn item(
             };
             let label = format!("client credentials at {}", o.token_url);
             (
-                c.kind(),
                 label,
                 h,
                 e,
@@ -284,13 +283,7 @@ pub(super) fn item(
                 refresh_token_param: l.refresh_token_param.clone(),
                 timeout: l.timeout,
             };
-            (
-                c.kind(),
-                label,
-                h,
-                e,
-                Source::Login(how, TokenCell::default()),
-            )
+            (label, h, e, Source::Login(how, TokenCell::default()))
         }
         CredentialConfig::TokenExchange(t) => {
             url_ok(&t.token_url, "token_url")?;
@@ -308,13 +301,7 @@ pub(super) fn item(
                 timeout: t.timeout,
             };
             let label = format!("token exchange at {}", t.token_url);
-            (
-                c.kind(),
-                label,
-                h,
-                e,
-                Source::TokenExchange(how, Mutex::default()),
-            )
+            (label, h, e, Source::TokenExchange(how, Mutex::default()))
         }
         CredentialConfig::Vault(v) => {
             if let Some(f) = &v.format {
@@ -330,7 +317,7 @@ pub(super) fn item(
                     "upstream {name} takes each user's secret from the vault, which needs the authorization server: enable [authserver]"
                 )))
             });
-            (c.kind(), label, h, e, Source::User(src))
+            (label, h, e, Source::User(src))
         }
         CredentialConfig::Federated(f) => {
             let (h, e) = bearer(&f.header, &f.template, &None)?;
@@ -345,11 +332,11 @@ pub(super) fn item(
                     )))
                 });
             let label = format!("your {} token", f.provider);
-            (c.kind(), label, h, e, Source::User(src))
+            (label, h, e, Source::User(src))
         }
     };
     Ok(Item {
-        kind,
+        kind: c.kind(),
         label,
         header,
         env,
