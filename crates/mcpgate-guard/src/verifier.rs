@@ -59,6 +59,9 @@ pub enum VerifyError {
 }
 
 /// One way of checking credentials (API keys, JWT, introspection…).
+// Every implementation repeats `verify`'s boxed-future signature (and most an
+// `accepts` of the same few lines): the guard holds them as `dyn Verifier`,
+// which an `async fn` cannot be. [`claim`] is the body most of them share.
 pub trait Verifier: Send + Sync + std::fmt::Debug {
     /// A short name for logs and configuration (`"jwt:auth0"`).
     fn name(&self) -> &str;

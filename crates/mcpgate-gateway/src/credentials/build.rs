@@ -34,9 +34,7 @@ pub(super) fn item(
     if stdio
         && !matches!(
             c,
-            CredentialConfig::Static { .. }
-                | CredentialConfig::Bearer { .. }
-                | CredentialConfig::Vault(_)
+            CredentialConfig::Static(_) | CredentialConfig::Bearer(_) | CredentialConfig::Vault(_)
         )
     {
         return Err(if c.renewable() {
@@ -145,34 +143,18 @@ pub(super) fn item(
         };
     }
     let (label, header, env, source) = match c {
-        CredentialConfig::Static {
-            value,
-            value_env,
-            value_file,
-            header,
-            template,
-            env,
-        }
-        | CredentialConfig::Bearer {
-            value,
-            value_env,
-            value_file,
-            header,
-            template,
-            env,
-        } => {
-            let is_bearer = matches!(c, CredentialConfig::Bearer { .. });
+        CredentialConfig::Static(f) | CredentialConfig::Bearer(f) => {
             let r = SecretRef::required(
                 "value",
-                value.as_ref().map(ExposeSecret::expose_secret),
-                value_env.as_ref(),
-                value_file.as_ref(),
+                f.value.as_ref().map(ExposeSecret::expose_secret),
+                f.value_env.as_ref(),
+                f.value_file.as_ref(),
                 true,
             )?;
-            let (h, e) = if is_bearer {
-                bearer(header, template, env)?
+            let (h, e) = if matches!(c, CredentialConfig::Bearer(_)) {
+                bearer(&f.header, &f.template, &f.env)?
             } else {
-                delivery(header, template, env, None, "{secret}")?
+                delivery(&f.header, &f.template, &f.env, None, "{secret}")?
             };
             (r.label(), h, e, Source::Fixed(r))
         }
@@ -237,20 +219,8 @@ pub(super) fn item(
             if let Some(r) = &l.refresh_url {
                 url_ok(r, "refresh_url")?;
             }
-            let username = SecretRef::required(
-                "username",
-                None,
-                l.username_env.as_ref(),
-                l.username_file.as_ref(),
-                false,
-            )?;
-            let password = SecretRef::required(
-                "password",
-                None,
-                l.password_env.as_ref(),
-                l.password_file.as_ref(),
-                false,
-            )?;
+            let username = SecretRef::env_or_file("username", &l.username_env, &l.username_file)?;
+            let password = SecretRef::env_or_file("password", &l.password_env, &l.password_file)?;
             for (k, v) in [
                 ("username_field", &l.username_field),
                 ("password_field", &l.password_field),
