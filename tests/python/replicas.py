@@ -6,7 +6,9 @@ listener and log; in front of them Debian's nginx running
 packaging/nginx/mcpgate.conf, the file docs/DEPLOYMENT.md documents, with the
 test's ports put in, as a non-daemon process with its own prefix under the test's
 temporary directory. The MCP upstream is `mcpgate demo-server --http` (an HTTP
-upstream keeps its sessions itself, so any replica continues them).
+upstream keeps its sessions itself, so any replica continues them);
+`everything_http` runs server-everything over Streamable HTTP for tests that need
+an upstream whose streams resume (it keeps an event store per session).
 
 PostgreSQL: `MCPGATE_TEST_POSTGRES_URL` (a server URL whose user may create
 databases), else postgres://postgres@127.0.0.1:5432/postgres; scripts/test
@@ -32,7 +34,7 @@ from pathlib import Path
 
 import httpx2
 import pytest
-from conftest import REPO, _free_port, _mcpgate_bin, _toml_str
+from conftest import REPO, _everything_entry, _free_port, _mcpgate_bin, _node, _toml_str
 from mcp.client.auth import OAuthClientProvider
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.auth import OAuthClientMetadata
@@ -103,6 +105,55 @@ def _wait_listening(port: int, proc: subprocess.Popen[bytes], what: str, log: Pa
         if proc.poll() is not None or time.monotonic() > deadline:
             raise AssertionError(f"{what} is not listening on {port} (status {proc.poll()})\n{log.read_text()[-3000:]}")
         time.sleep(0.05)
+
+
+# Node's listen(port) binds every interface; this makes server-everything bind
+# 127.0.0.1 only (loopback, as every test process here).
+LOOPBACK_PRELOAD = """
+const net = require("node:net");
+const listen = net.Server.prototype.listen;
+net.Server.prototype.listen = function (...args) {
+  const port = args[0];
+  if (typeof port === "number" || (typeof port === "string" && /^\\d+$/.test(port))) {
+    const cb = args.find((a) => typeof a === "function");
+    const opts = { port: Number(port), host: "127.0.0.1" };
+    return cb ? listen.call(this, opts, cb) : listen.call(this, opts);
+  }
+  return listen.apply(this, args);
+};
+"""
+
+
+@contextmanager
+def everything_http(root: Path) -> Iterator[str]:
+    """server-everything in Streamable HTTP mode on a free loopback port (its
+    sessions keep an in-memory event store, so their streams resume with
+    Last-Event-ID); yields its MCP URL, stopped at the end."""
+    root.mkdir(parents=True, exist_ok=True)
+    preload = root / "loopback.cjs"
+    preload.write_text(LOOPBACK_PRELOAD)
+    port = _free_port()
+    log = root / "everything.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [_node(), "--require", str(preload), str(_everything_entry()), "streamableHttp"],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PORT": str(port)},
+            cwd=root,
+        )
+    try:
+        _wait_listening(port, proc, "server-everything (streamableHttp)", log)
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
 
 
 @dataclass

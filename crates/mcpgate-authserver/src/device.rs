@@ -104,6 +104,7 @@ pub(crate) async fn exchange(
     inner: &Inner,
     client: &Authenticated,
     params: &Params,
+    jkt: Option<&str>,
 ) -> Result<Issued, OAuthError> {
     let code = params.require("device_code")?;
     let digest = digest_hex(code);
@@ -164,7 +165,7 @@ pub(crate) async fn exchange(
                 return Err(OAuthError::grant("the device code was used already"));
             }
             let gid = row.grant_id.clone().unwrap_or_default();
-            let tokens = FirstTokens::issue(inner, &gid, client).await?;
+            let tokens = FirstTokens::issue(inner, &gid, client, jkt).await?;
             if let Some((_, r)) = &tokens.refresh {
                 inner
                     .store

@@ -122,6 +122,10 @@ pub enum ErrorCode {
     ExpiredToken,
     /// A bearer token (registration access token, initial access token) is invalid.
     InvalidToken,
+    /// DPoP: the proof is missing, malformed or does not match (RFC 9449 §5).
+    InvalidDpopProof,
+    /// DPoP: retry with the nonce of the `DPoP-Nonce` header (RFC 9449 §8).
+    UseDpopNonce,
 }
 
 impl ErrorCode {
@@ -148,6 +152,8 @@ impl ErrorCode {
             ErrorCode::SlowDown => "slow_down",
             ErrorCode::ExpiredToken => "expired_token",
             ErrorCode::InvalidToken => "invalid_token",
+            ErrorCode::InvalidDpopProof => mcpgate_dpop::INVALID_PROOF,
+            ErrorCode::UseDpopNonce => mcpgate_dpop::USE_NONCE,
         }
     }
 

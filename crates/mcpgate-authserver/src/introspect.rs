@@ -105,7 +105,13 @@ async fn introspect(inner: &Arc<Inner>, token: &str) -> Result<serde_json::Value
             Ok(ok) => {
                 let mut claims = serde_json::Value::Object(ok.principal().claims().clone());
                 claims["active"] = true.into();
-                claims["token_type"] = "Bearer".into();
+                // RFC 9449 §6.2: a bound token is introspected with its `cnf`.
+                claims["token_type"] = if claims.get("cnf").is_some() {
+                    "DPoP"
+                } else {
+                    "Bearer"
+                }
+                .into();
                 claims["username"] = ok.principal().subject().as_str().into();
                 claims
             }

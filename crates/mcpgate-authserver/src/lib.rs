@@ -138,6 +138,9 @@ pub(crate) struct Inner {
     /// `Secure` cookies with the `__Host-` prefix (relaxed only for http on loopback).
     pub(crate) secure_cookies: bool,
     pub(crate) initial_access_tokens: Vec<String>,
+    /// DPoP nonces (`authserver.dpop_nonce`), from the master key so that
+    /// every replica accepts every other's.
+    pub(crate) dpop_nonces: Option<mcpgate_dpop::Nonces>,
     /// `private_key_jwt` assertions already used.
     pub(crate) seen_assertions: client_auth::ReplaySet,
     /// Upstreams whose credential is each user's own secret (the account page's "Credentials").
@@ -265,8 +268,12 @@ impl AuthServer {
         let registrations = registration_rate::RegistrationLimiter::new(settings.registration_rate);
         let cimd = cimd::Documents::new(&settings.cimd, outbound.clone());
         let resource_servers = resource_servers::Configured::new(&settings.resource, &canon)?;
+        let dpop_nonces = settings
+            .dpop_nonce
+            .then(|| mcpgate_dpop::Nonces::new(&master.derive("dpop nonce")));
         Ok(AuthServer {
             inner: Arc::new(Inner {
+                dpop_nonces,
                 settings,
                 issuer,
                 base_path,

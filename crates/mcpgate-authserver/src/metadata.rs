@@ -40,6 +40,7 @@ pub(crate) fn document(inner: &Inner) -> serde_json::Value {
         "id_token_signing_alg_values_supported": inner.keys.algorithms(),
         "claims_supported": ["sub", "preferred_username"],
         "resource_indicators_supported": true,
+        "dpop_signing_alg_values_supported": mcpgate_dpop::ALGS,
     });
     if inner.settings.registration.policy != RegistrationPolicy::Off {
         doc["registration_endpoint"] = inner.url("/register").into();

@@ -27,8 +27,12 @@ pub(crate) fn router(inner: Arc<Inner>) -> Router {
             header::CONTENT_TYPE,
             header::ACCEPT,
             HeaderName::from_static("mcp-protocol-version"),
+            HeaderName::from_static(mcpgate_dpop::HEADER),
         ])
-        .expose_headers([header::WWW_AUTHENTICATE])
+        .expose_headers([
+            header::WWW_AUTHENTICATE,
+            HeaderName::from_static(mcpgate_dpop::NONCE_HEADER),
+        ])
         .max_age(Duration::from_secs(600));
     let mut api = Router::new()
         .route(&r("/token"), post(token::post))

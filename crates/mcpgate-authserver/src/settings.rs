@@ -41,6 +41,10 @@ pub struct Settings {
     /// Device code lifetime.
     #[serde(default = "d_device", deserialize_with = "deserialize_duration")]
     pub device_code_ttl: Duration,
+    /// DPoP (RFC 9449): proofs at `/token` must carry a nonce of this
+    /// server (`use_dpop_nonce`, `DPoP-Nonce`); off by default.
+    #[serde(default)]
+    pub dpop_nonce: bool,
     /// Minimum seconds between device polls.
     #[serde(default = "d_interval")]
     pub device_poll_interval: u64,
@@ -116,6 +120,7 @@ impl Default for Settings {
             session_ttl: d_session(),
             device_code_ttl: d_device(),
             device_poll_interval: d_interval(),
+            dpop_nonce: false,
             signing_alg: SigningAlg::default(),
             key_overlap: d_overlap(),
             scopes: d_scopes(),

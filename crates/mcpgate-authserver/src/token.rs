@@ -3,12 +3,14 @@
 
 mod code;
 mod credentials;
+mod dpop;
 pub(crate) mod issue;
 mod refresh;
 
 use std::sync::Arc;
 
 use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 
 use crate::Inner;
@@ -19,18 +21,21 @@ use crate::params::Params;
 /// `POST /token`.
 pub(crate) async fn post(
     State(inner): State<Arc<Inner>>,
+    headers: HeaderMap,
     ClientForm { client, params }: ClientForm,
 ) -> Response {
-    match handle(&inner, &client, &params).await {
+    let response = match handle(&inner, &client, &params, &headers).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
-    }
+    };
+    dpop::with_nonce(&inner, response)
 }
 
 async fn handle(
     inner: &Inner,
     client: &Authenticated,
     params: &Params,
+    headers: &HeaderMap,
 ) -> Result<Response, OAuthError> {
     let grant_type = params.require("grant_type")?.to_owned();
     if !client.client.allows_grant(&grant_type) {
@@ -39,11 +44,13 @@ async fn handle(
             format!("this client is not registered for the {grant_type} grant"),
         ));
     }
+    let proof = dpop::proof(inner, headers, &client.client.id).await?;
+    let jkt = proof.as_ref().map(|p| p.jkt.as_str());
     let issued = match grant_type.as_str() {
-        "authorization_code" => code::exchange(inner, client, params).await?,
-        "refresh_token" => refresh::exchange(inner, client, params).await?,
-        "client_credentials" => credentials::exchange(inner, client, params).await?,
-        crate::device::DEVICE_GRANT => crate::device::exchange(inner, client, params).await?,
+        "authorization_code" => code::exchange(inner, client, params, jkt).await?,
+        "refresh_token" => refresh::exchange(inner, client, params, jkt).await?,
+        "client_credentials" => credentials::exchange(inner, client, params, jkt).await?,
+        crate::device::DEVICE_GRANT => crate::device::exchange(inner, client, params, jkt).await?,
         other => {
             return Err(OAuthError::new(
                 ErrorCode::UnsupportedGrantType,

@@ -45,6 +45,18 @@ pub trait Credentials: Send + Sync {
         &'a self,
         challenge: &'a str,
     ) -> BoxFuture<'a, Result<Option<String>, CredentialsError>>;
+
+    /// The `DPoP` header (RFC 9449) for a request sent with `authorization`
+    /// to `method` `url`; `None` (the default) when the token is not bound.
+    fn proof<'a>(
+        &'a self,
+        method: &'a str,
+        url: &'a str,
+        authorization: &'a str,
+    ) -> BoxFuture<'a, Result<Option<String>, CredentialsError>> {
+        let _ = (method, url, authorization);
+        Box::pin(async { Ok(None) })
+    }
 }
 
 /// A fixed header value (or none), for servers guarded by an API key or a

@@ -71,6 +71,9 @@ pub struct SignInOptions {
     pub callback_timeout: Duration,
     /// The name registered with the authorization server.
     pub client_name: String,
+    /// Sign in with a new DPoP key (RFC 9449); a sign-in made so keeps
+    /// using its key whatever later runs say.
+    pub dpop: bool,
 }
 
 impl Default for SignInOptions {
@@ -91,6 +94,7 @@ impl Default for SignInOptions {
             max_step_ups: 3,
             callback_timeout: Duration::from_secs(300),
             client_name: "mcpgate".into(),
+            dpop: false,
         }
     }
 }
@@ -286,7 +290,9 @@ impl TokenManager {
             s.auth_server.token_endpoint.as_deref().ok_or_else(|| {
                 ClientError::Unsafe(format!("{} has no token_endpoint", s.issuer))
             })?;
+        let key = s.tokens.proof_key()?;
         let auth = ClientAuth {
+            dpop: key.as_ref(),
             registration: &s.registration,
             private_key: self.opts.private_key.as_ref(),
         };
@@ -324,6 +330,7 @@ impl TokenManager {
         let mut problem = None;
         if let Some(endpoint) = &s.auth_server.revocation_endpoint {
             let auth = ClientAuth {
+                dpop: None,
                 registration: &s.registration,
                 private_key: self.opts.private_key.as_ref(),
             };
@@ -408,18 +415,49 @@ pub fn tokens_from(t: TokenResponse, old: Option<&Tokens>) -> Tokens {
             Some(s) => split_scopes(&s),
             None => old.map(|o| o.scopes.clone()).unwrap_or_default(),
         },
+        dpop_key: old.and_then(|o| o.dpop_key.clone()),
     }
 }
 
 fn bearer(s: &SignIn) -> Option<String> {
-    Some(format!("Bearer {}", s.tokens.access_token))
+    Some(s.tokens.authorization())
 }
 
 impl Credentials for TokenManager {
     fn authorization(&self) -> BoxFuture<'_, Result<Option<String>, CredentialsError>> {
         Box::pin(async move {
             let t = self.access_token().await?;
-            Ok(Some(format!("Bearer {t}")))
+            let bound = self
+                .stored()
+                .await?
+                .is_some_and(|s| s.tokens.dpop_key.is_some());
+            let scheme = if bound { "DPoP" } else { "Bearer" };
+            Ok(Some(format!("{scheme} {t}")))
+        })
+    }
+
+    fn proof<'a>(
+        &'a self,
+        method: &'a str,
+        url: &'a str,
+        authorization: &'a str,
+    ) -> BoxFuture<'a, Result<Option<String>, CredentialsError>> {
+        Box::pin(async move {
+            let Some(token) = authorization.strip_prefix("DPoP ") else {
+                return Ok(None);
+            };
+            let Some(key) = self
+                .stored()
+                .await?
+                .map(|s| s.tokens.proof_key())
+                .transpose()?
+                .flatten()
+            else {
+                return Ok(None);
+            };
+            key.proof(method, url, Some(token), None)
+                .map(Some)
+                .map_err(|e| CredentialsError::new(e.to_string()))
         })
     }
 

@@ -107,6 +107,13 @@ impl McpHttp {
                 .delete(self.url.clone())
                 .header("Mcp-Session-Id", session);
             if let Ok(Some(a)) = self.credentials.authorization().await {
+                if let Ok(Some(p)) = self
+                    .credentials
+                    .proof("DELETE", self.url.as_str(), &a)
+                    .await
+                {
+                    req = req.header(mcpgate_dpop::HEADER, p);
+                }
                 req = req.header("Authorization", a);
             }
             let _ = req.send().await;
@@ -127,6 +134,10 @@ impl McpHttp {
                 req = req.header(k.as_str(), v.as_str());
             }
             if let Some(a) = &auth {
+                // A proof per request (its jti is single use), retries included.
+                if let Some(p) = self.credentials.proof("POST", self.url.as_str(), a).await? {
+                    req = req.header(mcpgate_dpop::HEADER, p);
+                }
                 req = req.header("Authorization", a.as_str());
             }
             if let Some(s) = &self.session {

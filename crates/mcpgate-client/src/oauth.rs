@@ -95,6 +95,8 @@ pub struct ClientAuth<'a> {
     pub registration: &'a ClientRegistration,
     /// The key for `private_key_jwt`.
     pub private_key: Option<&'a PrivateKey>,
+    /// The DPoP key token requests prove possession of (RFC 9449 §5).
+    pub dpop: Option<&'a mcpgate_dpop::ProofKey>,
 }
 
 impl ClientAuth<'_> {
@@ -196,11 +198,28 @@ pub async fn post_form(
     auth: ClientAuth<'_>,
     params: &[(&str, &str)],
 ) -> Result<(reqwest::StatusCode, bytes_body::Body), ClientError> {
+    post_form_proved(http, endpoint, auth, params, None)
+        .await
+        .map(|(s, b, _)| (s, b))
+}
+
+/// [`post_form`] with a DPoP proof, when there is one; also returns the
+/// server's `DPoP-Nonce`.
+async fn post_form_proved(
+    http: &reqwest::Client,
+    endpoint: &str,
+    auth: ClientAuth<'_>,
+    params: &[(&str, &str)],
+    proof: Option<&str>,
+) -> Result<(reqwest::StatusCode, bytes_body::Body, Option<String>), ClientError> {
     let mut form: Vec<(String, String)> = params
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect();
-    let req = http.post(endpoint).header("Accept", "application/json");
+    let mut req = http.post(endpoint).header("Accept", "application/json");
+    if let Some(p) = proof {
+        req = req.header(mcpgate_dpop::HEADER, p);
+    }
     let req = auth.apply(req, &mut form)?;
     let resp = req
         .form(&form)
@@ -208,11 +227,16 @@ pub async fn post_form(
         .await
         .map_err(|e| ClientError::http(&format!("calling {endpoint}"), e))?;
     let status = resp.status();
+    let nonce = resp
+        .headers()
+        .get(mcpgate_dpop::NONCE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let body = resp
         .bytes()
         .await
         .map_err(|e| ClientError::http(&format!("reading the answer of {endpoint}"), e))?;
-    Ok((status, bytes_body::Body(body.to_vec())))
+    Ok((status, bytes_body::Body(body.to_vec()), nonce))
 }
 
 /// A response body (kept out of `Debug`, it may hold tokens).
@@ -234,17 +258,44 @@ pub async fn token_request(
     auth: ClientAuth<'_>,
     params: &[(&str, &str)],
 ) -> Result<TokenResponse, ClientError> {
-    let (status, body) = post_form(http, token_endpoint, auth, params).await?;
+    let prove = |nonce: Option<&str>| {
+        auth.dpop
+            .map(|k| k.proof("POST", token_endpoint, None, nonce))
+            .transpose()
+            .map_err(|e| ClientError::Store(e.to_string()))
+    };
+    let proof = prove(None)?;
+    let (mut status, mut body, nonce) =
+        post_form_proved(http, token_endpoint, auth, params, proof.as_deref()).await?;
+    // RFC 9449 §8: a server that wants a nonce says which; one retry with it.
+    if let (Some(_), Some(n)) = (&proof, &nonce)
+        && status == reqwest::StatusCode::BAD_REQUEST
+        && crate::error::oauth_error_fields(&body.0).0 == mcpgate_dpop::USE_NONCE
+    {
+        let proof = prove(Some(n))?;
+        (status, body, _) =
+            post_form_proved(http, token_endpoint, auth, params, proof.as_deref()).await?;
+    }
     if status.is_success() {
         let t: TokenResponse = serde_json::from_slice(&body.0).map_err(|e| {
             ClientError::Http(format!(
                 "the token endpoint answered something that is not a token response: {e}"
             ))
         })?;
-        if !t.token_type.eq_ignore_ascii_case("bearer") {
+        let expected = if auth.dpop.is_some() {
+            "dpop"
+        } else {
+            "bearer"
+        };
+        if !t.token_type.eq_ignore_ascii_case(expected) {
             return Err(ClientError::Http(format!(
-                "the token endpoint issued a {:?} token; only Bearer tokens are supported",
-                t.token_type
+                "the token endpoint issued a {:?} token where a {expected} token was asked for{}",
+                t.token_type,
+                if auth.dpop.is_some() {
+                    " (the server may not support DPoP: sign in without --dpop)"
+                } else {
+                    ""
+                }
             )));
         }
         return Ok(t);

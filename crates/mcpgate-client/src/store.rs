@@ -45,6 +45,10 @@ pub struct Tokens {
     /// Scopes held.
     #[serde(default)]
     pub scopes: Vec<String>,
+    /// The DPoP key the tokens are bound to (base64url PKCS#8), a secret
+    /// like the refresh token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpop_key: Option<String>,
 }
 
 impl std::fmt::Debug for Tokens {
@@ -53,11 +57,41 @@ impl std::fmt::Debug for Tokens {
             .field("refresh_token", &self.refresh_token.as_ref().map(|_| "…"))
             .field("expires_at", &self.expires_at)
             .field("scopes", &self.scopes)
+            .field("dpop", &self.dpop_key.is_some())
             .finish()
     }
 }
 
 impl Tokens {
+    /// The DPoP key the tokens are bound to, if they are.
+    pub fn proof_key(&self) -> Result<Option<mcpgate_dpop::ProofKey>, ClientError> {
+        use base64::Engine as _;
+        let Some(k) = &self.dpop_key else {
+            return Ok(None);
+        };
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(k)
+            .ok()
+            .and_then(|der| mcpgate_dpop::ProofKey::from_pkcs8(&der).ok())
+            .map(Some)
+            .ok_or_else(|| {
+                ClientError::Store(
+                    "the stored DPoP key is damaged: sign in again with `mcpgate login --dpop`"
+                        .into(),
+                )
+            })
+    }
+
+    /// The `Authorization` value for the access token: `DPoP` when bound.
+    pub fn authorization(&self) -> String {
+        let scheme = if self.dpop_key.is_some() {
+            "DPoP"
+        } else {
+            "Bearer"
+        };
+        format!("{scheme} {}", self.access_token)
+    }
+
     /// Whether the access token expires within `margin` seconds.
     pub fn expires_within(&self, margin: u64) -> bool {
         self.expires_at

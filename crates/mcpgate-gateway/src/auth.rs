@@ -10,8 +10,8 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use mcpgate_guard::{
     Access, Admission, AuthMethod, AuthRejection, Authenticated, Authorized, Chain, Challenge,
-    Credential, ExtractOptions, IdentitySigner, Policy, Principal, RequireAuthLayer, Target,
-    UpstreamKey,
+    Credential, DpopCheck, DpopMode, ExtractOptions, IdentitySigner, Policy, Principal,
+    RequireAuthLayer, Target, UpstreamKey,
 };
 use serde_json::Value;
 
@@ -85,6 +85,8 @@ const CLIENT_HEADER: &str = "x-mcpgate-client-id";
 pub(crate) struct Guard {
     pub(crate) settings: AuthSettings,
     pub(crate) policies: BTreeMap<String, Policy>,
+    /// Each upstream's `dpop` mode.
+    pub(crate) dpop: BTreeMap<String, DpopMode>,
     pub(crate) public_url: url::Url,
     pub(crate) audiences: crate::audience::Audiences,
 }
@@ -142,7 +144,13 @@ impl Guard {
         Challenge {
             resource_metadata,
             default_scopes,
+            dpop: self.dpop_for(upstream),
         }
+    }
+
+    /// An upstream's `dpop` mode (the default for a path no upstream serves).
+    pub(crate) fn dpop_for(&self, upstream: &str) -> DpopMode {
+        self.dpop.get(upstream).copied().unwrap_or_default()
     }
 
     /// A user's own upstream key works only for its upstream, and travels only there.
@@ -441,6 +449,23 @@ impl Admission for Guard {
             req.extensions.insert(d);
         }
         Ok(())
+    }
+
+    /// The upstream's mode; `htu` is the request's path on the public URL
+    /// (what the client addressed, whatever proxy is in between).
+    fn dpop(&self, req: &Parts) -> Option<DpopCheck> {
+        let mode = req
+            .extensions
+            .get::<Endpoint>()
+            .map(|e| self.dpop_for(&e.upstream))
+            .unwrap_or_default();
+        let mut url = self.public_url.clone();
+        url.set_path(req.uri.path());
+        Some(DpopCheck {
+            mode,
+            url: url.into(),
+            nonces: None,
+        })
     }
 
     /// On an upstream that takes users' own keys, an unrecognized credential is

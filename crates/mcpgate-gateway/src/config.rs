@@ -76,6 +76,10 @@ pub struct UpstreamConfig {
     /// of the built-in authorization server always name the endpoint's URL.
     #[serde(default)]
     pub audience: Option<mcpgate_guard::Audience>,
+    /// DPoP-bound access tokens (RFC 9449): `off`, `allowed` (the default)
+    /// or `required`.
+    #[serde(default)]
+    pub dpop: mcpgate_guard::DpopMode,
     // The policy keys repeat `mcpgate_guard::PolicyConfig` field by field because
     // serde cannot `flatten` into a struct that denies unknown keys, and unknown
     // keys must stay errors. `policy_config()` maps them across.

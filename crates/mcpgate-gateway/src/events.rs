@@ -1,6 +1,9 @@
 //! Server-sent event logs: every SSE stream the gateway opens towards a client
 //! writes into a bounded log first, so a client that drops the connection can
 //! come back with `Last-Event-ID` and miss nothing that is still in the log.
+//! Where the events came from an upstream that numbers its own (a Streamable
+//! HTTP upstream's GET stream), the id also carries the upstream's position,
+//! so a replica without the log can resume the upstream's stream instead.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -15,12 +18,16 @@ use crate::jsonrpc::Message;
 /// session, and name the stream they belong to so a resumption replays the
 /// right one. The tag is random per log: an id another replica (or an earlier
 /// run) handed out never matches a log here, so it is never read as a
-/// position in a log it did not come from.
+/// position in a log it did not come from. Once the log is bound to
+/// [`UpstreamIds`] and the upstream has given a position, the id is
+/// `<stream>-<seq>-<tag>.<sealed upstream position>` (see [`upstream_part`]).
 #[derive(Debug)]
 pub(crate) struct EventLog {
     stream_id: u64,
     tag: u32,
     capacity: usize,
+    /// Seals the upstream's event ids into ours; unset, ids carry none.
+    upstream_ids: std::sync::OnceLock<UpstreamIds>,
     /// The SSE `event:` name: `message` for legacy SSE clients, none otherwise.
     event_name: Option<&'static str>,
     inner: Mutex<Inner>,
@@ -38,6 +45,21 @@ struct Inner {
     closed: bool,
     /// The highest seq handed to a reader that did not name a position.
     delivered: u64,
+    /// The upstream's last event id, sealed, as our ids carry it.
+    upstream: Option<String>,
+}
+
+/// Seals an upstream event id into the part of our event id that carries it
+/// (bound to one session: see `front::adopt::carry_upstream_ids`).
+pub(crate) struct UpstreamIds(pub(crate) Box<SealUpstreamId>);
+
+/// `None` when it cannot be sealed: the event then carries no position.
+pub(crate) type SealUpstreamId = dyn Fn(&str) -> Option<String> + Send + Sync;
+
+impl std::fmt::Debug for UpstreamIds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("UpstreamIds")
+    }
 }
 
 impl EventLog {
@@ -51,6 +73,7 @@ impl EventLog {
             stream_id,
             tag: rand::random(),
             capacity: capacity.max(1),
+            upstream_ids: std::sync::OnceLock::new(),
             event_name,
             inner: Mutex::new(Inner {
                 next_seq: 1,
@@ -68,6 +91,7 @@ impl EventLog {
             stream_id,
             tag: rand::random(),
             capacity: capacity.max(1),
+            upstream_ids: std::sync::OnceLock::new(),
             event_name: None,
             inner: Mutex::new(Inner {
                 next_seq: 1,
@@ -92,6 +116,26 @@ impl EventLog {
         id.stream == self.stream_id && id.tag == self.tag
     }
 
+    /// From now on, ids carry the upstream's position, sealed by `ids`.
+    pub(crate) fn carry_upstream_ids(&self, ids: UpstreamIds) {
+        let _ = self.upstream_ids.set(ids);
+    }
+
+    /// The upstream's stream is at `id`: the next events' ids carry it.
+    pub(crate) fn note_upstream_id(&self, id: &str) {
+        let Some(ids) = self.upstream_ids.get() else {
+            return;
+        };
+        // Sealed once here, not per reader: every frame of the log is formatted once.
+        let sealed = (ids.0)(id);
+        lock(&self.inner).upstream = sealed;
+    }
+
+    /// The seq of the last event pushed (0 before the first).
+    pub(crate) fn last_seq(&self) -> u64 {
+        lock(&self.inner).next_seq - 1
+    }
+
     /// Appends a JSON-RPC message as one SSE event.
     pub(crate) fn push(&self, msg: &Message) {
         if let Some(tap) = &self.tap {
@@ -114,11 +158,11 @@ impl EventLog {
         }
         let seq = inner.next_seq;
         inner.next_seq += 1;
-        let frame = frame(
-            &format!("{}-{}-{:08x}", self.stream_id, seq, self.tag),
-            event,
-            data,
-        );
+        let id = match inner.upstream.as_deref() {
+            Some(up) => format!("{}-{}-{:08x}.{up}", self.stream_id, seq, self.tag),
+            None => format!("{}-{}-{:08x}", self.stream_id, seq, self.tag),
+        };
+        let frame = frame(&id, event, data);
         inner.events.push_back((seq, frame));
         while inner.events.len() > self.capacity {
             inner.events.pop_front();
@@ -141,6 +185,17 @@ impl EventLog {
         self: &Arc<Self>,
         after: Option<u64>,
     ) -> impl Stream<Item = Bytes> + Send + use<> {
+        self.reader_from(after, after.is_none())
+    }
+
+    /// A reader starting as [`EventLog::reader`] does; with `track`, what it
+    /// reads counts as delivered even though it named a position (a stream
+    /// resumed from the upstream's position is the session's stream from then on).
+    pub(crate) fn reader_from(
+        self: &Arc<Self>,
+        after: Option<u64>,
+        track: bool,
+    ) -> impl Stream<Item = Bytes> + Send + use<> {
         let start = match after {
             Some(seq) => seq + 1,
             None => lock(&self.inner).delivered + 1,
@@ -148,7 +203,7 @@ impl EventLog {
         let log = Arc::clone(self);
         let rx = log.changed.subscribe();
         futures_util::stream::unfold(
-            (log, rx, start, after.is_none()),
+            (log, rx, start, track),
             |(log, mut rx, next, track)| async move {
                 loop {
                     rx.borrow_and_update();
@@ -183,13 +238,25 @@ pub(crate) struct EventId {
     tag: u32,
 }
 
-/// Parses an event id `<stream>-<seq>-<tag>` written by [`EventLog`].
+/// Parses an event id `<stream>-<seq>-<tag>` written by [`EventLog`] (an
+/// upstream part after it is left to [`upstream_part`]).
 pub(crate) fn parse_event_id(id: &str) -> Option<EventId> {
-    let mut parts = id.trim().splitn(3, '-');
+    let id = id.trim();
+    let own = id.split_once('.').map_or(id, |(own, _)| own);
+    let mut parts = own.splitn(3, '-');
     let stream = parts.next()?.parse().ok()?;
     let seq = parts.next()?.parse().ok()?;
     let tag = u32::from_str_radix(parts.next()?, 16).ok()?;
     Some(EventId { stream, seq, tag })
+}
+
+/// The sealed upstream position an event id carries, if any: what follows
+/// the first `.` (our part never contains one).
+pub(crate) fn upstream_part(id: &str) -> Option<&str> {
+    id.trim()
+        .split_once('.')
+        .map(|(_, up)| up)
+        .filter(|up| !up.is_empty())
 }
 
 /// Formats one SSE frame; data containing newlines becomes several `data:` lines.

@@ -60,6 +60,8 @@ const ALLOW_HEADERS: &[&str] = &[
     "last-event-id",
     "mcp-method",
     "mcp-name",
+    // RFC 9449: the proof that goes with `Authorization: DPoP`.
+    "dpop",
 ];
 /// Headers browser clients may read.
 const EXPOSE_HEADERS: &[&str] = &["www-authenticate", "mcp-session-id", "mcp-protocol-version"];
@@ -81,6 +83,7 @@ impl Gateway {
         let mut upstreams = BTreeMap::new();
         let mut timeouts = BTreeMap::new();
         let mut policies = BTreeMap::new();
+        let mut dpop = BTreeMap::new();
         let audiences = crate::audience::Audiences::new(
             cfg.auth.audiences.clone(),
             &cfg.public_url,
@@ -95,6 +98,7 @@ impl Gateway {
                 }
             })?;
             policies.insert(name.clone(), policy);
+            dpop.insert(name.clone(), u.dpop);
             let timeout = u.request_timeout.unwrap_or(cfg.limits.request_timeout);
             timeouts.insert(name.clone(), timeout);
             // The upstream bounds its own exchanges (HTTP requests, a child's
@@ -142,6 +146,7 @@ impl Gateway {
                 guard: Arc::new(Guard {
                     settings: cfg.auth,
                     policies,
+                    dpop,
                     public_url: cfg.public_url,
                     audiences,
                 }),
@@ -290,10 +295,13 @@ impl Gateway {
         self.shared.stopping.trigger();
     }
 
-    /// Ends every session and stops every child (SIGTERM, then SIGKILL after `grace`).
+    /// Ends every session and stops every child (SIGTERM, then SIGKILL after
+    /// `grace`). A session any replica can serve (a Streamable HTTP
+    /// upstream's) is let go, not ended upstream: its client continues it,
+    /// and resumes its streams, on another replica or after a restart.
     pub async fn shutdown(&self, grace: Duration) {
         let sessions = self.shared.sessions.drain();
-        futures_util::future::join_all(sessions.iter().map(|s| s.close())).await;
+        futures_util::future::join_all(sessions.iter().map(|s| s.release())).await;
         futures_util::future::join_all(self.shared.upstreams.values().map(|u| u.shutdown(grace)))
             .await;
     }
@@ -422,7 +430,8 @@ fn metadata(gw: &Gateway, upstream: Option<&str>, path: &str) -> Response {
         &resource,
         guard.settings.authorization_servers.clone(),
         scopes,
-    );
+    )
+    .with_dpop(upstream.map(|u| guard.dpop_for(u)).unwrap_or_default());
     let mut r = (StatusCode::OK, axum::Json(doc)).into_response();
     r.headers_mut().insert(
         axum::http::header::CACHE_CONTROL,

@@ -26,6 +26,10 @@ const AAD: &[u8] = b"mcpgate session id v1";
 /// A 2026-07-28 `requestState` (`r1.` and the same layout).
 const STATE_PREFIX: &str = "r1.";
 const STATE_AAD: &[u8] = b"mcpgate requestState v1";
+/// An upstream's SSE event id inside one of ours (`e1.` and the same layout);
+/// the associated data also names the session it was handed out in.
+const EVENT_PREFIX: &str = "e1.";
+const EVENT_AAD: &[u8] = b"mcpgate upstream event id v1 ";
 
 /// Why a session key cannot be loaded.
 // `BadKey` and `Io` are the store's `SealError` variants again: each crate
@@ -120,6 +124,19 @@ pub(crate) struct StateClaims {
     pub(crate) owner: Option<String>,
 }
 
+/// Where in an upstream's stream an event of ours was: what a replica without
+/// the stream's log needs to resume it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct EventPosition {
+    /// The upstream's SSE event id.
+    #[serde(rename = "u")]
+    pub(crate) upstream_id: String,
+    /// For a POST's answer stream: the request's method, whose answer the
+    /// resuming replica rewrites as the answering one did (policy's list filters).
+    #[serde(rename = "m", default, skip_serializing_if = "Option::is_none")]
+    pub(crate) method: Option<String>,
+}
+
 /// The current session key, and the previous one during a rotation (opened,
 /// never used to seal). `Debug` never shows them.
 pub struct SessionKeys {
@@ -206,6 +223,20 @@ impl SessionKeys {
         self.open_as(STATE_PREFIX, STATE_AAD, state)
     }
 
+    /// An upstream event position as the events of session `session` carry it.
+    pub(crate) fn seal_event(&self, session: &str, position: &EventPosition) -> Option<String> {
+        self.seal_as(EVENT_PREFIX, &event_aad(session), position)
+    }
+
+    /// The upstream event position `sealed` carries, if it was handed out in `session`.
+    pub(crate) fn open_event(
+        &self,
+        session: &str,
+        sealed: &str,
+    ) -> Result<EventPosition, Unsealed> {
+        self.open_as(EVENT_PREFIX, &event_aad(session), sealed)
+    }
+
     /// Seals `claims` for one use (`prefix`, bound by `aad`).
     pub(crate) fn seal_as<T: Serialize>(
         &self,
@@ -240,6 +271,10 @@ impl SessionKeys {
         let plain = key.open(&raw[1..], aad).map_err(|_| Unsealed::Damaged)?;
         serde_json::from_slice(&plain).map_err(|_| Unsealed::Damaged)
     }
+}
+
+fn event_aad(session: &str) -> Vec<u8> {
+    [EVENT_AAD, session.as_bytes()].concat()
 }
 
 /// 128 random bits, hex.
@@ -319,6 +354,31 @@ mod tests {
         // Same key, other purpose: the associated data keeps them apart.
         let swapped = format!("s1.{}", &state[3..]);
         assert_eq!(k.open(&swapped), Err(Unsealed::Damaged));
+    }
+
+    #[test]
+    fn an_upstream_event_id_opens_only_in_its_session() {
+        let k = SessionKeys::from_base64(K1, None, "test").unwrap();
+        let pos = EventPosition {
+            upstream_id: "event 7\nof 9".into(),
+            method: Some("tools/list".into()),
+        };
+        let sealed = k.seal_event("s1.session-a", &pos).unwrap();
+        assert!(sealed.starts_with("e1."), "{sealed}");
+        assert!(
+            sealed
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)),
+            "an SSE id and a header value: {sealed}"
+        );
+        assert_eq!(k.open_event("s1.session-a", &sealed).unwrap(), pos);
+        assert_eq!(
+            k.open_event("s1.session-b", &sealed),
+            Err(Unsealed::Damaged),
+            "replayed into another session"
+        );
+        assert_eq!(k.open_event("s1.session-a", "7"), Err(Unsealed::NotSealed));
+        assert_eq!(k.open(&sealed), Err(Unsealed::NotSealed));
     }
 
     #[test]

@@ -50,6 +50,11 @@ pub(crate) struct Stop {
 }
 
 impl Stop {
+    /// Whether the hard stop's error was given (the last message was it).
+    pub(crate) fn gave_error(&self) -> bool {
+        self.id.is_none()
+    }
+
     /// The next message of `rx` until the hard stop, then the error once,
     /// then `None`.
     pub(crate) async fn recv(

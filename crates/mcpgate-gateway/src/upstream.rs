@@ -272,6 +272,30 @@ impl Link {
         }
     }
 
+    /// The client resumes its server stream after the upstream's event
+    /// `last`: relay the upstream's from there (HTTP upstreams; the others
+    /// have no event ids to resume from).
+    pub(crate) fn resume_server_stream(&self, last: String) {
+        if let Link::Http(h) = self {
+            h.resume_server_stream(last);
+        }
+    }
+
+    /// Resumes a POST answer stream after the upstream's event `last` into
+    /// `log`, its response rewritten by `rewrite` (HTTP upstreams); Err says
+    /// why it cannot be.
+    pub(crate) async fn resume_answer(
+        &self,
+        last: &str,
+        log: Arc<crate::events::EventLog>,
+        rewrite: crate::rewrite::Rewrite,
+    ) -> Result<(), String> {
+        match self {
+            Link::Http(h) => h.resume_answer(last, log, rewrite).await,
+            Link::Stdio(_) | Link::Sse(_) => Err("its upstream has no streams to resume".into()),
+        }
+    }
+
     /// The upstream's unsolicited notifications from now on, for stateless links.
     pub(crate) fn listen(&self) -> Option<tokio::sync::broadcast::Receiver<Message>> {
         match self {

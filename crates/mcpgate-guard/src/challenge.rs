@@ -1,4 +1,5 @@
-//! `WWW-Authenticate: Bearer …` challenges (RFC 6750, RFC 9728 §5.1).
+//! `WWW-Authenticate: Bearer …` challenges (RFC 6750, RFC 9728 §5.1), and
+//! `DPoP …` ones (RFC 9449 §7.1) where DPoP is taken.
 
 /// What a protected endpoint tells a client that must (re-)authenticate.
 #[derive(Debug, Clone)]
@@ -8,9 +9,33 @@ pub struct Challenge {
     pub resource_metadata: Option<String>,
     /// The scopes a client should ask for when signing in.
     pub default_scopes: Vec<String>,
+    /// Whether the resource takes DPoP: unless off, every 401 also carries a
+    /// `DPoP algs="…"` challenge.
+    pub dpop: crate::dpop_mode::DpopMode,
 }
 
 impl Challenge {
+    /// The `DPoP` challenge sent beside the Bearer one, when DPoP is taken.
+    pub fn dpop_offer(&self) -> Option<String> {
+        (self.dpop != crate::dpop_mode::DpopMode::Off)
+            .then(|| format!("DPoP algs=\"{}\"", mcpgate_dpop::ALGS.join(" ")))
+    }
+
+    /// 401 with a DPoP error (`invalid_dpop_proof`, `use_dpop_nonce`,
+    /// `invalid_token` for a token sent with the wrong scheme).
+    pub fn dpop_error(&self, code: &str, why: &str) -> String {
+        let mut s = format!(
+            "DPoP error=\"{}\", error_description=\"{}\", algs=\"{}\"",
+            quote(code),
+            quote(why),
+            mcpgate_dpop::ALGS.join(" ")
+        );
+        if let Some(m) = &self.resource_metadata {
+            s.push_str(&format!(", resource_metadata=\"{}\"", quote(m)));
+        }
+        s
+    }
+
     /// 401 without an error: sign in, asking for `scopes` (or the defaults).
     pub fn sign_in(&self, scopes: Option<&[String]>) -> String {
         let scopes = scopes.unwrap_or(&self.default_scopes);
@@ -83,6 +108,7 @@ mod tests {
         let c = Challenge {
             resource_metadata: Some("https://h/.well-known/oauth-protected-resource/mcp".into()),
             default_scopes: vec!["notes:read".into()],
+            dpop: crate::dpop_mode::DpopMode::Off,
         };
         assert_eq!(
             c.sign_in(None),

@@ -15,7 +15,7 @@ const QUERY_CREDENTIALS: &[&str] = &["access_token", "token", "api_key", "apikey
 /// A credential as sent. `Debug` never shows the secret.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Credential {
-    /// `Authorization: Bearer <token>`.
+    /// `Authorization: Bearer <token>` (or `DPoP <token>`).
     Bearer(String),
     /// The API-key header.
     ApiKey(String),
@@ -142,11 +142,14 @@ fn parse_authorization(value: &[u8]) -> Result<Credential, AuthRejection> {
     let text = visible(value, "Authorization")?;
     let (scheme, rest) = text.split_once(' ').unwrap_or((text.as_str(), ""));
     let rest = rest.trim();
-    if scheme.eq_ignore_ascii_case("bearer") {
+    // A DPoP-bound token is verified like a bearer token; its proof is the
+    // layer's to check (`dpop.rs`), which also refuses a bound token sent as
+    // Bearer.
+    if scheme.eq_ignore_ascii_case("bearer") || scheme.eq_ignore_ascii_case("dpop") {
         if rest.is_empty() || !rest.bytes().all(is_token68) {
-            return Err(AuthRejection::BadRequest(
-                "malformed bearer token: send Authorization: Bearer <token>".into(),
-            ));
+            return Err(AuthRejection::BadRequest(format!(
+                "malformed {scheme} token: send Authorization: {scheme} <token>"
+            )));
         }
         return Ok(Credential::Bearer(rest.to_owned()));
     }
@@ -174,7 +177,7 @@ fn parse_authorization(value: &[u8]) -> Result<Credential, AuthRejection> {
         });
     }
     Err(AuthRejection::BadRequest(format!(
-        "unsupported Authorization scheme {scheme:?}: use Bearer (or Basic for user accounts)"
+        "unsupported Authorization scheme {scheme:?}: use Bearer or DPoP (or Basic for user accounts)"
     )))
 }
 

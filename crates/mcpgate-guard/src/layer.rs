@@ -19,6 +19,7 @@ use pin_project_lite::pin_project;
 use crate::chain::Chain;
 use crate::challenge::Challenge;
 use crate::credential::{Credential, ExtractOptions, extract};
+use crate::dpop::{DpopCheck, DpopMode, SeenProofs};
 use crate::metadata::ProtectedResource;
 use crate::principal::{Principal, danger};
 use crate::proof::Authenticated;
@@ -47,6 +48,9 @@ pub struct GuardSettings {
     /// Lets requests without a credential through as [`Principal::anonymous`]
     /// (no scopes). A credential that is present must still be valid.
     pub allow_anonymous: bool,
+    /// Whether DPoP-bound tokens are taken (RFC 9449); a bound token sent as
+    /// Bearer is refused in every mode.
+    pub dpop: DpopMode,
 }
 
 impl GuardSettings {
@@ -60,7 +64,14 @@ impl GuardSettings {
             required_scopes: Vec::new(),
             extract: ExtractOptions::default(),
             allow_anonymous: false,
+            dpop: DpopMode::default(),
         }
+    }
+
+    /// Sets whether DPoP-bound tokens are taken.
+    pub fn dpop(mut self, mode: DpopMode) -> Self {
+        self.dpop = mode;
+        self
     }
 
     /// Names the token issuers (turns the metadata on).
@@ -132,6 +143,14 @@ pub trait Admission: std::fmt::Debug + Send + Sync + 'static {
         let _ = request;
         rejection
     }
+
+    /// What this request's DPoP proof is checked against; `None` (the
+    /// default) skips DPoP altogether, for an admission whose callers were
+    /// checked elsewhere (a request forwarded by another replica).
+    fn dpop(&self, request: &Parts) -> Option<DpopCheck> {
+        let _ = request;
+        None
+    }
 }
 
 /// One resource with one set of required scopes: [`require_auth`]'s admission.
@@ -139,11 +158,23 @@ pub trait Admission: std::fmt::Debug + Send + Sync + 'static {
 struct OneResource {
     challenge: Challenge,
     required_scopes: Vec<String>,
+    /// The resource's origin, to which the request's path is added for `htu`.
+    origin: url::Url,
 }
 
 impl Admission for OneResource {
     fn challenge(&self, _: &Parts) -> Challenge {
         self.challenge.clone()
+    }
+
+    fn dpop(&self, request: &Parts) -> Option<DpopCheck> {
+        let mut url = self.origin.clone();
+        url.set_path(request.uri.path());
+        Some(DpopCheck {
+            mode: self.challenge.dpop,
+            url: url.into(),
+            nonces: None,
+        })
     }
 
     fn admit(
@@ -180,7 +211,8 @@ pub fn require_auth(chain: Chain, settings: GuardSettings) -> RequireAuthLayer {
             &settings.resource,
             settings.authorization_servers,
             scopes.clone(),
-        );
+        )
+        .with_dpop(settings.dpop);
         let (path, root) = ProtectedResource::well_known_paths(&settings.resource);
         Metadata {
             path,
@@ -193,8 +225,10 @@ pub fn require_auth(chain: Chain, settings: GuardSettings) -> RequireAuthLayer {
             resource_metadata: has_metadata
                 .then(|| ProtectedResource::metadata_url(&settings.resource)),
             default_scopes: scopes,
+            dpop: settings.dpop,
         },
         required_scopes: settings.required_scopes,
+        origin: settings.resource.clone(),
     };
     let access = if settings.allow_anonymous {
         Access::Optional
@@ -233,6 +267,7 @@ impl RequireAuthLayer {
                 extract,
                 admission,
                 metadata: None,
+                seen_proofs: SeenProofs::new(),
                 everyone: Authenticated::new(danger::superuser_for_disabled_auth()),
             }),
         }
@@ -359,6 +394,7 @@ struct Shared {
     extract: ExtractOptions,
     admission: Arc<dyn Admission>,
     metadata: Option<Metadata>,
+    seen_proofs: SeenProofs,
 }
 
 /// The metadata document and the two paths it is served at.
@@ -420,6 +456,9 @@ impl Shared {
             None if self.access == Access::Optional => Arc::new(Principal::anonymous()),
             None => return Err(AuthRejection::Missing),
         };
+        if let (Some(c), Some(check)) = (&credential, self.admission.dpop(parts)) {
+            crate::dpop::check(&self.seen_proofs, parts, c, &principal, &check)?;
+        }
         self.admission
             .admit(parts, &principal, credential.as_ref())?;
         Ok(Authenticated::shared(principal))

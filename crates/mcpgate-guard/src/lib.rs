@@ -45,6 +45,8 @@ mod cache;
 mod chain;
 mod challenge;
 mod credential;
+mod dpop;
+mod dpop_mode;
 mod error;
 mod identity_token;
 mod introspection;
@@ -64,6 +66,7 @@ pub use cache::VerifiedCache;
 pub use chain::{Chain, UNRECOGNIZED};
 pub use challenge::Challenge;
 pub use credential::{Credential, CredentialKind, ExtractOptions, extract};
+pub use dpop::{DpopCheck, DpopMode};
 pub use error::GuardError;
 pub use identity_token::IdentitySigner;
 pub use introspection::{ClientAuthMethod, Introspection, IntrospectionConfig};
@@ -72,6 +75,7 @@ pub use layer::{
     Access, Admission, AuthBody, GuardSettings, RequireAuth, RequireAuthLayer, principal,
     require_auth,
 };
+pub use mcpgate_dpop::Nonces as DpopNonces;
 pub use metadata::{ProtectedResource, canonical, same_resource};
 pub use policy::{Policy, PolicyConfig, Scopes, Target};
 pub use principal::{AuthMethod, Principal, danger};

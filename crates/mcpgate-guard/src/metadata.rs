@@ -17,6 +17,12 @@ pub struct ProtectedResource {
     /// A human-readable name.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resource_name: Option<String>,
+    /// DPoP proof algorithms taken (RFC 9449 §5.1); empty where DPoP is off.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dpop_signing_alg_values_supported: Vec<String>,
+    /// Whether only DPoP-bound access tokens are taken (RFC 9449 §5.1).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub dpop_bound_access_tokens_required: bool,
 }
 
 impl ProtectedResource {
@@ -32,7 +38,19 @@ impl ProtectedResource {
             scopes_supported: scopes,
             bearer_methods_supported: vec!["header".to_owned()],
             resource_name: None,
+            dpop_signing_alg_values_supported: Vec::new(),
+            dpop_bound_access_tokens_required: false,
         }
+    }
+
+    /// Says what the resource takes of DPoP.
+    pub fn with_dpop(mut self, mode: crate::dpop_mode::DpopMode) -> Self {
+        if mode != crate::dpop_mode::DpopMode::Off {
+            self.dpop_signing_alg_values_supported =
+                mcpgate_dpop::ALGS.iter().map(|a| (*a).to_owned()).collect();
+        }
+        self.dpop_bound_access_tokens_required = mode == crate::dpop_mode::DpopMode::Required;
+        self
     }
 
     /// Where clients look for it: the path-inserted well-known URL

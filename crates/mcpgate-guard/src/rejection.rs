@@ -31,6 +31,17 @@ pub enum AuthRejection {
     /// Authenticated, but a rule denies this subject: 403.
     #[error("{0}")]
     Forbidden(String),
+    /// A DPoP rule failed (RFC 9449 §7.1): 401 with a `DPoP` challenge, and
+    /// the server's nonce when the client must retry with it.
+    #[error("{why}")]
+    Dpop {
+        /// `invalid_dpop_proof`, `use_dpop_nonce` or `invalid_token`.
+        code: &'static str,
+        /// What was wrong (never the token or the proof).
+        why: String,
+        /// The `DPoP-Nonce` to send.
+        nonce: Option<String>,
+    },
 }
 
 #[derive(Serialize)]
@@ -45,7 +56,8 @@ impl AuthRejection {
         match self {
             AuthRejection::Missing
             | AuthRejection::MissingFor(_)
-            | AuthRejection::InvalidToken(_) => StatusCode::UNAUTHORIZED,
+            | AuthRejection::InvalidToken(_)
+            | AuthRejection::Dpop { .. } => StatusCode::UNAUTHORIZED,
             AuthRejection::InsufficientScope(_) | AuthRejection::Forbidden(_) => {
                 StatusCode::FORBIDDEN
             }
@@ -63,6 +75,7 @@ impl AuthRejection {
             AuthRejection::BadRequest(_) => "invalid_request",
             AuthRejection::Unavailable(_) => "temporarily_unavailable",
             AuthRejection::Forbidden(_) => "access_denied",
+            AuthRejection::Dpop { code, .. } => code,
         }
     }
 
@@ -88,10 +101,24 @@ impl AuthRejection {
             AuthRejection::InvalidToken(why) => Some(challenge.invalid_token(why)),
             AuthRejection::InsufficientScope(needed) => Some(challenge.insufficient_scope(needed)),
             AuthRejection::BadRequest(why) => Some(challenge.invalid_request(why)),
+            AuthRejection::Dpop { code, why, .. } => Some(challenge.dpop_error(code, why)),
             AuthRejection::Unavailable(_) | AuthRejection::Forbidden(_) => None,
         };
         if let Some(v) = www.and_then(|w| HeaderValue::try_from(w).ok()) {
             h.insert(header::WWW_AUTHENTICATE, v);
+            // RFC 9449 §7.1: where DPoP is taken, say so beside the Bearer challenge.
+            if self.status() == StatusCode::UNAUTHORIZED
+                && !matches!(self, AuthRejection::Dpop { .. })
+                && let Some(offer) = challenge.dpop_offer()
+                && let Ok(v) = HeaderValue::try_from(offer)
+            {
+                h.append(header::WWW_AUTHENTICATE, v);
+            }
+        }
+        if let AuthRejection::Dpop { nonce: Some(n), .. } = &self
+            && let Ok(v) = HeaderValue::try_from(n.as_str())
+        {
+            h.insert(mcpgate_dpop::NONCE_HEADER, v);
         }
         if matches!(self, AuthRejection::Unavailable(_)) {
             h.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));

@@ -11,7 +11,7 @@ use crate::vault::{VaultError, open_b64, vault_aad};
 use crate::{Store, StoreError, StoreUrl};
 
 /// Every table mcpgate keeps (the migrations' bookkeeping excepted).
-const TABLES: [&str; 19] = [
+const TABLES: [&str; 20] = [
     "api_keys",
     "users",
     "oauth_clients",
@@ -29,6 +29,7 @@ const TABLES: [&str; 19] = [
     "federated_tokens",
     "federation_logins",
     "login_throttles",
+    "dpop_jtis",
     "audit_log",
     "audit_chain",
 ];

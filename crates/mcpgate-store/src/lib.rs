@@ -54,6 +54,7 @@ mod api_keys;
 pub mod audit;
 mod copy;
 mod decode;
+mod dpop;
 mod error;
 pub mod federation;
 mod location;

@@ -11,6 +11,8 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
 use mcpgate_types::{AeadError, AeadKey, KeyFileError, MIN_SEALED_LEN};
 
 /// The environment variable that holds the master key (base64 of 32 bytes).
@@ -62,31 +64,39 @@ pub enum SealError {
 
 /// An AES-256-GCM key ([`AeadKey`]), framing what it seals with a format
 /// version and its id. `Debug` never shows it.
-pub struct MasterKey(AeadKey);
+pub struct MasterKey {
+    key: AeadKey,
+    /// For [`MasterKey::derive`]: secrets that every replica must share
+    /// without storing them (DPoP nonces).
+    kdf: aws_lc_rs::hmac::Key,
+}
 
 impl fmt::Debug for MasterKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "MasterKey(id {:02x})", self.0.id())
+        write!(f, "MasterKey(id {:02x})", self.key.id())
     }
 }
 
 impl MasterKey {
     /// A key from its 32 bytes.
     pub fn from_bytes(bytes: &[u8], origin: &str) -> Result<MasterKey, SealError> {
-        AeadKey::from_bytes(bytes)
-            .map(MasterKey)
-            .ok_or_else(|| SealError::BadKey {
-                origin: origin.to_owned(),
-            })
+        let key = AeadKey::from_bytes(bytes).ok_or_else(|| SealError::BadKey {
+            origin: origin.to_owned(),
+        })?;
+        Ok(MasterKey {
+            key,
+            kdf: aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, bytes),
+        })
     }
 
     /// A key from base64 text (whitespace around it ignored).
     pub fn from_base64(text: &str, origin: &str) -> Result<MasterKey, SealError> {
-        AeadKey::from_base64(text)
-            .map(MasterKey)
-            .ok_or_else(|| SealError::BadKey {
+        let bytes = STANDARD
+            .decode(text.trim())
+            .map_err(|_| SealError::BadKey {
                 origin: origin.to_owned(),
-            })
+            })?;
+        MasterKey::from_bytes(&bytes, origin)
     }
 
     /// The key from `MCPGATE_MASTER_KEY`, else from `<data_dir>/master.key`,
@@ -108,17 +118,25 @@ impl MasterKey {
         MasterKey::from_base64(&file.text, &path.display().to_string())
     }
 
+    /// A secret for `purpose`, the same on every process with this master
+    /// key, and unrelated to the key itself or to another purpose's.
+    pub fn derive(&self, purpose: &str) -> Vec<u8> {
+        aws_lc_rs::hmac::sign(&self.kdf, purpose.as_bytes())
+            .as_ref()
+            .to_vec()
+    }
+
     /// The key id stored in every value it seals.
     pub fn id(&self) -> u8 {
-        self.0.id()
+        self.key.id()
     }
 
     /// Encrypts `plaintext`, bound to `aad`.
     pub fn seal(&self, plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>, SealError> {
         let mut out = Vec::with_capacity(HEADER_LEN + MIN_SEALED_LEN + plaintext.len());
         out.push(FORMAT_VERSION);
-        out.push(self.0.id());
-        self.0
+        out.push(self.key.id());
+        self.key
             .seal_append(&mut out, plaintext, aad)
             .map_err(|_| SealError::Crypto)?;
         Ok(out)
@@ -129,13 +147,13 @@ impl MasterKey {
         if sealed.len() < HEADER_LEN + MIN_SEALED_LEN || sealed[0] != FORMAT_VERSION {
             return Err(SealError::Damaged);
         }
-        if sealed[1] != self.0.id() {
+        if sealed[1] != self.key.id() {
             return Err(SealError::WrongKey {
                 sealed: sealed[1],
-                current: self.0.id(),
+                current: self.key.id(),
             });
         }
-        self.0
+        self.key
             .open(&sealed[HEADER_LEN..], aad)
             .map_err(|_: AeadError| SealError::Damaged)
     }

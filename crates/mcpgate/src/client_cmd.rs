@@ -72,6 +72,10 @@ pub(crate) struct LoginArgs {
     /// (default: 300, but at most half the token's lifetime).
     #[arg(long)]
     pub(crate) refresh_margin: Option<u64>,
+    /// Bind the tokens to a key of this client (DPoP, RFC 9449): a new key
+    /// per server, kept with the tokens; every request proves possession.
+    #[arg(long)]
+    pub(crate) dpop: bool,
 }
 
 /// A remote server resolved from a URL or a config name.
@@ -182,6 +186,7 @@ fn sign_in_options(
             .refresh_margin
             .map(|s| RefreshMargin::Exactly(Duration::from_secs(s)))
             .unwrap_or_default(),
+        dpop: args.dpop,
         ..SignInOptions::default()
     })
 }

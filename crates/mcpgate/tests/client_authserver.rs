@@ -1180,3 +1180,69 @@ fn standalone_authorization_server_for_an_introspecting_gateway() {
         "{www}"
     );
 }
+
+#[test]
+fn dpop_sign_in_binds_the_tokens_and_every_call_proves_possession() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    add_user(&data, "alice", "notes:read notes:write");
+    let notes = dir.path().join("notes");
+    // Nonces on at /token, and an upstream that takes DPoP-bound tokens only.
+    let cfg = format!(
+        "{}dpop = \"required\"\n",
+        demo_config("[authserver]\nenabled = true\ndpop_nonce = true\n", &notes)
+    );
+    let s = serve(dir, data, &cfg, "127.0.0.1:0");
+
+    // A Bearer sign-in is refused there, with the reason.
+    let plain = Cli::new("alice");
+    plain.ok(&["login", &s.mcp()]);
+    let (_, err) = plain.err(&[
+        "call",
+        &s.mcp(),
+        "tools/call",
+        r#"{"name":"whoami","arguments":{}}"#,
+    ]);
+    assert!(err.contains("401"), "{err}");
+
+    let cli = Cli::new("alice");
+    cli.ok(&["login", &s.mcp(), "--dpop"]);
+    let rec = cli.record();
+    let key = rec["tokens"]["dpop_key"]
+        .as_str()
+        .expect("the key is stored with the tokens");
+    assert_eq!(cli.whoami(&s.mcp(), &[]), "alice");
+    // A refresh (forced by the margin) proves possession too, and keeps the key.
+    assert_eq!(
+        cli.whoami(&s.mcp(), &["--refresh-margin", "100000"]),
+        "alice"
+    );
+    assert_eq!(cli.record()["tokens"]["dpop_key"].as_str(), Some(key));
+    // The stdio bridge proves possession on each request too.
+    let mut bridge = cli.command(&["bridge", &s.mcp()]);
+    bridge.stdin(Stdio::piped());
+    let mut child = bridge.spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"0"}}}"#;
+    writeln!(stdin, "{init}").unwrap();
+    let first = lines.next().unwrap().unwrap();
+    assert!(first.contains("\"result\""), "{first}");
+    writeln!(
+        stdin,
+        r#"{{"jsonrpc":"2.0","method":"notifications/initialized"}}"#
+    )
+    .unwrap();
+    writeln!(
+        stdin,
+        r#"{{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{{"name":"whoami","arguments":{{}}}}}}"#
+    )
+    .unwrap();
+    let answer = lines.next().unwrap().unwrap();
+    assert!(answer.contains("alice"), "{answer}");
+    drop(stdin);
+    let _ = wait_output(child, Duration::from_secs(30));
+    let log = std::fs::read_to_string(s.dir.path().join("gateway.log")).unwrap();
+    assert!(log.contains("POST /token 200"), "{log}");
+    assert!(!log.contains(key), "the key never reaches a log");
+}

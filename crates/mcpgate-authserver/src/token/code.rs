@@ -23,6 +23,7 @@ pub(super) async fn exchange(
     inner: &Inner,
     client: &Authenticated,
     params: &Params,
+    jkt: Option<&str>,
 ) -> Result<Issued, OAuthError> {
     let code = params.require("code")?;
     let verifier = params
@@ -52,7 +53,7 @@ pub(super) async fn exchange(
     };
     let checked = async {
         check(inner, client, params, &row, verifier).await?;
-        let tokens = FirstTokens::issue(inner, &row.grant_id, client).await?;
+        let tokens = FirstTokens::issue(inner, &row.grant_id, client, jkt).await?;
         let grant = &tokens.grant;
         let id_token = if row.scopes.contains("openid") || grant.scopes.contains("openid") {
             Some(crate::federation::id_token(inner, grant, row.nonce.as_deref()).await?)

@@ -14,6 +14,7 @@ pub(super) async fn exchange(
     inner: &Inner,
     client: &Authenticated,
     params: &Params,
+    jkt: Option<&str>,
 ) -> Result<Issued, OAuthError> {
     if !client.confidential {
         return Err(OAuthError::new(
@@ -39,12 +40,13 @@ pub(super) async fn exchange(
         .insert_grant(&grant)
         .await
         .map_err(OAuthError::store)?;
-    let (access, expires_in) = access_token(inner, &grant, &scopes)?;
+    let (access, expires_in) = access_token(inner, &grant, &scopes, jkt)?;
     Ok(Issued {
         access_token: access,
         expires_in,
         scopes,
         refresh_token: None,
         id_token: None,
+        dpop: jkt.is_some(),
     })
 }

@@ -23,13 +23,15 @@ pub(crate) struct Issued {
     pub(crate) refresh_token: Option<String>,
     /// OpenID Connect: for the `openid` scope of an authorization code.
     pub(crate) id_token: Option<String>,
+    /// The access token is bound to a DPoP key (`token_type` `DPoP`).
+    pub(crate) dpop: bool,
 }
 
 impl IntoResponse for Issued {
     fn into_response(self) -> Response {
         let mut body = serde_json::json!({
             "access_token": self.access_token,
-            "token_type": "Bearer",
+            "token_type": if self.dpop { "DPoP" } else { "Bearer" },
             "expires_in": self.expires_in,
             "scope": self.scopes.to_string(),
         });
@@ -48,10 +50,11 @@ pub(crate) fn access_token(
     inner: &Inner,
     grant: &GrantRow,
     scopes: &ScopeSet,
+    jkt: Option<&str>,
 ) -> Result<(String, u64), OAuthError> {
     let now = unix(SystemTime::now());
     let ttl = inner.settings.access_token_ttl.as_secs().max(1);
-    let claims = serde_json::json!({
+    let mut claims = serde_json::json!({
         "iss": inner.issuer,
         "sub": grant.subject,
         "aud": grant.resource,
@@ -64,6 +67,10 @@ pub(crate) fn access_token(
         "gid": grant.id,
         "auth_time": unix(grant.created_at),
     });
+    if let Some(jkt) = jkt {
+        // RFC 9449 §6.1: the thumbprint of the key the token is bound to.
+        claims["cnf"] = serde_json::json!({ "jkt": jkt });
+    }
     let token = inner.keys.sign("at+jwt", &claims).map_err(|e| {
         tracing::error!("cannot sign an access token: {e}");
         OAuthError::new(ErrorCode::ServerError, "cannot sign the access token")
@@ -127,6 +134,7 @@ pub(crate) struct FirstTokens {
     pub(crate) grant: GrantRow,
     access: String,
     expires_in: u64,
+    dpop: bool,
     /// The refresh token and its row, which the caller stores (with whatever
     /// else must change in the same transaction).
     pub(crate) refresh: Option<(String, RefreshRow)>,
@@ -138,9 +146,20 @@ impl FirstTokens {
         inner: &Inner,
         grant_id: &str,
         client: &Authenticated,
+        jkt: Option<&str>,
     ) -> Result<FirstTokens, OAuthError> {
         let grant = live_grant(inner, grant_id, &client.client.id).await?;
-        let (access, expires_in) = access_token(inner, &grant, &grant.scopes)?;
+        // RFC 9449 §5: a public client's refresh tokens are bound to its key
+        // (a confidential client's are bound to its credentials already).
+        if let Some(k) = jkt.filter(|_| !client.confidential) {
+            let bound = inner
+                .store
+                .bind_grant_dpop(&grant.id, k)
+                .await
+                .map_err(OAuthError::store)?;
+            super::dpop::check_bound(Some(&bound), Some(k), &client.client.id)?;
+        }
+        let (access, expires_in) = access_token(inner, &grant, &grant.scopes, jkt)?;
         let refresh = client
             .client
             .allows_grant("refresh_token")
@@ -149,6 +168,7 @@ impl FirstTokens {
             grant,
             access,
             expires_in,
+            dpop: jkt.is_some(),
             refresh,
         })
     }
@@ -161,6 +181,7 @@ impl FirstTokens {
             scopes: self.grant.scopes,
             refresh_token: self.refresh.map(|(token, _)| token),
             id_token,
+            dpop: self.dpop,
         }
     }
 }

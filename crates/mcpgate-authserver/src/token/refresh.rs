@@ -21,6 +21,7 @@ pub(super) async fn exchange(
     inner: &Inner,
     client: &Authenticated,
     params: &Params,
+    jkt: Option<&str>,
 ) -> Result<Issued, OAuthError> {
     let presented = params.require("refresh_token")?;
     let digest = digest_hex(presented);
@@ -31,6 +32,7 @@ pub(super) async fn exchange(
         .map_err(OAuthError::store)?
         .ok_or_else(|| OAuthError::grant("unknown refresh token"))?;
     let grant = live_grant(inner, &row.grant_id, &client.client.id).await?;
+    super::dpop::check_bound(grant.dpop_jkt.as_deref(), jkt, &client.client.id)?;
     // RFC 8707 §2.2: a refresh may name the grant's resource, never another
     // one. Answering with a token for the old audience would hand the client a
     // token that the resource it named refuses, with no way to tell why.
@@ -106,12 +108,13 @@ pub(super) async fn exchange(
         _ => return Err(OAuthError::grant("unknown refresh token")),
     }
     // The rotation also marked the grant used.
-    let (access, expires_in) = access_token(inner, &grant, &scopes)?;
+    let (access, expires_in) = access_token(inner, &grant, &scopes, jkt)?;
     Ok(Issued {
         access_token: access,
         expires_in,
         scopes,
         refresh_token: Some(token),
         id_token: None,
+        dpop: jkt.is_some(),
     })
 }

@@ -54,4 +54,13 @@ impl Credentials for SignInOnChallenge {
     ) -> BoxFuture<'a, Result<Option<String>, CredentialsError>> {
         self.manager.insufficient_scope(challenge)
     }
+
+    fn proof<'a>(
+        &'a self,
+        method: &'a str,
+        url: &'a str,
+        authorization: &'a str,
+    ) -> BoxFuture<'a, Result<Option<String>, CredentialsError>> {
+        self.manager.proof(method, url, authorization)
+    }
 }

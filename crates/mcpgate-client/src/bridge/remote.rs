@@ -129,6 +129,19 @@ impl Remote {
         auth: Option<&str>,
     ) -> Result<Response, Failure> {
         let mut req = make().headers(self.headers.clone());
+        if let Some(value) = auth
+            && let Ok(probe) = make().build()
+        {
+            // A proof per request (its jti is single use), retries included.
+            let proof = self
+                .credentials
+                .proof(probe.method().as_str(), probe.url().as_str(), value)
+                .await
+                .map_err(Failure::Credentials)?;
+            if let Some(p) = proof {
+                req = req.header(mcpgate_dpop::HEADER, p);
+            }
+        }
         if let Some(value) = auth {
             let mut v = HeaderValue::try_from(value).map_err(|_| {
                 Failure::Credentials(CredentialsError::new(

@@ -24,11 +24,35 @@ pub(super) async fn sign_in(
         _ => discovery::discover(&m.http, &m.server_url).await?,
     };
     let scope = select_scope(m, &found, extra_scopes);
+    // A sign-in bound to a key stays bound when it is made again (an expired
+    // refresh token, a step-up), even if this run did not ask for DPoP.
+    let dpop = m.opts.dpop
+        || m.stored()
+            .await?
+            .is_some_and(|s| s.tokens.dpop_key.is_some());
+    let key = dpop
+        .then(mcpgate_dpop::ProofKey::generate)
+        .transpose()
+        .map_err(|e| ClientError::Store(e.to_string()))?;
     let mut retried = false;
     loop {
         let (registration, loopback) = register(m, &found.auth_server).await?;
-        match run_grant(m, &found, &registration, loopback, scope.as_deref()).await {
+        match run_grant(
+            m,
+            &found,
+            &registration,
+            loopback,
+            scope.as_deref(),
+            key.as_ref(),
+        )
+        .await
+        {
             Ok((grant, t)) => {
+                let mut tokens = tokens_from(t, None);
+                tokens.dpop_key = key.as_ref().map(|k| {
+                    use base64::Engine as _;
+                    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(k.pkcs8())
+                });
                 let s = SignIn {
                     issuer: found.auth_server.issuer.clone(),
                     resource: found.resource.clone(),
@@ -37,7 +61,7 @@ pub(super) async fn sign_in(
                     auth_server: found.auth_server.clone(),
                     registration,
                     grant,
-                    tokens: tokens_from(t, None),
+                    tokens,
                     updated_at: 0,
                 };
                 m.store.save(&s)?;
@@ -330,9 +354,11 @@ async fn run_grant(
     reg: &ClientRegistration,
     loopback: Option<Loopback>,
     scope: Option<&str>,
+    dpop: Option<&mcpgate_dpop::ProofKey>,
 ) -> Result<(Grant, TokenResponse), ClientError> {
     let meta = &found.auth_server;
     let auth = ClientAuth {
+        dpop,
         registration: reg,
         private_key: m.opts.private_key.as_ref(),
     };
@@ -401,7 +427,9 @@ pub(super) async fn client_credentials_again(
     if !scope.is_empty() {
         params.push(("scope", &scope));
     }
+    let key = s.tokens.proof_key()?;
     let auth = ClientAuth {
+        dpop: key.as_ref(),
         registration: &s.registration,
         private_key: m.opts.private_key.as_ref(),
     };

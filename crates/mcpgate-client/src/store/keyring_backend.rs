@@ -65,6 +65,8 @@ struct SignInSecrets {
     refresh_token: Option<String>,
     #[serde(default)]
     client_secret: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    dpop_key: Option<String>,
 }
 
 /// Moves the secrets of `record` into the keyring, leaving blanks.
@@ -73,6 +75,7 @@ pub(super) fn take_signin_secrets(key: &str, record: &mut SignIn) -> Result<(), 
         access_token: std::mem::take(&mut record.tokens.access_token),
         refresh_token: record.tokens.refresh_token.take(),
         client_secret: record.registration.client_secret.take(),
+        dpop_key: record.tokens.dpop_key.take(),
     };
     // The registration record keeps its own (keyring) copy; a sign-in needs none.
     record.registration.registration_access_token = None;
@@ -88,6 +91,7 @@ pub(super) fn fill_signin(key: &str, record: &mut SignIn) -> Result<(), ClientEr
     record.tokens.access_token = s.access_token;
     record.tokens.refresh_token = s.refresh_token;
     record.registration.client_secret = s.client_secret;
+    record.tokens.dpop_key = s.dpop_key;
     Ok(())
 }
 

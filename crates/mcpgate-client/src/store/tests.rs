@@ -33,6 +33,7 @@ fn signin(issuer: &str, resource: &str) -> SignIn {
             expires_at: Some(now_secs() + 100),
             issued_at: Some(now_secs()),
             scopes: vec!["mcp".into()],
+            dpop_key: None,
         },
         updated_at: 0,
     }

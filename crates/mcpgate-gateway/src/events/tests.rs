@@ -59,3 +59,36 @@ fn multi_line_data_and_ids() {
     assert_eq!(parse_event_id("12-34"), None, "no tag: not one of ours");
     assert_eq!(parse_event_id("x"), None);
 }
+
+#[tokio::test]
+async fn ids_carry_the_upstream_position_once_bound() {
+    let log = EventLog::new(0, 10, None);
+    log.note_upstream_id("u-0");
+    log.push(&msg(1));
+    log.carry_upstream_ids(UpstreamIds(Box::new(|up| Some(format!("e1.{up}")))));
+    log.note_upstream_id("u-1");
+    log.push(&msg(2));
+    log.push_priming();
+    log.close();
+    let frames: Vec<_> = log.reader(Some(0)).collect().await;
+    let ids: Vec<String> = frames
+        .iter()
+        .map(|f| {
+            std::str::from_utf8(f).unwrap()[4..]
+                .lines()
+                .next()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(upstream_part(&ids[0]), None, "unbound: {}", ids[0]);
+    for id in &ids[1..] {
+        assert_eq!(upstream_part(id), Some("e1.u-1"), "{id}");
+        // The part before the upstream's is still a position in this log.
+        let own = parse_event_id(id).unwrap();
+        assert!(log.issued(&own), "{id}");
+    }
+    assert_eq!(parse_event_id(&ids[2]).unwrap().seq, 3);
+    assert_eq!(log.last_seq(), 3);
+    assert_eq!(upstream_part("0-1-0000abcd."), None);
+}

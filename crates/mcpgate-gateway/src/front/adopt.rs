@@ -11,9 +11,9 @@ use super::caller::AuthenticatedCaller;
 use mcpgate_types::Subject;
 
 use crate::error::GatewayError;
-use crate::events::EventLog;
+use crate::events::{EventLog, UpstreamIds};
 use crate::session::Session;
-use crate::session_key::{Carrier, SessionClaims, random_hex, unix_now};
+use crate::session_key::{Carrier, EventPosition, SessionClaims, random_hex, unix_now};
 use crate::state::Gateway;
 use crate::upstream::Link;
 
@@ -46,6 +46,42 @@ pub(crate) fn seal_id(
         tracing::warn!(%upstream, "could not seal a session id (no randomness); this session stays with this replica");
         random_hex()
     })
+}
+
+/// Lets the server stream of session `id` (on a portable link) carry the
+/// upstream's event ids, so another replica can resume the upstream's stream
+/// where the client stopped (`front::sessionful`).
+///
+/// The upstream id is sealed, bound to the session id, rather than carried in
+/// the clear: the gateway sends whatever the client presents to the upstream
+/// as `Last-Event-ID`, and an upstream whose event store is shared by its
+/// sessions (the SDKs' example stores are) and whose ids can be guessed
+/// (counters) would replay another session's events, maybe another user's, to
+/// a client that made one up. Sealed, a client can only resume from a
+/// position this session was handed; and the upstream's ids, which may name
+/// its internal streams, stay opaque.
+///
+/// `method` is the request's, for a POST's answer stream: the resuming replica
+/// rewrites the answer as this one does (policy's list filters).
+pub(crate) fn carry_upstream_ids(
+    gw: &Gateway,
+    id: &str,
+    link: &Link,
+    log: &EventLog,
+    method: Option<String>,
+) {
+    if !link.is_portable() {
+        return;
+    }
+    let keys = gw.shared.session_keys.clone();
+    let session = id.to_owned();
+    log.carry_upstream_ids(UpstreamIds(Box::new(move |up| {
+        let position = EventPosition {
+            upstream_id: up.to_owned(),
+            method: method.clone(),
+        };
+        keys.seal_event(&session, &position)
+    })));
 }
 
 /// Where the session a request names is served.
@@ -138,6 +174,7 @@ async fn adopt(
             "the upstream no longer speaks Streamable HTTP, or its session id is unusable",
         ));
     }
+    carry_upstream_ids(gw, id, &link, &log, None);
     let session = Session::new(
         id.to_owned(),
         name,

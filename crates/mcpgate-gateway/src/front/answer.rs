@@ -52,6 +52,9 @@ impl Answer<'_> {
             }
             Ok(Some(m)) => {
                 let log = open_stream();
+                if let Some(id) = ex.upstream_id() {
+                    log.note_upstream_id(id);
+                }
                 log.push(&m);
                 let reader = log.reader(Some(0));
                 let silence = Silence {
@@ -134,6 +137,9 @@ pub(crate) async fn relay(
     loop {
         match silence.next(&mut ex).await {
             Ok(Some(mut m)) => {
+                if let Some(id) = ex.upstream_id() {
+                    log.note_upstream_id(id);
+                }
                 let done = m.kind() == Some(Kind::Response);
                 if done {
                     rewrite(&mut m);

@@ -17,7 +17,7 @@ use super::era::{Endpoint, SessionMethod};
 use super::request::{Post, accepts, header_str, read_post};
 use crate::config::HttpTransport;
 use crate::error::GatewayError;
-use crate::events::{EventLog, parse_event_id};
+use crate::events::{EventLog, parse_event_id, upstream_part};
 use crate::forward::send::Forward;
 use crate::identity::Identity;
 use crate::jsonrpc::{self, Kind, Message};
@@ -25,6 +25,7 @@ use crate::protocol::{DEFAULT_VERSION, SESSION_HEADER};
 use crate::reply::{json, sse};
 use crate::rewrite::keep;
 use crate::session::Session;
+use crate::session_key::EventPosition;
 use crate::state::Gateway;
 use crate::upstream::{Link, Upstream, UpstreamError};
 
@@ -134,6 +135,7 @@ async fn post(
             answer
                 .respond(id, ex, move || {
                     let log = s.new_stream();
+                    super::adopt::carry_upstream_ids(&gw, &s.id, &s.link, &log, Some(method));
                     if s.wants_priming() {
                         log.push_priming();
                     }
@@ -285,6 +287,7 @@ async fn initialize(
         jsonrpc::result_protocol_version(result).unwrap_or_else(|| DEFAULT_VERSION.to_owned());
     let subject = caller.principal().subject().clone();
     let id = super::adopt::seal_id(&gw, &name, &link, &subject, &version);
+    super::adopt::carry_upstream_ids(&gw, &id, &link, &log, None);
     let session = Session::new(
         id,
         name,
@@ -328,17 +331,32 @@ async fn get_stream(
             .filter(|l| l.issued(&id))
             .map(|l| (l, id.seq))
     });
-    let (log, after) = match resume {
-        Some((log, seq)) => (log, Some(seq)),
-        None => {
-            if last.is_some() {
-                // Another replica's stream, one that ended, or not an id of
-                // ours: nothing to replay here, and nothing from another
-                // stream is (MCP, resumability).
-                tracing::info!(upstream = %session.upstream_name, "Last-Event-ID names a stream this replica does not hold: opening the session's server stream without replay");
+    let (log, after, from_upstream): (_, _, Option<String>) = match resume {
+        Some((log, seq)) => (log, Some(seq), None),
+        None => match last.map(|l| upstream_position(&gw, &session, l)) {
+            Some(Ok((Stream::Answer, up))) => match resume_answer(&gw, &session, &caller, up).await
+            {
+                Ok(r) => return r,
+                Err(why) => {
+                    tracing::info!(upstream = %session.upstream_name, reason = %why, "Last-Event-ID names a POST answer stream this replica does not hold, and the upstream did not resume it: opening the session's server stream without replay");
+                    (session.server_stream.clone(), None, None)
+                }
+            },
+            Some(Ok((Stream::Server, up))) => {
+                tracing::info!(upstream = %session.upstream_name, "Last-Event-ID names a stream this replica does not hold: resuming the upstream's stream from the position it carries");
+                let log = session.server_stream.clone();
+                // What the log holds already came before the position the client names.
+                (log.clone(), Some(log.last_seq()), Some(up.upstream_id))
             }
-            (session.server_stream.clone(), None)
-        }
+            Some(Err(why)) => {
+                // Nothing to replay here, and nothing from another stream
+                // is; the spec's answer is the stream without replay (MCP,
+                // resumability: the server MAY replay).
+                tracing::info!(upstream = %session.upstream_name, reason = why, "Last-Event-ID names a stream this replica does not hold: opening the session's server stream without replay");
+                (session.server_stream.clone(), None, None)
+            }
+            None => (session.server_stream.clone(), None, None),
+        },
     };
     let is_server_stream = log.stream_id() == 0;
     let generation = if is_server_stream {
@@ -346,7 +364,18 @@ async fn get_stream(
     } else {
         0
     };
-    if is_server_stream {
+    // A stream resumed from the upstream's position is the session's server
+    // stream from now on: a later GET without an id does not get it again.
+    let track = after.is_none() || from_upstream.is_some();
+    if let Some(up) = from_upstream {
+        // The priming event carries the client's position on: resuming
+        // from it elsewhere starts from the same place.
+        log.note_upstream_id(&up);
+        if session.wants_priming() {
+            log.push_priming();
+        }
+        session.link.resume_server_stream(up);
+    } else if is_server_stream {
         session.link.open_server_stream();
         if after.is_none() && session.wants_priming() {
             log.push_priming();
@@ -355,7 +384,7 @@ async fn get_stream(
     let guard = ListenGuard::new(session.clone());
     let s = session.clone();
     let frames = log
-        .reader(after)
+        .reader_from(after, track)
         .take_while(move |_| {
             let current = !is_server_stream || s.get_is_current(generation);
             async move { current }
@@ -365,6 +394,73 @@ async fn get_stream(
             f
         });
     sse(frames)
+}
+
+/// Which kind of stream an event id names.
+enum Stream {
+    /// The session's GET stream.
+    Server,
+    /// The SSE answer to one POST.
+    Answer,
+}
+
+/// The upstream position a `Last-Event-ID` from another replica carries, or
+/// why it cannot be resumed from.
+fn upstream_position(
+    gw: &Gateway,
+    session: &Session,
+    last: &str,
+) -> Result<(Stream, EventPosition), &'static str> {
+    let Some(id) = parse_event_id(last) else {
+        return Err("it is not an event id this gateway hands out");
+    };
+    let stream = if id.stream == 0 {
+        Stream::Server
+    } else {
+        Stream::Answer
+    };
+    let Some(sealed) = upstream_part(last) else {
+        return Err(
+            "it carries no upstream position (the upstream sets no SSE event ids, or had sent nothing on the stream yet)",
+        );
+    };
+    if !session.link.is_portable() {
+        return Err("the session's upstream has no stream to resume");
+    }
+    gw.shared
+        .session_keys
+        .open_event(&session.id, sealed)
+        .map(|up| (stream, up))
+        .map_err(|_| "its upstream position was not handed out in this session")
+}
+
+/// A POST answer stream resumed from the upstream's position `up` into a
+/// new stream of this replica's, whose ids are its own; its response is
+/// rewritten as the replica that answered the POST rewrote it.
+async fn resume_answer(
+    gw: &Gateway,
+    session: &Arc<Session>,
+    caller: &AuthenticatedCaller,
+    up: EventPosition,
+) -> Result<Response, String> {
+    let method = up.method.unwrap_or_default();
+    let rewrite = gw
+        .shared
+        .guard
+        .list_filter(&session.upstream_name, caller.principal(), &method)
+        .unwrap_or_else(keep);
+    let log = session.new_stream();
+    super::adopt::carry_upstream_ids(gw, &session.id, &session.link, &log, Some(method));
+    log.note_upstream_id(&up.upstream_id);
+    if session.wants_priming() {
+        log.push_priming();
+    }
+    session
+        .link
+        .resume_answer(&up.upstream_id, log.clone(), rewrite)
+        .await?;
+    tracing::info!(upstream = %session.upstream_name, "Last-Event-ID names a POST answer stream this replica does not hold: resuming it from the upstream's position it carries");
+    Ok(sse(log.reader(Some(0))))
 }
 
 /// Counts a session's open GET connections while one lives.

@@ -29,6 +29,9 @@ use mcpgate_sse as sse;
 
 pub(crate) type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
 
+/// The SSE resumption header (not among `http`'s named headers).
+const LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
+
 /// A configured HTTP upstream.
 #[derive(Debug)]
 pub(crate) struct HttpUpstream {
@@ -289,6 +292,8 @@ pub(crate) struct HttpLink {
     detect: bool,
     gone: watch::Sender<bool>,
     get_started: AtomicBool,
+    /// The task relaying the upstream's GET stream, replaced by a resumption.
+    get_task: Mutex<Option<tokio::task::AbortHandle>>,
     init_result: OnceLock<Box<RawValue>>,
     tasks: Mutex<Vec<tokio::task::AbortHandle>>,
     /// Who this session acts for, as headers on every upstream request.
@@ -315,6 +320,7 @@ impl HttpLink {
             detect,
             gone: watch::channel(false).0,
             get_started: AtomicBool::new(false),
+            get_task: Mutex::new(None),
             init_result: OnceLock::new(),
             tasks: Mutex::new(Vec::new()),
             identity,
@@ -514,18 +520,22 @@ impl HttpLink {
             let max = self.up.limits.max_message_bytes;
             let name = self.up.name.clone();
             let closed = tx.clone();
+            let (ids_tx, ids) = mpsc::unbounded_channel();
             // The pump ends when the client stops waiting (the exchange is dropped
             // on a timeout or a disconnect), which closes the upstream response too.
             let task = tokio::spawn(async move {
                 tokio::select! {
-                    () = pump(name, resp.into_body(), max, move |m| {
-                        let _ = tx.send(m);
+                    () = pump(name, resp.into_body(), max, move |id, m| {
+                        if let Some(m) = m {
+                            let _ = ids_tx.send(id.map(Arc::from));
+                            let _ = tx.send(m);
+                        }
                     }) => {}
                     () = closed.closed() => {}
                 }
             });
             self.track(task.abort_handle());
-            return Ok(Exchange::new(rx));
+            return Ok(Exchange::with_ids(rx, ids));
         }
         let body = read_limited(resp.into_body(), self.up.limits.max_message_bytes).await?;
         match Message::parse(&body) {
@@ -580,53 +590,175 @@ impl HttpLink {
         if self.get_started.swap(true, Ordering::SeqCst) {
             return;
         }
+        self.relay_server_stream(None);
+    }
+
+    /// Relays the upstream's GET stream from after its event `last` (a
+    /// client's `Last-Event-ID` this replica has no log for), replacing a
+    /// relay already running: the upstream replays what came after `last`.
+    pub(crate) fn resume_server_stream(self: &Arc<Self>, last: String) {
+        self.relay_server_stream(Some(last));
+    }
+
+    fn relay_server_stream(self: &Arc<Self>, resume: Option<String>) {
         let this = self.clone();
         let task = tokio::spawn(async move {
-            let mut attempts = 0u32;
-            while !this.gone() && attempts < 5 {
-                let Ok((headers, used)) = this.headers_with_credentials("text/event-stream").await
-                else {
+            this.relay_until_done(resume).await;
+            // A later GET from the client starts a relay again (the upstream
+            // may offer its stream again, or another replica let go of it).
+            let mut current = this.get_task.lock().unwrap_or_else(|e| e.into_inner());
+            if current
+                .as_ref()
+                .is_some_and(|h| h.id() == tokio::task::id())
+            {
+                *current = None;
+                this.get_started.store(false, Ordering::SeqCst);
+            }
+        });
+        let handle = task.abort_handle();
+        let mut current = self.get_task.lock().unwrap_or_else(|e| e.into_inner());
+        self.get_started.store(true, Ordering::SeqCst);
+        if let Some(previous) = current.replace(handle.clone()) {
+            previous.abort();
+        }
+        drop(current);
+        self.track(handle);
+    }
+
+    /// Resumes one of the upstream's POST answer streams after its event
+    /// `last` (a client's `Last-Event-ID` this replica has no log for) into
+    /// `log`: the upstream's GET with that id replays the rest of the answer.
+    /// Err (why) when the upstream does not resume it; else the relay runs
+    /// until the answer's response (rewritten by `rewrite`), or
+    /// `request_timeout`, and closes `log`.
+    pub(crate) async fn resume_answer(
+        self: &Arc<Self>,
+        last: &str,
+        log: Arc<EventLog>,
+        rewrite: crate::rewrite::Rewrite,
+    ) -> Result<(), String> {
+        let (mut headers, _) = self
+            .headers_with_credentials("text/event-stream")
+            .await
+            .map_err(|e| e.to_string())?;
+        let last_id = HeaderValue::try_from(last).map_err(|e| e.to_string())?;
+        headers.insert(LAST_EVENT_ID, last_id);
+        let req = self
+            .up
+            .request(Method::GET, &headers, Bytes::new())
+            .map_err(|e| e.to_string())?;
+        let limit = self.up.limits.request_timeout;
+        let resp = tokio::time::timeout(limit, self.up.send_http(req))
+            .await
+            .map_err(|_| format!("no answer within {limit:?}"))?
+            .map_err(|e| e.to_string())?;
+        if !resp.status().is_success() || !content_type_is(resp.headers(), "text/event-stream") {
+            return Err(format!("the upstream answered HTTP {}", resp.status()));
+        }
+        let (name, max) = (self.up.name.clone(), self.up.limits.max_message_bytes);
+        let task = tokio::spawn(async move {
+            let (done_tx, done) = tokio::sync::oneshot::channel::<()>();
+            let mut done_tx = Some(done_tx);
+            let into = log.clone();
+            // The upstream may keep the stream open after the response; the
+            // answer is complete then, so the relay stops there.
+            tokio::select! {
+                () = pump(name, resp.into_body(), max, move |id, m| {
+                    if let Some(id) = id {
+                        into.note_upstream_id(id);
+                    }
+                    if let Some(mut m) = m.filter(|m| m.kind().is_some()) {
+                        let done = m.kind() == Some(jsonrpc::Kind::Response);
+                        if done {
+                            rewrite(&mut m);
+                        }
+                        into.push(&m);
+                        if done && let Some(tx) = done_tx.take() {
+                            let _ = tx.send(());
+                        }
+                    }
+                }) => {}
+                _ = done => {}
+                () = tokio::time::sleep(limit) => {}
+            }
+            log.close();
+        });
+        self.track(task.abort_handle());
+        Ok(())
+    }
+
+    /// Relays the upstream's GET stream into the server stream until the
+    /// session ends, the upstream offers none, or it fails 5 times in a row.
+    async fn relay_until_done(self: &Arc<Self>, mut resume: Option<String>) {
+        let mut attempts = 0u32;
+        while !self.gone() && attempts < 5 {
+            let Ok((mut headers, used)) = self.headers_with_credentials("text/event-stream").await
+            else {
+                attempts += 1;
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                continue;
+            };
+            if let Some(v) = resume
+                .as_deref()
+                .and_then(|l| HeaderValue::try_from(l).ok())
+            {
+                headers.insert(LAST_EVENT_ID, v);
+            }
+            let Ok(req) = self.up.request(Method::GET, &headers, Bytes::new()) else {
+                return;
+            };
+            let resp = match self.up.send_http(req).await {
+                Ok(r) => r,
+                Err(_) => {
                     attempts += 1;
                     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
                     continue;
-                };
-                let Ok(req) = this.up.request(Method::GET, &headers, Bytes::new()) else {
-                    return;
-                };
-                let resp = match this.up.send_http(req).await {
-                    Ok(r) => r,
-                    Err(_) => {
-                        attempts += 1;
-                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                        continue;
-                    }
-                };
-                if resp.status() == StatusCode::UNAUTHORIZED
-                    && let Some(used) = used
-                    && this.up.credentials.rejected(&this.caller, &used).await
-                {
-                    attempts += 1;
-                    continue;
                 }
-                if !resp.status().is_success()
-                    || !content_type_is(resp.headers(), "text/event-stream")
-                {
-                    // 405: the upstream offers no server stream, which the spec allows.
-                    return;
-                }
-                attempts = 0;
-                let log = this.server_stream.clone();
-                pump(
-                    this.up.name.clone(),
-                    resp.into_body(),
-                    this.up.limits.max_message_bytes,
-                    move |m| log.push(&m),
-                )
-                .await;
-                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            };
+            if resp.status() == StatusCode::UNAUTHORIZED
+                && let Some(used) = used
+                && self.up.credentials.rejected(&self.caller, &used).await
+            {
+                attempts += 1;
+                continue;
             }
-        });
-        self.track(task.abort_handle());
+            let is_stream =
+                resp.status().is_success() && content_type_is(resp.headers(), "text/event-stream");
+            if !is_stream && resume.take().is_some() {
+                // The client still gets the stream, only without what it missed.
+                tracing::info!(upstream = %self.up.name, status = %resp.status(), "the upstream did not resume its GET stream from the client's Last-Event-ID: relaying it without replay");
+                attempts += 1;
+                continue;
+            }
+            if !is_stream {
+                // 405: the upstream offers no server stream, which the spec allows.
+                return;
+            }
+            // Reconnects after this one do not resume: a replica whose
+            // stream another replica took over by resuming it would take
+            // it back, and the two would trade it forever.
+            resume = None;
+            attempts = 0;
+            let log = self.server_stream.clone();
+            pump(
+                self.up.name.clone(),
+                resp.into_body(),
+                self.up.limits.max_message_bytes,
+                move |id, m| {
+                    if let Some(id) = id {
+                        log.note_upstream_id(id);
+                    }
+                    // Replays can hold what is not JSON-RPC (an event
+                    // store's record of a priming event): its id counts,
+                    // its data is not the client's.
+                    if let Some(m) = m.filter(|m| m.kind().is_some()) {
+                        log.push(&m);
+                    }
+                },
+            )
+            .await;
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
     }
 
     /// Stops this process's use of the session (its GET relay) without ending
@@ -666,12 +798,13 @@ impl HttpLink {
     }
 }
 
-/// Reads SSE events from an upstream body and hands each JSON-RPC message on.
+/// Reads SSE events from an upstream body and hands each one's id (if it
+/// has one) and JSON-RPC message (if it carries one) on.
 pub(crate) async fn pump(
     name: Arc<str>,
     mut body: Incoming,
     max: usize,
-    mut each: impl FnMut(Message),
+    mut each: impl FnMut(Option<&str>, Option<Message>),
 ) {
     let mut parser = sse::Parser::new(max);
     while let Some(frame) = body.frame().await {
@@ -682,15 +815,23 @@ pub(crate) async fn pump(
         match parser.feed(&data) {
             Ok(events) => {
                 for ev in events {
+                    let id = ev.id.as_deref();
                     if !(ev.event.is_empty() || ev.event == "message")
                         || ev.data.trim_ascii().is_empty()
                     {
+                        // A priming event: a position without a message.
+                        if id.is_some() {
+                            each(id, None);
+                        }
                         continue;
                     }
                     match Message::parse(&ev.data) {
-                        Ok(m) => each(m),
+                        Ok(m) => each(id, Some(m)),
                         Err(e) => {
-                            tracing::warn!(upstream = %name, "ignoring an SSE event that is not JSON-RPC ({e})")
+                            tracing::warn!(upstream = %name, "ignoring an SSE event that is not JSON-RPC ({e})");
+                            if id.is_some() {
+                                each(id, None);
+                            }
                         }
                     }
                 }

@@ -28,11 +28,38 @@ pub(crate) struct Exchange {
     rx: mpsc::UnboundedReceiver<Message>,
     /// Once the front guards it: the hard stop, which ends it with an error.
     stop: Option<Stop>,
+    /// An HTTP upstream's SSE answer: each message's event id, sent just
+    /// before the message, so the two channels stay in step.
+    ids: Option<mpsc::UnboundedReceiver<Option<Arc<str>>>>,
+    /// The event id of the message `recv` returned last.
+    upstream_id: Option<Arc<str>>,
 }
 
 impl Exchange {
     pub(crate) fn new(rx: mpsc::UnboundedReceiver<Message>) -> Exchange {
-        Exchange { rx, stop: None }
+        Exchange {
+            rx,
+            stop: None,
+            ids: None,
+            upstream_id: None,
+        }
+    }
+
+    /// An exchange whose messages come with the upstream's SSE event ids.
+    pub(crate) fn with_ids(
+        rx: mpsc::UnboundedReceiver<Message>,
+        ids: mpsc::UnboundedReceiver<Option<Arc<str>>>,
+    ) -> Exchange {
+        Exchange {
+            ids: Some(ids),
+            ..Exchange::new(rx)
+        }
+    }
+
+    /// The upstream's SSE event id of the message [`Exchange::recv`]
+    /// returned last, if it had one.
+    pub(crate) fn upstream_id(&self) -> Option<&str> {
+        self.upstream_id.as_deref()
     }
 
     /// The same exchange, answered by `stop`'s error if the hard stop comes
@@ -48,10 +75,21 @@ impl Exchange {
 
     /// The next message; `None` once the upstream side is done.
     pub(crate) async fn recv(&mut self) -> Option<Message> {
-        match &mut self.stop {
+        let m = match &mut self.stop {
             Some(stop) => stop.recv(&mut self.rx).await,
             None => self.rx.recv().await,
+        };
+        if let Some(ids) = &mut self.ids {
+            // The hard stop's error came from no upstream event: taking an id
+            // for it would take the next message's.
+            let from_upstream = m.is_some() && !self.stop.as_ref().is_some_and(Stop::gave_error);
+            self.upstream_id = if from_upstream {
+                ids.try_recv().ok().flatten()
+            } else {
+                None
+            };
         }
+        m
     }
 
     #[cfg(test)]

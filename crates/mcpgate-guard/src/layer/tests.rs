@@ -307,6 +307,7 @@ impl Admission for TwoResources {
                 request.uri.path()
             )),
             default_scopes: Vec::new(),
+            dpop: crate::DpopMode::Off,
         }
     }
 

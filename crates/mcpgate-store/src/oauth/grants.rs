@@ -39,6 +39,8 @@ pub struct GrantRow {
     pub revoked_at: Option<SystemTime>,
     /// Why it was revoked.
     pub revoked_why: Option<String>,
+    /// The thumbprint of the DPoP key its refresh tokens are bound to.
+    pub dpop_jkt: Option<String>,
 }
 
 impl GrantRow {
@@ -63,6 +65,7 @@ impl GrantRow {
             expires_at,
             revoked_at: None,
             revoked_why: None,
+            dpop_jkt: None,
         }
     }
 
@@ -78,6 +81,7 @@ impl GrantRow {
             expires_at: from_unix(row.try_get("expires_at")?),
             revoked_at: row.try_get::<Option<i64>, _>("revoked_at")?.map(from_unix),
             revoked_why: row.try_get("revoked_why")?,
+            dpop_jkt: row.try_get("dpop_jkt")?,
         })
     }
 
@@ -199,7 +203,7 @@ impl RefreshRow {
 
 macro_rules! grant_columns {
     () => {
-        "id, client_id, subject, scopes, resource, created_at, last_used_at, expires_at, revoked_at, revoked_why"
+        "id, client_id, subject, scopes, resource, created_at, last_used_at, expires_at, revoked_at, revoked_why, dpop_jkt"
     };
 }
 macro_rules! code_columns {
@@ -219,7 +223,7 @@ impl Store {
         sqlx::query(concat!(
             "INSERT INTO oauth_grants (",
             grant_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
         ))
         .bind(&g.id)
         .bind(&g.client_id)
@@ -231,6 +235,7 @@ impl Store {
         .bind(to_unix(g.expires_at))
         .bind(g.revoked_at.map(to_unix))
         .bind(&g.revoked_why)
+        .bind(&g.dpop_jkt)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -282,6 +287,22 @@ impl Store {
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() > 0)
+    }
+
+    /// Binds a grant's refresh tokens to the DPoP key `jkt`, unless it is
+    /// bound already. Returns the key it is bound to now.
+    pub async fn bind_grant_dpop(&self, id: &str, jkt: &str) -> Result<String, StoreError> {
+        sqlx::query("UPDATE oauth_grants SET dpop_jkt = $1 WHERE id = $2 AND dpop_jkt IS NULL")
+            .bind(jkt)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        let bound: Option<Option<String>> =
+            sqlx::query_scalar("SELECT dpop_jkt FROM oauth_grants WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(bound.flatten().unwrap_or_else(|| jkt.to_owned()))
     }
 
     /// Records that a grant issued a token now.

@@ -334,3 +334,25 @@ async fn client_used(store: &Store) -> (i64, Option<i64>) {
         c.expires_at.map(crate::time::to_unix),
     )
 }
+
+#[tokio::test]
+async fn a_grant_is_bound_to_its_first_dpop_key_only() {
+    let (_db, store) = test_store().await;
+    grant(&store, "g1").await;
+    assert_eq!(
+        store.find_grant("g1").await.unwrap().unwrap().dpop_jkt,
+        None
+    );
+    assert_eq!(store.bind_grant_dpop("g1", "key-a").await.unwrap(), "key-a");
+    assert_eq!(store.bind_grant_dpop("g1", "key-b").await.unwrap(), "key-a");
+    assert_eq!(
+        store
+            .find_grant("g1")
+            .await
+            .unwrap()
+            .unwrap()
+            .dpop_jkt
+            .as_deref(),
+        Some("key-a")
+    );
+}

@@ -1,6 +1,4 @@
 use super::*;
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
 
 fn key(byte: u8) -> MasterKey {
     MasterKey::from_bytes(&[byte; 32], "test").unwrap()

@@ -333,6 +333,7 @@ fn defaults(c: &Config) -> Table {
         authserver.insert(k.into(), duration(v));
     }
     authserver.insert("device_poll_interval".into(), int(s.device_poll_interval));
+    authserver.insert("dpop_nonce".into(), Value::Boolean(s.dpop_nonce));
     authserver.insert(
         "signing_alg".into(),
         Value::String(s.signing_alg.as_str().into()),

@@ -105,7 +105,7 @@ fn mcpgate(args: &[&str], stdin: &str) -> String {
 }
 
 /// `mcpgate keys create`: the new key (alone on stdout).
-fn create_key(data: &Path, name: &str, scopes: &str, subject: Option<&str>) -> String {
+pub(crate) fn create_key(data: &Path, name: &str, scopes: &str, subject: Option<&str>) -> String {
     let d = data.display().to_string();
     let mut args = vec![
         "keys",

@@ -61,8 +61,10 @@ async fn everything_over_stdio() {
     exercise(&gw.mcp("everything")).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn everything_over_streamable_http() {
+/// server-everything in Streamable HTTP mode (its sessions keep an in-memory
+/// event store, so its streams are resumable): the process, its `/mcp` URL,
+/// and the directory holding its log.
+pub(crate) async fn start_streamable_http() -> (Proc, String, tempfile::TempDir) {
     let entry = entry();
     let dir = tempfile::tempdir().expect("tempdir");
     let preload = dir.path().join("loopback.cjs");
@@ -73,7 +75,7 @@ async fn everything_over_streamable_http() {
         .arg(&entry)
         .arg("streamableHttp")
         .env("PORT", "0");
-    let (_server, line) = Proc::spawn(
+    let (server, line) = Proc::spawn(
         "server-everything (streamableHttp)",
         cmd,
         &dir.path().join("everything.log"),
@@ -85,9 +87,15 @@ async fn everything_over_streamable_http() {
         .nth(1)
         .expect("an address")
         .trim();
+    (server, format!("http://{addr}/mcp"), dir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn everything_over_streamable_http() {
+    let (_server, url, _dir) = start_streamable_http().await;
     let upstream = format!(
         "[[upstream]]\nname = \"everything\"\nurl = {}\ntransport = \"streamable-http\"\n",
-        toml_str(&format!("http://{addr}/mcp"))
+        toml_str(&url)
     );
     let gw = Gateway::start(&config(&upstream)).await;
     exercise(&gw.mcp("everything")).await;

@@ -33,12 +33,16 @@
 //! - `ops`: configuration from the environment, `check-config --show`, colours, the demo's small things (issue 15).
 //! - `reload`: SIGHUP and `mcpgate reload` apply upstreams, scopes, issuers and origins
 //!   without a restart, keep unchanged upstreams' sessions, refuse a bad file whole (issue 15).
+//! - `session_resume`: SSE streams (the GET stream, also after its replica stopped, and a POST's answer)
+//!   read on one replica resume on another through the upstream's event ids (issue 14).
 //! - `session_replicas`: two replicas sharing a session key: a session continues on either, DELETE on
 //!   one ends it on both, forged, foreign-key and other users' ids are 404, key rotation (issue 14).
 //! - `replicas`: three `mcpgate serve` on one PostgreSQL database (and one on SQLite): a code
 //!   and a refresh token fired at all of them at once are honoured exactly once, 200 times;
 //! - `observability`: `/metrics`, the access log, refused OAuth requests at warn, the audit trail (issue 15).
 //! - `metrics_gauges`: sessions, children, upstream liveness, the gateway's share and the legacy front in `/metrics`.
+//! - `dpop`: DPoP-bound tokens (RFC 9449) from `/token` (nonces, bound refresh) to an upstream
+//!   with `dpop = "required"`, and every way a proof can be wrong.
 //! - `audit_events`: each security event of issue 15 caused through the binary and read back with `audit list`.
 
 // Sampling is deprecated by SEP-2577, but clients still use it and the gateway relays it.
@@ -55,6 +59,7 @@ mod concurrency;
 mod connections;
 mod credentials;
 mod disk_full;
+mod dpop;
 mod everything;
 mod federation;
 mod hardening;
@@ -74,6 +79,7 @@ mod rmcp_flows;
 mod scenarios;
 mod session_forwarding;
 mod session_replicas;
+mod session_resume;
 mod shutdown;
 mod upstream_children;
 mod upstream_timeouts;

@@ -186,3 +186,27 @@ fn shared_child_refuses_a_server_request_it_cannot_attribute() {
             .contains("several requests are in flight")
     );
 }
+
+#[tokio::test]
+async fn an_exchange_pairs_each_message_with_its_event_id_and_the_stop_error_with_none() {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let (ids_tx, ids) = mpsc::unbounded_channel();
+    let stopping = crate::stopping::Stopping::default();
+    let mut ex = Exchange::with_ids(rx, ids).until(stopping.stop_for(Some(jsonrpc::num_id(1))));
+    let progress = parse(r#"{"jsonrpc":"2.0","method":"notifications/progress"}"#);
+    ids_tx.send(Some(Arc::from("u-1"))).unwrap();
+    tx.send(progress.clone()).unwrap();
+    ids_tx.send(None).unwrap();
+    tx.send(progress.clone()).unwrap();
+    ids_tx.send(Some(Arc::from("u-3"))).unwrap();
+    tx.send(progress).unwrap();
+    assert!(ex.recv().await.is_some());
+    assert_eq!(ex.upstream_id(), Some("u-1"));
+    assert!(ex.recv().await.is_some());
+    assert_eq!(ex.upstream_id(), None, "an event without an id");
+    stopping.trigger();
+    let err = ex.recv().await.expect("the stop's error");
+    assert!(err.error.is_some());
+    assert_eq!(ex.upstream_id(), None, "not the next message's id");
+    assert!(ex.recv().await.is_none());
+}

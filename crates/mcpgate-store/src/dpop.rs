@@ -1,0 +1,52 @@
+//! The DPoP replay cache shared by every replica: a proof's key is recorded
+//! once, until its proof is too old to be accepted anyway; the periodic purge
+//! (`purge_expired`) deletes rows past that.
+
+use std::time::SystemTime;
+
+use crate::Store;
+use crate::error::StoreError;
+use crate::time::to_unix;
+
+impl Store {
+    /// Records the proof `key` until `until`: `true` the first time, `false`
+    /// while an earlier record of it is live (a replay). One statement, so two
+    /// replicas seeing the same proof at once cannot both get `true`.
+    pub async fn dpop_first_use(
+        &self,
+        key: &str,
+        until: SystemTime,
+        now: SystemTime,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "INSERT INTO dpop_jtis (key, expires_at) VALUES ($1, $2)
+             ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at
+             WHERE dpop_jtis.expires_at < $3",
+        )
+        .bind(key)
+        .bind(to_unix(until))
+        .bind(to_unix(now))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use crate::test_store;
+
+    #[tokio::test]
+    async fn a_proof_is_accepted_once_until_it_expires() {
+        let (_db, store) = test_store().await;
+        let now = SystemTime::now();
+        let until = now + Duration::from_secs(70);
+        assert!(store.dpop_first_use("k", until, now).await.unwrap());
+        assert!(!store.dpop_first_use("k", until, now).await.unwrap());
+        assert!(store.dpop_first_use("other", until, now).await.unwrap());
+        let later = until + Duration::from_secs(2);
+        assert!(store.dpop_first_use("k", later, later).await.unwrap());
+    }
+}
