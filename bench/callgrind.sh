@@ -7,13 +7,16 @@
 #   BENCH_NO_BUILD=1 bench/callgrind.sh  reuse the release binary already built
 #   MCPGATE_BIN=path bench/callgrind.sh  count another binary (e.g. an older commit's)
 #
-# Setups: `direct hop` (no auth, Streamable HTTP upstream), `API key`, `JWT ES256`, and
-# `stdio` (no auth, one shared stdio child). Each runs the gateway under callgrind with
+# Setups: `direct hop` (no auth, Streamable HTTP upstream), `API key`, `JWT ES256`,
+# `stdio` (no auth, one shared stdio child), and `adopted` (opt-in: the direct hop, but the
+# session is opened through a second gateway run natively with the same session key, so the
+# one counted continues a session another replica opened, as behind a load balancer). Each runs the gateway under callgrind with
 # instrumentation off (nothing counted), opens a session, sends 50 warm-up calls, zeroes the
 # counters and switches instrumentation on, sends CG_REQUESTS [2000] sequential
 # `tools/call echo` requests on one keep-alive connection, dumps, and divides the
 # instructions (Ir) by the request count. The upstream runs natively.
-# Knobs: CG_REQUESTS, CG_SETUPS (space-separated subset of: hop apikey jwt stdio), CG_TOP [12],
+# Knobs: CG_REQUESTS, CG_SETUPS (space-separated subset of: hop apikey jwt stdio adopted;
+# default all but adopted), CG_TOP [12],
 # CG_CONFIG: TOML appended to every gateway's configuration, e.g. to switch off the
 # metrics listener and the access log: CG_CONFIG=$'[metrics]\nlisten = ""\n[telemetry]\naccess_log = false'.
 # Dumps and annotated profiles are kept in target/bench/callgrind/.
@@ -58,7 +61,7 @@ API_KEY="$("$BIN" keys create --data-dir "$WORK/data-apikey" --name b --scopes '
 config() {
     printf '[server]\nlisten = "127.0.0.1:0"\ndata_dir = "%s"\n\n' "$WORK/data-$1"
     case "$1" in
-        hop | stdio) printf '[auth]\nmode = "disabled"\n' ;;
+        hop | stdio | adopted | opener) printf '[auth]\nmode = "disabled"\n' ;;
         apikey) printf '[auth]\nmode = "required"\nusers = false\n' ;;
         jwt)
             printf '[auth]\nmode = "required"\napi_keys = false\nusers = false\n\n'
@@ -82,11 +85,23 @@ credential() {
     esac
 }
 # The api-key setup's data directory already holds the key made above.
-mkdir -p "$WORK/data-hop" "$WORK/data-jwt" "$WORK/data-stdio"
+mkdir -p "$WORK/data-hop" "$WORK/data-jwt" "$WORK/data-stdio" "$WORK/data-adopted" "$WORK/data-opener"
+# One session key for every gateway: the `adopted` setup's two replicas open each other's ids.
+export MCPGATE_SERVER__SESSION_KEY
+MCPGATE_SERVER__SESSION_KEY="$(openssl rand -base64 32)"
 
 declare -A IR
 for s in "${SETUPS[@]}"; do
     config "$s" >"$WORK/gateway-$s.toml"
+    init_url=""
+    if [[ "$s" == adopted ]]; then
+        # The replica that opens the session, run natively; the counted one only continues it.
+        config opener >"$WORK/gateway-opener.toml"
+        "$BIN" serve --config "$WORK/gateway-opener.toml" >"$OUT/gateway-opener.out" 2>"$OUT/gateway-opener.err" &
+        opener=$!
+        PIDS+=("$opener")
+        init_url="$(wait_line "$OUT/gateway-opener.out" 'listening on http://' "$opener" | grep -oE 'http://[^ ]+')/mcp/echo"
+    fi
     step "$s: gateway under callgrind, $REQUESTS requests"
     valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$OUT/callgrind.$s.out" \
         "$BIN" serve --config "$WORK/gateway-$s.toml" >"$OUT/gateway-$s.out" 2>"$OUT/gateway-$s.err" &
@@ -95,7 +110,7 @@ for s in "${SETUPS[@]}"; do
     base="$(wait_line "$OUT/gateway-$s.out" 'listening on http://' "$pid" | grep -oE 'http://[^ ]+')"
     rm -f "$WORK/ready" "$WORK/go"
     python3 "$ROOT/bench/callgrind_drive.py" "$base/mcp/echo" "$(credential "$s")" "$REQUESTS" \
-        "$WORK/ready" "$WORK/go" >"$OUT/drive-$s.out" 2>&1 &
+        "$WORK/ready" "$WORK/go" ${init_url:+"$init_url"} >"$OUT/drive-$s.out" 2>&1 &
     driver=$!
     for _ in $(seq 1200); do [[ -e "$WORK/ready" ]] && break; kill -0 "$driver" 2>/dev/null || break; sleep 0.1; done
     [[ -e "$WORK/ready" ]] || die "$s: the driver did not get through the warm-up; see $OUT/drive-$s.out"
@@ -122,6 +137,7 @@ names() {
         apikey) echo "API key" ;;
         jwt) echo "JWT ES256" ;;
         stdio) echo "stdio shared child (no auth)" ;;
+        adopted) echo "direct hop, adopted (opened elsewhere)" ;;
     esac
 }
 echo

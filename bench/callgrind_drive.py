@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """Drives a fixed number of sequential `tools/call echo` requests for bench/callgrind.sh.
 
-  callgrind_drive.py URL CREDENTIAL N READY_FILE GO_FILE
+  callgrind_drive.py URL CREDENTIAL N READY_FILE GO_FILE [INIT_URL]
 
-Opens one Streamable HTTP session (with `Authorization: Bearer CREDENTIAL` unless it is empty),
+Opens one Streamable HTTP session (with `Authorization: Bearer CREDENTIAL` unless it is empty;
+through INIT_URL when given, another replica, so that the one at URL continues a session it did
+not open),
 sends 50 warm-up calls on one keep-alive connection, writes READY_FILE, waits for GO_FILE (the
 script turns callgrind's collection on in between), sends N calls, and exits 0 if every answer
 carried the echoed text. Standard library only; sequential, so the work the gateway does per
@@ -22,30 +24,34 @@ PROTOCOL = "2025-11-25"
 
 def main():
     url, cred, n, ready, go = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
+    init_url = sys.argv[6] if len(sys.argv) > 6 else url
     u = urllib.parse.urlsplit(url)
+    i = urllib.parse.urlsplit(init_url)
     # Valgrind slows the gateway ~50x: a generous timeout.
     conn = http.client.HTTPConnection(u.hostname, u.port, timeout=300)
+    init_conn = conn if init_url == url else http.client.HTTPConnection(i.hostname, i.port, timeout=300)
     base = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
     if cred:
         base["Authorization"] = "Bearer " + cred
 
-    def post(body, sid=None):
+    def post(body, sid=None, via=None):
+        c, path = (init_conn, i.path) if via == "init" else (conn, u.path)
         headers = dict(base)
         if sid:
             headers["Mcp-Session-Id"] = sid
             headers["MCP-Protocol-Version"] = PROTOCOL
-        conn.request("POST", u.path, json.dumps(body), headers)
-        resp = conn.getresponse()
+        c.request("POST", path, json.dumps(body), headers)
+        resp = c.getresponse()
         return resp.status, resp.getheader("Mcp-Session-Id"), resp.read()
 
     status, sid, body = post({
         "jsonrpc": "2.0", "id": 1, "method": "initialize",
         "params": {"protocolVersion": PROTOCOL, "capabilities": {},
                    "clientInfo": {"name": "callgrind-bench", "version": "0"}},
-    })
+    }, via="init")
     if status != 200 or not sid:
         sys.exit(f"initialize: HTTP {status}: {body[:300]!r}")
-    status, _, _ = post({"jsonrpc": "2.0", "method": "notifications/initialized"}, sid)
+    status, _, _ = post({"jsonrpc": "2.0", "method": "notifications/initialized"}, sid, via="init")
     if status not in (200, 202):
         sys.exit(f"notifications/initialized: HTTP {status}")
 

@@ -8,6 +8,9 @@
 #      free port, Debian's `postgresql` package apt-get installed when missing
 #      (as root), stopped when scripts/test exits.
 #
+# psql (Debian's postgresql-client, apt-get installed when missing) is needed
+# too: the Python and Node suites create their databases with it.
+#
 # Needs: ROOT, VENV, step, die, apt_install from scripts/test.
 
 pg_listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -52,3 +55,7 @@ else
     trap "\"\${as_pg[@]}\" '$PG_BIN/pg_ctl' -D '$PG_DIR/data' -m fast stop >/dev/null 2>&1 || true" EXIT
     export MCPGATE_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
 fi
+
+# The Python and Node harnesses create and drop their databases with psql.
+command -v psql >/dev/null 2>&1 || apt_install postgresql-client \
+    || die "psql is needed to create the tests' databases: install Debian's postgresql-client"

@@ -11,6 +11,10 @@ loopback port, with a temporary config and data directory. Its upstreams:
 A second gateway (`single_gateway`) has exactly one upstream, the demo over
 Streamable HTTP (`mcpgate demo-server --http`), so `/mcp` and `/sse` serve it.
 
+The store is SQLite in each gateway's data directory, or with
+`MCPGATE_TEST_STORE=postgres` a PostgreSQL database per data directory
+(store.py), dropped when the session ends.
+
 At the end each gateway gets SIGTERM and must exit with status 0 within 10 s.
 """
 
@@ -32,6 +36,7 @@ from typing import Any, NoReturn
 
 import httpx2
 import pytest
+import store
 from support import Gateway
 
 REPO = Path(__file__).resolve().parents[2]
@@ -93,6 +98,14 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _drop_test_databases() -> Iterator[None]:
+    """On PostgreSQL runs, drops the databases store.py created, once every
+    gateway is stopped: set up before any other fixture, torn down after them."""
+    yield
+    store.drop_all()
+
+
 def _start_gateway(binary: Path, root: Path, config: str) -> tuple[Gateway, Any]:
     """Runs `mcpgate serve` with `config`; returns once /healthz answers 200."""
     data_dir = root / "gateway-data"
@@ -102,7 +115,7 @@ def _start_gateway(binary: Path, root: Path, config: str) -> tuple[Gateway, Any]
     log_path = root / "mcpgate.log"
 
     log = open(log_path, "wb")  # noqa: SIM115 - closed by _stop_gateway or abort
-    env = dict(os.environ)
+    env = store.apply(dict(os.environ), data_dir)
     env.setdefault("RUST_LOG", "info")
     env.setdefault("RUST_BACKTRACE", "1")
     proc = subprocess.Popen(

@@ -12,7 +12,9 @@ an upstream whose streams resume (it keeps an event store per session).
 
 PostgreSQL: `MCPGATE_TEST_POSTGRES_URL` (a server URL whose user may create
 databases), else postgres://postgres@127.0.0.1:5432/postgres; scripts/test
-provides one. Databases are created and dropped with `psql`.
+provides one. Databases are created and dropped with `psql` (store.py). The
+replicas use this database on both runs of the suite (SQLite and PostgreSQL):
+`[store] url` names it, so store.py's per-directory database is not made.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from pathlib import Path
 
 import httpx2
 import pytest
+import store
 from conftest import REPO, _everything_entry, _free_port, _mcpgate_bin, _node, _toml_str
 from mcp.client.auth import OAuthClientProvider
 from mcp.client.streamable_http import streamable_http_client
@@ -42,7 +45,6 @@ from support import LEGACY, Browser, Gateway, MemoryTokenStorage, connect, start
 from test_oauth_sdk import Headless
 
 NGINX_CONF = REPO / "packaging" / "nginx" / "mcpgate.conf"
-DEFAULT_POSTGRES = "postgres://postgres@127.0.0.1:5432/postgres"
 # One access log line of packaging/nginx/mcpgate.conf's `mcpgate_lb` format.
 LB_LINE = re.compile(
     r'"(?P<method>\S+) (?P<uri>\S+)" (?P<status>\d+) upstream=(?P<upstream>.*?) '
@@ -58,35 +60,15 @@ def nginx_binary() -> str:
     return found
 
 
-def postgres_server() -> str:
-    return os.environ.get("MCPGATE_TEST_POSTGRES_URL") or DEFAULT_POSTGRES
-
-
-def _psql(server: str, sql: str) -> None:
-    psql = shutil.which("psql")
-    if psql is None:
-        pytest.fail("psql is needed to create the test's database (Debian: postgresql-client)", pytrace=False)
-    out = subprocess.run([psql, server, "-v", "ON_ERROR_STOP=1", "-qc", sql], capture_output=True, timeout=60)
-    if out.returncode != 0:
-        pytest.fail(
-            f"psql {sql!r} on {server} failed: {out.stderr.decode(errors='replace')} "
-            "(set MCPGATE_TEST_POSTGRES_URL or run PostgreSQL on 127.0.0.1:5432; scripts/test does)",
-            pytrace=False,
-        )
-
-
 @contextmanager
 def postgres_database(tag: str) -> Iterator[str]:
-    """A fresh database on `postgres_server()`; yields its URL, dropped at the end."""
-    server = postgres_server()
+    """A fresh database on `store.postgres_server()`; yields its URL, dropped at the end."""
     name = f"mcpgate_py_{tag}_{os.getpid()}_{time.monotonic_ns() % 1_000_000_000}"
-    _psql(server, f"CREATE DATABASE {name}")
-    base, _, query = server.partition("?")
-    url = base.rsplit("/", 1)[0] + "/" + name + (f"?{query}" if query else "")
+    store.psql(f"CREATE DATABASE {name}")
     try:
-        yield url
+        yield store.url_of(name)
     finally:
-        _psql(server, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        store.psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 def random_key() -> str:
@@ -258,7 +240,9 @@ class Replica:
         return self.listen
 
     def start(self) -> None:
-        self.gw = start_gateway_at(_mcpgate_bin(), self.root, self.config, self.listen, self.root / "data", self.env)
+        self.gw = start_gateway_at(
+            _mcpgate_bin(), self.root, self.config, self.listen, self.root / "data", self.env, own_store=False
+        )
 
     def kill9(self) -> None:
         assert self.gw is not None

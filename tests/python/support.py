@@ -165,33 +165,51 @@ OAUTH_LISTENING = "mcpgate: listening on http://127.0.0.1:"
 
 
 def add_user(binary: Path, data_dir: Path, name: str, password: str, scopes: str) -> None:
-    """`mcpgate users add NAME --password-stdin --scopes SCOPES --data-dir DATA`."""
+    """`mcpgate users add NAME --password-stdin --scopes SCOPES --data-dir DATA`
+    (on PostgreSQL runs, in the data directory's database)."""
+    import os
+
+    import store
+
     out = subprocess.run(
         [str(binary), "users", "add", name, "--password-stdin", "--scopes", scopes, "--data-dir", str(data_dir)],
         input=password.encode(),
         capture_output=True,
         timeout=60,
+        env=store.apply(dict(os.environ), data_dir),
     )
     assert out.returncode == 0, out.stderr.decode(errors="replace")
 
 
 def start_gateway_at(
-    binary: Path, root: Path, config: str, listen: str, data_dir: Path, env: dict[str, str] | None = None
+    binary: Path,
+    root: Path,
+    config: str,
+    listen: str,
+    data_dir: Path,
+    env: dict[str, str] | None = None,
+    *,
+    own_store: bool = True,
 ) -> Gateway:
     """`mcpgate serve --config … --listen LISTEN --data-dir DATA`; returns once /healthz answers.
 
-    The log (stderr) goes to root/mcpgate-N.log, one file per start.
+    The log (stderr) goes to root/mcpgate-N.log, one file per start. On PostgreSQL
+    runs the data directory's database is the store (store.py), unless `own_store`
+    is false: the configuration names the store itself (`[store] url`).
     """
     import os
     import time
 
     import httpx2
+    import store
 
     config_path = root / "mcpgate.toml"
     config_path.write_text(config)
     n = len(list(root.glob("mcpgate-*.log")))
     log_path = root / f"mcpgate-{n}.log"
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("MCPGATE_")}
+    if own_store:
+        full_env = store.apply(full_env, data_dir)
     full_env.setdefault("RUST_LOG", "info")
     full_env.update(env or {})
     with open(log_path, "wb") as log:

@@ -33,6 +33,7 @@ from typing import Any
 import httpx2
 import jwt
 import pytest
+import store
 from conftest import _free_port, _mcpgate_bin, _stop_gateway, _toml_str
 from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
@@ -67,6 +68,9 @@ def _serve(args: list[str], root: Path, until: str) -> tuple[Gateway, Any]:
     log_path = root / "mcpgate.log"
     log = open(log_path, "wb")  # noqa: SIM115 - closed by _stop_gateway
     env = {k: v for k, v in os.environ.items() if not k.startswith("MCPGATE_")}
+    data_dir = store.data_dir_of(args)
+    if data_dir is not None:
+        env = store.apply(env, data_dir)
     env.setdefault("RUST_LOG", "info")
     proc = subprocess.Popen(
         [str(_mcpgate_bin()), "serve", *args],
@@ -123,6 +127,7 @@ def _create_key(data_dir: Path, name: str, scopes: str) -> str:
         capture_output=True,
         text=True,
         check=True,
+        env=store.apply(dict(os.environ), data_dir),
     )
     key = out.stdout.strip()
     assert key.startswith("mcpg_") and "\n" not in key, out

@@ -13,6 +13,7 @@ root; elsewhere this test is skipped with the reason.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import threading
@@ -22,6 +23,7 @@ from typing import Any
 
 import httpx2
 import pytest
+import store
 from conftest import _free_port, _mcpgate_bin, _start_gateway, _stop_gateway, _toml_list, _toml_str
 from test_traces import Receiver
 
@@ -95,7 +97,13 @@ def test_prometheus_scrapes_the_counters(tmp_path: Path) -> None:
     data_dir = tmp_path / "gateway-data"
 
     def cli(*args: str) -> str:
-        done = subprocess.run([binary, *args, "--data-dir", data_dir], capture_output=True, text=True, check=True)
+        done = subprocess.run(
+            [binary, *args, "--data-dir", data_dir],
+            capture_output=True,
+            text=True,
+            check=True,
+            env=store.apply(dict(os.environ), data_dir),
+        )
         return done.stdout.strip()
 
     KEY["authorization"] = f"Bearer {cli('keys', 'create', '--name', 'prom', '--scopes', '*')}"

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
+import store
 from conftest import _mcpgate_bin, _start_gateway, _stop_gateway, _toml_list, _toml_str
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
@@ -215,6 +216,7 @@ request_timeout = "1s"
         capture_output=True,
         text=True,
         check=True,
+        env=store.apply(dict(os.environ), data_dir),
     )
     KEY["authorization"] = f"Bearer {made.stdout.strip()}"
     os.environ["OTEL_BSP_SCHEDULE_DELAY"] = "100"

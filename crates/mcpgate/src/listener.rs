@@ -4,6 +4,7 @@
 //! of file descriptors, and shuts down gracefully.
 
 mod activity;
+mod request_end;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -23,6 +24,7 @@ use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
 use self::activity::{Activity, Deadlines, Expiry, Tracked};
+use self::request_end::RequestEnd;
 use crate::live::LiveApp;
 
 /// Connection limits, from `[server]`.
@@ -217,13 +219,16 @@ impl Conn {
         let service =
             hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                 let in_flight = seen.begin();
-                let mut req = req.map(Body::new);
+                let (mut req, end) = RequestEnd::watch(req);
                 // The login throttle of the authorization server keys on the peer address.
                 req.extensions_mut().insert(ConnectInfo(peer));
                 // A reload swaps the router; this request keeps the one it got.
                 let app = app.load();
                 async move {
-                    let resp = app.oneshot(req).await?;
+                    let mut resp = app.oneshot(req).await?;
+                    if let Some(end) = end {
+                        end.mark(&mut resp);
+                    }
                     // The request stays in flight until its body (an SSE stream,
                     // perhaps) has been sent or dropped.
                     Ok::<_, Infallible>(resp.map(|b| {

@@ -30,6 +30,8 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 
+import { dropStore, storeEnv } from '../store.mjs';
+
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const MCPGATE_BIN = process.env.MCPGATE_BIN || join(ROOT, 'target', 'debug', 'mcpgate');
 
@@ -52,10 +54,13 @@ async function freePort() {
 
 const toml = (s) => JSON.stringify(String(s));
 
-/** The environment for mcpgate: no MCPGATE_* of the caller's (MCPGATE_BIN, MCPGATE_CONFIG…). */
-function gatewayEnv() {
+/**
+ * The environment for mcpgate on `data`: no MCPGATE_* of the caller's (MCPGATE_BIN,
+ * MCPGATE_CONFIG…); the store is the data dir's, on SQLite or PostgreSQL (../store.mjs).
+ */
+function gatewayEnv(data) {
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('MCPGATE_')));
-  return { ...env, NO_COLOR: '1', RUST_LOG: 'info' };
+  return storeEnv({ ...env, NO_COLOR: '1', RUST_LOG: 'info' }, data);
 }
 
 /**
@@ -69,9 +74,10 @@ async function startGateway(accessTtl) {
   const add = spawnSync(
     MCPGATE_BIN,
     ['users', 'add', USER, '--password-stdin', '--scopes', SCOPES, '--data-dir', data],
-    { input: PASSWORD, encoding: 'utf8', env: gatewayEnv(), timeout: 60_000 },
+    { input: PASSWORD, encoding: 'utf8', env: gatewayEnv(data), timeout: 60_000 },
   );
   if (add.error) {
+    dropStore(data);
     rmSync(dir, { recursive: true, force: true });
     throw new Error(`cannot run ${MCPGATE_BIN}: ${add.error.message} (build it with cargo build, or set MCPGATE_BIN)`);
   }
@@ -98,7 +104,7 @@ command = [${toml(MCPGATE_BIN)}, "demo-server", "--data-dir", ${toml(join(dir, '
   const child = spawn(
     MCPGATE_BIN,
     ['serve', '--config', configPath, '--listen', `127.0.0.1:${port}`, '--data-dir', data, '--log-format', 'json'],
-    { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'], env: gatewayEnv() },
+    { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'], env: gatewayEnv(data) },
   );
   let out = '';
   child.stdout.on('data', (d) => (out += d.toString()));
@@ -112,6 +118,7 @@ command = [${toml(MCPGATE_BIN)}, "demo-server", "--data-dir", ${toml(join(dir, '
       clearTimeout(timer);
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     }
+    dropStore(data);
     rmSync(dir, { recursive: true, force: true });
   };
   const base = `http://127.0.0.1:${port}`;

@@ -13,6 +13,8 @@ import { fileURLToPath } from 'node:url';
 
 import { chromium } from 'playwright-core';
 
+import { dropStore, storeEnv } from '../store.mjs';
+
 const HERE = dirname(fileURLToPath(import.meta.url));
 export const ROOT = resolve(HERE, '..', '..', '..');
 
@@ -45,7 +47,8 @@ export async function freePort() {
 /**
  * Starts `mcpgate serve --demo` in a temporary data dir and waits for its
  * banner; resolves to { base, password, stop() }. The demo turns the
- * authorization server on and prints the admin password once.
+ * authorization server on and prints the admin password once. The store is
+ * the data dir's SQLite file, or its own PostgreSQL database (../store.mjs).
  */
 export async function startDemo() {
   const dataDir = mkdtempSync(join(tmpdir(), 'mcpgate-pages-'));
@@ -53,7 +56,7 @@ export async function startDemo() {
   const child = spawn(
     MCPGATE_BIN,
     ['serve', '--demo', '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir, '--log-format', 'json'],
-    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } },
+    { stdio: ['ignore', 'pipe', 'pipe'], env: storeEnv({ ...process.env, NO_COLOR: '1' }, dataDir) },
   );
   let out = '';
   const seen = new Promise((ok, fail) => {
@@ -94,6 +97,7 @@ export async function startDemo() {
         clearTimeout(timer);
         if (child.exitCode === null) child.kill('SIGKILL');
       }
+      dropStore(dataDir);
       rmSync(dataDir, { recursive: true, force: true });
     },
   };
@@ -140,7 +144,7 @@ export async function registerClient(base, metadata) {
 export function addClient(dataDir, name, redirectUris) {
   const args = ['clients', 'add', name, ...redirectUris.flatMap((u) => ['--redirect-uri', u]), '--data-dir', dataDir];
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('MCPGATE_')));
-  const out = execFileSync(MCPGATE_BIN, args, { encoding: 'utf8', env });
+  const out = execFileSync(MCPGATE_BIN, args, { encoding: 'utf8', env: storeEnv(env, dataDir) });
   return { client_id: out.trim() };
 }
 

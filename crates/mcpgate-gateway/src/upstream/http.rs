@@ -3,6 +3,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{ACCEPT, CONTENT_TYPE};
@@ -31,6 +32,18 @@ pub(crate) type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>,
 
 /// The SSE resumption header (not among `http`'s named headers).
 const LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
+
+/// How long to wait before coming back for an answer stream the upstream
+/// ended early without a `retry:` interval (the SSE default is the client's choice).
+const POLL_DEFAULT_WAIT: Duration = Duration::from_secs(1);
+
+/// The longest `retry:` interval honoured: an upstream's hint must not hold a
+/// client's request for longer than a poll is worth.
+const POLL_MAX_WAIT: Duration = Duration::from_secs(10);
+
+/// Failed attempts in a row to come back for an answer stream before the
+/// request ends with an error.
+const POLL_ATTEMPTS: u32 = 3;
 
 /// A configured HTTP upstream.
 #[derive(Debug)]
@@ -498,7 +511,7 @@ impl HttpLink {
         }
     }
 
-    async fn exchange(&self, msg: Message) -> Result<Exchange, UpstreamError> {
+    async fn exchange(self: &Arc<Self>, msg: Message) -> Result<Exchange, UpstreamError> {
         let is_init = msg.method.as_deref() == Some("initialize");
         let request_id = msg.id.clone();
         let resp = self.post(&msg).await?;
@@ -517,20 +530,14 @@ impl HttpLink {
         let (tx, rx) = mpsc::unbounded_channel();
         let is_sse = content_type_is(resp.headers(), "text/event-stream");
         if status.is_success() && is_sse {
-            let max = self.up.limits.max_message_bytes;
-            let name = self.up.name.clone();
             let closed = tx.clone();
             let (ids_tx, ids) = mpsc::unbounded_channel();
-            // The pump ends when the client stops waiting (the exchange is dropped
+            let this = self.clone();
+            // The relay ends when the client stops waiting (the exchange is dropped
             // on a timeout or a disconnect), which closes the upstream response too.
             let task = tokio::spawn(async move {
                 tokio::select! {
-                    () = pump(name, resp.into_body(), max, move |id, m| {
-                        if let Some(m) = m {
-                            let _ = ids_tx.send(id.map(Arc::from));
-                            let _ = tx.send(m);
-                        }
-                    }) => {}
+                    () = this.read_answer(resp.into_body(), request_id, tx, ids_tx) => {}
                     () = closed.closed() => {}
                 }
             });
@@ -577,6 +584,127 @@ impl HttpLink {
             tracing::warn!(upstream = %self.up.name, status = %resp.status(), "upstream refused a notification or response");
         }
         Ok(())
+    }
+
+    /// Relays a POST's SSE answer into `tx` (each message's event id into
+    /// `ids` just before it) until its response. Since 2025-11-25 an upstream
+    /// may end the stream before the response once it sent an event id (SSE
+    /// polling): the answer continues on a GET with the last id as
+    /// `Last-Event-ID`, after the stream's `retry:` interval (capped at
+    /// [`POLL_MAX_WAIT`] and `request_timeout`), as often as the upstream
+    /// ends it early and while it keeps sending something within
+    /// `request_timeout`. Whatever stops that ends the request with an error
+    /// saying why.
+    async fn read_answer(
+        self: Arc<Self>,
+        body: Incoming,
+        request_id: Option<Box<RawValue>>,
+        tx: mpsc::UnboundedSender<Message>,
+        ids: mpsc::UnboundedSender<Option<Arc<str>>>,
+    ) {
+        let (name, max) = (self.up.name.clone(), self.up.limits.max_message_bytes);
+        let limit = self.up.limits.request_timeout;
+        let mut last: Option<String> = None;
+        let mut wait = POLL_DEFAULT_WAIT;
+        let mut heard = tokio::time::Instant::now();
+        let mut body = Some(body);
+        let mut failures = 0u32;
+        let why = loop {
+            if let Some(stream) = body.take() {
+                let mut answered = false;
+                let mut got_message = false;
+                let (done_tx, done) = tokio::sync::oneshot::channel::<()>();
+                let mut done_tx = Some(done_tx);
+                let reading = pump(name.clone(), stream, max, |id, m| {
+                    if let Some(id) = id {
+                        last = Some(id.to_owned());
+                    }
+                    // Replays can hold what is not JSON-RPC (an event
+                    // store's record of a priming event): its id counts,
+                    // its data is not the client's.
+                    if let Some(m) = m.filter(|m| m.kind().is_some()) {
+                        got_message = true;
+                        answered = m.kind() == Some(jsonrpc::Kind::Response);
+                        let _ = ids.send(id.map(Arc::from));
+                        let _ = tx.send(m);
+                        if answered && let Some(tx) = done_tx.take() {
+                            let _ = tx.send(());
+                        }
+                    }
+                });
+                // A resumed stream may stay open after the response; the
+                // answer is complete then.
+                let retry = tokio::select! {
+                    r = reading => r,
+                    _ = done => None,
+                };
+                if answered {
+                    return;
+                }
+                if let Some(ms) = retry {
+                    wait = Duration::from_millis(ms);
+                }
+                if got_message {
+                    heard = tokio::time::Instant::now();
+                    failures = 0;
+                }
+            }
+            let Some(from) = last.clone() else {
+                break format!(
+                    "upstream {name} ended its SSE answer before the response without an event id to resume it from (MCP 2025-11-25 lets a server end the stream early only after sending one)"
+                );
+            };
+            if heard.elapsed() >= limit {
+                break format!(
+                    "upstream {name} kept ending its SSE answer early and sent nothing for {limit:?} (request_timeout)"
+                );
+            }
+            tokio::time::sleep(wait.min(POLL_MAX_WAIT).min(limit)).await;
+            match self.poll_answer(&from).await {
+                Ok(resumed) => body = Some(resumed),
+                Err(e) => {
+                    failures += 1;
+                    tracing::info!(upstream = %name, attempt = failures, reason = %e, "could not come back for an SSE answer the upstream ended early");
+                    if failures >= POLL_ATTEMPTS {
+                        break format!(
+                            "upstream {name} ended its SSE answer before the response and did not resume it (GET with Last-Event-ID): {e}"
+                        );
+                    }
+                }
+            }
+        };
+        tracing::warn!(upstream = %name, "{why}");
+        let _ = ids.send(None);
+        let _ = tx.send(Message::error(
+            request_id,
+            jsonrpc::code::UPSTREAM_ERROR,
+            &why,
+        ));
+    }
+
+    /// The rest of an answer stream after the upstream's event `last`: a GET
+    /// with it as `Last-Event-ID`. Err says why the upstream did not give it.
+    async fn poll_answer(&self, last: &str) -> Result<Incoming, String> {
+        let (mut headers, _) = self
+            .headers_with_credentials("text/event-stream")
+            .await
+            .map_err(|e| e.to_string())?;
+        let last_id = HeaderValue::try_from(last)
+            .map_err(|_| "its event id is not a valid header value".to_owned())?;
+        headers.insert(LAST_EVENT_ID, last_id);
+        let req = self
+            .up
+            .request(Method::GET, &headers, Bytes::new())
+            .map_err(|e| e.to_string())?;
+        let limit = self.up.limits.request_timeout;
+        let resp = tokio::time::timeout(limit, self.up.send_http(req))
+            .await
+            .map_err(|_| format!("no answer within {limit:?}"))?
+            .map_err(|e| e.to_string())?;
+        if !resp.status().is_success() || !content_type_is(resp.headers(), "text/event-stream") {
+            return Err(format!("the upstream answered HTTP {}", resp.status()));
+        }
+        Ok(resp.into_body())
     }
 
     fn track(&self, h: tokio::task::AbortHandle) {
@@ -663,7 +791,7 @@ impl HttpLink {
             // The upstream may keep the stream open after the response; the
             // answer is complete then, so the relay stops there.
             tokio::select! {
-                () = pump(name, resp.into_body(), max, move |id, m| {
+                _ = pump(name, resp.into_body(), max, move |id, m| {
                     if let Some(id) = id {
                         into.note_upstream_id(id);
                     }
@@ -799,14 +927,16 @@ impl HttpLink {
 }
 
 /// Reads SSE events from an upstream body and hands each one's id (if it
-/// has one) and JSON-RPC message (if it carries one) on.
+/// has one) and JSON-RPC message (if it carries one) on. Returns the last
+/// `retry:` interval (milliseconds) the stream set, for coming back to it.
 pub(crate) async fn pump(
     name: Arc<str>,
     mut body: Incoming,
     max: usize,
     mut each: impl FnMut(Option<&str>, Option<Message>),
-) {
+) -> Option<u64> {
     let mut parser = sse::Parser::new(max);
+    let mut retry = None;
     while let Some(frame) = body.frame().await {
         let Ok(frame) = frame else { break };
         let Ok(data) = frame.into_data() else {
@@ -815,6 +945,7 @@ pub(crate) async fn pump(
         match parser.feed(&data) {
             Ok(events) => {
                 for ev in events {
+                    retry = ev.retry.or(retry);
                     let id = ev.id.as_deref();
                     if !(ev.event.is_empty() || ev.event == "message")
                         || ev.data.trim_ascii().is_empty()
@@ -842,6 +973,7 @@ pub(crate) async fn pump(
             }
         }
     }
+    retry
 }
 
 pub(crate) async fn read_limited(body: Incoming, max: usize) -> Result<Bytes, UpstreamError> {

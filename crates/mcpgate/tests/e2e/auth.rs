@@ -266,7 +266,7 @@ fn structured(resp: &Value) -> &Value {
 }
 
 /// Waits for the demo banner; the API key it printed, if any.
-async fn demo_banner_key(gw: &Gateway) -> Option<String> {
+pub(crate) async fn demo_banner_key(gw: &Gateway) -> Option<String> {
     eventually(Duration::from_secs(10), "the demo banner", || {
         gw.stdout_lines()
             .iter()

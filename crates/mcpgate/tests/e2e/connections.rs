@@ -258,3 +258,79 @@ async fn idle_sockets_under_a_low_fd_limit_do_not_lock_out_a_real_request() {
         "accept errors fill the log:\n{log}"
     );
 }
+
+/// Reads one answer's head (up to the blank line), lowercased.
+async fn read_head(s: &mut TcpStream) -> String {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut byte))
+            .await
+            .expect("an answer within 10 s")
+            .expect("read");
+        assert_eq!(
+            n,
+            1,
+            "closed before an answer; got {:?}",
+            String::from_utf8_lossy(&head)
+        );
+        head.push(byte[0]);
+    }
+    String::from_utf8_lossy(&head).to_ascii_lowercase()
+}
+
+/// A request head whose body (`len` bytes) comes in a later write, as HTTP
+/// clients send it (httpx writes the head and the body separately).
+fn post_head(addr: &str, len: usize, auth: Option<&str>) -> String {
+    let auth = auth.map_or_else(String::new, |k| format!("authorization: Bearer {k}\r\n"));
+    format!(
+        "POST /mcp/demo HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\n\
+         accept: application/json, text/event-stream\r\n{auth}content-length: {len}\r\n\r\n"
+    )
+}
+
+/// An answer given before the request body was read (a 401 from
+/// authentication) says `connection: close`: the connection ends after it, and
+/// a client that reused it would send its next request into a closed socket
+/// ("server disconnected without sending a response", which the Python SDK's
+/// sign-in met now and then). An answer to a request whose body was read keeps
+/// the connection open for the next request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_before_the_request_body_says_connection_close() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let gw = Gateway::start_demo_with_auth(data.path()).await;
+    let key = crate::auth::demo_banner_key(&gw)
+        .await
+        .expect("the demo printed its API key");
+    let addr = host_port(&gw.base);
+    let body = serde_json::to_vec(&crate::harness::raw::initialize_request()).expect("json");
+
+    // No credential: 401 before the body is read.
+    let mut s = TcpStream::connect(&addr).await.expect("connect");
+    s.write_all(post_head(&addr, body.len(), None).as_bytes())
+        .await
+        .expect("write the head");
+    let head = read_head(&mut s).await;
+    assert!(head.starts_with("http/1.1 401"), "{head}");
+    assert!(head.contains("\r\nconnection: close\r\n"), "{head}");
+    // The body the client had sent anyway; then the server closes.
+    let _ = s.write_all(&body).await;
+    closed_within(&mut s, Duration::from_secs(10))
+        .await
+        .expect("the connection closed after the early answer");
+
+    // With the key the body is read and answered: the connection stays open.
+    let mut s = TcpStream::connect(&addr).await.expect("connect");
+    s.write_all(post_head(&addr, body.len(), Some(&key)).as_bytes())
+        .await
+        .expect("write the head");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    s.write_all(&body).await.expect("write the body");
+    let head = read_head(&mut s).await;
+    assert!(
+        head.starts_with("http/1.1 200"),
+        "{head}\n{}",
+        gw.log_tail(20)
+    );
+    assert!(!head.contains("\r\nconnection: close\r\n"), "{head}");
+}
