@@ -138,6 +138,8 @@ pub(crate) async fn revoke(
     headers: HeaderMap,
     body: String,
 ) -> Response {
+    // Each signed-in form handler starts so (axum's extractors, then
+    // `session::user_form`); only the page for a refusal is its own.
     let (s, subject, form) = match session::user_form(&inner, &headers, &body).await {
         Ok(f) => (f.session, f.subject, f.form),
         Err(e) => return e.respond(&inner, "Cannot revoke", |_| to_login(&inner)),

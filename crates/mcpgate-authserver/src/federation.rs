@@ -96,8 +96,57 @@ impl Federation {
     }
 }
 
-fn refusal(inner: &Inner, status: StatusCode, title: &str, why: &str) -> Response {
-    pages::error_page(&inner.route("/assets/style.css"), status, title, why)
+/// Why a sign-in stops: the page the browser gets instead.
+struct Refused {
+    status: StatusCode,
+    title: &'static str,
+    why: String,
+}
+
+impl Refused {
+    fn new(status: StatusCode, title: &'static str, why: impl Into<String>) -> Refused {
+        Refused {
+            status,
+            title,
+            why: why.into(),
+        }
+    }
+
+    /// The store failed to `what` the sign-in (logged; the page says only that).
+    fn store(what: &str, e: impl std::fmt::Display) -> Refused {
+        tracing::error!("federation: {e}");
+        Refused::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Sign-in unavailable",
+            format!("The server cannot {what} the sign-in; try again later."),
+        )
+    }
+
+    /// The provider failed at `step` (logged with its name); `why` for the page.
+    fn idp(name: &str, step: &str, title: &'static str, why: String) -> Refused {
+        tracing::warn!(provider = %name, "federation: {step}");
+        Refused::new(StatusCode::BAD_GATEWAY, title, why)
+    }
+
+    fn page(self, inner: &Inner) -> Response {
+        pages::error_page(
+            &inner.route("/assets/style.css"),
+            self.status,
+            self.title,
+            &self.why,
+        )
+    }
+}
+
+/// The provider named in the path.
+fn provider<'a>(inner: &'a Inner, name: &str) -> Result<&'a Idp, Refused> {
+    inner.federation.get(name).ok_or_else(|| {
+        Refused::new(
+            StatusCode::NOT_FOUND,
+            "Unknown sign-in",
+            "No identity provider of that name is configured.",
+        )
+    })
 }
 
 /// Query of `/federation/{name}/start`.
@@ -112,49 +161,32 @@ pub(crate) async fn start(
     Path(name): Path<String>,
     Query(q): Query<StartQuery>,
 ) -> Response {
-    let Some(idp) = inner.federation.get(&name) else {
-        return refusal(
-            &inner,
-            StatusCode::NOT_FOUND,
-            "Unknown sign-in",
-            "No identity provider of that name is configured.",
-        );
-    };
-    let next = crate::pages::login::safe_next(&inner, q.next.as_deref());
+    start_at(&inner, &name, q)
+        .await
+        .unwrap_or_else(|r| r.page(&inner))
+}
+
+async fn start_at(inner: &Inner, name: &str, q: StartQuery) -> Result<Response, Refused> {
+    let idp = provider(inner, name)?;
+    let next = crate::pages::login::safe_next(inner, q.next.as_deref());
     let state = random_token();
     let verifier = random_token() + &random_token();
     let nonce = random_token();
-    let redirect_uri = callback_url(&inner, &name);
-    let url = match idp
+    let redirect_uri = callback_url(inner, name);
+    let url = idp
         .authorization_url(&redirect_uri, &state, &verifier, &nonce)
         .await
-    {
-        Ok(u) => u,
-        Err(e) => {
-            tracing::warn!(provider = %name, "federation: {e}");
-            return refusal(
-                &inner,
-                StatusCode::BAD_GATEWAY,
-                "Sign-in unavailable",
-                &format!("{} cannot be reached right now: {e}", idp.display_name()),
-            );
-        }
-    };
-    let login = FederationLogin::new(&name, &verifier, &nonce, &next);
-    if let Err(e) = inner
+        .map_err(|e| {
+            let why = format!("{} cannot be reached right now: {e}", idp.display_name());
+            Refused::idp(name, &e.to_string(), "Sign-in unavailable", why)
+        })?;
+    let login = FederationLogin::new(name, &verifier, &nonce, &next);
+    inner
         .store
         .begin_federation_login(&inner.master, &state, &login, LOGIN_TTL)
         .await
-    {
-        tracing::error!("federation: {e}");
-        return refusal(
-            &inner,
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Sign-in unavailable",
-            "The server cannot record the sign-in; try again later.",
-        );
-    }
-    see_other(&url)
+        .map_err(|e| Refused::store("record", e))?;
+    Ok(see_other(&url))
 }
 
 /// Query of the callback.
@@ -178,122 +210,86 @@ pub(crate) async fn callback(
     Query(q): Query<CallbackQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let Some(idp) = inner.federation.get(&name) else {
-        return refusal(
-            &inner,
-            StatusCode::NOT_FOUND,
-            "Unknown sign-in",
-            "No identity provider of that name is configured.",
-        );
-    };
+    callback_at(&inner, &name, q, &headers)
+        .await
+        .unwrap_or_else(|r| r.page(&inner))
+}
+
+async fn callback_at(
+    inner: &Inner,
+    name: &str,
+    q: CallbackQuery,
+    headers: &HeaderMap,
+) -> Result<Response, Refused> {
+    let idp = provider(inner, name)?;
     let login = match q.state.as_deref() {
         Some(s) => inner.store.take_federation_login(&inner.master, s).await,
         None => Ok(None),
     };
-    let login = match login {
-        Ok(Some(l)) if l.provider == name => l,
-        Ok(_) => {
-            return refusal(
-                &inner,
+    let login = match login.map_err(|e| Refused::store("read", e))? {
+        Some(l) if l.provider == name => l,
+        _ => {
+            return Err(Refused::new(
                 StatusCode::BAD_REQUEST,
                 "Sign-in expired",
                 "This sign-in link is unknown, used or expired. Start again from the sign-in page.",
-            );
-        }
-        Err(e) => {
-            tracing::error!("federation: {e}");
-            return refusal(
-                &inner,
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Sign-in unavailable",
-                "The server cannot read the sign-in; try again later.",
-            );
+            ));
         }
     };
     if let Some(e) = q.error {
         let why = q.error_description.unwrap_or_default();
-        return refusal(
-            &inner,
+        return Err(Refused::new(
             StatusCode::FORBIDDEN,
             "Sign-in cancelled",
-            &format!("{} answered {e}. {why}", idp.display_name()),
-        );
+            format!("{} answered {e}. {why}", idp.display_name()),
+        ));
     }
-    let Some(code) = q.code else {
-        return refusal(
-            &inner,
+    let code = q.code.ok_or_else(|| {
+        Refused::new(
             StatusCode::BAD_REQUEST,
             "Sign-in failed",
             "The identity provider sent no authorization code.",
-        );
-    };
-    let redirect_uri = callback_url(&inner, &name);
-    let tokens = match idp.exchange(&code, &redirect_uri, &login.verifier).await {
-        Ok(t) => t,
-        Err(e) => {
-            tracing::warn!(provider = %name, "federation: code exchange: {e}");
-            return refusal(
-                &inner,
-                StatusCode::BAD_GATEWAY,
-                "Sign-in failed",
-                &format!("{} refused the sign-in: {e}", idp.display_name()),
-            );
-        }
-    };
-    let identity = match idp.identity(&tokens, &login.nonce).await {
-        Ok(i) => i,
-        Err(e) => {
-            tracing::warn!(provider = %name, "federation: identity: {e}");
-            return refusal(
-                &inner,
-                StatusCode::BAD_GATEWAY,
-                "Sign-in failed",
-                &format!(
-                    "The identity from {} cannot be accepted: {e}",
-                    idp.display_name()
-                ),
-            );
-        }
-    };
+        )
+    })?;
+    let redirect_uri = callback_url(inner, name);
+    let tokens = idp
+        .exchange(&code, &redirect_uri, &login.verifier)
+        .await
+        .map_err(|e| {
+            let why = format!("{} refused the sign-in: {e}", idp.display_name());
+            Refused::idp(name, &format!("code exchange: {e}"), "Sign-in failed", why)
+        })?;
+    let identity = idp.identity(&tokens, &login.nonce).await.map_err(|e| {
+        let shown = idp.display_name();
+        let why = format!("The identity from {shown} cannot be accepted: {e}");
+        Refused::idp(name, &format!("identity: {e}"), "Sign-in failed", why)
+    })?;
     if let Err(why) = policy::allowed(&idp.cfg, &identity) {
         tracing::info!(provider = %name, login = ?identity.login, "federation: refused by the allow-list");
-        return refusal(&inner, StatusCode::FORBIDDEN, "Access denied", &why);
+        return Err(Refused::new(StatusCode::FORBIDDEN, "Access denied", why));
     }
-    let subject = match policy::local_user(&inner, &idp.cfg, &identity).await {
-        Ok(s) => s,
-        Err(why) => return refusal(&inner, StatusCode::FORBIDDEN, "No account", &why),
-    };
+    let subject = policy::local_user(inner, &idp.cfg, &identity)
+        .await
+        .map_err(|why| Refused::new(StatusCode::FORBIDDEN, "No account", why))?;
     // The IdP's words: one that is no RFC 6749 scope-token is not kept.
     let granted = mcpgate_types::ScopeSet::from_words_lossy(
         tokens.scope.as_deref().unwrap_or_default().split(','),
     );
-    let stored = inner
+    let new = NewTokens {
+        access: &tokens.access_token,
+        refresh: tokens.refresh_token.as_deref(),
+        scopes: &granted,
+        expires_at: tokens.expires_at(),
+        keep_refresh: false,
+    };
+    inner
         .store
-        .put_federated_tokens(
-            &inner.master,
-            &subject,
-            &name,
-            NewTokens {
-                access: &tokens.access_token,
-                refresh: tokens.refresh_token.as_deref(),
-                scopes: &granted,
-                expires_at: tokens.expires_at(),
-                keep_refresh: false,
-            },
-        )
-        .await;
-    if let Err(e) = stored {
-        tracing::error!("federation: {e}");
-        return refusal(
-            &inner,
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Sign-in unavailable",
-            "The server cannot store the sign-in; try again later.",
-        );
-    }
+        .put_federated_tokens(&inner.master, &subject, name, new)
+        .await
+        .map_err(|e| Refused::store("store", e))?;
     // A fresh session id on every sign-in (no fixation); the old one ends.
-    let _ = session::end(&inner, &headers).await;
-    match session::start(&inner, Some(subject.clone())).await {
+    let _ = session::end(inner, headers).await;
+    Ok(match session::start(inner, Some(subject.clone())).await {
         Ok((_, cookie)) => {
             tracing::info!(provider = %name, user = %subject, "federated sign-in");
             let mut r = see_other(&login.return_to);
@@ -301,7 +297,7 @@ pub(crate) async fn callback(
             r
         }
         Err(e) => e.into_response(),
-    }
+    })
 }
 
 /// The providers whose tokens `subject` must renew by signing in again, as

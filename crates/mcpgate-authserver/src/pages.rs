@@ -37,6 +37,10 @@ pub(crate) fn render(status: StatusCode, t: &impl Template) -> Response {
     }
 }
 
+// One struct per template, each repeating the fields its page shows (`css`
+// first): askama checks a template against its own struct at compile time,
+// so a field a page uses and its struct lacks is a build error.
+
 /// The error page: for errors that must not be redirected (unknown client,
 /// unregistered redirect URI).
 #[derive(Template)]

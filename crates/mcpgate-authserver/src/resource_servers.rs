@@ -10,6 +10,7 @@
 use mcpgate_types::ScopeSet;
 
 use axum::http::HeaderMap;
+use mcpgate_store::StoreError;
 use mcpgate_store::oauth::{ResourceServerRow, digest_hex};
 use mcpgate_types::ResourceUri;
 use serde::Deserialize;
@@ -130,39 +131,29 @@ pub(crate) async fn find(
     inner: &Inner,
     resource: &str,
 ) -> Result<Option<ResourceServer>, OAuthError> {
-    if let Some(r) = inner
-        .resource_servers
-        .0
-        .iter()
-        .find(|r| r.resource == resource)
-    {
-        return Ok(Some(r.clone()));
-    }
-    let row = inner
-        .store
-        .find_resource_server(resource)
-        .await
-        .map_err(OAuthError::store)?;
-    Ok(row.map(ResourceServer::from))
+    let stored = inner.store.find_resource_server(resource);
+    configured_or_stored(inner, |r| r.resource == resource, stored).await
 }
 
 async fn find_by_client(
     inner: &Inner,
     client_id: &str,
 ) -> Result<Option<ResourceServer>, OAuthError> {
-    if let Some(r) = inner
-        .resource_servers
-        .0
-        .iter()
-        .find(|r| r.client_id == client_id)
-    {
+    let stored = inner.store.find_resource_server_by_client(client_id);
+    configured_or_stored(inner, |r| r.client_id == client_id, stored).await
+}
+
+/// The configured resource server `is_it` picks, else what `stored` finds
+/// (a lookup not started unless needed: futures run when awaited).
+async fn configured_or_stored(
+    inner: &Inner,
+    is_it: impl Fn(&ResourceServer) -> bool,
+    stored: impl Future<Output = Result<Option<ResourceServerRow>, StoreError>>,
+) -> Result<Option<ResourceServer>, OAuthError> {
+    if let Some(r) = inner.resource_servers.0.iter().find(|r| is_it(r)) {
         return Ok(Some(r.clone()));
     }
-    let row = inner
-        .store
-        .find_resource_server_by_client(client_id)
-        .await
-        .map_err(OAuthError::store)?;
+    let row = stored.await.map_err(OAuthError::store)?;
     Ok(row.map(ResourceServer::from))
 }
 

@@ -192,11 +192,6 @@ impl Verifier for AccessTokenVerifier {
         &'a self,
         credential: &'a Credential,
     ) -> BoxFuture<'a, Result<Verified, VerifyError>> {
-        Box::pin(async move {
-            match credential {
-                Credential::Bearer(t) => self.check(t).await,
-                _ => Err(VerifyError::NotMine),
-            }
-        })
+        mcpgate_guard::claim(credential.bearer(), |t| self.check(t))
     }
 }

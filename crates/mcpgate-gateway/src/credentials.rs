@@ -47,8 +47,8 @@ use serde_json::{Value, json};
 
 pub(crate) use self::config::one_or_many;
 pub use self::config::{
-    BodyFormat, CredentialConfig, FederatedConfig, LoginConfig, OAuthClientConfig, SubjectToken,
-    TokenAuthMethod, TokenExchangeConfig, VaultConfig,
+    BodyFormat, CredentialConfig, FederatedConfig, FixedConfig, LoginConfig, OAuthClientConfig,
+    SubjectToken, TokenAuthMethod, TokenExchangeConfig, VaultConfig,
 };
 pub(crate) use self::item::{CredentialError, Used};
 use self::item::{Item, Source};

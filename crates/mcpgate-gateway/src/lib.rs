@@ -80,9 +80,9 @@ pub use audience::AudienceBinding;
 pub use auth::{AccessMode, AuthSettings};
 pub use config::{HttpTransport, Isolation, Limits, UpstreamConfig};
 pub use credentials::{
-    BodyFormat, CredentialConfig, FederatedConfig, LoginConfig, OAuthClientConfig, SubjectToken,
-    TokenAuthMethod, TokenExchangeConfig, UserSecret, UserSecretError, UserSecretSource,
-    UserSources, VaultConfig, credential_problems, missing_credentials,
+    BodyFormat, CredentialConfig, FederatedConfig, FixedConfig, LoginConfig, OAuthClientConfig,
+    SubjectToken, TokenAuthMethod, TokenExchangeConfig, UserSecret, UserSecretError,
+    UserSecretSource, UserSources, VaultConfig, credential_problems, missing_credentials,
 };
 pub use error::GatewayError;
 pub use gateway::{GatewayConfig, IDENTITY_JWKS_PATH};

@@ -11,10 +11,9 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use mcpgate_types::Subject;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use mcpgate_types::{AeadKey, KeyFileError, MIN_SEALED_LEN, Subject};
 use serde::{Deserialize, Serialize};
 
 /// The key file inside the data directory, when no key or file is configured.
@@ -31,9 +30,10 @@ const STATE_AAD: &[u8] = b"mcpgate requestState v1";
 /// the associated data also names the session it was handed out in.
 const EVENT_PREFIX: &str = "e1.";
 const EVENT_AAD: &[u8] = b"mcpgate upstream event id v1 ";
-const TAG_LEN: usize = 16;
 
 /// Why a session key cannot be loaded.
+// `BadKey` and `Io` are the store's `SealError` variants again: each crate
+// keeps its own error enum, and the message names which key is at fault.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SessionKeyError {
@@ -137,46 +137,26 @@ pub(crate) struct EventPosition {
     pub(crate) method: Option<String>,
 }
 
-struct Key {
-    key: LessSafeKey,
-    id: u8,
-}
-
 /// The current session key, and the previous one during a rotation (opened,
 /// never used to seal). `Debug` never shows them.
 pub struct SessionKeys {
-    current: Key,
-    previous: Option<Key>,
+    current: AeadKey,
+    previous: Option<AeadKey>,
 }
 
 impl fmt::Debug for SessionKeys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SessionKeys(id {:02x}", self.current.id)?;
+        write!(f, "SessionKeys(id {:02x}", self.current.id())?;
         if let Some(p) = &self.previous {
-            write!(f, ", previous {:02x}", p.id)?;
+            write!(f, ", previous {:02x}", p.id())?;
         }
         write!(f, ")")
     }
 }
 
-fn key_from_base64(text: &str, origin: &str) -> Result<Key, SessionKeyError> {
-    let bad = || SessionKeyError::BadKey {
+fn key_from_base64(text: &str, origin: &str) -> Result<AeadKey, SessionKeyError> {
+    AeadKey::from_base64(text).ok_or_else(|| SessionKeyError::BadKey {
         origin: origin.to_owned(),
-    };
-    let bytes = STANDARD.decode(text.trim()).map_err(|_| bad())?;
-    key_from_bytes(&bytes).ok_or_else(bad)
-}
-
-fn key_from_bytes(bytes: &[u8]) -> Option<Key> {
-    if bytes.len() != 32 {
-        return None;
-    }
-    let key = UnboundKey::new(&AES_256_GCM, bytes).ok()?;
-    // The id is a hash byte of the key: it tells "another key" from "damaged".
-    let id = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes).as_ref()[0];
-    Some(Key {
-        key: LessSafeKey::new(key),
-        id,
     })
 }
 
@@ -203,37 +183,14 @@ impl SessionKeys {
             source,
         };
         let origin = path.display().to_string();
-        let text = match std::fs::read_to_string(path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                use std::io::Write as _;
-                use std::os::unix::fs::OpenOptionsExt as _;
-                let mut bytes = [0u8; 32];
-                aws_lc_rs::rand::fill(&mut bytes).map_err(|_| SessionKeyError::Random)?;
-                let text = format!("{}\n", STANDARD.encode(bytes));
-                match std::fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .open(path)
-                {
-                    Ok(mut f) => {
-                        f.write_all(text.as_bytes())
-                            .and_then(|()| f.sync_all())
-                            .map_err(io)?;
-                        tracing::info!(path = %origin, "created a session key; replicas must share it (server.session_key_file or server.session_key)");
-                        text
-                    }
-                    // Another process created it first: use theirs.
-                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                        std::fs::read_to_string(path).map_err(io)?
-                    }
-                    Err(e) => return Err(io(e)),
-                }
-            }
-            Err(e) => return Err(io(e)),
-        };
-        SessionKeys::from_base64(&text, previous, &origin)
+        let file = mcpgate_types::read_or_create_key_file(path).map_err(|e| match e {
+            KeyFileError::Io(e) => io(e),
+            _ => SessionKeyError::Random,
+        })?;
+        if file.created {
+            tracing::info!(path = %origin, "created a session key; replicas must share it (server.session_key_file or server.session_key)");
+        }
+        SessionKeys::from_base64(&file.text, previous, &origin)
     }
 
     /// A random key that only this process knows (tests, embedders).
@@ -241,7 +198,7 @@ impl SessionKeys {
         let mut bytes = [0u8; 32];
         rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
         SessionKeys {
-            current: key_from_bytes(&bytes).unwrap_or_else(|| unreachable!("32 bytes")),
+            current: AeadKey::from_bytes(&bytes).unwrap_or_else(|| unreachable!("32 bytes")),
             previous: None,
         }
     }
@@ -287,21 +244,10 @@ impl SessionKeys {
         aad: &[u8],
         claims: &T,
     ) -> Option<String> {
-        let mut nonce = [0u8; NONCE_LEN];
-        aws_lc_rs::rand::fill(&mut nonce).ok()?;
-        let mut body = serde_json::to_vec(claims).ok()?;
-        self.current
-            .key
-            .seal_in_place_append_tag(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::from(aad),
-                &mut body,
-            )
-            .ok()?;
-        let mut raw = Vec::with_capacity(1 + NONCE_LEN + body.len());
-        raw.push(self.current.id);
-        raw.extend_from_slice(&nonce);
-        raw.extend_from_slice(&body);
+        let body = serde_json::to_vec(claims).ok()?;
+        let mut raw = Vec::with_capacity(1 + MIN_SEALED_LEN + body.len());
+        raw.push(self.current.id());
+        self.current.seal_append(&mut raw, &body, aad).ok()?;
         Some(format!("{prefix}{}", URL_SAFE_NO_PAD.encode(raw)))
     }
 
@@ -315,25 +261,15 @@ impl SessionKeys {
         let raw = id
             .strip_prefix(prefix)
             .and_then(|b| URL_SAFE_NO_PAD.decode(b).ok())
-            .filter(|r| r.len() > 1 + NONCE_LEN + TAG_LEN)
+            .filter(|r| r.len() > 1 + MIN_SEALED_LEN)
             .ok_or(Unsealed::NotSealed)?;
         let key = [Some(&self.current), self.previous.as_ref()]
             .into_iter()
             .flatten()
-            .find(|k| k.id == raw[0])
+            .find(|k| k.id() == raw[0])
             .ok_or(Unsealed::ForeignKey(raw[0]))?;
-        let mut nonce = [0u8; NONCE_LEN];
-        nonce.copy_from_slice(&raw[1..=NONCE_LEN]);
-        let mut body = raw[1 + NONCE_LEN..].to_vec();
-        let plain = key
-            .key
-            .open_in_place(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::from(aad),
-                &mut body,
-            )
-            .map_err(|_| Unsealed::Damaged)?;
-        serde_json::from_slice(plain).map_err(|_| Unsealed::Damaged)
+        let plain = key.open(&raw[1..], aad).map_err(|_| Unsealed::Damaged)?;
+        serde_json::from_slice(&plain).map_err(|_| Unsealed::Damaged)
     }
 }
 

@@ -49,6 +49,14 @@ impl Credential {
         }
     }
 
+    /// The token of a bearer credential.
+    pub fn bearer(&self) -> Option<&str> {
+        match self {
+            Credential::Bearer(t) => Some(t),
+            Credential::ApiKey(_) | Credential::Basic { .. } => None,
+        }
+    }
+
     /// The token of a bearer or API-key credential.
     pub fn token(&self) -> Option<&str> {
         match self {

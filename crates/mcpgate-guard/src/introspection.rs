@@ -214,6 +214,9 @@ impl Introspection {
         Self::with_env(cfg, |name| std::env::var(name).ok())
     }
 
+    // Each verifier that reads secrets from the environment has this `new` /
+    // `with_env` pair: setting process variables in a threaded test is unsound
+    // (`set_var` is unsafe), so tests and embedders pass their own lookup.
     /// The verifier for `cfg`, reading environment variables through `env`.
     pub fn with_env(
         cfg: &IntrospectionConfig,
@@ -456,12 +459,7 @@ impl Verifier for Introspection {
         &'a self,
         credential: &'a Credential,
     ) -> BoxFuture<'a, Result<Verified, VerifyError>> {
-        Box::pin(async move {
-            match credential {
-                Credential::Bearer(token) => self.check(token).await,
-                _ => Err(VerifyError::NotMine),
-            }
-        })
+        crate::claim(credential.bearer(), |token| self.check(token))
     }
 }
 

@@ -178,6 +178,9 @@ impl JwtVerifier {
         Self::with_env(config, |name| std::env::var(name).ok())
     }
 
+    // Each verifier that reads secrets from the environment has this `new` /
+    // `with_env` pair: setting process variables in a threaded test is unsound
+    // (`set_var` is unsafe), so tests and embedders pass their own lookup.
     /// The verifier for `config`, reading environment variables through `env`.
     pub fn with_env(
         config: &JwtConfig,
@@ -386,12 +389,8 @@ impl Verifier for JwtVerifier {
         &'a self,
         credential: &'a Credential,
     ) -> BoxFuture<'a, Result<Verified, VerifyError>> {
-        Box::pin(async move {
-            match credential {
-                Credential::Bearer(t) if token::looks_like_jws(t) => self.check(t).await,
-                _ => Err(VerifyError::NotMine),
-            }
-        })
+        let jws = credential.bearer().filter(|t| token::looks_like_jws(t));
+        crate::claim(jws, |t| self.check(t))
     }
 }
 

@@ -83,4 +83,4 @@ pub use proof::{Authenticated, Authorized, NotBehindAuthLayer};
 pub use rejection::AuthRejection;
 pub use static_tokens::{MIN_TOKEN_CHARS, StaticTokenEntry, StaticTokens, StaticTokensConfig};
 pub use upstream_key::{UpstreamKey, UpstreamKeyConfig, UpstreamSecret};
-pub use verifier::{BoxFuture, Verified, Verifier, VerifyError};
+pub use verifier::{BoxFuture, Verified, Verifier, VerifyError, claim};

@@ -146,6 +146,9 @@ impl StaticTokens {
         Self::with_env(cfg, |name| std::env::var(name).ok())
     }
 
+    // Each verifier that reads secrets from the environment has this `new` /
+    // `with_env` pair: setting process variables in a threaded test is unsound
+    // (`set_var` is unsafe), so tests and embedders pass their own lookup.
     /// The verifier for `cfg`, reading environment variables through `env`.
     /// Every problem found is reported, one per line.
     pub fn with_env(
@@ -341,7 +344,7 @@ impl Verifier for StaticTokens {
 
     /// Bearer tokens and API-key headers.
     fn accepts(&self, credential: &Credential) -> bool {
-        matches!(credential, Credential::Bearer(_) | Credential::ApiKey(_))
+        credential.token().is_some()
     }
 
     fn verify<'a>(

@@ -454,19 +454,14 @@ impl Verifier for UpstreamKey {
 
     /// Every bearer and API-key credential: see the module docs for the order.
     fn accepts(&self, credential: &Credential) -> bool {
-        matches!(credential, Credential::Bearer(_) | Credential::ApiKey(_))
+        credential.token().is_some()
     }
 
     fn verify<'a>(
         &'a self,
         credential: &'a Credential,
     ) -> BoxFuture<'a, Result<Verified, VerifyError>> {
-        Box::pin(async move {
-            match credential.token() {
-                Some(key) => self.check(key).await,
-                None => Err(VerifyError::NotMine),
-            }
-        })
+        crate::claim(credential.token(), |key| self.check(key))
     }
 }
 

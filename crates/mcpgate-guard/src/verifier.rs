@@ -59,6 +59,9 @@ pub enum VerifyError {
 }
 
 /// One way of checking credentials (API keys, JWT, introspection…).
+// Every implementation repeats `verify`'s boxed-future signature (and most an
+// `accepts` of the same few lines): the guard holds them as `dyn Verifier`,
+// which an `async fn` cannot be. [`claim`] is the body most of them share.
 pub trait Verifier: Send + Sync + std::fmt::Debug {
     /// A short name for logs and configuration (`"jwt:auth0"`).
     fn name(&self) -> &str;
@@ -71,4 +74,20 @@ pub trait Verifier: Send + Sync + std::fmt::Debug {
         &'a self,
         credential: &'a Credential,
     ) -> BoxFuture<'a, Result<Verified, VerifyError>>;
+}
+
+/// What most [`Verifier::verify`]s are: `check` the token when it is this
+/// verifier's (`token`, already narrowed to its kind and shape), else
+/// [`VerifyError::NotMine`] so that the next verifier tries it.
+pub fn claim<'a, F>(
+    token: Option<&'a str>,
+    check: impl FnOnce(&'a str) -> F,
+) -> BoxFuture<'a, Result<Verified, VerifyError>>
+where
+    F: Future<Output = Result<Verified, VerifyError>> + Send + 'a,
+{
+    match token {
+        Some(t) => Box::pin(check(t)),
+        None => Box::pin(std::future::ready(Err(VerifyError::NotMine))),
+    }
 }

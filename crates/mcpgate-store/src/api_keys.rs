@@ -159,10 +159,7 @@ impl Store {
         )
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .iter()
-            .map(ApiKeyRecord::from_row)
-            .collect::<Result<_, _>>()?)
+        crate::decode::all(&rows, ApiKeyRecord::from_row)
     }
 
     /// Revokes the key named `name`: it fails from the next verification on.

@@ -22,7 +22,7 @@ use crate::{Store, StoreError};
 const INSERT_ROWS: usize = 64;
 
 /// A record to append. `detail` is a JSON object's text.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct NewAuditRecord {
     /// The event kind (`sign_in`, `tool_called`, …).
@@ -60,20 +60,8 @@ pub struct AuditRecord {
     pub seq: i64,
     /// When it was written.
     pub at: SystemTime,
-    /// The event kind.
-    pub kind: String,
-    /// Who.
-    pub subject: Option<String>,
-    /// Through which OAuth client.
-    pub client_id: Option<String>,
-    /// Which upstream.
-    pub upstream: Option<String>,
-    /// Which tool.
-    pub tool: Option<String>,
-    /// How it ended.
-    pub outcome: Option<String>,
-    /// A JSON object's text.
-    pub detail: String,
+    /// What was appended.
+    pub event: NewAuditRecord,
     /// The previous record's hash (hex).
     pub prev_hash: String,
     /// This record's hash (hex).
@@ -85,13 +73,15 @@ impl AuditRecord {
         Ok(AuditRecord {
             seq: r.try_get("seq")?,
             at: from_unix(r.try_get("at")?),
-            kind: r.try_get("kind")?,
-            subject: r.try_get("subject")?,
-            client_id: r.try_get("client_id")?,
-            upstream: r.try_get("upstream")?,
-            tool: r.try_get("tool")?,
-            outcome: r.try_get("outcome")?,
-            detail: r.try_get("detail")?,
+            event: NewAuditRecord {
+                kind: r.try_get("kind")?,
+                subject: r.try_get("subject")?,
+                client_id: r.try_get("client_id")?,
+                upstream: r.try_get("upstream")?,
+                tool: r.try_get("tool")?,
+                outcome: r.try_get("outcome")?,
+                detail: r.try_get("detail")?,
+            },
             prev_hash: r.try_get("prev_hash")?,
             hash: r.try_get("hash")?,
         })
@@ -99,20 +89,7 @@ impl AuditRecord {
 
     /// The hash this record's fields give; differs from `hash` when edited.
     pub fn computed_hash(&self) -> String {
-        chain_hash(
-            self.seq,
-            to_unix(self.at),
-            &NewAuditRecord {
-                kind: self.kind.clone(),
-                subject: self.subject.clone(),
-                client_id: self.client_id.clone(),
-                upstream: self.upstream.clone(),
-                tool: self.tool.clone(),
-                outcome: self.outcome.clone(),
-                detail: self.detail.clone(),
-            },
-            &self.prev_hash,
-        )
+        chain_hash(self.seq, to_unix(self.at), &self.event, &self.prev_hash)
     }
 }
 
@@ -300,13 +277,7 @@ impl Store {
             out.push(AuditRecord {
                 seq,
                 at: from_unix(at),
-                kind: r.kind.clone(),
-                subject: r.subject.clone(),
-                client_id: r.client_id.clone(),
-                upstream: r.upstream.clone(),
-                tool: r.tool.clone(),
-                outcome: r.outcome.clone(),
-                detail: r.detail.clone(),
+                event: r.clone(),
                 prev_hash: std::mem::replace(&mut prev, hash.clone()),
                 hash,
             });
@@ -318,9 +289,10 @@ impl Store {
             // query builder would write SQLite's `?` through the Any driver).
             let sql = multi_row_insert(chunk.len());
             let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
-            for r in chunk {
+            for w in chunk {
+                let r = &w.event;
                 insert = insert
-                    .bind(r.seq)
+                    .bind(w.seq)
                     .bind(at)
                     .bind(&r.kind)
                     .bind(&r.subject)
@@ -329,8 +301,8 @@ impl Store {
                     .bind(&r.tool)
                     .bind(&r.outcome)
                     .bind(&r.detail)
-                    .bind(&r.prev_hash)
-                    .bind(&r.hash);
+                    .bind(&w.prev_hash)
+                    .bind(&w.hash);
             }
             insert.execute(&mut *tx).await?;
         }
@@ -355,10 +327,7 @@ impl Store {
         .bind(&filter.kind)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(AuditRecord::from_row)
-            .collect::<Result<_, _>>()
-            .map_err(Into::into)
+        crate::decode::all(&rows, AuditRecord::from_row)
     }
 
     /// Walks the whole chain and reports the first record edited or missing.

@@ -135,10 +135,7 @@ impl Store {
         .bind(subject)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .iter()
-            .map(FederatedIdentity::from_row)
-            .collect::<Result<_, _>>()?)
+        crate::decode::all(&rows, FederatedIdentity::from_row)
     }
 
     /// Links `(provider, external_subject)` to `subject` (or records a new

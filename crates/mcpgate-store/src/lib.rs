@@ -53,6 +53,7 @@ mod announce;
 mod api_keys;
 pub mod audit;
 mod copy;
+mod decode;
 mod dpop;
 mod error;
 pub mod federation;

@@ -5,15 +5,15 @@
 //! The nonce is random per seal; the caller's `aad` (e.g. the row's key) binds
 //! a sealed value to its place, so it cannot be moved to another row. The key
 //! id is the first byte of the key's SHA-256, so a wrong master key is told
-//! apart from a damaged value, and a rotation can find what to re-seal.
+//! apart from a damaged value, and a rotation can find what to re-seal. The
+//! cipher is [`AeadKey`], which the gateway's sealed session ids use too.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use sha2::{Digest as _, Sha256};
+use mcpgate_types::{AeadError, AeadKey, KeyFileError, MIN_SEALED_LEN};
 
 /// The environment variable that holds the master key (base64 of 32 bytes).
 pub const MASTER_KEY_ENV: &str = "MCPGATE_MASTER_KEY";
@@ -22,8 +22,7 @@ pub const MASTER_KEY_ENV: &str = "MCPGATE_MASTER_KEY";
 pub const MASTER_KEY_FILE: &str = "master.key";
 
 const FORMAT_VERSION: u8 = 1;
-const HEADER_LEN: usize = 2 + NONCE_LEN;
-const TAG_LEN: usize = 16;
+const HEADER_LEN: usize = 2;
 
 /// Why a master key cannot be loaded or a value cannot be unsealed.
 #[derive(Debug, thiserror::Error)]
@@ -63,10 +62,10 @@ pub enum SealError {
     Crypto,
 }
 
-/// An AES-256-GCM key. `Debug` never shows it.
+/// An AES-256-GCM key ([`AeadKey`]), framing what it seals with a format
+/// version and its id. `Debug` never shows it.
 pub struct MasterKey {
-    key: LessSafeKey,
-    id: u8,
+    key: AeadKey,
     /// For [`MasterKey::derive`]: secrets that every replica must share
     /// without storing them (DPoP nonces).
     kdf: aws_lc_rs::hmac::Key,
@@ -74,24 +73,18 @@ pub struct MasterKey {
 
 impl fmt::Debug for MasterKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "MasterKey(id {:02x})", self.id)
+        write!(f, "MasterKey(id {:02x})", self.key.id())
     }
 }
 
 impl MasterKey {
     /// A key from its 32 bytes.
     pub fn from_bytes(bytes: &[u8], origin: &str) -> Result<MasterKey, SealError> {
-        if bytes.len() != 32 {
-            return Err(SealError::BadKey {
-                origin: origin.to_owned(),
-            });
-        }
-        let key = UnboundKey::new(&AES_256_GCM, bytes).map_err(|_| SealError::BadKey {
+        let key = AeadKey::from_bytes(bytes).ok_or_else(|| SealError::BadKey {
             origin: origin.to_owned(),
         })?;
         Ok(MasterKey {
-            key: LessSafeKey::new(key),
-            id: Sha256::digest(bytes)[0],
+            key,
             kdf: aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, bytes),
         })
     }
@@ -117,27 +110,12 @@ impl MasterKey {
             path: path.clone(),
             source,
         };
-        match std::fs::read_to_string(&path) {
-            Ok(text) => MasterKey::from_base64(&text, &path.display().to_string()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                use std::io::Write as _;
-                use std::os::unix::fs::OpenOptionsExt as _;
-                crate::create_private_dir(data_dir).map_err(io)?;
-                let mut bytes = [0u8; 32];
-                aws_lc_rs::rand::fill(&mut bytes).map_err(|_| SealError::Crypto)?;
-                let mut f = std::fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .open(&path)
-                    .map_err(io)?;
-                f.write_all(format!("{}\n", STANDARD.encode(bytes)).as_bytes())
-                    .and_then(|()| f.sync_all())
-                    .map_err(io)?;
-                MasterKey::from_bytes(&bytes, &path.display().to_string())
-            }
-            Err(e) => Err(io(e)),
-        }
+        crate::create_private_dir(data_dir).map_err(io)?;
+        let file = mcpgate_types::read_or_create_key_file(&path).map_err(|e| match e {
+            KeyFileError::Io(e) => io(e),
+            _ => SealError::Crypto,
+        })?;
+        MasterKey::from_base64(&file.text, &path.display().to_string())
     }
 
     /// A secret for `purpose`, the same on every process with this master
@@ -150,52 +128,34 @@ impl MasterKey {
 
     /// The key id stored in every value it seals.
     pub fn id(&self) -> u8 {
-        self.id
+        self.key.id()
     }
 
     /// Encrypts `plaintext`, bound to `aad`.
     pub fn seal(&self, plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>, SealError> {
-        let mut nonce = [0u8; NONCE_LEN];
-        aws_lc_rs::rand::fill(&mut nonce).map_err(|_| SealError::Crypto)?;
-        let mut out = Vec::with_capacity(HEADER_LEN + plaintext.len() + TAG_LEN);
+        let mut out = Vec::with_capacity(HEADER_LEN + MIN_SEALED_LEN + plaintext.len());
         out.push(FORMAT_VERSION);
-        out.push(self.id);
-        out.extend_from_slice(&nonce);
-        let mut body = plaintext.to_vec();
+        out.push(self.key.id());
         self.key
-            .seal_in_place_append_tag(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::from(aad),
-                &mut body,
-            )
+            .seal_append(&mut out, plaintext, aad)
             .map_err(|_| SealError::Crypto)?;
-        out.extend_from_slice(&body);
         Ok(out)
     }
 
     /// Decrypts what [`MasterKey::seal`] produced with the same `aad`.
     pub fn open(&self, sealed: &[u8], aad: &[u8]) -> Result<Vec<u8>, SealError> {
-        if sealed.len() < HEADER_LEN + TAG_LEN || sealed[0] != FORMAT_VERSION {
+        if sealed.len() < HEADER_LEN + MIN_SEALED_LEN || sealed[0] != FORMAT_VERSION {
             return Err(SealError::Damaged);
         }
-        if sealed[1] != self.id {
+        if sealed[1] != self.key.id() {
             return Err(SealError::WrongKey {
                 sealed: sealed[1],
-                current: self.id,
+                current: self.key.id(),
             });
         }
-        let mut nonce = [0u8; NONCE_LEN];
-        nonce.copy_from_slice(&sealed[2..HEADER_LEN]);
-        let mut body = sealed[HEADER_LEN..].to_vec();
-        let plain = self
-            .key
-            .open_in_place(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::from(aad),
-                &mut body,
-            )
-            .map_err(|_| SealError::Damaged)?;
-        Ok(plain.to_vec())
+        self.key
+            .open(&sealed[HEADER_LEN..], aad)
+            .map_err(|_: AeadError| SealError::Damaged)
     }
 }
 

@@ -137,10 +137,7 @@ impl Store {
         )
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(UserRecord::from_row)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(Into::into)
+        crate::decode::all(&rows, UserRecord::from_row)
     }
 
     /// User `name`, if there is one.

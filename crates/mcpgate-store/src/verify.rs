@@ -94,12 +94,8 @@ impl Verifier for ApiKeyVerifier {
         &'a self,
         credential: &'a Credential,
     ) -> BoxFuture<'a, Result<Verified, VerifyError>> {
-        Box::pin(async move {
-            match credential.token() {
-                Some(key) if key.starts_with(KEY_PREFIX) => self.check(key).await,
-                _ => Err(VerifyError::NotMine),
-            }
-        })
+        let key = credential.token().filter(|k| k.starts_with(KEY_PREFIX));
+        mcpgate_guard::claim(key, |key| self.check(key))
     }
 }
 

@@ -221,6 +221,8 @@ impl Metrics {
             up_series: Series::default(),
             on: AtomicBool::new(false),
         };
+        // One `register` per family, written out: each family has its own
+        // label and value types, which a table of them would have to box.
         registry.register(
             "http_requests",
             "HTTP requests answered, by route template and status",

@@ -5,11 +5,15 @@
 //! where it arrives. Code further in takes the type, never the `String`, so a value that was not
 //! checked cannot reach it. Each constructor says what it refuses; its error names the rule.
 //!
+//! [`AeadKey`] is here too: the one AES-256-GCM implementation the store (values at rest) and the
+//! gateway (sealed session ids) both frame.
+//!
 //! This crate is a leaf: it depends on nothing of ours, and every other crate may use it.
 
 #[macro_use]
 mod text;
 
+mod aead_key;
 mod audience;
 mod client_id;
 mod error;
@@ -20,6 +24,10 @@ mod scope;
 mod session_id;
 mod subject;
 
+pub use aead_key::{
+    AeadError, AeadKey, KEY_LEN, KeyFile, KeyFileError, MIN_SEALED_LEN, TAG_LEN,
+    read_or_create_key_file,
+};
 pub use audience::{Audience, AudienceError};
 pub use client_id::ClientId;
 pub use error::ParseError;

@@ -127,12 +127,13 @@ async fn list(
     Ok(())
 }
 
-fn human_line(r: &AuditRecord) -> String {
+fn human_line(w: &AuditRecord) -> String {
     let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+    let r = &w.event;
     format!(
         "{:>6}  {}  {:<20}  subject={}  client={}  upstream={}  tool={}  outcome={}  {}",
-        r.seq,
-        format_utc(r.at),
+        w.seq,
+        format_utc(w.at),
         r.kind,
         opt(&r.subject),
         opt(&r.client_id),
@@ -378,7 +379,7 @@ mod tests {
         assert_eq!(all.len(), 300);
         for (i, r) in all.iter().enumerate() {
             assert_eq!(r.seq, i as i64 + 1);
-            assert_eq!(r.detail, format!("{{\"i\":{i}}}"));
+            assert_eq!(r.event.detail, format!("{{\"i\":{i}}}"));
         }
         let v = store.audit_verify().await.expect("verify");
         assert_eq!((v.checked, v.broken), (300, None));

@@ -7,10 +7,11 @@ use mcpgate_store::{Store, format_utc};
 use mcpgate_telemetry::{AuditEvent, AuditKind};
 
 /// The record as one JSON object: what `--json` prints and the mirror writes.
-pub(crate) fn json_line(r: &AuditRecord) -> String {
+pub(crate) fn json_line(w: &AuditRecord) -> String {
+    let r = &w.event;
     serde_json::json!({
-        "seq": r.seq,
-        "at": format_utc(r.at),
+        "seq": w.seq,
+        "at": format_utc(w.at),
         "kind": r.kind,
         "subject": r.subject,
         "client_id": r.client_id,
@@ -18,8 +19,8 @@ pub(crate) fn json_line(r: &AuditRecord) -> String {
         "tool": r.tool,
         "outcome": r.outcome,
         "detail": serde_json::from_str::<serde_json::Value>(&r.detail).unwrap_or_default(),
-        "prev_hash": r.prev_hash,
-        "hash": r.hash,
+        "prev_hash": w.prev_hash,
+        "hash": w.hash,
     })
     .to_string()
 }

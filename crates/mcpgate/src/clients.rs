@@ -17,6 +17,9 @@ use crate::keys::{StoreArgs, exit};
 const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 
 /// `mcpgate clients …`.
+// Add, List and Remove are written out per table (clients, resources,
+// users): clap takes each variant's doc comment as its help text, which
+// says what that table's command does.
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum ClientsCommand {
     /// Pre-register a client; a confidential client's secret is printed once on stdout.
@@ -274,15 +277,14 @@ async fn list(args: &StoreArgs) -> Result<(), String> {
     let store = args.existing().await?;
     let clients = store.list_clients(None).await.map_err(|e| e.to_string());
     store.close().await;
-    let clients = clients?;
-    if clients.is_empty() {
-        eprintln!(
+    crate::table::print(
+        HEADER,
+        rows(&clients?),
+        &format!(
             "no OAuth clients in {} (add one with `mcpgate clients add NAME --redirect-uri URI`)",
             args.dir()
-        );
-        return Ok(());
-    }
-    print!("{}", table(&clients));
+        ),
+    );
     Ok(())
 }
 
@@ -327,10 +329,10 @@ const HEADER: [&str; 7] = [
     "LAST_USED",
 ];
 
-/// The clients as an aligned table with a header line.
-fn table(clients: &[ClientRow]) -> String {
+/// The clients as rows under [`HEADER`].
+fn rows(clients: &[ClientRow]) -> Vec<[String; 7]> {
     let mut rows = Vec::new();
-    let dash = |s: String| if s.is_empty() { "-".to_owned() } else { s };
+    let dash = crate::table::or_dash;
     for c in clients {
         let m = &c.metadata;
         let uris = m["redirect_uris"]
@@ -368,7 +370,7 @@ fn table(clients: &[ClientRow]) -> String {
             dash(used),
         ]);
     }
-    crate::table::render(HEADER, rows)
+    rows
 }
 
 #[cfg(test)]

@@ -211,14 +211,14 @@ async fn list(args: &StoreArgs) -> Result<(), String> {
     let store = args.existing().await?;
     let keys = store.list_api_keys().await.map_err(|e| e.to_string())?;
     store.close().await;
-    if keys.is_empty() {
-        eprintln!(
+    crate::table::print(
+        HEADER,
+        rows(&keys),
+        &format!(
             "no API keys in {} (create one with `mcpgate keys create --name NAME`)",
             args.dir()
-        );
-        return Ok(());
-    }
-    print!("{}", table(&keys));
+        ),
+    );
     Ok(())
 }
 
@@ -242,27 +242,22 @@ const HEADER: [&str; 7] = [
     "NAME", "PREFIX", "SUBJECT", "SCOPES", "CREATED", "EXPIRES", "REVOKED",
 ];
 
-/// The keys as an aligned table with a header line.
-fn table(keys: &[ApiKeyRecord]) -> String {
+/// The keys as rows under [`HEADER`].
+fn rows(keys: &[ApiKeyRecord]) -> Vec<[String; 7]> {
     let time = |t: Option<SystemTime>| t.map_or_else(|| "-".to_owned(), format_utc);
-    let mut rows = Vec::new();
-    for k in keys {
-        let scopes = k.scopes.iter().cloned().collect::<Vec<_>>().join(" ");
-        rows.push([
-            k.name.clone(),
-            format!("{}…", k.prefix),
-            k.subject.to_string(),
-            if scopes.is_empty() {
-                "-".into()
-            } else {
-                scopes
-            },
-            format_utc(k.created_at),
-            time(k.expires_at),
-            time(k.revoked_at),
-        ]);
-    }
-    crate::table::render(HEADER, rows)
+    keys.iter()
+        .map(|k| {
+            [
+                k.name.clone(),
+                format!("{}…", k.prefix),
+                k.subject.to_string(),
+                crate::table::or_dash(k.scopes.to_string()),
+                format_utc(k.created_at),
+                time(k.expires_at),
+                time(k.revoked_at),
+            ]
+        })
+        .collect()
 }
 
 /// `30d`, `12h`, `90m`, `45s`, `2w` (humantime's units), more than zero.

@@ -15,6 +15,9 @@ use mcpgate_store::oauth::{ResourceServerRow, digest_hex};
 use crate::keys::{StoreArgs, exit};
 
 /// `mcpgate resources …`.
+// Add, List and Remove are written out per table (clients, resources,
+// users): clap takes each variant's doc comment as its help text, which
+// says what that table's command does.
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum ResourcesCommand {
     /// Register a resource server; its introspection secret is printed once on stdout.
@@ -123,25 +126,26 @@ async fn list(args: &StoreArgs) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string());
     store.close().await;
-    let rows = rows?;
-    if rows.is_empty() {
-        eprintln!(
+    let rows = rows?
+        .into_iter()
+        .map(|r| {
+            [
+                r.resource.to_string(),
+                r.name,
+                r.client_id.to_string(),
+                crate::table::or_dash(r.scopes.to_string()),
+                format_utc(r.created_at),
+            ]
+        })
+        .collect();
+    crate::table::print(
+        ["RESOURCE", "NAME", "CLIENT_ID", "SCOPES", "CREATED"],
+        rows,
+        &format!(
             "no resource servers in {} (register one with `mcpgate resources add URI --name NAME`)",
             args.dir()
-        );
-        return Ok(());
-    }
-    println!("RESOURCE\tNAME\tCLIENT_ID\tSCOPES\tCREATED");
-    for r in rows {
-        println!(
-            "{}\t{}\t{}\t{}\t{}",
-            r.resource,
-            r.name,
-            r.client_id,
-            r.scopes.iter().cloned().collect::<Vec<_>>().join(" "),
-            format_utc(r.created_at)
-        );
-    }
+        ),
+    );
     Ok(())
 }
 

@@ -1,5 +1,6 @@
-//! The aligned tables of the `list` subcommands (keys, clients, signing keys):
-//! a header row, then one row per record, columns two spaces apart.
+//! The aligned tables of the `list` subcommands (keys, clients, users,
+//! resource servers, signing keys): a header row, then one row per record,
+//! columns two spaces apart.
 
 /// Renders `rows` under `header`, each column as wide as its widest cell,
 /// without trailing spaces; one line per row.
@@ -22,6 +23,21 @@ pub(crate) fn render<const N: usize>(header: [&str; N], rows: Vec<[String; N]>) 
         out.push('\n');
     }
     out
+}
+
+/// Prints `rows` as a table on stdout, or, when there are none, `empty` (what
+/// to do to add one) on stderr, so that a script reading stdout gets nothing.
+pub(crate) fn print<const N: usize>(header: [&str; N], rows: Vec<[String; N]>, empty: &str) {
+    if rows.is_empty() {
+        eprintln!("{empty}");
+    } else {
+        print!("{}", render(header, rows));
+    }
+}
+
+/// A cell's text, or `-` for an empty one.
+pub(crate) fn or_dash(s: String) -> String {
+    if s.is_empty() { "-".to_owned() } else { s }
 }
 
 #[cfg(test)]

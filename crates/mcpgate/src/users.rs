@@ -10,6 +10,9 @@ use std::process::ExitCode;
 use crate::keys::{StoreArgs, exit};
 
 /// `mcpgate users …`.
+// Add, List and Remove are written out per table (clients, resources,
+// users): clap takes each variant's doc comment as its help text, which
+// says what that table's command does.
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum UsersCommand {
     /// Add a user for HTTP Basic authentication.
@@ -116,29 +119,22 @@ async fn passwd(name: &str, from_stdin: bool, args: &StoreArgs) -> Result<(), St
 async fn list(args: &StoreArgs) -> Result<(), String> {
     let store = args.existing().await?;
     let users = store.list_users().await.map_err(|e| e.to_string())?;
-    if users.is_empty() {
-        eprintln!("no users; add one with: mcpgate users add NAME --password-stdin");
-        return Ok(());
-    }
-    let width = users.iter().map(|u| u.name.len()).max().unwrap_or(4).max(4);
-    println!(
-        "{:width$}  {:24}  {:20}  UPDATED",
-        "NAME", "SCOPES", "CREATED"
+    let rows = users
+        .iter()
+        .map(|u| {
+            [
+                u.name.clone(),
+                crate::table::or_dash(u.scopes.to_string()),
+                mcpgate_store::format_utc(u.created_at),
+                mcpgate_store::format_utc(u.updated_at),
+            ]
+        })
+        .collect();
+    crate::table::print(
+        ["NAME", "SCOPES", "CREATED", "UPDATED"],
+        rows,
+        "no users; add one with: mcpgate users add NAME --password-stdin",
     );
-    for u in &users {
-        let scopes = u.scopes.iter().cloned().collect::<Vec<_>>().join(" ");
-        println!(
-            "{:width$}  {:24}  {:20}  {}",
-            u.name,
-            if scopes.is_empty() {
-                "-".to_owned()
-            } else {
-                scopes
-            },
-            mcpgate_store::format_utc(u.created_at),
-            mcpgate_store::format_utc(u.updated_at)
-        );
-    }
     Ok(())
 }
 

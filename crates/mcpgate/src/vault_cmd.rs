@@ -214,6 +214,8 @@ struct Federated {
     provider: String,
 }
 
+// This impl and `Vault`'s repeat the trait's boxed-future signatures, which a
+// `dyn UserSecretSource` needs (see the trait).
 impl UserSecretSource for Federated {
     fn secret_for<'a>(
         &'a self,

@@ -116,6 +116,9 @@ pub(crate) async fn get(
     }
 }
 
+/// What a sign-in says when the throttle or the user table cannot be read.
+const UNAVAILABLE: &str = "Sign-in is unavailable right now; try again shortly.";
+
 /// `POST /login`.
 pub(crate) async fn post(
     State(inner): State<Arc<Inner>>,
@@ -134,16 +137,15 @@ pub(crate) async fn post(
         Ok(x) => x,
         Err(e) => return e.into_response(),
     };
+    // The form again, holding the name as typed and saying what went wrong.
+    let again =
+        |status: StatusCode, msg: &str| page(&inner, status, &s.csrf, &next, &username, Some(msg));
     if cookie.is_some() || !session::csrf_ok(&s, form.get("csrf")) {
         // No session yet (cookies blocked, or it expired): show the form again with a fresh one.
         return with_cookie(
-            page(
-                &inner,
+            again(
                 StatusCode::FORBIDDEN,
-                &s.csrf,
-                &next,
-                &username,
-                Some("The form expired; please sign in again."),
+                "The form expired; please sign in again.",
             ),
             cookie,
         );
@@ -171,14 +173,7 @@ pub(crate) async fn post(
         Err(e) => {
             // Unknown whether this would be one attempt too many: refuse, and say why.
             tracing::error!(user = %username, "sign-in refused: the login throttle cannot be read: {e}");
-            return page(
-                &inner,
-                StatusCode::SERVICE_UNAVAILABLE,
-                &s.csrf,
-                &next,
-                &username,
-                Some("Sign-in is unavailable right now; try again shortly."),
-            );
+            return again(StatusCode::SERVICE_UNAVAILABLE, UNAVAILABLE);
         }
         Ok(Ok(r)) => r,
         Ok(Err(wait)) => {
@@ -188,14 +183,7 @@ pub(crate) async fn post(
                 "Too many failed sign-ins. Try again in {minutes} minute{}.",
                 if minutes == 1 { "" } else { "s" }
             );
-            let mut r = page(
-                &inner,
-                StatusCode::TOO_MANY_REQUESTS,
-                &s.csrf,
-                &next,
-                &username,
-                Some(&msg),
-            );
+            let mut r = again(StatusCode::TOO_MANY_REQUESTS, &msg);
             if let Ok(v) = HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
                 r.headers_mut().insert(header::RETRY_AFTER, v);
             }
@@ -208,14 +196,7 @@ pub(crate) async fn post(
             // Not a guess: nothing was compared.
             inner.throttle.release(reservation).await;
             tracing::error!("cannot check a password: {e}");
-            return page(
-                &inner,
-                StatusCode::SERVICE_UNAVAILABLE,
-                &s.csrf,
-                &next,
-                &username,
-                Some("Sign-in is unavailable right now; try again shortly."),
-            );
+            return again(StatusCode::SERVICE_UNAVAILABLE, UNAVAILABLE);
         }
     };
     let Some(user) = user else {
@@ -228,14 +209,7 @@ pub(crate) async fn post(
             None,
             Some("unknown user or wrong password"),
         );
-        return page(
-            &inner,
-            StatusCode::UNAUTHORIZED,
-            &s.csrf,
-            &next,
-            &username,
-            Some("Unknown user or wrong password."),
-        );
+        return again(StatusCode::UNAUTHORIZED, "Unknown user or wrong password.");
     };
     inner.throttle.succeeded(reservation, &account_key).await;
     // A new session id on sign-in: a session fixed by an attacker before is worthless.

@@ -34,9 +34,7 @@ pub(super) fn item(
     if stdio
         && !matches!(
             c,
-            CredentialConfig::Static { .. }
-                | CredentialConfig::Bearer { .. }
-                | CredentialConfig::Vault(_)
+            CredentialConfig::Static(_) | CredentialConfig::Bearer(_) | CredentialConfig::Vault(_)
         )
     {
         return Err(if c.renewable() {
@@ -81,6 +79,16 @@ pub(super) fn item(
             Ok((Some((h, t)), None))
         }
     };
+    // Every kind but static and basic defaults to `Authorization: Bearer {secret}`.
+    let bearer = |header: &Option<String>, template: &Option<String>, env: &Option<String>| {
+        delivery(
+            header,
+            template,
+            env,
+            Some("authorization"),
+            "Bearer {secret}",
+        )
+    };
     let url_ok = |u: &url::Url, key: &str| -> Result<(), String> {
         if matches!(u.scheme(), "http" | "https") {
             Ok(())
@@ -119,43 +127,36 @@ pub(super) fn item(
             (None, Some(_)) => Err("set client_id (or client_id_env / client_id_file)".into()),
         }
     };
-    let (kind, label, header, env, source) = match c {
-        CredentialConfig::Static {
-            value,
-            value_env,
-            value_file,
-            header,
-            template,
-            env,
-        }
-        | CredentialConfig::Bearer {
-            value,
-            value_env,
-            value_file,
-            header,
-            template,
-            env,
-        } => {
-            let bearer = matches!(c, CredentialConfig::Bearer { .. });
+    // The two token-endpoint tables carry the same client keys under the same
+    // names (config.rs says why they are two structs): read them one way.
+    macro_rules! client_auth {
+        ($t:expr) => {
+            client_auth(
+                (&$t.client_id, &$t.client_id_env, &$t.client_id_file),
+                (
+                    &$t.client_secret,
+                    &$t.client_secret_env,
+                    &$t.client_secret_file,
+                ),
+                $t.auth_method,
+            )
+        };
+    }
+    let (label, header, env, source) = match c {
+        CredentialConfig::Static(f) | CredentialConfig::Bearer(f) => {
             let r = SecretRef::required(
                 "value",
-                value.as_ref().map(ExposeSecret::expose_secret),
-                value_env.as_ref(),
-                value_file.as_ref(),
+                f.value.as_ref().map(ExposeSecret::expose_secret),
+                f.value_env.as_ref(),
+                f.value_file.as_ref(),
                 true,
             )?;
-            let (h, e) = if bearer {
-                delivery(
-                    header,
-                    template,
-                    env,
-                    Some("authorization"),
-                    "Bearer {secret}",
-                )?
+            let (h, e) = if matches!(c, CredentialConfig::Bearer(_)) {
+                bearer(&f.header, &f.template, &f.env)?
             } else {
-                delivery(header, template, env, None, "{secret}")?
+                delivery(&f.header, &f.template, &f.env, None, "{secret}")?
             };
-            (c.kind(), r.label(), h, e, Source::Fixed(r))
+            (r.label(), h, e, Source::Fixed(r))
         }
         CredentialConfig::Basic {
             username,
@@ -188,27 +189,13 @@ pub(super) fn item(
                 "Basic {secret}",
             )?;
             let label = format!("{} / {}", u.label(), p.label());
-            (c.kind(), label, h, e, Source::Basic(u, p))
+            (label, h, e, Source::Basic(u, p))
         }
         CredentialConfig::ClientCredentials(o) => {
             url_ok(&o.token_url, "token_url")?;
-            let client = client_auth(
-                (&o.client_id, &o.client_id_env, &o.client_id_file),
-                (
-                    &o.client_secret,
-                    &o.client_secret_env,
-                    &o.client_secret_file,
-                ),
-                o.auth_method,
-            )?
-            .ok_or("set client_id and client_secret (or their _env / _file forms)")?;
-            let (h, e) = delivery(
-                &o.header,
-                &o.template,
-                &None,
-                Some("authorization"),
-                "Bearer {secret}",
-            )?;
+            let client = client_auth!(o)?
+                .ok_or("set client_id and client_secret (or their _env / _file forms)")?;
+            let (h, e) = bearer(&o.header, &o.template, &None)?;
             let how = ClientCredentials {
                 upstream: name.clone(),
                 http: http.clone(),
@@ -221,7 +208,6 @@ pub(super) fn item(
             };
             let label = format!("client credentials at {}", o.token_url);
             (
-                c.kind(),
                 label,
                 h,
                 e,
@@ -233,20 +219,8 @@ pub(super) fn item(
             if let Some(r) = &l.refresh_url {
                 url_ok(r, "refresh_url")?;
             }
-            let username = SecretRef::required(
-                "username",
-                None,
-                l.username_env.as_ref(),
-                l.username_file.as_ref(),
-                false,
-            )?;
-            let password = SecretRef::required(
-                "password",
-                None,
-                l.password_env.as_ref(),
-                l.password_file.as_ref(),
-                false,
-            )?;
+            let username = SecretRef::env_or_file("username", &l.username_env, &l.username_file)?;
+            let password = SecretRef::env_or_file("password", &l.password_env, &l.password_file)?;
             for (k, v) in [
                 ("username_field", &l.username_field),
                 ("password_field", &l.password_field),
@@ -261,13 +235,7 @@ pub(super) fn item(
                     ));
                 }
             }
-            let (h, e) = delivery(
-                &l.header,
-                &l.template,
-                &None,
-                Some("authorization"),
-                "Bearer {secret}",
-            )?;
+            let (h, e) = bearer(&l.header, &l.template, &None)?;
             let label = format!("login at {} as {}", l.login_url, username.label());
             let how = Login {
                 upstream: name.clone(),
@@ -285,32 +253,12 @@ pub(super) fn item(
                 refresh_token_param: l.refresh_token_param.clone(),
                 timeout: l.timeout,
             };
-            (
-                c.kind(),
-                label,
-                h,
-                e,
-                Source::Login(how, TokenCell::default()),
-            )
+            (label, h, e, Source::Login(how, TokenCell::default()))
         }
         CredentialConfig::TokenExchange(t) => {
             url_ok(&t.token_url, "token_url")?;
-            let client = client_auth(
-                (&t.client_id, &t.client_id_env, &t.client_id_file),
-                (
-                    &t.client_secret,
-                    &t.client_secret_env,
-                    &t.client_secret_file,
-                ),
-                t.auth_method,
-            )?;
-            let (h, e) = delivery(
-                &t.header,
-                &t.template,
-                &None,
-                Some("authorization"),
-                "Bearer {secret}",
-            )?;
+            let client = client_auth!(t)?;
+            let (h, e) = bearer(&t.header, &t.template, &None)?;
             let how = TokenExchange {
                 upstream: name.clone(),
                 http: http.clone(),
@@ -323,51 +271,42 @@ pub(super) fn item(
                 timeout: t.timeout,
             };
             let label = format!("token exchange at {}", t.token_url);
-            (
-                c.kind(),
-                label,
-                h,
-                e,
-                Source::TokenExchange(how, Mutex::default()),
-            )
+            (label, h, e, Source::TokenExchange(how, Mutex::default()))
         }
         CredentialConfig::Vault(v) => {
             if let Some(f) = &v.format {
                 vault_format(f)?;
             }
-            let (h, e) = delivery(
-                &v.header,
-                &v.template,
-                &v.env,
-                Some("authorization"),
-                "Bearer {secret}",
-            )?;
+            let (h, e) = bearer(&v.header, &v.template, &v.env)?;
             let label = v
                 .label
                 .clone()
                 .unwrap_or_else(|| format!("your secret for {name}"));
-            let src = sources.vault.clone().unwrap_or_else(|| Arc::new(NoVault));
-            (c.kind(), label, h, e, Source::User(src))
+            let src = sources.vault.clone().unwrap_or_else(|| {
+                Arc::new(NotWired(format!(
+                    "upstream {name} takes each user's secret from the vault, which needs the authorization server: enable [authserver]"
+                )))
+            });
+            (label, h, e, Source::User(src))
         }
         CredentialConfig::Federated(f) => {
-            let (h, e) = delivery(
-                &f.header,
-                &f.template,
-                &None,
-                Some("authorization"),
-                "Bearer {secret}",
-            )?;
+            let (h, e) = bearer(&f.header, &f.template, &None)?;
             let src = sources
                 .federated
                 .get(&f.provider)
                 .cloned()
-                .unwrap_or_else(|| Arc::new(NoFederation(f.provider.clone())));
+                .unwrap_or_else(|| {
+                    Arc::new(NotWired(format!(
+                        "upstream {name} forwards each user's token from identity provider {:?}, which is not configured: add it as [[authserver.federation]] with [authserver] enabled",
+                        f.provider
+                    )))
+                });
             let label = format!("your {} token", f.provider);
-            (c.kind(), label, h, e, Source::User(src))
+            (label, h, e, Source::User(src))
         }
     };
     Ok(Item {
-        kind,
+        kind: c.kind(),
         label,
         header,
         env,
@@ -383,41 +322,19 @@ pub(crate) fn vault_format(format: &str) -> Result<regex::Regex, String> {
         .map_err(|e| format!("format: not a valid regular expression: {e}"))
 }
 
-/// The vault when none is wired (no authorization server): every lookup fails
-/// with what to enable.
+/// A per-user source that is not wired (no authorization server, or no
+/// federated provider of that name): every lookup fails saying what to enable.
 #[derive(Debug)]
-struct NoVault;
+struct NotWired(String);
 
-impl UserSecretSource for NoVault {
+impl UserSecretSource for NotWired {
     fn secret_for<'a>(
         &'a self,
         _subject: &'a str,
-        upstream: &'a str,
+        _upstream: &'a str,
     ) -> mcpgate_guard::BoxFuture<'a, Result<Option<UserSecret>, UserSecretError>> {
-        Box::pin(async move {
-            Err(UserSecretError::NotConfigured(format!(
-                "upstream {upstream} takes each user's secret from the vault, which needs the authorization server: enable [authserver]"
-            )))
-        })
-    }
-}
-
-/// A federated provider that is not wired (no authorization server, or no
-/// provider of that name).
-#[derive(Debug)]
-struct NoFederation(String);
-
-impl UserSecretSource for NoFederation {
-    fn secret_for<'a>(
-        &'a self,
-        _subject: &'a str,
-        upstream: &'a str,
-    ) -> mcpgate_guard::BoxFuture<'a, Result<Option<UserSecret>, UserSecretError>> {
-        Box::pin(async move {
-            Err(UserSecretError::NotConfigured(format!(
-                "upstream {upstream} forwards each user's token from identity provider {:?}, which is not configured: add it as [[authserver.federation]] with [authserver] enabled",
-                self.0
-            )))
-        })
+        Box::pin(std::future::ready(Err(UserSecretError::NotConfigured(
+            self.0.clone(),
+        ))))
     }
 }

@@ -19,47 +19,9 @@ use serde::{Deserialize, Deserializer};
 pub enum CredentialConfig {
     /// A fixed secret from config, the environment or a file, in any header or
     /// environment variable (`template = "Token {secret}"` for custom schemes).
-    Static {
-        /// The secret inline. Prefer `value_env` or `value_file`.
-        #[serde(default)]
-        value: Option<SecretString>,
-        /// The gateway's environment variable holding the secret.
-        #[serde(default)]
-        value_env: Option<String>,
-        /// A file holding the secret (trailing newlines are dropped).
-        #[serde(default)]
-        value_file: Option<PathBuf>,
-        /// HTTP: the header to send it in (required for HTTP upstreams).
-        #[serde(default)]
-        header: Option<String>,
-        /// HTTP: the header value; default `{secret}`.
-        #[serde(default)]
-        template: Option<String>,
-        /// stdio: the child's environment variable (required for stdio upstreams).
-        #[serde(default)]
-        env: Option<String>,
-    },
+    Static(FixedConfig),
     /// A fixed bearer token: `Authorization: Bearer <secret>`.
-    Bearer {
-        /// The token inline. Prefer `value_env` or `value_file`.
-        #[serde(default)]
-        value: Option<SecretString>,
-        /// The gateway's environment variable holding the token.
-        #[serde(default)]
-        value_env: Option<String>,
-        /// A file holding the token.
-        #[serde(default)]
-        value_file: Option<PathBuf>,
-        /// HTTP: the header; default `Authorization`.
-        #[serde(default)]
-        header: Option<String>,
-        /// HTTP: the header value; default `Bearer {secret}`.
-        #[serde(default)]
-        template: Option<String>,
-        /// stdio: the child's environment variable.
-        #[serde(default)]
-        env: Option<String>,
-    },
+    Bearer(FixedConfig),
     /// HTTP Basic: `Authorization: Basic base64(username:password)` (HTTP upstreams only).
     Basic {
         /// The user name inline.
@@ -100,6 +62,33 @@ pub enum CredentialConfig {
     /// Per user: the access token of the identity provider the user signed in
     /// with (`[[authserver.federation]]` named `provider`), refreshed when expired.
     Federated(FederatedConfig),
+}
+
+/// `kind = "static"` and `kind = "bearer"`: a fixed secret.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct FixedConfig {
+    /// The secret inline. Prefer `value_env` or `value_file`.
+    #[serde(default)]
+    pub value: Option<SecretString>,
+    /// The gateway's environment variable holding the secret.
+    #[serde(default)]
+    pub value_env: Option<String>,
+    /// A file holding the secret (trailing newlines are dropped).
+    #[serde(default)]
+    pub value_file: Option<PathBuf>,
+    /// HTTP: the header to send it in (static: required for HTTP upstreams;
+    /// bearer: default `Authorization`).
+    #[serde(default)]
+    pub header: Option<String>,
+    /// HTTP: the header value (static: default `{secret}`; bearer: default
+    /// `Bearer {secret}`).
+    #[serde(default)]
+    pub template: Option<String>,
+    /// stdio: the child's environment variable (required for stdio upstreams).
+    #[serde(default)]
+    pub env: Option<String>,
 }
 
 /// `kind = "federated"`: the caller's own token from an identity provider.
@@ -375,8 +364,8 @@ impl CredentialConfig {
     /// The `kind` as written.
     pub fn kind(&self) -> &'static str {
         match self {
-            CredentialConfig::Static { .. } => "static",
-            CredentialConfig::Bearer { .. } => "bearer",
+            CredentialConfig::Static(_) => "static",
+            CredentialConfig::Bearer(_) => "bearer",
             CredentialConfig::Basic { .. } => "basic",
             CredentialConfig::ClientCredentials(_) => "client_credentials",
             CredentialConfig::Login(_) => "login",
@@ -415,24 +404,11 @@ impl std::fmt::Debug for CredentialConfig {
         let mut d = f.debug_struct("CredentialConfig");
         d.field("kind", &self.kind());
         match self {
-            CredentialConfig::Static {
-                value_env,
-                value_file,
-                header,
-                env,
-                ..
-            }
-            | CredentialConfig::Bearer {
-                value_env,
-                value_file,
-                header,
-                env,
-                ..
-            } => d
-                .field("value_env", value_env)
-                .field("value_file", value_file)
-                .field("header", header)
-                .field("env", env),
+            CredentialConfig::Static(f) | CredentialConfig::Bearer(f) => d
+                .field("value_env", &f.value_env)
+                .field("value_file", &f.value_file)
+                .field("header", &f.header)
+                .field("env", &f.env),
             CredentialConfig::Basic {
                 username_env,
                 password_env,

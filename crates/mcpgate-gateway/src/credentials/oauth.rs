@@ -127,6 +127,18 @@ fn pair(k: &str, v: &str) -> (String, Secret) {
     (k.to_owned(), Secret::new(v))
 }
 
+/// Adds the optional parameters that are set.
+fn push_given<const N: usize>(
+    form: &mut Vec<(String, Secret)>,
+    params: [(&str, &Option<String>); N],
+) {
+    for (k, v) in params {
+        if let Some(v) = v {
+            form.push(pair(k, v));
+        }
+    }
+}
+
 /// `kind = "client_credentials"`.
 #[derive(Debug)]
 pub(crate) struct ClientCredentials {
@@ -147,15 +159,14 @@ impl Renew for ClientCredentials {
 
     async fn obtain(&self) -> Result<Issued, String> {
         let mut form = vec![pair("grant_type", "client_credentials")];
-        for (k, v) in [
-            ("scope", &self.scope),
-            ("audience", &self.audience),
-            ("resource", &self.resource),
-        ] {
-            if let Some(v) = v {
-                form.push(pair(k, v));
-            }
-        }
+        push_given(
+            &mut form,
+            [
+                ("scope", &self.scope),
+                ("audience", &self.audience),
+                ("resource", &self.resource),
+            ],
+        );
         let what = "the client credentials grant";
         let doc = post(
             &self.http,
@@ -319,15 +330,14 @@ impl Renew for Exchange<'_> {
             pair("subject_token_type", JWT_TOKEN_TYPE),
             pair("requested_token_type", &c.requested_token_type),
         ];
-        for (k, v) in [
-            ("audience", &c.audience),
-            ("resource", &c.resource),
-            ("scope", &c.scope),
-        ] {
-            if let Some(v) = v {
-                form.push(pair(k, v));
-            }
-        }
+        push_given(
+            &mut form,
+            [
+                ("audience", &c.audience),
+                ("resource", &c.resource),
+                ("scope", &c.scope),
+            ],
+        );
         let what = "the token exchange";
         let doc = post(
             &c.http,

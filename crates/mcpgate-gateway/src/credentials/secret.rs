@@ -104,6 +104,16 @@ impl SecretRef {
         })
     }
 
+    /// Like [`SecretRef::required`] for a key that has no inline form: `<field>_env`
+    /// or `<field>_file`.
+    pub(crate) fn env_or_file(
+        field: &str,
+        env: &Option<String>,
+        file: &Option<PathBuf>,
+    ) -> Result<SecretRef, String> {
+        Self::required(field, None, env.as_ref(), file.as_ref(), false)
+    }
+
     /// What the secret is called in reports: the variable, the file, or "inline".
     pub(crate) fn label(&self) -> String {
         match self {

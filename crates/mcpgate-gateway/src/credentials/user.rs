@@ -51,6 +51,8 @@ pub enum UserSecretError {
 
 /// Where per-user secrets come from (the vault implements it): the secret
 /// `subject` stored for `upstream`, `Ok(None)` when there is none.
+// Each implementation repeats the boxed-future signatures below: the gateway
+// holds sources as `dyn UserSecretSource`, which an `async fn` cannot be.
 pub trait UserSecretSource: Send + Sync + std::fmt::Debug {
     /// Looks the secret up; an `Err` is shown to the caller and the operator, so it
     /// must name what failed, never a value.

@@ -46,7 +46,7 @@ async fn records_link_and_verify() {
         .audit_list(&AuditFilter::new(None, None, Some("sign_in".into())))
         .await
         .expect("list");
-    assert_eq!(sign_ins[0].subject.as_deref(), Some("alice"));
+    assert_eq!(sign_ins[0].event.subject.as_deref(), Some("alice"));
 }
 
 #[tokio::test]
@@ -157,7 +157,7 @@ async fn a_batch_links_in_order_after_the_head_and_verifies() {
     assert_eq!(written[0].prev_hash, first.hash);
     assert_eq!(written[1].prev_hash, written[0].hash);
     assert_eq!(written[2].prev_hash, written[1].hash);
-    assert_eq!(written[2].subject.as_deref(), Some("c"));
+    assert_eq!(written[2].event.subject.as_deref(), Some("c"));
     assert!(s.audit_append_all(&[]).await.expect("empty").is_empty());
     let after = s
         .audit_append(&event("sign_in", "d"))
@@ -184,7 +184,7 @@ async fn a_batch_larger_than_one_insert_statement_keeps_its_order() {
     assert_eq!(listed, written);
     for (i, r) in listed.iter().enumerate() {
         assert_eq!(r.seq, i as i64 + 1);
-        assert_eq!(r.subject.as_deref(), Some(format!("s{i}").as_str()));
+        assert_eq!(r.event.subject.as_deref(), Some(format!("s{i}").as_str()));
     }
     let v = s.audit_verify().await.expect("verify");
     assert_eq!((v.checked, v.broken), (150, None));

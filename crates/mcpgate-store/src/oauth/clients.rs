@@ -187,10 +187,7 @@ impl Store {
         .bind(kind.map(ClientKind::as_str))
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .iter()
-            .map(ClientRow::from_row)
-            .collect::<Result<_, _>>()?)
+        crate::decode::all(&rows, ClientRow::from_row)
     }
 
     /// Removes a client, its grants (so its tokens stop working) and consents.

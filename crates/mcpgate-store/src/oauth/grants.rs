@@ -272,10 +272,7 @@ impl Store {
         .bind(to_unix(now))
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .iter()
-            .map(GrantRow::from_row)
-            .collect::<Result<_, _>>()?)
+        crate::decode::all(&rows, GrantRow::from_row)
     }
 
     /// Revokes a grant: its refresh tokens stop working, and its access tokens
@@ -536,22 +533,18 @@ async fn rotate_unrotated(
     new: &RefreshRow,
     now: SystemTime,
 ) -> Result<bool, StoreError> {
-    let stored = sqlx::query(concat!(
-        "WITH rotated AS (UPDATE oauth_refresh_tokens SET rotated_at = $8 \
+    let stored = bind_refresh_row(
+        sqlx::query(concat!(
+            "WITH rotated AS (UPDATE oauth_refresh_tokens SET rotated_at = $8 \
          WHERE digest = $9 AND rotated_at IS NULL RETURNING grant_id), \
          touched AS (UPDATE oauth_grants SET last_used_at = $8 \
          WHERE id IN (SELECT grant_id FROM rotated)) \
          INSERT INTO oauth_refresh_tokens (",
-        refresh_columns!(),
-        ") SELECT $1, $2, $3, $4, $5, $6, $7 FROM rotated"
-    ))
-    .bind(&new.digest)
-    .bind(&new.grant_id)
-    .bind(&new.parent_digest)
-    .bind(new.scopes.to_string())
-    .bind(to_unix(new.created_at))
-    .bind(to_unix(new.expires_at))
-    .bind(new.rotated_at.map(to_unix))
+            refresh_columns!(),
+            ") SELECT $1, $2, $3, $4, $5, $6, $7 FROM rotated"
+        )),
+        new,
+    )
     .bind(to_unix(now))
     .bind(old)
     .execute(pool)
@@ -590,19 +583,25 @@ async fn insert_refresh_row<'e, E>(exec: E, r: &RefreshRow) -> Result<(), StoreE
 where
     E: sqlx::Executor<'e, Database = sqlx::Any>,
 {
-    sqlx::query(concat!(
+    let insert = sqlx::query(concat!(
         "INSERT INTO oauth_refresh_tokens (",
         refresh_columns!(),
         ") VALUES ($1, $2, $3, $4, $5, $6, $7)"
-    ))
-    .bind(&r.digest)
-    .bind(&r.grant_id)
-    .bind(&r.parent_digest)
-    .bind(r.scopes.to_string())
-    .bind(to_unix(r.created_at))
-    .bind(to_unix(r.expires_at))
-    .bind(r.rotated_at.map(to_unix))
-    .execute(exec)
-    .await?;
+    ));
+    bind_refresh_row(insert, r).execute(exec).await?;
     Ok(())
+}
+
+/// Binds `r` to `$1`…`$7` in the order of `refresh_columns!()`.
+fn bind_refresh_row<'q>(
+    q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
+    r: &'q RefreshRow,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+    q.bind(&r.digest)
+        .bind(&r.grant_id)
+        .bind(&r.parent_digest)
+        .bind(r.scopes.to_string())
+        .bind(to_unix(r.created_at))
+        .bind(to_unix(r.expires_at))
+        .bind(r.rotated_at.map(to_unix))
 }

@@ -99,9 +99,6 @@ impl Store {
         )
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .iter()
-            .map(SigningKeyRow::from_row)
-            .collect::<Result<_, _>>()?)
+        crate::decode::all(&rows, SigningKeyRow::from_row)
     }
 }

@@ -130,10 +130,7 @@ impl Store {
         ))
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .iter()
-            .map(ResourceServerRow::from_row)
-            .collect::<Result<_, _>>()?)
+        crate::decode::all(&rows, ResourceServerRow::from_row)
     }
 
     /// Removes the resource server with this resource URI or client id.
