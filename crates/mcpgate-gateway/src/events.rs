@@ -68,6 +68,21 @@ impl EventLog {
         capacity: usize,
         event_name: Option<&'static str>,
     ) -> Arc<Self> {
+        Self::build(stream_id, capacity, event_name, None)
+    }
+
+    /// A log whose messages can also be listened to one by one.
+    pub(crate) fn tapped(stream_id: u64, capacity: usize) -> Arc<Self> {
+        let tap = tokio::sync::broadcast::channel(64).0;
+        Self::build(stream_id, capacity, None, Some(tap))
+    }
+
+    fn build(
+        stream_id: u64,
+        capacity: usize,
+        event_name: Option<&'static str>,
+        tap: Option<tokio::sync::broadcast::Sender<Message>>,
+    ) -> Arc<Self> {
         let (changed, _) = watch::channel(0);
         Arc::new(EventLog {
             stream_id,
@@ -80,25 +95,7 @@ impl EventLog {
                 ..Default::default()
             }),
             changed,
-            tap: None,
-        })
-    }
-
-    /// A log whose messages can also be listened to one by one.
-    pub(crate) fn tapped(stream_id: u64, capacity: usize) -> Arc<Self> {
-        let (changed, _) = watch::channel(0);
-        Arc::new(EventLog {
-            stream_id,
-            tag: rand::random(),
-            capacity: capacity.max(1),
-            upstream_ids: std::sync::OnceLock::new(),
-            event_name: None,
-            inner: Mutex::new(Inner {
-                next_seq: 1,
-                ..Default::default()
-            }),
-            changed,
-            tap: Some(tokio::sync::broadcast::channel(64).0),
+            tap,
         })
     }
 

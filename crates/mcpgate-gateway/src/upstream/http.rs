@@ -683,7 +683,9 @@ impl HttpLink {
     }
 
     /// The rest of an answer stream after the upstream's event `last`: a GET
-    /// with it as `Last-Event-ID`. Err says why the upstream did not give it.
+    /// with it as `Last-Event-ID` (both the gateway's own polling and a
+    /// client's resumption on a replica without the log ask this way). Err
+    /// says why the upstream did not give it.
     async fn poll_answer(&self, last: &str) -> Result<Incoming, String> {
         let (mut headers, _) = self
             .headers_with_credentials("text/event-stream")
@@ -765,24 +767,8 @@ impl HttpLink {
         log: Arc<EventLog>,
         rewrite: crate::rewrite::Rewrite,
     ) -> Result<(), String> {
-        let (mut headers, _) = self
-            .headers_with_credentials("text/event-stream")
-            .await
-            .map_err(|e| e.to_string())?;
-        let last_id = HeaderValue::try_from(last).map_err(|e| e.to_string())?;
-        headers.insert(LAST_EVENT_ID, last_id);
-        let req = self
-            .up
-            .request(Method::GET, &headers, Bytes::new())
-            .map_err(|e| e.to_string())?;
+        let body = self.poll_answer(last).await?;
         let limit = self.up.limits.request_timeout;
-        let resp = tokio::time::timeout(limit, self.up.send_http(req))
-            .await
-            .map_err(|_| format!("no answer within {limit:?}"))?
-            .map_err(|e| e.to_string())?;
-        if !resp.status().is_success() || !content_type_is(resp.headers(), "text/event-stream") {
-            return Err(format!("the upstream answered HTTP {}", resp.status()));
-        }
         let (name, max) = (self.up.name.clone(), self.up.limits.max_message_bytes);
         let task = tokio::spawn(async move {
             let (done_tx, done) = tokio::sync::oneshot::channel::<()>();
@@ -791,7 +777,7 @@ impl HttpLink {
             // The upstream may keep the stream open after the response; the
             // answer is complete then, so the relay stops there.
             tokio::select! {
-                _ = pump(name, resp.into_body(), max, move |id, m| {
+                _ = pump(name, body, max, move |id, m| {
                     if let Some(id) = id {
                         into.note_upstream_id(id);
                     }
