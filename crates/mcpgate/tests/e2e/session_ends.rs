@@ -96,9 +96,9 @@ async fn sessions_deleted_on_other_replicas_free_their_place_under_the_cap() {
         .await;
     assert_eq!(after.status(), StatusCode::NOT_FOUND);
     // The cap still holds where sessions are opened.
-    let held: Vec<String> =
-        futures_util::future::join_all((0..CAP).map(|_| alice(1).initialize())).await;
-    assert_eq!(held.len(), CAP);
+    for _ in 0..CAP {
+        alice(1).initialize().await;
+    }
     let refused = alice(1)
         .post(None, &crate::harness::raw::initialize_request())
         .await;
