@@ -256,6 +256,31 @@ impl Gateway {
         self.shared.guard.settings.chain.cache().clear();
     }
 
+    /// Has every session a client ends here (DELETE) announced with `f`,
+    /// which gets a digest of the session's id (several replicas on
+    /// PostgreSQL; pass what [`Gateway::end_announced_session`] gets on the
+    /// other replicas). Set once; it holds across reloads.
+    pub fn announce_session_ends(&self, f: impl Fn(String) + Send + Sync + 'static) {
+        self.shared.sessions.set_announcer(Box::new(f));
+    }
+
+    /// Forgets the session whose id has this digest, which a client ended
+    /// on another replica (or this one, then it is gone already). A session
+    /// continued here from a Streamable HTTP upstream is let go without a
+    /// second DELETE upstream; one whose child lives here is ended.
+    pub fn end_announced_session(&self, digest: &str) {
+        for s in self.shared.sessions.take_where(|s| s.digest == digest) {
+            tracing::info!(upstream = %s.upstream_name, "a session ended on another replica: forgetting it");
+            tokio::spawn(async move {
+                if s.link.is_portable() {
+                    s.release().await;
+                } else {
+                    s.close().await;
+                }
+            });
+        }
+    }
+
     /// Sessions currently open.
     pub fn session_count(&self) -> usize {
         self.shared.sessions.len()

@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use mcpgate_types::Subject;
@@ -18,6 +18,11 @@ const REMEMBERED_STREAMS: usize = 32;
 #[derive(Debug)]
 pub(crate) struct Session {
     pub(crate) id: String,
+    /// What names it in announcements to other replicas ([`digest`]).
+    pub(crate) digest: String,
+    /// Continued here after another replica opened it: it was counted
+    /// against its subject's cap there.
+    adopted: AtomicBool,
     pub(crate) upstream_name: Arc<str>,
     /// Who opened it: anyone else presenting its id gets 404.
     pub(crate) subject: Subject,
@@ -48,6 +53,8 @@ impl Session {
         replay: usize,
     ) -> Arc<Self> {
         Arc::new(Session {
+            digest: digest(&id),
+            adopted: AtomicBool::new(false),
             id,
             upstream_name,
             subject,
@@ -62,6 +69,11 @@ impl Session {
             closed: AtomicBool::new(false),
             replay,
         })
+    }
+
+    /// Marks a session another replica opened (`front::adopt`).
+    pub(crate) fn mark_adopted(&self) {
+        self.adopted.store(true, Ordering::SeqCst);
     }
 
     pub(crate) fn protocol_version(&self) -> String {
@@ -167,10 +179,32 @@ fn closed(s: &Arc<Session>) {
     mcpgate_telemetry::metrics().session_closed(&s.upstream_name);
 }
 
+/// The name of session `id` in announcements: a SHA-256 of the id, hex. The
+/// id itself bears the session (whoever holds it, with the subject's
+/// credentials, continues it), so it never leaves the gateway but to its client.
+pub(crate) fn digest(id: &str) -> String {
+    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, id.as_bytes())
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Tells the other replicas a session ended (the digest of its id).
+pub(crate) struct Announcer(Box<dyn Fn(String) + Send + Sync>);
+
+impl std::fmt::Debug for Announcer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Announcer")
+    }
+}
+
 /// Every live session, by id.
 #[derive(Debug, Default)]
 pub(crate) struct SessionTable {
     map: Mutex<HashMap<String, Arc<Session>>>,
+    /// Set once on PostgreSQL (several replicas); kept across reloads with the table.
+    announcer: OnceLock<Announcer>,
     /// Sessions being opened (initialize in flight), per subject: they count
     /// against `server.max_sessions_per_subject` before they exist.
     opening: Arc<Mutex<HashMap<String, usize>>>,
@@ -199,6 +233,13 @@ impl SessionTable {
     /// Holds a place for a new session of `subject` (signed-in callers only;
     /// `None` for anonymous ones), or refuses when the subject already has `cap`
     /// sessions open or opening. `cap` 0 means no limit.
+    ///
+    /// Only initialize reserves, and only sessions opened here count: every
+    /// session passes through one initialize, on one replica, so that is
+    /// where the cap holds. A session adopted from another replica is not
+    /// counted again, or a subject's sessions would count once per replica
+    /// that served them, and a DELETE (itself an adoption when it lands on a
+    /// replica that never saw the session) could be refused.
     pub(crate) fn reserve(
         &self,
         subject: Option<&str>,
@@ -210,7 +251,7 @@ impl SessionTable {
         let open = self
             .lock()
             .values()
-            .filter(|s| s.subject == subject && !s.is_closed())
+            .filter(|s| s.subject == subject && !s.is_closed() && !s.adopted.load(Ordering::SeqCst))
             .count();
         let mut opening = self.opening.lock().unwrap_or_else(|e| e.into_inner());
         let n = opening.entry(subject.to_owned()).or_default();
@@ -263,6 +304,18 @@ impl SessionTable {
     pub(crate) fn remove(&self, id: &str) -> Option<Arc<Session>> {
         let s = self.lock().remove(id);
         s.inspect(closed)
+    }
+
+    /// Announces ended sessions with `f` from now on (once; later calls are ignored).
+    pub(crate) fn set_announcer(&self, f: Box<dyn Fn(String) + Send + Sync>) {
+        let _ = self.announcer.set(Announcer(f));
+    }
+
+    /// Tells the other replicas that `s`, ended by its client here, is ended.
+    pub(crate) fn announce_end(&self, s: &Session) {
+        if let Some(a) = self.announcer.get() {
+            (a.0)(s.digest.clone());
+        }
     }
 
     pub(crate) fn len(&self) -> usize {

@@ -74,7 +74,7 @@ use std::sync::Arc;
 use sqlx::AnyPool;
 use tokio::sync::Semaphore;
 
-pub use announce::Revocations;
+pub use announce::{Revocations, SessionEnds};
 pub use api_keys::{ApiKeyRecord, KEY_PREFIX, KeyDigest};
 pub use copy::{CopyReport, TableCount};
 pub use error::{Kind, StoreError};

@@ -152,6 +152,11 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
     // starts before the banner: a replica that says it is up hears every
     // revocation from then on.
     let mut revocations = mcpgate_store::Revocations::listen(&cfg.store_url()).await;
+    // A session a client ends here is ended on the replicas that continued it.
+    let mut session_ends = mcpgate_store::SessionEnds::listen(&cfg.store_url());
+    if let Some(ends) = &session_ends {
+        gateway.announce_session_ends(ends.announcer());
+    }
     let base = public_url.as_str().trim_end_matches('/').to_owned();
     // What the restart banners tell the user to pass as --data-dir.
     let data_dir_abs =
@@ -233,6 +238,14 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
             } => {
                 tracing::debug!(%from, "a revocation was announced: verifying every credential again");
                 running.gateway().forget_verified();
+            }
+            Some(digest) = async {
+                match session_ends.as_mut() {
+                    Some(e) => e.next().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                running.gateway().end_announced_session(&digest);
             }
         }
     }

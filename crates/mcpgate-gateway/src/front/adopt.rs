@@ -150,15 +150,8 @@ async fn adopt(
         return Err(refuse("its upstream is no longer configured"));
     };
     let identity = gw.shared.guard.identity(&caller.authed, &name);
-    // An adopted session counts against the subject's cap here like one opened here.
-    let _place = gw
-        .shared
-        .sessions
-        .reserve(
-            identity.on_behalf_of.subject.as_deref(),
-            gw.shared.limits.max_sessions_per_subject,
-        )
-        .map_err(|e| GatewayError::from(&e))?;
+    // No place is reserved: the session was counted against its subject's
+    // cap where it was initialized (`SessionTable::reserve`).
     let log = EventLog::new(0, gw.shared.limits.replay_events, None);
     let link = upstream
         .open(log.clone(), &identity)
@@ -185,6 +178,7 @@ async fn adopt(
         gw.shared.limits.replay_events,
     );
     session.set_protocol_version(&claims.version);
+    session.mark_adopted();
     let held = gw.shared.sessions.insert_or_get(session.clone());
     if !Arc::ptr_eq(&held, &session) {
         // Another request adopted it at the same moment: use that one.

@@ -506,6 +506,9 @@ async fn delete(
     };
     gw.shared.sessions.remove(&session.id);
     session.close().await;
+    // Other replicas that continued it would keep it (and its upstream
+    // connection) until it is idle.
+    gw.shared.sessions.announce_end(&session);
     tracing::debug!(upstream = %session.upstream_name, "session deleted by the client");
     StatusCode::OK.into_response()
 }

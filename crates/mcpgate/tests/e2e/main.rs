@@ -77,6 +77,7 @@ mod resources;
 mod revocation_replicas;
 mod rmcp_flows;
 mod scenarios;
+mod session_ends;
 mod session_forwarding;
 mod session_replicas;
 mod session_resume;

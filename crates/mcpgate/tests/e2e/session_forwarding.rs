@@ -39,10 +39,15 @@ pub(crate) struct Replicas {
 /// `n` replicas on one fresh database with the same session key file, each
 /// serving `upstreams` (TOML); API keys for alice and bob on the shared store.
 pub(crate) async fn replicas(tag: &str, n: usize, upstreams: &str) -> Replicas {
+    replicas_with(tag, n, "", upstreams).await
+}
+
+/// Like [`replicas`], with `server` (TOML lines) added to `[server]`.
+pub(crate) async fn replicas_with(tag: &str, n: usize, server: &str, upstreams: &str) -> Replicas {
     let db = PgDatabase::create(tag).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = format!(
-        "[server]\nrequest_timeout = \"30s\"\nsession_key_file = {}\n\n[store]\nurl = {}\n\n{upstreams}",
+        "[server]\nrequest_timeout = \"30s\"\nsession_key_file = {}\n{server}\n\n[store]\nurl = {}\n\n{upstreams}",
         toml_str(&dir.path().join("session.key").display().to_string()),
         toml_str(&db.url),
     );
