@@ -31,7 +31,7 @@ pub fn observe(router: Router) -> Router {
 /// the OAuth endpoints, whose refusals are always logged.
 fn anything_on() -> bool {
     crate::metrics().recording()
-        || crate::trace::enabled()
+        || crate::pipeline::enabled()
         || crate::audit::installed()
         || access_log()
 }
@@ -68,10 +68,10 @@ async fn observe_request(req: Request, next: Next) -> Response {
         ..Note::default()
     };
     let request_id = RequestId::new(given_id);
-    if crate::trace::enabled() {
+    if crate::pipeline::enabled() {
         note.span = Some(RequestSpan::new(
             SystemTime::now(),
-            crate::trace::parent_from_headers(req.headers()),
+            crate::pipeline::parent_from_headers(req.headers()),
         ));
     }
     let shared = Arc::new(Mutex::new(note));

@@ -30,6 +30,7 @@ mod metrics;
 mod note;
 mod otlp;
 mod phase;
+mod pipeline;
 mod request_span;
 pub mod trace;
 

@@ -1,5 +1,5 @@
 //! The process's `tracing` subscriber: log lines to stderr (human or JSON);
-//! and, when configured, the span exporter ([`crate::trace::start`]).
+//! and, when configured, the span exporter ([`crate::pipeline::start`]).
 
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
@@ -26,12 +26,12 @@ pub(crate) fn access_log() -> bool {
     ACCESS_LOG.load(std::sync::atomic::Ordering::Relaxed)
         && tracing::enabled!(target: ACCESS_TARGET, tracing::Level::INFO)
 }
-use crate::trace::{TraceSettings, Tracing};
+use crate::pipeline::{TraceSettings, Tracing};
 
 /// Installs the subscriber and starts the span exporter when configured.
 /// `filter` is the log filter (`MCPGATE_LOG` or the default). Spans do not go
 /// through `tracing`: request spans are OpenTelemetry spans from the start
-/// ([`crate::request_span`]), so log lines carry no span prefix and the
+/// (`request_span.rs`), so log lines carry no span prefix and the
 /// exporter sees no log events. `colour` is the caller's decision (a
 /// terminal, no `NO_COLOR`) for human lines.
 pub fn init_logging(
@@ -47,7 +47,7 @@ pub fn init_logging(
     } else {
         fmt.with_ansi(colour).with_filter(log_filter).boxed()
     };
-    let tracing = crate::trace::start(traces)?;
+    let tracing = crate::pipeline::start(traces)?;
     let _ = tracing_subscriber::registry().with(fmt).try_init();
     Ok(tracing)
 }

@@ -78,7 +78,7 @@ pub(crate) fn shared() -> Option<Shared> {
 /// The request is sent upstream now: the wait for its first answer starts
 /// (the gateway's own share is the rest), and its `upstream call` span.
 pub fn note_upstream_sent() {
-    let tracing = crate::trace::enabled();
+    let tracing = crate::pipeline::enabled();
     if !tracing && !crate::metrics().recording() {
         return;
     }
@@ -215,7 +215,7 @@ pub fn note_mcp(
     if NOTE.try_with(|_| ()).is_err() {
         return;
     }
-    let tracing = crate::trace::enabled();
+    let tracing = crate::pipeline::enabled();
     let is_call = method == Some("tools/call");
     // The tool's name is for the access log, the span and the audit trail;
     // `_meta` for the trace. Nothing reads them otherwise: no parse.
@@ -242,7 +242,7 @@ pub fn note_mcp(
     // Continues the caller's trace unless a header already did.
     if let Some(meta) = parsed.and_then(|p| p.meta)
         && let Some(tp) = meta.traceparent
-        && let Some(cx) = crate::trace::parent_from_meta(&tp, meta.tracestate.as_deref())
+        && let Some(cx) = crate::pipeline::parent_from_meta(&tp, meta.tracestate.as_deref())
     {
         with(|n| {
             if let Some(span) = &mut n.span {
@@ -262,7 +262,7 @@ pub struct Step {
 /// Starts timing `name` for the current request; a no-op while traces are
 /// off or outside the layer.
 pub fn step(name: crate::phase::StepName) -> Step {
-    if !crate::trace::enabled() {
+    if !crate::pipeline::enabled() {
         return Step { inner: None };
     }
     Step {

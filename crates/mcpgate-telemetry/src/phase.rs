@@ -86,10 +86,10 @@ pub(crate) fn export(parent: &SpanContext, phases: Vec<Phase>) {
         return;
     }
     for p in phases {
-        crate::trace::export_span(SpanData {
+        crate::pipeline::export_span(SpanData {
             span_context: SpanContext::new(
                 parent.trace_id(),
-                crate::trace::new_span_id(),
+                crate::pipeline::new_span_id(),
                 parent.trace_flags(),
                 false,
                 parent.trace_state().clone(),
@@ -109,7 +109,7 @@ pub(crate) fn export(parent: &SpanContext, phases: Vec<Phase>) {
             } else {
                 Status::Unset
             },
-            instrumentation_scope: crate::trace::scope().clone(),
+            instrumentation_scope: crate::pipeline::scope().clone(),
         });
     }
 }

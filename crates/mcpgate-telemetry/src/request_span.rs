@@ -62,7 +62,7 @@ impl RequestSpan {
 
     fn start(&mut self) -> Option<&mut SdkSpan> {
         if self.started.is_none() {
-            let tracer = crate::trace::tracer()?;
+            let tracer = crate::pipeline::tracer()?;
             let parent = self.parent.take().unwrap_or_default();
             // The name is set when the request ends and its MCP method is known.
             let span = SpanBuilder::from_name("request")
