@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use mcpgate_types::{AeadKey, KeyFileError, MIN_SEALED_LEN, Subject};
+use mcpgate_types::{AeadKey, KeyFileError, MIN_SEALED_LEN, SessionId, Subject};
 use serde::{Deserialize, Serialize};
 
 /// The key file inside the data directory, when no key or file is configured.
@@ -94,7 +94,7 @@ pub(crate) struct SessionClaims {
     pub(crate) carrier: Carrier,
     /// The upstream's own `Mcp-Session-Id`, if it gave one.
     #[serde(rename = "s", default, skip_serializing_if = "Option::is_none")]
-    pub(crate) upstream_session: Option<String>,
+    pub(crate) upstream_session: Option<SessionId>,
     /// Who opened it.
     #[serde(rename = "p")]
     pub(crate) subject: Subject,
@@ -299,7 +299,7 @@ mod tests {
         SessionClaims {
             upstream: "demo".into(),
             carrier: Carrier::Http,
-            upstream_session: Some("up-1".into()),
+            upstream_session: Some("up-1".parse().unwrap()),
             subject: "alice".parse().unwrap(),
             version: "2025-06-18".into(),
             created: 1_700_000_000,

@@ -317,7 +317,7 @@ impl Link {
     }
 
     /// The upstream's own session id (Streamable HTTP upstreams that gave one).
-    pub(crate) fn upstream_session_id(&self) -> Option<String> {
+    pub(crate) fn upstream_session_id(&self) -> Option<mcpgate_types::SessionId> {
         match self {
             Link::Http(h) => h.upstream_session_id(),
             Link::Stdio(_) | Link::Sse(_) => None,
@@ -332,11 +332,14 @@ impl Link {
     /// Continues another replica's upstream session on this (fresh) link.
     pub(crate) fn adopt(
         &self,
-        session_id: Option<&str>,
+        session_id: Option<&mcpgate_types::SessionId>,
         version: &str,
     ) -> Result<(), UpstreamError> {
         match self {
-            Link::Http(h) => h.adopt(session_id, version),
+            Link::Http(h) => {
+                h.adopt(session_id, version);
+                Ok(())
+            }
             Link::Stdio(_) | Link::Sse(_) => Err(UpstreamError::SessionGone),
         }
     }

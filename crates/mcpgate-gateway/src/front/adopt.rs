@@ -159,13 +159,11 @@ async fn adopt(
         .map_err(|e| GatewayError::from(&e))?;
     if !link.is_portable()
         || link
-            .adopt(claims.upstream_session.as_deref(), &claims.version)
+            .adopt(claims.upstream_session.as_ref(), &claims.version)
             .is_err()
     {
         link.release().await;
-        return Err(refuse(
-            "the upstream no longer speaks Streamable HTTP, or its session id is unusable",
-        ));
+        return Err(refuse("the upstream no longer speaks Streamable HTTP"));
     }
     carry_upstream_ids(gw, id, &link, &log, None);
     let session = Session::new(

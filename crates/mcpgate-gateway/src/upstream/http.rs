@@ -27,6 +27,7 @@ use crate::identity::{IDENTITY_HEADER, IdentityToken};
 use crate::jsonrpc::{self, Message};
 use crate::protocol::{GATEWAY_PROTOCOL_VERSION, SESSION_HEADER, VERSION_HEADER};
 use mcpgate_sse as sse;
+use mcpgate_types::SessionId;
 
 pub(crate) type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
 
@@ -294,11 +295,23 @@ fn client() -> HttpClient {
         .build(https)
 }
 
+/// The `Mcp-Session-Id` an upstream gave at initialize, parsed once: an id the
+/// spec forbids would be echoed on every request and sealed into ours.
+fn upstream_session_id(v: &HeaderValue) -> Result<SessionId, UpstreamError> {
+    v.to_str()
+        .ok()
+        .ok_or(mcpgate_types::SessionIdError::Char)
+        .and_then(str::parse)
+        .map_err(|e| {
+            UpstreamError::Unavailable(format!("the upstream's Mcp-Session-Id is unusable: {e}"))
+        })
+}
+
 /// One upstream Streamable HTTP session.
 #[derive(Debug)]
 pub(crate) struct HttpLink {
     up: Arc<HttpUpstream>,
-    session_id: Mutex<Option<HeaderValue>>,
+    session_id: Mutex<Option<SessionId>>,
     protocol_version: Mutex<Option<HeaderValue>>,
     server_stream: Arc<EventLog>,
     /// The transport is not known yet: a refused `initialize` means "try legacy SSE".
@@ -377,7 +390,8 @@ impl HttpLink {
             .session_id
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .clone()
+            .as_ref()
+            .and_then(|sid| HeaderValue::from_str(sid.as_str()).ok())
         {
             h.insert(SESSION_HEADER, sid);
         }
@@ -393,30 +407,19 @@ impl HttpLink {
     }
 
     /// The upstream's own session id, once initialize gave one.
-    pub(crate) fn upstream_session_id(&self) -> Option<String> {
+    pub(crate) fn upstream_session_id(&self) -> Option<SessionId> {
         self.session_id
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
+            .clone()
     }
 
     /// Continues an upstream session another replica initialized: requests
     /// carry its id and version, and the upstream decides whether it still
     /// exists (its 404 ends the session here too).
-    pub(crate) fn adopt(
-        &self,
-        session_id: Option<&str>,
-        version: &str,
-    ) -> Result<(), UpstreamError> {
-        let sid = session_id
-            .map(HeaderValue::try_from)
-            .transpose()
-            .map_err(|_| UpstreamError::SessionGone)?;
-        *self.session_id.lock().unwrap_or_else(|e| e.into_inner()) = sid;
+    pub(crate) fn adopt(&self, session_id: Option<&SessionId>, version: &str) {
+        *self.session_id.lock().unwrap_or_else(|e| e.into_inner()) = session_id.cloned();
         self.set_protocol_version(version);
-        Ok(())
     }
 
     fn has_session(&self) -> bool {
@@ -521,7 +524,8 @@ impl HttpLink {
         }
         if is_init {
             if let Some(sid) = resp.headers().get(SESSION_HEADER) {
-                *self.session_id.lock().unwrap_or_else(|e| e.into_inner()) = Some(sid.clone());
+                let sid = upstream_session_id(sid)?;
+                *self.session_id.lock().unwrap_or_else(|e| e.into_inner()) = Some(sid);
             }
             if self.detect {
                 self.up.set_transport(HttpTransport::StreamableHttp);
