@@ -6,9 +6,14 @@ use axum::http::{HeaderMap, header};
 use axum::response::Response;
 use bytes::Bytes;
 
+use mcpgate_guard::Authorized;
+use serde_json::value::RawValue;
+
+use super::caller::AuthenticatedCaller;
 use crate::error::GatewayError;
 use crate::jsonrpc::{Kind, Message};
 use crate::protocol::{SUPPORTED_VERSIONS, VERSION_HEADER};
+use crate::state::Gateway;
 
 /// Whether an Accept header admits `want` (`type/sub`), wildcards included.
 pub(crate) fn accepts(headers: &HeaderMap, want: &str) -> bool {
@@ -135,4 +140,29 @@ pub(crate) async fn read_post(req: axum::extract::Request, limit: usize) -> Resu
         return Err(GatewayError::UnsupportedVersion(v.to_owned()).answer(msg.id));
     }
     Ok(Post { headers, msg, kind })
+}
+
+/// What every era does with a POST's message before routing it: note it for
+/// telemetry (with the client's session id, if it sent one), carry the trace
+/// context in `_meta`, and ask the guard whether the caller may send it.
+pub(crate) fn authorize_post(
+    gw: &Gateway,
+    upstream: &str,
+    caller: &AuthenticatedCaller,
+    msg: Message,
+    session_id: Option<&str>,
+) -> Result<(Message, Authorized), Response> {
+    mcpgate_telemetry::note_mcp(
+        upstream,
+        msg.method.as_deref(),
+        msg.id.as_deref().map(RawValue::get),
+        session_id,
+        msg.params.as_deref().map(RawValue::get),
+    );
+    let msg = Message {
+        params: mcpgate_telemetry::trace::inject_meta_raw(msg.method.as_deref(), msg.params),
+        ..msg
+    };
+    let proof = gw.shared.guard.authorize(upstream, &caller.authed, &msg)?;
+    Ok((msg, proof))
 }

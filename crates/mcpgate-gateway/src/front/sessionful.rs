@@ -14,7 +14,7 @@ use super::adopt::Located;
 use super::answer::Answer;
 use super::caller::AuthenticatedCaller;
 use super::era::{Endpoint, SessionMethod};
-use super::request::{Post, accepts, header_str, read_post};
+use super::request::{Post, accepts, authorize_post, header_str, read_post};
 use crate::config::HttpTransport;
 use crate::error::GatewayError;
 use crate::events::{EventLog, parse_event_id, upstream_part};
@@ -56,19 +56,8 @@ async fn post(
     let Post { headers, msg, kind } = post;
     let Endpoint { name, upstream, .. } = endpoint;
     let session_id = header_str(&headers, SESSION_HEADER);
-    mcpgate_telemetry::note_mcp(
-        &name,
-        msg.method.as_deref(),
-        msg.id.as_deref().map(RawValue::get),
-        session_id,
-        msg.params.as_deref().map(RawValue::get),
-    );
-    let msg = Message {
-        params: mcpgate_telemetry::trace::inject_meta_raw(msg.method.as_deref(), msg.params),
-        ..msg
-    };
-    let proof = match gw.shared.guard.authorize(&name, &caller.authed, &msg) {
-        Ok(p) => p,
+    let (msg, proof) = match authorize_post(&gw, &name, &caller, msg, session_id) {
+        Ok(v) => v,
         Err(r) => return r,
     };
     if kind == Kind::Request && msg.method.as_deref() == Some("initialize") {

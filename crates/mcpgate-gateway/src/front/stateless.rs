@@ -15,7 +15,7 @@ use serde_json::value::RawValue;
 use super::caller::AuthenticatedCaller;
 use super::era::Endpoint;
 use super::mrtr::{self, Step};
-use super::request::{Post, header_str, read_post};
+use super::request::{Post, authorize_post, header_str, read_post};
 use crate::error::GatewayError;
 use crate::events::EventLog;
 use crate::jsonrpc::{self, Kind, Message, code};
@@ -149,19 +149,8 @@ async fn post(
     if let Err(r) = check_headers(&headers, &msg, kind) {
         return r;
     }
-    mcpgate_telemetry::note_mcp(
-        &name,
-        msg.method.as_deref(),
-        msg.id.as_deref().map(serde_json::value::RawValue::get),
-        None,
-        msg.params.as_deref().map(serde_json::value::RawValue::get),
-    );
-    let msg = Message {
-        params: mcpgate_telemetry::trace::inject_meta_raw(msg.method.as_deref(), msg.params),
-        ..msg
-    };
-    let proof = match gw.shared.guard.authorize(&name, &caller.authed, &msg) {
-        Ok(p) => p,
+    let (msg, proof) = match authorize_post(&gw, &name, &caller, msg, None) {
+        Ok(v) => v,
         Err(r) => return r,
     };
     // A follow-up for a call parked on another replica is answered there (one hop).
