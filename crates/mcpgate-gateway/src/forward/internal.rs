@@ -123,6 +123,9 @@ impl Admission for PassAdmission {
         Admission::challenge(&*self.guard, req)
     }
 
+    // Not folded into `Guard::admit` (auth.rs), which it resembles only in the
+    // trait's signature: this one checks the pass where that one checks the
+    // audience, then hands on to it with no credential for the shared rules.
     fn admit(
         &self,
         req: &mut Parts,
