@@ -984,3 +984,26 @@ pub(crate) fn content_type_is(h: &HeaderMap, want: &str) -> bool {
                 .eq_ignore_ascii_case(want)
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_upstream_session_id_outside_visible_ascii_is_an_upstream_error() {
+        let ok = upstream_session_id(&HeaderValue::from_static("3f0c-1a~x")).unwrap();
+        assert_eq!(ok, "3f0c-1a~x");
+        for bad in [
+            HeaderValue::from_static("a b"),
+            HeaderValue::from_static(""),
+            HeaderValue::from_bytes("é".as_bytes()).unwrap(),
+        ] {
+            match upstream_session_id(&bad) {
+                Err(UpstreamError::Unavailable(m)) => {
+                    assert!(m.contains("Mcp-Session-Id"), "{m}");
+                }
+                other => panic!("{bad:?}: {other:?}"),
+            }
+        }
+    }
+}
