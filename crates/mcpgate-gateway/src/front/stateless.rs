@@ -138,6 +138,9 @@ pub(crate) async fn serve(
     }
 }
 
+// Shaped like the sessionful era's `post`, but the two route differently
+// after their shared prologue (`authorize_post`): no session here, and a
+// follow-up may be parked on another replica.
 async fn post(
     gw: Gateway,
     endpoint: Endpoint,
