@@ -73,11 +73,6 @@ fn read_env(var: &str, flag: &str) -> Result<String, ClientError> {
 }
 
 impl AssertionArgs {
-    /// Whether a flag asks for an assertion sign-in.
-    pub(crate) fn wanted(&self) -> bool {
-        self.id_jag || self.workload_token_file.is_some() || self.workload_token_env.is_some()
-    }
-
     /// The assertion the flags ask for, if any, read now (a workload's token
     /// file may have been rotated since the last run).
     pub(crate) fn assertion(&self) -> Result<Option<Assertion>, ClientError> {

@@ -85,15 +85,15 @@ async fn resource(
     claim: Option<&str>,
     param: Option<&str>,
 ) -> Result<(String, Option<crate::resource_servers::ResourceServer>), OAuthError> {
-    if let (Some(c), Some(p)) = (claim, param) {
-        if !mcpgate_guard::same_resource(c, p) {
-            return Err(refuse(
-                client,
-                issuer,
-                ErrorCode::InvalidGrant,
-                format!("the resource parameter {p:?} differs from the assertion's resource {c:?}"),
-            ));
-        }
+    if let (Some(c), Some(p)) = (claim, param)
+        && !mcpgate_guard::same_resource(c, p)
+    {
+        return Err(refuse(
+            client,
+            issuer,
+            ErrorCode::InvalidGrant,
+            format!("the resource parameter {p:?} differs from the assertion's resource {c:?}"),
+        ));
     }
     match claim {
         Some(c) => authorize::resource(inner, Some(c)).await.map_err(|e| {

@@ -56,13 +56,16 @@ fn sign(der: &[u8], typ: &str, claims: &Value) -> String {
     .expect("sign")
 }
 
+/// A form as received: its pairs in order.
+type Form = Vec<(String, String)>;
+
 /// The mock enterprise IdP: its key, and the token exchanges it answered.
 #[derive(Clone)]
 struct Idp {
     der: Arc<Vec<u8>>,
     jwks: Value,
     issuer: Arc<Mutex<String>>,
-    seen: Arc<Mutex<Vec<Vec<(String, String)>>>>,
+    seen: Arc<Mutex<Vec<Form>>>,
 }
 
 async fn jwks(State(idp): State<Idp>) -> Response {
@@ -72,7 +75,7 @@ async fn jwks(State(idp): State<Idp>) -> Response {
 /// RFC 8693 token exchange: the client authenticates with Basic, the subject
 /// token is alice's ID token, the ID-JAG names the AS client `agent-cli`.
 async fn exchange(State(idp): State<Idp>, headers: HeaderMap, body: String) -> Response {
-    let form: Vec<(String, String)> = url::form_urlencoded::parse(body.as_bytes())
+    let form: Form = url::form_urlencoded::parse(body.as_bytes())
         .into_owned()
         .collect();
     idp.seen.lock().expect("lock").push(form.clone());
