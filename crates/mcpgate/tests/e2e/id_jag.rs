@@ -332,6 +332,33 @@ async fn id_jag_from_the_enterprise_idp_signs_in_and_each_bad_grant_is_refused()
     let st: Value = serde_json::from_str(&out).expect("status JSON");
     assert_eq!(st[0]["grant"], "jwt_bearer", "{st}");
     assert_eq!(st[0]["has_refresh_token"], false, "{st}");
+    // No refresh token: `token` with the same flags, once the access token is
+    // due, exchanges the ID token at the IdP again for a new ID-JAG.
+    let (ok, t1, err) = client(&home, &["token", &mcp], &[]).await;
+    assert!(ok, "{err}");
+    let (ok, t2, err) = client(
+        &home,
+        &[
+            "token",
+            &mcp,
+            "--refresh-margin",
+            "7200",
+            "--id-jag",
+            "--idp-token-endpoint",
+            &format!("{idp_base}/token"),
+            "--idp-client-id",
+            IDP_CLIENT,
+            "--id-token-file",
+            &id_token_arg,
+            "--client-id",
+            "agent-cli",
+        ],
+        &env,
+    )
+    .await;
+    assert!(ok, "token --id-jag: {err}");
+    assert_ne!(t1.trim(), t2.trim());
+    assert_eq!(idp.seen.lock().expect("lock").len(), 2);
 
     // Each bad ID-JAG, presented by agent-cli.
     let me = ("agent-cli", secret.as_str());
