@@ -255,8 +255,11 @@ async fn id_jag_from_the_enterprise_idp_signs_in_and_each_bad_grant_is_refused()
     let config = format!(
         "[auth]\nmode = \"required\"\n\n[authserver]\nenabled = true\n\n\
          [[authserver.trusted_issuer]]\nname = \"corp\"\nissuer = {iss}\njwks_uri = {jwks}\n\
-         allowed_clients = [\"agent-cli\", \"other-app\"]\nallowed_scopes = [\"notes:read\"]\n\n{up}",
+         allowed_clients = [\"agent-cli\", \"other-app\"]\nallowed_scopes = [\"notes:read\"]\n\n\
+         [[authserver.trusted_issuer]]\nname = \"corp-email\"\nissuer = {iss2}\njwks_uri = {jwks}\n\
+         user_claim = \"email\"\nuser_match = \"email\"\ncreate_users = true\nuser_scopes = [\"notes:read\"]\n\n{up}",
         iss = toml_str(&idp_base),
+        iss2 = toml_str(&format!("{idp_base}/email")),
         jwks = toml_str(&format!("{idp_base}/jwks")),
         up = demo_upstream(&tmp.path().join("notes")),
     );
@@ -506,6 +509,33 @@ async fn id_jag_from_the_enterprise_idp_signs_in_and_each_bad_grant_is_refused()
         "invalid_grant",
         "differs from the assertion's resource",
     );
+    // Users by email, created at their first ID-JAG with `user_scopes`, found again after.
+    let by_email = |extra: Value| {
+        let mut c = good(
+            json!({"iss": format!("{idp_base}/email"), "sub": "00u1dana",
+            "email": "dana@corp.example", "scope": "notes:read notes:write"}),
+        );
+        for (k, v) in extra.as_object().expect("object") {
+            c[k] = v.clone();
+        }
+        jag(c)
+    };
+    let sub_of = |body: &Value| -> Value {
+        let t = body["access_token"].as_str().expect("token");
+        let p = t.split('.').nth(1).expect("payload");
+        serde_json::from_slice::<Value>(&URL_SAFE_NO_PAD.decode(p).expect("b64")).expect("claims")
+            ["sub"]
+            .clone()
+    };
+    for _ in 0..2 {
+        let (s, body) = redeem(&base, me, &by_email(json!({})), &[]).await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+        assert_eq!(sub_of(&body), "dana@corp.example", "{body}");
+        // notes:write is the ID-JAG's, not the created user's.
+        assert_eq!(body["scope"], "notes:read", "{body}");
+    }
+    let users = cli(&data, &["users", "list"]);
+    assert_eq!(users.matches("dana@corp.example").count(), 1, "{users}");
     // Every refusal left its reason in the log (never the assertion).
     let log = gw.log_tail(400);
     assert!(log.contains("refused a jwt-bearer grant"), "{log}");
