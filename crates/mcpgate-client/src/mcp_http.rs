@@ -130,12 +130,12 @@ impl McpHttp {
         });
         let posted = self.post(&msg, Some(id), true).await?;
         match modern::judge_discover(posted.status, posted.body.as_ref()) {
-            Ok(Discovered::Modern(result)) => {
+            Discovered::Modern(result) => {
                 tracing::debug!("{} speaks {}", self.url, modern::VERSION);
                 self.era = Era::Stateless;
                 Ok(result)
             }
-            Ok(Discovered::Older(why)) => {
+            Discovered::Older(why) => {
                 tracing::info!(
                     "{} does not speak {} ({why}); initializing a session",
                     self.url,
@@ -143,7 +143,7 @@ impl McpHttp {
                 );
                 self.initialize().await
             }
-            Err(why) => Err(ClientError::Mcp(format!("{}: {why}", self.url))),
+            Discovered::Failed(why) => Err(ClientError::Mcp(format!("{}: {why}", self.url))),
         }
     }
 
@@ -401,7 +401,11 @@ impl McpHttp {
     /// Reads SSE events until the JSON-RPC response with `id`. A request of
     /// the server's on the way (a handshake-era elicitation, sampling or
     /// roots question) is answered through the input handler and POSTed back.
-    async fn read_sse_answer(&self, resp: reqwest::Response, id: u64) -> Result<Value, ClientError> {
+    async fn read_sse_answer(
+        &self,
+        resp: reqwest::Response,
+        id: u64,
+    ) -> Result<Value, ClientError> {
         let mut stream = resp.bytes_stream();
         let mut buf = String::new();
         while let Some(chunk) = stream.next().await {
@@ -470,7 +474,10 @@ impl McpHttp {
         }
         match req.send().await {
             Ok(r) if r.status().is_success() => {}
-            Ok(r) => tracing::warn!("the server refused our answer to {method}: HTTP {}", r.status()),
+            Ok(r) => tracing::warn!(
+                "the server refused our answer to {method}: HTTP {}",
+                r.status()
+            ),
             Err(e) => tracing::warn!("could not send our answer to {method}: {e}"),
         }
     }

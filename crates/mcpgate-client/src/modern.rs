@@ -91,14 +91,17 @@ pub enum Discovered {
     Modern(Value),
     /// It is older (a handshake-era or legacy-SSE server): why we think so.
     Older(String),
+    /// Neither: a server error, or a 2026-07-28 server refusing something
+    /// of ours; what it said. Not a reason to fall back.
+    Failed(String),
 }
 
 /// Judges the answer to `server/discover` sent with `MCP-Protocol-Version:
 /// 2026-07-28`: `status` and the JSON-RPC message of the body, if it had one.
-/// `Err` (with what the server said) when the answer is neither a
-/// 2026-07-28 server nor a clear sign of an older one — a server error, or a
-/// 2026-07-28 server refusing something of ours — so the client does not
-/// hide a real failure behind a fallback.
+/// [`Discovered::Failed`] when the answer is neither a 2026-07-28 server nor
+/// a clear sign of an older one — a server error, or a 2026-07-28 server
+/// refusing something of ours — so the client does not hide a real failure
+/// behind a fallback.
 ///
 /// Older servers answer, by what they implement:
 /// - 2025-era servers validate the version header first: 400 (any body, often
@@ -109,7 +112,7 @@ pub enum Discovered {
 ///   415 for the content negotiation they do not know;
 /// - a -32022 "unsupported protocol version" whose `supported` list holds no
 ///   stateless revision.
-pub fn judge_discover(status: u16, body: Option<&Value>) -> Result<Discovered, String> {
+pub fn judge_discover(status: u16, body: Option<&Value>) -> Discovered {
     let error = body.and_then(|b| b.get("error"));
     let code = error.and_then(|e| e.get("code")).and_then(Value::as_i64);
     let message = error
@@ -123,14 +126,14 @@ pub fn judge_discover(status: u16, body: Option<&Value>) -> Result<Discovered, S
             .get("supportedVersions")
             .and_then(Value::as_array)
             .is_none_or(|v| v.iter().any(|x| x.as_str() == Some(VERSION)));
-        return Ok(if speaks {
+        return if speaks {
             Discovered::Modern(result.clone())
         } else {
             Discovered::Older(format!(
                 "server/discover lists only {}",
                 result.get("supportedVersions").unwrap_or(&Value::Null)
             ))
-        });
+        };
     }
     if code == Some(UNSUPPORTED_VERSION) {
         let supported = error
@@ -144,21 +147,18 @@ pub fn judge_discover(status: u16, body: Option<&Value>) -> Result<Discovered, S
             .filter_map(Value::as_str)
             .any(|v| v >= VERSION);
         if stateless {
-            return Err(format!(
+            return Discovered::Failed(format!(
                 "the server does not speak {VERSION} but a later stateless revision ({}); \
                  this mcpgate is too old for it",
                 Value::Array(supported)
             ));
         }
-        return Ok(Discovered::Older(format!(
-            "it supports only {}",
-            Value::Array(supported)
-        )));
+        return Discovered::Older(format!("it supports only {}", Value::Array(supported)));
     }
     if code == Some(METHOD_NOT_FOUND) {
-        return Ok(Discovered::Older(format!(
+        return Discovered::Older(format!(
             "server/discover is unknown to it (HTTP {status}, -32601)"
-        )));
+        ));
     }
     if matches!(status, 400 | 404 | 405 | 406 | 415) {
         let said = if message.is_empty() {
@@ -166,11 +166,9 @@ pub fn judge_discover(status: u16, body: Option<&Value>) -> Result<Discovered, S
         } else {
             format!(": {message}")
         };
-        return Ok(Discovered::Older(format!(
-            "server/discover answered HTTP {status}{said}"
-        )));
+        return Discovered::Older(format!("server/discover answered HTTP {status}{said}"));
     }
-    Err(format!(
+    Discovered::Failed(format!(
         "server/discover answered HTTP {status}{}",
         if message.is_empty() {
             String::new()

@@ -138,7 +138,10 @@ impl InputHandler for CommandLineInput {
 
 /// Asks the person for each field of a flat form schema on stderr/stdin.
 fn ask(message: &str, params: &Value) -> Result<Value, InputError> {
-    let schema = params.get("requestedSchema").cloned().unwrap_or(Value::Null);
+    let schema = params
+        .get("requestedSchema")
+        .cloned()
+        .unwrap_or(Value::Null);
     let props = schema
         .get("properties")
         .and_then(Value::as_object)

@@ -83,12 +83,12 @@ impl Stateless {
             }
         };
         let result = match modern::judge_discover(status, body.as_ref()) {
-            Ok(Discovered::Modern(r)) => r,
-            Ok(Discovered::Older(why)) => {
+            Discovered::Modern(r) => r,
+            Discovered::Older(why) => {
                 tracing::debug!("not a 2026-07-28 server: {why}");
                 return None;
             }
-            Err(why) => {
+            Discovered::Failed(why) => {
                 tracing::info!("server/discover: {why}");
                 return None;
             }
@@ -234,7 +234,12 @@ impl Stateless {
         while let Some(chunk) = body.next().await {
             let chunk = match chunk {
                 Ok(c) => c,
-                Err(e) => return Answer::Failed(format!("the answer stream broke: {}", chain(&e)), json!({})),
+                Err(e) => {
+                    return Answer::Failed(
+                        format!("the answer stream broke: {}", chain(&e)),
+                        json!({}),
+                    );
+                }
             };
             let events = match parser.feed(&chunk) {
                 Ok(e) => e,

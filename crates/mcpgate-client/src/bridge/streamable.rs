@@ -535,4 +535,3 @@ pub(crate) async fn read_limited(resp: Response) -> Result<Bytes, String> {
     }
     Ok(buf.freeze())
 }
-

@@ -20,24 +20,36 @@ fn stamp_adds_the_envelope_and_keeps_other_meta() {
 fn discover_answers_of_a_modern_server() {
     let ok = json!({"jsonrpc": "2.0", "id": 1, "result":
         {"supportedVersions": ["2026-07-28"], "capabilities": {}}});
-    assert!(matches!(judge_discover(200, Some(&ok)), Ok(Discovered::Modern(_))));
+    assert!(matches!(
+        judge_discover(200, Some(&ok)),
+        Discovered::Modern(_)
+    ));
     let later_only = json!({"jsonrpc": "2.0", "id": 1, "error": {"code": -32022,
         "message": "Unsupported protocol version",
         "data": {"supported": ["2027-01-01"], "requested": "2026-07-28"}}});
-    assert!(judge_discover(400, Some(&later_only)).is_err());
+    assert!(matches!(
+        judge_discover(400, Some(&later_only)),
+        Discovered::Failed(_)
+    ));
     // A 2026-07-28 server refusing our headers is a bug to show, not an old server.
     let mismatch = json!({"jsonrpc": "2.0", "id": 1, "error": {"code": -32020, "message": "x"}});
-    assert!(judge_discover(500, Some(&mismatch)).is_err());
+    assert!(matches!(
+        judge_discover(500, Some(&mismatch)),
+        Discovered::Failed(_)
+    ));
 }
 
 #[test]
 fn discover_answers_of_older_servers() {
     let older = |status, body: Option<Value>| {
-        matches!(judge_discover(status, body.as_ref()), Ok(Discovered::Older(_)))
+        matches!(judge_discover(status, body.as_ref()), Discovered::Older(_))
     };
     // A 2025 server: unsupported version header, or no session.
-    assert!(older(400, Some(json!({"jsonrpc": "2.0", "id": null,
-        "error": {"code": -32000, "message": "Bad Request: Unsupported protocol version"}}))));
+    assert!(older(
+        400,
+        Some(json!({"jsonrpc": "2.0", "id": null,
+        "error": {"code": -32000, "message": "Bad Request: Unsupported protocol version"}}))
+    ));
     assert!(older(400, None));
     // Method dispatch reached: -32601 at 200 or 404.
     let nf = json!({"jsonrpc": "2.0", "id": 1, "error": {"code": -32601, "message": "Method not found"}});
@@ -50,8 +62,8 @@ fn discover_answers_of_older_servers() {
         "message": "Unsupported", "data": {"supported": ["2025-06-18", "2025-11-25"]}}});
     assert!(older(400, Some(handshake_only)));
     // Server errors are errors, not a reason to fall back.
-    assert!(judge_discover(500, None).is_err());
-    assert!(judge_discover(502, None).is_err());
+    assert!(matches!(judge_discover(500, None), Discovered::Failed(_)));
+    assert!(matches!(judge_discover(502, None), Discovered::Failed(_)));
 }
 
 #[test]
@@ -77,8 +89,14 @@ fn input_required_round_trip() {
 
 #[test]
 fn routing_names() {
-    assert_eq!(routing_name("tools/call", &json!({"name": "echo"})), Some("echo"));
-    assert_eq!(routing_name("resources/read", &json!({"uri": "a://b"})), Some("a://b"));
+    assert_eq!(
+        routing_name("tools/call", &json!({"name": "echo"})),
+        Some("echo")
+    );
+    assert_eq!(
+        routing_name("resources/read", &json!({"uri": "a://b"})),
+        Some("a://b")
+    );
     assert_eq!(routing_name("tools/list", &json!({"name": "x"})), None);
     assert_eq!(routing_value("echo"), "echo");
     assert_eq!(routing_value("é"), "=?base64?w6k=?=");
