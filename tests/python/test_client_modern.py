@@ -235,3 +235,20 @@ async def test_bridge_serves_an_app_of_either_era_over_a_2026_only_server(
     assert rest and all(s["version"] == "2026-07-28" and s["mcp-method"] == s["method"] for s in rest)
     booked = [s for s in rest if s["method"] == "tools/call" and s["mcp-name"] == "book_table"]
     assert [b["rounds"] for b in booked] == [False, True, True]
+
+
+@pytest.mark.anyio
+async def test_bridge_serves_a_2026_app_over_a_2025_server(everything: Server, tmp_path: Path) -> None:
+    """The bridge opens a session of its own and turns the server's questions
+    into `input_required` rounds for the app (the SDK client, pinned to 2026-07-28)."""
+    asked = Asked(elicit_content={"name": "Ada Lovelace", "check": True})
+    async with connect(bridge_to(everything.url, tmp_path), MODERN, asked) as client:
+        names = {t.name for t in (await client.list_tools()).tools}
+        # Tools the server registers only for clients that declared elicitation and sampling.
+        assert {"echo", "trigger-elicitation-request", "trigger-sampling-request"} <= names
+        assert ok_text(await client.call_tool("echo", {"message": "new"})) == "Echo: new"
+        elicited = await client.call_tool("trigger-elicitation-request", {})
+        assert not elicited.is_error and "Ada Lovelace" in json.dumps(elicited.model_dump(mode="json"))
+        sampled = await client.call_tool("trigger-sampling-request", {"prompt": "hi", "maxTokens": 20})
+        assert "FIXED SUMMARY" in json.dumps(sampled.model_dump(mode="json"))
+    assert len(asked.elicitations) == 1 and len(asked.samplings) == 1

@@ -20,6 +20,7 @@
 //! ```
 
 mod envelope;
+mod handshake;
 mod headers;
 mod lazy;
 mod legacy;
@@ -44,6 +45,7 @@ pub use lazy::SignInOnChallenge;
 
 use crate::credentials::Credentials;
 use envelope::{Envelope, Kind};
+use handshake::Handshake;
 use legacy::{ConnectError, Legacy};
 use output::Output;
 use remote::Remote;
@@ -117,6 +119,8 @@ enum Link {
     Legacy(Arc<Legacy>),
     /// A handshake-era app over a 2026-07-28-only server.
     Stateless(Arc<Stateless>),
+    /// A 2026-07-28 app over a server of the handshake eras.
+    Handshake(Arc<Handshake>),
 }
 
 enum Ended {
@@ -214,6 +218,10 @@ where
                     l.deliver(msg, env).await;
                 }
             }
+            Some(Link::Handshake(h)) => {
+                let h = h.clone();
+                tasks.spawn(async move { h.deliver(msg, env).await });
+            }
         }
     };
 
@@ -231,6 +239,7 @@ where
     match link.take() {
         Some(Link::Streamable(s)) => s.close().await,
         Some(Link::Legacy(l)) => l.close(),
+        Some(Link::Handshake(h)) => h.close().await,
         Some(Link::Stateless(_)) | None => {}
     }
     drop(out);
@@ -261,6 +270,10 @@ async fn open(
             };
             if let Some(l) = stateless(remote, out, &msg, &env, resp.status()).await {
                 return Some(Link::Stateless(l));
+            }
+            if let Some(h) = handshake(remote, out, &msg, &env, resp.status()).await {
+                h.deliver(msg, env).await;
+                return Some(Link::Handshake(h));
             }
             s.refused(resp, &env).await;
             Some(Link::Streamable(s))
@@ -297,6 +310,10 @@ async fn open(
             }
             if let Some(l) = stateless(remote, out, &msg, &env, status).await {
                 return Some(Link::Stateless(l));
+            }
+            if let Some(h) = handshake(remote, out, &msg, &env, status).await {
+                h.deliver(msg, env).await;
+                return Some(Link::Handshake(h));
             }
             tracing::info!("POST answered HTTP {status}; trying legacy HTTP+SSE (2024-11-05)");
             match Legacy::connect(remote.clone(), out.clone(), fatal.clone()).await {
@@ -338,6 +355,28 @@ async fn stateless(
     }
     tracing::info!("initialize answered HTTP {status}; asking server/discover (2026-07-28)");
     Stateless::open(remote.clone(), out.clone(), msg, env).await
+}
+
+/// A 2026-07-28 app's first request refused with a 4xx: is the server one
+/// of the handshake eras? Then the bridge opens a session for the app.
+async fn handshake(
+    remote: &Arc<Remote>,
+    out: &Output,
+    msg: &Bytes,
+    env: &Envelope,
+    status: StatusCode,
+) -> Option<Arc<Handshake>> {
+    if env.stateless_version.is_none()
+        || env.kind != Kind::Request
+        || matches!(
+            status,
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::TOO_MANY_REQUESTS
+        )
+    {
+        return None;
+    }
+    tracing::info!("a 2026-07-28 request answered HTTP {status}; trying initialize");
+    Handshake::open(remote.clone(), out.clone(), msg).await
 }
 
 fn explain_connect(remote: &Remote, e: &ConnectError) -> String {
