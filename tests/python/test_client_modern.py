@@ -252,3 +252,27 @@ async def test_bridge_serves_a_2026_app_over_a_2025_server(everything: Server, t
         sampled = await client.call_tool("trigger-sampling-request", {"prompt": "hi", "maxTokens": 20})
         assert "FIXED SUMMARY" in json.dumps(sampled.model_dump(mode="json"))
     assert len(asked.elicitations) == 1 and len(asked.samplings) == 1
+
+
+def test_call_asks_the_person_at_a_terminal(modern: Server, tmp_path: Path) -> None:
+    """Without --elicit and with a terminal on stdin, each field is asked for."""
+    master, slave = os.openpty()
+    proc = subprocess.Popen(
+        [str(_mcpgate_bin()), "call", modern.url, "tools/call", '{"name": "book_table", "arguments": {"party": 2}}'],
+        env={**os.environ, "MCPGATE_HOME": str(tmp_path)},
+        stdin=slave,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    os.close(slave)
+    try:
+        # The name (first round), then an hour that is not a number, then one that is.
+        os.write(master, b"Ada\nseven\n19\n")
+        out, err = proc.communicate(timeout=60)
+    finally:
+        os.close(master)
+    assert proc.returncode == 0, err
+    assert json.loads(out)["content"][0]["text"] == "booked 2 for Ada at 19:00"
+    assert "Whose name is the table under?" in err and "What time, Ada?" in err
+    assert "that is not a valid integer" in err

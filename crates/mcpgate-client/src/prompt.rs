@@ -189,7 +189,7 @@ fn ask(message: &str, params: &Value) -> Result<Value, InputError> {
                     break;
                 }
                 None => {
-                    let _ = writeln!(err, "  not a {kind}; try again");
+                    let _ = writeln!(err, "  that is not a valid {kind}; try again");
                 }
             }
         }
@@ -199,3 +199,6 @@ fn ask(message: &str, params: &Value) -> Result<Value, InputError> {
     }
     Ok(json!({"action": "accept", "content": content}))
 }
+
+#[cfg(test)]
+mod tests;
