@@ -418,3 +418,6 @@ fn complete(mut result: Value, method: &str) -> Value {
     }
     result
 }
+
+#[cfg(test)]
+mod tests;

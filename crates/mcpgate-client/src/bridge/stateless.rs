@@ -379,3 +379,6 @@ fn content_type(resp: &reqwest::Response) -> Option<String> {
     let v = resp.headers().get(CONTENT_TYPE)?.to_str().ok()?;
     Some(v.split(';').next()?.trim().to_ascii_lowercase())
 }
+
+#[cfg(test)]
+mod tests;
