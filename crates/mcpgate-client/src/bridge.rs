@@ -20,11 +20,13 @@
 //! ```
 
 mod envelope;
+mod handshake;
 mod headers;
 mod lazy;
 mod legacy;
 mod output;
 mod remote;
+mod stateless;
 mod streamable;
 
 use std::future::Future;
@@ -43,9 +45,11 @@ pub use lazy::SignInOnChallenge;
 
 use crate::credentials::Credentials;
 use envelope::{Envelope, Kind};
+use handshake::Handshake;
 use legacy::{ConnectError, Legacy};
 use output::Output;
 use remote::Remote;
+use stateless::Stateless;
 use streamable::{Posted, Streamable};
 
 /// How long requests still in flight may finish after stdin closes.
@@ -113,6 +117,10 @@ pub enum BridgeError {
 enum Link {
     Streamable(Arc<Streamable>),
     Legacy(Arc<Legacy>),
+    /// A handshake-era app over a 2026-07-28-only server.
+    Stateless(Arc<Stateless>),
+    /// A 2026-07-28 app over a server of the handshake eras.
+    Handshake(Arc<Handshake>),
 }
 
 enum Ended {
@@ -200,6 +208,20 @@ where
                     l.deliver(msg, env).await;
                 }
             }
+            Some(Link::Stateless(l)) => {
+                // A request may wait on the app's answer to a question, which
+                // arrives here as a response: requests must run aside.
+                if env.kind == Kind::Request {
+                    let l = l.clone();
+                    tasks.spawn(async move { l.deliver(msg, env).await });
+                } else {
+                    l.deliver(msg, env).await;
+                }
+            }
+            Some(Link::Handshake(h)) => {
+                let h = h.clone();
+                tasks.spawn(async move { h.deliver(msg, env).await });
+            }
         }
     };
 
@@ -217,7 +239,8 @@ where
     match link.take() {
         Some(Link::Streamable(s)) => s.close().await,
         Some(Link::Legacy(l)) => l.close(),
-        None => {}
+        Some(Link::Handshake(h)) => h.close().await,
+        Some(Link::Stateless(_)) | None => {}
     }
     drop(out);
     drop(remote);
@@ -241,7 +264,18 @@ async fn open(
     match transport {
         Transport::Streamable => {
             let s = Streamable::new(remote.clone(), out.clone());
-            s.deliver(msg, env).await;
+            let resp = match s.deliver_first(msg.clone(), &env).await {
+                Posted::Done => return Some(Link::Streamable(s)),
+                Posted::ClientError(resp) => resp,
+            };
+            if let Some(l) = stateless(remote, out, &msg, &env, resp.status()).await {
+                return Some(Link::Stateless(l));
+            }
+            if let Some(h) = handshake(remote, out, &msg, &env, resp.status()).await {
+                h.deliver(msg, env).await;
+                return Some(Link::Handshake(h));
+            }
+            s.refused(resp, &env).await;
             Some(Link::Streamable(s))
         }
         Transport::Sse => match Legacy::connect(remote.clone(), out.clone(), fatal.clone()).await {
@@ -274,6 +308,13 @@ async fn open(
                 s.refused(resp, &env).await;
                 return Some(Link::Streamable(s));
             }
+            if let Some(l) = stateless(remote, out, &msg, &env, status).await {
+                return Some(Link::Stateless(l));
+            }
+            if let Some(h) = handshake(remote, out, &msg, &env, status).await {
+                h.deliver(msg, env).await;
+                return Some(Link::Handshake(h));
+            }
             tracing::info!("POST answered HTTP {status}; trying legacy HTTP+SSE (2024-11-05)");
             match Legacy::connect(remote.clone(), out.clone(), fatal.clone()).await {
                 Ok(l) => {
@@ -292,6 +333,50 @@ async fn open(
             }
         }
     }
+}
+
+/// A handshake app's `initialize` refused with a 4xx: is the server one that
+/// speaks only 2026-07-28? Then the bridge holds the handshake for the app.
+async fn stateless(
+    remote: &Arc<Remote>,
+    out: &Output,
+    msg: &Bytes,
+    env: &Envelope,
+    status: StatusCode,
+) -> Option<Arc<Stateless>> {
+    if env.method.as_deref() != Some("initialize")
+        || env.stateless_version.is_some()
+        || matches!(
+            status,
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::TOO_MANY_REQUESTS
+        )
+    {
+        return None;
+    }
+    tracing::info!("initialize answered HTTP {status}; asking server/discover (2026-07-28)");
+    Stateless::open(remote.clone(), out.clone(), msg, env).await
+}
+
+/// A 2026-07-28 app's first request refused with a 4xx: is the server one
+/// of the handshake eras? Then the bridge opens a session for the app.
+async fn handshake(
+    remote: &Arc<Remote>,
+    out: &Output,
+    msg: &Bytes,
+    env: &Envelope,
+    status: StatusCode,
+) -> Option<Arc<Handshake>> {
+    if env.stateless_version.is_none()
+        || env.kind != Kind::Request
+        || matches!(
+            status,
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::TOO_MANY_REQUESTS
+        )
+    {
+        return None;
+    }
+    tracing::info!("a 2026-07-28 request answered HTTP {status}; trying initialize");
+    Handshake::open(remote.clone(), out.clone(), msg).await
 }
 
 fn explain_connect(remote: &Remote, e: &ConnectError) -> String {

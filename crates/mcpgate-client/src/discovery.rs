@@ -302,10 +302,9 @@ pub async fn discover(http: &reqwest::Client, server_url: &Url) -> Result<Discov
                 "{server_url} answered {status} without asking for credentials and publishes no \
                  protected-resource metadata: no sign-in needed"
             )),
-            Probe::Challenged(_) => ClientError::Discovery(format!(
-                "{server_url} asks for credentials but publishes no protected-resource metadata \
-                 (RFC 9728); use --config with an `auth` block naming its authorization and token URLs"
-            )),
+            Probe::Challenged(challenge) => {
+                return legacy_discovery(http, server_url, challenge).await;
+            }
         });
     };
     let mut errors = Vec::new();
@@ -332,4 +331,60 @@ pub async fn discover(http: &reqwest::Client, server_url: &Url) -> Result<Discov
         }
     }
     Err(ClientError::Discovery(errors.join("; ")))
+}
+
+/// A server that asks for credentials but publishes no protected-resource
+/// metadata (the 2025-03-26 revision had none): the authorization server is
+/// at the server's origin — its RFC 8414 metadata when it serves some, else
+/// the default `/authorize`, `/token` and `/register` endpoints there.
+async fn legacy_discovery(
+    http: &reqwest::Client,
+    server_url: &Url,
+    challenge: Option<BearerChallenge>,
+) -> Result<Discovered, ClientError> {
+    let origin = server_url.origin().ascii_serialization();
+    let mut base = server_url.clone();
+    base.set_query(None);
+    base.set_fragment(None);
+    base.set_path("/.well-known/oauth-authorization-server");
+    let auth_server = match get_json::<AuthServerMetadata>(http, &base).await? {
+        Some(meta) => {
+            if meta.issuer.trim_end_matches('/') != origin {
+                return Err(ClientError::Unsafe(format!(
+                    "metadata at {base} names issuer {:?}, not the server's origin {origin}",
+                    meta.issuer
+                )));
+            }
+            tracing::info!(
+                "{server_url} publishes no protected-resource metadata; using the authorization \
+                 server at its origin (2025-03-26)"
+            );
+            meta
+        }
+        None => {
+            tracing::info!(
+                "{server_url} publishes no protected-resource or authorization-server metadata; \
+                 using the default /authorize, /token and /register at {origin} (2025-03-26)"
+            );
+            serde_json::from_value(serde_json::json!({
+                "issuer": origin,
+                "authorization_endpoint": format!("{origin}/authorize"),
+                "token_endpoint": format!("{origin}/token"),
+                "registration_endpoint": format!("{origin}/register"),
+                // The 2025-03-26 revision requires PKCE of every client and server.
+                "code_challenge_methods_supported": ["S256"],
+            }))
+            .map_err(|e| ClientError::Discovery(format!("default endpoints: {e}")))?
+        }
+    };
+    check_auth_server(&auth_server)?;
+    let mut resource = server_url.clone();
+    resource.set_fragment(None);
+    Ok(Discovered {
+        resource: resource.to_string(),
+        resource_metadata_url: None,
+        resource_metadata: None,
+        auth_server,
+        challenge,
+    })
 }

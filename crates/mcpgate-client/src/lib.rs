@@ -25,7 +25,12 @@
 //! ```
 //!
 //! Errors are one [`ClientError`]; `mcp_http` makes the MCP calls of
-//! `mcpgate call`, and [`bridge`] relays a stdio client with those tokens.
+//! `mcpgate call` (2026-07-28 first, else a handshake-era session), and
+//! [`bridge`] relays a stdio client with those tokens. [`modern`] holds the
+//! 2026-07-28 wire pieces both use — the per-request `_meta`, the routing
+//! headers, telling an older server by its answer to `server/discover`, and
+//! `input_required` rounds answered through a [`modern::InputHandler`]
+//! (the stdio app behind the bridge, [`prompt`] for `call`).
 //!
 //! It must never send a token to a server other than the one it was issued
 //! for, never write a secret to a file others can read, and never open a URL
@@ -45,8 +50,10 @@ pub mod manager;
 pub mod mcp_config;
 pub mod mcp_http;
 pub mod metadata;
+pub mod modern;
 pub mod oauth;
 pub mod pkce;
+pub mod prompt;
 pub mod registration;
 pub mod store;
 

@@ -277,6 +277,52 @@ impl TokenManager {
         }
     }
 
+    /// The authorization servers the server's protected-resource metadata
+    /// names now, when the stored sign-in's issuer is not among them: the
+    /// resource moved to another authorization server (SEP-2352). `None`
+    /// when it did not, or when the metadata cannot be read (then the 401 is
+    /// handled as an expired token).
+    async fn moved(&self, s: &SignIn, challenge: Option<&str>) -> Option<Vec<String>> {
+        let challenge = challenge.and_then(BearerChallenge::parse);
+        let found = crate::discovery::fetch_resource_metadata(
+            &self.http,
+            &self.server_url,
+            challenge.as_ref(),
+        )
+        .await;
+        match found {
+            Ok(Some((_, prm))) if !prm.authorization_servers.contains(&s.issuer) => {
+                Some(prm.authorization_servers)
+            }
+            Ok(_) => None,
+            Err(e) => {
+                tracing::debug!("protected-resource metadata after a 401: {e}");
+                None
+            }
+        }
+    }
+
+    /// Signs in with the authorization server the resource names now; the
+    /// old sign-in and registration stay, kept under their issuer.
+    async fn signin_elsewhere(&self, old: &SignIn, now: &[String]) -> Result<SignIn, ClientError> {
+        tracing::info!(
+            "{} now names {} as its authorization server, not {}; signing in there",
+            self.server_url,
+            now.join(", "),
+            old.issuer
+        );
+        if !self.may_renew_without_person() {
+            return Err(ClientError::NeedsPerson(format!(
+                "{} moved to another authorization server ({}): {}",
+                self.server_url,
+                now.join(", "),
+                self.login_hint()
+            )));
+        }
+        // The old scopes belong to the old authorization server.
+        self.login(&[], true).await
+    }
+
     async fn sign_in_again(&self, scopes: &[String]) -> Result<SignIn, ClientError> {
         if self.may_renew_without_person() {
             self.login(scopes, true).await
@@ -463,10 +509,17 @@ impl Credentials for TokenManager {
 
     fn unauthorized<'a>(
         &'a self,
-        _challenge: Option<&'a str>,
+        challenge: Option<&'a str>,
     ) -> BoxFuture<'a, Result<Option<String>, CredentialsError>> {
         Box::pin(async move {
-            let stale = self.stored().await?.map(|s| s.tokens.access_token);
+            let stored = self.stored().await?;
+            if let Some(s) = &stored
+                && let Some(now) = self.moved(s, challenge).await
+            {
+                let s = self.signin_elsewhere(s, &now).await?;
+                return Ok(bearer(&s));
+            }
+            let stale = stored.map(|s| s.tokens.access_token);
             let s = self.renew(stale.as_deref()).await?;
             Ok(bearer(&s))
         })

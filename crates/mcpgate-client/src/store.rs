@@ -169,6 +169,10 @@ pub struct SignIn {
     /// When this record was last written (seconds since the epoch).
     #[serde(default)]
     pub updated_at: u64,
+    /// The same in milliseconds: which of two sign-ins to one server is the
+    /// newer, when both were written within a second.
+    #[serde(default)]
+    pub updated_ms: u64,
 }
 
 /// The storage key of an (issuer, resource) pair: a digest, so file names
@@ -269,6 +273,7 @@ impl TokenStore {
         let key = key_of(&signin.issuer, &signin.resource);
         let mut record = signin.clone();
         record.updated_at = now_secs();
+        record.updated_ms = crate::clock::now_millis();
         if self.backend == Backend::Keyring {
             keyring_backend::take_signin_secrets(&key, &mut record)?;
         }
@@ -302,7 +307,13 @@ impl TokenStore {
         let all = self.list()?;
         let norm = |s: &str| s.trim_end_matches('/').to_owned();
         let want = norm(url.as_str());
-        if let Some(s) = all.iter().find(|s| norm(&s.server_url) == want) {
+        // One server may hold sign-ins with several authorization servers
+        // (it moved to another, SEP-2352): the latest one is in use.
+        if let Some(s) = all
+            .iter()
+            .filter(|s| norm(&s.server_url) == want)
+            .max_by_key(|s| (s.updated_at, s.updated_ms))
+        {
             return Ok(Some(s.clone()));
         }
         Ok(all

@@ -274,7 +274,8 @@ pub(crate) enum ClientCommand {
         #[command(flatten)]
         login: LoginArgs,
     },
-    /// Initialize and send one JSON-RPC request; print its result.
+    /// Connect (2026-07-28 `server/discover`, else `initialize`), send one
+    /// JSON-RPC request and print its result.
     Call {
         /// The MCP endpoint URL (or a server name with --mcp-config).
         url: String,
@@ -282,12 +283,24 @@ pub(crate) enum ClientCommand {
         method: String,
         /// The params as JSON, e.g. '{"name":"echo","arguments":{"message":"hi"}}'.
         params: Option<String>,
+        /// How to answer the server's form elicitations: a JSON object to
+        /// accept with, `decline`, `cancel`, or `ask` (the default: ask at a
+        /// terminal, decline otherwise).
+        #[arg(long, value_name = "JSON|decline|cancel|ask")]
+        elicit: Option<String>,
+        /// A root to offer the server (`roots/list`): a path or a URI;
+        /// repeatable. Without one, roots are not declared.
+        #[arg(long = "root", value_name = "PATH|URI")]
+        roots: Vec<String>,
         #[command(flatten)]
         login: LoginArgs,
     },
 }
 
 pub(crate) async fn run(cmd: ClientCommand) -> ExitCode {
+    // Quiet unless asked: the commands say what matters themselves, and
+    // `MCPGATE_LOG=info` shows the steps (discovery, era detection, refresh).
+    crate::logging::init(crate::config::LogFormat::Human, "off");
     match run_inner(cmd).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -442,8 +455,20 @@ async fn run_inner(cmd: ClientCommand) -> Result<(), ClientError> {
             url,
             method,
             params,
+            elicit,
+            roots,
             login,
         } => {
+            let input = mcpgate_client::prompt::CommandLineInput {
+                roots: roots
+                    .iter()
+                    .map(|r| mcpgate_client::prompt::CommandLineInput::root_uri(r))
+                    .collect::<Result<_, _>>()?,
+                elicit: match elicit.as_deref() {
+                    Some(e) => mcpgate_client::prompt::ElicitAnswer::parse(e)?,
+                    None => mcpgate_client::prompt::ElicitAnswer::Ask,
+                },
+            };
             let params: serde_json::Value = match params.as_deref() {
                 None => serde_json::Value::Null,
                 Some(p) => serde_json::from_str(p)
@@ -461,8 +486,9 @@ async fn run_inner(cmd: ClientCommand) -> Result<(), ClientError> {
                 t.url.clone(),
                 credentials,
                 t.extra_headers(),
-            );
-            c.initialize().await?;
+            )
+            .with_input(Arc::new(input));
+            c.connect().await?;
             let result = c.request(&method, params).await;
             c.close().await;
             let result = result?;

@@ -460,7 +460,8 @@ fn browser_sign_in_through_the_loopback_callback() {
     assert_eq!(st[0]["grant"], "authorization_code");
     let mut sc = scopes_of(&st);
     sc.sort();
-    assert_eq!(sc, ["notes:read", "notes:write"]);
+    // offline_access too: the authorization server lists it (SEP-2207).
+    assert_eq!(sc, ["notes:read", "notes:write", "offline_access"]);
     // Two app windows with no sign-in yet: `call` signs in first, and the two
     // processes share one sign-in (one browser tab, no fight over the port).
     let fresh = Cli::new("alice");
@@ -933,7 +934,7 @@ fn step_up_on_insufficient_scope() {
     let mcp = s.mcp();
     let cli = Cli::new("bob");
     cli.ok(&["login", &s.mcp()]);
-    assert_eq!(scopes_of(&cli.status()), ["notes:read"]);
+    assert_eq!(scopes_of(&cli.status()), ["notes:read", "offline_access"]);
     let create = [
         "call",
         &mcp,
@@ -944,7 +945,7 @@ fn step_up_on_insufficient_scope() {
     let e = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "a person must act: {e}");
     assert!(
-        e.contains("signing in again for: notes:read notes:write"),
+        e.contains("signing in again for: notes:read offline_access notes:write"),
         "{e}"
     );
     assert!(
@@ -975,7 +976,7 @@ fn step_up_on_insufficient_scope() {
     );
     let mut sc = scopes_of(&cli.status());
     sc.sort();
-    assert_eq!(sc, ["notes:read", "notes:write"]);
+    assert_eq!(sc, ["notes:read", "notes:write", "offline_access"]);
     assert_eq!(cli.browser_log().matches("callback 200").count(), 3);
     assert_eq!(cli.whoami(&s.mcp(), &[]), "bob");
 }

@@ -7,7 +7,6 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use base64::Engine;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use http::header::{ACCEPT, CONTENT_TYPE};
@@ -158,7 +157,7 @@ impl Streamable {
                     req = req.header("mcp-method", m);
                 }
                 if let Some(name) = &env.name {
-                    req = req.header("mcp-name", routing_value(name));
+                    req = req.header("mcp-name", crate::modern::routing_value(name));
                 }
             }
             None => {
@@ -536,21 +535,3 @@ pub(crate) async fn read_limited(resp: Response) -> Result<Bytes, String> {
     }
     Ok(buf.freeze())
 }
-
-/// An `Mcp-Name` value: as is when a header can carry it unchanged, else
-/// `=?base64?…?=` (2026-07-28).
-fn routing_value(name: &str) -> HeaderValue {
-    let plain = !name.is_empty()
-        && name.bytes().all(|b| (0x20..0x7f).contains(&b))
-        && !name.starts_with(' ')
-        && !name.ends_with(' ')
-        && !name.starts_with("=?");
-    if plain && let Ok(v) = HeaderValue::try_from(name) {
-        return v;
-    }
-    let b64 = base64::engine::general_purpose::STANDARD.encode(name.as_bytes());
-    HeaderValue::try_from(format!("=?base64?{b64}?=")).unwrap_or(HeaderValue::from_static(""))
-}
-
-#[cfg(test)]
-mod tests;

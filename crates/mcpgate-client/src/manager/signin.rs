@@ -63,6 +63,7 @@ pub(super) async fn sign_in(
                     grant,
                     tokens,
                     updated_at: 0,
+                    updated_ms: 0,
                 };
                 m.store.save(&s)?;
                 return Ok(s);
@@ -112,14 +113,23 @@ fn preset_discovery(
 
 /// `--scope` (or the config's), else the challenge's `scope`, else every
 /// `scopes_supported` of the resource, else none; plus what a step-up needs.
+/// `offline_access` (a refresh token) is asked for exactly when the
+/// authorization server lists it and the grant has refresh tokens, and left
+/// out otherwise (SEP-2207) unless the person named it in `--scope`.
 fn select_scope(m: &TokenManager, found: &Discovered, extra: &[String]) -> Option<String> {
-    let base: Vec<String> = if let Some(s) = m
+    let named = m
         .opts
         .scope
         .clone()
-        .or_else(|| m.opts.preset.as_ref().and_then(|p| p.scope.clone()))
-    {
-        crate::challenge::split_scopes(&s)
+        .or_else(|| m.opts.preset.as_ref().and_then(|p| p.scope.clone()));
+    let offline = found
+        .auth_server
+        .scopes_supported
+        .as_ref()
+        .is_some_and(|s| s.iter().any(|x| x == OFFLINE_ACCESS))
+        && m.opts.method != SignInMethod::ClientCredentials;
+    let base: Vec<String> = if let Some(s) = &named {
+        crate::challenge::split_scopes(s)
     } else if let Some(s) = found.challenge.as_ref().and_then(|c| c.scope.clone()) {
         crate::challenge::split_scopes(&s)
     } else if let Some(prm) = &found.resource_metadata {
@@ -133,8 +143,17 @@ fn select_scope(m: &TokenManager, found: &Discovered, extra: &[String]) -> Optio
             all.push(s.clone());
         }
     }
+    if named.is_none() {
+        all.retain(|s| s != OFFLINE_ACCESS);
+        if offline && !all.is_empty() {
+            all.push(OFFLINE_ACCESS.to_owned());
+        }
+    }
     (!all.is_empty()).then(|| all.join(" "))
 }
+
+/// The scope that asks for a refresh token (OpenID Connect Core §11).
+const OFFLINE_ACCESS: &str = "offline_access";
 
 fn grant_types(method: SignInMethod) -> Vec<&'static str> {
     match method {

@@ -36,6 +36,7 @@ fn signin(issuer: &str, resource: &str) -> SignIn {
             dpop_key: None,
         },
         updated_at: 0,
+        updated_ms: 0,
     }
 }
 

@@ -1,0 +1,423 @@
+//! A 2026-07-28 stdio app over a server of the handshake eras (one that
+//! refuses the app's stateless requests): the bridge opens a session of its
+//! own with `initialize` (declaring the capabilities the app put in its
+//! `_meta`), answers `server/discover` from the initialize result, and sends
+//! each request on that session. A question the server asks during a call
+//! (elicitation, sampling, roots) becomes an `input_required` result for the
+//! app; the call waits, parked under a random `requestState`, until the app
+//! retries with its answers, which go to the server as the responses it is
+//! waiting for.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use http::HeaderValue;
+use http::header::{ACCEPT, CONTENT_TYPE};
+use serde_json::{Map, Value, json};
+use tokio::sync::mpsc;
+
+use super::envelope::{Envelope, Kind};
+use super::output::Output;
+use super::remote::{Remote, chain};
+use super::streamable::{MAX_MESSAGE, read_limited};
+use crate::modern;
+use mcpgate_sse::Parser;
+
+/// The revision the bridge's own session asks for.
+const HANDSHAKE_VERSION: &str = "2025-11-25";
+/// How long a parked call waits for the app to come back.
+const PARKED_FOR: Duration = Duration::from_secs(600);
+/// Results a 2026-07-28 app may cache; nothing is, since answers may change.
+const CACHEABLE: [&str; 6] = [
+    "tools/list",
+    "prompts/list",
+    "resources/list",
+    "resources/templates/list",
+    "resources/read",
+    "server/discover",
+];
+
+/// The bridge's session with an older server, on behalf of a 2026-07-28 app.
+pub(crate) struct Handshake {
+    remote: Arc<Remote>,
+    out: Output,
+    session: Option<HeaderValue>,
+    version: HeaderValue,
+    init: Value,
+    parked: Mutex<HashMap<String, Parked>>,
+}
+
+/// A call waiting for the app's answers to the server's questions.
+struct Parked {
+    messages: mpsc::Receiver<Value>,
+    /// `inputRequests` key → the id of the server's request.
+    questions: Vec<(String, Value)>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+type Outcome = Result<Value, (String, Value)>;
+
+impl Handshake {
+    /// Opens the session after the app's first (stateless) request was
+    /// refused; `None` when `initialize` fails too.
+    pub(crate) async fn open(remote: Arc<Remote>, out: Output, first: &Bytes) -> Option<Arc<Self>> {
+        let msg: Value = serde_json::from_slice(first).ok()?;
+        let meta = msg.pointer("/params/_meta");
+        let capabilities = meta
+            .and_then(|m| m.get(modern::META_CAPABILITIES))
+            .cloned()
+            .unwrap_or_else(|| json!({}));
+        let client_info = meta
+            .and_then(|m| m.get(modern::META_CLIENT_INFO))
+            .cloned()
+            .unwrap_or_else(modern::client_info);
+        let init = json!({"jsonrpc": "2.0", "id": "mcpgate-bridge-init", "method": "initialize",
+            "params": {"protocolVersion": HANDSHAKE_VERSION, "capabilities": capabilities,
+                       "clientInfo": client_info}});
+        let make = || request(&remote, &init, None, None);
+        let resp = match remote.send(make).await {
+            Ok(r) if r.status().is_success() => r,
+            Ok(r) => {
+                tracing::info!("initialize answered HTTP {} too", r.status());
+                return None;
+            }
+            Err(f) => {
+                tracing::info!("initialize failed too: {}", remote.explain(&f));
+                return None;
+            }
+        };
+        let session = resp.headers().get("mcp-session-id").cloned();
+        let (tx, mut rx) = mpsc::channel(16);
+        read_answer(resp, tx).await;
+        let mut answer = None;
+        while let Some(m) = rx.recv().await {
+            if m.get("result").is_some() || m.get("error").is_some() {
+                answer = Some(m);
+                break;
+            }
+        }
+        let result = answer?.get("result").cloned()?;
+        let version = result
+            .get("protocolVersion")
+            .and_then(Value::as_str)
+            .and_then(|v| HeaderValue::try_from(v).ok())
+            .unwrap_or(HeaderValue::from_static(HANDSHAKE_VERSION));
+        let link = Arc::new(Handshake {
+            remote,
+            out,
+            session,
+            version,
+            init: result,
+            parked: Mutex::new(HashMap::new()),
+        });
+        let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+        let make = || link.post(&initialized);
+        if let Err(f) = link.remote.send(make).await {
+            tracing::warn!("notifications/initialized: {}", link.remote.explain(&f));
+        }
+        tracing::info!(
+            "the remote server does not speak {}; the bridge holds a {} session for the app",
+            modern::VERSION,
+            link.version.to_str().unwrap_or("?")
+        );
+        Some(link)
+    }
+
+    /// Handles one message from the app.
+    pub(crate) async fn deliver(self: &Arc<Self>, msg: Bytes, env: Envelope) {
+        if env.kind != Kind::Request {
+            // 2026-07-28 apps send no notifications or responses here.
+            return;
+        }
+        let method = env.method.clone().unwrap_or_default();
+        let outcome = match method.as_str() {
+            "server/discover" => Ok(self.discover()),
+            "subscriptions/listen" => Err((
+                "subscriptions/listen is not offered by the bridge over a server of an older \
+                 revision"
+                    .to_owned(),
+                json!({}),
+            )),
+            _ => self.call(&msg).await,
+        };
+        let outcome = outcome.map(|r| complete(r, &method));
+        let id = env.id.as_deref().map_or("null", |r| r.get());
+        match outcome {
+            Ok(result) => {
+                let line = format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{result}}}"#);
+                self.out.message(Bytes::from(line)).await;
+            }
+            Err((why, data)) => self.out.error(env.id.as_deref(), &why, data).await,
+        }
+    }
+
+    fn discover(&self) -> Value {
+        let mut r = json!({
+            "supportedVersions": [modern::VERSION],
+            "capabilities": self.init.get("capabilities").cloned().unwrap_or_else(|| json!({})),
+            "_meta": {modern::META_SERVER_INFO:
+                self.init.get("serverInfo").cloned().unwrap_or_else(|| json!({}))},
+        });
+        if let (Some(i), Some(o)) = (self.init.get("instructions"), r.as_object_mut()) {
+            o.insert("instructions".into(), i.clone());
+        }
+        r
+    }
+
+    /// A request of the app: a new call, or the app's answers to a parked one.
+    async fn call(self: &Arc<Self>, msg: &Bytes) -> Outcome {
+        let request: Value =
+            serde_json::from_slice(msg).map_err(|e| (format!("not JSON: {e}"), json!({})))?;
+        let params = request.get("params").cloned().unwrap_or(Value::Null);
+        if let Some(state) = params.get("requestState").and_then(Value::as_str) {
+            let parked = self.lock().remove(state).ok_or_else(|| {
+                (
+                    "requestState is unknown or expired: send the request again without it"
+                        .to_owned(),
+                    json!({}),
+                )
+            })?;
+            let responses = params
+                .get("inputResponses")
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default();
+            for (key, server_id) in &parked.questions {
+                let answer = match responses.get(key) {
+                    Some(r) => json!({"jsonrpc": "2.0", "id": server_id, "result": r}),
+                    None => json!({"jsonrpc": "2.0", "id": server_id,
+                        "error": {"code": -32603, "message": "the client gave no answer"}}),
+                };
+                let make = || self.post(&answer);
+                if let Err(f) = self.remote.send(make).await {
+                    return Err((self.remote.explain(&f), json!({})));
+                }
+            }
+            return self.drive(parked.messages, parked.task).await;
+        }
+        let mut body = request.clone();
+        if let Some(p) = body.get_mut("params") {
+            strip_envelope(p);
+        }
+        let (tx, rx) = mpsc::channel(64);
+        let remote = self.remote.clone();
+        let (session, version) = (self.session.clone(), self.version.clone());
+        let task = tokio::spawn(async move {
+            let make = || self::request(&remote, &body, session.as_ref(), Some(&version));
+            match remote.send(make).await {
+                Ok(resp) if resp.status().is_success() => read_answer(resp, tx).await,
+                Ok(resp) => {
+                    let status = resp.status().as_u16();
+                    let body = read_limited(resp).await.unwrap_or_default();
+                    let v = serde_json::from_slice::<Value>(&body)
+                        .ok()
+                        .filter(|v| v.get("error").is_some());
+                    let _ = tx
+                        .send(v.unwrap_or_else(|| {
+                            json!({"error": {"code": -32000,
+                            "message": format!("the remote MCP server answered HTTP {status}"),
+                            "data": {"httpStatus": status}}})
+                        }))
+                        .await;
+                }
+                Err(f) => {
+                    let _ = tx
+                        .send(json!({"error": {"code": -32000, "message": remote.explain(&f)}}))
+                        .await;
+                }
+            }
+        });
+        self.drive(rx, task).await
+    }
+
+    /// Reads the call's messages until its answer, or until the server asks
+    /// something: then the call is parked and the app gets `input_required`.
+    async fn drive(
+        self: &Arc<Self>,
+        mut rx: mpsc::Receiver<Value>,
+        task: tokio::task::JoinHandle<()>,
+    ) -> Outcome {
+        while let Some(m) = rx.recv().await {
+            match (m.get("method").and_then(Value::as_str), m.get("id")) {
+                (Some(method), Some(id)) => {
+                    let key = format!("mcpgate-{}", uuid::Uuid::new_v4().simple());
+                    let mut q = Map::new();
+                    q.insert("method".into(), Value::String(method.to_owned()));
+                    if let Some(p) = m.get("params") {
+                        q.insert("params".into(), p.clone());
+                    }
+                    let state = uuid::Uuid::new_v4().simple().to_string();
+                    let mut requests = Map::new();
+                    requests.insert(key.clone(), Value::Object(q));
+                    self.park(
+                        state.clone(),
+                        Parked {
+                            messages: rx,
+                            questions: vec![(key, id.clone())],
+                            task,
+                        },
+                    );
+                    return Ok(json!({"resultType": "input_required",
+                        "inputRequests": requests, "requestState": state}));
+                }
+                (Some(_), None) => {
+                    self.out.message(Bytes::from(m.to_string())).await;
+                }
+                (None, _) => {
+                    if let Some(e) = m.get("error") {
+                        let why = e
+                            .get("message")
+                            .and_then(Value::as_str)
+                            .unwrap_or("error")
+                            .to_owned();
+                        return Err((why, e.get("data").cloned().unwrap_or_else(|| json!({}))));
+                    }
+                    return Ok(m.get("result").cloned().unwrap_or_else(|| json!({})));
+                }
+            }
+        }
+        Err((
+            "the remote server closed the answer stream before answering".into(),
+            json!({}),
+        ))
+    }
+
+    fn park(self: &Arc<Self>, state: String, parked: Parked) {
+        self.lock().insert(state.clone(), parked);
+        let this = Arc::downgrade(self);
+        tokio::spawn(async move {
+            tokio::time::sleep(PARKED_FOR).await;
+            let Some(this) = this.upgrade() else { return };
+            let parked = this.lock().remove(&state);
+            if let Some(p) = parked {
+                tracing::info!(
+                    "a call waited {} s for the app's answers; cancelled",
+                    PARKED_FOR.as_secs()
+                );
+                p.task.abort();
+            }
+        });
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Parked>> {
+        self.parked.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn post(&self, body: &Value) -> reqwest::RequestBuilder {
+        request(
+            &self.remote,
+            body,
+            self.session.as_ref(),
+            Some(&self.version),
+        )
+    }
+
+    /// Ends the session.
+    pub(crate) async fn close(&self) {
+        for (_, p) in self.lock().drain() {
+            p.task.abort();
+        }
+        let Some(session) = self.session.clone() else {
+            return;
+        };
+        let make = || {
+            self.remote
+                .client
+                .delete(self.remote.url.clone())
+                .header("mcp-session-id", session.clone())
+                .header("mcp-protocol-version", self.version.clone())
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.remote.send(make)).await;
+    }
+}
+
+fn request(
+    remote: &Remote,
+    body: &Value,
+    session: Option<&HeaderValue>,
+    version: Option<&HeaderValue>,
+) -> reqwest::RequestBuilder {
+    let mut req = remote
+        .client
+        .post(remote.url.clone())
+        .header(ACCEPT, "application/json, text/event-stream")
+        .header(CONTENT_TYPE, "application/json")
+        .body(body.to_string());
+    if let Some(s) = session {
+        req = req.header("mcp-session-id", s.clone());
+    }
+    if let Some(v) = version {
+        req = req.header("mcp-protocol-version", v.clone());
+    }
+    req
+}
+
+/// Sends every JSON-RPC message of an answer (a JSON body or an SSE stream)
+/// to `tx`, in order.
+async fn read_answer(resp: reqwest::Response, tx: mpsc::Sender<Value>) {
+    let sse = resp
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"));
+    if !sse {
+        if let Ok(body) = read_limited(resp).await
+            && let Ok(v) = serde_json::from_slice::<Value>(&body)
+        {
+            let _ = tx.send(v).await;
+        }
+        return;
+    }
+    let mut parser = Parser::new(MAX_MESSAGE);
+    let mut body = resp.bytes_stream();
+    while let Some(chunk) = body.next().await {
+        let Ok(chunk) = chunk.map_err(|e| tracing::info!("the answer stream broke: {}", chain(&e)))
+        else {
+            return;
+        };
+        let Ok(events) = parser.feed(&chunk) else {
+            return;
+        };
+        for ev in events.into_iter().filter(|e| e.is_message()) {
+            if let Ok(v) = serde_json::from_slice::<Value>(&ev.data)
+                && tx.send(v).await.is_err()
+            {
+                return;
+            }
+        }
+    }
+}
+
+/// Removes what only the stateless revision carries: the
+/// `io.modelcontextprotocol/…` keys of `_meta` (the session negotiated them).
+fn strip_envelope(params: &mut Value) {
+    if let Some(o) = params.as_object_mut() {
+        o.remove("inputResponses");
+        o.remove("requestState");
+        if let Some(Value::Object(meta)) = o.get_mut("_meta") {
+            meta.retain(|k, _| !k.starts_with("io.modelcontextprotocol/"));
+            if meta.is_empty() {
+                o.remove("_meta");
+            }
+        }
+    }
+}
+
+/// What 2026-07-28 requires of a final result.
+fn complete(mut result: Value, method: &str) -> Value {
+    if let Some(o) = result.as_object_mut() {
+        o.entry("resultType")
+            .or_insert_with(|| Value::String("complete".into()));
+        if CACHEABLE.contains(&method) {
+            o.entry("ttlMs").or_insert(json!(0));
+            o.entry("cacheScope").or_insert(json!("private"));
+        }
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests;
