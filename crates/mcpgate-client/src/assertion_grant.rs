@@ -187,6 +187,7 @@ pub async fn sign_in(
         grant: Grant::JwtBearer,
         tokens,
         updated_at: 0,
+        updated_ms: 0,
     };
     store.save(&s)?;
     Ok(s)
