@@ -40,8 +40,10 @@
 //! - **Tokens**, `POST /token`: `client_auth.rs` (the `ClientForm`
 //!   extractor authenticates the client before the handler runs) → `token.rs`
 //!   picks the grant: `token/code.rs`, `token/refresh.rs`,
-//!   `token/credentials.rs` or `device.rs` → `token/issue.rs` (signs with
-//!   `keys.rs`, answers with `no-store`).
+//!   `token/credentials.rs`, `device.rs` or `token/jwt_bearer.rs` (an
+//!   assertion of a `trusted_issuer.rs` issuer: an ID-JAG, its user found by
+//!   `token/assertion_user.rs`, or a workload token) → `token/issue.rs`
+//!   (signs with `keys.rs`, answers with `no-store`).
 //! - **Device flow**, `POST /device_authorization`: `ClientForm` → `device.rs`;
 //!   the user's `GET|POST /device`: `device.rs` (signed in via `session.rs`).
 //! - **Introspection**, `POST /introspect`: `client_auth::read_form` →
@@ -84,6 +86,7 @@ mod session;
 mod settings;
 mod throttle;
 mod token;
+mod trusted_issuer;
 mod vault;
 mod verifier;
 
@@ -105,6 +108,7 @@ pub use resource_servers::ResourceServerConfig;
 pub use settings::{
     CimdSettings, Registration, RegistrationPolicy, Settings, SigningAlg, UnknownScopes,
 };
+pub use trusted_issuer::{IssuerKind, TrustedIssuerConfig, UserMatch, WorkloadRule};
 pub use vault::VaultSlot;
 pub use verifier::AccessTokenVerifier;
 
@@ -149,6 +153,8 @@ pub(crate) struct Inner {
     pub(crate) federation: federation::Federation,
     /// `[[authserver.resource]]` (more are in the store).
     pub(crate) resource_servers: resource_servers::Configured,
+    /// `[[authserver.trusted_issuer]]`: whose assertions the jwt-bearer grant takes.
+    pub(crate) trusted: trusted_issuer::Trusted,
 }
 
 impl Inner {
@@ -268,6 +274,7 @@ impl AuthServer {
         let registrations = registration_rate::RegistrationLimiter::new(settings.registration_rate);
         let cimd = cimd::Documents::new(&settings.cimd, outbound.clone());
         let resource_servers = resource_servers::Configured::new(&settings.resource, &canon)?;
+        let trusted = trusted_issuer::Trusted::new(&settings.trusted_issuer, &issuer)?;
         let dpop_nonces = settings
             .dpop_nonce
             .then(|| mcpgate_dpop::Nonces::new(&master.derive("dpop nonce")));
@@ -292,6 +299,7 @@ impl AuthServer {
                 vault: std::sync::OnceLock::new(),
                 federation,
                 resource_servers,
+                trusted,
             }),
         })
     }

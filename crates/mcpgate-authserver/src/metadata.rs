@@ -42,6 +42,11 @@ pub(crate) fn document(inner: &Inner) -> serde_json::Value {
         "resource_indicators_supported": true,
         "dpop_signing_alg_values_supported": mcpgate_dpop::ALGS,
     });
+    if !inner.trusted.is_empty()
+        && let Some(g) = doc["grant_types_supported"].as_array_mut()
+    {
+        g.push(crate::token::jwt_bearer::JWT_BEARER.into());
+    }
     if inner.settings.registration.policy != RegistrationPolicy::Off {
         doc["registration_endpoint"] = inner.url("/register").into();
     }

@@ -100,6 +100,10 @@ pub struct Settings {
     /// Other resource servers this server issues tokens for (`[[authserver.resource]]`).
     #[serde(default)]
     pub resource: Vec<crate::resource_servers::ResourceServerConfig>,
+    /// Issuers whose signed assertions the jwt-bearer grant redeems: ID-JAGs
+    /// of enterprise IdPs, workload tokens (`[[authserver.trusted_issuer]]`).
+    #[serde(default)]
+    pub trusted_issuer: Vec<crate::trusted_issuer::TrustedIssuerConfig>,
 }
 
 fn d_local_login() -> bool {
@@ -136,6 +140,7 @@ impl Default for Settings {
             local_login: true,
             outbound_private: mcpgate_fetch::Private::default(),
             resource: Vec::new(),
+            trusted_issuer: Vec::new(),
         }
     }
 }

@@ -1,10 +1,12 @@
 //! `/token`: the grant types, client authentication, and the token response
 //! (always `Cache-Control: no-store`).
 
+mod assertion_user;
 mod code;
 mod credentials;
 mod dpop;
 pub(crate) mod issue;
+pub(crate) mod jwt_bearer;
 mod refresh;
 
 use std::sync::Arc;
@@ -51,6 +53,7 @@ async fn handle(
         "refresh_token" => refresh::exchange(inner, client, params, jkt).await?,
         "client_credentials" => credentials::exchange(inner, client, params, jkt).await?,
         crate::device::DEVICE_GRANT => crate::device::exchange(inner, client, params, jkt).await?,
+        jwt_bearer::JWT_BEARER => jwt_bearer::exchange(inner, client, params, jkt).await?,
         other => {
             return Err(OAuthError::new(
                 ErrorCode::UnsupportedGrantType,

@@ -39,6 +39,7 @@
 pub mod bridge;
 pub mod credentials;
 
+pub mod assertion_grant;
 pub mod authorize;
 pub mod challenge;
 pub mod clock;

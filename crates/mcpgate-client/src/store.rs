@@ -141,6 +141,9 @@ pub enum Grant {
     DeviceCode,
     /// Client credentials (no person involved: renewed without asking).
     ClientCredentials,
+    /// The JWT bearer grant with an ID-JAG or a workload token
+    /// (`assertion_grant.rs`): renewed with a new assertion, no refresh token.
+    JwtBearer,
 }
 
 /// One sign-in: what a restart needs to go on without asking anyone.

@@ -11,7 +11,7 @@ use crate::vault::{VaultError, open_b64, vault_aad};
 use crate::{Store, StoreError, StoreUrl};
 
 /// Every table mcpgate keeps (the migrations' bookkeeping excepted).
-const TABLES: [&str; 20] = [
+const TABLES: [&str; 21] = [
     "api_keys",
     "users",
     "oauth_clients",
@@ -30,6 +30,7 @@ const TABLES: [&str; 20] = [
     "federation_logins",
     "login_throttles",
     "dpop_jtis",
+    "assertion_jtis",
     "audit_log",
     "audit_chain",
 ];

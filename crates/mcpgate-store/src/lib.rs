@@ -51,6 +51,7 @@
 
 mod announce;
 mod api_keys;
+mod assertions;
 pub mod audit;
 mod copy;
 mod decode;

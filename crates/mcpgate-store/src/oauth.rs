@@ -103,6 +103,7 @@ impl Store {
             "DELETE FROM oauth_pending_consents WHERE expires_at < $1",
             "DELETE FROM oauth_signing_keys WHERE retire_at IS NOT NULL AND retire_at < $1",
             "DELETE FROM dpop_jtis WHERE expires_at < $1",
+            "DELETE FROM assertion_jtis WHERE expires_at < $1",
         ] {
             out.rows += sqlx::query(q)
                 .bind(now)

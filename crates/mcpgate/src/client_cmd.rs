@@ -10,6 +10,7 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use mcpgate_client::mcp_config::{McpConfig, ResolvedServer};
 use mcpgate_client::oauth::PrivateKey;
+use mcpgate_client::store::SignIn;
 use mcpgate_client::{
     ClientError, Credentials, RefreshMargin, SignInMethod, SignInOptions, StaticCredentials,
     TokenManager, TokenStore,
@@ -76,6 +77,9 @@ pub(crate) struct LoginArgs {
     /// per server, kept with the tokens; every request proves possession.
     #[arg(long)]
     pub(crate) dpop: bool,
+    /// `--id-jag` and `--workload-token-*`: sign in with an assertion.
+    #[command(flatten)]
+    pub(crate) assertion: crate::assertion_login::AssertionArgs,
 }
 
 /// A remote server resolved from a URL or a config name.
@@ -191,6 +195,55 @@ fn sign_in_options(
     })
 }
 
+/// The client at the authorization server for `--id-jag` and `--workload-token-*`.
+fn assertion_client(
+    args: &LoginArgs,
+) -> Result<mcpgate_client::assertion_grant::AssertionClient, ClientError> {
+    let client_id = args.client_id.clone().ok_or_else(|| {
+        ClientError::Config(
+            "--id-jag and --workload-token-* need --client-id: the client pre-registered at the MCP server's authorization server (mcpgate clients add … --grant-type jwt-bearer)".into(),
+        )
+    })?;
+    let private_key = match &args.private_key_file {
+        Some(p) => Some(PrivateKey::from_pem_file(p)?.with_kid(args.private_key_id.clone())),
+        None => None,
+    };
+    Ok(mcpgate_client::assertion_grant::AssertionClient {
+        client_id,
+        client_secret: args.client_secret.clone(),
+        private_key,
+        token_endpoint_auth_method: args.token_endpoint_auth_method.clone(),
+        scope: args.scope.clone(),
+        dpop: args.dpop,
+    })
+}
+
+/// Before `token` or `call` with an assertion flag: the stored sign-in when
+/// its access token is not due, else a new one with a new assertion (there
+/// is no refresh token). `None` without an assertion flag.
+async fn renew_if_due(t: &Target, args: &LoginArgs) -> Result<Option<SignIn>, ClientError> {
+    let Some(m) = &t.manager else {
+        return Ok(None);
+    };
+    let Some(a) = args.assertion.assertion()? else {
+        return Ok(None);
+    };
+    let margin = args
+        .refresh_margin
+        .map(|s| RefreshMargin::Exactly(Duration::from_secs(s)))
+        .unwrap_or_default();
+    if let Some(s) = m.store().find_for_url(&t.url)?
+        && !s.tokens.access_token.is_empty()
+        && !s.tokens.due(margin)
+    {
+        return Ok(Some(s));
+    }
+    let client = assertion_client(args)?;
+    mcpgate_client::assertion_grant::sign_in(&t.url, m.store(), &client, &a)
+        .await
+        .map(Some)
+}
+
 /// The sign-in commands.
 #[derive(Debug, Subcommand)]
 pub(crate) enum ClientCommand {
@@ -289,17 +342,32 @@ async fn run_inner(cmd: ClientCommand) -> Result<(), ClientError> {
         ClientCommand::Login { url, login } => {
             let t = resolve(&url, &login, true)?;
             let m = manager(&t)?;
-            let s = match m.login(&[], true).await {
-                Ok(s) => s,
-                Err(ClientError::NoSignInNeeded(why)) => {
-                    // Nothing to do is success: scripts may run `login` first unconditionally.
-                    eprintln!(
-                        "No sign-in needed: {why}. Call it directly, e.g. `mcpgate call {} tools/list`.",
-                        t.url
-                    );
-                    return Ok(());
-                }
-                Err(e) => return Err(e),
+            let by_assertion = match login.assertion.assertion()? {
+                Some(a) => Some(
+                    mcpgate_client::assertion_grant::sign_in(
+                        &t.url,
+                        m.store(),
+                        &assertion_client(&login)?,
+                        &a,
+                    )
+                    .await?,
+                ),
+                None => None,
+            };
+            let s = match by_assertion {
+                Some(s) => s,
+                None => match m.login(&[], true).await {
+                    Ok(s) => s,
+                    Err(ClientError::NoSignInNeeded(why)) => {
+                        // Nothing to do is success: scripts may run `login` first unconditionally.
+                        eprintln!(
+                            "No sign-in needed: {why}. Call it directly, e.g. `mcpgate call {} tools/list`.",
+                            t.url
+                        );
+                        return Ok(());
+                    }
+                    Err(e) => return Err(e),
+                },
             };
             eprintln!(
                 "Signed in to {} (issuer {}, scopes: {}, expires {}); stored in {}",
@@ -317,7 +385,11 @@ async fn run_inner(cmd: ClientCommand) -> Result<(), ClientError> {
         }
         ClientCommand::Token { url, login } => {
             let t = resolve(&url, &login, false)?;
-            let token = manager(&t)?.access_token().await?;
+            // An assertion sign-in has no refresh token: its renewal is here.
+            let token = match renew_if_due(&t, &login).await? {
+                Some(s) => s.tokens.access_token,
+                None => manager(&t)?.access_token().await?,
+            };
             print_out(&token);
             Ok(())
         }
@@ -403,6 +475,7 @@ async fn run_inner(cmd: ClientCommand) -> Result<(), ClientError> {
                     .map_err(|e| ClientError::Config(format!("params are not JSON ({e}): {p}")))?,
             };
             let t = resolve(&url, &login, true)?;
+            renew_if_due(&t, &login).await?;
             // Like the bridge: no token until the server asks for one, so a
             // server that needs no sign-in is simply called.
             let credentials: Arc<dyn Credentials> = match &t.manager {

@@ -15,6 +15,7 @@ use mcpgate_types::ClientId;
 use crate::keys::{StoreArgs, exit};
 
 const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 
 /// `mcpgate clients …`.
 // Add, List and Remove are written out per table (clients, resources,
@@ -77,7 +78,8 @@ pub(crate) struct Spec {
     #[arg(long, value_name = "URL")]
     jwks_uri: Option<String>,
     /// A grant type (repeatable): authorization_code, refresh_token, client_credentials,
-    /// device_code. Default: authorization_code and refresh_token.
+    /// device_code, jwt-bearer (ID-JAG and workload tokens of a trusted issuer).
+    /// Default: authorization_code and refresh_token.
     #[arg(long = "grant-type", value_name = "GRANT")]
     grant_types: Vec<String>,
     /// Space-separated scopes the client may ask for (default: any configured scope).
@@ -123,6 +125,7 @@ fn metadata(spec: &Spec) -> Result<(serde_json::Value, bool), String> {
         .iter()
         .map(|g| match g.as_str() {
             "device_code" => DEVICE_GRANT.to_owned(),
+            "jwt-bearer" => JWT_BEARER.to_owned(),
             other => other.to_owned(),
         })
         .collect();
@@ -132,10 +135,14 @@ fn metadata(spec: &Spec) -> Result<(serde_json::Value, bool), String> {
     for g in &grants {
         if !matches!(
             g.as_str(),
-            "authorization_code" | "refresh_token" | "client_credentials" | DEVICE_GRANT
+            "authorization_code"
+                | "refresh_token"
+                | "client_credentials"
+                | DEVICE_GRANT
+                | JWT_BEARER
         ) {
             return Err(format!(
-                "--grant-type {g:?} is not supported; use authorization_code, refresh_token, client_credentials or device_code"
+                "--grant-type {g:?} is not supported; use authorization_code, refresh_token, client_credentials, device_code or jwt-bearer"
             ));
         }
     }

@@ -22,6 +22,7 @@
 //! their lists drawn by `table`), `init`, `demo` (the demo MCP server), and
 //! the client side (`client_cmd`: login/call/token; `bridge_cmd`).
 
+mod assertion_login;
 mod audit_cmd;
 mod audit_record;
 mod auth;

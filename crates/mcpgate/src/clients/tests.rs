@@ -94,3 +94,19 @@ fn secrets_are_random() {
     assert_eq!(a.len(), 43);
     assert_ne!(a, b);
 }
+
+#[test]
+fn jwt_bearer_by_its_short_name_or_urn_needs_no_redirect() {
+    for g in ["jwt-bearer", "urn:ietf:params:oauth:grant-type:jwt-bearer"] {
+        let s = Spec {
+            grant_types: vec![g.into()],
+            ..spec()
+        };
+        let (m, secret) = metadata(&s).unwrap();
+        assert!(!secret);
+        assert_eq!(
+            m["grant_types"],
+            serde_json::json!(["urn:ietf:params:oauth:grant-type:jwt-bearer"])
+        );
+    }
+}

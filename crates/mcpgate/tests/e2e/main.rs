@@ -64,6 +64,7 @@ mod everything;
 mod federation;
 mod hardening;
 mod harness;
+mod id_jag;
 mod lifecycle;
 mod metrics_gauges;
 mod oauth_rmcp;
