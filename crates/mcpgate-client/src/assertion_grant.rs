@@ -20,8 +20,7 @@
 use url::Url;
 
 use crate::error::ClientError;
-use crate::manager::tokens_from;
-use crate::oauth::{ClientAuth, PrivateKey};
+use crate::oauth::{ClientAuth, PrivateKey, tokens_from};
 use crate::registration::{ClientRegistration, RegistrationSource, choose_auth_method};
 use crate::store::{Grant, SignIn, TokenStore};
 

@@ -13,14 +13,14 @@ use futures_util::future::BoxFuture;
 use tokio::sync::Mutex;
 use url::Url;
 
-use crate::challenge::{BearerChallenge, split_scopes};
-use crate::clock::now_secs;
+use crate::assertion_grant::{Assertion, AssertionClient};
+use crate::challenge::BearerChallenge;
 use crate::credentials::{Credentials, CredentialsError};
 use crate::error::ClientError;
 use crate::mcp_config::AuthBlock;
-use crate::oauth::{ClientAuth, PrivateKey, TokenResponse};
+use crate::oauth::{ClientAuth, PrivateKey, tokens_from};
 use crate::registration::RegistrationSource;
-use crate::store::{Grant, RefreshMargin, SignIn, TokenStore, Tokens};
+use crate::store::{Grant, RefreshMargin, SignIn, TokenStore};
 
 /// How a sign-in gets its grant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +74,30 @@ pub struct SignInOptions {
     /// Sign in with a new DPoP key (RFC 9449); a sign-in made so keeps
     /// using its key whatever later runs say.
     pub dpop: bool,
+    /// Sign in with the jwt-bearer grant (an ID-JAG or a workload token)
+    /// instead of `method`. Such a sign-in has no refresh token, so every
+    /// renewal is a new assertion: a long-running `bridge` stays signed in.
+    pub assertion: Option<AssertionSignIn>,
+}
+
+/// A jwt-bearer sign-in: the client at the authorization server, and where
+/// each new assertion comes from. The source is asked anew on every renewal
+/// because a workload platform rotates its token file, and an ID-JAG is
+/// single-use.
+#[derive(Clone)]
+pub struct AssertionSignIn {
+    /// The pre-registered client presenting the assertion.
+    pub client: AssertionClient,
+    /// Reads or obtains the next assertion.
+    pub source: Arc<dyn Fn() -> Result<Assertion, ClientError> + Send + Sync>,
+}
+
+impl std::fmt::Debug for AssertionSignIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AssertionSignIn")
+            .field("client_id", &self.client.client_id)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for SignInOptions {
@@ -95,6 +119,7 @@ impl Default for SignInOptions {
             callback_timeout: Duration::from_secs(300),
             client_name: "mcpgate".into(),
             dpop: false,
+            assertion: None,
         }
     }
 }
@@ -206,7 +231,9 @@ impl TokenManager {
     }
 
     fn may_renew_without_person(&self) -> bool {
-        self.opts.may_sign_in || self.opts.method == SignInMethod::ClientCredentials
+        self.opts.may_sign_in
+            || self.opts.method == SignInMethod::ClientCredentials
+            || self.opts.assertion.is_some()
     }
 
     /// Gets a new access token to replace `stale`: another process's newer
@@ -241,6 +268,13 @@ impl TokenManager {
         }
         let result = match (&latest.tokens.refresh_token, latest.grant) {
             (_, Grant::ClientCredentials) => signin::client_credentials_again(self, &latest).await,
+            (_, Grant::JwtBearer) if self.opts.assertion.is_some() => {
+                signin::sign_in(self, &latest.tokens.scopes).await
+            }
+            (None, Grant::JwtBearer) => Err(ClientError::Config(format!(
+                "the sign-in to {} was made with an assertion (jwt-bearer) and has no refresh token: run again with the same --id-jag or --workload-token-* flags",
+                latest.resource
+            ))),
             (Some(rt), _) => self.refresh_with(&latest, rt).await,
             (None, _) => Err(ClientError::RefreshRejected(
                 "no refresh token was issued".into(),
@@ -444,24 +478,6 @@ impl TokenManager {
             want.join(" ")
         );
         self.login(&want, true).await
-    }
-}
-
-/// Tokens from a token response; keeps the old refresh token when the
-/// response omits a new one, and the held scopes when it names none.
-pub fn tokens_from(t: TokenResponse, old: Option<&Tokens>) -> Tokens {
-    Tokens {
-        access_token: t.access_token,
-        refresh_token: t
-            .refresh_token
-            .or_else(|| old.and_then(|o| o.refresh_token.clone())),
-        expires_at: t.expires_in.map(|s| now_secs().saturating_add(s)),
-        issued_at: Some(now_secs()),
-        scopes: match t.scope {
-            Some(s) => split_scopes(&s),
-            None => old.map(|o| o.scopes.clone()).unwrap_or_default(),
-        },
-        dpop_key: old.and_then(|o| o.dpop_key.clone()),
     }
 }
 

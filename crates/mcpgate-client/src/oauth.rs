@@ -11,8 +11,11 @@ use std::path::Path;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
+use crate::challenge::split_scopes;
+use crate::clock::now_secs;
 use crate::error::ClientError;
 use crate::registration::ClientRegistration;
+use crate::store::Tokens;
 
 /// A private key for `private_key_jwt`, read from a PEM file.
 #[derive(Clone)]
@@ -75,7 +78,7 @@ impl PrivateKey {
     /// An RFC 7523 client assertion: `iss` = `sub` = client ID, `aud` = the
     /// issuer, a fresh `jti`, valid for 60 seconds.
     pub fn client_assertion(&self, client_id: &str, audience: &str) -> Result<String, ClientError> {
-        let now = crate::clock::now_secs();
+        let now = now_secs();
         let claims = serde_json::json!({
             "iss": client_id, "sub": client_id, "aud": audience,
             "jti": uuid::Uuid::new_v4().to_string(),
@@ -327,5 +330,23 @@ pub async fn revoke(
     } else {
         let (error, description) = crate::error::oauth_error_fields(&body.0);
         Err(ClientError::OAuth { error, description })
+    }
+}
+
+/// Tokens from a token response; keeps the old refresh token when the
+/// response omits a new one, and the held scopes when it names none.
+pub fn tokens_from(t: TokenResponse, old: Option<&Tokens>) -> Tokens {
+    Tokens {
+        access_token: t.access_token,
+        refresh_token: t
+            .refresh_token
+            .or_else(|| old.and_then(|o| o.refresh_token.clone())),
+        expires_at: t.expires_in.map(|s| now_secs().saturating_add(s)),
+        issued_at: Some(now_secs()),
+        scopes: match t.scope {
+            Some(s) => split_scopes(&s),
+            None => old.map(|o| o.scopes.clone()).unwrap_or_default(),
+        },
+        dpop_key: old.and_then(|o| o.dpop_key.clone()),
     }
 }

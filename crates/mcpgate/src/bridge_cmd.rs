@@ -363,10 +363,18 @@ fn login_flags(
     flag("callback-port", l.callback_port.map(|p| p.to_string()));
     flag("redirect-uri", l.redirect_uri.clone());
     flag("refresh-margin", l.refresh_margin.map(|m| m.to_string()));
+    let a = &l.assertion;
+    flag("idp-token-endpoint", a.idp_token_endpoint.clone());
+    flag("idp-client-id", a.idp_client_id.clone());
+    flag("id-token-file", path(&a.id_token_file)?);
+    flag("id-token-env", a.id_token_env.clone());
+    flag("workload-token-file", path(&a.workload_token_file)?);
+    flag("workload-token-env", a.workload_token_env.clone());
     for (on, name) in [
         (l.manual, "--manual"),
         (l.device, "--device"),
         (l.non_interactive, "--non-interactive"),
+        (a.id_jag, "--id-jag"),
     ] {
         if on {
             out.push(name.to_owned());
@@ -374,6 +382,9 @@ fn login_flags(
     }
     if l.client_secret.is_some() {
         notes.push("note: the client secret is not written into the snippet; the app must start mcpgate with MCPGATE_CLIENT_SECRET in its environment (an \"env\" entry), or sign in once with `mcpgate login` so the stored registration is used".to_owned());
+    }
+    if a.idp_client_secret.is_some() {
+        notes.push("note: the IdP client secret is not written into the snippet; the app must start mcpgate with MCPGATE_IDP_CLIENT_SECRET in its environment (an \"env\" entry)".to_owned());
     }
     if l.manual {
         notes.push("note: --manual reads a pasted code from stdin, which an app's bridge cannot do; sign in once with `mcpgate login --manual` in a terminal instead".to_owned());

@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
+use mcpgate_client::manager::AssertionSignIn;
 use mcpgate_client::mcp_config::{McpConfig, ResolvedServer};
 use mcpgate_client::oauth::PrivateKey;
-use mcpgate_client::store::SignIn;
 use mcpgate_client::{
     ClientError, Credentials, RefreshMargin, SignInMethod, SignInOptions, StaticCredentials,
     TokenManager, TokenStore,
@@ -191,6 +191,7 @@ fn sign_in_options(
             .map(|s| RefreshMargin::Exactly(Duration::from_secs(s)))
             .unwrap_or_default(),
         dpop: args.dpop,
+        assertion: assertion_sign_in(args)?,
         ..SignInOptions::default()
     })
 }
@@ -218,30 +219,22 @@ fn assertion_client(
     })
 }
 
-/// Before `token` or `call` with an assertion flag: the stored sign-in when
-/// its access token is not due, else a new one with a new assertion (there
-/// is no refresh token). `None` without an assertion flag.
-async fn renew_if_due(t: &Target, args: &LoginArgs) -> Result<Option<SignIn>, ClientError> {
-    let Some(m) = &t.manager else {
+/// The jwt-bearer sign-in the flags ask for (`--id-jag`,
+/// `--workload-token-*`), if any. Each renewal reads the flags' source again.
+fn assertion_sign_in(args: &LoginArgs) -> Result<Option<AssertionSignIn>, ClientError> {
+    // Read once now so a missing file or flag is reported before anything starts.
+    if args.assertion.assertion()?.is_none() {
         return Ok(None);
-    };
-    let Some(a) = args.assertion.assertion()? else {
-        return Ok(None);
-    };
-    let margin = args
-        .refresh_margin
-        .map(|s| RefreshMargin::Exactly(Duration::from_secs(s)))
-        .unwrap_or_default();
-    if let Some(s) = m.store().find_for_url(&t.url)?
-        && !s.tokens.access_token.is_empty()
-        && !s.tokens.due(margin)
-    {
-        return Ok(Some(s));
     }
-    let client = assertion_client(args)?;
-    mcpgate_client::assertion_grant::sign_in(&t.url, m.store(), &client, &a)
-        .await
-        .map(Some)
+    let flags = args.assertion.clone();
+    Ok(Some(AssertionSignIn {
+        client: assertion_client(args)?,
+        source: Arc::new(move || {
+            flags
+                .assertion()?
+                .ok_or_else(|| ClientError::Config("the assertion flags name no assertion".into()))
+        }),
+    }))
 }
 
 /// The sign-in commands.
@@ -342,32 +335,17 @@ async fn run_inner(cmd: ClientCommand) -> Result<(), ClientError> {
         ClientCommand::Login { url, login } => {
             let t = resolve(&url, &login, true)?;
             let m = manager(&t)?;
-            let by_assertion = match login.assertion.assertion()? {
-                Some(a) => Some(
-                    mcpgate_client::assertion_grant::sign_in(
-                        &t.url,
-                        m.store(),
-                        &assertion_client(&login)?,
-                        &a,
-                    )
-                    .await?,
-                ),
-                None => None,
-            };
-            let s = match by_assertion {
-                Some(s) => s,
-                None => match m.login(&[], true).await {
-                    Ok(s) => s,
-                    Err(ClientError::NoSignInNeeded(why)) => {
-                        // Nothing to do is success: scripts may run `login` first unconditionally.
-                        eprintln!(
-                            "No sign-in needed: {why}. Call it directly, e.g. `mcpgate call {} tools/list`.",
-                            t.url
-                        );
-                        return Ok(());
-                    }
-                    Err(e) => return Err(e),
-                },
+            let s = match m.login(&[], true).await {
+                Ok(s) => s,
+                Err(ClientError::NoSignInNeeded(why)) => {
+                    // Nothing to do is success: scripts may run `login` first unconditionally.
+                    eprintln!(
+                        "No sign-in needed: {why}. Call it directly, e.g. `mcpgate call {} tools/list`.",
+                        t.url
+                    );
+                    return Ok(());
+                }
+                Err(e) => return Err(e),
             };
             eprintln!(
                 "Signed in to {} (issuer {}, scopes: {}, expires {}); stored in {}",
@@ -385,11 +363,7 @@ async fn run_inner(cmd: ClientCommand) -> Result<(), ClientError> {
         }
         ClientCommand::Token { url, login } => {
             let t = resolve(&url, &login, false)?;
-            // An assertion sign-in has no refresh token: its renewal is here.
-            let token = match renew_if_due(&t, &login).await? {
-                Some(s) => s.tokens.access_token,
-                None => manager(&t)?.access_token().await?,
-            };
+            let token = manager(&t)?.access_token().await?;
             print_out(&token);
             Ok(())
         }
@@ -475,7 +449,6 @@ async fn run_inner(cmd: ClientCommand) -> Result<(), ClientError> {
                     .map_err(|e| ClientError::Config(format!("params are not JSON ({e}): {p}")))?,
             };
             let t = resolve(&url, &login, true)?;
-            renew_if_due(&t, &login).await?;
             // Like the bridge: no token until the server asks for one, so a
             // server that needs no sign-in is simply called.
             let credentials: Arc<dyn Credentials> = match &t.manager {

@@ -4,11 +4,13 @@
 
 use url::Url;
 
-use super::{SignInMethod, TokenManager, tokens_from};
+use super::{AssertionSignIn, SignInMethod, TokenManager};
 use crate::authorize::{self, Loopback};
+use crate::challenge::split_scopes;
 use crate::discovery::{self, Discovered};
 use crate::error::ClientError;
 use crate::metadata::AuthServerMetadata;
+use crate::oauth::tokens_from;
 use crate::oauth::{ClientAuth, TokenResponse};
 use crate::registration::{
     ClientRegistration, DynamicRequest, RegistrationSource, choose_auth_method, register_dynamic,
@@ -19,6 +21,9 @@ pub(super) async fn sign_in(
     m: &TokenManager,
     extra_scopes: &[String],
 ) -> Result<SignIn, ClientError> {
+    if let Some(a) = &m.opts.assertion {
+        return by_assertion(m, a, extra_scopes).await;
+    }
     let found = match &m.opts.preset {
         Some(p) if p.token_url.is_some() => preset_discovery(m, p)?,
         _ => discovery::discover(&m.http, &m.server_url).await?,
@@ -456,4 +461,29 @@ pub(super) async fn client_credentials_again(
     let mut next = s.clone();
     next.tokens = tokens_from(t, Some(&s.tokens));
     Ok(next)
+}
+
+/// A jwt-bearer sign-in with the next assertion; a step-up's scopes join
+/// those asked for before.
+async fn by_assertion(
+    m: &TokenManager,
+    a: &AssertionSignIn,
+    extra_scopes: &[String],
+) -> Result<SignIn, ClientError> {
+    let mut client = a.client.clone();
+    if !extra_scopes.is_empty() {
+        let mut scopes = client
+            .scope
+            .as_deref()
+            .map(split_scopes)
+            .unwrap_or_default();
+        for s in extra_scopes {
+            if !scopes.contains(s) {
+                scopes.push(s.clone());
+            }
+        }
+        client.scope = Some(scopes.join(" "));
+    }
+    let assertion = (a.source)()?;
+    crate::assertion_grant::sign_in(&m.server_url, &m.store, &client, &assertion).await
 }

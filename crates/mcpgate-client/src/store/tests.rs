@@ -1,8 +1,8 @@
 use std::os::unix::fs::PermissionsExt as _;
 
 use super::*;
-use crate::manager::tokens_from;
 use crate::oauth::TokenResponse;
+use crate::oauth::tokens_from;
 use crate::registration::RegistrationSource;
 
 fn signin(issuer: &str, resource: &str) -> SignIn {

@@ -94,3 +94,35 @@ fn login_flags_pass_through_without_the_secret() {
     assert!(!v.to_string().contains("s3cret"));
     assert!(notes.iter().any(|n| n.contains("MCPGATE_CLIENT_SECRET")));
 }
+
+#[test]
+fn assertion_flags_pass_through_with_absolute_paths_and_no_idp_secret() {
+    let (v, notes) = config(&[
+        "claude",
+        "http://127.0.0.1:8080/mcp",
+        "--client-id",
+        "agent",
+        "--id-jag",
+        "--idp-token-endpoint",
+        "https://idp.example/token",
+        "--idp-client-id",
+        "idp-app",
+        "--idp-client-secret",
+        "idp-s3cret",
+        "--id-token-file",
+        "id.jwt",
+    ]);
+    let args = v["mcpServers"]["127.0.0.1"]["args"].as_array().unwrap();
+    let args: Vec<&str> = args.iter().map(|a| a.as_str().unwrap()).collect();
+    let after = |flag: &str| args[args.iter().position(|a| *a == flag).unwrap() + 1];
+    assert!(args.contains(&"--id-jag"));
+    assert_eq!(after("--idp-token-endpoint"), "https://idp.example/token");
+    assert_eq!(after("--idp-client-id"), "idp-app");
+    assert!(Path::new(after("--id-token-file")).is_absolute());
+    assert!(!v.to_string().contains("idp-s3cret"));
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("MCPGATE_IDP_CLIENT_SECRET"))
+    );
+}

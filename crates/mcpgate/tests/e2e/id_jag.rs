@@ -182,6 +182,48 @@ async fn client(home: &Path, args: &[&str], env: &[(&str, &str)]) -> (bool, Stri
     )
 }
 
+/// `mcpgate bridge ARGS` over stdio: initialize, then `whoami` twice; the
+/// two answers.
+fn bridge_whoami_twice(home: &Path, args: &[String]) -> Vec<String> {
+    use std::io::{BufRead as _, BufReader, Write as _};
+    let mut child = std::process::Command::new(BIN)
+        .args(args)
+        .env("MCPGATE_HOME", home)
+        .env("MCPGATE_TOKEN_STORE", "file")
+        .env_remove("MCPGATE_CLIENT_SECRET")
+        .env_remove("MCPGATE_MCP_CONFIG")
+        .env("BROWSER", "false")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .expect("start the bridge");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut next = || lines.next().expect("an answer").expect("read");
+    let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"0"}}}"#;
+    writeln!(stdin, "{init}").expect("write");
+    let first = next();
+    assert!(first.contains("\"result\""), "{first}");
+    writeln!(
+        stdin,
+        r#"{{"jsonrpc":"2.0","method":"notifications/initialized"}}"#
+    )
+    .expect("write");
+    let mut answers = Vec::new();
+    for id in [2, 3] {
+        writeln!(
+            stdin,
+            r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"whoami","arguments":{{}}}}}}"#
+        )
+        .expect("write");
+        answers.push(next());
+    }
+    drop(stdin);
+    let _ = child.wait();
+    answers
+}
+
 fn demo_upstream(notes: &Path) -> String {
     format!(
         "[[upstream]]\nname = \"demo\"\ncommand = [{}, \"demo-server\", \"--data-dir\", {}]\n",
@@ -653,6 +695,24 @@ async fn workload_token_from_a_file_acts_as_its_mapped_client() {
     let (ok, t2, err) = client(&home, &args, &[]).await;
     assert!(ok, "{err}");
     assert_ne!(t1.trim(), t2.trim());
+
+    // The stdio bridge signs in with the workload token on its own (a fresh
+    // token store) and, with every token due (the margin), renews each one
+    // with the token file again: there is no refresh token to use.
+    let bridge_home = tmp.path().join("bridge-client");
+    let mut args = vec![
+        "bridge".to_owned(),
+        mcp.clone(),
+        "--refresh-margin".to_owned(),
+        "7200".to_owned(),
+    ];
+    args.extend(flags.iter().map(|f| (*f).to_owned()));
+    let answers = tokio::task::spawn_blocking(move || bridge_whoami_twice(&bridge_home, &args))
+        .await
+        .expect("join");
+    for a in &answers {
+        assert!(a.contains("k8s-agent"), "{a}\n{}", gw.log_tail(30));
+    }
 
     // Public clients name themselves with client_id instead of Basic.
     let redeem_public =
