@@ -246,7 +246,10 @@ impl Call {
             )
             .await;
         self.link
-            .cancel(&self.upstream_id, "mcpgate: the client lacks a required capability")
+            .cancel(
+                &self.upstream_id,
+                "mcpgate: the client lacks a required capability",
+            )
             .await;
         self.ex = None;
         let error = serde_json::json!({

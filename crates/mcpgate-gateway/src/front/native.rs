@@ -118,7 +118,7 @@ impl Native<'_> {
                 let r = answer
                     .respond(client_id, ex, move || EventLog::new(1, replay, None))
                     .await;
-                super::stateless::with_error_status(r).await
+                super::answer::with_error_status(r).await
             }
         }
     }

@@ -12,20 +12,20 @@ use mcpgate_guard::Authorized;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
+use super::answer::with_error_status;
 use super::caller::AuthenticatedCaller;
 use super::era::Endpoint;
 use super::mrtr::{self, Step};
+use super::native::Native;
 use super::request::{Post, authorize_post, header_str, read_post};
 use crate::error::GatewayError;
 use crate::events::EventLog;
 use crate::jsonrpc::{self, Kind, Message, code};
 use crate::protocol::MODERN_VERSION;
-use crate::rejection::modern_status;
 use crate::reply::{json, sse};
 use crate::rewrite::Rewrite;
 use crate::state::Gateway;
 use crate::upstream::{Link, Upstream};
-use super::native::Native;
 
 use crate::upstream::modern::{META_CAPABILITIES, META_VERSION};
 const META_SERVER_INFO: &str = "io.modelcontextprotocol/serverInfo";
@@ -204,10 +204,7 @@ async fn post(
     // An upstream that speaks 2026-07-28 itself gets the request as it is.
     if let Upstream::Http(h) = &*upstream {
         let id = gw.shared.guard.identity(&caller.authed, &name);
-        match h
-            .discover(id.headers, id.token, id.on_behalf_of)
-            .await
-        {
+        match h.discover(id.headers, id.token, id.on_behalf_of).await {
             Ok(Some(_)) => {
                 let native = Native {
                     name: &name,
@@ -525,31 +522,6 @@ fn rewrite_result(m: &mut Message, cacheable: bool) {
             m.error = Some(jsonrpc::raw(&e));
         }
     }
-}
-
-/// 2026-07-28 puts some JSON-RPC errors in the HTTP status: -32601 → 404, invalid → 400.
-pub(crate) async fn with_error_status(r: Response) -> Response {
-    let is_json = r
-        .headers()
-        .get(axum::http::header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    if !is_json || r.status() != StatusCode::OK {
-        return r;
-    }
-    let (mut parts, body) = r.into_parts();
-    let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
-        return StatusCode::BAD_GATEWAY.into_response();
-    };
-    if let Ok(m) = Message::parse(&bytes)
-        && let Some(code) = m
-            .error
-            .as_deref()
-            .and_then(|e| serde_json::from_str::<Value>(e.get()).ok())
-            .and_then(|e| e["code"].as_i64())
-    {
-        parts.status = modern_status(code).unwrap_or(parts.status);
-    }
-    Response::from_parts(parts, axum::body::Body::from(bytes))
 }
 
 #[cfg(test)]

@@ -34,13 +34,17 @@ const ANSWER_TTL: Duration = Duration::from_secs(10 * 60);
 /// (an upstream that never stops asking).
 pub(crate) const MAX_ROUNDS: usize = 16;
 
+/// A tool's `x-mcp-header` parameters: each one's path of property names
+/// from the schema's root, and its header token.
+pub(crate) type ParamHeaders = Vec<(Vec<String>, String)>;
+
 /// What is known of an upstream's protocol era.
 #[derive(Debug, Default)]
 pub(crate) struct EraCache {
     state: Mutex<Known>,
     /// Tool name → its `x-mcp-header` parameters, from the `tools/list`
     /// results seen (the headers a `tools/call` must carry).
-    tool_headers: Mutex<HashMap<String, Vec<(Vec<String>, String)>>>,
+    tool_headers: Mutex<HashMap<String, ParamHeaders>>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -112,7 +116,7 @@ impl EraCache {
     }
 
     /// The `x-mcp-header` parameters of `tool`, when its listing was seen.
-    pub(crate) fn tool_headers(&self, tool: &str) -> Option<Vec<(Vec<String>, String)>> {
+    pub(crate) fn tool_headers(&self, tool: &str) -> Option<ParamHeaders> {
         self.tool_headers
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -192,8 +196,8 @@ pub(crate) fn encode_header_value(v: &str) -> String {
 /// The properties of an input schema marked `x-mcp-header`, reachable from its
 /// root through `properties` only, of a type a header can carry (string,
 /// integer, boolean): each one's path of property names and header token.
-pub(crate) fn x_mcp_headers(schema: &Value) -> Vec<(Vec<String>, String)> {
-    fn walk(node: &Value, path: &mut Vec<String>, out: &mut Vec<(Vec<String>, String)>) {
+pub(crate) fn x_mcp_headers(schema: &Value) -> ParamHeaders {
+    fn walk(node: &Value, path: &mut Vec<String>, out: &mut ParamHeaders) {
         let Some(props) = node.get("properties").and_then(Value::as_object) else {
             return;
         };
@@ -201,9 +205,9 @@ pub(crate) fn x_mcp_headers(schema: &Value) -> Vec<(Vec<String>, String)> {
             path.push(name.clone());
             if let Some(token) = sub.get("x-mcp-header").and_then(Value::as_str)
                 && !token.is_empty()
-                && token.bytes().all(|b| {
-                    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-                })
+                && token
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
                 && matches!(
                     sub.get("type").and_then(Value::as_str),
                     Some("string" | "integer" | "boolean")
@@ -422,7 +426,10 @@ impl Bridge {
                 .get("method")
                 .and_then(Value::as_str)
                 .ok_or_else(|| format!("input request {key:?} has no method"))?;
-            let id = format!("mcpgate-ask-{}", NEXT_QUESTION.fetch_add(1, Ordering::Relaxed));
+            let id = format!(
+                "mcpgate-ask-{}",
+                NEXT_QUESTION.fetch_add(1, Ordering::Relaxed)
+            );
             let raw_id = jsonrpc::raw(&id);
             let (answer_tx, answer_rx) = oneshot::channel();
             self.waiting
@@ -445,7 +452,10 @@ impl Bridge {
             let value = match (m.result.as_deref(), m.error.as_deref()) {
                 (Some(r), _) => serde_json::from_str(r.get()).unwrap_or_default(),
                 (None, Some(e)) => {
-                    return Err(format!("the client refused the upstream's question: {}", e.get()));
+                    return Err(format!(
+                        "the client refused the upstream's question: {}",
+                        e.get()
+                    ));
                 }
                 (None, None) => Value::Null,
             };
@@ -484,7 +494,11 @@ pub(crate) fn input_required(m: &Message) -> Option<InputRequired> {
 }
 
 /// The retry of `original` with the client's answers and the upstream's state.
-pub(crate) fn retry(original: &Message, answers: Map<String, Value>, state: Option<String>) -> Message {
+pub(crate) fn retry(
+    original: &Message,
+    answers: Map<String, Value>,
+    state: Option<String>,
+) -> Message {
     let mut params: Map<String, Value> = original.params_as().unwrap_or_default();
     params.insert("inputResponses".into(), Value::Object(answers));
     match state {

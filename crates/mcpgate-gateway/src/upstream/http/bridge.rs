@@ -157,11 +157,18 @@ impl HttpLink {
             ex = match tokio::time::timeout(limit, self.exchange(again)).await {
                 Ok(Ok(ex)) => ex,
                 Ok(Err(e)) => {
-                    let _ = tx.send(Message::error(id, jsonrpc::code::UPSTREAM_ERROR, &e.to_string()));
+                    let _ = tx.send(Message::error(
+                        id,
+                        jsonrpc::code::UPSTREAM_ERROR,
+                        &e.to_string(),
+                    ));
                     return;
                 }
                 Err(_) => {
-                    let why = format!("upstream {} did not answer within {limit:?} (request_timeout)", self.up.name);
+                    let why = format!(
+                        "upstream {} did not answer within {limit:?} (request_timeout)",
+                        self.up.name
+                    );
                     let _ = tx.send(Message::error(id, jsonrpc::code::UPSTREAM_TIMEOUT, &why));
                     return;
                 }
