@@ -282,7 +282,17 @@ impl HttpUpstream {
             return Ok(known);
         }
         let link = self.native_link(identity, token, caller, HeaderMap::new());
-        let found = link.probe_discover().await?;
+        let found = match link.probe_discover().await {
+            Ok(found) => found,
+            // Silence or nonsense is no 2026-07-28 server; an unusable
+            // credential is the request's error either way.
+            Err(e @ (UpstreamError::TimedOut(_) | UpstreamError::Unavailable(_))) => {
+                tracing::info!(upstream = %self.name, reason = %e, "server/discover went unanswered: treating the upstream as an older one for now");
+                self.era.unanswered(modern::UNANSWERED_TTL);
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
         self.era.record(found.clone(), false);
         tracing::info!(upstream = %self.name, modern = found.is_some(), "asked the upstream whether it speaks 2026-07-28 (server/discover)");
         Ok(self.era.discovered().flatten())

@@ -27,6 +27,11 @@ const META_SERVER_INFO: &str = "io.modelcontextprotocol/serverInfo";
 /// is asked again (an upstream may be upgraded under a running gateway).
 const NOT_MODERN_TTL: Duration = Duration::from_secs(300);
 
+/// How long an upstream that could not be asked (it timed out, or answered
+/// `server/discover` with something that is not JSON-RPC) is taken for an
+/// older one before it is asked again.
+pub(crate) const UNANSWERED_TTL: Duration = Duration::from_secs(30);
+
 /// How long a question relayed to a session client may wait for its answer.
 const ANSWER_TTL: Duration = Duration::from_secs(10 * 60);
 
@@ -57,8 +62,9 @@ enum Known {
         /// It refused `initialize` (a 2026-07-28-only server).
         only: bool,
     },
-    /// It did not answer `server/discover` with 2026-07-28, at this instant.
-    NotModern(Instant),
+    /// It did not answer `server/discover` with 2026-07-28, at this
+    /// instant; believed for that long.
+    NotModern(Instant, Duration),
 }
 
 impl EraCache {
@@ -68,8 +74,8 @@ impl EraCache {
         match &*self.state.lock().unwrap_or_else(|e| e.into_inner()) {
             Known::Unknown => None,
             Known::Modern { discover, .. } => Some(Some(discover.clone())),
-            Known::NotModern(at) if at.elapsed() < NOT_MODERN_TTL => Some(None),
-            Known::NotModern(_) => None,
+            Known::NotModern(at, ttl) if at.elapsed() < *ttl => Some(None),
+            Known::NotModern(..) => None,
         }
     }
 
@@ -91,8 +97,14 @@ impl EraCache {
                 discover: Arc::new(d),
                 only,
             },
-            None => Known::NotModern(Instant::now()),
+            None => Known::NotModern(Instant::now(), NOT_MODERN_TTL),
         };
+    }
+
+    /// The upstream could not be asked: taken for an older one for `ttl`.
+    pub(crate) fn unanswered(&self, ttl: Duration) {
+        *self.state.lock().unwrap_or_else(|e| e.into_inner()) =
+            Known::NotModern(Instant::now(), ttl);
     }
 
     /// Forgets what was learnt: the next request asks again (after a
