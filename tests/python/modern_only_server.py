@@ -65,6 +65,8 @@ def _seen(ctx: Context) -> dict[str, Any]:
     caps = ctx.client_capabilities
     return {
         "params": params,
+        "static_header": headers.get("x-upstream-key"),
+        "authorization": "authorization" in {k.lower() for k in headers},
         "capabilities": sorted(caps.model_dump(exclude_none=True)) if caps is not None else [],
         "version": ctx.protocol_version,
     }

@@ -26,7 +26,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import os
+
 import httpx2 as httpx
+import store
 import mcp.types as types
 import pytest
 from conftest import _free_port, _mcpgate_bin, _start_gateway, _stop_gateway, _toml_list, _toml_str
@@ -229,9 +232,12 @@ async def _roots(context: ClientRequestContext) -> types.ListRootsResult:
     return types.ListRootsResult(roots=[types.Root(uri="file:///work/a"), types.Root(uri="file:///work/b")])
 
 
-async def test_the_sdk_client_runs_every_kind_of_question_through_the_gateway(modern_gateway: Gateway) -> None:
+@pytest.mark.parametrize("upstream", ["native", "only"])
+async def test_the_sdk_client_runs_every_kind_of_question_through_the_gateway(
+    modern_gateway: Gateway, upstream: str
+) -> None:
     asked = Asked(elicit_content={"confirm": True})
-    async with connect(modern_gateway.url("native"), MODERN, asked, list_roots_callback=_roots) as client:
+    async with connect(modern_gateway.url(upstream), MODERN, asked, list_roots_callback=_roots) as client:
         assert ok_text(await client.call_tool("confirm_delete", {"item": "x"})) == "deleted x"
         assert ok_text(await client.call_tool("summarize", {"text": "long"})).startswith("summary: FIXED SUMMARY")
         assert ok_text(await client.call_tool("count_roots", {})) == "2 roots: file:///work/a,file:///work/b"
@@ -242,6 +248,71 @@ async def test_the_sdk_client_runs_every_kind_of_question_through_the_gateway(mo
     # confirm, colour (with the sample), colour then size (two rounds).
     assert len(asked.elicitations) == 4
     assert len(asked.samplings) == 2
+
+
+@pytest.fixture(scope="module")
+def guarded_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Gateway, str]]:
+    """Authentication on, a per-tool scope, and a static upstream header,
+    in front of the 2026-07-28 upstream; yields the gateway and a key that
+    lacks the tool's scope."""
+    root = tmp_path_factory.mktemp("mcpgate-modern-guarded")
+    native, native_url = _serve(root)
+    data = root / "gateway-data"
+    data.mkdir()
+    binary = _mcpgate_bin()
+    out = subprocess.run(
+        [str(binary), "keys", "create", "--name", "reader", "--scopes", "notes:read", "--data-dir", str(data)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=store.apply(dict(os.environ), data),
+    )
+    key = out.stdout.strip()
+    config = f"""\
+[server]
+listen = "127.0.0.1:0"
+data_dir = {_toml_str(data)}
+
+[auth]
+mode = "required"
+
+[[upstream]]
+name = "native"
+url = {_toml_str(native_url)}
+transport = "streamable-http"
+headers = {{ "X-Upstream-Key" = "s3cret" }}
+tool_scopes = {{ "confirm_delete" = "files:delete" }}
+"""
+    try:
+        gw, log = _start_gateway(binary, root, config)
+        yield gw, key
+        _stop_gateway(gw, log)
+    finally:
+        native.terminate()
+        native.wait(10)
+
+
+async def test_policy_credentials_and_auth_still_apply_to_native_requests(
+    guarded_gateway: tuple[Gateway, str],
+) -> None:
+    gw, key = guarded_gateway
+    status, _ = await _post(gw, "native", "tools/list", {"_meta": _meta()})
+    assert status == 401
+    bearer = {"Authorization": f"Bearer {key}"}
+    status, listed = await _post(gw, "native", "tools/list", {"_meta": _meta()}, headers=bearer)
+    assert status == 200, listed
+    names = {t["name"] for t in listed["result"]["tools"]}
+    assert "seen" in names and "confirm_delete" not in names, names
+    params = {"name": "confirm_delete", "arguments": {"item": "x"}, "_meta": _meta(elicitation={})}
+    status, refused = await _post(gw, "native", "tools/call", params, name="confirm_delete", headers=bearer)
+    assert status == 403, refused
+    params = {"name": "seen", "arguments": {}, "_meta": _meta()}
+    status, answer = await _post(gw, "native", "tools/call", params, name="seen", headers=bearer)
+    assert status == 200, answer
+    seen = json.loads(answer["result"]["content"][0]["text"])
+    # The configured header went upstream; the client's credential did not.
+    assert seen["static_header"] == "s3cret"
+    assert seen["authorization"] is False
 
 
 # --- validation -------------------------------------------------------------
