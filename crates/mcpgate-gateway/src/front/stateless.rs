@@ -40,7 +40,13 @@ const CACHEABLE: &[&str] = &[
 ];
 
 fn mismatch(id: Option<Box<RawValue>>, what: &str) -> Response {
+    tracing::info!(reason = %what, "refused a 2026-07-28 request (header mismatch)");
     GatewayError::HeaderMismatch(what.to_owned()).answer(id)
+}
+
+fn invalid_params(id: Option<Box<RawValue>>, what: String) -> Response {
+    tracing::info!(reason = %what, "refused a 2026-07-28 request (invalid params)");
+    GatewayError::InvalidParams(what).answer(id)
 }
 
 /// Decodes a routing header value: plain, or `=?base64?…?=`.
@@ -68,21 +74,25 @@ fn check_headers(headers: &HeaderMap, msg: &Message, kind: Kind) -> Result<(), R
     let method = msg.method.as_deref().unwrap_or_default();
     let params = msg.params_as::<Value>().unwrap_or_default();
     let Some(meta) = params.get("_meta").and_then(Value::as_object) else {
-        return Err(GatewayError::InvalidParams(format!(
-            "Invalid params: params._meta must be an object carrying {META_VERSION:?} and {META_CAPABILITIES:?} on every 2026-07-28 request"
-        ))
-        .answer(msg.id.clone()));
+        return Err(invalid_params(
+            msg.id.clone(),
+            format!(
+                "Invalid params: params._meta must be an object carrying {META_VERSION:?} and {META_CAPABILITIES:?} on every 2026-07-28 request"
+            ),
+        ));
     };
     let missing: Vec<&str> = [META_VERSION, META_CAPABILITIES]
         .into_iter()
         .filter(|k| !meta.contains_key(*k))
         .collect();
     if !missing.is_empty() {
-        return Err(GatewayError::InvalidParams(format!(
-            "Invalid params: params._meta is missing the required key(s): {}",
-            missing.join(", ")
-        ))
-        .answer(msg.id.clone()));
+        return Err(invalid_params(
+            msg.id.clone(),
+            format!(
+                "Invalid params: params._meta is missing the required key(s): {}",
+                missing.join(", ")
+            ),
+        ));
     }
     for name in ["mcp-protocol-version", "mcp-method", "mcp-name"] {
         if headers.get_all(name).iter().count() > 1 {
@@ -141,10 +151,10 @@ fn check_headers(headers: &HeaderMap, msg: &Message, kind: Kind) -> Result<(), R
         }
     }
     if !meta_version.is_string() {
-        return Err(GatewayError::InvalidParams(
+        return Err(invalid_params(
+            msg.id.clone(),
             "Invalid params: the _meta protocol version must be a string".into(),
-        )
-        .answer(msg.id.clone()));
+        ));
     }
     Ok(())
 }
