@@ -454,9 +454,30 @@ impl Bridge {
             }
             pending.push((key.clone(), answer_rx));
         }
+        let collected = self.collect(pending, tx).await;
+        if collected.is_err() {
+            // The questions nobody waits for any more (their receivers are
+            // gone with `collect`) are forgotten.
+            self.waiting
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .retain(|_, tx| !tx.is_closed());
+        }
+        collected
+    }
+
+    async fn collect(
+        &self,
+        pending: Vec<(String, oneshot::Receiver<Message>)>,
+        tx: &mpsc::UnboundedSender<Message>,
+    ) -> Result<Map<String, Value>, String> {
         let mut answers = Map::new();
         for (key, rx) in pending {
-            let m = match tokio::time::timeout(ANSWER_TTL, rx).await {
+            let waited = tokio::select! {
+                r = tokio::time::timeout(ANSWER_TTL, rx) => r,
+                () = tx.closed() => return Err("the client stopped waiting".into()),
+            };
+            let m = match waited {
                 Ok(Ok(m)) => m,
                 Ok(Err(_)) => return Err("the client stopped waiting".into()),
                 Err(_) => return Err(format!("the client did not answer within {ANSWER_TTL:?}")),
