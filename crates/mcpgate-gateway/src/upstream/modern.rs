@@ -570,6 +570,62 @@ mod tests {
     }
 
     #[test]
+    fn initialize_is_answered_from_the_discovery() {
+        let discover = serde_json::json!({
+            "supportedVersions": ["2026-07-28"],
+            "capabilities": {"tools": {}},
+            "instructions": "be kind",
+            "_meta": {"io.modelcontextprotocol/serverInfo": {"name": "up", "version": "1"}},
+        });
+        let answer = Message::response(jsonrpc::num_id(1), jsonrpc::raw(&discover));
+        assert!(modern_discovery(&answer).is_some());
+        let older = Message::response(
+            jsonrpc::num_id(1),
+            jsonrpc::raw(&serde_json::json!({"supportedVersions": ["2025-11-25"]})),
+        );
+        assert!(modern_discovery(&older).is_none());
+        let r = initialize_result(&discover, Some("2025-06-18"));
+        assert_eq!(r["protocolVersion"], "2025-06-18");
+        assert_eq!(r["serverInfo"]["name"], "up");
+        assert_eq!(r["instructions"], "be kind");
+        assert_eq!(r["capabilities"], serde_json::json!({"tools": {}}));
+        let newer = initialize_result(&discover, Some("2026-07-28"));
+        assert_eq!(
+            newer["protocolVersion"],
+            crate::protocol::GATEWAY_PROTOCOL_VERSION
+        );
+    }
+
+    #[test]
+    fn an_input_required_round_is_retried_with_answers_and_state() {
+        let original = Message::request(
+            jsonrpc::num_id(7),
+            "tools/call",
+            Some(jsonrpc::raw(
+                &serde_json::json!({"name": "t", "requestState": "old"}),
+            )),
+        );
+        let result = serde_json::json!({"resultType": "input_required",
+            "inputRequests": {"k": {"method": "roots/list"}}, "requestState": "s2"});
+        let asked = input_required(&Message::response(
+            jsonrpc::num_id(7),
+            jsonrpc::raw(&result),
+        ))
+        .expect("an input_required result");
+        assert_eq!(asked.state.as_deref(), Some("s2"));
+        let mut answers = Map::new();
+        answers.insert("k".into(), serde_json::json!({"roots": []}));
+        let again: Value = retry(&original, answers, asked.state).params_as().unwrap();
+        assert_eq!(again["requestState"], "s2");
+        assert_eq!(again["inputResponses"]["k"]["roots"], serde_json::json!([]));
+        assert_eq!(again["name"], "t");
+        let done = serde_json::json!({"resultType": "complete", "ttlMs": 0, "content": []});
+        let plain = older_result(Message::response(jsonrpc::num_id(7), jsonrpc::raw(&done)));
+        let plain: Value = serde_json::from_str(plain.result.unwrap().get()).unwrap();
+        assert_eq!(plain, serde_json::json!({"content": []}));
+    }
+
+    #[test]
     fn marked_parameters_become_headers() {
         let schema = serde_json::json!({"type": "object", "properties": {
             "region": {"type": "string", "x-mcp-header": "Region"},
