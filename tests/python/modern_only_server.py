@@ -123,6 +123,13 @@ async def seen(ctx: Context) -> str:
     return json.dumps(_seen(ctx), sort_keys=True)
 
 
+@server.tool()
+async def change_tools(ctx: Context) -> str:
+    """Tells subscribers the tool list changed."""
+    await ctx.notify_tools_changed()
+    return "changed"
+
+
 def modern_only(app: Any) -> Any:
     """Refuses the handshake eras the way a 2026-07-28-only server does."""
 

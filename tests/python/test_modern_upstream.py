@@ -272,6 +272,7 @@ def guarded_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[
 [server]
 listen = "127.0.0.1:0"
 data_dir = {_toml_str(data)}
+request_timeout = "2s"
 
 [auth]
 mode = "required"
@@ -313,6 +314,49 @@ async def test_policy_credentials_and_auth_still_apply_to_native_requests(
     # The configured header went upstream; the client's credential did not.
     assert seen["static_header"] == "s3cret"
     assert seen["authorization"] is False
+
+
+async def test_a_listen_stream_outlives_the_request_timeout(guarded_gateway: tuple[Gateway, str]) -> None:
+    import anyio
+
+    gw, key = guarded_gateway
+    headers = {
+        "Accept": "application/json, text/event-stream",
+        "Content-Type": "application/json",
+        "MCP-Protocol-Version": V,
+        "Mcp-Method": "subscriptions/listen",
+        "Authorization": f"Bearer {key}",
+    }
+    body = {
+        "jsonrpc": "2.0",
+        "id": "sub-1",
+        "method": "subscriptions/listen",
+        "params": {"notifications": {"toolsListChanged": True}, "_meta": _meta()},
+    }
+    events: list[dict[str, Any]] = []
+    async with httpx.AsyncClient(timeout=30) as http:
+        async with http.stream("POST", gw.url("native"), json=body, headers=headers) as r:
+            assert r.status_code == 200
+            lines = r.aiter_lines()
+            async for line in lines:
+                if line.startswith("data:") and line[5:].strip():
+                    events.append(json.loads(line[5:]))
+                    break
+            # Longer than server.request_timeout (2 s) without a notification.
+            await anyio.sleep(3)
+            params = {"name": "change_tools", "arguments": {}, "_meta": _meta()}
+            status, changed = await _post(
+                gw, "native", "tools/call", params, name="change_tools", headers={"Authorization": f"Bearer {key}"}
+            )
+            assert status == 200, changed
+            with anyio.fail_after(10):
+                async for line in lines:
+                    if line.startswith("data:") and line[5:].strip():
+                        events.append(json.loads(line[5:]))
+                        if events[-1].get("method") == "notifications/tools/list_changed":
+                            break
+    assert events[0]["method"] == "notifications/subscriptions/acknowledged", events
+    assert events[-1]["method"] == "notifications/tools/list_changed", events
 
 
 # --- validation -------------------------------------------------------------

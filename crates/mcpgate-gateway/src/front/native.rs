@@ -3,7 +3,8 @@
 //! `requestState` and the result untouched (`input_required` with the
 //! upstream's own `requestState`, `resultType`, cache hints) — after the same
 //! checks as every request (the guard's `Authorized`, list filtering,
-//! outbound credentials, telemetry).
+//! outbound credentials, telemetry). A `subscriptions/listen` stream is
+//! relayed for as long as the client holds it.
 
 use std::sync::Arc;
 
@@ -105,6 +106,9 @@ impl Native<'_> {
                         return self.failed(&e, client_id);
                     }
                 };
+                if method == "subscriptions/listen" {
+                    return listen(gw, ex, client_id, timeout).await;
+                }
                 let answer = Answer {
                     link: &link,
                     timeout,
@@ -143,6 +147,60 @@ impl Native<'_> {
         }
         GatewayError::from(e).answer(id)
     }
+}
+
+/// A `subscriptions/listen` stream, relayed for as long as the client keeps
+/// it open: unlike an answer's stream, silence is its normal state.
+async fn listen(
+    gw: &Gateway,
+    mut ex: crate::upstream::Exchange,
+    id: Option<Box<serde_json::value::RawValue>>,
+    timeout: std::time::Duration,
+) -> Response {
+    let first = tokio::time::timeout(timeout, ex.recv()).await;
+    mcpgate_telemetry::note_upstream_answered(!matches!(first, Ok(Some(_))));
+    let first = match first {
+        Ok(Some(m)) if m.kind() == Some(Kind::Response) => {
+            return super::answer::with_error_status(crate::reply::json(StatusCode::OK, &m)).await;
+        }
+        Ok(Some(m)) => m,
+        Ok(None) => {
+            return GatewayError::UpstreamUnavailable(
+                "the upstream closed the subscription stream without acknowledging it".into(),
+            )
+            .answer(id);
+        }
+        Err(_) => {
+            return GatewayError::UpstreamTimedOut(format!(
+                "the upstream did not acknowledge subscriptions/listen within {timeout:?} (server.request_timeout)"
+            ))
+            .answer(id);
+        }
+    };
+    let log = EventLog::new(1, gw.shared.limits.replay_events, None);
+    log.push(&first);
+    let reader = log.reader(Some(0));
+    tokio::spawn(async move {
+        // Ends when the upstream ends it, or the client goes away (the log's
+        // last reader is dropped), which drops the exchange and so closes the
+        // upstream's stream: that is how 2026-07-28 cancels.
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(15));
+        loop {
+            tokio::select! {
+                m = ex.recv() => match m {
+                    Some(m) => log.push(&m),
+                    None => break,
+                },
+                _ = tick.tick() => {
+                    if Arc::strong_count(&log) <= 1 {
+                        break;
+                    }
+                }
+            }
+        }
+        log.close();
+    });
+    crate::reply::sse(reader)
 }
 
 /// An error saying the upstream does not speak the requested version.
