@@ -213,9 +213,17 @@ async fn post(
     }
     // An upstream that speaks 2026-07-28 itself gets the request as it is.
     if let Upstream::Http(h) = &*upstream {
-        let id = gw.shared.guard.identity(&caller.authed, &name);
-        match h.discover(id.headers, id.token, id.on_behalf_of).await {
-            Ok(Some(_)) => {
+        let known = match h.known_modern() {
+            Some(known) => Ok(known),
+            None => {
+                let id = gw.shared.guard.identity(&caller.authed, &name);
+                h.discover(id.headers, id.token, id.on_behalf_of)
+                    .await
+                    .map(|d| d.is_some())
+            }
+        };
+        match known {
+            Ok(true) => {
                 let native = Native {
                     name: &name,
                     upstream: h,
@@ -224,7 +232,7 @@ async fn post(
                 };
                 return native.forward(&gw, &caller, msg, kind, proof).await;
             }
-            Ok(None) => {}
+            Ok(false) => {}
             Err(e) => return GatewayError::from(&e).answer(msg.id),
         }
     }

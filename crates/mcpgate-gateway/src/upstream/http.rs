@@ -267,6 +267,15 @@ impl HttpUpstream {
         Arc::new(link)
     }
 
+    /// Whether the upstream speaks 2026-07-28, when that is already known
+    /// (no request needed).
+    pub(crate) fn known_modern(&self) -> Option<bool> {
+        if self.transport() == Some(HttpTransport::Sse) {
+            return Some(false);
+        }
+        self.era.discovered().map(|d| d.is_some())
+    }
+
     /// Whether the upstream speaks 2026-07-28: its `server/discover` result,
     /// asked once and cached ([`EraCache`]). Err when it could not be asked.
     pub(crate) async fn discover(
