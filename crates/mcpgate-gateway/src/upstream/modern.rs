@@ -570,6 +570,27 @@ mod tests {
     }
 
     #[test]
+    fn what_is_learnt_of_an_upstream_is_asked_again_when_stale_or_forgotten() {
+        let era = EraCache::default();
+        assert!(era.discovered().is_none(), "unknown at first");
+        era.record(None, false);
+        assert!(matches!(era.discovered(), Some(None)));
+        era.unanswered(Duration::ZERO);
+        assert!(
+            era.discovered().is_none(),
+            "an unanswered probe is asked again once stale"
+        );
+        era.record(
+            Some(serde_json::json!({"supportedVersions": [MODERN_VERSION]})),
+            true,
+        );
+        assert!(matches!(era.discovered(), Some(Some(_))));
+        assert!(era.modern_only().is_some());
+        era.forget();
+        assert!(era.discovered().is_none() && era.modern_only().is_none());
+    }
+
+    #[test]
     fn initialize_is_answered_from_the_discovery() {
         let discover = serde_json::json!({
             "supportedVersions": ["2026-07-28"],
