@@ -15,6 +15,7 @@ import json
 import uuid
 
 import pytest
+from mcp.shared.exceptions import MCPError
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from support import (
     AUTO,
@@ -167,13 +168,20 @@ async def test_summarize_sampling(gateway: Gateway, mode: str) -> None:
     assert asked.elicitations == []
 
 
-async def test_elicitation_without_capability_is_a_tool_error(gateway: Gateway, mode: str) -> None:
+async def test_elicitation_without_capability_is_refused(gateway: Gateway, mode: str) -> None:
     # No elicitation callback: the client declares no elicitation capability,
-    # so the demo must refuse instead of hanging.
+    # so the call is refused instead of hanging: by the demo (a tool error) in a
+    # session, by the gateway like a 2026-07-28 server (-32021) without one.
     async with connect(gateway.url("demo"), mode) as client:
-        result = await client.call_tool("confirm_action", {"action": "anything"})
-    assert result.is_error
-    assert "elicitation" in text_of(result)
+        if mode == LEGACY:
+            result = await client.call_tool("confirm_action", {"action": "anything"})
+            assert result.is_error
+            assert "elicitation" in text_of(result)
+            return
+        with pytest.raises(MCPError) as raised:
+            await client.call_tool("confirm_action", {"action": "anything"})
+    assert raised.value.error.code == -32021
+    assert "elicitation" in str(raised.value)
 
 
 @pytest.mark.parametrize("other", [LEGACY, AUTO])

@@ -6,7 +6,8 @@
 //! - `legacy.rs`: the legacy HTTP+SSE transport (2024-11-05);
 //! - `sessionful.rs`: Streamable HTTP with sessions (2025-03-26 … 2025-11-25);
 //! - `stateless.rs`: stateless 2026-07-28, with `mrtr.rs` for its
-//!   multi-round-trip calls.
+//!   multi-round-trip calls against older upstreams and `native.rs` for
+//!   upstreams that speak 2026-07-28 themselves.
 //!
 //! The handlers share only leaf modules: `request.rs` (what every POST goes
 //! through), `answer.rs` (writing an answer as JSON or SSE), `caller.rs`, and
@@ -18,6 +19,7 @@ pub(crate) mod caller;
 pub(crate) mod era;
 pub(crate) mod legacy;
 pub(crate) mod mrtr;
+pub(crate) mod native;
 pub(crate) mod request;
 pub(crate) mod sessionful;
 pub(crate) mod stateless;

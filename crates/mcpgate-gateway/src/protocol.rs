@@ -23,6 +23,8 @@ pub(crate) const LEGACY_SSE_VERSION: &str = "2024-11-05";
 
 /// 2026-07-28: a routing header disagrees with the body.
 pub(crate) const HEADER_MISMATCH: i64 = -32020;
+/// 2026-07-28: the request needs a client capability its `_meta` does not declare.
+pub(crate) const MISSING_CAPABILITY: i64 = -32021;
 /// 2026-07-28: the requested protocol version is not spoken here.
 pub(crate) const UNSUPPORTED_VERSION: i64 = -32022;
 

@@ -3,6 +3,7 @@
 mod error;
 mod http;
 mod legacy_sse;
+pub(crate) mod modern;
 // Private: the mux's raw senders pair requests without asking for a proof, so
 // only the `Link` methods below, which take `Authorized`, may reach them.
 mod mux;
@@ -326,7 +327,9 @@ impl Link {
 
     /// Whether any replica can continue this link's upstream session.
     pub(crate) fn is_portable(&self) -> bool {
-        matches!(self, Link::Http(h) if h.init_result().is_none())
+        // A bridged link's state (the client's capabilities, its pending
+        // answers) lives in this process only.
+        matches!(self, Link::Http(h) if h.init_result().is_none() && !h.is_bridged())
     }
 
     /// Continues another replica's upstream session on this (fresh) link.
@@ -348,7 +351,7 @@ impl Link {
     /// another replica may be serving (idle expiry); ends anything else.
     pub(crate) async fn release(&self) {
         match self {
-            Link::Http(h) if h.init_result().is_none() => h.release(),
+            Link::Http(h) if h.init_result().is_none() && !h.is_bridged() => h.release(),
             _ => self.close().await,
         }
     }

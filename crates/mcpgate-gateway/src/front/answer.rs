@@ -4,12 +4,13 @@
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde_json::value::RawValue;
 
 use crate::error::GatewayError;
 use crate::events::EventLog;
 use crate::jsonrpc::{Kind, Message, code};
+use crate::rejection::modern_status;
 use crate::reply::{json, sse};
 use crate::rewrite::Rewrite;
 use crate::upstream::Exchange;
@@ -166,4 +167,29 @@ pub(crate) async fn relay(
         }
     }
     log.close();
+}
+
+/// 2026-07-28 puts some JSON-RPC errors in the HTTP status: -32601 → 404, invalid → 400.
+pub(crate) async fn with_error_status(r: Response) -> Response {
+    let is_json = r
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !is_json || r.status() != StatusCode::OK {
+        return r;
+    }
+    let (mut parts, body) = r.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
+        return StatusCode::BAD_GATEWAY.into_response();
+    };
+    if let Ok(m) = Message::parse(&bytes)
+        && let Some(code) = m
+            .error
+            .as_deref()
+            .and_then(|e| serde_json::from_str::<serde_json::Value>(e.get()).ok())
+            .and_then(|e| e["code"].as_i64())
+    {
+        parts.status = modern_status(code).unwrap_or(parts.status);
+    }
+    Response::from_parts(parts, axum::body::Body::from(bytes))
 }

@@ -197,6 +197,9 @@ impl Call {
                 }
                 Some(Kind::Request) => {
                     let method = m.method.clone().unwrap_or_default();
+                    if let Some(missing) = self.missing_capability(&method) {
+                        return Step::Final(self.refuse_missing(m, &method, missing).await);
+                    }
                     let allowed = MRTR_METHODS.contains(&self.method.as_str())
                         && capability_of(&method).is_some_and(|c| self.capabilities.contains(c));
                     if !allowed {
@@ -217,6 +220,47 @@ impl Call {
                 }
                 _ => return Step::Interim(m),
             }
+        }
+    }
+
+    /// The capability a question asked during this call needs, when the
+    /// client did not declare it (and the call is one that may ask).
+    fn missing_capability(&self, method: &str) -> Option<&'static str> {
+        let cap = capability_of(method)?;
+        (MRTR_METHODS.contains(&self.method.as_str()) && !self.capabilities.contains(cap))
+            .then_some(cap)
+    }
+
+    /// The upstream needs a capability the client did not declare: like a
+    /// 2026-07-28 server, the call ends with -32021
+    /// (MissingRequiredClientCapabilityError) naming it, and the upstream's
+    /// question is refused and its call cancelled.
+    async fn refuse_missing(&mut self, question: Message, method: &str, cap: &str) -> Message {
+        tracing::info!(call = %self.method, question = %method, capability = cap, "refused a call whose upstream needs a client capability the client did not declare");
+        let why = format!("{method}: the client did not declare the {cap} capability");
+        let _ = self
+            .link
+            .send(
+                &self.proof,
+                Message::error(question.id, code::METHOD_NOT_FOUND, &why),
+            )
+            .await;
+        self.link
+            .cancel(
+                &self.upstream_id,
+                "mcpgate: the client lacks a required capability",
+            )
+            .await;
+        self.ex = None;
+        let error = serde_json::json!({
+            "code": crate::protocol::MISSING_CAPABILITY,
+            "message": format!("Missing required client capability: the server needs {cap} ({method}), which the request's _meta clientCapabilities do not declare"),
+            "data": { "requiredCapabilities": { cap: {} } },
+        });
+        Message {
+            id: Some(self.client_id.clone().unwrap_or_else(jsonrpc::null_id)),
+            error: Some(jsonrpc::raw(&error)),
+            ..Default::default()
         }
     }
 

@@ -12,21 +12,22 @@ use mcpgate_guard::Authorized;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
+use super::answer::with_error_status;
 use super::caller::AuthenticatedCaller;
 use super::era::Endpoint;
 use super::mrtr::{self, Step};
+use super::native::Native;
 use super::request::{Post, authorize_post, header_str, read_post};
 use crate::error::GatewayError;
 use crate::events::EventLog;
 use crate::jsonrpc::{self, Kind, Message, code};
 use crate::protocol::MODERN_VERSION;
-use crate::rejection::modern_status;
 use crate::reply::{json, sse};
 use crate::rewrite::Rewrite;
 use crate::state::Gateway;
-use crate::upstream::Link;
+use crate::upstream::{Link, Upstream};
 
-const META_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
+use crate::upstream::modern::{META_CAPABILITIES, META_VERSION};
 const META_SERVER_INFO: &str = "io.modelcontextprotocol/serverInfo";
 
 /// Results that carry cache hints in 2026-07-28.
@@ -39,7 +40,13 @@ const CACHEABLE: &[&str] = &[
 ];
 
 fn mismatch(id: Option<Box<RawValue>>, what: &str) -> Response {
+    tracing::info!(reason = %what, "refused a 2026-07-28 request (header mismatch)");
     GatewayError::HeaderMismatch(what.to_owned()).answer(id)
+}
+
+fn invalid_params(id: Option<Box<RawValue>>, what: String) -> Response {
+    tracing::info!(reason = %what, "refused a 2026-07-28 request (invalid params)");
+    GatewayError::InvalidParams(what).answer(id)
 }
 
 /// Decodes a routing header value: plain, or `=?base64?…?=`.
@@ -56,71 +63,98 @@ fn decode_header(v: &str) -> Option<String> {
     }
 }
 
-/// Checks `Mcp-Method`, `Mcp-Name` and the `_meta` protocol version against the body.
+/// Checks a request like a 2026-07-28 server, in the spec's order: `_meta`
+/// carries the protocol version and the client capabilities (else -32602);
+/// `MCP-Protocol-Version`, `Mcp-Method` and `Mcp-Name` agree with the body and
+/// appear once (else -32020); the version is a string the gateway speaks.
 fn check_headers(headers: &HeaderMap, msg: &Message, kind: Kind) -> Result<(), Response> {
+    if kind != Kind::Request {
+        return Ok(());
+    }
     let method = msg.method.as_deref().unwrap_or_default();
-    if kind == Kind::Request {
-        match header_str(headers, "mcp-method") {
+    let params = msg.params_as::<Value>().unwrap_or_default();
+    let Some(meta) = params.get("_meta").and_then(Value::as_object) else {
+        return Err(invalid_params(
+            msg.id.clone(),
+            format!(
+                "Invalid params: params._meta must be an object carrying {META_VERSION:?} and {META_CAPABILITIES:?} on every 2026-07-28 request"
+            ),
+        ));
+    };
+    let missing: Vec<&str> = [META_VERSION, META_CAPABILITIES]
+        .into_iter()
+        .filter(|k| !meta.contains_key(*k))
+        .collect();
+    if !missing.is_empty() {
+        return Err(invalid_params(
+            msg.id.clone(),
+            format!(
+                "Invalid params: params._meta is missing the required key(s): {}",
+                missing.join(", ")
+            ),
+        ));
+    }
+    for name in ["mcp-protocol-version", "mcp-method", "mcp-name"] {
+        if headers.get_all(name).iter().count() > 1 {
+            return Err(mismatch(
+                msg.id.clone(),
+                &format!("the {name} header appears more than once"),
+            ));
+        }
+    }
+    let meta_version = &meta[META_VERSION];
+    if meta_version.as_str() != Some(MODERN_VERSION) && meta_version.is_string() {
+        return Err(mismatch(
+            msg.id.clone(),
+            &format!("MCP-Protocol-Version header does not match _meta version {meta_version}"),
+        ));
+    }
+    match header_str(headers, "mcp-method") {
+        None => {
+            return Err(mismatch(
+                msg.id.clone(),
+                "the Mcp-Method header is required on every request",
+            ));
+        }
+        Some(h) if h != method => {
+            return Err(mismatch(
+                msg.id.clone(),
+                &format!("Mcp-Method header {h:?} does not match body method {method:?}"),
+            ));
+        }
+        _ => {}
+    }
+    let field = match method {
+        "tools/call" | "prompts/get" => Some("name"),
+        "resources/read" => Some("uri"),
+        _ => None,
+    };
+    if let Some(field) = field {
+        let body_value = params
+            .get(field)
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        match header_str(headers, "mcp-name").map(decode_header) {
             None => {
                 return Err(mismatch(
                     msg.id.clone(),
-                    "the Mcp-Method header is required on every request",
+                    &format!("the Mcp-Name header is required on {method}"),
                 ));
             }
-            Some(h) if h != method => {
+            Some(h) if h.as_deref() != Some(body_value) => {
                 return Err(mismatch(
                     msg.id.clone(),
-                    &format!("Mcp-Method header {h:?} does not match body method {method:?}"),
+                    &format!("Mcp-Name header does not match body {field} {body_value:?}"),
                 ));
             }
             _ => {}
         }
-        let field = match method {
-            "tools/call" | "prompts/get" => Some("name"),
-            "resources/read" => Some("uri"),
-            _ => None,
-        };
-        if let Some(field) = field {
-            let body_value = msg
-                .params_as::<Value>()
-                .and_then(|p| p.get(field).and_then(Value::as_str).map(str::to_owned))
-                .unwrap_or_default();
-            match header_str(headers, "mcp-name").map(decode_header) {
-                None => {
-                    return Err(mismatch(
-                        msg.id.clone(),
-                        &format!("the Mcp-Name header is required on {method}"),
-                    ));
-                }
-                Some(h) if h.as_deref() != Some(body_value.as_str()) => {
-                    return Err(mismatch(
-                        msg.id.clone(),
-                        &format!("Mcp-Name header does not match body {field} {body_value:?}"),
-                    ));
-                }
-                _ => {}
-            }
-        }
-        let meta_version = msg.params_as::<Value>().and_then(|p| {
-            p.get("_meta")?
-                .get(META_VERSION)?
-                .as_str()
-                .map(str::to_owned)
-        });
-        match meta_version {
-            None => {
-                return Err(GatewayError::InvalidParams(format!(
-                        "Invalid params: _meta[\"{META_VERSION}\"] is required on every 2026-07-28 request"
-                    )).answer(msg.id.clone()));
-            }
-            Some(v) if v != MODERN_VERSION => {
-                return Err(mismatch(
-                    msg.id.clone(),
-                    &format!("MCP-Protocol-Version header does not match _meta version {v:?}"),
-                ));
-            }
-            _ => {}
-        }
+    }
+    if !meta_version.is_string() {
+        return Err(invalid_params(
+            msg.id.clone(),
+            "Invalid params: the _meta protocol version must be a string".into(),
+        ));
     }
     Ok(())
 }
@@ -176,6 +210,31 @@ async fn post(
             held: crate::forward::send::Held::ParkedCall,
         };
         return crate::forward::send::send(&gw, &caller, fwd).await;
+    }
+    // An upstream that speaks 2026-07-28 itself gets the request as it is.
+    if let Upstream::Http(h) = &*upstream {
+        let known = match h.known_modern() {
+            Some(known) => Ok(known),
+            None => {
+                let id = gw.shared.guard.identity(&caller.authed, &name);
+                h.discover(id.headers, id.token, id.on_behalf_of)
+                    .await
+                    .map(|d| d.is_some())
+            }
+        };
+        match known {
+            Ok(true) => {
+                let native = Native {
+                    name: &name,
+                    upstream: h,
+                    headers: &headers,
+                    decode: decode_header,
+                };
+                return native.forward(&gw, &caller, msg, kind, proof).await;
+            }
+            Ok(false) => {}
+            Err(e) => return GatewayError::from(&e).answer(msg.id),
+        }
     }
     let method = msg.method.clone().unwrap_or_default();
     // The upstream session is the gateway's, one per subject, and never closed
@@ -481,31 +540,6 @@ fn rewrite_result(m: &mut Message, cacheable: bool) {
             m.error = Some(jsonrpc::raw(&e));
         }
     }
-}
-
-/// 2026-07-28 puts some JSON-RPC errors in the HTTP status: -32601 → 404, invalid → 400.
-async fn with_error_status(r: Response) -> Response {
-    let is_json = r
-        .headers()
-        .get(axum::http::header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    if !is_json || r.status() != StatusCode::OK {
-        return r;
-    }
-    let (mut parts, body) = r.into_parts();
-    let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
-        return StatusCode::BAD_GATEWAY.into_response();
-    };
-    if let Ok(m) = Message::parse(&bytes)
-        && let Some(code) = m
-            .error
-            .as_deref()
-            .and_then(|e| serde_json::from_str::<Value>(e.get()).ok())
-            .and_then(|e| e["code"].as_i64())
-    {
-        parts.status = modern_status(code).unwrap_or(parts.status);
-    }
-    Response::from_parts(parts, axum::body::Body::from(bytes))
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ use serde_json::value::RawValue;
 use tokio::sync::{mpsc, watch};
 
 use super::error::{UpstreamError, error_chain};
+use super::modern::{self, EraCache, Mode};
 use super::mux::Exchange;
 use crate::config::{HttpTransport, Limits, UpstreamConfig};
 use crate::credentials::Credentials;
@@ -25,9 +26,11 @@ use crate::events::EventLog;
 use crate::identity::OnBehalfOf;
 use crate::identity::{IDENTITY_HEADER, IdentityToken};
 use crate::jsonrpc::{self, Message};
-use crate::protocol::{GATEWAY_PROTOCOL_VERSION, SESSION_HEADER, VERSION_HEADER};
+use crate::protocol::{GATEWAY_PROTOCOL_VERSION, MODERN_VERSION, SESSION_HEADER, VERSION_HEADER};
 use mcpgate_sse as sse;
 use mcpgate_types::SessionId;
+
+mod bridge;
 
 pub(crate) type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
 
@@ -61,6 +64,8 @@ pub(crate) struct HttpUpstream {
     /// Gateway-initialized upstream sessions of stateless clients, one per subject.
     stateless:
         tokio::sync::Mutex<std::collections::HashMap<String, (Arc<HttpLink>, std::time::Instant)>>,
+    /// Whether it speaks 2026-07-28 (and only that), and its tools' routing headers.
+    pub(crate) era: EraCache,
 }
 
 impl HttpUpstream {
@@ -106,6 +111,7 @@ impl HttpUpstream {
             transport: Mutex::new(cfg.transport),
             last_error: Mutex::new(None),
             stateless: tokio::sync::Mutex::new(std::collections::HashMap::new()),
+            era: EraCache::default(),
         })
     }
 
@@ -240,6 +246,67 @@ impl HttpUpstream {
         Ok(link)
     }
 
+    /// A link that passes one 2026-07-28 client request through as it is,
+    /// with `forward` (the client's `Mcp-Param-*` headers) added.
+    pub(crate) fn native_link(
+        self: &Arc<Self>,
+        identity: HeaderMap,
+        token: Option<Arc<IdentityToken>>,
+        caller: OnBehalfOf,
+        forward: HeaderMap,
+    ) -> Arc<HttpLink> {
+        let link = HttpLink::new(
+            self.clone(),
+            EventLog::tapped(0, 1),
+            false,
+            identity,
+            token,
+            caller,
+        );
+        let _ = link.modern.set(Mode::Native { forward });
+        Arc::new(link)
+    }
+
+    /// Whether the upstream speaks 2026-07-28, when that is already known
+    /// (no request needed).
+    pub(crate) fn known_modern(&self) -> Option<bool> {
+        if self.transport() == Some(HttpTransport::Sse) {
+            return Some(false);
+        }
+        self.era.discovered().map(|d| d.is_some())
+    }
+
+    /// Whether the upstream speaks 2026-07-28: its `server/discover` result,
+    /// asked once and cached ([`EraCache`]). Err when it could not be asked.
+    pub(crate) async fn discover(
+        self: &Arc<Self>,
+        identity: HeaderMap,
+        token: Option<Arc<IdentityToken>>,
+        caller: OnBehalfOf,
+    ) -> Result<Option<Arc<serde_json::Value>>, UpstreamError> {
+        if self.transport() == Some(HttpTransport::Sse) {
+            return Ok(None);
+        }
+        if let Some(known) = self.era.discovered() {
+            return Ok(known);
+        }
+        let link = self.native_link(identity, token, caller, HeaderMap::new());
+        let found = match link.probe_discover().await {
+            Ok(found) => found,
+            // Silence or nonsense is no 2026-07-28 server; an unusable
+            // credential is the request's error either way.
+            Err(e @ (UpstreamError::TimedOut(_) | UpstreamError::Unavailable(_))) => {
+                tracing::info!(upstream = %self.name, reason = %e, "server/discover went unanswered: treating the upstream as an older one for now");
+                self.era.unanswered(modern::UNANSWERED_TTL);
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
+        self.era.record(found.clone(), false);
+        tracing::info!(upstream = %self.name, modern = found.is_some(), "asked the upstream whether it speaks 2026-07-28 (server/discover)");
+        Ok(self.era.discovered().flatten())
+    }
+
     pub(crate) fn request(
         &self,
         method: Method,
@@ -327,6 +394,8 @@ pub(crate) struct HttpLink {
     token: Option<Arc<IdentityToken>>,
     /// Whom per-user outbound credentials are resolved for.
     caller: OnBehalfOf,
+    /// Set when the link talks 2026-07-28 to the upstream.
+    modern: OnceLock<Mode>,
 }
 
 impl HttpLink {
@@ -352,6 +421,7 @@ impl HttpLink {
             identity,
             token,
             caller,
+            modern: OnceLock::new(),
         }
     }
 
@@ -386,6 +456,11 @@ impl HttpLink {
         }
         h.insert(ACCEPT, HeaderValue::from_static(accept));
         h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if self.modern.get().is_some() {
+            // 2026-07-28 has no sessions; the version goes on every request.
+            h.insert(VERSION_HEADER, HeaderValue::from_static(MODERN_VERSION));
+            return h;
+        }
         if let Some(sid) = self
             .session_id
             .lock()
@@ -448,11 +523,39 @@ impl HttpLink {
         Ok((h, Some(used)))
     }
 
+    /// The 2026-07-28 headers of one message: `Mcp-Method`, `Mcp-Name`, and
+    /// `Mcp-Param-*` (the client's own when passed through, else made from
+    /// the tool's `x-mcp-header` parameters).
+    fn modern_headers(&self, msg: &Message) -> HeaderMap {
+        let Some(mode) = self.modern.get() else {
+            return HeaderMap::new();
+        };
+        let mut h = modern::routing_headers(msg);
+        match mode {
+            Mode::Native { forward } => {
+                h.extend(forward.iter().map(|(k, v)| (k.clone(), v.clone())));
+            }
+            Mode::Bridged(_) if msg.method.as_deref() == Some("tools/call") => {
+                let p: serde_json::Value = msg.params_as().unwrap_or_default();
+                if let Some(tool) = p.get("name").and_then(serde_json::Value::as_str)
+                    && let Some(params) = self.up.era.tool_headers(tool)
+                {
+                    let args = p.get("arguments").cloned().unwrap_or_default();
+                    h.extend(modern::param_headers(&params, &args));
+                }
+            }
+            Mode::Bridged(_) => {}
+        }
+        h
+    }
+
     async fn post(&self, msg: &Message) -> Result<http::Response<Incoming>, UpstreamError> {
         let body = msg.to_bytes();
-        let (headers, used) = self
+        let (mut headers, used) = self
             .headers_with_credentials("application/json, text/event-stream")
             .await?;
+        let extra = self.modern_headers(msg);
+        headers.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
         let req = self.up.request(Method::POST, &headers, body.clone())?;
         let mut resp = self.up.send_http(req).await?;
         // A 401 before anything reached the client: renew the credential once and
@@ -462,9 +565,10 @@ impl HttpLink {
             && self.up.credentials.renewable()
             && self.up.credentials.rejected(&self.caller, &used).await
         {
-            let (headers, _) = self
+            let (mut headers, _) = self
                 .headers_with_credentials("application/json, text/event-stream")
                 .await?;
+            headers.extend(extra);
             let req = self.up.request(Method::POST, &headers, body)?;
             resp = self.up.send_http(req).await?;
         }
@@ -486,6 +590,11 @@ impl HttpLink {
             .id
             .clone()
             .filter(|_| msg.method.as_deref() != Some("initialize"));
+        let bridged = matches!(self.modern.get(), Some(Mode::Bridged(_)))
+            && msg.method.as_deref() != Some("initialize");
+        if bridged {
+            return self.bridged_request(msg).await;
+        }
         match tokio::time::timeout(limit, self.exchange(msg)).await {
             Ok(r) => r,
             Err(_) => {
@@ -517,10 +626,32 @@ impl HttpLink {
     async fn exchange(self: &Arc<Self>, msg: Message) -> Result<Exchange, UpstreamError> {
         let is_init = msg.method.as_deref() == Some("initialize");
         let request_id = msg.id.clone();
+        if is_init && let Some(discover) = self.up.era.modern_only() {
+            return Ok(self.bridge_initialize(&msg, &discover));
+        }
         let resp = self.post(&msg).await?;
         let status = resp.status();
-        if self.detect && is_init && matches!(status.as_u16(), 400 | 404 | 405) {
-            return Err(UpstreamError::NotStreamable);
+        if is_init && matches!(status.as_u16(), 400 | 404 | 405) {
+            // A 2026-07-28-only server refuses the handshake: ask whether that is what it is.
+            match self.probe_discover().await {
+                Ok(Some(discover)) => {
+                    tracing::info!(upstream = %self.up.name, "the upstream refused initialize and speaks only 2026-07-28: bridging this session to it");
+                    self.up.era.record(Some(discover), true);
+                    if self.detect {
+                        self.up.set_transport(HttpTransport::StreamableHttp);
+                    }
+                    if let Some(discover) = self.up.era.modern_only() {
+                        return Ok(self.bridge_initialize(&msg, &discover));
+                    }
+                }
+                Ok(None) => self.up.era.record(None, false),
+                Err(e) => {
+                    tracing::info!(upstream = %self.up.name, reason = %e, "could not ask the upstream server/discover after it refused initialize");
+                }
+            }
+            if self.detect {
+                return Err(UpstreamError::NotStreamable);
+            }
         }
         if is_init {
             if let Some(sid) = resp.headers().get(SESSION_HEADER) {
@@ -575,6 +706,16 @@ impl HttpLink {
     }
 
     pub(super) async fn send(&self, msg: Message) -> Result<(), UpstreamError> {
+        if let Some(Mode::Bridged(bridge)) = self.modern.get() {
+            // A 2026-07-28 upstream takes no notifications or responses: a
+            // response answers a question relayed from an `input_required`.
+            if msg.kind() == Some(jsonrpc::Kind::Response)
+                && let Err(m) = bridge.answer(msg)
+            {
+                tracing::info!(upstream = %self.up.name, id = ?m.id, "dropped a client response nobody waits for");
+            }
+            return Ok(());
+        }
         let limit = self.up.limits.request_timeout;
         let resp = tokio::time::timeout(limit, self.post(&msg))
             .await
