@@ -10,7 +10,7 @@ fn later(secs: u64) -> SystemTime {
 async fn grant(store: &Store, id: &str) -> GrantRow {
     store
         .insert_client(&ClientRow::new(
-            "c1".into(),
+            "c1".parse().unwrap(),
             ClientKind::Dynamic,
             serde_json::json!({}),
         ))
@@ -18,10 +18,10 @@ async fn grant(store: &Store, id: &str) -> GrantRow {
         .ok();
     let g = GrantRow::new(
         id.into(),
-        "c1".into(),
+        "c1".parse().unwrap(),
         crate::subject("alice"),
         scopes("notes:read"),
-        "http://127.0.0.1/mcp".into(),
+        "http://127.0.0.1/mcp".parse().unwrap(),
         later(3600),
     );
     store.insert_grant(&g).await.unwrap();
@@ -35,8 +35,8 @@ async fn a_code_is_spent_once_and_then_reported_as_replayed() {
     let code = CodeRow {
         digest: digest_hex("code"),
         grant_id: g.id.clone(),
-        client_id: "c1".into(),
-        redirect_uri: "http://127.0.0.1/cb".into(),
+        client_id: "c1".parse().unwrap(),
+        redirect_uri: "http://127.0.0.1/cb".parse().unwrap(),
         code_challenge: "x".into(),
         scopes: g.scopes.clone(),
         resource: g.resource.clone(),
