@@ -160,10 +160,10 @@ mod tests {
         let store = Store::open(dir.path()).await.expect("open");
         let scopes: ScopeSet = "a b".parse().expect("scopes");
         let row = ResourceServerRow::new(
-            "https://rs.example/mcp".into(),
+            "https://rs.example/mcp".parse().unwrap(),
             "Notes".into(),
             scopes.clone(),
-            "rs-notes".into(),
+            "rs-notes".parse().unwrap(),
             crate::oauth::digest_hex("s3cret"),
         );
         store.insert_resource_server(&row).await.expect("insert");
