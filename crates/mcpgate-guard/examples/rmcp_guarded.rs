@@ -29,8 +29,8 @@ use std::sync::Arc;
 
 use axum::Router;
 use mcpgate_guard::{
-    Chain, GuardSettings, Issuer, JwtConfig, JwtVerifier, StaticTokens, StaticTokensConfig, Verifier,
-    require_auth,
+    Chain, GuardSettings, Issuer, JwtConfig, JwtVerifier, StaticTokens, StaticTokensConfig,
+    Verifier, require_auth,
 };
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::Extension;

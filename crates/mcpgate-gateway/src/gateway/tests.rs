@@ -220,3 +220,35 @@ async fn unknown_upstreams_and_open_routes_stay_as_they_were() {
         .expect("infallible");
     assert!(resp.status().is_success(), "{}", resp.status());
 }
+
+#[tokio::test]
+async fn a_session_id_that_is_no_session_id_is_404_like_an_unknown_one() {
+    let router = gateway(&["demo"], AccessMode::Required).router();
+    for (method, uri, headers) in [
+        (
+            Method::DELETE,
+            "/mcp/demo",
+            vec![("mcp-session-id", "two words")],
+        ),
+        (
+            Method::GET,
+            "/mcp/demo",
+            vec![
+                ("mcp-session-id", "two words"),
+                ("accept", "text/event-stream"),
+            ],
+        ),
+        (
+            Method::POST,
+            "/mcp/demo/messages?session_id=two%20words",
+            vec![("content-type", "application/json")],
+        ),
+    ] {
+        let resp = router
+            .clone()
+            .oneshot(request(&method, uri, &headers, Some(TOKEN)))
+            .await
+            .expect("infallible");
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND, "{method} {uri}");
+    }
+}

@@ -356,3 +356,27 @@ async fn a_grant_is_bound_to_its_first_dpop_key_only() {
         Some("key-a")
     );
 }
+
+#[tokio::test]
+async fn a_row_holding_what_its_type_refuses_is_an_error_naming_the_column() {
+    let (_d, store) = test_store().await;
+    grant(&store, "g1").await;
+    grant(&store, "g2").await;
+    // Rows edited by hand, or written before the values were checked.
+    for (id, column, value) in [
+        ("g1", "client_id", "tab\there"),
+        ("g2", "resource", "urn:not:http"),
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE oauth_grants SET {column} = $1 WHERE id = $2"
+        )))
+        .bind(value)
+        .bind(id)
+        .execute(&store.pool)
+        .await
+        .unwrap();
+        let e = store.find_grant(id).await.unwrap_err().to_string();
+        assert!(e.contains(column), "{column}: {e}");
+        assert!(e.contains(&format!("{value:?}")), "{column}: {e}");
+    }
+}
