@@ -424,7 +424,7 @@ mod tests {
         assert_eq!(mode & 0o777, 0o600);
         let b = SessionKeys::load_file(&path, None).unwrap();
         let c = claims();
-        assert_eq!(b.open(&a.seal(&c).unwrap().to_string()).unwrap(), c);
+        assert_eq!(b.open(&a.seal(&c).unwrap()).unwrap(), c);
         std::fs::write(&path, "short").unwrap();
         assert!(matches!(
             SessionKeys::load_file(&path, None),
