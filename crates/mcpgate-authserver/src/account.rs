@@ -82,7 +82,7 @@ pub(crate) async fn render_for_field(
     for g in grants {
         let client = match crate::clients::find(inner, &g.client_id).await {
             Ok(Some(c)) => c.display_name(),
-            _ => g.client_id.clone(),
+            _ => g.client_id.to_string(),
         };
         lines.push(GrantLine {
             id: g.id.clone(),

@@ -25,17 +25,17 @@ use crate::resource_servers::ResourceServer;
 use crate::respond::see_other;
 use crate::settings::UnknownScopes;
 use crate::{Inner, pkce, random_token, session};
-use mcpgate_types::OOB;
+use mcpgate_types::{RedirectUri, ResourceUri};
 
 /// A validated authorization request.
 #[derive(Debug, Clone)]
 pub(crate) struct AuthRequest {
     pub(crate) client: Client,
-    pub(crate) redirect_uri: String,
+    pub(crate) redirect_uri: RedirectUri,
     pub(crate) scopes: ScopeSet,
     pub(crate) state: Option<String>,
     pub(crate) challenge: String,
-    pub(crate) resource: String,
+    pub(crate) resource: ResourceUri,
     /// A registered resource server's name, for the consent page.
     pub(crate) resource_name: Option<String>,
     pub(crate) nonce: Option<String>,
@@ -49,7 +49,7 @@ pub(crate) struct AuthRequest {
 pub(crate) enum Failure {
     Page(StatusCode, String),
     Redirect {
-        redirect_uri: String,
+        redirect_uri: RedirectUri,
         state: Option<String>,
         error: OAuthError,
     },
@@ -69,7 +69,7 @@ impl Failure {
                 state,
                 error,
             } => {
-                if redirect_uri == OOB {
+                if redirect_uri.is_out_of_band() {
                     return pages::error_page(
                         &inner.route("/assets/style.css"),
                         StatusCode::BAD_REQUEST,
@@ -84,8 +84,8 @@ impl Failure {
                 if let Some(s) = &state {
                     p.push(("state", s));
                 }
-                p.push(("iss", &inner.issuer));
-                see_other(&redirect::with_params(&redirect_uri, &p))
+                p.push(("iss", inner.issuer.as_str()));
+                see_other(&redirect::with_params(redirect_uri.as_str(), &p))
             }
         }
     }
@@ -122,22 +122,27 @@ pub(crate) async fn validate(inner: &Inner, params: Params) -> Result<AuthReques
         })?;
     let redirect_uri = match params.get("redirect_uri") {
         Some(r) => {
-            if !client.redirect_uris.iter().any(|reg| reg.matches(r)) {
+            // What matches a registered URI parses as one (the same text, or a
+            // plain loopback URI on another port); it is parsed to carry it typed.
+            let parsed = r.parse::<RedirectUri>().ok();
+            let Some(parsed) =
+                parsed.filter(|_| client.redirect_uris.iter().any(|reg| reg.matches(r)))
+            else {
                 tracing::info!(client = %client.id, requested = %r.escape_debug(), "authorization redirect_uri refused: not registered for this client (loopback URIs match exactly except for the port)");
                 return Err(page(format!(
                     "The redirect address {r:?} is not registered for this application, so you are not sent there."
                 )));
-            }
-            r.to_owned()
+            };
+            parsed
         }
-        None if client.redirect_uris.len() == 1 => client.redirect_uris[0].to_string(),
+        None if client.redirect_uris.len() == 1 => client.redirect_uris[0].clone(),
         None => {
             return Err(page(
                 "The request has no redirect_uri and the application registered several.".into(),
             ));
         }
     };
-    if redirect_uri == OOB && client.kind != ClientKind::Static {
+    if redirect_uri.is_out_of_band() && client.kind != ClientKind::Static {
         tracing::info!(client = %client.id, "authorization redirect_uri refused: out-of-band for a client not registered by an administrator");
         return Err(page(
             "Out-of-band sign-in (a code shown on this page) is only for applications an administrator registered.".into(),
@@ -276,7 +281,7 @@ pub(crate) fn requested_scopes(
 pub(crate) async fn resource(
     inner: &Inner,
     asked: Option<&str>,
-) -> Result<(String, Option<ResourceServer>), OAuthError> {
+) -> Result<(ResourceUri, Option<ResourceServer>), OAuthError> {
     let Some(r) = asked else {
         return Ok((inner.default_resource.clone(), None));
     };
@@ -292,19 +297,22 @@ pub(crate) async fn resource(
             "resource must not have a fragment",
         ));
     }
-    let c = mcpgate_guard::canonical(&u);
-    if let Some(own) = inner.resources.iter().find(|known| **known == c) {
-        return Ok((own.clone(), None));
-    }
-    if let Some(rs) = crate::resource_servers::find(inner, &c).await? {
-        return Ok((rs.resource.clone(), Some(rs)));
+    // Not http(s): neither one of this server's resources nor a registered one.
+    if let Ok(c) = ResourceUri::from_url(&u) {
+        if let Some(own) = inner.resources.iter().find(|known| **known == c) {
+            return Ok((own.clone(), None));
+        }
+        if let Some(rs) = crate::resource_servers::find(inner, c.as_str()).await? {
+            return Ok((rs.resource.clone(), Some(rs)));
+        }
     }
     tracing::info!(resource = %r, "refused a token request for a resource that is not registered");
+    let known: Vec<&str> = inner.resources.iter().map(ResourceUri::as_str).collect();
     Err(OAuthError::new(
         ErrorCode::InvalidTarget,
         format!(
             "this server does not issue tokens for {r:?}; use one of: {} (or register it: mcpgate resources add)",
-            inner.resources.join(", ")
+            known.join(", ")
         ),
     ))
 }
@@ -461,10 +469,10 @@ async fn consent_page(
     } else {
         StatusCode::OK
     };
-    let redirect_host = if req.redirect_uri == OOB {
+    let redirect_host = if req.redirect_uri.is_out_of_band() {
         "this page (you will copy a code)".to_owned()
     } else {
-        url::Url::parse(&req.redirect_uri)
+        url::Url::parse(req.redirect_uri.as_str())
             .ok()
             .map(|u| match (u.scheme(), u.host_str()) {
                 ("http" | "https", Some(h)) => match u.port() {
@@ -473,7 +481,7 @@ async fn consent_page(
                 },
                 (s, _) => format!("{s}: (an application on this device)"),
             })
-            .unwrap_or_else(|| req.redirect_uri.clone())
+            .unwrap_or_else(|| req.redirect_uri.to_string())
     };
     let page = ConsentPage {
         css: &inner.route("/assets/style.css"),
@@ -667,7 +675,7 @@ async fn issue_code(inner: &Inner, req: &AuthRequest, subject: &str, scopes: Sco
         return fail(OAuthError::store(e));
     }
     tracing::info!(client = %req.client.id, %subject, scopes = %row.scopes.to_string(), "authorization code issued");
-    if req.redirect_uri == OOB {
+    if req.redirect_uri.is_out_of_band() {
         return pages::render(
             StatusCode::OK,
             &OobPage {
@@ -682,6 +690,6 @@ async fn issue_code(inner: &Inner, req: &AuthRequest, subject: &str, scopes: Sco
     if let Some(s) = &req.state {
         p.push(("state", s));
     }
-    p.push(("iss", &inner.issuer));
-    see_other(&redirect::with_params(&req.redirect_uri, &p))
+    p.push(("iss", inner.issuer.as_str()));
+    see_other(&redirect::with_params(req.redirect_uri.as_str(), &p))
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use mcpgate_fetch::{FetchError, Fetcher, Request};
 use mcpgate_store::oauth::ClientKind;
-use mcpgate_types::RedirectUri;
+use mcpgate_types::{ClientId, RedirectUri};
 
 use crate::clients::Client;
 use crate::error::{ErrorCode, OAuthError};
@@ -143,12 +143,10 @@ pub(crate) fn validate(client_id: &str, doc: &serde_json::Value) -> Result<Clien
             )));
         }
     }
-    Ok(Client::from_metadata(
-        client_id.to_owned(),
-        ClientKind::Cimd,
-        doc,
-        None,
-    ))
+    let id = client_id
+        .parse::<ClientId>()
+        .map_err(|e| invalid(format!("client_id: {e}")))?;
+    Ok(Client::from_metadata(id, ClientKind::Cimd, doc, None))
 }
 
 fn cache_ttl(headers: &http::HeaderMap, default: Duration) -> Duration {

@@ -237,7 +237,7 @@ async fn jwt_client(
     v.set_issuer(&[&sub]);
     v.set_audience(&[
         inner.url("/token"),
-        inner.issuer.clone(),
+        inner.issuer.to_string(),
         inner.url("/introspect"),
         inner.url("/revoke"),
     ]);

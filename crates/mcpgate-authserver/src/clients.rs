@@ -4,7 +4,7 @@
 use std::time::SystemTime;
 
 use mcpgate_store::oauth::{ClientKind, ClientRow};
-use mcpgate_types::RedirectUri;
+use mcpgate_types::{ClientId, RedirectUri};
 
 use crate::Inner;
 use crate::error::{ErrorCode, OAuthError};
@@ -12,7 +12,7 @@ use crate::error::{ErrorCode, OAuthError};
 /// A client as the endpoints use it.
 #[derive(Debug, Clone)]
 pub(crate) struct Client {
-    pub(crate) id: String,
+    pub(crate) id: ClientId,
     pub(crate) kind: ClientKind,
     pub(crate) name: Option<String>,
     pub(crate) logo_uri: Option<String>,
@@ -31,7 +31,7 @@ pub(crate) struct Client {
 
 impl Client {
     pub(crate) fn from_metadata(
-        id: String,
+        id: ClientId,
         kind: ClientKind,
         m: &serde_json::Value,
         secret_digest: Option<String>,
@@ -93,7 +93,7 @@ impl Client {
 
     /// The name to show: the registered one, else the client id.
     pub(crate) fn display_name(&self) -> String {
-        self.name.clone().unwrap_or_else(|| self.id.clone())
+        self.name.clone().unwrap_or_else(|| self.id.to_string())
     }
 
     pub(crate) fn is_public(&self) -> bool {
@@ -161,7 +161,11 @@ pub(crate) async fn used(inner: &Inner, client: &Client) {
     }
     let expires =
         (client.kind == ClientKind::Dynamic).then(|| now + inner.settings.dynamic_client_ttl);
-    if let Err(e) = inner.store.touch_client(&client.id, now, expires).await {
+    if let Err(e) = inner
+        .store
+        .touch_client(client.id.as_str(), now, expires)
+        .await
+    {
         tracing::warn!(client = %client.id, "cannot record the client's use: {e}");
     }
 }

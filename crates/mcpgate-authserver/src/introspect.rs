@@ -38,7 +38,7 @@ pub(crate) async fn post(State(inner): State<Arc<Inner>>, req: Request) -> Respo
                         "introspection needs client authentication",
                     ));
                 }
-                Caller::Client(client.client.id)
+                Caller::Client(client.client.id.into())
             }
         };
         let token = params.require("token")?;

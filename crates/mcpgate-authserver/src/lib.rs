@@ -102,7 +102,7 @@ pub use error::{Error, ErrorCode, OAuthError};
 pub use federation::{MapBy, ProviderConfig, ProviderKind};
 pub use keys::aad as signing_key_aad;
 pub use keys::rotate as rotate_signing_key;
-pub use mcpgate_types::{ClientId, OOB, ParseError, RedirectUri, ResourceUri};
+pub use mcpgate_types::{ClientId, Issuer, OOB, ParseError, RedirectUri, ResourceUri};
 pub use registration_rate::RegistrationRate;
 pub use resource_servers::ResourceServerConfig;
 pub use settings::{
@@ -122,12 +122,12 @@ pub struct AuthServer {
 pub(crate) struct Inner {
     pub(crate) settings: Settings,
     /// The issuer identifier: the public URL (no trailing slash) plus the issuer path.
-    pub(crate) issuer: String,
+    pub(crate) issuer: Issuer,
     /// The issuer path (`""` or `"/tenant1"`): where the endpoints are routed.
     pub(crate) base_path: String,
-    /// Audiences tokens may be issued for (canonical form).
-    pub(crate) resources: Vec<String>,
-    pub(crate) default_resource: String,
+    /// Audiences tokens may be issued for.
+    pub(crate) resources: Vec<ResourceUri>,
+    pub(crate) default_resource: ResourceUri,
     pub(crate) store: Store,
     pub(crate) master: Arc<MasterKey>,
     pub(crate) keys: keys::KeyRing,
@@ -196,12 +196,13 @@ impl AuthServer {
     ) -> Result<AuthServer, Error> {
         let origin = public_url.as_str().trim_end_matches('/').to_owned();
         let base_path = normalize_path(&settings.issuer_path)?;
-        let issuer = format!("{origin}{base_path}");
-        let mut canon: Vec<String> = resources
+        // Plain http elsewhere than loopback is warned about below, not refused.
+        let issuer = Issuer::allowing_plain_http(&format!("{origin}{base_path}"))
+            .map_err(|e| Error::Config(format!("server.public_url: {e}")))?;
+        let mut canon: Vec<ResourceUri> = resources
             .iter()
             .filter_map(|r| url::Url::parse(r).ok())
             .filter_map(|u| ResourceUri::from_url(&u).ok())
-            .map(String::from)
             .collect();
         let default_resource = match &settings.default_resource {
             Some(r) => {
@@ -212,12 +213,13 @@ impl AuthServer {
                 })?;
                 ResourceUri::from_url(&u)
                     .map_err(|e| Error::Config(format!("authserver.default_resource: {e}")))?
-                    .to_string()
             }
-            None => canon
-                .first()
-                .cloned()
-                .unwrap_or_else(|| format!("{origin}/mcp")),
+            None => match canon.first() {
+                Some(r) => r.clone(),
+                None => format!("{origin}/mcp")
+                    .parse()
+                    .map_err(|e| Error::Config(format!("server.public_url: {e}")))?,
+            },
         };
         if !canon.contains(&default_resource) {
             canon.push(default_resource.clone());
@@ -305,7 +307,7 @@ impl AuthServer {
     }
 
     /// The issuer identifier, for the protected-resource metadata's `authorization_servers`.
-    pub fn issuer(&self) -> &str {
+    pub fn issuer(&self) -> &Issuer {
         &self.inner.issuer
     }
 

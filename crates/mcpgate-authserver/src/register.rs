@@ -171,7 +171,7 @@ fn response(
     status: StatusCode,
 ) -> Response {
     let mut body = row.metadata.clone();
-    body["client_id"] = row.client_id.clone().into();
+    body["client_id"] = row.client_id.as_str().into();
     body["client_id_issued_at"] = crate::unix(row.created_at).into();
     if let Some(s) = secret {
         body["client_secret"] = s.into();
@@ -249,7 +249,15 @@ async fn register(inner: &Inner, headers: &HeaderMap, body: &str) -> Result<Resp
         .as_str()
         .unwrap_or("none")
         .to_owned();
-    let mut row = ClientRow::new(format!("mcpg-{}", random_token()), ClientKind::Dynamic, m);
+    // base64url after a prefix: always a client id, but checked, not assumed.
+    let id =
+        mcpgate_types::ClientId::try_from(format!("mcpg-{}", random_token())).map_err(|e| {
+            OAuthError::new(
+                ErrorCode::ServerError,
+                format!("cannot mint a client id: {e}"),
+            )
+        })?;
+    let mut row = ClientRow::new(id, ClientKind::Dynamic, m);
     let secret = method.starts_with("client_secret").then(random_token);
     row.secret_digest = secret.as_deref().map(digest_hex);
     let rat = random_token();

@@ -12,7 +12,7 @@ use mcpgate_types::ScopeSet;
 use axum::http::HeaderMap;
 use mcpgate_store::StoreError;
 use mcpgate_store::oauth::{ResourceServerRow, digest_hex};
-use mcpgate_types::ResourceUri;
+use mcpgate_types::{ClientId, ResourceUri};
 use serde::Deserialize;
 use subtle::ConstantTimeEq as _;
 
@@ -42,11 +42,11 @@ pub struct ResourceServerConfig {
 /// A registered resource server.
 #[derive(Debug, Clone)]
 pub(crate) struct ResourceServer {
-    /// Canonical resource URI.
-    pub(crate) resource: String,
+    pub(crate) resource: ResourceUri,
     pub(crate) name: String,
     pub(crate) scopes: ScopeSet,
-    pub(crate) client_id: String,
+    /// Its client id at `/introspect`.
+    pub(crate) client_id: ClientId,
     secret_digest: String,
 }
 
@@ -69,15 +69,17 @@ pub(crate) struct Configured(Vec<ResourceServer>);
 impl Configured {
     /// Resolves the tables; `own` are the gateway's endpoints (canonical),
     /// which cannot be registered again.
-    pub(crate) fn new(cfgs: &[ResourceServerConfig], own: &[String]) -> Result<Configured, Error> {
+    pub(crate) fn new(
+        cfgs: &[ResourceServerConfig],
+        own: &[ResourceUri],
+    ) -> Result<Configured, Error> {
         let mut out: Vec<ResourceServer> = Vec::new();
         for (i, c) in cfgs.iter().enumerate() {
             let at = format!("authserver.resource[{i}]");
             let resource = c
                 .resource
                 .parse::<ResourceUri>()
-                .map_err(|e| Error::Config(format!("{at}.resource: {e}")))?
-                .to_string();
+                .map_err(|e| Error::Config(format!("{at}.resource: {e}")))?;
             if own.contains(&resource) {
                 return Err(Error::Config(format!(
                     "{at}.resource: {resource} is one of this gateway's own endpoints; register only other servers"
@@ -88,9 +90,13 @@ impl Configured {
                     "{at}: name and client_id must not be empty"
                 )));
             }
+            let client_id = c
+                .client_id
+                .parse::<ClientId>()
+                .map_err(|e| Error::Config(format!("{at}.client_id: {e}")))?;
             if out
                 .iter()
-                .any(|o| o.resource == resource || o.client_id == c.client_id)
+                .any(|o| o.resource == resource || o.client_id == client_id)
             {
                 return Err(Error::Config(format!(
                     "{at}: another resource server has the same resource or client_id"
@@ -118,7 +124,7 @@ impl Configured {
                 resource,
                 name: c.name.clone(),
                 scopes,
-                client_id: c.client_id.clone(),
+                client_id,
                 secret_digest: digest_hex(&secret),
             });
         }

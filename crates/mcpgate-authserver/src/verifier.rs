@@ -63,7 +63,7 @@ impl AccessTokenVerifier {
             .and_then(|p| URL_SAFE_NO_PAD.decode(p).ok())
             .and_then(|b| serde_json::from_slice::<Iss>(&b).ok())
             .and_then(|c| c.iss)
-            .is_some_and(|iss| iss == self.inner.issuer)
+            .is_some_and(|iss| self.inner.issuer == iss)
     }
 
     /// Re-reads the key ring unless that was done less than a second ago.

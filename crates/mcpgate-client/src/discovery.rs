@@ -8,6 +8,7 @@
 #[cfg(test)]
 mod tests;
 
+use mcpgate_types::Issuer;
 use serde::de::DeserializeOwned;
 use url::Url;
 
@@ -217,24 +218,21 @@ pub async fn fetch_resource_metadata(
     }
 }
 
-/// Fetches and checks the metadata of the authorization server `issuer`.
+/// Fetches and checks the metadata of the authorization server `issuer`
+/// (an RFC 8414 issuer: https, or http on loopback; the caller parses what a
+/// resource's metadata names).
 pub async fn fetch_auth_server_metadata(
     http: &reqwest::Client,
-    issuer: &str,
+    issuer: &Issuer,
 ) -> Result<AuthServerMetadata, ClientError> {
-    let issuer_url = Url::parse(issuer)
-        .map_err(|e| ClientError::Discovery(format!("issuer {issuer:?} is not a URL: {e}")))?;
-    if !matches!(issuer_url.scheme(), "http" | "https") {
-        return Err(ClientError::Unsafe(format!(
-            "issuer {issuer} is not an http(s) URL"
-        )));
-    }
+    let issuer_url = Url::parse(issuer.as_str())
+        .map_err(|e| ClientError::Discovery(format!("issuer {issuer} is not a URL: {e}")))?;
     let candidates = auth_server_metadata_candidates(&issuer_url);
     for url in &candidates {
         let Some(meta) = get_json::<AuthServerMetadata>(http, url).await? else {
             continue;
         };
-        if meta.issuer != issuer {
+        if *issuer != meta.issuer {
             return Err(ClientError::Unsafe(format!(
                 "metadata at {url} names issuer {:?}, but it was fetched for {issuer:?}",
                 meta.issuer
@@ -309,7 +307,16 @@ pub async fn discover(http: &reqwest::Client, server_url: &Url) -> Result<Discov
     };
     let mut errors = Vec::new();
     for issuer in &prm.authorization_servers {
-        match fetch_auth_server_metadata(http, issuer).await {
+        // RFC 8414 §2: an https URL without query or fragment (http only on
+        // loopback); anything else cannot be trusted to be the server named.
+        let issuer = match issuer.parse::<Issuer>() {
+            Ok(i) => i,
+            Err(e) => {
+                errors.push(ClientError::Unsafe(format!("authorization server {e}")).to_string());
+                continue;
+            }
+        };
+        match fetch_auth_server_metadata(http, &issuer).await {
             Ok(auth_server) => {
                 let mut resource = prm.resource.clone().unwrap_or_else(|| {
                     let mut u = server_url.clone();

@@ -41,7 +41,7 @@ pub struct AuthSettings {
     /// Where credentials are read from.
     pub extract: ExtractOptions,
     /// Issuers named in protected-resource metadata.
-    pub authorization_servers: Vec<String>,
+    pub authorization_servers: Vec<mcpgate_types::Issuer>,
     /// The claim that lists a principal's groups.
     pub groups_claim: String,
     /// Users' own upstream keys: delivered to their upstream only.

@@ -417,6 +417,7 @@ pub(crate) async fn endpoint_of(
         .ends_with("/messages")
         .then(|| front::era::session_id(req.uri().query()))
         .flatten()
+        .and_then(|id| id.parse::<mcpgate_types::SessionId>().ok())
         .and_then(|id| gw.shared.sessions.get(&id))
         .map(|s| s.upstream_name.to_string());
     let name = session_upstream

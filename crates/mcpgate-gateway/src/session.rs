@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use mcpgate_types::Subject;
+use mcpgate_types::{SessionId, Subject};
 
 use crate::events::EventLog;
 use crate::upstream::{Link, UpstreamError};
@@ -17,7 +17,9 @@ const REMEMBERED_STREAMS: usize = 32;
 /// One client session.
 #[derive(Debug)]
 pub(crate) struct Session {
-    pub(crate) id: String,
+    /// The client-facing `Mcp-Session-Id` (sealed: `front::adopt`), or the
+    /// legacy era's `?session_id=`.
+    pub(crate) id: SessionId,
     /// What names it in announcements to other replicas ([`digest`]).
     pub(crate) digest: String,
     /// Continued here after another replica opened it: it was counted
@@ -44,7 +46,7 @@ pub(crate) struct Session {
 
 impl Session {
     pub(crate) fn new(
-        id: String,
+        id: SessionId,
         upstream_name: Arc<str>,
         subject: Subject,
         link: Link,
@@ -182,7 +184,7 @@ fn closed(s: &Arc<Session>) {
 /// The name of session `id` in announcements: a SHA-256 of the id, hex. The
 /// id itself bears the session (whoever holds it, with the subject's
 /// credentials, continues it), so it never leaves the gateway but to its client.
-pub(crate) fn digest(id: &str) -> String {
+pub(crate) fn digest(id: &SessionId) -> String {
     aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, id.as_bytes())
         .as_ref()
         .iter()
@@ -202,7 +204,7 @@ impl std::fmt::Debug for Announcer {
 /// Every live session, by id.
 #[derive(Debug, Default)]
 pub(crate) struct SessionTable {
-    map: Mutex<HashMap<String, Arc<Session>>>,
+    map: Mutex<HashMap<SessionId, Arc<Session>>>,
     /// Set once on PostgreSQL (several replicas); kept across reloads with the table.
     announcer: OnceLock<Announcer>,
     /// Sessions being opened (initialize in flight), per subject: they count
@@ -289,7 +291,7 @@ impl SessionTable {
 
     /// A live session; one whose upstream died is removed and reported missing,
     /// so the client gets 404 and initializes again.
-    pub(crate) fn get(&self, id: &str) -> Option<Arc<Session>> {
+    pub(crate) fn get(&self, id: &SessionId) -> Option<Arc<Session>> {
         let s = self.lock().get(id).cloned()?;
         if s.is_closed() || s.link.gone().is_some() {
             self.remove(id);
@@ -301,7 +303,7 @@ impl SessionTable {
         Some(s)
     }
 
-    pub(crate) fn remove(&self, id: &str) -> Option<Arc<Session>> {
+    pub(crate) fn remove(&self, id: &SessionId) -> Option<Arc<Session>> {
         let s = self.lock().remove(id);
         s.inspect(closed)
     }
@@ -332,7 +334,7 @@ impl SessionTable {
     /// Removes and returns sessions idle longer than `max` or whose upstream is gone.
     pub(crate) fn take_stale(&self, max: Duration) -> Vec<Arc<Session>> {
         let mut map = self.lock();
-        let stale: Vec<String> = map
+        let stale: Vec<SessionId> = map
             .iter()
             .filter(|(_, s)| {
                 let idle = s.idle_for() > max && s.listeners.load(Ordering::SeqCst) == 0;
@@ -350,7 +352,7 @@ impl SessionTable {
     /// Removes and returns the sessions `which` picks (a reload's retired upstreams).
     pub(crate) fn take_where(&self, which: impl Fn(&Session) -> bool) -> Vec<Arc<Session>> {
         let mut map = self.lock();
-        let picked: Vec<String> = map
+        let picked: Vec<SessionId> = map
             .iter()
             .filter(|(_, s)| which(s))
             .map(|(k, _)| k.clone())
@@ -376,7 +378,7 @@ impl SessionTable {
             .collect()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Session>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SessionId, Arc<Session>>> {
         self.map.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

@@ -203,9 +203,11 @@ impl SessionKeys {
         }
     }
 
-    /// The id for a new session. `None` only if the system has no randomness.
-    pub(crate) fn seal(&self, claims: &SessionClaims) -> Option<String> {
+    /// The id for a new session. `None` only if the system has no randomness
+    /// (a prefix and base64url are always a session id's visible ASCII).
+    pub(crate) fn seal(&self, claims: &SessionClaims) -> Option<SessionId> {
         self.seal_as(PREFIX, AAD, claims)
+            .and_then(|s| SessionId::try_from(s).ok())
     }
 
     /// What a presented id carries, if one of the keys sealed it.
@@ -224,14 +226,18 @@ impl SessionKeys {
     }
 
     /// An upstream event position as the events of session `session` carry it.
-    pub(crate) fn seal_event(&self, session: &str, position: &EventPosition) -> Option<String> {
+    pub(crate) fn seal_event(
+        &self,
+        session: &SessionId,
+        position: &EventPosition,
+    ) -> Option<String> {
         self.seal_as(EVENT_PREFIX, &event_aad(session), position)
     }
 
     /// The upstream event position `sealed` carries, if it was handed out in `session`.
     pub(crate) fn open_event(
         &self,
-        session: &str,
+        session: &SessionId,
         sealed: &str,
     ) -> Result<EventPosition, Unsealed> {
         self.open_as(EVENT_PREFIX, &event_aad(session), sealed)
@@ -273,8 +279,8 @@ impl SessionKeys {
     }
 }
 
-fn event_aad(session: &str) -> Vec<u8> {
-    [EVENT_AAD, session.as_bytes()].concat()
+fn event_aad(session: &SessionId) -> Vec<u8> {
+    [EVENT_AAD, session.as_str().as_bytes()].concat()
 }
 
 /// 128 random bits, hex.
@@ -282,6 +288,12 @@ pub(crate) fn random_hex() -> String {
     let mut b = [0u8; 16];
     rand::RngCore::fill_bytes(&mut rand::rng(), &mut b);
     b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// A session id that carries nothing (the legacy era's, or one that could
+/// not be sealed): 128 random bits.
+pub(crate) fn random_session_id() -> SessionId {
+    SessionId::from_random_bits(rand::random())
 }
 
 /// Seconds since the Unix epoch.
@@ -307,6 +319,10 @@ mod tests {
         }
     }
 
+    fn sid(s: &str) -> SessionId {
+        s.parse().unwrap()
+    }
+
     const K1: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
     const K2: &str = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
 
@@ -314,18 +330,22 @@ mod tests {
     fn an_id_opens_under_its_key_and_is_visible_ascii() {
         let k = SessionKeys::from_base64(K1, None, "test").unwrap();
         let c = claims();
-        let id = k.seal(&c).unwrap();
+        let id = k.seal(&c).unwrap().to_string();
         assert!(id.bytes().all(|b| (0x21..=0x7e).contains(&b)), "{id}");
         assert!(!id.contains("alice") && !id.contains("up-1"));
         assert_eq!(k.open(&id).unwrap(), c);
-        assert_ne!(k.seal(&c).unwrap(), id, "a fresh nonce each time");
+        assert_ne!(
+            k.seal(&c).unwrap().to_string(),
+            id,
+            "a fresh nonce each time"
+        );
     }
 
     #[test]
     fn forged_foreign_and_altered_ids_do_not_open() {
         let k1 = SessionKeys::from_base64(K1, None, "test").unwrap();
         let k2 = SessionKeys::from_base64(K2, None, "test").unwrap();
-        let id = k1.seal(&claims()).unwrap();
+        let id = k1.seal(&claims()).unwrap().to_string();
         assert_eq!(k1.open("0123abcd"), Err(Unsealed::NotSealed));
         assert_eq!(k1.open("s1.!!"), Err(Unsealed::NotSealed));
         assert!(matches!(k2.open(&id), Err(Unsealed::ForeignKey(_))));
@@ -349,7 +369,7 @@ mod tests {
         let state = k.seal_state(&c).unwrap();
         assert_eq!(k.open_state(&state).unwrap(), c);
         assert_eq!(k.open(&state), Err(Unsealed::NotSealed));
-        let id = k.seal(&claims()).unwrap();
+        let id = k.seal(&claims()).unwrap().to_string();
         assert_eq!(k.open_state(&id), Err(Unsealed::NotSealed));
         // Same key, other purpose: the associated data keeps them apart.
         let swapped = format!("s1.{}", &state[3..]);
@@ -363,7 +383,7 @@ mod tests {
             upstream_id: "event 7\nof 9".into(),
             method: Some("tools/list".into()),
         };
-        let sealed = k.seal_event("s1.session-a", &pos).unwrap();
+        let sealed = k.seal_event(&sid("s1.session-a"), &pos).unwrap();
         assert!(sealed.starts_with("e1."), "{sealed}");
         assert!(
             sealed
@@ -371,13 +391,16 @@ mod tests {
                 .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)),
             "an SSE id and a header value: {sealed}"
         );
-        assert_eq!(k.open_event("s1.session-a", &sealed).unwrap(), pos);
+        assert_eq!(k.open_event(&sid("s1.session-a"), &sealed).unwrap(), pos);
         assert_eq!(
-            k.open_event("s1.session-b", &sealed),
+            k.open_event(&sid("s1.session-b"), &sealed),
             Err(Unsealed::Damaged),
             "replayed into another session"
         );
-        assert_eq!(k.open_event("s1.session-a", "7"), Err(Unsealed::NotSealed));
+        assert_eq!(
+            k.open_event(&sid("s1.session-a"), "7"),
+            Err(Unsealed::NotSealed)
+        );
         assert_eq!(k.open(&sealed), Err(Unsealed::NotSealed));
     }
 
@@ -385,9 +408,9 @@ mod tests {
     fn the_previous_key_opens_but_does_not_seal() {
         let old = SessionKeys::from_base64(K1, None, "test").unwrap();
         let rotated = SessionKeys::from_base64(K2, Some(K1), "test").unwrap();
-        let id = old.seal(&claims()).unwrap();
+        let id = old.seal(&claims()).unwrap().to_string();
         assert_eq!(rotated.open(&id).unwrap().subject, "alice");
-        let new_id = rotated.seal(&claims()).unwrap();
+        let new_id = rotated.seal(&claims()).unwrap().to_string();
         assert!(old.open(&new_id).is_err());
     }
 

@@ -29,8 +29,8 @@ use std::sync::Arc;
 
 use axum::Router;
 use mcpgate_guard::{
-    Chain, GuardSettings, JwtConfig, JwtVerifier, StaticTokens, StaticTokensConfig, Verifier,
-    require_auth,
+    Chain, GuardSettings, Issuer, JwtConfig, JwtVerifier, StaticTokens, StaticTokensConfig,
+    Verifier, require_auth,
 };
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::Extension;
@@ -133,7 +133,11 @@ pub(crate) fn guard_from_env(
         verifiers.push(Arc::new(
             JwtVerifier::with_env(&cfg, &env).map_err(|e| e.to_string())?,
         ));
-        issuers.push(issuer);
+        // An issuer that is no OAuth authorization server (no https URL) is
+        // not named in the metadata: clients could not find it there.
+        if let Ok(i) = issuer.parse::<Issuer>() {
+            issuers.push(i);
+        }
     }
     if verifiers.is_empty() {
         return Err("set WHOAMI_TOKENS (and/or WHOAMI_JWT_ISSUER with WHOAMI_JWT_JWKS_URI)".into());

@@ -135,6 +135,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use jsonwebtoken::{Algorithm, AlgorithmFamily};
+use mcpgate_types::JwtIssuer;
 
 pub use config::{Audience, JwtConfig};
 pub use jwks::JwksSettings;
@@ -156,7 +157,7 @@ const MAX_CANDIDATES: usize = 8;
 #[derive(Debug)]
 pub struct JwtVerifier {
     name: String,
-    issuer: String,
+    issuer: JwtIssuer,
     keys: Keys,
     /// The family of the fixed key; `None` for a JWKS (public keys of any family).
     family: Option<AlgorithmFamily>,
@@ -214,9 +215,10 @@ impl JwtVerifier {
         })
     }
 
-    /// The issuer whose tokens this verifier checks (for the
-    /// `authorization_servers` of the protected-resource metadata).
-    pub fn issuer(&self) -> &str {
+    /// The issuer whose tokens this verifier checks (named in the
+    /// `authorization_servers` of the protected-resource metadata when it is
+    /// an authorization server: [`JwtIssuer::as_authorization_server`]).
+    pub fn issuer(&self) -> &JwtIssuer {
         &self.issuer
     }
 
@@ -254,7 +256,7 @@ impl JwtVerifier {
             ));
         }
         match t.claims.get("iss") {
-            Some(serde_json::Value::String(iss)) if *iss == self.issuer => {}
+            Some(serde_json::Value::String(iss)) if self.issuer == *iss => {}
             Some(serde_json::Value::String(_)) => return Err(VerifyError::NotMine),
             _ => return Err(invalid("Token has no iss claim".into())),
         }

@@ -14,6 +14,7 @@ use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body::{Body, Frame, SizeHint};
+use mcpgate_types::Issuer;
 use pin_project_lite::pin_project;
 
 use crate::chain::Chain;
@@ -36,7 +37,7 @@ pub struct GuardSettings {
     /// The issuers of tokens for this resource. With none (API keys or static
     /// tokens only) no metadata is served and challenges carry no
     /// `resource_metadata`.
-    pub authorization_servers: Vec<String>,
+    pub authorization_servers: Vec<Issuer>,
     /// Scopes a client should ask for when it signs in: named in 401
     /// challenges and listed as `scopes_supported`.
     pub default_scopes: Vec<String>,
@@ -75,7 +76,7 @@ impl GuardSettings {
     }
 
     /// Names the token issuers (turns the metadata on).
-    pub fn authorization_servers(mut self, issuers: impl IntoIterator<Item = String>) -> Self {
+    pub fn authorization_servers(mut self, issuers: impl IntoIterator<Item = Issuer>) -> Self {
         self.authorization_servers = issuers.into_iter().collect();
         self
     }

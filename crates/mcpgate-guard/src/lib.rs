@@ -76,6 +76,9 @@ pub use layer::{
     require_auth,
 };
 pub use mcpgate_dpop::Nonces as DpopNonces;
+/// The issuer types the settings and verifiers take, so that an embedder
+/// needs no other crate of ours.
+pub use mcpgate_types::{Issuer, IssuerError, JwtIssuer, JwtIssuerError};
 pub use metadata::{ProtectedResource, canonical, same_resource};
 pub use policy::{Policy, PolicyConfig, Scopes, Target};
 pub use principal::{AuthMethod, Principal, danger};

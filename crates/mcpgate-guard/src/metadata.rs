@@ -1,5 +1,6 @@
 //! RFC 9728 protected-resource metadata, and what counts as "the same resource".
 
+use mcpgate_types::Issuer;
 use serde::Serialize;
 
 /// The metadata document of one protected MCP endpoint.
@@ -7,8 +8,9 @@ use serde::Serialize;
 pub struct ProtectedResource {
     /// The resource identifier: the endpoint's URL.
     pub resource: String,
-    /// Authorization servers that issue tokens for it (at least one).
-    pub authorization_servers: Vec<String>,
+    /// Authorization servers that issue tokens for it (at least one): their
+    /// RFC 8414 issuers, from which a client finds their metadata.
+    pub authorization_servers: Vec<Issuer>,
     /// Scopes a client may ask for.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub scopes_supported: Vec<String>,
@@ -29,7 +31,7 @@ impl ProtectedResource {
     /// Metadata for `resource` (an absolute URL).
     pub fn new(
         resource: &url::Url,
-        authorization_servers: Vec<String>,
+        authorization_servers: Vec<Issuer>,
         scopes: Vec<String>,
     ) -> Self {
         ProtectedResource {

@@ -10,3 +10,19 @@ pub(crate) fn all<T, E, F: From<E>>(
 ) -> Result<Vec<T>, F> {
     rows.iter().map(|r| decode(r).map_err(F::from)).collect()
 }
+
+/// Text column `column` parsed into the type it holds (`ClientId`,
+/// `RedirectUri`, `ResourceUri`). A row holding what the type refuses (edited
+/// by hand, or written by a version that checked less) fails with an error
+/// naming the column and the rule, never a panic.
+pub(crate) fn parsed<T>(row: &Row, column: &str) -> Result<T, sqlx::Error>
+where
+    T: TryFrom<String>,
+    T::Error: std::error::Error + Send + Sync + 'static,
+{
+    let text: String = sqlx::Row::try_get(row, column)?;
+    T::try_from(text).map_err(|e| sqlx::Error::ColumnDecode {
+        index: column.to_owned(),
+        source: Box::new(e),
+    })
+}

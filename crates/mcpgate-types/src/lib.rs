@@ -31,7 +31,7 @@ pub use aead_key::{
 pub use audience::{Audience, AudienceError};
 pub use client_id::ClientId;
 pub use error::ParseError;
-pub use issuer::{Issuer, IssuerError};
+pub use issuer::{Issuer, IssuerError, JwtIssuer, JwtIssuerError};
 pub use redirect_uri::{OOB, RedirectUri, is_loopback_host};
 pub use resource_uri::ResourceUri;
 pub use scope::{Scope, ScopeError, ScopeSet};

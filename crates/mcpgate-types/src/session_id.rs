@@ -34,6 +34,15 @@ fn check(s: &str) -> Result<(), SessionIdError> {
 
 string_newtype!(SessionId, SessionIdError, check);
 
+impl SessionId {
+    /// An id that carries nothing but 128 random bits, as 32 hex digits:
+    /// what a server mints when the id need not say anything (always valid,
+    /// so minting one cannot fail).
+    pub fn from_random_bits(bits: u128) -> SessionId {
+        SessionId(format!("{bits:032x}"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -44,5 +53,13 @@ mod tests {
         assert_eq!("".parse::<SessionId>(), Err(SessionIdError::Empty));
         assert_eq!("a b".parse::<SessionId>(), Err(SessionIdError::Char));
         assert_eq!("é".parse::<SessionId>(), Err(SessionIdError::Char));
+    }
+
+    #[test]
+    fn a_minted_id_is_32_hex_digits_and_parses_again() {
+        let id = SessionId::from_random_bits(0xab);
+        assert_eq!(id, "000000000000000000000000000000ab");
+        assert_eq!(id.as_str().parse::<SessionId>().unwrap(), id);
+        assert_eq!(SessionId::from_random_bits(u128::MAX).as_str().len(), 32);
     }
 }

@@ -2,7 +2,9 @@
 //! that only hand the text out are the same for each, so they are written once here.
 //!
 //! `text_newtype!` gives a newtype `$t(String)` its text back (`as_str`, `From<$t> for String`
-//! for serde's `into`, `AsRef<str>`, `Borrow<str>`, `Display`, comparison with `str`); the
+//! for serde's `into`, `AsRef<str>`, `Borrow<str>`, `Deref<Target = str>`, `Display`,
+//! comparison with `str`): a checked value goes wherever text is read (a query parameter, a
+//! log field), while only its constructor makes one from text; the
 //! types whose constructor needs more than a check of the text (`RedirectUri`, `ResourceUri`,
 //! `ClientId`) write `TryFrom<String>`/`FromStr` themselves, where the RFC's rules are.
 //! `string_newtype!` adds those two for a type whose rule is `fn check(&str) -> Result<(), E>`.
@@ -24,6 +26,14 @@ macro_rules! text_newtype {
 
         impl AsRef<str> for $t {
             fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::ops::Deref for $t {
+            type Target = str;
+
+            fn deref(&self) -> &str {
                 &self.0
             }
         }

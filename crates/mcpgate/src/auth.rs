@@ -11,6 +11,7 @@ use mcpgate_guard::{
     Verifier,
 };
 use mcpgate_store::{ApiKeyVerifier, BasicVerifier, Store};
+use mcpgate_types::Issuer;
 
 use crate::config::{AuthMode, Config, VerifierKind};
 
@@ -42,12 +43,18 @@ pub(crate) async fn build(
     };
     let mut verifiers: Vec<Arc<dyn Verifier>> = Vec::new();
     let mut upstream_keys = Vec::new();
-    let mut issuers = a.authorization_servers.clone();
+    let mut issuers = Vec::new();
+    for s in &a.authorization_servers {
+        match s.parse::<Issuer>() {
+            Ok(i) => issuers.push(i),
+            Err(e) => problems.push(format!("auth.authorization_servers: {e}")),
+        }
+    }
     let mut audiences = mcpgate_gateway::AudienceBinding::default();
     if let Some(server) = authserver {
         verifiers.push(server.verifier());
-        issuers.push(server.issuer().to_owned());
-        audiences.endpoint_issuers.push(server.issuer().to_owned());
+        issuers.push(server.issuer().clone());
+        audiences.endpoint_issuers.push(server.issuer().to_string());
     }
     // An upstream's `audience` override must get past the issuer's own check;
     // the gateway then holds each upstream to its override or the configured audience.
@@ -109,11 +116,20 @@ pub(crate) async fn build(
                     }
                     match JwtVerifier::new(&j) {
                         Ok(v) => {
-                            issuers.push(v.issuer().to_owned());
+                            match v.issuer().as_authorization_server() {
+                                Ok(i) => issuers.push(i),
+                                // Google's `accounts.google.com`: its tokens are
+                                // got elsewhere, and RFC 9728 metadata names only
+                                // issuers a client can find metadata for.
+                                Err(e) => tracing::info!(
+                                    issuer = %v.issuer(),
+                                    "auth.jwt: not named in the protected-resource metadata's authorization_servers ({e})"
+                                ),
+                            }
                             if let Err(e) = v.warm_up().await {
                                 // Not fatal: the keys are fetched again on the first token.
                                 tracing::warn!(
-                                    issuer = v.issuer(),
+                                    issuer = %v.issuer(),
                                     "could not fetch the issuer's keys yet: {e}"
                                 );
                             }

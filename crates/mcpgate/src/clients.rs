@@ -238,8 +238,10 @@ fn preregistered_client_id(id: &str) -> Result<ClientId, String> {
 async fn add(spec: Spec, args: &StoreArgs) -> Result<(), String> {
     let (metadata, with_secret) = metadata(&spec)?;
     let client_id = match &spec.client_id {
-        Some(id) => preregistered_client_id(id)?.to_string(),
-        None => format!("mcpgate-{}", crate::random::alphanumeric(22)),
+        Some(id) => preregistered_client_id(id)?,
+        None => format!("mcpgate-{}", crate::random::alphanumeric(22))
+            .parse()
+            .map_err(|e| format!("cannot make a client id: {e}"))?,
     };
     let secret = with_secret.then(|| crate::random::alphanumeric(43));
     let mut row = ClientRow::new(client_id.clone(), ClientKind::Static, metadata.clone());
@@ -247,7 +249,7 @@ async fn add(spec: Spec, args: &StoreArgs) -> Result<(), String> {
     let store = args.create().await?;
     let inserted = store.insert_client(&row).await;
     if inserted.is_ok() {
-        crate::audit_record::client_changed(&store, &client_id, true).await;
+        crate::audit_record::client_changed(&store, client_id.as_str(), true).await;
     }
     store.close().await;
     inserted.map_err(|e| e.to_string())?;
@@ -358,7 +360,7 @@ fn rows(clients: &[ClientRow]) -> Vec<[String; 7]> {
             String::new()
         };
         rows.push([
-            c.client_id.clone(),
+            c.client_id.to_string(),
             dash(
                 m["client_name"]
                     .as_str()

@@ -75,19 +75,20 @@ async fn add(
 ) -> Result<(), String> {
     let resource = resource
         .parse::<mcpgate_authserver::ResourceUri>()
-        .map_err(|e| e.to_string())?
-        .to_string();
+        .map_err(|e| e.to_string())?;
     if name.trim().is_empty() {
         return Err("--name must not be empty: the consent page shows it".into());
     }
-    let client_id = match client_id {
-        Some(id) if valid_id(&id) => id,
+    let client_id: mcpgate_authserver::ClientId = match client_id {
+        Some(id) if valid_id(&id) => id.parse().map_err(|e| format!("--client-id: {e}"))?,
         Some(id) => {
             return Err(format!(
                 "--client-id {id:?}: use 1 to 128 letters, digits and . _ - : (no spaces)"
             ));
         }
-        None => format!("rs-{}", crate::random::alphanumeric(22)),
+        None => format!("rs-{}", crate::random::alphanumeric(22))
+            .parse()
+            .map_err(|e| format!("cannot make a client id: {e}"))?,
     };
     let scopes: mcpgate_types::ScopeSet = scopes.parse().map_err(|e| format!("--scopes: {e}"))?;
     let secret = crate::random::alphanumeric(43);

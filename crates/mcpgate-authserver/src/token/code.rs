@@ -91,7 +91,7 @@ async fn replayed(inner: &Inner, row: &CodeRow) -> OAuthError {
             mcpgate_telemetry::audit_simple(
                 mcpgate_telemetry::AuditKind::ReplayDetected,
                 None,
-                Some(&row.client_id),
+                Some(row.client_id.as_str()),
                 Some("authorization_code"),
             );
         }
@@ -124,7 +124,7 @@ async fn check(
         ));
     }
     match params.get("redirect_uri") {
-        Some(r) if r == row.redirect_uri => {}
+        Some(r) if row.redirect_uri == r => {}
         Some(_) => {
             return Err(refused(
                 client,

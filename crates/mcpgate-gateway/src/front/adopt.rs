@@ -8,12 +8,12 @@
 use std::sync::Arc;
 
 use super::caller::AuthenticatedCaller;
-use mcpgate_types::Subject;
+use mcpgate_types::{SessionId, Subject};
 
 use crate::error::GatewayError;
 use crate::events::{EventLog, UpstreamIds};
 use crate::session::Session;
-use crate::session_key::{Carrier, EventPosition, SessionClaims, random_hex, unix_now};
+use crate::session_key::{Carrier, EventPosition, SessionClaims, random_session_id, unix_now};
 use crate::state::Gateway;
 use crate::upstream::Link;
 
@@ -24,7 +24,7 @@ pub(crate) fn seal_id(
     link: &Link,
     subject: &Subject,
     version: &str,
-) -> String {
+) -> SessionId {
     let claims = SessionClaims {
         upstream: upstream.to_owned(),
         carrier: if link.is_portable() {
@@ -44,7 +44,7 @@ pub(crate) fn seal_id(
     };
     gw.shared.session_keys.seal(&claims).unwrap_or_else(|| {
         tracing::warn!(%upstream, "could not seal a session id (no randomness); this session stays with this replica");
-        random_hex()
+        random_session_id()
     })
 }
 
@@ -65,7 +65,7 @@ pub(crate) fn seal_id(
 /// rewrites the answer as this one does (policy's list filters).
 pub(crate) fn carry_upstream_ids(
     gw: &Gateway,
-    id: &str,
+    id: &SessionId,
     link: &Link,
     log: &EventLog,
     method: Option<String>,
@@ -74,7 +74,7 @@ pub(crate) fn carry_upstream_ids(
         return;
     }
     let keys = gw.shared.session_keys.clone();
-    let session = id.to_owned();
+    let session = id.clone();
     log.carry_upstream_ids(UpstreamIds(Box::new(move |up| {
         let position = EventPosition {
             upstream_id: up.to_owned(),
@@ -92,18 +92,23 @@ pub(crate) enum Located {
     Owner(String),
 }
 
-/// The session `id` names, if the caller may use it: the one in this
-/// process's table, else one another replica opened (adopted here, or served
-/// by its owner).
+/// The session `id` (the client's `Mcp-Session-Id`) names, if the caller may
+/// use it: the one in this process's table, else one another replica opened
+/// (adopted here, or served by its owner). An id outside visible ASCII is no
+/// id this gateway handed out: 404, like any unknown one.
 pub(crate) async fn locate(
     gw: &Gateway,
     caller: &AuthenticatedCaller,
     id: &str,
 ) -> Result<Located, GatewayError> {
-    match gw.shared.sessions.get(id) {
+    let id = id.parse::<SessionId>().map_err(|why| {
+        tracing::info!(reason = %why, "an Mcp-Session-Id that is no session id: 404");
+        GatewayError::SessionNotFound
+    })?;
+    match gw.shared.sessions.get(&id) {
         Some(s) if caller.owns(&s) => Ok(Located::Here(s)),
         Some(_) => Err(GatewayError::SessionNotFound),
-        None => adopt(gw, caller, id).await,
+        None => adopt(gw, caller, &id).await,
     }
 }
 
@@ -114,9 +119,9 @@ pub(crate) async fn locate(
 async fn adopt(
     gw: &Gateway,
     caller: &AuthenticatedCaller,
-    id: &str,
+    id: &SessionId,
 ) -> Result<Located, GatewayError> {
-    let claims = gw.shared.session_keys.open(id).map_err(|why| {
+    let claims = gw.shared.session_keys.open(id.as_str()).map_err(|why| {
         tracing::info!(reason = %why, "an unknown Mcp-Session-Id: 404");
         GatewayError::SessionNotFound
     })?;
@@ -167,7 +172,7 @@ async fn adopt(
     }
     carry_upstream_ids(gw, id, &link, &log, None);
     let session = Session::new(
-        id.to_owned(),
+        id.clone(),
         name,
         claims.subject,
         link,

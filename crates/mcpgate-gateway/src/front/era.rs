@@ -146,7 +146,12 @@ fn legacy_message(parts: &Parts, gw: &Gateway) -> Result<Era, Response> {
             GatewayError::UnsupportedMediaType("send Content-Type: application/json").answer(None),
         );
     }
-    let Some(session) = gw.shared.sessions.get(&session_id) else {
+    // An id that is no session id (outside visible ASCII) names no session either.
+    let session = session_id
+        .parse::<mcpgate_types::SessionId>()
+        .ok()
+        .and_then(|id| gw.shared.sessions.get(&id));
+    let Some(session) = session else {
         return Err(GatewayError::SessionNotFound.answer(None));
     };
     Ok(Era::LegacyMessage { session })

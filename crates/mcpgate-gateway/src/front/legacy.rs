@@ -46,7 +46,7 @@ pub(crate) async fn open(
         Err(e) => return GatewayError::from(&e).answer(None),
     };
     let session = Session::new(
-        crate::session_key::random_hex(),
+        crate::session_key::random_session_id(),
         name,
         caller.principal().subject().clone(),
         link,
@@ -108,7 +108,7 @@ pub(crate) async fn message(
         &session.upstream_name,
         msg.method.as_deref(),
         msg.id.as_deref().map(serde_json::value::RawValue::get),
-        Some(&session.id),
+        Some(session.id.as_str()),
         msg.params.as_deref().map(serde_json::value::RawValue::get),
     );
     // The answer goes out later on the stream: counted there, not as this 202.

@@ -39,7 +39,7 @@ fn gateway(names: &[&str], mode: AccessMode) -> Gateway {
     let auth = AuthSettings {
         mode,
         chain,
-        authorization_servers: vec![format!("{PUBLIC}/")],
+        authorization_servers: vec![format!("{PUBLIC}/").parse().expect("issuer")],
         ..AuthSettings::disabled()
     };
     Gateway::new(GatewayConfig {
@@ -60,7 +60,9 @@ fn gateway(names: &[&str], mode: AccessMode) -> Gateway {
 type Route = (Method, String, Vec<(&'static str, &'static str)>);
 
 /// Each MCP route with a request its handler would serve: streamable POST,
-/// GET and DELETE, stateless (2026-07-28) POST, legacy SSE GET and message POST.
+/// GET and DELETE, stateless (2026-07-28) POST, legacy SSE GET and message
+/// POST; and a stateless GET, which the era answers 405, but only after the
+/// guard (a refusal must not tell an unauthenticated caller what it would get).
 fn every_route(single: bool) -> Vec<Route> {
     let json = vec![
         ("content-type", "application/json"),
@@ -69,6 +71,7 @@ fn every_route(single: bool) -> Vec<Route> {
     let mut stateless = json.clone();
     stateless.push(("mcp-protocol-version", "2026-07-28"));
     let session = vec![("mcp-session-id", "some-session")];
+    let stateless_get = vec![("mcp-protocol-version", "2026-07-28")];
     let mut prefixes = vec!["/mcp/demo".to_owned()];
     if single {
         prefixes.push("/mcp".to_owned());
@@ -79,6 +82,7 @@ fn every_route(single: bool) -> Vec<Route> {
         routes.push((Method::POST, p.clone(), stateless.clone()));
         routes.push((Method::GET, p.clone(), session.clone()));
         routes.push((Method::DELETE, p.clone(), session.clone()));
+        routes.push((Method::GET, p.clone(), stateless_get.clone()));
     }
     routes.push((Method::GET, "/mcp/demo/sse".to_owned(), Vec::new()));
     routes.push((
@@ -122,7 +126,7 @@ async fn every_mcp_route_refuses_an_unauthenticated_request_with_the_challenge()
     for (names, single) in [(&["demo"][..], true), (&["demo", "echo"][..], false)] {
         let router = gateway(names, AccessMode::Required).router();
         let routes = every_route(single);
-        assert_eq!(routes.len(), if single { 12 } else { 6 });
+        assert_eq!(routes.len(), if single { 14 } else { 7 });
         for (method, uri, headers) in routes {
             let resp = router
                 .clone()
@@ -215,4 +219,36 @@ async fn unknown_upstreams_and_open_routes_stay_as_they_were() {
         .await
         .expect("infallible");
     assert!(resp.status().is_success(), "{}", resp.status());
+}
+
+#[tokio::test]
+async fn a_session_id_that_is_no_session_id_is_404_like_an_unknown_one() {
+    let router = gateway(&["demo"], AccessMode::Required).router();
+    for (method, uri, headers) in [
+        (
+            Method::DELETE,
+            "/mcp/demo",
+            vec![("mcp-session-id", "two words")],
+        ),
+        (
+            Method::GET,
+            "/mcp/demo",
+            vec![
+                ("mcp-session-id", "two words"),
+                ("accept", "text/event-stream"),
+            ],
+        ),
+        (
+            Method::POST,
+            "/mcp/demo/messages?session_id=two%20words",
+            vec![("content-type", "application/json")],
+        ),
+    ] {
+        let resp = router
+            .clone()
+            .oneshot(request(&method, uri, &headers, Some(TOKEN)))
+            .await
+            .expect("infallible");
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND, "{method} {uri}");
+    }
 }

@@ -1020,29 +1020,29 @@ impl HttpLink {
         }
     }
 
+    /// Aborts the tasks this link runs (the GET relay).
+    fn stop_tasks(&self) {
+        for t in self
+            .tasks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
+            t.abort();
+        }
+    }
+
     /// Stops this process's use of the session (its GET relay) without ending
     /// it upstream: another replica may still be serving it.
     pub(crate) fn release(&self) {
-        for t in self
-            .tasks
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .drain(..)
-        {
-            t.abort();
-        }
+        self.stop_tasks();
         self.gone.send_replace(true);
     }
 
+    /// Ends the session: this process's tasks stop, and the upstream is told
+    /// (DELETE) while it still knows the session.
     pub(crate) async fn close(&self) {
-        for t in self
-            .tasks
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .drain(..)
-        {
-            t.abort();
-        }
+        self.stop_tasks();
         if self.has_session()
             && !self.gone()
             && let Ok((headers, _)) = self

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey};
+use mcpgate_types::JwtIssuer;
 use serde::Deserialize;
 
 use super::claims::ClaimRules;
@@ -158,7 +159,7 @@ pub(crate) enum Source {
 #[derive(Debug)]
 pub(crate) struct Resolved {
     pub(crate) label: String,
-    pub(crate) issuer: String,
+    pub(crate) issuer: JwtIssuer,
     pub(crate) source: Source,
     /// The family every key has (`None` for a JWKS: any public-key family).
     pub(crate) family: Option<AlgorithmFamily>,
@@ -207,12 +208,10 @@ impl JwtConfig {
                 format!("{n:?} is not allowed: use letters, digits, '-', '_' and '.'"),
             ));
         }
-        if self.issuer.trim().is_empty() || self.issuer.trim() != self.issuer {
-            return Err(fail(
-                "issuer",
-                "must be the exact iss of the tokens, without surrounding spaces".into(),
-            ));
-        }
+        let issuer = self
+            .issuer
+            .parse::<JwtIssuer>()
+            .map_err(|e| fail("issuer", e.to_string()))?;
         if self.audience.0.is_empty() || self.audience.0.iter().any(|a| a.trim().is_empty()) {
             return Err(fail(
                 "audience",
@@ -394,7 +393,7 @@ impl JwtConfig {
         };
         Ok(Resolved {
             label,
-            issuer: self.issuer.clone(),
+            issuer,
             source,
             family,
             algorithms,

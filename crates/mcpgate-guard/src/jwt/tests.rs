@@ -68,7 +68,7 @@ fn provider_examples_in_the_module_docs_are_valid() {
         for cfg in file.auth.jwt {
             let v = JwtVerifier::with_env(&cfg, |_| Some("x".repeat(64)))
                 .unwrap_or_else(|e| panic!("{block}\n{e}"));
-            assert_eq!(v.issuer(), cfg.issuer);
+            assert_eq!(*v.issuer(), cfg.issuer);
         }
     }
 }

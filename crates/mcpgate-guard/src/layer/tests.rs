@@ -45,7 +45,7 @@ fn chain() -> Chain {
 
 fn settings() -> GuardSettings {
     GuardSettings::new(RESOURCE.parse().expect("url"))
-        .authorization_servers([ISSUER.to_owned()])
+        .authorization_servers([ISSUER.parse().unwrap()])
         .default_scopes(["notes:read".to_owned()])
 }
 

@@ -1,6 +1,7 @@
 //! OAuth clients: pre-registered, dynamically registered, or cached client
 //! ID metadata documents.
 
+use mcpgate_types::ClientId;
 use std::time::SystemTime;
 
 use crate::Row as SqliteRow;
@@ -52,7 +53,7 @@ impl ClientKind {
 #[non_exhaustive]
 pub struct ClientRow {
     /// The `client_id`.
-    pub client_id: String,
+    pub client_id: ClientId,
     /// Where it came from.
     pub kind: ClientKind,
     /// Its RFC 7591 metadata as accepted (redirect URIs, name, auth method…).
@@ -71,7 +72,7 @@ pub struct ClientRow {
 
 impl ClientRow {
     /// A new row, created and last used now.
-    pub fn new(client_id: String, kind: ClientKind, metadata: serde_json::Value) -> ClientRow {
+    pub fn new(client_id: ClientId, kind: ClientKind, metadata: serde_json::Value) -> ClientRow {
         let now = SystemTime::now();
         ClientRow {
             client_id,
@@ -88,7 +89,7 @@ impl ClientRow {
     fn from_row(row: &SqliteRow) -> Result<ClientRow, sqlx::Error> {
         let metadata: String = row.try_get("metadata")?;
         Ok(ClientRow {
-            client_id: row.try_get("client_id")?,
+            client_id: crate::decode::parsed(row, "client_id")?,
             kind: ClientKind::parse(&row.try_get::<String, _>("kind")?)?,
             metadata: serde_json::from_str(&metadata)
                 .map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
@@ -122,7 +123,7 @@ impl Store {
             concat!("INSERT INTO oauth_clients (", columns!(), ") ", values!()),
         )
         .await
-        .map_err(|e| StoreError::on_insert(e, Kind::Client, &c.client_id))
+        .map_err(|e| StoreError::on_insert(e, Kind::Client, c.client_id.as_str()))
     }
 
     /// Inserts or replaces a client (RFC 7592 updates, refreshed metadata documents).
@@ -147,7 +148,7 @@ impl Store {
     /// Runs `sql`, an `INSERT` of `columns!()` with `values!()`, for `c`.
     async fn write_client(&self, c: &ClientRow, sql: &'static str) -> Result<(), sqlx::Error> {
         sqlx::query(sql)
-            .bind(&c.client_id)
+            .bind(c.client_id.as_str())
             .bind(c.kind.as_str())
             .bind(c.metadata.to_string())
             .bind(&c.secret_digest)

@@ -1,6 +1,6 @@
 //! Device authorization (RFC 8628): device codes (digests) and their user codes.
 
-use mcpgate_types::ScopeSet;
+use mcpgate_types::{ClientId, ResourceUri, ScopeSet};
 use std::time::SystemTime;
 
 use crate::Row as SqliteRow;
@@ -8,6 +8,7 @@ use sqlx::Row as _;
 
 use crate::Store;
 use crate::api_keys::split_scopes;
+use crate::decode::parsed;
 use crate::error::StoreError;
 use crate::time::{from_unix, to_unix};
 
@@ -59,11 +60,11 @@ pub struct DeviceRow {
     /// The code the user types (stored normalized, without the dash).
     pub user_code: String,
     /// The client.
-    pub client_id: String,
+    pub client_id: ClientId,
     /// Scopes asked for.
     pub scopes: ScopeSet,
     /// The audience.
-    pub resource: String,
+    pub resource: ResourceUri,
     /// When it was issued.
     pub created_at: SystemTime,
     /// When it expires.
@@ -85,9 +86,9 @@ impl DeviceRow {
     pub fn new(
         digest: String,
         user_code: String,
-        client_id: String,
+        client_id: ClientId,
         scopes: ScopeSet,
-        resource: String,
+        resource: ResourceUri,
         expires_at: SystemTime,
         poll_interval: i64,
     ) -> DeviceRow {
@@ -111,9 +112,9 @@ impl DeviceRow {
         Ok(DeviceRow {
             digest: row.try_get("digest")?,
             user_code: row.try_get("user_code")?,
-            client_id: row.try_get("client_id")?,
+            client_id: parsed(row, "client_id")?,
             scopes: split_scopes(&row.try_get::<String, _>("scopes")?),
-            resource: row.try_get("resource")?,
+            resource: parsed(row, "resource")?,
             created_at: from_unix(row.try_get("created_at")?),
             expires_at: from_unix(row.try_get("expires_at")?),
             poll_interval: row.try_get("poll_interval")?,
@@ -143,9 +144,9 @@ impl Store {
         ))
         .bind(&d.digest)
         .bind(&d.user_code)
-        .bind(&d.client_id)
+        .bind(d.client_id.as_str())
         .bind(d.scopes.to_string())
-        .bind(&d.resource)
+        .bind(d.resource.as_str())
         .bind(to_unix(d.created_at))
         .bind(to_unix(d.expires_at))
         .bind(d.poll_interval)

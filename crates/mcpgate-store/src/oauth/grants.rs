@@ -4,7 +4,7 @@
 //! token's rotation and the revocation of a whole grant are single statements
 //! (or one transaction), so two concurrent redemptions can never both win.
 
-use mcpgate_types::{ScopeSet, Subject};
+use mcpgate_types::{ClientId, RedirectUri, ResourceUri, ScopeSet, Subject};
 use std::time::{Duration, SystemTime};
 
 use crate::Row as SqliteRow;
@@ -12,6 +12,7 @@ use sqlx::{AssertSqlSafe, Row as _};
 
 use crate::Store;
 use crate::api_keys::{decode_subject, split_scopes};
+use crate::decode::parsed;
 use crate::error::StoreError;
 use crate::time::{from_unix, to_unix};
 
@@ -22,13 +23,13 @@ pub struct GrantRow {
     /// Random id (the `gid` claim of its access tokens).
     pub id: String,
     /// The client.
-    pub client_id: String,
+    pub client_id: ClientId,
     /// The user (or, for client credentials, the client).
     pub subject: Subject,
     /// The scopes granted (refreshes may narrow, never widen).
     pub scopes: ScopeSet,
     /// The audience of its access tokens.
-    pub resource: String,
+    pub resource: ResourceUri,
     /// When it was granted.
     pub created_at: SystemTime,
     /// When it last issued a token.
@@ -47,10 +48,10 @@ impl GrantRow {
     /// A new grant created now.
     pub fn new(
         id: String,
-        client_id: String,
+        client_id: ClientId,
         subject: Subject,
         scopes: ScopeSet,
-        resource: String,
+        resource: ResourceUri,
         expires_at: SystemTime,
     ) -> GrantRow {
         let now = SystemTime::now();
@@ -72,10 +73,10 @@ impl GrantRow {
     fn from_row(row: &SqliteRow) -> Result<GrantRow, sqlx::Error> {
         Ok(GrantRow {
             id: row.try_get("id")?,
-            client_id: row.try_get("client_id")?,
+            client_id: parsed(row, "client_id")?,
             subject: decode_subject(row.try_get("subject")?)?,
             scopes: split_scopes(&row.try_get::<String, _>("scopes")?),
-            resource: row.try_get("resource")?,
+            resource: parsed(row, "resource")?,
             created_at: from_unix(row.try_get("created_at")?),
             last_used_at: from_unix(row.try_get("last_used_at")?),
             expires_at: from_unix(row.try_get("expires_at")?),
@@ -99,15 +100,15 @@ pub struct CodeRow {
     /// The grant it belongs to.
     pub grant_id: String,
     /// The client it was issued to.
-    pub client_id: String,
+    pub client_id: ClientId,
     /// The redirect URI it was sent to (the token request must repeat it).
-    pub redirect_uri: String,
+    pub redirect_uri: RedirectUri,
     /// The PKCE S256 challenge.
     pub code_challenge: String,
     /// Scopes granted.
     pub scopes: ScopeSet,
     /// The audience.
-    pub resource: String,
+    pub resource: ResourceUri,
     /// The user.
     pub subject: Subject,
     /// The OpenID `nonce`, if one was sent.
@@ -123,11 +124,11 @@ impl CodeRow {
         Ok(CodeRow {
             digest: row.try_get("digest")?,
             grant_id: row.try_get("grant_id")?,
-            client_id: row.try_get("client_id")?,
-            redirect_uri: row.try_get("redirect_uri")?,
+            client_id: parsed(row, "client_id")?,
+            redirect_uri: parsed(row, "redirect_uri")?,
             code_challenge: row.try_get("code_challenge")?,
             scopes: split_scopes(&row.try_get::<String, _>("scopes")?),
-            resource: row.try_get("resource")?,
+            resource: parsed(row, "resource")?,
             subject: decode_subject(row.try_get("subject")?)?,
             nonce: row.try_get("nonce")?,
             created_at: from_unix(row.try_get("created_at")?),
@@ -226,10 +227,10 @@ impl Store {
             ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
         ))
         .bind(&g.id)
-        .bind(&g.client_id)
+        .bind(g.client_id.as_str())
         .bind(g.subject.as_str())
         .bind(g.scopes.to_string())
-        .bind(&g.resource)
+        .bind(g.resource.as_str())
         .bind(to_unix(g.created_at))
         .bind(to_unix(g.last_used_at))
         .bind(to_unix(g.expires_at))
@@ -324,11 +325,11 @@ impl Store {
         ))
         .bind(&c.digest)
         .bind(&c.grant_id)
-        .bind(&c.client_id)
-        .bind(&c.redirect_uri)
+        .bind(c.client_id.as_str())
+        .bind(c.redirect_uri.as_str())
         .bind(&c.code_challenge)
         .bind(c.scopes.to_string())
-        .bind(&c.resource)
+        .bind(c.resource.as_str())
         .bind(c.subject.as_str())
         .bind(&c.nonce)
         .bind(to_unix(c.created_at))

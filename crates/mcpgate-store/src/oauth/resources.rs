@@ -2,13 +2,14 @@
 //! becomes their tokens' `aud`, the scopes they accept, the name the consent
 //! page shows, and the credentials they introspect with (secret as a digest).
 
-use mcpgate_types::ScopeSet;
+use mcpgate_types::{ClientId, ResourceUri, ScopeSet};
 use std::time::SystemTime;
 
 use crate::Row as SqliteRow;
 use sqlx::Row as _;
 
 use crate::Store;
+use crate::decode::parsed;
 use crate::error::{Kind, StoreError};
 use crate::time::{from_unix, to_unix};
 
@@ -17,13 +18,13 @@ use crate::time::{from_unix, to_unix};
 #[non_exhaustive]
 pub struct ResourceServerRow {
     /// The canonical resource URI (the `aud` of its tokens).
-    pub resource: String,
+    pub resource: ResourceUri,
     /// Its name on the consent page.
     pub name: String,
     /// The scopes it accepts.
     pub scopes: ScopeSet,
     /// Its client id at the introspection endpoint.
-    pub client_id: String,
+    pub client_id: ClientId,
     /// Hex SHA-256 of its introspection secret.
     pub secret_digest: String,
     /// When it was registered.
@@ -33,10 +34,10 @@ pub struct ResourceServerRow {
 impl ResourceServerRow {
     /// A new row, registered now.
     pub fn new(
-        resource: String,
+        resource: ResourceUri,
         name: String,
         scopes: ScopeSet,
-        client_id: String,
+        client_id: ClientId,
         secret_digest: String,
     ) -> ResourceServerRow {
         ResourceServerRow {
@@ -51,10 +52,10 @@ impl ResourceServerRow {
 
     fn from_row(row: &SqliteRow) -> Result<ResourceServerRow, sqlx::Error> {
         Ok(ResourceServerRow {
-            resource: row.try_get("resource")?,
+            resource: parsed(row, "resource")?,
             name: row.try_get("name")?,
             scopes: crate::api_keys::split_scopes(&row.try_get::<String, _>("scopes")?),
-            client_id: row.try_get("client_id")?,
+            client_id: parsed(row, "client_id")?,
             secret_digest: row.try_get("secret_digest")?,
             created_at: from_unix(row.try_get("created_at")?),
         })
@@ -75,15 +76,15 @@ impl Store {
             columns!(),
             ") VALUES ($1, $2, $3, $4, $5, $6)"
         ))
-        .bind(&r.resource)
+        .bind(r.resource.as_str())
         .bind(&r.name)
         .bind(r.scopes.to_string())
-        .bind(&r.client_id)
+        .bind(r.client_id.as_str())
         .bind(&r.secret_digest)
         .bind(to_unix(r.created_at))
         .execute(&self.pool)
         .await
-        .map_err(|e| StoreError::on_insert(e, Kind::ResourceServer, &r.resource))?;
+        .map_err(|e| StoreError::on_insert(e, Kind::ResourceServer, r.resource.as_str()))?;
         Ok(())
     }
 
@@ -159,10 +160,10 @@ mod tests {
         let store = Store::open(dir.path()).await.expect("open");
         let scopes: ScopeSet = "a b".parse().expect("scopes");
         let row = ResourceServerRow::new(
-            "https://rs.example/mcp".into(),
+            "https://rs.example/mcp".parse().unwrap(),
             "Notes".into(),
             scopes.clone(),
-            "rs-notes".into(),
+            "rs-notes".parse().unwrap(),
             crate::oauth::digest_hex("s3cret"),
         );
         store.insert_resource_server(&row).await.expect("insert");

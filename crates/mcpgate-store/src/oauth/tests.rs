@@ -10,7 +10,7 @@ fn later(secs: u64) -> SystemTime {
 async fn grant(store: &Store, id: &str) -> GrantRow {
     store
         .insert_client(&ClientRow::new(
-            "c1".into(),
+            "c1".parse().unwrap(),
             ClientKind::Dynamic,
             serde_json::json!({}),
         ))
@@ -18,10 +18,10 @@ async fn grant(store: &Store, id: &str) -> GrantRow {
         .ok();
     let g = GrantRow::new(
         id.into(),
-        "c1".into(),
+        "c1".parse().unwrap(),
         crate::subject("alice"),
         scopes("notes:read"),
-        "http://127.0.0.1/mcp".into(),
+        "http://127.0.0.1/mcp".parse().unwrap(),
         later(3600),
     );
     store.insert_grant(&g).await.unwrap();
@@ -35,8 +35,8 @@ async fn a_code_is_spent_once_and_then_reported_as_replayed() {
     let code = CodeRow {
         digest: digest_hex("code"),
         grant_id: g.id.clone(),
-        client_id: "c1".into(),
-        redirect_uri: "http://127.0.0.1/cb".into(),
+        client_id: "c1".parse().unwrap(),
+        redirect_uri: "http://127.0.0.1/cb".parse().unwrap(),
         code_challenge: "x".into(),
         scopes: g.scopes.clone(),
         resource: g.resource.clone(),
@@ -355,4 +355,28 @@ async fn a_grant_is_bound_to_its_first_dpop_key_only() {
             .as_deref(),
         Some("key-a")
     );
+}
+
+#[tokio::test]
+async fn a_row_holding_what_its_type_refuses_is_an_error_naming_the_column() {
+    let (_d, store) = test_store().await;
+    grant(&store, "g1").await;
+    grant(&store, "g2").await;
+    // Rows edited by hand, or written before the values were checked.
+    for (id, column, value) in [
+        ("g1", "client_id", "tab\there"),
+        ("g2", "resource", "urn:not:http"),
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE oauth_grants SET {column} = $1 WHERE id = $2"
+        )))
+        .bind(value)
+        .bind(id)
+        .execute(&store.pool)
+        .await
+        .unwrap();
+        let e = store.find_grant(id).await.unwrap_err().to_string();
+        assert!(e.contains(column), "{column}: {e}");
+        assert!(e.contains(&format!("{value:?}")), "{column}: {e}");
+    }
 }

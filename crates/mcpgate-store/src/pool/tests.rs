@@ -66,7 +66,7 @@ async fn assert_pool_clean(store: &Store, tag: &str) {
     let id = format!("after-{tag}");
     store
         .insert_client(&ClientRow::new(
-            id.clone(),
+            id.parse().unwrap(),
             ClientKind::Dynamic,
             serde_json::json!({}),
         ))
@@ -101,7 +101,7 @@ async fn assert_pool_clean(store: &Store, tag: &str) {
 async fn client_and_grant(store: &Store, client: &str, grant: &str, subject: &str) -> GrantRow {
     store
         .insert_client(&ClientRow::new(
-            client.into(),
+            client.parse().unwrap(),
             ClientKind::Dynamic,
             serde_json::json!({}),
         ))
@@ -109,10 +109,10 @@ async fn client_and_grant(store: &Store, client: &str, grant: &str, subject: &st
         .unwrap();
     let g = GrantRow::new(
         grant.into(),
-        client.into(),
+        client.parse().unwrap(),
         crate::subject(subject),
         scopes("notes:read"),
-        "http://127.0.0.1/mcp".into(),
+        "http://127.0.0.1/mcp".parse().unwrap(),
         later(3600),
     );
     store.insert_grant(&g).await.unwrap();
@@ -170,8 +170,8 @@ async fn spend_code_failing_leaves_the_code_unspent_and_the_pool_clean() {
     let code = CodeRow {
         digest: "code".into(),
         grant_id: g.id.clone(),
-        client_id: "c1".into(),
-        redirect_uri: "http://127.0.0.1/cb".into(),
+        client_id: "c1".parse().unwrap(),
+        redirect_uri: "http://127.0.0.1/cb".parse().unwrap(),
         code_challenge: "x".into(),
         scopes: g.scopes.clone(),
         resource: g.resource.clone(),

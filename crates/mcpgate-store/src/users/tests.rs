@@ -149,10 +149,10 @@ async fn removing_a_user_revokes_their_grants_only() {
     for (id, who) in [("g-alice", "alice"), ("g-bob", "bob")] {
         let g = GrantRow::new(
             id.into(),
-            "client".into(),
+            "client".parse().unwrap(),
             crate::subject(who),
             scopes("notes:read"),
-            "http://127.0.0.1/mcp".into(),
+            "http://127.0.0.1/mcp".parse().unwrap(),
             later,
         );
         store.insert_grant(&g).await.unwrap();
