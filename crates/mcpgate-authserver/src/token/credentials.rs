@@ -1,14 +1,10 @@
 //! The `client_credentials` grant: confidential clients acting as themselves.
 
-use std::time::SystemTime;
-
-use mcpgate_store::oauth::GrantRow;
-
-use super::issue::{Issued, access_token};
+use super::issue::{Issued, issue_access_only};
 use crate::client_auth::Authenticated;
 use crate::error::{ErrorCode, OAuthError};
 use crate::params::Params;
-use crate::{Inner, authorize, random_token};
+use crate::{Inner, authorize};
 
 pub(super) async fn exchange(
     inner: &Inner,
@@ -25,28 +21,5 @@ pub(super) async fn exchange(
     let (resource, rs) = authorize::resource(inner, params.get("resource")).await?;
     let scopes =
         authorize::requested_scopes(inner, &client.client, params.get("scope"), rs.as_ref())?;
-    let now = SystemTime::now();
-    // A grant per issuance, so that revoking the client's access is possible.
-    let grant = GrantRow::new(
-        random_token(),
-        client.client.id.clone(),
-        crate::grant_subject(&client.client.id)?,
-        scopes.clone(),
-        resource,
-        now + inner.settings.access_token_ttl,
-    );
-    inner
-        .store
-        .insert_grant(&grant)
-        .await
-        .map_err(OAuthError::store)?;
-    let (access, expires_in) = access_token(inner, &grant, &scopes, jkt)?;
-    Ok(Issued {
-        access_token: access,
-        expires_in,
-        scopes,
-        refresh_token: None,
-        id_token: None,
-        dpop: jkt.is_some(),
-    })
+    issue_access_only(inner, client, &client.client.id, scopes, resource, jkt).await
 }

@@ -1,7 +1,7 @@
 //! What every grant type ends with: the tokens it issues for a grant, and
 //! the token response (always `Cache-Control: no-store`).
 
-use mcpgate_types::ScopeSet;
+use mcpgate_types::{ResourceUri, ScopeSet};
 use std::time::SystemTime;
 
 use axum::Json;
@@ -184,4 +184,39 @@ impl FirstTokens {
             dpop: self.dpop,
         }
     }
+}
+
+/// Tokens for a grant with no person and no refresh token (client
+/// credentials, jwt-bearer): a grant row per issuance, so that revoking it
+/// (or the client) ends the access token, then the access token.
+pub(crate) async fn issue_access_only(
+    inner: &Inner,
+    client: &Authenticated,
+    subject: &str,
+    scopes: ScopeSet,
+    resource: ResourceUri,
+    jkt: Option<&str>,
+) -> Result<Issued, OAuthError> {
+    let grant = GrantRow::new(
+        random_token(),
+        client.client.id.clone(),
+        crate::grant_subject(subject)?,
+        scopes.clone(),
+        resource,
+        SystemTime::now() + inner.settings.access_token_ttl,
+    );
+    inner
+        .store
+        .insert_grant(&grant)
+        .await
+        .map_err(OAuthError::store)?;
+    let (access, expires_in) = access_token(inner, &grant, &scopes, jkt)?;
+    Ok(Issued {
+        access_token: access,
+        expires_in,
+        scopes,
+        refresh_token: None,
+        id_token: None,
+        dpop: jkt.is_some(),
+    })
 }

@@ -14,17 +14,17 @@
 
 use std::time::{Duration, SystemTime};
 
-use mcpgate_store::oauth::{GrantRow, digest_hex};
-use mcpgate_types::ScopeSet;
+use mcpgate_store::oauth::digest_hex;
+use mcpgate_types::ResourceUri;
 use serde_json::{Map, Value};
 
 use super::assertion_user;
-use super::issue::{Issued, access_token};
+use super::issue::{Issued, issue_access_only};
 use crate::client_auth::Authenticated;
 use crate::error::{ErrorCode, OAuthError};
 use crate::params::Params;
 use crate::trusted_issuer::{Checked, IssuerKind, Refusal};
-use crate::{Inner, authorize, random_token};
+use crate::{Inner, authorize};
 
 /// The grant type.
 pub(crate) const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
@@ -84,7 +84,7 @@ async fn resource(
     issuer: &str,
     claim: Option<&str>,
     param: Option<&str>,
-) -> Result<(String, Option<crate::resource_servers::ResourceServer>), OAuthError> {
+) -> Result<(ResourceUri, Option<crate::resource_servers::ResourceServer>), OAuthError> {
     if let (Some(c), Some(p)) = (claim, param)
         && !mcpgate_guard::same_resource(c, p)
     {
@@ -202,7 +202,7 @@ async fn id_jag(
     let scopes = authorize::user_scopes(&user, &scopes);
     once(inner, cid, iss, &cfg.issuer, claims).await?;
     tracing::info!(client = cid, issuer = iss, user = %user.name, scope = %scopes, "redeemed an ID-JAG");
-    issue(inner, client, &user.name, scopes, resource, jkt).await
+    issue_access_only(inner, client, &user.name, scopes, resource, jkt).await
 }
 
 /// Each ID-JAG once, on every replica, until it expires.
@@ -275,39 +275,5 @@ async fn workload(
     // Workload tokens are reused until the platform rotates them (a projected
     // service-account token lives an hour): no one-use jti here.
     tracing::info!(client = cid, issuer = iss, workload = %sub, scope = %scopes, "redeemed a workload token");
-    issue(inner, client, cid, scopes, resource, jkt).await
-}
-
-async fn issue(
-    inner: &Inner,
-    client: &Authenticated,
-    subject: &str,
-    scopes: ScopeSet,
-    resource: String,
-    jkt: Option<&str>,
-) -> Result<Issued, OAuthError> {
-    let now = SystemTime::now();
-    // A grant per issuance, so that revoking it (or the client) ends the token.
-    let grant = GrantRow::new(
-        random_token(),
-        client.client.id.clone(),
-        crate::grant_subject(subject)?,
-        scopes.clone(),
-        resource,
-        now + inner.settings.access_token_ttl,
-    );
-    inner
-        .store
-        .insert_grant(&grant)
-        .await
-        .map_err(OAuthError::store)?;
-    let (access, expires_in) = access_token(inner, &grant, &scopes, jkt)?;
-    Ok(Issued {
-        access_token: access,
-        expires_in,
-        scopes,
-        refresh_token: None,
-        id_token: None,
-        dpop: jkt.is_some(),
-    })
+    issue_access_only(inner, client, cid, scopes, resource, jkt).await
 }
