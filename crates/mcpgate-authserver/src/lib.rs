@@ -270,7 +270,7 @@ impl AuthServer {
         let resource_servers = resource_servers::Configured::new(&settings.resource, &canon)?;
         let dpop_nonces = settings
             .dpop_nonce
-            .then(|| mcpgate_dpop::Nonces::new(&master.derive("dpop nonce")));
+            .then(|| mcpgate_dpop::Nonces::new(&master.derive(mcpgate_dpop::NONCE_KEY_PURPOSE)));
         Ok(AuthServer {
             inner: Arc::new(Inner {
                 dpop_nonces,

@@ -32,6 +32,23 @@ impl Store {
     }
 }
 
+/// The gateway's DPoP replay check across replicas: the same table and
+/// statement as the token endpoint's, one round trip per DPoP request.
+impl mcpgate_guard::DpopReplay for Store {
+    fn first_use<'a>(
+        &'a self,
+        key: &'a str,
+        until: SystemTime,
+        now: SystemTime,
+    ) -> mcpgate_guard::BoxFuture<'a, Result<bool, mcpgate_guard::ReplayUnavailable>> {
+        Box::pin(async move {
+            self.dpop_first_use(key, until, now)
+                .await
+                .map_err(|e| mcpgate_guard::ReplayUnavailable(e.to_string()))
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::{Duration, SystemTime};
@@ -48,5 +65,17 @@ mod tests {
         assert!(store.dpop_first_use("other", until, now).await.unwrap());
         let later = until + Duration::from_secs(2);
         assert!(store.dpop_first_use("k", later, later).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn the_guard_sees_the_same_record_as_the_token_endpoint() {
+        use mcpgate_guard::DpopReplay as _;
+        let (_db, store) = test_store().await;
+        let now = SystemTime::now();
+        let until = now + Duration::from_secs(70);
+        assert!(store.dpop_first_use("k", until, now).await.unwrap());
+        assert!(!store.first_use("k", until, now).await.unwrap());
+        assert!(store.first_use("j", until, now).await.unwrap());
+        assert!(!store.dpop_first_use("j", until, now).await.unwrap());
     }
 }
