@@ -1246,7 +1246,7 @@ fn dpop_sign_in_binds_the_tokens_and_every_call_proves_possession() {
     let log = std::fs::read_to_string(s.dir.path().join("gateway.log")).unwrap();
     assert!(log.contains("POST /token 200"), "{log}");
     assert!(
-        log.contains("path=\"/mcp\" error=\"use_dpop_nonce\""),
+        log.contains("DPoP refused path=\"/mcp/demo\" error=\"use_dpop_nonce\""),
         "the gateway asked for its nonce and the client came back with it: {log}"
     );
     assert!(!log.contains(key), "the key never reaches a log");
