@@ -16,6 +16,8 @@
 #   BENCH_NO_BUILD=1 bench/replicas.sh  reuse the release binary already built
 #
 # Knobs: BENCH_CONNS [16] BENCH_THREADS [1] BENCH_DURATION [5] BENCH_ROUNDS [4]
+#   BENCH_WORKER_THREADS: the replicas' server.worker_threads (unset: one per core); the
+#   same value for every replica, so the one-replica runs use it too.
 #   BENCH_POSTGRES_URL [MCPGATE_TEST_POSTGRES_URL, else postgres://postgres@127.0.0.1:5432/postgres]:
 #   a server whose user may create databases. MCPGATE_BIN: a binary to use.
 # Needs wrk, nginx, psql, curl, python3. Results in target/bench/replicas-last-run/.
@@ -32,6 +34,7 @@ CONNS="${BENCH_CONNS:-16}"
 THREADS="${BENCH_THREADS:-1}"
 DURATION="${BENCH_DURATION:-5}"
 ROUNDS="${BENCH_ROUNDS:-4}"
+WORKER_THREADS="${BENCH_WORKER_THREADS:-}"
 PG_SERVER="${BENCH_POSTGRES_URL:-${MCPGATE_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}}"
 NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
 
@@ -81,6 +84,7 @@ listen = "127.0.0.1:$port"
 data_dir = "$WORK/data-$i"
 public_url = "http://127.0.0.1:$NGINX3_PORT"
 log_format = "json"
+${WORKER_THREADS:+worker_threads = $WORKER_THREADS}
 
 [auth]
 mode = "required"
@@ -105,6 +109,7 @@ for i in 0 1 2; do
 done
 cp "$WORK/replica-1.toml" "$OUT/replica.toml"
 
+NGINX_MASTERS=()
 # nginx_start NAME PORT REPLICA_PORT...: packaging/nginx/mcpgate.conf with these ports.
 nginx_start() {
     local name="$1" port="$2" dir="$WORK/nginx-$1" servers="" p
@@ -146,6 +151,7 @@ http {
 EOF
     "$NGINX" -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" >"$OUT/nginx-$name.out" 2>&1 &
     PIDS+=("$!")
+    NGINX_MASTERS+=("$!")
     for _ in $(seq 100); do
         curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && return 0
         sleep 0.05
@@ -177,14 +183,45 @@ SID1="$(open_session "http://127.0.0.1:$NGINX1_PORT")"
 
 RESULTS="$OUT/results.txt"
 : >"$RESULTS"
+NGINX_PIDS="${NGINX_MASTERS[*]} $(for m in "${NGINX_MASTERS[@]}"; do pgrep -P "$m"; done | tr '\n' ' ')"
+# Where the machine's time goes in a run, per request: CPU of the replicas (all
+# three, or the one that served), of the upstream and of nginx (masters and
+# workers of both instances), and the replicas' context switches (summed over
+# every thread, voluntary = went to sleep waiting, e.g. epoll or a futex).
+# snap: "gw_ticks ups_ticks nginx_ticks gw_vcs gw_nvcs busy_ticks".
+snap() {
+    local gw=0 ups nx=0 vcs=0 nvcs=0 pid t
+    for pid in "${REPLICA_PIDS[@]}"; do
+        gw=$((gw + $(cpu_ticks "$pid")))
+        for t in /proc/"$pid"/task/*/status; do
+            read -r a b < <(awk '/^voluntary_ctxt_switches/ { v = $2 } /^nonvoluntary_ctxt_switches/ { n = $2 } END { print v + 0, n + 0 }' "$t" 2>/dev/null || echo "0 0")
+            vcs=$((vcs + a)); nvcs=$((nvcs + b))
+        done
+    done
+    ups="$(cpu_ticks "$DEMO_PID")"
+    for pid in $NGINX_PIDS; do nx=$((nx + $(cpu_ticks "$pid"))); done
+    echo "$gw $ups $nx $vcs $nvcs $(machine_busy_ticks)"
+}
 # wrk_run LABEL PORT SID: one wrk run; prints its requests/s.
 wrk_run() {
-    local label="$1" port="$2" sid="$3" line
+    local label="$1" port="$2" sid="$3" line before after
+    before="$(snap)"
     MCP_SESSION_ID="$sid" BENCH_LABEL="$label" wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency \
         -H "Authorization: Bearer $API_KEY" -s bench/tools_call.lua "http://127.0.0.1:$port/mcp/echo" \
         >"$OUT/wrk-$label.txt" 2>&1 || die "wrk failed; see $OUT/wrk-$label.txt"
+    after="$(snap)"
     line="$(grep '^BENCH ' "$OUT/wrk-$label.txt")" || die "no result line in $OUT/wrk-$label.txt"
     echo "$line" >>"$RESULTS"
+    python3 - "$label" "$line" "$before" "$after" "$TICKS" >>"$RESULTS" <<'PY'
+import re, sys
+label, line, before, after, ticks = sys.argv[1:]
+n = int(re.search(r"requests=(\d+)", line).group(1)) or 1
+d = [int(a) - int(b) for a, b in zip(after.split(), before.split())]
+us = 1e6 / int(ticks)
+print(f"PROC label={label} gw_cpu_us={d[0] * us / n:.1f} upstream_cpu_us={d[1] * us / n:.1f} "
+      f"nginx_cpu_us={d[2] * us / n:.1f} machine_busy_us={d[5] * us / n:.1f} "
+      f"gw_vcs={d[3] / n:.2f} gw_nvcs={d[4] / n:.2f}")
+PY
     printf '    %s\n' "$line" >&2
     [[ "$line" == *"errors=0 non2xx=0"* ]] || die "$label had errors: $line"
     sed -E 's/.* rps=([0-9.]+) .*/\1/' <<<"$line"
@@ -207,15 +244,20 @@ for p in "${REPLICA_PORTS[@]}"; do
     [[ "$n" -gt 0 ]] || die "replica $p served nothing"
 done
 LOAD_END="$(cut -d' ' -f1-3 /proc/loadavg)"
-python3 - "$RESULTS" "${RATIOS[*]}" "$LOAD_START" "$LOAD_END" "$(nproc)" "$CONNS" <<'PY'
+python3 - "$RESULTS" "${RATIOS[*]}" "$LOAD_START" "$LOAD_END" "$(nproc)" "$CONNS" "$WORKER_THREADS" <<'PY'
 import re, statistics, sys
-results, ratios, load_start, load_end, nproc, conns = sys.argv[1:]
+results, ratios, load_start, load_end, nproc, conns, workers = sys.argv[1:]
 rows = [dict(re.findall(r"(\w+)=(\S+)", l)) for l in open(results) if l.startswith("BENCH ")]
 def med(prefix, key):
     return statistics.median(float(r[key]) for r in rows if r["label"].startswith(prefix))
 ratios = [float(x) for x in ratios.split()]
-print(f"tools/call (echo over HTTP, one session, wrk -c{conns}), {nproc} cores, load {load_start} -> {load_end}")
+print(f"tools/call (echo over HTTP, one session, wrk -c{conns}), {nproc} cores, load {load_start} -> {load_end}, replicas' worker_threads {workers or 'default (one per core)'}")
 for name, prefix in (("three replicas", "three-"), ("one replica", "one-")):
     print(f"  {name:15} median {med(prefix, 'rps'):8.0f} req/s, p50 {med(prefix, 'p50_us') / 1000:.2f} ms, p99 {med(prefix, 'p99_us') / 1000:.2f} ms")
 print(f"  ratio three/one per round: {' '.join(f'{r:.3f}' for r in ratios)}; median {statistics.median(ratios):.3f}")
+procs = [dict(re.findall(r"(\w+)=(\S+)", l)) for l in open(results) if l.startswith("PROC ")]
+print("  per request (median of rounds): CPU µs of the replicas / upstream / nginx / whole machine; replicas' context switches voluntary / involuntary")
+for name, prefix in (("three replicas", "three-"), ("one replica", "one-")):
+    m = lambda k: statistics.median(float(r[k]) for r in procs if r["label"].startswith(prefix))
+    print(f"  {name:15} {m('gw_cpu_us'):6.1f} / {m('upstream_cpu_us'):5.1f} / {m('nginx_cpu_us'):5.1f} / {m('machine_busy_us'):6.1f} µs; {m('gw_vcs'):.2f} / {m('gw_nvcs'):.2f}")
 PY

@@ -279,7 +279,7 @@ impl AuthServer {
         let trusted = trusted_issuer::Trusted::new(&settings.trusted_issuer, &issuer)?;
         let dpop_nonces = settings
             .dpop_nonce
-            .then(|| mcpgate_dpop::Nonces::new(&master.derive("dpop nonce")));
+            .then(|| mcpgate_dpop::Nonces::new(&master.derive(mcpgate_dpop::NONCE_KEY_PURPOSE)));
         Ok(AuthServer {
             inner: Arc::new(Inner {
                 dpop_nonces,

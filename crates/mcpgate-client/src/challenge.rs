@@ -54,6 +54,27 @@ impl BearerChallenge {
     }
 }
 
+/// The `error` of the `scheme` challenge (`DPoP`, `Bearer`) in a
+/// `WWW-Authenticate` value that may hold several.
+pub(crate) fn error_of(header: &str, scheme: &str) -> Option<String> {
+    let mut rest = header;
+    loop {
+        let trimmed = rest.trim_start_matches([' ', ',', '\t']);
+        let (name, after) = split_token(trimmed);
+        if name.is_empty() {
+            return None;
+        }
+        let (params, next) = parse_params(after);
+        if name.eq_ignore_ascii_case(scheme) {
+            return params
+                .into_iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("error"))
+                .map(|(_, v)| v);
+        }
+        rest = next;
+    }
+}
+
 /// Splits a space-separated scope string, dropping empties.
 pub fn split_scopes(s: &str) -> Vec<String> {
     s.split_whitespace().map(str::to_owned).collect()

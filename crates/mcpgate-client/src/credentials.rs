@@ -57,6 +57,14 @@ pub trait Credentials: Send + Sync {
         let _ = (method, url, authorization);
         Box::pin(async { Ok(None) })
     }
+
+    /// The server sent this DPoP nonce (`DPoP-Nonce`, RFC 9449 §8, §9):
+    /// later proofs carry it. `true` when this credential makes proofs, so a
+    /// request refused with `use_dpop_nonce` is worth one retry.
+    fn dpop_nonce(&self, nonce: &str) -> bool {
+        let _ = nonce;
+        false
+    }
 }
 
 /// A fixed header value (or none), for servers guarded by an API key or a

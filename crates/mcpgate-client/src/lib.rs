@@ -45,6 +45,7 @@ pub mod challenge;
 pub mod clock;
 pub mod device;
 pub mod discovery;
+mod dpop_nonce;
 pub mod error;
 pub mod manager;
 pub mod mcp_config;

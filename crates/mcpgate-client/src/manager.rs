@@ -132,6 +132,8 @@ pub struct TokenManager {
     opts: SignInOptions,
     current: Mutex<Option<SignIn>>,
     step_ups: AtomicU32,
+    /// The resource server's latest DPoP nonce, put in every proof.
+    resource_nonce: std::sync::Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for TokenManager {
@@ -161,6 +163,7 @@ impl TokenManager {
             opts,
             current: Mutex::new(None),
             step_ups: AtomicU32::new(0),
+            resource_nonce: std::sync::Mutex::new(None),
         })
     }
 
@@ -517,10 +520,23 @@ impl Credentials for TokenManager {
             else {
                 return Ok(None);
             };
-            key.proof(method, url, Some(token), None)
+            let nonce = self
+                .resource_nonce
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone();
+            key.proof(method, url, Some(token), nonce.as_deref())
                 .map(Some)
                 .map_err(|e| CredentialsError::new(e.to_string()))
         })
+    }
+
+    fn dpop_nonce(&self, nonce: &str) -> bool {
+        *self
+            .resource_nonce
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(nonce.to_owned());
+        true
     }
 
     fn unauthorized<'a>(

@@ -272,6 +272,7 @@ impl McpHttp {
         let mut auth = self.credentials.authorization().await?;
         let mut retried_401 = false;
         let mut retried_403 = false;
+        let mut retried_nonce = false;
         loop {
             let mut req = self
                 .http
@@ -308,6 +309,13 @@ impl McpHttp {
                 .await
                 .map_err(|e| ClientError::http(&format!("calling {}", self.url), e))?;
             let status = resp.status();
+            let took_nonce = crate::dpop_nonce::offered(resp.headers())
+                .is_some_and(|n| self.credentials.dpop_nonce(n));
+            if took_nonce && !retried_nonce && crate::dpop_nonce::asked(status, resp.headers()) {
+                // RFC 9449 §9: the same request once more, its proof with the nonce.
+                retried_nonce = true;
+                continue;
+            }
             let challenge = resp
                 .headers()
                 .get_all("www-authenticate")

@@ -44,3 +44,8 @@ pub const HEADER: &str = "dpop";
 
 /// The response header that carries the server's nonce.
 pub const NONCE_HEADER: &str = "dpop-nonce";
+
+/// What the master key's secret for nonces is derived for: the
+/// authorization server and the gateway derive the same one, so a nonce from
+/// either, on any replica, is good at all of them.
+pub const NONCE_KEY_PURPOSE: &str = "dpop nonce";

@@ -2,7 +2,7 @@
 //! (the guard's verifier chain), may they use this upstream and this tool, and
 //! what the upstream is told about them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use axum::http::request::Parts;
@@ -10,8 +10,8 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use mcpgate_guard::{
     Access, Admission, AuthMethod, AuthRejection, Authenticated, Authorized, Chain, Challenge,
-    Credential, DpopCheck, DpopMode, ExtractOptions, IdentitySigner, Policy, Principal,
-    RequireAuthLayer, Target, UpstreamKey,
+    Credential, DpopCheck, DpopMode, DpopNonces, DpopReplay, ExtractOptions, IdentitySigner,
+    Policy, Principal, RequireAuthLayer, Target, UpstreamKey,
 };
 use serde_json::Value;
 
@@ -52,6 +52,13 @@ pub struct AuthSettings {
     pub identity_headers: bool,
     /// Which tokens are accepted only where their `aud` says (RFC 8707).
     pub audiences: crate::AudienceBinding,
+    /// The replay cache every replica shares (the store on PostgreSQL), so a
+    /// DPoP proof is accepted once across them; `None`: per process.
+    pub dpop_replay: Option<Arc<dyn DpopReplay>>,
+    /// The nonces upstreams with `dpop_nonce = true` ask for; the same
+    /// master-key-derived ones as the authorization server's, so any replica
+    /// accepts a nonce another issued.
+    pub dpop_nonces: Option<DpopNonces>,
 }
 
 impl AuthSettings {
@@ -67,6 +74,8 @@ impl AuthSettings {
             identity_signer: None,
             identity_headers: true,
             audiences: crate::AudienceBinding::default(),
+            dpop_replay: None,
+            dpop_nonces: None,
         }
     }
 }
@@ -87,6 +96,8 @@ pub(crate) struct Guard {
     pub(crate) policies: BTreeMap<String, Policy>,
     /// Each upstream's `dpop` mode.
     pub(crate) dpop: BTreeMap<String, DpopMode>,
+    /// The upstreams whose proofs must carry a nonce (`dpop_nonce = true`).
+    pub(crate) dpop_nonce: BTreeSet<String>,
     pub(crate) public_url: url::Url,
     pub(crate) audiences: crate::audience::Audiences,
 }
@@ -454,17 +465,18 @@ impl Admission for Guard {
     /// The upstream's mode; `htu` is the request's path on the public URL
     /// (what the client addressed, whatever proxy is in between).
     fn dpop(&self, req: &Parts) -> Option<DpopCheck> {
-        let mode = req
-            .extensions
-            .get::<Endpoint>()
-            .map(|e| self.dpop_for(&e.upstream))
-            .unwrap_or_default();
+        let upstream = req.extensions.get::<Endpoint>().map(|e| &*e.upstream);
+        let mode = upstream.map(|u| self.dpop_for(u)).unwrap_or_default();
+        let nonces = upstream
+            .filter(|u| self.dpop_nonce.contains(*u))
+            .and(self.settings.dpop_nonces.clone());
         let mut url = self.public_url.clone();
         url.set_path(req.uri.path());
         Some(DpopCheck {
             mode,
             url: url.into(),
-            nonces: None,
+            nonces,
+            replay: self.settings.dpop_replay.clone(),
         })
     }
 

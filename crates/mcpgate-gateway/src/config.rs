@@ -80,6 +80,11 @@ pub struct UpstreamConfig {
     /// or `required`.
     #[serde(default)]
     pub dpop: mcpgate_guard::DpopMode,
+    /// DPoP proofs to this upstream must carry the server's nonce (RFC 9449
+    /// §9): a proof without a current one gets 401 `use_dpop_nonce` with a
+    /// `DPoP-Nonce` header. Off by default.
+    #[serde(default)]
+    pub dpop_nonce: bool,
     // The policy keys repeat `mcpgate_guard::PolicyConfig` field by field because
     // serde cannot `flatten` into a struct that denies unknown keys, and unknown
     // keys must stay errors. `policy_config()` maps them across.

@@ -84,6 +84,7 @@ impl Gateway {
         let mut timeouts = BTreeMap::new();
         let mut policies = BTreeMap::new();
         let mut dpop = BTreeMap::new();
+        let mut dpop_nonce = std::collections::BTreeSet::new();
         let audiences = crate::audience::Audiences::new(
             cfg.auth.audiences.clone(),
             &cfg.public_url,
@@ -99,6 +100,25 @@ impl Gateway {
             })?;
             policies.insert(name.clone(), policy);
             dpop.insert(name.clone(), u.dpop);
+            if u.dpop_nonce {
+                if u.dpop == mcpgate_guard::DpopMode::Off {
+                    return Err(GatewayError::Config {
+                        problems: vec![format!(
+                            "upstream {name}: dpop_nonce = true needs dpop = \"allowed\" or \"required\" (it is \"off\")"
+                        )],
+                        upstream: name,
+                    });
+                }
+                if cfg.auth.dpop_nonces.is_none() {
+                    return Err(GatewayError::Config {
+                        problems: vec![format!(
+                            "upstream {name}: dpop_nonce = true but the gateway has no nonce secret (it comes from the master key)"
+                        )],
+                        upstream: name,
+                    });
+                }
+                dpop_nonce.insert(name.clone());
+            }
             let timeout = u.request_timeout.unwrap_or(cfg.limits.request_timeout);
             timeouts.insert(name.clone(), timeout);
             // The upstream bounds its own exchanges (HTTP requests, a child's
@@ -147,6 +167,7 @@ impl Gateway {
                     settings: cfg.auth,
                     policies,
                     dpop,
+                    dpop_nonce,
                     public_url: cfg.public_url,
                     audiences,
                 }),

@@ -4,9 +4,12 @@
 //! DPoP is checked, whatever the mode.
 //!
 //! Seen proofs are remembered per process for their acceptance window
-//! (`mcpgate_dpop::MAX_AGE` + `MAX_AHEAD`, 70 seconds): see docs/DPOP.md for
-//! what that means with several replicas.
+//! (`mcpgate_dpop::MAX_AGE` + `MAX_AHEAD`, 70 seconds), and, where the
+//! server has one, in a [`DpopReplay`] store that every replica shares: the
+//! local cache answers a replay to the same process without a round trip,
+//! the store one to another replica (docs/DPOP.md).
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use http::request::Parts;
@@ -16,6 +19,27 @@ use crate::credential::Credential;
 pub use crate::dpop_mode::DpopMode;
 use crate::principal::{AuthMethod, Principal};
 use crate::rejection::AuthRejection;
+use crate::verifier::BoxFuture;
+
+/// A replay cache shared by every replica (the store's `dpop_jtis`), so that
+/// a proof is accepted once across all of them.
+pub trait DpopReplay: Send + Sync + std::fmt::Debug {
+    /// Records the proof `key` until `until`: `Ok(true)` the first time,
+    /// `Ok(false)` while an earlier record of it is live (a replay), in one
+    /// atomic step. An error means the cache cannot say now: the request is
+    /// refused (503), never let through.
+    fn first_use<'a>(
+        &'a self,
+        key: &'a str,
+        until: SystemTime,
+        now: SystemTime,
+    ) -> BoxFuture<'a, Result<bool, ReplayUnavailable>>;
+}
+
+/// The shared replay cache could not be asked (the database is down).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("the DPoP replay cache is unavailable: {0}")]
+pub struct ReplayUnavailable(pub String);
 
 /// What the proof of one request is checked against.
 #[derive(Debug, Clone)]
@@ -27,6 +51,9 @@ pub struct DpopCheck {
     pub url: String,
     /// When set, proofs must carry one of these nonces.
     pub nonces: Option<Nonces>,
+    /// When set, each proof is also recorded here, so that it is accepted
+    /// once across the replicas that share it; `None`: this process only.
+    pub replay: Option<Arc<dyn DpopReplay>>,
 }
 
 /// Proofs seen lately, by [`mcpgate_dpop::Verified::replay_key`].
@@ -79,7 +106,7 @@ fn refuse(parts: &Parts, code: &'static str, why: String, nonce: Option<String>)
 }
 
 /// The DPoP rules for a caller the chain accepted.
-pub(crate) fn check(
+pub(crate) async fn check(
     seen: &SeenProofs,
     parts: &Parts,
     credential: &Credential,
@@ -106,11 +133,11 @@ pub(crate) fn check(
         (true, None) => Err(invalid(
             "the token is not bound to a DPoP key: send it as Authorization: Bearer <token>",
         )),
-        (true, Some(jkt)) => proof(seen, parts, token, jkt, check),
+        (true, Some(jkt)) => proof(seen, parts, token, jkt, check).await,
     }
 }
 
-fn proof(
+async fn proof(
     seen: &SeenProofs,
     parts: &Parts,
     token: &str,
@@ -134,12 +161,27 @@ fn proof(
         _ => Err(ProofError::Missing),
     }
     .and_then(|v| {
+        // The local cache first: a replay to this process costs no round trip.
         if seen.first_use(v.replay_key()) {
             Ok(v)
         } else {
             Err(ProofError::Replayed)
         }
     });
+    let verified = match (verified, &check.replay) {
+        (Ok(v), Some(shared)) => match shared
+            .first_use(&v.replay_key(), v.remember_until(), now)
+            .await
+        {
+            Ok(true) => Ok(v),
+            Ok(false) => Err(ProofError::Replayed),
+            Err(e) => {
+                tracing::warn!(path = parts.uri.path(), "DPoP refused: {e}");
+                return Err(AuthRejection::Unavailable(e.to_string()));
+            }
+        },
+        (other, _) => other,
+    };
     match verified {
         Ok(_) => Ok(()),
         Err(e) => {

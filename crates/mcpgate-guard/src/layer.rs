@@ -175,6 +175,7 @@ impl Admission for OneResource {
             mode: self.challenge.dpop,
             url: url.into(),
             nonces: None,
+            replay: None,
         })
     }
 
@@ -458,7 +459,7 @@ impl Shared {
             None => return Err(AuthRejection::Missing),
         };
         if let (Some(c), Some(check)) = (&credential, self.admission.dpop(parts)) {
-            crate::dpop::check(&self.seen_proofs, parts, c, &principal, &check)?;
+            crate::dpop::check(&self.seen_proofs, parts, c, &principal, &check).await?;
         }
         self.admission
             .admit(parts, &principal, credential.as_ref())?;

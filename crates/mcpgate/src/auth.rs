@@ -7,10 +7,10 @@ use std::sync::Arc;
 
 use mcpgate_gateway::{AccessMode, AuthSettings};
 use mcpgate_guard::{
-    Chain, ExtractOptions, IdentitySigner, Introspection, JwtVerifier, StaticTokens, UpstreamKey,
-    Verifier,
+    Chain, DpopMode, DpopNonces, DpopReplay, ExtractOptions, IdentitySigner, Introspection,
+    JwtVerifier, StaticTokens, UpstreamKey, Verifier,
 };
-use mcpgate_store::{ApiKeyVerifier, BasicVerifier, Store};
+use mcpgate_store::{ApiKeyVerifier, BasicVerifier, MasterKey, Store};
 use mcpgate_types::Issuer;
 
 use crate::config::{AuthMode, Config, VerifierKind};
@@ -174,6 +174,20 @@ pub(crate) async fn build(
     } else {
         None
     };
+    let dpop_replay = match dpop_replay(cfg, store.as_ref()).await {
+        Ok(r) => r,
+        Err(e) => {
+            problems.push(e);
+            None
+        }
+    };
+    let dpop_nonces = match dpop_nonces(cfg) {
+        Ok(n) => n,
+        Err(e) => {
+            problems.push(e);
+            None
+        }
+    };
     if !problems.is_empty() {
         return Err(problems);
     }
@@ -193,7 +207,44 @@ pub(crate) async fn build(
         identity_signer,
         identity_headers: a.identity_headers,
         audiences,
+        dpop_replay,
+        dpop_nonces,
     })
+}
+
+/// The DPoP replay cache the replicas share: the store, when it is
+/// PostgreSQL (replicas) and some upstream takes DPoP. A SQLite store is one
+/// node's file, and that node's own cache already sees every proof.
+async fn dpop_replay(
+    cfg: &Config,
+    store: Option<&Store>,
+) -> Result<Option<Arc<dyn DpopReplay>>, String> {
+    let url = cfg.store_url();
+    let takes_dpop = cfg.upstreams.iter().any(|u| u.dpop != DpopMode::Off);
+    if !url.is_postgres() || !takes_dpop {
+        return Ok(None);
+    }
+    let store = match store {
+        Some(s) => s.clone(),
+        None => Store::connect(&url)
+            .await
+            .map_err(|e| format!("cannot open the store (the DPoP replay cache): {e}"))?,
+    };
+    Ok(Some(Arc::new(store)))
+}
+
+/// The nonces of upstreams with `dpop_nonce = true`: derived from the master
+/// key as the authorization server's are, so every replica (and `/token`)
+/// issues and accepts the same ones.
+fn dpop_nonces(cfg: &Config) -> Result<Option<DpopNonces>, String> {
+    if !cfg.upstreams.iter().any(|u| u.dpop_nonce) {
+        return Ok(None);
+    }
+    let master = MasterKey::load(&cfg.server.data_dir)
+        .map_err(|e| format!("master key (for upstream dpop_nonce): {e}"))?;
+    Ok(Some(DpopNonces::new(
+        &master.derive(mcpgate_dpop::NONCE_KEY_PURPOSE),
+    )))
 }
 
 /// Loads the identity-token key, creating it (mode 0600) on first start.

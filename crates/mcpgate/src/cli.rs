@@ -112,6 +112,17 @@ enum Command {
     Man,
 }
 
+impl Cli {
+    /// The runtime's thread count the command asks for (`serve`'s
+    /// `server.worker_threads`); `None`: one per core.
+    pub(crate) fn worker_threads(&self) -> Option<usize> {
+        match &self.command {
+            Command::Serve(args) => crate::serve::worker_threads(args),
+            _ => None,
+        }
+    }
+}
+
 pub(crate) async fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Serve(args) => crate::serve::run(args).await,

@@ -135,6 +135,10 @@ pub(crate) struct ServerConfig {
     /// or documents name never may.
     #[serde(default)]
     pub(crate) outbound_private: mcpgate_fetch::Private,
+    /// Threads of the async runtime; default one per core. Replicas that
+    /// share a host's cores run better with fewer each (docs/DEPLOYMENT.md).
+    #[serde(default)]
+    pub(crate) worker_threads: Option<usize>,
 }
 
 impl Default for ServerConfig {
@@ -162,6 +166,7 @@ impl Default for ServerConfig {
             max_sessions_per_subject: None,
             max_children_per_subject: None,
             outbound_private: mcpgate_fetch::Private::default(),
+            worker_threads: None,
         }
     }
 }

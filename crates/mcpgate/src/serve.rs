@@ -35,33 +35,50 @@ pub(crate) struct ServeArgs {
     pub(crate) log_format: Option<LogFormat>,
 }
 
-pub(crate) async fn run(args: ServeArgs) -> ExitCode {
-    // Before anything can take long: until a handler is installed, SIGHUP
-    // (`mcpgate reload`) would end the process.
-    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
-    let path = match (&args.config, args.demo) {
-        (Some(p), _) => Some(p.clone()),
-        // Defaults, then the `MCPGATE_…` variables.
-        (None, true) => None,
+/// The configuration file `serve` reads: `--config`, else `./mcpgate.toml`;
+/// `Some(None)` with `--demo` and neither (defaults and the environment);
+/// `None` when there is none to read.
+fn config_path(args: &ServeArgs) -> Option<Option<PathBuf>> {
+    match (&args.config, args.demo) {
+        (Some(p), _) => Some(Some(p.clone())),
+        (None, true) => Some(None),
         (None, false) => {
             let default = std::path::Path::new("mcpgate.toml");
-            if default.exists() {
-                Some(default.to_path_buf())
-            } else {
-                eprintln!(
-                    "mcpgate: no configuration: pass --config FILE (write one with `mcpgate init`), or try `mcpgate serve --demo`"
-                );
-                return ExitCode::from(2);
-            }
+            default.exists().then(|| Some(default.to_path_buf()))
         }
-    };
-    let overrides = Overrides {
+    }
+}
+
+fn overrides(args: &ServeArgs) -> Overrides {
+    Overrides {
         listen: args.listen,
         data_dir: args.data_dir.clone(),
         log_format: args.log_format,
         demo: args.demo,
         no_auth: args.no_auth,
+    }
+}
+
+/// `server.worker_threads` of the configuration `serve` is about to read,
+/// for the runtime that is built before it. Any problem with the
+/// configuration is left for [`run`] to report.
+pub(crate) fn worker_threads(args: &ServeArgs) -> Option<usize> {
+    let path = config_path(args)?;
+    let (cfg, _) = overrides(args).load(path.as_deref()).ok()?;
+    cfg.server.worker_threads.filter(|n| *n > 0)
+}
+
+pub(crate) async fn run(args: ServeArgs) -> ExitCode {
+    // Before anything can take long: until a handler is installed, SIGHUP
+    // (`mcpgate reload`) would end the process.
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    let Some(path) = config_path(&args) else {
+        eprintln!(
+            "mcpgate: no configuration: pass --config FILE (write one with `mcpgate init`), or try `mcpgate serve --demo`"
+        );
+        return ExitCode::from(2);
     };
+    let overrides = overrides(&args);
     let (mut cfg, file) = match overrides.load(path.as_deref()) {
         Ok(c) => c,
         Err(problems) => return report(&problems),

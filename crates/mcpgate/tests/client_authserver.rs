@@ -1188,9 +1188,10 @@ fn dpop_sign_in_binds_the_tokens_and_every_call_proves_possession() {
     let data = dir.path().join("data");
     add_user(&data, "alice", "notes:read notes:write");
     let notes = dir.path().join("notes");
-    // Nonces on at /token, and an upstream that takes DPoP-bound tokens only.
+    // Nonces on at /token, and an upstream that takes DPoP-bound tokens only,
+    // with its own nonces: every new process meets `use_dpop_nonce` there first.
     let cfg = format!(
-        "{}dpop = \"required\"\n",
+        "{}dpop = \"required\"\ndpop_nonce = true\n",
         demo_config("[authserver]\nenabled = true\ndpop_nonce = true\n", &notes)
     );
     let s = serve(dir, data, &cfg, "127.0.0.1:0");
@@ -1245,5 +1246,9 @@ fn dpop_sign_in_binds_the_tokens_and_every_call_proves_possession() {
     let _ = wait_output(child, Duration::from_secs(30));
     let log = std::fs::read_to_string(s.dir.path().join("gateway.log")).unwrap();
     assert!(log.contains("POST /token 200"), "{log}");
+    assert!(
+        log.contains("DPoP refused path=\"/mcp/demo\" error=\"use_dpop_nonce\""),
+        "the gateway asked for its nonce and the client came back with it: {log}"
+    );
     assert!(!log.contains(key), "the key never reaches a log");
 }

@@ -63,4 +63,8 @@ impl Credentials for SignInOnChallenge {
     ) -> BoxFuture<'a, Result<Option<String>, CredentialsError>> {
         self.manager.proof(method, url, authorization)
     }
+
+    fn dpop_nonce(&self, nonce: &str) -> bool {
+        self.manager.dpop_nonce(nonce)
+    }
 }

@@ -75,7 +75,11 @@ impl Remote {
             .await
             .map_err(Failure::Credentials)?;
         let sent_credential = auth.is_some() || self.headers.contains_key(AUTHORIZATION);
-        let resp = self.attempt(&make, auth.as_deref()).await?;
+        let mut resp = self.attempt(&make, auth.as_deref()).await?;
+        if self.took_nonce(&resp) && crate::dpop_nonce::asked(resp.status(), resp.headers()) {
+            // RFC 9449 §9: the same request once more, its proof with the nonce.
+            resp = self.attempt(&make, auth.as_deref()).await?;
+        }
         match resp.status() {
             StatusCode::UNAUTHORIZED => {
                 let challenge = challenge(&resp);
@@ -121,6 +125,12 @@ impl Remote {
             }
             _ => Ok(resp),
         }
+    }
+
+    /// Hands a `DPoP-Nonce` the server sent to the credentials; `true`
+    /// when they put it in their proofs.
+    fn took_nonce(&self, resp: &Response) -> bool {
+        crate::dpop_nonce::offered(resp.headers()).is_some_and(|n| self.credentials.dpop_nonce(n))
     }
 
     async fn attempt(

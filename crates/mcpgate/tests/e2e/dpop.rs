@@ -54,6 +54,16 @@ async fn call(
     authorization: &str,
     proof: Option<&str>,
 ) -> (StatusCode, Vec<String>, String) {
+    let (status, www, error, _) = call_nonce(mcp, authorization, proof).await;
+    (status, www, error)
+}
+
+/// [`call`], and the `DPoP-Nonce` of the answer.
+async fn call_nonce(
+    mcp: &str,
+    authorization: &str,
+    proof: Option<&str>,
+) -> (StatusCode, Vec<String>, String, Option<String>) {
     let mut req = reqwest::Client::new()
         .post(mcp)
         .header("accept", "application/json, text/event-stream")
@@ -65,6 +75,10 @@ async fn call(
     }
     let r = req.send().await.expect("mcp request");
     let status = r.status();
+    let nonce = r
+        .headers()
+        .get("dpop-nonce")
+        .map(|v| v.to_str().expect("nonce").to_owned());
     let www = r
         .headers()
         .get_all("www-authenticate")
@@ -76,7 +90,7 @@ async fn call(
         .ok()
         .and_then(|v| v["error"].as_str().map(str::to_owned))
         .unwrap_or_default();
-    (status, www, error)
+    (status, www, error, nonce)
 }
 
 fn claims(jwt: &str) -> Value {
@@ -393,4 +407,211 @@ async fn dpop_bound_tokens_from_sign_in_to_the_gateway() {
     // `required` is about access tokens: an API key passes as configured.
     let (s, _, e) = call(&mcp, &format!("Bearer {api_key}"), None).await;
     assert_eq!(s, StatusCode::OK, "an API key where DPoP is required: {e}");
+}
+
+/// An upstream with `dpop_nonce = true`: the nonce round trip at the gateway
+/// (RFC 9449 §9), with the authorization server's nonces (one master key).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_asks_for_its_nonce() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    add_user(&data, "alice", "correct horse", "notes:read");
+    let cfg = config(&tmp.path().join("notes")).replacen(
+        "dpop = \"required\"\n",
+        "dpop = \"required\"\ndpop_nonce = true\n",
+        1,
+    );
+    let gw = Gateway::start_with_data(&cfg, "127.0.0.1:0", &data).await;
+    let base = gw.base.clone();
+    let redirect = "http://127.0.0.1:9/cb";
+    let client_id = register(&base, &[redirect]).await;
+    let p = pkce();
+    let mut b = Browser::new();
+    let code = authorize(
+        &mut b,
+        &base,
+        &client_id,
+        redirect,
+        &p.challenge,
+        "notes:read",
+        ("alice", "correct horse"),
+    )
+    .await;
+    let key = ProofKey::generate().expect("key");
+    let token_url = format!("{base}/token");
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", redirect),
+        ("client_id", client_id.as_str()),
+        ("code_verifier", p.verifier.as_str()),
+    ];
+    let first = key.proof("POST", &token_url, None, None).expect("proof");
+    let (_, nonce, _) = token(&base, &form, Some(&first)).await;
+    let nonce = nonce.expect("DPoP-Nonce from /token");
+    let proof = key
+        .proof("POST", &token_url, None, Some(&nonce))
+        .expect("proof");
+    let (s, _, t) = token(&base, &form, Some(&proof)).await;
+    assert_eq!(s, StatusCode::OK, "{t}");
+    let access = t["access_token"].as_str().expect("access").to_owned();
+    let dpop = format!("DPoP {access}");
+    let nonce_mcp = gw.mcp("demo");
+    let refused = |what: &'static str, got: (StatusCode, Vec<String>, String), code: &str| {
+        assert_eq!(
+            (got.0, got.2.as_str()),
+            (StatusCode::UNAUTHORIZED, code),
+            "{what}: {:?}",
+            got.1
+        );
+    };
+    let (s, www, e, n) = call_nonce(
+        &nonce_mcp,
+        &dpop,
+        Some(
+            &key.proof("POST", &nonce_mcp, Some(&access), None)
+                .expect("proof"),
+        ),
+    )
+    .await;
+    assert_eq!(
+        (s, e.as_str()),
+        (StatusCode::UNAUTHORIZED, "use_dpop_nonce"),
+        "{www:?}"
+    );
+    assert!(
+        www.iter()
+            .any(|w| w.starts_with("DPoP error=\"use_dpop_nonce\"")),
+        "{www:?}"
+    );
+    let gateway_nonce = n.expect("DPoP-Nonce with use_dpop_nonce");
+    // The gateway's nonces are the authorization server's (one master key):
+    // the one `/token` handed out is good here too.
+    let (s, _, e) = call(
+        &nonce_mcp,
+        &dpop,
+        Some(
+            &key.proof("POST", &nonce_mcp, Some(&access), Some(&nonce))
+                .expect("proof"),
+        ),
+    )
+    .await;
+    assert_eq!(
+        s,
+        StatusCode::OK,
+        "a proof with the token endpoint's nonce: {e}"
+    );
+    let with_nonce = key
+        .proof("POST", &nonce_mcp, Some(&access), Some(&gateway_nonce))
+        .expect("proof");
+    let (s, _, e) = call(&nonce_mcp, &dpop, Some(&with_nonce)).await;
+    assert_eq!(s, StatusCode::OK, "a proof with the nonce: {e}");
+    refused(
+        "a replayed proof with the nonce",
+        call(&nonce_mcp, &dpop, Some(&with_nonce)).await,
+        "invalid_dpop_proof",
+    );
+    let (s, _, e) = call(
+        &nonce_mcp,
+        &dpop,
+        Some(
+            &key.proof("POST", &nonce_mcp, Some(&access), Some("bm90LWEtbm9uY2U"))
+                .expect("proof"),
+        ),
+    )
+    .await;
+    assert_eq!(
+        (s, e.as_str()),
+        (StatusCode::UNAUTHORIZED, "use_dpop_nonce"),
+        "a made-up nonce"
+    );
+}
+
+/// Two replicas on one PostgreSQL database, sharing the master key, with an
+/// upstream that requires DPoP and its nonce. A nonce one replica hands out
+/// is good at the other, and a proof accepted by one is refused by the
+/// other: the gateway's replay check is the store's, across replicas.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proof_is_accepted_once_across_replicas() {
+    use crate::replicas::{PgDatabase, add_user, new_code, random_master_key, replica_config};
+    let db = PgDatabase::create("dpop").await;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let master = random_master_key();
+    let port = crate::harness::free_port();
+    let public = format!("http://127.0.0.1:{port}");
+    add_user(&db.url, &tmp.path().join("cli"), "rita", "pw-rita-12345");
+    let env = [("MCPGATE_MASTER_KEY", master.as_str())];
+    let config = |i: usize| {
+        format!(
+            "{}dpop = \"required\"\ndpop_nonce = true\n",
+            replica_config(&public, &db.url, &tmp.path().join(format!("notes{i}")))
+        )
+    };
+    let a = Gateway::start_listening_with_env(&config(0), &format!("127.0.0.1:{port}"), &env).await;
+    let b = Gateway::start_listening_with_env(&config(1), "127.0.0.1:0", &env).await;
+
+    // A DPoP-bound token from A's token endpoint.
+    let redirect = "http://127.0.0.1/cb";
+    let client_id = register(&public, &[redirect]).await;
+    let mut browser = Browser::new();
+    let (code, verifier) = new_code(&mut browser, &public, &client_id, redirect).await;
+    let key = ProofKey::generate().expect("key");
+    let token_url = format!("{public}/token");
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", redirect),
+        ("client_id", client_id.as_str()),
+        ("code_verifier", verifier.as_str()),
+    ];
+    let proof = key.proof("POST", &token_url, None, None).expect("proof");
+    let (s, _, t) = token(&public, &form, Some(&proof)).await;
+    assert_eq!(s, StatusCode::OK, "{t}");
+    let access = t["access_token"].as_str().expect("access").to_owned();
+    let dpop = format!("DPoP {access}");
+
+    // The proofs name the public URL, whichever replica gets them.
+    let htu = format!("{public}/mcp/demo");
+    let (at_a, at_b) = (a.mcp("demo"), b.mcp("demo"));
+    let (s, _, e, nonce) = call_nonce(
+        &at_b,
+        &dpop,
+        Some(&key.proof("POST", &htu, Some(&access), None).expect("proof")),
+    )
+    .await;
+    assert_eq!(
+        (s, e.as_str()),
+        (StatusCode::UNAUTHORIZED, "use_dpop_nonce")
+    );
+    let nonce = nonce.expect("DPoP-Nonce from B");
+    let proof = key
+        .proof("POST", &htu, Some(&access), Some(&nonce))
+        .expect("proof");
+    let (s, _, e) = call(&at_a, &dpop, Some(&proof)).await;
+    assert_eq!(s, StatusCode::OK, "B's nonce at A: {e}");
+    let (s, www, e) = call(&at_b, &dpop, Some(&proof)).await;
+    assert_eq!(
+        (s, e.as_str()),
+        (StatusCode::UNAUTHORIZED, "invalid_dpop_proof"),
+        "the proof A accepted, replayed to B: {www:?}"
+    );
+    assert!(www.iter().any(|w| w.contains("used before")), "{www:?}");
+    let (s, _, e) = call(&at_a, &dpop, Some(&proof)).await;
+    assert_eq!(
+        (s, e.as_str()),
+        (StatusCode::UNAUTHORIZED, "invalid_dpop_proof"),
+        "and to A again"
+    );
+    // A fresh proof passes at B, once.
+    let fresh = key
+        .proof("POST", &htu, Some(&access), Some(&nonce))
+        .expect("proof");
+    let (s, _, e) = call(&at_b, &dpop, Some(&fresh)).await;
+    assert_eq!(s, StatusCode::OK, "a fresh proof at B: {e}");
+    let (s, _, e) = call(&at_a, &dpop, Some(&fresh)).await;
+    assert_eq!(
+        (s, e.as_str()),
+        (StatusCode::UNAUTHORIZED, "invalid_dpop_proof"),
+        "B's proof replayed to A"
+    );
 }
