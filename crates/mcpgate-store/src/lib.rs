@@ -51,17 +51,16 @@
 
 mod announce;
 mod api_keys;
-mod assertions;
 pub mod audit;
 mod copy;
 mod decode;
-mod dpop;
 mod error;
 pub mod federation;
 mod location;
 pub mod oauth;
 mod pool;
 pub mod random;
+mod replay;
 pub mod seal;
 mod throttle;
 mod time;

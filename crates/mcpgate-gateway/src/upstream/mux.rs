@@ -92,6 +92,23 @@ impl Exchange {
         m
     }
 
+    /// The response, skipping what comes before it; `None` when the upstream
+    /// side ends first or `limit` passes. For the gateway's own requests
+    /// (discovery, tool listings), whose notifications nobody reads.
+    pub(crate) async fn response_within(&mut self, limit: std::time::Duration) -> Option<Message> {
+        tokio::time::timeout(limit, async {
+            while let Some(m) = self.recv().await {
+                if m.kind() == Some(Kind::Response) {
+                    return Some(m);
+                }
+            }
+            None
+        })
+        .await
+        .ok()
+        .flatten()
+    }
+
     #[cfg(test)]
     pub(crate) fn try_recv(&mut self) -> Result<Message, mpsc::error::TryRecvError> {
         self.rx.try_recv()

@@ -45,17 +45,7 @@ impl HttpLink {
                 )));
             }
         };
-        let answer = tokio::time::timeout(limit, async {
-            while let Some(m) = ex.recv().await {
-                if m.kind() == Some(Kind::Response) {
-                    return Some(m);
-                }
-            }
-            None
-        })
-        .await
-        .ok()
-        .flatten();
+        let answer = ex.response_within(limit).await;
         Ok(answer.as_ref().and_then(modern::modern_discovery))
     }
 
@@ -223,18 +213,9 @@ impl HttpLink {
             let Ok(Ok(mut ex)) = tokio::time::timeout(limit, self.exchange(list)).await else {
                 return;
             };
-            let answer = tokio::time::timeout(limit, async {
-                while let Some(m) = ex.recv().await {
-                    if m.kind() == Some(Kind::Response) {
-                        return Some(m);
-                    }
-                }
-                None
-            })
-            .await
-            .ok()
-            .flatten();
-            let Some(result) = answer
+            let Some(result) = ex
+                .response_within(limit)
+                .await
                 .and_then(|m| m.result)
                 .and_then(|r| serde_json::from_str::<Value>(r.get()).ok())
             else {
