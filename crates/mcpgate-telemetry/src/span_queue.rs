@@ -107,7 +107,6 @@ impl SpanQueue {
         if n == 0 {
             return;
         }
-        let len: usize = spans.iter().map(SpanRecord::encoded_len).sum();
         let mut s = self.lock();
         if s.closed || s.queued + n > self.limits.max_queue {
             s.dropped += n as u64;
@@ -125,7 +124,6 @@ impl SpanQueue {
             s.seal();
             self.wake.notify_one();
         }
-        s.filling.reserve(len);
         for span in spans {
             span.write(&mut s.filling);
         }

@@ -125,9 +125,14 @@ impl<'a> Attr<'a> {
 
     /// Appends the attribute as a `KeyValue` message in `field`.
     fn write(&self, out: &mut Vec<u8>, field: u32) {
-        len_prefix(out, field, self.len());
+        let value_len = self.value_len();
+        len_prefix(
+            out,
+            field,
+            delimited_len(self.key.len()) + delimited_len(value_len),
+        );
         bytes_field(out, 1, self.key.as_bytes());
-        len_prefix(out, 2, self.value_len());
+        len_prefix(out, 2, value_len);
         match self.value {
             AttrValue::Str(s) => bytes_field(out, 1, s.as_bytes()),
             AttrValue::Int(i) => {
@@ -203,14 +208,18 @@ impl SpanRecord<'_> {
     }
 
     /// The encoded size of the span as a `ScopeSpans.spans` field.
+    #[cfg(test)]
     pub(crate) fn encoded_len(&self) -> usize {
         delimited_len(self.body_len())
     }
 
     /// Appends the span as a `ScopeSpans.spans` field (2): what an export
-    /// request's scope holds, one after another.
+    /// request's scope holds, one after another. Its length is summed once,
+    /// here: it walks every attribute.
     pub(crate) fn write(&self, out: &mut Vec<u8>) {
-        len_prefix(out, 2, self.body_len());
+        let len = self.body_len();
+        out.reserve(delimited_len(len));
+        len_prefix(out, 2, len);
         bytes_field(out, 1, &self.trace_id);
         bytes_field(out, 2, &self.span_id);
         opt_bytes_field(out, 3, self.trace_state.as_bytes());
