@@ -1,5 +1,7 @@
 //! Client-chosen strings made safe for logs, labels and the audit trail.
 
+use std::borrow::Cow;
+
 /// The longest value kept from a client-chosen string (ids, names). Sealed
 /// `Mcp-Session-Id`s run to about 170 characters and must stay whole: an
 /// operator matches the span's `mcp.session.id` against the client's header.
@@ -7,15 +9,21 @@ pub(crate) const MAX_FIELD: usize = 256;
 
 /// Bounded to [`MAX_FIELD`] characters, control characters replaced.
 pub(crate) fn clean(s: &str) -> String {
-    // The usual value (a method, an id, a session id) is short printable
-    // ASCII: copied at once instead of character by character.
+    clean_cow(s).into_owned()
+}
+
+/// [`clean`], borrowing the usual value (a method, an id, a session id:
+/// short printable ASCII) instead of copying it.
+pub(crate) fn clean_cow(s: &str) -> Cow<'_, str> {
     if s.len() <= MAX_FIELD && s.bytes().all(|b| (0x20..0x7f).contains(&b)) {
-        return s.to_owned();
+        return Cow::Borrowed(s);
     }
-    s.chars()
-        .take(MAX_FIELD)
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect()
+    Cow::Owned(
+        s.chars()
+            .take(MAX_FIELD)
+            .map(|c| if c.is_control() { '?' } else { c })
+            .collect(),
+    )
 }
 
 #[cfg(test)]

@@ -12,11 +12,11 @@ use axum::Router;
 use axum::extract::{ConnectInfo, MatchedPath, Request};
 use axum::middleware::Next;
 use axum::response::Response;
-use opentelemetry::KeyValue;
 
 use crate::audit::{AuditEvent, AuditKind};
 use crate::metrics::McpOutcome;
 use crate::note::{NOTE, Note, clean, lock};
+use crate::otlp::proto::Attr;
 use crate::request_span::RequestSpan;
 
 use crate::logs::{ACCESS_TARGET, access_log};
@@ -180,77 +180,77 @@ fn finish(seen: &Seen<'_>, mut note: Note, resp: &Response) {
 }
 
 /// Ends the request's span with the HTTP and MCP attributes (OpenTelemetry's
-/// semantic conventions; `mcpgate.*` for the gateway's own).
-fn end_span(seen: &Seen<'_>, span: RequestSpan, mut note: Note, status: u16) {
+/// semantic conventions; `mcpgate.*` for the gateway's own), borrowed from
+/// the note and the request: nothing is copied for the span.
+fn end_span(seen: &Seen<'_>, span: RequestSpan, note: Note, status: u16) {
+    let method = seen.method.as_str();
     // The MCP conventions name the span "{method} {target}".
-    let name = match (&note.mcp_method, &note.tool) {
-        (Some(m), Some(t)) => format!("{m} {t}"),
-        (Some(m), None) => m.clone(),
-        (None, _) => format!("{} {}", seen.method, seen.route),
+    let name: [&str; 3] = match (&note.mcp_method, &note.tool) {
+        (Some(m), Some(t)) => [m, " ", t],
+        (Some(m), None) => [m, "", ""],
+        (None, _) => [method, " ", seen.route],
     };
-    let phases = std::mem::take(&mut note.phases);
-    let attrs = || {
-        let mut a = Vec::with_capacity(13);
-        a.push(KeyValue::new(
-            "http.request.method",
-            method_value(seen.method),
-        ));
-        a.push(KeyValue::new("http.route", seen.route.to_owned()));
-        a.push(KeyValue::new("url.path", clean(seen.uri.path())));
-        a.push(KeyValue::new(
-            "http.response.status_code",
-            i64::from(status),
-        ));
-        if let Some(p) = seen.peer {
-            a.push(KeyValue::new("client.address", p.ip().to_string()));
-        }
-        a.push(KeyValue::new(
-            "mcpgate.request_id",
-            seen.request_id.get().to_owned(),
-        ));
-        if let Some(m) = note.mcp_method {
-            a.push(KeyValue::new("mcp.method.name", m));
-        }
-        if let Some(t) = note.tool {
-            a.push(KeyValue::new("gen_ai.tool.name", t));
-            a.push(KeyValue::new("gen_ai.operation.name", "execute_tool"));
-        }
-        if let Some(s) = note.session_id {
-            a.push(KeyValue::new("mcp.session.id", s));
-        }
-        if let Some(id) = note.jsonrpc_id {
-            // A string id is noted as its JSON text; a number moves as is.
-            let id = if id.starts_with('"') {
-                id.trim_matches('"').to_owned()
-            } else {
-                id
-            };
-            a.push(KeyValue::new("jsonrpc.request.id", id));
-        }
-        if let Some(u) = note.upstream {
-            a.push(KeyValue::new("mcpgate.upstream", u));
-        }
-        a
-    };
-    span.end(SystemTime::now(), name, attrs, status >= 500, phases);
-}
-
-/// The standard methods as static text: no copy per request.
-fn method_value(m: &http::Method) -> opentelemetry::Value {
-    let known = [
-        http::Method::GET,
-        http::Method::POST,
-        http::Method::DELETE,
-        http::Method::PUT,
-        http::Method::PATCH,
-        http::Method::OPTIONS,
-        http::Method::HEAD,
-    ];
-    const NAMES: [&str; 7] = ["GET", "POST", "DELETE", "PUT", "PATCH", "OPTIONS", "HEAD"];
-    match known.iter().position(|k| k == m) {
-        Some(i) => opentelemetry::Value::from(NAMES[i]),
-        None => opentelemetry::Value::from(m.as_str().to_owned()),
+    let path = crate::clean::clean_cow(seen.uri.path());
+    let client = seen.peer.map(|p| p.ip().to_string());
+    let mut a = [Attr::int("", 0); 13];
+    let mut n = 0;
+    macro_rules! push {
+        ($attr:expr) => {{
+            a[n] = $attr;
+            n += 1;
+        }};
     }
+    push!(Attr::str("http.request.method", method));
+    push!(Attr::str("http.route", seen.route));
+    push!(Attr::str("url.path", &path));
+    push!(Attr::int("http.response.status_code", i64::from(status)));
+    if let Some(c) = &client {
+        push!(Attr::str("client.address", c));
+    }
+    push!(Attr::str("mcpgate.request_id", seen.request_id.get()));
+    if let Some(m) = &note.mcp_method {
+        push!(Attr::str("mcp.method.name", m));
+    }
+    if let Some(t) = &note.tool {
+        push!(Attr::str("gen_ai.tool.name", t));
+        push!(Attr::str("gen_ai.operation.name", "execute_tool"));
+    }
+    if let Some(s) = &note.session_id {
+        push!(Attr::str("mcp.session.id", s));
+    }
+    if let Some(id) = &note.jsonrpc_id {
+        // A string id is noted as its JSON text; a number moves as is.
+        let id = if id.starts_with('"') {
+            id.trim_matches('"')
+        } else {
+            id
+        };
+        push!(Attr::str("jsonrpc.request.id", id));
+    }
+    if let Some(u) = &note.upstream {
+        push!(Attr::str("mcpgate.upstream", u));
+    }
+    // The upstream call's span repeats the upstream, method and tool.
+    let mut call = [Attr::int("", 0); 3];
+    let mut c = 0;
+    for (k, v) in [
+        ("mcpgate.upstream", &note.upstream),
+        ("mcp.method.name", &note.mcp_method),
+        ("gen_ai.tool.name", &note.tool),
+    ] {
+        if let Some(v) = v {
+            call[c] = Attr::str(k, v);
+            c += 1;
+        }
+    }
+    span.end(
+        SystemTime::now(),
+        &name,
+        &a[..n],
+        status >= 500,
+        &note.phases,
+        &call[..c],
+    );
 }
 
 /// The OAuth endpoints whose refusals a user debugs.

@@ -32,6 +32,7 @@ mod otlp;
 mod phase;
 mod pipeline;
 mod request_span;
+mod span_queue;
 pub mod trace;
 
 pub use audit::{

@@ -154,8 +154,13 @@ pub fn mcp_answered(
     if !m.recording() {
         return;
     }
-    m.mcp_request(upstream, method, outcome, total);
-    m.gateway_overhead(upstream, method, total.saturating_sub(upstream_wait));
+    // One lookup of the request's histograms for both observations.
+    let method = m.mcp_count(upstream, method, outcome);
+    let own = total.saturating_sub(upstream_wait);
+    m.mcp_time(upstream, method, |(all, gateway)| {
+        all.observe(total.as_secs_f64());
+        gateway.observe(own.as_secs_f64());
+    });
 }
 
 /// Every family mcpgate exports; one per process ([`metrics`]).
@@ -337,6 +342,14 @@ impl Metrics {
         if !self.recording() {
             return;
         }
+        let method = self.mcp_count(upstream, method, outcome);
+        self.mcp_time(upstream, method, |(total, _)| {
+            total.observe(duration.as_secs_f64());
+        });
+    }
+
+    /// Counts one MCP request; the method's label back.
+    fn mcp_count(&self, upstream: &str, method: &str, outcome: McpOutcome) -> &'static str {
         let method = method_label(method);
         let outcome = outcome.as_str();
         self.mcp_series.with(
@@ -353,9 +366,7 @@ impl Metrics {
                 c.inc();
             },
         );
-        self.mcp_time(upstream, method, |(total, _)| {
-            total.observe(duration.as_secs_f64());
-        });
+        method
     }
 
     /// The gateway's own time in one MCP request (its total minus the upstream's).

@@ -10,7 +10,6 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
-use opentelemetry::KeyValue;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -97,29 +96,11 @@ pub(crate) fn upstream_answered(n: &mut Note, failed: bool) {
     };
     n.upstream_wait = Some(n.upstream_wait.unwrap_or_default() + sent.elapsed());
     if let Some(start) = wall {
-        // The session and request ids are on the request's span, its parent:
-        // every attribute is converted and encoded again for each span.
-        let mut attrs = Vec::with_capacity(4);
-        let fields = [
-            ("mcpgate.upstream", &n.upstream),
-            ("mcp.method.name", &n.mcp_method),
-            ("gen_ai.tool.name", &n.tool),
-        ];
-        for (k, v) in fields {
-            if let Some(v) = v {
-                attrs.push(KeyValue::new(k, v.clone()));
-            }
-        }
-        attrs.push(KeyValue::new(
-            "mcpgate.outcome",
-            if failed { "failed" } else { "ok" },
-        ));
-        n.phases.push(crate::phase::Phase::new(
-            crate::phase::StepName::UpstreamCall,
-            start,
-            attrs,
-            failed,
-        ));
+        // Its attributes (upstream, method, tool) are the note's, read when
+        // the request ends; the session and request ids are on the
+        // request's span, its parent.
+        n.phases
+            .push(crate::phase::Phase::upstream_call(start, failed));
     }
 }
 
@@ -281,14 +262,7 @@ impl Step {
         let Some((name, start, shared)) = self.inner.take() else {
             return;
         };
-        let mut kv: Vec<KeyValue> = attrs
-            .iter()
-            .map(|(k, v)| KeyValue::new(*k, clean(v)))
-            .collect();
-        kv.push(KeyValue::new(
-            "mcpgate.outcome",
-            if failed { "failed" } else { "ok" },
-        ));
+        let kv = attrs.iter().map(|(k, v)| (*k, clean(v))).collect();
         lock(&shared).phases.push(crate::phase::Phase {
             name,
             start,

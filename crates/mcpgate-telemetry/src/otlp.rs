@@ -1,13 +1,8 @@
-//! The span exporter behind the SDK's batch processor: OTLP/HTTP with
-//! protobuf bodies ([`proto`] writes them from the span records without the
-//! generic conversion), posted with `opentelemetry-http`'s hyper client on
-//! the Tokio runtime, over plain HTTP or HTTPS (rustls, the web PKI roots, as
-//! the gateway's own upstream client).
-//!
-//! The processor is the SDK's thread-based one: ending a span is a send on a
-//! bounded channel that wakes nobody until a batch is full, where the
-//! runtime-based processor woke its task for every span. Its thread has no
-//! Tokio reactor, so the post is spawned onto the runtime and awaited there.
+//! The span exporter: OTLP/HTTP with protobuf bodies ([`proto`] writes them
+//! from mcpgate's span records, without the SDK's records or the generic
+//! conversion), posted with `opentelemetry-http`'s hyper client by the
+//! export queue's task ([`crate::span_queue`]), over plain HTTP or HTTPS
+//! (rustls, the web PKI roots, as the gateway's own upstream client).
 //!
 //! Configured as the OTLP exporter specification says: the endpoint from
 //! `[telemetry] otlp_endpoint` (with `/v1/traces`), else
@@ -18,9 +13,8 @@
 //! `OTEL_EXPORTER_OTLP_TRACES_TIMEOUT` or `OTEL_EXPORTER_OTLP_TIMEOUT`
 //! (10 s). Compression is not offered: asking for it is an error.
 
-mod proto;
+pub(crate) mod proto;
 
-use std::sync::Mutex;
 use std::time::Duration;
 
 use http::{HeaderMap, HeaderName, HeaderValue, Uri};
@@ -28,9 +22,6 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use opentelemetry_http::hyper::HyperClient;
 use opentelemetry_http::{Bytes, HttpClient};
-use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
-use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 
 use crate::TelemetryError;
 
@@ -147,35 +138,24 @@ fn connector() -> HttpsConnector<HttpConnector> {
         .wrap_connector(http)
 }
 
-/// The exporter the batch processor calls with each batch.
+/// Posts export requests to the collector.
 #[derive(Debug)]
 pub(crate) struct OtlpExporter {
     config: ExportConfig,
     client: HyperClient<HttpsConnector<HttpConnector>>,
-    runtime: tokio::runtime::Handle,
-    encoder: Mutex<proto::Encoder>,
-    body: Mutex<Vec<u8>>,
 }
 
 impl OtlpExporter {
-    /// An exporter posting on `runtime`.
-    pub(crate) fn new(config: ExportConfig, runtime: tokio::runtime::Handle) -> OtlpExporter {
+    pub(crate) fn new(config: ExportConfig) -> OtlpExporter {
         OtlpExporter {
             client: HyperClient::new(connector(), config.timeout, None),
-            runtime,
             config,
-            encoder: Mutex::new(proto::Encoder::default()),
-            body: Mutex::new(Vec::new()),
         }
     }
 
-    /// The request body for `batch`; the buffers are reused, the body is one
-    /// copy of exactly its size.
-    fn encode(&self, batch: &[SpanData]) -> Bytes {
-        let mut encoder = self.encoder.lock().unwrap_or_else(|p| p.into_inner());
-        let mut body = self.body.lock().unwrap_or_else(|p| p.into_inner());
-        encoder.encode(batch, &mut body);
-        Bytes::copy_from_slice(&body)
+    /// Where the spans go, for log lines.
+    pub(crate) fn endpoint(&self) -> &Uri {
+        &self.config.endpoint
     }
 
     fn request(&self, body: Bytes) -> Result<http::Request<Bytes>, http::Error> {
@@ -190,46 +170,28 @@ impl OtlpExporter {
         );
         Ok(req)
     }
-}
 
-impl SpanExporter for OtlpExporter {
-    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
-        if batch.is_empty() {
-            return Ok(());
-        }
-        let body = self.encode(&batch);
-        drop(batch);
+    /// Posts one `ExportTraceServiceRequest`; the error says why it did
+    /// not arrive (never the configured headers, which may hold a
+    /// credential).
+    pub(crate) async fn post(&self, body: Vec<u8>) -> Result<(), String> {
         let req = self
-            .request(body)
-            .map_err(|e| OTelSdkError::InternalFailure(format!("OTLP request: {e}")))?;
-        let client = self.client.clone();
-        let sent = self
-            .runtime
-            .spawn(async move { client.send_bytes(req).await.map(|r| r.status()) });
-        match sent.await {
-            Ok(Ok(status)) if status.is_success() => Ok(()),
+            .request(Bytes::from(body))
+            .map_err(|e| format!("the OTLP request could not be built: {e}"))?;
+        match self.client.send_bytes(req).await {
+            Ok(r) if r.status().is_success() => Ok(()),
             // A collector that refuses the batch (a wrong path, a missing
-            // credential header) must show in the SDK's error log, not pass.
-            Ok(Ok(status)) => Err(OTelSdkError::InternalFailure(format!(
-                "OTLP export to {} was refused with HTTP {status}",
+            // credential header) must show in the log, not pass.
+            Ok(r) => Err(format!(
+                "the collector at {} refused the spans with HTTP {}",
+                self.config.endpoint,
+                r.status()
+            )),
+            Err(e) => Err(format!(
+                "posting the spans to {} failed: {e}",
                 self.config.endpoint
-            ))),
-            Ok(Err(e)) => Err(OTelSdkError::InternalFailure(format!(
-                "OTLP export to {} failed: {e}",
-                self.config.endpoint
-            ))),
-            Err(e) => Err(OTelSdkError::InternalFailure(format!(
-                "OTLP export to {} did not finish: {e}",
-                self.config.endpoint
-            ))),
+            )),
         }
-    }
-
-    fn set_resource(&mut self, resource: &Resource) {
-        self.encoder
-            .get_mut()
-            .unwrap_or_else(|p| p.into_inner())
-            .set_resource(resource);
     }
 }
 

@@ -9,12 +9,9 @@
 //! child starts). While traces are off, or outside the layer, a step is a
 //! no-op: no clock is read.
 
-use std::borrow::Cow;
 use std::time::SystemTime;
 
-use opentelemetry::KeyValue;
-use opentelemetry::trace::{SpanContext, SpanKind, Status};
-use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
+use crate::otlp::proto::{Attr, Kind};
 
 /// Which step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,86 +28,59 @@ pub enum StepName {
 }
 
 impl StepName {
-    pub(crate) fn span_name(self) -> &'static str {
+    /// The span's name, as the one piece the encoder writes.
+    pub(crate) fn name_pieces(self) -> &'static [&'static str] {
         match self {
-            StepName::Authentication => "authenticate",
-            StepName::Policy => "authorize",
-            StepName::UpstreamCall => "upstream call",
-            StepName::CredentialRenewal => "credential renewal",
+            StepName::Authentication => &["authenticate"],
+            StepName::Policy => &["authorize"],
+            StepName::UpstreamCall => &["upstream call"],
+            StepName::CredentialRenewal => &["credential renewal"],
         }
     }
 
-    fn kind(self) -> SpanKind {
+    pub(crate) fn kind(self) -> Kind {
         match self {
-            StepName::UpstreamCall | StepName::CredentialRenewal => SpanKind::Client,
-            _ => SpanKind::Internal,
+            StepName::UpstreamCall | StepName::CredentialRenewal => Kind::Client,
+            _ => Kind::Internal,
         }
     }
 }
 
-/// A finished step, waiting for the layer to export it.
+/// A finished step, waiting for the request's end to be exported.
 #[derive(Debug)]
 pub(crate) struct Phase {
     pub(crate) name: StepName,
     pub(crate) start: SystemTime,
     pub(crate) end: SystemTime,
-    pub(crate) attrs: Vec<KeyValue>,
+    /// The attributes its hook gave (the upstream call's come from the
+    /// request's note when it ends: the same upstream, method and tool).
+    pub(crate) attrs: Vec<(&'static str, String)>,
     pub(crate) failed: bool,
 }
 
 impl Phase {
-    /// A step timed by the note itself (the upstream call).
-    pub(crate) fn new(
-        name: StepName,
-        start: SystemTime,
-        attrs: Vec<KeyValue>,
-        failed: bool,
-    ) -> Phase {
+    /// The upstream call, timed by the note itself.
+    pub(crate) fn upstream_call(start: SystemTime, failed: bool) -> Phase {
         Phase {
-            name,
+            name: StepName::UpstreamCall,
             start,
             end: SystemTime::now(),
-            attrs,
+            attrs: Vec::new(),
             failed,
         }
     }
-}
 
-/// Exports the request's steps as children of `parent` (the request span's
-/// context). They are finished records already: each becomes the SDK's span
-/// record directly, without a span started and ended through the tracer. A
-/// child is sampled as its parent is (what the SDK's samplers decide for a
-/// local parent).
-pub(crate) fn export(parent: &SpanContext, phases: Vec<Phase>) {
-    if !parent.is_valid() || !parent.is_sampled() {
-        return;
-    }
-    for p in phases {
-        crate::pipeline::export_span(SpanData {
-            span_context: SpanContext::new(
-                parent.trace_id(),
-                crate::pipeline::new_span_id(),
-                parent.trace_flags(),
-                false,
-                parent.trace_state().clone(),
-            ),
-            parent_span_id: parent.span_id(),
-            parent_span_is_remote: false,
-            span_kind: p.name.kind(),
-            name: Cow::Borrowed(p.name.span_name()),
-            start_time: p.start,
-            end_time: p.end,
-            attributes: p.attrs,
-            dropped_attributes_count: 0,
-            events: SpanEvents::default(),
-            links: SpanLinks::default(),
-            status: if p.failed {
-                Status::error("")
-            } else {
-                Status::Unset
-            },
-            instrumentation_scope: crate::pipeline::scope().clone(),
-        });
+    /// Appends the span's attributes to `out`: the hook's (for the upstream
+    /// call, `call_attrs`), then `mcpgate.outcome`.
+    pub(crate) fn attributes<'a>(&'a self, call_attrs: &[Attr<'a>], out: &mut Vec<Attr<'a>>) {
+        if self.name == StepName::UpstreamCall {
+            out.extend_from_slice(call_attrs);
+        }
+        out.extend(self.attrs.iter().map(|(k, v)| Attr::str(k, v)));
+        out.push(Attr::str(
+            "mcpgate.outcome",
+            if self.failed { "failed" } else { "ok" },
+        ));
     }
 }
 

@@ -1,7 +1,11 @@
-//! The tracing pipeline: the SDK's tracer and batch processor with the
-//! OTLP/HTTP exporter ([`crate::otlp`]), whether traces are on, and W3C trace
-//! context read from a caller (`traceparent` headers and
-//! `params._meta.traceparent`). The request spans and their steps' child
+//! The tracing pipeline: the sampler, the export queue and its task with the
+//! OTLP/HTTP exporter ([`crate::span_queue`], [`crate::otlp`]), whether
+//! traces are on, and W3C trace context read from a caller (`traceparent`
+//! headers and `params._meta.traceparent`). Of the OpenTelemetry SDK only
+//! the parts that decide something are used: the sampler (configured as
+//! the SDK configures it), the id generator, the resource detectors and the
+//! W3C propagator; spans are mcpgate's own records, encoded when their
+//! request ends. The request spans and their steps' child
 //! spans are built on top of it; what goes out to upstreams is in
 //! [`crate::trace`]. A leaf below both, so that neither imports the other
 //! back.
@@ -11,83 +15,94 @@
 //! its first line.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use opentelemetry::propagation::{Extractor, TextMapPropagator};
-use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
+use opentelemetry::trace::{SamplingDecision, SpanContext, SpanId, SpanKind, TraceContextExt};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{
-    BatchConfigBuilder, BatchSpanProcessor, IdGenerator as _, RandomIdGenerator, Sampler,
-    SdkTracerProvider, SpanData, SpanExporter as _, SpanProcessor,
+    Config, IdGenerator as _, RandomIdGenerator, Sampler, ShouldSample,
 };
 
 use crate::TelemetryError;
+use crate::otlp::proto::{Envelope, SpanRecord};
 use crate::otlp::{ExportConfig, OtlpExporter};
+use crate::span_queue::{Limits, SpanQueue};
 
 static ENABLED: AtomicBool = AtomicBool::new(false);
-/// The exporter's tracer: the request spans and their steps' child spans
-/// are built with it directly.
-static TRACER: std::sync::OnceLock<opentelemetry_sdk::trace::Tracer> = std::sync::OnceLock::new();
 
-/// The batch processor, shared with the provider: the steps' child spans
-/// are handed to it as finished records.
-static PROCESSOR: std::sync::OnceLock<std::sync::Arc<BatchSpanProcessor>> =
-    std::sync::OnceLock::new();
-
-pub(crate) fn tracer() -> Option<&'static opentelemetry_sdk::trace::Tracer> {
-    TRACER.get().filter(|_| enabled())
+/// What the request spans need while traces are exported: the sampler and
+/// the export queue.
+#[derive(Debug)]
+struct Pipeline {
+    sampler: Box<dyn ShouldSample>,
+    queue: Arc<SpanQueue>,
 }
 
-/// Queues a finished span for export.
-pub(crate) fn export_span(span: SpanData) {
-    if let Some(p) = PROCESSOR.get().filter(|_| enabled()) {
-        p.on_end(span);
+static PIPELINE: std::sync::OnceLock<Pipeline> = std::sync::OnceLock::new();
+
+fn pipeline() -> Option<&'static Pipeline> {
+    PIPELINE.get().filter(|_| enabled())
+}
+
+/// Queues one request's finished spans for export.
+pub(crate) fn export(spans: &[SpanRecord<'_>]) {
+    if let Some(p) = pipeline() {
+        p.queue.push(spans);
     }
 }
 
 /// A new span id, as the SDK's tracer makes them.
-pub(crate) fn new_span_id() -> opentelemetry::trace::SpanId {
+pub(crate) fn new_span_id() -> SpanId {
     RandomIdGenerator::default().new_span_id()
 }
 
-/// The instrumentation scope of mcpgate's spans (the tracer's).
-pub(crate) fn scope() -> &'static opentelemetry::InstrumentationScope {
-    static SCOPE: std::sync::LazyLock<opentelemetry::InstrumentationScope> =
-        std::sync::LazyLock::new(|| {
-            opentelemetry::InstrumentationScope::builder(SCOPE_NAME).build()
-        });
-    &SCOPE
+/// A new span's context: in `parent`'s trace (a caller's context) or a new
+/// one, sampled as the configured sampler decides, as the SDK's tracer
+/// starts a span; `None` while traces are off.
+pub(crate) fn new_span(
+    parent: Option<&SpanContext>,
+    name: &str,
+    kind: SpanKind,
+) -> Option<SpanContext> {
+    let p = pipeline()?;
+    let ids = RandomIdGenerator::default();
+    let span_id = ids.new_span_id();
+    let (trace_id, flags, parent_cx) = match parent {
+        Some(sc) => (
+            sc.trace_id(),
+            sc.trace_flags(),
+            opentelemetry::Context::new().with_remote_span_context(sc.clone()),
+        ),
+        None => (
+            ids.new_trace_id(),
+            opentelemetry::trace::TraceFlags::default(),
+            opentelemetry::Context::new(),
+        ),
+    };
+    let decision = p
+        .sampler
+        .should_sample(Some(&parent_cx), trace_id, name, &kind, &[], &[]);
+    let sampled = decision.decision == SamplingDecision::RecordAndSample;
+    Some(SpanContext::new(
+        trace_id,
+        span_id,
+        flags.with_sampled(sampled),
+        false,
+        decision.trace_state,
+    ))
 }
 
-const SCOPE_NAME: &str = "mcpgate";
-
-/// The batch processor's queue, in spans, unless `OTEL_BSP_MAX_QUEUE_SIZE` says.
-const QUEUE_SIZE: usize = 16_384;
-
-/// The provider's handle on the shared processor. The exporter is given the
-/// resource before the processor is built, so there is nothing to set here.
-#[derive(Debug)]
-struct Shared(std::sync::Arc<BatchSpanProcessor>);
-
-impl SpanProcessor for Shared {
-    fn on_start(&self, span: &mut opentelemetry_sdk::trace::Span, cx: &opentelemetry::Context) {
-        self.0.on_start(span, cx);
-    }
-
-    fn on_end(&self, span: SpanData) {
-        self.0.on_end(span);
-    }
-
-    fn force_flush(&self) -> opentelemetry_sdk::error::OTelSdkResult {
-        self.0.force_flush()
-    }
-
-    fn shutdown_with_timeout(
-        &self,
-        timeout: std::time::Duration,
-    ) -> opentelemetry_sdk::error::OTelSdkResult {
-        self.0.shutdown_with_timeout(timeout)
+/// The sampler: `sample_ratio` as a parent-based ratio, unless
+/// `OTEL_TRACES_SAMPLER` names one (read as the SDK reads it).
+fn sampler(ratio: Option<f64>) -> Box<dyn ShouldSample> {
+    match (ratio, env_set("OTEL_TRACES_SAMPLER")) {
+        (Some(ratio), false) => Box::new(Sampler::ParentBased(Box::new(
+            Sampler::TraceIdRatioBased(ratio.clamp(0.0, 1.0)),
+        ))),
+        _ => Config::default().sampler,
     }
 }
 
@@ -107,16 +122,24 @@ pub struct TraceSettings {
 /// The running exporter; [`Tracing::shutdown`] sends what is still queued.
 #[derive(Debug)]
 pub struct Tracing {
-    provider: SdkTracerProvider,
+    queue: Arc<SpanQueue>,
+    done: std::sync::mpsc::Receiver<()>,
+    timeout: std::time::Duration,
 }
 
 impl Tracing {
-    /// Exports the spans still queued and stops the exporter.
+    /// Exports the spans still queued and stops the exporter. Blocks until
+    /// the last export is done (or its timeout): call it off the runtime's
+    /// threads (`spawn_blocking`).
     pub fn shutdown(self) {
-        if let Err(e) = self.provider.shutdown() {
-            tracing::warn!("the OpenTelemetry exporter did not shut down cleanly: {e}");
-        }
         ENABLED.store(false, Ordering::Relaxed);
+        self.queue.close();
+        if self.done.recv_timeout(self.timeout).is_err() {
+            tracing::warn!(
+                "the OpenTelemetry exporter did not finish within {} s; spans still queued are lost",
+                self.timeout.as_secs()
+            );
+        }
     }
 }
 
@@ -133,6 +156,8 @@ pub fn start(settings: &TraceSettings) -> Result<Option<Tracing>, TelemetryError
     let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
         TelemetryError::Otlp("the exporter must be started inside the Tokio runtime".to_owned())
     })?;
+    // The SDK's detectors: `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`,
+    // `telemetry.sdk.*`.
     let mut resource = Resource::builder();
     if !env_set("OTEL_SERVICE_NAME") {
         resource = resource.with_service_name(
@@ -142,35 +167,32 @@ pub fn start(settings: &TraceSettings) -> Result<Option<Tracing>, TelemetryError
                 .unwrap_or_else(|| "mcpgate".to_owned()),
         );
     }
-    let resource = resource.build();
-    let mut exporter = OtlpExporter::new(config, runtime);
-    exporter.set_resource(&resource);
-    // `OTEL_BSP_*` set the batch sizes and delay. Unset, the queue holds
-    // 16,384 spans instead of the SDK's 2,048: at ten thousand requests a
-    // second (three spans each) 2,048 is 70 ms, less than one export to a
-    // slow collector takes, and the spans beyond it were dropped.
-    let mut batch = BatchConfigBuilder::default();
-    if !env_set("OTEL_BSP_MAX_QUEUE_SIZE") {
-        batch = batch.with_max_queue_size(QUEUE_SIZE);
+    let envelope = Envelope::new(&resource.build());
+    let limits = Limits::from_env();
+    let queue = Arc::new(SpanQueue::new(limits));
+    let pipeline = Pipeline {
+        sampler: sampler(settings.sample_ratio),
+        queue: queue.clone(),
+    };
+    if PIPELINE.set(pipeline).is_err() {
+        return Err(TelemetryError::Otlp(
+            "the span exporter is already running in this process".to_owned(),
+        ));
     }
-    let processor = std::sync::Arc::new(
-        BatchSpanProcessor::builder(exporter)
-            .with_batch_config(batch.build())
-            .build(),
-    );
-    let mut provider = SdkTracerProvider::builder()
-        .with_span_processor(Shared(processor.clone()))
-        .with_resource(resource);
-    if let (Some(ratio), false) = (settings.sample_ratio, env_set("OTEL_TRACES_SAMPLER")) {
-        provider = provider.with_sampler(Sampler::ParentBased(Box::new(
-            Sampler::TraceIdRatioBased(ratio.clamp(0.0, 1.0)),
-        )));
-    }
-    let provider = provider.build();
-    let _ = TRACER.set(provider.tracer(SCOPE_NAME));
-    let _ = PROCESSOR.set(processor);
+    let exporter = OtlpExporter::new(config);
+    let (done_tx, done) = std::sync::mpsc::channel();
+    let task_queue = queue.clone();
+    runtime.spawn(async move {
+        crate::span_queue::run(task_queue, exporter, envelope).await;
+        let _ = done_tx.send(());
+    });
     ENABLED.store(true, Ordering::Relaxed);
-    Ok(Some(Tracing { provider }))
+    Ok(Some(Tracing {
+        queue,
+        done,
+        // The last export, and a little more.
+        timeout: limits.export_timeout + std::time::Duration::from_secs(1),
+    }))
 }
 
 /// Whether spans are exported.
@@ -190,12 +212,13 @@ impl Extractor for Headers<'_> {
     }
 }
 
-fn valid(cx: opentelemetry::Context) -> Option<opentelemetry::Context> {
-    cx.span().span_context().is_valid().then_some(cx)
+fn valid(cx: opentelemetry::Context) -> Option<SpanContext> {
+    let sc = cx.span().span_context().clone();
+    sc.is_valid().then_some(sc)
 }
 
 /// The caller's trace context from a `traceparent` header, when valid.
-pub(crate) fn parent_from_headers(headers: &http::HeaderMap) -> Option<opentelemetry::Context> {
+pub(crate) fn parent_from_headers(headers: &http::HeaderMap) -> Option<SpanContext> {
     if !enabled() || !headers.contains_key("traceparent") {
         return None;
     }
@@ -203,10 +226,7 @@ pub(crate) fn parent_from_headers(headers: &http::HeaderMap) -> Option<opentelem
 }
 
 /// The trace context a `params._meta.traceparent` names, when valid.
-pub(crate) fn parent_from_meta(
-    traceparent: &str,
-    tracestate: Option<&str>,
-) -> Option<opentelemetry::Context> {
+pub(crate) fn parent_from_meta(traceparent: &str, tracestate: Option<&str>) -> Option<SpanContext> {
     if !enabled() {
         return None;
     }

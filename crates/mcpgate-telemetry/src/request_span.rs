@@ -1,21 +1,23 @@
-//! The span of one HTTP request (one MCP request), built with the SDK's
-//! tracer directly rather than as a `tracing` span bridged to OpenTelemetry:
-//! the bridge cost a registry entry, a lookup per poll and per context
-//! read, and a copy of every field, on every request.
+//! The span of one HTTP request (one MCP request) and its steps' child
+//! spans, as mcpgate's own records: the span's context is made (and the
+//! sampler asked) when first needed, and everything else waits until the
+//! request ends, when the spans are encoded straight into the export queue
+//! from what the request holds then. The SDK's spans cost a record per span
+//! with every attribute key and value owned, a channel send, a conversion
+//! and a free, on every request.
 //!
 //! The span starts when first needed (its context goes to an upstream, or
 //! the request ends), not when the request arrives, so that a
 //! `params._meta.traceparent` read after authentication can still become
-//! its parent; its start time is still the request's arrival. Its
-//! attributes are set once, when the request ends, from what the request's
-//! note holds then.
+//! its parent; its start time is still the request's arrival.
 
-use std::time::SystemTime;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use http::HeaderValue;
-use opentelemetry::trace::{Span as _, SpanBuilder, SpanKind, Status};
-use opentelemetry::{Context, KeyValue};
-use opentelemetry_sdk::trace::Span as SdkSpan;
+use opentelemetry::trace::{SpanContext, SpanKind};
+
+use crate::otlp::proto::{Attr, Kind, SpanRecord};
+use crate::phase::Phase;
 
 /// The span's context as it is passed on to upstreams, formatted once per
 /// request.
@@ -31,20 +33,25 @@ pub(crate) struct Propagated {
 #[derive(Debug)]
 pub(crate) struct RequestSpan {
     start: SystemTime,
-    parent: Option<Context>,
-    /// Whether a caller's context became the parent.
-    has_parent: bool,
-    started: Option<SdkSpan>,
+    /// A caller's context, continued.
+    parent: Option<SpanContext>,
+    /// The span's own context once started (`None` inside: traces are off).
+    started: Option<Option<SpanContext>>,
     propagated: Option<Option<Propagated>>,
+}
+
+/// Nanoseconds since the Unix epoch (0 before it, as the SDK's conversion).
+fn nanos(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
 impl RequestSpan {
     /// A span for a request that arrived at `start`, continuing `parent`
     /// (a `traceparent` header) when given.
-    pub(crate) fn new(start: SystemTime, parent: Option<Context>) -> RequestSpan {
+    pub(crate) fn new(start: SystemTime, parent: Option<SpanContext>) -> RequestSpan {
         RequestSpan {
             start,
-            has_parent: parent.is_some(),
             parent,
             started: None,
             propagated: None,
@@ -53,63 +60,99 @@ impl RequestSpan {
 
     /// Continues the caller's trace `cx` unless a parent is set already or
     /// the span has started (its parent is fixed then).
-    pub(crate) fn set_parent(&mut self, cx: Context) {
-        if !self.has_parent && self.started.is_none() {
+    pub(crate) fn set_parent(&mut self, cx: SpanContext) {
+        if self.parent.is_none() && self.started.is_none() {
             self.parent = Some(cx);
-            self.has_parent = true;
         }
     }
 
-    fn start(&mut self) -> Option<&mut SdkSpan> {
+    /// The span's context, made on first use (named `request` for the
+    /// sampler: the MCP method is not known yet).
+    fn context(&mut self) -> Option<&SpanContext> {
         if self.started.is_none() {
-            let tracer = crate::pipeline::tracer()?;
-            let parent = self.parent.take().unwrap_or_default();
-            // The name is set when the request ends and its MCP method is known.
-            let span = SpanBuilder::from_name("request")
-                .with_kind(SpanKind::Server)
-                .with_start_time(self.start)
-                .start_with_context(tracer, &parent);
-            self.started = Some(span);
+            self.started = Some(crate::pipeline::new_span(
+                self.parent.as_ref(),
+                "request",
+                SpanKind::Server,
+            ));
         }
-        self.started.as_mut()
+        self.started.as_ref().and_then(Option::as_ref)
     }
 
     /// The context to pass on, formatted on first use; `None` while traces
     /// are off or the context is invalid.
     pub(crate) fn propagated(&mut self) -> Option<&Propagated> {
         if self.propagated.is_none() {
-            let p = self.start().and_then(|s| propagate(s.span_context()));
+            let p = self.context().and_then(propagate);
             self.propagated = Some(p);
         }
         self.propagated.as_ref().and_then(Option::as_ref)
     }
 
-    /// Ends the span at `end` named `name` with `attrs`, and its steps'
-    /// child spans under it.
+    /// Ends the span at `end`, named by the pieces of `name`, with `attrs`,
+    /// and its steps' child spans under it (`call_attrs`: the attributes of
+    /// the `upstream call` step), and queues them for export when sampled.
     pub(crate) fn end(
         mut self,
         end: SystemTime,
-        name: String,
-        attrs: impl FnOnce() -> Vec<KeyValue>,
+        name: &[&str],
+        attrs: &[Attr<'_>],
         error: bool,
-        phases: Vec<crate::phase::Phase>,
+        phases: &[Phase],
+        call_attrs: &[Attr<'_>],
     ) {
-        self.start();
-        let Some(mut span) = self.started.take() else {
+        let Some(cx) = self.context().cloned() else {
             return;
         };
-        if !span.is_recording() {
+        if !cx.is_valid() || !cx.is_sampled() {
             return;
         }
-        span.update_name(name);
-        span.set_attributes(attrs());
-        if error {
-            span.set_status(Status::error(""));
+        let trace_state = cx.trace_state().header();
+        let trace_id = cx.trace_id().to_bytes();
+        let span_id = cx.span_id().to_bytes();
+        let flags = cx.trace_flags().to_u8();
+        // The children's attributes, side by side; a child's are a range.
+        let mut child_attrs: Vec<Attr<'_>> = Vec::new();
+        let mut ranges = Vec::with_capacity(phases.len());
+        for p in phases {
+            let from = child_attrs.len();
+            p.attributes(call_attrs, &mut child_attrs);
+            ranges.push(from..child_attrs.len());
         }
-        if !phases.is_empty() {
-            crate::phase::export(span.span_context(), phases);
+        let mut records = Vec::with_capacity(1 + phases.len());
+        records.push(SpanRecord {
+            trace_id,
+            span_id,
+            trace_state: &trace_state,
+            parent_span_id: self.parent.as_ref().map(|p| p.span_id().to_bytes()),
+            parent_is_remote: self.parent.is_some(),
+            trace_flags: flags,
+            name,
+            kind: Kind::Server,
+            start: nanos(self.start),
+            end: nanos(end),
+            attrs,
+            error,
+        });
+        for (p, range) in phases.iter().zip(ranges) {
+            // A child is sampled as its parent is (what the SDK's samplers
+            // decide for a local parent) and in its trace state.
+            records.push(SpanRecord {
+                trace_id,
+                span_id: crate::pipeline::new_span_id().to_bytes(),
+                trace_state: &trace_state,
+                parent_span_id: Some(span_id),
+                parent_is_remote: false,
+                trace_flags: flags,
+                name: p.name.name_pieces(),
+                kind: p.name.kind(),
+                start: nanos(p.start),
+                end: nanos(p.end),
+                attrs: &child_attrs[range],
+                error: p.failed,
+            });
         }
-        span.end_with_timestamp(end);
+        crate::pipeline::export(&records);
     }
 }
 

@@ -1,7 +1,7 @@
 //! W3C trace context out: the current request span's `traceparent` (and
 //! `tracestate`) written into upstream requests, as a header for HTTP
 //! upstreams and in `params._meta` for every upstream. The pipeline
-//! underneath (tracer, exporter, context in) is `pipeline.rs`; its
+//! underneath (sampler, export queue, context in) is `pipeline.rs`; its
 //! public parts are re-exported here.
 
 use serde_json::value::RawValue;

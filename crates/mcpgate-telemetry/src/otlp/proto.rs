@@ -1,19 +1,16 @@
-//! OTLP protobuf (`ExportTraceServiceRequest`) written straight from the
-//! SDK's span records into a reused buffer. The generic path
-//! (`opentelemetry-proto`'s conversion, then prost) copies every span, key
-//! and value into owned messages and measures each nested message again at
-//! every level; here each span is written once into a scratch buffer, whose
-//! length then prefixes it, and every length above it is a sum.
+//! OTLP protobuf (`ExportTraceServiceRequest`) written straight from
+//! mcpgate's own span records. A span is encoded once, when its request
+//! ends, from strings the request already holds (no owned attribute keys or
+//! values, no SDK span record), into the export queue's buffer as one
+//! `ScopeSpans.spans` field; an export wraps a run of them in the resource
+//! and scope, which are encoded once. Every length is computed before it is
+//! written, so nothing is encoded twice.
 //!
 //! Field numbers are those of `opentelemetry/proto/trace/v1/trace.proto`,
 //! `common/v1/common.proto` and `resource/v1/resource.proto`.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
-use opentelemetry::trace::{SpanContext, SpanId, SpanKind, Status};
-use opentelemetry::{Array, InstrumentationScope, KeyValue, Value};
+use opentelemetry::Value;
 use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::trace::SpanData;
 
 const LEN: u32 = 2;
 const VARINT: u32 = 0;
@@ -23,6 +20,9 @@ const FIXED32: u32 = 5;
 /// `SpanFlags`: the span says whether its parent is remote, and whether it is.
 const HAS_IS_REMOTE: u32 = 0x100;
 const IS_REMOTE: u32 = 0x200;
+
+/// The instrumentation scope every span of mcpgate's is in.
+pub(crate) const SCOPE_NAME: &str = "mcpgate";
 
 fn varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
@@ -46,6 +46,12 @@ fn len_prefix(out: &mut Vec<u8>, field: u32, len: usize) {
     varint(out, len as u64);
 }
 
+/// The encoded size of a length-delimited field with a one-byte tag
+/// (fields 1 to 15) and a body of `len` bytes.
+fn delimited_len(len: usize) -> usize {
+    1 + varint_len(len as u64) + len
+}
+
 fn bytes_field(out: &mut Vec<u8>, field: u32, b: &[u8]) {
     len_prefix(out, field, b.len());
     out.extend_from_slice(b);
@@ -56,6 +62,10 @@ fn opt_bytes_field(out: &mut Vec<u8>, field: u32, b: &[u8]) {
     if !b.is_empty() {
         bytes_field(out, field, b);
     }
+}
+
+fn opt_bytes_len(len: usize) -> usize {
+    if len == 0 { 0 } else { delimited_len(len) }
 }
 
 fn varint_field(out: &mut Vec<u8>, field: u32, v: u64) {
@@ -70,273 +80,250 @@ fn fixed64_field(out: &mut Vec<u8>, field: u32, v: u64) {
     out.extend_from_slice(&v.to_le_bytes());
 }
 
-/// A nested message written by `body` after its tag and length: the body goes
-/// into `scratch` first, since its length comes before it.
-fn message(out: &mut Vec<u8>, scratch: &mut Vec<u8>, field: u32, body: impl FnOnce(&mut Vec<u8>)) {
-    scratch.clear();
-    body(scratch);
-    bytes_field(out, field, scratch);
+/// An attribute's value: what mcpgate's spans carry.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum AttrValue<'a> {
+    Str(&'a str),
+    Int(i64),
 }
 
-/// Nanoseconds since the Unix epoch (0 before it, as the SDK's own conversion).
-fn nanos(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+/// One attribute, borrowed from whoever holds its text.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Attr<'a> {
+    pub(crate) key: &'a str,
+    pub(crate) value: AttrValue<'a>,
 }
 
-/// Appends one `AnyValue`'s fields (its body, without tag or length).
-fn any_value(out: &mut Vec<u8>, v: &Value) {
-    match v {
-        Value::String(s) => bytes_field(out, 1, s.as_str().as_bytes()),
-        Value::Bool(b) => {
-            key(out, 2, VARINT);
-            out.push(u8::from(*b));
+impl<'a> Attr<'a> {
+    pub(crate) fn str(key: &'a str, value: &'a str) -> Attr<'a> {
+        Attr {
+            key,
+            value: AttrValue::Str(value),
         }
-        Value::I64(i) => {
-            key(out, 3, VARINT);
-            // int64: two's complement as a 64-bit varint.
-            varint(out, *i as u64);
+    }
+
+    pub(crate) fn int(key: &'a str, value: i64) -> Attr<'a> {
+        Attr {
+            key,
+            value: AttrValue::Int(value),
         }
-        Value::F64(f) => fixed64_field(out, 4, f.to_bits()),
-        Value::Array(a) => {
-            // ArrayValue { repeated AnyValue values = 1 }, each element a
-            // nested AnyValue; arrays are rare, so they get their own buffers.
-            let mut values = Vec::new();
-            let mut one = Vec::new();
-            match a {
-                Array::Bool(xs) => xs
-                    .iter()
-                    .for_each(|x| element(&mut one, &mut values, &Value::Bool(*x))),
-                Array::I64(xs) => xs
-                    .iter()
-                    .for_each(|x| element(&mut one, &mut values, &Value::I64(*x))),
-                Array::F64(xs) => xs
-                    .iter()
-                    .for_each(|x| element(&mut one, &mut values, &Value::F64(*x))),
-                Array::String(xs) => xs
-                    .iter()
-                    .for_each(|x| element(&mut one, &mut values, &Value::String(x.clone()))),
-                // A kind of array added to the API later: as its text.
-                other => element(&mut one, &mut values, &Value::from(other.to_string())),
+    }
+
+    /// The `AnyValue` message's body length.
+    fn value_len(&self) -> usize {
+        match self.value {
+            AttrValue::Str(s) => delimited_len(s.len()),
+            // int_value = 3, always written: it is a member of a oneof.
+            AttrValue::Int(i) => 1 + varint_len(i as u64),
+        }
+    }
+
+    /// The `KeyValue` message's body length.
+    fn len(&self) -> usize {
+        delimited_len(self.key.len()) + delimited_len(self.value_len())
+    }
+
+    /// Appends the attribute as a `KeyValue` message in `field`.
+    fn write(&self, out: &mut Vec<u8>, field: u32) {
+        let value_len = self.value_len();
+        len_prefix(
+            out,
+            field,
+            delimited_len(self.key.len()) + delimited_len(value_len),
+        );
+        bytes_field(out, 1, self.key.as_bytes());
+        len_prefix(out, 2, value_len);
+        match self.value {
+            AttrValue::Str(s) => bytes_field(out, 1, s.as_bytes()),
+            AttrValue::Int(i) => {
+                key(out, 3, VARINT);
+                // int64: two's complement as a 64-bit varint.
+                varint(out, i as u64);
             }
-            bytes_field(out, 5, &values);
-        }
-        // A kind of value added to the API later: as its text.
-        other => bytes_field(out, 1, other.as_str().as_bytes()),
-    }
-}
-
-/// One element of an `ArrayValue` (`values = 1`).
-fn element(one: &mut Vec<u8>, values: &mut Vec<u8>, v: &Value) {
-    one.clear();
-    any_value(one, v);
-    bytes_field(values, 1, one);
-}
-
-/// The encoded length of a string `AnyValue`'s body, the common case, so
-/// that a string attribute needs no scratch buffer.
-fn string_value_len(s: &str) -> usize {
-    1 + varint_len(s.len() as u64) + s.len()
-}
-
-/// Appends `KeyValue` messages (as `field`) for `attrs`.
-fn attributes<'a>(
-    out: &mut Vec<u8>,
-    scratch: &mut Vec<u8>,
-    field: u32,
-    attrs: impl IntoIterator<Item = (&'a str, &'a Value)>,
-) {
-    for (k, v) in attrs {
-        if let Value::String(s) = v {
-            let s = s.as_str();
-            let value_len = string_value_len(s);
-            let kv_len = 1
-                + varint_len(k.len() as u64)
-                + k.len()
-                + 1
-                + varint_len(value_len as u64)
-                + value_len;
-            len_prefix(out, field, kv_len);
-            bytes_field(out, 1, k.as_bytes());
-            len_prefix(out, 2, value_len);
-            bytes_field(out, 1, s.as_bytes());
-        } else {
-            scratch.clear();
-            bytes_field(scratch, 1, k.as_bytes());
-            let mark = scratch.len();
-            any_value(scratch, v);
-            let value_len = scratch.len() - mark;
-            let kv_len = mark + 1 + varint_len(value_len as u64) + value_len;
-            len_prefix(out, field, kv_len);
-            out.extend_from_slice(&scratch[..mark]);
-            len_prefix(out, 2, value_len);
-            out.extend_from_slice(&scratch[mark..]);
         }
     }
 }
 
-fn key_values(kvs: &[KeyValue]) -> impl Iterator<Item = (&str, &Value)> {
-    kvs.iter().map(|kv| (kv.key.as_str(), &kv.value))
+/// A span's kind, as OTLP numbers it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Internal = 1,
+    Server = 2,
+    Client = 3,
 }
 
-fn flags(cx: &SpanContext, remote: bool) -> u32 {
-    let mut f = u32::from(cx.trace_flags().to_u8()) | HAS_IS_REMOTE;
-    if remote {
-        f |= IS_REMOTE;
+/// One finished span, everything borrowed.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SpanRecord<'a> {
+    pub(crate) trace_id: [u8; 16],
+    pub(crate) span_id: [u8; 8],
+    /// The W3C `tracestate` header's text, empty when there is none.
+    pub(crate) trace_state: &'a str,
+    pub(crate) parent_span_id: Option<[u8; 8]>,
+    pub(crate) parent_is_remote: bool,
+    /// The W3C trace flags (bit 0: sampled).
+    pub(crate) trace_flags: u8,
+    /// The name, as pieces written one after the other (`"tools/call"`,
+    /// `" "`, `"echo"`): no string is built for it.
+    pub(crate) name: &'a [&'a str],
+    pub(crate) kind: Kind,
+    /// Nanoseconds since the Unix epoch.
+    pub(crate) start: u64,
+    pub(crate) end: u64,
+    pub(crate) attrs: &'a [Attr<'a>],
+    /// The status is an error (with no message), else unset.
+    pub(crate) error: bool,
+}
+
+impl SpanRecord<'_> {
+    fn name_len(&self) -> usize {
+        self.name.iter().map(|p| p.len()).sum()
     }
-    f
-}
 
-fn kind(k: &SpanKind) -> u64 {
-    match k {
-        SpanKind::Internal => 1,
-        SpanKind::Server => 2,
-        SpanKind::Client => 3,
-        SpanKind::Producer => 4,
-        SpanKind::Consumer => 5,
+    /// The `Status` message's body length: `code = 3` only (no message).
+    fn status_len(&self) -> usize {
+        if self.error { 2 } else { 0 }
+    }
+
+    /// The `Span` message's body length.
+    fn body_len(&self) -> usize {
+        delimited_len(16)
+            + delimited_len(8)
+            + opt_bytes_len(self.trace_state.len())
+            + if self.parent_span_id.is_some() {
+                delimited_len(8)
+            } else {
+                0
+            }
+            + opt_bytes_len(self.name_len())
+            + 2 // kind: field 6, a one-byte value
+            + 2 * 9 // start and end: fixed64
+            + self
+                .attrs
+                .iter()
+                .map(|a| delimited_len(a.len()))
+                .sum::<usize>()
+            + delimited_len(self.status_len())
+            + 2 + 4 // flags: field 16 (a two-byte tag), fixed32
+    }
+
+    /// The encoded size of the span as a `ScopeSpans.spans` field.
+    #[cfg(test)]
+    pub(crate) fn encoded_len(&self) -> usize {
+        delimited_len(self.body_len())
+    }
+
+    /// Appends the span as a `ScopeSpans.spans` field (2): what an export
+    /// request's scope holds, one after another. Its length is summed once,
+    /// here: it walks every attribute.
+    pub(crate) fn write(&self, out: &mut Vec<u8>) {
+        let len = self.body_len();
+        out.reserve(delimited_len(len));
+        len_prefix(out, 2, len);
+        bytes_field(out, 1, &self.trace_id);
+        bytes_field(out, 2, &self.span_id);
+        opt_bytes_field(out, 3, self.trace_state.as_bytes());
+        if let Some(p) = &self.parent_span_id {
+            bytes_field(out, 4, p);
+        }
+        let name_len = self.name_len();
+        if name_len > 0 {
+            len_prefix(out, 5, name_len);
+            for p in self.name {
+                out.extend_from_slice(p.as_bytes());
+            }
+        }
+        varint_field(out, 6, self.kind as u64);
+        fixed64_field(out, 7, self.start);
+        fixed64_field(out, 8, self.end);
+        for a in self.attrs {
+            a.write(out, 9);
+        }
+        // Status { message = 2, code = 3 }, always present as the SDK's
+        // conversion writes it.
+        len_prefix(out, 15, self.status_len());
+        if self.error {
+            varint_field(out, 3, 2);
+        }
+        let mut flags = u32::from(self.trace_flags) | HAS_IS_REMOTE;
+        if self.parent_is_remote {
+            flags |= IS_REMOTE;
+        }
+        key(out, 16, FIXED32);
+        out.extend_from_slice(&flags.to_le_bytes());
     }
 }
 
-/// Reused buffers; an export holds them while it encodes.
-#[derive(Debug, Default)]
-pub(crate) struct Encoder {
-    /// The encoded `Resource` message's body, set once.
+/// The part of every export request that does not change: the resource and
+/// the scope, encoded once.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Envelope {
+    /// The `Resource` message's body.
     resource: Vec<u8>,
     resource_schema: String,
-    spans: Vec<u8>,
-    span: Vec<u8>,
-    inner: Vec<u8>,
-    attr: Vec<u8>,
+    /// The `InstrumentationScope` message's body.
+    scope: Vec<u8>,
 }
 
-impl Encoder {
-    /// Encodes the resource once: every request repeats it.
-    pub(crate) fn set_resource(&mut self, resource: &Resource) {
-        self.resource.clear();
-        let mut scratch = Vec::new();
-        attributes(
-            &mut self.resource,
-            &mut scratch,
-            1,
-            resource.iter().map(|(k, v)| (k.as_str(), v)),
-        );
-        self.resource_schema = resource.schema_url().unwrap_or_default().to_owned();
+/// Appends a resource or scope attribute of the SDK's kind; mcpgate's
+/// resource holds strings, integers, floats and booleans (from
+/// `OTEL_RESOURCE_ATTRIBUTES` and the SDK's detectors).
+fn sdk_attribute(out: &mut Vec<u8>, field: u32, k: &str, v: &Value) {
+    let mut value = Vec::new();
+    match v {
+        Value::String(s) => bytes_field(&mut value, 1, s.as_str().as_bytes()),
+        Value::Bool(b) => {
+            key(&mut value, 2, VARINT);
+            value.push(u8::from(*b));
+        }
+        Value::I64(i) => {
+            key(&mut value, 3, VARINT);
+            varint(&mut value, *i as u64);
+        }
+        Value::F64(f) => fixed64_field(&mut value, 4, f.to_bits()),
+        // Arrays and kinds added later: as their text.
+        other => bytes_field(&mut value, 1, other.to_string().as_bytes()),
+    }
+    let body = delimited_len(k.len()) + delimited_len(value.len());
+    len_prefix(out, field, body);
+    bytes_field(out, 1, k.as_bytes());
+    bytes_field(out, 2, &value);
+}
+
+impl Envelope {
+    /// The envelope for spans of `resource`, in mcpgate's scope.
+    pub(crate) fn new(resource: &Resource) -> Envelope {
+        let mut r = Vec::new();
+        for (k, v) in resource.iter() {
+            sdk_attribute(&mut r, 1, k.as_str(), v);
+        }
+        let mut scope = Vec::new();
+        opt_bytes_field(&mut scope, 1, SCOPE_NAME.as_bytes());
+        Envelope {
+            resource: r,
+            resource_schema: resource.schema_url().unwrap_or_default().to_owned(),
+            scope,
+        }
     }
 
-    /// The `ExportTraceServiceRequest` for `batch`, written into `out`
-    /// (cleared first).
-    pub(crate) fn encode(&mut self, batch: &[SpanData], out: &mut Vec<u8>) {
+    /// The `ExportTraceServiceRequest` holding `spans` (span fields as
+    /// [`SpanRecord::write`] appends them), written into `out`.
+    pub(crate) fn request(&self, spans: &[u8], out: &mut Vec<u8>) {
         out.clear();
-        // ResourceSpans { resource = 1, scope_spans = 2, schema_url = 3 }, one
-        // per export: every span here comes from this process's resource.
-        // ScopeSpans per run of spans from the same instrumentation scope.
-        let mut scopes = Vec::new();
-        let mut rest = batch;
-        while let Some(first) = rest.first() {
-            let run = rest
-                .iter()
-                .position(|s| s.instrumentation_scope != first.instrumentation_scope)
-                .unwrap_or(rest.len());
-            let (these, after) = rest.split_at(run);
-            self.scope_spans(&first.instrumentation_scope, these, &mut scopes);
-            rest = after;
-        }
-        let resource_len = 1 + varint_len(self.resource.len() as u64) + self.resource.len();
-        let schema = self.resource_schema.as_bytes();
-        let schema_len = if schema.is_empty() {
-            0
-        } else {
-            1 + varint_len(schema.len() as u64) + schema.len()
-        };
-        len_prefix(out, 1, resource_len + scopes.len() + schema_len);
+        // ScopeSpans { scope = 1, spans = 2 } (no schema URL).
+        let scope_spans = delimited_len(self.scope.len()) + spans.len();
+        // ResourceSpans { resource = 1, scope_spans = 2, schema_url = 3 }.
+        let resource_spans = delimited_len(self.resource.len())
+            + delimited_len(scope_spans)
+            + opt_bytes_len(self.resource_schema.len());
+        out.reserve(delimited_len(resource_spans));
+        len_prefix(out, 1, resource_spans);
         bytes_field(out, 1, &self.resource);
-        out.extend_from_slice(&scopes);
-        opt_bytes_field(out, 3, schema);
+        len_prefix(out, 2, scope_spans);
+        bytes_field(out, 1, &self.scope);
+        out.extend_from_slice(spans);
+        opt_bytes_field(out, 3, self.resource_schema.as_bytes());
     }
-
-    /// Appends one `ScopeSpans` (field 2 of `ResourceSpans`) to `out`.
-    fn scope_spans(&mut self, scope: &InstrumentationScope, spans: &[SpanData], out: &mut Vec<u8>) {
-        self.spans.clear();
-        // InstrumentationScope { name = 1, version = 2, attributes = 3 }
-        message(&mut self.spans, &mut self.inner, 1, |b| {
-            opt_bytes_field(b, 1, scope.name().as_bytes());
-            opt_bytes_field(b, 2, scope.version().unwrap_or_default().as_bytes());
-            let mut scratch = Vec::new();
-            attributes(
-                b,
-                &mut scratch,
-                3,
-                scope.attributes().map(|kv| (kv.key.as_str(), &kv.value)),
-            );
-        });
-        for s in spans {
-            self.span.clear();
-            span(&mut self.span, &mut self.inner, &mut self.attr, s);
-            bytes_field(&mut self.spans, 2, &self.span);
-        }
-        opt_bytes_field(
-            &mut self.spans,
-            3,
-            scope.schema_url().unwrap_or_default().as_bytes(),
-        );
-        bytes_field(out, 2, &self.spans);
-    }
-}
-
-/// Appends one `Span` message's body.
-fn span(out: &mut Vec<u8>, inner: &mut Vec<u8>, attr: &mut Vec<u8>, s: &SpanData) {
-    let cx = &s.span_context;
-    bytes_field(out, 1, &cx.trace_id().to_bytes());
-    bytes_field(out, 2, &cx.span_id().to_bytes());
-    let state = cx.trace_state().header();
-    opt_bytes_field(out, 3, state.as_bytes());
-    if s.parent_span_id != SpanId::INVALID {
-        bytes_field(out, 4, &s.parent_span_id.to_bytes());
-    }
-    opt_bytes_field(out, 5, s.name.as_bytes());
-    varint_field(out, 6, kind(&s.span_kind));
-    fixed64_field(out, 7, nanos(s.start_time));
-    fixed64_field(out, 8, nanos(s.end_time));
-    attributes(out, attr, 9, key_values(&s.attributes));
-    varint_field(out, 10, u64::from(s.dropped_attributes_count));
-    for e in s.events.iter() {
-        // Event { time_unix_nano = 1, name = 2, attributes = 3, dropped = 4 }
-        message(out, inner, 11, |b| {
-            fixed64_field(b, 1, nanos(e.timestamp));
-            opt_bytes_field(b, 2, e.name.as_bytes());
-            attributes(b, attr, 3, key_values(&e.attributes));
-            varint_field(b, 4, u64::from(e.dropped_attributes_count));
-        });
-    }
-    varint_field(out, 12, u64::from(s.events.dropped_count));
-    for l in s.links.iter() {
-        // Link { trace_id = 1, span_id = 2, trace_state = 3, attributes = 4,
-        // dropped = 5, flags = 6 }
-        message(out, inner, 13, |b| {
-            let lc = &l.span_context;
-            bytes_field(b, 1, &lc.trace_id().to_bytes());
-            bytes_field(b, 2, &lc.span_id().to_bytes());
-            opt_bytes_field(b, 3, lc.trace_state().header().as_bytes());
-            attributes(b, attr, 4, key_values(&l.attributes));
-            varint_field(b, 5, u64::from(l.dropped_attributes_count));
-            key(b, 6, FIXED32);
-            b.extend_from_slice(&flags(lc, lc.is_remote()).to_le_bytes());
-        });
-    }
-    varint_field(out, 14, u64::from(s.links.dropped_count));
-    // Status { message = 2, code = 3 }, always present as the SDK's conversion
-    // writes it.
-    let (code, text) = match &s.status {
-        Status::Unset => (0, ""),
-        Status::Ok => (1, ""),
-        Status::Error { description } => (2, description.as_ref()),
-    };
-    message(out, inner, 15, |b| {
-        opt_bytes_field(b, 2, text.as_bytes());
-        varint_field(b, 3, code);
-    });
-    key(out, 16, FIXED32);
-    out.extend_from_slice(&flags(cx, s.parent_span_is_remote).to_le_bytes());
 }
 
 #[cfg(test)]

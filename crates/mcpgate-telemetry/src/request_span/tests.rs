@@ -2,6 +2,8 @@ use opentelemetry::trace::{
     SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId, TraceState,
 };
 
+use opentelemetry::Context;
+
 use super::*;
 
 fn context(flags: TraceFlags, state: &str) -> SpanContext {

@@ -1,141 +1,127 @@
+use std::borrow::Cow;
 use std::time::{Duration, UNIX_EPOCH};
 
 use opentelemetry::trace::{
-    Event, Link, SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
+    SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
 };
-use opentelemetry::{Array, InstrumentationScope, KeyValue, StringValue, Value};
+use opentelemetry::{InstrumentationScope, KeyValue};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::transform::common::tonic::ResourceAttributesWithSchema;
 use opentelemetry_proto::transform::trace::tonic::group_spans_by_resource_and_scope;
-use opentelemetry_sdk::trace::{SpanEvents, SpanLinks};
+use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
 use prost::Message as _;
 
 use super::*;
 
-fn context(trace: u128, span: u64, state: &str, remote: bool) -> SpanContext {
-    SpanContext::new(
-        TraceId::from(trace),
-        SpanId::from(span),
-        TraceFlags::SAMPLED,
-        remote,
-        state.parse::<TraceState>().unwrap_or_default(),
-    )
-}
+const START: u64 = 1_765_000_000_123_456_789;
 
-fn span(name: &'static str, scope: &InstrumentationScope, rich: bool) -> SpanData {
-    let at = UNIX_EPOCH + Duration::from_nanos(1_765_000_000_123_456_789);
-    let mut events = SpanEvents::default();
-    let mut links = SpanLinks::default();
-    let mut attributes = vec![
-        KeyValue::new("mcp.method.name", "tools/call"),
-        KeyValue::new("http.response.status_code", 200_i64),
-        KeyValue::new("jsonrpc.request.id", "x".repeat(300)),
-    ];
-    if rich {
-        attributes.extend([
-            KeyValue::new("negative", -5_i64),
-            KeyValue::new("flag", true),
-            KeyValue::new("off", false),
-            KeyValue::new("ratio", 0.25_f64),
-            KeyValue::new("empty", ""),
-            KeyValue::new(
-                "list",
-                Value::Array(Array::String(vec![
-                    StringValue::from("a"),
-                    StringValue::from("é"),
-                ])),
-            ),
-            KeyValue::new("ints", Value::Array(Array::I64(vec![1, -1, 1 << 40]))),
-        ]);
-        events.events.push(Event::new(
-            "retry",
-            at,
-            vec![KeyValue::new("attempt", 2_i64)],
-            1,
-        ));
-        events.dropped_count = 3;
-        links.links.push(Link::new(
-            context(7, 8, "k=v", true),
-            vec![KeyValue::new("why", "follows")],
-            0,
-        ));
-        links.dropped_count = 2;
-    }
-    SpanData {
-        span_context: context(
-            0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736,
-            0x00f0_67aa_0ba9_02b7,
-            if rich { "vendor=x,other=y" } else { "" },
+/// Our record and the SDK's record of the same span.
+fn pair<'a>(
+    name: &'a [&'a str],
+    attrs: &'a [Attr<'a>],
+    rich: bool,
+    scope: &InstrumentationScope,
+) -> (SpanRecord<'a>, SpanData) {
+    let state = if rich { "vendor=x,other=y" } else { "" };
+    let ours = SpanRecord {
+        trace_id: 0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736_u128.to_be_bytes(),
+        span_id: 0x00f0_67aa_0ba9_02b7_u64.to_be_bytes(),
+        trace_state: state,
+        parent_span_id: rich.then_some(0xb7ad_6b71_6920_3331_u64.to_be_bytes()),
+        parent_is_remote: rich,
+        trace_flags: 1,
+        name,
+        kind: if rich { Kind::Client } else { Kind::Server },
+        start: START,
+        end: START + 1_500_000,
+        attrs,
+        error: rich,
+    };
+    let at = UNIX_EPOCH + Duration::from_nanos(START);
+    let theirs = SpanData {
+        span_context: SpanContext::new(
+            TraceId::from_bytes(ours.trace_id),
+            SpanId::from_bytes(ours.span_id),
+            TraceFlags::SAMPLED,
             false,
+            state.parse::<TraceState>().unwrap_or_default(),
         ),
-        parent_span_id: if rich {
-            SpanId::from(0xb7ad_6b71_6920_3331)
-        } else {
-            SpanId::INVALID
-        },
+        parent_span_id: ours
+            .parent_span_id
+            .map_or(SpanId::INVALID, SpanId::from_bytes),
         parent_span_is_remote: rich,
         span_kind: if rich {
             SpanKind::Client
         } else {
             SpanKind::Server
         },
-        name: name.into(),
+        name: Cow::Owned(name.concat()),
         start_time: at,
         end_time: at + Duration::from_micros(1500),
-        attributes,
-        dropped_attributes_count: u32::from(rich) * 4,
-        events,
-        links,
+        attributes: attrs
+            .iter()
+            .map(|a| match a.value {
+                AttrValue::Str(s) => KeyValue::new(a.key.to_owned(), s.to_owned()),
+                AttrValue::Int(i) => KeyValue::new(a.key.to_owned(), i),
+            })
+            .collect(),
+        dropped_attributes_count: 0,
+        events: SpanEvents::default(),
+        links: SpanLinks::default(),
         status: if rich {
-            Status::error("upstream went away")
+            Status::error("")
         } else {
             Status::Unset
         },
         instrumentation_scope: scope.clone(),
-    }
+    };
+    (ours, theirs)
 }
 
 /// What the generic path (opentelemetry-proto's conversion) makes of the
-/// same spans, decoded from this encoder's bytes, must be the same message.
+/// SDK's records of the same spans must be what this encoder's bytes decode
+/// to.
 #[test]
 fn the_encoding_decodes_to_what_the_generic_conversion_builds() {
     let resource = Resource::builder()
         .with_service_name("mcpgate-under-test")
         .with_attribute(KeyValue::new("deployment.environment", "test"))
+        .with_attribute(KeyValue::new("replica", 3_i64))
         .build();
-    let ours = InstrumentationScope::builder("mcpgate").build();
-    let other = InstrumentationScope::builder("other")
-        .with_version("1.2.3")
-        .with_attributes([KeyValue::new("scope.attr", 1_i64)])
-        .build();
-    let batch = vec![
-        span("tools/call echo", &ours, false),
-        span("upstream call", &ours, true),
-        span("elsewhere", &other, true),
+    let scope = InstrumentationScope::builder(SCOPE_NAME).build();
+    let long = "x".repeat(300);
+    let call_attrs = [
+        Attr::str("mcp.method.name", "tools/call"),
+        Attr::int("http.response.status_code", 200),
+        Attr::int("negative", -5),
+        Attr::int("zero", 0),
+        Attr::str("jsonrpc.request.id", &long),
+        Attr::str("empty", ""),
+        Attr::str("é", "ü"),
     ];
-    let mut encoder = Encoder::default();
-    encoder.set_resource(&resource);
+    let step_attrs = [Attr::str("mcpgate.outcome", "failed")];
+    let (a, a_sdk) = pair(&["tools/call", " ", "echo"], &call_attrs, false, &scope);
+    let (b, b_sdk) = pair(&["upstream call"], &step_attrs, true, &scope);
+    let (c, c_sdk) = pair(&[], &[], false, &scope);
+
+    let mut spans = Vec::new();
+    for s in [&a, &b, &c] {
+        let before = spans.len();
+        s.write(&mut spans);
+        assert_eq!(spans.len() - before, s.encoded_len(), "{:?}", s.name);
+    }
     let mut body = Vec::new();
-    encoder.encode(&batch, &mut body);
+    Envelope::new(&resource).request(&spans, &mut body);
     let decoded = ExportTraceServiceRequest::decode(body.as_slice()).expect("valid protobuf");
 
-    let mut expected =
-        group_spans_by_resource_and_scope(batch, &ResourceAttributesWithSchema::from(&resource));
+    let mut want = group_spans_by_resource_and_scope(
+        vec![a_sdk, b_sdk, c_sdk],
+        &ResourceAttributesWithSchema::from(&resource),
+    );
     assert_eq!(decoded.resource_spans.len(), 1);
-    let got = &decoded.resource_spans[0];
-    let want = expected.remove(0);
-    assert_eq!(got.resource, want.resource);
-    assert_eq!(got.schema_url, want.schema_url);
-    // The generic conversion orders scopes by a hash map; compare by name.
-    let mut got_scopes = got.scope_spans.clone();
-    let mut want_scopes = want.scope_spans;
-    let by_name = |s: &opentelemetry_proto::tonic::trace::v1::ScopeSpans| {
-        s.scope.as_ref().map(|s| s.name.clone()).unwrap_or_default()
-    };
-    got_scopes.sort_by_key(by_name);
-    want_scopes.sort_by_key(by_name);
-    assert_eq!(got_scopes, want_scopes);
-    assert_eq!(got_scopes.iter().map(|s| s.spans.len()).sum::<usize>(), 3);
+    assert_eq!(decoded.resource_spans[0], want.remove(0));
+    // And the same bytes as prost writes for that message.
+    assert_eq!(body, decoded.encode_to_vec());
 }
 
 #[test]
@@ -157,16 +143,15 @@ fn varint_lengths_match_the_encoding() {
 }
 
 #[test]
-fn an_empty_batch_is_an_empty_resource_spans() {
-    let mut encoder = Encoder::default();
-    encoder.set_resource(&Resource::builder_empty().build());
+fn an_empty_batch_is_a_scope_without_spans() {
     let mut body = vec![1, 2, 3];
-    encoder.encode(&[], &mut body);
+    Envelope::new(&Resource::builder_empty().build()).request(&[], &mut body);
     let decoded = ExportTraceServiceRequest::decode(body.as_slice()).expect("valid protobuf");
-    assert!(
-        decoded
-            .resource_spans
-            .iter()
-            .all(|r| r.scope_spans.is_empty())
-    );
+    let spans: usize = decoded
+        .resource_spans
+        .iter()
+        .flat_map(|r| &r.scope_spans)
+        .map(|s| s.spans.len())
+        .sum();
+    assert_eq!(spans, 0);
 }
