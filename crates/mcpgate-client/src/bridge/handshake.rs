@@ -20,6 +20,7 @@ use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
 
 use super::envelope::{Envelope, Kind};
+use super::inflight::Inflight;
 use super::output::Output;
 use super::remote::{Remote, chain};
 use super::streamable::{MAX_MESSAGE, read_limited};
@@ -48,6 +49,8 @@ pub(crate) struct Handshake {
     version: HeaderValue,
     init: Value,
     parked: Mutex<HashMap<String, Parked>>,
+    /// The app's requests in flight, for its `notifications/cancelled`.
+    inflight: Inflight,
 }
 
 /// A call waiting for the app's answers to the server's questions.
@@ -55,7 +58,18 @@ struct Parked {
     messages: mpsc::Receiver<Value>,
     /// `inputRequests` key → the id of the server's request.
     questions: Vec<(String, Value)>,
-    task: tokio::task::JoinHandle<()>,
+    task: Running,
+}
+
+/// The task reading a call's answer from the server. Dropping it (the app
+/// cancelled the call, a parked call expired, the bridge closes) stops it,
+/// which closes the answer stream.
+struct Running(tokio::task::JoinHandle<()>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 type Outcome = Result<Value, (String, Value)>;
@@ -112,6 +126,7 @@ impl Handshake {
             version,
             init: result,
             parked: Mutex::new(HashMap::new()),
+            inflight: Inflight::default(),
         });
         let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
         let make = || link.post(&initialized);
@@ -128,8 +143,14 @@ impl Handshake {
 
     /// Handles one message from the app.
     pub(crate) async fn deliver(self: &Arc<Self>, msg: Bytes, env: Envelope) {
+        if env.kind == Kind::Notification
+            && env.method.as_deref() == Some("notifications/cancelled")
+        {
+            self.cancel(msg).await;
+            return;
+        }
         if env.kind != Kind::Request {
-            // 2026-07-28 apps send no notifications or responses here.
+            // 2026-07-28 apps send no other notifications, nor responses.
             return;
         }
         let method = env.method.clone().unwrap_or_default();
@@ -141,7 +162,11 @@ impl Handshake {
                     .to_owned(),
                 json!({}),
             )),
-            _ => self.call(&msg).await,
+            _ => match self.inflight.run(env.id.as_deref(), self.call(&msg)).await {
+                Some(outcome) => outcome,
+                // Cancelled: the app expects no answer.
+                None => return,
+            },
         };
         let outcome = outcome.map(|r| complete(r, &method));
         let id = env.id.as_deref().map_or("null", |r| r.get());
@@ -151,6 +176,25 @@ impl Handshake {
                 self.out.message(Bytes::from(line)).await;
             }
             Err((why, data)) => self.out.error(env.id.as_deref(), &why, data).await,
+        }
+    }
+
+    /// The app's `notifications/cancelled` (over stdio a 2026-07-28 app still
+    /// sends one): the request stops here, and the server, which runs it
+    /// under the app's own id on the bridge's session, is told as its
+    /// revision expects.
+    async fn cancel(&self, msg: Bytes) {
+        let Some(id) = self.inflight.cancel(&msg) else {
+            tracing::debug!("a cancellation for no request in flight");
+            return;
+        };
+        tracing::info!(request = %id, "the app cancelled a request: passing notifications/cancelled to the server");
+        let Ok(notification) = serde_json::from_slice::<Value>(&msg) else {
+            return;
+        };
+        let make = || self.post(&notification);
+        if let Err(f) = self.remote.send(make).await {
+            tracing::warn!("notifications/cancelled: {}", self.remote.explain(&f));
         }
     }
 
@@ -230,16 +274,12 @@ impl Handshake {
                 }
             }
         });
-        self.drive(rx, task).await
+        self.drive(rx, Running(task)).await
     }
 
     /// Reads the call's messages until its answer, or until the server asks
     /// something: then the call is parked and the app gets `input_required`.
-    async fn drive(
-        self: &Arc<Self>,
-        mut rx: mpsc::Receiver<Value>,
-        task: tokio::task::JoinHandle<()>,
-    ) -> Outcome {
+    async fn drive(self: &Arc<Self>, mut rx: mpsc::Receiver<Value>, task: Running) -> Outcome {
         while let Some(m) = rx.recv().await {
             match (m.get("method").and_then(Value::as_str), m.get("id")) {
                 (Some(method), Some(id)) => {
@@ -297,7 +337,7 @@ impl Handshake {
                     "a call waited {} s for the app's answers; cancelled",
                     PARKED_FOR.as_secs()
                 );
-                p.task.abort();
+                drop(p);
             }
         });
     }
@@ -317,9 +357,8 @@ impl Handshake {
 
     /// Ends the session.
     pub(crate) async fn close(&self) {
-        for (_, p) in self.lock().drain() {
-            p.task.abort();
-        }
+        // Dropping a parked call stops its task.
+        self.lock().clear();
         let Some(session) = self.session.clone() else {
             return;
         };

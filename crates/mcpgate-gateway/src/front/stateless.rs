@@ -336,6 +336,7 @@ async fn call(
                 parked,
                 proof,
                 seal,
+                settled: false,
             }
         }
     };
@@ -348,9 +349,16 @@ async fn call(
             let log = EventLog::new(1, gw.shared.limits.replay_events, None);
             log.push(&m);
             let reader = log.reader(Some(0));
+            let (hung_up, mut hangup) = tokio::sync::oneshot::channel::<()>();
             tokio::spawn(async move {
                 loop {
-                    match call.step(timeout, timeout).await {
+                    let step = tokio::select! {
+                        s = call.step(timeout, timeout) => s,
+                        // The client closed the stream: dropping the
+                        // unanswered call cancels it upstream.
+                        _ = &mut hangup => break,
+                    };
+                    match step {
                         Step::Interim(m) => log.push(&m),
                         Step::Final(m) | Step::Failed(m) => {
                             log.push(&m);
@@ -358,9 +366,10 @@ async fn call(
                         }
                     }
                 }
+                drop(call);
                 log.close();
             });
-            sse(reader)
+            super::hangup::on_body_drop(sse(reader), move || drop(hung_up))
         }
     }
 }

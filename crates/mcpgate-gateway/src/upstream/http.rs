@@ -708,8 +708,11 @@ impl HttpLink {
     pub(super) async fn send(&self, msg: Message) -> Result<(), UpstreamError> {
         if let Some(Mode::Bridged(bridge)) = self.modern.get() {
             // A 2026-07-28 upstream takes no notifications or responses: a
-            // response answers a question relayed from an `input_required`.
-            if msg.kind() == Some(jsonrpc::Kind::Response)
+            // response answers a question relayed from an `input_required`,
+            // and a cancellation closes the request's stream.
+            if msg.method.as_deref() == Some("notifications/cancelled") {
+                self.cancel_bridged(bridge, &msg);
+            } else if msg.kind() == Some(jsonrpc::Kind::Response)
                 && let Err(m) = bridge.answer(msg)
             {
                 tracing::info!(upstream = %self.up.name, id = ?m.id, "dropped a client response nobody waits for");
