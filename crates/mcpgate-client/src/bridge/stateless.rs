@@ -6,7 +6,7 @@
 //! answers go back in the retry with the `requestState` — as the gateway
 //! does for its older clients.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -44,6 +44,10 @@ pub(crate) struct Stateless {
     /// The app's requests in flight: its `notifications/cancelled` drops
     /// one's HTTP exchange, which cancels it at a 2026-07-28 server.
     inflight: Inflight,
+    /// The resources the app subscribed to, named by one listen stream.
+    subscribed: Mutex<BTreeSet<String>>,
+    /// The task relaying that stream (`subscribe.rs`).
+    listening: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 /// Why the server's answer could not be had.
@@ -77,6 +81,8 @@ impl Stateless {
             waiting: Mutex::new(HashMap::new()),
             next_question: AtomicU64::new(1),
             inflight: Inflight::default(),
+            subscribed: Mutex::new(BTreeSet::new()),
+            listening: Mutex::new(None),
         });
         let discover = json!({"jsonrpc": "2.0", "id": 0, "method": "server/discover",
             "params": modern::stamp(Value::Null, &link.capabilities)});
@@ -157,6 +163,10 @@ impl Stateless {
             ),
             Kind::Request => match env.method.as_deref() {
                 Some("ping" | "logging/setLevel") => self.reply(&env, Ok(json!({}))).await,
+                Some(m @ ("resources/subscribe" | "resources/unsubscribe")) => {
+                    let outcome = self.subscription(&msg, m == "resources/subscribe").await;
+                    self.reply(&env, outcome).await;
+                }
                 Some("initialize") => {
                     self.reply(&env, Err(("already initialized".into(), json!({}))))
                         .await;
@@ -396,6 +406,8 @@ fn content_type(resp: &reqwest::Response) -> Option<String> {
     let v = resp.headers().get(CONTENT_TYPE)?.to_str().ok()?;
     Some(v.split(';').next()?.trim().to_ascii_lowercase())
 }
+
+mod subscribe;
 
 #[cfg(test)]
 mod tests;

@@ -31,6 +31,7 @@ use mcpgate_sse as sse;
 use mcpgate_types::SessionId;
 
 mod bridge;
+mod subscribe;
 
 pub(crate) type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
 

@@ -5,7 +5,7 @@
 //! sends each request with `_meta` (version and the client's capabilities), and
 //! turns `input_required` into server→client requests on the client's session.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -359,6 +359,11 @@ pub(crate) struct Bridge {
     /// `notifications/cancelled` for one stops it, which closes its upstream
     /// request stream — the 2026-07-28 way to cancel.
     inflight: Mutex<HashMap<String, AbortHandle>>,
+    /// The resources the client subscribed to (`resources/subscribe`), which
+    /// one upstream `subscriptions/listen` stream names.
+    subscribed: Mutex<BTreeSet<String>>,
+    /// The task relaying that stream.
+    listening: Mutex<Option<tokio::task::AbortHandle>>,
 }
 
 static NEXT_QUESTION: AtomicU64 = AtomicU64::new(1);
@@ -399,6 +404,29 @@ impl Bridge {
             .unwrap_or_else(|e| e.into_inner())
             .remove(id);
         handle.map(|h| h.abort()).is_some()
+    }
+
+    /// The resources subscribed to after adding (`on`) or removing `uri`.
+    pub(crate) fn subscription(&self, uri: &str, on: bool) -> Vec<String> {
+        let mut set = self.subscribed.lock().unwrap_or_else(|e| e.into_inner());
+        if on {
+            set.insert(uri.to_owned());
+        } else {
+            set.remove(uri);
+        }
+        set.iter().cloned().collect()
+    }
+
+    /// Makes `task` the one relaying the upstream's listen stream; the
+    /// previous one stops (which closes its stream upstream).
+    pub(crate) fn listening(&self, task: Option<tokio::task::AbortHandle>) {
+        let previous = std::mem::replace(
+            &mut *self.listening.lock().unwrap_or_else(|e| e.into_inner()),
+            task,
+        );
+        if let Some(t) = previous {
+            t.abort();
+        }
     }
 
     /// `msg` with `_meta` carrying the version and the client's capabilities.

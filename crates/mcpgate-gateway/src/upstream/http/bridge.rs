@@ -81,6 +81,12 @@ impl HttpLink {
         };
         let limit = self.up.limits.request_timeout;
         let method = msg.method.clone().unwrap_or_default();
+        if matches!(
+            method.as_str(),
+            "resources/subscribe" | "resources/unsubscribe"
+        ) {
+            return Ok(self.bridged_subscription(bridge, &msg).await);
+        }
         if matches!(method.as_str(), "ping" | "logging/setLevel") {
             // Gone from 2026-07-28: the gateway, which holds the session, answers.
             let (tx, rx) = mpsc::unbounded_channel();

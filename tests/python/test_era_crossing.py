@@ -1,4 +1,6 @@
-"""Cancellation across protocol eras (docs/ERA-BRIDGING.md, docs/BRIDGE.md).
+"""What crosses protocol eras (docs/ERA-BRIDGING.md, docs/BRIDGE.md).
+
+## Cancellation
 
 A session client cancels with `notifications/cancelled`; a 2026-07-28 client
 over HTTP cancels by closing its request stream (over stdio it still sends the
@@ -12,6 +14,21 @@ expects the server to report it cancelled:
   2026-07-28 client against a session-only upstream, and a 2026-07-28 client
   against a 2026-07-28 upstream (native pass-through);
 - through `mcpgate bridge` with the SDK's stdio client: the same three pairs.
+
+## Resource subscriptions
+
+A session client subscribes with `resources/subscribe` and gets
+`notifications/resources/updated`; a 2026-07-28 server has no
+`resources/subscribe` and sends updates on a `subscriptions/listen` stream.
+A session client of the gateway (and a handshake app of the bridge) against
+the 2026-07-28-only upstream subscribes to `note://one`, sees the update that
+`touch` causes, unsubscribes, and sees no update after that.
+
+## `Mcp-Param-*` toward a session-era upstream
+
+A 2026-07-28 client's `Mcp-Param-*` headers are checked by the gateway against
+the arguments (as the upstream, which knows no such headers, cannot) once it
+has relayed the tool's listing, and are not sent on.
 """
 
 from __future__ import annotations
@@ -29,6 +46,8 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx2 as httpx
+import mcp.types as types
 import pytest
 from conftest import _free_port, _mcpgate_bin, _start_gateway, _stop_gateway, _toml_str
 from mcp.client.stdio import StdioServerParameters, stdio_client
@@ -36,7 +55,7 @@ from support import LEGACY, MODERN, Gateway, connect, ok_text
 
 pytestmark = pytest.mark.anyio
 
-SERVER = Path(__file__).resolve().parent / "cancel_server.py"
+SERVER = Path(__file__).resolve().parent / "era_server.py"
 
 
 @dataclass
@@ -51,7 +70,7 @@ class Upstream:
 
 def _serve(root: Path, flag: str) -> Upstream:
     port = _free_port()
-    log_path = root / f"cancel-server-{port}.log"
+    log_path = root / f"era-server-{port}.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
             [sys.executable, str(SERVER), str(port), flag],
@@ -68,7 +87,7 @@ def _serve(root: Path, flag: str) -> Upstream:
             pass
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
-            pytest.fail(f"cancel_server.py did not listen\n{log_path.read_text()[-3000:]}", pytrace=False)
+            pytest.fail(f"era_server.py did not listen\n{log_path.read_text()[-3000:]}", pytrace=False)
         time.sleep(0.1)
 
 
@@ -161,3 +180,68 @@ async def test_a_cancelled_call_is_cancelled_upstream(world: World, via: str, mo
             await anyio.sleep(0.1)
         # The connection stays usable.
         assert ok_text(await client.call_tool("echo", {"text": "after"})) == "after"
+
+
+@pytest.mark.parametrize("via", ["gateway", "bridge"])
+@pytest.mark.filterwarnings("ignore:resources/(un)?subscribe is removed")
+async def test_a_session_client_follows_a_resource_of_a_2026_only_upstream(world: World, via: str) -> None:
+    updates: list[str] = []
+
+    async def on_message(message: Any) -> None:
+        if isinstance(message, types.ResourceUpdatedNotification):
+            updates.append(str(message.params.uri))
+
+    async def updated(n: int) -> bool:
+        with anyio.move_on_after(10):
+            while len(updates) < n:
+                await anyio.sleep(0.05)
+        return len(updates) >= n
+
+    async with connect(_target(world, via, "only"), LEGACY, message_handler=on_message) as client:
+        await client.subscribe_resource("note://one")
+        assert ok_text(await client.call_tool("touch", {"text": "second"})) == "touched"
+        assert await updated(1), "no notifications/resources/updated reached the client"
+        assert updates == ["note://one"]
+        read = await client.read_resource("note://one")
+        assert [c.text for c in read.contents if isinstance(c, types.TextResourceContents)] == ["second"]
+        await client.unsubscribe_resource("note://one")
+        assert ok_text(await client.call_tool("touch", {"text": "third"})) == "touched"
+        await anyio.sleep(1)
+        assert updates == ["note://one"], "an update arrived after unsubscribing"
+
+
+async def _modern_post(gw: Gateway, upstream: str, method: str, params: dict[str, Any], **headers: str) -> tuple[int, dict[str, Any]]:
+    """One 2026-07-28 POST with the routing headers; the status and the last JSON-RPC message."""
+    h = {
+        "Content-Type": "application/json",
+        "Accept": "application/json, text/event-stream",
+        "MCP-Protocol-Version": MODERN,
+        "Mcp-Method": method,
+        **headers,
+    }
+    if "name" in params:
+        h["Mcp-Name"] = params["name"]
+    meta = {"io.modelcontextprotocol/protocolVersion": MODERN, "io.modelcontextprotocol/clientCapabilities": {}}
+    body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": {**params, "_meta": meta}}
+    async with httpx.AsyncClient(timeout=30) as http:
+        r = await http.post(gw.url(upstream), json=body, headers=h)
+    if r.headers.get("content-type", "").startswith("text/event-stream"):
+        datas = [line[5:].strip() for line in r.text.splitlines() if line.startswith("data:") and line[5:].strip()]
+        return r.status_code, json.loads(datas[-1])
+    return r.status_code, r.json()
+
+
+async def test_mcp_param_headers_are_checked_and_not_sent_to_a_session_upstream(world: World) -> None:
+    gw = world.gw
+    call = {"name": "routed", "arguments": {"region": "eu-west"}}
+    status, listed = await _modern_post(gw, "old", "tools/list", {})
+    assert status == 200 and "routed" in {t["name"] for t in listed["result"]["tools"]}, listed
+    status, answer = await _modern_post(gw, "old", "tools/call", call, **{"Mcp-Param-Region": "eu-west"})
+    assert status == 200, answer
+    seen = json.loads(answer["result"]["content"][0]["text"])
+    assert seen == {"region": "eu-west", "params": {}}, "Mcp-Param headers reached a session-era upstream"
+    for headers in ({"Mcp-Param-Region": "us-east"}, {}):
+        status, answer = await _modern_post(gw, "old", "tools/call", call, **headers)
+        assert status == 400, answer
+        assert answer["error"]["code"] == -32020, answer
+        assert "Mcp-Param-Region" in answer["error"]["message"], answer

@@ -1,8 +1,11 @@
-"""An MCP server (the Python SDK's MCPServer) whose tool `hold` reports
-progress once and then waits until its request is cancelled, for the tests
-of cancellation across protocol eras.
+"""An MCP server (the Python SDK's MCPServer) for the tests of what crosses
+protocol eras: its tool `hold` reports progress once and then waits until its
+request is cancelled; `touch` changes the resource `note://one` and tells its
+2026-07-28 subscribers (`subscriptions/listen`) that it was updated; `routed`
+has a parameter marked `x-mcp-header` and reports the `Mcp-Param-*` headers
+it was sent.
 
-`python cancel_server.py PORT [--modern-only | --handshake-only]` serves
+`python era_server.py PORT [--modern-only | --handshake-only]` serves
 http://127.0.0.1:PORT/mcp, and `GET /state` answers which `hold` calls
 started and which were cancelled (their `tag`s). The SDK's server is
 dual-era; `--modern-only` refuses the handshake eras as a 2026-07-28-only
@@ -18,11 +21,12 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from typing import Annotated, Any
 
 import anyio
 import uvicorn
 from mcp.server.mcpserver import Context, MCPServer
+from pydantic import Field
 from starlette.types import Receive, Scope, Send
 
 MODERN = "2026-07-28"
@@ -43,6 +47,34 @@ async def hold(tag: str, ctx: Context) -> str:
         CANCELLED.append(tag)
         raise
     return f"held {tag}"
+
+
+NOTE = {"text": "first"}
+
+
+@server.resource("note://one")
+def note() -> str:
+    """A note that `touch` rewrites."""
+    return NOTE["text"]
+
+
+@server.tool()
+async def touch(text: str, ctx: Context) -> str:
+    """Rewrites note://one and publishes its update to listen streams."""
+    NOTE["text"] = text
+    await ctx.notify_resource_updated("note://one")
+    return "touched"
+
+
+@server.tool()
+async def routed(
+    region: Annotated[str, Field(json_schema_extra={"x-mcp-header": "Region"})],
+    ctx: Context,
+) -> str:
+    """A parameter marked `x-mcp-header`: reports the `Mcp-Param-*` headers it got."""
+    headers = ctx.headers or {}
+    got = {k.lower(): v for k, v in headers.items() if k.lower().startswith("mcp-param-")}
+    return json.dumps({"region": region, "params": got}, sort_keys=True)
 
 
 @server.tool()
