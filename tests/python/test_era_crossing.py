@@ -24,6 +24,14 @@ A session client of the gateway (and a handshake app of the bridge) against
 the 2026-07-28-only upstream subscribes to `note://one`, sees the update that
 `touch` causes, unsubscribes, and sees no update after that.
 
+## The era found out again
+
+An upstream that spoke 2026-07-28 is restarted, on the same port, as a server
+of the session era only: the gateway's cached `server/discover` answer must
+not outlive it. Its first refusal makes the gateway ask again, and the
+2026-07-28 client's next request reaches it through a session; a session
+client bridged to it meanwhile gets 404 and its new session is a plain one.
+
 ## `Mcp-Param-*` toward a session-era upstream
 
 A 2026-07-28 client's `Mcp-Param-*` headers are checked by the gateway against
@@ -68,8 +76,8 @@ class Upstream:
             return json.loads(r.read())
 
 
-def _serve(root: Path, flag: str) -> Upstream:
-    port = _free_port()
+def _serve(root: Path, flag: str, port: int | None = None) -> Upstream:
+    port = port or _free_port()
     log_path = root / f"era-server-{port}.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
@@ -245,3 +253,48 @@ async def test_mcp_param_headers_are_checked_and_not_sent_to_a_session_upstream(
         assert status == 400, answer
         assert answer["error"]["code"] == -32020, answer
         assert "Mcp-Param-Region" in answer["error"]["message"], answer
+
+
+async def test_an_upstream_restarted_as_an_older_era_is_found_out(tmp_path: Path) -> None:
+    first = _serve(tmp_path, "--modern-only")
+    port = int(first.url.split(":")[2].split("/")[0])
+    config = f"""\
+[server]
+listen = "127.0.0.1:0"
+data_dir = {_toml_str(tmp_path / "gateway-data")}
+
+[auth]
+mode = "disabled"
+
+[[upstream]]
+name = "flip"
+url = {_toml_str(first.url)}
+"""
+    gw, log = _start_gateway(_mcpgate_bin(), tmp_path, config)
+    upstreams = [first]
+    echo = {"name": "echo", "arguments": {"text": "hi"}}
+    try:
+        status, answer = await _modern_post(gw, "flip", "tools/call", echo)
+        assert status == 200 and answer["result"]["content"][0]["text"] == "hi", answer
+        async with connect(gw.url("flip"), LEGACY) as session:
+            assert ok_text(await session.call_tool("echo", {"text": "bridged"})) == "bridged"
+            assert "modern=true" in gw.log_path.read_text()
+            # The same port, now a server of the session era only.
+            first.proc.terminate()
+            first.proc.wait(10)
+            upstreams.append(_serve(tmp_path, "--handshake-only", port))
+            with pytest.raises(Exception):
+                await session.call_tool("echo", {"text": "gone"})
+        # A 2026-07-28 client: at most one refusal passed on, then a session.
+        answers = [await _modern_post(gw, "flip", "tools/call", echo) for _ in range(2)]
+        assert answers[-1][0] == 200 and answers[-1][1]["result"]["content"][0]["text"] == "hi", answers
+        async with connect(gw.url("flip"), LEGACY) as session:
+            assert ok_text(await session.call_tool("echo", {"text": "plain"})) == "plain"
+        text = gw.log_path.read_text()
+        assert "the upstream refused a 2026-07-28 request without answering it" in text
+        assert "modern=false" in text
+    finally:
+        _stop_gateway(gw, log)
+        for u in upstreams:
+            u.proc.terminate()
+            u.proc.wait(10)

@@ -681,7 +681,23 @@ impl HttpLink {
             return Ok(Exchange::with_ids(rx, ids));
         }
         let body = read_limited(resp.into_body(), self.up.limits.max_message_bytes).await?;
-        match Message::parse(&body) {
+        let parsed = Message::parse(&body);
+        if self.modern.get().is_some()
+            && matches!(status.as_u16(), 400 | 404 | 405)
+            && parsed.as_ref().ok().and_then(Message::id_key)
+                != request_id.as_deref().map(RawValue::get)
+        {
+            // Refused before any JSON-RPC answer to the request: the upstream
+            // may have restarted as an older server. Ask again next time; a
+            // bridged session ends (404), so its client starts a new one.
+            tracing::info!(upstream = %self.up.name, %status, "the upstream refused a 2026-07-28 request without answering it: asking server/discover again on the next request");
+            self.up.era.forget();
+            if self.is_bridged() {
+                self.gone.send_replace(true);
+                return Err(UpstreamError::SessionGone);
+            }
+        }
+        match parsed {
             Ok(m) if m.id.is_some() => {
                 let _ = tx.send(m);
                 Ok(Exchange::new(rx))
