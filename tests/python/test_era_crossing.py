@@ -32,6 +32,13 @@ not outlive it. Its first refusal makes the gateway ask again, and the
 2026-07-28 client's next request reaches it through a session; a session
 client bridged to it meanwhile gets 404 and its new session is a plain one.
 
+## A cut answer stream
+
+A 2026-07-28 app over the bridge to a session-era server that ends its answer
+streams early (`polling_server.py`, 2025-11-25 SSE polling): the bridge, which
+holds the session for the app, comes back with `Last-Event-ID` and the app
+gets the whole answer.
+
 ## `Mcp-Param-*` toward a session-era upstream
 
 A 2026-07-28 client's `Mcp-Param-*` headers are checked by the gateway against
@@ -298,3 +305,33 @@ url = {_toml_str(first.url)}
         for u in upstreams:
             u.proc.terminate()
             u.proc.wait(10)
+
+
+async def test_the_bridge_resumes_a_cut_stream_for_a_2026_app(tmp_path: Path) -> None:
+    port = _free_port()
+    server = Path(__file__).resolve().parent / "polling_server.py"
+    proc = subprocess.Popen([sys.executable, str(server), str(port), "--handshake-only"], stdin=subprocess.DEVNULL)
+    errlog = tmp_path / "bridge.log"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1.0).close()
+                break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, "polling_server.py did not listen"
+                time.sleep(0.1)
+        params = StdioServerParameters(
+            command=str(_mcpgate_bin()),
+            args=["bridge", f"http://127.0.0.1:{port}/mcp"],
+            env={"MCPGATE_HOME": str(tmp_path), "MCPGATE_LOG": "info"},
+        )
+        with open(errlog, "w") as err:
+            async with connect(stdio_client(params, errlog=err), MODERN) as client:
+                assert ok_text(await client.call_tool("poll_twice", {})) == "polled to the end"
+        text = errlog.read_text()
+        assert "the bridge holds a 2025-11-25 session for the app" in text, text
+        assert text.count("resuming the answer stream") == 2, text
+    finally:
+        proc.terminate()
+        proc.wait(10)

@@ -814,6 +814,12 @@ impl HttpLink {
                     failures = 0;
                 }
             }
+            if self.modern.get().is_some() {
+                // 2026-07-28 streams cannot be resumed (no Last-Event-ID, no GET).
+                break format!(
+                    "upstream {name} closed its 2026-07-28 answer stream before the response; such streams cannot be resumed, so send the request again"
+                );
+            }
             let Some(from) = last.clone() else {
                 break format!(
                     "upstream {name} ended its SSE answer before the response without an event id to resume it from (MCP 2025-11-25 lets a server end the stream early only after sending one)"
