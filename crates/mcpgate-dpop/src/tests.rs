@@ -213,24 +213,55 @@ fn an_eddsa_proof_verifies_and_a_forged_one_does_not() {
 }
 
 #[test]
-fn a_ps256_proof_verifies_and_a_forged_one_does_not() {
+fn rsa_proofs_verify_and_forged_ones_do_not() {
     use aws_lc_rs::rsa::{KeyPair, KeySize};
-    use aws_lc_rs::signature::{KeyPair as _, RSA_PSS_SHA256};
+    use aws_lc_rs::signature::{KeyPair as _, RSA_PKCS1_SHA256, RSA_PSS_SHA256, RsaEncoding};
     let rng = aws_lc_rs::rand::SystemRandom::new();
     let pair = KeyPair::generate(KeySize::Rsa2048).unwrap();
+    let other = KeyPair::generate(KeySize::Rsa2048).unwrap();
     // The public key is PKCS#1 DER: SEQUENCE { INTEGER n, INTEGER e }.
     let der = pair.public_key().as_ref().to_vec();
     let (n, e) = rsa_public(&der);
     let jwk = serde_json::json!({"kty": "RSA", "n": b64u(n), "e": b64u(e)});
-    let sign = |pair: &KeyPair, m: &[u8]| {
-        let mut sig = vec![0; pair.public_modulus_len()];
-        pair.sign(&RSA_PSS_SHA256, &rng, m, &mut sig).unwrap();
-        sig
+    let paddings: [(&str, &'static dyn RsaEncoding); 2] =
+        [("PS256", &RSA_PSS_SHA256), ("RS256", &RSA_PKCS1_SHA256)];
+    for (alg, padding) in paddings {
+        let sign = |pair: &KeyPair, m: &[u8]| {
+            let mut sig = vec![0; pair.public_modulus_len()];
+            pair.sign(padding, &rng, m, &mut sig).unwrap();
+            sig
+        };
+        let proof = foreign_proof(alg, jwk.clone(), |m| sign(&pair, m));
+        verify(&proof, &expect(Some("tok"))).unwrap();
+        let forged = foreign_proof(alg, jwk.clone(), |m| sign(&other, m));
+        assert_eq!(
+            verify(&forged, &expect(Some("tok"))),
+            Err(ProofError::Signature),
+            "{alg}"
+        );
+    }
+}
+
+#[test]
+fn an_es384_proof_verifies_and_a_forged_one_does_not() {
+    use aws_lc_rs::signature::{ECDSA_P384_SHA384_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _};
+    let rng = aws_lc_rs::rand::SystemRandom::new();
+    let make = || {
+        let doc = EcdsaKeyPair::generate_pkcs8(&ECDSA_P384_SHA384_FIXED_SIGNING, &rng).unwrap();
+        EcdsaKeyPair::from_pkcs8(&ECDSA_P384_SHA384_FIXED_SIGNING, doc.as_ref()).unwrap()
     };
-    let proof = foreign_proof("PS256", jwk.clone(), |m| sign(&pair, m));
+    let (pair, other) = (make(), make());
+    // Uncompressed point: 0x04 || x || y.
+    let point = pair.public_key().as_ref().to_vec();
+    let jwk = serde_json::json!({"kty": "EC", "crv": "P-384",
+        "x": b64u(&point[1..49]), "y": b64u(&point[49..97])});
+    let proof = foreign_proof("ES384", jwk.clone(), |m| {
+        pair.sign(&rng, m).unwrap().as_ref().to_vec()
+    });
     verify(&proof, &expect(Some("tok"))).unwrap();
-    let other = KeyPair::generate(KeySize::Rsa2048).unwrap();
-    let forged = foreign_proof("PS256", jwk, |m| sign(&other, m));
+    let forged = foreign_proof("ES384", jwk, |m| {
+        other.sign(&rng, m).unwrap().as_ref().to_vec()
+    });
     assert_eq!(
         verify(&forged, &expect(Some("tok"))),
         Err(ProofError::Signature)
