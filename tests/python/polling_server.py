@@ -3,7 +3,9 @@
 progress notification and expects the client to come back with a GET carrying
 `Last-Event-ID`, after the `retry:` interval its priming event set.
 
-`python polling_server.py PORT` serves http://127.0.0.1:PORT/mcp.
+`python polling_server.py PORT [--handshake-only]` serves
+http://127.0.0.1:PORT/mcp; `--handshake-only` refuses 2026-07-28 requests, as a
+server of the session era does.
 """
 
 from __future__ import annotations
@@ -65,8 +67,16 @@ async def poll_twice(ctx: Context) -> str:
 
 if __name__ == "__main__":
     port = int(sys.argv[1])
-    anyio.run(
-        lambda: server.run_streamable_http_async(
-            host="127.0.0.1", port=port, event_store=MemoryEventStore(), retry_interval=RETRY_MS
+    if "--handshake-only" in sys.argv[2:]:
+        # Refuses 2026-07-28 requests as a 2025-11-25 server does (era_server.py).
+        import uvicorn
+        from era_server import guarded
+
+        app = server.streamable_http_app(event_store=MemoryEventStore(), retry_interval=RETRY_MS)
+        uvicorn.run(guarded(app, "modern"), host="127.0.0.1", port=port, log_level="warning")
+    else:
+        anyio.run(
+            lambda: server.run_streamable_http_async(
+                host="127.0.0.1", port=port, event_store=MemoryEventStore(), retry_interval=RETRY_MS
+            )
         )
-    )

@@ -22,6 +22,7 @@
 mod envelope;
 mod handshake;
 mod headers;
+mod inflight;
 mod lazy;
 mod legacy;
 mod output;
@@ -187,7 +188,12 @@ where
         };
         match &link {
             None => {
-                link = open(transport, &remote, &out, &fatal_tx, msg, env).await;
+                let first = First {
+                    msg,
+                    env,
+                    tasks: &mut tasks,
+                };
+                link = open(transport, &remote, &out, &fatal_tx, first).await;
             }
             Some(Link::Streamable(s)) => {
                 // Requests run side by side (a slow tool call must not hold up
@@ -252,27 +258,41 @@ where
     ended.map(|_| ())
 }
 
+/// The app's first message, and where a request that may run long goes so
+/// that the messages after it (its cancellation) are still read.
+struct First<'a> {
+    msg: Bytes,
+    env: Envelope,
+    tasks: &'a mut JoinSet<()>,
+}
+
 /// Sends the first message, which decides the transport.
 async fn open(
     transport: Transport,
     remote: &Arc<Remote>,
     out: &Output,
     fatal: &watch::Sender<Option<String>>,
-    msg: Bytes,
-    env: Envelope,
+    first: First<'_>,
 ) -> Option<Link> {
+    let First { msg, env, tasks } = first;
     match transport {
         Transport::Streamable => {
             let s = Streamable::new(remote.clone(), out.clone());
             let resp = match s.deliver_first(msg.clone(), &env).await {
                 Posted::Done => return Some(Link::Streamable(s)),
+                Posted::Answering(resp) => {
+                    let s2 = s.clone();
+                    tasks.spawn(async move { s2.answer_first(resp, env).await });
+                    return Some(Link::Streamable(s));
+                }
                 Posted::ClientError(resp) => resp,
             };
             if let Some(l) = stateless(remote, out, &msg, &env, resp.status()).await {
                 return Some(Link::Stateless(l));
             }
             if let Some(h) = handshake(remote, out, &msg, &env, resp.status()).await {
-                h.deliver(msg, env).await;
+                let h2 = h.clone();
+                tasks.spawn(async move { h2.deliver(msg, env).await });
                 return Some(Link::Handshake(h));
             }
             s.refused(resp, &env).await;
@@ -298,6 +318,11 @@ async fn open(
             let s = Streamable::new(remote.clone(), out.clone());
             let resp = match s.deliver_first(msg.clone(), &env).await {
                 Posted::Done => return Some(Link::Streamable(s)),
+                Posted::Answering(resp) => {
+                    let s2 = s.clone();
+                    tasks.spawn(async move { s2.answer_first(resp, env).await });
+                    return Some(Link::Streamable(s));
+                }
                 Posted::ClientError(resp) => resp,
             };
             let status = resp.status();
@@ -312,7 +337,8 @@ async fn open(
                 return Some(Link::Stateless(l));
             }
             if let Some(h) = handshake(remote, out, &msg, &env, status).await {
-                h.deliver(msg, env).await;
+                let h2 = h.clone();
+                tasks.spawn(async move { h2.deliver(msg, env).await });
                 return Some(Link::Handshake(h));
             }
             tracing::info!("POST answered HTTP {status}; trying legacy HTTP+SSE (2024-11-05)");

@@ -166,3 +166,129 @@ fn ath_and_thumbprint_are_the_rfc_examples() {
         "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
     );
 }
+
+/// A proof signed outside `ProofKey` (which makes ES256 only), with `alg`,
+/// the public `jwk` and a signature over the signing input by `sign`.
+fn foreign_proof(alg: &str, jwk: serde_json::Value, sign: impl Fn(&[u8]) -> Vec<u8>) -> String {
+    use base64::Engine as _;
+    let b64 = |v: serde_json::Value| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(serde_json::to_vec(&v).unwrap())
+    };
+    let header = b64(serde_json::json!({"typ": "dpop+jwt", "alg": alg, "jwk": jwk}));
+    let claims = b64(serde_json::json!({
+        "jti": format!("{alg}-{}", now_secs()),
+        "htm": "POST",
+        "htu": URL,
+        "iat": now_secs(),
+        "ath": ath("tok"),
+    }));
+    let input = format!("{header}.{claims}");
+    let signature = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sign(input.as_bytes()));
+    format!("{input}.{signature}")
+}
+
+fn b64u(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+#[test]
+fn an_eddsa_proof_verifies_and_a_forged_one_does_not() {
+    use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair as _};
+    let rng = aws_lc_rs::rand::SystemRandom::new();
+    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
+    let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
+    let jwk =
+        serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": b64u(pair.public_key().as_ref())});
+    let proof = foreign_proof("EdDSA", jwk.clone(), |m| pair.sign(m).as_ref().to_vec());
+    let v = verify(&proof, &expect(Some("tok"))).unwrap();
+    assert_eq!(v.jkt.len(), 43, "a SHA-256 thumbprint, base64url");
+    let other =
+        Ed25519KeyPair::from_pkcs8(Ed25519KeyPair::generate_pkcs8(&rng).unwrap().as_ref()).unwrap();
+    let forged = foreign_proof("EdDSA", jwk, |m| other.sign(m).as_ref().to_vec());
+    assert_eq!(
+        verify(&forged, &expect(Some("tok"))),
+        Err(ProofError::Signature)
+    );
+}
+
+#[test]
+fn rsa_proofs_verify_and_forged_ones_do_not() {
+    use aws_lc_rs::rsa::{KeyPair, KeySize};
+    use aws_lc_rs::signature::{KeyPair as _, RSA_PKCS1_SHA256, RSA_PSS_SHA256, RsaEncoding};
+    let rng = aws_lc_rs::rand::SystemRandom::new();
+    let pair = KeyPair::generate(KeySize::Rsa2048).unwrap();
+    let other = KeyPair::generate(KeySize::Rsa2048).unwrap();
+    // The public key is PKCS#1 DER: SEQUENCE { INTEGER n, INTEGER e }.
+    let der = pair.public_key().as_ref().to_vec();
+    let (n, e) = rsa_public(&der);
+    let jwk = serde_json::json!({"kty": "RSA", "n": b64u(n), "e": b64u(e)});
+    let paddings: [(&str, &'static dyn RsaEncoding); 2] =
+        [("PS256", &RSA_PSS_SHA256), ("RS256", &RSA_PKCS1_SHA256)];
+    for (alg, padding) in paddings {
+        let sign = |pair: &KeyPair, m: &[u8]| {
+            let mut sig = vec![0; pair.public_modulus_len()];
+            pair.sign(padding, &rng, m, &mut sig).unwrap();
+            sig
+        };
+        let proof = foreign_proof(alg, jwk.clone(), |m| sign(&pair, m));
+        verify(&proof, &expect(Some("tok"))).unwrap();
+        let forged = foreign_proof(alg, jwk.clone(), |m| sign(&other, m));
+        assert_eq!(
+            verify(&forged, &expect(Some("tok"))),
+            Err(ProofError::Signature),
+            "{alg}"
+        );
+    }
+}
+
+#[test]
+fn an_es384_proof_verifies_and_a_forged_one_does_not() {
+    use aws_lc_rs::signature::{ECDSA_P384_SHA384_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _};
+    let rng = aws_lc_rs::rand::SystemRandom::new();
+    let make = || {
+        let doc = EcdsaKeyPair::generate_pkcs8(&ECDSA_P384_SHA384_FIXED_SIGNING, &rng).unwrap();
+        EcdsaKeyPair::from_pkcs8(&ECDSA_P384_SHA384_FIXED_SIGNING, doc.as_ref()).unwrap()
+    };
+    let (pair, other) = (make(), make());
+    // Uncompressed point: 0x04 || x || y.
+    let point = pair.public_key().as_ref().to_vec();
+    let jwk = serde_json::json!({"kty": "EC", "crv": "P-384",
+        "x": b64u(&point[1..49]), "y": b64u(&point[49..97])});
+    let proof = foreign_proof("ES384", jwk.clone(), |m| {
+        pair.sign(&rng, m).unwrap().as_ref().to_vec()
+    });
+    verify(&proof, &expect(Some("tok"))).unwrap();
+    let forged = foreign_proof("ES384", jwk, |m| {
+        other.sign(&rng, m).unwrap().as_ref().to_vec()
+    });
+    assert_eq!(
+        verify(&forged, &expect(Some("tok"))),
+        Err(ProofError::Signature)
+    );
+}
+
+/// The two INTEGERs of a DER SEQUENCE, without leading zero bytes.
+fn rsa_public(der: &[u8]) -> (&[u8], &[u8]) {
+    fn item(der: &[u8]) -> (u8, &[u8], &[u8]) {
+        let (tag, first) = (der[0], der[1] as usize);
+        let (len, start) = if first < 0x80 {
+            (first, 2)
+        } else {
+            let n = first & 0x7f;
+            (
+                der[2..2 + n]
+                    .iter()
+                    .fold(0usize, |a, b| a << 8 | *b as usize),
+                2 + n,
+            )
+        };
+        (tag, &der[start..start + len], &der[start + len..])
+    }
+    let (seq, body, _) = item(der);
+    assert_eq!(seq, 0x30);
+    let (_, n, rest) = item(body);
+    let (_, e, _) = item(rest);
+    let strip = |v: &[u8]| -> usize { v.iter().take_while(|b| **b == 0).count() };
+    (&n[strip(n)..], &e[strip(e)..])
+}

@@ -17,6 +17,7 @@ pub(crate) mod adopt;
 pub(crate) mod answer;
 pub(crate) mod caller;
 pub(crate) mod era;
+pub(crate) mod hangup;
 pub(crate) mod legacy;
 pub(crate) mod mrtr;
 pub(crate) mod native;

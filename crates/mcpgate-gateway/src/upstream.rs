@@ -68,6 +68,15 @@ impl Upstream {
         }
     }
 
+    /// What is known of the upstream's era and of its tools' `x-mcp-header`
+    /// parameters (learnt from the `tools/list` answers relayed).
+    pub(crate) fn era(&self) -> &modern::EraCache {
+        match self {
+            Upstream::Stdio(s) => &s.era,
+            Upstream::Http(h) => &h.era,
+        }
+    }
+
     /// Opens a link for a new client session, telling the upstream who the caller is
     /// (environment of a per-session child, headers to an HTTP upstream).
     pub(crate) async fn open(

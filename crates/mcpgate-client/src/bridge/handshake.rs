@@ -20,6 +20,7 @@ use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
 
 use super::envelope::{Envelope, Kind};
+use super::inflight::Inflight;
 use super::output::Output;
 use super::remote::{Remote, chain};
 use super::streamable::{MAX_MESSAGE, read_limited};
@@ -30,6 +31,10 @@ use mcpgate_sse::Parser;
 const HANDSHAKE_VERSION: &str = "2025-11-25";
 /// How long a parked call waits for the app to come back.
 const PARKED_FOR: Duration = Duration::from_secs(600);
+/// How often a cut answer stream is resumed before its call is failed.
+const MAX_RESUMES: u32 = 5;
+/// The wait before resuming when the server set no `retry:`.
+const DEFAULT_RETRY: Duration = Duration::from_secs(1);
 /// Results a 2026-07-28 app may cache; nothing is, since answers may change.
 const CACHEABLE: [&str; 6] = [
     "tools/list",
@@ -48,6 +53,8 @@ pub(crate) struct Handshake {
     version: HeaderValue,
     init: Value,
     parked: Mutex<HashMap<String, Parked>>,
+    /// The app's requests in flight, for its `notifications/cancelled`.
+    inflight: Inflight,
 }
 
 /// A call waiting for the app's answers to the server's questions.
@@ -55,7 +62,18 @@ struct Parked {
     messages: mpsc::Receiver<Value>,
     /// `inputRequests` key → the id of the server's request.
     questions: Vec<(String, Value)>,
-    task: tokio::task::JoinHandle<()>,
+    task: Running,
+}
+
+/// The task reading a call's answer from the server. Dropping it (the app
+/// cancelled the call, a parked call expired, the bridge closes) stops it,
+/// which closes the answer stream.
+struct Running(tokio::task::JoinHandle<()>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 type Outcome = Result<Value, (String, Value)>;
@@ -112,6 +130,7 @@ impl Handshake {
             version,
             init: result,
             parked: Mutex::new(HashMap::new()),
+            inflight: Inflight::default(),
         });
         let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
         let make = || link.post(&initialized);
@@ -128,8 +147,14 @@ impl Handshake {
 
     /// Handles one message from the app.
     pub(crate) async fn deliver(self: &Arc<Self>, msg: Bytes, env: Envelope) {
+        if env.kind == Kind::Notification
+            && env.method.as_deref() == Some("notifications/cancelled")
+        {
+            self.cancel(msg).await;
+            return;
+        }
         if env.kind != Kind::Request {
-            // 2026-07-28 apps send no notifications or responses here.
+            // 2026-07-28 apps send no other notifications, nor responses.
             return;
         }
         let method = env.method.clone().unwrap_or_default();
@@ -141,7 +166,11 @@ impl Handshake {
                     .to_owned(),
                 json!({}),
             )),
-            _ => self.call(&msg).await,
+            _ => match self.inflight.run(env.id.as_deref(), self.call(&msg)).await {
+                Some(outcome) => outcome,
+                // Cancelled: the app expects no answer.
+                None => return,
+            },
         };
         let outcome = outcome.map(|r| complete(r, &method));
         let id = env.id.as_deref().map_or("null", |r| r.get());
@@ -151,6 +180,25 @@ impl Handshake {
                 self.out.message(Bytes::from(line)).await;
             }
             Err((why, data)) => self.out.error(env.id.as_deref(), &why, data).await,
+        }
+    }
+
+    /// The app's `notifications/cancelled` (over stdio a 2026-07-28 app still
+    /// sends one): the request stops here, and the server, which runs it
+    /// under the app's own id on the bridge's session, is told as its
+    /// revision expects.
+    async fn cancel(&self, msg: Bytes) {
+        let Some(id) = self.inflight.cancel(&msg) else {
+            tracing::debug!("a cancellation for no request in flight");
+            return;
+        };
+        tracing::info!(request = %id, "the app cancelled a request: passing notifications/cancelled to the server");
+        let Ok(notification) = serde_json::from_slice::<Value>(&msg) else {
+            return;
+        };
+        let make = || self.post(&notification);
+        if let Err(f) = self.remote.send(make).await {
+            tracing::warn!("notifications/cancelled: {}", self.remote.explain(&f));
         }
     }
 
@@ -208,7 +256,10 @@ impl Handshake {
         let task = tokio::spawn(async move {
             let make = || self::request(&remote, &body, session.as_ref(), Some(&version));
             match remote.send(make).await {
-                Ok(resp) if resp.status().is_success() => read_answer(resp, tx).await,
+                Ok(resp) if resp.status().is_success() => {
+                    let cut = read_answer(resp, tx.clone()).await;
+                    resume(&remote, session.as_ref(), &version, cut, &tx).await;
+                }
                 Ok(resp) => {
                     let status = resp.status().as_u16();
                     let body = read_limited(resp).await.unwrap_or_default();
@@ -230,16 +281,12 @@ impl Handshake {
                 }
             }
         });
-        self.drive(rx, task).await
+        self.drive(rx, Running(task)).await
     }
 
     /// Reads the call's messages until its answer, or until the server asks
     /// something: then the call is parked and the app gets `input_required`.
-    async fn drive(
-        self: &Arc<Self>,
-        mut rx: mpsc::Receiver<Value>,
-        task: tokio::task::JoinHandle<()>,
-    ) -> Outcome {
+    async fn drive(self: &Arc<Self>, mut rx: mpsc::Receiver<Value>, task: Running) -> Outcome {
         while let Some(m) = rx.recv().await {
             match (m.get("method").and_then(Value::as_str), m.get("id")) {
                 (Some(method), Some(id)) => {
@@ -297,7 +344,7 @@ impl Handshake {
                     "a call waited {} s for the app's answers; cancelled",
                     PARKED_FOR.as_secs()
                 );
-                p.task.abort();
+                drop(p);
             }
         });
     }
@@ -317,9 +364,8 @@ impl Handshake {
 
     /// Ends the session.
     pub(crate) async fn close(&self) {
-        for (_, p) in self.lock().drain() {
-            p.task.abort();
-        }
+        // Dropping a parked call stops its task.
+        self.lock().clear();
         let Some(session) = self.session.clone() else {
             return;
         };
@@ -355,9 +401,78 @@ fn request(
     req
 }
 
+/// Where a cut answer stream got to: its last event id, and how long the
+/// server asked to wait before coming back (`retry:`).
+struct Cut {
+    last_id: String,
+    retry: Duration,
+}
+
+/// Comes back for an answer stream the server ended (or that broke) before
+/// the response, with a GET carrying `Last-Event-ID`, as the handshake eras
+/// allow; at most [`MAX_RESUMES`] times. When it cannot, the call gets an
+/// error saying why (a stream without event ids ends the call in `drive`).
+async fn resume(
+    remote: &Remote,
+    session: Option<&HeaderValue>,
+    version: &HeaderValue,
+    mut cut: Option<Cut>,
+    tx: &mpsc::Sender<Value>,
+) {
+    let mut resumes = 0;
+    while let Some(Cut { last_id, retry }) = cut.take() {
+        resumes += 1;
+        if resumes > MAX_RESUMES {
+            let why = format!(
+                "the remote server's answer stream broke {MAX_RESUMES} times; giving up on this request"
+            );
+            let _ = tx
+                .send(json!({"error": {"code": -32000, "message": why}}))
+                .await;
+            return;
+        }
+        tokio::time::sleep(retry).await;
+        tracing::info!(last_event_id = %last_id, "resuming the answer stream");
+        let make = || {
+            let mut req = remote
+                .client
+                .get(remote.url.clone())
+                .header(ACCEPT, "text/event-stream")
+                .header("mcp-protocol-version", version.clone());
+            if let Some(s) = session {
+                req = req.header("mcp-session-id", s.clone());
+            }
+            if let Ok(l) = HeaderValue::try_from(last_id.as_str()) {
+                req = req.header("last-event-id", l);
+            }
+            req
+        };
+        match remote.send(make).await {
+            Ok(r) if r.status().is_success() => cut = read_answer(r, tx.clone()).await,
+            Ok(r) => {
+                let status = r.status().as_u16();
+                let why = format!(
+                    "the remote server's answer stream broke and resuming it (GET with Last-Event-ID) was refused (HTTP {status})"
+                );
+                let _ = tx
+                    .send(json!({"error": {"code": -32000, "message": why, "data": {"httpStatus": status}}}))
+                    .await;
+                return;
+            }
+            Err(f) => {
+                let _ = tx
+                    .send(json!({"error": {"code": -32000, "message": remote.explain(&f)}}))
+                    .await;
+                return;
+            }
+        }
+    }
+}
+
 /// Sends every JSON-RPC message of an answer (a JSON body or an SSE stream)
-/// to `tx`, in order.
-async fn read_answer(resp: reqwest::Response, tx: mpsc::Sender<Value>) {
+/// to `tx`, in order. `Some` when an SSE stream ended before the response
+/// after an event id, so that it can be resumed.
+async fn read_answer(resp: reqwest::Response, tx: mpsc::Sender<Value>) -> Option<Cut> {
     let sse = resp
         .headers()
         .get(CONTENT_TYPE)
@@ -369,26 +484,40 @@ async fn read_answer(resp: reqwest::Response, tx: mpsc::Sender<Value>) {
         {
             let _ = tx.send(v).await;
         }
-        return;
+        return None;
     }
     let mut parser = Parser::new(MAX_MESSAGE);
     let mut body = resp.bytes_stream();
+    let mut last_id: Option<String> = None;
+    let mut retry = DEFAULT_RETRY;
     while let Some(chunk) = body.next().await {
         let Ok(chunk) = chunk.map_err(|e| tracing::info!("the answer stream broke: {}", chain(&e)))
         else {
-            return;
+            break;
         };
         let Ok(events) = parser.feed(&chunk) else {
-            return;
+            return None;
         };
-        for ev in events.into_iter().filter(|e| e.is_message()) {
-            if let Ok(v) = serde_json::from_slice::<Value>(&ev.data)
-                && tx.send(v).await.is_err()
-            {
-                return;
+        for ev in events {
+            if let Some(id) = ev.id.as_ref().filter(|id| !id.is_empty()) {
+                last_id = Some(id.clone());
+            }
+            if let Some(ms) = ev.retry {
+                retry = Duration::from_millis(ms.clamp(50, 60_000));
+            }
+            if !ev.is_message() {
+                continue;
+            }
+            let Ok(v) = serde_json::from_slice::<Value>(&ev.data) else {
+                continue;
+            };
+            let answered = v.get("method").is_none();
+            if tx.send(v).await.is_err() || answered {
+                return None;
             }
         }
     }
+    last_id.map(|last_id| Cut { last_id, retry })
 }
 
 /// Removes what only the stateless revision carries: the

@@ -6,7 +6,7 @@
 //! answers go back in the retry with the `requestState` — as the gateway
 //! does for its older clients.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
 use super::envelope::{Envelope, Kind};
+use super::inflight::Inflight;
 use super::output::{Output, one_line};
 use super::remote::{Remote, chain};
 use super::streamable::MAX_MESSAGE;
@@ -40,6 +41,13 @@ pub(crate) struct Stateless {
     /// Questions sent to the app, by our request id, awaiting its answer.
     waiting: Mutex<HashMap<String, oneshot::Sender<Value>>>,
     next_question: AtomicU64,
+    /// The app's requests in flight: its `notifications/cancelled` drops
+    /// one's HTTP exchange, which cancels it at a 2026-07-28 server.
+    inflight: Inflight,
+    /// The resources the app subscribed to, named by one listen stream.
+    subscribed: Mutex<BTreeSet<String>>,
+    /// The task relaying that stream (`subscribe.rs`).
+    listening: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 /// Why the server's answer could not be had.
@@ -72,6 +80,9 @@ impl Stateless {
             capabilities,
             waiting: Mutex::new(HashMap::new()),
             next_question: AtomicU64::new(1),
+            inflight: Inflight::default(),
+            subscribed: Mutex::new(BTreeSet::new()),
+            listening: Mutex::new(None),
         });
         let discover = json!({"jsonrpc": "2.0", "id": 0, "method": "server/discover",
             "params": modern::stamp(Value::Null, &link.capabilities)});
@@ -137,20 +148,36 @@ impl Stateless {
             }
             // 2026-07-28 has no client notifications: `initialized` has no
             // session to mark, and a cancellation is the closed stream.
+            Kind::Notification if env.method.as_deref() == Some("notifications/cancelled") => {
+                match self.inflight.cancel(&msg) {
+                    Some(id) => tracing::info!(
+                        request = %id,
+                        "the app cancelled a request: closing its 2026-07-28 request stream"
+                    ),
+                    None => tracing::debug!("a cancellation for no request in flight"),
+                }
+            }
             Kind::Notification => tracing::debug!(
                 method = env.method.as_deref().unwrap_or(""),
                 "not sent to a 2026-07-28 server"
             ),
             Kind::Request => match env.method.as_deref() {
                 Some("ping" | "logging/setLevel") => self.reply(&env, Ok(json!({}))).await,
+                Some(m @ ("resources/subscribe" | "resources/unsubscribe")) => {
+                    let outcome = self.subscription(&msg, m == "resources/subscribe").await;
+                    self.reply(&env, outcome).await;
+                }
                 Some("initialize") => {
                     self.reply(&env, Err(("already initialized".into(), json!({}))))
                         .await;
                 }
                 Some(method) => {
                     let method = method.to_owned();
-                    let outcome = self.call(&msg, &method).await;
-                    self.reply(&env, outcome).await;
+                    let call = self.call(&msg, &method);
+                    // A cancelled request gets no answer (the app gave up on it).
+                    if let Some(outcome) = self.inflight.run(env.id.as_deref(), call).await {
+                        self.reply(&env, outcome).await;
+                    }
                 }
                 None => {}
             },
@@ -379,6 +406,8 @@ fn content_type(resp: &reqwest::Response) -> Option<String> {
     let v = resp.headers().get(CONTENT_TYPE)?.to_str().ok()?;
     Some(v.split(';').next()?.trim().to_ascii_lowercase())
 }
+
+mod subscribe;
 
 #[cfg(test)]
 mod tests;

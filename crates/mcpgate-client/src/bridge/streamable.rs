@@ -16,6 +16,7 @@ use serde_json::json;
 use serde_json::value::RawValue;
 
 use super::envelope::{Envelope, Kind};
+use super::inflight::Inflight;
 use super::output::{Output, one_line};
 use super::remote::{Failure, Remote, chain};
 use mcpgate_sse::Parser;
@@ -36,6 +37,9 @@ pub(crate) struct Streamable {
     remote: Arc<Remote>,
     out: Output,
     state: Mutex<State>,
+    /// A 2026-07-28 app's requests in flight: its `notifications/cancelled`
+    /// closes one's answer stream instead of being POSTed.
+    stateless: Inflight,
 }
 
 #[derive(Default)]
@@ -54,6 +58,10 @@ pub(crate) enum Posted {
     Done,
     /// The server answered this 4xx status, which may mean it speaks only legacy SSE.
     ClientError(Response),
+    /// A 2026-07-28 app's first request was accepted: its answer, which may
+    /// take as long as the request runs, is for the caller to relay aside
+    /// ([`Streamable::answer_first`]) so that a cancellation can be read.
+    Answering(Response),
 }
 
 impl Streamable {
@@ -62,6 +70,7 @@ impl Streamable {
             remote,
             out,
             state: Mutex::new(State::default()),
+            stateless: Inflight::default(),
         })
     }
 
@@ -71,9 +80,32 @@ impl Streamable {
 
     /// Relays one message from the stdio client and its answer back.
     pub(crate) async fn deliver(self: &Arc<Self>, msg: Bytes, env: Envelope) {
-        if let Posted::ClientError(resp) = self.post(msg, &env, false).await {
-            self.refused(resp, &env).await;
+        if env.kind == Kind::Notification
+            && env.method.as_deref() == Some("notifications/cancelled")
+            && let Some(id) = self.stateless.cancel(&msg)
+        {
+            // 2026-07-28 cancels a request by closing its stream, done now.
+            tracing::info!(request = %id, "the app cancelled a request: closing its 2026-07-28 request stream");
+            return;
         }
+        let relay = async {
+            if let Posted::ClientError(resp) = self.post(msg, &env, false).await {
+                self.refused(resp, &env).await;
+            }
+        };
+        if env.kind == Kind::Request && env.stateless_version.is_some() {
+            self.stateless.run(env.id.as_deref(), relay).await;
+        } else {
+            relay.await;
+        }
+    }
+
+    /// Relays the answer to a 2026-07-28 app's first request
+    /// ([`Posted::Answering`]), stoppable by the app's cancellation.
+    pub(crate) async fn answer_first(self: &Arc<Self>, resp: Response, env: Envelope) {
+        self.stateless
+            .run(env.id.as_deref(), self.answer(resp, &env))
+            .await;
     }
 
     /// POSTs the first message; a 4xx (other than an authorization answer)
@@ -114,6 +146,9 @@ impl Streamable {
         if !status.is_success() {
             self.refused(resp, env).await;
             return Posted::Done;
+        }
+        if probe && env.kind == Kind::Request && env.stateless_version.is_some() {
+            return Posted::Answering(resp);
         }
         if env.method.as_deref() == Some("initialize")
             && let Some(id) = resp.headers().get(SESSION)

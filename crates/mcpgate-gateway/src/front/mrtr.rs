@@ -114,6 +114,29 @@ pub(crate) struct Call {
     /// client cannot be asked, goes under it.
     pub(crate) proof: Authorized,
     pub(crate) seal: StateSeal,
+    /// The call reached its answer (or the gateway's error in its place).
+    pub(crate) settled: bool,
+}
+
+impl Drop for Call {
+    /// A call dropped before its answer was given up by the client: a
+    /// 2026-07-28 client cancels by closing its request stream, so the
+    /// upstream is told (`notifications/cancelled` under the gateway's id).
+    /// A parked call no longer holds its exchange and is not cancelled here.
+    fn drop(&mut self) {
+        if self.settled || self.ex.is_none() {
+            return;
+        }
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        tracing::info!(method = %self.method, "a 2026-07-28 client closed its request stream: cancelling the request upstream");
+        let (link, id) = (self.link.clone(), self.upstream_id.clone());
+        rt.spawn(async move {
+            link.cancel(&id, "mcpgate: the client closed its request stream")
+                .await;
+        });
+    }
 }
 
 /// What a parked call's `requestState` is sealed with and bound to.
@@ -155,6 +178,14 @@ impl Call {
     /// left of the request's `limit` for its first answer, then `limit` of
     /// silence between messages of a streamed answer).
     pub(crate) async fn step(&mut self, wait: Duration, limit: Duration) -> Step {
+        let step = self.next_step(wait, limit).await;
+        if matches!(step, Step::Final(_) | Step::Failed(_)) {
+            self.settled = true;
+        }
+        step
+    }
+
+    async fn next_step(&mut self, wait: Duration, limit: Duration) -> Step {
         loop {
             let Some(ex) = self.ex.as_mut() else {
                 return Step::Final(Message::error(
@@ -418,5 +449,6 @@ pub(crate) async fn resume(
         parked: parked.clone(),
         proof,
         seal,
+        settled: false,
     })
 }

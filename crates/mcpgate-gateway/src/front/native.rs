@@ -56,12 +56,13 @@ impl Native<'_> {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         let id = gw.shared.guard.identity(&caller.authed, self.name);
-        let link = Link::Http(h.native_link(
+        let http = h.native_link(
             id.headers.clone(),
             id.token.clone(),
             id.on_behalf_of.clone(),
             forward,
-        ));
+        );
+        let link = Link::Http(http.clone());
         match kind {
             Kind::Response => GatewayError::InvalidRequest(
                 "2026-07-28 clients do not send responses; server requests arrive as input_required results".into(),
@@ -122,7 +123,14 @@ impl Native<'_> {
                 let r = answer
                     .respond(client_id, ex, move || EventLog::new(1, replay, None))
                     .await;
-                super::answer::with_error_status(r).await
+                let r = super::answer::with_error_status(r).await;
+                if !is_event_stream(&r) {
+                    return r;
+                }
+                // The client closing an SSE answer cancels the request: the
+                // upstream's stream is closed too (after the answer's last
+                // byte this stops nothing, the request being done).
+                super::hangup::on_body_drop(r, move || http.release())
             }
         }
     }
@@ -210,4 +218,10 @@ fn refuses_version(m: &Message) -> bool {
         .and_then(|e| serde_json::from_str::<Value>(e.get()).ok())
         .and_then(|e| e["code"].as_i64())
         == Some(crate::protocol::UNSUPPORTED_VERSION)
+}
+
+fn is_event_stream(r: &Response) -> bool {
+    r.headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"))
 }

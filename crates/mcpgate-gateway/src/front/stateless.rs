@@ -237,6 +237,14 @@ async fn post(
         }
     }
     let method = msg.method.clone().unwrap_or_default();
+    // An older upstream knows no `Mcp-Param-*` headers: the gateway checks
+    // them as a 2026-07-28 server would, and does not send them on.
+    if method == "tools/call"
+        && let Err(why) = check_tool_params(upstream.era(), &msg, &headers)
+    {
+        tracing::info!(upstream = %name, reason = %why, "refused a tools/call whose Mcp-Param headers disagree with its arguments");
+        return GatewayError::HeaderMismatch(why).answer(msg.id);
+    }
     // The upstream session is the gateway's, one per subject, and never closed
     // here. It declared every client capability; each request's own
     // `clientCapabilities` decide whether an upstream question reaches the client.
@@ -267,7 +275,17 @@ async fn post(
                     .shared
                     .guard
                     .list_filter(&name, caller.principal(), &method);
+                let lists_tools = method == "tools/list";
+                let learn = upstream.clone();
                 let rewrite: Rewrite = Arc::new(move |m: &mut Message| {
+                    if lists_tools
+                        && let Some(v) = m
+                            .result
+                            .as_deref()
+                            .and_then(|r| serde_json::from_str::<Value>(r.get()).ok())
+                    {
+                        learn.era().note_tools(&v);
+                    }
                     if let Some(f) = &filter {
                         f(m);
                     }
@@ -336,6 +354,7 @@ async fn call(
                 parked,
                 proof,
                 seal,
+                settled: false,
             }
         }
     };
@@ -348,9 +367,16 @@ async fn call(
             let log = EventLog::new(1, gw.shared.limits.replay_events, None);
             log.push(&m);
             let reader = log.reader(Some(0));
+            let (hung_up, mut hangup) = tokio::sync::oneshot::channel::<()>();
             tokio::spawn(async move {
                 loop {
-                    match call.step(timeout, timeout).await {
+                    let step = tokio::select! {
+                        s = call.step(timeout, timeout) => s,
+                        // The client closed the stream: dropping the
+                        // unanswered call cancels it upstream.
+                        _ = &mut hangup => break,
+                    };
+                    match step {
                         Step::Interim(m) => log.push(&m),
                         Step::Final(m) | Step::Failed(m) => {
                             log.push(&m);
@@ -358,9 +384,10 @@ async fn call(
                         }
                     }
                 }
+                drop(call);
                 log.close();
             });
-            sse(reader)
+            super::hangup::on_body_drop(sse(reader), move || drop(hung_up))
         }
     }
 }
@@ -474,6 +501,25 @@ async fn listen(gw: &Gateway, link: Link, msg: Message, proof: &Authorized) -> R
         log.close();
     });
     sse(reader)
+}
+
+/// Checks a `tools/call`'s `Mcp-Param-*` headers against its arguments,
+/// when the tool's listing (its `x-mcp-header` parameters) was seen.
+fn check_tool_params(
+    era: &crate::upstream::modern::EraCache,
+    msg: &Message,
+    headers: &HeaderMap,
+) -> Result<(), String> {
+    let p: Value = msg.params_as().unwrap_or_default();
+    let Some(params) = p
+        .get("name")
+        .and_then(Value::as_str)
+        .and_then(|tool| era.tool_headers(tool))
+    else {
+        return Ok(());
+    };
+    let args = p.get("arguments").cloned().unwrap_or_default();
+    crate::upstream::modern::check_param_headers(&params, &args, headers, decode_header)
 }
 
 /// Older upstreams know nothing of the per-request protocol keys; the gateway's

@@ -31,6 +31,7 @@ use mcpgate_sse as sse;
 use mcpgate_types::SessionId;
 
 mod bridge;
+mod subscribe;
 
 pub(crate) type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
 
@@ -680,7 +681,23 @@ impl HttpLink {
             return Ok(Exchange::with_ids(rx, ids));
         }
         let body = read_limited(resp.into_body(), self.up.limits.max_message_bytes).await?;
-        match Message::parse(&body) {
+        let parsed = Message::parse(&body);
+        if self.modern.get().is_some()
+            && matches!(status.as_u16(), 400 | 404 | 405)
+            && parsed.as_ref().ok().and_then(Message::id_key)
+                != request_id.as_deref().map(RawValue::get)
+        {
+            // Refused before any JSON-RPC answer to the request: the upstream
+            // may have restarted as an older server. Ask again next time; a
+            // bridged session ends (404), so its client starts a new one.
+            tracing::info!(upstream = %self.up.name, %status, "the upstream refused a 2026-07-28 request without answering it: asking server/discover again on the next request");
+            self.up.era.forget();
+            if self.is_bridged() {
+                self.gone.send_replace(true);
+                return Err(UpstreamError::SessionGone);
+            }
+        }
+        match parsed {
             Ok(m) if m.id.is_some() => {
                 let _ = tx.send(m);
                 Ok(Exchange::new(rx))
@@ -708,8 +725,11 @@ impl HttpLink {
     pub(super) async fn send(&self, msg: Message) -> Result<(), UpstreamError> {
         if let Some(Mode::Bridged(bridge)) = self.modern.get() {
             // A 2026-07-28 upstream takes no notifications or responses: a
-            // response answers a question relayed from an `input_required`.
-            if msg.kind() == Some(jsonrpc::Kind::Response)
+            // response answers a question relayed from an `input_required`,
+            // and a cancellation closes the request's stream.
+            if msg.method.as_deref() == Some("notifications/cancelled") {
+                self.cancel_bridged(bridge, &msg);
+            } else if msg.kind() == Some(jsonrpc::Kind::Response)
                 && let Err(m) = bridge.answer(msg)
             {
                 tracing::info!(upstream = %self.up.name, id = ?m.id, "dropped a client response nobody waits for");
@@ -793,6 +813,12 @@ impl HttpLink {
                     heard = tokio::time::Instant::now();
                     failures = 0;
                 }
+            }
+            if self.modern.get().is_some() {
+                // 2026-07-28 streams cannot be resumed (no Last-Event-ID, no GET).
+                break format!(
+                    "upstream {name} closed its 2026-07-28 answer stream before the response; such streams cannot be resumed, so send the request again"
+                );
             }
             let Some(from) = last.clone() else {
                 break format!(

@@ -5,12 +5,13 @@
 //! sends each request with `_meta` (version and the client's capabilities), and
 //! turns `input_required` into server→client requests on the client's session.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
+use futures_util::future::AbortHandle;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Map, Value};
 use tokio::sync::{mpsc, oneshot};
@@ -354,6 +355,15 @@ pub(crate) struct Bridge {
     capabilities: Mutex<Value>,
     client_info: Mutex<Option<Value>>,
     waiting: Mutex<HashMap<String, oneshot::Sender<Message>>>,
+    /// The client's requests in flight upstream, by their id (JSON text): a
+    /// `notifications/cancelled` for one stops it, which closes its upstream
+    /// request stream — the 2026-07-28 way to cancel.
+    inflight: Mutex<HashMap<String, AbortHandle>>,
+    /// The resources the client subscribed to (`resources/subscribe`), which
+    /// one upstream `subscriptions/listen` stream names.
+    subscribed: Mutex<BTreeSet<String>>,
+    /// The task relaying that stream.
+    listening: Mutex<Option<tokio::task::AbortHandle>>,
 }
 
 static NEXT_QUESTION: AtomicU64 = AtomicU64::new(1);
@@ -369,6 +379,54 @@ impl Bridge {
             .cloned()
             .unwrap_or_else(|| serde_json::json!({}));
         *self.client_info.lock().unwrap_or_else(|e| e.into_inner()) = p.get("clientInfo").cloned();
+    }
+
+    /// Records the client's request `id` as in flight, stoppable by `handle`.
+    pub(crate) fn started(&self, id: &str, handle: AbortHandle) {
+        let mut map = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
+        map.retain(|_, h| !h.is_aborted());
+        map.insert(id.to_owned(), handle);
+    }
+
+    /// The client's request `id` ended (answered, failed or cancelled).
+    pub(crate) fn finished(&self, id: &str) {
+        self.inflight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
+    }
+
+    /// Stops the client's request `id`; false when none is in flight.
+    pub(crate) fn cancel(&self, id: &str) -> bool {
+        let handle = self
+            .inflight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
+        handle.map(|h| h.abort()).is_some()
+    }
+
+    /// The resources subscribed to after adding (`on`) or removing `uri`.
+    pub(crate) fn subscription(&self, uri: &str, on: bool) -> Vec<String> {
+        let mut set = self.subscribed.lock().unwrap_or_else(|e| e.into_inner());
+        if on {
+            set.insert(uri.to_owned());
+        } else {
+            set.remove(uri);
+        }
+        set.iter().cloned().collect()
+    }
+
+    /// Makes `task` the one relaying the upstream's listen stream; the
+    /// previous one stops (which closes its stream upstream).
+    pub(crate) fn listening(&self, task: Option<tokio::task::AbortHandle>) {
+        let previous = std::mem::replace(
+            &mut *self.listening.lock().unwrap_or_else(|e| e.into_inner()),
+            task,
+        );
+        if let Some(t) = previous {
+            t.abort();
+        }
     }
 
     /// `msg` with `_meta` carrying the version and the client's capabilities.

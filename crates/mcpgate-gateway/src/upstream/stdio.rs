@@ -122,6 +122,10 @@ pub(crate) struct StdioUpstream {
     last_error: Mutex<Option<String>>,
     /// Outbound credentials, as environment variables of each child.
     credentials: Arc<Credentials>,
+    /// Its tools' `x-mcp-header` parameters (a stdio child is never asked
+    /// `server/discover`), against which 2026-07-28 clients' `Mcp-Param-*`
+    /// headers are checked.
+    pub(crate) era: super::modern::EraCache,
 }
 
 #[derive(Debug, Default)]
@@ -176,6 +180,7 @@ impl StdioUpstream {
             per_subject_count: Arc::default(),
             last_error: Mutex::new(None),
             credentials,
+            era: super::modern::EraCache::default(),
         }
     }
 

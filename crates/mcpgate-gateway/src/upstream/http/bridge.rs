@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use futures_util::future::{AbortHandle, Abortable, Aborted};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
@@ -80,6 +81,12 @@ impl HttpLink {
         };
         let limit = self.up.limits.request_timeout;
         let method = msg.method.clone().unwrap_or_default();
+        if matches!(
+            method.as_str(),
+            "resources/subscribe" | "resources/unsubscribe"
+        ) {
+            return Ok(self.bridged_subscription(bridge, &msg).await);
+        }
         if matches!(method.as_str(), "ping" | "logging/setLevel") {
             // Gone from 2026-07-28: the gateway, which holds the session, answers.
             let (tx, rx) = mpsc::unbounded_channel();
@@ -89,24 +96,74 @@ impl HttpLink {
             ));
             return Ok(Exchange::new(rx));
         }
-        if method == "tools/call" {
-            self.learn_tool_headers(&msg).await;
+        // The request can be cancelled from here on: a client's
+        // `notifications/cancelled` aborts it (`send`), which drops its
+        // upstream stream — how a 2026-07-28 server is told.
+        let key = msg.id_key().map(str::to_owned);
+        let (handle, registration) = AbortHandle::new_pair();
+        if let Some(k) = &key {
+            bridge.started(k, handle);
         }
-        let first = bridge.with_meta(&msg);
-        let ex = match tokio::time::timeout(limit, self.exchange(first.clone())).await {
-            Ok(r) => r?,
-            Err(_) => {
+        let first = async {
+            if method == "tools/call" {
+                self.learn_tool_headers(&msg).await;
+            }
+            let first = bridge.with_meta(&msg);
+            (
+                tokio::time::timeout(limit, self.exchange(first.clone())).await,
+                first,
+            )
+        };
+        let ex = match Abortable::new(first, registration).await {
+            Ok((Ok(Ok(ex)), first)) => (ex, first),
+            Ok((Ok(Err(e)), _)) => {
+                finish(bridge, key.as_deref());
+                return Err(e);
+            }
+            Ok((Err(_), _)) => {
+                finish(bridge, key.as_deref());
                 return Err(UpstreamError::TimedOut(format!(
                     "upstream {} did not answer within {limit:?} (request_timeout)",
                     self.up.name
                 )));
             }
+            Err(Aborted) => {
+                return Err(UpstreamError::Unavailable(
+                    "the client cancelled the request".into(),
+                ));
+            }
         };
+        let (ex, first) = ex;
         let (tx, rx) = mpsc::unbounded_channel();
         let this = self.clone();
-        let task = tokio::spawn(async move { this.run_rounds(first, ex, tx).await });
+        let (handle, registration) = AbortHandle::new_pair();
+        if let Some(k) = &key {
+            bridge.started(k, handle);
+        }
+        let rounds = Abortable::new(this.clone().run_rounds(first, ex, tx), registration);
+        let task = tokio::spawn(async move {
+            if rounds.await.is_err() {
+                tracing::info!(upstream = %this.up.name, "a client cancelled a bridged request: its 2026-07-28 request stream was closed");
+            }
+            if let Some(Mode::Bridged(bridge)) = this.modern.get() {
+                finish(bridge, key.as_deref());
+            }
+        });
         self.track(task.abort_handle());
         Ok(Exchange::new(rx))
+    }
+
+    /// A session client's `notifications/cancelled` for a bridged request:
+    /// stops it, closing its upstream stream. False when none is in flight.
+    pub(super) fn cancel_bridged(&self, bridge: &Bridge, msg: &Message) -> bool {
+        let Some(id) = jsonrpc::cancelled_request_id(msg.params.as_deref()) else {
+            return false;
+        };
+        let stopped = bridge.cancel(id.get());
+        if stopped {
+            tracing::info!(upstream = %self.up.name, request = id.get(), "cancelling a bridged request: closing its 2026-07-28 request stream");
+        }
+        stopped
     }
 
     async fn run_rounds(
@@ -230,5 +287,12 @@ impl HttpLink {
                 return;
             }
         }
+    }
+}
+
+/// Forgets a request that ended before its rounds began.
+fn finish(bridge: &Bridge, key: Option<&str>) {
+    if let Some(k) = key {
+        bridge.finished(k);
     }
 }
