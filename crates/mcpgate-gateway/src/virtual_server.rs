@@ -28,11 +28,14 @@ mod answer;
 mod config;
 mod merge;
 pub(crate) mod naming;
+mod open;
 mod post;
 mod route;
 pub(crate) mod session;
+mod tool_rules;
 
-pub use config::{ToolRules, VirtualServerConfig, virtual_server_problems};
+pub use config::{VirtualServerConfig, virtual_server_problems};
+pub use tool_rules::ToolRules;
 
 use std::sync::Arc;
 

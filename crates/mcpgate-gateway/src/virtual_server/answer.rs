@@ -56,7 +56,7 @@ pub(super) async fn respond(
                 limit: member.timeout,
                 waiting_on_client: m.kind() == Some(Kind::Request),
             };
-            log.push(&session.from_member(idx, m));
+            log.push(&session.relayed_from(idx, m));
             let reader = log.reader(Some(0));
             let s = session.clone();
             tokio::spawn(async move {
@@ -99,7 +99,7 @@ async fn relay(
         match silence.next(&mut ex).await {
             Ok(Some(m)) => {
                 let done = m.kind() == Some(Kind::Response);
-                log.push(&session.from_member(idx, m));
+                log.push(&session.relayed_from(idx, m));
                 if done {
                     break;
                 }

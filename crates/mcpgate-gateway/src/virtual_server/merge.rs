@@ -168,7 +168,7 @@ async fn member_items(
     idx: usize,
     list: List,
 ) -> Result<Vec<Value>, GatewayError> {
-    let opened = s.member(gw, idx, caller, proof).await?;
+    let opened = super::open::member(gw, s, idx, caller, proof).await?;
     if opened.capabilities.get(list.capability()).is_none() {
         return Ok(Vec::new());
     }
@@ -227,7 +227,7 @@ pub(super) async fn ask(
                     ))),
                 };
             }
-            Ok(Some(m)) => s.server_stream.push(&s.from_member(idx, m)),
+            Ok(Some(m)) => s.server_stream.push(&s.relayed_from(idx, m)),
             Ok(None) => {
                 return Err(GatewayError::UpstreamUnavailable(format!(
                     "member {} closed without answering {method}",

@@ -101,7 +101,7 @@ fn initialize(
         ),
     });
     let session = VirtualSession::new(
-        gw,
+        gw.shared.limits.replay_events,
         server,
         caller.principal().subject().clone(),
         msg.params.clone(),

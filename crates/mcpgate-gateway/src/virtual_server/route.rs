@@ -139,7 +139,7 @@ async fn routed(
     };
     set_path(&mut params, &path, original);
     msg.params = Some(jsonrpc::raw(&params));
-    let opened = match session.member(gw, idx, caller, proof).await {
+    let opened = match super::open::member(gw, session, idx, caller, proof).await {
         Ok(o) => o,
         Err(e) => return e.answer(id),
     };

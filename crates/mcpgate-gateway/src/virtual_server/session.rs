@@ -8,16 +8,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use mcpgate_guard::Authorized;
 use mcpgate_types::{SessionId, Subject};
 use serde_json::value::RawValue;
 
 use super::naming::VirtualServer;
-use crate::auth::Admitted;
-use crate::error::GatewayError;
 use crate::events::EventLog;
 use crate::jsonrpc::{self, Kind, Message};
-use crate::state::Gateway;
 use crate::upstream::Link;
 
 /// What a shown name stands for: its kind and the name or URI.
@@ -34,7 +30,8 @@ pub(crate) struct Opened {
     pub(crate) link: Link,
     /// The capabilities the member declared at initialize.
     pub(crate) capabilities: serde_json::Value,
-    pump: tokio::task::JoinHandle<()>,
+    /// Relays the member's messages outside requests to the client's GET stream.
+    pub(crate) pump: tokio::task::JoinHandle<()>,
 }
 
 /// One client session with a virtual server.
@@ -44,7 +41,7 @@ pub(crate) struct VirtualSession {
     pub(crate) server: Arc<VirtualServer>,
     pub(crate) subject: Subject,
     /// The client's `initialize` params, sent to each member as it is opened.
-    init_params: Option<Box<RawValue>>,
+    pub(crate) init_params: Option<Box<RawValue>>,
     /// The GET stream: what members say outside any request.
     pub(crate) server_stream: Arc<EventLog>,
     members: Vec<tokio::sync::OnceCell<Arc<Opened>>>,
@@ -66,7 +63,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl VirtualSession {
     pub(crate) fn new(
-        gw: &Gateway,
+        replay_events: usize,
         server: Arc<VirtualServer>,
         subject: Subject,
         init_params: Option<Box<RawValue>>,
@@ -81,7 +78,7 @@ impl VirtualSession {
             server,
             subject,
             init_params,
-            server_stream: EventLog::new(0, gw.shared.limits.replay_events, None),
+            server_stream: EventLog::new(0, replay_events, None),
             members,
             names: Mutex::default(),
             templates: Mutex::default(),
@@ -112,22 +109,9 @@ impl VirtualSession {
         jsonrpc::raw(&format!("mcpgate-virtual-{n}"))
     }
 
-    /// The member session `idx`, opened (initialize, `notifications/initialized`)
-    /// if this is the first request that needs it.
-    pub(crate) async fn member(
-        self: &Arc<Self>,
-        gw: &Gateway,
-        idx: usize,
-        caller: &Admitted,
-        proof: &Authorized,
-    ) -> Result<Arc<Opened>, GatewayError> {
-        let cell = self
-            .members
-            .get(idx)
-            .ok_or_else(|| GatewayError::UnknownUpstream(format!("member #{idx}")))?;
-        cell.get_or_try_init(|| self.open(gw, idx, caller, proof))
-            .await
-            .cloned()
+    /// The slot of member `idx`, filled by the first request that needs it (`open.rs`).
+    pub(crate) fn slot(&self, idx: usize) -> Option<&tokio::sync::OnceCell<Arc<Opened>>> {
+        self.members.get(idx)
     }
 
     /// The members opened so far.
@@ -139,99 +123,10 @@ impl VirtualSession {
             .collect()
     }
 
-    async fn open(
-        self: &Arc<Self>,
-        gw: &Gateway,
-        idx: usize,
-        caller: &Admitted,
-        proof: &Authorized,
-    ) -> Result<Arc<Opened>, GatewayError> {
-        let member = &self.server.members[idx];
-        let identity = gw.shared.guard.identity(caller, &member.name);
-        // Listening before the link opens: nothing the member says first is lost.
-        let log = EventLog::tapped(0, gw.shared.limits.replay_events);
-        let Some(mut rx) = log.listen() else {
-            return Err(GatewayError::UpstreamUnavailable(
-                "the member's stream cannot be listened to".into(),
-            ));
-        };
-        let link = member
-            .upstream
-            .open(log.clone(), &identity)
-            .await
-            .map_err(|e| GatewayError::from(&e))?;
-        let init = Message::request(self.own_id(), "initialize", self.init_params.clone());
-        let (link, resp) = match crate::front::sessionful::initialize_link(
-            &member.upstream,
-            link,
-            &log,
-            init,
-            member.timeout,
-            &identity,
-            proof,
-        )
-        .await
-        {
-            Ok(v) => v,
-            Err((link, _)) => {
-                link.close().await;
-                let why = format!("member {} did not complete initialize", member.name);
-                tracing::warn!(virtual_server = %self.server.name, member = %member.name, "{why}");
-                return Err(GatewayError::UpstreamUnavailable(why));
-            }
-        };
-        let Some(result) = resp.result.as_deref() else {
-            link.close().await;
-            let why = format!(
-                "member {} refused initialize: {}",
-                member.name,
-                resp.error.as_deref().map_or("", RawValue::get)
-            );
-            tracing::warn!(virtual_server = %self.server.name, member = %member.name, "{why}");
-            return Err(GatewayError::UpstreamUnavailable(why));
-        };
-        let parsed: serde_json::Value = serde_json::from_str(result.get()).unwrap_or_default();
-        let version = jsonrpc::result_protocol_version(result)
-            .unwrap_or_else(|| crate::protocol::DEFAULT_VERSION.to_owned());
-        link.set_protocol_version(&version);
-        link.send(
-            proof,
-            Message::notification("notifications/initialized", None),
-        )
-        .await
-        .map_err(|e| GatewayError::from(&e))?;
-        link.open_server_stream();
-        let weak = Arc::downgrade(self);
-        let pump = tokio::spawn(async move {
-            loop {
-                let m = match rx.recv().await {
-                    Ok(m) => m,
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                        tracing::warn!(
-                            skipped = n,
-                            "a virtual server fell behind a member's stream"
-                        );
-                        continue;
-                    }
-                    Err(_) => break,
-                };
-                let Some(s) = weak.upgrade() else { break };
-                let m = s.from_member(idx, m);
-                s.server_stream.push(&m);
-            }
-        });
-        tracing::debug!(virtual_server = %self.server.name, member = %member.name, %version, "member session opened");
-        Ok(Arc::new(Opened {
-            link,
-            capabilities: parsed.get("capabilities").cloned().unwrap_or_default(),
-            pump,
-        }))
-    }
-
     /// A member's message on its way to the client: a request of the
     /// member's gets an id of ours (members' ids may collide), and a
     /// `list_changed` forgets the names of that list.
-    pub(crate) fn from_member(&self, idx: usize, mut m: Message) -> Message {
+    pub(crate) fn relayed_from(&self, idx: usize, mut m: Message) -> Message {
         match m.kind() {
             Some(Kind::Request) => {
                 if let Some(theirs) = m.id.take() {
