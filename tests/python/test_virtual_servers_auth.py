@@ -33,6 +33,8 @@ def guarded(tmp_path_factory: pytest.TempPathFactory, http_demo: str) -> Iterato
 listen = "127.0.0.1:0"
 data_dir = {_toml_str(root / "gateway-data")}
 
+max_sessions_per_subject = 4
+
 [auth]
 mode = "required"
 authorization_servers = ["http://127.0.0.1:9"]
@@ -148,3 +150,24 @@ async def test_a_virtual_session_belongs_to_its_subject(guarded: Gateway) -> Non
         assert r.status_code == 200, r.text
         r = await http.post(guarded.url("work"), json=_body("tools/list", id=3), headers=reader)
         assert r.status_code == 404, r.text
+
+
+async def test_virtual_sessions_count_against_the_subject_limit(guarded: Gateway) -> None:
+    params = {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}
+    headers = {**JSON_AND_SSE, "Authorization": f"Bearer {READER}"}
+    opened: list[str] = []
+    async with httpx2.AsyncClient(timeout=30) as http:
+        refused = None
+        for _ in range(5):
+            r = await http.post(guarded.url("work"), json=_body("initialize", params), headers=headers)
+            if r.status_code != 200:
+                refused = r
+                break
+            opened.append(r.headers["mcp-session-id"])
+        assert refused is not None and refused.status_code == 429, opened
+        assert "max_sessions_per_subject = 4" in refused.json()["error"]["message"]
+        assert refused.headers["retry-after"] == "30"
+        r = await http.delete(guarded.url("work"), headers={**headers, "Mcp-Session-Id": opened[0]})
+        assert r.status_code == 200, r.text
+        r = await http.post(guarded.url("work"), json=_body("initialize", params), headers=headers)
+        assert r.status_code == 200, r.text

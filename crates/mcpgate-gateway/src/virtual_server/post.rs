@@ -106,7 +106,20 @@ fn initialize(
         caller.principal().subject().clone(),
         msg.params.clone(),
     );
-    gw.shared.virtual_sessions.insert(session.clone());
+    // Anonymous callers share one subject: like other sessions, not capped.
+    let cap = if caller.principal().is_anonymous() {
+        0
+    } else {
+        gw.shared.limits.max_sessions_per_subject
+    };
+    if let Err(why) = gw
+        .shared
+        .virtual_sessions
+        .insert_within(session.clone(), cap)
+    {
+        tracing::warn!(virtual_server = %session.server.name, subject = %session.subject.as_str(), "refused a virtual session: the subject is at server.max_sessions_per_subject");
+        return GatewayError::SubjectLimit(why).answer(msg.id);
+    }
     tracing::debug!(virtual_server = %session.server.name, %version, "virtual session opened");
     let id = msg.id.unwrap_or_else(jsonrpc::null_id);
     let mut r = json(

@@ -219,8 +219,22 @@ pub(crate) struct VirtualSessions {
 }
 
 impl VirtualSessions {
-    pub(crate) fn insert(&self, s: Arc<VirtualSession>) {
-        lock(&self.map).insert(s.id.clone(), s);
+    /// Keeps `s`, unless its subject (signed in) already has `cap` virtual
+    /// sessions (`server.max_sessions_per_subject`; 0: no limit, as for
+    /// anonymous callers): then why not.
+    pub(crate) fn insert_within(&self, s: Arc<VirtualSession>, cap: usize) -> Result<(), String> {
+        let mut map = lock(&self.map);
+        let subject = s.subject.as_str();
+        if cap > 0 {
+            let open = map.values().filter(|o| o.subject == s.subject).count();
+            if open >= cap {
+                return Err(format!(
+                    "{subject} already has {cap} open virtual sessions (server.max_sessions_per_subject = {cap}); end one with DELETE, or wait for idle ones to expire (server.session_idle_timeout)"
+                ));
+            }
+        }
+        map.insert(s.id.clone(), s);
+        Ok(())
     }
 
     pub(crate) fn get(&self, id: &SessionId) -> Option<Arc<VirtualSession>> {
