@@ -247,3 +247,24 @@ def test_check_config_accepts_a_good_virtual_server(tmp_path: Path) -> None:
     done = _check(tmp_path, '[[virtual_server]]\nname = "v"\nupstreams = ["a", "b"]\n')
     assert done.returncode == 0, done.stdout + done.stderr
     assert "OK (3 upstreams)" in done.stdout
+
+
+async def test_a_member_that_died_is_served_again(virtual: Gateway) -> None:
+    import os
+    import signal
+
+    async with connect(virtual.url("work"), LEGACY) as client:
+        assert "ok" in text_of(await client.call_tool("demo_health_check", {})).lower()
+        # The newest demo child of the gateway is this session's member.
+        found = subprocess.run(
+            ["pgrep", "-n", "-P", str(virtual.proc.pid), "-f", "demo-server"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert found.returncode == 0, found
+        os.kill(int(found.stdout.split()[0]), signal.SIGKILL)
+        await anyio.sleep(1.0)
+        assert "ok" in text_of(await client.call_tool("demo_health_check", {})).lower()
+    # It was this session's member that died (and a new one answered).
+    assert "upstream demo exited (signal: 9 (SIGKILL))" in virtual.log_path.read_text(errors="replace")

@@ -27,9 +27,22 @@ pub(super) async fn member(
     let slot = s
         .slot(idx)
         .ok_or_else(|| GatewayError::UnknownUpstream(format!("member #{idx}")))?;
-    slot.get_or_try_init(|| async { open(s, gw, idx, caller, proof).await.map(Arc::new) })
-        .await
-        .cloned()
+    if let (Some(o), _) = slot.live() {
+        return Ok(o);
+    }
+    let _opening = slot.opening.lock().await;
+    let (live, dead) = slot.live();
+    if let Some(o) = live {
+        return Ok(o);
+    }
+    if let Some(dead) = dead {
+        tracing::info!(virtual_server = %s.server.name, member = %s.server.members[idx].name, reason = dead.link.gone().unwrap_or_default(), "a member session ended; opening a new one");
+        dead.pump.abort();
+        dead.link.close().await;
+    }
+    let o = Arc::new(open(s, gw, idx, caller, proof).await?);
+    slot.set(o.clone());
+    Ok(o)
 }
 
 async fn open(

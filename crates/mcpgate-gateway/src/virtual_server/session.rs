@@ -34,6 +34,37 @@ pub(crate) struct Opened {
     pub(crate) pump: tokio::task::JoinHandle<()>,
 }
 
+/// Where a member session is kept: empty until a request needs the member,
+/// and emptied again when it is found dead, so the next request opens a new
+/// one instead of failing for the rest of the virtual session.
+#[derive(Debug, Default)]
+pub(crate) struct Slot {
+    value: Mutex<Option<Arc<Opened>>>,
+    /// Held while a member session opens: one open per member at a time.
+    pub(crate) opening: tokio::sync::Mutex<()>,
+}
+
+impl Slot {
+    /// The member session, if one is open.
+    pub(crate) fn get(&self) -> Option<Arc<Opened>> {
+        lock(&self.value).clone()
+    }
+
+    /// The member session, unless it is gone; a gone one is taken out (and returned second).
+    pub(crate) fn live(&self) -> (Option<Arc<Opened>>, Option<Arc<Opened>>) {
+        let mut v = lock(&self.value);
+        match v.as_ref() {
+            Some(o) if o.link.gone().is_some() => (None, v.take()),
+            Some(o) => (Some(o.clone()), None),
+            None => (None, None),
+        }
+    }
+
+    pub(crate) fn set(&self, o: Arc<Opened>) {
+        *lock(&self.value) = Some(o);
+    }
+}
+
 /// One client session with a virtual server.
 #[derive(Debug)]
 pub(crate) struct VirtualSession {
@@ -44,7 +75,7 @@ pub(crate) struct VirtualSession {
     pub(crate) init_params: Option<Box<RawValue>>,
     /// The GET stream: what members say outside any request.
     pub(crate) server_stream: Arc<EventLog>,
-    members: Vec<tokio::sync::OnceCell<Arc<Opened>>>,
+    members: Vec<Slot>,
     /// Shown name → member index, from the last merged lists.
     names: Mutex<HashMap<Named, usize>>,
     /// Resource-template URI prefixes (before the first `{`) → member index.
@@ -68,11 +99,7 @@ impl VirtualSession {
         subject: Subject,
         init_params: Option<Box<RawValue>>,
     ) -> Arc<Self> {
-        let members = server
-            .members
-            .iter()
-            .map(|_| tokio::sync::OnceCell::new())
-            .collect();
+        let members = server.members.iter().map(|_| Slot::default()).collect();
         Arc::new(VirtualSession {
             id: crate::session_key::random_session_id(),
             server,
@@ -110,7 +137,7 @@ impl VirtualSession {
     }
 
     /// The slot of member `idx`, filled by the first request that needs it (`open.rs`).
-    pub(crate) fn slot(&self, idx: usize) -> Option<&tokio::sync::OnceCell<Arc<Opened>>> {
+    pub(crate) fn slot(&self, idx: usize) -> Option<&Slot> {
         self.members.get(idx)
     }
 
@@ -119,7 +146,7 @@ impl VirtualSession {
         self.members
             .iter()
             .enumerate()
-            .filter_map(|(i, c)| c.get().map(|o| (i, o.clone())))
+            .filter_map(|(i, slot)| slot.get().map(|o| (i, o)))
             .collect()
     }
 
