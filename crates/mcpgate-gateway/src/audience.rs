@@ -69,6 +69,21 @@ impl Audiences {
         }
     }
 
+    /// Adds endpoints that are not upstreams (virtual servers), each a
+    /// resource of its own at `/mcp/<name>`.
+    pub(crate) fn with_endpoints<'a>(
+        mut self,
+        public_url: &url::Url,
+        names: impl Iterator<Item = &'a str>,
+    ) -> Self {
+        let base = public_url.as_str().trim_end_matches('/');
+        for n in names {
+            self.endpoints
+                .insert(n.to_owned(), vec![format!("{base}/mcp/{n}")]);
+        }
+        self
+    }
+
     /// The audiences a token must name (one of) at `upstream`, or `None` when
     /// the principal is not audience-bound.
     fn wanted(&self, p: &Principal, upstream: &str) -> Option<&[String]> {

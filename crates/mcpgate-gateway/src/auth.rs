@@ -109,8 +109,9 @@ pub(crate) struct Guard {
 pub(crate) struct Endpoint {
     pub(crate) upstream: Arc<str>,
     pub(crate) path: String,
-    /// The upstream itself, so the era step does not look it up again.
-    pub(crate) target: Arc<crate::upstream::Upstream>,
+    /// The upstream itself, so the era step does not look it up again;
+    /// `None` for a virtual server (`upstream` is then its name).
+    pub(crate) target: Option<Arc<crate::upstream::Upstream>>,
 }
 
 impl Guard {

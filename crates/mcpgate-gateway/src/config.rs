@@ -112,6 +112,19 @@ pub struct UpstreamConfig {
     /// Members of these groups may not.
     #[serde(default)]
     pub deny_groups: Vec<String>,
+    /// As a member of a `[[virtual_server]]`: show its tools and prompts as
+    /// `<upstream><separator><name>` (the default), or under their own names
+    /// when they are known not to collide.
+    #[serde(default = "yes")]
+    pub prefix: bool,
+    /// As a member of a `[[virtual_server]]`: which tools are shown, renamed
+    /// or described differently (`[upstream.tools]`).
+    #[serde(default)]
+    pub tools: crate::virtual_server::ToolRules,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl UpstreamConfig {

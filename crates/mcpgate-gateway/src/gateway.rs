@@ -48,6 +48,8 @@ pub struct GatewayConfig {
     /// listener ([`Gateway::internal_router`]); `None` without one (a stdio
     /// session is then served by this replica only).
     pub internal_advertise: Option<String>,
+    /// `[[virtual_server]]`s: several upstreams served as one at `/mcp/<name>`.
+    pub virtual_servers: Vec<crate::VirtualServerConfig>,
 }
 
 /// Headers browser clients may send (MCP-AUTH.md, CORS).
@@ -89,7 +91,21 @@ impl Gateway {
             cfg.auth.audiences.clone(),
             &cfg.public_url,
             &cfg.upstreams,
+        )
+        .with_endpoints(
+            &cfg.public_url,
+            cfg.virtual_servers.iter().map(|v| v.name.as_str()),
         );
+        let problems = crate::virtual_server_problems(&cfg.virtual_servers, &cfg.upstreams);
+        if let Some(first) = cfg.virtual_servers.first()
+            && !problems.is_empty()
+        {
+            return Err(GatewayError::Config {
+                upstream: first.name.clone(),
+                problems,
+            });
+        }
+        let upstream_configs = cfg.upstreams.clone();
         for u in cfg.upstreams {
             let name = u.name.clone();
             let policy = Policy::new(&u.policy_config(), &cfg.auth.groups_claim).map_err(|e| {
@@ -154,8 +170,30 @@ impl Gateway {
             }
             upstreams.insert(name, Arc::new(upstream));
         }
+        let mut virtuals = BTreeMap::new();
+        for v in &cfg.virtual_servers {
+            let policy = Policy::new(&v.policy_config(), &cfg.auth.groups_claim).map_err(|e| {
+                GatewayError::Config {
+                    upstream: v.name.clone(),
+                    problems: vec![format!("virtual_server {}: {e}", v.name)],
+                }
+            })?;
+            policies.insert(v.name.clone(), policy);
+            dpop.insert(v.name.clone(), v.dpop);
+            let server = crate::virtual_server::naming::VirtualServer::new(
+                v,
+                &upstream_configs,
+                &upstreams,
+                &timeouts,
+            )?;
+            virtuals.insert(v.name.clone(), Arc::new(server));
+        }
         Ok(Gateway {
             shared: Arc::new(Shared {
+                virtuals,
+                virtual_sessions: previous
+                    .map(|(p, _)| p.virtual_sessions.clone())
+                    .unwrap_or_default(),
                 upstreams,
                 sessions: previous
                     .map(|(p, _)| p.sessions.clone())
@@ -195,6 +233,11 @@ impl Gateway {
             .route("/mcp/{name}", any(front::serve))
             .route("/mcp/{name}/sse", get(front::serve))
             .route("/mcp/{name}/messages", any(front::serve));
+        // A virtual server's route is its own: it has no upstream of its own
+        // for the era step, and its handler opens its members' sessions.
+        for name in self.shared.virtuals.keys() {
+            mcp = mcp.route(&format!("/mcp/{name}"), any(crate::virtual_server::serve));
+        }
         if self.shared.upstreams.len() == 1 {
             mcp = mcp
                 .route("/mcp", any(front::serve))
@@ -302,9 +345,9 @@ impl Gateway {
         }
     }
 
-    /// Sessions currently open.
+    /// Sessions currently open (virtual servers' included).
     pub fn session_count(&self) -> usize {
-        self.shared.sessions.len()
+        self.shared.sessions.len() + self.shared.virtual_sessions.len()
     }
 
     /// Closes idle sessions (and their per-session children) every `every`.
@@ -320,6 +363,13 @@ impl Gateway {
                 {
                     tracing::debug!(upstream = %s.upstream_name, "closing an idle or dead session");
                     s.release().await;
+                }
+                for s in shared
+                    .virtual_sessions
+                    .take_stale(shared.limits.session_idle_timeout)
+                {
+                    tracing::debug!(virtual_server = %s.server.name, "closing an idle virtual session");
+                    s.close().await;
                 }
                 for u in shared.upstreams.values() {
                     u.reap_idle(shared.limits.session_idle_timeout).await;
@@ -348,6 +398,8 @@ impl Gateway {
     pub async fn shutdown(&self, grace: Duration) {
         let sessions = self.shared.sessions.drain();
         futures_util::future::join_all(sessions.iter().map(|s| s.release())).await;
+        let virtuals = self.shared.virtual_sessions.drain();
+        futures_util::future::join_all(virtuals.iter().map(|s| s.close())).await;
         futures_util::future::join_all(self.shared.upstreams.values().map(|u| u.shutdown(grace)))
             .await;
     }
@@ -441,12 +493,20 @@ pub(crate) async fn endpoint_of(
         .and_then(|id| id.parse::<mcpgate_types::SessionId>().ok())
         .and_then(|id| gw.shared.sessions.get(&id))
         .map(|s| s.upstream_name.to_string());
+    // A virtual server's route is written out (`/mcp/work`): no `{name}` in it.
+    let virtual_route = route
+        .strip_prefix("/mcp/")
+        .filter(|n| gw.shared.virtuals.contains_key(*n))
+        .map(str::to_owned);
     let name = session_upstream
+        .or(virtual_route)
         .or_else(|| named.ok().and_then(|Path(mut p)| p.remove("name")))
         .or_else(|| gw.only_upstream())
         .unwrap_or_default();
-    let Some((upstream, target)) = gw.upstream(&name) else {
-        return crate::error::GatewayError::UnknownUpstream(name).answer(None);
+    let (upstream, target) = match gw.upstream(&name) {
+        Some((upstream, target)) => (upstream, Some(target)),
+        None if gw.shared.virtuals.contains_key(&name) => (Arc::from(name.as_str()), None),
+        None => return crate::error::GatewayError::UnknownUpstream(name).answer(None),
     };
     // Streamable HTTP names its endpoint by the path it was reached at (`/mcp`
     // or `/mcp/<name>`); the legacy routes by the upstream's own endpoint.
@@ -488,7 +548,7 @@ fn metadata(gw: &Gateway, upstream: Option<&str>, path: &str) -> Response {
 }
 
 async fn metadata_named(State(gw): State<Gateway>, Path(name): Path<String>) -> Response {
-    if gw.upstream(&name).is_none() {
+    if gw.upstream(&name).is_none() && !gw.shared.virtuals.contains_key(&name) {
         return StatusCode::NOT_FOUND.into_response();
     }
     metadata(&gw, Some(&name), &format!("/mcp/{name}"))

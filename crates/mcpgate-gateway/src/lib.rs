@@ -48,6 +48,10 @@
 //!    (`front/answer.rs`, `events.rs`, `reply.rs`); a list may be filtered or an
 //!    era bridged on the way (`rewrite.rs`).
 //!
+//! A virtual server (`virtual_server.rs`) takes steps 1 and 2 like an
+//! upstream, then has its own handler, which opens member sessions through
+//! step 6 with the same `Authorized` proof.
+//!
 //! Every failure is a [`GatewayError`] (`error.rs`), answered with the HTTP
 //! status and JSON-RPC code chosen in `rejection.rs` and nowhere else. The
 //! running state the handlers share is [`Gateway`] (`state.rs`), one
@@ -75,6 +79,7 @@ mod session_key;
 mod state;
 mod stopping;
 mod upstream;
+mod virtual_server;
 
 pub use audience::AudienceBinding;
 pub use auth::{AccessMode, AuthSettings};
@@ -90,3 +95,4 @@ pub use origin::OriginPolicy;
 pub use reload::{Retired, UpstreamChanges};
 pub use session_key::{SESSION_KEY_FILE, SessionKeyError, SessionKeys};
 pub use state::{Gateway, ReadinessCheck};
+pub use virtual_server::{ToolRules, VirtualServerConfig, virtual_server_problems};

@@ -53,6 +53,10 @@ pub(crate) struct Shared {
     pub(crate) forwarder: crate::forward::pool::Forwarder,
     /// Forwarding passes already taken (shared across reloads).
     pub(crate) used_passes: Arc<crate::forward::pass::Used>,
+    /// `[[virtual_server]]`s by name.
+    pub(crate) virtuals: BTreeMap<String, Arc<crate::virtual_server::naming::VirtualServer>>,
+    /// Sessions with virtual servers (shared across reloads like `sessions`).
+    pub(crate) virtual_sessions: Arc<crate::virtual_server::session::VirtualSessions>,
 }
 
 impl Gateway {

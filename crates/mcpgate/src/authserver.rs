@@ -34,6 +34,11 @@ pub(crate) async fn start(
             .iter()
             .map(|u| format!("{base}/mcp/{}", u.name)),
     );
+    resources.extend(
+        cfg.virtual_servers
+            .iter()
+            .map(|v| format!("{base}/mcp/{}", v.name)),
+    );
     let mut settings = cfg.authserver.clone();
     settings.outbound_private = cfg.server.outbound_private;
     let server = AuthServer::new(settings, public_url, resources, store, master)

@@ -24,6 +24,9 @@ pub(crate) struct Config {
     pub(crate) auth: AuthConfig,
     #[serde(default, rename = "upstream")]
     pub(crate) upstreams: Vec<UpstreamConfig>,
+    /// `[[virtual_server]]`: several upstreams served as one.
+    #[serde(default, rename = "virtual_server")]
+    pub(crate) virtual_servers: Vec<mcpgate_gateway::VirtualServerConfig>,
     /// `[authserver]`: the built-in OAuth 2.1 authorization server.
     #[serde(default)]
     pub(crate) authserver: mcpgate_authserver::Settings,

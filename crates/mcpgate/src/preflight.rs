@@ -34,6 +34,10 @@ pub(crate) fn refusals(c: &Config) -> Vec<String> {
         out.extend(verifier_problems(c));
     }
     out.extend(credential_source_problems(c));
+    out.extend(mcpgate_gateway::virtual_server_problems(
+        &c.virtual_servers,
+        &c.upstreams,
+    ));
     if let Err(p) = c.server.internal_listen() {
         out.push(p);
     }

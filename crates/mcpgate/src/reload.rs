@@ -133,6 +133,7 @@ pub(crate) async fn gateway_config(cfg: &Config, at: &Place) -> Result<GatewayCo
         })],
         session_keys: std::sync::Arc::new(session_keys),
         internal_advertise: at.internal_advertise.clone(),
+        virtual_servers: cfg.virtual_servers.clone(),
     })
 }
 

@@ -185,6 +185,14 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
     for u in &cfg.upstreams {
         println!("mcpgate: upstream {} at {base}/mcp/{}", u.name, u.name);
     }
+    for v in &cfg.virtual_servers {
+        println!(
+            "mcpgate: virtual server {} ({}) at {base}/mcp/{}",
+            v.name,
+            v.upstreams.join(", "),
+            v.name
+        );
+    }
     if args.demo {
         let auth = match (&demo_key, cfg.auth.mode) {
             (_, AuthMode::Disabled) => crate::init::DemoAuth::Disabled,

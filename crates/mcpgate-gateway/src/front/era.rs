@@ -92,7 +92,14 @@ impl FromRequestParts<Gateway> for Era {
             );
             return Err(GatewayError::UnknownUpstream(String::new()).answer(None));
         };
-        let (name, upstream) = (e.upstream.clone(), e.target.clone());
+        let name = e.upstream.clone();
+        let Some(upstream) = e.target.clone() else {
+            tracing::info!(virtual_server = %name, path = parts.uri.path(), "refused a legacy SSE request to a virtual server");
+            return Err(GatewayError::InvalidRequest(format!(
+                "{name} is a virtual server: it is served over Streamable HTTP with sessions at /mcp/{name} only (not the legacy SSE transport)"
+            ))
+            .answer(None));
+        };
         match route {
             Route::LegacyOpen => {
                 let messages_path = if named {

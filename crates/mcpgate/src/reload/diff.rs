@@ -6,7 +6,12 @@ use std::collections::BTreeSet;
 
 /// The keys a reload applies; every other key keeps its running value until
 /// a restart.
-const LIVE: &[&str] = &["upstream", "auth", "server.allowed_origins"];
+const LIVE: &[&str] = &[
+    "upstream",
+    "virtual_server",
+    "auth",
+    "server.allowed_origins",
+];
 
 /// An upstream's keys that say who may do what there. A change to these
 /// alone keeps the running upstream (its children and sessions); a change to
@@ -21,6 +26,9 @@ const POLICY_KEYS: &[&str] = &[
     "allow_groups",
     "deny_groups",
     "audience",
+    // What a virtual server shows of the upstream, not how it is reached.
+    "prefix",
+    "tools",
 ];
 
 /// Each key (dotted, `authserver.cimd.enabled`) whose value differs and that

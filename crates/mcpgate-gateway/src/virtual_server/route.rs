@@ -1,0 +1,216 @@
+//! A client's request in a virtual session: lists merged (`merge.rs`), a
+//! call, a prompt, a resource or a completion routed to the member that
+//! shows the name (prefix removed, rename undone), `ping` and
+//! `logging/setLevel` answered here. A name no member shows — unknown, or
+//! hidden by `tools.allow` / `tools.deny` — is refused as if it did not exist.
+
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use axum::response::Response;
+use mcpgate_guard::Authorized;
+use serde_json::{Map, Value};
+
+use super::merge::{self, List};
+use super::session::{Named, VirtualSession};
+use crate::auth::Admitted;
+use crate::jsonrpc::{self, Message, code};
+use crate::reply::json;
+use crate::state::Gateway;
+
+/// MCP's code for a resource no server has (-32002 in the spec's examples).
+const RESOURCE_NOT_FOUND: i64 = -32002;
+
+/// Answers one client request of a virtual session.
+pub(super) async fn request(
+    gw: &Gateway,
+    session: &Arc<VirtualSession>,
+    caller: &Admitted,
+    proof: &Authorized,
+    msg: Message,
+) -> Response {
+    let id = msg.id.clone().unwrap_or_else(jsonrpc::null_id);
+    let method = msg.method.clone().unwrap_or_default();
+    if let Some(list) = List::of(&method) {
+        return match merge::merged(gw, session, caller, proof, list).await {
+            Ok(result) => {
+                let mut m = Message::response(id, result);
+                // The virtual server's own tool_scopes, on the names the client sees.
+                if let Some(filter) =
+                    gw.shared
+                        .guard
+                        .list_filter(&session.server.name, caller.principal(), &method)
+                {
+                    filter(&mut m);
+                }
+                json(StatusCode::OK, &m)
+            }
+            Err(e) => e.answer(Some(id)),
+        };
+    }
+    match method.as_str() {
+        "ping" => json(
+            StatusCode::OK,
+            &Message::response(id, jsonrpc::raw(&serde_json::json!({}))),
+        ),
+        "logging/setLevel" => {
+            for (i, opened) in session.opened() {
+                if let Err(e) =
+                    merge::ask(session, i, &opened, proof, &method, msg.params.clone()).await
+                {
+                    tracing::info!(virtual_server = %session.server.name, member = %session.server.members[i].name, error = %e, "a member did not take logging/setLevel");
+                }
+            }
+            json(
+                StatusCode::OK,
+                &Message::response(id, jsonrpc::raw(&serde_json::json!({}))),
+            )
+        }
+        "tools/call"
+        | "prompts/get"
+        | "resources/read"
+        | "resources/subscribe"
+        | "resources/unsubscribe"
+        | "completion/complete" => routed(gw, session, caller, proof, msg, &method).await,
+        _ => json(
+            StatusCode::OK,
+            &Message::error(
+                Some(id),
+                code::METHOD_NOT_FOUND,
+                &format!(
+                    "Method not found: {method} (a virtual server serves tools, prompts, resources, completions, ping and logging/setLevel)"
+                ),
+            ),
+        ),
+    }
+}
+
+/// Where a name lives in a request's params: `name`, `uri`, or `ref.name` /
+/// `ref.uri` of a completion.
+fn target_of(method: &str, params: &Map<String, Value>) -> Option<(Named, Vec<&'static str>)> {
+    let s = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_owned);
+    match method {
+        "tools/call" => Some((Named::Tool(s(params.get("name"))?), vec!["name"])),
+        "prompts/get" => Some((Named::Prompt(s(params.get("name"))?), vec!["name"])),
+        "completion/complete" => {
+            let r = params.get("ref")?;
+            match r.get("type").and_then(Value::as_str)? {
+                "ref/prompt" => Some((Named::Prompt(s(r.get("name"))?), vec!["ref", "name"])),
+                _ => Some((Named::Resource(s(r.get("uri"))?), vec!["ref", "uri"])),
+            }
+        }
+        _ => Some((Named::Resource(s(params.get("uri"))?), vec!["uri"])),
+    }
+}
+
+async fn routed(
+    gw: &Gateway,
+    session: &Arc<VirtualSession>,
+    caller: &Admitted,
+    proof: &Authorized,
+    mut msg: Message,
+    method: &str,
+) -> Response {
+    let id = msg.id.clone();
+    let mut params: Map<String, Value> = msg.params_as().unwrap_or_default();
+    let Some((target, path)) = target_of(method, &params) else {
+        return json(
+            StatusCode::OK,
+            &Message::error(
+                id,
+                code::INVALID_PARAMS,
+                &format!("Invalid params: {method} needs a name (or uri)"),
+            ),
+        );
+    };
+    // `target` is the name as the client sees it (prefixed, renamed): the
+    // virtual server's policy was asked about this name (`authorize_post`).
+    let Some((idx, original)) = resolve(gw, session, caller, proof, &target).await else {
+        let (code, what, name) = match &target {
+            Named::Tool(n) => (code::INVALID_PARAMS, "Unknown tool", n),
+            Named::Prompt(n) => (code::INVALID_PARAMS, "Unknown prompt", n),
+            Named::Resource(u) => (RESOURCE_NOT_FOUND, "Resource not found", u),
+        };
+        tracing::info!(virtual_server = %session.server.name, method, name = %name, "refused: no member of the virtual server shows this name (unknown, or hidden by tools.allow / tools.deny)");
+        return json(
+            StatusCode::OK,
+            &Message::error(id, code, &format!("{what}: {name}")),
+        );
+    };
+    set_path(&mut params, &path, original);
+    msg.params = Some(jsonrpc::raw(&params));
+    let opened = match super::open::member(gw, session, idx, caller, proof).await {
+        Ok(o) => o,
+        Err(e) => return e.answer(id),
+    };
+    super::answer::respond(gw, session, idx, opened, proof, msg).await
+}
+
+fn set_path(params: &mut Map<String, Value>, path: &[&str], value: String) {
+    match path {
+        [last] => {
+            params.insert((*last).into(), value.into());
+        }
+        [first, rest @ ..] => {
+            if let Some(Value::Object(inner)) = params.get_mut(*first) {
+                set_path(inner, rest, value);
+            }
+        }
+        [] => {}
+    }
+}
+
+/// The member that shows `target`, and the member's own name for it. Names
+/// not listed yet (or listed before a `list_changed`) are looked up once
+/// more after merging that list.
+async fn resolve(
+    gw: &Gateway,
+    session: &Arc<VirtualSession>,
+    caller: &Admitted,
+    proof: &Authorized,
+    target: &Named,
+) -> Option<(usize, String)> {
+    if let Some(found) = known(session, target) {
+        return Some(found);
+    }
+    let lists: &[List] = match target {
+        Named::Tool(_) => &[List::Tools],
+        Named::Prompt(_) => &[List::Prompts],
+        Named::Resource(_) => &[List::Resources, List::Templates],
+    };
+    for list in lists {
+        if let Err(e) = merge::merged(gw, session, caller, proof, *list).await {
+            tracing::info!(virtual_server = %session.server.name, error = %e, "could not list the members to route a name");
+        }
+    }
+    known(session, target)
+}
+
+fn known(session: &VirtualSession, target: &Named) -> Option<(usize, String)> {
+    let members = &session.server.members;
+    // When every member is prefixed the prefix alone says which member; with
+    // an unprefixed member the merged list decides (the first member wins).
+    let all_prefixed = members.iter().all(|m| m.rules.is_prefixed());
+    match target {
+        Named::Tool(name) => match session.listed(target) {
+            Some(i) => Some((i, members.get(i)?.rules.tool_original(name)?)),
+            None if all_prefixed => members
+                .iter()
+                .enumerate()
+                .find_map(|(i, m)| Some((i, m.rules.tool_original(name)?))),
+            None => None,
+        },
+        Named::Prompt(name) => match session.listed(target) {
+            Some(i) => Some((i, members.get(i)?.rules.unprefixed(name)?.to_owned())),
+            None if all_prefixed => members
+                .iter()
+                .enumerate()
+                .find_map(|(i, m)| Some((i, m.rules.unprefixed(name)?.to_owned()))),
+            None => None,
+        },
+        Named::Resource(uri) => session
+            .listed(target)
+            .or_else(|| session.templated(uri))
+            .map(|i| (i, uri.clone())),
+    }
+}
