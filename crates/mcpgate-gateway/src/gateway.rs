@@ -48,6 +48,9 @@ pub struct GatewayConfig {
     /// listener ([`Gateway::internal_router`]); `None` without one (a stdio
     /// session is then served by this replica only).
     pub internal_advertise: Option<String>,
+    /// The `[policy]` rules every `tools/call`, `prompts/get` and
+    /// `resources/read` must pass after the scope check; `None`: none.
+    pub rules: Option<Arc<mcpgate_policy::Rules>>,
 }
 
 /// Headers browser clients may send (MCP-AUTH.md, CORS).
@@ -170,6 +173,7 @@ impl Gateway {
                     dpop_nonce,
                     public_url: cfg.public_url,
                     audiences,
+                    rules: cfg.rules,
                 }),
                 parked: previous.map(|(p, _)| p.parked.clone()).unwrap_or_default(),
                 stopping: previous

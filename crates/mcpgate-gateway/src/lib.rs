@@ -70,6 +70,7 @@ mod rejection;
 mod reload;
 mod reply;
 mod rewrite;
+mod rules;
 mod session;
 mod session_key;
 mod state;

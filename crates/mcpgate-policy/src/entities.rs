@@ -13,7 +13,7 @@ use cedar_policy::{
 };
 use serde_json::Value;
 
-use crate::decide::{Call, Caller, Operation};
+use crate::call::{Call, Caller, Operation};
 
 /// The entity types of the request, parsed once when the rules load.
 #[derive(Debug, Clone)]

@@ -19,11 +19,13 @@
 //! This crate never sees a credential; it must never panic on what a client
 //! sends (arguments Cedar cannot represent are left out of the context).
 
+mod call;
 mod decide;
 mod entities;
 mod error;
 mod load;
 
-pub use decide::{Call, Caller, Decision, Operation};
+pub use call::{Call, Caller, Operation};
+pub use decide::Decision;
 pub use error::PolicyError;
 pub use load::Rules;

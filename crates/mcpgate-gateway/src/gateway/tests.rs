@@ -52,6 +52,7 @@ fn gateway(names: &[&str], mode: AccessMode) -> Gateway {
         readiness_checks: Vec::new(),
         session_keys: std::sync::Arc::new(crate::SessionKeys::random()),
         internal_advertise: None,
+        rules: None,
     })
     .expect("gateway")
 }

@@ -35,6 +35,7 @@ fn config(spec: &[(&str, &str)]) -> GatewayConfig {
         readiness_checks: Vec::new(),
         session_keys: std::sync::Arc::new(crate::SessionKeys::random()),
         internal_advertise: None,
+        rules: None,
     }
 }
 

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 /// The keys a reload applies; every other key keeps its running value until
 /// a restart.
-const LIVE: &[&str] = &["upstream", "auth", "server.allowed_origins"];
+const LIVE: &[&str] = &["upstream", "auth", "policy", "server.allowed_origins"];
 
 /// An upstream's keys that say who may do what there. A change to these
 /// alone keeps the running upstream (its children and sessions); a change to
