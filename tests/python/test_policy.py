@@ -14,6 +14,7 @@ refused at start and by ``check-config`` with its line and column.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -23,8 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx2
 import jwt
 import pytest
+import store
 from conftest import _free_port, _mcpgate_bin, _stop_gateway, _toml_str
 from mcp.client.sse import sse_client
 from support import LEGACY, MODERN, READ_TIMEOUT_S, Gateway, connect, structured
@@ -69,6 +72,7 @@ class PolicyGateway:
     gw: Gateway
     root: Path
     resource: str
+    metrics: str
 
     @property
     def url(self) -> str:
@@ -102,7 +106,7 @@ class PolicyGateway:
         pytest.fail(f"no reload in the log:\n{self.gw.log_tail()}")
 
 
-def _config(root: Path, port: int) -> str:
+def _config(root: Path, port: int, metrics_port: int = 0) -> str:
     notes = root / "notes-data"
     notes.mkdir(exist_ok=True)
     return f"""\
@@ -119,6 +123,9 @@ algorithms = ["HS256"]
 [policy]
 file = {_toml_str(root / "policy.cedar")}
 
+[metrics]
+listen = {_toml_str(f"127.0.0.1:{metrics_port}" if metrics_port else "")}
+
 [[upstream]]
 name = "demo"
 command = [{_toml_str(_mcpgate_bin())}, "demo-server", "--data-dir", {_toml_str(notes)}]
@@ -131,7 +138,8 @@ def policy_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PolicyG
     root = tmp_path_factory.mktemp("policy")
     (root / "policy.cedar").write_text(RULES)
     port = _free_port()
-    (root / "mcpgate.toml").write_text(_config(root, port))
+    metrics_port = _free_port()
+    (root / "mcpgate.toml").write_text(_config(root, port, metrics_port))
     os.environ["POLICY_TEST_HMAC"] = SECRET
     gw, log = _serve(
         ["--config", str(root / "mcpgate.toml"), "--listen", f"127.0.0.1:{port}", "--data-dir", str(root / "data")],
@@ -139,7 +147,9 @@ def policy_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PolicyG
         "mcpgate: listening on ",
     )
     try:
-        yield PolicyGateway(gw=gw, root=root, resource=f"http://127.0.0.1:{port}/mcp/demo")
+        yield PolicyGateway(
+            gw=gw, root=root, resource=f"http://127.0.0.1:{port}/mcp/demo", metrics=f"http://127.0.0.1:{metrics_port}/metrics"
+        )
     finally:
         _stop_gateway(gw, log)
 
@@ -231,6 +241,39 @@ async def test_reload_changes_the_decision_and_a_broken_file_keeps_the_old(
         with mcp_error() as errors:
             await client.call_tool("get_api_usage", {})
         _denial(errors)
+
+
+def _counter(text: str, decision: str, policy: str) -> float:
+    prefix = f'mcpgate_policy_decisions_total{{decision="{decision}",policy="{policy}"}} '
+    lines = [line for line in text.splitlines() if line.startswith(prefix)]
+    return float(lines[0].removeprefix(prefix)) if lines else 0.0
+
+
+async def test_decisions_are_counted_and_denials_audited(policy_gateway: PolicyGateway) -> None:
+    before = httpx2.get(policy_gateway.metrics, timeout=10).text
+    async with client_as(policy_gateway.url, MODERN, bearer(policy_gateway.token("carol", ["sre"]))) as client:
+        assert not (await client.call_tool("get_api_usage", {})).is_error
+        with mcp_error() as errors:
+            await client.call_tool("echo", {"text": "audit!!"})
+        _denial(errors)
+    after = httpx2.get(policy_gateway.metrics, timeout=10).text
+    assert _counter(after, "allow", "sre-usage") == _counter(before, "allow", "sre-usage") + 1, after
+    assert _counter(after, "deny", "no-shouting") == _counter(before, "deny", "no-shouting") + 1, after
+    env = store.apply(dict(os.environ), policy_gateway.root / "data")
+    records: list[Any] = []
+    deadline = time.monotonic() + 10  # the audit sink writes in the background
+    while not records and time.monotonic() < deadline:
+        out = subprocess.run(
+            [str(_mcpgate_bin()), "audit", "list", "--kind", "policy_denied", "--subject", "carol", "--json",
+             "--data-dir", str(policy_gateway.root / "data")],
+            capture_output=True, text=True, env=env, timeout=30,
+        )
+        assert out.returncode == 0, out
+        records = [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
+        if not records:
+            time.sleep(0.2)
+    assert len(records) == 1, records
+    assert "policy no-shouting" in json.dumps(records[0]), records[0]
 
 
 def test_policy_test_cli(policy_gateway: PolicyGateway) -> None:

@@ -331,6 +331,13 @@ impl Guard {
         p: &Principal,
         method: &str,
     ) -> Option<Rewrite> {
+        // Decided before anything is cloned: most requests are no list.
+        let (field, key, kind) = match method {
+            "tools/list" => ("tools", "name", "tool"),
+            "prompts/list" => ("prompts", "name", "prompt"),
+            "resources/list" => ("resources", "uri", "resource"),
+            _ => return None,
+        };
         let policy = self
             .policies
             .get(upstream)
@@ -343,12 +350,6 @@ impl Guard {
         if policy.is_none() && rules.is_none() {
             return None;
         }
-        let (field, key, kind) = match method {
-            "tools/list" => ("tools", "name", "tool"),
-            "prompts/list" => ("prompts", "name", "prompt"),
-            "resources/list" => ("resources", "uri", "resource"),
-            _ => return None,
-        };
         let p = p.clone();
         Some(Arc::new(move |m: &mut Message| {
             let Some(result) = m.result.as_deref() else {
