@@ -51,6 +51,9 @@ permit (principal in Group::"sre", action == Action::"tools/call", resource == T
 permit (principal, action == Action::"tools/call", resource == Tool::"create_secure_note")
 when { context.title like "acme/*" };
 
+@id("sre-prompts-and-profile")
+permit (principal in Group::"sre", action in [Action::"prompts/get", Action::"resources/read"], resource);
+
 @id("no-shouting")
 forbid (principal, action == Action::"tools/call", resource == Tool::"echo")
 when { context has text && context.text like "*!!*" };
@@ -200,6 +203,23 @@ async def test_legacy_sse_denial_arrives_on_the_stream(policy_gateway: PolicyGat
         assert "forbidden by policy no-shouting" in _denial(errors)
         me = structured(await client.call_tool("whoami", {}))
         assert me["subject"] == "bob", me
+
+
+async def test_prompts_and_resources_are_decided_too(policy_gateway: PolicyGateway, mode: str) -> None:
+    async with client_as(policy_gateway.url, mode, bearer(policy_gateway.token("alice", ["sre"]))) as client:
+        assert "note_summary" in {p.name for p in (await client.list_prompts()).prompts}
+        assert "user://profile" in {str(r.uri) for r in (await client.list_resources()).resources}
+        profile = await client.read_resource("user://profile")
+        assert profile.contents, profile
+    async with client_as(policy_gateway.url, mode, bearer(policy_gateway.token("bob", []))) as client:
+        assert (await client.list_prompts()).prompts == []
+        assert (await client.list_resources()).resources == []
+        with mcp_error() as errors:
+            await client.read_resource("user://profile")
+        assert "resources/read of \"user://profile\" refused: no policy permits" in _denial(errors)
+        with mcp_error() as errors:
+            await client.get_prompt("note_summary", {"note_id": "1"})
+        assert "prompts/get of \"note_summary\" refused" in _denial(errors)
 
 
 async def test_argument_conditions(policy_gateway: PolicyGateway, mode: str) -> None:
