@@ -15,6 +15,7 @@ use mcpgate_guard::{
 };
 use serde_json::Value;
 
+use crate::error::GatewayError;
 use crate::identity::{Identity, IdentityToken, OnBehalfOf};
 use crate::jsonrpc::{Kind, Message};
 use crate::rewrite::Rewrite;
@@ -100,6 +101,16 @@ pub(crate) struct Guard {
     pub(crate) dpop_nonce: BTreeSet<String>,
     pub(crate) public_url: url::Url,
     pub(crate) audiences: crate::audience::Audiences,
+    /// The `[policy]` rules (Cedar), when configured.
+    pub(crate) rules: Option<Arc<mcpgate_policy::Rules>>,
+}
+
+/// Why [`Guard::decide`] refused a message.
+pub(crate) enum Refused {
+    /// Scopes (401/403, with the challenge): the answer as it goes out.
+    Scope(Response),
+    /// A `[policy]` rule: a JSON-RPC error for the message's id.
+    Rule(GatewayError),
 }
 
 /// Which upstream a request is for and the endpoint path it came to (for
@@ -240,6 +251,43 @@ impl Guard {
         caller: &Admitted,
         msg: &Message,
     ) -> Result<Authorized, Response> {
+        self.decide(upstream, caller, msg).map_err(|r| match r {
+            Refused::Scope(r) => r,
+            Refused::Rule(e) => e.answer(msg.id.clone()),
+        })
+    }
+
+    /// [`Guard::authorize`], telling a scope refusal from a rule's (which
+    /// the legacy SSE front answers on its stream): the scopes first, then,
+    /// for a tool call, prompt or resource read, the `[policy]` rules.
+    pub(crate) fn decide(
+        &self,
+        upstream: &str,
+        caller: &Admitted,
+        msg: &Message,
+    ) -> Result<Authorized, Refused> {
+        let proof = self
+            .authorize_scopes(upstream, caller, msg)
+            .map_err(Refused::Scope)?;
+        if let Some(rules) = &self.rules {
+            crate::rules::check(
+                rules,
+                upstream,
+                caller.principal(),
+                &self.settings.groups_claim,
+                msg,
+            )
+            .map_err(Refused::Rule)?;
+        }
+        Ok(proof)
+    }
+
+    fn authorize_scopes(
+        &self,
+        upstream: &str,
+        caller: &Admitted,
+        msg: &Message,
+    ) -> Result<Authorized, Response> {
         static NO_RULES: std::sync::LazyLock<Policy> = std::sync::LazyLock::new(Policy::default);
         let policy = self.policies.get(upstream).unwrap_or(&NO_RULES);
         // Without per-name rules every target needs what the upstream needs:
@@ -284,17 +332,25 @@ impl Guard {
         p: &Principal,
         method: &str,
     ) -> Option<Rewrite> {
-        let policy = self.policies.get(upstream)?;
-        if !policy.filters_lists() {
-            return None;
-        }
+        // Decided before anything is cloned: most requests are no list.
         let (field, key, kind) = match method {
             "tools/list" => ("tools", "name", "tool"),
             "prompts/list" => ("prompts", "name", "prompt"),
             "resources/list" => ("resources", "uri", "resource"),
             _ => return None,
         };
-        let policy = policy.clone();
+        let policy = self
+            .policies
+            .get(upstream)
+            .filter(|p| p.filters_lists())
+            .cloned();
+        let rules = self
+            .rules
+            .as_ref()
+            .map(|r| crate::rules::Lister::new(r, upstream, p, &self.settings.groups_claim));
+        if policy.is_none() && rules.is_none() {
+            return None;
+        }
         let p = p.clone();
         Some(Arc::new(move |m: &mut Message| {
             let Some(result) = m.result.as_deref() else {
@@ -312,7 +368,10 @@ impl Guard {
                         "prompt" => Target::Prompt(name),
                         _ => Target::Resource(name),
                     };
-                    policy.missing(&p, target).is_empty()
+                    policy
+                        .as_ref()
+                        .is_none_or(|policy| policy.missing(&p, target).is_empty())
+                        && rules.as_ref().is_none_or(|r| r.shows(kind, name))
                 });
             }
             m.result = Some(crate::jsonrpc::raw(&map));

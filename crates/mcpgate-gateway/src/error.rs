@@ -102,4 +102,9 @@ pub enum GatewayError {
     /// 404, JSON-RPC -32002.
     #[error("{0}")]
     UpstreamSessionEnded(String),
+    /// A `[policy]` rule forbade the call (or none permitted it): a JSON-RPC
+    /// error -32003 naming the rule, with HTTP 200 like every JSON-RPC error
+    /// answer.
+    #[error("{0}")]
+    PolicyDenied(String),
 }

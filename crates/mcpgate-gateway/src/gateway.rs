@@ -50,6 +50,9 @@ pub struct GatewayConfig {
     pub internal_advertise: Option<String>,
     /// `[[virtual_server]]`s: several upstreams served as one at `/mcp/<name>`.
     pub virtual_servers: Vec<crate::VirtualServerConfig>,
+    /// The `[policy]` rules every `tools/call`, `prompts/get` and
+    /// `resources/read` must pass after the scope check; `None`: none.
+    pub rules: Option<Arc<mcpgate_policy::Rules>>,
 }
 
 /// Headers browser clients may send (MCP-AUTH.md, CORS).
@@ -208,6 +211,7 @@ impl Gateway {
                     dpop_nonce,
                     public_url: cfg.public_url,
                     audiences,
+                    rules: cfg.rules,
                 }),
                 parked: previous.map(|(p, _)| p.parked.clone()).unwrap_or_default(),
                 stopping: previous

@@ -30,6 +30,8 @@ pub mod code {
     pub const UPSTREAM_TIMEOUT: i64 = -32001;
     /// The session is gone (ended, expired, or its upstream died).
     pub const SESSION_NOT_FOUND: i64 = -32002;
+    /// A `[policy]` rule forbade the call.
+    pub const POLICY_DENIED: i64 = -32003;
 }
 
 /// One JSON-RPC message with only its envelope parsed.

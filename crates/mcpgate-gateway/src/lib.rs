@@ -29,7 +29,9 @@
 //!    `front/stateless.rs` (multi-round-trip calls in `front/mrtr.rs`); each
 //!    asks `Guard::authorize` (`auth.rs`, the guard's `Policy::authorize`)
 //!    once per message whether the caller may send it (scopes, 401/403), for
-//!    every method alike, and gets the `Authorized` proof.
+//!    every method alike, and gets the `Authorized` proof; with a
+//!    `[policy]` file, `Guard::decide` then asks its Cedar rules about
+//!    tool calls, prompt gets and resource reads (`rules.rs`, -32003).
 //!    A session (or a parked 2026-07-28 call) that lives in another
 //!    replica is forwarded there instead (`forward/send.rs`); that replica's
 //!    internal listener (`forward/internal.rs`, [`Gateway::internal_router`])
@@ -74,6 +76,7 @@ mod rejection;
 mod reload;
 mod reply;
 mod rewrite;
+mod rules;
 mod session;
 mod session_key;
 mod state;

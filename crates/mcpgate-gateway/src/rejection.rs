@@ -36,6 +36,7 @@ impl GatewayError {
             E::UpstreamBusy(_) | E::CredentialUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             E::UpstreamTimedOut(_) => StatusCode::GATEWAY_TIMEOUT,
             E::SubjectLimit(_) => StatusCode::TOO_MANY_REQUESTS,
+            E::PolicyDenied(_) => StatusCode::OK,
         }
     }
 
@@ -64,6 +65,7 @@ impl GatewayError {
             | E::SubjectLimit(_)
             | E::CredentialUnavailable(_) => code::UPSTREAM_ERROR,
             E::UpstreamTimedOut(_) => code::UPSTREAM_TIMEOUT,
+            E::PolicyDenied(_) => code::POLICY_DENIED,
         }
     }
 

@@ -271,16 +271,7 @@ impl Policy {
     }
 
     fn groups(&self, p: &Principal) -> Vec<String> {
-        match p.claims().get(&self.groups_claim) {
-            Some(serde_json::Value::Array(a)) => a
-                .iter()
-                .filter_map(|v| v.as_str().map(str::to_owned))
-                .collect(),
-            Some(serde_json::Value::String(s)) => {
-                s.split_ascii_whitespace().map(str::to_owned).collect()
-            }
-            _ => Vec::new(),
-        }
+        p.groups(&self.groups_claim)
     }
 }
 

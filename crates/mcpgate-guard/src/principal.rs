@@ -134,6 +134,21 @@ impl Principal {
         &self.claims
     }
 
+    /// The groups listed in claim `claim`: an array of strings, or one
+    /// space-separated string.
+    pub fn groups(&self, claim: &str) -> Vec<String> {
+        match self.claims.get(claim) {
+            Some(serde_json::Value::Array(a)) => a
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect(),
+            Some(serde_json::Value::String(s)) => {
+                s.split_ascii_whitespace().map(str::to_owned).collect()
+            }
+            _ => Vec::new(),
+        }
+    }
+
     /// Whether the caller holds `scope` (the `*` scope holds every scope).
     pub fn has_scope(&self, scope: &str) -> bool {
         self.scopes.contains("*") || self.scopes.contains(scope)

@@ -106,6 +106,12 @@ struct AuthLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PolicyLabels {
+    decision: &'static str,
+    policy: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct GrantLabels {
     grant_type: &'static str,
 }
@@ -172,6 +178,7 @@ pub struct Metrics {
     mcp_duration: Histograms<McpTimeLabels>,
     gateway_overhead: Histograms<McpTimeLabels>,
     auth_decisions: Family<AuthLabels, Counter>,
+    policy_decisions: Family<PolicyLabels, Counter>,
     tokens_issued: Family<GrantLabels, Counter>,
     oauth_failures: Family<OAuthFailureLabels, Counter>,
     sessions_active: Family<UpstreamLabels, Gauge>,
@@ -212,6 +219,7 @@ impl Metrics {
             mcp_duration: Family::new_with_constructor(latency_histogram),
             gateway_overhead: Family::new_with_constructor(latency_histogram),
             auth_decisions: Family::default(),
+            policy_decisions: Family::default(),
             tokens_issued: Family::default(),
             oauth_failures: Family::default(),
             sessions_active: Family::default(),
@@ -254,6 +262,11 @@ impl Metrics {
             "auth_decisions",
             "Authentication decisions, by verifier, outcome and reason",
             m.auth_decisions.clone(),
+        );
+        registry.register(
+            "policy_decisions",
+            "[policy] rule decisions, by decision and the policy (@id) that decided (none: nothing permitted)",
+            m.policy_decisions.clone(),
         );
         registry.register(
             "oauth_tokens_issued",
@@ -423,6 +436,21 @@ impl Metrics {
                 c.inc();
             },
         );
+    }
+
+    /// One `[policy]` decision: allowed or denied, and the policy that
+    /// decided (its `@id`; `none` when nothing permitted). The policy ids are
+    /// the configuration's, so the label set stays bounded.
+    pub fn policy_decision(&self, allowed: bool, policy: &str) {
+        if !self.recording() {
+            return;
+        }
+        self.policy_decisions
+            .get_or_create(&PolicyLabels {
+                decision: if allowed { "allow" } else { "deny" },
+                policy: policy.to_owned(),
+            })
+            .inc();
     }
 
     /// One access token issued.

@@ -81,6 +81,11 @@ enum Command {
         #[command(subcommand)]
         command: crate::vault_cmd::VaultCommand,
     },
+    /// Try the `[policy]` rules offline.
+    Policy {
+        #[command(subcommand)]
+        command: crate::policy_cmd::PolicyCommand,
+    },
     /// List, verify and prune the audit trail of security events.
     Audit {
         #[command(subcommand)]
@@ -177,6 +182,7 @@ pub(crate) async fn run(cli: Cli) -> ExitCode {
         Command::SigningKeys { command } => crate::signing_keys::run(command).await,
         Command::Vault { command } => crate::vault_cmd::run(command).await,
         Command::Audit { command } => crate::audit_cmd::run(command).await,
+        Command::Policy { command } => crate::policy_cmd::run(command),
         Command::Store { command } => crate::store_cmd::run(command).await,
         Command::Migrate { store } => crate::keys::exit(crate::keys::migrate(&store).await),
         Command::Client(command) => crate::client_cmd::run(command).await,

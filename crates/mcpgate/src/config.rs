@@ -39,6 +39,20 @@ pub(crate) struct Config {
     /// `[store]`: where the state lives (SQLite by default, or PostgreSQL).
     #[serde(default)]
     pub(crate) store: StoreConfig,
+    /// `[policy]`: Cedar rules for every tool call, prompt and resource read.
+    #[serde(default)]
+    pub(crate) policy: Option<PolicyConfig>,
+}
+
+/// `[policy]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PolicyConfig {
+    /// The Cedar policies (relative paths: from the working directory).
+    pub(crate) file: PathBuf,
+    /// A Cedar schema the policies are validated against at load.
+    #[serde(default)]
+    pub(crate) schema: Option<PathBuf>,
 }
 
 /// `[store]`.

@@ -42,6 +42,7 @@ mod logging;
 mod manual;
 mod observability;
 mod pid_file;
+mod policy_cmd;
 mod preflight;
 mod random;
 mod reload;

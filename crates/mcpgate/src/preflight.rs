@@ -44,6 +44,9 @@ pub(crate) fn refusals(c: &Config) -> Vec<String> {
     if let Some(p) = data_dir_not_a_directory(&c.server.data_dir) {
         out.push(p);
     }
+    if let Err(p) = crate::policy_cmd::load(c.policy.as_ref()) {
+        out.extend(p);
+    }
     if c.server.worker_threads == Some(0) {
         out.push("server.worker_threads = 0: the runtime needs at least one thread; leave it unset for one per core".into());
     }

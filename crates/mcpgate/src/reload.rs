@@ -111,15 +111,24 @@ pub(crate) async fn gateway_config(cfg: &Config, at: &Place) -> Result<GatewayCo
         .collect();
     let sources = crate::vault_cmd::wire(at.authserver.as_ref(), &cfg.upstreams, &federation).await;
     let keys = session_keys(&cfg.server).map_err(|e| format!("server.session_key: {e}"));
-    let (auth, user_sources, session_keys) = match (auth, sources, keys) {
-        (Ok(a), Ok(s), Ok(k)) => (a, s, k),
-        (a, s, k) => {
+    let rules = crate::policy_cmd::load(cfg.policy.as_ref());
+    let (auth, user_sources, session_keys, rules) = match (auth, sources, keys, rules) {
+        (Ok(a), Ok(s), Ok(k), Ok(r)) => (a, s, k, r),
+        (a, s, k, r) => {
             let mut problems = a.err().unwrap_or_default();
             problems.extend(s.err());
             problems.extend(k.err());
+            problems.extend(r.err().unwrap_or_default());
             return Err(problems);
         }
     };
+    if let Some(r) = &rules {
+        tracing::info!(
+            file = %r.path().display(),
+            policies = r.len(),
+            "policy rules loaded"
+        );
+    }
     Ok(GatewayConfig {
         upstreams: cfg.upstreams.clone(),
         limits: cfg.server.limits(),
@@ -134,6 +143,7 @@ pub(crate) async fn gateway_config(cfg: &Config, at: &Place) -> Result<GatewayCo
         session_keys: std::sync::Arc::new(session_keys),
         internal_advertise: at.internal_advertise.clone(),
         virtual_servers: cfg.virtual_servers.clone(),
+        rules,
     })
 }
 
@@ -272,6 +282,9 @@ impl Running {
         next.upstreams = read.upstreams;
         next.auth = read.auth;
         next.server.allowed_origins = read.server.allowed_origins;
+        // The policy file is read again even when `[policy]` did not change:
+        // editing the rules and reloading is the point.
+        next.policy = read.policy;
         // Every problem, not the first: the refusals and what building fails on.
         let mut problems = crate::preflight::refusals(&next);
         let gw_cfg = match gateway_config(&next, &self.at).await {

@@ -120,10 +120,15 @@ pub(crate) async fn message(
     let proof = match gw
         .shared
         .guard
-        .authorize(&session.upstream_name, &caller.authed, &msg)
+        .decide(&session.upstream_name, &caller.authed, &msg)
     {
         Ok(p) => p,
-        Err(r) => return r,
+        Err(crate::auth::Refused::Scope(r)) => return r,
+        // The answer to a legacy POST goes out on the stream, like the upstream's.
+        Err(crate::auth::Refused::Rule(e)) => {
+            session.server_stream.push(&e.message(msg.id.clone()));
+            return StatusCode::ACCEPTED.into_response();
+        }
     };
     let timeout = gw.timeout_for(&session.upstream_name);
     let log = session.server_stream.clone();

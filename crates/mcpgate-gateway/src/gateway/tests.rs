@@ -53,6 +53,7 @@ fn gateway(names: &[&str], mode: AccessMode) -> Gateway {
         session_keys: std::sync::Arc::new(crate::SessionKeys::random()),
         internal_advertise: None,
         virtual_servers: Vec::new(),
+        rules: None,
     })
     .expect("gateway")
 }

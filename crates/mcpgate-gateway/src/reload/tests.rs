@@ -36,6 +36,7 @@ fn config(spec: &[(&str, &str)]) -> GatewayConfig {
         session_keys: std::sync::Arc::new(crate::SessionKeys::random()),
         internal_advertise: None,
         virtual_servers: Vec::new(),
+        rules: None,
     }
 }
 

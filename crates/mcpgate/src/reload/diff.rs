@@ -10,6 +10,7 @@ const LIVE: &[&str] = &[
     "upstream",
     "virtual_server",
     "auth",
+    "policy",
     "server.allowed_origins",
 ];
 

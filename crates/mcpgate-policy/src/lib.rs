@@ -1,0 +1,31 @@
+//! mcpgate's per-call rules, written in Cedar: who may call which tool,
+//! prompt or resource, with which arguments.
+//!
+//! The gateway asks once per `tools/call`, `prompts/get` and `resources/read`,
+//! after authentication and the scope check, with the caller and the call
+//! ([`Call`]); [`Rules::decide`] answers with a [`Decision`] that names the
+//! policies that decided it (their `@id("…")` annotation, else Cedar's
+//! `policy0`, `policy1`…). [`Rules::visible`] decides what lists show.
+//!
+//! The request Cedar sees (docs/POLICY.md has the worked examples):
+//! - principal `User::"<subject>"`, a member of `Group::"<g>"` for each of its
+//!   groups, with attributes `groups` and `scopes` (sets of strings) and, when
+//!   the token names a client, `client` (`{ id, dynamic }`);
+//! - action `Action::"tools/call"`, `Action::"prompts/get"` or `Action::"resources/read"`;
+//! - resource `Tool::"<name>"`, `Prompt::"<name>"` or `Resource::"<uri>"`, as
+//!   the client sees it, with attributes `name` and `upstream`;
+//! - context: the call's arguments (a resource read has none).
+//!
+//! This crate never sees a credential; it must never panic on what a client
+//! sends (arguments Cedar cannot represent are left out of the context).
+
+mod call;
+mod decide;
+mod entities;
+mod error;
+mod load;
+
+pub use call::{Call, Caller, Operation};
+pub use decide::Decision;
+pub use error::PolicyError;
+pub use load::Rules;
