@@ -345,7 +345,7 @@ pub(crate) enum Mode {
     /// of its headers (`Mcp-Param-*`).
     Native { forward: HeaderMap },
     /// A session client's link to a 2026-07-28-only upstream.
-    Bridged(Bridge),
+    Bridged(Box<Bridge>),
 }
 
 /// A session client's side of a bridged link: what it declared at

@@ -55,7 +55,7 @@ impl HttpLink {
     pub(super) fn bridge_initialize(&self, msg: &Message, discover: &Value) -> Exchange {
         let bridge = Bridge::default();
         bridge.set_client(msg.params.as_deref());
-        let _ = self.modern.set(Mode::Bridged(bridge));
+        let _ = self.modern.set(Mode::Bridged(Box::new(bridge)));
         let requested = jsonrpc::requested_protocol_version(msg.params.as_deref());
         let result = modern::initialize_result(discover, requested.as_deref());
         let (tx, rx) = mpsc::unbounded_channel();
