@@ -51,15 +51,18 @@ pub(crate) async fn serve(
         authed: Admitted::new(authenticated, &mut req),
         forwarded,
     };
+    // Each era's future is boxed: this one would otherwise be as large as
+    // the largest era's, and the router's layers move it whole (memcpy) as
+    // they box it, for every request of every era.
     match era {
         Era::LegacyOpen {
             endpoint,
             messages_path,
-        } => legacy::open(gw, endpoint, messages_path, caller).await,
-        Era::LegacyMessage { session } => legacy::message(gw, session, caller, req).await,
+        } => Box::pin(legacy::open(gw, endpoint, messages_path, caller)).await,
+        Era::LegacyMessage { session } => Box::pin(legacy::message(gw, session, caller, req)).await,
         Era::Sessionful { endpoint, method } => {
-            sessionful::serve(gw, endpoint, method, caller, req).await
+            Box::pin(sessionful::serve(gw, endpoint, method, caller, req)).await
         }
-        Era::Stateless { endpoint } => stateless::serve(gw, endpoint, caller, req).await,
+        Era::Stateless { endpoint } => Box::pin(stateless::serve(gw, endpoint, caller, req)).await,
     }
 }

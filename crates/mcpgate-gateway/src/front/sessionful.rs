@@ -61,7 +61,9 @@ async fn post(
         Err(r) => return r,
     };
     if kind == Kind::Request && msg.method.as_deref() == Some("initialize") {
-        return initialize(gw, name, upstream, msg, caller, proof).await;
+        // Boxed, like the other rare branches: a future is as large as its
+        // largest branch, and each layer that boxes it copies it whole.
+        return Box::pin(initialize(gw, name, upstream, msg, caller, proof)).await;
     }
     let Some(session_id) = session_id else {
         return GatewayError::InvalidRequest("Bad Request: missing Mcp-Session-Id header; send the id returned by initialize (or initialize first)".into()).answer(msg.id);
@@ -78,7 +80,7 @@ async fn post(
                 id: msg.id,
                 held: crate::forward::send::Held::Session,
             };
-            return crate::forward::send::send(&gw, &caller, fwd).await;
+            return Box::pin(crate::forward::send::send(&gw, &caller, fwd)).await;
         }
         Err(e) => return e.answer(msg.id),
     };

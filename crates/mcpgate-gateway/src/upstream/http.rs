@@ -594,7 +594,10 @@ impl HttpLink {
         let bridged = matches!(self.modern.get(), Some(Mode::Bridged(_)))
             && msg.method.as_deref() != Some("initialize");
         if bridged {
-            return self.bridged_request(msg).await;
+            // Boxed, as are the other 2026-07-28 steps below: every request's
+            // future is as large as its largest branch, and is moved (copied)
+            // whole each time a layer boxes it.
+            return Box::pin(self.bridged_request(msg)).await;
         }
         match tokio::time::timeout(limit, self.exchange(msg)).await {
             Ok(r) => r,
@@ -634,7 +637,7 @@ impl HttpLink {
         let status = resp.status();
         if is_init && matches!(status.as_u16(), 400 | 404 | 405) {
             // A 2026-07-28-only server refuses the handshake: ask whether that is what it is.
-            match self.probe_discover().await {
+            match Box::pin(self.probe_discover()).await {
                 Ok(Some(discover)) => {
                     tracing::info!(upstream = %self.up.name, "the upstream refused initialize and speaks only 2026-07-28: bridging this session to it");
                     self.up.era.record(Some(discover), true);
