@@ -17,7 +17,7 @@ use http::HeaderValue;
 use opentelemetry::trace::{SpanContext, SpanKind};
 
 use crate::otlp::proto::{Attr, Kind, SpanRecord};
-use crate::phase::Phase;
+use crate::phase::{MAX_PHASE_ATTRS, Phase};
 
 /// The span's context as it is passed on to upstreams, formatted once per
 /// request.
@@ -91,7 +91,8 @@ impl RequestSpan {
 
     /// Ends the span at `end`, named by the pieces of `name`, with `attrs`,
     /// and its steps' child spans under it (`call_attrs`: the attributes of
-    /// the `upstream call` step), and queues them for export when sampled.
+    /// the `upstream call` step), and queues them for export when sampled:
+    /// each is written into the batch as it is built, nothing collected.
     pub(crate) fn end(
         mut self,
         end: SystemTime,
@@ -101,7 +102,8 @@ impl RequestSpan {
         phases: &[Phase],
         call_attrs: &[Attr<'_>],
     ) {
-        let Some(cx) = self.context().cloned() else {
+        self.context();
+        let Some(Some(cx)) = &self.started else {
             return;
         };
         if !cx.is_valid() || !cx.is_sampled() {
@@ -111,16 +113,7 @@ impl RequestSpan {
         let trace_id = cx.trace_id().to_bytes();
         let span_id = cx.span_id().to_bytes();
         let flags = cx.trace_flags().to_u8();
-        // The children's attributes, side by side; a child's are a range.
-        let mut child_attrs: Vec<Attr<'_>> = Vec::new();
-        let mut ranges = Vec::with_capacity(phases.len());
-        for p in phases {
-            let from = child_attrs.len();
-            p.attributes(call_attrs, &mut child_attrs);
-            ranges.push(from..child_attrs.len());
-        }
-        let mut records = Vec::with_capacity(1 + phases.len());
-        records.push(SpanRecord {
+        let request = SpanRecord {
             trace_id,
             span_id,
             trace_state: &trace_state,
@@ -133,26 +126,30 @@ impl RequestSpan {
             end: nanos(end),
             attrs,
             error,
+        };
+        crate::pipeline::export(1 + phases.len(), |out| {
+            request.write(out);
+            for p in phases {
+                let mut room = [Attr::int("", 0); MAX_PHASE_ATTRS];
+                // A child is sampled as its parent is (what the SDK's
+                // samplers decide for a local parent) and in its trace state.
+                SpanRecord {
+                    trace_id,
+                    span_id: crate::pipeline::new_span_id().to_bytes(),
+                    trace_state: &trace_state,
+                    parent_span_id: Some(span_id),
+                    parent_is_remote: false,
+                    trace_flags: flags,
+                    name: p.name.name_pieces(),
+                    kind: p.name.kind(),
+                    start: nanos(p.start),
+                    end: nanos(p.end),
+                    attrs: p.attributes(call_attrs, &mut room),
+                    error: p.failed,
+                }
+                .write(out);
+            }
         });
-        for (p, range) in phases.iter().zip(ranges) {
-            // A child is sampled as its parent is (what the SDK's samplers
-            // decide for a local parent) and in its trace state.
-            records.push(SpanRecord {
-                trace_id,
-                span_id: crate::pipeline::new_span_id().to_bytes(),
-                trace_state: &trace_state,
-                parent_span_id: Some(span_id),
-                parent_is_remote: false,
-                trace_flags: flags,
-                name: p.name.name_pieces(),
-                kind: p.name.kind(),
-                start: nanos(p.start),
-                end: nanos(p.end),
-                attrs: &child_attrs[range],
-                error: p.failed,
-            });
-        }
-        crate::pipeline::export(&records);
     }
 }
 

@@ -44,10 +44,10 @@ pub fn inject_meta_raw(
         && !p.get().contains("\"_meta\"")
         && p.get().trim_start().starts_with('{')
     {
-        let Some(meta) = crate::note::propagated(|p| p.meta.clone()) else {
-            return params;
+        return match crate::note::propagated(|c| splice_meta(p, &c.meta)) {
+            Some(Some(spliced)) => Some(spliced),
+            _ => params,
         };
-        return splice_meta(p, &meta).or(params);
     }
     let mut value = match params.as_deref() {
         Some(p) => match serde_json::from_str::<serde_json::Value>(p.get()) {
