@@ -37,15 +37,15 @@ fn anything_on() -> bool {
 }
 
 async fn observe_request(req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched", MatchedPath::as_str);
+    let matched = req.extensions().get::<MatchedPath>();
+    let route = matched.map_or("unmatched", MatchedPath::as_str);
     if !anything_on() && !is_oauth_endpoint(route) {
         return next.run(req).await;
     }
     let start = Instant::now();
-    let route = route.to_owned();
+    // The template is shared (an `Arc`): kept without a copy.
+    let matched = matched.cloned();
+    let route = matched.as_ref().map_or("unmatched", MatchedPath::as_str);
     let method = req.method().clone();
     let uri = req.uri().clone();
     // The client an authorization request names is in its query.
@@ -79,7 +79,7 @@ async fn observe_request(req: Request, next: Next) -> Response {
     let note = std::mem::take(&mut *lock(&shared));
     finish(
         &Seen {
-            route: &route,
+            route,
             method: &method,
             uri: &uri,
             peer,

@@ -91,10 +91,7 @@ impl Phase {
             &[]
         };
         let hook = self.attrs.iter().map(|(k, v)| Attr::str(k, v));
-        let outcome = Attr::str(
-            "mcpgate.outcome",
-            if self.failed { "failed" } else { "ok" },
-        );
+        let outcome = Attr::str("mcpgate.outcome", if self.failed { "failed" } else { "ok" });
         let mut n = 0;
         for (slot, a) in room
             .iter_mut()

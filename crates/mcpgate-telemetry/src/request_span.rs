@@ -153,24 +153,24 @@ impl RequestSpan {
     }
 }
 
-/// `00-{trace id}-{span id}-{sampled}` in lowercase hex, written by hand:
-/// `format!` with the ids' `LowerHex` cost more than the rest of the
-/// propagation.
-fn traceparent(sc: &opentelemetry::trace::SpanContext) -> String {
-    fn hex(out: &mut String, bytes: &[u8]) {
-        const DIGITS: &[u8; 16] = b"0123456789abcdef";
-        for b in bytes {
-            out.push(char::from(DIGITS[usize::from(b >> 4)]));
-            out.push(char::from(DIGITS[usize::from(b & 0xf)]));
+/// `00-{trace id}-{span id}-{sampled}` in lowercase hex, written by hand
+/// into a stack buffer: `format!` with the ids' `LowerHex` cost more than
+/// the rest of the propagation.
+fn traceparent(sc: &opentelemetry::trace::SpanContext) -> [u8; 55] {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = *b"00-00000000000000000000000000000000-0000000000000000-00";
+    let trace_id = sc.trace_id().to_bytes();
+    let span_id = sc.span_id().to_bytes();
+    let flags = [sc.trace_flags().to_u8() & 1];
+    // The hex digits of each id start after "00-", then after the next "-".
+    for (at, bytes) in [(3, &trace_id[..]), (36, &span_id[..]), (53, &flags[..])] {
+        for (i, b) in bytes.iter().enumerate() {
+            if let Some(pair) = out.get_mut(at + 2 * i..at + 2 * i + 2) {
+                pair[0] = DIGITS[usize::from(b >> 4)];
+                pair[1] = DIGITS[usize::from(b & 0xf)];
+            }
         }
     }
-    let mut out = String::with_capacity(55);
-    out.push_str("00-");
-    hex(&mut out, &sc.trace_id().to_bytes());
-    out.push('-');
-    hex(&mut out, &sc.span_id().to_bytes());
-    out.push('-');
-    hex(&mut out, &[sc.trace_flags().to_u8() & 1]);
     out
 }
 
@@ -180,6 +180,8 @@ fn propagate(sc: &opentelemetry::trace::SpanContext) -> Option<Propagated> {
         return None;
     }
     let traceparent = traceparent(sc);
+    // Hex digits and dashes: always text.
+    let text = std::str::from_utf8(&traceparent).ok()?;
     let header = sc.trace_state().header();
     let (tracestate, state_json) = if header.is_empty() {
         (None, None)
@@ -189,9 +191,10 @@ fn propagate(sc: &opentelemetry::trace::SpanContext) -> Option<Propagated> {
             serde_json::to_string(&header).ok(),
         )
     };
-    let mut meta = String::with_capacity(80);
+    let mut meta =
+        String::with_capacity(18 + text.len() + state_json.as_ref().map_or(0, |s| 15 + s.len()));
     meta.push_str("{\"traceparent\":\"");
-    meta.push_str(&traceparent);
+    meta.push_str(text);
     meta.push('"');
     if let Some(ts) = &state_json {
         meta.push_str(",\"tracestate\":");
@@ -199,7 +202,7 @@ fn propagate(sc: &opentelemetry::trace::SpanContext) -> Option<Propagated> {
     }
     meta.push('}');
     Some(Propagated {
-        traceparent: HeaderValue::from_str(&traceparent).ok()?,
+        traceparent: HeaderValue::from_bytes(&traceparent).ok()?,
         tracestate,
         meta,
     })

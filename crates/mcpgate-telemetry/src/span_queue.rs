@@ -48,7 +48,8 @@ impl Limits {
             max_batch: max_batch.clamp(1, max_queue.max(1)),
             delay: Duration::from_millis(num("OTEL_BSP_SCHEDULE_DELAY").unwrap_or(5_000)),
             export_timeout: Duration::from_millis(num("OTEL_BSP_EXPORT_TIMEOUT").unwrap_or(30_000)),
-            max_concurrent: num("OTEL_BSP_MAX_CONCURRENT_EXPORTS").map_or(1, |v| (v as usize).max(1)),
+            max_concurrent: num("OTEL_BSP_MAX_CONCURRENT_EXPORTS")
+                .map_or(1, |v| (v as usize).max(1)),
         }
     }
 }

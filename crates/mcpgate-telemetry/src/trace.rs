@@ -19,10 +19,13 @@ pub fn inject_headers(headers: &mut http::HeaderMap) {
     if !enabled() {
         return;
     }
+    // Names made once: a `&str` name is parsed again on every insert.
+    static TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparent");
+    static TRACESTATE: http::HeaderName = http::HeaderName::from_static("tracestate");
     crate::note::propagated(|p| {
-        headers.insert("traceparent", p.traceparent.clone());
+        headers.insert(TRACEPARENT.clone(), p.traceparent.clone());
         if let Some(ts) = &p.tracestate {
-            headers.insert("tracestate", ts.clone());
+            headers.insert(TRACESTATE.clone(), ts.clone());
         }
     });
 }
