@@ -255,7 +255,7 @@ pub fn step(name: crate::phase::StepName) -> Step {
 
 impl Step {
     /// Ends the step; `failed` marks its span as an error, `attrs` are its
-    /// attributes (`mcpgate.outcome` is added).
+    /// attributes, four at most (`mcpgate.outcome` is added).
     pub fn end(mut self, failed: bool, attrs: &[(&'static str, &str)]) {
         self.finish(failed, attrs);
     }
