@@ -37,15 +37,15 @@ fn anything_on() -> bool {
 }
 
 async fn observe_request(req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched", MatchedPath::as_str);
+    let matched = req.extensions().get::<MatchedPath>();
+    let route = matched.map_or("unmatched", MatchedPath::as_str);
     if !anything_on() && !is_oauth_endpoint(route) {
         return next.run(req).await;
     }
     let start = Instant::now();
-    let route = route.to_owned();
+    // The template is shared (an `Arc`): kept without a copy.
+    let matched = matched.cloned();
+    let route = matched.as_ref().map_or("unmatched", MatchedPath::as_str);
     let method = req.method().clone();
     let uri = req.uri().clone();
     // The client an authorization request names is in its query.
@@ -79,7 +79,7 @@ async fn observe_request(req: Request, next: Next) -> Response {
     let note = std::mem::take(&mut *lock(&shared));
     finish(
         &Seen {
-            route: &route,
+            route,
             method: &method,
             uri: &uri,
             peer,
@@ -191,7 +191,7 @@ fn end_span(seen: &Seen<'_>, span: RequestSpan, note: Note, status: u16) {
         (None, _) => [method, " ", seen.route],
     };
     let path = crate::clean::clean_cow(seen.uri.path());
-    let client = seen.peer.map(|p| p.ip().to_string());
+    let client = seen.peer.map(|p| client_address(p.ip()));
     let mut a = [Attr::int("", 0); 13];
     let mut n = 0;
     macro_rules! push {
@@ -354,7 +354,44 @@ fn new_request_id() -> String {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs())
     });
-    format!("{:x}-{:06x}", *START, NEXT.fetch_add(1, Ordering::Relaxed))
+    let mut id = String::with_capacity(24);
+    hex_into(&mut id, *START, 1);
+    id.push('-');
+    hex_into(&mut id, NEXT.fetch_add(1, Ordering::Relaxed), 6);
+    id
+}
+
+/// `v` in lowercase hex, at least `width` digits (`{:0width$x}`), written by
+/// hand: `format!` costs more than the rest of the request's span.
+fn hex_into(out: &mut String, v: u64, width: usize) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let digits = (64 - v.leading_zeros() as usize).div_ceil(4).max(width);
+    for i in (0..digits).rev() {
+        let nibble = if i < 16 { (v >> (4 * i)) & 0xf } else { 0 };
+        out.push(char::from(DIGITS[nibble as usize]));
+    }
+}
+
+/// The client's address without its port, as `IpAddr`'s `Display` writes
+/// it; an IPv4 address (the usual one) without the formatting machinery.
+fn client_address(ip: std::net::IpAddr) -> String {
+    let std::net::IpAddr::V4(v4) = ip else {
+        return ip.to_string();
+    };
+    let mut out = String::with_capacity(15);
+    for (i, octet) in v4.octets().into_iter().enumerate() {
+        if i > 0 {
+            out.push('.');
+        }
+        if octet >= 100 {
+            out.push(char::from(b'0' + octet / 100));
+        }
+        if octet >= 10 {
+            out.push(char::from(b'0' + octet / 10 % 10));
+        }
+        out.push(char::from(b'0' + octet % 10));
+    }
+    out
 }
 
 #[cfg(test)]

@@ -200,8 +200,10 @@ pub fn note_mcp(
     let is_call = method == Some("tools/call");
     // The tool's name is for the access log, the span and the audit trail;
     // `_meta` for the trace. Nothing reads them otherwise: no parse.
+    // A byte scan finds the usual request without `_meta` (a key written
+    // with escapes is not looked for, as when the context is passed on).
     let wanted = (is_call && (tracing || crate::audit::installed() || crate::logs::access_log()))
-        || (tracing && params.is_some());
+        || (tracing && params.is_some_and(|p| p.contains("\"_meta\"")));
     let parsed = params
         .filter(|_| wanted)
         .and_then(|p| serde_json::from_str::<Params<'_>>(p).ok());
@@ -253,7 +255,7 @@ pub fn step(name: crate::phase::StepName) -> Step {
 
 impl Step {
     /// Ends the step; `failed` marks its span as an error, `attrs` are its
-    /// attributes (`mcpgate.outcome` is added).
+    /// attributes, four at most (`mcpgate.outcome` is added).
     pub fn end(mut self, failed: bool, attrs: &[(&'static str, &str)]) {
         self.finish(failed, attrs);
     }
@@ -262,7 +264,11 @@ impl Step {
         let Some((name, start, shared)) = self.inner.take() else {
             return;
         };
-        let kv = attrs.iter().map(|(k, v)| (*k, clean(v))).collect();
+        let kv = attrs
+            .iter()
+            .take(crate::phase::MAX_HOOK_ATTRS)
+            .map(|(k, v)| (*k, clean(v)))
+            .collect();
         lock(&shared).phases.push(crate::phase::Phase {
             name,
             start,

@@ -46,6 +46,14 @@ impl StepName {
     }
 }
 
+/// The most attributes a step's hook gives (more are left out): every
+/// hook gives one or two.
+pub(crate) const MAX_HOOK_ATTRS: usize = 4;
+
+/// The most attributes a step's span has: the upstream call's three, the
+/// hook's, `mcpgate.outcome`.
+pub(crate) const MAX_PHASE_ATTRS: usize = 3 + MAX_HOOK_ATTRS + 1;
+
 /// A finished step, waiting for the request's end to be exported.
 #[derive(Debug)]
 pub(crate) struct Phase {
@@ -70,17 +78,29 @@ impl Phase {
         }
     }
 
-    /// Appends the span's attributes to `out`: the hook's (for the upstream
-    /// call, `call_attrs`), then `mcpgate.outcome`.
-    pub(crate) fn attributes<'a>(&'a self, call_attrs: &[Attr<'a>], out: &mut Vec<Attr<'a>>) {
-        if self.name == StepName::UpstreamCall {
-            out.extend_from_slice(call_attrs);
+    /// The span's attributes, written into `room`: for the upstream call
+    /// `call_attrs` (at most three), then the hook's, then `mcpgate.outcome`.
+    pub(crate) fn attributes<'a, 'r>(
+        &'a self,
+        call_attrs: &[Attr<'a>],
+        room: &'r mut [Attr<'a>; MAX_PHASE_ATTRS],
+    ) -> &'r [Attr<'a>] {
+        let call = if self.name == StepName::UpstreamCall {
+            call_attrs
+        } else {
+            &[]
+        };
+        let hook = self.attrs.iter().map(|(k, v)| Attr::str(k, v));
+        let outcome = Attr::str("mcpgate.outcome", if self.failed { "failed" } else { "ok" });
+        let mut n = 0;
+        for (slot, a) in room
+            .iter_mut()
+            .zip(call.iter().copied().take(3).chain(hook).chain([outcome]))
+        {
+            *slot = a;
+            n += 1;
         }
-        out.extend(self.attrs.iter().map(|(k, v)| Attr::str(k, v)));
-        out.push(Attr::str(
-            "mcpgate.outcome",
-            if self.failed { "failed" } else { "ok" },
-        ));
+        &room[..n]
     }
 }
 

@@ -27,7 +27,7 @@ use opentelemetry_sdk::trace::{
 };
 
 use crate::TelemetryError;
-use crate::otlp::proto::{Envelope, SpanRecord};
+use crate::otlp::proto::Envelope;
 use crate::otlp::{ExportConfig, OtlpExporter};
 use crate::span_queue::{Limits, SpanQueue};
 
@@ -47,10 +47,11 @@ fn pipeline() -> Option<&'static Pipeline> {
     PIPELINE.get().filter(|_| enabled())
 }
 
-/// Queues one request's finished spans for export.
-pub(crate) fn export(spans: &[SpanRecord<'_>]) {
+/// Queues one request's `n` finished spans for export, written by `write`
+/// into the batch being filled.
+pub(crate) fn export(n: usize, write: impl FnOnce(&mut Vec<u8>)) {
     if let Some(p) = pipeline() {
-        p.queue.push(spans);
+        p.queue.push(n, write);
     }
 }
 

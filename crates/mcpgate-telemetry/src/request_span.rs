@@ -17,7 +17,7 @@ use http::HeaderValue;
 use opentelemetry::trace::{SpanContext, SpanKind};
 
 use crate::otlp::proto::{Attr, Kind, SpanRecord};
-use crate::phase::Phase;
+use crate::phase::{MAX_PHASE_ATTRS, Phase};
 
 /// The span's context as it is passed on to upstreams, formatted once per
 /// request.
@@ -91,7 +91,8 @@ impl RequestSpan {
 
     /// Ends the span at `end`, named by the pieces of `name`, with `attrs`,
     /// and its steps' child spans under it (`call_attrs`: the attributes of
-    /// the `upstream call` step), and queues them for export when sampled.
+    /// the `upstream call` step), and queues them for export when sampled:
+    /// each is written into the batch as it is built, nothing collected.
     pub(crate) fn end(
         mut self,
         end: SystemTime,
@@ -101,7 +102,8 @@ impl RequestSpan {
         phases: &[Phase],
         call_attrs: &[Attr<'_>],
     ) {
-        let Some(cx) = self.context().cloned() else {
+        self.context();
+        let Some(Some(cx)) = &self.started else {
             return;
         };
         if !cx.is_valid() || !cx.is_sampled() {
@@ -111,16 +113,7 @@ impl RequestSpan {
         let trace_id = cx.trace_id().to_bytes();
         let span_id = cx.span_id().to_bytes();
         let flags = cx.trace_flags().to_u8();
-        // The children's attributes, side by side; a child's are a range.
-        let mut child_attrs: Vec<Attr<'_>> = Vec::new();
-        let mut ranges = Vec::with_capacity(phases.len());
-        for p in phases {
-            let from = child_attrs.len();
-            p.attributes(call_attrs, &mut child_attrs);
-            ranges.push(from..child_attrs.len());
-        }
-        let mut records = Vec::with_capacity(1 + phases.len());
-        records.push(SpanRecord {
+        let request = SpanRecord {
             trace_id,
             span_id,
             trace_state: &trace_state,
@@ -133,47 +126,51 @@ impl RequestSpan {
             end: nanos(end),
             attrs,
             error,
+        };
+        crate::pipeline::export(1 + phases.len(), |out| {
+            request.write(out);
+            for p in phases {
+                let mut room = [Attr::int("", 0); MAX_PHASE_ATTRS];
+                // A child is sampled as its parent is (what the SDK's
+                // samplers decide for a local parent) and in its trace state.
+                SpanRecord {
+                    trace_id,
+                    span_id: crate::pipeline::new_span_id().to_bytes(),
+                    trace_state: &trace_state,
+                    parent_span_id: Some(span_id),
+                    parent_is_remote: false,
+                    trace_flags: flags,
+                    name: p.name.name_pieces(),
+                    kind: p.name.kind(),
+                    start: nanos(p.start),
+                    end: nanos(p.end),
+                    attrs: p.attributes(call_attrs, &mut room),
+                    error: p.failed,
+                }
+                .write(out);
+            }
         });
-        for (p, range) in phases.iter().zip(ranges) {
-            // A child is sampled as its parent is (what the SDK's samplers
-            // decide for a local parent) and in its trace state.
-            records.push(SpanRecord {
-                trace_id,
-                span_id: crate::pipeline::new_span_id().to_bytes(),
-                trace_state: &trace_state,
-                parent_span_id: Some(span_id),
-                parent_is_remote: false,
-                trace_flags: flags,
-                name: p.name.name_pieces(),
-                kind: p.name.kind(),
-                start: nanos(p.start),
-                end: nanos(p.end),
-                attrs: &child_attrs[range],
-                error: p.failed,
-            });
-        }
-        crate::pipeline::export(&records);
     }
 }
 
-/// `00-{trace id}-{span id}-{sampled}` in lowercase hex, written by hand:
-/// `format!` with the ids' `LowerHex` cost more than the rest of the
-/// propagation.
-fn traceparent(sc: &opentelemetry::trace::SpanContext) -> String {
-    fn hex(out: &mut String, bytes: &[u8]) {
-        const DIGITS: &[u8; 16] = b"0123456789abcdef";
-        for b in bytes {
-            out.push(char::from(DIGITS[usize::from(b >> 4)]));
-            out.push(char::from(DIGITS[usize::from(b & 0xf)]));
+/// `00-{trace id}-{span id}-{sampled}` in lowercase hex, written by hand
+/// into a stack buffer: `format!` with the ids' `LowerHex` cost more than
+/// the rest of the propagation.
+fn traceparent(sc: &opentelemetry::trace::SpanContext) -> [u8; 55] {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = *b"00-00000000000000000000000000000000-0000000000000000-00";
+    let trace_id = sc.trace_id().to_bytes();
+    let span_id = sc.span_id().to_bytes();
+    let flags = [sc.trace_flags().to_u8() & 1];
+    // The hex digits of each id start after "00-", then after the next "-".
+    for (at, bytes) in [(3, &trace_id[..]), (36, &span_id[..]), (53, &flags[..])] {
+        for (i, b) in bytes.iter().enumerate() {
+            if let Some(pair) = out.get_mut(at + 2 * i..at + 2 * i + 2) {
+                pair[0] = DIGITS[usize::from(b >> 4)];
+                pair[1] = DIGITS[usize::from(b & 0xf)];
+            }
         }
     }
-    let mut out = String::with_capacity(55);
-    out.push_str("00-");
-    hex(&mut out, &sc.trace_id().to_bytes());
-    out.push('-');
-    hex(&mut out, &sc.span_id().to_bytes());
-    out.push('-');
-    hex(&mut out, &[sc.trace_flags().to_u8() & 1]);
     out
 }
 
@@ -183,6 +180,8 @@ fn propagate(sc: &opentelemetry::trace::SpanContext) -> Option<Propagated> {
         return None;
     }
     let traceparent = traceparent(sc);
+    // Hex digits and dashes: always text.
+    let text = std::str::from_utf8(&traceparent).ok()?;
     let header = sc.trace_state().header();
     let (tracestate, state_json) = if header.is_empty() {
         (None, None)
@@ -192,9 +191,10 @@ fn propagate(sc: &opentelemetry::trace::SpanContext) -> Option<Propagated> {
             serde_json::to_string(&header).ok(),
         )
     };
-    let mut meta = String::with_capacity(80);
+    let mut meta =
+        String::with_capacity(18 + text.len() + state_json.as_ref().map_or(0, |s| 15 + s.len()));
     meta.push_str("{\"traceparent\":\"");
-    meta.push_str(&traceparent);
+    meta.push_str(text);
     meta.push('"');
     if let Some(ts) = &state_json {
         meta.push_str(",\"tracestate\":");
@@ -202,7 +202,7 @@ fn propagate(sc: &opentelemetry::trace::SpanContext) -> Option<Propagated> {
     }
     meta.push('}');
     Some(Propagated {
-        traceparent: HeaderValue::from_str(&traceparent).ok()?,
+        traceparent: HeaderValue::from_bytes(&traceparent).ok()?,
         tracestate,
         meta,
     })

@@ -8,9 +8,9 @@
 //! batch span processor's, from the same variables: `OTEL_BSP_MAX_QUEUE_SIZE`
 //! (spans queued at most; 16,384 here, the SDK's 2,048 dropped spans at ten
 //! thousand requests a second), `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` (512),
-//! `OTEL_BSP_SCHEDULE_DELAY` (5,000 ms) and `OTEL_BSP_EXPORT_TIMEOUT`
-//! (30,000 ms). Spans beyond the queue are dropped and counted, and the log
-//! says so.
+//! `OTEL_BSP_SCHEDULE_DELAY` (5,000 ms), `OTEL_BSP_EXPORT_TIMEOUT`
+//! (30,000 ms) and `OTEL_BSP_MAX_CONCURRENT_EXPORTS` (batches posted at once,
+//! 1). Spans beyond the queue are dropped and counted, and the log says so.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,7 +20,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 use crate::otlp::OtlpExporter;
-use crate::otlp::proto::{Envelope, SpanRecord};
+use crate::otlp::proto::Envelope;
 
 /// The batch limits, from `OTEL_BSP_*`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +29,8 @@ pub(crate) struct Limits {
     pub(crate) max_batch: usize,
     pub(crate) delay: Duration,
     pub(crate) export_timeout: Duration,
+    /// Batches being posted at once, at most.
+    pub(crate) max_concurrent: usize,
 }
 
 impl Limits {
@@ -46,6 +48,8 @@ impl Limits {
             max_batch: max_batch.clamp(1, max_queue.max(1)),
             delay: Duration::from_millis(num("OTEL_BSP_SCHEDULE_DELAY").unwrap_or(5_000)),
             export_timeout: Duration::from_millis(num("OTEL_BSP_EXPORT_TIMEOUT").unwrap_or(30_000)),
+            max_concurrent: num("OTEL_BSP_MAX_CONCURRENT_EXPORTS")
+                .map_or(1, |v| (v as usize).max(1)),
         }
     }
 }
@@ -100,10 +104,10 @@ impl SpanQueue {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Queues `spans` (one request's) for export, or drops them all when
-    /// the queue is full or closed.
-    pub(crate) fn push(&self, spans: &[SpanRecord<'_>]) {
-        let n = spans.len();
+    /// Queues `n` spans (one request's) for export, written by `write`
+    /// straight into the batch being filled, or drops them all when the
+    /// queue is full or closed.
+    pub(crate) fn push(&self, n: usize, write: impl FnOnce(&mut Vec<u8>)) {
         if n == 0 {
             return;
         }
@@ -124,9 +128,7 @@ impl SpanQueue {
             s.seal();
             self.wake.notify_one();
         }
-        for span in spans {
-            span.write(&mut s.filling);
-        }
+        write(&mut s.filling);
         s.filling_spans += n;
         s.queued += n;
         if s.filling_spans >= self.limits.max_batch {
@@ -207,42 +209,80 @@ impl Health {
     }
 }
 
+/// Posts one export request within the export timeout.
+async fn post(exporter: Arc<OtlpExporter>, body: Vec<u8>, timeout: Duration) -> Result<(), String> {
+    match tokio::time::timeout(timeout, exporter.post(body)).await {
+        Ok(r) => r,
+        Err(_) => Err(format!(
+            "the export to {} took longer than OTEL_BSP_EXPORT_TIMEOUT ({} ms)",
+            exporter.endpoint(),
+            timeout.as_millis()
+        )),
+    }
+}
+
+/// What the export task woke up for.
+enum Wake {
+    /// A batch is full (or the queue closed).
+    Full,
+    /// The schedule delay is over: everything queued goes.
+    Due,
+    /// A post ended.
+    Posted(Result<Result<(), String>, tokio::task::JoinError>),
+}
+
+/// The result of a post task, a task that failed included.
+fn outcome(joined: Result<Result<(), String>, tokio::task::JoinError>) -> Result<(), String> {
+    joined.unwrap_or_else(|e| Err(format!("the span export task failed: {e}")))
+}
+
 /// The export task: posts full batches as they come and everything queued
-/// once per schedule delay; once the queue is closed, posts what is left
+/// once per schedule delay, at most `OTEL_BSP_MAX_CONCURRENT_EXPORTS` at
+/// once; once the queue is closed, posts what is left, waits for the posts
 /// and returns.
 pub(crate) async fn run(queue: Arc<SpanQueue>, exporter: OtlpExporter, envelope: Envelope) {
-    let mut body = Vec::new();
+    let exporter = Arc::new(exporter);
     let mut health = Health::default();
+    let mut posting = tokio::task::JoinSet::new();
     let mut next = tokio::time::Instant::now() + queue.limits.delay;
     loop {
-        let due = tokio::select! {
-            () = queue.wake.notified() => false,
-            () = tokio::time::sleep_until(next) => true,
+        let wake = tokio::select! {
+            () = queue.wake.notified() => Wake::Full,
+            () = tokio::time::sleep_until(next) => Wake::Due,
+            Some(done) = posting.join_next(), if !posting.is_empty() => Wake::Posted(done),
+        };
+        let due = match wake {
+            Wake::Posted(done) => {
+                health.record(outcome(done), &exporter);
+                false
+            }
+            Wake::Due => {
+                next = tokio::time::Instant::now() + queue.limits.delay;
+                true
+            }
+            Wake::Full => false,
         };
         let closed = queue.closed();
-        if due {
-            next = tokio::time::Instant::now() + queue.limits.delay;
-        }
-        while let Some((batch, _)) = queue.take(due || closed) {
+        loop {
+            // A batch stays queued (and counted) until a post can take it.
+            if posting.len() >= queue.limits.max_concurrent {
+                if let Some(done) = posting.join_next().await {
+                    health.record(outcome(done), &exporter);
+                }
+                continue;
+            }
+            let Some((batch, _)) = queue.take(due || closed) else {
+                break;
+            };
+            let mut body = Vec::new();
             envelope.request(&batch, &mut body);
             queue.recycle(batch);
-            let posted = std::mem::take(&mut body);
-            let result = match tokio::time::timeout(
-                queue.limits.export_timeout,
-                exporter.post(posted),
-            )
-            .await
-            {
-                Ok(r) => r,
-                Err(_) => Err(format!(
-                    "the export to {} took longer than OTEL_BSP_EXPORT_TIMEOUT ({} ms)",
-                    exporter.endpoint(),
-                    queue.limits.export_timeout.as_millis()
-                )),
-            };
-            health.record(result, &exporter);
+            posting.spawn(post(exporter.clone(), body, queue.limits.export_timeout));
         }
         if closed {
+            while let Some(done) = posting.join_next().await {
+                health.record(outcome(done), &exporter);
+            }
             let dropped = queue.dropped();
             if dropped > 0 {
                 tracing::warn!("{dropped} span(s) were dropped because the export queue was full");

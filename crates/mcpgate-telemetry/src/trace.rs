@@ -19,10 +19,13 @@ pub fn inject_headers(headers: &mut http::HeaderMap) {
     if !enabled() {
         return;
     }
+    // Names made once: a `&str` name is parsed again on every insert.
+    static TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparent");
+    static TRACESTATE: http::HeaderName = http::HeaderName::from_static("tracestate");
     crate::note::propagated(|p| {
-        headers.insert("traceparent", p.traceparent.clone());
+        headers.insert(TRACEPARENT.clone(), p.traceparent.clone());
         if let Some(ts) = &p.tracestate {
-            headers.insert("tracestate", ts.clone());
+            headers.insert(TRACESTATE.clone(), ts.clone());
         }
     });
 }
@@ -44,10 +47,10 @@ pub fn inject_meta_raw(
         && !p.get().contains("\"_meta\"")
         && p.get().trim_start().starts_with('{')
     {
-        let Some(meta) = crate::note::propagated(|p| p.meta.clone()) else {
-            return params;
+        return match crate::note::propagated(|c| splice_meta(p, &c.meta)) {
+            Some(Some(spliced)) => Some(spliced),
+            _ => params,
         };
-        return splice_meta(p, &meta).or(params);
     }
     let mut value = match params.as_deref() {
         Some(p) => match serde_json::from_str::<serde_json::Value>(p.get()) {

@@ -73,3 +73,34 @@ async fn a_redirected_authorization_error_is_a_refusal() {
 fn request_ids_differ() {
     assert_ne!(new_request_id(), new_request_id());
 }
+
+#[test]
+fn request_ids_are_the_start_time_and_a_counter_in_hex() {
+    for (v, width, want) in [
+        (0_u64, 1, "0"),
+        (0, 6, "000000"),
+        (0xabc, 6, "000abc"),
+        (0x6934_5f21, 1, "69345f21"),
+        (u64::MAX, 6, "ffffffffffffffff"),
+    ] {
+        let mut out = String::new();
+        hex_into(&mut out, v, width);
+        assert_eq!(out, want);
+        assert_eq!(out, format!("{v:0width$x}"));
+    }
+}
+
+#[test]
+fn client_addresses_are_written_as_display_does() {
+    for ip in [
+        "127.0.0.1",
+        "0.0.0.0",
+        "10.20.100.255",
+        "192.168.9.99",
+        "::1",
+        "2001:db8::ff00:42:8329",
+    ] {
+        let ip: std::net::IpAddr = ip.parse().unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
+        assert_eq!(client_address(ip), ip.to_string());
+    }
+}

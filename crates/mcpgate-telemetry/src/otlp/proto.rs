@@ -68,13 +68,6 @@ fn opt_bytes_len(len: usize) -> usize {
     if len == 0 { 0 } else { delimited_len(len) }
 }
 
-fn varint_field(out: &mut Vec<u8>, field: u32, v: u64) {
-    if v != 0 {
-        key(out, field, VARINT);
-        varint(out, v);
-    }
-}
-
 fn fixed64_field(out: &mut Vec<u8>, field: u32, v: u64) {
     key(out, field, FIXED64);
     out.extend_from_slice(&v.to_le_bytes());
@@ -123,22 +116,20 @@ impl<'a> Attr<'a> {
         delimited_len(self.key.len()) + delimited_len(self.value_len())
     }
 
-    /// Appends the attribute as a `KeyValue` message in `field`.
-    fn write(&self, out: &mut Vec<u8>, field: u32) {
+    /// Writes the attribute as a `Span.attributes` field (9, a `KeyValue`).
+    fn write(&self, w: &mut Slot<'_>) {
         let value_len = self.value_len();
-        len_prefix(
-            out,
-            field,
-            delimited_len(self.key.len()) + delimited_len(value_len),
-        );
-        bytes_field(out, 1, self.key.as_bytes());
-        len_prefix(out, 2, value_len);
+        w.byte(tag(9, LEN));
+        w.varint((delimited_len(self.key.len()) + delimited_len(value_len)) as u64);
+        w.delimited(tag(1, LEN), self.key.as_bytes());
+        w.byte(tag(2, LEN));
+        w.varint(value_len as u64);
         match self.value {
-            AttrValue::Str(s) => bytes_field(out, 1, s.as_bytes()),
+            AttrValue::Str(s) => w.delimited(tag(1, LEN), s.as_bytes()),
             AttrValue::Int(i) => {
-                key(out, 3, VARINT);
+                w.byte(tag(3, VARINT));
                 // int64: two's complement as a 64-bit varint.
-                varint(out, i as u64);
+                w.varint(i as u64);
             }
         }
     }
@@ -215,42 +206,124 @@ impl SpanRecord<'_> {
 
     /// Appends the span as a `ScopeSpans.spans` field (2): what an export
     /// request's scope holds, one after another. Its length is summed once,
-    /// here: it walks every attribute.
+    /// here (it walks every attribute), and the bytes are written into a
+    /// slice of exactly that size rather than pushed one by one.
     pub(crate) fn write(&self, out: &mut Vec<u8>) {
         let len = self.body_len();
-        out.reserve(delimited_len(len));
-        len_prefix(out, 2, len);
-        bytes_field(out, 1, &self.trace_id);
-        bytes_field(out, 2, &self.span_id);
-        opt_bytes_field(out, 3, self.trace_state.as_bytes());
+        let at = out.len();
+        out.resize(at + delimited_len(len), 0);
+        let Some(slice) = out.get_mut(at..) else {
+            return;
+        };
+        let mut w = Slot::new(slice);
+        w.byte(tag(2, LEN));
+        w.varint(len as u64);
+        w.delimited(tag(1, LEN), &self.trace_id);
+        w.delimited(tag(2, LEN), &self.span_id);
+        if !self.trace_state.is_empty() {
+            w.delimited(tag(3, LEN), self.trace_state.as_bytes());
+        }
         if let Some(p) = &self.parent_span_id {
-            bytes_field(out, 4, p);
+            w.delimited(tag(4, LEN), p);
         }
         let name_len = self.name_len();
         if name_len > 0 {
-            len_prefix(out, 5, name_len);
+            w.byte(tag(5, LEN));
+            w.varint(name_len as u64);
             for p in self.name {
-                out.extend_from_slice(p.as_bytes());
+                w.bytes(p.as_bytes());
             }
         }
-        varint_field(out, 6, self.kind as u64);
-        fixed64_field(out, 7, self.start);
-        fixed64_field(out, 8, self.end);
+        // kind = 6: never 0 (unspecified), one byte.
+        w.byte(tag(6, VARINT));
+        w.byte(self.kind as u8);
+        w.byte(tag(7, FIXED64));
+        w.bytes(&self.start.to_le_bytes());
+        w.byte(tag(8, FIXED64));
+        w.bytes(&self.end.to_le_bytes());
         for a in self.attrs {
-            a.write(out, 9);
+            a.write(&mut w);
         }
         // Status { message = 2, code = 3 }, always present as the SDK's
         // conversion writes it.
-        len_prefix(out, 15, self.status_len());
+        w.byte(tag(15, LEN));
         if self.error {
-            varint_field(out, 3, 2);
+            w.byte(2);
+            w.byte(tag(3, VARINT));
+            w.byte(2);
+        } else {
+            w.byte(0);
         }
         let mut flags = u32::from(self.trace_flags) | HAS_IS_REMOTE;
         if self.parent_is_remote {
             flags |= IS_REMOTE;
         }
-        key(out, 16, FIXED32);
-        out.extend_from_slice(&flags.to_le_bytes());
+        // flags = 16: a two-byte tag.
+        w.varint(u64::from((16 << 3) | FIXED32));
+        w.bytes(&flags.to_le_bytes());
+        if !w.filled() {
+            // Only a length summed wrong gets here (the tests compare them):
+            // the span is left out rather than a torn batch posted.
+            out.truncate(at);
+        }
+    }
+}
+
+/// A one-byte tag: fields 1 to 15.
+const fn tag(field: u32, wire: u32) -> u8 {
+    ((field << 3) | wire) as u8
+}
+
+/// A slice sized for exactly one span, written front to back: one bounds
+/// check per write instead of a `Vec` push (length, capacity, growth) per
+/// byte.
+struct Slot<'a> {
+    buf: &'a mut [u8],
+    pos: usize,
+}
+
+impl<'a> Slot<'a> {
+    fn new(buf: &'a mut [u8]) -> Slot<'a> {
+        Slot { buf, pos: 0 }
+    }
+
+    #[inline]
+    fn byte(&mut self, b: u8) {
+        if let Some(slot) = self.buf.get_mut(self.pos) {
+            *slot = b;
+        }
+        self.pos += 1;
+    }
+
+    #[inline]
+    fn bytes(&mut self, b: &[u8]) {
+        let end = self.pos + b.len();
+        if let Some(slot) = self.buf.get_mut(self.pos..end) {
+            slot.copy_from_slice(b);
+        }
+        self.pos = end;
+    }
+
+    #[inline]
+    fn varint(&mut self, mut v: u64) {
+        while v >= 0x80 {
+            self.byte((v as u8) | 0x80);
+            v >>= 7;
+        }
+        self.byte(v as u8);
+    }
+
+    /// A length-delimited field with a one-byte tag.
+    #[inline]
+    fn delimited(&mut self, tag: u8, b: &[u8]) {
+        self.byte(tag);
+        self.varint(b.len() as u64);
+        self.bytes(b);
+    }
+
+    /// Whether exactly the slice was written.
+    fn filled(&self) -> bool {
+        self.pos == self.buf.len()
     }
 }
 
