@@ -199,30 +199,22 @@ where
                 // Requests run side by side (a slow tool call must not hold up
                 // its own cancellation); initialize, notifications and
                 // responses go in order, as the client sent them.
-                if env.kind == Kind::Request && env.method.as_deref() != Some("initialize") {
-                    let s = s.clone();
-                    tasks.spawn(async move { s.deliver(msg, env).await });
-                } else {
-                    s.deliver(msg, env).await;
-                }
+                let aside =
+                    env.kind == Kind::Request && env.method.as_deref() != Some("initialize");
+                let s = s.clone();
+                deliver(&mut tasks, aside, async move { s.deliver(msg, env).await }).await;
             }
             Some(Link::Legacy(l)) => {
-                if env.kind == Kind::Request {
-                    let l = l.clone();
-                    tasks.spawn(async move { l.deliver(msg, env).await });
-                } else {
-                    l.deliver(msg, env).await;
-                }
+                let aside = env.kind == Kind::Request;
+                let l = l.clone();
+                deliver(&mut tasks, aside, async move { l.deliver(msg, env).await }).await;
             }
             Some(Link::Stateless(l)) => {
                 // A request may wait on the app's answer to a question, which
                 // arrives here as a response: requests must run aside.
-                if env.kind == Kind::Request {
-                    let l = l.clone();
-                    tasks.spawn(async move { l.deliver(msg, env).await });
-                } else {
-                    l.deliver(msg, env).await;
-                }
+                let aside = env.kind == Kind::Request;
+                let l = l.clone();
+                deliver(&mut tasks, aside, async move { l.deliver(msg, env).await }).await;
             }
             Some(Link::Handshake(h)) => {
                 let h = h.clone();
@@ -256,6 +248,20 @@ where
         tracing::debug!("stdout: {e}");
     }
     ended.map(|_| ())
+}
+
+/// Runs `delivery` beside the stdin loop (`aside`), or to its end before the
+/// next line is read.
+async fn deliver(
+    tasks: &mut JoinSet<()>,
+    aside: bool,
+    delivery: impl Future<Output = ()> + Send + 'static,
+) {
+    if aside {
+        tasks.spawn(delivery);
+    } else {
+        delivery.await;
+    }
 }
 
 /// The app's first message, and where a request that may run long goes so
