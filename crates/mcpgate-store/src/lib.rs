@@ -8,7 +8,9 @@
 //! - `api_keys.rs`, `users.rs`: the API keys of `mcpgate keys` (SHA-256
 //!   digests) and the Basic users of `mcpgate users` (argon2id), and
 //!   `verify.rs`, the guard's [`Verifier`](mcpgate_guard::Verifier)s on them
-//!   ([`ApiKeyVerifier`], [`BasicVerifier`]).
+//!   ([`ApiKeyVerifier`], [`BasicVerifier`]). What a key or user name may
+//!   hold is checked here, and [`user_name_from`] makes one of an IdP's login
+//!   or email (federation and the jwt-bearer grant).
 //! - [`oauth`]: the authorization server's rows, one file per table family:
 //!   clients, consents, device codes, grants with their codes and refresh
 //!   tokens, pending authorizations, resource servers, browser sessions, and
