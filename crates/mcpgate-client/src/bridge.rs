@@ -272,6 +272,26 @@ struct First<'a> {
     tasks: &'a mut JoinSet<()>,
 }
 
+/// Posts the first message over Streamable HTTP: `Ok` when the server took
+/// it (an answer still streaming is read aside, in `tasks`), else the
+/// refusal, for the caller to try another era or transport.
+async fn first_post(
+    s: &Arc<Streamable>,
+    msg: &Bytes,
+    env: &Envelope,
+    tasks: &mut JoinSet<()>,
+) -> Result<(), reqwest::Response> {
+    match s.deliver_first(msg.clone(), env).await {
+        Posted::Done => Ok(()),
+        Posted::Answering(resp) => {
+            let (s, env) = (s.clone(), env.clone());
+            tasks.spawn(async move { s.answer_first(resp, env).await });
+            Ok(())
+        }
+        Posted::ClientError(resp) => Err(resp),
+    }
+}
+
 /// Sends the first message, which decides the transport.
 async fn open(
     transport: Transport,
@@ -284,14 +304,9 @@ async fn open(
     match transport {
         Transport::Streamable => {
             let s = Streamable::new(remote.clone(), out.clone());
-            let resp = match s.deliver_first(msg.clone(), &env).await {
-                Posted::Done => return Some(Link::Streamable(s)),
-                Posted::Answering(resp) => {
-                    let s2 = s.clone();
-                    tasks.spawn(async move { s2.answer_first(resp, env).await });
-                    return Some(Link::Streamable(s));
-                }
-                Posted::ClientError(resp) => resp,
+            let resp = match first_post(&s, &msg, &env, tasks).await {
+                Ok(()) => return Some(Link::Streamable(s)),
+                Err(resp) => resp,
             };
             if let Some(l) = stateless(remote, out, &msg, &env, resp.status()).await {
                 return Some(Link::Stateless(l));
@@ -322,14 +337,9 @@ async fn open(
         },
         Transport::Auto => {
             let s = Streamable::new(remote.clone(), out.clone());
-            let resp = match s.deliver_first(msg.clone(), &env).await {
-                Posted::Done => return Some(Link::Streamable(s)),
-                Posted::Answering(resp) => {
-                    let s2 = s.clone();
-                    tasks.spawn(async move { s2.answer_first(resp, env).await });
-                    return Some(Link::Streamable(s));
-                }
-                Posted::ClientError(resp) => resp,
+            let resp = match first_post(&s, &msg, &env, tasks).await {
+                Ok(()) => return Some(Link::Streamable(s)),
+                Err(resp) => resp,
             };
             let status = resp.status();
             if matches!(
