@@ -45,14 +45,7 @@ impl Documents {
     }
 
     fn host_allowed(&self, u: &url::Url) -> bool {
-        let Some(host) = u.host_str() else {
-            return false;
-        };
-        let host = host.to_ascii_lowercase();
-        let with_port = u.port_or_known_default().map(|p| format!("{host}:{p}"));
-        self.allow_hosts
-            .iter()
-            .any(|a| *a == host || Some(a) == with_port.as_ref())
+        mcpgate_fetch::host_listed(u, &self.allow_hosts)
     }
 
     /// Whether `client_id` is a plain-http document URL on an allow-listed loopback host (tests).

@@ -14,12 +14,11 @@ use axum::response::{IntoResponse, Response};
 use mcpgate_store::oauth::{DeviceRow, DeviceStatus, GrantRow, digest_hex};
 
 use crate::authorize::user_scopes;
-use crate::client_auth::{Authenticated, ClientForm};
+use crate::client_auth::ClientForm;
 use crate::error::{ErrorCode, OAuthError};
 use crate::pages::{self, ScopeLine};
-use crate::params::Params;
 use crate::respond::{no_store, see_other};
-use crate::token::issue::{FirstTokens, Issued};
+use crate::token::issue::{FirstTokens, Grant, Issued};
 use crate::{Inner, authorize, random_token, session};
 
 /// The grant type a device polls `/token` with (RFC 8628 §3.4).
@@ -100,12 +99,8 @@ pub(crate) async fn authorization(
 }
 
 /// The `device_code` grant at `/token`.
-pub(crate) async fn exchange(
-    inner: &Inner,
-    client: &Authenticated,
-    params: &Params,
-    jkt: Option<&str>,
-) -> Result<Issued, OAuthError> {
+pub(crate) async fn exchange(grant: Grant<'_>) -> Result<Issued, OAuthError> {
+    let (inner, client, params, jkt) = grant.parts();
     let code = params.require("device_code")?;
     let digest = digest_hex(code);
     let row = inner

@@ -39,7 +39,8 @@
 //!   `federation/policy.rs` (allow-lists, local user) → `session.rs`.
 //! - **Tokens**, `POST /token`: `client_auth.rs` (the `ClientForm`
 //!   extractor authenticates the client before the handler runs) → `token.rs`
-//!   picks the grant: `token/code.rs`, `token/refresh.rs`,
+//!   checks the DPoP proof and hands one `Grant` (`token/issue.rs`) to the
+//!   handler of its `grant_type`: `token/code.rs`, `token/refresh.rs`,
 //!   `token/credentials.rs`, `device.rs` or `token/jwt_bearer.rs` (an
 //!   assertion of a `trusted_issuer.rs` issuer: an ID-JAG, its user found by
 //!   `token/assertion_user.rs`, or a workload token) → `token/issue.rs`

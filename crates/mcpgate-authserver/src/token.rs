@@ -48,12 +48,18 @@ async fn handle(
     }
     let proof = dpop::proof(inner, headers, &client.client.id).await?;
     let jkt = proof.as_ref().map(|p| p.jkt.as_str());
+    let grant = issue::Grant {
+        inner,
+        client,
+        params,
+        jkt,
+    };
     let issued = match grant_type.as_str() {
-        "authorization_code" => code::exchange(inner, client, params, jkt).await?,
-        "refresh_token" => refresh::exchange(inner, client, params, jkt).await?,
-        "client_credentials" => credentials::exchange(inner, client, params, jkt).await?,
-        crate::device::DEVICE_GRANT => crate::device::exchange(inner, client, params, jkt).await?,
-        jwt_bearer::JWT_BEARER => jwt_bearer::exchange(inner, client, params, jkt).await?,
+        "authorization_code" => code::exchange(grant).await?,
+        "refresh_token" => refresh::exchange(grant).await?,
+        "client_credentials" => credentials::exchange(grant).await?,
+        crate::device::DEVICE_GRANT => crate::device::exchange(grant).await?,
+        jwt_bearer::JWT_BEARER => jwt_bearer::exchange(grant).await?,
         other => {
             return Err(OAuthError::new(
                 ErrorCode::UnsupportedGrantType,

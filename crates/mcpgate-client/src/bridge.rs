@@ -199,30 +199,22 @@ where
                 // Requests run side by side (a slow tool call must not hold up
                 // its own cancellation); initialize, notifications and
                 // responses go in order, as the client sent them.
-                if env.kind == Kind::Request && env.method.as_deref() != Some("initialize") {
-                    let s = s.clone();
-                    tasks.spawn(async move { s.deliver(msg, env).await });
-                } else {
-                    s.deliver(msg, env).await;
-                }
+                let aside =
+                    env.kind == Kind::Request && env.method.as_deref() != Some("initialize");
+                let s = s.clone();
+                deliver(&mut tasks, aside, async move { s.deliver(msg, env).await }).await;
             }
             Some(Link::Legacy(l)) => {
-                if env.kind == Kind::Request {
-                    let l = l.clone();
-                    tasks.spawn(async move { l.deliver(msg, env).await });
-                } else {
-                    l.deliver(msg, env).await;
-                }
+                let aside = env.kind == Kind::Request;
+                let l = l.clone();
+                deliver(&mut tasks, aside, async move { l.deliver(msg, env).await }).await;
             }
             Some(Link::Stateless(l)) => {
                 // A request may wait on the app's answer to a question, which
                 // arrives here as a response: requests must run aside.
-                if env.kind == Kind::Request {
-                    let l = l.clone();
-                    tasks.spawn(async move { l.deliver(msg, env).await });
-                } else {
-                    l.deliver(msg, env).await;
-                }
+                let aside = env.kind == Kind::Request;
+                let l = l.clone();
+                deliver(&mut tasks, aside, async move { l.deliver(msg, env).await }).await;
             }
             Some(Link::Handshake(h)) => {
                 let h = h.clone();
@@ -258,12 +250,46 @@ where
     ended.map(|_| ())
 }
 
+/// Runs `delivery` beside the stdin loop (`aside`), or to its end before the
+/// next line is read.
+async fn deliver(
+    tasks: &mut JoinSet<()>,
+    aside: bool,
+    delivery: impl Future<Output = ()> + Send + 'static,
+) {
+    if aside {
+        tasks.spawn(delivery);
+    } else {
+        delivery.await;
+    }
+}
+
 /// The app's first message, and where a request that may run long goes so
 /// that the messages after it (its cancellation) are still read.
 struct First<'a> {
     msg: Bytes,
     env: Envelope,
     tasks: &'a mut JoinSet<()>,
+}
+
+/// Posts the first message over Streamable HTTP: `Ok` when the server took
+/// it (an answer still streaming is read aside, in `tasks`), else the
+/// refusal, for the caller to try another era or transport.
+async fn first_post(
+    s: &Arc<Streamable>,
+    msg: &Bytes,
+    env: &Envelope,
+    tasks: &mut JoinSet<()>,
+) -> Result<(), reqwest::Response> {
+    match s.deliver_first(msg.clone(), env).await {
+        Posted::Done => Ok(()),
+        Posted::Answering(resp) => {
+            let (s, env) = (s.clone(), env.clone());
+            tasks.spawn(async move { s.answer_first(resp, env).await });
+            Ok(())
+        }
+        Posted::ClientError(resp) => Err(resp),
+    }
 }
 
 /// Sends the first message, which decides the transport.
@@ -278,14 +304,9 @@ async fn open(
     match transport {
         Transport::Streamable => {
             let s = Streamable::new(remote.clone(), out.clone());
-            let resp = match s.deliver_first(msg.clone(), &env).await {
-                Posted::Done => return Some(Link::Streamable(s)),
-                Posted::Answering(resp) => {
-                    let s2 = s.clone();
-                    tasks.spawn(async move { s2.answer_first(resp, env).await });
-                    return Some(Link::Streamable(s));
-                }
-                Posted::ClientError(resp) => resp,
+            let resp = match first_post(&s, &msg, &env, tasks).await {
+                Ok(()) => return Some(Link::Streamable(s)),
+                Err(resp) => resp,
             };
             if let Some(l) = stateless(remote, out, &msg, &env, resp.status()).await {
                 return Some(Link::Stateless(l));
@@ -316,14 +337,9 @@ async fn open(
         },
         Transport::Auto => {
             let s = Streamable::new(remote.clone(), out.clone());
-            let resp = match s.deliver_first(msg.clone(), &env).await {
-                Posted::Done => return Some(Link::Streamable(s)),
-                Posted::Answering(resp) => {
-                    let s2 = s.clone();
-                    tasks.spawn(async move { s2.answer_first(resp, env).await });
-                    return Some(Link::Streamable(s));
-                }
-                Posted::ClientError(resp) => resp,
+            let resp = match first_post(&s, &msg, &env, tasks).await {
+                Ok(()) => return Some(Link::Streamable(s)),
+                Err(resp) => resp,
             };
             let status = resp.status();
             if matches!(

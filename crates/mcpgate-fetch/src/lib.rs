@@ -28,7 +28,7 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 
 pub use error::FetchError;
-pub use policy::{Policy, Private};
+pub use policy::{Policy, Private, host_listed};
 
 /// Fetches URLs under one [`Policy`]. Cheap to clone (shares its connection pools).
 #[derive(Debug, Clone)]

@@ -106,13 +106,19 @@ impl Policy {
 
     /// Whether `url`'s host (or host:port) is on the allow-list.
     pub(crate) fn allow_listed(&self, url: &url::Url) -> bool {
-        let Some(host) = url.host_str() else {
-            return false;
-        };
-        let host = host.to_ascii_lowercase();
-        let with_port = url.port_or_known_default().map(|p| format!("{host}:{p}"));
-        self.allow_hosts
-            .iter()
-            .any(|a| *a == host || Some(a) == with_port.as_ref())
+        host_listed(url, &self.allow_hosts)
     }
+}
+
+/// Whether `url`'s host, or its `host:port`, is one of `hosts` (written in
+/// lower case, as [`Policy::allow_hosts`] keeps them).
+pub fn host_listed(url: &url::Url, hosts: &[String]) -> bool {
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    let host = host.to_ascii_lowercase();
+    let with_port = url.port_or_known_default().map(|p| format!("{host}:{p}"));
+    hosts
+        .iter()
+        .any(|a| *a == host || Some(a) == with_port.as_ref())
 }

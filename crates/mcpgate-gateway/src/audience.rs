@@ -14,18 +14,20 @@
 use std::collections::BTreeMap;
 
 use mcpgate_guard::{AuthMethod, AuthRejection, Principal, same_resource};
+use mcpgate_types::{Audience, JwtIssuer};
 
 use crate::config::UpstreamConfig;
+use crate::error::GatewayError;
 
 /// Which issuers' tokens are bound to which audiences.
 #[derive(Debug, Clone, Default)]
 pub struct AudienceBinding {
     /// Issuers whose tokens name the endpoint they are for (the built-in
     /// authorization server's issuer).
-    pub endpoint_issuers: Vec<String>,
+    pub endpoint_issuers: Vec<JwtIssuer>,
     /// `[[auth.jwt]]` issuer → its configured `audience`, the default for
     /// upstreams without an `audience` override.
-    pub issuer_audiences: BTreeMap<String, Vec<String>>,
+    pub issuer_audiences: BTreeMap<JwtIssuer, Vec<Audience>>,
 }
 
 /// The binding, resolved per upstream.
@@ -33,40 +35,40 @@ pub struct AudienceBinding {
 pub(crate) struct Audiences {
     binding: AudienceBinding,
     /// Upstream → the URLs of its endpoint(s).
-    endpoints: BTreeMap<String, Vec<String>>,
+    endpoints: BTreeMap<String, Vec<Audience>>,
     /// Upstream → its `audience` override.
-    overrides: BTreeMap<String, Vec<String>>,
+    overrides: BTreeMap<String, Vec<Audience>>,
 }
 
 impl Audiences {
+    /// Refuses an upstream whose endpoint URL or `audience` override is no
+    /// audience value (empty, or with white space).
     pub(crate) fn new(
         binding: AudienceBinding,
         public_url: &url::Url,
         upstreams: &[UpstreamConfig],
-    ) -> Self {
+    ) -> Result<Self, GatewayError> {
         let base = public_url.as_str().trim_end_matches('/');
         let single = upstreams.len() == 1;
-        let endpoints = upstreams
-            .iter()
-            .map(|u| {
-                let mut urls = vec![format!("{base}/mcp/{}", u.name)];
-                // `/mcp` and `/mcp/<name>` are the same endpoint then: one
-                // resource with two names, and a token for either works at both.
-                if single {
-                    urls.push(format!("{base}/mcp"));
-                }
-                (u.name.clone(), urls)
-            })
-            .collect();
-        let overrides = upstreams
-            .iter()
-            .filter_map(|u| Some((u.name.clone(), u.audience.clone()?.0)))
-            .collect();
-        Audiences {
+        let mut endpoints = BTreeMap::new();
+        let mut overrides = BTreeMap::new();
+        for u in upstreams {
+            let mut urls = vec![format!("{base}/mcp/{}", u.name)];
+            // `/mcp` and `/mcp/<name>` are the same endpoint then: one
+            // resource with two names, and a token for either works at both.
+            if single {
+                urls.push(format!("{base}/mcp"));
+            }
+            endpoints.insert(u.name.clone(), parsed(&u.name, urls)?);
+            if let Some(a) = &u.audience {
+                overrides.insert(u.name.clone(), parsed(&u.name, a.0.clone())?);
+            }
+        }
+        Ok(Audiences {
             binding,
             endpoints,
             overrides,
-        }
+        })
     }
 
     /// Adds endpoints that are not upstreams (virtual servers), each a
@@ -78,15 +80,18 @@ impl Audiences {
     ) -> Self {
         let base = public_url.as_str().trim_end_matches('/');
         for n in names {
+            // A checked name makes one audience value; one that did not would
+            // leave the endpoint none, so every token is refused there.
+            let url = Audience::try_from(format!("{base}/mcp/{n}"));
             self.endpoints
-                .insert(n.to_owned(), vec![format!("{base}/mcp/{n}")]);
+                .insert(n.to_owned(), url.into_iter().collect());
         }
         self
     }
 
     /// The audiences a token must name (one of) at `upstream`, or `None` when
     /// the principal is not audience-bound.
-    fn wanted(&self, p: &Principal, upstream: &str) -> Option<&[String]> {
+    fn wanted(&self, p: &Principal, upstream: &str) -> Option<&[Audience]> {
         if !matches!(p.method(), AuthMethod::Jwt | AuthMethod::Introspection) {
             return None;
         }
@@ -132,7 +137,7 @@ impl Audiences {
         };
         if p.audience()
             .iter()
-            .any(|a| wanted.iter().any(|w| same_resource(a.as_str(), w)))
+            .any(|a| wanted.iter().any(|w| same_resource(a.as_str(), w.as_str())))
         {
             return Ok(());
         }
@@ -140,10 +145,9 @@ impl Audiences {
         let presented_at = presented_at.as_str();
         let named = wanted
             .iter()
-            .find(|w| same_resource(w, presented_at))
+            .find(|w| same_resource(w.as_str(), presented_at))
             .or_else(|| wanted.first())
-            .cloned()
-            .unwrap_or_else(|| presented_at.to_owned());
+            .map_or(presented_at, Audience::as_str);
         tracing::warn!(
             upstream,
             subject = p.subject().as_str(),
@@ -156,6 +160,19 @@ impl Audiences {
             "Token audience does not include {named}"
         )))
     }
+}
+
+/// `values` as audiences; a bad one is a configuration error of `upstream`.
+fn parsed(upstream: &str, values: Vec<String>) -> Result<Vec<Audience>, GatewayError> {
+    values
+        .into_iter()
+        .map(|v| {
+            Audience::try_from(v).map_err(|e| GatewayError::Config {
+                upstream: upstream.to_owned(),
+                problems: vec![format!("upstream {upstream}: audience: {e}")],
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]

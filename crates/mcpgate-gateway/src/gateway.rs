@@ -94,7 +94,7 @@ impl Gateway {
             cfg.auth.audiences.clone(),
             &cfg.public_url,
             &cfg.upstreams,
-        )
+        )?
         .with_endpoints(
             &cfg.public_url,
             cfg.virtual_servers.iter().map(|v| v.name.as_str()),

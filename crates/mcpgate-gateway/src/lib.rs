@@ -81,6 +81,7 @@ mod session;
 mod session_key;
 mod state;
 mod stopping;
+mod subject_slots;
 mod upstream;
 mod virtual_server;
 

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use mcpgate_types::{SessionId, Subject};
 
 use crate::events::EventLog;
+use crate::subject_slots::{Slot, SubjectSlots};
 use crate::upstream::{Link, UpstreamError};
 
 /// POST streams remembered per session for `Last-Event-ID` resumption.
@@ -209,27 +210,11 @@ pub(crate) struct SessionTable {
     announcer: OnceLock<Announcer>,
     /// Sessions being opened (initialize in flight), per subject: they count
     /// against `server.max_sessions_per_subject` before they exist.
-    opening: Arc<Mutex<HashMap<String, usize>>>,
+    opening: SubjectSlots,
 }
 
 /// A place for one session of a subject, held while it opens.
-#[derive(Debug)]
-pub(crate) struct Reservation {
-    opening: Arc<Mutex<HashMap<String, usize>>>,
-    subject: String,
-}
-
-impl Drop for Reservation {
-    fn drop(&mut self) {
-        let mut opening = self.opening.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = opening.get_mut(&self.subject) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                opening.remove(&self.subject);
-            }
-        }
-    }
-}
+pub(crate) type Reservation = Slot;
 
 impl SessionTable {
     /// Holds a place for a new session of `subject` (signed-in callers only;
@@ -255,19 +240,13 @@ impl SessionTable {
             .values()
             .filter(|s| s.subject == subject && !s.is_closed() && !s.adopted.load(Ordering::SeqCst))
             .count();
-        let mut opening = self.opening.lock().unwrap_or_else(|e| e.into_inner());
-        let n = opening.entry(subject.to_owned()).or_default();
-        if open + *n >= cap {
-            tracing::warn!(%subject, cap, "refused a session: the subject is at server.max_sessions_per_subject");
-            return Err(UpstreamError::SubjectLimit(format!(
-                "{subject} already has {cap} open sessions (server.max_sessions_per_subject = {cap}); end one with DELETE, or wait for idle ones to expire (server.session_idle_timeout)"
-            )));
+        if let Some(slot) = self.opening.take(subject, cap.saturating_sub(open)) {
+            return Ok(Some(slot));
         }
-        *n += 1;
-        Ok(Some(Reservation {
-            opening: self.opening.clone(),
-            subject: subject.to_owned(),
-        }))
+        tracing::warn!(%subject, cap, "refused a session: the subject is at server.max_sessions_per_subject");
+        Err(UpstreamError::SubjectLimit(format!(
+            "{subject} already has {cap} open sessions (server.max_sessions_per_subject = {cap}); end one with DELETE, or wait for idle ones to expire (server.session_idle_timeout)"
+        )))
     }
 
     pub(crate) fn insert(&self, s: Arc<Session>) {

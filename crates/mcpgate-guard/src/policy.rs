@@ -48,6 +48,9 @@ impl Scopes {
 }
 
 /// The policy settings of one upstream, as configured.
+// The gateway's `UpstreamConfig` repeats these keys field by field: serde
+// cannot `flatten` into a table that denies unknown keys, and a misspelt key
+// must stay an error there (`UpstreamConfig::policy_config` maps them here).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyConfig {

@@ -8,7 +8,9 @@
 //! - `api_keys.rs`, `users.rs`: the API keys of `mcpgate keys` (SHA-256
 //!   digests) and the Basic users of `mcpgate users` (argon2id), and
 //!   `verify.rs`, the guard's [`Verifier`](mcpgate_guard::Verifier)s on them
-//!   ([`ApiKeyVerifier`], [`BasicVerifier`]).
+//!   ([`ApiKeyVerifier`], [`BasicVerifier`]). What a key or user name may
+//!   hold is checked here, and [`user_name_from`] makes one of an IdP's login
+//!   or email (federation and the jwt-bearer grant).
 //! - [`oauth`]: the authorization server's rows, one file per table family:
 //!   clients, consents, device codes, grants with their codes and refresh
 //!   tokens, pending authorizations, resource servers, browser sessions, and
@@ -262,13 +264,13 @@ pub fn create_private_file(path: &Path) -> std::io::Result<()> {
     }
 }
 
+fn name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@' | '+')
+}
+
 /// Checks a key or user name: 1 to 64 of `A-Z a-z 0-9 . _ - @ +`.
 fn check_name(kind: Kind, name: &str) -> Result<(), StoreError> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'@' | b'+'));
+    let ok = !name.is_empty() && name.len() <= 64 && name.chars().all(name_char);
     if ok {
         Ok(())
     } else {
@@ -277,6 +279,16 @@ fn check_name(kind: Kind, name: &str) -> Result<(), StoreError> {
             name: name.to_owned(),
         })
     }
+}
+
+/// A user name made of what an IdP says (a login, an email): each character a
+/// name may not hold becomes `-`, and at most 56 are kept so that a `-N` suffix
+/// for a taken name still fits in 64. Empty when `raw` is.
+pub fn user_name_from(raw: &str) -> String {
+    raw.chars()
+        .map(|c| if name_char(c) { c } else { '-' })
+        .take(56)
+        .collect()
 }
 
 #[cfg(test)]

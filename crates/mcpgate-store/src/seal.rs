@@ -25,6 +25,8 @@ const FORMAT_VERSION: u8 = 1;
 const HEADER_LEN: usize = 2;
 
 /// Why a master key cannot be loaded or a value cannot be unsealed.
+// `BadKey` and `Io` are the gateway's `SessionKeyError` variants again: each
+// crate keeps its own error enum, and the message names which key is at fault.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SealError {

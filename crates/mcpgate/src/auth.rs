@@ -11,7 +11,7 @@ use mcpgate_guard::{
     JwtVerifier, StaticTokens, UpstreamKey, Verifier,
 };
 use mcpgate_store::{ApiKeyVerifier, BasicVerifier, MasterKey, Store};
-use mcpgate_types::Issuer;
+use mcpgate_types::{Audience, Issuer, JwtIssuer};
 
 use crate::config::{AuthMode, Config, VerifierKind};
 
@@ -54,7 +54,9 @@ pub(crate) async fn build(
     if let Some(server) = authserver {
         verifiers.push(server.verifier());
         issuers.push(server.issuer().clone());
-        audiences.endpoint_issuers.push(server.issuer().to_string());
+        audiences
+            .endpoint_issuers
+            .push(JwtIssuer::from(server.issuer().clone()));
     }
     // An upstream's `audience` override must get past the issuer's own check;
     // the gateway then holds each upstream to its override or the configured audience.
@@ -108,9 +110,7 @@ pub(crate) async fn build(
             VerifierKind::Jwt => {
                 for j in &a.jwt {
                     let mut j = j.clone();
-                    audiences
-                        .issuer_audiences
-                        .insert(j.issuer.clone(), j.audience.0.clone());
+                    bind_audience(&mut audiences, &j, &mut problems);
                     if !j.audience.0.is_empty() {
                         j.audience.0.extend(overrides.iter().cloned());
                     }
@@ -231,6 +231,27 @@ async fn dpop_replay(
             .map_err(|e| format!("cannot open the store (the DPoP replay cache): {e}"))?,
     };
     Ok(Some(Arc::new(store)))
+}
+
+/// Records what `[[auth.jwt]]` issuer `j`'s tokens must name. A bad issuer or
+/// an empty audience is the verifier's to report; an audience with white space
+/// is reported here, as nothing could match it.
+fn bind_audience(
+    audiences: &mut mcpgate_gateway::AudienceBinding,
+    j: &mcpgate_guard::JwtConfig,
+    problems: &mut Vec<String>,
+) {
+    let Ok(issuer) = j.issuer.parse::<JwtIssuer>() else {
+        return;
+    };
+    let mut wanted = Vec::new();
+    for a in j.audience.0.iter().filter(|a| !a.trim().is_empty()) {
+        match Audience::try_from(a.clone()) {
+            Ok(a) => wanted.push(a),
+            Err(e) => problems.push(format!("auth.jwt ({issuer}): audience: {e}")),
+        }
+    }
+    audiences.issuer_audiences.insert(issuer, wanted);
 }
 
 /// The nonces of upstreams with `dpop_nonce = true`: derived from the master

@@ -77,17 +77,7 @@ pub(crate) fn user_name(provider: &str, id: &Identity) -> String {
         .clone()
         .or_else(|| id.email.clone())
         .unwrap_or_else(|| format!("{provider}-{}", id.subject));
-    let clean: String = raw
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@' | '+') {
-                c
-            } else {
-                '-'
-            }
-        })
-        .take(56)
-        .collect();
+    let clean = mcpgate_store::user_name_from(&raw);
     if clean.is_empty() {
         format!("{provider}-user")
     } else {

@@ -72,17 +72,7 @@ pub(super) async fn local_user(
                 "the ID-JAG's {claim} {value:?} cannot be a user name here (1 to 64 of A-Z a-z 0-9 . _ - @ +)"
             )));
         }
-        (UserMatch::Email, _) => value
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@' | '+') {
-                    c
-                } else {
-                    '-'
-                }
-            })
-            .take(56)
-            .collect(),
+        (UserMatch::Email, _) => mcpgate_store::user_name_from(value),
     };
     let scopes: mcpgate_types::ScopeSet = cfg.user_scopes.iter().cloned().collect();
     // A name taken by another user gets a suffix (email matching only: a

@@ -7,7 +7,7 @@ use std::time::SystemTime;
 
 use mcpgate_store::oauth::{CodeOutcome, CodeRow, digest_hex};
 
-use super::issue::{FirstTokens, Issued};
+use super::issue::{FirstTokens, Grant, Issued};
 use crate::client_auth::Authenticated;
 use crate::error::OAuthError;
 use crate::params::Params;
@@ -19,12 +19,8 @@ fn refused(client: &Authenticated, why: &'static str) -> OAuthError {
     OAuthError::grant(why)
 }
 
-pub(super) async fn exchange(
-    inner: &Inner,
-    client: &Authenticated,
-    params: &Params,
-    jkt: Option<&str>,
-) -> Result<Issued, OAuthError> {
+pub(super) async fn exchange(grant: Grant<'_>) -> Result<Issued, OAuthError> {
+    let (inner, client, params, jkt) = grant.parts();
     let code = params.require("code")?;
     let verifier = params
         .get("code_verifier")

@@ -1,17 +1,11 @@
 //! The `client_credentials` grant: confidential clients acting as themselves.
 
-use super::issue::{Issued, issue_access_only};
-use crate::client_auth::Authenticated;
+use super::issue::{Grant, Issued, issue_access_only};
+use crate::authorize;
 use crate::error::{ErrorCode, OAuthError};
-use crate::params::Params;
-use crate::{Inner, authorize};
 
-pub(super) async fn exchange(
-    inner: &Inner,
-    client: &Authenticated,
-    params: &Params,
-    jkt: Option<&str>,
-) -> Result<Issued, OAuthError> {
+pub(super) async fn exchange(grant: Grant<'_>) -> Result<Issued, OAuthError> {
+    let (inner, client, params, jkt) = grant.parts();
     if !client.confidential {
         return Err(OAuthError::new(
             ErrorCode::UnauthorizedClient,

@@ -11,8 +11,28 @@ use mcpgate_store::oauth::{GrantRow, RefreshRow, digest_hex};
 
 use crate::client_auth::Authenticated;
 use crate::error::{ErrorCode, OAuthError};
+use crate::params::Params;
 use crate::respond::no_store;
 use crate::{Inner, random_token, unix};
+
+/// One `/token` request, handed to the handler of its `grant_type`: every
+/// grant reads the same four things, so they travel together.
+#[derive(Clone, Copy)]
+pub(crate) struct Grant<'a> {
+    pub(crate) inner: &'a Inner,
+    /// The client, authenticated by the `ClientForm` extractor.
+    pub(crate) client: &'a Authenticated,
+    pub(crate) params: &'a Params,
+    /// The thumbprint of the request's DPoP key, when it carried a proof.
+    pub(crate) jkt: Option<&'a str>,
+}
+
+impl<'a> Grant<'a> {
+    /// The four parts, for a handler that reads them by name.
+    pub(crate) fn parts(self) -> (&'a Inner, &'a Authenticated, &'a Params, Option<&'a str>) {
+        (self.inner, self.client, self.params, self.jkt)
+    }
+}
 
 /// What a successful grant returns.
 #[derive(Debug)]

@@ -19,10 +19,8 @@ use mcpgate_types::ResourceUri;
 use serde_json::{Map, Value};
 
 use super::assertion_user;
-use super::issue::{Issued, issue_access_only};
-use crate::client_auth::Authenticated;
+use super::issue::{Grant, Issued, issue_access_only};
 use crate::error::{ErrorCode, OAuthError};
-use crate::params::Params;
 use crate::trusted_issuer::{Checked, IssuerKind, Refusal};
 use crate::{Inner, authorize};
 
@@ -35,12 +33,8 @@ pub(super) fn refuse(client: &str, issuer: &str, code: ErrorCode, reason: String
     OAuthError::new(code, reason)
 }
 
-pub(super) async fn exchange(
-    inner: &Inner,
-    client: &Authenticated,
-    params: &Params,
-    jkt: Option<&str>,
-) -> Result<Issued, OAuthError> {
+pub(super) async fn exchange(grant: Grant<'_>) -> Result<Issued, OAuthError> {
+    let (inner, client, params, _) = grant.parts();
     let cid = client.client.id.as_str();
     let assertion = params.require("assertion")?;
     if inner.trusted.is_empty() {
@@ -67,8 +61,8 @@ pub(super) async fn exchange(
         }
     };
     match checked.issuer.cfg.kind {
-        IssuerKind::IdJag => id_jag(inner, client, params, &checked, jkt).await,
-        IssuerKind::Workload => workload(inner, client, params, &checked, jkt).await,
+        IssuerKind::IdJag => id_jag(grant, &checked).await,
+        IssuerKind::Workload => workload(grant, &checked).await,
     }
 }
 
@@ -142,15 +136,9 @@ fn within(
     }
 }
 
-async fn id_jag(
-    inner: &Inner,
-    client: &Authenticated,
-    params: &Params,
-    checked: &Checked<'_>,
-    jkt: Option<&str>,
-) -> Result<Issued, OAuthError> {
-    let cfg = &checked.issuer.cfg;
-    let cid = client.client.id.as_str();
+async fn id_jag(grant: Grant<'_>, checked: &Checked<'_>) -> Result<Issued, OAuthError> {
+    let (inner, client, params, jkt) = grant.parts();
+    let (cfg, cid) = (&checked.issuer.cfg, client.client.id.as_str());
     let iss = cfg.name.as_str();
     let claims = &checked.claims;
     let fail = |m: String| refuse(cid, iss, ErrorCode::InvalidGrant, m);
@@ -238,15 +226,9 @@ async fn once(
     }
 }
 
-async fn workload(
-    inner: &Inner,
-    client: &Authenticated,
-    params: &Params,
-    checked: &Checked<'_>,
-    jkt: Option<&str>,
-) -> Result<Issued, OAuthError> {
-    let cfg = &checked.issuer.cfg;
-    let cid = client.client.id.as_str();
+async fn workload(grant: Grant<'_>, checked: &Checked<'_>) -> Result<Issued, OAuthError> {
+    let (inner, client, params, jkt) = grant.parts();
+    let (cfg, cid) = (&checked.issuer.cfg, client.client.id.as_str());
     let iss = cfg.name.as_str();
     let sub = text(&checked.claims, "sub").unwrap_or("");
     let fail = |m: String| refuse(cid, iss, ErrorCode::InvalidGrant, m);

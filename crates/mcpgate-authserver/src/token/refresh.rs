@@ -10,19 +10,12 @@ use std::time::SystemTime;
 
 use mcpgate_store::oauth::{Rotation, digest_hex};
 
-use super::issue::{Issued, access_token, live_grant, refresh_token};
-use crate::Inner;
-use crate::client_auth::Authenticated;
+use super::issue::{Grant, Issued, access_token, live_grant, refresh_token};
 use crate::error::{ErrorCode, OAuthError};
-use crate::params::Params;
 use mcpgate_types::ScopeSet;
 
-pub(super) async fn exchange(
-    inner: &Inner,
-    client: &Authenticated,
-    params: &Params,
-    jkt: Option<&str>,
-) -> Result<Issued, OAuthError> {
+pub(super) async fn exchange(grant: Grant<'_>) -> Result<Issued, OAuthError> {
+    let (inner, client, params, jkt) = grant.parts();
     let presented = params.require("refresh_token")?;
     let digest = digest_hex(presented);
     let row = inner

@@ -173,14 +173,7 @@ impl Handshake {
             },
         };
         let outcome = outcome.map(|r| complete(r, &method));
-        let id = env.id.as_deref().map_or("null", |r| r.get());
-        match outcome {
-            Ok(result) => {
-                let line = format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{result}}}"#);
-                self.out.message(Bytes::from(line)).await;
-            }
-            Err((why, data)) => self.out.error(env.id.as_deref(), &why, data).await,
-        }
+        self.out.reply(env.id.as_deref(), outcome).await;
     }
 
     /// The app's `notifications/cancelled` (over stdio a 2026-07-28 app still
@@ -386,12 +379,7 @@ fn request(
     session: Option<&HeaderValue>,
     version: Option<&HeaderValue>,
 ) -> reqwest::RequestBuilder {
-    let mut req = remote
-        .client
-        .post(remote.url.clone())
-        .header(ACCEPT, "application/json, text/event-stream")
-        .header(CONTENT_TYPE, "application/json")
-        .body(body.to_string());
+    let mut req = remote.post_message(&remote.url, body.to_string());
     if let Some(s) = session {
         req = req.header("mcp-session-id", s.clone());
     }

@@ -179,14 +179,7 @@ impl Legacy {
         {
             self.pending().insert(k.clone());
         }
-        let make = || {
-            self.remote
-                .client
-                .post(self.endpoint.clone())
-                .header(ACCEPT, "application/json, text/event-stream")
-                .header(CONTENT_TYPE, "application/json")
-                .body(msg.clone())
-        };
+        let make = || self.remote.post_message(&self.endpoint, msg.clone());
         let problem = match self.remote.send(make).await {
             Ok(r) if r.status().is_success() => None,
             Ok(r) => {

@@ -73,6 +73,23 @@ impl Output {
         let line = format!(r#"{{"jsonrpc":"2.0","id":{id},"error":{body}}}"#);
         self.message(Bytes::from(line)).await;
     }
+
+    /// Answers the stdio client's request `id` with a result the bridge made
+    /// itself (an era bridge's), or with an error and its `data`.
+    pub(crate) async fn reply(
+        &self,
+        id: Option<&RawValue>,
+        outcome: Result<serde_json::Value, (String, serde_json::Value)>,
+    ) {
+        match outcome {
+            Ok(result) => {
+                let id = id.map_or("null", RawValue::get);
+                let line = format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{result}}}"#);
+                self.message(Bytes::from(line)).await;
+            }
+            Err((why, data)) => self.error(id, &why, data).await,
+        }
+    }
 }
 
 /// A JSON text on one line. Raw line breaks in valid JSON can only be

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
+use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
 use http::{HeaderMap, HeaderValue, StatusCode};
 use reqwest::{RequestBuilder, Response};
 use url::Url;
@@ -60,6 +60,16 @@ impl Remote {
             credentials,
             auth_hint,
         })
+    }
+
+    /// A POST of one JSON-RPC message (`body`) to `to`, taking the answer as
+    /// JSON or as an event stream, as every MCP HTTP transport does.
+    pub(crate) fn post_message(&self, to: &Url, body: impl Into<reqwest::Body>) -> RequestBuilder {
+        self.client
+            .post(to.clone())
+            .header(ACCEPT, "application/json, text/event-stream")
+            .header(CONTENT_TYPE, "application/json")
+            .body(body)
     }
 
     /// Sends the request `make` builds, with the user's headers and the

@@ -15,7 +15,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 use http::HeaderValue;
-use http::header::{ACCEPT, CONTENT_TYPE};
+use http::header::CONTENT_TYPE;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
@@ -314,12 +314,8 @@ impl Stateless {
         let method = body.get("method").and_then(Value::as_str).unwrap_or("");
         let mut req = self
             .remote
-            .client
-            .post(self.remote.url.clone())
-            .header(ACCEPT, "application/json, text/event-stream")
-            .header(CONTENT_TYPE, "application/json")
-            .header("mcp-protocol-version", modern::VERSION)
-            .body(body.to_string());
+            .post_message(&self.remote.url, body.to_string())
+            .header("mcp-protocol-version", modern::VERSION);
         if let Ok(m) = HeaderValue::try_from(method) {
             req = req.header("mcp-method", m);
         }
@@ -334,14 +330,7 @@ impl Stateless {
 
     /// The app's answer to its request `env`.
     async fn reply(&self, env: &Envelope, outcome: Result<Value, (String, Value)>) {
-        let id = env.id.as_deref().map_or("null", |r| r.get());
-        match outcome {
-            Ok(result) => {
-                let line = format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{result}}}"#);
-                self.out.message(Bytes::from(line)).await;
-            }
-            Err((why, data)) => self.out.error(env.id.as_deref(), &why, data).await,
-        }
+        self.out.reply(env.id.as_deref(), outcome).await;
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, oneshot::Sender<Value>>> {

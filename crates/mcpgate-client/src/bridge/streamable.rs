@@ -171,13 +171,7 @@ impl Streamable {
         session: Option<&HeaderValue>,
         version: Option<&HeaderValue>,
     ) -> RequestBuilder {
-        let mut req = self
-            .remote
-            .client
-            .post(self.remote.url.clone())
-            .header(ACCEPT, "application/json, text/event-stream")
-            .header(CONTENT_TYPE, "application/json")
-            .body(msg.clone());
+        let mut req = self.remote.post_message(&self.remote.url, msg.clone());
         match &env.stateless_version {
             // A 2026-07-28 client: no session; the routing headers mirror the body.
             Some(v) => {

@@ -20,10 +20,10 @@ const AS: &str = "https://gw.example";
 
 fn two() -> Audiences {
     let binding = AudienceBinding {
-        endpoint_issuers: vec![AS.into()],
+        endpoint_issuers: vec![AS.parse().unwrap()],
         issuer_audiences: [(
-            "https://idp.example".to_owned(),
-            vec!["api://all".to_owned()],
+            "https://idp.example".parse().unwrap(),
+            vec!["api://all".parse().unwrap()],
         )]
         .into_iter()
         .collect(),
@@ -35,7 +35,8 @@ fn two() -> Audiences {
         &upstreams(
             "[[upstream]]\nname = \"demo\"\nurl = \"http://d\"\n\n[[upstream]]\nname = \"echo\"\nurl = \"http://e\"\naudience = \"api://echo\"\n",
         ),
-    )
+     )
+    .expect("audiences")
 }
 
 #[test]
@@ -66,12 +67,13 @@ fn the_single_upstream_answers_to_both_of_its_urls() {
     let url = url::Url::parse("https://gw.example/").expect("url");
     let a = Audiences::new(
         AudienceBinding {
-            endpoint_issuers: vec![AS.into()],
+            endpoint_issuers: vec![AS.parse().unwrap()],
             ..AudienceBinding::default()
         },
         &url,
         &upstreams("[[upstream]]\nname = \"demo\"\nurl = \"http://d\"\n"),
-    );
+    )
+    .expect("audiences");
     for aud in ["https://gw.example/mcp", "https://gw.example/mcp/demo"] {
         let p = token(AS, &[aud], AuthMethod::Jwt);
         assert!(
@@ -117,4 +119,16 @@ fn keys_and_passwords_are_not_audience_bound() {
         let p = token(AS, &[], m);
         assert!(a.check(&p, "echo", "https://gw.example/mcp/echo").is_ok());
     }
+}
+
+#[test]
+fn an_override_that_is_no_audience_is_a_configuration_error() {
+    let url = url::Url::parse("https://gw.example/").expect("url");
+    let e = Audiences::new(
+        AudienceBinding::default(),
+        &url,
+        &upstreams("[[upstream]]\nname = \"demo\"\nurl = \"http://d\"\naudience = [\"api://a\", \"api b\"]\n"),
+    )
+    .expect_err("refused");
+    assert!(e.to_string().contains("upstream demo: audience:"), "{e}");
 }

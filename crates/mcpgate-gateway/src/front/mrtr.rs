@@ -238,13 +238,7 @@ impl Call {
                             "{method}: the client of this request cannot be asked (not declared, or not allowed for {})",
                             self.method
                         );
-                        let _ = self
-                            .link
-                            .send(
-                                &self.proof,
-                                Message::error(m.id, code::METHOD_NOT_FOUND, &why),
-                            )
-                            .await;
+                        self.refuse_question(m.id, &why).await;
                         continue;
                     }
                     return Step::Final(self.park(m));
@@ -252,6 +246,15 @@ impl Call {
                 _ => return Step::Interim(m),
             }
         }
+    }
+
+    /// Answers an upstream's question that cannot be put to the client with
+    /// "method not found": the upstream may go on without an answer.
+    async fn refuse_question(&self, id: Option<Box<RawValue>>, why: &str) {
+        let _ = self
+            .link
+            .send(&self.proof, Message::error(id, code::METHOD_NOT_FOUND, why))
+            .await;
     }
 
     /// The capability a question asked during this call needs, when the
@@ -269,13 +272,7 @@ impl Call {
     async fn refuse_missing(&mut self, question: Message, method: &str, cap: &str) -> Message {
         tracing::info!(call = %self.method, question = %method, capability = cap, "refused a call whose upstream needs a client capability the client did not declare");
         let why = format!("{method}: the client did not declare the {cap} capability");
-        let _ = self
-            .link
-            .send(
-                &self.proof,
-                Message::error(question.id, code::METHOD_NOT_FOUND, &why),
-            )
-            .await;
+        self.refuse_question(question.id, &why).await;
         self.link
             .cancel(
                 &self.upstream_id,

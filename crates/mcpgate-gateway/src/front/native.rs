@@ -18,7 +18,7 @@ use super::caller::AuthenticatedCaller;
 use crate::error::GatewayError;
 use crate::events::EventLog;
 use crate::jsonrpc::{Kind, Message};
-use crate::rewrite::Rewrite;
+use crate::rewrite::{Rewrite, result_value};
 use crate::state::Gateway;
 use crate::upstream::modern::check_param_headers;
 use crate::upstream::{HttpUpstream, Link, UpstreamError};
@@ -80,12 +80,7 @@ impl Native<'_> {
                 let era = h.clone();
                 let lists_tools = method == "tools/list";
                 let rewrite: Rewrite = Arc::new(move |m: &mut Message| {
-                    if lists_tools
-                        && let Some(v) = m
-                            .result
-                            .as_deref()
-                            .and_then(|r| serde_json::from_str::<Value>(r.get()).ok())
-                    {
+                    if lists_tools && let Some(v) = result_value(m) {
                         era.era.note_tools(&v);
                     }
                     if refuses_version(m) {

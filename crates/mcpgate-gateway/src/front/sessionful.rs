@@ -47,6 +47,7 @@ pub(crate) async fn serve(
     }
 }
 
+// Shaped like the stateless era's `post`; why the two stay apart is said there.
 async fn post(
     gw: Gateway,
     endpoint: Endpoint,

@@ -23,7 +23,7 @@ use crate::events::EventLog;
 use crate::jsonrpc::{self, Kind, Message, code};
 use crate::protocol::MODERN_VERSION;
 use crate::reply::{json, sse};
-use crate::rewrite::Rewrite;
+use crate::rewrite::{Rewrite, result_value};
 use crate::state::Gateway;
 use crate::upstream::{Link, Upstream};
 
@@ -278,12 +278,7 @@ async fn post(
                 let lists_tools = method == "tools/list";
                 let learn = upstream.clone();
                 let rewrite: Rewrite = Arc::new(move |m: &mut Message| {
-                    if lists_tools
-                        && let Some(v) = m
-                            .result
-                            .as_deref()
-                            .and_then(|r| serde_json::from_str::<Value>(r.get()).ok())
-                    {
+                    if lists_tools && let Some(v) = result_value(m) {
                         learn.era().note_tools(&v);
                     }
                     if let Some(f) = &filter {

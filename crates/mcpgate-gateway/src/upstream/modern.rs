@@ -407,6 +407,8 @@ impl Bridge {
     }
 
     /// The resources subscribed to after adding (`on`) or removing `uri`.
+    // The client bridge keeps an app's subscriptions the same way
+    // (`bridge/stateless/subscribe.rs`); the crates share no module for it.
     pub(crate) fn subscription(&self, uri: &str, on: bool) -> Vec<String> {
         let mut set = self.subscribed.lock().unwrap_or_else(|e| e.into_inner());
         if on {

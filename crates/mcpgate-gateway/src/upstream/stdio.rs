@@ -32,6 +32,7 @@ use crate::events::EventLog;
 use crate::identity::OnBehalfOf;
 use crate::jsonrpc::{self, Message, code};
 use crate::protocol::GATEWAY_PROTOCOL_VERSION;
+use crate::subject_slots::{Slot, SubjectSlots};
 
 /// A running child process and the mux over its stdio.
 #[derive(Debug)]
@@ -118,7 +119,7 @@ pub(crate) struct StdioUpstream {
     per_subject: tokio::sync::Mutex<std::collections::HashMap<String, (Arc<SharedChild>, Instant)>>,
     children: Mutex<Vec<std::sync::Weak<Child>>>,
     /// Live processes per signed-in subject, for `server.max_children_per_subject`.
-    per_subject_count: Arc<Mutex<std::collections::HashMap<String, usize>>>,
+    per_subject_count: SubjectSlots,
     last_error: Mutex<Option<String>>,
     /// Outbound credentials, as environment variables of each child.
     credentials: Arc<Credentials>,
@@ -177,7 +178,7 @@ impl StdioUpstream {
             shared: tokio::sync::Mutex::new(None),
             per_subject: tokio::sync::Mutex::new(std::collections::HashMap::new()),
             children: Mutex::new(Vec::new()),
-            per_subject_count: Arc::default(),
+            per_subject_count: SubjectSlots::default(),
             last_error: Mutex::new(None),
             credentials,
             era: super::modern::EraCache::default(),
@@ -496,30 +497,21 @@ impl StdioUpstream {
 
     /// Takes one of a signed-in subject's child slots; anonymous callers and the
     /// gateway itself (shared children) are bounded by `max_children` alone.
-    fn subject_slot(&self, caller: &OnBehalfOf) -> Result<Option<SubjectSlot>, UpstreamError> {
+    fn subject_slot(&self, caller: &OnBehalfOf) -> Result<Option<Slot>, UpstreamError> {
         let (Some(subject), cap) = (&caller.subject, self.limits.max_children_per_subject) else {
             return Ok(None);
         };
         if cap == 0 {
             return Ok(None);
         }
-        let mut counts = self
-            .per_subject_count
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        let n = counts.entry(subject.clone()).or_default();
-        if *n >= cap {
-            tracing::warn!(upstream = %self.name, %subject, cap, "refused a child: the subject is at server.max_children_per_subject");
-            return Err(UpstreamError::SubjectLimit(format!(
-                "{subject} already runs {cap} processes of upstream {} (server.max_children_per_subject = {cap}); close a session (DELETE) or wait for idle ones to expire",
-                self.name
-            )));
+        if let Some(slot) = self.per_subject_count.take(subject, cap) {
+            return Ok(Some(slot));
         }
-        *n += 1;
-        Ok(Some(SubjectSlot {
-            counts: self.per_subject_count.clone(),
-            subject: subject.clone(),
-        }))
+        tracing::warn!(upstream = %self.name, %subject, cap, "refused a child: the subject is at server.max_children_per_subject");
+        Err(UpstreamError::SubjectLimit(format!(
+            "{subject} already runs {cap} processes of upstream {} (server.max_children_per_subject = {cap}); close a session (DELETE) or wait for idle ones to expire",
+            self.name
+        )))
     }
 
     pub(crate) fn last_error(&self) -> Option<String> {
@@ -536,24 +528,6 @@ impl StdioUpstream {
             c.iter().filter_map(|w| w.upgrade()).collect()
         };
         futures_util::future::join_all(children.iter().map(|c| c.terminate(grace))).await;
-    }
-}
-
-/// One live process counted against its subject; given back when dropped.
-struct SubjectSlot {
-    counts: Arc<Mutex<std::collections::HashMap<String, usize>>>,
-    subject: String,
-}
-
-impl Drop for SubjectSlot {
-    fn drop(&mut self) {
-        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = counts.get_mut(&self.subject) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                counts.remove(&self.subject);
-            }
-        }
     }
 }
 

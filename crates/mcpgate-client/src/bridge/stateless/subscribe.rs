@@ -32,6 +32,8 @@ impl Stateless {
             .pointer("/params/uri")
             .and_then(Value::as_str)
             .ok_or_else(|| ("resources/subscribe needs params.uri".to_owned(), json!({})))?;
+        // The gateway's `upstream/modern.rs` keeps its upstreams' subscriptions
+        // the same way; the crates share no module for seven lines.
         let uris: Vec<String> = {
             let mut set = self.subscribed.lock().unwrap_or_else(|e| e.into_inner());
             if on {
