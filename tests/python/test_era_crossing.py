@@ -225,6 +225,26 @@ async def test_a_session_client_follows_a_resource_of_a_2026_only_upstream(world
         assert updates == ["note://one"], "an update arrived after unsubscribing"
 
 
+async def test_a_2026_app_listens_through_the_bridge_to_a_session_server(world: World) -> None:
+    """The bridge turns the app's `subscriptions/listen` into `resources/subscribe`
+    on its own session, and ending the listen into `resources/unsubscribe`."""
+    server = world.upstreams["old"]
+    async with connect(_target(world, "bridge", "old"), MODERN) as client:
+        async with client.listen(resource_subscriptions=["note://one"]) as sub:
+            assert sub.honored.resource_subscriptions == ["note://one"], sub.honored
+            assert server.state()["subscribers"] == {"note://one": 1}
+            assert ok_text(await client.call_tool("touch", {"text": "listened"})) == "touched"
+            with anyio.fail_after(10):
+                event = await sub.__anext__()
+            assert getattr(event, "uri", None) == "note://one", event
+        deadline = time.monotonic() + 10
+        while server.state()["subscribers"]:
+            assert time.monotonic() < deadline, f"the bridge never unsubscribed: {server.state()}"
+            await anyio.sleep(0.1)
+        # The connection stays usable.
+        assert ok_text(await client.call_tool("echo", {"text": "after"})) == "after"
+
+
 async def _modern_post(gw: Gateway, upstream: str, method: str, params: dict[str, Any], **headers: str) -> tuple[int, dict[str, Any]]:
     """One 2026-07-28 POST with the routing headers; the status and the last JSON-RPC message."""
     h = {

@@ -55,6 +55,10 @@ pub(crate) struct Handshake {
     parked: Mutex<HashMap<String, Parked>>,
     /// The app's requests in flight, for its `notifications/cancelled`.
     inflight: Inflight,
+    /// The app's open `subscriptions/listen` requests, by id (`listen.rs`).
+    listening: Mutex<HashMap<String, listen::Listen>>,
+    /// The task reading the session's GET stream, once a listen needs it.
+    get_stream: Mutex<Option<Running>>,
 }
 
 /// A call waiting for the app's answers to the server's questions.
@@ -131,6 +135,8 @@ impl Handshake {
             init: result,
             parked: Mutex::new(HashMap::new()),
             inflight: Inflight::default(),
+            listening: Mutex::new(HashMap::new()),
+            get_stream: Mutex::new(None),
         });
         let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
         let make = || link.post(&initialized);
@@ -160,12 +166,10 @@ impl Handshake {
         let method = env.method.clone().unwrap_or_default();
         let outcome = match method.as_str() {
             "server/discover" => Ok(self.discover()),
-            "subscriptions/listen" => Err((
-                "subscriptions/listen is not offered by the bridge over a server of an older \
-                 revision"
-                    .to_owned(),
-                json!({}),
-            )),
+            "subscriptions/listen" => {
+                self.listen(&msg, &env).await;
+                return;
+            }
             _ => match self.inflight.run(env.id.as_deref(), self.call(&msg)).await {
                 Some(outcome) => outcome,
                 // Cancelled: the app expects no answer.
@@ -181,6 +185,11 @@ impl Handshake {
     /// under the app's own id on the bridge's session, is told as its
     /// revision expects.
     async fn cancel(&self, msg: Bytes) {
+        if let Some(id) = super::inflight::cancelled_id(&msg)
+            && self.end_listen(&id).await
+        {
+            return;
+        }
         let Some(id) = self.inflight.cancel(&msg) else {
             tracing::debug!("a cancellation for no request in flight");
             return;
@@ -303,6 +312,7 @@ impl Handshake {
                     return Ok(json!({"resultType": "input_required",
                         "inputRequests": requests, "requestState": state}));
                 }
+                (Some(method), None) if listen::is_change(method) => self.dispatch(&m).await,
                 (Some(_), None) => {
                     self.out.message(Bytes::from(m.to_string())).await;
                 }
@@ -359,6 +369,13 @@ impl Handshake {
     pub(crate) async fn close(&self) {
         // Dropping a parked call stops its task.
         self.lock().clear();
+        self.listens().clear();
+        drop(
+            self.get_stream
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take(),
+        );
         let Some(session) = self.session.clone() else {
             return;
         };
@@ -535,6 +552,8 @@ fn complete(mut result: Value, method: &str) -> Value {
     }
     result
 }
+
+mod listen;
 
 #[cfg(test)]
 mod tests;
