@@ -225,6 +225,39 @@ async def test_a_session_client_follows_a_resource_of_a_2026_only_upstream(world
         assert updates == ["note://one"], "an update arrived after unsubscribing"
 
 
+@pytest.mark.filterwarnings("ignore:resources/(un)?subscribe is removed")
+async def test_the_bridge_reopens_a_listen_stream_the_server_ended(world: World, tmp_path: Path) -> None:
+    """A handshake app subscribed through the bridge to a 2026-07-28-only server: when
+    the server ends the `subscriptions/listen` stream, the bridge opens it again."""
+    updates: list[str] = []
+
+    async def on_message(message: Any) -> None:
+        if isinstance(message, types.ResourceUpdatedNotification):
+            updates.append(str(message.params.uri))
+
+    errlog = tmp_path / "bridge.log"
+    params = StdioServerParameters(
+        command=str(_mcpgate_bin()),
+        args=["bridge", world.upstreams["only"].url],
+        env={"MCPGATE_HOME": str(world.home / "client"), "MCPGATE_LOG": "info"},
+    )
+    with open(errlog, "w") as err:
+        async with connect(stdio_client(params, errlog=err), LEGACY, message_handler=on_message) as client:
+            await client.subscribe_resource("note://one")
+            assert ok_text(await client.call_tool("end_listens", {})) == "ended"
+            # Updates published before the stream is open again are lost (no
+            # replay); touch until one arrives.
+            with anyio.move_on_after(15):
+                while not updates:
+                    assert ok_text(await client.call_tool("touch", {"text": "again"})) == "touched"
+                    await anyio.sleep(0.5)
+            assert updates and set(updates) == {"note://one"}, errlog.read_text()
+            await client.unsubscribe_resource("note://one")
+    text = errlog.read_text()
+    assert "the server ended the subscriptions/listen stream; reopening it" in text, text
+    assert "the subscriptions/listen stream is open again" in text, text
+
+
 async def test_a_2026_app_listens_through_the_bridge_to_a_session_server(world: World) -> None:
     """The bridge turns the app's `subscriptions/listen` into `resources/subscribe`
     on its own session, and ending the listen into `resources/unsubscribe`."""
