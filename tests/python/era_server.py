@@ -2,7 +2,8 @@
 protocol eras: its tool `hold` reports progress once and then waits until its
 request is cancelled; `touch` changes the resource `note://one` and tells its
 2026-07-28 subscribers (`subscriptions/listen`) and the sessions that sent
-`resources/subscribe` for it that it was updated; `end_listens` ends every
+`resources/subscribe` for it that it was updated; `ask` asks the client a question (elicitation) and is recorded like
+`hold`; `end_listens` ends every
 open `subscriptions/listen` stream gracefully, as a server going away does; `routed`
 has a parameter marked `x-mcp-header` and reports the `Mcp-Param-*` headers
 it was sent.
@@ -31,7 +32,7 @@ import uvicorn
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.subscriptions import ListenHandler
 from mcp_types import EmptyResult, SubscribeRequestParams, UnsubscribeRequestParams
-from pydantic import Field
+from pydantic import BaseModel, Field
 from starlette.types import Receive, Scope, Send
 
 MODERN = "2026-07-28"
@@ -52,6 +53,22 @@ async def hold(tag: str, ctx: Context) -> str:
         CANCELLED.append(tag)
         raise
     return f"held {tag}"
+
+
+class Answer(BaseModel):
+    text: str
+
+
+@server.tool()
+async def ask(tag: str, ctx: Context) -> str:
+    """Asks the client a question (elicitation) and waits for its answer."""
+    STARTED.append(tag)
+    try:
+        answer = await ctx.elicit("say something", schema=Answer)
+    except anyio.get_cancelled_exc_class():
+        CANCELLED.append(tag)
+        raise
+    return f"{tag}: {answer.action}"
 
 
 NOTE = {"text": "first"}
