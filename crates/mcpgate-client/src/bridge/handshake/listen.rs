@@ -351,3 +351,30 @@ async fn read_get_stream(link: Weak<Handshake>) {
         tokio::time::sleep(retry * failures.max(1)).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_filter_lets_through_only_what_was_asked() {
+        let filter = Filter {
+            tools: true,
+            uris: ["note://one".to_owned()].into(),
+            ..Filter::default()
+        };
+        let one = json!({"uri": "note://one"});
+        let two = json!({"uri": "note://two"});
+        assert!(filter.wants("notifications/resources/updated", Some(&one)));
+        assert!(!filter.wants("notifications/resources/updated", Some(&two)));
+        assert!(filter.wants("notifications/tools/list_changed", None));
+        assert!(!filter.wants("notifications/prompts/list_changed", None));
+        assert!(!filter.wants("notifications/message", None));
+        assert_eq!(
+            filter.to_json(),
+            json!({"toolsListChanged": true, "resourceSubscriptions": ["note://one"]})
+        );
+        assert!(is_change("notifications/resources/list_changed"));
+        assert!(!is_change("notifications/progress"));
+    }
+}
