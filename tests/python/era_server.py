@@ -1,13 +1,17 @@
 """An MCP server (the Python SDK's MCPServer) for the tests of what crosses
 protocol eras: its tool `hold` reports progress once and then waits until its
 request is cancelled; `touch` changes the resource `note://one` and tells its
-2026-07-28 subscribers (`subscriptions/listen`) that it was updated; `routed`
+2026-07-28 subscribers (`subscriptions/listen`) and the sessions that sent
+`resources/subscribe` for it that it was updated; `ask` asks the client a question (elicitation) and is recorded like
+`hold`; `end_listens` ends every
+open `subscriptions/listen` stream gracefully, as a server going away does; `routed`
 has a parameter marked `x-mcp-header` and reports the `Mcp-Param-*` headers
 it was sent.
 
 `python era_server.py PORT [--modern-only | --handshake-only]` serves
 http://127.0.0.1:PORT/mcp, and `GET /state` answers which `hold` calls
-started and which were cancelled (their `tag`s). The SDK's server is
+started and which were cancelled (their `tag`s), and how many sessions
+follow each URI with `resources/subscribe`. The SDK's server is
 dual-era; `--modern-only` refuses the handshake eras as a 2026-07-28-only
 server does (400 -32020 without the 2026-07-28 version header, GET/DELETE
 405), and `--handshake-only` refuses 2026-07-28 requests as a 2025-11-25
@@ -26,7 +30,9 @@ from typing import Annotated, Any
 import anyio
 import uvicorn
 from mcp.server.mcpserver import Context, MCPServer
-from pydantic import Field
+from mcp.server.subscriptions import ListenHandler
+from mcp_types import EmptyResult, SubscribeRequestParams, UnsubscribeRequestParams
+from pydantic import BaseModel, Field
 from starlette.types import Receive, Scope, Send
 
 MODERN = "2026-07-28"
@@ -49,7 +55,44 @@ async def hold(tag: str, ctx: Context) -> str:
     return f"held {tag}"
 
 
+class Answer(BaseModel):
+    text: str
+
+
+@server.tool()
+async def ask(tag: str, ctx: Context) -> str:
+    """Asks the client a question (elicitation) and waits for its answer."""
+    STARTED.append(tag)
+    try:
+        answer = await ctx.elicit("say something", schema=Answer)
+    except anyio.get_cancelled_exc_class():
+        CANCELLED.append(tag)
+        raise
+    return f"{tag}: {answer.action}"
+
+
 NOTE = {"text": "first"}
+# Sessions that sent `resources/subscribe`, by URI and then by session id
+# (the handshake eras' way).
+SUBSCRIBERS: dict[str, dict[str, Any]] = {}
+
+
+def _session_id(ctx: Any) -> str:
+    return ctx.request.headers.get("mcp-session-id", "") if ctx.request is not None else ""
+
+
+async def _subscribe(ctx: Any, params: SubscribeRequestParams) -> EmptyResult:
+    SUBSCRIBERS.setdefault(str(params.uri), {})[_session_id(ctx)] = ctx.session
+    return EmptyResult()
+
+
+async def _unsubscribe(ctx: Any, params: UnsubscribeRequestParams) -> EmptyResult:
+    SUBSCRIBERS.get(str(params.uri), {}).pop(_session_id(ctx), None)
+    return EmptyResult()
+
+
+server._lowlevel_server.add_request_handler("resources/subscribe", SubscribeRequestParams, _subscribe)
+server._lowlevel_server.add_request_handler("resources/unsubscribe", UnsubscribeRequestParams, _unsubscribe)
 
 
 @server.resource("note://one")
@@ -63,7 +106,19 @@ async def touch(text: str, ctx: Context) -> str:
     """Rewrites note://one and publishes its update to listen streams."""
     NOTE["text"] = text
     await ctx.notify_resource_updated("note://one")
+    for session in list(SUBSCRIBERS.get("note://one", {}).values()):
+        await session.send_resource_updated("note://one")
     return "touched"
+
+
+@server.tool()
+async def end_listens() -> str:
+    """Ends every open `subscriptions/listen` stream with its final result."""
+    entry = server._lowlevel_server._request_handlers["subscriptions/listen"]
+    handler = entry.handler
+    assert isinstance(handler, ListenHandler), handler
+    handler.close()
+    return "ended"
 
 
 @server.tool()
@@ -96,7 +151,8 @@ def guarded(app: Any, refuse: str | None) -> Any:
             await app(scope, receive, send)
             return
         if scope["path"] == "/state":
-            await _answer(send, 200, {"started": STARTED, "cancelled": CANCELLED})
+            subscribers = {uri: len(sessions) for uri, sessions in SUBSCRIBERS.items() if sessions}
+            await _answer(send, 200, {"started": STARTED, "cancelled": CANCELLED, "subscribers": subscribers})
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         modern = headers.get("mcp-protocol-version") == MODERN

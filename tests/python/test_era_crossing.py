@@ -225,6 +225,124 @@ async def test_a_session_client_follows_a_resource_of_a_2026_only_upstream(world
         assert updates == ["note://one"], "an update arrived after unsubscribing"
 
 
+@pytest.mark.filterwarnings("ignore:resources/(un)?subscribe is removed")
+async def test_the_bridge_reopens_a_listen_stream_the_server_ended(world: World, tmp_path: Path) -> None:
+    """A handshake app subscribed through the bridge to a 2026-07-28-only server: when
+    the server ends the `subscriptions/listen` stream, the bridge opens it again."""
+    updates: list[str] = []
+
+    async def on_message(message: Any) -> None:
+        if isinstance(message, types.ResourceUpdatedNotification):
+            updates.append(str(message.params.uri))
+
+    errlog = tmp_path / "bridge.log"
+    params = StdioServerParameters(
+        command=str(_mcpgate_bin()),
+        args=["bridge", world.upstreams["only"].url],
+        env={"MCPGATE_HOME": str(world.home / "client"), "MCPGATE_LOG": "info"},
+    )
+    with open(errlog, "w") as err:
+        async with connect(stdio_client(params, errlog=err), LEGACY, message_handler=on_message) as client:
+            await client.subscribe_resource("note://one")
+            assert ok_text(await client.call_tool("end_listens", {})) == "ended"
+            # Updates published before the stream is open again are lost (no
+            # replay); touch until one arrives.
+            with anyio.move_on_after(15):
+                while not updates:
+                    assert ok_text(await client.call_tool("touch", {"text": "again"})) == "touched"
+                    await anyio.sleep(0.5)
+            assert updates and set(updates) == {"note://one"}, errlog.read_text()
+            await client.unsubscribe_resource("note://one")
+    text = errlog.read_text()
+    assert "the server ended the subscriptions/listen stream; reopening it" in text, text
+    assert "the subscriptions/listen stream is open again" in text, text
+
+
+async def test_a_2026_app_listens_through_the_bridge_to_a_session_server(world: World) -> None:
+    """The bridge turns the app's `subscriptions/listen` into `resources/subscribe`
+    on its own session, and ending the listen into `resources/unsubscribe`."""
+    server = world.upstreams["old"]
+    async with connect(_target(world, "bridge", "old"), MODERN) as client:
+        async with client.listen(resource_subscriptions=["note://one"]) as sub:
+            assert sub.honored.resource_subscriptions == ["note://one"], sub.honored
+            assert server.state()["subscribers"] == {"note://one": 1}
+            assert ok_text(await client.call_tool("touch", {"text": "listened"})) == "touched"
+            with anyio.fail_after(10):
+                event = await sub.__anext__()
+            assert getattr(event, "uri", None) == "note://one", event
+        deadline = time.monotonic() + 10
+        while server.state()["subscribers"]:
+            assert time.monotonic() < deadline, f"the bridge never unsubscribed: {server.state()}"
+            await anyio.sleep(0.1)
+        # The connection stays usable.
+        assert ok_text(await client.call_tool("echo", {"text": "after"})) == "after"
+
+
+async def test_a_parked_call_is_cancelled_by_the_app(world: World, tmp_path: Path) -> None:
+    """A 2026-07-28 app (raw JSON lines on the bridge's stdin, as the SDK's client
+    answers `input_required` inside its own driver and sends no cancellation for
+    it) gets `input_required` for a call whose session-era server asked a question,
+    then cancels the call by its id: the server sees it cancelled, the call gets no
+    answer, and a retry with its `requestState` finds nothing."""
+    server = world.upstreams["old"]
+    tag = f"parked-{uuid.uuid4().hex[:8]}"
+    meta = {
+        "io.modelcontextprotocol/protocolVersion": MODERN,
+        "io.modelcontextprotocol/clientCapabilities": {"elicitation": {"form": {}}},
+        "io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "0"},
+    }
+    errlog = tmp_path / "bridge.log"
+    with open(errlog, "w") as err:
+        proc = await anyio.open_process(
+            [str(_mcpgate_bin()), "bridge", server.url],
+            env={"MCPGATE_HOME": str(world.home / "client"), "MCPGATE_LOG": "info"},
+            stderr=err,
+        )
+    assert proc.stdin is not None and proc.stdout is not None
+    buffered = b""
+
+    async def send(msg: dict[str, Any]) -> None:
+        assert proc.stdin is not None
+        await proc.stdin.send((json.dumps(msg) + "\n").encode())
+
+    async def receive(seconds: float) -> dict[str, Any] | None:
+        nonlocal buffered
+        assert proc.stdout is not None
+        with anyio.move_on_after(seconds):
+            while b"\n" not in buffered:
+                buffered += await proc.stdout.receive()
+            line, buffered = buffered.split(b"\n", 1)
+            return json.loads(line)
+        return None
+
+    try:
+        call = {"name": "ask", "arguments": {"tag": tag}, "_meta": meta}
+        await send({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": call})
+        first = await receive(20)
+        assert first is not None and first.get("id") == 1, first
+        result = first["result"]
+        assert result["resultType"] == "input_required", first
+        await send({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 1, "reason": "gave up"}})
+        deadline = time.monotonic() + 10
+        while tag not in server.state()["cancelled"]:
+            assert time.monotonic() < deadline, f"the server never saw {tag} cancelled: {server.state()}"
+            await anyio.sleep(0.1)
+        answers = {k: {"action": "accept", "content": {"text": "late"}} for k in result["inputRequests"]}
+        retry = {**call, "inputResponses": answers, "requestState": result["requestState"]}
+        await send({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": retry})
+        second = await receive(10)
+        assert second is not None and second.get("id") == 2, second
+        assert "requestState is unknown or expired" in second["error"]["message"], second
+        assert await receive(1) is None, "the cancelled call was answered"
+    finally:
+        await proc.stdin.aclose()
+        with anyio.move_on_after(10):
+            await proc.wait()
+        if proc.returncode is None:
+            proc.kill()
+    assert "the app cancelled a request: passing notifications/cancelled to the server" in errlog.read_text()
+
+
 async def _modern_post(gw: Gateway, upstream: str, method: str, params: dict[str, Any], **headers: str) -> tuple[int, dict[str, Any]]:
     """One 2026-07-28 POST with the routing headers; the status and the last JSON-RPC message."""
     h = {

@@ -55,6 +55,13 @@ pub(crate) struct Handshake {
     parked: Mutex<HashMap<String, Parked>>,
     /// The app's requests in flight, for its `notifications/cancelled`.
     inflight: Inflight,
+    /// The app's open `subscriptions/listen` requests, by id (`listen.rs`).
+    listening: Mutex<HashMap<String, listen::Listen>>,
+    /// The task reading the session's GET stream, once a listen needs it.
+    get_stream: Mutex<Option<Running>>,
+    /// The app's retries in flight (its id, as JSON text) → the id the
+    /// server runs the call under (the app's first request's).
+    retries: Mutex<HashMap<String, Value>>,
 }
 
 /// A call waiting for the app's answers to the server's questions.
@@ -62,6 +69,8 @@ struct Parked {
     messages: mpsc::Receiver<Value>,
     /// `inputRequests` key → the id of the server's request.
     questions: Vec<(String, Value)>,
+    /// The id of the app's first request, which the server runs the call under.
+    origin: Value,
     task: Running,
 }
 
@@ -131,6 +140,9 @@ impl Handshake {
             init: result,
             parked: Mutex::new(HashMap::new()),
             inflight: Inflight::default(),
+            listening: Mutex::new(HashMap::new()),
+            get_stream: Mutex::new(None),
+            retries: Mutex::new(HashMap::new()),
         });
         let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
         let make = || link.post(&initialized);
@@ -160,12 +172,10 @@ impl Handshake {
         let method = env.method.clone().unwrap_or_default();
         let outcome = match method.as_str() {
             "server/discover" => Ok(self.discover()),
-            "subscriptions/listen" => Err((
-                "subscriptions/listen is not offered by the bridge over a server of an older \
-                 revision"
-                    .to_owned(),
-                json!({}),
-            )),
+            "subscriptions/listen" => {
+                self.listen(&msg, &env).await;
+                return;
+            }
             _ => match self.inflight.run(env.id.as_deref(), self.call(&msg)).await {
                 Some(outcome) => outcome,
                 // Cancelled: the app expects no answer.
@@ -181,18 +191,68 @@ impl Handshake {
     /// under the app's own id on the bridge's session, is told as its
     /// revision expects.
     async fn cancel(&self, msg: Bytes) {
-        let Some(id) = self.inflight.cancel(&msg) else {
+        let Some(named) = super::inflight::cancelled_id(&msg) else {
+            return;
+        };
+        if self.end_listen(&named).await {
+            return;
+        }
+        let Some(origin) = self.stop(&named) else {
             tracing::debug!("a cancellation for no request in flight");
             return;
         };
-        tracing::info!(request = %id, "the app cancelled a request: passing notifications/cancelled to the server");
-        let Ok(notification) = serde_json::from_slice::<Value>(&msg) else {
+        tracing::info!(request = %named, "the app cancelled a request: passing notifications/cancelled to the server");
+        let Ok(mut notification) = serde_json::from_slice::<Value>(&msg) else {
             return;
         };
+        if let Some(p) = notification
+            .get_mut("params")
+            .and_then(Value::as_object_mut)
+        {
+            p.insert("requestId".into(), origin);
+        }
         let make = || self.post(&notification);
         if let Err(f) = self.remote.send(make).await {
             tracing::warn!("notifications/cancelled: {}", self.remote.explain(&f));
         }
+    }
+
+    /// Stops the call the app's request `named` (JSON text) belongs to —
+    /// running, a retry of it, or parked waiting for the app's answers to
+    /// `input_required` (the rounds stop; a later retry finds no state) — and
+    /// returns the id the server runs it under.
+    fn stop(&self, named: &str) -> Option<Value> {
+        if self.inflight.cancel_id(named) {
+            let retry = self.retries_lock().remove(named);
+            return retry.or_else(|| serde_json::from_str(named).ok());
+        }
+        let wanted: Value = serde_json::from_str(named).ok()?;
+        let parked = {
+            let mut map = self.lock();
+            let state = map
+                .iter()
+                .find(|(_, p)| p.origin == wanted)
+                .map(|(s, _)| s.clone());
+            state.and_then(|s| map.remove(&s))
+        };
+        if let Some(p) = parked {
+            // Dropping it stops the task reading the call's answer.
+            return Some(p.origin.clone());
+        }
+        let retry = {
+            let retries = self.retries_lock();
+            retries
+                .iter()
+                .find(|(_, origin)| **origin == wanted)
+                .map(|(r, o)| (r.clone(), o.clone()))
+        };
+        let (retry, origin) = retry?;
+        self.retries_lock().remove(&retry);
+        self.inflight.cancel_id(&retry).then_some(origin)
+    }
+
+    fn retries_lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Value>> {
+        self.retries.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn discover(&self) -> Value {
@@ -213,6 +273,7 @@ impl Handshake {
         let request: Value =
             serde_json::from_slice(msg).map_err(|e| (format!("not JSON: {e}"), json!({})))?;
         let params = request.get("params").cloned().unwrap_or(Value::Null);
+        let own_id = request.get("id").cloned().unwrap_or(Value::Null);
         if let Some(state) = params.get("requestState").and_then(Value::as_str) {
             let parked = self.lock().remove(state).ok_or_else(|| {
                 (
@@ -237,7 +298,14 @@ impl Handshake {
                     return Err((self.remote.explain(&f), json!({})));
                 }
             }
-            return self.drive(parked.messages, parked.task).await;
+            let retry = own_id.to_string();
+            self.retries_lock()
+                .insert(retry.clone(), parked.origin.clone());
+            let outcome = self
+                .drive(parked.messages, parked.task, parked.origin)
+                .await;
+            self.retries_lock().remove(&retry);
+            return outcome;
         }
         let mut body = request.clone();
         if let Some(p) = body.get_mut("params") {
@@ -274,12 +342,17 @@ impl Handshake {
                 }
             }
         });
-        self.drive(rx, Running(task)).await
+        self.drive(rx, Running(task), own_id).await
     }
 
     /// Reads the call's messages until its answer, or until the server asks
     /// something: then the call is parked and the app gets `input_required`.
-    async fn drive(self: &Arc<Self>, mut rx: mpsc::Receiver<Value>, task: Running) -> Outcome {
+    async fn drive(
+        self: &Arc<Self>,
+        mut rx: mpsc::Receiver<Value>,
+        task: Running,
+        origin: Value,
+    ) -> Outcome {
         while let Some(m) = rx.recv().await {
             match (m.get("method").and_then(Value::as_str), m.get("id")) {
                 (Some(method), Some(id)) => {
@@ -298,11 +371,13 @@ impl Handshake {
                             messages: rx,
                             questions: vec![(key, id.clone())],
                             task,
+                            origin,
                         },
                     );
                     return Ok(json!({"resultType": "input_required",
                         "inputRequests": requests, "requestState": state}));
                 }
+                (Some(method), None) if listen::is_change(method) => self.dispatch(&m).await,
                 (Some(_), None) => {
                     self.out.message(Bytes::from(m.to_string())).await;
                 }
@@ -359,6 +434,13 @@ impl Handshake {
     pub(crate) async fn close(&self) {
         // Dropping a parked call stops its task.
         self.lock().clear();
+        self.listens().clear();
+        drop(
+            self.get_stream
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take(),
+        );
         let Some(session) = self.session.clone() else {
             return;
         };
@@ -535,6 +617,8 @@ fn complete(mut result: Value, method: &str) -> Value {
     }
     result
 }
+
+mod listen;
 
 #[cfg(test)]
 mod tests;

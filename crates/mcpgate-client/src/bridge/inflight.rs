@@ -39,9 +39,16 @@ impl Inflight {
     /// when one was running.
     pub(crate) fn cancel(&self, notification: &[u8]) -> Option<String> {
         let id = cancelled_id(notification)?;
-        let handle = self.lock().remove(&id)?;
+        self.cancel_id(&id).then_some(id)
+    }
+
+    /// Stops the request `id` (JSON text); `true` when it was running.
+    pub(crate) fn cancel_id(&self, id: &str) -> bool {
+        let Some(handle) = self.lock().remove(id) else {
+            return false;
+        };
         handle.abort();
-        Some(id)
+        true
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, AbortHandle>> {

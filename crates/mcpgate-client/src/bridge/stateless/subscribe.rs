@@ -5,8 +5,12 @@
 //! the set changes (then drops the old one, which closes it) and writes each
 //! update to the app without the 2026-07-28 subscription id.
 
+use std::pin::Pin;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
 use bytes::Bytes;
-use futures_util::StreamExt;
+use futures_util::{Stream, StreamExt};
 use serde_json::{Value, json};
 
 use super::Stateless;
@@ -17,12 +21,21 @@ use mcpgate_sse::Parser;
 
 /// The `_meta` key a 2026-07-28 server tags listen-stream notifications with.
 const SUBSCRIPTION_ID: &str = "io.modelcontextprotocol/subscriptionId";
+/// The first wait before reopening a listen stream the server ended.
+const REOPEN_AFTER: Duration = Duration::from_secs(1);
+/// The longest wait between attempts to reopen it.
+const REOPEN_AT_MOST: Duration = Duration::from_secs(30);
+/// A stream that lived less than this counts as a failed reopening (backoff grows).
+const SHORT_LIVED: Duration = Duration::from_secs(10);
+
+/// A listen stream's body, after its acknowledgement.
+type Body = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
 
 impl Stateless {
     /// The app's `resources/subscribe` (`on`) or `resources/unsubscribe`:
     /// `{}` once the server acknowledged a listen stream for the new set.
     pub(super) async fn subscription(
-        &self,
+        self: &Arc<Self>,
         msg: &Bytes,
         on: bool,
     ) -> Result<Value, (String, Value)> {
@@ -47,6 +60,15 @@ impl Stateless {
             self.listen_task(None);
             return Ok(json!({}));
         }
+        let (parser, stream) = self.open_listen(&uris).await?;
+        let task = tokio::spawn(relay(Arc::downgrade(self), parser, stream));
+        self.listen_task(Some(task));
+        Ok(json!({}))
+    }
+
+    /// Sends `subscriptions/listen` for `uris` and waits for its
+    /// acknowledgement; the stream, with what follows it, is the caller's.
+    async fn open_listen(&self, uris: &[String]) -> Result<(Parser, Body), (String, Value)> {
         let body = json!({"jsonrpc": "2.0", "id": "mcpgate-bridge-listen", "method": "subscriptions/listen",
             "params": modern::stamp(json!({"notifications": {"resourceSubscriptions": uris}}), &self.capabilities)});
         let make = || self.request(&body);
@@ -77,7 +99,7 @@ impl Stateless {
             ));
         }
         let mut parser = Parser::new(MAX_MESSAGE);
-        let mut stream = resp.bytes_stream();
+        let mut stream: Body = Box::pin(resp.bytes_stream());
         // The acknowledgement comes first; what follows is relayed aside.
         let mut acknowledged = false;
         while !acknowledged {
@@ -118,27 +140,7 @@ impl Stateless {
                 }
             }
         }
-        let out = self.out.clone();
-        let task = tokio::spawn(async move {
-            while let Some(Ok(chunk)) = stream.next().await {
-                let Ok(events) = parser.feed(&chunk) else {
-                    break;
-                };
-                for ev in events.into_iter().filter(|e| e.is_message()) {
-                    let v: Value = serde_json::from_slice(&ev.data).unwrap_or(Value::Null);
-                    if v.get("method").and_then(Value::as_str)
-                        == Some("notifications/resources/updated")
-                    {
-                        out.message(Bytes::from(untagged(v).to_string())).await;
-                    }
-                }
-            }
-            tracing::info!(
-                "the server ended the subscriptions/listen stream: resource updates stop until the next resources/subscribe"
-            );
-        });
-        self.listen_task(Some(task));
-        Ok(json!({}))
+        Ok((parser, stream))
     }
 
     /// Makes `task` the listen stream's relay; the previous one stops.
@@ -149,6 +151,60 @@ impl Stateless {
         );
         if let Some(t) = previous {
             t.abort();
+        }
+    }
+}
+
+/// Relays a listen stream's updates; when the server ends the stream, opens
+/// it again (after a growing wait) while the app still follows resources —
+/// events in between are lost (2026-07-28 has no replay), as after any drop.
+async fn relay(link: Weak<Stateless>, mut parser: Parser, mut stream: Body) {
+    let mut failures = 0u32;
+    loop {
+        let opened = Instant::now();
+        while let Some(Ok(chunk)) = stream.next().await {
+            let Ok(events) = parser.feed(&chunk) else {
+                break;
+            };
+            let Some(me) = link.upgrade() else { return };
+            for ev in events.into_iter().filter(|e| e.is_message()) {
+                let v: Value = serde_json::from_slice(&ev.data).unwrap_or(Value::Null);
+                if v.get("method").and_then(Value::as_str)
+                    == Some("notifications/resources/updated")
+                {
+                    me.out.message(Bytes::from(untagged(v).to_string())).await;
+                }
+            }
+        }
+        if opened.elapsed() >= SHORT_LIVED {
+            failures = 0;
+        }
+        loop {
+            let wait = REOPEN_AFTER
+                .saturating_mul(1 << failures.min(5))
+                .min(REOPEN_AT_MOST);
+            tracing::info!(
+                "the server ended the subscriptions/listen stream; reopening it in {} ms",
+                wait.as_millis()
+            );
+            tokio::time::sleep(wait).await;
+            let Some(me) = link.upgrade() else { return };
+            let uris: Vec<String> = {
+                let set = me.subscribed.lock().unwrap_or_else(|e| e.into_inner());
+                set.iter().cloned().collect()
+            };
+            if uris.is_empty() {
+                return;
+            }
+            failures = failures.saturating_add(1);
+            match me.open_listen(&uris).await {
+                Ok((p, s)) => {
+                    tracing::info!("the subscriptions/listen stream is open again");
+                    (parser, stream) = (p, s);
+                    break;
+                }
+                Err((why, _)) => tracing::warn!("reopening subscriptions/listen: {why}"),
+            }
         }
     }
 }
