@@ -494,7 +494,6 @@ pub(crate) async fn endpoint_of(
         .ends_with("/messages")
         .then(|| front::era::session_id(req.uri().query()))
         .flatten()
-        .and_then(|id| id.parse::<mcpgate_types::SessionId>().ok())
         .and_then(|id| gw.shared.sessions.get(&id))
         .map(|s| s.upstream_name.to_string());
     // A virtual server's route is written out (`/mcp/work`): no `{name}` in it.
