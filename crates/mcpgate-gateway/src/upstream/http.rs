@@ -527,7 +527,9 @@ impl HttpLink {
         if self.up.credentials.is_empty() {
             return Ok((h, None));
         }
-        let (creds, used) = self.up.credentials.headers(&self.caller).await?;
+        // Boxed: only upstreams with outbound credentials await this, and its
+        // future (token exchange, a token endpoint) would size every request's.
+        let (creds, used) = Box::pin(self.up.credentials.headers(&self.caller)).await?;
         // Configured credentials win over same-named static or identity headers.
         for name in creds.keys() {
             h.remove(name);
@@ -576,7 +578,7 @@ impl HttpLink {
         if resp.status() == StatusCode::UNAUTHORIZED
             && let Some(used) = used
             && self.up.credentials.renewable()
-            && self.up.credentials.rejected(&self.caller, &used).await
+            && Box::pin(self.up.credentials.rejected(&self.caller, &used)).await
         {
             let (mut headers, _) = self
                 .headers_with_credentials("application/json, text/event-stream")
@@ -846,7 +848,9 @@ impl HttpLink {
                 );
             }
             tokio::time::sleep(wait.min(POLL_MAX_WAIT).min(limit)).await;
-            match self.poll_answer(&from).await {
+            // Boxed: resuming is rare, and its future (credentials, a GET) would
+            // otherwise size the task spawned for every SSE answer.
+            match Box::pin(self.poll_answer(&from)).await {
                 Ok(resumed) => body = Some(resumed),
                 Err(e) => {
                     failures += 1;
