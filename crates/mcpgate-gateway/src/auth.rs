@@ -530,11 +530,18 @@ impl Admission for Guard {
         let nonces = upstream
             .filter(|u| self.dpop_nonce.contains(*u))
             .and(self.settings.dpop_nonces.clone());
-        let mut url = self.public_url.clone();
-        url.set_path(req.uri.path());
+        // The URL is compared only with a DPoP proof's `htu`: a plain bearer
+        // request has no proof, so it does not pay for a URL per request.
+        let url = if mcpgate_guard::dpop_scheme(req) {
+            let mut url = self.public_url.clone();
+            url.set_path(req.uri.path());
+            url.into()
+        } else {
+            String::new()
+        };
         Some(DpopCheck {
             mode,
-            url: url.into(),
+            url,
             nonces,
             replay: self.settings.dpop_replay.clone(),
         })

@@ -1,12 +1,13 @@
 //! The assembled gateway: upstreams, sessions, and the axum router in front of them.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::rejection::PathRejection;
-use axum::extract::{MatchedPath, Path, Request, State};
+use axum::extract::rejection::RawPathParamsRejection;
+use axum::extract::{MatchedPath, Path, RawPathParams, Request, State};
 use axum::http::{HeaderName, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -484,7 +485,7 @@ const MAX_HEADER_BYTES: usize = 32 * 1024;
 /// for a legacy message the upstream of its session (the path does not say).
 pub(crate) async fn endpoint_of(
     State(gw): State<Gateway>,
-    named: Result<Path<BTreeMap<String, String>>, PathRejection>,
+    named: Result<RawPathParams, RawPathParamsRejection>,
     mut req: Request,
     next: Next,
 ) -> Response {
@@ -494,7 +495,6 @@ pub(crate) async fn endpoint_of(
         .ends_with("/messages")
         .then(|| front::era::session_id(req.uri().query()))
         .flatten()
-        .and_then(|id| id.parse::<mcpgate_types::SessionId>().ok())
         .and_then(|id| gw.shared.sessions.get(&id))
         .map(|s| s.upstream_name.to_string());
     // A virtual server's route is written out (`/mcp/work`): no `{name}` in it.
@@ -502,15 +502,25 @@ pub(crate) async fn endpoint_of(
         .strip_prefix("/mcp/")
         .filter(|n| gw.shared.virtuals.contains_key(*n))
         .map(str::to_owned);
-    let name = session_upstream
-        .or(virtual_route)
-        .or_else(|| named.ok().and_then(|Path(mut p)| p.remove("name")))
-        .or_else(|| gw.only_upstream())
-        .unwrap_or_default();
+    // The `{name}` as the path has it (decoded), borrowed: no map or `String`
+    // per request.
+    let named = named
+        .as_ref()
+        .ok()
+        .and_then(|p| p.iter().find(|(k, _)| *k == "name").map(|(_, v)| v));
+    let name: Cow<'_, str> = match session_upstream.or(virtual_route) {
+        Some(n) => Cow::Owned(n),
+        None => match named {
+            Some(n) => Cow::Borrowed(n),
+            None => Cow::Owned(gw.only_upstream().unwrap_or_default()),
+        },
+    };
     let (upstream, target) = match gw.upstream(&name) {
         Some((upstream, target)) => (upstream, Some(target)),
-        None if gw.shared.virtuals.contains_key(&name) => (Arc::from(name.as_str()), None),
-        None => return crate::error::GatewayError::UnknownUpstream(name).answer(None),
+        None if gw.shared.virtuals.contains_key(&*name) => (Arc::from(&*name), None),
+        None => {
+            return crate::error::GatewayError::UnknownUpstream(name.into_owned()).answer(None);
+        }
     };
     // Streamable HTTP names its endpoint by the path it was reached at (`/mcp`
     // or `/mcp/<name>`); the legacy routes by the upstream's own endpoint.

@@ -270,7 +270,10 @@ impl SessionTable {
 
     /// A live session; one whose upstream died is removed and reported missing,
     /// so the client gets 404 and initializes again.
-    pub(crate) fn get(&self, id: &SessionId) -> Option<Arc<Session>> {
+    /// Takes the id as text: the table's keys are checked ids, so text that is
+    /// no id simply misses, and the hot path needs no `SessionId` (a new `String`)
+    /// per request.
+    pub(crate) fn get(&self, id: &str) -> Option<Arc<Session>> {
         let s = self.lock().get(id).cloned()?;
         if s.is_closed() || s.link.gone().is_some() {
             self.remove(id);
@@ -282,7 +285,7 @@ impl SessionTable {
         Some(s)
     }
 
-    pub(crate) fn remove(&self, id: &SessionId) -> Option<Arc<Session>> {
+    pub(crate) fn remove(&self, id: &str) -> Option<Arc<Session>> {
         let s = self.lock().remove(id);
         s.inspect(closed)
     }

@@ -61,10 +61,11 @@ pub(crate) struct Shared {
 
 impl Gateway {
     pub(crate) fn upstream(&self, name: &str) -> Option<(Arc<str>, Arc<Upstream>)> {
+        // The upstream's own shared name, not a new `Arc<str>` per request.
         self.shared
             .upstreams
-            .get_key_value(name)
-            .map(|(k, v)| (Arc::from(k.as_str()), v.clone()))
+            .get(name)
+            .map(|v| (v.name().clone(), v.clone()))
     }
 
     pub(crate) fn only_upstream(&self) -> Option<String> {

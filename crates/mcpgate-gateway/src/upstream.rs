@@ -60,6 +60,14 @@ impl Upstream {
         }
     }
 
+    /// The upstream's configured name (its key in the gateway's table), shared.
+    pub(crate) fn name(&self) -> &Arc<str> {
+        match self {
+            Upstream::Stdio(s) => s.name(),
+            Upstream::Http(h) => &h.name,
+        }
+    }
+
     /// The upstream's outbound credentials.
     pub(crate) fn credentials(&self) -> &Credentials {
         match self {

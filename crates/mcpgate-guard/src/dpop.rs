@@ -90,8 +90,10 @@ fn is_access_token(p: &Principal) -> bool {
     matches!(p.method(), AuthMethod::Jwt | AuthMethod::Introspection)
 }
 
-/// Whether the request's `Authorization` scheme is `DPoP`.
-fn dpop_scheme(parts: &Parts) -> bool {
+/// Whether the request's `Authorization` scheme is `DPoP`: only then is a
+/// proof checked, and with it [`DpopCheck::url`], so an [`crate::Admission`]
+/// may skip making that URL for other requests.
+pub fn dpop_scheme(parts: &Parts) -> bool {
     parts
         .headers
         .get(http::header::AUTHORIZATION)

@@ -458,7 +458,11 @@ impl Shared {
             None if self.access == Access::Optional => Arc::new(Principal::anonymous()),
             None => return Err(AuthRejection::Missing),
         };
-        if let (Some(c), Some(check)) = (&credential, self.admission.dpop(parts)) {
+        // DPoP binds bearer tokens only: an API key or a password skips making
+        // the check (a URL and the upstream's settings) on every request.
+        if let Some(c @ Credential::Bearer(_)) = &credential
+            && let Some(check) = self.admission.dpop(parts)
+        {
             crate::dpop::check(&self.seen_proofs, parts, c, &principal, &check).await?;
         }
         self.admission

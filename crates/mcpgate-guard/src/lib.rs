@@ -66,7 +66,7 @@ pub use cache::VerifiedCache;
 pub use chain::{Chain, UNRECOGNIZED};
 pub use challenge::Challenge;
 pub use credential::{Credential, CredentialKind, ExtractOptions, extract};
-pub use dpop::{DpopCheck, DpopMode, DpopReplay, ReplayUnavailable};
+pub use dpop::{DpopCheck, DpopMode, DpopReplay, ReplayUnavailable, dpop_scheme};
 pub use error::GuardError;
 pub use identity_token::IdentitySigner;
 pub use introspection::{ClientAuthMethod, Introspection, IntrospectionConfig};

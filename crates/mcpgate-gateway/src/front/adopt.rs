@@ -101,14 +101,18 @@ pub(crate) async fn locate(
     caller: &AuthenticatedCaller,
     id: &str,
 ) -> Result<Located, GatewayError> {
-    let id = id.parse::<SessionId>().map_err(|why| {
-        tracing::info!(reason = %why, "an Mcp-Session-Id that is no session id: 404");
-        GatewayError::SessionNotFound
-    })?;
-    match gw.shared.sessions.get(&id) {
+    // Looked up as text: the table holds only checked ids, so the id is parsed
+    // (into a new `String`) only when this process does not hold it.
+    match gw.shared.sessions.get(id) {
         Some(s) if caller.owns(&s) => Ok(Located::Here(s)),
         Some(_) => Err(GatewayError::SessionNotFound),
-        None => adopt(gw, caller, &id).await,
+        None => {
+            let id = id.parse::<SessionId>().map_err(|why| {
+                tracing::info!(reason = %why, "an Mcp-Session-Id that is no session id: 404");
+                GatewayError::SessionNotFound
+            })?;
+            Box::pin(adopt(gw, caller, &id)).await
+        }
     }
 }
 

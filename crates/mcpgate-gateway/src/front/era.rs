@@ -154,10 +154,7 @@ fn legacy_message(parts: &Parts, gw: &Gateway) -> Result<Era, Response> {
         );
     }
     // An id that is no session id (outside visible ASCII) names no session either.
-    let session = session_id
-        .parse::<mcpgate_types::SessionId>()
-        .ok()
-        .and_then(|id| gw.shared.sessions.get(&id));
+    let session = gw.shared.sessions.get(&session_id);
     let Some(session) = session else {
         return Err(GatewayError::SessionNotFound.answer(None));
     };

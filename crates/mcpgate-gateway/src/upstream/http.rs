@@ -308,19 +308,31 @@ impl HttpUpstream {
         Ok(self.era.discovered().flatten())
     }
 
+    /// The request to the upstream: its configured static headers, then `headers`
+    /// (appended, so a name in both is sent with both values).
     pub(crate) fn request(
         &self,
         method: Method,
-        headers: &HeaderMap,
+        headers: HeaderMap,
         body: Bytes,
     ) -> Result<Request<Full<Bytes>>, UpstreamError> {
-        let mut req = Request::builder().method(method).uri(self.url.clone());
-        if let Some(h) = req.headers_mut() {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(self.url.clone())
+            .body(Full::new(body))
+            .map_err(|e| {
+                UpstreamError::Unavailable(format!("cannot build upstream request: {e}"))
+            })?;
+        if self.headers.is_empty() {
+            // The usual case: the caller's map becomes the request's, not copied
+            // into a second one per request.
+            *req.headers_mut() = headers;
+        } else {
+            let h = req.headers_mut();
             h.extend(self.headers.iter().map(|(k, v)| (k.clone(), v.clone())));
             h.extend(headers.iter().map(|(k, v)| (k.clone(), v.clone())));
         }
-        req.body(Full::new(body))
-            .map_err(|e| UpstreamError::Unavailable(format!("cannot build upstream request: {e}")))
+        Ok(req)
     }
 
     pub(crate) async fn send_http(
@@ -515,7 +527,9 @@ impl HttpLink {
         if self.up.credentials.is_empty() {
             return Ok((h, None));
         }
-        let (creds, used) = self.up.credentials.headers(&self.caller).await?;
+        // Boxed: only upstreams with outbound credentials await this, and its
+        // future (token exchange, a token endpoint) would size every request's.
+        let (creds, used) = Box::pin(self.up.credentials.headers(&self.caller)).await?;
         // Configured credentials win over same-named static or identity headers.
         for name in creds.keys() {
             h.remove(name);
@@ -557,20 +571,20 @@ impl HttpLink {
             .await?;
         let extra = self.modern_headers(msg);
         headers.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
-        let req = self.up.request(Method::POST, &headers, body.clone())?;
+        let req = self.up.request(Method::POST, headers, body.clone())?;
         let mut resp = self.up.send_http(req).await?;
         // A 401 before anything reached the client: renew the credential once and
         // send the same bytes again.
         if resp.status() == StatusCode::UNAUTHORIZED
             && let Some(used) = used
             && self.up.credentials.renewable()
-            && self.up.credentials.rejected(&self.caller, &used).await
+            && Box::pin(self.up.credentials.rejected(&self.caller, &used)).await
         {
             let (mut headers, _) = self
                 .headers_with_credentials("application/json, text/event-stream")
                 .await?;
             headers.extend(extra);
-            let req = self.up.request(Method::POST, &headers, body)?;
+            let req = self.up.request(Method::POST, headers, body)?;
             resp = self.up.send_http(req).await?;
         }
         if resp.status() == StatusCode::NOT_FOUND && self.has_session() {
@@ -834,7 +848,9 @@ impl HttpLink {
                 );
             }
             tokio::time::sleep(wait.min(POLL_MAX_WAIT).min(limit)).await;
-            match self.poll_answer(&from).await {
+            // Boxed: resuming is rare, and its future (credentials, a GET) would
+            // otherwise size the task spawned for every SSE answer.
+            match Box::pin(self.poll_answer(&from)).await {
                 Ok(resumed) => body = Some(resumed),
                 Err(e) => {
                     failures += 1;
@@ -870,7 +886,7 @@ impl HttpLink {
         headers.insert(LAST_EVENT_ID, last_id);
         let req = self
             .up
-            .request(Method::GET, &headers, Bytes::new())
+            .request(Method::GET, headers, Bytes::new())
             .map_err(|e| e.to_string())?;
         let limit = self.up.limits.request_timeout;
         let resp = tokio::time::timeout(limit, self.up.send_http(req))
@@ -992,7 +1008,7 @@ impl HttpLink {
             {
                 headers.insert(LAST_EVENT_ID, v);
             }
-            let Ok(req) = self.up.request(Method::GET, &headers, Bytes::new()) else {
+            let Ok(req) = self.up.request(Method::GET, headers, Bytes::new()) else {
                 return;
             };
             let resp = match self.up.send_http(req).await {
@@ -1077,7 +1093,7 @@ impl HttpLink {
             && let Ok((headers, _)) = self
                 .headers_with_credentials("application/json, text/event-stream")
                 .await
-            && let Ok(req) = self.up.request(Method::DELETE, &headers, Bytes::new())
+            && let Ok(req) = self.up.request(Method::DELETE, headers, Bytes::new())
         {
             let _ = tokio::time::timeout(std::time::Duration::from_secs(5), self.up.send_http(req))
                 .await;

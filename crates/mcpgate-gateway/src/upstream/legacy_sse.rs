@@ -60,7 +60,7 @@ impl SseLink {
             headers.remove(name);
         }
         headers.extend(creds);
-        let req = up.request(Method::GET, &headers, Bytes::new())?;
+        let req = up.request(Method::GET, headers, Bytes::new())?;
         let resp = up.send_http(req).await?;
         if !resp.status().is_success() || !content_type_is(resp.headers(), "text/event-stream") {
             return Err(UpstreamError::Unavailable(format!(

@@ -168,6 +168,10 @@ impl StdioLink {
 }
 
 impl StdioUpstream {
+    pub(crate) fn name(&self) -> &Arc<str> {
+        &self.name
+    }
+
     pub(crate) fn new(cfg: UpstreamConfig, limits: Limits, credentials: Arc<Credentials>) -> Self {
         StdioUpstream {
             name: cfg.name.as_str().into(),
