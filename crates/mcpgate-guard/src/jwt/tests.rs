@@ -93,7 +93,8 @@ jwks_uri = "https://i.example/jwks""#,
             "issuer = \"i\"\naudience = {aud}\njwks_uri = \"https://i.example/jwks\""
         ))
         .unwrap_err();
-        assert!(bad.contains("audience: "), "{bad}");
+        assert!(bad.contains("audience ="), "{bad}");
+        assert!(bad.contains("an audience "), "{bad}");
     }
     let blank = parse("issuer = \" \"\naudience = \"a\"\njwks_uri = \"https://i/j\"").unwrap_err();
     assert!(blank.contains("issuer"), "{blank}");
