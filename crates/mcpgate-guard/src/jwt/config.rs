@@ -143,8 +143,9 @@ impl std::str::FromStr for Audience {
     }
 }
 
+/// The configuration loader names the key; the error says what is wrong.
 fn one<E: serde::de::Error>(s: &str) -> Result<mcpgate_types::Audience, E> {
-    s.parse().map_err(|e| E::custom(format!("audience: {e}")))
+    s.parse().map_err(E::custom)
 }
 
 impl<'de> Deserialize<'de> for Audience {
