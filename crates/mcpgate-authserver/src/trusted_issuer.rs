@@ -241,13 +241,15 @@ impl Trusted {
                 ],
                 IssuerKind::Workload => vec!["sub".to_owned()],
             };
+            let issuer = c.issuer.parse().map_err(|e| fail(format!("issuer: {e}")))?;
+            let audience = match &c.audience {
+                Some(a) => a.clone(),
+                None => as_issuer
+                    .parse()
+                    .map_err(|e| fail(format!("audience: {e}")))?,
+            };
             let jwt = JwtConfig {
                 name: Some(c.name.clone()),
-                issuer: c.issuer.clone(),
-                audience: c
-                    .audience
-                    .clone()
-                    .unwrap_or_else(|| Audience::from(as_issuer)),
                 jwks_uri: c.jwks_uri.clone(),
                 allow_http: c.allow_http,
                 public_key_file: c.public_key_file.clone(),
@@ -255,7 +257,7 @@ impl Trusted {
                 algorithms: c.algorithms.clone(),
                 leeway: c.leeway,
                 required_claims: required,
-                ..JwtConfig::default()
+                ..JwtConfig::new(issuer, audience)
             };
             // The guard's messages say `auth.jwt (name)`; say where this table is.
             let verifier = JwtVerifier::with_env(&jwt, |_| None).map_err(|e| {

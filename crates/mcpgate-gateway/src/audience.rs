@@ -61,7 +61,7 @@ impl Audiences {
             }
             endpoints.insert(u.name.clone(), parsed(&u.name, urls)?);
             if let Some(a) = &u.audience {
-                overrides.insert(u.name.clone(), parsed(&u.name, a.0.clone())?);
+                overrides.insert(u.name.clone(), a.values().to_vec());
             }
         }
         Ok(Audiences {

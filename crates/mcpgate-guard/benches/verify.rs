@@ -27,7 +27,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use futures_util::FutureExt;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use mcpgate_guard::{
-    Audience, Chain, Credential, JwtConfig, JwtVerifier, Principal, StaticTokenEntry, StaticTokens,
+    Chain, Credential, JwtConfig, JwtVerifier, Principal, StaticTokenEntry, StaticTokens,
     StaticTokensConfig, Verifier,
 };
 use serde_json::json;
@@ -121,11 +121,9 @@ impl Issuer {
     fn verifier(&self) -> JwtVerifier {
         let config = JwtConfig {
             name: Some("bench".into()),
-            issuer: ISSUER.into(),
-            audience: Audience::from(AUDIENCE),
             public_key_pem: self.public_pem.clone(),
             hmac_secret_env: self.public_pem.is_none().then(|| HMAC_ENV.to_owned()),
-            ..JwtConfig::default()
+            ..JwtConfig::new(ISSUER.parse().unwrap(), AUDIENCE.parse().unwrap())
         };
         JwtVerifier::with_env(&config, |name| {
             (name == HMAC_ENV).then(|| HMAC_SECRET.to_owned())

@@ -125,10 +125,16 @@ pub(crate) fn guard_from_env(
     }
     if let (Some(issuer), Some(jwks_uri)) = (env("WHOAMI_JWT_ISSUER"), env("WHOAMI_JWT_JWKS_URI")) {
         let cfg = JwtConfig {
-            issuer: issuer.clone(),
-            audience: resource.as_str().into(),
             jwks_uri: Some(jwks_uri),
-            ..JwtConfig::default()
+            ..JwtConfig::new(
+                issuer
+                    .parse()
+                    .map_err(|e| format!("WHOAMI_JWT_ISSUER: {e}"))?,
+                resource
+                    .as_str()
+                    .parse()
+                    .map_err(|e| format!("audience: {e}"))?,
+            )
         };
         verifiers.push(Arc::new(
             JwtVerifier::with_env(&cfg, &env).map_err(|e| e.to_string())?,

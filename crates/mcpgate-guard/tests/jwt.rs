@@ -20,10 +20,8 @@ use support::*;
 
 fn config(jwks_uri: &str) -> JwtConfig {
     JwtConfig {
-        issuer: ISSUER.into(),
-        audience: AUDIENCE.into(),
         jwks_uri: Some(jwks_uri.into()),
-        ..JwtConfig::default()
+        ..JwtConfig::new(ISSUER.parse().unwrap(), AUDIENCE.parse().unwrap())
     }
 }
 
@@ -39,10 +37,8 @@ fn quick_verifier(jwks_uri: &str) -> JwtVerifier {
 
 fn pem_verifier(pem: &str) -> JwtVerifier {
     JwtVerifier::new(&JwtConfig {
-        issuer: ISSUER.into(),
-        audience: AUDIENCE.into(),
         public_key_pem: Some(pem.into()),
-        ..JwtConfig::default()
+        ..JwtConfig::new(ISSUER.parse().unwrap(), AUDIENCE.parse().unwrap())
     })
     .unwrap()
 }
@@ -51,10 +47,8 @@ const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef-shared";
 
 fn hmac_verifier() -> JwtVerifier {
     let cfg = JwtConfig {
-        issuer: ISSUER.into(),
-        audience: AUDIENCE.into(),
         hmac_secret_env: Some("JWT_SECRET".into()),
-        ..JwtConfig::default()
+        ..JwtConfig::new(ISSUER.parse().unwrap(), AUDIENCE.parse().unwrap())
     };
     JwtVerifier::with_env(&cfg, |v| {
         (v == "JWT_SECRET").then(|| String::from_utf8(SECRET.to_vec()).unwrap())
@@ -134,10 +128,8 @@ async fn pem_keys_inline_or_in_a_file() {
     let path = std::env::temp_dir().join(format!("mcpgate-jwt-test-{}.pem", std::process::id()));
     std::fs::write(&path, &es.public_pem).unwrap();
     let v = JwtVerifier::new(&JwtConfig {
-        issuer: ISSUER.into(),
-        audience: AUDIENCE.into(),
         public_key_file: Some(path.clone()),
-        ..JwtConfig::default()
+        ..JwtConfig::new(ISSUER.parse().unwrap(), AUDIENCE.parse().unwrap())
     })
     .unwrap();
     std::fs::remove_file(&path).unwrap();
@@ -579,10 +571,11 @@ async fn identity_tokens_verify_through_the_served_key_set() {
     let server = JwksServer::start(&[]).await;
     server.set_raw_keys(signer.jwks()["keys"].as_array().unwrap().clone());
     let v = JwtVerifier::new(&JwtConfig {
-        issuer: "https://gateway.example".into(),
-        audience: "notes".into(),
         jwks_uri: Some(server.url.clone()),
-        ..JwtConfig::default()
+        ..JwtConfig::new(
+            "https://gateway.example".parse().unwrap(),
+            "notes".parse().unwrap(),
+        )
     })
     .unwrap();
     let p = Principal::new("alice".parse().unwrap(), mcpgate_guard::AuthMethod::ApiKey)
@@ -597,10 +590,11 @@ async fn several_issuers_in_one_chain() {
     let a = TestKey::es256("a");
     let server = JwksServer::start(&[&a]).await;
     let other_issuer = JwtConfig {
-        issuer: "https://other.example".into(),
-        audience: AUDIENCE.into(),
         hmac_secret_env: Some("S".into()),
-        ..JwtConfig::default()
+        ..JwtConfig::new(
+            "https://other.example".parse().unwrap(),
+            AUDIENCE.parse().unwrap(),
+        )
     };
     let hmac = JwtVerifier::with_env(&other_issuer, |_| {
         Some(String::from_utf8(SECRET.to_vec()).unwrap())

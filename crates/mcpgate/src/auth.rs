@@ -60,11 +60,11 @@ pub(crate) async fn build(
     }
     // An upstream's `audience` override must get past the issuer's own check;
     // the gateway then holds each upstream to its override or the configured audience.
-    let overrides: Vec<String> = cfg
+    let overrides: Vec<Audience> = cfg
         .upstreams
         .iter()
         .filter_map(|u| u.audience.as_ref())
-        .flat_map(|a| a.0.iter().cloned())
+        .flat_map(|a| a.values().iter().cloned())
         .collect();
     let mut seen = Vec::new();
     for kind in &a.order {
@@ -110,9 +110,9 @@ pub(crate) async fn build(
             VerifierKind::Jwt => {
                 for j in &a.jwt {
                     let mut j = j.clone();
-                    bind_audience(&mut audiences, &j, &mut problems);
-                    if !j.audience.0.is_empty() {
-                        j.audience.0.extend(overrides.iter().cloned());
+                    bind_audience(&mut audiences, &j);
+                    if !j.audience.values().is_empty() {
+                        j.audience.extend(overrides.iter().cloned());
                     }
                     match JwtVerifier::new(&j) {
                         Ok(v) => {
@@ -233,25 +233,12 @@ async fn dpop_replay(
     Ok(Some(Arc::new(store)))
 }
 
-/// Records what `[[auth.jwt]]` issuer `j`'s tokens must name. A bad issuer or
-/// an empty audience is the verifier's to report; an audience with white space
-/// is reported here, as nothing could match it.
-fn bind_audience(
-    audiences: &mut mcpgate_gateway::AudienceBinding,
-    j: &mcpgate_guard::JwtConfig,
-    problems: &mut Vec<String>,
-) {
-    let Ok(issuer) = j.issuer.parse::<JwtIssuer>() else {
-        return;
-    };
-    let mut wanted = Vec::new();
-    for a in j.audience.0.iter().filter(|a| !a.trim().is_empty()) {
-        match Audience::try_from(a.clone()) {
-            Ok(a) => wanted.push(a),
-            Err(e) => problems.push(format!("auth.jwt ({issuer}): audience: {e}")),
-        }
-    }
-    audiences.issuer_audiences.insert(issuer, wanted);
+/// Records what `[[auth.jwt]]` issuer `j`'s tokens must name (an empty
+/// audience is the verifier's to report).
+fn bind_audience(audiences: &mut mcpgate_gateway::AudienceBinding, j: &mcpgate_guard::JwtConfig) {
+    audiences
+        .issuer_audiences
+        .insert(j.issuer.clone(), j.audience.values().to_vec());
 }
 
 /// The nonces of upstreams with `dpop_nonce = true`: derived from the master

@@ -123,12 +123,18 @@ fn keys_and_passwords_are_not_audience_bound() {
 
 #[test]
 fn an_override_that_is_no_audience_is_a_configuration_error() {
-    let url = url::Url::parse("https://gw.example/").expect("url");
-    let e = Audiences::new(
-        AudienceBinding::default(),
-        &url,
-        &upstreams("[[upstream]]\nname = \"demo\"\nurl = \"http://d\"\naudience = [\"api://a\", \"api b\"]\n"),
+    #[derive(Debug, serde::Deserialize)]
+    struct F {
+        #[allow(dead_code)]
+        upstream: Vec<UpstreamConfig>,
+    }
+    let e = toml::from_str::<F>(
+        "[[upstream]]\nname = \"demo\"\nurl = \"http://d\"\naudience = [\"api://a\", \"api b\"]\n",
     )
     .expect_err("refused");
-    assert!(e.to_string().contains("upstream demo: audience:"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("\"api b\": an audience is one value"),
+        "{e}"
+    );
 }

@@ -12,11 +12,9 @@ fn alice() -> Principal {
 
 fn verifier_for(signer: &IdentitySigner, audience: &str) -> JwtVerifier {
     let cfg = JwtConfig {
-        issuer: signer.issuer().to_owned(),
-        audience: audience.into(),
         public_key_pem: Some(signer.public_key_pem().to_owned()),
         leeway: 0,
-        ..JwtConfig::default()
+        ..JwtConfig::new(signer.issuer().parse().unwrap(), audience.parse().unwrap())
     };
     JwtVerifier::new(&cfg).unwrap()
 }

@@ -22,7 +22,7 @@ pub struct JwtConfig {
     pub name: Option<String>,
     /// The exact `iss` of accepted tokens (byte for byte: `https://x/` and
     /// `https://x` differ). Tokens of other issuers are left to other verifiers.
-    pub issuer: String,
+    pub issuer: JwtIssuer,
     /// The audience(s) a token's `aud` must include one of: usually this
     /// server's MCP URL, or the API identifier registered at the issuer.
     /// Compared as resources: `X`, `X/` and an upper-case host are the same.
@@ -81,13 +81,14 @@ fn default_subject_claim() -> String {
     "sub".to_owned()
 }
 
-impl Default for JwtConfig {
-    /// An incomplete table (no issuer, audience or keys) with the documented defaults.
-    fn default() -> Self {
+impl JwtConfig {
+    /// A table for `issuer`'s tokens meant for `audience`, with the documented
+    /// defaults and no keys yet (set one of the key sources).
+    pub fn new(issuer: JwtIssuer, audience: Audience) -> Self {
         JwtConfig {
             name: None,
-            issuer: String::new(),
-            audience: Audience::default(),
+            issuer,
+            audience,
             jwks_uri: None,
             allow_http: false,
             public_key_file: None,
@@ -104,20 +105,47 @@ impl Default for JwtConfig {
     }
 }
 
-/// `audience`: one string or a list of strings.
+/// `audience`: one string or a list of strings, each a valid `aud` value
+/// (checked when the configuration is read).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Audience(pub Vec<String>);
+pub struct Audience(Vec<mcpgate_types::Audience>);
 
-impl From<&str> for Audience {
-    fn from(s: &str) -> Self {
-        Audience(vec![s.to_owned()])
+impl Audience {
+    /// The accepted audiences, in configuration order.
+    pub fn values(&self) -> &[mcpgate_types::Audience] {
+        &self.0
+    }
+
+    /// Accepts `more` audiences as well.
+    pub fn extend(&mut self, more: impl IntoIterator<Item = mcpgate_types::Audience>) {
+        self.0.extend(more);
     }
 }
 
-impl From<Vec<String>> for Audience {
-    fn from(v: Vec<String>) -> Self {
+impl From<mcpgate_types::Audience> for Audience {
+    fn from(a: mcpgate_types::Audience) -> Self {
+        Audience(vec![a])
+    }
+}
+
+impl From<Vec<mcpgate_types::Audience>> for Audience {
+    fn from(v: Vec<mcpgate_types::Audience>) -> Self {
         Audience(v)
     }
+}
+
+impl std::str::FromStr for Audience {
+    type Err = mcpgate_types::AudienceError;
+
+    /// One audience.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Audience(vec![s.parse()?]))
+    }
+}
+
+/// The configuration loader names the key; the error says what is wrong.
+fn one<E: serde::de::Error>(s: &str) -> Result<mcpgate_types::Audience, E> {
+    s.parse().map_err(E::custom)
 }
 
 impl<'de> Deserialize<'de> for Audience {
@@ -129,7 +157,7 @@ impl<'de> Deserialize<'de> for Audience {
                 f.write_str("a string or a list of strings")
             }
             fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Audience, E> {
-                Ok(Audience(vec![s.to_owned()]))
+                Ok(Audience(vec![one(s)?]))
             }
             fn visit_seq<A: serde::de::SeqAccess<'de>>(
                 self,
@@ -137,7 +165,7 @@ impl<'de> Deserialize<'de> for Audience {
             ) -> Result<Audience, A::Error> {
                 let mut v = Vec::new();
                 while let Some(s) = seq.next_element::<String>()? {
-                    v.push(s);
+                    v.push(one(&s)?);
                 }
                 Ok(Audience(v))
             }
@@ -195,7 +223,7 @@ impl JwtConfig {
     /// Checks the table and loads its keys (the PEM file, the HMAC secret
     /// through `env`). The error names the table and the key at fault.
     pub(crate) fn resolve(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<Resolved, String> {
-        let label = self.name.clone().unwrap_or_else(|| self.issuer.clone());
+        let label = self.name.clone().unwrap_or_else(|| self.issuer.to_string());
         let fail = |key: &str, problem: String| format!("auth.jwt ({label}): {key}: {problem}");
         if let Some(n) = &self.name
             && (n.is_empty()
@@ -208,11 +236,7 @@ impl JwtConfig {
                 format!("{n:?} is not allowed: use letters, digits, '-', '_' and '.'"),
             ));
         }
-        let issuer = self
-            .issuer
-            .parse::<JwtIssuer>()
-            .map_err(|e| fail("issuer", e.to_string()))?;
-        if self.audience.0.is_empty() || self.audience.0.iter().any(|a| a.trim().is_empty()) {
+        if self.audience.0.is_empty() {
             return Err(fail(
                 "audience",
                 "name this server's resource URL (or the API identifier tokens carry in aud)"
@@ -393,12 +417,12 @@ impl JwtConfig {
         };
         Ok(Resolved {
             label,
-            issuer,
+            issuer: self.issuer.clone(),
             source,
             family,
             algorithms,
             rules: ClaimRules {
-                audiences: self.audience.0.clone(),
+                audiences: self.audience.0.iter().map(|a| a.to_string()).collect(),
                 leeway: self.leeway,
                 required: self.required_claims.clone(),
                 scope_claim: self.scope_claim.clone(),

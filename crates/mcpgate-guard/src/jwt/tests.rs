@@ -76,17 +76,28 @@ fn provider_examples_in_the_module_docs_are_valid() {
 #[test]
 fn audience_is_a_string_or_a_list() {
     let one = parse(&format!("{BASE}jwks_uri = \"https://i.example/jwks\"")).unwrap();
-    assert_eq!(one.audience.0, ["https://mcp.example/mcp"]);
+    assert_eq!(one.audience.values(), ["https://mcp.example/mcp"]);
     let many = parse(
         r#"issuer = "i"
 audience = ["a", "b"]
 jwks_uri = "https://i.example/jwks""#,
     )
     .unwrap();
-    assert_eq!(many.audience.0, ["a", "b"]);
+    assert_eq!(many.audience.values(), ["a", "b"]);
     let bad =
         parse("issuer = \"i\"\naudience = 3\njwks_uri = \"https://i.example/jwks\"").unwrap_err();
     assert!(bad.contains("a string or a list of strings"), "{bad}");
+    // A malformed entry is refused as the configuration is read, by name.
+    for aud in ["\"a b\"", "[\"a\", \"\"]"] {
+        let bad = parse(&format!(
+            "issuer = \"i\"\naudience = {aud}\njwks_uri = \"https://i.example/jwks\""
+        ))
+        .unwrap_err();
+        assert!(bad.contains("audience ="), "{bad}");
+        assert!(bad.contains("an audience "), "{bad}");
+    }
+    let blank = parse("issuer = \" \"\naudience = \"a\"\njwks_uri = \"https://i/j\"").unwrap_err();
+    assert!(blank.contains("issuer"), "{blank}");
 }
 
 #[test]
