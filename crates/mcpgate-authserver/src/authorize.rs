@@ -391,7 +391,7 @@ pub(crate) async fn get(
         }
         return r;
     };
-    let subject = session.subject.clone().unwrap_or_default();
+    let subject = session.subject.as_deref().unwrap_or_default().to_owned();
     // The IdP revoked the tokens an upstream needs: through the IdP again first.
     let here = format!("{}?{}", inner.route("/authorize"), req.params.to_query());
     if let Some(url) = crate::federation::reconsent_url(&inner, &subject, &here).await {
@@ -541,7 +541,7 @@ pub(crate) async fn consent(
         )
         .respond(&inner);
     }
-    let subject = session.subject.clone().unwrap_or_default();
+    let subject = session.subject.as_deref().unwrap_or_default().to_owned();
     // The request comes from the server's record only (single use); every
     // other field of the form is a choice of the user, read below by name.
     let reference = form.get("request").unwrap_or_default();

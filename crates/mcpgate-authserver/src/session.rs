@@ -58,6 +58,12 @@ pub(crate) async fn start(
     inner: &Inner,
     subject: Option<String>,
 ) -> Result<(SessionRow, HeaderValue), OAuthError> {
+    // A user name is checked when the user is created; one that is no subject
+    // was written outside mcpgate and signs nobody in.
+    let subject = subject
+        .map(mcpgate_types::Subject::try_from)
+        .transpose()
+        .map_err(OAuthError::store)?;
     let token = random_token();
     let ttl = inner.settings.session_ttl;
     let row = SessionRow::new(
@@ -169,7 +175,7 @@ pub(crate) async fn user_form(
     if !csrf_ok(&session, form.get("csrf")) {
         return Err(NotUserForm::Expired);
     }
-    let subject = session.subject.clone().unwrap_or_default();
+    let subject = session.subject.as_deref().unwrap_or_default().to_owned();
     Ok(UserForm {
         session,
         subject,

@@ -26,3 +26,18 @@ where
         source: Box::new(e),
     })
 }
+
+/// Nullable text column `column` parsed like [`parsed`]: NULL is `None`.
+pub(crate) fn parsed_opt<T>(row: &Row, column: &str) -> Result<Option<T>, sqlx::Error>
+where
+    T: TryFrom<String>,
+    T::Error: std::error::Error + Send + Sync + 'static,
+{
+    let text: Option<String> = sqlx::Row::try_get(row, column)?;
+    text.map(T::try_from)
+        .transpose()
+        .map_err(|e| sqlx::Error::ColumnDecode {
+            index: column.to_owned(),
+            source: Box::new(e),
+        })
+}

@@ -3,7 +3,7 @@
 //! sign in again" mark), and the sign-ins in flight toward an IdP (their PKCE
 //! verifier and nonce sealed, single use).
 
-use mcpgate_types::ScopeSet;
+use mcpgate_types::{ScopeSet, Subject};
 use std::time::{Duration, SystemTime};
 
 use crate::Row as SqliteRow;
@@ -34,7 +34,7 @@ pub struct FederatedIdentity {
     /// The IdP's stable subject (OIDC `sub`, GitHub's numeric user id).
     pub external_subject: String,
     /// The local user it signs in as.
-    pub subject: String,
+    pub subject: Subject,
     /// The verified email the IdP gave at the last sign-in.
     pub email: Option<String>,
     /// The IdP's login name (GitHub login, `preferred_username`).
@@ -50,7 +50,7 @@ impl FederatedIdentity {
         Ok(FederatedIdentity {
             provider: r.try_get("provider")?,
             external_subject: r.try_get("external_subject")?,
-            subject: r.try_get("subject")?,
+            subject: crate::decode::parsed(r, "subject")?,
             email: r.try_get("email")?,
             login: r.try_get("login")?,
             created_at: from_unix(r.try_get("created_at")?),

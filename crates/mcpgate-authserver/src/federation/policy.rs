@@ -103,7 +103,7 @@ pub(crate) async fn local_user(
         .await
         .map_err(unavailable)?;
     let subject = match linked {
-        Some(l) => l.subject,
+        Some(l) => l.subject.into(),
         None => {
             let by_email = match (cfg.map_by, &id.email) {
                 (MapBy::Email, Some(e)) => {

@@ -1,6 +1,6 @@
 //! Device authorization (RFC 8628): device codes (digests) and their user codes.
 
-use mcpgate_types::{ClientId, ResourceUri, ScopeSet};
+use mcpgate_types::{ClientId, ResourceUri, ScopeSet, Subject};
 use std::time::SystemTime;
 
 use crate::Row as SqliteRow;
@@ -76,7 +76,7 @@ pub struct DeviceRow {
     /// Where it stands.
     pub status: DeviceStatus,
     /// Who approved or denied it.
-    pub subject: Option<String>,
+    pub subject: Option<Subject>,
     /// The grant made on approval.
     pub grant_id: Option<String>,
 }
@@ -122,7 +122,7 @@ impl DeviceRow {
                 .try_get::<Option<i64>, _>("last_poll_at")?
                 .map(from_unix),
             status: DeviceStatus::parse(&row.try_get::<String, _>("status")?)?,
-            subject: row.try_get("subject")?,
+            subject: crate::decode::parsed_opt(row, "subject")?,
             grant_id: row.try_get("grant_id")?,
         })
     }
@@ -152,7 +152,7 @@ impl Store {
         .bind(d.poll_interval)
         .bind(d.last_poll_at.map(to_unix))
         .bind(d.status.as_str())
-        .bind(&d.subject)
+        .bind(d.subject.as_deref())
         .bind(&d.grant_id)
         .execute(&self.pool)
         .await

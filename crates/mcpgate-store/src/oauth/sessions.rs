@@ -3,6 +3,7 @@
 use std::time::SystemTime;
 
 use crate::Row as SqliteRow;
+use mcpgate_types::Subject;
 use sqlx::Row as _;
 
 use crate::Store;
@@ -16,7 +17,7 @@ pub struct SessionRow {
     /// Hex SHA-256 of the cookie value.
     pub digest: String,
     /// The signed-in user.
-    pub subject: Option<String>,
+    pub subject: Option<Subject>,
     /// The CSRF token every form of this session carries.
     pub csrf: String,
     /// When the user signed in.
@@ -31,7 +32,7 @@ impl SessionRow {
     /// A new session.
     pub fn new(
         digest: String,
-        subject: Option<String>,
+        subject: Option<Subject>,
         csrf: String,
         expires_at: SystemTime,
     ) -> SessionRow {
@@ -49,7 +50,7 @@ impl SessionRow {
     fn from_row(row: &SqliteRow) -> Result<SessionRow, sqlx::Error> {
         Ok(SessionRow {
             digest: row.try_get("digest")?,
-            subject: row.try_get("subject")?,
+            subject: crate::decode::parsed_opt(row, "subject")?,
             csrf: row.try_get("csrf")?,
             auth_time: row.try_get::<Option<i64>, _>("auth_time")?.map(from_unix),
             created_at: from_unix(row.try_get("created_at")?),
@@ -66,7 +67,7 @@ impl Store {
              VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(&s.digest)
-        .bind(&s.subject)
+        .bind(s.subject.as_deref())
         .bind(&s.csrf)
         .bind(s.auth_time.map(to_unix))
         .bind(to_unix(s.created_at))
