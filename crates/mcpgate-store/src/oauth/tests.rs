@@ -380,3 +380,27 @@ async fn a_row_holding_what_its_type_refuses_is_an_error_naming_the_column() {
         assert!(e.contains(&format!("{value:?}")), "{column}: {e}");
     }
 }
+
+#[tokio::test]
+async fn a_session_whose_subject_is_no_subject_is_an_error_naming_the_column() {
+    let (_d, store) = test_store().await;
+    let alice: mcpgate_types::Subject = "alice".parse().unwrap();
+    let expires = SystemTime::now() + Duration::from_secs(600);
+    let row = SessionRow::new("d1".into(), Some(alice), "csrf".into(), expires);
+    store.insert_session(&row).await.unwrap();
+    let found = store.find_session("d1", SystemTime::now()).await.unwrap();
+    assert_eq!(found.unwrap().subject.as_deref(), Some("alice"));
+    // A row edited by hand: a control character is no RFC 7519 subject.
+    sqlx::query("UPDATE oauth_sessions SET subject = $1 WHERE digest = $2")
+        .bind("bad\u{7}subject")
+        .bind("d1")
+        .execute(&store.pool)
+        .await
+        .unwrap();
+    let e = store
+        .find_session("d1", SystemTime::now())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("subject"), "{e}");
+}
