@@ -34,8 +34,10 @@ pub struct VirtualServerConfig {
     /// DPoP-bound access tokens at this endpoint: `off`, `allowed`, `required`.
     #[serde(default)]
     pub dpop: mcpgate_guard::DpopMode,
-    // The policy keys, as in `[[upstream]]`; tool, prompt and resource names
-    // are the ones the client sees (prefixed and renamed).
+    // The policy keys, as in `[[upstream]]` and repeated field by field for the
+    // same reason (serde cannot `flatten` into a struct that denies unknown
+    // keys); tool, prompt and resource names are the ones the client sees
+    // (prefixed and renamed).
     /// Scopes needed for anything on this virtual server.
     #[serde(default)]
     pub required_scopes: Scopes,
