@@ -87,9 +87,9 @@ async fn rotate_in(dir: &Path, store: &Store) -> Result<(), String> {
         .check_master_key(&old)
         .await
         .map_err(|e| format!("{e}\nnothing was changed"))?;
-    let mut bytes = [0u8; 32];
-    aws_lc_rs::rand::fill(&mut bytes).map_err(|_| "no randomness for a new key".to_owned())?;
-    let new = MasterKey::from_bytes(&bytes, "the new master key").map_err(|e| e.to_string())?;
+    let (bytes, new) = fresh_key(&old, |b| {
+        aws_lc_rs::rand::fill(b).map_err(|_| "no randomness for a new key".to_owned())
+    })?;
     let text = STANDARD.encode(bytes);
     if !from_env {
         write_private(&new_file, &format!("{text}\n"))
@@ -129,6 +129,25 @@ async fn rotate_in(dir: &Path, store: &Store) -> Result<(), String> {
         );
     }
     Ok(())
+}
+
+/// Draws keys from `random` until one's id differs from `old`'s. The id is one
+/// byte (the first of the key's SHA-256, stored in every sealed value), so one
+/// fresh key in 256 shares it, and a rotation to it could not tell the two apart.
+fn fresh_key(
+    old: &MasterKey,
+    mut random: impl FnMut(&mut [u8; 32]) -> Result<(), String>,
+) -> Result<([u8; 32], MasterKey), String> {
+    // Sixteen draws all sharing the id is a broken random source, not chance.
+    for _ in 0..16 {
+        let mut bytes = [0u8; 32];
+        random(&mut bytes)?;
+        let new = MasterKey::from_bytes(&bytes, "the new master key").map_err(|e| e.to_string())?;
+        if new.id() != old.id() {
+            return Ok((bytes, new));
+        }
+    }
+    Err("the random source keeps giving keys with the current key's id; nothing was changed".into())
 }
 
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
@@ -273,5 +292,36 @@ impl UserSecretSource for Vault {
                 ))),
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fresh_key_never_shares_the_current_keys_id() {
+        let old = MasterKey::from_bytes(&[7u8; 32], "old").expect("key");
+        let other = (0u8..=255)
+            .map(|b| [b; 32])
+            .find(|k| MasterKey::from_bytes(k, "k").expect("key").id() != old.id())
+            .expect("some key has another id");
+        // The first draw repeats the current key (same id), the second does not.
+        let mut draws = vec![other, [7u8; 32]];
+        let (bytes, new) = fresh_key(&old, |b| {
+            *b = draws.pop().expect("a draw");
+            Ok(())
+        })
+        .expect("fresh key");
+        assert!(draws.is_empty(), "the colliding draw was not taken");
+        assert_eq!(bytes, other);
+        assert_ne!(new.id(), old.id());
+
+        let err = fresh_key(&old, |b| {
+            *b = [7u8; 32];
+            Ok(())
+        })
+        .expect_err("a source that only repeats the key is refused");
+        assert!(err.contains("nothing was changed"), "{err}");
     }
 }
