@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use crate::clients::{self, Client};
 use crate::error::{ErrorCode, OAuthError};
-use crate::pages::{self, ConsentPage, OobPage, ScopeLine};
+use crate::pages::{self, ConsentPage, OobPage};
 use crate::params::Params;
 use crate::redirect;
 use crate::resource_servers::ResourceServer;
@@ -498,13 +498,7 @@ async fn consent_page(
         localhost_only: req.client.kind == ClientKind::Cimd
             && redirect::all_loopback(&req.client.redirect_uris),
         document_client: req.client.kind == ClientKind::Cimd,
-        scopes: scopes
-            .iter()
-            .map(|s| ScopeLine {
-                name: s.to_string(),
-                description: inner.scope_description(s.as_str()),
-            })
-            .collect(),
+        scopes: inner.scope_lines(scopes),
         request: &reference,
         vault,
     };

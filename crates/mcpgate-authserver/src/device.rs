@@ -308,13 +308,7 @@ pub(crate) async fn submit(
                 user: &subject,
                 user_code: &display(&row.user_code),
                 client_name: &client.display_name(),
-                scopes: scopes
-                    .iter()
-                    .map(|x| ScopeLine {
-                        name: x.to_string(),
-                        description: inner.scope_description(x.as_str()),
-                    })
-                    .collect(),
+                scopes: inner.scope_lines(&scopes),
             },
         );
     }

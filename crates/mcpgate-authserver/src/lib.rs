@@ -169,13 +169,21 @@ impl Inner {
         format!("{}{path}", self.base_path)
     }
 
-    /// The scopes configured, without the OpenID ones nobody needs on consent.
-    pub(crate) fn scope_description(&self, scope: &str) -> String {
-        self.settings
-            .scopes
-            .get(scope)
-            .cloned()
-            .unwrap_or_else(|| scope.to_owned())
+    /// The consent pages' lines for `scopes`: each with its description from
+    /// `[authserver.scopes]`, else its own name.
+    pub(crate) fn scope_lines(&self, scopes: &mcpgate_types::ScopeSet) -> Vec<pages::ScopeLine> {
+        scopes
+            .iter()
+            .map(|s| pages::ScopeLine {
+                name: s.to_string(),
+                description: self
+                    .settings
+                    .scopes
+                    .get(s.as_str())
+                    .cloned()
+                    .unwrap_or_else(|| s.to_string()),
+            })
+            .collect()
     }
 
     pub(crate) fn known_scope(&self, scope: &str) -> bool {

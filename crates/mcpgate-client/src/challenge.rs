@@ -18,29 +18,16 @@ impl BearerChallenge {
     /// Reads the Bearer challenge out of a `WWW-Authenticate` value; `None`
     /// when the value holds no Bearer challenge.
     pub fn parse(header: &str) -> Option<Self> {
-        let mut rest = header;
-        // Several challenges may share one header: find the Bearer one.
-        loop {
-            let trimmed = rest.trim_start_matches([' ', ',', '\t']);
-            let (scheme, after) = split_token(trimmed);
-            if scheme.is_empty() {
-                return None;
+        let mut out = Self::default();
+        for (k, v) in params_of(header, "bearer")? {
+            match k.to_ascii_lowercase().as_str() {
+                "error" => out.error = Some(v),
+                "scope" => out.scope = Some(v),
+                "resource_metadata" => out.resource_metadata = Some(v),
+                _ => {}
             }
-            let (params, next) = parse_params(after);
-            if scheme.eq_ignore_ascii_case("bearer") {
-                let mut out = Self::default();
-                for (k, v) in params {
-                    match k.to_ascii_lowercase().as_str() {
-                        "error" => out.error = Some(v),
-                        "scope" => out.scope = Some(v),
-                        "resource_metadata" => out.resource_metadata = Some(v),
-                        _ => {}
-                    }
-                }
-                return Some(out);
-            }
-            rest = next;
         }
+        Some(out)
     }
 
     /// The scopes of `scope`, split on spaces.
@@ -57,6 +44,15 @@ impl BearerChallenge {
 /// The `error` of the `scheme` challenge (`DPoP`, `Bearer`) in a
 /// `WWW-Authenticate` value that may hold several.
 pub(crate) fn error_of(header: &str, scheme: &str) -> Option<String> {
+    params_of(header, scheme)?
+        .into_iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("error"))
+        .map(|(_, v)| v)
+}
+
+/// The parameters of the first `scheme` challenge (case-insensitive) in a
+/// `WWW-Authenticate` value, which may hold several; `None` without one.
+fn params_of(header: &str, scheme: &str) -> Option<Vec<(String, String)>> {
     let mut rest = header;
     loop {
         let trimmed = rest.trim_start_matches([' ', ',', '\t']);
@@ -66,10 +62,7 @@ pub(crate) fn error_of(header: &str, scheme: &str) -> Option<String> {
         }
         let (params, next) = parse_params(after);
         if name.eq_ignore_ascii_case(scheme) {
-            return params
-                .into_iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case("error"))
-                .map(|(_, v)| v);
+            return Some(params);
         }
         rest = next;
     }

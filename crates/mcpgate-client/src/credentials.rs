@@ -26,6 +26,8 @@ impl CredentialsError {
 /// A transport calls [`authorization`](Self::authorization) before each
 /// request, and on a 401 or a 403 `insufficient_scope` asks once for a better
 /// value and retries once with it.
+// Every implementation repeats these boxed-future signatures: the transports
+// hold credentials as `Arc<dyn Credentials>`, which an `async fn` cannot be.
 pub trait Credentials: Send + Sync {
     /// The header value to send now (for example `Bearer eyJ…`), refreshed
     /// first when it is about to expire; `None` to send no header.

@@ -501,6 +501,7 @@ impl Credentials for TokenManager {
         })
     }
 
+    // The trait's boxed-future signature, repeated as `dyn Credentials` needs.
     fn proof<'a>(
         &'a self,
         method: &'a str,

@@ -239,6 +239,9 @@ pub struct InputError(pub String);
 
 /// Answers a server's questions (elicitation, sampling, roots): the stdio
 /// app behind the bridge, or the command line for `mcpgate call`.
+// Each implementation repeats `answer`'s boxed-future signature: the
+// transport holds its handler as `Arc<dyn InputHandler>`, which an
+// `async fn` cannot be.
 pub trait InputHandler: Send + Sync {
     /// The capabilities to declare in `_meta` (and `initialize`): exactly
     /// what [`answer`](Self::answer) can serve.

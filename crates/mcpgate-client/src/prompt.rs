@@ -104,6 +104,7 @@ impl InputHandler for CommandLineInput {
         caps
     }
 
+    // The trait's boxed-future signature, repeated as `dyn InputHandler` needs.
     fn answer<'a>(
         &'a self,
         method: &'a str,

@@ -82,25 +82,24 @@ impl Request {
         for (k, v) in pairs {
             form.append_pair(k.as_ref(), v.as_ref());
         }
-        let mut r = Request::get(url);
-        r.method = Method::POST;
-        r.body = Some(form.finish().into_bytes());
-        r.headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/x-www-form-urlencoded"),
-        );
-        r
+        Request::post(
+            url,
+            form.finish().into_bytes(),
+            "application/x-www-form-urlencoded",
+        )
     }
 
     /// A POST of `doc` as `application/json` to `url`.
     pub fn post_json(url: impl Into<String>, doc: &serde_json::Value) -> Request {
+        Request::post(url, doc.to_string().into_bytes(), "application/json")
+    }
+
+    fn post(url: impl Into<String>, body: Vec<u8>, content_type: &'static str) -> Request {
         let mut r = Request::get(url);
         r.method = Method::POST;
-        r.body = Some(doc.to_string().into_bytes());
-        r.headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
+        r.body = Some(body);
+        r.headers
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
         r
     }
 

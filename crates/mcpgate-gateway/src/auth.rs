@@ -487,6 +487,8 @@ impl Admission for Guard {
 
     /// The audience binding, a user's own key's upstream, then the upstream's
     /// subject and group rules.
+    // `PassAdmission::admit` (forward/internal.rs) shares only this trait
+    // signature; why the two stay apart is said there.
     fn admit(
         &self,
         req: &mut Parts,

@@ -315,33 +315,17 @@ impl SessionTable {
 
     /// Removes and returns sessions idle longer than `max` or whose upstream is gone.
     pub(crate) fn take_stale(&self, max: Duration) -> Vec<Arc<Session>> {
-        let mut map = self.lock();
-        let stale: Vec<SessionId> = map
-            .iter()
-            .filter(|(_, s)| {
-                let idle = s.idle_for() > max && s.listeners.load(Ordering::SeqCst) == 0;
-                idle || s.is_closed() || s.link.gone().is_some()
-            })
-            .map(|(k, _)| k.clone())
-            .collect();
-        stale
-            .iter()
-            .filter_map(|k| map.remove(k))
-            .inspect(closed)
-            .collect()
+        self.take_where(|s| {
+            let idle = s.idle_for() > max && s.listeners.load(Ordering::SeqCst) == 0;
+            idle || s.is_closed() || s.link.gone().is_some()
+        })
     }
 
     /// Removes and returns the sessions `which` picks (a reload's retired upstreams).
     pub(crate) fn take_where(&self, which: impl Fn(&Session) -> bool) -> Vec<Arc<Session>> {
-        let mut map = self.lock();
-        let picked: Vec<SessionId> = map
-            .iter()
-            .filter(|(_, s)| which(s))
-            .map(|(k, _)| k.clone())
-            .collect();
-        picked
-            .iter()
-            .filter_map(|k| map.remove(k))
+        self.lock()
+            .extract_if(|_, s| which(s))
+            .map(|(_, s)| s)
             .inspect(closed)
             .collect()
     }

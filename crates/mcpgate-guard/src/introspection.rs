@@ -59,6 +59,10 @@ const CACHE_CAPACITY: u64 = 100_000;
 /// negative_ttl = "10s"                     # inactive answers
 /// timeout = "5s"
 /// ```
+// The keys are written out like `[[auth.jwt]]`'s (`JwtConfig`) and the
+// gateway's credential tables: each struct is its table's TOML surface, and
+// serde's `flatten` cannot be combined with `deny_unknown_fields`, which
+// keeps a misspelt key an error.
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IntrospectionConfig {

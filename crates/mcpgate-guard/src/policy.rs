@@ -236,26 +236,13 @@ impl Policy {
     }
 
     fn rule_for(&self, p: &Principal) -> Result<(), String> {
-        if self
-            .deny_subjects
-            .iter()
-            .any(|g| g.is_match(p.subject().as_str()))
-        {
-            return Err(format!(
-                "subject {} is denied on this upstream",
-                p.subject()
-            ));
+        let subject = p.subject().as_str();
+        let names = |globs: &[GlobMatcher]| globs.iter().any(|g| g.is_match(subject));
+        if names(&self.deny_subjects) {
+            return Err(format!("subject {subject} is denied on this upstream"));
         }
-        if !self.allow_subjects.is_empty()
-            && !self
-                .allow_subjects
-                .iter()
-                .any(|g| g.is_match(p.subject().as_str()))
-        {
-            return Err(format!(
-                "subject {} is not allowed on this upstream",
-                p.subject()
-            ));
+        if !self.allow_subjects.is_empty() && !names(&self.allow_subjects) {
+            return Err(format!("subject {subject} is not allowed on this upstream"));
         }
         if self.allow_groups.is_empty() && self.deny_groups.is_empty() {
             return Ok(());

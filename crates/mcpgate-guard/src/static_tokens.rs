@@ -342,6 +342,9 @@ impl Verifier for StaticTokens {
         "static_tokens"
     }
 
+    // `accepts` and `verify` as `UpstreamKey` writes them: each verifier says
+    // itself which credentials are its own (no default that takes every
+    // token), and `dyn Verifier` needs the boxed signature.
     /// Bearer tokens and API-key headers.
     fn accepts(&self, credential: &Credential) -> bool {
         credential.token().is_some()

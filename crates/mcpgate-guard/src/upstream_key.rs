@@ -452,6 +452,7 @@ impl Verifier for UpstreamKey {
         &self.name
     }
 
+    // Written like `StaticTokens`' pair, for the reason given there.
     /// Every bearer and API-key credential: see the module docs for the order.
     fn accepts(&self, credential: &Credential) -> bool {
         credential.token().is_some()

@@ -192,6 +192,7 @@ impl Store {
 
     /// The key with this digest, revoked and expired ones included (the
     /// caller decides, and can say why it refuses).
+    // Spelt-out SQL, shaped like other tables' (why: the crate docs).
     pub async fn find_api_key(
         &self,
         digest: &KeyDigest,

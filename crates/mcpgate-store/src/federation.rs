@@ -124,6 +124,7 @@ impl Store {
     }
 
     /// Every external identity linked to local user `subject`.
+    // Spelt-out SQL, shaped like other tables' (why: the crate docs).
     pub async fn federated_identities_of(
         &self,
         subject: &str,

@@ -39,6 +39,11 @@
 //! they read (`BEGIN IMMEDIATE` on SQLite, `SELECT … FOR UPDATE` on
 //! PostgreSQL), so they hold across replicas too.
 //!
+//! Each method spells its statement and binds out where it runs (no query
+//! builder, no generic insert or lookup): the methods of different tables
+//! share a shape (`sqlx::query(…)`, `.bind(…)`, `.execute(…)`) but not their
+//! SQL, which stays readable and greppable in the module of its table.
+//!
 //! The default store is `<data_dir>/mcpgate.sqlite` (WAL, full sync), shared
 //! safely between a running server and the CLI. Every write either commits or is rolled back, and no
 //! connection returns to the pool inside a transaction (`pool.rs`), so an
@@ -289,6 +294,12 @@ pub fn user_name_from(raw: &str) -> String {
         .map(|c| if name_char(c) { c } else { '-' })
         .take(56)
         .collect()
+}
+
+/// The names a new user made of `base` may get, in order, while the earlier
+/// ones are taken: `base`, then `base-1` … `base-19`.
+pub fn user_name_candidates(base: &str) -> impl Iterator<Item = String> + '_ {
+    std::iter::once(base.to_owned()).chain((1..20).map(move |n| format!("{base}-{n}")))
 }
 
 #[cfg(test)]

@@ -70,6 +70,7 @@ impl Store {
         let scopes = scopes.to_string();
         let hash = self.hash_password(password).await?;
         let now = to_unix(SystemTime::now());
+        // Spelt-out SQL, shaped like other tables' (why: the crate docs).
         sqlx::query(
             "INSERT INTO users (name, password_hash, scopes, created_at, updated_at)
              VALUES ($1, $2, $3, $4, $5)",

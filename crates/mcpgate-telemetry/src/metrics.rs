@@ -41,9 +41,15 @@ const KNOWN_METHODS: &[&str] = &[
 
 /// The label value for an MCP method.
 pub fn method_label(method: &str) -> &'static str {
-    KNOWN_METHODS
+    known_or_other(KNOWN_METHODS, method)
+}
+
+/// `value` as it stands in `known`, else `other`: a label whose values a
+/// caller cannot grow without bound.
+fn known_or_other(known: &[&'static str], value: &str) -> &'static str {
+    known
         .iter()
-        .find(|m| **m == method)
+        .find(|k| **k == value)
         .copied()
         .unwrap_or("other")
 }
@@ -466,11 +472,7 @@ impl Metrics {
             "urn:ietf:params:oauth:grant-type:token-exchange",
             "urn:ietf:params:oauth:grant-type:jwt-bearer",
         ];
-        let grant_type = GRANTS
-            .iter()
-            .find(|g| **g == grant_type)
-            .copied()
-            .unwrap_or("other");
+        let grant_type = known_or_other(GRANTS, grant_type);
         self.tokens_issued
             .get_or_create(&GrantLabels { grant_type })
             .inc();
@@ -503,11 +505,7 @@ impl Metrics {
             "slow_down",
             "expired_token",
         ];
-        let error = CODES
-            .iter()
-            .find(|c| **c == error)
-            .copied()
-            .unwrap_or("other");
+        let error = known_or_other(CODES, error);
         self.oauth_failures
             .get_or_create(&OAuthFailureLabels {
                 endpoint: endpoint.to_owned(),

@@ -157,14 +157,7 @@ pub(crate) async fn run(cli: Cli) -> ExitCode {
                     ExitCode::SUCCESS
                 }
                 Err(problems) => {
-                    for p in &problems {
-                        eprintln!("error: {p}");
-                    }
-                    eprintln!(
-                        "{} problem{} found",
-                        problems.len(),
-                        if problems.len() == 1 { "" } else { "s" }
-                    );
+                    crate::config::eprint_problems(&problems, "", "");
                     ExitCode::from(2)
                 }
             }

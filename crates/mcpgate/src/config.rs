@@ -89,6 +89,9 @@ pub(crate) fn store_url(
 }
 
 /// `[server]`.
+// Each section below lists its keys field by field in the same few
+// `#[serde(default)]` shapes: the keys differ, only their shape repeats, and
+// each struct is its table's TOML surface (a misspelt key is an error).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ServerConfig {
@@ -245,6 +248,7 @@ pub(crate) enum LogFormat {
 }
 
 /// `[auth]`.
+// Keys field by field, as in `[server]` (why: there).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct AuthConfig {
@@ -429,6 +433,16 @@ impl Source {
             None => self.0.clone(),
         }
     }
+}
+
+/// Prints `load`'s problems on stderr, one `error:` line each, then how many
+/// there were: `{lead}N problem(s) found{tail}`.
+pub(crate) fn eprint_problems(problems: &[String], lead: &str, tail: &str) {
+    for p in problems {
+        eprintln!("error: {p}");
+    }
+    let s = if problems.len() == 1 { "" } else { "s" };
+    eprintln!("{lead}{} problem{s} found{tail}", problems.len());
 }
 
 /// Loads the file (if any), applies `MCPGATE_…` overrides, and validates.

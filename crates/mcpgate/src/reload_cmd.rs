@@ -28,13 +28,10 @@ pub(crate) fn run(args: ReloadArgs) -> ExitCode {
     let cfg = match crate::config::load(path.as_deref()) {
         Ok(c) => c,
         Err(problems) => {
-            for p in &problems {
-                eprintln!("error: {p}");
-            }
-            eprintln!(
-                "mcpgate: {} problem{} found; the server was not asked to reload",
-                problems.len(),
-                if problems.len() == 1 { "" } else { "s" }
+            crate::config::eprint_problems(
+                &problems,
+                "mcpgate: ",
+                "; the server was not asked to reload",
             );
             return ExitCode::from(2);
         }

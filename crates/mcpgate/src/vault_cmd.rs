@@ -268,6 +268,7 @@ impl UserSecretSource for Federated {
 #[derive(Debug)]
 struct Vault(AuthServer);
 
+// The trait's boxed-future signatures again (see `Federated`'s impl above).
 impl UserSecretSource for Vault {
     fn secret_for<'a>(
         &'a self,

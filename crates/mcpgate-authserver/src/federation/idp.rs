@@ -190,21 +190,11 @@ impl Idp {
     }
 
     fn github_web(&self) -> String {
-        self.cfg
-            .github_url
-            .as_ref()
-            .map_or("https://github.com".into(), |u| {
-                u.as_str().trim_end_matches('/').to_owned()
-            })
+        base_url(self.cfg.github_url.as_ref(), "https://github.com")
     }
 
     fn github_api(&self) -> String {
-        self.cfg
-            .github_api_url
-            .as_ref()
-            .map_or("https://api.github.com".into(), |u| {
-                u.as_str().trim_end_matches('/').to_owned()
-            })
+        base_url(self.cfg.github_api_url.as_ref(), "https://api.github.com")
     }
 
     /// The OIDC issuer this provider must present.
@@ -582,4 +572,12 @@ fn origin(url: &str) -> Option<String> {
 /// `url` without its query (which may carry identifiers) for messages.
 fn strip_query(url: &str) -> &str {
     url.split('?').next().unwrap_or(url)
+}
+
+/// `configured` (GitHub Enterprise) without a trailing `/`, else `default`:
+/// paths are appended to it.
+fn base_url(configured: Option<&url::Url>, default: &str) -> String {
+    configured.map_or(default.to_owned(), |u| {
+        u.as_str().trim_end_matches('/').to_owned()
+    })
 }

@@ -140,12 +140,7 @@ pub(crate) async fn local_user(
 async fn create(inner: &Inner, cfg: &ProviderConfig, id: &Identity) -> Result<String, String> {
     let base = user_name(&cfg.name, id);
     let scopes: mcpgate_types::ScopeSet = cfg.user_scopes.iter().cloned().collect();
-    for n in 0..20 {
-        let name = if n == 0 {
-            base.clone()
-        } else {
-            format!("{base}-{n}")
-        };
+    for name in mcpgate_store::user_name_candidates(&base) {
         match inner
             .store
             .create_federated_user(&name, id.email.as_deref(), &scopes)

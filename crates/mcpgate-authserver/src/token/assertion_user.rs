@@ -77,12 +77,7 @@ pub(super) async fn local_user(
     let scopes: mcpgate_types::ScopeSet = cfg.user_scopes.iter().cloned().collect();
     // A name taken by another user gets a suffix (email matching only: a
     // name match found no user of that name).
-    for n in 0..20 {
-        let candidate = if n == 0 {
-            base.clone()
-        } else {
-            format!("{base}-{n}")
-        };
+    for candidate in mcpgate_store::user_name_candidates(&base) {
         match inner
             .store
             .create_federated_user(&candidate, email, &scopes)

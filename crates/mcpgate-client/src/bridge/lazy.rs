@@ -55,6 +55,7 @@ impl Credentials for SignInOnChallenge {
         self.manager.insufficient_scope(challenge)
     }
 
+    // The trait's boxed-future signature, repeated as `dyn Credentials` needs.
     fn proof<'a>(
         &'a self,
         method: &'a str,

@@ -344,6 +344,7 @@ impl InputHandler for Stateless {
     }
 
     /// Asks the app, as a server request of its own era, and waits for its answer.
+    // The trait's boxed-future signature, repeated as `dyn InputHandler` needs.
     fn answer<'a>(
         &'a self,
         method: &'a str,

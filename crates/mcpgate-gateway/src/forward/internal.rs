@@ -22,7 +22,6 @@ use mcpgate_guard::{
 use super::Forwarded;
 use super::pass::{self, Binding, Used};
 use crate::auth::Guard;
-use crate::protocol::SESSION_HEADER;
 use crate::session_key::SessionKeys;
 use crate::state::Gateway;
 
@@ -133,16 +132,7 @@ impl Admission for PassAdmission {
         credential: Option<&Credential>,
     ) -> Result<(), AuthRejection> {
         let token = credential.and_then(Credential::token).unwrap_or_default();
-        let session = req
-            .headers
-            .get(SESSION_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default();
-        let binding = Binding {
-            method: req.method.as_str(),
-            path: req.uri.path(),
-            session,
-        };
+        let binding = Binding::of(&req.method, req.uri.path(), &req.headers);
         if let Err(why) = pass::open(&self.keys, token, Some(&binding), Some(&self.used)) {
             tracing::warn!(reason = %why, "refused a forwarding pass");
             return Err(AuthRejection::InvalidToken(

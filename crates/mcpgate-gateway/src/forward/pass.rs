@@ -30,6 +30,27 @@ pub(crate) struct Binding<'a> {
     pub(crate) session: &'a str,
 }
 
+impl<'a> Binding<'a> {
+    /// The binding of a `method` request to `path` with `headers`: the sender
+    /// and the owner build it alike, so a pass opens only where it was meant
+    /// to. No (or no readable) session header binds the empty session.
+    pub(crate) fn of(
+        method: &'a axum::http::Method,
+        path: &'a str,
+        headers: &'a axum::http::HeaderMap,
+    ) -> Self {
+        let session = headers
+            .get(crate::protocol::SESSION_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        Binding {
+            method: method.as_str(),
+            path,
+            session,
+        }
+    }
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 struct Sealed {
     #[serde(rename = "m")]

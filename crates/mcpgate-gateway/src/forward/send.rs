@@ -12,7 +12,6 @@ use serde_json::value::RawValue;
 use super::pass::{self, Binding};
 use crate::error::GatewayError;
 use crate::front::caller::AuthenticatedCaller;
-use crate::protocol::SESSION_HEADER;
 use crate::state::Gateway;
 
 /// What the owner is told of the client's request; never its credentials.
@@ -78,16 +77,7 @@ impl Held {
 /// so the client initializes again (MCP, session management).
 pub(crate) async fn send(gw: &Gateway, caller: &AuthenticatedCaller, fwd: Forward<'_>) -> Response {
     let path = format!("/mcp/{}", fwd.upstream);
-    let session = fwd
-        .headers
-        .get(SESSION_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    let binding = Binding {
-        method: fwd.method.as_str(),
-        path: &path,
-        session,
-    };
+    let binding = Binding::of(&fwd.method, &path, fwd.headers);
     let Some(pass) = pass::issue(&gw.shared.session_keys, caller.principal(), &binding) else {
         tracing::warn!(
             upstream = fwd.upstream,

@@ -145,18 +145,14 @@ impl HttpUpstream {
 
     /// Ends gateway-held sessions of subjects idle for `max`.
     pub(crate) async fn reap_idle(&self, max: std::time::Duration) {
-        let stale: Vec<Arc<HttpLink>> = {
-            let mut map = self.stateless.lock().await;
-            let keys: Vec<String> = map
-                .iter()
-                .filter(|(_, (l, used))| used.elapsed() > max || l.gone())
-                .map(|(k, _)| k.clone())
-                .collect();
-            keys.iter()
-                .filter_map(|k| map.remove(k))
-                .map(|(l, _)| l)
-                .collect()
-        };
+        // Taken out under the lock, closed after it is released.
+        let stale: Vec<Arc<HttpLink>> = self
+            .stateless
+            .lock()
+            .await
+            .extract_if(|_, (l, used)| used.elapsed() > max || l.gone())
+            .map(|(_, (l, _))| l)
+            .collect();
         for l in stale {
             l.close().await;
         }

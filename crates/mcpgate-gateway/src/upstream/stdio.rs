@@ -295,18 +295,14 @@ impl StdioUpstream {
 
     /// Stops per-subject children unused for `max`.
     pub(crate) async fn reap_idle(&self, max: Duration) {
-        let stale: Vec<Arc<SharedChild>> = {
-            let mut map = self.per_subject.lock().await;
-            let keys: Vec<String> = map
-                .iter()
-                .filter(|(_, (s, used))| used.elapsed() > max || !s.is_usable())
-                .map(|(k, _)| k.clone())
-                .collect();
-            keys.iter()
-                .filter_map(|k| map.remove(k))
-                .map(|(s, _)| s)
-                .collect()
-        };
+        // Taken out under the lock, stopped after it is released.
+        let stale: Vec<Arc<SharedChild>> = self
+            .per_subject
+            .lock()
+            .await
+            .extract_if(|_, (s, used)| used.elapsed() > max || !s.is_usable())
+            .map(|(_, (s, _))| s)
+            .collect();
         for s in stale {
             s.child.terminate(Duration::from_secs(5)).await;
         }

@@ -14,6 +14,7 @@ use super::keys::{self, Key, algorithm, algorithm_name, family_name, known_names
 ///
 /// Exactly one of `jwks_uri`, `public_key_file`, `public_key_pem` and
 /// `hmac_secret_env` says where the verification keys come from.
+// Keys written out field by field, as in `IntrospectionConfig` (why: there).
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct JwtConfig {

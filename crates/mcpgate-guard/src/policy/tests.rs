@@ -94,3 +94,23 @@ fn authorize_proves_the_operation_or_names_the_scopes_it_needs() {
         AuthRejection::MissingFor(vec!["mcp".into()])
     );
 }
+
+#[test]
+fn subject_rules_name_the_subject_they_refuse() {
+    let cfg: PolicyConfig = serde_json::from_value(serde_json::json!({
+        "allow_subjects": ["alice", "svc-*"], "deny_subjects": ["svc-old"]
+    }))
+    .unwrap();
+    let pol = Policy::new(&cfg, "groups").unwrap();
+    let who = |s: &str| Principal::new(s.parse().unwrap(), crate::AuthMethod::Jwt);
+    assert!(pol.admits(&who("alice")).is_ok());
+    assert!(pol.admits(&who("svc-new")).is_ok());
+    assert_eq!(
+        pol.admits(&who("bob")).unwrap_err().to_string(),
+        AuthRejection::Forbidden("subject bob is not allowed on this upstream".into()).to_string()
+    );
+    assert_eq!(
+        pol.admits(&who("svc-old")).unwrap_err().to_string(),
+        AuthRejection::Forbidden("subject svc-old is denied on this upstream".into()).to_string()
+    );
+}

@@ -20,6 +20,7 @@ impl Store {
         ttl: Duration,
     ) -> Result<(), StoreError> {
         let now = SystemTime::now();
+        // Spelt-out SQL, shaped like other tables' (why: the crate docs).
         sqlx::query(
             "INSERT INTO oauth_pending_consents (digest, subject, request, created_at, expires_at)
              VALUES ($1, $2, $3, $4, $5)",

@@ -166,3 +166,15 @@ async fn removing_a_user_revokes_their_grants_only() {
     // Removing an unknown user changes nothing and says so.
     assert!(store.remove_user("alice").await.is_err());
 }
+
+#[test]
+fn a_taken_name_gets_a_numbered_suffix_nineteen_times_at_most() {
+    let names: Vec<String> = crate::user_name_candidates("bob").collect();
+    assert_eq!(names.len(), 20);
+    assert_eq!(names[0], "bob");
+    assert_eq!(names[1], "bob-1");
+    assert_eq!(names[19], "bob-19");
+    // A base from `user_name_from` keeps every candidate a valid name.
+    let long = crate::user_name_from(&"x".repeat(100));
+    assert!(crate::user_name_candidates(&long).all(|n| n.len() <= 64));
+}
