@@ -38,6 +38,7 @@ pub(crate) fn refusals(c: &Config) -> Vec<String> {
         &c.virtual_servers,
         &c.upstreams,
     ));
+    out.extend(mcpgate_gateway::rate_limit_problems(&c.rate_limits));
     if let Err(p) = c.server.internal_listen() {
         out.push(p);
     }
