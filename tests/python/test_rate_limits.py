@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -314,6 +315,28 @@ async def test_a_daily_quota_is_shared_by_two_gateways_on_postgresql(tmp_path: P
             stop_gateway(a.gw)
 
 
+async def test_rules_reload_with_the_configuration(tmp_path: Path) -> None:
+    g = _start(tmp_path)
+    try:
+        config = g.gw.config_path.read_text()
+        assert 'name = "echo-burst"\ntool = "echo"\nsubject = "*"\nlimit = 3' in config
+        before = g.gw.log_path.read_text(errors="replace").count("configuration reload")
+        g.gw.config_path.write_text(config.replace('tool = "echo"\nsubject = "*"\nlimit = 3', 'tool = "echo"\nsubject = "*"\nlimit = 1'))
+        g.gw.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 20
+        while g.gw.log_path.read_text(errors="replace").count("configuration reload") == before:
+            assert time.monotonic() < deadline, g.gw.log_tail()
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(0.2)
+        async with client_as(g.url, MODERN, bearer(g.token(_unique("reloaded")))) as client:
+            ok, errors = await _outcomes(client, "echo", {"text": "hi"}, 3)
+        assert len(ok) == 1 and len(errors) == 2, (ok, errors)
+        # A bucket of 1 per minute refills after 60 s.
+        _limited(errors, "echo-burst", 60)
+    finally:
+        stop_gateway(g.gw)
+
+
 def test_check_config_names_the_table_and_key(tmp_path: Path) -> None:
     port = _free_port()
     bad = """
@@ -329,6 +352,11 @@ per = "1w"
 limit = 2
 per = "1h"
 quota = true
+
+[[rate_limit]]
+upstream = "dmeo"
+limit = 2
+per = "1h"
 """
     config = _config(tmp_path, f"http://127.0.0.1:{port}", _free_port()).replace(RULES, bad)
     (tmp_path / "mcpgate.toml").write_text(config)
@@ -341,6 +369,7 @@ quota = true
     assert "rate_limit[0].limit" in check.stderr, check.stderr
     assert "rate_limit[1].per" in check.stderr, check.stderr
     assert "rate_limit[2].quota" in check.stderr, check.stderr
+    assert 'rate_limit[3].upstream: "dmeo" matches no' in check.stderr, check.stderr
     unknown = _config(tmp_path, f"http://127.0.0.1:{port}", _free_port()).replace(RULES, '[[rate_limit]]\nlimit = 1\nper = "1m"\nsubjects = "x"\n')
     (tmp_path / "mcpgate.toml").write_text(unknown)
     check = subprocess.run(

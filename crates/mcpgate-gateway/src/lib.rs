@@ -98,7 +98,10 @@ pub use credentials::{
 };
 pub use error::{GatewayError, Limited};
 pub use gateway::{GatewayConfig, IDENTITY_JWKS_PATH};
-pub use limits::{QuotaCounter, QuotaError, RateLimitConfig, USAGE_META_KEY, rate_limit_problems};
+pub use limits::{
+    QuotaCounter, QuotaError, RateLimitConfig, USAGE_META_KEY, rate_limit_problems,
+    rate_limit_upstream_problems,
+};
 pub use origin::OriginPolicy;
 pub use reload::{Retired, UpstreamChanges};
 pub use session_key::{SESSION_KEY_FILE, SessionKeyError, SessionKeys};

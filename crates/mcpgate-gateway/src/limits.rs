@@ -20,7 +20,7 @@ use mcpgate_guard::Principal;
 use serde_json::value::RawValue;
 
 use config::Window;
-pub use config::{RateLimitConfig, rate_limit_problems};
+pub use config::{RateLimitConfig, rate_limit_problems, rate_limit_upstream_problems};
 use rule::{Outcome, Rule, Subject};
 
 use crate::error::GatewayError;

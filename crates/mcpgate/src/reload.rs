@@ -290,6 +290,7 @@ impl Running {
         // The policy file is read again even when `[policy]` did not change:
         // editing the rules and reloading is the point.
         next.policy = read.policy;
+        next.rate_limits = read.rate_limits;
         // Every problem, not the first: the refusals and what building fails on.
         let mut problems = crate::preflight::refusals(&next);
         let gw_cfg = match gateway_config(&next, &self.at).await {

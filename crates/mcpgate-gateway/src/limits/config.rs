@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use globset::Glob;
 use serde::Deserialize;
 
 /// The longest window: quotas count per UTC day.
@@ -147,7 +148,7 @@ pub fn rate_limit_problems(rules: &[RateLimitConfig]) -> Vec<String> {
             ("client", &r.client),
         ] {
             if let Some(g) = glob
-                && let Err(e) = globset::Glob::new(g)
+                && let Err(e) = Glob::new(g)
             {
                 out.push(format!("{at}.{key}: {g:?} is not a valid glob: {e}"));
             }
@@ -163,6 +164,26 @@ pub fn rate_limit_problems(rules: &[RateLimitConfig]) -> Vec<String> {
                     "{at}.name: {n:?} is already the name of rate_limit[{first}]; names must be unique"
                 ));
             }
+        }
+    }
+    out
+}
+
+/// A rule whose `upstream` glob matches none of `names` (the upstreams and
+/// virtual servers) would never apply: most likely a misspelt name.
+pub fn rate_limit_upstream_problems(rules: &[RateLimitConfig], names: &[&str]) -> Vec<String> {
+    let mut out = Vec::new();
+    for (i, r) in rules.iter().enumerate() {
+        let Some(glob) = &r.upstream else { continue };
+        // A bad glob is reported by `rate_limit_problems`.
+        let Ok(m) = Glob::new(glob).map(|g| g.compile_matcher()) else {
+            continue;
+        };
+        if !names.iter().any(|n| m.is_match(n)) {
+            out.push(format!(
+                "rate_limit[{i}].upstream: {glob:?} matches no [[upstream]] or [[virtual_server]] name (configured: {})",
+                names.join(", ")
+            ));
         }
     }
     out
