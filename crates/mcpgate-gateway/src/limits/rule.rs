@@ -147,7 +147,12 @@ impl Rule {
         };
         // Every distinct key holds a bucket; full ones are forgotten now and
         // then so that many one-off callers do not grow the map for ever.
-        if self.checks.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == 0 && b.len() > SWEEP_ABOVE {
+        if self
+            .checks
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(SWEEP_EVERY)
+            && b.len() > SWEEP_ABOVE
+        {
             b.retain_recent();
             b.shrink_to_fit();
         }
