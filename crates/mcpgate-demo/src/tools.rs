@@ -115,6 +115,34 @@ pub(crate) struct UsageReply {
     total_calls: i64,
     /// Calls by tool name.
     by_tool: std::collections::BTreeMap<String, i64>,
+    /// The caller's standing against each mcpgate `[[rate_limit]]` rule
+    /// that matched this call, as the gateway reported it in the request's
+    /// `_meta` (`io.mcpgate/rateLimit`); absent when it reported none (no
+    /// rule matched, or no mcpgate in front): then nothing is known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rate_limits: Option<Vec<RateLimitStanding>>,
+}
+
+/// One rate-limit rule's standing, as mcpgate reports it.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+#[schemars(transform = standard_json_schema)]
+pub(crate) struct RateLimitStanding {
+    /// The rule's name in the gateway's configuration.
+    rule: String,
+    /// Calls allowed per window.
+    limit: u64,
+    /// Calls left in the window after this one.
+    remaining: u64,
+    /// The window in seconds (86400 for a daily quota).
+    window: u64,
+    /// Whether it is a daily quota (kept in the gateway's store).
+    quota: bool,
+}
+
+/// What the gateway told about the caller's rate limits, if anything.
+fn reported_limits(meta: &rmcp::model::RequestMetaObject) -> Option<Vec<RateLimitStanding>> {
+    let v = meta.get("io.mcpgate/rateLimit")?;
+    serde_json::from_value(v.clone()).ok()
 }
 
 /// One credential in the `health_check` reply.
@@ -207,12 +235,13 @@ impl DemoServer {
     }
 
     #[tool(
-        description = "How many times you have called each tool of this server (kept across restarts).",
+        description = "How many times you have called each tool of this server (kept across restarts), and your remaining rate limits and quota as the mcpgate gateway in front reports them.",
         annotations(read_only_hint = true)
     )]
     async fn get_api_usage(
         &self,
         Extension(who): Extension<Identity>,
+        meta: rmcp::model::RequestMetaObject,
     ) -> Result<Json<UsageReply>, String> {
         let usage = self
             .store
@@ -226,6 +255,7 @@ impl DemoServer {
                 .into_iter()
                 .map(|entry| (entry.tool, entry.calls))
                 .collect(),
+            rate_limits: reported_limits(&meta),
         }))
     }
 

@@ -107,4 +107,31 @@ pub enum GatewayError {
     /// answer.
     #[error("{0}")]
     PolicyDenied(String),
+    /// A request-level `[[rate_limit]]` (one without `tool`) is used up:
+    /// 429 with `Retry-After`, JSON-RPC -32029 with the rule and retry time.
+    #[error("{}", .0.message)]
+    RateLimited(Limited),
+    /// A per-tool `[[rate_limit]]` is used up: a JSON-RPC error -32029 with
+    /// the rule and retry time in `data`, with HTTP 200 like `PolicyDenied`.
+    #[error("{}", .0.message)]
+    ToolRateLimited(Limited),
+    /// A daily quota could not be counted (the store failed): 503 with
+    /// `Retry-After`, JSON-RPC -32000.
+    #[error("{0}")]
+    LimitUnavailable(String),
+}
+
+/// Which `[[rate_limit]]` refused a call, and when to retry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limited {
+    /// The rule's name.
+    pub rule: String,
+    /// Seconds until a retry can succeed.
+    pub retry_after: u64,
+    /// The rule's `limit`.
+    pub limit: u64,
+    /// The rule's window in seconds.
+    pub window: u64,
+    /// The message the client sees.
+    pub message: String,
 }

@@ -54,6 +54,10 @@ pub struct GatewayConfig {
     /// The `[policy]` rules every `tools/call`, `prompts/get` and
     /// `resources/read` must pass after the scope check; `None`: none.
     pub rules: Option<Arc<mcpgate_policy::Rules>>,
+    /// `[[rate_limit]]` tables, checked after the policy.
+    pub rate_limits: Vec<crate::RateLimitConfig>,
+    /// Where daily quotas are counted (the store); needed when a rule is one.
+    pub quotas: Option<Arc<dyn crate::QuotaCounter>>,
 }
 
 /// Headers browser clients may send (MCP-AUTH.md, CORS).
@@ -109,6 +113,15 @@ impl Gateway {
                 problems,
             });
         }
+        let rate_limits = crate::limits::RateLimits::new(
+            &cfg.rate_limits,
+            cfg.quotas.clone(),
+            previous.map(|(p, _)| &*p.rate_limits),
+        )
+        .map_err(|problems| GatewayError::Config {
+            upstream: "rate_limit".into(),
+            problems,
+        })?;
         let upstream_configs = cfg.upstreams.clone();
         for u in cfg.upstreams {
             let name = u.name.clone();
@@ -214,6 +227,7 @@ impl Gateway {
                     audiences,
                     rules: cfg.rules,
                 }),
+                rate_limits: Arc::new(rate_limits),
                 parked: previous.map(|(p, _)| p.parked.clone()).unwrap_or_default(),
                 stopping: previous
                     .map(|(p, _)| p.stopping.clone())

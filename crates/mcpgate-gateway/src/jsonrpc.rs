@@ -32,6 +32,8 @@ pub mod code {
     pub const SESSION_NOT_FOUND: i64 = -32002;
     /// A `[policy]` rule forbade the call.
     pub const POLICY_DENIED: i64 = -32003;
+    /// A `[[rate_limit]]` refused the call; `data` says which and when to retry.
+    pub const RATE_LIMITED: i64 = -32029;
 }
 
 /// One JSON-RPC message with only its envelope parsed.
@@ -127,6 +129,21 @@ impl Message {
     /// An error response; `id` is `null` when the request's id is unknown.
     pub fn error(id: Option<Box<RawValue>>, code: i64, message: &str) -> Self {
         let error = serde_json::json!({ "code": code, "message": message });
+        Message {
+            id: Some(id.unwrap_or_else(null_id)),
+            error: Some(raw(&error)),
+            ..Default::default()
+        }
+    }
+
+    /// An error answer with `data`.
+    pub fn error_with_data(
+        id: Option<Box<RawValue>>,
+        code: i64,
+        message: &str,
+        data: serde_json::Value,
+    ) -> Self {
+        let error = serde_json::json!({ "code": code, "message": message, "data": data });
         Message {
             id: Some(id.unwrap_or_else(null_id)),
             error: Some(raw(&error)),

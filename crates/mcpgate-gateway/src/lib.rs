@@ -31,7 +31,9 @@
 //!    once per message whether the caller may send it (scopes, 401/403), for
 //!    every method alike, and gets the `Authorized` proof; with a
 //!    `[policy]` file, `Guard::decide` then asks its Cedar rules about
-//!    tool calls, prompt gets and resource reads (`rules.rs`, -32003).
+//!    tool calls, prompt gets and resource reads (`rules.rs`, -32003), and
+//!    `limits.rs` counts the message against the `[[rate_limit]]` rules
+//!    (429 for request-level rules, -32029 for per-tool ones).
 //!    A session (or a parked 2026-07-28 call) that lives in another
 //!    replica is forwarded there instead (`forward/send.rs`); that replica's
 //!    internal listener (`forward/internal.rs`, [`Gateway::internal_router`])
@@ -70,6 +72,7 @@ mod front;
 mod gateway;
 mod identity;
 pub mod jsonrpc;
+mod limits;
 mod origin;
 mod protocol;
 mod rejection;
@@ -93,8 +96,12 @@ pub use credentials::{
     SubjectToken, TokenAuthMethod, TokenExchangeConfig, UserSecret, UserSecretError,
     UserSecretSource, UserSources, VaultConfig, credential_problems, missing_credentials,
 };
-pub use error::GatewayError;
+pub use error::{GatewayError, Limited};
 pub use gateway::{GatewayConfig, IDENTITY_JWKS_PATH};
+pub use limits::{
+    QuotaCounter, QuotaError, RateLimitConfig, USAGE_META_KEY, rate_limit_problems,
+    rate_limit_upstream_problems,
+};
 pub use origin::OriginPolicy;
 pub use reload::{Retired, UpstreamChanges};
 pub use session_key::{SESSION_KEY_FILE, SessionKeyError, SessionKeys};

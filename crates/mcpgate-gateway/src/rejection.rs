@@ -35,8 +35,9 @@ impl GatewayError {
             E::UpstreamUnavailable(_) => StatusCode::BAD_GATEWAY,
             E::UpstreamBusy(_) | E::CredentialUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             E::UpstreamTimedOut(_) => StatusCode::GATEWAY_TIMEOUT,
-            E::SubjectLimit(_) => StatusCode::TOO_MANY_REQUESTS,
-            E::PolicyDenied(_) => StatusCode::OK,
+            E::SubjectLimit(_) | E::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            E::PolicyDenied(_) | E::ToolRateLimited(_) => StatusCode::OK,
+            E::LimitUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -63,15 +64,22 @@ impl GatewayError {
             E::UpstreamUnavailable(_)
             | E::UpstreamBusy(_)
             | E::SubjectLimit(_)
+            | E::LimitUnavailable(_)
             | E::CredentialUnavailable(_) => code::UPSTREAM_ERROR,
             E::UpstreamTimedOut(_) => code::UPSTREAM_TIMEOUT,
             E::PolicyDenied(_) => code::POLICY_DENIED,
+            E::RateLimited(_) | E::ToolRateLimited(_) => code::RATE_LIMITED,
         }
     }
 
     /// The JSON-RPC error answering request `id`, as an SSE stream carries it.
     pub(crate) fn message(&self, id: Option<Box<RawValue>>) -> Message {
-        Message::error(id, self.rpc_code(), &self.to_string())
+        match self {
+            GatewayError::RateLimited(l) | GatewayError::ToolRateLimited(l) => {
+                Message::error_with_data(id, self.rpc_code(), &self.to_string(), limited_data(l))
+            }
+            _ => Message::error(id, self.rpc_code(), &self.to_string()),
+        }
     }
 
     /// The HTTP answer to request `id` (`None` before the body is read).
@@ -86,8 +94,13 @@ impl GatewayError {
             ),
             _ => json(self.status(), &self.message(id)),
         };
+        if let GatewayError::RateLimited(l) = self {
+            rate_limit_headers(r.headers_mut(), l);
+        }
         let extra = match self {
-            GatewayError::UpstreamBusy(_) => Some((header::RETRY_AFTER, "5")),
+            GatewayError::UpstreamBusy(_) | GatewayError::LimitUnavailable(_) => {
+                Some((header::RETRY_AFTER, "5"))
+            }
             GatewayError::SubjectLimit(_) => Some((header::RETRY_AFTER, "30")),
             GatewayError::MethodNotAllowed { allow, .. } => Some((header::ALLOW, *allow)),
             _ => None,
@@ -98,6 +111,32 @@ impl GatewayError {
         }
         r
     }
+}
+
+/// What a rate-limit error's `data` says: the rule and when to retry.
+fn limited_data(l: &crate::error::Limited) -> serde_json::Value {
+    serde_json::json!({ "rule": l.rule, "retryAfterSeconds": l.retry_after, "limit": l.limit, "windowSeconds": l.window })
+}
+
+/// `Retry-After`, and the rule as the IETF draft's `RateLimit-Policy` and
+/// `RateLimit` fields (draft-ietf-httpapi-ratelimit-headers) describe it.
+fn rate_limit_headers(h: &mut axum::http::HeaderMap, l: &crate::error::Limited) {
+    let put = |h: &mut axum::http::HeaderMap, name: &'static str, v: String| {
+        if let Ok(v) = HeaderValue::try_from(v) {
+            h.insert(name, v);
+        }
+    };
+    put(h, "retry-after", l.retry_after.to_string());
+    put(
+        h,
+        "ratelimit-policy",
+        format!("{:?};q={};w={}", l.rule, l.limit, l.window),
+    );
+    put(
+        h,
+        "ratelimit",
+        format!("{:?};r=0;t={}", l.rule, l.retry_after),
+    );
 }
 
 impl IntoResponse for GatewayError {

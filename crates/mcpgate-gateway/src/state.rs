@@ -40,6 +40,8 @@ pub(crate) struct Shared {
     pub(crate) timeouts: BTreeMap<String, Duration>,
     pub(crate) origins: OriginPolicy,
     pub(crate) guard: Arc<Guard>,
+    /// `[[rate_limit]]`: checked after the guard, per message.
+    pub(crate) rate_limits: Arc<crate::limits::RateLimits>,
     /// 2026-07-28 calls waiting for the client's `input_required` retry.
     pub(crate) parked: Arc<ParkedTable>,
     /// Answers requests still in flight at the end of the shutdown grace.

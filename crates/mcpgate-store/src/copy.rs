@@ -11,7 +11,7 @@ use crate::vault::{VaultError, open_b64, vault_aad};
 use crate::{Store, StoreError, StoreUrl};
 
 /// Every table mcpgate keeps (the migrations' bookkeeping excepted).
-const TABLES: [&str; 21] = [
+const TABLES: [&str; 22] = [
     "api_keys",
     "users",
     "oauth_clients",
@@ -31,6 +31,7 @@ const TABLES: [&str; 21] = [
     "login_throttles",
     "dpop_jtis",
     "assertion_jtis",
+    "rate_quotas",
     "audit_log",
     "audit_chain",
 ];

@@ -66,6 +66,7 @@ pub mod federation;
 mod location;
 pub mod oauth;
 mod pool;
+mod quota;
 pub mod random;
 mod replay;
 pub mod seal;

@@ -118,6 +118,12 @@ struct PolicyLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RateLimitLabels {
+    upstream: String,
+    rule: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct GrantLabels {
     grant_type: &'static str,
 }
@@ -185,6 +191,7 @@ pub struct Metrics {
     gateway_overhead: Histograms<McpTimeLabels>,
     auth_decisions: Family<AuthLabels, Counter>,
     policy_decisions: Family<PolicyLabels, Counter>,
+    rate_limited: Family<RateLimitLabels, Counter>,
     tokens_issued: Family<GrantLabels, Counter>,
     oauth_failures: Family<OAuthFailureLabels, Counter>,
     sessions_active: Family<UpstreamLabels, Gauge>,
@@ -226,6 +233,7 @@ impl Metrics {
             gateway_overhead: Family::new_with_constructor(latency_histogram),
             auth_decisions: Family::default(),
             policy_decisions: Family::default(),
+            rate_limited: Family::default(),
             tokens_issued: Family::default(),
             oauth_failures: Family::default(),
             sessions_active: Family::default(),
@@ -273,6 +281,11 @@ impl Metrics {
             "policy_decisions",
             "[policy] rule decisions, by decision and the policy (@id) that decided (none: nothing permitted)",
             m.policy_decisions.clone(),
+        );
+        registry.register(
+            "rate_limited",
+            "Calls refused by a [[rate_limit]] rule, by upstream (or virtual server) and rule name",
+            m.rate_limited.clone(),
         );
         registry.register(
             "oauth_tokens_issued",
@@ -455,6 +468,20 @@ impl Metrics {
             .get_or_create(&PolicyLabels {
                 decision: if allowed { "allow" } else { "deny" },
                 policy: policy.to_owned(),
+            })
+            .inc();
+    }
+
+    /// One call refused by `[[rate_limit]]` rule `rule` at `upstream`. Both
+    /// names are the configuration's, so the label set stays bounded.
+    pub fn rate_limited(&self, upstream: &str, rule: &str) {
+        if !self.recording() {
+            return;
+        }
+        self.rate_limited
+            .get_or_create(&RateLimitLabels {
+                upstream: upstream.to_owned(),
+                rule: rule.to_owned(),
             })
             .inc();
     }

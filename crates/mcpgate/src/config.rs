@@ -27,6 +27,9 @@ pub(crate) struct Config {
     /// `[[virtual_server]]`: several upstreams served as one.
     #[serde(default, rename = "virtual_server")]
     pub(crate) virtual_servers: Vec<mcpgate_gateway::VirtualServerConfig>,
+    /// `[[rate_limit]]`: rate limits and daily quotas.
+    #[serde(default, rename = "rate_limit")]
+    pub(crate) rate_limits: Vec<mcpgate_gateway::RateLimitConfig>,
     /// `[authserver]`: the built-in OAuth 2.1 authorization server.
     #[serde(default)]
     pub(crate) authserver: mcpgate_authserver::Settings,

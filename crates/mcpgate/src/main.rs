@@ -44,6 +44,7 @@ mod observability;
 mod pid_file;
 mod policy_cmd;
 mod preflight;
+mod quotas;
 mod random;
 mod reload;
 mod reload_cmd;

@@ -38,6 +38,13 @@ pub(crate) fn refusals(c: &Config) -> Vec<String> {
         &c.virtual_servers,
         &c.upstreams,
     ));
+    out.extend(mcpgate_gateway::rate_limit_problems(&c.rate_limits));
+    let names = c.upstreams.iter().map(|u| u.name.as_str());
+    let names = names.chain(c.virtual_servers.iter().map(|v| v.name.as_str()));
+    out.extend(mcpgate_gateway::rate_limit_upstream_problems(
+        &c.rate_limits,
+        &names.collect::<Vec<_>>(),
+    ));
     if let Err(p) = c.server.internal_listen() {
         out.push(p);
     }

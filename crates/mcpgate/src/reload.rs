@@ -112,16 +112,19 @@ pub(crate) async fn gateway_config(cfg: &Config, at: &Place) -> Result<GatewayCo
     let sources = crate::vault_cmd::wire(at.authserver.as_ref(), &cfg.upstreams, &federation).await;
     let keys = session_keys(&cfg.server).map_err(|e| format!("server.session_key: {e}"));
     let rules = crate::policy_cmd::load(cfg.policy.as_ref());
-    let (auth, user_sources, session_keys, rules) = match (auth, sources, keys, rules) {
-        (Ok(a), Ok(s), Ok(k), Ok(r)) => (a, s, k, r),
-        (a, s, k, r) => {
-            let mut problems = a.err().unwrap_or_default();
-            problems.extend(s.err());
-            problems.extend(k.err());
-            problems.extend(r.err().unwrap_or_default());
-            return Err(problems);
-        }
-    };
+    let quotas = crate::quotas::counter(cfg).await;
+    let (auth, user_sources, session_keys, rules, quotas) =
+        match (auth, sources, keys, rules, quotas) {
+            (Ok(a), Ok(s), Ok(k), Ok(r), Ok(q)) => (a, s, k, r, q),
+            (a, s, k, r, q) => {
+                let mut problems = a.err().unwrap_or_default();
+                problems.extend(q.err());
+                problems.extend(s.err());
+                problems.extend(k.err());
+                problems.extend(r.err().unwrap_or_default());
+                return Err(problems);
+            }
+        };
     if let Some(r) = &rules {
         tracing::info!(
             file = %r.path().display(),
@@ -144,6 +147,8 @@ pub(crate) async fn gateway_config(cfg: &Config, at: &Place) -> Result<GatewayCo
         internal_advertise: at.internal_advertise.clone(),
         virtual_servers: cfg.virtual_servers.clone(),
         rules,
+        rate_limits: cfg.rate_limits.clone(),
+        quotas,
     })
 }
 
@@ -285,6 +290,7 @@ impl Running {
         // The policy file is read again even when `[policy]` did not change:
         // editing the rules and reloading is the point.
         next.policy = read.policy;
+        next.rate_limits = read.rate_limits;
         // Every problem, not the first: the refusals and what building fails on.
         let mut problems = crate::preflight::refusals(&next);
         let gw_cfg = match gateway_config(&next, &self.at).await {

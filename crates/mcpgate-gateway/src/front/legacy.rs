@@ -130,6 +130,25 @@ pub(crate) async fn message(
             return StatusCode::ACCEPTED.into_response();
         }
     };
+    let msg = if caller.forwarded || gw.shared.rate_limits.is_empty() {
+        msg
+    } else {
+        match gw
+            .shared
+            .rate_limits
+            .check(&session.upstream_name, caller.principal(), &msg)
+            .await
+        {
+            Ok(standing) => crate::limits::tell_upstream(msg, &standing),
+            // A per-tool limit answers on the stream, like a rule; a
+            // request-level one refuses the POST itself (429).
+            Err(e @ GatewayError::ToolRateLimited(_)) => {
+                session.server_stream.push(&e.message(msg.id.clone()));
+                return StatusCode::ACCEPTED.into_response();
+            }
+            Err(e) => return e.answer(msg.id),
+        }
+    };
     let timeout = gw.timeout_for(&session.upstream_name);
     let log = session.server_stream.clone();
     match kind {

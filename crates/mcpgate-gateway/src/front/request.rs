@@ -144,8 +144,10 @@ pub(crate) async fn read_post(req: axum::extract::Request, limit: usize) -> Resu
 
 /// What every era does with a POST's message before routing it: note it for
 /// telemetry (with the client's session id, if it sent one), carry the trace
-/// context in `_meta`, and ask the guard whether the caller may send it.
-pub(crate) fn authorize_post(
+/// context in `_meta`, ask the guard whether the caller may send it, and
+/// count it against the `[[rate_limit]]` rules (once: not again on the
+/// replica a request is forwarded to).
+pub(crate) async fn authorize_post(
     gw: &Gateway,
     upstream: &str,
     caller: &AuthenticatedCaller,
@@ -164,5 +166,16 @@ pub(crate) fn authorize_post(
         ..msg
     };
     let proof = gw.shared.guard.authorize(upstream, &caller.authed, &msg)?;
-    Ok((msg, proof))
+    if caller.forwarded || gw.shared.rate_limits.is_empty() {
+        return Ok((msg, proof));
+    }
+    match gw
+        .shared
+        .rate_limits
+        .check(upstream, caller.principal(), &msg)
+        .await
+    {
+        Ok(standing) => Ok((crate::limits::tell_upstream(msg, &standing), proof)),
+        Err(e) => Err(e.answer(msg.id)),
+    }
 }

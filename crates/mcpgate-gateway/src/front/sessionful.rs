@@ -57,7 +57,7 @@ async fn post(
     let Post { headers, msg, kind } = post;
     let Endpoint { name, upstream, .. } = endpoint;
     let session_id = header_str(&headers, SESSION_HEADER);
-    let (msg, proof) = match authorize_post(&gw, &name, &caller, msg, session_id) {
+    let (msg, proof) = match authorize_post(&gw, &name, &caller, msg, session_id).await {
         Ok(v) => v,
         Err(r) => return r,
     };

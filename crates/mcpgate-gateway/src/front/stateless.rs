@@ -186,7 +186,7 @@ async fn post(
     if let Err(r) = check_headers(&headers, &msg, kind) {
         return r;
     }
-    let (msg, proof) = match authorize_post(&gw, &name, &caller, msg, None) {
+    let (msg, proof) = match authorize_post(&gw, &name, &caller, msg, None).await {
         Ok(v) => v,
         Err(r) => return r,
     };

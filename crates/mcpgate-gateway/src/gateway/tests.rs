@@ -54,6 +54,8 @@ fn gateway(names: &[&str], mode: AccessMode) -> Gateway {
         internal_advertise: None,
         virtual_servers: Vec::new(),
         rules: None,
+        rate_limits: Vec::new(),
+        quotas: None,
     })
     .expect("gateway")
 }

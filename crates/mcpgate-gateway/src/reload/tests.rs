@@ -37,6 +37,8 @@ fn config(spec: &[(&str, &str)]) -> GatewayConfig {
         internal_advertise: None,
         virtual_servers: Vec::new(),
         rules: None,
+        rate_limits: Vec::new(),
+        quotas: None,
     }
 }
 

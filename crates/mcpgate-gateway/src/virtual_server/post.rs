@@ -47,7 +47,7 @@ pub(super) async fn post(
         authed: caller,
         forwarded: false,
     };
-    let (msg, proof) = match authorize_post(&gw, &server.name, &caller, msg, session_id) {
+    let (msg, proof) = match authorize_post(&gw, &server.name, &caller, msg, session_id).await {
         Ok(v) => v,
         Err(r) => return r,
     };

@@ -9,6 +9,7 @@ use std::collections::BTreeSet;
 const LIVE: &[&str] = &[
     "upstream",
     "virtual_server",
+    "rate_limit",
     "auth",
     "policy",
     "server.allowed_origins",
