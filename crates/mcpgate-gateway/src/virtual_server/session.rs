@@ -162,6 +162,17 @@ impl VirtualSession {
         lock(&self.last_used).elapsed()
     }
 
+    /// A client's stream keeps the session however idle: a legacy client's
+    /// one stream (the session ends with it), a stateless client's
+    /// `subscriptions/listen`.
+    fn held_open(&self) -> bool {
+        match self.front {
+            Front::Sessions => false,
+            Front::Legacy => true,
+            Front::Stateless => self.server_stream.listeners() > 0,
+        }
+    }
+
     /// A fresh SSE log for one POST's answer.
     pub(crate) fn new_stream(&self, capacity: usize) -> Arc<EventLog> {
         EventLog::new(self.next.fetch_add(1, Ordering::Relaxed), capacity, None)
@@ -279,13 +290,16 @@ impl VirtualSession {
     }
 }
 
+/// Who shares a stateless clients' virtual session: the virtual server's name and the subject.
+type SharedBy = (Arc<str>, Subject);
+
 /// The virtual sessions of this process (they are not sealed for other
 /// replicas: a member session may be a stdio child here).
 #[derive(Debug, Default)]
 pub(crate) struct VirtualSessions {
     map: Mutex<HashMap<SessionId, Arc<VirtualSession>>>,
     /// The stateless clients' sessions, one per virtual server and subject.
-    stateless: Mutex<HashMap<(Arc<str>, Subject), Arc<VirtualSession>>>,
+    stateless: Mutex<HashMap<SharedBy, Arc<VirtualSession>>>,
 }
 
 impl VirtualSessions {
@@ -365,7 +379,7 @@ fn take_idle<K: Clone + Eq + std::hash::Hash>(
 ) -> Vec<Arc<VirtualSession>> {
     let stale: Vec<K> = map
         .iter()
-        .filter(|(_, s)| s.idle_for() >= max)
+        .filter(|(_, s)| s.idle_for() >= max && !s.held_open())
         .map(|(k, _)| k.clone())
         .collect();
     stale.iter().filter_map(|k| map.remove(k)).collect()
