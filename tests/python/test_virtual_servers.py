@@ -174,20 +174,16 @@ async def test_list_changed_from_a_member_is_re_announced(virtual: Gateway) -> N
         assert "everything_trigger-sampling-request" in tools
 
 
-async def test_sessions_are_per_virtual_server_and_stateless_clients_are_told(virtual: Gateway) -> None:
+async def test_an_unknown_session_id_is_not_found(virtual: Gateway) -> None:
     import httpx2
 
     headers = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
     body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
     async with httpx2.AsyncClient(timeout=30) as http:
-        r = await http.post(virtual.url("work"), json=body, headers={**headers, "MCP-Protocol-Version": "2026-07-28"})
-        assert r.status_code == 400, r.text
-        assert "sessions" in r.json()["error"]["message"]
         r = await http.post(virtual.url("work"), json=body, headers={**headers, "Mcp-Session-Id": "nope"})
         assert r.status_code == 404, r.text
-        r = await http.get(virtual.sse_url("work"), headers={"Accept": "text/event-stream"})
-        assert r.status_code == 400, r.text
-        assert "virtual server" in r.json()["error"]["message"]
+        r = await http.post(f"{virtual.url('work')}/messages?session_id=nope", json=body, headers=headers)
+        assert r.status_code == 404, r.text
 
 
 def _check(tmp_path: Path, extra: str) -> subprocess.CompletedProcess[str]:

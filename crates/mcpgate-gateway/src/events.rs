@@ -104,6 +104,11 @@ impl EventLog {
         self.tap.as_ref().map(|t| t.subscribe())
     }
 
+    /// How many listen to this log (see [`EventLog::listen`]).
+    pub(crate) fn listeners(&self) -> usize {
+        self.tap.as_ref().map_or(0, |t| t.receiver_count())
+    }
+
     pub(crate) fn stream_id(&self) -> u64 {
         self.stream_id
     }

@@ -3,7 +3,8 @@
 //! protocol era once ([`era::Era`]) and hands the request to that era's
 //! handler:
 //!
-//! - `legacy.rs`: the legacy HTTP+SSE transport (2024-11-05);
+//! - `legacy.rs`: the legacy HTTP+SSE transport (2024-11-05) (at a virtual
+//!   server: `virtual_server/legacy.rs`);
 //! - `sessionful.rs`: Streamable HTTP with sessions (2025-03-26 … 2025-11-25);
 //! - `stateless.rs`: stateless 2026-07-28, with `mrtr.rs` for its
 //!   multi-round-trip calls against older upstreams and `native.rs` for
@@ -60,6 +61,24 @@ pub(crate) async fn serve(
             messages_path,
         } => Box::pin(legacy::open(gw, endpoint, messages_path, caller)).await,
         Era::LegacyMessage { session } => Box::pin(legacy::message(gw, session, caller, req)).await,
+        Era::VirtualLegacyOpen {
+            name,
+            messages_path,
+        } => {
+            Box::pin(crate::virtual_server::legacy::open(
+                gw,
+                name,
+                messages_path,
+                caller,
+            ))
+            .await
+        }
+        Era::VirtualLegacyMessage { session } => {
+            Box::pin(crate::virtual_server::legacy::message(
+                gw, session, caller, req,
+            ))
+            .await
+        }
         Era::Sessionful { endpoint, method } => {
             Box::pin(sessionful::serve(gw, endpoint, method, caller, req)).await
         }

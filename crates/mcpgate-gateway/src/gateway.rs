@@ -509,8 +509,19 @@ pub(crate) async fn endpoint_of(
         .ends_with("/messages")
         .then(|| front::era::session_id(req.uri().query()))
         .flatten()
-        .and_then(|id| gw.shared.sessions.get(&id))
-        .map(|s| s.upstream_name.to_string());
+        .and_then(|id| {
+            gw.shared
+                .sessions
+                .get(&id)
+                .map(|s| s.upstream_name.to_string())
+                .or_else(|| {
+                    let id = id.parse::<mcpgate_types::SessionId>().ok()?;
+                    gw.shared
+                        .virtual_sessions
+                        .get(&id)
+                        .map(|s| s.server.name.to_string())
+                })
+        });
     // A virtual server's route is written out (`/mcp/work`): no `{name}` in it.
     let virtual_route = route
         .strip_prefix("/mcp/")

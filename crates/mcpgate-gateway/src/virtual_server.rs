@@ -1,5 +1,5 @@
 //! Virtual servers (`[[virtual_server]]`): several upstreams served as one
-//! MCP server at `/mcp/<name>`, to Streamable HTTP clients with sessions.
+//! MCP server at `/mcp/<name>`, to clients of every era.
 //!
 //! A request's path: the router's `endpoint_of` and the guard's layer run as
 //! for an upstream (the virtual server has its own policy, audience and
@@ -20,18 +20,24 @@
 //! 4. `answer.rs`: the member's answer as JSON, or as SSE when progress or a
 //!    question comes first.
 //!
+//! The other fronts: `stateless.rs` (2026-07-28 clients, one shared virtual
+//! session per subject over the gateway's stateless member sessions) and
+//! `legacy.rs` (legacy HTTP+SSE, reached through `front::serve`).
+//!
 //! Virtual sessions live in the process that opened them (their ids are not
-//! sealed for other replicas); the 2026-07-28 and legacy SSE fronts do not
-//! serve virtual servers yet.
+//! sealed for other replicas).
 
+mod about;
 mod answer;
 mod config;
+pub(crate) mod legacy;
 mod merge;
 pub(crate) mod naming;
 mod open;
 mod post;
 mod route;
 pub(crate) mod session;
+mod stateless;
 mod tool_rules;
 
 pub use config::{VirtualServerConfig, virtual_server_problems};

@@ -21,6 +21,7 @@ use crate::protocol::{MODERN_VERSION, SESSION_HEADER, VERSION_HEADER};
 use crate::session::Session;
 use crate::state::Gateway;
 use crate::upstream::Upstream;
+use crate::virtual_server::session::VirtualSession;
 
 /// The upstream a request is for. (The endpoint path its client used, which
 /// challenges name, the router settled before authentication: `auth::Endpoint`.)
@@ -41,6 +42,13 @@ pub(crate) enum Era {
     },
     /// Legacy HTTP+SSE: a message for the open `session`, answered on its stream.
     LegacyMessage { session: Arc<Session> },
+    /// Legacy HTTP+SSE at a virtual server: the GET that opens a virtual session.
+    VirtualLegacyOpen {
+        name: Arc<str>,
+        messages_path: String,
+    },
+    /// Legacy HTTP+SSE: a message for an open virtual session.
+    VirtualLegacyMessage { session: Arc<VirtualSession> },
     /// Streamable HTTP with sessions: POST a message, GET the server stream,
     /// DELETE the session.
     Sessionful {
@@ -93,25 +101,27 @@ impl FromRequestParts<Gateway> for Era {
             return Err(GatewayError::UnknownUpstream(String::new()).answer(None));
         };
         let name = e.upstream.clone();
+        let messages_path = if named {
+            format!("/mcp/{name}/messages")
+        } else {
+            "/messages".to_owned()
+        };
         let Some(upstream) = e.target.clone() else {
-            tracing::info!(virtual_server = %name, path = parts.uri.path(), "refused a legacy SSE request to a virtual server");
-            return Err(GatewayError::InvalidRequest(format!(
-                "{name} is a virtual server: it is served over Streamable HTTP with sessions at /mcp/{name} only (not the legacy SSE transport)"
-            ))
-            .answer(None));
+            // A virtual server's own route serves its Streamable HTTP
+            // clients; only its legacy routes come here.
+            return match route {
+                Route::LegacyOpen => Ok(Era::VirtualLegacyOpen {
+                    name,
+                    messages_path,
+                }),
+                _ => Err(GatewayError::UnknownUpstream(name.to_string()).answer(None)),
+            };
         };
         match route {
-            Route::LegacyOpen => {
-                let messages_path = if named {
-                    format!("/mcp/{name}/messages")
-                } else {
-                    "/messages".to_owned()
-                };
-                Ok(Era::LegacyOpen {
-                    endpoint: Endpoint { name, upstream },
-                    messages_path,
-                })
-            }
+            Route::LegacyOpen => Ok(Era::LegacyOpen {
+                endpoint: Endpoint { name, upstream },
+                messages_path,
+            }),
             _ => streamable(parts, Endpoint { name, upstream }),
         }
     }
@@ -156,7 +166,14 @@ fn legacy_message(parts: &Parts, gw: &Gateway) -> Result<Era, Response> {
     // An id that is no session id (outside visible ASCII) names no session either.
     let session = gw.shared.sessions.get(&session_id);
     let Some(session) = session else {
-        return Err(GatewayError::SessionNotFound.answer(None));
+        let virtual_session = session_id
+            .parse::<mcpgate_types::SessionId>()
+            .ok()
+            .and_then(|id| gw.shared.virtual_sessions.get(&id));
+        return match virtual_session {
+            Some(session) => Ok(Era::VirtualLegacyMessage { session }),
+            None => Err(GatewayError::SessionNotFound.answer(None)),
+        };
     };
     Ok(Era::LegacyMessage { session })
 }

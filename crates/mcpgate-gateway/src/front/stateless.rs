@@ -31,7 +31,7 @@ use crate::upstream::modern::{META_CAPABILITIES, META_VERSION};
 const META_SERVER_INFO: &str = "io.modelcontextprotocol/serverInfo";
 
 /// Results that carry cache hints in 2026-07-28.
-const CACHEABLE: &[&str] = &[
+pub(crate) const CACHEABLE: &[&str] = &[
     "tools/list",
     "prompts/list",
     "resources/list",
@@ -50,7 +50,7 @@ fn invalid_params(id: Option<Box<RawValue>>, what: String) -> Response {
 }
 
 /// Decodes a routing header value: plain, or `=?base64?…?=`.
-fn decode_header(v: &str) -> Option<String> {
+pub(crate) fn decode_header(v: &str) -> Option<String> {
     match v
         .strip_prefix("=?base64?")
         .and_then(|r| r.strip_suffix("?="))
@@ -67,7 +67,11 @@ fn decode_header(v: &str) -> Option<String> {
 /// carries the protocol version and the client capabilities (else -32602);
 /// `MCP-Protocol-Version`, `Mcp-Method` and `Mcp-Name` agree with the body and
 /// appear once (else -32020); the version is a string the gateway speaks.
-fn check_headers(headers: &HeaderMap, msg: &Message, kind: Kind) -> Result<(), Response> {
+pub(crate) fn check_headers(
+    headers: &HeaderMap,
+    msg: &Message,
+    kind: Kind,
+) -> Result<(), Response> {
     if kind != Kind::Request {
         return Ok(());
     }
@@ -286,33 +290,51 @@ async fn post(
                     }
                     rewrite_result(m, cacheable);
                 });
-                call(&gw, &name, Arc::new(link), msg, &method, rewrite, proof).await
+                let to = Bridged {
+                    link: Arc::new(link),
+                    seal_as: name.clone(),
+                    timeout: gw.timeout_for(&name),
+                };
+                call(&gw, to, msg, &method, rewrite, proof).await
             }
         },
     }
 }
 
+/// Where a bridged request goes: the gateway's upstream session, the name a
+/// `requestState` it issues is bound to, and the upstream's timeout.
+pub(crate) struct Bridged {
+    pub(crate) link: Arc<Link>,
+    /// The upstream's name, or `<virtual server>/<member>` for a member of
+    /// a virtual server: a state issued here is good for that target only.
+    pub(crate) seal_as: Arc<str>,
+    pub(crate) timeout: std::time::Duration,
+}
+
 /// A forwarded request: JSON when the first thing back is the answer, SSE when
 /// progress comes first; an upstream question becomes `input_required`.
-async fn call(
+pub(crate) async fn call(
     gw: &Gateway,
-    name: &Arc<str>,
-    link: Arc<Link>,
+    to: Bridged,
     mut msg: Message,
     method: &str,
     rewrite: Rewrite,
     proof: Authorized,
 ) -> Response {
+    let Bridged {
+        link,
+        seal_as,
+        timeout,
+    } = to;
     let parked = gw.shared.parked.clone();
     let seal = mrtr::StateSeal {
         keys: gw.shared.session_keys.clone(),
-        upstream: name.clone(),
+        upstream: seal_as,
         owner: gw.shared.internal_advertise.clone(),
     };
     let state = msg
         .params_as::<Value>()
         .and_then(|p| p.get("requestState")?.as_str().map(str::to_owned));
-    let timeout = gw.timeout_for(name);
     // When the request went upstream: its first answer is due `timeout` later.
     let mut sent = tokio::time::Instant::now();
     let mut call = match state {
@@ -387,24 +409,31 @@ async fn call(
     }
 }
 
+/// What a `subscriptions/listen` asks for, or what of it is honoured.
+#[derive(serde::Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+pub(crate) struct Filter {
+    pub(crate) tools_list_changed: bool,
+    pub(crate) prompts_list_changed: bool,
+    pub(crate) resources_list_changed: bool,
+    pub(crate) resource_subscriptions: Vec<String>,
+}
+
+impl Filter {
+    /// What the request asks for.
+    pub(crate) fn wanted(msg: &Message) -> Filter {
+        msg.params_as::<Value>()
+            .and_then(|p| serde_json::from_value(p.get("notifications")?.clone()).ok())
+            .unwrap_or_default()
+    }
+}
+
 /// `subscriptions/listen` against an older upstream: the gateway's upstream
 /// session for this subject already receives list-changed and resource-updated
 /// notifications; this stream acknowledges what can be honoured and forwards
 /// the opted-in ones, tagged with the subscription id (the request's id).
 async fn listen(gw: &Gateway, link: Link, msg: Message, proof: &Authorized) -> Response {
-    #[derive(serde::Deserialize, Default)]
-    #[serde(rename_all = "camelCase", default)]
-    struct Filter {
-        tools_list_changed: bool,
-        prompts_list_changed: bool,
-        resources_list_changed: bool,
-        resource_subscriptions: Vec<String>,
-    }
-    let id = msg.id.clone().unwrap_or_else(jsonrpc::null_id);
-    let wanted: Filter = msg
-        .params_as::<Value>()
-        .and_then(|p| serde_json::from_value(p.get("notifications")?.clone()).ok())
-        .unwrap_or_default();
+    let wanted = Filter::wanted(&msg);
     let caps: Value = link
         .init_result()
         .and_then(|r| serde_json::from_str(r.get()).ok())
@@ -420,7 +449,7 @@ async fn listen(gw: &Gateway, link: Link, msg: Message, proof: &Authorized) -> R
             Vec::new()
         },
     };
-    let Some(mut rx) = link.listen() else {
+    let Some(rx) = link.listen() else {
         return GatewayError::MethodNotFound(
             "Method not found: subscriptions/listen is not bridged to a legacy SSE upstream".into(),
         )
@@ -438,6 +467,19 @@ async fn listen(gw: &Gateway, link: Link, msg: Message, proof: &Authorized) -> R
             let _ = tokio::time::timeout(gw.timeout_for_any(), ex.recv()).await;
         }
     }
+    let id = msg.id.unwrap_or_else(jsonrpc::null_id);
+    listen_stream(gw, &id, honoured, rx)
+}
+
+/// A `subscriptions/listen` answer: its acknowledgement, then the
+/// notifications from `rx` that `honoured` lets through, tagged with the
+/// subscription id (the request's `id`), until the client goes away.
+pub(crate) fn listen_stream(
+    gw: &Gateway,
+    id: &RawValue,
+    honoured: Filter,
+    mut rx: tokio::sync::broadcast::Receiver<Message>,
+) -> Response {
     let sub_meta = serde_json::json!({ "io.modelcontextprotocol/subscriptionId": serde_json::from_str::<Value>(id.get()).unwrap_or_default() });
     let ack = serde_json::json!({
         "_meta": sub_meta,
@@ -500,7 +542,7 @@ async fn listen(gw: &Gateway, link: Link, msg: Message, proof: &Authorized) -> R
 
 /// Checks a `tools/call`'s `Mcp-Param-*` headers against its arguments,
 /// when the tool's listing (its `x-mcp-header` parameters) was seen.
-fn check_tool_params(
+pub(crate) fn check_tool_params(
     era: &crate::upstream::modern::EraCache,
     msg: &Message,
     headers: &HeaderMap,
@@ -560,7 +602,7 @@ fn discover(link: &crate::upstream::Link, id: Option<Box<RawValue>>) -> Response
 /// Adds what 2026-07-28 requires of results and older servers do not send:
 /// `resultType`, and cache hints on list and read results. Nothing is cached
 /// by default (`ttlMs: 0`, `private`) because answers may be per user.
-fn rewrite_result(m: &mut Message, cacheable: bool) {
+pub(crate) fn rewrite_result(m: &mut Message, cacheable: bool) {
     if let Some(result) = m.result.as_deref() {
         let Ok(mut map) = serde_json::from_str::<serde_json::Map<String, Value>>(result.get())
         else {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use mcpgate_guard::Authorized;
 use serde_json::value::RawValue;
 
-use super::session::{Opened, VirtualSession};
+use super::session::{Front, Opened, VirtualSession};
 use crate::auth::Admitted;
 use crate::error::GatewayError;
 use crate::events::EventLog;
@@ -38,7 +38,9 @@ pub(super) async fn member(
     if let Some(dead) = dead {
         tracing::info!(virtual_server = %s.server.name, member = %s.server.members[idx].name, reason = dead.link.gone().unwrap_or_default(), "a member session ended; opening a new one");
         dead.pump.abort();
-        dead.link.close().await;
+        if s.front != Front::Stateless {
+            dead.link.close().await;
+        }
     }
     let o = Arc::new(open(s, gw, idx, caller, proof).await?);
     slot.set(o.clone());
@@ -54,9 +56,12 @@ async fn open(
 ) -> Result<Opened, GatewayError> {
     let member = &s.server.members[idx];
     let identity = gw.shared.guard.identity(caller, &member.name);
+    if s.front == Front::Stateless {
+        return open_shared(s, idx, proof, &identity).await;
+    }
     // Listening before the link opens: nothing the member says first is lost.
     let log = EventLog::tapped(0, gw.shared.limits.replay_events);
-    let Some(mut rx) = log.listen() else {
+    let Some(rx) = log.listen() else {
         return Err(GatewayError::UpstreamUnavailable(
             "the member's stream cannot be listened to".into(),
         ));
@@ -66,7 +71,7 @@ async fn open(
         .open(log.clone(), &identity)
         .await
         .map_err(|e| GatewayError::from(&e))?;
-    let init = Message::request(s.own_id(), "initialize", s.init_params.clone());
+    let init = Message::request(s.own_id(), "initialize", s.init_params());
     let (link, resp) = match crate::front::sessionful::initialize_link(
         &member.upstream,
         link,
@@ -107,8 +112,53 @@ async fn open(
     .await
     .map_err(|e| GatewayError::from(&e))?;
     link.open_server_stream();
+    let pump = relay(s, idx, Some(rx));
+    tracing::debug!(virtual_server = %s.server.name, member = %member.name, %version, "member session opened");
+    Ok(Opened {
+        link: Arc::new(link),
+        capabilities: parsed.get("capabilities").cloned().unwrap_or_default(),
+        pump,
+    })
+}
+
+/// A stateless client's member session: the gateway's own one for the
+/// subject, already initialized (declaring every client capability; each
+/// request's own `_meta` decides what reaches the client), the same the
+/// member's own endpoint uses for 2026-07-28 clients.
+async fn open_shared(
+    s: &Arc<VirtualSession>,
+    idx: usize,
+    proof: &Authorized,
+    identity: &crate::identity::Identity,
+) -> Result<Opened, GatewayError> {
+    let member = &s.server.members[idx];
+    let link = member
+        .upstream
+        .open_stateless(proof, identity)
+        .await
+        .map_err(|e| GatewayError::from(&e))?;
+    let init: serde_json::Value = link
+        .init_result()
+        .and_then(|r| serde_json::from_str(r.get()).ok())
+        .unwrap_or_default();
+    let pump = relay(s, idx, link.listen());
+    tracing::debug!(virtual_server = %s.server.name, member = %member.name, "member session of stateless clients opened");
+    Ok(Opened {
+        link: Arc::new(link),
+        capabilities: init.get("capabilities").cloned().unwrap_or_default(),
+        pump,
+    })
+}
+
+/// Relays what a member says outside requests to the session's server stream.
+fn relay(
+    s: &Arc<VirtualSession>,
+    idx: usize,
+    rx: Option<tokio::sync::broadcast::Receiver<Message>>,
+) -> tokio::task::JoinHandle<()> {
     let weak = Arc::downgrade(s);
-    let pump = tokio::spawn(async move {
+    tokio::spawn(async move {
+        let Some(mut rx) = rx else { return };
         loop {
             let m = match rx.recv().await {
                 Ok(m) => m,
@@ -125,11 +175,5 @@ async fn open(
             let m = s.relayed_from(idx, m);
             s.server_stream.push(&m);
         }
-    });
-    tracing::debug!(virtual_server = %s.server.name, member = %member.name, %version, "member session opened");
-    Ok(Opened {
-        link,
-        capabilities: parsed.get("capabilities").cloned().unwrap_or_default(),
-        pump,
     })
 }

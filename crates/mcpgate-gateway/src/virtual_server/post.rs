@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use mcpgate_guard::Authorized;
 
 use super::naming::VirtualServer;
-use super::session::VirtualSession;
+use super::session::{Front, VirtualSession};
 use crate::auth::Admitted;
 use crate::error::GatewayError;
 use crate::front::caller::AuthenticatedCaller;
@@ -35,18 +35,14 @@ pub(super) async fn post(
         Err(r) => return r,
     };
     let session_id = header_str(&headers, SESSION_HEADER);
-    if session_id.is_none() && header_str(&headers, VERSION_HEADER) == Some(MODERN_VERSION) {
-        tracing::info!(virtual_server = %server.name, "refused a 2026-07-28 request without a session: virtual servers serve session clients");
-        return GatewayError::InvalidRequest(format!(
-            "virtual server {} is served to Streamable HTTP clients with sessions (MCP 2025-03-26 to 2025-11-25) only: initialize with one of those versions, or use one of its upstreams directly",
-            server.name
-        ))
-        .answer(msg.id);
-    }
     let caller = AuthenticatedCaller {
         authed: caller,
         forwarded: false,
     };
+    if session_id.is_none() && header_str(&headers, VERSION_HEADER) == Some(MODERN_VERSION) {
+        let post = Post { headers, msg, kind };
+        return super::stateless::post(gw, server, caller, post).await;
+    }
     let (msg, proof) = match authorize_post(&gw, &server.name, &caller, msg, session_id).await {
         Ok(v) => v,
         Err(r) => return r,
@@ -60,7 +56,9 @@ pub(super) async fn post(
         Err(e) => return e.answer(msg.id),
     };
     match kind {
-        Kind::Request => super::route::request(&gw, &session, &caller, &proof, msg).await,
+        Kind::Request => super::route::request(&gw, &session, &caller, &proof, msg)
+            .await
+            .into_response(),
         Kind::Notification => notification(&session, &proof, msg).await,
         Kind::Response => answer(&session, &proof, msg).await,
     }
@@ -82,29 +80,13 @@ fn initialize(
                 && v != LEGACY_SSE_VERSION
         })
         .unwrap_or_else(|| GATEWAY_PROTOCOL_VERSION.to_owned());
-    let result = serde_json::json!({
-        "protocolVersion": version,
-        "capabilities": {
-            "tools": { "listChanged": true },
-            "prompts": { "listChanged": true },
-            "resources": { "listChanged": true, "subscribe": true },
-            "completions": {},
-            "logging": {},
-        },
-        "serverInfo": {
-            "name": format!("mcpgate virtual server {}", server.name),
-            "version": env!("CARGO_PKG_VERSION"),
-        },
-        "instructions": format!(
-            "This server combines the MCP servers {}.",
-            server.members.iter().map(|m| &*m.name).collect::<Vec<_>>().join(", ")
-        ),
-    });
+    let result = super::about::initialize_result(&server, &version);
     let session = VirtualSession::new(
         gw.shared.limits.replay_events,
         server,
         caller.principal().subject().clone(),
         msg.params.clone(),
+        Front::Sessions,
     );
     // Anonymous callers share one subject: like other sessions, not capped.
     let cap = if caller.principal().is_anonymous() {
@@ -135,7 +117,11 @@ fn initialize(
 /// A cancellation goes to the member the request went to; `initialized` was
 /// sent to each member when it was opened; anything else (roots changed…)
 /// to every member opened so far.
-async fn notification(session: &VirtualSession, proof: &Authorized, msg: Message) -> Response {
+pub(super) async fn notification(
+    session: &VirtualSession,
+    proof: &Authorized,
+    msg: Message,
+) -> Response {
     match msg.method.as_deref() {
         Some("notifications/initialized") => {}
         Some("notifications/cancelled") => {
@@ -159,7 +145,11 @@ async fn notification(session: &VirtualSession, proof: &Authorized, msg: Message
 }
 
 /// The client's answer to a member's question (sampling, elicitation, roots).
-async fn answer(session: &VirtualSession, proof: &Authorized, mut msg: Message) -> Response {
+pub(super) async fn answer(
+    session: &VirtualSession,
+    proof: &Authorized,
+    mut msg: Message,
+) -> Response {
     let asked = msg.id.as_deref().and_then(|id| session.answered(id));
     let Some((idx, theirs)) = asked else {
         tracing::info!(virtual_server = %session.server.name, "dropped a response to no question a member asked in this session");

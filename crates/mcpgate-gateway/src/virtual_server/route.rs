@@ -6,16 +6,14 @@
 
 use std::sync::Arc;
 
-use axum::http::StatusCode;
-use axum::response::Response;
 use mcpgate_guard::Authorized;
 use serde_json::{Map, Value};
 
+use super::answer::Reply;
 use super::merge::{self, List};
 use super::session::{Named, VirtualSession};
 use crate::auth::Admitted;
 use crate::jsonrpc::{self, Message, code};
-use crate::reply::json;
 use crate::state::Gateway;
 
 /// MCP's code for a resource no server has (-32002 in the spec's examples).
@@ -28,7 +26,7 @@ pub(super) async fn request(
     caller: &Admitted,
     proof: &Authorized,
     msg: Message,
-) -> Response {
+) -> Reply {
     let id = msg.id.clone().unwrap_or_else(jsonrpc::null_id);
     let method = msg.method.clone().unwrap_or_default();
     if let Some(list) = List::of(&method) {
@@ -43,16 +41,13 @@ pub(super) async fn request(
                 {
                     filter(&mut m);
                 }
-                json(StatusCode::OK, &m)
+                Reply::ok(m)
             }
-            Err(e) => e.answer(Some(id)),
+            Err(e) => Reply::Failed(e, Some(id)),
         };
     }
     match method.as_str() {
-        "ping" => json(
-            StatusCode::OK,
-            &Message::response(id, jsonrpc::raw(&serde_json::json!({}))),
-        ),
+        "ping" => Reply::ok(Message::response(id, jsonrpc::raw(&serde_json::json!({})))),
         "logging/setLevel" => {
             for (i, opened) in session.opened() {
                 if let Err(e) =
@@ -61,10 +56,7 @@ pub(super) async fn request(
                     tracing::info!(virtual_server = %session.server.name, member = %session.server.members[i].name, error = %e, "a member did not take logging/setLevel");
                 }
             }
-            json(
-                StatusCode::OK,
-                &Message::response(id, jsonrpc::raw(&serde_json::json!({}))),
-            )
+            Reply::ok(Message::response(id, jsonrpc::raw(&serde_json::json!({}))))
         }
         "tools/call"
         | "prompts/get"
@@ -72,16 +64,13 @@ pub(super) async fn request(
         | "resources/subscribe"
         | "resources/unsubscribe"
         | "completion/complete" => routed(gw, session, caller, proof, msg, &method).await,
-        _ => json(
-            StatusCode::OK,
-            &Message::error(
-                Some(id),
-                code::METHOD_NOT_FOUND,
-                &format!(
-                    "Method not found: {method} (a virtual server serves tools, prompts, resources, completions, ping and logging/setLevel)"
-                ),
+        _ => Reply::ok(Message::error(
+            Some(id),
+            code::METHOD_NOT_FOUND,
+            &format!(
+                "Method not found: {method} (a virtual server serves tools, prompts, resources, completions, ping and logging/setLevel)"
             ),
-        ),
+        )),
     }
 }
 
@@ -108,20 +97,39 @@ async fn routed(
     session: &Arc<VirtualSession>,
     caller: &Admitted,
     proof: &Authorized,
+    msg: Message,
+    method: &str,
+) -> Reply {
+    let id = msg.id.clone();
+    let (idx, msg) = match locate(gw, session, caller, proof, msg, method).await {
+        Ok(v) => v,
+        Err(refusal) => return Reply::ok(refusal),
+    };
+    let opened = match super::open::member(gw, session, idx, caller, proof).await {
+        Ok(o) => o,
+        Err(e) => return Reply::Failed(e, id),
+    };
+    super::answer::respond(gw, session, idx, opened, proof, msg).await
+}
+
+/// The member that shows the name `msg` targets, and `msg` in the member's
+/// own names; or the error answering a name no member shows.
+pub(super) async fn locate(
+    gw: &Gateway,
+    session: &Arc<VirtualSession>,
+    caller: &Admitted,
+    proof: &Authorized,
     mut msg: Message,
     method: &str,
-) -> Response {
+) -> Result<(usize, Message), Message> {
     let id = msg.id.clone();
     let mut params: Map<String, Value> = msg.params_as().unwrap_or_default();
     let Some((target, path)) = target_of(method, &params) else {
-        return json(
-            StatusCode::OK,
-            &Message::error(
-                id,
-                code::INVALID_PARAMS,
-                &format!("Invalid params: {method} needs a name (or uri)"),
-            ),
-        );
+        return Err(Message::error(
+            id,
+            code::INVALID_PARAMS,
+            &format!("Invalid params: {method} needs a name (or uri)"),
+        ));
     };
     // `target` is the name as the client sees it (prefixed, renamed): the
     // virtual server's policy was asked about this name (`authorize_post`).
@@ -132,18 +140,11 @@ async fn routed(
             Named::Resource(u) => (RESOURCE_NOT_FOUND, "Resource not found", u),
         };
         tracing::info!(virtual_server = %session.server.name, method, name = %name, "refused: no member of the virtual server shows this name (unknown, or hidden by tools.allow / tools.deny)");
-        return json(
-            StatusCode::OK,
-            &Message::error(id, code, &format!("{what}: {name}")),
-        );
+        return Err(Message::error(id, code, &format!("{what}: {name}")));
     };
     set_path(&mut params, &path, original);
     msg.params = Some(jsonrpc::raw(&params));
-    let opened = match super::open::member(gw, session, idx, caller, proof).await {
-        Ok(o) => o,
-        Err(e) => return e.answer(id),
-    };
-    super::answer::respond(gw, session, idx, opened, proof, msg).await
+    Ok((idx, msg))
 }
 
 fn set_path(params: &mut Map<String, Value>, path: &[&str], value: String) {

@@ -27,7 +27,8 @@ pub(crate) enum Named {
 /// A member session, once opened.
 #[derive(Debug)]
 pub(crate) struct Opened {
-    pub(crate) link: Link,
+    /// Shared: a 2026-07-28 call parked for the client's retry holds it too.
+    pub(crate) link: Arc<Link>,
     /// The capabilities the member declared at initialize.
     pub(crate) capabilities: serde_json::Value,
     /// Relays the member's messages outside requests to the client's GET stream.
@@ -65,15 +66,31 @@ impl Slot {
     }
 }
 
+/// The front a virtual session serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Front {
+    /// Streamable HTTP with sessions: answers on each POST, the GET stream for the rest.
+    Sessions,
+    /// Legacy HTTP+SSE: every answer and message on the one stream.
+    Legacy,
+    /// 2026-07-28 clients of one subject: no session of theirs; the member
+    /// sessions are the gateway's own per-subject ones, shared with the
+    /// members' own endpoints.
+    Stateless,
+}
+
 /// One client session with a virtual server.
 #[derive(Debug)]
 pub(crate) struct VirtualSession {
     pub(crate) id: SessionId,
     pub(crate) server: Arc<VirtualServer>,
     pub(crate) subject: Subject,
-    /// The client's `initialize` params, sent to each member as it is opened.
-    pub(crate) init_params: Option<Box<RawValue>>,
-    /// The GET stream: what members say outside any request.
+    pub(crate) front: Front,
+    /// The client's `initialize` params, sent to each member as it is opened
+    /// (a legacy client sends them after its session opened).
+    init_params: Mutex<Option<Box<RawValue>>>,
+    /// The GET stream (the legacy front's only stream): what members say
+    /// outside any request. Tapped for stateless clients' `subscriptions/listen`.
     pub(crate) server_stream: Arc<EventLog>,
     members: Vec<Slot>,
     /// Shown name → member index, from the last merged lists.
@@ -88,6 +105,11 @@ pub(crate) struct VirtualSession {
     last_used: Mutex<Instant>,
 }
 
+/// Ids of the gateway's own requests to members: unique in the process,
+/// since a stateless member session is shared by every virtual server (and
+/// the member's own endpoint) a subject uses.
+static OWN_IDS: AtomicU64 = AtomicU64::new(1);
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
@@ -98,14 +120,21 @@ impl VirtualSession {
         server: Arc<VirtualServer>,
         subject: Subject,
         init_params: Option<Box<RawValue>>,
+        front: Front,
     ) -> Arc<Self> {
         let members = server.members.iter().map(|_| Slot::default()).collect();
+        let server_stream = match front {
+            Front::Sessions => EventLog::new(0, replay_events, None),
+            Front::Legacy => EventLog::new(0, replay_events, Some("message")),
+            Front::Stateless => EventLog::tapped(0, replay_events),
+        };
         Arc::new(VirtualSession {
             id: crate::session_key::random_session_id(),
             server,
             subject,
-            init_params,
-            server_stream: EventLog::new(0, replay_events, None),
+            front,
+            init_params: Mutex::new(init_params),
+            server_stream,
             members,
             names: Mutex::default(),
             templates: Mutex::default(),
@@ -116,6 +145,15 @@ impl VirtualSession {
         })
     }
 
+    /// The client's `initialize` params, for a member about to be opened.
+    pub(crate) fn init_params(&self) -> Option<Box<RawValue>> {
+        lock(&self.init_params).clone()
+    }
+
+    pub(crate) fn set_init_params(&self, params: Option<Box<RawValue>>) {
+        *lock(&self.init_params) = params;
+    }
+
     pub(crate) fn touch(&self) {
         *lock(&self.last_used) = Instant::now();
     }
@@ -124,15 +162,26 @@ impl VirtualSession {
         lock(&self.last_used).elapsed()
     }
 
+    /// A client's stream keeps the session however idle: a legacy client's
+    /// one stream (the session ends with it), a stateless client's
+    /// `subscriptions/listen`.
+    fn held_open(&self) -> bool {
+        match self.front {
+            Front::Sessions => false,
+            Front::Legacy => true,
+            Front::Stateless => self.server_stream.listeners() > 0,
+        }
+    }
+
     /// A fresh SSE log for one POST's answer.
     pub(crate) fn new_stream(&self, capacity: usize) -> Arc<EventLog> {
         EventLog::new(self.next.fetch_add(1, Ordering::Relaxed), capacity, None)
     }
 
     /// An id for a request the gateway sends a member on the client's behalf
-    /// (list pages), unique in this session.
+    /// (list pages), unique in this process.
     pub(crate) fn own_id(&self) -> Box<RawValue> {
-        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let n = OWN_IDS.fetch_add(1, Ordering::Relaxed);
         jsonrpc::raw(&format!("mcpgate-virtual-{n}"))
     }
 
@@ -228,21 +277,29 @@ impl VirtualSession {
         lock(&self.in_flight).get(id.get()).copied()
     }
 
-    /// Ends every member session.
+    /// Ends every member session (a stateless one's member sessions are the
+    /// gateway's per-subject ones: only the relays end).
     pub(crate) async fn close(&self) {
         self.server_stream.close();
         for (_, o) in self.opened() {
             o.pump.abort();
-            o.link.close().await;
+            if self.front != Front::Stateless {
+                o.link.close().await;
+            }
         }
     }
 }
+
+/// Who shares a stateless clients' virtual session: the virtual server's name and the subject.
+type SharedBy = (Arc<str>, Subject);
 
 /// The virtual sessions of this process (they are not sealed for other
 /// replicas: a member session may be a stdio child here).
 #[derive(Debug, Default)]
 pub(crate) struct VirtualSessions {
     map: Mutex<HashMap<SessionId, Arc<VirtualSession>>>,
+    /// The stateless clients' sessions, one per virtual server and subject.
+    stateless: Mutex<HashMap<SharedBy, Arc<VirtualSession>>>,
 }
 
 impl VirtualSessions {
@@ -264,6 +321,30 @@ impl VirtualSessions {
         Ok(())
     }
 
+    /// The session stateless (2026-07-28) clients of `subject` share at `server`.
+    pub(crate) fn stateless_for(
+        &self,
+        server: &Arc<VirtualServer>,
+        subject: &Subject,
+        replay_events: usize,
+    ) -> Arc<VirtualSession> {
+        let mut map = lock(&self.stateless);
+        let s = map
+            .entry((server.name.clone(), subject.clone()))
+            .or_insert_with(|| {
+                VirtualSession::new(
+                    replay_events,
+                    server.clone(),
+                    subject.clone(),
+                    None,
+                    Front::Stateless,
+                )
+            })
+            .clone();
+        s.touch();
+        s
+    }
+
     pub(crate) fn get(&self, id: &SessionId) -> Option<Arc<VirtualSession>> {
         lock(&self.map).get(id).cloned()
     }
@@ -274,21 +355,32 @@ impl VirtualSessions {
 
     /// Takes out the sessions idle for `max` or longer.
     pub(crate) fn take_stale(&self, max: Duration) -> Vec<Arc<VirtualSession>> {
-        let mut map = lock(&self.map);
-        let stale: Vec<SessionId> = map
-            .iter()
-            .filter(|(_, s)| s.idle_for() >= max)
-            .map(|(k, _)| k.clone())
-            .collect();
-        stale.iter().filter_map(|k| map.remove(k)).collect()
+        let mut out = take_idle(&mut lock(&self.map), max);
+        out.extend(take_idle(&mut lock(&self.stateless), max));
+        out
     }
 
     /// Takes out every session (shutdown).
     pub(crate) fn drain(&self) -> Vec<Arc<VirtualSession>> {
-        lock(&self.map).drain().map(|(_, s)| s).collect()
+        let mut out: Vec<_> = lock(&self.map).drain().map(|(_, s)| s).collect();
+        out.extend(lock(&self.stateless).drain().map(|(_, s)| s));
+        out
     }
 
+    /// Client sessions (the stateless clients' shared ones are none).
     pub(crate) fn len(&self) -> usize {
         lock(&self.map).len()
     }
+}
+
+fn take_idle<K: Clone + Eq + std::hash::Hash>(
+    map: &mut HashMap<K, Arc<VirtualSession>>,
+    max: Duration,
+) -> Vec<Arc<VirtualSession>> {
+    let stale: Vec<K> = map
+        .iter()
+        .filter(|(_, s)| s.idle_for() >= max && !s.held_open())
+        .map(|(k, _)| k.clone())
+        .collect();
+    stale.iter().filter_map(|k| map.remove(k)).collect()
 }

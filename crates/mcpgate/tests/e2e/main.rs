@@ -44,6 +44,7 @@
 //! - `dpop`: DPoP-bound tokens (RFC 9449) from `/token` (nonces, bound refresh) to an upstream
 //!   with `dpop = "required"`, and every way a proof can be wrong.
 //! - `audit_events`: each security event of issue 15 caused through the binary and read back with `audit list`.
+//! - `virtual_servers`: an rmcp client through a virtual server over stdio and HTTP members (issue 18).
 
 // Sampling is deprecated by SEP-2577, but clients still use it and the gateway relays it.
 #![allow(deprecated)]
@@ -86,3 +87,4 @@ mod shutdown;
 mod upstream_children;
 mod upstream_timeouts;
 mod vault;
+mod virtual_servers;
