@@ -35,12 +35,14 @@ pub(super) async fn request(
         return match merge::merged(gw, session, caller, proof, list).await {
             Ok(result) => {
                 let mut m = Message::response(id, result);
-                // The virtual server's own tool_scopes, on the names the client sees.
-                if let Some(filter) =
-                    gw.shared
-                        .guard
-                        .list_filter(&session.server.name, caller.principal(), &method)
-                {
+                // The virtual server's own tool_scopes, on the names the client
+                // sees; the `[policy]` rules with each item's member.
+                if let Some(filter) = gw.shared.guard.list_filter_with(
+                    &session.server.name,
+                    caller.principal(),
+                    &method,
+                    Some(member_of(session)),
+                ) {
                     filter(&mut m);
                 }
                 json(StatusCode::OK, &m)
@@ -137,6 +139,15 @@ async fn routed(
             &Message::error(id, code, &format!("{what}: {name}")),
         );
     };
+    // The rules decide once the member is known: they see it as `resource.upstream`.
+    if let Some(member) = session.server.members.get(idx)
+        && let Err(e) =
+            gw.shared
+                .guard
+                .decide_member(&session.server.name, &member.name, caller, &msg)
+    {
+        return e.answer(id);
+    }
     set_path(&mut params, &path, original);
     msg.params = Some(jsonrpc::raw(&params));
     let opened = match super::open::member(gw, session, idx, caller, proof).await {
@@ -144,6 +155,20 @@ async fn routed(
         Err(e) => return e.answer(id),
     };
     super::answer::respond(gw, session, idx, opened, proof, msg).await
+}
+
+/// Which member shows a listed name, from the merged lists just made.
+fn member_of(session: &Arc<VirtualSession>) -> crate::rules::MemberOf {
+    let session = session.clone();
+    Arc::new(move |kind: &str, name: &str| {
+        let named = match kind {
+            "tool" => Named::Tool(name.to_owned()),
+            "prompt" => Named::Prompt(name.to_owned()),
+            _ => Named::Resource(name.to_owned()),
+        };
+        let i = session.listed(&named)?;
+        Some(session.server.members.get(i)?.name.clone())
+    })
 }
 
 fn set_path(params: &mut Map<String, Value>, path: &[&str], value: String) {
