@@ -105,15 +105,16 @@ fn caller<'a>(p: &'a Principal, groups_claim: &str) -> Caller<'a> {
     }
 }
 
-/// What the rules read of a call's params.
+/// What the rules read of a call's params. The arguments are kept raw: they
+/// are read only when some rule reads `context`.
 #[derive(serde::Deserialize)]
-struct Params {
+struct Params<'a> {
     #[serde(default)]
     name: Option<String>,
     #[serde(default)]
     uri: Option<String>,
-    #[serde(default)]
-    arguments: Option<Value>,
+    #[serde(default, borrow)]
+    arguments: Option<&'a serde_json::value::RawValue>,
 }
 
 /// Whether the rules let `msg` through. Only requests of `tools/call`,
@@ -147,7 +148,10 @@ pub(crate) fn check(
             } else {
                 name
             };
-            (name.unwrap_or_default(), arguments)
+            let args = arguments
+                .filter(|_| rules.reads_context())
+                .and_then(|a| serde_json::from_str::<Value>(a.get()).ok());
+            (name.unwrap_or_default(), args)
         }
         None => (String::new(), None),
     };

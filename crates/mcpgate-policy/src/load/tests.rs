@@ -193,3 +193,14 @@ fn annotations_virtual_servers_and_client_kinds_reach_the_rules() {
     c.caller.groups = vec!["pm".to_owned()];
     assert!(r.decide(&c).allowed);
 }
+
+#[test]
+fn arguments_are_read_only_when_a_policy_reads_the_context() {
+    assert!(rules().reads_context());
+    let src =
+        "@id(\"a\") permit (principal, action, resource) when { resource.name like \"*_get_*\" };";
+    match Rules::parse(Path::new("p.cedar"), src, None) {
+        Ok(r) => assert!(!r.reads_context()),
+        Err(e) => panic!("{e}"),
+    }
+}
