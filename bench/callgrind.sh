@@ -15,8 +15,12 @@
 # counters and switches instrumentation on, sends CG_REQUESTS [2000] sequential
 # `tools/call echo` requests on one keep-alive connection, dumps, and divides the
 # instructions (Ir) by the request count. The upstream runs natively.
-# Knobs: CG_REQUESTS, CG_SETUPS (space-separated subset of: hop apikey jwt stdio adopted;
-# default all but adopted), CG_TOP [12],
+# Opt-in setups for issue 18, each the direct hop with one thing added: `virtual` (the
+# upstream served through a `[[virtual_server]]`, the call named `echo_echo`, prefix removed on
+# the way) and `policy50` (a `[policy]` file of 50 Cedar rules, generated below, where the call
+# is permitted by the last one, which reads the arguments).
+# Knobs: CG_REQUESTS, CG_SETUPS (space-separated subset of: hop apikey jwt stdio adopted
+# virtual policy50; default hop apikey jwt stdio), CG_TOP [12],
 # CG_CONFIG: TOML appended to every gateway's configuration, e.g. to switch off the
 # metrics listener and the access log: CG_CONFIG=$'[metrics]\nlisten = ""\n[telemetry]\naccess_log = false'.
 # Dumps and annotated profiles are kept in target/bench/callgrind/.
@@ -61,7 +65,7 @@ API_KEY="$("$BIN" keys create --data-dir "$WORK/data-apikey" --name b --scopes '
 config() {
     printf '[server]\nlisten = "127.0.0.1:0"\ndata_dir = "%s"\n\n' "$WORK/data-$1"
     case "$1" in
-        hop | stdio | adopted | opener) printf '[auth]\nmode = "disabled"\n' ;;
+        hop | stdio | adopted | opener | virtual | policy50) printf '[auth]\nmode = "disabled"\n' ;;
         apikey) printf '[auth]\nmode = "required"\nusers = false\n' ;;
         jwt)
             printf '[auth]\nmode = "required"\napi_keys = false\nusers = false\n\n'
@@ -75,8 +79,32 @@ config() {
     else
         printf '\n[[upstream]]\nname = "echo"\nurl = "%s"\n' "$UPSTREAM_URL"
     fi
+    case "$1" in
+        virtual) printf '\n[[virtual_server]]\nname = "work"\nupstreams = ["echo"]\n' ;;
+        policy50) printf '\n[policy]\nfile = "%s"\n' "$WORK/policy50.cedar" ;;
+    esac
     [[ -z "${CG_CONFIG:-}" ]] || printf '\n%s\n' "$CG_CONFIG"
 }
+# 50 rules of the kinds docs/POLICY.md shows (group, name pattern, upstream, argument
+# conditions); none but the last applies to `tools/call echo`, so each is evaluated and
+# found not to apply before the last one permits.
+policy50() {
+    for i in $(seq 1 20); do
+        printf '@id("no-delete-%s")\nforbid (principal, action == Action::"tools/call", resource)\n' "$i"
+        printf 'when { resource.name like "*_delete_%s*" }\nunless { principal in Group::"sre" };\n\n' "$i"
+    done
+    for i in $(seq 1 20); do
+        printf '@id("team-%s")\npermit (principal in Group::"team%s", action, resource)\n' "$i" "$i"
+        printf 'when { resource.upstream == "up%s" };\n\n' "$i"
+    done
+    for i in $(seq 1 9); do
+        printf '@id("issues-%s")\npermit (principal, action == Action::"tools/call", resource == Tool::"tool%s")\n' "$i" "$i"
+        printf 'when { context has repo && context.repo like "acme%s/*" };\n\n' "$i"
+    done
+    printf '@id("echo")\npermit (principal, action == Action::"tools/call", resource == Tool::"echo")\n'
+    printf 'when { context has text && context.text like "call*" };\n'
+}
+policy50 >"$WORK/policy50.cedar"
 credential() {
     case "$1" in
         apikey) echo "$API_KEY" ;;
@@ -85,7 +113,8 @@ credential() {
     esac
 }
 # The api-key setup's data directory already holds the key made above.
-mkdir -p "$WORK/data-hop" "$WORK/data-jwt" "$WORK/data-stdio" "$WORK/data-adopted" "$WORK/data-opener"
+mkdir -p "$WORK/data-hop" "$WORK/data-jwt" "$WORK/data-stdio" "$WORK/data-adopted" "$WORK/data-opener" \
+    "$WORK/data-virtual" "$WORK/data-policy50"
 # One session key for every gateway: the `adopted` setup's two replicas open each other's ids.
 export MCPGATE_SERVER__SESSION_KEY
 MCPGATE_SERVER__SESSION_KEY="$(openssl rand -base64 32)"
@@ -109,7 +138,13 @@ for s in "${SETUPS[@]}"; do
     PIDS+=("$pid")
     base="$(wait_line "$OUT/gateway-$s.out" 'listening on http://' "$pid" | grep -oE 'http://[^ ]+')"
     rm -f "$WORK/ready" "$WORK/go"
-    python3 "$ROOT/bench/callgrind_drive.py" "$base/mcp/echo" "$(credential "$s")" "$REQUESTS" \
+    endpoint=echo
+    export CG_TOOL=echo
+    if [[ "$s" == virtual ]]; then
+        endpoint=work
+        CG_TOOL=echo_echo
+    fi
+    python3 "$ROOT/bench/callgrind_drive.py" "$base/mcp/$endpoint" "$(credential "$s")" "$REQUESTS" \
         "$WORK/ready" "$WORK/go" ${init_url:+"$init_url"} >"$OUT/drive-$s.out" 2>&1 &
     driver=$!
     for _ in $(seq 1200); do [[ -e "$WORK/ready" ]] && break; kill -0 "$driver" 2>/dev/null || break; sleep 0.1; done
@@ -138,6 +173,8 @@ names() {
         jwt) echo "JWT ES256" ;;
         stdio) echo "stdio shared child (no auth)" ;;
         adopted) echo "direct hop, adopted (opened elsewhere)" ;;
+        virtual) echo "direct hop through a virtual server" ;;
+        policy50) echo "direct hop, 50 Cedar rules" ;;
     esac
 }
 echo

@@ -8,7 +8,8 @@ through INIT_URL when given, another replica, so that the one at URL continues a
 not open),
 sends 50 warm-up calls on one keep-alive connection, writes READY_FILE, waits for GO_FILE (the
 script turns callgrind's collection on in between), sends N calls, and exits 0 if every answer
-carried the echoed text. Standard library only; sequential, so the work the gateway does per
+carried the echoed text. The tool called is `echo`, or `$CG_TOOL` (a virtual server shows
+it prefixed). Standard library only; sequential, so the work the gateway does per
 request is the same from run to run.
 """
 
@@ -55,11 +56,13 @@ def main():
     if status not in (200, 202):
         sys.exit(f"notifications/initialized: HTTP {status}")
 
+    tool = os.environ.get("CG_TOOL", "echo")
+
     def calls(count, first_id):
         for i in range(count):
             status, _, body = post({
                 "jsonrpc": "2.0", "id": first_id + i, "method": "tools/call",
-                "params": {"name": "echo", "arguments": {"text": "callgrind"}},
+                "params": {"name": tool, "arguments": {"text": "callgrind"}},
             }, sid)
             if status != 200 or b"callgrind" not in body:
                 sys.exit(f"tools/call {first_id + i}: HTTP {status}: {body[:300]!r}")

@@ -8,7 +8,8 @@ to ``sre`` only, ``create_secure_note`` only for titles under ``acme/``, and
 forbid ``echo`` of text containing ``!!``. Checked: allow and deny (the
 JSON-RPC error -32003 naming the rule), the argument condition, list
 filtering per caller, the legacy SSE transport (the denial on the stream), a reload changing a decision (and a broken file on
-reload keeping the old rules), ``mcpgate policy test`` and a malformed file
+reload keeping the old rules), clients registered dynamically limited to the tools
+annotated read-only, every decision audited, ``mcpgate policy test`` and a malformed file
 refused at start and by ``check-config`` with its line and column.
 """
 
@@ -57,6 +58,11 @@ permit (principal in Group::"sre", action in [Action::"prompts/get", Action::"re
 @id("no-shouting")
 forbid (principal, action == Action::"tools/call", resource == Tool::"echo")
 when { context has text && context.text like "*!!*" };
+
+@id("dynamic-clients-read-only")
+forbid (principal, action == Action::"tools/call", resource)
+when { principal has client && (principal.client.dynamic || principal.client.metadata_document) }
+unless { resource has read_only && resource.read_only };
 """
 
 EVERYONE_USAGE = """
@@ -81,9 +87,9 @@ class PolicyGateway:
     def url(self) -> str:
         return self.gw.url("demo")
 
-    def token(self, subject: str, groups: list[str]) -> str:
+    def token(self, subject: str, groups: list[str], client_id: str | None = None) -> str:
         now = int(time.time())
-        claims = {
+        claims: dict[str, Any] = {
             "iss": "policy-test",
             "aud": self.resource,
             "sub": subject,
@@ -92,6 +98,8 @@ class PolicyGateway:
             "iat": now - 5,
             "exp": now + 600,
         }
+        if client_id is not None:
+            claims["client_id"] = client_id
         return jwt.encode(claims, SECRET, algorithm="HS256")
 
     def reload(self, rules: str) -> None:
@@ -269,7 +277,29 @@ def _counter(text: str, decision: str, policy: str) -> float:
     return float(lines[0].removeprefix(prefix)) if lines else 0.0
 
 
-async def test_decisions_are_counted_and_denials_audited(policy_gateway: PolicyGateway) -> None:
+async def test_unvetted_clients_get_the_tools_annotated_read_only(policy_gateway: PolicyGateway, mode: str) -> None:
+    """The docs' example: clients registered dynamically (ids `mcpg-…`) or known by a metadata
+    document (`https://…` ids) may call only the tools whose `readOnlyHint` the upstream's
+    `tools/list` gave; a client named in the configuration is not concerned."""
+    args = {"title": "acme/plan", "content": "x"}
+    for client_id in ["mcpg-3f2a9c", "https://app.example/client.json"]:
+        token = policy_gateway.token("bob", [], client_id)
+        async with client_as(policy_gateway.url, mode, bearer(token)) as client:
+            listed = {t.name for t in (await client.list_tools()).tools}
+            assert {"whoami", "echo", "list_secure_notes"} <= listed, listed
+            assert "create_secure_note" not in listed, listed
+            me = structured(await client.call_tool("whoami", {}))
+            assert me["subject"] == "bob", me
+            with mcp_error() as errors:
+                await client.call_tool("create_secure_note", args)
+            assert "forbidden by policy dynamic-clients-read-only" in _denial(errors), client_id
+    async with client_as(policy_gateway.url, mode, bearer(policy_gateway.token("bob", [], "cli"))) as client:
+        assert "create_secure_note" in {t.name for t in (await client.list_tools()).tools}
+        created = await client.call_tool("create_secure_note", args)
+        assert not created.is_error, created
+
+
+async def test_decisions_are_counted_and_audited(policy_gateway: PolicyGateway) -> None:
     before = httpx2.get(policy_gateway.metrics, timeout=10).text
     async with client_as(policy_gateway.url, MODERN, bearer(policy_gateway.token("carol", ["sre"]))) as client:
         assert not (await client.call_tool("get_api_usage", {})).is_error
@@ -279,12 +309,23 @@ async def test_decisions_are_counted_and_denials_audited(policy_gateway: PolicyG
     after = httpx2.get(policy_gateway.metrics, timeout=10).text
     assert _counter(after, "allow", "sre-usage") == _counter(before, "allow", "sre-usage") + 1, after
     assert _counter(after, "deny", "no-shouting") == _counter(before, "deny", "no-shouting") + 1, after
+    denied = _audited(policy_gateway, "policy_denied", "carol")
+    assert len(denied) == 1, denied
+    assert "policy no-shouting" in json.dumps(denied[0]), denied[0]
+    allowed = _audited(policy_gateway, "policy_allowed", "carol")
+    assert len(allowed) == 1, allowed
+    assert allowed[0]["outcome"] == "policy sre-usage", allowed[0]
+    assert allowed[0]["tool"] == "get_api_usage" and allowed[0]["upstream"] == "demo", allowed[0]
+    assert allowed[0]["detail"]["method"] == "tools/call", allowed[0]
+
+
+def _audited(policy_gateway: PolicyGateway, kind: str, subject: str) -> list[Any]:
     env = store.apply(dict(os.environ), policy_gateway.root / "data")
     records: list[Any] = []
     deadline = time.monotonic() + 10  # the audit sink writes in the background
     while not records and time.monotonic() < deadline:
         out = subprocess.run(
-            [str(_mcpgate_bin()), "audit", "list", "--kind", "policy_denied", "--subject", "carol", "--json",
+            [str(_mcpgate_bin()), "audit", "list", "--kind", kind, "--subject", subject, "--json",
              "--data-dir", str(policy_gateway.root / "data")],
             capture_output=True, text=True, env=env, timeout=30,
         )
@@ -292,8 +333,7 @@ async def test_decisions_are_counted_and_denials_audited(policy_gateway: PolicyG
         records = [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
         if not records:
             time.sleep(0.2)
-    assert len(records) == 1, records
-    assert "policy no-shouting" in json.dumps(records[0]), records[0]
+    return records
 
 
 def test_policy_test_cli(policy_gateway: PolicyGateway) -> None:
@@ -320,6 +360,11 @@ def test_policy_test_cli(policy_gateway: PolicyGateway) -> None:
     assert conditional.returncode == 1, conditional
     assert "no policy permits this call" in conditional.stdout
     assert "not applicable:" in conditional.stdout and "listed: yes" in conditional.stdout, conditional.stdout
+    # The tool's annotations and the virtual server are options; unknown annotations are absent.
+    unvetted = ("--subject", "bob", "--client", "mcpg-1", "--tool", "whoami")
+    assert run(*unvetted).returncode == 1
+    assert run(*unvetted, "--read-only", "true").returncode == 0
+    assert run(*unvetted, "--read-only", "true", "--virtual-server", "work", "--upstream", "demo").returncode == 0
     bad = run("--subject", "bob", "--tool", "echo", "--args", "[1]")
     assert bad.returncode == 2 and "--args must be a JSON object" in bad.stderr, bad
 

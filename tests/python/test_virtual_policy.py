@@ -1,6 +1,8 @@
 """`[policy]` through a virtual server: the rules see the names the client
-sees (prefixed), lists are filtered per caller, and a denial is the same
-JSON-RPC -32003 naming the rule as on a plain upstream.
+sees (prefixed), `resource.upstream` the member the call goes to and
+`resource.virtual_server` the virtual server, the tools' annotations as the
+merged list gave them; lists are filtered per caller, and a denial is the
+same JSON-RPC -32003 naming the rule as on a plain upstream.
 
 The real binary serves `[[virtual_server]] work` over the demo server
 (stdio); callers are static tokens; the Python SDK client speaks Streamable
@@ -27,12 +29,22 @@ RULES = """\
 permit (principal == User::"reader", action == Action::"tools/call", resource)
 when { ["demo_whoami", "demo_echo"].contains(resource.name) };
 
+@id("reader-notes-of-the-demo-member")
+permit (principal == User::"reader", action == Action::"tools/call", resource)
+when { resource.upstream == "demo" && resource.name like "*list_secure_notes" };
+
 @id("writer-everything")
 permit (principal == User::"writer", action, resource);
 
 @id("no-shouting-through-work")
-forbid (principal, action == Action::"tools/call", resource == Tool::"demo_echo")
-when { resource.upstream == "work" && context has text && context.text like "*!!*" };
+forbid (principal, action == Action::"tools/call", resource)
+when { resource has virtual_server && resource.virtual_server == "work" }
+when { context has text && context.text like "*!!*" };
+
+@id("writer-reads-only-through-work")
+forbid (principal == User::"writer", action == Action::"tools/call", resource)
+when { resource has virtual_server }
+unless { resource has read_only && resource.read_only };
 """
 
 
@@ -82,9 +94,12 @@ async def test_lists_are_filtered_on_the_prefixed_names(work: Gateway) -> None:
         reader = {t.name for t in (await client.list_tools()).tools}
     async with client_as(work.url("work"), LEGACY, bearer(WRITER)) as client:
         writer = {t.name for t in (await client.list_tools()).tools}
-    assert reader == {"demo_whoami", "demo_echo"}, reader
+    # `reader-notes-of-the-demo-member` reads `resource.upstream`: the member, also in lists.
+    assert reader == {"demo_whoami", "demo_echo", "demo_list_secure_notes"}, reader
     assert {"demo_whoami", "demo_echo", "demo_health_check"} <= writer, writer
     assert all(name.startswith("demo_") for name in writer), writer
+    # Not annotated read-only by the demo: hidden from the writer through `work`.
+    assert "demo_create_secure_note" not in writer, writer
 
 
 async def test_calls_are_decided_on_the_prefixed_names(work: Gateway) -> None:
@@ -95,11 +110,32 @@ async def test_calls_are_decided_on_the_prefixed_names(work: Gateway) -> None:
             await client.call_tool("demo_health_check", {})
         assert errors and errors[0].error.code == POLICY_DENIED, errors
         assert 'tools/call of "demo_health_check" refused: no policy permits' in errors[0].error.message
-        # The forbid reads `resource.upstream`: through a virtual server that is its name.
+        # The forbid reads `resource.virtual_server`.
         with mcp_error() as errors:
             await client.call_tool("demo_echo", {"text": "loud!!"})
         assert errors and "forbidden by policy no-shouting-through-work" in errors[0].error.message, errors
         quiet = await client.call_tool("demo_echo", {"text": "quiet"})
         assert not quiet.is_error, quiet
+        # The permit reads `resource.upstream`: the member the call is routed to.
+        notes = await client.call_tool("demo_list_secure_notes", {})
+        assert not notes.is_error, notes
     log = work.log_path.read_text(errors="replace")
     assert any("call refused by policy" in line and "demo_health_check" in line for line in log.splitlines()), log[-2000:]
+
+
+async def test_virtual_server_and_annotations_are_attributes(work: Gateway) -> None:
+    """`virtual_server` is absent on the plain upstream, and the tools' read-only
+    annotations come from the merged list the client saw."""
+    async with client_as(work.url("demo"), LEGACY, bearer(WRITER)) as client:
+        loud = await client.call_tool("echo", {"text": "loud!!"})
+        assert not loud.is_error, loud
+        note = await client.call_tool("create_secure_note", {"title": "plain", "content": "x"})
+        assert not note.is_error, note
+    async with client_as(work.url("work"), LEGACY, bearer(WRITER)) as client:
+        await client.list_tools()
+        me = structured(await client.call_tool("demo_whoami", {}))
+        assert me["subject"] == "writer", me
+        with mcp_error() as errors:
+            await client.call_tool("demo_create_secure_note", {"title": "through-work", "content": "x"})
+        assert errors and errors[0].error.code == POLICY_DENIED, errors
+        assert "forbidden by policy writer-reads-only-through-work" in errors[0].error.message, errors

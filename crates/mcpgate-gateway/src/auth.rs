@@ -103,6 +103,11 @@ pub(crate) struct Guard {
     pub(crate) audiences: crate::audience::Audiences,
     /// The `[policy]` rules (Cedar), when configured.
     pub(crate) rules: Option<Arc<mcpgate_policy::Rules>>,
+    /// The tools' annotations learnt from lists, for the rules.
+    pub(crate) hints: Arc<crate::rules::ToolHints>,
+    /// The virtual servers' names: their calls are decided by the rules once
+    /// routed to a member ([`Guard::decide_member`]), not here.
+    pub(crate) virtual_servers: BTreeSet<String>,
 }
 
 /// Why [`Guard::decide`] refused a message.
@@ -269,10 +274,13 @@ impl Guard {
         let proof = self
             .authorize_scopes(upstream, caller, msg)
             .map_err(Refused::Scope)?;
-        if let Some(rules) = &self.rules {
+        if let Some(rules) = &self.rules
+            && !self.virtual_servers.contains(upstream)
+        {
             crate::rules::check(
                 rules,
-                upstream,
+                &self.hints,
+                crate::rules::Target::upstream(upstream),
                 caller.principal(),
                 &self.settings.groups_claim,
                 msg,
@@ -280,6 +288,34 @@ impl Guard {
             .map_err(Refused::Rule)?;
         }
         Ok(proof)
+    }
+
+    /// The `[policy]` rules for a call through virtual server
+    /// `virtual_server` once it is known which member serves it: the rules
+    /// see the member as `resource.upstream` (the scopes were checked on the
+    /// virtual server by [`Guard::decide`]).
+    pub(crate) fn decide_member(
+        &self,
+        virtual_server: &str,
+        member: &str,
+        caller: &Admitted,
+        msg: &Message,
+    ) -> Result<(), GatewayError> {
+        let Some(rules) = &self.rules else {
+            return Ok(());
+        };
+        crate::rules::check(
+            rules,
+            &self.hints,
+            crate::rules::Target {
+                endpoint: virtual_server,
+                upstream: member,
+                virtual_server: Some(virtual_server),
+            },
+            caller.principal(),
+            &self.settings.groups_claim,
+            msg,
+        )
     }
 
     fn authorize_scopes(
@@ -332,6 +368,18 @@ impl Guard {
         p: &Principal,
         method: &str,
     ) -> Option<Rewrite> {
+        self.list_filter_with(upstream, p, method, None)
+    }
+
+    /// [`Guard::list_filter`] for a virtual server's merged list, whose
+    /// items' members `member_of` tells (the rules see the member).
+    pub(crate) fn list_filter_with(
+        &self,
+        upstream: &str,
+        p: &Principal,
+        method: &str,
+        member_of: Option<crate::rules::MemberOf>,
+    ) -> Option<Rewrite> {
         // Decided before anything is cloned: most requests are no list.
         let (field, key, kind) = match method {
             "tools/list" => ("tools", "name", "tool"),
@@ -344,10 +392,16 @@ impl Guard {
             .get(upstream)
             .filter(|p| p.filters_lists())
             .cloned();
-        let rules = self
-            .rules
-            .as_ref()
-            .map(|r| crate::rules::Lister::new(r, upstream, p, &self.settings.groups_claim));
+        let rules = self.rules.as_ref().map(|r| {
+            crate::rules::Lister::new(
+                r,
+                &self.hints,
+                upstream,
+                member_of,
+                p,
+                &self.settings.groups_claim,
+            )
+        });
         if policy.is_none() && rules.is_none() {
             return None;
         }
@@ -371,7 +425,7 @@ impl Guard {
                     policy
                         .as_ref()
                         .is_none_or(|policy| policy.missing(&p, target).is_empty())
-                        && rules.as_ref().is_none_or(|r| r.shows(kind, name))
+                        && rules.as_ref().is_none_or(|r| r.shows(kind, name, item))
                 });
             }
             m.result = Some(crate::jsonrpc::raw(&map));

@@ -226,6 +226,10 @@ impl Gateway {
                     public_url: cfg.public_url,
                     audiences,
                     rules: cfg.rules,
+                    hints: previous
+                        .map(|(p, _)| p.guard.hints.clone())
+                        .unwrap_or_default(),
+                    virtual_servers: cfg.virtual_servers.iter().map(|v| v.name.clone()).collect(),
                 }),
                 rate_limits: Arc::new(rate_limits),
                 parked: previous.map(|(p, _)| p.parked.clone()).unwrap_or_default(),

@@ -59,6 +59,20 @@ pub struct Caller<'a> {
     pub client_id: Option<&'a str>,
     /// Whether that client registered itself (RFC 7591).
     pub client_dynamic: bool,
+    /// Whether that client is known by its metadata document (its id is the
+    /// document's https URL): nobody vetted it either.
+    pub client_metadata_document: bool,
+}
+
+/// What the upstream's `tools/list` said of a tool (MCP annotations); `None`
+/// where it said nothing or the listing was not seen. Hints from the
+/// upstream, not guarantees: a rule trusts the upstream as far as its author does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Hints {
+    /// `readOnlyHint`.
+    pub read_only: Option<bool>,
+    /// `destructiveHint`.
+    pub destructive: Option<bool>,
 }
 
 /// One call to decide.
@@ -70,8 +84,13 @@ pub struct Call<'a> {
     pub op: Operation,
     /// The tool or prompt name, or the resource URI, as the client sees it.
     pub name: &'a str,
-    /// The upstream that serves it.
+    /// The upstream that serves it: through a virtual server, the member
+    /// the call is routed to.
     pub upstream: &'a str,
+    /// The virtual server the client called through, if any.
+    pub virtual_server: Option<&'a str>,
+    /// The tool's annotations, as far as they are known.
+    pub hints: Hints,
     /// The arguments (`params.arguments`); `None` for a list's check.
     pub args: Option<&'a Value>,
 }

@@ -39,7 +39,8 @@ impl Decision {
 impl Rules {
     /// Decides `call`.
     pub fn decide(&self, call: &Call<'_>) -> Decision {
-        let (decision, reasons, errors) = self.evaluate(call, context(call.args));
+        let args = call.args.filter(|_| self.reads_context);
+        let (decision, reasons, errors) = self.evaluate(call, context(args));
         Decision {
             allowed: decision == CedarDecision::Allow,
             deciding: reasons.iter().map(|id| self.name(id)).collect(),

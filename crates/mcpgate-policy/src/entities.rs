@@ -94,6 +94,10 @@ pub(crate) fn entities(types: &Types, call: &Call<'_>, resource: &EntityUid) -> 
                 "dynamic".to_owned(),
                 RestrictedExpression::new_bool(c.client_dynamic),
             ),
+            (
+                "metadata_document".to_owned(),
+                RestrictedExpression::new_bool(c.client_metadata_document),
+            ),
         ]);
         if let Ok(client) = client {
             attrs.insert("client".to_owned(), client);
@@ -107,7 +111,7 @@ pub(crate) fn entities(types: &Types, call: &Call<'_>, resource: &EntityUid) -> 
     let principal = Entity::new(me.clone(), attrs, groups)
         .unwrap_or_else(|_| Entity::new_no_attrs(me, HashSet::new()));
     all.push(principal);
-    let resource_attrs = HashMap::from([
+    let mut resource_attrs = HashMap::from([
         (
             "name".to_owned(),
             RestrictedExpression::new_string(call.name.to_owned()),
@@ -117,6 +121,28 @@ pub(crate) fn entities(types: &Types, call: &Call<'_>, resource: &EntityUid) -> 
             RestrictedExpression::new_string(call.upstream.to_owned()),
         ),
     ]);
+    // Absent rather than defaulted when unknown, so a rule says what it
+    // assumes (`resource has read_only && resource.read_only`).
+    let optional = [
+        (
+            "virtual_server",
+            call.virtual_server
+                .map(|v| RestrictedExpression::new_string(v.to_owned())),
+        ),
+        (
+            "read_only",
+            call.hints.read_only.map(RestrictedExpression::new_bool),
+        ),
+        (
+            "destructive",
+            call.hints.destructive.map(RestrictedExpression::new_bool),
+        ),
+    ];
+    for (k, v) in optional {
+        if let Some(v) = v {
+            resource_attrs.insert(k.to_owned(), v);
+        }
+    }
     let resource = Entity::new(resource.clone(), resource_attrs, HashSet::new())
         .unwrap_or_else(|_| Entity::new_no_attrs(resource.clone(), HashSet::new()));
     all.push(resource);

@@ -10,10 +10,12 @@
 //! The request Cedar sees (docs/POLICY.md has the worked examples):
 //! - principal `User::"<subject>"`, a member of `Group::"<g>"` for each of its
 //!   groups, with attributes `groups` and `scopes` (sets of strings) and, when
-//!   the token names a client, `client` (`{ id, dynamic }`);
+//!   the token names a client, `client` (`{ id, dynamic, metadata_document }`);
 //! - action `Action::"tools/call"`, `Action::"prompts/get"` or `Action::"resources/read"`;
 //! - resource `Tool::"<name>"`, `Prompt::"<name>"` or `Resource::"<uri>"`, as
-//!   the client sees it, with attributes `name` and `upstream`;
+//!   the client sees it, with attributes `name`, `upstream` (the member a
+//!   virtual server routes to), `virtual_server` (only through one), and
+//!   `read_only` / `destructive` (the tool's annotations, when known);
 //! - context: the call's arguments (a resource read has none).
 //!
 //! This crate never sees a credential; it must never panic on what a client
@@ -25,7 +27,7 @@ mod entities;
 mod error;
 mod load;
 
-pub use call::{Call, Caller, Operation};
+pub use call::{Call, Caller, Hints, Operation};
 pub use decide::Decision;
 pub use error::PolicyError;
 pub use load::Rules;

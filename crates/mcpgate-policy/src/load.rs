@@ -19,6 +19,9 @@ pub struct Rules {
     /// Cedar's id of each policy → the name a denial gives (its `@id`).
     pub(crate) names: HashMap<PolicyId, String>,
     pub(crate) types: Types,
+    /// Whether some policy mentions `context`: without one, a call's
+    /// arguments need not be read at all.
+    pub(crate) reads_context: bool,
     path: PathBuf,
 }
 
@@ -68,12 +71,23 @@ impl Rules {
         let types = Types::new().ok_or_else(|| PolicyError::Parse {
             problems: vec!["the policy engine refused its own entity type names".to_owned()],
         })?;
+        // A word search over each policy's text: `context` in a string
+        // literal only makes the arguments read for nothing, and a policy
+        // cannot read the context without the word.
+        let reads_context = set.policies().any(|p| p.to_string().contains("context"));
         Ok(Rules {
             set,
             names,
             types,
+            reads_context,
             path: path.to_owned(),
         })
+    }
+
+    /// Whether some policy reads the call's arguments (`context`); when
+    /// none does, a call's arguments need not be read.
+    pub fn reads_context(&self) -> bool {
+        self.reads_context
     }
 
     /// The file the rules came from.

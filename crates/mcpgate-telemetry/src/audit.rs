@@ -51,6 +51,8 @@ pub enum AuditKind {
     ToolCalled,
     /// The gateway's policy refused a request.
     PolicyDenied,
+    /// The `[policy]` rules allowed a call.
+    PolicyAllowed,
     /// Records older than a date were removed (`mcpgate audit prune`).
     AuditPruned,
 }
@@ -77,6 +79,7 @@ impl AuditKind {
             AuditKind::SigningKeyRotated => "signing_key_rotated",
             AuditKind::ToolCalled => "tool_called",
             AuditKind::PolicyDenied => "policy_denied",
+            AuditKind::PolicyAllowed => "policy_allowed",
             AuditKind::AuditPruned => "audit_pruned",
         }
     }
@@ -101,6 +104,7 @@ impl AuditKind {
         AuditKind::SigningKeyRotated,
         AuditKind::ToolCalled,
         AuditKind::PolicyDenied,
+        AuditKind::PolicyAllowed,
         AuditKind::AuditPruned,
     ];
 }

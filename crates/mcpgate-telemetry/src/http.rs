@@ -319,6 +319,16 @@ fn audit_events(note: &Note, status: u16, elapsed: Duration) {
         crate::audit(e);
         return;
     }
+    if let Some((policy, method, target)) = &note.policy_allowed {
+        let mut e = AuditEvent::new(AuditKind::PolicyAllowed)
+            .client(note.client_id.clone())
+            .outcome(format!("policy {policy}"))
+            .with("method", *method);
+        e.subject = subject.clone();
+        e.upstream = note.upstream.clone();
+        e.tool = Some(target.clone());
+        crate::audit(e);
+    }
     if note.tool.is_none() || note.mcp_method.as_deref() != Some("tools/call") {
         return;
     }

@@ -47,6 +47,6 @@ pub use metrics::{McpOutcome, Metrics, mcp_answered, method_label, metrics};
 pub use note::{Step, step};
 pub use note::{
     note_auth_refused, note_client_id, note_denied, note_mcp, note_mcp_deferred, note_oauth_error,
-    note_principal, note_upstream_answered, note_upstream_sent,
+    note_policy_allowed, note_principal, note_upstream_answered, note_upstream_sent,
 };
 pub use phase::StepName;

@@ -31,6 +31,9 @@ pub(crate) struct Note {
     pub(crate) oauth_error: Option<(&'static str, String)>,
     /// A policy refusal's reason.
     pub(crate) denied: Option<String>,
+    /// A `[policy]` rule let the call through: the deciding policy, the
+    /// method and its target (noted only while the audit trail is on).
+    pub(crate) policy_allowed: Option<(String, &'static str, String)>,
     /// The request's span, when traces are exported.
     pub(crate) span: Option<crate::request_span::RequestSpan>,
     /// When the request went upstream (and the wall clock then, while traces
@@ -162,6 +165,16 @@ pub fn note_oauth_error(code: &'static str, description: &str) {
 /// The gateway's policy refused a request (scope, tool, group rule).
 pub fn note_denied(reason: &str) {
     with(|n| n.denied = Some(clean(reason)));
+}
+
+/// The `[policy]` rules allowed a call: `policy` permitted `method` of
+/// `target`, for the `policy_allowed` audit event. Nothing is copied while
+/// the audit trail is off.
+pub fn note_policy_allowed(policy: &str, method: &'static str, target: &str) {
+    if !crate::audit::installed() {
+        return;
+    }
+    with(|n| n.policy_allowed = Some((clean(policy), method, clean(target))));
 }
 
 #[derive(Deserialize)]

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Args, Subcommand};
-use mcpgate_policy::{Call, Caller, Operation, Rules};
+use mcpgate_policy::{Call, Caller, Hints, Operation, Rules};
 
 /// The rules `[policy]` names, or `None` without the table; each problem a
 /// line `policy.file: <file>:<line>:<column>: <message>`.
@@ -64,9 +64,19 @@ pub(crate) struct TestArgs {
     /// The resource URI read (`resources/read`).
     #[arg(long)]
     resource: Option<String>,
-    /// The upstream that serves it (the resource's `upstream` attribute).
+    /// The upstream that serves it (the resource's `upstream` attribute;
+    /// through a virtual server, the member the call is routed to).
     #[arg(long, default_value = "")]
     upstream: String,
+    /// The virtual server called through (the resource's `virtual_server` attribute).
+    #[arg(long)]
+    virtual_server: Option<String>,
+    /// The tool's `readOnlyHint` (the resource's `read_only`; unknown when not given).
+    #[arg(long)]
+    read_only: Option<bool>,
+    /// The tool's `destructiveHint` (the resource's `destructive`; unknown when not given).
+    #[arg(long)]
+    destructive: Option<bool>,
     /// The arguments, a JSON object.
     #[arg(long, default_value = "{}")]
     args: String,
@@ -120,10 +130,19 @@ fn test(a: &TestArgs) -> Result<bool, String> {
             scopes,
             client_id: a.client.as_deref(),
             client_dynamic: a.client.as_deref().is_some_and(|c| c.starts_with("mcpg-")),
+            client_metadata_document: a
+                .client
+                .as_deref()
+                .is_some_and(|c| c.starts_with("https://")),
         },
         op,
         name,
         upstream: &a.upstream,
+        virtual_server: a.virtual_server.as_deref(),
+        hints: Hints {
+            read_only: a.read_only,
+            destructive: a.destructive,
+        },
         args: Some(&args),
     };
     let d = rules.decide(&call);

@@ -33,12 +33,14 @@ pub(super) async fn request(
         return match merge::merged(gw, session, caller, proof, list).await {
             Ok(result) => {
                 let mut m = Message::response(id, result);
-                // The virtual server's own tool_scopes, on the names the client sees.
-                if let Some(filter) =
-                    gw.shared
-                        .guard
-                        .list_filter(&session.server.name, caller.principal(), &method)
-                {
+                // The virtual server's own tool_scopes, on the names the client
+                // sees; the `[policy]` rules with each item's member.
+                if let Some(filter) = gw.shared.guard.list_filter_with(
+                    &session.server.name,
+                    caller.principal(),
+                    &method,
+                    Some(member_of(session)),
+                ) {
                     filter(&mut m);
                 }
                 Reply::ok(m)
@@ -142,9 +144,32 @@ pub(super) async fn locate(
         tracing::info!(virtual_server = %session.server.name, method, name = %name, "refused: no member of the virtual server shows this name (unknown, or hidden by tools.allow / tools.deny)");
         return Err(Message::error(id, code, &format!("{what}: {name}")));
     };
+    // The rules decide once the member is known: they see it as `resource.upstream`.
+    if let Some(member) = session.server.members.get(idx)
+        && let Err(e) =
+            gw.shared
+                .guard
+                .decide_member(&session.server.name, &member.name, caller, &msg)
+    {
+        return Err(e.message(id));
+    }
     set_path(&mut params, &path, original);
     msg.params = Some(jsonrpc::raw(&params));
     Ok((idx, msg))
+}
+
+/// Which member shows a listed name, from the merged lists just made.
+pub(super) fn member_of(session: &Arc<VirtualSession>) -> crate::rules::MemberOf {
+    let session = session.clone();
+    Arc::new(move |kind: &str, name: &str| {
+        let named = match kind {
+            "tool" => Named::Tool(name.to_owned()),
+            "prompt" => Named::Prompt(name.to_owned()),
+            _ => Named::Resource(name.to_owned()),
+        };
+        let i = session.listed(&named)?;
+        Some(session.server.members.get(i)?.name.clone())
+    })
 }
 
 fn set_path(params: &mut Map<String, Value>, path: &[&str], value: String) {

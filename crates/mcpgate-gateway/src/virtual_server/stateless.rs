@@ -113,11 +113,13 @@ async fn listed(
     match merge::merged(gw, session, caller, proof, list).await {
         Ok(result) => {
             let mut m = Message::response(id, result);
-            if let Some(filter) =
-                gw.shared
-                    .guard
-                    .list_filter(&session.server.name, caller.principal(), &method)
-            {
+            // As for session clients (route.rs): the rules see each item's member.
+            if let Some(filter) = gw.shared.guard.list_filter_with(
+                &session.server.name,
+                caller.principal(),
+                &method,
+                Some(super::route::member_of(session)),
+            ) {
                 filter(&mut m);
             }
             rewrite_result(&mut m, true);

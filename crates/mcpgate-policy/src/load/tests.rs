@@ -4,7 +4,7 @@ use std::path::Path;
 
 use serde_json::json;
 
-use crate::{Call, Caller, Operation, PolicyError, Rules};
+use crate::{Call, Caller, Hints, Operation, PolicyError, Rules};
 
 const RULES: &str = r#"
 @id("everyone-reads")
@@ -46,6 +46,8 @@ fn call<'a>(
         op: Operation::ToolsCall,
         name: tool,
         upstream: "github",
+        virtual_server: None,
+        hints: Hints::default(),
         args,
     }
 }
@@ -128,4 +130,77 @@ fn repeated_ids_are_refused() {
         Rules::parse(Path::new("p.cedar"), src, None),
         Err(PolicyError::DuplicateId { .. })
     ));
+}
+
+const ANNOTATED: &str = r#"
+@id("read-only-for-unvetted-clients")
+permit (principal, action == Action::"tools/call", resource)
+when { principal has client && (principal.client.dynamic || principal.client.metadata_document) }
+when { resource has read_only && resource.read_only };
+
+@id("vetted-clients")
+permit (principal, action == Action::"tools/call", resource)
+when { principal has client && !principal.client.dynamic && !principal.client.metadata_document };
+
+@id("no-destruction-through-work")
+forbid (principal, action, resource)
+when { resource has virtual_server && resource.virtual_server == "work" }
+when { resource has destructive && resource.destructive };
+
+@id("jira-only-for-pm")
+forbid (principal, action, resource)
+when { resource.upstream == "jira" }
+unless { principal in Group::"pm" };
+"#;
+
+#[test]
+fn annotations_virtual_servers_and_client_kinds_reach_the_rules() {
+    let r = match Rules::parse(Path::new("p.cedar"), ANNOTATED, None) {
+        Ok(r) => r,
+        Err(e) => panic!("{e}"),
+    };
+    let mut c = call(
+        "bob",
+        &[],
+        "github_get_issue",
+        Some(&serde_json::Value::Null),
+    );
+    c.caller.client_id = Some("https://app.example/client.json");
+    c.caller.client_metadata_document = true;
+    // Unknown annotations: the permit's `has` fails, nothing permits.
+    assert!(!r.decide(&c).allowed);
+    c.hints.read_only = Some(true);
+    assert_eq!(r.decide(&c).deciding, ["read-only-for-unvetted-clients"]);
+    c.hints.read_only = Some(false);
+    assert!(!r.decide(&c).allowed);
+    // A vetted client, through the virtual server: destructive tools are forbidden there only.
+    c.caller.client_metadata_document = false;
+    c.caller.client_id = Some("cli");
+    c.hints.destructive = Some(true);
+    assert!(r.decide(&c).allowed);
+    c.virtual_server = Some("work");
+    assert_eq!(
+        r.decide(&c).reason(),
+        "forbidden by policy no-destruction-through-work"
+    );
+    // `upstream` is the member the call goes to, whatever the virtual server.
+    c.hints.destructive = Some(false);
+    c.upstream = "jira";
+    assert_eq!(
+        r.decide(&c).reason(),
+        "forbidden by policy jira-only-for-pm"
+    );
+    c.caller.groups = vec!["pm".to_owned()];
+    assert!(r.decide(&c).allowed);
+}
+
+#[test]
+fn arguments_are_read_only_when_a_policy_reads_the_context() {
+    assert!(rules().reads_context());
+    let src =
+        "@id(\"a\") permit (principal, action, resource) when { resource.name like \"*_get_*\" };";
+    match Rules::parse(Path::new("p.cedar"), src, None) {
+        Ok(r) => assert!(!r.reads_context()),
+        Err(e) => panic!("{e}"),
+    }
 }
