@@ -109,8 +109,8 @@ UP_PATH="/${DIRECT_URL#http://*/}"
 # forwarded as close, `proxy_buffering off` so SSE answers stream as they come (MCP
 # servers may answer a POST with SSE; nginx's default buffering would hold events back),
 # keepalive_requests raised so nginx does not close wrk's or the upstream's connections
-# every 1,000 requests, and no access log (the gateway's access log is also off by
-# default). Master process plus `worker_processes auto` (one worker per core), as the
+# every 1,000 requests, and nginx's default access log (a line per request, as the
+# gateway's default access log writes one). Master process plus `worker_processes auto` (one worker per core), as the
 # gateway's runtime has one worker thread per core; nginx's CPU is the sum over the
 # master and its workers.
 NGINX_PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
@@ -123,7 +123,7 @@ error_log $WORK/nginx/logs/error.log warn;
 $( [[ "$(id -u)" -eq 0 ]] && echo "user root root;  # workers need the run's temp dir" )
 events { worker_connections 4096; }
 http {
-    access_log off;
+    access_log $WORK/nginx/logs/access.log;
     client_body_temp_path $WORK/nginx/client_body;
     proxy_temp_path $WORK/nginx/proxy;
     fastcgi_temp_path $WORK/nginx/fastcgi;
