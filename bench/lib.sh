@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by bench/run.sh and bench/guard.sh (sourced, not run): process
 # bookkeeping so every process a benchmark starts is stopped when it exits,
 # and readers of /proc for memory and CPU figures.

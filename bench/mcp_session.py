@@ -5,17 +5,21 @@
                                 notifications/initialized on each, print the
                                 Mcp-Session-Id of each on its own line
   mcp_session.py call URL SID   call the echo tool once on session SID and
-                                print the text it returned (a sanity check)
+                                print the text it returned (a sanity check); SID
+                                `stateless`: a 2026-07-28 call without a session
 
-Exits non-zero, with the reason on stderr, on the first failure.
+Exits non-zero, with the reason on stderr, on the first failure. With BENCH_BEARER set in
+the environment every request carries `Authorization: Bearer $BENCH_BEARER`.
 """
 
 import http.client
 import json
+import os
 import sys
 import urllib.parse
 
 PROTOCOL = "2025-11-25"
+STATELESS = "2026-07-28"
 
 
 class Conn:
@@ -28,11 +32,14 @@ class Conn:
         self.host, self.port, self.path = u.hostname, u.port or 80, u.path or "/"
         self.conn = None
 
-    def post(self, body, session=None):
+    def post(self, body, session=None, extra=None):
         headers = {
             "Content-Type": "application/json",
             "Accept": "application/json, text/event-stream",
         }
+        headers.update(extra or {})
+        if os.environ.get("BENCH_BEARER"):
+            headers["Authorization"] = "Bearer " + os.environ["BENCH_BEARER"]
         if session:
             headers["Mcp-Session-Id"] = session
             headers["MCP-Protocol-Version"] = PROTOCOL
@@ -84,10 +91,17 @@ def open_sessions(url, n):
 
 def call(url, sid):
     c = Conn(url)
-    status, _, ctype, data = c.post({
-        "jsonrpc": "2.0", "id": 7, "method": "tools/call",
-        "params": {"name": "echo", "arguments": {"text": "sanity"}},
-    }, sid)
+    params = {"name": "echo", "arguments": {"text": "sanity"}}
+    extra = None
+    if sid == "stateless":
+        sid = None
+        params["_meta"] = {
+            "io.modelcontextprotocol/protocolVersion": STATELESS,
+            "io.modelcontextprotocol/clientCapabilities": {},
+            "io.modelcontextprotocol/clientInfo": {"name": "mcpgate-bench", "version": "0"},
+        }
+        extra = {"MCP-Protocol-Version": STATELESS, "Mcp-Method": "tools/call", "Mcp-Name": "echo"}
+    status, _, ctype, data = c.post({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": params}, sid, extra)
     if status != 200:
         sys.exit(f"mcp_session.py: tools/call on {url}: HTTP {status}: {data[:300]!r}")
     msg = json_of(ctype, data)

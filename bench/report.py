@@ -1,24 +1,60 @@
 #!/usr/bin/env python3
-"""Summarizes bench/run.sh results (BENCH and MEM lines) against the targets.
+"""Summarizes bench/run.sh results (BENCH and MEM lines) against issue 17's targets.
 
   report.py RESULTS_FILE
+
+Each BENCH line is one wrk run of one setup at one concurrency; its setup= and conns=
+fields name the cell, proxy_ticks/up_ticks/wrk_ticks the CPU the hop (gateway or nginx,
+master and workers), the upstream and wrk used during it.
 """
 
-import re
 import os
 import statistics
 import sys
 
 NPROC = os.cpu_count() or 1
 
-TARGET_RATIO = 0.8          # gateway throughput / direct throughput, at least
-TARGET_ADDED_P50_MS = 0.3   # added median latency, at most
-TARGET_IDLE_RSS_MIB = 20.0  # gateway RSS with no sessions, at most
-TARGET_PER_SESSION_KIB = 20.0
+SETUPS = ("direct", "nginx", "noauth", "apikey", "jwt", "stdio", "stateless")
+NAMES = {
+    "direct": "direct",
+    "nginx": "nginx",
+    "noauth": "mcpgate no auth",
+    "apikey": "mcpgate API key",
+    "jwt": "mcpgate JWT (warm)",
+    "stdio": "mcpgate stdio",
+    "stateless": "mcpgate stateless",
+}
+GATEWAYS = ("noauth", "apikey", "jwt")
+# Issue 17's targets.
+RPS_VS_NGINX = {"noauth": 1.0, "apikey": 0.95, "jwt": 0.95}
+CPU_VS_NGINX, CPU_STRETCH = 1.1, 1.0
+ADDED_P50_MS, ADDED_P99_MS = 0.10, 0.5
+IDLE_RSS_MIB = 15.0
+PER_SESSION_KIB = 4.0
 
 
 def fields(line):
     return dict(kv.split("=", 1) for kv in line.split()[1:])
+
+
+def aggregate(rs):
+    tck = float(rs[0]["clk_tck"])
+    reqs = sum(int(r["requests"]) for r in rs) or 1
+    secs = sum(int(r["duration_us"]) for r in rs) / 1e6
+    return {
+        "rps": statistics.mean(float(r["rps"]) for r in rs),
+        "rps_each": [float(r["rps"]) for r in rs],
+        "p50": statistics.mean(int(r["p50_us"]) for r in rs) / 1000,
+        "p99": statistics.mean(int(r["p99_us"]) for r in rs) / 1000,
+        "errors": sum(int(r["errors"]) + int(r["non2xx"]) for r in rs),
+        # CPU microseconds per request, by process.
+        "proxy_us": sum(int(r["proxy_ticks"]) for r in rs) / tck * 1e6 / reqs,
+        "up_us": sum(int(r["up_ticks"]) for r in rs) / tck * 1e6 / reqs,
+        "wrk_us": sum(int(r["wrk_ticks"]) for r in rs) / tck * 1e6 / reqs,
+        # CPU other processes took during the runs, as a share of the machine (worst run).
+        "other_pct": max(100 * int(r["other_ticks"]) / tck / (int(r["window_us"]) / 1e6) / NPROC for r in rs),
+        "secs": secs,
+    }
 
 
 def main(path):
@@ -26,87 +62,99 @@ def main(path):
     for line in open(path):
         if line.startswith("BENCH "):
             f = fields(line)
-            kind, target, _round = f["label"].split("-")  # e.g. tput-direct-1
-            runs.setdefault((kind, target), []).append(f)
+            runs.setdefault((f["setup"], int(f["conns"])), []).append(f)
         elif line.startswith("MEM "):
             # "MEM key=…" (whole process) or "MEM stdio key=…" (one session kind)
             words = line.split()
             name = "all" if "=" in words[1] else words.pop(1)
             mem[name] = fields(" ".join(words))
 
-    def agg(kind, target):
-        rs = runs.get((kind, target), [])
-        if not rs:
-            return None
-        tck = float(rs[0]["clk_tck"])
-        reqs = sum(int(r["requests"]) for r in rs)
-        return {
-            "n": len(rs),
-            "rps": statistics.mean(float(r["rps"]) for r in rs),
-            "rps_each": [float(r["rps"]) for r in rs],
-            "p50": statistics.mean(int(r["p50_us"]) for r in rs) / 1000,
-            "p90": statistics.mean(int(r["p90_us"]) for r in rs) / 1000,
-            "p99": statistics.mean(int(r["p99_us"]) for r in rs) / 1000,
-            "errors": sum(int(r["errors"]) + int(r["non2xx"]) for r in rs),
-            # CPU microseconds per request, by process.
-            "gw_us": sum(int(r["gw_ticks"]) for r in rs) / tck * 1e6 / reqs,
-            "up_us": sum(int(r["demo_ticks"]) + int(r["child_ticks"]) for r in rs) / tck * 1e6 / reqs,
-            # CPU used by other processes during the runs, as a share of the machine.
-            "other_pct": 100 * sum(int(r.get("other_ticks", 0)) for r in rs) / tck
-            / (sum(int(r["duration_us"]) for r in rs) / 1e6) / NPROC,
-            "wrk_us": sum(int(r.get("wrk_ticks", 0)) for r in rs) / tck * 1e6 / reqs,
-        }
-
-    print()
-    print(f"{'run':<22}{'req/s (each round)':>30}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'errors':>8}{'gw CPU µs/req':>15}{'upstream CPU µs/req':>21}{'wrk CPU µs/req':>16}{'other CPU %':>13}")
-    table = {}
-    for kind, title in (("tput", "throughput"), ("lat", "latency c=1")):
-        for target in ("direct", "gateway", "stdio"):
-            a = agg(kind, target)
-            if a is None:
-                continue
-            table[(kind, target)] = a
-            each = " / ".join(f"{x:.0f}" for x in a["rps_each"])
-            name = f"{title}: {target}"
-            print(f"{name:<22}{a['rps']:>10.0f} ({each}){'':>{max(0, 18 - len(each) - 2)}}"
-                  f"{a['p50']:>9.3f}{a['p90']:>9.3f}{a['p99']:>9.3f}{a['errors']:>8}{a['gw_us']:>15.1f}{a['up_us']:>21.1f}{a['wrk_us']:>16.1f}{a['other_pct']:>13.1f}")
-
-    # Share of the machine other processes took during the worst counted run.
+    table = {k: aggregate(v) for k, v in runs.items()}
+    conns = sorted({c for _, c in table})
     other = max((v["other_pct"] for v in table.values()), default=0)
     skewed = other > 10
 
+    print()
+    print(f"{'setup':<20}{'conns':>6}{'req/s (each round)':>28}{'p50 ms':>9}{'p99 ms':>9}{'errors':>7}"
+          f"{'hop CPU µs/req':>16}{'upstream µs/req':>17}{'wrk µs/req':>12}{'other %':>9}")
+    for c in conns:
+        for s in SETUPS:
+            a = table.get((s, c))
+            if a is None:
+                continue
+            each = " / ".join(f"{x:.0f}" for x in a["rps_each"])
+            hop = "-" if s == "direct" else f"{a['proxy_us']:.1f}"
+            print(f"{NAMES[s]:<20}{c:>6}{a['rps']:>9.0f} ({each}){'':>{max(0, 17 - len(each))}}"
+                  f"{a['p50']:>9.3f}{a['p99']:>9.3f}{a['errors']:>7}{hop:>16}{a['up_us']:>17.1f}{a['wrk_us']:>12.1f}{a['other_pct']:>9.1f}")
+        print()
+    print("hop CPU: the gateway process, or nginx's master + workers; upstream: the demo server (stdio:")
+    print("its shared child); wrk: the load generator; other %: the worst run's CPU used by anything")
+    print("else, in % of the machine. p50/p99: means over the rounds of wrk's percentiles.")
+
     def verdict(ok, timed=True):
-        """Met or missed; timing figures are flagged when other work shared the CPUs."""
         v = "met" if ok else "MISSED"
         return f"{v} (unreliable: machine busy)" if skewed and timed else v
 
     print()
-    print("against the targets")
-    d, g = table.get(("tput", "direct")), table.get(("tput", "gateway"))
-    if d and g:
-        ratio = g["rps"] / d["rps"]
-        print(f"  throughput ratio gateway/direct   {ratio:6.2f}   (target >= {TARGET_RATIO})      {verdict(ratio >= TARGET_RATIO)}")
-        print(f"  added p50 / p99 under load        {g['p50'] - d['p50']:+6.3f} / {g['p99'] - d['p99']:+.3f} ms (queueing included; context only)")
-    ld, lg = table.get(("lat", "direct")), table.get(("lat", "gateway"))
-    if ld and lg:
-        added50, added99 = lg["p50"] - ld["p50"], lg["p99"] - ld["p99"]
-        print(f"  added p50 latency (c=1)           {added50:+6.3f} ms (target <= {TARGET_ADDED_P50_MS} ms)  {verdict(added50 <= TARGET_ADDED_P50_MS)}")
-        print(f"  added p99 latency (c=1)           {added99:+6.3f} ms (no target)")
-    s = table.get(("tput", "stdio"))
-    if d and s:
-        print(f"  stdio upstream via gateway / direct HTTP throughput  {s['rps'] / d['rps']:.2f} (context)")
+    print("against the targets (issue 17; same run)")
+    for c in conns:
+        n = table.get(("nginx", c))
+        if not n:
+            continue
+        for s in GATEWAYS:
+            g = table.get((s, c))
+            if not g:
+                continue
+            ratio = g["rps"] / n["rps"]
+            want = RPS_VS_NGINX[s]
+            print(f"  c={c:<4} {NAMES[s]:<19} req/s / nginx  {ratio:5.2f} (target >= {want:.2f})          {verdict(ratio >= want)}")
+        for s in GATEWAYS + ("stdio",):
+            g = table.get((s, c))
+            if not g or n["proxy_us"] <= 0:
+                continue
+            cpu = g["proxy_us"] / n["proxy_us"]
+            v = verdict(cpu <= CPU_VS_NGINX)
+            stretch = "stretch met" if cpu <= CPU_STRETCH else "stretch missed"
+            print(f"  c={c:<4} {NAMES[s]:<19} CPU/req / nginx {cpu:5.2f} (target <= {CPU_VS_NGINX}, stretch <= {CPU_STRETCH})  {v}; {stretch}")
+    d1 = table.get(("direct", 1))
+    if d1:
+        for s in ("nginx",) + GATEWAYS + ("stdio", "stateless"):
+            g = table.get((s, 1))
+            if not g:
+                continue
+            a50, a99 = g["p50"] - d1["p50"], g["p99"] - d1["p99"]
+            if s == "nginx":
+                print(f"  c=1    {NAMES[s]:<19} added p50 {a50:+.3f} ms, p99 {a99:+.3f} ms over direct (reference)")
+                continue
+            ok = a50 <= ADDED_P50_MS and a99 <= ADDED_P99_MS
+            print(f"  c=1    {NAMES[s]:<19} added p50 {a50:+.3f} ms (<= {ADDED_P50_MS}), p99 {a99:+.3f} ms (<= {ADDED_P99_MS}) over direct  {verdict(ok)}")
+    for c in conns:
+        st, h = table.get(("stdio", c)), table.get(("noauth", c))
+        if st and h:
+            ok = st["rps"] >= h["rps"] and (c != 1 or st["p50"] <= h["p50"])
+            lat = f", p50 {st['p50']:.3f} vs {h['p50']:.3f} ms" if c == 1 else ""
+            print(f"  c={c:<4} stdio vs HTTP path      req/s {st['rps']:.0f} vs {h['rps']:.0f}{lat} (stdio not slower)  {verdict(ok)}")
+    for c in conns:
+        sl, h = table.get(("stateless", c)), table.get(("noauth", c))
+        if sl and h:
+            ok = sl["proxy_us"] <= h["proxy_us"]
+            print(f"  c={c:<4} stateless vs sessionful gateway CPU/req {sl['proxy_us']:.1f} vs {h['proxy_us']:.1f} µs (<=)  {verdict(ok)}")
     a = mem.get("all")
     if a:
         idle = int(a["idle_rss_kib"]) / 1024
-        print(f"  gateway idle RSS                  {idle:6.1f} MiB (target <= {TARGET_IDLE_RSS_MIB:.0f} MiB)    {verdict(idle <= TARGET_IDLE_RSS_MIB, timed=False)}")
-    for name, label in (("stdio", "stdio shared"), ("http", "HTTP upstream")):
-        m = mem.get(name)
-        if m:
-            per = int(m["per_session_bytes"]) / 1024
-            print(f"  per idle session ({label:<13}) {per:6.1f} KiB (target <= {TARGET_PER_SESSION_KIB:.0f} KiB)    {verdict(per <= TARGET_PER_SESSION_KIB, timed=False)}"
-                  f"   [RSS {m['before_kib']} -> {m['after_kib']} KiB for {a['sessions'] if a else '?'} sessions]")
+        print(f"  gateway idle RSS                 {idle:6.1f} MiB (target <= {IDLE_RSS_MIB:.0f} MiB)   {verdict(idle <= IDLE_RSS_MIB, timed=False)}")
+    h = mem.get("http")
+    if h:
+        per = int(h["per_session_bytes"]) / 1024
+        print(f"  per idle session (HTTP upstream) {per:6.1f} KiB (target <= {PER_SESSION_KIB:.0f} KiB)   {verdict(per <= PER_SESSION_KIB, timed=False)}"
+              f"   [RSS {h['before_kib']} -> {h['after_kib']} KiB for {a['sessions'] if a else '?'} sessions]")
+    st = mem.get("stdio")
+    if st:
+        per = int(st["per_session_bytes"]) / 1024
+        print(f"  per idle session (stdio shared)  {per:6.1f} KiB (target: unchanged; context)"
+              f"   [RSS {st['before_kib']} -> {st['after_kib']} KiB]")
     if a:
-        print(f"  gateway RSS at the end of the run {int(a['final_rss_kib']) / 1024:6.1f} MiB")
+        print(f"  gateway RSS at the end of the run {int(a['final_rss_kib']) / 1024:5.1f} MiB")
     total_errors = sum(v["errors"] for v in table.values())
     if other > 5:
         print(f"  WARNING: other processes used up to {other:.0f}% of the machine during a run; figures are skewed")
