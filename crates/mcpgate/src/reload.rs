@@ -285,6 +285,7 @@ impl Running {
         // What a reload applies, on top of what runs; the rest stays as started.
         let mut next = self.cfg.clone();
         next.upstreams = read.upstreams;
+        next.virtual_servers = read.virtual_servers;
         next.auth = read.auth;
         next.server.allowed_origins = read.server.allowed_origins;
         // The policy file is read again even when `[policy]` did not change:

@@ -562,3 +562,38 @@ async fn the_reload_command_finds_the_server_through_its_pid_file() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("not `mcpgate serve`"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_virtual_server_added_by_a_reload_serves_and_one_removed_is_gone() {
+    let remote = DemoHttp::start().await;
+    let http = format!(
+        "[[upstream]]\nname = \"remote\"\nurl = {}\n\n",
+        toml_str(&remote.url)
+    );
+    let gw = Gateway::start(&config(&http)).await;
+    let v = Raw::new(&gw.mcp("work"));
+    assert_eq!(
+        v.post(None, &initialize_request()).await.status(),
+        StatusCode::NOT_FOUND
+    );
+
+    let with_virtual =
+        format!("{http}[[virtual_server]]\nname = \"work\"\nupstreams = [\"remote\"]\n");
+    let out = reload(&gw, &config(&with_virtual)).await;
+    assert!(out.contains("configuration reloaded"), "{out}");
+    let s = v.initialize().await;
+    let r = v
+        .call(
+            &s,
+            &tool_call(json!(2), "remote_echo", json!({ "text": "through work" })),
+        )
+        .await;
+    assert!(tool_text(&r).contains("through work"), "{r}");
+
+    let out = reload(&gw, &config(&http)).await;
+    assert!(out.contains("configuration reloaded"), "{out}");
+    assert_eq!(
+        v.post(None, &initialize_request()).await.status(),
+        StatusCode::NOT_FOUND
+    );
+}
