@@ -132,8 +132,11 @@ pub async fn sign_in(
         }
     };
     let registration = ClientRegistration {
-        issuer: meta.issuer.clone(),
-        client_id: client.client_id.clone(),
+        issuer: meta.parsed_issuer()?,
+        client_id: client
+            .client_id
+            .parse()
+            .map_err(|e| ClientError::Config(format!("client id: {e}")))?,
         client_secret: client.client_secret.clone(),
         token_endpoint_auth_method: choose_auth_method(
             meta,
@@ -177,7 +180,7 @@ pub async fn sign_in(
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(k.pkcs8())
     });
     let s = SignIn {
-        issuer: meta.issuer.clone(),
+        issuer: registration.issuer.clone(),
         resource: found.resource.clone(),
         server_url: server_url.to_string(),
         resource_metadata_url: found.resource_metadata_url.clone(),

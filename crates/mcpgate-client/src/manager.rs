@@ -328,7 +328,7 @@ impl TokenManager {
         )
         .await;
         match found {
-            Ok(Some((_, prm))) if !prm.authorization_servers.contains(&s.issuer) => {
+            Ok(Some((_, prm))) if !prm.authorization_servers.iter().any(|a| s.issuer == *a) => {
                 Some(prm.authorization_servers)
             }
             Ok(_) => None,

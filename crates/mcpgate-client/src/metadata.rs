@@ -2,8 +2,11 @@
 //! metadata and RFC 8414 / OpenID authorization-server metadata. Unknown
 //! members are kept, so a stored copy is the document as served.
 
+use mcpgate_types::Issuer;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+
+use crate::error::ClientError;
 
 /// RFC 9728 protected-resource metadata.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -66,6 +69,14 @@ pub struct AuthServerMetadata {
 }
 
 impl AuthServerMetadata {
+    /// The issuer as a type. Discovery checked it: an RFC 8414 issuer, or the
+    /// origin of a 2025-03-26 server without metadata, which may be plain
+    /// http on any host (the document's `issuer` stays the text as served).
+    pub fn parsed_issuer(&self) -> Result<Issuer, ClientError> {
+        Issuer::allowing_plain_http(&self.issuer)
+            .map_err(|e| ClientError::Unsafe(format!("authorization server {e}")))
+    }
+
     /// Whether the server lists this token-endpoint auth method. RFC 8414's
     /// default, when the member is absent, is `client_secret_basic`.
     pub fn supports_auth_method(&self, method: &str) -> bool {

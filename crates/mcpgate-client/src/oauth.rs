@@ -81,7 +81,7 @@ impl PrivateKey {
         let now = now_secs();
         let claims = serde_json::json!({
             "iss": client_id, "sub": client_id, "aud": audience,
-            "jti": uuid::Uuid::new_v4().to_string(),
+            "jti": mcpgate_types::random::hex::<16>(),
             "iat": now, "exp": now + 60,
         });
         let mut header = jsonwebtoken::Header::new(self.alg);
@@ -129,7 +129,7 @@ impl ClientAuth<'_> {
                 req.header("Authorization", format!("Basic {value}"))
             }
             "client_secret_post" => {
-                form.push(("client_id".into(), reg.client_id.clone()));
+                form.push(("client_id".into(), reg.client_id.as_str().to_owned()));
                 form.push(("client_secret".into(), secret()?.to_owned()));
                 req
             }
@@ -140,7 +140,7 @@ impl ClientAuth<'_> {
                         reg.client_id
                     ))
                 })?;
-                form.push(("client_id".into(), reg.client_id.clone()));
+                form.push(("client_id".into(), reg.client_id.as_str().to_owned()));
                 form.push((
                     "client_assertion_type".into(),
                     "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".into(),
@@ -152,7 +152,7 @@ impl ClientAuth<'_> {
                 req
             }
             _ => {
-                form.push(("client_id".into(), reg.client_id.clone()));
+                form.push(("client_id".into(), reg.client_id.as_str().to_owned()));
                 req
             }
         })

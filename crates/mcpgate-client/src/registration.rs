@@ -2,7 +2,8 @@
 //! client ID metadata document (CIMD), or dynamic registration (RFC 7591).
 //! Registrations belong to one issuer and are never used with another.
 
-use serde::{Deserialize, Serialize};
+use mcpgate_types::{ClientId, Issuer};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::error::ClientError;
 use crate::metadata::AuthServerMetadata;
@@ -23,9 +24,10 @@ pub enum RegistrationSource {
 #[derive(Clone, Serialize, Deserialize)]
 pub struct ClientRegistration {
     /// The authorization server this registration belongs to.
-    pub issuer: String,
+    #[serde(deserialize_with = "stored_issuer")]
+    pub issuer: Issuer,
     /// The client ID.
-    pub client_id: String,
+    pub client_id: ClientId,
     /// The client secret, for confidential clients.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_secret: Option<String>,
@@ -66,6 +68,15 @@ impl std::fmt::Debug for ClientRegistration {
             )
             .finish()
     }
+}
+
+/// An issuer as this client stores it (the text it was given, so files
+/// written before it was typed read the same): an RFC 8414 issuer, or a
+/// 2025-03-26 server's origin, which may be plain http (see
+/// [`crate::metadata::AuthServerMetadata::parsed_issuer`]).
+pub(crate) fn stored_issuer<'de, D: Deserializer<'de>>(d: D) -> Result<Issuer, D::Error> {
+    let s = String::deserialize(d)?;
+    Issuer::allowing_plain_http(&s).map_err(serde::de::Error::custom)
 }
 
 /// Picks the token-endpoint auth method for a client with (or without) a
@@ -180,7 +191,7 @@ pub async fn register_dynamic(
     }
     #[derive(Deserialize)]
     struct Answer {
-        client_id: String,
+        client_id: ClientId,
         #[serde(default)]
         client_secret: Option<String>,
         #[serde(default)]
@@ -196,7 +207,7 @@ pub async fn register_dynamic(
         ClientError::Registration(format!("registration response is not RFC 7591 JSON: {e}"))
     })?;
     Ok(ClientRegistration {
-        issuer: meta.issuer.clone(),
+        issuer: meta.parsed_issuer()?,
         client_id: answer.client_id,
         client_secret: answer.client_secret,
         token_endpoint_auth_method: answer

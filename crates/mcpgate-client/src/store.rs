@@ -16,6 +16,7 @@ mod keyring_backend;
 
 use std::path::{Path, PathBuf};
 
+use mcpgate_types::Issuer;
 use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
 use url::Url;
@@ -150,7 +151,8 @@ pub enum Grant {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SignIn {
     /// The authorization server's issuer.
-    pub issuer: String,
+    #[serde(deserialize_with = "crate::registration::stored_issuer")]
+    pub issuer: Issuer,
     /// The RFC 8707 resource the tokens are for.
     pub resource: String,
     /// The MCP server URL signed in to.

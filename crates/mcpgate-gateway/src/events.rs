@@ -86,7 +86,7 @@ impl EventLog {
         let (changed, _) = watch::channel(0);
         Arc::new(EventLog {
             stream_id,
-            tag: rand::random(),
+            tag: u32::from_be_bytes(mcpgate_types::random::bytes()),
             capacity: capacity.max(1),
             upstream_ids: std::sync::OnceLock::new(),
             event_name,

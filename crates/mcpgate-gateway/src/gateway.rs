@@ -573,11 +573,20 @@ fn metadata(gw: &Gateway, upstream: Option<&str>, path: &str) -> Response {
     if guard.settings.authorization_servers.is_empty() {
         return GatewayError::NoAuthorizationServer.into_response();
     }
-    let mut resource = guard.public_url.clone();
-    resource.set_path(path);
+    let mut url = guard.public_url.clone();
+    url.set_path(path);
+    url.set_fragment(None);
+    // server.public_url is checked to be http(s) when the config is read.
+    let resource = match mcpgate_types::ResourceUri::from_url(&url) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!("no protected-resource metadata for server.public_url: {e}");
+            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        }
+    };
     let scopes = upstream.map(|u| guard.scopes_for(u)).unwrap_or_default();
     let doc = mcpgate_guard::ProtectedResource::new(
-        &resource,
+        resource,
         guard.settings.authorization_servers.clone(),
         scopes,
     )

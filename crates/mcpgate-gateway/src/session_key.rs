@@ -195,8 +195,7 @@ impl SessionKeys {
 
     /// A random key that only this process knows (tests, embedders).
     pub fn random() -> SessionKeys {
-        let mut bytes = [0u8; 32];
-        rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
+        let bytes = mcpgate_types::random::bytes::<32>();
         SessionKeys {
             current: AeadKey::from_bytes(&bytes).unwrap_or_else(|| unreachable!("32 bytes")),
             previous: None,
@@ -285,15 +284,13 @@ fn event_aad(session: &SessionId) -> Vec<u8> {
 
 /// 128 random bits, hex.
 pub(crate) fn random_hex() -> String {
-    let mut b = [0u8; 16];
-    rand::RngCore::fill_bytes(&mut rand::rng(), &mut b);
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    mcpgate_types::random::hex::<16>()
 }
 
 /// A session id that carries nothing (the legacy era's, or one that could
 /// not be sealed): 128 random bits.
 pub(crate) fn random_session_id() -> SessionId {
-    SessionId::from_random_bits(rand::random())
+    SessionId::from_random_bits(u128::from_be_bytes(mcpgate_types::random::bytes()))
 }
 
 /// Seconds since the Unix epoch.

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body::{Body, Frame, SizeHint};
-use mcpgate_types::Issuer;
+use mcpgate_types::{Issuer, ResourceUri};
 use pin_project_lite::pin_project;
 
 use crate::chain::Chain;
@@ -208,13 +208,20 @@ pub fn require_auth(chain: Chain, settings: GuardSettings) -> RequireAuthLayer {
     scopes.extend(settings.required_scopes.iter().cloned());
     dedup(&mut scopes);
     let has_metadata = !settings.authorization_servers.is_empty();
-    let metadata = has_metadata.then(|| {
-        let doc = ProtectedResource::new(
-            &settings.resource,
-            settings.authorization_servers,
-            scopes.clone(),
-        )
-        .with_dpop(settings.dpop);
+    // GuardSettings takes any URL; one that is not a resource indicator (not
+    // http(s), or with a fragment) cannot be named in the document, and a
+    // client could not ask for tokens for it: no document, and the reason logged.
+    let resource = has_metadata
+        .then(|| ResourceUri::from_url(&settings.resource))
+        .and_then(|r| {
+            r.inspect_err(|e| {
+                tracing::error!("no protected-resource metadata is served: {e}");
+            })
+            .ok()
+        });
+    let metadata = resource.map(|resource| {
+        let doc = ProtectedResource::new(resource, settings.authorization_servers, scopes.clone())
+            .with_dpop(settings.dpop);
         let (path, root) = ProtectedResource::well_known_paths(&settings.resource);
         Metadata {
             path,

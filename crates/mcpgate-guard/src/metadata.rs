@@ -1,13 +1,13 @@
 //! RFC 9728 protected-resource metadata, and what counts as "the same resource".
 
-use mcpgate_types::Issuer;
+use mcpgate_types::{Issuer, ResourceUri};
 use serde::Serialize;
 
 /// The metadata document of one protected MCP endpoint.
 #[derive(Debug, Clone, Serialize)]
 pub struct ProtectedResource {
-    /// The resource identifier: the endpoint's URL.
-    pub resource: String,
+    /// The resource identifier: the endpoint's URL, in canonical form.
+    pub resource: ResourceUri,
     /// Authorization servers that issue tokens for it (at least one): their
     /// RFC 8414 issuers, from which a client finds their metadata.
     pub authorization_servers: Vec<Issuer>,
@@ -28,14 +28,14 @@ pub struct ProtectedResource {
 }
 
 impl ProtectedResource {
-    /// Metadata for `resource` (an absolute URL).
+    /// Metadata for `resource`.
     pub fn new(
-        resource: &url::Url,
+        resource: ResourceUri,
         authorization_servers: Vec<Issuer>,
         scopes: Vec<String>,
     ) -> Self {
         ProtectedResource {
-            resource: canonical(resource),
+            resource,
             authorization_servers,
             scopes_supported: scopes,
             bearer_methods_supported: vec!["header".to_owned()],

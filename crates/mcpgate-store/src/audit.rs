@@ -27,7 +27,10 @@ const INSERT_ROWS: usize = 64;
 pub struct NewAuditRecord {
     /// The event kind (`sign_in`, `tool_called`, …).
     pub kind: String,
-    /// Who.
+    /// Who. Text, not a `Subject`: a failed sign-in records the name as
+    /// typed (cleaned), which no one vouched for and may be empty, and the
+    /// hash chain covers the stored text byte for byte, so a record must read
+    /// back whatever it holds.
     pub subject: Option<String>,
     /// Through which OAuth client.
     pub client_id: Option<String>,

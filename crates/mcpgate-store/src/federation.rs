@@ -32,7 +32,7 @@ pub struct FederatedIdentity {
     /// The configured provider's name.
     pub provider: String,
     /// The IdP's stable subject (OIDC `sub`, GitHub's numeric user id).
-    pub external_subject: String,
+    pub external_subject: Subject,
     /// The local user it signs in as.
     pub subject: Subject,
     /// The verified email the IdP gave at the last sign-in.
@@ -49,7 +49,7 @@ impl FederatedIdentity {
     fn from_row(r: &SqliteRow) -> Result<Self, sqlx::Error> {
         Ok(FederatedIdentity {
             provider: r.try_get("provider")?,
-            external_subject: r.try_get("external_subject")?,
+            external_subject: crate::decode::parsed(r, "external_subject")?,
             subject: crate::decode::parsed(r, "subject")?,
             email: r.try_get("email")?,
             login: r.try_get("login")?,
@@ -110,14 +110,14 @@ impl Store {
     pub async fn find_federated_identity(
         &self,
         provider: &str,
-        external_subject: &str,
+        external_subject: &Subject,
     ) -> Result<Option<FederatedIdentity>, VaultError> {
         let row = sqlx::query(
             "SELECT provider, external_subject, subject, email, login, created_at, last_login_at
              FROM federated_identities WHERE provider = $1 AND external_subject = $2",
         )
         .bind(provider)
-        .bind(external_subject)
+        .bind(external_subject.as_str())
         .fetch_optional(&self.pool)
         .await?;
         Ok(row.as_ref().map(FederatedIdentity::from_row).transpose()?)
@@ -144,8 +144,8 @@ impl Store {
     pub async fn link_federated_identity(
         &self,
         provider: &str,
-        external_subject: &str,
-        subject: &str,
+        external_subject: &Subject,
+        subject: &Subject,
         email: Option<&str>,
         login: Option<&str>,
     ) -> Result<(), VaultError> {
@@ -162,8 +162,8 @@ impl Store {
                  last_login_at = excluded.last_login_at",
         )
         .bind(provider)
-        .bind(external_subject)
-        .bind(subject)
+        .bind(external_subject.as_str())
+        .bind(subject.as_str())
         .bind(email.map(str::to_ascii_lowercase))
         .bind(login)
         .bind(now)

@@ -1,6 +1,6 @@
 //! Basic users: a name, an argon2id password hash, scopes.
 
-use mcpgate_types::ScopeSet;
+use mcpgate_types::{ScopeSet, Subject};
 use std::fmt;
 use std::time::SystemTime;
 
@@ -22,8 +22,9 @@ pub(crate) const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$gqtpyXxzdZEM
 #[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct UserRecord {
-    /// Unique user name (the Basic user).
-    pub name: String,
+    /// Unique user name (the Basic user): the subject of the sessions and
+    /// tokens it signs in to.
+    pub name: Subject,
     /// argon2id PHC string.
     pub password_hash: String,
     /// Granted scopes (`*` grants every scope).
@@ -49,7 +50,7 @@ impl fmt::Debug for UserRecord {
 impl UserRecord {
     fn from_row(row: &SqliteRow) -> Result<UserRecord, sqlx::Error> {
         Ok(UserRecord {
-            name: row.try_get("name")?,
+            name: crate::decode::parsed(row, "name")?,
             password_hash: row.try_get("password_hash")?,
             scopes: split_scopes(&row.try_get::<String, _>("scopes")?),
             created_at: from_unix(row.try_get("created_at")?),

@@ -11,8 +11,6 @@ use mcpgate_guard::{
     AuthMethod, BoxFuture, Credential, Principal, Verified, Verifier, VerifyError,
 };
 
-use mcpgate_types::Subject;
-
 use crate::Store;
 use crate::api_keys::{KEY_PREFIX, KEY_RANDOM_CHARS, KeyDigest, well_formed};
 use crate::time::format_utc;
@@ -135,11 +133,8 @@ impl Verifier for BasicVerifier {
                 .await
                 .map_err(|_| VerifyError::Unavailable("the user store cannot be read".into()))?
                 .ok_or_else(|| VerifyError::Invalid("unknown user or wrong password".into()))?;
-            let subject = Subject::try_from(record.name).map_err(|e| {
-                VerifyError::Invalid(format!("the user name cannot name a caller: {e}"))
-            })?;
             Ok(Verified::new(
-                Principal::new(subject, AuthMethod::Basic).with_scopes(record.scopes),
+                Principal::new(record.name, AuthMethod::Basic).with_scopes(record.scopes),
                 CACHE_FOR,
             ))
         })

@@ -115,7 +115,8 @@ impl AuditKind {
 pub struct AuditEvent {
     /// What happened.
     pub kind: AuditKind,
-    /// Who did it (a user, a key's subject).
+    /// Who did it (a user, a key's subject), or who was claimed: a failed
+    /// sign-in's name as typed, which is why this is text and not a `Subject`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
     /// Through which OAuth client.

@@ -6,7 +6,8 @@
 //! checked cannot reach it. Each constructor says what it refuses; its error names the rule.
 //!
 //! [`AeadKey`] is here too: the one AES-256-GCM implementation the store (values at rest) and the
-//! gateway (sealed session ids) both frame.
+//! gateway (sealed session ids) both frame; [`random`] the one source of random bytes for the crates
+//! without a randomness module of their own.
 //!
 //! This crate is a leaf: it depends on nothing of ours, and every other crate may use it.
 
@@ -18,6 +19,7 @@ mod audience;
 mod client_id;
 mod error;
 mod issuer;
+pub mod random;
 mod redirect_uri;
 mod resource_uri;
 mod scope;

@@ -123,7 +123,7 @@ async fn list(args: &StoreArgs) -> Result<(), String> {
         .iter()
         .map(|u| {
             [
-                u.name.clone(),
+                u.name.to_string(),
                 crate::table::or_dash(u.scopes.to_string()),
                 mcpgate_store::format_utc(u.created_at),
                 mcpgate_store::format_utc(u.updated_at),

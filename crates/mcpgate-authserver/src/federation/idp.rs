@@ -9,6 +9,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use mcpgate_fetch::{Fetcher, Request};
+use mcpgate_types::Subject;
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
 use serde_json::Value;
@@ -75,10 +76,10 @@ impl Tokens {
 }
 
 /// Who signed in, as the IdP vouches for it.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub(crate) struct Identity {
     /// The IdP's stable subject.
-    pub(crate) subject: String,
+    pub(crate) subject: Subject,
     /// A verified email (unverified ones are dropped).
     pub(crate) email: Option<String>,
     /// The login name (GitHub login, `preferred_username`).
@@ -408,6 +409,7 @@ impl Idp {
             Value::String(s) if !s.is_empty() => s.clone(),
             _ => return Err("GitHub's /user has no id".into()),
         };
+        let id = Subject::try_from(id).map_err(|e| format!("GitHub's /user id: {e}"))?;
         let emails: Value = self
             .get_json(&format!("{api}/user/emails"), Some(access))
             .await?;
@@ -513,10 +515,12 @@ impl Idp {
                 return Err("id_token rejected: wrong issuer for its tenant".into());
             }
         }
-        let subject = claims["sub"].as_str().unwrap_or_default().to_owned();
-        if subject.is_empty() {
-            return Err("id_token has no subject".into());
-        }
+        let subject = match claims["sub"].as_str() {
+            None | Some("") => return Err("id_token has no subject".into()),
+            Some(s) => s
+                .parse::<Subject>()
+                .map_err(|e| format!("id_token rejected: its sub: {e}"))?,
+        };
         let verified = claims["email_verified"] == true || claims["email_verified"] == "true";
         let email = claims["email"]
             .as_str()

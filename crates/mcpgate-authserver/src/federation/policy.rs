@@ -3,6 +3,8 @@
 
 use std::collections::BTreeSet;
 
+use mcpgate_types::Subject;
+
 use super::idp::Identity;
 use super::{MapBy, ProviderConfig};
 use crate::Inner;
@@ -102,7 +104,7 @@ pub(crate) async fn local_user(
         .find_federated_identity(&cfg.name, &id.subject)
         .await
         .map_err(unavailable)?;
-    let subject = match linked {
+    let subject: String = match linked {
         Some(l) => l.subject.into(),
         None => {
             let by_email = match (cfg.map_by, &id.email) {
@@ -124,11 +126,16 @@ pub(crate) async fn local_user(
             }
         }
     };
+    // Local user names (1 to 64 of `A-Z a-z 0-9 . _ - @ +`) are subjects.
+    let local = Subject::try_from(subject.clone()).map_err(|e| {
+        tracing::error!("federation: local user {subject:?}: {e}");
+        "Your account could not be linked; ask an administrator.".to_owned()
+    })?;
     store
         .link_federated_identity(
             &cfg.name,
             &id.subject,
-            &subject,
+            &local,
             id.email.as_deref(),
             id.login.as_deref(),
         )

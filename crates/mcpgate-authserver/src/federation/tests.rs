@@ -98,7 +98,7 @@ fn issuers_by_kind() {
 
 fn who(email: Option<&str>, login: &str, orgs: &[&str], groups: &[&str]) -> Identity {
     Identity {
-        subject: "1".into(),
+        subject: "1".parse().unwrap(),
         email: email.map(str::to_owned),
         login: Some(login.into()),
         orgs: orgs.iter().map(|s| s.to_string()).collect(),
@@ -142,8 +142,11 @@ fn user_names_are_storable() {
         "octo-cat-1"
     );
     let anon = Identity {
-        subject: "42".into(),
-        ..Identity::default()
+        subject: "42".parse().unwrap(),
+        email: None,
+        login: None,
+        orgs: Vec::new(),
+        groups: Vec::new(),
     };
     assert_eq!(policy::user_name("gh", &anon), "gh-42");
 }

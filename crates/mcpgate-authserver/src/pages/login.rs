@@ -216,7 +216,7 @@ pub(crate) async fn post(
     if let Err(e) = session::end(&inner, &headers).await {
         return e.into_response();
     }
-    match session::start(&inner, Some(user.name.clone())).await {
+    match session::start(&inner, Some(user.name.clone().into())).await {
         Ok((_, cookie)) => {
             tracing::info!(user = %user.name, "signed in");
             mcpgate_telemetry::audit_simple(

@@ -356,13 +356,13 @@ impl Handshake {
         while let Some(m) = rx.recv().await {
             match (m.get("method").and_then(Value::as_str), m.get("id")) {
                 (Some(method), Some(id)) => {
-                    let key = format!("mcpgate-{}", uuid::Uuid::new_v4().simple());
+                    let key = format!("mcpgate-{}", mcpgate_types::random::hex::<16>());
                     let mut q = Map::new();
                     q.insert("method".into(), Value::String(method.to_owned()));
                     if let Some(p) = m.get("params") {
                         q.insert("params".into(), p.clone());
                     }
-                    let state = uuid::Uuid::new_v4().simple().to_string();
+                    let state = mcpgate_types::random::hex::<16>();
                     let mut requests = Map::new();
                     requests.insert(key.clone(), Value::Object(q));
                     self.park(

@@ -2,6 +2,7 @@
 //! order pre-registered → CIMD → stored → dynamic → ask, scope selection,
 //! and the grant; registers again once when the server forgot the client.
 
+use mcpgate_types::ClientId;
 use url::Url;
 
 use super::{AssertionSignIn, SignInMethod, TokenManager};
@@ -59,7 +60,7 @@ pub(super) async fn sign_in(
                     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(k.pkcs8())
                 });
                 let s = SignIn {
-                    issuer: found.auth_server.issuer.clone(),
+                    issuer: found.auth_server.parsed_issuer()?,
                     resource: found.resource.clone(),
                     server_url: m.server_url.to_string(),
                     resource_metadata_url: found.resource_metadata_url.clone(),
@@ -216,14 +217,16 @@ async fn redirect(
 /// manage through RFC 7592.
 fn unmanaged(
     meta: &AuthServerMetadata,
-    client_id: String,
+    client_id: &str,
     client_secret: Option<String>,
     token_endpoint_auth_method: String,
     redirect_uris: Vec<String>,
-) -> ClientRegistration {
-    ClientRegistration {
-        issuer: meta.issuer.clone(),
-        client_id,
+) -> Result<ClientRegistration, ClientError> {
+    Ok(ClientRegistration {
+        issuer: meta.parsed_issuer()?,
+        client_id: client_id
+            .parse::<ClientId>()
+            .map_err(|e| ClientError::Config(format!("client id: {e}")))?,
         client_secret,
         token_endpoint_auth_method,
         redirect_uris,
@@ -231,7 +234,7 @@ fn unmanaged(
         grant_types: Vec::new(),
         registration_client_uri: None,
         registration_access_token: None,
-    }
+    })
 }
 
 /// Registration in the spec's order; returns it with the redirect listener.
@@ -266,7 +269,7 @@ async fn register(
             (String::new(), None)
         };
         let redirect_uris = if uri.is_empty() { vec![] } else { vec![uri] };
-        let reg = unmanaged(meta, client_id, secret, method, redirect_uris);
+        let reg = unmanaged(meta, &client_id, secret, method, redirect_uris)?;
         return Ok((reg, lb));
     }
     // 2. A client ID metadata document, when the server accepts them.
@@ -284,7 +287,7 @@ async fn register(
             };
             let reg = ClientRegistration {
                 source: RegistrationSource::Cimd,
-                ..unmanaged(meta, url.clone(), None, method.into(), vec![uri])
+                ..unmanaged(meta, url, None, method.into(), vec![uri])?
             };
             return Ok((reg, lb));
         }

@@ -7,7 +7,7 @@ use crate::registration::RegistrationSource;
 
 fn signin(issuer: &str, resource: &str) -> SignIn {
     SignIn {
-        issuer: issuer.into(),
+        issuer: Issuer::allowing_plain_http(issuer).unwrap(),
         resource: resource.into(),
         server_url: resource.into(),
         resource_metadata_url: None,
@@ -16,8 +16,8 @@ fn signin(issuer: &str, resource: &str) -> SignIn {
         }))
         .unwrap(),
         registration: ClientRegistration {
-            issuer: issuer.into(),
-            client_id: "cid".into(),
+            issuer: Issuer::allowing_plain_http(issuer).unwrap(),
+            client_id: "cid".parse().unwrap(),
             client_secret: Some("csecret".into()),
             token_endpoint_auth_method: "client_secret_basic".into(),
             redirect_uris: vec![],
@@ -93,6 +93,65 @@ fn registrations_are_per_issuer() {
     assert!(store.load_registration("http://b").unwrap().is_none());
     store.delete_registration("http://a").unwrap();
     assert!(store.load_registration("http://a").unwrap().is_none());
+}
+
+/// A sign-in and a registration as the store wrote them while `issuer` and
+/// `client_id` were plain strings, for a 2025-03-26 server on plain http
+/// (its origin is the issuer): both still load, and write back unchanged.
+#[test]
+fn files_written_before_issuers_and_client_ids_were_typed_still_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = TokenStore::open_dir(dir.path().to_owned()).unwrap();
+    let issuer = "http://mcp.internal:8080";
+    let registration = serde_json::json!({
+        "issuer": issuer, "client_id": "dyn-7f3a", "client_secret": "s3",
+        "token_endpoint_auth_method": "client_secret_post",
+        "redirect_uris": ["http://127.0.0.1:43111/callback"], "source": "dynamic",
+        "grant_types": ["authorization_code", "refresh_token"]
+    });
+    let record = serde_json::json!({
+        "issuer": issuer, "resource": "http://mcp.internal:8080/mcp",
+        "server_url": "http://mcp.internal:8080/mcp",
+        "auth_server": {"issuer": issuer, "token_endpoint": "http://mcp.internal:8080/token",
+                        "code_challenge_methods_supported": ["S256"]},
+        "registration": registration, "grant": "authorization_code",
+        "tokens": {"access_token": "at", "refresh_token": "rt", "scopes": ["mcp"]},
+        "updated_at": 1_700_000_000u64, "updated_ms": 1_700_000_000_123u64
+    });
+    let write = |path: PathBuf, v: &serde_json::Value| {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, serde_json::to_vec_pretty(v).unwrap()).unwrap();
+    };
+    let key = key_of(issuer, "http://mcp.internal:8080/mcp");
+    write(store.session_path(&key), &record);
+    write(store.registration_path(issuer), &registration);
+
+    let s = store
+        .load(issuer, "http://mcp.internal:8080/mcp")
+        .unwrap()
+        .expect("the old record loads");
+    assert_eq!(s.issuer, issuer);
+    assert_eq!(s.registration.client_id, "dyn-7f3a");
+    assert_eq!(s.tokens.refresh_token.as_deref(), Some("rt"));
+    let reg = store.load_registration(issuer).unwrap().unwrap();
+    assert_eq!(
+        (reg.issuer.as_str(), reg.client_id.as_str()),
+        (issuer, "dyn-7f3a")
+    );
+    // The same representation: what loads serializes to what was written.
+    assert_eq!(serde_json::to_value(&reg).unwrap(), registration);
+    let again = serde_json::to_value(&s).unwrap();
+    assert_eq!(again["issuer"], record["issuer"]);
+    assert_eq!(again["registration"], record["registration"]);
+    // What no version wrote is refused with the rule, not taken.
+    let mut bad = record.clone();
+    bad["registration"]["client_id"] = "".into();
+    write(store.session_path(&key), &bad);
+    let err = store
+        .load(issuer, "http://mcp.internal:8080/mcp")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("client"), "{err}");
 }
 
 #[test]

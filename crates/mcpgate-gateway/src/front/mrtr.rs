@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use mcpgate_guard::Authorized;
 use mcpgate_types::Subject;
-use rand::RngCore;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
@@ -46,12 +45,10 @@ pub(crate) struct Parked {
 
 impl ParkedTable {
     fn put(&self, p: Parked) -> String {
-        let mut b = [0u8; 24];
-        rand::rng().fill_bytes(&mut b);
         // The state is kept here, not in the token: the token is only an
         // unguessable name for it (sealed, with its owner, into the
         // `requestState` the client gets), so a client cannot forge or alter it.
-        let token: String = b.iter().map(|x| format!("{x:02x}")).collect();
+        let token = mcpgate_types::random::hex::<24>();
         let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
         let expired: Vec<String> = map

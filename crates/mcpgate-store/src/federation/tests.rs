@@ -1,6 +1,10 @@
 use super::*;
 use crate::{scopes, test_store};
 
+fn sub(s: &str) -> Subject {
+    s.parse().unwrap()
+}
+
 fn key() -> MasterKey {
     MasterKey::from_bytes(&[9; 32], "test").unwrap()
 }
@@ -10,7 +14,7 @@ async fn identities_link_to_local_users() {
     let (_dir, store) = test_store().await;
     assert!(
         store
-            .find_federated_identity("gh", "42")
+            .find_federated_identity("gh", &sub("42"))
             .await
             .unwrap()
             .is_none()
@@ -30,25 +34,29 @@ async fn identities_link_to_local_users() {
     store
         .link_federated_identity(
             "gh",
-            "42",
-            "octo",
+            &sub("42"),
+            &sub("octo"),
             Some("octo@example.com"),
             Some("octocat"),
         )
         .await
         .unwrap();
     store
-        .link_federated_identity("gh", "42", "octo", None, Some("octocat2"))
+        .link_federated_identity("gh", &sub("42"), &sub("octo"), None, Some("octocat2"))
         .await
         .unwrap();
     let id = store
-        .find_federated_identity("gh", "42")
+        .find_federated_identity("gh", &sub("42"))
         .await
         .unwrap()
         .unwrap();
     assert_eq!(
-        (id.subject.as_str(), id.login.as_deref()),
-        ("octo", Some("octocat2"))
+        (
+            id.subject.as_str(),
+            id.external_subject.as_str(),
+            id.login.as_deref()
+        ),
+        ("octo", "42", Some("octocat2"))
     );
     assert_eq!(
         store.federated_identities_of("octo").await.unwrap().len(),

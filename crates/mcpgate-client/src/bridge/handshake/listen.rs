@@ -233,7 +233,7 @@ impl Handshake {
 
     /// `resources/subscribe` or `resources/unsubscribe` on the session.
     async fn session_call(&self, method: &str, uri: &str) -> Result<(), String> {
-        let body = json!({"jsonrpc": "2.0", "id": format!("mcpgate-bridge-{}", uuid::Uuid::new_v4().simple()),
+        let body = json!({"jsonrpc": "2.0", "id": format!("mcpgate-bridge-{}", mcpgate_types::random::hex::<16>()),
             "method": method, "params": {"uri": uri}});
         let make = || self.post(&body);
         let resp = self
