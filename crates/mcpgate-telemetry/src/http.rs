@@ -14,6 +14,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 
 use crate::audit::{AuditEvent, AuditKind};
+use crate::mcp_text::Field;
 use crate::metrics::McpOutcome;
 use crate::note::{NOTE, Note, clean, lock};
 use crate::otlp::proto::Attr;
@@ -130,16 +131,19 @@ fn finish(seen: &Seen<'_>, mut note: Note, resp: &Response) {
     let m = crate::metrics();
     m.http_request(seen.route, status);
     // The session id of a new session is in the answer to initialize.
-    if note.session_id.is_none() && note.span.is_some() {
-        note.session_id = resp
+    if !note.mcp.is_set(Field::SessionId)
+        && note.span.is_some()
+        && let Some(s) = resp
             .headers()
             .get("mcp-session-id")
             .and_then(|v| v.to_str().ok())
-            .map(clean);
+    {
+        note.mcp.set(Field::SessionId, s);
     }
     // A request that never got its answer: the wait ends now.
     crate::note::upstream_answered(&mut note, true);
-    if let (Some(upstream), Some(method), false) = (&note.upstream, &note.mcp_method, note.deferred)
+    if let (Some(upstream), Some(method), false) =
+        (note.upstream(), note.mcp_method(), note.deferred)
     {
         crate::mcp_answered(
             upstream,
@@ -162,9 +166,9 @@ fn finish(seen: &Seen<'_>, mut note: Note, resp: &Response) {
             duration_ms,
             subject = note.subject.as_deref(),
             client_id = note.client_id.as_deref(),
-            upstream = note.upstream.as_deref(),
-            mcp_method = note.mcp_method.as_deref(),
-            tool = note.tool.as_deref(),
+            upstream = note.upstream(),
+            mcp_method = note.mcp_method(),
+            tool = note.tool(),
             "{} {path} {status}",
             seen.method,
         );
@@ -185,7 +189,7 @@ fn finish(seen: &Seen<'_>, mut note: Note, resp: &Response) {
 fn end_span(seen: &Seen<'_>, span: RequestSpan, note: Note, status: u16) {
     let method = seen.method.as_str();
     // The MCP conventions name the span "{method} {target}".
-    let name: [&str; 3] = match (&note.mcp_method, &note.tool) {
+    let name: [&str; 3] = match (note.mcp_method(), note.tool()) {
         (Some(m), Some(t)) => [m, " ", t],
         (Some(m), None) => [m, "", ""],
         (None, _) => [method, " ", seen.route],
@@ -208,17 +212,17 @@ fn end_span(seen: &Seen<'_>, span: RequestSpan, note: Note, status: u16) {
         push!(Attr::str("client.address", c));
     }
     push!(Attr::str("mcpgate.request_id", seen.request_id.get()));
-    if let Some(m) = &note.mcp_method {
+    if let Some(m) = note.mcp_method() {
         push!(Attr::str("mcp.method.name", m));
     }
-    if let Some(t) = &note.tool {
+    if let Some(t) = note.tool() {
         push!(Attr::str("gen_ai.tool.name", t));
         push!(Attr::str("gen_ai.operation.name", "execute_tool"));
     }
-    if let Some(s) = &note.session_id {
+    if let Some(s) = note.session_id() {
         push!(Attr::str("mcp.session.id", s));
     }
-    if let Some(id) = &note.jsonrpc_id {
+    if let Some(id) = note.jsonrpc_id() {
         // A string id is noted as its JSON text; a number moves as is.
         let id = if id.starts_with('"') {
             id.trim_matches('"')
@@ -227,16 +231,16 @@ fn end_span(seen: &Seen<'_>, span: RequestSpan, note: Note, status: u16) {
         };
         push!(Attr::str("jsonrpc.request.id", id));
     }
-    if let Some(u) = &note.upstream {
+    if let Some(u) = note.upstream() {
         push!(Attr::str("mcpgate.upstream", u));
     }
     // The upstream call's span repeats the upstream, method and tool.
     let mut call = [Attr::int("", 0); 3];
     let mut c = 0;
     for (k, v) in [
-        ("mcpgate.upstream", &note.upstream),
-        ("mcp.method.name", &note.mcp_method),
-        ("gen_ai.tool.name", &note.tool),
+        ("mcpgate.upstream", note.upstream()),
+        ("mcp.method.name", note.mcp_method()),
+        ("gen_ai.tool.name", note.tool()),
     ] {
         if let Some(v) = v {
             call[c] = Attr::str(k, v);
@@ -314,12 +318,12 @@ fn audit_events(note: &Note, status: u16, elapsed: Duration) {
             .client(note.client_id.clone())
             .outcome(reason.clone());
         e.subject = subject.clone();
-        e.upstream = note.upstream.clone();
-        e.tool = note.tool.clone();
+        e.upstream = note.upstream().map(str::to_owned);
+        e.tool = note.tool().map(str::to_owned);
         crate::audit(e);
         return;
     }
-    if note.tool.is_none() || note.mcp_method.as_deref() != Some("tools/call") {
+    if note.tool().is_none() || note.mcp_method() != Some("tools/call") {
         return;
     }
     let outcome = match McpOutcome::from_status(status) {
@@ -340,8 +344,8 @@ fn audit_events(note: &Note, status: u16, elapsed: Duration) {
         e = e.with(k, v);
     }
     e.subject = subject;
-    e.upstream = note.upstream.clone();
-    e.tool = note.tool.clone();
+    e.upstream = note.upstream().map(str::to_owned);
+    e.tool = note.tool().map(str::to_owned);
     crate::audit(e);
 }
 
