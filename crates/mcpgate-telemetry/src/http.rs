@@ -97,7 +97,7 @@ async fn observe_request(req: Request, next: Next) -> Response {
 /// line or a span first needs it.
 struct RequestId {
     given: Option<http::HeaderValue>,
-    made: std::sync::OnceLock<String>,
+    made: std::sync::OnceLock<Text>,
 }
 
 impl RequestId {
@@ -109,10 +109,12 @@ impl RequestId {
     }
 
     fn get(&self) -> &str {
-        self.made.get_or_init(|| match &self.given {
-            Some(v) => clean(v.to_str().unwrap_or_default()),
-            None => new_request_id(),
-        })
+        self.made
+            .get_or_init(|| match &self.given {
+                Some(v) => Text::Owned(clean(v.to_str().unwrap_or_default())),
+                None => new_request_id(),
+            })
+            .as_str()
     }
 }
 
@@ -196,6 +198,7 @@ fn end_span(seen: &Seen<'_>, span: RequestSpan, note: Note, status: u16) {
     };
     let path = crate::clean::clean_cow(seen.uri.path());
     let client = seen.peer.map(|p| client_address(p.ip()));
+    let client = client.as_ref().map(Text::as_str);
     let mut a = [Attr::int("", 0); 13];
     let mut n = 0;
     macro_rules! push {
@@ -349,51 +352,89 @@ fn audit_events(note: &Note, status: u16, elapsed: Duration) {
     crate::audit(e);
 }
 
+/// A short text the layer makes per request (a request id, a client
+/// address), on the stack: no allocation for the usual one.
+enum Text {
+    Short([u8; 40], usize),
+    Owned(String),
+}
+
+impl Text {
+    fn short() -> Text {
+        Text::Short([0; 40], 0)
+    }
+
+    fn push(&mut self, b: u8) {
+        match self {
+            Text::Short(buf, len) => {
+                if let Some(slot) = buf.get_mut(*len) {
+                    *slot = b;
+                    *len += 1;
+                }
+            }
+            Text::Owned(s) => s.push(char::from(b)),
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            // Only ASCII digits, letters, dots and dashes are pushed.
+            Text::Short(buf, len) => buf
+                .get(..*len)
+                .and_then(|b| std::str::from_utf8(b).ok())
+                .unwrap_or_default(),
+            Text::Owned(s) => s,
+        }
+    }
+}
+
 /// A request id when the client sent none: process start time and a counter,
 /// unique per process and sortable.
-fn new_request_id() -> String {
+fn new_request_id() -> Text {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     static START: std::sync::LazyLock<u64> = std::sync::LazyLock::new(|| {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs())
     });
-    let mut id = String::with_capacity(24);
+    // At most 16 + 1 + 16 characters.
+    let mut id = Text::short();
     hex_into(&mut id, *START, 1);
-    id.push('-');
+    id.push(b'-');
     hex_into(&mut id, NEXT.fetch_add(1, Ordering::Relaxed), 6);
     id
 }
 
-/// `v` in lowercase hex, at least `width` digits (`{:0width$x}`), written by
-/// hand: `format!` costs more than the rest of the request's span.
-fn hex_into(out: &mut String, v: u64, width: usize) {
+/// `v` in lowercase hex, at least `width` digits (`{:0width$x}`; `width`
+/// at most 16), written by hand: `format!` costs more than the rest of the
+/// request's span.
+fn hex_into(out: &mut Text, v: u64, width: usize) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let digits = (64 - v.leading_zeros() as usize).div_ceil(4).max(width);
     for i in (0..digits).rev() {
         let nibble = if i < 16 { (v >> (4 * i)) & 0xf } else { 0 };
-        out.push(char::from(DIGITS[nibble as usize]));
+        out.push(DIGITS[nibble as usize]);
     }
 }
 
 /// The client's address without its port, as `IpAddr`'s `Display` writes
 /// it; an IPv4 address (the usual one) without the formatting machinery.
-fn client_address(ip: std::net::IpAddr) -> String {
+fn client_address(ip: std::net::IpAddr) -> Text {
     let std::net::IpAddr::V4(v4) = ip else {
-        return ip.to_string();
+        return Text::Owned(ip.to_string());
     };
-    let mut out = String::with_capacity(15);
+    let mut out = Text::short();
     for (i, octet) in v4.octets().into_iter().enumerate() {
         if i > 0 {
-            out.push('.');
+            out.push(b'.');
         }
         if octet >= 100 {
-            out.push(char::from(b'0' + octet / 100));
+            out.push(b'0' + octet / 100);
         }
         if octet >= 10 {
-            out.push(char::from(b'0' + octet / 10 % 10));
+            out.push(b'0' + octet / 10 % 10);
         }
-        out.push(char::from(b'0' + octet % 10));
+        out.push(b'0' + octet % 10);
     }
     out
 }

@@ -220,7 +220,9 @@ fn valid(cx: opentelemetry::Context) -> Option<SpanContext> {
 
 /// The caller's trace context from a `traceparent` header, when valid.
 pub(crate) fn parent_from_headers(headers: &http::HeaderMap) -> Option<SpanContext> {
-    if !enabled() || !headers.contains_key("traceparent") {
+    // A name made once: a `&str` name is parsed (and checked) on every lookup.
+    static TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparent");
+    if !enabled() || !headers.contains_key(&TRACEPARENT) {
         return None;
     }
     valid(TraceContextPropagator::new().extract(&Headers(headers)))
