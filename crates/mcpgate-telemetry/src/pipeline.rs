@@ -170,7 +170,7 @@ pub fn start(settings: &TraceSettings) -> Result<Option<Tracing>, TelemetryError
     }
     let envelope = Envelope::new(&resource.build());
     let limits = Limits::from_env();
-    let queue = Arc::new(SpanQueue::new(limits));
+    let queue = Arc::new(SpanQueue::new(limits, envelope.head_room()));
     let pipeline = Pipeline {
         sampler: sampler(settings.sample_ratio),
         queue: queue.clone(),
