@@ -252,10 +252,10 @@ pub fn note_mcp(
                 n.mcp.set(field, v);
             }
         }
-        if let Some(p) = parsed.as_ref().filter(|_| is_call) {
-            if crate::audit::wants_arguments() {
-                n.arguments = Some(p.arguments.map_or("null", |a| a.get()).to_owned());
-            }
+        if let Some(p) = parsed.as_ref().filter(|_| is_call)
+            && crate::audit::wants_arguments()
+        {
+            n.arguments = Some(p.arguments.map_or("null", |a| a.get()).to_owned());
         }
     });
     // Continues the caller's trace unless a header already did.
