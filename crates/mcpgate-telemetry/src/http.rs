@@ -14,6 +14,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 
 use crate::audit::{AuditEvent, AuditKind};
+use crate::mcp_text::Field;
 use crate::metrics::McpOutcome;
 use crate::note::{NOTE, Note, clean, lock};
 use crate::otlp::proto::Attr;
@@ -96,7 +97,7 @@ async fn observe_request(req: Request, next: Next) -> Response {
 /// line or a span first needs it.
 struct RequestId {
     given: Option<http::HeaderValue>,
-    made: std::sync::OnceLock<String>,
+    made: std::sync::OnceLock<Text>,
 }
 
 impl RequestId {
@@ -108,10 +109,12 @@ impl RequestId {
     }
 
     fn get(&self) -> &str {
-        self.made.get_or_init(|| match &self.given {
-            Some(v) => clean(v.to_str().unwrap_or_default()),
-            None => new_request_id(),
-        })
+        self.made
+            .get_or_init(|| match &self.given {
+                Some(v) => Text::Owned(clean(v.to_str().unwrap_or_default())),
+                None => new_request_id(),
+            })
+            .as_str()
     }
 }
 
@@ -130,16 +133,19 @@ fn finish(seen: &Seen<'_>, mut note: Note, resp: &Response) {
     let m = crate::metrics();
     m.http_request(seen.route, status);
     // The session id of a new session is in the answer to initialize.
-    if note.session_id.is_none() && note.span.is_some() {
-        note.session_id = resp
+    if !note.mcp.is_set(Field::SessionId)
+        && note.span.is_some()
+        && let Some(s) = resp
             .headers()
             .get("mcp-session-id")
             .and_then(|v| v.to_str().ok())
-            .map(clean);
+    {
+        note.mcp.set(Field::SessionId, s);
     }
     // A request that never got its answer: the wait ends now.
     crate::note::upstream_answered(&mut note, true);
-    if let (Some(upstream), Some(method), false) = (&note.upstream, &note.mcp_method, note.deferred)
+    if let (Some(upstream), Some(method), false) =
+        (note.upstream(), note.mcp_method(), note.deferred)
     {
         crate::mcp_answered(
             upstream,
@@ -162,9 +168,9 @@ fn finish(seen: &Seen<'_>, mut note: Note, resp: &Response) {
             duration_ms,
             subject = note.subject.as_deref(),
             client_id = note.client_id.as_deref(),
-            upstream = note.upstream.as_deref(),
-            mcp_method = note.mcp_method.as_deref(),
-            tool = note.tool.as_deref(),
+            upstream = note.upstream(),
+            mcp_method = note.mcp_method(),
+            tool = note.tool(),
             "{} {path} {status}",
             seen.method,
         );
@@ -185,13 +191,14 @@ fn finish(seen: &Seen<'_>, mut note: Note, resp: &Response) {
 fn end_span(seen: &Seen<'_>, span: RequestSpan, note: Note, status: u16) {
     let method = seen.method.as_str();
     // The MCP conventions name the span "{method} {target}".
-    let name: [&str; 3] = match (&note.mcp_method, &note.tool) {
+    let name: [&str; 3] = match (note.mcp_method(), note.tool()) {
         (Some(m), Some(t)) => [m, " ", t],
         (Some(m), None) => [m, "", ""],
         (None, _) => [method, " ", seen.route],
     };
     let path = crate::clean::clean_cow(seen.uri.path());
     let client = seen.peer.map(|p| client_address(p.ip()));
+    let client = client.as_ref().map(Text::as_str);
     let mut a = [Attr::int("", 0); 13];
     let mut n = 0;
     macro_rules! push {
@@ -208,17 +215,17 @@ fn end_span(seen: &Seen<'_>, span: RequestSpan, note: Note, status: u16) {
         push!(Attr::str("client.address", c));
     }
     push!(Attr::str("mcpgate.request_id", seen.request_id.get()));
-    if let Some(m) = &note.mcp_method {
+    if let Some(m) = note.mcp_method() {
         push!(Attr::str("mcp.method.name", m));
     }
-    if let Some(t) = &note.tool {
+    if let Some(t) = note.tool() {
         push!(Attr::str("gen_ai.tool.name", t));
         push!(Attr::str("gen_ai.operation.name", "execute_tool"));
     }
-    if let Some(s) = &note.session_id {
+    if let Some(s) = note.session_id() {
         push!(Attr::str("mcp.session.id", s));
     }
-    if let Some(id) = &note.jsonrpc_id {
+    if let Some(id) = note.jsonrpc_id() {
         // A string id is noted as its JSON text; a number moves as is.
         let id = if id.starts_with('"') {
             id.trim_matches('"')
@@ -227,16 +234,16 @@ fn end_span(seen: &Seen<'_>, span: RequestSpan, note: Note, status: u16) {
         };
         push!(Attr::str("jsonrpc.request.id", id));
     }
-    if let Some(u) = &note.upstream {
+    if let Some(u) = note.upstream() {
         push!(Attr::str("mcpgate.upstream", u));
     }
     // The upstream call's span repeats the upstream, method and tool.
     let mut call = [Attr::int("", 0); 3];
     let mut c = 0;
     for (k, v) in [
-        ("mcpgate.upstream", &note.upstream),
-        ("mcp.method.name", &note.mcp_method),
-        ("gen_ai.tool.name", &note.tool),
+        ("mcpgate.upstream", note.upstream()),
+        ("mcp.method.name", note.mcp_method()),
+        ("gen_ai.tool.name", note.tool()),
     ] {
         if let Some(v) = v {
             call[c] = Attr::str(k, v);
@@ -314,8 +321,8 @@ fn audit_events(note: &Note, status: u16, elapsed: Duration) {
             .client(note.client_id.clone())
             .outcome(reason.clone());
         e.subject = subject.clone();
-        e.upstream = note.upstream.clone();
-        e.tool = note.tool.clone();
+        e.upstream = note.upstream().map(str::to_owned);
+        e.tool = note.tool().map(str::to_owned);
         crate::audit(e);
         return;
     }
@@ -325,11 +332,11 @@ fn audit_events(note: &Note, status: u16, elapsed: Duration) {
             .outcome(format!("policy {policy}"))
             .with("method", *method);
         e.subject = subject.clone();
-        e.upstream = note.upstream.clone();
+        e.upstream = note.upstream().map(str::to_owned);
         e.tool = Some(target.clone());
         crate::audit(e);
     }
-    if note.tool.is_none() || note.mcp_method.as_deref() != Some("tools/call") {
+    if note.tool().is_none() || note.mcp_method() != Some("tools/call") {
         return;
     }
     let outcome = match McpOutcome::from_status(status) {
@@ -350,56 +357,94 @@ fn audit_events(note: &Note, status: u16, elapsed: Duration) {
         e = e.with(k, v);
     }
     e.subject = subject;
-    e.upstream = note.upstream.clone();
-    e.tool = note.tool.clone();
+    e.upstream = note.upstream().map(str::to_owned);
+    e.tool = note.tool().map(str::to_owned);
     crate::audit(e);
+}
+
+/// A short text the layer makes per request (a request id, a client
+/// address), on the stack: no allocation for the usual one.
+enum Text {
+    Short([u8; 40], usize),
+    Owned(String),
+}
+
+impl Text {
+    fn short() -> Text {
+        Text::Short([0; 40], 0)
+    }
+
+    fn push(&mut self, b: u8) {
+        match self {
+            Text::Short(buf, len) => {
+                if let Some(slot) = buf.get_mut(*len) {
+                    *slot = b;
+                    *len += 1;
+                }
+            }
+            Text::Owned(s) => s.push(char::from(b)),
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            // Only ASCII digits, letters, dots and dashes are pushed.
+            Text::Short(buf, len) => buf
+                .get(..*len)
+                .and_then(|b| std::str::from_utf8(b).ok())
+                .unwrap_or_default(),
+            Text::Owned(s) => s,
+        }
+    }
 }
 
 /// A request id when the client sent none: process start time and a counter,
 /// unique per process and sortable.
-fn new_request_id() -> String {
+fn new_request_id() -> Text {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     static START: std::sync::LazyLock<u64> = std::sync::LazyLock::new(|| {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs())
     });
-    let mut id = String::with_capacity(24);
+    // At most 16 + 1 + 16 characters.
+    let mut id = Text::short();
     hex_into(&mut id, *START, 1);
-    id.push('-');
+    id.push(b'-');
     hex_into(&mut id, NEXT.fetch_add(1, Ordering::Relaxed), 6);
     id
 }
 
-/// `v` in lowercase hex, at least `width` digits (`{:0width$x}`), written by
-/// hand: `format!` costs more than the rest of the request's span.
-fn hex_into(out: &mut String, v: u64, width: usize) {
+/// `v` in lowercase hex, at least `width` digits (`{:0width$x}`; `width`
+/// at most 16), written by hand: `format!` costs more than the rest of the
+/// request's span.
+fn hex_into(out: &mut Text, v: u64, width: usize) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let digits = (64 - v.leading_zeros() as usize).div_ceil(4).max(width);
     for i in (0..digits).rev() {
         let nibble = if i < 16 { (v >> (4 * i)) & 0xf } else { 0 };
-        out.push(char::from(DIGITS[nibble as usize]));
+        out.push(DIGITS[nibble as usize]);
     }
 }
 
 /// The client's address without its port, as `IpAddr`'s `Display` writes
 /// it; an IPv4 address (the usual one) without the formatting machinery.
-fn client_address(ip: std::net::IpAddr) -> String {
+fn client_address(ip: std::net::IpAddr) -> Text {
     let std::net::IpAddr::V4(v4) = ip else {
-        return ip.to_string();
+        return Text::Owned(ip.to_string());
     };
-    let mut out = String::with_capacity(15);
+    let mut out = Text::short();
     for (i, octet) in v4.octets().into_iter().enumerate() {
         if i > 0 {
-            out.push('.');
+            out.push(b'.');
         }
         if octet >= 100 {
-            out.push(char::from(b'0' + octet / 100));
+            out.push(b'0' + octet / 100);
         }
         if octet >= 10 {
-            out.push(char::from(b'0' + octet / 10 % 10));
+            out.push(b'0' + octet / 10 % 10);
         }
-        out.push(char::from(b'0' + octet % 10));
+        out.push(b'0' + octet % 10);
     }
     out
 }

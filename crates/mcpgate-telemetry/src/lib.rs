@@ -26,6 +26,7 @@ mod error;
 mod exporter;
 mod http;
 mod logs;
+mod mcp_text;
 mod metrics;
 mod note;
 mod otlp;

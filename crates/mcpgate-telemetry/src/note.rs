@@ -14,17 +14,15 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 pub(crate) use crate::clean::clean;
+use crate::mcp_text::{Field, McpText};
 
 /// Everything noted about one request.
 #[derive(Debug, Default)]
 pub(crate) struct Note {
     pub(crate) subject: Option<String>,
     pub(crate) client_id: Option<String>,
-    pub(crate) upstream: Option<String>,
-    pub(crate) mcp_method: Option<String>,
-    pub(crate) session_id: Option<String>,
-    pub(crate) jsonrpc_id: Option<String>,
-    pub(crate) tool: Option<String>,
+    /// The upstream, MCP method, JSON-RPC id, session id and tool.
+    pub(crate) mcp: McpText,
     /// The tool call's arguments, kept only while the audit trail wants them.
     pub(crate) arguments: Option<String>,
     /// An OAuth refusal: its code and description.
@@ -46,6 +44,28 @@ pub(crate) struct Note {
     /// The front counts the MCP request itself (its answer comes later, on
     /// another stream: the legacy SSE front).
     pub(crate) deferred: bool,
+}
+
+impl Note {
+    pub(crate) fn upstream(&self) -> Option<&str> {
+        self.mcp.get(Field::Upstream)
+    }
+
+    pub(crate) fn mcp_method(&self) -> Option<&str> {
+        self.mcp.get(Field::Method)
+    }
+
+    pub(crate) fn jsonrpc_id(&self) -> Option<&str> {
+        self.mcp.get(Field::JsonrpcId)
+    }
+
+    pub(crate) fn session_id(&self) -> Option<&str> {
+        self.mcp.get(Field::SessionId)
+    }
+
+    pub(crate) fn tool(&self) -> Option<&str> {
+        self.mcp.get(Field::Tool)
+    }
 }
 
 pub(crate) type Shared = Arc<Mutex<Note>>;
@@ -220,19 +240,35 @@ pub fn note_mcp(
     let parsed = params
         .filter(|_| wanted)
         .and_then(|p| serde_json::from_str::<Params<'_>>(p).ok());
+    let tool = parsed
+        .as_ref()
+        .filter(|_| is_call)
+        .and_then(|p| p.name.as_deref());
+    // Only the span shows the id and session; the session id is long (sealed).
+    let (id, session_id) = if tracing {
+        (id, session_id)
+    } else {
+        (None, None)
+    };
+    let len = |s: Option<&str>| s.map_or(0, str::len);
     with(|n| {
-        n.upstream = Some(clean(upstream));
-        n.mcp_method = method.map(clean);
-        // Only the span shows these two; the session id is long (sealed).
-        if tracing {
-            n.jsonrpc_id = id.map(clean);
-            n.session_id = session_id.map(clean);
-        }
-        if let Some(p) = parsed.as_ref().filter(|_| is_call) {
-            n.tool = p.name.as_deref().map(clean);
-            if crate::audit::wants_arguments() {
-                n.arguments = Some(p.arguments.map_or("null", |a| a.get()).to_owned());
+        n.mcp
+            .reserve(upstream.len() + len(method) + len(id) + len(session_id) + len(tool));
+        for (field, value) in [
+            (Field::Upstream, Some(upstream)),
+            (Field::Method, method),
+            (Field::JsonrpcId, id),
+            (Field::SessionId, session_id),
+            (Field::Tool, tool),
+        ] {
+            if let Some(v) = value {
+                n.mcp.set(field, v);
             }
+        }
+        if let Some(p) = parsed.as_ref().filter(|_| is_call)
+            && crate::audit::wants_arguments()
+        {
+            n.arguments = Some(p.arguments.map_or("null", |a| a.get()).to_owned());
         }
     });
     // Continues the caller's trace unless a header already did.
@@ -277,16 +313,12 @@ impl Step {
         let Some((name, start, shared)) = self.inner.take() else {
             return;
         };
-        let kv = attrs
-            .iter()
-            .take(crate::phase::MAX_HOOK_ATTRS)
-            .map(|(k, v)| (*k, clean(v)))
-            .collect();
+        let attrs = crate::phase::HookAttrs::new(attrs);
         lock(&shared).phases.push(crate::phase::Phase {
             name,
             start,
             end: SystemTime::now(),
-            attrs: kv,
+            attrs,
             failed,
         });
     }

@@ -174,9 +174,9 @@ impl OtlpExporter {
     /// Posts one `ExportTraceServiceRequest`; the error says why it did
     /// not arrive (never the configured headers, which may hold a
     /// credential).
-    pub(crate) async fn post(&self, body: Vec<u8>) -> Result<(), String> {
+    pub(crate) async fn post(&self, body: Bytes) -> Result<(), String> {
         let req = self
-            .request(Bytes::from(body))
+            .request(body)
             .map_err(|e| format!("the OTLP request could not be built: {e}"))?;
         match self.client.send_bytes(req).await {
             Ok(r) if r.status().is_success() => Ok(()),

@@ -62,7 +62,7 @@ pub(crate) struct Phase {
     pub(crate) end: SystemTime,
     /// The attributes its hook gave (the upstream call's come from the
     /// request's note when it ends: the same upstream, method and tool).
-    pub(crate) attrs: Vec<(&'static str, String)>,
+    pub(crate) attrs: HookAttrs,
     pub(crate) failed: bool,
 }
 
@@ -73,7 +73,7 @@ impl Phase {
             name: StepName::UpstreamCall,
             start,
             end: SystemTime::now(),
-            attrs: Vec::new(),
+            attrs: HookAttrs::default(),
             failed,
         }
     }
@@ -101,6 +101,45 @@ impl Phase {
             n += 1;
         }
         &room[..n]
+    }
+}
+
+/// A hook's attributes (at most [`MAX_HOOK_ATTRS`]), cleaned, their values
+/// one after another in one string: one allocation per step instead of a
+/// `Vec` and a `String` per value.
+#[derive(Debug, Default)]
+pub(crate) struct HookAttrs {
+    keys: [&'static str; MAX_HOOK_ATTRS],
+    /// Where each value ends in `text`.
+    ends: [usize; MAX_HOOK_ATTRS],
+    len: usize,
+    text: String,
+}
+
+impl HookAttrs {
+    /// The first [`MAX_HOOK_ATTRS`] of `attrs`, cleaned.
+    pub(crate) fn new(attrs: &[(&'static str, &str)]) -> HookAttrs {
+        let attrs = attrs.get(..MAX_HOOK_ATTRS).unwrap_or(attrs);
+        let mut h = HookAttrs {
+            text: String::with_capacity(attrs.iter().map(|(_, v)| v.len()).sum()),
+            ..HookAttrs::default()
+        };
+        for ((k, v), (key, end)) in attrs.iter().zip(h.keys.iter_mut().zip(&mut h.ends)) {
+            h.text.push_str(&crate::clean::clean_cow(v));
+            *key = k;
+            *end = h.text.len();
+        }
+        h.len = attrs.len();
+        h
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        self.keys
+            .iter()
+            .zip(starts.zip(self.ends.iter().copied()))
+            .take(self.len)
+            .map(|(k, (start, end))| (*k, self.text.get(start..end).unwrap_or_default()))
     }
 }
 

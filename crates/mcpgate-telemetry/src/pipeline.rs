@@ -170,7 +170,7 @@ pub fn start(settings: &TraceSettings) -> Result<Option<Tracing>, TelemetryError
     }
     let envelope = Envelope::new(&resource.build());
     let limits = Limits::from_env();
-    let queue = Arc::new(SpanQueue::new(limits));
+    let queue = Arc::new(SpanQueue::new(limits, envelope.head_room()));
     let pipeline = Pipeline {
         sampler: sampler(settings.sample_ratio),
         queue: queue.clone(),
@@ -220,7 +220,9 @@ fn valid(cx: opentelemetry::Context) -> Option<SpanContext> {
 
 /// The caller's trace context from a `traceparent` header, when valid.
 pub(crate) fn parent_from_headers(headers: &http::HeaderMap) -> Option<SpanContext> {
-    if !enabled() || !headers.contains_key("traceparent") {
+    // A name made once: a `&str` name is parsed (and checked) on every lookup.
+    static TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparent");
+    if !enabled() || !headers.contains_key(&TRACEPARENT) {
         return None;
     }
     valid(TraceContextPropagator::new().extract(&Headers(headers)))

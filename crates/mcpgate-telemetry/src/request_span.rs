@@ -20,13 +20,45 @@ use crate::otlp::proto::{Attr, Kind, SpanRecord};
 use crate::phase::{MAX_PHASE_ATTRS, Phase};
 
 /// The span's context as it is passed on to upstreams, formatted once per
-/// request.
+/// request; the header value and the `_meta` text are made from it where
+/// they go (one copy each, none kept).
 #[derive(Debug, Clone)]
 pub(crate) struct Propagated {
-    pub(crate) traceparent: HeaderValue,
+    /// `00-{trace id}-{span id}-{flags}`: hex digits and dashes.
+    traceparent: [u8; 55],
     pub(crate) tracestate: Option<HeaderValue>,
-    /// `{"traceparent":…,"tracestate":…}` for `params._meta`.
-    pub(crate) meta: String,
+    /// The `tracestate` as a JSON string, for `_meta`.
+    state_json: Option<String>,
+}
+
+impl Propagated {
+    /// The `traceparent` text.
+    pub(crate) fn traceparent(&self) -> &str {
+        std::str::from_utf8(&self.traceparent).unwrap_or_default()
+    }
+
+    /// The `traceparent` header's value.
+    pub(crate) fn traceparent_header(&self) -> Option<HeaderValue> {
+        HeaderValue::from_bytes(&self.traceparent).ok()
+    }
+
+    /// The length of what [`Propagated::write_meta`] writes.
+    pub(crate) fn meta_len(&self) -> usize {
+        18 + self.traceparent.len() + self.state_json.as_ref().map_or(0, |s| 14 + s.len())
+    }
+
+    /// Appends `{"traceparent":…,"tracestate":…}`, the context as
+    /// `params._meta`, to `out`.
+    pub(crate) fn write_meta(&self, out: &mut String) {
+        out.push_str("{\"traceparent\":\"");
+        out.push_str(self.traceparent());
+        out.push('"');
+        if let Some(ts) = &self.state_json {
+            out.push_str(",\"tracestate\":");
+            out.push_str(ts);
+        }
+        out.push('}');
+    }
 }
 
 /// A request's span, before and after it starts.
@@ -175,13 +207,10 @@ fn traceparent(sc: &opentelemetry::trace::SpanContext) -> [u8; 55] {
 }
 
 /// `traceparent` (and `tracestate`) for `sc`, as headers and as `_meta`.
-fn propagate(sc: &opentelemetry::trace::SpanContext) -> Option<Propagated> {
+pub(crate) fn propagate(sc: &opentelemetry::trace::SpanContext) -> Option<Propagated> {
     if !sc.is_valid() {
         return None;
     }
-    let traceparent = traceparent(sc);
-    // Hex digits and dashes: always text.
-    let text = std::str::from_utf8(&traceparent).ok()?;
     let header = sc.trace_state().header();
     let (tracestate, state_json) = if header.is_empty() {
         (None, None)
@@ -191,20 +220,10 @@ fn propagate(sc: &opentelemetry::trace::SpanContext) -> Option<Propagated> {
             serde_json::to_string(&header).ok(),
         )
     };
-    let mut meta =
-        String::with_capacity(18 + text.len() + state_json.as_ref().map_or(0, |s| 15 + s.len()));
-    meta.push_str("{\"traceparent\":\"");
-    meta.push_str(text);
-    meta.push('"');
-    if let Some(ts) = &state_json {
-        meta.push_str(",\"tracestate\":");
-        meta.push_str(ts);
-    }
-    meta.push('}');
     Some(Propagated {
-        traceparent: HeaderValue::from_bytes(&traceparent).ok()?,
+        traceparent: traceparent(sc),
         tracestate,
-        meta,
+        state_json,
     })
 }
 

@@ -63,15 +63,23 @@ struct State {
     full: VecDeque<(Vec<u8>, usize)>,
     /// Spans in `filling` and `full`.
     queued: usize,
-    /// Emptied batches, kept for their capacity.
-    spare: Vec<Vec<u8>>,
     dropped: u64,
     closed: bool,
 }
 
 impl State {
-    fn seal(&mut self) {
-        let next = self.spare.pop().unwrap_or_default();
+    /// A batch to fill: `head` bytes of room for the envelope (written
+    /// there at export, [`Envelope::wrap`]), then the spans.
+    fn empty_batch(head: usize, capacity: usize) -> Vec<u8> {
+        let mut b = Vec::with_capacity(capacity.max(head));
+        b.resize(head, 0);
+        b
+    }
+
+    fn seal(&mut self, head: usize) {
+        // Sized as the last one: a batch does not grow (and copy) while
+        // it fills. It is posted without a copy, so it is not reused.
+        let next = State::empty_batch(head, self.filling.capacity());
         let batch = std::mem::replace(&mut self.filling, next);
         self.full.push_back((batch, self.filling_spans));
         self.filling_spans = 0;
@@ -84,16 +92,23 @@ pub(crate) struct SpanQueue {
     state: Mutex<State>,
     wake: Notify,
     limits: Limits,
+    /// The room kept in front of every batch for the envelope.
+    head: usize,
     /// Set on the first drop of a run, so that the log says it once.
     dropping: AtomicBool,
 }
 
 impl SpanQueue {
-    pub(crate) fn new(limits: Limits) -> SpanQueue {
+    /// A queue whose batches keep `head` bytes in front for the envelope.
+    pub(crate) fn new(limits: Limits, head: usize) -> SpanQueue {
         SpanQueue {
-            state: Mutex::new(State::default()),
+            state: Mutex::new(State {
+                filling: State::empty_batch(head, 0),
+                ..State::default()
+            }),
             wake: Notify::new(),
             limits,
+            head,
             dropping: AtomicBool::new(false),
         }
     }
@@ -125,14 +140,14 @@ impl SpanQueue {
             return;
         }
         if s.filling_spans > 0 && s.filling_spans + n > self.limits.max_batch {
-            s.seal();
+            s.seal(self.head);
             self.wake.notify_one();
         }
         write(&mut s.filling);
         s.filling_spans += n;
         s.queued += n;
         if s.filling_spans >= self.limits.max_batch {
-            s.seal();
+            s.seal(self.head);
             drop(s);
             self.wake.notify_one();
         }
@@ -143,21 +158,13 @@ impl SpanQueue {
     fn take(&self, all: bool) -> Option<(Vec<u8>, usize)> {
         let mut s = self.lock();
         if s.full.is_empty() && all && s.filling_spans > 0 {
-            s.seal();
+            s.seal(self.head);
         }
         let (batch, n) = s.full.pop_front()?;
         s.queued -= n;
         // Room again: the next run of drops is logged again.
         self.dropping.store(false, Ordering::Relaxed);
         Some((batch, n))
-    }
-
-    fn recycle(&self, mut batch: Vec<u8>) {
-        batch.clear();
-        let mut s = self.lock();
-        if s.spare.len() < 2 {
-            s.spare.push(batch);
-        }
     }
 
     /// Stops taking spans; the task posts what is queued and ends.
@@ -210,7 +217,11 @@ impl Health {
 }
 
 /// Posts one export request within the export timeout.
-async fn post(exporter: Arc<OtlpExporter>, body: Vec<u8>, timeout: Duration) -> Result<(), String> {
+async fn post(
+    exporter: Arc<OtlpExporter>,
+    body: opentelemetry_http::Bytes,
+    timeout: Duration,
+) -> Result<(), String> {
     match tokio::time::timeout(timeout, exporter.post(body)).await {
         Ok(r) => r,
         Err(_) => Err(format!(
@@ -274,9 +285,7 @@ pub(crate) async fn run(queue: Arc<SpanQueue>, exporter: OtlpExporter, envelope:
             let Some((batch, _)) = queue.take(due || closed) else {
                 break;
             };
-            let mut body = Vec::new();
-            envelope.request(&batch, &mut body);
-            queue.recycle(batch);
+            let body = envelope.wrap(batch, queue.head);
             posting.spawn(post(exporter.clone(), body, queue.limits.export_timeout));
         }
         if closed {

@@ -6,11 +6,13 @@
 
 use serde_json::value::RawValue;
 
+use crate::request_span::Propagated;
+
 pub use crate::pipeline::{TraceSettings, Tracing, enabled, start};
 
 /// The current request span's `traceparent`, to pass on to an upstream.
 pub fn traceparent() -> Option<String> {
-    crate::note::propagated(|p| p.traceparent.to_str().ok().map(str::to_owned)).flatten()
+    crate::note::propagated(|p| p.traceparent().to_owned())
 }
 
 /// Adds `traceparent` (and `tracestate`) for the current request's span to
@@ -23,7 +25,9 @@ pub fn inject_headers(headers: &mut http::HeaderMap) {
     static TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparent");
     static TRACESTATE: http::HeaderName = http::HeaderName::from_static("tracestate");
     crate::note::propagated(|p| {
-        headers.insert(TRACEPARENT.clone(), p.traceparent.clone());
+        if let Some(tp) = p.traceparent_header() {
+            headers.insert(TRACEPARENT.clone(), tp);
+        }
         if let Some(ts) = &p.tracestate {
             headers.insert(TRACESTATE.clone(), ts.clone());
         }
@@ -47,7 +51,7 @@ pub fn inject_meta_raw(
         && !p.get().contains("\"_meta\"")
         && p.get().trim_start().starts_with('{')
     {
-        return match crate::note::propagated(|c| splice_meta(p, &c.meta)) {
+        return match crate::note::propagated(|c| splice_meta(p, c)) {
             Some(Some(spliced)) => Some(spliced),
             _ => params,
         };
@@ -63,19 +67,18 @@ pub fn inject_meta_raw(
     serde_json::value::to_raw_value(&value).ok().or(params)
 }
 
-/// `{"_meta": meta, …the object's members}` from an object's text that
-/// has no `_meta` (`meta`: the context as a JSON object); `None` when
-/// `params` is not an object.
-fn splice_meta(params: &RawValue, meta: &str) -> Option<Box<RawValue>> {
+/// `{"_meta": context, …the object's members}` from an object's text that
+/// has no `_meta`; `None` when `params` is not an object.
+fn splice_meta(params: &RawValue, context: &Propagated) -> Option<Box<RawValue>> {
     let rest = params.get().trim_start().strip_prefix('{')?;
     let comma = if rest.trim_start().starts_with('}') {
         ""
     } else {
         ","
     };
-    let mut out = String::with_capacity(10 + meta.len() + rest.len());
+    let mut out = String::with_capacity(10 + context.meta_len() + rest.len());
     out.push_str("{\"_meta\":");
-    out.push_str(meta);
+    context.write_meta(&mut out);
     out.push_str(comma);
     out.push_str(rest);
     RawValue::from_string(out).ok()
@@ -89,9 +92,9 @@ pub fn inject_meta(params: &mut serde_json::Value) {
         return;
     }
     let Some(context) = crate::note::propagated(|p| {
-        let mut c = vec![("traceparent", p.traceparent.clone())];
-        if let Some(ts) = &p.tracestate {
-            c.push(("tracestate", ts.clone()));
+        let mut c = vec![("traceparent", p.traceparent().to_owned())];
+        if let Some(ts) = p.tracestate.as_ref().and_then(|t| t.to_str().ok()) {
+            c.push(("tracestate", ts.to_owned()));
         }
         c
     }) else {
@@ -105,9 +108,7 @@ pub fn inject_meta(params: &mut serde_json::Value) {
         .or_insert_with(|| serde_json::Value::Object(Default::default()));
     if let Some(meta) = meta.as_object_mut() {
         for (k, v) in context {
-            if let Ok(v) = v.to_str() {
-                meta.insert(k.to_owned(), serde_json::Value::String(v.to_owned()));
-            }
+            meta.insert(k.to_owned(), serde_json::Value::String(v));
         }
     }
 }

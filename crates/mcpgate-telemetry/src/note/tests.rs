@@ -28,11 +28,11 @@ async fn a_tool_call_is_noted_with_its_name_and_nothing_outside_the_layer() {
     })
     .await;
     let n = lock(&shared);
-    assert_eq!(n.upstream.as_deref(), Some("demo"));
-    assert_eq!(n.tool.as_deref(), Some("create_note"));
+    assert_eq!(n.upstream(), Some("demo"));
+    assert_eq!(n.tool(), Some("create_note"));
     // Only a span shows the request's id and session: traces are off here.
-    assert_eq!(n.jsonrpc_id, None);
-    assert_eq!(n.session_id, None);
+    assert_eq!(n.jsonrpc_id(), None);
+    assert_eq!(n.session_id(), None);
     assert_eq!(n.subject.as_deref(), Some("alice"));
     assert_eq!(n.client_id.as_deref(), Some("cli?ent"));
 }
@@ -52,7 +52,7 @@ async fn only_tools_call_names_a_tool() {
         );
     })
     .await;
-    assert_eq!(lock(&shared).tool, None);
+    assert_eq!(lock(&shared).tool(), None);
 }
 
 #[test]
@@ -75,8 +75,8 @@ async fn with_nothing_to_read_it_the_tool_is_not_parsed() {
     })
     .await;
     let n = lock(&shared);
-    assert_eq!(n.mcp_method.as_deref(), Some("tools/call"));
-    assert_eq!(n.tool, None);
+    assert_eq!(n.mcp_method(), Some("tools/call"));
+    assert_eq!(n.tool(), None);
 }
 
 #[test]

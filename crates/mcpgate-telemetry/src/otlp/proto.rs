@@ -379,16 +379,60 @@ impl Envelope {
         }
     }
 
-    /// The `ExportTraceServiceRequest` holding `spans` (span fields as
-    /// [`SpanRecord::write`] appends them), written into `out`.
-    pub(crate) fn request(&self, spans: &[u8], out: &mut Vec<u8>) {
-        out.clear();
+    /// The most bytes the envelope writes in front of the spans: a batch
+    /// keeps that much room at its start, so that [`Envelope::wrap`] can
+    /// write the envelope there instead of copying the batch after it.
+    pub(crate) fn head_room(&self) -> usize {
+        // Two tags with a length of at most ten bytes each.
+        2 * 11 + delimited_len(self.resource.len()) + delimited_len(self.scope.len())
+    }
+
+    /// [`Envelope::request`] for the spans in `batch` after its first
+    /// `head` bytes, written around them in place: the envelope ends where
+    /// the spans start (the room it did not need is skipped), the schema URL
+    /// goes after them. Only a batch without room enough is copied.
+    pub(crate) fn wrap(&self, mut batch: Vec<u8>, head: usize) -> opentelemetry_http::Bytes {
+        let Some(spans) = batch.get(head..) else {
+            return opentelemetry_http::Bytes::new();
+        };
+        let mut front = Vec::with_capacity(self.head_room());
+        let (scope_spans, resource_spans) = self.lengths(spans.len());
+        len_prefix(&mut front, 1, resource_spans);
+        bytes_field(&mut front, 1, &self.resource);
+        len_prefix(&mut front, 2, scope_spans);
+        bytes_field(&mut front, 1, &self.scope);
+        let Some(start) = head
+            .checked_sub(front.len())
+            .filter(|s| batch.get(*s..head).is_some())
+        else {
+            let mut out = Vec::new();
+            self.request(spans, &mut out);
+            return out.into();
+        };
+        if let Some(room) = batch.get_mut(start..head) {
+            room.copy_from_slice(&front);
+        }
+        opt_bytes_field(&mut batch, 3, self.resource_schema.as_bytes());
+        opentelemetry_http::Bytes::from(batch).slice(start..)
+    }
+
+    /// The `ScopeSpans` and `ResourceSpans` bodies' lengths around `spans`
+    /// bytes of span fields.
+    fn lengths(&self, spans: usize) -> (usize, usize) {
         // ScopeSpans { scope = 1, spans = 2 } (no schema URL).
-        let scope_spans = delimited_len(self.scope.len()) + spans.len();
+        let scope_spans = delimited_len(self.scope.len()) + spans;
         // ResourceSpans { resource = 1, scope_spans = 2, schema_url = 3 }.
         let resource_spans = delimited_len(self.resource.len())
             + delimited_len(scope_spans)
             + opt_bytes_len(self.resource_schema.len());
+        (scope_spans, resource_spans)
+    }
+
+    /// The `ExportTraceServiceRequest` holding `spans` (span fields as
+    /// [`SpanRecord::write`] appends them), written into `out`.
+    pub(crate) fn request(&self, spans: &[u8], out: &mut Vec<u8>) {
+        out.clear();
+        let (scope_spans, resource_spans) = self.lengths(spans.len());
         out.reserve(delimited_len(resource_spans));
         len_prefix(out, 1, resource_spans);
         bytes_field(out, 1, &self.resource);

@@ -28,14 +28,21 @@ fn the_context_is_formatted_as_the_w3c_propagator_does() {
         let mut theirs = std::collections::HashMap::new();
         opentelemetry_sdk::propagation::TraceContextPropagator::new()
             .inject_context(&Context::new().with_remote_span_context(sc), &mut theirs);
-        assert_eq!(p.traceparent, theirs["traceparent"]);
+        assert_eq!(p.traceparent(), theirs["traceparent"]);
+        assert_eq!(
+            p.traceparent_header().expect("a header value"),
+            theirs["traceparent"]
+        );
         assert_eq!(
             p.tracestate
                 .as_ref()
                 .map(|t| t.to_str().unwrap_or_default()),
             Some(theirs["tracestate"].as_str()).filter(|t| !t.is_empty())
         );
-        let meta: serde_json::Value = serde_json::from_str(&p.meta).expect("JSON");
+        let mut text = String::new();
+        p.write_meta(&mut text);
+        assert_eq!(text.len(), p.meta_len());
+        let meta: serde_json::Value = serde_json::from_str(&text).expect("JSON");
         assert_eq!(meta["traceparent"], theirs["traceparent"]);
         if !state.is_empty() {
             assert_eq!(meta["tracestate"], theirs["tracestate"]);

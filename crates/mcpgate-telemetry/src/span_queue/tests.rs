@@ -36,7 +36,7 @@ fn record<'a>(attrs: &'a [Attr<'a>]) -> SpanRecord<'a> {
 
 #[test]
 fn a_batch_is_sealed_when_full_and_never_split_across_a_request() {
-    let q = SpanQueue::new(limits(100, 4));
+    let q = SpanQueue::new(limits(100, 4), 0);
     let attrs = [Attr::str("mcp.method.name", "tools/call")];
     let three = [record(&attrs), record(&attrs), record(&attrs)];
     push(&q, &three);
@@ -56,7 +56,7 @@ fn a_batch_is_sealed_when_full_and_never_split_across_a_request() {
 
 #[test]
 fn spans_beyond_the_queue_are_dropped_whole_and_counted() {
-    let q = SpanQueue::new(limits(5, 512));
+    let q = SpanQueue::new(limits(5, 512), 0);
     let r = [record(&[]), record(&[]), record(&[])];
     push(&q, &r);
     push(&q, &r);
@@ -176,10 +176,13 @@ async fn slow_collector(hold: Duration) -> (String, Arc<Mutex<(usize, usize, usi
 /// with `max_concurrent` set; what the collector saw.
 async fn export_four(max_concurrent: usize) -> (usize, usize) {
     let (url, seen) = slow_collector(Duration::from_millis(300)).await;
-    let q = Arc::new(SpanQueue::new(Limits {
-        max_concurrent,
-        ..limits(100, 1)
-    }));
+    let q = Arc::new(SpanQueue::new(
+        Limits {
+            max_concurrent,
+            ..limits(100, 1)
+        },
+        Envelope::default().head_room(),
+    ));
     for _ in 0..4 {
         push(&q, &[record(&[])]);
     }

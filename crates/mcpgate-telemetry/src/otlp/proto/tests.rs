@@ -122,6 +122,14 @@ fn the_encoding_decodes_to_what_the_generic_conversion_builds() {
     assert_eq!(decoded.resource_spans[0], want.remove(0));
     // And the same bytes as prost writes for that message.
     assert_eq!(body, decoded.encode_to_vec());
+    // Wrapped in place in a batch with room in front: the same bytes; with
+    // too little room (copied) too.
+    let envelope = Envelope::new(&resource);
+    for head in [envelope.head_room(), envelope.head_room() + 7, 3, 0] {
+        let mut batch = vec![0xee; head];
+        batch.extend_from_slice(&spans);
+        assert_eq!(envelope.wrap(batch, head), body, "room {head}");
+    }
 }
 
 #[test]
