@@ -55,33 +55,35 @@ pub(crate) async fn open(
         gw.shared.limits.replay_events,
     );
     gw.shared.sessions.insert(session.clone());
-    log.push_data(
-        Some("endpoint"),
-        format!("{messages_path}?session_id={}", session.id).as_bytes(),
-    );
-    // The stream is the session: when the client goes away, so does the session.
-    let guard = EndOnDrop {
-        gw: gw.clone(),
-        session: session.clone(),
-    };
+    let endpoint = format!("{messages_path}?session_id={}", session.id);
+    session_stream(log, &endpoint, async move {
+        gw.shared.sessions.remove(&session.id);
+        session.close().await;
+    })
+}
+
+/// The one stream of a legacy session (an upstream's or a virtual server's):
+/// its first event names the URL to POST to, and `end` runs, in a task of its
+/// own, once the client has gone: the stream is the session.
+pub(crate) fn session_stream<F>(log: Arc<EventLog>, endpoint: &str, end: F) -> Response
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    log.push_data(Some("endpoint"), endpoint.as_bytes());
+    let guard = EndOnDrop(Some(end));
     sse(log.reader(Some(0)).map(move |f| {
         let _ = &guard;
         f
     }))
 }
 
-struct EndOnDrop {
-    gw: Gateway,
-    session: Arc<Session>,
-}
+struct EndOnDrop<F: Future<Output = ()> + Send + 'static>(Option<F>);
 
-impl Drop for EndOnDrop {
+impl<F: Future<Output = ()> + Send + 'static> Drop for EndOnDrop<F> {
     fn drop(&mut self) {
-        let (gw, session) = (self.gw.clone(), self.session.clone());
-        tokio::spawn(async move {
-            gw.shared.sessions.remove(&session.id);
-            session.close().await;
-        });
+        if let Some(end) = self.0.take() {
+            tokio::spawn(end);
+        }
     }
 }
 

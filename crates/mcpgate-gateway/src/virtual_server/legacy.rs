@@ -8,7 +8,6 @@ use std::sync::Arc;
 use axum::extract::Request;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use futures_util::StreamExt;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
@@ -20,7 +19,6 @@ use crate::jsonrpc::{self, Kind, Message};
 use crate::protocol::{
     GATEWAY_PROTOCOL_VERSION, LEGACY_SSE_VERSION, MODERN_VERSION, SUPPORTED_VERSIONS,
 };
-use crate::reply::sse;
 use crate::state::Gateway;
 
 /// GET `/mcp/<name>/sse` of virtual server `name`: a virtual session and its stream.
@@ -56,32 +54,12 @@ pub(crate) async fn open(
         return GatewayError::SubjectLimit(why).answer(None);
     }
     let log = session.server_stream.clone();
-    log.push_data(
-        Some("endpoint"),
-        format!("{messages_path}?session_id={}", session.id).as_bytes(),
-    );
     tracing::debug!(virtual_server = %name, "legacy SSE virtual session opened");
-    // The stream is the session: when the client goes away, so does the session.
-    let guard = EndOnDrop { gw, session };
-    sse(log.reader(Some(0)).map(move |f| {
-        let _ = &guard;
-        f
-    }))
-}
-
-struct EndOnDrop {
-    gw: Gateway,
-    session: Arc<VirtualSession>,
-}
-
-impl Drop for EndOnDrop {
-    fn drop(&mut self) {
-        let (gw, session) = (self.gw.clone(), self.session.clone());
-        tokio::spawn(async move {
-            gw.shared.virtual_sessions.remove(&session.id);
-            session.close().await;
-        });
-    }
+    let endpoint = format!("{messages_path}?session_id={}", session.id);
+    crate::front::legacy::session_stream(log, &endpoint, async move {
+        gw.shared.virtual_sessions.remove(&session.id);
+        session.close().await;
+    })
 }
 
 /// POST `/mcp/<name>/messages?session_id=…`: accepted at once; the answer
