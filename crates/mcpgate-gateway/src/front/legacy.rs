@@ -22,6 +22,7 @@ use crate::rewrite::{Rewrite, keep};
 use crate::session::Session;
 use crate::state::Gateway;
 use crate::upstream::UpstreamError;
+use mcpgate_guard::Authorized;
 use mcpgate_telemetry::McpOutcome;
 
 /// GET `/mcp/<name>/sse`: opens a session and its stream.
@@ -60,6 +61,46 @@ pub(crate) async fn open(
         gw.shared.sessions.remove(&session.id);
         session.close().await;
     })
+}
+
+/// A legacy POST's checks after authentication, for an upstream's session and a
+/// virtual server's alike: scopes and `[policy]` rules, then rate limits. A
+/// refusal that answers the request goes out on the session's `stream` (the
+/// POST gets 202); one that refuses the POST itself (missing scope, a
+/// request-level limit) is the response to return.
+pub(crate) async fn admit(
+    gw: &Gateway,
+    endpoint: &str,
+    caller: &AuthenticatedCaller,
+    msg: jsonrpc::Message,
+    stream: &EventLog,
+) -> Result<(Authorized, jsonrpc::Message), Response> {
+    let proof = match gw.shared.guard.decide(endpoint, &caller.authed, &msg) {
+        Ok(p) => p,
+        Err(crate::auth::Refused::Scope(r)) => return Err(r),
+        Err(crate::auth::Refused::Rule(e)) => {
+            stream.push(&e.message(msg.id.clone()));
+            return Err(StatusCode::ACCEPTED.into_response());
+        }
+    };
+    if caller.forwarded || gw.shared.rate_limits.is_empty() {
+        return Ok((proof, msg));
+    }
+    match gw
+        .shared
+        .rate_limits
+        .check(endpoint, caller.principal(), &msg)
+        .await
+    {
+        Ok(standing) => Ok((proof, crate::limits::tell_upstream(msg, &standing))),
+        // A per-tool limit answers on the stream, like a rule; a
+        // request-level one refuses the POST itself (429).
+        Err(e @ GatewayError::ToolRateLimited(_)) => {
+            stream.push(&e.message(msg.id.clone()));
+            Err(StatusCode::ACCEPTED.into_response())
+        }
+        Err(e) => Err(e.answer(msg.id)),
+    }
 }
 
 /// The one stream of a legacy session (an upstream's or a virtual server's):
@@ -119,37 +160,17 @@ pub(crate) async fn message(
         params: mcpgate_telemetry::trace::inject_meta_raw(msg.method.as_deref(), msg.params),
         ..msg
     };
-    let proof = match gw
-        .shared
-        .guard
-        .decide(&session.upstream_name, &caller.authed, &msg)
+    let (proof, msg) = match admit(
+        &gw,
+        &session.upstream_name,
+        &caller,
+        msg,
+        &session.server_stream,
+    )
+    .await
     {
-        Ok(p) => p,
-        Err(crate::auth::Refused::Scope(r)) => return r,
-        // The answer to a legacy POST goes out on the stream, like the upstream's.
-        Err(crate::auth::Refused::Rule(e)) => {
-            session.server_stream.push(&e.message(msg.id.clone()));
-            return StatusCode::ACCEPTED.into_response();
-        }
-    };
-    let msg = if caller.forwarded || gw.shared.rate_limits.is_empty() {
-        msg
-    } else {
-        match gw
-            .shared
-            .rate_limits
-            .check(&session.upstream_name, caller.principal(), &msg)
-            .await
-        {
-            Ok(standing) => crate::limits::tell_upstream(msg, &standing),
-            // A per-tool limit answers on the stream, like a rule; a
-            // request-level one refuses the POST itself (429).
-            Err(e @ GatewayError::ToolRateLimited(_)) => {
-                session.server_stream.push(&e.message(msg.id.clone()));
-                return StatusCode::ACCEPTED.into_response();
-            }
-            Err(e) => return e.answer(msg.id),
-        }
+        Ok(v) => v,
+        Err(r) => return r,
     };
     let timeout = gw.timeout_for(&session.upstream_name);
     let log = session.server_stream.clone();

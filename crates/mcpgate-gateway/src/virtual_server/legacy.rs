@@ -95,33 +95,12 @@ pub(crate) async fn message(
         params: mcpgate_telemetry::trace::inject_meta_raw(msg.method.as_deref(), msg.params),
         ..msg
     };
-    let proof = match gw.shared.guard.decide(&server, &caller.authed, &msg) {
-        Ok(p) => p,
-        Err(crate::auth::Refused::Scope(r)) => return r,
-        // The answer to a legacy POST goes out on the stream.
-        Err(crate::auth::Refused::Rule(e)) => {
-            session.server_stream.push(&e.message(msg.id.clone()));
-            return StatusCode::ACCEPTED.into_response();
-        }
-    };
-    // Rate limits as on the legacy front of an upstream (front/legacy.rs).
-    let msg = if caller.forwarded || gw.shared.rate_limits.is_empty() {
-        msg
-    } else {
-        match gw
-            .shared
-            .rate_limits
-            .check(&server, caller.principal(), &msg)
-            .await
+    let (proof, msg) =
+        match crate::front::legacy::admit(&gw, &server, &caller, msg, &session.server_stream).await
         {
-            Ok(standing) => crate::limits::tell_upstream(msg, &standing),
-            Err(e @ GatewayError::ToolRateLimited(_)) => {
-                session.server_stream.push(&e.message(msg.id.clone()));
-                return StatusCode::ACCEPTED.into_response();
-            }
-            Err(e) => return e.answer(msg.id),
-        }
-    };
+            Ok(v) => v,
+            Err(r) => return r,
+        };
     let caller = caller.authed;
     match kind {
         Kind::Request if msg.method.as_deref() == Some("initialize") => {
