@@ -41,8 +41,14 @@ pub(crate) struct ConnLimits {
 /// Connections beyond the cap being answered 503 at once (each holds a
 /// descriptor for a moment); the accept loop waits when all are busy.
 const MAX_SHEDDING: usize = 64;
-/// How long a shed connection may take to read its 503 and close.
-const SHED_LINGER: Duration = Duration::from_millis(250);
+/// How long a shed connection may take to send its request head, then read
+/// its 503 and close.
+const SHED_LINGER: Duration = Duration::from_millis(500);
+/// How long a shed connection's request head is waited for before the 503
+/// goes out anyway (a socket that sends nothing still gets its answer).
+const SHED_HEAD_WAIT: Duration = Duration::from_millis(200);
+/// The most of a shed connection's request read before answering.
+const SHED_HEAD_MAX: usize = 16 * 1024;
 /// The pause after `accept` fails for lack of descriptors.
 const FD_BACKOFF: Duration = Duration::from_millis(100);
 /// Repeated warnings (sheds, timeouts, EMFILE) are logged at most this often.
@@ -189,6 +195,10 @@ async fn shed(mut tcp: TcpStream, max: usize) {
         body.len()
     );
     let _ = tokio::time::timeout(SHED_LINGER, async {
+        // An HTTP/1 client that gets an answer before it has sent its request
+        // takes it for a broken connection (hyper's "unexpected message")
+        // instead of reading the 503, so the request head comes first.
+        let _ = tokio::time::timeout(SHED_HEAD_WAIT, read_head(&mut tcp)).await;
         tcp.write_all(head.as_bytes()).await?;
         tcp.write_all(body.as_bytes()).await?;
         tcp.shutdown().await?;
@@ -199,6 +209,24 @@ async fn shed(mut tcp: TcpStream, max: usize) {
         Ok::<_, std::io::Error>(())
     })
     .await;
+}
+
+/// Reads until the end of a request head (an empty line), the peer's EOF or
+/// [`SHED_HEAD_MAX`] bytes.
+async fn read_head(tcp: &mut TcpStream) -> std::io::Result<()> {
+    let mut seen = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 4096];
+    while seen.len() < SHED_HEAD_MAX {
+        let n = tcp.read(&mut chunk).await?;
+        let Some(read) = chunk.get(..n).filter(|r| !r.is_empty()) else {
+            break;
+        };
+        seen.extend_from_slice(read);
+        if seen.windows(4).any(|w| w == b"\r\n\r\n") {
+            break;
+        }
+    }
+    Ok(())
 }
 
 /// One accepted connection.

@@ -259,6 +259,61 @@ async fn idle_sockets_under_a_low_fd_limit_do_not_lock_out_a_real_request() {
     );
 }
 
+/// A connection beyond `server.max_connections` gets its 503 as the answer
+/// to the request it sends: an HTTP client that met the 503 before it had
+/// written its request (the gateway used to answer at accept) reported a
+/// broken connection ("unexpected message") instead of the status.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_beyond_the_connection_cap_read_a_503_not_a_broken_connection() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let gw = Gateway::start(&limits_config(
+        data.path(),
+        "max_connections = 1\nheader_read_timeout = \"30s\"\nidle_timeout = \"60s\"\n",
+    ))
+    .await;
+    let addr = host_port(&gw.base);
+    // The one slot, held by a keep-alive connection that got its 200 (the
+    // start-up probe's connection may take a moment to close and free it).
+    let mut holder = None;
+    for _ in 0..50 {
+        let mut s = TcpStream::connect(&addr).await.expect("connect");
+        s.write_all(format!("GET /healthz HTTP/1.1\r\nhost: {addr}\r\n\r\n").as_bytes())
+            .await
+            .expect("write");
+        if read_head(&mut s).await.starts_with("http/1.1 200") {
+            holder = Some(s);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _holder = holder.expect("a connection that holds the one slot");
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .timeout(Duration::from_secs(8))
+        .build()
+        .expect("client");
+    for i in 0..20 {
+        let r = http
+            .get(format!("{}/healthz", gw.base))
+            .send()
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "request {i} beyond the cap met a transport error instead of a 503: {e:?}; log:\n{}",
+                    gw.log_tail(20)
+                )
+            });
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE, "request {i}");
+        assert_eq!(
+            r.headers().get("retry-after").and_then(|v| v.to_str().ok()),
+            Some("1")
+        );
+        let body: serde_json::Value = r.json().await.expect("a JSON 503");
+        let msg = body["error"]["message"].as_str().unwrap_or_default();
+        assert!(msg.contains("server.max_connections = 1"), "{body}");
+    }
+}
+
 /// Reads one answer's head (up to the blank line), lowercased.
 async fn read_head(s: &mut TcpStream) -> String {
     let mut head = Vec::new();
