@@ -98,11 +98,9 @@ def replicas(tmp_path_factory: pytest.TempPathFactory, http_demo: str) -> Iterat
             for subject in ("alice", "bob"):
                 cli_env = {k: v for k, v in os.environ.items() if not k.startswith("MCPGATE_")}
                 cli_env["MCPGATE_MASTER_KEY"] = master_key
-                out = subprocess.run(
-                    [str(binary), "keys", "create", "--name", subject, "--scopes", "notes:read", "--subject", subject,
-                     "--store-url", store_url, "--data-dir", str(root / "cli-data")],
-                    capture_output=True, timeout=60, env=cli_env,
-                )  # fmt: skip
+                argv = [str(binary), "keys", "create", "--name", subject, "--scopes", "notes:read"]
+                argv += ["--subject", subject, "--store-url", store_url, "--data-dir", str(root / "cli-data")]
+                out = subprocess.run(argv, capture_output=True, timeout=60, env=cli_env)
                 assert out.returncode == 0, out.stderr.decode(errors="replace")
                 keys[subject] = out.stdout.decode().strip()
             yield Replicas(gateways, keys)
