@@ -23,6 +23,10 @@ const PREFIX: &str = "s1.";
 /// Binds a sealed value to its use: a value sealed for something else under
 /// the same key does not open as a session id.
 const AAD: &[u8] = b"mcpgate session id v1";
+/// A virtual server's session id (`v1.` and the same layout): its own use, so
+/// that neither kind of id opens as the other.
+const VIRTUAL_PREFIX: &str = "v1.";
+const VIRTUAL_AAD: &[u8] = b"mcpgate virtual session id v1";
 /// A 2026-07-28 `requestState` (`r1.` and the same layout).
 const STATE_PREFIX: &str = "r1.";
 const STATE_AAD: &[u8] = b"mcpgate requestState v1";
@@ -106,6 +110,29 @@ pub(crate) struct SessionClaims {
     pub(crate) created: u64,
     /// For a [`Carrier::Local`] session: the internal address of the replica
     /// that holds it, where other replicas forward its requests.
+    #[serde(rename = "o", default, skip_serializing_if = "Option::is_none")]
+    pub(crate) owner: Option<String>,
+}
+
+/// What a virtual server's sealed session id carries: what another replica
+/// needs to check a request and to find the replica that holds the session
+/// (its member sessions, which may be stdio children, live there).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct VirtualClaims {
+    /// The virtual server's name.
+    #[serde(rename = "n")]
+    pub(crate) server: String,
+    /// Who opened it.
+    #[serde(rename = "p")]
+    pub(crate) subject: Subject,
+    /// The negotiated protocol version.
+    #[serde(rename = "v")]
+    pub(crate) version: String,
+    /// Unix seconds at initialize.
+    #[serde(rename = "t")]
+    pub(crate) created: u64,
+    /// The internal address of the replica that holds it; none when that
+    /// replica has no internal listener.
     #[serde(rename = "o", default, skip_serializing_if = "Option::is_none")]
     pub(crate) owner: Option<String>,
 }
@@ -212,6 +239,17 @@ impl SessionKeys {
     /// What a presented id carries, if one of the keys sealed it.
     pub(crate) fn open(&self, id: &str) -> Result<SessionClaims, Unsealed> {
         self.open_as(PREFIX, AAD, id)
+    }
+
+    /// The id for a new virtual session (`None` as for [`SessionKeys::seal`]).
+    pub(crate) fn seal_virtual(&self, claims: &VirtualClaims) -> Option<SessionId> {
+        self.seal_as(VIRTUAL_PREFIX, VIRTUAL_AAD, claims)
+            .and_then(|s| SessionId::try_from(s).ok())
+    }
+
+    /// What a presented virtual session id carries, if one of the keys sealed it.
+    pub(crate) fn open_virtual(&self, id: &str) -> Result<VirtualClaims, Unsealed> {
+        self.open_as(VIRTUAL_PREFIX, VIRTUAL_AAD, id)
     }
 
     /// A `requestState` for a parked call.
@@ -371,6 +409,33 @@ mod tests {
         // Same key, other purpose: the associated data keeps them apart.
         let swapped = format!("s1.{}", &state[3..]);
         assert_eq!(k.open(&swapped), Err(Unsealed::Damaged));
+    }
+
+    #[test]
+    fn a_virtual_session_id_opens_only_as_itself() {
+        let k = SessionKeys::from_base64(K1, None, "test").unwrap();
+        let c = VirtualClaims {
+            server: "work".into(),
+            subject: "alice".parse().unwrap(),
+            version: "2025-11-25".into(),
+            created: 1_700_000_000,
+            owner: Some("127.0.0.1:7070".into()),
+        };
+        let id = k.seal_virtual(&c).unwrap().to_string();
+        assert!(id.starts_with("v1."), "{id}");
+        assert!(!id.contains("alice") && !id.contains("work"));
+        assert_eq!(k.open_virtual(&id).unwrap(), c);
+        assert_eq!(k.open(&id), Err(Unsealed::NotSealed));
+        let upstream = k.seal(&claims()).unwrap().to_string();
+        assert_eq!(k.open_virtual(&upstream), Err(Unsealed::NotSealed));
+        // Same key, other purpose: the associated data keeps them apart.
+        let swapped = format!("v1.{}", &upstream[3..]);
+        assert_eq!(k.open_virtual(&swapped), Err(Unsealed::Damaged));
+        let other = SessionKeys::from_base64(K2, None, "test").unwrap();
+        assert!(matches!(
+            other.open_virtual(&id),
+            Err(Unsealed::ForeignKey(_))
+        ));
     }
 
     #[test]

@@ -24,8 +24,11 @@
 //! session per subject over the gateway's stateless member sessions) and
 //! `legacy.rs` (legacy HTTP+SSE, reached through `front::serve`).
 //!
-//! Virtual sessions live in the process that opened them (their ids are not
-//! sealed for other replicas).
+//! A session client's virtual session lives in the process that opened it,
+//! with its member sessions; its id is sealed with that replica's internal
+//! address, and other replicas forward its requests there (`owner.rs`). A
+//! 2026-07-28 retry whose call is parked on another replica is forwarded
+//! there too (`stateless.rs`).
 
 mod about;
 mod answer;
@@ -34,6 +37,7 @@ pub(crate) mod legacy;
 mod merge;
 pub(crate) mod naming;
 mod open;
+mod owner;
 mod post;
 mod route;
 pub(crate) mod session;
@@ -43,23 +47,23 @@ mod tool_rules;
 pub use config::{VirtualServerConfig, virtual_server_problems};
 pub use tool_rules::ToolRules;
 
-use std::sync::Arc;
-
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use mcpgate_guard::Authenticated;
 
-use self::session::VirtualSession;
+use self::owner::Located;
 use crate::auth::Admitted;
 use crate::error::GatewayError;
 use crate::events::parse_event_id;
+use crate::front::caller::AuthenticatedCaller;
 use crate::front::request::{accepts, header_str};
-use crate::protocol::SESSION_HEADER;
 use crate::reply::sse;
 use crate::state::Gateway;
 
-/// The route of every virtual server, behind the router's guard layer.
+/// The route of every virtual server, behind the router's guard layer (on
+/// the internal listener too, where other replicas forward requests for the
+/// virtual sessions this one holds).
 pub(crate) async fn serve(
     State(gw): State<Gateway>,
     authenticated: Authenticated,
@@ -76,10 +80,17 @@ pub(crate) async fn serve(
         return GatewayError::UnknownUpstream(name.as_deref().unwrap_or_default().to_owned())
             .answer(None);
     };
-    let caller = Admitted::new(authenticated, &mut req);
+    let forwarded = req
+        .extensions()
+        .get::<crate::forward::Forwarded>()
+        .is_some();
+    let caller = AuthenticatedCaller {
+        authed: Admitted::new(authenticated, &mut req),
+        forwarded,
+    };
     match *req.method() {
         Method::POST => post::post(gw, server, caller, req).await,
-        Method::GET => get_stream(&gw, &server.name, &caller, req.headers()),
+        Method::GET => get_stream(&gw, &server.name, &caller, req.headers()).await,
         Method::DELETE => delete(&gw, &server.name, &caller, req.headers()).await,
         _ => GatewayError::MethodNotAllowed {
             method: req.method().to_string(),
@@ -89,41 +100,21 @@ pub(crate) async fn serve(
     }
 }
 
-/// The caller's virtual session of this server named by `Mcp-Session-Id`.
-fn session_of(
+/// The session's server stream: what members say outside any request.
+async fn get_stream(
     gw: &Gateway,
     server: &str,
-    caller: &Admitted,
+    caller: &AuthenticatedCaller,
     headers: &HeaderMap,
-) -> Result<Arc<VirtualSession>, GatewayError> {
-    let Some(id) = header_str(headers, SESSION_HEADER) else {
-        return Err(GatewayError::InvalidRequest(
-            "Bad Request: missing Mcp-Session-Id header; send the id returned by initialize (or initialize first)".into(),
-        ));
-    };
-    let session = id
-        .parse::<mcpgate_types::SessionId>()
-        .ok()
-        .and_then(|id| gw.shared.virtual_sessions.get(&id))
-        .ok_or(GatewayError::SessionNotFound)?;
-    if *session.server.name != *server || session.subject != *caller.principal().subject() {
-        tracing::info!(
-            virtual_server = server,
-            "refused a session id of another virtual server or another subject"
-        );
-        return Err(GatewayError::SessionNotFound);
-    }
-    session.touch();
-    Ok(session)
-}
-
-/// The session's server stream: what members say outside any request.
-fn get_stream(gw: &Gateway, server: &str, caller: &Admitted, headers: &HeaderMap) -> Response {
+) -> Response {
     if !accepts(headers, "text/event-stream") {
         return GatewayError::NotAcceptable("Not Acceptable: a GET opens a server-sent event stream; send Accept: text/event-stream").answer(None);
     }
-    let session = match session_of(gw, server, caller, headers) {
-        Ok(s) => s,
+    let session = match owner::locate(gw, server, caller, headers) {
+        Ok(Located::Here(s)) => s,
+        Ok(Located::Owner(owner)) => {
+            return owner::forward(gw, caller, &owner, server, Method::GET, headers, None).await;
+        }
         Err(e) => return e.answer(None),
     };
     let log = session.server_stream.clone();
@@ -134,9 +125,17 @@ fn get_stream(gw: &Gateway, server: &str, caller: &Admitted, headers: &HeaderMap
     sse(log.reader(after))
 }
 
-async fn delete(gw: &Gateway, server: &str, caller: &Admitted, headers: &HeaderMap) -> Response {
-    let session = match session_of(gw, server, caller, headers) {
-        Ok(s) => s,
+async fn delete(
+    gw: &Gateway,
+    server: &str,
+    caller: &AuthenticatedCaller,
+    headers: &HeaderMap,
+) -> Response {
+    let session = match owner::locate(gw, server, caller, headers) {
+        Ok(Located::Here(s)) => s,
+        Ok(Located::Owner(owner)) => {
+            return owner::forward(gw, caller, &owner, server, Method::DELETE, headers, None).await;
+        }
         Err(e) => return e.answer(None),
     };
     gw.shared.virtual_sessions.remove(&session.id);

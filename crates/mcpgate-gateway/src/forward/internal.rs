@@ -27,7 +27,8 @@ use crate::state::Gateway;
 
 impl Gateway {
     /// The router of the internal listener (`server.internal_listen`): MCP
-    /// requests other replicas forward for sessions this process holds.
+    /// requests other replicas forward for sessions (upstreams' and virtual
+    /// servers') and parked calls this process holds.
     pub fn internal_router(&self) -> Router {
         let keys = self.shared.session_keys.clone();
         let chain = Chain::new(vec![Arc::new(PassVerifier { keys: keys.clone() })]);
@@ -42,8 +43,12 @@ impl Gateway {
             ExtractOptions::default(),
             admission,
         );
-        Router::new()
-            .route("/mcp/{name}", any(crate::front::serve))
+        let mut mcp = Router::new().route("/mcp/{name}", any(crate::front::serve));
+        // As on the public router: a virtual server's route is its own.
+        for name in self.shared.virtuals.keys() {
+            mcp = mcp.route(&format!("/mcp/{name}"), any(crate::virtual_server::serve));
+        }
+        mcp
             // The pass is checked once the upstream is known, as on the public router.
             .route_layer(layer)
             .route_layer(middleware::from_fn_with_state(

@@ -32,7 +32,10 @@ pub(crate) async fn open(
         return GatewayError::UnknownUpstream(name.to_string()).answer(None);
     };
     let principal = caller.principal();
+    // Not sealed: its one stream, which carries every answer, lives here (as
+    // an upstream's legacy session does).
     let session = VirtualSession::new(
+        crate::session_key::random_session_id(),
         gw.shared.limits.replay_events,
         server,
         principal.subject().clone(),

@@ -6,11 +6,12 @@
 use std::sync::Arc;
 
 use axum::extract::Request;
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use mcpgate_guard::Authorized;
 
 use super::naming::VirtualServer;
+use super::owner::Located;
 use super::session::{Front, VirtualSession};
 use crate::auth::Admitted;
 use crate::error::GatewayError;
@@ -27,7 +28,7 @@ use crate::state::Gateway;
 pub(super) async fn post(
     gw: Gateway,
     server: Arc<VirtualServer>,
-    caller: Admitted,
+    caller: AuthenticatedCaller,
     req: Request,
 ) -> Response {
     let Post { headers, msg, kind } = match read_post(req, gw.shared.limits.max_body_bytes).await {
@@ -35,10 +36,6 @@ pub(super) async fn post(
         Err(r) => return r,
     };
     let session_id = header_str(&headers, SESSION_HEADER);
-    let caller = AuthenticatedCaller {
-        authed: caller,
-        forwarded: false,
-    };
     if session_id.is_none() && header_str(&headers, VERSION_HEADER) == Some(MODERN_VERSION) {
         let post = Post { headers, msg, kind };
         return super::stateless::post(gw, server, caller, post).await;
@@ -47,14 +44,19 @@ pub(super) async fn post(
         Ok(v) => v,
         Err(r) => return r,
     };
-    let caller = caller.authed;
     if kind == Kind::Request && msg.method.as_deref() == Some("initialize") {
-        return initialize(&gw, server, &caller, msg);
+        return initialize(&gw, server, &caller.authed, msg);
     }
-    let session = match super::session_of(&gw, &server.name, &caller, &headers) {
-        Ok(s) => s,
+    let session = match super::owner::locate(&gw, &server.name, &caller, &headers) {
+        Ok(Located::Here(s)) => s,
+        Ok(Located::Owner(owner)) => {
+            let (name, msg) = (&server.name, Some(msg));
+            return super::owner::forward(&gw, &caller, &owner, name, Method::POST, &headers, msg)
+                .await;
+        }
         Err(e) => return e.answer(msg.id),
     };
+    let caller = caller.authed;
     match kind {
         Kind::Request => super::route::request(&gw, &session, &caller, &proof, msg)
             .await
@@ -81,10 +83,13 @@ fn initialize(
         })
         .unwrap_or_else(|| GATEWAY_PROTOCOL_VERSION.to_owned());
     let result = super::about::initialize_result(&server, &version);
+    let subject = caller.principal().subject();
+    let id = super::owner::seal_id(gw, &server.name, subject, &version);
     let session = VirtualSession::new(
+        id,
         gw.shared.limits.replay_events,
         server,
-        caller.principal().subject().clone(),
+        subject.clone(),
         msg.params.clone(),
         Front::Sessions,
     );

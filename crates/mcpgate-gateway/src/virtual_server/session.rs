@@ -115,7 +115,10 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl VirtualSession {
+    /// A session under `id`: sealed for a session client (`owner.rs`), any
+    /// other's random (its stream ties it to this process).
     pub(crate) fn new(
+        id: SessionId,
         replay_events: usize,
         server: Arc<VirtualServer>,
         subject: Subject,
@@ -129,7 +132,7 @@ impl VirtualSession {
             Front::Stateless => EventLog::tapped(0, replay_events),
         };
         Arc::new(VirtualSession {
-            id: crate::session_key::random_session_id(),
+            id,
             server,
             subject,
             front,
@@ -293,8 +296,9 @@ impl VirtualSession {
 /// Who shares a stateless clients' virtual session: the virtual server's name and the subject.
 type SharedBy = (Arc<str>, Subject);
 
-/// The virtual sessions of this process (they are not sealed for other
-/// replicas: a member session may be a stdio child here).
+/// The virtual sessions this process holds (their member sessions, which may
+/// be stdio children, live here; other replicas forward a session client's
+/// requests here: `owner.rs`).
 #[derive(Debug, Default)]
 pub(crate) struct VirtualSessions {
     map: Mutex<HashMap<SessionId, Arc<VirtualSession>>>,
@@ -333,6 +337,7 @@ impl VirtualSessions {
             .entry((server.name.clone(), subject.clone()))
             .or_insert_with(|| {
                 VirtualSession::new(
+                    crate::session_key::random_session_id(),
                     replay_events,
                     server.clone(),
                     subject.clone(),

@@ -8,7 +8,9 @@
 //! (`front/stateless.rs`, `front/mrtr.rs`): a member's question becomes an
 //! `input_required` result whose `requestState` is sealed with the session
 //! key and bound to `<virtual server>/<member>`, so the retry resumes the
-//! call parked at that member and at no other. (A member that speaks
+//! call parked at that member and at no other; a retry that lands on another
+//! replica is forwarded to the one that parked the call (its address is
+//! sealed in the state too). (A member that speaks
 //! 2026-07-28 itself is bridged by its link, which keeps the member's own
 //! `requestState` and sends it back unchanged.)
 
@@ -25,8 +27,10 @@ use super::naming::VirtualServer;
 use super::session::VirtualSession;
 use crate::auth::Admitted;
 use crate::error::GatewayError;
+use crate::forward::send::{Forward, Held, send};
 use crate::front::answer::with_error_status;
 use crate::front::caller::AuthenticatedCaller;
+use crate::front::mrtr::parked_elsewhere;
 use crate::front::request::{Post, authorize_post};
 use crate::front::stateless::{
     Bridged, CACHEABLE, Filter, call, check_headers, check_tool_params, listen_stream,
@@ -55,6 +59,28 @@ pub(super) async fn post(
         Ok(v) => v,
         Err(r) => return r,
     };
+    // A retry for a call parked on another replica is answered there (one
+    // hop), as at an upstream's own endpoint (`front/stateless.rs`).
+    if kind == Kind::Request
+        && !caller.forwarded
+        && let Some(owner) = parked_elsewhere(
+            &gw.shared.session_keys,
+            &msg,
+            caller.principal().subject().as_str(),
+            gw.shared.internal_advertise.as_deref(),
+        )
+    {
+        let fwd = Forward {
+            owner: &owner,
+            upstream: &server.name,
+            method: axum::http::Method::POST,
+            headers: &headers,
+            body: msg.to_bytes(),
+            id: msg.id,
+            held: Held::ParkedCall,
+        };
+        return Box::pin(send(&gw, &caller, fwd)).await;
+    }
     let caller = caller.authed;
     match kind {
         Kind::Response => {
