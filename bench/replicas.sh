@@ -188,7 +188,9 @@ NGINX_PIDS="${NGINX_MASTERS[*]} $(for m in "${NGINX_MASTERS[@]}"; do pgrep -P "$
 # three, or the one that served), of the upstream and of nginx (masters and
 # workers of both instances), and the replicas' context switches (summed over
 # every thread, voluntary = went to sleep waiting, e.g. epoll or a futex).
-# snap: "gw_ticks ups_ticks nginx_ticks gw_vcs gw_nvcs busy_ticks".
+# And the TCP connections opened on the machine (ActiveOpens: all processes,
+# so other load counts too): nginx's keepalive cache should make it ~0 per request.
+# snap: "gw_ticks ups_ticks nginx_ticks gw_vcs gw_nvcs busy_ticks tcp_opens".
 snap() {
     local gw=0 ups nx=0 vcs=0 nvcs=0 pid t
     for pid in "${REPLICA_PIDS[@]}"; do
@@ -200,7 +202,7 @@ snap() {
     done
     ups="$(cpu_ticks "$DEMO_PID")"
     for pid in $NGINX_PIDS; do nx=$((nx + $(cpu_ticks "$pid"))); done
-    echo "$gw $ups $nx $vcs $nvcs $(machine_busy_ticks)"
+    echo "$gw $ups $nx $vcs $nvcs $(machine_busy_ticks) $(awk '/^Tcp:/ { if (seen) print $6; seen = 1 }' /proc/net/snmp)"
 }
 # wrk_run LABEL PORT SID: one wrk run; prints its requests/s.
 wrk_run() {
@@ -220,7 +222,7 @@ d = [int(a) - int(b) for a, b in zip(after.split(), before.split())]
 us = 1e6 / int(ticks)
 print(f"PROC label={label} gw_cpu_us={d[0] * us / n:.1f} upstream_cpu_us={d[1] * us / n:.1f} "
       f"nginx_cpu_us={d[2] * us / n:.1f} machine_busy_us={d[5] * us / n:.1f} "
-      f"gw_vcs={d[3] / n:.2f} gw_nvcs={d[4] / n:.2f}")
+      f"gw_vcs={d[3] / n:.2f} gw_nvcs={d[4] / n:.2f} tcp_opens={d[6]}")
 PY
     printf '    %s\n' "$line" >&2
     [[ "$line" == *"errors=0 non2xx=0"* ]] || die "$label had errors: $line"
@@ -259,5 +261,5 @@ procs = [dict(re.findall(r"(\w+)=(\S+)", l)) for l in open(results) if l.startsw
 print("  per request (median of rounds): CPU µs of the replicas / upstream / nginx / whole machine; replicas' context switches voluntary / involuntary")
 for name, prefix in (("three replicas", "three-"), ("one replica", "one-")):
     m = lambda k: statistics.median(float(r[k]) for r in procs if r["label"].startswith(prefix))
-    print(f"  {name:15} {m('gw_cpu_us'):6.1f} / {m('upstream_cpu_us'):5.1f} / {m('nginx_cpu_us'):5.1f} / {m('machine_busy_us'):6.1f} µs; {m('gw_vcs'):.2f} / {m('gw_nvcs'):.2f}")
+    print(f"  {name:15} {m('gw_cpu_us'):6.1f} / {m('upstream_cpu_us'):5.1f} / {m('nginx_cpu_us'):5.1f} / {m('machine_busy_us'):6.1f} µs; {m('gw_vcs'):.2f} / {m('gw_nvcs'):.2f}; TCP connections opened per run (machine-wide) {m('tcp_opens'):.0f}")
 PY

@@ -267,11 +267,14 @@ class Replica:
         return int(total)
 
 
-def replica_config(public: str, store_url: str, metrics_port: int, upstreams: str, authserver: str) -> str:
+def replica_config(
+    public: str, store_url: str, metrics_port: int, upstreams: str, authserver: str, server: str = ""
+) -> str:
     return f"""\
 [server]
 public_url = {_toml_str(public)}
 request_timeout = "30s"
+{server}
 
 [auth]
 mode = "required"
@@ -341,12 +344,17 @@ class Cluster:
 
 @contextmanager
 def cluster(
-    root: Path, upstream_url: str, authserver: str, replicas: int = 3, more_upstreams: str = ""
+    root: Path,
+    upstream_url: str,
+    authserver: str,
+    replicas: int = 3,
+    more_upstreams: str = "",
+    server: str = "",
 ) -> Iterator[Cluster]:
     """`replicas` replicas on a fresh database behind nginx; all stopped (and the
     database dropped) at the end, each replica required to exit cleanly on SIGTERM.
     Their upstreams: `notes` over HTTP at `upstream_url`, then `more_upstreams`
-    (`[[upstream]]` TOML, e.g. a stdio one)."""
+    (`[[upstream]]` TOML, e.g. a stdio one); `server`: more `[server]` lines."""
     nginx_binary()
     with postgres_database(root.name.replace("-", "_")[:20]) as store_url:
         nginx_port = _free_port()
@@ -357,7 +365,7 @@ def cluster(
         for i in range(replicas):
             metrics_port = _free_port()
             upstreams = http_upstream("notes", upstream_url) + more_upstreams
-            config = replica_config(public, store_url, metrics_port, upstreams, authserver)
+            config = replica_config(public, store_url, metrics_port, upstreams, authserver, server)
             members.append(Replica(i, _free_port(), metrics_port, root / f"replica-{i}", config, env))
         for r in members:
             r.root.mkdir(parents=True)

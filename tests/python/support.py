@@ -211,6 +211,9 @@ def start_gateway_at(
     if own_store:
         full_env = store.apply(full_env, data_dir)
     full_env.setdefault("RUST_LOG", "info")
+    # As in the Rust harness: every gateway on this many runtime threads (1: current-thread).
+    if os.environ.get("MCPGATE_TEST_WORKER_THREADS"):
+        full_env["MCPGATE_SERVER__WORKER_THREADS"] = os.environ["MCPGATE_TEST_WORKER_THREADS"]
     full_env.update(env or {})
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(

@@ -291,3 +291,33 @@ async def test_a_get_stream_resumes_on_another_replica(replicas: Cluster) -> Non
     other = next(r for r in c.replicas if r.address == gets[-1])
     assert RESUMED in other.log(), f"replica {other.index} did not resume the upstream's stream\n{c.logs()}"
     http.close()
+
+
+async def test_replicas_on_one_runtime_thread_sign_in_and_serve_http_and_stdio(tmp_path: Path, http_demo: str) -> None:
+    """`server.worker_threads = 1`, as docs/DEPLOYMENT.md advises for replicas sharing a
+    host's cores, gives each replica a current-thread runtime: everything it serves runs
+    on one thread (the blocking pool aside). The same sign-in and sessions as above."""
+    local = tmp_path / "local-notes"
+    local.mkdir()
+    with cluster(
+        tmp_path,
+        http_demo,
+        f'access_token_ttl = "{ACCESS_TTL_S}s"',
+        more_upstreams=stdio_upstream("local", local),
+        server="worker_threads = 1",
+    ) as c:
+        c.add_user(USER, PASSWORD, "notes:read notes:write")
+        for r in c.replicas:
+            runtime = next((line for line in r.log().splitlines() if "async runtime" in line), "")
+            assert "CurrentThread" in runtime and "threads=1" in runtime, f"replica {r.index}: {runtime!r}"
+        provider, headless, _ = sdk_client(c, USER, PASSWORD, "python sdk, one runtime thread")
+        # The sign-in (login and consent pages, code, token) and an HTTP upstream's session, across replicas.
+        await session_spans_replicas(c, provider, "notes")
+        assert headless.browser.pages == ["login", "consent"], headless.browser.pages
+        # A stdio upstream's session: its child in one replica, the others forwarding to it.
+        local_provider, local_headless, _ = sdk_client(c, USER, PASSWORD, "one runtime thread, stdio", upstream="local")
+        await session_spans_replicas(c, local_provider, "local")
+        await headless.browser.aclose()
+        await local_headless.browser.aclose()
+        served = c.served_by()
+        assert set(served) == {r.address for r in c.replicas}, served

@@ -64,11 +64,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if let Some(n) = cli.worker_threads() {
-        builder.worker_threads(n);
-    }
-    let runtime = match builder.enable_all().build() {
+    let runtime = match runtime(cli.worker_threads()) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("mcpgate: cannot start the async runtime: {e}");
@@ -76,4 +72,26 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(cli::run(cli))
+}
+
+/// The async runtime for `workers` threads (`None`: one per core).
+///
+/// One thread is a current-thread runtime on the main thread rather than a
+/// multi-thread one with a single worker: the latter still parks and wakes a
+/// worker thread beside the main one, and pays the work-stealing scheduler's
+/// synchronisation on every wake-up, which is what a replica that gets a
+/// share of the requests spends most on. Blocking work still goes to the
+/// blocking pool (`spawn_blocking`), which both flavours have.
+fn runtime(workers: Option<usize>) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut builder = match workers {
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        _ => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            if let Some(n) = workers {
+                b.worker_threads(n);
+            }
+            b
+        }
+    };
+    builder.enable_all().build()
 }

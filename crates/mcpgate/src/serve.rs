@@ -236,6 +236,14 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
         idle_timeout = ?conn_limits.idle_timeout,
         "connection limits"
     );
+    // Says which runtime `server.worker_threads` gave (one thread: the
+    // current-thread one, see main.rs), for an operator tuning replicas.
+    let runtime = tokio::runtime::Handle::current();
+    tracing::info!(
+        flavor = ?runtime.runtime_flavor(),
+        threads = runtime.metrics().num_workers(),
+        "async runtime"
+    );
     let server = crate::listener::spawn(listener, running.app(), conn_limits);
     let internal_server = internal.map(|(l, advertise)| {
         println!("mcpgate: internal listener for other replicas on {advertise}");

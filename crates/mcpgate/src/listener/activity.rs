@@ -68,11 +68,13 @@ impl Activity {
 
     /// A request has arrived; it counts as in flight until the guard drops
     /// (when its answer, streamed or not, has been sent or abandoned).
+    ///
+    /// The watchdog is not woken: a request in flight only removes the
+    /// deadline, and the watchdog finds that out when its timer fires.
     pub(crate) fn begin(self: &Arc<Self>) -> InFlight {
         self.in_flight.fetch_add(1, Ordering::SeqCst);
         self.served.store(true, Ordering::SeqCst);
         self.head_since.store(NONE, Ordering::SeqCst);
-        self.wake.notify_one();
         InFlight(self.clone())
     }
 
@@ -107,30 +109,40 @@ impl Activity {
     }
 
     /// Resolves when the connection has overstayed a deadline.
+    ///
+    /// One timer, moved only when it fires or a request head begins (the one
+    /// change that can bring the deadline forward): a keep-alive connection
+    /// busy with requests costs no wake-up of its own per request.
     pub(crate) async fn expired(&self, d: Deadlines) -> Expiry {
+        let epoch = tokio::time::Instant::from_std(self.epoch);
+        let timer = tokio::time::sleep_until(epoch);
+        tokio::pin!(timer);
         loop {
             let notified = self.wake.notified();
             tokio::pin!(notified);
             // Registered before the state is read, so no change is missed.
             notified.as_mut().enable();
-            match self.deadline(&d) {
-                None => notified.await,
-                Some((at, why)) => {
-                    let now = self.epoch.elapsed();
-                    if at <= now {
-                        return why;
-                    }
-                    tokio::select! {
-                        () = tokio::time::sleep(at - now) => {}
-                        () = notified => {}
-                    }
-                }
+            let now = self.epoch.elapsed();
+            let at = match self.deadline(&d) {
+                Some((at, why)) if at <= now => return why,
+                Some((at, _)) => at,
+                // Nothing expires while a request is in flight, nor sooner than
+                // `idle` after it ends, so `idle` from now is never too late.
+                None => now + d.idle,
+            };
+            if timer.deadline() != epoch + at {
+                timer.as_mut().reset(epoch + at);
+            }
+            tokio::select! {
+                () = timer.as_mut() => {}
+                () = notified => {}
             }
         }
     }
 }
 
-/// One request in flight; dropping it may start the idle clock.
+/// One request in flight; dropping it may start the idle clock (a later
+/// deadline than any the watchdog has armed, so it is not woken).
 #[derive(Debug)]
 pub(crate) struct InFlight(Arc<Activity>);
 
@@ -141,7 +153,6 @@ impl Drop for InFlight {
             a.idle_since.store(a.now_ms(), Ordering::SeqCst);
             a.head_since.store(NONE, Ordering::SeqCst);
         }
-        a.wake.notify_one();
     }
 }
 
@@ -270,6 +281,18 @@ mod tests {
         let t = Instant::now();
         assert_eq!(a.expired(D).await, Expiry::Idle);
         assert!(t.elapsed() >= Duration::from_millis(150));
+    }
+
+    #[tokio::test]
+    async fn a_request_served_while_the_watchdog_sleeps_moves_it_to_the_idle_deadline() {
+        let a = Activity::new();
+        let watched = a.clone();
+        let watchdog = tokio::spawn(async move { watched.expired(D).await });
+        // The watchdog arms the header deadline of a new connection...
+        tokio::task::yield_now().await;
+        // ...and a request comes and goes without waking it.
+        drop(a.begin());
+        assert_eq!(watchdog.await.unwrap(), Expiry::Idle);
     }
 
     #[tokio::test]

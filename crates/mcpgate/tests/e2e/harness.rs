@@ -26,6 +26,15 @@ pub(crate) fn gateway_bin() -> String {
     std::env::var("MCPGATE_TEST_BIN").unwrap_or_else(|_| BIN.to_owned())
 }
 
+/// `MCPGATE_TEST_WORKER_THREADS=N` runs every gateway the harness starts with
+/// `server.worker_threads = N` (1: the current-thread runtime), so whole
+/// modules can be run on the runtime replicas sharing cores use.
+fn runtime_threads(cmd: &mut Command) {
+    if let Ok(n) = std::env::var("MCPGATE_TEST_WORKER_THREADS") {
+        cmd.env("MCPGATE_SERVER__WORKER_THREADS", n);
+    }
+}
+
 /// How long a process gets to print its "listening" line.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -299,6 +308,7 @@ impl Gateway {
             }
         }
         store::apply(&mut cmd, &data);
+        runtime_threads(&mut cmd);
         cmd.envs(env.iter().copied());
         let (proc, line) = Proc::spawn(
             "gateway",
