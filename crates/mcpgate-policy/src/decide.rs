@@ -1,10 +1,14 @@
-//! One decision: the Cedar request of a call, the answer, and the names of
+//! One decision: the prepared part of a call's request, the policies that
+//! read its arguments evaluated with them, and the answer with the names of
 //! the policies that gave it.
 
+use cedar_policy::Context;
+
 use crate::call::Call;
-use crate::entities::{context, entities};
+use crate::entities::context;
 use crate::load::Rules;
-use cedar_policy::{Authorizer, Context, Decision as CedarDecision, Effect, PolicyId, Request};
+use crate::prepared::{Outcome, prepared};
+use crate::scope::Scopes;
 
 /// What the rules say about a call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,15 +44,9 @@ impl Rules {
     /// Decides `call`.
     pub fn decide(&self, call: &Call<'_>) -> Decision {
         let args = call.args.filter(|_| self.reads_context);
-        let (decision, reasons, errors) = self.evaluate(call, context(args));
-        Decision {
-            allowed: decision == CedarDecision::Allow,
-            deciding: reasons.iter().map(|id| self.name(id)).collect(),
-            errors: errors
-                .into_iter()
-                .map(|(id, why)| format!("{}: {why}", self.name(&id)))
-                .collect(),
-        }
+        let p = prepared(&self.prepared, &self.scopes, &self.types, call);
+        let live = p.live(&self.scopes, || context(args));
+        decision(&self.scopes, &p.fixed, &live)
     }
 
     /// Whether a list shows `call`'s target (its `args` are ignored): the
@@ -57,52 +55,64 @@ impl Rules {
     /// be evaluated without arguments (its condition reads `context`), since
     /// some arguments may satisfy it.
     pub fn visible(&self, call: &Call<'_>) -> bool {
-        let (decision, reasons, errors) = self.evaluate(call, Context::empty());
-        if decision == CedarDecision::Allow {
-            return true;
-        }
-        if !reasons.is_empty() {
-            return false;
-        }
-        errors.iter().any(|(id, _)| {
-            self.set
-                .policy(id)
-                .is_some_and(|p| p.effect() == Effect::Permit)
-        })
+        let p = prepared(&self.prepared, &self.scopes, &self.types, call);
+        let live = p.live(&self.scopes, Context::empty);
+        shown(&self.scopes, &p.fixed, &live)
     }
+}
 
-    fn evaluate(
-        &self,
-        call: &Call<'_>,
-        context: Context,
-    ) -> (CedarDecision, Vec<PolicyId>, Vec<(PolicyId, String)>) {
-        let resource = self.types.target(call.op, call.name);
-        let request = Request::new(
-            self.types.user(call.caller.subject),
-            self.types.action(call.op.method()),
-            resource.clone(),
-            context,
-            None,
-        );
-        let request = match request {
-            Ok(r) => r,
-            Err(e) => {
-                // Without a schema a request is not checked; kept for safety.
-                tracing::warn!("policy request refused by Cedar: {e}");
-                return (CedarDecision::Deny, Vec::new(), Vec::new());
-            }
+/// Cedar's answer over the policies of `parts` (disjoint sets of one file):
+/// any satisfied forbid denies, naming every satisfied forbid; else any
+/// satisfied permit allows, naming every satisfied permit; else denied,
+/// naming none. Policies named and errors are listed in file order.
+pub(crate) fn decision(scopes: &Scopes, fixed: &Outcome, live: &Outcome) -> Decision {
+    let name = |i: &usize| scopes.get(*i).map(|p| p.name.clone());
+    if fixed.refused || live.refused {
+        return Decision {
+            allowed: false,
+            deciding: Vec::new(),
+            errors: Vec::new(),
         };
-        let entities = entities(&self.types, call, &resource);
-        let response = Authorizer::new().is_authorized(&request, &self.set, &entities);
-        let d = response.diagnostics();
-        let reasons = d.reason().cloned().collect();
-        let errors = d
-            .errors()
-            .map(|e| {
-                let cedar_policy::AuthorizationError::PolicyEvaluationError(e) = e;
-                (e.policy_id().clone(), e.inner().to_string())
-            })
-            .collect();
-        (response.decision(), reasons, errors)
     }
+    let mut errors: Vec<&(usize, String)> = fixed.errors.iter().chain(&live.errors).collect();
+    errors.sort_by_key(|(i, _)| *i);
+    let errors = errors
+        .into_iter()
+        .filter_map(|(i, why)| Some(format!("{}: {why}", name(i)?)))
+        .collect();
+    let mut satisfied: Vec<usize> = fixed
+        .satisfied
+        .iter()
+        .chain(&live.satisfied)
+        .copied()
+        .collect();
+    satisfied.sort_unstable();
+    let forbid = |i: &usize| scopes.get(*i).is_some_and(|p| p.forbid);
+    let denied = satisfied.iter().any(forbid);
+    let deciding = satisfied
+        .iter()
+        .filter(|i| forbid(i) == denied)
+        .filter_map(name)
+        .collect::<Vec<_>>();
+    Decision {
+        allowed: !denied && !deciding.is_empty(),
+        deciding,
+        errors,
+    }
+}
+
+/// Whether a list shows the target, from its outcome with no arguments.
+pub(crate) fn shown(scopes: &Scopes, fixed: &Outcome, live: &Outcome) -> bool {
+    let d = decision(scopes, fixed, live);
+    if d.allowed {
+        return true;
+    }
+    if !d.deciding.is_empty() {
+        return false;
+    }
+    fixed
+        .errors
+        .iter()
+        .chain(&live.errors)
+        .any(|(i, _)| scopes.get(*i).is_some_and(|p| !p.forbid))
 }

@@ -48,13 +48,26 @@ impl Types {
         uid(&self.action, id)
     }
 
+    pub(crate) fn user_type(&self) -> &EntityTypeName {
+        &self.user
+    }
+
+    pub(crate) fn group_type(&self) -> &EntityTypeName {
+        &self.group
+    }
+
+    /// The resource type of an operation's requests.
+    pub(crate) fn target_type(&self, op: Operation) -> &EntityTypeName {
+        match op {
+            Operation::ToolsCall => &self.tool,
+            Operation::PromptsGet => &self.prompt,
+            Operation::ResourcesRead => &self.resource,
+        }
+    }
+
     /// The resource of an operation: `Tool::`, `Prompt::` or `Resource::`.
     pub(crate) fn target(&self, op: Operation, name: &str) -> EntityUid {
-        match op {
-            Operation::ToolsCall => uid(&self.tool, name),
-            Operation::PromptsGet => uid(&self.prompt, name),
-            Operation::ResourcesRead => uid(&self.resource, name),
-        }
+        uid(self.target_type(op), name)
     }
 }
 

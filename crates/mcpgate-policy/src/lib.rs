@@ -26,6 +26,11 @@ mod decide;
 mod entities;
 mod error;
 mod load;
+mod prepared;
+mod scope;
+
+#[cfg(test)]
+mod differential;
 
 pub use call::{Call, Caller, Hints, Operation};
 pub use decide::Decision;

@@ -5,20 +5,23 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use cedar_policy::{PolicyId, PolicySet, Schema, ValidationMode, Validator};
+use cedar_policy::{PolicySet, Schema, ValidationMode, Validator};
 use miette::Diagnostic;
 
 use crate::entities::Types;
 use crate::error::PolicyError;
+use crate::prepared;
+use crate::scope::Scopes;
 
 /// A loaded policy file, ready to decide calls. Cheap to share behind an `Arc`;
-/// a reload builds a new one beside the running one.
-#[derive(Debug)]
+/// a reload builds a new one beside the running one (and so drops what the
+/// old one kept of its callers and targets).
 pub struct Rules {
-    pub(crate) set: PolicySet,
-    /// Cedar's id of each policy → the name a denial gives (its `@id`).
-    pub(crate) names: HashMap<PolicyId, String>,
+    /// The policies, by what their scopes can reach.
+    pub(crate) scopes: Scopes,
     pub(crate) types: Types,
+    /// What each caller and target's decisions share, kept across calls.
+    pub(crate) prepared: prepared::Cache,
     /// Whether some policy mentions `context`: without one, a call's
     /// arguments need not be read at all.
     pub(crate) reads_context: bool,
@@ -71,15 +74,12 @@ impl Rules {
         let types = Types::new().ok_or_else(|| PolicyError::Parse {
             problems: vec!["the policy engine refused its own entity type names".to_owned()],
         })?;
-        // A word search over each policy's text: `context` in a string
-        // literal only makes the arguments read for nothing, and a policy
-        // cannot read the context without the word.
-        let reads_context = set.policies().any(|p| p.to_string().contains("context"));
+        let scopes = Scopes::new(set, &names, &types);
         Ok(Rules {
-            set,
-            names,
+            reads_context: scopes.any_reads_context(),
+            scopes,
             types,
-            reads_context,
+            prepared: prepared::cache(),
             path: path.to_owned(),
         })
     }
@@ -97,20 +97,22 @@ impl Rules {
 
     /// How many policies the file holds.
     pub fn len(&self) -> usize {
-        self.names.len()
+        self.scopes.len()
     }
 
     /// Whether the file holds no policy (then every call is denied).
     pub fn is_empty(&self) -> bool {
-        self.names.is_empty()
+        self.scopes.len() == 0
     }
+}
 
-    /// The name a decision gives policy `id`.
-    pub(crate) fn name(&self, id: &PolicyId) -> String {
-        self.names
-            .get(id)
-            .cloned()
-            .unwrap_or_else(|| id.to_string())
+impl std::fmt::Debug for Rules {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rules")
+            .field("path", &self.path)
+            .field("policies", &self.scopes.len())
+            .field("reads_context", &self.reads_context)
+            .finish_non_exhaustive()
     }
 }
 
