@@ -19,8 +19,10 @@
 # upstream served through a `[[virtual_server]]`, the call named `echo_echo`, prefix removed on
 # the way) and `policy50` (a `[policy]` file of 50 Cedar rules, generated below, where the call
 # is permitted by the last one, which reads the arguments).
+# Opt-in for issue 17: `stateless`, the direct hop called as a 2026-07-28 client (no session:
+# `_meta` and the routing headers on every call, as bench/tools_call.lua sends them).
 # Knobs: CG_REQUESTS, CG_SETUPS (space-separated subset of: hop apikey jwt stdio adopted
-# virtual policy50; default hop apikey jwt stdio), CG_TOP [12],
+# virtual policy50 stateless; default hop apikey jwt stdio), CG_TOP [12],
 # CG_CONFIG: TOML appended to every gateway's configuration, e.g. to switch off the
 # metrics listener and the access log: CG_CONFIG=$'[metrics]\nlisten = ""\n[telemetry]\naccess_log = false'.
 # Dumps and annotated profiles are kept in target/bench/callgrind/.
@@ -65,7 +67,7 @@ API_KEY="$("$BIN" keys create --data-dir "$WORK/data-apikey" --name b --scopes '
 config() {
     printf '[server]\nlisten = "127.0.0.1:0"\ndata_dir = "%s"\n\n' "$WORK/data-$1"
     case "$1" in
-        hop | stdio | adopted | opener | virtual | policy50) printf '[auth]\nmode = "disabled"\n' ;;
+        hop | stdio | adopted | opener | virtual | policy50 | stateless) printf '[auth]\nmode = "disabled"\n' ;;
         apikey) printf '[auth]\nmode = "required"\nusers = false\n' ;;
         jwt)
             printf '[auth]\nmode = "required"\napi_keys = false\nusers = false\n\n'
@@ -114,7 +116,7 @@ credential() {
 }
 # The api-key setup's data directory already holds the key made above.
 mkdir -p "$WORK/data-hop" "$WORK/data-jwt" "$WORK/data-stdio" "$WORK/data-adopted" "$WORK/data-opener" \
-    "$WORK/data-virtual" "$WORK/data-policy50"
+    "$WORK/data-virtual" "$WORK/data-policy50" "$WORK/data-stateless"
 # One session key for every gateway: the `adopted` setup's two replicas open each other's ids.
 export MCPGATE_SERVER__SESSION_KEY
 MCPGATE_SERVER__SESSION_KEY="$(openssl rand -base64 32)"
@@ -139,7 +141,8 @@ for s in "${SETUPS[@]}"; do
     base="$(wait_line "$OUT/gateway-$s.out" 'listening on http://' "$pid" | grep -oE 'http://[^ ]+')"
     rm -f "$WORK/ready" "$WORK/go"
     endpoint=echo
-    export CG_TOOL=echo
+    export CG_TOOL=echo CG_STATELESS=0
+    [[ "$s" != stateless ]] || CG_STATELESS=1
     if [[ "$s" == virtual ]]; then
         endpoint=work
         CG_TOOL=echo_echo
@@ -175,6 +178,7 @@ names() {
         adopted) echo "direct hop, adopted (opened elsewhere)" ;;
         virtual) echo "direct hop through a virtual server" ;;
         policy50) echo "direct hop, 50 Cedar rules" ;;
+        stateless) echo "direct hop, 2026-07-28 stateless" ;;
     esac
 }
 echo

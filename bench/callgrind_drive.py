@@ -9,7 +9,9 @@ not open),
 sends 50 warm-up calls on one keep-alive connection, writes READY_FILE, waits for GO_FILE (the
 script turns callgrind's collection on in between), sends N calls, and exits 0 if every answer
 carried the echoed text. The tool called is `echo`, or `$CG_TOOL` (a virtual server shows
-it prefixed). Standard library only; sequential, so the work the gateway does per
+it prefixed). With `CG_STATELESS=1` no session is opened: every call is a 2026-07-28 stateless
+request (`_meta` with the protocol version, the `Mcp-Method`/`Mcp-Name` headers), as
+bench/tools_call.lua sends them. Standard library only; sequential, so the work the gateway does per
 request is the same from run to run.
 """
 
@@ -21,6 +23,7 @@ import time
 import urllib.parse
 
 PROTOCOL = "2025-11-25"
+STATELESS = "2026-07-28"
 
 
 def main():
@@ -45,24 +48,38 @@ def main():
         resp = c.getresponse()
         return resp.status, resp.getheader("Mcp-Session-Id"), resp.read()
 
-    status, sid, body = post({
-        "jsonrpc": "2.0", "id": 1, "method": "initialize",
-        "params": {"protocolVersion": PROTOCOL, "capabilities": {},
-                   "clientInfo": {"name": "callgrind-bench", "version": "0"}},
-    }, via="init")
-    if status != 200 or not sid:
-        sys.exit(f"initialize: HTTP {status}: {body[:300]!r}")
-    status, _, _ = post({"jsonrpc": "2.0", "method": "notifications/initialized"}, sid, via="init")
-    if status not in (200, 202):
-        sys.exit(f"notifications/initialized: HTTP {status}")
+    def open_session():
+        status, sid, body = post({
+            "jsonrpc": "2.0", "id": 1, "method": "initialize",
+            "params": {"protocolVersion": PROTOCOL, "capabilities": {},
+                       "clientInfo": {"name": "callgrind-bench", "version": "0"}},
+        }, via="init")
+        if status != 200 or not sid:
+            sys.exit(f"initialize: HTTP {status}: {body[:300]!r}")
+        status, _, _ = post({"jsonrpc": "2.0", "method": "notifications/initialized"}, sid, via="init")
+        if status not in (200, 202):
+            sys.exit(f"notifications/initialized: HTTP {status}")
+        return sid
 
     tool = os.environ.get("CG_TOOL", "echo")
+    stateless = os.environ.get("CG_STATELESS") == "1"
+    if stateless:
+        base.update({"MCP-Protocol-Version": STATELESS, "Mcp-Method": "tools/call", "Mcp-Name": tool})
+        sid = None
+    else:
+        sid = open_session()
 
     def calls(count, first_id):
         for i in range(count):
+            params = {"name": tool, "arguments": {"text": "callgrind"}}
+            if stateless:
+                params["_meta"] = {
+                    "io.modelcontextprotocol/protocolVersion": STATELESS,
+                    "io.modelcontextprotocol/clientCapabilities": {},
+                    "io.modelcontextprotocol/clientInfo": {"name": "callgrind-bench", "version": "0"},
+                }
             status, _, body = post({
-                "jsonrpc": "2.0", "id": first_id + i, "method": "tools/call",
-                "params": {"name": tool, "arguments": {"text": "callgrind"}},
+                "jsonrpc": "2.0", "id": first_id + i, "method": "tools/call", "params": params,
             }, sid)
             if status != 200 or b"callgrind" not in body:
                 sys.exit(f"tools/call {first_id + i}: HTTP {status}: {body[:300]!r}")

@@ -26,9 +26,10 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # Waits for a line matching $2 in file $1 (or for process $3 to die); prints the line.
+# BENCH_WAIT_STEPS [200] steps of 50 ms (more for a debug build under valgrind on a busy machine).
 wait_line() {
     local file="$1" pattern="$2" pid="$3" line
-    for _ in $(seq 200); do
+    for _ in $(seq "${BENCH_WAIT_STEPS:-200}"); do
         line="$(grep -m1 -E "$pattern" "$file" 2>/dev/null || true)"
         if [[ -n "$line" ]]; then printf '%s\n' "$line"; return 0; fi
         kill -0 "$pid" 2>/dev/null || die "process $pid exited; see $file and its .err"

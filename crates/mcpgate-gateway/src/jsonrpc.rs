@@ -9,6 +9,7 @@ use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
 
+mod member;
 mod shape;
 pub use shape::{MAX_DEPTH, nests_deeper_than};
 
@@ -156,6 +157,32 @@ impl Message {
         self.params
             .as_deref()
             .and_then(|p| serde_json::from_str(p.get()).ok())
+    }
+
+    /// One member of `params`, unparsed: `None` when `params` is absent, not
+    /// an object, or has no such member (the last one when it repeats, as a
+    /// `Value` keeps it). Nothing else of `params` is built, where
+    /// `params_as::<Value>()` would build all of it (the arguments too) only
+    /// to read one member.
+    pub fn param(&self, key: &str) -> Option<&RawValue> {
+        let params = self.params.as_deref()?;
+        let mut de = serde_json::Deserializer::from_str(params.get());
+        serde::Deserializer::deserialize_any(&mut de, member::Member(key))
+            .ok()
+            .flatten()
+    }
+
+    /// A string member of `params` (see [`Message::param`]); `None` when it is
+    /// missing or not a string.
+    pub fn param_str(&self, key: &str) -> Option<std::borrow::Cow<'_, str>> {
+        let raw = self.param(key)?.get();
+        // Borrowed unless it holds an escape.
+        match serde_json::from_str::<&str>(raw) {
+            Ok(s) => Some(std::borrow::Cow::Borrowed(s)),
+            Err(_) => serde_json::from_str::<String>(raw)
+                .ok()
+                .map(std::borrow::Cow::Owned),
+        }
     }
 }
 

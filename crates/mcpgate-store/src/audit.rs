@@ -9,6 +9,8 @@
 //! database file by anyone who does not also recompute every later hash; it is
 //! not a signature.
 
+use std::borrow::Cow;
+use std::sync::OnceLock;
 use std::time::SystemTime;
 
 use crate::Row as SqliteRow;
@@ -96,10 +98,20 @@ impl AuditRecord {
     }
 }
 
-/// The SHA-256 of a record's canonical form: a JSON array, fields in a fixed
-/// order (serde_json writes arrays of strings and numbers one way only).
-/// `INSERT INTO audit_log … VALUES ($1, …, $11), ($12, …)` for `rows` records.
-fn multi_row_insert(rows: usize) -> String {
+/// `INSERT INTO audit_log … VALUES ($1, …, $11), ($12, …)` for `rows` records
+/// (1 to [`INSERT_ROWS`]), written once per size and kept: the usual batch of
+/// one would otherwise build its statement's text every time.
+fn multi_row_insert(rows: usize) -> Cow<'static, str> {
+    static TEXT: [OnceLock<String>; INSERT_ROWS] = [const { OnceLock::new() }; INSERT_ROWS];
+    match TEXT.get(rows.saturating_sub(1)) {
+        Some(text) => Cow::Borrowed(text.get_or_init(|| insert_text(rows)).as_str()),
+        // Callers chunk by INSERT_ROWS; a larger count still gets its text.
+        None => Cow::Owned(insert_text(rows)),
+    }
+}
+
+fn insert_text(rows: usize) -> String {
+    use std::fmt::Write as _;
     const COLUMNS: usize = 11;
     let mut sql = String::from(
         "INSERT INTO audit_log (seq, at, kind, subject, client_id, upstream, tool, outcome, detail, prev_hash, hash) VALUES ",
@@ -113,29 +125,45 @@ fn multi_row_insert(rows: usize) -> String {
             if col > 0 {
                 sql.push_str(", ");
             }
-            sql.push('$');
-            sql.push_str(&(row * COLUMNS + col + 1).to_string());
+            let _ = write!(sql, "${}", row * COLUMNS + col + 1);
         }
         sql.push(')');
     }
     sql
 }
 
+/// The SHA-256 of a record's canonical form: a JSON array, fields in a fixed
+/// order (serde_json writes arrays of strings and numbers one way only).
+/// Serialized straight from a tuple into one buffer: the same bytes as a
+/// `serde_json::json!` array, without building a `Value` per field.
 fn chain_hash(seq: i64, at: i64, r: &NewAuditRecord, prev: &str) -> String {
-    let canonical = serde_json::json!([
+    let canonical = (
         seq,
         at,
-        r.kind,
-        r.subject,
-        r.client_id,
-        r.upstream,
-        r.tool,
-        r.outcome,
-        r.detail,
-        prev
-    ]);
-    let digest = Sha256::digest(canonical.to_string().as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+        &r.kind,
+        &r.subject,
+        &r.client_id,
+        &r.upstream,
+        &r.tool,
+        &r.outcome,
+        &r.detail,
+        prev,
+    );
+    let mut text = Vec::with_capacity(256 + r.detail.len());
+    // Writing strings and numbers into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut text, &canonical);
+    hex(&Sha256::digest(&text))
+}
+
+/// Lower-case hex, without the formatting machinery per byte.
+fn hex(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        for nibble in [b >> 4, b & 0xf] {
+            s.push(char::from_digit(u32::from(nibble), 16).unwrap_or('0'));
+        }
+    }
+    s
 }
 
 /// Which records to list.
@@ -258,63 +286,23 @@ impl Store {
         &self,
         records: &[NewAuditRecord],
     ) -> Result<Vec<AuditRecord>, StoreError> {
-        if records.is_empty() {
-            return Ok(Vec::new());
-        }
-        let at = to_unix(SystemTime::now());
-        let n = i64::try_from(records.len()).unwrap_or(i64::MAX);
-        let mut tx = self.pool.begin().await?;
-        // Writing first takes SQLite's write lock before anything is read, so
-        // two processes appending cannot both link to the same head.
-        let head = sqlx::query(
-            "UPDATE audit_chain SET head_seq = head_seq + $1 WHERE id = 1 RETURNING head_seq, head_hash",
-        )
-        .bind(n)
-        .fetch_one(&mut *tx)
-        .await?;
-        let last_seq: i64 = head.try_get("head_seq")?;
-        let mut prev: String = head.try_get("head_hash")?;
-        let mut out = Vec::with_capacity(records.len());
-        for (seq, r) in (last_seq - n + 1..).zip(records) {
-            let hash = chain_hash(seq, at, r, &prev);
-            out.push(AuditRecord {
-                seq,
-                at: from_unix(at),
-                event: r.clone(),
-                prev_hash: std::mem::replace(&mut prev, hash.clone()),
-                hash,
-            });
-        }
-        // One statement per INSERT_ROWS records: a statement's round trip
-        // through the driver costs more than a row.
-        for chunk in out.chunks(INSERT_ROWS) {
-            // `$N` placeholders written out: both backends read them (sqlx's
-            // query builder would write SQLite's `?` through the Any driver).
-            let sql = multi_row_insert(chunk.len());
-            let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
-            for w in chunk {
-                let r = &w.event;
-                insert = insert
-                    .bind(w.seq)
-                    .bind(at)
-                    .bind(&r.kind)
-                    .bind(&r.subject)
-                    .bind(&r.client_id)
-                    .bind(&r.upstream)
-                    .bind(&r.tool)
-                    .bind(&r.outcome)
-                    .bind(&r.detail)
-                    .bind(&w.prev_hash)
-                    .bind(&w.hash);
-            }
-            insert.execute(&mut *tx).await?;
-        }
-        sqlx::query("UPDATE audit_chain SET head_hash = $1 WHERE id = 1")
-            .bind(&prev)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(out)
+        self.audit_append_owned(records.to_vec()).await
+    }
+
+    /// [`Store::audit_append_all`] for records the caller gives up: they move
+    /// into the result instead of being copied.
+    pub async fn audit_append_owned(
+        &self,
+        records: Vec<NewAuditRecord>,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        appender::append(&mut conn, &mut None, records).await
+    }
+
+    /// An appender for one long-lived writer (the server's): it keeps a
+    /// connection and the chain's head between batches (see [`AuditAppender`]).
+    pub fn audit_appender(&self) -> AuditAppender {
+        AuditAppender::new(self.clone())
     }
 
     /// Records matching `filter`, oldest first.
@@ -403,6 +391,9 @@ impl Store {
         Ok(gone)
     }
 }
+
+mod appender;
+pub use appender::AuditAppender;
 
 #[cfg(test)]
 mod tests;

@@ -279,13 +279,13 @@ pub(crate) fn arguments_detail(arguments: &str) -> Option<(&'static str, serde_j
     }
 }
 
-/// Lower-case hex.
+/// Lower-case hex, without the formatting machinery per byte.
 pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        for nibble in [b >> 4, b & 0xf] {
+            s.push(char::from_digit(u32::from(nibble), 16).unwrap_or('0'));
+        }
+    }
+    s
 }

@@ -25,6 +25,7 @@ mod clean;
 mod error;
 mod exporter;
 mod http;
+mod log_fields;
 mod logs;
 mod mcp_text;
 mod metrics;

@@ -45,7 +45,10 @@ pub fn init_logging(
     let fmt = if json {
         fmt.json().with_filter(log_filter).boxed()
     } else {
-        fmt.with_ansi(colour).with_filter(log_filter).boxed()
+        fmt.fmt_fields(crate::log_fields::LogFields)
+            .with_ansi(colour)
+            .with_filter(log_filter)
+            .boxed()
     };
     let tracing = crate::pipeline::start(traces)?;
     let _ = tracing_subscriber::registry().with(fmt).try_init();

@@ -285,7 +285,8 @@ async fn write_batches(
     mut mirror: Option<Box<dyn std::io::Write + Send>>,
     dropped: Arc<AtomicU64>,
 ) {
-    let mut batch = Vec::with_capacity(BATCH);
+    let mut appender = store.audit_appender();
+    let mut batch = Vec::new();
     let mut flushes = Vec::new();
     while let Some(first) = rx.recv().await {
         // Events of the next LINGER join this one's transaction; a flush
@@ -294,7 +295,7 @@ async fn write_batches(
         let mut next = Some(first);
         while let Some(msg) = next.take() {
             match msg {
-                Msg::Event(e) => batch.push(to_record(&e)),
+                Msg::Event(e) => batch.push(to_record(*e)),
                 Msg::Flush(done) => flushes.push(done),
             }
             if batch.len() < BATCH && flushes.is_empty() {
@@ -307,7 +308,8 @@ async fn write_batches(
                 };
             }
         }
-        match store.audit_append_all(&batch).await {
+        let records = batch.len();
+        match appender.append(std::mem::take(&mut batch)).await {
             Ok(written) => {
                 if let Some(m) = mirror.as_mut() {
                     let lines: String = written.iter().map(|r| json_line(r) + "\n").collect();
@@ -317,10 +319,9 @@ async fn write_batches(
                 }
             }
             Err(err) => {
-                tracing::error!(records = batch.len(), "audit records not written: {err}");
+                tracing::error!(records, "audit records not written: {err}");
             }
         }
-        batch.clear();
         // Flushes answer once everything queued before them is written.
         for done in flushes.drain(..) {
             let _ = done.send(());

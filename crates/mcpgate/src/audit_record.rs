@@ -25,25 +25,24 @@ pub(crate) fn json_line(w: &AuditRecord) -> String {
     .to_string()
 }
 
-pub(crate) fn to_record(e: &AuditEvent) -> NewAuditRecord {
+/// The record an event becomes; its strings move, none is copied.
+pub(crate) fn to_record(e: AuditEvent) -> NewAuditRecord {
     let mut r = NewAuditRecord::new(e.kind.as_str());
-    r.subject = e.subject.clone();
-    r.client_id = e.client_id.clone();
-    r.upstream = e.upstream.clone();
-    r.tool = e.tool.clone();
-    r.outcome = e.outcome.clone();
     r.detail = e.detail.to_string();
+    r.subject = e.subject;
+    r.client_id = e.client_id;
+    r.upstream = e.upstream;
+    r.tool = e.tool;
+    r.outcome = e.outcome;
     r
 }
 
 /// Appends one event from a CLI command; a failure is reported, not fatal
 /// (the change itself was made).
 pub(crate) async fn record(store: &Store, e: AuditEvent) {
-    if let Err(err) = store.audit_append(&to_record(&e)).await {
-        eprintln!(
-            "warning: the audit record ({}) was not written: {err}",
-            e.kind.as_str()
-        );
+    let kind = e.kind.as_str();
+    if let Err(err) = store.audit_append(&to_record(e)).await {
+        eprintln!("warning: the audit record ({kind}) was not written: {err}");
     }
 }
 

@@ -350,10 +350,7 @@ pub(crate) fn parked_elsewhere(
     subject: &str,
     here: Option<&str>,
 ) -> Option<String> {
-    let params: Value = msg.params_as()?;
-    let claims = keys
-        .open_state(params.get("requestState")?.as_str()?)
-        .ok()?;
+    let claims = keys.open_state(&msg.param_str("requestState")?).ok()?;
     let owner = claims.owner.filter(|o| Some(o.as_str()) != here)?;
     (claims.subject == subject).then_some(owner)
 }

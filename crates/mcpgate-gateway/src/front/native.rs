@@ -133,14 +133,17 @@ impl Native<'_> {
     /// Checks the client's `Mcp-Param-*` headers against the arguments, when
     /// the tool's listing (its `x-mcp-header` parameters) was seen.
     fn check_params(&self, msg: &Message) -> Result<(), String> {
-        let p: Value = msg.params_as().unwrap_or_default();
-        let Some(tool) = p.get("name").and_then(Value::as_str) else {
+        // Only the tool's name, unless the tool declared parameter headers.
+        let Some(tool) = msg.param_str("name") else {
             return Ok(());
         };
-        let Some(params) = self.upstream.era.tool_headers(tool) else {
+        let Some(params) = self.upstream.era.tool_headers(&tool) else {
             return Ok(());
         };
-        let args = p.get("arguments").cloned().unwrap_or_default();
+        let args: Value = msg
+            .param("arguments")
+            .and_then(|a| serde_json::from_str(a.get()).ok())
+            .unwrap_or_default();
         check_param_headers(&params, &args, self.headers, self.decode)
     }
 

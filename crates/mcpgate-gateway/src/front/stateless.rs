@@ -76,8 +76,11 @@ pub(crate) fn check_headers(
         return Ok(());
     }
     let method = msg.method.as_deref().unwrap_or_default();
-    let params = msg.params_as::<Value>().unwrap_or_default();
-    let Some(meta) = params.get("_meta").and_then(Value::as_object) else {
+    // Only `_meta` and the name are read: the arguments are not built.
+    let meta = msg
+        .param("_meta")
+        .and_then(|m| serde_json::from_str::<Value>(m.get()).ok());
+    let Some(meta) = meta.as_ref().and_then(Value::as_object) else {
         return Err(invalid_params(
             msg.id.clone(),
             format!(
@@ -134,10 +137,7 @@ pub(crate) fn check_headers(
         _ => None,
     };
     if let Some(field) = field {
-        let body_value = params
-            .get(field)
-            .and_then(Value::as_str)
-            .unwrap_or_default();
+        let body_value = msg.param_str(field).unwrap_or_default();
         match header_str(headers, "mcp-name").map(decode_header) {
             None => {
                 return Err(mismatch(
@@ -145,7 +145,7 @@ pub(crate) fn check_headers(
                     &format!("the Mcp-Name header is required on {method}"),
                 ));
             }
-            Some(h) if h.as_deref() != Some(body_value) => {
+            Some(h) if h.as_deref() != Some(&*body_value) => {
                 return Err(mismatch(
                     msg.id.clone(),
                     &format!("Mcp-Name header does not match body {field} {body_value:?}"),
@@ -333,8 +333,8 @@ pub(crate) async fn call(
         owner: gw.shared.internal_advertise.clone(),
     };
     let state = msg
-        .params_as::<Value>()
-        .and_then(|p| p.get("requestState")?.as_str().map(str::to_owned));
+        .param_str("requestState")
+        .map(std::borrow::Cow::into_owned);
     // When the request went upstream: its first answer is due `timeout` later.
     let mut sent = tokio::time::Instant::now();
     let mut call = match state {
@@ -547,15 +547,16 @@ pub(crate) fn check_tool_params(
     msg: &Message,
     headers: &HeaderMap,
 ) -> Result<(), String> {
-    let p: Value = msg.params_as().unwrap_or_default();
-    let Some(params) = p
-        .get("name")
-        .and_then(Value::as_str)
-        .and_then(|tool| era.tool_headers(tool))
+    let Some(params) = msg
+        .param_str("name")
+        .and_then(|tool| era.tool_headers(&tool))
     else {
         return Ok(());
     };
-    let args = p.get("arguments").cloned().unwrap_or_default();
+    let args: Value = msg
+        .param("arguments")
+        .and_then(|a| serde_json::from_str(a.get()).ok())
+        .unwrap_or_default();
     crate::upstream::modern::check_param_headers(&params, &args, headers, decode_header)
 }
 

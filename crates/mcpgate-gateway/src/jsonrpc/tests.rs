@@ -43,3 +43,26 @@ fn error_has_null_id_when_unknown() {
     let s = String::from_utf8(e.to_bytes().to_vec()).unwrap();
     assert!(s.contains(r#""id":null"#) && s.contains("-32700"), "{s}");
 }
+
+#[test]
+fn one_param_is_read_without_the_rest() {
+    let m = Message::parse(
+        br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","arguments":{"x":[1,{"y":2}]},"name":"e\u0063ho","_meta":{"k":1}}}"#,
+    )
+    .unwrap();
+    // The last of a repeated member, escapes decoded, as a `Value` reads it.
+    assert_eq!(m.param_str("name").as_deref(), Some("echo"));
+    assert_eq!(m.param("_meta").map(|r| r.get()), Some(r#"{"k":1}"#));
+    assert_eq!(
+        m.param("arguments").map(|r| r.get()),
+        Some(r#"{"x":[1,{"y":2}]}"#)
+    );
+    assert!(m.param("requestState").is_none());
+    // Not a string, not an object, no params: nothing.
+    assert!(m.param_str("_meta").is_none());
+    let array =
+        Message::parse(br#"{"jsonrpc":"2.0","id":1,"method":"m","params":["name"]}"#).unwrap();
+    assert!(array.param("name").is_none());
+    let none = Message::parse(br#"{"jsonrpc":"2.0","id":1,"method":"m"}"#).unwrap();
+    assert!(none.param_str("name").is_none());
+}

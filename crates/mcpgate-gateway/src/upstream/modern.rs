@@ -328,9 +328,7 @@ pub(crate) fn routing_headers(msg: &Message) -> HeaderMap {
         "resources/read" => "uri",
         _ => return h,
     };
-    if let Some(name) = msg
-        .params_as::<Value>()
-        .and_then(|p| p.get(field)?.as_str().map(str::to_owned))
+    if let Some(name) = msg.param_str(field)
         && let Ok(v) = HeaderValue::try_from(encode_header_value(&name))
     {
         h.insert("mcp-name", v);

@@ -189,3 +189,58 @@ async fn a_batch_larger_than_one_insert_statement_keeps_its_order() {
     let v = s.audit_verify().await.expect("verify");
     assert_eq!((v.checked, v.broken), (150, None));
 }
+
+/// Records written by earlier builds hashed a `serde_json::json!` array: the
+/// canonical form must stay byte for byte the same, or their chains stop verifying.
+#[test]
+fn the_canonical_form_is_the_json_array_earlier_builds_hashed() {
+    let mut r = event("tool_called", "al\"ice\u{7}é");
+    r.tool = Some("echo".into());
+    r.detail = r#"{"duration_ms":3,"status":200}"#.into();
+    let old = serde_json::json!([
+        7_i64,
+        -12_i64,
+        r.kind,
+        r.subject,
+        r.client_id,
+        r.upstream,
+        r.tool,
+        r.outcome,
+        r.detail,
+        GENESIS
+    ]);
+    let digest = Sha256::digest(old.to_string().as_bytes());
+    let expected: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(chain_hash(7, -12, &r, GENESIS), expected);
+}
+
+#[tokio::test]
+async fn an_appender_links_its_batches_and_notices_other_writers() {
+    let (_d, s) = store().await;
+    let mut a = s.audit_appender();
+    let first = a
+        .append(vec![event("sign_in", "a1"), event("sign_in", "a2")])
+        .await
+        .expect("append");
+    // The head it remembers is still the chain's: linked without reading it.
+    let second = a
+        .append(vec![event("sign_in", "a3")])
+        .await
+        .expect("append");
+    assert_eq!(second[0].seq, 3);
+    assert_eq!(second[0].prev_hash, first[1].hash);
+    // Another writer (a CLI command, another replica) moves the head…
+    let other = s
+        .audit_append(&event("api_key_created", "cli"))
+        .await
+        .expect("append");
+    assert_eq!(other.prev_hash, second[0].hash);
+    // …and the appender links after that one, not after its own last.
+    let third = a
+        .append(vec![event("sign_in", "a4")])
+        .await
+        .expect("append");
+    assert_eq!((third[0].seq, &third[0].prev_hash), (5, &other.hash));
+    let v = s.audit_verify().await.expect("verify");
+    assert_eq!((v.checked, v.broken), (5, None));
+}
