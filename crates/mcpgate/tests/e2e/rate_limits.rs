@@ -58,7 +58,8 @@ async fn exactly_the_limit_of_concurrent_rmcp_calls_pass_the_rest_get_32029() {
     for e in &refused {
         assert_eq!(e.code.0, RATE_LIMITED, "{e:?}");
         assert!(
-            e.message.starts_with("Rate limit echo-burst: tools/call of \"echo\" refused"),
+            e.message
+                .starts_with("Rate limit echo-burst: tools/call of \"echo\" refused"),
             "{}",
             e.message
         );
@@ -67,7 +68,9 @@ async fn exactly_the_limit_of_concurrent_rmcp_calls_pass_the_rest_get_32029() {
         assert_eq!(data["limit"], 3, "{data}");
         assert_eq!(data["windowSeconds"], 60, "{data}");
         // A bucket of 3 a minute refills one call every 20 s.
-        let retry = data["retryAfterSeconds"].as_u64().expect("retryAfterSeconds");
+        let retry = data["retryAfterSeconds"]
+            .as_u64()
+            .expect("retryAfterSeconds");
         assert!((1..=20).contains(&retry), "{data}");
     }
     // The session goes on, and a tool the rule does not name is not limited.
