@@ -118,7 +118,10 @@ impl Rules {
 
     /// Whether the upstream's tool `original` is shown (and callable).
     fn shows_tool(&self, original: &str) -> bool {
-        !self.deny.is_match(original) && self.allow.as_ref().is_none_or(|a| a.is_match(original))
+        // `is_match` prepares the name as a path (an allocation) even for an
+        // empty set, and most members deny nothing.
+        let denied = !self.deny.is_empty() && self.deny.is_match(original);
+        !denied && self.allow.as_ref().is_none_or(|a| a.is_match(original))
     }
 
     /// The name a client sees for the upstream's tool `original`, or `None`

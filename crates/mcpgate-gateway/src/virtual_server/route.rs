@@ -4,10 +4,11 @@
 //! `logging/setLevel` answered here. A name no member shows — unknown, or
 //! hidden by `tools.allow` / `tools.deny` — is refused as if it did not exist.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use mcpgate_guard::Authorized;
-use serde_json::{Map, Value};
+use serde_json::value::RawValue;
 
 use super::answer::Reply;
 use super::merge::{self, List};
@@ -76,21 +77,34 @@ pub(super) async fn request(
     }
 }
 
+/// A request's params with each member as the client wrote it: only the one
+/// that names the target is replaced, so a call's arguments are neither
+/// parsed nor written again on the way to the member. Keys sorted, as in a
+/// parsed `serde_json::Map`.
+type Fields<'a> = BTreeMap<String, &'a RawValue>;
+
+fn fields_of(raw: &RawValue) -> Option<Fields<'_>> {
+    serde_json::from_str(raw.get()).ok()
+}
+
+fn string_at(fields: &Fields<'_>, key: &str) -> Option<String> {
+    serde_json::from_str(fields.get(key)?.get()).ok()
+}
+
 /// Where a name lives in a request's params: `name`, `uri`, or `ref.name` /
 /// `ref.uri` of a completion.
-fn target_of(method: &str, params: &Map<String, Value>) -> Option<(Named, Vec<&'static str>)> {
-    let s = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_owned);
+fn target_of(method: &str, params: &Fields<'_>) -> Option<(Named, &'static [&'static str])> {
     match method {
-        "tools/call" => Some((Named::Tool(s(params.get("name"))?), vec!["name"])),
-        "prompts/get" => Some((Named::Prompt(s(params.get("name"))?), vec!["name"])),
+        "tools/call" => Some((Named::Tool(string_at(params, "name")?), &["name"])),
+        "prompts/get" => Some((Named::Prompt(string_at(params, "name")?), &["name"])),
         "completion/complete" => {
-            let r = params.get("ref")?;
-            match r.get("type").and_then(Value::as_str)? {
-                "ref/prompt" => Some((Named::Prompt(s(r.get("name"))?), vec!["ref", "name"])),
-                _ => Some((Named::Resource(s(r.get("uri"))?), vec!["ref", "uri"])),
+            let r = fields_of(params.get("ref")?)?;
+            match string_at(&r, "type")?.as_str() {
+                "ref/prompt" => Some((Named::Prompt(string_at(&r, "name")?), &["ref", "name"])),
+                _ => Some((Named::Resource(string_at(&r, "uri")?), &["ref", "uri"])),
             }
         }
-        _ => Some((Named::Resource(s(params.get("uri"))?), vec!["uri"])),
+        _ => Some((Named::Resource(string_at(params, "uri")?), &["uri"])),
     }
 }
 
@@ -125,7 +139,11 @@ pub(super) async fn locate(
     method: &str,
 ) -> Result<(usize, Message), Message> {
     let id = msg.id.clone();
-    let mut params: Map<String, Value> = msg.params_as().unwrap_or_default();
+    let params = msg
+        .params
+        .as_deref()
+        .and_then(fields_of)
+        .unwrap_or_default();
     let Some((target, path)) = target_of(method, &params) else {
         return Err(Message::error(
             id,
@@ -153,8 +171,8 @@ pub(super) async fn locate(
     {
         return Err(e.message(id));
     }
-    set_path(&mut params, &path, original);
-    msg.params = Some(jsonrpc::raw(&params));
+    let params = with_path(params, path, &jsonrpc::raw(&original));
+    msg.params = Some(params);
     Ok((idx, msg))
 }
 
@@ -172,18 +190,26 @@ pub(super) fn member_of(session: &Arc<VirtualSession>) -> crate::rules::MemberOf
     })
 }
 
-fn set_path(params: &mut Map<String, Value>, path: &[&str], value: String) {
+/// `fields` as JSON, with the member at `path` replaced by `value`.
+fn with_path(fields: Fields<'_>, path: &[&str], value: &RawValue) -> Box<RawValue> {
+    let inner;
+    let mut fields = fields;
     match path {
-        [last] => {
-            params.insert((*last).into(), value.into());
-        }
+        [last] => match fields.get_mut(*last) {
+            Some(v) => *v = value,
+            None => {
+                fields.insert((*last).to_owned(), value);
+            }
+        },
         [first, rest @ ..] => {
-            if let Some(Value::Object(inner)) = params.get_mut(*first) {
-                set_path(inner, rest, value);
+            if let Some(nested) = fields.get(*first).copied().and_then(fields_of) {
+                inner = with_path(nested, rest, value);
+                fields.insert((*first).to_owned(), &inner);
             }
         }
         [] => {}
     }
+    jsonrpc::raw(&fields)
 }
 
 /// The member that shows `target`, and the member's own name for it. Names
@@ -240,3 +266,6 @@ fn known(session: &VirtualSession, target: &Named) -> Option<(usize, String)> {
             .map(|i| (i, uri.clone())),
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -45,6 +45,8 @@
 //!   with `dpop = "required"`, and every way a proof can be wrong.
 //! - `audit_events`: each security event of issue 15 caused through the binary and read back with `audit list`.
 //! - `virtual_servers`: an rmcp client through a virtual server over stdio and HTTP members (issue 18).
+//! - `rate_limits`: an rmcp client under `[[rate_limit]]`: exactly N of concurrent calls pass, the rest
+//!   get -32029; a request-level rule shows as HTTP 429 with `Retry-After` (issue 18).
 
 // Sampling is deprecated by SEP-2577, but clients still use it and the gateway relays it.
 #![allow(deprecated)]
@@ -72,6 +74,7 @@ mod oauth_rmcp;
 mod observability;
 mod ops;
 mod outbound;
+mod rate_limits;
 mod registration_rate;
 mod reload;
 mod replicas;
