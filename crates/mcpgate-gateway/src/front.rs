@@ -32,7 +32,6 @@ use mcpgate_guard::Authenticated;
 
 use self::caller::AuthenticatedCaller;
 use self::era::Era;
-use crate::auth::Admitted;
 use crate::state::Gateway;
 
 /// Every MCP route: legacy SSE, Streamable HTTP with sessions, stateless.
@@ -44,14 +43,7 @@ pub(crate) async fn serve(
     era: Era,
     mut req: Request,
 ) -> Response {
-    let forwarded = req
-        .extensions()
-        .get::<crate::forward::Forwarded>()
-        .is_some();
-    let caller = AuthenticatedCaller {
-        authed: Admitted::new(authenticated, &mut req),
-        forwarded,
-    };
+    let caller = AuthenticatedCaller::of(authenticated, &mut req);
     // Each era's future is boxed: this one would otherwise be as large as
     // the largest era's, and the router's layers move it whole (memcpy) as
     // they box it, for every request of every era.

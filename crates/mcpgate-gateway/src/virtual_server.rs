@@ -53,7 +53,6 @@ use axum::response::{IntoResponse, Response};
 use mcpgate_guard::Authenticated;
 
 use self::owner::Located;
-use crate::auth::Admitted;
 use crate::error::GatewayError;
 use crate::events::parse_event_id;
 use crate::front::caller::AuthenticatedCaller;
@@ -80,14 +79,7 @@ pub(crate) async fn serve(
         return GatewayError::UnknownUpstream(name.as_deref().unwrap_or_default().to_owned())
             .answer(None);
     };
-    let forwarded = req
-        .extensions()
-        .get::<crate::forward::Forwarded>()
-        .is_some();
-    let caller = AuthenticatedCaller {
-        authed: Admitted::new(authenticated, &mut req),
-        forwarded,
-    };
+    let caller = AuthenticatedCaller::of(authenticated, &mut req);
     match *req.method() {
         Method::POST => post::post(gw, server, caller, req).await,
         Method::GET => get_stream(&gw, &server.name, &caller, req.headers()).await,

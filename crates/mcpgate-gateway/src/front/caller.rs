@@ -1,6 +1,7 @@
 //! The caller of one MCP request, as authentication left it.
 
-use mcpgate_guard::Principal;
+use axum::extract::Request;
+use mcpgate_guard::{Authenticated, Principal};
 
 use crate::auth::Admitted;
 use crate::session::Session;
@@ -14,6 +15,19 @@ pub(crate) struct AuthenticatedCaller {
 }
 
 impl AuthenticatedCaller {
+    /// The caller of `req`, which authentication let in; whether another
+    /// replica forwarded it is read from the request's extensions.
+    pub(crate) fn of(authenticated: Authenticated, req: &mut Request) -> Self {
+        let forwarded = req
+            .extensions()
+            .get::<crate::forward::Forwarded>()
+            .is_some();
+        AuthenticatedCaller {
+            authed: Admitted::new(authenticated, req),
+            forwarded,
+        }
+    }
+
     pub(crate) fn principal(&self) -> &Principal {
         self.authed.principal()
     }
