@@ -2,10 +2,7 @@
 //! read its arguments evaluated with them, and the answer with the names of
 //! the policies that gave it.
 
-use cedar_policy::Context;
-
 use crate::call::Call;
-use crate::entities::context;
 use crate::load::Rules;
 use crate::prepared::{Outcome, prepared};
 use crate::scope::Scopes;
@@ -45,7 +42,7 @@ impl Rules {
     pub fn decide(&self, call: &Call<'_>) -> Decision {
         let args = call.args.filter(|_| self.reads_context);
         let p = prepared(&self.prepared, &self.scopes, &self.types, call);
-        let live = p.live(&self.scopes, || context(args));
+        let live = p.live(&self.scopes, args);
         decision(&self.scopes, &p.fixed, &live)
     }
 
@@ -56,7 +53,7 @@ impl Rules {
     /// some arguments may satisfy it.
     pub fn visible(&self, call: &Call<'_>) -> bool {
         let p = prepared(&self.prepared, &self.scopes, &self.types, call);
-        let live = p.live(&self.scopes, Context::empty);
+        let live = p.live(&self.scopes, None);
         shown(&self.scopes, &p.fixed, &live)
     }
 }

@@ -164,6 +164,33 @@ const EDGES: &str = r#"
 permit (principal, action == Action::"tools/call", resource == Tool::"tool9") when { context.limit == 10 };
 "#;
 
+/// Argument conditions in every form `native.rs` evaluates without Cedar,
+/// alone and mixed with forms it leaves to Cedar, including the ones that
+/// err (a missing attribute, a type mismatch) so the call falls back.
+const NATIVE: &str = r#"
+@id("repo") permit (principal, action == Action::"tools/call", resource) when { context has repo && context.repo like "acme*/*" };
+@id("text-call") permit (principal, action, resource == Tool::"echo") when { context has text && context.text like "call*" };
+@id("text-bare") forbid (principal, action, resource == Tool::"echo") when { context.text like "*evil*" };
+@id("limit") permit (principal, action, resource) when { context has limit && context.limit <= 10 && context.limit > -5 } unless { context has dry_run && context.dry_run };
+@id("limit-gte") forbid (principal, action, resource == Tool::"tool3") when { 100 >= context.limit };
+@id("neq") forbid (principal, action, resource == Tool::"tool1") when { !(context has text) || context.text != "call 1" };
+@id("eq-types") permit (principal, action, resource == Tool::"tool9") when { context.limit == 10 || context.repo == "acme/widgets" || context.dry_run == true };
+@id("deep-has") permit (principal, action, resource) when { context has nested.a.b && context.nested.a.b == 5 };
+@id("deep-has-missing") forbid (principal, action, resource == Tool::"github_get_me") when { context has nested.x.y };
+@id("unicode") permit (principal, action, resource) when { context has text && context.text like "ü*ï" };
+@id("escaped-star") forbid (principal, action, resource) when { context has repo && context.repo like "acme\*" };
+@id("literal-only") permit (principal, action, resource == Tool::"tool10") when { "context" == "context" && true };
+@id("deep") permit (principal, action, resource == Tool::"jira_search") when { context has d && context.d has d };
+@id("mixed") permit (principal, action, resource == Tool::"tool1") when { resource.upstream == "up1" && context has text };
+@id("has-only") forbid (principal, action, resource == Tool::"tool10") when { context has text };
+@id("unless-only") forbid (principal, action, resource == Tool::"github_delete_repo") unless { context has confirm && context.confirm == "yes" };
+"#;
+
+/// Nested `depth` records deep: `{"d": {"d": … {"d": 1}}}`.
+fn deep(depth: usize) -> Value {
+    (0..depth).fold(json!(1), |inner, _| json!({ "d": inner }))
+}
+
 /// A linear congruential generator: the same calls every run.
 struct Lcg(u64);
 
@@ -203,6 +230,7 @@ const OPS: &[Operation] = &[
     Operation::ResourcesRead,
 ];
 const NAMES: &[&str] = &[
+    "echo",
     "echo",
     "tool1",
     "tool3",
@@ -244,6 +272,21 @@ fn arguments() -> Vec<Value> {
         json!([1, 2]),
         json!("a string"),
         json!({"big": 18446744073709551615u64}),
+        json!({"limit": -7}),
+        json!({"limit": 100, "text": "an evil call"}),
+        json!({"limit": "10"}),
+        json!({"nested": {"a": {"b": 5}}}),
+        json!({"nested": {"a": {"b": "5"}}}),
+        json!({"nested": {"a": "x"}, "text": "ünï"}),
+        json!({"text": "ü-ï", "repo": "acme*"}),
+        json!({"repo": "acme\\x", "confirm": "yes"}),
+        json!({"repo": "acme7/x", "text": "call 1", "confirm": "no"}),
+        json!({"dry_run": false, "limit": 0}),
+        json!({"text": ["call"], "repo": {"a": 1}}),
+        deep(31),
+        deep(32),
+        deep(33),
+        deep(40),
     ]
 }
 
@@ -306,6 +349,38 @@ fn agree(src: &str, n: usize, seed: u64) -> Seen {
     seen
 }
 
+/// Each of `NAMES` called with each of `arguments()` by one caller: the
+/// generator above may miss the one argument that tells two evaluations
+/// apart, this does not.
+fn every_name_with_every_argument(src: &str) {
+    let rules = load(src);
+    let args = arguments();
+    for op in [Operation::ToolsCall, Operation::PromptsGet] {
+        for name in NAMES {
+            for a in &args {
+                let call = Call {
+                    caller: Caller {
+                        subject: "alice",
+                        groups: vec!["team1".to_owned()],
+                        ..Caller::default()
+                    },
+                    op,
+                    name,
+                    upstream: "up1",
+                    virtual_server: None,
+                    hints: Hints::default(),
+                    args: Some(a),
+                };
+                assert_eq!(
+                    rules.decide(&call),
+                    reference_decide(&rules, &call),
+                    "decide differs for {call:?}"
+                );
+            }
+        }
+    }
+}
+
 /// How many generated calls were allowed, forbidden, had errors, or were
 /// hidden from lists: a generator that never reaches an outcome tests nothing.
 #[derive(Debug, Default)]
@@ -347,6 +422,43 @@ fn every_scope_and_error_decides_as_plain_cedar() {
     seen.reaches_every_outcome();
     let seen = agree(&format!("{EDGES}\n{}", policy50()), 800, 4);
     seen.reaches_every_outcome();
+}
+
+#[test]
+fn argument_conditions_evaluated_without_cedar_decide_as_plain_cedar() {
+    let seen = agree(NATIVE, 2000, 7);
+    seen.reaches_every_outcome();
+    every_name_with_every_argument(NATIVE);
+    let seen = agree(&format!("{NATIVE}\n{EDGES}\n{}", policy50()), 1000, 8);
+    seen.reaches_every_outcome();
+    // Around the depth where `entities::context` stops: `context has d.d…d`.
+    let deep_rules: String = (29..=35)
+        .map(|n| {
+            let path = vec!["d"; n].join(".");
+            format!("@id(\"deep-{n}\") permit (principal, action, resource) when {{ context has {path} }};\n")
+        })
+        .collect();
+    agree(&deep_rules, 600, 9);
+}
+
+/// The bench's call takes the path without Cedar: the differential tests
+/// above would pass as well if it never did.
+#[test]
+fn the_bench_call_is_decided_without_cedar() {
+    let rules = load(&policy50());
+    let args = json!({"text": "call 7"});
+    let call = Call {
+        caller: Caller::default(),
+        op: Operation::ToolsCall,
+        name: "echo",
+        upstream: "echo",
+        virtual_server: None,
+        hints: Hints::default(),
+        args: Some(&args),
+    };
+    let p = crate::prepared::prepared(&rules.prepared, &rules.scopes, &rules.types, &call);
+    assert!(p.evaluated_natively(), "{p:?}");
+    assert!(rules.decide(&call).allowed);
 }
 
 #[test]

@@ -183,7 +183,7 @@ pub(crate) fn context(args: Option<&Value>) -> Context {
 }
 
 /// Arguments nested deeper than this are left out (Cedar evaluates recursively).
-const MAX_DEPTH: usize = 32;
+pub(crate) const MAX_DEPTH: usize = 32;
 
 fn expression(v: &Value, depth: usize) -> Option<RestrictedExpression> {
     if depth > MAX_DEPTH {

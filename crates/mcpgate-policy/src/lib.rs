@@ -18,6 +18,11 @@
 //!   `read_only` / `destructive` (the tool's annotations, when known);
 //! - context: the call's arguments (a resource read has none).
 //!
+//! Cedar decides every call; the common argument conditions (`context has
+//! repo && context.repo like "acme/*"`) are evaluated on the JSON arguments
+//! directly, with Cedar's answers (`native.rs`), and anything else, or
+//! anything that errs, by Cedar itself.
+//!
 //! This crate never sees a credential; it must never panic on what a client
 //! sends (arguments Cedar cannot represent are left out of the context).
 
@@ -26,6 +31,7 @@ mod decide;
 mod entities;
 mod error;
 mod load;
+mod native;
 mod prepared;
 mod scope;
 

@@ -10,9 +10,10 @@
 use std::sync::Arc;
 
 use cedar_policy::{Authorizer, Context, Entities, EntityUid, PolicySet, Request};
+use serde_json::Value;
 
 use crate::call::Call;
-use crate::entities::{Types, entities};
+use crate::entities::{Types, context, entities};
 use crate::scope::{Scopes, subset};
 
 /// Callers × targets kept; past it the least useful are dropped.
@@ -53,16 +54,31 @@ pub(crate) struct Prepared {
     pub(crate) fixed: Outcome,
     /// The reachable policies that do, to decide per call.
     live: Option<PolicySet>,
+    /// Their positions, when every one of them is evaluated without Cedar
+    /// (`native.rs`).
+    native: Option<Vec<usize>>,
 }
 
 impl Prepared {
-    /// Evaluates the policies that read `context` with the call's; the
-    /// context is built only when there is one to evaluate.
-    pub(crate) fn live(&self, scopes: &Scopes, context: impl FnOnce() -> Context) -> Outcome {
-        match &self.live {
-            Some(set) => self.run(scopes, set, context()),
-            None => Outcome::default(),
+    /// Evaluates the policies that read `context` with the call's
+    /// arguments (`None`: an empty context): without Cedar when each can
+    /// be and none errs, else by Cedar over Cedar's context of them.
+    pub(crate) fn live(&self, scopes: &Scopes, args: Option<&Value>) -> Outcome {
+        let Some(set) = &self.live else {
+            return Outcome::default();
+        };
+        if let Some(satisfied) = self.native.as_ref().and_then(|n| native(scopes, n, args)) {
+            return Outcome {
+                satisfied,
+                ..Outcome::default()
+            };
         }
+        self.run(scopes, set, context(args))
+    }
+
+    #[cfg(test)]
+    pub(crate) fn evaluated_natively(&self) -> bool {
+        self.live.is_some() && self.native.is_some()
     }
 
     fn run(&self, scopes: &Scopes, set: &PolicySet, context: Context) -> Outcome {
@@ -101,6 +117,18 @@ impl Prepared {
     }
 }
 
+/// The positions among `live` whose conditions hold, or `None` when one
+/// of them would err in Cedar (or, not expected, is not compiled).
+fn native(scopes: &Scopes, live: &[usize], args: Option<&Value>) -> Option<Vec<usize>> {
+    let mut satisfied = Vec::new();
+    for &i in live {
+        if scopes.get(i)?.native.as_ref()?.hold(args)? {
+            satisfied.push(i);
+        }
+    }
+    Some(satisfied)
+}
+
 /// The prepared parts of `call`, from the cache or made now.
 pub(crate) fn prepared(
     cache: &Cache,
@@ -130,15 +158,21 @@ fn prepare(scopes: &Scopes, types: &Types, call: &Call<'_>) -> Prepared {
         entities,
         fixed: Outcome::default(),
         live: None,
+        native: None,
     };
     let (live, fixed): (Vec<usize>, Vec<usize>) = scopes
         .candidates(&call.caller, call.op, call.name)
         .into_iter()
         .partition(|&i| scopes.get(i).is_some_and(|p| p.reads_context));
     let sets = (subset(scopes, &fixed), subset(scopes, &live));
+    let positions = live;
     match sets {
         (Ok(fixed), Ok(live)) => {
             p.fixed = p.run(scopes, &fixed, Context::empty());
+            p.native = positions
+                .iter()
+                .all(|&i| scopes.get(i).is_some_and(|p| p.native.is_some()))
+                .then_some(positions);
             p.live = (!live.is_empty()).then_some(live);
         }
         (Err(e), _) | (_, Err(e)) => {

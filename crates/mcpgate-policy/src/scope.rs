@@ -19,6 +19,7 @@ use cedar_policy::{
 
 use crate::call::{Caller, Operation};
 use crate::entities::Types;
+use crate::native::Conditions;
 
 /// The principals a policy's scope admits.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,6 +80,9 @@ pub(crate) struct Indexed {
     /// literal holding the word only makes the policy evaluated per call for
     /// nothing, while a policy cannot read the context without the word.
     pub(crate) reads_context: bool,
+    /// Its conditions, when they read the context in a form evaluated
+    /// without Cedar (`native.rs`).
+    pub(crate) native: Option<Conditions>,
     who: Who,
 }
 
@@ -189,12 +193,14 @@ impl Scopes {
             s.position.insert(p.id().clone(), i);
             let forbid = p.effect() == Effect::Forbid;
             let reads_context = p.to_string().contains("context");
+            let native = reads_context.then(|| Conditions::compile(&p)).flatten();
             let who = Who::of(p.principal_constraint(), types);
             s.policies.push(Indexed {
                 policy: p,
                 name,
                 forbid,
                 reads_context,
+                native,
                 who,
             });
         }
