@@ -186,6 +186,43 @@ async def test_an_unknown_session_id_is_not_found(virtual: Gateway) -> None:
         assert r.status_code == 404, r.text
 
 
+async def test_a_call_reaches_its_member_as_written_and_a_repeated_name_is_refused(virtual: Gateway) -> None:
+    import json
+
+    import httpx2
+
+    headers = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+    init = {
+        "jsonrpc": "2.0",
+        "id": 0,
+        "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}},
+    }
+    async with httpx2.AsyncClient(timeout=30) as http:
+        r = await http.post(virtual.url("work"), json=init, headers=headers)
+        assert r.status_code == 200, r.text
+        headers["Mcp-Session-Id"] = r.headers["mcp-session-id"]
+
+        async def call(body: str) -> dict[str, Any]:
+            r = await http.post(virtual.url("work"), content=body.encode(), headers=headers)
+            assert r.status_code == 200, r.text
+            return json.loads(r.text)
+
+        # Member order, spacing and escapes as a client might write them: only the name changes.
+        ok = await call(
+            '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":'
+            '{ "arguments" : {"a": 2, "b": 40} , "name" : "everything_get\\u002dsum" }}'
+        )
+        assert ok["result"]["content"][0]["text"] == "The sum of 2 and 40 is 42.", ok
+        # The first name hidden, the last allowed: a first-wins parser would run the hidden one.
+        refused = await call(
+            '{"jsonrpc":"2.0","id":2,"method":"tools/call","params":'
+            '{"name":"everything_get-tiny-image","name":"everything_get-sum","arguments":{"a":1,"b":1}}}'
+        )
+        assert refused["error"]["code"] == -32602, refused
+        assert "gives its name (or uri) more than once" in refused["error"]["message"], refused
+
+
 def _check(tmp_path: Path, extra: str) -> subprocess.CompletedProcess[str]:
     config = tmp_path / "mcpgate.toml"
     config.write_text(

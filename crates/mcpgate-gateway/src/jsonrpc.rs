@@ -165,11 +165,7 @@ impl Message {
     /// `params_as::<Value>()` would build all of it (the arguments too) only
     /// to read one member.
     pub fn param(&self, key: &str) -> Option<&RawValue> {
-        let params = self.params.as_deref()?;
-        let mut de = serde_json::Deserializer::from_str(params.get());
-        serde::Deserializer::deserialize_any(&mut de, member::Member(key))
-            .ok()
-            .flatten()
+        find(self.params.as_deref()?, key)?.last
     }
 
     /// A string member of `params` (see [`Message::param`]); `None` when it is
@@ -183,6 +179,35 @@ impl Message {
                 .ok()
                 .map(std::borrow::Cow::Owned),
         }
+    }
+}
+
+fn find<'a>(object: &'a RawValue, key: &str) -> Option<member::Found<'a>> {
+    let mut de = serde_json::Deserializer::from_str(object.get());
+    serde::Deserializer::deserialize_any(&mut de, member::Member(key)).ok()
+}
+
+/// A member of a JSON object given once.
+#[derive(Debug, Clone, Copy)]
+pub enum Sole<'a> {
+    /// Not there (or `object` is not an object).
+    Missing,
+    /// Its value, unparsed: a slice of `object`'s text.
+    Once(&'a RawValue),
+    /// Given more than once: JSON parsers disagree on which one counts.
+    Repeated,
+}
+
+/// Member `key` of `object`, unparsed, and whether it is given only once;
+/// nothing else of the object is built.
+pub fn sole_member<'a>(object: &'a RawValue, key: &str) -> Sole<'a> {
+    match find(object, key) {
+        Some(member::Found {
+            last: Some(v),
+            times: 1,
+        }) => Sole::Once(v),
+        Some(member::Found { times: 2.., .. }) => Sole::Repeated,
+        _ => Sole::Missing,
     }
 }
 
@@ -311,6 +336,25 @@ pub fn cancelled_request_id(params: Option<&RawValue>) -> Option<Box<RawValue>> 
     serde_json::from_str::<Params>(params?.get())
         .ok()?
         .request_id
+}
+
+/// `whole` with `part`, a value inside it (a slice of its text, as
+/// [`sole_member`] returns), replaced by `with`; every other byte as it was.
+/// `None` if `part` is not inside `whole`.
+pub fn spliced(whole: &RawValue, part: &RawValue, with: &RawValue) -> Option<Box<RawValue>> {
+    let (w, p) = (whole.get(), part.get());
+    let start = (p.as_ptr() as usize).checked_sub(w.as_ptr() as usize)?;
+    let end = start.checked_add(p.len())?;
+    // Same address and length: the slice itself (`get` also refuses a cut
+    // inside a character).
+    if !std::ptr::eq(w.get(start..end)?, p) {
+        return None;
+    }
+    let mut out = String::with_capacity(w.len() - p.len() + with.get().len());
+    out.push_str(&w[..start]);
+    out.push_str(with.get());
+    out.push_str(&w[end..]);
+    RawValue::from_string(out).ok()
 }
 
 /// Rewrites one top-level member of an object-valued raw JSON, leaving the rest untouched.

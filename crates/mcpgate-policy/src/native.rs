@@ -280,27 +280,29 @@ fn equal(a: V<'_>, b: V<'_>) -> bool {
 /// Whether `text` matches `pattern`, character by character, `Any`
 /// matching any run of characters (none included).
 fn like(text: &str, pattern: &[Elem]) -> bool {
-    let text: Vec<char> = text.chars().collect();
     // The greedy walk with one back-off point: on a mismatch after a
     // wildcard, the wildcard swallows one more character and the walk
-    // resumes there. Linear in practice, quadratic at worst.
+    // resumes there. Linear in practice, quadratic at worst. Positions in
+    // `text` are byte offsets at character boundaries (no copy of the text).
     let (mut t, mut p) = (0, 0);
     let mut back: Option<(usize, usize)> = None;
-    while t < text.len() {
+    let at = |i: usize| text.get(i..).and_then(|rest| rest.chars().next());
+    while let Some(c) = at(t) {
         match pattern.get(p) {
             Some(Elem::Any) => {
                 back = Some((p, t));
                 p += 1;
             }
-            Some(Elem::Char(c)) if *c == text[t] => {
-                t += 1;
+            Some(Elem::Char(want)) if *want == c => {
+                t += c.len_utf8();
                 p += 1;
             }
             _ => match back {
                 Some((bp, bt)) => {
-                    back = Some((bp, bt + 1));
+                    let skipped = at(bt).map_or(1, char::len_utf8);
+                    back = Some((bp, bt + skipped));
                     p = bp + 1;
-                    t = bt + 1;
+                    t = bt + skipped;
                 }
                 None => return false,
             },

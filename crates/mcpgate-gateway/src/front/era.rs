@@ -166,10 +166,7 @@ fn legacy_message(parts: &Parts, gw: &Gateway) -> Result<Era, Response> {
     // An id that is no session id (outside visible ASCII) names no session either.
     let session = gw.shared.sessions.get(&session_id);
     let Some(session) = session else {
-        let virtual_session = session_id
-            .parse::<mcpgate_types::SessionId>()
-            .ok()
-            .and_then(|id| gw.shared.virtual_sessions.get(&id));
+        let virtual_session = gw.shared.virtual_sessions.get(&session_id);
         return match virtual_session {
             Some(session) => Ok(Era::VirtualLegacyMessage { session }),
             None => Err(GatewayError::SessionNotFound.answer(None)),

@@ -63,10 +63,7 @@ pub(super) fn locate(
         ));
     };
     let subject = caller.principal().subject();
-    let held = id
-        .parse::<SessionId>()
-        .ok()
-        .and_then(|id| gw.shared.virtual_sessions.get(&id));
+    let held = gw.shared.virtual_sessions.get(id);
     if let Some(session) = held {
         if *session.server.name != *server || session.subject != *subject {
             tracing::info!(

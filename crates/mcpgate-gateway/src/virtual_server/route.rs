@@ -4,7 +4,6 @@
 //! `logging/setLevel` answered here. A name no member shows — unknown, or
 //! hidden by `tools.allow` / `tools.deny` — is refused as if it did not exist.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use mcpgate_guard::Authorized;
@@ -14,7 +13,7 @@ use super::answer::Reply;
 use super::merge::{self, List};
 use super::session::{Named, VirtualSession};
 use crate::auth::Admitted;
-use crate::jsonrpc::{self, Message, code};
+use crate::jsonrpc::{self, Message, Sole, code};
 use crate::state::Gateway;
 
 /// MCP's code for a resource no server has (-32002 in the spec's examples).
@@ -77,34 +76,51 @@ pub(super) async fn request(
     }
 }
 
-/// A request's params with each member as the client wrote it: only the one
-/// that names the target is replaced, so a call's arguments are neither
-/// parsed nor written again on the way to the member. Keys sorted, as in a
-/// parsed `serde_json::Map`.
-type Fields<'a> = BTreeMap<String, &'a RawValue>;
-
-fn fields_of(raw: &RawValue) -> Option<Fields<'_>> {
-    serde_json::from_str(raw.get()).ok()
+/// A string member given once, escapes decoded.
+fn sole_string(object: &RawValue, key: &str) -> Result<String, Missing> {
+    match jsonrpc::sole_member(object, key) {
+        Sole::Once(v) => serde_json::from_str(v.get()).map_err(|_| Missing::Name),
+        Sole::Repeated => Err(Missing::Repeated),
+        Sole::Missing => Err(Missing::Name),
+    }
 }
 
-fn string_at(fields: &Fields<'_>, key: &str) -> Option<String> {
-    serde_json::from_str(fields.get(key)?.get()).ok()
+/// A member given once.
+fn sole<'a>(object: &'a RawValue, key: &str) -> Result<&'a RawValue, Missing> {
+    match jsonrpc::sole_member(object, key) {
+        Sole::Once(v) => Ok(v),
+        Sole::Repeated => Err(Missing::Repeated),
+        Sole::Missing => Err(Missing::Name),
+    }
 }
 
-/// Where a name lives in a request's params: `name`, `uri`, or `ref.name` /
-/// `ref.uri` of a completion.
-fn target_of(method: &str, params: &Fields<'_>) -> Option<(Named, &'static [&'static str])> {
+/// Why a request names no target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Missing {
+    /// No name (or uri), or not a string.
+    Name,
+    /// A member on the way to it given twice: which one an upstream reads
+    /// depends on its JSON parser, so the gateway does not guess.
+    Repeated,
+}
+
+/// The name a request targets and where it is in the params: the value
+/// (`name`, `uri`, or `ref.name` / `ref.uri` of a completion) to replace
+/// with the member's own name, so the rest, arguments included, goes to the
+/// member as the client wrote it.
+fn target_of<'a>(method: &str, params: &'a RawValue) -> Result<(Named, &'a RawValue), Missing> {
+    let at = |key| sole(params, key);
     match method {
-        "tools/call" => Some((Named::Tool(string_at(params, "name")?), &["name"])),
-        "prompts/get" => Some((Named::Prompt(string_at(params, "name")?), &["name"])),
+        "tools/call" => Ok((Named::Tool(sole_string(params, "name")?), at("name")?)),
+        "prompts/get" => Ok((Named::Prompt(sole_string(params, "name")?), at("name")?)),
         "completion/complete" => {
-            let r = fields_of(params.get("ref")?)?;
-            match string_at(&r, "type")?.as_str() {
-                "ref/prompt" => Some((Named::Prompt(string_at(&r, "name")?), &["ref", "name"])),
-                _ => Some((Named::Resource(string_at(&r, "uri")?), &["ref", "uri"])),
+            let r = sole(params, "ref")?;
+            match sole_string(r, "type")?.as_str() {
+                "ref/prompt" => Ok((Named::Prompt(sole_string(r, "name")?), sole(r, "name")?)),
+                _ => Ok((Named::Resource(sole_string(r, "uri")?), sole(r, "uri")?)),
             }
         }
-        _ => Some((Named::Resource(string_at(params, "uri")?), &["uri"])),
+        _ => Ok((Named::Resource(sole_string(params, "uri")?), at("uri")?)),
     }
 }
 
@@ -141,15 +157,20 @@ pub(super) async fn locate(
     let id = msg.id.clone();
     let params = msg
         .params
-        .as_deref()
-        .and_then(fields_of)
-        .unwrap_or_default();
-    let Some((target, path)) = target_of(method, &params) else {
-        return Err(Message::error(
-            id,
-            code::INVALID_PARAMS,
-            &format!("Invalid params: {method} needs a name (or uri)"),
-        ));
+        .take()
+        .unwrap_or_else(|| jsonrpc::raw(&serde_json::Map::new()));
+    let (target, at) = match target_of(method, &params) {
+        Ok(t) => t,
+        Err(why) => {
+            let message = match why {
+                Missing::Name => format!("Invalid params: {method} needs a name (or uri)"),
+                Missing::Repeated => {
+                    format!("Invalid params: {method} gives its name (or uri) more than once")
+                }
+            };
+            tracing::info!(virtual_server = %session.server.name, method, "refused: {message}");
+            return Err(Message::error(id, code::INVALID_PARAMS, &message));
+        }
     };
     // `target` is the name as the client sees it (prefixed, renamed): the
     // virtual server's policy was asked about this name (`authorize_post`).
@@ -162,6 +183,8 @@ pub(super) async fn locate(
         tracing::info!(virtual_server = %session.server.name, method, name = %name, "refused: no member of the virtual server shows this name (unknown, or hidden by tools.allow / tools.deny)");
         return Err(Message::error(id, code, &format!("{what}: {name}")));
     };
+    let renamed = jsonrpc::spliced(&params, at, &jsonrpc::raw(&original));
+    msg.params = Some(params);
     // The rules decide once the member is known: they see it as `resource.upstream`.
     if let Some(member) = session.server.members.get(idx)
         && let Err(e) =
@@ -171,8 +194,15 @@ pub(super) async fn locate(
     {
         return Err(e.message(id));
     }
-    let params = with_path(params, path, &jsonrpc::raw(&original));
-    msg.params = Some(params);
+    let Some(renamed) = renamed else {
+        // Not reached: `at` is a slice of `params` by construction.
+        return Err(Message::error(
+            id,
+            code::INTERNAL_ERROR,
+            "Internal error: could not rename the target",
+        ));
+    };
+    msg.params = Some(renamed);
     Ok((idx, msg))
 }
 
@@ -188,28 +218,6 @@ pub(super) fn member_of(session: &Arc<VirtualSession>) -> crate::rules::MemberOf
         let i = session.listed(&named)?;
         Some(session.server.members.get(i)?.name.clone())
     })
-}
-
-/// `fields` as JSON, with the member at `path` replaced by `value`.
-fn with_path(fields: Fields<'_>, path: &[&str], value: &RawValue) -> Box<RawValue> {
-    let inner;
-    let mut fields = fields;
-    match path {
-        [last] => match fields.get_mut(*last) {
-            Some(v) => *v = value,
-            None => {
-                fields.insert((*last).to_owned(), value);
-            }
-        },
-        [first, rest @ ..] => {
-            if let Some(nested) = fields.get(*first).copied().and_then(fields_of) {
-                inner = with_path(nested, rest, value);
-                fields.insert((*first).to_owned(), &inner);
-            }
-        }
-        [] => {}
-    }
-    jsonrpc::raw(&fields)
 }
 
 /// The member that shows `target`, and the member's own name for it. Names

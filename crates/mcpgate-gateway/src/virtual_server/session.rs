@@ -350,7 +350,9 @@ impl VirtualSessions {
         s
     }
 
-    pub(crate) fn get(&self, id: &SessionId) -> Option<Arc<VirtualSession>> {
+    /// By the id as the client sent it: not parsed first, since an id that
+    /// is not a valid one is simply not found.
+    pub(crate) fn get(&self, id: &str) -> Option<Arc<VirtualSession>> {
         lock(&self.map).get(id).cloned()
     }
 
