@@ -1,7 +1,7 @@
 //! Client sessions (protocol eras up to 2025-11-25): the id the client holds,
 //! the link to the upstream, and the SSE logs that make its streams resumable.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -202,10 +202,36 @@ impl std::fmt::Debug for Announcer {
     }
 }
 
+/// A session in the table, found by its id: the key is the session's own id
+/// rather than a copy of it (a sealed id is about 180 bytes, once per session).
+#[derive(Debug)]
+struct ById(Arc<Session>);
+
+impl std::hash::Hash for ById {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        // As `str` hashes: lookups by `&str` must land on the same bucket.
+        self.0.id.as_str().hash(state);
+    }
+}
+
+impl PartialEq for ById {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.id == other.0.id
+    }
+}
+
+impl Eq for ById {}
+
+impl std::borrow::Borrow<str> for ById {
+    fn borrow(&self) -> &str {
+        self.0.id.as_str()
+    }
+}
+
 /// Every live session, by id.
 #[derive(Debug, Default)]
 pub(crate) struct SessionTable {
-    map: Mutex<HashMap<SessionId, Arc<Session>>>,
+    map: Mutex<HashSet<ById>>,
     /// Set once on PostgreSQL (several replicas); kept across reloads with the table.
     announcer: OnceLock<Announcer>,
     /// Sessions being opened (initialize in flight), per subject: they count
@@ -237,7 +263,8 @@ impl SessionTable {
         };
         let open = self
             .lock()
-            .values()
+            .iter()
+            .map(|s| &s.0)
             .filter(|s| s.subject == subject && !s.is_closed() && !s.adopted.load(Ordering::SeqCst))
             .count();
         if let Some(slot) = self.opening.take(subject, cap.saturating_sub(open)) {
@@ -251,21 +278,21 @@ impl SessionTable {
 
     pub(crate) fn insert(&self, s: Arc<Session>) {
         mcpgate_telemetry::metrics().session_opened(&s.upstream_name);
-        if let Some(old) = self.lock().insert(s.id.clone(), s) {
-            closed(&old);
+        if let Some(old) = self.lock().replace(ById(s)) {
+            closed(&old.0);
         }
     }
 
     /// Inserts `s` unless a session with its id is already there (two
     /// requests adopting the same session at once); returns the one in the table.
     pub(crate) fn insert_or_get(&self, s: Arc<Session>) -> Arc<Session> {
-        self.lock()
-            .entry(s.id.clone())
-            .or_insert_with(|| {
-                mcpgate_telemetry::metrics().session_opened(&s.upstream_name);
-                s.clone()
-            })
-            .clone()
+        let mut map = self.lock();
+        if let Some(there) = map.get(s.id.as_str()) {
+            return there.0.clone();
+        }
+        mcpgate_telemetry::metrics().session_opened(&s.upstream_name);
+        map.insert(ById(s.clone()));
+        s
     }
 
     /// A live session; one whose upstream died is removed and reported missing,
@@ -274,7 +301,7 @@ impl SessionTable {
     /// no id simply misses, and the hot path needs no `SessionId` (a new `String`)
     /// per request.
     pub(crate) fn get(&self, id: &str) -> Option<Arc<Session>> {
-        let s = self.lock().get(id).cloned()?;
+        let s = self.lock().get(id).map(|s| s.0.clone())?;
         if s.is_closed() || s.link.gone().is_some() {
             self.remove(id);
             let s2 = s.clone();
@@ -286,7 +313,7 @@ impl SessionTable {
     }
 
     pub(crate) fn remove(&self, id: &str) -> Option<Arc<Session>> {
-        let s = self.lock().remove(id);
+        let s = self.lock().take(id).map(|s| s.0);
         s.inspect(closed)
     }
 
@@ -308,8 +335,8 @@ impl SessionTable {
 
     pub(crate) fn count_for(&self, upstream: &str) -> usize {
         self.lock()
-            .values()
-            .filter(|s| &*s.upstream_name == upstream)
+            .iter()
+            .filter(|s| &*s.0.upstream_name == upstream)
             .count()
     }
 
@@ -324,27 +351,23 @@ impl SessionTable {
     /// Removes and returns the sessions `which` picks (a reload's retired upstreams).
     pub(crate) fn take_where(&self, which: impl Fn(&Session) -> bool) -> Vec<Arc<Session>> {
         self.lock()
-            .extract_if(|_, s| which(s))
-            .map(|(_, s)| s)
+            .extract_if(|s| which(&s.0))
+            .map(|s| s.0)
             .inspect(closed)
             .collect()
     }
 
     pub(crate) fn end_streams(&self) {
-        for s in self.lock().values() {
-            s.server_stream.close();
+        for s in self.lock().iter() {
+            s.0.server_stream.close();
         }
     }
 
     pub(crate) fn drain(&self) -> Vec<Arc<Session>> {
-        self.lock()
-            .drain()
-            .map(|(_, s)| s)
-            .inspect(closed)
-            .collect()
+        self.lock().drain().map(|s| s.0).inspect(closed).collect()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SessionId, Arc<Session>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<ById>> {
         self.map.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

@@ -62,6 +62,12 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// mimalloc rather than glibc's malloc (the `mimalloc` feature, on by
+/// default): see docs/BENCHMARKS.md, "Idle memory and the allocator".
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     let runtime = match runtime(cli.worker_threads()) {

@@ -684,13 +684,12 @@ impl HttpLink {
             let this = self.clone();
             // The relay ends when the client stops waiting (the exchange is dropped
             // on a timeout or a disconnect), which closes the upstream response too.
-            let task = tokio::spawn(async move {
+            self.spawn_tracked(async move {
                 tokio::select! {
                     () = this.read_answer(resp.into_body(), request_id, tx, ids_tx) => {}
                     () = closed.closed() => {}
                 }
             });
-            self.track(task.abort_handle());
             return Ok(Exchange::with_ids(rx, ids));
         }
         let body = read_limited(resp.into_body(), self.up.limits.max_message_bytes).await?;
@@ -895,10 +894,37 @@ impl HttpLink {
         Ok(resp.into_body())
     }
 
-    fn track(&self, h: tokio::task::AbortHandle) {
-        let mut t = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
-        t.retain(|h| !h.is_finished());
-        t.push(h);
+    /// Runs `work` as a task of this link ([`HttpLink::stop_tasks`] aborts it).
+    ///
+    /// The task forgets its own handle when it ends: a handle kept past the
+    /// end keeps the finished task's allocation (its whole future, about a
+    /// kilobyte for an answer relay) alive, and an idle session whose last
+    /// answer came as SSE would hold one until its next request.
+    fn spawn_tracked<F>(self: &Arc<Self>, work: F) -> tokio::task::AbortHandle
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let link = Arc::downgrade(self);
+        // Held across the spawn: a task that ends at once on another worker
+        // waits here, so it never untracks before it is tracked.
+        let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
+        let handle = tokio::spawn(async move {
+            work.await;
+            if let Some(link) = link.upgrade() {
+                link.untrack(tokio::task::id());
+            }
+        })
+        .abort_handle();
+        tasks.retain(|h| !h.is_finished());
+        tasks.push(handle.clone());
+        handle
+    }
+
+    fn untrack(&self, id: tokio::task::Id) {
+        self.tasks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|h| h.id() != id && !h.is_finished());
     }
 
     /// Starts relaying the upstream's GET stream into the session's server stream.
@@ -918,7 +944,7 @@ impl HttpLink {
 
     fn relay_server_stream(self: &Arc<Self>, resume: Option<String>) {
         let this = self.clone();
-        let task = tokio::spawn(async move {
+        let handle = self.spawn_tracked(async move {
             this.relay_until_done(resume).await;
             // A later GET from the client starts a relay again (the upstream
             // may offer its stream again, or another replica let go of it).
@@ -931,14 +957,11 @@ impl HttpLink {
                 this.get_started.store(false, Ordering::SeqCst);
             }
         });
-        let handle = task.abort_handle();
         let mut current = self.get_task.lock().unwrap_or_else(|e| e.into_inner());
         self.get_started.store(true, Ordering::SeqCst);
-        if let Some(previous) = current.replace(handle.clone()) {
+        if let Some(previous) = current.replace(handle) {
             previous.abort();
         }
-        drop(current);
-        self.track(handle);
     }
 
     /// Resumes one of the upstream's POST answer streams after its event
@@ -956,7 +979,7 @@ impl HttpLink {
         let body = self.poll_answer(last).await?;
         let limit = self.up.limits.request_timeout;
         let (name, max) = (self.up.name.clone(), self.up.limits.max_message_bytes);
-        let task = tokio::spawn(async move {
+        self.spawn_tracked(async move {
             let (done_tx, done) = tokio::sync::oneshot::channel::<()>();
             let mut done_tx = Some(done_tx);
             let into = log.clone();
@@ -983,7 +1006,6 @@ impl HttpLink {
             }
             log.close();
         });
-        self.track(task.abort_handle());
         Ok(())
     }
 

@@ -141,7 +141,7 @@ impl HttpLink {
             bridge.started(k, handle);
         }
         let rounds = Abortable::new(this.clone().run_rounds(first, ex, tx), registration);
-        let task = tokio::spawn(async move {
+        self.spawn_tracked(async move {
             if rounds.await.is_err() {
                 tracing::info!(upstream = %this.up.name, "a client cancelled a bridged request: its 2026-07-28 request stream was closed");
             }
@@ -149,7 +149,6 @@ impl HttpLink {
                 finish(bridge, key.as_deref());
             }
         });
-        self.track(task.abort_handle());
         Ok(Exchange::new(rx))
     }
 

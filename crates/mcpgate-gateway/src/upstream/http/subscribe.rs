@@ -107,7 +107,7 @@ impl HttpLink {
         }
         let log = self.server_stream.clone();
         let name = self.up.name.clone();
-        let task = tokio::spawn(async move {
+        let task = self.spawn_tracked(async move {
             while let Some(m) = ex.recv().await {
                 if m.kind() == Some(Kind::Response) {
                     break;
@@ -118,10 +118,9 @@ impl HttpLink {
             }
             tracing::info!(upstream = %name, "the upstream ended the subscriptions/listen stream of a bridged session: resource updates stop until the next resources/subscribe");
         });
-        self.track(task.abort_handle());
         // The new stream is open: only now does the old one stop, so that
         // no update falls between the two.
-        bridge.listening(Some(task.abort_handle()));
+        bridge.listening(Some(task));
         Ok(())
     }
 }
