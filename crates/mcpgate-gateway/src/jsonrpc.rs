@@ -209,9 +209,7 @@ pub fn entries(obj: &RawValue) -> Option<Vec<(std::borrow::Cow<'_, str>, &RawVal
 }
 
 /// An object written from raw members, each value as it is.
-pub fn object_of<'a>(
-    entries: impl IntoIterator<Item = (&'a str, &'a RawValue)>,
-) -> Box<RawValue> {
+pub fn object_of<'a>(entries: impl IntoIterator<Item = (&'a str, &'a RawValue)>) -> Box<RawValue> {
     let mut out = String::from("{");
     for (k, v) in entries {
         if out.len() > 1 {

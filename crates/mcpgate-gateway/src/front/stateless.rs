@@ -99,11 +99,14 @@ pub(crate) fn check_headers(
         ));
     };
     let (Some(meta_version), Some(_)) = (meta_version, capabilities) else {
-        let missing: Vec<&str> = [(META_VERSION, meta_version), (META_CAPABILITIES, capabilities)]
-            .into_iter()
-            .filter(|(_, v)| v.is_none())
-            .map(|(k, _)| k)
-            .collect();
+        let missing: Vec<&str> = [
+            (META_VERSION, meta_version),
+            (META_CAPABILITIES, capabilities),
+        ]
+        .into_iter()
+        .filter(|(_, v)| v.is_none())
+        .map(|(k, _)| k)
+        .collect();
         return Err(invalid_params(
             msg.id.clone(),
             format!(
@@ -733,11 +736,10 @@ mod tests {
     #[test]
     fn client_capabilities_are_the_names_declared() {
         let caps = |params: &str| {
-            let mut names: Vec<String> = mrtr::client_capabilities(Some(
-                &RawValue::from_string(params.to_owned()).unwrap(),
-            ))
-            .into_iter()
-            .collect();
+            let mut names: Vec<String> =
+                mrtr::client_capabilities(Some(&RawValue::from_string(params.to_owned()).unwrap()))
+                    .into_iter()
+                    .collect();
             names.sort();
             names
         };
@@ -761,7 +763,9 @@ mod tests {
         };
         let modern = r#"{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}"#;
         assert_eq!(
-            stripped(&format!(r#"{{"name":"echo","_meta":{modern},"arguments":{{"text":"a b"}}}}"#)),
+            stripped(&format!(
+                r#"{{"name":"echo","_meta":{modern},"arguments":{{"text":"a b"}}}}"#
+            )),
             r#"{"name":"echo","arguments":{"text":"a b"}}"#
         );
         assert_eq!(
@@ -771,7 +775,12 @@ mod tests {
             r#"{"_meta":{"progressToken":7},"name":"t"}"#
         );
         // Nothing to drop: the params go on byte for byte.
-        for same in [r#"{"name":"t", "_meta":{"k":1}}"#, r#"{"name":"t"}"#, "[1]", r#"{"_meta":3}"#] {
+        for same in [
+            r#"{"name":"t", "_meta":{"k":1}}"#,
+            r#"{"name":"t"}"#,
+            "[1]",
+            r#"{"_meta":3}"#,
+        ] {
             assert_eq!(stripped(same), same);
         }
     }

@@ -86,8 +86,8 @@ fn several_params_are_read_in_one_pass() {
 
 #[test]
 fn entries_keep_order_and_rebuild_an_object() {
-    let obj = RawValue::from_string(r#"{"b": [1, 2], "a\u0041":{"x":1},"b":true}"#.to_owned())
-        .unwrap();
+    let obj =
+        RawValue::from_string(r#"{"b": [1, 2], "a\u0041":{"x":1},"b":true}"#.to_owned()).unwrap();
     let e = entries(&obj).unwrap();
     let keys: Vec<&str> = e.iter().map(|(k, _)| k.as_ref()).collect();
     // A repeated name keeps its first place and its last value.
