@@ -80,7 +80,7 @@ fn several_params_are_read_in_one_pass() {
     assert!(state.is_none());
     let array =
         Message::parse(br#"{"jsonrpc":"2.0","id":1,"method":"m","params":["name"]}"#).unwrap();
-    assert_eq!(array.params_members(["name"]), [None]);
+    assert!(array.params_members(["name"])[0].is_none());
     assert!(members(&raw(&1), ["a"]).is_none());
 }
 
