@@ -168,17 +168,66 @@ impl Message {
         find(self.params.as_deref()?, key)?.last
     }
 
+    /// Several members of `params` in one pass, unparsed, in the order of
+    /// `keys` (see [`Message::param`]): each `None` when `params` is absent,
+    /// not an object, or has no such member.
+    pub fn params_members<const N: usize>(&self, keys: [&str; N]) -> [Option<&RawValue>; N] {
+        self.params
+            .as_deref()
+            .and_then(|p| members(p, keys))
+            .unwrap_or([None; N])
+    }
+
     /// A string member of `params` (see [`Message::param`]); `None` when it is
     /// missing or not a string.
     pub fn param_str(&self, key: &str) -> Option<std::borrow::Cow<'_, str>> {
-        let raw = self.param(key)?.get();
-        // Borrowed unless it holds an escape.
-        match serde_json::from_str::<&str>(raw) {
-            Ok(s) => Some(std::borrow::Cow::Borrowed(s)),
-            Err(_) => serde_json::from_str::<String>(raw)
-                .ok()
-                .map(std::borrow::Cow::Owned),
+        raw_str(self.param(key)?)
+    }
+}
+
+/// Several members of the JSON object `obj` in one pass, unparsed, in the
+/// order of `keys` (the last one of a name when it repeats); `None` when `obj`
+/// is not an object. The other members are skipped, not built.
+pub fn members<'a, const N: usize>(
+    obj: &'a RawValue,
+    keys: [&str; N],
+) -> Option<[Option<&'a RawValue>; N]> {
+    let mut de = serde_json::Deserializer::from_str(obj.get());
+    serde::Deserializer::deserialize_any(&mut de, member::Members(keys)).ok()
+}
+
+/// Every member of the JSON object `obj`, in order, values unparsed (a name
+/// that repeats keeps its first place and its last value); `None` when `obj`
+/// is not an object.
+pub fn entries(obj: &RawValue) -> Option<Vec<(std::borrow::Cow<'_, str>, &RawValue)>> {
+    let mut de = serde_json::Deserializer::from_str(obj.get());
+    serde::Deserializer::deserialize_any(&mut de, member::Entries).ok()
+}
+
+/// An object written from raw members, each value as it is.
+pub fn object_of<'a>(entries: impl IntoIterator<Item = (&'a str, &'a RawValue)>) -> Box<RawValue> {
+    let mut out = String::from("{");
+    for (k, v) in entries {
+        if out.len() > 1 {
+            out.push(',');
         }
+        // A string always serializes.
+        out.push_str(&serde_json::to_string(k).unwrap_or_default());
+        out.push(':');
+        out.push_str(v.get());
+    }
+    out.push('}');
+    RawValue::from_string(out).unwrap_or_else(|_| unreachable_raw())
+}
+
+/// A JSON string's text, borrowed unless it holds an escape; `None` when
+/// `raw` is not a string.
+pub fn raw_str(raw: &RawValue) -> Option<std::borrow::Cow<'_, str>> {
+    match serde_json::from_str::<&str>(raw.get()) {
+        Ok(s) => Some(std::borrow::Cow::Borrowed(s)),
+        Err(_) => serde_json::from_str::<String>(raw.get())
+            .ok()
+            .map(std::borrow::Cow::Owned),
     }
 }
 

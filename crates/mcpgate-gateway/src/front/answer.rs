@@ -29,6 +29,9 @@ pub(crate) struct Answer<'a> {
     pub(crate) rewrite: Rewrite,
     /// Cancels the request upstream when its SSE answer falls silent.
     pub(crate) cancel: Option<Cancel>,
+    /// A 2026-07-28 client's: a JSON answer's error code sets the HTTP status
+    /// too ([`with_error_status`]).
+    pub(crate) modern: bool,
 }
 
 /// Cancels a request upstream by its client id (from a task that outlives the handler).
@@ -49,7 +52,11 @@ impl Answer<'_> {
         match first {
             Ok(Some(mut m)) if m.kind() == Some(Kind::Response) => {
                 (self.rewrite)(&mut m);
-                json(StatusCode::OK, &m)
+                if self.modern {
+                    modern_json(&m)
+                } else {
+                    json(StatusCode::OK, &m)
+                }
             }
             Ok(Some(m)) => {
                 let log = open_stream();
@@ -72,21 +79,35 @@ impl Answer<'_> {
                 ));
                 sse(reader)
             }
-            Ok(None) => GatewayError::UpstreamUnavailable(
-                "the upstream closed the connection without answering".into(),
-            )
-            .answer(id),
+            Ok(None) => {
+                let r = GatewayError::UpstreamUnavailable(
+                    "the upstream closed the connection without answering".into(),
+                )
+                .answer(id);
+                failed(self.modern, r).await
+            }
             Err(_) => {
                 if let Some(id) = &id {
                     self.link.cancel(id, "mcpgate: request timed out").await;
                 }
-                GatewayError::UpstreamTimedOut(format!(
+                let r = GatewayError::UpstreamTimedOut(format!(
                     "the upstream did not answer within {:?} (server.request_timeout)",
                     self.timeout
                 ))
-                .answer(id)
+                .answer(id);
+                failed(self.modern, r).await
             }
         }
+    }
+}
+
+/// The gateway's own error answer, in the client's era (a free function: an
+/// `Answer` held across the await would make the future `!Send`).
+async fn failed(modern: bool, r: Response) -> Response {
+    if modern {
+        with_error_status(r).await
+    } else {
+        r
     }
 }
 
@@ -183,13 +204,22 @@ pub(crate) async fn with_error_status(r: Response) -> Response {
         return StatusCode::BAD_GATEWAY.into_response();
     };
     if let Ok(m) = Message::parse(&bytes)
-        && let Some(code) = m
-            .error
-            .as_deref()
-            .and_then(|e| serde_json::from_str::<serde_json::Value>(e.get()).ok())
-            .and_then(|e| e["code"].as_i64())
+        && let Some(status) = modern_error_status(&m)
     {
-        parts.status = modern_status(code).unwrap_or(parts.status);
+        parts.status = status;
     }
     Response::from_parts(parts, axum::body::Body::from(bytes))
+}
+
+/// A message the gateway holds, answered as JSON the 2026-07-28 way (see
+/// [`with_error_status`]): the status is read from the message before it is
+/// written, not parsed back out of the body.
+pub(crate) fn modern_json(m: &Message) -> Response {
+    json(modern_error_status(m).unwrap_or(StatusCode::OK), m)
+}
+
+/// The HTTP status 2026-07-28 gives an error answer's code, if any.
+fn modern_error_status(m: &Message) -> Option<StatusCode> {
+    let [code] = crate::jsonrpc::members(m.error.as_deref()?, ["code"])?;
+    modern_status(serde_json::from_str::<i64>(code?.get()).ok()?)
 }

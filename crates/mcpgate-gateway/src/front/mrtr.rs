@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use mcpgate_guard::Authorized;
 use mcpgate_types::Subject;
+use serde::de::IgnoredAny;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
@@ -19,6 +20,7 @@ use crate::rewrite::Rewrite;
 use crate::session_key::{SessionKeys, StateClaims};
 use crate::upstream::Exchange;
 use crate::upstream::Link;
+use crate::upstream::modern::META_CAPABILITIES;
 
 /// Only these methods may answer `input_required` (2026-07-28).
 pub(crate) const MRTR_METHODS: &[&str] = &["tools/call", "prompts/get", "resources/read"];
@@ -158,15 +160,15 @@ pub(crate) fn unique_id() -> Box<RawValue> {
 
 /// The keys of `_meta["io.modelcontextprotocol/clientCapabilities"]`.
 pub(crate) fn client_capabilities(params: Option<&RawValue>) -> HashSet<String> {
+    // `_meta` and then its one key are found without building the rest of
+    // `params` (the arguments); only the capabilities' names are kept.
     params
-        .and_then(|p| serde_json::from_str::<Value>(p.get()).ok())
-        .and_then(|p| {
-            p.get("_meta")?
-                .get("io.modelcontextprotocol/clientCapabilities")?
-                .as_object()
-                .cloned()
-        })
-        .map(|m| m.keys().cloned().collect())
+        .and_then(|p| jsonrpc::members(p, ["_meta"]))
+        .and_then(|[meta]| meta)
+        .and_then(|m| jsonrpc::members(m, [META_CAPABILITIES]))
+        .and_then(|[caps]| caps)
+        .and_then(|c| serde_json::from_str::<HashMap<String, IgnoredAny>>(c.get()).ok())
+        .map(|m| m.into_keys().collect())
         .unwrap_or_default()
 }
 

@@ -113,12 +113,13 @@ impl Native<'_> {
                     // A 2026-07-28 upstream is cancelled by closing the stream,
                     // which dropping the exchange does.
                     cancel: None,
+                    // Its status is set as it is written, not read back.
+                    modern: true,
                 };
                 let replay = gw.shared.limits.replay_events;
                 let r = answer
                     .respond(client_id, ex, move || EventLog::new(1, replay, None))
                     .await;
-                let r = super::answer::with_error_status(r).await;
                 if !is_event_stream(&r) {
                     return r;
                 }
@@ -133,6 +134,9 @@ impl Native<'_> {
     /// Checks the client's `Mcp-Param-*` headers against the arguments, when
     /// the tool's listing (its `x-mcp-header` parameters) was seen.
     fn check_params(&self, msg: &Message) -> Result<(), String> {
+        if !self.upstream.era.declares_param_headers() {
+            return Ok(());
+        }
         // Only the tool's name, unless the tool declared parameter headers.
         let Some(tool) = msg.param_str("name") else {
             return Ok(());
@@ -167,7 +171,7 @@ async fn listen(
     mcpgate_telemetry::note_upstream_answered(!matches!(first, Ok(Some(_))));
     let first = match first {
         Ok(Some(m)) if m.kind() == Some(Kind::Response) => {
-            return super::answer::with_error_status(crate::reply::json(StatusCode::OK, &m)).await;
+            return super::answer::modern_json(&m);
         }
         Ok(Some(m)) => m,
         Ok(None) => {

@@ -122,6 +122,7 @@ async fn post(
                             .await;
                     })
                 })),
+                modern: false,
             };
             let s = session.clone();
             answer

@@ -12,7 +12,7 @@ use mcpgate_guard::Authorized;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use super::answer::with_error_status;
+use super::answer::modern_json;
 use super::caller::AuthenticatedCaller;
 use super::era::Endpoint;
 use super::mrtr::{self, Step};
@@ -67,20 +67,30 @@ pub(crate) fn decode_header(v: &str) -> Option<String> {
 /// carries the protocol version and the client capabilities (else -32602);
 /// `MCP-Protocol-Version`, `Mcp-Method` and `Mcp-Name` agree with the body and
 /// appear once (else -32020); the version is a string the gateway speaks.
+/// Ok says whether the request carries a `requestState` (read in the same pass).
 pub(crate) fn check_headers(
     headers: &HeaderMap,
     msg: &Message,
     kind: Kind,
-) -> Result<(), Response> {
+) -> Result<bool, Response> {
     if kind != Kind::Request {
-        return Ok(());
+        return Ok(false);
     }
     let method = msg.method.as_deref().unwrap_or_default();
-    // Only `_meta` and the name are read: the arguments are not built.
-    let meta = msg
-        .param("_meta")
-        .and_then(|m| serde_json::from_str::<Value>(m.get()).ok());
-    let Some(meta) = meta.as_ref().and_then(Value::as_object) else {
+    let field = match method {
+        "tools/call" | "prompts/get" => Some("name"),
+        "resources/read" => Some("uri"),
+        _ => None,
+    };
+    // One pass over `params` for `_meta`, the name and `requestState`, and
+    // one over `_meta` for its two keys: the arguments and the rest are
+    // skipped, not built. (With no name to read, `_meta` is asked for twice:
+    // the first wins.)
+    let [meta, named, state] =
+        msg.params_members(["_meta", field.unwrap_or("_meta"), "requestState"]);
+    let Some([meta_version, capabilities]) =
+        meta.and_then(|m| jsonrpc::members(m, [META_VERSION, META_CAPABILITIES]))
+    else {
         return Err(invalid_params(
             msg.id.clone(),
             format!(
@@ -88,11 +98,15 @@ pub(crate) fn check_headers(
             ),
         ));
     };
-    let missing: Vec<&str> = [META_VERSION, META_CAPABILITIES]
+    let (Some(meta_version), Some(_)) = (meta_version, capabilities) else {
+        let missing: Vec<&str> = [
+            (META_VERSION, meta_version),
+            (META_CAPABILITIES, capabilities),
+        ]
         .into_iter()
-        .filter(|k| !meta.contains_key(*k))
+        .filter(|(_, v)| v.is_none())
+        .map(|(k, _)| k)
         .collect();
-    if !missing.is_empty() {
         return Err(invalid_params(
             msg.id.clone(),
             format!(
@@ -100,7 +114,7 @@ pub(crate) fn check_headers(
                 missing.join(", ")
             ),
         ));
-    }
+    };
     for name in ["mcp-protocol-version", "mcp-method", "mcp-name"] {
         if headers.get_all(name).iter().count() > 1 {
             return Err(mismatch(
@@ -109,11 +123,16 @@ pub(crate) fn check_headers(
             ));
         }
     }
-    let meta_version = &meta[META_VERSION];
-    if meta_version.as_str() != Some(MODERN_VERSION) && meta_version.is_string() {
+    // A string's text; `None` for any other JSON value.
+    let version = jsonrpc::raw_str(meta_version);
+    if let Some(v) = &version
+        && v.as_ref() != MODERN_VERSION
+    {
+        // Shown as JSON, as the client wrote it (escapes decoded).
+        let shown = serde_json::Value::from(v.as_ref());
         return Err(mismatch(
             msg.id.clone(),
-            &format!("MCP-Protocol-Version header does not match _meta version {meta_version}"),
+            &format!("MCP-Protocol-Version header does not match _meta version {shown}"),
         ));
     }
     match header_str(headers, "mcp-method") {
@@ -131,13 +150,8 @@ pub(crate) fn check_headers(
         }
         _ => {}
     }
-    let field = match method {
-        "tools/call" | "prompts/get" => Some("name"),
-        "resources/read" => Some("uri"),
-        _ => None,
-    };
     if let Some(field) = field {
-        let body_value = msg.param_str(field).unwrap_or_default();
+        let body_value = named.and_then(jsonrpc::raw_str).unwrap_or_default();
         match header_str(headers, "mcp-name").map(decode_header) {
             None => {
                 return Err(mismatch(
@@ -154,13 +168,13 @@ pub(crate) fn check_headers(
             _ => {}
         }
     }
-    if !meta_version.is_string() {
+    if version.is_none() {
         return Err(invalid_params(
             msg.id.clone(),
             "Invalid params: the _meta protocol version must be a string".into(),
         ));
     }
-    Ok(())
+    Ok(state.is_some())
 }
 
 /// One stateless POST.
@@ -187,15 +201,16 @@ async fn post(
 ) -> Response {
     let Post { headers, msg, kind } = post;
     let Endpoint { name, upstream, .. } = endpoint;
-    if let Err(r) = check_headers(&headers, &msg, kind) {
-        return r;
-    }
+    let resumes = match check_headers(&headers, &msg, kind) {
+        Ok(resumes) => resumes,
+        Err(r) => return r,
+    };
     let (msg, proof) = match authorize_post(&gw, &name, &caller, msg, None).await {
         Ok(v) => v,
         Err(r) => return r,
     };
     // A follow-up for a call parked on another replica is answered there (one hop).
-    if kind == Kind::Request
+    if resumes
         && !caller.forwarded
         && let Some(owner) = mrtr::parked_elsewhere(
             &gw.shared.session_keys,
@@ -341,7 +356,7 @@ pub(crate) async fn call(
         Some(state) => {
             match mrtr::resume(&parked, seal, &msg, method, &state, rewrite, proof).await {
                 Ok(c) => c,
-                Err(e) => return with_error_status(json(StatusCode::OK, &e)).await,
+                Err(e) => return modern_json(&e),
             }
         }
         None => {
@@ -349,7 +364,7 @@ pub(crate) async fn call(
             let upstream_id = mrtr::unique_id();
             let capabilities = mrtr::client_capabilities(msg.params.as_deref());
             msg.id = Some(upstream_id.clone());
-            msg.params = msg.params.as_deref().map(strip_modern_meta);
+            msg.params = msg.params.take().map(strip_modern_meta);
             sent = tokio::time::Instant::now();
             mcpgate_telemetry::note_upstream_sent();
             let ex = match link.request(&proof, msg).await {
@@ -379,7 +394,7 @@ pub(crate) async fn call(
     let step = call.step(first, timeout).await;
     mcpgate_telemetry::note_upstream_answered(matches!(step, Step::Failed(_)));
     match step {
-        Step::Final(m) | Step::Failed(m) => with_error_status(json(StatusCode::OK, &m)).await,
+        Step::Final(m) | Step::Failed(m) => modern_json(&m),
         Step::Interim(m) => {
             let log = EventLog::new(1, gw.shared.limits.replay_events, None);
             log.push(&m);
@@ -547,6 +562,9 @@ pub(crate) fn check_tool_params(
     msg: &Message,
     headers: &HeaderMap,
 ) -> Result<(), String> {
+    if !era.declares_param_headers() {
+        return Ok(());
+    }
     let Some(params) = msg
         .param_str("name")
         .and_then(|tool| era.tool_headers(&tool))
@@ -561,18 +579,34 @@ pub(crate) fn check_tool_params(
 }
 
 /// Older upstreams know nothing of the per-request protocol keys; the gateway's
-/// upstream session already negotiated a version, so they are dropped.
-fn strip_modern_meta(params: &RawValue) -> Box<RawValue> {
-    let Ok(mut p) = serde_json::from_str::<serde_json::Map<String, Value>>(params.get()) else {
-        return params.to_owned();
+/// upstream session already negotiated a version, so they are dropped. The
+/// other members, and the rest of `_meta`, go on as the client wrote them.
+fn strip_modern_meta(params: Box<RawValue>) -> Box<RawValue> {
+    let Some(mut members) = jsonrpc::entries(&params) else {
+        return params;
     };
-    if let Some(Value::Object(meta)) = p.get_mut("_meta") {
-        meta.retain(|k, _| !k.starts_with("io.modelcontextprotocol/"));
-        if meta.is_empty() {
-            p.remove("_meta");
+    let Some(at) = members.iter().position(|(k, _)| k == "_meta") else {
+        return params;
+    };
+    let Some(meta) = jsonrpc::entries(members[at].1) else {
+        return params;
+    };
+    let kept: Vec<_> = meta
+        .iter()
+        .filter(|(k, _)| !k.starts_with("io.modelcontextprotocol/"))
+        .map(|(k, v)| (k.as_ref(), *v))
+        .collect();
+    if kept.len() == meta.len() {
+        return params;
+    }
+    let kept = (!kept.is_empty()).then(|| jsonrpc::object_of(kept));
+    match &kept {
+        Some(m) => members[at].1 = m,
+        None => {
+            members.remove(at);
         }
     }
-    jsonrpc::raw(&p)
+    jsonrpc::object_of(members.iter().map(|(k, v)| (k.as_ref(), *v)))
 }
 
 /// `server/discover` answered from the upstream's `initialize` result.
@@ -605,16 +639,36 @@ fn discover(link: &crate::upstream::Link, id: Option<Box<RawValue>>) -> Response
 /// by default (`ttlMs: 0`, `private`) because answers may be per user.
 pub(crate) fn rewrite_result(m: &mut Message, cacheable: bool) {
     if let Some(result) = m.result.as_deref() {
-        let Ok(mut map) = serde_json::from_str::<serde_json::Map<String, Value>>(result.get())
+        // The members present are found without building the result; the
+        // missing ones are written in front of the rest, left as it is.
+        let Some([kind, ttl, scope]) =
+            jsonrpc::members(result, ["resultType", "ttlMs", "cacheScope"])
         else {
             return;
         };
-        map.entry("resultType").or_insert_with(|| "complete".into());
-        if cacheable {
-            map.entry("ttlMs").or_insert_with(|| 0.into());
-            map.entry("cacheScope").or_insert_with(|| "private".into());
+        let mut added = String::new();
+        if kind.is_none() {
+            added.push_str(r#""resultType":"complete","#);
         }
-        m.result = Some(jsonrpc::raw(&map));
+        if cacheable && ttl.is_none() {
+            added.push_str(r#""ttlMs":0,"#);
+        }
+        if cacheable && scope.is_none() {
+            added.push_str(r#""cacheScope":"private","#);
+        }
+        let Some(rest) = result.get().trim_start().strip_prefix('{') else {
+            return;
+        };
+        if added.is_empty() {
+            return;
+        }
+        let rest = rest.trim_start();
+        if rest.starts_with('}') {
+            added.pop();
+        }
+        if let Ok(r) = RawValue::from_string(format!("{{{added}{rest}")) {
+            m.result = Some(r);
+        }
     } else if let Some(err) = m.error.as_deref() {
         // Resource-not-found moved from -32002 to -32602 in 2026-07-28.
         if let Ok(mut e) = serde_json::from_str::<serde_json::Map<String, Value>>(err.get())
@@ -653,5 +707,81 @@ mod tests {
                 .unwrap();
         rewrite_result(&mut e, false);
         assert!(e.error.unwrap().get().contains("-32602"));
+    }
+
+    #[test]
+    fn results_keep_what_they_carry() {
+        let rewritten = |result: &str, cacheable: bool| {
+            let mut m = Message::response(
+                jsonrpc::num_id(1),
+                RawValue::from_string(result.to_owned()).unwrap(),
+            );
+            rewrite_result(&mut m, cacheable);
+            m.result.unwrap().get().to_owned()
+        };
+        assert_eq!(rewritten("{}", false), r#"{"resultType":"complete"}"#);
+        assert_eq!(
+            rewritten(r#"{ "content":[]}"#, false),
+            r#"{"resultType":"complete","content":[]}"#
+        );
+        assert_eq!(
+            rewritten(r#"{"resultType":"input_required","ttlMs":5}"#, true),
+            r#"{"cacheScope":"private","resultType":"input_required","ttlMs":5}"#
+        );
+        let kept = r#"{"resultType":"complete","ttlMs":1,"cacheScope":"public"}"#;
+        assert_eq!(rewritten(kept, true), kept);
+        assert_eq!(rewritten("[1]", true), "[1]");
+    }
+
+    #[test]
+    fn client_capabilities_are_the_names_declared() {
+        let caps = |params: &str| {
+            let mut names: Vec<String> =
+                mrtr::client_capabilities(Some(&RawValue::from_string(params.to_owned()).unwrap()))
+                    .into_iter()
+                    .collect();
+            names.sort();
+            names
+        };
+        assert_eq!(
+            caps(
+                r#"{"arguments":{"_meta":1},"_meta":{"io.modelcontextprotocol/clientCapabilities":{"sampling":{},"elicitation":{"form":{}}}}}"#
+            ),
+            ["elicitation", "sampling"]
+        );
+        assert!(caps(r#"{"_meta":{"io.modelcontextprotocol/clientCapabilities":[1]}}"#).is_empty());
+        assert!(caps(r#"{"_meta":[]}"#).is_empty());
+        assert!(caps("[]").is_empty());
+    }
+
+    #[test]
+    fn only_the_protocol_keys_of_meta_are_dropped() {
+        let stripped = |params: &str| {
+            strip_modern_meta(RawValue::from_string(params.to_owned()).unwrap())
+                .get()
+                .to_owned()
+        };
+        let modern = r#"{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}"#;
+        assert_eq!(
+            stripped(&format!(
+                r#"{{"name":"echo","_meta":{modern},"arguments":{{"text":"a b"}}}}"#
+            )),
+            r#"{"name":"echo","arguments":{"text":"a b"}}"#
+        );
+        assert_eq!(
+            stripped(
+                r#"{"_meta":{"progressToken":7,"io.modelcontextprotocol/clientInfo":{}},"name":"t"}"#
+            ),
+            r#"{"_meta":{"progressToken":7},"name":"t"}"#
+        );
+        // Nothing to drop: the params go on byte for byte.
+        for same in [
+            r#"{"name":"t", "_meta":{"k":1}}"#,
+            r#"{"name":"t"}"#,
+            "[1]",
+            r#"{"_meta":3}"#,
+        ] {
+            assert_eq!(stripped(same), same);
+        }
     }
 }

@@ -66,3 +66,35 @@ fn one_param_is_read_without_the_rest() {
     let none = Message::parse(br#"{"jsonrpc":"2.0","id":1,"method":"m"}"#).unwrap();
     assert!(none.param_str("name").is_none());
 }
+
+#[test]
+fn several_params_are_read_in_one_pass() {
+    let m = Message::parse(
+        br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","arguments":{"x":[1]},"name":"e\u0063ho","_meta":{"k":1}}}"#,
+    )
+    .unwrap();
+    let [meta, name, state] = m.params_members(["_meta", "name", "requestState"]);
+    assert_eq!(meta.map(RawValue::get), Some(r#"{"k":1}"#));
+    // The last of a repeated member, as `param` reads it.
+    assert_eq!(name.and_then(raw_str).as_deref(), Some("echo"));
+    assert!(state.is_none());
+    let array =
+        Message::parse(br#"{"jsonrpc":"2.0","id":1,"method":"m","params":["name"]}"#).unwrap();
+    assert!(array.params_members(["name"])[0].is_none());
+    assert!(members(&raw(&1), ["a"]).is_none());
+}
+
+#[test]
+fn entries_keep_order_and_rebuild_an_object() {
+    let obj =
+        RawValue::from_string(r#"{"b": [1, 2], "a\u0041":{"x":1},"b":true}"#.to_owned()).unwrap();
+    let e = entries(&obj).unwrap();
+    let keys: Vec<&str> = e.iter().map(|(k, _)| k.as_ref()).collect();
+    // A repeated name keeps its first place and its last value.
+    assert_eq!(keys, ["b", "aA"]);
+    assert_eq!(e[0].1.get(), "true");
+    let rebuilt = object_of(e.iter().map(|(k, v)| (k.as_ref(), *v)));
+    assert_eq!(rebuilt.get(), r#"{"b":true,"aA":{"x":1}}"#);
+    assert_eq!(object_of([]).get(), "{}");
+    assert!(entries(&raw(&"s")).is_none());
+}

@@ -67,6 +67,10 @@ pub(crate) struct HttpUpstream {
         tokio::sync::Mutex<std::collections::HashMap<String, (Arc<HttpLink>, std::time::Instant)>>,
     /// Whether it speaks 2026-07-28 (and only that), and its tools' routing headers.
     pub(crate) era: EraCache,
+    /// The server stream of every pass-through link: a link that carries one
+    /// request has no stream of its own to fill (nothing listens to it, and
+    /// it opens no GET), so one untapped log, made once, stands in for it.
+    native_stream: Arc<EventLog>,
 }
 
 impl HttpUpstream {
@@ -113,6 +117,7 @@ impl HttpUpstream {
             last_error: Mutex::new(None),
             stateless: tokio::sync::Mutex::new(std::collections::HashMap::new()),
             era: EraCache::default(),
+            native_stream: EventLog::new(0, 1, None),
         })
     }
 
@@ -254,7 +259,7 @@ impl HttpUpstream {
     ) -> Arc<HttpLink> {
         let link = HttpLink::new(
             self.clone(),
-            EventLog::tapped(0, 1),
+            self.native_stream.clone(),
             false,
             identity,
             token,
@@ -546,7 +551,11 @@ impl HttpLink {
             Mode::Native { forward } => {
                 h.extend(forward.iter().map(|(k, v)| (k.clone(), v.clone())));
             }
-            Mode::Bridged(_) if msg.method.as_deref() == Some("tools/call") => {
+            // The arguments are read only when some tool declared parameter headers.
+            Mode::Bridged(_)
+                if msg.method.as_deref() == Some("tools/call")
+                    && self.up.era.declares_param_headers() =>
+            {
                 let p: serde_json::Value = msg.params_as().unwrap_or_default();
                 if let Some(tool) = p.get("name").and_then(serde_json::Value::as_str)
                     && let Some(params) = self.up.era.tool_headers(tool)

@@ -51,6 +51,9 @@ pub(crate) struct EraCache {
     /// Tool name → its `x-mcp-header` parameters, from the `tools/list`
     /// results seen (the headers a `tools/call` must carry).
     tool_headers: Mutex<HashMap<String, ParamHeaders>>,
+    /// Some tool listed was seen declaring parameter headers (never unset:
+    /// it only lets calls skip looking when none ever did).
+    any_param_headers: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -123,9 +126,19 @@ impl EraCache {
         for t in tools {
             if let Some(name) = t.get("name").and_then(Value::as_str) {
                 let found = x_mcp_headers(t.get("inputSchema").unwrap_or(&Value::Null));
+                if !found.is_empty() {
+                    self.any_param_headers.store(true, Ordering::Relaxed);
+                }
                 map.insert(name.to_owned(), found);
             }
         }
+    }
+
+    /// Whether any tool listed declared `x-mcp-header` parameters: when none
+    /// did, a call has no `Mcp-Param-*` headers to check or make, and its
+    /// tool's name need not be read for that.
+    pub(crate) fn declares_param_headers(&self) -> bool {
+        self.any_param_headers.load(Ordering::Relaxed)
     }
 
     /// The `x-mcp-header` parameters of `tool`, when its listing was seen.

@@ -28,7 +28,7 @@ use super::session::VirtualSession;
 use crate::auth::Admitted;
 use crate::error::GatewayError;
 use crate::forward::send::{Forward, Held, send};
-use crate::front::answer::with_error_status;
+use crate::front::answer::modern_json;
 use crate::front::caller::AuthenticatedCaller;
 use crate::front::mrtr::parked_elsewhere;
 use crate::front::request::{Post, authorize_post};
@@ -170,7 +170,7 @@ async fn routed(
         Ok(v) => v,
         Err(mut refusal) => {
             rewrite_result(&mut refusal, false);
-            return with_error_status(json(StatusCode::OK, &refusal)).await;
+            return modern_json(&refusal);
         }
     };
     let member = &session.server.members[idx];
