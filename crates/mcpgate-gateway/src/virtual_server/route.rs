@@ -76,15 +76,6 @@ pub(super) async fn request(
     }
 }
 
-/// A string member given once, escapes decoded.
-fn sole_string(object: &RawValue, key: &str) -> Result<String, Missing> {
-    match jsonrpc::sole_member(object, key) {
-        Sole::Once(v) => serde_json::from_str(v.get()).map_err(|_| Missing::Name),
-        Sole::Repeated => Err(Missing::Repeated),
-        Sole::Missing => Err(Missing::Name),
-    }
-}
-
 /// A member given once.
 fn sole<'a>(object: &'a RawValue, key: &str) -> Result<&'a RawValue, Missing> {
     match jsonrpc::sole_member(object, key) {
@@ -92,6 +83,13 @@ fn sole<'a>(object: &'a RawValue, key: &str) -> Result<&'a RawValue, Missing> {
         Sole::Repeated => Err(Missing::Repeated),
         Sole::Missing => Err(Missing::Name),
     }
+}
+
+/// A string member given once: its text, escapes decoded, and its value.
+fn sole_string<'a>(object: &'a RawValue, key: &str) -> Result<(String, &'a RawValue), Missing> {
+    let v = sole(object, key)?;
+    let text = serde_json::from_str(v.get()).map_err(|_| Missing::Name)?;
+    Ok((text, v))
 }
 
 /// Why a request names no target.
@@ -109,19 +107,19 @@ enum Missing {
 /// with the member's own name, so the rest, arguments included, goes to the
 /// member as the client wrote it.
 fn target_of<'a>(method: &str, params: &'a RawValue) -> Result<(Named, &'a RawValue), Missing> {
-    let at = |key| sole(params, key);
-    match method {
-        "tools/call" => Ok((Named::Tool(sole_string(params, "name")?), at("name")?)),
-        "prompts/get" => Ok((Named::Prompt(sole_string(params, "name")?), at("name")?)),
+    let (named, (text, at)): (fn(String) -> Named, _) = match method {
+        "tools/call" => (Named::Tool, sole_string(params, "name")?),
+        "prompts/get" => (Named::Prompt, sole_string(params, "name")?),
         "completion/complete" => {
             let r = sole(params, "ref")?;
-            match sole_string(r, "type")?.as_str() {
-                "ref/prompt" => Ok((Named::Prompt(sole_string(r, "name")?), sole(r, "name")?)),
-                _ => Ok((Named::Resource(sole_string(r, "uri")?), sole(r, "uri")?)),
+            match sole_string(r, "type")?.0.as_str() {
+                "ref/prompt" => (Named::Prompt, sole_string(r, "name")?),
+                _ => (Named::Resource, sole_string(r, "uri")?),
             }
         }
-        _ => Ok((Named::Resource(sole_string(params, "uri")?), at("uri")?)),
-    }
+        _ => (Named::Resource, sole_string(params, "uri")?),
+    };
+    Ok((named(text), at))
 }
 
 async fn routed(

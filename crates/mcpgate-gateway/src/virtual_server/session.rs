@@ -296,14 +296,35 @@ impl VirtualSession {
 /// Who shares a stateless clients' virtual session: the virtual server's name and the subject.
 type SharedBy = (Arc<str>, Subject);
 
+/// Hashes the ids of the sessions table: foldhash, since SipHash over a
+/// sealed id of ~150 bytes was a tenth of a routed call's own cost; the seed
+/// is random, so ids that collide cannot be chosen.
+type IdHasher = foldhash::quality::FixedState;
+
+fn id_hasher() -> IdHasher {
+    // std's `RandomState` draws its keys from the OS: a hash under them is a random seed.
+    let seed =
+        std::hash::BuildHasher::hash_one(&std::collections::hash_map::RandomState::new(), 0u8);
+    foldhash::quality::FixedState::with_seed(seed)
+}
+
 /// The virtual sessions this process holds (their member sessions, which may
 /// be stdio children, live here; other replicas forward a session client's
 /// requests here: `owner.rs`).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct VirtualSessions {
-    map: Mutex<HashMap<SessionId, Arc<VirtualSession>>>,
+    map: Mutex<HashMap<SessionId, Arc<VirtualSession>, IdHasher>>,
     /// The stateless clients' sessions, one per virtual server and subject.
     stateless: Mutex<HashMap<SharedBy, Arc<VirtualSession>>>,
+}
+
+impl Default for VirtualSessions {
+    fn default() -> Self {
+        VirtualSessions {
+            map: Mutex::new(HashMap::with_hasher(id_hasher())),
+            stateless: Mutex::default(),
+        }
+    }
 }
 
 impl VirtualSessions {
@@ -380,8 +401,8 @@ impl VirtualSessions {
     }
 }
 
-fn take_idle<K: Clone + Eq + std::hash::Hash>(
-    map: &mut HashMap<K, Arc<VirtualSession>>,
+fn take_idle<K: Clone + Eq + std::hash::Hash, S: std::hash::BuildHasher>(
+    map: &mut HashMap<K, Arc<VirtualSession>, S>,
     max: Duration,
 ) -> Vec<Arc<VirtualSession>> {
     let stale: Vec<K> = map
