@@ -19,6 +19,8 @@
 #   BENCH_NGINX_WORKERS [auto]: nginx's worker_processes
 #   BENCH_RETRIES [3]: runs repeated (in all) because other processes took >10% of the CPU
 #   MCPGATE_BIN: a binary to use instead of building one
+#   BENCH_SERVER: lines added to every gateway's [server] table (e.g. 'worker_threads = 1')
+#   BENCH_CONFIG: TOML appended to every gateway's configuration (e.g. $'[audit]\nenabled = false')
 # Needs wrk (installed with apt-get if missing), nginx (likewise), openssl and python3.
 # Raw wrk output, configs and process logs are kept in target/bench/last-run/.
 set -euo pipefail
@@ -174,7 +176,7 @@ NGINX_PROCS="$NGINX_PID $NGINX_CHILDREN"
 
 # One gateway per auth setup, as bench/guard.sh does, so each verifier is the only one on.
 gateway_config() {
-    printf '[server]\nlisten = "127.0.0.1:0"\ndata_dir = "%s"\n\n' "$WORK/data-$1"
+    printf '[server]\nlisten = "127.0.0.1:0"\ndata_dir = "%s"\n%s\n\n' "$WORK/data-$1" "${BENCH_SERVER:-}"
     case "$1" in
         noauth) printf '[auth]\nmode = "disabled"\n' ;;
         apikey) printf '[auth]\nmode = "required"\nusers = false\n' ;;
@@ -189,6 +191,7 @@ gateway_config() {
         printf '\n[[upstream]]\nname = "stdio"\ncommand = ["%s", "demo-server", "--data-dir", "%s"]\nisolation = "shared"\n' \
             "$BIN" "$WORK/demo-stdio"
     fi
+    printf '\n%s\n' "${BENCH_CONFIG:-}"
 }
 declare -A GW_PID GW_BASE
 for g in noauth apikey jwt; do

@@ -190,7 +190,7 @@ enum Msg {
 
 /// The most events written in one transaction.
 const BATCH: usize = 256;
-/// How long the writer waits for more events to join a transaction.
+/// How long the writer waits, after an event, for more to join its transaction.
 const LINGER: Duration = Duration::from_millis(20);
 
 struct Sink {
@@ -221,7 +221,7 @@ impl AuditSink for Sink {
 
 /// The server's audit writer: events queue in memory (at most [`QUEUE`]) and
 /// one task appends them to the store in order, those that arrive within
-/// [`LINGER`] of each other in one transaction (at most [`BATCH`]), then
+/// [`LINGER`] of the first in one transaction (at most [`BATCH`]), then
 /// mirrors them.
 pub(crate) struct Writer {
     tx: mpsc::Sender<Msg>,
@@ -276,9 +276,9 @@ impl Writer {
     }
 }
 
-/// The writer task: waits for an event, takes whatever else arrives within
-/// [`LINGER`] (up to [`BATCH`]), and appends them in one transaction, in
-/// queue order.
+/// The writer task: waits for an event, sleeps [`LINGER`] so that what else
+/// arrives meanwhile joins it, and appends whatever is queued then in
+/// transactions of at most [`BATCH`], in queue order.
 async fn write_batches(
     store: Store,
     mut rx: mpsc::Receiver<Msg>,
@@ -289,49 +289,62 @@ async fn write_batches(
     let mut batch = Vec::new();
     let mut flushes = Vec::new();
     while let Some(first) = rx.recv().await {
-        // Events of the next LINGER join this one's transaction; a flush
-        // (shutdown, tests) writes at once.
-        let until = tokio::time::Instant::now() + LINGER;
-        let mut next = Some(first);
-        while let Some(msg) = next.take() {
-            match msg {
-                Msg::Event(e) => batch.push(to_record(*e)),
-                Msg::Flush(done) => flushes.push(done),
-            }
-            if batch.len() < BATCH && flushes.is_empty() {
-                next = match rx.try_recv() {
-                    Ok(m) => Some(m),
-                    Err(_) => tokio::time::timeout_at(until, rx.recv())
-                        .await
-                        .ok()
-                        .flatten(),
-                };
-            }
+        // Asleep, the writer is not waiting on the queue, so the requests
+        // that record events meanwhile wake no one: one wake-up per batch,
+        // not per event. A flush (shutdown, tests) writes at once.
+        if !matches!(first, Msg::Flush(_)) {
+            tokio::time::sleep(LINGER).await;
         }
-        let records = batch.len();
-        match appender.append(std::mem::take(&mut batch)).await {
-            Ok(written) => {
-                if let Some(m) = mirror.as_mut() {
-                    let lines: String = written.iter().map(|r| json_line(r) + "\n").collect();
-                    if let Err(err) = m.write_all(lines.as_bytes()).and_then(|()| m.flush()) {
-                        tracing::warn!("audit.mirror: cannot write: {err}");
-                    }
+        let mut next = Some(first);
+        while next.is_some() {
+            let mut full = false;
+            while let Some(msg) = next.take() {
+                match msg {
+                    Msg::Event(e) => batch.push(to_record(*e)),
+                    Msg::Flush(done) => flushes.push(done),
+                }
+                full = batch.len() >= BATCH;
+                if !full {
+                    next = rx.try_recv().ok();
                 }
             }
-            Err(err) => {
-                tracing::error!(records, "audit records not written: {err}");
+            write_batch(&mut appender, &mut batch, mirror.as_mut()).await;
+            // Flushes answer once everything queued before them is written.
+            for done in flushes.drain(..) {
+                let _ = done.send(());
+            }
+            let lost = dropped.swap(0, Ordering::Relaxed);
+            if lost > 0 {
+                tracing::error!(
+                    dropped = lost,
+                    "{lost} audit events were dropped while the queue was full"
+                );
+            }
+            // More than a batch was waiting: the next transaction at once.
+            // Else what arrived during the write waits for its own linger.
+            next = if full { rx.try_recv().ok() } else { None };
+        }
+    }
+}
+
+/// Appends one batch (emptied) and mirrors what was written.
+async fn write_batch(
+    appender: &mut mcpgate_store::audit::AuditAppender,
+    batch: &mut Vec<mcpgate_store::audit::NewAuditRecord>,
+    mirror: Option<&mut Box<dyn std::io::Write + Send>>,
+) {
+    let records = batch.len();
+    match appender.append(std::mem::take(batch)).await {
+        Ok(written) => {
+            if let Some(m) = mirror {
+                let lines: String = written.iter().map(|r| json_line(r) + "\n").collect();
+                if let Err(err) = m.write_all(lines.as_bytes()).and_then(|()| m.flush()) {
+                    tracing::warn!("audit.mirror: cannot write: {err}");
+                }
             }
         }
-        // Flushes answer once everything queued before them is written.
-        for done in flushes.drain(..) {
-            let _ = done.send(());
-        }
-        let lost = dropped.swap(0, Ordering::Relaxed);
-        if lost > 0 {
-            tracing::error!(
-                dropped = lost,
-                "{lost} audit events were dropped while the queue was full"
-            );
+        Err(err) => {
+            tracing::error!(records, "audit records not written: {err}");
         }
     }
 }

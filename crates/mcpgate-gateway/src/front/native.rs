@@ -48,11 +48,17 @@ impl Native<'_> {
             tracing::info!(upstream = %self.name, reason = %why, "refused a tools/call whose Mcp-Param headers disagree with its arguments");
             return GatewayError::HeaderMismatch(why).answer(msg.id);
         }
-        // The client's own `Mcp-Param-*` headers go upstream with the request.
+        // The client's own `Mcp-Param-*` headers go upstream with the request,
+        // and so do a request's `Mcp-Method` and `Mcp-Name`, which the front
+        // checked against its body (`check_headers`; a notification's are not).
+        let routed = kind == Kind::Request;
         let forward: HeaderMap = self
             .headers
             .iter()
-            .filter(|(k, _)| k.as_str().starts_with("mcp-param-"))
+            .filter(|(k, _)| {
+                let k = k.as_str();
+                k.starts_with("mcp-param-") || (routed && (k == "mcp-method" || k == "mcp-name"))
+            })
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         let id = gw.shared.guard.identity(&caller.authed, self.name);

@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::error::{UpstreamError, error_chain};
 use super::modern::{self, EraCache, Mode};
-use super::mux::Exchange;
+use super::mux::{Driver, Exchange};
 use crate::config::{HttpTransport, Limits, UpstreamConfig};
 use crate::credentials::Credentials;
 use crate::error::GatewayError;
@@ -403,6 +403,11 @@ pub(crate) struct HttpLink {
     get_task: Mutex<Option<tokio::task::AbortHandle>>,
     init_result: OnceLock<Box<RawValue>>,
     tasks: Mutex<Vec<tokio::task::AbortHandle>>,
+    /// Set (and `stopping` notified) when [`HttpLink::stop_tasks`] runs: the
+    /// SSE answers being read, which run inside their requests rather than
+    /// as tasks of the link, stop then too.
+    stopped: AtomicBool,
+    stopping: tokio::sync::Notify,
     /// Who this session acts for, as headers on every upstream request.
     identity: HeaderMap,
     token: Option<Arc<IdentityToken>>,
@@ -432,6 +437,8 @@ impl HttpLink {
             get_task: Mutex::new(None),
             init_result: OnceLock::new(),
             tasks: Mutex::new(Vec::new()),
+            stopped: AtomicBool::new(false),
+            stopping: tokio::sync::Notify::new(),
             identity,
             token,
             caller,
@@ -539,16 +546,21 @@ impl HttpLink {
         Ok((h, Some(used)))
     }
 
-    /// The 2026-07-28 headers of one message: `Mcp-Method`, `Mcp-Name`, and
-    /// `Mcp-Param-*` (the client's own when passed through, else made from
-    /// the tool's `x-mcp-header` parameters).
-    fn modern_headers(&self, msg: &Message) -> HeaderMap {
+    /// Adds the 2026-07-28 headers of one message to `h`: `Mcp-Method`,
+    /// `Mcp-Name`, and `Mcp-Param-*` (the client's own when passed through,
+    /// else made from the tool's `x-mcp-header` parameters).
+    fn add_modern_headers(&self, msg: &Message, h: &mut HeaderMap) {
         let Some(mode) = self.modern.get() else {
-            return HeaderMap::new();
+            return;
         };
-        let mut h = modern::routing_headers(msg);
         match mode {
+            // A passed-through request whose routing headers the front
+            // checked against its body carries them: no second scan of `params`.
+            Mode::Native { forward } if forward.contains_key("mcp-method") => {
+                h.extend(forward.iter().map(|(k, v)| (k.clone(), v.clone())));
+            }
             Mode::Native { forward } => {
+                modern::add_routing_headers(msg, h);
                 h.extend(forward.iter().map(|(k, v)| (k.clone(), v.clone())));
             }
             // The arguments are read only when some tool declared parameter headers.
@@ -556,6 +568,7 @@ impl HttpLink {
                 if msg.method.as_deref() == Some("tools/call")
                     && self.up.era.declares_param_headers() =>
             {
+                modern::add_routing_headers(msg, h);
                 let p: serde_json::Value = msg.params_as().unwrap_or_default();
                 if let Some(tool) = p.get("name").and_then(serde_json::Value::as_str)
                     && let Some(params) = self.up.era.tool_headers(tool)
@@ -564,9 +577,8 @@ impl HttpLink {
                     h.extend(modern::param_headers(&params, &args));
                 }
             }
-            Mode::Bridged(_) => {}
+            Mode::Bridged(_) => modern::add_routing_headers(msg, h),
         }
-        h
     }
 
     async fn post(&self, msg: &Message) -> Result<http::Response<Incoming>, UpstreamError> {
@@ -574,8 +586,7 @@ impl HttpLink {
         let (mut headers, used) = self
             .headers_with_credentials("application/json, text/event-stream")
             .await?;
-        let extra = self.modern_headers(msg);
-        headers.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
+        self.add_modern_headers(msg, &mut headers);
         let req = self.up.request(Method::POST, headers, body.clone())?;
         let mut resp = self.up.send_http(req).await?;
         // A 401 before anything reached the client: renew the credential once and
@@ -588,7 +599,7 @@ impl HttpLink {
             let (mut headers, _) = self
                 .headers_with_credentials("application/json, text/event-stream")
                 .await?;
-            headers.extend(extra);
+            self.add_modern_headers(msg, &mut headers);
             let req = self.up.request(Method::POST, headers, body)?;
             resp = self.up.send_http(req).await?;
         }
@@ -688,18 +699,23 @@ impl HttpLink {
         let (tx, rx) = mpsc::unbounded_channel();
         let is_sse = content_type_is(resp.headers(), "text/event-stream");
         if status.is_success() && is_sse {
-            let closed = tx.clone();
             let (ids_tx, ids) = mpsc::unbounded_channel();
             let this = self.clone();
-            // The relay ends when the client stops waiting (the exchange is dropped
-            // on a timeout or a disconnect), which closes the upstream response too.
-            self.spawn_tracked(async move {
-                tokio::select! {
-                    () = this.read_answer(resp.into_body(), request_id, tx, ids_tx) => {}
-                    () = closed.closed() => {}
+            // Read by whoever waits for the answer, not by a task of its own:
+            // no task and no hand-off between threads per request. Dropping
+            // the exchange (a timeout, a disconnect) closes the upstream
+            // response with it; stopping the link ends it too.
+            let relay = async move {
+                let stopping = this.stopping.notified();
+                if this.stopped.load(Ordering::SeqCst) {
+                    return;
                 }
-            });
-            return Ok(Exchange::with_ids(rx, ids));
+                tokio::select! {
+                    () = this.clone().read_answer(resp.into_body(), request_id, tx, ids_tx) => {}
+                    () = stopping => {}
+                }
+            };
+            return Ok(Exchange::with_ids(rx, ids).driven_by(Driver::new(relay)));
         }
         let body = read_limited(resp.into_body(), self.up.limits.max_message_bytes).await?;
         let parsed = Message::parse(&body);
@@ -1094,6 +1110,8 @@ impl HttpLink {
 
     /// Aborts the tasks this link runs (the GET relay).
     fn stop_tasks(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
+        self.stopping.notify_waiters();
         for t in self
             .tasks
             .lock()

@@ -326,12 +326,11 @@ pub(crate) fn check_param_headers(
     Ok(())
 }
 
-/// The routing headers of a 2026-07-28 request: `Mcp-Method`, and `Mcp-Name`
-/// for the methods that name something.
-pub(crate) fn routing_headers(msg: &Message) -> HeaderMap {
-    let mut h = HeaderMap::new();
+/// Adds the routing headers of a 2026-07-28 request to `h`: `Mcp-Method`, and
+/// `Mcp-Name` for the methods that name something.
+pub(crate) fn add_routing_headers(msg: &Message, h: &mut HeaderMap) {
     let Some(method) = msg.method.as_deref() else {
-        return h;
+        return;
     };
     if let Ok(v) = HeaderValue::try_from(method) {
         h.insert("mcp-method", v);
@@ -339,14 +338,13 @@ pub(crate) fn routing_headers(msg: &Message) -> HeaderMap {
     let field = match method {
         "tools/call" | "prompts/get" => "name",
         "resources/read" => "uri",
-        _ => return h,
+        _ => return,
     };
     if let Some(name) = msg.param_str(field)
         && let Ok(v) = HeaderValue::try_from(encode_header_value(&name))
     {
         h.insert("mcp-name", v);
     }
-    h
 }
 
 /// How a link talks to a 2026-07-28 upstream.

@@ -7,8 +7,10 @@
 //! for messages that name no request — to the session whose request is in flight.
 
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
 use serde_json::value::RawValue;
@@ -33,6 +35,27 @@ pub(crate) struct Exchange {
     ids: Option<mpsc::UnboundedReceiver<Option<Arc<str>>>>,
     /// The event id of the message `recv` returned last.
     upstream_id: Option<Arc<str>>,
+    /// What reads the upstream's answer into `rx`, polled by `recv` itself
+    /// (an HTTP upstream's SSE answer); `None` when a task feeds `rx`, or
+    /// once it is done.
+    driver: Option<Driver>,
+}
+
+/// The reading of an upstream answer, run by the exchange that receives it.
+/// In a `Mutex` only to be `Sync` (fronts hold exchanges across awaits in
+/// futures that must be): it is polled through `&mut`, never locked.
+pub(crate) struct Driver(Mutex<Pin<Box<dyn Future<Output = ()> + Send>>>);
+
+impl Driver {
+    pub(crate) fn new(f: impl Future<Output = ()> + Send + 'static) -> Driver {
+        Driver(Mutex::new(Box::pin(f)))
+    }
+}
+
+impl std::fmt::Debug for Driver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Driver")
+    }
 }
 
 impl Exchange {
@@ -42,6 +65,16 @@ impl Exchange {
             stop: None,
             ids: None,
             upstream_id: None,
+            driver: None,
+        }
+    }
+
+    /// The same exchange, its messages produced by `driver`, which runs
+    /// while `recv` waits (and stops when the exchange is dropped).
+    pub(crate) fn driven_by(self, driver: Driver) -> Exchange {
+        Exchange {
+            driver: Some(driver),
+            ..self
         }
     }
 
@@ -75,9 +108,28 @@ impl Exchange {
 
     /// The next message; `None` once the upstream side is done.
     pub(crate) async fn recv(&mut self) -> Option<Message> {
-        let m = match &mut self.stop {
-            Some(stop) => stop.recv(&mut self.rx).await,
-            None => self.rx.recv().await,
+        let m = loop {
+            let Exchange {
+                rx, stop, driver, ..
+            } = &mut *self;
+            let queued = async {
+                match stop {
+                    Some(stop) => stop.recv(rx).await,
+                    None => rx.recv().await,
+                }
+            };
+            let Some(d) = driver else {
+                break queued.await;
+            };
+            // The driver first: what it reads this time is queued before
+            // the channel is looked at. Done, it has dropped its sender, and
+            // the channel then ends after what is left in it.
+            let d = d.0.get_mut().unwrap_or_else(PoisonError::into_inner);
+            tokio::select! {
+                biased;
+                () = d.as_mut() => *driver = None,
+                m = queued => break m,
+            }
         };
         if let Some(ids) = &mut self.ids {
             // The hard stop's error came from no upstream event: taking an id

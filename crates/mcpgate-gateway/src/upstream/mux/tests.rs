@@ -210,3 +210,60 @@ async fn an_exchange_pairs_each_message_with_its_event_id_and_the_stop_error_wit
     assert_eq!(ex.upstream_id(), None, "not the next message's id");
     assert!(ex.recv().await.is_none());
 }
+
+/// Sets its flag when dropped: tells whether an exchange's driver was dropped.
+struct DropFlag(Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for DropFlag {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test]
+async fn a_driven_exchange_yields_what_its_driver_reads_in_order_and_then_ends() {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let driver = Driver::new(async move {
+        for i in 1..=3 {
+            // Yields between messages, as a reader waiting on the network does.
+            tokio::task::yield_now().await;
+            let _ = tx.send(parse(&format!(
+                r#"{{"jsonrpc":"2.0","method":"notifications/progress","params":{{"progress":{i}}}}}"#
+            )));
+        }
+        tokio::task::yield_now().await;
+        let _ = tx.send(parse(r#"{"jsonrpc":"2.0","id":7,"result":{}}"#));
+    });
+    let mut ex = Exchange::new(rx).driven_by(driver);
+    let mut got = Vec::new();
+    while let Some(m) = ex.recv().await {
+        got.push(m.to_bytes());
+    }
+    let got: Vec<String> = got
+        .iter()
+        .map(|b| String::from_utf8_lossy(b).into_owned())
+        .collect();
+    assert_eq!(got.len(), 4, "{got:?}");
+    for (i, m) in got.iter().take(3).enumerate() {
+        assert!(m.contains(&format!("\"progress\":{}", i + 1)), "{m}");
+    }
+    assert!(got[3].contains("\"id\":7"), "{}", got[3]);
+}
+
+#[tokio::test]
+async fn dropping_a_driven_exchange_drops_its_driver() {
+    let (_tx, rx) = mpsc::unbounded_channel::<Message>();
+    let dropped = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = DropFlag(dropped.clone());
+    let driver = Driver::new(async move {
+        let _flag = flag;
+        std::future::pending::<()>().await;
+    });
+    let mut ex = Exchange::new(rx).driven_by(driver);
+    // Waiting runs the driver (which never ends here): the wait is cut short.
+    let waited = tokio::time::timeout(std::time::Duration::from_millis(20), ex.recv()).await;
+    assert!(waited.is_err());
+    assert!(!dropped.load(Ordering::SeqCst));
+    drop(ex);
+    assert!(dropped.load(Ordering::SeqCst));
+}
