@@ -49,15 +49,23 @@ impl Native<'_> {
             return GatewayError::HeaderMismatch(why).answer(msg.id);
         }
         // The client's own `Mcp-Param-*` headers go upstream with the request,
-        // and so do a request's `Mcp-Method` and `Mcp-Name`, which the front
-        // checked against its body (`check_headers`; a notification's are not).
+        // and so do a request's `Mcp-Method`, and `Mcp-Name` where the method
+        // names something: the front checked those against the body
+        // (`check_headers`; a notification's, or another method's name, not).
         let routed = kind == Kind::Request;
+        let named = routed
+            && matches!(
+                method.as_str(),
+                "tools/call" | "prompts/get" | "resources/read"
+            );
         let forward: HeaderMap = self
             .headers
             .iter()
             .filter(|(k, _)| {
                 let k = k.as_str();
-                k.starts_with("mcp-param-") || (routed && (k == "mcp-method" || k == "mcp-name"))
+                k.starts_with("mcp-param-")
+                    || (routed && k == "mcp-method")
+                    || (named && k == "mcp-name")
             })
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
