@@ -69,6 +69,7 @@ def _seen(ctx: Context) -> dict[str, Any]:
         "authorization": "authorization" in {k.lower() for k in headers},
         "capabilities": sorted(caps.model_dump(exclude_none=True)) if caps is not None else [],
         "version": ctx.protocol_version,
+        "routing": {"method": headers.get("mcp-method"), "name": headers.get("mcp-name")},
     }
 
 

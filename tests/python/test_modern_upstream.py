@@ -17,6 +17,7 @@ upstream the gateway bridges.
 
 from __future__ import annotations
 
+import base64
 import json
 import socket
 import subprocess
@@ -210,6 +211,16 @@ async def test_the_clients_declared_capabilities_reach_the_upstream(modern_gatew
     seen = json.loads(answer["result"]["content"][0]["text"])
     assert seen["capabilities"] == ["sampling"], seen
     assert seen["version"] == V
+
+
+async def test_the_routing_headers_reach_the_upstream_as_the_client_sent_them(modern_gateway: Gateway) -> None:
+    params = {"name": "seen", "arguments": {}, "_meta": _meta()}
+    for name in ("seen", "=?base64?" + base64.b64encode(b"seen").decode() + "?="):
+        status, answer = await _post(modern_gateway, "native", "tools/call", params, name=name)
+        assert status == 200, answer
+        seen = json.loads(answer["result"]["content"][0]["text"])
+        # Checked against the body, then passed on as written (the encoded form too).
+        assert seen["routing"] == {"method": "tools/call", "name": name}, seen
 
 
 async def test_mcp_param_headers_are_checked_and_forwarded(modern_gateway: Gateway) -> None:
