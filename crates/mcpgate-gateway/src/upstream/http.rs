@@ -554,13 +554,12 @@ impl HttpLink {
             return;
         };
         match mode {
-            // A passed-through request whose routing headers the front
-            // checked against its body carries them: no second scan of `params`.
-            Mode::Native { forward } if forward.contains_key("mcp-method") => {
-                h.extend(forward.iter().map(|(k, v)| (k.clone(), v.clone())));
-            }
             Mode::Native { forward } => {
-                modern::add_routing_headers(msg, h);
+                // A passed-through request whose routing headers the front
+                // checked against its body carries them: no second scan of `params`.
+                if !forward.contains_key("mcp-method") {
+                    modern::add_routing_headers(msg, h);
+                }
                 h.extend(forward.iter().map(|(k, v)| (k.clone(), v.clone())));
             }
             // The arguments are read only when some tool declared parameter headers.
