@@ -921,9 +921,8 @@ impl HttpLink {
     /// Runs `work` as a task of this link ([`HttpLink::stop_tasks`] aborts it).
     ///
     /// The task forgets its own handle when it ends: a handle kept past the
-    /// end keeps the finished task's allocation (its whole future, about a
-    /// kilobyte for an answer relay) alive, and an idle session whose last
-    /// answer came as SSE would hold one until its next request.
+    /// end keeps the finished task's allocation (its whole future) alive
+    /// until the link's next task, for as long as the session stays idle.
     fn spawn_tracked<F>(self: &Arc<Self>, work: F) -> tokio::task::AbortHandle
     where
         F: std::future::Future<Output = ()> + Send + 'static,
@@ -1107,7 +1106,8 @@ impl HttpLink {
         }
     }
 
-    /// Aborts the tasks this link runs (the GET relay).
+    /// Aborts the tasks this link runs (the GET relay) and ends the SSE
+    /// answers its requests are reading.
     fn stop_tasks(&self) {
         self.stopped.store(true, Ordering::SeqCst);
         self.stopping.notify_waiters();
