@@ -295,8 +295,8 @@ async def test_a_get_stream_resumes_on_another_replica(replicas: Cluster) -> Non
 
 async def test_replicas_on_one_runtime_thread_sign_in_and_serve_http_and_stdio(tmp_path: Path, http_demo: str) -> None:
     """`server.worker_threads = 1`, as docs/DEPLOYMENT.md advises for replicas sharing a
-    host's cores, gives each replica a current-thread runtime: everything it serves runs
-    on one thread (the blocking pool aside). The same sign-in and sessions as above."""
+    host's cores, gives each replica one event loop: everything it serves runs on one
+    thread (the blocking pool aside). The same sign-in and sessions as above."""
     local = tmp_path / "local-notes"
     local.mkdir()
     with cluster(
@@ -308,8 +308,8 @@ async def test_replicas_on_one_runtime_thread_sign_in_and_serve_http_and_stdio(t
     ) as c:
         c.add_user(USER, PASSWORD, "notes:read notes:write")
         for r in c.replicas:
-            runtime = next((line for line in r.log().splitlines() if "async runtime" in line), "")
-            assert "CurrentThread" in runtime and "threads=1" in runtime, f"replica {r.index}: {runtime!r}"
+            loops = next((line for line in r.log().splitlines() if "event loops" in line), "")
+            assert "event_loops=1" in loops, f"replica {r.index}: {loops!r}"
         provider, headless, _ = sdk_client(c, USER, PASSWORD, "python sdk, one runtime thread")
         # The sign-in (login and consent pages, code, token) and an HTTP upstream's session, across replicas.
         await session_spans_replicas(c, provider, "notes")

@@ -66,6 +66,7 @@ mod auth;
 mod config;
 mod credentials;
 mod error;
+pub mod event_loop;
 mod events;
 mod forward;
 mod front;

@@ -118,13 +118,9 @@ enum Command {
 }
 
 impl Cli {
-    /// The runtime's thread count the command asks for (`serve`'s
-    /// `server.worker_threads`); `None`: one per core.
-    pub(crate) fn worker_threads(&self) -> Option<usize> {
-        match &self.command {
-            Command::Serve(args) => crate::serve::worker_threads(args),
-            _ => None,
-        }
+    /// Whether the command is `serve`, which runs on event loops of its own.
+    pub(crate) fn serves(&self) -> bool {
+        matches!(self.command, Command::Serve(_))
     }
 }
 

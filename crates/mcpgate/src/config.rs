@@ -158,8 +158,9 @@ pub(crate) struct ServerConfig {
     /// or documents name never may.
     #[serde(default)]
     pub(crate) outbound_private: mcpgate_fetch::Private,
-    /// Threads of the async runtime; default one per core. Replicas that
-    /// share a host's cores run better with fewer each (docs/DEPLOYMENT.md).
+    /// Event loops serving connections, one thread each; default one per
+    /// core. Replicas that share a host's cores run better with fewer each
+    /// (docs/DEPLOYMENT.md).
     #[serde(default)]
     pub(crate) worker_threads: Option<usize>,
 }

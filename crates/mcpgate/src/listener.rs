@@ -25,6 +25,7 @@ use tower::ServiceExt;
 
 use self::activity::{Activity, Deadlines, Expiry, Tracked};
 use self::request_end::RequestEnd;
+use crate::event_loops::EventLoops;
 use crate::live::LiveApp;
 
 /// Connection limits, from `[server]`.
@@ -74,8 +75,14 @@ impl Handle {
     }
 }
 
-/// Starts serving `app` (the router current at each request) on `listener`.
-pub(crate) fn spawn(listener: TcpListener, app: LiveApp, limits: ConnLimits) -> Handle {
+/// Starts serving `app` (the router current at each request) on `listener`,
+/// each connection on one of `loops`.
+pub(crate) fn spawn(
+    listener: TcpListener,
+    app: LiveApp,
+    limits: ConnLimits,
+    loops: Arc<EventLoops>,
+) -> Handle {
     let (stop, stop_rx) = watch::channel(false);
     let tracker = TaskTracker::new();
     let server = Server {
@@ -87,6 +94,7 @@ pub(crate) fn spawn(listener: TcpListener, app: LiveApp, limits: ConnLimits) -> 
         stop: stop_rx,
         tracker: tracker.clone(),
         warnings: Arc::new(Warnings::default()),
+        loops,
     };
     tracker.spawn(server.accept_loop(listener));
     Handle { stop, tracker }
@@ -109,6 +117,7 @@ struct Server {
     stop: watch::Receiver<bool>,
     tracker: TaskTracker,
     warnings: Arc<Warnings>,
+    loops: Arc<EventLoops>,
 }
 
 impl Server {
@@ -149,10 +158,35 @@ impl Server {
                         stop: self.stop.clone(),
                         warnings: self.warnings.clone(),
                     };
-                    self.tracker.spawn(async move {
-                        conn.serve(tcp, peer).await;
-                        drop(slot);
-                    });
+                    let at = self.loops.place();
+                    match at.handle().cloned() {
+                        None => {
+                            self.tracker.spawn(async move {
+                                conn.serve(tcp, peer).await;
+                                drop((slot, at));
+                            });
+                        }
+                        Some(other) => {
+                            // The socket moves to the other loop's reactor, so
+                            // that its readiness wakes that loop alone.
+                            let tcp = match tcp.into_std() {
+                                Ok(t) => t,
+                                Err(e) => {
+                                    tracing::debug!(%peer, "cannot hand the connection to an event loop: {e}");
+                                    continue;
+                                }
+                            };
+                            other.spawn(self.tracker.track_future(async move {
+                                match TcpStream::from_std(tcp) {
+                                    Ok(tcp) => conn.serve(tcp, peer).await,
+                                    Err(e) => {
+                                        tracing::debug!(%peer, "cannot serve the connection on its event loop: {e}");
+                                    }
+                                }
+                                drop((slot, at));
+                            }));
+                        }
+                    }
                 }
                 Err(_) => {
                     self.warnings.shed(peer, self.limits.max_connections);

@@ -8,10 +8,13 @@
 //! cli::Cli::parse → cli::run → serve::run
 //!   → config::load: TOML, MCPGATE_ variables, flags; preflight refusals
 //!   → observability::init_logging (tracing, human or JSON, to stderr; spans to OTLP); fd_limit::raise
+//!   → event_loops::EventLoops::start: one single-threaded runtime per core
+//!     (`server.worker_threads`), the main thread's the first
 //!   → wire the roles: authserver::start (the OAuth server, if enabled),
 //!     auth::build (the guard's verifiers), vault_cmd::wire (per-user
 //!     secrets), then mcpgate_gateway::Gateway with its upstreams
-//!   → listener::spawn (connection cap, deadlines) serving live::LiveApp,
+//!   → listener::spawn (connection cap, deadlines; each connection on one
+//!     event loop) serving live::LiveApp,
 //!     the router of the running configuration (reload::Running), until
 //!     shutdown::signal; SIGHUP reloads (reload.rs), `mcpgate reload`
 //!     sends it (reload_cmd.rs, pid_file.rs)
@@ -33,6 +36,7 @@ mod client_cmd;
 mod clients;
 mod config;
 mod demo;
+mod event_loops;
 mod fd_limit;
 mod init;
 mod keys;
@@ -70,7 +74,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
-    let runtime = match runtime(cli.worker_threads()) {
+    let runtime = match runtime(cli.serves()) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("mcpgate: cannot start the async runtime: {e}");
@@ -80,24 +84,17 @@ fn main() -> ExitCode {
     runtime.block_on(cli::run(cli))
 }
 
-/// The async runtime for `workers` threads (`None`: one per core).
+/// The async runtime the command runs on.
 ///
-/// One thread is a current-thread runtime on the main thread rather than a
-/// multi-thread one with a single worker: the latter still parks and wakes a
-/// worker thread beside the main one, and pays the work-stealing scheduler's
-/// synchronisation on every wake-up, which is what a replica that gets a
-/// share of the requests spends most on. Blocking work still goes to the
-/// blocking pool (`spawn_blocking`), which both flavours have.
-fn runtime(workers: Option<usize>) -> std::io::Result<tokio::runtime::Runtime> {
-    let mut builder = match workers {
-        Some(1) => tokio::runtime::Builder::new_current_thread(),
-        _ => {
-            let mut b = tokio::runtime::Builder::new_multi_thread();
-            if let Some(n) = workers {
-                b.worker_threads(n);
-            }
-            b
-        }
+/// `serve` gets a current-thread runtime on the main thread: it is the first
+/// of `serve`'s event loops, which start the others (`event_loops.rs`).
+/// Every other command gets a multi-thread runtime, one worker per core.
+/// Blocking work goes to the blocking pool (`spawn_blocking`) either way.
+fn runtime(serve: bool) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut builder = if serve {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
     };
     builder.enable_all().build()
 }

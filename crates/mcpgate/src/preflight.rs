@@ -55,7 +55,7 @@ pub(crate) fn refusals(c: &Config) -> Vec<String> {
         out.extend(p);
     }
     if c.server.worker_threads == Some(0) {
-        out.push("server.worker_threads = 0: the runtime needs at least one thread; leave it unset for one per core".into());
+        out.push("server.worker_threads = 0: connections need at least one event loop (one thread each); leave it unset for one per core".into());
     }
     out
 }

@@ -59,13 +59,12 @@ fn overrides(args: &ServeArgs) -> Overrides {
     }
 }
 
-/// `server.worker_threads` of the configuration `serve` is about to read,
-/// for the runtime that is built before it. Any problem with the
-/// configuration is left for [`run`] to report.
-pub(crate) fn worker_threads(args: &ServeArgs) -> Option<usize> {
-    let path = config_path(args)?;
-    let (cfg, _) = overrides(args).load(path.as_deref()).ok()?;
-    cfg.server.worker_threads.filter(|n| *n > 0)
+/// `server.worker_threads`, else one event loop per core.
+fn event_loop_count(server: &crate::config::ServerConfig) -> usize {
+    server
+        .worker_threads
+        .filter(|n| *n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 pub(crate) async fn run(args: ServeArgs) -> ExitCode {
@@ -98,6 +97,14 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
         );
         return ExitCode::from(1);
     }
+    // Before the gateway is built: its upstream clients keep one pool per loop.
+    let loops = match crate::event_loops::EventLoops::start(event_loop_count(&cfg.server)) {
+        Ok(l) => std::sync::Arc::new(l),
+        Err(e) => {
+            eprintln!("mcpgate: cannot start the event loops: {e}");
+            return ExitCode::from(1);
+        }
+    };
     // Before the first socket: every descriptor the process may open needs the raised limit.
     let nofile = crate::fd_limit::raise();
     // Reported now and on /readyz; serve still starts (the other upstreams work).
@@ -236,18 +243,16 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
         idle_timeout = ?conn_limits.idle_timeout,
         "connection limits"
     );
-    // Says which runtime `server.worker_threads` gave (one thread: the
-    // current-thread one, see main.rs), for an operator tuning replicas.
-    let runtime = tokio::runtime::Handle::current();
+    // Says how many loops `server.worker_threads` gave, for an operator
+    // tuning replicas.
     tracing::info!(
-        flavor = ?runtime.runtime_flavor(),
-        threads = runtime.metrics().num_workers(),
-        "async runtime"
+        event_loops = loops.count(),
+        "serving connections on event loops, one thread each"
     );
-    let server = crate::listener::spawn(listener, running.app(), conn_limits);
+    let server = crate::listener::spawn(listener, running.app(), conn_limits, loops.clone());
     let internal_server = internal.map(|(l, advertise)| {
         println!("mcpgate: internal listener for other replicas on {advertise}");
-        crate::listener::spawn(l, running.internal_app(), conn_limits)
+        crate::listener::spawn(l, running.internal_app(), conn_limits, loops.clone())
     });
     let stop = crate::shutdown::signal();
     tokio::pin!(stop);
@@ -308,6 +313,7 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
     }
     gateway.shutdown(Duration::from_secs(5)).await;
     obs.stop().await;
+    loops.stop();
     if let Some(f) = pid_file {
         f.remove();
     }

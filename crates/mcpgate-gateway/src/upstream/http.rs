@@ -30,6 +30,8 @@ use crate::protocol::{GATEWAY_PROTOCOL_VERSION, MODERN_VERSION, SESSION_HEADER, 
 use mcpgate_sse as sse;
 use mcpgate_types::SessionId;
 
+use crate::event_loop::PerLoop;
+
 mod bridge;
 mod subscribe;
 
@@ -55,7 +57,8 @@ const POLL_ATTEMPTS: u32 = 3;
 pub(crate) struct HttpUpstream {
     pub(crate) name: Arc<str>,
     pub(crate) url: Uri,
-    pub(crate) client: HttpClient,
+    /// One client (and connection pool) per event loop: see `event_loop.rs`.
+    client: PerLoop<HttpClient>,
     pub(crate) headers: HeaderMap,
     pub(crate) limits: Limits,
     /// Outbound credentials, as headers on every request.
@@ -109,7 +112,7 @@ impl HttpUpstream {
         Ok(HttpUpstream {
             name: cfg.name.as_str().into(),
             url,
-            client: client(),
+            client: PerLoop::new(client),
             headers,
             limits,
             credentials,
@@ -340,7 +343,7 @@ impl HttpUpstream {
         &self,
         req: Request<Full<Bytes>>,
     ) -> Result<http::Response<Incoming>, UpstreamError> {
-        match self.client.request(req).await {
+        match self.client.get().request(req).await {
             Ok(r) => {
                 if !r.status().is_server_error() {
                     self.record(None);
