@@ -531,19 +531,38 @@ impl StdioUpstream {
     }
 }
 
-async fn write_lines(
-    mut stdin: tokio::process::ChildStdin,
+/// Writes each queued message to the child as one line.
+///
+/// A message and its newline go out in one `write`, and so does whatever
+/// queued up meanwhile (up to [`WRITE_BATCH`] bytes): two writes per message
+/// woke a child that reads line by line twice, once for the line and once
+/// for its end.
+async fn write_lines<W: tokio::io::AsyncWrite + Unpin>(
+    mut stdin: W,
     mut rx: mpsc::UnboundedReceiver<Bytes>,
 ) {
+    let mut batch = Vec::new();
     while let Some(line) = rx.recv().await {
-        if stdin.write_all(&line).await.is_err() || stdin.write_all(b"\n").await.is_err() {
+        batch.extend_from_slice(&line);
+        batch.push(b'\n');
+        while batch.len() < WRITE_BATCH {
+            let Ok(line) = rx.try_recv() else { break };
+            batch.extend_from_slice(&line);
+            batch.push(b'\n');
+        }
+        if stdin.write_all(&batch).await.is_err() || stdin.flush().await.is_err() {
             break;
         }
-        if stdin.flush().await.is_err() {
-            break;
+        batch.clear();
+        // A rare large message must not keep its buffer for the child's life.
+        if batch.capacity() > WRITE_BATCH {
+            batch = Vec::new();
         }
     }
 }
+
+/// What [`write_lines`] gathers into one write, and keeps allocated after.
+const WRITE_BATCH: usize = 64 * 1024;
 
 async fn read_messages(
     name: Arc<str>,
@@ -606,5 +625,88 @@ async fn log_stderr(name: Arc<str>, stderr: tokio::process::ChildStderr) {
     let mut lines = BufReader::new(stderr).lines();
     while let Ok(Some(line)) = lines.next_line().await {
         tracing::info!(target: "mcpgate::upstream::stderr", upstream = %name, "{line}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use super::*;
+
+    /// Records every `write` it is given.
+    #[derive(Clone, Default)]
+    struct Writes(Arc<Mutex<Vec<Vec<u8>>>>);
+
+    impl Writes {
+        fn taken(&self) -> Vec<Vec<u8>> {
+            std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
+        }
+    }
+
+    impl tokio::io::AsyncWrite for Writes {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<std::io::Result<usize>> {
+            self.0
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(buf.to_vec());
+            Poll::Ready(Ok(buf.len()))
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_message_and_its_newline_go_out_in_one_write() {
+        let writes = Writes::default();
+        let (tx, rx) = mpsc::unbounded_channel();
+        tx.send(Bytes::from_static(br#"{"id":1}"#)).expect("send");
+        drop(tx);
+        write_lines(writes.clone(), rx).await;
+        assert_eq!(writes.taken(), vec![b"{\"id\":1}\n".to_vec()]);
+    }
+
+    #[tokio::test]
+    async fn what_queued_meanwhile_goes_out_in_the_same_write_in_order() {
+        let writes = Writes::default();
+        let (tx, rx) = mpsc::unbounded_channel();
+        for line in ["a", "b", "c"] {
+            tx.send(Bytes::from(line)).expect("send");
+        }
+        drop(tx);
+        write_lines(writes.clone(), rx).await;
+        assert_eq!(writes.taken(), vec![b"a\nb\nc\n".to_vec()]);
+    }
+
+    #[tokio::test]
+    async fn a_batch_stops_growing_at_its_limit_and_no_line_is_split_or_lost() {
+        let writes = Writes::default();
+        let (tx, rx) = mpsc::unbounded_channel();
+        let line = vec![b'x'; WRITE_BATCH / 2];
+        for _ in 0..5 {
+            tx.send(Bytes::from(line.clone())).expect("send");
+        }
+        drop(tx);
+        write_lines(writes.clone(), rx).await;
+        let got = writes.taken();
+        assert!(got.len() > 1, "{} writes", got.len());
+        let mut expected = line.clone();
+        expected.push(b'\n');
+        for w in &got {
+            assert!(w.len() <= WRITE_BATCH + expected.len(), "{} bytes", w.len());
+            assert_eq!(w.len() % expected.len(), 0, "a line was split");
+        }
+        assert_eq!(got.concat(), expected.repeat(5));
     }
 }
