@@ -13,25 +13,22 @@
 //! What a loop gives up is stealing: a connection waits for its own loop
 //! even while another is idle, which is nginx's trade too.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 
 use tokio::runtime::Handle;
-use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
 
 /// The running loops.
 #[derive(Debug)]
 pub(crate) struct EventLoops {
-    /// Loops 1 and up; loop 0 is whichever runtime calls [`EventLoops::start`].
-    others: Vec<Loop>,
+    /// The runtimes of loops 1 and up; loop 0 is whichever runtime calls
+    /// [`EventLoops::start`].
+    others: Vec<Handle>,
     /// Connections each loop is serving now, loop 0 first.
     load: Arc<[AtomicUsize]>,
-}
-
-#[derive(Debug)]
-struct Loop {
-    handle: Handle,
-    stop: Mutex<Option<oneshot::Sender<()>>>,
+    /// Ends the other loops' threads.
+    stop: CancellationToken,
 }
 
 /// The loop a connection is served on; its count stays raised until this
@@ -51,10 +48,14 @@ impl EventLoops {
         let count = count.max(1);
         mcpgate_gateway::event_loop::set_count(count);
         mcpgate_gateway::event_loop::enter(0);
-        let others = (1..count).map(start_loop).collect::<Result<Vec<_>, _>>()?;
+        let stop = CancellationToken::new();
+        let others = (1..count)
+            .map(|i| start_loop(i, stop.clone()))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(EventLoops {
             others,
             load: (0..count).map(|_| AtomicUsize::new(0)).collect(),
+            stop,
         })
     }
 
@@ -80,7 +81,7 @@ impl EventLoops {
         let handle = index
             .checked_sub(1)
             .and_then(|i| self.others.get(i))
-            .map(|l| l.handle.clone());
+            .cloned();
         Placement {
             load: self.load.clone(),
             index,
@@ -91,12 +92,7 @@ impl EventLoops {
     /// Ends the loops' threads; what still runs on them is dropped. Called
     /// after the drain and the children's stop, when nothing is left to serve.
     pub(crate) fn stop(&self) {
-        for l in &self.others {
-            let stop = l.stop.lock().map(|mut s| s.take()).unwrap_or_default();
-            if let Some(stop) = stop {
-                let _ = stop.send(());
-            }
-        }
+        self.stop.cancel();
     }
 }
 
@@ -115,10 +111,10 @@ impl Drop for Placement {
     }
 }
 
-/// Starts loop `index` on a thread of its own and returns its runtime.
-fn start_loop(index: usize) -> std::io::Result<Loop> {
+/// Starts loop `index` on a thread of its own, running until `stop`, and
+/// returns its runtime.
+fn start_loop(index: usize, stop: CancellationToken) -> std::io::Result<Handle> {
     let (ready, started) = std::sync::mpsc::channel();
-    let (stop, stopped) = oneshot::channel::<()>();
     std::thread::Builder::new()
         .name(format!("mcpgate-loop-{index}"))
         .spawn(move || {
@@ -134,20 +130,14 @@ fn start_loop(index: usize) -> std::io::Result<Loop> {
                 }
             };
             let _ = ready.send(Ok(rt.handle().clone()));
-            rt.block_on(async {
-                let _ = stopped.await;
-            });
+            rt.block_on(stop.cancelled());
             // Tasks still here are dropped, not waited for: the shutdown
             // has drained the connections and stopped the children by now.
             rt.shutdown_background();
         })?;
-    let handle = started.recv().map_err(|_| {
-        std::io::Error::other(format!("event loop {index} ended before it started"))
-    })??;
-    Ok(Loop {
-        handle,
-        stop: Mutex::new(Some(stop)),
-    })
+    started
+        .recv()
+        .map_err(|_| std::io::Error::other(format!("event loop {index} ended before it started")))?
 }
 
 #[cfg(test)]

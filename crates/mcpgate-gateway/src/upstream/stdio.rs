@@ -667,39 +667,34 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn a_message_and_its_newline_go_out_in_one_write() {
+    /// The writes [`write_lines`] makes for `lines`, all queued before it runs.
+    async fn writes_for(lines: Vec<Bytes>) -> Vec<Vec<u8>> {
         let writes = Writes::default();
         let (tx, rx) = mpsc::unbounded_channel();
-        tx.send(Bytes::from_static(br#"{"id":1}"#)).expect("send");
+        for line in lines {
+            tx.send(line).expect("send");
+        }
         drop(tx);
         write_lines(writes.clone(), rx).await;
-        assert_eq!(writes.taken(), vec![b"{\"id\":1}\n".to_vec()]);
+        writes.taken()
+    }
+
+    #[tokio::test]
+    async fn a_message_and_its_newline_go_out_in_one_write() {
+        let got = writes_for(vec![Bytes::from_static(br#"{"id":1}"#)]).await;
+        assert_eq!(got, vec![b"{\"id\":1}\n".to_vec()]);
     }
 
     #[tokio::test]
     async fn what_queued_meanwhile_goes_out_in_the_same_write_in_order() {
-        let writes = Writes::default();
-        let (tx, rx) = mpsc::unbounded_channel();
-        for line in ["a", "b", "c"] {
-            tx.send(Bytes::from(line)).expect("send");
-        }
-        drop(tx);
-        write_lines(writes.clone(), rx).await;
-        assert_eq!(writes.taken(), vec![b"a\nb\nc\n".to_vec()]);
+        let got = writes_for(["a", "b", "c"].map(Bytes::from).to_vec()).await;
+        assert_eq!(got, vec![b"a\nb\nc\n".to_vec()]);
     }
 
     #[tokio::test]
     async fn a_batch_stops_growing_at_its_limit_and_no_line_is_split_or_lost() {
-        let writes = Writes::default();
-        let (tx, rx) = mpsc::unbounded_channel();
         let line = vec![b'x'; WRITE_BATCH / 2];
-        for _ in 0..5 {
-            tx.send(Bytes::from(line.clone())).expect("send");
-        }
-        drop(tx);
-        write_lines(writes.clone(), rx).await;
-        let got = writes.taken();
+        let got = writes_for(vec![Bytes::from(line.clone()); 5]).await;
         assert!(got.len() > 1, "{} writes", got.len());
         let mut expected = line.clone();
         expected.push(b'\n');
