@@ -328,7 +328,7 @@ impl Gateway {
             .layer(
                 tower::ServiceBuilder::new()
                     // CORS answers preflights first (they carry no credentials and must not be refused by auth).
-                    .layer(cors)
+                    .layer(crate::cors::BrowserCors::new(cors))
                     // Origin and Host are checked before anything else touches the request:
                     // a DNS-rebinding page must learn nothing, not even whether a session exists.
                     .layer(middleware::from_fn_with_state(self.clone(), check_origin)),

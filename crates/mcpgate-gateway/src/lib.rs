@@ -64,6 +64,7 @@
 mod audience;
 mod auth;
 mod config;
+mod cors;
 mod credentials;
 mod error;
 pub mod event_loop;
