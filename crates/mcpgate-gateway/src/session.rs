@@ -228,10 +228,33 @@ impl std::borrow::Borrow<str> for ById {
     }
 }
 
+/// Hashes the ids of the session tables: foldhash, since SipHash over a
+/// sealed id of ~150 bytes was a tenth of a routed call's own cost; the seed
+/// is random, so ids that collide cannot be chosen.
+#[derive(Clone, Debug)]
+pub(crate) struct IdHasher(foldhash::quality::FixedState);
+
+impl Default for IdHasher {
+    fn default() -> Self {
+        // std's `RandomState` draws its keys from the OS: a hash under them is a random seed.
+        let seed =
+            std::hash::BuildHasher::hash_one(&std::collections::hash_map::RandomState::new(), 0u8);
+        IdHasher(foldhash::quality::FixedState::with_seed(seed))
+    }
+}
+
+impl std::hash::BuildHasher for IdHasher {
+    type Hasher = foldhash::quality::FoldHasher<'static>;
+
+    fn build_hasher(&self) -> Self::Hasher {
+        self.0.build_hasher()
+    }
+}
+
 /// Every live session, by id.
 #[derive(Debug, Default)]
 pub(crate) struct SessionTable {
-    map: Mutex<HashSet<ById>>,
+    map: Mutex<HashSet<ById, IdHasher>>,
     /// Set once on PostgreSQL (several replicas); kept across reloads with the table.
     announcer: OnceLock<Announcer>,
     /// Sessions being opened (initialize in flight), per subject: they count
@@ -367,7 +390,7 @@ impl SessionTable {
         self.lock().drain().map(|s| s.0).inspect(closed).collect()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<ById>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<ById, IdHasher>> {
         self.map.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

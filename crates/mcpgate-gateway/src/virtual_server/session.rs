@@ -14,6 +14,7 @@ use serde_json::value::RawValue;
 use super::naming::VirtualServer;
 use crate::events::EventLog;
 use crate::jsonrpc::{self, Kind, Message};
+use crate::session::IdHasher;
 use crate::upstream::Link;
 
 /// What a shown name stands for: its kind and the name or URI.
@@ -296,18 +297,6 @@ impl VirtualSession {
 /// Who shares a stateless clients' virtual session: the virtual server's name and the subject.
 type SharedBy = (Arc<str>, Subject);
 
-/// Hashes the ids of the sessions table: foldhash, since SipHash over a
-/// sealed id of ~150 bytes was a tenth of a routed call's own cost; the seed
-/// is random, so ids that collide cannot be chosen.
-type IdHasher = foldhash::quality::FixedState;
-
-fn id_hasher() -> IdHasher {
-    // std's `RandomState` draws its keys from the OS: a hash under them is a random seed.
-    let seed =
-        std::hash::BuildHasher::hash_one(&std::collections::hash_map::RandomState::new(), 0u8);
-    foldhash::quality::FixedState::with_seed(seed)
-}
-
 /// The virtual sessions this process holds (their member sessions, which may
 /// be stdio children, live here; other replicas forward a session client's
 /// requests here: `owner.rs`).
@@ -321,7 +310,7 @@ pub(crate) struct VirtualSessions {
 impl Default for VirtualSessions {
     fn default() -> Self {
         VirtualSessions {
-            map: Mutex::new(HashMap::with_hasher(id_hasher())),
+            map: Mutex::default(),
             stateless: Mutex::default(),
         }
     }
