@@ -99,23 +99,26 @@ mod tests {
 
     use super::*;
 
-    fn service() -> BrowserCorsService<
-        tower::util::ServiceFn<
-            impl FnMut(Request<Body>) -> std::future::Ready<Result<Response<Body>, Infallible>> + Clone,
-        >,
-    > {
+    type Answer = std::future::Ready<Result<Response<Body>, Infallible>>;
+
+    /// The routes behind the layer: an answer that varies on `Accept`.
+    fn inner(_req: Request<Body>) -> Answer {
+        let mut r = Response::new(Body::empty());
+        r.headers_mut()
+            .insert(header::VARY, HeaderValue::from_static("accept"));
+        std::future::ready(Ok(r))
+    }
+
+    type Routes = tower::util::ServiceFn<fn(Request<Body>) -> Answer>;
+
+    fn service() -> BrowserCorsService<Routes> {
         let cors = CorsLayer::new()
             .allow_origin(AllowOrigin::list([HeaderValue::from_static(
                 "https://app.example",
             )]))
             .allow_methods([Method::POST])
             .expose_headers([header::HeaderName::from_static("mcp-session-id")]);
-        BrowserCors::new(cors).layer(tower::service_fn(|_req: Request<Body>| {
-            let mut r = Response::new(Body::empty());
-            r.headers_mut()
-                .insert(header::VARY, HeaderValue::from_static("accept"));
-            std::future::ready(Ok(r))
-        }))
+        BrowserCors::new(cors).layer(tower::service_fn(inner as fn(_) -> _))
     }
 
     fn post(origin: Option<&'static str>) -> Request<Body> {

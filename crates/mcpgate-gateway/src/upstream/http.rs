@@ -9,10 +9,6 @@ use bytes::Bytes;
 use http::header::{ACCEPT, CONTENT_TYPE};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use serde_json::value::RawValue;
 use tokio::sync::{mpsc, watch};
 
@@ -30,12 +26,12 @@ use crate::protocol::{GATEWAY_PROTOCOL_VERSION, MODERN_VERSION, SESSION_HEADER, 
 use mcpgate_sse as sse;
 use mcpgate_types::SessionId;
 
-use crate::event_loop::PerLoop;
-
 mod bridge;
+mod connections;
 mod subscribe;
 
-pub(crate) type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+pub(crate) use connections::Body as UpstreamBody;
+use connections::Connections;
 
 /// The SSE resumption header (not among `http`'s named headers).
 const LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
@@ -57,8 +53,8 @@ const POLL_ATTEMPTS: u32 = 3;
 pub(crate) struct HttpUpstream {
     pub(crate) name: Arc<str>,
     pub(crate) url: Uri,
-    /// One client (and connection pool) per event loop: see `event_loop.rs`.
-    client: PerLoop<HttpClient>,
+    /// Kept connections, one set per event loop: see `event_loop.rs`.
+    connections: Connections,
     pub(crate) headers: HeaderMap,
     pub(crate) limits: Limits,
     /// Outbound credentials, as headers on every request.
@@ -111,8 +107,8 @@ impl HttpUpstream {
         }
         Ok(HttpUpstream {
             name: cfg.name.as_str().into(),
+            connections: Connections::new(&url),
             url,
-            client: PerLoop::new(client),
             headers,
             limits,
             credentials,
@@ -342,8 +338,8 @@ impl HttpUpstream {
     pub(crate) async fn send_http(
         &self,
         req: Request<Full<Bytes>>,
-    ) -> Result<http::Response<Incoming>, UpstreamError> {
-        match self.client.get().request(req).await {
+    ) -> Result<http::Response<UpstreamBody>, UpstreamError> {
+        match self.connections.send(req).await {
             Ok(r) => {
                 if !r.status().is_server_error() {
                     self.record(None);
@@ -355,28 +351,13 @@ impl HttpUpstream {
                     "upstream {} is unreachable at {}: {}",
                     self.name,
                     self.url,
-                    error_chain(&e)
+                    error_chain(&*e)
                 );
                 self.record(Some(why.clone()));
                 Err(UpstreamError::Unavailable(why))
             }
         }
     }
-}
-
-fn client() -> HttpClient {
-    let mut http = HttpConnector::new();
-    http.enforce_http(false);
-    http.set_nodelay(true);
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_webpki_roots()
-        .https_or_http()
-        .enable_http1()
-        .enable_http2()
-        .wrap_connector(http);
-    Client::builder(TokioExecutor::new())
-        .pool_max_idle_per_host(256)
-        .build(https)
 }
 
 /// The `Mcp-Session-Id` an upstream gave at initialize, parsed once: an id the
@@ -583,7 +564,7 @@ impl HttpLink {
         }
     }
 
-    async fn post(&self, msg: &Message) -> Result<http::Response<Incoming>, UpstreamError> {
+    async fn post(&self, msg: &Message) -> Result<http::Response<UpstreamBody>, UpstreamError> {
         let body = msg.to_bytes();
         let (mut headers, used) = self
             .headers_with_credentials("application/json, text/event-stream")
@@ -801,7 +782,7 @@ impl HttpLink {
     /// saying why.
     async fn read_answer(
         self: Arc<Self>,
-        body: Incoming,
+        body: UpstreamBody,
         request_id: Option<Box<RawValue>>,
         tx: mpsc::UnboundedSender<Message>,
         ids: mpsc::UnboundedSender<Option<Arc<str>>>,
@@ -898,7 +879,7 @@ impl HttpLink {
     /// with it as `Last-Event-ID` (both the gateway's own polling and a
     /// client's resumption on a replica without the log ask this way). Err
     /// says why the upstream did not give it.
-    async fn poll_answer(&self, last: &str) -> Result<Incoming, String> {
+    async fn poll_answer(&self, last: &str) -> Result<UpstreamBody, String> {
         let (mut headers, _) = self
             .headers_with_credentials("text/event-stream")
             .await
@@ -1154,7 +1135,7 @@ impl HttpLink {
 /// `retry:` interval (milliseconds) the stream set, for coming back to it.
 pub(crate) async fn pump(
     name: Arc<str>,
-    mut body: Incoming,
+    mut body: UpstreamBody,
     max: usize,
     mut each: impl FnMut(Option<&str>, Option<Message>),
 ) -> Option<u64> {
@@ -1199,7 +1180,7 @@ pub(crate) async fn pump(
     retry
 }
 
-pub(crate) async fn read_limited(body: Incoming, max: usize) -> Result<Bytes, UpstreamError> {
+pub(crate) async fn read_limited(body: UpstreamBody, max: usize) -> Result<Bytes, UpstreamError> {
     let limited = http_body_util::Limited::new(body, max);
     limited.collect().await.map(|c| c.to_bytes()).map_err(|e| {
         UpstreamError::Unavailable(format!("reading the upstream's answer failed: {e}"))

@@ -179,7 +179,7 @@ async fn post(
     identity: &HeaderMap,
     caller: &OnBehalfOf,
     body: Bytes,
-) -> Result<(http::Response<hyper::body::Incoming>, Option<Used>), UpstreamError> {
+) -> Result<(http::Response<super::http::UpstreamBody>, Option<Used>), UpstreamError> {
     let (creds, used) = if up.credentials.is_empty() {
         (HeaderMap::new(), None)
     } else {

@@ -300,20 +300,11 @@ type SharedBy = (Arc<str>, Subject);
 /// The virtual sessions this process holds (their member sessions, which may
 /// be stdio children, live here; other replicas forward a session client's
 /// requests here: `owner.rs`).
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(crate) struct VirtualSessions {
     map: Mutex<HashMap<SessionId, Arc<VirtualSession>, IdHasher>>,
     /// The stateless clients' sessions, one per virtual server and subject.
     stateless: Mutex<HashMap<SharedBy, Arc<VirtualSession>>>,
-}
-
-impl Default for VirtualSessions {
-    fn default() -> Self {
-        VirtualSessions {
-            map: Mutex::default(),
-            stateless: Mutex::default(),
-        }
-    }
 }
 
 impl VirtualSessions {

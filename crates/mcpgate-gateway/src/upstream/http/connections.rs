@@ -1,0 +1,336 @@
+//! The kept connections to one HTTP upstream, one set per event loop.
+//!
+//! hyper-util's pooled client served us until the event loops (issue 17): it
+//! keys its pool by scheme and authority under SipHash three times a request,
+//! parks every returned connection behind a task of its own, and boxes its
+//! futures. An upstream here has one origin and each loop its own pool, so
+//! what is left is a stack of idle HTTP/1 senders and at most one HTTP/2
+//! one. A sender goes back on the stack with its response body, read or
+//! dropped. The next request waits for it to be ready, which is at once when
+//! the connection read the answer to its end; a connection left in the middle
+//! of an answer is closed by hyper, and the request takes the next one.
+
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, ready};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::header::HOST;
+use http::{HeaderValue, Request, Response, Uri};
+use http_body::{Frame, SizeHint};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::client::conn::{http1, http2};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::{Connection, HttpConnector};
+use hyper_util::rt::TokioExecutor;
+use tower::ServiceExt;
+
+use crate::event_loop::PerLoop;
+
+/// An idle connection kept longer than this is closed rather than reused:
+/// the upstream (or a middlebox) has likely forgotten it (hyper-util's default).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// Idle HTTP/1 connections kept per loop: what is returned beyond it is closed.
+const MAX_IDLE: usize = 256;
+
+type Error = Box<dyn std::error::Error + Send + Sync>;
+type H1 = http1::SendRequest<Full<Bytes>>;
+type H2 = http2::SendRequest<Full<Bytes>>;
+
+/// One loop's connections.
+#[derive(Default)]
+struct Kept {
+    /// Ready HTTP/1 senders, the most recently used last, with when each was returned.
+    idle: Vec<(H1, Instant)>,
+    /// The HTTP/2 connection, when the upstream negotiated it: one carries every request.
+    h2: Option<H2>,
+}
+
+#[derive(Default)]
+struct Slot(Mutex<Kept>);
+
+impl Slot {
+    fn lock(&self) -> MutexGuard<'_, Kept> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A sender to try first: the HTTP/2 one, else the most recent idle HTTP/1 one.
+    fn take(&self) -> Option<Sender> {
+        let mut kept = self.lock();
+        if let Some(h2) = kept.h2.as_ref() {
+            if !h2.is_closed() {
+                return Some(Sender::H2(h2.clone()));
+            }
+            kept.h2 = None;
+        }
+        while let Some((h1, since)) = kept.idle.pop() {
+            if !h1.is_closed() && since.elapsed() < IDLE_TIMEOUT {
+                return Some(Sender::H1(h1));
+            }
+        }
+        None
+    }
+
+    fn give_back(&self, h1: H1) {
+        if h1.is_closed() {
+            return;
+        }
+        let mut kept = self.lock();
+        // The oldest is at the bottom, and a busy loop never reaches it by
+        // popping: it is let go here once stale.
+        if kept
+            .idle
+            .first()
+            .is_some_and(|(_, since)| since.elapsed() >= IDLE_TIMEOUT)
+        {
+            kept.idle.remove(0);
+        }
+        if kept.idle.len() < MAX_IDLE {
+            kept.idle.push((h1, Instant::now()));
+        }
+    }
+}
+
+enum Sender {
+    H1(H1),
+    H2(H2),
+}
+
+/// The connections to one upstream origin (`scheme://authority`).
+pub(crate) struct Connections {
+    connector: HttpsConnector<HttpConnector>,
+    /// Where connections go: the upstream's URL with only its origin mattering.
+    origin: Uri,
+    /// The `Host` an HTTP/1 request carries: the authority, without a default port.
+    host: Option<HeaderValue>,
+    loops: PerLoop<Arc<Slot>>,
+}
+
+impl std::fmt::Debug for Connections {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connections")
+            .field("origin", &self.origin)
+            .field("loops", &self.loops)
+            .finish()
+    }
+}
+
+fn new_slot() -> Arc<Slot> {
+    Arc::default()
+}
+
+impl Connections {
+    /// Connections to `url`'s origin; every request sent must be for that origin.
+    pub(crate) fn new(url: &Uri) -> Self {
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_webpki_roots()
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(http);
+        Connections {
+            connector,
+            origin: url.clone(),
+            host: host_header(url),
+            loops: PerLoop::new(new_slot),
+        }
+    }
+
+    /// Sends `req` (absolute-form, on this origin) on a kept connection of the
+    /// calling loop, or a new one. A kept connection that turns out closed
+    /// before the request went out is dropped and the request tried on the
+    /// next; once a request is on the wire it is never sent twice.
+    pub(crate) async fn send(
+        &self,
+        mut req: Request<Full<Bytes>>,
+    ) -> Result<Response<Body>, Error> {
+        let slot = self.loops.get();
+        let absolute = req.uri().clone();
+        loop {
+            let (sender, kept) = match slot.take() {
+                Some(s) => (s, true),
+                // Boxed: connecting (TCP, TLS, an HTTP/2 handshake) is a large
+                // future, and every request's would be as large, copied on each move.
+                None => (Box::pin(self.connect()).await?, false),
+            };
+            let sent = match sender {
+                Sender::H2(mut h2) => {
+                    *req.uri_mut() = absolute.clone();
+                    if let Err(e) = h2.ready().await {
+                        if kept {
+                            continue;
+                        }
+                        return Err(e.into());
+                    }
+                    h2.try_send_request(req)
+                        .await
+                        .map(|r| r.map(|inner| Body { inner, back: None }))
+                }
+                Sender::H1(mut h1) => {
+                    origin_form(&mut req, &absolute, self.host.as_ref());
+                    if let Err(e) = h1.ready().await {
+                        if kept {
+                            continue;
+                        }
+                        return Err(e.into());
+                    }
+                    match h1.try_send_request(req).await {
+                        Ok(r) => {
+                            let back = Some((h1, slot.clone()));
+                            return Ok(r.map(|inner| Body { inner, back }));
+                        }
+                        Err(e) => Err(e),
+                    }
+                }
+            };
+            match sent {
+                Ok(r) => return Ok(r),
+                Err(mut e) => match e.take_message() {
+                    // Never written: a kept connection closed under it.
+                    Some(back) if kept => req = back,
+                    _ => return Err(e.into_error().into()),
+                },
+            }
+        }
+    }
+
+    /// Opens a connection on the calling loop; its task runs there too.
+    async fn connect(&self) -> Result<Sender, Error> {
+        let io = self.connector.clone().oneshot(self.origin.clone()).await?;
+        if io.connected().is_negotiated_h2() {
+            let (h2, conn) = http2::handshake(TokioExecutor::new(), io).await?;
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!("an upstream HTTP/2 connection ended: {e}");
+                }
+            });
+            self.loops.get().lock().h2 = Some(h2.clone());
+            return Ok(Sender::H2(h2));
+        }
+        let (h1, conn) = http1::handshake(io).await?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!("an upstream HTTP/1 connection ended: {e}");
+            }
+        });
+        Ok(Sender::H1(h1))
+    }
+}
+
+/// `Host` for `url`: its host, and its port unless the scheme's default.
+fn host_header(url: &Uri) -> Option<HeaderValue> {
+    let auth = url.authority()?;
+    let default = match url.scheme_str() {
+        Some("https") => 443,
+        _ => 80,
+    };
+    let text = match auth.port_u16() {
+        Some(p) if p != default => format!("{}:{p}", auth.host()),
+        _ => auth.host().to_owned(),
+    };
+    HeaderValue::from_str(&text).ok()
+}
+
+/// HTTP/1 sends the path and query, and the authority as `Host`.
+fn origin_form(req: &mut Request<Full<Bytes>>, absolute: &Uri, host: Option<&HeaderValue>) {
+    let path = absolute
+        .path_and_query()
+        .map_or("/", http::uri::PathAndQuery::as_str);
+    if let Ok(u) = Uri::try_from(path) {
+        *req.uri_mut() = u;
+    }
+    if let Some(h) = host
+        && !req.headers().contains_key(HOST)
+    {
+        req.headers_mut().insert(HOST, h.clone());
+    }
+}
+
+/// An upstream response body. Read to its end or dropped, it returns its
+/// HTTP/1 connection to the loop's kept ones.
+pub(crate) struct Body {
+    inner: Incoming,
+    back: Option<(H1, Arc<Slot>)>,
+}
+
+impl Body {
+    fn finished(&mut self) {
+        if let Some((h1, slot)) = self.back.take() {
+            slot.give_back(h1);
+        }
+    }
+}
+
+impl Drop for Body {
+    fn drop(&mut self) {
+        // A body dropped before its end is often already read whole by the
+        // connection (the answer came, the stream's last chunk with it), and
+        // the connection is then ready for the next request; if it is not,
+        // hyper closes it, and the next `take` finds it closed.
+        self.finished();
+    }
+}
+
+impl http_body::Body for Body {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let frame = ready!(Pin::new(&mut self.inner).poll_frame(cx));
+        match &frame {
+            None => self.finished(),
+            Some(Ok(_)) if self.inner.is_end_stream() => self.finished(),
+            Some(Ok(_)) => {}
+            // The connection is broken: it is let go, not kept.
+            Some(Err(_)) => self.back = None,
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_leaves_out_the_default_port() {
+        let h = |u: &str| host_header(&u.parse().unwrap()).unwrap();
+        assert_eq!(h("http://127.0.0.1:8080/mcp"), "127.0.0.1:8080");
+        assert_eq!(h("http://example.com:80/mcp"), "example.com");
+        assert_eq!(h("https://example.com:443/mcp"), "example.com");
+        assert_eq!(h("https://example.com:80/mcp"), "example.com:80");
+        assert_eq!(h("http://[::1]:9000/"), "[::1]:9000");
+    }
+
+    #[test]
+    fn http1_sends_path_and_query_and_keeps_a_given_host() {
+        let url: Uri = "http://127.0.0.1:9/mcp/x?session=1".parse().unwrap();
+        let mut req = Request::post(url.clone()).body(Full::default()).unwrap();
+        origin_form(&mut req, &url, host_header(&url).as_ref());
+        assert_eq!(req.uri(), "/mcp/x?session=1");
+        assert_eq!(req.headers()[HOST], "127.0.0.1:9");
+        let mut req = Request::post(url.clone())
+            .header(HOST, "configured.example")
+            .body(Full::default())
+            .unwrap();
+        origin_form(&mut req, &url, host_header(&url).as_ref());
+        assert_eq!(req.headers()[HOST], "configured.example");
+    }
+}
