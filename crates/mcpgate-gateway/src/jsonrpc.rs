@@ -306,6 +306,66 @@ impl Serialize for Message {
     }
 }
 
+/// A top-level member's name: the envelope's are matched without an
+/// allocation (every message has four or five of them); only another
+/// member's name is kept.
+enum Key {
+    Jsonrpc,
+    Id,
+    Method,
+    Params,
+    Result,
+    Error,
+    Other(String),
+}
+
+impl<'de> Deserialize<'de> for Key {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Key;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a member name")
+            }
+            fn visit_str<E: de::Error>(self, k: &str) -> Result<Key, E> {
+                Ok(match k {
+                    "jsonrpc" => Key::Jsonrpc,
+                    "id" => Key::Id,
+                    "method" => Key::Method,
+                    "params" => Key::Params,
+                    "result" => Key::Result,
+                    "error" => Key::Error,
+                    _ => Key::Other(k.to_owned()),
+                })
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// The `jsonrpc` member's value, checked to be `"2.0"` without keeping it.
+struct Version;
+
+impl<'de> Deserialize<'de> for Version {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Version;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Version, E> {
+                if v == "2.0" {
+                    Ok(Version)
+                } else {
+                    Err(E::custom("\"jsonrpc\" must be \"2.0\""))
+                }
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
 impl<'de> Deserialize<'de> for Message {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
@@ -317,21 +377,18 @@ impl<'de> Deserialize<'de> for Message {
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Message, A::Error> {
                 let mut m = Message::default();
                 let mut version_ok = false;
-                while let Some(key) = map.next_key::<String>()? {
-                    match key.as_str() {
-                        "jsonrpc" => {
-                            let v: String = map.next_value()?;
-                            if v != "2.0" {
-                                return Err(de::Error::custom("\"jsonrpc\" must be \"2.0\""));
-                            }
+                while let Some(key) = map.next_key::<Key>()? {
+                    match key {
+                        Key::Jsonrpc => {
+                            let Version = map.next_value()?;
                             version_ok = true;
                         }
-                        "id" => m.id = Some(map.next_value()?),
-                        "method" => m.method = Some(map.next_value()?),
-                        "params" => m.params = Some(map.next_value()?),
-                        "result" => m.result = Some(map.next_value()?),
-                        "error" => m.error = Some(map.next_value()?),
-                        _ => {
+                        Key::Id => m.id = Some(map.next_value()?),
+                        Key::Method => m.method = Some(map.next_value()?),
+                        Key::Params => m.params = Some(map.next_value()?),
+                        Key::Result => m.result = Some(map.next_value()?),
+                        Key::Error => m.error = Some(map.next_value()?),
+                        Key::Other(key) => {
                             let v: Box<RawValue> = map.next_value()?;
                             m.extra.push((key, v));
                         }

@@ -25,6 +25,23 @@ fn classifies_and_rejects() {
 }
 
 #[test]
+fn member_names_and_the_version_are_read_escaped_too() {
+    // JSON allows escapes in names and strings: `\u0072` is `r`, `\u002e` is `.`.
+    let m = Message::parse(br#"{"json\u0072pc":"2\u002e0","\u0069d":3,"method":"m","x\u0079":1}"#)
+        .unwrap();
+    assert_eq!(m.id_key(), Some("3"));
+    assert_eq!(m.method.as_deref(), Some("m"));
+    assert_eq!(m.extra.len(), 1);
+    assert_eq!(m.extra[0].0, "xy");
+    let err = |t: &[u8]| Message::parse(t).unwrap_err().to_string();
+    assert!(
+        err(br#"{"jsonrpc":"2.1","id":1,"method":"a"}"#).contains("\"jsonrpc\" must be \"2.0\"")
+    );
+    assert!(err(br#"{"jsonrpc":2.0,"id":1,"method":"a"}"#).contains("expected a string"));
+    assert!(err(br#"{"id":1,"method":"a"}"#).contains("missing \"jsonrpc\""));
+}
+
+#[test]
 fn progress_token_is_read_and_rewritten() {
     let m = Message::parse(
         br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t","_meta":{"progressToken":"p1"}}}"#,
