@@ -17,20 +17,42 @@ use crate::state::Gateway;
 
 /// Whether an Accept header admits `want` (`type/sub`), wildcards included.
 pub(crate) fn accepts(headers: &HeaderMap, want: &str) -> bool {
-    let (wt, _) = want.split_once('/').unwrap_or((want, ""));
-    headers
-        .get_all(header::ACCEPT)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|item| {
-            let media = item.split(';').next().unwrap_or("").trim();
-            media.eq_ignore_ascii_case(want)
-                || media == "*/*"
-                || media
-                    .split_once('/')
-                    .is_some_and(|(t, s)| s == "*" && t.eq_ignore_ascii_case(wt))
-        })
+    accepts_all(headers, &[want])
+}
+
+/// Whether Accept headers admit every one of `wants`, in one pass over them
+/// (a POST checks two types on every call).
+pub(crate) fn accepts_all(headers: &HeaderMap, wants: &[&str]) -> bool {
+    let all = (1u32 << wants.len()) - 1;
+    let mut admitted = 0u32;
+    for value in headers.get_all(header::ACCEPT) {
+        for item in value.as_bytes().split(|b| *b == b',') {
+            let media = item
+                .split(|b| *b == b';')
+                .next()
+                .unwrap_or_default()
+                .trim_ascii();
+            for (i, want) in wants.iter().enumerate() {
+                if admits(media, want.as_bytes()) {
+                    admitted |= 1 << i;
+                }
+            }
+            if admitted == all {
+                return true;
+            }
+        }
+    }
+    admitted == all
+}
+
+/// Whether one media range of an Accept header (`*/*`, `type/*`, `type/sub`) admits `want`.
+fn admits(media: &[u8], want: &[u8]) -> bool {
+    if media.eq_ignore_ascii_case(want) || media == b"*/*" {
+        return true;
+    }
+    media.strip_suffix(b"/*").is_some_and(|t| {
+        want.len() > t.len() && want[t.len()] == b'/' && want[..t.len()].eq_ignore_ascii_case(t)
+    })
 }
 
 pub(crate) fn is_json_content(headers: &HeaderMap) -> bool {
@@ -123,7 +145,7 @@ pub(crate) struct Post {
 pub(crate) async fn read_post(req: axum::extract::Request, limit: usize) -> Result<Post, Response> {
     let (parts, body) = req.into_parts();
     let headers = parts.headers;
-    if !(accepts(&headers, "application/json") && accepts(&headers, "text/event-stream")) {
+    if !accepts_all(&headers, &["application/json", "text/event-stream"]) {
         return Err(GatewayError::NotAcceptable("Not Acceptable: the Accept header must list both application/json and text/event-stream").answer(None));
     }
     if !is_json_content(&headers) {
@@ -177,5 +199,48 @@ pub(crate) async fn authorize_post(
     {
         Ok(standing) => Ok((crate::limits::tell_upstream(msg, &standing), proof)),
         Err(e) => Err(e.answer(msg.id)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn accept(values: &[&'static str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append(header::ACCEPT, axum::http::HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn an_accept_header_admits_types_ranges_and_wildcards() {
+        let both = ["application/json", "text/event-stream"];
+        assert!(accepts_all(
+            &accept(&["application/json, text/event-stream"]),
+            &both
+        ));
+        assert!(accepts_all(
+            &accept(&["Text/Event-Stream;q=0.5 , APPLICATION/JSON"]),
+            &both
+        ));
+        // Over two Accept headers, and by ranges.
+        assert!(accepts_all(&accept(&["application/*", "text/*"]), &both));
+        assert!(accepts_all(&accept(&["*/*"]), &both));
+        assert!(!accepts_all(&accept(&["application/json"]), &both));
+        assert!(!accepts_all(&accept(&[]), &both));
+        // A range admits its own type only, and `*` alone is no range.
+        assert!(!accepts(&accept(&["text/*"]), "application/json"));
+        assert!(!accepts(&accept(&["app/*"]), "application/json"));
+        assert!(!accepts(&accept(&["*"]), "text/event-stream"));
+        assert!(accepts(
+            &accept(&["text/event-stream"]),
+            "text/event-stream"
+        ));
+        assert!(!accepts(
+            &accept(&["text/event-streams"]),
+            "text/event-stream"
+        ));
     }
 }
