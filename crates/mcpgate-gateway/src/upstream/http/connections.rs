@@ -106,6 +106,8 @@ pub(crate) struct Connections {
     origin: Uri,
     /// The `Host` an HTTP/1 request carries: the authority, without a default port.
     host: Option<HeaderValue>,
+    /// `origin`'s path and query, the target of most HTTP/1 requests, parsed once.
+    path: Uri,
     loops: PerLoop<Arc<Slot>>,
 }
 
@@ -138,6 +140,7 @@ impl Connections {
             connector,
             origin: url.clone(),
             host: host_header(url),
+            path: path_of(url),
             loops: PerLoop::new(new_slot),
         }
     }
@@ -173,7 +176,7 @@ impl Connections {
                         .map(|r| r.map(|inner| Body { inner, back: None }))
                 }
                 Sender::H1(mut h1) => {
-                    origin_form(&mut req, &absolute, self.host.as_ref());
+                    self.origin_form(&mut req, &absolute);
                     if let Err(e) = h1.ready().await {
                         if kept {
                             continue;
@@ -237,18 +240,27 @@ fn host_header(url: &Uri) -> Option<HeaderValue> {
     HeaderValue::from_str(&text).ok()
 }
 
-/// HTTP/1 sends the path and query, and the authority as `Host`.
-fn origin_form(req: &mut Request<Full<Bytes>>, absolute: &Uri, host: Option<&HeaderValue>) {
-    let path = absolute
+/// `url`'s path and query as a URI of its own (origin-form).
+fn path_of(url: &Uri) -> Uri {
+    let path = url
         .path_and_query()
         .map_or("/", http::uri::PathAndQuery::as_str);
-    if let Ok(u) = Uri::try_from(path) {
-        *req.uri_mut() = u;
-    }
-    if let Some(h) = host
-        && !req.headers().contains_key(HOST)
-    {
-        req.headers_mut().insert(HOST, h.clone());
+    Uri::try_from(path).unwrap_or_else(|_| Uri::from_static("/"))
+}
+
+impl Connections {
+    /// HTTP/1 sends the path and query, and the authority as `Host`.
+    fn origin_form(&self, req: &mut Request<Full<Bytes>>, absolute: &Uri) {
+        *req.uri_mut() = if absolute.path_and_query() == self.path.path_and_query() {
+            self.path.clone()
+        } else {
+            path_of(absolute)
+        };
+        if let Some(h) = &self.host
+            && !req.headers().contains_key(HOST)
+        {
+            req.headers_mut().insert(HOST, h.clone());
+        }
     }
 }
 
@@ -322,15 +334,25 @@ mod tests {
     #[test]
     fn http1_sends_path_and_query_and_keeps_a_given_host() {
         let url: Uri = "http://127.0.0.1:9/mcp/x?session=1".parse().unwrap();
+        let c = Connections::new(&"http://127.0.0.1:9/mcp/x".parse().unwrap());
         let mut req = Request::post(url.clone()).body(Full::default()).unwrap();
-        origin_form(&mut req, &url, host_header(&url).as_ref());
+        c.origin_form(&mut req, &url);
         assert_eq!(req.uri(), "/mcp/x?session=1");
         assert_eq!(req.headers()[HOST], "127.0.0.1:9");
-        let mut req = Request::post(url.clone())
+        // The upstream's own URL: the path parsed once.
+        let own: Uri = "http://127.0.0.1:9/mcp/x".parse().unwrap();
+        let mut req = Request::post(own.clone())
             .header(HOST, "configured.example")
             .body(Full::default())
             .unwrap();
-        origin_form(&mut req, &url, host_header(&url).as_ref());
+        c.origin_form(&mut req, &own);
+        assert_eq!(req.uri(), "/mcp/x");
         assert_eq!(req.headers()[HOST], "configured.example");
+        let root = Connections::new(&"http://127.0.0.1:9".parse().unwrap());
+        let mut req = Request::get("http://127.0.0.1:9")
+            .body(Full::default())
+            .unwrap();
+        root.origin_form(&mut req, &"http://127.0.0.1:9".parse().unwrap());
+        assert_eq!(req.uri(), "/");
     }
 }
