@@ -6,12 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::rejection::RawPathParamsRejection;
-use axum::extract::{MatchedPath, Path, RawPathParams, Request, State};
+use axum::extract::{FromRequestParts, MatchedPath, Path, RawPathParams, Request, State};
 use axum::http::{HeaderName, Method, StatusCode};
-use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
+use futures_util::FutureExt;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use mcpgate_guard::Policy;
@@ -276,7 +275,7 @@ impl Gateway {
         // route again, and axum clones every box down the stack per request.
         let mcp = mcp.route_layer(
             tower::ServiceBuilder::new()
-                .layer(middleware::from_fn_with_state(self.clone(), endpoint_of))
+                .layer(crate::pre_check::PreCheck::new(self.clone(), endpoint_of))
                 .layer(self.shared.guard.layer()),
         );
         let cors = CorsLayer::new()
@@ -331,7 +330,7 @@ impl Gateway {
                     .layer(crate::cors::BrowserCors::new(cors))
                     // Origin and Host are checked before anything else touches the request:
                     // a DNS-rebinding page must learn nothing, not even whether a session exists.
-                    .layer(middleware::from_fn_with_state(self.clone(), check_origin)),
+                    .layer(crate::pre_check::PreCheck::new(self.clone(), check_origin)),
             )
             .with_state(self.clone())
     }
@@ -476,23 +475,20 @@ impl Gateway {
     }
 }
 
-async fn check_origin(State(gw): State<Gateway>, req: Request, next: Next) -> Response {
+fn check_origin(gw: &Gateway, req: &mut Request) -> Result<(), Response> {
     let header_bytes: usize = req
         .headers()
         .iter()
         .map(|(k, v)| k.as_str().len() + v.len())
         .sum();
     if header_bytes > MAX_HEADER_BYTES {
-        return GatewayError::HeadersTooLarge {
+        return Err(GatewayError::HeadersTooLarge {
             total: header_bytes,
             limit: MAX_HEADER_BYTES,
         }
-        .into_response();
+        .into_response());
     }
-    if let Err(resp) = gw.shared.origins.check(req.headers()) {
-        return resp;
-    }
-    next.run(req).await
+    gw.shared.origins.check(req.headers())
 }
 
 /// Headers beyond this are refused: MCP requests carry a handful of short headers.
@@ -501,12 +497,8 @@ const MAX_HEADER_BYTES: usize = 32 * 1024;
 /// Settles which upstream a request to an MCP route is for, before the guard
 /// runs: the `{name}` of the path, the only upstream on the short paths, and
 /// for a legacy message the upstream of its session (the path does not say).
-pub(crate) async fn endpoint_of(
-    State(gw): State<Gateway>,
-    named: Result<RawPathParams, RawPathParamsRejection>,
-    mut req: Request,
-    next: Next,
-) -> Response {
+pub(crate) fn endpoint_of(gw: &Gateway, req: &mut Request) -> Result<(), Response> {
+    let named = path_params(req);
     let matched = req.extensions().get::<MatchedPath>().cloned();
     let route = matched.as_ref().map_or("", MatchedPath::as_str);
     let session_upstream = route
@@ -535,7 +527,6 @@ pub(crate) async fn endpoint_of(
     // per request.
     let named = named
         .as_ref()
-        .ok()
         .and_then(|p| p.iter().find(|(k, _)| *k == "name").map(|(_, v)| v));
     let name: Cow<'_, str> = match session_upstream.or(virtual_route) {
         Some(n) => Cow::Owned(n),
@@ -548,7 +539,9 @@ pub(crate) async fn endpoint_of(
         Some((upstream, target)) => (upstream, Some(target)),
         None if gw.shared.virtuals.contains_key(&*name) => (Arc::from(&*name), None),
         None => {
-            return crate::error::GatewayError::UnknownUpstream(name.into_owned()).answer(None);
+            return Err(
+                crate::error::GatewayError::UnknownUpstream(name.into_owned()).answer(None),
+            );
         }
     };
     // Streamable HTTP names its endpoint by the path it was reached at (`/mcp`
@@ -563,7 +556,17 @@ pub(crate) async fn endpoint_of(
         path,
         target,
     });
-    next.run(req).await
+    Ok(())
+}
+
+/// The route's path parameters, as axum's extractor reads them (it never waits).
+fn path_params(req: &mut Request) -> Option<RawPathParams> {
+    let (mut parts, body) = std::mem::take(req).into_parts();
+    let params = RawPathParams::from_request_parts(&mut parts, &())
+        .now_or_never()
+        .and_then(Result::ok);
+    *req = Request::from_parts(parts, body);
+    params
 }
 
 /// RFC 9728 metadata for one upstream's endpoint, or 404 when no authorization

@@ -76,6 +76,7 @@ mod identity;
 pub mod jsonrpc;
 mod limits;
 mod origin;
+mod pre_check;
 mod protocol;
 mod rejection;
 mod reload;

@@ -51,7 +51,7 @@ impl Gateway {
         mcp
             // The pass is checked once the upstream is known, as on the public router.
             .route_layer(layer)
-            .route_layer(middleware::from_fn_with_state(
+            .route_layer(crate::pre_check::PreCheck::new(
                 self.clone(),
                 crate::gateway::endpoint_of,
             ))
