@@ -12,9 +12,11 @@
 //!
 //! # A request's path, in order
 //!
-//! 1. `gateway.rs`: the router and its layers — CORS, then the header size and
-//!    Origin/Host checks (`origin.rs`), then `endpoint_of`: the upstream of the
-//!    route (404 for an unknown one) and the endpoint path its challenge names.
+//! 1. `gateway.rs`: the router and its layers — CORS for browsers (`cors.rs`),
+//!    then the header size and Origin/Host checks (`origin.rs`), then
+//!    `endpoint_of`: the upstream of the route (404 for an unknown one) and the
+//!    endpoint path its challenge names. Both checks are synchronous layers
+//!    (`pre_check.rs`).
 //! 2. `auth.rs` with `mcpgate-guard`'s `RequireAuthLayer`: the caller is
 //!    authenticated once, in front of every MCP route (400/401/403/503); the
 //!    handler takes the `Authenticated` proof as an extractor.
