@@ -8,7 +8,8 @@
 //! one. A sender goes back on the stack with its response body, read or
 //! dropped. The next request waits for it to be ready, which is at once when
 //! the connection read the answer to its end; a connection left in the middle
-//! of an answer is closed by hyper, and the request takes the next one.
+//! of an answer is closed by hyper, and one still not ready after
+//! [`KEPT_READY_WAIT`] is let go: either way the request takes the next one.
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -32,6 +33,10 @@ use crate::event_loop::PerLoop;
 /// An idle connection kept longer than this is closed rather than reused:
 /// the upstream (or a middlebox) has likely forgotten it (hyper-util's default).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// How long a request waits for a kept HTTP/1 connection that is still
+/// finishing its previous answer before it takes another one.
+const KEPT_READY_WAIT: Duration = Duration::from_millis(500);
 
 /// Idle HTTP/1 connections kept per loop: what is returned beyond it is closed.
 const MAX_IDLE: usize = 256;
@@ -177,11 +182,11 @@ impl Connections {
                 }
                 Sender::H1(mut h1) => {
                     self.origin_form(&mut req, &absolute);
-                    if let Err(e) = h1.ready().await {
+                    if let Err(e) = ready_h1(&mut h1, kept).await {
                         if kept {
                             continue;
                         }
-                        return Err(e.into());
+                        return Err(e);
                     }
                     match h1.try_send_request(req).await {
                         Ok(r) => {
@@ -223,6 +228,21 @@ impl Connections {
             }
         });
         Ok(Sender::H1(h1))
+    }
+}
+
+/// Waits for an HTTP/1 sender to take a request. A kept one that is not ready
+/// at once is still finishing the answer it carried (its last chunk in flight,
+/// or a dropped answer being closed): it gets [`KEPT_READY_WAIT`], not the
+/// request's whole timeout, and the request goes on another connection.
+async fn ready_h1(h1: &mut H1, kept: bool) -> Result<(), Error> {
+    if !kept || h1.is_ready() {
+        return Ok(h1.ready().await?);
+    }
+    // Boxed: rare, and a timer would size every request's future.
+    match Box::pin(tokio::time::timeout(KEPT_READY_WAIT, h1.ready())).await {
+        Ok(r) => Ok(r?),
+        Err(_) => Err("a kept upstream connection was not ready in time".into()),
     }
 }
 
@@ -320,6 +340,44 @@ impl http_body::Body for Body {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A connection whose answer is still streaming is not taken: the wait
+    /// for it ends after `KEPT_READY_WAIT` with an error, and a fresh
+    /// connection's first wait succeeds.
+    #[tokio::test]
+    async fn a_kept_connection_still_answering_is_given_up_on() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf).await;
+            // An answer that starts and never ends.
+            let head = "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n";
+            let _ = s.write_all(head.as_bytes()).await;
+            tokio::time::sleep(Duration::from_secs(30)).await;
+        });
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (mut h1, conn) = http1::handshake::<_, Full<Bytes>>(hyper_util::rt::TokioIo::new(tcp))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        ready_h1(&mut h1, false)
+            .await
+            .expect("a new connection is ready");
+        let req = Request::get("/")
+            .header(HOST, "127.0.0.1")
+            .body(Full::default())
+            .unwrap();
+        let answer = h1.send_request(req).await.unwrap();
+        let started = Instant::now();
+        let waited = ready_h1(&mut h1, true).await;
+        assert!(waited.is_err(), "a connection mid-answer was taken");
+        assert!(started.elapsed() >= KEPT_READY_WAIT);
+        assert!(started.elapsed() < Duration::from_secs(5));
+        drop(answer);
+    }
 
     #[test]
     fn host_leaves_out_the_default_port() {
