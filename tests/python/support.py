@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx2
 import mcp.types as types
 from mcp.client import Client, ClientRequestContext
 from mcp.client.sse import sse_client
@@ -407,3 +408,33 @@ class MemoryTokenStorage:
 
     async def set_client_info(self, client_info: Any) -> None:
         self.client_info = client_info
+
+
+# --- Raw Streamable HTTP (no SDK client: the test counts connections or threads) -------
+
+RAW_PROTOCOL = "2025-11-25"
+RAW_HEADERS = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
+
+
+def post_message(client: httpx2.Client, url: str, body: dict[str, Any], session: str | None = None) -> httpx2.Response:
+    """POSTs one JSON-RPC message to a Streamable HTTP endpoint, in `session` if given."""
+    headers = dict(RAW_HEADERS)
+    if session:
+        headers |= {"mcp-session-id": session, "mcp-protocol-version": RAW_PROTOCOL}
+    return client.post(url, json=body, headers=headers)
+
+
+def open_session(client: httpx2.Client, url: str, name: str) -> str:
+    """initialize and notifications/initialized as client `name`; returns the session id."""
+    init = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {"protocolVersion": RAW_PROTOCOL, "capabilities": {}, "clientInfo": {"name": name, "version": "0"}},
+    }
+    r = post_message(client, url, init)
+    assert r.status_code == 200, r.text
+    session = r.headers["mcp-session-id"]
+    r = post_message(client, url, {"jsonrpc": "2.0", "method": "notifications/initialized"}, session)
+    assert r.status_code == 202, r.text
+    return session

@@ -7,13 +7,11 @@ a request's way. Observed from outside, through the real binary's threads in
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import httpx2
 from conftest import _mcpgate_bin, _start_gateway, _stop_gateway, _toml_str
+from support import open_session, post_message
 
-PROTOCOL = "2025-11-25"
-HEADERS = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
 LOOPS = 3
 CALLS = 60
 
@@ -37,28 +35,6 @@ def _threads(pid: int) -> dict[str, int]:
         switches = sum(int(line.split()[1]) for line in status.splitlines() if "ctxt_switches:" in line)
         out[name] = switches
     return out
-
-
-def _rpc(client: httpx2.Client, url: str, body: dict[str, Any], session: str | None = None) -> httpx2.Response:
-    headers = dict(HEADERS)
-    if session:
-        headers |= {"mcp-session-id": session, "mcp-protocol-version": PROTOCOL}
-    return client.post(url, json=body, headers=headers)
-
-
-def _open_session(client: httpx2.Client, url: str) -> str:
-    init = {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "initialize",
-        "params": {"protocolVersion": PROTOCOL, "capabilities": {}, "clientInfo": {"name": "loops", "version": "0"}},
-    }
-    r = _rpc(client, url, init)
-    assert r.status_code == 200, r.text
-    session = r.headers["mcp-session-id"]
-    r = _rpc(client, url, {"jsonrpc": "2.0", "method": "notifications/initialized"}, session)
-    assert r.status_code == 202, r.text
-    return session
 
 
 def test_each_connection_is_served_by_one_loop_and_the_connections_are_spread(tmp_path: Path, http_demo: str) -> None:
@@ -93,7 +69,7 @@ transport = "streamable-http"
             # starts, so that each new connection finds the others' loops busy.
             client = httpx2.Client(timeout=30.0, limits=httpx2.Limits(max_connections=1))
             clients.append(client)
-            session = _open_session(client, url)
+            session = open_session(client, url, "loops")
             before = _threads(gw.proc.pid)
             for i in range(CALLS):
                 call = {
@@ -102,7 +78,7 @@ transport = "streamable-http"
                     "method": "tools/call",
                     "params": {"name": "echo", "arguments": {"text": f"call {i}"}},
                 }
-                r = _rpc(client, url, call, session)
+                r = post_message(client, url, call, session)
                 assert r.status_code == 200, r.text
                 assert f"call {i}" in r.text, r.text
             after = _threads(gw.proc.pid)

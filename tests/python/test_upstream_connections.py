@@ -13,14 +13,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import httpx2
 import pytest
 from conftest import _free_port, _mcpgate_bin, _start_gateway, _stop_gateway, _toml_str
+from support import open_session, post_message
 
-PROTOCOL = "2025-11-25"
-HEADERS = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
 CALLS = 20
 # keepalive_server.py closes an idle connection after one second.
 IDLE_CLOSE_S = 1
@@ -56,16 +54,9 @@ def _start_upstream(port: int, json_response: bool) -> subprocess.Popen[bytes]:
             time.sleep(0.1)
 
 
-def _rpc(client: httpx2.Client, url: str, body: dict[str, Any], session: str | None = None) -> httpx2.Response:
-    headers = dict(HEADERS)
-    if session:
-        headers |= {"mcp-session-id": session, "mcp-protocol-version": PROTOCOL}
-    return client.post(url, json=body, headers=headers)
-
-
 def _call(client: httpx2.Client, url: str, session: str, n: int) -> None:
     body = {"jsonrpc": "2.0", "id": 100 + n, "method": "tools/call", "params": {"name": "echo", "arguments": {"text": f"call {n}"}}}
-    r = _rpc(client, url, body, session)
+    r = post_message(client, url, body, session)
     assert r.status_code == 200, r.text
     assert f"call {n}" in r.text and '"isError":true' not in r.text.replace(" ", ""), r.text
 
@@ -91,17 +82,7 @@ transport = "streamable-http"
     try:
         url = gw.url("kept")
         with httpx2.Client(timeout=30.0) as client:
-            init = {
-                "jsonrpc": "2.0",
-                "id": 1,
-                "method": "initialize",
-                "params": {"protocolVersion": PROTOCOL, "capabilities": {}, "clientInfo": {"name": "kept", "version": "0"}},
-            }
-            r = _rpc(client, url, init)
-            assert r.status_code == 200, r.text
-            session = r.headers["mcp-session-id"]
-            r = _rpc(client, url, {"jsonrpc": "2.0", "method": "notifications/initialized"}, session)
-            assert r.status_code == 202, r.text
+            session = open_session(client, url, "kept")
             for n in range(CALLS):
                 _call(client, url, session, n)
                 # One connection for the calls, one more at most for the session's GET stream.
