@@ -11,6 +11,8 @@
 # and B take turns going first), AB_DURATION [4] seconds per wrk run, AB_CONFIG: TOML
 # appended to both gateways' configuration, e.g. observability off:
 # AB_CONFIG=$'[metrics]\nlisten = ""\n[telemetry]\naccess_log = false\n[audit]\nenabled = false'.
+# AB_CONFIG_A, AB_CONFIG_B: TOML appended to one side only, to weigh a setting with one build
+# (MCPGATE_BIN_A and MCPGATE_BIN_B the same binary), e.g. AB_CONFIG_B=$'[audit]\nenabled = false'.
 # Both gateways run with no auth in front of one `mcpgate demo-server --http` (started
 # from build A); each call is `tools/call echo` on one Streamable HTTP session.
 # Prints, per connection count, the median over the rounds of requests per second and of
@@ -46,6 +48,8 @@ for k in A B; do
         printf '[server]\nlisten = "127.0.0.1:0"\ndata_dir = "%s"\n\n' "$WORK/data-$k"
         printf '[auth]\nmode = "disabled"\n\n[[upstream]]\nname = "echo"\nurl = "%s"\n' "$UPSTREAM_URL"
         [[ -z "${AB_CONFIG:-}" ]] || printf '\n%s\n' "$AB_CONFIG"
+        side="AB_CONFIG_$k"
+        [[ -z "${!side:-}" ]] || printf '\n%s\n' "${!side}"
     } >"$WORK/gateway-$k.toml"
     step "starting gateway $k: ${BINS[$k]}"
     "${BINS[$k]}" serve --config "$WORK/gateway-$k.toml" >"$WORK/gateway-$k.out" 2>"$WORK/gateway-$k.err" &

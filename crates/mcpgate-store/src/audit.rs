@@ -98,19 +98,27 @@ impl AuditRecord {
     }
 }
 
-/// `INSERT INTO audit_log … VALUES ($1, …, $11), ($12, …)` for `rows` records
-/// (1 to [`INSERT_ROWS`]), written once per size and kept: the usual batch of
-/// one would otherwise build its statement's text every time.
-fn multi_row_insert(rows: usize) -> Cow<'static, str> {
-    static TEXT: [OnceLock<String>; INSERT_ROWS] = [const { OnceLock::new() }; INSERT_ROWS];
-    match TEXT.get(rows.saturating_sub(1)) {
-        Some(text) => Cow::Borrowed(text.get_or_init(|| insert_text(rows)).as_str()),
+/// `INSERT INTO audit_log … VALUES (…), (…)` for `rows` records (1 to
+/// [`INSERT_ROWS`]), written once per size and backend and kept: the usual
+/// batch of one would otherwise build its statement's text every time.
+///
+/// PostgreSQL gets numbered `$N` placeholders. SQLite gets anonymous `?`:
+/// for a named one, sqlx asks SQLite for each parameter's name, a walk of the
+/// statement's list of names, so binding a full 64-row statement (704
+/// parameters) cost a quarter of a million steps, more than the rest of the
+/// audit record together.
+fn multi_row_insert(rows: usize, postgres: bool) -> Cow<'static, str> {
+    static SQLITE: [OnceLock<String>; INSERT_ROWS] = [const { OnceLock::new() }; INSERT_ROWS];
+    static POSTGRES: [OnceLock<String>; INSERT_ROWS] = [const { OnceLock::new() }; INSERT_ROWS];
+    let texts = if postgres { &POSTGRES } else { &SQLITE };
+    match texts.get(rows.saturating_sub(1)) {
+        Some(text) => Cow::Borrowed(text.get_or_init(|| insert_text(rows, postgres)).as_str()),
         // Callers chunk by INSERT_ROWS; a larger count still gets its text.
-        None => Cow::Owned(insert_text(rows)),
+        None => Cow::Owned(insert_text(rows, postgres)),
     }
 }
 
-fn insert_text(rows: usize) -> String {
+fn insert_text(rows: usize, postgres: bool) -> String {
     use std::fmt::Write as _;
     const COLUMNS: usize = 11;
     let mut sql = String::from(
@@ -125,7 +133,11 @@ fn insert_text(rows: usize) -> String {
             if col > 0 {
                 sql.push_str(", ");
             }
-            let _ = write!(sql, "${}", row * COLUMNS + col + 1);
+            if postgres {
+                let _ = write!(sql, "${}", row * COLUMNS + col + 1);
+            } else {
+                sql.push('?');
+            }
         }
         sql.push(')');
     }
@@ -296,7 +308,7 @@ impl Store {
         records: Vec<NewAuditRecord>,
     ) -> Result<Vec<AuditRecord>, StoreError> {
         let mut conn = self.pool.acquire().await?;
-        appender::append(&mut conn, &mut None, records).await
+        appender::append(&mut conn, self.url.is_postgres(), &mut None, records).await
     }
 
     /// An appender for one long-lived writer (the server's): it keeps a

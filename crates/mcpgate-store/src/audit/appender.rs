@@ -55,7 +55,8 @@ impl AuditAppender {
             Some(c) => c,
             None => self.conn.insert(self.store.pool.acquire().await?),
         };
-        let written = append(conn, &mut self.head, records).await;
+        let postgres = self.store.url.is_postgres();
+        let written = append(conn, postgres, &mut self.head, records).await;
         if written.is_err() {
             self.conn = None;
         }
@@ -63,10 +64,12 @@ impl AuditAppender {
     }
 }
 
-/// Appends `records` in one transaction on `conn`. `known` is the head this
-/// caller wrote last (taken; set again on success).
+/// Appends `records` in one transaction on `conn`, a PostgreSQL connection
+/// if `postgres`, else SQLite. `known` is the head this caller wrote last
+/// (taken; set again on success).
 pub(super) async fn append(
     conn: &mut AnyConnection,
+    postgres: bool,
     known: &mut Option<Head>,
     records: Vec<NewAuditRecord>,
 ) -> Result<Vec<AuditRecord>, StoreError> {
@@ -121,9 +124,9 @@ pub(super) async fn append(
     // One statement per INSERT_ROWS records: a statement's round trip
     // through the driver costs more than a row.
     for chunk in out.chunks(INSERT_ROWS) {
-        // `$N` placeholders written out: both backends read them (sqlx's
-        // query builder would write SQLite's `?` through the Any driver).
-        let mut insert = sqlx::query(sqlx::AssertSqlSafe(multi_row_insert(chunk.len())));
+        // Placeholders written out per backend (sqlx's query builder would
+        // write SQLite's `?` for PostgreSQL too through the Any driver).
+        let mut insert = sqlx::query(sqlx::AssertSqlSafe(multi_row_insert(chunk.len(), postgres)));
         for w in chunk {
             let r = &w.event;
             insert = insert

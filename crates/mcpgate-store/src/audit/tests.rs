@@ -244,3 +244,18 @@ async fn an_appender_links_its_batches_and_notices_other_writers() {
     let v = s.audit_verify().await.expect("verify");
     assert_eq!((v.checked, v.broken), (5, None));
 }
+
+/// SQLite's statement has anonymous placeholders (sqlx binds them in order
+/// without asking SQLite for a name each); PostgreSQL's are numbered.
+#[test]
+fn the_insert_has_one_placeholder_per_column_in_each_backends_form() {
+    let sqlite = multi_row_insert(64, false);
+    assert_eq!(sqlite.matches('?').count(), 64 * 11);
+    assert!(!sqlite.contains('$'));
+    let postgres = multi_row_insert(3, true);
+    assert_eq!(postgres.matches('$').count(), 3 * 11);
+    assert!(postgres.ends_with("$23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33)"));
+    assert!(!postgres.contains('?'));
+    // Beyond the kept sizes the text is still written.
+    assert_eq!(multi_row_insert(65, false).matches('?').count(), 65 * 11);
+}
