@@ -189,9 +189,9 @@ enum Msg {
 }
 
 /// The most events written in one transaction.
-const BATCH: usize = 256;
+const BATCH: usize = 1024;
 /// How long the writer waits, after an event, for more to join its transaction.
-const LINGER: Duration = Duration::from_millis(20);
+const LINGER: Duration = Duration::from_millis(100);
 
 struct Sink {
     tx: mpsc::Sender<Msg>,

@@ -28,7 +28,9 @@ pub(crate) fn json_line(w: &AuditRecord) -> String {
 /// The record an event becomes; its strings move, none is copied.
 pub(crate) fn to_record(e: AuditEvent) -> NewAuditRecord {
     let mut r = NewAuditRecord::new(e.kind.as_str());
-    r.detail = e.detail.to_string();
+    // Straight into a buffer: `Value`'s `Display` goes through the
+    // formatter a write at a time.
+    r.detail = serde_json::to_string(&e.detail).unwrap_or_else(|_| "{}".to_owned());
     r.subject = e.subject;
     r.client_id = e.client_id;
     r.upstream = e.upstream;
