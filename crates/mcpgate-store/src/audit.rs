@@ -105,8 +105,7 @@ impl AuditRecord {
 /// PostgreSQL gets numbered `$N` placeholders. SQLite gets anonymous `?`:
 /// for a named one, sqlx asks SQLite for each parameter's name, a walk of the
 /// statement's list of names, so binding a full 64-row statement (704
-/// parameters) cost a quarter of a million steps, more than the rest of the
-/// audit record together.
+/// parameters) took about a quarter of a million steps.
 fn multi_row_insert(rows: usize, postgres: bool) -> Cow<'static, str> {
     static SQLITE: [OnceLock<String>; INSERT_ROWS] = [const { OnceLock::new() }; INSERT_ROWS];
     static POSTGRES: [OnceLock<String>; INSERT_ROWS] = [const { OnceLock::new() }; INSERT_ROWS];

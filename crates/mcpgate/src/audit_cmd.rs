@@ -378,7 +378,9 @@ mod tests {
         let store = Store::open(dir.path()).await.expect("store");
         let (tx, rx) = mpsc::channel(QUEUE);
         tokio::spawn(write_batches(store, rx, None, Arc::new(AtomicU64::new(0))));
-        for i in 0..300 {
+        // More than one transaction holds.
+        let events = BATCH + 44;
+        for i in 0..events {
             let e = AuditEvent::new(AuditKind::ToolCalled).with("i", i);
             tx.send(Msg::Event(Box::new(e))).await.expect("queued");
         }
@@ -390,13 +392,13 @@ mod tests {
             .audit_list(&AuditFilter::default())
             .await
             .expect("list");
-        assert_eq!(all.len(), 300);
+        assert_eq!(all.len(), events);
         for (i, r) in all.iter().enumerate() {
             assert_eq!(r.seq, i as i64 + 1);
             assert_eq!(r.event.detail, format!("{{\"i\":{i}}}"));
         }
         let v = store.audit_verify().await.expect("verify");
-        assert_eq!((v.checked, v.broken), (300, None));
+        assert_eq!((v.checked, v.broken), (events as u64, None));
     }
 
     #[test]
