@@ -60,6 +60,11 @@ pub struct UpstreamConfig {
     /// Extra static headers sent to an HTTP upstream.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    /// https only: a PEM file of the certificate authorities this upstream's
+    /// certificate must chain to, trusted instead of the built-in public ones
+    /// (an upstream behind a private CA).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
     /// Credentials the gateway presents to this upstream: headers to an HTTP
     /// upstream, environment variables of a stdio child. One table
     /// (`[upstream.credentials]`) or several (`[[upstream.credentials]]`).

@@ -650,7 +650,19 @@ fn validate(c: &Config, source: &Source, problems: &mut Vec<String>) {
                 if !u.env.is_empty() || u.cwd.is_some() {
                     problems.push(format!("{at}: env and cwd apply to stdio (command) upstreams only"));
                 }
+                if let Some(path) = &u.ca_file {
+                    if !url::Url::parse(url).is_ok_and(|p| p.scheme() == "https") {
+                        problems.push(format!("{at}.ca_file: applies to https upstreams only, but url is {url:?}"));
+                    } else if let Err(e) = mcpgate_gateway::load_upstream_roots(path) {
+                        problems.push(format!("{at}.ca_file: {e}"));
+                    }
+                }
             }
+        }
+        if u.command.is_some() && u.ca_file.is_some() {
+            problems.push(format!(
+                "{at}.ca_file: applies to https upstreams only (this one runs a command)"
+            ));
         }
         if u.max_children == 0 {
             problems.push(format!("{at}.max_children: must be at least 1"));

@@ -29,6 +29,9 @@ use mcpgate_types::SessionId;
 mod bridge;
 mod connections;
 mod subscribe;
+mod trust;
+
+pub use trust::load_roots;
 
 pub(crate) use connections::Body as UpstreamBody;
 use connections::Connections;
@@ -105,9 +108,17 @@ impl HttpUpstream {
             })?;
             headers.insert(name, value);
         }
+        let tls = match &cfg.ca_file {
+            None => None,
+            Some(path) => Some(
+                trust::load_roots(path)
+                    .and_then(trust::client_config)
+                    .map_err(|e| problem(format!("upstream {}: ca_file: {e}", cfg.name)))?,
+            ),
+        };
         Ok(HttpUpstream {
             name: cfg.name.as_str().into(),
-            connections: Connections::new(&url),
+            connections: Connections::new(&url, tls),
             url,
             headers,
             limits,
@@ -130,7 +141,25 @@ impl HttpUpstream {
 
     pub(crate) fn record(&self, error: Option<String>) {
         mcpgate_telemetry::metrics().upstream_up(&self.name, error.is_none());
-        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = error;
+        let mut last = self.last_error.lock().unwrap_or_else(|e| e.into_inner());
+        if error.is_none() && last.is_some() {
+            tracing::info!(upstream = %self.name, "upstream answers again");
+        }
+        *last = error;
+    }
+
+    /// Records that the upstream could not be reached. The operator is told
+    /// once per change of reason, not per failed call: clients get the same
+    /// reason in each error, and a dead upstream must not flood the log. The
+    /// URL is left out of the line (it may carry credentials).
+    fn record_unreachable(&self, reason: &str, why: String) {
+        let last = self.last_error.lock().unwrap_or_else(|e| e.into_inner());
+        let news = last.as_deref() != Some(why.as_str());
+        drop(last);
+        if news {
+            tracing::warn!(upstream = %self.name, reason, "upstream unreachable: its calls fail with 502 until it answers");
+        }
+        self.record(Some(why));
     }
 
     pub(crate) fn status(&self) -> serde_json::Value {
@@ -347,13 +376,12 @@ impl HttpUpstream {
                 Ok(r)
             }
             Err(e) => {
+                let reason = error_chain(&*e);
                 let why = format!(
-                    "upstream {} is unreachable at {}: {}",
-                    self.name,
-                    self.url,
-                    error_chain(&*e)
+                    "upstream {} is unreachable at {}: {reason}",
+                    self.name, self.url,
                 );
-                self.record(Some(why.clone()));
+                self.record_unreachable(&reason, why.clone());
                 Err(UpstreamError::Unavailable(why))
             }
         }

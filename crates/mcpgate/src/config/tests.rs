@@ -59,6 +59,44 @@ name = "x"
 }
 
 #[test]
+fn an_upstreams_ca_file_is_checked_when_the_configuration_loads() {
+    let errs = load_str(
+        r#"
+[auth]
+mode = "disabled"
+[[upstream]]
+name = "plain"
+url = "http://127.0.0.1:9/mcp"
+ca_file = "/etc/ssl/ca.pem"
+[[upstream]]
+name = "child"
+command = ["a"]
+ca_file = "/etc/ssl/ca.pem"
+[[upstream]]
+name = "gone"
+url = "https://127.0.0.1:9/mcp"
+ca_file = "/nonexistent/mcpgate-ca.pem"
+"#,
+    )
+    .unwrap_err();
+    let all = errs.join("\n");
+    assert!(
+        all.contains("upstream[0].ca_file: applies to https upstreams only, but url is \"http://127.0.0.1:9/mcp\""),
+        "{all}"
+    );
+    assert!(
+        all.contains(
+            "upstream[1].ca_file: applies to https upstreams only (this one runs a command)"
+        ),
+        "{all}"
+    );
+    assert!(
+        all.contains("upstream[2].ca_file: cannot read /nonexistent/mcpgate-ca.pem:"),
+        "{all}"
+    );
+}
+
+#[test]
 fn disabled_auth_refuses_public_bind() {
     let c = load_str("[server]\nlisten = \"0.0.0.0:8080\"\n[auth]\nmode = \"disabled\"\n").unwrap();
     let errs = auth_problems(&c);

@@ -130,13 +130,19 @@ fn new_slot() -> Arc<Slot> {
 }
 
 impl Connections {
-    /// Connections to `url`'s origin; every request sent must be for that origin.
-    pub(crate) fn new(url: &Uri) -> Self {
+    /// Connections to `url`'s origin; every request sent must be for that
+    /// origin. TLS trusts the built-in public roots, or `tls`'s when given
+    /// (the upstream's `ca_file`).
+    pub(crate) fn new(url: &Uri, tls: Option<rustls::ClientConfig>) -> Self {
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_nodelay(true);
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_webpki_roots()
+        let builder = hyper_rustls::HttpsConnectorBuilder::new();
+        let builder = match tls {
+            Some(config) => builder.with_tls_config(config),
+            None => builder.with_webpki_roots(),
+        };
+        let connector = builder
             .https_or_http()
             .enable_http1()
             .enable_http2()
@@ -392,7 +398,7 @@ mod tests {
     #[test]
     fn http1_sends_path_and_query_and_keeps_a_given_host() {
         let url: Uri = "http://127.0.0.1:9/mcp/x?session=1".parse().unwrap();
-        let c = Connections::new(&"http://127.0.0.1:9/mcp/x".parse().unwrap());
+        let c = Connections::new(&"http://127.0.0.1:9/mcp/x".parse().unwrap(), None);
         let mut req = Request::post(url.clone()).body(Full::default()).unwrap();
         c.origin_form(&mut req, &url);
         assert_eq!(req.uri(), "/mcp/x?session=1");
@@ -406,7 +412,7 @@ mod tests {
         c.origin_form(&mut req, &own);
         assert_eq!(req.uri(), "/mcp/x");
         assert_eq!(req.headers()[HOST], "configured.example");
-        let root = Connections::new(&"http://127.0.0.1:9".parse().unwrap());
+        let root = Connections::new(&"http://127.0.0.1:9".parse().unwrap(), None);
         let mut req = Request::get("http://127.0.0.1:9")
             .body(Full::default())
             .unwrap();
