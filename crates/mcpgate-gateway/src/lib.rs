@@ -112,5 +112,5 @@ pub use reload::{Retired, UpstreamChanges};
 pub use session_key::{SESSION_KEY_FILE, SessionKeyError, SessionKeys};
 pub use state::{Gateway, ReadinessCheck};
 /// Reads an upstream's `ca_file` (checked when the configuration is loaded).
-pub use upstream::load_roots as load_upstream_roots;
+pub use upstream::{CaFileError, load_roots as load_upstream_roots};
 pub use virtual_server::{ToolRules, VirtualServerConfig, virtual_server_problems};

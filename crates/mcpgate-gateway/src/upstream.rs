@@ -17,7 +17,7 @@ use serde_json::value::RawValue;
 
 pub(crate) use self::error::UpstreamError;
 use self::http::HttpLink;
-pub use self::http::load_roots;
+pub use self::http::{CaFileError, load_roots};
 pub(crate) use self::http::{HttpUpstream, content_type_is};
 use self::legacy_sse::SseLink;
 pub(crate) use self::mux::Exchange;

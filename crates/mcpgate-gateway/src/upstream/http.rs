@@ -31,7 +31,7 @@ mod connections;
 mod subscribe;
 mod trust;
 
-pub use trust::load_roots;
+pub use trust::{CaFileError, load_roots};
 
 pub(crate) use connections::Body as UpstreamBody;
 use connections::Connections;
@@ -112,6 +112,7 @@ impl HttpUpstream {
             None => None,
             Some(path) => Some(
                 trust::load_roots(path)
+                    .map_err(|e| e.to_string())
                     .and_then(trust::client_config)
                     .map_err(|e| problem(format!("upstream {}: ca_file: {e}", cfg.name)))?,
             ),

@@ -36,27 +36,35 @@ fn every_certificate_in_the_file_becomes_an_authority_and_other_blocks_are_skipp
 #[test]
 fn a_file_without_a_usable_certificate_is_refused_with_the_reason() {
     let missing = std::path::Path::new("/nonexistent/mcpgate-ca.pem");
-    let e = load_roots(missing).expect_err("missing file");
+    let e = load_roots(missing).expect_err("missing file").to_string();
     assert!(
         e.starts_with("cannot read /nonexistent/mcpgate-ca.pem:"),
         "{e}"
     );
 
-    let e = load_roots(file_with("").path()).expect_err("empty file");
+    let e = load_roots(file_with("").path())
+        .expect_err("empty file")
+        .to_string();
     assert!(e.contains("holds no PEM certificate"), "{e}");
 
     let der_not_pem = file_with("MIIBmzCCAUGgAwIBAgIUbpRl51qVzOPPUf7qbY4evR0L5nkw\n");
-    let e = load_roots(der_not_pem.path()).expect_err("no PEM armour");
+    let e = load_roots(der_not_pem.path())
+        .expect_err("no PEM armour")
+        .to_string();
     assert!(e.contains("holds no PEM certificate"), "{e}");
 
     let bad_base64 = "-----BEGIN CERTIFICATE-----\n!!!not base64!!!\n-----END CERTIFICATE-----\n";
-    let e = load_roots(file_with(bad_base64).path()).expect_err("bad base64");
+    let e = load_roots(file_with(bad_base64).path())
+        .expect_err("bad base64")
+        .to_string();
     assert!(e.contains("certificate 1 is not valid PEM"), "{e}");
 
     // Well-formed PEM whose content is not a certificate.
     let not_a_cert =
         format!("{CA}-----BEGIN CERTIFICATE-----\nAAECAwQ=\n-----END CERTIFICATE-----\n");
-    let e = load_roots(file_with(&not_a_cert).path()).expect_err("not a certificate");
+    let e = load_roots(file_with(&not_a_cert).path())
+        .expect_err("not a certificate")
+        .to_string();
     assert!(
         e.contains("certificate 2 cannot be used as an authority"),
         "{e}"
