@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The authorization server benchmark, on the release binary, SQLite storage
+# The authorization server benchmark, on the optimized binary (BENCH_PROFILE), SQLite storage
 # (or PostgreSQL with BENCH_STORE_URL=postgres://…, an empty database):
 #
 #   1. authorizations/s: GET /authorize by a signed-in user whose consent is
@@ -22,8 +22,8 @@
 # bench/authserver_setup.py registers a client (DCR), signs in on the login page
 # and allows on the consent page with "remember".
 #
-#   bench/authserver.sh                   build release, run everything (~1.5 min)
-#   BENCH_NO_BUILD=1 bench/authserver.sh  reuse the release binary already built
+#   bench/authserver.sh                   build (BENCH_PROFILE, default production), run everything (~1.5 min)
+#   BENCH_NO_BUILD=1 bench/authserver.sh  reuse the binary already built (BENCH_PROFILE: production or release)
 #
 # Knobs (environment, defaults in brackets): BENCH_CONNS [16] BENCH_THREADS [1]
 #   BENCH_AUTH_SECONDS [10] step 1 (it must make more codes than step 2 uses)

@@ -3,8 +3,8 @@
 # figure that stays the same run after run on a shared, noisy machine, so a change on the
 # hot path can be judged by its own delta (issue 17). Wall-clock throughput is bench/run.sh.
 #
-#   bench/callgrind.sh                   build release, count every setup (~3-5 min)
-#   BENCH_NO_BUILD=1 bench/callgrind.sh  reuse the release binary already built
+#   bench/callgrind.sh                   build (BENCH_PROFILE, default production), count every setup (~3-5 min)
+#   BENCH_NO_BUILD=1 bench/callgrind.sh  reuse the binary already built (BENCH_PROFILE: production or release)
 #   MCPGATE_BIN=path bench/callgrind.sh  count another binary (e.g. an older commit's)
 #
 # Setups: `direct hop` (no auth, Streamable HTTP upstream), `API key`, `JWT ES256`,

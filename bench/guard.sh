@@ -7,8 +7,8 @@
 # request is a verified-credential cache hit (warm cache): what a busy client
 # costs. Target (issue 3): each verifier >= 0.9 of the no-auth throughput.
 #
-#   bench/guard.sh                   build release, run everything (~2 min), print a table
-#   BENCH_NO_BUILD=1 bench/guard.sh  reuse the release binary already built
+#   bench/guard.sh                   build (BENCH_PROFILE, default production), run everything (~2 min), print a table
+#   BENCH_NO_BUILD=1 bench/guard.sh  reuse the binary already built (BENCH_PROFILE: production or release)
 #
 # Everything listens on 127.0.0.1 (ports chosen by the kernel); every process
 # started here is stopped on exit. Knobs (environment, defaults in brackets):

@@ -40,22 +40,29 @@ wait_line() {
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 # CPU time (user + system) of a process, in clock ticks; 0 for no process.
 cpu_ticks() { if [[ -n "$1" ]]; then awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; else echo 0; fi; }
+# User-mode CPU time of a process, in clock ticks (the rest of cpu_ticks is the kernel's).
+user_ticks() { if [[ -n "$1" ]]; then awk '{ print $14 }' "/proc/$1/stat" 2>/dev/null || echo 0; else echo 0; fi; }
 # CPU time the whole machine spent busy, in clock ticks.
 machine_busy_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
 TICKS="$(getconf CLK_TCK)"
 
-# Sets BIN: $MCPGATE_BIN, else the release build (built first unless BENCH_NO_BUILD is set).
+# Sets BIN: $MCPGATE_BIN, else the build of cargo profile $BENCH_PROFILE (default
+# `production`, the whole-program LTO build the packages ship; `release` builds in about
+# half the time), built first unless BENCH_NO_BUILD is set.
 locate_binary() {
     if [[ -n "${MCPGATE_BIN:-}" ]]; then
         BIN="$MCPGATE_BIN"
     else
-        local target
+        local target profile="${BENCH_PROFILE:-production}"
         target="$(cargo metadata --format-version 1 --no-deps \
             | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
-        BIN="$target/release/mcpgate"
+        case "$profile" in
+            release | production) BIN="$target/$profile/mcpgate" ;;
+            *) die "BENCH_PROFILE must be production or release (got '$profile')" ;;
+        esac
         if [[ -z "${BENCH_NO_BUILD:-}" ]]; then
-            step "cargo build --release -p mcpgate"
-            cargo build --release -p mcpgate
+            step "cargo build --profile $profile -p mcpgate"
+            cargo build --profile "$profile" -p mcpgate
         fi
     fi
     [[ -x "$BIN" ]] || die "no mcpgate binary at $BIN"

@@ -7,8 +7,8 @@
 # one session is opened on each endpoint; then N idle sessions on /mcp/stdio and N on
 # /mcp/echo, RSS read before and 2 s after each batch.
 #
-#   bench/memory.sh                  build release, measure, print the MEM lines
-#   BENCH_NO_BUILD=1 bench/memory.sh reuse the release binary already built
+#   bench/memory.sh                  build (BENCH_PROFILE, default production), measure, print the MEM lines
+#   BENCH_NO_BUILD=1 bench/memory.sh reuse the binary already built (BENCH_PROFILE: production or release)
 #
 # Knobs: MCPGATE_BIN (a binary to use instead of building one), BENCH_SESSIONS [1000],
 # BENCH_GATEWAY_ENV (extra environment for the gateway, e.g. "MALLOC_ARENA_MAX=1"),

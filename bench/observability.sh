@@ -16,8 +16,8 @@
 # tracing-metrics / off >= 0.85), judged on the
 # gateway CPU per request (off over mode, median of the rounds), req/s shown beside it.
 #
-#   bench/observability.sh                   build release, run (~4 min), print a table
-#   BENCH_NO_BUILD=1 bench/observability.sh  reuse the release binary already built
+#   bench/observability.sh                   build (BENCH_PROFILE, default production), run (~4 min), print a table
+#   BENCH_NO_BUILD=1 bench/observability.sh  reuse the binary already built (BENCH_PROFILE: production or release)
 #   MCPGATE_BIN=path bench/observability.sh  measure another binary
 # Knobs: OBS_THREADS [1], OBS_CONNS [16], OBS_DURATION [10] seconds per run,
 # OBS_ROUNDS [5], OBS_MODES ["off metrics tracing tracing-metrics all"].

@@ -12,8 +12,8 @@
 #   them, BENCH_ROUNDS rounds of BENCH_DURATION seconds, and the ratio
 #   three/one is taken per round (alternating cancels most drift of a busy machine).
 #
-#   bench/replicas.sh                   build release, run (~1 min)
-#   BENCH_NO_BUILD=1 bench/replicas.sh  reuse the release binary already built
+#   bench/replicas.sh                   build (BENCH_PROFILE, default production), run (~1 min)
+#   BENCH_NO_BUILD=1 bench/replicas.sh  reuse the binary already built (BENCH_PROFILE: production or release)
 #
 # Knobs: BENCH_CONNS [16] BENCH_THREADS [1] BENCH_DURATION [5] BENCH_ROUNDS [4]
 #   BENCH_WORKER_THREADS: the replicas' server.worker_threads (unset: one per core); the

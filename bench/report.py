@@ -49,6 +49,9 @@ def aggregate(rs):
         "errors": sum(int(r["errors"]) + int(r["non2xx"]) for r in rs),
         # CPU microseconds per request, by process.
         "proxy_us": sum(int(r["proxy_ticks"]) for r in rs) / tck * 1e6 / reqs,
+        # Its user-mode part (the rest is system calls); absent from older result files.
+        "proxy_user_us": (sum(int(r["proxy_user_ticks"]) for r in rs) / tck * 1e6 / reqs
+                          if all("proxy_user_ticks" in r for r in rs) else None),
         "up_us": sum(int(r["up_ticks"]) for r in rs) / tck * 1e6 / reqs,
         "wrk_us": sum(int(r["wrk_ticks"]) for r in rs) / tck * 1e6 / reqs,
         # CPU other processes took during the runs, as a share of the machine (worst run).
@@ -76,7 +79,7 @@ def main(path):
 
     print()
     print(f"{'setup':<20}{'conns':>6}{'req/s (each round)':>28}{'p50 ms':>9}{'p99 ms':>9}{'errors':>7}"
-          f"{'hop CPU µs/req':>16}{'upstream µs/req':>17}{'wrk µs/req':>12}{'other %':>9}")
+          f"{'hop CPU µs/req':>16}{'of it user':>12}{'upstream µs/req':>17}{'wrk µs/req':>12}{'other %':>9}")
     for c in conns:
         for s in SETUPS:
             a = table.get((s, c))
@@ -84,10 +87,12 @@ def main(path):
                 continue
             each = " / ".join(f"{x:.0f}" for x in a["rps_each"])
             hop = "-" if s == "direct" else f"{a['proxy_us']:.1f}"
+            user = "-" if s == "direct" or a["proxy_user_us"] is None else f"{a['proxy_user_us']:.1f}"
             print(f"{NAMES[s]:<20}{c:>6}{a['rps']:>9.0f} ({each}){'':>{max(0, 17 - len(each))}}"
-                  f"{a['p50']:>9.3f}{a['p99']:>9.3f}{a['errors']:>7}{hop:>16}{a['up_us']:>17.1f}{a['wrk_us']:>12.1f}{a['other_pct']:>9.1f}")
+                  f"{a['p50']:>9.3f}{a['p99']:>9.3f}{a['errors']:>7}{hop:>16}{user:>12}{a['up_us']:>17.1f}{a['wrk_us']:>12.1f}{a['other_pct']:>9.1f}")
         print()
-    print("hop CPU: the gateway process, or nginx's master + workers; upstream: the demo server (stdio:")
+    print("hop CPU: the gateway process, or nginx's master + workers (of it user: in user mode, the rest")
+    print("is the kernel's work for its system calls); upstream: the demo server (stdio:")
     print("its shared child); wrk: the load generator; other %: the worst run's CPU used by anything")
     print("else, in % of the machine. p50/p99: means over the rounds of wrk's percentiles.")
 

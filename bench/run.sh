@@ -6,8 +6,8 @@
 # with the same load generator (wrk) in the same run; plus idle RSS and memory per idle
 # session. It prints the table and checks issue 17's targets from the same run.
 #
-#   bench/run.sh                   build release, run everything (~5-6 min), print a table
-#   BENCH_NO_BUILD=1 bench/run.sh  reuse the release binary already built
+#   bench/run.sh                   build (BENCH_PROFILE, default production), run everything (~5-6 min), print a table
+#   BENCH_NO_BUILD=1 bench/run.sh  reuse the binary already built (BENCH_PROFILE: production or release)
 #
 # Everything listens on 127.0.0.1 (ports chosen by the kernel) and every process
 # started here is stopped on exit. Knobs (environment, defaults in brackets):
@@ -290,29 +290,38 @@ sum_ticks() {
     for pid in $1; do total=$(( total + $(cpu_ticks "$pid") )); done
     echo "$total"
 }
+# The same, user mode only: nginx and the gateway make about the same system calls per
+# request, so the difference between them is mostly user time.
+sum_user_ticks() {
+    local total=0 pid
+    for pid in $1; do total=$(( total + $(user_ticks "$pid") )); done
+    echo "$total"
+}
 # CPU time (user + system) of this shell's finished children (wrk), in clock ticks.
 wrk_ticks() { awk '{ print $16 + $17 }' "/proc/$$/stat"; }
 
 # run SETUP CONNS SECONDS LABEL [warm]
 run() {
     local s="$1" c="$2" d="$3" label="$4" warm="${5:-}"
-    local t="$THREADS" p0 u0 o0 w0 m0 p1 u1 o1 w1 m1 line other t0 wall
+    local t="$THREADS" p0 pu0 u0 o0 w0 m0 p1 pu1 u1 o1 w1 m1 line other t0 wall
     (( c >= t )) || t="$c"
     t0="${EPOCHREALTIME/./}"
     m0="$(machine_busy_ticks)"; o0="$(sum_ticks "$OURS")"
-    p0="$(sum_ticks "${PROXY[$s]}")"; u0="$(sum_ticks "${UPSTREAM[$s]}")"; w0="$(wrk_ticks)"
+    p0="$(sum_ticks "${PROXY[$s]}")"; pu0="$(sum_user_ticks "${PROXY[$s]}")"
+    u0="$(sum_ticks "${UPSTREAM[$s]}")"; w0="$(wrk_ticks)"
     MCP_SESSION_ID="${SID[$s]}" BENCH_LABEL="$label" BENCH_BEARER="${CRED[$s]}" \
         BENCH_STATELESS="$([[ "$s" == stateless ]] && echo 1 || echo 0)" \
         wrk -t"$t" -c"$c" -d"${d}s" --latency -s bench/tools_call.lua "${URL[$s]}" >"$OUT/wrk-$label.txt" 2>&1 \
         || die "wrk failed; see $OUT/wrk-$label.txt"
-    w1="$(wrk_ticks)"; p1="$(sum_ticks "${PROXY[$s]}")"; u1="$(sum_ticks "${UPSTREAM[$s]}")"
+    w1="$(wrk_ticks)"; p1="$(sum_ticks "${PROXY[$s]}")"; pu1="$(sum_user_ticks "${PROXY[$s]}")"
+    u1="$(sum_ticks "${UPSTREAM[$s]}")"
     o1="$(sum_ticks "$OURS")"; m1="$(machine_busy_ticks)"
     wall=$(( ${EPOCHREALTIME/./} - t0 ))
     # CPU used during the run by anything but wrk and the processes started here (this
     # script's own /proc readers included), over the whole sampled window.
     other=$(( (m1 - m0) - (o1 - o0) - (w1 - w0) ))
     line="$(grep '^BENCH ' "$OUT/wrk-$label.txt")" || die "no result line in $OUT/wrk-$label.txt"
-    line="$line setup=$s conns=$c proxy_ticks=$(( p1 - p0 )) up_ticks=$(( u1 - u0 )) wrk_ticks=$(( w1 - w0 )) other_ticks=$other window_us=$wall clk_tck=$TICKS"
+    line="$line setup=$s conns=$c proxy_ticks=$(( p1 - p0 )) proxy_user_ticks=$(( pu1 - pu0 )) up_ticks=$(( u1 - u0 )) wrk_ticks=$(( w1 - w0 )) other_ticks=$other window_us=$wall clk_tck=$TICKS"
     printf '    %s\n' "$line" >&2
     [[ -z "$warm" ]] || return 0
     # Another process took more than 10% of the machine during the run: the

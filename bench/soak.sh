@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The soak benchmark, on the release binary: bounded mixed load for a while,
+# The soak benchmark, on the optimized binary (BENCH_PROFILE): bounded mixed load for a while,
 # watching the gateway for growth. bench/soak.py does the load and sampling:
 # sessions opened and closed (per-session stdio children and a Streamable HTTP
 # upstream), tools/call on a long-lived session, refresh grants with rotation on
@@ -10,11 +10,11 @@
 # growth after warm-up (least-squares trend) is printed, with PASS when RSS and fds stayed within 5 %
 # and the children went back to the idle count (0: no session, no shared child).
 #
-#   bench/soak.sh                          build release, soak 30 minutes
+#   bench/soak.sh                          build (BENCH_PROFILE, default production), soak 30 minutes
 #   SOAK_MINUTES=10 BENCH_NO_BUILD=1 bench/soak.sh
 #
 # Knobs: SOAK_MINUTES [30]; MCPGATE_BIN: a binary to use; BENCH_NO_BUILD: reuse
-# the release binary already built. Everything listens on 127.0.0.1; every
+# the binary already built (BENCH_PROFILE). Everything listens on 127.0.0.1; every
 # process started here is stopped on exit, and the run stops by itself.
 # The CSV, the config and the logs are kept in target/bench/soak-last-run/.
 set -euo pipefail

@@ -6,32 +6,37 @@
 #   target/dist/mcpgate-<version>-py3-none-*.whl  (maturin, bindings = "bin")
 #   target/package/mcpgate.debug                  (the debug info split off the shipped binary)
 #
-# Usage: packaging/build.sh [--profile release|dev]
-#   release (default): target/release/mcpgate, from `cargo build --release -p mcpgate`
+# Usage: packaging/build.sh [--profile production|release|dev]
+#   production (default): target/production/mcpgate, from
+#     `cargo build --profile production -p mcpgate` (whole-program LTO: what releases ship)
+#   release: target/release/mcpgate, from `cargo build --release -p mcpgate` (quicker to build)
 #   dev: target/debug/mcpgate, what CI has already built (packaging/test.sh uses it)
 # Needs: objcopy (binutils), gzip, node + npm, cargo-deb (`cargo install cargo-deb`)
 # and maturin (`pip install maturin`); packaging/test.sh installs both.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-PROFILE=release
+PROFILE=production
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --profile) PROFILE="$2"; shift 2 ;;
-        *) echo "usage: $0 [--profile release|dev]" >&2; exit 2 ;;
+        *) echo "usage: $0 [--profile production|release|dev]" >&2; exit 2 ;;
     esac
 done
 case "$PROFILE" in
+    # maturin passes its own flags for the final crate, so it redoes that crate's
+    # build: with whole-program LTO, the whole link (several minutes).
+    production) PROFILE_DIR=production; MATURIN_PROFILE=(--profile production); DEB_FLAGS=() ;;
     release) PROFILE_DIR=release; MATURIN_PROFILE=(--release); DEB_FLAGS=() ;;
     # A debug binary is large: compress it quickly, it is not shipped.
     dev) PROFILE_DIR=debug; MATURIN_PROFILE=(--profile dev); DEB_FLAGS=(--fast) ;;
-    *) echo "build.sh: --profile release or dev" >&2; exit 2 ;;
+    *) echo "build.sh: --profile production, release or dev" >&2; exit 2 ;;
 esac
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
 BIN="$TARGET/$PROFILE_DIR/mcpgate"
 STAGE="$TARGET/package"
 DIST="$TARGET/dist"
-[[ -x "$BIN" ]] || { echo "build.sh: $BIN is missing: cargo build $([[ $PROFILE == release ]] && echo --release) -p mcpgate" >&2; exit 1; }
+[[ -x "$BIN" ]] || { echo "build.sh: $BIN is missing: cargo build --profile $PROFILE -p mcpgate" >&2; exit 1; }
 for tool in objcopy gzip node npm cargo-deb maturin; do
     command -v "$tool" >/dev/null || { echo "build.sh: $tool is not on PATH" >&2; exit 1; }
 done
