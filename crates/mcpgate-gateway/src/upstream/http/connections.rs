@@ -5,10 +5,11 @@
 //! parks every returned connection behind a task of its own, and boxes its
 //! futures. An upstream here has one origin and each loop its own pool, so
 //! what is left is a stack of idle HTTP/1 senders and at most one HTTP/2
-//! one. A sender goes back on the stack with its response body, read or
-//! dropped. The next request waits for it to be ready, which is at once when
-//! the connection read the answer to its end; a connection left in the middle
-//! of an answer is closed by hyper, and one still not ready after
+//! one. A sender goes back on the stack with its response body, read to its
+//! end, or dropped and its rest read briefly on a task ([`DRAIN_WAIT`]). The
+//! next request waits for it to be ready, which is at once when the
+//! connection read the answer to its end; a connection left in the middle of
+//! an answer is closed by hyper, and one still not ready after
 //! [`KEPT_READY_WAIT`] is let go: either way the request takes the next one.
 
 use std::pin::Pin;
@@ -182,9 +183,12 @@ impl Connections {
                         }
                         return Err(e.into());
                     }
-                    h2.try_send_request(req)
-                        .await
-                        .map(|r| r.map(|inner| Body { inner, back: None }))
+                    h2.try_send_request(req).await.map(|r| {
+                        r.map(|inner| Body {
+                            inner: Some(inner),
+                            back: None,
+                        })
+                    })
                 }
                 Sender::H1(mut h1) => {
                     self.origin_form(&mut req, &absolute);
@@ -197,7 +201,10 @@ impl Connections {
                     match h1.try_send_request(req).await {
                         Ok(r) => {
                             let back = Some((h1, slot.clone()));
-                            return Ok(r.map(|inner| Body { inner, back }));
+                            return Ok(r.map(|inner| Body {
+                                inner: Some(inner),
+                                back,
+                            }));
                         }
                         Err(e) => Err(e),
                     }
@@ -293,7 +300,8 @@ impl Connections {
 /// An upstream response body. Read to its end or dropped, it returns its
 /// HTTP/1 connection to the loop's kept ones.
 pub(crate) struct Body {
-    inner: Incoming,
+    /// `None` only once dropped: its rest is being drained.
+    inner: Option<Incoming>,
     back: Option<(H1, Arc<Slot>)>,
 }
 
@@ -307,12 +315,61 @@ impl Body {
 
 impl Drop for Body {
     fn drop(&mut self) {
-        // A body dropped before its end is often already read whole by the
-        // connection (the answer came, the stream's last chunk with it), and
-        // the connection is then ready for the next request; if it is not,
-        // hyper closes it, and the next `take` finds it closed.
-        self.finished();
+        // A body is dropped before its end when its reader has what it wanted:
+        // an SSE answer's response event came, and the stream's last chunk is
+        // often still on its way. hyper would then close the connection (it
+        // cannot send on one mid-answer), and a later request would pay for a
+        // new one: about one 2026-07-28 call in 60 did. So the rest is read
+        // for a moment on a task of this loop, and the connection kept if it
+        // ends in time; a stream that goes on (a cancelled call's) is closed
+        // after `DRAIN_WAIT`, which is when its upstream learns of the cancel.
+        let Some(back) = self.back.take() else {
+            return;
+        };
+        let Some(mut rest) = self.inner.take() else {
+            return;
+        };
+        if http_body::Body::is_end_stream(&rest) {
+            back.1.give_back(back.0);
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        runtime.spawn(async move {
+            if drained(&mut rest).await {
+                back.1.give_back(back.0);
+            }
+        });
     }
+}
+
+/// How long a dropped body's rest is read before its connection is let go.
+const DRAIN_WAIT: Duration = Duration::from_millis(20);
+/// The most of a dropped body read to keep its connection.
+const DRAIN_MAX: usize = 64 * 1024;
+
+/// Reads `body` to its end within [`DRAIN_WAIT`] and [`DRAIN_MAX`] bytes;
+/// whether it ended (its connection is then ready for the next request).
+async fn drained(body: &mut Incoming) -> bool {
+    use http_body_util::BodyExt as _;
+    let mut read = 0usize;
+    tokio::time::timeout(DRAIN_WAIT, async {
+        loop {
+            match body.frame().await {
+                None => return true,
+                Some(Ok(frame)) => {
+                    read += frame.data_ref().map_or(0, Bytes::len);
+                    if read > DRAIN_MAX {
+                        return false;
+                    }
+                }
+                Some(Err(_)) => return false,
+            }
+        }
+    })
+    .await
+    .unwrap_or(false)
 }
 
 impl http_body::Body for Body {
@@ -323,10 +380,14 @@ impl http_body::Body for Body {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let frame = ready!(Pin::new(&mut self.inner).poll_frame(cx));
+        let Some(inner) = self.inner.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let frame = ready!(Pin::new(&mut *inner).poll_frame(cx));
+        let ended = inner.is_end_stream();
         match &frame {
             None => self.finished(),
-            Some(Ok(_)) if self.inner.is_end_stream() => self.finished(),
+            Some(Ok(_)) if ended => self.finished(),
             Some(Ok(_)) => {}
             // The connection is broken: it is let go, not kept.
             Some(Err(_)) => self.back = None,
@@ -335,11 +396,13 @@ impl http_body::Body for Body {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.inner.as_ref().is_none_or(Incoming::is_end_stream)
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        self.inner
+            .as_ref()
+            .map_or_else(|| SizeHint::with_exact(0), Incoming::size_hint)
     }
 }
 
@@ -418,5 +481,50 @@ mod tests {
             .unwrap();
         root.origin_form(&mut req, &"http://127.0.0.1:9".parse().unwrap());
         assert_eq!(req.uri(), "/");
+    }
+
+    /// An answer whose last chunk comes a moment after the part its reader
+    /// wanted: the body is dropped early, its rest read on a task, and the
+    /// connection kept. Without the drain hyper closes it and each request
+    /// here would open a new one.
+    #[tokio::test]
+    async fn a_body_dropped_before_its_last_chunk_keeps_its_connection() {
+        use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+
+        use http_body_util::BodyExt as _;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            loop {
+                let (mut s, _) = listener.accept().await.unwrap();
+                count.fetch_add(1, SeqCst);
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    while let Ok(n) = s.read(&mut buf).await
+                        && n > 0
+                    {
+                        let head =
+                            "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n";
+                        let _ = s.write_all(head.as_bytes()).await;
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                        let _ = s.write_all(b"0\r\n\r\n").await;
+                    }
+                });
+            }
+        });
+        let url: Uri = format!("http://{addr}/").parse().unwrap();
+        let c = Connections::new(&url, None);
+        for _ in 0..3 {
+            let req = Request::get(url.clone()).body(Full::default()).unwrap();
+            let mut body = c.send(req).await.expect("an answer").into_body();
+            let first = body.frame().await.expect("a frame").expect("data");
+            assert_eq!(first.into_data().expect("data"), "hello");
+            drop(body);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(accepted.load(SeqCst), 1, "connections opened");
     }
 }
