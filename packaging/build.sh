@@ -34,7 +34,9 @@ case "$PROFILE" in
 esac
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
 BIN="$TARGET/$PROFILE_DIR/mcpgate"
-STAGE="$TARGET/package"
+# cargo-deb's asset paths (crates/mcpgate/Cargo.toml) name target/package under the
+# workspace, wherever CARGO_TARGET_DIR puts cargo's own output.
+STAGE="$ROOT/target/package"
 DIST="$TARGET/dist"
 [[ -x "$BIN" ]] || { echo "build.sh: $BIN is missing: cargo build --profile $PROFILE -p mcpgate" >&2; exit 1; }
 for tool in objcopy gzip node npm cargo-deb maturin; do
