@@ -319,7 +319,7 @@ impl Drop for Body {
         // an SSE answer's response event came, and the stream's last chunk is
         // often still on its way. hyper would then close the connection (it
         // cannot send on one mid-answer), and a later request would pay for a
-        // new one: about one 2026-07-28 call in 60 did. So the rest is read
+        // new one: about one 2026-07-28 call in 20 did. So the rest is read
         // for a moment on a task of this loop, and the connection kept if it
         // ends in time; a stream that goes on (a cancelled call's) is closed
         // after `DRAIN_WAIT`, which is when its upstream learns of the cancel.
