@@ -285,16 +285,12 @@ RETRIES="${BENCH_RETRIES:-3}"
 # Every process this script started (gateways, nginx and its workers, upstreams): CPU
 # they use is not "other" load.
 OURS="$DEMO_PID $NGINX_PROCS ${GW_PID[*]} $STDIO_CHILD"
+# Ticks of every process in $1, as counted by $2 (cpu_ticks, the default, or user_ticks:
+# nginx and the gateway make about the same system calls per request, so the
+# difference between them is mostly user time).
 sum_ticks() {
-    local total=0 pid
-    for pid in $1; do total=$(( total + $(cpu_ticks "$pid") )); done
-    echo "$total"
-}
-# The same, user mode only: nginx and the gateway make about the same system calls per
-# request, so the difference between them is mostly user time.
-sum_user_ticks() {
-    local total=0 pid
-    for pid in $1; do total=$(( total + $(user_ticks "$pid") )); done
+    local total=0 pid count="${2:-cpu_ticks}"
+    for pid in $1; do total=$(( total + $("$count" "$pid") )); done
     echo "$total"
 }
 # CPU time (user + system) of this shell's finished children (wrk), in clock ticks.
@@ -307,13 +303,13 @@ run() {
     (( c >= t )) || t="$c"
     t0="${EPOCHREALTIME/./}"
     m0="$(machine_busy_ticks)"; o0="$(sum_ticks "$OURS")"
-    p0="$(sum_ticks "${PROXY[$s]}")"; pu0="$(sum_user_ticks "${PROXY[$s]}")"
+    p0="$(sum_ticks "${PROXY[$s]}")"; pu0="$(sum_ticks "${PROXY[$s]}" user_ticks)"
     u0="$(sum_ticks "${UPSTREAM[$s]}")"; w0="$(wrk_ticks)"
     MCP_SESSION_ID="${SID[$s]}" BENCH_LABEL="$label" BENCH_BEARER="${CRED[$s]}" \
         BENCH_STATELESS="$([[ "$s" == stateless ]] && echo 1 || echo 0)" \
         wrk -t"$t" -c"$c" -d"${d}s" --latency -s bench/tools_call.lua "${URL[$s]}" >"$OUT/wrk-$label.txt" 2>&1 \
         || die "wrk failed; see $OUT/wrk-$label.txt"
-    w1="$(wrk_ticks)"; p1="$(sum_ticks "${PROXY[$s]}")"; pu1="$(sum_user_ticks "${PROXY[$s]}")"
+    w1="$(wrk_ticks)"; p1="$(sum_ticks "${PROXY[$s]}")"; pu1="$(sum_ticks "${PROXY[$s]}" user_ticks)"
     u1="$(sum_ticks "${UPSTREAM[$s]}")"
     o1="$(sum_ticks "$OURS")"; m1="$(machine_busy_ticks)"
     wall=$(( ${EPOCHREALTIME/./} - t0 ))

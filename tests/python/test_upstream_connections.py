@@ -40,18 +40,24 @@ def _established_to(port: int) -> int:
     return count
 
 
-def _start_upstream(port: int, json_response: bool) -> subprocess.Popen[bytes]:
-    script = Path(__file__).resolve().parent / "keepalive_server.py"
-    args = [sys.executable, str(script), str(port)] + (["--json"] if json_response else [])
-    proc = subprocess.Popen(args, stdin=subprocess.DEVNULL)
+def _wait_listening(proc: subprocess.Popen[bytes], port: int, what: str) -> None:
+    """Returns once something accepts on 127.0.0.1:`port`; fails if `proc` exits or 30 s pass."""
     deadline = time.monotonic() + 30
     while True:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1.0).close()
-            return proc
+            return
         except OSError:
-            assert proc.poll() is None and time.monotonic() < deadline, "keepalive_server.py did not listen"
+            assert proc.poll() is None and time.monotonic() < deadline, f"{what} did not listen"
             time.sleep(0.1)
+
+
+def _start_upstream(port: int, json_response: bool) -> subprocess.Popen[bytes]:
+    script = Path(__file__).resolve().parent / "keepalive_server.py"
+    args = [sys.executable, str(script), str(port)] + (["--json"] if json_response else [])
+    proc = subprocess.Popen(args, stdin=subprocess.DEVNULL)
+    _wait_listening(proc, port, "keepalive_server.py")
+    return proc
 
 
 def _call(client: httpx2.Client, url: str, session: str, n: int) -> None:

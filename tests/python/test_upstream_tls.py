@@ -7,10 +7,8 @@ trustme makes the authority and the server's certificate."""
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import anyio
@@ -19,7 +17,7 @@ import pytest
 import trustme
 from conftest import _free_port, _mcpgate_bin, _start_gateway, _stop_gateway, _toml_str
 from support import MODES, connect, ok_text, post_message
-from test_upstream_connections import _established_to
+from test_upstream_connections import _established_to, _wait_listening
 
 pytestmark = pytest.mark.anyio
 
@@ -43,14 +41,7 @@ class Upstream:
         self.proc = subprocess.Popen(
             [sys.executable, str(script), str(self.port), str(cert_file), str(key_file)], stdin=subprocess.DEVNULL
         )
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1.0).close()
-                break
-            except OSError:
-                assert self.proc.poll() is None and time.monotonic() < deadline, "tls_h2_server.py did not listen"
-                time.sleep(0.1)
+        _wait_listening(self.proc, self.port, "tls_h2_server.py")
 
     def config(self, tmp_path: Path, ca_file: Path | None) -> str:
         trust = f"ca_file = {_toml_str(ca_file)}\n" if ca_file else ""

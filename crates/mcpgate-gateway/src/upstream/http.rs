@@ -140,13 +140,18 @@ impl HttpUpstream {
         *self.transport.lock().unwrap_or_else(|e| e.into_inner()) = Some(t);
     }
 
-    pub(crate) fn record(&self, error: Option<String>) {
-        mcpgate_telemetry::metrics().upstream_up(&self.name, error.is_none());
-        let mut last = self.last_error.lock().unwrap_or_else(|e| e.into_inner());
-        if error.is_none() && last.is_some() {
+    /// Records that the upstream answered (a server error is not an answer here).
+    fn record_reachable(&self) {
+        mcpgate_telemetry::metrics().upstream_up(&self.name, true);
+        if self
+            .last_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .is_some()
+        {
             tracing::info!(upstream = %self.name, "upstream answers again");
         }
-        *last = error;
     }
 
     /// Records that the upstream could not be reached. The operator is told
@@ -154,13 +159,12 @@ impl HttpUpstream {
     /// reason in each error, and a dead upstream must not flood the log. The
     /// URL is left out of the line (it may carry credentials).
     fn record_unreachable(&self, reason: &str, why: String) {
-        let last = self.last_error.lock().unwrap_or_else(|e| e.into_inner());
-        let news = last.as_deref() != Some(why.as_str());
-        drop(last);
-        if news {
+        mcpgate_telemetry::metrics().upstream_up(&self.name, false);
+        let mut last = self.last_error.lock().unwrap_or_else(|e| e.into_inner());
+        if last.as_deref() != Some(why.as_str()) {
             tracing::warn!(upstream = %self.name, reason, "upstream unreachable: its calls fail with 502 until it answers");
         }
-        self.record(Some(why));
+        *last = Some(why);
     }
 
     pub(crate) fn status(&self) -> serde_json::Value {
@@ -372,7 +376,7 @@ impl HttpUpstream {
         match self.connections.send(req).await {
             Ok(r) => {
                 if !r.status().is_server_error() {
-                    self.record(None);
+                    self.record_reachable();
                 }
                 Ok(r)
             }
