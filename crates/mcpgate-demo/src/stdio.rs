@@ -16,7 +16,11 @@ use crate::{DemoError, DemoOptions, identity, server, store};
 pub async fn serve_stdio(opts: DemoOptions) -> Result<(), DemoError> {
     let process_subject = identity::subject_from_env()?;
     tracing::info!(data_dir = %opts.data_dir.display(), "demo MCP server on stdio");
-    serve_stream(rmcp::transport::stdio(), opts, process_subject).await
+    // Started by an MCP client, stdin and stdout are pipes: read and written
+    // on the I/O reactor, not handed to a blocking thread per read and write
+    // as `tokio::io::stdin()` does. Anything else (a terminal, a file) falls
+    // back to those.
+    serve_stream(rmcp::transport::stdio_pipes(), opts, process_subject).await
 }
 
 /// Serves one MCP session on a byte stream until the peer closes it.

@@ -78,7 +78,11 @@ pub(crate) async fn run(args: BridgeArgs) -> ExitCode {
     };
     tracing::info!(url = %options.url, "bridge starting");
     let shutdown = crate::shutdown::signal();
-    match bridge::run(options, tokio::io::stdin(), tokio::io::stdout(), shutdown).await {
+    // The app that starts the bridge talks to it over pipes: read and written
+    // on the I/O reactor, not handed to a blocking thread per read and write
+    // (rmcp falls back to those for a terminal or a file).
+    let (stdin, stdout) = rmcp::transport::stdio_pipes();
+    match bridge::run(options, stdin, stdout, shutdown).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("mcpgate bridge: {e}");
