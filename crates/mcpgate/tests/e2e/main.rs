@@ -18,6 +18,7 @@
 //! - `shutdown`: calls in flight past the shutdown grace are told the gateway is shutting down;
 //! - `upstream_timeouts`: `request_timeout` over every stage of an upstream exchange
 //!   (hanging HTTP upstreams, silent SSE answers, stdio children);
+//! - `stdio_pipes`: the demo server and the bridge read and write their stdio pipes without a blocking thread (issue 17);
 //! - `upstream_children`: no leaked children, per-subject caps, bad child output skipped;
 //! - `outbound`: the SSRF-guarded fetcher (a loopback `jwks_uri` is never connected to, an endless JWKS is cut off);
 //! - `scenarios`: one test per documented scenario of issue 12 (and which other test proves the rest);
@@ -87,6 +88,7 @@ mod session_forwarding;
 mod session_replicas;
 mod session_resume;
 mod shutdown;
+mod stdio_pipes;
 mod upstream_children;
 mod upstream_timeouts;
 mod vault;
