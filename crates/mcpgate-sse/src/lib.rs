@@ -73,28 +73,45 @@ impl Parser {
 
     /// Adds bytes and returns the events they complete.
     pub fn feed(&mut self, chunk: &[u8]) -> Result<Vec<Event>, TooLarge> {
-        self.buf.extend_from_slice(chunk);
-        if self.after_cr && !self.buf.is_empty() {
-            if self.buf[0] == b'\n' {
-                self.buf.advance(1);
-            }
-            self.after_cr = false;
-        }
         let mut out = Vec::new();
-        while let Some(pos) = self.buf.iter().position(|b| *b == b'\n' || *b == b'\r') {
-            let line = self.buf.split_to(pos);
-            if self.buf.first() == Some(&b'\r') && self.buf.get(1) == Some(&b'\n') {
-                self.buf.advance(2);
-            } else {
-                self.after_cr = self.buf.first() == Some(&b'\r') && self.buf.len() == 1;
-                self.buf.advance(1);
-            }
-            self.line(&line, &mut out);
+        if self.buf.is_empty() {
+            // The usual case, a chunk that starts a line: its lines are read
+            // where they are, and only an unfinished last one is kept.
+            let rest = self.lines(chunk, &mut out);
+            self.buf.extend_from_slice(rest);
+        } else {
+            self.buf.extend_from_slice(chunk);
+            let mut buf = std::mem::take(&mut self.buf);
+            let done = buf.len() - self.lines(&buf, &mut out).len();
+            buf.advance(done);
+            self.buf = buf;
         }
         if self.buf.len() + self.data.len() > self.max_event {
             return Err(TooLarge(self.max_event));
         }
         Ok(out)
+    }
+
+    /// Reads the complete lines of `bytes` into the pending event (and
+    /// `out`); returns what follows the last line end.
+    fn lines<'a>(&mut self, mut bytes: &'a [u8], out: &mut Vec<Event>) -> &'a [u8] {
+        if self.after_cr && !bytes.is_empty() {
+            if bytes[0] == b'\n' {
+                bytes = &bytes[1..];
+            }
+            self.after_cr = false;
+        }
+        while let Some(pos) = memchr::memchr2(b'\n', b'\r', bytes) {
+            let (line, end) = bytes.split_at(pos);
+            if end.starts_with(b"\r\n") {
+                bytes = &end[2..];
+            } else {
+                self.after_cr = end == b"\r";
+                bytes = &end[1..];
+            }
+            self.line(line, out);
+        }
+        bytes
     }
 
     fn line(&mut self, line: &[u8], out: &mut Vec<Event>) {
@@ -115,7 +132,7 @@ impl Parser {
         if line[0] == b':' {
             return;
         }
-        let (field, value) = match line.iter().position(|b| *b == b':') {
+        let (field, value) = match memchr::memchr(b':', line) {
             Some(i) => {
                 let v = &line[i + 1..];
                 (&line[..i], v.strip_prefix(b" ").unwrap_or(v))
