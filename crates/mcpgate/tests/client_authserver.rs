@@ -11,6 +11,9 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+#[path = "support/callback_port.rs"]
+mod callback_port;
+
 const BIN: &str = env!("CARGO_BIN_EXE_mcpgate");
 const PASSWORD: &str = "correct horse battery";
 
@@ -987,11 +990,7 @@ fn step_up_on_insufficient_scope() {
 #[test]
 fn mcp_config_auth_block_with_a_preregistered_client() {
     let s = server("", &[("alice", "notes:read notes:write")]);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = callback_port::callback_port();
     let redirect = format!("http://127.0.0.1:{port}/callback");
     clients_add(
         &s,

@@ -10,6 +10,9 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
+#[path = "support/callback_port.rs"]
+mod callback_port;
+
 struct Peer {
     child: Child,
     mcp: String,
@@ -178,11 +181,7 @@ fn sdk_auth_router_custom_metadata_url_from_the_challenge() {
 
 #[test]
 fn root_metadata_and_every_token_endpoint_auth_method() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = callback_port::callback_port();
     let key = tempfile::NamedTempFile::new().unwrap();
     let p = peer(
         serde_json::json!({"as": "oidc", "prm": "root", "redirectPort": port,
